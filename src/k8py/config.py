@@ -1,0 +1,46 @@
+"""Server configuration, resolved once from flags into one object (no module globals)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+
+def default_data_dir() -> str:
+    if os.geteuid() == 0:
+        return "/var/lib/k8py"
+    return os.path.join(os.path.expanduser("~"), ".local", "share", "k8py")
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    data_dir: str = field(default_factory=default_data_dir)
+    https_listen_port: int = 6443
+    bind_address: str = "127.0.0.1"
+    write_kubeconfig: str = ""  # "" -> <data_dir>/kubeconfig.yaml
+    write_kubeconfig_mode: int = 0o600
+    datastore_endpoint: str = ""  # "" -> sqlite in data_dir
+    disable_agent: bool = True
+    node_name: str = ""
+    cluster_cidr: str = "10.42.0.0/16"
+    service_cidr: str = "10.43.0.0/16"
+    # Compaction: keep this many revisions of history (kube-apiserver compacts every 5 minutes).
+    compact_interval_seconds: float = 300.0
+    compact_keep_revisions: int = 1000
+    tls: bool = True  # plain HTTP only for tests/benchmarks that ask for it
+
+    @property
+    def kubeconfig_path(self) -> str:
+        return self.write_kubeconfig or os.path.join(self.data_dir, "kubeconfig.yaml")
+
+    @property
+    def tls_dir(self) -> str:
+        return os.path.join(self.data_dir, "tls")
+
+    @property
+    def token_file(self) -> str:
+        return os.path.join(self.data_dir, "token")
+
+    @property
+    def db_path(self) -> str:
+        return os.path.join(self.data_dir, "db", "state.db")
