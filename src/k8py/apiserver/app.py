@@ -1,0 +1,216 @@
+"""The HTTP application: request pipeline authn -> authz -> (admission, in handlers) -> REST.
+
+aiohttp was chosen because it gives, in one well-kept library: TLS with the
+peer certificate visible to authentication (``transport.get_extra_info``),
+long-lived chunked streaming for watches, WebSocket upgrades for
+exec/attach/port-forward later, and a fast C HTTP parser. See
+docs/architecture.md for the measurement.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import traceback
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from aiohttp import web
+
+from k8py import __version__
+from k8py.api import errors
+from k8py.api.registry import Registry
+from k8py.apiserver import discovery, requestinfo
+from k8py.apiserver.context import Ctx
+from k8py.apiserver.negotiate import negotiate_output
+from k8py.apiserver.rest import ResourceAPI
+
+if TYPE_CHECKING:
+    from k8py.apiserver.authn import Authenticator, UserInfo
+    from k8py.apiserver.authz import Authorizer
+
+log = logging.getLogger("k8py.apiserver")
+
+KUBE_VERSION = {"major": "1", "minor": "37", "gitVersion": "v1.37.0+k8py"}
+DISCOVERY_V2 = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+DISCOVERY_V2BETA1 = "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"
+
+
+def version_info() -> dict[str, str]:
+    return {
+        **KUBE_VERSION,
+        "gitCommit": f"k8py-{__version__}",
+        "gitTreeState": "clean",
+        "buildDate": "2026-11-26T00:00:00Z",
+        "goVersion": f"python{platform.python_version()}",
+        "compiler": platform.python_implementation().lower(),
+        "platform": f"linux/{'amd64' if platform.machine() in ('x86_64', 'AMD64') else platform.machine()}",
+    }
+
+
+def status_response(err: errors.StatusError) -> web.Response:
+    resp = web.Response(body=orjson.dumps(err.status()), status=err.code, content_type="application/json")
+    for k, v in err.headers.items():
+        resp.headers[k] = v
+    if err.code == 401:
+        resp.headers["WWW-Authenticate"] = 'Basic realm="kubernetes-master"'
+    return resp
+
+
+class APIServerApp:
+    def __init__(
+        self,
+        api: ResourceAPI,
+        registry: Registry,
+        authenticator: Authenticator | None,
+        authorizer: Authorizer | None,
+        server_address: str,
+    ) -> None:
+        self.api = api
+        self.registry = registry
+        self.authn = authenticator
+        self.authz = authorizer
+        self.server_address = server_address
+        self.discovery = discovery.DiscoveryCache(registry)
+        self.ready = False
+
+    def build(self) -> web.Application:
+        app = web.Application(client_max_size=4 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self.dispatch)
+        return app
+
+    async def dispatch(self, request: web.Request) -> web.StreamResponse:
+        try:
+            return await self._dispatch(request)
+        except errors.StatusError as e:
+            return status_response(e)
+        except web.HTTPException:
+            raise
+        except ConnectionResetError:
+            raise
+        except Exception as e:  # an internal error must still answer in kube's form
+            log.error("internal error on %s %s: %s\n%s", request.method, request.path, e, traceback.format_exc())
+            return status_response(errors.internal_error(str(e) or type(e).__name__))
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        path = request.path
+        if path.startswith(requestinfo.PUBLIC_PATHS) and request.method in ("GET", "HEAD"):
+            return self.public(path)
+        user = self.authenticate(request)
+        info = requestinfo.parse(path, request.method, request.query)  # type: ignore[arg-type]
+        ctx = Ctx(request, info, user)
+        self.authorize(ctx)
+        if info.is_resource_request:
+            return await self.api.handle(ctx)
+        return await self.non_resource(ctx)
+
+    def public(self, path: str) -> web.Response:
+        if path.startswith("/version"):
+            return web.Response(body=orjson.dumps(version_info(), option=orjson.OPT_INDENT_2),
+                                content_type="application/json")
+        if not self.ready:
+            return web.Response(text="[-]poststarthook/k8py-bootstrap failed: not finished\nhealthz check failed",
+                                status=500)
+        return web.Response(text="ok")
+
+    def authenticate(self, request: web.Request) -> UserInfo | None:
+        if self.authn is None:
+            return None
+        user = self.authn.authenticate(request)
+        if user is None:
+            raise errors.unauthorized()
+        return user
+
+    def authorize(self, ctx: Ctx) -> None:
+        if self.authz is None or ctx.user is None:
+            return
+        from k8py.apiserver.authz import RequestAttributes
+
+        i = ctx.info
+        attrs = RequestAttributes(verb=i.verb, api_group=i.group, resource=i.resource, subresource=i.subresource,
+                                  namespace=i.namespace, name=i.name, path=i.path,
+                                  is_resource_request=i.is_resource_request)
+        ok, reason = self.authz.authorize(ctx.user, attrs)
+        if not ok:
+            who = ctx.user.name
+            if i.is_resource_request:
+                res = f"{i.resource}.{i.group}" if i.group else i.resource
+                scope = f' in the namespace "{i.namespace}"' if i.namespace else " at the cluster scope"
+                msg = (f'{res} "{i.name}" is forbidden: ' if i.name else f"{res} is forbidden: ") + \
+                    f'User "{who}" cannot {i.verb} resource "{i.resource}" in API group "{i.group}"{scope}'
+            else:
+                msg = f'forbidden: User "{who}" cannot {i.verb} path "{i.path}"'
+            if reason:
+                msg += f": {reason}"
+            raise errors.forbidden_error(msg, i.resource, i.group, i.name)
+
+    # -- non-resource paths -------------------------------------------------------
+    async def non_resource(self, ctx: Ctx) -> web.StreamResponse:
+        req = ctx.request
+        path = req.path.rstrip("/") or "/"
+        if req.method not in ("GET", "HEAD"):
+            raise errors.method_not_allowed()
+        if path == "/api" or path == "/apis":
+            legacy = path == "/api"
+            accept = req.headers.get("Accept", "")
+            if "apidiscovery.k8s.io" in accept:
+                out = negotiate_output(accept)
+                if out.transform == "APIGroupDiscoveryList" and out.version in ("v2", "v2beta1"):
+                    hit = self.discovery.get(("agg", legacy, out.version),
+                                             lambda: discovery.aggregated(self.registry, legacy, out.version))
+                    assert hit is not None
+                    ct = DISCOVERY_V2 if out.version == "v2" else DISCOVERY_V2BETA1
+                    return self.etag_response(req, hit, ct)
+            if legacy:
+                return web.Response(body=orjson.dumps(discovery.api_versions(self.server_address)),
+                                    content_type="application/json")
+            hit = self.discovery.get(("groups",), lambda: discovery.api_group_list(self.registry))
+            assert hit is not None
+            return self.etag_response(req, hit, "application/json")
+        info = ctx.info
+        if info.api_prefix:
+            if info.version:
+                hit = self.discovery.get(("gv", info.group, info.version),
+                                         lambda: discovery.api_resource_list(self.registry, info.group,
+                                                                             info.version))
+            else:
+                hit = self.discovery.get(("g", info.group), lambda: discovery.api_group(self.registry, info.group))
+            if hit is None:
+                raise errors.StatusError(404, "NotFound", "the server could not find the requested resource",
+                                         details={})
+            return self.etag_response(req, hit, "application/json")
+        if path.startswith("/openapi/v3"):
+            return self.openapi_v3(req, path)
+        if path.startswith("/openapi/v2"):
+            raise errors.StatusError(404, "NotFound", "the server could not find the requested resource "
+                                     "(k8py serves OpenAPI v3 at /openapi/v3)", details={})
+        if path == "/":
+            paths = sorted({"/api", "/api/v1", "/apis", "/healthz", "/livez", "/readyz", "/version", "/openapi/v3"}
+                           | {f"/apis/{g}" for g in self.registry.groups() if g}
+                           | {f"/apis/{g}/{v}" for g, vs in self.registry.groups().items() if g for v in vs})
+            return web.Response(body=orjson.dumps({"paths": paths}), content_type="application/json")
+        raise errors.StatusError(404, "NotFound", "the server could not find the requested resource", details={})
+
+    def etag_response(self, req: web.Request, hit: tuple[bytes, str], ct: str) -> web.Response:
+        body, etag = hit
+        if req.headers.get("If-None-Match") == etag:
+            return web.Response(status=304, headers={"ETag": etag})
+        resp = web.Response(body=body, headers={"ETag": etag, "Vary": "Accept"})
+        resp.headers["Content-Type"] = ct
+        return resp
+
+    def openapi_v3(self, req: web.Request, path: str) -> web.Response:
+        from k8py.api import openapi
+
+        rest = path[len("/openapi/v3"):].strip("/")
+        if not rest:
+            hit = self.discovery.get(("openapi-index",), lambda: openapi.v3_index(self.registry))
+            assert hit is not None
+            return self.etag_response(req, hit, "application/json")
+        doc = openapi.v3_document(self.registry, rest)
+        if doc is None:
+            raise errors.StatusError(404, "NotFound", "the server could not find the requested resource",
+                                     details={})
+        body, etag = doc if isinstance(doc, tuple) else (doc, '"' + str(hash(doc)) + '"')
+        resp_hit: Any = (body, etag)
+        return self.etag_response(req, resp_hit, "application/json")

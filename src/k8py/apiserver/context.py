@@ -1,0 +1,39 @@
+"""Per-request context passed through the handler pipeline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from k8py.apiserver.negotiate import Output, negotiate_output
+from k8py.apiserver.requestinfo import RequestInfo
+
+if TYPE_CHECKING:
+    from k8py.apiserver.authn import UserInfo
+
+
+@dataclass(slots=True)
+class Ctx:
+    request: web.Request
+    info: RequestInfo
+    user: UserInfo | None
+    warnings: list[str] = field(default_factory=list)
+    _output: Output | None = None
+
+    @property
+    def query(self) -> "web.MultiDictProxy[str]":  # noqa: UP037
+        return self.request.query
+
+    def q(self, name: str, default: str = "") -> str:
+        return self.request.query.get(name, default)
+
+    def output(self, allow_table: bool = True) -> Output:
+        if self._output is None:
+            self._output = negotiate_output(self.request.headers.get("Accept", ""), allow_table=allow_table)
+        return self._output
+
+    @property
+    def user_agent(self) -> str:
+        return self.request.headers.get("User-Agent", "")

@@ -1,0 +1,315 @@
+"""Objects over the key-value store: encoding, resourceVersions, list paging, guaranteed updates.
+
+This is kube-apiserver's ``storage.Interface`` + ``cacher``-free generic registry
+layer: it knows keys, revisions and versions, nothing about HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from k8py.api import errors
+from k8py.api.registry import KindInfo
+from k8py.storage.interface import (
+    CompactedError,
+    ConflictError,
+    FutureRevisionError,
+    KeyExistsError,
+    KeyNotFoundError,
+    KeyValue,
+    Store,
+)
+
+Obj = dict[str, Any]
+
+# How long a list/get with resourceVersion newer than ours waits before 504 (kube: 3 s).
+FRESHNESS_WAIT_SECONDS = 3.0
+
+
+def convert_to(obj: Obj, kind: KindInfo) -> Obj:
+    """Convert a decoded stored object to the served version of ``kind``."""
+    if kind.version == kind.storage_version and obj.get("apiVersion") == kind.api_version:
+        return obj
+    from k8py.api import conversion
+
+    return conversion.convert(obj, kind.api_version)
+
+
+def to_storage(obj: Obj, kind: KindInfo) -> Obj:
+    api_version = f"{kind.group}/{kind.storage_version}" if kind.group else kind.storage_version
+    if obj.get("apiVersion") == api_version:
+        return obj
+    from k8py.api import conversion
+
+    return conversion.convert(obj, api_version)
+
+
+def decode(kv: KeyValue, kind: KindInfo) -> Obj:
+    obj: Obj = orjson.loads(kv.value)
+    obj.setdefault("metadata", {})["resourceVersion"] = str(kv.mod_revision)
+    return convert_to(obj, kind)
+
+
+def encode(obj: Obj, kind: KindInfo) -> bytes:
+    stored = to_storage(obj, kind)
+    meta = stored.get("metadata") or {}
+    if "resourceVersion" in meta:
+        meta = dict(meta)
+        del meta["resourceVersion"]
+        stored = dict(stored)
+        stored["metadata"] = meta
+    return orjson.dumps(stored)
+
+
+def parse_rv(value: str | None, what: str = "resourceVersion") -> int:
+    if value in (None, ""):
+        return 0
+    try:
+        rv = int(value)  # type: ignore[arg-type]
+    except ValueError:
+        raise errors.bad_request(f'invalid {what}: "{value}"') from None
+    if rv < 0:
+        raise errors.bad_request(f'invalid {what}: "{value}"')
+    return rv
+
+
+@dataclass(slots=True)
+class ContinueToken:
+    rv: int
+    start: str  # key suffix (relative to the list prefix) to start at, inclusive
+
+    def encode(self) -> str:
+        raw = orjson.dumps({"v": "meta.k8s.io/v1", "rv": self.rv, "start": self.start})
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @staticmethod
+    def decode(token: str) -> ContinueToken:
+        try:
+            pad = "=" * (-len(token) % 4)
+            data = orjson.loads(base64.urlsafe_b64decode(token + pad))
+            if data.get("v") != "meta.k8s.io/v1" or not isinstance(data.get("rv"), int):
+                raise ValueError("bad version")
+            return ContinueToken(int(data["rv"]), str(data["start"]))
+        except (ValueError, binascii.Error, orjson.JSONDecodeError, KeyError, TypeError):
+            raise errors.bad_request("continue key is not valid: incorrect encoded start resourceVersion "
+                                     "(version meta.k8s.io/v1)") from None
+
+
+EXPIRED_CONTINUE = (
+    "The provided continue parameter is too old to display a consistent list result. You can start a new "
+    "list without the continue parameter, or use the continue token in this response to retrieve the "
+    "remainder of the results. Continuing with the provided token results in an inconsistent list - objects "
+    "that were created, modified, or deleted between the time the first chunk was returned and now may show "
+    "up in the list."
+)
+
+
+@dataclass(slots=True)
+class ListPage:
+    items: list[Obj]
+    resource_version: int
+    continue_token: str = ""
+    remaining: int | None = None
+
+
+class Objects:
+    """Typed access to objects of any registered kind."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def current_revision(self) -> int:
+        return await self.store.current_revision()
+
+    async def wait_for_revision(self, rv: int) -> int:
+        """Wait until the store has reached ``rv`` (a client may have seen it from
+        another server in an HA setup), or fail like kube with 504."""
+        cur = await self.store.current_revision()
+        if cur >= rv:
+            return cur
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + FRESHNESS_WAIT_SECONDS
+        w = self.store.watch("/registry/", cur + 1, progress_notify=True)
+        try:
+            while loop.time() < deadline:
+                try:
+                    resp = await asyncio.wait_for(w.__anext__(), deadline - loop.time())
+                except (TimeoutError, StopAsyncIteration):
+                    break
+                if resp.revision >= rv:
+                    return resp.revision
+        finally:
+            await w.close()
+        raise errors.StatusError(504, "Timeout", f"Too large resource version: {rv}, current: {cur}",
+                                 details={"causes": [{"reason": "ResourceVersionTooLarge",
+                                                      "message": "Too large resource version"}],
+                                          "retryAfterSeconds": 1})
+
+    async def get_kv(self, kind: KindInfo, namespace: str | None, name: str) -> KeyValue:
+        kv = await self.store.get(kind.key(namespace, name))
+        if kv is None:
+            raise errors.not_found_error(kind.resource, kind.group, name)
+        return kv
+
+    async def get(self, kind: KindInfo, namespace: str | None, name: str, rv: int = 0) -> Obj:
+        if rv:
+            await self.wait_for_revision(rv)
+        return decode(await self.get_kv(kind, namespace, name), kind)
+
+    async def try_get(self, kind: KindInfo, namespace: str | None, name: str) -> Obj | None:
+        kv = await self.store.get(kind.key(namespace, name))
+        return decode(kv, kind) if kv is not None else None
+
+    async def create(self, kind: KindInfo, obj: Obj) -> Obj:
+        meta = obj["metadata"]
+        key = kind.key(meta.get("namespace"), meta["name"])
+        try:
+            rev = await self.store.create(key, encode(obj, kind))
+        except KeyExistsError:
+            raise errors.already_exists(kind.resource, kind.group, meta["name"]) from None
+        meta["resourceVersion"] = str(rev)
+        return obj
+
+    async def replace(self, kind: KindInfo, obj: Obj, expected_rev: int) -> Obj:
+        """Write ``obj`` if the stored revision is still ``expected_rev``; raises ConflictError."""
+        meta = obj["metadata"]
+        key = kind.key(meta.get("namespace"), meta["name"])
+        try:
+            rev = await self.store.update(key, encode(obj, kind), expected_rev)
+        except KeyNotFoundError:
+            raise errors.not_found_error(kind.resource, kind.group, meta["name"]) from None
+        meta["resourceVersion"] = str(rev)
+        return obj
+
+    async def guaranteed_update(
+        self,
+        kind: KindInfo,
+        namespace: str | None,
+        name: str,
+        try_update: Callable[[Obj], Awaitable[Obj | None]],
+        *,
+        retries: int = 20,
+    ) -> tuple[Obj, Obj]:
+        """Read-modify-write with retry on conflict, like kube's GuaranteedUpdate.
+
+        ``try_update(current)`` returns the new object, or None for "no change".
+        It may raise StatusError (e.g. a precondition failed) which is passed on.
+        Returns (old, new); new is old when nothing changed.
+        """
+        key = kind.key(namespace, name)
+        kv = await self.store.get(key)
+        for _ in range(retries):
+            if kv is None:
+                raise errors.not_found_error(kind.resource, kind.group, name)
+            current = decode(kv, kind)
+            new = await try_update(orjson.loads(orjson.dumps(current)))
+            if new is None:
+                return current, current
+            data = encode(new, kind)
+            if data == kv.value:
+                # No-op update: kube does not write, the resourceVersion stays.
+                return current, current
+            try:
+                rev = await self.store.update(key, data, kv.mod_revision)
+            except ConflictError as e:
+                kv = e.current
+                continue
+            except KeyNotFoundError:
+                raise errors.not_found_error(kind.resource, kind.group, name) from None
+            new.setdefault("metadata", {})["resourceVersion"] = str(rev)
+            return current, new
+        raise errors.conflict(kind.resource, kind.group, name, errors.OPTIMISTIC_LOCK_MSG)
+
+    async def delete(self, kind: KindInfo, namespace: str | None, name: str, expected_rev: int | None) -> Obj:
+        try:
+            res = await self.store.delete(kind.key(namespace, name), expected_rev)
+        except KeyNotFoundError:
+            raise errors.not_found_error(kind.resource, kind.group, name) from None
+        except ConflictError:
+            raise errors.conflict(kind.resource, kind.group, name, errors.OPTIMISTIC_LOCK_MSG) from None
+        obj = decode(res.prev_kv, kind)
+        obj["metadata"]["resourceVersion"] = str(res.revision)
+        return obj
+
+    async def list(
+        self,
+        kind: KindInfo,
+        namespace: str | None,
+        *,
+        match: Callable[[Obj], bool] | None = None,
+        limit: int = 0,
+        continue_token: str = "",
+        rv: str = "",
+        rv_match: str = "",
+    ) -> ListPage:
+        prefix = kind.key_prefix(namespace)
+        start_key: str | None = None
+        read_rev = 0
+        if continue_token:
+            if rv not in ("", None):
+                raise errors.bad_request("specifying resource version is not allowed when using continue")
+            tok = ContinueToken.decode(continue_token)
+            if "\x00" in tok.start.rstrip("\x00") or tok.start.startswith("/") or ".." in tok.start:
+                raise errors.bad_request("continue key is not valid: invalid start key")
+            start_key = prefix + tok.start
+            read_rev = tok.rv
+        elif rv_match == "Exact":
+            read_rev = parse_rv(rv)
+            if read_rev == 0:
+                raise errors.bad_request('resourceVersionMatch "Exact" requires a non-zero resourceVersion')
+        elif rv_match not in ("", "NotOlderThan"):
+            raise errors.bad_request(f'invalid resourceVersionMatch: "{rv_match}"')
+        elif rv not in ("", "0"):
+            await self.wait_for_revision(parse_rv(rv))
+        elif rv_match == "NotOlderThan" and rv == "":
+            raise errors.bad_request('resourceVersionMatch "NotOlderThan" requires a resourceVersion')
+
+        items: list[Obj] = []
+        more = False
+        last_key = ""
+        page_size = limit if limit > 0 else 0
+        count_needed = limit > 0 and match is None
+        remaining: int | None = None
+        while True:
+            try:
+                res = await self.store.list(prefix, start_key=start_key, limit=page_size, revision=read_rev,
+                                            count=count_needed)
+            except CompactedError:
+                if continue_token:
+                    raise errors.StatusError(410, "Expired", EXPIRED_CONTINUE) from None
+                raise errors.gone(f"The resourceVersion for the provided list is too old. (requested {read_rev})") \
+                    from None
+            except FutureRevisionError as e:
+                raise errors.StatusError(504, "Timeout", f"Too large resource version: {e.requested}, "
+                                         f"current: {e.current}") from None
+            read_rev = res.revision
+            for kv in res.kvs:
+                last_key = kv.key
+                obj = decode(kv, kind)
+                if match is None or match(obj):
+                    items.append(obj)
+                    if limit and len(items) >= limit:
+                        break
+            if limit and len(items) >= limit:
+                more = res.more or kv is not res.kvs[-1]
+                if count_needed and more and not continue_token:
+                    # The store counts the whole prefix, so this is exact only on the first page.
+                    remaining = max(res.count - len(items), 0)
+                break
+            if not res.more:
+                more = False
+                break
+            start_key = last_key + "\x00"
+            count_needed = False
+        token = ""
+        if more:
+            token = ContinueToken(read_rev, last_key[len(prefix):] + "\x00").encode()
+        return ListPage(items, read_rev, token, remaining if more else None)
+

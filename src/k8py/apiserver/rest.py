@@ -1,0 +1,765 @@
+"""REST handlers for resources: get, list, create, update, patch, delete, deletecollection
+and the status, scale and binding subresources. Watch lives in ``watch.py``."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from k8py.api import defaults, errors, fieldcheck, managedfields, patch, schema, selectors, tables, validation
+from k8py.api.registry import KindInfo, Registry
+from k8py.apiserver import strategy
+from k8py.apiserver.admission import Admission, Attributes
+from k8py.apiserver.context import Ctx
+from k8py.apiserver.negotiate import (
+    JSON,
+    PATCH_APPLY,
+    PATCH_JSON,
+    PATCH_MERGE,
+    PATCH_STRATEGIC,
+    YAML,
+    Output,
+    content_type_of,
+    encode,
+)
+from k8py.apiserver.objects import Objects, parse_rv
+
+Obj = dict[str, Any]
+
+MAX_BODY = 3 * 1024 * 1024  # kube's request body limit (3 MiB)
+PODS_RETURN_DELETED = frozenset({"Pod"})  # kinds whose DELETE returns the object (ReturnDeletedObject)
+SCALE_KINDS = frozenset({"Deployment", "ReplicaSet", "StatefulSet", "ReplicationController"})
+
+
+def field_manager_from(ctx: Ctx) -> str:
+    fm = ctx.q("fieldManager")
+    if fm:
+        if len(fm) > 128:
+            raise errors.bad_request(f'fieldManager: Too long: must have at most 128 bytes')
+        return fm
+    ua = ctx.user_agent
+    # kube: the user agent up to the first "/" (e.g. "kubectl/v1.37.1 (linux/amd64)" -> "kubectl")
+    return (ua.split("/", 1)[0] or "unknown")[:128] if ua else "unknown"
+
+
+def dry_run(ctx: Ctx) -> bool:
+    vals = ctx.query.getall("dryRun", [])
+    for v in vals:
+        if v != "All":
+            raise errors.bad_request(f'Invalid dryRun value: "{v}"; only "All" is supported' if v else
+                                     "Invalid dryRun value")
+    return bool(vals)
+
+
+def field_validation(ctx: Ctx) -> str:
+    v = ctx.q("fieldValidation", "Warn") or "Warn"
+    if v not in ("Strict", "Warn", "Ignore"):
+        raise errors.bad_request(f'fieldValidation must be one of "Ignore", "Warn", or "Strict", got "{v}"')
+    return v
+
+
+def now() -> str:
+    return strategy.now_rfc3339()
+
+
+class ResourceAPI:
+    def __init__(self, objects: Objects, registry: Registry, admission: Admission) -> None:
+        self.objects = objects
+        self.registry = registry
+        self.admission = admission
+
+    # -- helpers -----------------------------------------------------------------
+    async def read_body(self, ctx: Ctx) -> bytes:
+        req = ctx.request
+        if req.content_length is not None and req.content_length > MAX_BODY:
+            raise errors.too_large()
+        raw = await req.content.read(MAX_BODY + 1)
+        if len(raw) > MAX_BODY:
+            raise errors.too_large()
+        return raw
+
+    async def decode_object(self, ctx: Ctx, kind: KindInfo, raw: bytes, *, expect_kind: str | None = None) -> Obj:
+        ct = content_type_of(ctx.request.headers.get("Content-Type", "")) or JSON
+        if ct not in (JSON, YAML, "application/yml", "text/yaml"):
+            raise errors.unsupported_media_type(ct)
+        mode = field_validation(ctx)
+        obj, dups = fieldcheck.decode_body(raw, ct, mode != "Ignore")
+        if not isinstance(obj, dict):
+            raise errors.bad_request("Object 'Kind' is missing in '" + raw[:200].decode("utf-8", "replace") + "'")
+        self.check_type_meta(kind, obj, expect_kind)
+        self.check_fields(ctx, kind, obj, mode, dups)
+        return obj
+
+    def check_type_meta(self, kind: KindInfo, obj: Obj, expect_kind: str | None = None) -> None:
+        want_kind = expect_kind or kind.kind
+        av = obj.get("apiVersion")
+        k = obj.get("kind")
+        if not k:
+            raise errors.bad_request(f"Object 'Kind' is missing in '{orjson.dumps(obj).decode()[:300]}'")
+        if k != want_kind or (av and av != kind.api_version and expect_kind is None):
+            if av and av != kind.api_version:
+                # a kind served in another version of the same storage is converted
+                other = self.registry.by_api_version(av, k)
+                if other is not None and other.storage_name == kind.storage_name:
+                    return
+            raise errors.bad_request(
+                f"the API version in the data ({av}) does not match the expected API version ({kind.api_version})"
+                if k == want_kind else
+                f"the kind in the data ({k}) does not match the expected kind ({want_kind})")
+        if not av:
+            raise errors.bad_request(f"Object 'apiVersion' is missing in '{orjson.dumps(obj).decode()[:300]}'")
+
+    def check_fields(self, ctx: Ctx, kind: KindInfo, obj: Obj, mode: str, dups: list[str]) -> None:
+        node = schema.for_kind(kind.group, kind.version, kind.kind)
+        if node is None:
+            return
+        ctx.warnings.extend(fieldcheck.check(obj, node, mode, dups))
+
+    def respond(self, ctx: Ctx, obj: Any, status: int = 200, kind: KindInfo | None = None) -> web.Response:
+        out = ctx.output()
+        if kind is not None and out.transform == "Table" and isinstance(obj, dict) and obj.get("kind") != "Status":
+            obj = tables.table(kind, [obj], include_object=ctx.q("includeObject", "Metadata") or "Metadata")
+        elif kind is not None and out.transform == "PartialObjectMetadata" and isinstance(obj, dict):
+            obj = tables.partial_object_metadata(kind, obj)
+        body, ct = encode(obj, out)
+        resp = web.Response(body=body, status=status, content_type=ct)
+        self.add_warnings(ctx, resp)
+        return resp
+
+    @staticmethod
+    def add_warnings(ctx: Ctx, resp: web.StreamResponse) -> None:
+        for w in ctx.warnings[:50]:
+            safe = w.replace("\\", "\\\\").replace('"', '\\"')
+            resp.headers.add("Warning", f'299 - "{safe}"')
+
+    def kind_for(self, ctx: Ctx) -> KindInfo:
+        i = ctx.info
+        kind = self.registry.by_resource(i.group, i.version, i.resource)
+        if kind is None:
+            raise errors.StatusError(404, "NotFound", "the server could not find the requested resource",
+                                     details={})
+        if kind.namespaced and not i.namespace and i.verb not in ("list", "watch", "deletecollection"):
+            raise errors.StatusError(404, "NotFound", "the server could not find the requested resource",
+                                     details={})
+        if not kind.namespaced and i.namespace:
+            raise errors.StatusError(404, "NotFound", "the server could not find the requested resource",
+                                     details={})
+        if i.subresource and i.subresource not in kind.subresources:
+            raise errors.StatusError(404, "NotFound", "the server could not find the requested resource",
+                                     details={})
+        return kind
+
+    # -- dispatch ----------------------------------------------------------------
+    async def handle(self, ctx: Ctx) -> web.StreamResponse:
+        kind = self.kind_for(ctx)
+        i = ctx.info
+        verb = i.verb
+        if verb not in kind.verbs and not i.subresource and verb != "watch":
+            raise errors.method_not_allowed()
+        if i.subresource:
+            return await self.subresource(ctx, kind)
+        ns = i.namespace if kind.namespaced else None
+        if verb == "get":
+            obj = await self.objects.get(kind, ns, i.name, parse_rv(ctx.q("resourceVersion")) if ctx.q(
+                "resourceVersion") not in ("", "0") else 0)
+            return self.respond(ctx, obj, kind=kind)
+        if verb == "list":
+            return await self.list(ctx, kind, ns)
+        if verb == "watch":
+            from k8py.apiserver.watch import serve_watch
+
+            return await serve_watch(self, ctx, kind, ns)
+        if verb == "create":
+            obj = await self.create(ctx, kind, ns)
+            return self.respond(ctx, obj, 201, kind)
+        if verb == "update":
+            obj, created = await self.update(ctx, kind, ns, i.name)
+            return self.respond(ctx, obj, 201 if created else 200, kind)
+        if verb == "patch":
+            obj, created = await self.patch(ctx, kind, ns, i.name)
+            return self.respond(ctx, obj, 201 if created else 200, kind)
+        if verb == "delete":
+            obj, status = await self.delete(ctx, kind, ns, i.name)
+            return self.respond(ctx, obj, status, kind if obj.get("kind") != "Status" else None)
+        if verb == "deletecollection":
+            return await self.delete_collection(ctx, kind, ns)
+        raise errors.method_not_allowed()
+
+    # -- list ----------------------------------------------------------------------
+    def matcher(self, ctx: Ctx, kind: KindInfo) -> Any:
+        ls = ctx.q("labelSelector")
+        fs = ctx.q("fieldSelector")
+        if not ls and not fs:
+            return None
+        return selectors.compile_selectors(kind, ls, fs)
+
+    async def list(self, ctx: Ctx, kind: KindInfo, ns: str | None) -> web.Response:
+        limit_s = ctx.q("limit")
+        try:
+            limit = int(limit_s) if limit_s else 0
+        except ValueError:
+            raise errors.bad_request(f'invalid limit: "{limit_s}"') from None
+        match = self.matcher(ctx, kind)
+        page = await self.objects.list(kind, ns, match=match.matches if match else None, limit=max(limit, 0),
+                                       continue_token=ctx.q("continue"), rv=ctx.q("resourceVersion"),
+                                       rv_match=ctx.q("resourceVersionMatch"))
+        list_meta: Obj = {"resourceVersion": str(page.resource_version)}
+        if page.continue_token:
+            list_meta["continue"] = page.continue_token
+        if page.remaining is not None:
+            list_meta["remainingItemCount"] = page.remaining
+        out = ctx.output()
+        if out.transform == "Table":
+            body_obj: Obj = tables.table(kind, page.items, include_object=ctx.q("includeObject", "Metadata")
+                                         or "Metadata", list_meta=list_meta)
+        elif out.transform in ("PartialObjectMetadataList", "PartialObjectMetadata"):
+            body_obj = tables.partial_object_metadata_list(kind, page.items, list_meta)
+        else:
+            for it in page.items:
+                it.setdefault("apiVersion", kind.api_version)
+                it.setdefault("kind", kind.kind)
+            body_obj = {"kind": kind.list_kind_name, "apiVersion": kind.api_version, "metadata": list_meta,
+                        "items": page.items}
+        body, ct = encode(body_obj, Output(out.serializer))
+        resp = web.Response(body=body, content_type=ct)
+        self.add_warnings(ctx, resp)
+        return resp
+
+    # -- create -------------------------------------------------------------------
+    async def create(self, ctx: Ctx, kind: KindInfo, ns: str | None, obj: Obj | None = None) -> Obj:
+        if obj is None:
+            raw = await self.read_body(ctx)
+            obj = await self.decode_object(ctx, kind, raw)
+        dry = dry_run(ctx)
+        manager = field_manager_from(ctx)
+        return await self.create_object(ctx, kind, ns, obj, dry, manager)
+
+    async def create_object(self, ctx: Ctx, kind: KindInfo, ns: str | None, obj: Obj, dry: bool,
+                            manager: str, apply_managed: bool = False) -> Obj:
+        meta = obj.get("metadata")
+        if meta is None:
+            meta = obj["metadata"] = {}
+        if not isinstance(meta, dict):
+            raise errors.bad_request("metadata must be an object")
+        if kind.namespaced:
+            body_ns = meta.get("namespace")
+            if body_ns and ns and body_ns != ns:
+                raise errors.bad_request("the namespace of the provided object does not match the namespace "
+                                         "sent on the request")
+            meta["namespace"] = ns or body_ns or "default"
+        else:
+            meta.pop("namespace", None)
+        obj["apiVersion"], obj["kind"] = kind.api_version, kind.kind
+        if not meta.get("name") and meta.get("generateName"):
+            meta["name"] = str(meta["generateName"]) + strategy.random_suffix()
+        strategy.prepare_for_create(kind, obj)
+        defaults.set_defaults(kind, obj)
+        attrs = Attributes("CREATE", kind, meta.get("namespace", ""), meta.get("name", ""), dry_run=dry)
+        await self.admission.mutate(attrs, obj, None)
+        errs = validation.validate(kind, obj)
+        if errs:
+            raise errors.invalid_error(kind.kind, kind.group, meta.get("name", ""), errs)
+        await self.admission.validate(attrs, obj)
+        if not apply_managed:
+            node = schema.for_kind(kind.group, kind.version, kind.kind)
+            managedfields.update_managed_fields(None, obj, manager=manager, operation="Update",
+                                                api_version=kind.api_version, now=now(), node=node)
+        if dry:
+            meta.pop("resourceVersion", None)
+            return obj
+        return await self.objects.create(kind, obj)
+
+    # -- update -------------------------------------------------------------------
+    async def update(self, ctx: Ctx, kind: KindInfo, ns: str | None, name: str) -> tuple[Obj, bool]:
+        raw = await self.read_body(ctx)
+        obj = await self.decode_object(ctx, kind, raw)
+        meta = obj.get("metadata") or {}
+        if meta.get("name") and meta["name"] != name:
+            raise errors.bad_request(f"the name of the object ({meta['name']}) does not match the name on "
+                                     f"the URL ({name})")
+        if kind.namespaced and meta.get("namespace") and meta["namespace"] != ns:
+            raise errors.bad_request("the namespace of the provided object does not match the namespace sent "
+                                     "on the request")
+        obj.setdefault("metadata", {})["name"] = name
+        dry = dry_run(ctx)
+        manager = field_manager_from(ctx)
+        want_rv = meta.get("resourceVersion") or ""
+
+        async def try_update(current: Obj) -> Obj | None:
+            new = copy.deepcopy(obj)
+            if want_rv and want_rv != current["metadata"]["resourceVersion"]:
+                raise errors.conflict(kind.resource, kind.group, name, errors.OPTIMISTIC_LOCK_MSG)
+            return await self.prepare_update(ctx, kind, new, current, manager, dry)
+
+        return await self.run_update(ctx, kind, ns, name, try_update, dry)
+
+    async def run_update(self, ctx: Ctx, kind: KindInfo, ns: str | None, name: str, try_update: Any,
+                         dry: bool) -> tuple[Obj, bool]:
+        if dry:
+            current = await self.objects.get(kind, ns, name)
+            new = await try_update(copy.deepcopy(current))
+            return (new if new is not None else current), False
+        _, new = await self.objects.guaranteed_update(kind, ns, name, try_update)
+        await self.after_update(kind, new)
+        return new, False
+
+    async def after_update(self, kind: KindInfo, obj: Obj) -> None:
+        """An object whose last finalizer went while it was being deleted is removed now."""
+        meta = obj.get("metadata") or {}
+        if meta.get("deletionTimestamp") and not meta.get("finalizers"):
+            if kind.kind == "Pod" and (obj.get("spec") or {}).get("nodeName") and \
+                    meta.get("deletionGracePeriodSeconds", 0) > 0:
+                return  # the node agent finishes graceful pod deletion
+            try:
+                await self.objects.delete(kind, meta.get("namespace") if kind.namespaced else None, meta["name"],
+                                          int(meta["resourceVersion"]))
+            except errors.StatusError as e:
+                if e.code not in (404, 409):
+                    raise
+
+    async def prepare_update(self, ctx: Ctx, kind: KindInfo, new: Obj, current: Obj, manager: str,
+                             dry: bool, *, operation: str = "Update", subresource: str = "") -> Obj:
+        new["apiVersion"], new["kind"] = kind.api_version, kind.kind
+        meta = new.setdefault("metadata", {})
+        if kind.namespaced:
+            meta["namespace"] = current["metadata"].get("namespace")
+        meta["name"] = current["metadata"]["name"]
+        old_meta = current["metadata"]
+        if old_meta.get("deletionTimestamp") and _adds_finalizers(meta, old_meta):
+            raise errors.forbidden_error(
+                f'{errors.qualified(kind.resource, kind.group)} "{meta["name"]}" is forbidden: no new finalizers '
+                "can be added if the object is being deleted", kind.resource, kind.group, meta["name"])
+        if subresource == "status":
+            new = strategy.prepare_for_status_update(kind, new, current)
+            meta = new["metadata"]
+            errs = validation.validate_status_update(kind, new, current)
+        else:
+            strategy.prepare_for_update(kind, new, current)
+            defaults.set_defaults(kind, new)
+            attrs = Attributes("UPDATE", kind, meta.get("namespace", ""), meta["name"], dry_run=dry)
+            await self.admission.mutate(attrs, new, current)
+            errs = validation.validate_update(kind, new, current)
+        if errs:
+            raise errors.invalid_error(kind.kind, kind.group, meta["name"], errs)
+        node = schema.for_kind(kind.group, kind.version, kind.kind)
+        if operation == "Update":
+            if "managedFields" not in meta:
+                # kube: an update that omits managedFields keeps the existing ones
+                if old_meta.get("managedFields") is not None:
+                    meta["managedFields"] = copy.deepcopy(old_meta["managedFields"])
+            managedfields.update_managed_fields(current, new, manager=manager, operation="Update",
+                                                api_version=kind.api_version, subresource=subresource,
+                                                now=now(), node=node)
+        meta["resourceVersion"] = current["metadata"]["resourceVersion"]
+        return new
+
+    # -- patch ----------------------------------------------------------------------
+    async def patch(self, ctx: Ctx, kind: KindInfo, ns: str | None, name: str,
+                    subresource: str = "") -> tuple[Obj, bool]:
+        ct = content_type_of(ctx.request.headers.get("Content-Type", ""))
+        if ct not in (PATCH_JSON, PATCH_MERGE, PATCH_STRATEGIC, PATCH_APPLY):
+            raise errors.unsupported_media_type(ct)
+        raw = await self.read_body(ctx)
+        mode = field_validation(ctx)
+        dry = dry_run(ctx)
+        force = ctx.q("force") in ("true", "1")
+        if force and ct != PATCH_APPLY:
+            raise errors.bad_request("force is only allowed for apply patches")
+        manager = field_manager_from(ctx)
+        node = schema.for_kind(kind.group, kind.version, kind.kind)
+        if ct == PATCH_APPLY:
+            if not ctx.q("fieldManager"):
+                raise errors.bad_request("PATCH requests with apply patch type require a field manager")
+            applied, dups = fieldcheck.decode_body(raw, YAML, mode != "Ignore")
+            if not isinstance(applied, dict):
+                raise errors.bad_request("apply patch must be an object")
+            self.check_type_meta(kind, applied)
+            self.check_fields(ctx, kind, applied, mode, dups)
+            am = applied.get("metadata") or {}
+            if am.get("name") and am["name"] != name:
+                raise errors.bad_request(f"the name of the object ({am['name']}) does not match the name on "
+                                         f"the URL ({name})")
+            if am.get("managedFields"):
+                raise errors.bad_request("metadata.managedFields must be nil")
+            current = await self.objects.try_get(kind, ns, name) if not subresource else None
+            if current is None and not subresource:
+                created = managedfields.server_side_apply(None, applied, manager=manager, force=force,
+                                                          api_version=kind.api_version, now=now(), node=node)
+                created.setdefault("metadata", {})["name"] = name
+                obj = await self.create_object(ctx, kind, ns, created, dry, manager, apply_managed=True)
+                return obj, True
+        else:
+            try:
+                patch_doc = orjson.loads(raw) if raw.strip() else None
+            except orjson.JSONDecodeError as e:
+                raise errors.bad_request(f"error decoding patch: {e}") from None
+            if patch_doc is None:
+                raise errors.bad_request("the body of the request was empty")
+
+        async def try_update(current: Obj) -> Obj | None:
+            base = current
+            if subresource == "scale":
+                base = self.to_scale(kind, current)
+            if ct == PATCH_APPLY:
+                patched = managedfields.server_side_apply(current, applied, manager=manager, force=force,
+                                                          api_version=kind.api_version, now=now(), node=node)
+            elif ct == PATCH_JSON:
+                patched = patch.json_patch(base, patch_doc)
+            elif ct == PATCH_MERGE:
+                patched = patch.merge_patch(base, patch_doc)
+            else:
+                if not isinstance(patch_doc, dict):
+                    raise errors.bad_request("strategic merge patch must be a JSON object")
+                pnode = node if subresource != "scale" else None
+                patched = patch.strategic_merge_patch(base, patch_doc, pnode) if pnode is not None \
+                    else patch.merge_patch(base, patch_doc)
+            if not isinstance(patched, dict):
+                raise errors.bad_request("the patch did not produce an object")
+            pm = patched.get("metadata") or {}
+            if ct != PATCH_APPLY and mode != "Ignore" and subresource != "scale":
+                self.check_fields(ctx, kind, patched, mode, [])
+            if pm.get("resourceVersion") and pm["resourceVersion"] != current["metadata"]["resourceVersion"]:
+                raise errors.conflict(kind.resource, kind.group, name, errors.OPTIMISTIC_LOCK_MSG)
+            if pm.get("name", name) != name:
+                raise errors.bad_request(f"the name of the object ({pm.get('name')}) does not match the name on "
+                                         f"the URL ({name})")
+            if subresource == "scale":
+                return await self.apply_scale(ctx, kind, current, patched, manager, dry)
+            return await self.prepare_update(ctx, kind, patched, current, manager, dry,
+                                             operation="Apply" if ct == PATCH_APPLY else "Update",
+                                             subresource=subresource)
+
+        obj, created = await self.run_update(ctx, kind, ns, name, try_update, dry)
+        if subresource == "scale":
+            return self.to_scale(kind, obj), created
+        return obj, created
+
+    # -- delete ---------------------------------------------------------------------
+    async def delete_options(self, ctx: Ctx) -> Obj:
+        raw = await self.read_body(ctx)
+        opts: Obj = {}
+        if raw.strip():
+            try:
+                opts = orjson.loads(raw)
+            except orjson.JSONDecodeError as e:
+                raise errors.bad_request(f"error decoding DeleteOptions: {e}") from None
+            if not isinstance(opts, dict):
+                raise errors.bad_request("DeleteOptions must be an object")
+        q = ctx.query
+        if "gracePeriodSeconds" in q:
+            try:
+                opts["gracePeriodSeconds"] = int(q["gracePeriodSeconds"])
+            except ValueError:
+                raise errors.bad_request("invalid gracePeriodSeconds") from None
+        if "propagationPolicy" in q:
+            opts["propagationPolicy"] = q["propagationPolicy"]
+        if "orphanDependents" in q:
+            opts["orphanDependents"] = q["orphanDependents"] in ("true", "1")
+        if "dryRun" in q:
+            opts["dryRun"] = q.getall("dryRun")
+        for v in opts.get("dryRun") or []:
+            if v != "All":
+                raise errors.bad_request(f'Invalid dryRun value: "{v}"')
+        pp = opts.get("propagationPolicy")
+        if pp is not None and pp not in ("Orphan", "Background", "Foreground"):
+            raise errors.invalid_error("DeleteOptions", "", "", [errors.not_supported(
+                "propagationPolicy", pp, ["Foreground", "Background", "Orphan", "nil"])])
+        if pp is not None and opts.get("orphanDependents") is not None:
+            raise errors.invalid_error("DeleteOptions", "", "", [errors.invalid(
+                "propagationPolicy", pp, "orphanDependents and deletionPropagation cannot be both set")])
+        gp = opts.get("gracePeriodSeconds")
+        if gp is not None and (not isinstance(gp, int) or gp < 0):
+            raise errors.invalid_error("DeleteOptions", "", "", [errors.invalid(
+                "gracePeriodSeconds", gp, "must be greater than or equal to 0")])
+        return opts
+
+    async def delete(self, ctx: Ctx, kind: KindInfo, ns: str | None, name: str,
+                     opts: Obj | None = None) -> tuple[Obj, int]:
+        if opts is None:
+            opts = await self.delete_options(ctx)
+        dry = bool(opts.get("dryRun"))
+        attrs = Attributes("DELETE", kind, ns or "", name, dry_run=dry)
+        await self.admission.validate(attrs, None)
+        pre = opts.get("preconditions") or {}
+        for _ in range(20):
+            kv = await self.objects.get_kv(kind, ns, name)
+            from k8py.apiserver.objects import decode
+
+            current = decode(kv, kind)
+            cm = current["metadata"]
+            if pre.get("uid") and pre["uid"] != cm.get("uid"):
+                raise errors.conflict(kind.resource, kind.group, name,
+                                      f"Precondition failed: UID in precondition: {pre['uid']}, "
+                                      f"UID in object meta: {cm.get('uid')}")
+            if pre.get("resourceVersion") and pre["resourceVersion"] != cm.get("resourceVersion"):
+                raise errors.conflict(kind.resource, kind.group, name,
+                                      f"Precondition failed: ResourceVersion in precondition: "
+                                      f"{pre['resourceVersion']}, ResourceVersion in object meta: "
+                                      f"{cm.get('resourceVersion')}")
+            graceful = self.graceful_update(kind, current, opts)
+            if graceful is not None:
+                if dry:
+                    return graceful, 200
+                try:
+                    new = await self.objects.replace(kind, graceful, kv.mod_revision)
+                except errors.StatusError:
+                    raise
+                except Exception as e:  # ConflictError: somebody wrote meanwhile; re-read
+                    from k8py.storage.interface import ConflictError
+
+                    if isinstance(e, ConflictError):
+                        continue
+                    raise
+                return new, 202 if kind.kind != "Pod" else 200
+            if cm.get("deletionTimestamp") and cm.get("finalizers"):
+                return current, 202  # already being deleted: nothing more to do now
+            if dry:
+                return self.delete_result(kind, current), 200
+            from k8py.storage.interface import ConflictError
+
+            try:
+                deleted = await self.objects.store.delete(kind.key(ns, name), kv.mod_revision)
+            except ConflictError:
+                continue
+            current["metadata"]["resourceVersion"] = str(deleted.revision)
+            return self.delete_result(kind, current), 200
+        raise errors.conflict(kind.resource, kind.group, name, errors.OPTIMISTIC_LOCK_MSG)
+
+    def delete_result(self, kind: KindInfo, obj: Obj) -> Obj:
+        if kind.kind in PODS_RETURN_DELETED:
+            return obj
+        meta = obj["metadata"]
+        return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                "details": {"name": meta["name"], "group": kind.group, "kind": kind.resource,
+                            "uid": meta.get("uid")}}
+
+    def graceful_update(self, kind: KindInfo, current: Obj, opts: Obj) -> Obj | None:
+        """The object with deletionTimestamp set when deletion must wait (finalizers,
+        foreground/orphan propagation, graceful pod termination); None to delete now."""
+        meta = current["metadata"]
+        finalizers = list(meta.get("finalizers") or [])
+        pp = opts.get("propagationPolicy")
+        if opts.get("orphanDependents") is True:
+            pp = "Orphan"
+        changed = False
+        if pp == "Foreground" and "foregroundDeletion" not in finalizers:
+            finalizers.append("foregroundDeletion")
+            changed = True
+        elif pp == "Orphan" and "orphan" not in finalizers:
+            finalizers.append("orphan")
+            changed = True
+        if kind.kind == "Namespace" and kind.group == "":
+            spec_fin = (current.get("spec") or {}).get("finalizers") or []
+            if spec_fin or finalizers:
+                new = copy.deepcopy(current)
+                new["metadata"].setdefault("deletionTimestamp", now())
+                new["metadata"].setdefault("deletionGracePeriodSeconds", 0)
+                if finalizers:
+                    new["metadata"]["finalizers"] = finalizers
+                new.setdefault("status", {})["phase"] = "Terminating"
+                if meta.get("deletionTimestamp") and new == current:
+                    return current
+                return new
+        grace = 0
+        if kind.kind == "Pod" and kind.group == "":
+            spec = current.get("spec") or {}
+            phase = (current.get("status") or {}).get("phase")
+            gp = opts.get("gracePeriodSeconds")
+            if gp is None:
+                gp = spec.get("terminationGracePeriodSeconds", 30)
+            # Unscheduled or finished pods go at once, as in kube.
+            if spec.get("nodeName") and phase not in ("Succeeded", "Failed") and gp > 0:
+                grace = int(gp)
+                if meta.get("deletionTimestamp") and meta.get("deletionGracePeriodSeconds", grace) <= grace \
+                        and not changed:
+                    return current
+        if finalizers or grace:
+            if meta.get("deletionTimestamp") and not changed:
+                return current if finalizers else None
+            new = copy.deepcopy(current)
+            nm = new["metadata"]
+            if grace:
+                ts = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=grace)
+                nm["deletionTimestamp"] = ts.strftime("%Y-%m-%dT%H:%M:%SZ")
+            else:
+                nm.setdefault("deletionTimestamp", now())
+            nm["deletionGracePeriodSeconds"] = grace
+            if finalizers:
+                nm["finalizers"] = finalizers
+            return new
+        return None
+
+    async def delete_collection(self, ctx: Ctx, kind: KindInfo, ns: str | None) -> web.Response:
+        opts = await self.delete_options(ctx)
+        match = self.matcher(ctx, kind)
+        page = await self.objects.list(kind, ns, match=match.matches if match else None)
+        deleted: list[Obj] = []
+        for obj in page.items:
+            m = obj["metadata"]
+            try:
+                res, _ = await self.delete(ctx, kind, m.get("namespace") if kind.namespaced else None, m["name"],
+                                           dict(opts))
+            except errors.StatusError as e:
+                if e.code == 404:
+                    continue
+                raise
+            deleted.append(obj)
+        body = {"kind": kind.list_kind_name, "apiVersion": kind.api_version,
+                "metadata": {"resourceVersion": str(await self.objects.current_revision())}, "items": deleted}
+        return self.respond(ctx, body)
+
+    # -- subresources -----------------------------------------------------------------
+    async def subresource(self, ctx: Ctx, kind: KindInfo) -> web.StreamResponse:
+        i = ctx.info
+        ns = i.namespace if kind.namespaced else None
+        sub = i.subresource
+        verb = i.verb
+        if sub in ("status", "scale"):
+            if sub == "scale" and kind.kind not in SCALE_KINDS:
+                raise errors.StatusError(404, "NotFound", "the server could not find the requested resource")
+            if verb == "get":
+                obj = await self.objects.get(kind, ns, i.name)
+                if sub == "scale":
+                    return self.respond(ctx, self.to_scale(kind, obj))
+                return self.respond(ctx, obj, kind=kind)
+            if verb == "update":
+                obj = await self.update_subresource(ctx, kind, ns, i.name, sub)
+                return self.respond(ctx, obj, kind=kind if sub == "status" else None)
+            if verb == "patch":
+                obj, _ = await self.patch(ctx, kind, ns, i.name, subresource=sub)
+                return self.respond(ctx, obj, kind=kind if sub == "status" else None)
+            raise errors.method_not_allowed()
+        if sub == "binding" and verb == "create":
+            return await self.bind(ctx, kind, ns, i.name)
+        if sub == "finalize" and verb == "update" and kind.kind == "Namespace":
+            return await self.finalize_namespace(ctx, kind, i.name)
+        if sub in ("log", "exec", "attach", "portforward", "proxy"):
+            await self.objects.get(kind, ns, i.name)  # 404 for a missing pod first, as kube
+            raise errors.StatusError(
+                503, "ServiceUnavailable",
+                f"{kind.resource}/{sub} is not available yet: k8py has no node agent (kubelet) in this version "
+                f"to serve it; the control plane runs without nodes (see README: what does not work yet)")
+        raise errors.StatusError(
+            405, "MethodNotAllowed",
+            f"{kind.resource}/{sub} is not supported by k8py yet for verb {verb}")
+
+    async def update_subresource(self, ctx: Ctx, kind: KindInfo, ns: str | None, name: str, sub: str) -> Obj:
+        raw = await self.read_body(ctx)
+        dry = dry_run(ctx)
+        manager = field_manager_from(ctx)
+        if sub == "scale":
+            mode = field_validation(ctx)
+            body, _ = fieldcheck.decode_body(raw, JSON, mode != "Ignore")
+            if not isinstance(body, dict) or body.get("kind") != "Scale":
+                raise errors.bad_request("expected a Scale object (autoscaling/v1)")
+
+            async def try_scale(current: Obj) -> Obj | None:
+                want = (body.get("metadata") or {}).get("resourceVersion")
+                if want and want != current["metadata"]["resourceVersion"]:
+                    raise errors.conflict(kind.resource, kind.group, name, errors.OPTIMISTIC_LOCK_MSG)
+                return await self.apply_scale(ctx, kind, current, body, manager, dry)
+
+            obj, _ = await self.run_update(ctx, kind, ns, name, try_scale, dry)
+            return self.to_scale(kind, obj)
+        obj = await self.decode_object(ctx, kind, raw)
+        want_rv = (obj.get("metadata") or {}).get("resourceVersion")
+
+        async def try_status(current: Obj) -> Obj | None:
+            if want_rv and want_rv != current["metadata"]["resourceVersion"]:
+                raise errors.conflict(kind.resource, kind.group, name, errors.OPTIMISTIC_LOCK_MSG)
+            return await self.prepare_update(ctx, kind, copy.deepcopy(obj), current, manager, dry,
+                                             subresource="status")
+
+        new, _ = await self.run_update(ctx, kind, ns, name, try_status, dry)
+        return new
+
+    def to_scale(self, kind: KindInfo, obj: Obj) -> Obj:
+        meta = obj["metadata"]
+        spec = obj.get("spec") or {}
+        status = obj.get("status") or {}
+        sel = spec.get("selector")
+        if kind.kind == "ReplicationController":
+            sel_s = ",".join(f"{k}={v}" for k, v in sorted((sel or {}).items()))
+        else:
+            sel_s = selectors.label_selector_to_string(sel) if sel else ""
+        return {
+            "kind": "Scale", "apiVersion": "autoscaling/v1",
+            "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+                         if k in meta},
+            "spec": {"replicas": spec.get("replicas", 0)},
+            "status": {"replicas": status.get("replicas", 0), "selector": sel_s},
+        }
+
+    async def apply_scale(self, ctx: Ctx, kind: KindInfo, current: Obj, scale: Obj, manager: str,
+                          dry: bool) -> Obj:
+        replicas = (scale.get("spec") or {}).get("replicas")
+        if replicas is None:
+            replicas = 0
+        if not isinstance(replicas, int) or isinstance(replicas, bool):
+            raise errors.bad_request("json: cannot unmarshal into Go struct field ScaleSpec.spec.replicas of "
+                                     "type int32")
+        if replicas < 0:
+            raise errors.invalid_error("Scale", "autoscaling", current["metadata"]["name"], [
+                errors.invalid("spec.replicas", replicas, "must be greater than or equal to 0")])
+        new = copy.deepcopy(current)
+        new.setdefault("spec", {})["replicas"] = replicas
+        return await self.prepare_update(ctx, kind, new, current, manager, dry, subresource="scale")
+
+    async def bind(self, ctx: Ctx, kind: KindInfo, ns: str | None, name: str) -> web.Response:
+        raw = await self.read_body(ctx)
+        body, _ = fieldcheck.decode_body(raw, JSON, False)
+        if not isinstance(body, dict) or body.get("kind") not in ("Binding", None):
+            raise errors.bad_request("expected a Binding object")
+        target = body.get("target") or {}
+        node = target.get("name")
+        if not node:
+            raise errors.invalid_error("Binding", "", name, [errors.required("target.name")])
+        want_uid = (body.get("metadata") or {}).get("uid")
+
+        async def try_bind(current: Obj) -> Obj | None:
+            cm = current["metadata"]
+            if want_uid and want_uid != cm.get("uid"):
+                raise errors.conflict("pods", "", name, "Precondition failed: UID mismatch")
+            if cm.get("deletionTimestamp"):
+                raise errors.conflict("pods", "", name, "pod is being deleted, cannot be assigned to a host")
+            spec = current.setdefault("spec", {})
+            if spec.get("nodeName"):
+                raise errors.conflict("pods", "", name, f"pod {name} is already assigned to node "
+                                      f'"{spec["nodeName"]}"')
+            spec["nodeName"] = node
+            conds = current.setdefault("status", {}).setdefault("conditions", [])
+            conds[:] = [c for c in conds if c.get("type") != "PodScheduled"]
+            conds.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
+                          "lastTransitionTime": now()})
+            return current
+
+        await self.objects.guaranteed_update(kind, ns, name, try_bind)
+        return self.respond(ctx, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                                  "code": 201}, 201)
+
+    async def finalize_namespace(self, ctx: Ctx, kind: KindInfo, name: str) -> web.Response:
+        raw = await self.read_body(ctx)
+        body, _ = fieldcheck.decode_body(raw, JSON, False)
+        if not isinstance(body, dict):
+            raise errors.bad_request("expected a Namespace object")
+        fin = (body.get("spec") or {}).get("finalizers") or []
+
+        async def try_fin(current: Obj) -> Obj | None:
+            current.setdefault("spec", {})["finalizers"] = fin
+            if not fin:
+                current["spec"].pop("finalizers")
+            return current
+
+        _, new = await self.objects.guaranteed_update(kind, None, name, try_fin)
+        nm = new["metadata"]
+        if nm.get("deletionTimestamp") and not fin and not nm.get("finalizers"):
+            await self.objects.delete(kind, None, name, None)
+        return self.respond(ctx, new, kind=kind)
+
+
+def _adds_finalizers(meta: Obj, old_meta: Obj) -> bool:
+    return bool(set(meta.get("finalizers") or []) - set(old_meta.get("finalizers") or []))

@@ -1,0 +1,188 @@
+"""Watch: a chunked stream of ``{"type": ..., "object": ...}`` lines, as kube serves it."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from aiohttp import web
+
+from k8py.api import errors, tables
+from k8py.api.registry import KindInfo
+from k8py.apiserver.context import Ctx
+from k8py.apiserver.objects import decode, parse_rv
+from k8py.storage.interface import CompactedError, EventType
+
+if TYPE_CHECKING:
+    from k8py.apiserver.rest import ResourceAPI
+
+Obj = dict[str, Any]
+
+MIN_REQUEST_TIMEOUT = 1800  # kube's --min-request-timeout: watches last 30-60 minutes
+BOOKMARK_INTERVAL = 60.0  # kube sends a bookmark about every minute when asked
+
+
+class WatchStream:
+    """Writes watch events to an HTTP response in the negotiated form."""
+
+    def __init__(self, resp: web.StreamResponse, kind: KindInfo, transform: str, include_object: str) -> None:
+        self.resp = resp
+        self.kind = kind
+        self.transform = transform
+        self.include_object = include_object
+        self.sent_headers = False
+
+    def _object(self, obj: Obj) -> Obj:
+        obj.setdefault("apiVersion", self.kind.api_version)
+        obj.setdefault("kind", self.kind.kind)
+        if self.transform == "Table":
+            t = tables.table(self.kind, [obj], include_object=self.include_object)
+            if self.sent_headers:
+                t["columnDefinitions"] = []
+            self.sent_headers = True
+            return t
+        if self.transform in ("PartialObjectMetadata", "PartialObjectMetadataList"):
+            return tables.partial_object_metadata(self.kind, obj)
+        return obj
+
+    async def send(self, type_: str, obj: Obj) -> None:
+        if type_ in ("BOOKMARK", "ERROR"):
+            body = obj
+        else:
+            body = self._object(obj)
+        await self.resp.write(orjson.dumps({"type": type_, "object": body}) + b"\n")
+
+    async def bookmark(self, rv: int, initial_end: bool = False) -> None:
+        meta: Obj = {"resourceVersion": str(rv)}
+        if initial_end:
+            meta["annotations"] = {"k8s.io/initial-events-end": "true"}
+        await self.send("BOOKMARK", {"kind": self.kind.kind, "apiVersion": self.kind.api_version, "metadata": meta})
+
+    async def error(self, err: errors.StatusError) -> None:
+        await self.send("ERROR", err.status())
+
+
+async def serve_watch(api: ResourceAPI, ctx: Ctx, kind: KindInfo, ns: str | None) -> web.StreamResponse:
+    q = ctx.query
+    rv_s = q.get("resourceVersion", "")
+    rv = parse_rv(rv_s)
+    rv_match = q.get("resourceVersionMatch", "")
+    bookmarks = q.get("allowWatchBookmarks") in ("true", "1")
+    send_initial = q.get("sendInitialEvents")
+    if send_initial is not None and send_initial not in ("true", "false"):
+        raise errors.bad_request(f'invalid sendInitialEvents: "{send_initial}"')
+    if send_initial == "true":
+        if rv_match != "NotOlderThan":
+            raise errors.invalid_error("ListOptions", "meta.k8s.io", "", [errors.forbidden(
+                "resourceVersionMatch", "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan")])
+        if not bookmarks:
+            raise errors.invalid_error("ListOptions", "meta.k8s.io", "", [errors.forbidden(
+                "allowWatchBookmarks", "sendInitialEvents requires setting allowWatchBookmarks to true")])
+    elif rv_match:
+        raise errors.invalid_error("ListOptions", "meta.k8s.io", "", [errors.forbidden(
+            "resourceVersionMatch", "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided")])
+    timeout_s = q.get("timeoutSeconds")
+    if timeout_s:
+        try:
+            timeout = float(int(timeout_s))
+        except ValueError:
+            raise errors.bad_request(f'invalid timeoutSeconds: "{timeout_s}"') from None
+    else:
+        timeout = MIN_REQUEST_TIMEOUT * (1 + random.random())
+    match = api.matcher(ctx, kind)
+    out = ctx.output()
+    prefix = kind.key_prefix(ns)
+
+    initial: list[Obj] = []
+    want_initial = send_initial == "true" or (send_initial is None and rv_s in ("", "0"))
+    if want_initial:
+        if rv and rv_s != "0":
+            await api.objects.wait_for_revision(rv)
+        page = await api.objects.list(kind, ns, match=match.matches if match else None)
+        initial = page.items
+        start = page.resource_version + 1
+        start_rv = page.resource_version
+    else:
+        start = rv + 1
+        start_rv = rv
+        cur = await api.objects.current_revision()
+        if rv > cur:
+            await api.objects.wait_for_revision(rv)
+
+    ct = "application/json" if out.serializer != "application/yaml" else "application/yaml"
+    resp = web.StreamResponse(status=200, headers={"Content-Type": ct, "Cache-Control": "no-cache, private"})
+    api.add_warnings(ctx, resp)
+    resp.enable_chunked_encoding()
+    await resp.prepare(ctx.request)
+    stream = WatchStream(resp, kind, out.transform, q.get("includeObject", "Metadata") or "Metadata")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    w = api.objects.store.watch(prefix, start, progress_notify=bookmarks or True)
+    try:
+        for obj in initial:
+            await stream.send("ADDED", obj)
+        if send_initial == "true":
+            await stream.bookmark(start_rv, initial_end=True)
+        last_bookmark = loop.time()
+        it = w.__aiter__()
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            transport = ctx.request.transport
+            if transport is None or transport.is_closing():
+                break
+            try:
+                wr = await asyncio.wait_for(it.__anext__(), min(remaining, 5.0))
+            except TimeoutError:
+                continue
+            except StopAsyncIteration:
+                break
+            except CompactedError as e:
+                await stream.error(errors.StatusError(
+                    410, "Expired", f"too old resource version: {start_rv} ({e.compacted + 1})"))
+                break
+            if not wr.events:
+                if bookmarks and loop.time() - last_bookmark >= BOOKMARK_INTERVAL:
+                    await stream.bookmark(wr.revision)
+                    last_bookmark = loop.time()
+                continue
+            for ev in wr.events:
+                await _send_event(stream, kind, ev, match)
+    except (ConnectionResetError, asyncio.CancelledError):
+        pass
+    finally:
+        await w.close()
+    try:
+        await resp.write_eof()
+    except (ConnectionResetError, RuntimeError):
+        pass
+    return resp
+
+
+async def _send_event(stream: WatchStream, kind: KindInfo, ev: Any, match: Any) -> None:
+    if ev.type is EventType.DELETE:
+        obj = decode(ev.kv, kind)
+        if match is None or match.matches(obj):
+            await stream.send("DELETED", obj)
+        return
+    obj = decode(ev.kv, kind)
+    new_ok = match is None or match.matches(obj)
+    if ev.prev_kv is None:
+        if new_ok:
+            await stream.send("ADDED", obj)
+        return
+    if match is None:
+        await stream.send("MODIFIED", obj)
+        return
+    old = decode(ev.prev_kv, kind)
+    old_ok = match.matches(old)
+    if new_ok and old_ok:
+        await stream.send("MODIFIED", obj)
+    elif new_ok:
+        await stream.send("ADDED", obj)
+    elif old_ok:
+        # left the selection: kube sends DELETED with the new object state
+        await stream.send("DELETED", obj)

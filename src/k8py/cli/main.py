@@ -1,0 +1,56 @@
+"""The ``k8py`` program: role subcommands, as k3s has (``server`` now; ``agent`` and more later)."""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+from collections.abc import Sequence
+
+from k8py import __version__
+from k8py.cli import server, token
+from k8py.cli.logs import setup_logging
+
+__all__ = ["build_parser", "main"]
+
+
+def _version(args: argparse.Namespace) -> int:
+    print(f"k8py version v{__version__}")
+    print(f"python version {platform.python_version()} ({sys.executable})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="k8py",
+        description="k8py: Kubernetes, written in Python.",
+        epilog="Run 'k8py COMMAND --help' for the flags of a command.",
+    )
+    parser.add_argument("--version", action="version", version=f"k8py version v{__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    server.add_parser(sub)
+    token.add_parser(sub)
+    v = sub.add_parser("version", help="print the version", description="Print k8py's version.")
+    v.set_defaults(func=_version, parser=v)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        # Report through the subcommand's parser, so the usage shown is the one that matters.
+        (getattr(args, "parser", None) or parser).error(f"unrecognized arguments: {' '.join(extra)}")
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        print("\nk8py: error: choose a command (server, token, version)", file=sys.stderr)
+        return 2
+    setup_logging(debug=getattr(args, "debug", False))
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

