@@ -223,7 +223,8 @@ def serving_sans(config: ServerConfig) -> tuple[tuple[str, ...], tuple[_IPAddres
             dns.append(host)
     ips: list[_IPAddress] = [ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1")]
     # The first address of the service network is the ClusterIP of the `kubernetes` Service.
-    ips.append(next(ipaddress.ip_network(config.service_cidr, strict=False).hosts()))
+    first = next(ipaddress.ip_network(config.service_cidr, strict=False).hosts())
+    ips.append(ipaddress.ip_address(str(first)))
     if config.bind_address:
         bind = ipaddress.ip_address(config.bind_address)
         if not bind.is_unspecified and bind not in ips:
@@ -244,7 +245,8 @@ def _load_pair(cert_path: str, key_path: str) -> tuple[x509.Certificate, ec.Elli
     if not isinstance(key, ec.EllipticCurvePrivateKey):
         log.warning("ignoring %s: not an EC key", key_path)
         return None
-    if cert.public_key().public_numbers() != key.public_key().public_numbers():
+    spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    if cert.public_key().public_bytes(*spki) != key.public_key().public_bytes(*spki):
         log.warning("ignoring %s: it does not match the key in %s", cert_path, key_path)
         return None
     return cert, key

@@ -692,7 +692,8 @@ class OpenAPIV3:
             self._index = None
 
     def paths(self) -> list[str]:
-        """Every document path served, in index order."""
+        """Every document path served: each group-version, the roots ``api``, ``apis``,
+        ``apis/<group>`` and ``version``, sorted as kube's index is."""
         groups = self._registry.groups()
         out: list[str] = []
         if "" in groups:

@@ -22,6 +22,7 @@ watcher and call ``matches`` per object.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -178,8 +179,9 @@ class Requirement:
         """``labels.NewRequirement``: validates key, operator and values (raises :class:`SelectorError`)."""
         vals = tuple(values)
         errs: list[str] = []
-        for m in is_qualified_name(key)[:1] and [_field_invalid("key", key, "; ".join(is_qualified_name(key)))]:
-            errs.append(m)
+        key_errs = is_qualified_name(key)
+        if key_errs:
+            errs.append(_field_invalid("key", key, "; ".join(key_errs)))
         if operator in (IN, NOT_IN):
             if not vals:
                 errs.append(f"values: Invalid value: {_go_slice(vals)}: for 'in', 'notin' operators, "
@@ -257,7 +259,7 @@ class LabelSelector:
     none (what a nil ``*metav1.LabelSelector`` converts to).
     """
 
-    __slots__ = ("requirements", "_nothing", "_eq")
+    __slots__ = ("_eq", "_nothing", "requirements")
 
     def __init__(self, requirements: Iterable[Requirement] = (), *, nothing: bool = False) -> None:
         # Sorted by key, as labels.Parse / Selector.Add do, so String() is deterministic.
@@ -495,24 +497,21 @@ class _Parser:
         raise SelectorError(f"found '{lit}', expected: identifier")
 
 
-_LABEL_CACHE: dict[str, LabelSelector] = {}
-
-
 def parse_label_selector(s: str | None) -> LabelSelector:
     """Parse ``?labelSelector=`` (``labels.Parse``); raises :class:`SelectorError` (400) on bad input.
 
-    ``None`` and ``""`` give the everything selector. Results are cached: the
-    same few selector strings arrive over and over from controllers and kubectl.
+    ``None`` and ``""`` give the everything selector. Results are cached (the
+    same few selector strings arrive over and over from controllers and kubectl);
+    errors are not.
     """
     if not s:
         return _EVERYTHING
-    sel = _LABEL_CACHE.get(s)
-    if sel is None:
-        sel = LabelSelector(_Parser(s).parse())
-        if len(_LABEL_CACHE) > 4096:
-            _LABEL_CACHE.clear()
-        _LABEL_CACHE[s] = sel
-    return sel
+    return _parse_label_selector_cached(s)
+
+
+@functools.lru_cache(maxsize=2048)
+def _parse_label_selector_cached(s: str) -> LabelSelector:
+    return LabelSelector(_Parser(s).parse())
 
 
 # --- the object form (metav1.LabelSelector) ---
@@ -977,7 +976,7 @@ class ObjectSelector:
     Build with :func:`compile_selector`; ``matches(obj)`` is the per-object test.
     """
 
-    __slots__ = ("label", "field", "_getters", "_checks")
+    __slots__ = ("_checks", "_getters", "field", "label")
 
     def __init__(self, kind: Any, label: LabelSelector, field_sel: FieldSelector) -> None:
         self.label = label
@@ -1021,6 +1020,11 @@ def compile_selector(kind: Any, label_selector: str | LabelSelector | None = Non
     return ObjectSelector(kind, label, convert_field_selector(kind, fsel))
 
 
+# Names the API server was first written against.
+compile_selectors = compile_selector
+label_selector_to_string = label_selector_string
+
+
 __all__ = [
     "FIELD_LABELS",
     "FieldLabels",
@@ -1031,6 +1035,7 @@ __all__ = [
     "Requirement",
     "SelectorError",
     "compile_selector",
+    "compile_selectors",
     "convert_field_selector",
     "escape_field_value",
     "field_attributes",
@@ -1041,6 +1046,7 @@ __all__ = [
     "is_qualified_name",
     "is_valid_label_value",
     "label_selector_string",
+    "label_selector_to_string",
     "parse_field_selector",
     "parse_label_selector",
     "selector_from_set",

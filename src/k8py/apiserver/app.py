@@ -199,18 +199,29 @@ class APIServerApp:
         resp.headers["Content-Type"] = ct
         return resp
 
-    def openapi_v3(self, req: web.Request, path: str) -> web.Response:
+    def openapi_v3(self, req: web.Request, path: str) -> web.StreamResponse:
         from k8py.api import openapi
 
+        accept = req.headers.get("Accept", "")
+        if accept and "json" not in accept and "*/*" not in accept:
+            raise errors.not_acceptable("only application/json is served for OpenAPI v3")
         rest = path[len("/openapi/v3"):].strip("/")
         if not rest:
-            hit = self.discovery.get(("openapi-index",), lambda: openapi.v3_index(self.registry))
-            assert hit is not None
-            return self.etag_response(req, hit, "application/json")
-        doc = openapi.v3_document(self.registry, rest)
-        if doc is None:
+            body, etag = openapi.v3_index_bytes(self.registry)
+            return self.etag_response(req, (body, f'"{etag}"'), "application/json")
+        entry = openapi.v3_entry(self.registry, rest)
+        if entry is None:
             raise errors.StatusError(404, "NotFound", "the server could not find the requested resource",
                                      details={})
-        body, etag = doc if isinstance(doc, tuple) else (doc, '"' + str(hash(doc)) + '"')
-        resp_hit: Any = (body, etag)
-        return self.etag_response(req, resp_hit, "application/json")
+        body, etag = entry
+        want = req.query.get("hash")
+        if want is not None and want != etag:
+            # kube-openapi: an outdated hash redirects to the current one
+            raise web.HTTPMovedPermanently(f"/openapi/v3/{rest}?hash={etag}")
+        resp = self.etag_response(req, (body, f'"{etag}"'), "application/json")
+        if want is not None:
+            resp.headers["Cache-Control"] = "public, immutable"
+            resp.headers["Expires"] = "Fri, 26 Nov 2027 00:00:00 GMT"
+        if resp.status == 200 and "gzip" in req.headers.get("Accept-Encoding", ""):
+            resp.enable_compression()
+        return resp

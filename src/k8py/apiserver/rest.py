@@ -55,11 +55,12 @@ def dry_run(ctx: Ctx) -> bool:
     return bool(vals)
 
 
+_OPTIONS_KIND = {"POST": "CreateOptions", "PUT": "UpdateOptions", "PATCH": "PatchOptions"}
+
+
 def field_validation(ctx: Ctx) -> str:
-    v = ctx.q("fieldValidation", "Warn") or "Warn"
-    if v not in ("Strict", "Warn", "Ignore"):
-        raise errors.bad_request(f'fieldValidation must be one of "Ignore", "Warn", or "Strict", got "{v}"')
-    return v
+    return fieldcheck.parse_field_validation(ctx.q("fieldValidation"),
+                                             _OPTIONS_KIND.get(ctx.request.method, "CreateOptions")).value
 
 
 def now() -> str:
@@ -87,7 +88,7 @@ class ResourceAPI:
         if ct not in (JSON, YAML, "application/yml", "text/yaml"):
             raise errors.unsupported_media_type(ct)
         mode = field_validation(ctx)
-        obj, dups = fieldcheck.decode_body(raw, ct, mode != "Ignore")
+        obj, dups = fieldcheck.decode_body(raw, ct, mode != "Ignore", kind=expect_kind or kind.kind)
         if not isinstance(obj, dict):
             raise errors.bad_request("Object 'Kind' is missing in '" + raw[:200].decode("utf-8", "replace") + "'")
         self.check_type_meta(kind, obj, expect_kind)
@@ -117,7 +118,8 @@ class ResourceAPI:
         node = schema.for_kind(kind.group, kind.version, kind.kind)
         if node is None:
             return
-        ctx.warnings.extend(fieldcheck.check(obj, node, mode, dups))
+        av = str(obj.get("apiVersion") or kind.api_version)
+        ctx.warnings.extend(fieldcheck.check(obj, node, mode, dups, kind=kind.kind, version=av.rpartition("/")[2]))
 
     def respond(self, ctx: Ctx, obj: Any, status: int = 200, kind: KindInfo | None = None) -> web.Response:
         out = ctx.output()
@@ -195,7 +197,7 @@ class ResourceAPI:
         fs = ctx.q("fieldSelector")
         if not ls and not fs:
             return None
-        return selectors.compile_selectors(kind, ls, fs)
+        return selectors.compile_selector(kind, ls, fs)
 
     async def list(self, ctx: Ctx, kind: KindInfo, ns: str | None) -> web.Response:
         limit_s = ctx.q("limit")
@@ -685,7 +687,7 @@ class ResourceAPI:
         if kind.kind == "ReplicationController":
             sel_s = ",".join(f"{k}={v}" for k, v in sorted((sel or {}).items()))
         else:
-            sel_s = selectors.label_selector_to_string(sel) if sel else ""
+            sel_s = selectors.label_selector_string(sel) if sel else ""
         return {
             "kind": "Scale", "apiVersion": "autoscaling/v1",
             "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")

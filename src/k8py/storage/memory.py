@@ -35,18 +35,20 @@ class _MemWatch:
         self.queue: asyncio.Queue[WatchResponse | None] = asyncio.Queue()
         self.closed = False
         self.started = False
+        if start == 0:
+            self.start = store._rev + 1  # "from now" means from the moment watch() was called
 
     def __aiter__(self) -> AsyncIterator[WatchResponse]:
         return self
 
     async def __anext__(self) -> WatchResponse:
+        if self.closed:
+            raise StopAsyncIteration
         if not self.started:
             self.started = True
             s = self.store
             if self.start and self.start <= s._compacted:
                 raise CompactedError(self.start, s._compacted)
-            if self.start == 0:
-                self.start = s._rev + 1
             history = [e for e in s._log if e.revision >= self.start and e.kv.key.startswith(self.prefix)]
             s._watchers.append(self)
             if history:

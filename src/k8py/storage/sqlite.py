@@ -117,14 +117,23 @@ _SQL_GET_LATEST = (
     "SELECT kv.value, kv.create_revision, kv.id FROM current JOIN kv ON kv.id = current.id"
     " WHERE current.name = ?"
 )
-_SQL_GET_AT = "SELECT value, create_revision, id, deleted FROM kv WHERE name = ? AND id <= ? ORDER BY id DESC LIMIT 1"
+_SQL_GET_AT = (
+    "SELECT value, create_revision, id, deleted FROM kv WHERE name = ? AND id <= ? ORDER BY id DESC LIMIT 1"
+)
 _SQL_MAX_ID = "SELECT max(id) FROM kv"
 _SQL_META_GET = "SELECT value FROM meta WHERE key = ?"
-_SQL_META_SET = "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+_SQL_META_SET = (
+    "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+)
 _SQL_EVENT_COLUMNS = "id, name, created, deleted, create_revision, prev_revision, value, old_value"
 
 _META_COMPACTED = "compacted"  # highest revision that has been compacted
 _META_COMPACT_DONE = "compact_done"  # compaction has cleaned the log up to here
+
+# Module-level aliases: inside SQLiteStore, ``list`` names the list() method.
+_Outcomes = list[tuple[Any, Any, BaseException | None]]
+_Events = list[Event]
+_KVs = list[KeyValue]
 
 _OP_CREATE = 0
 _OP_UPDATE = 1
@@ -194,7 +203,7 @@ class SQLiteStore:
         *,
         compact_batch: int = 500,
         max_batch: int = 1000,
-        watch_cache_events: int = 20_000,
+        watch_cache_events: int = 10_000,
         watch_buffer: int = 10_000,
         progress_interval: float = 5.0,
         inline_list_limit: int = 500,
@@ -227,6 +236,7 @@ class SQLiteStore:
         self._wconn: sqlite3.Connection | None = None
         self._wrev = 0
         self._compact_done = 0
+        self._writer_dead: StoreUnavailableError | None = None  # set once, by the writer
 
         # Loop-thread state.
         self._rconn: sqlite3.Connection | None = None
@@ -395,8 +405,12 @@ class SQLiteStore:
             self._wrev = conn.execute(_SQL_MAX_ID).fetchall()[0][0] or 0
             compacted = self._meta(conn, _META_COMPACTED)
             self._compact_done = self._meta(conn, _META_COMPACT_DONE)
-        except BaseException as exc:  # report to start(), which re-raises
-            err = exc if isinstance(exc, StoreError) else StoreUnavailableError(f"cannot open {self.path}: {exc}")
+        except BaseException as exc:  # noqa: BLE001 -- reported to start(), which re-raises
+            err = (
+                exc
+                if isinstance(exc, StoreError)
+                else StoreUnavailableError(f"cannot open {self.path}: {exc}")
+            )
             loop.call_soon_threadsafe(_resolve, ready, None, err)
             return
         loop.call_soon_threadsafe(_resolve, ready, (self._wrev, compacted, self._compact_done), None)
@@ -404,12 +418,13 @@ class SQLiteStore:
             self._writer_loop(conn)
         except BaseException as exc:  # a bug or a broken database: fail everyone, loudly
             log.exception("sqlite writer thread died")
-            self._fail_queue(StoreUnavailableError(f"sqlite writer stopped: {exc}"))
+            self._writer_dead = StoreUnavailableError(f"sqlite writer stopped: {exc}")
+            self._fail_queue(self._writer_dead)
         finally:
             conn.close()
 
     def _fail_queue(self, err: StoreError) -> None:
-        outcomes = []
+        outcomes: _Outcomes = []
         while True:
             try:
                 req = self._queue.get_nowait()
@@ -495,7 +510,7 @@ class SQLiteStore:
                     events.append(Event(EventType.DELETE, kv, current))
                     outcomes.append((fut, DeleteResult(rev, current), None))
             execute("COMMIT")
-        except Exception as exc:  # sqlite3.Error (disk full, I/O) or a bug: fail this group only
+        except Exception as exc:  # noqa: BLE001 -- sqlite3.Error (disk full, I/O) or a bug: fail this group only
             log.error("sqlite write transaction failed: %s", exc)
             with contextlib.suppress(sqlite3.Error):
                 execute("ROLLBACK")
@@ -507,7 +522,7 @@ class SQLiteStore:
         self._wrev = rev
         self._post(outcomes, events)
 
-    def _post(self, outcomes: list[tuple[Any, Any, BaseException | None]], events: list[Event]) -> None:
+    def _post(self, outcomes: _Outcomes, events: _Events) -> None:
         assert self._loop is not None
         with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting
             self._loop.call_soon_threadsafe(self._on_commit, outcomes, events)
@@ -519,7 +534,7 @@ class SQLiteStore:
                 result: Any = self._compact_step(conn, arg)
             else:
                 result = self._maintain_step(conn)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 -- reported to the caller of compact()
             self._rollback_quietly(conn)
             self._post([(fut, None, StoreUnavailableError(f"sqlite maintenance failed: {exc}"))], [])
             return
@@ -592,11 +607,15 @@ class SQLiteStore:
     def _submit(self, op: int, key: Any, value: Any, expected: Any) -> asyncio.Future[Any]:
         self._check_open()
         assert self._loop is not None
+        if self._writer_dead is not None:
+            raise self._writer_dead
         fut = self._loop.create_future()
         self._queue.put((op, key, value, expected, fut))
+        if self._writer_dead is not None:  # died between the check and the put
+            self._fail_queue(self._writer_dead)
         return fut
 
-    def _on_commit(self, outcomes: list[tuple[Any, Any, BaseException | None]], events: list[Event]) -> None:
+    def _on_commit(self, outcomes: _Outcomes, events: _Events) -> None:
         # Events first: when a writer's await returns, watchers already have its event.
         if events:
             self._publish(events)
@@ -702,9 +721,9 @@ class SQLiteStore:
         revision: int = 0,
         count: bool = False,
     ) -> ListResult:
-        """See :meth:`Store.list`. ``count`` counts the keys from ``start_key``
-        (or the prefix) to the end of the prefix, as etcd's range count does,
-        so ``count - len(kvs)`` is the number of keys remaining after the page."""
+        """See :meth:`Store.list`. ``count`` is the number of keys under the
+        whole prefix at the read revision, whatever ``start_key`` and ``limit``
+        (so on a first page ``count - len(kvs)`` is what remains)."""
         self._check_open()
         if limit < 0:
             raise ValueError(f"limit must be >= 0, got {limit}")
@@ -747,20 +766,26 @@ class SQLiteStore:
                 if revision <= compacted:
                     raise CompactedError(revision, compacted)
             at = revision or current
-            if hi is not None and lo >= hi:
-                return ListResult([], at, False, 0)
-            if at == current:
-                kvs, more, total = self._list_latest(conn, lo, hi, limit, count)
-            else:
-                kvs, more, total = self._list_at(conn, lo, hi, limit, at, count)
+            latest = at == current
+            kvs: _KVs = []
+            more = False
+            if hi is None or lo < hi:
+                if latest:
+                    kvs, more = self._list_latest(conn, lo, hi, limit)
+                else:
+                    kvs, more = self._list_at(conn, lo, hi, limit, at)
+            total = 0
+            if count:
+                if not more and lo == prefix:
+                    total = len(kvs)
+                else:
+                    total = self._count(conn, prefix, hi, at if not latest else 0)
         finally:
             conn.execute("COMMIT")
         return ListResult(kvs, at, more, total)
 
     @staticmethod
-    def _list_latest(
-        conn: sqlite3.Connection, lo: str, hi: str | None, limit: int, count: bool
-    ) -> tuple[list[KeyValue], bool, int]:
+    def _list_latest(conn: sqlite3.Connection, lo: str, hi: str | None, limit: int) -> tuple[_KVs, bool]:
         sql = (
             "SELECT current.name, kv.value, kv.create_revision, kv.id FROM current"
             " JOIN kv ON kv.id = current.id"
@@ -774,29 +799,19 @@ class SQLiteStore:
         more = bool(limit) and len(rows) > limit
         if more:
             del rows[limit:]
-        kvs = [KeyValue(*row) for row in rows]
-        total = 0
-        if count:
-            total = conn.execute(
-                f"SELECT count(*) FROM current WHERE {_range_clause('name', hi)}", _range_args(lo, hi)
-            ).fetchall()[0][0]
-        return kvs, more, total
+        return [KeyValue(*row) for row in rows], more
 
     @staticmethod
-    def _list_at(
-        conn: sqlite3.Connection, lo: str, hi: str | None, limit: int, at: int, count: bool
-    ) -> tuple[list[KeyValue], bool, int]:
+    def _list_at(conn: sqlite3.Connection, lo: str, hi: str | None, limit: int, at: int) -> tuple[_KVs, bool]:
         # SQLite's documented min/max rule: with a single max() aggregate the
         # bare columns come from the row holding the max, i.e. each key's
         # latest row at or before ``at``.
-        where = f"{_range_clause('name', hi)} AND id <= ?"
-        args = _range_args(lo, hi) + (at,)
         cur = conn.execute(
-            f"SELECT name, value, create_revision, max(id), deleted FROM kv WHERE {where}"
-            " GROUP BY name ORDER BY name",
-            args,
+            "SELECT name, value, create_revision, max(id), deleted FROM kv"
+            f" WHERE {_range_clause('name', hi)} AND id <= ? GROUP BY name ORDER BY name",
+            (*_range_args(lo, hi), at),
         )
-        kvs: list[KeyValue] = []
+        kvs: _KVs = []
         more = False
         try:
             for name, value, create_rev, mod_rev, deleted in cur:
@@ -808,16 +823,21 @@ class SQLiteStore:
                 kvs.append(KeyValue(name, value, create_rev, mod_rev))
         finally:
             cur.close()  # end the statement before COMMIT
-        total = 0
-        if count:
-            total = conn.execute(
-                f"SELECT count(*) FROM (SELECT max(id), deleted FROM kv WHERE {where} GROUP BY name)"
-                " WHERE deleted = 0",
-                args,
-            ).fetchall()[0][0]
-        return kvs, more, total
+        return kvs, more
 
-    def _read_log(self, prefix: str, lo: int, hi: int, limit: int) -> tuple[list[Event], int]:
+    @staticmethod
+    def _count(conn: sqlite3.Connection, prefix: str, hi: str | None, at: int) -> int:
+        """Live keys under ``prefix`` at revision ``at`` (0: latest)."""
+        if not at:
+            sql = f"SELECT count(*) FROM current WHERE {_range_clause('name', hi)}"
+            return int(conn.execute(sql, _range_args(prefix, hi)).fetchall()[0][0])
+        sql = (
+            "SELECT count(*) FROM (SELECT max(id), deleted FROM kv"
+            f" WHERE {_range_clause('name', hi)} AND id <= ? GROUP BY name) WHERE deleted = 0"
+        )
+        return int(conn.execute(sql, (*_range_args(prefix, hi), at)).fetchall()[0][0])
+
+    def _read_log(self, prefix: str, lo: int, hi: int, limit: int) -> tuple[_Events, int]:
         """Events under ``prefix`` with revisions in [lo, hi] from the database
         (reader thread). Returns the events and the last revision scanned."""
         conn = self._thread_conn()
@@ -952,16 +972,16 @@ class SQLiteWatch:
     """
 
     __slots__ = (
-        "_store",
-        "prefix",
-        "_start",
-        "_progress",
-        "_next",
-        "_live",
-        "_pending",
-        "_wake",
-        "_closed",
         "_checked",
+        "_closed",
+        "_live",
+        "_next",
+        "_pending",
+        "_progress",
+        "_start",
+        "_store",
+        "_wake",
+        "prefix",
     )
 
     def __init__(self, store: SQLiteStore, prefix: str, start_revision: int, progress_notify: bool) -> None:

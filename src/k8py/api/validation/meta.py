@@ -190,7 +190,7 @@ PERCENT_MSG = "a valid percent string must be a numeric string followed by an en
 C_IDENT_FMT = "[A-Za-z_][A-Za-z0-9_]*"
 C_IDENT_MSG = "a valid C identifier must start with alphabetic character or '_', followed by a string of alphanumeric characters or '_'"
 
-_re = functools_cache = {}  # noqa: RUF012 - module-private regex cache
+_re: dict[str, re.Pattern[str]] = {}
 
 
 def _full(fmt: str) -> re.Pattern[str]:
@@ -436,7 +436,7 @@ def _semantic(v: Any) -> Any:
         return out or None
     if isinstance(v, list):
         return [_semantic(x) for x in v] or None
-    if v == "" or v is False:
+    if v == "" or v is False or (type(v) is int and v == 0):
         return None
     return v
 

@@ -1,0 +1,261 @@
+"""API benchmark: a real `k8py server` process on loopback, driven by concurrent HTTPS clients.
+
+Measures, as issue 2 asks:
+  - CREATE throughput and latency (concurrent clients creating ConfigMaps)
+  - GET throughput and latency
+  - LIST of 10,000 pods (full list, JSON)
+  - watch fan-out: time from a write being acknowledged to it reaching each of 100 watchers
+  - idle server RSS after start-up, and RSS after the load
+
+Usage:  python bench/api_bench.py [--quick] [--json out.json]
+All traffic goes to 127.0.0.1 only; every loop is bounded in count and time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import yaml
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(len(xs) * p))] if xs else 0.0
+
+
+class Cluster:
+    def __init__(self, tmp: Path, datastore: str = "") -> None:
+        self.tmp = tmp
+        self.port = free_port()
+        self.data = tmp / "data"
+        args = [sys.executable, "-m", "k8py.cli", "server", "--data-dir", str(self.data), "--https-listen-port",
+                str(self.port), "--bind-address", "127.0.0.1", "--disable-agent"]
+        if datastore:
+            args += ["--datastore-endpoint", datastore]
+        self.log = open(tmp / "server.log", "wb")
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def wait_ready(self) -> None:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        import urllib.request
+
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"https://127.0.0.1:{self.port}/readyz", context=ctx, timeout=2):
+                    if (self.data / "kubeconfig.yaml").exists():
+                        return
+            except Exception:
+                time.sleep(0.1)
+        raise RuntimeError("server did not become ready")
+
+    def ssl_context(self) -> ssl.SSLContext:
+        kc = yaml.safe_load((self.data / "kubeconfig.yaml").read_text())
+        user = kc["users"][0]["user"]
+        cluster = kc["clusters"][0]["cluster"]
+        d = self.tmp / "certs"
+        d.mkdir(exist_ok=True)
+        (d / "ca.crt").write_bytes(base64.b64decode(cluster["certificate-authority-data"]))
+        (d / "c.crt").write_bytes(base64.b64decode(user["client-certificate-data"]))
+        (d / "c.key").write_bytes(base64.b64decode(user["client-key-data"]))
+        ctx = ssl.create_default_context(cafile=str(d / "ca.crt"))
+        ctx.load_cert_chain(str(d / "c.crt"), str(d / "c.key"))
+        return ctx
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+async def run_workers(n_workers: int, total: int, fn: Any) -> tuple[float, list[float]]:
+    lat: list[float] = []
+    counter = iter(range(total))
+
+    async def worker() -> None:
+        for i in counter:
+            t = time.perf_counter()
+            await fn(i)
+            lat.append(time.perf_counter() - t)
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(n_workers)))
+    return time.perf_counter() - t0, lat
+
+
+def summary(name: str, elapsed: float, lat: list[float]) -> dict[str, Any]:
+    r = {"name": name, "ops": len(lat), "seconds": round(elapsed, 3), "per_second": round(len(lat) / elapsed, 1),
+         "p50_ms": round(pct(lat, 0.5) * 1000, 2), "p99_ms": round(pct(lat, 0.99) * 1000, 2)}
+    print(f"{name:<28} {r['per_second']:>9}/s  p50 {r['p50_ms']:>7} ms  p99 {r['p99_ms']:>7} ms  ({len(lat)} ops)")
+    return r
+
+
+async def bench(cluster: Cluster, quick: bool) -> dict[str, Any]:
+    base = f"https://127.0.0.1:{cluster.port}"
+    ctx = cluster.ssl_context()
+    results: dict[str, Any] = {"idle_rss_mb": round(rss_mb(cluster.proc.pid), 1)}
+    print(f"idle server RSS: {results['idle_rss_mb']} MB")
+    conn = aiohttp.TCPConnector(ssl=ctx, limit=200)
+    async with aiohttp.ClientSession(connector=conn, base_url=base) as s:
+        await (await s.post("/api/v1/namespaces", json={"apiVersion": "v1", "kind": "Namespace",
+                                                         "metadata": {"name": "bench"}})).read()
+        n_create = 2000 if quick else 10000
+
+        async def create(i: int) -> None:
+            r = await s.post("/api/v1/namespaces/bench/configmaps",
+                             json={"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"cm-{i}"},
+                                   "data": {"k": "v" * 64}})
+            await r.read()
+            assert r.status == 201, r.status
+
+        el, lat = await run_workers(32, n_create, create)
+        results["create"] = summary("CREATE configmap", el, lat)
+
+        n_get = 5000 if quick else 20000
+
+        async def get(i: int) -> None:
+            r = await s.get(f"/api/v1/namespaces/bench/configmaps/cm-{i % n_create}")
+            await r.read()
+            assert r.status == 200
+
+        el, lat = await run_workers(32, n_get, get)
+        results["get"] = summary("GET configmap", el, lat)
+
+        # 10,000 pods for the LIST
+        n_pods = 10000
+
+        async def create_pod(i: int) -> None:
+            r = await s.post("/api/v1/namespaces/bench/pods", json={
+                "apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"pod-{i}", "labels": {"app": "bench"}},
+                "spec": {"containers": [{"name": "c", "image": "busybox:1.36", "resources": {
+                    "requests": {"cpu": "100m", "memory": "64Mi"}}}]}})
+            await r.read()
+            assert r.status == 201, r.status
+
+        el, lat = await run_workers(32, n_pods, create_pod)
+        results["create_pod"] = summary("CREATE pod", el, lat)
+        list_lat: list[float] = []
+        for _ in range(3 if quick else 5):
+            t = time.perf_counter()
+            r = await s.get("/api/v1/namespaces/bench/pods")
+            body = await r.read()
+            list_lat.append(time.perf_counter() - t)
+        n_items = len(json.loads(body)["items"])
+        assert n_items == n_pods, n_items
+        results["list_10k_pods"] = {"items": n_items, "best_s": round(min(list_lat), 3),
+                                    "median_s": round(statistics.median(list_lat), 3),
+                                    "bytes": len(body)}
+        print(f"LIST {n_items} pods: best {min(list_lat):.3f}s median {statistics.median(list_lat):.3f}s "
+              f"({len(body) / 1e6:.1f} MB)")
+
+        # watch fan-out
+        n_watchers = 100
+        n_writes = 50 if quick else 200
+        received: dict[str, list[float]] = {}
+        ready = 0
+        rv = json.loads(await (await s.get("/api/v1/namespaces/bench/configmaps?limit=1")).read())[
+            "metadata"]["resourceVersion"]
+
+        async def watcher(idx: int) -> None:
+            nonlocal ready
+            r = await s.get(f"/api/v1/namespaces/bench/configmaps?watch=1&resourceVersion={rv}"
+                            f"&fieldSelector=metadata.name%3Dfan&timeoutSeconds=120")
+            ready += 1
+            seen = 0
+            async for line in r.content:
+                if not line.strip():
+                    continue
+                ev = json.loads(line)
+                key = ev["object"]["metadata"]["resourceVersion"]
+                received.setdefault(key, []).append(time.perf_counter())
+                seen += 1
+                if seen >= n_writes:
+                    break
+            r.close()
+
+        tasks = [asyncio.create_task(watcher(i)) for i in range(n_watchers)]
+        deadline = time.monotonic() + 30
+        while ready < n_watchers and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        written: dict[str, float] = {}
+        await (await s.post("/api/v1/namespaces/bench/configmaps", json={
+            "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "fan"}, "data": {"n": "0"}})).read()
+        for i in range(1, n_writes):
+            t = time.perf_counter()
+            r = await s.patch("/api/v1/namespaces/bench/configmaps/fan", data=json.dumps({"data": {"n": str(i)}}),
+                              headers={"Content-Type": "application/merge-patch+json"})
+            obj = json.loads(await r.read())
+            written[obj["metadata"]["resourceVersion"]] = t
+            await asyncio.sleep(0.02)
+        await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 60)
+        delays = [(ts - written[rv_]) for rv_, tss in received.items() if rv_ in written for ts in tss]
+        results["watch_fanout"] = {"watchers": n_watchers, "writes": len(written), "deliveries": len(delays),
+                                   "p50_ms": round(pct(delays, 0.5) * 1000, 2),
+                                   "p99_ms": round(pct(delays, 0.99) * 1000, 2)}
+        print(f"watch fan-out to {n_watchers}: p50 {results['watch_fanout']['p50_ms']} ms "
+              f"p99 {results['watch_fanout']['p99_ms']} ms ({len(delays)} deliveries)")
+    results["loaded_rss_mb"] = round(rss_mb(cluster.proc.pid), 1)
+    print(f"server RSS after load: {results['loaded_rss_mb']} MB")
+    return results
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="smaller counts (a smoke run)")
+    ap.add_argument("--json", help="write results as JSON to this file")
+    ap.add_argument("--datastore-endpoint", default="", help="pass to k8py server (default: embedded SQLite)")
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="k8py-bench-"))
+    cluster = Cluster(tmp, args.datastore_endpoint)
+    try:
+        cluster.wait_ready()
+        time.sleep(1.0)  # let start-up garbage settle before reading idle RSS
+        res = asyncio.run(bench(cluster, args.quick))
+        res["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
+        if args.json:
+            Path(args.json).write_text(json.dumps(res, indent=2))
+    finally:
+        cluster.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
