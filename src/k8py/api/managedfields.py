@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -48,6 +49,8 @@ __all__ = [
 ]
 
 Path = tuple[str, ...]
+
+_log = logging.getLogger(__name__)
 
 LAST_APPLIED_ANNOTATION = "kubectl.kubernetes.io/last-applied-configuration"
 MAX_UPDATE_MANAGERS = 10  # kube's DefaultMaxUpdateManagers
@@ -881,7 +884,9 @@ def _encode_managed(managed: _Managed) -> list[dict[str, Any]] | None:
 
 def _is_reset(mf: Any) -> bool:
     """An update that sends ``managedFields: []`` or ``[{}]`` clears them (kube's isResetManagedFields)."""
-    return isinstance(mf, list) and (len(mf) == 0 or (len(mf) == 1 and mf[0] == {}))
+    if not isinstance(mf, list) or len(mf) > 1:
+        return False
+    return not mf or (isinstance(mf[0], dict) and not any(mf[0].values()))
 
 
 # ==================================================================================================
@@ -933,6 +938,19 @@ def _zero(node: SchemaNode | None, top: bool = False) -> dict[str, Any]:
     return out
 
 
+def _overlay_zero(obj: Any, zero: dict[str, Any]) -> Any:
+    """``obj`` with the zero object's fields filled in where absent (inputs untouched)."""
+    if not isinstance(obj, dict) or not zero:
+        return obj
+    out = dict(obj)
+    for k, zv in zero.items():
+        if k not in out:
+            out[k] = copy.deepcopy(zv)
+        elif isinstance(zv, dict) and isinstance(out[k], dict):
+            out[k] = _overlay_zero(out[k], zv)
+    return out
+
+
 # ==================================================================================================
 # The updater (structured-merge-diff's merge.Updater)
 
@@ -956,6 +974,7 @@ class _Ctx:
     root: _Type
     version: str
     ignore: tuple[Path, ...]
+    zero: dict[str, Any] = field(default_factory=dict)
 
     def filter(self, paths: set[Path]) -> set[Path]:
         return _recursive_difference(paths, self.ignore)
@@ -964,7 +983,8 @@ class _Ctx:
 def _update_managers(ctx: _Ctx, live: Any, new: Any, managed: _Managed, workflow: _Key,
                      force: bool) -> Comparison:
     cmp = Comparison()
-    _cmp(live, new, ctx.root, (), cmp)
+    # Compare as Go's typed objects would: non-pointer structs are always there.
+    _cmp(_overlay_zero(live, ctx.zero), _overlay_zero(new, ctx.zero), ctx.root, (), cmp)
     cmp = cmp.filtered(ctx.ignore)
     changed = cmp.modified | cmp.added
     conflicts: dict[_Key, set[Path]] = {}
@@ -1047,6 +1067,17 @@ def _drop_emptied(obj: Any, before: Any) -> None:
     elif isinstance(obj, list) and isinstance(before, list) and len(obj) == len(before):
         for v, b in zip(obj, before, strict=True):
             _drop_emptied(v, b)
+
+
+def _drop_nulls(obj: Any) -> None:
+    if isinstance(obj, dict):
+        for k in [k for k, v in obj.items() if v is None]:
+            del obj[k]
+        for v in obj.values():
+            _drop_nulls(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            _drop_nulls(v)
 
 
 def _strip(managed: _Managed, key: _Key) -> None:
@@ -1180,13 +1211,17 @@ def update_managed_fields(old: dict[str, Any] | None, new: dict[str, Any], *, ma
     if not managed.fields and old is not None:
         return  # kube's skipNonAppliedManager: untracked objects stay untracked on update
     root = _resolve(node)
-    ctx = _Ctx(root, api_version, tuple(ignore) if ignore is not None else _default_ignore(node, subresource))
-    live = _without_managed_fields(old) if old is not None else _zero(node, top=True)
+    zero = _zero(node, top=True)
+    ctx = _Ctx(root, api_version, tuple(ignore) if ignore is not None else _default_ignore(node, subresource),
+               zero)
+    live = _without_managed_fields(old) if old is not None else zero
     current = _without_managed_fields(new)
     try:
         _update_chain(ctx, live, current, managed, manager, subresource, now)
-    except (_TypedError, _DecodeError):
-        return  # UpdateNoErrors: never fail a write on managedFields; leave them cleared
+    except Exception:  # noqa: BLE001 - kube's UpdateNoErrors: never fail a write over managedFields
+        _log.exception("[SHOULD NOT HAPPEN] failed to update managedFields of %s/%s",
+                       md.get("namespace", ""), md.get("name", ""))
+        return  # and leave them cleared
     _set_managed_fields(new, managed)
 
 
@@ -1286,14 +1321,16 @@ def server_side_apply(live: dict[str, Any] | None, applied: dict[str, Any], *, m
         raise bad_request(f"invalid object type: {_gvk_string(applied.get('apiVersion'), applied.get('kind'))}")
 
     root = _resolve(node)
-    ctx = _Ctx(root, api_version, tuple(ignore) if ignore is not None else _default_ignore(node, subresource))
+    zero = _zero(node, top=True)
+    ctx = _Ctx(root, api_version, tuple(ignore) if ignore is not None else _default_ignore(node, subresource),
+               zero)
     live_obj: dict[str, Any] = _without_managed_fields(live) if live is not None else {}
 
     # skipNonAppliedManager: an object nobody owned yet gets its current fields owned by
     # "before-first-apply", so applying different values conflicts instead of silently winning.
     if not managed.fields and live is not None:
         try:
-            _update_chain(ctx, _zero(node, top=True), live_obj, managed, _BEFORE_FIRST_APPLY, subresource, now)
+            _update_chain(ctx, zero, live_obj, managed, _BEFORE_FIRST_APPLY, subresource, now)
         except _TypedError as e:
             raise StatusError(500, "", f"failed to create manager for existing fields: {e}") from None
 
@@ -1338,6 +1375,7 @@ def server_side_apply(live: dict[str, Any] | None, applied: dict[str, Any], *, m
         out = copy.deepcopy(result)
         new_managed.times[key] = now
         _drop_emptied(out, _merge(live_obj, config, root))
+        _drop_nulls(out)  # a null in the configuration means "unset" once decoded
 
     # lastAppliedUpdater: keep an existing client-side-apply annotation in sync (manager "kubectl")
     annotations = (out.get("metadata") or {}).get("annotations")

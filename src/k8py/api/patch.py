@@ -25,7 +25,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-import jsonpatch
+import jsonpatch  # type: ignore[import-untyped]
 import orjson
 
 from k8py.api.errors import StatusError, bad_request, invalid
@@ -327,7 +327,7 @@ def _elem_kind(*lists: list[Any]) -> str:
                     raise _SMPError(_ERR_NO_LIST_OF_LISTS, 422)
             elif prev != kind:
                 raise _SMPError("list element types are not identical: "
-                                + " ".join(_go_v(x) for x in lists))
+                                + "[" + " ".join(_go_v(x) for x in lists) + "]")
     if prev is None:
         raise _SMPError("no elements in any of the given slices")
     return prev

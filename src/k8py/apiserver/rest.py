@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import re
 from typing import Any
 
 import orjson
@@ -119,7 +120,12 @@ class ResourceAPI:
         if node is None:
             return
         av = str(obj.get("apiVersion") or kind.api_version)
-        ctx.warnings.extend(fieldcheck.check(obj, node, mode, dups, kind=kind.kind, version=av.rpartition("/")[2]))
+        warnings = fieldcheck.check(obj, node, mode, dups, kind=kind.kind, version=av.rpartition("/")[2])
+        ctx.warnings.extend(warnings)
+        if mode != "Strict" and (warnings or mode == "Ignore"):
+            # kube's decoder drops fields its types do not have
+            for path in fieldcheck.unknown_field_paths(obj, node):
+                _prune(obj, path)
 
     def respond(self, ctx: Ctx, obj: Any, status: int = 200, kind: KindInfo | None = None) -> web.Response:
         out = ctx.output()
@@ -761,6 +767,24 @@ class ResourceAPI:
         if nm.get("deletionTimestamp") and not fin and not nm.get("finalizers"):
             await self.objects.delete(kind, None, name, None)
         return self.respond(ctx, new, kind=kind)
+
+
+_SEGMENT = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def _prune(obj: Any, path: str) -> None:
+    """Remove the field at ``path`` (``spec.containers[0].foo``) from ``obj``."""
+    parts: list[str | int] = [m.group(1) if m.group(1) is not None else int(m.group(2))
+                              for m in _SEGMENT.finditer(path)]
+    cur = obj
+    for p in parts[:-1]:
+        try:
+            cur = cur[p]
+        except (KeyError, IndexError, TypeError):
+            return
+    last = parts[-1] if parts else None
+    if isinstance(cur, dict) and isinstance(last, str):
+        cur.pop(last, None)
 
 
 def _adds_finalizers(meta: Obj, old_meta: Obj) -> bool:

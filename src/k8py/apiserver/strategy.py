@@ -67,6 +67,8 @@ def prepare_for_create(kind: KindInfo, obj: Obj) -> None:
         _pod_create_status(obj)
     elif kind.kind == "Namespace":
         obj["status"] = {"phase": "Active"}
+        # kube's namespace strategy: the namespace controller finalizes every namespace
+        obj.setdefault("spec", {})["finalizers"] = ["kubernetes"]
     elif kind.kind == "Service":
         obj["status"] = {"loadBalancer": {}}
     elif kind.kind == "PersistentVolumeClaim":
