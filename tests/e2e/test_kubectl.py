@@ -212,7 +212,7 @@ def test_get_watch_sees_change(server: Server, ns: str) -> None:
         assert second == "v2"
     finally:
         proc.kill()
-        proc.wait()
+        proc.communicate(timeout=10)
 
 
 def test_create_label_annotate_scale(server: Server, ns: str) -> None:

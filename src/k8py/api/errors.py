@@ -49,6 +49,8 @@ _OMIT = object()
 
 def go_repr(value: Any) -> str:
     """Render a value roughly as Go's ``%#v``/``%q`` does in field error messages."""
+    if hasattr(value, "go_repr"):
+        return str(value.go_repr())
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
@@ -154,9 +156,10 @@ class StatusError(Exception):
             "metadata": {},
             "status": "Failure",
             "message": self.message,
-            "reason": self.reason,
             "code": self.code,
         }
+        if self.reason:  # kube leaves an empty reason out
+            st["reason"] = self.reason
         if self.details is not None:
             st["details"] = self.details
         return st

@@ -237,9 +237,9 @@ def format_quantity(q: Quantity) -> str:
     if q.value == 0:
         return "0"
     fmt = q.format
-    if fmt is Format.BINARY_SI:
-        if -1024 < q.value < 1024 or q.value.denominator != 1:
-            fmt = Format.DECIMAL_SI
+    if fmt is Format.BINARY_SI and (-1024 < q.value < 1024 or q.value.denominator != 1):
+        # small or fractional binary values print in decimal, like CanonicalizeBytes
+        fmt = Format.DECIMAL_SI
     if fmt is Format.BINARY_SI:
         n = q.value.numerator
         mant, times = _remove_factors(abs(n), 1024)

@@ -57,6 +57,22 @@ def status_response(err: errors.StatusError) -> web.Response:
     return resp
 
 
+def _pb_bytes(field: int, data: bytes) -> bytes:
+    n = len(data)
+    varint = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        varint.append(b | (0x80 if n else 0))
+        if not n:
+            break
+    return bytes([(field << 3) | 2]) + bytes(varint) + data
+
+
+def _pb_str(field: int, s: str) -> bytes:
+    return _pb_bytes(field, s.encode())
+
+
 class APIServerApp:
     def __init__(
         self,
@@ -182,8 +198,7 @@ class APIServerApp:
         if path.startswith("/openapi/v3"):
             return self.openapi_v3(req, path)
         if path.startswith("/openapi/v2"):
-            raise errors.StatusError(404, "NotFound", "the server could not find the requested resource "
-                                     "(k8py serves OpenAPI v3 at /openapi/v3)", details={})
+            return self.openapi_v2(req)
         if path == "/":
             paths = sorted({"/api", "/api/v1", "/apis", "/healthz", "/livez", "/readyz", "/version", "/openapi/v3"}
                            | {f"/apis/{g}" for g in self.registry.groups() if g}
@@ -198,6 +213,26 @@ class APIServerApp:
         resp = web.Response(body=body, headers={"ETag": etag, "Vary": "Accept"})
         resp.headers["Content-Type"] = ct
         return resp
+
+    def openapi_v2(self, req: web.Request) -> web.Response:
+        """An OpenAPI v2 document with no definitions, in gnostic protobuf.
+
+        k8py describes its kinds in OpenAPI v3 (which kubectl uses for explain,
+        validation and patches). kubectl falls back to v2 only for kinds the v3
+        documents do not have, e.g. ``apiVersion: v1, kind: ReplicaSet``; with no
+        v2 schema for them it skips client-side validation and reports the real
+        problem (``no matches for kind "ReplicaSet" in version "v1"``), as
+        against kube-apiserver.
+        """
+        info = _pb_str(1, "Kubernetes") + _pb_str(2, KUBE_VERSION["gitVersion"])
+        body = _pb_str(1, "2.0") + _pb_bytes(2, info)
+        accept = req.headers.get("Accept", "")
+        if "protobuf" in accept:
+            return web.Response(body=body,
+                                content_type="application/com.github.proto-openapi.spec.v2.v1.0+protobuf")
+        doc = {"swagger": "2.0", "info": {"title": "Kubernetes", "version": KUBE_VERSION["gitVersion"]},
+               "paths": {}, "definitions": {}}
+        return web.Response(body=orjson.dumps(doc), content_type="application/json")
 
     def openapi_v3(self, req: web.Request, path: str) -> web.StreamResponse:
         from k8py.api import openapi

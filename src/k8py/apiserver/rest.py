@@ -11,7 +11,18 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from k8py.api import defaults, errors, fieldcheck, managedfields, patch, schema, selectors, tables, validation
+from k8py.api import (
+    defaults,
+    errors,
+    fieldcheck,
+    managedfields,
+    patch,
+    protobuf,
+    schema,
+    selectors,
+    tables,
+    validation,
+)
 from k8py.api.registry import KindInfo, Registry
 from k8py.apiserver import strategy
 from k8py.apiserver.admission import Admission, Attributes
@@ -86,9 +97,14 @@ class ResourceAPI:
 
     async def decode_object(self, ctx: Ctx, kind: KindInfo, raw: bytes, *, expect_kind: str | None = None) -> Obj:
         ct = content_type_of(ctx.request.headers.get("Content-Type", "")) or JSON
-        if ct not in (JSON, YAML, "application/yml", "text/yaml"):
-            raise errors.unsupported_media_type(ct)
         mode = field_validation(ctx)
+        if protobuf.is_protobuf(ct):
+            # typed client-go clients (kubectl create ...) send protobuf; it has no unknown/duplicate fields
+            obj = protobuf.decode(raw)
+            self.check_type_meta(kind, obj, expect_kind)
+            return obj
+        if ct not in (JSON, YAML, "application/yml", "text/yaml", "application/x-yaml"):
+            raise errors.unsupported_media_type(ct)
         obj, dups = fieldcheck.decode_body(raw, ct, mode != "Ignore", kind=expect_kind or kind.kind)
         if not isinstance(obj, dict):
             raise errors.bad_request("Object 'Kind' is missing in '" + raw[:200].decode("utf-8", "replace") + "'")
@@ -96,24 +112,35 @@ class ResourceAPI:
         self.check_fields(ctx, kind, obj, mode, dups)
         return obj
 
+    def decode_plain(self, ctx: Ctx, raw: bytes, strict: bool) -> Any:
+        """A body that is not a stored kind (Scale, Binding, ...), in JSON, YAML or protobuf."""
+        ct = content_type_of(ctx.request.headers.get("Content-Type", "")) or JSON
+        if protobuf.is_protobuf(ct):
+            return protobuf.decode(raw)
+        body, dups = fieldcheck.decode_body(raw, ct, strict)
+        if strict and dups:
+            raise errors.bad_request("strict decoding error: " + ", ".join(dups))
+        return body
+
     def check_type_meta(self, kind: KindInfo, obj: Obj, expect_kind: str | None = None) -> None:
+        """apiVersion/kind must name this endpoint's kind; missing ones default to it, as
+        kube's decoder defaults the GVK from the request path."""
         want_kind = expect_kind or kind.kind
         av = obj.get("apiVersion")
         k = obj.get("kind")
         if not k:
-            raise errors.bad_request(f"Object 'Kind' is missing in '{orjson.dumps(obj).decode()[:300]}'")
-        if k != want_kind or (av and av != kind.api_version and expect_kind is None):
-            if av and av != kind.api_version:
-                # a kind served in another version of the same storage is converted
-                other = self.registry.by_api_version(av, k)
-                if other is not None and other.storage_name == kind.storage_name:
-                    return
-            raise errors.bad_request(
-                f"the API version in the data ({av}) does not match the expected API version ({kind.api_version})"
-                if k == want_kind else
-                f"the kind in the data ({k}) does not match the expected kind ({want_kind})")
+            obj["kind"] = k = want_kind
         if not av:
-            raise errors.bad_request(f"Object 'apiVersion' is missing in '{orjson.dumps(obj).decode()[:300]}'")
+            obj["apiVersion"] = av = kind.api_version if expect_kind is None else av
+        if k != want_kind:
+            raise errors.bad_request(f"the kind in the data ({k}) does not match the expected kind ({want_kind})")
+        if expect_kind is None and av != kind.api_version:
+            # a kind served in another version of the same storage is converted
+            other = self.registry.by_api_version(str(av), str(k))
+            if other is not None and other.storage_name == kind.storage_name:
+                return
+            raise errors.bad_request(
+                f"the API version in the data ({av}) does not match the expected API version ({kind.api_version})")
 
     def check_fields(self, ctx: Ctx, kind: KindInfo, obj: Obj, mode: str, dups: list[str]) -> None:
         node = schema.for_kind(kind.group, kind.version, kind.kind)
@@ -414,7 +441,8 @@ class ResourceAPI:
                 base = self.to_scale(kind, current)
             if ct == PATCH_APPLY:
                 patched = managedfields.server_side_apply(current, applied, manager=manager, force=force,
-                                                          api_version=kind.api_version, now=now(), node=node)
+                                                          api_version=kind.api_version, now=now(), node=node,
+                                                          subresource=subresource)
             elif ct == PATCH_JSON:
                 patched = patch.json_patch(base, patch_doc)
             elif ct == PATCH_MERGE:
@@ -661,7 +689,7 @@ class ResourceAPI:
         manager = field_manager_from(ctx)
         if sub == "scale":
             mode = field_validation(ctx)
-            body, _ = fieldcheck.decode_body(raw, JSON, mode != "Ignore")
+            body = self.decode_plain(ctx, raw, mode != "Ignore")
             if not isinstance(body, dict) or body.get("kind") != "Scale":
                 raise errors.bad_request("expected a Scale object (autoscaling/v1)")
 
@@ -719,7 +747,7 @@ class ResourceAPI:
 
     async def bind(self, ctx: Ctx, kind: KindInfo, ns: str | None, name: str) -> web.Response:
         raw = await self.read_body(ctx)
-        body, _ = fieldcheck.decode_body(raw, JSON, False)
+        body = self.decode_plain(ctx, raw, False)
         if not isinstance(body, dict) or body.get("kind") not in ("Binding", None):
             raise errors.bad_request("expected a Binding object")
         target = body.get("target") or {}
@@ -751,7 +779,7 @@ class ResourceAPI:
 
     async def finalize_namespace(self, ctx: Ctx, kind: KindInfo, name: str) -> web.Response:
         raw = await self.read_body(ctx)
-        body, _ = fieldcheck.decode_body(raw, JSON, False)
+        body = self.decode_plain(ctx, raw, False)
         if not isinstance(body, dict):
             raise errors.bad_request("expected a Namespace object")
         fin = (body.get("spec") or {}).get("finalizers") or []

@@ -233,10 +233,10 @@ def validate_job_update(new: dict[str, Any], old: dict[str, Any]) -> Errs:
     indexed = ns.get("completionMode") == "Indexed"
     if not indexed:
         errs += immutable("spec.completions", ns.get("completions"), os_.get("completions"))
-    elif semantic(ns.get("completions")) != semantic(os_.get("completions")) and ns.get("completions") is not None:
-        if ns.get("completions") != ns.get("parallelism"):
-            errs.append(invalid("spec.completions", i_(ns.get("completions")),
-                                "can only be modified in tandem with spec.parallelism"))
+    elif (semantic(ns.get("completions")) != semantic(os_.get("completions")) and ns.get("completions") is not None
+          and ns.get("completions") != ns.get("parallelism")):
+        errs.append(invalid("spec.completions", i_(ns.get("completions")),
+                            "can only be modified in tandem with spec.parallelism"))
     if semantic(ns.get("selector")) != semantic(os_.get("selector")):
         errs.append(invalid("spec.selector", go_label_selector(ns.get("selector")), "field is immutable"))
     nt = copy.deepcopy(d_(ns.get("template")))

@@ -137,10 +137,13 @@ def _secret_body(obj: dict[str, Any]) -> Errs:
             errs.append(required(key("data", k), ""))
         elif k in decoded:
             try:
-                if not isinstance(json.loads(decoded[k] or b"null"), dict):
-                    raise ValueError("json: cannot unmarshal into Go value of type map[string]interface {}")
+                doc = json.loads(decoded[k] or b"null")
             except ValueError as e:
                 errs.append(invalid(key("data", k), "<secret contents redacted>", str(e)))
+            else:
+                if not isinstance(doc, dict | None):
+                    errs.append(invalid(key("data", k), "<secret contents redacted>",
+                                        "json: cannot unmarshal into Go value of type map[string]interface {}"))
     elif t == "kubernetes.io/basic-auth":
         if "username" not in data and "password" not in data:
             errs.append(required("data[username]", ""))

@@ -39,13 +39,13 @@ from k8py.api.validation.meta import (
 )
 from k8py.api.validation.pod import (
     PORT_PROTOCOLS,
-    TAINT_EFFECTS,
     validate_pod_spec,
     validate_pod_template_spec,
     validate_port_num_or_name,
     validate_quantity_value,
     validate_resource_name,
 )
+from k8py.api.validation.scheduling import TAINT_EFFECTS
 
 # ---------------------------------------------------------------------------
 # Pod
@@ -214,8 +214,15 @@ def validate_pod_template_update(new: dict[str, Any], old: dict[str, Any]) -> Er
 
 
 def validate_replication_controller(obj: dict[str, Any]) -> Errs:
-    errs = validate_object_meta(obj.get("metadata"), True, name_is_dns_subdomain)
-    spec = d_(obj.get("spec"))
+    return validate_object_meta(obj.get("metadata"), True, name_is_dns_subdomain) + _rc_spec(d_(obj.get("spec")))
+
+
+def validate_replication_controller_update(new: dict[str, Any], old: dict[str, Any]) -> Errs:
+    return validate_object_meta_update(new.get("metadata"), old.get("metadata")) + _rc_spec(d_(new.get("spec")))
+
+
+def _rc_spec(spec: dict[str, Any]) -> Errs:
+    errs: Errs = []
     errs += nonnegative("spec.minReadySeconds", spec.get("minReadySeconds"))
     sel = spec.get("selector")
     if not d_(sel):
@@ -297,18 +304,18 @@ def _externally_accessible(spec: dict[str, Any]) -> bool:
 
 
 def _go_service_port(p: dict[str, Any]) -> GoRaw:
-    return GoRaw('core.ServicePort{Name:"", Protocol:%s, AppProtocol:(*string)(nil), Port:%d, '
-                 'TargetPort:intstr.IntOrString{Type:0, IntVal:0, StrVal:""}, NodePort:0}'
-                 % (go_quote(s_(p.get("protocol"))), i_(p.get("port")) or 0))
+    proto, port = go_quote(s_(p.get("protocol"))), i_(p.get("port")) or 0
+    return GoRaw(f'core.ServicePort{{Name:"", Protocol:{proto}, AppProtocol:(*string)(nil), Port:{port}, '
+                 'TargetPort:intstr.IntOrString{Type:0, IntVal:0, StrVal:""}, NodePort:0}')
 
 
-def validate_endpoint_ip(ip: str, path: str) -> Errs:
+def validate_endpoint_ip(ip: str, path: str, allow_loopback: bool = False) -> Errs:
     a = parse_ip(ip)
     if a is None:
         return []
     if a.is_unspecified:
         return [invalid(path, ip, f"may not be unspecified ({ip})")]
-    if a.is_loopback:
+    if a.is_loopback and not allow_loopback:
         return [invalid(path, ip, "may not be in the loopback range (127.0.0.0/8, ::1/128)")]
     if a.is_link_local:
         return [invalid(path, ip, "may not be in the link-local range (169.254.0.0/16, fe80::/10)")]
@@ -577,7 +584,15 @@ def validate_service_status_update(new: dict[str, Any], old: dict[str, Any]) -> 
 
 
 def validate_endpoints(obj: dict[str, Any]) -> Errs:
-    errs = validate_object_meta(obj.get("metadata"), True, name_is_dns_subdomain)
+    return validate_object_meta(obj.get("metadata"), True, name_is_dns_subdomain) + _endpoints_body(obj)
+
+
+def validate_endpoints_update(new: dict[str, Any], old: dict[str, Any]) -> Errs:
+    return validate_object_meta_update(new.get("metadata"), old.get("metadata")) + _endpoints_body(new)
+
+
+def _endpoints_body(obj: dict[str, Any]) -> Errs:
+    errs: Errs = []
     for i, ss in enumerate(l_(obj.get("subsets"))):
         ss = d_(ss)
         sp = index("subsets", i)
@@ -590,7 +605,9 @@ def validate_endpoints(obj: dict[str, Any]) -> Errs:
                 ap = index(child(sp, f), j)
                 ipv = s_(a.get("ip"))
                 e = validate_ip(child(ap, "ip"), ipv)
-                errs += e or validate_endpoint_ip(ipv, child(ap, "ip"))
+                # Deviation: kube refuses loopback here; k8py's own API server (the
+                # "kubernetes" service) listens on loopback on a single machine.
+                errs += e or validate_endpoint_ip(ipv, child(ap, "ip"), allow_loopback=True)
                 hn = s_(a.get("hostname"))
                 if hn:
                     errs += [invalid(child(ap, "hostname"), hn, m) for m in is_dns1123_label(hn)]

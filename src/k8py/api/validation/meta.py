@@ -42,7 +42,7 @@ class GoRaw(int):
 
     text: str
 
-    def __new__(cls, text: str) -> GoRaw:
+    def __new__(cls, text: str) -> GoRaw:  # noqa: PYI034 - an int subclass; Self is not needed here
         obj = int.__new__(cls, 0)
         obj.text = text
         return obj
@@ -94,8 +94,7 @@ def go_label_selector(sel: Any) -> GoRaw:
         for e in exprs if isinstance(exprs, list) else []:
             e = e if isinstance(e, dict) else {}
             parts.append(
-                "v1.LabelSelectorRequirement{Key:%s, Operator:%s, Values:%s}"
-                % (go_quote(str(e.get("key", ""))), go_quote(str(e.get("operator", ""))), go_strings(e.get("values")))
+                "v1.LabelSelectorRequirement{{Key:{}, Operator:{}, Values:{}}}".format(go_quote(str(e.get("key", ""))), go_quote(str(e.get("operator", ""))), go_strings(e.get("values")))
             )
         me = "[]v1.LabelSelectorRequirement{" + ", ".join(parts) + "}"
     return GoRaw(f"v1.LabelSelector{{MatchLabels:{ml}, MatchExpressions:{me}}}")
@@ -140,8 +139,10 @@ def i_(x: Any) -> int | None:
 # string formats (k8s.io/apimachinery/pkg/util/validation)
 
 
-def max_len_error(n: int) -> str:
-    return f"must be no more than {n} bytes"
+def max_len_error(n: int, unit: str = "characters") -> str:
+    """MaxLenError: util/validation says "characters"; the newer label-key/value
+    checks (api/validate/content) say "bytes"."""
+    return f"must be no more than {n} {unit}"
 
 
 def regex_error(msg: str, fmt: str, *examples: str) -> str:
@@ -268,7 +269,7 @@ def is_qualified_name(value: str) -> list[str]:
     if not name:
         errs.append("name part " + EMPTY_ERROR)
     elif _blen(name) > 63:
-        errs.append("name part " + max_len_error(63))
+        errs.append("name part " + max_len_error(63, "bytes"))
     if not _match(QNAME_FMT, name):
         errs.append("name part " + regex_error(QNAME_MSG, QNAME_FMT, "MyName", "my.name", "123-abc"))
     return errs
@@ -277,7 +278,7 @@ def is_qualified_name(value: str) -> list[str]:
 def is_label_value(value: str) -> list[str]:
     errs = []
     if _blen(value) > 63:
-        errs.append(max_len_error(63))
+        errs.append(max_len_error(63, "bytes"))
     if not _match(LABEL_VALUE_FMT, value):
         errs.append(regex_error(LABEL_VALUE_MSG, LABEL_VALUE_FMT, "MyValue", "my_value", "12345"))
     return errs
@@ -567,7 +568,7 @@ def selector_matches(sel: Any, labels: Any) -> bool:
             return False
     for e in l_(sel.get("matchExpressions")):
         e = d_(e)
-        k = e.get("key")
+        k = s_(e.get("key"))
         op = e.get("operator")
         vals = l_(e.get("values"))
         if op == "In":

@@ -163,9 +163,8 @@ def validate_ingress_update(new: dict[str, Any], old: dict[str, Any]) -> Errs:
 
 
 def validate_ingress_status_update(new: dict[str, Any], old: dict[str, Any]) -> Errs:
-    errs = validate_object_meta_update(new.get("metadata"), old.get("metadata"))
-    # Ingress load balancer status has the Service status shape plus port statuses.
-    return errs + validate_service_status_update(new, old)[len(errs):]
+    # Ingress load balancer status has the Service status shape (ip, hostname).
+    return validate_service_status_update(new, old)
 
 
 # ---------------------------------------------------------------------------
@@ -373,8 +372,9 @@ def _slice_body(obj: dict[str, Any]) -> Errs:
     for i, port in enumerate(ports):
         port = d_(port)
         pp = index("ports", i)
-        name = port.get("name")
-        if isinstance(name, str):
+        pname = port.get("name")
+        if isinstance(pname, str):
+            name = pname
             if name:
                 errs += [invalid(child(pp, "name"), name, m) for m in is_dns1123_label(name)]
             if name in names:
@@ -388,9 +388,9 @@ def _slice_body(obj: dict[str, Any]) -> Errs:
         pn = i_(port.get("port"))
         if pn is not None:
             errs += [invalid(child(pp, "port"), pn, m) for m in is_valid_port_num(pn)]
-        ap = port.get("appProtocol")
-        if isinstance(ap, str):
-            errs += [invalid(child(pp, "appProtocol"), ap, m) for m in is_qualified_name(ap)]
+        app_proto = port.get("appProtocol")
+        if isinstance(app_proto, str):
+            errs += [invalid(child(pp, "appProtocol"), app_proto, m) for m in is_qualified_name(app_proto)]
     return errs
 
 
