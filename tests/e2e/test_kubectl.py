@@ -363,5 +363,7 @@ def test_anonymous_is_refused(server: Server) -> None:
     with pytest.raises(urllib.error.HTTPError) as ei:
         urllib.request.urlopen(f"https://127.0.0.1:{server.port}/api/v1/namespaces", context=ctx, timeout=5)
     assert ei.value.code == 401
+    assert json.loads(ei.value.read())["reason"] == "Unauthorized"
+    ei.value.close()
     with urllib.request.urlopen(f"https://127.0.0.1:{server.port}/version", context=ctx, timeout=5) as r:
         assert json.loads(r.read())["major"] == "1"

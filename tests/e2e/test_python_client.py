@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,8 +20,13 @@ from kubernetes.client.rest import ApiException  # noqa: E402
 from .conftest import Server, start_server  # noqa: E402
 
 
-def test_crud_several_kinds(server: Server, ns: str) -> None:
-    api = server.client()
+@pytest.fixture
+def api(server: Server):
+    with server.client() as c:
+        yield c
+
+
+def test_crud_several_kinds(api: Any, ns: str) -> None:
     core = client.CoreV1Api(api)
     apps = client.AppsV1Api(api)
     batch = client.BatchV1Api(api)
@@ -77,8 +83,8 @@ def test_crud_several_kinds(server: Server, ns: str) -> None:
     assert [d.metadata.name for d in apps.list_namespaced_deployment(ns).items] == []
 
 
-def test_stale_update_conflicts(server: Server, ns: str) -> None:
-    core = client.CoreV1Api(server.client())
+def test_stale_update_conflicts(api: Any, ns: str) -> None:
+    core = client.CoreV1Api(api)
     cm = core.create_namespaced_config_map(ns, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="cc"),
                                                                    data={"n": "0"}))
     stale = core.read_namespaced_config_map("cc", ns)
@@ -97,8 +103,8 @@ def test_stale_update_conflicts(server: Server, ns: str) -> None:
     assert ei.value.status == 409 and "AlreadyExists" in ei.value.body
 
 
-def test_list_paging_with_continue(server: Server, ns: str) -> None:
-    core = client.CoreV1Api(server.client())
+def test_list_paging_with_continue(api: Any, ns: str) -> None:
+    core = client.CoreV1Api(api)
     for i in range(25):
         core.create_namespaced_config_map(ns, client.V1ConfigMap(metadata=client.V1ObjectMeta(name=f"p{i:02d}")))
     names: list[str] = []
@@ -118,8 +124,8 @@ def test_list_paging_with_continue(server: Server, ns: str) -> None:
     assert pages == 3
 
 
-def test_watch_resume_from_resource_version(server: Server, ns: str) -> None:
-    core = client.CoreV1Api(server.client())
+def test_watch_resume_from_resource_version(api: Any, ns: str) -> None:
+    core = client.CoreV1Api(api)
     lst = core.list_namespaced_config_map(ns)
     rv = lst.metadata.resource_version
     core.create_namespaced_config_map(ns, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="w1")))
@@ -151,7 +157,10 @@ def test_kill9_keeps_acknowledged_writes(tmp_path: Path) -> None:
     errors_seen: list[str] = []
 
     def writer(idx: int) -> None:
-        core = client.CoreV1Api(s.client())
+        with s.client() as c:
+            write_loop(idx, client.CoreV1Api(c))
+
+    def write_loop(idx: int, core: Any) -> None:
         i = 0
         while not stop.is_set() and i < 2000:
             name = f"k{idx}-{i}"
@@ -179,8 +188,8 @@ def test_kill9_keeps_acknowledged_writes(tmp_path: Path) -> None:
     assert len(acked) >= 300
     s.start()
     try:
-        core = client.CoreV1Api(s.client())
-        present = {c.metadata.name for c in core.list_namespaced_config_map("default").items}
+        with s.client() as c:
+            present = {x.metadata.name for x in client.CoreV1Api(c).list_namespaced_config_map("default").items}
         missing = [n for n in acked if n not in present]
         assert not missing, f"{len(missing)} acknowledged writes lost, e.g. {missing[:5]}"
     finally:
