@@ -34,6 +34,9 @@ import aiohttp
 import yaml
 
 
+CONCURRENCY = 16  # concurrent clients (kept connections) for CREATE and GET
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -145,7 +148,7 @@ async def bench(cluster: Cluster, quick: bool) -> dict[str, Any]:
             await r.read()
             assert r.status == 201, r.status
 
-        el, lat = await run_workers(32, n_create, create)
+        el, lat = await run_workers(CONCURRENCY, n_create, create)
         results["create"] = summary("CREATE configmap", el, lat)
 
         n_get = 5000 if quick else 20000
@@ -155,7 +158,7 @@ async def bench(cluster: Cluster, quick: bool) -> dict[str, Any]:
             await r.read()
             assert r.status == 200
 
-        el, lat = await run_workers(32, n_get, get)
+        el, lat = await run_workers(CONCURRENCY, n_get, get)
         results["get"] = summary("GET configmap", el, lat)
 
         # 10,000 pods for the LIST
@@ -169,7 +172,7 @@ async def bench(cluster: Cluster, quick: bool) -> dict[str, Any]:
             await r.read()
             assert r.status == 201, r.status
 
-        el, lat = await run_workers(32, n_pods, create_pod)
+        el, lat = await run_workers(CONCURRENCY, n_pods, create_pod)
         results["create_pod"] = summary("CREATE pod", el, lat)
         list_lat: list[float] = []
         for _ in range(3 if quick else 5):
@@ -248,7 +251,7 @@ def main() -> int:
         cluster.wait_ready()
         time.sleep(1.0)  # let start-up garbage settle before reading idle RSS
         res = asyncio.run(bench(cluster, args.quick))
-        res["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
+        res["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0], "concurrency": CONCURRENCY}
         if args.json:
             Path(args.json).write_text(json.dumps(res, indent=2))
     finally:

@@ -285,3 +285,37 @@ async def test_discovery_and_table(api: TestClient) -> None:
 async def test_concurrent_creates_of_one_name(api: TestClient) -> None:
     rs = await asyncio.gather(*(api.post(CM, json=cm("race")) for _ in range(10)))
     assert sorted(r.status for r in rs) == [201] + [409] * 9
+
+
+async def test_wrong_types_are_refused(api: TestClient) -> None:
+    bad = json.loads(json.dumps(DEP))
+    bad["spec"]["replicas"] = "three"
+    r = await api.post(DEPS, json=bad)
+    st = await r.json()
+    assert r.status == 400 and st["reason"] == "BadRequest"
+    assert "cannot unmarshal string" in st["message"] and "spec.replicas" in st["message"]
+    assert (await api.get(f"{DEPS}/d")).status == 404
+
+
+async def test_client_disconnect_mid_watch_does_not_disturb_others(api: TestClient) -> None:
+    import aiohttp
+
+    store = api.cp.store  # type: ignore[attr-defined]
+    url = str(api.make_url(CM + "?watch=1&timeoutSeconds=30"))
+    async with aiohttp.ClientSession() as s:
+        resp = await s.get(url)
+        assert resp.status == 200
+        deadline = asyncio.get_running_loop().time() + 5
+        while not store._watchers and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+        assert len(store._watchers) == 1
+        resp.connection.transport.abort()  # the client vanishes mid-stream
+        resp.release()
+    # the server notices, closes the store watch, and keeps serving everyone else
+    deadline = asyncio.get_running_loop().time() + 5
+    while store._watchers and asyncio.get_running_loop().time() < deadline:
+        await api.post(CM, json=cm(f"after-{asyncio.get_running_loop().time()}"))
+        await asyncio.sleep(0.05)
+    assert store._watchers == []
+    r = await api.get(CM)
+    assert r.status == 200 and len((await r.json())["items"]) >= 1
