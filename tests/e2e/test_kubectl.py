@@ -367,3 +367,9 @@ def test_anonymous_is_refused(server: Server) -> None:
     ei.value.close()
     with urllib.request.urlopen(f"https://127.0.0.1:{server.port}/version", context=ctx, timeout=5) as r:
         assert json.loads(r.read())["major"] == "1"
+
+
+def test_auth_can_i_and_whoami(server: Server) -> None:
+    assert server.kubectl("auth", "can-i", "create", "deployments").stdout.strip() == "yes"
+    out = server.kubectl("auth", "whoami").stdout
+    assert "system:admin" in out and "system:masters" in out

@@ -163,7 +163,15 @@ BUILTIN_KINDS: tuple[KindInfo, ...] = (
     _k("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", False, ("pc",)),
     # policy/v1
     _k("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", short=("pdb",), sub=ST),
+    # Review kinds: create-only, answered by the server and never stored (VIRTUAL_KINDS)
+    _k("authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews", False,
+       verbs=("create",)),
+    _k("authorization.k8s.io", "v1", "SubjectAccessReview", "subjectaccessreviews", False, verbs=("create",)),
+    _k("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews", False, verbs=("create",)),
 )
+
+# Kinds whose "create" is a question to the server, answered in the response and not stored.
+VIRTUAL_KINDS = frozenset({"SelfSubjectAccessReview", "SubjectAccessReview", "SelfSubjectReview"})
 
 # Preferred version per group, in the order /apis lists them.
 GROUP_ORDER: tuple[str, ...] = (
@@ -179,6 +187,8 @@ GROUP_ORDER: tuple[str, ...] = (
     "coordination.k8s.io",
     "discovery.k8s.io",
     "scheduling.k8s.io",
+    "authentication.k8s.io",
+    "authorization.k8s.io",
 )
 PREFERRED_VERSION: dict[str, str] = {"autoscaling": "v2"}
 

@@ -23,8 +23,8 @@ from k8py.api import (
     tables,
     validation,
 )
-from k8py.api.registry import KindInfo, Registry
-from k8py.apiserver import strategy
+from k8py.api.registry import VIRTUAL_KINDS, KindInfo, Registry
+from k8py.apiserver import reviews, strategy
 from k8py.apiserver.admission import Admission, Attributes
 from k8py.apiserver.context import Ctx
 from k8py.apiserver.negotiate import (
@@ -80,10 +80,12 @@ def now() -> str:
 
 
 class ResourceAPI:
-    def __init__(self, objects: Objects, registry: Registry, admission: Admission) -> None:
+    def __init__(self, objects: Objects, registry: Registry, admission: Admission,
+                 authorizer: Any = None) -> None:
         self.objects = objects
         self.registry = registry
         self.admission = admission
+        self.authorizer = authorizer  # answers SubjectAccessReviews
 
     # -- helpers -----------------------------------------------------------------
     async def read_body(self, ctx: Ctx) -> bytes:
@@ -197,6 +199,11 @@ class ResourceAPI:
             raise errors.method_not_allowed()
         if i.subresource:
             return await self.subresource(ctx, kind)
+        if kind.kind in VIRTUAL_KINDS:
+            if verb != "create":
+                raise errors.method_not_allowed()
+            body = await self.decode_object(ctx, kind, await self.read_body(ctx))
+            return self.respond(ctx, reviews.answer(kind.kind, body, ctx.user, self.authorizer), 201)
         ns = i.namespace if kind.namespaced else None
         if verb == "get":
             obj = await self.objects.get(kind, ns, i.name, parse_rv(ctx.q("resourceVersion")) if ctx.q(

@@ -88,7 +88,7 @@ def build(config: ServerConfig, store: Store, *, authenticator: Any = None, auth
     registry = Registry()
     objects = Objects(store)
     admission = Admission(objects, registry, config.service_cidr)
-    api = ResourceAPI(objects, registry, admission)
+    api = ResourceAPI(objects, registry, admission, authorizer)
     host = config.bind_address if config.bind_address not in ("0.0.0.0", "::", "") else "127.0.0.1"
     http = APIServerApp(api, registry, authenticator, authorizer, f"{host}:{config.https_listen_port}")
     return ControlPlane(config, store, registry, objects, api, http)
