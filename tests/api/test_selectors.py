@@ -84,7 +84,7 @@ ERROR_CASES = [
     ("k>x", ("unable to parse requirement: values[0]: Invalid value: \"x\": for 'Gt', 'Lt' operators, the value "
             "must be an integer")),
     ("a=" + "x" * 64, "unable to parse requirement: values[0][a]: Invalid value: \"" + "x" * 64
-     + "\": must be no more than 63 characters"),
+     + "\": must be no more than 63 bytes"),
 ]
 
 
