@@ -246,15 +246,23 @@ class ResourceAPI:
         except ValueError:
             raise errors.bad_request(f'invalid limit: "{limit_s}"') from None
         match = self.matcher(ctx, kind)
+        out = ctx.output()
+        fast = not out.transform and out.serializer == JSON
         page = await self.objects.list(kind, ns, match=match.matches if match else None, limit=max(limit, 0),
                                        continue_token=ctx.q("continue"), rv=ctx.q("resourceVersion"),
-                                       rv_match=ctx.q("resourceVersionMatch"))
+                                       rv_match=ctx.q("resourceVersionMatch"), raw=fast)
         list_meta: Obj = {"resourceVersion": str(page.resource_version)}
         if page.continue_token:
             list_meta["continue"] = page.continue_token
         if page.remaining is not None:
             list_meta["remainingItemCount"] = page.remaining
-        out = ctx.output()
+        if page.items and isinstance(page.items[0], bytes):
+            head = orjson.dumps({"kind": kind.list_kind_name, "apiVersion": kind.api_version,
+                                 "metadata": list_meta})
+            body = head[:-1] + b',"items":[' + b",".join(page.items) + b"]}"
+            resp = web.Response(body=body, content_type=JSON)
+            self.add_warnings(ctx, resp)
+            return resp
         if out.transform == "Table":
             body_obj: Obj = tables.table(kind, page.items, include_object=ctx.q("includeObject", "Metadata")
                                          or "Metadata", list_meta=list_meta)
