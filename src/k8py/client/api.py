@@ -12,7 +12,7 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, Self
 from urllib.parse import quote
 
 import aiohttp
@@ -69,7 +69,8 @@ class Client:
                  registry: Registry | None = None, timeout: float = 60.0) -> None:
         self.config = config
         self.component = component
-        self.field_manager = field_manager
+        # Writes name their manager (managedFields) after the component unless told otherwise.
+        self.field_manager = field_manager if field_manager is not None else component
         self.registry = registry if registry is not None else Registry()
         self.timeout = timeout
         self.user_agent = f"k8py/{__version__} ({component})"
@@ -79,7 +80,7 @@ class Client:
 
     # -- lifecycle -------------------------------------------------------------------------------
 
-    async def __aenter__(self) -> Client:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
@@ -168,6 +169,7 @@ class Client:
         info = self.kind_info(kind)
         if info is not None:
             return info
+        assert isinstance(kind, tuple)
         if len(kind) == 2:
             api_version, name = kind  # type: ignore[misc]
             key: tuple[str, str] = ("kind", name)
@@ -404,7 +406,7 @@ class Watch:
         self._buf = bytearray()
         self._closed = False
 
-    async def __aenter__(self) -> Watch:
+    async def __aenter__(self) -> Self:
         await self._open()
         return self
 

@@ -60,7 +60,7 @@ class ClientConfig:
     tls_server_name: str | None = None
     namespace: str = "default"
     context: str | None = None
-    _token_cache: tuple[float, str] | None = field(default=None, repr=False, compare=False)
+    _token_cache: tuple[float, str] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def is_https(self) -> bool:
@@ -128,7 +128,7 @@ def _write_private(path: str, data: bytes) -> None:
 
 def _b64(value: Any, what: str) -> bytes:
     try:
-        return base64.b64decode(str(value), validate=False)
+        return base64.b64decode("".join(str(value).split()), validate=True)
     except ValueError as e:
         raise ConfigError(f"{what}: invalid base64: {e}") from None
 
@@ -144,6 +144,8 @@ def _named(doc: dict[str, Any], section: str, key: str) -> dict[str, dict[str, A
 def _read_kubeconfig(path: Path) -> dict[str, Any]:
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read kubeconfig: {e.strerror or e}") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not a valid kubeconfig: {e}") from None
     if not isinstance(doc, dict):
@@ -233,7 +235,7 @@ def load_kubeconfig(path: str | os.PathLike[str] | None = None, context: str | N
     )
 
 
-def load_incluster_config(sa_dir: str | os.PathLike[str] = SERVICE_ACCOUNT_DIR,
+def load_incluster_config(sa_dir: str | os.PathLike[str] | None = None,
                           environ: dict[str, str] | None = None) -> ClientConfig:
     """The config of a pod: ``KUBERNETES_SERVICE_HOST``/``_PORT`` and its service-account files."""
     env = os.environ if environ is None else environ
@@ -241,7 +243,7 @@ def load_incluster_config(sa_dir: str | os.PathLike[str] = SERVICE_ACCOUNT_DIR,
     if not host or not port:
         raise ConfigError("not running in a cluster: KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT "
                           "must be set")
-    d = Path(sa_dir)
+    d = Path(sa_dir if sa_dir is not None else SERVICE_ACCOUNT_DIR)
     token = d / "token"
     if not token.exists():
         raise ConfigError(f"not running in a cluster: {token} does not exist")
@@ -265,4 +267,8 @@ def load_config(kubeconfig: str | os.PathLike[str] | None = None, context: str |
             return load_incluster_config()
         except ConfigError:
             pass
-    return load_kubeconfig(Path.home() / ".kube" / "config", context)
+    home = Path.home() / ".kube" / "config"
+    if not home.exists():
+        raise ConfigError(f"no configuration found: no --kubeconfig, $KUBECONFIG unset, not in a cluster, "
+                          f"and {home} does not exist")
+    return load_kubeconfig(home, context)

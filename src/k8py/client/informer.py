@@ -52,8 +52,8 @@ class Handler:
 class Informer:
     """List+watch of one kind (in one namespace, or all), into an indexed :class:`Store`."""
 
-    def __init__(self, client: Client, kind: KindRef, namespace: str | None = None, *,
-                 label_selector: str | None = None, field_selector: str | None = None, resync: float = 0.0,
+    def __init__(self, client: Client, kind: KindRef, namespace: str | None = None,
+                 label_selector: str | None = None, field_selector: str | None = None, resync: float = 0.0, *,
                  clock: Clock | None = None, page_size: int = 500,
                  watch_timeout: tuple[int, int] = (300, 600), backoff: tuple[float, float] = (0.8, 30.0)) -> None:
         self.client = client
@@ -212,7 +212,7 @@ class Informer:
                 log.info("%r: resourceVersion %s is too old (%s); listing again", self, self.resource_version,
                          e.message)
                 need_list = True
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001 -- any failure: log, back off, resume the watch
                 wait = delay * random.uniform(1.0, 1.5)
                 log.warning("%r: %s failed: %s: %s; retrying in %.2fs", self, "list" if need_list else "watch",
                             type(e).__name__, e, wait)
@@ -231,7 +231,7 @@ class Informer:
             obj.setdefault("kind", info.kind)
             items[object_key(obj)] = obj
         store = self.store
-        gone = [k for k in store.keys() if k not in items]
+        gone = [k for k in store.keys() if k not in items]  # noqa: SIM118 -- Store.keys() is a list
         for key, obj in items.items():
             old = store.put(obj, key)
             if old is None:

@@ -7,6 +7,7 @@ the values that changed. Objects are shared, not copied: copy before mutating.
 
 from __future__ import annotations
 
+import builtins
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -24,12 +25,12 @@ NAMESPACE_INDEX = "namespace"
 OWNER_UID_INDEX = "owner-uid"
 
 
-def namespace_index(obj: Obj) -> list[str]:
+def namespace_index(obj: Obj) -> builtins.list[str]:
     """client-go's MetaNamespaceIndexFunc: the object's namespace ("" when cluster-scoped)."""
     return [str((obj.get("metadata") or {}).get("namespace") or "")]
 
 
-def owner_uid_index(obj: Obj) -> list[str]:
+def owner_uid_index(obj: Obj) -> builtins.list[str]:
     """The UIDs of the object's ownerReferences, to find dependents of an owner."""
     refs = (obj.get("metadata") or {}).get("ownerReferences") or ()
     return [str(r["uid"]) for r in refs if isinstance(r, dict) and r.get("uid")]
@@ -66,24 +67,24 @@ class Store:
     def get_by_name(self, name: str, namespace: str | None = None) -> Obj | None:
         return self._items.get(f"{namespace}/{name}" if namespace else name)
 
-    def keys(self) -> list[str]:
+    def keys(self) -> builtins.list[str]:
         return list(self._items)
 
-    def list(self, namespace: str | None = None) -> list[Obj]:
+    def list(self, namespace: str | None = None) -> builtins.list[Obj]:
         """All objects, or those in ``namespace``."""
         if namespace is None:
             return list(self._items.values())
         return self.by_index(NAMESPACE_INDEX, namespace)
 
-    def by_index(self, index: str, value: str) -> list[Obj]:
+    def by_index(self, index: str, value: str) -> builtins.list[Obj]:
         """Objects whose index function returned ``value`` for ``index``."""
         items = self._items
         return [items[k] for k in self._index(index).get(value, ())]
 
-    def index_keys(self, index: str, value: str) -> list[str]:
+    def index_keys(self, index: str, value: str) -> builtins.list[str]:
         return list(self._index(index).get(value, ()))
 
-    def index_values(self, index: str) -> list[str]:
+    def index_values(self, index: str) -> builtins.list[str]:
         return list(self._index(index))
 
     def _index(self, index: str) -> dict[str, set[str]]:

@@ -258,8 +258,7 @@ class WorkQueue(Generic[T]):
         if t0 is not None:
             w = self.clock.now() - t0
             m.wait_seconds_total += w
-            if w > m.wait_seconds_max:
-                m.wait_seconds_max = w
+            m.wait_seconds_max = max(m.wait_seconds_max, w)
         return item
 
     def done(self, item: T) -> None:

@@ -1,0 +1,88 @@
+"""The client library against a real `k8py server` process over TLS with its admin kubeconfig."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from e2e.conftest import Server, start_server
+
+from k8py.client import (
+    ApiError,
+    Client,
+    Controller,
+    Informer,
+    LeaderElectionConfig,
+    LeaderElector,
+    load_kubeconfig,
+    object_key,
+)
+
+from .conftest import cm, until
+
+CM = ("v1", "ConfigMap")
+
+
+@pytest.fixture(scope="module")
+def real_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    s = start_server(tmp_path_factory.mktemp("k8py-client"))
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+async def test_kubeconfig_tls_client_cert_informer_controller_lease(real_server: Server) -> None:
+    cfg = load_kubeconfig(real_server.kubeconfig)
+    assert cfg.server == f"https://127.0.0.1:{real_server.port}" and cfg.cert_data and cfg.ca_data
+    async with Client(cfg, component="e2e") as c:
+        ns = f"client-e2e-{real_server.port}"
+        await c.create(("v1", "Namespace"), {"metadata": {"name": ns}})
+        reconciled: list[str] = []
+
+        async def reconcile(key: str) -> None:
+            reconciled.append(key)
+
+        inf = Informer(c, CM, ns, backoff=(0.05, 0.5))
+        ctl = Controller("e2e", reconcile, workers=2)
+        ctl.watch(inf)
+        stop = asyncio.Event()
+        inf.start()
+        runner = asyncio.create_task(ctl.run(stop))
+        try:
+            await inf.wait_for_sync(10)
+            for i in range(3):
+                await c.create(CM, cm(f"e{i}", ns=ns, k=str(i)))
+            await until(lambda: {f"{ns}/e{i}" for i in range(3)} <= set(reconciled), 10, "reconciles")
+            assert sorted(object_key(o) for o in inf.list(ns)) == [f"{ns}/e{i}" for i in range(3)]
+            lst = await c.list_all(CM, ns, page_size=2)
+            assert len(lst["items"]) == 3
+        finally:
+            stop.set()
+            await asyncio.wait_for(runner, 5)
+            await inf.stop()
+
+        le = LeaderElector(c, LeaderElectionConfig("e2e-lock", ns, "me", 15, 10, 2))
+        assert await le.try_acquire_or_renew()
+        le.is_leader = True
+        assert await le.try_acquire_or_renew()  # renew from the cached lease
+        assert await le.release()
+        lease = await c.get(("coordination.k8s.io/v1", "Lease"), "e2e-lock", ns)
+        assert lease["spec"]["holderIdentity"] == ""
+
+
+async def test_credentials_and_ca_are_checked(real_server: Server, tmp_path: Path) -> None:
+    cfg = load_kubeconfig(real_server.kubeconfig)
+    anon = dataclasses.replace(cfg, cert_data=None, key_data=None)
+    async with Client(anon) as c:
+        with pytest.raises(ApiError) as ei:
+            await c.list(CM, "default")
+        assert ei.value.code in (401, 403)
+    other_ca = dataclasses.replace(cfg, ca_data=None, ca_file=None)  # system roots: our CA is unknown
+    async with Client(other_ca) as c:
+        with pytest.raises(aiohttp.ClientConnectorCertificateError):
+            await c.list(CM, "default")
