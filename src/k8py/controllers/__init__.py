@@ -1,0 +1,1 @@
+"""Controllers: informer -> workqueue -> level-based ``reconcile(key)``, through the API only."""

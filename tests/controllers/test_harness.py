@@ -1,0 +1,30 @@
+"""The test cluster harness itself: a fake node binds and runs pods through the API."""
+
+from __future__ import annotations
+
+from tests.helpers.cluster import InProcessCluster
+
+POD = ("v1", "Pod")
+
+
+async def test_fake_node_binds_and_runs_pods() -> None:
+    async with InProcessCluster() as c:
+        await c.add_node("node-1")
+        await c.client.create(POD, {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+                                    "spec": {"containers": [{"name": "c", "image": "busybox"}]}}, "default")
+
+        async def running() -> bool:
+            p = await c.client.get(POD, "p", "default")
+            st = p.get("status") or {}
+            return p["spec"].get("nodeName") == "node-1" and st.get("phase") == "Running" and \
+                any(x["type"] == "Ready" and x["status"] == "True" for x in st.get("conditions") or [])
+
+        await c.until(running, what="pod running and ready on node-1")
+        await c.client.delete(POD, "p", "default")
+
+        async def gone() -> bool:
+            return not (await c.client.list(POD, "default"))["items"]
+
+        await c.until(gone, what="graceful deletion finished by the node")
+        node = await c.client.get(("v1", "Node"), "node-1")
+        assert node["status"]["conditions"][0]["status"] == "True"
