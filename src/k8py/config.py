@@ -19,8 +19,14 @@ class ServerConfig:
     bind_address: str = "127.0.0.1"
     write_kubeconfig: str = ""  # "" -> <data_dir>/kubeconfig.yaml
     write_kubeconfig_mode: int = 0o600
-    datastore_endpoint: str = ""  # "" -> sqlite in data_dir
+    datastore_endpoint: str = ""  # "" -> sqlite in data_dir; http(s)://... -> etcd
+    datastore_prefix: str = ""  # prepended to every etcd key (kube's keys already start with /registry/)
+    datastore_cafile: str | None = None
+    datastore_certfile: str | None = None
+    datastore_keyfile: str | None = None
     disable_agent: bool = True
+    disable_controller_manager: bool = False  # k3s's flag name
+    disable_scheduler: bool = False  # k3s's flag name
     node_name: str = ""
     cluster_cidr: str = "10.42.0.0/16"
     service_cidr: str = "10.43.0.0/16"

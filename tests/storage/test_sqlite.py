@@ -377,9 +377,10 @@ def test_factory(tmp_path: Path) -> None:
     assert isinstance(store, SQLiteStore) and store.path == f"{tmp_path}/other.db"
     store = open_store("sqlite://", default, progress_interval=1.0)
     assert isinstance(store, SQLiteStore)
+    from k8py.storage.etcd import EtcdStore
+
     for endpoint in ("http://127.0.0.1:2379", "https://etcd:2379"):
-        with pytest.raises(StoreError, match="etcd backend is not built yet"):
-            open_store(endpoint, default)
+        assert isinstance(open_store(endpoint, default), EtcdStore)
     with pytest.raises(StoreError, match="unsupported"):
         open_store("mysql://x", default)
 

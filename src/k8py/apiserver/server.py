@@ -21,7 +21,7 @@ from k8py.apiserver.app import APIServerApp
 from k8py.apiserver.objects import Objects
 from k8py.apiserver.rest import ResourceAPI
 from k8py.config import ServerConfig
-from k8py.storage.interface import Store
+from k8py.storage.interface import Store, StoreError
 
 log = logging.getLogger("k8py.server")
 
@@ -101,7 +101,9 @@ async def start(config: ServerConfig, *, store: Store | None = None, ssl_context
         from k8py.storage.factory import open_store
 
         os.makedirs(os.path.dirname(config.db_path), mode=0o700, exist_ok=True)
-        store = open_store(config.datastore_endpoint, config.db_path)
+        store = open_store(config.datastore_endpoint, config.db_path, prefix=config.datastore_prefix,
+                           cafile=config.datastore_cafile, certfile=config.datastore_certfile,
+                           keyfile=config.datastore_keyfile)
     await store.start()
     cp = build(config, store, authenticator=authenticator, authorizer=authorizer)
     await cp.bootstrap()
@@ -167,6 +169,9 @@ async def _main(config: ServerConfig) -> int:
     authz = Authorizer()
     try:
         cp = await start(config, ssl_context=ssl_ctx, authenticator=authn, authorizer=authz)
+    except StoreError as e:
+        log.error("cannot open the datastore: %s", e)
+        return 1
     except OSError as e:
         log.error("cannot listen on %s:%d: %s", config.bind_address, config.https_listen_port, e)
         return 1
@@ -174,6 +179,7 @@ async def _main(config: ServerConfig) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop_ev.set)
+    components = start_components(config, p, stop_ev)
     scheme = "https" if config.tls else "http"
     log.info("k8py API server ready on %s://%s:%d (store %s, revision %d, kubeconfig %s) in %.2fs",
              scheme, config.bind_address, config.https_listen_port,
@@ -181,9 +187,52 @@ async def _main(config: ServerConfig) -> int:
              config.kubeconfig_path, time.monotonic() - t0)
     await stop_ev.wait()
     log.info("shutting down")
+    for task, client in components:
+        try:
+            await asyncio.wait_for(task, 15)
+        except (TimeoutError, asyncio.CancelledError, Exception) as e:  # stop the rest regardless
+            log.warning("component %s did not stop cleanly: %s", task.get_name(), e or type(e).__name__)
+        await client.close()
     await stop(cp)
     log.info("stopped")
     return 0
+
+
+def loopback_client(config: ServerConfig, pki: Any, user: str, groups: tuple[str, ...], component: str) -> Any:
+    """An API client for an in-process component, with its own client certificate: components
+    talk to this server over HTTPS like any other client (the one rule of the architecture)."""
+    from k8py import pki as pki_mod
+    from k8py.client.api import Client
+    from k8py.client.config import ClientConfig
+
+    host = config.bind_address if config.bind_address not in ("0.0.0.0", "::", "") else "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    cert, key = pki_mod.issue_client_certificate(pki, user, groups)
+    scheme = "https" if config.tls else "http"
+    cc = ClientConfig(server=f"{scheme}://{host}:{config.https_listen_port}", ca_file=pki.ca_cert, cert_data=cert,
+                      key_data=key)
+    return Client(cc, component=component)
+
+
+def start_components(config: ServerConfig, pki: Any, stop_ev: asyncio.Event) -> list[tuple[asyncio.Task[Any], Any]]:
+    """The controller manager (and later the scheduler) in this process, as k3s runs them."""
+    out: list[tuple[asyncio.Task[Any], Any]] = []
+    if not config.disable_controller_manager:
+        from k8py.controllers.manager import ControllerManager
+
+        client = loopback_client(config, pki, "system:kube-controller-manager", (), "kube-controller-manager")
+        mgr = ControllerManager(client, identity=f"{config.node_name or socket.gethostname()}_{os.getpid()}")
+        out.append((asyncio.create_task(mgr.run(stop_ev), name="controller-manager"), client))
+    if not config.disable_scheduler:
+        try:
+            from k8py.scheduler.scheduler import run_in_server
+        except ImportError:
+            log.info("the scheduler is not built yet: pods stay Pending unless something binds them")
+        else:
+            client = loopback_client(config, pki, "system:kube-scheduler", (), "kube-scheduler")
+            out.append((asyncio.create_task(run_in_server(client, config, stop_ev), name="scheduler"), client))
+    return out
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -13,7 +13,7 @@ from k8py.api import errors, tables
 from k8py.api.registry import KindInfo
 from k8py.apiserver.context import Ctx
 from k8py.apiserver.objects import decode, parse_rv
-from k8py.storage.interface import CompactedError, EventType
+from k8py.storage.interface import CompactedError, EventType, StoreUnavailableError
 
 if TYPE_CHECKING:
     from k8py.apiserver.rest import ResourceAPI
@@ -143,6 +143,10 @@ async def serve_watch(api: ResourceAPI, ctx: Ctx, kind: KindInfo, ns: str | None
             except CompactedError as e:
                 await stream.error(errors.StatusError(
                     410, "Expired", f"too old resource version: {start_rv} ({e.compacted + 1})"))
+                break
+            except StoreUnavailableError as e:
+                # the store went away (etcd lost): end the stream; the client re-watches from its last RV
+                await stream.error(errors.service_unavailable(f"watch ended: the datastore is unavailable: {e}"))
                 break
             if not wr.events:
                 if bookmarks and loop.time() - last_bookmark >= BOOKMARK_INTERVAL:

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from k8py import __version__
-from k8py.cli import datastore, server, token
+from k8py.cli import controllermanager, datastore, server, token
 from k8py.cli.logs import setup_logging
 
 __all__ = ["build_parser", "main"]
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_parser(sub)
     token.add_parser(sub)
     datastore.add_parser(sub)
+    controllermanager.add_parser(sub)
     v = sub.add_parser("version", help="print the version", description="Print k8py's version.")
     v.set_defaults(func=_version, parser=v)
     return parser
@@ -44,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         (getattr(args, "parser", None) or parser).error(f"unrecognized arguments: {' '.join(extra)}")
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
-        print("\nk8py: error: choose a command (server, token, datastore, version)", file=sys.stderr)
+        print("\nk8py: error: choose a command (server, controller-manager, token, datastore, version)", file=sys.stderr)
         return 2
     setup_logging(debug=getattr(args, "debug", False))
     try:

@@ -121,11 +121,26 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     p.add_argument(
         "--datastore-endpoint", default="", metavar="URL",
-        help="where objects are stored (default: SQLite in <data-dir>/db; etcd comes later)",
+        help="where objects are stored: SQLite in <data-dir>/db (default), or etcd v3 as "
+             "http(s)://HOST:2379[,http(s)://HOST2:2379,...]",
     )
+    p.add_argument("--datastore-cafile", metavar="FILE", help="CA certificate to verify etcd's TLS certificate")
+    p.add_argument("--datastore-certfile", metavar="FILE", help="client certificate for etcd (TLS)")
+    p.add_argument("--datastore-keyfile", metavar="FILE", help="client key for etcd (TLS)")
+    p.add_argument("--datastore-prefix", default="", metavar="PREFIX",
+                   help="prefix for every key in etcd, to share one etcd between clusters (default: none; keys "
+                        "are /registry/... as kube-apiserver's)")
     p.add_argument(
         "--disable-agent", action="store_true",
         help="run the control plane only, no node agent (for now the only mode: the agent is not built yet)",
+    )
+    p.add_argument(
+        "--disable-controller-manager", action="store_true",
+        help="do not run the controllers in this process (run `k8py controller-manager` elsewhere)",
+    )
+    p.add_argument(
+        "--disable-scheduler", action="store_true",
+        help="do not run the scheduler in this process (run `k8py scheduler` elsewhere)",
     )
     p.add_argument(
         "--node-name", type=node_name, metavar="NAME",
@@ -167,6 +182,12 @@ def build_config(args: argparse.Namespace, parser: argparse.ArgumentParser | Non
         write_kubeconfig_mode=args.write_kubeconfig_mode,
         datastore_endpoint=args.datastore_endpoint,
         disable_agent=args.disable_agent,
+        datastore_prefix=args.datastore_prefix,
+        datastore_cafile=args.datastore_cafile,
+        datastore_certfile=args.datastore_certfile,
+        datastore_keyfile=args.datastore_keyfile,
+        disable_controller_manager=args.disable_controller_manager,
+        disable_scheduler=args.disable_scheduler,
         node_name=args.node_name or default_node,
         cluster_cidr=args.cluster_cidr,
         service_cidr=args.service_cidr,

@@ -57,6 +57,9 @@ def available(names: Iterable[str] | None = None) -> list[str]:
         except (ImportError, AttributeError):
             log.debug("controller %s is not built", n)
             continue
+        except Exception as e:  # a broken controller module must not take the others down
+            log.error("controller %s cannot be loaded: %s", n, e)
+            continue
         out.append(n)
     return out
 

@@ -309,8 +309,8 @@ class EtcdStore:
             status = await self._call("/v3/maintenance/status", {}, idempotent=True)
         except StoreUnavailableError as e:
             raise StoreUnavailableError(
-                f"cannot reach etcd at {', '.join(self.endpoints)}: {e}. "
-                "Is etcd running there, and is --datastore-endpoint right?"
+                f"cannot reach etcd ({e}); is etcd running at {', '.join(self.endpoints)}, "
+                "and is --datastore-endpoint right?"
             ) from None
         self.version = str(status.get("version", ""))
         try:
@@ -725,6 +725,8 @@ def _describe(e: BaseException) -> str:
     if isinstance(e, aiohttp.ClientConnectorSSLError):
         return f"TLS handshake failed ({e.os_error})"
     if isinstance(e, aiohttp.ClientConnectorError):
+        if isinstance(e.os_error, ConnectionRefusedError):
+            return "connection refused"
         return f"cannot connect ({e.os_error.strerror or e.os_error})"
     if isinstance(e, aiohttp.ConnectionTimeoutError):
         return "connect timed out"
