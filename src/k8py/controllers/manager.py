@@ -35,6 +35,10 @@ CONTROLLERS: dict[str, str] = {
     "nodelifecycle": "k8py.controllers.nodelifecycle:NodeLifecycleController",
     "podgc": "k8py.controllers.podgc:PodGCController",
     "ttlafterfinished": "k8py.controllers.ttlafterfinished:TTLAfterFinishedController",
+    "daemonset": "k8py.controllers.daemonset:DaemonSetController",
+    "statefulset": "k8py.controllers.statefulset:StatefulSetController",
+    "job": "k8py.controllers.job:JobController",
+    "cronjob": "k8py.controllers.cronjob:CronJobController",
 }
 
 LEASE_NAME = "kube-controller-manager"
