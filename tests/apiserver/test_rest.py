@@ -319,3 +319,14 @@ async def test_client_disconnect_mid_watch_does_not_disturb_others(api: TestClie
     assert store._watchers == []
     r = await api.get(CM)
     assert r.status == 200 and len((await r.json())["items"]) >= 1
+
+
+async def test_uid_in_body_is_a_precondition(api: TestClient) -> None:
+    created = await (await api.post(CM, json=cm("u"))).json()
+    r = await api.patch(f"{CM}/u", data=json.dumps({"metadata": {"uid": "not-the-uid", "labels": {"a": "b"}}}),
+                        headers={"Content-Type": "application/strategic-merge-patch+json"})
+    assert r.status == 409 and "Precondition failed: UID" in (await r.json())["message"]
+    r = await api.patch(f"{CM}/u", data=json.dumps({"metadata": {"uid": created["metadata"]["uid"],
+                                                                 "labels": {"a": "b"}}}),
+                        headers={"Content-Type": "application/strategic-merge-patch+json"})
+    assert r.status == 200 and (await r.json())["metadata"]["labels"] == {"a": "b"}

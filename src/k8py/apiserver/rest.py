@@ -379,6 +379,11 @@ class ResourceAPI:
             meta["namespace"] = current["metadata"].get("namespace")
         meta["name"] = current["metadata"]["name"]
         old_meta = current["metadata"]
+        if meta.get("uid") and meta["uid"] != old_meta.get("uid"):
+            # a uid in the body is a precondition: the object was not recreated meanwhile
+            raise errors.conflict(kind.resource, kind.group, meta["name"],
+                                  f"Precondition failed: UID in precondition: {meta['uid']}, "
+                                  f"UID in object meta: {old_meta.get('uid')}")
         if old_meta.get("deletionTimestamp") and _adds_finalizers(meta, old_meta):
             raise errors.forbidden_error(
                 f'{errors.qualified(kind.resource, kind.group)} "{meta["name"]}" is forbidden: no new finalizers '
