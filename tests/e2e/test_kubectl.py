@@ -137,7 +137,7 @@ def test_seed_manifests(server: Server, ns: str) -> None:
     assert p.returncode != 0
     assert 'unknown field "spec.replica"' in p.stderr
     assert 'unknown field "spec.selector.template"' in p.stderr
-    assert server.kubectl("get", "rs", "-n", ns, "-o", "name").stdout.strip() == ""
+    assert server.kubectl("get", "rs", "nginx-replicaset", "-n", ns, check=False).returncode != 0
 
 
 def test_apply_create_then_change(server: Server, ns: str) -> None:
@@ -182,14 +182,17 @@ def test_get_formats(server: Server, ns: str) -> None:
     assert wide[-3:] == ["CONTAINERS", "IMAGES", "SELECTOR"]
     pods = server.kubectl("get", "pods", "-n", ns).stdout.splitlines()
     assert pods[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
-    assert pods[1].split()[:4] == ["nginx", "0/1", "Pending", "0"]
+    assert [ln.split()[:4] for ln in pods[1:] if ln.split()[0] == "nginx"] == [["nginx", "0/1", "Pending", "0"]]
     y = yaml.safe_load(server.kubectl("get", "pod", "nginx", "-n", ns, "-o", "yaml").stdout)
     assert y["kind"] == "Pod" and y["metadata"]["name"] == "nginx"
     server.kubectl("label", "pod", "nginx", "-n", ns, "tier=web")
     assert server.kubectl("get", "pods", "-n", ns, "-l", "tier=web", "-o", "name").stdout.split() == ["pod/nginx"]
     assert server.kubectl("get", "pods", "-n", ns, "-l", "tier in (db)", "-o", "name").stdout.strip() == ""
-    fs = server.kubectl("get", "pods", "-n", ns, "--field-selector", "status.phase=Pending", "-o", "name")
+    fs = server.kubectl("get", "pods", "-n", ns, "--field-selector", "status.phase=Pending,metadata.name=nginx",
+                        "-o", "name")
     assert fs.stdout.split() == ["pod/nginx"]
+    fs = server.kubectl("get", "pods", "-n", ns, "--field-selector", "status.phase=Running", "-o", "name")
+    assert fs.stdout.strip() == ""
     p = server.kubectl("get", "pods", "-n", ns, "--field-selector", "spec.bogus=x", check=False)
     assert p.returncode != 0 and "field label not supported" in p.stderr
     all_out = server.kubectl("get", "all", "-n", ns).stdout

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 # Paths outside the resource API that are served without a group/version.
 NON_RESOURCE_PREFIXES = ("/healthz", "/livez", "/readyz", "/version", "/openapi", "/metrics")
 PUBLIC_PATHS = ("/healthz", "/livez", "/readyz", "/version")
+NAMESPACE_SUBRESOURCES = ("status", "finalize")
 
 
 @dataclass(slots=True)
@@ -61,10 +62,13 @@ def parse(path: str, method: str, query: dict[str, str] | None = None) -> Reques
         watch_path = True
         rest = rest[1:]
     if len(rest) >= 2 and rest[0] == "namespaces":
-        if len(rest) == 2:
-            # /namespaces/<name> is the namespace object itself
+        if len(rest) == 2 or (len(rest) == 3 and rest[2] in NAMESPACE_SUBRESOURCES):
+            # /namespaces/<name> is the namespace object itself, /namespaces/<name>/status|finalize
+            # its subresources (kube's RequestInfoFactory: namespaceSubresources)
             info.resource = "namespaces"
             info.name = rest[1]
+            if len(rest) == 3:
+                info.subresource = rest[2]
         else:
             info.namespace = rest[1]
             rest = rest[2:]
@@ -79,9 +83,6 @@ def parse(path: str, method: str, query: dict[str, str] | None = None) -> Reques
             info.name = rest[1]
         if len(rest) > 2:
             info.subresource = rest[2]
-        if info.resource == "namespaces" and info.subresource:
-            # /api/v1/namespaces/<ns>/status|finalize
-            pass
     info.parts = rest
     verb = _METHOD_VERB.get(method, method.lower())
     q = query or {}

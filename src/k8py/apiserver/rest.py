@@ -361,6 +361,8 @@ class ResourceAPI:
         """An object whose last finalizer went while it was being deleted is removed now."""
         meta = obj.get("metadata") or {}
         if meta.get("deletionTimestamp") and not meta.get("finalizers"):
+            if kind.kind == "Namespace" and kind.group == "" and (obj.get("spec") or {}).get("finalizers"):
+                return  # kube's ShouldDeleteNamespaceDuringUpdate: spec.finalizers must be empty too
             if kind.kind == "Pod" and (obj.get("spec") or {}).get("nodeName") and \
                     meta.get("deletionGracePeriodSeconds", 0) > 0:
                 return  # the node agent finishes graceful pod deletion
