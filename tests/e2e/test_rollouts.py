@@ -90,3 +90,28 @@ def test_replaced_pod_and_namespace_deletion(cluster: Server) -> None:
     assert p.returncode != 0 and "not found" in p.stderr
     sa = cluster.kjson("get", "serviceaccount", "default", "-n", "default")
     assert sa["metadata"]["name"] == "default"
+
+
+def test_cascading_deletes_and_undo_to_revision(cluster: Server) -> None:
+    ns = new_ns(cluster, "cascade")
+    for name in ("keep", "drop"):
+        cluster.kubectl("create", "deployment", name, "--image=nginx:1.25", "--replicas=1", "-n", ns)
+    cluster.kubectl("set", "image", "deployment/drop", "nginx=nginx:1.26", "-n", ns)
+    cluster.kubectl("set", "image", "deployment/drop", "nginx=nginx:1.27", "-n", ns)
+    cluster.kubectl("rollout", "status", "deployment/drop", "-n", ns, "--timeout=90s", timeout=120)
+    cluster.kubectl("rollout", "undo", "deployment/drop", "--to-revision=1", "-n", ns)
+    cluster.kubectl("rollout", "status", "deployment/drop", "-n", ns, "--timeout=90s", timeout=120)
+    d = cluster.kjson("get", "deploy", "drop", "-n", ns)
+    assert d["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:1.25"
+    cluster.kubectl("rollout", "status", "deployment/keep", "-n", ns, "--timeout=90s", timeout=120)
+
+    cluster.kubectl("delete", "deployment", "keep", "-n", ns, "--cascade=orphan", "--wait=true", "--timeout=60s")
+    rs = [r for r in cluster.kjson("get", "rs", "-n", ns)["items"] if r["metadata"]["name"].startswith("keep-")]
+    assert len(rs) == 1 and not rs[0]["metadata"].get("ownerReferences"), "orphaned ReplicaSet stays, unowned"
+
+    cluster.kubectl("delete", "deployment", "drop", "-n", ns, "--wait=true", "--timeout=60s")
+    wait(lambda: not [r for r in cluster.kjson("get", "rs", "-n", ns)["items"]
+                      if r["metadata"]["name"].startswith("drop-")], what="dependent ReplicaSets collected")
+    wait(lambda: not [p for p in cluster.kjson("get", "pods", "-n", ns)["items"]
+                      if p["metadata"]["name"].startswith("drop-")], what="dependent pods collected")
+    assert [p for p in cluster.kjson("get", "pods", "-n", ns)["items"] if p["metadata"]["name"].startswith("keep-")]

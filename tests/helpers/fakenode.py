@@ -5,6 +5,12 @@ the real API. Until the node agent exists, controller tests use it.
 - ``ready(pod) -> bool`` decides whether a running pod's containers are ready (default: all).
 - A pod whose restartPolicy is Never/OnFailure ends ``Succeeded``, or ``Failed`` when its
   annotation ``fakenode.k8py.io/exit-code`` is not "0" (Jobs).
+- ``decide(pod) -> exit code | None`` (optional) chooses that exit code per pod instead of the
+  annotation (asked once per pod uid; None: fall back to the annotation, or keep running
+  without one) -- e.g. to fail the first attempt of one index of a Job.
+- ``restart_interval`` (optional, seconds): a failing OnFailure pod has its containers restarted
+  in place every so often, as the kubelet does (``restartCount`` grows, ``lastState`` holds the
+  exit code). Without it such a pod just stays Running with no restarts.
 - A pod being deleted (deletionTimestamp) is removed with grace 0, as a kubelet finishing it.
 - ``renew_lease=False`` (or :meth:`stop_renewing`) lets the node's Lease expire.
 """
@@ -40,7 +46,9 @@ def now() -> str:
 class FakeNode:
     def __init__(self, client: Client, name: str = "node-1", *, labels: dict[str, str] | None = None,
                  ready: Callable[[Obj], bool] | None = None, renew_lease: bool = True, schedule: bool = True,
-                 capacity: dict[str, str] | None = None, lease_interval: float = 1.0) -> None:
+                 capacity: dict[str, str] | None = None, lease_interval: float = 1.0,
+                 decide: Callable[[Obj], int | None] | None = None,
+                 restart_interval: float | None = None) -> None:
         self.client = client
         self.name = name
         self.labels = {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", **(labels or {})}
@@ -49,6 +57,11 @@ class FakeNode:
         self.schedule = schedule
         self.capacity = capacity or {"cpu": "8", "memory": "32Gi", "pods": "110"}
         self.lease_interval = lease_interval
+        self.decide = decide
+        self.restart_interval = restart_interval
+        self._decided: dict[str, str | None] = {}  # pod uid -> exit code chosen by decide()
+        self._restarts: dict[str, int] = {}  # pod uid -> container restarts so far
+        self._restarting: dict[str, asyncio.Task[None]] = {}
         self._tasks: list[asyncio.Task[Any]] = []
         self._wake = asyncio.Event()
 
@@ -62,9 +75,10 @@ class FakeNode:
         self._tasks = [asyncio.create_task(self._lease_loop()), asyncio.create_task(self._pod_loop())]
 
     async def stop(self) -> None:
-        for t in self._tasks:
+        tasks = [*self._tasks, *self._restarting.values()]
+        for t in tasks:
             t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         await self.client.close()
 
     def stop_renewing(self) -> None:
@@ -153,19 +167,28 @@ class FakeNode:
         started = old.get("startTime") or now()
         ip = old.get("podIP") or f"10.42.{(next(_ips) // 250) % 250}.{next(_ips) % 250 + 2}"
         restart = spec.get("restartPolicy", "Always")
-        code = (meta.get("annotations") or {}).get(EXIT_CODE)
+        code = self._exit_code(pod) if restart in ("Never", "OnFailure") else None
         if restart in ("Never", "OnFailure") and code is not None:
             phase = "Succeeded" if code == "0" else "Failed"
             if phase == "Failed" and restart == "OnFailure":
                 phase = "Running"
             terminated = phase != "Running"
+            exit_code = int(code) if code.isdigit() else 1
+            restarts = 0
+            if not terminated and self.restart_interval is not None:
+                restarts = self._restarts.get(meta.get("uid", ""), 0)
+                self._schedule_restart(pod)
             cstat = [{"name": c["name"], "image": c.get("image", ""), "imageID": "", "ready": False,
-                      "restartCount": 0, "started": False,
-                      "state": {"terminated": {"exitCode": int(code) if code.isdigit() else 1,
+                      "restartCount": restarts, "started": False,
+                      "state": {"terminated": {"exitCode": exit_code,
                                                "reason": "Completed" if code == "0" else "Error",
                                                "startedAt": started, "finishedAt": now()}}
                       if terminated else {"running": {"startedAt": started}}}
                      for c in spec.get("containers") or []]
+            if restarts:
+                for cs in cstat:
+                    cs["lastState"] = {"terminated": {"exitCode": exit_code, "reason": "Error",
+                                                      "startedAt": started, "finishedAt": now()}}
             ready = False
         else:
             phase = "Running"
@@ -188,6 +211,40 @@ class FakeNode:
                "qosClass": old.get("qosClass", "BestEffort")}
         # unchanged apart from timestamps: report nothing new
         if old.get("phase") == phase and [c.get("ready") for c in old.get("containerStatuses") or []] == \
-                [c["ready"] for c in cstat] and old.get("podIP"):
+                [c["ready"] for c in cstat] and old.get("podIP") and \
+                [c.get("restartCount", 0) for c in old.get("containerStatuses") or []] == \
+                [c["restartCount"] for c in cstat]:
             return old
         return out
+
+    def _exit_code(self, pod: Obj) -> str | None:
+        """The exit code this pod's containers end with: ``decide``'s choice (once per pod), else
+        the annotation; None while it should keep running."""
+        meta = pod["metadata"]
+        if self.decide is not None:
+            uid = meta.get("uid", "")
+            if uid not in self._decided:
+                v = self.decide(pod)
+                self._decided[uid] = None if v is None else str(v)
+            if self._decided[uid] is not None:
+                return self._decided[uid]
+        return (meta.get("annotations") or {}).get(EXIT_CODE)  # type: ignore[no-any-return]
+
+    def _schedule_restart(self, pod: Obj) -> None:
+        uid = pod["metadata"].get("uid", "")
+        if uid in self._restarting or pod["metadata"].get("deletionTimestamp"):
+            return
+        self._restarting[uid] = asyncio.create_task(self._restart_later(pod["metadata"]["namespace"],
+                                                                        pod["metadata"]["name"], uid))
+
+    async def _restart_later(self, ns: str, name: str, uid: str) -> None:
+        assert self.restart_interval is not None
+        await asyncio.sleep(self.restart_interval)
+        self._restarts[uid] = self._restarts.get(uid, 0) + 1
+        self._restarting.pop(uid, None)
+        try:
+            pod = await self.client.get(POD, name, ns)
+        except ApiError:
+            return
+        if pod["metadata"].get("uid") == uid:
+            await self._handle(pod)
