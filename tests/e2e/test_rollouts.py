@@ -115,3 +115,52 @@ def test_cascading_deletes_and_undo_to_revision(cluster: Server) -> None:
     wait(lambda: not [p for p in cluster.kjson("get", "pods", "-n", ns)["items"]
                       if p["metadata"]["name"].startswith("drop-")], what="dependent pods collected")
     assert [p for p in cluster.kjson("get", "pods", "-n", ns)["items"] if p["metadata"]["name"].startswith("keep-")]
+
+
+def test_statefulset_daemonset_job_cronjob(cluster: Server) -> None:
+    from .conftest import manifest
+
+    ns = new_ns(cluster, "workloads")
+    cluster.kubectl("apply", "-n", ns, "-f", "-", input=manifest(
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "db"},
+         "spec": {"clusterIP": "None", "selector": {"app": "db"}, "ports": [{"port": 5432}]}},
+        {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db"},
+         "spec": {"serviceName": "db", "replicas": 3, "selector": {"matchLabels": {"app": "db"}},
+                  "template": {"metadata": {"labels": {"app": "db"}},
+                               "spec": {"containers": [{"name": "db", "image": "postgres:16"}]}},
+                  "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {
+                      "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]}},
+        {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent"},
+         "spec": {"selector": {"matchLabels": {"app": "agent"}},
+                  "template": {"metadata": {"labels": {"app": "agent"}},
+                               "spec": {"containers": [{"name": "a", "image": "busybox:1.36"}]}}}},
+        {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "five"},
+         "spec": {"completions": 5, "parallelism": 2,
+                  "template": {"metadata": {"annotations": {"fakenode.k8py.io/exit-code": "0"}},
+                               "spec": {"restartPolicy": "Never",
+                                        "containers": [{"name": "w", "image": "busybox:1.36"}]}}}},
+        {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "nightly"},
+         "spec": {"schedule": "@daily", "jobTemplate": {"spec": {"template": {
+             "metadata": {"annotations": {"fakenode.k8py.io/exit-code": "0"}},
+             "spec": {"restartPolicy": "OnFailure", "containers": [{"name": "w", "image": "busybox:1.36"}]}}}}}},
+    ))
+    out = cluster.kubectl("rollout", "status", "statefulset/db", "-n", ns, "--timeout=90s", timeout=120).stdout
+    assert "roll out complete" in out
+    pods = sorted(p["metadata"]["name"] for p in cluster.kjson("get", "pods", "-n", ns, "-l", "app=db")["items"])
+    assert pods == ["db-0", "db-1", "db-2"]
+    pvcs = sorted(p["metadata"]["name"] for p in cluster.kjson("get", "pvc", "-n", ns)["items"])
+    assert pvcs == ["data-db-0", "data-db-1", "data-db-2"]
+    cluster.kubectl("rollout", "status", "daemonset/agent", "-n", ns, "--timeout=90s", timeout=120)
+    assert cluster.kjson("get", "ds", "agent", "-n", ns)["status"]["numberReady"] == 1
+    cluster.kubectl("wait", "--for=condition=complete", "job/five", "-n", ns, "--timeout=90s", timeout=120)
+    job = cluster.kjson("get", "job", "five", "-n", ns)
+    assert job["status"]["succeeded"] == 5
+    cluster.kubectl("create", "job", "manual", "--from=cronjob/nightly", "-n", ns)
+    cluster.kubectl("wait", "--for=condition=complete", "job/manual", "-n", ns, "--timeout=90s", timeout=120)
+    # a deleted StatefulSet pod comes back with its name and claim
+    cluster.kubectl("delete", "pod", "db-1", "-n", ns, "--wait=true", "--timeout=60s")
+    wait(lambda: any(p["metadata"]["name"] == "db-1" and p["status"].get("phase") == "Running"
+                     for p in cluster.kjson("get", "pods", "-n", ns, "-l", "app=db")["items"]),
+         what="db-1 back")
+    vols = cluster.kjson("get", "pod", "db-1", "-n", ns)["spec"]["volumes"]
+    assert any((v.get("persistentVolumeClaim") or {}).get("claimName") == "data-db-1" for v in vols)
