@@ -34,6 +34,7 @@ class Server:
     proc: subprocess.Popen[bytes] | None
     log_path: Path
     home: Path
+    extra_args: tuple[str, ...] = ()
 
     @property
     def kubeconfig(self) -> str:
@@ -43,7 +44,8 @@ class Server:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "k8py.cli", "server", "--data-dir", str(self.data_dir),
-             "--https-listen-port", str(self.port), "--bind-address", "127.0.0.1", "--disable-agent"],
+             "--https-listen-port", str(self.port), "--bind-address", "127.0.0.1", "--disable-agent",
+             *self.extra_args],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         self.wait_ready(timeout)
@@ -106,11 +108,11 @@ class Server:
         return client.ApiClient(cfg)
 
 
-def start_server(tmp: Path) -> Server:
+def start_server(tmp: Path, *extra_args: str) -> Server:
     data = tmp / "data"
     home = tmp / "home"
     home.mkdir(parents=True, exist_ok=True)
-    s = Server(data, free_port(), None, tmp / "server.log", home)
+    s = Server(data, free_port(), None, tmp / "server.log", home, tuple(extra_args))
     s.start()
     return s
 
