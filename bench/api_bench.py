@@ -6,8 +6,14 @@ Measures, as issue 2 asks:
   - LIST of 10,000 pods (full list, JSON)
   - watch fan-out: time from a write being acknowledged to it reaching each of 100 watchers
   - idle server RSS after start-up, and RSS after the load
+and, to show what the API layer costs over its store (issue 3):
+  - the store alone: the same number of ConfigMap-sized creates by as many concurrent callers,
+    straight through k8py's Store (SQLiteStore on a file of its own, or EtcdStore on the etcd)
+  - with --etcd-check-perf LOAD: etcd's own `etcdctl check perf` on the same etcd
 
 Usage:  python bench/api_bench.py [--quick] [--json out.json]
+        python bench/api_bench.py --etcd [--etcd-check-perf l]     one etcd member started here
+        python bench/api_bench.py --datastore-endpoint http://127.0.0.1:2379   an etcd of yours
 All traffic goes to 127.0.0.1 only; every loop is bounded in count and time.
 """
 
@@ -35,6 +41,7 @@ import yaml
 
 
 CONCURRENCY = 16  # concurrent clients (kept connections) for CREATE and GET
+ETCD = "/usr/bin/etcd"
 
 
 def free_port() -> int:
@@ -51,9 +58,100 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CPU:
+    """CPU milliseconds per operation, per process, over one phase of the bench."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.start = {name: cpu_seconds(pid) for name, pid in pids.items()}
+
+    def per_op(self, ops: int) -> dict[str, float]:
+        return {name: round((cpu_seconds(pid) - self.start[name]) * 1000 / ops, 3) for name, pid in self.pids.items()}
+
+
 def pct(xs: list[float], p: float) -> float:
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(len(xs) * p))] if xs else 0.0
+
+
+class Etcd:
+    """One etcd member on free loopback ports, its data in ``tmp`` (the same disk as SQLite's in
+    this bench: both fsync every acknowledged write), with timely progress notifications."""
+
+    def __init__(self, tmp: Path) -> None:
+        if not os.access(ETCD, os.X_OK):
+            raise SystemExit(f"{ETCD} not found: install Debian's etcd-server")
+        client, peer = free_port(), free_port()
+        self.endpoint = f"http://127.0.0.1:{client}"
+        self.log = open(tmp / "etcd.log", "wb")  # noqa: SIM115 - open while etcd runs
+        self.proc = subprocess.Popen(
+            [ETCD, "--name=bench", f"--data-dir={tmp / 'etcd'}", f"--listen-client-urls={self.endpoint}",
+             f"--advertise-client-urls={self.endpoint}", f"--listen-peer-urls=http://127.0.0.1:{peer}",
+             f"--initial-advertise-peer-urls=http://127.0.0.1:{peer}",
+             f"--initial-cluster=bench=http://127.0.0.1:{peer}",
+             "--experimental-watch-progress-notify-interval=5s", "--logger=zap", "--log-outputs=stderr"],
+            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        import urllib.request
+
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(self.endpoint + "/health", timeout=1) as r:
+                    if json.loads(r.read()).get("health") == "true":
+                        break
+            except OSError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("etcd did not start; see its log")
+            time.sleep(0.05)
+
+    def check_perf(self, load: str) -> dict[str, Any]:
+        """etcd's own load test (etcdctl check perf, 60 s), through etcd's Go client."""
+        etcdctl = shutil.which("etcdctl")
+        if not etcdctl:
+            raise SystemExit("etcdctl not found: install Debian's etcd-client")
+        p = subprocess.run([etcdctl, f"--endpoints={self.endpoint}", "check", "perf", f"--load={load}",
+                            "--prefix=/etcdctl-check-perf/"], check=False, capture_output=True, text=True,
+                           timeout=180, env=dict(os.environ, ETCDCTL_API="3"))
+        lines = [ln.strip() for ln in p.stdout.splitlines() if ln.strip().startswith(("PASS:", "FAIL:"))]
+        for ln in lines:
+            print(f"etcdctl check perf --load={load}: {ln}")
+        return {"load": load, "result": lines}
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+async def store_alone(tmp: Path, endpoint: str, n: int) -> dict[str, Any]:
+    """ConfigMap-sized creates straight through k8py's Store, as concurrent as the API clients."""
+    from k8py.storage.factory import open_store
+
+    store = open_store(endpoint, str(tmp / "store-alone" / "state.db"), prefix="/store-alone")
+    os.makedirs(tmp / "store-alone", exist_ok=True)
+    await store.start()
+    value = b"x" * 400  # about a stored ConfigMap of the CREATE test
+    try:
+        async def create(i: int) -> None:
+            await store.create(f"/registry/core/configmaps/bench/cm-{i}", value)
+
+        el, lat = await run_workers(CONCURRENCY, n, create)
+        return summary(f"store alone: create ({'etcd' if endpoint else 'SQLite'})", el, lat)
+    finally:
+        await store.close()
 
 
 class Cluster:
@@ -130,10 +228,11 @@ def summary(name: str, elapsed: float, lat: list[float]) -> dict[str, Any]:
     return r
 
 
-async def bench(cluster: Cluster, quick: bool) -> dict[str, Any]:
+async def bench(cluster: Cluster, quick: bool, etcd_pid: int | None = None) -> dict[str, Any]:
     base = f"https://127.0.0.1:{cluster.port}"
     ctx = cluster.ssl_context()
     results: dict[str, Any] = {"idle_rss_mb": round(rss_mb(cluster.proc.pid), 1)}
+    pids = {"server": cluster.proc.pid, **({"etcd": etcd_pid} if etcd_pid else {})}
     print(f"idle server RSS: {results['idle_rss_mb']} MB")
     conn = aiohttp.TCPConnector(ssl=ctx, limit=200)
     async with aiohttp.ClientSession(connector=conn, base_url=base) as s:
@@ -148,8 +247,11 @@ async def bench(cluster: Cluster, quick: bool) -> dict[str, Any]:
             await r.read()
             assert r.status == 201, r.status
 
+        cpu = CPU(pids)
         el, lat = await run_workers(CONCURRENCY, n_create, create)
         results["create"] = summary("CREATE configmap", el, lat)
+        results["create"]["cpu_ms_per_op"] = cpu.per_op(n_create)
+        print(f"  CPU ms per CREATE: {results['create']['cpu_ms_per_op']}")
 
         n_get = 5000 if quick else 20000
 
@@ -158,8 +260,11 @@ async def bench(cluster: Cluster, quick: bool) -> dict[str, Any]:
             await r.read()
             assert r.status == 200
 
+        cpu = CPU(pids)
         el, lat = await run_workers(CONCURRENCY, n_get, get)
         results["get"] = summary("GET configmap", el, lat)
+        results["get"]["cpu_ms_per_op"] = cpu.per_op(n_get)
+        print(f"  CPU ms per GET: {results['get']['cpu_ms_per_op']}")
 
         # 10,000 pods for the LIST
         n_pods = 10000
@@ -244,18 +349,42 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="smaller counts (a smoke run)")
     ap.add_argument("--json", help="write results as JSON to this file")
     ap.add_argument("--datastore-endpoint", default="", help="pass to k8py server (default: embedded SQLite)")
+    ap.add_argument("--etcd", action="store_true",
+                    help=f"start one etcd member ({ETCD}) on loopback for the run, data in the temp dir")
+    ap.add_argument("--etcd-check-perf", metavar="LOAD", choices=("s", "m", "l", "xl"),
+                    help="with --etcd: also run etcdctl check perf --load=LOAD on it, after the rest (60 s)")
     args = ap.parse_args()
+    if args.etcd and args.datastore_endpoint:
+        ap.error("--etcd starts its own etcd: drop --datastore-endpoint")
+    if args.etcd_check_perf and not args.etcd:
+        ap.error("--etcd-check-perf needs --etcd")
     tmp = Path(tempfile.mkdtemp(prefix="k8py-bench-"))
-    cluster = Cluster(tmp, args.datastore_endpoint)
+    etcd: Etcd | None = None
+    cluster: Cluster | None = None
     try:
+        res: dict[str, Any] = {}
+        endpoint = args.datastore_endpoint
+        if args.etcd:
+            etcd = Etcd(tmp)
+            endpoint = etcd.endpoint
+        res["store_alone"] = asyncio.run(store_alone(tmp, endpoint, 2000 if args.quick else 10000))
+        cluster = Cluster(tmp, endpoint)
         cluster.wait_ready()
         time.sleep(1.0)  # let start-up garbage settle before reading idle RSS
-        res = asyncio.run(bench(cluster, args.quick))
+        res.update(asyncio.run(bench(cluster, args.quick, etcd.proc.pid if etcd is not None else None)))
+        if etcd is not None and args.etcd_check_perf:
+            # Last: its 60 s of writes leave etcd with a large database that would slow what follows.
+            cluster.stop()
+            res["etcdctl_check_perf"] = etcd.check_perf(args.etcd_check_perf)
+        res["store"] = "etcd" if endpoint.startswith("http") else "sqlite"
         res["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0], "concurrency": CONCURRENCY}
         if args.json:
             Path(args.json).write_text(json.dumps(res, indent=2))
     finally:
-        cluster.stop()
+        if cluster is not None:
+            cluster.stop()
+        if etcd is not None:
+            etcd.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
 

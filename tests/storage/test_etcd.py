@@ -3,23 +3,17 @@ is etcd's own (endpoints and fail-over, key prefix, TLS, compaction learned
 from another client, a three-member cluster losing a member mid-stream).
 
 The tests start Debian's ``/usr/bin/etcd`` (package ``etcd-server``) on free
-loopback ports, with its data in a temporary directory (on /dev/shm when there
-is one: fsync there costs nothing), and stop and remove it at the end.
+loopback ports through :class:`tests.helpers.etcd.EtcdCluster`, and stop and
+remove it at the end.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime
 import ipaddress
 import json
 import os
-import shutil
-import signal
-import socket
-import subprocess
-import tempfile
 import time
 import urllib.request
 import uuid
@@ -27,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.helpers.etcd import EtcdCluster, free_ports
 
 from k8py.storage.etcd import EtcdStore, parse_endpoints
 from k8py.storage.factory import open_store
@@ -44,162 +39,8 @@ try:
 except ImportError:
     from contract import StoreContract, collect  # type: ignore[no-redef]
 
-ETCD = "/usr/bin/etcd"
-
-ETCD_MISSING = f"{ETCD} not found: install Debian's etcd-server package (scripts/install does)"
-
 
 # ---------------------------------------------------------------------- running etcd
-
-
-def _free_ports(n: int) -> list[int]:
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-class EtcdMember:
-    def __init__(self, name: str, client_url: str, peer_url: str, data_dir: str) -> None:
-        self.name = name
-        self.client_url = client_url
-        self.peer_url = peer_url
-        self.data_dir = data_dir
-        self.log_path = data_dir + ".log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def log_tail(self, n: int = 20) -> str:
-        with contextlib.suppress(OSError):
-            return "\n".join(Path(self.log_path).read_text(errors="replace").splitlines()[-n:])
-        return ""
-
-
-class EtcdCluster:
-    """``size`` etcd members on loopback, in a temporary directory."""
-
-    def __init__(self, size: int = 1, *, tls: dict[str, str] | None = None, progress: str = "200ms") -> None:
-        if not os.access(ETCD, os.X_OK):
-            pytest.skip(ETCD_MISSING)  # every test that needs a real etcd goes through here
-        base = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
-        self.dir = tempfile.mkdtemp(prefix="k8py-etcd-", dir=base)
-        ports = _free_ports(2 * size)
-        scheme = "https" if tls else "http"
-        self.members = [
-            EtcdMember(
-                f"m{i}",
-                f"{scheme}://127.0.0.1:{ports[2 * i]}",
-                f"http://127.0.0.1:{ports[2 * i + 1]}",
-                os.path.join(self.dir, f"m{i}"),
-            )
-            for i in range(size)
-        ]
-        self.tls = tls
-        self.progress = progress
-        self.token = f"k8py-test-{uuid.uuid4().hex[:8]}"
-
-    @property
-    def endpoints(self) -> str:
-        return ",".join(m.client_url for m in self.members)
-
-    def start(self) -> None:
-        for m in self.members:
-            self._spawn(m)
-        self._wait_healthy(self.members)
-
-    def restart(self, m: EtcdMember) -> None:
-        """Start a stopped member again on its data (it rejoins the cluster)."""
-        self._spawn(m)
-
-    def _spawn(self, m: EtcdMember) -> None:
-        initial = ",".join(f"{m.name}={m.peer_url}" for m in self.members)
-        args = [
-            ETCD,
-            f"--name={m.name}",
-            f"--data-dir={m.data_dir}",
-            f"--listen-client-urls={m.client_url}",
-            f"--advertise-client-urls={m.client_url}",
-            f"--listen-peer-urls={m.peer_url}",
-            f"--initial-advertise-peer-urls={m.peer_url}",
-            f"--initial-cluster={initial}",
-            f"--initial-cluster-token={self.token}",
-            "--initial-cluster-state=new",
-            f"--experimental-watch-progress-notify-interval={self.progress}",
-            "--heartbeat-interval=50",
-            "--election-timeout=500",
-            "--logger=zap",
-            "--log-outputs=stderr",
-        ]
-        if self.tls:
-            args += [
-                f"--cert-file={self.tls['cert']}",
-                f"--key-file={self.tls['key']}",
-                f"--trusted-ca-file={self.tls['ca']}",
-                "--client-cert-auth",
-            ]
-        with open(m.log_path, "ab") as log:
-            m.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-
-    def _wait_healthy(self, members: list[EtcdMember]) -> None:
-        deadline = time.monotonic() + 20
-        for m in members:
-            while not self._healthy(m):
-                assert m.proc is not None
-                if m.proc.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError(f"etcd member {m.name} did not start:\n{m.log_tail()}")
-                time.sleep(0.05)
-
-    def _healthy(self, m: EtcdMember) -> bool:
-        if self.tls:  # TLS members: wait for the port only; the tests check the rest
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", int(m.client_url.rsplit(":", 1)[1])), 0.2),
-            ):
-                return True
-            return False
-        try:
-            with urllib.request.urlopen(m.client_url + "/health", timeout=1) as resp:
-                return json.loads(resp.read()).get("health") == "true"
-        except (OSError, ValueError):
-            return False
-
-    def kill(self, m: EtcdMember) -> None:
-        if m.proc is not None and m.proc.poll() is None:
-            m.proc.send_signal(signal.SIGKILL)
-            m.proc.wait(10)
-
-    def leader(self) -> EtcdMember:
-        """The member that leads the cluster now."""
-        ids = {}
-        for m in self.members:
-            if m.proc is not None and m.proc.poll() is None:
-                req = urllib.request.Request(m.client_url + "/v3/maintenance/status", data=b"{}")
-                with urllib.request.urlopen(req, timeout=2) as resp:
-                    status = json.loads(resp.read())
-                ids[status["header"]["member_id"]] = m
-        return ids[status["leader"]]
-
-    def stop(self) -> None:
-        for m in self.members:
-            if m.proc is not None and m.proc.poll() is None:
-                m.proc.terminate()
-        # A member whose peers are gone can spend seconds on a graceful
-        # stop; the data is thrown away anyway.
-        deadline = time.monotonic() + 0.5
-        for m in self.members:
-            if m.proc is not None:
-                try:
-                    m.proc.wait(max(0.1, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    m.proc.kill()
-                    m.proc.wait(10)
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -268,7 +109,7 @@ async def test_prefix_is_prepended_and_isolates(etcd_factory) -> None:
 
 
 async def test_unreachable_etcd_fails_start_clearly() -> None:
-    (port,) = _free_ports(1)
+    (port,) = free_ports(1)
     store = EtcdStore(f"http://127.0.0.1:{port}", dial_timeout=1)
     started = time.monotonic()
     with pytest.raises(StoreUnavailableError) as info:
@@ -281,7 +122,7 @@ async def test_unreachable_etcd_fails_start_clearly() -> None:
 
 
 async def test_fails_over_to_the_next_endpoint(etcd1: EtcdCluster, etcd_factory) -> None:
-    (dead,) = _free_ports(1)
+    (dead,) = free_ports(1)
     store = await etcd_factory(f"http://127.0.0.1:{dead},{etcd1.endpoints}")
     rev = await store.create("/failover/a", b"v")
     assert store._active == 1

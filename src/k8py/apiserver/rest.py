@@ -24,7 +24,7 @@ from k8py.api import (
     validation,
 )
 from k8py.api.registry import VIRTUAL_KINDS, KindInfo, Registry
-from k8py.apiserver import reviews, strategy
+from k8py.apiserver import eviction, reviews, strategy
 from k8py.apiserver.admission import Admission, Attributes
 from k8py.apiserver.context import Ctx
 from k8py.apiserver.negotiate import (
@@ -584,6 +584,7 @@ class ResourceAPI:
             except ConflictError:
                 continue
             current["metadata"]["resourceVersion"] = str(deleted.revision)
+            await self.admission.released(kind, current)
             return self.delete_result(kind, current), 200
         raise errors.conflict(kind.resource, kind.group, name, errors.OPTIMISTIC_LOCK_MSG)
 
@@ -693,6 +694,8 @@ class ResourceAPI:
             raise errors.method_not_allowed()
         if sub == "binding" and verb == "create":
             return await self.bind(ctx, kind, ns, i.name)
+        if sub == "eviction" and verb == "create":
+            return await eviction.evict(self, ctx, kind, ns, i.name)
         if sub == "finalize" and verb == "update" and kind.kind == "Namespace":
             return await self.finalize_namespace(ctx, kind, i.name)
         if sub in ("log", "exec", "attach", "portforward", "proxy"):

@@ -39,6 +39,7 @@ CONTROLLERS: dict[str, str] = {
     "statefulset": "k8py.controllers.statefulset:StatefulSetController",
     "job": "k8py.controllers.job:JobController",
     "cronjob": "k8py.controllers.cronjob:CronJobController",
+    "disruption": "k8py.controllers.disruption:DisruptionController",
 }
 
 LEASE_NAME = "kube-controller-manager"
