@@ -155,12 +155,17 @@ async def store_alone(tmp: Path, endpoint: str, n: int) -> dict[str, Any]:
 
 
 class Cluster:
-    def __init__(self, tmp: Path, datastore: str = "") -> None:
+    def __init__(self, tmp: Path, datastore: str = "", controllers: bool = False) -> None:
         self.tmp = tmp
         self.port = free_port()
         self.data = tmp / "data"
         args = [sys.executable, "-m", "k8py.cli", "server", "--data-dir", str(self.data), "--https-listen-port",
                 str(self.port), "--bind-address", "127.0.0.1", "--disable-agent"]
+        if not controllers:
+            # The API server alone, as measured before the controllers existed: in-process
+            # controllers watch what the bench writes (the garbage collector watches every kind)
+            # and take CPU from the same process.
+            args += ["--disable-controller-manager", "--disable-scheduler"]
         if datastore:
             args += ["--datastore-endpoint", datastore]
         self.log = open(tmp / "server.log", "wb")
@@ -349,6 +354,8 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="smaller counts (a smoke run)")
     ap.add_argument("--json", help="write results as JSON to this file")
     ap.add_argument("--datastore-endpoint", default="", help="pass to k8py server (default: embedded SQLite)")
+    ap.add_argument("--with-controllers", action="store_true",
+                    help="run the controller manager and scheduler in the server too (k8py server's default)")
     ap.add_argument("--etcd", action="store_true",
                     help=f"start one etcd member ({ETCD}) on loopback for the run, data in the temp dir")
     ap.add_argument("--etcd-check-perf", metavar="LOAD", choices=("s", "m", "l", "xl"),
@@ -368,7 +375,7 @@ def main() -> int:
             etcd = Etcd(tmp)
             endpoint = etcd.endpoint
         res["store_alone"] = asyncio.run(store_alone(tmp, endpoint, 2000 if args.quick else 10000))
-        cluster = Cluster(tmp, endpoint)
+        cluster = Cluster(tmp, endpoint, args.with_controllers)
         cluster.wait_ready()
         time.sleep(1.0)  # let start-up garbage settle before reading idle RSS
         res.update(asyncio.run(bench(cluster, args.quick, etcd.proc.pid if etcd is not None else None)))
@@ -377,6 +384,7 @@ def main() -> int:
             cluster.stop()
             res["etcdctl_check_perf"] = etcd.check_perf(args.etcd_check_perf)
         res["store"] = "etcd" if endpoint.startswith("http") else "sqlite"
+        res["controllers"] = args.with_controllers
         res["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0], "concurrency": CONCURRENCY}
         if args.json:
             Path(args.json).write_text(json.dumps(res, indent=2))
