@@ -216,7 +216,7 @@ def loopback_client(config: ServerConfig, pki: Any, user: str, groups: tuple[str
 
 
 def start_components(config: ServerConfig, pki: Any, stop_ev: asyncio.Event) -> list[tuple[asyncio.Task[Any], Any]]:
-    """The controller manager (and later the scheduler) in this process, as k3s runs them."""
+    """The controller manager and the scheduler in this process, as k3s runs them."""
     out: list[tuple[asyncio.Task[Any], Any]] = []
     if not config.disable_controller_manager:
         from k8py.controllers.manager import ControllerManager
@@ -225,13 +225,11 @@ def start_components(config: ServerConfig, pki: Any, stop_ev: asyncio.Event) -> 
         mgr = ControllerManager(client, identity=f"{config.node_name or socket.gethostname()}_{os.getpid()}")
         out.append((asyncio.create_task(mgr.run(stop_ev), name="controller-manager"), client))
     if not config.disable_scheduler:
-        try:
-            from k8py.scheduler.scheduler import run_in_server
-        except ImportError:
-            log.info("the scheduler is not built yet: pods stay Pending unless something binds them")
-        else:
-            client = loopback_client(config, pki, "system:kube-scheduler", (), "kube-scheduler")
-            out.append((asyncio.create_task(run_in_server(client, config, stop_ev), name="scheduler"), client))
+        from k8py.scheduler import Scheduler
+
+        client = loopback_client(config, pki, "system:kube-scheduler", (), "kube-scheduler")
+        sched = Scheduler(client, None, identity=f"{config.node_name or socket.gethostname()}_{os.getpid()}")
+        out.append((asyncio.create_task(sched.run(stop_ev), name="scheduler"), client))
     return out
 
 

@@ -32,6 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_parser(sub)
     datastore.add_parser(sub)
     controllermanager.add_parser(sub)
+    from k8py.scheduler.cli import add_hollow_nodes_parser, add_scheduler_parser
+
+    add_scheduler_parser(sub)
+    add_hollow_nodes_parser(sub)
     v = sub.add_parser("version", help="print the version", description="Print k8py's version.")
     v.set_defaults(func=_version, parser=v)
     return parser
@@ -45,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         (getattr(args, "parser", None) or parser).error(f"unrecognized arguments: {' '.join(extra)}")
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
-        print("\nk8py: error: choose a command (server, controller-manager, token, datastore, version)", file=sys.stderr)
+        print("\nk8py: error: choose a command (server, controller-manager, scheduler, hollow-nodes, token, datastore, version)", file=sys.stderr)
         return 2
     setup_logging(debug=getattr(args, "debug", False))
     try:

@@ -1,0 +1,639 @@
+"""The scheduler's value types: plugin results (:class:`Status`), parsed pods (:class:`PodInfo`),
+taints, tolerations, node-selector and pod-affinity terms.
+
+A pod is parsed once into a :class:`PodInfo` (requests summed the way kube-scheduler sums them,
+tolerations, affinity terms with compiled selectors, host ports, images), so the per-node hot
+path reads plain attributes instead of walking the pod's JSON.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from k8py.api.quantity import QuantityError, parse_quantity
+from k8py.api.selectors import (
+    DOES_NOT_EXIST,
+    EXISTS,
+    GREATER_THAN,
+    IN,
+    LESS_THAN,
+    NOT_IN,
+    LabelSelector,
+    Requirement,
+    SelectorError,
+    from_label_selector,
+)
+
+__all__ = [
+    "DEFAULT_MEMORY_REQUEST",
+    "DEFAULT_MILLI_CPU_REQUEST",
+    "HOSTNAME_LABEL",
+    "MAX_NODE_SCORE",
+    "ZONE_LABEL",
+    "AffinityTerm",
+    "Code",
+    "NodeSelector",
+    "NodeSelectorTerm",
+    "PodInfo",
+    "Status",
+    "Taint",
+    "Toleration",
+    "WeightedTerm",
+    "int_value",
+    "milli_value",
+    "parse_pod",
+]
+
+Obj = dict[str, Any]
+
+MAX_NODE_SCORE = 100
+# schedutil.DefaultMilliCPURequest / DefaultMemoryRequest: what a container without a request
+# counts as when scoring, so many "free" pods do not all pile onto one node.
+DEFAULT_MILLI_CPU_REQUEST = 100
+DEFAULT_MEMORY_REQUEST = 200 * 1024 * 1024
+HOSTNAME_LABEL = "kubernetes.io/hostname"
+ZONE_LABEL = "topology.kubernetes.io/zone"
+REGION_LABEL = "topology.kubernetes.io/region"
+CPU, MEMORY, EPHEMERAL, PODS = "cpu", "memory", "ephemeral-storage", "pods"
+
+
+class Code(enum.IntEnum):
+    """framework.Code: what a plugin's answer means for the pod."""
+
+    SUCCESS = 0
+    ERROR = 1
+    UNSCHEDULABLE = 2  # preemption might help
+    UNSCHEDULABLE_AND_UNRESOLVABLE = 3  # preemption cannot help
+    WAIT = 4
+    SKIP = 5
+    PENDING = 6
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """A plugin's answer. Plugins return ``None`` for success on hot paths; a Status otherwise."""
+
+    code: Code
+    reasons: tuple[str, ...] = ()
+    plugin: str = ""
+
+    @property
+    def success(self) -> bool:
+        return self.code == Code.SUCCESS
+
+    @property
+    def rejected(self) -> bool:
+        return self.code in (Code.UNSCHEDULABLE, Code.UNSCHEDULABLE_AND_UNRESOLVABLE)
+
+    @property
+    def message(self) -> str:
+        return ", ".join(self.reasons)
+
+    def with_plugin(self, name: str) -> Status:
+        return self if self.plugin == name else Status(self.code, self.reasons, name)
+
+    @staticmethod
+    def unschedulable(*reasons: str, unresolvable: bool = False) -> Status:
+        return Status(Code.UNSCHEDULABLE_AND_UNRESOLVABLE if unresolvable else Code.UNSCHEDULABLE, reasons)
+
+    @staticmethod
+    def error(message: str) -> Status:
+        return Status(Code.ERROR, (message,))
+
+
+SKIP = Status(Code.SKIP)
+SUCCESS = Status(Code.SUCCESS)
+
+
+# --------------------------------------------------------------------------- quantities
+
+
+@functools.lru_cache(maxsize=8192)
+def _milli(s: str) -> int:
+    try:
+        return parse_quantity(s).milli_value()
+    except (QuantityError, ValueError):
+        return 0
+
+
+@functools.lru_cache(maxsize=8192)
+def _value(s: str) -> int:
+    try:
+        return parse_quantity(s).int_value()
+    except (QuantityError, ValueError):
+        return 0
+
+
+def milli_value(q: Any) -> int:
+    """``Quantity.MilliValue()`` of a JSON quantity (string or number); 0 when malformed."""
+    return _milli(q if isinstance(q, str) else str(q))
+
+
+def int_value(q: Any) -> int:
+    """``Quantity.Value()`` (rounded up) of a JSON quantity; 0 when malformed."""
+    return _value(q if isinstance(q, str) else str(q))
+
+
+def resource_amount(name: str, q: Any) -> int:
+    """CPU in millicores, everything else in whole units (bytes, devices)."""
+    return milli_value(q) if name == CPU else int_value(q)
+
+
+# --------------------------------------------------------------------------- taints and tolerations
+
+
+@dataclass(frozen=True, slots=True)
+class Taint:
+    key: str
+    value: str
+    effect: str
+
+    @staticmethod
+    def parse(t: Mapping[str, Any]) -> Taint:
+        return Taint(str(t.get("key") or ""), str(t.get("value") or ""), str(t.get("effect") or ""))
+
+    def __str__(self) -> str:
+        # kube's ErrReasonNotMatch wording: "node(s) had untolerated taint {key: value}"
+        return f"{{{self.key}: {self.value}}}"
+
+
+@dataclass(frozen=True, slots=True)
+class Toleration:
+    key: str
+    operator: str
+    value: str
+    effect: str
+
+    @staticmethod
+    def parse(t: Mapping[str, Any]) -> Toleration:
+        return Toleration(str(t.get("key") or ""), str(t.get("operator") or "Equal"), str(t.get("value") or ""),
+                          str(t.get("effect") or ""))
+
+    def tolerates(self, taint: Taint) -> bool:
+        """``Toleration.ToleratesTaint``: an empty effect matches all effects, an empty key with
+        ``Exists`` matches all keys."""
+        if self.effect and self.effect != taint.effect:
+            return False
+        if self.key and self.key != taint.key:
+            return False
+        op = self.operator
+        if op == "Exists":
+            return True
+        if op in ("Equal", ""):
+            return self.value == taint.value
+        if op in ("Gt", "Lt"):  # numeric comparison operators (alpha in kube)
+            try:
+                tv, mv = int(taint.value), int(self.value)
+            except ValueError:
+                return False
+            return tv > mv if op == "Gt" else tv < mv
+        return False
+
+
+def tolerates_any(tolerations: tuple[Toleration, ...], taint: Taint) -> bool:
+    for t in tolerations:
+        if t.tolerates(taint):
+            return True
+    return False
+
+
+# --------------------------------------------------------------------------- node selectors
+
+_NODE_OPS = {"In": IN, "NotIn": NOT_IN, "Exists": EXISTS, "DoesNotExist": DOES_NOT_EXIST, "Gt": GREATER_THAN,
+             "Lt": LESS_THAN}
+
+
+def _requirements(exprs: Any) -> tuple[Requirement, ...] | None:
+    """NodeSelectorRequirements as label requirements; None when one is malformed (kube: the
+    term then matches nothing)."""
+    out = []
+    for e in exprs or ():
+        if not isinstance(e, Mapping):
+            return None
+        op = _NODE_OPS.get(str(e.get("operator") or ""))
+        if op is None:
+            return None
+        try:
+            out.append(Requirement.new(str(e.get("key") or ""), op, [str(v) for v in e.get("values") or ()]))
+        except SelectorError:
+            return None
+    return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSelectorTerm:
+    """One ``nodeSelectorTerms`` entry: its expressions and fields are ANDed; an empty or malformed
+    term matches no node."""
+
+    expressions: tuple[Requirement, ...]
+    fields: tuple[Requirement, ...]  # only metadata.name is a valid field
+    valid: bool = True
+
+    @staticmethod
+    def parse(term: Any) -> NodeSelectorTerm:
+        if not isinstance(term, Mapping):
+            return NodeSelectorTerm((), (), False)
+        exprs = _requirements(term.get("matchExpressions"))
+        fields_ = _requirements(term.get("matchFields"))
+        if exprs is None or fields_ is None or any(f.key != "metadata.name" for f in fields_):
+            return NodeSelectorTerm((), (), False)
+        return NodeSelectorTerm(exprs, fields_, bool(exprs or fields_))
+
+    def matches(self, labels: Mapping[str, str], name: str) -> bool:
+        if not self.valid:
+            return False
+        for r in self.expressions:
+            if not r.matches(labels):
+                return False
+        if self.fields:
+            f = {"metadata.name": name}
+            for r in self.fields:
+                if not r.matches(f):
+                    return False
+        return True
+
+    def node_names(self) -> set[str] | None:
+        """The node names a ``metadata.name In [...]`` field pins the term to, if it does."""
+        for r in self.fields:
+            if r.operator == IN:
+                return set(r.values)
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSelector:
+    """``requiredDuringSchedulingIgnoredDuringExecution``: the terms are ORed."""
+
+    terms: tuple[NodeSelectorTerm, ...]
+
+    @staticmethod
+    def parse(ns: Any) -> NodeSelector:
+        terms = (ns or {}).get("nodeSelectorTerms") if isinstance(ns, Mapping) else None
+        return NodeSelector(tuple(NodeSelectorTerm.parse(t) for t in terms or ()))
+
+    def matches(self, labels: Mapping[str, str], name: str) -> bool:
+        for t in self.terms:
+            if t.matches(labels, name):
+                return True
+        return False
+
+
+# --------------------------------------------------------------------------- pod affinity terms
+
+
+@dataclass(frozen=True, slots=True)
+class AffinityTerm:
+    """A ``PodAffinityTerm`` resolved against the pod that carries it (kube's ``AffinityTerm``):
+    ``namespaces`` is the explicit list, or the pod's own namespace when neither a list nor a
+    namespace selector is given; ``ns_selector`` is None when not set."""
+
+    namespaces: frozenset[str]
+    ns_selector: LabelSelector | None
+    selector: LabelSelector
+    topology_key: str
+
+    def matches_namespace(self, namespace: str, ns_labels: Callable[[str], Mapping[str, str] | None]) -> bool:
+        if namespace in self.namespaces:
+            return True
+        if self.ns_selector is None:
+            return False
+        if self.ns_selector.empty:
+            return True
+        return self.ns_selector.matches(ns_labels(namespace) or {})
+
+    def matches(self, pod: PodInfo, ns_labels: Callable[[str], Mapping[str, str] | None]) -> bool:
+        return self.matches_namespace(pod.namespace, ns_labels) and self.selector.matches(pod.labels)
+
+
+@dataclass(frozen=True, slots=True)
+class WeightedTerm:
+    weight: int
+    term: AffinityTerm
+
+
+def _affinity_term(t: Any, namespace: str, labels: Mapping[str, str]) -> AffinityTerm | None:
+    if not isinstance(t, Mapping):
+        return None
+    try:
+        sel = from_label_selector(t.get("labelSelector"))
+    except SelectorError:
+        return None
+    # matchLabelKeys / mismatchLabelKeys: the incoming pod's own label values join the selector.
+    extra: list[Requirement] = []
+    for key in t.get("matchLabelKeys") or ():
+        if key in labels:
+            extra.append(Requirement(key, IN, (labels[key],), frozenset((labels[key],))))
+    for key in t.get("mismatchLabelKeys") or ():
+        if key in labels:
+            extra.append(Requirement(key, NOT_IN, (labels[key],), frozenset((labels[key],))))
+    if extra and not sel.matches_nothing:
+        sel = LabelSelector((*sel.requirements, *extra))
+    ns_list = frozenset(str(n) for n in t.get("namespaces") or ())
+    ns_sel_raw = t.get("namespaceSelector")
+    ns_sel: LabelSelector | None = None
+    if ns_sel_raw is not None:
+        try:
+            ns_sel = from_label_selector(ns_sel_raw)
+        except SelectorError:
+            ns_sel = None
+    if not ns_list and ns_sel is None:
+        ns_list = frozenset((namespace,))
+    return AffinityTerm(ns_list, ns_sel, sel, str(t.get("topologyKey") or ""))
+
+
+def _terms(raw: Any, namespace: str, labels: Mapping[str, str]) -> tuple[AffinityTerm, ...]:
+    out = []
+    for t in raw or ():
+        term = _affinity_term(t, namespace, labels)
+        if term is not None:
+            out.append(term)
+    return tuple(out)
+
+
+def _weighted(raw: Any, namespace: str, labels: Mapping[str, str]) -> tuple[WeightedTerm, ...]:
+    out = []
+    for w in raw or ():
+        if not isinstance(w, Mapping):
+            continue
+        term = _affinity_term(w.get("podAffinityTerm"), namespace, labels)
+        if term is not None:
+            out.append(WeightedTerm(int(w.get("weight") or 0), term))
+    return tuple(out)
+
+
+# --------------------------------------------------------------------------- pods
+
+
+@dataclass(slots=True, eq=False)
+class PodInfo:
+    """Everything the scheduler reads of a pod, parsed once. ``obj`` is the wire object (shared
+    with the informer: never mutate it)."""
+
+    obj: Obj
+    key: str
+    uid: str
+    namespace: str
+    name: str
+    labels: dict[str, str]
+    priority: int
+    preempt_never: bool
+    scheduler_name: str
+    node_name: str
+    nominated_node_name: str
+    terminating: bool
+    creation: str
+    start_time: str
+    owner_uid: str
+    gated: bool
+    # requests (cpu in millicores); the "nz" pair counts missing cpu/memory requests as the defaults
+    req_cpu: int = 0
+    req_mem: int = 0
+    req_eph: int = 0
+    req_scalars: dict[str, int] = field(default_factory=dict)
+    nz_cpu: int = 0
+    nz_mem: int = 0
+    host_ports: tuple[tuple[str, str, int], ...] = ()
+    tolerations: tuple[Toleration, ...] = ()
+    node_selector: dict[str, str] | None = None
+    required_node_affinity: NodeSelector | None = None
+    preferred_node_affinity: tuple[tuple[int, NodeSelectorTerm], ...] = ()
+    affinity_required: tuple[AffinityTerm, ...] = ()
+    affinity_preferred: tuple[WeightedTerm, ...] = ()
+    anti_required: tuple[AffinityTerm, ...] = ()
+    anti_preferred: tuple[WeightedTerm, ...] = ()
+    spread_constraints: tuple[Obj, ...] = ()
+    images: tuple[str, ...] = ()
+    pvcs: tuple[str, ...] = ()
+    spec_ref: Any = None  # the spec dict this info was parsed from (to skip re-parsing)
+
+    @property
+    def has_requests(self) -> bool:
+        return bool(self.req_cpu or self.req_mem or self.req_eph or self.req_scalars)
+
+    @property
+    def has_affinity(self) -> bool:
+        """Has pod affinity or anti-affinity of any kind (kube's ``podWithAffinity``)."""
+        return bool(self.affinity_required or self.affinity_preferred or self.anti_required or self.anti_preferred)
+
+    @property
+    def has_node_constraints(self) -> bool:
+        return bool(self.node_selector) or self.required_node_affinity is not None
+
+    def matches_node_selector_and_affinity(self, labels: Mapping[str, str], name: str) -> bool:
+        """``nodeaffinity.GetRequiredNodeAffinity(pod).Match(node)``."""
+        sel = self.node_selector
+        if sel:
+            for k, v in sel.items():
+                if labels.get(k) != v:
+                    return False
+        req = self.required_node_affinity
+        return req is None or req.matches(labels, name)
+
+    def request(self, name: str) -> int:
+        if name == CPU:
+            return self.req_cpu
+        if name == MEMORY:
+            return self.req_mem
+        if name == EPHEMERAL:
+            return self.req_eph
+        return self.req_scalars.get(name, 0)
+
+    def refresh(self, obj: Obj) -> PodInfo:
+        """A PodInfo for a newer version of the same pod; the parsed spec is reused when the spec
+        did not change (the common case: a status write or the binding)."""
+        spec = obj.get("spec") or {}
+        old = self.spec_ref
+        if old is not None and (spec is old or _same_spec(spec, old)) and \
+                (obj.get("metadata") or {}).get("labels") == self.obj.get("metadata", {}).get("labels"):
+            meta = obj.get("metadata") or {}
+            status = obj.get("status") or {}
+            p = _copy(self)
+            p.obj = obj
+            p.spec_ref = spec
+            p.node_name = str(spec.get("nodeName") or "")
+            p.nominated_node_name = str(status.get("nominatedNodeName") or "")
+            p.terminating = bool(meta.get("deletionTimestamp"))
+            p.start_time = str(status.get("startTime") or "")
+            return p
+        return parse_pod(obj)
+
+
+def _same_spec(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    # nodeName is the only field binding changes; compare the rest.
+    for k, v in a.items():
+        if k != "nodeName" and b.get(k, _MISSING) != v:
+            return False
+    for k in b:
+        if k != "nodeName" and k not in a:
+            return False
+    return True
+
+
+_MISSING = object()
+
+
+def _copy(p: PodInfo) -> PodInfo:
+    q = object.__new__(PodInfo)
+    for name in PodInfo.__slots__:  # type: ignore[attr-defined]
+        object.__setattr__(q, name, getattr(p, name))
+    return q
+
+
+def normalize_image(name: str) -> str:
+    """Image names as nodes report them: a missing tag means ``:latest`` (digests stay)."""
+    if "@" in name:
+        return name
+    slash = name.rfind("/")
+    if ":" in name[slash + 1:]:
+        return name
+    return name + ":latest"
+
+
+def _add(into: dict[str, int], name: str, v: int) -> None:
+    into[name] = into.get(name, 0) + v
+
+
+def _container_requests(c: Mapping[str, Any]) -> dict[str, int]:
+    res = c.get("resources") or {}
+    req = res.get("requests")
+    lim = res.get("limits")
+    out: dict[str, int] = {}
+    if req:
+        for k, v in req.items():
+            out[k] = resource_amount(k, v)
+    # why: the API server defaults requests to limits; a pod that skipped defaulting (or an
+    # older object) still must not look free.
+    if lim:
+        for k, v in lim.items():
+            if k not in out:
+                out[k] = resource_amount(k, v)
+    return out
+
+
+def _pod_requests(spec: Mapping[str, Any], nonzero: bool) -> dict[str, int]:
+    """``resourcehelper.PodRequests``: containers summed; init containers as their peak (restartable
+    "sidecar" init containers run alongside and add up); then overhead. With ``nonzero``, a
+    container missing a cpu or memory request counts the scheduler's defaults instead."""
+    pod_level = (spec.get("resources") or {}).get("requests")
+
+    def creq(c: Mapping[str, Any]) -> dict[str, int]:
+        r = _container_requests(c)
+        if nonzero:
+            if CPU not in r:
+                r[CPU] = DEFAULT_MILLI_CPU_REQUEST
+            if MEMORY not in r:
+                r[MEMORY] = DEFAULT_MEMORY_REQUEST
+        return r
+
+    reqs: dict[str, int] = {}
+    for c in spec.get("containers") or ():
+        for k, v in creq(c).items():
+            _add(reqs, k, v)
+    sidecars: dict[str, int] = {}
+    init_peak: dict[str, int] = {}
+    for c in spec.get("initContainers") or ():
+        r = creq(c)
+        if c.get("restartPolicy") == "Always":
+            for k, v in r.items():
+                _add(reqs, k, v)
+                _add(sidecars, k, v)
+            cur = dict(sidecars)
+        else:
+            cur = dict(r)
+            for k, v in sidecars.items():
+                _add(cur, k, v)
+        for k, v in cur.items():
+            if v > init_peak.get(k, 0):
+                init_peak[k] = v
+    for k, v in init_peak.items():
+        if v > reqs.get(k, 0):
+            reqs[k] = v
+    if pod_level:  # pod-level resources override the containers' sum for what they name
+        for k, v in pod_level.items():
+            reqs[k] = resource_amount(k, v)
+    for k, v in ((spec.get("overhead") or {}).items()):
+        _add(reqs, k, resource_amount(k, v))
+    return reqs
+
+
+def parse_pod(obj: Obj) -> PodInfo:
+    meta = obj.get("metadata") or {}
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    ns = str(meta.get("namespace") or "")
+    name = str(meta.get("name") or "")
+    labels = meta.get("labels") or {}
+    owners = meta.get("ownerReferences") or ()
+    owner_uid = ""
+    for o in owners:
+        if isinstance(o, Mapping) and o.get("controller"):
+            owner_uid = str(o.get("uid") or "")
+            break
+    else:
+        if owners and isinstance(owners[0], Mapping):
+            owner_uid = str(owners[0].get("uid") or "")
+    p = PodInfo(
+        obj=obj, key=f"{ns}/{name}", uid=str(meta.get("uid") or ""), namespace=ns, name=name, labels=labels,
+        priority=int(spec.get("priority") or 0), preempt_never=spec.get("preemptionPolicy") == "Never",
+        scheduler_name=str(spec.get("schedulerName") or "default-scheduler"),
+        node_name=str(spec.get("nodeName") or ""),
+        nominated_node_name=str(status.get("nominatedNodeName") or ""),
+        terminating=bool(meta.get("deletionTimestamp")), creation=str(meta.get("creationTimestamp") or ""),
+        start_time=str(status.get("startTime") or ""), owner_uid=owner_uid,
+        gated=bool(spec.get("schedulingGates")), spec_ref=spec)
+    reqs = _pod_requests(spec, False)
+    p.req_cpu = reqs.pop(CPU, 0)
+    p.req_mem = reqs.pop(MEMORY, 0)
+    p.req_eph = reqs.pop(EPHEMERAL, 0)
+    reqs.pop(PODS, None)
+    p.req_scalars = {k: v for k, v in reqs.items() if v}
+    nz = _pod_requests(spec, True)
+    p.nz_cpu = nz.get(CPU, 0)
+    p.nz_mem = nz.get(MEMORY, 0)
+    ports = []
+    containers = list(spec.get("containers") or ())
+    containers += [c for c in spec.get("initContainers") or () if c.get("restartPolicy") == "Always"]
+    images = []
+    for c in containers:
+        img = c.get("image")
+        if img:
+            images.append(normalize_image(str(img)))
+        for port in c.get("ports") or ():
+            hp = port.get("hostPort")
+            if hp:
+                ports.append((str(port.get("hostIP") or "0.0.0.0"), str(port.get("protocol") or "TCP"), int(hp)))
+    p.host_ports = tuple(ports)
+    p.images = tuple(images)
+    p.tolerations = tuple(Toleration.parse(t) for t in spec.get("tolerations") or () if isinstance(t, Mapping))
+    sel = spec.get("nodeSelector")
+    p.node_selector = {str(k): str(v) for k, v in sel.items()} if sel else None
+    aff = spec.get("affinity") or {}
+    na = aff.get("nodeAffinity") or {}
+    req = na.get("requiredDuringSchedulingIgnoredDuringExecution")
+    if req is not None:
+        p.required_node_affinity = NodeSelector.parse(req)
+    pref = []
+    for w in na.get("preferredDuringSchedulingIgnoredDuringExecution") or ():
+        if isinstance(w, Mapping):
+            pref.append((int(w.get("weight") or 0), NodeSelectorTerm.parse(w.get("preference"))))
+    p.preferred_node_affinity = tuple(pref)
+    pa = aff.get("podAffinity") or {}
+    p.affinity_required = _terms(pa.get("requiredDuringSchedulingIgnoredDuringExecution"), ns, labels)
+    p.affinity_preferred = _weighted(pa.get("preferredDuringSchedulingIgnoredDuringExecution"), ns, labels)
+    anti = aff.get("podAntiAffinity") or {}
+    p.anti_required = _terms(anti.get("requiredDuringSchedulingIgnoredDuringExecution"), ns, labels)
+    p.anti_preferred = _weighted(anti.get("preferredDuringSchedulingIgnoredDuringExecution"), ns, labels)
+    p.spread_constraints = tuple(c for c in spec.get("topologySpreadConstraints") or () if isinstance(c, dict))
+    pvcs = []
+    for v in spec.get("volumes") or ():
+        claim = (v.get("persistentVolumeClaim") or {}).get("claimName") if isinstance(v, Mapping) else None
+        if claim:
+            pvcs.append(str(claim))
+        elif isinstance(v, Mapping) and v.get("ephemeral"):
+            pvcs.append(f"{name}-{v.get('name')}")
+    p.pvcs = tuple(pvcs)
+    return p
