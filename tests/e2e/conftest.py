@@ -135,6 +135,18 @@ def ns(server: Server, request: pytest.FixtureRequest) -> Iterator[str]:
     yield name
 
 
+def wait(cond: Any, timeout: float = 60.0, what: str = "condition") -> Any:
+    """Poll ``cond()`` until it is truthy (bounded by ``timeout``); fail saying ``what``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
 def manifest(*docs: dict[str, Any]) -> str:
     return yaml.safe_dump_all(list(docs), sort_keys=False)
 
@@ -157,10 +169,10 @@ class NodeThread:
     def start(self) -> NodeThread:
         import asyncio
 
+        from tests.helpers.fakenode import FakeNode
+
         from k8py.client.api import Client
         from k8py.client.config import load_kubeconfig
-
-        from tests.helpers.fakenode import FakeNode
 
         self.thread.start()
 

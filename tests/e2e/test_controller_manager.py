@@ -5,25 +5,15 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from .conftest import KUBECTL, start_server
+from .conftest import KUBECTL, start_server, wait
 
 pytestmark = pytest.mark.skipif(not KUBECTL, reason="kubectl not installed")
 
 
-def wait(cond, timeout: float = 60.0, what: str = "condition"):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while True:
-        v = cond()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
 
 
 def test_standalone_managers_elect_one_leader(tmp_path: Path) -> None:

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 kubernetes = pytest.importorskip("kubernetes")
-from kubernetes import client, watch  # noqa: E402
-from kubernetes.client.rest import ApiException  # noqa: E402
+from kubernetes import client, watch
+from kubernetes.client.rest import ApiException
 
-from .conftest import Server, start_server  # noqa: E402
+from .conftest import Server, start_server
 
 
 @pytest.fixture

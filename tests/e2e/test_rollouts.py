@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
-from .conftest import KUBECTL, Server
+from .conftest import KUBECTL, Server, wait
 
 pytestmark = pytest.mark.skipif(not KUBECTL, reason="kubectl not installed")
 
 
-def wait(cond, timeout: float = 60.0, what: str = "condition"):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while True:
-        v = cond()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
 
 
 def new_ns(cluster: Server, name: str) -> str:

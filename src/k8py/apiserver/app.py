@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import platform
 import traceback
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import orjson
 from aiohttp import web

@@ -296,7 +296,7 @@ class Objects:
         items: list[Obj] = []
         more = False
         last_key = ""
-        page_size = limit if limit > 0 else 0
+        page_size = max(0, limit)
         count_needed = limit > 0 and match is None
         remaining: int | None = None
         while True:

@@ -51,7 +51,7 @@ def field_manager_from(ctx: Ctx) -> str:
     fm = ctx.q("fieldManager")
     if fm:
         if len(fm) > 128:
-            raise errors.bad_request(f'fieldManager: Too long: must have at most 128 bytes')
+            raise errors.bad_request('fieldManager: Too long: must have at most 128 bytes')
         return fm
     ua = ctx.user_agent
     # kube: the user agent up to the first "/" (e.g. "kubectl/v1.37.1 (linux/amd64)" -> "kubectl")

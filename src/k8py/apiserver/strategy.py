@@ -71,9 +71,7 @@ def prepare_for_create(kind: KindInfo, obj: Obj) -> None:
         obj.setdefault("spec", {})["finalizers"] = ["kubernetes"]
     elif kind.kind == "Service":
         obj["status"] = {"loadBalancer": {}}
-    elif kind.kind == "PersistentVolumeClaim":
-        obj["status"] = {"phase": "Pending"}
-    elif kind.kind == "PersistentVolume":
+    elif kind.kind == "PersistentVolumeClaim" or kind.kind == "PersistentVolume":
         obj["status"] = {"phase": "Pending"}
     elif kind.kind in ("Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "ReplicationController"):
         obj["status"] = {} if kind.kind != "StatefulSet" else {"replicas": 0, "availableReplicas": 0}
@@ -131,9 +129,7 @@ def qos_class(pod: Obj) -> str:
             lv = lim.get(name)
             if r is not None or lv is not None:
                 any_set = True
-            if lv is None:
-                guaranteed = False
-            elif r is not None and parse_quantity(str(r)) != parse_quantity(str(lv)):
+            if lv is None or r is not None and parse_quantity(str(r)) != parse_quantity(str(lv)):
                 guaranteed = False
             if r is not None:
                 requests[name] = r
