@@ -61,8 +61,10 @@ from k8py.controllers.podcontrol import (
     is_pod_available,
     is_pod_ready,
     new_controller_ref,
+    owners_selecting,
     pod_key,
     recheck_deletion_timestamp,
+    resolve_controller_ref,
     seconds_until_available,
     slow_start_batch,
 )
@@ -408,30 +410,11 @@ class DaemonSetController:
     # -- event handlers (they only map events to keys) -------------------------------------------
 
     def _ds_of_ref(self, namespace: str, ref: Obj | None) -> Obj | None:
-        if ref is None or ref.get("kind") != "DaemonSet" or \
-                not str(ref.get("apiVersion", "")).startswith("apps/"):
-            return None
-        ds = self.ds_inf.get(str(ref.get("name", "")), namespace)
-        if ds is None or _md(ds).get("uid") != ref.get("uid"):
-            return None
-        return ds
+        return resolve_controller_ref(self.ds_inf, namespace, ref, "DaemonSet")
 
     def _selecting(self, obj: Obj) -> list[Obj]:
         """DaemonSets in the object's namespace whose selector matches its labels (for orphans)."""
-        md = _md(obj)
-        labels = md.get("labels") or {}
-        out = []
-        for ds in self.ds_inf.list(md.get("namespace") or ""):
-            sel = _spec(ds).get("selector")
-            if not sel:
-                continue
-            try:
-                s = from_label_selector(sel)
-            except SelectorError:
-                continue
-            if not s.empty and s.matches(labels):
-                out.append(ds)
-        return out
+        return owners_selecting(self.ds_inf, obj)
 
     def _revision_keys(self, cr: Obj) -> list[str]:
         ns = str(_md(cr).get("namespace") or "")

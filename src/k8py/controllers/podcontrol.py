@@ -300,6 +300,36 @@ def controller_ref(obj: Obj) -> Obj | None:
     return None
 
 
+def resolve_controller_ref(informer: Any, namespace: str, ref: Obj | None, kind: str,
+                           group: str = "apps") -> Obj | None:
+    """The cached owner ``ref`` points to, if it is a ``kind`` of ``group`` and still the same
+    object (same uid): the handlers' way from a dependent to the key to enqueue."""
+    if ref is None or ref.get("kind") != kind or str(ref.get("apiVersion", "")).rpartition("/")[0] != group:
+        return None
+    owner = informer.get(str(ref.get("name", "")), namespace)
+    if owner is None or (owner.get("metadata") or {}).get("uid") != ref.get("uid"):
+        return None
+    return owner  # type: ignore[no-any-return]
+
+
+def owners_selecting(informer: Any, obj: Obj) -> list[Obj]:
+    """Cached owners in ``obj``'s namespace whose label selector matches its labels (the ones
+    that may adopt an orphan). An empty or invalid selector matches nothing here."""
+    from k8py.api.selectors import SelectorError, from_label_selector
+
+    md = obj.get("metadata") or {}
+    labels = md.get("labels") or {}
+    out = []
+    for owner in informer.list(md.get("namespace") or ""):
+        try:
+            sel = from_label_selector((owner.get("spec") or {}).get("selector"))
+        except SelectorError:
+            continue
+        if not sel.empty and sel.matches(labels):
+            out.append(owner)
+    return out
+
+
 def new_controller_ref(owner: Obj, api_version: str | None = None, kind: str | None = None) -> Obj:
     """An ownerReference making ``owner`` the controller, with ``blockOwnerDeletion`` (kube's
     ``NewControllerRef``). ``api_version``/``kind`` default to the owner's own."""

@@ -59,8 +59,10 @@ from k8py.controllers.podcontrol import (
     is_pod_available,
     is_pod_ready,
     new_controller_ref,
+    owners_selecting,
     pod_from_template,
     recheck_deletion_timestamp,
+    resolve_controller_ref,
     seconds_until_available,
 )
 
@@ -357,26 +359,10 @@ class StatefulSetController:
     # -- event handlers ---------------------------------------------------------------------------
 
     def _set_of_ref(self, namespace: str, ref: Obj | None) -> Obj | None:
-        if ref is None or ref.get("kind") != "StatefulSet" or \
-                not str(ref.get("apiVersion", "")).startswith("apps/"):
-            return None
-        sts = self.sts_inf.get(str(ref.get("name", "")), namespace)
-        if sts is None or _md(sts).get("uid") != ref.get("uid"):
-            return None
-        return sts
+        return resolve_controller_ref(self.sts_inf, namespace, ref, "StatefulSet")
 
     def _selecting(self, obj: Obj) -> list[str]:
-        md = _md(obj)
-        labels = md.get("labels") or {}
-        out = []
-        for sts in self.sts_inf.list(md.get("namespace") or ""):
-            try:
-                sel = from_label_selector(_spec(sts).get("selector"))
-            except SelectorError:
-                continue
-            if not sel.empty and sel.matches(labels):
-                out.append(object_key(sts))
-        return out
+        return [object_key(sts) for sts in owners_selecting(self.sts_inf, obj)]
 
     def _owner_keys(self, obj: Obj) -> list[str]:
         ref = controller_ref(obj)
