@@ -330,3 +330,23 @@ async def test_uid_in_body_is_a_precondition(api: TestClient) -> None:
                                                                  "labels": {"a": "b"}}}),
                         headers={"Content-Type": "application/strategic-merge-patch+json"})
     assert r.status == 200 and (await r.json())["metadata"]["labels"] == {"a": "b"}
+
+
+async def test_service_deleted_by_its_last_finalizer_frees_its_ip(api: TestClient) -> None:
+    svcs = "/api/v1/namespaces/default/services"
+
+    def svc(name: str, **meta: Any) -> dict[str, Any]:
+        return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, **meta},
+                "spec": {"clusterIP": "10.43.0.77", "ports": [{"port": 80}]}}
+
+    r = await api.post(svcs, json=svc("held", finalizers=["example.com/hold"]))
+    assert r.status == 201
+    assert (await api.delete(f"{svcs}/held")).status in (200, 202)
+    r = await api.post(svcs, json=svc("other"))
+    assert r.status == 422, "the IP is still held by the terminating Service"
+    r = await api.patch(f"{svcs}/held", data=json.dumps({"metadata": {"finalizers": None}}),
+                        headers={"Content-Type": "application/merge-patch+json"})
+    assert r.status == 200
+    assert (await api.get(f"{svcs}/held")).status == 404
+    r = await api.post(svcs, json=svc("other"))
+    assert r.status == 201, await r.text()

@@ -38,7 +38,8 @@ from k8py.apiserver.negotiate import (
     content_type_of,
     encode,
 )
-from k8py.apiserver.objects import Objects, parse_rv
+from k8py.apiserver.objects import Objects, decode, parse_rv
+from k8py.storage.interface import ConflictError
 
 Obj = dict[str, Any]
 
@@ -372,6 +373,9 @@ class ResourceAPI:
             except errors.StatusError as e:
                 if e.code not in (404, 409):
                     raise
+                return
+            # the same release as a direct delete: allocations held by the object go with it
+            await self.admission.released(kind, obj)
 
     async def prepare_update(self, ctx: Ctx, kind: KindInfo, new: Obj, current: Obj, manager: str,
                              dry: bool, *, operation: str = "Update", subresource: str = "") -> Obj:
@@ -545,8 +549,6 @@ class ResourceAPI:
         pre = opts.get("preconditions") or {}
         for _ in range(20):
             kv = await self.objects.get_kv(kind, ns, name)
-            from k8py.apiserver.objects import decode
-
             current = decode(kv, kind)
             cm = current["metadata"]
             if pre.get("uid") and pre["uid"] != cm.get("uid"):
@@ -564,21 +566,13 @@ class ResourceAPI:
                     return graceful, 200
                 try:
                     new = await self.objects.replace(kind, graceful, kv.mod_revision)
-                except errors.StatusError:
-                    raise
-                except Exception as e:  # ConflictError: somebody wrote meanwhile; re-read
-                    from k8py.storage.interface import ConflictError
-
-                    if isinstance(e, ConflictError):
-                        continue
-                    raise
+                except ConflictError:  # somebody wrote meanwhile: read again
+                    continue
                 return new, 202 if kind.kind != "Pod" else 200
             if cm.get("deletionTimestamp") and cm.get("finalizers"):
                 return current, 202  # already being deleted: nothing more to do now
             if dry:
                 return self.delete_result(kind, current), 200
-            from k8py.storage.interface import ConflictError
-
             try:
                 deleted = await self.objects.store.delete(kind.key(ns, name), kv.mod_revision)
             except ConflictError:
