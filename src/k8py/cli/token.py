@@ -50,7 +50,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     c.add_argument(
         "--data-dir", "-d", type=_path, metavar="DIR",
-        help=f"the server's data directory (default: {default_data_dir()})",
+        help=f"the server's data directory (default: {default_data_dir()}, which must then be one that "
+        "a server has started in)",
     )
     c.add_argument("--user", type=_user, default=DEFAULT_USER, metavar="NAME",
                    help=f"user name the token authenticates as (default: {DEFAULT_USER})")
@@ -68,9 +69,33 @@ def _missing(p: argparse.ArgumentParser) -> int:
     return 2
 
 
+def _looks_like_server_data_dir(path: str) -> bool:
+    """A data directory some ``k8py server`` has started in: its first start makes ``tls/`` for the
+    cluster CA, and nothing else does (a token file alone may be left from an earlier mistake).
+    ``tls/`` is 0700, so only its existence is looked at: another user may not look inside."""
+    return os.path.isdir(os.path.join(path, "tls"))
+
+
+def _no_server_here(default: str) -> str:
+    msg = (f"no k8py server data directory at {default} (the default for this user): a token written there "
+           "would be accepted by no server. Start 'k8py server' first, or pass --data-dir DIR with the data "
+           "directory of the server that should accept the token")
+    root_default = "/var/lib/k8py"
+    if os.geteuid() != 0 and default != root_default and _looks_like_server_data_dir(root_default):
+        msg += f" (a server run as root keeps its data in {root_default}: --data-dir {root_default}, as root)"
+    return msg
+
+
 def create(args: argparse.Namespace) -> int:
     from k8py.apiserver.authn import append_token
 
+    if args.data_dir is None:
+        # An explicit --data-dir may prepare a directory for a server not started yet (the server
+        # keeps the token file it finds); the default one is only a guess, so it must be a server's.
+        default = default_data_dir()
+        if not _looks_like_server_data_dir(default):
+            log.error("%s", _no_server_here(default))
+            return 1
     config = ServerConfig(data_dir=args.data_dir or default_data_dir())
     try:
         token = append_token(config.token_file, args.user, str(uuid.uuid4()), args.groups)
