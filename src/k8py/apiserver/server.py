@@ -222,7 +222,8 @@ def start_components(config: ServerConfig, pki: Any, stop_ev: asyncio.Event) -> 
         from k8py.controllers.manager import ControllerManager
 
         client = loopback_client(config, pki, "system:kube-controller-manager", (), "kube-controller-manager")
-        mgr = ControllerManager(client, identity=f"{config.node_name or socket.gethostname()}_{os.getpid()}")
+        mgr = ControllerManager(client, identity=f"{config.node_name or socket.gethostname()}_{os.getpid()}",
+                                options={"root_ca_file": pki.ca_cert})  # kube's --root-ca-file
         out.append((asyncio.create_task(mgr.run(stop_ev), name="controller-manager"), client))
     if not config.disable_scheduler:
         from k8py.scheduler import Scheduler

@@ -25,6 +25,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="controllers to run, comma-separated; '*' for all (default)")
     p.add_argument("--leader-elect", default="true", choices=("true", "false"),
                    help="take part in leader election (default: true)")
+    p.add_argument("--root-ca-file", metavar="FILE",
+                   help="the cluster CA (PEM) published as kube-root-ca.crt in every namespace (default: the "
+                   "certificate authority of the kubeconfig)")
     p.add_argument("--concurrent-syncs", type=int, default=2, metavar="N", help="workers per controller")
     p.add_argument("--debug", action="store_true", help="log at debug level")
     p.set_defaults(func=run, parser=p)
@@ -41,6 +44,14 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as e:
         log.error("%s", e)
         return 1
+    if args.root_ca_file:
+        from k8py.controllers.rootcacert import RootCAError, read_root_ca
+
+        try:
+            read_root_ca(args.root_ca_file)
+        except RootCAError as e:
+            log.error("%s", e)
+            return 1
     names = None if args.controllers.strip() in ("*", "") else [n.strip() for n in args.controllers.split(",")]
     if names:
         unknown = [n for n in names if n not in CONTROLLERS]
@@ -55,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         async with Client(cfg, component="kube-controller-manager") as client:
             mgr = ControllerManager(client, controllers=names, leader_elect=args.leader_elect == "true",
-                                    workers=args.concurrent_syncs)
+                                    workers=args.concurrent_syncs,
+                                    options={"root_ca_file": args.root_ca_file} if args.root_ca_file else None)
             log.info("controller manager starting against %s (controllers: %s)", cfg.server,
                      ", ".join(mgr.names) or "none built")
             await mgr.run(stop)

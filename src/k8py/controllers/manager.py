@@ -32,6 +32,7 @@ CONTROLLERS: dict[str, str] = {
     "endpoints": "k8py.controllers.endpoints:EndpointsController",
     "endpointslice": "k8py.controllers.endpointslice:EndpointSliceController",
     "serviceaccount": "k8py.controllers.serviceaccount:ServiceAccountController",
+    "root-ca-cert-publisher": "k8py.controllers.rootcacert:RootCACertPublisher",
     "nodelifecycle": "k8py.controllers.nodelifecycle:NodeLifecycleController",
     "podgc": "k8py.controllers.podgc:PodGCController",
     "ttlafterfinished": "k8py.controllers.ttlafterfinished:TTLAfterFinishedController",
