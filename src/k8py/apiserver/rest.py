@@ -205,6 +205,10 @@ class ResourceAPI:
                 raise errors.method_not_allowed()
             body = await self.decode_object(ctx, kind, await self.read_body(ctx))
             return self.respond(ctx, reviews.answer(kind.kind, body, ctx.user, self.authorizer), 201)
+        if kind.kind == "ComponentStatus":  # probed on each request, never stored
+            from k8py.apiserver import componentstatus
+
+            return await componentstatus.handle(self, ctx, kind)
         ns = i.namespace if kind.namespaced else None
         if verb == "get":
             obj = await self.objects.get(kind, ns, i.name, parse_rv(ctx.q("resourceVersion")) if ctx.q(
