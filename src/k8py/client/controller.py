@@ -4,7 +4,9 @@ A controller is one level-based ``async reconcile(key) -> Result | None`` (key i
 ``namespace/name`` or ``name``); informer handlers only enqueue keys. The runner owns the rest,
 as controller-runtime does:
 
-- an exception retries the key with per-key exponential backoff (``add_rate_limited``);
+- an exception retries the key with per-key exponential backoff (``add_rate_limited``); it is
+  logged with its traceback, except the expected races (:data:`RACES`: Conflict, NotFound,
+  AlreadyExists), which get one debug line;
 - ``Result(requeue=True)`` retries with backoff too, without counting an error;
 - ``Result(requeue_after=s)`` forgets the backoff and looks again after ``s`` seconds;
 - otherwise (``None`` or ``Result()``) the key's backoff is forgotten.
@@ -22,15 +24,18 @@ from typing import Any
 
 from k8py.client.api import object_key
 from k8py.client.clock import Clock, RealClock
-from k8py.client.errors import ConflictError
+from k8py.client.errors import AlreadyExistsError, ConflictError, NotFoundError
 from k8py.client.informer import Handler, Informer
 from k8py.client.workqueue import ShutDown, WorkQueue
 
-__all__ = ["Controller", "ControllerMetrics", "Reconcile", "Result"]
+__all__ = ["RACES", "Controller", "ControllerMetrics", "Reconcile", "Result"]
 
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
+
+# API errors that mean "the world moved while we looked", not "something is broken".
+RACES = (ConflictError, NotFoundError, AlreadyExistsError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,12 +189,18 @@ class Controller:
         except asyncio.CancelledError:
             q.done(key)
             raise
-        except Exception as e:
+        except RACES as e:
+            # Expected weather, not a fault: another writer got there first (409 Conflict), the
+            # object was deleted while we worked on it (404 NotFound), or an object we create
+            # already exists (409 AlreadyExists). As kube's controllers, one debug line and a
+            # retry with backoff; the retry reads the cache again and sees how things are now
+            # (a deleted object's reconcile then returns quietly).
             m.errors += 1
-            if isinstance(e, ConflictError):  # routine under optimistic concurrency: retry quietly
-                log.info("controller %s: %s: %s (will retry)", self.name, key, e.message)
-            else:
-                log.exception("controller %s: reconcile %s failed", self.name, key)
+            log.debug("controller %s: %s: %s (will retry)", self.name, key, e)
+            self._retry(key)
+        except Exception:
+            m.errors += 1
+            log.exception("controller %s: reconcile %s failed", self.name, key)
             self._retry(key)
         else:
             if res is not None and res.requeue_after is not None and res.requeue_after > 0:

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from k8py.client.clock import Clock
-from k8py.client.controller import Controller, Result
+from k8py.client.controller import RACES, Controller, Result
 from k8py.client.errors import ApiError, ConflictError, NotFoundError
 from k8py.controllers.base import ControllerContext, parse_time, rfc3339
 from k8py.controllers.endpoints import float_option, int_option, is_pod_ready, meta
@@ -335,6 +335,8 @@ class NodeLifecycleController:
         if key == MONITOR_KEY:
             try:
                 await self.monitor()
+            except RACES as e:  # a node or pod changed or went away mid-pass: the next pass sees it
+                log.debug("node health pass: %s (next pass soon)", e)
             except Exception:  # the pass must keep coming back
                 log.exception("node health pass failed")
             return Result(requeue_after=self._next_monitor())

@@ -19,7 +19,7 @@ import datetime as dt
 import logging
 from typing import Any
 
-from k8py.client.controller import Controller, Result
+from k8py.client.controller import RACES, Controller, Result
 from k8py.client.errors import ApiError, ConflictError, NotFoundError
 from k8py.controllers.base import ControllerContext, rfc3339
 from k8py.controllers.endpoints import float_option, int_option, meta
@@ -89,6 +89,8 @@ class PodGCController:
             return None
         try:
             await self.gc()
+        except RACES as e:  # a pod or node changed or went away mid-pass: the next pass sees it
+            log.debug("pod garbage collection pass: %s (next pass soon)", e)
         except Exception:  # a failed pass must not stop the next ones
             log.exception("pod garbage collection pass failed")
         return Result(requeue_after=self._next_pass())

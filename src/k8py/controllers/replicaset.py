@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 
 from k8py.api.selectors import LabelSelector, SelectorError, from_label_selector, selector_from_set
 from k8py.client.api import object_key
-from k8py.client.controller import Controller, Result
+from k8py.client.controller import RACES, Controller, Result
 from k8py.client.errors import ApiError, ConflictError, NotFoundError
 from k8py.client.store import NAMESPACE_INDEX, OWNER_UID_INDEX
 from k8py.controllers.base import ControllerContext, rfc3339
@@ -322,7 +322,9 @@ class ReplicaSetController:
         anything else is a bug and goes to the runner with its traceback."""
         if not isinstance(error, ApiError | AdoptionError):
             raise error
-        log.warning("%s %s: %s (will retry)", self.KIND, key, error_message(error))
+        # A race (a pod deleted or renamed under us, a conflicting write) is routine: debug only.
+        level = logging.DEBUG if isinstance(error, RACES) else logging.WARNING
+        log.log(level, "%s %s: %s (will retry)", self.KIND, key, error_message(error))
         return Result(requeue=True)
 
     def _candidate_pods(self, namespace: str, uid: str) -> list[Obj]:
