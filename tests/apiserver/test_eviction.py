@@ -233,10 +233,20 @@ async def test_bad_requests(api: TestClient) -> None:
     assert code == 400 and st["message"] == "name in URL does not match name in Eviction object"
     code, st = await evict(api, "p", {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}})
     assert code == 400
-    code, st = await evict(api, "p", eviction("p", gracePeriodSeconds=-1))
-    assert code == 422
-    code, st = await evict(api, "p", eviction("p", dryRun=["All"]), params={"dryRun": "Nope"})
+    # the same DeleteOptions checks as DELETE: a wrong type is a decoding error (400) ...
+    code, st = await evict(api, "p", eviction("p", gracePeriodSeconds=True))
     assert code == 400
+    assert st["message"] == ("json: cannot unmarshal bool into Go struct field Eviction.deleteOptions."
+                             "gracePeriodSeconds of type int64")
+    code, st = await evict(api, "p", eviction("p", dryRun="All"))
+    assert code == 400
+    # ... and a value kube's ValidateDeleteOptions refuses is Invalid (422)
+    code, st = await evict(api, "p", eviction("p", propagationPolicy="Bogus"))
+    assert code == 422 and st["details"]["causes"][0]["field"] == "propagationPolicy"
+    code, st = await evict(api, "p", eviction("p", dryRun=["All"]), params={"dryRun": "Nope"})
+    assert code == 422
+    assert st["message"] == ('CreateOptions.meta.k8s.io "" is invalid: dryRun: Unsupported value: '
+                             '[]string{"Nope"}: supported values: "All"')
     # the pod is untouched by all of that
     pod = await get(api, f"{PODS}/p")
     assert pod is not None and not pod["metadata"].get("deletionTimestamp")

@@ -129,7 +129,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 @pytest.fixture
 def ns(server: Server, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh namespace per test (namespaces are not emptied on delete until the controller exists)."""
-    name = "t-" + request.node.name.lower().replace("_", "-")[:40].strip("-") + "-" + str(os.getpid() % 1000)
+    import zlib
+
+    # the test's name (parametrized ones differ only at the end: a hash of the whole name tells them apart)
+    name = "t-" + request.node.name.lower().replace("_", "-")[:36].strip("-") + "-" + \
+        format(zlib.crc32(request.node.name.encode()) & 0xFFFF, "x") + "-" + str(os.getpid() % 1000)
     name = "".join(c for c in name if c.isalnum() or c == "-")[:60].strip("-")
     server.kubectl("create", "namespace", name)
     yield name

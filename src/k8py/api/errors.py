@@ -150,18 +150,19 @@ class StatusError(Exception):
         self.headers = headers or {}
 
     def status(self) -> dict[str, Any]:
+        # the field order of Go's metav1.Status, which clients comparing error text see
         st: dict[str, Any] = {
             "kind": "Status",
             "apiVersion": "v1",
             "metadata": {},
             "status": "Failure",
             "message": self.message,
-            "code": self.code,
         }
         if self.reason:  # kube leaves an empty reason out
             st["reason"] = self.reason
         if self.details is not None:
             st["details"] = self.details
+        st["code"] = self.code
         return st
 
 

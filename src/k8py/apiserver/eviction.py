@@ -32,10 +32,10 @@ from aiohttp import web
 from k8py.api import errors
 from k8py.api.registry import KindInfo
 from k8py.api.selectors import SelectorError, from_label_selector
-from k8py.apiserver import strategy
+from k8py.apiserver import options, strategy
 from k8py.apiserver.admission import Attributes
 from k8py.apiserver.context import Ctx
-from k8py.apiserver.objects import decode, encode
+from k8py.apiserver.objects import decode
 from k8py.storage.interface import ConflictError
 
 if TYPE_CHECKING:
@@ -82,54 +82,10 @@ async def _pause() -> None:
 
 # -- the request ------------------------------------------------------------------------------------
 
-def _delete_options(ctx: Ctx, body: Obj) -> Obj:
-    """The Eviction's deleteOptions, validated, with the request's dryRun merged in (kube's
-    propagateDryRun)."""
-    from k8py.apiserver.rest import dry_run
-
-    opts = body.get("deleteOptions")
-    if opts is None:
-        opts = {}
-    if not isinstance(opts, dict):
-        raise errors.bad_request("deleteOptions must be an object")
-    opts = copy.deepcopy(opts)
-    query_dry = ["All"] if dry_run(ctx) else []
-    body_dry = opts.get("dryRun") or []
-    if not isinstance(body_dry, list):
-        raise errors.bad_request("deleteOptions.dryRun must be a list")
-    for v in body_dry:
-        if v != "All":
-            raise errors.bad_request(f'Invalid dryRun value: "{v}"')
-    if not body_dry:
-        if query_dry:
-            opts["dryRun"] = query_dry
-    elif query_dry and body_dry != query_dry:
-        # kube returns this as a plain (500) error
-        raise errors.StatusError(500, "", "Non-matching dry-run options in request and content: "
-                                 f"[{' '.join(query_dry)}] and [{' '.join(body_dry)}]")
-    pp = opts.get("propagationPolicy")
-    if pp is not None and pp not in ("Orphan", "Background", "Foreground"):
-        raise errors.invalid_error("DeleteOptions", "", "", [errors.not_supported(
-            "propagationPolicy", pp, ["Foreground", "Background", "Orphan", "nil"])])
-    if pp is not None and opts.get("orphanDependents") is not None:
-        raise errors.invalid_error("DeleteOptions", "", "", [errors.invalid(
-            "propagationPolicy", pp, "orphanDependents and deletionPropagation cannot be both set")])
-    gp = opts.get("gracePeriodSeconds")
-    if gp is not None and (not isinstance(gp, int) or isinstance(gp, bool) or gp < 0):
-        raise errors.invalid_error("DeleteOptions", "", "", [errors.invalid(
-            "gracePeriodSeconds", gp, "must be greater than or equal to 0")])
-    pre = opts.get("preconditions")
-    if pre is not None and not isinstance(pre, dict):
-        raise errors.bad_request("deleteOptions.preconditions must be an object")
-    return opts
-
-
-def _decode_eviction(api: ResourceAPI, ctx: Ctx, raw: bytes, ns: str | None, name: str) -> Obj:
-    from k8py.apiserver.rest import field_validation
-
+def _decode_eviction(ctx: Ctx, raw: bytes, ns: str | None, name: str) -> Obj:
     if not raw.strip():
         raise errors.bad_request("the body of the request was empty; expected a policy/v1 Eviction")
-    body = api.decode_plain(ctx, raw, field_validation(ctx) != "Ignore")
+    body = options.decode_plain(ctx, raw, options.field_validation(ctx) != "Ignore")
     if not isinstance(body, dict):
         raise errors.bad_request("expected a policy/v1 Eviction object")
     k, av = body.get("kind"), body.get("apiVersion")
@@ -248,14 +204,13 @@ async def _spend_budget(api: ResourceAPI, pdb_kind: KindInfo, ns: str | None, pd
                         dry: bool) -> None:
     """Verify-and-decrement the PDB's budget, compare-and-swap on its resourceVersion; a
     conflict re-reads and re-checks (the budget may be gone by then)."""
-    key = pdb_kind.key(ns, pdb_name)
     for _ in range(RETRY_STEPS):
         kv = await api.objects.get_kv(pdb_kind, ns, pdb_name)
         new = check_and_decrement(decode(kv, pdb_kind), pod_name, dry, strategy.now_rfc3339())
         if dry:
             return
         try:
-            await api.objects.store.update(key, encode(new, pdb_kind), kv.mod_revision)
+            await api.objects.replace(pdb_kind, new, kv.mod_revision)
             return
         except ConflictError:
             await _pause()
@@ -309,9 +264,9 @@ def _success(api: ResourceAPI, ctx: Ctx) -> web.Response:
 
 async def evict(api: ResourceAPI, ctx: Ctx, kind: KindInfo, ns: str | None, name: str) -> web.Response:
     """Handle ``POST pods/NAME/eviction``; see the module docstring."""
-    raw = await api.read_body(ctx)
-    body = _decode_eviction(api, ctx, raw, ns, name)
-    original = _delete_options(ctx, body)
+    raw = await options.read_body(ctx.request)
+    body = _decode_eviction(ctx, raw, ns, name)
+    original = options.eviction_delete_options(ctx, body)
     dry = bool(original.get("dryRun"))
     await api.admission.validate(Attributes("CREATE", kind, ns or "", name, subresource="eviction", dry_run=dry),
                                  body)

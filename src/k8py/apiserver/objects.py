@@ -31,6 +31,15 @@ Obj = dict[str, Any]
 
 # How long a list/get with resourceVersion newer than ours waits before 504 (kube: 3 s).
 FRESHNESS_WAIT_SECONDS = 3.0
+# etcd's default --max-request-bytes: a larger value is refused by the store, whichever
+# backend holds it, with etcd's words (kube-apiserver passes them on as they are).
+MAX_VALUE_BYTES = 1536 * 1024
+
+
+def check_size(data: bytes) -> bytes:
+    if len(data) > MAX_VALUE_BYTES:
+        raise errors.StatusError(500, "", "etcdserver: request is too large")
+    return data
 
 
 def convert_to(obj: Obj, kind: KindInfo) -> Obj:
@@ -188,7 +197,7 @@ class Objects:
         meta = obj["metadata"]
         key = kind.key(meta.get("namespace"), meta["name"])
         try:
-            rev = await self.store.create(key, encode(obj, kind))
+            rev = await self.store.create(key, check_size(encode(obj, kind)))
         except KeyExistsError:
             raise errors.already_exists(kind.resource, kind.group, meta["name"]) from None
         meta["resourceVersion"] = str(rev)
@@ -199,7 +208,7 @@ class Objects:
         meta = obj["metadata"]
         key = kind.key(meta.get("namespace"), meta["name"])
         try:
-            rev = await self.store.update(key, encode(obj, kind), expected_rev)
+            rev = await self.store.update(key, check_size(encode(obj, kind)), expected_rev)
         except KeyNotFoundError:
             raise errors.not_found_error(kind.resource, kind.group, meta["name"]) from None
         meta["resourceVersion"] = str(rev)
@@ -233,6 +242,7 @@ class Objects:
             if data == kv.value:
                 # No-op update: kube does not write, the resourceVersion stays.
                 return current, current
+            check_size(data)
             try:
                 rev = await self.store.update(key, data, kv.mod_revision)
             except ConflictError as e:
@@ -243,6 +253,16 @@ class Objects:
             new.setdefault("metadata", {})["resourceVersion"] = str(rev)
             return current, new
         raise errors.conflict(kind.resource, kind.group, name, errors.OPTIMISTIC_LOCK_MSG)
+
+    async def delete_at(self, kind: KindInfo, namespace: str | None, name: str, expected_rev: int) -> int:
+        """Delete the object if it is still at ``expected_rev``; returns the delete's revision.
+        Raises ConflictError when it changed meanwhile and 404 when it is already gone (a
+        concurrent delete won), never the store's own errors."""
+        try:
+            res = await self.store.delete(kind.key(namespace, name), expected_rev)
+        except KeyNotFoundError:
+            raise errors.not_found_error(kind.resource, kind.group, name) from None
+        return res.revision
 
     async def delete(self, kind: KindInfo, namespace: str | None, name: str, expected_rev: int | None) -> Obj:
         try:

@@ -24,7 +24,7 @@ from k8py.api import (
     validation,
 )
 from k8py.api.registry import VIRTUAL_KINDS, KindInfo, Registry
-from k8py.apiserver import eviction, reviews, strategy
+from k8py.apiserver import eviction, options, reviews, strategy
 from k8py.apiserver.admission import Admission, Attributes
 from k8py.apiserver.context import Ctx
 from k8py.apiserver.negotiate import (
@@ -43,37 +43,19 @@ from k8py.storage.interface import ConflictError
 
 Obj = dict[str, Any]
 
-MAX_BODY = 3 * 1024 * 1024  # kube's request body limit (3 MiB)
-PODS_RETURN_DELETED = frozenset({"Pod"})  # kinds whose DELETE returns the object (ReturnDeletedObject)
+# Kinds whose DELETE answers with the deleted object rather than a Status (kube's registries
+# with ReturnDeletedObject: pods, services, serviceaccounts, storageclasses).
+RETURN_DELETED = frozenset({("", "Pod"), ("", "Service"), ("", "ServiceAccount"),
+                            ("storage.k8s.io", "StorageClass")})
 SCALE_KINDS = frozenset({"Deployment", "ReplicaSet", "StatefulSet", "ReplicationController"})
+# What one warning header may carry (kube truncates each warning to 4 KiB, and all of them
+# to 256 KiB, in its warning recorder).
+MAX_WARNING_LEN = 4 * 1024
+MAX_WARNINGS_LEN = 256 * 1024
 
-
-def field_manager_from(ctx: Ctx) -> str:
-    fm = ctx.q("fieldManager")
-    if fm:
-        if len(fm) > 128:
-            raise errors.bad_request('fieldManager: Too long: must have at most 128 bytes')
-        return fm
-    ua = ctx.user_agent
-    # kube: the user agent up to the first "/" (e.g. "kubectl/v1.37.1 (linux/amd64)" -> "kubectl")
-    return (ua.split("/", 1)[0] or "unknown")[:128] if ua else "unknown"
-
-
-def dry_run(ctx: Ctx) -> bool:
-    vals = ctx.query.getall("dryRun", [])
-    for v in vals:
-        if v != "All":
-            raise errors.bad_request(f'Invalid dryRun value: "{v}"; only "All" is supported' if v else
-                                     "Invalid dryRun value")
-    return bool(vals)
-
-
-_OPTIONS_KIND = {"POST": "CreateOptions", "PUT": "UpdateOptions", "PATCH": "PatchOptions"}
-
-
-def field_validation(ctx: Ctx) -> str:
-    return fieldcheck.parse_field_validation(ctx.q("fieldValidation"),
-                                             _OPTIONS_KIND.get(ctx.request.method, "CreateOptions")).value
+field_manager_from = options.field_manager
+dry_run = options.dry_run
+field_validation = options.field_validation
 
 
 def now() -> str:
@@ -90,13 +72,7 @@ class ResourceAPI:
 
     # -- helpers -----------------------------------------------------------------
     async def read_body(self, ctx: Ctx) -> bytes:
-        req = ctx.request
-        if req.content_length is not None and req.content_length > MAX_BODY:
-            raise errors.too_large()
-        raw = await req.content.read(MAX_BODY + 1)
-        if len(raw) > MAX_BODY:
-            raise errors.too_large()
-        return raw
+        return await options.read_body(ctx.request)
 
     async def decode_object(self, ctx: Ctx, kind: KindInfo, raw: bytes, *, expect_kind: str | None = None) -> Obj:
         ct = content_type_of(ctx.request.headers.get("Content-Type", "")) or JSON
@@ -117,13 +93,7 @@ class ResourceAPI:
 
     def decode_plain(self, ctx: Ctx, raw: bytes, strict: bool) -> Any:
         """A body that is not a stored kind (Scale, Binding, ...), in JSON, YAML or protobuf."""
-        ct = content_type_of(ctx.request.headers.get("Content-Type", "")) or JSON
-        if protobuf.is_protobuf(ct):
-            return protobuf.decode(raw)
-        body, dups = fieldcheck.decode_body(raw, ct, strict)
-        if strict and dups:
-            raise errors.bad_request("strict decoding error: " + ", ".join(dups))
-        return body
+        return options.decode_plain(ctx, raw, strict)
 
     def check_type_meta(self, kind: KindInfo, obj: Obj, expect_kind: str | None = None) -> None:
         """apiVersion/kind must name this endpoint's kind; missing ones default to it, as
@@ -170,9 +140,13 @@ class ResourceAPI:
 
     @staticmethod
     def add_warnings(ctx: Ctx, resp: web.StreamResponse) -> None:
-        for w in ctx.warnings[:50]:
-            safe = w.replace("\\", "\\\\").replace('"', '\\"')
-            resp.headers.add("Warning", f'299 - "{safe}"')
+        total = 0
+        for w in ctx.warnings:
+            text = warning_text(w)
+            total += len(text)
+            if total > MAX_WARNINGS_LEN:
+                break
+            resp.headers.add("Warning", f'299 - "{text}"')
 
     def kind_for(self, ctx: Ctx) -> KindInfo:
         i = ctx.info
@@ -198,6 +172,12 @@ class ResourceAPI:
         verb = i.verb
         if verb not in kind.verbs and not i.subresource and verb != "watch":
             raise errors.method_not_allowed()
+        # kube serves POST only on collections and PUT/PATCH only on items: anything else is
+        # a route that does not exist (405), never a create under another name.
+        if (verb == "create" and i.name and not i.subresource) or (verb in ("update", "patch") and not i.name):
+            raise errors.method_not_allowed()
+        if verb in ("list", "watch", "deletecollection"):
+            options.check_list_query(ctx)
         if i.subresource:
             return await self.subresource(ctx, kind)
         if kind.kind in VIRTUAL_KINDS:
@@ -245,11 +225,7 @@ class ResourceAPI:
         return selectors.compile_selector(kind, ls, fs)
 
     async def list(self, ctx: Ctx, kind: KindInfo, ns: str | None) -> web.Response:
-        limit_s = ctx.q("limit")
-        try:
-            limit = int(limit_s) if limit_s else 0
-        except ValueError:
-            raise errors.bad_request(f'invalid limit: "{limit_s}"') from None
+        limit = options.list_limit(ctx)
         match = self.matcher(ctx, kind)
         out = ctx.output()
         fast = not out.transform and out.serializer == JSON
@@ -264,7 +240,7 @@ class ResourceAPI:
         if page.items and isinstance(page.items[0], bytes):
             head = orjson.dumps({"kind": kind.list_kind_name, "apiVersion": kind.api_version,
                                  "metadata": list_meta})
-            body = head[:-1] + b',"items":[' + b",".join(page.items) + b"]}"
+            body = head[:-1] + b',"items":[' + b",".join(page.items) + b"]}\n"
             resp = web.Response(body=body, content_type=JSON)
             self.add_warnings(ctx, resp)
             return resp
@@ -333,16 +309,16 @@ class ResourceAPI:
         raw = await self.read_body(ctx)
         obj = await self.decode_object(ctx, kind, raw)
         meta = obj.get("metadata") or {}
-        if meta.get("name") and meta["name"] != name:
-            raise errors.bad_request(f"the name of the object ({meta['name']}) does not match the name on "
-                                     f"the URL ({name})")
-        if kind.namespaced and meta.get("namespace") and meta["namespace"] != ns:
-            raise errors.bad_request("the namespace of the provided object does not match the namespace sent "
-                                     "on the request")
-        obj.setdefault("metadata", {})["name"] = name
+        if not isinstance(meta, dict):
+            raise errors.bad_request("metadata must be an object")
+        check_name(meta, name, ns if kind.namespaced else None)
         dry = dry_run(ctx)
         manager = field_manager_from(ctx)
+        # kube: an update with no resourceVersion, or "0", is unconditional
         want_rv = meta.get("resourceVersion") or ""
+        if want_rv == "0":
+            want_rv = ""
+            meta.pop("resourceVersion", None)
 
         async def try_update(current: Obj) -> Obj | None:
             new = copy.deepcopy(obj)
@@ -442,8 +418,13 @@ class ResourceAPI:
             applied, dups = fieldcheck.decode_body(raw, YAML, mode != "Ignore")
             if not isinstance(applied, dict):
                 raise errors.bad_request("apply patch must be an object")
-            self.check_type_meta(kind, applied)
-            self.check_fields(ctx, kind, applied, mode, dups)
+            if subresource == "scale":
+                # kube applies a Scale to the parent's replicas (its scale subresource maps
+                # Scale.spec.replicas onto the parent's path), owned by the applier
+                applied = self.scale_to_parent(kind, applied, name)
+            else:
+                self.check_type_meta(kind, applied)
+                self.check_fields(ctx, kind, applied, mode, dups)
             am = applied.get("metadata") or {}
             if am.get("name") and am["name"] != name:
                 raise errors.bad_request(f"the name of the object ({am['name']}) does not match the name on "
@@ -493,7 +474,7 @@ class ResourceAPI:
             if pm.get("name", name) != name:
                 raise errors.bad_request(f"the name of the object ({pm.get('name')}) does not match the name on "
                                          f"the URL ({name})")
-            if subresource == "scale":
+            if subresource == "scale" and ct != PATCH_APPLY:
                 return await self.apply_scale(ctx, kind, current, patched, manager, dry)
             return await self.prepare_update(ctx, kind, patched, current, manager, dry,
                                              operation="Apply" if ct == PATCH_APPLY else "Update",
@@ -506,42 +487,7 @@ class ResourceAPI:
 
     # -- delete ---------------------------------------------------------------------
     async def delete_options(self, ctx: Ctx) -> Obj:
-        raw = await self.read_body(ctx)
-        opts: Obj = {}
-        if raw.strip():
-            try:
-                opts = orjson.loads(raw)
-            except orjson.JSONDecodeError as e:
-                raise errors.bad_request(f"error decoding DeleteOptions: {e}") from None
-            if not isinstance(opts, dict):
-                raise errors.bad_request("DeleteOptions must be an object")
-        q = ctx.query
-        if "gracePeriodSeconds" in q:
-            try:
-                opts["gracePeriodSeconds"] = int(q["gracePeriodSeconds"])
-            except ValueError:
-                raise errors.bad_request("invalid gracePeriodSeconds") from None
-        if "propagationPolicy" in q:
-            opts["propagationPolicy"] = q["propagationPolicy"]
-        if "orphanDependents" in q:
-            opts["orphanDependents"] = q["orphanDependents"] in ("true", "1")
-        if "dryRun" in q:
-            opts["dryRun"] = q.getall("dryRun")
-        for v in opts.get("dryRun") or []:
-            if v != "All":
-                raise errors.bad_request(f'Invalid dryRun value: "{v}"')
-        pp = opts.get("propagationPolicy")
-        if pp is not None and pp not in ("Orphan", "Background", "Foreground"):
-            raise errors.invalid_error("DeleteOptions", "", "", [errors.not_supported(
-                "propagationPolicy", pp, ["Foreground", "Background", "Orphan", "nil"])])
-        if pp is not None and opts.get("orphanDependents") is not None:
-            raise errors.invalid_error("DeleteOptions", "", "", [errors.invalid(
-                "propagationPolicy", pp, "orphanDependents and deletionPropagation cannot be both set")])
-        gp = opts.get("gracePeriodSeconds")
-        if gp is not None and (not isinstance(gp, int) or gp < 0):
-            raise errors.invalid_error("DeleteOptions", "", "", [errors.invalid(
-                "gracePeriodSeconds", gp, "must be greater than or equal to 0")])
-        return opts
+        return await options.delete_options(ctx)
 
     async def delete(self, ctx: Ctx, kind: KindInfo, ns: str | None, name: str,
                      opts: Obj | None = None) -> tuple[Obj, int]:
@@ -578,16 +524,16 @@ class ResourceAPI:
             if dry:
                 return self.delete_result(kind, current), 200
             try:
-                deleted = await self.objects.store.delete(kind.key(ns, name), kv.mod_revision)
+                deleted_rev = await self.objects.delete_at(kind, ns, name, kv.mod_revision)
             except ConflictError:
-                continue
-            current["metadata"]["resourceVersion"] = str(deleted.revision)
+                continue  # written meanwhile, or deleted by someone else: read again (404 then)
+            current["metadata"]["resourceVersion"] = str(deleted_rev)
             await self.admission.released(kind, current)
             return self.delete_result(kind, current), 200
         raise errors.conflict(kind.resource, kind.group, name, errors.OPTIMISTIC_LOCK_MSG)
 
     def delete_result(self, kind: KindInfo, obj: Obj) -> Obj:
-        if kind.kind in PODS_RETURN_DELETED:
+        if (kind.group, kind.kind) in RETURN_DELETED:
             return obj
         meta = obj["metadata"]
         return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
@@ -658,8 +604,8 @@ class ResourceAPI:
         for obj in page.items:
             m = obj["metadata"]
             try:
-                res, _ = await self.delete(ctx, kind, m.get("namespace") if kind.namespaced else None, m["name"],
-                                           dict(opts))
+                await self.delete(ctx, kind, m.get("namespace") if kind.namespaced else None, m["name"],
+                                  dict(opts))
             except errors.StatusError as e:
                 if e.code == 404:
                     continue
@@ -753,6 +699,35 @@ class ResourceAPI:
             "status": {"replicas": status.get("replicas", 0), "selector": sel_s},
         }
 
+    def scale_to_parent(self, kind: KindInfo, scale: Obj, name: str) -> Obj:
+        """An applied ``autoscaling/v1 Scale`` as the partial parent object it stands for."""
+        k, av = scale.get("kind"), scale.get("apiVersion")
+        if k and k != "Scale":
+            raise errors.bad_request(f"the kind in the data ({k}) does not match the expected kind (Scale)")
+        if av and av != "autoscaling/v1":
+            raise errors.bad_request(f"the API version in the data ({av}) does not match the expected API version "
+                                     "(autoscaling/v1)")
+        meta = scale.get("metadata") or {}
+        if not isinstance(meta, dict):
+            raise errors.bad_request("metadata must be an object")
+        parent: Obj = {"apiVersion": kind.api_version, "kind": kind.kind,
+                       "metadata": {k: v for k, v in meta.items() if k in ("name", "namespace", "managedFields")}}
+        spec = scale.get("spec")
+        if spec is not None:
+            if not isinstance(spec, dict):
+                raise errors.bad_request("json: cannot unmarshal into Go struct field Scale.spec of type "
+                                         "v1.ScaleSpec")
+            if "replicas" in spec:
+                replicas = spec["replicas"]
+                if not isinstance(replicas, int) or isinstance(replicas, bool):
+                    raise errors.bad_request("json: cannot unmarshal into Go struct field ScaleSpec.spec.replicas "
+                                             "of type int32")
+                if replicas < 0:
+                    raise errors.invalid_error("Scale", "autoscaling", name, [
+                        errors.invalid("spec.replicas", replicas, "must be greater than or equal to 0")])
+                parent["spec"] = {"replicas": replicas}
+        return parent
+
     async def apply_scale(self, ctx: Ctx, kind: KindInfo, current: Obj, scale: Obj, manager: str,
                           dry: bool) -> Obj:
         replicas = (scale.get("spec") or {}).get("replicas")
@@ -818,6 +793,31 @@ class ResourceAPI:
         if nm.get("deletionTimestamp") and not fin and not nm.get("finalizers"):
             await self.objects.delete(kind, None, name, None)
         return self.respond(ctx, new, kind=kind)
+
+
+def warning_text(text: str) -> str:
+    """A warning as it may go into a ``Warning: 299 - "..."`` header: printable characters only
+    (a control character would make the header invalid, and the reply would be lost after the
+    write committed), quotes and backslashes escaped, at most 4 KiB (kube's warning recorder)."""
+    clean = "".join(ch if ch == " " or ch.isprintable() else " " for ch in text)
+    if len(clean.encode()) > MAX_WARNING_LEN:
+        clean = clean.encode()[:MAX_WARNING_LEN].decode("utf-8", "ignore")
+    return clean.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def check_name(meta: Obj, name: str, namespace: str | None) -> None:
+    """kube's checkName for update: the body names the object on the URL, in its namespace."""
+    obj_name = meta.get("name")
+    if not obj_name:
+        raise errors.bad_request(f"the name of the object ({name} based on URL) was undeterminable: "
+                                 "name must be provided")
+    if obj_name != name:
+        raise errors.bad_request(f"the name of the object ({obj_name}) does not match the name on the URL "
+                                 f"({name})")
+    obj_ns = meta.get("namespace")
+    if namespace and obj_ns and obj_ns != namespace:
+        raise errors.bad_request(f"the namespace of the object ({obj_ns}) does not match the namespace on the "
+                                 f"request ({namespace})")
 
 
 _SEGMENT = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
