@@ -16,6 +16,7 @@ from aiohttp import web
 
 from k8py.api import errors
 from k8py.api.registry import Registry
+from k8py.apiserver import httplog
 from k8py.apiserver.admission import Admission
 from k8py.apiserver.app import APIServerApp
 from k8py.apiserver.objects import Objects
@@ -109,6 +110,9 @@ async def start(config: ServerConfig, *, store: Store | None = None, ssl_context
     await cp.bootstrap()
     cp.tasks = [asyncio.create_task(_compactor(cp), name="compactor")]
     app = cp.http.build()
+    # kube's httplog (one debug line per request, watches when they end) instead of aiohttp's
+    # access log, which misses requests the client abandons.
+    httplog.install(app)
     runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=5.0)
     await runner.setup()
     site = web.TCPSite(runner, config.bind_address, config.https_listen_port, ssl_context=ssl_context,

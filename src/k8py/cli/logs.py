@@ -39,5 +39,7 @@ def setup_logging(debug: bool = False) -> None:
     setattr(handler, _MARK, True)
     handler.setFormatter(_Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root.addHandler(handler)
-    # One line per HTTP request would drown the log and cost time; --debug brings them back.
+    # The API server's line per HTTP request (k8py.apiserver.httplog, kube's httplog) is a debug
+    # record, so it comes with --debug only: it would drown the log and cost time otherwise.
+    # aiohttp's own access log is off (the API server uses httplog); keep it quiet if enabled.
     logging.getLogger("aiohttp.access").setLevel(logging.DEBUG if debug else logging.WARNING)
