@@ -215,24 +215,31 @@ class APIServerApp:
         return resp
 
     def openapi_v2(self, req: web.Request) -> web.Response:
-        """An OpenAPI v2 document with no definitions, in gnostic protobuf.
+        """The whole API as one OpenAPI v2 document (``k8py.api.openapi_v2``), in JSON or, for
+        ``Accept: application/com.github.proto-openapi.spec.v2@v1.0+protobuf`` (kubectl, Helm), in
+        gnostic protobuf; both built once and served with an ETag.
 
-        k8py describes its kinds in OpenAPI v3 (which kubectl uses for explain,
-        validation and patches). kubectl falls back to v2 only for kinds the v3
-        documents do not have, e.g. ``apiVersion: v1, kind: ReplicaSet``; with no
-        v2 schema for them it skips client-side validation and reports the real
-        problem (``no matches for kind "ReplicaSet" in version "v1"``), as
-        against kube-apiserver.
+        Negotiation as kube-openapi's handler: the Accept clauses by preference, the first one
+        that names (or wildcards) JSON or protobuf wins, JSON first; none of them is 406. Kinds
+        that are not served have no schema here, so kubectl, which falls back to v2 for kinds the
+        v3 documents do not have (``apiVersion: v1, kind: ReplicaSet``), skips client-side
+        validation and reports the real problem (``no matches for kind "ReplicaSet" in version
+        "v1"``), as against kube-apiserver.
         """
-        info = _pb_str(1, "Kubernetes") + _pb_str(2, KUBE_VERSION["gitVersion"])
-        body = _pb_str(1, "2.0") + _pb_bytes(2, info)
-        accept = req.headers.get("Accept", "")
-        if "protobuf" in accept:
-            return web.Response(body=body,
-                                content_type="application/com.github.proto-openapi.spec.v2.v1.0+protobuf")
-        doc = {"swagger": "2.0", "info": {"title": "Kubernetes", "version": KUBE_VERSION["gitVersion"]},
-               "paths": {}, "definitions": {}}
-        return web.Response(body=orjson.dumps(doc), content_type="application/json")
+        from k8py.api import openapi_v2
+
+        served = openapi_v2.negotiate(req.headers.get("Accept", ""))
+        if served is None:
+            raise errors.not_acceptable(f"only application/json and {openapi_v2.PROTOBUF_MEDIA_TYPE} are served "
+                                        "for OpenAPI v2")
+        if served == openapi_v2.PROTOBUF_MEDIA_TYPE:
+            hit = openapi_v2.v2_protobuf(self.registry)
+        else:
+            hit = openapi_v2.v2_json(self.registry)
+        resp = self.etag_response(req, hit, served)
+        if resp.status == 200 and "gzip" in req.headers.get("Accept-Encoding", ""):
+            resp.enable_compression()
+        return resp
 
     def openapi_v3(self, req: web.Request, path: str) -> web.StreamResponse:
         from k8py.api import openapi
