@@ -313,7 +313,7 @@ class Objects:
         elif rv_match == "NotOlderThan" and rv == "":
             raise errors.bad_request('resourceVersionMatch "NotOlderThan" requires a resourceVersion')
 
-        items: list[Obj] = []
+        items: list[Any] = []  # dicts, or JSON bytes when raw
         more = False
         last_key = ""
         page_size = max(0, limit)

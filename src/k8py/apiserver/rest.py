@@ -480,10 +480,10 @@ class ResourceAPI:
                                              operation="Apply" if ct == PATCH_APPLY else "Update",
                                              subresource=subresource)
 
-        obj, created = await self.run_update(ctx, kind, ns, name, try_update, dry)
+        updated, was_created = await self.run_update(ctx, kind, ns, name, try_update, dry)
         if subresource == "scale":
-            return self.to_scale(kind, obj), created
-        return obj, created
+            return self.to_scale(kind, updated), was_created
+        return updated, was_created
 
     # -- delete ---------------------------------------------------------------------
     async def delete_options(self, ctx: Ctx) -> Obj:
