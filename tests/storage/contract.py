@@ -273,6 +273,20 @@ class StoreContract:
         await store.delete(root + "1")
         assert [kv.key for kv in (await store.list(root)).kvs] == [root + "2"]
 
+    async def test_list_with_a_limit_beyond_int64_returns_everything(self, store: Store, root: str) -> None:
+        # ?limit=9223372036854775808 reaches the store as is: no OverflowError, it means "all".
+        for i in range(3):
+            await store.create(f"{root}big/{i}", b"v")
+        for limit in (2**63 - 1, 2**63, 2**64 + 5, 10**30):
+            res = await store.list(root + "big/", limit=limit, count=True)
+            assert [kv.key for kv in res.kvs] == [f"{root}big/{i}" for i in range(3)]
+            assert not res.more and res.count == 3
+            page = await store.list(root + "big/", start_key=f"{root}big/1", limit=limit, revision=res.revision)
+            assert [kv.key for kv in page.kvs] == [f"{root}big/1", f"{root}big/2"] and not page.more
+
+    async def test_health_answers_while_open(self, store: Store, root: str) -> None:
+        await asyncio.wait_for(store.health(), 5)
+
     async def test_list_paging_with_limit_and_start_key(self, store: Store, root: str) -> None:
         keys = [f"{root}p/{i:02}" for i in range(25)]
         for k in keys:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import ipaddress
 import logging
 import os
@@ -23,6 +24,10 @@ DEFAULT_BIND_ADDRESS = "0.0.0.0"
 DEFAULT_CLUSTER_CIDR = "10.42.0.0/16"
 DEFAULT_SERVICE_CIDR = "10.43.0.0/16"
 DEFAULT_KUBECONFIG_MODE = "0600"
+# The config object holds the compaction defaults (kube-apiserver's 5 minutes, kine's 1000 revisions).
+_CONFIG_DEFAULTS = {f.name: f.default for f in dataclasses.fields(ServerConfig)}
+DEFAULT_COMPACTION_INTERVAL = float(_CONFIG_DEFAULTS["compact_interval_seconds"])  # type: ignore[arg-type]
+DEFAULT_COMPACTION_RETENTION = int(_CONFIG_DEFAULTS["compact_keep_revisions"])  # type: ignore[arg-type]
 
 _DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
@@ -81,6 +86,42 @@ def node_name(value: str) -> str:
     return name
 
 
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(h|m|s|ms)")
+_DURATION_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+
+
+def duration(value: str) -> float:
+    """A positive duration, as kube's flags take them (``5m``, ``1h30m``, ``90s``), or plain seconds."""
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+        pos = 0
+        for m in _DURATION_PART.finditer(text):
+            if m.start() != pos:
+                break
+            seconds += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+            pos = m.end()
+        if pos != len(text) or not text:
+            raise argparse.ArgumentTypeError(
+                f"invalid duration {value!r}: give seconds or a duration like 5m, 90s, 1h30m"
+            ) from None
+    if not seconds > 0 or seconds == float("inf"):
+        raise argparse.ArgumentTypeError(f"invalid duration {value!r}: must be more than 0")
+    return seconds
+
+
+def revisions(value: str) -> int:
+    try:
+        n = int(value, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid revision count {value!r}: not a whole number") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"invalid revision count {n}: must be 0 or more")
+    return n
+
+
 def _path(value: str) -> str:
     return os.path.abspath(os.path.expanduser(value))
 
@@ -130,6 +171,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--datastore-prefix", default="", metavar="PREFIX",
                    help="prefix for every key in etcd, to share one etcd between clusters (default: none; keys "
                         "are /registry/... as kube-apiserver's)")
+    p.add_argument(
+        "--compaction-interval", type=duration, default=DEFAULT_COMPACTION_INTERVAL, metavar="DURATION",
+        help=f"compact the store's history at least this often (default: {DEFAULT_COMPACTION_INTERVAL:g}s, as "
+             "kube-apiserver's "
+             "--etcd-compaction-interval); the embedded SQLite store also compacts whenever its history "
+             "outgrows --compaction-retention or its files grow large",
+    )
+    p.add_argument(
+        "--compaction-retention", type=revisions, default=DEFAULT_COMPACTION_RETENTION, metavar="REVISIONS",
+        help=f"revisions of history kept by compaction (default: {DEFAULT_COMPACTION_RETENTION}); watches "
+             "and reads older than that get 410 Gone and relist",
+    )
     p.add_argument(
         "--disable-agent", action="store_true",
         help="run the control plane only, no node agent (for now the only mode: the agent is not built yet)",
@@ -191,6 +244,8 @@ def build_config(args: argparse.Namespace, parser: argparse.ArgumentParser | Non
         node_name=args.node_name or default_node,
         cluster_cidr=args.cluster_cidr,
         service_cidr=args.service_cidr,
+        compact_interval_seconds=args.compaction_interval,
+        compact_keep_revisions=args.compaction_retention,
     )
 
 

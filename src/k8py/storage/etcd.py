@@ -83,6 +83,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from .interface import (
+    MAX_LIST_LIMIT,
     CompactedError,
     ConflictError,
     DeleteResult,
@@ -461,6 +462,13 @@ class EtcdStore:
         )
         return int(out["header"]["revision"])
 
+    async def health(self) -> None:
+        """Raise unless etcd serves a linearizable read (which needs a leader
+        and a quorum): what kube-apiserver's etcd health check asks. Bound it
+        with a timeout: a member that hangs is retried on the others."""
+        self._check_open()
+        await self.current_revision()
+
     async def compacted_revision(self) -> int:
         self._check_open()
         with contextlib.suppress(StoreUnavailableError):
@@ -531,7 +539,7 @@ class EtcdStore:
             low = b"\x00"
         body: dict[str, Any] = {"key": _b64(low), "range_end": _b64(end)}
         if limit:
-            body["limit"] = limit
+            body["limit"] = min(limit, MAX_LIST_LIMIT)
         if revision:
             body["revision"] = revision
         if end != b"\x00" and low >= end:

@@ -7,6 +7,11 @@
   (:class:`~k8py.storage.etcd.EtcdStore`), with ``cafile``/``certfile``/
   ``keyfile`` for TLS and ``prefix`` prepended to every key.
 
+An embedded SQLite store compacts itself (``compaction_retention``,
+``compaction_interval``: see :class:`~k8py.storage.sqlite.SQLiteStore`), as
+kine does under k3s: by revision count, file size and time, so its file stays
+bounded under churn. etcd is compacted by the API server's own compactor.
+
 The returned store is not started: ``await store.start()`` inside the event
 loop that will use it, and ``await store.close()`` there when done.
 """
@@ -20,7 +25,11 @@ from .etcd import EtcdStore
 from .interface import Store, StoreError
 from .sqlite import SQLiteStore
 
-__all__ = ["open_store"]
+__all__ = ["DEFAULT_COMPACTION_INTERVAL", "DEFAULT_COMPACTION_RETENTION", "open_store"]
+
+# kube-apiserver's --etcd-compaction-interval and kine's retention.
+DEFAULT_COMPACTION_INTERVAL = 300.0
+DEFAULT_COMPACTION_RETENTION = 1000
 
 
 def open_store(
@@ -32,14 +41,19 @@ def open_store(
     certfile: str | None = None,
     keyfile: str | None = None,
     etcd_options: Mapping[str, Any] | None = None,
+    compaction_interval: float = DEFAULT_COMPACTION_INTERVAL,
+    compaction_retention: int = DEFAULT_COMPACTION_RETENTION,
     **sqlite_options: Any,
 ) -> Store:
     """A store for ``endpoint``.
 
     ``prefix``, ``cafile``, ``certfile``, ``keyfile`` and ``etcd_options``
     (more :class:`EtcdStore` keyword arguments) apply to etcd endpoints;
-    ``sqlite_options`` go to :class:`SQLiteStore`.
+    ``compaction_interval`` (seconds), ``compaction_retention`` (revisions
+    kept) and ``sqlite_options`` go to :class:`SQLiteStore`.
     """
+    sqlite_options.setdefault("compaction_interval", compaction_interval)
+    sqlite_options.setdefault("compaction_retention", compaction_retention)
     endpoint = endpoint.strip()
     scheme, sep, rest = endpoint.partition("://")
     scheme = scheme.lower() if sep else ""

@@ -26,6 +26,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+# ``list`` treats larger limits as this one (in effect: no limit). Why: SQLite's
+# LIMIT and etcd's range limit are signed 64-bit integers, and an API client may
+# ask for ``?limit=9223372036854775808``.
+MAX_LIST_LIMIT = (1 << 62) - 1
+
 
 class StoreError(Exception):
     """Base class of every store error."""
@@ -179,6 +184,12 @@ class Store(Protocol):
         """Flush and release everything. Acknowledged writes are durable already."""
 
     async def current_revision(self) -> int: ...
+
+    async def health(self) -> None:
+        """Raise :class:`StoreUnavailableError` unless the backend serves
+        requests now (for etcd: a read that needs a quorum; for SQLite: the
+        writer thread answers and the file reads). Callers bound it with a
+        timeout (the API server's ``etcd`` health check: 2 s)."""
 
     async def compacted_revision(self) -> int:
         """Highest revision that has been compacted (0 if none)."""

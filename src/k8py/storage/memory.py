@@ -11,6 +11,7 @@ import bisect
 from collections.abc import AsyncIterator
 
 from k8py.storage.interface import (
+    MAX_LIST_LIMIT,
     CompactedError,
     ConflictError,
     DeleteResult,
@@ -27,6 +28,11 @@ from k8py.storage.interface import (
 
 
 class _MemWatch:
+    """A watch on a :class:`MemoryStore`. Live events wait in a queue of at most
+    ``store.watch_buffer`` responses; a watcher that lets it fill falls behind:
+    the queue is dropped and it replays from the log, from its first
+    undelivered revision, when it reads again (as the SQLite store does)."""
+
     def __init__(self, store: MemoryStore, prefix: str, start: int, progress: bool) -> None:
         self.store = store
         self.prefix = prefix
@@ -46,6 +52,9 @@ class _MemWatch:
             raise StopAsyncIteration
         if not self.started:
             self.started = True
+            while not self.queue.empty():  # a fall-behind wake-up: the replay below supersedes it
+                if self.queue.get_nowait() is None:
+                    raise StopAsyncIteration
             s = self.store
             if self.start and self.start <= s._compacted:
                 raise CompactedError(self.start, s._compacted)
@@ -68,8 +77,24 @@ class _MemWatch:
 
     def _deliver(self, events: list[Event], rev: int) -> None:
         mine = [e for e in events if e.kv.key.startswith(self.prefix) and e.revision >= self.start]
-        if mine:
-            self.queue.put_nowait(WatchResponse(mine, rev))
+        if not mine:
+            return
+        if self.queue.qsize() >= self.store.watch_buffer:
+            self._fall_behind(mine[0].revision)
+            return
+        self.queue.put_nowait(WatchResponse(mine, rev))
+
+    def _fall_behind(self, first_new: int) -> None:
+        """Drop the queue; the next read replays the log from the first revision not read."""
+        first = first_new
+        while not self.queue.empty():
+            item = self.queue.get_nowait()
+            if item is not None and item.events:
+                first = min(first, item.events[0].revision)
+        self.start = first
+        self.started = False
+        self.store._watchers.remove(self)
+        self.queue.put_nowait(WatchResponse([], first - 1))  # wakes a reader waiting on the queue
 
     async def close(self) -> None:
         if not self.closed:
@@ -80,7 +105,7 @@ class _MemWatch:
 
 
 class MemoryStore:
-    def __init__(self, progress_interval: float = 5.0) -> None:
+    def __init__(self, progress_interval: float = 5.0, watch_buffer: int = 1000) -> None:
         self._rev = 0
         self._compacted = 0
         self._current: dict[str, KeyValue] = {}
@@ -89,6 +114,7 @@ class MemoryStore:
         self._watchers: list[_MemWatch] = []
         self._closed = False
         self.progress_interval = progress_interval
+        self.watch_buffer = watch_buffer  # responses queued per live watcher before it falls behind
 
     async def start(self) -> None:
         self._closed = False
@@ -104,6 +130,9 @@ class MemoryStore:
 
     async def current_revision(self) -> int:
         return self._rev
+
+    async def health(self) -> None:
+        self._check()
 
     async def compacted_revision(self) -> int:
         return self._compacted
@@ -186,6 +215,7 @@ class MemoryStore:
                 keys.append(k)
             revision = self._rev
         total = len(keys)
+        limit = min(limit, MAX_LIST_LIMIT)
         if start_key is not None:
             keys = keys[bisect.bisect_left(keys, start_key):]
         more = bool(limit) and len(keys) > limit

@@ -23,6 +23,21 @@ Reads at a past revision use the ``(name, id)`` index.
 
 ``meta`` holds the compacted revision and how far compaction has got.
 
+Compaction and disk use
+-----------------------
+With ``compaction_retention`` set (the server's default: 1000 revisions, as
+kine), a background task keeps the log to about that many revisions: it
+compacts when the history outgrows the retention by a step (the commit that
+crosses the line wakes it, so at 1,000 writes/s it runs about twice a
+second, each run small), when the database and WAL grow past
+``compaction_max_bytes``, and every ``compaction_interval`` seconds. A
+compaction is a series of short transactions on the writer thread, queued
+like writes (each stops as soon as a write is waiting), so writers are never
+stalled behind it. After it, freed pages are given back to the filesystem
+(``auto_vacuum = INCREMENTAL``, in chunks) when they are more than a quarter
+of the file, and the WAL is checkpointed and truncated without waiting for
+readers; ``journal_size_limit`` caps what a WAL keeps after a reset.
+
 Threads
 -------
 - One writer thread owns the only writing connection. Writes are queued; the
@@ -70,6 +85,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from .interface import (
+    MAX_LIST_LIMIT,
     CompactedError,
     ConflictError,
     DeleteResult,
@@ -141,8 +157,11 @@ _OP_DELETE = 2
 _OP_COMPACT = 3  # one bounded step of compaction
 _OP_MAINTAIN = 4  # one bounded step of space reclamation
 _OP_STOP = 5
+_OP_PING = 6  # a no-op through the writer queue: proves the writer serves requests
 
 _MAX_EVENTS_PER_RESPONSE = 1000
+_VACUUM_PAGES = 512  # pages returned to the filesystem per maintenance step
+_SIZE_CHECK_PERIOD = 1.0  # seconds between the auto compactor's looks at the file size
 _LOG_READ_SPAN = 10_000  # revisions scanned per catch-up query
 
 
@@ -185,7 +204,9 @@ class SQLiteStore:
     """:class:`~k8py.storage.interface.Store` on a SQLite file.
 
     ``path``: database file (parent directories are created).
-    ``compact_batch``: revisions cleaned per compaction transaction.
+    ``compact_batch``: revisions cleaned per compaction batch.
+    ``compact_step_seconds``: a compaction transaction runs batches until this
+    much time has passed or a write is waiting, whichever comes first.
     ``max_batch``: most writes committed in one transaction.
     ``watch_cache_events``: size of the in-memory ring of recent events.
     ``watch_buffer``: events queued per live watcher before it falls back to
@@ -195,6 +216,12 @@ class SQLiteStore:
     ``inline_list_limit``: pages up to this size are read on the loop thread;
     unlimited and larger lists run in the reader thread pool.
     ``busy_timeout_ms``: SQLite busy timeout for every connection.
+    ``journal_size_limit``: bytes a WAL file keeps after it is reset.
+    ``compaction_retention``: revisions of history to keep; None (default)
+    means no automatic compaction (only :meth:`compact`).
+    ``compaction_interval``: with a retention, also compact this often (s).
+    ``compaction_max_bytes``: with a retention, compact as soon as the
+    database and WAL together grow past this many bytes.
     """
 
     def __init__(
@@ -204,17 +231,26 @@ class SQLiteStore:
         compact_batch: int = 500,
         max_batch: int = 1000,
         watch_cache_events: int = 10_000,
-        watch_buffer: int = 10_000,
+        watch_buffer: int = 1000,
         progress_interval: float = 5.0,
         inline_list_limit: int = 500,
         reader_threads: int = 2,
         busy_timeout_ms: int = 10_000,
-        journal_size_limit: int = 64 * 1024 * 1024,
+        journal_size_limit: int = 16 * 1024 * 1024,
+        compaction_retention: int | None = None,
+        compaction_interval: float = 300.0,
+        compaction_max_bytes: int = 64 * 1024 * 1024,
+        compact_step_seconds: float = 0.02,
     ) -> None:
         if compact_batch < 1 or max_batch < 1 or watch_cache_events < 1 or watch_buffer < 1:
             raise ValueError("batch, cache and buffer sizes must be positive")
+        if compaction_retention is not None and compaction_retention < 0:
+            raise ValueError(f"compaction_retention must be >= 0, got {compaction_retention}")
+        if compaction_interval <= 0 or compaction_max_bytes <= 0:
+            raise ValueError("compaction_interval and compaction_max_bytes must be positive")
         self.path = path
         self._compact_batch = compact_batch
+        self._compact_step_seconds = compact_step_seconds
         self._max_batch = max_batch
         self._ring_size = watch_cache_events
         self._watch_buffer = watch_buffer
@@ -223,6 +259,14 @@ class SQLiteStore:
         self._reader_threads = reader_threads
         self._busy_timeout_ms = busy_timeout_ms
         self._journal_size_limit = journal_size_limit
+        self._retention = compaction_retention
+        self._compact_interval = compaction_interval
+        self._compact_max_bytes = compaction_max_bytes
+        # History (published - compacted) that wakes the automatic compactor:
+        # the retention plus a step, so each compaction cleans at least a
+        # step's worth of revisions instead of a handful per write.
+        retention = compaction_retention or 0
+        self._compact_trigger = retention + max(compact_batch, retention // 2, 1)
 
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started = False
@@ -251,6 +295,7 @@ class SQLiteStore:
         self._watches: set[SQLiteWatch] = set()
         self._live: set[SQLiteWatch] = set()
         self._compact_lock: asyncio.Lock | None = None
+        self._compact_wake: asyncio.Event | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ lifecycle
@@ -295,6 +340,9 @@ class SQLiteStore:
         if done < compacted:
             # A compaction was interrupted (crash or close): finish it in the background.
             self._spawn(self._run_compaction(compacted), "k8py-sqlite-compaction-resume")
+        if self._retention is not None:
+            self._compact_wake = asyncio.Event()
+            self._spawn(self._auto_compactor(), "k8py-sqlite-auto-compactor")
         log.info("sqlite store ready: %s (revision %d, compacted %d)", self.path, rev, compacted)
 
     def _take_file_lock(self) -> int:
@@ -532,6 +580,8 @@ class SQLiteStore:
         try:
             if op == _OP_COMPACT:
                 result: Any = self._compact_step(conn, arg)
+            elif op == _OP_PING:
+                result = conn.execute(_SQL_MAX_ID).fetchall()[0][0] or 0
             else:
                 result = self._maintain_step(conn)
         except Exception as exc:  # noqa: BLE001 -- reported to the caller of compact()
@@ -552,7 +602,7 @@ class SQLiteStore:
         """
         execute = conn.execute
         done = self._compact_done
-        deadline = time.monotonic() + 0.02
+        deadline = time.monotonic() + self._compact_step_seconds
         execute("BEGIN IMMEDIATE")
         try:
             execute(_SQL_META_SET, (_META_COMPACTED, target))
@@ -580,16 +630,26 @@ class SQLiteStore:
 
     def _maintain_step(self, conn: sqlite3.Connection) -> bool:
         """Give freed pages back to the filesystem, a bounded chunk at a time,
-        then truncate the WAL. True when finished."""
+        then truncate the WAL. True when finished.
+
+        Why only past a quarter of the file: under steady churn each small
+        compaction frees about as many pages as the next second of writes
+        needs; giving them back only to grow the file again costs I/O for
+        nothing. A file that shrank for good (a big compaction, mass deletes)
+        is returned in chunks of ``_VACUUM_PAGES`` pages, one short
+        transaction each, so queued writes run in between.
+        """
         free = conn.execute("PRAGMA freelist_count").fetchall()[0][0]
-        if free > 0:
-            conn.execute(f"PRAGMA incremental_vacuum({min(free, 2048)})").fetchall()
-            if free > 2048:
-                return False
-        # Why a short busy timeout: TRUNCATE waits for readers to leave the WAL;
-        # the writer must not stall behind a long read. Failing is fine: the
-        # next checkpoint (automatic or after the next compaction) retries.
-        conn.execute("PRAGMA busy_timeout = 100")
+        pages = conn.execute("PRAGMA page_count").fetchall()[0][0]
+        if free > _VACUUM_PAGES and free * 4 > pages:
+            conn.execute(f"PRAGMA incremental_vacuum({_VACUUM_PAGES})").fetchall()
+            return False
+        # Why busy_timeout 0: TRUNCATE must wait for readers to leave the WAL;
+        # the writer thread must not stall behind a long read. A checkpoint
+        # that finds readers does what it can and returns; the next one
+        # (automatic, or after the next compaction) finishes the job, and
+        # journal_size_limit caps what a reset WAL keeps on disk meanwhile.
+        conn.execute("PRAGMA busy_timeout = 0")
         try:
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         finally:
@@ -619,6 +679,9 @@ class SQLiteStore:
         # Events first: when a writer's await returns, watchers already have its event.
         if events:
             self._publish(events)
+            wake = self._compact_wake
+            if wake is not None and self._published_rev - self._compacted > self._compact_trigger:
+                wake.set()  # the history outgrew the retention: compact now, not at the next tick
         for fut, result, exc in outcomes:
             if fut.done():
                 continue
@@ -686,6 +749,23 @@ class SQLiteStore:
         self._check_open()
         return self._compacted
 
+    async def health(self) -> None:
+        """Raise StoreUnavailableError unless the writer thread serves its
+        queue and the database can be read (see :meth:`Store.health`)."""
+        self._check_open()
+        if self._writer_dead is not None:
+            raise self._writer_dead
+        if self._writer is None or not self._writer.is_alive():
+            raise StoreUnavailableError(f"the sqlite writer thread for {self.path} is not running")
+        # Through the writer, behind whatever is queued: a writer stuck in
+        # fsync (a hung disk) makes this wait, and the caller's timeout fails it.
+        await self._submit(_OP_PING, None, None, None)
+        assert self._rconn is not None
+        try:
+            self._rconn.execute(_SQL_MAX_ID).fetchall()
+        except sqlite3.Error as e:
+            raise StoreUnavailableError(f"cannot read {self.path}: {e}") from None
+
     def _check_revision(self, revision: int) -> None:
         if revision < 0:
             raise ValueError(f"revision must be >= 0, got {revision}")
@@ -727,6 +807,7 @@ class SQLiteStore:
         self._check_open()
         if limit < 0:
             raise ValueError(f"limit must be >= 0, got {limit}")
+        limit = min(limit, MAX_LIST_LIMIT)
         self._check_revision(revision)
         if 0 < limit <= self._inline_list_limit:
             assert self._rconn is not None
@@ -930,16 +1011,84 @@ class SQLiteStore:
 
         return self._spawn(run(), "k8py-sqlite-compactor")
 
+    def files_size(self) -> int:
+        """Bytes on disk: the database file plus its WAL."""
+        size = 0
+        for suffix in ("", "-wal"):
+            with contextlib.suppress(OSError):
+                size += os.path.getsize(self.path + suffix)
+        return size
+
+    def _compaction_reason(self, now: float, next_timed: float) -> str | None:
+        """Why the automatic compactor should compact now, if it should."""
+        history = self._published_rev - self._compacted
+        assert self._retention is not None
+        if history <= self._retention + 1:  # compacting would clean nothing
+            return None
+        if history > self._compact_trigger:
+            return "revisions"
+        if now >= next_timed:
+            return "interval"
+        if self.files_size() > self._compact_max_bytes:
+            return "size"
+        return None
+
+    async def _auto_compactor(self) -> None:
+        """Keep the last ``compaction_retention`` revisions, compacting when
+        the history outgrows the retention by a step (woken by the commit
+        that crosses it), when the files grow past ``compaction_max_bytes``,
+        and every ``compaction_interval`` seconds.
+
+        Each compaction is a series of short writer-thread transactions
+        (:meth:`_compact_step`, :meth:`_maintain_step`) queued like writes,
+        so writers keep flowing while it runs.
+        """
+        assert self._loop is not None and self._compact_wake is not None and self._retention is not None
+        loop, wake, keep = self._loop, self._compact_wake, self._retention
+        next_timed = loop.time() + self._compact_interval
+        while not self._closing:
+            timeout = max(0.0, min(_SIZE_CHECK_PERIOD, next_timed - loop.time()))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await wake.wait()
+            wake.clear()
+            now = loop.time()
+            reason = self._compaction_reason(now, next_timed)
+            if now >= next_timed:
+                next_timed = now + self._compact_interval
+            if reason is None:
+                continue
+            target = self._published_rev - keep
+            started = time.monotonic()
+            try:
+                await self.compact(target)
+            except StoreUnavailableError:
+                if self._closing:
+                    return
+                log.exception("sqlite compaction to revision %d failed; retrying later", target)
+                continue
+            except Exception:
+                log.exception("sqlite compaction to revision %d failed; retrying later", target)
+                continue
+            took = time.monotonic() - started
+            # Per-revision-trigger compactions run every second or so under
+            # load: log them only when they are slow.
+            log.log(
+                logging.INFO if reason != "revisions" or took > 1.0 else logging.DEBUG,
+                "compacted sqlite store to revision %d (%s) in %.2fs, files %.1f MB",
+                target,
+                reason,
+                took,
+                self.files_size() / 1e6,
+            )
+
     # ------------------------------------------------------------------ diagnostics
 
     async def stats(self) -> StoreStats:
         self._check_open()
         assert self._rconn is not None
         keys = self._rconn.execute("SELECT count(*) FROM current").fetchall()[0][0]
-        size = 0
-        for suffix in ("", "-wal"):
-            with contextlib.suppress(OSError):
-                size += os.path.getsize(self.path + suffix)
+        size = self.files_size()
         return StoreStats(
             revision=await self.current_revision(),
             compacted=self._compacted,
