@@ -10,6 +10,7 @@ import pytest
 
 from k8py.api.errors import StatusError
 from k8py.api.fieldcheck import (
+    MAX_DEPTH,
     FieldValidation,
     base64_error,
     check,
@@ -369,3 +370,128 @@ def test_check_is_fast() -> None:
         check(obj, DEPLOY, "Strict", duplicates=dups)
     per_call = (time.perf_counter() - t0) / 500
     assert per_call < 0.002, per_call  # ~50 µs here; generous for slow CI machines
+
+
+# ---- base64 ([]byte fields: Secret data, ConfigMap binaryData), as Go's base64.StdEncoding decodes
+
+
+@pytest.mark.parametrize(("text", "error"), [
+    ("eHl6", None),  # no padding
+    ("eHk=", None),  # one '='
+    ("eA==", None),  # two '=' (kubectl create secret --from-literal=a=x)
+    ("eHl6eA==", None),
+    ("eA=\n=", None),  # Go skips \r and \n anywhere, padding included
+    ("e\r\nA==\n", None),
+    ("eB==", None),  # non-zero trailing bits: StdEncoding is not strict
+    ("", None),
+    ("eA=", 3),  # not enough padding: the offset is the length
+    ("eA", 0),  # unpadded final quantum: its first byte
+    ("eA\n", 1),  # ...counted as Go counts it (newlines skipped but not subtracted)
+    ("eA=x", 2),  # incorrect padding: the byte before
+    ("eA===", 4),  # trailing garbage after the padding
+    ("eA==eA==", 4),
+    ("eHk=a", 4),
+    ("=", 0),
+    ("eHl6=", 4),  # padding at the start of a quantum
+    ("eHl6e===", 5),  # ...or after one character
+    ("eA$=", 2),
+    ("\u00e9A==", 0),
+    ("eH\u00e9A", 2),  # offsets are in bytes
+    ("aGVsbG8", 4),
+])
+def test_base64_as_go(text: str, error: int | None) -> None:
+    assert base64_error(text) == (None if error is None else f"illegal base64 data at input byte {error}")
+
+
+def test_padded_secret_and_binary_data_are_accepted() -> None:
+    sec = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "data": {"a": "eA==", "b": "eHk="}}
+    assert type_errors(sec, SECRET) == []
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "binaryData": {"a": "eA=="}}
+    assert type_errors(cm, node("", "v1", "ConfigMap")) == []
+    sec["data"]["c"] = "eA=x"
+    with pytest.raises(StatusError) as ei:
+        check(sec, SECRET, "Strict", kind="Secret", version="v1")
+    assert ei.value.message == ('Secret in version "v1" cannot be handled as a Secret: '
+                                "illegal base64 data at input byte 2")
+
+
+# ---- nesting depth: Go's decoders refuse more than 10000 levels; k8py refuses more than MAX_DEPTH
+
+
+def test_json_deeper_than_go_allows_is_gos_error() -> None:
+    raw = b'{"a":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    for strict in (False, True):
+        with pytest.raises(StatusError) as ei:
+            decode_body(raw, "application/json", strict, kind="ConfigMap")
+        assert (ei.value.code, ei.value.reason) == (400, "BadRequest")
+        assert ei.value.message == ("the object provided is unrecognized (must be of type ConfigMap): couldn't get "
+                                    "version/kind; json parse error: invalid character '[' exceeded max depth "
+                                    '({"a":[[[[[[[[[[[[[[[[[[[[[[[[[ ...)')
+    with pytest.raises(StatusError) as ei:
+        decode_body(b"[" * 10_001, "application/json-patch+json", True)
+    assert ei.value.message == "invalid character '[' exceeded max depth"
+
+
+@pytest.mark.parametrize("depth", [MAX_DEPTH + 1, 1000, 10_000])
+def test_json_deeper_than_k8py_allows(depth: int) -> None:
+    raw = b"{" + b'"a":{' * (depth - 1) + b"}" * depth
+    for strict in (False, True):
+        with pytest.raises(StatusError) as ei:
+            decode_body(raw, "application/json", strict, kind="ConfigMap")
+        assert ei.value.code == 400
+        assert ei.value.message == (f"the request body is nested {depth} levels deep; k8py accepts at most "
+                                    f"{MAX_DEPTH} levels of objects and arrays")
+
+
+def test_depth_at_the_limit_and_brackets_in_strings_are_fine() -> None:
+    raw = b"{" + b'"a":{' * (MAX_DEPTH - 1) + b"}" * MAX_DEPTH
+    assert decode_body(raw, "application/json", True)[0]["a"]
+    assert decode_body(b'{"a":"' + b"[{" * 5000 + b'"}', "application/json", True)[0]["a"].startswith("[{")
+
+
+def test_yaml_depth() -> None:
+    with pytest.raises(StatusError) as ei:
+        decode_body(b"a: " + b"[" * 100_000 + b"]" * 100_000, "application/yaml", True, kind="ConfigMap")
+    assert ei.value.code == 400
+    assert ei.value.message.startswith("the object provided is unrecognized (must be of type ConfigMap): error "
+                                       "converting YAML to JSON: yaml: line 1: exceeded max depth of 10000 (")
+    with pytest.raises(StatusError) as ei:
+        decode_body(b"a: " + b"[" * 500 + b"]" * 500, "application/yaml", True)
+    assert ei.value.message == (f"the request body is nested 501 levels deep; k8py accepts at most {MAX_DEPTH} "
+                                "levels of objects and arrays")
+    block = "".join(f"{'  ' * i}k:\n" for i in range(300)).encode() + b"  " * 300 + b"v\n"
+    with pytest.raises(StatusError) as ei:
+        decode_body(block, "application/yaml", True)
+    assert ei.value.code == 400 and "nested 300 levels" in ei.value.message
+
+
+def test_yaml_alias_cycles_and_expansion() -> None:
+    for raw in (b"a: &x [*x]\n", b"a: &x {b: [1, *x]}\n"):
+        with pytest.raises(StatusError) as ei:
+            decode_body(raw, "application/yaml", True)
+        assert ei.value.message == "error converting YAML to JSON: yaml: anchor 'x' value contains itself"
+    laughs = b"a: &a [" + b",".join([b"x"] * 10) + b"]\n"
+    for prev, name in zip("abcdefg", "bcdefgh", strict=True):
+        laughs += f"{name}: &{name} [{','.join(['*' + prev] * 10)}]\n".encode()
+    with pytest.raises(StatusError) as ei:
+        decode_body(laughs, "application/yaml", True)
+    assert ei.value.message == "error converting YAML to JSON: yaml: document contains excessive aliasing"
+    # aliases that expand to more nesting than allowed
+    deep = b"a: &a " + b"[" * 150 + b"]" * 150 + b"\nb: " + b"[" * 100 + b"*a" + b"]" * 100 + b"\n"
+    with pytest.raises(StatusError) as ei:
+        decode_body(deep, "application/yaml", True)
+    assert ei.value.code == 400 and "k8py accepts at most" in ei.value.message
+    obj, _ = decode_body(b"a: &a {x: 1}\nb: *a\nc: [*a, *a]\n", "application/yaml", True)
+    assert obj == {"a": {"x": 1}, "b": {"x": 1}, "c": [{"x": 1}, {"x": 1}]}
+
+
+def test_typed_walk_is_bounded() -> None:
+    # a recursive schema (JSONSchemaProps) nested past the limit, reaching check() without decode_body
+    crd_schema: dict[str, Any] = {"type": "object"}
+    for _ in range(MAX_DEPTH):
+        crd_schema = {"type": "object", "properties": {"x": crd_schema}}
+    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": "a"},
+           "spec": {"versions": [{"name": "v1", "schema": {"openAPIV3Schema": crd_schema}}]}}
+    with pytest.raises(StatusError) as ei:
+        type_errors(crd, node("apiextensions.k8s.io", "v1", "CustomResourceDefinition"))
+    assert ei.value.code == 400 and "k8py accepts at most" in ei.value.message

@@ -210,26 +210,33 @@ def test_smp_null_body_is_noop() -> None:
     assert strategic_merge_patch(deployment(), None, DEPLOYMENT) == deployment()
 
 
+# kube answers the plain strategicpatch errors as 500 (reason ""); k8py as 400 BadRequest, same text.
 SMP_ERRORS: list[tuple[str, Any, int, str, str]] = [
-    ("missing merge key", tspec({"containers": [{"image": "x"}]}), 500, "",
+    ("missing merge key", tspec({"containers": [{"image": "x"}]}), 400, "BadRequest",
      "map: map[image:x] does not contain declared merge key: name"),
-    ("delete directive without merge key", tspec({"containers": [{"$patch": "delete"}]}), 500, "",
+    ("delete directive without merge key", tspec({"containers": [{"$patch": "delete"}]}), 400, "BadRequest",
      "map: map[$patch:delete] does not contain declared merge key: name"),
-    ("merge directive in a list", tspec({"containers": [{"$patch": "merge"}]}), 500, "",
+    ("merge directive in a list", tspec({"containers": [{"$patch": "merge"}]}), 400, "BadRequest",
      "merging lists cannot yet be specified in the patch"),
-    ("unknown directive in a list", tspec({"containers": [{"name": "x", "$patch": "bogus"}]}), 500, "",
+    ("unknown directive in a list", tspec({"containers": [{"name": "x", "$patch": "bogus"}]}), 400, "BadRequest",
      "unknown patch type: bogus in map: map[$patch:bogus name:x]"),
-    ("merge directive in a map", {"spec": {"template": {"$patch": "merge"}}}, 500, "",
+    ("merge directive in a map", {"spec": {"template": {"$patch": "merge"}}}, 400, "BadRequest",
      "unknown patch type: merge in map: map[$patch:merge]"),
+    ("unknown directive at the top", {"$patch": "bogus"}, 400, "BadRequest",
+     "unknown patch type: bogus in map: map[$patch:bogus]"),
+    ("non-string directive", {"$patch": 1}, 400, "BadRequest",
+     "unknown patch type: %!s(int64=1) in map: map[$patch:1]"),
+    ("null-ish directive", {"metadata": {"$patch": [True, None, "x"]}}, 400, "BadRequest",
+     "unknown patch type: [%!s(bool=true) %!s(<nil>) x] in map: map[$patch:[true <nil> x]]"),
     ("retainKeys not a list", {"spec": {"strategy": {"$retainKeys": "type"}}}, 400, "BadRequest",
      "invalid patch format of retainKeys"),
     ("patch key missing from retainKeys", {"spec": {"strategy": {"$retainKeys": ["type"], "rollingUpdate": {}}}},
      400, "BadRequest", "invalid patch format of retainKeys"),
     ("bad deleteFromPrimitiveList key", {"metadata": {"$deleteFromPrimitiveListfinalizers": ["x"]}}, 400,
      "BadRequest", "invalid patch format of primitive list"),
-    ("bad setElementOrder value", {"metadata": {"$setElementOrder/finalizers": "x"}}, 500, "",
+    ("bad setElementOrder value", {"metadata": {"$setElementOrder/finalizers": "x"}}, 400, "BadRequest",
      "expected a []interface {}, but received a string"),
-    ("mixed element types", {"metadata": {"finalizers": [["x"]]}}, 500, "",
+    ("mixed element types", {"metadata": {"finalizers": [["x"]]}}, 400, "BadRequest",
      "list element types are not identical: [[a.example/x b.example/y] [[x]]]"),
     ("non-object body", [1, 2], 400, "BadRequest",
      "json: cannot unmarshal array into Go value of type map[string]interface {}"),
@@ -267,21 +274,77 @@ def test_json_patch_operations() -> None:
     assert obj == deployment()
 
 
-@pytest.mark.parametrize("ops", [
-    [{"op": "test", "path": "/spec/replicas", "value": 2}],
-    [{"op": "remove", "path": "/spec/nope"}],
-    [{"op": "replace", "path": "/spec/nope/deeper", "value": 1}],
-    [{"op": "bogus", "path": "/spec"}],
-    [{"path": "/spec"}],
-    [{"op": "add", "path": "/spec/template/spec/containers/9", "value": {}}],
-], ids=["test-fails", "remove-missing", "replace-missing", "unknown-op", "no-op", "index-out-of-range"])
-def test_json_patch_unprocessable(ops: list[Any]) -> None:
+# (ops, the cause: gopkg.in/evanphx/json-patch.v4's error as kube-apiserver gets it)
+JSON_PATCH_FAILURES: list[tuple[str, list[Any], str]] = [
+    ("test-fails", [{"op": "test", "path": "/spec/replicas", "value": 2}],
+     "testing value /spec/replicas failed: test failed"),
+    ("test-int-vs-float", [{"op": "test", "path": "/spec/replicas", "value": 3.0}],
+     "testing value /spec/replicas failed: test failed"),
+    ("test-without-value", [{"op": "test", "path": "/spec/replicas"}],
+     "testing value /spec/replicas failed: test failed"),
+    ("remove-missing", [{"op": "remove", "path": "/spec/nope"}],
+     "error in remove for path: '/spec/nope': Unable to remove nonexistent key: nope: missing value"),
+    ("remove-missing-parent", [{"op": "remove", "path": "/spec/nope/x"}],
+     'remove operation does not apply: doc is missing path: "/spec/nope/x": missing value'),
+    ("replace-missing", [{"op": "replace", "path": "/spec/nope/deeper", "value": 1}],
+     "replace operation does not apply: doc is missing path: /spec/nope/deeper: missing value"),
+    ("replace-bad-index", [{"op": "replace", "path": "/spec/template/spec/containers/7", "value": {}}],
+     "replace operation does not apply: doc is missing key: /spec/template/spec/containers/7: missing value"),
+    ("replace-no-path", [{"op": "replace", "value": 1}],
+     "replace operation failed to decode path: operation missing path field: missing value"),
+    ("replace-path-not-string", [{"op": "replace", "path": 5, "value": 1}],
+     "replace operation failed to decode path: json: cannot unmarshal number into Go value of type string"),
+    ("add-no-path", [{"op": "add", "value": 1}], "add operation failed to decode path: missing value"),
+    ("add-missing-parent", [{"op": "add", "path": "/metadata/nope/x", "value": 1}],
+     'add operation does not apply: doc is missing path: "/metadata/nope/x": missing value'),
+    ("index-out-of-range", [{"op": "add", "path": "/spec/template/spec/containers/9", "value": {}}],
+     ("error in add for path: '/spec/template/spec/containers/9': Unable to access invalid index: 9: "
+     "invalid index referenced")),
+    ("index-not-a-number", [{"op": "add", "path": "/spec/template/spec/containers/x", "value": {}}],
+     ("error in add for path: '/spec/template/spec/containers/x': value was not a proper array index: 'x': "
+     'strconv.Atoi: parsing "x": invalid syntax')),
+    ("move-missing-from", [{"op": "move", "from": "/nope/x", "path": "/spec/x"}],
+     "move operation does not apply: doc is missing from path: /nope/x: missing value"),
+    ("move-no-from", [{"op": "move", "path": "/spec/x"}],
+     "move operation failed to decode from: operation, missing from field: missing value"),
+    ("move-absent-key", [{"op": "move", "from": "/spec/nope", "path": "/spec/x"}],
+     "error in move for path: 'nope': Unable to remove nonexistent key: nope: missing value"),
+    ("copy-missing-destination", [{"op": "copy", "from": "/spec/replicas", "path": "/nope/x"}],
+     "copy operation does not apply: doc is missing destination path: /nope/x: missing value"),
+    ("unknown-op", [{"op": "bogus", "path": "/spec"}], "Unexpected kind: bogus"),
+    ("no-op", [{"path": "/spec"}], "Unexpected kind: unknown"),
+    ("second-op-fails", [{"op": "add", "path": "/spec/x", "value": 1}, {"op": "remove", "path": "/spec/y"}],
+     "error in remove for path: '/spec/y': Unable to remove nonexistent key: y: missing value"),
+]
+
+
+@pytest.mark.parametrize(("name", "ops", "why"), JSON_PATCH_FAILURES, ids=[c[0] for c in JSON_PATCH_FAILURES])
+def test_json_patch_unprocessable(name: str, ops: list[Any], why: str) -> None:
     with pytest.raises(StatusError) as ei:
         json_patch(deployment(), ops)
     st = ei.value.status()
+    # kube's own answer (code, reason, fixed message); the library's text rides along as the cause
     assert st["code"] == 422 and st["reason"] == "Invalid"
     assert st["message"] == "the server rejected our request due to an error in our request"
-    assert st["details"] == {}
+    assert st["details"] == {"causes": [{"message": why, "field": "patch"}]}
+
+
+def test_json_patch_follows_evanphx_v4_semantics() -> None:
+    obj = deployment()
+    r = json_patch(obj, [
+        {"op": "replace", "path": "/metadata/labels/absent", "value": "added"},  # absent key: replace adds
+        {"op": "add", "path": "/spec/template/spec/containers/-2", "value": {"name": "neg"}},
+        {"op": "remove", "path": "/metadata/finalizers/-1"},
+        {"op": "add", "path": "/metadata/annotations", "value": {"a~b/c": "1"}},
+        {"op": "test", "path": "/metadata/annotations/a~0b~1c", "value": "1"},
+        {"op": "test", "path": "/metadata/absent", "value": None},  # absent reads as null
+        {"op": "add", "path": "/spec/paused"},  # no value adds null
+    ])
+    assert r["metadata"]["labels"]["absent"] == "added"
+    assert [c["name"] for c in containers(r)] == ["nginx", "neg", "sidecar"]
+    assert r["metadata"]["finalizers"] == obj["metadata"]["finalizers"][:-1]
+    assert r["spec"]["paused"] is None
+    assert obj == deployment()
 
 
 @pytest.mark.parametrize(("body", "message"), [
@@ -327,3 +390,37 @@ def test_merge_patch_nulls_and_errors() -> None:
     with pytest.raises(StatusError) as ei:
         merge_patch({"a": 1}, [1])
     assert ei.value.code == 422
+
+
+# ---- nesting depth: refused before any recursive walk (a RecursionError was a 500)
+
+
+def nested(depth: int, leaf: Any = 1) -> Any:
+    v = leaf
+    for _ in range(depth):
+        v = [v]
+    return v
+
+
+@pytest.mark.parametrize("apply", [
+    lambda p: merge_patch(deployment(), {"metadata": {"annotations": p}}),
+    lambda p: strategic_merge_patch(deployment(), {"metadata": {"annotations": p}}, DEPLOYMENT),
+    lambda p: strategic_merge_patch(deployment(), {"x": p}, None),
+    lambda p: json_patch(deployment(), [{"op": "add", "path": "/x", "value": p}]),
+], ids=["merge", "strategic", "strategic-free-form", "json"])
+@pytest.mark.parametrize("depth", [1000, 100_000])
+def test_deep_patch_documents_are_bad_requests(apply: Any, depth: int) -> None:
+    with pytest.raises(StatusError) as ei:
+        apply(nested(depth))
+    assert (ei.value.code, ei.value.reason) == (400, "BadRequest")
+    assert "k8py accepts at most 200 levels" in ei.value.message
+
+
+def test_patch_results_are_bounded_too() -> None:
+    # each operation is shallow, but copying a deep value into itself doubles the depth
+    obj = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "x": nested(150)}
+    with pytest.raises(StatusError) as ei:
+        json_patch(obj, [{"op": "copy", "from": "/x", "path": "/x" + "/0" * 60 + "/-"}])
+    assert ei.value.code == 400
+    assert json_patch(obj, [{"op": "test", "path": "/x", "value": nested(150)}]) == obj
+    assert merge_patch(obj, {"y": nested(150)})["y"] == nested(150)

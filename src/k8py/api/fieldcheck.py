@@ -47,8 +47,11 @@ from k8py.api.errors import StatusError, bad_request, invalid_error, not_support
 from k8py.api.schema import SchemaNode, definitions, ref_name
 
 __all__ = [
+    "GO_MAX_DEPTH",
+    "MAX_DEPTH",
     "FieldValidation",
     "check",
+    "check_depth",
     "decode_body",
     "parse_field_validation",
     "type_errors",
@@ -81,6 +84,82 @@ def parse_field_validation(value: str | None, options_kind: str = "CreateOptions
     except ValueError:
         raise invalid_error(options_kind, "meta.k8s.io", "",
                             [not_supported("fieldValidation", value, _FV_SUPPORTED)]) from None
+
+
+# =========================================================================== nesting depth
+
+# Go's encoding/json (scanner.maxNestingDepth) and go-yaml (max_flow_level, max_indents) refuse input
+# nested deeper than this; kube-apiserver reports their errors as 400s.
+GO_MAX_DEPTH = 10000
+# k8py's own bound, far below Go's: every walk over an object (field checks, patches, managedFields)
+# recurses once per level, and orjson encodes at most 254 levels (a list response or a watch event
+# adds a few around each object). Real objects stay under ~40 levels; big CRD schemas under ~120.
+MAX_DEPTH = 200
+
+
+class _TooDeep(Exception):
+    """A body nested deeper than MAX_DEPTH; ``go`` is Go's own error when it is deeper than Go allows."""
+
+    def __init__(self, depth: int, go: str | None) -> None:
+        super().__init__(go or f"nested {depth} levels deep")
+        self.depth = depth
+        self.go = go
+
+
+def _too_deep_message(depth: int | None) -> str:
+    deep = f"{depth} levels" if depth is not None else f"more than {MAX_DEPTH} levels"
+    return (f"the request body is nested {deep} deep; k8py accepts at most {MAX_DEPTH} levels of "
+            "objects and arrays")
+
+
+def check_depth(value: Any, limit: int = MAX_DEPTH) -> None:
+    """Refuse (400 BadRequest) a decoded value nested deeper than ``limit`` objects/arrays.
+
+    Iterative, so it is safe on any input; callers run it before a recursive walk over values
+    that did not come through ``decode_body`` (PATCH documents, their results).
+    """
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        if type(v) is dict:
+            children: Any = v.values()
+        elif type(v) is list:
+            children = v
+        else:
+            continue
+        if d > limit:
+            raise bad_request(_too_deep_message(None))
+        for c in children:
+            if type(c) is dict or type(c) is list:
+                stack.append((c, d + 1))
+
+
+_JSON_DEPTH_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"?|[\[\]{}]', re.DOTALL)
+
+
+def _json_depth(raw: bytes) -> None:
+    """Raise _TooDeep if the JSON text nests deeper than MAX_DEPTH (strings skipped, no recursion).
+
+    Go's scanner stops at the first bracket past GO_MAX_DEPTH with ``invalid character '[' exceeded
+    max depth``; that is the error when the text goes that deep, else k8py's own.
+    """
+    if raw.count(b"[") + raw.count(b"{") <= MAX_DEPTH:
+        return
+    depth = deepest = 0
+    for m in _JSON_DEPTH_TOKENS.finditer(raw):
+        c = raw[m.start()]
+        if c == 0x22:  # a string
+            continue
+        if c == 0x5B or c == 0x7B:  # [ {
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if depth > GO_MAX_DEPTH:
+                    raise _TooDeep(depth, f"invalid character {_go_quote_char(chr(c))} exceeded max depth")
+        else:
+            depth -= 1
+    if deepest > MAX_DEPTH:
+        raise _TooDeep(deepest, None)
 
 
 # =========================================================================== decoding
@@ -148,6 +227,11 @@ def decode_body(raw: bytes, content_type: str, strict: bool, *, kind: str | None
     if mt in _JSON_TYPES:
         try:
             obj, dups = _decode_json(raw, strict)
+        except _TooDeep as e:
+            if e.go is None:
+                raise bad_request(_too_deep_message(e.depth)) from None
+            msg = e.go if mt in _ANY_TOP else f"couldn't get version/kind; json parse error: {e.go}"
+            raise _unrecognized(kind, raw, msg) from None
         except _GoJSONError as e:
             msg = str(e) if mt in _ANY_TOP else f"couldn't get version/kind; json parse error: {e}"
             raise _unrecognized(kind, raw, msg) from None
@@ -281,9 +365,15 @@ def _go_syntax_message(text: str, e: json.JSONDecodeError) -> str:
 def _decode_json(raw: bytes, strict: bool) -> tuple[Any, list[str]]:
     if not strict:
         try:
-            return orjson.loads(raw), []
+            obj = orjson.loads(raw)
         except orjson.JSONDecodeError:
             pass  # re-parse below for Go's wording
+        else:
+            _json_depth(raw)
+            return obj, []
+    # Before the stdlib parser, which recurses per level. (A text both too deep and malformed earlier
+    # on is reported as too deep; Go would name the earlier syntax error.)
+    _json_depth(raw)
     text = raw.decode("utf-8", "replace")
     if text.startswith("\ufeff"):
         raise _GoJSONError("invalid character '\\xef' looking for beginning of value")
@@ -338,6 +428,67 @@ class _KubeYAMLLoader(yaml.SafeLoader):
 
     strict_dups: list[str]
     check_dups: bool
+    depth: int
+    anchors_of: dict[int, str]  # id(collection node) -> its anchor, for go-yaml's alias messages
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        # Composing recurses per level: count collections and stop before Python's stack does.
+        if not self.check_event(yaml.SequenceStartEvent, yaml.MappingStartEvent):
+            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+        anchor = self.peek_event().anchor
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                self._drain_too_deep()
+            node = super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+        if anchor is not None:
+            self.anchors_of[id(node)] = anchor
+        return node  # type: ignore[no-any-return]
+
+    def fetch_flow_collection_start(self, token_class: Any) -> None:
+        # PyYAML's scanner is quadratic in the flow level (it rescans every level's possible simple
+        # key per token), so deep flow nesting is refused here, before the composer ever sees it.
+        if self.flow_level >= MAX_DEPTH:
+            self._flow_too_deep()
+        super().fetch_flow_collection_start(token_class)  # type: ignore[misc]
+
+    def _flow_too_deep(self) -> None:
+        """Measure the rest of the flow nesting from the raw text (quoted scalars skipped), without
+        tokenizing it, and raise _TooDeep: go-yaml's error past GO_MAX_DEPTH, else k8py's."""
+        base = len(self.indents) + self.flow_level  # enclosing block collections + open flow ones
+        depth = deepest = base
+        rest = self.buffer[self.pointer:]
+        for m in _YAML_FLOW_TOKENS.finditer(rest):
+            c = m.group()[0]
+            if c in "[{":
+                depth += 1
+                if depth > deepest:
+                    deepest = depth
+                    if depth > GO_MAX_DEPTH:
+                        line = self.line + rest.count("\n", 0, m.start()) + 1
+                        raise _TooDeep(depth, f"line {line}: exceeded max depth of {GO_MAX_DEPTH}")
+            elif c in "]}":
+                depth -= 1
+                if depth <= base - self.flow_level:
+                    break  # the outermost flow collection closed
+        raise _TooDeep(deepest, None)
+
+    def _drain_too_deep(self) -> None:
+        """Past MAX_DEPTH: read on (events only, no recursion) to learn whether go-yaml, whose limit is
+        GO_MAX_DEPTH, would refuse it too; raise _TooDeep either way."""
+        depth = deepest = self.depth - 1  # the collection about to start is counted by its event below
+        while not self.check_event(yaml.DocumentEndEvent, yaml.StreamEndEvent):
+            ev = self.get_event()
+            if isinstance(ev, yaml.SequenceStartEvent | yaml.MappingStartEvent):
+                depth += 1
+                deepest = max(deepest, depth)
+                if depth > GO_MAX_DEPTH:
+                    raise _TooDeep(depth, f"line {ev.start_mark.line + 1}: exceeded max depth of {GO_MAX_DEPTH}")
+            elif isinstance(ev, yaml.SequenceEndEvent | yaml.MappingEndEvent):
+                depth -= 1
+        raise _TooDeep(deepest, None)
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         self.flatten_mapping(node)
@@ -369,6 +520,71 @@ def _json_key(k: Any) -> str:
     return str(k)
 
 
+_YAML_FLOW_TOKENS = re.compile(r"""'(?:[^']|'')*'?|"(?:[^"\\]|\\.)*"?|[\[\]{}]""", re.DOTALL)
+
+
+class _AliasError(Exception):
+    """go-yaml's refusal of an alias: a cycle, or a document that is mostly alias expansion."""
+
+
+def _alias_ratio(decoded: int) -> float:
+    """go-yaml v2's allowedAliasRatio: 99% of small documents may come from aliases, 10% of huge ones."""
+    if decoded <= 400_000:
+        return 0.99
+    if decoded >= 4_000_000:
+        return 0.10
+    return 0.99 - 0.89 * ((decoded - 400_000) / 3_600_000)
+
+
+def _check_aliases(root: yaml.Node, anchors_of: dict[int, str]) -> None:
+    """What go-yaml checks once aliases are in play, on the composed node graph (shared nodes, so
+    nothing is expanded here): a node inside itself (``anchor 'x' value contains itself``), nesting
+    through aliases past MAX_DEPTH, and "billion laughs" expansion (``document contains excessive
+    aliasing``). Sizes and depths are memoized per node, so this is linear in the distinct nodes."""
+    size: dict[int, int] = {}  # id(node) -> nodes in its expansion
+    depth: dict[int, int] = {}  # id(node) -> collection levels in its expansion
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        nid = id(node)
+        if done:
+            on_path.discard(nid)
+            kids = _node_children(node)
+            size[nid] = 1 + sum(size[id(k)] for k in kids)
+            depth[nid] = 1 + max((depth[id(k)] for k in kids), default=0)
+            if depth[nid] > MAX_DEPTH:
+                raise _TooDeep(depth[nid], None)
+            continue
+        if nid in size:
+            continue
+        if nid in on_path:
+            raise _AliasError(f"anchor '{anchors_of.get(nid, '')}' value contains itself")
+        if not isinstance(node, yaml.CollectionNode):
+            size[nid] = 1
+            depth[nid] = 0
+            continue
+        on_path.add(nid)
+        stack.append((node, True))
+        for k in _node_children(node):
+            if id(k) in on_path:
+                raise _AliasError(f"anchor '{anchors_of.get(id(k), '')}' value contains itself")
+            stack.append((k, False))
+    decoded = size[id(root)]
+    distinct = len(size)
+    aliased = decoded - distinct
+    if aliased > 100 and decoded > 1000 and aliased / decoded > _alias_ratio(decoded):
+        raise _AliasError("document contains excessive aliasing")
+
+
+def _node_children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
 # No timestamp resolution: sigs.k8s.io/yaml leaves dates as strings.
 _KubeYAMLLoader.yaml_implicit_resolvers = {
     ch: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
@@ -387,10 +603,21 @@ def _decode_yaml(raw: bytes, strict: bool, kind: str | None) -> tuple[Any, list[
     loader = _KubeYAMLLoader(raw.decode("utf-8", "replace"))
     loader.strict_dups = []
     loader.check_dups = strict
+    loader.depth = 0
+    loader.anchors_of = {}
     docs: list[Any] = []
     try:
         while loader.check_data():
-            docs.append(loader.get_data())
+            node = loader.get_node()
+            if loader.anchors_of:
+                _check_aliases(node, loader.anchors_of)
+            docs.append(loader.construct_document(node))
+    except _TooDeep as e:
+        if e.go is None:
+            raise bad_request(_too_deep_message(e.depth)) from None
+        raise _unrecognized(kind, raw, f"error converting YAML to JSON: yaml: {e.go}") from None
+    except _AliasError as e:
+        raise _unrecognized(kind, raw, f"error converting YAML to JSON: yaml: {e}") from None
     except yaml.MarkedYAMLError as e:
         problem = e.problem or e.context or "invalid YAML"
         problem = _YAML_PROBLEMS.get(problem, problem)
@@ -580,42 +807,61 @@ def _time_error(s: str, layout: str) -> str | None:
     return f'parsing time "{s}" as "{layout}": cannot parse "{s}" as "2006"'
 
 
-_B64 = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+_B64 = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+_NL = frozenset(b"\r\n")
 
 
 def base64_error(s: str) -> str | None:
-    """Why Go's ``base64.StdEncoding`` refuses ``s`` (``illegal base64 data at input byte N``), or None."""
-    j = 0  # position within the current 4-char quantum
-    quantum_start = 0
-    pad = 0
-    for i, ch in enumerate(s):
-        if ch in "\r\n":
-            continue
-        if pad:
-            if ch == "=" and pad == 1 and j == 3:
-                pad = 2
-                j = 4
+    """Why Go's ``base64.StdEncoding.DecodeString`` refuses ``s``, or None.
+
+    A port of Go's ``decodeQuantum`` (encoding/base64): 4-character quanta, ``=``
+    padding only as the last one or two characters of the final quantum (``eA==``,
+    ``eHk=``), ``\r`` and ``\n`` skipped anywhere, non-canonical trailing bits
+    accepted (StdEncoding is not strict). The error is Go's ``illegal base64 data at
+    input byte N``, N a byte offset in the UTF-8 text, computed as Go computes it.
+    """
+    src = s.encode("utf-8", "surrogatepass")
+    n = len(src)
+    si = 0
+    while si < n:
+        j = 0
+        while j < 4:
+            if si == n:
+                if j == 0:
+                    return None
+                # a partial quantum at the end (StdEncoding pads, so any is an error)
+                return _b64_err(si - j)
+            c = src[si]
+            si += 1
+            if c in _B64:
+                j += 1
                 continue
-            return f"illegal base64 data at input byte {i}"
-        if ch in _B64:
-            if j == 0:
-                quantum_start = i
-            j += 1
-            if j == 4:
-                j = 0
-            continue
-        if ch == "=" and j in (2, 3):
-            pad = 1
-            j += 1
-            if j == 4:
-                j = 0
-            continue
-        return f"illegal base64 data at input byte {i}"
-    if pad == 1 and j != 0:
-        return f"illegal base64 data at input byte {len(s)}"
-    if j != 0:
-        return f"illegal base64 data at input byte {quantum_start}"
+            if c in _NL:
+                continue
+            if c != 0x3D:  # '='
+                return _b64_err(si - 1)
+            # padding: it ends the input
+            if j < 2:
+                return _b64_err(si - 1)
+            if j == 2:
+                # "==" is expected; the first '=' is consumed
+                while si < n and src[si] in _NL:
+                    si += 1
+                if si == n:
+                    return _b64_err(n)  # not enough padding
+                if src[si] != 0x3D:
+                    return _b64_err(si - 1)  # incorrect padding
+                si += 1
+            while si < n and src[si] in _NL:
+                si += 1
+            if si < n:
+                return _b64_err(si)  # trailing garbage
+            return None
     return None
+
+
+def _b64_err(offset: int) -> str:
+    return f"illegal base64 data at input byte {offset}"
 
 
 def _type_msg(value: str, go: str, struct: str, fieldpath: str) -> str:
@@ -704,10 +950,15 @@ def _scalar(v: Any, sh: _Shape, struct: str, fp: str, res: _Result) -> None:
             res.types.append(_type_msg(_json_kind(v), sh.go, struct, fp))
 
 
-def _walk(v: Any, sh: _Shape, path: str, struct: str, fp: str, res: _Result) -> None:
-    """One pass: unknown fields (strict path ``a.b[0].c``) and Go type errors (context struct + field path)."""
+def _walk(v: Any, sh: _Shape, path: str, struct: str, fp: str, res: _Result, depth: int = 1) -> None:
+    """One pass: unknown fields (strict path ``a.b[0].c``) and Go type errors (context struct + field path).
+
+    Recurses once per typed level; ``depth`` bounds that (free-form values are not entered).
+    """
     if v is None:
         return  # null decodes into anything as "unset"
+    if depth > MAX_DEPTH:
+        raise bad_request(_too_deep_message(None))
     tag = sh.tag
     if tag == _OBJ:
         if type(v) is not dict:
@@ -730,7 +981,7 @@ def _walk(v: Any, sh: _Shape, path: str, struct: str, fp: str, res: _Result) -> 
                     continue
             elif st == _ANY:
                 continue
-            _walk(x, sub, f"{path}.{k}" if path else k, own, f"{fp}.{k}" if fp else k, res)
+            _walk(x, sub, f"{path}.{k}" if path else k, own, f"{fp}.{k}" if fp else k, res, depth + 1)
             if res.fatal is not None:
                 return
     elif tag == _ARR:
@@ -741,7 +992,7 @@ def _walk(v: Any, sh: _Shape, path: str, struct: str, fp: str, res: _Result) -> 
         if elem.tag == _ANY:
             return
         for i, x in enumerate(v):
-            _walk(x, elem, f"{path}[{i}]", struct, fp, res)
+            _walk(x, elem, f"{path}[{i}]", struct, fp, res, depth + 1)
             if res.fatal is not None:
                 return
     elif tag == _MAP:
@@ -755,7 +1006,7 @@ def _walk(v: Any, sh: _Shape, path: str, struct: str, fp: str, res: _Result) -> 
         for k, x in v.items():
             if et == _STR and type(x) is str:
                 continue
-            _walk(x, elem, f"{path}.{k}" if path else k, struct, fp, res)
+            _walk(x, elem, f"{path}.{k}" if path else k, struct, fp, res, depth + 1)
             if res.fatal is not None:
                 return
     elif tag != _ANY:

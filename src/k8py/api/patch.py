@@ -8,12 +8,16 @@ Errors are ``StatusError`` worded and coded as kube-apiserver does:
 * a body of the wrong shape is ``400 BadRequest`` (Go's decoding message);
 * a JSON patch operation that does not apply (failed ``test``, missing path, unknown op) is
   ``422 Invalid`` with kube's fixed text "the server rejected our request due to an error in our
-  request" (kube drops the json-patch library's own message);
+  request". kube drops the json-patch library's own message; k8py keeps it as the one cause
+  (field ``patch``), worded as gopkg.in/evanphx/json-patch.v4 words it (``replace operation does not
+  apply: doc is missing path: /spec/x/y: missing value``), so ``kubectl`` prints what failed. The
+  operations follow that library's semantics too (``replace`` of an absent object key adds it);
 * strategic-merge-patch format errors kube recognises (``$retainKeys``, ``$deleteFromPrimitiveList``,
-  ``$setElementOrder``) are ``400``; lists of lists are ``422``; every other strategic-merge error
-  (missing merge key, unknown ``$patch`` value, ...) reaches the client, as in kube, as a ``500`` with
-  an empty reason and the raw message, e.g. ``map: map[image:nginx] does not contain declared merge
-  key: name``.
+  ``$setElementOrder``) are ``400``; lists of lists are ``422``. Every other strategic-merge error
+  (missing merge key, unknown ``$patch`` value, ...) is a plain Go error in kube, which answers it as a
+  ``500`` with an empty reason; k8py answers the same message as ``400 BadRequest``, since the patch,
+  not the server, is at fault: ``unknown patch type: bogus in map: map[$patch:bogus]``;
+* a patch document (or its result) nested deeper than ``fieldcheck.MAX_DEPTH`` is ``400``.
 
 The result of a patch is what kube would then decode into the typed object: it may still carry
 ``null`` values and unknown keys (even stray directives inside replaced values), exactly where Go's
@@ -25,10 +29,10 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-import jsonpatch  # type: ignore[import-untyped]
 import orjson
 
 from k8py.api.errors import StatusError, bad_request, invalid
+from k8py.api.fieldcheck import check_depth
 from k8py.api.schema import SchemaNode, field_node
 
 __all__ = [
@@ -43,15 +47,11 @@ MAX_JSON_PATCH_OPERATIONS = 10000
 _REJECTED = "the server rejected our request due to an error in our request"
 
 
-def _unprocessable() -> StatusError:
+def _unprocessable(why: str = "") -> StatusError:
     # errors.NewGenericServerResponse(422, "", GroupResource{}, "", msg, 0, false): the message is fixed
-    # and the library's text is dropped; details are present but empty.
-    return StatusError(422, "Invalid", _REJECTED, details={})
-
-
-def _server_error(message: str) -> StatusError:
-    # A plain Go error reaching the REST handler: 500 with StatusReasonUnknown (""), message verbatim.
-    return StatusError(500, "", message)
+    # and kube drops the library's text (details present but empty); k8py keeps it as a cause.
+    details: dict[str, Any] = {"causes": [{"message": why, "field": "patch"}]} if why else {}
+    return StatusError(422, "Invalid", _REJECTED, details=details)
 
 
 def _go_json_kind(value: Any) -> str:
@@ -77,7 +77,8 @@ def json_patch(obj: dict[str, Any], patch: Any) -> dict[str, Any]:
     """Apply an RFC 6902 JSON patch (already parsed from the body) to ``obj``.
 
     ``null`` is an empty patch. A body that is not a list of objects is 400; more than 10000
-    operations is 413; any operation that fails is 422 (kube's generic wording).
+    operations is 413; any operation that fails is 422 (kube's generic wording, the library's
+    message as the cause).
     """
     if patch is None:
         return copy.deepcopy(obj)
@@ -91,14 +92,251 @@ def json_patch(obj: dict[str, Any], patch: Any) -> dict[str, Any]:
         raise StatusError(413, "RequestEntityTooLarge",
                           "Request entity too large: The allowed maximum operations in a JSON patch is "
                           f"{MAX_JSON_PATCH_OPERATIONS}, got {len(patch)}")
+    check_depth(patch)
+    doc = copy.deepcopy(obj)
+    for op in patch:
+        try:
+            _JP_OPS.get(_jp_kind(op), _jp_unknown)(doc, op)
+        except _JPError as e:
+            raise _unprocessable(str(e)) from None
+    check_depth(doc)
+    return doc
+
+
+# ---- gopkg.in/evanphx/json-patch.v4, the library kube-apiserver applies JSON patches with: its
+# semantics (an absent object key reads as null, so ``replace`` of one adds it; Go's strconv.Atoi for
+# array indices; negative indices count from the end) and its error texts, which pkg/errors wraps as
+# "<context>: <cause>".
+
+
+class _JPError(Exception):
+    pass
+
+
+_MISSING = "missing value"
+_INVALID_INDEX = "invalid index referenced"
+
+
+def _jp_kind(op: dict[str, Any]) -> str:
+    kind = op.get("op")
+    return kind if isinstance(kind, str) else "unknown"
+
+
+def _jp_field(op: dict[str, Any], name: str, missing: str) -> str:
+    """Operation.Path/From: the string, or the error Go returns ("unknown", err)."""
+    v = op.get(name)
+    if v is None:
+        raise _JPError(f"{missing}: {_MISSING}")
+    if not isinstance(v, str):
+        raise _JPError(f"json: cannot unmarshal {_go_json_kind(v)} into Go value of type string")
+    return v
+
+
+def _jp_path(op: dict[str, Any], context: str, keep_cause: bool = True) -> str:
     try:
-        result = jsonpatch.JsonPatch(patch).apply(obj, in_place=False)
-    except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, KeyError, IndexError,
-            TypeError, ValueError, AttributeError) as e:
-        raise _unprocessable() from e
-    if not isinstance(result, dict):
-        raise _unprocessable()
-    return result
+        return _jp_field(op, "path", "operation missing path field")
+    except _JPError as e:
+        # add, remove and copy wrap ErrMissing itself; replace, move and test wrap the decode error
+        raise _JPError(f"{context}: {e}" if keep_cause else f"{context}: {_MISSING}") from None
+
+
+def _jp_from(op: dict[str, Any], context: str) -> str:
+    try:
+        return _jp_field(op, "from", "operation, missing from field")
+    except _JPError as e:
+        raise _JPError(f"{context}: {e}") from None
+
+
+def _atoi(key: str) -> int:
+    """Go's strconv.Atoi (an optional sign, then ASCII digits; 64-bit range)."""
+    digits = key[1:] if key[:1] in ("+", "-") else key
+    if not digits or not all("0" <= c <= "9" for c in digits):
+        raise _JPError(f'strconv.Atoi: parsing "{key}": invalid syntax')
+    n = int(key)
+    if not -(2**63) <= n < 2**63:
+        raise _JPError(f'strconv.Atoi: parsing "{key}": value out of range')
+    return n
+
+
+def _decode_key(part: str) -> str:
+    return part.replace("~1", "/").replace("~0", "~")
+
+
+def _find(doc: dict[str, Any], path: str) -> tuple[dict[str, Any] | list[Any] | None, str]:
+    """findObject: the container of the last path segment, and that (decoded) key."""
+    split = path.split("/")
+    if len(split) < 2:
+        return None, ""
+    cur: Any = doc
+    for part in split[1:-1]:
+        key = _decode_key(part)
+        if isinstance(cur, dict):
+            nxt = cur.get(key)
+        else:
+            try:
+                idx = _atoi(key)
+            except _JPError:
+                return None, ""
+            if idx >= len(cur) or idx < 0:
+                return None, ""
+            nxt = cur[idx]
+        if not isinstance(nxt, dict | list):
+            return None, ""
+        cur = nxt
+    return cur, _decode_key(split[-1])
+
+
+def _get(con: dict[str, Any] | list[Any], key: str) -> Any:
+    if isinstance(con, dict):
+        return con.get(key)  # partialDoc.get: absent reads as nil, no error
+    idx = _atoi(key)
+    if idx >= len(con) or idx < 0:
+        raise _JPError(f"Unable to access invalid index: {idx}: {_INVALID_INDEX}")
+    return con[idx]
+
+
+def _add(con: dict[str, Any] | list[Any], key: str, value: Any) -> None:
+    if isinstance(con, dict):
+        con[key] = value
+        return
+    if key == "-":
+        con.append(value)
+        return
+    try:
+        idx = _atoi(key)
+    except _JPError as e:
+        raise _JPError(f"value was not a proper array index: '{key}': {e}") from None
+    size = len(con) + 1
+    if idx >= size or idx < -size:
+        raise _JPError(f"Unable to access invalid index: {idx}: {_INVALID_INDEX}")
+    con.insert(idx + size if idx < 0 else idx, value)
+
+
+def _remove(con: dict[str, Any] | list[Any], key: str) -> None:
+    if isinstance(con, dict):
+        if key not in con:
+            raise _JPError(f"Unable to remove nonexistent key: {key}: {_MISSING}")
+        del con[key]
+        return
+    idx = _atoi(key)
+    if idx >= len(con) or idx < -len(con):
+        raise _JPError(f"Unable to access invalid index: {idx}: {_INVALID_INDEX}")
+    del con[idx]
+
+
+def _value(op: dict[str, Any]) -> Any:
+    return copy.deepcopy(op.get("value"))
+
+
+def _jp_add(doc: dict[str, Any], op: dict[str, Any]) -> None:
+    path = _jp_path(op, "add operation failed to decode path", keep_cause=False)
+    con, key = _find(doc, path)
+    if con is None:
+        raise _JPError(f'add operation does not apply: doc is missing path: "{path}": {_MISSING}')
+    try:
+        _add(con, key, _value(op))
+    except _JPError as e:
+        raise _JPError(f"error in add for path: '{path}': {e}") from None
+
+
+def _jp_remove(doc: dict[str, Any], op: dict[str, Any]) -> None:
+    path = _jp_path(op, "remove operation failed to decode path", keep_cause=False)
+    con, key = _find(doc, path)
+    if con is None:
+        raise _JPError(f'remove operation does not apply: doc is missing path: "{path}": {_MISSING}')
+    try:
+        _remove(con, key)
+    except _JPError as e:
+        raise _JPError(f"error in remove for path: '{path}': {e}") from None
+
+
+def _jp_replace(doc: dict[str, Any], op: dict[str, Any]) -> None:
+    path = _jp_path(op, "replace operation failed to decode path")
+    con, key = _find(doc, path)
+    if con is None:
+        raise _JPError(f"replace operation does not apply: doc is missing path: {path}: {_MISSING}")
+    try:
+        _get(con, key)
+    except _JPError:
+        raise _JPError(f"replace operation does not apply: doc is missing key: {path}: {_MISSING}") from None
+    if isinstance(con, dict):
+        con[key] = _value(op)
+    else:
+        con[_atoi(key)] = _value(op)
+
+
+def _jp_move(doc: dict[str, Any], op: dict[str, Any]) -> None:
+    frm = _jp_from(op, "move operation failed to decode from")
+    con, key = _find(doc, frm)
+    if con is None:
+        raise _JPError(f"move operation does not apply: doc is missing from path: {frm}: {_MISSING}")
+    try:
+        val = _get(con, key)
+        _remove(con, key)
+    except _JPError as e:
+        raise _JPError(f"error in move for path: '{key}': {e}") from None
+    path = _jp_path(op, "move operation failed to decode path")
+    con, key = _find(doc, path)
+    if con is None:
+        raise _JPError(f"move operation does not apply: doc is missing destination path: {path}: {_MISSING}")
+    try:
+        _add(con, key, val)
+    except _JPError as e:
+        raise _JPError(f"error in move for path: '{path}': {e}") from None
+
+
+def _json_equal(a: Any, b: Any) -> bool:
+    """lazyNode.equal: structural for objects and arrays; scalars by their JSON text (1 != 1.0)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_json_equal(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_json_equal(x, y) for x, y in zip(a, b, strict=True))
+    return type(a) is type(b) and a == b
+
+
+def _jp_test(doc: dict[str, Any], op: dict[str, Any]) -> None:
+    path = _jp_path(op, "test operation failed to decode path")
+    con, key = _find(doc, path)
+    if con is None:
+        raise _JPError(f"test operation does not apply: is missing path: {path}: {_MISSING}")
+    try:
+        val = _get(con, key)
+    except _JPError as e:
+        raise _JPError(f"error in test for path: '{path}': {e}") from None
+    want = op.get("value")
+    if val is None and want is None and "value" in op:
+        return
+    if val is not None and "value" in op and _json_equal(val, want):
+        return
+    raise _JPError(f"testing value {path} failed: test failed")
+
+
+def _jp_copy(doc: dict[str, Any], op: dict[str, Any]) -> None:
+    frm = _jp_from(op, "copy operation failed to decode from")
+    con, key = _find(doc, frm)
+    if con is None:
+        raise _JPError(f"copy operation does not apply: doc is missing from path: {frm}: {_MISSING}")
+    try:
+        val = _get(con, key)
+    except _JPError as e:
+        raise _JPError(f"error in copy for from: '{frm}': {e}") from None
+    path = _jp_path(op, "copy operation failed to decode path", keep_cause=False)
+    con, key = _find(doc, path)
+    if con is None:
+        raise _JPError(f"copy operation does not apply: doc is missing destination path: {path}: {_MISSING}")
+    try:
+        _add(con, key, copy.deepcopy(val))
+    except _JPError as e:
+        raise _JPError(f"error while adding value during copy: {e}") from None
+    check_depth(doc)  # copies can double the depth of what they copy into
+
+
+def _jp_unknown(doc: dict[str, Any], op: dict[str, Any]) -> None:
+    raise _JPError(f"Unexpected kind: {_jp_kind(op)}")
+
+
+_JP_OPS = {"add": _jp_add, "remove": _jp_remove, "replace": _jp_replace, "move": _jp_move,
+           "test": _jp_test, "copy": _jp_copy}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -140,8 +378,10 @@ def merge_patch(obj: dict[str, Any], patch: Any) -> dict[str, Any]:
         doc_text = orjson.dumps(_prune_nulls(patch)).decode()
         fe = invalid("patch", doc_text, "the patched document is not a JSON object")
         raise StatusError(422, "Invalid", f' "" is invalid: {fe}', details={"causes": [fe.cause()]})
+    check_depth(patch)
     doc = copy.deepcopy(obj)
     _merge_docs(doc, patch)
+    check_depth(doc)
     return doc
 
 
@@ -165,19 +405,18 @@ _ERR_NO_LIST_OF_LISTS = "lists of lists are not supported"
 
 
 class _SMPError(Exception):
-    """Internal: a strategicpatch error; ``code`` is what kube's interpretStrategicMergePatchError gives."""
+    """Internal: a strategicpatch error; ``code`` is what kube's interpretStrategicMergePatchError gives,
+    400 for the plain errors kube lets through as 500s (see the module docstring)."""
 
-    def __init__(self, message: str, code: int = 500) -> None:
+    def __init__(self, message: str, code: int = 400) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
 
     def status_error(self) -> StatusError:
-        if self.code == 400:
-            return bad_request(self.message)
         if self.code == 422:
             return _unprocessable()
-        return _server_error(self.message)
+        return bad_request(self.message)
 
 
 def _go_v(value: Any) -> str:
@@ -195,6 +434,20 @@ def _go_v(value: Any) -> str:
             return str(int(value))
         return repr(value)
     return str(value)
+
+
+def _go_s(value: Any) -> str:
+    """Go's ``%s`` of a JSON value decoded with UnmarshalCaseSensitivePreserveInts (ints are int64):
+    strings as they are, other scalars as ``%!s(int64=1)``, maps and slices element by element."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        return "map[" + " ".join(f"{k}:{_go_s(value[k])}" for k in sorted(value)) + "]"
+    if isinstance(value, list):
+        return "[" + " ".join(_go_s(v) for v in value) + "]"
+    if value is None:
+        return "%!s(<nil>)"
+    return f"%!s({_go_type(value)}={_go_v(value)})"
 
 
 def _go_type(value: Any) -> str:
@@ -222,7 +475,8 @@ def _err_bad_arg_type(expected: Any, actual: Any) -> _SMPError:
 
 
 def _err_bad_patch_type(t: Any, m: Any) -> _SMPError:
-    return _SMPError(f"unknown patch type: {_go_v(t)} in map: {_go_v(m)}")
+    # mergepatch.ErrBadPatchType: fmt.Errorf("unknown patch type: %s in map: %v", t, m)
+    return _SMPError(f"unknown patch type: {_go_s(t)} in map: {_go_v(m)}")
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -678,9 +932,12 @@ def strategic_merge_patch(obj: dict[str, Any], patch: Any, node: SchemaNode | No
     if not isinstance(patch, dict):
         raise bad_request(
             f"json: cannot unmarshal {_go_json_kind(patch)} into Go value of type map[string]interface {{}}")
+    check_depth(patch)
     original = copy.deepcopy(obj)
     work = copy.deepcopy(patch)
     try:
-        return _merge_map(original, work, node)
+        result = _merge_map(original, work, node)
     except _SMPError as e:
         raise e.status_error() from None
+    check_depth(result)
+    return result
