@@ -1,5 +1,7 @@
 """Validation of Service, configuration, storage, networking, policy, RBAC and scheduling kinds."""
 
+import base64
+
 import pytest
 from validation_cases import VALID, errors, status_errors, update_errors, with_
 
@@ -46,7 +48,7 @@ IMMUTABLE_SET = "field is immutable when `immutable` is set"
           "'[-._a-zA-Z0-9]+')"),
           'data[logo.png]: Invalid value: "logo.png": duplicate of key present in binaryData']),
         (with_(VALID["ConfigMap"], "data", {"big": "x" * (1024 * 1024 + 1)}),
-         ["Too long: must have at most 1048576 bytes"]),
+         ["[]: Too long: must have at most 1048576 bytes"]),
         (with_(VALID["Secret"], "data", {"k": "not base64!"}),
          ['data[k]: Invalid value: "<secret contents redacted>": illegal base64 data at input byte 3']),
         (with_(VALID["Secret/tls"], "data", {"tls.crt": "eA=="}), ["data[tls.key]: Required value"]),
@@ -189,6 +191,40 @@ def test_networking(obj, expected):
 )
 def test_policy_rbac_scheduling(obj, expected):
     assert errors(obj) == expected
+
+
+MIB = 1024 * 1024
+
+
+def _b64(n: int) -> str:
+    return base64.b64encode(b"\0" * n).decode()
+
+
+@pytest.mark.parametrize(
+    ("obj", "expected"),
+    [
+        # kube's ValidateSecret sums the decoded sizes of data (stringData merged in) against 1 MiB.
+        (with_(with_(VALID["Secret"], "stringData", None), "data", {"a": _b64(MIB)}), []),
+        (with_(with_(VALID["Secret"], "stringData", None), "data", {"a": _b64(MIB + 1)}),
+         ["data: Too long: must have at most 1048576 bytes"]),
+        (with_(with_(VALID["Secret"], "stringData", None), "data", {"a": _b64(MIB // 2), "b": _b64(MIB // 2 + 1)}),
+         ["data: Too long: must have at most 1048576 bytes"]),
+        (with_(with_(VALID["Secret"], "stringData", {"s": "x" * 10}), "data", {"a": _b64(MIB - 5)}),
+         ["data: Too long: must have at most 1048576 bytes"]),
+        # ValidateConfigMap: data and binaryData together; the error is on the whole object ("[]").
+        (with_(with_(VALID["ConfigMap"], "data", {"a": "x" * (MIB // 2)}), "binaryData", {"b": _b64(MIB // 2)}), []),
+        (with_(with_(VALID["ConfigMap"], "data", {"a": "x" * (MIB // 2)}), "binaryData", {"b": _b64(MIB // 2 + 1)}),
+         ["[]: Too long: must have at most 1048576 bytes"]),
+    ],
+)
+def test_secret_and_config_map_size_limit(obj, expected):
+    assert errors(obj) == expected
+
+
+def test_secret_size_limit_on_update():
+    old = with_(VALID["Secret"], "stringData", None)
+    assert update_errors(with_(old, "data", {"a": _b64(MIB + 1)}), old) == [
+        "data: Too long: must have at most 1048576 bytes"]
 
 
 def test_immutability_on_update():

@@ -25,6 +25,7 @@ import orjson
 
 from k8py.api import errors
 from k8py.api.registry import KindInfo
+from k8py.api.validation.core import validate_cluster_ips
 from k8py.storage.interface import ConflictError, KeyExistsError, KeyNotFoundError, KeyValue, StoreError
 
 if TYPE_CHECKING:
@@ -327,6 +328,23 @@ class ServiceAllocator:
                      created, rewritten, deleted)
 
 
+TOLERATED_BY_DEFAULT = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
+
+
+def _default_toleration_seconds(spec: Obj) -> None:
+    """kube's DefaultTolerationSeconds: a pod that does not tolerate the not-ready or unreachable
+    NoExecute taint tolerates it for 300 s. A toleration with no key, or no effect, counts."""
+    tols = spec.get("tolerations")
+    if not isinstance(tols, list):
+        tols = spec["tolerations"] = []
+    for key in TOLERATED_BY_DEFAULT:
+        if any(isinstance(t, dict) and t.get("key") in (None, "", key) and t.get("effect") in (None, "", "NoExecute")
+               for t in tols):
+            continue
+        tols.append({"key": key, "operator": "Exists", "effect": "NoExecute",
+                     "tolerationSeconds": DEFAULT_TOLERATION_SECONDS})
+
+
 @dataclass(slots=True)
 class Attributes:
     operation: str  # CREATE, UPDATE, DELETE, CONNECT
@@ -353,8 +371,10 @@ class Admission:
         if a.subresource:
             return
         k = a.kind.kind
-        if k == "Pod" and a.operation == "CREATE":
+        if k == "Pod" and a.kind.group == "" and a.operation == "CREATE":
             await self._pod_defaults(obj)
+        elif k == "Pod" and a.kind.group == "" and a.operation == "UPDATE" and old is not None:
+            self._pod_update_defaults(obj, old)
         elif k == "Service" and a.kind.group == "":
             await self._allocate_service(obj, old, a.dry_run)
 
@@ -364,13 +384,7 @@ class Admission:
         if not spec.get("serviceAccountName"):
             spec["serviceAccountName"] = spec.get("serviceAccount") or "default"
         spec.setdefault("serviceAccount", spec["serviceAccountName"])
-        # DefaultTolerationSeconds: tolerate not-ready/unreachable for 300 s.
-        tols = spec.setdefault("tolerations", [])
-        for key in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"):
-            if not any(t.get("key") == key and t.get("effect") in (None, "", "NoExecute") for t in tols) and \
-                    not any(t.get("operator") == "Exists" and not t.get("key") for t in tols):
-                tols.append({"key": key, "operator": "Exists", "effect": "NoExecute",
-                             "tolerationSeconds": DEFAULT_TOLERATION_SECONDS})
+        _default_toleration_seconds(spec)
         # Priority admission.
         pcname = spec.get("priorityClassName")
         if pcname:
@@ -391,6 +405,22 @@ class Admission:
             spec.setdefault("priority", 0)
         spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
 
+    @staticmethod
+    def _pod_update_defaults(pod: Obj, old: Obj) -> None:
+        """What kube's admission plugins do on a pod update: a client that replaces the pod with a
+        manifest of its own (``kubectl replace -f pod.yaml``) does not know what admission added on
+        create, and must not be refused for leaving it out."""
+        spec = pod.setdefault("spec", {})
+        # DefaultTolerationSeconds admits updates too: the default tolerations come back, so the
+        # update does not "remove" tolerations (validation allows only additions).
+        _default_toleration_seconds(spec)
+        # Priority admission on update keeps what it resolved on create when the update leaves it
+        # out; any other change is for validation to refuse (priority is immutable).
+        old_spec = old.get("spec") or {}
+        for f in ("priority", "preemptionPolicy"):
+            if spec.get(f) is None and old_spec.get(f) is not None:
+                spec[f] = old_spec[f]
+
     async def _allocate_service(self, svc: Obj, old: Obj | None, dry: bool) -> None:
         spec = svc.setdefault("spec", {})
         stype = spec.get("type") or "ClusterIP"
@@ -409,21 +439,35 @@ class Admission:
     async def _allocate(self, svc: Obj, spec: Obj, stype: str, owner: Owner, old: Obj | None, old_spec: Obj,
                         dry: bool) -> None:
         if stype != "ExternalName":
+            # kube's patchAllocatedValues: an update that leaves clusterIP(s) out keeps the old ones.
             want = spec.get("clusterIP") or old_spec.get("clusterIP")
+            had = old_spec.get("clusterIP") if old is not None and old_spec.get("type") != "ExternalName" else None
+            cips = spec.get("clusterIPs")
+            if want:
+                spec["clusterIP"] = want
+                if not cips or (had and want != had and cips == old_spec.get("clusterIPs")):
+                    # kube's normalizeClusterIPs: clusterIPs left out, or left as they were while
+                    # clusterIP changed, follow clusterIP. (Changing an assigned address is then
+                    # refused by validation: "may not change once set".)
+                    spec["clusterIPs"] = [want]
+                # kube's initIPFamilyFields: the clusterIP fields are checked before anything is
+                # allocated, and only they are reported if they are wrong.
+                if errs := validate_cluster_ips(spec):
+                    raise errors.invalid_error("Service", "", owner.name, errs)
             if not want:
                 ip = await self._pick_ip(owner, dry)
                 spec["clusterIP"] = ip
                 spec["clusterIPs"] = [ip]
-            elif want != "None":
-                if old is None or old_spec.get("clusterIP") != want:
-                    # Only a Service that had no address gets one on update; changing it is refused
-                    # by validation (immutable), after the same "already allocated" check as before.
-                    claim = not dry and (old is None or not old_spec.get("clusterIP"))
-                    await self._check_ip(want, owner, claim)
-                spec["clusterIP"] = want
-                spec["clusterIPs"] = [want]
+            elif want == "None" or (had and want != had):
+                # Headless; or a change of an assigned address, which validation refuses: nothing
+                # is allocated, so the answer does not depend on whether the address is free.
+                pass
             else:
-                spec["clusterIPs"] = ["None"]
+                if want != had:
+                    # A new Service, or one that had no address (it was ExternalName): the address
+                    # asked for must be in range and free.
+                    await self._check_ip(want, owner, claim=not dry)
+                spec["clusterIPs"] = [want]
             fam = "IPv6" if spec["clusterIP"] not in ("None",) and ":" in spec["clusterIP"] else "IPv4"
             spec.setdefault("ipFamilies", [fam])
             spec.setdefault("ipFamilyPolicy", "SingleStack")
@@ -488,13 +532,14 @@ class Admission:
             addr = ipaddress.ip_address(want)
         except ValueError:
             return  # validation reports the syntax
+        name = owner.name
         if addr not in self.service_net:
-            raise errors.invalid_error("Service", "", "", [errors.invalid(
+            raise errors.invalid_error("Service", "", name, [errors.invalid(
                 "spec.clusterIPs", [want],
                 f"failed to allocate IP {want}: provided IP is not in the valid range. "
                 f"The range of valid IPs is {self.service_net}")])
         if not await self.allocator.claim(ip_key(str(addr)), owner, dry=not claim):
-            raise errors.invalid_error("Service", "", "", [errors.invalid(
+            raise errors.invalid_error("Service", "", name, [errors.invalid(
                 "spec.clusterIPs", [want], f"failed to allocate IP {want}: provided IP is already allocated")])
 
     async def _pick_port(self, owner: Owner, dry: bool, exclude: set[int]) -> int:
@@ -520,17 +565,17 @@ class Admission:
             ns = await self.objects.try_get(self._ns_kind, None, a.namespace)
             if ns is None:
                 raise errors.not_found_error("namespaces", "", a.namespace)
-            if (ns.get("metadata") or {}).get("deletionTimestamp") or \
-                    (ns.get("status") or {}).get("phase") == "Terminating":
-                # Events may still be written into a terminating namespace, as in kube.
-                if k.resource != "events":
-                    res = f"{k.resource}.{k.group}" if k.group else k.resource
-                    name = (obj or {}).get("metadata", {}).get("name", "") or a.name
-                    raise errors.StatusError(
-                        403, "Forbidden",
-                        f'{res} "{name}" is forbidden: unable to create new content in namespace '
-                        f"{a.namespace} because it is being terminated",
-                        details={"name": name, "group": k.group, "kind": k.resource,
-                                 "causes": [{"reason": "NamespaceTerminating",
-                                             "message": f"namespace {a.namespace} is being terminated",
-                                             "field": "metadata.namespace"}]})
+            terminating = bool((ns.get("metadata") or {}).get("deletionTimestamp")) or \
+                (ns.get("status") or {}).get("phase") == "Terminating"
+            # Events may still be written into a terminating namespace, as in kube.
+            if terminating and k.resource != "events":
+                res = f"{k.resource}.{k.group}" if k.group else k.resource
+                name = (obj or {}).get("metadata", {}).get("name", "") or a.name
+                raise errors.StatusError(
+                    403, "Forbidden",
+                    f'{res} "{name}" is forbidden: unable to create new content in namespace '
+                    f"{a.namespace} because it is being terminated",
+                    details={"name": name, "group": k.group, "kind": k.resource,
+                             "causes": [{"reason": "NamespaceTerminating",
+                                         "message": f"namespace {a.namespace} is being terminated",
+                                         "field": "metadata.namespace"}]})

@@ -84,7 +84,8 @@ def validate_config_map(obj: dict[str, Any]) -> Errs:
         except ValueError as e:
             errs.append(invalid(key("binaryData", k), "<binary data redacted>", str(e)))
     if total > MAX_SECRET_SIZE:
-        errs.append(too_long("", MAX_SECRET_SIZE))
+        # kube reports the whole object: field.NewPath(""), which prints as "[]".
+        errs.append(too_long("[]", MAX_SECRET_SIZE))
     return errs
 
 

@@ -528,6 +528,9 @@ def _validate_cluster_ips(spec: dict[str, Any]) -> Errs:
     return errs
 
 
+validate_cluster_ips = _validate_cluster_ips  # kube's ValidateServiceClusterIPsRelatedFields (for allocation)
+
+
 def validate_service_update(new: dict[str, Any], old: dict[str, Any]) -> Errs:
     errs = validate_object_meta_update(new.get("metadata"), old.get("metadata"))
     ns, os_ = d_(new.get("spec")), d_(old.get("spec"))
