@@ -232,6 +232,11 @@ def test_immutability_on_update():
     assert update_errors(with_(svc, "spec.clusterIP", "10.96.0.21"), svc) == [
         'spec.clusterIPs[0]: Invalid value: ["10.96.0.21"]: may not change once set']
     assert update_errors(with_(svc, "spec.selector", {"app": "other"}), svc) == []
+    lb = with_(with_(with_(svc, "spec.type", "LoadBalancer"), "spec.externalTrafficPolicy", "Local"),
+               "spec.healthCheckNodePort", 31000)
+    assert update_errors(with_(lb, "spec.healthCheckNodePort", 31001), lb) == [
+        "spec.healthCheckNodePort: Forbidden: field is immutable"]
+    assert update_errors(with_(lb, "spec.selector", {"app": "other"}), lb) == []
 
     cm = with_(VALID["ConfigMap"], "immutable", True)
     assert update_errors(with_(cm, "data.LOG_LEVEL", "debug"), cm) == [f"data: Forbidden: {IMMUTABLE_SET}"]

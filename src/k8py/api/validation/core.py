@@ -528,6 +528,10 @@ def _validate_cluster_ips(spec: dict[str, Any]) -> Errs:
     return errs
 
 
+def _needs_health_check(spec: dict[str, Any]) -> bool:
+    return spec.get("type") == "LoadBalancer" and spec.get("externalTrafficPolicy") == "Local"
+
+
 validate_cluster_ips = _validate_cluster_ips  # kube's ValidateServiceClusterIPsRelatedFields (for allocation)
 
 
@@ -556,6 +560,10 @@ def validate_service_update(new: dict[str, Any], old: dict[str, Any]) -> Errs:
     olbc, nlbc = os_.get("loadBalancerClass"), ns.get("loadBalancerClass")
     if os_.get("type") == "LoadBalancer" and ns.get("type") == "LoadBalancer" and olbc != nlbc:
         errs.append(invalid("spec.loadBalancerClass", nlbc if nlbc is not None else "null", "may not change once set"))
+    # validateServiceExternalTrafficFieldsUpdate
+    if _needs_health_check(os_) and _needs_health_check(ns) and \
+            i_(ns.get("healthCheckNodePort")) != i_(os_.get("healthCheckNodePort")):
+        errs.append(forbidden("spec.healthCheckNodePort", "field is immutable"))
     errs += _service_spec(ns)
     return errs
 
