@@ -99,3 +99,38 @@ async def test_replica_set_api_refusals_other_than_races_are_warnings(caplog: py
         levels = {r.getMessage().split(":")[0]: r.levelno for r in caplog.records}
         assert levels == {"ReplicaSet default/a": logging.DEBUG, "ReplicaSet default/b": logging.DEBUG,
                           "ReplicaSet default/c": logging.WARNING}, caplog.text
+
+
+class _Client:
+    """An API client whose pod delete fails with ``error`` (the status patch succeeds)."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    async def patch(self, *a: object, **kw: object) -> dict[str, object]:
+        return {}
+
+    async def delete(self, *a: object, **kw: object) -> dict[str, object]:
+        raise self.error
+
+
+@pytest.mark.parametrize(("error", "level"), [
+    (ConflictError({"reason": "Conflict", "code": 409, "message": "Precondition failed: UID in precondition"}),
+     logging.DEBUG),
+    (ForbiddenError({"reason": "Forbidden", "code": 403, "message": "nope"}), logging.WARNING),
+])
+async def test_preempting_a_replaced_victim_is_a_race(error: Exception, level: int,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    from types import SimpleNamespace
+
+    from k8py.scheduler.plugins.defaultpreemption import DefaultPreemption
+    from k8py.scheduler.types import parse_pod
+
+    def pod(name: str) -> object:
+        return parse_pod({"metadata": {"name": name, "namespace": "default", "uid": f"u-{name}"},
+                          "spec": {"containers": [{"name": "c", "image": "x"}]}})
+
+    plugin = DefaultPreemption({}, SimpleNamespace(client=_Client(error), framework=None))  # type: ignore[arg-type]
+    with caplog.at_level(logging.DEBUG, logger="k8py.scheduler.plugins.defaultpreemption"):
+        await plugin._evict(pod("victim"), pod("preemptor"))  # type: ignore[arg-type]
+    assert [r.levelno for r in caplog.records] == [level], caplog.text

@@ -15,14 +15,14 @@ important victims (kube's pickOneNodeForPreemption).
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from k8py.api.corev1 import now_rfc3339
 from k8py.api.selectors import SelectorError, from_label_selector
-from k8py.client.errors import ApiError, NotFoundError
+from k8py.client.errors import ApiError, ConflictError, NotFoundError
 from k8py.scheduler.framework import CycleState, Handle, reasons_histogram
 from k8py.scheduler.nodeinfo import NodeInfo
 from k8py.scheduler.types import Code, PodInfo, Status
@@ -302,7 +302,7 @@ class DefaultPreemption:
 
     async def _evict(self, victim: PodInfo, pod: PodInfo) -> None:
         client = self.handle.client
-        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        now = now_rfc3339()
         try:
             await client.patch(POD, victim.name, {"status": {"conditions": [{
                 "type": "DisruptionTarget", "status": "True", "reason": "PreemptionByScheduler",
@@ -317,6 +317,8 @@ class DefaultPreemption:
             await client.delete(POD, victim.name, victim.namespace, uid=victim.uid or None)
         except NotFoundError:
             pass
+        except ConflictError as e:  # the victim was replaced (uid precondition): not ours to delete
+            log.debug("preemption of %s for %s: %s", victim.key, pod.key, e)
         except ApiError as e:
             log.warning("preemption of %s for %s failed: %s", victim.key, pod.key, e)
 
