@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from tests.helpers.cluster import InProcessCluster
 
+from k8py.api.corev1 import tolerates
 from k8py.client.clock import FakeClock
 from k8py.client.controller import Result
 from k8py.client.errors import ConflictError, NotFoundError
@@ -26,7 +27,6 @@ from k8py.controllers.nodelifecycle import (
     matching_tolerations,
     min_toleration_seconds,
     no_schedule_taints,
-    tolerates,
 )
 
 Obj = dict[str, Any]

@@ -30,9 +30,10 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from k8py.api import errors
+from k8py.api.corev1 import now_rfc3339
 from k8py.api.registry import KindInfo
 from k8py.api.selectors import SelectorError, from_label_selector
-from k8py.apiserver import options, strategy
+from k8py.apiserver import options
 from k8py.apiserver.admission import Attributes
 from k8py.apiserver.context import Ctx
 from k8py.apiserver.objects import decode
@@ -206,7 +207,7 @@ async def _spend_budget(api: ResourceAPI, pdb_kind: KindInfo, ns: str | None, pd
     conflict re-reads and re-checks (the budget may be gone by then)."""
     for _ in range(RETRY_STEPS):
         kv = await api.objects.get_kv(pdb_kind, ns, pdb_name)
-        new = check_and_decrement(decode(kv, pdb_kind), pod_name, dry, strategy.now_rfc3339())
+        new = check_and_decrement(decode(kv, pdb_kind), pod_name, dry, now_rfc3339())
         if dry:
             return
         try:
@@ -238,7 +239,7 @@ async def _add_condition_and_delete(api: ResourceAPI, ctx: Ctx, kind: KindInfo, 
                                       f"({m.get('resourceVersion')}). The object might have been modified")
             conds = pod.setdefault("status", {}).setdefault("conditions", [])
             cond = {"type": "DisruptionTarget", "status": "True", "lastProbeTime": None,
-                    "lastTransitionTime": strategy.now_rfc3339(), "reason": "EvictionByEvictionAPI",
+                    "lastTransitionTime": now_rfc3339(), "reason": "EvictionByEvictionAPI",
                     "message": "Eviction API: evicting"}
             for i, c in enumerate(conds):
                 if c.get("type") == "DisruptionTarget":

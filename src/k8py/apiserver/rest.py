@@ -23,6 +23,7 @@ from k8py.api import (
     tables,
     validation,
 )
+from k8py.api.corev1 import format_time, now_rfc3339
 from k8py.api.registry import VIRTUAL_KINDS, KindInfo, Registry
 from k8py.apiserver import eviction, options, reviews, strategy
 from k8py.apiserver.admission import Admission, Attributes
@@ -58,8 +59,7 @@ dry_run = options.dry_run
 field_validation = options.field_validation
 
 
-def now() -> str:
-    return strategy.now_rfc3339()
+now = now_rfc3339
 
 
 class ResourceAPI:
@@ -587,7 +587,7 @@ class ResourceAPI:
             nm = new["metadata"]
             if grace:
                 ts = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=grace)
-                nm["deletionTimestamp"] = ts.strftime("%Y-%m-%dT%H:%M:%SZ")
+                nm["deletionTimestamp"] = format_time(ts)
             else:
                 nm.setdefault("deletionTimestamp", now())
             nm["deletionGracePeriodSeconds"] = grace

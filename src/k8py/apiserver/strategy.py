@@ -9,11 +9,11 @@ and when ``metadata.generation`` moves. Defaulting and validation live in
 from __future__ import annotations
 
 import copy
-import datetime as dt
 import secrets
 import uuid
 from typing import Any
 
+from k8py.api.corev1 import now_rfc3339
 from k8py.api.registry import KindInfo
 
 Obj = dict[str, Any]
@@ -36,8 +36,6 @@ _STATUS_RESET_ON_CREATE = frozenset({
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # kube's utilrand alphabet (no vowels, no confusables)
 
 
-def now_rfc3339() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def random_suffix(n: int = 5) -> str:

@@ -18,28 +18,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from k8py.api.corev1 import format_time, parse_time
 from k8py.client.api import Client
 from k8py.client.clock import Clock, RealClock
 from k8py.client.controller import Controller
 from k8py.client.errors import ApiError
 from k8py.client.informer import SharedInformerFactory
 
+__all__ = ["ControllerContext", "EventRecorder", "HasController", "parse_time", "rfc3339"]
+
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 
 
-def rfc3339(t: dt.datetime) -> str:
-    return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(s: str | None) -> dt.datetime | None:
-    if not s:
-        return None
-    try:
-        return dt.datetime.fromisoformat(s.replace("Z", "+00:00"))
-    except ValueError:
-        return None
+rfc3339 = format_time  # the controllers' name for it
 
 
 class EventRecorder:

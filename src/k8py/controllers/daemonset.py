@@ -27,10 +27,11 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from k8py.api.corev1 import find_untolerated_taint, pod_matches_node_selector_and_affinity
 from k8py.api.selectors import LabelSelector, SelectorError, from_label_selector
 from k8py.client.api import object_key
 from k8py.client.controller import Controller, Result
@@ -72,11 +73,8 @@ from k8py.controllers.podcontrol import (
 __all__ = [
     "DaemonSetController",
     "add_daemon_tolerations",
-    "find_untolerated_taint",
-    "node_matches_affinity",
     "node_should_run",
     "target_node_name",
-    "tolerates",
 ]
 
 log = logging.getLogger(__name__)
@@ -144,93 +142,6 @@ def add_daemon_tolerations(spec: Obj) -> None:
         _add_toleration(spec, {"key": key, "operator": "Exists", "effect": "NoSchedule"})
 
 
-def tolerates(tol: Obj, taint: Obj) -> bool:
-    """``Toleration.ToleratesTaint``."""
-    if tol.get("effect") and tol.get("effect") != taint.get("effect"):
-        return False
-    if tol.get("key") and tol.get("key") != taint.get("key"):
-        return False
-    op = tol.get("operator") or "Equal"
-    if op == "Exists":
-        return True
-    if op == "Equal":
-        return (tol.get("value") or "") == (taint.get("value") or "")
-    return False
-
-
-def find_untolerated_taint(taints: Iterable[Obj], tolerations: Sequence[Obj],
-                           effects: Iterable[str]) -> Obj | None:
-    """The first taint with one of ``effects`` that no toleration tolerates."""
-    eff = set(effects)
-    for taint in taints:
-        if taint.get("effect") not in eff:
-            continue
-        if not any(tolerates(t, taint) for t in tolerations):
-            return taint
-    return None
-
-
-def _int(s: str) -> int | None:
-    try:
-        return int(s)
-    except (TypeError, ValueError):
-        return None
-
-
-def _requirement_matches(req: Obj, value: str | None, present: bool) -> bool:
-    op = req.get("operator")
-    vals = [str(v) for v in req.get("values") or ()]
-    if op == "In":
-        return present and value in vals
-    if op == "NotIn":
-        return not present or value not in vals
-    if op == "Exists":
-        return present
-    if op == "DoesNotExist":
-        return not present
-    if op in ("Gt", "Lt"):
-        if not present or len(vals) != 1:
-            return False
-        lv, rv = _int(value or ""), _int(vals[0])
-        if lv is None or rv is None:
-            return False
-        return lv > rv if op == "Gt" else lv < rv
-    return False  # an unknown operator matches nothing (kube: a parse error, no match)
-
-
-def _term_matches(term: Obj, node: Obj) -> bool:
-    exprs = term.get("matchExpressions") or []
-    fields = term.get("matchFields") or []
-    if not exprs and not fields:
-        return False  # an empty term selects no node
-    labels = (node.get("metadata") or {}).get("labels") or {}
-    for r in exprs:
-        key = r.get("key", "")
-        if not _requirement_matches(r, labels.get(key), key in labels):
-            return False
-    name = (node.get("metadata") or {}).get("name")
-    for r in fields:
-        if r.get("key") != NODE_NAME_FIELD or r.get("operator") not in ("In", "NotIn"):
-            return False
-        if not _requirement_matches(r, name, True):
-            return False
-    return True
-
-
-def node_matches_affinity(spec: Obj, node: Obj) -> bool:
-    """``nodeaffinity.GetRequiredNodeAffinity(pod).Match(node)``: ``nodeSelector`` and the
-    required node affinity terms (ORed) both match."""
-    labels = (node.get("metadata") or {}).get("labels") or {}
-    for k, v in (spec.get("nodeSelector") or {}).items():
-        if labels.get(k) != v:
-            return False
-    req = (((spec.get("affinity") or {}).get("nodeAffinity") or {})
-           .get("requiredDuringSchedulingIgnoredDuringExecution"))
-    if req is None:
-        return True
-    return any(_term_matches(t, node) for t in req.get("nodeSelectorTerms") or ())
-
-
 def daemon_pod_spec(ds: Obj) -> Obj:
     """The pod spec the predicates look at (kube's ``NewPod``): the template's, with the daemon
     tolerations."""
@@ -247,7 +158,7 @@ def node_should_run(node: Obj, ds: Obj, spec: Obj | None = None) -> tuple[bool, 
     name = (node.get("metadata") or {}).get("name")
     if spec.get("nodeName") and spec["nodeName"] != name:
         return False, False
-    if not node_matches_affinity(spec, node):
+    if not pod_matches_node_selector_and_affinity(spec, node):
         return False, False
     taints = (node.get("spec") or {}).get("taints") or []
     tols = spec.get("tolerations") or []

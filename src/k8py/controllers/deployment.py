@@ -26,10 +26,11 @@ from __future__ import annotations
 import copy
 import logging
 
+from k8py.api.corev1 import is_namespace_terminating
 from k8py.api.selectors import LabelSelector, SelectorError, from_label_selector
 from k8py.client.api import object_key
 from k8py.client.controller import Controller, Result
-from k8py.client.errors import AlreadyExistsError, ApiError, ForbiddenError, NotFoundError
+from k8py.client.errors import AlreadyExistsError, ApiError, NotFoundError
 from k8py.client.store import OWNER_UID_INDEX
 from k8py.controllers import deploymentutil as du
 from k8py.controllers.base import ControllerContext
@@ -58,11 +59,6 @@ MAX_RETRIES = 15
 
 class _Skip(Exception):
     """Stop this reconcile quietly (the namespace is terminating)."""
-
-
-def _ns_terminating(e: ApiError) -> bool:
-    return isinstance(e, ForbiddenError) and any(
-        c.get("type") == "NamespaceTerminating" for c in e.details.get("causes") or ())
 
 
 class DeploymentController:
@@ -382,7 +378,7 @@ class DeploymentController:
                 raise
             already_exists = True
         except ApiError as e:
-            if _ns_terminating(e):
+            if is_namespace_terminating(e):
                 raise _Skip() from e
             msg = f'Failed to create new replica set "{name}": {e.message or e}'
             if du.has_progress_deadline(d):

@@ -24,6 +24,7 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
+from k8py.api.corev1 import is_namespace_terminating, is_pod_ready, is_pod_terminal
 from k8py.client.api import object_key
 from k8py.client.controller import Controller, Result
 from k8py.client.errors import AlreadyExistsError, ApiError, ForbiddenError, NotFoundError
@@ -51,17 +52,6 @@ MAX_CAPACITY = 1000  # addresses per Endpoints object, as kube
 def meta(obj: Obj) -> Obj:
     m = obj.get("metadata")
     return m if isinstance(m, dict) else {}
-
-
-def is_pod_ready(pod: Obj) -> bool:
-    for c in (pod.get("status") or {}).get("conditions") or ():
-        if c.get("type") == "Ready":
-            return c.get("status") == "True"
-    return False
-
-
-def is_pod_terminal(pod: Obj) -> bool:
-    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
 
 
 def pod_ips(pod: Obj) -> list[str]:
@@ -457,7 +447,7 @@ class EndpointsController:
             log.debug("endpoints %s exist but are not in the cache yet; retrying", key)
             return Result(requeue=True)
         except ForbiddenError as e:
-            if create and namespace_terminating(e):
+            if create and is_namespace_terminating(e):
                 return None  # creates keep failing in a terminating namespace; drop the key
             self._failed(new, create, e)
             raise
@@ -474,9 +464,3 @@ class EndpointsController:
         else:
             self.ctx.record(ep, "Warning", "FailedToUpdateEndpoint",
                             f"Failed to update endpoint {ns}/{name}: {e.message}")
-
-
-def namespace_terminating(e: ApiError) -> bool:
-    causes = e.details.get("causes") or ()
-    return any(isinstance(c, dict) and c.get("reason") == "NamespaceTerminating" for c in causes) or \
-        "being terminated" in e.message

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from k8py.api.corev1 import is_namespace_terminating
 from k8py.client.controller import Controller, Result
 from k8py.client.errors import ApiError, ForbiddenError, NotFoundError
 from k8py.controllers.base import ControllerContext
@@ -36,7 +37,6 @@ from k8py.controllers.endpoints import (
     is_pod_ready,
     is_service_ip_set,
     meta,
-    namespace_terminating,
     pod_ips,
     selector_matches,
     service_selector,
@@ -531,7 +531,7 @@ class EndpointSliceController:
                 try:
                     created = await self.client.create(SLICE, sl, ns)
                 except ForbiddenError as e:
-                    if namespace_terminating(e):
+                    if is_namespace_terminating(e):
                         return
                     raise
                 self.tracker.update(key, created)

@@ -40,6 +40,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from k8py.api.corev1 import tolerates
 from k8py.client.clock import Clock
 from k8py.client.controller import RACES, Controller, Result
 from k8py.client.errors import ApiError, ConflictError, NotFoundError
@@ -107,20 +108,6 @@ def zone_key(node: Obj) -> str:
     region = labels.get(LABEL_REGION) or labels.get(LABEL_REGION_BETA) or ""
     zone = labels.get(LABEL_ZONE) or labels.get(LABEL_ZONE_BETA) or ""
     return f"{region}:\x00:{zone}" if region or zone else ""
-
-
-def tolerates(tol: Obj, taint: Obj) -> bool:
-    """core/v1 Toleration.ToleratesTaint."""
-    if tol.get("effect") and tol["effect"] != taint.get("effect"):
-        return False
-    if tol.get("key") and tol["key"] != taint.get("key"):
-        return False
-    op = tol.get("operator") or "Equal"
-    if op == "Exists":
-        return True
-    if op == "Equal":
-        return (tol.get("value") or "") == (taint.get("value") or "")
-    return False
 
 
 def matching_tolerations(taints: Iterable[Obj], tolerations: Iterable[Obj]) -> tuple[bool, list[Obj]]:

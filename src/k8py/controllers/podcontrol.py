@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from k8py.api.corev1 import is_namespace_terminating, is_pod_ready, pod_ready_condition
 from k8py.api.selectors import LabelSelector
 from k8py.client.api import Client
 from k8py.client.clock import Clock, RealClock
@@ -102,15 +103,6 @@ def error_message(e: BaseException) -> str:
     if isinstance(e, ApiError):
         return e.message or str(e)
     return str(e)
-
-
-def is_namespace_terminating(e: BaseException) -> bool:
-    """kube's ``HasStatusCause(err, NamespaceTerminatingCause)``: creates into a namespace being
-    deleted fail with this cause, and controllers let them."""
-    if not isinstance(e, ApiError):
-        return False
-    causes = e.details.get("causes") or ()
-    return any(isinstance(c, dict) and c.get("reason") == "NamespaceTerminating" for c in causes)
 
 
 # -- expectations ----------------------------------------------------------------------------------
@@ -243,19 +235,6 @@ def is_pod_active(pod: Obj) -> bool:
 def is_pod_terminating(pod: Obj) -> bool:
     """Being deleted but not finished yet."""
     return not is_pod_terminal(pod) and bool((pod.get("metadata") or {}).get("deletionTimestamp"))
-
-
-def pod_ready_condition(pod: Obj) -> Obj | None:
-    for c in (pod.get("status") or {}).get("conditions") or ():
-        if isinstance(c, dict) and c.get("type") == "Ready":
-            return c
-    return None
-
-
-def is_pod_ready(pod: Obj) -> bool:
-    """The pod's ``Ready`` condition is True."""
-    c = pod_ready_condition(pod)
-    return c is not None and c.get("status") == "True"
 
 
 def pod_ready_time(pod: Obj) -> float | None:

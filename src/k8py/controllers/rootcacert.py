@@ -17,11 +17,11 @@ import copy
 import logging
 from typing import Any
 
+from k8py.api.corev1 import is_namespace_terminating
 from k8py.client.api import Client
 from k8py.client.controller import Controller, Result
 from k8py.client.errors import AlreadyExistsError, ForbiddenError, NotFoundError
 from k8py.controllers.base import ControllerContext
-from k8py.controllers.endpoints import namespace_terminating
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +151,7 @@ class RootCACertPublisher:
             except NotFoundError:
                 return None  # the namespace went since the cache saw it
             except ForbiddenError as e:
-                if namespace_terminating(e):
+                if is_namespace_terminating(e):
                     return None  # it started terminating: nothing more may be created there
                 raise
             return None

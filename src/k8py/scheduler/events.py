@@ -19,6 +19,7 @@ import logging
 import socket
 from typing import Any
 
+from k8py.api.corev1 import format_time
 from k8py.client.api import Client
 from k8py.client.clock import Clock, RealClock
 from k8py.client.errors import ApiError, NotFoundError
@@ -32,7 +33,7 @@ EVENT = ("v1", "Event")
 
 
 def _ts(t: float) -> str:
-    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_time(dt.datetime.fromtimestamp(t, dt.UTC))
 
 
 class EventSink:

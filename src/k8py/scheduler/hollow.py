@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from k8py.api.corev1 import now_rfc3339
 from k8py.client.api import Client, object_key
 from k8py.client.errors import AlreadyExistsError, ApiError, ConflictError, NotFoundError
 from k8py.client.informer import Informer
@@ -53,8 +54,7 @@ EXIT_CODE_ANNOTATION = "hollow.k8py.io/exit-code"
 KUBELET_VERSION = "v1.37.0-hollow"
 
 
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+_now = now_rfc3339
 
 
 # --------------------------------------------------------------------------- the fake runtime

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import datetime as dt
 import logging
 import random
 import time
@@ -21,6 +20,7 @@ from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from k8py.api.corev1 import now_rfc3339
 from k8py.api.selectors import LabelSelector, SelectorError, from_label_selector, selector_from_set
 from k8py.client.api import Client, object_key
 from k8py.client.clock import Clock, RealClock
@@ -148,8 +148,7 @@ class InformerListers:
         return out
 
 
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+_now = now_rfc3339
 
 
 def node_update_action(old: Obj, new: Obj) -> ActionType:

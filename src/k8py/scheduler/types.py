@@ -14,13 +14,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from k8py.api.corev1 import NodeSelector, NodeSelectorTerm, Taint, Toleration
 from k8py.api.quantity import QuantityError, parse_quantity
 from k8py.api.selectors import (
-    DOES_NOT_EXIST,
-    EXISTS,
-    GREATER_THAN,
     IN,
-    LESS_THAN,
     NOT_IN,
     LabelSelector,
     Requirement,
@@ -141,145 +138,6 @@ def int_value(q: Any) -> int:
 def resource_amount(name: str, q: Any) -> int:
     """CPU in millicores, everything else in whole units (bytes, devices)."""
     return milli_value(q) if name == CPU else int_value(q)
-
-
-# --------------------------------------------------------------------------- taints and tolerations
-
-
-@dataclass(frozen=True, slots=True)
-class Taint:
-    key: str
-    value: str
-    effect: str
-
-    @staticmethod
-    def parse(t: Mapping[str, Any]) -> Taint:
-        return Taint(str(t.get("key") or ""), str(t.get("value") or ""), str(t.get("effect") or ""))
-
-    def __str__(self) -> str:
-        # kube's ErrReasonNotMatch wording: "node(s) had untolerated taint {key: value}"
-        return f"{{{self.key}: {self.value}}}"
-
-
-@dataclass(frozen=True, slots=True)
-class Toleration:
-    key: str
-    operator: str
-    value: str
-    effect: str
-
-    @staticmethod
-    def parse(t: Mapping[str, Any]) -> Toleration:
-        return Toleration(str(t.get("key") or ""), str(t.get("operator") or "Equal"), str(t.get("value") or ""),
-                          str(t.get("effect") or ""))
-
-    def tolerates(self, taint: Taint) -> bool:
-        """``Toleration.ToleratesTaint``: an empty effect matches all effects, an empty key with
-        ``Exists`` matches all keys."""
-        if self.effect and self.effect != taint.effect:
-            return False
-        if self.key and self.key != taint.key:
-            return False
-        op = self.operator
-        if op == "Exists":
-            return True
-        if op in ("Equal", ""):
-            return self.value == taint.value
-        if op in ("Gt", "Lt"):  # numeric comparison operators (alpha in kube)
-            try:
-                tv, mv = int(taint.value), int(self.value)
-            except ValueError:
-                return False
-            return tv > mv if op == "Gt" else tv < mv
-        return False
-
-
-def tolerates_any(tolerations: tuple[Toleration, ...], taint: Taint) -> bool:
-    for t in tolerations:
-        if t.tolerates(taint):
-            return True
-    return False
-
-
-# --------------------------------------------------------------------------- node selectors
-
-_NODE_OPS = {"In": IN, "NotIn": NOT_IN, "Exists": EXISTS, "DoesNotExist": DOES_NOT_EXIST, "Gt": GREATER_THAN,
-             "Lt": LESS_THAN}
-
-
-def _requirements(exprs: Any) -> tuple[Requirement, ...] | None:
-    """NodeSelectorRequirements as label requirements; None when one is malformed (kube: the
-    term then matches nothing)."""
-    out = []
-    for e in exprs or ():
-        if not isinstance(e, Mapping):
-            return None
-        op = _NODE_OPS.get(str(e.get("operator") or ""))
-        if op is None:
-            return None
-        try:
-            out.append(Requirement.new(str(e.get("key") or ""), op, [str(v) for v in e.get("values") or ()]))
-        except SelectorError:
-            return None
-    return tuple(out)
-
-
-@dataclass(frozen=True, slots=True)
-class NodeSelectorTerm:
-    """One ``nodeSelectorTerms`` entry: its expressions and fields are ANDed; an empty or malformed
-    term matches no node."""
-
-    expressions: tuple[Requirement, ...]
-    fields: tuple[Requirement, ...]  # only metadata.name is a valid field
-    valid: bool = True
-
-    @staticmethod
-    def parse(term: Any) -> NodeSelectorTerm:
-        if not isinstance(term, Mapping):
-            return NodeSelectorTerm((), (), False)
-        exprs = _requirements(term.get("matchExpressions"))
-        fields_ = _requirements(term.get("matchFields"))
-        if exprs is None or fields_ is None or any(f.key != "metadata.name" for f in fields_):
-            return NodeSelectorTerm((), (), False)
-        return NodeSelectorTerm(exprs, fields_, bool(exprs or fields_))
-
-    def matches(self, labels: Mapping[str, str], name: str) -> bool:
-        if not self.valid:
-            return False
-        for r in self.expressions:
-            if not r.matches(labels):
-                return False
-        if self.fields:
-            f = {"metadata.name": name}
-            for r in self.fields:
-                if not r.matches(f):
-                    return False
-        return True
-
-    def node_names(self) -> set[str] | None:
-        """The node names a ``metadata.name In [...]`` field pins the term to, if it does."""
-        for r in self.fields:
-            if r.operator == IN:
-                return set(r.values)
-        return None
-
-
-@dataclass(frozen=True, slots=True)
-class NodeSelector:
-    """``requiredDuringSchedulingIgnoredDuringExecution``: the terms are ORed."""
-
-    terms: tuple[NodeSelectorTerm, ...]
-
-    @staticmethod
-    def parse(ns: Any) -> NodeSelector:
-        terms = (ns or {}).get("nodeSelectorTerms") if isinstance(ns, Mapping) else None
-        return NodeSelector(tuple(NodeSelectorTerm.parse(t) for t in terms or ()))
-
-    def matches(self, labels: Mapping[str, str], name: str) -> bool:
-        for t in self.terms:
-            if t.matches(labels, name):
-                return True
-        return False
 
 
 # --------------------------------------------------------------------------- pod affinity terms

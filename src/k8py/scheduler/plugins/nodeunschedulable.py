@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from k8py.api.corev1 import tolerates_any
 from k8py.scheduler.framework import CycleState, Handle
 from k8py.scheduler.nodeinfo import UNSCHEDULABLE_TAINT, NodeInfo
 from k8py.scheduler.queue import ActionType, ClusterEvent
-from k8py.scheduler.types import Code, PodInfo, Status, tolerates_any
+from k8py.scheduler.types import Code, PodInfo, Status
 
 NAME = "NodeUnschedulable"
 REASON = "node(s) were unschedulable"

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from k8py.api.corev1 import tolerates_any
 from k8py.api.selectors import IN, LabelSelector, Requirement, SelectorError, from_label_selector
 from k8py.scheduler.cache import PodCounter
 from k8py.scheduler.framework import CycleState, Handle
@@ -32,7 +33,6 @@ from k8py.scheduler.types import (
     Code,
     PodInfo,
     Status,
-    tolerates_any,
 )
 
 NAME = "PodTopologySpread"

@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from k8py.api.corev1 import Taint, Toleration, tolerates_any
 from k8py.scheduler.framework import CycleState, Handle, default_normalize
 from k8py.scheduler.nodeinfo import NodeInfo
 from k8py.scheduler.queue import ActionType, ClusterEvent
-from k8py.scheduler.types import SKIP, Code, PodInfo, Status, Taint, Toleration, tolerates_any
+from k8py.scheduler.types import SKIP, Code, PodInfo, Status
 
 NAME = "TaintToleration"
 

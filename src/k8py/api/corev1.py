@@ -1,0 +1,282 @@
+"""core/v1 helpers shared by the scheduler, the controllers and (next) the node agent, as
+kube's ``component-helpers`` and ``pkg/api/v1/pod`` are: tolerations and taints (with the
+numeric ``Gt``/``Lt`` operators), node selectors and required node affinity, pod readiness
+and phase, the namespace-terminating cause, and API times.
+
+One home for each: the scheduler parses pods into these types once for its hot path; the
+controllers call the dict-level functions below, which use the same types.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from k8py.api.selectors import (
+    DOES_NOT_EXIST,
+    EXISTS,
+    GREATER_THAN,
+    IN,
+    LESS_THAN,
+    NOT_IN,
+    Requirement,
+    SelectorError,
+)
+
+__all__ = [
+    "NodeSelector",
+    "NodeSelectorTerm",
+    "Taint",
+    "Toleration",
+    "find_untolerated_taint",
+    "format_time",
+    "get_pod_condition",
+    "is_namespace_terminating",
+    "is_pod_ready",
+    "is_pod_terminal",
+    "now_rfc3339",
+    "parse_time",
+    "pod_matches_node_selector_and_affinity",
+    "pod_ready_condition",
+    "tolerates",
+    "tolerates_any",
+]
+
+Obj = dict[str, Any]
+
+
+# --------------------------------------------------------------------------- times
+
+def format_time(t: dt.datetime) -> str:
+    """A ``metav1.Time`` as the API writes it: RFC 3339 in UTC, to the second."""
+    return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def now_rfc3339() -> str:
+    return format_time(dt.datetime.now(dt.UTC))
+
+
+def parse_time(s: str | None) -> dt.datetime | None:
+    """An API time (RFC 3339, ``Z`` or an offset, fractions allowed); None when absent or malformed."""
+    if not s:
+        return None
+    try:
+        t = dt.datetime.fromisoformat(s)
+    except ValueError:
+        return None
+    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
+
+
+# --------------------------------------------------------------------------- taints and tolerations
+
+
+@dataclass(frozen=True, slots=True)
+class Taint:
+    key: str
+    value: str
+    effect: str
+
+    @staticmethod
+    def parse(t: Mapping[str, Any]) -> Taint:
+        return Taint(str(t.get("key") or ""), str(t.get("value") or ""), str(t.get("effect") or ""))
+
+    def __str__(self) -> str:
+        # kube's ErrReasonNotMatch wording: "node(s) had untolerated taint {key: value}"
+        return f"{{{self.key}: {self.value}}}"
+
+
+@dataclass(frozen=True, slots=True)
+class Toleration:
+    key: str
+    operator: str
+    value: str
+    effect: str
+
+    @staticmethod
+    def parse(t: Mapping[str, Any]) -> Toleration:
+        return Toleration(str(t.get("key") or ""), str(t.get("operator") or "Equal"), str(t.get("value") or ""),
+                          str(t.get("effect") or ""))
+
+    def tolerates(self, taint: Taint) -> bool:
+        """``Toleration.ToleratesTaint``: an empty effect matches all effects, an empty key with
+        ``Exists`` matches all keys."""
+        if self.effect and self.effect != taint.effect:
+            return False
+        if self.key and self.key != taint.key:
+            return False
+        op = self.operator
+        if op == "Exists":
+            return True
+        if op in ("Equal", ""):
+            return self.value == taint.value
+        if op in ("Gt", "Lt"):  # numeric comparison operators (alpha in kube)
+            try:
+                tv, mv = int(taint.value), int(self.value)
+            except ValueError:
+                return False
+            return tv > mv if op == "Gt" else tv < mv
+        return False
+
+
+def tolerates_any(tolerations: tuple[Toleration, ...], taint: Taint) -> bool:
+    for t in tolerations:
+        if t.tolerates(taint):
+            return True
+    return False
+
+
+# --------------------------------------------------------------------------- node selectors
+
+_NODE_OPS = {"In": IN, "NotIn": NOT_IN, "Exists": EXISTS, "DoesNotExist": DOES_NOT_EXIST, "Gt": GREATER_THAN,
+             "Lt": LESS_THAN}
+
+
+def _requirements(exprs: Any) -> tuple[Requirement, ...] | None:
+    """NodeSelectorRequirements as label requirements; None when one is malformed (kube: the
+    term then matches nothing)."""
+    out = []
+    for e in exprs or ():
+        if not isinstance(e, Mapping):
+            return None
+        op = _NODE_OPS.get(str(e.get("operator") or ""))
+        if op is None:
+            return None
+        try:
+            out.append(Requirement.new(str(e.get("key") or ""), op, [str(v) for v in e.get("values") or ()]))
+        except SelectorError:
+            return None
+    return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSelectorTerm:
+    """One ``nodeSelectorTerms`` entry: its expressions and fields are ANDed; an empty or malformed
+    term matches no node."""
+
+    expressions: tuple[Requirement, ...]
+    fields: tuple[Requirement, ...]  # only metadata.name is a valid field
+    valid: bool = True
+
+    @staticmethod
+    def parse(term: Any) -> NodeSelectorTerm:
+        if not isinstance(term, Mapping):
+            return NodeSelectorTerm((), (), False)
+        exprs = _requirements(term.get("matchExpressions"))
+        fields_ = _requirements(term.get("matchFields"))
+        if exprs is None or fields_ is None or any(f.key != "metadata.name" for f in fields_):
+            return NodeSelectorTerm((), (), False)
+        return NodeSelectorTerm(exprs, fields_, bool(exprs or fields_))
+
+    def matches(self, labels: Mapping[str, str], name: str) -> bool:
+        if not self.valid:
+            return False
+        for r in self.expressions:
+            if not r.matches(labels):
+                return False
+        if self.fields:
+            f = {"metadata.name": name}
+            for r in self.fields:
+                if not r.matches(f):
+                    return False
+        return True
+
+    def node_names(self) -> set[str] | None:
+        """The node names a ``metadata.name In [...]`` field pins the term to, if it does."""
+        for r in self.fields:
+            if r.operator == IN:
+                return set(r.values)
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSelector:
+    """``requiredDuringSchedulingIgnoredDuringExecution``: the terms are ORed."""
+
+    terms: tuple[NodeSelectorTerm, ...]
+
+    @staticmethod
+    def parse(ns: Any) -> NodeSelector:
+        terms = (ns or {}).get("nodeSelectorTerms") if isinstance(ns, Mapping) else None
+        return NodeSelector(tuple(NodeSelectorTerm.parse(t) for t in terms or ()))
+
+    def matches(self, labels: Mapping[str, str], name: str) -> bool:
+        for t in self.terms:
+            if t.matches(labels, name):
+                return True
+        return False
+
+
+# --------------------------------------------------------------------------- dict-level helpers
+
+
+def tolerates(toleration: Mapping[str, Any], taint: Mapping[str, Any]) -> bool:
+    """``Toleration.ToleratesTaint`` on API dicts."""
+    return Toleration.parse(toleration).tolerates(Taint.parse(taint))
+
+
+def find_untolerated_taint(taints: Iterable[Mapping[str, Any]], tolerations: Sequence[Mapping[str, Any]],
+                           effects: Iterable[str] | None = None) -> Mapping[str, Any] | None:
+    """The first taint (with one of ``effects``, when given) that no toleration tolerates."""
+    eff = set(effects) if effects is not None else None
+    tols = tuple(Toleration.parse(t) for t in tolerations)
+    for taint in taints:
+        if eff is not None and taint.get("effect") not in eff:
+            continue
+        if not tolerates_any(tols, Taint.parse(taint)):
+            return taint
+    return None
+
+
+def pod_matches_node_selector_and_affinity(spec: Mapping[str, Any], node: Mapping[str, Any]) -> bool:
+    """``nodeaffinity.GetRequiredNodeAffinity(pod).Match(node)``: the pod spec's ``nodeSelector``
+    and its required node affinity terms (ORed) both match the node."""
+    m = node.get("metadata") or {}
+    labels = m.get("labels") or {}
+    for k, v in (spec.get("nodeSelector") or {}).items():
+        if labels.get(k) != v:
+            return False
+    req = ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get("requiredDuringSchedulingIgnoredDuringExecution")
+    if req is None:
+        return True
+    return NodeSelector.parse(req).matches(labels, str(m.get("name") or ""))
+
+
+# --------------------------------------------------------------------------- pods
+
+
+def get_pod_condition(pod: Mapping[str, Any], type_: str) -> Obj | None:
+    for c in (pod.get("status") or {}).get("conditions") or ():
+        if isinstance(c, dict) and c.get("type") == type_:
+            return c
+    return None
+
+
+def pod_ready_condition(pod: Mapping[str, Any]) -> Obj | None:
+    return get_pod_condition(pod, "Ready")
+
+
+def is_pod_ready(pod: Mapping[str, Any]) -> bool:
+    """``podutil.IsPodReady``: the pod's ``Ready`` condition is True."""
+    c = pod_ready_condition(pod)
+    return c is not None and c.get("status") == "True"
+
+
+def is_pod_terminal(pod: Mapping[str, Any]) -> bool:
+    """Succeeded or Failed: the pod will not run again."""
+    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+
+
+# --------------------------------------------------------------------------- namespaces
+
+
+def is_namespace_terminating(err: BaseException) -> bool:
+    """kube's ``HasStatusCause(err, NamespaceTerminatingCause)``: creating in a namespace being
+    deleted fails with this cause (a Forbidden Status whose details carry it)."""
+    details = getattr(err, "details", None)
+    if not isinstance(details, Mapping):
+        return False
+    # Go's StatusCause.Type is "reason" on the wire
+    return any(isinstance(c, Mapping) and c.get("reason") == "NamespaceTerminating"
+               for c in details.get("causes") or ())
