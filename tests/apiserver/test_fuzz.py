@@ -19,7 +19,7 @@ schemathesis = pytest.importorskip("schemathesis")
 requests = pytest.importorskip("requests")
 hypothesis = pytest.importorskip("hypothesis")
 
-from tests.e2e.conftest import Server, start_server  # noqa: E402
+from tests.e2e.conftest import Server, start_server
 
 NS = "fuzz"
 EXAMPLES = 12  # per operation
