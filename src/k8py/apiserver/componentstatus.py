@@ -5,7 +5,8 @@ scheduler and controller manager at ``https://127.0.0.1:<port>/healthz``. k8py h
 ports: the scheduler and the controller manager run in the server's process or in processes of
 their own anywhere (``k8py scheduler``, ``k8py controller-manager``), each leader-elected. So:
 
-- ``etcd-0`` is a real read of the store (SQLite or etcd) within 2 seconds, as kube's probe.
+- ``etcd-0`` is the store's health check (a quorum read on etcd; on SQLite the writer thread
+  answering and the file reading) within 2 seconds, as kube's probe.
 - ``scheduler`` and ``controller-manager`` are healthy when their leader Lease in ``kube-system``
   (``kube-scheduler``, ``kube-controller-manager``) has a holder whose term has not run out
   (``renewTime + leaseDurationSeconds`` is not in the past). That says truthfully that *some*
@@ -44,7 +45,6 @@ Obj = dict[str, Any]
 
 DEPRECATION_WARNING = "v1 ComponentStatus is deprecated in v1.19+"
 STORE_PROBE_TIMEOUT = 2.0  # kube's etcd probe timeout
-STORE_PROBE_KEY = "/registry/health"  # any key will do: the point is a round trip to the store
 LEASE_NAMESPACE = "kube-system"
 
 
@@ -61,12 +61,14 @@ ProbeFn = Callable[["Objects", Any, float], Awaitable[Probe]]
 
 
 async def probe_store(objects: Objects, _registry: Any, _now: float) -> Probe:
+    """The store's own health check: for etcd a read that needs a quorum, for SQLite the writer
+    thread answering and the file reading (``Store.health``), bounded as kube's etcd probe."""
     try:
-        await asyncio.wait_for(objects.store.get(STORE_PROBE_KEY), STORE_PROBE_TIMEOUT)
+        await asyncio.wait_for(objects.store.health(), STORE_PROBE_TIMEOUT)
     except TimeoutError:
-        return Probe(False, error=f"the store did not answer a read within {STORE_PROBE_TIMEOUT:g}s")
+        return Probe(False, error=f"the store did not answer within {STORE_PROBE_TIMEOUT:g}s")
     except Exception as e:  # noqa: BLE001 - whatever the store raises is the answer to "is it healthy"
-        return Probe(False, error=f"reading the store failed: {e or type(e).__name__}")
+        return Probe(False, error=f"store health check failed: {e or type(e).__name__}")
     return Probe(True, "ok")
 
 
