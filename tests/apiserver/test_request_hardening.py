@@ -314,3 +314,27 @@ async def test_bodies_over_3_mib_are_413(api: TestClient) -> None:
         assert st["reason"] == "RequestEntityTooLarge"
         assert st["message"] == "Request entity too large: limit is 3145728"
     assert (await api.get(f"{CM}/big")).status == 404
+
+
+async def test_a_patch_of_the_wrong_type_is_an_invalid_patch(api: TestClient) -> None:
+    await make_cm(api, "c")
+    for ct in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
+        for fv in ("Strict", "Ignore"):
+            r = await api.patch(f"{CM}/c", params={"fieldValidation": fv},
+                                data=json.dumps({"metadata": {"labels": "invalid"}}), headers={"Content-Type": ct})
+            assert r.status == 422, (ct, fv)
+            st = await r.json()
+            assert st["message"].startswith(' "" is invalid: patch: Invalid value: ')
+            assert st["message"].endswith(": json: cannot unmarshal string into Go struct field "
+                                          "ObjectMeta.metadata.labels of type map[string]string")
+            assert st["details"]["causes"][0]["field"] == "patch"
+    assert "map[metadata:map[labels:invalid]]" in st["message"]
+    assert (await (await api.get(f"{CM}/c")).json()).get("metadata", {}).get("labels") is None
+
+
+async def test_a_deep_patch_is_refused_in_go_words(api: TestClient) -> None:
+    await make_cm(api, "c")
+    body = '{"a":' + "[" * 100000 + "]" * 100000 + "}"
+    r = await api.patch(f"{CM}/c", data=body, headers={"Content-Type": "application/strategic-merge-patch+json"})
+    assert r.status == 400
+    assert (await r.json())["message"] == "error decoding patch: invalid character '[' exceeded max depth"

@@ -64,7 +64,9 @@ def decode_plain(ctx: Ctx, raw: bytes, strict: bool) -> Any:
     by its Content-Type: JSON, YAML or Kubernetes protobuf."""
     ct = body_media_type(ctx)
     if protobuf.is_protobuf(ct):
-        return protobuf.decode(raw)
+        obj = protobuf.decode(raw)
+        fieldcheck.check_depth(obj)
+        return obj
     if ct not in (JSON, *YAML_TYPES):
         raise errors.unsupported_media_type(ct)
     body, dups = fieldcheck.decode_body(raw, ct, strict)

@@ -80,6 +80,7 @@ class ResourceAPI:
         if protobuf.is_protobuf(ct):
             # typed client-go clients (kubectl create ...) send protobuf; it has no unknown/duplicate fields
             obj = protobuf.decode(raw)
+            fieldcheck.check_depth(obj)
             self.check_type_meta(kind, obj, expect_kind)
             return obj
         if ct not in (JSON, YAML, "application/yml", "text/yaml", "application/x-yaml"):
@@ -439,10 +440,13 @@ class ResourceAPI:
                 obj = await self.create_object(ctx, kind, ns, created, dry, manager, apply_managed=True)
                 return obj, True
         else:
+            if not raw.strip():
+                raise errors.bad_request("the body of the request was empty")
             try:
-                patch_doc = orjson.loads(raw) if raw.strip() else None
-            except orjson.JSONDecodeError as e:
-                raise errors.bad_request(f"error decoding patch: {e}") from None
+                # Go's JSON rules and depth limits, whatever the top-level value is
+                patch_doc, _ = fieldcheck.decode_body(raw, PATCH_JSON, False)
+            except errors.StatusError as e:
+                raise errors.bad_request(f"error decoding patch: {e.message}") from None
             if patch_doc is None:
                 raise errors.bad_request("the body of the request was empty")
 
@@ -467,8 +471,16 @@ class ResourceAPI:
             if not isinstance(patched, dict):
                 raise errors.bad_request("the patch did not produce an object")
             pm = patched.get("metadata") or {}
-            if ct != PATCH_APPLY and mode != "Ignore" and subresource != "scale":
-                self.check_fields(ctx, kind, patched, mode, [])
+            if ct != PATCH_APPLY and subresource != "scale":
+                if node is not None:
+                    # kube decodes the patched object into its Go type: a value of the wrong type is
+                    # an Invalid "patch" whatever the field validation mode
+                    bad = fieldcheck.type_errors(patched, node)
+                    if bad:
+                        shown = orjson.dumps(patched).decode() if ct != PATCH_STRATEGIC else go_map_string(patch_doc)
+                        raise errors.invalid_error("", "", "", [errors.invalid("patch", shown, bad[0])])
+                if mode != "Ignore":
+                    self.check_fields(ctx, kind, patched, mode, [])
             if pm.get("resourceVersion") and pm["resourceVersion"] != current["metadata"]["resourceVersion"]:
                 raise errors.conflict(kind.resource, kind.group, name, errors.OPTIMISTIC_LOCK_MSG)
             if pm.get("name", name) != name:
@@ -793,6 +805,19 @@ class ResourceAPI:
         if nm.get("deletionTimestamp") and not fin and not nm.get("finalizers"):
             await self.objects.delete(kind, None, name, None)
         return self.respond(ctx, new, kind=kind)
+
+
+def go_map_string(value: Any) -> str:
+    """A decoded JSON value as Go's ``%+v`` prints it (``map[a:1 b:[x y]]``, keys sorted)."""
+    if isinstance(value, dict):
+        return "map[" + " ".join(f"{k}:{go_map_string(value[k])}" for k in sorted(value)) + "]"
+    if isinstance(value, list):
+        return "[" + " ".join(go_map_string(v) for v in value) + "]"
+    if value is None:
+        return "<nil>"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def warning_text(text: str) -> str:
