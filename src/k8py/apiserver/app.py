@@ -20,7 +20,7 @@ from aiohttp import web
 from k8py import __version__
 from k8py.api import errors
 from k8py.api.registry import Registry
-from k8py.apiserver import discovery, requestinfo
+from k8py.apiserver import discovery, health, requestinfo
 from k8py.apiserver.context import Ctx
 from k8py.apiserver.negotiate import negotiate_output
 from k8py.apiserver.rest import ResourceAPI
@@ -111,7 +111,7 @@ class APIServerApp:
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         path = request.path
         if path.startswith(requestinfo.PUBLIC_PATHS) and request.method in ("GET", "HEAD"):
-            return self.public(path)
+            return await self.public(request)
         user = self.authenticate(request)
         info = requestinfo.parse(path, request.method, request.query)  # type: ignore[arg-type]
         ctx = Ctx(request, info, user)
@@ -120,14 +120,11 @@ class APIServerApp:
             return await self.api.handle(ctx)
         return await self.non_resource(ctx)
 
-    def public(self, path: str) -> web.Response:
-        if path.startswith("/version"):
+    async def public(self, request: web.Request) -> web.StreamResponse:
+        if request.path.startswith("/version"):
             return web.Response(body=orjson.dumps(version_info(), option=orjson.OPT_INDENT_2),
                                 content_type="application/json")
-        if not self.ready:
-            return web.Response(text="[-]poststarthook/k8py-bootstrap failed: not finished\nhealthz check failed",
-                                status=500)
-        return web.Response(text="ok")
+        return await health.serve_health(self, request)
 
     def authenticate(self, request: web.Request) -> UserInfo | None:
         if self.authn is None:

@@ -1,9 +1,28 @@
-"""Watch: a chunked stream of ``{"type": ..., "object": ...}`` lines, as kube serves it."""
+"""Watch: a chunked stream of ``{"type": ..., "object": ...}`` lines, as kube serves it.
+
+Slow watchers are bounded, as kube-apiserver's cacher bounds them:
+
+- events wait for a watcher in the store's per-watcher queue, which has a
+  bound (SQLite: ``watch_buffer`` events, then the watcher falls back to
+  reading the ring / database when it asks for more; memory store: the same
+  from its log; etcd: a bounded queue, then etcd's own flow control). This
+  handler takes the next batch only when the previous one is written, so
+  nothing else queues up in the server;
+- each batch is one write to the connection, bounded in time: if the client
+  has not read enough for a write (at most ``WRITE_CHUNK`` bytes) to finish
+  within ``WRITE_TIMEOUT`` seconds (its receive window and our socket buffer
+  are full), the watch is
+  ended and the connection closed, and the client watches again from the last
+  resourceVersion it saw (client-go's reflector does), as when kube's cacher
+  closes an unresponsive watcher.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -20,8 +39,16 @@ if TYPE_CHECKING:
 
 Obj = dict[str, Any]
 
+log = logging.getLogger("k8py.apiserver.watch")
+
 MIN_REQUEST_TIMEOUT = 1800  # kube's --min-request-timeout: watches last 30-60 minutes
 BOOKMARK_INTERVAL = 60.0  # kube sends a bookmark about every minute when asked
+WRITE_TIMEOUT = 10.0  # seconds a client may leave a write unread before its watch is ended
+WRITE_CHUNK = 64 * 1024  # bytes per bounded write (aiohttp's and asyncio's flow-control size)
+
+
+class SlowClientError(Exception):
+    """The client did not read the watch stream for WRITE_TIMEOUT seconds."""
 
 
 class WatchStream:
@@ -47,12 +74,34 @@ class WatchStream:
             return tables.partial_object_metadata(self.kind, obj)
         return obj
 
+    def encode(self, type_: str, obj: Obj) -> bytes:
+        body = obj if type_ in ("BOOKMARK", "ERROR") else self._object(obj)
+        return orjson.dumps({"type": type_, "object": body}) + b"\n"
+
+    async def write(self, data: bytes) -> None:
+        """One write, bounded in time: SlowClientError if the client leaves it unread."""
+        try:
+            async with asyncio.timeout(WRITE_TIMEOUT):
+                await self.resp.write(data)
+        except TimeoutError:
+            raise SlowClientError(f"the client did not read {len(data)} bytes within {WRITE_TIMEOUT:g}s") from None
+
+    async def write_lines(self, lines: Iterable[bytes]) -> None:
+        """Write event lines in writes of about WRITE_CHUNK bytes, so the time bound
+        asks a client to read WRITE_CHUNK bytes per WRITE_TIMEOUT, however large the batch."""
+        chunk: list[bytes] = []
+        size = 0
+        for line in lines:
+            chunk.append(line)
+            size += len(line)
+            if size >= WRITE_CHUNK:
+                await self.write(b"".join(chunk))
+                chunk, size = [], 0
+        if chunk:
+            await self.write(b"".join(chunk))
+
     async def send(self, type_: str, obj: Obj) -> None:
-        if type_ in ("BOOKMARK", "ERROR"):
-            body = obj
-        else:
-            body = self._object(obj)
-        await self.resp.write(orjson.dumps({"type": type_, "object": body}) + b"\n")
+        await self.write(self.encode(type_, obj))
 
     async def bookmark(self, rv: int, initial_end: bool = False) -> None:
         meta: Obj = {"resourceVersion": str(rv)}
@@ -120,9 +169,9 @@ async def serve_watch(api: ResourceAPI, ctx: Ctx, kind: KindInfo, ns: str | None
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     w = api.objects.store.watch(prefix, start, progress_notify=bookmarks or True)
+    slow = False
     try:
-        for obj in initial:
-            await stream.send("ADDED", obj)
+        await stream.write_lines(stream.encode("ADDED", obj) for obj in initial)
         if send_initial == "true":
             await stream.bookmark(start_rv, initial_end=True)
         last_bookmark = loop.time()
@@ -153,12 +202,21 @@ async def serve_watch(api: ResourceAPI, ctx: Ctx, kind: KindInfo, ns: str | None
                     await stream.bookmark(wr.revision)
                     last_bookmark = loop.time()
                 continue
-            for ev in wr.events:
-                await _send_event(stream, kind, ev, match)
+            # One write per batch: the client's reading paces how fast we take from the store.
+            await stream.write_lines([line for ev in wr.events if (line := _encode_event(stream, kind, ev, match))])
+    except SlowClientError as e:
+        slow = True
+        log.info("ending watch on %s for %s: %s", prefix, ctx.request.remote, e)
     except (ConnectionResetError, asyncio.CancelledError):
         pass
     finally:
         await w.close()
+    if slow:
+        # What is buffered cannot be delivered in order any more; the client re-watches.
+        transport = ctx.request.transport
+        if transport is not None:
+            transport.abort()
+        return resp
     try:
         await resp.write_eof()
     except (ConnectionResetError, RuntimeError):
@@ -166,27 +224,26 @@ async def serve_watch(api: ResourceAPI, ctx: Ctx, kind: KindInfo, ns: str | None
     return resp
 
 
-async def _send_event(stream: WatchStream, kind: KindInfo, ev: Any, match: Any) -> None:
+def _encode_event(stream: WatchStream, kind: KindInfo, ev: Any, match: Any) -> bytes | None:
+    """The line for one store event, or None when the selector filters it out."""
     if ev.type is EventType.DELETE:
         obj = decode(ev.kv, kind)
         if match is None or match.matches(obj):
-            await stream.send("DELETED", obj)
-        return
+            return stream.encode("DELETED", obj)
+        return None
     obj = decode(ev.kv, kind)
     new_ok = match is None or match.matches(obj)
     if ev.prev_kv is None:
-        if new_ok:
-            await stream.send("ADDED", obj)
-        return
+        return stream.encode("ADDED", obj) if new_ok else None
     if match is None:
-        await stream.send("MODIFIED", obj)
-        return
+        return stream.encode("MODIFIED", obj)
     old = decode(ev.prev_kv, kind)
     old_ok = match.matches(old)
     if new_ok and old_ok:
-        await stream.send("MODIFIED", obj)
-    elif new_ok:
-        await stream.send("ADDED", obj)
-    elif old_ok:
+        return stream.encode("MODIFIED", obj)
+    if new_ok:
+        return stream.encode("ADDED", obj)
+    if old_ok:
         # left the selection: kube sends DELETED with the new object state
-        await stream.send("DELETED", obj)
+        return stream.encode("DELETED", obj)
+    return None
