@@ -338,3 +338,9 @@ async def test_a_deep_patch_is_refused_in_go_words(api: TestClient) -> None:
     r = await api.patch(f"{CM}/c", data=body, headers={"Content-Type": "application/strategic-merge-patch+json"})
     assert r.status == 400
     assert (await r.json())["message"] == "error decoding patch: invalid character '[' exceeded max depth"
+
+
+async def test_an_error_answer_keeps_the_request_warnings(api: TestClient) -> None:
+    r = await api.get("/api/v1/componentstatuses/nope")
+    assert r.status >= 400
+    assert any("ComponentStatus is deprecated" in w for w in r.headers.getall("Warning", []))

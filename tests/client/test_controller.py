@@ -89,7 +89,7 @@ async def test_conflicts_are_quiet_and_max_retries_drops(caplog: pytest.LogCaptu
 
     c = make(reconcile, clock, max_retries=2)
     c.enqueue_key("k")
-    with caplog.at_level(logging.INFO, logger="k8py.client.controller"):
+    with caplog.at_level(logging.DEBUG, logger="k8py.client.controller"):
         for _ in range(3):
             clock.advance(100)
             assert await c.process_next()

@@ -106,12 +106,14 @@ def test_stale_update_conflicts(api: Any, ns: str) -> None:
 def test_list_paging_with_continue(api: Any, ns: str) -> None:
     core = client.CoreV1Api(api)
     for i in range(25):
-        core.create_namespaced_config_map(ns, client.V1ConfigMap(metadata=client.V1ObjectMeta(name=f"p{i:02d}")))
+        core.create_namespaced_config_map(ns, client.V1ConfigMap(metadata=client.V1ObjectMeta(
+            name=f"p{i:02d}", labels={"t": "page"})))
     names: list[str] = []
     token = None
     pages = 0
     while True:
-        resp = core.list_namespaced_config_map(ns, limit=10, _continue=token)
+        # the label leaves out the namespace's kube-root-ca.crt
+        resp = core.list_namespaced_config_map(ns, limit=10, _continue=token, label_selector="t=page")
         pages += 1
         names += [c.metadata.name for c in resp.items]
         token = resp.metadata._continue
@@ -119,7 +121,8 @@ def test_list_paging_with_continue(api: Any, ns: str) -> None:
             break
         # objects created after the first page do not show up in this consistent list
         if pages == 1:
-            core.create_namespaced_config_map(ns, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="p99")))
+            core.create_namespaced_config_map(ns, client.V1ConfigMap(metadata=client.V1ObjectMeta(
+                name="p99", labels={"t": "page"})))
     assert names == [f"p{i:02d}" for i in range(25)]
     assert pages == 3
 
@@ -128,23 +131,28 @@ def test_watch_resume_from_resource_version(api: Any, ns: str) -> None:
     core = client.CoreV1Api(api)
     lst = core.list_namespaced_config_map(ns)
     rv = lst.metadata.resource_version
-    core.create_namespaced_config_map(ns, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="w1")))
+    # labelled, so that the namespace's kube-root-ca.crt (published meanwhile) stays out of the watch
+    core.create_namespaced_config_map(ns, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="w1",
+                                                                                         labels={"t": "w"})))
     core.patch_namespaced_config_map("w1", ns, {"data": {"a": "1"}})
     core.delete_namespaced_config_map("w1", ns)
     w = watch.Watch()
     seen = []
-    for ev in w.stream(core.list_namespaced_config_map, ns, resource_version=rv, timeout_seconds=5):
+    for ev in w.stream(core.list_namespaced_config_map, ns, resource_version=rv, timeout_seconds=5,
+                       label_selector="t=w"):
         seen.append((ev["type"], ev["object"].metadata.name))
         if len(seen) == 3:
             w.stop()
     assert seen == [("ADDED", "w1"), ("MODIFIED", "w1"), ("DELETED", "w1")]
     # resume after the second event: only the delete is replayed
     w = watch.Watch()
-    events = list(w.stream(core.list_namespaced_config_map, ns, resource_version=rv, timeout_seconds=3))
+    events = list(w.stream(core.list_namespaced_config_map, ns, resource_version=rv, timeout_seconds=3,
+                           label_selector="t=w"))
     mid_rv = events[1]["object"].metadata.resource_version
     w = watch.Watch()
     rest = []
-    for ev in w.stream(core.list_namespaced_config_map, ns, resource_version=mid_rv, timeout_seconds=3):
+    for ev in w.stream(core.list_namespaced_config_map, ns, resource_version=mid_rv, timeout_seconds=3,
+                       label_selector="t=w"):
         rest.append(ev["type"])
         w.stop()
     assert rest == ["DELETED"]

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("k8py.apiserver")
 
+MAX_HEADER_BYTES = 1 << 20
+CTX_KEY = web.RequestKey("k8py.ctx", Ctx)
 KUBE_VERSION = {"major": "1", "minor": "37", "gitVersion": "v1.37.0+k8py"}
 DISCOVERY_V2 = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 DISCOVERY_V2BETA1 = "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"
@@ -49,7 +51,7 @@ def version_info() -> dict[str, str]:
 
 
 def status_response(err: errors.StatusError) -> web.Response:
-    resp = web.Response(body=orjson.dumps(err.status()), status=err.code, content_type="application/json")
+    resp = web.Response(body=orjson.dumps(err.status()) + b"\n", status=err.code, content_type="application/json")
     for k, v in err.headers.items():
         resp.headers[k] = v
     if err.code == 401:
@@ -57,20 +59,24 @@ def status_response(err: errors.StatusError) -> web.Response:
     return resp
 
 
-def _pb_bytes(field: int, data: bytes) -> bytes:
-    n = len(data)
-    varint = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        varint.append(b | (0x80 if n else 0))
-        if not n:
-            break
-    return bytes([(field << 3) | 2]) + bytes(varint) + data
+_BAD_HEADER_CHARS = str.maketrans({c: " " for c in map(chr, [*range(0x20), 0x7F]) if c != "\t"})
 
 
-def _pb_str(field: int, s: str) -> bytes:
-    return _pb_bytes(field, s.encode())
+def _safe_headers(resp: web.StreamResponse) -> web.StreamResponse:
+    """Replace control characters in header values before aiohttp sends them: aiohttp refuses
+    such a header only after the handler returned, when a write may have committed, and the
+    client would get no reply at all."""
+    if resp.prepared:
+        return resp
+    for k, v in list(resp.headers.items()):
+        if not v.isprintable():
+            clean = v.translate(_BAD_HEADER_CHARS)
+            if clean != v:
+                values = [x.translate(_BAD_HEADER_CHARS) for x in resp.headers.getall(k)]
+                del resp.headers[k]
+                for x in values:
+                    resp.headers.add(k, x)
+    return resp
 
 
 class APIServerApp:
@@ -91,15 +97,23 @@ class APIServerApp:
         self.ready = False
 
     def build(self) -> web.Application:
-        app = web.Application(client_max_size=4 * 1024 * 1024)
+        # Request bodies are read by options.read_body with kube's 3 MiB limit. Request lines and
+        # headers may be as long as Go's http server allows (1 MiB, DefaultMaxHeaderBytes): long
+        # label selectors and field selectors are valid requests, not a plain-text 400.
+        app = web.Application(client_max_size=4 * 1024 * 1024,
+                              handler_args={"max_line_size": MAX_HEADER_BYTES, "max_field_size": MAX_HEADER_BYTES})
         app.router.add_route("*", "/{tail:.*}", self.dispatch)
         return app
 
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
         try:
-            return await self._dispatch(request)
+            return _safe_headers(await self._dispatch(request))
         except errors.StatusError as e:
-            return status_response(e)
+            resp = status_response(e)
+            ctx = request.get(CTX_KEY)
+            if ctx is not None:  # an error answer still carries the request's warnings, as kube's does
+                ResourceAPI.add_warnings(ctx, resp)
+            return _safe_headers(resp)
         except web.HTTPException:
             raise
         except ConnectionResetError:
@@ -115,6 +129,7 @@ class APIServerApp:
         user = self.authenticate(request)
         info = requestinfo.parse(path, request.method, request.query)  # type: ignore[arg-type]
         ctx = Ctx(request, info, user)
+        request[CTX_KEY] = ctx
         self.authorize(ctx)
         if info.is_resource_request:
             return await self.api.handle(ctx)
