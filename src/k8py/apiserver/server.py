@@ -104,7 +104,9 @@ async def start(config: ServerConfig, *, store: Store | None = None, ssl_context
         os.makedirs(os.path.dirname(config.db_path), mode=0o700, exist_ok=True)
         store = open_store(config.datastore_endpoint, config.db_path, prefix=config.datastore_prefix,
                            cafile=config.datastore_cafile, certfile=config.datastore_certfile,
-                           keyfile=config.datastore_keyfile)
+                           keyfile=config.datastore_keyfile,
+                           compaction_interval=config.compact_interval_seconds,
+                           compaction_retention=config.compact_keep_revisions)
     await store.start()
     cp = build(config, store, authenticator=authenticator, authorizer=authorizer)
     await cp.bootstrap()
