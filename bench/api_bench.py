@@ -39,7 +39,6 @@ from typing import Any
 import aiohttp
 import yaml
 
-
 CONCURRENCY = 16  # concurrent clients (kept connections) for CREATE and GET
 ETCD = "/usr/bin/etcd"
 
@@ -168,7 +167,7 @@ class Cluster:
             args += ["--disable-controller-manager", "--disable-scheduler"]
         if datastore:
             args += ["--datastore-endpoint", datastore]
-        self.log = open(tmp / "server.log", "wb")
+        self.log = open(tmp / "server.log", "wb")  # noqa: SIM115 - open while the server runs
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
 
     def wait_ready(self) -> None:
@@ -183,7 +182,7 @@ class Cluster:
                 with urllib.request.urlopen(f"https://127.0.0.1:{self.port}/readyz", context=ctx, timeout=2):
                     if (self.data / "kubeconfig.yaml").exists():
                         return
-            except Exception:
+            except OSError:  # not up yet
                 time.sleep(0.1)
         raise RuntimeError("server did not become ready")
 

@@ -2,8 +2,16 @@
 
 usage: python bench/store_bench.py [--uvloop] [--callers N] [--creates N]
 """
-import argparse, asyncio, os, shutil, statistics, tempfile, time
+import argparse
+import asyncio
+import os
+import shutil
+import statistics
+import tempfile
+import time
+
 from k8py.storage.sqlite import SQLiteStore
+
 
 async def main(args):
     d = tempfile.mkdtemp(prefix="k8py-bench-")
@@ -73,5 +81,7 @@ p.add_argument("--creates", type=int, default=20000)
 p.add_argument("--value-size", type=int, default=1000)
 a = p.parse_args()
 if a.uvloop:
-    import uvloop; uvloop.install()
+    import uvloop
+
+    uvloop.install()
 asyncio.run(main(a))

@@ -5,7 +5,7 @@ import copy
 import pytest
 from validation_cases import VALID, kind_of
 
-from k8py.api.defaults import image_pull_policy, pod_qos_class, set_create_defaults, set_defaults
+from k8py.api.defaults import image_pull_policy, pod_qos_class, set_defaults
 
 TEMPLATE_SPEC_DEFAULTS = {
     "dnsPolicy": "ClusterFirst", "restartPolicy": "Always", "securityContext": {},
@@ -248,24 +248,6 @@ def test_other_groups():
 def test_defaulting_is_idempotent(name):
     once = defaulted(VALID[name])
     assert defaulted(once) == once
-
-
-def test_create_defaults():
-    ns = copy.deepcopy(VALID["Namespace"])
-    set_create_defaults(kind_of(ns), ns)
-    assert ns["spec"]["finalizers"] == ["kubernetes"] and ns["status"] == {"phase": "Active"}
-
-    job = defaulted(VALID["Job"])
-    set_create_defaults(kind_of(job), job)
-    uid = VALID["Job"]["metadata"]["uid"]
-    assert job["spec"]["selector"] == {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
-    assert job["spec"]["template"]["metadata"]["labels"] == {
-        "job-name": "pi", "batch.kubernetes.io/job-name": "pi", "controller-uid": uid,
-        "batch.kubernetes.io/controller-uid": uid}
-
-    pod = defaulted(VALID["Pod"])
-    set_create_defaults(kind_of(pod), pod)
-    assert pod["status"] == {"phase": "Pending", "qosClass": "Burstable"}
 
 
 @pytest.mark.parametrize(

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 from k8py.api import validation
-from k8py.api.defaults import set_create_defaults, set_defaults
+from k8py.api.defaults import set_defaults
 from k8py.api.registry import Registry
+from k8py.apiserver.registry import build as build_strategies
 
 REGISTRY = Registry()
 
@@ -23,7 +25,17 @@ def prepared(obj: dict[str, Any], stored: bool = False) -> dict[str, Any]:
     obj = copy.deepcopy(obj)
     set_defaults(kind_of(obj), obj)
     if stored:
-        set_create_defaults(kind_of(obj), obj)
+        # what a create adds to spec and status, as the kind's strategy adds it; the case's own
+        # metadata stays (the strategy's new uid, used by a Job's selector, becomes the case's or
+        # a fixed one, so that the result is the same every time)
+        kind = kind_of(obj)
+        strat = build_strategies().for_kind(kind)
+        meta = copy.deepcopy(obj.get("metadata") or {})
+        strat.prepare_for_create(kind, obj)
+        uid = meta.get("uid") or "00000000-0000-4000-8000-000000000000"
+        obj = json.loads(json.dumps(obj).replace(obj["metadata"]["uid"], uid))
+        obj["metadata"] = meta
+        strat.finish_create(kind, obj)
     return obj
 
 

@@ -16,8 +16,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from k8py.api.registry import Registry
 from k8py.apiserver import server as srv
-from k8py.apiserver.admission import IP_PREFIX, PORT_PREFIX, Owner, ServiceAllocator
 from k8py.apiserver.objects import Objects
+from k8py.apiserver.registry.serviceallocation import IP_PREFIX, PORT_PREFIX, Owner, ServiceAllocator
 from k8py.config import ServerConfig
 from k8py.storage.memory import MemoryStore
 

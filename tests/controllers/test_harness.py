@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from tests.helpers.cluster import InProcessCluster
 
 POD = ("v1", "Pod")
@@ -28,3 +29,12 @@ async def test_fake_node_binds_and_runs_pods() -> None:
         await c.until(gone, what="graceful deletion finished by the node")
         node = await c.client.get(("v1", "Node"), "node-1")
         assert node["status"]["conditions"][0]["status"] == "True"
+
+
+def test_a_controller_that_does_not_import_is_an_error_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    from k8py.controllers import manager
+
+    monkeypatch.setitem(manager.CONTROLLERS, "broken", "k8py.controllers.no_such_module:Nothing")
+    with pytest.raises(RuntimeError, match="controller broken cannot be loaded"):
+        manager.available(["deployment", "broken"])
+    assert manager.available(["deployment"]) == ["deployment"]

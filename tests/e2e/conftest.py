@@ -41,13 +41,12 @@ class Server:
         return str(self.data_dir / "kubeconfig.yaml")
 
     def start(self, timeout: float = 30.0) -> None:
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "k8py.cli", "server", "--data-dir", str(self.data_dir),
-             "--https-listen-port", str(self.port), "--bind-address", "127.0.0.1", "--disable-agent",
-             *self.extra_args],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "k8py.cli", "server", "--data-dir", str(self.data_dir),
+                 "--https-listen-port", str(self.port), "--bind-address", "127.0.0.1", "--disable-agent",
+                 *self.extra_args],
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.wait_ready(timeout)
 
     def wait_ready(self, timeout: float) -> None:
@@ -67,7 +66,7 @@ class Server:
                 with urllib.request.urlopen(f"https://127.0.0.1:{self.port}/readyz", context=ctx, timeout=2) as r:
                     if r.status == 200 and os.path.exists(self.kubeconfig):
                         return
-            except Exception as e:  # not up yet
+            except OSError as e:  # not up yet (refused, reset, TLS not ready: all OSErrors)
                 last = e
             time.sleep(0.1)
         raise RuntimeError(f"server not ready in {timeout}s ({last}):\n{self.log_path.read_text()[-4000:]}")
@@ -91,7 +90,8 @@ class Server:
         e.pop("KUBERNETES_SERVICE_HOST", None)
         if env:
             e.update(env)
-        p = subprocess.run([KUBECTL, *args], input=input, capture_output=True, text=True, env=e, timeout=timeout)
+        p = subprocess.run([KUBECTL, *args], input=input, capture_output=True, text=True, env=e, timeout=timeout,
+                           check=False)
         if check and p.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed ({p.returncode}):\nstdout: {p.stdout}\n"
                                  f"stderr: {p.stderr}")

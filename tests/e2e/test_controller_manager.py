@@ -24,12 +24,11 @@ def test_standalone_managers_elect_one_leader(tmp_path: Path) -> None:
         # no controller runs in the server: nothing makes the ReplicaSet
         assert s.kjson("get", "rs", "-n", "default")["items"] == []
         for i in range(2):
-            log = open(tmp_path / f"cm{i}.log", "wb")
-            managers.append(subprocess.Popen(
-                [sys.executable, "-m", "k8py.cli", "controller-manager", "--kubeconfig", s.kubeconfig,
-                 "--controllers", "deployment,replicaset"], stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True))
-            log.close()
+            with open(tmp_path / f"cm{i}.log", "wb") as log:
+                managers.append(subprocess.Popen(
+                    [sys.executable, "-m", "k8py.cli", "controller-manager", "--kubeconfig", s.kubeconfig,
+                     "--controllers", "deployment,replicaset"], stdout=log, stderr=subprocess.STDOUT,
+                    start_new_session=True))
         wait(lambda: [r for r in s.kjson("get", "rs", "-n", "default")["items"]
                       if r["metadata"]["name"].startswith("web-")], what="ReplicaSet made by a standalone manager")
         lease = s.kjson("get", "lease", "kube-controller-manager", "-n", "kube-system")
@@ -40,9 +39,11 @@ def test_standalone_managers_elect_one_leader(tmp_path: Path) -> None:
         leader = next(i for i, text in enumerate(logs) if "became leader" in text)
         managers[leader].send_signal(signal.SIGTERM)
         assert managers[leader].wait(30) == 0
-        wait(lambda: (lambda h: h and h != holder)(
-            s.kjson("get", "lease", "kube-controller-manager", "-n", "kube-system")["spec"].get("holderIdentity")),
-            what="the other manager to take over the lease")
+        def new_holder() -> bool:
+            h = s.kjson("get", "lease", "kube-controller-manager", "-n", "kube-system")["spec"].get("holderIdentity")
+            return bool(h) and h != holder
+
+        wait(new_holder, what="the other manager to take over the lease")
         s.kubectl("create", "deployment", "after", "--image=nginx", "-n", "default")
         wait(lambda: [r for r in s.kjson("get", "rs", "-n", "default")["items"]
                       if r["metadata"]["name"].startswith("after-")], what="the new leader to work")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, Self
 
 from aiohttp import web
 
@@ -37,7 +37,7 @@ class InProcessCluster:
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
 
-    async def __aenter__(self) -> InProcessCluster:
+    async def __aenter__(self) -> Self:
         await self.store.start()
         self.cp = srv.build(ServerConfig(), self.store)
         await self.cp.bootstrap()
@@ -78,7 +78,7 @@ class InProcessCluster:
                 raise AssertionError(f"timed out after {timeout}s waiting for {what}")
             await asyncio.sleep(interval)
 
-    async def __aexit__(self, *exc: Any) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         self._stop.set()
         for n in self.nodes:
             await n.stop()

@@ -127,7 +127,7 @@ class FakeNode:
                             await self._handle(ev.object)
             except asyncio.CancelledError:
                 raise
-            except Exception as e:  # keep playing the node
+            except Exception as e:  # noqa: BLE001 - keep playing the node
                 log.debug("fakenode %s: watch error %s", self.name, e)
                 await asyncio.sleep(0.2)
 

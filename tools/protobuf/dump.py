@@ -1,5 +1,6 @@
 import sys, json; sys.path.insert(0,'/tmp/pbx')
 from gotypes import *
+
 ts = all_types()
 KN = {1:'bool',2:'int',3:'int8',4:'int16',5:'int32',6:'int64',7:'uint',8:'uint8',9:'uint16',10:'uint32',11:'uint64',13:'float32',14:'float64',24:'string',25:'struct',21:'map',22:'ptr',23:'slice',17:'array',20:'iface'}
 def tref(t):

@@ -1,7 +1,11 @@
 """Dev tool: generate src/k8py/api/protobuf_tags.py from kubectl's Go struct tags (structs.json)."""
-import json, re, sys
+import json
+import re
+import sys
+
 sys.path.insert(0, '/work/main/src')
 from k8py.api.registry import BUILTIN_KINDS
+
 d = json.load(open('/tmp/pbx/structs.json'))
 SPECIAL = {
     'k8s.io/apimachinery/pkg/api/resource.Quantity': 'Quantity',
@@ -102,6 +106,8 @@ open('/tmp/pbx/table.txt', 'w').write('\n'.join(lines) + '\n')
 
 # ---- emit src/k8py/api/protobuf_tags.py ----
 import textwrap
+
+
 def rel(msg, tok):
     num, jname, code, *rest = tok.split(':')
     pkg = msg.rsplit('.', 1)[0] + '.'

@@ -1,5 +1,6 @@
 """Dev tool: read Go reflect type data (struct tags) out of the kubectl binary."""
-import struct, sys
+import struct
+
 B = '/root/.pyenv/versions/3.11.7/bin/kubectl'
 data = open(B, 'rb').read()
 # sections: vaddr, off, size

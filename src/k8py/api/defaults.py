@@ -7,9 +7,10 @@ folded into ``data``, ``serviceAccount`` mirroring ``serviceAccountName``.
 Public surface:
 
 - :func:`set_defaults` — on every write (create, update, patch), before validation;
-- :func:`set_create_defaults` — on create only, after the name and uid are
-  assigned and before validation: what the create strategies add (Namespace
-  ``kubernetes`` finalizer, Job generated selector, Pod ``Pending`` status).
+- :func:`pod_qos_class` — what the Pod strategy computes from the defaulted pod.
+
+What a create adds (Namespace ``kubernetes`` finalizer, Job generated selector, Pod
+``Pending`` status) is each kind's strategy's, in ``k8py.apiserver.registry``.
 
 Admission plugins' defaults (Priority: ``priority``/``preemptionPolicy`` on pods;
 ServiceAccount: ``serviceAccountName: default`` and the token volume) are not here.
@@ -27,7 +28,7 @@ from k8py.api.registry import KindInfo
 
 Obj = dict[str, Any]
 
-__all__ = ["image_pull_policy", "pod_qos_class", "set_create_defaults", "set_defaults"]
+__all__ = ["image_pull_policy", "pod_qos_class", "set_defaults"]
 
 
 def _d(parent: Obj, key: str) -> Obj:
@@ -715,23 +716,3 @@ def pod_qos_class(pod: Obj) -> str:
     if guaranteed and len(requests) == len(limits):
         return "Guaranteed"
     return "Burstable"
-
-
-def set_create_defaults(kind: KindInfo, obj: dict[str, Any]) -> None:
-    """What the create strategies add: call after name/uid assignment, before validate."""
-    key = (kind.group, kind.kind)
-    if key == ("", "Namespace"):
-        spec = _d(obj, "spec")
-        fins = spec.get("finalizers")
-        if not isinstance(fins, list):
-            fins = spec["finalizers"] = []
-        if "kubernetes" not in fins:
-            fins.append("kubernetes")
-        obj["status"] = {"phase": "Active"}
-    elif key == ("batch", "Job"):
-        from k8py.api.validation.batch import generate_job_selector
-
-        if obj.get("metadata", {}).get("uid"):
-            generate_job_selector(obj)
-    elif key == ("", "Pod"):
-        obj["status"] = {"phase": "Pending", "qosClass": pod_qos_class(obj)}

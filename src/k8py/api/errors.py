@@ -59,10 +59,9 @@ def go_repr(value: Any) -> str:
         return str(value)
     if value is None:
         return "null"
-    if isinstance(value, dict):
-        if all(isinstance(v, str) for v in value.values()):
-            inner = ", ".join(f"{orjson.dumps(k).decode()}:{orjson.dumps(v).decode()}" for k, v in value.items())
-            return "map[string]string{" + inner + "}"
+    if isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
+        inner = ", ".join(f"{orjson.dumps(k).decode()}:{orjson.dumps(v).decode()}" for k, v in value.items())
+        return "map[string]string{" + inner + "}"
     return orjson.dumps(value).decode()
 
 

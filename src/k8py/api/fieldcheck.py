@@ -431,10 +431,10 @@ class _KubeYAMLLoader(yaml.SafeLoader):
     depth: int
     anchors_of: dict[int, str]  # id(collection node) -> its anchor, for go-yaml's alias messages
 
-    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
         # Composing recurses per level: count collections and stop before Python's stack does.
         if not self.check_event(yaml.SequenceStartEvent, yaml.MappingStartEvent):
-            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+            return super().compose_node(parent, index)
         anchor = self.peek_event().anchor
         self.depth += 1
         try:
@@ -445,7 +445,7 @@ class _KubeYAMLLoader(yaml.SafeLoader):
             self.depth -= 1
         if anchor is not None:
             self.anchors_of[id(node)] = anchor
-        return node  # type: ignore[no-any-return]
+        return node
 
     def fetch_flow_collection_start(self, token_class: Any) -> None:
         # PyYAML's scanner is quadratic in the flow level (it rescans every level's possible simple
@@ -485,7 +485,8 @@ class _KubeYAMLLoader(yaml.SafeLoader):
                 depth += 1
                 deepest = max(deepest, depth)
                 if depth > GO_MAX_DEPTH:
-                    raise _TooDeep(depth, f"line {ev.start_mark.line + 1}: exceeded max depth of {GO_MAX_DEPTH}")
+                    line = ev.start_mark.line + 1 if ev.start_mark is not None else 0
+                    raise _TooDeep(depth, f"line {line}: exceeded max depth of {GO_MAX_DEPTH}")
             elif isinstance(ev, yaml.SequenceEndEvent | yaml.MappingEndEvent):
                 depth -= 1
         raise _TooDeep(deepest, None)
@@ -609,7 +610,7 @@ def _decode_yaml(raw: bytes, strict: bool, kind: str | None) -> tuple[Any, list[
     try:
         while loader.check_data():
             node = loader.get_node()
-            if loader.anchors_of:
+            if loader.anchors_of and node is not None:
                 _check_aliases(node, loader.anchors_of)
             docs.append(loader.construct_document(node))
     except _TooDeep as e:

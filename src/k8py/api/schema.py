@@ -20,7 +20,7 @@ K8S_SCHEMA_VERSION = "v1.37.0"
 
 
 def _definitions_path() -> str:
-    import kubernetes_validate
+    import kubernetes_validate  # type: ignore[import-untyped]
 
     base = os.path.dirname(kubernetes_validate.__file__)
     return os.path.join(base, "kubernetes-json-schema", f"{K8S_SCHEMA_VERSION}-local", "_definitions.json")

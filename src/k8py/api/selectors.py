@@ -43,8 +43,8 @@ class SelectorError(StatusError, ValueError):
 
 # ---------------------------------------------------------------------------
 # label key / value validation: the same rules (and words) as object validation uses
-from k8py.api.validation.meta import is_dns1123_subdomain, is_qualified_name  # noqa: E402
-from k8py.api.validation.meta import is_label_value as is_valid_label_value  # noqa: E402
+from k8py.api.validation.meta import is_label_value as is_valid_label_value
+from k8py.api.validation.meta import is_qualified_name
 
 
 def _go_quote(s: str) -> str:

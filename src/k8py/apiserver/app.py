@@ -118,7 +118,7 @@ class APIServerApp:
             raise
         except ConnectionResetError:
             raise
-        except Exception as e:  # an internal error must still answer in kube's form
+        except Exception as e:  # noqa: BLE001 - an internal error must still answer in kube's form
             log.error("internal error on %s %s: %s\n%s", request.method, request.path, e, traceback.format_exc())
             return status_response(errors.internal_error(str(e) or type(e).__name__))
 

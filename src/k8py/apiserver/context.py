@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from aiohttp import web
+from multidict import MultiDictProxy
 
 from k8py.apiserver.negotiate import Output, negotiate_output
 from k8py.apiserver.requestinfo import RequestInfo
@@ -23,8 +24,8 @@ class Ctx:
     _output: Output | None = None
 
     @property
-    def query(self) -> "web.MultiDictProxy[str]":  # noqa: UP037
-        return self.request.query
+    def query(self) -> MultiDictProxy[str]:
+        return self.request.query  # type: ignore[return-value]  # aiohttp's is a MultiDictProxy
 
     def q(self, name: str, default: str = "") -> str:
         return self.request.query.get(name, default)

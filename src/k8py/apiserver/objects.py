@@ -20,11 +20,14 @@ from k8py.api.registry import KindInfo
 from k8py.storage.interface import (
     CompactedError,
     ConflictError,
+    DeleteResult,
     FutureRevisionError,
     KeyExistsError,
     KeyNotFoundError,
     KeyValue,
+    ListResult,
     Store,
+    Watch,
 )
 
 Obj = dict[str, Any]
@@ -153,6 +156,32 @@ class Objects:
 
     async def current_revision(self) -> int:
         return await self.store.current_revision()
+
+    # -- raw keys -----------------------------------------------------------------------------
+    # Bookkeeping that is not an API object (the Service allocator's reservations) goes through
+    # here too, with the store's own semantics and errors: the one door to the store.
+    async def raw_get(self, key: str) -> KeyValue | None:
+        return await self.store.get(key)
+
+    async def raw_create(self, key: str, value: bytes) -> int:
+        return await self.store.create(key, value)
+
+    async def raw_update(self, key: str, value: bytes, expected_rev: int) -> int:
+        return await self.store.update(key, value, expected_rev)
+
+    async def raw_delete(self, key: str, expected_rev: int | None = None) -> DeleteResult:
+        return await self.store.delete(key, expected_rev)
+
+    async def raw_list(self, prefix: str) -> ListResult:
+        return await self.store.list(prefix)
+
+    def watch(self, prefix: str, start_revision: int, *, progress_notify: bool = False) -> Watch:
+        """A watch on the store from ``start_revision`` (inclusive), for the watch handler."""
+        return self.store.watch(prefix, start_revision, progress_notify=progress_notify)
+
+    async def health(self) -> None:
+        """Raise when the store cannot serve (the health checks and componentstatuses ask)."""
+        await self.store.health()
 
     async def wait_for_revision(self, rv: int) -> int:
         """Wait until the store has reached ``rv`` (a client may have seen it from

@@ -21,11 +21,10 @@ from k8py.api import (
     schema,
     selectors,
     tables,
-    validation,
 )
 from k8py.api.corev1 import format_time, now_rfc3339
 from k8py.api.registry import VIRTUAL_KINDS, KindInfo, Registry
-from k8py.apiserver import eviction, options, reviews, strategy
+from k8py.apiserver import eviction, options, reviews
 from k8py.apiserver.admission import Admission, Attributes
 from k8py.apiserver.context import Ctx
 from k8py.apiserver.negotiate import (
@@ -40,15 +39,12 @@ from k8py.apiserver.negotiate import (
     encode,
 )
 from k8py.apiserver.objects import Objects, decode, parse_rv
+from k8py.apiserver.registry import Strategies, random_suffix
+from k8py.apiserver.registry.core import NamespaceStrategy, bind_pod
 from k8py.storage.interface import ConflictError
 
 Obj = dict[str, Any]
 
-# Kinds whose DELETE answers with the deleted object rather than a Status (kube's registries
-# with ReturnDeletedObject: pods, services, serviceaccounts, storageclasses).
-RETURN_DELETED = frozenset({("", "Pod"), ("", "Service"), ("", "ServiceAccount"),
-                            ("storage.k8s.io", "StorageClass")})
-SCALE_KINDS = frozenset({"Deployment", "ReplicaSet", "StatefulSet", "ReplicationController"})
 # What one warning header may carry (kube truncates each warning to 4 KiB, and all of them
 # to 256 KiB, in its warning recorder).
 MAX_WARNING_LEN = 4 * 1024
@@ -63,11 +59,12 @@ now = now_rfc3339
 
 
 class ResourceAPI:
-    def __init__(self, objects: Objects, registry: Registry, admission: Admission,
+    def __init__(self, objects: Objects, registry: Registry, admission: Admission, strategies: Strategies,
                  authorizer: Any = None) -> None:
         self.objects = objects
         self.registry = registry
         self.admission = admission
+        self.strategies = strategies  # the per-kind behaviour (apiserver/registry)
         self.authorizer = authorizer  # answers SubjectAccessReviews
 
     # -- helpers -----------------------------------------------------------------
@@ -287,12 +284,15 @@ class ResourceAPI:
             meta.pop("namespace", None)
         obj["apiVersion"], obj["kind"] = kind.api_version, kind.kind
         if not meta.get("name") and meta.get("generateName"):
-            meta["name"] = str(meta["generateName"]) + strategy.random_suffix()
-        strategy.prepare_for_create(kind, obj)
+            meta["name"] = str(meta["generateName"]) + random_suffix()
+        strat = self.strategies.for_kind(kind)
+        strat.prepare_for_create(kind, obj)
         defaults.set_defaults(kind, obj)
+        strat.finish_create(kind, obj)
         attrs = Attributes("CREATE", kind, meta.get("namespace", ""), meta.get("name", ""), dry_run=dry)
         await self.admission.mutate(attrs, obj, None)
-        errs = validation.validate(kind, obj)
+        await strat.begin_write(kind, obj, None, dry)
+        errs = strat.validate(kind, obj)
         if errs:
             raise errors.invalid_error(kind.kind, kind.group, meta.get("name", ""), errs)
         await self.admission.validate(attrs, obj)
@@ -341,13 +341,9 @@ class ResourceAPI:
 
     async def after_update(self, kind: KindInfo, obj: Obj) -> None:
         """An object whose last finalizer went while it was being deleted is removed now."""
-        meta = obj.get("metadata") or {}
-        if meta.get("deletionTimestamp") and not meta.get("finalizers"):
-            if kind.kind == "Namespace" and kind.group == "" and (obj.get("spec") or {}).get("finalizers"):
-                return  # kube's ShouldDeleteNamespaceDuringUpdate: spec.finalizers must be empty too
-            if kind.kind == "Pod" and (obj.get("spec") or {}).get("nodeName") and \
-                    meta.get("deletionGracePeriodSeconds", 0) > 0:
-                return  # the node agent finishes graceful pod deletion
+        strat = self.strategies.for_kind(kind)
+        if strat.delete_on_update(kind, obj):
+            meta = obj["metadata"]
             try:
                 await self.objects.delete(kind, meta.get("namespace") if kind.namespaced else None, meta["name"],
                                           int(meta["resourceVersion"]))
@@ -355,8 +351,8 @@ class ResourceAPI:
                 if e.code not in (404, 409):
                     raise
                 return
-            # the same release as a direct delete: allocations held by the object go with it
-            await self.admission.released(kind, obj)
+            # the same hook as a direct delete: allocations held by the object go with it
+            await strat.after_delete(kind, obj)
 
     async def prepare_update(self, ctx: Ctx, kind: KindInfo, new: Obj, current: Obj, manager: str,
                              dry: bool, *, operation: str = "Update", subresource: str = "") -> Obj:
@@ -375,24 +371,26 @@ class ResourceAPI:
             raise errors.forbidden_error(
                 f'{errors.qualified(kind.resource, kind.group)} "{meta["name"]}" is forbidden: no new finalizers '
                 "can be added if the object is being deleted", kind.resource, kind.group, meta["name"])
+        strat = self.strategies.for_kind(kind)
         if subresource == "status":
-            new = strategy.prepare_for_status_update(kind, new, current)
+            new = strat.prepare_for_status_update(kind, new, current)
             meta = new["metadata"]
-            errs = validation.validate_status_update(kind, new, current)
+            errs = strat.validate_status_update(kind, new, current)
         else:
-            strategy.prepare_for_update(kind, new, current)
+            strat.prepare_for_update(kind, new, current)
             defaults.set_defaults(kind, new)
             attrs = Attributes("UPDATE", kind, meta.get("namespace", ""), meta["name"], dry_run=dry)
             await self.admission.mutate(attrs, new, current)
-            errs = validation.validate_update(kind, new, current)
+            if not subresource:
+                await strat.begin_write(kind, new, current, dry)
+            errs = strat.validate_update(kind, new, current)
         if errs:
             raise errors.invalid_error(kind.kind, kind.group, meta["name"], errs)
         node = schema.for_kind(kind.group, kind.version, kind.kind)
         if operation == "Update":
-            if "managedFields" not in meta:
+            if "managedFields" not in meta and old_meta.get("managedFields") is not None:
                 # kube: an update that omits managedFields keeps the existing ones
-                if old_meta.get("managedFields") is not None:
-                    meta["managedFields"] = copy.deepcopy(old_meta["managedFields"])
+                meta["managedFields"] = copy.deepcopy(old_meta["managedFields"])
             managedfields.update_managed_fields(current, new, manager=manager, operation="Update",
                                                 api_version=kind.api_version, subresource=subresource,
                                                 now=now(), node=node)
@@ -540,12 +538,12 @@ class ResourceAPI:
             except ConflictError:
                 continue  # written meanwhile, or deleted by someone else: read again (404 then)
             current["metadata"]["resourceVersion"] = str(deleted_rev)
-            await self.admission.released(kind, current)
+            await self.strategies.for_kind(kind).after_delete(kind, current)
             return self.delete_result(kind, current), 200
         raise errors.conflict(kind.resource, kind.group, name, errors.OPTIMISTIC_LOCK_MSG)
 
     def delete_result(self, kind: KindInfo, obj: Obj) -> Obj:
-        if (kind.group, kind.kind) in RETURN_DELETED:
+        if self.strategies.for_kind(kind).return_deleted_object:
             return obj
         meta = obj["metadata"]
         return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
@@ -554,7 +552,9 @@ class ResourceAPI:
 
     def graceful_update(self, kind: KindInfo, current: Obj, opts: Obj) -> Obj | None:
         """The object with deletionTimestamp set when deletion must wait (finalizers,
-        foreground/orphan propagation, graceful pod termination); None to delete now."""
+        foreground/orphan propagation, what the kind's strategy waits for, a graceful period);
+        None to delete now. kube's BeforeDelete and updateForGracefulDeletionAndFinalizers."""
+        strat = self.strategies.for_kind(kind)
         meta = current["metadata"]
         finalizers = list(meta.get("finalizers") or [])
         pp = opts.get("propagationPolicy")
@@ -567,46 +567,28 @@ class ResourceAPI:
         elif pp == "Orphan" and "orphan" not in finalizers:
             finalizers.append("orphan")
             changed = True
-        if kind.kind == "Namespace" and kind.group == "":
-            spec_fin = (current.get("spec") or {}).get("finalizers") or []
-            if spec_fin or finalizers:
-                new = copy.deepcopy(current)
-                new["metadata"].setdefault("deletionTimestamp", now())
-                new["metadata"].setdefault("deletionGracePeriodSeconds", 0)
-                if finalizers:
-                    new["metadata"]["finalizers"] = finalizers
-                new.setdefault("status", {})["phase"] = "Terminating"
-                if meta.get("deletionTimestamp") and new == current:
-                    return current
-                return new
-        grace = 0
-        if kind.kind == "Pod" and kind.group == "":
-            spec = current.get("spec") or {}
-            phase = (current.get("status") or {}).get("phase")
-            gp = opts.get("gracePeriodSeconds")
-            if gp is None:
-                gp = spec.get("terminationGracePeriodSeconds", 30)
-            # Unscheduled or finished pods go at once, as in kube.
-            if spec.get("nodeName") and phase not in ("Succeeded", "Failed") and gp > 0:
-                grace = int(gp)
-                if meta.get("deletionTimestamp") and meta.get("deletionGracePeriodSeconds", grace) <= grace \
-                        and not changed:
-                    return current
-        if finalizers or grace:
-            if meta.get("deletionTimestamp") and not changed:
-                return current if finalizers else None
-            new = copy.deepcopy(current)
-            nm = new["metadata"]
-            if grace:
-                ts = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=grace)
-                nm["deletionTimestamp"] = format_time(ts)
-            else:
-                nm.setdefault("deletionTimestamp", now())
+        wait = strat.waits_for_finalizers(kind, current)
+        grace = strat.graceful_delete(kind, current, opts)
+        if grace and meta.get("deletionTimestamp") and meta.get("deletionGracePeriodSeconds", grace) <= grace \
+                and not changed:
+            return current  # already going, no sooner than asked: only a shorter period changes it
+        if not (finalizers or grace or wait):
+            return None
+        if meta.get("deletionTimestamp") and not changed:
+            return current if finalizers or wait else None
+        new = copy.deepcopy(current)
+        nm = new["metadata"]
+        if grace:
+            ts = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=grace)
+            nm["deletionTimestamp"] = format_time(ts)
             nm["deletionGracePeriodSeconds"] = grace
-            if finalizers:
-                nm["finalizers"] = finalizers
-            return new
-        return None
+        else:
+            nm.setdefault("deletionTimestamp", now())
+            if not wait:
+                nm["deletionGracePeriodSeconds"] = 0
+        if finalizers:
+            nm["finalizers"] = finalizers
+        return strat.terminating(kind, new)
 
     async def delete_collection(self, ctx: Ctx, kind: KindInfo, ns: str | None) -> web.Response:
         opts = await self.delete_options(ctx)
@@ -634,7 +616,7 @@ class ResourceAPI:
         sub = i.subresource
         verb = i.verb
         if sub in ("status", "scale"):
-            if sub == "scale" and kind.kind not in SCALE_KINDS:
+            if sub == "scale" and not self.strategies.for_kind(kind).scalable:
                 raise errors.StatusError(404, "NotFound", "the server could not find the requested resource")
             if verb == "get":
                 obj = await self.objects.get(kind, ns, i.name)
@@ -698,11 +680,7 @@ class ResourceAPI:
         meta = obj["metadata"]
         spec = obj.get("spec") or {}
         status = obj.get("status") or {}
-        sel = spec.get("selector")
-        if kind.kind == "ReplicationController":
-            sel_s = ",".join(f"{k}={v}" for k, v in sorted((sel or {}).items()))
-        else:
-            sel_s = selectors.label_selector_string(sel) if sel else ""
+        sel_s = self.strategies.for_kind(kind).scale_selector(obj)
         return {
             "kind": "Scale", "apiVersion": "autoscaling/v1",
             "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
@@ -767,21 +745,7 @@ class ResourceAPI:
         want_uid = (body.get("metadata") or {}).get("uid")
 
         async def try_bind(current: Obj) -> Obj | None:
-            cm = current["metadata"]
-            if want_uid and want_uid != cm.get("uid"):
-                raise errors.conflict("pods", "", name, "Precondition failed: UID mismatch")
-            if cm.get("deletionTimestamp"):
-                raise errors.conflict("pods", "", name, "pod is being deleted, cannot be assigned to a host")
-            spec = current.setdefault("spec", {})
-            if spec.get("nodeName"):
-                raise errors.conflict("pods", "", name, f"pod {name} is already assigned to node "
-                                      f'"{spec["nodeName"]}"')
-            spec["nodeName"] = node
-            conds = current.setdefault("status", {}).setdefault("conditions", [])
-            conds[:] = [c for c in conds if c.get("type") != "PodScheduled"]
-            conds.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
-                          "lastTransitionTime": now()})
-            return current
+            return bind_pod(current, node, want_uid, name)
 
         await self.objects.guaranteed_update(kind, ns, name, try_bind)
         return self.respond(ctx, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
@@ -795,10 +759,7 @@ class ResourceAPI:
         fin = (body.get("spec") or {}).get("finalizers") or []
 
         async def try_fin(current: Obj) -> Obj | None:
-            current.setdefault("spec", {})["finalizers"] = fin
-            if not fin:
-                current["spec"].pop("finalizers")
-            return current
+            return NamespaceStrategy.finalize(current, fin)
 
         _, new = await self.objects.guaranteed_update(kind, None, name, try_fin)
         nm = new["metadata"]

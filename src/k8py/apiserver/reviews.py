@@ -60,6 +60,7 @@ def answer(kind: str, body: Obj, user: UserInfo | None, authorizer: AuthorizerLi
                                   namespace=ra.get("namespace", ""), name=ra.get("name", ""), path="",
                                   is_resource_request=True, api_version=ra.get("version", ""))
     else:
+        assert nra is not None  # exactly one of the two is set: checked above
         attrs = RequestAttributes(verb=nra.get("verb", ""), api_group="", resource="", subresource="",
                                   namespace="", name="", path=nra.get("path", ""), is_resource_request=False)
     if authorizer is None:

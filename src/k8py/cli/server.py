@@ -279,6 +279,6 @@ def run(args: argparse.Namespace) -> int:
     except OSError as e:
         log.error("cannot prepare the data directory %s: %s", config.data_dir, e)
         return 1
-    from k8py.apiserver.server import run_server
+    from k8py.cli.process import run_server
 
     return run_server(config)

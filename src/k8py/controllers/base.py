@@ -84,7 +84,7 @@ class EventRecorder:
             if prior is not None:
                 self._seen.pop(key, None)
             log.debug("could not record event %s on %s/%s: %s", reason, ns, meta.get("name"), e)
-        except Exception as e:  # an event is never worth failing a reconcile
+        except Exception as e:  # noqa: BLE001 - an event is never worth failing a reconcile
             log.debug("could not record event %s: %s", reason, e)
 
 

@@ -9,6 +9,7 @@ picks the one that runs the controllers; the others wait to take over.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib
 import logging
 from collections.abc import Iterable
@@ -53,19 +54,16 @@ def load(name: str) -> type[Any]:
 
 
 def available(names: Iterable[str] | None = None) -> list[str]:
-    """Controllers that exist in this build (a name whose module is missing is skipped)."""
+    """The controllers to run, each loaded once: an unknown name, or a controller whose module
+    does not import, is an error at start (never a controller silently missing)."""
     out = []
     for n in names or CONTROLLERS:
         if n not in CONTROLLERS:
             raise ValueError(f"unknown controller {n!r}; known: {', '.join(sorted(CONTROLLERS))}")
         try:
             load(n)
-        except (ImportError, AttributeError):
-            log.debug("controller %s is not built", n)
-            continue
-        except Exception as e:  # a broken controller module must not take the others down
-            log.error("controller %s cannot be loaded: %s", n, e)
-            continue
+        except (ImportError, AttributeError) as e:
+            raise RuntimeError(f"controller {n} cannot be loaded: {e}") from e
         out.append(n)
     return out
 
@@ -88,8 +86,9 @@ class ControllerManager:
         if not self.leader_elect:
             await self._run_controllers(stop)
             return
-        kw = {"identity": self.identity} if self.identity else {}
-        cfg = LeaderElectionConfig(name=LEASE_NAME, namespace="kube-system", **kw)
+        cfg = LeaderElectionConfig(name=LEASE_NAME, namespace="kube-system")
+        if self.identity:
+            cfg = dataclasses.replace(cfg, identity=self.identity)
         while not stop.is_set():
             elector = LeaderElector(self.client, cfg, clock=self.clock,
                                     on_started_leading=lambda: self._run_controllers(stop))

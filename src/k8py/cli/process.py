@@ -1,0 +1,108 @@
+"""The composition root of ``k8py server`` (as k3s's server command): the API server, then the
+controller manager and the scheduler in the same process, each an API client over HTTPS with
+its own certificate. ``k8py.apiserver`` starts only the API server; this module puts the parts
+together."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import time
+from typing import Any
+
+from k8py.apiserver.server import start, stop
+from k8py.config import ServerConfig
+from k8py.storage.interface import StoreError
+
+log = logging.getLogger("k8py.server")
+
+
+def run_server(config: ServerConfig) -> int:
+    """Run until SIGTERM/SIGINT. Returns the process exit code."""
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # pragma: no cover - uvloop is a dependency; plain asyncio works too
+        pass
+    return asyncio.run(_main(config))
+
+
+async def _main(config: ServerConfig) -> int:
+    from k8py import pki as pki_mod
+    from k8py.apiserver.authn import Authenticator
+    from k8py.apiserver.authz import Authorizer
+
+    t0 = time.monotonic()
+    p = pki_mod.ensure_pki(config)
+    ssl_ctx = pki_mod.server_ssl_context(p) if config.tls else None
+    authn = Authenticator(config, p)
+    authz = Authorizer()
+    try:
+        cp = await start(config, ssl_context=ssl_ctx, authenticator=authn, authorizer=authz)
+    except StoreError as e:
+        log.error("cannot open the datastore: %s", e)
+        return 1
+    except OSError as e:
+        log.error("cannot listen on %s:%d: %s", config.bind_address, config.https_listen_port, e)
+        return 1
+    stop_ev = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop_ev.set)
+    components = start_components(config, p, stop_ev)
+    scheme = "https" if config.tls else "http"
+    log.info("k8py API server ready on %s://%s:%d (store %s, revision %d, kubeconfig %s) in %.2fs",
+             scheme, config.bind_address, config.https_listen_port,
+             config.datastore_endpoint or f"sqlite:{config.db_path}", await cp.store.current_revision(),
+             config.kubeconfig_path, time.monotonic() - t0)
+    await stop_ev.wait()
+    log.info("shutting down")
+    for task, client in components:
+        try:
+            await asyncio.wait_for(task, 15)
+        except (TimeoutError, asyncio.CancelledError, Exception) as e:  # noqa: BLE001 - stop the rest regardless
+            log.warning("component %s did not stop cleanly: %s", task.get_name(), e or type(e).__name__)
+        await client.close()
+    await stop(cp)
+    log.info("stopped")
+    return 0
+
+
+def loopback_client(config: ServerConfig, pki: Any, user: str, groups: tuple[str, ...], component: str) -> Any:
+    """An API client for an in-process component, with its own client certificate: components
+    talk to this server over HTTPS like any other client (the one rule of the architecture)."""
+    from k8py import pki as pki_mod
+    from k8py.client.api import Client
+    from k8py.client.config import ClientConfig
+
+    host = config.bind_address if config.bind_address not in ("0.0.0.0", "::", "") else "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    cert, key = pki_mod.issue_client_certificate(pki, user, groups)
+    scheme = "https" if config.tls else "http"
+    cc = ClientConfig(server=f"{scheme}://{host}:{config.https_listen_port}", ca_file=pki.ca_cert, cert_data=cert,
+                      key_data=key)
+    return Client(cc, component=component)
+
+
+def start_components(config: ServerConfig, pki: Any, stop_ev: asyncio.Event) -> list[tuple[asyncio.Task[Any], Any]]:
+    """The controller manager and the scheduler in this process, as k3s runs them."""
+    out: list[tuple[asyncio.Task[Any], Any]] = []
+    if not config.disable_controller_manager:
+        from k8py.controllers.manager import ControllerManager
+
+        client = loopback_client(config, pki, "system:kube-controller-manager", (), "kube-controller-manager")
+        mgr = ControllerManager(client, identity=f"{config.node_name or socket.gethostname()}_{os.getpid()}",
+                                options={"root_ca_file": pki.ca_cert})  # kube's --root-ca-file
+        out.append((asyncio.create_task(mgr.run(stop_ev), name="controller-manager"), client))
+    if not config.disable_scheduler:
+        from k8py.scheduler import Scheduler
+
+        client = loopback_client(config, pki, "system:kube-scheduler", (), "kube-scheduler")
+        sched = Scheduler(client, None, identity=f"{config.node_name or socket.gethostname()}_{os.getpid()}")
+        out.append((asyncio.create_task(sched.run(stop_ev), name="scheduler"), client))
+    return out
