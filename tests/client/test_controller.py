@@ -192,3 +192,34 @@ async def test_inflight_reconcile_finishes_on_stop() -> None:
     release.set()
     await asyncio.wait_for(runner, 2)
     assert finished == ["k"]
+
+
+async def test_workers_wait_for_caches_the_controller_only_reads() -> None:
+    """``wait_for``: a cache the controller reads from its own handlers (no keys enqueued for its
+    events) still holds the workers back until it has synced."""
+
+    class SlowCache:
+        def __init__(self) -> None:
+            self.synced = asyncio.Event()
+
+        async def wait_for_sync(self, timeout: float | None = None) -> bool:
+            await self.synced.wait()
+            return True
+
+    cache = SlowCache()
+    seen: list[str] = []
+
+    async def reconcile(key: str) -> None:
+        seen.append(key)
+
+    c = Controller("w", reconcile, wait_for=[cache])  # type: ignore[list-item]
+    c.enqueue_key("k")
+    stop = asyncio.Event()
+    task = asyncio.create_task(c.run(stop))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert seen == []  # not synced: no worker ran
+    cache.synced.set()
+    await until(lambda: seen == ["k"], 5, "the reconcile after the sync")
+    stop.set()
+    await task

@@ -38,3 +38,14 @@ def test_a_controller_that_does_not_import_is_an_error_at_start(monkeypatch: pyt
     with pytest.raises(RuntimeError, match="controller broken cannot be loaded"):
         manager.available(["deployment", "broken"])
     assert manager.available(["deployment"]) == ["deployment"]
+
+
+def test_controller_options_are_frozen_and_checked() -> None:
+    from k8py.controllers.base import ControllerOptions
+
+    o = ControllerOptions.of({"workers": 3, "service_accounts": ["a"]})
+    assert o.workers == 3 and o.service_accounts == ("a",) and o.node_monitor_period == 5.0
+    with pytest.raises(ValueError, match="unknown controller option"):
+        ControllerOptions.of({"node_monitor_periood": 1})
+    with pytest.raises(AttributeError):
+        o.workers = 4  # type: ignore[misc]

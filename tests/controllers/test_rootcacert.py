@@ -16,6 +16,7 @@ from tests.helpers.cluster import InProcessCluster
 from k8py.client.errors import NotFoundError
 from k8py.config import ServerConfig
 from k8py.controllers import rootcacert
+from k8py.controllers.base import ControllerOptions
 from k8py.pki import ensure_pki
 
 NS = ("v1", "Namespace")
@@ -124,13 +125,13 @@ async def test_without_root_ca_file_the_kubeconfig_ca_is_used(ca_file: str) -> N
 
     client = Client(ClientConfig(server="https://127.0.0.1:1", ca_file=ca_file))
     try:
-        assert rootcacert.root_ca_for({}, client) == Path(ca_file).read_text()
-        assert rootcacert.root_ca_for({"root_ca_file": ca_file}, client) == Path(ca_file).read_text()
+        assert rootcacert.root_ca_for(ControllerOptions(), client) == Path(ca_file).read_text()
+        assert rootcacert.root_ca_for(ControllerOptions(root_ca_file=ca_file), client) == Path(ca_file).read_text()
     finally:
         await client.close()
     plain = Client(ClientConfig(server="http://127.0.0.1:1"))
     try:
-        assert rootcacert.root_ca_for({}, plain) is None
+        assert rootcacert.root_ca_for(ControllerOptions(), plain) is None
     finally:
         await plain.close()
 

@@ -48,7 +48,7 @@ import logging
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -126,14 +126,9 @@ class Health:
         await asyncio.shield(probe)
 
     async def _probe_store(self) -> None:
-        store: Any = self._app.api.objects.store
-        health = getattr(store, "health", None)
         try:
             async with asyncio.timeout(self._store_timeout):
-                if health is not None:
-                    await health()
-                else:
-                    await store.current_revision()
+                await self._app.api.objects.health()
         except TimeoutError:
             raise CheckFailed(f"the datastore did not answer within {self._store_timeout:g}s") from None
         except Exception as e:  # noqa: BLE001 - any store failure is the check's failure

@@ -41,6 +41,7 @@ from k8py.apiserver.negotiate import (
 from k8py.apiserver.objects import Objects, decode, parse_rv
 from k8py.apiserver.registry import Strategies, random_suffix
 from k8py.apiserver.registry.core import NamespaceStrategy, bind_pod
+from k8py.apiserver.watch import serve_watch
 from k8py.storage.interface import ConflictError
 
 Obj = dict[str, Any]
@@ -195,8 +196,6 @@ class ResourceAPI:
         if verb == "list":
             return await self.list(ctx, kind, ns)
         if verb == "watch":
-            from k8py.apiserver.watch import serve_watch
-
             return await serve_watch(self, ctx, kind, ns)
         if verb == "create":
             obj = await self.create(ctx, kind, ns)

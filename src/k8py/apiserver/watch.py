@@ -168,7 +168,7 @@ async def serve_watch(api: ResourceAPI, ctx: Ctx, kind: KindInfo, ns: str | None
     stream = WatchStream(resp, kind, out.transform, q.get("includeObject", "Metadata") or "Metadata")
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    w = api.objects.store.watch(prefix, start, progress_notify=bookmarks or True)
+    w = api.objects.watch(prefix, start, progress_notify=bookmarks or True)
     slow = False
     try:
         await stream.write_lines(stream.encode("ADDED", obj) for obj in initial)

@@ -63,7 +63,7 @@ class Controller:
 
     def __init__(self, name: str, reconcile: Reconcile, queue: WorkQueue[str] | None = None, *,
                  workers: int = 1, clock: Clock | None = None, max_retries: int | None = None,
-                 shutdown_timeout: float = 30.0) -> None:
+                 shutdown_timeout: float = 30.0, wait_for: Iterable[Informer] = ()) -> None:
         self.name = name
         self.reconcile = reconcile
         self.clock: Clock = clock or (queue.clock if queue is not None else RealClock())
@@ -72,7 +72,9 @@ class Controller:
         self.max_retries = max_retries
         self.shutdown_timeout = shutdown_timeout
         self.metrics = ControllerMetrics()
-        self._informers: list[Informer] = []
+        # the caches run() waits for before starting workers: every watched informer, and those
+        # a controller reads without enqueueing from (its own handlers, listers)
+        self._informers: list[Informer] = list(dict.fromkeys(wait_for))
         self._stopping = False
 
     def __repr__(self) -> str:
@@ -118,6 +120,12 @@ class Controller:
         if informer not in self._informers:
             self._informers.append(informer)
         return informer.add_handler(on_add, on_update, on_add)
+
+    def wait_for(self, informer: Informer) -> None:
+        """Have ``run()`` wait for ``informer``'s cache too (one the controller reads from its
+        own handlers or listers, without enqueueing keys for its events)."""
+        if informer not in self._informers:
+            self._informers.append(informer)
 
     # -- running ---------------------------------------------------------------------------------
 

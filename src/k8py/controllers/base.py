@@ -11,10 +11,11 @@ controller, and does all of it only while this process holds the leader lease.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import logging
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -25,7 +26,7 @@ from k8py.client.controller import Controller
 from k8py.client.errors import ApiError
 from k8py.client.informer import SharedInformerFactory
 
-__all__ = ["ControllerContext", "EventRecorder", "HasController", "parse_time", "rfc3339"]
+__all__ = ["ControllerContext", "ControllerOptions", "EventRecorder", "HasController", "parse_time", "rfc3339"]
 
 log = logging.getLogger(__name__)
 
@@ -88,13 +89,61 @@ class EventRecorder:
             log.debug("could not record event %s: %s", reason, e)
 
 
+@dataclass(frozen=True, slots=True)
+class ControllerOptions:
+    """kube-controller-manager's flags that the controllers read, with kube's defaults (``None``:
+    the controller's own default). Frozen: every controller sees the same values for its life."""
+
+    workers: int | None = None  # concurrent syncs per controller (kube: --concurrent-*-syncs)
+    burst_replicas: int | None = None  # ReplicaSet: creates/deletes per sync
+    daemonset_set_node_name: bool = False
+    gc_workers: int | None = None
+    gc_sync_timeout: float = 60.0
+    stale_pod_disruption_timeout: float | None = None
+    root_ca_file: str | None = None  # --root-ca-file
+    service_accounts: tuple[str, ...] | None = None
+    max_endpoints_per_slice: int | None = None
+    job_backoff_base: float | None = None
+    job_backoff_max: float | None = None
+    job_sync_batch_period: float | None = None
+    node_monitor_period: float = 5.0
+    node_monitor_grace_period: float = 40.0
+    node_startup_grace_period: float = 60.0
+    node_eviction_rate: float = 0.1
+    secondary_node_eviction_rate: float = 0.01
+    unhealthy_zone_threshold: float = 0.55
+    large_cluster_size_threshold: int = 50
+    terminated_pod_gc_threshold: int | None = None
+    pod_gc_period: float | None = None
+    pod_gc_quarantine: float | None = None
+
+    @classmethod
+    def of(cls, values: ControllerOptions | Mapping[str, Any] | None) -> ControllerOptions:
+        """From the flags' mapping; an unknown name is an error (a typo must not pass silently)."""
+        if values is None:
+            return cls()
+        if isinstance(values, ControllerOptions):
+            return values
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ValueError(f"unknown controller option(s): {', '.join(unknown)}")
+        kw = dict(values)
+        if kw.get("service_accounts") is not None:
+            kw["service_accounts"] = tuple(kw["service_accounts"])
+        return cls(**kw)
+
+
 @dataclass
 class ControllerContext:
     client: Client
     factory: SharedInformerFactory
     clock: Clock = field(default_factory=RealClock)
     recorder: EventRecorder | None = None
-    options: dict[str, Any] = field(default_factory=dict)
+    options: ControllerOptions = field(default_factory=ControllerOptions)
+
+    def __post_init__(self) -> None:
+        self.options = ControllerOptions.of(self.options)  # a mapping is accepted, and checked
 
     def record(self, obj: Obj, type_: str, reason: str, message: str) -> None:
         if self.recorder is not None:

@@ -214,10 +214,9 @@ class CronJobController:
         self.clock = ctx.clock
         self.cronjobs = ctx.factory.informer(CRONJOB)
         self.jobs = ctx.factory.informer(JOB)
-        self.controller = Controller("cronjob", self.reconcile, workers=int(ctx.options.get("workers", 5)),
-                                     clock=ctx.clock)
-        self.controller.watch(self.cronjobs, lambda obj: ())  # keys come from the handlers below
-        self.controller.watch(self.jobs, lambda obj: ())
+        # keys come from the handlers below
+        self.controller = Controller("cronjob", self.reconcile, workers=ctx.options.workers or 5,
+                                     clock=ctx.clock, wait_for=(self.cronjobs, self.jobs))
         self.cronjobs.add_handler(self._cronjob_added, self._cronjob_updated, self._cronjob_added)
         self.jobs.add_handler(self._job_added, self._job_updated, self._job_deleted)
 

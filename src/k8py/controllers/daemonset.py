@@ -310,8 +310,8 @@ class DaemonSetController:
         self.expectations = ControllerExpectations(self.clock)
         self.pods = PodControl(self.client, ctx.record)
         self.backoff = _FailedPodBackoff(*FAILED_POD_BACKOFF)
-        self.set_node_name = bool(ctx.options.get("daemonset_set_node_name", False))
-        self.controller = Controller(self.NAME, self.reconcile, workers=int(ctx.options.get("workers", 2)),
+        self.set_node_name = ctx.options.daemonset_set_node_name
+        self.controller = Controller(self.NAME, self.reconcile, workers=ctx.options.workers or 2,
                                      clock=self.clock)
         self.controller.watch(self.ds_inf)
         self.pod_inf.add_handler(self._pod_added, self._pod_updated, self._pod_deleted)

@@ -72,13 +72,13 @@ class DeploymentController:
         self.deployments = f.informer(DEPLOYMENT)
         self.replicasets = f.informer(REPLICASET)
         self.pods = f.informer(POD)
-        self.controller = Controller(self.NAME, self.reconcile, workers=int(ctx.options.get("workers", 2)),
+        self.controller = Controller(self.NAME, self.reconcile, workers=ctx.options.workers or 2,
                                      clock=ctx.clock, max_retries=MAX_RETRIES)
         self.controller.watch(self.deployments)
         self.controller.watch(self.replicasets, self._keys_for_replica_set, skip_unchanged=True)
         # Pods matter only when one goes away (a Recreate rollout waits for all old pods to be
-        # gone); the no-op mapping makes the runner wait for the pod cache before starting.
-        self.controller.watch(self.pods, lambda pod: (), skip_unchanged=True)
+        # gone); the runner waits for the pod cache before starting.
+        self.controller.wait_for(self.pods)
         self.pods.add_handler(on_delete=self._pod_deleted)
         # uid -> resourceVersion of our last write to that Deployment or ReplicaSet
         self._written: dict[str, int] = {}

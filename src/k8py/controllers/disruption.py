@@ -268,15 +268,15 @@ class DisruptionController:
         self.rss = f.informer(RS)
         self.deployments = f.informer(DEPLOYMENT)
         self.statefulsets = f.informer(STATEFULSET)
-        self.stale_pod_timeout = float(ctx.options.get("stale_pod_disruption_timeout",
-                                                       STALE_POD_DISRUPTION_TIMEOUT))
-        self.controller = Controller("disruption", self.reconcile, workers=int(ctx.options.get("workers") or 2),
+        self.stale_pod_timeout = (STALE_POD_DISRUPTION_TIMEOUT if ctx.options.stale_pod_disruption_timeout
+                                  is None else ctx.options.stale_pod_disruption_timeout)
+        self.controller = Controller("disruption", self.reconcile, workers=ctx.options.workers or 2,
                                      clock=ctx.clock)
         self.controller.watch(self.pdbs)
         self.controller.watch(self.pods, self._pdb_keys_for_pod)
         self.pods.add_handler(self._on_pod, lambda _old, new: self._on_pod(new))
         for inf in (self.rcs, self.rss, self.deployments, self.statefulsets):
-            self.controller.watch(inf, lambda _o: ())  # only so run() waits for these caches
+            self.controller.wait_for(inf)
             inf.add_handler(None, self._on_workload_update)
 
     # -- handlers: map events to keys ---------------------------------------------------------------

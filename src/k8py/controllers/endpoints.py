@@ -184,16 +184,6 @@ def add_pod_service_handlers(controller: Controller, pods: Informer, services: I
     pods.add_handler(on_add, on_update, on_add)
 
 
-def int_option(ctx: ControllerContext, name: str, default: int) -> int:
-    v = ctx.options.get(name)
-    return default if v is None else int(v)
-
-
-def float_option(ctx: ControllerContext, name: str, default: float) -> float:
-    v = ctx.options.get(name)
-    return default if v is None else float(v)
-
-
 # -- Endpoints, pure ------------------------------------------------------------------------------
 
 def _address_for_service(svc: Obj, pod: Obj) -> Obj | None:
@@ -365,9 +355,9 @@ class EndpointsController:
         self.services = f.informer(SERVICE)
         self.pods = f.informer(POD)
         self.endpoints = f.informer(ENDPOINTS)
-        self.max_capacity = int_option(ctx, "endpoints_max_capacity", MAX_CAPACITY)
+        self.max_capacity = MAX_CAPACITY
         self.controller = Controller("endpoint-controller", self.reconcile,
-                                     workers=int_option(ctx, "workers", 2), clock=ctx.clock, max_retries=15)
+                                     workers=ctx.options.workers or 2, clock=ctx.clock, max_retries=15)
         self.controller.watch(self.services)
         add_pod_service_handlers(self.controller, self.pods, self.services)
         self.controller.watch(self.pods, lambda _p: ())  # only so run() waits for the pod cache

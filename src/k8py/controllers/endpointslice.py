@@ -32,7 +32,6 @@ from k8py.controllers.endpoints import (
     SERVICE,
     add_pod_service_handlers,
     find_port,
-    int_option,
     is_ipv6,
     is_pod_ready,
     is_service_ip_set,
@@ -432,13 +431,13 @@ class EndpointSliceController:
         self.pods = f.informer(POD)
         self.nodes = f.informer(NODE)
         self.slices = f.informer(SLICE)
-        self.max_per_slice = int_option(ctx, "max_endpoints_per_slice", MAX_ENDPOINTS_PER_SLICE)
+        self.max_per_slice = ctx.options.max_endpoints_per_slice or MAX_ENDPOINTS_PER_SLICE
         self.tracker = SliceTracker()
         _try_add_indexer(self.slices, SLICE_INDEX, lambda sl: [k] if (k := managed_service_key(sl)) else [])
         _try_add_indexer(self.pods, POD_NODE_INDEX,
                          lambda p: [n] if (n := (p.get("spec") or {}).get("nodeName")) else [])
         self.controller = Controller("endpointslice-controller", self.reconcile,
-                                     workers=int_option(ctx, "workers", 2), clock=ctx.clock, max_retries=15)
+                                     workers=ctx.options.workers or 2, clock=ctx.clock, max_retries=15)
         c = self.controller
         c.watch(self.services)
         add_pod_service_handlers(c, self.pods, self.services)

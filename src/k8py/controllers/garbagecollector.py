@@ -388,9 +388,9 @@ class GarbageCollector:
             inf = MetadataInformer(self.client, k, clock=ctx.clock)
             self._add_handlers(inf, k)
             self.informers.append(inf)
-        workers = int(ctx.options.get("gc_workers", max(4, int(ctx.options.get("workers", 2)))))
+        workers = ctx.options.gc_workers or max(4, ctx.options.workers or 2)
         self.controller: Controller = _Runner(self, workers=workers, clock=ctx.clock)
-        self.sync_timeout = float(ctx.options.get("gc_sync_timeout", 60.0))
+        self.sync_timeout = ctx.options.gc_sync_timeout
         self._parallel = asyncio.Semaphore(16)  # writes in flight for one owner's dependents
         self._warned: set[str] = set()
 

@@ -601,9 +601,10 @@ class JobController:
         self.client = ctx.client
         self.clock = ctx.clock
         opts = ctx.options
-        self.backoff_base = float(opts.get("job_backoff_base", DEFAULT_BACKOFF))
-        self.backoff_max = float(opts.get("job_backoff_max", MAX_BACKOFF))
-        self.batch_period = float(opts.get("job_sync_batch_period", SYNC_BATCH_PERIOD))
+        self.backoff_base = opts.job_backoff_base if opts.job_backoff_base is not None else DEFAULT_BACKOFF
+        self.backoff_max = opts.job_backoff_max if opts.job_backoff_max is not None else MAX_BACKOFF
+        self.batch_period = (opts.job_sync_batch_period if opts.job_sync_batch_period is not None
+                             else SYNC_BATCH_PERIOD)
         self.jobs = ctx.factory.informer(JOB)
         self.pods = ctx.factory.informer(POD)
         index_controllerless(self.pods)
@@ -614,9 +615,9 @@ class JobController:
         self.backoff: dict[str, BackoffRecord] = {}
         # job key -> resourceVersion of our last status write (see reconcile)
         self.written: dict[str, int] = {}
-        self.controller = Controller("job", self.reconcile, workers=int(opts.get("workers", 5)), clock=ctx.clock)
-        self.controller.watch(self.jobs, lambda obj: ())  # keys come from the handlers below
-        self.controller.watch(self.pods, lambda obj: ())
+        # keys come from the handlers below
+        self.controller = Controller("job", self.reconcile, workers=opts.workers or 5, clock=ctx.clock,
+                                     wait_for=(self.jobs, self.pods))
         self.jobs.add_handler(self._job_added, self._job_updated, self._job_deleted)
         self.pods.add_handler(self._pod_added, self._pod_updated, self._pod_deleted)
 

@@ -12,14 +12,14 @@ import asyncio
 import dataclasses
 import importlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from k8py.client.api import Client
 from k8py.client.clock import Clock, RealClock
 from k8py.client.informer import SharedInformerFactory
 from k8py.client.leaderelection import LeaderElectionConfig, LeaderElector
-from k8py.controllers.base import ControllerContext, EventRecorder, HasController
+from k8py.controllers.base import ControllerContext, ControllerOptions, EventRecorder, HasController
 
 log = logging.getLogger(__name__)
 
@@ -71,14 +71,14 @@ def available(names: Iterable[str] | None = None) -> list[str]:
 class ControllerManager:
     def __init__(self, client: Client, *, controllers: Iterable[str] | None = None, leader_elect: bool = True,
                  identity: str | None = None, clock: Clock | None = None, workers: int = 2,
-                 options: dict[str, Any] | None = None) -> None:
+                 options: ControllerOptions | Mapping[str, Any] | None = None) -> None:
         self.client = client
         self.names = available(controllers)
         self.leader_elect = leader_elect
         self.identity = identity
         self.clock: Clock = clock or RealClock()
         self.workers = workers
-        self.options = options or {}
+        self.options = ControllerOptions.of(options)
         self.running: list[HasController] = []
         self.ready = asyncio.Event()
 
@@ -100,7 +100,7 @@ class ControllerManager:
         factory = SharedInformerFactory(self.client, clock=self.clock)
         ctx = ControllerContext(self.client, factory, self.clock,
                                 EventRecorder(self.client, "controller-manager", self.clock),
-                                {"workers": self.workers, **self.options})
+                                dataclasses.replace(self.options, workers=self.options.workers or self.workers))
         self.running = [load(n)(ctx) for n in self.names]
         factory.start()
         try:

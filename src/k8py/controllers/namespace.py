@@ -176,7 +176,7 @@ class NamespaceController:
         self.ctx = ctx
         self.client = ctx.client
         self.informer = ctx.factory.informer(NAMESPACE)
-        self.controller = Controller("namespace", self.reconcile, workers=int(ctx.options.get("workers", 2)),
+        self.controller = Controller("namespace", self.reconcile, workers=ctx.options.workers or 2,
                                      clock=ctx.clock)
         # only namespaces being deleted are work
         self.controller.watch(self.informer, lambda ns: [ns["metadata"]["name"]]

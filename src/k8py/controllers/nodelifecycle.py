@@ -45,7 +45,7 @@ from k8py.client.clock import Clock
 from k8py.client.controller import RACES, Controller, Result
 from k8py.client.errors import ApiError, ConflictError, NotFoundError
 from k8py.controllers.base import ControllerContext, parse_time, rfc3339
-from k8py.controllers.endpoints import float_option, int_option, is_pod_ready, meta
+from k8py.controllers.endpoints import is_pod_ready, meta
 
 log = logging.getLogger(__name__)
 
@@ -250,13 +250,13 @@ class NodeLifecycleController:
         self.ctx = ctx
         self.client = ctx.client
         self.clock = ctx.clock
-        self.monitor_period = float_option(ctx, "node_monitor_period", 5.0)
-        self.grace = float_option(ctx, "node_monitor_grace_period", 40.0)
-        self.startup_grace = float_option(ctx, "node_startup_grace_period", 60.0)
-        self.eviction_rate = float_option(ctx, "node_eviction_rate", 0.1)
-        self.secondary_eviction_rate = float_option(ctx, "secondary_node_eviction_rate", 0.01)
-        self.unhealthy_threshold = float_option(ctx, "unhealthy_zone_threshold", 0.55)
-        self.large_cluster = int_option(ctx, "large_cluster_size_threshold", 50)
+        self.monitor_period = ctx.options.node_monitor_period
+        self.grace = ctx.options.node_monitor_grace_period
+        self.startup_grace = ctx.options.node_startup_grace_period
+        self.eviction_rate = ctx.options.node_eviction_rate
+        self.secondary_eviction_rate = ctx.options.secondary_node_eviction_rate
+        self.unhealthy_threshold = ctx.options.unhealthy_zone_threshold
+        self.large_cluster = ctx.options.large_cluster_size_threshold
         f = ctx.factory
         self.nodes = f.informer(NODE)
         self.leases = f.informer(LEASE, LEASE_NAMESPACE)
@@ -266,9 +266,8 @@ class NodeLifecycleController:
         except ValueError:
             pass  # already there (another instance on this shared informer)
         self.controller = Controller("node-lifecycle-controller", self.reconcile,
-                                     workers=int_option(ctx, "workers", 2), clock=ctx.clock)
-        for inf in (self.nodes, self.leases, self.pods):
-            self.controller.watch(inf, lambda _o: ())  # only so run() waits for these caches
+                                     workers=ctx.options.workers or 2, clock=ctx.clock,
+                                     wait_for=(self.nodes, self.leases, self.pods))
         self.nodes.add_handler(self._on_node_add, self._on_node_update, self._on_node_delete)
         self.pods.add_handler(self._on_pod, lambda _old, new: self._on_pod(new), self._on_pod_delete)
         self.health: dict[str, NodeHealth] = {}

@@ -17,16 +17,17 @@ import asyncio
 import copy
 import datetime as dt
 import logging
-from typing import Any
+from typing import Any, TypeVar
 
 from k8py.client.controller import RACES, Controller, Result
 from k8py.client.errors import ApiError, ConflictError, NotFoundError
 from k8py.controllers.base import ControllerContext, rfc3339
-from k8py.controllers.endpoints import float_option, int_option, meta
+from k8py.controllers.endpoints import meta
 
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
+T = TypeVar("T", int, float)
 
 POD = ("v1", "Pod")
 NODE = ("v1", "Node")
@@ -65,6 +66,10 @@ def node_is_ready(node: Obj) -> bool:
                for c in (node.get("status") or {}).get("conditions") or ())
 
 
+def _or(value: T | None, default: T) -> T:
+    return default if value is None else value
+
+
 class PodGCController:
     NAME = "podgc"
 
@@ -72,15 +77,14 @@ class PodGCController:
         self.ctx = ctx
         self.client = ctx.client
         self.clock = ctx.clock
-        self.threshold = int_option(ctx, "terminated_pod_gc_threshold", DEFAULT_TERMINATED_THRESHOLD)
-        self.period = float_option(ctx, "pod_gc_period", DEFAULT_PERIOD)
-        self.quarantine = float_option(ctx, "pod_gc_quarantine", DEFAULT_QUARANTINE)
+        self.threshold = _or(ctx.options.terminated_pod_gc_threshold, DEFAULT_TERMINATED_THRESHOLD)
+        self.period = _or(ctx.options.pod_gc_period, DEFAULT_PERIOD)
+        self.quarantine = _or(ctx.options.pod_gc_quarantine, DEFAULT_QUARANTINE)
         self.pods = ctx.factory.informer(POD)
         self.nodes = ctx.factory.informer(NODE)
         # one worker: passes never overlap
-        self.controller = Controller("pod-garbage-collector", self.reconcile, workers=1, clock=ctx.clock)
-        for inf in (self.pods, self.nodes):
-            self.controller.watch(inf, lambda _o: ())  # only so run() waits for these caches
+        self.controller = Controller("pod-garbage-collector", self.reconcile, workers=1, clock=ctx.clock,
+                                     wait_for=(self.pods, self.nodes))
         self.controller.enqueue_key(GC_KEY)
         self._missing_since: dict[str, float] = {}  # node name -> when first seen missing
 

@@ -144,7 +144,7 @@ class ReplicaSetController:
         self.ctx = ctx
         self.client = ctx.client
         self.clock = ctx.clock
-        self.burst_replicas = int(ctx.options.get("burst_replicas", BURST_REPLICAS))
+        self.burst_replicas = ctx.options.burst_replicas or BURST_REPLICAS
         self.expectations = ControllerExpectations(ctx.clock)
         self.pod_control = PodControl(ctx.client, ctx.record)
         self.kind_ref = (self.API_VERSION, self.KIND)
@@ -152,7 +152,7 @@ class ReplicaSetController:
         self.pods = ctx.factory.informer(POD)
         index_controllerless(self.pods)
         self._selectors: dict[str, tuple[Any, LabelSelector]] = {}  # uid -> (generation, selector)
-        self.controller = Controller(self.NAME, self.reconcile, workers=int(ctx.options.get("workers", 5)),
+        self.controller = Controller(self.NAME, self.reconcile, workers=ctx.options.workers or 5,
                                      clock=ctx.clock)
         self.controller.watch(self.owners)
         self.owners.add_handler(None, self._owner_updated, self._owner_deleted)

@@ -21,7 +21,7 @@ from k8py.api.corev1 import is_namespace_terminating
 from k8py.client.api import Client
 from k8py.client.controller import Controller, Result
 from k8py.client.errors import AlreadyExistsError, ForbiddenError, NotFoundError
-from k8py.controllers.base import ControllerContext
+from k8py.controllers.base import ControllerContext, ControllerOptions
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +58,9 @@ def read_root_ca(path: str) -> str:
     return text
 
 
-def root_ca_for(options: dict[str, Any], client: Client) -> str | None:
+def root_ca_for(options: ControllerOptions, client: Client) -> str | None:
     """``--root-ca-file`` if given, else the CA the client trusts (kube: ``ClientConfig.CAData``)."""
-    path = options.get("root_ca_file")
+    path = options.root_ca_file
     if path:
         return read_root_ca(str(path))
     cfg = client.config
@@ -118,7 +118,7 @@ class RootCACertPublisher:
         # Only our ConfigMap matters: a field-selected informer, not a cache of every ConfigMap.
         self.config_maps = ctx.factory.informer(CONFIG_MAP, field_selector=f"metadata.name={CONFIG_MAP_NAME}")
         self.controller = Controller("root-ca-cert-publisher", self.reconcile,
-                                     workers=int(ctx.options.get("workers") or 2), clock=ctx.clock)
+                                     workers=ctx.options.workers or 2, clock=ctx.clock)
         # Keys are namespace names.
         self.controller.watch(self.namespaces, skip_unchanged=True)
         self.config_maps.add_handler(on_add=self._on_config_map, on_update=self._on_config_map_update,

@@ -27,11 +27,11 @@ class ServiceAccountController:
         self.ctx = ctx
         self.client = ctx.client
         # option "service_accounts": the names every namespace gets (kube: just "default")
-        self.names: tuple[str, ...] = tuple(ctx.options.get("service_accounts") or DEFAULT_SERVICE_ACCOUNTS)
+        self.names: tuple[str, ...] = ctx.options.service_accounts or tuple(DEFAULT_SERVICE_ACCOUNTS)
         self.namespaces = ctx.factory.informer(NAMESPACE)
         self.accounts = ctx.factory.informer(SERVICE_ACCOUNT)
         self.controller = Controller("serviceaccount-controller", self.reconcile,
-                                     workers=int(ctx.options.get("workers") or 2), clock=ctx.clock)
+                                     workers=ctx.options.workers or 2, clock=ctx.clock)
         # Keys are namespace names. A namespace added or updated (e.g. back to Active) is looked
         # at; so is the namespace of a deleted ServiceAccount we maintain.
         self.controller.watch(self.namespaces, skip_unchanged=True)

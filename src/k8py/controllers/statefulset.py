@@ -349,7 +349,7 @@ class StatefulSetController:
         self.history = History(self.client, self.rev_inf)
         self.pods = PodControl(self.client)  # patches only; this controller records its own events
         self._warned: dict[str, tuple[str, str]] = {}  # set uid -> (service, reason) warned about
-        self.controller = Controller(self.NAME, self.reconcile, workers=int(ctx.options.get("workers", 2)),
+        self.controller = Controller(self.NAME, self.reconcile, workers=ctx.options.workers or 2,
                                      clock=self.clock)
         self.controller.watch(self.sts_inf)
         self.controller.watch(self.pod_inf, self._pod_keys)

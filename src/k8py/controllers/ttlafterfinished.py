@@ -65,9 +65,8 @@ class TTLAfterFinishedController:
         self.clock = ctx.clock
         self.jobs = ctx.factory.informer(JOB)
         self.controller = Controller("ttl-after-finished-controller", self.reconcile,
-                                     workers=int(ctx.options.get("workers") or 2), clock=ctx.clock)
+                                     workers=ctx.options.workers or 2, clock=ctx.clock, wait_for=(self.jobs,))
         self.jobs.add_handler(self._on_job, lambda _old, new: self._on_job(new))
-        self.controller.watch(self.jobs, lambda _j: ())  # only so run() waits for the job cache
 
     def _on_job(self, job: Obj) -> None:
         if needs_cleanup(job):
