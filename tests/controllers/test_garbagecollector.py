@@ -11,6 +11,7 @@ from tests.helpers.cluster import InProcessCluster
 
 from k8py.api.registry import Registry
 from k8py.client.errors import NotFoundError
+from k8py.client.fake import FakeClient
 from k8py.controllers.garbagecollector import FOREGROUND, ORPHAN, Graph, deletable_kinds
 
 Obj = dict[str, Any]
@@ -269,35 +270,8 @@ async def test_pods_of_a_deleted_owner_are_finished_by_the_node(policy: str) -> 
 # -- reconcile against a fake API: live lookups decide, never the cache ------------------------
 
 
-class FakeAPI:
-    """Just enough of the client for the collector's reconcile: get, delete, patch."""
-
-    def __init__(self, *objs: Obj) -> None:
-        self.registry = Registry()
-        self.objects = {(o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"]): o for o in objs}
-        self.deleted: list[tuple[str, str, str | None]] = []
-
-    def kind_info(self, kind: Any) -> Any:
-        return self.registry.by_api_version(*kind) if isinstance(kind, tuple) else kind
-
-    async def resolve(self, kind: Any) -> Any:
-        info = self.kind_info(kind)
-        if info is None:
-            raise NotFoundError({"code": 404, "reason": "NotFound", "message": f"no kind {kind}"})
-        return info
-
-    async def get(self, kind: Any, name: str, namespace: str | None = None) -> Obj:
-        info = await self.resolve(kind)
-        try:
-            return self.objects[(info.kind, namespace or "", name)]
-        except KeyError:
-            raise NotFoundError({"code": 404, "reason": "NotFound", "message": f"{name} not found"}) from None
-
-    async def delete(self, kind: Any, name: str, namespace: str | None = None, **kw: Any) -> Obj:
-        info = await self.resolve(kind)
-        self.deleted.append((info.kind, name, kw.get("propagation_policy")))
-        self.objects.pop((info.kind, namespace or "", name), None)
-        return {}
+def FakeAPI(*objs: Obj) -> FakeClient:
+    return FakeClient(None, *objs)
 
 
 def obj(name: str, uid: str, *owners: Obj) -> Obj:
@@ -307,12 +281,12 @@ def obj(name: str, uid: str, *owners: Obj) -> Obj:
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": md}
 
 
-def collector(api: FakeAPI) -> Any:
+def collector(api: FakeClient) -> Any:
     from k8py.client.informer import SharedInformerFactory
     from k8py.controllers.base import ControllerContext
     from k8py.controllers.garbagecollector import GarbageCollector
 
-    ctx = ControllerContext(api, SharedInformerFactory(api))  # type: ignore[arg-type]
+    ctx = ControllerContext(api, SharedInformerFactory(api))
     return GarbageCollector(ctx)
 
 

@@ -4,9 +4,6 @@ in-memory API; the end-to-end test lets a fake node's lease lapse in an in-proce
 
 from __future__ import annotations
 
-import copy
-import datetime as dt
-import itertools
 from typing import Any
 
 import pytest
@@ -15,10 +12,11 @@ from tests.helpers.cluster import InProcessCluster
 from k8py.api.corev1 import tolerates
 from k8py.client.clock import FakeClock
 from k8py.client.controller import Result
-from k8py.client.errors import ConflictError, NotFoundError
+from k8py.client.errors import NotFoundError
+from k8py.client.fake import FakeClient
 from k8py.client.informer import SharedInformerFactory
 from k8py.client.leaderelection import format_micro_time
-from k8py.controllers.base import ControllerContext, rfc3339
+from k8py.controllers.base import ControllerContext
 from k8py.controllers.nodelifecycle import (
     MONITOR_KEY,
     NodeLifecycleController,
@@ -37,89 +35,15 @@ UNREACHABLE = "node.kubernetes.io/unreachable"
 NOT_READY = "node.kubernetes.io/not-ready"
 
 
-# -- a tiny in-memory API whose writes land in the informer caches at once --------------------------
-
-class FakeApi:
-    """Just enough of :class:`k8py.client.api.Client` for reconcile unit tests: objects by kind,
-    namespace and name, resourceVersion checks, every write also put in the matching informer's
-    cache (as if the watch delivered it instantly), and a log of the writes."""
-
-    def __init__(self, clock: FakeClock) -> None:
-        self.clock = clock
-        self.objects: dict[tuple[Any, str, str], Obj] = {}
-        self.writes: list[tuple[str, Any, str]] = []
-        self.factory: SharedInformerFactory | None = None
-        self._rv = itertools.count(100)
-        self._uid = itertools.count(1)
-
-    def kind_info(self, kind: Any) -> None:
-        return None
-
-    def _stores(self, kind: Any, ns: str) -> list[Any]:
-        assert self.factory is not None
-        return [i.store for i in self.factory.informers if i.kind == kind and i.namespace in (None, ns)]
-
-    def put(self, kind: Any, obj: Obj) -> Obj:
-        """Store ``obj`` as-is (tests set things up with this)."""
-        obj = copy.deepcopy(obj)
-        m = obj.setdefault("metadata", {})
-        m.setdefault("uid", f"uid-{next(self._uid)}")
-        m.setdefault("creationTimestamp", rfc3339(dt.datetime.fromtimestamp(self.clock.wall(), dt.UTC)))
-        m["resourceVersion"] = str(next(self._rv))
-        ns = str(m.get("namespace") or "")
-        self.objects[(kind, ns, m["name"])] = obj
-        for s in self._stores(kind, ns):
-            s.put(copy.deepcopy(obj))
-        return copy.deepcopy(obj)
-
-    def get_obj(self, kind: Any, name: str, ns: str = "") -> Obj | None:
-        o = self.objects.get((kind, ns, name))
-        return copy.deepcopy(o) if o is not None else None
-
-    def _missing(self, name: str) -> NotFoundError:
-        return NotFoundError({"code": 404, "reason": "NotFound", "message": f'"{name}" not found'})
-
-    async def get(self, kind: Any, name: str, namespace: str | None = None, **_: Any) -> Obj:
-        o = self.get_obj(kind, name, namespace or "")
-        if o is None:
-            raise self._missing(name)
-        return o
-
-    async def update(self, kind: Any, obj: Obj, namespace: str | None = None, *, subresource: str | None = None,
-                     **_: Any) -> Obj:
-        m = obj["metadata"]
-        ns = namespace or str(m.get("namespace") or "")
-        cur = self.objects.get((kind, ns, m["name"]))
-        if cur is None:
-            raise self._missing(m["name"])
-        if m.get("resourceVersion") and m["resourceVersion"] != cur["metadata"]["resourceVersion"]:
-            raise ConflictError({"code": 409, "reason": "Conflict", "message": "the object has been modified"})
-        new = copy.deepcopy(cur)
-        if subresource == "status":
-            new["status"] = copy.deepcopy(obj.get("status"))
-        else:
-            new = {**copy.deepcopy(obj), "status": new.get("status")}
-        self.writes.append((subresource or "update", kind, m["name"]))
-        return self.put(kind, new)
-
-    async def update_status(self, kind: Any, obj: Obj, namespace: str | None = None, **kw: Any) -> Obj:
-        return await self.update(kind, obj, namespace, subresource="status")
-
-    async def delete(self, kind: Any, name: str, namespace: str | None = None, **kw: Any) -> Obj:
-        ns = namespace or ""
-        if self.objects.pop((kind, ns, name), None) is None:
-            raise self._missing(name)
-        for s in self._stores(kind, ns):
-            s.remove(f"{ns}/{name}" if ns else name)
-        self.writes.append(("delete", kind, name))
-        return {"kind": "Status", "status": "Success", "details": kw}
+# the in-memory API, its writes landing in the informer caches at once (no informer runs here)
+FakeApi = FakeClient
 
 
 def make_ctx(options: Obj) -> tuple[ControllerContext, FakeApi, FakeClock]:
     clock = FakeClock()
-    api = FakeApi(clock)
-    factory = SharedInformerFactory(api, clock=clock)  # type: ignore[arg-type]
-    api.factory = factory
+    api = FakeClient(clock)
+    factory = SharedInformerFactory(api, clock=clock)
+    api.attach(factory)
     return ControllerContext(api, factory, clock, None, options), api, clock  # type: ignore[arg-type]
 
 
@@ -253,7 +177,7 @@ async def test_lease_expiry_unknown_taint_evict_and_recover() -> None:
     await ctl.reconcile("pod:default/short")
     assert api.get_obj(POD, "short", "default") is None
     assert api.get_obj(POD, "forever", "default") is not None
-    assert ("delete", POD, "elsewhere") not in api.writes
+    assert ("delete", "Pod", "elsewhere") not in api.writes
 
     # the lease is renewed again: conditions restored, taints gone, the countdown of nothing left
     clock.advance(1)

@@ -41,7 +41,7 @@ async def test_quarantine_live_check_and_stuck_pods_on_a_fake_clock() -> None:
     api.put(POD, {**pod_on("limbo", None), "metadata": {**deleting, "name": "limbo"}})
     api.put(POD, {**pod_on("stuck", "dead"), "metadata": {**deleting, "name": "stuck"}})
     # "late" exists in the API but not (yet) in our cache
-    api.objects[(NODE, "", "late")] = {"metadata": {"name": "late"}}
+    api.put(NODE, {"metadata": {"name": "late"}}, announce=False)
 
     res = await gc.reconcile(GC_KEY)
     assert res is not None and res.requeue_after == 20
@@ -65,7 +65,7 @@ async def test_quarantine_live_check_and_stuck_pods_on_a_fake_clock() -> None:
     assert api.get_obj(POD, "orphan", "default") is None
     assert api.get_obj(POD, "cached-only", "default") is not None  # the live GET found its node
     assert api.get_obj(POD, "ok", "default") is not None
-    assert api.writes[writes:] == [("status", POD, "orphan"), ("delete", POD, "orphan")]
+    assert api.writes[writes:] == [("update_status", "Pod", "orphan"), ("delete", "Pod", "orphan")]
     assert statuses[0]["phase"] == "Failed"
     cond = statuses[0]["conditions"][-1]
     assert (cond["type"], cond["reason"], cond["message"]) == (

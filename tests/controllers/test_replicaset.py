@@ -8,22 +8,16 @@ against an in-process API server with a FakeNode playing kubelet and scheduler.
 from __future__ import annotations
 
 import asyncio
-import copy
 import datetime as dt
-import itertools
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any, Self
 
 import pytest
 from tests.helpers.cluster import InProcessCluster
 
-from k8py.api import patch as patchlib
-from k8py.api import schema
-from k8py.client.api import Client, WatchEvent
 from k8py.client.clock import FakeClock
-from k8py.client.config import ClientConfig
-from k8py.client.errors import ApiError, api_error
+from k8py.client.errors import api_error
+from k8py.client.fake import FakeClient, status_error
 from k8py.client.informer import SharedInformerFactory
 from k8py.controllers.base import ControllerContext, rfc3339
 from k8py.controllers.podcontrol import controller_ref
@@ -40,174 +34,9 @@ EVENT = ("v1", "Event")
 # a fake API: objects in memory, watch events the test may hold back
 
 
-def status_error(code: int, reason: str, message: str) -> ApiError:
-    return api_error({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": code, "reason": reason,
-                      "message": message})
+class FakeApi(FakeClient):
+    """The shared fake API (``k8py.client.fake``) with what a kubelet would write to a pod."""
 
-
-class _Watch:
-    def __init__(self, q: asyncio.Queue[WatchEvent]) -> None:
-        self.q = q
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        pass
-
-    def __aiter__(self) -> AsyncIterator[WatchEvent]:
-        return self
-
-    async def __anext__(self) -> WatchEvent:
-        return await self.q.get()
-
-
-class FakeApi(Client):
-    """Enough of an API server for the controller: CRUD, strategic merge patch, status, watch.
-    Writes are recorded in ``writes``; ``hold()`` keeps watch events back (a stale cache) until
-    ``release()``; ``fail[(verb, kind)]`` makes that call raise."""
-
-    def __init__(self, clock: FakeClock) -> None:
-        super().__init__(ClientConfig(server="http://fake.invalid"), component="test")
-        self.clock = clock
-        self.objects: dict[tuple[str, str], dict[str, Obj]] = {}
-        self.writes: list[tuple[str, str, str]] = []  # (verb, kind, name)
-        self.fail: dict[tuple[str, str], ApiError] = {}
-        self.graceful_pods = False
-        self._subs: dict[tuple[str, str], list[asyncio.Queue[WatchEvent]]] = {}
-        self._held: list[tuple[tuple[str, str], WatchEvent]] | None = None
-        self._rv = itertools.count(1)
-        self._suffix = itertools.count(1)
-
-    def _kind(self, kind: Any) -> tuple[str, str]:
-        info = self.kind_info(kind)
-        assert info is not None, kind
-        return info.api_version, info.kind
-
-    def _emit(self, k: tuple[str, str], typ: str, obj: Obj) -> None:
-        ev = WatchEvent(typ, copy.deepcopy(obj))
-        if self._held is not None:
-            self._held.append((k, ev))
-            return
-        for q in self._subs.get(k, ()):
-            q.put_nowait(ev)
-
-    def hold(self) -> None:
-        self._held = []
-
-    def release(self) -> None:
-        held, self._held = self._held or [], None
-        for k, ev in held:
-            for q in self._subs.get(k, ()):
-                q.put_nowait(ev)
-
-    def _check(self, verb: str, k: tuple[str, str], name: str) -> None:
-        self.writes.append((verb, k[1], name))
-        err = self.fail.get((verb, k[1]))
-        if err is not None:
-            raise err
-
-    def seed(self, obj: Obj) -> Obj:
-        """Store an object as someone else would write it (a watch event, no write recorded)."""
-        k = (obj["apiVersion"], obj["kind"])
-        md = obj.get("metadata") or {}
-        existed = f"{md.get('namespace', 'default')}/{md['name']}" in self.objects.get(k, {})
-        obj = self._store(obj)
-        self._emit(k, "MODIFIED" if existed else "ADDED", obj)
-        return obj
-
-    def _store(self, obj: Obj) -> Obj:
-        obj = copy.deepcopy(obj)
-        k = (obj["apiVersion"], obj["kind"])
-        md = obj.setdefault("metadata", {})
-        md.setdefault("namespace", "default")
-        md.setdefault("uid", str(uuid.uuid4()))
-        md.setdefault("generation", 1)
-        md.setdefault("creationTimestamp", rfc3339(dt.datetime.fromtimestamp(self.clock.wall(), dt.UTC)))
-        md["resourceVersion"] = str(next(self._rv))
-        self.objects.setdefault(k, {})[f"{md['namespace']}/{md['name']}"] = obj
-        return obj
-
-    def stored(self, kind: Any, name: str, ns: str = "default") -> Obj:
-        return self.objects[self._kind(kind)][f"{ns}/{name}"]
-
-    def all(self, kind: Any) -> list[Obj]:
-        return list(self.objects.get(self._kind(kind), {}).values())
-
-    # -- the verbs the controller and informers use
-
-    async def list_all(self, kind: Any, namespace: str | None = None, **kw: Any) -> Obj:
-        k = self._kind(kind)
-        items = [copy.deepcopy(o) for o in self.objects.get(k, {}).values()]
-        return {"metadata": {"resourceVersion": str(next(self._rv))}, "items": items}
-
-    def watch(self, kind: Any, namespace: str | None = None, **kw: Any) -> Any:
-        q: asyncio.Queue[WatchEvent] = asyncio.Queue()
-        self._subs.setdefault(self._kind(kind), []).append(q)
-        return _Watch(q)
-
-    async def get(self, kind: Any, name: str, namespace: str | None = None, **kw: Any) -> Obj:
-        k = self._kind(kind)
-        obj = self.objects.get(k, {}).get(f"{namespace}/{name}")
-        if obj is None:
-            raise status_error(404, "NotFound", f'{k[1].lower()}s "{name}" not found')
-        return copy.deepcopy(obj)
-
-    async def create(self, kind: Any, obj: Obj, namespace: str | None = None, **kw: Any) -> Obj:
-        k = self._kind(kind)
-        obj = copy.deepcopy(obj)
-        md = obj["metadata"]
-        if not md.get("name"):
-            md["name"] = f"{md['generateName']}{next(self._suffix):05d}"
-        md["namespace"] = namespace
-        self._check("create", k, md["name"])
-        obj = self._store(obj)
-        self._emit(k, "ADDED", obj)
-        return copy.deepcopy(obj)
-
-    async def delete(self, kind: Any, name: str, namespace: str | None = None, **kw: Any) -> Obj:
-        k = self._kind(kind)
-        self._check("delete", k, name)
-        key = f"{namespace}/{name}"
-        obj = self.objects.get(k, {}).get(key)
-        if obj is None:
-            raise status_error(404, "NotFound", f'pods "{name}" not found')
-        if self.graceful_pods and k == POD and not obj["metadata"].get("deletionTimestamp"):
-            obj["metadata"]["deletionTimestamp"] = rfc3339(dt.datetime.fromtimestamp(self.clock.wall(), dt.UTC))
-            obj["metadata"]["resourceVersion"] = str(next(self._rv))
-            self._emit(k, "MODIFIED", obj)
-            return copy.deepcopy(obj)
-        del self.objects[k][key]
-        self._emit(k, "DELETED", obj)
-        return {"kind": "Status", "status": "Success"}
-
-    async def patch(self, kind: Any, name: str, patch: Any, namespace: str | None = None, **kw: Any) -> Obj:
-        k = self._kind(kind)
-        self._check("patch", k, name)
-        cur = await self.get(kind, name, namespace)
-        assert kw.get("type") == "strategic"
-        group, _, version = k[0].rpartition("/")
-        new = patchlib.strategic_merge_patch(cur, patch, schema.for_kind(group, version, k[1]))
-        if new["metadata"].get("uid") != cur["metadata"]["uid"]:  # kube: the uid is a precondition
-            raise status_error(409, "Conflict", "Precondition failed: UID in precondition")
-        new["metadata"]["resourceVersion"] = str(next(self._rv))
-        self.objects[k][f"{namespace}/{name}"] = new
-        self._emit(k, "MODIFIED", new)
-        return copy.deepcopy(new)
-
-    async def update_status(self, kind: Any, obj: Obj, namespace: str | None = None, **kw: Any) -> Obj:
-        k = self._kind(kind)
-        name = obj["metadata"]["name"]
-        self._check("update_status", k, name)
-        cur = self.objects[k][f"{namespace}/{name}"]
-        if obj["metadata"].get("resourceVersion") != cur["metadata"]["resourceVersion"]:
-            raise status_error(409, "Conflict", "the object has been modified")
-        cur["status"] = copy.deepcopy(obj["status"])
-        cur["metadata"]["resourceVersion"] = str(next(self._rv))
-        self._emit(k, "MODIFIED", cur)
-        return copy.deepcopy(cur)
-
-    # a test helper: what a kubelet would write
     def set_pod(self, name: str, *, ready: bool | None = None, since: float | None = None,
                 phase: str | None = None, node: str | None = None, labels: dict[str, str] | None = None) -> None:
         p = self.stored(POD, name)
@@ -222,8 +51,7 @@ class FakeApi(Client):
                                  "lastTransitionTime": rfc3339(dt.datetime.fromtimestamp(t, dt.UTC))}]
         if labels is not None:
             p["metadata"]["labels"] = labels
-        p["metadata"]["resourceVersion"] = str(next(self._rv))
-        self._emit(self._kind(POD), "MODIFIED", p)
+        self.touch(POD, name)
 
 
 class Events:
@@ -544,9 +372,8 @@ async def test_expectations_expire_after_five_minutes() -> None:
         await h.settle()
         h.api.hold()
         await h.ctrl.reconcile("default/web")
-        h.api.objects[h.api._kind(POD)].clear()  # the create was lost; no event will ever come
-        h.api._held = []
-        h.api.release()
+        h.api.objects[POD].clear()  # the create was lost; no event will ever come
+        h.api.drop_held()
         h.api.writes.clear()
         await h.ctrl.reconcile("default/web")
         assert [w for w in h.api.writes if w[0] == "create"] == []

@@ -57,7 +57,7 @@ async def test_requeues_for_the_remainder_then_deletes_foreground() -> None:
     stored = api.get_obj(JOB, "j", "default")
     assert stored is not None
     stored["spec"]["ttlSecondsAfterFinished"] = 200
-    api.objects[(JOB, "default", "j")] = stored
+    api.put(JOB, stored, announce=False)  # the API has it, the cache not yet
     clock.advance(60)
     res = await ctl.reconcile("default/j")
     assert res is not None and res.requeue_after == 100 and not deletes
