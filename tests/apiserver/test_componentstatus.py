@@ -143,15 +143,14 @@ def test_kubectl_and_python_client(tmp_path: Path) -> None:
 
 
 async def test_store_failure_makes_etcd_unhealthy() -> None:
-    from types import SimpleNamespace
-
     from k8py.apiserver.componentstatus import probe_store
+    from k8py.apiserver.objects import Objects
     from k8py.storage.interface import StoreUnavailableError
 
     class DownStore:
         async def health(self) -> None:
             raise StoreUnavailableError("etcd cluster is unavailable or misconfigured")
 
-    p = await probe_store(SimpleNamespace(store=DownStore()), None, 0.0)  # type: ignore[arg-type]
+    p = await probe_store(Objects(DownStore()), None, 0.0)  # type: ignore[arg-type]
     assert not p.healthy and p.message == ""
     assert p.error == "store health check failed: etcd cluster is unavailable or misconfigured"

@@ -5,16 +5,10 @@ disruption controller would."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from tests.api.test_protobuf import envelope, f_int, f_msg, f_str
-
-from k8py.apiserver import server as srv
-from k8py.config import ServerConfig
-from k8py.storage.memory import MemoryStore
 
 Obj = dict[str, Any]
 
@@ -23,16 +17,6 @@ PDBS = "/apis/policy/v1/namespaces/default/poddisruptionbudgets"
 TOO_MANY = "Cannot evict pod as it would violate the pod's disruption budget."
 
 
-@pytest.fixture
-async def api(tmp_path: Any) -> AsyncIterator[TestClient]:
-    store = MemoryStore(progress_interval=0.1)
-    await store.start()
-    cp = srv.build(ServerConfig(data_dir=str(tmp_path)), store)
-    await cp.bootstrap()
-    cp.http.ready = True
-    async with TestClient(TestServer(cp.http.build())) as c:
-        yield c
-    await store.close()
 
 
 async def make_pod(api: TestClient, name: str, *, phase: str = "Running", ready: bool = True,

@@ -4,18 +4,14 @@ delete, and the request path using it (Pod QoS after defaulting, Service allocat
 from __future__ import annotations
 
 import copy
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from k8py.api.defaults import set_defaults
 from k8py.api.registry import Registry
-from k8py.apiserver import server as srv
 from k8py.apiserver.registry import Strategy, build
-from k8py.config import ServerConfig
-from k8py.storage.memory import MemoryStore
 
 REGISTRY = Registry()
 STRATEGIES = build()
@@ -97,16 +93,6 @@ def test_namespace_update_keeps_status_and_spec() -> None:
     assert new["spec"] == {"finalizers": ["kubernetes"]} and new["status"] == {"phase": "Active"}
 
 
-@pytest.fixture
-async def api(tmp_path: Any) -> AsyncIterator[TestClient]:
-    store = MemoryStore(progress_interval=0.1)
-    await store.start()
-    cp = srv.build(ServerConfig(data_dir=str(tmp_path)), store)
-    await cp.bootstrap()
-    cp.http.ready = True
-    async with TestClient(TestServer(cp.http.build())) as c:
-        yield c
-    await store.close()
 
 
 async def test_a_pod_with_zero_cpu_is_best_effort_through_the_api(api: TestClient) -> None:

@@ -11,11 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
-
-from k8py.apiserver import server as srv
-from k8py.config import ServerConfig
-from k8py.storage.memory import MemoryStore
+from aiohttp.test_utils import TestClient
 
 CM = "/api/v1/namespaces/default/configmaps"
 SVC = "/api/v1/namespaces/default/services"
@@ -23,16 +19,6 @@ DEPS = "/apis/apps/v1/namespaces/default/deployments"
 PB = "application/vnd.kubernetes.protobuf"
 
 
-@pytest.fixture
-async def api(tmp_path: Any) -> AsyncIterator[TestClient]:
-    store = MemoryStore(progress_interval=0.1)
-    await store.start()
-    cp = srv.build(ServerConfig(data_dir=str(tmp_path)), store)
-    await cp.bootstrap()
-    cp.http.ready = True
-    async with TestClient(TestServer(cp.http.build())) as c:
-        yield c
-    await store.close()
 
 
 def cm(name: str, **data: str) -> dict[str, Any]:

@@ -6,15 +6,9 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
-from aiohttp.test_utils import TestClient, TestServer
-
-from k8py.apiserver import server as srv
-from k8py.config import ServerConfig
-from k8py.storage.memory import MemoryStore
+from aiohttp.test_utils import TestClient
 
 DEP = {
     "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
@@ -27,17 +21,6 @@ def cm(name: str, **data: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": data}
 
 
-@pytest.fixture
-async def api(tmp_path: Any) -> AsyncIterator[TestClient]:
-    store = MemoryStore(progress_interval=0.1)
-    await store.start()
-    cp = srv.build(ServerConfig(data_dir=str(tmp_path)), store)
-    await cp.bootstrap()
-    cp.http.ready = True
-    async with TestClient(TestServer(cp.http.build())) as c:
-        c.cp = cp  # type: ignore[attr-defined]
-        yield c
-    await store.close()
 
 
 CM = "/api/v1/namespaces/default/configmaps"

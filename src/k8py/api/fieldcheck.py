@@ -53,6 +53,7 @@ __all__ = [
     "check",
     "check_depth",
     "decode_body",
+    "json_kind",
     "parse_field_validation",
     "type_errors",
     "unknown_field_paths",
@@ -244,13 +245,14 @@ def decode_body(raw: bytes, content_type: str, strict: bool, *, kind: str | None
     if obj is None:
         return {}, dups
     if not isinstance(obj, dict):
-        what = _json_kind(obj)
+        what = json_kind(obj)
         raise _unrecognized(kind, raw, f"couldn't get version/kind; json parse error: json: cannot unmarshal "
                                        f"{what} into Go value of type {_FIND_KIND_TYPE}")
     return obj, dups
 
 
-def _json_kind(v: Any) -> str:
+def json_kind(v: Any) -> str:
+    """What Go's encoding/json calls a JSON value in its errors (``cannot unmarshal string ...``)."""
     if v is None:
         return "null"
     if isinstance(v, bool):
@@ -891,7 +893,7 @@ def _scalar(v: Any, sh: _Shape, struct: str, fp: str, res: _Result) -> None:
     tv = type(v)
     if tag == _STR:
         if tv is not str:
-            res.types.append(_type_msg(_json_kind(v), sh.go, struct, fp))
+            res.types.append(_type_msg(json_kind(v), sh.go, struct, fp))
     elif tag == _INT:
         if tv is int:
             lo, hi = _INT_RANGE[sh.go]
@@ -900,13 +902,13 @@ def _scalar(v: Any, sh: _Shape, struct: str, fp: str, res: _Result) -> None:
         elif tv is float:
             res.types.append(_type_msg(f"number {_number_literal(v)}", sh.go, struct, fp))
         else:
-            res.types.append(_type_msg(_json_kind(v), sh.go, struct, fp))
+            res.types.append(_type_msg(json_kind(v), sh.go, struct, fp))
     elif tag == _BOOL:
         if tv is not bool:
-            res.types.append(_type_msg(_json_kind(v), sh.go, struct, fp))
+            res.types.append(_type_msg(json_kind(v), sh.go, struct, fp))
     elif tag == _NUM:
         if tv is not float and tv is not int:
-            res.types.append(_type_msg(_json_kind(v), sh.go, struct, fp))
+            res.types.append(_type_msg(json_kind(v), sh.go, struct, fp))
     elif tag == _INTSTR:
         # IntOrString.UnmarshalJSON: a string, or else json.Unmarshal into int32
         if tv is str:
@@ -917,7 +919,7 @@ def _scalar(v: Any, sh: _Shape, struct: str, fp: str, res: _Result) -> None:
         elif tv is float:
             res.fatal = _type_msg(f"number {_number_literal(v)}", "int32", struct, fp)
         else:
-            res.fatal = _type_msg(_json_kind(v), "int32", struct, fp)
+            res.fatal = _type_msg(json_kind(v), "int32", struct, fp)
     elif tag == _QTY:
         # Quantity.UnmarshalJSON parses the raw text (quotes stripped) whatever its JSON type
         if tv is str:
@@ -931,7 +933,7 @@ def _scalar(v: Any, sh: _Shape, struct: str, fp: str, res: _Result) -> None:
     elif tag == _TIME:
         # Time.UnmarshalJSON: json.Unmarshal into a string, then time.Parse
         if tv is not str:
-            res.fatal = _type_msg(_json_kind(v), "string", struct, fp)
+            res.fatal = _type_msg(json_kind(v), "string", struct, fp)
         else:
             err = _time_error(v, sh.time_layout)
             if err:
@@ -944,11 +946,11 @@ def _scalar(v: Any, sh: _Shape, struct: str, fp: str, res: _Result) -> None:
         elif tv is list:
             for x in v:
                 if type(x) is not int or not 0 <= x <= 255:
-                    res.types.append(_type_msg(_json_kind(x) if type(x) is not int else f"number {x}",
+                    res.types.append(_type_msg(json_kind(x) if type(x) is not int else f"number {x}",
                                                "uint8", struct, fp))
                     break
         else:
-            res.types.append(_type_msg(_json_kind(v), sh.go, struct, fp))
+            res.types.append(_type_msg(json_kind(v), sh.go, struct, fp))
 
 
 def _walk(v: Any, sh: _Shape, path: str, struct: str, fp: str, res: _Result, depth: int = 1) -> None:
@@ -963,7 +965,7 @@ def _walk(v: Any, sh: _Shape, path: str, struct: str, fp: str, res: _Result, dep
     tag = sh.tag
     if tag == _OBJ:
         if type(v) is not dict:
-            res.types.append(_type_msg(_json_kind(v), sh.go, struct, fp))
+            res.types.append(_type_msg(json_kind(v), sh.go, struct, fp))
             return
         props = sh.props
         own = sh.struct
@@ -987,7 +989,7 @@ def _walk(v: Any, sh: _Shape, path: str, struct: str, fp: str, res: _Result, dep
                 return
     elif tag == _ARR:
         if type(v) is not list:
-            res.types.append(_type_msg(_json_kind(v), sh.go, struct, fp))
+            res.types.append(_type_msg(json_kind(v), sh.go, struct, fp))
             return
         elem = sh.elem or _ANY_SHAPE
         if elem.tag == _ANY:
@@ -998,7 +1000,7 @@ def _walk(v: Any, sh: _Shape, path: str, struct: str, fp: str, res: _Result, dep
                 return
     elif tag == _MAP:
         if type(v) is not dict:
-            res.types.append(_type_msg(_json_kind(v), sh.go, struct, fp))
+            res.types.append(_type_msg(json_kind(v), sh.go, struct, fp))
             return
         elem = sh.elem or _ANY_SHAPE
         et = elem.tag

@@ -30,8 +30,9 @@ from __future__ import annotations
 
 import hashlib
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -743,15 +744,24 @@ class OpenAPIV3:
         return self._index, _etag(self._index)
 
 
-_services: weakref.WeakKeyDictionary[Registry, OpenAPIV3] = weakref.WeakKeyDictionary()
+S = TypeVar("S")
 
 
-def _service(registry: Registry) -> OpenAPIV3:
-    s = _services.get(registry)
-    if s is None:
-        s = OpenAPIV3(registry)
-        _services[registry] = s
-    return s
+def per_registry(factory: Callable[[Registry], S]) -> Callable[[Registry], S]:
+    """``factory(registry)`` made once per registry and kept while the registry lives: the
+    documents are built on first use and then served from memory."""
+    made: weakref.WeakKeyDictionary[Registry, S] = weakref.WeakKeyDictionary()
+
+    def get(registry: Registry) -> S:
+        s = made.get(registry)
+        if s is None:
+            s = made[registry] = factory(registry)
+        return s
+
+    return get
+
+
+_service = per_registry(OpenAPIV3)
 
 
 def v3_index(registry: Registry) -> dict[str, Any]:

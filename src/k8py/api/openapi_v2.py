@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import hashlib
 import struct
-import weakref
 from collections.abc import Iterable
 from typing import Any
 
@@ -507,15 +506,7 @@ class OpenAPIV2:
         return self._pb
 
 
-_services: weakref.WeakKeyDictionary[Registry, OpenAPIV2] = weakref.WeakKeyDictionary()
-
-
-def _service(registry: Registry) -> OpenAPIV2:
-    s = _services.get(registry)
-    if s is None:
-        s = OpenAPIV2(registry)
-        _services[registry] = s
-    return s
+_service = openapi.per_registry(OpenAPIV2)
 
 
 def v2_json(registry: Registry) -> tuple[bytes, str]:

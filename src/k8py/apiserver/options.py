@@ -197,22 +197,8 @@ _DELETE_FIELD_TYPES: dict[str, tuple[str, tuple[type, ...]]] = {
 _PRECONDITION_TYPES = {"uid": "types.UID", "resourceVersion": "string"}
 
 
-def _json_type_name(v: Any) -> str:
-    if isinstance(v, bool):
-        return "bool"
-    if isinstance(v, int | float):
-        return "number"
-    if isinstance(v, str):
-        return "string"
-    if isinstance(v, list):
-        return "array"
-    if isinstance(v, dict):
-        return "object"
-    return "null"
-
-
 def _unmarshal_error(value: Any, struct: str, path: str, go_type: str) -> errors.StatusError:
-    return errors.bad_request(f"json: cannot unmarshal {_json_type_name(value)} into Go struct field "
+    return errors.bad_request(f"json: cannot unmarshal {fieldcheck.json_kind(value)} into Go struct field "
                               f"{struct}.{path} of type {go_type}")
 
 
