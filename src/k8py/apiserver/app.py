@@ -51,7 +51,8 @@ def version_info() -> dict[str, str]:
 
 
 def status_response(err: errors.StatusError) -> web.Response:
-    resp = web.Response(body=orjson.dumps(err.status()) + b"\n", status=err.code, content_type="application/json")
+    resp = web.Response(body=orjson.dumps(err.status(), option=orjson.OPT_APPEND_NEWLINE), status=err.code,
+                        content_type="application/json")
     for k, v in err.headers.items():
         resp.headers[k] = v
     if err.code == 401:
@@ -66,8 +67,8 @@ def _safe_headers(resp: web.StreamResponse) -> web.StreamResponse:
     """Replace control characters in header values before aiohttp sends them: aiohttp refuses
     such a header only after the handler returned, when a write may have committed, and the
     client would get no reply at all."""
-    if resp.prepared:
-        return resp
+    if resp.prepared or "Warning" not in resp.headers:
+        return resp  # only Warning headers carry text from the request (unknown field names)
     for k, v in list(resp.headers.items()):
         if not v.isprintable():
             clean = v.translate(_BAD_HEADER_CHARS)

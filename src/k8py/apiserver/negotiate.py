@@ -96,4 +96,5 @@ def content_type_of(header: str) -> str:
 def encode(obj: Any, out: Output) -> tuple[bytes, str]:
     if out.serializer == YAML:
         return yaml.safe_dump(obj, sort_keys=False).encode(), YAML
-    return orjson.dumps(obj) + b"\n", JSON  # kube's JSON serializer ends every document with a newline
+    # kube's JSON serializer ends every document with a newline
+    return orjson.dumps(obj, option=orjson.OPT_APPEND_NEWLINE), JSON

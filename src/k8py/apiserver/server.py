@@ -113,8 +113,10 @@ async def start(config: ServerConfig, *, store: Store | None = None, ssl_context
     cp.tasks = [asyncio.create_task(_compactor(cp), name="compactor")]
     app = cp.http.build()
     # kube's httplog (one debug line per request, watches when they end) instead of aiohttp's
-    # access log, which misses requests the client abandons.
-    httplog.install(app)
+    # access log, which misses requests the client abandons. Installed only when its lines are
+    # logged (--debug): a middleware costs every request something.
+    if httplog.log.isEnabledFor(logging.DEBUG):
+        httplog.install(app)
     runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=5.0)
     await runner.setup()
     site = web.TCPSite(runner, config.bind_address, config.https_listen_port, ssl_context=ssl_context,

@@ -76,7 +76,7 @@ class WatchStream:
 
     def encode(self, type_: str, obj: Obj) -> bytes:
         body = obj if type_ in ("BOOKMARK", "ERROR") else self._object(obj)
-        return orjson.dumps({"type": type_, "object": body}) + b"\n"
+        return orjson.dumps({"type": type_, "object": body}, option=orjson.OPT_APPEND_NEWLINE)
 
     async def write(self, data: bytes) -> None:
         """One write, bounded in time: SlowClientError if the client leaves it unread."""
