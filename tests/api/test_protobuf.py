@@ -90,6 +90,8 @@ def _definition_name(message: str) -> str:
     group, version = package.split("/")
     if group == "meta":
         return f"io.k8s.apimachinery.pkg.apis.meta.v1.{kind}"
+    if group == "apiregistration":  # kube-aggregator's types
+        return f"io.k8s.kube-aggregator.pkg.apis.apiregistration.{version}.{kind}"
     return f"io.k8s.api.{group}.{version}.{kind}"
 
 

@@ -296,6 +296,12 @@ VALID: dict[str, dict[str, Any]] = {
                      {"kind": "ServiceAccount", "name": "builder", "namespace": "ci"}],
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
     },
+    "APIService": {
+        "apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService", "metadata": {"name": "v1alpha1.wardle.k8s.io"},
+        "spec": {"group": "wardle.k8s.io", "version": "v1alpha1", "groupPriorityMinimum": 1000,
+                 "versionPriority": 15, "insecureSkipTLSVerify": True,
+                 "service": {"namespace": "wardle", "name": "api", "port": 443}},
+    },
     "PriorityClass": {
         "apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": "high-priority"},
         "value": 1000000, "globalDefault": False, "description": "for web",

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 kubernetes = pytest.importorskip("kubernetes")
 from kubernetes import client, watch
@@ -211,3 +212,40 @@ def test_server_cli_help() -> None:
     for flag in ("--data-dir", "--https-listen-port", "--bind-address", "--write-kubeconfig",
                  "--datastore-endpoint", "--disable-agent", "--node-name", "--cluster-cidr", "--service-cidr"):
         assert flag in p.stdout
+
+
+def test_create_from_yaml_conflict_reads_as_against_kube(api: Any, tmp_path: Path) -> None:
+    """The official client's ``create_from_yaml`` prints the server's Status as it came: the
+    exact bytes (Go's field order, the trailing newline) are what its own e2e suite compares."""
+    from kubernetes import utils
+
+    f = tmp_path / "api-service.yaml"
+    f.write_text(yaml.safe_dump({
+        "apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+        "metadata": {"name": "v1alpha1.wardle.k8s.io"},
+        "spec": {"insecureSkipTLSVerify": True, "group": "wardle.k8s.io", "groupPriorityMinimum": 1000,
+                 "versionPriority": 15, "service": {"name": "api", "namespace": "wardle"}, "version": "v1alpha1"}}))
+    utils.create_from_yaml(api, str(f))
+    try:
+        svc = client.ApiregistrationV1Api(api).read_api_service(name="v1alpha1.wardle.k8s.io")
+        assert svc.spec.group == "wardle.k8s.io" and svc.spec.version == "v1alpha1"
+        with pytest.raises(utils.FailToCreateError) as e:
+            utils.create_from_yaml(api, str(f))
+        assert str(e.value) == (
+            'Error from server (Conflict): {"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",'
+            '"message":"apiservices.apiregistration.k8s.io \\"v1alpha1.wardle.k8s.io\\" already exists",'
+            '"reason":"AlreadyExists","details":{"name":"v1alpha1.wardle.k8s.io","group":"apiregistration.k8s.io",'
+            '"kind":"apiservices"},"code":409}\n')
+    finally:
+        client.ApiregistrationV1Api(api).delete_api_service(name="v1alpha1.wardle.k8s.io", body={})
+
+
+def test_kubectl_get_apiservices(server: Any) -> None:
+    server.kubectl("apply", "-f", "-", input=yaml.safe_dump({
+        "apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService", "metadata": {"name": "v1.local.example.com"},
+        "spec": {"group": "local.example.com", "version": "v1", "groupPriorityMinimum": 100, "versionPriority": 10}}))
+    out = server.kubectl("get", "apiservices").stdout.splitlines()
+    assert out[0].split() == ["NAME", "SERVICE", "AVAILABLE", "AGE"]
+    row = next(r.split() for r in out if r.startswith("v1.local.example.com"))
+    assert row[1:3] == ["Local", "True"]
+    server.kubectl("delete", "apiservice", "v1.local.example.com")

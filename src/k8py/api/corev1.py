@@ -32,7 +32,7 @@ __all__ = [
     "Toleration",
     "find_untolerated_taint",
     "format_time",
-    "get_pod_condition",
+    "get_condition",
     "is_namespace_terminating",
     "is_pod_ready",
     "is_pod_terminal",
@@ -246,15 +246,16 @@ def pod_matches_node_selector_and_affinity(spec: Mapping[str, Any], node: Mappin
 # --------------------------------------------------------------------------- pods
 
 
-def get_pod_condition(pod: Mapping[str, Any], type_: str) -> Obj | None:
-    for c in (pod.get("status") or {}).get("conditions") or ():
+def get_condition(obj: Mapping[str, Any], type_: str) -> Obj | None:
+    """The condition of ``type_`` in ``obj``'s status.conditions (pods, nodes, APIServices ...)."""
+    for c in (obj.get("status") or {}).get("conditions") or ():
         if isinstance(c, dict) and c.get("type") == type_:
             return c
     return None
 
 
 def pod_ready_condition(pod: Mapping[str, Any]) -> Obj | None:
-    return get_pod_condition(pod, "Ready")
+    return get_condition(pod, "Ready")
 
 
 def is_pod_ready(pod: Mapping[str, Any]) -> bool:

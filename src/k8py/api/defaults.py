@@ -642,6 +642,13 @@ def _storage_class(obj: Obj, version: str) -> None:
         obj["volumeBindingMode"] = "Immediate"
 
 
+def _api_service(obj: Obj) -> None:
+    # kube-aggregator's SetDefaults_ServiceReference
+    svc = _d(obj, "spec").get("service")
+    if isinstance(svc, dict) and svc.get("port") is None:
+        svc["port"] = 443
+
+
 _DEFAULTERS: dict[tuple[str, str], Callable[[Obj, str], None]] = {
     ("", "Pod"): _pod,
     ("", "PodTemplate"): _pod_template,
@@ -669,6 +676,7 @@ _DEFAULTERS: dict[tuple[str, str], Callable[[Obj, str], None]] = {
     ("rbac.authorization.k8s.io", "ClusterRoleBinding"): _binding_rbac,
     ("scheduling.k8s.io", "PriorityClass"): _priority_class,
     ("storage.k8s.io", "StorageClass"): _storage_class,
+    ("apiregistration.k8s.io", "APIService"): lambda obj, _v: _api_service(obj),
 }
 
 

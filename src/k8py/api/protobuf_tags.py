@@ -42,6 +42,19 @@ OpenAPI definitions by ``tests/api/test_protobuf.py``.
 from __future__ import annotations
 
 MESSAGES: dict[str, str] = {
+    # apiregistration/v1 is kube-aggregator's, not in kubectl's binary: from its generated.proto
+    "apiregistration/v1.APIService": (
+        "1:metadata:meta/v1.ObjectMeta:e 2:spec:APIServiceSpec:e 3:status:APIServiceStatus:e"
+    ),
+    "apiregistration/v1.APIServiceCondition": (
+        "1:type:s 2:status:s 3:lastTransitionTime:Time:e 4:reason:s:e 5:message:s:e"
+    ),
+    "apiregistration/v1.APIServiceSpec": (
+        "1:service:ServiceReference:*e 2:group:s:e 3:version:s:e 4:insecureSkipTLSVerify:b:e 5:caBundle:y:e "
+        "7:groupPriorityMinimum:i 8:versionPriority:i"
+    ),
+    "apiregistration/v1.APIServiceStatus": "1:conditions:[]APIServiceCondition:e",
+    "apiregistration/v1.ServiceReference": "1:namespace:s:e 2:name:s:e 3:port:i:*e",
     "apps/v1.ControllerRevision": "1:metadata:meta/v1.ObjectMeta:e 2:data:RawExtension 3:revision:i",
     "apps/v1.DaemonSet": "1:metadata:meta/v1.ObjectMeta:e 2:spec:DaemonSetSpec:e 3:status:DaemonSetStatus:e",
     "apps/v1.DaemonSetCondition": (

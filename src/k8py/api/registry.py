@@ -161,6 +161,8 @@ BUILTIN_KINDS: tuple[KindInfo, ...] = (
     _k("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", False),
     # scheduling.k8s.io/v1
     _k("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", False, ("pc",)),
+    # apiregistration.k8s.io/v1 (stored and reported; k8py does not proxy aggregated APIs yet)
+    _k("apiregistration.k8s.io", "v1", "APIService", "apiservices", False, sub=ST, cats=("api-extensions",)),
     # policy/v1
     _k("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", short=("pdb",), sub=ST),
     # Review kinds: create-only, answered by the server and never stored (VIRTUAL_KINDS)

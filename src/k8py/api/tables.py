@@ -877,6 +877,20 @@ def _hpa_cells(obj: Obj, now: datetime) -> list[Cell]:
             _int(spec.get("maxReplicas")), _int(status.get("currentReplicas")), _age(obj, now)]
 
 
+def _apiservice_cells(obj: Obj, now: datetime) -> list[Cell]:
+    """kube-aggregator's printer: the backing Service (``Local`` for none) and the Available
+    condition, with its reason when not True."""
+    svc = _spec(obj).get("service")
+    service = f"{svc.get('namespace', '')}/{svc.get('name', '')}" if isinstance(svc, dict) else "Local"
+    available = "Unknown"
+    for c in _status(obj).get("conditions") or ():
+        if c.get("type") == "Available":
+            available = str(c.get("status") or "Unknown")
+            if available != "True":
+                available += f" ({c.get('reason', '')})"
+    return [_name(obj), service, available, _age(obj, now)]
+
+
 def _priorityclass_cells(obj: Obj, now: datetime) -> list[Cell]:
     return [_name(obj), _int(obj.get("value")), bool(obj.get("globalDefault")), _age(obj, now),
             obj.get("preemptionPolicy") or ""]
@@ -1182,6 +1196,12 @@ PRINTERS: Final[dict[tuple[str, str], Printer]] = {
                             "of contention on the node."),
         AGE,
     ), _resourcequota_cells),
+    ("apiregistration.k8s.io", "APIService"): Printer((
+        NAME,
+        Column("Service", doc="The reference to the service that hosts this API endpoint."),
+        Column("Available", doc="Whether this service is available."),
+        AGE,
+    ), _apiservice_cells),
     ("scheduling.k8s.io", "PriorityClass"): Printer((
         NAME,
         Column("Value", "integer", doc=("io.k8s.api.scheduling.v1.PriorityClass", "value")),

@@ -42,6 +42,7 @@ CONTROLLERS: dict[str, str] = {
     "job": "k8py.controllers.job:JobController",
     "cronjob": "k8py.controllers.cronjob:CronJobController",
     "disruption": "k8py.controllers.disruption:DisruptionController",
+    "apiservice-availability": "k8py.controllers.apiservice:APIServiceAvailabilityController",
 }
 
 LEASE_NAME = "kube-controller-manager"

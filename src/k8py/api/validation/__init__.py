@@ -20,7 +20,7 @@ from typing import Any
 
 from k8py.api.errors import FieldError
 from k8py.api.registry import KindInfo
-from k8py.api.validation import apps, batch, config, core, networking, policy, storage
+from k8py.api.validation import apiregistration, apps, batch, config, core, networking, policy, storage
 from k8py.api.validation.meta import (
     name_is_dns_subdomain,
     validate_object_meta,
@@ -102,6 +102,9 @@ _TABLE: dict[tuple[str, str], tuple[Create, Update, Update]] = {
                                              _meta_update),
     ("storage.k8s.io", "StorageClass"): (storage.validate_storage_class, storage.validate_storage_class_update,
                                          _meta_update),
+    ("apiregistration.k8s.io", "APIService"): (apiregistration.validate_api_service,
+                                               apiregistration.validate_api_service_update,
+                                               apiregistration.validate_api_service_status),
 }
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from k8py.api.corev1 import now_rfc3339
 from k8py.api.registry import KindInfo
 from k8py.apiserver.registry.base import Strategy
 
@@ -55,6 +56,23 @@ class EndpointSliceStrategy(Strategy):
     generation = True
 
 
+LOCAL_AVAILABLE = {"type": "Available", "status": "True", "reason": "Local",
+                   "message": "Local APIServices are always available"}
+
+
+class APIServiceStrategy(Strategy):
+    """kube-aggregator's apiservice strategy: status is the availability controller's; a local
+    APIService (no ``spec.service``) is available from its creation."""
+
+    group, kind = "apiregistration.k8s.io", "APIService"
+    reset_status_on_create = True
+
+    def initial_status(self, kind: KindInfo, obj: Obj) -> Obj | None:
+        if (obj.get("spec") or {}).get("service") is None:
+            return {"conditions": [{**LOCAL_AVAILABLE, "lastTransitionTime": now_rfc3339()}]}
+        return {}
+
+
 class StorageClassStrategy(Strategy):
     group, kind = "storage.k8s.io", "StorageClass"
     return_deleted_object = True
@@ -62,4 +80,4 @@ class StorageClassStrategy(Strategy):
 
 STRATEGIES: list[type[Strategy]] = [IngressStrategy, IngressClassStrategy, NetworkPolicyStrategy,
                                     HorizontalPodAutoscalerStrategy, PodDisruptionBudgetStrategy,
-                                    EndpointSliceStrategy, StorageClassStrategy]
+                                    EndpointSliceStrategy, StorageClassStrategy, APIServiceStrategy]
