@@ -28,7 +28,22 @@ def run_server(config: ServerConfig) -> int:
         uvloop.install()
     except ImportError:  # pragma: no cover - uvloop is a dependency; plain asyncio works too
         pass
+    tune_gc()
     return asyncio.run(_main(config))
+
+
+# CPython's default collects the young generation every 700 allocations and the whole heap every
+# 100 of those; with a server's working set (watch ring, caches, tens of thousands of objects)
+# a full collection stalls the loop for tens of milliseconds, which showed as the p99 of watch
+# delivery (docs/benchmarks.md, "The request path after issues 9 and 10"). Few of a request's
+# objects are cyclic garbage: collect less often.
+GC_THRESHOLDS = (50_000, 50, 100)
+
+
+def tune_gc() -> None:
+    import gc
+
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 async def _main(config: ServerConfig) -> int:
