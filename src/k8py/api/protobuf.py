@@ -33,7 +33,7 @@ from typing import Any
 
 import orjson
 
-from k8py.api import errors
+from k8py.api import errors, fieldcheck
 from k8py.api.protobuf_tags import MESSAGES
 
 MEDIA_TYPE = "application/vnd.kubernetes.protobuf"
@@ -421,6 +421,8 @@ def decode(raw: bytes) -> Obj:
                 "send it as application/json instead")
         obj: Obj = {"apiVersion": api_version, "kind": kind}
         obj.update(_message(name, body))
+        # the same depth limit as JSON and YAML bodies: what is walked later must not recurse too far
+        fieldcheck.check_depth(obj)
     except ProtobufError as e:
         raise errors.bad_request(f"the protobuf body is malformed: {e}") from e
     except RecursionError as e:

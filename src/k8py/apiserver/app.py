@@ -22,7 +22,7 @@ from k8py.api import errors
 from k8py.api.registry import Registry
 from k8py.apiserver import discovery, health, requestinfo
 from k8py.apiserver.context import Ctx
-from k8py.apiserver.negotiate import negotiate_output
+from k8py.apiserver.negotiate import Output, encode, negotiate_output
 from k8py.apiserver.rest import ResourceAPI
 
 if TYPE_CHECKING:
@@ -51,32 +51,12 @@ def version_info() -> dict[str, str]:
 
 
 def status_response(err: errors.StatusError) -> web.Response:
-    resp = web.Response(body=orjson.dumps(err.status(), option=orjson.OPT_APPEND_NEWLINE), status=err.code,
-                        content_type="application/json")
+    body, ct = encode(err.status(), Output())
+    resp = web.Response(body=body, status=err.code, content_type=ct)
     for k, v in err.headers.items():
         resp.headers[k] = v
     if err.code == 401:
         resp.headers["WWW-Authenticate"] = 'Basic realm="kubernetes-master"'
-    return resp
-
-
-_BAD_HEADER_CHARS = str.maketrans({c: " " for c in map(chr, [*range(0x20), 0x7F]) if c != "\t"})
-
-
-def _safe_headers(resp: web.StreamResponse) -> web.StreamResponse:
-    """Replace control characters in header values before aiohttp sends them: aiohttp refuses
-    such a header only after the handler returned, when a write may have committed, and the
-    client would get no reply at all."""
-    if resp.prepared or "Warning" not in resp.headers:
-        return resp  # only Warning headers carry text from the request (unknown field names)
-    for k, v in list(resp.headers.items()):
-        if not v.isprintable():
-            clean = v.translate(_BAD_HEADER_CHARS)
-            if clean != v:
-                values = [x.translate(_BAD_HEADER_CHARS) for x in resp.headers.getall(k)]
-                del resp.headers[k]
-                for x in values:
-                    resp.headers.add(k, x)
     return resp
 
 
@@ -108,13 +88,13 @@ class APIServerApp:
 
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
         try:
-            return _safe_headers(await self._dispatch(request))
+            return await self._dispatch(request)
         except errors.StatusError as e:
             resp = status_response(e)
             ctx = request.get(CTX_KEY)
             if ctx is not None:  # an error answer still carries the request's warnings, as kube's does
                 ResourceAPI.add_warnings(ctx, resp)
-            return _safe_headers(resp)
+            return resp
         except web.HTTPException:
             raise
         except ConnectionResetError:

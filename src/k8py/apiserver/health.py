@@ -127,10 +127,7 @@ class Health:
 
     async def _probe_store(self) -> None:
         try:
-            async with asyncio.timeout(self._store_timeout):
-                await self._app.api.objects.health()
-        except TimeoutError:
-            raise CheckFailed(f"the datastore did not answer within {self._store_timeout:g}s") from None
+            await self._app.api.objects.health(self._store_timeout)
         except Exception as e:  # noqa: BLE001 - any store failure is the check's failure
             raise CheckFailed(str(e) or type(e).__name__) from None
 

@@ -27,6 +27,7 @@ from k8py.storage.interface import (
     KeyValue,
     ListResult,
     Store,
+    StoreUnavailableError,
     Watch,
 )
 
@@ -179,9 +180,15 @@ class Objects:
         """A watch on the store from ``start_revision`` (inclusive), for the watch handler."""
         return self.store.watch(prefix, start_revision, progress_notify=progress_notify)
 
-    async def health(self) -> None:
-        """Raise when the store cannot serve (the health checks and componentstatuses ask)."""
-        await self.store.health()
+    async def health(self, timeout: float) -> None:
+        """Raise unless the store answers its own health check (``Store.health``) within
+        ``timeout`` seconds, as kube bounds its etcd probe; the health checks and
+        componentstatuses ask."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self.store.health()
+        except TimeoutError:
+            raise StoreUnavailableError(f"the datastore did not answer within {timeout:g}s") from None
 
     async def wait_for_revision(self, rv: int) -> int:
         """Wait until the store has reached ``rv`` (a client may have seen it from

@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from k8py.api import errors, fieldcheck, protobuf
+from k8py.api.validation.meta import GoRaw, go_strings
 from k8py.apiserver.context import Ctx
 from k8py.apiserver.negotiate import JSON, YAML, content_type_of
 
@@ -64,9 +65,7 @@ def decode_plain(ctx: Ctx, raw: bytes, strict: bool) -> Any:
     by its Content-Type: JSON, YAML or Kubernetes protobuf."""
     ct = body_media_type(ctx)
     if protobuf.is_protobuf(ct):
-        obj = protobuf.decode(raw)
-        fieldcheck.check_depth(obj)
-        return obj
+        return protobuf.decode(raw)
     if ct not in (JSON, *YAML_TYPES):
         raise errors.unsupported_media_type(ct)
     body, dups = fieldcheck.decode_body(raw, ct, strict)
@@ -131,33 +130,21 @@ _OPTIONS_KIND = {"POST": "CreateOptions", "PUT": "UpdateOptions", "PATCH": "Patc
                  "DELETE": "DeleteOptions"}
 
 
-def _go_string_slice(values: list[Any]) -> str:
-    import orjson
-
-    return "[]string{" + ", ".join(orjson.dumps(str(v)).decode() for v in values) + "}"
-
-
 def _invalid_options(options_kind: str, errs: list[errors.FieldError]) -> errors.StatusError:
     return errors.invalid_error(options_kind, "meta.k8s.io", "", errs)
 
 
-def validate_dry_run(values: list[Any], options_kind: str) -> bool:
+def _dry_run_errors(values: list[Any]) -> list[errors.FieldError]:
     """kube's ValidateDryRun: every value must be "All"."""
-    if any(v not in _DRY_RUN_VALUES for v in values):
-        err = errors.FieldError(errors.FieldErrorType.NOT_SUPPORTED, "dryRun", _GoRepr(_go_string_slice(values)),
-                                supported=_DRY_RUN_VALUES)
-        raise _invalid_options(options_kind, [err])
+    if all(v in _DRY_RUN_VALUES for v in values):
+        return []
+    return [errors.not_supported("dryRun", GoRaw(go_strings(values)), _DRY_RUN_VALUES)]
+
+
+def validate_dry_run(values: list[Any], options_kind: str) -> bool:
+    if errs := _dry_run_errors(values):
+        raise _invalid_options(options_kind, errs)
     return bool(values)
-
-
-class _GoRepr:
-    """A value whose Go rendering is already known (``[]string{"x"}``)."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-    def go_repr(self) -> str:
-        return self.text
 
 
 def dry_run(ctx: Ctx) -> bool:
@@ -248,10 +235,7 @@ def validate_delete_options(opts: Obj) -> None:
                                    "both set"))
     if pp is not None and pp not in _PROPAGATION:
         errs.append(errors.not_supported("propagationPolicy", pp, [*_PROPAGATION, "nil"]))
-    dry = opts.get("dryRun") or []
-    if any(v not in _DRY_RUN_VALUES for v in dry):
-        errs.append(errors.FieldError(errors.FieldErrorType.NOT_SUPPORTED, "dryRun",
-                                      _GoRepr(_go_string_slice(dry)), supported=_DRY_RUN_VALUES))
+    errs += _dry_run_errors(opts.get("dryRun") or [])
     if errs:
         raise _invalid_options("DeleteOptions", errs)
     gp = opts.get("gracePeriodSeconds")

@@ -24,7 +24,7 @@ from k8py.api import (
 )
 from k8py.api.corev1 import format_time, now_rfc3339
 from k8py.api.registry import VIRTUAL_KINDS, KindInfo, Registry
-from k8py.apiserver import eviction, options, reviews
+from k8py.apiserver import componentstatus, eviction, options, reviews
 from k8py.apiserver.admission import Admission, Attributes
 from k8py.apiserver.context import Ctx
 from k8py.apiserver.negotiate import (
@@ -51,14 +51,6 @@ Obj = dict[str, Any]
 MAX_WARNING_LEN = 4 * 1024
 MAX_WARNINGS_LEN = 256 * 1024
 
-field_manager_from = options.field_manager
-dry_run = options.dry_run
-field_validation = options.field_validation
-
-
-now = now_rfc3339
-
-
 class ResourceAPI:
     def __init__(self, objects: Objects, registry: Registry, admission: Admission, strategies: Strategies,
                  authorizer: Any = None) -> None:
@@ -69,19 +61,15 @@ class ResourceAPI:
         self.authorizer = authorizer  # answers SubjectAccessReviews
 
     # -- helpers -----------------------------------------------------------------
-    async def read_body(self, ctx: Ctx) -> bytes:
-        return await options.read_body(ctx.request)
-
     async def decode_object(self, ctx: Ctx, kind: KindInfo, raw: bytes, *, expect_kind: str | None = None) -> Obj:
-        ct = content_type_of(ctx.request.headers.get("Content-Type", "")) or JSON
-        mode = field_validation(ctx)
+        ct = options.body_media_type(ctx)
+        mode = options.field_validation(ctx)
         if protobuf.is_protobuf(ct):
             # typed client-go clients (kubectl create ...) send protobuf; it has no unknown/duplicate fields
             obj = protobuf.decode(raw)
-            fieldcheck.check_depth(obj)
             self.check_type_meta(kind, obj, expect_kind)
             return obj
-        if ct not in (JSON, YAML, "application/yml", "text/yaml", "application/x-yaml"):
+        if ct not in (JSON, *options.YAML_TYPES):
             raise errors.unsupported_media_type(ct)
         obj, dups = fieldcheck.decode_body(raw, ct, mode != "Ignore", kind=expect_kind or kind.kind)
         if not isinstance(obj, dict):
@@ -89,10 +77,6 @@ class ResourceAPI:
         self.check_type_meta(kind, obj, expect_kind)
         self.check_fields(ctx, kind, obj, mode, dups)
         return obj
-
-    def decode_plain(self, ctx: Ctx, raw: bytes, strict: bool) -> Any:
-        """A body that is not a stored kind (Scale, Binding, ...), in JSON, YAML or protobuf."""
-        return options.decode_plain(ctx, raw, strict)
 
     def check_type_meta(self, kind: KindInfo, obj: Obj, expect_kind: str | None = None) -> None:
         """apiVersion/kind must name this endpoint's kind; missing ones default to it, as
@@ -182,11 +166,9 @@ class ResourceAPI:
         if kind.kind in VIRTUAL_KINDS:
             if verb != "create":
                 raise errors.method_not_allowed()
-            body = await self.decode_object(ctx, kind, await self.read_body(ctx))
+            body = await self.decode_object(ctx, kind, await options.read_body(ctx.request))
             return self.respond(ctx, reviews.answer(kind.kind, body, ctx.user, self.authorizer), 201)
         if kind.kind == "ComponentStatus":  # probed on each request, never stored
-            from k8py.apiserver import componentstatus
-
             return await componentstatus.handle(self, ctx, kind)
         ns = i.namespace if kind.namespaced else None
         if verb == "get":
@@ -260,10 +242,10 @@ class ResourceAPI:
     # -- create -------------------------------------------------------------------
     async def create(self, ctx: Ctx, kind: KindInfo, ns: str | None, obj: Obj | None = None) -> Obj:
         if obj is None:
-            raw = await self.read_body(ctx)
+            raw = await options.read_body(ctx.request)
             obj = await self.decode_object(ctx, kind, raw)
-        dry = dry_run(ctx)
-        manager = field_manager_from(ctx)
+        dry = options.dry_run(ctx)
+        manager = options.field_manager(ctx)
         return await self.create_object(ctx, kind, ns, obj, dry, manager)
 
     async def create_object(self, ctx: Ctx, kind: KindInfo, ns: str | None, obj: Obj, dry: bool,
@@ -298,7 +280,7 @@ class ResourceAPI:
         if not apply_managed:
             node = schema.for_kind(kind.group, kind.version, kind.kind)
             managedfields.update_managed_fields(None, obj, manager=manager, operation="Update",
-                                                api_version=kind.api_version, now=now(), node=node)
+                                                api_version=kind.api_version, now=now_rfc3339(), node=node)
         if dry:
             meta.pop("resourceVersion", None)
             return obj
@@ -306,14 +288,14 @@ class ResourceAPI:
 
     # -- update -------------------------------------------------------------------
     async def update(self, ctx: Ctx, kind: KindInfo, ns: str | None, name: str) -> tuple[Obj, bool]:
-        raw = await self.read_body(ctx)
+        raw = await options.read_body(ctx.request)
         obj = await self.decode_object(ctx, kind, raw)
         meta = obj.get("metadata") or {}
         if not isinstance(meta, dict):
             raise errors.bad_request("metadata must be an object")
         check_name(meta, name, ns if kind.namespaced else None)
-        dry = dry_run(ctx)
-        manager = field_manager_from(ctx)
+        dry = options.dry_run(ctx)
+        manager = options.field_manager(ctx)
         # kube: an update with no resourceVersion, or "0", is unconditional
         want_rv = meta.get("resourceVersion") or ""
         if want_rv == "0":
@@ -392,7 +374,7 @@ class ResourceAPI:
                 meta["managedFields"] = copy.deepcopy(old_meta["managedFields"])
             managedfields.update_managed_fields(current, new, manager=manager, operation="Update",
                                                 api_version=kind.api_version, subresource=subresource,
-                                                now=now(), node=node)
+                                                now=now_rfc3339(), node=node)
         meta["resourceVersion"] = current["metadata"]["resourceVersion"]
         return new
 
@@ -402,13 +384,13 @@ class ResourceAPI:
         ct = content_type_of(ctx.request.headers.get("Content-Type", ""))
         if ct not in (PATCH_JSON, PATCH_MERGE, PATCH_STRATEGIC, PATCH_APPLY):
             raise errors.unsupported_media_type(ct)
-        raw = await self.read_body(ctx)
-        mode = field_validation(ctx)
-        dry = dry_run(ctx)
+        raw = await options.read_body(ctx.request)
+        mode = options.field_validation(ctx)
+        dry = options.dry_run(ctx)
         force = ctx.q("force") in ("true", "1")
         if force and ct != PATCH_APPLY:
             raise errors.bad_request("force is only allowed for apply patches")
-        manager = field_manager_from(ctx)
+        manager = options.field_manager(ctx)
         node = schema.for_kind(kind.group, kind.version, kind.kind)
         if ct == PATCH_APPLY:
             if not ctx.q("fieldManager"):
@@ -432,7 +414,7 @@ class ResourceAPI:
             current = await self.objects.try_get(kind, ns, name) if not subresource else None
             if current is None and not subresource:
                 created = managedfields.server_side_apply(None, applied, manager=manager, force=force,
-                                                          api_version=kind.api_version, now=now(), node=node)
+                                                          api_version=kind.api_version, now=now_rfc3339(), node=node)
                 created.setdefault("metadata", {})["name"] = name
                 obj = await self.create_object(ctx, kind, ns, created, dry, manager, apply_managed=True)
                 return obj, True
@@ -453,7 +435,7 @@ class ResourceAPI:
                 base = self.to_scale(kind, current)
             if ct == PATCH_APPLY:
                 patched = managedfields.server_side_apply(current, applied, manager=manager, force=force,
-                                                          api_version=kind.api_version, now=now(), node=node,
+                                                          api_version=kind.api_version, now=now_rfc3339(), node=node,
                                                           subresource=subresource)
             elif ct == PATCH_JSON:
                 patched = patch.json_patch(base, patch_doc)
@@ -582,7 +564,7 @@ class ResourceAPI:
             nm["deletionTimestamp"] = format_time(ts)
             nm["deletionGracePeriodSeconds"] = grace
         else:
-            nm.setdefault("deletionTimestamp", now())
+            nm.setdefault("deletionTimestamp", now_rfc3339())
             if not wait:
                 nm["deletionGracePeriodSeconds"] = 0
         if finalizers:
@@ -646,12 +628,12 @@ class ResourceAPI:
             f"{kind.resource}/{sub} is not supported by k8py yet for verb {verb}")
 
     async def update_subresource(self, ctx: Ctx, kind: KindInfo, ns: str | None, name: str, sub: str) -> Obj:
-        raw = await self.read_body(ctx)
-        dry = dry_run(ctx)
-        manager = field_manager_from(ctx)
+        raw = await options.read_body(ctx.request)
+        dry = options.dry_run(ctx)
+        manager = options.field_manager(ctx)
         if sub == "scale":
-            mode = field_validation(ctx)
-            body = self.decode_plain(ctx, raw, mode != "Ignore")
+            mode = options.field_validation(ctx)
+            body = options.decode_plain(ctx, raw, mode != "Ignore")
             if not isinstance(body, dict) or body.get("kind") != "Scale":
                 raise errors.bad_request("expected a Scale object (autoscaling/v1)")
 
@@ -733,8 +715,8 @@ class ResourceAPI:
         return await self.prepare_update(ctx, kind, new, current, manager, dry, subresource="scale")
 
     async def bind(self, ctx: Ctx, kind: KindInfo, ns: str | None, name: str) -> web.Response:
-        raw = await self.read_body(ctx)
-        body = self.decode_plain(ctx, raw, False)
+        raw = await options.read_body(ctx.request)
+        body = options.decode_plain(ctx, raw, False)
         if not isinstance(body, dict) or body.get("kind") not in ("Binding", None):
             raise errors.bad_request("expected a Binding object")
         target = body.get("target") or {}
@@ -751,8 +733,8 @@ class ResourceAPI:
                                   "code": 201}, 201)
 
     async def finalize_namespace(self, ctx: Ctx, kind: KindInfo, name: str) -> web.Response:
-        raw = await self.read_body(ctx)
-        body = self.decode_plain(ctx, raw, False)
+        raw = await options.read_body(ctx.request)
+        body = options.decode_plain(ctx, raw, False)
         if not isinstance(body, dict):
             raise errors.bad_request("expected a Namespace object")
         fin = (body.get("spec") or {}).get("finalizers") or []

@@ -30,6 +30,7 @@ from aiohttp import web
 
 from k8py.api import errors, tables
 from k8py.api.registry import KindInfo
+from k8py.apiserver import options
 from k8py.apiserver.context import Ctx
 from k8py.apiserver.objects import decode, parse_rv
 from k8py.storage.interface import CompactedError, EventType, StoreUnavailableError
@@ -118,11 +119,10 @@ async def serve_watch(api: ResourceAPI, ctx: Ctx, kind: KindInfo, ns: str | None
     rv_s = q.get("resourceVersion", "")
     rv = parse_rv(rv_s)
     rv_match = q.get("resourceVersionMatch", "")
-    bookmarks = q.get("allowWatchBookmarks") in ("true", "1")
-    send_initial = q.get("sendInitialEvents")
-    if send_initial is not None and send_initial not in ("true", "false"):
-        raise errors.bad_request(f'invalid sendInitialEvents: "{send_initial}"')
-    if send_initial == "true":
+    # (ListOptions' parameters were decoded as Go would by options.check_list_query already)
+    bookmarks = options.query_bool(q, "allowWatchBookmarks") is True
+    send_initial = options.query_bool(q, "sendInitialEvents")
+    if send_initial is True:
         if rv_match != "NotOlderThan":
             raise errors.invalid_error("ListOptions", "meta.k8s.io", "", [errors.forbidden(
                 "resourceVersionMatch", "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan")])
@@ -132,20 +132,14 @@ async def serve_watch(api: ResourceAPI, ctx: Ctx, kind: KindInfo, ns: str | None
     elif rv_match:
         raise errors.invalid_error("ListOptions", "meta.k8s.io", "", [errors.forbidden(
             "resourceVersionMatch", "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided")])
-    timeout_s = q.get("timeoutSeconds")
-    if timeout_s:
-        try:
-            timeout = float(int(timeout_s))
-        except ValueError:
-            raise errors.bad_request(f'invalid timeoutSeconds: "{timeout_s}"') from None
-    else:
-        timeout = MIN_REQUEST_TIMEOUT * (1 + random.random())
+    timeout_s = options.query_int(q, "timeoutSeconds")
+    timeout = float(timeout_s) if timeout_s is not None else MIN_REQUEST_TIMEOUT * (1 + random.random())
     match = api.matcher(ctx, kind)
     out = ctx.output()
     prefix = kind.key_prefix(ns)
 
     initial: list[Obj] = []
-    want_initial = send_initial == "true" or (send_initial is None and rv_s in ("", "0"))
+    want_initial = send_initial is True or (send_initial is None and rv_s in ("", "0"))
     if want_initial:
         if rv and rv_s != "0":
             await api.objects.wait_for_revision(rv)
@@ -172,7 +166,7 @@ async def serve_watch(api: ResourceAPI, ctx: Ctx, kind: KindInfo, ns: str | None
     slow = False
     try:
         await stream.write_lines(stream.encode("ADDED", obj) for obj in initial)
-        if send_initial == "true":
+        if send_initial is True:
             await stream.bookmark(start_rv, initial_end=True)
         last_bookmark = loop.time()
         it = w.__aiter__()

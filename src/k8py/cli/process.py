@@ -6,6 +6,7 @@ together."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -41,8 +42,6 @@ GC_THRESHOLDS = (50_000, 50, 100)
 
 
 def tune_gc() -> None:
-    import gc
-
     gc.set_threshold(*GC_THRESHOLDS)
 
 

@@ -117,8 +117,7 @@ class Controller:
             for k in {*keys(old), *keys(new)}:
                 q.add(k)
 
-        if informer not in self._informers:
-            self._informers.append(informer)
+        self.wait_for(informer)
         return informer.add_handler(on_add, on_update, on_add)
 
     def wait_for(self, informer: Informer) -> None:

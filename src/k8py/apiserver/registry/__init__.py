@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from k8py.apiserver.registry import apps, batch, core, other
-from k8py.apiserver.registry.base import GracefulDelete, Strategies, Strategy, random_suffix
+from k8py.apiserver.registry.base import Strategies, Strategy, random_suffix
 from k8py.apiserver.registry.core import ServiceStrategy
 from k8py.apiserver.registry.serviceallocation import ServiceAllocation
 
@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from k8py.api.registry import Registry
     from k8py.apiserver.objects import Objects
 
-__all__ = ["GracefulDelete", "ServiceAllocation", "Strategies", "Strategy", "build", "random_suffix"]
+__all__ = ["ServiceAllocation", "Strategies", "Strategy", "build", "random_suffix"]
 
 
 def build(objects: Objects | None = None, registry: Registry | None = None, service_cidr: str = "") -> Strategies:

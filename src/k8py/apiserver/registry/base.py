@@ -8,8 +8,7 @@ validation, hooks before a write and after a delete (address allocation), gracef
 and whether the DELETE answer is the object. :class:`Strategy` itself is the generic default
 that plain kinds use; kinds override what differs. Defaulting and validation rules live in
 ``k8py.api.defaults`` and ``k8py.api.validation`` (pure functions on the wire form); table
-columns and field labels in ``k8py.api.tables`` and ``k8py.api.selectors``, reached through
-the strategy. Custom resources will register through the same door.
+columns and field labels are still in ``k8py.api.tables`` and ``k8py.api.selectors``.
 """
 
 from __future__ import annotations
@@ -17,13 +16,13 @@ from __future__ import annotations
 import copy
 import secrets
 import uuid
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from k8py.api import tables, validation
+from k8py.api import validation
 from k8py.api.corev1 import now_rfc3339
 from k8py.api.errors import FieldError
 from k8py.api.registry import KindInfo
+from k8py.api.selectors import label_selector_string
 
 Obj = dict[str, Any]
 
@@ -37,16 +36,6 @@ def random_suffix(n: int = 5) -> str:
 def spec_part(obj: Obj) -> Obj:
     """Everything but metadata and status: what a generation counts."""
     return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
-
-
-@dataclass(frozen=True, slots=True)
-class GracefulDelete:
-    """How a DELETE proceeds for an object (kube's BeforeDelete and deletion finalizers):
-    ``grace`` > 0 sets a deletionTimestamp that far ahead and leaves the object for its owner
-    (the node agent for pods) to finish; ``wait`` keeps it until finalizers go."""
-
-    grace: int = 0
-    wait: bool = False
 
 
 class Strategy:
@@ -157,14 +146,9 @@ class Strategy:
         meta = obj.get("metadata") or {}
         return bool(meta.get("deletionTimestamp")) and not meta.get("finalizers")
 
-    # -- reading -----------------------------------------------------------------------------------
-    def table(self, kind: KindInfo, items: list[Obj], **kw: Any) -> Obj:
-        return tables.table(kind, items, **kw)
-
+    # -- scale ----------------------------------------------------------------------------------
     def scale_selector(self, obj: Obj) -> str:
         """``Scale.status.selector``: the label selector of a scalable object, as a string."""
-        from k8py.api.selectors import label_selector_string
-
         sel = (obj.get("spec") or {}).get("selector")
         return label_selector_string(sel) if sel else ""
 
@@ -180,5 +164,3 @@ class Strategies:
     def for_kind(self, kind: KindInfo) -> Strategy:
         return self._by_kind.get((kind.group, kind.kind), self._generic)
 
-    def register(self, strategy: Strategy) -> None:
-        self._by_kind[(strategy.group, strategy.kind)] = strategy

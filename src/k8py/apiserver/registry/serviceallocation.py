@@ -40,16 +40,17 @@ NODE_PORT_RANGE = (30000, 32767)
 # create-if-absent (the store's compare-and-swap), as kube-apiserver writes one IPAddress object
 # per ClusterIP. Two servers picking the same address race on one key and exactly one wins.
 #
-# The reservation is written in admission, before the Service itself, and the API has no hook
-# after the Service write; so a reservation can outlive a Service write that failed (validation,
-# "already exists", a crash). A reservation therefore only blocks others while its owner Service
+# The reservation is written before the Service itself (the Service strategy's begin_write), and
+# a crash can come between the two; so a reservation can outlive a Service write that failed
+# (validation, "already exists", a crash). A reservation therefore only blocks others while its owner Service
 # holds that address or port, or while the claim may still be in flight: for a claim this process
 # made, while the request that made it still runs; for another server's claim, for
 # CLAIM_GRACE_SECONDS. Anything else is stale: another Service may take it over (compare-and-swap
 # on the reservation's revision); the server that made it deletes it at its next allocation after
 # the request (ServiceAllocator.sweep_later); the repair pass deletes what is left. Every claim
 # rewrites the reservation, so a release or takeover that read it before fails on the revision
-# and looks again. Deleting a Service releases its reservations at once (Admission.released).
+# and looks again. Deleting a Service releases its reservations at once (the strategy's
+# after_delete).
 
 ALLOCATION_PREFIX = "/registry/k8py/allocations/"
 IP_PREFIX = ALLOCATION_PREFIX + "serviceips/"
@@ -324,14 +325,12 @@ class ServiceAllocation:
         self.service_net = ipaddress.ip_network(service_cidr, strict=False)
         self.allocator = ServiceAllocator(objects, svc_kind)
 
-    async def allocate(self, svc: Obj, old: Obj | None, dry: bool) -> None:
-        await self._allocate_service(svc, old, dry)
-
     async def release(self, svc: Obj) -> None:
         """A deleted Service's addresses and node ports are free again."""
         await self.allocator.release(svc)
 
-    async def _allocate_service(self, svc: Obj, old: Obj | None, dry: bool) -> None:
+    async def allocate(self, svc: Obj, old: Obj | None, dry: bool) -> None:
+        """Give ``svc`` (an update of ``old``, or a new Service) its ClusterIP and NodePorts."""
         spec = svc.setdefault("spec", {})
         stype = spec.get("type") or "ClusterIP"
         meta = svc["metadata"]
