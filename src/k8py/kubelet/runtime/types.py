@@ -25,8 +25,10 @@ __all__ = [
     "ExecResult",
     "Image",
     "ImageNotFoundError",
+    "ImageService",
     "ImagePullError",
     "Mount",
+    "PodNetwork",
     "PortMapping",
     "RegistryAuth",
     "Resources",
@@ -305,3 +307,28 @@ class Runtime(Protocol):
     async def image_status(self, ref: str) -> Image | None: ...
     async def list_images(self) -> list[Image]: ...
     async def remove_image(self, ref: str) -> None: ...
+
+
+# --------------------------------------------------------------------------- the runc runtime's parts
+
+
+@runtime_checkable
+class ImageService(Protocol):
+    """The node's image store (``kubelet/images.py``): what the runc runtime pulls from and
+    starts containers on. Images are unpacked once; :meth:`rootfs` is that read-only tree,
+    which containers use as the lower layer of an overlayfs (starting a pod copies nothing)."""
+
+    async def pull_image(self, ref: str, auth: RegistryAuth | None = None) -> str: ...
+    async def image_status(self, ref: str) -> Image | None: ...  # by reference or id
+    async def list_images(self) -> list[Image]: ...
+    async def remove_image(self, ref: str) -> None: ...
+    def rootfs(self, image_id: str) -> str: ...
+
+
+@runtime_checkable
+class PodNetwork(Protocol):
+    """Pod networking (``kubelet/cni.py``): a network namespace per sandbox, set up by the CNI
+    plugins. ``create`` returns the namespace's path and the pod's addresses (IPv4 first)."""
+
+    async def create(self, sandbox_id: str, config: SandboxConfig) -> tuple[str, tuple[str, ...]]: ...
+    async def destroy(self, sandbox_id: str, netns_path: str, config: SandboxConfig) -> None: ...
