@@ -25,7 +25,8 @@ from tests.helpers.fakenode import EXIT_CODE
 
 from k8py.api.validation.cron import parse_schedule
 from k8py.client import Client, ClientConfig, FakeClock, SharedInformerFactory
-from k8py.controllers.base import ControllerContext, EventRecorder, parse_time
+from k8py.client.events import EventSink
+from k8py.controllers.base import ControllerContext, parse_time
 from k8py.controllers.cronjob import (
     SCHEDULED_TIMESTAMP_ANNOTATION,
     CronJobController,
@@ -123,7 +124,8 @@ async def harness() -> AsyncIterator[Harness]:
         await c.add_node()
         client = Client(ClientConfig(server=c.url), component="controller-manager")
         factory = SharedInformerFactory(client, clock=clock)
-        recorder = EventRecorder(client, "controller-manager", clock)
+        recorder = EventSink(client, "controller-manager", clock=clock)
+        recorder.start()
         ctx = ControllerContext(client, factory, clock, recorder, {"workers": 2, "job_sync_batch_period": 0})
         controllers = [JobController(ctx), CronJobController(ctx)]
         factory.start()
@@ -135,7 +137,7 @@ async def harness() -> AsyncIterator[Harness]:
         finally:
             stop.set()
             await asyncio.gather(*tasks)
-            await asyncio.gather(*recorder._tasks, return_exceptions=True)
+            await recorder.stop()
             await factory.shutdown()
             await client.close()
 

@@ -17,7 +17,8 @@ from tests.helpers.fakenode import EXIT_CODE
 
 from k8py.client import Client, ClientConfig, FakeClock, SharedInformerFactory
 from k8py.client.clock import Clock, RealClock
-from k8py.controllers.base import ControllerContext, EventRecorder
+from k8py.client.events import EventSink
+from k8py.controllers.base import ControllerContext
 from k8py.controllers.job import (
     COMPLETION_INDEX_ANNOTATION,
     TRACKING_FINALIZER,
@@ -343,7 +344,8 @@ async def job_controller(c: InProcessCluster, clock: Clock, **options: Any) -> A
     """A Job controller of our own (not the manager's), on ``clock``."""
     client = Client(ClientConfig(server=c.url), component="controller-manager")
     factory = SharedInformerFactory(client, clock=clock)
-    recorder = EventRecorder(client, "controller-manager", clock)
+    recorder = EventSink(client, "controller-manager", clock=clock)
+    recorder.start()
     ctx = ControllerContext(client, factory, clock, recorder, {"workers": 2, **FAST, **options})
     jc = JobController(ctx)
     factory.start()
@@ -355,7 +357,7 @@ async def job_controller(c: InProcessCluster, clock: Clock, **options: Any) -> A
     finally:
         stop.set()
         await task
-        await asyncio.gather(*recorder._tasks, return_exceptions=True)
+        await recorder.stop()
         await factory.shutdown()
         await client.close()
 

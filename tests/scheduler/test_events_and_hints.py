@@ -36,7 +36,7 @@ class FakeEvents:
 
 
 async def test_event_sink_series_and_bounds() -> None:
-    from k8py.scheduler.events import EventSink
+    from k8py.client.events import EventSink
     api = FakeEvents()
     sink = EventSink(api, "default-scheduler", max_queued=4, workers=1)  # type: ignore[arg-type]
     sink.start()

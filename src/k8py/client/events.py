@@ -1,4 +1,5 @@
-"""The scheduler's event sink, shaped like client-go's event broadcaster.
+"""The one event recorder of every component (scheduler, controllers, node agent), shaped like
+client-go's event broadcaster.
 
 ``event()`` never waits: it queues (at most ``max_queued``; beyond that events are dropped and
 counted, as client-go drops when its channel is full) and a few workers write them in order.
@@ -6,8 +7,9 @@ The same (object, type, reason, message) again within ``series_window`` seconds 
 existing Event's ``count`` instead of creating another (so a pod retried every few seconds
 shows ``FailedScheduling (x12 over 2m)`` in ``kubectl describe``, one object in the store).
 
-Keeping event writes off the scheduling cycle and bounded in number keeps the API server's
-work per scheduled pod to a binding and at most one event.
+Keeping event writes off the callers' paths (a scheduling cycle, a reconcile, a pod worker)
+and bounded in number keeps the API server's work per scheduled pod to a binding and at most
+one event. A component starts the sink when it starts and stops it (flushing) when it stops.
 """
 
 from __future__ import annotations
@@ -143,7 +145,6 @@ class EventSink:
             log.debug("could not record event %s on %s/%s: %s", reason, ns, meta.get("name"), e)
             return
         self.written += 1
-        if type_ != "Normal":  # only warnings repeat in practice (Scheduled happens once per pod)
-            self._series[key] = (str(created["metadata"]["name"]), 1, when)
-            while len(self._series) > self.max_series:
-                self._series.popitem(last=False)
+        self._series[key] = (str(created["metadata"]["name"]), 1, when)
+        while len(self._series) > self.max_series:
+            self._series.popitem(last=False)

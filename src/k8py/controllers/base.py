@@ -10,11 +10,8 @@ controller, and does all of it only while this process holds the leader lease.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import datetime as dt
 import logging
-import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -23,10 +20,10 @@ from k8py.api.corev1 import format_time, parse_time
 from k8py.client.api import Client
 from k8py.client.clock import Clock, RealClock
 from k8py.client.controller import Controller
-from k8py.client.errors import ApiError
+from k8py.client.events import EventSink
 from k8py.client.informer import SharedInformerFactory
 
-__all__ = ["ControllerContext", "ControllerOptions", "EventRecorder", "HasController", "parse_time", "rfc3339"]
+__all__ = ["ControllerContext", "ControllerOptions", "HasController", "parse_time", "rfc3339"]
 
 log = logging.getLogger(__name__)
 
@@ -34,59 +31,6 @@ Obj = dict[str, Any]
 
 
 rfc3339 = format_time  # the controllers' name for it
-
-
-class EventRecorder:
-    """Writes core/v1 Events about objects, as client-go's recorder does (same reason and
-    message on the same object within the series bump ``count`` instead of adding an Event)."""
-
-    def __init__(self, client: Client, component: str, clock: Clock | None = None) -> None:
-        self.client = client
-        self.component = component
-        self.host = socket.gethostname()
-        self.clock: Clock = clock or RealClock()
-        self._seen: dict[tuple[str, str, str, str, str], tuple[str, int]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    def event(self, obj: Obj, type_: str, reason: str, message: str) -> None:
-        """Record without waiting (a failure to record is logged, never raised)."""
-        t = asyncio.get_running_loop().create_task(self.record(obj, type_, reason, message))
-        self._tasks.add(t)
-        t.add_done_callback(self._tasks.discard)
-
-    async def record(self, obj: Obj, type_: str, reason: str, message: str) -> None:
-        meta = obj.get("metadata") or {}
-        ns = meta.get("namespace") or "default"
-        now = rfc3339(dt.datetime.fromtimestamp(self.clock.wall(), dt.UTC))
-        key = (ns, meta.get("uid", ""), type_, reason, message)
-        ref = {"apiVersion": obj.get("apiVersion", ""), "kind": obj.get("kind", ""), "name": meta.get("name", ""),
-               "namespace": meta.get("namespace", ""), "uid": meta.get("uid", ""),
-               "resourceVersion": meta.get("resourceVersion", "")}
-        prior = self._seen.get(key)
-        try:
-            if prior is not None:
-                name, count = prior
-                await self.client.patch(("v1", "Event"), name,
-                                        {"count": count + 1, "lastTimestamp": now}, ns, type="merge")
-                self._seen[key] = (name, count + 1)
-                return
-            ev = {"apiVersion": "v1", "kind": "Event",
-                  "metadata": {"generateName": f"{meta.get('name', 'object')}.", "namespace": ns},
-                  "involvedObject": {k: v for k, v in ref.items() if v},
-                  "reason": reason, "message": message, "type": type_,
-                  "source": {"component": self.component, "host": self.host},
-                  "firstTimestamp": now, "lastTimestamp": now, "count": 1,
-                  "reportingComponent": self.component, "reportingInstance": self.host}
-            created = await self.client.create(("v1", "Event"), ev, ns)
-            self._seen[key] = (created["metadata"]["name"], 1)
-            if len(self._seen) > 4096:  # bounded memory: forget the oldest series
-                self._seen.pop(next(iter(self._seen)))
-        except ApiError as e:
-            if prior is not None:
-                self._seen.pop(key, None)
-            log.debug("could not record event %s on %s/%s: %s", reason, ns, meta.get("name"), e)
-        except Exception as e:  # noqa: BLE001 - an event is never worth failing a reconcile
-            log.debug("could not record event %s: %s", reason, e)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +83,7 @@ class ControllerContext:
     client: Client
     factory: SharedInformerFactory
     clock: Clock = field(default_factory=RealClock)
-    recorder: EventRecorder | None = None
+    recorder: EventSink | None = None
     options: ControllerOptions = field(default_factory=ControllerOptions)
 
     def __post_init__(self) -> None:

@@ -17,9 +17,10 @@ from typing import Any
 
 from k8py.client.api import Client
 from k8py.client.clock import Clock, RealClock
+from k8py.client.events import EventSink
 from k8py.client.informer import SharedInformerFactory
 from k8py.client.leaderelection import LeaderElectionConfig, LeaderElector
-from k8py.controllers.base import ControllerContext, ControllerOptions, EventRecorder, HasController
+from k8py.controllers.base import ControllerContext, ControllerOptions, HasController
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +100,9 @@ class ControllerManager:
 
     async def _run_controllers(self, stop: asyncio.Event) -> None:
         factory = SharedInformerFactory(self.client, clock=self.clock)
-        ctx = ControllerContext(self.client, factory, self.clock,
-                                EventRecorder(self.client, "controller-manager", self.clock),
+        recorder = EventSink(self.client, "controller-manager", clock=self.clock)
+        recorder.start()
+        ctx = ControllerContext(self.client, factory, self.clock, recorder,
                                 dataclasses.replace(self.options, workers=self.options.workers or self.workers))
         self.running = [load(n)(ctx) for n in self.names]
         factory.start()
@@ -112,3 +114,4 @@ class ControllerManager:
         finally:
             self.ready.clear()
             await factory.shutdown()
+            await recorder.stop()

@@ -25,11 +25,11 @@ from k8py.api.selectors import LabelSelector, SelectorError, from_label_selector
 from k8py.client.api import Client, object_key
 from k8py.client.clock import Clock, RealClock
 from k8py.client.errors import ApiError, NotFoundError
+from k8py.client.events import EventSink
 from k8py.client.informer import Informer, SharedInformerFactory
 from k8py.client.leaderelection import LeaderElectionConfig, LeaderElector
 from k8py.scheduler.cache import Cache
 from k8py.scheduler.config import SchedulerConfiguration, build_framework, default_config
-from k8py.scheduler.events import EventSink
 from k8py.scheduler.framework import CycleState, FitError, Framework, Handle, PluginFactory, SchedulingError
 from k8py.scheduler.queue import (
     ASSIGNED_POD_ADD,
