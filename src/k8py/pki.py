@@ -339,3 +339,58 @@ def server_ssl_context(pki: PKI) -> ssl.SSLContext:
     # We speak HTTP/1.1 only; saying so lets Go clients (kubectl) skip offering h2 in vain.
     ctx.set_alpn_protocols(["http/1.1"])
     return ctx
+
+
+# --------------------------------------------------------------------------- kubelet certificates
+# kube-apiserver reaches kubelets (logs, exec, node proxy) with a client certificate of its own
+# (kubeadm's apiserver-kubelet-client); each kubelet serves its API (port 10250) with a serving
+# certificate for the node's addresses, signed by the cluster CA so the API server can verify it.
+
+KUBELET_CLIENT_USER = "kube-apiserver-kubelet-client"
+KUBELET_CLIENT_CERT = "apiserver-kubelet-client.crt"
+KUBELET_CLIENT_KEY = "apiserver-kubelet-client.key"
+
+
+def ensure_kubelet_client_certificate(pki: PKI) -> tuple[str, str]:
+    """Create or reuse the API server's client certificate for kubelets; return (cert, key) paths.
+
+    Issued (signed by the cluster CA) when missing, close to expiry or not signed by the current
+    CA, like the admin certificate; the files are 0600 in the TLS directory.
+    """
+    cert_path = os.path.join(pki.tls_dir, KUBELET_CLIENT_CERT)
+    key_path = os.path.join(pki.tls_dir, KUBELET_CLIENT_KEY)
+    ca = _load_pair(pki.ca_cert, pki.ca_key)
+    if ca is None:
+        raise FileNotFoundError(f"no usable cluster CA in {pki.tls_dir}; start `k8py server` once first")
+    have = _load_pair(cert_path, key_path)
+    if have is None or not _leaf_still_good(have[0], ca[0]):
+        cert, key = _issue_leaf(ca[0], ca[1], common_name=KUBELET_CLIENT_USER, organizations=(ADMIN_GROUP,))
+        _store_pair(cert_path, key_path, cert, key)
+        log.info("issued the API server's kubelet client certificate (%s)", KUBELET_CLIENT_USER)
+    for path in (cert_path, key_path):
+        if os.stat(path).st_mode & 0o777 != 0o600:
+            os.chmod(path, 0o600)
+    return cert_path, key_path
+
+
+def issue_kubelet_serving_certificate(pki: PKI, node_name: str, ips: tuple[str, ...] = (),
+                                      hostnames: tuple[str, ...] = ()) -> tuple[bytes, bytes]:
+    """A serving certificate for a kubelet's API on ``node_name``, valid for ``ips`` and
+    ``hostnames`` (subject ``system:node:<name>`` in ``system:nodes``, as a kubelet's CSR-issued
+    serving certificate). Returns ``(certificate PEM, private key PEM)``; nothing is written.
+    A bad IP address is a ``ValueError`` that names it."""
+    if not node_name:
+        raise ValueError("a kubelet serving certificate needs the node's name")
+    ca = _load_pair(pki.ca_cert, pki.ca_key)
+    if ca is None:
+        raise FileNotFoundError(f"no usable cluster CA in {pki.tls_dir}; start `k8py server` once first")
+    addrs: list[_IPAddress] = []
+    for ip in ips:
+        try:
+            addrs.append(ipaddress.ip_address(ip))
+        except ValueError:
+            raise ValueError(f"not an IP address for the kubelet serving certificate: {ip!r}") from None
+    names = tuple(dict.fromkeys(h.strip().lower() for h in (node_name, *hostnames) if h.strip()))
+    cert, key = _issue_leaf(ca[0], ca[1], common_name=f"system:node:{node_name}", organizations=("system:nodes",),
+                            server=True, dns_names=names, ip_addresses=tuple(dict.fromkeys(addrs)))
+    return _cert_pem(cert), _key_pem(key)

@@ -44,7 +44,7 @@ import datetime as dt
 import inspect
 import os
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -405,7 +405,7 @@ async def _is_true(cond: Exited) -> bool:
 
 
 async def stream_logs(path: str, opts: LogOptions = LogOptions(), *,
-                      exited: Exited | None = None, poll_interval: float = DEFAULT_POLL) -> AsyncIterator[bytes]:
+                      exited: Exited | None = None, poll_interval: float = DEFAULT_POLL) -> AsyncGenerator[bytes, None]:
     """The log's content as :func:`read_logs` gives it; with ``opts.follow``, then what is
     appended, until ``exited()`` is true (checked when the file has nothing new, then the file is
     drained once more), the byte limit is reached, or the consumer stops iterating.
