@@ -1,7 +1,8 @@
 """core/v1 helpers shared by the scheduler, the controllers and (next) the node agent, as
 kube's ``component-helpers`` and ``pkg/api/v1/pod`` are: tolerations and taints (with the
 numeric ``Gt``/``Lt`` operators), node selectors and required node affinity, pod readiness
-and phase, the namespace-terminating cause, and API times.
+and phase, resource requests (``resourcehelper.PodRequests``), the namespace-terminating cause,
+and API times.
 
 One home for each: the scheduler parses pods into these types once for its hot path; the
 controllers call the dict-level functions below, which use the same types.
@@ -10,10 +11,12 @@ controllers call the dict-level functions below, which use the same types.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from k8py.api.quantity import QuantityError, parse_quantity
 from k8py.api.selectors import (
     DOES_NOT_EXIST,
     EXISTS,
@@ -30,16 +33,21 @@ __all__ = [
     "NodeSelectorTerm",
     "Taint",
     "Toleration",
+    "container_requests",
     "find_untolerated_taint",
     "format_time",
     "get_condition",
+    "int_value",
     "is_namespace_terminating",
     "is_pod_ready",
     "is_pod_terminal",
+    "milli_value",
     "now_rfc3339",
     "parse_time",
     "pod_matches_node_selector_and_affinity",
     "pod_ready_condition",
+    "pod_requests",
+    "resource_amount",
     "tolerates",
     "tolerates_any",
 ]
@@ -241,6 +249,105 @@ def pod_matches_node_selector_and_affinity(spec: Mapping[str, Any], node: Mappin
     if req is None:
         return True
     return NodeSelector.parse(req).matches(labels, str(m.get("name") or ""))
+
+
+# --------------------------------------------------------------------------- resources (kube's resourcehelper)
+
+
+@functools.lru_cache(maxsize=8192)
+def _milli(s: str) -> int:
+    try:
+        return parse_quantity(s).milli_value()
+    except (QuantityError, ValueError):
+        return 0
+
+
+@functools.lru_cache(maxsize=8192)
+def _value(s: str) -> int:
+    try:
+        return parse_quantity(s).int_value()
+    except (QuantityError, ValueError):
+        return 0
+
+
+def milli_value(q: Any) -> int:
+    """``Quantity.MilliValue()`` of a JSON quantity (string or number); 0 when malformed."""
+    return _milli(q if isinstance(q, str) else str(q))
+
+
+def int_value(q: Any) -> int:
+    """``Quantity.Value()`` (rounded up) of a JSON quantity; 0 when malformed."""
+    return _value(q if isinstance(q, str) else str(q))
+
+
+def resource_amount(name: str, q: Any) -> int:
+    """CPU in millicores, everything else in whole units (bytes, devices)."""
+    return milli_value(q) if name == "cpu" else int_value(q)
+
+
+def _add(into: dict[str, int], name: str, v: int) -> None:
+    into[name] = into.get(name, 0) + v
+
+
+def container_requests(c: Mapping[str, Any]) -> dict[str, int]:
+    res = c.get("resources") or {}
+    req = res.get("requests")
+    lim = res.get("limits")
+    out: dict[str, int] = {}
+    if req:
+        for k, v in req.items():
+            out[k] = resource_amount(k, v)
+    # why: the API server defaults requests to limits; a pod that skipped defaulting (or an
+    # older object) still must not look free.
+    if lim:
+        for k, v in lim.items():
+            if k not in out:
+                out[k] = resource_amount(k, v)
+    return out
+
+
+def pod_requests(spec: Mapping[str, Any], nonzero: Mapping[str, int] | None = None) -> dict[str, int]:
+    """``resourcehelper.PodRequests``: containers summed; init containers as their peak (restartable
+    "sidecar" init containers run alongside and add up); then overhead. With ``nonzero`` (the
+    scheduler's defaults), a container missing a cpu or memory request counts those instead."""
+    pod_level = (spec.get("resources") or {}).get("requests")
+
+    def creq(c: Mapping[str, Any]) -> dict[str, int]:
+        r = container_requests(c)
+        if nonzero:
+            for k, v in nonzero.items():
+                r.setdefault(k, v)
+        return r
+
+    reqs: dict[str, int] = {}
+    for c in spec.get("containers") or ():
+        for k, v in creq(c).items():
+            _add(reqs, k, v)
+    sidecars: dict[str, int] = {}
+    init_peak: dict[str, int] = {}
+    for c in spec.get("initContainers") or ():
+        r = creq(c)
+        if c.get("restartPolicy") == "Always":
+            for k, v in r.items():
+                _add(reqs, k, v)
+                _add(sidecars, k, v)
+            cur = dict(sidecars)
+        else:
+            cur = dict(r)
+            for k, v in sidecars.items():
+                _add(cur, k, v)
+        for k, v in cur.items():
+            if v > init_peak.get(k, 0):
+                init_peak[k] = v
+    for k, v in init_peak.items():
+        if v > reqs.get(k, 0):
+            reqs[k] = v
+    if pod_level:  # pod-level resources override the containers' sum for what they name
+        for k, v in pod_level.items():
+            reqs[k] = resource_amount(k, v)
+    for k, v in ((spec.get("overhead") or {}).items()):
+        _add(reqs, k, resource_amount(k, v))
+    return reqs
 
 
 # --------------------------------------------------------------------------- pods

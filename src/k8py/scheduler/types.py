@@ -9,13 +9,19 @@ path reads plain attributes instead of walking the pod's JSON.
 from __future__ import annotations
 
 import enum
-import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from k8py.api.corev1 import NodeSelector, NodeSelectorTerm, Taint, Toleration
-from k8py.api.quantity import QuantityError, parse_quantity
+from k8py.api.corev1 import (
+    NodeSelector,
+    NodeSelectorTerm,
+    Taint,
+    Toleration,
+    int_value,
+    milli_value,
+    pod_requests,
+)
 from k8py.api.selectors import (
     IN,
     NOT_IN,
@@ -52,6 +58,8 @@ MAX_NODE_SCORE = 100
 # counts as when scoring, so many "free" pods do not all pile onto one node.
 DEFAULT_MILLI_CPU_REQUEST = 100
 DEFAULT_MEMORY_REQUEST = 200 * 1024 * 1024
+# what a container without a cpu or memory request counts as, for spreading (not for fit)
+NONZERO_DEFAULTS = {"cpu": DEFAULT_MILLI_CPU_REQUEST, "memory": DEFAULT_MEMORY_REQUEST}
 HOSTNAME_LABEL = "kubernetes.io/hostname"
 ZONE_LABEL = "topology.kubernetes.io/zone"
 REGION_LABEL = "topology.kubernetes.io/region"
@@ -104,40 +112,6 @@ class Status:
 
 SKIP = Status(Code.SKIP)
 SUCCESS = Status(Code.SUCCESS)
-
-
-# --------------------------------------------------------------------------- quantities
-
-
-@functools.lru_cache(maxsize=8192)
-def _milli(s: str) -> int:
-    try:
-        return parse_quantity(s).milli_value()
-    except (QuantityError, ValueError):
-        return 0
-
-
-@functools.lru_cache(maxsize=8192)
-def _value(s: str) -> int:
-    try:
-        return parse_quantity(s).int_value()
-    except (QuantityError, ValueError):
-        return 0
-
-
-def milli_value(q: Any) -> int:
-    """``Quantity.MilliValue()`` of a JSON quantity (string or number); 0 when malformed."""
-    return _milli(q if isinstance(q, str) else str(q))
-
-
-def int_value(q: Any) -> int:
-    """``Quantity.Value()`` (rounded up) of a JSON quantity; 0 when malformed."""
-    return _value(q if isinstance(q, str) else str(q))
-
-
-def resource_amount(name: str, q: Any) -> int:
-    """CPU in millicores, everything else in whole units (bytes, devices)."""
-    return milli_value(q) if name == CPU else int_value(q)
 
 
 # --------------------------------------------------------------------------- pod affinity terms
@@ -351,71 +325,6 @@ def normalize_image(name: str) -> str:
     return name + ":latest"
 
 
-def _add(into: dict[str, int], name: str, v: int) -> None:
-    into[name] = into.get(name, 0) + v
-
-
-def _container_requests(c: Mapping[str, Any]) -> dict[str, int]:
-    res = c.get("resources") or {}
-    req = res.get("requests")
-    lim = res.get("limits")
-    out: dict[str, int] = {}
-    if req:
-        for k, v in req.items():
-            out[k] = resource_amount(k, v)
-    # why: the API server defaults requests to limits; a pod that skipped defaulting (or an
-    # older object) still must not look free.
-    if lim:
-        for k, v in lim.items():
-            if k not in out:
-                out[k] = resource_amount(k, v)
-    return out
-
-
-def _pod_requests(spec: Mapping[str, Any], nonzero: bool) -> dict[str, int]:
-    """``resourcehelper.PodRequests``: containers summed; init containers as their peak (restartable
-    "sidecar" init containers run alongside and add up); then overhead. With ``nonzero``, a
-    container missing a cpu or memory request counts the scheduler's defaults instead."""
-    pod_level = (spec.get("resources") or {}).get("requests")
-
-    def creq(c: Mapping[str, Any]) -> dict[str, int]:
-        r = _container_requests(c)
-        if nonzero:
-            if CPU not in r:
-                r[CPU] = DEFAULT_MILLI_CPU_REQUEST
-            if MEMORY not in r:
-                r[MEMORY] = DEFAULT_MEMORY_REQUEST
-        return r
-
-    reqs: dict[str, int] = {}
-    for c in spec.get("containers") or ():
-        for k, v in creq(c).items():
-            _add(reqs, k, v)
-    sidecars: dict[str, int] = {}
-    init_peak: dict[str, int] = {}
-    for c in spec.get("initContainers") or ():
-        r = creq(c)
-        if c.get("restartPolicy") == "Always":
-            for k, v in r.items():
-                _add(reqs, k, v)
-                _add(sidecars, k, v)
-            cur = dict(sidecars)
-        else:
-            cur = dict(r)
-            for k, v in sidecars.items():
-                _add(cur, k, v)
-        for k, v in cur.items():
-            if v > init_peak.get(k, 0):
-                init_peak[k] = v
-    for k, v in init_peak.items():
-        if v > reqs.get(k, 0):
-            reqs[k] = v
-    if pod_level:  # pod-level resources override the containers' sum for what they name
-        for k, v in pod_level.items():
-            reqs[k] = resource_amount(k, v)
-    for k, v in ((spec.get("overhead") or {}).items()):
-        _add(reqs, k, resource_amount(k, v))
-    return reqs
 
 
 def parse_pod(obj: Obj) -> PodInfo:
@@ -443,13 +352,13 @@ def parse_pod(obj: Obj) -> PodInfo:
         terminating=bool(meta.get("deletionTimestamp")), creation=str(meta.get("creationTimestamp") or ""),
         start_time=str(status.get("startTime") or ""), owner_uid=owner_uid,
         gated=bool(spec.get("schedulingGates")), spec_ref=spec)
-    reqs = _pod_requests(spec, False)
+    reqs = pod_requests(spec)
     p.req_cpu = reqs.pop(CPU, 0)
     p.req_mem = reqs.pop(MEMORY, 0)
     p.req_eph = reqs.pop(EPHEMERAL, 0)
     reqs.pop(PODS, None)
     p.req_scalars = {k: v for k, v in reqs.items() if v}
-    nz = _pod_requests(spec, True)
+    nz = pod_requests(spec, NONZERO_DEFAULTS)
     p.nz_cpu = nz.get(CPU, 0)
     p.nz_mem = nz.get(MEMORY, 0)
     ports = []
