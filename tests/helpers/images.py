@@ -21,13 +21,20 @@ into a ``docker-archive`` with skopeo (the config blob, hence the image id, is k
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import io
 import json
+import shutil
+import socket
 import subprocess
 import tarfile
-from collections.abc import Mapping, Sequence
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,19 +44,26 @@ import pytest
 __all__ = [
     "BUSYBOX",
     "BUSYBOX_REF",
+    "REGISTRY",
     "REQUIRED_APPLETS",
     "SECOND_REF",
     "ImageSpec",
+    "Registry",
     "build_busybox_image",
     "build_image",
     "build_second_image",
+    "free_port",
     "image_id",
     "require_image_tools",
+    "running_registry",
+    "start_registry",
     "to_docker_archive",
 ]
 
 BUSYBOX = "/bin/busybox"
 SKOPEO = "/usr/bin/skopeo"
+REGISTRY = "/usr/bin/docker-registry"
+HTPASSWD = "/usr/bin/htpasswd"
 BUSYBOX_REF = "k8py.test/busybox:1.0"
 SECOND_REF = "k8py.test/busybox-extra:2.0"
 
@@ -323,3 +337,108 @@ def to_docker_archive(oci_archive: Path, dest: Path, ref: str = BUSYBOX_REF) -> 
         timeout=120,
     )
     return dest
+
+
+# ---------------------------------------------------------------------- a local registry
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Registry:
+    """A running ``docker-registry`` on ``host`` (``127.0.0.1:PORT``) that takes ``username`` and
+    ``password`` (HTTP basic, over plain HTTP: clients need ``--tls-verify=false``)."""
+
+    def __init__(self, host: str, username: str, password: str, proc: subprocess.Popen[bytes], workdir: Path):
+        self.host = host
+        self.username = username
+        self.password = password
+        self.proc = proc
+        self.workdir = workdir
+
+    def ref(self, name: str) -> str:
+        """``name`` (e.g. ``busybox:1.0``) in this registry."""
+        return f"{self.host}/{name}"
+
+    def push(self, archive: Path, name: str) -> str:
+        """Copy an oci-archive (or docker-archive, by its ``.docker.tar`` suffix) to ``name``
+        here; returns the full reference."""
+        kind = "docker-archive" if archive.name.endswith(".docker.tar") else "oci-archive"
+        ref = self.ref(name)
+        proc = subprocess.run(
+            [SKOPEO, "--insecure-policy", "copy", "--quiet", "--dest-tls-verify=false",
+             "--dest-creds", f"{self.username}:{self.password}", f"{kind}:{archive}", f"docker://{ref}"],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        if proc.returncode != 0:
+            raise RuntimeError(f"pushing {archive} to {ref}: {proc.stderr.strip()}")
+        return ref
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def start_registry(username: str = "k8py", password: str = "s3cret-pass", timeout: float = 30.0) -> Registry:
+    """Start a registry (skips the test when docker-registry or htpasswd is missing)."""
+    require_image_tools(REGISTRY, HTPASSWD, SKOPEO)
+    workdir = Path(tempfile.mkdtemp(prefix="k8py-registry-"))
+    try:
+        htpasswd = subprocess.run(
+            [HTPASSWD, "-Bbn", username, password], check=True, capture_output=True, text=True
+        ).stdout.strip()
+        (workdir / "htpasswd").write_text(htpasswd + "\n")
+        port = free_port()
+        (workdir / "config.yml").write_text(
+            "version: 0.1\n"
+            "log: {level: warn}\n"
+            f"storage: {{filesystem: {{rootdirectory: {workdir / 'data'}}}, delete: {{enabled: true}}}}\n"
+            f"http: {{addr: '127.0.0.1:{port}'}}\n"
+            f"auth: {{htpasswd: {{realm: k8py-test, path: {workdir / 'htpasswd'}}}}}\n"
+        )
+        log = open(workdir / "registry.log", "wb")  # noqa: SIM115 - the registry writes it until stopped
+        proc = subprocess.Popen(
+            [REGISTRY, "serve", str(workdir / "config.yml")], stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        log.close()
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    registry = Registry(f"127.0.0.1:{port}", username, password, proc, workdir)
+    deadline = time.monotonic() + timeout
+    while True:
+        # ready when /v2/ answers (401: it wants the credentials)
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=2).close()
+            break
+        except urllib.error.HTTPError as e:
+            if e.code == 401:
+                break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            text = (workdir / "registry.log").read_text(errors="replace")[-2000:]
+            registry.stop()
+            raise RuntimeError(f"docker-registry did not start on 127.0.0.1:{port}: {text}")
+        time.sleep(0.05)
+    return registry
+
+
+@contextlib.contextmanager
+def running_registry(username: str = "k8py", password: str = "s3cret-pass") -> Iterator[Registry]:
+    """:func:`start_registry` for a ``with`` block."""
+    registry = start_registry(username, password)
+    try:
+        yield registry
+    finally:
+        registry.stop()
