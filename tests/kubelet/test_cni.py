@@ -481,6 +481,52 @@ async def test_masquerade_table_is_atomic_and_owned(env: Env) -> None:
     await net_off.destroy(sid, path, _pod("n"))
 
 
+async def test_leftovers_are_found_and_removed(env: Env) -> None:
+    (x,) = _cidr_octets(1)
+    net = env.network(pod_cidrs=[f"10.250.{x}.0/24"])
+    keep, gone = _sid(), _sid()
+    (path_keep, _), (path_gone, _) = await asyncio.gather(
+        env.create(net, keep, _pod("keep")), env.create(net, gone, _pod("gone"))
+    )
+    # The same sandbox set up again (an agent that died mid-create): the old one is undone first.
+    path_again, ips_again = await env.create(net, gone, _pod("gone"))
+    assert path_again == path_gone and os.path.exists(path_gone)
+    store = os.path.join(net.ipam_dir, net.network_name)
+    assert sorted(n for n in os.listdir(store) if n.startswith("10.")) == sorted(
+        [*ips_again, *(await _held_by(store, keep))]
+    )
+    restarted = env.network(pod_cidrs=[f"10.250.{x}.0/24"])
+    assert restarted.list_netns() == sorted([netns_name(keep), netns_name(gone)])
+    assert await restarted.remove_leftovers({keep}) == [gone]
+    assert restarted.list_netns() == [netns_name(keep)] and os.path.exists(path_keep)
+    assert not os.path.lexists(path_gone)
+
+
+async def _held_by(store: str, sid: str) -> list[str]:
+    out = []
+    for name in os.listdir(store):
+        if name.startswith("10."):
+            text = await asyncio.to_thread(Path(store, name).read_text)
+            if text.startswith(sid):
+                out.append(name)
+    return out
+
+
+async def test_teardown_node_removes_portmap_rules_left_without_state(env: Env) -> None:
+    """The agent's state lost (no DEL possible): teardown_node still finds portmap's chains of
+    this network by their comment and removes them, and only them."""
+    (x,) = _cidr_octets(1)
+    net = env.network(pod_cidrs=[f"10.250.{x}.0/24", f"fd00:250:{x}::/64"])
+    sid = _sid()
+    await env.create(net, sid, _pod("lost", (PortMapping(8080, 31000 + secrets.randbelow(999)),)))
+    assert _iptables_mentions(net.network_name)
+    os.unlink(os.path.join(net.state_dir, "sandboxes", sid + ".json"))
+    assert net.list_netns() == []  # no record: not this network's to list any more
+    await net.teardown_node()
+    assert not _iptables_mentions(net.network_name)
+    _sh("ip", "netns", "delete", netns_name(sid))
+
+
 def test_missing_names_what_to_install(tmp_path: object) -> None:
     net = CNINetwork(pod_cidrs=["10.250.0.0/24"], state_dir=str(tmp_path), plugin_dir=str(tmp_path))
     missing = net.missing()

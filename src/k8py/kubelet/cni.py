@@ -638,12 +638,13 @@ class CNINetwork:
     def _cluster(self, version: int) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
         return [n for n in _parse_cidrs(self.cluster_cidrs, "cluster CIDRs") if n.version == version]
 
-    async def _ensure_masquerade(self) -> None:
-        if not self.masquerade or self._masq_ready:
+    async def setup_node(self) -> None:
+        """(Re)creates this network's masquerade table in one ``nft -f`` transaction (nothing
+        when ``masquerade`` is off). :meth:`create` does it once per instance; the agent may call
+        it again at any time (say, after someone flushed the ruleset)."""
+        if not self.masquerade:
             return
         async with self._setup_lock:
-            if self._masq_ready:
-                return
             try:
                 await _run("nft", "-f", "-", stdin=self.masquerade_ruleset().encode())
             except (_ToolError, OSError) as e:
@@ -651,6 +652,10 @@ class CNINetwork:
                     f"cannot set up the pods' masquerade (table inet {self.nft_table}): {e}"
                 ) from e
             self._masq_ready = True
+
+    async def _ensure_masquerade(self) -> None:
+        if self.masquerade and not self._masq_ready:
+            await self.setup_node()
 
     # ------------------------------------------------------------------ routes
 
