@@ -239,6 +239,19 @@ async def test_reimport_is_idempotent_and_persistent(store: ImageStore, busybox_
     assert other.rootfs(first[0].id) == store.rootfs(first[0].id)
 
 
+async def test_lost_index_keeps_whole_images(tmp_path: Path, busybox_archive: Path) -> None:
+    require_image_tools(SKOPEO, UMOCI)
+    root = tmp_path / "store"
+    img = (await ImageStore(str(root)).import_archive(busybox_archive))[0]
+    (root / "index.json").unlink()
+    (root / "rootfs" / ("f" * 64)).mkdir()  # half an image: no layout
+    store = ImageStore(str(root))
+    kept = await store.list_images()
+    assert [(i.id, i.repo_tags, i.cmd) for i in kept] == [(img.id, [], ["sh"])]
+    assert not (root / "rootfs" / ("f" * 64)).exists()
+    assert (Path(store.rootfs(img.id)) / "bin" / "busybox").is_file()
+
+
 async def test_one_archive_with_two_images(store: ImageStore, tmp_path: Path) -> None:
     """An OCI archive whose index lists two images, selected by their ref.name annotations."""
     a, b = (

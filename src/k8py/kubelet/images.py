@@ -590,8 +590,10 @@ class ImageStore:
         self._refs = {ref: i for i, r in self._images.items() for ref in (*r.repo_tags, *r.repo_digests)}
 
     def _start(self) -> None:
-        """(thread, under the locks) Make the directories; remove staging left by dead processes
-        and images that never made it into the index (a crash between rename and write)."""
+        """(thread, under the locks) Make the directories; remove staging left by dead processes.
+        An image on disk that is not in the index (a crash between the rename and the index
+        write, or a lost index) is taken back, untagged, when its layout and rootfs are whole;
+        half of one is removed."""
         for d in ("layouts", "rootfs", "tmp"):
             (self.root / d).mkdir(parents=True, exist_ok=True)
         os.chmod(self.root / "tmp", 0o700)
@@ -600,11 +602,29 @@ class ImageStore:
             if not pid.isdigit() or not _alive(int(pid)):
                 _rmtree(entry)
         known = {_hex(i) for i in self._images}
+        adopted = False
+        for entry in sorted((self.root / "layouts").iterdir()):
+            rootfs = self.root / "rootfs" / entry.name
+            if entry.name in known or not rootfs.is_dir():
+                continue
+            try:
+                image_id, rec = _read_layout(entry)
+            except (OSError, ValueError, KeyError, IndexError, TypeError):
+                continue
+            if _hex(image_id) == entry.name:
+                log.warning("image %s was on disk but not in the index: kept, untagged", image_id)
+                rec.size = _disk_usage(entry, rootfs)
+                rec.stored_at = rec.last_used = self._clock()
+                self._images[image_id] = rec
+                known.add(entry.name)
+                adopted = True
         for d in ("layouts", "rootfs"):
             for entry in (self.root / d).iterdir():
-                if entry.name not in known and not entry.name.startswith("."):
+                if entry.name not in known:
                     log.info("removing %s: not in the image index", entry)
                     _rmtree(entry)
+        if adopted:
+            self._write_index()
 
     @contextlib.asynccontextmanager
     async def _locked(self) -> AsyncIterator[None]:
