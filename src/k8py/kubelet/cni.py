@@ -61,7 +61,7 @@ import re
 import shlex
 import shutil
 import tempfile
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from typing import Any
 
 from .runtime.types import PortMapping, RuntimeServiceError, SandboxConfig, SandboxError
@@ -229,7 +229,7 @@ class CNINetwork:
         self._nets = nets
         self._version: str | None = None
         self._masq_ready = False
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}  # sandbox id -> (lock, users)
         self._setup_lock = asyncio.Lock()
         self._routes_lock = asyncio.Lock()
         # Why: portmap's go-iptables checks for its shared chains and then creates them; two
@@ -248,8 +248,21 @@ class CNINetwork:
     def _routes_file(self) -> str:
         return os.path.join(self.state_dir, "routes.json")
 
-    def _lock(self, sandbox_id: str) -> asyncio.Lock:
-        return self._locks.setdefault(sandbox_id, asyncio.Lock())
+    @contextlib.asynccontextmanager
+    async def _lock(self, sandbox_id: str) -> AsyncIterator[None]:
+        """One setup or teardown per sandbox at a time; the lock lives while someone holds or
+        waits for it, so the map does not grow with every pod the node ever ran."""
+        lock, users = self._locks.get(sandbox_id, (asyncio.Lock(), 0))
+        self._locks[sandbox_id] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[sandbox_id]
+            if users == 1:
+                del self._locks[sandbox_id]
+            else:
+                self._locks[sandbox_id] = (lock, users - 1)
 
     def _records(self) -> list[dict[str, Any]]:
         d = os.path.join(self.state_dir, "sandboxes")
@@ -584,7 +597,6 @@ class CNINetwork:
                 await self._teardown(rec, netns_path or rec["netns"])
             except (SandboxError, _ToolError) as e:
                 raise SandboxError(f'failed to tear down network of sandbox "{sandbox_id}": {e}') from e
-        self._locks.pop(sandbox_id, None)
 
     async def _teardown(self, rec: Mapping[str, Any], netns_path: str) -> None:
         paths = {p for p in (netns_path, rec.get("netns", "")) if p}
