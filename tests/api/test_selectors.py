@@ -10,8 +10,17 @@ import pytest
 from k8py.api import selectors as sel
 from k8py.api.errors import StatusError
 from k8py.api.registry import BUILTIN_KINDS, KindInfo
+from k8py.apiserver.registry import build
 
 KINDS = {(k.group, k.version, k.kind): k for k in BUILTIN_KINDS}
+
+
+STRATEGIES = build()
+
+
+def labels_of(k: KindInfo) -> sel.FieldLabels:
+    """The field labels the API server accepts for ``k`` (its strategy's declaration)."""
+    return STRATEGIES.for_kind(k).field_labels
 
 
 def kind(group: str, version: str, k: str) -> KindInfo:
@@ -271,7 +280,7 @@ def test_field_selector_errors(text: str, message: str) -> None:
 ])
 def test_unsupported_field_labels(k: tuple[str, str, str], selector: str, message: str) -> None:
     with pytest.raises(sel.SelectorError) as e:
-        sel.compile_selector(kind(*k), None, selector)
+        sel.compile_selector(labels_of(kind(*k)), None, selector)
     assert (e.value.code, e.value.reason, e.value.message) == (400, "BadRequest", message)
 
 
@@ -287,12 +296,12 @@ def pod(**kw: Any) -> dict[str, Any]:
 
 
 def test_pod_field_attributes() -> None:
-    assert sel.field_attributes(POD, pod(node="node-1")) == {
+    assert sel.field_attributes(labels_of(POD), pod(node="node-1")) == {
         "metadata.name": "web-1", "metadata.namespace": "default", "spec.nodeName": "node-1",
         "spec.restartPolicy": "Always", "spec.schedulerName": "default-scheduler",
         "spec.serviceAccountName": "default", "spec.hostNetwork": "false", "status.phase": "Running",
         "status.podIP": "10.0.0.1", "status.nominatedNodeName": ""}
-    assert sel.field_attributes(POD, pod(host=True))["spec.hostNetwork"] == "true"
+    assert sel.field_attributes(labels_of(POD), pod(host=True))["spec.hostNetwork"] == "true"
 
 
 @pytest.mark.parametrize(("label", "field", "obj", "expected"), [
@@ -316,7 +325,7 @@ def test_pod_field_attributes() -> None:
     ("!app", "", pod(labels={}), True),
 ])
 def test_pod_selection(label: str, field: str, obj: dict[str, Any], expected: bool) -> None:
-    s = sel.compile_selector(POD, label, field)
+    s = sel.compile_selector(labels_of(POD), label, field)
     assert s.matches(obj) is expected
     assert s(obj) is expected
 
@@ -328,24 +337,24 @@ def test_event_fields_in_both_groups() -> None:
             "reason": "Pulled", "type": "Normal", "source": {"component": "kubelet", "host": "node-1"},
             "reportingComponent": "kubelet", "reportingInstance": "node-1"}
     ev = kind("", "v1", "Event")
-    attrs = sel.field_attributes(ev, core)
+    attrs = sel.field_attributes(labels_of(ev), core)
     assert attrs == {"metadata.name": "e", "metadata.namespace": "default", "involvedObject.kind": "Pod",
                      "involvedObject.namespace": "default", "involvedObject.name": "web-1",
                      "involvedObject.uid": "u1", "involvedObject.apiVersion": "v1",
                      "involvedObject.resourceVersion": "5", "involvedObject.fieldPath": "spec.containers{app}",
                      "reason": "Pulled", "reportingComponent": "kubelet", "source": "kubelet", "type": "Normal"}
-    assert sel.compile_selector(ev, None, "involvedObject.name=web-1,involvedObject.kind=Pod").matches(core)
-    assert not sel.compile_selector(ev, None, "type=Warning").matches(core)
+    assert sel.compile_selector(labels_of(ev), None, "involvedObject.name=web-1,involvedObject.kind=Pod").matches(core)
+    assert not sel.compile_selector(labels_of(ev), None, "type=Warning").matches(core)
     # no source: falls back to the reporting controller
-    assert sel.field_attributes(ev, {**core, "source": {}})["source"] == "kubelet"
+    assert sel.field_attributes(labels_of(ev), {**core, "source": {}})["source"] == "kubelet"
 
     from k8py.api import conversion
     new = conversion.convert(core, "events.k8s.io/v1")
     ev1 = kind("events.k8s.io", "v1", "Event")
-    assert sel.field_attributes(ev1, new) == attrs
-    assert sel.compile_selector(ev1, None, "regarding.name=web-1,reportingController=kubelet").matches(new)
-    assert sel.compile_selector(ev1, None, "source=kubelet,reason=Pulled").matches(new)
-    assert not sel.compile_selector(ev1, None, "regarding.kind=Node").matches(new)
+    assert sel.field_attributes(labels_of(ev1), new) == attrs
+    assert sel.compile_selector(labels_of(ev1), None, "regarding.name=web-1,reportingController=kubelet").matches(new)
+    assert sel.compile_selector(labels_of(ev1), None, "source=kubelet,reason=Pulled").matches(new)
+    assert not sel.compile_selector(labels_of(ev1), None, "regarding.kind=Node").matches(new)
 
 
 @pytest.mark.parametrize(("k", "obj", "selector", "expected"), [
@@ -374,19 +383,19 @@ def test_event_fields_in_both_groups() -> None:
     (("storage.k8s.io", "v1", "StorageClass"), {"metadata": {"name": "sc"}}, "metadata.namespace=x", False),
 ])
 def test_kind_field_selection(k: tuple[str, str, str], obj: dict[str, Any], selector: str, expected: bool) -> None:
-    assert sel.compile_selector(kind(*k), None, selector).matches(obj) is expected
+    assert sel.compile_selector(labels_of(kind(*k)), None, selector).matches(obj) is expected
 
 
 def test_every_kind_has_name_field() -> None:
     for k in BUILTIN_KINDS:
-        attrs = sel.field_attributes(k, {"metadata": {"name": "x", "namespace": "ns"}})
+        attrs = sel.field_attributes(labels_of(k), {"metadata": {"name": "x", "namespace": "ns"}})
         assert attrs["metadata.name"] == "x", k
-        s = sel.compile_selector(k, None, "metadata.name=x")
+        s = sel.compile_selector(labels_of(k), None, "metadata.name=x")
         assert s.matches({"metadata": {"name": "x", "namespace": "ns"}}), k
 
 
 def test_compat_names_and_empty_selector() -> None:
-    s = sel.compile_selectors(POD, "", "")
+    s = sel.compile_selectors(labels_of(POD), "", "")
     assert s.empty
     assert s.matches({})
     assert sel.label_selector_to_string({"matchLabels": {"a": "b"}}) == "a=b"
@@ -395,8 +404,8 @@ def test_compat_names_and_empty_selector() -> None:
 def test_selection_is_fast() -> None:
     pods = [pod(name=f"p{i}", node=f"node-{i % 50}", labels={"app": f"a{i % 10}", "tier": "fe"})
             for i in range(2000)]
-    s = sel.compile_selector(POD, "app=a3,tier=fe", "spec.nodeName=node-3")
-    s2 = sel.compile_selector(POD, "app in (a1,a3),!canary", "status.phase!=Failed")
+    s = sel.compile_selector(labels_of(POD), "app=a3,tier=fe", "spec.nodeName=node-3")
+    s2 = sel.compile_selector(labels_of(POD), "app in (a1,a3),!canary", "status.phase!=Failed")
     start = time.perf_counter()
     for _ in range(10):
         hits = sum(1 for p in pods if s.matches(p))

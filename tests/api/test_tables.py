@@ -1,4 +1,5 @@
-"""Server-side printing: cells as kube's printers produce them, and the Table envelope."""
+"""Server-side printing: cells as kube's printers produce them (each kind's columns are its
+strategy's ``table``), and the Table envelope (``k8py.api.tables``)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,22 @@ import pytest
 from k8py.api import tables
 from k8py.api.errors import StatusError
 from k8py.api.registry import BUILTIN_KINDS, KindInfo
+from k8py.apiserver.registry import build
 
 NOW = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
 KINDS = {(k.group, k.version, k.kind): k for k in BUILTIN_KINDS}
 
 
+STRATEGIES = build()
+
+
 def kind(group: str, version: str, k: str) -> KindInfo:
     return KINDS[(group, version, k)]
+
+
+def table_of(k: KindInfo) -> tables.Table:
+    """The columns the API server prints for ``k``."""
+    return STRATEGIES.for_kind(k).table
 
 
 def ago(**kw: float) -> str:
@@ -25,7 +35,7 @@ def ago(**kw: float) -> str:
 
 
 def cells(k: KindInfo, obj: dict[str, Any]) -> list[Any]:
-    t = tables.table(k, [obj], now=NOW)
+    t = tables.table(table_of(k), [obj], now=NOW)
     (row,) = t["rows"]
     return row["cells"]
 
@@ -175,17 +185,17 @@ def test_pod_wide_columns() -> None:
 
 
 def test_pod_row_conditions_mark_completed_pods() -> None:
-    done = tables.table(POD, [pod({"phase": "Succeeded"})], now=NOW)["rows"][0]
+    done = tables.table(table_of(POD), [pod({"phase": "Succeeded"})], now=NOW)["rows"][0]
     assert done["conditions"] == [{"type": "Completed", "status": "True", "reason": "Succeeded",
                                    "message": "The pod has completed successfully."}]
-    failed = tables.table(POD, [pod({"phase": "Failed"})], now=NOW)["rows"][0]
+    failed = tables.table(table_of(POD), [pod({"phase": "Failed"})], now=NOW)["rows"][0]
     assert failed["conditions"][0]["reason"] == "Failed"
-    running = tables.table(POD, [pod({"phase": "Running"})], now=NOW)["rows"][0]
+    running = tables.table(table_of(POD), [pod({"phase": "Running"})], now=NOW)["rows"][0]
     assert "conditions" not in running
 
 
 def test_pod_columns() -> None:
-    defs = tables.column_definitions(POD)
+    defs = tables.column_definitions(table_of(POD))
     assert [(d["name"], d["type"], d["format"], d["priority"]) for d in defs] == [
         ("Name", "string", "name", 0), ("Ready", "string", "", 0), ("Status", "string", "", 0),
         ("Restarts", "string", "", 0), ("Age", "string", "", 0), ("IP", "string", "", 1),
@@ -446,7 +456,7 @@ def test_events() -> None:
                    reportingInstance="")
     assert cells(ev, cluster)[3] == "node"
     assert cells(ev, cluster)[5] == "node-controller"
-    cols = [(d["name"], d["priority"]) for d in tables.column_definitions(ev)]
+    cols = [(d["name"], d["priority"]) for d in tables.column_definitions(table_of(ev))]
     assert cols == [("Last Seen", 0), ("Type", 0), ("Reason", 0), ("Object", 0), ("Subobject", 1), ("Source", 1),
                     ("Message", 0), ("First Seen", 1), ("Count", 1), ("Name", 1)]
 
@@ -480,7 +490,7 @@ def test_resourcequota_limitrange() -> None:
     assert cells(kind("", "v1", "ResourceQuota"), rq) == [
         "q", "pods: 2/10, requests.cpu: 500m/4", "limits.cpu: 1/8, limits.memory: 0/8Gi", "3m"]
     lr: dict[str, Any] = {"metadata": {"name": "limits", "creationTimestamp": "2025-05-30T08:15:00Z"}}
-    t = tables.table(kind("", "v1", "LimitRange"), [lr], now=NOW)
+    t = tables.table(table_of(kind("", "v1", "LimitRange")), [lr], now=NOW)
     assert [c["name"] for c in t["columnDefinitions"]] == ["Name", "Created At"]
     assert t["columnDefinitions"][1]["type"] == "date"
     assert t["rows"][0]["cells"] == ["limits", "2025-05-30T08:15:00Z"]
@@ -564,7 +574,7 @@ def test_every_served_kind_prints_a_row_per_object_with_one_cell_per_column() ->
     minimal: dict[str, Any] = {"metadata": {"name": "x", "namespace": "default", "creationTimestamp": ago(hours=1)}}
     for k in BUILTIN_KINDS:
         obj = dict(copy.deepcopy(minimal), apiVersion=k.api_version, kind=k.kind)
-        t = tables.table(k, [obj, obj], now=NOW)
+        t = tables.table(table_of(k), [obj, obj], now=NOW)
         assert len(t["rows"]) == 2, k
         for row in t["rows"]:
             assert len(row["cells"]) == len(t["columnDefinitions"]), k
@@ -574,43 +584,43 @@ def test_every_served_kind_prints_a_row_per_object_with_one_cell_per_column() ->
 
 def test_include_object_modes() -> None:
     p = pod({"phase": "Running"})
-    meta = tables.table(POD, [p], now=NOW)["rows"][0]["object"]
+    meta = tables.table(table_of(POD), [p], now=NOW)["rows"][0]["object"]
     assert meta == {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": p["metadata"]}
-    assert tables.table(POD, [p], now=NOW, include_object="")["rows"][0]["object"] == meta
-    assert tables.table(POD, [p], now=NOW, include_object="Object")["rows"][0]["object"] is p
-    assert tables.table(POD, [p], now=NOW, include_object="None")["rows"][0]["object"] is None
+    assert tables.table(table_of(POD), [p], now=NOW, include_object="")["rows"][0]["object"] == meta
+    assert tables.table(table_of(POD), [p], now=NOW, include_object="Object")["rows"][0]["object"] is p
+    assert tables.table(table_of(POD), [p], now=NOW, include_object="None")["rows"][0]["object"] is None
     with pytest.raises(StatusError) as e:
-        tables.table(POD, [p], include_object="Everything")
+        tables.table(table_of(POD), [p], include_object="Everything")
     assert e.value.code == 400
     assert e.value.message == 'unrecognized includeObject value: "Everything"'
 
 
 def test_table_metadata_and_headers() -> None:
     p = pod({"phase": "Running"})
-    single = tables.table(POD, [p], now=NOW)
+    single = tables.table(table_of(POD), [p], now=NOW)
     assert single["kind"] == "Table"
     assert single["apiVersion"] == "meta.k8s.io/v1"
     assert single["metadata"] == {"resourceVersion": "42"}
-    listed = tables.table(POD, [p, p], now=NOW,
+    listed = tables.table(table_of(POD), [p, p], now=NOW,
                           list_meta={"resourceVersion": "99", "continue": "tok", "remainingItemCount": 3})
     assert listed["metadata"] == {"resourceVersion": "99", "continue": "tok", "remainingItemCount": 3}
-    empty = tables.table(POD, [], now=NOW, list_meta={"resourceVersion": "7"})
+    empty = tables.table(table_of(POD), [], now=NOW, list_meta={"resourceVersion": "7"})
     assert empty["rows"] == []
     assert len(empty["columnDefinitions"]) == 9
     assert empty["metadata"] == {"resourceVersion": "7"}
-    assert tables.table(POD, [p], now=NOW, no_headers=True)["columnDefinitions"] == []
-    beta = tables.table(POD, [p], now=NOW, group_version="meta.k8s.io/v1beta1")
+    assert tables.table(table_of(POD), [p], now=NOW, no_headers=True)["columnDefinitions"] == []
+    beta = tables.table(table_of(POD), [p], now=NOW, group_version="meta.k8s.io/v1beta1")
     assert beta["apiVersion"] == beta["rows"][0]["object"]["apiVersion"] == "meta.k8s.io/v1beta1"
 
 
 def test_table_does_not_modify_objects() -> None:
     obj = copy.deepcopy(POD_CASES[4][1])
     before = copy.deepcopy(obj)
-    tables.table(POD, [obj], now=NOW, include_object="Object")
+    tables.table(table_of(POD), [obj], now=NOW, include_object="Object")
     hpa1: dict[str, Any] = {"apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "h"},
             "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "d"}, "maxReplicas": 3}}
     hpa_before = copy.deepcopy(hpa1)
-    tables.table(kind("autoscaling", "v1", "HorizontalPodAutoscaler"), [hpa1], now=NOW)
+    tables.table(table_of(kind("autoscaling", "v1", "HorizontalPodAutoscaler")), [hpa1], now=NOW)
     assert obj == before
     assert hpa1 == hpa_before
 

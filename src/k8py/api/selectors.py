@@ -7,10 +7,12 @@ Three things live here:
   object form used in specs (``from_label_selector``, ``validate_label_selector``)
   and their formatting for printers (``format_label_selector``, ``format_labels``).
 * **Field selectors**: the string form sent as ``?fieldSelector=`` (``fields.ParseSelector``,
-  including ``\\,`` ``\\=`` ``\\\\`` escapes), the per-kind field labels the API
-  accepts (the ``AddFieldLabelConversionFunc`` tables: a label outside them is a
-  400 with kube's own text) and the per-kind field sets objects are matched on
-  (the strategies' ``GetAttrs`` / ``ToSelectableFields``).
+  including ``\\,`` ``\\=`` ``\\\\`` escapes) and :class:`FieldLabels`, the type in
+  which a kind declares the labels it accepts (its ``AddFieldLabelConversionFunc``: a
+  label outside them is a 400 with kube's own text) and the field set its objects are
+  matched on (its ``GetAttrs`` / ``ToSelectableFields``). The declarations themselves
+  are the kinds' strategies' (``k8py.apiserver.registry``); here are only the labels every
+  kind has, ``metadata.name`` and ``metadata.namespace`` (:data:`DEFAULT_FIELD_LABELS`).
 * ``compile_selector`` -> :class:`ObjectSelector`, the ``SelectionPredicate`` that
   list and watch run per object. It only computes the fields the selector
   names, so the common cases (no field selector, or ``metadata.name=x``) cost a
@@ -47,14 +49,14 @@ from k8py.api.validation.meta import is_label_value as is_valid_label_value
 from k8py.api.validation.meta import is_qualified_name
 
 
-def _go_quote(s: str) -> str:
-    # %q for the ASCII strings selectors are made of
+def go_quote(s: str) -> str:
+    """Go's ``%q`` for the ASCII strings selectors are made of."""
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _field_invalid(path: str, value: str, detail: str) -> str:
     # field.Invalid(path, value, detail).Error()
-    return f"{path}: Invalid value: {_go_quote(value)}: {detail}"
+    return f"{path}: Invalid value: {go_quote(value)}: {detail}"
 
 
 def _aggregate(msgs: list[str]) -> str:
@@ -131,8 +133,8 @@ class Requirement:
                     errs.append(_field_invalid(f"values[{i}]", v,
                                                "for 'Gt', 'Lt' operators, the value must be an integer"))
         else:
-            quoted = ", ".join(_go_quote(o) for o in _ALL_OPERATORS)
-            errs.append(f"operator: Unsupported value: {_go_quote(operator)}: supported values: {quoted}")
+            quoted = ", ".join(go_quote(o) for o in _ALL_OPERATORS)
+            errs.append(f"operator: Unsupported value: {go_quote(operator)}: supported values: {quoted}")
         for i, v in enumerate(vals):
             verrs = is_valid_label_value(v)
             if verrs:
@@ -177,7 +179,7 @@ class Requirement:
 
 def _go_slice(vals: tuple[str, ...]) -> str:
     # %#v of a []string is how field.Invalid renders a non-string value
-    return "[]string{" + ", ".join(_go_quote(v) for v in vals) + "}"
+    return "[]string{" + ", ".join(go_quote(v) for v in vals) + "}"
 
 
 class LabelSelector:
@@ -463,7 +465,7 @@ def from_label_selector(ls: Mapping[str, Any] | None) -> LabelSelector:
         op = e.get("operator", "")
         mapped = _OBJECT_OPS.get(op)
         if mapped is None:
-            raise SelectorError(f"{_go_quote(op)} is not a valid label selector operator")
+            raise SelectorError(f"{go_quote(op)} is not a valid label selector operator")
         reqs.append(Requirement.new(e.get("key", ""), mapped, list(e.get("values") or ())))
     return LabelSelector(reqs)
 
@@ -674,12 +676,21 @@ def parse_field_selector(s: str | None) -> FieldSelector:
 _EVERYTHING_FIELDS = FieldSelector()
 
 
-# --- per-kind field labels ---------------------------------------------------
+# --- field labels -------------------------------------------------------------
+#
+# Which labels a kind accepts and how its objects are read is the kind's own declaration
+# (``Strategy.field_labels`` in ``k8py.apiserver.registry``, as kube's
+# AddFieldLabelConversionFunc and ToSelectableFields sit with each kind). What is here is
+# the machinery: the FieldLabels type, getters for plain paths, and the labels every kind
+# has (metadata.name, metadata.namespace). Nothing outside the API server evaluates field
+# selectors (client/fake.py and the informers send them to the API), so no kind's labels
+# are needed below it.
 
 Getter = Callable[[dict[str, Any]], str]
 
 
-def _path(*keys: str) -> Getter:
+def field_path(*keys: str) -> Getter:
+    """A string field at ``keys`` (absent: ``""``)."""
     def get(obj: dict[str, Any]) -> str:
         cur: Any = obj
         for k in keys:
@@ -690,18 +701,18 @@ def _path(*keys: str) -> Getter:
     return get
 
 
-def _bool_path(*keys: str) -> Getter:
-    inner_keys = keys
-
+def bool_field_path(*keys: str) -> Getter:
+    """A boolean field at ``keys`` as kube renders it: ``"true"``, else ``"false"``."""
     def get(obj: dict[str, Any]) -> str:
         cur: Any = obj
-        for k in inner_keys:
+        for k in keys:
             cur = cur.get(k) if isinstance(cur, dict) else None
         return "true" if cur is True else "false"
     return get
 
 
-def _int_path(*keys: str) -> Getter:
+def int_field_path(*keys: str) -> Getter:
+    """An integer field at ``keys`` as kube renders it (absent: ``"0"``)."""
     def get(obj: dict[str, Any]) -> str:
         cur: Any = obj
         for k in keys:
@@ -714,19 +725,20 @@ def _const(value: str) -> Getter:
     return lambda obj: value
 
 
-def _pod_ip(obj: dict[str, Any]) -> str:
-    status = obj.get("status") or {}
-    ips = status.get("podIPs") or []
-    if ips and isinstance(ips[0], dict) and ips[0].get("ip"):
-        return str(ips[0]["ip"])
-    # the internal type keeps only podIPs; v1 podIP converts into podIPs[0]
-    return str(status.get("podIP") or "")
+def reject_not_supported(label: str) -> str:
+    """The message of kinds that register a field label conversion."""
+    return f"field label not supported: {label}"
 
 
-def _event_source(obj: dict[str, Any]) -> str:
-    # core/v1: source.component, else reportingComponent; events.k8s.io/v1: deprecatedSource / reportingController
-    src = obj.get("source") or obj.get("deprecatedSource") or {}
-    return str(src.get("component") or obj.get("reportingComponent") or obj.get("reportingController") or "")
+def reject_default(label: str) -> str:
+    """``runtime.DefaultMetaV1FieldSelectorConversion``'s message, for kinds with no conversion of their own."""
+    return f'{go_quote(label)} is not a known field selector: only "metadata.name", "metadata.namespace"'
+
+
+META_GETTERS: Final[Mapping[str, Getter]] = {
+    "metadata.name": field_path("metadata", "name"),
+    "metadata.namespace": field_path("metadata", "namespace"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -737,152 +749,57 @@ class FieldLabels:
     matched on (``spec.host`` -> ``spec.nodeName``; events.k8s.io's
     ``regarding.name`` -> ``involvedObject.name``). ``getters`` gives the value of
     each canonical label for an object (the kind's ``ToSelectableFields``);
-    an accepted label with no getter reads as ``""``, as in kube.
+    an accepted label with no getter reads as ``""``, as in kube. ``reject`` words
+    the 400 for a label outside ``accepted``.
     """
 
     accepted: Mapping[str, str]
     getters: Mapping[str, Getter]
     reject: Callable[[str], str]
 
-
-def _reject_not_supported(label: str) -> str:
-    return f"field label not supported: {label}"
-
-
-def _reject_default(label: str) -> str:
-    # runtime.DefaultMetaV1FieldSelectorConversion, for kinds with no registered conversion
-    return f'{_go_quote(label)} is not a known field selector: only "metadata.name", "metadata.namespace"'
-
-
-_META_GETTERS: Final[dict[str, Getter]] = {
-    "metadata.name": _path("metadata", "name"),
-    "metadata.namespace": _path("metadata", "namespace"),
-}
-
-
-def _spec(namespaced: bool, extra: dict[str, Getter], aliases: dict[str, str] | None = None,
-          reject: Callable[[str], str] = _reject_not_supported, accept_extra: Iterable[str] = ()) -> FieldLabels:
-    accepted = {"metadata.name": "metadata.name"}
-    getters: dict[str, Getter] = {"metadata.name": _META_GETTERS["metadata.name"]}
-    if namespaced:
-        accepted["metadata.namespace"] = "metadata.namespace"
-        getters["metadata.namespace"] = _META_GETTERS["metadata.namespace"]
-    for k in extra:
-        accepted[k] = k
-    for k in accept_extra:
-        accepted[k] = k
-    accepted.update(aliases or {})
-    getters.update(extra)
-    return FieldLabels(accepted, getters, reject)
+    @staticmethod
+    def of(fields: Mapping[str, Getter], *, namespaced: bool, aliases: Mapping[str, str] | None = None,
+           accept_only: Iterable[str] = (), reject: Callable[[str], str] = reject_not_supported) -> FieldLabels:
+        """A kind's labels: metadata.name (and metadata.namespace when ``namespaced``), ``fields``,
+        ``aliases`` (label -> canonical label) and labels accepted but never set (``accept_only``)."""
+        accepted = {"metadata.name": "metadata.name"}
+        getters: dict[str, Getter] = {"metadata.name": META_GETTERS["metadata.name"]}
+        if namespaced:
+            accepted["metadata.namespace"] = "metadata.namespace"
+            getters["metadata.namespace"] = META_GETTERS["metadata.namespace"]
+        for k in (*fields, *accept_only):
+            accepted[k] = k
+        accepted.update(aliases or {})
+        getters.update(fields)
+        return FieldLabels(accepted, getters, reject)
 
 
-_EVENT_GETTERS: Final[dict[str, Getter]] = {
-    "involvedObject.kind": _path("involvedObject", "kind"),
-    "involvedObject.namespace": _path("involvedObject", "namespace"),
-    "involvedObject.name": _path("involvedObject", "name"),
-    "involvedObject.uid": _path("involvedObject", "uid"),
-    "involvedObject.apiVersion": _path("involvedObject", "apiVersion"),
-    "involvedObject.resourceVersion": _path("involvedObject", "resourceVersion"),
-    "involvedObject.fieldPath": _path("involvedObject", "fieldPath"),
-    "reason": _path("reason"),
-    "reportingComponent": _path("reportingComponent"),
-    "source": _event_source,
-    "type": _path("type"),
-}
-
-# events.k8s.io/v1 objects carry the same data under other names; the canonical
-# labels (what selectors are transformed to) stay the core ones.
-_EVENTS_V1_GETTERS: Final[dict[str, Getter]] = {
-    **{k: _path("regarding", k.split(".", 1)[1]) for k in _EVENT_GETTERS if k.startswith("involvedObject.")},
-    "reason": _path("reason"),
-    "reportingComponent": _path("reportingController"),
-    "source": _event_source,
-    "type": _path("type"),
-}
-
-# (group, kind) -> field labels, from pkg/apis/<group>/<version>/conversion.go
-# (AddFieldLabelConversionFunc) and pkg/registry/.../strategy.go (ToSelectableFields).
-# Kinds not listed fall back to metadata.name/metadata.namespace with
-# DefaultMetaV1FieldSelectorConversion's message -- including every apps/v1 kind,
-# which registers no conversion in kube (so replicasets reject status.replicas).
-FIELD_LABELS: Final[dict[tuple[str, str], FieldLabels]] = {
-    ("", "Pod"): _spec(True, {
-        "spec.nodeName": _path("spec", "nodeName"),
-        "spec.restartPolicy": _path("spec", "restartPolicy"),
-        "spec.schedulerName": _path("spec", "schedulerName"),
-        "spec.serviceAccountName": _path("spec", "serviceAccountName"),
-        "spec.hostNetwork": _bool_path("spec", "hostNetwork"),
-        "status.phase": _path("status", "phase"),
-        "status.podIP": _pod_ip,
-        "status.nominatedNodeName": _path("status", "nominatedNodeName"),
-    }, aliases={"spec.host": "spec.nodeName"}, accept_extra=("status.podIPs",)),
-    ("", "Node"): _spec(False, {"spec.unschedulable": _bool_path("spec", "unschedulable")}),
-    ("", "ReplicationController"): _spec(True, {"status.replicas": _int_path("status", "replicas")}),
-    ("", "Event"): _spec(True, _EVENT_GETTERS),
-    ("events.k8s.io", "Event"): FieldLabels(
-        accepted={
-            "metadata.name": "metadata.name",
-            "metadata.namespace": "metadata.namespace",
-            "reason": "reason",
-            "type": "type",
-            "source": "source",
-            "reportingController": "reportingComponent",
-            **{f"regarding.{k}": f"involvedObject.{k}" for k in
-               ("kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath")},
-        },
-        getters={**_META_GETTERS, **_EVENTS_V1_GETTERS},
-        reject=_reject_not_supported,
-    ),
-    ("", "Namespace"): _spec(False, {"status.phase": _path("status", "phase")}),
-    ("", "Secret"): _spec(True, {"type": _path("type")}),
-    ("", "Service"): _spec(True, {"spec.clusterIP": _path("spec", "clusterIP"), "spec.type": _path("spec", "type")}),
-    ("batch", "Job"): _spec(True, {"status.successful": _int_path("status", "succeeded")},
-                            reject=lambda label: f"field label {_go_quote(label)} not supported for batchv1.Job"),
-    ("certificates.k8s.io", "CertificateSigningRequest"): _spec(
-        False, {"spec.signerName": _path("spec", "signerName")}),
-}
+# DefaultMetaV1FieldSelectorConversion: both metadata labels for every kind that registers
+# no conversion (every apps/v1 kind among them, so replicasets reject status.replicas);
+# cluster-scoped objects simply have no namespace (it reads as "").
+DEFAULT_FIELD_LABELS: Final = FieldLabels({"metadata.name": "metadata.name",
+                                           "metadata.namespace": "metadata.namespace"},
+                                          META_GETTERS, reject_default)
 
 
-def field_labels(group: str, kind: str, namespaced: bool) -> FieldLabels:
-    fl = FIELD_LABELS.get((group, kind))
-    if fl is not None:
-        return fl
-    fl = _DEFAULT_NAMESPACED if namespaced else _DEFAULT_CLUSTER
-    return fl
-
-
-# DefaultMetaV1FieldSelectorConversion accepts both metadata labels for every
-# kind; cluster-scoped objects simply have no namespace field (reads as "").
-_DEFAULT_NAMESPACED = FieldLabels({"metadata.name": "metadata.name", "metadata.namespace": "metadata.namespace"},
-                                  _META_GETTERS, _reject_default)
-_DEFAULT_CLUSTER = FieldLabels({"metadata.name": "metadata.name", "metadata.namespace": "metadata.namespace"},
-                               {"metadata.name": _META_GETTERS["metadata.name"]}, _reject_default)
-
-
-def _kind_key(kind: Any) -> tuple[str, str, bool]:
-    return kind.group, kind.kind, kind.namespaced
-
-
-def field_attributes(kind: Any, obj: dict[str, Any]) -> dict[str, str]:
+def field_attributes(labels: FieldLabels, obj: dict[str, Any]) -> dict[str, str]:
     """The field set an object is matched on (the kind's ``GetAttrs``), keyed by canonical label.
 
-    ``kind`` is a :class:`k8py.api.registry.KindInfo` (anything with ``group``, ``kind``,
-    ``namespaced``). Values are strings as kube renders them (``"true"``, ``"3"``).
+    ``labels`` is the kind's :class:`FieldLabels`. Values are strings as kube renders them
+    (``"true"``, ``"3"``).
     """
-    fl = field_labels(*_kind_key(kind))
-    return {label: get(obj) for label, get in fl.getters.items()}
+    return {label: get(obj) for label, get in labels.getters.items()}
 
 
-def convert_field_selector(kind: Any, sel: FieldSelector) -> FieldSelector:
+def convert_field_selector(labels: FieldLabels, sel: FieldSelector) -> FieldSelector:
     """Run each requirement through the kind's field label conversion (400 on unsupported labels)."""
     if sel.empty:
         return sel
-    fl = field_labels(*_kind_key(kind))
 
     def conv(label: str, value: str) -> tuple[str, str]:
-        canonical = fl.accepted.get(label)
+        canonical = labels.accepted.get(label)
         if canonical is None:
-            raise SelectorError(fl.reject(label))
+            raise SelectorError(labels.reject(label))
         return canonical, value
 
     return sel.transform(conv)
@@ -906,10 +823,10 @@ class ObjectSelector:
 
     __slots__ = ("_checks", "_getters", "field", "label")
 
-    def __init__(self, kind: Any, label: LabelSelector, field_sel: FieldSelector) -> None:
+    def __init__(self, labels: FieldLabels, label: LabelSelector, field_sel: FieldSelector) -> None:
         self.label = label
         self.field = field_sel
-        fl = field_labels(*_kind_key(kind))
+        fl = labels
         # Precompute (getter, value, want_equal) per term so matching does no lookups by name.
         self._checks: tuple[tuple[Getter, str, bool], ...] = tuple(
             (fl.getters.get(r.field, _const("")), r.value, r.operator == EQUALS) for r in field_sel.requirements
@@ -936,16 +853,17 @@ class ObjectSelector:
         return f"ObjectSelector(label={str(self.label)!r}, field={str(self.field)!r})"
 
 
-def compile_selector(kind: Any, label_selector: str | LabelSelector | None = None,
+def compile_selector(labels: FieldLabels, label_selector: str | LabelSelector | None = None,
                      field_selector: str | FieldSelector | None = None) -> ObjectSelector:
-    """Parse and validate ``?labelSelector=`` and ``?fieldSelector=`` for ``kind``.
+    """Parse and validate ``?labelSelector=`` and ``?fieldSelector=`` for a kind whose field
+    labels are ``labels`` (its strategy's ``field_labels``).
 
     Raises :class:`SelectorError` (a 400 ``StatusError``) with kube's message on
     a malformed selector or a field label the kind does not support.
     """
     label = label_selector if isinstance(label_selector, LabelSelector) else parse_label_selector(label_selector)
     fsel = field_selector if isinstance(field_selector, FieldSelector) else parse_field_selector(field_selector)
-    return ObjectSelector(kind, label, convert_field_selector(kind, fsel))
+    return ObjectSelector(labels, label, convert_field_selector(labels, fsel))
 
 
 # Names the API server was first written against.
@@ -954,7 +872,8 @@ label_selector_to_string = label_selector_string
 
 
 __all__ = [
-    "FIELD_LABELS",
+    "DEFAULT_FIELD_LABELS",
+    "META_GETTERS",
     "FieldLabels",
     "FieldRequirement",
     "FieldSelector",
@@ -962,21 +881,26 @@ __all__ = [
     "ObjectSelector",
     "Requirement",
     "SelectorError",
+    "bool_field_path",
     "compile_selector",
     "compile_selectors",
     "convert_field_selector",
     "escape_field_value",
     "field_attributes",
-    "field_labels",
+    "field_path",
     "format_label_selector",
     "format_labels",
     "from_label_selector",
+    "go_quote",
+    "int_field_path",
     "is_qualified_name",
     "is_valid_label_value",
     "label_selector_string",
     "label_selector_to_string",
     "parse_field_selector",
     "parse_label_selector",
+    "reject_default",
+    "reject_not_supported",
     "selector_from_set",
     "validate_label_name",
     "validate_label_selector",

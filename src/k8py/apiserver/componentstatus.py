@@ -157,8 +157,8 @@ async def handle(api: ResourceAPI, ctx: Ctx, kind: KindInfo) -> web.Response:
              if match is None or match.matches(o)]
     out = ctx.output()
     if out.transform == "Table":
-        body_obj: Obj = tables.table(kind, items, include_object=ctx.q("includeObject", "Metadata") or "Metadata",
-                                     list_meta={})
+        body_obj: Obj = tables.table(api.strategies.for_kind(kind).table, items,
+                                     include_object=ctx.q("includeObject", "Metadata") or "Metadata", list_meta={})
     elif out.transform in ("PartialObjectMetadataList", "PartialObjectMetadata"):
         body_obj = tables.partial_object_metadata_list(kind, items, {})
     else:

@@ -113,7 +113,8 @@ class ResourceAPI:
     def respond(self, ctx: Ctx, obj: Any, status: int = 200, kind: KindInfo | None = None) -> web.Response:
         out = ctx.output()
         if kind is not None and out.transform == "Table" and isinstance(obj, dict) and obj.get("kind") != "Status":
-            obj = tables.table(kind, [obj], include_object=ctx.q("includeObject", "Metadata") or "Metadata")
+            obj = tables.table(self.strategies.for_kind(kind).table, [obj],
+                               include_object=ctx.q("includeObject", "Metadata") or "Metadata")
         elif kind is not None and out.transform == "PartialObjectMetadata" and isinstance(obj, dict):
             obj = tables.partial_object_metadata(kind, obj)
         body, ct = encode(obj, out)
@@ -201,7 +202,7 @@ class ResourceAPI:
         fs = ctx.q("fieldSelector")
         if not ls and not fs:
             return None
-        return selectors.compile_selector(kind, ls, fs)
+        return selectors.compile_selector(self.strategies.for_kind(kind).field_labels, ls, fs)
 
     async def list(self, ctx: Ctx, kind: KindInfo, ns: str | None) -> web.Response:
         limit = options.list_limit(ctx)
@@ -224,8 +225,9 @@ class ResourceAPI:
             self.add_warnings(ctx, resp)
             return resp
         if out.transform == "Table":
-            body_obj: Obj = tables.table(kind, page.items, include_object=ctx.q("includeObject", "Metadata")
-                                         or "Metadata", list_meta=list_meta)
+            body_obj: Obj = tables.table(self.strategies.for_kind(kind).table, page.items,
+                                         include_object=ctx.q("includeObject", "Metadata") or "Metadata",
+                                         list_meta=list_meta)
         elif out.transform in ("PartialObjectMetadataList", "PartialObjectMetadata"):
             body_obj = tables.partial_object_metadata_list(kind, page.items, list_meta)
         else:

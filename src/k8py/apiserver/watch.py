@@ -55,9 +55,11 @@ class SlowClientError(Exception):
 class WatchStream:
     """Writes watch events to an HTTP response in the negotiated form."""
 
-    def __init__(self, resp: web.StreamResponse, kind: KindInfo, transform: str, include_object: str) -> None:
+    def __init__(self, resp: web.StreamResponse, kind: KindInfo, transform: str, include_object: str,
+                 table: tables.Table) -> None:
         self.resp = resp
         self.kind = kind
+        self.table = table  # the kind's columns, for Table watches (kubectl get -w)
         self.transform = transform
         self.include_object = include_object
         self.sent_headers = False
@@ -66,7 +68,7 @@ class WatchStream:
         obj.setdefault("apiVersion", self.kind.api_version)
         obj.setdefault("kind", self.kind.kind)
         if self.transform == "Table":
-            t = tables.table(self.kind, [obj], include_object=self.include_object)
+            t = tables.table(self.table, [obj], include_object=self.include_object)
             if self.sent_headers:
                 t["columnDefinitions"] = []
             self.sent_headers = True
@@ -159,7 +161,8 @@ async def serve_watch(api: ResourceAPI, ctx: Ctx, kind: KindInfo, ns: str | None
     api.add_warnings(ctx, resp)
     resp.enable_chunked_encoding()
     await resp.prepare(ctx.request)
-    stream = WatchStream(resp, kind, out.transform, q.get("includeObject", "Metadata") or "Metadata")
+    stream = WatchStream(resp, kind, out.transform, q.get("includeObject", "Metadata") or "Metadata",
+                         api.strategies.for_kind(kind).table)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     w = api.objects.watch(prefix, start, progress_notify=bookmarks or True)

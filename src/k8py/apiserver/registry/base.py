@@ -5,10 +5,13 @@ A strategy owns what is particular to its kind on the write path: what create an
 keep or reset (``prepare_for_create`` / ``prepare_for_update``, the status subresource's
 ``prepare_for_status_update``), what is computed after defaulting (``finish_create``),
 validation, hooks before a write and after a delete (address allocation), graceful deletion,
-and whether the DELETE answer is the object. :class:`Strategy` itself is the generic default
-that plain kinds use; kinds override what differs. Defaulting and validation rules live in
-``k8py.api.defaults`` and ``k8py.api.validation`` (pure functions on the wire form); table
-columns and field labels are still in ``k8py.api.tables`` and ``k8py.api.selectors``.
+and whether the DELETE answer is the object; and what is particular to it on the read path:
+the columns ``kubectl get`` prints (``table``: each column declared with the function that
+fills its cell) and the field labels a ``fieldSelector`` may use (``field_labels``).
+:class:`Strategy` itself is the generic default that plain kinds use; kinds override what
+differs. Defaulting and validation rules live in ``k8py.api.defaults`` and
+``k8py.api.validation`` (pure functions on the wire form); the machinery of tables and
+selectors in ``k8py.api.tables`` and ``k8py.api.selectors``.
 """
 
 from __future__ import annotations
@@ -18,11 +21,11 @@ import secrets
 import uuid
 from typing import Any, ClassVar
 
-from k8py.api import validation
+from k8py.api import tables, validation
 from k8py.api.corev1 import now_rfc3339
 from k8py.api.errors import FieldError
 from k8py.api.registry import KindInfo
-from k8py.api.selectors import label_selector_string
+from k8py.api.selectors import DEFAULT_FIELD_LABELS, FieldLabels, label_selector_string
 
 Obj = dict[str, Any]
 
@@ -50,6 +53,10 @@ class Strategy:
     reset_status_on_create: ClassVar[bool] = False  # status is the server's: a create starts it anew
     return_deleted_object: ClassVar[bool] = False  # DELETE answers with the object, not a Status
     scalable: ClassVar[bool] = False  # serves the scale subresource
+    # what `kubectl get` prints (kube's default: Name, Created At)
+    table: tables.Table = tables.DEFAULT_TABLE
+    # the fieldSelector labels (kube's default: metadata.name and metadata.namespace)
+    field_labels: FieldLabels = DEFAULT_FIELD_LABELS
 
     # -- create ------------------------------------------------------------------------------------
     def initial_status(self, kind: KindInfo, obj: Obj) -> Obj | None:
@@ -158,7 +165,11 @@ class Strategies:
     configured from the kind (status subresource or not)."""
 
     def __init__(self, strategies: list[Strategy]) -> None:
-        self._by_kind = {(s.group, s.kind): s for s in strategies}
+        self._by_kind: dict[tuple[str, str], Strategy] = {}
+        for s in strategies:
+            if (s.group, s.kind) in self._by_kind:  # one home per kind
+                raise ValueError(f"two strategies for {s.kind}.{s.group or 'core'}")
+            self._by_kind[(s.group, s.kind)] = s
         self._generic = Strategy()
 
     def for_kind(self, kind: KindInfo) -> Strategy:
