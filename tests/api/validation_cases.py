@@ -302,6 +302,19 @@ VALID: dict[str, dict[str, Any]] = {
                  "versionPriority": 15, "insecureSkipTLSVerify": True,
                  "service": {"namespace": "wardle", "name": "api", "port": 443}},
     },
+    "CertificateSigningRequest": {
+        "apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest",
+        "metadata": {"name": "node-csr-1"},
+        # a P-256 request for CN=system:node:node-1, O=system:nodes
+        "spec": {"request": ("LS0tLS1CRUdJTiBDRVJUSUZJQ0FURSBSRVFVRVNULS0tLS0KTUlIdk1JR1dBZ0VBTURReEZUQVRCZ05WQkFvTURITjVjM1Js"
+                             "YlRwdWIyUmxjekViTUJrR0ExVUVBd3dTYzNsegpkR1Z0T201dlpHVTZibTlrWlMweE1Ga3dFd1lIS29aSXpqMENBUVlJS29a"
+                             "SXpqMERBUWNEUWdBRXNCa3ZvRDhQCjkyY0Jna2hmNGExVnZKSkRqMStJZHJvcnR3TzFNUndVdXJNeXVuaExaSm5QU3lXWmNQ"
+                             "V0pyUjMwbFkyTUdVNXAKT1dHdVRlNTRjdG4xZUtBQU1Bb0dDQ3FHU000OUJBTUNBMGdBTUVVQ0lIQit5WW9JUUhoVzNzQWJx"
+                             "YnQwRmZPZwpZSmEzV1pFRUxoQjlhdEt6Vnk3eUFpRUE5WmtvSnJIa3dqTUJid3dOdTVBd3NRM2QveDJxSXMzOFcySzRoaklF"
+                             "CldrRT0KLS0tLS1FTkQgQ0VSVElGSUNBVEUgUkVRVUVTVC0tLS0tCg=="),
+                 "signerName": "kubernetes.io/kube-apiserver-client-kubelet", "expirationSeconds": 86400,
+                 "usages": ["digital signature", "client auth"]},
+    },
     "PriorityClass": {
         "apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": "high-priority"},
         "value": 1000000, "globalDefault": False, "description": "for web",

@@ -318,6 +318,19 @@ MESSAGES: dict[str, str] = {
     "batch/v1.SuccessPolicy": "1:rules:[]SuccessPolicyRule",
     "batch/v1.SuccessPolicyRule": "1:succeededIndexes:s:*e 2:succeededCount:i:*e",
     "batch/v1.UncountedTerminatedPods": "1:succeeded:[]s:e 2:failed:[]s:e",
+    "certificates/v1.CertificateSigningRequest": (
+        "1:metadata:meta/v1.ObjectMeta:e 2:spec:CertificateSigningRequestSpec 3:status:CertificateSigningRequestStatus:e"
+    ),
+    "certificates/v1.CertificateSigningRequestCondition": (
+        "1:type:s 6:status:s 2:reason:s:e 3:message:s:e 4:lastUpdateTime:Time:e 5:lastTransitionTime:Time:e"
+    ),
+    "certificates/v1.CertificateSigningRequestSpec": (
+        "1:request:y 7:signerName:s 8:expirationSeconds:i:*e 5:usages:[]s:e 2:username:s:e 3:uid:s:e "
+        "4:groups:[]s:e 6:extra:{[]s}:e"
+    ),
+    "certificates/v1.CertificateSigningRequestStatus": (
+        "1:conditions:[]CertificateSigningRequestCondition:e 2:certificate:y:e"
+    ),
     "coordination/v1.Lease": "1:metadata:meta/v1.ObjectMeta:e 2:spec:LeaseSpec:e",
     "coordination/v1.LeaseSpec": (
         "1:holderIdentity:s:*e 2:leaseDurationSeconds:i:*e 3:acquireTime:MicroTime:*e "

@@ -165,6 +165,9 @@ BUILTIN_KINDS: tuple[KindInfo, ...] = (
     _k("apiregistration.k8s.io", "v1", "APIService", "apiservices", False, sub=ST, cats=("api-extensions",)),
     # policy/v1
     _k("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", short=("pdb",), sub=ST),
+    # certificates.k8s.io/v1
+    _k("certificates.k8s.io", "v1", "CertificateSigningRequest", "certificatesigningrequests", False, ("csr",),
+       sub=("status", "approval")),
     # Review kinds: create-only, answered by the server and never stored (VIRTUAL_KINDS)
     _k("authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews", False,
        verbs=("create",)),

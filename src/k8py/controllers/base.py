@@ -60,6 +60,10 @@ class ControllerOptions:
     terminated_pod_gc_threshold: int | None = None
     pod_gc_period: float | None = None
     pod_gc_quarantine: float | None = None
+    cluster_cidr: str | None = None  # --cluster-cidr (nodeipam); comma-separated for dual-stack
+    node_cidr_mask_size: int | None = None  # --node-cidr-mask-size (None: 24 for IPv4, 64 for IPv6)
+    cluster_signing_cert_file: str | None = None  # --cluster-signing-cert-file (the CSR signer's CA)
+    cluster_signing_key_file: str | None = None  # --cluster-signing-key-file
 
     @classmethod
     def of(cls, values: ControllerOptions | Mapping[str, Any] | None) -> ControllerOptions:

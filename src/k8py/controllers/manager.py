@@ -44,6 +44,9 @@ CONTROLLERS: dict[str, str] = {
     "cronjob": "k8py.controllers.cronjob:CronJobController",
     "disruption": "k8py.controllers.disruption:DisruptionController",
     "apiservice-availability": "k8py.controllers.apiservice:APIServiceAvailabilityController",
+    "nodeipam": "k8py.controllers.nodeipam:NodeIPAMController",
+    "csrsigning": "k8py.controllers.certificates:CSRSigningController",
+    "csrapproving": "k8py.controllers.certificates:CSRApprovingController",
 }
 
 LEASE_NAME = "kube-controller-manager"

@@ -20,7 +20,17 @@ from typing import Any
 
 from k8py.api.errors import FieldError
 from k8py.api.registry import KindInfo
-from k8py.api.validation import apiregistration, apps, batch, config, core, networking, policy, storage
+from k8py.api.validation import (
+    apiregistration,
+    apps,
+    batch,
+    certificates,
+    config,
+    core,
+    networking,
+    policy,
+    storage,
+)
 from k8py.api.validation.meta import (
     name_is_dns_subdomain,
     validate_object_meta,
@@ -105,6 +115,8 @@ _TABLE: dict[tuple[str, str], tuple[Create, Update, Update]] = {
     ("apiregistration.k8s.io", "APIService"): (apiregistration.validate_api_service,
                                                apiregistration.validate_api_service_update,
                                                apiregistration.validate_api_service_status),
+    ("certificates.k8s.io", "CertificateSigningRequest"): (certificates.validate_csr, certificates.validate_csr_update,
+                                                           certificates.validate_csr_status_update),
 }
 
 
