@@ -24,7 +24,7 @@ from k8py.api import (
 )
 from k8py.api.corev1 import format_time, now_rfc3339
 from k8py.api.registry import VIRTUAL_KINDS, KindInfo, Registry
-from k8py.apiserver import componentstatus, eviction, options, reviews
+from k8py.apiserver import componentstatus, eviction, kubeletproxy, options, reviews
 from k8py.apiserver.admission import Admission, Attributes
 from k8py.apiserver.context import Ctx
 from k8py.apiserver.negotiate import (
@@ -59,6 +59,7 @@ class ResourceAPI:
         self.admission = admission
         self.strategies = strategies  # the per-kind behaviour (apiserver/registry)
         self.authorizer = authorizer  # answers SubjectAccessReviews
+        self.kubelet: kubeletproxy.KubeletConnection | None = None  # set by the composition root (cli/process.py)
 
     # -- helpers -----------------------------------------------------------------
     async def decode_object(self, ctx: Ctx, kind: KindInfo, raw: bytes, *, expect_kind: str | None = None) -> Obj:
@@ -619,6 +620,8 @@ class ResourceAPI:
             return await eviction.evict(self, ctx, kind, ns, i.name)
         if sub == "finalize" and verb == "update" and kind.kind == "Namespace":
             return await self.finalize_namespace(ctx, kind, i.name)
+        if (sub == "log" and kind.kind == "Pod" and verb == "get") or (sub == "proxy" and kind.kind == "Node"):
+            return await kubeletproxy.serve(self, ctx, kind, ns, i.name)
         if sub in ("log", "exec", "attach", "portforward", "proxy"):
             await self.objects.get(kind, ns, i.name)  # 404 for a missing pod first, as kube
             raise errors.StatusError(

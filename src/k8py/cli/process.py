@@ -49,9 +49,11 @@ async def _main(config: ServerConfig) -> int:
     from k8py import pki as pki_mod
     from k8py.apiserver.authn import Authenticator
     from k8py.apiserver.authz import Authorizer
+    from k8py.apiserver.kubeletproxy import KubeletConnection
 
     t0 = time.monotonic()
     p = pki_mod.ensure_pki(config)
+    kubelet_cert, kubelet_key = pki_mod.ensure_kubelet_client_certificate(p)  # for pods/log, nodes/proxy
     ssl_ctx = pki_mod.server_ssl_context(p) if config.tls else None
     authn = Authenticator(config, p)
     authz = Authorizer()
@@ -63,6 +65,7 @@ async def _main(config: ServerConfig) -> int:
     except OSError as e:
         log.error("cannot listen on %s:%d: %s", config.bind_address, config.https_listen_port, e)
         return 1
+    cp.api.kubelet = KubeletConnection(p.ca_cert, kubelet_cert, kubelet_key)
     stop_ev = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -1,0 +1,327 @@
+"""The API server's way to kubelets: ``pods/log`` and ``nodes/proxy``.
+
+As kube-apiserver (``pkg/registry/core/pod/rest/log.go``, ``strategy.go``'s ``LogLocation``,
+``pkg/kubelet/client``): a log request's ``PodLogOptions`` are decoded and validated (422 with
+kube's field errors), the pod is read (404), its container chosen (400 with kube's words when
+there are several and none was named, or the name is not the pod's), and when the pod is on a
+node the request goes on to that node's kubelet: the Node's address by preferred type
+(``InternalIP`` first, then ``InternalDNS``, ``ExternalIP``, ``ExternalDNS``, ``Hostname``) and
+``status.daemonEndpoints.kubeletEndpoint.Port`` (10250 when unset), over HTTPS with the API
+server's ``apiserver-kubelet-client`` certificate, the kubelet's serving certificate verified
+against the cluster CA. The kubelet's answer is streamed back as ``text/plain`` (a follow stays
+open until the client or the kubelet closes); an error answer becomes a ``Status`` the way kube's
+``GenericHttpResponseChecker`` makes it (400 keeps the kubelet's text, 404 is "the server could
+not find the requested resource ( pods/log p)"). A pod not bound to a node has no log yet: kube
+answers ``204 No Content`` (an empty log), and so does this.
+
+``nodes/{name}/proxy/{path}`` passes any request through to the kubelet's ``/{path}`` the same way
+and answers with the kubelet's status, type and body unchanged, as kube's proxy does.
+
+The connection settings (:class:`KubeletConnection`) come from the composition root
+(``cli/process.py``), which sets ``ResourceAPI.kubelet``; without them (an API server started
+without its PKI, as in-process tests do) these requests are ``503 ServiceUnavailable``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import ssl
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+
+import aiohttp
+from aiohttp import web
+
+from k8py.api import errors
+from k8py.api.registry import KindInfo
+from k8py.apiserver.context import Ctx
+
+if TYPE_CHECKING:
+    from k8py.apiserver.rest import ResourceAPI
+
+__all__ = ["KubeletConnection", "serve"]
+
+Obj = dict[str, Any]
+
+DEFAULT_KUBELET_PORT = 10250
+PREFERRED_ADDRESS_TYPES = ("InternalIP", "InternalDNS", "ExternalIP", "ExternalDNS", "Hostname")
+# kube's GenericHttpResponseChecker reads at most this much of an error answer
+MAX_ERROR_BODY = 50000
+# headers not passed on by the node proxy: hop-by-hop ones, and the client's credentials (the
+# kubelet sees the API server's certificate, never the user's token)
+_DROP_REQUEST = frozenset({"host", "connection", "keep-alive", "proxy-authorization", "proxy-authenticate", "te",
+                           "trailer", "transfer-encoding", "upgrade", "authorization", "cookie", "content-length"})
+_DROP_RESPONSE = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding",
+                            "trailer", "upgrade"})
+
+
+class KubeletConnection:
+    """How the API server connects to kubelets: the cluster CA that signs their serving
+    certificates, and the API server's client certificate."""
+
+    def __init__(self, ca_file: str, cert_file: str, key_file: str, *, default_port: int = DEFAULT_KUBELET_PORT,
+                 connect_timeout: float = 10.0) -> None:
+        self.ca_file = ca_file
+        self.cert_file = cert_file
+        self.key_file = key_file
+        self.default_port = default_port
+        self.connect_timeout = connect_timeout
+        self._ssl: ssl.SSLContext | None = None
+
+    def ssl_context(self) -> ssl.SSLContext:
+        if self._ssl is None:
+            ctx = ssl.create_default_context(cafile=self.ca_file)
+            ctx.load_cert_chain(self.cert_file, self.key_file)
+            ctx.set_alpn_protocols(["http/1.1"])
+            self._ssl = ctx
+        return self._ssl
+
+    def session(self) -> aiohttp.ClientSession:
+        # One session a request: log and proxy requests are few and long; nothing to close at shutdown.
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.connect_timeout, sock_read=None)
+        return aiohttp.ClientSession(timeout=timeout, auto_decompress=False,
+                                     connector=aiohttp.TCPConnector(ssl=self.ssl_context(), force_close=True))
+
+
+# --------------------------------------------------------------------------- PodLogOptions
+
+_INT_PARAMS = ("tailLines", "sinceSeconds", "limitBytes")
+_BOOL_PARAMS = ("follow", "previous", "timestamps", "insecureSkipTLSVerifyBackend")
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
+
+
+def _go_int64(value: str) -> int:
+    """``strconv.ParseInt(value, 10, 64)`` with its error text."""
+    if re.fullmatch(r"[+-]?\d+", value) is None:
+        raise errors.bad_request(f'strconv.ParseInt: parsing "{value}": invalid syntax')
+    n = int(value)
+    if not -(1 << 63) <= n < (1 << 63):
+        raise errors.bad_request(f'strconv.ParseInt: parsing "{value}": value out of range')
+    return n
+
+
+def parse_log_options(query: Any, name: str) -> dict[str, Any]:
+    """``PodLogOptions`` from the query as kube's parameter codec decodes them (a bool is false
+    only for "0" and "false"; numbers as Go parses them), then validated as
+    ``ValidatePodLogOptions`` (422 ``PodLogOptions "<pod>" is invalid: ...``)."""
+    opts: dict[str, Any] = {"container": query.get("container", "")}
+    for p in _BOOL_PARAMS:
+        v = query.get(p)
+        opts[p] = v is not None and v != "0" and v.lower() != "false"
+    for p in _INT_PARAMS:
+        v = query.get(p)
+        opts[p] = None if v is None else _go_int64(v)
+    since_time = query.get("sinceTime")
+    opts["sinceTime"] = None
+    if since_time not in (None, "", "null"):
+        if _RFC3339.match(since_time) is None:
+            raise errors.bad_request(f'parsing time "{since_time}" as "2006-01-02T15:04:05Z07:00": cannot parse '
+                                     f'"{since_time}" as "2006"')
+        parsed = dt.datetime.fromisoformat(since_time)
+        opts["sinceTime"] = parsed.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")  # kube sends RFC3339
+    errs: list[errors.FieldError] = []
+    if opts["tailLines"] is not None and opts["tailLines"] < 0:
+        errs.append(errors.invalid("tailLines", opts["tailLines"], "must be greater than or equal to 0"))
+    if opts["limitBytes"] is not None and opts["limitBytes"] < 1:
+        errs.append(errors.invalid("limitBytes", opts["limitBytes"], "must be greater than 0"))
+    if opts["sinceSeconds"] is not None and opts["sinceTime"] is not None:
+        errs.append(errors.forbidden("", "at most one of `sinceTime` or `sinceSeconds` may be specified"))
+    elif opts["sinceSeconds"] is not None and opts["sinceSeconds"] < 1:
+        errs.append(errors.invalid("sinceSeconds", opts["sinceSeconds"], "must be greater than 0"))
+    if errs:
+        raise errors.invalid_error("PodLogOptions", "", name, errs)
+    return opts
+
+
+def choose_container(pod: Obj, container: str) -> str:
+    """kube's ``validateContainer``: the named container must be the pod's; none named is fine
+    only when the pod has one container."""
+    spec = pod.get("spec") or {}
+    name = pod["metadata"]["name"]
+    # podutil.VisitContainers' order: init containers, containers, ephemeral containers
+    every = [c.get("name", "") for key in ("initContainers", "containers", "ephemeralContainers")
+             for c in spec.get(key) or ()]
+    if not container:
+        regular = spec.get("containers") or []
+        if len(regular) == 1:
+            return str(regular[0].get("name", ""))
+        if not regular:
+            raise errors.bad_request(f"a container name must be specified for pod {name}")
+        raise errors.bad_request(f"a container name must be specified for pod {name}, choose one of: "
+                                 f"[{' '.join(every)}]")
+    if container not in every:
+        raise errors.bad_request(f"container {container} is not valid for pod {name}")
+    return container
+
+
+# --------------------------------------------------------------------------- nodes
+
+
+def _go_addresses(addresses: list[Obj]) -> str:
+    return "[" + " ".join(f"{{{a.get('type', '')} {a.get('address', '')}}}" for a in addresses) + "]"
+
+
+async def kubelet_location(api: ResourceAPI, node_name: str) -> tuple[str, int]:
+    """(host, port) of the kubelet on ``node_name``, as kube's ``NodeConnectionInfoGetter``."""
+    node_kind = api.registry.by_resource("", "v1", "nodes")
+    assert node_kind is not None
+    node = await api.objects.get(node_kind, None, node_name)
+    status = node.get("status") or {}
+    addresses = [a for a in status.get("addresses") or [] if isinstance(a, dict)]
+    host = ""
+    for want in PREFERRED_ADDRESS_TYPES:
+        host = next((str(a["address"]) for a in addresses if a.get("type") == want and a.get("address")), "")
+        if host:
+            break
+    if not host:
+        raise errors.StatusError(500, "", f"no preferred addresses found; known addresses: {_go_addresses(addresses)}")
+    port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port") or 0
+    conn = api.kubelet
+    default = conn.default_port if conn is not None else DEFAULT_KUBELET_PORT
+    return host, int(port) if isinstance(port, int) and port > 0 else default
+
+
+def _url(host: str, port: int, path: str, query: str = "") -> str:
+    h = f"[{host}]" if ":" in host else host
+    return f"https://{h}:{port}{path}" + (f"?{query}" if query else "")
+
+
+def _connection(api: ResourceAPI) -> KubeletConnection:
+    if api.kubelet is None:
+        raise errors.service_unavailable("this API server has no credentials for kubelets (it was started without "
+                                         "its PKI): pods/log and nodes/proxy are not available")
+    return api.kubelet
+
+
+def _checked(code: int, body: bytes, resource: str, name: str) -> errors.StatusError:
+    """kube's GenericHttpResponseChecker: a kubelet's error answer as a Status."""
+    text = body[:MAX_ERROR_BODY].decode("utf-8", "replace")
+    if code == 500:
+        return errors.internal_error(text)
+    if code == 400:
+        return errors.bad_request(text)
+    reason, message = "", f"the server responded with the status code {code} but did not return more information"
+    generic = {404: ("NotFound", "the server could not find the requested resource"),
+               401: ("Unauthorized", "the server has asked for the client to provide credentials"),
+               403: ("Forbidden", text),
+               405: ("MethodNotAllowed", "the server does not allow this method on the requested resource"),
+               409: ("Conflict", "the server reported a conflict"),
+               422: ("Invalid", "the server rejected our request due to an error in our request"),
+               429: ("TooManyRequests", ("the server has received too many requests and has asked us to try again "
+                                        "later")),
+               504: ("Timeout", ("the server was unable to return a response in the time allotted, but may still be "
+                                "processing the request"))}
+    if code in generic:
+        reason, message = generic[code]
+    elif code >= 500:
+        reason = "InternalError"
+        message = f"an error on the server ({json.dumps(text)}) has prevented the request from succeeding"
+    return errors.StatusError(code, reason, f"{message} ( {resource} {name})",
+                              details={"name": name, "kind": resource})
+
+
+# --------------------------------------------------------------------------- handlers
+
+
+async def serve(api: ResourceAPI, ctx: Ctx, kind: KindInfo, ns: str | None, name: str) -> web.StreamResponse:
+    """``pods/{name}/log`` (GET) and ``nodes/{name}/proxy/...`` (any method)."""
+    if kind.kind == "Pod":
+        return await pod_log(api, ctx, kind, ns, name)
+    return await node_proxy(api, ctx, name)
+
+
+async def pod_log(api: ResourceAPI, ctx: Ctx, kind: KindInfo, ns: str | None, name: str) -> web.StreamResponse:
+    opts = parse_log_options(ctx.query, name)
+    pod = await api.objects.get(kind, ns, name)
+    container = choose_container(pod, opts["container"])
+    node_name = (pod.get("spec") or {}).get("nodeName") or ""
+    if not node_name:
+        return web.Response(status=204)  # no node, no log: kube's LocationStreamer without a location
+    conn = _connection(api)
+    host, port = await kubelet_location(api, node_name)
+    params: list[tuple[str, str]] = []
+    for p in ("follow", "previous", "timestamps"):
+        if opts[p]:
+            params.append((p, "true"))
+    for p in ("sinceSeconds", "sinceTime", "tailLines", "limitBytes"):
+        if opts[p] is not None:
+            params.append((p, str(opts[p])))
+    pod_ns = pod["metadata"].get("namespace", ns or "")
+    url = _url(host, port, f"/containerLogs/{pod_ns}/{name}/{container}", urlencode(params))
+    async with conn.session() as session:
+        try:
+            upstream = await session.get(url)
+        except (aiohttp.ClientError, OSError) as e:
+            raise errors.StatusError(500, "", f'Get "{url}": {_describe(e)}') from None
+        async with upstream:
+            if not 200 <= upstream.status <= 206:
+                raise _checked(upstream.status, await upstream.content.read(MAX_ERROR_BODY), "pods/log", name)
+            resp = web.StreamResponse(status=200, headers={"Content-Type": "text/plain"})
+            await resp.prepare(ctx.request)
+            await _pipe(upstream, resp)
+            return resp
+
+
+async def node_proxy(api: ResourceAPI, ctx: Ctx, name: str) -> web.StreamResponse:
+    req = ctx.request
+    node_name, port_req = name, ""
+    if ":" in name:  # kube accepts "name:port" and "scheme:name:port"
+        parts = name.split(":")
+        if len(parts) == 2:
+            node_name, port_req = parts
+        elif len(parts) == 3:
+            node_name, port_req = parts[1], parts[2]
+    conn = _connection(api)
+    host, port = await kubelet_location(api, node_name)
+    if port_req and port_req != str(port):
+        raise errors.service_unavailable(f"k8py proxies nodes/proxy to the kubelet's port ({port}) only, not to "
+                                         f"port {port_req}")
+    raw = req.raw_path.split("?", 1)[0]
+    marker = f"/nodes/{name}/proxy"
+    idx = raw.find(marker)
+    path = raw[idx + len(marker):] if idx >= 0 else "/"
+    if not path.startswith("/"):
+        path = "/" + path
+    url = _url(host, port, path, req.query_string)
+    headers = {k: v for k, v in req.headers.items() if k.lower() not in _DROP_REQUEST}
+    body = await req.read() if req.can_read_body else None
+    async with conn.session() as session:
+        try:
+            upstream = await session.request(req.method, url, headers=headers, data=body, allow_redirects=False)
+        except (aiohttp.ClientError, OSError) as e:
+            raise errors.StatusError(503, "ServiceUnavailable", f"error trying to reach service: {_describe(e)}") \
+                from None
+        async with upstream:
+            resp = web.StreamResponse(status=upstream.status, reason=upstream.reason)
+            for k, v in upstream.headers.items():
+                if k.lower() not in _DROP_RESPONSE:
+                    resp.headers.add(k, v)
+            await resp.prepare(req)
+            await _pipe(upstream, resp)
+            return resp
+
+
+async def _pipe(upstream: aiohttp.ClientResponse, resp: web.StreamResponse) -> None:
+    """The kubelet's body to the client as it comes (each piece flushed: a follow shows lines as
+    they are written). A kubelet that goes away mid-stream ends the answer; a client that goes
+    away cancels this handler, which closes the kubelet connection (and so its follower)."""
+    try:
+        async for chunk in upstream.content.iter_any():
+            await resp.write(chunk)
+    except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError):
+        return  # the kubelet closed mid-body: what came is sent, then the stream ends
+    await resp.write_eof()
+
+
+def _describe(e: BaseException) -> str:
+    if isinstance(e, aiohttp.ClientConnectorCertificateError):
+        return f"tls: failed to verify certificate: {e.certificate_error}"
+    if isinstance(e, aiohttp.ClientConnectorError):
+        err = e.os_error
+        # Go's syscall texts are strerror's, lower-cased ("connection refused")
+        why = os.strerror(err.errno).lower() if err.errno else (err.strerror or str(err))
+        return f"dial tcp {e.host}:{e.port}: connect: {why}"
+    return str(e) or type(e).__name__
