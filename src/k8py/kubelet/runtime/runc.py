@@ -1,0 +1,1037 @@
+"""The runc runtime: real containers, each watched by its own conmon, all state on disk.
+
+Layout under ``root`` (the agent's ``<data-dir>/agent/containers``)::
+
+    sandboxes/<id>/config.json   the SandboxConfig
+                   status.json   state, created_at, netns path, ips, whether the network is up
+                   hosts resolv.conf hostname     bind-mounted into every container of the pod
+    containers/<id>/config.json  the OCI bundle's spec (:mod:`.oci`); rootfs/ is an overlayfs of
+                                 the image's unpacked tree (lower) and upper/ + work/ here
+                   meta.json     the container's identity and ContainerConfig, written at create
+                   pid conmon.pid   the container's init and its conmon
+                   exits/<id>    conmon writes the exit code here when the container ends
+                   oom           conmon creates it when the OOM killer struck in the cgroup
+                   started       when ``runc start`` returned
+                   start_error   why ``runc start`` failed (the container is ContainerCannotRun)
+    runc/                        ``runc --root``: runc's own state
+
+A sandbox is a network namespace (made by the :class:`PodNetwork`) plus those three files;
+there is no pause container. Each container is created by ``conmon``, which runs
+``runc create``, reports the result on its sync pipe (``_OCI_SYNCPIPE``: ``{"data": pid}`` or
+``{"data": -1, "message": runc's stderr}``), then holds the container's stdout and stderr,
+writes them to the CRI log file (``k8s-file``: ``<RFC3339Nano> stdout F line``), and writes the
+exit code when the container ends. conmon double-forks into its own session, so it outlives the
+agent: an agent restart (a new :class:`RuncRuntime` on the same ``root``) finds every container
+where it was, running ones still running.
+
+A container's state comes from files and ``/proc``, not from ``runc state`` (a relist must not
+start a process per container): an exit file means EXITED; else a live init process means
+CREATED while it is still ``runc init`` (waiting for ``runc start``) and RUNNING after.
+
+Every blocking step (runc, conmon, mount, file reads in bulk) runs in a subprocess awaited by
+asyncio or in a worker thread; waiting for a container to stop polls its exit file with a short
+interval up to a deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import re
+import secrets
+import select
+import shutil
+import signal
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from k8py.kubelet.runtime import oci
+from k8py.kubelet.runtime.cgroups import Cgroups
+from k8py.kubelet.runtime.types import (
+    ContainerConfig,
+    ContainerNotFoundError,
+    ContainerState,
+    ContainerStats,
+    ContainerStatus,
+    CreateContainerError,
+    DNSConfig,
+    ExecResult,
+    Image,
+    ImageNotFoundError,
+    ImageService,
+    PodNetwork,
+    PortMapping,
+    RegistryAuth,
+    RunContainerError,
+    RuntimeServiceError,
+    RuntimeVersion,
+    SandboxConfig,
+    SandboxError,
+    SandboxNotFoundError,
+    SandboxState,
+    SandboxStatus,
+)
+
+__all__ = ["RuncRuntime", "runc_message"]
+
+log = logging.getLogger(__name__)
+
+# How long conmon may take to report `runc create`, runc commands to answer, a killed container
+# to be reported gone, and how often a wait looks.
+CREATE_TIMEOUT = 60.0
+RUNC_TIMEOUT = 60.0
+KILL_WAIT = 10.0
+POLL_INTERVAL = 0.05
+DEFAULT_LOG_SIZE_MAX = 10 * 1024 * 1024  # kubelet's containerLogMaxSize default
+# The exit code reported for a container whose start failed (docker and CRI-O use 128).
+CANNOT_RUN_EXIT_CODE = 128
+
+_MSG = re.compile(r'\bmsg="((?:[^"\\]|\\.)*)"')
+_GO_ESCAPES = {"n": "\n", "t": "\t", '"': '"', "\\": "\\", "r": "\r"}
+
+
+def runc_message(stderr: str) -> str:
+    """runc's error out of its stderr: the ``msg="..."`` of its logrus lines, unquoted, plus any
+    plain line; e.g. ``runc create failed: unable to start container process: exec: "nope":
+    executable file not found in $PATH``."""
+    parts: list[str] = []
+    for line in stderr.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        m = _MSG.search(line)
+        if m is None:
+            parts.append(line)
+        elif "level=warning" not in line and "level=info" not in line and "level=debug" not in line:
+            parts.append(re.sub(r"\\(.)", lambda e: _GO_ESCAPES.get(e.group(1), e.group(1)), m.group(1)))
+    return "; ".join(parts) or stderr.strip()
+
+
+# --------------------------------------------------------------------------- small file helpers
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        log.warning("unreadable %s: %s", path, e)
+        return None
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except OSError:
+        return None
+
+
+def _read_pid(path: Path) -> int:
+    text = _read_text(path)
+    try:
+        return int((text or "").strip() or 0)
+    except ValueError:
+        return 0
+
+
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """(state letter, start time in clock ticks) of a live process, None when there is none."""
+    if pid <= 0:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            text = f.read()
+    except OSError:
+        return None
+    fields = text[text.rfind(")") + 2 :].split()
+    try:
+        return fields[0], int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def _alive(pid: int, start_time: int = 0) -> bool:
+    st = _proc_stat(pid)
+    if st is None or st[0] in ("Z", "X"):
+        return False
+    return not start_time or st[1] == start_time
+
+
+def _is_runc_init(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().split(b"\0")
+    except OSError:
+        return False
+    return len(argv) >= 2 and argv[1] == b"init" and os.path.basename(argv[0]).startswith(b"runc")
+
+
+def _kill_tree(pid: int) -> None:
+    """SIGKILL a process and all its descendants (found through ``/proc``'s parent links)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as f:
+                text = f.read()
+            ppid = int(text[text.rfind(")") + 2 :].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    todo, tree = [pid], []
+    while todo:
+        p = todo.pop()
+        tree.append(p)
+        todo.extend(children.get(p, ()))
+    for p in tree:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(p, signal.SIGKILL)
+
+
+def _sandbox_config_to_json(config: SandboxConfig) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def _sandbox_config_from_json(d: Mapping[str, Any]) -> SandboxConfig:
+    dns = d.get("dns")
+    return SandboxConfig(
+        name=d["name"],
+        namespace=d["namespace"],
+        uid=d["uid"],
+        attempt=int(d.get("attempt", 0)),
+        hostname=d.get("hostname", ""),
+        labels=dict(d.get("labels") or {}),
+        annotations=dict(d.get("annotations") or {}),
+        log_directory=d.get("log_directory", ""),
+        dns=DNSConfig(
+            servers=tuple(dns.get("servers", ())),
+            searches=tuple(dns.get("searches", ())),
+            options=tuple(dns.get("options", ())),
+        )
+        if dns is not None
+        else None,
+        port_mappings=tuple(PortMapping(**p) for p in d.get("port_mappings") or ()),
+        host_network=bool(d.get("host_network", False)),
+        host_aliases=tuple((ip, tuple(names)) for ip, names in d.get("host_aliases") or ()),
+        cgroup_parent=d.get("cgroup_parent", ""),
+        sysctls=dict(d.get("sysctls") or {}),
+    )
+
+
+class _Proc:
+    """The outcome of one command."""
+
+    __slots__ = ("code", "stderr", "stdout")
+
+    def __init__(self, code: int, stdout: bytes, stderr: bytes) -> None:
+        self.code, self.stdout, self.stderr = code, stdout, stderr
+
+    @property
+    def message(self) -> str:
+        return (
+            runc_message(self.stderr.decode(errors="replace")) or self.stdout.decode(errors="replace").strip()
+        )
+
+
+def _not_there(message: str) -> bool:
+    """runc's answers for a container that is already gone or already stopped."""
+    m = message.lower()
+    return any(s in m for s in ("does not exist", "not running", "container not found", "no such process"))
+
+
+# --------------------------------------------------------------------------- the runtime
+
+
+class RuncRuntime:
+    """The :class:`~k8py.kubelet.runtime.types.Runtime` that runs containers with runc + conmon."""
+
+    name = "runc"
+
+    def __init__(
+        self,
+        root: str,
+        images: ImageService,
+        network: PodNetwork,
+        *,
+        runc: str = "runc",
+        conmon: str = "conmon",
+        cgroup_root: str = "k8py",
+        log_size_max: int = DEFAULT_LOG_SIZE_MAX,
+        resolv_conf: str = "/etc/resolv.conf",
+        hosts: str = "/etc/hosts",
+    ) -> None:
+        self.root = Path(root)
+        self.images = images
+        self.network = network
+        self.runc = shutil.which(runc) or runc
+        self.conmon = shutil.which(conmon) or conmon
+        self.cgroup_root = cgroup_root.strip("/")
+        self.log_size_max = log_size_max
+        self.node_resolv_conf = resolv_conf
+        self.node_hosts = hosts
+        self.runc_root = self.root / "runc"
+        self._sandboxes = self.root / "sandboxes"
+        self._containers = self.root / "containers"
+        self._cgroups: Cgroups | None = None
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._version: RuntimeVersion | None = None
+
+    # ------------------------------------------------------------------ plumbing
+
+    @property
+    def cgroups(self) -> Cgroups:
+        if self._cgroups is None:
+            self._cgroups = Cgroups.detect()
+        return self._cgroups
+
+    def _lock(self, key: str) -> asyncio.Lock:
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        return lock
+
+    def _ensure_dirs(self) -> None:
+        for d in (self._sandboxes, self._containers, self.runc_root):
+            d.mkdir(parents=True, exist_ok=True)
+
+    async def _run(self, *argv: str, timeout: float = RUNC_TIMEOUT) -> _Proc:
+        """Run a command to its end off the event loop; a command that outlives ``timeout`` is
+        killed and reported."""
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+        except OSError as e:
+            raise RuntimeServiceError(f"cannot run {argv[0]}: {e}") from e
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), timeout)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+            raise RuntimeServiceError(
+                f"{' '.join(argv[:3])} ... did not finish within {timeout:g}s"
+            ) from None
+        return _Proc(proc.returncode if proc.returncode is not None else -1, out, err)
+
+    async def _runc_cmd(self, *args: str, timeout: float = RUNC_TIMEOUT) -> _Proc:
+        return await self._run(self.runc, "--root", str(self.runc_root), *args, timeout=timeout)
+
+    # ------------------------------------------------------------------ version, prerequisites
+
+    async def version(self) -> RuntimeVersion:
+        if self._version is None:
+            p = await self._run(self.runc, "--version")
+            if p.code != 0:
+                raise RuntimeServiceError(f"runc --version failed: {p.message}")
+            first = p.stdout.decode(errors="replace").splitlines()[0] if p.stdout else ""
+            self._version = RuntimeVersion("runc", first.removeprefix("runc version").strip() or first)
+        return self._version
+
+    def missing(self) -> list[str]:
+        """What this node lacks to run containers, each with how to get it (empty: ready)."""
+        out: list[str] = []
+        if os.geteuid() != 0:
+            out.append(
+                "root: the runc runtime mounts overlayfs and makes namespaces and cgroups; run the agent as root"
+            )
+        if not os.access(self.runc, os.X_OK):
+            out.append(
+                f"runc: {self.runc!r} not found; install Debian's runc (apt-get install runc, or scripts/install)"
+            )
+        if not os.access(self.conmon, os.X_OK):
+            out.append(
+                f"conmon: {self.conmon!r} not found; install Debian's conmon (apt-get install conmon, or scripts/install)"
+            )
+        try:
+            filesystems = Path("/proc/filesystems").read_text()
+        except OSError:
+            filesystems = ""
+        if not re.search(r"\boverlay\b", filesystems):
+            out.append("overlayfs: the kernel has no overlay filesystem; load it with `modprobe overlay`")
+        try:
+            self._ensure_dirs()
+            if not os.access(self.root, os.W_OK):
+                out.append(f"state directory {self.root}: not writable")
+        except OSError as e:
+            out.append(f"state directory {self.root}: {e}")
+        return out
+
+    # ------------------------------------------------------------------ sandboxes
+
+    def _sandbox_dir(self, sandbox_id: str) -> Path:
+        if not sandbox_id or "/" in sandbox_id or sandbox_id in (".", ".."):
+            raise SandboxNotFoundError(f"invalid sandbox id {sandbox_id!r}")
+        return self._sandboxes / sandbox_id
+
+    def _load_sandbox(self, sandbox_id: str) -> tuple[SandboxConfig, dict[str, Any]] | None:
+        d = self._sandbox_dir(sandbox_id)
+        config = _read_json(d / "config.json")
+        status = _read_json(d / "status.json")
+        if config is None or status is None:
+            return None
+        return _sandbox_config_from_json(config), status
+
+    def _sandbox_status_sync(self, sandbox_id: str) -> SandboxStatus | None:
+        loaded = self._load_sandbox(sandbox_id)
+        if loaded is None:
+            return None
+        config, st = loaded
+        return SandboxStatus(
+            id=sandbox_id,
+            name=config.name,
+            namespace=config.namespace,
+            uid=config.uid,
+            attempt=config.attempt,
+            state=SandboxState(st.get("state", SandboxState.NOTREADY)),
+            created_at=float(st.get("created_at", 0.0)),
+            ips=tuple(st.get("ips") or ()),
+            labels=dict(config.labels),
+            annotations=dict(config.annotations),
+            netns_path=st.get("netns_path", ""),
+        )
+
+    async def run_pod_sandbox(self, config: SandboxConfig) -> str:
+        sandbox_id = secrets.token_hex(32)
+        d = self._sandbox_dir(sandbox_id)
+        await asyncio.to_thread(self._ensure_dirs)
+        d.mkdir()
+        status: dict[str, Any] = {
+            "state": SandboxState.NOTREADY.value,
+            "created_at": time.time(),
+            "netns_path": "",
+            "ips": [],
+            "network_up": False,
+        }
+        _write_json(d / "config.json", _sandbox_config_to_json(config))
+        _write_json(d / "status.json", status)
+        try:
+            if not config.host_network:
+                try:
+                    netns, ips = await self.network.create(sandbox_id, config)
+                except SandboxError:
+                    raise
+                except Exception as e:
+                    raise SandboxError(f"setting up the pod network: {e}") from e
+                status.update(netns_path=netns, ips=list(ips), network_up=True)
+                _write_json(d / "status.json", status)
+            await asyncio.to_thread(self._write_sandbox_files, d, config, tuple(status["ips"]))
+        except BaseException:
+            await self._undo_sandbox(sandbox_id, config, status)
+            raise
+        status["state"] = SandboxState.READY.value
+        _write_json(d / "status.json", status)
+        log.info(
+            "sandbox %s for pod %s/%s ready (netns %s)",
+            sandbox_id[:12],
+            config.namespace,
+            config.name,
+            status["netns_path"] or "host",
+        )
+        return sandbox_id
+
+    async def _undo_sandbox(self, sandbox_id: str, config: SandboxConfig, status: Mapping[str, Any]) -> None:
+        if status.get("network_up"):
+            try:
+                await self.network.destroy(sandbox_id, status["netns_path"], config)
+            except Exception as e:  # noqa: BLE001 - the original error is what the caller must see
+                log.warning(
+                    "sandbox %s: tearing down its network after a failed start: %s", sandbox_id[:12], e
+                )
+        await asyncio.to_thread(shutil.rmtree, self._sandbox_dir(sandbox_id), True)
+
+    def _write_sandbox_files(self, d: Path, config: SandboxConfig, ips: tuple[str, ...]) -> None:
+        node_hosts = (_read_text(Path(self.node_hosts)) or "") if config.host_network else ""
+        (d / "hosts").write_text(oci.hosts_file(config, ips, node_hosts))
+        resolv, warning = oci.resolv_conf(
+            config.dns, _read_text(Path(self.node_resolv_conf)) or "", config.host_network
+        )
+        if warning:
+            log.warning("pod %s/%s: %s", config.namespace, config.name, warning)
+        (d / "resolv.conf").write_text(resolv)
+        hostname = config.hostname or config.name
+        if config.host_network:
+            hostname = os.uname().nodename
+        (d / "hostname").write_text(hostname + "\n")
+
+    async def stop_pod_sandbox(self, sandbox_id: str) -> None:
+        async with self._lock(sandbox_id):
+            loaded = await asyncio.to_thread(self._load_sandbox, sandbox_id)
+            if loaded is None:
+                return
+            config, status = loaded
+            ids = await asyncio.to_thread(self._container_ids, sandbox_id)
+            # The agent has stopped them gracefully before; what is left is killed.
+            await asyncio.gather(*(self.stop_container(cid, 0) for cid in ids))
+            if status.get("network_up"):
+                await self.network.destroy(sandbox_id, status.get("netns_path", ""), config)
+                status["network_up"] = False
+            status["state"] = SandboxState.NOTREADY.value
+            _write_json(self._sandbox_dir(sandbox_id) / "status.json", status)
+
+    async def remove_pod_sandbox(self, sandbox_id: str) -> None:
+        d = self._sandbox_dir(sandbox_id)
+        if not d.exists():
+            return
+        await self.stop_pod_sandbox(sandbox_id)
+        async with self._lock(sandbox_id):
+            for cid in await asyncio.to_thread(self._container_ids, sandbox_id):
+                await self.remove_container(cid)
+            await asyncio.to_thread(shutil.rmtree, d, True)
+        self._locks.pop(sandbox_id, None)
+
+    async def pod_sandbox_status(self, sandbox_id: str) -> SandboxStatus | None:
+        try:
+            return await asyncio.to_thread(self._sandbox_status_sync, sandbox_id)
+        except SandboxNotFoundError:
+            return None
+
+    async def list_pod_sandboxes(self) -> list[SandboxStatus]:
+        def scan() -> list[SandboxStatus]:
+            out = []
+            for d in sorted(self._sandboxes.iterdir()) if self._sandboxes.is_dir() else ():
+                st = self._sandbox_status_sync(d.name)
+                if st is not None:
+                    out.append(st)
+            return out
+
+        return await asyncio.to_thread(scan)
+
+    # ------------------------------------------------------------------ containers: files
+
+    def _container_dir(self, container_id: str) -> Path:
+        if not container_id or "/" in container_id or container_id in (".", ".."):
+            raise ContainerNotFoundError(f"invalid container id {container_id!r}")
+        return self._containers / container_id
+
+    def _meta(self, container_id: str) -> dict[str, Any] | None:
+        meta = _read_json(self._container_dir(container_id) / "meta.json")
+        return meta if isinstance(meta, dict) else None
+
+    def _container_ids(self, sandbox_id: str | None = None) -> list[str]:
+        if not self._containers.is_dir():
+            return []
+        out = []
+        for d in sorted(self._containers.iterdir()):
+            meta = self._meta(d.name)
+            if meta is not None and (sandbox_id is None or meta.get("sandbox_id") == sandbox_id):
+                out.append(d.name)
+        return out
+
+    def _exit_file(self, container_id: str) -> Path:
+        return self._container_dir(container_id) / "exits" / container_id
+
+    def _exited(self, container_id: str, meta: Mapping[str, Any]) -> bool:
+        """Whether the container has ended: conmon wrote its exit code, or both the container's
+        init and its conmon are gone (conmon killed; the exit code is lost)."""
+        d = self._container_dir(container_id)
+        if self._exit_file(container_id).exists():
+            return True
+        return not _alive(_read_pid(d / "pid"), int(meta.get("pid_start", 0))) and not _alive(
+            _read_pid(d / "conmon.pid")
+        )
+
+    def _status_sync(self, container_id: str) -> ContainerStatus | None:
+        d = self._container_dir(container_id)
+        meta = self._meta(container_id)
+        if meta is None:
+            return None
+        config = meta.get("config", {})
+        status = ContainerStatus(
+            id=container_id,
+            sandbox_id=meta["sandbox_id"],
+            name=meta["name"],
+            attempt=int(meta.get("attempt", 0)),
+            image=meta["image"],
+            image_ref=meta["image_ref"],
+            state=ContainerState.UNKNOWN,
+            created_at=float(meta.get("created_at", 0.0)),
+            log_path=meta.get("log_path", ""),
+            labels=dict(config.get("labels") or {}),
+            annotations=dict(config.get("annotations") or {}),
+        )
+        started = _read_text(d / "started")
+        if started:
+            with contextlib.suppress(ValueError):
+                status.started_at = float(started)
+        start_error = _read_text(d / "start_error")
+        exit_file = self._exit_file(container_id)
+        code_text = _read_text(exit_file)
+        if start_error is not None:
+            status.state = ContainerState.EXITED
+            status.exit_code = CANNOT_RUN_EXIT_CODE
+            status.reason = "ContainerCannotRun"
+            status.message = start_error
+            status.finished_at = (d / "start_error").stat().st_mtime
+            return status
+        if code_text is not None:
+            try:
+                code = int(code_text.strip())
+            except ValueError:
+                code = 255
+            status.state = ContainerState.EXITED
+            status.exit_code = code if code >= 0 else 255
+            status.finished_at = exit_file.stat().st_mtime
+            if code == 0:
+                status.reason = "Completed"
+            elif (d / "oom").exists() or self.cgroups.oom_kills(meta.get("cgroups_path", "")) > 0:
+                status.reason = "OOMKilled"
+            else:
+                status.reason = "Error"
+            return status
+        pid = _read_pid(d / "pid")
+        if _alive(pid, int(meta.get("pid_start", 0))):
+            status.state = ContainerState.CREATED if _is_runc_init(pid) else ContainerState.RUNNING
+            return status
+        if _alive(_read_pid(d / "conmon.pid")):
+            # The init is gone and conmon is writing its exit code: still running, for an instant.
+            status.state = ContainerState.RUNNING if status.started_at else ContainerState.CREATED
+            return status
+        status.state = ContainerState.EXITED
+        status.exit_code = 255
+        status.reason = "Error"
+        status.message = "the container's monitor (conmon) is gone and left no exit code"
+        status.finished_at = status.finished_at or time.time()
+        return status
+
+    # ------------------------------------------------------------------ containers: calls
+
+    async def create_container(self, sandbox_id: str, config: ContainerConfig, sandbox: SandboxConfig) -> str:
+        sb = await asyncio.to_thread(self._load_sandbox, sandbox_id)
+        if sb is None:
+            raise SandboxNotFoundError(f"pod sandbox {sandbox_id} not found")
+        sb_status = sb[1]
+        if sb_status.get("state") != SandboxState.READY.value:
+            raise CreateContainerError(f"pod sandbox {sandbox_id[:12]} is not ready")
+        image = await self.images.image_status(config.image)
+        if image is None:
+            raise ImageNotFoundError(f"image {config.image!r} is not present on the node")
+        container_id = secrets.token_hex(32)
+        d = self._container_dir(container_id)
+        await asyncio.to_thread(self._ensure_dirs)
+        async with self._lock(container_id):
+            try:
+                await self._create(container_id, d, sandbox_id, config, sandbox, sb_status, image)
+            except BaseException:
+                await self._discard(container_id)
+                raise
+        log.info("container %s (%s) created in sandbox %s", container_id[:12], config.name, sandbox_id[:12])
+        return container_id
+
+    def _log_path(self, d: Path, config: ContainerConfig, sandbox: SandboxConfig) -> str:
+        if config.log_path and os.path.isabs(config.log_path):
+            return config.log_path
+        if config.log_path and sandbox.log_directory:
+            return os.path.join(sandbox.log_directory, config.log_path)
+        return str(d / "container.log")
+
+    async def _create(
+        self,
+        container_id: str,
+        d: Path,
+        sandbox_id: str,
+        config: ContainerConfig,
+        sandbox: SandboxConfig,
+        sb_status: Mapping[str, Any],
+        image: Image,
+    ) -> None:
+        cg_path = oci.cgroups_path(sandbox.cgroup_parent, self.cgroup_root, container_id)
+        log_path = self._log_path(d, config, sandbox)
+        meta: dict[str, Any] = {
+            "id": container_id,
+            "sandbox_id": sandbox_id,
+            "name": config.name,
+            "attempt": config.attempt,
+            "image": config.image,
+            "image_ref": image.id,
+            "created_at": time.time(),
+            "log_path": log_path,
+            "cgroups_path": cg_path,
+            "stop_signal": oci.stop_signal(config, image),
+            "config": dataclasses.asdict(config),
+        }
+
+        def prepare() -> None:
+            d.mkdir()
+            for sub in ("rootfs", "upper", "work", "exits"):
+                (d / sub).mkdir()
+            _write_json(d / "meta.json", meta)
+            Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+
+        await asyncio.to_thread(prepare)
+        lower = self.images.rootfs(image.id)
+        for p in (lower, str(d)):
+            if any(c in p for c in ",:"):
+                raise CreateContainerError(f"path {p!r} has a ',' or ':' that overlayfs options cannot hold")
+        if not os.path.isdir(lower):
+            raise CreateContainerError(f"image {config.image!r}: its unpacked tree {lower} is missing")
+        mnt = await self._run(
+            "mount", "-t", "overlay", "overlay", "-o",
+            f"lowerdir={lower},upperdir={d / 'upper'},workdir={d / 'work'}", str(d / "rootfs"),
+        )  # fmt: skip
+        if mnt.code != 0:
+            raise CreateContainerError(f"mounting the container's root filesystem: {mnt.message}")
+
+        def spec() -> dict[str, Any]:
+            rootfs = d / "rootfs"
+            return oci.build_spec(
+                config=config,
+                image=image,
+                sandbox=sandbox,
+                sandbox_dir=str(self._sandbox_dir(sandbox_id)),
+                netns_path=sb_status.get("netns_path", ""),
+                cgroups_path=cg_path,
+                passwd=_read_text(rootfs / "etc" / "passwd"),
+                group=_read_text(rootfs / "etc" / "group"),
+                swap_accounting=self.cgroups.swap_accounting(),
+                annotations={
+                    "io.kubernetes.cri.container-type": "container",
+                    "io.kubernetes.cri.sandbox-id": sandbox_id,
+                    "io.kubernetes.cri.container-name": config.name,
+                },
+            )
+
+        try:
+            spec_doc = await asyncio.to_thread(spec)
+        except CreateContainerError:
+            raise
+        except (OSError, ValueError) as e:
+            raise CreateContainerError(f"writing the container's spec: {e}") from e
+        await asyncio.to_thread(_write_json, d / "config.json", spec_doc)
+        pid = await self._conmon_create(container_id, d, config, log_path)
+        st = _proc_stat(pid)
+        meta["pid_start"] = st[1] if st else 0
+        await asyncio.to_thread(_write_json, d / "meta.json", meta)
+
+    async def _conmon_create(self, container_id: str, d: Path, config: ContainerConfig, log_path: str) -> int:
+        """Start conmon, which runs ``runc create``; the container's init pid, or
+        CreateContainerError with runc's message."""
+        argv = [
+            self.conmon,
+            "--api-version", "1",
+            "-b", str(d),
+            "-c", container_id,
+            "-u", container_id,
+            "-n", config.name,
+            "-r", self.runc,
+            "--runtime-arg", f"--root={self.runc_root}",
+            "-l", f"k8s-file:{log_path}",
+            "--exit-dir", str(d / "exits"),
+            "-0", str(d),
+            "--conmon-pidfile", str(d / "conmon.pid"),
+            "-p", str(d / "pid"),
+            "--full-attach",
+        ]  # fmt: skip
+        if self.log_size_max > 0:
+            argv += ["--log-size-max", str(self.log_size_max)]
+        if config.stdin:
+            argv.append("--stdin")
+        if config.tty:
+            argv.append("--terminal")
+        r, w = os.pipe()
+        try:
+            env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "_OCI_SYNCPIPE": str(w)}
+            try:
+                proc = await asyncio.create_subprocess_exec(
+                    *argv,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.PIPE,
+                    pass_fds=(w,),
+                    env=env,
+                    cwd=str(d),  # conmon writes its "oom" file into its working directory
+                    start_new_session=True,  # conmon must outlive the agent and its signals
+                )
+            except OSError as e:
+                raise CreateContainerError(f"cannot run conmon ({self.conmon}): {e}") from e
+            finally:
+                os.close(w)
+            # The first conmon forks the monitor and exits at once.
+            _, err = await proc.communicate()
+            sync_fd, r = r, -1  # _read_sync_pipe closes it, even when this task is cancelled
+            report = await asyncio.to_thread(_read_sync_pipe, sync_fd, CREATE_TIMEOUT)
+        finally:
+            if r >= 0:
+                os.close(r)
+        conmon_err = err.decode(errors="replace").strip()
+        if report is None:
+            detail = conmon_err or f"conmon exited with {proc.returncode}"
+            raise CreateContainerError(f"conmon did not report the container's creation: {detail}")
+        pid = report.get("data")
+        if not isinstance(pid, int) or pid <= 0:
+            message = runc_message(str(report.get("message") or "")) or "runc create failed"
+            raise CreateContainerError(message)
+        return pid
+
+    async def _discard(self, container_id: str) -> None:
+        """Undo a create that failed part way."""
+        try:
+            await self._remove(container_id)
+        except Exception as e:  # noqa: BLE001 - the create's own error is what the caller must see
+            log.warning("container %s: cleaning up after a failed create: %s", container_id[:12], e)
+
+    async def start_container(self, container_id: str) -> None:
+        async with self._lock(container_id):
+            status = await asyncio.to_thread(self._status_sync, container_id)
+            if status is None:
+                raise ContainerNotFoundError(f"container {container_id} not found")
+            if status.state != ContainerState.CREATED:
+                raise RunContainerError(f"container {container_id[:12]} is {status.state.value}, not created")
+            d = self._container_dir(container_id)
+            p = await self._runc_cmd("start", container_id)
+            if p.code != 0:
+                message = p.message or f"runc start exited with {p.code}"
+                await asyncio.to_thread((d / "start_error").write_text, message)
+                # Nothing will ever start it: take the half-made container away (its conmon
+                # then records the exit), keeping the bundle for status and logs.
+                await self._runc_cmd("delete", "--force", container_id)
+                raise RunContainerError(message)
+            await asyncio.to_thread((d / "started").write_text, repr(time.time()))
+
+    async def _wait_exited(self, container_id: str, meta: Mapping[str, Any], timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while True:
+            if await asyncio.to_thread(self._exited, container_id, meta):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(POLL_INTERVAL)
+
+    async def _kill(self, container_id: str, sig: str, *, all_processes: bool = False) -> None:
+        args = ["kill", *(["--all"] if all_processes else []), container_id, sig]
+        p = await self._runc_cmd(*args)
+        if p.code != 0 and not _not_there(p.message):
+            raise RuntimeServiceError(f"runc kill {sig} {container_id[:12]}: {p.message}")
+
+    async def stop_container(self, container_id: str, timeout: float) -> None:
+        meta = await asyncio.to_thread(self._meta, container_id)
+        if meta is None or await asyncio.to_thread(self._exited, container_id, meta):
+            return
+        if timeout > 0:
+            await self._kill(container_id, meta.get("stop_signal") or "SIGTERM")
+            if await self._wait_exited(container_id, meta, timeout):
+                return
+            log.info("container %s did not stop within %gs: killing it", container_id[:12], timeout)
+        await self._kill(container_id, "SIGKILL", all_processes=True)
+        if not await self._wait_exited(container_id, meta, KILL_WAIT):
+            raise RuntimeServiceError(
+                f"container {container_id[:12]} did not die within {KILL_WAIT:g}s of SIGKILL"
+            )
+
+    async def remove_container(self, container_id: str) -> None:
+        try:
+            d = self._container_dir(container_id)
+        except ContainerNotFoundError:
+            return
+        if not d.exists():
+            return
+        async with self._lock(container_id):
+            await self._remove(container_id)
+        self._locks.pop(container_id, None)
+
+    async def _remove(self, container_id: str) -> None:
+        d = self._container_dir(container_id)
+        meta = await asyncio.to_thread(self._meta, container_id) or {}
+        p = await self._runc_cmd("delete", "--force", container_id)
+        if p.code != 0 and not _not_there(p.message):
+            raise RuntimeServiceError(f"runc delete {container_id[:12]}: {p.message}")
+        # conmon leaves once the container is gone; wait for it so nothing holds the rootfs.
+        conmon_pid = _read_pid(d / "conmon.pid")
+        deadline = time.monotonic() + KILL_WAIT
+        while _alive(conmon_pid) and time.monotonic() < deadline:
+            await asyncio.sleep(POLL_INTERVAL)
+        if _alive(conmon_pid):
+            log.warning(
+                "container %s: conmon %d still there after the container went: killing it",
+                container_id[:12],
+                conmon_pid,
+            )
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(conmon_pid, signal.SIGKILL)
+        await self._unmount(d / "rootfs")
+        if meta.get("cgroups_path"):
+            await asyncio.to_thread(self.cgroups.remove, [meta["cgroups_path"]])
+        await asyncio.to_thread(shutil.rmtree, d, True)
+
+    async def _unmount(self, path: Path) -> None:
+        if not await asyncio.to_thread(os.path.ismount, path):
+            return
+        p = await self._run("umount", str(path))
+        if p.code != 0:
+            log.warning("umount %s: %s; detaching it lazily", path, p.message)
+            p = await self._run("umount", "-l", str(path))
+            if p.code != 0:
+                raise RuntimeServiceError(f"umount {path}: {p.message}")
+
+    async def container_status(self, container_id: str) -> ContainerStatus | None:
+        try:
+            return await asyncio.to_thread(self._status_sync, container_id)
+        except ContainerNotFoundError:
+            return None
+
+    async def list_containers(self, sandbox_id: str | None = None) -> list[ContainerStatus]:
+        def scan() -> list[ContainerStatus]:
+            out = []
+            for cid in self._container_ids(sandbox_id):
+                st = self._status_sync(cid)
+                if st is not None:
+                    out.append(st)
+            return out
+
+        return await asyncio.to_thread(scan)
+
+    async def exec_sync(self, container_id: str, cmd: Sequence[str], timeout: float = 0) -> ExecResult:
+        status = await self.container_status(container_id)
+        if status is None:
+            raise ContainerNotFoundError(f"container {container_id} not found")
+        if status.state != ContainerState.RUNNING:
+            raise RuntimeServiceError(f"container {container_id[:12]} is not running ({status.state.value})")
+        if not cmd:
+            raise RuntimeServiceError("exec: no command given")
+        pid_file = self._container_dir(container_id) / f"exec-{secrets.token_hex(6)}.pid"
+        proc = await asyncio.create_subprocess_exec(
+            self.runc, "--root", str(self.runc_root), "exec", "--pid-file", str(pid_file), container_id, *cmd,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        assert proc.stdout is not None and proc.stderr is not None
+        out, err = bytearray(), bytearray()
+
+        async def drain(stream: asyncio.StreamReader, buf: bytearray) -> None:
+            while chunk := await stream.read(65536):
+                buf += chunk
+
+        # The readers keep what came before a timeout; they end when the killed process's pipes close.
+        readers = [asyncio.create_task(drain(proc.stdout, out)), asyncio.create_task(drain(proc.stderr, err))]
+        waiter = asyncio.create_task(proc.wait())
+        timed_out = False
+        try:
+            done, _ = await asyncio.wait({waiter}, timeout=timeout if timeout > 0 else None)
+            if not done:
+                timed_out = True
+                # runc forwards signals but SIGKILL cannot be forwarded: kill the process (and
+                # what it started) ourselves; runc exec then reports 137.
+                exec_pid = _read_pid(pid_file)
+                if exec_pid > 0:
+                    await asyncio.to_thread(_kill_tree, exec_pid)
+                else:
+                    with contextlib.suppress(ProcessLookupError):
+                        proc.kill()
+            await asyncio.gather(waiter, *readers)
+        finally:
+            for t in (waiter, *readers):
+                t.cancel()
+            with contextlib.suppress(FileNotFoundError):
+                pid_file.unlink()
+        code = proc.returncode if proc.returncode is not None else -1
+        if timed_out:
+            err += f"\ncommand timed out after {timeout:g}s and was killed\n".encode()
+        return ExecResult(stdout=bytes(out), stderr=bytes(err), exit_code=code)
+
+    async def container_stats(self, container_id: str) -> ContainerStats | None:
+        meta = await asyncio.to_thread(self._meta, container_id)
+        if meta is None or not meta.get("cgroups_path"):
+            return None
+        return await asyncio.to_thread(self.cgroups.stats, meta["cgroups_path"])
+
+    # ------------------------------------------------------------------ images
+
+    async def pull_image(self, ref: str, auth: RegistryAuth | None = None) -> str:
+        return await self.images.pull_image(ref, auth)
+
+    async def image_status(self, ref: str) -> Image | None:
+        return await self.images.image_status(ref)
+
+    async def list_images(self) -> list[Image]:
+        return await self.images.list_images()
+
+    async def remove_image(self, ref: str) -> None:
+        await self.images.remove_image(ref)
+
+    # ------------------------------------------------------------------ everything away
+
+    async def cleanup_all(self) -> None:
+        """``k8py killall``: every container and sandbox of this root stopped and removed, and
+        whatever runc or the mount table still has of them."""
+        for cid in await asyncio.to_thread(self._container_ids):
+            try:
+                await self.remove_container(cid)
+            except Exception as e:  # noqa: BLE001 - go on with the rest; report each
+                log.warning("killall: container %s: %s", cid[:12], e)
+        if self.runc_root.is_dir():
+            p = await self._runc_cmd("list", "--format", "json")
+            leftovers = json.loads(p.stdout or b"null") if p.code == 0 else None
+            for c in leftovers or []:
+                await self._runc_cmd("delete", "--force", c["id"])
+        for st in await self.list_pod_sandboxes():
+            try:
+                await self.remove_pod_sandbox(st.id)
+            except Exception as e:  # noqa: BLE001 - go on with the rest; report each
+                log.warning("killall: sandbox %s: %s", st.id[:12], e)
+        for mount_point in await asyncio.to_thread(self._mounts_under_root):
+            await self._unmount(Path(mount_point))
+        if self._containers.is_dir():
+            for d in list(self._containers.iterdir()):
+                await asyncio.to_thread(shutil.rmtree, d, True)
+        busy = await asyncio.to_thread(self.cgroups.remove, [self.cgroup_root])
+        if busy:
+            log.warning("killall: cgroups still in use: %s", ", ".join(busy))
+
+    def _mounts_under_root(self) -> list[str]:
+        root = os.path.realpath(self.root)
+        out = []
+        with open("/proc/self/mounts", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 2:
+                    point = parts[1].replace("\\040", " ")
+                    if point == root or point.startswith(root + "/"):
+                        out.append(point)
+        return sorted(out, key=len, reverse=True)
+
+
+def _read_sync_pipe(fd: int, timeout: float) -> dict[str, Any] | None:
+    """conmon's first message on the sync pipe (then the pipe is closed); None when conmon
+    closed it without a word or said nothing within ``timeout``."""
+    buf = b""
+    deadline = time.monotonic() + timeout
+    try:
+        while b"\n" not in buf:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            ready, _, _ = select.select([fd], [], [], remaining)
+            if not ready:
+                continue
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            buf += chunk
+    finally:
+        os.close(fd)
+    line = buf.split(b"\n", 1)[0].strip()
+    if not line:
+        return None
+    try:
+        msg = json.loads(line)
+    except ValueError:
+        return {"data": -1, "message": line.decode(errors="replace")}
+    return msg if isinstance(msg, dict) else None
