@@ -300,6 +300,11 @@ async def test_stats_summary(env: Env) -> None:
     by_name = {x["name"]: x for x in second["pods"][0]["containers"]}
     assert by_name["c"]["cpu"]["usageNanoCores"] == 500_000_000
     assert second["pods"][0]["cpu"]["usageNanoCores"] == 500_000_000
+    # d exits: it leaves the summary, and its cpu sample is not kept
+    env.rt.exit(d)
+    third = json.loads((await env.get("/stats/summary"))[2])
+    assert [x["name"] for x in third["pods"][0]["containers"]] == ["c"]
+    assert d.id not in env.server._cpu_samples and c.id in env.server._cpu_samples
 
 
 def test_log_options_decoding() -> None:

@@ -52,6 +52,7 @@ LABEL_NS = "io.kubernetes.pod.namespace"
 LABEL_NAME = "io.kubernetes.pod.name"
 LABEL_UID = "io.kubernetes.pod.uid"
 LABEL_CONTAINER = "io.kubernetes.container.name"
+NODE_SAMPLE = "\0node"  # the node's own cpu sample, next to the containers' (ids never hold a NUL)
 
 _GO_TRUE = ("1", "t", "T", "TRUE", "true", "True")
 _GO_FALSE = ("0", "f", "F", "FALSE", "false", "False", "")
@@ -297,6 +298,7 @@ class KubeletServer:
     async def stats_summary(self, request: web.Request) -> web.Response:
         now = time.time()
         pods_out = []
+        seen: set[str] = set()
         for pod in await self.pods():
             m = pod.get("metadata") or {}
             containers = []
@@ -310,6 +312,7 @@ class KubeletServer:
                 st = await self.runtime.container_stats(c.id)
                 if st is None:
                     continue
+                seen.add(c.id)
                 entry = self._container_stats(c, st)
                 containers.append(entry)
                 pod_cpu += st.cpu_usage_core_nanoseconds
@@ -330,7 +333,11 @@ class KubeletServer:
             if have_rate and containers:
                 item["cpu"]["usageNanoCores"] = pod_cpu_rate
             pods_out.append(item)
-        body = {"node": self._node_stats(now), "pods": pods_out}
+        node = self._node_stats(now)
+        # samples of containers that are gone would otherwise pile up with every restart
+        for key in [k for k in self._cpu_samples if k != NODE_SAMPLE and k not in seen]:
+            del self._cpu_samples[key]
+        body = {"node": node, "pods": pods_out}
         return web.Response(body=orjson.dumps(body), content_type="application/json")
 
     def _rate(self, key: str, when: float, cpu_ns: int) -> int | None:
@@ -366,7 +373,7 @@ class KubeletServer:
             busy = sum(fields[:3]) + sum(fields[5:8])
             cpu_ns = busy * 1_000_000_000 // hz
             cpu: dict[str, Any] = {"time": ts, "usageCoreNanoSeconds": cpu_ns}
-            rate = self._rate("\0node", now, cpu_ns)
+            rate = self._rate(NODE_SAMPLE, now, cpu_ns)
             if rate is not None:
                 cpu["usageNanoCores"] = rate
             node["cpu"] = cpu
