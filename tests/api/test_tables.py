@@ -195,7 +195,7 @@ def test_pod_row_conditions_mark_completed_pods() -> None:
 
 
 def test_pod_columns() -> None:
-    defs = tables.column_definitions(table_of(POD))
+    defs = table_of(POD).definitions()
     assert [(d["name"], d["type"], d["format"], d["priority"]) for d in defs] == [
         ("Name", "string", "name", 0), ("Ready", "string", "", 0), ("Status", "string", "", 0),
         ("Restarts", "string", "", 0), ("Age", "string", "", 0), ("IP", "string", "", 1),
@@ -456,7 +456,7 @@ def test_events() -> None:
                    reportingInstance="")
     assert cells(ev, cluster)[3] == "node"
     assert cells(ev, cluster)[5] == "node-controller"
-    cols = [(d["name"], d["priority"]) for d in tables.column_definitions(table_of(ev))]
+    cols = [(d["name"], d["priority"]) for d in table_of(ev).definitions()]
     assert cols == [("Last Seen", 0), ("Type", 0), ("Reason", 0), ("Object", 0), ("Subobject", 1), ("Source", 1),
                     ("Message", 0), ("First Seen", 1), ("Count", 1), ("Name", 1)]
 

@@ -90,6 +90,7 @@ def parse_time(value: str) -> datetime | None:
 
 
 def time_of(value: Any) -> datetime | None:
+    """A timestamp field as an aware datetime (``None`` when unset, empty or unparsable)."""
     return parse_time(value) if isinstance(value, str) and value else None
 
 
@@ -110,20 +111,30 @@ class Row:
     and ``now``. :meth:`memo` computes a value several cells share once per row (a pod's
     ready count, status and restarts come out of one pass over its container statuses)."""
 
-    __slots__ = ("_memo", "now", "obj")
+    __slots__ = ("_fn", "_more", "_value", "now", "obj")
 
     def __init__(self, obj: Obj, now: datetime) -> None:
         self.obj = obj
         self.now = now
-        self._memo: dict[Callable[[Obj, datetime], Any], Any] | None = None
+        # one shared value is the common case: kept in slots, further ones in a dict
+        self._fn: Callable[[Obj, datetime], Any] | None = None
+        self._value: Any = None
+        self._more: dict[Callable[[Obj, datetime], Any], Any] | None = None
 
     def memo(self, fn: Callable[[Obj, datetime], T]) -> T:
-        memo = self._memo
-        if memo is None:
-            memo = self._memo = {}
-        elif fn in memo:
-            return memo[fn]  # type: ignore[no-any-return]
-        value = memo[fn] = fn(self.obj, self.now)
+        """``fn(obj, now)``, computed once per row."""
+        if self._fn is fn:
+            return self._value  # type: ignore[no-any-return]
+        if self._fn is None:
+            self._fn = fn
+            self._value = value = fn(self.obj, self.now)
+            return value
+        more = self._more
+        if more is None:
+            more = self._more = {}
+        elif fn in more:
+            return more[fn]  # type: ignore[no-any-return]
+        value = more[fn] = fn(self.obj, self.now)
         return value
 
 
@@ -296,10 +307,6 @@ DEFAULT_TABLE: Final = Table(
 )
 
 
-def column_definitions(spec: Table) -> list[Obj]:
-    return spec.definitions()
-
-
 # ---------------------------------------------------------------------------
 # Table and PartialObjectMetadata
 
@@ -410,7 +417,6 @@ __all__ = [
     "age_of",
     "bool_ptr",
     "check_include_object",
-    "column_definitions",
     "condition_true",
     "containers_columns",
     "human_duration",

@@ -224,7 +224,7 @@ def _pod_conditions(pod: Obj) -> list[Obj]:
 POD_TABLE: Final = Table(
     NAME,
     Column("Ready", doc="The aggregate readiness state of this pod for accepting traffic.",
-           cell=lambda r: f"{r.memo(_pod_state).ready}/{r.memo(_pod_state).total}"),
+           cell=lambda r: "{0.ready}/{0.total}".format(r.memo(_pod_state))),
     Column("Status", doc="The aggregate status of the containers in this pod.",
            cell=lambda r: r.memo(_pod_state).reason),
     Column("Restarts", doc="The number of times the containers in this pod have been restarted and when the "
