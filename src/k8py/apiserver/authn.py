@@ -5,7 +5,14 @@ Like kube-apiserver's union authenticator, tried in order:
 1. an X.509 client certificate verified against the cluster CA during the TLS handshake
    (the user name is the subject's CN, the groups are its O values);
 2. ``Authorization: Bearer <token>`` looked up in the static token file, in kube-apiserver's
-   ``--token-auth-file`` CSV format: ``token,user,uid,"group1,group2"``.
+   ``--token-auth-file`` CSV format: ``token,user,uid,"group1,group2"``;
+3. a bootstrap token (``<6 chars>.<16 chars>``, kube's ``--enable-bootstrap-token-auth``): a
+   Secret ``kube-system/bootstrap-token-<id>`` of type ``bootstrap.kubernetes.io/token``, read
+   from the store through :class:`~k8py.apiserver.objects.Objects` and kept current by a watch
+   (:meth:`Authenticator.watch_bootstrap_tokens`), as kube's authenticator reads a Secret lister.
+   The user is ``system:bootstrap:<id>`` in ``system:bootstrappers`` and the Secret's
+   ``auth-extra-groups``; an expired token, one without ``usage-bootstrap-authentication: true``
+   or one being deleted proves nothing.
 
 Every authenticated user also gets the group ``system:authenticated``. A request that proves
 nothing is anonymous: ``authenticate`` returns ``None`` and the pipeline answers 401 (except for
@@ -14,24 +21,35 @@ the public health and version paths).
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import binascii
 import csv
+import datetime as dt
 import hashlib
 import hmac
 import io
 import logging
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import orjson
 from aiohttp import web
 
 from k8py.config import ServerConfig
 from k8py.pki import PKI
 
+if TYPE_CHECKING:
+    from k8py.api.registry import Registry
+    from k8py.apiserver.objects import Objects
+
 __all__ = [
     "Authenticator",
+    "BootstrapTokens",
     "TokenFile",
     "UserInfo",
     "append_token",
@@ -211,6 +229,144 @@ def append_token(path: str, user: str, uid: str, groups: tuple[str, ...] = (), t
     return token
 
 
+# --------------------------------------------------------------------------- bootstrap tokens
+
+BOOTSTRAP_TOKEN_RE = re.compile(r"^([a-z0-9]{6})\.([a-z0-9]{16})$")
+BOOTSTRAP_SECRET_TYPE = "bootstrap.kubernetes.io/token"
+BOOTSTRAP_SECRET_PREFIX = "bootstrap-token-"
+BOOTSTRAP_NAMESPACE = "kube-system"
+BOOTSTRAP_USER_PREFIX = "system:bootstrap:"
+BOOTSTRAPPERS_GROUP = "system:bootstrappers"
+# kube's bootstrap group pattern: extra groups must stay under system:bootstrappers:
+BOOTSTRAP_GROUP_RE = re.compile(r"^system:bootstrappers:[a-z0-9:-]{0,255}[a-z0-9]$")
+_RELIST_DELAY = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class _BootstrapEntry:
+    secret: str
+    user: UserInfo
+    expiration: dt.datetime | None
+
+
+def _secret_data(secret: Mapping[str, Any], key: str) -> str:
+    raw = (secret.get("data") or {}).get(key)
+    if isinstance(raw, str):
+        try:
+            return base64.b64decode(raw, validate=True).decode("utf-8")
+        except (binascii.Error, ValueError, UnicodeDecodeError):
+            return ""
+    plain = (secret.get("stringData") or {}).get(key)
+    return plain if isinstance(plain, str) else ""
+
+
+def bootstrap_entry(secret: Mapping[str, Any]) -> tuple[str, _BootstrapEntry] | None:
+    """The token id and what it authenticates as, for a Secret that is a usable bootstrap token
+    (kube's ``bootstrap.go`` checks); None for any other Secret."""
+    meta = secret.get("metadata") or {}
+    name = str(meta.get("name") or "")
+    if secret.get("type") != BOOTSTRAP_SECRET_TYPE or not name.startswith(BOOTSTRAP_SECRET_PREFIX):
+        return None
+    if meta.get("deletionTimestamp"):
+        return None
+    token_id = _secret_data(secret, "token-id")
+    token_secret = _secret_data(secret, "token-secret")
+    if name != BOOTSTRAP_SECRET_PREFIX + token_id or not BOOTSTRAP_TOKEN_RE.match(f"{token_id}.{token_secret}"):
+        log.warning("bootstrap token secret %s is malformed (token-id/token-secret); ignoring it", name)
+        return None
+    if _secret_data(secret, "usage-bootstrap-authentication") != "true":
+        return None
+    expiration: dt.datetime | None = None
+    exp = _secret_data(secret, "expiration")
+    if exp:
+        try:
+            expiration = dt.datetime.fromisoformat(exp)
+        except ValueError:
+            log.warning("bootstrap token %s has an unparsable expiration %r; ignoring it", token_id, exp)
+            return None
+        if expiration.tzinfo is None:
+            expiration = expiration.replace(tzinfo=dt.UTC)
+    groups = [BOOTSTRAPPERS_GROUP]
+    for g in _secret_data(secret, "auth-extra-groups").split(","):
+        g = g.strip()
+        if not g:
+            continue
+        if not BOOTSTRAP_GROUP_RE.match(g):
+            log.warning("bootstrap token %s: extra group %r is not under system:bootstrappers:; ignoring the "
+                        "token", token_id, g)
+            return None
+        groups.append(g)
+    user = UserInfo(name=BOOTSTRAP_USER_PREFIX + token_id, groups=_with_authenticated(tuple(dict.fromkeys(groups))))
+    return token_id, _BootstrapEntry(token_secret, user, expiration)
+
+
+class BootstrapTokens:
+    """Bootstrap token Secrets of ``kube-system``, indexed by token id, kept current by a store watch."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[str, _BootstrapEntry] = {}
+        self._by_key: dict[str, str] = {}  # store key -> token id
+        self.synced = asyncio.Event()
+
+    def put(self, key: str, secret: Mapping[str, Any]) -> None:
+        self.remove(key)
+        got = bootstrap_entry(secret)
+        if got is not None:
+            token_id, entry = got
+            self._by_id[token_id] = entry
+            self._by_key[key] = token_id
+
+    def remove(self, key: str) -> None:
+        token_id = self._by_key.pop(key, None)
+        if token_id is not None:
+            self._by_id.pop(token_id, None)
+
+    def lookup(self, token: str, now: dt.datetime | None = None) -> UserInfo | None:
+        m = BOOTSTRAP_TOKEN_RE.match(token)
+        if m is None:
+            return None
+        entry = self._by_id.get(m.group(1))
+        if entry is None or not hmac.compare_digest(entry.secret.encode(), m.group(2).encode()):
+            return None
+        if entry.expiration is not None and (now or dt.datetime.now(dt.UTC)) >= entry.expiration:
+            log.info("bootstrap token %s has expired", m.group(1))
+            return None
+        return entry.user
+
+    async def run(self, objects: Objects, registry: Registry) -> None:
+        """List, then watch, the Secrets of kube-system; list again when the watch ends."""
+        from k8py.storage.interface import CompactedError, EventType
+
+        kind = registry.by_resource("", "v1", "secrets")
+        assert kind is not None
+        prefix = kind.key_prefix(BOOTSTRAP_NAMESPACE)
+        while True:
+            try:
+                res = await objects.raw_list(prefix)
+                self._by_id.clear()
+                self._by_key.clear()
+                for kv in res.kvs:
+                    self.put(kv.key, orjson.loads(kv.value))
+                self.synced.set()
+                w = objects.watch(prefix, res.revision + 1)
+                try:
+                    async for resp in w:
+                        for ev in resp.events:
+                            if ev.type is EventType.DELETE:
+                                self.remove(ev.kv.key)
+                            else:
+                                self.put(ev.kv.key, orjson.loads(ev.kv.value))
+                finally:
+                    await w.close()
+            except asyncio.CancelledError:
+                raise
+            except CompactedError:
+                log.info("bootstrap token watch fell behind compaction; listing again")
+            except Exception as e:  # noqa: BLE001 - the store may be briefly unavailable: keep trying
+                log.warning("bootstrap token watch failed: %s; retrying", e)
+                await asyncio.sleep(_RELIST_DELAY)
+
+
 def bearer_token(header: str) -> str | None:
     """The token of an ``Authorization: Bearer <token>`` header (scheme case-insensitive)."""
     scheme, _, token = header.strip().partition(" ")
@@ -224,13 +380,20 @@ def bearer_token(header: str) -> str | None:
 
 
 class Authenticator:
-    """Client certificate first, then bearer token; ``None`` for anonymous requests."""
+    """Client certificate first, then bearer token (bootstrap token, static token file);
+    ``None`` for anonymous requests."""
 
     def __init__(self, config: ServerConfig, pki: PKI | None = None) -> None:
         # pki is accepted for symmetry with the server's set-up and for later authenticators
         # (service account tokens are verified with keys that live next to the CA).
         self.pki = pki
         self.tokens = TokenFile(config.token_file)
+        self.bootstrap = BootstrapTokens()
+
+    def watch_bootstrap_tokens(self, objects: Objects, registry: Registry) -> asyncio.Task[None]:
+        """Start keeping the bootstrap tokens current from the store (a task for the server to stop)."""
+        return asyncio.get_running_loop().create_task(self.bootstrap.run(objects, registry),
+                                                      name="bootstrap-tokens")
 
     def authenticate(self, request: web.Request) -> UserInfo | None:
         transport = request.transport
@@ -242,5 +405,5 @@ class Authenticator:
         if header:
             token = bearer_token(header)
             if token is not None:
-                return self.tokens.lookup(token)
+                return self.bootstrap.lookup(token) or self.tokens.lookup(token)
         return None

@@ -66,6 +66,8 @@ async def _main(config: ServerConfig) -> int:
         log.error("cannot listen on %s:%d: %s", config.bind_address, config.https_listen_port, e)
         return 1
     cp.api.kubelet = KubeletConnection(p.ca_cert, kubelet_cert, kubelet_key)
+    # bootstrap tokens (kube-system Secrets) authenticate joining nodes: kept current by a store watch
+    cp.tasks = [*(cp.tasks or []), authn.watch_bootstrap_tokens(cp.objects, cp.registry)]
     stop_ev = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -114,7 +116,10 @@ def start_components(config: ServerConfig, pki: Any, stop_ev: asyncio.Event) -> 
 
         client = loopback_client(config, pki, "system:kube-controller-manager", (), "kube-controller-manager")
         mgr = ControllerManager(client, identity=f"{config.node_name or socket.gethostname()}_{os.getpid()}",
-                                options={"root_ca_file": pki.ca_cert})  # kube's --root-ca-file
+                                # kube's --root-ca-file, --cluster-cidr and --cluster-signing-{cert,key}-file
+                                options={"root_ca_file": pki.ca_cert, "cluster_cidr": config.cluster_cidr,
+                                         "cluster_signing_cert_file": pki.ca_cert,
+                                         "cluster_signing_key_file": pki.ca_key})
         out.append((asyncio.create_task(mgr.run(stop_ev), name="controller-manager"), client))
     if not config.disable_scheduler:
         from k8py.scheduler import Scheduler

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from k8py.apiserver.registry import apps, batch, core, other
+from k8py.apiserver.registry import apps, batch, certificates, core, other
 from k8py.apiserver.registry.base import Strategies, Strategy, random_suffix
 from k8py.apiserver.registry.core import ServiceStrategy
 from k8py.apiserver.registry.serviceallocation import ServiceAllocation
@@ -25,6 +25,6 @@ def build(objects: Objects | None = None, registry: Registry | None = None, serv
         svc = registry.by_resource("", "v1", "services")
         assert svc is not None
         allocation = ServiceAllocation(objects, svc, service_cidr)
-    strategies: list[Strategy] = [cls() for mod in (core, apps, batch, other) for cls in mod.STRATEGIES]
+    strategies: list[Strategy] = [cls() for mod in (core, apps, batch, other, certificates) for cls in mod.STRATEGIES]
     strategies.append(ServiceStrategy(allocation))
     return Strategies(strategies)

@@ -1,0 +1,314 @@
+"""The node agent's TLS bootstrap: from a join token to a client certificate of its own, as
+kubelet's ``--bootstrap-kubeconfig`` flow does under k3s and kubeadm.
+
+    cert_file, key_file, ca_file = await bootstrap("https://10.0.0.1:6443", token, "node-2", "/var/lib/k8py/agent")
+
+1. The token is k3s's secure form ``K10<sha256 of the CA bundle>::<id>.<secret>`` (made by
+   ``k8py token create --join``); ``<id>.<secret>`` is a kube bootstrap token.
+2. The cluster CA is fetched from the server, from the ``kube-public/kube-root-ca.crt``
+   ConfigMap (what the root CA publisher keeps there), authenticated with the bootstrap token and
+   without verifying the server yet: nothing else is trusted until the CA's SHA-256 equals the
+   hash in the token. A mismatch is an error naming both hashes. (k3s serves ``/cacerts`` without
+   credentials for this step; k8py has no such endpoint yet, so the bootstrap token travels over
+   this one unverified connection. What it reads is checked against the pinned hash before use,
+   and every later request verifies the server with the pinned CA.)
+3. A new EC P-256 key and a CSR (``CN=system:node:<name>, O=system:nodes``, signer
+   ``kubernetes.io/kube-apiserver-client-kubelet``, usages ``digital signature`` and ``client
+   auth``) are made, and the CertificateSigningRequest is created as the bootstrap user; the
+   CSR approver approves it, the signer signs it; we watch it until the certificate is there
+   (or it is Denied or Failed: an error saying so).
+4. The certificate (checked: issued by the pinned CA, for our key), the key (mode 0600) and the CA
+   are written to ``cert_dir`` and their paths returned.
+
+If ``cert_dir`` already holds a client certificate for this node, issued by the CA the token pins,
+with its key, and not in the last fifth of its lifetime, it is returned as it is, with no request.
+
+Only :mod:`k8py.client` talks to the server (the one rule of the architecture).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import hashlib
+import hmac
+import logging
+import os
+import re
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from k8py.client.api import Client
+from k8py.client.config import ClientConfig
+from k8py.client.errors import AlreadyExistsError, ApiError, NotFoundError, UnauthorizedError
+
+__all__ = ["BootstrapError", "JoinToken", "bootstrap", "parse_join_token"]
+
+log = logging.getLogger(__name__)
+
+CSR = ("certificates.k8s.io/v1", "CertificateSigningRequest")
+CONFIG_MAP = ("v1", "ConfigMap")
+SIGNER = "kubernetes.io/kube-apiserver-client-kubelet"
+USAGES = ["digital signature", "client auth"]
+CA_CONFIG_MAP = ("kube-public", "kube-root-ca.crt")
+CERT_NAME, KEY_NAME, CA_NAME = "client.crt", "client.key", "ca.crt"
+# Renew when less than this part of the certificate's lifetime is left (kubelet rotates at 70-90%).
+RENEW_FRACTION = 0.2
+_K10 = re.compile(r"^K10([0-9a-f]{64})::([a-z0-9]{6})\.([a-z0-9]{16})$")
+
+
+class BootstrapError(Exception):
+    """The bootstrap cannot go on; the message says why and what to check."""
+
+
+@dataclass(frozen=True, slots=True)
+class JoinToken:
+    ca_hash: str  # hex SHA-256 of the CA bundle
+    token_id: str
+    token_secret: str
+
+    @property
+    def bearer(self) -> str:
+        return f"{self.token_id}.{self.token_secret}"
+
+
+def parse_join_token(token: str) -> JoinToken:
+    """``K10<64 hex>::<6 [a-z0-9]>.<16 [a-z0-9]>``; anything else is a :class:`BootstrapError`."""
+    m = _K10.match(token.strip())
+    if m is None:
+        raise BootstrapError("the join token is not of the form K10<ca-sha256>::<id>.<secret> (as 'k8py token "
+                             "create --join' prints it)")
+    return JoinToken(m.group(1), m.group(2), m.group(3))
+
+
+def ca_hash(pem: bytes) -> str:
+    return hashlib.sha256(pem).hexdigest()
+
+
+def node_user(node_name: str) -> str:
+    return f"system:node:{node_name}"
+
+
+# --------------------------------------------------------------------------- files
+
+
+def _write_file(path: str, data: bytes, mode: int) -> None:
+    """Atomic (temp file + rename) with exactly ``mode`` from the first byte."""
+    tmp = f"{path}.tmp.{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    try:
+        os.fchmod(fd, mode)
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _read(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+
+
+def _spki(key: object) -> bytes:
+    """The DER SubjectPublicKeyInfo of any public key (b"" for something that is not one)."""
+    public_bytes = getattr(key, "public_bytes", None)
+    if public_bytes is None:
+        return b""
+    return bytes(public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo))
+
+
+def existing_credentials(cert_dir: str, node_name: str, pinned_hash: str,
+                         now: dt.datetime | None = None) -> tuple[str, str, str] | None:
+    """The paths of usable credentials already in ``cert_dir``, else None (with the reason logged)."""
+    paths = (os.path.join(cert_dir, CERT_NAME), os.path.join(cert_dir, KEY_NAME), os.path.join(cert_dir, CA_NAME))
+    cert_pem, key_pem, ca_pem = (_read(p) for p in paths)
+    if cert_pem is None or key_pem is None or ca_pem is None:
+        return None
+    if not hmac.compare_digest(ca_hash(ca_pem), pinned_hash):
+        log.info("bootstrap: %s is not the CA the join token pins; requesting a new certificate", paths[2])
+        return None
+    try:
+        cert = x509.load_pem_x509_certificate(cert_pem)
+        key = serialization.load_pem_private_key(key_pem, password=None)
+        ca = x509.load_pem_x509_certificate(ca_pem)
+        cert.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature) as e:
+        log.info("bootstrap: the credentials in %s are not usable (%s); requesting a new certificate", cert_dir, e)
+        return None
+    if not _spki(cert.public_key()) or _spki(cert.public_key()) != _spki(key.public_key()):
+        log.info("bootstrap: %s does not match %s; requesting a new certificate", paths[0], paths[1])
+        return None
+    cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if not cns or cns[0].value != node_user(node_name):
+        log.info("bootstrap: %s is not a certificate of node %s; requesting a new one", paths[0], node_name)
+        return None
+    now = now or dt.datetime.now(dt.UTC)
+    lifetime = cert.not_valid_after_utc - cert.not_valid_before_utc
+    if cert.not_valid_after_utc - now < lifetime * RENEW_FRACTION:
+        log.info("bootstrap: %s expires at %s; requesting a new certificate", paths[0], cert.not_valid_after_utc)
+        return None
+    return paths
+
+
+# --------------------------------------------------------------------------- the request
+
+
+def new_key_and_csr(node_name: str) -> tuple[ec.EllipticCurvePrivateKey, bytes]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:nodes"),
+                         x509.NameAttribute(NameOID.COMMON_NAME, node_user(node_name))])
+    req = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(key, hashes.SHA256())
+    return key, req.public_bytes(serialization.Encoding.PEM)
+
+
+def csr_name(public_key: ec.EllipticCurvePublicKey, node_name: str) -> str:
+    """kubelet's ``digestedName``: the same key and subject always ask under the same name."""
+    h = hashlib.sha256(_spki(public_key))
+    for part in (node_user(node_name), "system:nodes", *USAGES):
+        h.update(b"|" + part.encode())
+    return "node-csr-" + base64.urlsafe_b64encode(h.digest()).decode().rstrip("=")
+
+
+async def fetch_ca(server_url: str, token: JoinToken, timeout: float) -> bytes:
+    """The CA from ``kube-public/kube-root-ca.crt``, verified against the pinned hash."""
+    cfg = ClientConfig(server=server_url, token=token.bearer, insecure_skip_tls_verify=True)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    async with Client(cfg, component="kubelet-bootstrap", timeout=min(timeout, 30.0)) as client:
+        while True:
+            try:
+                cm = await client.get(CONFIG_MAP, CA_CONFIG_MAP[1], CA_CONFIG_MAP[0])
+                break
+            except UnauthorizedError:
+                raise BootstrapError(f"the server {server_url} refused the join token (401 Unauthorized): it is "
+                                     "unknown, expired, or not for this cluster; make a new one with 'k8py token "
+                                     "create --join'") from None
+            except NotFoundError:
+                # a server just started: the root CA publisher has not written it yet
+                if loop.time() > deadline:
+                    raise BootstrapError(f"the server {server_url} has no {'/'.join(CA_CONFIG_MAP)} ConfigMap "
+                                         "to take the cluster CA from") from None
+                await asyncio.sleep(0.5)
+    pem = str((cm.get("data") or {}).get("ca.crt") or "").encode()
+    got = ca_hash(pem)
+    if not hmac.compare_digest(got, token.ca_hash):
+        raise BootstrapError(f"CA hash mismatch: the server {server_url} presents a CA with SHA-256 {got}, but the "
+                             f"join token pins {token.ca_hash}; this is not the cluster the token is for (or "
+                             "someone is in between)")
+    try:
+        x509.load_pem_x509_certificates(pem)
+    except ValueError as e:
+        raise BootstrapError(f"the cluster CA from {server_url} is not PEM: {e}") from None
+    return pem
+
+
+def _failure(csr: dict[str, object]) -> str | None:
+    status = csr.get("status")
+    conds = status.get("conditions") if isinstance(status, dict) else None
+    for c in conds or []:
+        if isinstance(c, dict) and c.get("type") in ("Denied", "Failed") and c.get("status", "True") == "True":
+            return f"{c.get('type')}: {c.get('reason') or ''} {c.get('message') or ''}".strip()
+    return None
+
+
+def _issued(csr: dict[str, object]) -> bytes | None:
+    status = csr.get("status")
+    data = status.get("certificate") if isinstance(status, dict) else None
+    return base64.b64decode(str(data)) if data else None
+
+
+async def request_certificate(client: Client, name: str, csr_pem: bytes, timeout: float) -> bytes:
+    """Create the CSR (or find ours from an earlier try) and wait for its certificate."""
+    body = {"apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest",
+            "metadata": {"name": name},
+            "spec": {"request": base64.b64encode(csr_pem).decode(), "signerName": SIGNER, "usages": USAGES}}
+    try:
+        created = await client.create(CSR, body)
+    except AlreadyExistsError:
+        created = await client.get(CSR, name)
+    log.info("bootstrap: created certificate signing request %s; waiting for it to be approved and signed", name)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    current = created
+    while True:
+        why = _failure(current)
+        if why is not None:
+            raise BootstrapError(f"certificate signing request {name} was not signed ({why})")
+        pem = _issued(current)
+        if pem is not None:
+            return pem
+        left = deadline - loop.time()
+        if left <= 0:
+            raise BootstrapError(f"certificate signing request {name} was not signed within {timeout:g}s; is it "
+                                 "approved (kubectl get csr) and does the controller manager run the csrsigning "
+                                 "controller?")
+        rv = str((current.get("metadata") or {}).get("resourceVersion") or "")
+        try:
+            async with client.watch(CSR, field_selector=f"metadata.name={name}", resource_version=rv,
+                                    timeout_seconds=max(1, int(min(left, 60)))) as w:
+                async for ev in w:
+                    if ev.type in ("ADDED", "MODIFIED"):
+                        current = ev.object
+                        if _failure(current) is not None or _issued(current) is not None:
+                            break
+                    elif ev.type == "DELETED":
+                        raise BootstrapError(f"certificate signing request {name} was deleted before it was "
+                                             "signed")
+        except ApiError as e:
+            if e.code != 410:
+                raise
+            current = await client.get(CSR, name)  # our resourceVersion is too old: read it again
+
+
+async def bootstrap(server_url: str, token: str, node_name: str, cert_dir: str, *,
+                    timeout: float = 300.0) -> tuple[str, str, str]:
+    """Credentials for ``node_name`` in ``cert_dir``: ``(cert_file, key_file, ca_file)``. See the module
+    docstring. Raises :class:`BootstrapError` with the reason when it cannot get them."""
+    if not node_name:
+        raise BootstrapError("a node name is required")
+    join = parse_join_token(token)
+    have = existing_credentials(cert_dir, node_name, join.ca_hash)
+    if have is not None:
+        log.info("bootstrap: using the certificate already in %s", cert_dir)
+        return have
+    ca_pem = await fetch_ca(server_url, join, timeout)
+    key, csr_pem = new_key_and_csr(node_name)
+    name = csr_name(key.public_key(), node_name)
+    cfg = ClientConfig(server=server_url, token=join.bearer, ca_data=ca_pem)
+    try:
+        async with Client(cfg, component="kubelet-bootstrap", timeout=min(timeout, 60.0)) as client:
+            cert_pem = await request_certificate(client, name, csr_pem, timeout)
+    except UnauthorizedError:
+        raise BootstrapError(f"the server {server_url} refused the join token (401 Unauthorized)") from None
+    try:
+        cert = x509.load_pem_x509_certificate(cert_pem)
+        ca = x509.load_pem_x509_certificates(ca_pem)[0]
+        cert.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature) as e:
+        raise BootstrapError(f"the certificate issued for {name} is not one of the pinned CA: {e}") from None
+    if _spki(cert.public_key()) != _spki(key.public_key()):
+        raise BootstrapError(f"the certificate issued for {name} is not for the key this node made")
+    os.makedirs(cert_dir, mode=0o700, exist_ok=True)
+    cert_file, key_file, ca_file = (os.path.join(cert_dir, n) for n in (CERT_NAME, KEY_NAME, CA_NAME))
+    # key first: a crash between the writes leaves a mismatched pair, which the next start rejects
+    _write_file(key_file, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                            serialization.NoEncryption()), 0o600)
+    _write_file(cert_file, cert_pem, 0o644)
+    _write_file(ca_file, ca_pem, 0o644)
+    log.info("bootstrap: node %s has its client certificate (valid until %s) in %s", node_name,
+             cert.not_valid_after_utc, cert_dir)
+    return cert_file, key_file, ca_file
