@@ -218,3 +218,38 @@ def test_existing_credentials_are_checked(tmp_path: Path) -> None:
     assert bs.existing_credentials(str(d), "n1", pinned) is None  # not for our key
     (d / "client.crt").write_bytes(base64.b64encode(b"junk"))
     assert bs.existing_credentials(str(d), "n1", pinned) is None
+
+
+def _token_secret(data: dict[str, str], name: str = "bootstrap-token-abcdef", **extra: Any) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Secret", "type": "bootstrap.kubernetes.io/token",
+            "metadata": {"name": name, "namespace": "kube-system", **extra},
+            "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}}
+
+
+def test_bootstrap_token_secrets_as_the_api_server_reads_them() -> None:
+    from k8py.apiserver.authn import BootstrapTokens
+
+    good = {"token-id": "abcdef", "token-secret": "0123456789abcdef", "usage-bootstrap-authentication": "true",
+            "auth-extra-groups": "system:bootstrappers:k8py:default-node-token",
+            "expiration": "2030-01-01T00:00:00Z"}
+    tokens = BootstrapTokens()
+    tokens.put("/k/good", _token_secret(good))
+    user = tokens.lookup("abcdef.0123456789abcdef", now=dt.datetime(2029, 1, 1, tzinfo=dt.UTC))
+    assert user is not None and user.name == "system:bootstrap:abcdef"
+    assert user.groups == ("system:bootstrappers", "system:bootstrappers:k8py:default-node-token",
+                           "system:authenticated")
+    assert tokens.lookup("abcdef.0123456789abcdeX") is None  # wrong secret
+    assert tokens.lookup("abcdef.0123456789abcdef", now=dt.datetime(2030, 1, 1, tzinfo=dt.UTC)) is None  # expired
+    tokens.remove("/k/good")
+    assert tokens.lookup("abcdef.0123456789abcdef") is None
+
+    refused = [
+        _token_secret({**good, "usage-bootstrap-authentication": "false"}),  # not for authentication
+        _token_secret({**good, "auth-extra-groups": "system:masters"}),  # groups outside system:bootstrappers:
+        _token_secret(good, name="bootstrap-token-zzzzzz"),  # name and token-id disagree
+        _token_secret(good, deletionTimestamp="2024-01-01T00:00:00Z"),  # being deleted
+        {**_token_secret(good), "type": "Opaque"},
+    ]
+    for i, secret in enumerate(refused):
+        tokens.put(f"/k/{i}", secret)
+        assert tokens.lookup("abcdef.0123456789abcdef", now=dt.datetime(2029, 1, 1, tzinfo=dt.UTC)) is None, i
