@@ -271,6 +271,8 @@ class ResourceAPI:
             meta["name"] = str(meta["generateName"]) + random_suffix()
         strat = self.strategies.for_kind(kind)
         strat.prepare_for_create(kind, obj)
+        if ctx is not None:
+            strat.prepare_for_create_by(kind, obj, ctx.user)
         defaults.set_defaults(kind, obj)
         strat.finish_create(kind, obj)
         attrs = Attributes("CREATE", kind, meta.get("namespace", ""), meta.get("name", ""), dry_run=dry)
@@ -356,10 +358,10 @@ class ResourceAPI:
                 f'{errors.qualified(kind.resource, kind.group)} "{meta["name"]}" is forbidden: no new finalizers '
                 "can be added if the object is being deleted", kind.resource, kind.group, meta["name"])
         strat = self.strategies.for_kind(kind)
-        if subresource == "status":
-            new = strat.prepare_for_status_update(kind, new, current)
+        if subresource in ("status", "approval"):
+            new = strat.prepare_for_subresource_update(kind, subresource, new, current)
             meta = new["metadata"]
-            errs = strat.validate_status_update(kind, new, current)
+            errs = strat.validate_subresource_update(kind, subresource, new, current)
         else:
             strat.prepare_for_update(kind, new, current)
             defaults.set_defaults(kind, new)
@@ -599,7 +601,7 @@ class ResourceAPI:
         ns = i.namespace if kind.namespaced else None
         sub = i.subresource
         verb = i.verb
-        if sub in ("status", "scale"):
+        if sub in ("status", "scale", "approval"):
             if sub == "scale" and not self.strategies.for_kind(kind).scalable:
                 raise errors.StatusError(404, "NotFound", "the server could not find the requested resource")
             if verb == "get":
@@ -609,10 +611,10 @@ class ResourceAPI:
                 return self.respond(ctx, obj, kind=kind)
             if verb == "update":
                 obj = await self.update_subresource(ctx, kind, ns, i.name, sub)
-                return self.respond(ctx, obj, kind=kind if sub == "status" else None)
+                return self.respond(ctx, obj, kind=kind if sub != "scale" else None)
             if verb == "patch":
                 obj, _ = await self.patch(ctx, kind, ns, i.name, subresource=sub)
-                return self.respond(ctx, obj, kind=kind if sub == "status" else None)
+                return self.respond(ctx, obj, kind=kind if sub != "scale" else None)
             raise errors.method_not_allowed()
         if sub == "binding" and verb == "create":
             return await self.bind(ctx, kind, ns, i.name)
@@ -657,7 +659,7 @@ class ResourceAPI:
             if want_rv and want_rv != current["metadata"]["resourceVersion"]:
                 raise errors.conflict(kind.resource, kind.group, name, errors.OPTIMISTIC_LOCK_MSG)
             return await self.prepare_update(ctx, kind, copy.deepcopy(obj), current, manager, dry,
-                                             subresource="status")
+                                             subresource=sub)
 
         new, _ = await self.run_update(ctx, kind, ns, name, try_status, dry)
         return new

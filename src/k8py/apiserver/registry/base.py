@@ -19,13 +19,16 @@ from __future__ import annotations
 import copy
 import secrets
 import uuid
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from k8py.api import tables, validation
 from k8py.api.corev1 import now_rfc3339
 from k8py.api.errors import FieldError
 from k8py.api.registry import KindInfo
 from k8py.api.selectors import DEFAULT_FIELD_LABELS, FieldLabels, label_selector_string
+
+if TYPE_CHECKING:
+    from k8py.apiserver.authn import UserInfo
 
 Obj = dict[str, Any]
 
@@ -79,6 +82,10 @@ class Strategy:
         if status is not None:
             obj["status"] = status
 
+    def prepare_for_create_by(self, kind: KindInfo, obj: Obj, user: UserInfo | None) -> None:
+        """kube's PrepareForCreate reading the requesting user (``genericapirequest.UserFrom``):
+        right after :meth:`prepare_for_create`, with the request's authenticated user."""
+
     def finish_create(self, kind: KindInfo, obj: Obj) -> None:
         """After defaulting, before validation: what the create computes from the defaulted object."""
 
@@ -116,6 +123,14 @@ class Strategy:
         out["metadata"]["resourceVersion"] = (new.get("metadata") or {}).get("resourceVersion") or \
             old["metadata"].get("resourceVersion")
         return out
+
+    def prepare_for_subresource_update(self, kind: KindInfo, sub: str, new: Obj, old: Obj) -> Obj:
+        """A write to an update subresource other than scale (``status``; ``approval`` for
+        CertificateSigningRequests): the status rules unless the kind says otherwise."""
+        return self.prepare_for_status_update(kind, new, old)
+
+    def validate_subresource_update(self, kind: KindInfo, sub: str, new: Obj, old: Obj) -> list[FieldError]:
+        return self.validate_status_update(kind, new, old)
 
     # -- validation --------------------------------------------------------------------------------
     def validate(self, kind: KindInfo, obj: Obj) -> list[FieldError]:
