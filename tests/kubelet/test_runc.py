@@ -288,6 +288,18 @@ async def wait_for(
         await asyncio.sleep(0.05)
 
 
+async def wait_for_output(rt: RuncRuntime, cid: str, line: str, timeout: float = 20.0) -> None:
+    """Until the container has written ``line`` to stdout (e.g. "its trap is set")."""
+    deadline = time.monotonic() + timeout
+    while True:
+        st = await rt.container_status(cid)
+        assert st is not None
+        if os.path.exists(st.log_path) and line in _messages(st):
+            return
+        assert time.monotonic() < deadline, f"{cid} did not say {line!r}"
+        await asyncio.sleep(0.05)
+
+
 def _log_lines(st: ContainerStatus) -> list[tuple[str, str, str, str]]:
     out = []
     for line in Path(st.log_path).read_text().splitlines():
@@ -400,7 +412,7 @@ async def test_sigterm_is_honoured_quickly(env: Env) -> None:
     pod = env.pod()
     sid = await env.rt.run_pod_sandbox(pod)
     cid = await env.run(sid, pod, "polite", ["sh", "-c", 'trap "exit 0" TERM; echo ready; sleep 1000 & wait'])
-    await wait_for(env.rt, cid, ContainerState.RUNNING)
+    await wait_for_output(env.rt, cid, "ready")
     start = time.monotonic()
     await env.rt.stop_container(cid, 30)
     assert time.monotonic() - start < 5
@@ -429,12 +441,12 @@ async def test_stop_signal_from_the_image(env: Env) -> None:
     config = ContainerConfig(
         name="usr1",
         image="usr1",
-        command=("sh", "-c", 'trap "exit 42" USR1; sleep 1000 & wait'),
+        command=("sh", "-c", 'trap "exit 42" USR1; echo ready; sleep 1000 & wait'),
         log_path="u.log",
     )
     cid = await env.rt.create_container(sid, config, pod)
     await env.rt.start_container(cid)
-    await wait_for(env.rt, cid, ContainerState.RUNNING)
+    await wait_for_output(env.rt, cid, "ready")
     await env.rt.stop_container(cid, 30)
     st = await wait_for(env.rt, cid, ContainerState.EXITED, timeout=1)
     assert st.exit_code == 42
@@ -544,16 +556,19 @@ async def test_unknown_image_and_sandbox(env: Env) -> None:
 async def test_containers_of_a_pod_share_its_network(env: Env) -> None:
     pod = env.pod()
     sid = await env.rt.run_pod_sandbox(pod)
-    server = await env.run(sid, pod, "server", ["sh", "-c", "nc -l -p 8080 </dev/null"])
+    server = await env.run(
+        sid, pod, "server",
+        ["sh", "-c", "mkdir -p /www && echo shared-netns > /www/index.html && exec httpd -f -p 127.0.0.1:8080 -h /www"],
+    )  # fmt: skip
     await wait_for(env.rt, server, ContainerState.RUNNING)
     client = await env.run(
         sid, pod, "client",
-        ["sh", "-c", "for i in $(seq 100); do echo ping | nc 127.0.0.1 8080 && exit 0; sleep 0.1; done; exit 1"],
+        ["sh", "-c", "for i in $(seq 100); do wget -q -O- http://127.0.0.1:8080/ && exit 0; sleep 0.1; done; exit 1"],
     )  # fmt: skip
     st = await wait_for(env.rt, client, ContainerState.EXITED)
     assert st.exit_code == 0, _messages(st, "stderr")
-    st = await wait_for(env.rt, server, ContainerState.EXITED)
-    assert "ping" in _messages(st), _log_lines(st)
+    assert _messages(st) == ["shared-netns"]
+    await env.rt.stop_container(server, 0)
     # and the sandbox's address is in the namespace they share
     addr = await env.run(sid, pod, "addr", ["ip", "-4", "-o", "addr", "show", "eth0"])
     st = await wait_for(env.rt, addr, ContainerState.EXITED)
@@ -641,6 +656,7 @@ async def test_agent_restart_keeps_running_containers(env: Env) -> None:
     sid = await env.rt.run_pod_sandbox(pod)
     cid = await env.run(sid, pod, "long", ["sh", "-c", 'trap "exit 0" TERM; echo up; sleep 1000 & wait'])
     done = await env.run(sid, pod, "done", ["sh", "-c", "exit 5"])
+    await wait_for_output(env.rt, cid, "up")
     before = await wait_for(env.rt, cid, ContainerState.RUNNING)
     await wait_for(env.rt, done, ContainerState.EXITED)
     conmon_pid = int((env.root / "containers" / cid / "conmon.pid").read_text())
@@ -741,3 +757,31 @@ async def test_cleanup_all_removes_everything(env: Env) -> None:
     await env.rt.cleanup_all()
     assert _leftovers(env) == []
     assert await env.rt.list_containers() == [] and await env.rt.list_pod_sandboxes() == []
+
+
+async def test_with_the_real_image_store(env: Env, busybox_archive: Path) -> None:
+    """The image store of kubelet/images.py: an imported busybox image runs, and the store will not
+    delete it while a container's overlayfs stands on it."""
+    from tests.helpers.images import BUSYBOX_REF, SKOPEO, image_id, require_image_tools
+
+    from k8py.kubelet.images import ImageStore
+
+    require_image_tools(SKOPEO, "/usr/bin/umoci")
+    store = ImageStore(str(env.root.parent / "images"))
+    [image] = await store.import_archive(busybox_archive)
+    assert image.id == image_id(busybox_archive)
+    env.rt = RuncRuntime(str(env.root), store, env.network, cgroup_root=env.cgroup_root)
+    pod = env.pod()
+    sid = await env.rt.run_pod_sandbox(pod)
+    cid = await env.run(sid, pod, "real", ["sh", "-c", "id -un; ls /bin/httpd; sleep 1000"])
+    await wait_for(env.rt, cid, ContainerState.RUNNING)
+    st = await env.rt.container_status(cid)
+    assert st is not None and st.image == BUSYBOX_REF and st.image_ref == image.id
+    with pytest.raises(Exception, match="in use|used"):
+        await env.rt.remove_image(BUSYBOX_REF)
+    await env.rt.stop_container(cid, 0)
+    st = await wait_for(env.rt, cid, ContainerState.EXITED)
+    assert _messages(st) == ["root", "/bin/httpd"]
+    await env.rt.remove_container(cid)
+    await env.rt.remove_image(BUSYBOX_REF)
+    assert await env.rt.image_status(BUSYBOX_REF) is None

@@ -202,6 +202,19 @@ def _kill_tree(pid: int) -> None:
             os.kill(p, signal.SIGKILL)
 
 
+def _conmon_alive(d: Path, container_id: str) -> bool:
+    """Whether the conmon of the container (pid in ``d/conmon.pid``) still runs: the pid lives
+    and its command line names the container (a reused pid does not)."""
+    pid = _read_pid(d / "conmon.pid")
+    if not _alive(pid):
+        return False
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return container_id.encode() in f.read().split(b"\0")
+    except OSError:
+        return False
+
+
 def _sandbox_config_to_json(config: SandboxConfig) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
@@ -394,6 +407,8 @@ class RuncRuntime:
         if loaded is None:
             return None
         config, st = loaded
+        if st.get("creating"):
+            return None  # run_pod_sandbox has not returned it yet
         return SandboxStatus(
             id=sandbox_id,
             name=config.name,
@@ -411,17 +426,22 @@ class RuncRuntime:
     async def run_pod_sandbox(self, config: SandboxConfig) -> str:
         sandbox_id = secrets.token_hex(32)
         d = self._sandbox_dir(sandbox_id)
-        await asyncio.to_thread(self._ensure_dirs)
-        d.mkdir()
         status: dict[str, Any] = {
             "state": SandboxState.NOTREADY.value,
             "created_at": time.time(),
             "netns_path": "",
             "ips": [],
             "network_up": False,
+            "creating": True,
         }
-        _write_json(d / "config.json", _sandbox_config_to_json(config))
-        _write_json(d / "status.json", status)
+
+        def prepare() -> None:
+            self._ensure_dirs()
+            d.mkdir()
+            _write_json(d / "config.json", _sandbox_config_to_json(config))
+            _write_json(d / "status.json", status)
+
+        await asyncio.to_thread(prepare)
         try:
             if not config.host_network:
                 try:
@@ -431,13 +451,14 @@ class RuncRuntime:
                 except Exception as e:
                     raise SandboxError(f"setting up the pod network: {e}") from e
                 status.update(netns_path=netns, ips=list(ips), network_up=True)
-                _write_json(d / "status.json", status)
+                await asyncio.to_thread(_write_json, d / "status.json", status)
             await asyncio.to_thread(self._write_sandbox_files, d, config, tuple(status["ips"]))
         except BaseException:
             await self._undo_sandbox(sandbox_id, config, status)
             raise
         status["state"] = SandboxState.READY.value
-        _write_json(d / "status.json", status)
+        del status["creating"]
+        await asyncio.to_thread(_write_json, d / "status.json", status)
         log.info(
             "sandbox %s for pod %s/%s ready (netns %s)",
             sandbox_id[:12],
@@ -479,12 +500,17 @@ class RuncRuntime:
             config, status = loaded
             ids = await asyncio.to_thread(self._container_ids, sandbox_id)
             # The agent has stopped them gracefully before; what is left is killed.
-            await asyncio.gather(*(self.stop_container(cid, 0) for cid in ids))
+            results = await asyncio.gather(
+                *(self.stop_container(cid, 0) for cid in ids), return_exceptions=True
+            )
+            status["state"] = SandboxState.NOTREADY.value
             if status.get("network_up"):
                 await self.network.destroy(sandbox_id, status.get("netns_path", ""), config)
                 status["network_up"] = False
-            status["state"] = SandboxState.NOTREADY.value
-            _write_json(self._sandbox_dir(sandbox_id) / "status.json", status)
+            await asyncio.to_thread(_write_json, self._sandbox_dir(sandbox_id) / "status.json", status)
+            for r in results:
+                if isinstance(r, BaseException):
+                    raise r
 
     async def remove_pod_sandbox(self, sandbox_id: str) -> None:
         d = self._sandbox_dir(sandbox_id)
@@ -544,15 +570,15 @@ class RuncRuntime:
         d = self._container_dir(container_id)
         if self._exit_file(container_id).exists():
             return True
-        return not _alive(_read_pid(d / "pid"), int(meta.get("pid_start", 0))) and not _alive(
-            _read_pid(d / "conmon.pid")
+        return not _alive(_read_pid(d / "pid"), int(meta.get("pid_start", 0))) and not _conmon_alive(
+            d, container_id
         )
 
     def _status_sync(self, container_id: str) -> ContainerStatus | None:
         d = self._container_dir(container_id)
         meta = self._meta(container_id)
-        if meta is None:
-            return None
+        if meta is None or meta.get("creating"):
+            return None  # create_container has not returned it yet
         config = meta.get("config", {})
         status = ContainerStatus(
             id=container_id,
@@ -588,7 +614,8 @@ class RuncRuntime:
                 code = 255
             status.state = ContainerState.EXITED
             status.exit_code = code if code >= 0 else 255
-            status.finished_at = exit_file.stat().st_mtime
+            # file times come from the kernel's coarse clock, a tick behind time.time()
+            status.finished_at = max(exit_file.stat().st_mtime, status.started_at)
             if code == 0:
                 status.reason = "Completed"
             elif (d / "oom").exists() or self.cgroups.oom_kills(meta.get("cgroups_path", "")) > 0:
@@ -600,7 +627,7 @@ class RuncRuntime:
         if _alive(pid, int(meta.get("pid_start", 0))):
             status.state = ContainerState.CREATED if _is_runc_init(pid) else ContainerState.RUNNING
             return status
-        if _alive(_read_pid(d / "conmon.pid")):
+        if _conmon_alive(d, container_id):
             # The init is gone and conmon is writing its exit code: still running, for an instant.
             status.state = ContainerState.RUNNING if status.started_at else ContainerState.CREATED
             return status
@@ -666,6 +693,7 @@ class RuncRuntime:
             "cgroups_path": cg_path,
             "stop_signal": oci.stop_signal(config, image),
             "config": dataclasses.asdict(config),
+            "creating": True,
         }
 
         def prepare() -> None:
@@ -718,6 +746,7 @@ class RuncRuntime:
         pid = await self._conmon_create(container_id, d, config, log_path)
         st = _proc_stat(pid)
         meta["pid_start"] = st[1] if st else 0
+        del meta["creating"]
         await asyncio.to_thread(_write_json, d / "meta.json", meta)
 
     async def _conmon_create(self, container_id: str, d: Path, config: ContainerConfig, log_path: str) -> int:
@@ -795,6 +824,7 @@ class RuncRuntime:
             if status.state != ContainerState.CREATED:
                 raise RunContainerError(f"container {container_id[:12]} is {status.state.value}, not created")
             d = self._container_dir(container_id)
+            started_at = time.time()  # before: a short container may be done when runc returns
             p = await self._runc_cmd("start", container_id)
             if p.code != 0:
                 message = p.message or f"runc start exited with {p.code}"
@@ -803,7 +833,7 @@ class RuncRuntime:
                 # then records the exit), keeping the bundle for status and logs.
                 await self._runc_cmd("delete", "--force", container_id)
                 raise RunContainerError(message)
-            await asyncio.to_thread((d / "started").write_text, repr(time.time()))
+            await asyncio.to_thread((d / "started").write_text, repr(started_at))
 
     async def _wait_exited(self, container_id: str, meta: Mapping[str, Any], timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -821,10 +851,12 @@ class RuncRuntime:
             raise RuntimeServiceError(f"runc kill {sig} {container_id[:12]}: {p.message}")
 
     async def stop_container(self, container_id: str, timeout: float) -> None:
+        status = await self.container_status(container_id)
         meta = await asyncio.to_thread(self._meta, container_id)
-        if meta is None or await asyncio.to_thread(self._exited, container_id, meta):
+        if status is None or meta is None or status.state == ContainerState.EXITED:
             return
-        if timeout > 0:
+        # A created container is still `runc init`, which no stop signal reaches: kill it.
+        if timeout > 0 and status.state != ContainerState.CREATED:
             await self._kill(container_id, meta.get("stop_signal") or "SIGTERM")
             if await self._wait_exited(container_id, meta, timeout):
                 return
@@ -855,9 +887,9 @@ class RuncRuntime:
         # conmon leaves once the container is gone; wait for it so nothing holds the rootfs.
         conmon_pid = _read_pid(d / "conmon.pid")
         deadline = time.monotonic() + KILL_WAIT
-        while _alive(conmon_pid) and time.monotonic() < deadline:
+        while _conmon_alive(d, container_id) and time.monotonic() < deadline:
             await asyncio.sleep(POLL_INTERVAL)
-        if _alive(conmon_pid):
+        if _conmon_alive(d, container_id):
             log.warning(
                 "container %s: conmon %d still there after the container went: killing it",
                 container_id[:12],
@@ -981,11 +1013,13 @@ class RuncRuntime:
             leftovers = json.loads(p.stdout or b"null") if p.code == 0 else None
             for c in leftovers or []:
                 await self._runc_cmd("delete", "--force", c["id"])
-        for st in await self.list_pod_sandboxes():
+        # every sandbox directory, also one an agent left half made
+        sandbox_ids = sorted(p.name for p in self._sandboxes.iterdir()) if self._sandboxes.is_dir() else []
+        for sid in sandbox_ids:
             try:
-                await self.remove_pod_sandbox(st.id)
+                await self.remove_pod_sandbox(sid)
             except Exception as e:  # noqa: BLE001 - go on with the rest; report each
-                log.warning("killall: sandbox %s: %s", st.id[:12], e)
+                log.warning("killall: sandbox %s: %s", sid[:12], e)
         for mount_point in await asyncio.to_thread(self._mounts_under_root):
             await self._unmount(Path(mount_point))
         if self._containers.is_dir():
