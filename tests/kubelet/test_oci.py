@@ -401,6 +401,7 @@ def test_v1_mounts_and_paths() -> None:
         "net_cls": "/sys/fs/cgroup/net_cls,net_prio",
         "net_prio": "/sys/fs/cgroup/net_cls,net_prio",
         "name=systemd": "/sys/fs/cgroup/systemd",
+        "unified": "/sys/fs/cgroup/unified",
     }
     cg = Cgroups(version=1, mounts=mounts)
     assert cg.path("memory", "/k8py/c1") == "/sys/fs/cgroup/memory/k8py/c1"
@@ -461,3 +462,16 @@ def test_stats_and_oom_kills_v2(tmp_path: Path) -> None:
     assert cg.oom_kills("/k8py/c1") == 1
     assert cg.remove(["/k8py/c1"]) == [str(tmp_path / "k8py/c1")]  # not empty: busy, left
     assert cg.remove(["/k8py/none"]) == []
+
+
+def test_enter_moves_a_process_into_every_hierarchy_but_cpuset(tmp_path: Path) -> None:
+    mounts = {c: str(tmp_path / c) for c in ("memory", "cpuset", "name=systemd", "unified")}
+    cg = Cgroups(version=1, mounts=mounts)
+    assert cg.enter("/k8py/conmon", 4242) == []
+    for c in ("memory", "name=systemd", "unified"):
+        assert (tmp_path / c / "k8py/conmon/cgroup.procs").read_text() == "4242"
+    assert not (tmp_path / "cpuset/k8py").exists()
+    (tmp_path / "memory/k8py/conmon/cgroup.procs").unlink()
+    (tmp_path / "memory/k8py/conmon/cgroup.procs").mkdir()  # a file that cannot be written
+    [error] = cg.enter("/k8py/conmon", 4242)
+    assert error.startswith(str(tmp_path / "memory/k8py/conmon") + ": ")

@@ -660,6 +660,10 @@ async def test_agent_restart_keeps_running_containers(env: Env) -> None:
     before = await wait_for(env.rt, cid, ContainerState.RUNNING)
     await wait_for(env.rt, done, ContainerState.EXITED)
     conmon_pid = int((env.root / "containers" / cid / "conmon.pid").read_text())
+    # conmon left the agent's cgroups (a service manager stopping the agent spares it)
+    own = Path("/proc/self/cgroup").read_text()
+    conmon_cgroups = Path(f"/proc/{conmon_pid}/cgroup").read_text()
+    assert f"/{env.cgroup_root}/conmon" in conmon_cgroups and conmon_cgroups != own
     del env.rt  # the agent goes away; conmon and the container do not
     rt2 = env.new_runtime()
     env.rt = rt2

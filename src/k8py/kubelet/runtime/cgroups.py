@@ -38,6 +38,7 @@ __all__ = [
 ]
 
 CGROUP_ROOT = "/sys/fs/cgroup"
+UNIFIED = "unified"  # the key of the hybrid layout's v2 hierarchy in Cgroups.mounts
 
 
 # super options of a v1 cgroup mount that are not controllers
@@ -62,7 +63,7 @@ def parse_flat_keyed(text: str) -> dict[str, int]:
 
 def parse_v1_mounts(mountinfo: str) -> dict[str, str]:
     """Controller name -> mount point of its v1 hierarchy, from ``/proc/self/mountinfo``
-    (named hierarchies as ``name=systemd``)."""
+    (named hierarchies as ``name=systemd``; the hybrid layout's v2 mount as ``unified``)."""
     out: dict[str, str] = {}
     for line in mountinfo.splitlines():
         pre, sep, post = line.partition(" - ")
@@ -70,9 +71,12 @@ def parse_v1_mounts(mountinfo: str) -> dict[str, str]:
             continue
         fields = pre.split()
         post_fields = post.split()
-        if len(fields) < 5 or len(post_fields) < 3 or post_fields[0] != "cgroup":
+        if len(fields) < 5 or len(post_fields) < 3 or post_fields[0] not in ("cgroup", "cgroup2"):
             continue
         mount_point = fields[4].replace("\\040", " ")
+        if post_fields[0] == "cgroup2":
+            out.setdefault(UNIFIED, mount_point)
+            continue
         for opt in post_fields[2].split(","):
             if opt in _NOT_CONTROLLERS or ("=" in opt and not opt.startswith("name=")):
                 continue
@@ -190,7 +194,29 @@ class Cgroups:
         text = _read(os.path.join(d, filename)) if d else None
         return text.strip() if text is not None else None
 
-    # ---------------------------------------------------------------- removing
+    # ---------------------------------------------------------------- moving in, removing
+
+    def enter(self, cgroups_path: str, pid: int, skip: Iterable[str] = ("cpuset",)) -> list[str]:
+        """Move process ``pid`` into ``cgroups_path`` in every hierarchy (made as needed) but
+        ``skip`` (a new v1 cpuset cgroup has no cpus until someone gives it some); returns what
+        failed, one line per hierarchy."""
+        errors: list[str] = []
+        if self.version == 2:
+            targets = [os.path.join(self.root, cgroups_path.strip("/"))]
+        else:
+            skipped = set(skip)
+            targets = sorted(
+                {os.path.join(m, cgroups_path.strip("/")) for c, m in self.mounts.items() if c not in skipped}
+                - {os.path.join(m, cgroups_path.strip("/")) for c, m in self.mounts.items() if c in skipped}
+            )
+        for d in targets:
+            try:
+                os.makedirs(d, exist_ok=True)
+                with open(os.path.join(d, "cgroup.procs"), "w", encoding="ascii") as f:
+                    f.write(str(pid))
+            except OSError as e:
+                errors.append(f"{d}: {e}")
+        return errors
 
     def remove(self, cgroups_paths: Iterable[str]) -> list[str]:
         """rmdir each path (deepest first) in every hierarchy where it is empty of processes and

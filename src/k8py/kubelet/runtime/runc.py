@@ -297,6 +297,7 @@ class RuncRuntime:
         self.node_resolv_conf = resolv_conf
         self.node_hosts = hosts
         self.runc_root = self.root / "runc"
+        self.conmon_cgroup = f"/{self.cgroup_root}/conmon"
         self._sandboxes = self.root / "sandboxes"
         self._containers = self.root / "containers"
         self._cgroups: Cgroups | None = None
@@ -775,23 +776,42 @@ class RuncRuntime:
         if config.tty:
             argv.append("--terminal")
         r, w = os.pipe()
+        start_r, start_w = os.pipe()
         try:
-            env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "_OCI_SYNCPIPE": str(w)}
+            env = {
+                "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+                "_OCI_SYNCPIPE": str(w),
+                "_OCI_STARTPIPE": str(start_r),
+            }
             try:
                 proc = await asyncio.create_subprocess_exec(
                     *argv,
                     stdin=asyncio.subprocess.DEVNULL,
                     stdout=asyncio.subprocess.PIPE,
                     stderr=asyncio.subprocess.PIPE,
-                    pass_fds=(w,),
+                    pass_fds=(w, start_r),
                     env=env,
                     cwd=str(d),  # conmon writes its "oom" file into its working directory
                     start_new_session=True,  # conmon must outlive the agent and its signals
                 )
             except OSError as e:
+                os.close(start_w)
                 raise CreateContainerError(f"cannot run conmon ({self.conmon}): {e}") from e
             finally:
                 os.close(w)
+                os.close(start_r)
+            # conmon waits on the start pipe: move it out of the agent's cgroups first, so that
+            # a service manager that stops the agent with its cgroup leaves conmon (and so the
+            # container's stdio and exit code) alone. Its children inherit the cgroup.
+            try:
+                errors = await asyncio.to_thread(self.cgroups.enter, self.conmon_cgroup, proc.pid)
+            finally:
+                os.write(start_w, b"0")
+                os.close(start_w)
+            if errors:
+                log.warning(
+                    "conmon of %s stays in the agent's cgroups: %s", container_id[:12], "; ".join(errors)
+                )
             # The first conmon forks the monitor and exits at once.
             _, err = await proc.communicate()
             sync_fd, r = r, -1  # _read_sync_pipe closes it, even when this task is cancelled
@@ -1025,7 +1045,7 @@ class RuncRuntime:
         if self._containers.is_dir():
             for d in list(self._containers.iterdir()):
                 await asyncio.to_thread(shutil.rmtree, d, True)
-        busy = await asyncio.to_thread(self.cgroups.remove, [self.cgroup_root])
+        busy = await asyncio.to_thread(self.cgroups.remove, [self.conmon_cgroup, self.cgroup_root])
         if busy:
             log.warning("killall: cgroups still in use: %s", ", ".join(busy))
 
