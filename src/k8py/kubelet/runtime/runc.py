@@ -20,9 +20,11 @@ there is no pause container. Each container is created by ``conmon``, which runs
 ``runc create``, reports the result on its sync pipe (``_OCI_SYNCPIPE``: ``{"data": pid}`` or
 ``{"data": -1, "message": runc's stderr}``), then holds the container's stdout and stderr,
 writes them to the CRI log file (``k8s-file``: ``<RFC3339Nano> stdout F line``), and writes the
-exit code when the container ends. conmon double-forks into its own session, so it outlives the
-agent: an agent restart (a new :class:`RuncRuntime` on the same ``root``) finds every container
-where it was, running ones still running.
+exit code when the container ends. conmon double-forks into its own session and is moved into
+the cgroup ``/<cgroup_root>/conmon`` before it forks (it waits on ``_OCI_STARTPIPE`` for that), so
+it outlives the agent, its signals and its cgroup: an agent restart (a new :class:`RuncRuntime`
+on the same ``root``) finds every container where it was, running ones still running.
+Containers' cgroups are ``/<cgroup_parent or cgroup_root>/<container id>`` (cgroupfs style).
 
 A container's state comes from files and ``/proc``, not from ``runc state`` (a relist must not
 start a process per container): an exit file means EXITED; else a live init process means
