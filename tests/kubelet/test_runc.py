@@ -789,3 +789,13 @@ async def test_with_the_real_image_store(env: Env, busybox_archive: Path) -> Non
     await env.rt.remove_container(cid)
     await env.rt.remove_image(BUSYBOX_REF)
     assert await env.rt.image_status(BUSYBOX_REF) is None
+
+
+async def test_tty_container(env: Env) -> None:
+    pod = env.pod()
+    sid = await env.rt.run_pod_sandbox(pod)
+    cid = await env.run(sid, pod, "tty", ["sh", "-c", "tty; echo done"], tty=True)
+    st = await wait_for(env.rt, cid, ContainerState.EXITED)
+    assert st.exit_code == 0
+    out = [m.strip() for m in _messages(st)]
+    assert out == ["/dev/pts/0", "done"], _log_lines(st)
