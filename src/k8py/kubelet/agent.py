@@ -1,0 +1,419 @@
+"""The node agent (kubelet): an API client that registers its Node, keeps its Lease renewed and
+its status true, and runs the pods bound to it through a :class:`~k8py.kubelet.runtime.types.Runtime`.
+
+Its parts, each a task:
+
+- **node status**: the Node registered with real capacity, allocatable, addresses, system info,
+  images and pressure conditions (``node.py``); posted every 10 s when something changed and at
+  least every 5 minutes (kubelet's ``nodeStatusUpdateFrequency`` and ``nodeStatusReportFrequency``);
+- **lease**: ``kube-node-lease/<node>`` renewed every 10 s, owned by the Node;
+- **pods**: an informer on ``spec.nodeName=<node>`` feeding one :class:`PodWorker` per pod;
+- **relist** (kubelet's PLEG): every second the runtime's sandboxes and containers are listed and
+  a pod whose containers changed state is woken; sandboxes of pods this node no longer has are
+  stopped and removed (also the start-up pass after a restart: running containers of pods that
+  still exist are found again and carried on, never restarted);
+- **status manager**: the newest status per pod, written only when it differs from what the API
+  has, several at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import functools
+import logging
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from k8py.api.corev1 import int_value, milli_value
+from k8py.client.api import Client
+from k8py.client.errors import AlreadyExistsError, ApiError, ConflictError, NotFoundError
+from k8py.client.events import EventSink
+from k8py.client.informer import Informer
+from k8py.client.leaderelection import format_micro_time
+from k8py.kubelet import node as nodeinfo
+from k8py.kubelet.podstate import format_ts
+from k8py.kubelet.podworker import PodWorker
+from k8py.kubelet.runtime.types import ContainerState, Runtime, RuntimeServiceError
+from k8py.kubelet.spec import NodeFacts
+
+__all__ = ["Agent", "AgentConfig", "StatusManager"]
+
+log = logging.getLogger("k8py.kubelet")
+Obj = dict[str, Any]
+POD = ("v1", "Pod")
+NODE = ("v1", "Node")
+LEASE = ("coordination.k8s.io/v1", "Lease")
+LEASE_NS = "kube-node-lease"
+COMPONENT = "kubelet"
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConfig:
+    node_name: str
+    data_dir: str  # the agent's own: <data-dir>/agent
+    node_ips: tuple[str, ...] = ()
+    max_pods: int = nodeinfo.DEFAULT_MAX_PODS
+    system_reserved: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    taints: tuple[Mapping[str, str], ...] = ()  # --register-with-taints
+    kubelet_port: int = nodeinfo.KUBELET_PORT
+    cluster_dns: tuple[str, ...] = ()
+    log_dir: str = ""  # default: <data_dir>/logs/pods (kubelet: /var/log/pods)
+    lease_duration: int = 40
+    lease_interval: float = 10.0
+    status_update_interval: float = 10.0
+    status_report_interval: float = 300.0
+    relist_interval: float = 1.0
+    # a simulated node's fixed capacity (the fake runtime); None: read the machine
+    capacity: Mapping[str, str] | None = None
+
+
+class StatusManager:
+    """kubelet's status manager: the newest status of each pod, written when it changed."""
+
+    def __init__(self, client: Client, concurrency: int = 8) -> None:
+        self.client = client
+        self._want: dict[str, tuple[str, str, Obj]] = {}  # uid -> (namespace, name, status)
+        self._sent: dict[str, Obj] = {}  # uid -> the status the API has (as far as we know)
+        self._dirty: set[str] = set()
+        self._wake = asyncio.Event()
+        self._sem = asyncio.Semaphore(concurrency)
+        self._inflight: dict[str, asyncio.Future[None]] = {}
+        self.writes = 0
+
+    def set_status(self, pod: Obj, status: Obj) -> None:
+        meta = pod["metadata"]
+        uid = str(meta.get("uid", ""))
+        have = self._sent.get(uid)
+        if have is None:
+            have = pod.get("status") or {}
+        if have == status:
+            self._want.pop(uid, None)
+            self._dirty.discard(uid)
+            return
+        self._want[uid] = (str(meta.get("namespace")), str(meta.get("name")), status)
+        self._dirty.add(uid)
+        self._wake.set()
+
+    def pending(self) -> set[str]:
+        """The pods whose status is waiting to be written."""
+        return set(self._dirty) | set(self._inflight)
+
+    def seen(self, pod: Obj) -> None:
+        """The API's copy of a pod (from the informer): what is sent is compared against it."""
+        uid = str(pod["metadata"].get("uid", ""))
+        self._sent[uid] = pod.get("status") or {}
+
+    def forget(self, uid: str) -> None:
+        self._want.pop(uid, None)
+        self._sent.pop(uid, None)
+        self._dirty.discard(uid)
+
+    async def flush(self, uid: str) -> None:
+        """Write ``uid``'s pending status now (before the final delete)."""
+        if uid in self._dirty:
+            self._dirty.discard(uid)
+            await self._write(uid)
+        f = self._inflight.get(uid)
+        if f is not None:
+            await asyncio.shield(f)
+
+    async def run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            batch = list(self._dirty)
+            self._dirty.clear()
+            await asyncio.gather(*(self._write(uid) for uid in batch))
+
+    async def _write(self, uid: str) -> None:
+        want = self._want.get(uid)
+        if want is None:
+            return
+        ns, name, status = want
+        async with self._sem:
+            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._inflight[uid] = fut
+            try:
+                # the API server merges the fields of status; lists the kubelet owns
+                # (conditions, container statuses) are written whole
+                out = await self.client.patch(POD, name, {"metadata": {"uid": uid}, "status": status}, ns,
+                                              type="merge", subresource="status")
+                self.writes += 1
+                self._sent[uid] = out.get("status") or status
+                if self._want.get(uid, (None, None, None))[2] is status:
+                    self._want.pop(uid, None)
+            except NotFoundError:
+                self.forget(uid)
+            except ApiError as e:
+                log.info("status of pod %s/%s: %s", ns, name, e)
+                self._dirty.add(uid)  # try again on the next wake
+            except Exception as e:  # noqa: BLE001 - a connection error: the next round retries
+                log.info("status of pod %s/%s: %s", ns, name, e)
+                self._dirty.add(uid)
+            finally:
+                fut.set_result(None)
+                self._inflight.pop(uid, None)
+
+
+class Agent:
+    """One node's agent. ``run(stop)`` until ``stop`` is set; the runtime's containers keep
+    running after it returns (an agent restart finds them again)."""
+
+    def __init__(self, client: Client, runtime: Runtime, config: AgentConfig, *,
+                 recorder: EventSink | None = None) -> None:
+        self.client = client
+        self.runtime = runtime
+        self.config = config
+        self.recorder = recorder or EventSink(client, COMPONENT)
+        self._own_recorder = recorder is None
+        self.statuses = StatusManager(client)
+        self.workers: dict[str, PodWorker] = {}  # pod uid -> worker
+        self.node: Obj = {}
+        self.readings: nodeinfo.Readings | None = None
+        self.host_ips: tuple[str, ...] = ()
+        log_dir = config.log_dir or os.path.join(config.data_dir, "logs", "pods")
+        self.facts = NodeFacts(name=config.node_name, pods_dir=os.path.join(config.data_dir, "pods"),
+                               log_dir=log_dir, cluster_dns=config.cluster_dns)
+        self._informer: Informer | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._last_report = 0.0
+        self._lease: Obj | None = None
+        self._fingerprints: dict[str, tuple[Any, ...]] = {}
+        self.ready = asyncio.Event()
+        self.lease_renewals = 0
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.start()
+        try:
+            await stop.wait()
+        finally:
+            await self.stop()
+
+    async def start(self) -> None:
+        if self._own_recorder:
+            self.recorder.start()
+        await self._register()
+        inf = self._informer = Informer(self.client, POD, field_selector=f"spec.nodeName={self.config.node_name}")
+        inf.add_handler(self._on_pod, lambda old, new: self._on_pod(new), self._on_pod_gone)
+        self._tasks.append(inf.start())
+        await inf.wait_for_sync()
+        await self._relist(startup=True)
+        self._tasks += [asyncio.create_task(self._lease_loop(), name="kubelet-lease"),
+                        asyncio.create_task(self._status_loop(), name="kubelet-node-status"),
+                        asyncio.create_task(self._relist_loop(), name="kubelet-relist"),
+                        asyncio.create_task(self.statuses.run(), name="kubelet-pod-status")]
+        self.ready.set()
+        log.info("node agent for %s ready (runtime %s, %d pod(s))", self.config.node_name, self.runtime.name,
+                 len(self.workers))
+
+    async def stop(self) -> None:
+        if self._informer is not None:
+            await self._informer.stop()
+        workers = [w.task for w in self.workers.values() if w.task is not None]
+        for t in [*self._tasks, *workers]:
+            t.cancel()
+        await asyncio.gather(*self._tasks, *workers, return_exceptions=True)
+        self._tasks.clear()
+        if self._own_recorder:
+            await self.recorder.stop()
+
+    def record(self, obj: Obj, type_: str, reason: str, message: str) -> None:
+        self.recorder.event(obj, type_, reason, message)
+
+    def node_object(self) -> Obj:
+        return self.node
+
+    # -- the node ------------------------------------------------------------------------------
+
+    async def _read(self) -> nodeinfo.Readings:
+        r = await asyncio.to_thread(nodeinfo.read, self.config.data_dir)
+        self.readings = r
+        return r
+
+    async def _node_status(self) -> Obj:
+        cfg = self.config
+        r = await self._read()
+        if cfg.capacity is not None:
+            cap = dict(cfg.capacity)
+            alloc = dict(cfg.capacity)
+        else:
+            cap, alloc = nodeinfo.node_resources(r, max_pods=cfg.max_pods, reserved=cfg.system_reserved)
+        version = await self.runtime.version()
+        ready = (True, "")
+        try:
+            images = await self.runtime.list_images()
+        except RuntimeServiceError as e:
+            images = []
+            ready = (False, f"container runtime is down: {e}")
+        now = format_ts(time.time())
+        addresses = nodeinfo.node_addresses(cfg.node_name, cfg.node_ips)
+        self.host_ips = tuple(a["address"] for a in addresses if a["type"] == "InternalIP")
+        self.facts = NodeFacts(
+            name=cfg.node_name, host_ips=self.host_ips, memory_capacity=r.memory_total,
+            cpu_allocatable_milli=milli_value(alloc.get("cpu", "0")), memory_allocatable=int_value(alloc.get("memory", "0")),
+            pods_dir=self.facts.pods_dir, log_dir=self.facts.log_dir, cluster_dns=cfg.cluster_dns)
+        prev = (self.node.get("status") or {}).get("conditions") or ()
+        return {
+            "capacity": cap, "allocatable": alloc,
+            "conditions": nodeinfo.node_conditions(r, ready, prev, now),
+            "addresses": addresses,
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": cfg.kubelet_port}},
+            "nodeInfo": nodeinfo.system_info(f"{version.runtime_name}://{version.runtime_version}"),
+            "images": nodeinfo.node_images(images),
+        }
+
+    async def _register(self) -> None:
+        cfg = self.config
+        status = await self._node_status()
+        labels = {**nodeinfo.node_labels(cfg.node_name), **cfg.labels}
+        body: Obj = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": cfg.node_name, "labels": labels},
+                     "spec": {"taints": [dict(t) for t in cfg.taints]} if cfg.taints else {}, "status": status}
+        try:
+            node = await self.client.create(NODE, body)
+            log.info("registered node %s", cfg.node_name)
+        except AlreadyExistsError:
+            node = await self.client.get(NODE, cfg.node_name)
+            # kubelet reconciles its own labels onto an existing Node
+            missing = {k: v for k, v in labels.items() if (node["metadata"].get("labels") or {}).get(k) != v}
+            if missing:
+                node = await self.client.patch(NODE, cfg.node_name, {"metadata": {"labels": missing}})
+        self.node = node
+        await self._post_status(status, force=True)
+
+    async def _post_status(self, status: Obj, force: bool = False) -> None:
+        old = self.node.get("status") or {}
+
+        def strip(s: Obj) -> Obj:
+            return {**s, "conditions": [{k: v for k, v in c.items() if k != "lastHeartbeatTime"}
+                                        for c in s.get("conditions") or ()]}
+
+        due = time.monotonic() - self._last_report >= self.config.status_report_interval
+        if not force and not due and strip(old) == strip({**old, **status}):
+            return
+        self.node = await self.client.patch(NODE, self.config.node_name, {"status": status}, subresource="status")
+        self._last_report = time.monotonic()
+
+    async def _status_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.status_update_interval)
+            try:
+                await self._post_status(await self._node_status())
+            except Exception as e:  # noqa: BLE001 - keep reporting; the next round retries
+                log.info("node status: %s", e)
+
+    async def _lease_loop(self) -> None:
+        while True:
+            try:
+                await self._renew()
+            except Exception as e:  # noqa: BLE001 - keep renewing
+                log.info("lease renewal failed: %s", e)
+            await asyncio.sleep(self.config.lease_interval)
+
+    async def _renew(self) -> None:
+        name = self.config.node_name
+        t = format_micro_time(dt.datetime.now(dt.UTC).timestamp())
+        for _ in range(3):
+            try:
+                if self._lease is None:
+                    uid = self.node.get("metadata", {}).get("uid")
+                    owner = [{"apiVersion": "v1", "kind": "Node", "name": name, "uid": uid}] if uid else []
+                    try:
+                        self._lease = await self.client.create(LEASE, {
+                            "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                            "metadata": {"name": name, "namespace": LEASE_NS, "ownerReferences": owner},
+                            "spec": {"holderIdentity": name, "leaseDurationSeconds": self.config.lease_duration,
+                                     "renewTime": t}}, LEASE_NS)
+                        self.lease_renewals += 1
+                        return
+                    except AlreadyExistsError:
+                        self._lease = await self.client.get(LEASE, name, LEASE_NS)
+                lease = self._lease
+                lease["spec"]["renewTime"] = t
+                lease["spec"]["holderIdentity"] = name
+                lease["spec"]["leaseDurationSeconds"] = self.config.lease_duration
+                self._lease = await self.client.update(LEASE, lease, LEASE_NS)
+                self.lease_renewals += 1
+                return
+            except (ConflictError, NotFoundError):
+                self._lease = None
+
+    # -- pods ----------------------------------------------------------------------------------
+
+    def _on_pod(self, pod: Obj) -> None:
+        uid = str(pod["metadata"].get("uid", ""))
+        self.statuses.seen(pod)
+        w = self.workers.get(uid)
+        if w is None:
+            w = self.workers[uid] = PodWorker(self, pod)
+            w.start()
+            assert w.task is not None
+            w.task.add_done_callback(functools.partial(self._worker_done, uid))
+        else:
+            w.update(pod)
+
+    def _on_pod_gone(self, pod: Obj) -> None:
+        w = self.workers.get(str(pod["metadata"].get("uid", "")))
+        if w is not None:
+            w.remove()
+
+    def _worker_done(self, uid: str, _task: object = None) -> None:
+        w = self.workers.get(uid)
+        if w is not None and w.task is not None and w.task.done():
+            del self.workers[uid]
+            self._fingerprints.pop(uid, None)
+
+    async def _relist_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.relist_interval)
+            try:
+                await self._relist()
+            except Exception as e:  # noqa: BLE001 - a runtime hiccup: try again next second
+                log.info("relist failed: %s", e)
+
+    async def _relist(self, startup: bool = False) -> None:
+        """kubelet's PLEG: wake the worker of each pod whose containers changed; remove what
+        belongs to pods this node no longer has."""
+        sandboxes = await self.runtime.list_pod_sandboxes()
+        containers = await self.runtime.list_containers()
+        by_uid: dict[str, list[Any]] = {}
+        sb_uid = {s.id: s.uid for s in sandboxes}
+        for s in sandboxes:
+            by_uid.setdefault(s.uid, []).append((s.id, s.state))
+        for c in containers:
+            uid = sb_uid.get(c.sandbox_id)
+            if uid is not None:
+                by_uid.setdefault(uid, []).append((c.id, c.state, c.exit_code))
+        for uid, items in by_uid.items():
+            fp = tuple(sorted(items, key=str))
+            w = self.workers.get(uid)
+            if w is None:
+                # a pod this node does not have (deleted while the agent was down): clean up
+                await self._remove_orphan(uid, sandboxes, containers)
+                continue
+            if self._fingerprints.get(uid) != fp:
+                self._fingerprints[uid] = fp
+                if not startup:
+                    w.poke()
+
+    async def _remove_orphan(self, uid: str, sandboxes: Sequence[Any], containers: Sequence[Any]) -> None:
+        ids = {s.id for s in sandboxes if s.uid == uid}
+        log.info("removing the containers of pod uid %s, which this node no longer runs", uid)
+        for c in containers:
+            if c.sandbox_id in ids:
+                with contextlib.suppress(RuntimeServiceError):
+                    if c.state == ContainerState.RUNNING:
+                        await self.runtime.stop_container(c.id, 2)
+                    await self.runtime.remove_container(c.id)
+        for sid in ids:
+            with contextlib.suppress(RuntimeServiceError):
+                await self.runtime.stop_pod_sandbox(sid)
+                await self.runtime.remove_pod_sandbox(sid)
+

@@ -1,0 +1,197 @@
+"""The node as the agent reports it: capacity and allocatable from real readings, addresses,
+system info, the images it holds, and the pressure conditions (kubelet's ``nodestatus``
+setters). Readings are functions of the files they read (``/proc``, ``statvfs``), so the rules
+(reservations, eviction thresholds, condition transitions) are tested on given numbers.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import platform
+import socket
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from k8py.api.corev1 import int_value, milli_value
+from k8py.kubelet.runtime.types import Image
+
+__all__ = [
+    "KUBELET_VERSION",
+    "Readings",
+    "node_addresses",
+    "node_conditions",
+    "node_labels",
+    "node_resources",
+    "read",
+    "system_info",
+]
+
+Obj = dict[str, Any]
+KUBELET_VERSION = "v1.37.0+k8py"
+KUBELET_PORT = 10250
+DEFAULT_MAX_PODS = 110
+# kubelet's default hard eviction thresholds; allocatable leaves them free
+EVICTION_MEMORY_AVAILABLE = 100 * 1024 * 1024
+EVICTION_NODEFS_AVAILABLE = 0.10
+EVICTION_NODEFS_INODES_FREE = 0.05
+EVICTION_PID_AVAILABLE = 0.10  # of pid_max (kubelet has no default; k8py keeps 10% free)
+MAX_IMAGES = 50  # kubelet's --node-status-max-images
+
+
+@dataclass(frozen=True, slots=True)
+class Readings:
+    """One look at the machine."""
+
+    cpus: int
+    memory_total: int  # bytes
+    memory_available: int
+    disk_total: int  # bytes of the filesystem holding the data dir
+    disk_available: int
+    inodes_total: int
+    inodes_free: int
+    pid_max: int
+    pids_in_use: int
+    extra: Mapping[str, int] = field(default_factory=dict)
+
+
+def _meminfo() -> dict[str, int]:
+    out = {}
+    with open("/proc/meminfo") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            parts = v.split()
+            if parts:
+                out[k] = int(parts[0]) * (1024 if len(parts) > 1 and parts[1] == "kB" else 1)
+    return out
+
+
+def read(data_dir: str) -> Readings:
+    """The machine now (blocking: a few small files and one statvfs)."""
+    mem = _meminfo()
+    os.makedirs(data_dir, exist_ok=True)
+    st = os.statvfs(data_dir)
+    try:
+        with open("/proc/sys/kernel/pid_max") as f:
+            pid_max = int(f.read())
+    except OSError:
+        pid_max = 32768
+    pids = sum(1 for d in os.listdir("/proc") if d.isdigit())
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return Readings(cpus=cpus, memory_total=mem.get("MemTotal", 0),
+                    memory_available=mem.get("MemAvailable", mem.get("MemFree", 0)),
+                    disk_total=st.f_blocks * st.f_frsize, disk_available=st.f_bavail * st.f_frsize,
+                    inodes_total=st.f_files, inodes_free=st.f_favail, pid_max=pid_max, pids_in_use=pids)
+
+
+def _ki(n: int) -> str:
+    return f"{n // 1024}Ki"
+
+
+def node_resources(r: Readings, *, max_pods: int = DEFAULT_MAX_PODS,
+                   reserved: Mapping[str, str] | None = None) -> tuple[Obj, Obj]:
+    """(capacity, allocatable): allocatable = capacity - reserved (``--system-reserved``) - the
+    hard eviction threshold, as kubelet's node allocatable."""
+    cap = {"cpu": str(r.cpus), "memory": _ki(r.memory_total), "ephemeral-storage": _ki(r.disk_total),
+           "pods": str(max_pods), "hugepages-1Gi": "0", "hugepages-2Mi": "0"}
+    res = reserved or {}
+    cpu_m = max(0, r.cpus * 1000 - milli_value(res.get("cpu", "0")))
+    mem = max(0, r.memory_total - int_value(res.get("memory", "0")) - EVICTION_MEMORY_AVAILABLE)
+    eph = max(0, r.disk_total - int_value(res.get("ephemeral-storage", "0"))
+              - int(r.disk_total * EVICTION_NODEFS_AVAILABLE))
+    alloc = {"cpu": str(cpu_m // 1000) if cpu_m % 1000 == 0 else f"{cpu_m}m", "memory": _ki(mem),
+             "ephemeral-storage": str(eph), "pods": str(max_pods), "hugepages-1Gi": "0", "hugepages-2Mi": "0"}
+    return cap, alloc
+
+
+def node_conditions(r: Readings, ready: tuple[bool, str], previous: Sequence[Obj], now: str) -> list[Obj]:
+    """MemoryPressure, DiskPressure, PIDPressure and Ready, with kubelet's reasons and messages;
+    a transition time moves only when the status does."""
+    prev = {c.get("type"): c for c in previous}
+
+    def cond(t: str, status: bool, reason: str, message: str) -> Obj:
+        s = "True" if status else "False"
+        p = prev.get(t)
+        moved = p is None or p.get("status") != s
+        return {"type": t, "status": s, "reason": reason, "message": message, "lastHeartbeatTime": now,
+                "lastTransitionTime": now if moved or p is None else p.get("lastTransitionTime", now)}
+
+    mem_p = r.memory_available < EVICTION_MEMORY_AVAILABLE
+    disk_p = (r.disk_total > 0 and r.disk_available < r.disk_total * EVICTION_NODEFS_AVAILABLE) or (
+        r.inodes_total > 0 and r.inodes_free < r.inodes_total * EVICTION_NODEFS_INODES_FREE)
+    pid_p = r.pid_max > 0 and (r.pid_max - r.pids_in_use) < r.pid_max * EVICTION_PID_AVAILABLE
+    ok, why = ready
+    return [
+        cond("MemoryPressure", mem_p, "KubeletHasInsufficientMemory" if mem_p else "KubeletHasSufficientMemory",
+             "kubelet has insufficient memory available" if mem_p else "kubelet has sufficient memory available"),
+        cond("DiskPressure", disk_p, "KubeletHasDiskPressure" if disk_p else "KubeletHasNoDiskPressure",
+             "kubelet has disk pressure" if disk_p else "kubelet has no disk pressure"),
+        cond("PIDPressure", pid_p, "KubeletHasInsufficientPID" if pid_p else "KubeletHasSufficientPID",
+             "kubelet has insufficient PID available" if pid_p else "kubelet has sufficient PID available"),
+        cond("Ready", ok, "KubeletReady" if ok else "KubeletNotReady", why or "kubelet is posting ready status"),
+    ]
+
+
+def _arch() -> str:
+    m = platform.machine()
+    return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le", "s390x": "s390x"}.get(m, m)
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def _os_image() -> str:
+    for line in _read("/etc/os-release").splitlines():
+        if line.startswith("PRETTY_NAME="):
+            return line.partition("=")[2].strip('"')
+    return "Linux"
+
+
+def system_info(runtime_version: str) -> Obj:
+    return {"machineID": _read("/etc/machine-id"), "systemUUID": _read("/sys/class/dmi/id/product_uuid"),
+            "bootID": _read("/proc/sys/kernel/random/boot_id"), "kernelVersion": platform.release(),
+            "osImage": _os_image(), "containerRuntimeVersion": runtime_version, "kubeletVersion": KUBELET_VERSION,
+            "kubeProxyVersion": "", "operatingSystem": "linux", "architecture": _arch()}
+
+
+def node_labels(name: str) -> dict[str, str]:
+    arch = _arch()
+    return {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": arch,
+            "beta.kubernetes.io/os": "linux", "beta.kubernetes.io/arch": arch}
+
+
+def _default_route_ip(family: int) -> str:
+    """The address the machine would use to reach the outside (no packet is sent: a UDP
+    socket's connect only picks a route)."""
+    target = "192.0.2.1" if family == socket.AF_INET else "2001:db8::1"  # documentation ranges
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as s:
+            s.connect((target, 9))
+            return str(s.getsockname()[0])
+    except OSError:
+        return ""
+
+
+def node_addresses(name: str, node_ips: Sequence[str] = ()) -> list[Obj]:
+    """InternalIP for each family (the given ``--node-ip`` addresses, else the default-route
+    addresses), then Hostname."""
+    ips = list(node_ips) or [ip for ip in (_default_route_ip(socket.AF_INET), _default_route_ip(socket.AF_INET6))
+                             if ip and not ipaddress.ip_address(ip).is_link_local]
+    ips = ips or ["127.0.0.1"]
+    return [*({"type": "InternalIP", "address": ip} for ip in ips), {"type": "Hostname", "address": name}]
+
+
+def node_images(images: Sequence[Image]) -> list[Obj]:
+    """``status.images``: the biggest first, at most 50, names as kubelet lists them."""
+    out = []
+    for im in sorted(images, key=lambda i: -i.size)[:MAX_IMAGES]:
+        names = [*im.repo_digests, *im.repo_tags]
+        if names:
+            out.append({"names": names, "sizeBytes": im.size})
+    return out

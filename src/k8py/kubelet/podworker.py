@@ -1,0 +1,418 @@
+"""Pod workers: one task per pod, the thin I/O shell around :mod:`k8py.kubelet.podstate`.
+
+A worker wakes when its pod changes (the informer), when the runtime shows a change for it (the
+relist), or when a back-off ends; it then observes the runtime, asks ``compute_actions`` what to
+do, does it (pull, create, start, stop), observes again and hands the status to the status
+manager, which writes it only when it changed. A pod being deleted is terminated (the stop signal,
+``terminationGracePeriodSeconds``, then SIGKILL), its final status written, and then deleted for
+good with grace 0 (kubelet's last word on a pod); a pod gone from the API is cleaned up
+(containers, sandbox, its directories) and the worker ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from k8py.client.errors import ApiError, NotFoundError
+from k8py.kubelet import podstate, spec
+from k8py.kubelet.admission import admit
+from k8py.kubelet.runtime.types import (
+    ContainerState,
+    CreateContainerError,
+    ImagePullError,
+    RegistryAuth,
+    RunContainerError,
+    RuntimeServiceError,
+    SandboxError,
+    SandboxState,
+)
+
+if TYPE_CHECKING:
+    from k8py.kubelet.agent import Agent
+
+__all__ = ["PodWorker"]
+
+log = logging.getLogger("k8py.kubelet")
+Obj = dict[str, Any]
+POD = ("v1", "Pod")
+
+
+def _registry_of(image: str) -> str:
+    first = image.split("/", 1)[0]
+    if "/" in image and ("." in first or ":" in first or first == "localhost"):
+        return first
+    return "docker.io"
+
+
+def _auth_from_secret(secret: Mapping[str, Any], registry: str) -> RegistryAuth | None:
+    """The credentials for ``registry`` in a ``kubernetes.io/dockerconfigjson`` (or legacy
+    ``dockercfg``) Secret."""
+    data = secret.get("data") or {}
+    raw = data.get(".dockerconfigjson") or data.get(".dockercfg")
+    if not raw:
+        return None
+    try:
+        cfg = json.loads(base64.b64decode(raw))
+    except (ValueError, TypeError):
+        return None
+    auths = cfg.get("auths", cfg) if isinstance(cfg, dict) else {}
+    for key, entry in auths.items():
+        host = key.removeprefix("https://").removeprefix("http://").split("/", 1)[0]
+        if host in (registry, "index.docker.io" if registry == "docker.io" else registry):
+            if not isinstance(entry, dict):
+                continue
+            user, pw = entry.get("username", ""), entry.get("password", "")
+            if entry.get("auth") and not user:
+                user, _, pw = base64.b64decode(entry["auth"]).decode().partition(":")
+            return RegistryAuth(user, pw, entry.get("identitytoken", ""))
+    return None
+
+
+def _containers(pod: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    spec = pod.get("spec") or {}
+    return [*(spec.get("initContainers") or ()), *(spec.get("containers") or ())]
+
+
+class PodWorker:
+    """Drives one pod (by uid) until it is gone."""
+
+    def __init__(self, agent: Agent, pod: Obj) -> None:
+        self.agent = agent
+        self.pod = pod
+        self.uid = str(pod["metadata"].get("uid", ""))
+        self.key = f"{pod['metadata'].get('namespace')}/{pod['metadata'].get('name')}"
+        self.mem = podstate.Memory()
+        self.gone = False  # the pod left the API: clean up and end
+        self.admitted = False
+        self.terminated = False  # every container stopped after deletion began
+        self.finalized = False  # the final delete was sent
+        self._wake = asyncio.Event()
+        self._wake_at: float | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    # -- driving -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self._run(), name=f"pod-worker {self.key}")
+
+    def update(self, pod: Obj) -> None:
+        self.pod = pod
+        self._wake.set()
+
+    def remove(self) -> None:
+        self.gone = True
+        self._wake.set()
+
+    def poke(self) -> None:
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                done = await self.sync()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                log.warning("pod %s: sync failed: %s", self.key, e, exc_info=log.isEnabledFor(logging.DEBUG))
+                done = False
+                self._wake_at = time.time() + 2.0
+            if done:
+                return
+            timeout = None
+            if self._wake_at is not None:
+                timeout = max(0.0, self._wake_at - time.time())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    # -- one sync ------------------------------------------------------------------------------
+
+    async def observe(self) -> podstate.Observed:
+        rt = self.agent.runtime
+        sbs = [s for s in await rt.list_pod_sandboxes() if s.uid == self.uid]
+        sbs.sort(key=lambda s: (s.attempt, s.created_at), reverse=True)
+        ids = {s.id for s in sbs}
+        cs = [c for c in await rt.list_containers() if c.sandbox_id in ids]
+        return podstate.Observed(tuple(sbs), tuple(cs))
+
+    async def sync(self) -> bool:
+        """One pass; True when the worker is done (the pod is gone and cleaned up)."""
+        self._wake_at = None
+        pod = self.pod
+        meta = pod.get("metadata") or {}
+        if self.gone:
+            await self._kill_all(grace=self._grace(pod, deleting=True))
+            await self._cleanup()
+            return True
+        if meta.get("deletionTimestamp"):
+            await self._terminate(pod)
+            return False
+        obs = await self.observe()
+        if not self.admitted:
+            if obs.sandboxes or (pod.get("status") or {}).get("phase") in ("Running", "Succeeded", "Failed"):
+                self.admitted = True  # it ran here before (an agent restart): carry on
+            else:
+                others = [w.pod for w in self.agent.workers.values()
+                          if w is not self and w.admitted and not w.gone and w.mem.rejected is None
+                          and not (w.pod.get("metadata") or {}).get("deletionTimestamp")
+                          and (w.pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
+                refused = admit(pod, self.agent.node_object(), others)
+                if refused is not None:
+                    self.mem.rejected = refused
+                    self.agent.record(pod, "Warning", refused[0], refused[1])
+                else:
+                    self.admitted = True
+        now = time.time()
+        acts = podstate.compute_actions(pod, obs, self.mem, now)
+        if not acts.idle():
+            await self._carry_out(pod, obs, acts)
+            obs = await self.observe()
+            acts2 = podstate.compute_actions(pod, obs, self.mem, time.time())
+            acts.waiting.update(acts2.waiting)
+            if acts2.wake_at is not None:
+                acts.wake_at = acts2.wake_at if acts.wake_at is None else min(acts.wake_at, acts2.wake_at)
+            if not acts2.idle():
+                self._wake.set()  # more to do (the next init container, a restart): go again
+        waiting = dict(acts.waiting)
+        now = time.time()
+        for name, (until, _) in self.mem.retry.items():
+            if until > now and self.mem.waiting.get(name, ("",))[0] == "ErrImagePull":
+                image = next((c.get("image", "") for c in _containers(pod) if c.get("name") == name), "")
+                waiting.setdefault(name, ("ImagePullBackOff", f'Back-off pulling image "{image}"'))
+        self._wake_at = acts.wake_at
+        status = podstate.pod_status(pod, obs, self.mem, waiting, self.agent.host_ips, time.time(),
+                                     self.agent.runtime.name)
+        self.agent.statuses.set_status(pod, status)
+        return False
+
+    # -- actions -------------------------------------------------------------------------------
+
+    async def _carry_out(self, pod: Obj, obs: podstate.Observed, acts: podstate.Actions) -> None:
+        rt = self.agent.runtime
+        if acts.kill_pod:
+            await self._kill_all(grace=self._grace(pod, deleting=False))
+        for c, why in acts.kill:
+            log.info("pod %s: killing container %s: %s", self.key, c.name, why)
+            with contextlib.suppress(RuntimeServiceError):
+                await rt.stop_container(c.id, self._grace(pod, deleting=False))
+        sandbox_id = obs.sandbox.id if obs.sandbox is not None and obs.sandbox.state == SandboxState.READY else None
+        sb_config = spec.sandbox_config(pod, self.agent.facts, acts.sandbox_attempt if acts.create_sandbox else (
+            obs.sandbox.attempt if obs.sandbox is not None else 0))
+        if acts.create_sandbox:
+            try:
+                await asyncio.to_thread(os.makedirs, sb_config.log_directory, 0o755, True)
+                sandbox_id = await rt.run_pod_sandbox(sb_config)
+                self.mem.sandbox_error = None
+                self.mem.sandbox_backoff = (0.0, 0.0)
+            except SandboxError as e:
+                delay = min(max(self.mem.sandbox_backoff[1] * 2, podstate.BACKOFF_INITIAL), podstate.BACKOFF_MAX)
+                self.mem.sandbox_backoff = (time.time() + delay, delay)
+                self.mem.sandbox_error = ("FailedCreatePodSandBox", str(e))
+                self.agent.record(pod, "Warning", "FailedCreatePodSandBox", f"Failed to create pod sandbox: {e}")
+                self._wake_at = self.mem.sandbox_backoff[0]
+                return
+        if sandbox_id is None or not acts.start:
+            return
+        for sc in acts.start:
+            await self._start(pod, sandbox_id, sb_config, sc, obs)
+
+    async def _start(self, pod: Obj, sandbox_id: str, sb_config: Any, sc: podstate.StartContainer,
+                     obs: podstate.Observed) -> None:
+        rt = self.agent.runtime
+        c = sc.spec
+        name = str(c.get("name"))
+        image = str(c.get("image", ""))
+        if not await self._ensure_image(pod, c):
+            return
+        try:
+            volumes = spec.volume_paths(pod, self.agent.facts)
+            objects = await self._referenced(pod)
+            config = spec.container_config(pod, c, sc.attempt, self.agent.facts, objects, volumes)
+            await asyncio.to_thread(self._make_dirs, pod, volumes, sb_config.log_directory, name)
+        except spec.ConfigError as e:
+            self._fail(pod, name, "CreateContainerConfigError", str(e))
+            return
+        prev = obs.current().get(name)
+        try:
+            cid = await rt.create_container(sandbox_id, config, sb_config)
+        except CreateContainerError as e:
+            self._fail(pod, name, "CreateContainerError", str(e))
+            return
+        self.agent.record(pod, "Normal", "Created", f"Created container: {name}")
+        try:
+            await rt.start_container(cid)
+        except RunContainerError as e:
+            self._fail(pod, name, "RunContainerError", str(e))
+            self._note_restart(name, prev)
+            return
+        self.mem.waiting.pop(name, None)
+        self.mem.retry.pop(name, None)
+        self._note_restart(name, prev)
+        self.agent.record(pod, "Normal", "Started", f"Started container {name}")
+        log.debug("pod %s: started %s (%s, attempt %d)", self.key, name, image, sc.attempt)
+
+    def _note_restart(self, name: str, prev: Any) -> None:
+        if prev is None:
+            return
+        ran = (prev.finished_at - prev.started_at) if prev.started_at and prev.finished_at else 0.0
+        self.mem.backoff[name] = podstate.next_backoff(self.mem.backoff.get(name), ran, time.time())
+        if prev.exit_code != 0:
+            meta = self.pod["metadata"]
+            self.agent.record(self.pod, "Warning", "BackOff", f"Back-off restarting failed container {name} in pod "
+                              f"{meta.get('name')}_{meta.get('namespace')}({self.uid})")
+
+    def _fail(self, pod: Obj, name: str, reason: str, message: str, event: str | None = None) -> None:
+        """A start failed: show ``reason`` while waiting, and try again after a back-off (10 s
+        doubling to 5 minutes, as kubelet's)."""
+        self.mem.waiting[name] = (reason, message)
+        self.agent.record(pod, "Warning", "Failed", event or f"Error: {message}")
+        self.mem.retry[name] = podstate.next_backoff(self.mem.retry.get(name), 0.0, time.time())
+
+    @staticmethod
+    def _make_dirs(pod: Obj, volumes: Mapping[str, str], log_dir: str, name: str) -> None:
+        os.makedirs(os.path.join(log_dir, name), 0o755, exist_ok=True)
+        for v in (pod.get("spec") or {}).get("volumes") or ():
+            if "emptyDir" in v:
+                os.makedirs(volumes[v["name"]], 0o777, exist_ok=True)
+                os.chmod(volumes[v["name"]], 0o777)  # kubelet's emptyDir mode
+            elif (v.get("hostPath") or {}).get("type") == "DirectoryOrCreate":
+                os.makedirs(volumes[v["name"]], 0o755, exist_ok=True)
+
+    async def _referenced(self, pod: Obj) -> dict[tuple[str, str], Obj | None]:
+        ns = pod["metadata"].get("namespace")
+        out: dict[tuple[str, str], Obj | None] = {}
+        for kind, name in spec.referenced_objects(pod):
+            try:
+                out[(kind, name)] = await self.agent.client.get(("v1", kind), name, ns)
+            except NotFoundError:
+                out[(kind, name)] = None
+        return out
+
+    async def _pull_auth(self, pod: Obj, image: str) -> RegistryAuth | None:
+        registry = _registry_of(image)
+        ns = pod["metadata"].get("namespace")
+        for ref in (pod.get("spec") or {}).get("imagePullSecrets") or ():
+            try:
+                secret = await self.agent.client.get(("v1", "Secret"), ref.get("name", ""), ns)
+            except NotFoundError:
+                log.info("pod %s: image pull secret %s not found", self.key, ref.get("name"))
+                continue
+            auth = _auth_from_secret(secret, registry)
+            if auth is not None:
+                return auth
+        return None
+
+    async def _ensure_image(self, pod: Obj, c: Mapping[str, Any]) -> bool:
+        """kubelet's image manager: the pull policy, ``ErrImageNeverPull``, ``ErrImagePull``
+        then ``ImagePullBackOff``."""
+        rt = self.agent.runtime
+        name = str(c.get("name"))
+        image = str(c.get("image", ""))
+        policy = c.get("imagePullPolicy") or "IfNotPresent"
+        present = await rt.image_status(image)
+        if policy == "Never" and present is None:
+            msg = f'Container image "{image}" is not present with pull policy of Never'
+            self._fail(pod, name, "ErrImageNeverPull", msg, event=msg)
+            return False
+        if present is not None and policy != "Always":
+            self.agent.record(pod, "Normal", "Pulled", f'Container image "{image}" already present on machine')
+            return True
+        self.agent.record(pod, "Normal", "Pulling", f'Pulling image "{image}"')
+        t0 = time.monotonic()
+        try:
+            await rt.pull_image(image, await self._pull_auth(pod, image))
+        except ImagePullError as e:
+            self.agent.record(pod, "Warning", "Failed", f'Failed to pull image "{image}": {e}')
+            self._fail(pod, name, "ErrImagePull", str(e), event="Error: ErrImagePull")
+            return False
+        took = time.monotonic() - t0
+        img = await rt.image_status(image)
+        self.agent.record(pod, "Normal", "Pulled", f'Successfully pulled image "{image}" in {took:.3g}s '
+                          f"({took:.3g}s including waiting). Image size: {img.size if img else 0} bytes.")
+        return True
+
+    # -- stopping ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _grace(pod: Obj, *, deleting: bool) -> float:
+        meta = pod.get("metadata") or {}
+        if deleting and meta.get("deletionGracePeriodSeconds") is not None:
+            return float(meta["deletionGracePeriodSeconds"])
+        g = (pod.get("spec") or {}).get("terminationGracePeriodSeconds")
+        return float(g if g is not None else 30)
+
+    async def _kill_all(self, grace: float) -> None:
+        """Stop every running container of the pod (in parallel, each with ``grace``), then its
+        sandboxes."""
+        rt = self.agent.runtime
+        obs = await self.observe()
+        running = [c for c in obs.containers if c.state in (ContainerState.RUNNING, ContainerState.CREATED)]
+        for c in running:
+            self.agent.record(self.pod, "Normal", "Killing", f"Stopping container {c.name}")
+
+        async def stop(cid: str) -> None:
+            try:
+                await rt.stop_container(cid, grace)
+            except RuntimeServiceError as e:
+                log.warning("pod %s: stopping container %s: %s", self.key, cid[:12], e)
+
+        await asyncio.gather(*(stop(c.id) for c in running))
+        for sb in obs.sandboxes:
+            if sb.state == SandboxState.READY:
+                try:
+                    await rt.stop_pod_sandbox(sb.id)
+                except RuntimeServiceError as e:
+                    log.warning("pod %s: stopping sandbox %s: %s", self.key, sb.id[:12], e)
+
+    async def _terminate(self, pod: Obj) -> None:
+        """The pod is being deleted: stop it within its grace period, report the final status,
+        then delete it for good (grace 0, for this uid)."""
+        if not self.terminated:
+            await self._kill_all(grace=self._grace(pod, deleting=True))
+            self.terminated = True
+        obs = await self.observe()
+        status = podstate.pod_status(pod, obs, self.mem, {}, self.agent.host_ips, time.time(),
+                                     self.agent.runtime.name)
+        for s in status.get("containerStatuses") or ():
+            s["ready"] = False
+        self.agent.statuses.set_status(pod, status)
+        if self.finalized:
+            return
+        await self.agent.statuses.flush(self.uid)
+        meta = pod["metadata"]
+        try:
+            await self.agent.client.delete(POD, meta["name"], meta.get("namespace"), grace_period_seconds=0,
+                                           uid=self.uid)
+        except NotFoundError:
+            pass
+        except ApiError as e:  # a conflict (another uid by now) or a transient error: next wake retries
+            log.info("pod %s: final delete: %s", self.key, e)
+            self._wake_at = time.time() + 1.0
+            return
+        self.finalized = True
+
+    async def _cleanup(self) -> None:
+        """The pod is gone from the API: remove its containers, sandboxes and directories."""
+        rt = self.agent.runtime
+        obs = await self.observe()
+        for c in obs.containers:
+            with contextlib.suppress(RuntimeServiceError):
+                await rt.remove_container(c.id)
+        for sb in obs.sandboxes:
+            with contextlib.suppress(RuntimeServiceError):
+                await rt.remove_pod_sandbox(sb.id)
+        cfg = spec.sandbox_config(self.pod, self.agent.facts)
+        pod_dir = os.path.join(self.agent.facts.pods_dir, self.uid)
+        for d in (cfg.log_directory, pod_dir):
+            await asyncio.to_thread(shutil.rmtree, d, True)
+        self.agent.statuses.forget(self.uid)
+

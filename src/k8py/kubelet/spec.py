@@ -1,0 +1,381 @@
+"""From a Pod to what the runtime is asked for, pure: the sandbox config, and each container's
+config (command, args and env with ``$(VAR)`` expansion, ``valueFrom``, ``envFrom``, working
+dir, mounts, cgroup resources from requests and limits, security context), as kubelet's
+``kuberuntime`` builds its CRI requests. The pod worker fetches the ConfigMaps and Secrets a pod
+refers to (:func:`referenced_objects`) and passes them in, so nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from k8py.api.corev1 import int_value, milli_value
+from k8py.kubelet.runtime.types import (
+    ContainerConfig,
+    DNSConfig,
+    Mount,
+    PortMapping,
+    Resources,
+    SandboxConfig,
+    Security,
+)
+
+__all__ = [
+    "ConfigError",
+    "NodeFacts",
+    "container_config",
+    "container_labels",
+    "expand",
+    "pod_labels",
+    "pod_qos",
+    "referenced_objects",
+    "sandbox_config",
+    "volume_paths",
+]
+
+Obj = dict[str, Any]
+
+# kubelet's cgroup constants (pkg/kubelet/cm/helpers_linux.go)
+MIN_SHARES = 2
+SHARES_PER_CPU = 1024
+QUOTA_PERIOD = 100_000  # us
+MIN_QUOTA = 1000
+# kubelet's OOM score adjustments (pkg/kubelet/qos/policy.go)
+GUARANTEED_OOM_ADJ = -997
+BESTEFFORT_OOM_ADJ = 1000
+
+CLUSTER_DOMAIN = "cluster.local"
+
+
+class ConfigError(Exception):
+    """The container cannot be configured (a missing ConfigMap key, an unsupported volume):
+    ``CreateContainerConfigError`` with this message."""
+
+
+@dataclass(frozen=True, slots=True)
+class NodeFacts:
+    """What the config depends on about the node."""
+
+    name: str
+    host_ips: tuple[str, ...] = ()
+    memory_capacity: int = 0  # bytes
+    cpu_allocatable_milli: int = 0
+    memory_allocatable: int = 0
+    pods_dir: str = "/var/lib/k8py/agent/pods"
+    log_dir: str = "/var/log/pods"
+    cluster_dns: tuple[str, ...] = ()  # the kube-dns Service's address, once there is one
+    cluster_domain: str = CLUSTER_DOMAIN
+
+
+def pod_labels(pod: Mapping[str, Any]) -> dict[str, str]:
+    meta = pod.get("metadata") or {}
+    return {"io.kubernetes.pod.name": str(meta.get("name", "")),
+            "io.kubernetes.pod.namespace": str(meta.get("namespace", "")),
+            "io.kubernetes.pod.uid": str(meta.get("uid", ""))}
+
+
+def container_labels(pod: Mapping[str, Any], name: str) -> dict[str, str]:
+    return {**pod_labels(pod), "io.kubernetes.container.name": name}
+
+
+# --------------------------------------------------------------------------- QoS and cgroups
+
+
+def pod_qos(pod: Mapping[str, Any]) -> str:
+    """The pod's QoS class, as the API server set it at create (kube computes it there)."""
+    q = (pod.get("status") or {}).get("qosClass")
+    if q:
+        return str(q)
+    # a pod from before the server set it: kube's rules, briefly
+    cs = list((pod.get("spec") or {}).get("containers") or ())
+    reqs = [(c.get("resources") or {}) for c in cs]
+    if all(not any(milli_value(v) for v in (r.get("requests") or {}).values())
+           and not any(milli_value(v) for v in (r.get("limits") or {}).values()) for r in reqs):
+        return "BestEffort"
+    for r in reqs:
+        lim = r.get("limits") or {}
+        req = r.get("requests") or {}
+        for res in ("cpu", "memory"):
+            if res not in lim or milli_value(req.get(res, lim[res])) != milli_value(lim[res]):
+                return "Burstable"
+    return "Guaranteed"
+
+
+def _resources(pod: Mapping[str, Any], c: Mapping[str, Any], node: NodeFacts) -> Resources:
+    res = c.get("resources") or {}
+    req = res.get("requests") or {}
+    lim = res.get("limits") or {}
+    cpu_req = milli_value(req.get("cpu", lim.get("cpu", 0)))
+    shares = max(MIN_SHARES, cpu_req * SHARES_PER_CPU // 1000) if cpu_req else MIN_SHARES
+    quota = period = None
+    if "cpu" in lim and milli_value(lim["cpu"]) > 0:
+        period = QUOTA_PERIOD
+        quota = max(MIN_QUOTA, milli_value(lim["cpu"]) * QUOTA_PERIOD // 1000)
+    mem = int_value(lim["memory"]) if "memory" in lim and int_value(lim["memory"]) > 0 else None
+    qos = pod_qos(pod)
+    if qos == "Guaranteed":
+        adj = GUARANTEED_OOM_ADJ
+    elif qos == "BestEffort":
+        adj = BESTEFFORT_OOM_ADJ
+    else:
+        mem_req = int_value(req.get("memory", 0))
+        adj = 1000 - (1000 * mem_req) // node.memory_capacity if node.memory_capacity else 999
+        adj = min(max(adj, 2), 999)  # kubelet keeps burstable pods between the other two classes
+    return Resources(cpu_shares=shares, cpu_period=period, cpu_quota=quota, memory_limit=mem, oom_score_adj=adj)
+
+
+def _cgroup_parent(pod: Mapping[str, Any]) -> str:
+    """kubelet's cgroupfs layout: kubepods[/burstable|/besteffort]/pod<uid>."""
+    uid = (pod.get("metadata") or {}).get("uid", "")
+    qos = pod_qos(pod)
+    return f"kubepods/pod{uid}" if qos == "Guaranteed" else f"kubepods/{qos.lower()}/pod{uid}"
+
+
+# --------------------------------------------------------------------------- env
+
+
+_VAR = re.compile(r"\$\$|\$\(([^)]*)\)")
+
+
+def expand(s: str, env: Mapping[str, str]) -> str:
+    """Kubernetes' ``$(VAR)`` expansion: a defined VAR is replaced, ``$$`` is a literal ``$``,
+    anything else (an undefined VAR, an unclosed ``$(``) stays as written."""
+
+    def sub(m: re.Match[str]) -> str:
+        if m.group(0) == "$$":
+            return "$"
+        name = m.group(1)
+        return env[name] if name in env else m.group(0)
+
+    return _VAR.sub(sub, s)
+
+
+def _field_ref(pod: Mapping[str, Any], path: str, node: NodeFacts) -> str:
+    meta = pod.get("metadata") or {}
+    spec = pod.get("spec") or {}
+    status = pod.get("status") or {}
+    m = re.fullmatch(r"metadata\.(labels|annotations)\['([^']*)'\]", path)
+    if m:
+        return str((meta.get(m.group(1)) or {}).get(m.group(2), ""))
+    simple = {
+        "metadata.name": meta.get("name"), "metadata.namespace": meta.get("namespace"),
+        "metadata.uid": meta.get("uid"), "spec.nodeName": spec.get("nodeName") or node.name,
+        "spec.serviceAccountName": spec.get("serviceAccountName"),
+        "status.hostIP": node.host_ips[0] if node.host_ips else status.get("hostIP"),
+        "status.hostIPs": ",".join(node.host_ips) if node.host_ips else "",
+        "status.podIP": status.get("podIP"), "status.podIPs": ",".join(
+            p.get("ip", "") for p in status.get("podIPs") or ()),
+    }
+    if path not in simple:
+        raise ConfigError(f"unsupported fieldPath: {path}")
+    return str(simple[path] or "")
+
+
+def _resource_ref(pod: Mapping[str, Any], c: Mapping[str, Any], ref: Mapping[str, Any], node: NodeFacts) -> str:
+    """``resourceFieldRef``: the container's limit or request (limits default to the node's
+    allocatable), divided by ``divisor`` and rounded up, as kubelet's ``ExtractResourceValue``."""
+    res = ref.get("resource", "")
+    cname = ref.get("containerName") or c.get("name")
+    target = next((x for x in (pod.get("spec") or {}).get("containers") or () if x.get("name") == cname), c)
+    kind, _, name = str(res).partition(".")
+    values = ((target.get("resources") or {}).get(kind) or {})
+    divisor = ref.get("divisor") or "1"
+    if name == "cpu":
+        milli = milli_value(values["cpu"]) if "cpu" in values else (
+            node.cpu_allocatable_milli if kind == "limits" else 0)
+        div = milli_value(divisor) or 1000
+        return str(math.ceil(milli / div))
+    if name in ("memory", "ephemeral-storage"):
+        v = int_value(values[name]) if name in values else (
+            node.memory_allocatable if kind == "limits" and name == "memory" else 0)
+        return str(math.ceil(v / (int_value(divisor) or 1)))
+    raise ConfigError(f"unsupported container resource: {res}")
+
+
+def referenced_objects(pod: Mapping[str, Any]) -> set[tuple[str, str]]:
+    """The (kind, name) of every ConfigMap and Secret the pod's env refers to."""
+    out: set[tuple[str, str]] = set()
+    spec = pod.get("spec") or {}
+    for c in [*(spec.get("initContainers") or ()), *(spec.get("containers") or ())]:
+        for e in c.get("env") or ():
+            vf = e.get("valueFrom") or {}
+            if vf.get("configMapKeyRef"):
+                out.add(("ConfigMap", vf["configMapKeyRef"].get("name", "")))
+            if vf.get("secretKeyRef"):
+                out.add(("Secret", vf["secretKeyRef"].get("name", "")))
+        for ef in c.get("envFrom") or ():
+            if ef.get("configMapRef"):
+                out.add(("ConfigMap", ef["configMapRef"].get("name", "")))
+            if ef.get("secretRef"):
+                out.add(("Secret", ef["secretRef"].get("name", "")))
+    return out
+
+
+def _data(kind: str, obj: Mapping[str, Any]) -> dict[str, str]:
+    if kind == "Secret":
+        return {k: base64.b64decode(v).decode("utf-8", "replace") for k, v in (obj.get("data") or {}).items()}
+    out = dict(obj.get("data") or {})
+    for k, v in (obj.get("binaryData") or {}).items():
+        out.setdefault(k, base64.b64decode(v).decode("utf-8", "replace"))
+    return out
+
+
+def _env(pod: Mapping[str, Any], c: Mapping[str, Any], node: NodeFacts,
+         objects: Mapping[tuple[str, str], Obj | None]) -> dict[str, str]:
+    ns = (pod.get("metadata") or {}).get("namespace", "")
+    env: dict[str, str] = {}
+    for ef in c.get("envFrom") or ():
+        kind, ref = ("ConfigMap", ef["configMapRef"]) if ef.get("configMapRef") else ("Secret", ef.get("secretRef"))
+        if not ref:
+            continue
+        obj = objects.get((kind, ref.get("name", "")))
+        if obj is None:
+            if ref.get("optional"):
+                continue
+            raise ConfigError(f'{kind.lower()} "{ref.get("name", "")}" not found')
+        prefix = ef.get("prefix") or ""
+        for k, v in _data(kind, obj).items():
+            env[prefix + k] = v
+    for e in c.get("env") or ():
+        name = e.get("name", "")
+        if "value" in e or not e.get("valueFrom"):
+            env[name] = expand(str(e.get("value") or ""), env)
+            continue
+        vf = e["valueFrom"]
+        if vf.get("fieldRef"):
+            env[name] = _field_ref(pod, vf["fieldRef"].get("fieldPath", ""), node)
+        elif vf.get("resourceFieldRef"):
+            env[name] = _resource_ref(pod, c, vf["resourceFieldRef"], node)
+        else:
+            kind, ref = ("ConfigMap", vf["configMapKeyRef"]) if vf.get("configMapKeyRef") else (
+                "Secret", vf.get("secretKeyRef") or {})
+            obj = objects.get((kind, ref.get("name", "")))
+            if obj is None:
+                if ref.get("optional"):
+                    continue
+                raise ConfigError(f'{kind.lower()} "{ref.get("name", "")}" not found')
+            data = _data(kind, obj)
+            if ref.get("key") not in data:
+                if ref.get("optional"):
+                    continue
+                raise ConfigError(f"couldn't find key {ref.get('key')} in {kind} {ns}/{ref.get('name')}")
+            env[name] = data[ref["key"]]
+    return env
+
+
+# --------------------------------------------------------------------------- volumes
+
+
+def volume_paths(pod: Mapping[str, Any], node: NodeFacts) -> dict[str, str]:
+    """Where each of the pod's volumes lives on the node (kubelet's pods/<uid>/volumes/...).
+    Volume kinds this node cannot mount yet raise :class:`ConfigError` naming them."""
+    meta = pod.get("metadata") or {}
+    base = os.path.join(node.pods_dir, str(meta.get("uid", "")), "volumes")
+    out = {}
+    for v in (pod.get("spec") or {}).get("volumes") or ():
+        name = v.get("name", "")
+        if "emptyDir" in v:
+            out[name] = os.path.join(base, "kubernetes.io~empty-dir", name)
+        elif "hostPath" in v:
+            out[name] = str((v.get("hostPath") or {}).get("path", ""))
+        else:
+            kinds = [k for k in v if k != "name"]
+            raise ConfigError(f"volume {name!r}: {'/'.join(kinds) or 'this'} volumes are not supported "
+                              "by this node yet (emptyDir and hostPath are)")
+    return out
+
+
+def _mounts(c: Mapping[str, Any], volumes: Mapping[str, str]) -> tuple[Mount, ...]:
+    out = []
+    for m in c.get("volumeMounts") or ():
+        src = volumes.get(m.get("name", ""))
+        if src is None:
+            raise ConfigError(f"cannot find volume \"{m.get('name')}\" to mount into container \"{c.get('name')}\"")
+        if m.get("subPath"):
+            src = os.path.join(src, m["subPath"])
+        prop = {"HostToContainer": "HostToContainer", "Bidirectional": "Bidirectional"}.get(
+            m.get("mountPropagation") or "", "")
+        out.append(Mount(m.get("mountPath", ""), src, bool(m.get("readOnly")), prop))
+    return tuple(out)
+
+
+# --------------------------------------------------------------------------- security
+
+
+def _security(pod: Mapping[str, Any], c: Mapping[str, Any]) -> Security:
+    psc = (pod.get("spec") or {}).get("securityContext") or {}
+    sc = c.get("securityContext") or {}
+    caps = sc.get("capabilities") or {}
+    groups = [int(g) for g in psc.get("supplementalGroups") or ()]
+    if psc.get("fsGroup") is not None:
+        groups.append(int(psc["fsGroup"]))
+    user = sc.get("runAsUser", psc.get("runAsUser"))
+    group = sc.get("runAsGroup", psc.get("runAsGroup"))
+    ape = sc.get("allowPrivilegeEscalation")
+    return Security(run_as_user=int(user) if user is not None else None,
+                    run_as_group=int(group) if group is not None else None,
+                    supplemental_groups=tuple(groups), privileged=bool(sc.get("privileged")),
+                    readonly_rootfs=bool(sc.get("readOnlyRootFilesystem")),
+                    capabilities_add=tuple(caps.get("add") or ()), capabilities_drop=tuple(caps.get("drop") or ()),
+                    no_new_privs=ape is False)
+
+
+# --------------------------------------------------------------------------- configs
+
+
+def sandbox_config(pod: Mapping[str, Any], node: NodeFacts, attempt: int = 0) -> SandboxConfig:
+    meta = pod.get("metadata") or {}
+    spec = pod.get("spec") or {}
+    ns = str(meta.get("namespace", ""))
+    ports = []
+    for c in spec.get("containers") or ():
+        for p in c.get("ports") or ():
+            if p.get("hostPort"):
+                ports.append(PortMapping(int(p["containerPort"]), int(p["hostPort"]), p.get("protocol") or "TCP",
+                                         p.get("hostIP") or ""))
+    dns: DNSConfig | None = None
+    policy = spec.get("dnsPolicy") or "ClusterFirst"
+    host_net = bool(spec.get("hostNetwork"))
+    if policy == "ClusterFirstWithHostNet" or (policy == "ClusterFirst" and not host_net):
+        if node.cluster_dns:
+            d = node.cluster_domain
+            dns = DNSConfig(node.cluster_dns, (f"{ns}.svc.{d}", f"svc.{d}", d), ("ndots:5",))
+    elif policy == "None":
+        cfg = spec.get("dnsConfig") or {}
+        dns = DNSConfig(tuple(cfg.get("nameservers") or ()), tuple(cfg.get("searches") or ()),
+                        tuple(f"{o['name']}:{o['value']}" if o.get("value") else o["name"]
+                              for o in cfg.get("options") or ()))
+    hostname = str(spec.get("hostname") or meta.get("name", ""))
+    aliases = tuple((a.get("ip", ""), tuple(a.get("hostnames") or ())) for a in spec.get("hostAliases") or ())
+    sysctls = {s["name"]: str(s.get("value", "")) for s in (spec.get("securityContext") or {}).get("sysctls") or ()}
+    return SandboxConfig(
+        name=str(meta.get("name", "")), namespace=ns, uid=str(meta.get("uid", "")), attempt=attempt,
+        hostname=hostname, labels=pod_labels(pod), annotations=dict(meta.get("annotations") or {}),
+        log_directory=os.path.join(node.log_dir, f"{ns}_{meta.get('name', '')}_{meta.get('uid', '')}"),
+        dns=dns, port_mappings=tuple(ports), host_network=host_net, host_aliases=aliases,
+        cgroup_parent=_cgroup_parent(pod), sysctls=sysctls)
+
+
+def container_config(pod: Mapping[str, Any], c: Mapping[str, Any], attempt: int, node: NodeFacts,
+                     objects: Mapping[tuple[str, str], Obj | None], volumes: Mapping[str, str]) -> ContainerConfig:
+    """The CRI ContainerConfig for container ``c`` of ``pod`` (kubelet's ``generateContainerConfig``)."""
+    env = _env(pod, c, node, objects)
+    name = str(c.get("name", ""))
+    return ContainerConfig(
+        name=name, image=str(c.get("image", "")), attempt=attempt,
+        command=tuple(expand(str(x), env) for x in c.get("command") or ()),
+        args=tuple(expand(str(x), env) for x in c.get("args") or ()),
+        env=tuple(env.items()), working_dir=str(c.get("workingDir") or ""),
+        mounts=_mounts(c, volumes), log_path=f"{name}/{attempt}.log",
+        tty=bool(c.get("tty")), stdin=bool(c.get("stdin")), labels=container_labels(pod, name),
+        annotations={"io.kubernetes.container.restartCount": str(attempt),
+                     "io.kubernetes.pod.terminationGracePeriod": str(
+                         (pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30))},
+        resources=_resources(pod, c, node), security=_security(pod, c))
+

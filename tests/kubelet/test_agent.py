@@ -1,0 +1,225 @@
+"""The node agent's real code on the ``fake`` runtime, against a real API server: node
+registration, lease, pods run to Running/Ready, deletion, exit codes and restarts, admission,
+image pull policies, an agent restart that leaves containers alone."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from k8py.client.api import Client
+from k8py.client.config import ClientConfig
+from k8py.client.errors import NotFoundError
+from k8py.kubelet.agent import Agent, AgentConfig
+from k8py.kubelet.runtime.fake import EXIT_CODE_ANNOTATION, FakeRuntime
+from k8py.kubelet.runtime.types import ContainerState
+from tests.helpers.cluster import InProcessCluster
+
+POD = ("v1", "Pod")
+NODE = ("v1", "Node")
+NS = "default"
+CAPACITY = {"cpu": "2", "memory": "4Gi", "pods": "10", "ephemeral-storage": "10Gi"}
+
+
+def pod(name: str, *, image: str = "busybox:1.36", restart: str = "Always", exit_code: int | None = None,
+        node: str = "n1", cpu: str | None = None, policy: str | None = None, **spec: Any) -> dict[str, Any]:
+    c: dict[str, Any] = {"name": "app", "image": image}
+    if cpu:
+        c["resources"] = {"requests": {"cpu": cpu}}
+    if policy:
+        c["imagePullPolicy"] = policy
+    meta: dict[str, Any] = {"name": name}
+    if exit_code is not None:
+        meta["annotations"] = {EXIT_CODE_ANNOTATION: str(exit_code)}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta,
+            "spec": {"nodeName": node, "restartPolicy": restart, "terminationGracePeriodSeconds": 5,
+                     "containers": [c], **spec}}
+
+
+@contextlib.asynccontextmanager
+async def agent(c: InProcessCluster, tmp: Path, runtime: FakeRuntime | None = None, name: str = "n1",
+                **cfg: Any) -> AsyncIterator[Agent]:
+    client = Client(ClientConfig(server=c.url), component="kubelet")
+    rt = runtime or FakeRuntime()
+    a = Agent(client, rt, AgentConfig(node_name=name, data_dir=str(tmp / name), capacity=CAPACITY,
+                                      relist_interval=0.1, **cfg))
+    await a.start()
+    try:
+        yield a
+    finally:
+        await a.stop()
+        await client.close()
+
+
+async def phase(c: InProcessCluster, name: str) -> str | None:
+    try:
+        p = await c.client.get(POD, name, NS)
+    except NotFoundError:
+        return None
+    return (p.get("status") or {}).get("phase")
+
+
+async def test_registers_node_with_status_and_lease(tmp_path: Path) -> None:
+    async with InProcessCluster() as c, agent(c, tmp_path) as a:
+        node = await c.client.get(NODE, "n1")
+        st = node["status"]
+        assert st["allocatable"]["cpu"] == "2" and st["capacity"]["pods"] == "10"
+        conds = {x["type"]: x for x in st["conditions"]}
+        assert conds["Ready"]["status"] == "True" and conds["Ready"]["reason"] == "KubeletReady"
+        assert conds["MemoryPressure"]["reason"] in ("KubeletHasSufficientMemory", "KubeletHasInsufficientMemory")
+        assert st["nodeInfo"]["containerRuntimeVersion"] == "fake://0.1.0"
+        assert st["nodeInfo"]["kernelVersion"] and st["nodeInfo"]["architecture"]
+        assert st["daemonEndpoints"]["kubeletEndpoint"]["Port"] == 10250
+        assert any(x["type"] == "InternalIP" for x in st["addresses"])
+        assert node["metadata"]["labels"]["kubernetes.io/hostname"] == "n1"
+        lease = await c.client.get(("coordination.k8s.io/v1", "Lease"), "n1", "kube-node-lease")
+        assert lease["spec"]["holderIdentity"] == "n1"
+        assert lease["metadata"]["ownerReferences"][0]["uid"] == node["metadata"]["uid"]
+        assert a.lease_renewals >= 1
+
+
+async def test_pod_runs_and_reports_status_as_kubelet(tmp_path: Path) -> None:
+    async with InProcessCluster() as c, agent(c, tmp_path) as a:
+        await c.client.create(POD, pod("web"), NS)
+
+        async def ready() -> Any:
+            p = await c.client.get(POD, "web", NS)
+            conds = {x["type"]: x["status"] for x in (p.get("status") or {}).get("conditions") or ()}
+            return p if conds.get("Ready") == "True" else None
+
+        p = await c.until(ready, what="the pod Ready")
+        st = p["status"]
+        assert st["phase"] == "Running"
+        assert {x["type"] for x in st["conditions"]} >= {"PodReadyToStartContainers", "Initialized", "Ready",
+                                                          "ContainersReady", "PodScheduled"}
+        cs = st["containerStatuses"][0]
+        assert cs["name"] == "app" and cs["ready"] and cs["started"] and cs["restartCount"] == 0
+        assert "running" in cs["state"] and cs["containerID"].startswith("fake://")
+        assert cs["imageID"].startswith("sha256:")
+        assert st["podIP"].startswith("10.244.0.") and st["podIPs"] == [{"ip": st["podIP"]}]
+        assert st["hostIP"] == a.host_ips[0] and st["startTime"]
+        assert st["qosClass"] == "BestEffort"
+        # a sync that changes nothing writes nothing (statuses are sent only when they changed)
+        await c.until(lambda: not a.statuses.pending(), what="the status writes done")
+        writes = a.statuses.writes
+        (w,) = a.workers.values()
+        assert await w.sync() is False
+        assert not a.statuses.pending() and a.statuses.writes == writes
+        # kubelet's events
+        evs = await c.until(lambda: _events(c, "web", {"Pulling", "Pulled", "Created", "Started"}),
+                            what="the kubelet's events")
+        assert "Created container: app" in evs["Created"]
+
+
+async def _events(c: InProcessCluster, name: str, want: set[str]) -> dict[str, str] | None:
+    evs = await c.client.list(("v1", "Event"), NS)
+    got = {e["reason"]: e["message"] for e in evs["items"] if e["involvedObject"].get("name") == name}
+    return got if want <= set(got) else None
+
+
+async def test_delete_stops_within_grace_and_finishes_the_pod(tmp_path: Path) -> None:
+    rt = FakeRuntime()
+    async with InProcessCluster() as c, agent(c, tmp_path, rt):
+        await c.client.create(POD, pod("gone"), NS)
+        await c.until(lambda: _is(c, "gone", "Running"), what="Running")
+        await c.client.delete(POD, "gone", NS)
+        await c.until(lambda: _absent(c, "gone"), what="the pod deleted for good by the agent")
+        await c.until(lambda: not rt.sandboxes and not rt.containers, what="containers and sandbox removed")
+        assert "stop_container" in rt.calls
+
+
+async def _is(c: InProcessCluster, name: str, want: str) -> bool:
+    return await phase(c, name) == want
+
+
+async def _absent(c: InProcessCluster, name: str) -> bool:
+    try:
+        await c.client.get(POD, name, NS)
+    except NotFoundError:
+        return True
+    return False
+
+
+async def test_exit_codes_and_restart_policies(tmp_path: Path) -> None:
+    async with InProcessCluster() as c, agent(c, tmp_path):
+        await c.client.create(POD, pod("ok", restart="Never", exit_code=0), NS)
+        await c.client.create(POD, pod("bad", restart="Never", exit_code=3), NS)
+        await c.client.create(POD, pod("crash", restart="OnFailure", exit_code=1), NS)
+        await c.until(lambda: _is(c, "ok", "Succeeded"), what="ok Succeeded")
+        await c.until(lambda: _is(c, "bad", "Failed"), what="bad Failed")
+        bad = await c.client.get(POD, "bad", NS)
+        term = bad["status"]["containerStatuses"][0]["state"]["terminated"]
+        assert term["exitCode"] == 3 and term["reason"] == "Error"
+        ok = await c.client.get(POD, "ok", NS)
+        ready = {x["type"]: x for x in ok["status"]["conditions"]}["Ready"]
+        assert ready["status"] == "False" and ready["reason"] == "PodCompleted"
+
+        async def crashlooping() -> Any:
+            p = await c.client.get(POD, "crash", NS)
+            for s in (p.get("status") or {}).get("containerStatuses") or ():
+                w = s["state"].get("waiting") or {}
+                if w.get("reason") == "CrashLoopBackOff" and s["restartCount"] >= 1:
+                    return s
+            return None
+
+        s = await c.until(crashlooping, what="CrashLoopBackOff after a restart")
+        assert s["lastState"]["terminated"]["exitCode"] == 1
+        assert "back-off 10s restarting failed container=app" in s["state"]["waiting"]["message"]
+        assert await phase(c, "crash") == "Running"  # OnFailure, restarting
+
+
+async def test_node_admission_refuses_with_kubelets_reasons(tmp_path: Path) -> None:
+    async with InProcessCluster() as c, agent(c, tmp_path):
+        await c.client.create(POD, pod("big", cpu="3"), NS)
+        await c.until(lambda: _is(c, "big", "Failed"), what="refused")
+        p = await c.client.get(POD, "big", NS)
+        assert p["status"]["reason"] == "OutOfcpu"
+        assert p["status"]["message"] == "Node didn't have enough resource: cpu, requested: 3000, used: 0, capacity: 2000"
+        sel = pod("picky")
+        sel["spec"]["nodeSelector"] = {"disk": "ssd"}
+        await c.client.create(POD, sel, NS)
+        await c.until(lambda: _is(c, "picky", "Failed"), what="refused")
+        p = await c.client.get(POD, "picky", NS)
+        assert p["status"]["reason"] == "NodeAffinity"
+
+
+async def test_image_pull_policies(tmp_path: Path) -> None:
+    rt = FakeRuntime()
+    rt.missing_images.add("nowhere/none:1")
+    async with InProcessCluster() as c, agent(c, tmp_path, rt):
+        await c.client.create(POD, pod("never", image="absent:1", policy="Never"), NS)
+        await c.client.create(POD, pod("pullfail", image="nowhere/none:1"), NS)
+
+        async def waiting(name: str, *reasons: str) -> Any:
+            p = await c.client.get(POD, name, NS)
+            for s in (p.get("status") or {}).get("containerStatuses") or ():
+                w = s["state"].get("waiting") or {}
+                if w.get("reason") in reasons:
+                    return w
+            return None
+
+        w = await c.until(lambda: waiting("never", "ErrImageNeverPull"), what="ErrImageNeverPull")
+        assert w["message"] == 'Container image "absent:1" is not present with pull policy of Never'
+        w = await c.until(lambda: waiting("pullfail", "ErrImagePull", "ImagePullBackOff"), what="ErrImagePull")
+        assert await phase(c, "pullfail") == "Pending"
+
+
+async def test_agent_restart_leaves_running_containers_alone(tmp_path: Path) -> None:
+    rt = FakeRuntime()
+    async with InProcessCluster() as c:
+        async with agent(c, tmp_path, rt):
+            await c.client.create(POD, pod("keep"), NS)
+            await c.until(lambda: _is(c, "keep", "Running"), what="Running")
+        running = [x.id for x in rt.containers.values() if x.state == ContainerState.RUNNING]
+        assert len(running) == 1
+        creates = rt.calls.count("create_container app")
+        # while the agent is down, another pod is deleted for good
+        await c.client.create(POD, pod("other"), NS)
+        async with agent(c, tmp_path, rt) as a:
+            await c.until(lambda: _is(c, "other", "Running"), what="the new pod Running")
+            assert [x.id for x in rt.containers.values() if x.name == "app" and x.state == ContainerState.RUNNING
+                    and x.id in running] == running
+            assert rt.calls.count("create_container app") == creates + 1  # only the new pod's
+            assert len(a.workers) == 2
