@@ -73,6 +73,10 @@ class AgentConfig:
     capacity: Mapping[str, str] | None = None
 
 
+def _node_of(pod: Obj) -> str:
+    return str((pod.get("spec") or {}).get("nodeName") or "")
+
+
 class StatusManager:
     """kubelet's status manager: the newest status of each pod, written when it changed."""
 
@@ -166,7 +170,9 @@ class Agent:
     running after it returns (an agent restart finds them again)."""
 
     def __init__(self, client: Client, runtime: Runtime, config: AgentConfig, *,
-                 recorder: EventSink | None = None) -> None:
+                 recorder: EventSink | None = None, pods: Informer | None = None) -> None:
+        """``pods``: a started pod informer shared by many agents (simulated nodes in one
+        process share one watch, filtered here by ``spec.nodeName``); None: the agent's own."""
         self.client = client
         self.runtime = runtime
         self.config = config
@@ -181,6 +187,8 @@ class Agent:
         self.facts = NodeFacts(name=config.node_name, pods_dir=os.path.join(config.data_dir, "pods"),
                                log_dir=log_dir, cluster_dns=config.cluster_dns)
         self._informer: Informer | None = None
+        self._shared = pods
+        self._handler: Any = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._last_report = 0.0
         self._lease: Obj | None = None
@@ -201,10 +209,17 @@ class Agent:
         if self._own_recorder:
             self.recorder.start()
         await self._register()
-        inf = self._informer = Informer(self.client, POD, field_selector=f"spec.nodeName={self.config.node_name}")
-        inf.add_handler(self._on_pod, lambda old, new: self._on_pod(new), self._on_pod_gone)
-        self._tasks.append(inf.start())
-        await inf.wait_for_sync()
+        if self._shared is not None:
+            mine = self.config.node_name
+            self._handler = self._shared.add_handler(lambda p: self._on_pod(p) if _node_of(p) == mine else None,
+                                     lambda old, new: self._on_pod(new) if _node_of(new) == mine else None,
+                                     lambda p: self._on_pod_gone(p) if _node_of(p) == mine else None)
+            await self._shared.wait_for_sync()
+        else:
+            inf = self._informer = Informer(self.client, POD, field_selector=f"spec.nodeName={self.config.node_name}")
+            inf.add_handler(self._on_pod, lambda old, new: self._on_pod(new), self._on_pod_gone)
+            self._tasks.append(inf.start())
+            await inf.wait_for_sync()
         await self._relist(startup=True)
         self._tasks += [asyncio.create_task(self._lease_loop(), name="kubelet-lease"),
                         asyncio.create_task(self._status_loop(), name="kubelet-node-status"),
@@ -217,6 +232,8 @@ class Agent:
     async def stop(self) -> None:
         if self._informer is not None:
             await self._informer.stop()
+        if self._shared is not None and self._handler is not None:
+            self._shared.remove_handler(self._handler)
         workers = [w.task for w in self.workers.values() if w.task is not None]
         for t in [*self._tasks, *workers]:
             t.cancel()
