@@ -796,6 +796,6 @@ async def test_tty_container(env: Env) -> None:
     sid = await env.rt.run_pod_sandbox(pod)
     cid = await env.run(sid, pod, "tty", ["sh", "-c", "tty; echo done"], tty=True)
     st = await wait_for(env.rt, cid, ContainerState.EXITED)
-    assert st.exit_code == 0
+    assert st.exit_code == 0, (Path(st.log_path).read_text(), st)
     out = [m.strip() for m in _messages(st)]
     assert out == ["/dev/pts/0", "done"], _log_lines(st)

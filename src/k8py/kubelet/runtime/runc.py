@@ -596,6 +596,11 @@ class RuncRuntime:
             labels=dict(config.get("labels") or {}),
             annotations=dict(config.get("annotations") or {}),
         )
+        # Liveness first, the exit file after: conmon writes the file before it exits, so a conmon
+        # seen gone here has left its exit code by the time the file is read below.
+        pid = _read_pid(d / "pid")
+        init_alive = _alive(pid, int(meta.get("pid_start", 0)))
+        conmon_alive = _conmon_alive(d, container_id)
         started = _read_text(d / "started")
         if started:
             with contextlib.suppress(ValueError):
@@ -617,6 +622,8 @@ class RuncRuntime:
                 code = 255
             status.state = ContainerState.EXITED
             status.exit_code = code if code >= 0 else 255
+            if code < 0:
+                status.message = "conmon could not learn the container's exit status"
             # file times come from the kernel's coarse clock, a tick behind time.time()
             status.finished_at = max(exit_file.stat().st_mtime, status.started_at)
             if code == 0:
@@ -626,11 +633,10 @@ class RuncRuntime:
             else:
                 status.reason = "Error"
             return status
-        pid = _read_pid(d / "pid")
-        if _alive(pid, int(meta.get("pid_start", 0))):
+        if init_alive:
             status.state = ContainerState.CREATED if _is_runc_init(pid) else ContainerState.RUNNING
             return status
-        if _conmon_alive(d, container_id):
+        if conmon_alive:
             # The init is gone and conmon is writing its exit code: still running, for an instant.
             status.state = ContainerState.RUNNING if status.started_at else ContainerState.CREATED
             return status
