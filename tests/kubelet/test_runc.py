@@ -35,6 +35,7 @@ from k8py.kubelet.runtime.types import (
     Image,
     ImageNotFoundError,
     ImageService,
+    Mount,
     PodNetwork,
     RegistryAuth,
     Resources,
@@ -736,8 +737,6 @@ async def test_readonly_rootfs_mounts_and_capabilities(env: Env, tmp_path: Path)
         "cat /data/file; touch /newfile 2>/dev/null && echo rootfs-writable || echo rootfs-readonly; "
         "touch /data/x 2>/dev/null && echo data-writable || echo data-readonly; grep CapEff /proc/self/status"
     )
-    from k8py.kubelet.runtime.types import Mount
-
     cid = await env.run(
         sid, pod, "ro", ["sh", "-c", script],
         mounts=(Mount(container_path="/data", host_path=str(data), readonly=True),),
