@@ -14,6 +14,11 @@ Its parts, each a task:
   still exist are found again and carried on, never restarted);
 - **status manager**: the newest status per pod, written only when it differs from what the API
   has, several at a time.
+
+Simulated nodes (``k8py.kubelet.hollow``: thousands of agents on the fake runtime in one process)
+share one pod watch (``pods=``), one reading of the machine (``machine=``) and, with
+``AgentConfig.own_loops=False``, a few loops that call :meth:`Agent.renew_lease`,
+:meth:`Agent.update_node_status` and :meth:`Agent.relist` for every node in turn.
 """
 
 from __future__ import annotations
@@ -25,9 +30,9 @@ import functools
 import logging
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from k8py.api.corev1 import int_value, milli_value
 from k8py.client.api import Client
@@ -36,12 +41,12 @@ from k8py.client.events import EventSink
 from k8py.client.informer import Informer
 from k8py.client.leaderelection import format_micro_time
 from k8py.kubelet import node as nodeinfo
-from k8py.kubelet.podstate import format_ts
+from k8py.kubelet.podstate import BACKOFF_INITIAL, BACKOFF_MAX, format_ts
 from k8py.kubelet.podworker import PodWorker
 from k8py.kubelet.runtime.types import ContainerState, Runtime, RuntimeServiceError
 from k8py.kubelet.spec import NodeFacts
 
-__all__ = ["Agent", "AgentConfig", "StatusManager"]
+__all__ = ["Agent", "AgentConfig", "PodSource", "StatusManager"]
 
 log = logging.getLogger("k8py.kubelet")
 Obj = dict[str, Any]
@@ -71,6 +76,27 @@ class AgentConfig:
     relist_interval: float = 1.0
     # a simulated node's fixed capacity (the fake runtime); None: read the machine
     capacity: Mapping[str, str] | None = None
+    # False: no lease, node-status or relist loop of its own; the owner calls renew_lease(),
+    # update_node_status() and relist() (simulated nodes: a few shared loops for thousands)
+    own_loops: bool = True
+    # container restart back-off (first delay, cap): kubelet's 10 s doubling to 5 minutes
+    backoff: tuple[float, float] = (BACKOFF_INITIAL, BACKOFF_MAX)
+    # every volume is an empty directory of the pod's (simulated nodes: the fake runtime mounts
+    # nothing, as kubemark's fake mounter); False: kinds the node cannot mount fail the container
+    fake_volumes: bool = False
+
+
+class PodSource(Protocol):
+    """A started pod informer shared by many agents (an :class:`Informer`, or anything that
+    hands each agent its own node's pods the same way)."""
+
+    def add_handler(self, on_add: Callable[[Obj], Any] | None = None,
+                    on_update: Callable[[Obj, Obj], Any] | None = None,
+                    on_delete: Callable[[Obj], Any] | None = None) -> Any: ...
+
+    def remove_handler(self, h: Any) -> None: ...
+
+    async def wait_for_sync(self, timeout: float | None = None) -> bool: ...
 
 
 def _node_of(pod: Obj) -> str:
@@ -170,9 +196,12 @@ class Agent:
     running after it returns (an agent restart finds them again)."""
 
     def __init__(self, client: Client, runtime: Runtime, config: AgentConfig, *,
-                 recorder: EventSink | None = None, pods: Informer | None = None) -> None:
+                 recorder: EventSink | None = None, pods: PodSource | None = None,
+                 machine: Callable[[], Awaitable[nodeinfo.Readings]] | None = None) -> None:
         """``pods``: a started pod informer shared by many agents (simulated nodes in one
-        process share one watch, filtered here by ``spec.nodeName``); None: the agent's own."""
+        process share one watch, filtered here by ``spec.nodeName``); None: the agent's own.
+        ``machine``: how the machine is read (default: :func:`nodeinfo.read` of the data dir, in
+        a thread); simulated nodes on one machine share one reading."""
         self.client = client
         self.runtime = runtime
         self.config = config
@@ -188,6 +217,7 @@ class Agent:
                                log_dir=log_dir, cluster_dns=config.cluster_dns)
         self._informer: Informer | None = None
         self._shared = pods
+        self._machine = machine
         self._handler: Any = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._last_report = 0.0
@@ -221,10 +251,11 @@ class Agent:
             self._tasks.append(inf.start())
             await inf.wait_for_sync()
         await self._relist(startup=True)
-        self._tasks += [asyncio.create_task(self._lease_loop(), name="kubelet-lease"),
-                        asyncio.create_task(self._status_loop(), name="kubelet-node-status"),
-                        asyncio.create_task(self._relist_loop(), name="kubelet-relist"),
-                        asyncio.create_task(self.statuses.run(), name="kubelet-pod-status")]
+        if self.config.own_loops:
+            self._tasks += [asyncio.create_task(self._lease_loop(), name="kubelet-lease"),
+                            asyncio.create_task(self._status_loop(), name="kubelet-node-status"),
+                            asyncio.create_task(self._relist_loop(), name="kubelet-relist")]
+        self._tasks.append(asyncio.create_task(self.statuses.run(), name="kubelet-pod-status"))
         self.ready.set()
         log.info("node agent for %s ready (runtime %s, %d pod(s))", self.config.node_name, self.runtime.name,
                  len(self.workers))
@@ -248,10 +279,25 @@ class Agent:
     def node_object(self) -> Obj:
         return self.node
 
+    # -- one round of each loop (for owners that run the loops: ``own_loops=False``) -----------
+
+    async def renew_lease(self) -> None:
+        await self._renew()
+
+    async def update_node_status(self) -> None:
+        """Post the node's status if it changed (or the report interval passed)."""
+        await self._post_status(await self._node_status())
+
+    async def relist(self) -> None:
+        await self._relist()
+
     # -- the node ------------------------------------------------------------------------------
 
     async def _read(self) -> nodeinfo.Readings:
-        r = await asyncio.to_thread(nodeinfo.read, self.config.data_dir)
+        if self._machine is not None:
+            r = await self._machine()
+        else:
+            r = await asyncio.to_thread(nodeinfo.read, self.config.data_dir)
         self.readings = r
         return r
 
@@ -322,7 +368,7 @@ class Agent:
         while True:
             await asyncio.sleep(self.config.status_update_interval)
             try:
-                await self._post_status(await self._node_status())
+                await self.update_node_status()
             except Exception as e:  # noqa: BLE001 - keep reporting; the next round retries
                 log.info("node status: %s", e)
 
