@@ -77,6 +77,15 @@ def _auth_from_secret(secret: Mapping[str, Any], registry: str) -> RegistryAuth 
     return None
 
 
+def _fake_volumes(pod: Obj) -> Obj:
+    """``pod`` with every volume an emptyDir (``AgentConfig.fake_volumes``: nothing is mounted,
+    so a PVC, ConfigMap or hostPath volume is a directory of the pod's like any other)."""
+    vols = (pod.get("spec") or {}).get("volumes") or ()
+    if all("emptyDir" in v for v in vols):
+        return pod
+    return {**pod, "spec": {**pod["spec"], "volumes": [{"name": v.get("name", ""), "emptyDir": {}} for v in vols]}}
+
+
 def _containers(pod: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     spec = pod.get("spec") or {}
     return [*(spec.get("initContainers") or ()), *(spec.get("containers") or ())]
@@ -214,7 +223,8 @@ class PodWorker:
                 self.mem.sandbox_error = None
                 self.mem.sandbox_backoff = (0.0, 0.0)
             except SandboxError as e:
-                delay = min(max(self.mem.sandbox_backoff[1] * 2, podstate.BACKOFF_INITIAL), podstate.BACKOFF_MAX)
+                first, cap = self.agent.config.backoff
+                delay = min(max(self.mem.sandbox_backoff[1] * 2, first), cap)
                 self.mem.sandbox_backoff = (time.time() + delay, delay)
                 self.mem.sandbox_error = ("FailedCreatePodSandBox", str(e))
                 self.agent.record(pod, "Warning", "FailedCreatePodSandBox", f"Failed to create pod sandbox: {e}")
@@ -234,10 +244,11 @@ class PodWorker:
         if not await self._ensure_image(pod, c):
             return
         try:
-            volumes = spec.volume_paths(pod, self.agent.facts)
+            vpod = _fake_volumes(pod) if self.agent.config.fake_volumes else pod
+            volumes = spec.volume_paths(vpod, self.agent.facts)
             objects = await self._referenced(pod)
             config = spec.container_config(pod, c, sc.attempt, self.agent.facts, objects, volumes)
-            await asyncio.to_thread(self._make_dirs, pod, volumes, sb_config.log_directory, name)
+            await asyncio.to_thread(self._make_dirs, vpod, volumes, sb_config.log_directory, name)
         except spec.ConfigError as e:
             self._fail(pod, name, "CreateContainerConfigError", str(e))
             return
@@ -264,7 +275,7 @@ class PodWorker:
         if prev is None:
             return
         ran = (prev.finished_at - prev.started_at) if prev.started_at and prev.finished_at else 0.0
-        self.mem.backoff[name] = podstate.next_backoff(self.mem.backoff.get(name), ran, time.time())
+        self.mem.backoff[name] = self._next_backoff(self.mem.backoff.get(name), ran)
         if prev.exit_code != 0:
             meta = self.pod["metadata"]
             self.agent.record(self.pod, "Warning", "BackOff", f"Back-off restarting failed container {name} in pod "
@@ -275,7 +286,17 @@ class PodWorker:
         doubling to 5 minutes, as kubelet's)."""
         self.mem.waiting[name] = (reason, message)
         self.agent.record(pod, "Warning", "Failed", event or f"Error: {message}")
-        self.mem.retry[name] = podstate.next_backoff(self.mem.retry.get(name), 0.0, time.time())
+        self.mem.retry[name] = self._next_backoff(self.mem.retry.get(name), 0.0)
+
+    def _next_backoff(self, prev: tuple[float, float] | None, ran_for: float) -> tuple[float, float]:
+        """:func:`podstate.next_backoff` with the agent's (first delay, cap)."""
+        first, cap = self.agent.config.backoff
+        if (first, cap) == (podstate.BACKOFF_INITIAL, podstate.BACKOFF_MAX):
+            return podstate.next_backoff(prev, ran_for, time.time())
+        delay = first
+        if prev is not None and ran_for < podstate.BACKOFF_RESET:
+            delay = min(max(prev[1] * 2, first), cap)
+        return time.time() + delay, delay
 
     @staticmethod
     def _make_dirs(pod: Obj, volumes: Mapping[str, str], log_dir: str, name: str) -> None:
