@@ -2,7 +2,9 @@
 records, so the agent's real code (pod workers, status, node registration) serves simulated
 nodes at scale: a started container is Running at once; one whose pod carries the annotation
 ``k8py.io/fake-exit-code`` exits with that code as soon as it starts (for Jobs and restart
-tests). Images "pull" instantly unless named in :attr:`FakeRuntime.missing_images`.
+tests). Images "pull" instantly unless named in :attr:`FakeRuntime.missing_images`. A test can
+choose exit codes per container instead (``exit_code=``: asked at each create; None falls back
+to the annotation).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import itertools
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from k8py.kubelet.runtime.types import (
     ContainerConfig,
@@ -38,7 +40,8 @@ EXIT_CODE_ANNOTATION = "k8py.io/fake-exit-code"
 class FakeRuntime:
     name = "fake"
 
-    def __init__(self, pod_cidr: str = "10.244.0.0/24") -> None:
+    def __init__(self, pod_cidr: str = "10.244.0.0/24", *,
+                 exit_code: Callable[[SandboxConfig, ContainerConfig], int | None] | None = None) -> None:
         base = pod_cidr.partition("/")[0]
         self._prefix = base.rsplit(".", 1)[0]
         self._ips = itertools.cycle(range(2, 255))
@@ -48,6 +51,7 @@ class FakeRuntime:
         self.images: dict[str, Image] = {}
         self.missing_images: set[str] = set()  # references that fail to pull
         self.calls: list[str] = []  # the verbs called, in order (tests)
+        self.exit_code = exit_code
 
     async def version(self) -> RuntimeVersion:
         return RuntimeVersion("fake", "0.1.0")
@@ -95,8 +99,11 @@ class FakeRuntime:
         if img is None:
             raise CreateContainerError(f"image {config.image!r} is not on the node")
         cid = uuid.uuid4().hex
+        chosen = self.exit_code(sandbox, config) if self.exit_code is not None else None
         code = sandbox.annotations.get(EXIT_CODE_ANNOTATION)
-        if code is not None:
+        if chosen is not None:
+            self._exit_on_start[cid] = chosen
+        elif code is not None:
             self._exit_on_start[cid] = int(code) if code.lstrip("-").isdigit() else 1
         self.containers[cid] = ContainerStatus(
             cid, sandbox_id, config.name, config.attempt, config.image, img.id, ContainerState.CREATED,
