@@ -24,7 +24,9 @@ class ServerConfig:
     datastore_cafile: str | None = None
     datastore_certfile: str | None = None
     datastore_keyfile: str | None = None
-    disable_agent: bool = True
+    disable_agent: bool = False
+    node_ips: tuple[str, ...] = ()  # --node-ip; empty: the default-route addresses
+    kubelet_port: int = 10250  # the node agent's API
     disable_controller_manager: bool = False  # k3s's flag name
     disable_scheduler: bool = False  # k3s's flag name
     node_name: str = ""

@@ -206,13 +206,15 @@ def test_token_create_without_groups(tmp_path, capsys):
 # ---------------------------------------------------------------------------- the server process
 
 
-def test_server_says_when_the_agent_is_missing(tmp_path):
-    """Without --disable-agent the server says plainly that it runs the control plane only."""
+def test_server_says_what_the_agent_is_missing(tmp_path):
+    """On a machine without runc and conmon (here: a PATH without them) the server says exactly
+    what is missing and how to get it, and runs the control plane only: never half a node."""
     data = tmp_path / "data"
+    env = {**os.environ, "PATH": os.path.dirname(sys.executable)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "k8py.cli", "server", "-d", str(data), "--bind-address", "127.0.0.1",
-         "--https-listen-port", str(free_port())],
-        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+         "--https-listen-port", str(free_port()), "--kubelet-port", str(free_port())],
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env,
     )
     assert proc.stderr is not None
     lines: list[str] = []
@@ -223,7 +225,7 @@ def test_server_says_when_the_agent_is_missing(tmp_path):
             if not line:
                 break
             lines.append(line)
-            if "wrote kubeconfig" in line:
+            if "API server ready" in line:
                 break
     finally:
         if proc.poll() is None:
@@ -235,7 +237,13 @@ def test_server_says_when_the_agent_is_missing(tmp_path):
             proc.wait()
         proc.stderr.close()
     text = "".join(lines)
-    assert "node agent is not built yet" in text, text
+    assert "this machine cannot run pods; running the control plane only" in text, text
+    if os.geteuid() == 0:
+        assert "runc: 'runc' not found; install Debian's runc (apt-get install runc" in text, text
+        assert "conmon: 'conmon' not found" in text, text
+    else:
+        assert "root: the node agent makes namespaces" in text, text
+    assert "registered node" not in text
     assert f"wrote kubeconfig {data / 'kubeconfig.yaml'}" in text
     # Timestamped lines: ISO date, time with milliseconds, level, logger.
     assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d (INFO|WARNING) k8py\.", lines[0])

@@ -1,4 +1,4 @@
-"""The ``k8py`` program: role subcommands, as k3s has (``server`` now; ``agent`` and more later)."""
+"""The ``k8py`` program: role subcommands, as k3s has (``server``, ``agent``, ``killall`` ...)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from k8py import __version__
-from k8py.cli import controllermanager, datastore, server, token
+from k8py.cli import agent, controllermanager, datastore, server, token
 from k8py.cli.logs import setup_logging
 
 __all__ = ["build_parser", "main"]
@@ -32,7 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_parser(sub)
     datastore.add_parser(sub)
     controllermanager.add_parser(sub)
+    from k8py.kubelet.imagescli import add_images_parser
     from k8py.scheduler.cli import add_hollow_nodes_parser, add_scheduler_parser
+
+    agent.add_parser(sub)
+    agent.add_killall_parser(sub)
+    add_images_parser(sub)
 
     add_scheduler_parser(sub)
     add_hollow_nodes_parser(sub)
@@ -49,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         (getattr(args, "parser", None) or parser).error(f"unrecognized arguments: {' '.join(extra)}")
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
-        print("\nk8py: error: choose a command (server, controller-manager, scheduler, hollow-nodes, token, datastore, version)", file=sys.stderr)
+        print("\nk8py: error: choose a command (server, agent, images, killall, controller-manager, scheduler, hollow-nodes, token, datastore, version)", file=sys.stderr)
         return 2
     setup_logging(debug=getattr(args, "debug", False))
     try:

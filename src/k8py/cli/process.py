@@ -127,4 +127,37 @@ def start_components(config: ServerConfig, pki: Any, stop_ev: asyncio.Event) -> 
         client = loopback_client(config, pki, "system:kube-scheduler", (), "kube-scheduler")
         sched = Scheduler(client, None, identity=f"{config.node_name or socket.gethostname()}_{os.getpid()}")
         out.append((asyncio.create_task(sched.run(stop_ev), name="scheduler"), client))
+    if not config.disable_agent:
+        node = start_agent(config, pki, stop_ev)
+        if node is not None:
+            out.append(node)
     return out
+
+
+def start_agent(config: ServerConfig, pki: Any, stop_ev: asyncio.Event) -> tuple[asyncio.Task[Any], Any] | None:
+    """The node agent for this machine (as k3s's server runs its agent), with its own node
+    credentials; when the machine cannot run pods, say exactly what is missing and run the
+    control plane only (never half a node)."""
+    from k8py import pki as pki_mod
+    from k8py.kubelet.run import NodeOptions, missing_prerequisites, node_paths, run_node
+
+    missing = missing_prerequisites(config.data_dir)
+    if missing:
+        log.error("this machine cannot run pods; running the control plane only (as with --disable-agent). "
+                  "Missing:\n  - %s", "\n  - ".join(missing))
+        return None
+    name = config.node_name or socket.gethostname().lower()
+    tls = os.path.join(node_paths(config.data_dir)["agent"], "tls")
+    os.makedirs(tls, 0o700, exist_ok=True)
+    cert, key = pki_mod.issue_kubelet_serving_certificate(
+        pki, name, ips=tuple(dict.fromkeys((*config.node_ips, "127.0.0.1"))), hostnames=(name, "localhost"))
+    cert_file, key_file = os.path.join(tls, "kubelet.crt"), os.path.join(tls, "kubelet.key")
+    for path, data in ((cert_file, cert), (key_file, key)):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+    client = loopback_client(config, pki, f"system:node:{name}", ("system:nodes",), "kubelet")
+    opts = NodeOptions(node_name=name, data_dir=config.data_dir, node_ips=config.node_ips,
+                       cluster_cidrs=(config.cluster_cidr,), kubelet_port=config.kubelet_port,
+                       serving_cert=cert_file, serving_key=key_file, client_ca=pki.ca_cert)
+    return asyncio.create_task(run_node(client, opts, stop_ev), name="node-agent"), client

@@ -76,6 +76,19 @@ def cidr(value: str) -> str:
     return str(net)
 
 
+def ip_list(value: str) -> tuple[str, ...]:
+    """``--node-ip``: one address, or an IPv4 and an IPv6 one separated by a comma."""
+    out = []
+    for part in value.split(","):
+        try:
+            out.append(str(ipaddress.ip_address(part.strip())))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid IP address {part.strip()!r}") from None
+    if len(out) > 2 or len({":" in a for a in out}) != len(out):
+        raise argparse.ArgumentTypeError(f"{value!r}: give at most one IPv4 and one IPv6 address")
+    return tuple(out)
+
+
 def node_name(value: str) -> str:
     name = value.strip().lower()
     if not name or len(name) > 253 or not _DNS1123_SUBDOMAIN.match(name):
@@ -185,7 +198,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     p.add_argument(
         "--disable-agent", action="store_true",
-        help="run the control plane only, no node agent (for now the only mode: the agent is not built yet)",
+        help="run the control plane only, no node agent for this machine (pods then run only on nodes "
+             "joined with `k8py agent`)",
     )
     p.add_argument(
         "--disable-controller-manager", action="store_true",
@@ -201,7 +215,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     p.add_argument(
         "--cluster-cidr", type=cidr, default=DEFAULT_CLUSTER_CIDR, metavar="CIDR",
-        help=f"pod network (default: {DEFAULT_CLUSTER_CIDR}); stored now, used by the node agent later",
+        help=f"pod network (default: {DEFAULT_CLUSTER_CIDR}), split into one pod CIDR per node",
+    )
+    p.add_argument(
+        "--kubelet-port", type=port, default=10250, metavar="PORT",
+        help="port of the node agent's HTTPS API (logs, stats; default: 10250, as kubelet's)",
+    )
+    p.add_argument(
+        "--node-ip", type=ip_list, default=(), metavar="IP[,IP]",
+        help="this node's address(es) (IPv4 and/or IPv6; default: the addresses of the default routes)",
     )
     p.add_argument(
         "--service-cidr", type=cidr, default=DEFAULT_SERVICE_CIDR, metavar="CIDR",
@@ -242,6 +264,8 @@ def build_config(args: argparse.Namespace, parser: argparse.ArgumentParser | Non
         disable_controller_manager=args.disable_controller_manager,
         disable_scheduler=args.disable_scheduler,
         node_name=args.node_name or default_node,
+        node_ips=tuple(args.node_ip),
+        kubelet_port=args.kubelet_port,
         cluster_cidr=args.cluster_cidr,
         service_cidr=args.service_cidr,
         compact_interval_seconds=args.compaction_interval,
@@ -269,11 +293,6 @@ def prepare_server(config: ServerConfig) -> PKI:
 
 def run(args: argparse.Namespace) -> int:
     config = build_config(args, args.parser)
-    if not config.disable_agent:
-        log.warning(
-            "the node agent is not built yet: running the control plane only, as with --disable-agent "
-            "(pods are stored and stay Pending)"
-        )
     try:
         prepare_server(config)
     except OSError as e:

@@ -33,9 +33,11 @@ import base64
 import datetime as dt
 import hashlib
 import hmac
+import ipaddress
 import logging
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -231,11 +233,12 @@ def _issued(csr: dict[str, object]) -> bytes | None:
     return base64.b64decode(str(data)) if data else None
 
 
-async def request_certificate(client: Client, name: str, csr_pem: bytes, timeout: float) -> bytes:
+async def request_certificate(client: Client, name: str, csr_pem: bytes, timeout: float, *,
+                              signer: str = SIGNER, usages: Sequence[str] = USAGES) -> bytes:
     """Create the CSR (or find ours from an earlier try) and wait for its certificate."""
     body = {"apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest",
             "metadata": {"name": name},
-            "spec": {"request": base64.b64encode(csr_pem).decode(), "signerName": SIGNER, "usages": USAGES}}
+            "spec": {"request": base64.b64encode(csr_pem).decode(), "signerName": signer, "usages": list(usages)}}
     try:
         created = await client.create(CSR, body)
     except AlreadyExistsError:
@@ -312,3 +315,43 @@ async def bootstrap(server_url: str, token: str, node_name: str, cert_dir: str, 
     log.info("bootstrap: node %s has its client certificate (valid until %s) in %s", node_name,
              cert.not_valid_after_utc, cert_dir)
     return cert_file, key_file, ca_file
+
+
+SERVING_SIGNER = "kubernetes.io/kubelet-serving"
+SERVING_USAGES = ["digital signature", "server auth"]
+
+
+async def serving_certificate(client: Client, node_name: str, ips: Sequence[str], hostnames: Sequence[str],
+                              cert_dir: str, *, timeout: float = 300.0) -> tuple[str, str]:
+    """The kubelet API's serving certificate (``kubernetes.io/kubelet-serving``, asked for with
+    the node's own credentials, as kubelet's server certificate rotation does): ``(cert_file,
+    key_file)`` in ``cert_dir``. A valid one for the same addresses is reused."""
+    cert_file = os.path.join(cert_dir, "kubelet-serving.crt")
+    key_file = os.path.join(cert_dir, "kubelet-serving.key")
+    have_cert, have_key = _read(cert_file), _read(key_file)
+    if have_cert and have_key:
+        try:
+            cert = x509.load_pem_x509_certificate(have_cert)
+            san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+            got = {str(i) for i in san.get_values_for_type(x509.IPAddress)}
+            left = cert.not_valid_after_utc - dt.datetime.now(dt.UTC)
+            if got == set(ips) and left > (cert.not_valid_after_utc - cert.not_valid_before_utc) * RENEW_FRACTION:
+                return cert_file, key_file
+        except (ValueError, x509.ExtensionNotFound):
+            pass
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:nodes"),
+                         x509.NameAttribute(NameOID.COMMON_NAME, node_user(node_name))])
+    sans: list[x509.GeneralName] = [x509.DNSName(h) for h in hostnames]
+    sans += [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
+    req = (x509.CertificateSigningRequestBuilder().subject_name(subject)
+           .add_extension(x509.SubjectAlternativeName(sans), critical=False).sign(key, hashes.SHA256()))
+    csr_pem = req.public_bytes(serialization.Encoding.PEM)
+    h = hashlib.sha256(_spki(key.public_key()) + b"|serving")
+    name = "csr-" + base64.urlsafe_b64encode(h.digest()).decode().rstrip("=").lower().replace("_", "-")[:40]
+    cert_pem = await request_certificate(client, name, csr_pem, timeout, signer=SERVING_SIGNER,
+                                         usages=SERVING_USAGES)
+    _write_file(key_file, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                            serialization.NoEncryption()), 0o600)
+    _write_file(cert_file, cert_pem, 0o644)
+    return cert_file, key_file

@@ -48,6 +48,7 @@ import secrets
 import select
 import shutil
 import signal
+import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -791,12 +792,16 @@ class RuncRuntime:
                 "_OCI_SYNCPIPE": str(w),
                 "_OCI_STARTPIPE": str(start_r),
             }
+            # Why subprocess.Popen in a thread, not asyncio's subprocess: the first conmon exits
+            # as soon as it has forked its monitor, and uvloop's child watcher did not always see
+            # that exit (the create then waited forever); Popen also closes every other fd.
             try:
-                proc = await asyncio.create_subprocess_exec(
-                    *argv,
-                    stdin=asyncio.subprocess.DEVNULL,
-                    stdout=asyncio.subprocess.PIPE,
-                    stderr=asyncio.subprocess.PIPE,
+                proc = await asyncio.to_thread(
+                    subprocess.Popen,
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
                     pass_fds=(w, start_r),
                     env=env,
                     cwd=str(d),  # conmon writes its "oom" file into its working directory
@@ -821,7 +826,7 @@ class RuncRuntime:
                     "conmon of %s stays in the agent's cgroups: %s", container_id[:12], "; ".join(errors)
                 )
             # The first conmon forks the monitor and exits at once.
-            _, err = await proc.communicate()
+            _, err = await asyncio.to_thread(proc.communicate)
             sync_fd, r = r, -1  # _read_sync_pipe closes it, even when this task is cancelled
             report = await asyncio.to_thread(_read_sync_pipe, sync_fd, CREATE_TIMEOUT)
         finally:

@@ -1,0 +1,133 @@
+"""``k8py agent``: join this machine (or network namespace) to a cluster as a node, as k3s's
+agent does; ``k8py killall``: stop every container of this node and remove its network set-up.
+
+The agent proves itself with a join token (``k8py token create --join`` on the server, or the
+server's ``<data-dir>/token`` file's join form), gets its own client certificate for
+``system:node:<name>`` through the CertificateSigningRequest API (kubelet's TLS bootstrap), a
+serving certificate for its API the same way, and then runs the node with those credentials
+only, never the admin's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import logging
+import os
+import signal
+import socket
+
+from k8py.cli.server import _path, cidr, ip_list, node_name, port
+from k8py.config import default_data_dir
+
+__all__ = ["add_killall_parser", "add_parser"]
+
+log = logging.getLogger("k8py.agent")
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+    p = subparsers.add_parser(
+        "agent", help="join this machine to a cluster as a node that runs pods",
+        description="Run a node agent that joins the cluster at --server with a join token: it registers "
+                    "the Node, runs the pods bound to it with runc and the CNI plugins, and serves its logs.")
+    p.add_argument("--server", required=True, metavar="URL", help="the API server, e.g. https://10.0.0.1:6443")
+    p.add_argument("--token", required=True, metavar="TOKEN",
+                   help="a join token from `k8py token create --join` (K10<ca-hash>::<id>.<secret>)")
+    p.add_argument("--node-name", type=node_name, metavar="NAME", help="this node's name (default: the host name)")
+    p.add_argument("--data-dir", type=_path, metavar="DIR", help=f"state directory (default: {default_data_dir()})")
+    p.add_argument("--node-ip", type=ip_list, default=(), metavar="IP[,IP]",
+                   help="this node's address(es) (default: the addresses of the default routes)")
+    p.add_argument("--kubelet-port", type=port, default=10250, metavar="PORT",
+                   help="port of the agent's HTTPS API (default: 10250)")
+    p.add_argument("--cluster-cidr", type=cidr, default="10.42.0.0/16", metavar="CIDR",
+                   help="the cluster's pod network, as the server's --cluster-cidr (default: 10.42.0.0/16); "
+                        "traffic inside it is not masqueraded")
+    p.add_argument("--debug", action="store_true", help="log at debug level")
+    p.set_defaults(func=run, parser=p)
+    return p
+
+
+def add_killall_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+    p = subparsers.add_parser(
+        "killall", help="stop every container of this node and remove its network set-up",
+        description="Stop and remove every container and pod sandbox the node agent made under --data-dir, "
+                    "and remove the node's pod network (bridge, routes, nft table). Stop `k8py server` or "
+                    "`k8py agent` first: a running agent would start the pods again.")
+    p.add_argument("--data-dir", type=_path, metavar="DIR", help=f"state directory (default: {default_data_dir()})")
+    p.add_argument("--debug", action="store_true", help="log at debug level")
+    p.set_defaults(func=run_killall, parser=p)
+    return p
+
+
+def run_killall(args: argparse.Namespace) -> int:
+    from k8py.kubelet.run import teardown
+
+    if os.geteuid() != 0:
+        log.error("k8py killall must run as root")
+        return 1
+    problems = asyncio.run(teardown(args.data_dir or default_data_dir()))
+    for p in problems:
+        log.error("killall: %s", p)
+    return 1 if problems else 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from k8py.kubelet.run import missing_prerequisites
+
+    data_dir = args.data_dir or default_data_dir()
+    name = args.node_name or _default_name()
+    missing = missing_prerequisites(data_dir)
+    if missing:
+        log.error("this machine cannot run pods. Missing:\n  - %s", "\n  - ".join(missing))
+        return 1
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # pragma: no cover - uvloop is a dependency
+        pass
+    return asyncio.run(_main(args, data_dir, name))
+
+
+def _default_name() -> str:
+    try:
+        return node_name(socket.gethostname())
+    except argparse.ArgumentTypeError:
+        return "k8py-agent"
+
+
+async def _main(args: argparse.Namespace, data_dir: str, name: str) -> int:
+    from k8py.client.api import Client
+    from k8py.client.config import ClientConfig
+    from k8py.kubelet.bootstrap import BootstrapError, bootstrap, serving_certificate
+    from k8py.kubelet.node import node_addresses
+    from k8py.kubelet.run import NodeOptions, node_paths, run_node
+
+    certs = os.path.join(node_paths(data_dir)["agent"], "tls")
+    try:
+        cert, key, ca = await bootstrap(args.server, args.token, name, certs)
+    except BootstrapError as e:
+        log.error("cannot join %s: %s", args.server, e)
+        return 1
+    client = Client(ClientConfig(server=args.server, ca_file=ca, cert_file=cert, key_file=key), component="kubelet")
+    ips = tuple(a["address"] for a in node_addresses(name, args.node_ip) if a["type"] == "InternalIP")
+    try:
+        s_cert, s_key = await serving_certificate(client, name, ips, (name,), certs)
+    except BootstrapError as e:
+        log.error("no serving certificate for the agent's API: %s", e)
+        await client.close()
+        return 1
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    net = ipaddress.ip_network(args.cluster_cidr)
+    opts = NodeOptions(node_name=name, data_dir=data_dir, node_ips=ips, cluster_cidrs=(str(net),),
+                       kubelet_port=args.kubelet_port, serving_cert=s_cert, serving_key=s_key, client_ca=ca)
+    log.info("joining %s as node %s", args.server, name)
+    try:
+        await run_node(client, opts, stop)
+    finally:
+        await client.close()
+    return 0
