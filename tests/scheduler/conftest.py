@@ -12,8 +12,8 @@ import pytest
 from tests.helpers.cluster import InProcessCluster
 
 from k8py.client import Client, ClientConfig
-from k8py.scheduler import HollowNodes, HollowNodeSpec, Scheduler, parse_config
-from k8py.scheduler.hollow import node_specs
+from k8py.kubelet.hollow import HollowNodes, HollowNodeSpec, node_specs
+from k8py.scheduler import Scheduler, parse_config
 
 POD = ("v1", "Pod")
 EVENT = ("v1", "Event")

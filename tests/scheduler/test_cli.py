@@ -1,4 +1,5 @@
-"""``k8py scheduler`` and ``k8py hollow-nodes`` argument handling (the lead wires them into main)."""
+"""``k8py scheduler`` argument handling (the lead wires it into main), and the command run
+against a server with ``k8py hollow-nodes`` (:mod:`k8py.kubelet.hollowcli`) playing the nodes."""
 
 from __future__ import annotations
 
@@ -9,14 +10,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from k8py.scheduler.cli import add_hollow_nodes_parser, add_scheduler_parser
+from k8py.scheduler.cli import add_scheduler_parser
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="k8py")
     sub = p.add_subparsers(dest="command")
     add_scheduler_parser(sub)
-    add_hollow_nodes_parser(sub)
     return p
 
 
@@ -45,30 +45,11 @@ def test_write_effective_config(tmp_path: Path) -> None:
     assert load_config(str(out)).scheduler_names == ("default-scheduler",)
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["hollow-nodes", "--count", "0"], "must be greater than zero"),
-    (["hollow-nodes", "--cpu", "lots"], "invalid quantity"),
-    (["hollow-nodes", "--taints", "k=v:Sometimes"], "invalid taint"),
-    (["hollow-nodes", "--labels", "novalue"], "use key=value"),
-])
-def test_hollow_nodes_flags(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit):
-        parser().parse_args(argv)
-    assert message in capsys.readouterr().err
-
-
-def test_hollow_nodes_defaults() -> None:
-    a = parser().parse_args(["hollow-nodes", "--count", "3", "--zones", "a,b", "--taints", "x=y:NoSchedule",
-                             "--extended-resource", "nvidia.com/gpu=8"])
-    assert (a.count, a.cpu, a.memory, a.pods, a.lease_interval) == (3, "32", "256Gi", 110, 10.0)
-    assert a.taints == [{"key": "x", "value": "y", "effect": "NoSchedule"}]
-    assert a.extended_resource == {"nvidia.com/gpu": "8"}
-
-
 RUNNER = """
 import argparse, sys
 from k8py.cli.logs import setup_logging
-from k8py.scheduler.cli import add_hollow_nodes_parser, add_scheduler_parser
+from k8py.kubelet.hollowcli import add_hollow_nodes_parser
+from k8py.scheduler.cli import add_scheduler_parser
 setup_logging()  # as k8py's main does
 p = argparse.ArgumentParser(prog="k8py")
 sub = p.add_subparsers()

@@ -6,7 +6,7 @@ import asyncio
 from collections import Counter
 from typing import Any
 
-from k8py.scheduler.hollow import HollowNodeSpec
+from k8py.kubelet.hollow import HollowNodeSpec
 
 from .conftest import NODE, SchedCluster, specs
 from .helpers import pod
@@ -257,7 +257,7 @@ async def test_a_cluster_without_nodes_waits_for_one(cluster: SchedCluster) -> N
 
 
 async def test_finished_pods_free_their_room(cluster: SchedCluster) -> None:
-    from k8py.scheduler.hollow import EXIT_CODE_ANNOTATION
+    from k8py.kubelet.hollow import EXIT_CODE_ANNOTATION
     await cluster.nodes(specs(("n1", "1", "8Gi")))
     await cluster.scheduler()
     job = new_pod("job", "1", restartPolicy="Never")

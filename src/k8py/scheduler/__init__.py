@@ -1,6 +1,6 @@
 """k8py's scheduler (kube-scheduler): a scheduling queue, a cache of nodes and assumed pods, a
-plugin framework with profiles from a ``KubeSchedulerConfiguration``, the in-tree plugins, and
-hollow nodes for scale work.
+plugin framework with profiles from a ``KubeSchedulerConfiguration``, and the in-tree plugins.
+(Hollow nodes for scale work are the node agent's: :mod:`k8py.kubelet.hollow`.)
 
 Run it in-process against any API server::
 
@@ -17,20 +17,15 @@ from k8py.scheduler.config import (
     load_config,
     parse_config,
 )
-from k8py.scheduler.hollow import FakeRuntime, HollowNodes, HollowNodeSpec, node_specs
 from k8py.scheduler.scheduler import Scheduler, SchedulerMetrics
 
 __all__ = [
     "ConfigError",
-    "FakeRuntime",
-    "HollowNodeSpec",
-    "HollowNodes",
     "Profile",
     "Scheduler",
     "SchedulerConfiguration",
     "SchedulerMetrics",
     "default_config",
     "load_config",
-    "node_specs",
     "parse_config",
 ]
