@@ -10,11 +10,21 @@ and carries the actions out, so every rule here is tested without a runtime.
 A pod's life: admitted -> sandbox -> init containers, one at a time, each to completion ->
 containers -> running -> (restart per ``restartPolicy`` with back-off) -> terminating ->
 terminated -> cleaned up.
+
+Which container is "the" container of a name: within the newest sandbox, the newest attempt.
+A regular container that has no container in the newest sandbox (the sandbox was re-created)
+is the newest *exited* one from an older sandbox, as kubelet's ``FindContainerStatusByName``
+sees every sandbox: its restart count carries on, and under ``OnFailure`` one that succeeded is
+not run again. Init containers run again in a new sandbox (kubelet purges the old ones).
+
+The phase is kubelet's ``getPhase`` over the container statuses this module reports, so phase,
+conditions and statuses can never disagree.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +41,7 @@ __all__ = [
     "StartContainer",
     "compute_actions",
     "format_ts",
+    "go_duration",
     "is_terminal",
     "next_backoff",
     "pod_phase",
@@ -39,20 +50,44 @@ __all__ = [
 
 Obj = dict[str, Any]
 
-# kubelet's container restart back-off: 10 s doubling to 5 minutes, forgotten after 10 minutes
-# of running.
+# kubelet's container restart back-off (flowcontrol.Backoff with no jitter): 10 s doubling to
+# 5 minutes; a container that ran for more than twice the maximum starts over at 10 s.
 BACKOFF_INITIAL = 10.0
 BACKOFF_MAX = 300.0
-BACKOFF_RESET = 600.0
+BACKOFF_RESET = 2 * BACKOFF_MAX
 
-# The conditions the kubelet owns on a pod (the rest belong to others: PodScheduled to the
-# scheduler, DisruptionTarget to the controllers, readiness gates to their owners).
-KUBELET_CONDITIONS = ("PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady")
+# The conditions the kubelet owns on a pod (kubetypes.PodConditionsByKubelet); the rest belong
+# to others (DisruptionTarget to the controllers, readiness gates to their owners) and are kept.
+KUBELET_CONDITIONS = ("PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled")
+
+# the reasons of pkg/kubelet/status/generate.go
+POD_COMPLETED = "PodCompleted"
+POD_FAILED = "PodFailed"
+CONTAINERS_NOT_READY = "ContainersNotReady"
+CONTAINERS_NOT_INITIALIZED = "ContainersNotInitialized"
+READINESS_GATES_NOT_READY = "ReadinessGatesNotReady"
+STATUS_UNKNOWN = "ContainerStatusUnknown"
 
 
 def format_ts(t: float) -> str:
     """A ``metav1.Time`` (to the second, UTC) from epoch seconds."""
     return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def go_duration(seconds: float) -> str:
+    """Whole seconds as Go's ``time.Duration.String()`` writes them: ``10s``, ``1m20s``, ``5m0s``."""
+    s = int(seconds)
+    h, rest = divmod(s, 3600)
+    m, sec = divmod(rest, 60)
+    if h:
+        return f"{h}h{m}m{sec}s"
+    if m:
+        return f"{m}m{sec}s"
+    return f"{sec}s"
+
+
+def _newer(a: ContainerStatus, b: ContainerStatus) -> bool:
+    return (a.attempt, a.created_at) > (b.attempt, b.created_at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,9 +112,17 @@ class Observed:
             if c.sandbox_id != sb.id:
                 continue
             have = out.get(c.name)
-            if have is None or (c.attempt, c.created_at) > (have.attempt, have.created_at):
+            if have is None or _newer(c, have):
                 out[c.name] = c
         return out
+
+    def latest(self, name: str) -> ContainerStatus | None:
+        """The newest container of ``name`` in any sandbox (kubelet's ``FindContainerStatusByName``)."""
+        best: ContainerStatus | None = None
+        for c in self.containers:
+            if c.name == name and (best is None or _newer(c, best)):
+                best = c
+        return best
 
     def previous(self, name: str, current: ContainerStatus | None) -> ContainerStatus | None:
         """The newest exited container of ``name`` before ``current`` (for ``lastState``)."""
@@ -87,9 +130,9 @@ class Observed:
         for c in self.containers:
             if c.name != name or c.state != ContainerState.EXITED or (current is not None and c.id == current.id):
                 continue
-            if current is not None and (c.attempt, c.created_at) > (current.attempt, current.created_at):
+            if current is not None and _newer(c, current):
                 continue
-            if best is None or (c.attempt, c.created_at) > (best.attempt, best.created_at):
+            if best is None or _newer(c, best):
                 best = c
         return best
 
@@ -101,7 +144,8 @@ class Memory:
     # container name -> (reason, message) of the last failure to start it (ErrImagePull,
     # CreateContainerError, ...); cleared when it starts
     waiting: dict[str, tuple[str, str]] = field(default_factory=dict)
-    # container name -> (not before, current delay): restart back-off
+    # container name -> (not before, current delay): restart back-off, set when the container
+    # was last restarted (``not before - delay`` is that moment, kubelet's ``lastUpdate``)
     backoff: dict[str, tuple[float, float]] = field(default_factory=dict)
     # container name -> (not before, current delay): a failed start (image pull, config,
     # create) is tried again after this
@@ -135,8 +179,12 @@ class Actions:
         return not (self.kill_pod or self.create_sandbox or self.start or self.kill)
 
 
+def _spec(pod: Mapping[str, Any]) -> Mapping[str, Any]:
+    return pod.get("spec") or {}
+
+
 def _restart_policy(pod: Mapping[str, Any]) -> str:
-    return str((pod.get("spec") or {}).get("restartPolicy") or "Always")
+    return str(_spec(pod).get("restartPolicy") or "Always")
 
 
 def _should_restart(policy: str, c: ContainerStatus) -> bool:
@@ -147,15 +195,41 @@ def _should_restart(policy: str, c: ContainerStatus) -> bool:
     return False
 
 
-def _init_done(pod: Mapping[str, Any], cur: Mapping[str, ContainerStatus]) -> tuple[bool, bool]:
-    """(every init container succeeded, one failed for good under ``restartPolicy: Never``)."""
-    for ic in (pod.get("spec") or {}).get("initContainers") or ():
-        st = cur.get(ic["name"])
-        if st is None or st.state != ContainerState.EXITED:
-            return False, False
-        if st.exit_code != 0:
-            return False, _restart_policy(pod) == "Never"
-    return True, False
+def _should_be_restarted(pod: Mapping[str, Any], st: ContainerStatus | None) -> bool:
+    """kubelet's ``ShouldContainerBeRestarted``."""
+    if (pod.get("metadata") or {}).get("deletionTimestamp"):
+        return False
+    if st is None:
+        return True
+    if st.state == ContainerState.RUNNING:
+        return False
+    if st.state in (ContainerState.UNKNOWN, ContainerState.CREATED):
+        return True
+    return _should_restart(_restart_policy(pod), st)
+
+
+def _regular(pod: Mapping[str, Any], obs: Observed) -> dict[str, ContainerStatus]:
+    """The container of each regular container's name: the newest in the newest sandbox, else
+    the newest exited one of an older sandbox (see the module docstring)."""
+    cur = obs.current()
+    out: dict[str, ContainerStatus] = {}
+    for c in _spec(pod).get("containers") or ():
+        name = c["name"]
+        st = cur.get(name)
+        if st is None:
+            old = obs.latest(name)
+            if old is not None and old.state == ContainerState.EXITED:
+                st = old
+        if st is not None:
+            out[name] = st
+    return out
+
+
+def _next_attempt(obs: Observed, name: str) -> int:
+    """The restart count a new container of ``name`` gets: one more than the newest one's, in
+    any sandbox (so a re-created sandbox neither resets ``restartCount`` nor reuses a log file)."""
+    last = obs.latest(name)
+    return last.attempt + 1 if last is not None else 0
 
 
 def is_terminal(pod: Mapping[str, Any], obs: Observed) -> bool:
@@ -164,12 +238,63 @@ def is_terminal(pod: Mapping[str, Any], obs: Observed) -> bool:
 
 
 def next_backoff(prev: tuple[float, float] | None, ran_for: float, now: float) -> tuple[float, float]:
-    """The (not before, delay) after a container exits: 10 s doubling to 5 min; a container that
-    ran for 10 minutes or more starts over at 10 s."""
+    """The (not before, delay) after a container is restarted at ``now``: 10 s doubling to 5 min;
+    a container that ran for more than 10 minutes starts over at 10 s."""
     delay = BACKOFF_INITIAL
-    if prev is not None and ran_for < BACKOFF_RESET:
+    if prev is not None and ran_for <= BACKOFF_RESET:
         delay = min(prev[1] * 2, BACKOFF_MAX)
     return now + delay, delay
+
+
+def _backoff_until(entry: tuple[float, float] | None, st: ContainerStatus) -> float:
+    """When the back-off of an exited container ends: kubelet's ``IsInBackOffSince(key,
+    finishedAt)``: the delay counts from when the container finished; an entry older than twice
+    the maximum before that is stale."""
+    if entry is None:
+        return 0.0
+    not_before, delay = entry
+    if delay <= 0 or not st.finished_at:
+        return not_before
+    restarted_at = not_before - delay  # kubelet's lastUpdate
+    if st.finished_at - restarted_at > BACKOFF_RESET:
+        return 0.0
+    return st.finished_at + delay
+
+
+def _sandbox_actions(pod: Mapping[str, Any], obs: Observed, mem: Memory, now: float, acts: Actions) -> Actions:
+    """The sandbox is missing or not ready: kubelet's ``computePodActions`` when
+    ``PodSandboxChanged``. Everything in the old one is killed, a new one made, and the first
+    init container (or the containers) started in it."""
+    spec = _spec(pod)
+    policy = _restart_policy(pod)
+    sb = obs.sandbox
+    alive = [c for c in obs.containers if c.state in (ContainerState.RUNNING, ContainerState.CREATED)]
+    if sb is not None and policy == "Never" and obs.containers:
+        # kubelet: a pod that should not restart gets no new sandbox once it has run; what
+        # still runs in the dead one is stopped
+        acts.kill_pod = bool(alive)
+        return acts
+    regular = _regular(pod, obs)
+    to_start = [c for c in spec.get("containers") or ()
+                if not (policy == "OnFailure" and (st := regular.get(c["name"])) is not None
+                        and st.state == ContainerState.EXITED and st.exit_code == 0)]
+    if not to_start and regular:
+        # initialized before and nothing left to run: no new sandbox
+        acts.kill_pod = bool(alive)
+        return acts
+    not_before, _ = mem.sandbox_backoff
+    if not_before > now:
+        acts.wake_at = not_before
+        return acts
+    acts.kill_pod = sb is not None
+    acts.create_sandbox = True
+    acts.sandbox_attempt = sb.attempt + 1 if sb is not None else 0
+    inits = list(spec.get("initContainers") or ())
+    if inits:
+        acts.start = [StartContainer(inits[0], True, _next_attempt(obs, inits[0]["name"]))]
+    else:
+        acts.start = [StartContainer(c, False, _next_attempt(obs, c["name"])) for c in to_start]
+    return acts
 
 
 def compute_actions(pod: Mapping[str, Any], obs: Observed, mem: Memory, now: float) -> Actions:
@@ -178,10 +303,9 @@ def compute_actions(pod: Mapping[str, Any], obs: Observed, mem: Memory, now: flo
     kubelet's ``CrashLoopBackOff`` and ``wake_at`` says when to look again."""
     acts = Actions()
     meta = pod.get("metadata") or {}
-    spec = pod.get("spec") or {}
+    spec = _spec(pod)
     policy = _restart_policy(pod)
     sb = obs.sandbox
-    cur = obs.current()
     if mem.rejected is not None:
         return acts
     if is_terminal(pod, obs) or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
@@ -189,69 +313,60 @@ def compute_actions(pod: Mapping[str, Any], obs: Observed, mem: Memory, now: flo
         if sb is not None and sb.state == SandboxState.READY:
             acts.kill_pod = True
         return acts
-
     if sb is None or sb.state != SandboxState.READY:
-        # kubelet: a sandbox that went away takes its containers with it; a pod that has
-        # already run to completion under restartPolicy != Always does not get a new one
-        if sb is not None and policy != "Always" and cur and all(
-                c.state == ContainerState.EXITED and not _should_restart(policy, c) for c in cur.values()):
-            return acts
-        not_before, _ = mem.sandbox_backoff
-        if not_before > now:
-            acts.wake_at = not_before
-            return acts
-        if sb is not None:
-            acts.kill_pod = True
-        acts.create_sandbox = True
-        acts.sandbox_attempt = sb.attempt + 1 if sb is not None else 0
-        first = (spec.get("initContainers") or ())[:1] or list(spec.get("containers") or ())
-        is_init = bool(spec.get("initContainers"))
-        acts.start = [StartContainer(c, is_init, 0) for c in first]
-        return acts
+        return _sandbox_actions(pod, obs, mem, now, acts)
+
+    cur = obs.current()
+    regular = _regular(pod, obs)
+
+    def due(at: float) -> None:
+        acts.wake_at = at if acts.wake_at is None else min(acts.wake_at, at)
 
     def restart(c: Mapping[str, Any], st: ContainerStatus | None, init: bool) -> None:
         name = c["name"]
-        attempt = st.attempt + 1 if st is not None else 0
         retry_at = mem.retry.get(name, (0.0, 0.0))[0]
         if retry_at > now:
-            acts.wake_at = retry_at if acts.wake_at is None else min(acts.wake_at, retry_at)
+            due(retry_at)
             return
-        if st is not None:
-            not_before, delay = mem.backoff.get(name, (0.0, 0.0))
-            if not_before > now:
-                acts.waiting[name] = ("CrashLoopBackOff",
-                                      (f"back-off {int(delay)}s restarting failed container={name} "
-                                      f"pod={meta.get('name')}_{meta.get('namespace')}({meta.get('uid')})"))
-                acts.wake_at = not_before if acts.wake_at is None else min(acts.wake_at, not_before)
+        if st is not None and st.state == ContainerState.EXITED:
+            entry = mem.backoff.get(name)
+            until = _backoff_until(entry, st)
+            if until > now and entry is not None:
+                pod_ref = f"{meta.get('name')}_{meta.get('namespace')}({meta.get('uid')})"
+                message = f"back-off {go_duration(entry[1])} restarting failed container={name} pod={pod_ref}"
+                acts.waiting[name] = ("CrashLoopBackOff", message)
+                due(until)
                 return
-        acts.start.append(StartContainer(c, init, attempt))
+        acts.start.append(StartContainer(c, init, _next_attempt(obs, name)))
 
-    # init containers: one at a time, each to completion
-    for ic in spec.get("initContainers") or ():
-        st = cur.get(ic["name"])
-        if st is None:
-            restart(ic, None, True)
-            return acts
-        if st.state in (ContainerState.RUNNING, ContainerState.CREATED):
-            return acts
-        if st.state == ContainerState.UNKNOWN:
-            acts.kill.append((st, "unknown state"))
+    # init containers: one at a time, each to completion; a pod whose regular containers
+    # exist in this sandbox has been initialized (kubelet: their statuses may be gone)
+    if not any(c["name"] in cur for c in spec.get("containers") or ()):
+        for ic in spec.get("initContainers") or ():
+            st = cur.get(ic["name"])
+            if st is None:
+                restart(ic, None, True)
+                return acts
+            if st.state in (ContainerState.RUNNING, ContainerState.CREATED):
+                return acts
+            if st.state == ContainerState.UNKNOWN:
+                acts.kill.append((st, f'Init container is in "{st.state.value}" state, try killing it before restart'))
+                restart(ic, st, True)
+                return acts
+            if st.exit_code == 0:
+                continue
+            if policy == "Never":
+                acts.kill_pod = True  # the pod has failed
+                return acts
             restart(ic, st, True)
             return acts
-        if st.exit_code == 0:
-            continue
-        if policy == "Never":
-            acts.kill_pod = True  # the pod has failed
-            return acts
-        restart(ic, st, True)
-        return acts
 
     for c in spec.get("containers") or ():
-        st = cur.get(c["name"])
+        st = regular.get(c["name"])
         if st is None:
             restart(c, None, False)
         elif st.state == ContainerState.UNKNOWN:
-            acts.kill.append((st, "unknown state"))
+            acts.kill.append((st, f'Container is in "{st.state.value}" state, try killing it before restart'))
             restart(c, st, False)
         elif st.state == ContainerState.EXITED and _should_restart(policy, st):
             restart(c, st, False)
@@ -274,73 +389,241 @@ def _terminated(c: ContainerStatus, scheme: str) -> Obj:
     return out
 
 
-def _container_status(spec_c: Mapping[str, Any], st: ContainerStatus | None, prev: ContainerStatus | None,
-                      waiting: tuple[str, str] | None, default_wait: str, scheme: str) -> Obj:
-    out: Obj = {"name": spec_c["name"], "image": spec_c.get("image", ""), "imageID": "",
-                "ready": False, "restartCount": st.attempt if st is not None else 0, "started": False}
-    if st is not None:
-        out["imageID"] = st.image_ref
-        out["containerID"] = f"{scheme}://{st.id}"
-    last = prev
-    if waiting is not None:
-        reason, message = waiting
-        out["state"] = {"waiting": {"reason": reason, "message": message} if message else {"reason": reason}}
-        if st is not None and st.state == ContainerState.EXITED:
-            last = st  # the run that failed is the last state while waiting to restart
-    elif st is None or st.state == ContainerState.CREATED:
-        out["state"] = {"waiting": {"reason": default_wait}}
-    elif st.state == ContainerState.RUNNING:
-        out["state"] = {"running": {"startedAt": _ts(st.started_at)}}
-        out["started"] = True
-        out["ready"] = True  # no readiness probe yet: running means ready
-    elif st.state == ContainerState.EXITED:
-        out["state"] = {"terminated": _terminated(st, scheme)}
+def _container_status(pod: Mapping[str, Any], spec_c: Mapping[str, Any], st: ContainerStatus | None,
+                      prev: ContainerStatus | None, waiting: tuple[str, str] | None, default_wait: str,
+                      scheme: str, old: Mapping[str, Any] | None) -> Obj:
+    """One ``ContainerStatus`` as kubelet's ``convertToAPIContainerStatuses`` makes it."""
+    name = spec_c["name"]
+    out: Obj
+    if st is None:
+        # no container in the runtime: the last reported one stands (a terminated state as
+        # it was; otherwise its restart count and last state under the default waiting)
+        if old is not None and (old.get("state") or {}).get("terminated"):
+            out = {k: v for k, v in old.items() if k in (
+                "name", "image", "imageID", "containerID", "ready", "restartCount", "started", "state", "lastState")}
+            out.update(name=name, image=spec_c.get("image", ""), ready=False, started=False)
+            out.setdefault("lastState", {})
+            out.setdefault("imageID", "")
+            out.setdefault("restartCount", 0)
+        else:
+            out = {"name": name, "image": spec_c.get("image", ""), "imageID": "", "ready": False,
+                   "restartCount": int((old or {}).get("restartCount") or 0), "started": False,
+                   "state": {"waiting": {"reason": default_wait}},
+                   "lastState": dict((old or {}).get("lastState") or {})}
     else:
-        out["state"] = {"waiting": {"reason": "ContainerStatusUnknown",
-                                    "message": "The container could not be located when the pod was terminated"}}
-    out["lastState"] = {"terminated": _terminated(last, scheme)} if last is not None else {}
+        out = {"name": name, "image": spec_c.get("image", ""), "imageID": st.image_ref,
+               "containerID": f"{scheme}://{st.id}", "ready": False, "restartCount": st.attempt, "started": False,
+               "lastState": {"terminated": _terminated(prev, scheme)} if prev is not None else {}}
+        if st.state == ContainerState.RUNNING:
+            out["state"] = {"running": {"startedAt": _ts(st.started_at)}}
+            out["started"] = True
+            out["ready"] = True  # no readiness probe yet: running means ready
+        elif st.state == ContainerState.EXITED:
+            out["state"] = {"terminated": _terminated(st, scheme)}
+        elif st.state == ContainerState.UNKNOWN and old is not None and (old.get("state") or {}).get("running"):
+            # it was running and cannot be found now: it ran and failed, it did not never run
+            out["state"] = {"terminated": {"exitCode": 137, "reason": STATUS_UNKNOWN, "startedAt": None,
+                                           "finishedAt": None,
+                                           "message": "The container could not be located when the pod was terminated"}}
+            out["restartCount"] = int(old.get("restartCount") or 0) + 1
+        else:
+            out["state"] = {"waiting": {}}  # created, not yet running (or unknown)
+    if waiting is not None and _should_be_restarted(pod, st):
+        reason, message = waiting
+        if "terminated" in out["state"]:
+            out["lastState"] = out["state"]  # the run that failed is the last state while waiting
+        out["state"] = {"waiting": {"reason": reason, "message": message} if message else {"reason": reason}}
     return out
 
 
-def pod_phase(pod: Mapping[str, Any], obs: Observed, waiting: Mapping[str, tuple[str, str]]) -> str:
-    """kubelet's ``getPhase``."""
-    spec = pod.get("spec") or {}
-    policy = _restart_policy(pod)
-    old = (pod.get("status") or {}).get("phase")
-    if old in ("Succeeded", "Failed"):
-        return str(old)  # a terminal phase never changes
+def _statuses(pod: Mapping[str, Any], obs: Observed, waiting: Mapping[str, tuple[str, str]],
+              scheme: str) -> tuple[list[Obj], list[Obj]]:
+    """(initContainerStatuses in spec order, containerStatuses sorted by name), as kubelet
+    reports them."""
+    spec = _spec(pod)
+    old_status = pod.get("status") or {}
+    old_init = {s.get("name"): s for s in old_status.get("initContainerStatuses") or () if isinstance(s, dict)}
+    old_main = {s.get("name"): s for s in old_status.get("containerStatuses") or () if isinstance(s, dict)}
+    inits = list(spec.get("initContainers") or ())
+    default = "PodInitializing" if inits else "ContainerCreating"
     cur = obs.current()
-    init_ok, init_failed = _init_done(pod, cur)
-    if init_failed:
-        return "Failed"
-    if not init_ok:
-        return "Pending"
-    running = waiting_n = stopped = succeeded = 0
+    regular = _regular(pod, obs)
+    initialized_before = any(c["name"] in cur for c in spec.get("containers") or ())
+    init_statuses = []
+    for ic in inits:
+        name = ic["name"]
+        st = cur.get(name)
+        w = waiting.get(name)
+        if st is not None and st.state == ContainerState.EXITED and st.exit_code == 0:
+            w = None  # a completed init container is not run again
+        s = _container_status(pod, ic, st, obs.previous(name, st) if st is not None else None, w, default,
+                              scheme, old_init.get(name))
+        if st is None and initialized_before and "waiting" in s["state"]:
+            # kubelet: its containers exist, so it ran to completion; its status is gone
+            s["state"] = {"terminated": {
+                "exitCode": 0, "reason": "Completed", "startedAt": None, "finishedAt": None,
+                "message": "Unable to get init container status from container runtime and pod has been "
+                           "initialized, treat it as exited normally"}}
+        term = s["state"].get("terminated")
+        s["ready"] = bool(term is not None and term.get("exitCode") == 0)  # a completed init container is ready
+        init_statuses.append(s)
+    statuses = []
     for c in spec.get("containers") or ():
-        st = cur.get(c["name"])
-        if st is None or st.state == ContainerState.CREATED:
-            waiting_n += 1
-        elif st.state == ContainerState.RUNNING:
-            running += 1
-        elif st.state == ContainerState.EXITED:
-            stopped += 1
-            if st.exit_code == 0:
-                succeeded += 1
+        name = c["name"]
+        st = regular.get(name)
+        statuses.append(_container_status(pod, c, st, obs.previous(name, st) if st is not None else None,
+                                          waiting.get(name), default, scheme, old_main.get(name)))
+    statuses.sort(key=lambda s: str(s["name"]))
+    return init_statuses, statuses
+
+
+def _get_phase(pod: Mapping[str, Any], init_statuses: Sequence[Obj], statuses: Sequence[Obj]) -> str:
+    """kubelet's ``getPhase`` over the API container statuses."""
+    spec = _spec(pod)
+    policy = _restart_policy(pod)
+    by_init = {s["name"]: s for s in init_statuses}
+    by_main = {s["name"]: s for s in statuses}
+    pending_init = failed_init = 0
+    for ic in spec.get("initContainers") or ():
+        s = by_init.get(ic["name"])
+        state = (s or {}).get("state") or {}
+        last = ((s or {}).get("lastState") or {}).get("terminated")
+        if s is None or "running" in state:
+            pending_init += 1
+        elif "terminated" in state:
+            if state["terminated"].get("exitCode") != 0:
+                failed_init += 1
+        elif "waiting" in state:
+            if last is None:
+                pending_init += 1
+            elif last.get("exitCode") != 0:
+                failed_init += 1
         else:
-            waiting_n += 1
-    if waiting_n > 0:
+            pending_init += 1
+    unknown = running = waiting = stopped = succeeded = 0
+    for c in spec.get("containers") or ():
+        s = by_main.get(c["name"])
+        state = (s or {}).get("state") or {}
+        if s is None:
+            unknown += 1
+        elif "running" in state:
+            running += 1
+        elif "terminated" in state:
+            stopped += 1
+            if state["terminated"].get("exitCode") == 0:
+                succeeded += 1
+        elif "waiting" in state:
+            if ((s.get("lastState") or {}).get("terminated")) is not None:
+                stopped += 1
+            else:
+                waiting += 1
+        else:
+            unknown += 1
+    if failed_init > 0 and policy == "Never":
+        return "Failed"
+    if pending_init > 0 or waiting > 0:
         return "Pending"
-    if running > 0:
+    if running > 0 and unknown == 0:
         return "Running"
-    if stopped > 0:
+    if running == 0 and stopped > 0 and unknown == 0:
         if policy == "Always":
-            return "Running"
+            return "Running"  # all restarting
         if stopped == succeeded:
             return "Succeeded"
         if policy == "Never":
             return "Failed"
-        return "Running"
+        return "Running"  # OnFailure: the failed ones restart
     return "Pending"
+
+
+def _phase(pod: Mapping[str, Any], init_statuses: Sequence[Obj], statuses: Sequence[Obj]) -> str:
+    old = (pod.get("status") or {}).get("phase")
+    if old in ("Succeeded", "Failed"):
+        return str(old)  # a terminal phase never changes
+    return _get_phase(pod, init_statuses, statuses)
+
+
+def pod_phase(pod: Mapping[str, Any], obs: Observed, waiting: Mapping[str, tuple[str, str]]) -> str:
+    """kubelet's ``getPhase`` on the statuses :func:`pod_status` would report."""
+    init_statuses, statuses = _statuses(pod, obs, waiting, "")
+    return _phase(pod, init_statuses, statuses)
+
+
+def _sorted_ips(ips: Sequence[str], host_ips: Sequence[str]) -> list[str]:
+    """kubelet's ``sortPodIPs``: the first address of the node's family, then the first of the
+    other family (at most two)."""
+
+    def version(ip: str) -> int:
+        try:
+            return ipaddress.ip_address(ip).version
+        except ValueError:
+            return 0
+
+    primary = version(host_ips[0]) if host_ips and version(host_ips[0]) else 4
+    out = [ip for ip in ips if version(ip) == primary][:1]
+    out += [ip for ip in ips if version(ip) not in (primary, 0)][:1]
+    return out
+
+
+def _conditions(pod: Mapping[str, Any], obs: Observed, phase: str, init_statuses: Sequence[Obj],
+                statuses: Sequence[Obj], now: float) -> list[Obj]:
+    """Kubelet's conditions (``status/generate.go``) after everyone else's; a transition time
+    moves only when the status does."""
+    spec = _spec(pod)
+    old = pod.get("status") or {}
+    prev = {c.get("type"): c for c in old.get("conditions") or () if isinstance(c, dict)}
+
+    def cond(t: str, ok: bool, reason: str = "", message: str = "") -> Obj:
+        s = "True" if ok else "False"
+        p = prev.get(t)
+        out: Obj = {"type": t, "status": s,
+                    "lastTransitionTime": p.get("lastTransitionTime") if p and p.get("status") == s else format_ts(now)}
+        if reason:
+            out["reason"] = reason
+        if message:
+            out["message"] = message
+        return out
+
+    sb = obs.sandbox
+    ready_to_start = cond("PodReadyToStartContainers", sb is not None and sb.state == SandboxState.READY)
+
+    # Initialized
+    incomplete = [s["name"] for s in init_statuses if not s["ready"]]
+    started = any("running" in s["state"] or "terminated" in s["state"] for s in statuses)
+    if phase == "Succeeded":
+        initialized = cond("Initialized", True, POD_COMPLETED)
+    elif started or not incomplete:
+        initialized = cond("Initialized", True)
+    else:
+        initialized = cond("Initialized", False, CONTAINERS_NOT_INITIALIZED,
+                           f"containers with incomplete status: [{' '.join(incomplete)}]")
+
+    # ContainersReady, then Ready (which also needs the readiness gates)
+    if phase in ("Succeeded", "Failed"):
+        why = POD_COMPLETED if phase == "Succeeded" else POD_FAILED
+        containers_ready = cond("ContainersReady", False, why)
+        ready = cond("Ready", False, why)
+    else:
+        unready = [s["name"] for c in spec.get("containers") or () for s in statuses
+                   if s["name"] == c["name"] and not s["ready"]]
+        if unready:
+            msg = f"containers with unready status: [{' '.join(unready)}]"
+            containers_ready = cond("ContainersReady", False, CONTAINERS_NOT_READY, msg)
+            ready = cond("Ready", False, CONTAINERS_NOT_READY, msg)
+        else:
+            containers_ready = cond("ContainersReady", True)
+            gates = []
+            for g in spec.get("readinessGates") or ():
+                t = (g or {}).get("conditionType")
+                c = prev.get(t)
+                if c is None:
+                    gates.append(f'corresponding condition of pod readiness gate "{t}" does not exist.')
+                elif c.get("status") != "True":
+                    gates.append(f'the status of pod readiness gate "{t}" is not "True", but {c.get("status")}')
+            ready = cond("Ready", False, READINESS_GATES_NOT_READY, ", ".join(gates)) if gates else cond("Ready", True)
+    scheduled = cond("PodScheduled", True)
+    others = [c for t, c in prev.items() if t not in KUBELET_CONDITIONS]
+    return [*others, ready_to_start, initialized, ready, containers_ready, scheduled]
 
 
 def pod_status(pod: Mapping[str, Any], obs: Observed, mem: Memory, waiting: Mapping[str, tuple[str, str]],
@@ -349,85 +632,30 @@ def pod_status(pod: Mapping[str, Any], obs: Observed, mem: Memory, waiting: Mapp
     time; fields others own (nominatedNodeName, their conditions, qosClass set at create) are
     kept as the API has them."""
     old: Obj = dict(pod.get("status") or {})
-    spec = pod.get("spec") or {}
+    spec = _spec(pod)
     if mem.rejected is not None:
         reason, message = mem.rejected
         return {**old, "phase": "Failed", "reason": reason, "message": message,
                 "startTime": old.get("startTime") or format_ts(now)}
     sb = obs.sandbox
-    cur = obs.current()
-    all_waiting = {**mem.waiting, **waiting}
-    phase = pod_phase(pod, obs, all_waiting)
-    init_ok, _ = _init_done(pod, cur)
-
-    init_statuses = []
-    for ic in spec.get("initContainers") or ():
-        st = cur.get(ic["name"])
-        w = all_waiting.get(ic["name"])
-        s = _container_status(ic, st, obs.previous(ic["name"], st), w, "PodInitializing", runtime)
-        if st is not None and st.state == ContainerState.EXITED and st.exit_code == 0:
-            s["ready"] = True  # a completed init container reports ready, as kubelet does
-        s["started"] = bool(st is not None and st.state == ContainerState.RUNNING)
-        init_statuses.append(s)
-    statuses = []
-    for c in spec.get("containers") or ():
-        st = cur.get(c["name"])
-        w = all_waiting.get(c["name"])
-        default = "ContainerCreating" if init_ok else "PodInitializing"
-        statuses.append(_container_status(c, st, obs.previous(c["name"], st), w, default, runtime))
-
-    terminal = phase in ("Succeeded", "Failed")
-    if terminal:
+    init_statuses, statuses = _statuses(pod, obs, {**mem.waiting, **waiting}, runtime)
+    phase = _phase(pod, init_statuses, statuses)
+    if phase in ("Succeeded", "Failed"):
         for s in statuses:
             s["ready"] = False
-    unready = [s["name"] for s in statuses if not s["ready"]]
-    incomplete = [s["name"] for s in init_statuses if not s["ready"]]
-    prev = {c.get("type"): c for c in old.get("conditions") or () if isinstance(c, dict)}
-
-    def cond(t: str, ok: bool, reason: str = "", message: str = "") -> Obj:
-        s = "True" if ok else "False"
-        p = prev.get(t)
-        out: Obj = {"type": t, "status": s,
-                    "lastTransitionTime": p.get("lastTransitionTime") if p and p.get("status") == s else format_ts(now)}
-        if not ok and reason:
-            out["reason"] = reason
-            if message:
-                out["message"] = message
-        return out
-
-    sandbox_ready = sb is not None and sb.state == SandboxState.READY and not terminal
-    if terminal:
-        init_c = cond("Initialized", True) if init_ok else cond(
-            "Initialized", False, "PodCompleted" if phase == "Succeeded" else "ContainersNotInitialized",
-            f"containers with incomplete status: [{' '.join(incomplete)}]" if incomplete else "")
-        ready_c = cond("ContainersReady", False, "PodCompleted")
-        pod_ready = cond("Ready", False, "PodCompleted")
-    else:
-        init_c = cond("Initialized", init_ok, "ContainersNotInitialized",
-                      f"containers with incomplete status: [{' '.join(incomplete)}]")
-        ok = not unready and bool(statuses)
-        msg = f"containers with unready status: [{' '.join(unready)}]"
-        ready_c = cond("ContainersReady", ok, "ContainersNotReady", msg)
-        gates = [g.get("conditionType") for g in spec.get("readinessGates") or () if isinstance(g, dict)]
-        missing = [g for g in gates if (prev.get(g) or {}).get("status") != "True"]
-        if ok and missing:
-            pod_ready = cond("Ready", False, "ReadinessGatesNotReady",
-                             f"corresponding condition of pod readiness gate \"{missing[0]}\" does not exist."
-                             if missing[0] not in prev else
-                             f"the status of pod readiness gate \"{missing[0]}\" is not \"True\", but False")
-        else:
-            pod_ready = cond("Ready", ok, "ContainersNotReady", msg)
-    mine = [cond("PodReadyToStartContainers", sandbox_ready), init_c, pod_ready, ready_c]
-    sched = prev.get("PodScheduled") or {"type": "PodScheduled", "status": "True",
-                                         "lastTransitionTime": format_ts(now)}
-    others = [c for t, c in prev.items() if t not in KUBELET_CONDITIONS and t != "PodScheduled"]
-    status: Obj = {**old, "phase": phase, "conditions": [*mine, sched, *others]}
-    if host_ips:
-        status["hostIP"] = host_ips[0]
-        status["hostIPs"] = [{"ip": ip} for ip in host_ips]
-    ips = list(sb.ips) if sb is not None else []
-    if spec.get("hostNetwork") and host_ips:
-        ips = list(host_ips)
+    status: Obj = {**old, "phase": phase,
+                   "conditions": _conditions(pod, obs, phase, init_statuses, statuses, now)}
+    if phase != old.get("phase"):
+        # a reason and message belong to the phase they came with
+        status.pop("reason", None)
+        status.pop("message", None)
+    hosts = list(host_ips)[:2]
+    if hosts:
+        status["hostIP"] = hosts[0]
+        status["hostIPs"] = [{"ip": ip} for ip in hosts]
+    ips = _sorted_ips(sb.ips, hosts) if sb is not None else []
+    if spec.get("hostNetwork") and hosts:
+        ips = hosts
     if ips:
         status["podIP"] = ips[0]
         status["podIPs"] = [{"ip": ip} for ip in ips]
