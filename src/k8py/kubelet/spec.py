@@ -11,11 +11,12 @@ import base64
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from k8py.api.corev1 import int_value, milli_value
+from k8py.api.defaults import pod_qos_class
 from k8py.kubelet.runtime.types import (
     ContainerConfig,
     DNSConfig,
@@ -43,12 +44,15 @@ Obj = dict[str, Any]
 
 # kubelet's cgroup constants (pkg/kubelet/cm/helpers_linux.go)
 MIN_SHARES = 2
+MAX_SHARES = 262144
 SHARES_PER_CPU = 1024
 QUOTA_PERIOD = 100_000  # us
 MIN_QUOTA = 1000
 # kubelet's OOM score adjustments (pkg/kubelet/qos/policy.go)
 GUARANTEED_OOM_ADJ = -997
 BESTEFFORT_OOM_ADJ = 1000
+SYSTEM_CRITICAL_PRIORITY = 2_000_000_000
+HOSTNAME_MAX_LEN = 63
 
 CLUSTER_DOMAIN = "cluster.local"
 
@@ -92,41 +96,51 @@ def pod_qos(pod: Mapping[str, Any]) -> str:
     q = (pod.get("status") or {}).get("qosClass")
     if q:
         return str(q)
-    # a pod from before the server set it: kube's rules, briefly
-    cs = list((pod.get("spec") or {}).get("containers") or ())
-    reqs = [(c.get("resources") or {}) for c in cs]
-    if all(not any(milli_value(v) for v in (r.get("requests") or {}).values())
-           and not any(milli_value(v) for v in (r.get("limits") or {}).values()) for r in reqs):
-        return "BestEffort"
-    for r in reqs:
-        lim = r.get("limits") or {}
-        req = r.get("requests") or {}
-        for res in ("cpu", "memory"):
-            if res not in lim or milli_value(req.get(res, lim[res])) != milli_value(lim[res]):
-                return "Burstable"
-    return "Guaranteed"
+    return pod_qos_class(dict(pod))  # a pod from before the server set it: the API's own rules
+
+
+def _shares(milli: int) -> int:
+    """kubelet's ``MilliCPUToShares``."""
+    if milli == 0:
+        return MIN_SHARES
+    return min(max(milli * SHARES_PER_CPU // 1000, MIN_SHARES), MAX_SHARES)
+
+
+def _node_critical(pod: Mapping[str, Any]) -> bool:
+    """kubelet's ``IsNodeCriticalPod``: the ``system-node-critical`` class at a system priority."""
+    spec = pod.get("spec") or {}
+    prio = spec.get("priority")
+    return spec.get("priorityClassName") == "system-node-critical" and (
+        prio is None or int(prio) >= SYSTEM_CRITICAL_PRIORITY)
 
 
 def _resources(pod: Mapping[str, Any], c: Mapping[str, Any], node: NodeFacts) -> Resources:
     res = c.get("resources") or {}
     req = res.get("requests") or {}
     lim = res.get("limits") or {}
-    cpu_req = milli_value(req.get("cpu", lim.get("cpu", 0)))
-    shares = max(MIN_SHARES, cpu_req * SHARES_PER_CPU // 1000) if cpu_req else MIN_SHARES
+    cpu_req = milli_value(req.get("cpu", 0))
+    cpu_lim = milli_value(lim.get("cpu", 0))
+    # kubelet (calculateLinuxResources): no cpu request but a limit: the request is the limit
+    shares = _shares(cpu_lim if cpu_req == 0 and cpu_lim else cpu_req)
     quota = period = None
-    if "cpu" in lim and milli_value(lim["cpu"]) > 0:
+    if cpu_lim > 0:
         period = QUOTA_PERIOD
-        quota = max(MIN_QUOTA, milli_value(lim["cpu"]) * QUOTA_PERIOD // 1000)
+        quota = max(MIN_QUOTA, cpu_lim * QUOTA_PERIOD // 1000)
     mem = int_value(lim["memory"]) if "memory" in lim and int_value(lim["memory"]) > 0 else None
     qos = pod_qos(pod)
-    if qos == "Guaranteed":
+    if qos == "Guaranteed" or _node_critical(pod):
         adj = GUARANTEED_OOM_ADJ
     elif qos == "BestEffort":
         adj = BESTEFFORT_OOM_ADJ
     else:
+        # kubelet's GetContainerOOMScoreAdjust: 1000 - 1000 * request / capacity, kept above a
+        # guaranteed container's (3) and below a best-effort one's (999)
         mem_req = int_value(req.get("memory", 0))
         adj = 1000 - (1000 * mem_req) // node.memory_capacity if node.memory_capacity else 999
-        adj = min(max(adj, 2), 999)  # kubelet keeps burstable pods between the other two classes
+        if adj < 1000 + GUARANTEED_OOM_ADJ:
+            adj = 1000 + GUARANTEED_OOM_ADJ
+        elif adj == BESTEFFORT_OOM_ADJ:
+            adj -= 1
     return Resources(cpu_shares=shares, cpu_period=period, cpu_quota=quota, memory_limit=mem, oom_score_adj=adj)
 
 
@@ -156,10 +170,15 @@ def expand(s: str, env: Mapping[str, str]) -> str:
     return _VAR.sub(sub, s)
 
 
-def _field_ref(pod: Mapping[str, Any], path: str, node: NodeFacts) -> str:
+def _field_ref(pod: Mapping[str, Any], path: str, node: NodeFacts, pod_ips: Sequence[str] | None) -> str:
+    """kubelet's ``podFieldSelectorRuntimeValue``; the pod's addresses are the sandbox's (the
+    API status may not have them yet when the first containers start)."""
     meta = pod.get("metadata") or {}
     spec = pod.get("spec") or {}
     status = pod.get("status") or {}
+    if pod_ips is None:
+        pod_ips = [p.get("ip", "") for p in status.get("podIPs") or ()] or (
+            [status["podIP"]] if status.get("podIP") else [])
     m = re.fullmatch(r"metadata\.(labels|annotations)\['([^']*)'\]", path)
     if m:
         return str((meta.get(m.group(1)) or {}).get(m.group(2), ""))
@@ -169,8 +188,7 @@ def _field_ref(pod: Mapping[str, Any], path: str, node: NodeFacts) -> str:
         "spec.serviceAccountName": spec.get("serviceAccountName"),
         "status.hostIP": node.host_ips[0] if node.host_ips else status.get("hostIP"),
         "status.hostIPs": ",".join(node.host_ips) if node.host_ips else "",
-        "status.podIP": status.get("podIP"), "status.podIPs": ",".join(
-            p.get("ip", "") for p in status.get("podIPs") or ()),
+        "status.podIP": pod_ips[0] if pod_ips else "", "status.podIPs": ",".join(pod_ips),
     }
     if path not in simple:
         raise ConfigError(f"unsupported fieldPath: {path}")
@@ -181,8 +199,14 @@ def _resource_ref(pod: Mapping[str, Any], c: Mapping[str, Any], ref: Mapping[str
     """``resourceFieldRef``: the container's limit or request (limits default to the node's
     allocatable), divided by ``divisor`` and rounded up, as kubelet's ``ExtractResourceValue``."""
     res = ref.get("resource", "")
-    cname = ref.get("containerName") or c.get("name")
-    target = next((x for x in (pod.get("spec") or {}).get("containers") or () if x.get("name") == cname), c)
+    target = c
+    if ref.get("containerName"):
+        spec = pod.get("spec") or {}
+        found = [x for x in (*(spec.get("containers") or ()), *(spec.get("initContainers") or ()))
+                 if x.get("name") == ref["containerName"]]
+        if not found:
+            raise ConfigError(f"container {ref['containerName']} not found")
+        target = found[0]
     kind, _, name = str(res).partition(".")
     values = ((target.get("resources") or {}).get(kind) or {})
     divisor = ref.get("divisor") or "1"
@@ -195,7 +219,7 @@ def _resource_ref(pod: Mapping[str, Any], c: Mapping[str, Any], ref: Mapping[str
         v = int_value(values[name]) if name in values else (
             node.memory_allocatable if kind == "limits" and name == "memory" else 0)
         return str(math.ceil(v / (int_value(divisor) or 1)))
-    raise ConfigError(f"unsupported container resource: {res}")
+    raise ConfigError(f"unsupported container resource : {res}")
 
 
 def referenced_objects(pod: Mapping[str, Any]) -> set[tuple[str, str]]:
@@ -218,16 +242,17 @@ def referenced_objects(pod: Mapping[str, Any]) -> set[tuple[str, str]]:
 
 
 def _data(kind: str, obj: Mapping[str, Any]) -> dict[str, str]:
+    """What env can take from a Secret (its data, decoded) or a ConfigMap (its ``data`` only:
+    kubelet never puts ``binaryData`` into the environment)."""
     if kind == "Secret":
         return {k: base64.b64decode(v).decode("utf-8", "replace") for k, v in (obj.get("data") or {}).items()}
-    out = dict(obj.get("data") or {})
-    for k, v in (obj.get("binaryData") or {}).items():
-        out.setdefault(k, base64.b64decode(v).decode("utf-8", "replace"))
-    return out
+    return {k: str(v) for k, v in (obj.get("data") or {}).items()}
 
 
 def _env(pod: Mapping[str, Any], c: Mapping[str, Any], node: NodeFacts,
-         objects: Mapping[tuple[str, str], Obj | None]) -> dict[str, str]:
+         objects: Mapping[tuple[str, str], Obj | None], pod_ips: Sequence[str] | None = None) -> dict[str, str]:
+    """kubelet's ``makeEnvironmentVariables``: ``envFrom`` first, then ``env`` in order, each
+    value expanded against what is defined before it. The errors are kubelet's texts."""
     ns = (pod.get("metadata") or {}).get("namespace", "")
     env: dict[str, str] = {}
     for ef in c.get("envFrom") or ():
@@ -249,7 +274,7 @@ def _env(pod: Mapping[str, Any], c: Mapping[str, Any], node: NodeFacts,
             continue
         vf = e["valueFrom"]
         if vf.get("fieldRef"):
-            env[name] = _field_ref(pod, vf["fieldRef"].get("fieldPath", ""), node)
+            env[name] = _field_ref(pod, vf["fieldRef"].get("fieldPath", ""), node, pod_ips)
         elif vf.get("resourceFieldRef"):
             env[name] = _resource_ref(pod, c, vf["resourceFieldRef"], node)
         else:
@@ -291,14 +316,41 @@ def volume_paths(pod: Mapping[str, Any], node: NodeFacts) -> dict[str, str]:
     return out
 
 
-def _mounts(c: Mapping[str, Any], volumes: Mapping[str, str]) -> tuple[Mount, ...]:
+def _sub_path_expr(expr: str, env: Mapping[str, str]) -> str:
+    """kubelet's ``ExpandContainerVolumeMounts``: every ``$(VAR)`` must have a value."""
+    missing: set[str] = set()
+
+    def sub(m: re.Match[str]) -> str:
+        if m.group(0) == "$$":
+            return "$"
+        value = env.get(m.group(1), "")
+        if not value:
+            missing.add(m.group(1))
+        return value
+
+    out = _VAR.sub(sub, expr)
+    if missing:
+        raise ConfigError(f"missing value for {', '.join(sorted(missing))}")
+    return out
+
+
+def _mounts(c: Mapping[str, Any], volumes: Mapping[str, str], env: Mapping[str, str]) -> tuple[Mount, ...]:
+    """kubelet's ``makeMounts``: each mount's volume, at its ``subPath`` (or ``subPathExpr``
+    expanded with the container's env), which must stay inside the volume."""
     out = []
     for m in c.get("volumeMounts") or ():
         src = volumes.get(m.get("name", ""))
         if src is None:
             raise ConfigError(f"cannot find volume \"{m.get('name')}\" to mount into container \"{c.get('name')}\"")
-        if m.get("subPath"):
-            src = os.path.join(src, m["subPath"])
+        sub = str(m.get("subPath") or "")
+        if m.get("subPathExpr"):
+            sub = _sub_path_expr(str(m["subPathExpr"]), env)
+        if sub:
+            if os.path.isabs(sub):
+                raise ConfigError(f"error SubPath `{sub}` must not be an absolute path")
+            if ".." in sub.split("/"):
+                raise ConfigError(f"unable to provision SubPath `{sub}`: must not contain '..'")
+            src = os.path.join(src, sub)
         prop = {"HostToContainer": "HostToContainer", "Bidirectional": "Bidirectional"}.get(
             m.get("mountPropagation") or "", "")
         out.append(Mount(m.get("mountPath", ""), src, bool(m.get("readOnly")), prop))
@@ -308,15 +360,48 @@ def _mounts(c: Mapping[str, Any], volumes: Mapping[str, str]) -> tuple[Mount, ..
 # --------------------------------------------------------------------------- security
 
 
-def _security(pod: Mapping[str, Any], c: Mapping[str, Any]) -> Security:
+def _pod_ref(pod: Mapping[str, Any]) -> str:
+    """kubelet's ``format.Pod``: name_namespace(uid)."""
+    meta = pod.get("metadata") or {}
+    return f"{meta.get('name', '')}_{meta.get('namespace', '')}({meta.get('uid', '')})"
+
+
+def _verify_non_root(pod: Mapping[str, Any], c: Mapping[str, Any], user: Any, image_user: str | None) -> None:
+    """kubelet's ``verifyRunAsNonRoot``, with the image's ``User`` when it is known (``""``:
+    the image runs as root)."""
+    psc = (pod.get("spec") or {}).get("securityContext") or {}
+    sc = c.get("securityContext") or {}
+    if not sc.get("runAsNonRoot", psc.get("runAsNonRoot")):
+        return
+    name = c.get("name", "")
+    if user is not None:
+        if int(user) == 0:
+            raise ConfigError(f'container\'s runAsUser breaks non-root policy (pod: "{_pod_ref(pod)}", '
+                              f"container: {name})")
+        return
+    if image_user is None:
+        return
+    uid = image_user.partition(":")[0]
+    if uid == "" or (uid.isdigit() and int(uid) == 0):
+        raise ConfigError(f'container has runAsNonRoot and image will run as root (pod: "{_pod_ref(pod)}", '
+                          f"container: {name})")
+    if not uid.isdigit():
+        raise ConfigError(f"container has runAsNonRoot and image has non-numeric user ({uid}), cannot verify "
+                          f'user is non-root (pod: "{_pod_ref(pod)}", container: {name})')
+
+
+def _security(pod: Mapping[str, Any], c: Mapping[str, Any], image_user: str | None = None) -> Security:
+    """kubelet's ``determineEffectiveSecurityContext``: the pod's user and group under the
+    container's; fsGroup then the supplemental groups; privilege, capabilities and the root
+    filesystem from the container alone."""
     psc = (pod.get("spec") or {}).get("securityContext") or {}
     sc = c.get("securityContext") or {}
     caps = sc.get("capabilities") or {}
-    groups = [int(g) for g in psc.get("supplementalGroups") or ()]
-    if psc.get("fsGroup") is not None:
-        groups.append(int(psc["fsGroup"]))
-    user = sc.get("runAsUser", psc.get("runAsUser"))
-    group = sc.get("runAsGroup", psc.get("runAsGroup"))
+    groups = [int(psc["fsGroup"])] if psc.get("fsGroup") is not None else []
+    groups += [int(g) for g in psc.get("supplementalGroups") or ()]
+    user = sc["runAsUser"] if sc.get("runAsUser") is not None else psc.get("runAsUser")
+    group = sc["runAsGroup"] if sc.get("runAsGroup") is not None else psc.get("runAsGroup")
+    _verify_non_root(pod, c, user, image_user)
     ape = sc.get("allowPrivilegeEscalation")
     return Security(run_as_user=int(user) if user is not None else None,
                     run_as_group=int(group) if group is not None else None,
@@ -329,7 +414,55 @@ def _security(pod: Mapping[str, Any], c: Mapping[str, Any]) -> Security:
 # --------------------------------------------------------------------------- configs
 
 
+def _dedup(items: Sequence[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(items))
+
+
+def _merge_dns(base: DNSConfig, cfg: Mapping[str, Any]) -> DNSConfig:
+    """kubelet's ``appendDNSConfig``: the pod's ``dnsConfig`` nameservers and searches after the
+    policy's (duplicates dropped), its options over the policy's by name."""
+    options: dict[str, str] = {}
+    for o in base.options:
+        k, _, v = o.partition(":")
+        options[k] = v
+    for o in cfg.get("options") or ():
+        options[str(o.get("name", ""))] = str(o.get("value") or "")
+    return DNSConfig(_dedup([*base.servers, *(cfg.get("nameservers") or ())]),
+                     _dedup([*base.searches, *(cfg.get("searches") or ())]),
+                     tuple(f"{k}:{v}" if v else k for k, v in options.items()))
+
+
+def _dns(pod: Mapping[str, Any], node: NodeFacts) -> DNSConfig | None:
+    """kubelet's ``GetPodDNS``. ``None`` is the node's own resolv.conf: policy ``Default``, a
+    host-network pod under ``ClusterFirst``, or ``ClusterFirst`` before there is a cluster DNS
+    (kubelet falls back to the node's then too); a ``dnsConfig`` is merged in where the policy's
+    settings are known here."""
+    spec = pod.get("spec") or {}
+    ns = str((pod.get("metadata") or {}).get("namespace", ""))
+    policy = spec.get("dnsPolicy") or "ClusterFirst"
+    host_net = bool(spec.get("hostNetwork"))
+    cfg = spec.get("dnsConfig") or {}
+    if policy == "None":
+        return _merge_dns(DNSConfig(), cfg)
+    cluster = policy == "ClusterFirstWithHostNet" or (policy == "ClusterFirst" and not host_net)
+    if cluster and node.cluster_dns:
+        d = node.cluster_domain
+        return _merge_dns(DNSConfig(node.cluster_dns, (f"{ns}.svc.{d}", f"svc.{d}", d), ("ndots:5",)), cfg)
+    return None
+
+
+def _hostname(pod: Mapping[str, Any]) -> str:
+    """kubelet's ``GeneratePodHostNameAndDomain``: ``spec.hostname`` or the pod's name, cut to
+    63 characters without a trailing ``-`` or ``.``."""
+    meta = pod.get("metadata") or {}
+    name = str((pod.get("spec") or {}).get("hostname") or meta.get("name", ""))
+    if len(name) > HOSTNAME_MAX_LEN:
+        name = name[:HOSTNAME_MAX_LEN].rstrip("-.")
+    return name
+
+
 def sandbox_config(pod: Mapping[str, Any], node: NodeFacts, attempt: int = 0) -> SandboxConfig:
+    """The CRI PodSandboxConfig (kubelet's ``generatePodSandboxConfig``)."""
     meta = pod.get("metadata") or {}
     spec = pod.get("spec") or {}
     ns = str(meta.get("namespace", ""))
@@ -339,43 +472,38 @@ def sandbox_config(pod: Mapping[str, Any], node: NodeFacts, attempt: int = 0) ->
             if p.get("hostPort"):
                 ports.append(PortMapping(int(p["containerPort"]), int(p["hostPort"]), p.get("protocol") or "TCP",
                                          p.get("hostIP") or ""))
-    dns: DNSConfig | None = None
-    policy = spec.get("dnsPolicy") or "ClusterFirst"
     host_net = bool(spec.get("hostNetwork"))
-    if policy == "ClusterFirstWithHostNet" or (policy == "ClusterFirst" and not host_net):
-        if node.cluster_dns:
-            d = node.cluster_domain
-            dns = DNSConfig(node.cluster_dns, (f"{ns}.svc.{d}", f"svc.{d}", d), ("ndots:5",))
-    elif policy == "None":
-        cfg = spec.get("dnsConfig") or {}
-        dns = DNSConfig(tuple(cfg.get("nameservers") or ()), tuple(cfg.get("searches") or ()),
-                        tuple(f"{o['name']}:{o['value']}" if o.get("value") else o["name"]
-                              for o in cfg.get("options") or ()))
-    hostname = str(spec.get("hostname") or meta.get("name", ""))
     aliases = tuple((a.get("ip", ""), tuple(a.get("hostnames") or ())) for a in spec.get("hostAliases") or ())
     sysctls = {s["name"]: str(s.get("value", "")) for s in (spec.get("securityContext") or {}).get("sysctls") or ()}
     return SandboxConfig(
         name=str(meta.get("name", "")), namespace=ns, uid=str(meta.get("uid", "")), attempt=attempt,
-        hostname=hostname, labels=pod_labels(pod), annotations=dict(meta.get("annotations") or {}),
+        hostname=_hostname(pod), labels={**(meta.get("labels") or {}), **pod_labels(pod)},
+        annotations=dict(meta.get("annotations") or {}),
         log_directory=os.path.join(node.log_dir, f"{ns}_{meta.get('name', '')}_{meta.get('uid', '')}"),
-        dns=dns, port_mappings=tuple(ports), host_network=host_net, host_aliases=aliases,
+        dns=_dns(pod, node), port_mappings=tuple(ports), host_network=host_net, host_aliases=aliases,
         cgroup_parent=_cgroup_parent(pod), sysctls=sysctls)
 
 
 def container_config(pod: Mapping[str, Any], c: Mapping[str, Any], attempt: int, node: NodeFacts,
-                     objects: Mapping[tuple[str, str], Obj | None], volumes: Mapping[str, str]) -> ContainerConfig:
-    """The CRI ContainerConfig for container ``c`` of ``pod`` (kubelet's ``generateContainerConfig``)."""
-    env = _env(pod, c, node, objects)
+                     objects: Mapping[tuple[str, str], Obj | None], volumes: Mapping[str, str], *,
+                     pod_ips: Sequence[str] | None = None, image_user: str | None = None) -> ContainerConfig:
+    """The CRI ContainerConfig for container ``c`` of ``pod`` (kubelet's ``generateContainerConfig``).
+
+    ``pod_ips`` are the sandbox's addresses (for ``status.podIP(s)`` env; default: the API
+    status's); ``image_user`` is the image's ``User`` ("" runs as root), which lets
+    ``runAsNonRoot`` be checked against the image as kubelet does (default: not checked).
+    Raises :class:`ConfigError` with kubelet's message when the container cannot be configured."""
+    env = _env(pod, c, node, objects, pod_ips)
     name = str(c.get("name", ""))
     return ContainerConfig(
         name=name, image=str(c.get("image", "")), attempt=attempt,
         command=tuple(expand(str(x), env) for x in c.get("command") or ()),
         args=tuple(expand(str(x), env) for x in c.get("args") or ()),
         env=tuple(env.items()), working_dir=str(c.get("workingDir") or ""),
-        mounts=_mounts(c, volumes), log_path=f"{name}/{attempt}.log",
+        mounts=_mounts(c, volumes, env), log_path=f"{name}/{attempt}.log",
         tty=bool(c.get("tty")), stdin=bool(c.get("stdin")), labels=container_labels(pod, name),
         annotations={"io.kubernetes.container.restartCount": str(attempt),
                      "io.kubernetes.pod.terminationGracePeriod": str(
                          (pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30))},
-        resources=_resources(pod, c, node), security=_security(pod, c))
+        resources=_resources(pod, c, node), security=_security(pod, c, image_user))
 
