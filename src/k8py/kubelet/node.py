@@ -10,6 +10,7 @@ import ipaddress
 import os
 import platform
 import socket
+import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,8 +21,10 @@ from k8py.kubelet.runtime.types import Image
 __all__ = [
     "KUBELET_VERSION",
     "Readings",
+    "binary_si",
     "node_addresses",
     "node_conditions",
+    "node_images",
     "node_labels",
     "node_resources",
     "read",
@@ -38,6 +41,7 @@ EVICTION_NODEFS_AVAILABLE = 0.10
 EVICTION_NODEFS_INODES_FREE = 0.05
 EVICTION_PID_AVAILABLE = 0.10  # of pid_max (kubelet has no default; k8py keeps 10% free)
 MAX_IMAGES = 50  # kubelet's --node-status-max-images
+MAX_NAMES_PER_IMAGE = 5  # kubelet's MaxNamesPerImageInNodeStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,29 +89,45 @@ def read(data_dir: str) -> Readings:
                     inodes_total=st.f_files, inodes_free=st.f_favail, pid_max=pid_max, pids_in_use=pids)
 
 
-def _ki(n: int) -> str:
-    return f"{n // 1024}Ki"
+def binary_si(n: int) -> str:
+    """A byte count as a ``BinarySI`` Quantity prints: in the largest power-of-1024 unit that
+    holds it exactly (``8148456Ki``, ``2Gi``), else plain bytes."""
+    if n == 0:
+        return "0"
+    value, i = n, 0
+    while value % 1024 == 0 and i < 6:
+        value //= 1024
+        i += 1
+    return f"{value}{('', 'Ki', 'Mi', 'Gi', 'Ti', 'Pi', 'Ei')[i]}"
+
+
+def _float32(x: float) -> float:
+    """kubelet keeps eviction percentages as float32 (``ThresholdValue.Percentage``)."""
+    return float(struct.unpack("f", struct.pack("f", x))[0])
 
 
 def node_resources(r: Readings, *, max_pods: int = DEFAULT_MAX_PODS,
                    reserved: Mapping[str, str] | None = None) -> tuple[Obj, Obj]:
     """(capacity, allocatable): allocatable = capacity - reserved (``--system-reserved``) - the
-    hard eviction threshold, as kubelet's node allocatable."""
-    cap = {"cpu": str(r.cpus), "memory": _ki(r.memory_total), "ephemeral-storage": _ki(r.disk_total),
+    hard eviction threshold (memory.available 100Mi, nodefs.available 10%), never below 0, as
+    kubelet's ``GetNodeAllocatableAbsolute``; quantities printed as kubelet's are."""
+    cap = {"cpu": str(r.cpus), "memory": binary_si(r.memory_total), "ephemeral-storage": binary_si(r.disk_total),
            "pods": str(max_pods), "hugepages-1Gi": "0", "hugepages-2Mi": "0"}
     res = reserved or {}
     cpu_m = max(0, r.cpus * 1000 - milli_value(res.get("cpu", "0")))
     mem = max(0, r.memory_total - int_value(res.get("memory", "0")) - EVICTION_MEMORY_AVAILABLE)
     eph = max(0, r.disk_total - int_value(res.get("ephemeral-storage", "0"))
-              - int(r.disk_total * EVICTION_NODEFS_AVAILABLE))
-    alloc = {"cpu": str(cpu_m // 1000) if cpu_m % 1000 == 0 else f"{cpu_m}m", "memory": _ki(mem),
-             "ephemeral-storage": str(eph), "pods": str(max_pods), "hugepages-1Gi": "0", "hugepages-2Mi": "0"}
+              - int(r.disk_total * _float32(EVICTION_NODEFS_AVAILABLE)))
+    alloc = {"cpu": str(cpu_m // 1000) if cpu_m % 1000 == 0 else f"{cpu_m}m", "memory": binary_si(mem),
+             "ephemeral-storage": binary_si(eph), "pods": str(max_pods), "hugepages-1Gi": "0",
+             "hugepages-2Mi": "0"}
     return cap, alloc
 
 
 def node_conditions(r: Readings, ready: tuple[bool, str], previous: Sequence[Obj], now: str) -> list[Obj]:
     """MemoryPressure, DiskPressure, PIDPressure and Ready, with kubelet's reasons and messages;
-    a transition time moves only when the status does."""
+    a transition time moves only when the status does. ``ready`` is (ready, why not): kubelet
+    joins its runtime and network errors into the message of a Ready that is False."""
     prev = {c.get("type"): c for c in previous}
 
     def cond(t: str, status: bool, reason: str, message: str) -> Obj:
@@ -129,7 +149,7 @@ def node_conditions(r: Readings, ready: tuple[bool, str], previous: Sequence[Obj
              "kubelet has disk pressure" if disk_p else "kubelet has no disk pressure"),
         cond("PIDPressure", pid_p, "KubeletHasInsufficientPID" if pid_p else "KubeletHasSufficientPID",
              "kubelet has insufficient PID available" if pid_p else "kubelet has sufficient PID available"),
-        cond("Ready", ok, "KubeletReady" if ok else "KubeletNotReady", why or "kubelet is posting ready status"),
+        cond("Ready", ok, "KubeletReady" if ok else "KubeletNotReady", "kubelet is posting ready status" if ok else why),
     ]
 
 
@@ -188,10 +208,12 @@ def node_addresses(name: str, node_ips: Sequence[str] = ()) -> list[Obj]:
 
 
 def node_images(images: Sequence[Image]) -> list[Obj]:
-    """``status.images``: the biggest first, at most 50, names as kubelet lists them."""
+    """``status.images``: the biggest first (ties: the greater id first), at most 50, each with
+    its digests then its tags, at most 5 names, as kubelet lists them."""
     out = []
-    for im in sorted(images, key=lambda i: -i.size)[:MAX_IMAGES]:
-        names = [*im.repo_digests, *im.repo_tags]
+    ordered = sorted(sorted(images, key=lambda i: i.id, reverse=True), key=lambda i: i.size, reverse=True)
+    for im in ordered[:MAX_IMAGES]:
+        names = [*im.repo_digests, *im.repo_tags][:MAX_NAMES_PER_IMAGE]
         if names:
             out.append({"names": names, "sizeBytes": im.size})
     return out
