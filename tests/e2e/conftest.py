@@ -35,6 +35,7 @@ class Server:
     log_path: Path
     home: Path
     extra_args: tuple[str, ...] = ()
+    agent: bool = False  # run k8py's node agent (root, runc, CNI); most tests use a stand-in node
 
     @property
     def kubeconfig(self) -> str:
@@ -44,8 +45,8 @@ class Server:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "k8py.cli", "server", "--data-dir", str(self.data_dir),
-                 "--https-listen-port", str(self.port), "--bind-address", "127.0.0.1", "--disable-agent",
-                 *self.extra_args],
+                 "--https-listen-port", str(self.port), "--bind-address", "127.0.0.1",
+                 *(() if self.agent else ("--disable-agent",)), *self.extra_args],
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.wait_ready(timeout)
 

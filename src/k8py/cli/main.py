@@ -32,8 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_parser(sub)
     datastore.add_parser(sub)
     controllermanager.add_parser(sub)
+    from k8py.kubelet.hollowcli import add_hollow_nodes_parser
     from k8py.kubelet.imagescli import add_images_parser
-    from k8py.scheduler.cli import add_hollow_nodes_parser, add_scheduler_parser
+    from k8py.scheduler.cli import add_scheduler_parser
 
     agent.add_parser(sub)
     agent.add_killall_parser(sub)

