@@ -85,7 +85,8 @@ def test_node_affinity_and_selector() -> None:
 
 
 def test_resources_are_checked_before_affinity() -> None:
-    assert admit(pod({"cpu": "3"}, nodeSelector={"disk": "hdd"}), node(), [])[0] == "OutOfcpu"  # type: ignore[index]
+    refused = admit(pod({"cpu": "3"}, nodeSelector={"disk": "hdd"}), node(), [])
+    assert refused is not None and refused[0] == "OutOfcpu"
 
 
 def test_node_name() -> None:
