@@ -153,6 +153,8 @@ def test_field_refs() -> None:
     # without the sandbox's addresses: what the API status has
     env = env_of(container, p=p)
     assert env["POD_IP"] == "10.0.0.9" and env["POD_IPS"] == "10.0.0.9"
+    host = c(env=[{"name": "POD_IP", **ref("status.podIP")}])
+    assert env_of(host, p=pod(host, hostNetwork=True), pod_ips=[]) == {"POD_IP": "192.168.1.10"}
     with pytest.raises(ConfigError, match=r"^unsupported fieldPath: spec\.bogus$"):
         env_of(c(env=[{"name": "X", **ref("spec.bogus")}]))
 

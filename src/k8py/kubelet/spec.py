@@ -179,6 +179,8 @@ def _field_ref(pod: Mapping[str, Any], path: str, node: NodeFacts, pod_ips: Sequ
     if pod_ips is None:
         pod_ips = [p.get("ip", "") for p in status.get("podIPs") or ()] or (
             [status["podIP"]] if status.get("podIP") else [])
+    if not pod_ips and spec.get("hostNetwork"):
+        pod_ips = list(node.host_ips)  # a host-network pod's addresses are the node's
     m = re.fullmatch(r"metadata\.(labels|annotations)\['([^']*)'\]", path)
     if m:
         return str((meta.get(m.group(1)) or {}).get(m.group(2), ""))
