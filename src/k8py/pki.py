@@ -229,6 +229,8 @@ def serving_sans(config: ServerConfig) -> tuple[tuple[str, ...], tuple[_IPAddres
         bind = ipaddress.ip_address(config.bind_address)
         if not bind.is_unspecified and bind not in ips:
             ips.append(bind)
+    # the node's addresses (--node-ip): agents on other machines reach the server there (k3s too)
+    ips += [ipaddress.ip_address(a) for a in config.node_ips]
     return tuple(dns), tuple(dict.fromkeys(ips))
 
 
