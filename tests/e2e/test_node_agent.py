@@ -7,6 +7,7 @@ Everything is removed at the end with `k8py killall`, and the test checks nothin
 
 from __future__ import annotations
 
+import glob
 import ipaddress
 import json
 import subprocess
@@ -174,9 +175,13 @@ def test_delete_stops_the_container_within_its_grace_period(cluster: Server, ns:
     apply(s, ns, pod("polite", "trap 'exit 0' TERM; while true; do sleep 0.1; done", grace=30))
     apply(s, ns, pod("stubborn", "trap '' TERM; while true; do sleep 0.1; done", grace=2))
     wait(lambda: phase(s, "polite", ns) == "Running" and phase(s, "stubborn", ns) == "Running", 60, "Running")
+    uid = pod_json(s, "polite", ns)["metadata"]["uid"]
     t0 = time.monotonic()
     s.kubectl("delete", "pod", "polite", "-n", ns, timeout=60)
     polite = time.monotonic() - t0
+    # nothing of it is left on the node: its cgroups go with its sandbox
+    wait(lambda: not glob.glob(f"/sys/fs/cgroup/*/kubepods/**/pod{uid}", recursive=True), 30,
+         "the pod's cgroups removed")
     t0 = time.monotonic()
     s.kubectl("delete", "pod", "stubborn", "-n", ns, timeout=60)
     stubborn = time.monotonic() - t0

@@ -538,11 +538,18 @@ class RuncRuntime:
         if not d.exists():
             return
         await self.stop_pod_sandbox(sandbox_id)
+        loaded = await asyncio.to_thread(self._load_sandbox, sandbox_id)
         async with self._lock(sandbox_id):
             for cid in await asyncio.to_thread(self._container_ids, sandbox_id):
                 await self.remove_container(cid)
             await asyncio.to_thread(shutil.rmtree, d, True)
         self._locks.pop(sandbox_id, None)
+        if loaded is not None and loaded[0].cgroup_parent:
+            # the pod's own cgroup (kubepods/<qos>/pod<uid>), which runc made as its containers'
+            # parent: nothing of a removed pod stays behind
+            busy = await asyncio.to_thread(self.cgroups.remove, ["/" + loaded[0].cgroup_parent.strip("/")])
+            if busy:
+                log.info("pod cgroup of sandbox %s still in use: %s", sandbox_id[:12], ", ".join(busy))
 
     async def pod_sandbox_status(self, sandbox_id: str) -> SandboxStatus | None:
         try:
