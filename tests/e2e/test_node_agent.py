@@ -240,6 +240,7 @@ def test_bad_input_shows_in_the_pods_status(cluster: Server, ns: str) -> None:
     assert w == {"reason": "ErrImageNeverPull",
                  "message": 'Container image "k8py.test/absent:1" is not present with pull policy of Never'}
     w = wait(lambda: waiting("nocmd"), 60, "a create error")
+    # runc checks the executable at create: CreateContainerError, as CRI-O (also on runc) reports it
     assert w["reason"] in ("CreateContainerError", "RunContainerError"), w
     assert "/no/such/binary" in w["message"], w
     # the node goes on serving other pods

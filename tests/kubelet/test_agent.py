@@ -176,7 +176,8 @@ async def test_node_admission_refuses_with_kubelets_reasons(tmp_path: Path) -> N
         await c.until(lambda: _is(c, "big", "Failed"), what="refused")
         p = await c.client.get(POD, "big", NS)
         assert p["status"]["reason"] == "OutOfcpu"
-        assert p["status"]["message"] == "Node didn't have enough resource: cpu, requested: 3000, used: 0, capacity: 2000"
+        assert p["status"]["message"] == ("Pod was rejected: Node didn't have enough resource: cpu, requested: 3000, "
+                                          "used: 0, capacity: 2000")
         sel = pod("picky")
         sel["spec"]["nodeSelector"] = {"disk": "ssd"}
         await c.client.create(POD, sel, NS)

@@ -635,7 +635,7 @@ def pod_status(pod: Mapping[str, Any], obs: Observed, mem: Memory, waiting: Mapp
     spec = _spec(pod)
     if mem.rejected is not None:
         reason, message = mem.rejected
-        return {**old, "phase": "Failed", "reason": reason, "message": message,
+        return {**old, "phase": "Failed", "reason": reason, "message": f"Pod was rejected: {message}",
                 "startTime": old.get("startTime") or format_ts(now)}
     sb = obs.sandbox
     init_statuses, statuses = _statuses(pod, obs, {**mem.waiting, **waiting}, runtime)

@@ -247,7 +247,11 @@ class PodWorker:
             vpod = _fake_volumes(pod) if self.agent.config.fake_volumes else pod
             volumes = spec.volume_paths(vpod, self.agent.facts)
             objects = await self._referenced(pod)
-            config = spec.container_config(pod, c, sc.attempt, self.agent.facts, objects, volumes)
+            sb = await rt.pod_sandbox_status(sandbox_id)
+            img = await rt.image_status(image)
+            config = spec.container_config(pod, c, sc.attempt, self.agent.facts, objects, volumes,
+                                           pod_ips=list(sb.ips) if sb is not None else None,
+                                           image_user=img.user if img is not None else None)
             await asyncio.to_thread(self._make_dirs, vpod, volumes, sb_config.log_directory, name)
         except spec.ConfigError as e:
             self._fail(pod, name, "CreateContainerConfigError", str(e))
