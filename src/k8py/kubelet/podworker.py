@@ -44,6 +44,7 @@ __all__ = ["PodWorker"]
 log = logging.getLogger("k8py.kubelet")
 Obj = dict[str, Any]
 POD = ("v1", "Pod")
+NODE = ("v1", "Node")
 
 
 def _registry_of(image: str) -> str:
@@ -175,6 +176,12 @@ class PodWorker:
                           and not (w.pod.get("metadata") or {}).get("deletionTimestamp")
                           and (w.pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
                 refused = admit(pod, self.agent.node_object(), others)
+                if refused is not None and refused[0] in ("NodeAffinity", "TaintToleration"):
+                    # the agent's copy of its Node is from its last status post: a label or taint
+                    # changed since (what the pod was placed for) is seen by reading it again
+                    with contextlib.suppress(ApiError):
+                        self.agent.node = await self.agent.client.get(NODE, self.agent.config.node_name)
+                        refused = admit(pod, self.agent.node_object(), others)
                 if refused is not None:
                     self.mem.rejected = refused
                     self.agent.record(pod, "Warning", refused[0], refused[1])
