@@ -417,10 +417,12 @@ class PodWorker:
         for s in status.get("containerStatuses") or ():
             s["ready"] = False
         self.agent.statuses.set_status(pod, status)
-        if self.finalized:
-            return
-        await self.agent.statuses.flush(self.uid)
         meta = pod["metadata"]
+        if self.finalized and meta.get("deletionGracePeriodSeconds") == 0:
+            return  # the API has the grace-0 delete: the pod goes when its last finalizer does
+        # (not yet, or the API kept a longer period: kubelet sends the final delete on each sync
+        # until the pod is gone)
+        await self.agent.statuses.flush(self.uid)
         try:
             await self.agent.client.delete(POD, meta["name"], meta.get("namespace"), grace_period_seconds=0,
                                            uid=self.uid)
