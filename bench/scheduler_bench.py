@@ -182,7 +182,7 @@ async def serve_memory(port: int) -> None:
 
 async def serve_hollow(url: str, count: int, zones: str, report: bool, lease_interval: float) -> None:
     from k8py.client import Client, ClientConfig
-    from k8py.scheduler.hollow import HollowNodes, node_specs
+    from k8py.kubelet.hollow import HollowNodes, node_specs
 
     specs = node_specs(count, prefix="node-", cpu="4", memory="32Gi", pods=110,
                        zones=[z for z in zones.split(",") if z])
@@ -255,8 +255,8 @@ async def create_pods(client: Any, template: Any, ns: str, prefix: str, count: i
 
 async def run_case(case: Case, args: argparse.Namespace) -> Result:
     from k8py.client import Client, ClientConfig
+    from k8py.kubelet.hollow import HollowNodes, node_specs
     from k8py.scheduler import Scheduler
-    from k8py.scheduler.hollow import HollowNodes, node_specs
 
     t_setup = time.perf_counter()
     server = hollow = None

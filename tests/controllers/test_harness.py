@@ -28,7 +28,7 @@ async def test_fake_node_binds_and_runs_pods() -> None:
 
         await c.until(gone, what="graceful deletion finished by the node")
         node = await c.client.get(("v1", "Node"), "node-1")
-        assert node["status"]["conditions"][0]["status"] == "True"
+        assert {x["type"]: x["status"] for x in node["status"]["conditions"]}["Ready"] == "True"
 
 
 def test_a_controller_that_does_not_import_is_an_error_at_start(monkeypatch: pytest.MonkeyPatch) -> None:

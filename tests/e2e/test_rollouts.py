@@ -125,12 +125,12 @@ def test_statefulset_daemonset_job_cronjob(cluster: Server) -> None:
                                "spec": {"containers": [{"name": "a", "image": "busybox:1.36"}]}}}},
         {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "five"},
          "spec": {"completions": 5, "parallelism": 2,
-                  "template": {"metadata": {"annotations": {"fakenode.k8py.io/exit-code": "0"}},
+                  "template": {"metadata": {"annotations": {"k8py.io/fake-exit-code": "0"}},
                                "spec": {"restartPolicy": "Never",
                                         "containers": [{"name": "w", "image": "busybox:1.36"}]}}}},
         {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "nightly"},
          "spec": {"schedule": "@daily", "jobTemplate": {"spec": {"template": {
-             "metadata": {"annotations": {"fakenode.k8py.io/exit-code": "0"}},
+             "metadata": {"annotations": {"k8py.io/fake-exit-code": "0"}},
              "spec": {"restartPolicy": "OnFailure", "containers": [{"name": "w", "image": "busybox:1.36"}]}}}}}},
     ))
     out = cluster.kubectl("rollout", "status", "statefulset/db", "-n", ns, "--timeout=90s", timeout=120).stdout

@@ -3,7 +3,7 @@ plain HTTP on a loopback port, a k8py API client, and optionally the controller 
 
     async with InProcessCluster(controllers=["replicaset"]) as c:
         await c.client.create(("apps/v1", "ReplicaSet"), rs, "default")
-        node = await c.add_node("node-1")          # a FakeNode playing kubelet and scheduler
+        node = await c.add_node("node-1")          # the node agent (fake runtime) + a scheduler stand-in
         await c.until(lambda: ..., timeout=10)
 """
 
