@@ -223,6 +223,9 @@ class Agent:
         self._last_report = 0.0
         self._lease: Obj | None = None
         self._fingerprints: dict[str, tuple[Any, ...]] = {}
+        # pod uid -> its sandboxes' ids: a worker looks at its own pod only, not at every
+        # sandbox and container of the node (that grew with the square of the pods)
+        self._sandbox_ids: dict[str, set[str]] = {}
         self.ready = asyncio.Event()
         self.lease_renewals = 0
 
@@ -239,6 +242,8 @@ class Agent:
         if self._own_recorder:
             self.recorder.start()
         await self._register()
+        for sb in await self.runtime.list_pod_sandboxes():  # what runs here already (a restart)
+            self.note_sandbox(sb.uid, sb.id)
         if self._shared is not None:
             mine = self.config.node_name
             self._handler = self._shared.add_handler(lambda p: self._on_pod(p) if _node_of(p) == mine else None,
@@ -272,6 +277,19 @@ class Agent:
         self._tasks.clear()
         if self._own_recorder:
             await self.recorder.stop()
+
+    def sandbox_ids(self, uid: str) -> set[str]:
+        return set(self._sandbox_ids.get(uid, ()))
+
+    def note_sandbox(self, uid: str, sandbox_id: str, present: bool = True) -> None:
+        if present:
+            self._sandbox_ids.setdefault(uid, set()).add(sandbox_id)
+        else:
+            ids = self._sandbox_ids.get(uid)
+            if ids is not None:
+                ids.discard(sandbox_id)
+                if not ids:
+                    del self._sandbox_ids[uid]
 
     def record(self, obj: Obj, type_: str, reason: str, message: str) -> None:
         self.recorder.event(obj, type_, reason, message)
@@ -450,6 +468,7 @@ class Agent:
         sb_uid = {s.id: s.uid for s in sandboxes}
         for s in sandboxes:
             by_uid.setdefault(s.uid, []).append((s.id, s.state))
+            self.note_sandbox(s.uid, s.id)
         for c in containers:
             uid = sb_uid.get(c.sandbox_id)
             if uid is not None:
@@ -479,4 +498,5 @@ class Agent:
             with contextlib.suppress(RuntimeServiceError):
                 await self.runtime.stop_pod_sandbox(sid)
                 await self.runtime.remove_pod_sandbox(sid)
+            self.note_sandbox(uid, sid, present=False)
 

@@ -64,6 +64,7 @@ import tempfile
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from typing import Any
 
+from . import proc
 from .runtime.types import PortMapping, RuntimeServiceError, SandboxConfig, SandboxError
 
 __all__ = [
@@ -109,31 +110,11 @@ class _ToolError(Exception):
 
 async def _run(*argv: str, check: bool = True, stdin: bytes | None = None) -> tuple[int, str, str]:
     """Runs a tool (``ip``, ``nft``, ``iptables``) and returns (rc, stdout, stderr)."""
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await _communicate(proc, stdin)
-    rc = proc.returncode if proc.returncode is not None else -1
-    if check and rc != 0:
-        raise _ToolError(argv, rc, err.decode(errors="replace"))
-    return rc, out.decode(errors="replace"), err.decode(errors="replace")
-
-
-async def _communicate(
-    proc: asyncio.subprocess.Process, stdin: bytes | None, timeout: float | None = None
-) -> tuple[bytes, bytes]:
-    # Why: a cancelled or timed-out call must not leave a plugin running behind our back while
-    # the caller's cleanup runs DEL for the same sandbox; kill it and reap it first.
-    try:
-        return await asyncio.wait_for(proc.communicate(stdin), timeout)
-    except BaseException:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        await asyncio.shield(proc.wait())
-        raise
+    r = await proc.run(argv, input=stdin)
+    out, err = r.stdout.decode(errors="replace"), r.stderr.decode(errors="replace")
+    if check and r.returncode != 0:
+        raise _ToolError(argv, r.returncode, err)
+    return r.returncode, out, err
 
 
 def _write_json_atomic(path: str, data: Any) -> None:
@@ -400,14 +381,8 @@ class CNINetwork:
             )
         full_env = {"PATH": _TOOL_PATH, "CNI_COMMAND": command, "CNI_PATH": self.plugin_dir, **env}
         try:
-            proc = await asyncio.create_subprocess_exec(
-                path,
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                env=full_env,
-            )
-            out, err = await _communicate(proc, json.dumps(conf).encode(), PLUGIN_TIMEOUT)
+            r = await proc.run([path], input=json.dumps(conf).encode(), env=full_env, timeout=PLUGIN_TIMEOUT)
+            out, err, returncode = r.stdout, r.stderr, r.returncode
         except TimeoutError:
             raise SandboxError(
                 f'plugin type="{plugin}" name="{conf.get("name", "")}" failed ({what}): '
@@ -422,13 +397,13 @@ class CNINetwork:
                 parsed = json.loads(text)
             except ValueError:
                 parsed = None
-        if proc.returncode != 0:
+        if returncode != 0:
             if isinstance(parsed, dict) and "msg" in parsed:
                 msg = str(parsed["msg"])
                 if parsed.get("details"):
                     msg += f": {parsed['details']}"
             else:
-                msg = err.decode(errors="replace").strip() or text or f"exit status {proc.returncode}"
+                msg = err.decode(errors="replace").strip() or text or f"exit status {returncode}"
             raise SandboxError(f'plugin type="{plugin}" name="{conf.get("name", "")}" failed ({what}): {msg}')
         if text and parsed is None:
             raise SandboxError(

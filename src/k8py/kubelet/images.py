@@ -73,6 +73,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from k8py.kubelet import proc
 from k8py.kubelet.runtime.types import (
     Image,
     ImageNotFoundError,
@@ -1084,24 +1085,11 @@ def _archives_in(directory: Path) -> list[tuple[Path, int, int]]:
 
 
 async def _run(argv: list[str], timeout: float) -> tuple[int, bytes, str]:
-    """Run a program off the loop; kill it on timeout or cancellation."""
+    """Run a program off the loop; kill it on timeout."""
     try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
+        r = await proc.run(argv, timeout=timeout)
     except FileNotFoundError as e:
         raise RuntimeServiceError(f"{argv[0]} is not installed (scripts/install installs it)") from e
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    except BaseException as e:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        await proc.wait()
-        if isinstance(e, TimeoutError):
-            return 1, b"", f"{argv[0]} {argv[1] if len(argv) > 1 else ''}: timed out after {timeout:g}s"
-        raise
-    rc = proc.returncode if proc.returncode is not None else 1
-    return rc, out, err.decode("utf-8", "replace")
+    except TimeoutError:
+        return 1, b"", f"{argv[0]} {argv[1] if len(argv) > 1 else ''}: timed out after {timeout:g}s"
+    return r.returncode, r.stdout, r.stderr.decode("utf-8", "replace")

@@ -148,10 +148,15 @@ class PodWorker:
 
     async def observe(self) -> podstate.Observed:
         rt = self.agent.runtime
-        sbs = [s for s in await rt.list_pod_sandboxes() if s.uid == self.uid]
+        sbs = []
+        for sid in self.agent.sandbox_ids(self.uid):
+            sb = await rt.pod_sandbox_status(sid)
+            if sb is None:
+                self.agent.note_sandbox(self.uid, sid, present=False)
+            else:
+                sbs.append(sb)
         sbs.sort(key=lambda s: (s.attempt, s.created_at), reverse=True)
-        ids = {s.id for s in sbs}
-        cs = [c for c in await rt.list_containers() if c.sandbox_id in ids]
+        cs = [c for sb in sbs for c in await rt.list_containers(sb.id)]
         return podstate.Observed(tuple(sbs), tuple(cs))
 
     async def sync(self) -> bool:
@@ -227,6 +232,7 @@ class PodWorker:
             try:
                 await asyncio.to_thread(os.makedirs, sb_config.log_directory, 0o755, True)
                 sandbox_id = await rt.run_pod_sandbox(sb_config)
+                self.agent.note_sandbox(self.uid, sandbox_id)
                 self.mem.sandbox_error = None
                 self.mem.sandbox_backoff = (0.0, 0.0)
             except SandboxError as e:
@@ -444,6 +450,7 @@ class PodWorker:
         for sb in obs.sandboxes:
             with contextlib.suppress(RuntimeServiceError):
                 await rt.remove_pod_sandbox(sb.id)
+            self.agent.note_sandbox(self.uid, sb.id, present=False)
         cfg = spec.sandbox_config(self.pod, self.agent.facts)
         pod_dir = os.path.join(self.agent.facts.pods_dir, self.uid)
         for d in (cfg.log_directory, pod_dir):

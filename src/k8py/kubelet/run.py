@@ -12,6 +12,7 @@ other nodes' pod CIDRs (flannel's host-gw) in step with the Nodes it watches.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import os
@@ -33,6 +34,7 @@ __all__ = ["NodeNetwork", "NodeOptions", "missing_prerequisites", "node_paths", 
 log = logging.getLogger("k8py.kubelet")
 NODE = ("v1", "Node")
 NETWORK_WAIT = 30.0  # seconds a sandbox waits for the node's pod CIDR before failing
+IO_THREADS = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +151,11 @@ async def run_node(client: Client, opts: NodeOptions, stop: asyncio.Event, *,
     paths = node_paths(opts.data_dir)
     for d in paths.values():
         os.makedirs(d, 0o755, exist_ok=True)
+    # The runtime's blocking steps (runc, conmon's start, CNI state, mounts) run in threads, many
+    # of them waiting on a child process: asyncio's default pool (cores + 4 threads) made pods
+    # started together wait in line for a thread.
+    asyncio.get_running_loop().set_default_executor(
+        concurrent.futures.ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="k8py-node"))
     network = NodeNetwork(paths["cni"], cluster_cidrs=opts.cluster_cidrs, bridge=opts.bridge)
     images = ImageStore(paths["images"])
     runtime = RuncRuntime(paths["containers"], images, network)

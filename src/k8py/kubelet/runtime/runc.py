@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import dataclasses
 import json
 import logging
@@ -54,6 +55,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from k8py.kubelet import proc
 from k8py.kubelet.runtime import oci
 from k8py.kubelet.runtime.cgroups import Cgroups
 from k8py.kubelet.runtime.types import (
@@ -133,6 +135,36 @@ def _read_json(path: Path) -> Any:
     except (OSError, ValueError) as e:
         log.warning("unreadable %s: %s", path, e)
         return None
+
+
+class _JsonCache:
+    """Parsed JSON state files, re-read only when the file changed (its inode, size or mtime):
+    the agent lists sandboxes and containers every second and on every pod sync, and reading
+    and parsing every state file each time made that cost grow with the square of the pods."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, tuple[tuple[int, int, int], Any]] = {}
+
+    def read(self, path: Path) -> Any:
+        key = str(path)
+        try:
+            st = os.stat(key)
+        except FileNotFoundError:
+            self._items.pop(key, None)
+            return None
+        except OSError as e:
+            log.warning("unreadable %s: %s", path, e)
+            return None
+        sig = (st.st_ino, st.st_size, st.st_mtime_ns)
+        hit = self._items.get(key)
+        if hit is not None and hit[0] == sig:
+            return copy.deepcopy(hit[1])
+        value = _read_json(path)
+        if value is not None:
+            self._items[key] = (sig, value)
+            if len(self._items) > 50_000:  # bounded: forget the oldest
+                self._items.pop(next(iter(self._items)))
+        return copy.deepcopy(value)
 
 
 def _read_text(path: Path) -> str | None:
@@ -323,6 +355,7 @@ class RuncRuntime:
         self._cgroups: Cgroups | None = None
         self._locks: dict[str, asyncio.Lock] = {}
         self._version: RuntimeVersion | None = None
+        self._json = _JsonCache()
 
     # ------------------------------------------------------------------ plumbing
 
@@ -346,24 +379,12 @@ class RuncRuntime:
         """Run a command to its end off the event loop; a command that outlives ``timeout`` is
         killed and reported."""
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-            )
+            r = await proc.run(argv, timeout=timeout)
+        except TimeoutError:
+            raise RuntimeServiceError(f"{' '.join(argv[:3])} ... did not finish within {timeout:g}s") from None
         except OSError as e:
             raise RuntimeServiceError(f"cannot run {argv[0]}: {e}") from e
-        try:
-            out, err = await asyncio.wait_for(proc.communicate(), timeout)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
-            raise RuntimeServiceError(
-                f"{' '.join(argv[:3])} ... did not finish within {timeout:g}s"
-            ) from None
-        return _Proc(proc.returncode if proc.returncode is not None else -1, out, err)
+        return _Proc(r.returncode, r.stdout, r.stderr)
 
     async def _runc_cmd(self, *args: str, timeout: float = RUNC_TIMEOUT) -> _Proc:
         return await self._run(self.runc, "--root", str(self.runc_root), *args, timeout=timeout)
@@ -417,8 +438,8 @@ class RuncRuntime:
 
     def _load_sandbox(self, sandbox_id: str) -> tuple[SandboxConfig, dict[str, Any]] | None:
         d = self._sandbox_dir(sandbox_id)
-        config = _read_json(d / "config.json")
-        status = _read_json(d / "status.json")
+        config = self._json.read(d / "config.json")
+        status = self._json.read(d / "status.json")
         if config is None or status is None:
             return None
         return _sandbox_config_from_json(config), status
@@ -576,7 +597,7 @@ class RuncRuntime:
         return self._containers / container_id
 
     def _meta(self, container_id: str) -> dict[str, Any] | None:
-        meta = _read_json(self._container_dir(container_id) / "meta.json")
+        meta = self._json.read(self._container_dir(container_id) / "meta.json")
         return meta if isinstance(meta, dict) else None
 
     def _container_ids(self, sandbox_id: str | None = None) -> list[str]:
@@ -821,7 +842,7 @@ class RuncRuntime:
             # as soon as it has forked its monitor, and uvloop's child watcher did not always see
             # that exit (the create then waited forever); Popen also closes every other fd.
             try:
-                proc = await asyncio.to_thread(
+                child = await asyncio.to_thread(
                     subprocess.Popen,
                     argv,
                     stdin=subprocess.DEVNULL,
@@ -842,7 +863,7 @@ class RuncRuntime:
             # a service manager that stops the agent with its cgroup leaves conmon (and so the
             # container's stdio and exit code) alone. Its children inherit the cgroup.
             try:
-                errors = await asyncio.to_thread(self.cgroups.enter, self.conmon_cgroup, proc.pid)
+                errors = await asyncio.to_thread(self.cgroups.enter, self.conmon_cgroup, child.pid)
             finally:
                 os.write(start_w, b"0")
                 os.close(start_w)
@@ -851,7 +872,7 @@ class RuncRuntime:
                     "conmon of %s stays in the agent's cgroups: %s", container_id[:12], "; ".join(errors)
                 )
             # The first conmon forks the monitor and exits at once.
-            _, err = await asyncio.to_thread(proc.communicate)
+            _, err = await asyncio.to_thread(child.communicate)
             sync_fd, r = r, -1  # _read_sync_pipe closes it, even when this task is cancelled
             report = await asyncio.to_thread(_read_sync_pipe, sync_fd, CREATE_TIMEOUT)
         finally:
@@ -859,7 +880,7 @@ class RuncRuntime:
                 os.close(r)
         conmon_err = err.decode(errors="replace").strip()
         if report is None:
-            detail = conmon_err or f"conmon exited with {proc.returncode}"
+            detail = conmon_err or f"conmon exited with {child.returncode}"
             raise CreateContainerError(f"conmon did not report the container's creation: {detail}")
         pid = report.get("data")
         if not isinstance(pid, int) or pid <= 0:
@@ -996,13 +1017,13 @@ class RuncRuntime:
         if not cmd:
             raise RuntimeServiceError("exec: no command given")
         pid_file = self._container_dir(container_id) / f"exec-{secrets.token_hex(6)}.pid"
-        proc = await asyncio.create_subprocess_exec(
+        child = await asyncio.create_subprocess_exec(
             self.runc, "--root", str(self.runc_root), "exec", "--pid-file", str(pid_file), container_id, *cmd,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
-        assert proc.stdout is not None and proc.stderr is not None
+        assert child.stdout is not None and child.stderr is not None
         out, err = bytearray(), bytearray()
 
         async def drain(stream: asyncio.StreamReader, buf: bytearray) -> None:
@@ -1010,8 +1031,8 @@ class RuncRuntime:
                 buf += chunk
 
         # The readers keep what came before a timeout; they end when the killed process's pipes close.
-        readers = [asyncio.create_task(drain(proc.stdout, out)), asyncio.create_task(drain(proc.stderr, err))]
-        waiter = asyncio.create_task(proc.wait())
+        readers = [asyncio.create_task(drain(child.stdout, out)), asyncio.create_task(drain(child.stderr, err))]
+        waiter = asyncio.create_task(child.wait())
         timed_out = False
         try:
             done, _ = await asyncio.wait({waiter}, timeout=timeout if timeout > 0 else None)
@@ -1024,14 +1045,14 @@ class RuncRuntime:
                     await asyncio.to_thread(_kill_tree, exec_pid)
                 else:
                     with contextlib.suppress(ProcessLookupError):
-                        proc.kill()
+                        child.kill()
             await asyncio.gather(waiter, *readers)
         finally:
             for t in (waiter, *readers):
                 t.cancel()
             with contextlib.suppress(FileNotFoundError):
                 pid_file.unlink()
-        code = proc.returncode if proc.returncode is not None else -1
+        code = child.returncode if child.returncode is not None else -1
         if timed_out:
             err += f"\ncommand timed out after {timeout:g}s and was killed\n".encode()
         return ExecResult(stdout=bytes(out), stderr=bytes(err), exit_code=code)
