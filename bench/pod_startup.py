@@ -218,12 +218,12 @@ async def _wait_node_then_start(kubeconfig: str, node: str, n: int, concurrency:
         while True:
             try:
                 nd = await client.get(("v1", "Node"), node)
-                ready = any(c["type"] == "Ready" and c["status"] == "True"
-                            for c in (nd.get("status") or {}).get("conditions") or ())
-                if ready and nd["spec"].get("podCIDR"):
-                    break
-            except Exception:  # noqa: BLE001 - not registered yet
-                pass
+            except NotFoundError:
+                nd = {}  # not registered yet
+            ready = any(c["type"] == "Ready" and c["status"] == "True"
+                        for c in (nd.get("status") or {}).get("conditions") or ())
+            if ready and (nd.get("spec") or {}).get("podCIDR"):
+                break
             if time.monotonic() > deadline:
                 raise RuntimeError(f"node {node} not ready")
             await asyncio.sleep(0.5)
