@@ -233,27 +233,9 @@ def add_hollow_nodes_parser(subparsers: argparse._SubParsersAction) -> argparse.
 
 
 def run_hollow_nodes(args: argparse.Namespace) -> int:
-    from k8py.client.api import Client
-    from k8py.client.config import ConfigError, load_config
-    from k8py.scheduler.hollow import HollowNodes, node_specs
-
-    try:
-        ccfg = load_config(args.kubeconfig, args.context)
-    except ConfigError as e:
-        log.error("%s", e)
-        return 1
-    zones = [z.strip() for z in args.zones.split(",") if z.strip()]
-    specs = node_specs(args.count, prefix=args.name_prefix, cpu=args.cpu, memory=args.memory, pods=args.pods,
-                       ephemeral_storage=args.ephemeral_storage, extended=args.extended_resource,
-                       labels=args.labels, zones=zones, taints=args.taints, start=args.start_index)
-
-    async def main(stop: asyncio.Event) -> int:
-        async with Client(ccfg, component="hollow-nodes", field_manager="kubelet") as client:
-            nodes = HollowNodes(client, specs, lease_interval=args.lease_interval,
-                                lease_duration=max(40, int(args.lease_interval * 4)), report_pods=not args.no_pods,
-                                delete_on_stop=args.delete_on_exit)
-            log.info("registering %d hollow node(s) with %s", len(specs), ccfg.server)
-            await nodes.run(stop)
-        return 0
-
-    return _run(main)
+    # Transitional: hollow nodes are the node agent's now (k8py.kubelet.hollowcli, which the
+    # scheduler may not import). Until the program registers that module's parser, this entry
+    # point says so instead of running; then this section goes.
+    log.error("k8py hollow-nodes has moved to the node agent: the program must register "
+              "k8py.kubelet.hollowcli.add_hollow_nodes_parser")
+    return 1
