@@ -38,6 +38,7 @@ import gc
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -189,10 +190,12 @@ async def serve_hollow(url: str, count: int, zones: str, report: bool, lease_int
     async with Client(ClientConfig(server=url), component="hollow-nodes", timeout=600) as client:
         nodes = HollowNodes(client, specs, lease_interval=lease_interval, lease_duration=int(lease_interval * 4),
                             status_interval=0, report_pods=report, concurrency=64)
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)  # stop() cleans up
         await nodes.start()
         print("READY", flush=True)
         try:
-            await asyncio.Event().wait()
+            await stop.wait()
         finally:
             await nodes.stop()
 
