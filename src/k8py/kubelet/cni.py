@@ -299,8 +299,10 @@ class CNINetwork:
                 )
         return self._version
 
-    def conflist(self, version: str) -> dict[str, Any]:
-        """The network configuration list (as a ``.conflist`` file would hold it)."""
+    def conflist(self, version: str, portmap: bool = True) -> dict[str, Any]:
+        """The network configuration list (as a ``.conflist`` file would hold it). Without host
+        ports the portmap plugin is left out: one process less per pod, and DEL uses the list
+        the sandbox was made with (saved with it)."""
         routes = []
         if any(n.version == 4 for n in self._nets):
             routes.append({"dst": "0.0.0.0/0"})
@@ -324,7 +326,7 @@ class CNINetwork:
                         "dataDir": self.ipam_dir,
                     },
                 },
-                {"type": "portmap", "capabilities": {"portMappings": True}, "snat": True},
+                *([{"type": "portmap", "capabilities": {"portMappings": True}, "snat": True}] if portmap else []),
             ],
         }
 
@@ -505,7 +507,7 @@ class CNINetwork:
             rec: dict[str, Any] = {
                 "sandbox_id": sandbox_id,
                 "netns": os.path.join(NETNS_DIR, name),
-                "network": self.conflist(version),
+                "network": self.conflist(version, portmap=bool(config.port_mappings)),
                 "runtime_config": {"portMappings": self._port_mappings(config.port_mappings)},
                 "cni_args": self._cni_args(sandbox_id, config),
                 "result": None,
