@@ -628,8 +628,8 @@ class ResourceAPI:
             await self.objects.get(kind, ns, i.name)  # 404 for a missing pod first, as kube
             raise errors.StatusError(
                 503, "ServiceUnavailable",
-                f"{kind.resource}/{sub} is not available yet: k8py has no node agent (kubelet) in this version "
-                f"to serve it; the control plane runs without nodes (see README: what does not work yet)")
+                f"{kind.resource}/{sub} is not available yet: k8py's node agent does not serve streaming "
+                f"(exec, attach, port-forward) in this version (see README: what does not work yet)")
         raise errors.StatusError(
             405, "MethodNotAllowed",
             f"{kind.resource}/{sub} is not supported by k8py yet for verb {verb}")
