@@ -39,6 +39,7 @@ from tests.helpers.images import build_busybox_image
 
 from k8py.client.api import Client
 from k8py.client.config import load_config
+from k8py.client.errors import NotFoundError
 
 IMAGE = "k8py.test/busybox:1.0"
 POD = ("v1", "Pod")
