@@ -9,13 +9,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from tests.helpers.cluster import InProcessCluster
+
 from k8py.client.api import Client
 from k8py.client.config import ClientConfig
 from k8py.client.errors import NotFoundError
 from k8py.kubelet.agent import Agent, AgentConfig
 from k8py.kubelet.runtime.fake import EXIT_CODE_ANNOTATION, FakeRuntime
 from k8py.kubelet.runtime.types import ContainerState
-from tests.helpers.cluster import InProcessCluster
 
 POD = ("v1", "Pod")
 NODE = ("v1", "Node")

@@ -1,7 +1,8 @@
-"""``k8py scheduler`` and ``k8py hollow-nodes``: argparse subcommands.
+"""``k8py scheduler``: the argparse subcommand.
 
-The program registers them with :func:`add_scheduler_parser` and :func:`add_hollow_nodes_parser`
-(each takes the ``subparsers`` object of the top-level parser).
+The program registers it with :func:`add_scheduler_parser`, which takes the ``subparsers``
+object of the top-level parser. (``k8py hollow-nodes`` is the node agent's:
+:mod:`k8py.kubelet.hollowcli`.)
 """
 
 from __future__ import annotations
@@ -10,65 +11,13 @@ import argparse
 import asyncio
 import gc
 import logging
-import re
 import signal
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-__all__ = ["add_hollow_nodes_parser", "add_scheduler_parser"]
+__all__ = ["add_scheduler_parser"]
 
 log = logging.getLogger("k8py.scheduler")
-
-_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
-
-
-def _quantity(value: str) -> str:
-    if not _QUANTITY.match(value):
-        raise argparse.ArgumentTypeError(f"invalid quantity {value!r} (examples: 32, 500m, 256Gi)")
-    return value
-
-
-def _positive(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number {value!r}") from None
-    if n <= 0:
-        raise argparse.ArgumentTypeError(f"{n}: must be greater than zero")
-    return n
-
-
-def _seconds(value: str) -> float:
-    try:
-        v = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number of seconds {value!r}") from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"{value}: must be greater than zero")
-    return v
-
-
-def _pairs(value: str) -> dict[str, str]:
-    out = {}
-    for part in filter(None, (p.strip() for p in value.split(","))):
-        k, sep, v = part.partition("=")
-        if not sep or not k:
-            raise argparse.ArgumentTypeError(f"invalid {part!r}: use key=value[,key=value]")
-        out[k] = v
-    return out
-
-
-def _taints(value: str) -> list[dict[str, str]]:
-    out = []
-    for part in filter(None, (p.strip() for p in value.split(","))):
-        kv, sep, effect = part.rpartition(":")
-        if not sep or effect not in ("NoSchedule", "PreferNoSchedule", "NoExecute"):
-            raise argparse.ArgumentTypeError(
-                f"invalid taint {part!r}: use key[=value]:NoSchedule|PreferNoSchedule|NoExecute")
-        k, _, v = kv.partition("=")
-        out.append({"key": k, "value": v, "effect": effect} if v else {"key": k, "effect": effect})
-    return out
-
 
 def _client_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kubeconfig", metavar="FILE",
@@ -195,47 +144,3 @@ def run_scheduler(args: argparse.Namespace) -> int:
         return 0
 
     return _run(main)
-
-
-# --------------------------------------------------------------------------- k8py hollow-nodes
-
-
-def add_hollow_nodes_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
-    p = subparsers.add_parser(
-        "hollow-nodes", help="simulate many nodes in one process (for scale tests)",
-        description="Register N simulated nodes through the API server and keep them alive: each renews its "
-                    "Lease and reports the pods bound to it as Running and Ready (containers run on a fake "
-                    "runtime: nothing is executed). Stop with Ctrl-C; --delete-on-exit removes the nodes.")
-    p.add_argument("--count", type=_positive, default=10, metavar="N", help="how many nodes (default: 10)")
-    p.add_argument("--name-prefix", default="hollow-node-", metavar="PREFIX",
-                   help="node names are PREFIX0, PREFIX1, ... (default: hollow-node-)")
-    p.add_argument("--start-index", type=int, default=0, metavar="I", help="first node number (default: 0)")
-    p.add_argument("--cpu", type=_quantity, default="32", metavar="Q", help="cpu of each node (default: 32)")
-    p.add_argument("--memory", type=_quantity, default="256Gi", metavar="Q",
-                   help="memory of each node (default: 256Gi)")
-    p.add_argument("--pods", type=_positive, default=110, metavar="N", help="pods per node (default: 110)")
-    p.add_argument("--ephemeral-storage", type=_quantity, default="100Gi", metavar="Q",
-                   help="ephemeral-storage of each node (default: 100Gi)")
-    p.add_argument("--extended-resource", type=_pairs, default={}, metavar="NAME=Q[,NAME=Q]",
-                   help="extended resources per node, e.g. nvidia.com/gpu=4")
-    p.add_argument("--labels", type=_pairs, default={}, metavar="K=V[,K=V]", help="extra labels on every node")
-    p.add_argument("--zones", default="", metavar="A,B,C",
-                   help="spread nodes over these topology.kubernetes.io/zone values, round-robin")
-    p.add_argument("--taints", type=_taints, default=[], metavar="K[=V]:EFFECT[,...]", help="taints on every node")
-    p.add_argument("--lease-interval", type=_seconds, default=10.0, metavar="S",
-                   help="renew each node's Lease every S seconds (default: 10, as the kubelet)")
-    p.add_argument("--no-pods", action="store_true",
-                   help="register nodes and leases only; do not report pods Running")
-    p.add_argument("--delete-on-exit", action="store_true", help="delete the nodes and their leases on exit")
-    _client_args(p)
-    p.set_defaults(func=run_hollow_nodes, parser=p)
-    return p
-
-
-def run_hollow_nodes(args: argparse.Namespace) -> int:
-    # Transitional: hollow nodes are the node agent's now (k8py.kubelet.hollowcli, which the
-    # scheduler may not import). Until the program registers that module's parser, this entry
-    # point says so instead of running; then this section goes.
-    log.error("k8py hollow-nodes has moved to the node agent: the program must register "
-              "k8py.kubelet.hollowcli.add_hollow_nodes_parser")
-    return 1
