@@ -234,6 +234,30 @@ async def test_pod_binding_and_graceful_delete(api: TestClient) -> None:
     assert r.status == 404
 
 
+async def test_a_shorter_grace_period_brings_deletion_forward(api: TestClient) -> None:
+    """kube's BeforeDelete: a pod being deleted with 30 s and a finalizer, deleted again with
+    grace 5 then 0, gets the shorter periods; with 0 it goes as soon as the finalizer does."""
+    pods = "/api/v1/namespaces/default/pods"
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "f", "finalizers": ["example.com/hold"]},
+           "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "busybox"}]}}
+    assert (await api.post(pods, json=pod)).status == 201
+    assert (await api.delete(f"{pods}/f")).status == 200
+    got = await (await api.get(f"{pods}/f")).json()
+    assert got["metadata"]["deletionGracePeriodSeconds"] == 30
+    for grace in (5, 0):
+        r = await api.delete(f"{pods}/f", json={"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": grace})
+        assert r.status == 200
+        got = await (await api.get(f"{pods}/f")).json()
+        assert got["metadata"]["deletionGracePeriodSeconds"] == grace
+    # a longer one does not push it back
+    r = await api.delete(f"{pods}/f", json={"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 60})
+    assert (await (await api.get(f"{pods}/f")).json())["metadata"]["deletionGracePeriodSeconds"] == 0
+    r = await api.patch(f"{pods}/f", data=json.dumps({"metadata": {"finalizers": None}}),
+                        headers={"Content-Type": "application/merge-patch+json"})
+    assert r.status == 200
+    assert (await api.get(f"{pods}/f")).status == 404
+
+
 async def test_immortal_namespaces_and_terminating(api: TestClient) -> None:
     r = await api.delete("/api/v1/namespaces/default")
     assert r.status == 403

@@ -560,6 +560,15 @@ class ResourceAPI:
             return current  # already going, no sooner than asked: only a shorter period changes it
         if not (finalizers or grace or wait):
             return None
+        period = meta.get("deletionGracePeriodSeconds")
+        if meta.get("deletionTimestamp") and not changed and isinstance(period, int) and grace is not None \
+                and grace < period:
+            # kube's BeforeDelete: a shorter grace period on an object already being deleted
+            # brings its deletion forward (0: as soon as its finalizers are gone)
+            new = copy.deepcopy(current)
+            new["metadata"]["deletionGracePeriodSeconds"] = grace
+            new["metadata"]["deletionTimestamp"] = format_time(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=grace))
+            return strat.terminating(kind, new)
         if meta.get("deletionTimestamp") and not changed:
             return current if finalizers or wait else None
         new = copy.deepcopy(current)
