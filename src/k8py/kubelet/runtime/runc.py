@@ -145,7 +145,9 @@ class _JsonCache:
     def __init__(self) -> None:
         self._items: dict[str, tuple[tuple[int, int, int], Any]] = {}
 
-    def read(self, path: Path) -> Any:
+    def read(self, path: Path, copy_: bool = True) -> Any:
+        """The parsed file (a private copy, unless ``copy_`` is false: then the caller must
+        not change it), or None when it is not there."""
         key = str(path)
         try:
             st = os.stat(key)
@@ -158,13 +160,13 @@ class _JsonCache:
         sig = (st.st_ino, st.st_size, st.st_mtime_ns)
         hit = self._items.get(key)
         if hit is not None and hit[0] == sig:
-            return copy.deepcopy(hit[1])
+            return copy.deepcopy(hit[1]) if copy_ else hit[1]
         value = _read_json(path)
         if value is not None:
             self._items[key] = (sig, value)
             if len(self._items) > 50_000:  # bounded: forget the oldest
                 self._items.pop(next(iter(self._items)))
-        return copy.deepcopy(value)
+        return copy.deepcopy(value) if copy_ else value
 
 
 def _read_text(path: Path) -> str | None:
@@ -436,16 +438,16 @@ class RuncRuntime:
             raise SandboxNotFoundError(f"invalid sandbox id {sandbox_id!r}")
         return self._sandboxes / sandbox_id
 
-    def _load_sandbox(self, sandbox_id: str) -> tuple[SandboxConfig, dict[str, Any]] | None:
+    def _load_sandbox(self, sandbox_id: str, mutable: bool = True) -> tuple[SandboxConfig, dict[str, Any]] | None:
         d = self._sandbox_dir(sandbox_id)
-        config = self._json.read(d / "config.json")
-        status = self._json.read(d / "status.json")
+        config = self._json.read(d / "config.json", copy_=False)  # only read: parsed into a dataclass
+        status = self._json.read(d / "status.json", copy_=mutable)
         if config is None or status is None:
             return None
         return _sandbox_config_from_json(config), status
 
     def _sandbox_status_sync(self, sandbox_id: str) -> SandboxStatus | None:
-        loaded = self._load_sandbox(sandbox_id)
+        loaded = self._load_sandbox(sandbox_id, mutable=False)
         if loaded is None:
             return None
         config, st = loaded
@@ -597,7 +599,8 @@ class RuncRuntime:
         return self._containers / container_id
 
     def _meta(self, container_id: str) -> dict[str, Any] | None:
-        meta = self._json.read(self._container_dir(container_id) / "meta.json")
+        # read-only: nothing changes a meta read here (create writes its own)
+        meta = self._json.read(self._container_dir(container_id) / "meta.json", copy_=False)
         return meta if isinstance(meta, dict) else None
 
     def _container_ids(self, sandbox_id: str | None = None) -> list[str]:
