@@ -74,6 +74,13 @@ def test_no_command_is_a_usage_error(capsys):
         (["server", "--node-name", "Bad_Name"], "invalid node name"),
         (["server", "--no-such-flag"], "k8py server: error: unrecognized arguments: --no-such-flag"),
         (["token", "create", "--groups", "a,,b"], "empty group name"),
+        (["server", "--system-reserved", "cpu"], "use NAME=QUANTITY"),
+        (["server", "--system-reserved", "gpu=1"], "use NAME=QUANTITY"),
+        (["server", "--system-reserved", "memory=lots"], "invalid quantity 'lots'"),
+        (["server", "--system-reserved", "cpu=-1"], "cannot be negative"),
+        (["server", "--node-ip", "10.0.0.1,10.0.0.2"], "at most one IPv4 and one IPv6"),
+        (["server", "--kubelet-port", "0"], "invalid port 0"),
+        (["agent", "--server", "https://x:6443"], "the following arguments are required: --token"),
     ],
 )
 def test_bad_flags_are_explained(capsys, argv, message):
@@ -109,6 +116,15 @@ def test_server_defaults():
     assert cfg.disable_agent is False
     assert cfg.node_name == socket.gethostname().lower()
     assert (cfg.cluster_cidr, cfg.service_cidr) == ("10.42.0.0/16", "10.43.0.0/16")
+    assert cfg.kubelet_port == 10250 and cfg.node_ips == () and cfg.system_reserved == ()
+
+
+def test_node_flags():
+    cfg = build_config(_server_args("--node-ip", "10.0.0.5,fd00::5", "--system-reserved",
+                                    "cpu=500m,memory=512Mi", "--kubelet-port", "10251"))
+    assert cfg.node_ips == ("10.0.0.5", "fd00::5")
+    assert dict(cfg.system_reserved) == {"cpu": "500m", "memory": "512Mi"}
+    assert cfg.kubelet_port == 10251
 
 
 def test_server_flags(tmp_path):

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from tests.e2e.conftest import KUBECTL, Server, free_port, wait
-from tests.helpers.images import build_busybox_image
+from tests.helpers.images import build_busybox_image, running_registry
 
 from k8py.kubelet.run import missing_prerequisites
 
@@ -266,3 +266,39 @@ def test_restarting_the_server_leaves_running_pods_alone(cluster: Server, ns: st
     assert after["restartCount"] == 0 and after["state"] == before["state"]
     assert http_get(f"http://{ip}:8080/index.html") == "hello from steady\n"
 
+
+
+def test_images_are_pulled_with_image_pull_secrets(cluster: Server, ns: str, tmp_path_factory: pytest.TempPathFactory
+                                                   ) -> None:
+    """The pull path for real: a local registry (Debian's docker-registry on loopback, htpasswd
+    auth) holds the image; a pod with the right imagePullSecret runs, one without it gets
+    ErrImagePull then ImagePullBackOff, as kubectl users know them."""
+    s = cluster
+    archive = build_busybox_image(tmp_path_factory.mktemp("img"), IMAGE)
+    with running_registry() as reg:
+        ref = reg.push(archive, "pulled/busybox:2.0")
+        s.kubectl("create", "secret", "docker-registry", "regcred", "-n", ns, f"--docker-server={reg.host}",
+                  f"--docker-username={reg.username}", f"--docker-password={reg.password}")
+        with_secret = pod("pulled", "echo pulled fine")
+        with_secret["spec"]["containers"][0].update(image=ref, imagePullPolicy="Always")
+        with_secret["spec"]["imagePullSecrets"] = [{"name": "regcred"}]
+        apply(s, ns, with_secret)
+        without = pod("refused", "echo never")
+        without["spec"]["containers"][0].update(image=ref, imagePullPolicy="Always")
+        apply(s, ns, without)
+        wait(lambda: phase(s, "pulled", ns) == "Succeeded", 120, "the pod with the secret done")
+        assert s.kubectl("logs", "pulled", "-n", ns).stdout == "pulled fine\n"
+        events = s.kubectl("get", "events", "-n", ns, "--field-selector", "involvedObject.name=pulled").stdout
+        assert "Pulling" in events and "Successfully pulled image" in events
+
+        def waiting_reason() -> Any:
+            p = pod_json(s, "refused", ns)
+            for c in (p or {}).get("status", {}).get("containerStatuses") or ():
+                w = c["state"].get("waiting") or {}
+                if w.get("reason") in ("ErrImagePull", "ImagePullBackOff"):
+                    return w
+            return None
+
+        w = wait(waiting_reason, 60, "ErrImagePull")
+        assert "unauthorized" in w.get("message", "").lower() or w["reason"] == "ImagePullBackOff", w
+        assert phase(s, "refused", ns) == "Pending"

@@ -18,7 +18,7 @@ import os
 import signal
 import socket
 
-from k8py.cli.server import _path, cidr, ip_list, node_name, port
+from k8py.cli.server import _path, cidr, ip_list, node_name, port, reserved
 from k8py.config import default_data_dir
 
 __all__ = ["add_killall_parser", "add_parser"]
@@ -40,6 +40,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="this node's address(es) (default: the addresses of the default routes)")
     p.add_argument("--kubelet-port", type=port, default=10250, metavar="PORT",
                    help="port of the agent's HTTPS API (default: 10250)")
+    p.add_argument("--system-reserved", type=reserved, default={}, metavar="cpu=Q,memory=Q",
+                   help="resources kept for the system (kubelet's --system-reserved)")
     p.add_argument("--cluster-cidr", type=cidr, default="10.42.0.0/16", metavar="CIDR",
                    help="the cluster's pod network, as the server's --cluster-cidr (default: 10.42.0.0/16); "
                         "traffic inside it is not masqueraded")
@@ -124,7 +126,7 @@ async def _main(args: argparse.Namespace, data_dir: str, name: str) -> int:
         loop.add_signal_handler(sig, stop.set)
     net = ipaddress.ip_network(args.cluster_cidr)
     opts = NodeOptions(node_name=name, data_dir=data_dir, node_ips=ips, cluster_cidrs=(str(net),),
-                       kubelet_port=args.kubelet_port, serving_cert=s_cert, serving_key=s_key, client_ca=ca)
+                       kubelet_port=args.kubelet_port, system_reserved=args.system_reserved, serving_cert=s_cert, serving_key=s_key, client_ca=ca)
     log.info("joining %s as node %s", args.server, name)
     try:
         await run_node(client, opts, stop)

@@ -89,6 +89,25 @@ def ip_list(value: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+def reserved(value: str) -> dict[str, str]:
+    """``--system-reserved cpu=500m,memory=512Mi,ephemeral-storage=1Gi``, as kubelet's flag."""
+    from k8py.api.quantity import QuantityError, parse_quantity
+
+    out: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in value.split(","))):
+        k, sep, v = part.partition("=")
+        if not sep or k not in ("cpu", "memory", "ephemeral-storage", "pid"):
+            raise argparse.ArgumentTypeError(
+                f"{part!r}: use NAME=QUANTITY with NAME one of cpu, memory, ephemeral-storage, pid")
+        try:
+            if parse_quantity(v).sign() < 0:
+                raise argparse.ArgumentTypeError(f"{part!r}: a reservation cannot be negative")
+        except (QuantityError, ValueError):
+            raise argparse.ArgumentTypeError(f"{part!r}: invalid quantity {v!r}") from None
+        out[k] = v
+    return out
+
+
 def node_name(value: str) -> str:
     name = value.strip().lower()
     if not name or len(name) > 253 or not _DNS1123_SUBDOMAIN.match(name):
@@ -218,6 +237,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help=f"pod network (default: {DEFAULT_CLUSTER_CIDR}), split into one pod CIDR per node",
     )
     p.add_argument(
+        "--system-reserved", type=reserved, default={}, metavar="cpu=Q,memory=Q",
+        help="resources kept for the system: the node's allocatable is its capacity less these "
+             "(and the eviction thresholds), as kubelet's --system-reserved",
+    )
+    p.add_argument(
         "--kubelet-port", type=port, default=10250, metavar="PORT",
         help="port of the node agent's HTTPS API (logs, stats; default: 10250, as kubelet's)",
     )
@@ -266,6 +290,7 @@ def build_config(args: argparse.Namespace, parser: argparse.ArgumentParser | Non
         node_name=args.node_name or default_node,
         node_ips=tuple(args.node_ip),
         kubelet_port=args.kubelet_port,
+        system_reserved=tuple(sorted(args.system_reserved.items())),
         cluster_cidr=args.cluster_cidr,
         service_cidr=args.service_cidr,
         compact_interval_seconds=args.compaction_interval,

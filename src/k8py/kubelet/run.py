@@ -157,8 +157,20 @@ async def run_node(client: Client, opts: NodeOptions, stop: asyncio.Event, *,
     asyncio.get_running_loop().set_default_executor(
         concurrent.futures.ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="k8py-node"))
     network = NodeNetwork(paths["cni"], cluster_cidrs=opts.cluster_cidrs, bridge=opts.bridge)
-    images = ImageStore(paths["images"])
+    runtime: RuncRuntime
+
+    async def images_in_use() -> set[str]:
+        return {c.image_ref for c in await runtime.list_containers()}
+
+    images = ImageStore(paths["images"], in_use=images_in_use)
     runtime = RuncRuntime(paths["containers"], images, network)
+    # start-up cleanup: network namespaces of sandboxes the runtime no longer has (a crash
+    # half-way through a sandbox), before any pod worker makes new ones
+    keep = {sb.id for sb in await runtime.list_pod_sandboxes()}
+    removed = await CNINetwork(pod_cidrs=["10.255.255.0/30"], state_dir=paths["cni"],
+                               bridge=opts.bridge).remove_leftovers(keep)
+    if removed:
+        log.info("removed the pod network of %d sandbox(es) left from an earlier run", len(removed))
     try:
         imported = await images.import_dir(paths["airgap"])
         if imported:
@@ -185,6 +197,7 @@ async def run_node(client: Client, opts: NodeOptions, stop: asyncio.Event, *,
                                key_file=opts.serving_key, client_ca_file=opts.client_ca)
         await server.start()
     node_task = nodes.start()
+    gc_task = asyncio.create_task(_image_gc(images, images_in_use), name="image-gc")
     try:
         await agent.start()
         await nodes.wait_for_sync()
@@ -192,6 +205,7 @@ async def run_node(client: Client, opts: NodeOptions, stop: asyncio.Event, *,
             ready.set()
         await stop.wait()
     finally:
+        gc_task.cancel()
         await agent.stop()
         await nodes.stop()
         node_task.cancel()
@@ -199,6 +213,23 @@ async def run_node(client: Client, opts: NodeOptions, stop: asyncio.Event, *,
             await node_task
         if server is not None:
             await server.stop()
+
+
+IMAGE_GC_PERIOD = 300.0  # kubelet's ImageGCPeriod
+IMAGE_GC_HIGH, IMAGE_GC_LOW = 85, 80  # kubelet's image GC thresholds (percent of the disk used)
+
+
+async def _image_gc(images: ImageStore, in_use: Any) -> None:
+    """kubelet's image garbage collection: above 85 % of the disk used, unused images go,
+    least recently used first, until 80 %."""
+    while True:
+        await asyncio.sleep(IMAGE_GC_PERIOD)
+        try:
+            freed = await images.gc(await in_use(), IMAGE_GC_HIGH, IMAGE_GC_LOW)
+            if freed:
+                log.info("image garbage collection freed %d bytes", freed)
+        except Exception as e:  # noqa: BLE001 - try again next period
+            log.warning("image garbage collection: %s", e)
 
 
 async def teardown(data_dir: str, bridge: str = "k8py0") -> list[str]:
