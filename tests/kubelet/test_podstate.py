@@ -437,7 +437,7 @@ def test_rejected_pod_status() -> None:
     st = pod_status(pod("app", status={"qosClass": "BestEffort"}), Observed(),
                     Memory(rejected=("OutOfcpu", "Node didn't have enough resource: cpu")), {}, [], NOW)
     assert st == {"qosClass": "BestEffort", "phase": "Failed", "reason": "OutOfcpu",
-                  "message": "Node didn't have enough resource: cpu", "startTime": format_ts(NOW)}
+                  "message": "Pod was rejected: Node didn't have enough resource: cpu", "startTime": format_ts(NOW)}
 
 
 def test_status_after_the_sandbox_was_recreated_keeps_counting() -> None:
