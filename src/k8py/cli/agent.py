@@ -15,11 +15,11 @@ import asyncio
 import ipaddress
 import logging
 import os
-import signal
 import socket
 
 from k8py.cli.server import _path, cidr, ip_list, node_name, port, reserved
 from k8py.config import default_data_dir
+from k8py.runner import run_until_signal
 
 __all__ = ["add_killall_parser", "add_parser"]
 
@@ -83,13 +83,7 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         log.error("this machine cannot run pods. Missing:\n  - %s", "\n  - ".join(missing))
         return 1
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:  # pragma: no cover - uvloop is a dependency
-        pass
-    return asyncio.run(_main(args, data_dir, name))
+    return run_until_signal(lambda stop: _main(args, data_dir, name, stop))
 
 
 def _default_name() -> str:
@@ -99,7 +93,7 @@ def _default_name() -> str:
         return "k8py-agent"
 
 
-async def _main(args: argparse.Namespace, data_dir: str, name: str) -> int:
+async def _main(args: argparse.Namespace, data_dir: str, name: str, stop: asyncio.Event) -> int:
     from k8py.client.api import Client
     from k8py.client.config import ClientConfig
     from k8py.kubelet.bootstrap import BootstrapError, bootstrap, serving_certificate
@@ -120,10 +114,6 @@ async def _main(args: argparse.Namespace, data_dir: str, name: str) -> int:
         log.error("no serving certificate for the agent's API: %s", e)
         await client.close()
         return 1
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     net = ipaddress.ip_network(args.cluster_cidr)
     opts = NodeOptions(node_name=name, data_dir=data_dir, node_ips=ips, cluster_cidrs=(str(net),),
                        kubelet_port=args.kubelet_port, system_reserved=args.system_reserved, serving_cert=s_cert, serving_key=s_key, client_ca=ca)

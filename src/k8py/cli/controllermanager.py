@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
+
+from k8py.runner import run_until_signal
 
 __all__ = ["add_parser"]
 
@@ -59,11 +60,7 @@ def run(args: argparse.Namespace) -> int:
             log.error("unknown controllers: %s (known: %s)", ", ".join(unknown), ", ".join(sorted(CONTROLLERS)))
             return 2
 
-    async def main() -> int:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+    async def main(stop: asyncio.Event) -> int:
         async with Client(cfg, component="kube-controller-manager") as client:
             mgr = ControllerManager(client, controllers=names, leader_elect=args.leader_elect == "true",
                                     workers=args.concurrent_syncs,
@@ -73,10 +70,4 @@ def run(args: argparse.Namespace) -> int:
             await mgr.run(stop)
         return 0
 
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:  # pragma: no cover
-        pass
-    return asyncio.run(main())
+    return run_until_signal(main)

@@ -16,6 +16,7 @@ from typing import Any
 
 from k8py.apiserver.server import start, stop
 from k8py.config import ServerConfig
+from k8py.runner import install_uvloop
 from k8py.storage.interface import StoreError
 
 log = logging.getLogger("k8py.server")
@@ -23,12 +24,7 @@ log = logging.getLogger("k8py.server")
 
 def run_server(config: ServerConfig) -> int:
     """Run until SIGTERM/SIGINT. Returns the process exit code."""
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:  # pragma: no cover - uvloop is a dependency; plain asyncio works too
-        pass
+    install_uvloop()
     tune_gc()
     return asyncio.run(_main(config))
 
@@ -152,10 +148,8 @@ def start_agent(config: ServerConfig, pki: Any, stop_ev: asyncio.Event) -> tuple
     cert, key = pki_mod.issue_kubelet_serving_certificate(
         pki, name, ips=tuple(dict.fromkeys((*config.node_ips, "127.0.0.1"))), hostnames=(name, "localhost"))
     cert_file, key_file = os.path.join(tls, "kubelet.crt"), os.path.join(tls, "kubelet.key")
-    for path, data in ((cert_file, cert), (key_file, key)):
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+    pki_mod.write_private_file(cert_file, cert, 0o644)
+    pki_mod.write_private_file(key_file, key)
     client = loopback_client(config, pki, f"system:node:{name}", ("system:nodes",), "kubelet")
     opts = NodeOptions(node_name=name, data_dir=config.data_dir, node_ips=config.node_ips,
                        cluster_cidrs=(config.cluster_cidr,), kubelet_port=config.kubelet_port,

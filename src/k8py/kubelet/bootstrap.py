@@ -49,6 +49,7 @@ from cryptography.x509.oid import NameOID
 from k8py.client.api import Client
 from k8py.client.config import ClientConfig
 from k8py.client.errors import AlreadyExistsError, ApiError, NotFoundError, UnauthorizedError
+from k8py.pki import write_private_file
 
 __all__ = ["BootstrapError", "JoinToken", "bootstrap", "parse_join_token"]
 
@@ -98,23 +99,6 @@ def node_user(node_name: str) -> str:
 
 
 # --------------------------------------------------------------------------- files
-
-
-def _write_file(path: str, data: bytes, mode: int) -> None:
-    """Atomic (temp file + rename) with exactly ``mode`` from the first byte."""
-    tmp = f"{path}.tmp.{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    try:
-        os.fchmod(fd, mode)
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    try:
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def _read(path: str) -> bytes | None:
@@ -308,10 +292,10 @@ async def bootstrap(server_url: str, token: str, node_name: str, cert_dir: str, 
     os.makedirs(cert_dir, mode=0o700, exist_ok=True)
     cert_file, key_file, ca_file = (os.path.join(cert_dir, n) for n in (CERT_NAME, KEY_NAME, CA_NAME))
     # key first: a crash between the writes leaves a mismatched pair, which the next start rejects
-    _write_file(key_file, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+    write_private_file(key_file, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                             serialization.NoEncryption()), 0o600)
-    _write_file(cert_file, cert_pem, 0o644)
-    _write_file(ca_file, ca_pem, 0o644)
+    write_private_file(cert_file, cert_pem, 0o644)
+    write_private_file(ca_file, ca_pem, 0o644)
     log.info("bootstrap: node %s has its client certificate (valid until %s) in %s", node_name,
              cert.not_valid_after_utc, cert_dir)
     return cert_file, key_file, ca_file
@@ -351,7 +335,7 @@ async def serving_certificate(client: Client, node_name: str, ips: Sequence[str]
     name = "csr-" + base64.urlsafe_b64encode(h.digest()).decode().rstrip("=").lower().replace("_", "-")[:40]
     cert_pem = await request_certificate(client, name, csr_pem, timeout, signer=SERVING_SIGNER,
                                          usages=SERVING_USAGES)
-    _write_file(key_file, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+    write_private_file(key_file, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                             serialization.NoEncryption()), 0o600)
-    _write_file(cert_file, cert_pem, 0o644)
+    write_private_file(cert_file, cert_pem, 0o644)
     return cert_file, key_file

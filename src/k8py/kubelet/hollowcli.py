@@ -9,9 +9,8 @@ import argparse
 import asyncio
 import logging
 import re
-import signal
-from collections.abc import Callable, Coroutine
-from typing import Any
+
+from k8py.runner import run_until_signal
 
 __all__ = ["add_hollow_nodes_parser"]
 
@@ -111,23 +110,6 @@ def add_hollow_nodes_parser(subparsers: argparse._SubParsersAction) -> argparse.
     return p
 
 
-def _run(main: Callable[[asyncio.Event], Coroutine[Any, Any, int]]) -> int:
-    async def wrapper() -> int:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        return await main(stop)
-
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:  # pragma: no cover - uvloop is a dependency
-        pass
-    return asyncio.run(wrapper())
-
-
 def run_hollow_nodes(args: argparse.Namespace) -> int:
     from k8py.client.api import Client
     from k8py.client.config import ConfigError, load_config
@@ -153,4 +135,4 @@ def run_hollow_nodes(args: argparse.Namespace) -> int:
             await nodes.run(stop)
         return 0
 
-    return _run(main)
+    return run_until_signal(main)

@@ -11,9 +11,9 @@ import argparse
 import asyncio
 import gc
 import logging
-import signal
-from collections.abc import Callable, Coroutine
 from typing import Any
+
+from k8py.runner import run_until_signal
 
 __all__ = ["add_scheduler_parser"]
 
@@ -25,23 +25,6 @@ def _client_args(p: argparse.ArgumentParser) -> None:
                    "clientConnection.kubeconfig, $KUBECONFIG, ~/.kube/config, or in-cluster)")
     p.add_argument("--context", metavar="NAME", help="kubeconfig context")
     p.add_argument("--debug", action="store_true", help="log at debug level")
-
-
-def _run(main: Callable[[asyncio.Event], Coroutine[Any, Any, int]]) -> int:
-    async def wrapper() -> int:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        return await main(stop)
-
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:  # pragma: no cover - uvloop is a dependency
-        pass
-    return asyncio.run(wrapper())
 
 
 # --------------------------------------------------------------------------- k8py scheduler
@@ -143,4 +126,4 @@ def run_scheduler(args: argparse.Namespace) -> int:
                 freezer.cancel()
         return 0
 
-    return _run(main)
+    return run_until_signal(main)
