@@ -70,7 +70,7 @@ def test_no_command_is_a_usage_error(capsys):
         (["server", "--bind-address", "localhost"], "invalid IP address 'localhost'"),
         (["server", "--write-kubeconfig-mode", "rw"], "give octal digits"),
         (["server", "--service-cidr", "10.43.0.1/16"], "has host bits set"),
-        (["server", "--cluster-cidr", "10.42.0.0/16,fd00::/56"], "dual-stack"),
+        (["server", "--cluster-cidr", "10.42.0.0/16,10.44.0.0/16"], "one IPv4 and one IPv6 CIDR"),
         (["server", "--node-name", "Bad_Name"], "invalid node name"),
         (["server", "--no-such-flag"], "k8py server: error: unrecognized arguments: --no-such-flag"),
         (["token", "create", "--groups", "a,,b"], "empty group name"),
@@ -125,6 +125,9 @@ def test_node_flags():
     assert cfg.node_ips == ("10.0.0.5", "fd00::5")
     assert dict(cfg.system_reserved) == {"cpu": "500m", "memory": "512Mi"}
     assert cfg.kubelet_port == 10251
+    # dual-stack pods: IPv4 first, whichever order the flag gives
+    assert build_config(_server_args("--cluster-cidr", "fd42::/56,10.42.0.0/16")).cluster_cidr == \
+        "10.42.0.0/16,fd42::/56"
 
 
 def test_server_flags(tmp_path):

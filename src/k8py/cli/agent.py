@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ipaddress
 import logging
 import os
 import socket
 
-from k8py.cli.server import _path, cidr, ip_list, node_name, port, reserved
+from k8py.cli.server import _path, cidr_pair, ip_list, node_name, port, reserved
 from k8py.config import default_data_dir
 from k8py.runner import run_until_signal
 
@@ -42,7 +41,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="port of the agent's HTTPS API (default: 10250)")
     p.add_argument("--system-reserved", type=reserved, default={}, metavar="cpu=Q,memory=Q",
                    help="resources kept for the system (kubelet's --system-reserved)")
-    p.add_argument("--cluster-cidr", type=cidr, default="10.42.0.0/16", metavar="CIDR",
+    p.add_argument("--cluster-cidr", type=cidr_pair, default="10.42.0.0/16", metavar="CIDR[,CIDR]",
                    help="the cluster's pod network, as the server's --cluster-cidr (default: 10.42.0.0/16); "
                         "traffic inside it is not masqueraded")
     p.add_argument("--debug", action="store_true", help="log at debug level")
@@ -114,8 +113,7 @@ async def _main(args: argparse.Namespace, data_dir: str, name: str, stop: asynci
         log.error("no serving certificate for the agent's API: %s", e)
         await client.close()
         return 1
-    net = ipaddress.ip_network(args.cluster_cidr)
-    opts = NodeOptions(node_name=name, data_dir=data_dir, node_ips=ips, cluster_cidrs=(str(net),),
+    opts = NodeOptions(node_name=name, data_dir=data_dir, node_ips=ips, cluster_cidrs=tuple(args.cluster_cidr.split(",")),
                        kubelet_port=args.kubelet_port, system_reserved=args.system_reserved, serving_cert=s_cert, serving_key=s_key, client_ca=ca)
     log.info("joining %s as node %s", args.server, name)
     try:

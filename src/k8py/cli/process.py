@@ -152,7 +152,7 @@ def start_agent(config: ServerConfig, pki: Any, stop_ev: asyncio.Event) -> tuple
     pki_mod.write_private_file(key_file, key)
     client = loopback_client(config, pki, f"system:node:{name}", ("system:nodes",), "kubelet")
     opts = NodeOptions(node_name=name, data_dir=config.data_dir, node_ips=config.node_ips,
-                       cluster_cidrs=(config.cluster_cidr,), kubelet_port=config.kubelet_port,
+                       cluster_cidrs=tuple(config.cluster_cidr.split(",")), kubelet_port=config.kubelet_port,
                        system_reserved=dict(config.system_reserved),
                        serving_cert=cert_file, serving_key=key_file, client_ca=pki.ca_cert)
     return asyncio.create_task(run_node(client, opts, stop_ev), name="node-agent"), client

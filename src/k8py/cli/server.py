@@ -108,6 +108,15 @@ def reserved(value: str) -> dict[str, str]:
     return out
 
 
+def cidr_pair(value: str) -> str:
+    """``--cluster-cidr``: one CIDR, or an IPv4 and an IPv6 one separated by a comma (dual-stack
+    pods: each gets an address of both families, IPv4 first)."""
+    parts = [cidr(p.strip()) for p in value.split(",")]
+    if len(parts) > 2 or len({":" in p for p in parts}) != len(parts):
+        raise argparse.ArgumentTypeError(f"{value!r}: give one CIDR, or one IPv4 and one IPv6 CIDR")
+    return ",".join(sorted(parts, key=lambda p: ":" in p))  # IPv4 first
+
+
 def node_name(value: str) -> str:
     name = value.strip().lower()
     if not name or len(name) > 253 or not _DNS1123_SUBDOMAIN.match(name):
@@ -233,7 +242,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="name of this node (default: the host name, lower-cased)",
     )
     p.add_argument(
-        "--cluster-cidr", type=cidr, default=DEFAULT_CLUSTER_CIDR, metavar="CIDR",
+        "--cluster-cidr", type=cidr_pair, default=DEFAULT_CLUSTER_CIDR, metavar="CIDR[,CIDR]",
         help=f"pod network (default: {DEFAULT_CLUSTER_CIDR}), split into one pod CIDR per node",
     )
     p.add_argument(
@@ -261,13 +270,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def build_config(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None) -> ServerConfig:
     """Resolve every default once, into the one config object the server runs with."""
-    cluster = ipaddress.ip_network(args.cluster_cidr)
     service = ipaddress.ip_network(args.service_cidr)
-    if cluster.version == service.version and cluster.overlaps(service):  # type: ignore[arg-type]
-        msg = f"--cluster-cidr {cluster} and --service-cidr {service} overlap; pick two separate networks"
-        if parser is not None:
-            parser.error(msg)
-        raise ValueError(msg)
+    for part in args.cluster_cidr.split(","):
+        cluster = ipaddress.ip_network(part)
+        if cluster.version == service.version and cluster.overlaps(service):  # type: ignore[arg-type]
+            msg = f"--cluster-cidr {cluster} and --service-cidr {service} overlap; pick two separate networks"
+            if parser is not None:
+                parser.error(msg)
+            raise ValueError(msg)
     default_node = socket.gethostname().lower()
     try:
         default_node = node_name(default_node)
