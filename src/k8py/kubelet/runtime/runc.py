@@ -358,6 +358,7 @@ class RuncRuntime:
         self._locks: dict[str, asyncio.Lock] = {}
         self._version: RuntimeVersion | None = None
         self._json = _JsonCache()
+        self._facts: dict[str, dict[str, Any]] = {}  # container id -> what does not change
 
     # ------------------------------------------------------------------ plumbing
 
@@ -645,25 +646,42 @@ class RuncRuntime:
             labels=dict(config.get("labels") or {}),
             annotations=dict(config.get("annotations") or {}),
         )
-        # Liveness first, the exit file after: conmon writes the file before it exits, so a conmon
-        # seen gone here has left its exit code by the time the file is read below.
-        pid = _read_pid(d / "pid")
+        facts = self._facts.setdefault(container_id, {})
+        final = facts.get("final")
+        if final is not None:  # an exited container never changes again
+            return dataclasses.replace(final, labels=dict(final.labels), annotations=dict(final.annotations))
+        # What does not change once known (the pids, the start time) is read once: the agent
+        # lists every container every second.
+        pid = facts.get("pid") or _read_pid(d / "pid")
+        if pid > 0:
+            facts["pid"] = pid
+        if "started_at" not in facts:
+            started = _read_text(d / "started")
+            if started:
+                with contextlib.suppress(ValueError):
+                    facts["started_at"] = float(started)
+        status.started_at = facts.get("started_at", 0.0)
         init_alive = _alive(pid, int(meta.get("pid_start", 0)))
-        conmon_alive = _conmon_alive(d, container_id)
-        started = _read_text(d / "started")
-        if started:
-            with contextlib.suppress(ValueError):
-                status.started_at = float(started)
-        start_error = _read_text(d / "start_error")
+        if init_alive and facts.get("running"):
+            status.state = ContainerState.RUNNING
+            return status
+        start_error = None if facts.get("running") else _read_text(d / "start_error")
         exit_file = self._exit_file(container_id)
         code_text = _read_text(exit_file)
+        conmon_alive = False
+        if start_error is None and code_text is None and not init_alive:
+            # conmon writes the exit file before it exits: seen gone, its file is there now
+            conmon_alive = _conmon_alive(d, container_id)
+            if not conmon_alive:
+                code_text = _read_text(exit_file)
         if start_error is not None:
             status.state = ContainerState.EXITED
             status.exit_code = CANNOT_RUN_EXIT_CODE
             status.reason = "ContainerCannotRun"
             status.message = start_error
             status.finished_at = (d / "start_error").stat().st_mtime
-            return status
+            facts["final"] = status
+            return dataclasses.replace(status)
         if code_text is not None:
             try:
                 code = int(code_text.strip())
@@ -681,9 +699,14 @@ class RuncRuntime:
                 status.reason = "OOMKilled"
             else:
                 status.reason = "Error"
-            return status
+            facts["final"] = status
+            return dataclasses.replace(status)
         if init_alive:
-            status.state = ContainerState.CREATED if _is_runc_init(pid) else ContainerState.RUNNING
+            if _is_runc_init(pid):
+                status.state = ContainerState.CREATED
+            else:
+                status.state = ContainerState.RUNNING
+                facts["running"] = True  # started for good: from now on its init's life is enough
             return status
         if conmon_alive:
             # The init is gone and conmon is writing its exit code: still running, for an instant.
@@ -959,6 +982,7 @@ class RuncRuntime:
         async with self._lock(container_id):
             await self._remove(container_id)
         self._locks.pop(container_id, None)
+        self._facts.pop(container_id, None)
 
     async def _remove(self, container_id: str) -> None:
         d = self._container_dir(container_id)
