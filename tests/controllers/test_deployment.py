@@ -651,7 +651,9 @@ async def test_orphan_replica_set_with_the_template_is_adopted_as_the_new_one() 
 async def test_min_ready_seconds_delays_availability_and_follows_the_deployment() -> None:
     async with InProcessCluster(controllers=["deployment", "replicaset"]) as c:
         await c.add_node("node-1")
-        await c.client.create(DEP, deployment("slow", 1, minReadySeconds=1), NS)
+        # 3 s: the Ready condition's time is to the second, so a pod can look up to 1 s older
+        # than it is; a 1 s window could close before the first look under load
+        await c.client.create(DEP, deployment("slow", 1, minReadySeconds=3), NS)
 
         async def ready_not_available() -> bool:
             st = (await c.client.get(DEP, "slow", NS)).get("status") or {}
@@ -661,7 +663,7 @@ async def test_min_ready_seconds_delays_availability_and_follows_the_deployment(
         d = await rolled_out(c, "slow", timeout=10)
         assert d["status"]["availableReplicas"] == 1
         [rs] = await replica_sets(c, "slow")
-        assert rs["spec"]["minReadySeconds"] == 1
+        assert rs["spec"]["minReadySeconds"] == 3
         # minReadySeconds is not part of the template: the same RS follows, no rollout
         await c.client.patch(DEP, "slow", {"spec": {"minReadySeconds": 0}}, NS)
 
