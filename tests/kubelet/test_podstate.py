@@ -103,7 +103,9 @@ def test_init_containers_run_one_at_a_time_each_to_completion() -> None:
     p = pod("app", init=("i1", "i2"))
     assert started(compute_actions(p, obs(), Memory(), NOW)) == [("i1", True, 0)]
     assert compute_actions(p, obs(ctr("i1", RUNNING)), Memory(), NOW).idle()
-    assert compute_actions(p, obs(ctr("i1", CREATED)), Memory(), NOW).idle()
+    # created but never started (the agent stopped in between): killed and started again
+    acts = compute_actions(p, obs(ctr("i1", CREATED)), Memory(), NOW)
+    assert [k.name for k, _ in acts.kill] == ["i1"] and started(acts) == [("i1", True, 1)]
     assert started(compute_actions(p, obs(ctr("i1", EXITED)), Memory(), NOW)) == [("i2", True, 0)]
     assert started(compute_actions(p, obs(ctr("i1", EXITED), ctr("i2", EXITED)), Memory(), NOW)) == [
         ("app", False, 0)]
@@ -448,3 +450,8 @@ def test_status_after_the_sandbox_was_recreated_keeps_counting() -> None:
     o = Observed(o.sandboxes, (*o.containers, ctr("app", RUNNING, attempt=3, sb="sb2")))
     (s,) = pod_status(pod("app"), o, Memory(), {}, [], NOW)["containerStatuses"]
     assert s["restartCount"] == 3 and s["lastState"]["terminated"]["exitCode"] == 137
+
+
+def test_a_container_created_but_never_started_is_started_again() -> None:
+    acts = compute_actions(pod("app"), obs(ctr("app", CREATED)), Memory(), NOW)
+    assert [k.name for k, _ in acts.kill] == ["app"] and started(acts) == [("app", False, 1)]

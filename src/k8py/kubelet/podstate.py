@@ -347,9 +347,11 @@ def compute_actions(pod: Mapping[str, Any], obs: Observed, mem: Memory, now: flo
             if st is None:
                 restart(ic, None, True)
                 return acts
-            if st.state in (ContainerState.RUNNING, ContainerState.CREATED):
+            if st.state == ContainerState.RUNNING:
                 return acts
-            if st.state == ContainerState.UNKNOWN:
+            if st.state in (ContainerState.UNKNOWN, ContainerState.CREATED):
+                # created but never started (the agent stopped between the two): kubelet kills
+                # and starts it again, as it does an unknown one
                 acts.kill.append((st, f'Init container is in "{st.state.value}" state, try killing it before restart'))
                 restart(ic, st, True)
                 return acts
@@ -365,7 +367,7 @@ def compute_actions(pod: Mapping[str, Any], obs: Observed, mem: Memory, now: flo
         st = regular.get(c["name"])
         if st is None:
             restart(c, None, False)
-        elif st.state == ContainerState.UNKNOWN:
+        elif st.state in (ContainerState.UNKNOWN, ContainerState.CREATED):
             acts.kill.append((st, f'Container is in "{st.state.value}" state, try killing it before restart'))
             restart(c, st, False)
         elif st.state == ContainerState.EXITED and _should_restart(policy, st):
