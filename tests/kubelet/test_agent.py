@@ -16,7 +16,7 @@ from k8py.client.config import ClientConfig
 from k8py.client.errors import NotFoundError
 from k8py.kubelet.agent import Agent, AgentConfig
 from k8py.kubelet.runtime.fake import EXIT_CODE_ANNOTATION, FakeRuntime
-from k8py.kubelet.runtime.types import ContainerState
+from k8py.kubelet.runtime.types import ContainerState, SandboxConfig, SandboxError
 
 POD = ("v1", "Pod")
 NODE = ("v1", "Node")
@@ -225,3 +225,27 @@ async def test_agent_restart_leaves_running_containers_alone(tmp_path: Path) -> 
                     and x.id in running] == running
             assert rt.calls.count("create_container app") == creates + 1  # only the new pod's
             assert len(a.workers) == 2
+
+
+class _BrokenNetwork(FakeRuntime):
+    """A runtime whose pod network fails for pods named ``broken-*`` (a CNI plugin failing)."""
+
+    async def run_pod_sandbox(self, config: SandboxConfig) -> str:
+        if config.name.startswith("broken-"):
+            raise SandboxError('plugin type="bridge" failed (add): no IP addresses available in range set')
+        return await super().run_pod_sandbox(config)
+
+
+async def test_a_failing_sandbox_shows_in_events_and_other_pods_run(tmp_path: Path) -> None:
+    async with InProcessCluster() as c, agent(c, tmp_path, _BrokenNetwork()):
+        await c.client.create(POD, pod("broken-1"), NS)
+        await c.client.create(POD, pod("fine-1"), NS)
+        evs = await c.until(lambda: _events(c, "broken-1", {"FailedCreatePodSandBox"}), what="the sandbox event")
+        assert evs["FailedCreatePodSandBox"].startswith("Failed to create pod sandbox: plugin type=\"bridge\"")
+        await c.until(lambda: _is(c, "fine-1", "Running"), what="the other pod Running")
+        p = await c.client.get(POD, "broken-1", NS)
+        assert p["status"]["phase"] == "Pending"
+        (cs,) = p["status"]["containerStatuses"]
+        assert cs["state"] == {"waiting": {"reason": "ContainerCreating"}}
+        ready = {x["type"]: x["status"] for x in p["status"]["conditions"]}
+        assert ready["PodReadyToStartContainers"] == "False" and ready["Ready"] == "False"
