@@ -249,3 +249,23 @@ async def test_a_failing_sandbox_shows_in_events_and_other_pods_run(tmp_path: Pa
         assert cs["state"] == {"waiting": {"reason": "ContainerCreating"}}
         ready = {x["type"]: x["status"] for x in p["status"]["conditions"]}
         assert ready["PodReadyToStartContainers"] == "False" and ready["Ready"] == "False"
+
+
+async def test_pods_are_resynced_on_a_timer(tmp_path: Path) -> None:
+    """kubelet's --sync-frequency: with the relist out of the way, a container that exits is
+    still noticed by the periodic sync of its pod."""
+    rt = FakeRuntime()
+    async with InProcessCluster() as c:
+        client = Client(ClientConfig(server=c.url), component="kubelet")
+        a = Agent(client, rt, AgentConfig(node_name="n1", data_dir=str(tmp_path / "n1"), capacity=CAPACITY,
+                                          relist_interval=3600, resync_interval=0.2))
+        await a.start()
+        try:
+            await c.client.create(POD, pod("once", restart="Never"), NS)
+            await c.until(lambda: _is(c, "once", "Running"), what="Running")
+            (cid,) = [x.id for x in rt.containers.values() if x.name == "app"]
+            rt.kill(cid, 0, "Completed")
+            await c.until(lambda: _is(c, "once", "Succeeded"), what="the exit noticed by the resync")
+        finally:
+            await a.stop()
+            await client.close()

@@ -84,6 +84,9 @@ class AgentConfig:
     # every volume is an empty directory of the pod's (simulated nodes: the fake runtime mounts
     # nothing, as kubemark's fake mounter); False: kinds the node cannot mount fail the container
     fake_volumes: bool = False
+    # kubelet's --sync-frequency: every pod is synced at least this often even when nothing
+    # woke it (a status another writer changed is put right); 0: only when woken
+    resync_interval: float = 60.0
 
 
 class PodSource(Protocol):

@@ -264,6 +264,7 @@ class HollowNodes:
                            labels=dict(s.labels), taints=tuple(s.taints), capacity=dict(s.capacity),
                            lease_duration=self.lease_duration, lease_interval=self.lease_interval,
                            status_update_interval=self.status_interval or 10.0, own_loops=False, fake_volumes=True,
+                           resync_interval=0.0,  # thousands of simulated pods: synced when something changes
                            **kw)
 
     async def _start_node(self, agent: Agent) -> None:

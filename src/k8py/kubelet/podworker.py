@@ -138,9 +138,11 @@ class PodWorker:
                 self._wake_at = time.time() + 2.0
             if done:
                 return
-            timeout = None
+            resync = self.agent.config.resync_interval
+            timeout = resync if resync > 0 else None
             if self._wake_at is not None:
-                timeout = max(0.0, self._wake_at - time.time())
+                due = max(0.0, self._wake_at - time.time())
+                timeout = due if timeout is None else min(due, timeout)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
 
