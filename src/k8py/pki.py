@@ -33,6 +33,7 @@ __all__ = [
     "issue_client_certificate",
     "server_ssl_context",
     "serving_sans",
+    "tls_server_context",
     "write_private_file",
 ]
 
@@ -333,11 +334,18 @@ def server_ssl_context(pki: PKI) -> ssl.SSLContext:
     kube-apiserver. A verified certificate is visible to handlers via
     ``request.transport.get_extra_info("peercert")``.
     """
+    return tls_server_context(pki.serving_cert, pki.serving_key, pki.ca_cert, ssl.CERT_OPTIONAL)
+
+
+def tls_server_context(cert_file: str, key_file: str, client_ca_file: str, verify: ssl.VerifyMode) -> ssl.SSLContext:
+    """A TLS server context (TLS 1.2 or newer, HTTP/1.1) whose client certificates are checked
+    against ``client_ca_file``: ``CERT_OPTIONAL`` for the API server, ``CERT_REQUIRED`` for the
+    node agent's API (only the API server, with its client certificate, talks to it)."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.load_cert_chain(pki.serving_cert, pki.serving_key)
-    ctx.load_verify_locations(cafile=pki.ca_cert)
-    ctx.verify_mode = ssl.CERT_OPTIONAL
+    ctx.load_cert_chain(cert_file, key_file)
+    ctx.load_verify_locations(cafile=client_ca_file)
+    ctx.verify_mode = verify
     # We speak HTTP/1.1 only; saying so lets Go clients (kubectl) skip offering h2 in vain.
     ctx.set_alpn_protocols(["http/1.1"])
     return ctx

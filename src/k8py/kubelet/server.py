@@ -40,6 +40,7 @@ from aiohttp import web
 
 from k8py.kubelet.logs import LogOptions, parse_timestamp, stream_logs
 from k8py.kubelet.runtime.types import ContainerState, ContainerStats, ContainerStatus, Runtime
+from k8py.pki import tls_server_context
 
 __all__ = ["KubeletServer", "PodsSource"]
 
@@ -180,13 +181,7 @@ class KubeletServer:
 
     # -- life cycle ---------------------------------------------------------------------
     def ssl_context(self) -> ssl.SSLContext:
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        ctx.load_cert_chain(self.cert_file, self.key_file)
-        ctx.load_verify_locations(cafile=self.client_ca_file)
-        ctx.verify_mode = ssl.CERT_REQUIRED
-        ctx.set_alpn_protocols(["http/1.1"])
-        return ctx
+        return tls_server_context(self.cert_file, self.key_file, self.client_ca_file, ssl.CERT_REQUIRED)
 
     def build(self) -> web.Application:
         app = web.Application()

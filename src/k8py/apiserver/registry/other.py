@@ -124,9 +124,10 @@ def _hpa_metrics(specs: Sequence[Obj], statuses: Sequence[Obj]) -> str:
     for i, spec in enumerate(specs):
         st = statuses[i] if len(statuses) > i else {}
         t = spec.get("type")
-        if t == "External":
-            target = (spec.get("external") or {}).get("target") or {}
-            cur = (st.get("external") or {}).get("current") if st.get("external") else None
+        if t in ("External", "Object"):
+            key = t.lower()
+            target = (spec.get(key) or {}).get("target") or {}
+            cur = (st.get(key) or {}).get("current") if st.get(key) else None
             if target.get("averageValue") is not None:
                 current = cur.get("averageValue") if cur and cur.get("averageValue") is not None else "<unknown>"
                 out.append(f"{current}/{target['averageValue']} (avg)")
@@ -138,15 +139,6 @@ def _hpa_metrics(specs: Sequence[Obj], statuses: Sequence[Obj]) -> str:
             cur = (st.get("pods") or {}).get("current") if st.get("pods") else None
             current = quantity(cur.get("averageValue")) if cur is not None else "<unknown>"
             out.append(f"{current}/{quantity(target.get('averageValue'))}")
-        elif t == "Object":
-            target = (spec.get("object") or {}).get("target") or {}
-            cur = (st.get("object") or {}).get("current") if st.get("object") else None
-            if target.get("averageValue") is not None:
-                current = cur.get("averageValue") if cur and cur.get("averageValue") is not None else "<unknown>"
-                out.append(f"{current}/{target['averageValue']} (avg)")
-            else:
-                current = quantity(cur.get("value")) if cur is not None else "<unknown>"
-                out.append(f"{current}/{quantity(target.get('value'))}")
         elif t in ("Resource", "ContainerResource"):
             key = "resource" if t == "Resource" else "containerResource"
             src = spec.get(key) or {}
