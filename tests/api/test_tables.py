@@ -652,3 +652,23 @@ def test_age_edge_cases() -> None:
     assert tables.since("not-a-time", NOW) == "<unknown>"
     assert tables.since("2025-06-01T11:59:59.5Z", NOW) == "0s"
     assert tables.since("2025-06-01T12:00:30Z", NOW) == "<invalid>"
+
+
+def test_hpa_external_and_object_metric_targets() -> None:
+    """kubectl's TARGETS for External and Object metrics: value, or average value with (avg)."""
+    hpa_kind = kind("autoscaling", "v2", "HorizontalPodAutoscaler")
+    metrics = [
+        {"type": "External", "external": {"metric": {"name": "queue"}, "target": {"type": "Value", "value": "10"}}},
+        {"type": "Object", "object": {"metric": {"name": "rps"}, "describedObject": {"kind": "Service", "name": "s"},
+                                      "target": {"type": "AverageValue", "averageValue": "5"}}},
+    ]
+    hpa: dict[str, Any] = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+                           "metadata": {"name": "h", "creationTimestamp": ago(minutes=1)},
+                           "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "d"}, "maxReplicas": 3,
+                                    "metrics": metrics}}
+    assert cells(hpa_kind, hpa)[2] == "<unknown>/10, <unknown>/5 (avg)"
+    hpa["status"] = {"currentMetrics": [
+        {"type": "External", "external": {"metric": {"name": "queue"}, "current": {"value": "7"}}},
+        {"type": "Object", "object": {"metric": {"name": "rps"}, "current": {"averageValue": "4"}}},
+    ]}
+    assert cells(hpa_kind, hpa)[2] == "7/10, 4/5 (avg)"
