@@ -32,11 +32,11 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from k8py.api.corev1 import format_epoch
 from k8py.client.api import Client
 from k8py.client.errors import ApiError
 from k8py.client.informer import Informer
 from k8py.kubelet.agent import Agent, AgentConfig, StatusManager
-from k8py.kubelet.podstate import format_ts
 from k8py.kubelet.runtime.fake import EXIT_CODE_ANNOTATION, FakeRuntime
 from k8py.kubelet.runtime.types import ContainerConfig, ContainerState, SandboxConfig
 
@@ -52,7 +52,7 @@ def _unready(pod: Obj, status: Obj) -> Obj:
     """``status`` with every container not ready, as kubelet reports failing readiness probes."""
     names = [s["name"] for s in status.get("containerStatuses") or ()]
     prev = {c.get("type"): c for c in (pod.get("status") or {}).get("conditions") or ()}
-    now = format_ts(time.time())
+    now = format_epoch(time.time())
     conds = []
     for c in status.get("conditions") or ():
         if c.get("type") in ("Ready", "ContainersReady"):

@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 
+from k8py.api.corev1 import format_epoch
 from k8py.kubelet.podstate import (
     BACKOFF_INITIAL,
     BACKOFF_MAX,
     Memory,
     Observed,
     compute_actions,
-    format_ts,
     go_duration,
     is_terminal,
     next_backoff,
@@ -282,12 +282,12 @@ def test_status_of_a_pod_not_started_yet() -> None:
     c = conds(st)
     assert c["PodReadyToStartContainers"]["status"] == "False"
     assert c["Initialized"]["status"] == "True" and "reason" not in c["Initialized"]
-    assert c["Ready"] == {"type": "Ready", "status": "False", "lastTransitionTime": format_ts(NOW),
+    assert c["Ready"] == {"type": "Ready", "status": "False", "lastTransitionTime": format_epoch(NOW),
                           "reason": "ContainersNotReady", "message": "containers with unready status: [app]"}
     assert c["ContainersReady"]["message"] == "containers with unready status: [app]"
     assert c["PodScheduled"]["status"] == "True"
     assert st["hostIP"] == "192.168.1.10" and st["hostIPs"] == [{"ip": "192.168.1.10"}]
-    assert st["startTime"] == format_ts(NOW) and "podIP" not in st
+    assert st["startTime"] == format_epoch(NOW) and "podIP" not in st
 
 
 def test_status_of_a_pod_with_init_containers_waiting() -> None:
@@ -313,7 +313,7 @@ def test_status_of_a_running_pod() -> None:
     assert st["phase"] == "Running" and st["startTime"] == "2023-01-01T00:00:00Z"
     (app,) = st["containerStatuses"]
     assert app["ready"] and app["started"] and app["containerID"] == "runc://c1" and app["imageID"] == "sha256:abc"
-    assert app["state"] == {"running": {"startedAt": format_ts(NOW - 50)}}
+    assert app["state"] == {"running": {"startedAt": format_epoch(NOW - 50)}}
     (i1,) = st["initContainerStatuses"]
     assert i1["ready"] and not i1["started"] and i1["state"]["terminated"]["reason"] == "Completed"
     assert all(c["status"] == "True" for c in st["conditions"])
@@ -333,8 +333,8 @@ def test_restart_count_and_last_state() -> None:
     new = ctr("app", RUNNING, attempt=2)
     (s,) = pod_status(pod("app"), obs(old, new), Memory(), {}, [], NOW)["containerStatuses"]
     assert s["restartCount"] == 2
-    assert s["lastState"] == {"terminated": {"exitCode": 2, "reason": "Error", "startedAt": format_ts(NOW - 40),
-                                             "finishedAt": format_ts(NOW - 30), "containerID": f"runc://{old.id}"}}
+    assert s["lastState"] == {"terminated": {"exitCode": 2, "reason": "Error", "startedAt": format_epoch(NOW - 40),
+                                             "finishedAt": format_epoch(NOW - 30), "containerID": f"runc://{old.id}"}}
 
 
 def test_crashloopbackoff_status() -> None:
@@ -419,11 +419,11 @@ def test_transition_times_move_only_with_the_status() -> None:
     first = pod_status(p, obs(ctr("app", RUNNING)), Memory(), {}, [], NOW)
     p["status"] = first
     again = pod_status(p, obs(ctr("app", RUNNING)), Memory(), {}, [], NOW + 60)
-    assert conds(again)["Ready"]["lastTransitionTime"] == format_ts(NOW)
+    assert conds(again)["Ready"]["lastTransitionTime"] == format_epoch(NOW)
     p["status"] = again
     down = pod_status(p, obs(ctr("app", EXITED, code=1)), Memory(), {}, [], NOW + 120)
-    assert conds(down)["Ready"]["lastTransitionTime"] == format_ts(NOW + 120)
-    assert conds(down)["PodScheduled"]["lastTransitionTime"] == format_ts(NOW)
+    assert conds(down)["Ready"]["lastTransitionTime"] == format_epoch(NOW + 120)
+    assert conds(down)["PodScheduled"]["lastTransitionTime"] == format_epoch(NOW)
 
 
 def test_a_reason_belongs_to_its_phase() -> None:
@@ -439,7 +439,7 @@ def test_rejected_pod_status() -> None:
     st = pod_status(pod("app", status={"qosClass": "BestEffort"}), Observed(),
                     Memory(rejected=("OutOfcpu", "Node didn't have enough resource: cpu")), {}, [], NOW)
     assert st == {"qosClass": "BestEffort", "phase": "Failed", "reason": "OutOfcpu",
-                  "message": "Pod was rejected: Node didn't have enough resource: cpu", "startTime": format_ts(NOW)}
+                  "message": "Pod was rejected: Node didn't have enough resource: cpu", "startTime": format_epoch(NOW)}
 
 
 def test_status_after_the_sandbox_was_recreated_keeps_counting() -> None:

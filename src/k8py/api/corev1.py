@@ -35,6 +35,7 @@ __all__ = [
     "Toleration",
     "container_requests",
     "find_untolerated_taint",
+    "format_epoch",
     "format_time",
     "get_condition",
     "int_value",
@@ -60,6 +61,11 @@ Obj = dict[str, Any]
 def format_time(t: dt.datetime) -> str:
     """A ``metav1.Time`` as the API writes it: RFC 3339 in UTC, to the second."""
     return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def format_epoch(t: float) -> str:
+    """A ``metav1.Time`` from Unix epoch seconds."""
+    return format_time(dt.datetime.fromtimestamp(t, dt.UTC))
 
 
 def now_rfc3339() -> str:

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import datetime as dt
 import logging
 import socket
 from typing import Any
 
-from k8py.api.corev1 import format_time
+from k8py.api.corev1 import format_epoch
 from k8py.client.api import Client
 from k8py.client.clock import Clock, RealClock
 from k8py.client.errors import ApiError, NotFoundError
@@ -32,10 +31,6 @@ log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 EVENT = ("v1", "Event")
-
-
-def _ts(t: float) -> str:
-    return format_time(dt.datetime.fromtimestamp(t, dt.UTC))
 
 
 class EventSink:
@@ -114,7 +109,7 @@ class EventSink:
         meta = obj.get("metadata") or {}
         ns = str(meta.get("namespace") or "default")
         key = (ns, str(meta.get("uid") or ""), str(meta.get("name") or ""), type_, reason, message)
-        now = _ts(when)
+        now = format_epoch(when)
         prior = self._series.get(key)
         if prior is not None and when - prior[2] < self.series_window:
             name, count, _ = prior

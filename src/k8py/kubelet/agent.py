@@ -34,14 +34,14 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from k8py.api.corev1 import int_value, milli_value
+from k8py.api.corev1 import format_epoch, int_value, milli_value
 from k8py.client.api import Client
 from k8py.client.errors import AlreadyExistsError, ApiError, ConflictError, NotFoundError
 from k8py.client.events import EventSink
 from k8py.client.informer import Informer
 from k8py.client.leaderelection import format_micro_time
 from k8py.kubelet import node as nodeinfo
-from k8py.kubelet.podstate import BACKOFF_INITIAL, BACKOFF_MAX, format_ts
+from k8py.kubelet.podstate import BACKOFF_INITIAL, BACKOFF_MAX
 from k8py.kubelet.podworker import PodWorker
 from k8py.kubelet.runtime.types import ContainerState, Runtime, RuntimeServiceError
 from k8py.kubelet.spec import NodeFacts
@@ -337,7 +337,7 @@ class Agent:
         except RuntimeServiceError as e:
             images = []
             ready = (False, f"container runtime is down: {e}")
-        now = format_ts(time.time())
+        now = format_epoch(time.time())
         addresses = nodeinfo.node_addresses(cfg.node_name, cfg.node_ips)
         self.host_ips = tuple(a["address"] for a in addresses if a["type"] == "InternalIP")
         self.facts = NodeFacts(

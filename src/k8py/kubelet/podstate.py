@@ -23,12 +23,12 @@ conditions and statuses can never disagree.
 
 from __future__ import annotations
 
-import datetime as dt
 import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from k8py.api.corev1 import format_epoch
 from k8py.kubelet.runtime.types import ContainerState, ContainerStatus, SandboxState, SandboxStatus
 
 __all__ = [
@@ -40,7 +40,6 @@ __all__ = [
     "Observed",
     "StartContainer",
     "compute_actions",
-    "format_ts",
     "go_duration",
     "is_terminal",
     "next_backoff",
@@ -67,11 +66,6 @@ CONTAINERS_NOT_READY = "ContainersNotReady"
 CONTAINERS_NOT_INITIALIZED = "ContainersNotInitialized"
 READINESS_GATES_NOT_READY = "ReadinessGatesNotReady"
 STATUS_UNKNOWN = "ContainerStatusUnknown"
-
-
-def format_ts(t: float) -> str:
-    """A ``metav1.Time`` (to the second, UTC) from epoch seconds."""
-    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def go_duration(seconds: float) -> str:
@@ -379,7 +373,7 @@ def compute_actions(pod: Mapping[str, Any], obs: Observed, mem: Memory, now: flo
 
 
 def _ts(t: float) -> str | None:
-    return format_ts(t) if t > 0 else None
+    return format_epoch(t) if t > 0 else None
 
 
 def _terminated(c: ContainerStatus, scheme: str) -> Obj:
@@ -579,7 +573,7 @@ def _conditions(pod: Mapping[str, Any], obs: Observed, phase: str, init_statuses
         s = "True" if ok else "False"
         p = prev.get(t)
         out: Obj = {"type": t, "status": s,
-                    "lastTransitionTime": p.get("lastTransitionTime") if p and p.get("status") == s else format_ts(now)}
+                    "lastTransitionTime": p.get("lastTransitionTime") if p and p.get("status") == s else format_epoch(now)}
         if reason:
             out["reason"] = reason
         if message:
@@ -638,7 +632,7 @@ def pod_status(pod: Mapping[str, Any], obs: Observed, mem: Memory, waiting: Mapp
     if mem.rejected is not None:
         reason, message = mem.rejected
         return {**old, "phase": "Failed", "reason": reason, "message": f"Pod was rejected: {message}",
-                "startTime": old.get("startTime") or format_ts(now)}
+                "startTime": old.get("startTime") or format_epoch(now)}
     sb = obs.sandbox
     init_statuses, statuses = _statuses(pod, obs, {**mem.waiting, **waiting}, runtime)
     phase = _phase(pod, init_statuses, statuses)
@@ -661,7 +655,7 @@ def pod_status(pod: Mapping[str, Any], obs: Observed, mem: Memory, waiting: Mapp
     if ips:
         status["podIP"] = ips[0]
         status["podIPs"] = [{"ip": ip} for ip in ips]
-    status["startTime"] = old.get("startTime") or format_ts(now)
+    status["startTime"] = old.get("startTime") or format_epoch(now)
     status["containerStatuses"] = statuses
     if init_statuses:
         status["initContainerStatuses"] = init_statuses

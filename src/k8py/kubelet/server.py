@@ -26,7 +26,6 @@ with its status codes (404 for an unknown pod or container, 400 for a container 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import inspect
 import logging
 import os
@@ -38,6 +37,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from k8py.api.corev1 import format_epoch
 from k8py.kubelet.logs import LogOptions, parse_timestamp, stream_logs
 from k8py.kubelet.runtime.types import ContainerState, ContainerStats, ContainerStatus, Runtime
 from k8py.pki import tls_server_context
@@ -84,10 +84,6 @@ def _int(q: Mapping[str, str], name: str) -> int | None:
         return int(v, 10)
     except ValueError:
         raise _BadQuery(name) from None
-
-
-def _rfc3339(epoch: float) -> str:
-    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def log_options(q: Mapping[str, str], now: float | None = None) -> tuple[LogOptions, bool]:
@@ -317,7 +313,7 @@ class KubeletServer:
                     have_rate = False
                 else:
                     pod_cpu_rate += rate
-            ts = _rfc3339(now)
+            ts = format_epoch(now)
             item: dict[str, Any] = {
                 "podRef": {"name": m.get("name", ""), "namespace": m.get("namespace", "default"), "uid": m.get("uid", "")},
                 "startTime": (pod.get("status") or {}).get("startTime") or m.get("creationTimestamp") or ts,
@@ -343,7 +339,7 @@ class KubeletServer:
         return int((cpu_ns - prev[1]) / (when - prev[0]))
 
     def _container_stats(self, c: ContainerStatus, st: ContainerStats) -> dict[str, Any]:
-        ts = _rfc3339(st.timestamp)
+        ts = format_epoch(st.timestamp)
         cpu: dict[str, Any] = {"time": ts, "usageCoreNanoSeconds": st.cpu_usage_core_nanoseconds}
         rate = self._rate(c.id, st.timestamp, st.cpu_usage_core_nanoseconds)
         if rate is not None:
@@ -354,10 +350,10 @@ class KubeletServer:
         if st.rss_bytes:
             mem["rssBytes"] = st.rss_bytes
         return {"name": c.labels.get(LABEL_CONTAINER, c.name),
-                "startTime": _rfc3339(c.started_at or c.created_at or st.timestamp), "cpu": cpu, "memory": mem}
+                "startTime": format_epoch(c.started_at or c.created_at or st.timestamp), "cpu": cpu, "memory": mem}
 
     def _node_stats(self, now: float) -> dict[str, Any]:
-        ts = _rfc3339(now)
+        ts = format_epoch(now)
         node: dict[str, Any] = {"nodeName": self.node_name, "startTime": ts}
         try:
             with open("/proc/stat") as f:
@@ -374,7 +370,7 @@ class KubeletServer:
             node["cpu"] = cpu
             for line in stat:
                 if line.startswith("btime "):
-                    node["startTime"] = _rfc3339(int(line.split()[1]))
+                    node["startTime"] = format_epoch(int(line.split()[1]))
         except (OSError, ValueError, IndexError) as e:
             log.debug("no node cpu stats: %s", e)
         try:
