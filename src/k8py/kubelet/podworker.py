@@ -25,9 +25,11 @@ from typing import TYPE_CHECKING, Any
 from k8py.client.errors import ApiError, NotFoundError
 from k8py.kubelet import podstate, spec
 from k8py.kubelet.admission import admit
+from k8py.kubelet.images import InvalidImageNameError, parse_reference
 from k8py.kubelet.runtime.types import (
     ContainerState,
     CreateContainerError,
+    Image,
     ImagePullError,
     RegistryAuth,
     RunContainerError,
@@ -45,13 +47,6 @@ log = logging.getLogger("k8py.kubelet")
 Obj = dict[str, Any]
 POD = ("v1", "Pod")
 NODE = ("v1", "Node")
-
-
-def _registry_of(image: str) -> str:
-    first = image.split("/", 1)[0]
-    if "/" in image and ("." in first or ":" in first or first == "localhost"):
-        return first
-    return "docker.io"
 
 
 def _auth_from_secret(secret: Mapping[str, Any], registry: str) -> RegistryAuth | None:
@@ -255,18 +250,17 @@ class PodWorker:
         rt = self.agent.runtime
         c = sc.spec
         name = str(c.get("name"))
-        image = str(c.get("image", ""))
-        if not await self._ensure_image(pod, c):
+        img = await self._ensure_image(pod, c)
+        if img is None:
             return
         try:
             vpod = _fake_volumes(pod) if self.agent.config.fake_volumes else pod
             volumes = spec.volume_paths(vpod, self.agent.facts)
             objects = await self._referenced(pod)
             sb = await rt.pod_sandbox_status(sandbox_id)
-            img = await rt.image_status(image)
             config = spec.container_config(pod, c, sc.attempt, self.agent.facts, objects, volumes,
                                            pod_ips=list(sb.ips) if sb is not None else None,
-                                           image_user=img.user if img is not None else None)
+                                           image_user=img.user)
             await asyncio.to_thread(self._make_dirs, vpod, volumes, sb_config.log_directory, name)
         except spec.ConfigError as e:
             self._fail(pod, name, "CreateContainerConfigError", str(e))
@@ -288,7 +282,7 @@ class PodWorker:
         self.mem.retry.pop(name, None)
         self._note_restart(name, prev)
         self.agent.record(pod, "Normal", "Started", f"Started container {name}")
-        log.debug("pod %s: started %s (%s, attempt %d)", self.key, name, image, sc.attempt)
+        log.debug("pod %s: started %s (%s, attempt %d)", self.key, name, img.id[:19], sc.attempt)
 
     def _note_restart(self, name: str, prev: Any) -> None:
         if prev is None:
@@ -338,7 +332,10 @@ class PodWorker:
         return out
 
     async def _pull_auth(self, pod: Obj, image: str) -> RegistryAuth | None:
-        registry = _registry_of(image)
+        try:
+            registry = parse_reference(image).domain
+        except InvalidImageNameError:
+            return None  # the pull itself says what is wrong with the name
         ns = pod["metadata"].get("namespace")
         for ref in (pod.get("spec") or {}).get("imagePullSecrets") or ():
             try:
@@ -351,9 +348,9 @@ class PodWorker:
                 return auth
         return None
 
-    async def _ensure_image(self, pod: Obj, c: Mapping[str, Any]) -> bool:
+    async def _ensure_image(self, pod: Obj, c: Mapping[str, Any]) -> Image | None:
         """kubelet's image manager: the pull policy, ``ErrImageNeverPull``, ``ErrImagePull``
-        then ``ImagePullBackOff``."""
+        then ``ImagePullBackOff``. The image on the node, or None (the failure is recorded)."""
         rt = self.agent.runtime
         name = str(c.get("name"))
         image = str(c.get("image", ""))
@@ -362,10 +359,10 @@ class PodWorker:
         if policy == "Never" and present is None:
             msg = f'Container image "{image}" is not present with pull policy of Never'
             self._fail(pod, name, "ErrImageNeverPull", msg, event=msg)
-            return False
+            return None
         if present is not None and policy != "Always":
             self.agent.record(pod, "Normal", "Pulled", f'Container image "{image}" already present on machine')
-            return True
+            return present
         self.agent.record(pod, "Normal", "Pulling", f'Pulling image "{image}"')
         t0 = time.monotonic()
         try:
@@ -373,12 +370,15 @@ class PodWorker:
         except ImagePullError as e:
             self.agent.record(pod, "Warning", "Failed", f'Failed to pull image "{image}": {e}')
             self._fail(pod, name, "ErrImagePull", str(e), event="Error: ErrImagePull")
-            return False
+            return None
         took = time.monotonic() - t0
         img = await rt.image_status(image)
+        if img is None:  # removed again at once (an image GC, `k8py images rm`): try later
+            self._fail(pod, name, "ErrImagePull", f'image "{image}" was removed right after its pull')
+            return None
         self.agent.record(pod, "Normal", "Pulled", f'Successfully pulled image "{image}" in {took:.3g}s '
-                          f"({took:.3g}s including waiting). Image size: {img.size if img else 0} bytes.")
-        return True
+                          f"({took:.3g}s including waiting). Image size: {img.size} bytes.")
+        return img
 
     # -- stopping ------------------------------------------------------------------------------
 
