@@ -71,6 +71,7 @@ class NodeNetwork:
         self.bridge = bridge
         self.cni: CNINetwork | None = None
         self._ready = asyncio.Event()
+        self._applied: tuple[CNINetwork, dict[str, str]] | None = None  # the routes last set
 
     def set_pod_cidrs(self, cidrs: Sequence[str]) -> None:
         if not cidrs or (self.cni is not None and tuple(cidrs) == self.cni.pod_cidrs):
@@ -98,8 +99,7 @@ class NodeNetwork:
             await self.cni.destroy(sandbox_id, netns_path, config)
         elif netns_path:
             # no pod CIDR known (yet) in this run: the saved record still tears it down
-            await CNINetwork(pod_cidrs=["10.255.255.0/30"], state_dir=self.state_dir,
-                             bridge=self.bridge).destroy(sandbox_id, netns_path, config)
+            await saved_network(self.state_dir, self.bridge).destroy(sandbox_id, netns_path, config)
 
     async def sync(self, nodes: Sequence[Mapping[str, Any]], me: str) -> None:
         """The pod CIDRs of this node, and a route to every other node's pod CIDRs via its
@@ -119,11 +119,21 @@ class NodeNetwork:
                 via = next((a for a in addrs if (":" in a) == v6), None)
                 if via:
                     peers[cidr] = via
-        if self.cni is not None:
+        # every node's status update lands here (each node, every 10 s): change routes only
+        # when the peers did
+        if self.cni is not None and (self.cni, peers) != self._applied:
             try:
                 await self.cni.sync_routes(peers)
+                self._applied = (self.cni, peers)
             except Exception as e:  # noqa: BLE001 - routes are retried on the next node change
                 log.warning("routes to other nodes' pods: %s", e)
+
+
+def saved_network(state_dir: str, bridge: str = "k8py0") -> CNINetwork:
+    """The node's network as its saved records know it, for work that needs no pod CIDR: DEL
+    and teardown (each sandbox's record holds the configuration that made it), the check for
+    missing plugins. The CIDR given is a placeholder that nothing is allocated from."""
+    return CNINetwork(pod_cidrs=["10.255.255.0/30"], state_dir=state_dir, bridge=bridge)
 
 
 def missing_prerequisites(data_dir: str) -> list[str]:
@@ -134,8 +144,7 @@ def missing_prerequisites(data_dir: str) -> list[str]:
     if os.geteuid() != 0:
         return [("root: the node agent makes namespaces, mounts and cgroups; run k8py as root "
                 "(or pass --disable-agent to run the control plane only)")]
-    cni = CNINetwork(pod_cidrs=["10.255.255.0/30"], state_dir=paths["cni"])
-    out += cni.missing()
+    out += saved_network(paths["cni"]).missing()
     rt = RuncRuntime(paths["containers"], ImageStore(paths["images"]), NodeNetwork(paths["cni"]))
     out += [m for m in rt.missing() if not m.startswith("root")]
     for tool, pkg in (("skopeo", "skopeo"), ("umoci", "umoci")):
@@ -167,8 +176,7 @@ async def run_node(client: Client, opts: NodeOptions, stop: asyncio.Event, *,
     # start-up cleanup: network namespaces of sandboxes the runtime no longer has (a crash
     # half-way through a sandbox), before any pod worker makes new ones
     keep = {sb.id for sb in await runtime.list_pod_sandboxes()}
-    removed = await CNINetwork(pod_cidrs=["10.255.255.0/30"], state_dir=paths["cni"],
-                               bridge=opts.bridge).remove_leftovers(keep)
+    removed = await saved_network(paths["cni"], opts.bridge).remove_leftovers(keep)
     if removed:
         log.info("removed the pod network of %d sandbox(es) left from an earlier run", len(removed))
     try:
@@ -245,7 +253,7 @@ async def teardown(data_dir: str, bridge: str = "k8py0") -> list[str]:
         except Exception as e:  # noqa: BLE001 - report, go on with the network
             problems.append(f"containers: {e}")
     try:
-        await CNINetwork(pod_cidrs=["10.255.255.0/30"], state_dir=paths["cni"], bridge=bridge).teardown_node()
+        await saved_network(paths["cni"], bridge).teardown_node()
     except Exception as e:  # noqa: BLE001 - report
         problems.append(f"network: {e}")
     return problems
