@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from tests.e2e.conftest import KUBECTL, Server, free_port, wait
 from tests.helpers.images import build_busybox_image
+from tests.helpers.nodelock import node_lock
 
 from k8py.kubelet.run import missing_prerequisites
 
@@ -93,7 +94,7 @@ def test_a_second_node_joins_runs_pods_and_reaches_the_first(tmp_path: Path) -> 
         build_busybox_image(d / "agent" / "images", IMAGE)
     home = tmp_path / "home"
     home.mkdir()
-    with second_host():
+    with node_lock(), second_host():
         s = Server(data1, free_port(), None, tmp_path / "server.log", home,
                    ("--bind-address", "0.0.0.0", "--node-ip", HOST_IP, "--node-name", NODE1,
                     "--kubelet-port", str(free_port())), agent=True)

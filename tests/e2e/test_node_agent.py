@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from tests.e2e.conftest import KUBECTL, Server, free_port, wait
 from tests.helpers.images import build_busybox_image, running_registry
+from tests.helpers.nodelock import node_lock
 
 from k8py.kubelet.run import missing_prerequisites
 
@@ -51,21 +52,22 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     home.mkdir()
     s = Server(data, free_port(), None, tmp / "server.log", home,
                ("--kubelet-port", str(free_port()), "--node-ip", "127.0.0.1", "--node-name", NODE), agent=True)
-    s.start()
-    try:
-        wait(lambda: _node_ready(s), 60, "the node Ready")
-        yield s
-    finally:
-        s.stop()
-        p = subprocess.run([sys.executable, "-m", "k8py.cli", "killall", "--data-dir", str(data)],
-                           capture_output=True, text=True, timeout=120, check=False)
-        assert p.returncode == 0, p.stderr
-        assert _netns() <= before, f"network namespaces left: {_netns() - before}"
-        assert not list((data / "agent" / "containers" / "containers").iterdir())
-        left = subprocess.run(["ip", "link", "show", "k8py0"], capture_output=True, check=False)
-        assert left.returncode != 0, "the bridge is left"
-        with open("/proc/self/mounts") as f:
-            assert str(data) not in f.read(), "mounts left"
+    with node_lock():
+        s.start()
+        try:
+            wait(lambda: _node_ready(s), 60, "the node Ready")
+            yield s
+        finally:
+            s.stop()
+            p = subprocess.run([sys.executable, "-m", "k8py.cli", "killall", "--data-dir", str(data)],
+                               capture_output=True, text=True, timeout=120, check=False)
+            assert p.returncode == 0, p.stderr
+            assert _netns() <= before, f"network namespaces left: {_netns() - before}"
+            assert not list((data / "agent" / "containers" / "containers").iterdir())
+            left = subprocess.run(["ip", "link", "show", "k8py0"], capture_output=True, check=False)
+            assert left.returncode != 0, "the bridge is left"
+            with open("/proc/self/mounts") as f:
+                assert str(data) not in f.read(), "mounts left"
 
 
 @pytest.fixture
