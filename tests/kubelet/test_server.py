@@ -5,10 +5,11 @@ files written here in the CRI format."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import ssl
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -18,7 +19,14 @@ import pytest
 
 from k8py import pki as pki_mod
 from k8py.config import ServerConfig
-from k8py.kubelet.runtime.types import ContainerState, ContainerStats, ContainerStatus
+from k8py.kubelet.runtime.fake import FakeStream, fake_command
+from k8py.kubelet.runtime.types import (
+    ContainerState,
+    ContainerStats,
+    ContainerStatus,
+    RuntimeServiceError,
+    StreamOptions,
+)
 from k8py.kubelet.server import KubeletServer, log_options
 
 # --------------------------------------------------------------------------- fakes (shared)
@@ -37,6 +45,7 @@ class FakeRuntime:
     log_dir: Path
     containers: dict[str, ContainerStatus] = field(default_factory=dict)
     stats: dict[str, ContainerStats] = field(default_factory=dict)
+    streams: list[FakeStream] = field(default_factory=list)  # every exec and attach, in order
     name: str = "fake"
 
     def add(self, ns: str, pod: str, uid: str, cname: str, attempt: int = 0,
@@ -71,6 +80,24 @@ class FakeRuntime:
 
     async def container_stats(self, container_id: str) -> ContainerStats | None:
         return self.stats.get(container_id)
+
+    async def exec_stream(self, container_id: str, cmd: Sequence[str], opts: StreamOptions) -> FakeStream:
+        program = fake_command(cmd)
+        if program is None:
+            raise RuntimeServiceError(f'exec: "{cmd[0]}": executable file not found in $PATH')
+        s = FakeStream(opts, program)
+        self.streams.append(s)
+        return s
+
+    async def attach(self, container_id: str, opts: StreamOptions) -> FakeStream:
+        async def echo_stdin(s: FakeStream) -> None:  # the container's process: its stdin back on stdout
+            while (data := await s.stdin()) is not None:
+                s.emit(1, data)
+            await asyncio.Event().wait()
+
+        s = FakeStream(opts, echo_stdin)
+        self.streams.append(s)
+        return s
 
 
 def make_pod(name: str, *containers: str, ns: str = "default", uid: str = "", node: str = "node-1",
@@ -126,6 +153,14 @@ class Env:
 
 @pytest.fixture
 async def env(tmp_path: Path) -> AsyncIterator[Env]:
+    async with running_env(tmp_path) as e:
+        yield e
+
+
+@contextlib.asynccontextmanager
+async def running_env(tmp_path: Path) -> AsyncIterator[Env]:
+    """A KubeletServer on loopback over the fake runtime, and a client session with the API
+    server's client certificate (other modules' ``env`` fixtures)."""
     certs = make_certs(tmp_path)
     rt = FakeRuntime(tmp_path / "logs")
     pods: list[dict[str, Any]] = []

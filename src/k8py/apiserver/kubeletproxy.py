@@ -1,4 +1,5 @@
-"""The API server's way to kubelets: ``pods/log`` and ``nodes/proxy``.
+"""The API server's way to kubelets: ``pods/log``, ``nodes/proxy``, and the streaming
+subresources ``pods/exec``, ``pods/attach`` and ``pods/portforward``.
 
 As kube-apiserver (``pkg/registry/core/pod/rest/log.go``, ``strategy.go``'s ``LogLocation``,
 ``pkg/kubelet/client``): a log request's ``PodLogOptions`` are decoded and validated (422 with
@@ -17,6 +18,23 @@ answers ``204 No Content`` (an empty log), and so does this.
 ``nodes/{name}/proxy/{path}`` passes any request through to the kubelet's ``/{path}`` the same way
 and answers with the kubelet's status, type and body unchanged, as kube's proxy does.
 
+``pods/{name}/exec``, ``attach`` and ``portforward`` are kube's ``UpgradeAwareHandler`` for
+WebSockets (``pkg/registry/core/pod/rest/subresources.go``, ``strategy.go``'s ``streamLocation``):
+the options (``PodExecOptions``: ``command``, ``container``, ``stdin``, ``stdout`` and ``stderr``
+-- both true by default --, ``tty``; ``PodAttachOptions`` the same without a command;
+``PodPortForwardOptions``' ``ports``) are decoded, the container is chosen as for logs, a pod on
+no node is 400 "pod p does not have a host assigned", and the request goes on to the kubelet's
+``/exec/{ns}/{pod}/{container}``, ``/attach/...`` or ``/portForward/{ns}/{pod}`` with kube's
+query (``stdin=1``, ``command=...``, ``ports=80,443``). A WebSocket upgrade (GET; besides ``get``
+it must be allowed to ``create`` the subresource, as kube-apiserver checks since 1.35) is opened
+to the kubelet with the client's subprotocols; when the kubelet accepts, the client's upgrade is
+accepted with the subprotocol the kubelet chose and every message is relayed both ways, unchanged,
+until either side closes (then the other is closed too). When the kubelet refuses the upgrade
+its answer (status, type, body: "container not found", "pod does not exist") goes back to the
+client as it is, as kube's proxy passes a failed upgrade through. A request that is no WebSocket
+(kubectl's SPDY fallback) is passed to the kubelet as a plain request and its answer returned:
+k8py does not speak SPDY, and says so.
+
 The connection settings (:class:`KubeletConnection`) come from the composition root
 (``cli/process.py``), which sets ``ResourceAPI.kubelet``; without them (an API server started
 without its PKI, as in-process tests do) these requests are ``503 ServiceUnavailable``.
@@ -24,6 +42,9 @@ without its PKI, as in-process tests do) these requests are ``503 ServiceUnavail
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -37,12 +58,13 @@ from aiohttp import web
 
 from k8py.api import errors
 from k8py.api.registry import KindInfo
+from k8py.apiserver.authz import RequestAttributes
 from k8py.apiserver.context import Ctx
 
 if TYPE_CHECKING:
     from k8py.apiserver.rest import ResourceAPI
 
-__all__ = ["KubeletConnection", "serve"]
+__all__ = ["STREAM_SUBRESOURCES", "KubeletConnection", "serve", "serve_stream"]
 
 Obj = dict[str, Any]
 
@@ -103,14 +125,21 @@ def _go_int64(value: str) -> int:
     return n
 
 
+def _query_bool(query: Any, name: str, default: bool = False) -> bool:
+    """kube's parameter codec for a bool: false only for "0" and "false"; absent is the default."""
+    v = query.get(name)
+    if v is None:
+        return default
+    return v != "0" and v.lower() != "false"
+
+
 def parse_log_options(query: Any, name: str) -> dict[str, Any]:
     """``PodLogOptions`` from the query as kube's parameter codec decodes them (a bool is false
     only for "0" and "false"; numbers as Go parses them), then validated as
     ``ValidatePodLogOptions`` (422 ``PodLogOptions "<pod>" is invalid: ...``)."""
     opts: dict[str, Any] = {"container": query.get("container", "")}
     for p in _BOOL_PARAMS:
-        v = query.get(p)
-        opts[p] = v is not None and v != "0" and v.lower() != "false"
+        opts[p] = _query_bool(query, p)
     for p in _INT_PARAMS:
         v = query.get(p)
         opts[p] = None if v is None else _go_int64(v)
@@ -302,6 +331,144 @@ async def node_proxy(api: ResourceAPI, ctx: Ctx, name: str) -> web.StreamRespons
             await resp.prepare(req)
             await _pipe(upstream, resp)
             return resp
+
+
+# --------------------------------------------------------------------------- exec, attach, portforward
+
+STREAM_SUBRESOURCES = ("exec", "attach", "portforward")
+# a message may be as large as a client sends (kubectl cp writes 32 KiB pieces)
+MAX_STREAM_MESSAGE = 16 * 1024 * 1024
+_KUBELET_PATH = {"exec": "exec", "attach": "attach", "portforward": "portForward"}
+
+
+def stream_params(sub: str, query: Any) -> tuple[str, list[tuple[str, str]]]:
+    """(container, the kubelet's query) from a streaming request's options, as kube's
+    ``streamParams``: the streams asked for as ``=1``, the command's words, the ports."""
+    params: list[tuple[str, str]] = []
+    if sub == "portforward":
+        ports = [p for v in query.getall("ports", []) for p in v.split(",") if p.strip()]
+        for p in ports:
+            _go_int64(p.strip())  # kube decodes []int32: a word that is no number is a 400
+        if ports:
+            params.append(("port", ",".join(p.strip() for p in ports)))  # kube's api.PortHeader
+        return "", params
+    for p, default in (("stdin", False), ("stdout", True), ("stderr", True), ("tty", False)):
+        if _query_bool(query, p, default):
+            params.append((p, "1"))
+    if sub == "exec":
+        params.extend(("command", c) for c in query.getall("command", []))
+    return query.get("container", ""), params
+
+
+def _is_websocket(req: web.Request) -> bool:
+    return (req.headers.get("Upgrade", "").lower() == "websocket"
+            and "upgrade" in req.headers.get("Connection", "").lower())
+
+
+def _authorize_create(api: ResourceAPI, ctx: Ctx, sub: str) -> None:
+    """A WebSocket upgrade is a GET, authorized as ``get`` by the pipeline; kube-apiserver also
+    requires ``create`` on the subresource (what the SPDY POST needs)."""
+    if api.authorizer is None or ctx.user is None:
+        return
+    info = dataclasses.replace(ctx.info, verb="create")
+    allowed, reason = api.authorizer.authorize(ctx.user, RequestAttributes.from_request_info(info))
+    if allowed:
+        return
+    msg = (f'pods "{info.name}" is forbidden: User "{ctx.user.name}" cannot create resource "pods/{sub}" in API '
+           f'group "" in the namespace "{info.namespace}"')
+    raise errors.forbidden_error(msg + (f": {reason}" if reason else ""), "pods", "", info.name)
+
+
+async def serve_stream(api: ResourceAPI, ctx: Ctx, kind: KindInfo, ns: str | None, name: str,
+                       sub: str) -> web.StreamResponse:
+    """``pods/{name}/exec``, ``attach``, ``portforward`` (GET or POST)."""
+    req = ctx.request
+    websocket = _is_websocket(req)
+    if websocket and ctx.info.verb == "get":
+        _authorize_create(api, ctx, sub)
+    container, params = stream_params(sub, ctx.query)
+    pod = await api.objects.get(kind, ns, name)
+    if sub != "portforward":
+        container = choose_container(pod, container)
+    node_name = (pod.get("spec") or {}).get("nodeName") or ""
+    if not node_name:
+        raise errors.bad_request(f"pod {name} does not have a host assigned")
+    conn = _connection(api)
+    host, port = await kubelet_location(api, node_name)
+    pod_ns = pod["metadata"].get("namespace", ns or "")
+    path = f"/{_KUBELET_PATH[sub]}/{pod_ns}/{name}" + (f"/{container}" if container else "")
+    url = _url(host, port, path, urlencode(params))
+    async with conn.session() as session:
+        if websocket:
+            return await _websocket(ctx, session, url, sub, name)
+        return await _plain(ctx, session, url, sub, name)
+
+
+async def _websocket(ctx: Ctx, session: aiohttp.ClientSession, url: str, sub: str, name: str) -> web.StreamResponse:
+    req = ctx.request
+    offered = [p.strip() for p in req.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
+    try:
+        upstream = await session.ws_connect(url, protocols=offered, autoping=True, max_msg_size=MAX_STREAM_MESSAGE)
+    except aiohttp.WSServerHandshakeError:
+        # The kubelet refused the upgrade; aiohttp keeps no body of a refusal, so the same
+        # request without the upgrade fetches the kubelet's words (its checks come first).
+        return await _plain(ctx, session, url, sub, name)
+    except (aiohttp.ClientError, OSError) as e:
+        raise errors.StatusError(500, "", f'error dialing backend: {_describe(e)}') from None
+    async with upstream:
+        client = web.WebSocketResponse(protocols=(upstream.protocol,) if upstream.protocol else (),
+                                       max_msg_size=MAX_STREAM_MESSAGE, autoping=True)
+        await client.prepare(req)
+        await _relay(client, upstream)
+        return client
+
+
+async def _relay(client: web.WebSocketResponse, upstream: aiohttp.ClientWebSocketResponse) -> None:
+    """Messages both ways, unchanged and in order, until one side closes; then the other is
+    closed with the same code (a kubelet's final status message is sent before its close)."""
+
+    async def pump(src: Any, dst: Any) -> None:
+        async for msg in src:
+            if msg.type == aiohttp.WSMsgType.BINARY:
+                await dst.send_bytes(msg.data)
+            elif msg.type == aiohttp.WSMsgType.TEXT:
+                await dst.send_str(msg.data)
+
+    down = asyncio.create_task(pump(upstream, client))
+    up = asyncio.create_task(pump(client, upstream))
+    try:
+        done, _ = await asyncio.wait({down, up}, return_when=asyncio.FIRST_COMPLETED)
+        for t in done:
+            if (e := t.exception()) is not None and not isinstance(e, (ConnectionError, aiohttp.ClientError)):
+                raise e
+    finally:
+        for t in (down, up):
+            t.cancel()
+        await asyncio.gather(down, up, return_exceptions=True)
+        code = upstream.close_code if upstream.closed and upstream.close_code else client.close_code
+        with contextlib.suppress(ConnectionError, aiohttp.ClientError):
+            await upstream.close()
+        with contextlib.suppress(ConnectionError, aiohttp.ClientError):
+            await client.close(code=code or aiohttp.WSCloseCode.OK)
+
+
+async def _plain(ctx: Ctx, session: aiohttp.ClientSession, url: str, sub: str, name: str) -> web.StreamResponse:
+    """The request without an upgrade, and the kubelet's answer as it is (kube's proxy passes a
+    refused upgrade through)."""
+    req = ctx.request
+    try:
+        upstream = await session.request(req.method, url, allow_redirects=False)
+    except (aiohttp.ClientError, OSError) as e:
+        raise errors.StatusError(500, "", f'error dialing backend: {_describe(e)}') from None
+    async with upstream:
+        body = await upstream.content.read(MAX_ERROR_BODY)
+        if 200 <= upstream.status < 300:
+            # The kubelet would have streamed: only an upgrade does that.
+            raise errors.bad_request(f"pods/{sub} needs a WebSocket upgrade (subprotocol v5.channel.k8s.io or "
+                                     "v4.channel.k8s.io); k8py does not serve SPDY")
+        return web.Response(status=upstream.status, body=body,
+                            content_type=upstream.content_type or "text/plain",
+                            charset=upstream.charset or ("utf-8" if upstream.content_type.startswith("text/") else None))
 
 
 async def _pipe(upstream: aiohttp.ClientResponse, resp: web.StreamResponse) -> None:

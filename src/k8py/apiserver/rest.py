@@ -633,12 +633,8 @@ class ResourceAPI:
             return await self.finalize_namespace(ctx, kind, i.name)
         if (sub == "log" and kind.kind == "Pod" and verb == "get") or (sub == "proxy" and kind.kind == "Node"):
             return await kubeletproxy.serve(self, ctx, kind, ns, i.name)
-        if sub in ("log", "exec", "attach", "portforward", "proxy"):
-            await self.objects.get(kind, ns, i.name)  # 404 for a missing pod first, as kube
-            raise errors.StatusError(
-                503, "ServiceUnavailable",
-                f"{kind.resource}/{sub} is not available yet: k8py's node agent does not serve streaming "
-                f"(exec, attach, port-forward) in this version (see README: what does not work yet)")
+        if sub in kubeletproxy.STREAM_SUBRESOURCES and kind.kind == "Pod" and verb in ("get", "create"):
+            return await kubeletproxy.serve_stream(self, ctx, kind, ns, i.name, sub)
         raise errors.StatusError(
             405, "MethodNotAllowed",
             f"{kind.resource}/{sub} is not supported by k8py yet for verb {verb}")

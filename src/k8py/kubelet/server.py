@@ -6,6 +6,8 @@
   kube's ``PodLogOptions`` as query parameters (``follow``, ``previous``, ``tailLines``,
   ``sinceSeconds``, ``sinceTime``, ``timestamps``, ``limitBytes``; the old ``tail``), as chunked
   ``text/plain``; with ``follow`` until the container exits or the client goes.
+- ``GET|POST /exec/{namespace}/{pod}/{container}`` and ``/attach/...``: ``kubectl exec`` and
+  ``kubectl attach`` over WebSocket (:mod:`.streaming`).
 - ``GET /stats/summary``: kubelet's Summary API (``stats/v1alpha1``): the node's CPU and memory,
   and per pod its containers' from ``Runtime.container_stats``.
 
@@ -38,6 +40,7 @@ import orjson
 from aiohttp import web
 
 from k8py.api.corev1 import format_epoch
+from k8py.kubelet import streaming
 from k8py.kubelet.logs import LogOptions, parse_timestamp, stream_logs
 from k8py.kubelet.runtime.types import ContainerState, ContainerStats, ContainerStatus, Runtime
 from k8py.pki import tls_server_context
@@ -187,6 +190,10 @@ class KubeletServer:
         r.add_get("/pods/", self.list_pods)
         r.add_get("/containerLogs/{namespace}/{pod}/{container}", self.container_logs)
         r.add_get("/stats/summary", self.stats_summary)
+        for verb in ("exec", "attach"):
+            for path in (f"/{verb}/{{namespace}}/{{pod}}/{{container}}", f"/{verb}/{{namespace}}/{{pod}}/{{uid}}/{{container}}"):
+                r.add_get(path, self.exec_attach)
+                r.add_post(path, self.exec_attach)
         r.add_route("*", "/{tail:.*}", self.not_found)
         return app
 
@@ -285,6 +292,9 @@ class KubeletServer:
                 await resp.write(piece)  # a client gone mid-stream ends the handler (and the follow)
         await resp.write_eof()
         return resp
+
+    async def exec_attach(self, request: web.Request) -> web.StreamResponse:
+        return await streaming.serve(self, request, attach=request.path.startswith("/attach/"))
 
     async def stats_summary(self, request: web.Request) -> web.Response:
         now = time.time()

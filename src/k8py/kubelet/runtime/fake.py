@@ -5,16 +5,24 @@ nodes at scale: a started container is Running at once; one whose pod carries th
 tests). Images "pull" instantly unless named in :attr:`FakeRuntime.missing_images`. A test can
 choose exit codes per container instead (``exit_code=``: asked at each create; None falls back
 to the annotation).
+
+A streaming exec runs one of a few built-in commands (:func:`fake_command`): ``echo``, ``cat``
+(stdin to stdout), ``true``, ``false``, ``exit N``, ``stderr TEXT``, ``sleep``; any other is
+"executable file not found", as runc says it. An attach streams nothing until closed.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from k8py.kubelet.runtime.types import (
+    STDERR,
+    STDOUT,
     ContainerConfig,
     ContainerNotFoundError,
     ContainerState,
@@ -25,16 +33,102 @@ from k8py.kubelet.runtime.types import (
     Image,
     ImagePullError,
     RegistryAuth,
+    RuntimeServiceError,
     RuntimeVersion,
     SandboxConfig,
     SandboxNotFoundError,
     SandboxState,
     SandboxStatus,
+    StreamOptions,
+    StreamSession,
 )
 
-__all__ = ["EXIT_CODE_ANNOTATION", "FakeRuntime"]
+__all__ = ["EXIT_CODE_ANNOTATION", "FakeRuntime", "FakeStream", "fake_command"]
 
 EXIT_CODE_ANNOTATION = "k8py.io/fake-exit-code"
+
+
+class FakeStream:
+    """A :class:`StreamSession` whose "process" is a coroutine reading :meth:`stdin` and calling
+    :meth:`emit`; it records resizes. Closing it cancels the process."""
+
+    def __init__(self, opts: StreamOptions, program: Callable[[FakeStream], Awaitable[int | None]]) -> None:
+        self.opts = opts
+        self.resizes: list[tuple[int, int]] = []
+        self._in: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._out: asyncio.Queue[tuple[int, bytes] | None] = asyncio.Queue()
+        self.closed = False
+        self.task = asyncio.create_task(self._run(program))
+
+    async def _run(self, program: Callable[[FakeStream], Awaitable[int | None]]) -> int | None:
+        try:
+            return await program(self)
+        finally:
+            self._out.put_nowait(None)
+
+    # the "process" side
+    async def stdin(self) -> bytes | None:
+        return await self._in.get() if self.opts.stdin else None
+
+    def emit(self, which: int, data: bytes) -> None:
+        if self.opts.tty:
+            which = STDOUT  # a terminal has one output
+        if (which == STDOUT and self.opts.stdout) or (which == STDERR and self.opts.stderr):
+            self._out.put_nowait((which, data))
+
+    # the StreamSession side
+    async def read(self) -> tuple[int, bytes] | None:
+        return await self._out.get()
+
+    async def write(self, data: bytes) -> None:
+        if not self.closed:
+            self._in.put_nowait(data)
+
+    async def close_stdin(self) -> None:
+        self._in.put_nowait(None)
+
+    def resize(self, width: int, height: int) -> None:
+        self.resizes.append((width, height))
+
+    async def wait(self) -> int | None:
+        return await asyncio.shield(self.task)
+
+    async def close(self) -> None:
+        self.closed = True
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+
+
+def fake_command(cmd: Sequence[str]) -> Callable[[FakeStream], Awaitable[int | None]] | None:
+    """The built-in "program" for ``cmd``, or None when there is no such executable."""
+    name, args = cmd[0], list(cmd[1:])
+
+    async def echo(s: FakeStream) -> int:
+        s.emit(STDOUT, (" ".join(args) + "\n").encode())
+        return 0
+
+    async def stderr(s: FakeStream) -> int:
+        s.emit(STDERR, (" ".join(args) + "\n").encode())
+        return 0
+
+    async def cat(s: FakeStream) -> int:
+        while (data := await s.stdin()) is not None:
+            s.emit(STDOUT, data)
+        return 0
+
+    async def code(s: FakeStream) -> int:
+        if name == "exit":
+            return int(args[0]) if args else 0
+        return 0 if name == "true" else 1
+
+    async def sleep(s: FakeStream) -> int:
+        await asyncio.sleep(float(args[0]) if args else 3600.0)
+        return 0
+
+    table: dict[str, Callable[[FakeStream], Awaitable[int | None]]] = {
+        "echo": echo, "stderr": stderr, "cat": cat, "true": code, "false": code, "exit": code, "sleep": sleep}
+    return table.get(name)
 
 
 class FakeRuntime:
@@ -150,6 +244,29 @@ class FakeRuntime:
         if container_id not in self.containers:
             return ExecResult(b"", b"container not found", 1)
         return ExecResult(b"", b"", 0)
+
+    def _running(self, container_id: str) -> None:
+        c = self.containers.get(container_id)
+        if c is None:
+            raise ContainerNotFoundError(f"container {container_id} not found")
+        if c.state != ContainerState.RUNNING:
+            raise RuntimeServiceError(f"container {container_id[:12]} is not running ({c.state.value})")
+
+    async def exec_stream(self, container_id: str, cmd: Sequence[str], opts: StreamOptions) -> StreamSession:
+        self._running(container_id)
+        program = fake_command(cmd) if cmd else None
+        if program is None:
+            raise RuntimeServiceError(f"exec failed: unable to start container process: exec: "
+                                      f"\"{cmd[0] if cmd else ''}\": executable file not found in $PATH")
+        return FakeStream(opts, program)
+
+    async def attach(self, container_id: str, opts: StreamOptions) -> StreamSession:
+        self._running(container_id)
+
+        async def idle(s: FakeStream) -> None:
+            await asyncio.Event().wait()  # the container's process goes on until the attach is closed
+
+        return FakeStream(opts, idle)
 
     async def container_stats(self, container_id: str) -> ContainerStats | None:
         if container_id not in self.containers:

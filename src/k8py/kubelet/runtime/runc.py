@@ -58,6 +58,7 @@ from typing import Any
 from k8py.kubelet import proc
 from k8py.kubelet.runtime import oci
 from k8py.kubelet.runtime.cgroups import Cgroups
+from k8py.kubelet.runtime.runcstream import ConmonAttach, RuncExec
 from k8py.kubelet.runtime.types import (
     ContainerConfig,
     ContainerNotFoundError,
@@ -81,6 +82,8 @@ from k8py.kubelet.runtime.types import (
     SandboxNotFoundError,
     SandboxState,
     SandboxStatus,
+    StreamOptions,
+    StreamSession,
 )
 
 __all__ = ["RuncRuntime", "runc_message"]
@@ -1083,6 +1086,28 @@ class RuncRuntime:
         if timed_out:
             err += f"\ncommand timed out after {timeout:g}s and was killed\n".encode()
         return ExecResult(stdout=bytes(out), stderr=bytes(err), exit_code=code)
+
+    async def _running(self, container_id: str) -> ContainerStatus:
+        status = await self.container_status(container_id)
+        if status is None:
+            raise ContainerNotFoundError(f"container {container_id} not found")
+        if status.state != ContainerState.RUNNING:
+            raise RuntimeServiceError(f"container {container_id[:12]} is not running ({status.state.value})")
+        return status
+
+    async def exec_stream(self, container_id: str, cmd: Sequence[str], opts: StreamOptions) -> StreamSession:
+        """``runc exec`` with its streams (:mod:`.runcstream`)."""
+        await self._running(container_id)
+        if not cmd:
+            raise RuntimeServiceError("exec: no command given")
+        pid_file = self._container_dir(container_id) / f"exec-{secrets.token_hex(6)}.pid"
+        return await RuncExec.start((self.runc, "--root", str(self.runc_root)), container_id, cmd, pid_file, opts,
+                                    _kill_tree)
+
+    async def attach(self, container_id: str, opts: StreamOptions) -> StreamSession:
+        """The container's own stdio through its conmon's attach socket (:mod:`.runcstream`)."""
+        await self._running(container_id)
+        return await ConmonAttach.connect(self._container_dir(container_id), opts)
 
     async def container_stats(self, container_id: str) -> ContainerStats | None:
         meta = await asyncio.to_thread(self._meta, container_id)

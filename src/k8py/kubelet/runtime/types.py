@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 __all__ = [
+    "STDERR",
+    "STDOUT",
     "ContainerConfig",
     "ContainerNotFoundError",
     "ContainerState",
@@ -42,6 +44,8 @@ __all__ = [
     "SandboxState",
     "SandboxStatus",
     "Security",
+    "StreamOptions",
+    "StreamSession",
 ]
 
 
@@ -232,6 +236,38 @@ class ExecResult:
 
 
 @dataclass(frozen=True, slots=True)
+class StreamOptions:
+    """Which of a streaming exec's or attach's streams the client wants (kubelet's
+    ``remotecommand`` options); ``tty`` merges stderr into stdout, as a terminal does."""
+
+    stdin: bool = False
+    stdout: bool = True
+    stderr: bool = True
+    tty: bool = False
+
+
+STDOUT = 1
+STDERR = 2
+
+
+@runtime_checkable
+class StreamSession(Protocol):
+    """A running exec (or an attach to a container's own process), with its streams.
+
+    ``read`` gives ``(STDOUT | STDERR, bytes)`` as output comes and ``None`` once every output
+    stream has ended; ``wait`` then gives the exec's exit code (``None`` for an attach: the
+    container's process goes on). ``close`` ends it: an exec still running is killed with what
+    it started, and every descriptor is released; it may be called more than once."""
+
+    async def read(self) -> tuple[int, bytes] | None: ...
+    async def write(self, data: bytes) -> None: ...
+    async def close_stdin(self) -> None: ...
+    def resize(self, width: int, height: int) -> None: ...
+    async def wait(self) -> int | None: ...
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
 class ContainerStats:
     timestamp: float
     cpu_usage_core_nanoseconds: int
@@ -300,6 +336,10 @@ class Runtime(Protocol):
     async def container_status(self, container_id: str) -> ContainerStatus | None: ...
     async def list_containers(self, sandbox_id: str | None = None) -> list[ContainerStatus]: ...
     async def exec_sync(self, container_id: str, cmd: Sequence[str], timeout: float = 0) -> ExecResult: ...
+    # a streaming exec (``kubectl exec``) and an attach (``kubectl attach``); both raise
+    # ContainerNotFoundError for a container not there and RuntimeServiceError for one not running
+    async def exec_stream(self, container_id: str, cmd: Sequence[str], opts: StreamOptions) -> StreamSession: ...
+    async def attach(self, container_id: str, opts: StreamOptions) -> StreamSession: ...
     async def container_stats(self, container_id: str) -> ContainerStats | None: ...
 
     # images

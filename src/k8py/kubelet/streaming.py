@@ -1,0 +1,291 @@
+"""``kubectl exec`` and ``kubectl attach`` on the node: kubelet's ``/exec`` and ``/attach`` over
+WebSocket with Kubernetes' channel protocols.
+
+Routes (as kubelet's): ``/exec/{namespace}/{pod}/{container}`` and
+``/attach/{namespace}/{pod}/{container}`` (also with ``/{uid}`` before the container), GET or
+POST, with the options the API server passes on: ``command`` (repeated, exec only), ``stdin``,
+``stdout``, ``stderr``, ``tty`` (``1`` or ``true``). Before the upgrade, as kubelet checks them:
+no stream asked for is 400 "you must specify at least 1 of stdin, stdout, stderr"; an unknown
+pod 404 "pod does not exist"; a container that is not running 500 ``container not found ("c")``.
+A request that is no WebSocket upgrade (kubectl's SPDY fallback) gets 400 saying that SPDY is
+not served here.
+
+The WebSocket subprotocols (``k8s.io/apimachinery/pkg/util/httpstream/wsstream``): each binary
+message is one byte of channel then data; the ``base64`` variants send text messages with the
+channel as an ASCII digit and the data base64-encoded. Channels: 0 stdin, 1 stdout, 2 stderr,
+3 error, 4 resize (``{"Width": w, "Height": h}``); ``v5.channel.k8s.io`` adds 255 "close": the
+client sends ``[255, 0]`` at the end of its stdin. Right after the upgrade an empty message goes
+out on the lowest channel the client reads (stdout, else stderr, else error), as kubelet's
+streams announce they are ready. When the command ends its exit status goes on the error
+channel -- for v4 and v5 a ``metav1.Status`` in JSON (``Success``; or ``Failure`` with reason
+``NonZeroExitCode`` and an ``ExitCode`` cause, so that ``kubectl exec -- false`` exits 1; or
+``InternalError`` when the command could not be started), for the older protocols the error's
+text -- and the connection is closed. A client that goes away ends the exec: the command and
+what it started are killed (:meth:`StreamSession.close`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+from aiohttp import web
+
+from k8py.kubelet.runtime.types import ContainerState, RuntimeServiceError, StreamOptions, StreamSession
+
+if TYPE_CHECKING:
+    from k8py.kubelet.server import KubeletServer
+
+__all__ = [
+    "PROTOCOLS",
+    "ChannelProtocol",
+    "decode_frame",
+    "encode_frame",
+    "exit_status",
+    "negotiate",
+    "parse_stream_options",
+    "serve",
+]
+
+log = logging.getLogger("k8py.kubelet.streaming")
+
+STDIN, STDOUT, STDERR, ERROR, RESIZE = 0, 1, 2, 3, 4
+CLOSE = 255  # v5: the client closes one of its streams (data: the channel)
+MAX_MESSAGE = 16 * 1024 * 1024
+_TRUE = ("1", "true", "True", "TRUE", "t", "T")
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelProtocol:
+    name: str
+    base64: bool = False  # text messages, channel as a digit, data base64
+    status_json: bool = True  # v4+: the error channel carries a metav1.Status
+    stream_close: bool = False  # v5: channel 255 closes a stream
+
+
+# kubelet's order of preference does not matter: the client's first supported one is chosen
+PROTOCOLS: dict[str, ChannelProtocol] = {
+    p.name: p
+    for p in (
+        ChannelProtocol("v5.channel.k8s.io", stream_close=True),
+        ChannelProtocol("v4.channel.k8s.io"),
+        ChannelProtocol("v4.base64.channel.k8s.io", base64=True),
+        ChannelProtocol("channel.k8s.io", status_json=False),
+        ChannelProtocol("base64.channel.k8s.io", base64=True, status_json=False),
+    )
+}
+
+
+class OptionsError(ValueError):
+    pass
+
+
+def parse_stream_options(query: Mapping[str, str]) -> StreamOptions:
+    """kubelet's ``remotecommand.NewOptions``: a TTY has no separate stderr."""
+    def flag(name: str) -> bool:
+        return query.get(name, "") in _TRUE
+
+    tty, stdin, stdout, stderr = flag("tty"), flag("stdin"), flag("stdout"), flag("stderr")
+    if tty and stderr:
+        stderr = False  # kubelet: "Access to exec with tty and stderr is not supported, bypassing stderr"
+    if not (stdin or stdout or stderr):
+        raise OptionsError("you must specify at least 1 of stdin, stdout, stderr")
+    return StreamOptions(stdin=stdin, stdout=stdout, stderr=stderr, tty=tty)
+
+
+def negotiate(header: str) -> ChannelProtocol | None:
+    """The first subprotocol the client offers that is served here; with none offered the
+    original ``channel.k8s.io``, as wsstream does."""
+    offered = [p.strip() for p in header.split(",") if p.strip()]
+    if not offered:
+        return PROTOCOLS["channel.k8s.io"]
+    return next((PROTOCOLS[p] for p in offered if p in PROTOCOLS), None)
+
+
+def encode_frame(proto: ChannelProtocol, channel: int, data: bytes) -> bytes | str:
+    if proto.base64:
+        return chr(ord("0") + channel) + base64.b64encode(data).decode("ascii")
+    return bytes((channel,)) + data
+
+
+def decode_frame(proto: ChannelProtocol, message: bytes | str) -> tuple[int, bytes] | None:
+    """(channel, data) of a client's message; None for an empty or undecodable one (skipped,
+    as wsstream skips them)."""
+    if not message:
+        return None
+    if proto.base64:
+        text = message if isinstance(message, str) else message.decode("ascii", "replace")
+        channel = ord(text[0]) - ord("0")
+        try:
+            return channel, base64.b64decode(text[1:], validate=True)
+        except ValueError:
+            return None
+    raw = message if isinstance(message, bytes) else message.encode()
+    return raw[0], raw[1:]
+
+
+def exit_status(cmd: Sequence[str], code: int | None, error: str = "") -> dict[str, Any]:
+    """The ``metav1.Status`` kubelet writes on the error channel when an exec ends."""
+    if error:
+        message = f"error executing command in container: {error}"
+        return {"metadata": {}, "status": "Failure", "message": f"Internal error occurred: {message}",
+                "reason": "InternalError", "details": {"causes": [{"message": message}]}, "code": 500}
+    if not code:
+        return {"metadata": {}, "status": "Success"}
+    # what the CRI runtime's exit error reads (containerd's), quoted by kubelet
+    detail = f"error executing command [{' '.join(cmd)}], exit code {code}"
+    return {"metadata": {}, "status": "Failure", "message": f"command terminated with non-zero exit code: {detail}",
+            "reason": "NonZeroExitCode", "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]}}
+
+
+def _text(status: int, message: str) -> web.Response:
+    return web.Response(status=status, text=message, content_type="text/plain", charset="utf-8")
+
+
+def _is_websocket(request: web.Request) -> bool:
+    return (request.headers.get("Upgrade", "").lower() == "websocket"
+            and "upgrade" in request.headers.get("Connection", "").lower())
+
+
+# --------------------------------------------------------------------------- the handler
+
+
+async def serve(server: KubeletServer, request: web.Request, attach: bool) -> web.StreamResponse:
+    """``/exec/...`` (``attach`` False) and ``/attach/...``."""
+    ns = request.match_info["namespace"]
+    pod_name = request.match_info["pod"]
+    cname = request.match_info["container"]
+    uid = request.match_info.get("uid", "")
+    try:
+        opts = parse_stream_options(request.query)
+    except OptionsError as e:
+        return _text(400, str(e))
+    cmd = [] if attach else list(request.query.getall("command", []))
+    pod = await server.find_pod(ns, pod_name)
+    if pod is None or (uid and (pod.get("metadata") or {}).get("uid") != uid):
+        return _text(404, "pod does not exist")
+    running = [c for c in await server.containers_of(pod, cname) if c.state == ContainerState.RUNNING]
+    if not running:
+        return _text(500, f'container not found ("{cname}")')
+    container_id = max(running, key=lambda c: c.attempt).id
+    if not attach and not cmd:
+        return _text(400, "a command to run is required (query parameter \"command\")")
+    if not _is_websocket(request):
+        return _text(400, "k8py's node agent serves exec and attach over WebSocket only (subprotocols "
+                          f"{', '.join(PROTOCOLS)}); SPDY is not supported")
+    proto = negotiate(request.headers.get("Sec-WebSocket-Protocol", ""))
+    if proto is None:
+        offered = request.headers.get("Sec-WebSocket-Protocol", "")
+        return _text(400, f"unable to upgrade: unable to negotiate protocol: client supports [{offered}], "
+                          f"server supports [{' '.join(PROTOCOLS)}]")
+    ws = web.WebSocketResponse(protocols=(proto.name,), max_msg_size=MAX_MESSAGE, autoping=True)
+    await ws.prepare(request)
+    stream = _Stream(ws, proto)
+    try:
+        first = STDOUT if opts.stdout else STDERR if opts.stderr else ERROR
+        await stream.send(first, b"")  # "the streams are ready"
+        try:
+            if attach:
+                session = await server.runtime.attach(container_id, opts)
+            else:
+                session = await server.runtime.exec_stream(container_id, cmd, opts)
+        except RuntimeServiceError as e:
+            await stream.status(exit_status(cmd, None, str(e)))
+            return ws
+        try:
+            await _run(stream, session, cmd)
+        finally:
+            await session.close()
+    except (ConnectionResetError, aiohttp.ClientConnectionResetError):
+        log.debug("%s %s/%s/%s: the client went away", "attach" if attach else "exec", ns, pod_name, cname)
+    finally:
+        await ws.close()
+    return ws
+
+
+class _Stream:
+    def __init__(self, ws: web.WebSocketResponse, proto: ChannelProtocol) -> None:
+        self.ws = ws
+        self.proto = proto
+
+    async def send(self, channel: int, data: bytes) -> None:
+        frame = encode_frame(self.proto, channel, data)
+        if isinstance(frame, str):
+            await self.ws.send_str(frame)
+        else:
+            await self.ws.send_bytes(frame)
+
+    async def status(self, status: dict[str, Any]) -> None:
+        if self.proto.status_json:
+            await self.send(ERROR, json.dumps(status, separators=(",", ":")).encode())
+        elif status.get("status") != "Success":
+            await self.send(ERROR, str(status.get("message", "")).encode())
+
+
+async def _run(stream: _Stream, session: StreamSession, cmd: Sequence[str]) -> None:
+    """Pipe both ways until the output ends (then the exit status goes out) or the client goes."""
+    output = asyncio.create_task(_pump_output(stream, session))
+    client = asyncio.create_task(_pump_input(stream, session))
+    try:
+        done, _ = await asyncio.wait({output, client}, return_when=asyncio.FIRST_COMPLETED)
+        if output in done:
+            output.result()
+            code = await session.wait()
+            if code is not None:  # an attach has no exit status of its own
+                await stream.status(exit_status(cmd, code))
+    finally:
+        for t in (output, client):
+            t.cancel()
+        await asyncio.gather(output, client, return_exceptions=True)
+
+
+async def _pump_output(stream: _Stream, session: StreamSession) -> None:
+    while (piece := await session.read()) is not None:
+        await stream.send(piece[0], piece[1])
+
+
+async def _pump_input(stream: _Stream, session: StreamSession) -> None:
+    """The client's messages until it closes; then the session is ended by the caller."""
+    resize_buf = b""
+    async for msg in stream.ws:
+        if msg.type not in (aiohttp.WSMsgType.BINARY, aiohttp.WSMsgType.TEXT):
+            continue
+        frame = decode_frame(stream.proto, msg.data)
+        if frame is None:
+            continue
+        channel, data = frame
+        if channel == STDIN:
+            await session.write(data)
+        elif channel == RESIZE:
+            resize_buf = _resize(session, resize_buf + data)
+        elif channel == CLOSE and stream.proto.stream_close and data[:1] == bytes((STDIN,)):
+            await session.close_stdin()
+
+
+def _resize(session: StreamSession, buf: bytes) -> bytes:
+    """Each complete ``{"Width":..,"Height":..}`` in ``buf`` resizes the terminal; the rest of
+    ``buf`` (a document cut between two messages) is returned. Garbage is dropped."""
+    decoder = json.JSONDecoder()
+    text = buf.decode("utf-8", "replace")
+    pos = 0
+    while True:
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+        if pos >= len(text):
+            return b""
+        try:
+            size, end = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError:
+            # an unfinished document waits for the next message; a bad one is dropped
+            return text[pos:].encode() if len(text) - pos < 1024 and text[pos] == "{" else b""
+        pos = end
+        if isinstance(size, dict):
+            with contextlib.suppress(TypeError, ValueError):
+                session.resize(int(size.get("Width", 0)), int(size.get("Height", 0)))

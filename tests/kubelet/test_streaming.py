@@ -1,0 +1,242 @@
+"""kubelet's /exec and /attach (k8py.kubelet.streaming): the channel protocols as pure
+functions, then the handlers over real TLS and real WebSockets on loopback, with the fake
+runtime's built-in commands (echo, cat, exit N, sleep, ...)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from tests.kubelet.test_server import Env, make_pod, running_env
+
+from k8py.kubelet import streaming
+from k8py.kubelet.runtime.fake import FakeStream
+from k8py.kubelet.runtime.types import ContainerState, StreamOptions
+
+V5 = "v5.channel.k8s.io"
+V4 = "v4.channel.k8s.io"
+V4B64 = "v4.base64.channel.k8s.io"
+
+# --------------------------------------------------------------------------- the protocol, pure
+
+
+def test_negotiate_takes_the_clients_first_supported_protocol() -> None:
+    assert streaming.negotiate(f"{V5}, {V4}").name == V5  # type: ignore[union-attr]
+    assert streaming.negotiate(f"v9.channel.k8s.io,{V4B64}").name == V4B64  # type: ignore[union-attr]
+    assert streaming.negotiate("").name == "channel.k8s.io"  # type: ignore[union-attr]
+    assert streaming.negotiate("SPDY/3.1+portforward.k8s.io") is None
+
+
+def test_frames_binary_and_base64() -> None:
+    v5, b64 = streaming.PROTOCOLS[V5], streaming.PROTOCOLS[V4B64]
+    assert streaming.encode_frame(v5, 1, b"hi\n") == b"\x01hi\n"
+    assert streaming.decode_frame(v5, b"\x00abc") == (0, b"abc")
+    assert streaming.decode_frame(v5, b"\xff\x00") == (255, b"\x00")
+    assert streaming.encode_frame(b64, 2, b"err") == "2" + base64.b64encode(b"err").decode()
+    assert streaming.decode_frame(b64, "0" + base64.b64encode(b"\x00\xff").decode()) == (0, b"\x00\xff")
+    assert streaming.decode_frame(b64, "0!!not base64") is None
+    assert streaming.decode_frame(v5, b"") is None
+
+
+def test_stream_options_as_kubelet_reads_them() -> None:
+    assert streaming.parse_stream_options({"stdout": "1", "stderr": "1"}) == StreamOptions(False, True, True, False)
+    # a terminal has no stderr of its own
+    assert streaming.parse_stream_options({"stdin": "true", "stdout": "1", "stderr": "1", "tty": "1"}) == \
+        StreamOptions(True, True, False, True)
+    with pytest.raises(streaming.OptionsError, match="you must specify at least 1 of stdin, stdout, stderr"):
+        streaming.parse_stream_options({"tty": "1", "stderr": "1"})
+    with pytest.raises(streaming.OptionsError):
+        streaming.parse_stream_options({"stdout": "0"})
+
+
+def test_exit_status_as_kubelet_writes_it() -> None:
+    assert streaming.exit_status(["true"], 0) == {"metadata": {}, "status": "Success"}
+    st = streaming.exit_status(["sh", "-c", "exit 3"], 3)
+    assert st["status"] == "Failure" and st["reason"] == "NonZeroExitCode"
+    assert st["details"]["causes"] == [{"reason": "ExitCode", "message": "3"}]
+    assert st["message"] == ("command terminated with non-zero exit code: error executing command "
+                             "[sh -c exit 3], exit code 3")
+    err = streaming.exit_status(["nope"], None, 'exec: "nope": executable file not found in $PATH')
+    assert err["reason"] == "InternalError" and err["code"] == 500
+    assert err["message"].startswith("Internal error occurred: error executing command in container: exec:")
+
+
+def test_resize_documents_split_between_messages() -> None:
+    sizes: list[tuple[int, int]] = []
+
+    class S:
+        def resize(self, w: int, h: int) -> None:
+            sizes.append((w, h))
+
+    s: Any = S()
+    rest = streaming._resize(s, b'{"Width":80,"Height":24}{"Width":1')
+    assert sizes == [(80, 24)] and rest == b'{"Width":1'
+    assert streaming._resize(s, rest + b'00,"Height":50}') == b""
+    assert sizes == [(80, 24), (100, 50)]
+    assert streaming._resize(s, b"garbage") == b""  # dropped, nothing resized
+    assert len(sizes) == 2
+
+
+# --------------------------------------------------------------------------- the handlers
+
+
+@pytest.fixture
+async def env(tmp_path: Path) -> AsyncIterator[Env]:
+    async with running_env(tmp_path) as e:
+        yield e
+
+
+async def _running(env: Env, pod: str = "p", container: str = "c") -> None:
+    p = make_pod(pod, container)
+    env.pods.append(p)
+    env.rt.add("default", pod, p["metadata"]["uid"], container)
+
+
+async def _ws(env: Env, query: list[tuple[str, str]], protocol: str = V5,
+              path: str = "/exec/default/p/c") -> aiohttp.ClientWebSocketResponse:
+    return await env.session.ws_connect(env.base + path, params=query, protocols=(protocol,))
+
+
+async def _collect(ws: aiohttp.ClientWebSocketResponse, b64: bool = False,
+                   timeout: float = 10.0) -> list[tuple[int, bytes]]:
+    """Every (channel, data) until the server closes."""
+    out: list[tuple[int, bytes]] = []
+    async with asyncio.timeout(timeout):
+        async for msg in ws:
+            if b64:
+                out.append((int(msg.data[0]), base64.b64decode(msg.data[1:])))
+            else:
+                out.append((msg.data[0], msg.data[1:]))
+    return out
+
+
+def _joined(frames: list[tuple[int, bytes]], channel: int) -> bytes:
+    return b"".join(d for c, d in frames if c == channel)
+
+
+def _status(frames: list[tuple[int, bytes]]) -> dict[str, Any]:
+    return json.loads(_joined(frames, 3))  # type: ignore[no-any-return]
+
+
+async def test_exec_echo_over_v5(env: Env) -> None:
+    await _running(env)
+    ws = await _ws(env, [("command", "echo"), ("command", "hi"), ("stdout", "1"), ("stderr", "1")])
+    assert ws.protocol == V5
+    frames = await _collect(ws)
+    assert frames[0] == (1, b"")  # the streams are ready
+    assert _joined(frames, 1) == b"hi\n" and _joined(frames, 2) == b""
+    assert _status(frames) == {"metadata": {}, "status": "Success"}
+    assert frames[-1][0] == 3  # the status is the last message
+
+
+async def test_exec_exit_codes_and_stderr(env: Env) -> None:
+    await _running(env)
+    frames = await _collect(await _ws(env, [("command", "exit"), ("command", "3"), ("stdout", "1")]))
+    st = _status(frames)
+    assert st["reason"] == "NonZeroExitCode" and st["details"]["causes"][0] == {"reason": "ExitCode", "message": "3"}
+    frames = await _collect(await _ws(env, [("command", "stderr"), ("command", "oops"), ("stderr", "1")]))
+    assert frames[0] == (2, b"") and _joined(frames, 2) == b"oops\n"
+
+
+async def test_exec_stdin_and_v5_close(env: Env) -> None:
+    await _running(env)
+    ws = await _ws(env, [("command", "cat"), ("stdin", "1"), ("stdout", "1")])
+    for piece in (b"one\n", b"two\n"):
+        await ws.send_bytes(b"\x00" + piece)
+    await ws.send_bytes(b"\xff\x00")  # v5: the end of stdin; cat then ends
+    frames = await _collect(ws)
+    assert _joined(frames, 1) == b"one\ntwo\n"
+    assert _status(frames)["status"] == "Success"
+
+
+async def test_exec_over_v4_base64(env: Env) -> None:
+    await _running(env)
+    ws = await _ws(env, [("command", "echo"), ("command", "b64"), ("stdout", "1")], protocol=V4B64)
+    assert ws.protocol == V4B64
+    frames = await _collect(ws, b64=True)
+    assert _joined(frames, 1) == b"b64\n" and _status(frames)["status"] == "Success"
+
+
+async def test_tty_resize_storm(env: Env) -> None:
+    await _running(env)
+    ws = await _ws(env, [("command", "cat"), ("stdin", "1"), ("stdout", "1"), ("tty", "1")])
+    for i in range(200):
+        await ws.send_bytes(b"\x04" + json.dumps({"Width": 80 + i % 5, "Height": 24}).encode())
+    await ws.send_bytes(b"\x00typed\r")
+    await ws.send_bytes(b"\xff\x00")  # a terminal ignores the end of stdin: the client hangs up
+    got = b""
+    async with asyncio.timeout(10):
+        while b"typed" not in got:
+            msg = await ws.receive()
+            got += msg.data[1:]
+    await ws.close()
+    stream = env.rt.streams[-1]
+    await _until(lambda: stream.closed, "the exec ended when the client went")
+    assert len(stream.resizes) == 200 and stream.resizes[-1] == (84, 24)
+
+
+async def test_unknown_command_is_an_internal_error_on_the_error_channel(env: Env) -> None:
+    await _running(env)
+    frames = await _collect(await _ws(env, [("command", "nope"), ("stdout", "1")]))
+    st = _status(frames)
+    assert st["status"] == "Failure" and st["reason"] == "InternalError"
+    assert 'executable file not found in $PATH' in st["message"]
+
+
+async def test_client_that_goes_away_ends_the_command(env: Env) -> None:
+    await _running(env)
+    ws = await _ws(env, [("command", "sleep"), ("stdout", "1")])
+    assert (await ws.receive()).data == b"\x01"
+    await _until(lambda: bool(env.rt.streams), "the exec started")
+    stream: FakeStream = env.rt.streams[-1]
+    assert not stream.task.done()
+    await ws.close()
+    await _until(lambda: stream.closed and stream.task.done(), "the command killed")
+    # the server still serves
+    frames = await _collect(await _ws(env, [("command", "echo"), ("command", "again"), ("stdout", "1")]))
+    assert _joined(frames, 1) == b"again\n"
+
+
+async def test_attach_streams_the_containers_process(env: Env) -> None:
+    await _running(env)
+    ws = await _ws(env, [("stdin", "1"), ("stdout", "1")], path="/attach/default/p/c")
+    assert (await ws.receive()).data == b"\x01"
+    await ws.send_bytes(b"\x00ping\n")
+    async with asyncio.timeout(10):
+        assert (await ws.receive()).data == b"\x01ping\n"
+    await ws.close()
+    await _until(lambda: env.rt.streams[-1].closed, "the attach closed")
+
+
+async def test_errors_before_the_upgrade(env: Env) -> None:
+    await _running(env)
+    env.rt.add("default", "p", "uid-p", "gone", state=ContainerState.EXITED)
+    env.pods[-1]["spec"]["containers"].append({"name": "gone", "image": "busybox"})
+    ok = {"command": "echo", "stdout": "1"}
+    assert await env.get("/exec/default/p/c", command="echo") == \
+        (400, "text/plain; charset=utf-8", "you must specify at least 1 of stdin, stdout, stderr")
+    assert (await env.get("/exec/default/nope/c", **ok))[::2] == (404, "pod does not exist")
+    assert (await env.get("/exec/default/p/gone", **ok))[::2] == (500, 'container not found ("gone")')
+    assert (await env.get("/exec/default/p/other", **ok))[::2] == (500, 'container not found ("other")')
+    status, _, body = await env.get("/exec/default/p/c", **ok)  # no upgrade: kubectl's SPDY fallback
+    assert status == 400 and "WebSocket only" in body and "SPDY is not supported" in body
+    with pytest.raises(aiohttp.WSServerHandshakeError) as e:
+        await _ws(env, [("command", "echo"), ("stdout", "1")], protocol="v9.channel.k8s.io")
+    assert e.value.status == 400
+    # the uid form of the path must name this pod's uid
+    assert (await env.get("/exec/default/p/other-uid/c", **ok))[::2] == (404, "pod does not exist")
+
+
+async def _until(cond: Any, what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout}s: {what}")
+        await asyncio.sleep(0.02)
