@@ -19,7 +19,6 @@ from k8py.kubelet.spec import (
     pod_qos,
     referenced_objects,
     sandbox_config,
-    volume_paths,
 )
 
 GI = 1024**3
@@ -294,14 +293,6 @@ def test_run_as_non_root_passes_for_a_numeric_user() -> None:
 
 
 # --------------------------------------------------------------------------- volumes and mounts
-
-
-def test_volume_paths() -> None:
-    p = pod(volumes=[{"name": "scratch", "emptyDir": {}}, {"name": "host", "hostPath": {"path": "/srv/data"}}])
-    assert volume_paths(p, NODE) == {
-        "scratch": "/var/lib/k8py/agent/pods/u-1/volumes/kubernetes.io~empty-dir/scratch", "host": "/srv/data"}
-    with pytest.raises(ConfigError, match="nfs"):
-        volume_paths(pod(volumes=[{"name": "n", "nfs": {"server": "x", "path": "/"}}]), NODE)
 
 
 def test_mounts_and_sub_paths() -> None:

@@ -45,6 +45,7 @@ from k8py.kubelet.podstate import BACKOFF_INITIAL, BACKOFF_MAX
 from k8py.kubelet.podworker import PodWorker
 from k8py.kubelet.runtime.types import ContainerState, Runtime, RuntimeServiceError
 from k8py.kubelet.spec import NodeFacts
+from k8py.kubelet.volumes import VolumeManager
 
 __all__ = ["Agent", "AgentConfig", "PodSource", "StatusManager"]
 
@@ -231,6 +232,9 @@ class Agent:
         self._sandbox_ids: dict[str, set[str]] = {}
         self.ready = asyncio.Event()
         self.lease_renewals = 0
+        # the pods' volumes; simulated nodes mount nothing and watch no ConfigMap or Secret
+        self.volumes = VolumeManager(client, self.facts.pods_dir, facts=lambda: self.facts, record=self.record,
+                                     wake=self._poke_pod, evict=self._evict_pod, watch=not config.fake_volumes)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -259,10 +263,14 @@ class Agent:
             self._tasks.append(inf.start())
             await inf.wait_for_sync()
         await self._relist(startup=True)
+        # volumes of pods deleted while the agent was down (every pod of the node has its worker now)
+        await self.volumes.remove_orphans(self._has_pod)
         if self.config.own_loops:
             self._tasks += [asyncio.create_task(self._lease_loop(), name="kubelet-lease"),
                             asyncio.create_task(self._status_loop(), name="kubelet-node-status"),
                             asyncio.create_task(self._relist_loop(), name="kubelet-relist")]
+        if not self.config.fake_volumes:
+            self._tasks.append(asyncio.create_task(self.volumes.run(self._has_pod), name="kubelet-volumes"))
         self._tasks.append(asyncio.create_task(self.statuses.run(), name="kubelet-pod-status"))
         self.ready.set()
         log.info("node agent for %s ready (runtime %s, %d pod(s))", self.config.node_name, self.runtime.name,
@@ -278,6 +286,7 @@ class Agent:
             t.cancel()
         await asyncio.gather(*self._tasks, *workers, return_exceptions=True)
         self._tasks.clear()
+        await self.volumes.stop()
         if self._own_recorder:
             await self.recorder.stop()
 
@@ -293,6 +302,19 @@ class Agent:
                 ids.discard(sandbox_id)
                 if not ids:
                     del self._sandbox_ids[uid]
+
+    def _has_pod(self, uid: str) -> bool:
+        return uid in self.workers
+
+    def _poke_pod(self, uid: str) -> None:
+        w = self.workers.get(uid)
+        if w is not None:
+            w.poke()
+
+    def _evict_pod(self, uid: str, message: str) -> None:
+        w = self.workers.get(uid)
+        if w is not None:
+            w.evict(message)
 
     def record(self, obj: Obj, type_: str, reason: str, message: str) -> None:
         self.recorder.event(obj, type_, reason, message)

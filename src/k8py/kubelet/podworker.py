@@ -37,6 +37,7 @@ from k8py.kubelet.runtime.types import (
     SandboxError,
     SandboxState,
 )
+from k8py.kubelet.volumes import MountResult
 
 if TYPE_CHECKING:
     from k8py.kubelet.agent import Agent
@@ -100,6 +101,8 @@ class PodWorker:
         self.admitted = False
         self.terminated = False  # every container stopped after deletion began
         self.finalized = False  # the final delete was sent
+        self.evicted: str | None = None  # the eviction message, once the agent evicts the pod
+        self._evict_done = False
         self._wake = asyncio.Event()
         self._wake_at: float | None = None
         self.task: asyncio.Task[None] | None = None
@@ -119,6 +122,13 @@ class PodWorker:
 
     def poke(self) -> None:
         self._wake.set()
+
+    def evict(self, message: str) -> None:
+        """The eviction manager evicts the pod (an emptyDir over its sizeLimit): it is killed at
+        once and ends Failed with reason ``Evicted`` and ``message``, as kubelet's ``evictPod``."""
+        if self.evicted is None:
+            self.evicted = message
+            self._wake.set()
 
     async def _run(self) -> None:
         while True:
@@ -168,6 +178,9 @@ class PodWorker:
         if meta.get("deletionTimestamp"):
             await self._terminate(pod)
             return False
+        if self.evicted is not None:
+            await self._evict(pod)
+            return False
         obs = await self.observe()
         if not self.admitted:
             if obs.sandboxes or (pod.get("status") or {}).get("phase") in ("Running", "Succeeded", "Failed"):
@@ -189,8 +202,16 @@ class PodWorker:
                     self.agent.record(pod, "Warning", refused[0], refused[1])
                 else:
                     self.admitted = True
+        mounted = await self._mount_volumes(pod)
         now = time.time()
         acts = podstate.compute_actions(pod, obs, self.mem, now)
+        if not mounted.ready:
+            # kubelet's WaitForAttachAndMount: no sandbox and no container before every volume
+            # is set up; the pod shows ContainerCreating and FailedMount events meanwhile
+            acts.create_sandbox = False
+            acts.start = []
+            if mounted.retry_at is not None:
+                acts.wake_at = mounted.retry_at if acts.wake_at is None else min(acts.wake_at, mounted.retry_at)
         if not acts.idle():
             await self._carry_out(pod, obs, acts)
             obs = await self.observe()
@@ -255,13 +276,14 @@ class PodWorker:
             return
         try:
             vpod = _fake_volumes(pod) if self.agent.config.fake_volumes else pod
-            volumes = spec.volume_paths(vpod, self.agent.facts)
+            volumes = self.agent.volumes.paths(vpod)
             objects = await self._referenced(pod)
             sb = await rt.pod_sandbox_status(sandbox_id)
             config = spec.container_config(pod, c, sc.attempt, self.agent.facts, objects, volumes,
                                            pod_ips=list(sb.ips) if sb is not None else None,
                                            image_user=img.user)
-            await asyncio.to_thread(self._make_dirs, vpod, volumes, sb_config.log_directory, name)
+            config = await self.agent.volumes.prepare_mounts(vpod, c, config)
+            await asyncio.to_thread(os.makedirs, os.path.join(sb_config.log_directory, name), 0o755, True)
         except spec.ConfigError as e:
             self._fail(pod, name, "CreateContainerConfigError", str(e))
             return
@@ -311,15 +333,13 @@ class PodWorker:
             delay = min(max(prev[1] * 2, first), cap)
         return time.time() + delay, delay
 
-    @staticmethod
-    def _make_dirs(pod: Obj, volumes: Mapping[str, str], log_dir: str, name: str) -> None:
-        os.makedirs(os.path.join(log_dir, name), 0o755, exist_ok=True)
-        for v in (pod.get("spec") or {}).get("volumes") or ():
-            if "emptyDir" in v:
-                os.makedirs(volumes[v["name"]], 0o777, exist_ok=True)
-                os.chmod(volumes[v["name"]], 0o777)  # kubelet's emptyDir mode
-            elif (v.get("hostPath") or {}).get("type") == "DirectoryOrCreate":
-                os.makedirs(volumes[v["name"]], 0o755, exist_ok=True)
+    async def _mount_volumes(self, pod: Obj) -> MountResult:
+        """Set up or refresh the pod's volumes (:mod:`k8py.kubelet.volumes`); a pod that will
+        not run (refused, finished) needs none."""
+        if (not self.admitted or self.mem.rejected is not None
+                or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")):
+            return MountResult(True)
+        return await self.agent.volumes.mount(_fake_volumes(pod) if self.agent.config.fake_volumes else pod)
 
     async def _referenced(self, pod: Obj) -> dict[tuple[str, str], Obj | None]:
         ns = pod["metadata"].get("namespace")
@@ -413,6 +433,22 @@ class PodWorker:
                 except RuntimeServiceError as e:
                     log.warning("pod %s: stopping sandbox %s: %s", self.key, sb.id[:12], e)
 
+    async def _evict(self, pod: Obj) -> None:
+        """kubelet's ``evictPod`` (local storage: no grace period): the containers killed, the
+        ``Evicted`` event, and the status Failed with the eviction's reason and message."""
+        if not self._evict_done:
+            assert self.evicted is not None
+            self.agent.record(pod, "Warning", "Evicted", self.evicted)
+            await self._kill_all(grace=0)
+            self._evict_done = True
+        obs = await self.observe()
+        status = podstate.pod_status(pod, obs, self.mem, {}, self.agent.host_ips, time.time(),
+                                     self.agent.runtime.name)
+        for s in status.get("containerStatuses") or ():
+            s["ready"] = False
+        self.agent.statuses.set_status(pod, {**status, "phase": "Failed", "reason": "Evicted",
+                                             "message": self.evicted})
+
     async def _terminate(self, pod: Obj) -> None:
         """The pod is being deleted: stop it within its grace period, report the final status,
         then delete it for good (grace 0, for this uid)."""
@@ -454,8 +490,7 @@ class PodWorker:
                 await rt.remove_pod_sandbox(sb.id)
             self.agent.note_sandbox(self.uid, sb.id, present=False)
         cfg = spec.sandbox_config(self.pod, self.agent.facts)
-        pod_dir = os.path.join(self.agent.facts.pods_dir, self.uid)
-        for d in (cfg.log_directory, pod_dir):
-            await asyncio.to_thread(shutil.rmtree, d, True)
+        await asyncio.to_thread(shutil.rmtree, cfg.log_directory, True)
+        await self.agent.volumes.teardown(self.uid)  # unmounted first, then the pod's directory
         self.agent.statuses.forget(self.uid)
 

