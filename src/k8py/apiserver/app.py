@@ -27,7 +27,7 @@ from k8py.apiserver.rest import ResourceAPI
 
 if TYPE_CHECKING:
     from k8py.apiserver.authn import Authenticator, UserInfo
-    from k8py.apiserver.authz import Authorizer
+    from k8py.apiserver.authz import AuthorizerLike
 
 log = logging.getLogger("k8py.apiserver")
 
@@ -66,7 +66,7 @@ class APIServerApp:
         api: ResourceAPI,
         registry: Registry,
         authenticator: Authenticator | None,
-        authorizer: Authorizer | None,
+        authorizer: AuthorizerLike | None,
         server_address: str,
     ) -> None:
         self.api = api
@@ -108,6 +108,8 @@ class APIServerApp:
         if path.startswith(requestinfo.PUBLIC_PATHS) and request.method in ("GET", "HEAD"):
             return await self.public(request)
         user = self.authenticate(request)
+        if user is not None and any(h[:12].lower() == "impersonate-" for h in request.headers):
+            user = self.impersonate(request, user)
         info = requestinfo.parse(path, request.method, request.query)  # type: ignore[arg-type]
         ctx = Ctx(request, info, user)
         request[CTX_KEY] = ctx
@@ -130,28 +132,21 @@ class APIServerApp:
             raise errors.unauthorized()
         return user
 
+    def impersonate(self, request: web.Request, user: UserInfo) -> UserInfo:
+        """kube's WithImpersonation filter, between authentication and authorization (authz.py)."""
+        from k8py.apiserver.authz import impersonate
+
+        return impersonate(user, request.headers, self.authz)
+
     def authorize(self, ctx: Ctx) -> None:
         if self.authz is None or ctx.user is None:
             return
-        from k8py.apiserver.authz import RequestAttributes
+        from k8py.apiserver.authz import RequestAttributes, forbidden
 
-        i = ctx.info
-        attrs = RequestAttributes(verb=i.verb, api_group=i.group, resource=i.resource, subresource=i.subresource,
-                                  namespace=i.namespace, name=i.name, path=i.path,
-                                  is_resource_request=i.is_resource_request)
+        attrs = RequestAttributes.from_request_info(ctx.info)
         ok, reason = self.authz.authorize(ctx.user, attrs)
         if not ok:
-            who = ctx.user.name
-            if i.is_resource_request:
-                res = f"{i.resource}.{i.group}" if i.group else i.resource
-                scope = f' in the namespace "{i.namespace}"' if i.namespace else " at the cluster scope"
-                msg = (f'{res} "{i.name}" is forbidden: ' if i.name else f"{res} is forbidden: ") + \
-                    f'User "{who}" cannot {i.verb} resource "{i.resource}" in API group "{i.group}"{scope}'
-            else:
-                msg = f'forbidden: User "{who}" cannot {i.verb} path "{i.path}"'
-            if reason:
-                msg += f": {reason}"
-            raise errors.forbidden_error(msg, i.resource, i.group, i.name)
+            raise forbidden(ctx.user.name, attrs, reason)
 
     # -- non-resource paths -------------------------------------------------------
     async def non_resource(self, ctx: Ctx) -> web.StreamResponse:

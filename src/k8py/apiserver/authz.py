@@ -2,24 +2,51 @@
 
 The request pipeline asks an ``AuthorizerLike`` with the user and the request's attributes
 (kube-apiserver's ``authorizer.Attributes``) and gets ``(allowed, reason)``; a denial becomes a
-403 ``Forbidden`` Status quoting the reason.
+403 ``Forbidden`` Status whose message :func:`forbidden` words exactly as kube-apiserver's
+``responsewriters.Forbidden`` (the one place that formats it): ``pods is forbidden: User "alice"
+cannot list resource "pods" in API group "" in the namespace "default"``, then ``: <reason>``
+when the authorizer gave one.
 
-For now ``Authorizer`` allows every authenticated user. It is a separate stage with kube's
-interface so that RBAC (roles and bindings read through informers) can replace it without
-touching the pipeline: the server only depends on ``AuthorizerLike``.
+The authorizer ``k8py server`` runs is RBAC (:mod:`k8py.apiserver.rbac`); the pipeline depends
+only on ``AuthorizerLike``.
+
+Impersonation (kube's ``WithImpersonation`` filter) lives here too, because it is authorization:
+:func:`impersonate` reads the ``Impersonate-User``, ``Impersonate-Group``, ``Impersonate-Uid``
+and ``Impersonate-Extra-<key>`` headers and asks the authorizer, for each, whether the requester
+may ``impersonate`` that user (``users``, or ``serviceaccounts`` in its namespace for a
+``system:serviceaccount:<ns>:<name>`` user), group (``groups``), uid (``uids``) or extra value
+(``userextras/<key>``), as kube does. The request then runs as the impersonated user, who gets
+``system:authenticated`` (and a service account its ``system:serviceaccounts`` groups when no
+group was asked for).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import unquote
 
-from k8py.apiserver.authn import UserInfo
+from k8py.api import errors
+from k8py.apiserver.authn import AUTHENTICATED_GROUP, UserInfo
 
-__all__ = ["Authorizer", "AuthorizerLike", "RequestAttributes"]
+__all__ = [
+    "AuthorizerLike",
+    "RequestAttributes",
+    "forbidden",
+    "forbidden_message",
+    "impersonate",
+]
 
 UNAUTHENTICATED_GROUP = "system:unauthenticated"
 ANONYMOUS_USER = "system:anonymous"
+PRIVILEGED_GROUP = "system:masters"  # kube's user.SystemPrivilegedGroup: always allowed
+SA_USER_PREFIX = "system:serviceaccount:"
+
+IMPERSONATE_USER = "Impersonate-User"
+IMPERSONATE_UID = "Impersonate-Uid"
+IMPERSONATE_GROUP = "Impersonate-Group"
+IMPERSONATE_EXTRA_PREFIX = "Impersonate-Extra-"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,14 +85,104 @@ class AuthorizerLike(Protocol):
         ...
 
 
-class Authorizer:
-    """Allows every authenticated user (RBAC comes later and replaces this class).
+def forbidden_message(user: str, attrs: RequestAttributes) -> str:
+    """kube's ``forbiddenMessage``: ``User "alice" cannot get resource "pods/log" in API group ""
+    in the namespace "default"`` / ``... at the cluster scope`` / ``... cannot get path "/x"``."""
+    if not attrs.is_resource_request:
+        return f'User "{user}" cannot {attrs.verb} path "{attrs.path}"'
+    resource = f"{attrs.resource}/{attrs.subresource}" if attrs.subresource else attrs.resource
+    scope = f' in the namespace "{attrs.namespace}"' if attrs.namespace else " at the cluster scope"
+    return f'User "{user}" cannot {attrs.verb} resource "{resource}" in API group "{attrs.api_group}"{scope}'
 
-    Anonymous identities are denied, in case a pipeline ever passes one instead of ``None``.
-    The reason is short: the pipeline's 403 message already says who cannot do what.
-    """
 
-    def authorize(self, user: UserInfo, attrs: RequestAttributes) -> tuple[bool, str]:
-        if user.name == ANONYMOUS_USER or UNAUTHENTICATED_GROUP in user.groups:
-            return False, "anonymous requests are not allowed"
-        return True, "k8py allows every authenticated user until RBAC is implemented"
+def forbidden(user: str, attrs: RequestAttributes, reason: str = "") -> errors.StatusError:
+    """The 403 of kube's ``responsewriters.Forbidden``: ``NewForbidden(resource.group, name, msg)``."""
+    msg = forbidden_message(user, attrs)
+    if reason:
+        msg += f": {reason}"
+    if not attrs.is_resource_request:
+        return errors.forbidden_error(f"forbidden: {msg}")
+    res = errors.qualified(attrs.resource, attrs.api_group)
+    prefix = f'{res} "{attrs.name}" is forbidden: ' if attrs.name else f"{res} is forbidden: "
+    return errors.forbidden_error(prefix + msg, attrs.resource, attrs.api_group, attrs.name)
+
+
+# --------------------------------------------------------------------------- impersonation
+
+
+def _impersonation_targets(headers: Mapping[str, str], getall: Any) -> list[tuple[RequestAttributes, str]] | None:
+    """The checks an impersonating request needs, each an (attributes, header value) pair; None
+    when the request impersonates nobody."""
+    user = headers.get(IMPERSONATE_USER, "")
+    groups = [g for g in getall(IMPERSONATE_GROUP) if g]
+    uid = headers.get(IMPERSONATE_UID, "")
+    extras: list[tuple[str, str]] = []
+    for h in headers:
+        if h.lower().startswith(IMPERSONATE_EXTRA_PREFIX.lower()):
+            key = unquote(h[len(IMPERSONATE_EXTRA_PREFIX):]).lower()
+            extras.extend((key, v) for v in getall(h))
+    extras = list(dict.fromkeys(extras))
+    if not user and not groups and not uid and not extras:
+        return None
+    out: list[tuple[RequestAttributes, str]] = []
+    if user.startswith(SA_USER_PREFIX) and user.count(":") == 3:
+        _, _, ns, name = user.split(":")
+        out.append((RequestAttributes(verb="impersonate", resource="serviceaccounts", namespace=ns, name=name,
+                                      is_resource_request=True, api_version="v1"), user))
+    elif user:
+        out.append((RequestAttributes(verb="impersonate", resource="users", name=user, is_resource_request=True,
+                                      api_version="v1"), user))
+    for g in dict.fromkeys(groups):
+        out.append((RequestAttributes(verb="impersonate", resource="groups", name=g, is_resource_request=True,
+                                      api_version="v1"), g))
+    for key, value in extras:
+        out.append((RequestAttributes(verb="impersonate", api_group="authentication.k8s.io", resource="userextras",
+                                      subresource=key, name=value, is_resource_request=True, api_version="v1"),
+                    value))
+    if uid:
+        out.append((RequestAttributes(verb="impersonate", api_group="authentication.k8s.io", resource="uids",
+                                      name=uid, is_resource_request=True, api_version="v1"), uid))
+    if not user:
+        # kube answers this with an internal error (buildImpersonationRequests' error)
+        what = ", ".join(f"{a.resource}={v}" for a, v in out)
+        raise errors.internal_error(f"requested [{what}] without impersonating a user")
+    return out
+
+
+def impersonate(requester: UserInfo, headers: Any, authorizer: AuthorizerLike | None) -> UserInfo:
+    """The user a request runs as: ``requester`` unless it carries impersonation headers, each of
+    which must be allowed (verb ``impersonate``), else 403 with kube's message."""
+    def getall(k: str) -> list[str]:
+        if hasattr(headers, "getall"):
+            return list(headers.getall(k, []))
+        return [headers[k]] if k in headers else []
+
+    targets = _impersonation_targets(headers, getall)
+    if targets is None:
+        return requester
+    name = uid = ""
+    groups: list[str] = []
+    extra: dict[str, list[str]] = {}
+    group_given = False
+    for attrs, value in targets:
+        if authorizer is not None:
+            ok, reason = authorizer.authorize(requester, attrs)
+            if not ok:
+                raise forbidden(requester.name, attrs, reason)
+        if attrs.resource in ("users", "serviceaccounts"):
+            name = value
+        elif attrs.resource == "groups":
+            groups.append(value)
+            group_given = True
+        elif attrs.resource == "userextras":
+            extra.setdefault(attrs.subresource, []).append(value)
+        elif attrs.resource == "uids":
+            uid = value
+    if name.startswith(SA_USER_PREFIX) and not group_given:
+        ns = name.split(":")[2]
+        groups = ["system:serviceaccounts", f"system:serviceaccounts:{ns}"]
+    if name != ANONYMOUS_USER and AUTHENTICATED_GROUP not in groups:
+        groups.append(AUTHENTICATED_GROUP)
+    elif name == ANONYMOUS_USER and UNAUTHENTICATED_GROUP not in groups:
+        groups.append(UNAUTHENTICATED_GROUP)
+    return UserInfo(name=name, uid=uid, groups=tuple(groups), extra={k: tuple(v) for k, v in extra.items()})

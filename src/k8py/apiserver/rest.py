@@ -169,7 +169,8 @@ class ResourceAPI:
             if verb != "create":
                 raise errors.method_not_allowed()
             body = await self.decode_object(ctx, kind, await options.read_body(ctx.request))
-            return self.respond(ctx, reviews.answer(kind.kind, body, ctx.user, self.authorizer), 201)
+            return self.respond(ctx, reviews.answer(kind.kind, body, ctx.user, self.authorizer,
+                                                     i.namespace), 201)
         if kind.kind == "ComponentStatus":  # probed on each request, never stored
             return await componentstatus.handle(self, ctx, kind)
         ns = i.namespace if kind.namespaced else None
@@ -277,6 +278,8 @@ class ResourceAPI:
         strat.finish_create(kind, obj)
         attrs = Attributes("CREATE", kind, meta.get("namespace", ""), meta.get("name", ""), dry_run=dry)
         await self.admission.mutate(attrs, obj, None)
+        if ctx is not None:
+            self.confirm_no_escalation(ctx, kind, obj, None)
         await strat.begin_write(kind, obj, None, dry)
         errs = strat.validate(kind, obj)
         if errs:
@@ -290,6 +293,13 @@ class ResourceAPI:
             meta.pop("resourceVersion", None)
             return obj
         return await self.objects.create(kind, obj)
+
+    def confirm_no_escalation(self, ctx: Ctx | None, kind: KindInfo, obj: Obj, old: Obj | None) -> None:
+        """RBAC's escalation check on Role/ClusterRole/binding writes (kube's policy-based RBAC
+        storage), when the authorizer has one (``RBACAuthorizer.confirm_no_escalation``)."""
+        check = getattr(self.authorizer, "confirm_no_escalation", None)
+        if check is not None and ctx is not None and kind.group == "rbac.authorization.k8s.io":
+            check(ctx.user, kind, (obj.get("metadata") or {}).get("namespace") or "", obj, old)
 
     # -- update -------------------------------------------------------------------
     async def update(self, ctx: Ctx, kind: KindInfo, ns: str | None, name: str) -> tuple[Obj, bool]:
@@ -368,6 +378,7 @@ class ResourceAPI:
             attrs = Attributes("UPDATE", kind, meta.get("namespace", ""), meta["name"], dry_run=dry)
             await self.admission.mutate(attrs, new, current)
             if not subresource:
+                self.confirm_no_escalation(ctx, kind, new, current)
                 await strat.begin_write(kind, new, current, dry)
             errs = strat.validate_update(kind, new, current)
         if errs:

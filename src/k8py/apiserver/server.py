@@ -111,6 +111,9 @@ async def start(config: ServerConfig, *, store: Store | None = None, ssl_context
     cp = build(config, store, authenticator=authenticator, authorizer=authorizer)
     await cp.bootstrap()
     cp.tasks = [asyncio.create_task(_compactor(cp), name="compactor")]
+    if hasattr(authorizer, "start"):
+        # RBAC: the bootstrap policy reconciled and the policy cache loaded before serving
+        cp.tasks.append(await authorizer.start(cp))
     app = cp.http.build()
     # kube's httplog (one debug line per request, watches when they end) instead of aiohttp's
     # access log, which misses requests the client abandons. Installed only when its lines are

@@ -44,15 +44,15 @@ def tune_gc() -> None:
 async def _main(config: ServerConfig) -> int:
     from k8py import pki as pki_mod
     from k8py.apiserver.authn import Authenticator
-    from k8py.apiserver.authz import Authorizer
     from k8py.apiserver.kubeletproxy import KubeletConnection
+    from k8py.apiserver.rbac import RBACAuthorizer
 
     t0 = time.monotonic()
     p = pki_mod.ensure_pki(config)
     kubelet_cert, kubelet_key = pki_mod.ensure_kubelet_client_certificate(p)  # for pods/log, nodes/proxy
     ssl_ctx = pki_mod.server_ssl_context(p) if config.tls else None
     authn = Authenticator(config, p)
-    authz = Authorizer()
+    authz = RBACAuthorizer()
     try:
         cp = await start(config, ssl_context=ssl_ctx, authenticator=authn, authorizer=authz)
     except StoreError as e:

@@ -47,6 +47,7 @@ CONTROLLERS: dict[str, str] = {
     "nodeipam": "k8py.controllers.nodeipam:NodeIPAMController",
     "csrsigning": "k8py.controllers.certificates:CSRSigningController",
     "csrapproving": "k8py.controllers.certificates:CSRApprovingController",
+    "clusterrole-aggregation": "k8py.controllers.clusterroleaggregation:ClusterRoleAggregationController",
 }
 
 LEASE_NAME = "kube-controller-manager"

@@ -1,0 +1,541 @@
+"""The bootstrap RBAC policy kube-apiserver creates, reconciled on every server start.
+
+The roles and bindings are kube's (``plugin/pkg/auth/authorizer/rbac/bootstrappolicy/policy.go``
+and ``controller_policy.go``) for the parts k8py has, with their ``kubernetes.io/bootstrapping:
+rbac-defaults`` label and ``rbac.authorization.kubernetes.io/autoupdate: "true"`` annotation.
+:func:`reconcile` (kube's ``rbac/bootstrap-roles`` post-start hook) creates what is missing and,
+unless an object says ``autoupdate: "false"``, adds missing rules, subjects, labels, annotations
+and aggregation selectors to existing ones; nothing is ever removed. A binding whose roleRef
+changed is deleted and made again (a roleRef cannot be updated).
+
+Where k8py differs from kube-apiserver, and why:
+
+- ``system:nodes`` is bound to ``system:node`` (kube's binding of that name is kept with no
+  subjects, because kube's Node authorizer serves nodes; k8py has no Node authorizer yet, so this
+  is the legacy binding kube had before 1.8).
+- kube-controller-manager runs each controller with its own service account
+  (``--use-service-account-credentials``); k8py runs every controller under the one
+  ``system:kube-controller-manager`` identity, so that user is also a subject of each
+  ``system:controller:*`` binding of the controllers k8py runs.
+- The bindings that kubeadm creates for joining nodes are created here (k8py joins nodes with
+  bootstrap tokens itself): ``system:bootstrappers`` may create CSRs
+  (``system:node-bootstrapper``) and read the cluster CA (``kube-public/kube-root-ca.crt``),
+  and may have node client certificates approved; nodes may renew their own.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from typing import TYPE_CHECKING, Any
+
+from k8py.api import errors
+
+if TYPE_CHECKING:
+    from k8py.api.registry import KindInfo, Registry
+    from k8py.apiserver.objects import Objects
+    from k8py.apiserver.rest import ResourceAPI
+
+__all__ = ["cluster_role_bindings", "cluster_roles", "reconcile", "role_bindings", "roles"]
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+
+RBAC = "rbac.authorization.k8s.io"
+RBAC_V1 = f"{RBAC}/v1"
+AUTOUPDATE = "rbac.authorization.kubernetes.io/autoupdate"
+LABELS = {"kubernetes.io/bootstrapping": "rbac-defaults"}
+CONTROLLER_PREFIX = "system:controller:"
+KCM_USER = "system:kube-controller-manager"
+
+READ = ("get", "list", "watch")
+WRITE = ("create", "update", "patch", "delete", "deletecollection")
+READ_WRITE = READ + WRITE
+READ_UPDATE = ("get", "list", "watch", "update", "patch")
+
+CORE, APPS, AUTHN, AUTHZ, AUTOSCALING, BATCH = ("", "apps", "authentication.k8s.io", "authorization.k8s.io",
+                                                 "autoscaling", "batch")
+CERTS, COORD, DISCOVERY, EXT, POLICY, STORAGE = ("certificates.k8s.io", "coordination.k8s.io", "discovery.k8s.io",
+                                                  "extensions", "policy", "storage.k8s.io")
+NETWORKING, EVENTS, NODE, APIREG = "networking.k8s.io", "events.k8s.io", "node.k8s.io", "apiregistration.k8s.io"
+
+KUBELET_CLIENT_SIGNER = "kubernetes.io/kube-apiserver-client-kubelet"
+CLIENT_SIGNER = "kubernetes.io/kube-apiserver-client"
+SERVING_SIGNER = "kubernetes.io/kubelet-serving"
+LEGACY_SIGNER = "kubernetes.io/legacy-unknown"
+
+
+def r(verbs: tuple[str, ...] | str, groups: tuple[str, ...] | str, resources: tuple[str, ...] | str,
+      names: tuple[str, ...] = ()) -> Obj:
+    """A resource PolicyRule (kube's ``NewRule(verbs...).Groups(...).Resources(...).Names(...)``)."""
+    def t(v: tuple[str, ...] | str) -> list[str]:
+        return [v] if isinstance(v, str) else list(v)
+    out: Obj = {"verbs": t(verbs), "apiGroups": t(groups), "resources": t(resources)}
+    if names:
+        out["resourceNames"] = list(names)
+    return out
+
+
+def urls(verbs: tuple[str, ...] | str, *paths: str) -> Obj:
+    return {"verbs": [verbs] if isinstance(verbs, str) else list(verbs), "nonResourceURLs": list(paths)}
+
+
+def events_rule() -> Obj:
+    return r(("create", "update", "patch"), (CORE, EVENTS), "events")
+
+
+def _meta(name: str, labels: dict[str, str] | None = None, namespace: str = "") -> Obj:
+    m: Obj = {"name": name, "labels": {**LABELS, **(labels or {})}, "annotations": {AUTOUPDATE: "true"}}
+    if namespace:
+        m["namespace"] = namespace
+    return m
+
+
+def cluster_role(name: str, rules: list[Obj], labels: dict[str, str] | None = None,
+                 aggregate_from: str | None = None) -> Obj:
+    out: Obj = {"apiVersion": RBAC_V1, "kind": "ClusterRole", "metadata": _meta(name, labels), "rules": rules}
+    if aggregate_from is not None:
+        out["aggregationRule"] = {"clusterRoleSelectors": [
+            {"matchLabels": {f"{RBAC}/aggregate-to-{aggregate_from}": "true"}}]}
+    return out
+
+
+def subject(kind: str, name: str, namespace: str = "") -> Obj:
+    if kind == "ServiceAccount":
+        return {"kind": kind, "name": name, "namespace": namespace}
+    return {"kind": kind, "apiGroup": RBAC, "name": name}
+
+
+def cluster_binding(name: str, role: str, subjects: list[Obj]) -> Obj:
+    return {"apiVersion": RBAC_V1, "kind": "ClusterRoleBinding", "metadata": _meta(name),
+            "roleRef": {"apiGroup": RBAC, "kind": "ClusterRole", "name": role}, "subjects": subjects}
+
+
+def node_rules() -> list[Obj]:
+    """kube's ``NodeRules`` (without the feature-gated DRA and CSI parts k8py does not serve)."""
+    return [
+        r("create", AUTHN, "tokenreviews"),
+        r("create", AUTHZ, ("subjectaccessreviews", "localsubjectaccessreviews")),
+        r(READ, CORE, "services"),
+        r(("create", "get", "list", "watch"), CORE, "nodes"),
+        r(("update", "patch"), CORE, "nodes/status"),
+        r(("update", "patch"), CORE, "nodes"),
+        r(("create", "update", "patch"), CORE, "events"),
+        r(READ, CORE, "pods"),
+        r(("create", "delete"), CORE, "pods"),
+        r(("update", "patch"), CORE, "pods/status"),
+        r("create", CORE, "pods/eviction"),
+        r(READ, CORE, ("secrets", "configmaps")),
+        r("get", CORE, ("persistentvolumeclaims", "persistentvolumes")),
+        r("get", CORE, "endpoints"),
+        r(("create", "get", "list", "watch"), CERTS, "certificatesigningrequests"),
+        r(("get", "create", "update", "patch", "delete"), COORD, "leases"),
+        r("get", STORAGE, "volumeattachments"),
+        r(("get", "update", "patch"), CORE, "persistentvolumeclaims/status"),
+        r("create", CORE, "serviceaccounts/token"),
+        r(("get", "watch", "list"), STORAGE, "csidrivers"),
+        r(("get", "create", "update", "patch", "delete"), STORAGE, "csinodes"),
+        r(READ, NODE, "runtimeclasses"),
+    ]
+
+
+def cluster_roles() -> list[Obj]:
+    """kube's ``ClusterRoles()`` for what k8py serves, then the controller roles."""
+    agg = f"{RBAC}/aggregate-to-"
+    return [
+        cluster_role("cluster-admin", [r("*", "*", "*"), urls("*", "*")]),
+        cluster_role("system:discovery", [urls("get", "/livez", "/readyz", "/healthz", "/version", "/version/",
+                                               "/openapi", "/openapi/*", "/api", "/api/*", "/apis", "/apis/*")]),
+        cluster_role("system:monitoring", [urls("get", "/metrics", "/metrics/slis", "/livez", "/readyz", "/healthz",
+                                                "/livez/*", "/readyz/*", "/healthz/*")]),
+        cluster_role("system:basic-user", [
+            r("create", AUTHZ, ("selfsubjectaccessreviews", "selfsubjectrulesreviews")),
+            r("create", AUTHN, "selfsubjectreviews")]),
+        cluster_role("system:public-info-viewer", [urls("get", "/livez", "/readyz", "/healthz", "/version",
+                                                        "/version/")]),
+        cluster_role("admin", [], aggregate_from="admin"),
+        cluster_role("edit", [], labels={agg + "admin": "true"}, aggregate_from="edit"),
+        cluster_role("view", [], labels={agg + "edit": "true"}, aggregate_from="view"),
+        cluster_role("system:aggregate-to-admin", [
+            r("create", AUTHZ, "localsubjectaccessreviews"),
+            r(READ_WRITE, RBAC, ("roles", "rolebindings")),
+        ], labels={agg + "admin": "true"}),
+        cluster_role("system:aggregate-to-edit", [
+            r(READ, CORE, ("pods/attach", "pods/proxy", "pods/exec", "pods/portforward", "secrets", "services/proxy")),
+            r("impersonate", CORE, "serviceaccounts"),
+            r(WRITE, CORE, ("pods", "pods/attach", "pods/proxy", "pods/exec", "pods/portforward")),
+            r("create", CORE, ("pods/eviction",)),
+            r(WRITE, CORE, ("replicationcontrollers", "replicationcontrollers/scale", "serviceaccounts", "services",
+                            "services/proxy", "persistentvolumeclaims", "configmaps", "secrets", "events")),
+            r("create", CORE, "serviceaccounts/token"),
+            r(WRITE, APPS, ("statefulsets", "statefulsets/scale", "daemonsets", "deployments", "deployments/scale",
+                            "deployments/rollback", "replicasets", "replicasets/scale")),
+            r(WRITE, AUTOSCALING, "horizontalpodautoscalers"),
+            r(WRITE, BATCH, ("jobs", "cronjobs")),
+            r(WRITE, EXT, ("daemonsets", "deployments", "deployments/scale", "deployments/rollback", "ingresses",
+                           "replicasets", "replicasets/scale", "replicationcontrollers/scale", "networkpolicies")),
+            r(WRITE, POLICY, "poddisruptionbudgets"),
+            r(WRITE, NETWORKING, ("networkpolicies", "ingresses")),
+        ], labels={agg + "edit": "true"}),
+        cluster_role("system:aggregate-to-view", [
+            r(READ, CORE, ("pods", "replicationcontrollers", "replicationcontrollers/scale", "serviceaccounts",
+                           "services", "services/status", "endpoints", "persistentvolumeclaims",
+                           "persistentvolumeclaims/status", "configmaps")),
+            r(READ, CORE, ("limitranges", "resourcequotas", "bindings", "events", "pods/status",
+                           "resourcequotas/status", "namespaces/status", "replicationcontrollers/status", "pods/log")),
+            r(READ, CORE, "namespaces"),
+            r(READ, DISCOVERY, "endpointslices"),
+            r(READ, APPS, ("controllerrevisions", "statefulsets", "statefulsets/status", "statefulsets/scale",
+                           "daemonsets", "daemonsets/status", "deployments", "deployments/status", "deployments/scale",
+                           "replicasets", "replicasets/status", "replicasets/scale")),
+            r(READ, AUTOSCALING, ("horizontalpodautoscalers", "horizontalpodautoscalers/status")),
+            r(READ, BATCH, ("jobs", "cronjobs", "cronjobs/status", "jobs/status")),
+            r(READ, EXT, ("daemonsets", "daemonsets/status", "deployments", "deployments/scale", "deployments/status",
+                          "ingresses", "ingresses/status", "replicasets", "replicasets/scale", "replicasets/status",
+                          "replicationcontrollers/scale", "networkpolicies")),
+            r(READ, POLICY, ("poddisruptionbudgets", "poddisruptionbudgets/status")),
+            r(READ, NETWORKING, ("networkpolicies", "ingresses", "ingresses/status")),
+        ], labels={agg + "view": "true"}),
+        cluster_role("system:node", node_rules()),
+        cluster_role("system:node-proxier", [
+            r(("list", "watch"), CORE, ("services", "endpoints")),
+            r(READ, CORE, "nodes"),
+            events_rule(),
+            r(("list", "watch"), DISCOVERY, "endpointslices"),
+        ]),
+        cluster_role("system:kubelet-api-admin", [
+            r(READ, CORE, "nodes"),
+            r("proxy", CORE, "nodes"),
+            r("*", CORE, ("nodes/proxy", "nodes/metrics", "nodes/spec", "nodes/stats", "nodes/log")),
+        ]),
+        cluster_role("system:node-bootstrapper", [
+            r(("create", "get", "list", "watch"), CERTS, "certificatesigningrequests")]),
+        cluster_role("system:kube-controller-manager", [
+            events_rule(),
+            r("create", COORD, "leases"),
+            r(("get", "update"), COORD, "leases", ("kube-controller-manager",)),
+            r("create", CORE, ("secrets", "serviceaccounts")),
+            r("delete", CORE, "secrets"),
+            r("get", CORE, ("namespaces", "secrets", "serviceaccounts", "configmaps")),
+            r("update", CORE, ("secrets", "serviceaccounts")),
+            r("create", AUTHN, "tokenreviews"),
+            r("create", AUTHZ, "subjectaccessreviews"),
+            r(("list", "watch"), "*", "*"),
+            r("create", CORE, "serviceaccounts/token"),
+        ]),
+        cluster_role("system:kube-scheduler", [
+            events_rule(),
+            r("create", COORD, "leases"),
+            r(("get", "update"), COORD, "leases", ("kube-scheduler",)),
+            r(READ, CORE, "nodes"),
+            r(("get", "list", "watch", "delete"), CORE, "pods"),
+            r("create", CORE, ("pods/binding", "bindings")),
+            r(("patch", "update"), CORE, "pods/status"),
+            r(READ, CORE, ("services", "replicationcontrollers")),
+            r(READ, (APPS, EXT), "replicasets"),
+            r(READ, APPS, "statefulsets"),
+            r(READ, POLICY, "poddisruptionbudgets"),
+            r(READ, CORE, ("persistentvolumeclaims", "persistentvolumes")),
+            r("create", AUTHN, "tokenreviews"),
+            r("create", AUTHZ, "subjectaccessreviews"),
+            r(READ, STORAGE, "csinodes"),
+            r(READ, CORE, "namespaces"),
+            r(READ, STORAGE, "csidrivers"),
+            r(READ, STORAGE, "csistoragecapacities"),
+        ]),
+        cluster_role("system:volume-scheduler", [
+            r(READ_UPDATE, CORE, "persistentvolumes"),
+            r(READ, STORAGE, "storageclasses"),
+            r(READ_UPDATE, CORE, "persistentvolumeclaims"),
+        ]),
+        cluster_role("system:certificates.k8s.io:certificatesigningrequests:nodeclient", [
+            r("create", CERTS, "certificatesigningrequests/nodeclient")]),
+        cluster_role("system:certificates.k8s.io:certificatesigningrequests:selfnodeclient", [
+            r("create", CERTS, "certificatesigningrequests/selfnodeclient")]),
+        cluster_role("system:certificates.k8s.io:legacy-unknown-approver", [
+            r("approve", CERTS, "signers", (LEGACY_SIGNER,))]),
+        cluster_role("system:certificates.k8s.io:kubelet-serving-approver", [
+            r("approve", CERTS, "signers", (SERVING_SIGNER,))]),
+        cluster_role("system:certificates.k8s.io:kube-apiserver-client-approver", [
+            r("approve", CERTS, "signers", (CLIENT_SIGNER,))]),
+        cluster_role("system:certificates.k8s.io:kube-apiserver-client-kubelet-approver", [
+            r("approve", CERTS, "signers", (KUBELET_CLIENT_SIGNER,))]),
+        cluster_role("system:service-account-issuer-discovery", [
+            urls("get", "/.well-known/openid-configuration", "/.well-known/openid-configuration/",
+                 "/openid/v1/jwks", "/openid/v1/jwks/")]),
+        *(cluster_role(CONTROLLER_PREFIX + name, rules) for name, rules in controller_roles().items()),
+    ]
+
+
+def controller_roles() -> dict[str, list[Obj]]:
+    """kube's controller roles (``controller_policy.go``) for the controllers k8py runs, by
+    service account name; ``apiservice-availability-controller`` is k8py's own (kube runs that
+    controller inside kube-aggregator, as the API server)."""
+    return {
+        "clusterrole-aggregation-controller": [
+            r(("escalate", "get", "list", "watch", "update", "patch"), RBAC, "clusterroles")],
+        "cronjob-controller": [
+            r(("get", "list", "watch", "update"), BATCH, "cronjobs"),
+            r(("get", "list", "watch", "create", "update", "delete", "patch"), BATCH, "jobs"),
+            r("update", BATCH, "cronjobs/status"),
+            r("update", BATCH, "cronjobs/finalizers"),
+            r(("list", "watch", "delete"), CORE, "pods"),
+            events_rule()],
+        "daemon-set-controller": [
+            r(READ, (EXT, APPS), "daemonsets"),
+            r("update", (EXT, APPS), "daemonsets/status"),
+            r("update", (EXT, APPS), "daemonsets/finalizers"),
+            r(("list", "watch"), CORE, "nodes"),
+            r(("list", "watch", "create", "delete", "patch"), CORE, "pods"),
+            r("create", CORE, "pods/binding"),
+            r(("get", "list", "watch", "create", "delete", "update", "patch"), APPS, "controllerrevisions"),
+            events_rule()],
+        "deployment-controller": [
+            r(("get", "list", "watch", "update"), (EXT, APPS), "deployments"),
+            r("update", (EXT, APPS), "deployments/status"),
+            r("update", (EXT, APPS), "deployments/finalizers"),
+            r(("get", "list", "watch", "create", "update", "patch", "delete"), (APPS, EXT), "replicasets"),
+            r(("get", "list", "watch", "update"), CORE, "pods"),
+            events_rule()],
+        "disruption-controller": [
+            r(READ, (EXT, APPS), "deployments"),
+            r(READ, (APPS, EXT), "replicasets"),
+            r(READ, CORE, "replicationcontrollers"),
+            r(READ, POLICY, "poddisruptionbudgets"),
+            r(READ, APPS, "statefulsets"),
+            r("update", POLICY, "poddisruptionbudgets/status"),
+            r(("patch", "update"), CORE, "pods/status"),
+            r("get", "*", "*/scale"),
+            events_rule()],
+        "endpoint-controller": [
+            r(READ, CORE, ("services", "pods")),
+            r(("get", "list", "watch", "create", "update", "delete"), CORE, "endpoints"),
+            r("create", CORE, "endpoints/restricted"),
+            events_rule()],
+        "endpointslice-controller": [
+            r(READ, CORE, ("services", "pods", "nodes")),
+            r("update", CORE, "services/finalizers"),
+            r(("get", "list", "watch", "create", "update", "delete"), DISCOVERY, "endpointslices"),
+            events_rule()],
+        "generic-garbage-collector": [
+            r(("get", "list", "watch", "patch", "update", "delete"), "*", "*"),
+            events_rule()],
+        "job-controller": [
+            r(("get", "list", "watch", "update", "patch"), BATCH, "jobs"),
+            r("update", BATCH, "jobs/status"),
+            r("update", BATCH, "jobs/finalizers"),
+            r(("list", "watch", "create", "delete", "patch"), CORE, "pods"),
+            events_rule()],
+        "namespace-controller": [
+            r(("get", "list", "watch", "delete"), CORE, "namespaces"),
+            r("update", CORE, ("namespaces/finalize", "namespaces/status")),
+            r(("get", "list", "watch", "delete", "deletecollection"), "*", "*")],
+        "node-controller": [
+            r(("get", "list", "watch", "update", "delete", "patch"), CORE, "nodes"),
+            r(("patch", "update"), CORE, "nodes/status"),
+            r(("patch", "update"), CORE, "pods/status"),
+            r(("list", "watch", "get", "delete"), CORE, "pods"),
+            events_rule()],
+        "pod-garbage-collector": [
+            r(("list", "watch", "delete"), CORE, "pods"),
+            r(READ, CORE, "nodes"),
+            r("patch", CORE, "pods/status")],
+        "replicaset-controller": [
+            r(("get", "list", "watch", "update"), (APPS, EXT), "replicasets"),
+            r("update", (APPS, EXT), "replicasets/status"),
+            r("update", (APPS, EXT), "replicasets/finalizers"),
+            r(("list", "watch", "patch", "create", "delete"), CORE, "pods"),
+            events_rule()],
+        "replication-controller": [
+            r(("get", "list", "watch", "update"), CORE, "replicationcontrollers"),
+            r("update", CORE, "replicationcontrollers/status"),
+            r("update", CORE, "replicationcontrollers/finalizers"),
+            r(("list", "watch", "patch", "create", "delete"), CORE, "pods"),
+            events_rule()],
+        "root-ca-cert-publisher": [
+            r(("create", "update"), CORE, "configmaps"),
+            events_rule()],
+        "service-account-controller": [
+            r("create", CORE, "serviceaccounts"),
+            events_rule()],
+        "statefulset-controller": [
+            r(("list", "watch"), CORE, "pods"),
+            r(READ, APPS, "statefulsets"),
+            r("update", APPS, "statefulsets/status"),
+            r("update", APPS, "statefulsets/finalizers"),
+            r(("get", "create", "delete", "update", "patch"), CORE, "pods"),
+            r(("get", "create", "delete", "update", "patch", "list", "watch"), APPS, "controllerrevisions"),
+            r(("get", "create", "list", "watch"), CORE, "persistentvolumeclaims"),
+            r(("update", "delete"), CORE, "persistentvolumeclaims"),
+            r("update", CORE, "pods/finalizers"),
+            events_rule()],
+        "ttl-after-finished-controller": [
+            r(("get", "list", "watch", "delete"), BATCH, "jobs"),
+            events_rule()],
+        "certificate-controller": [
+            r(("get", "list", "watch", "delete"), CERTS, "certificatesigningrequests"),
+            r("update", CERTS, ("certificatesigningrequests/status", "certificatesigningrequests/approval")),
+            r("approve", CERTS, "signers", (KUBELET_CLIENT_SIGNER,)),
+            r("sign", CERTS, "signers", (LEGACY_SIGNER, CLIENT_SIGNER, KUBELET_CLIENT_SIGNER, SERVING_SIGNER)),
+            r("create", AUTHZ, "subjectaccessreviews"),
+            events_rule()],
+        "apiservice-availability-controller": [
+            r(READ, APIREG, "apiservices"),
+            r(("update", "patch"), APIREG, "apiservices/status"),
+            r(READ, CORE, ("services", "endpoints")),
+            r(READ, DISCOVERY, "endpointslices")],
+    }
+
+
+def cluster_role_bindings() -> list[Obj]:
+    authenticated = subject("Group", "system:authenticated")
+    out = [
+        cluster_binding("cluster-admin", "cluster-admin", [subject("Group", "system:masters")]),
+        cluster_binding("system:monitoring", "system:monitoring", [subject("Group", "system:monitoring")]),
+        cluster_binding("system:discovery", "system:discovery", [authenticated]),
+        cluster_binding("system:basic-user", "system:basic-user", [authenticated]),
+        cluster_binding("system:public-info-viewer", "system:public-info-viewer",
+                        [authenticated, subject("Group", "system:unauthenticated")]),
+        cluster_binding("system:node-proxier", "system:node-proxier", [subject("User", "system:kube-proxy")]),
+        cluster_binding("system:kube-controller-manager", "system:kube-controller-manager",
+                        [subject("User", KCM_USER)]),
+        cluster_binding("system:kube-scheduler", "system:kube-scheduler", [subject("User", "system:kube-scheduler")]),
+        cluster_binding("system:volume-scheduler", "system:volume-scheduler",
+                        [subject("User", "system:kube-scheduler")]),
+        # kube keeps this binding with no subjects (its Node authorizer serves nodes); k8py has
+        # no Node authorizer yet, so system:nodes keeps the legacy binding
+        cluster_binding("system:node", "system:node", [subject("Group", "system:nodes")]),
+        cluster_binding("system:service-account-issuer-discovery", "system:service-account-issuer-discovery",
+                        [subject("Group", "system:serviceaccounts")]),
+        # what kubeadm binds for joining nodes (k8py joins nodes itself)
+        cluster_binding("k8py:kubelet-bootstrap", "system:node-bootstrapper",
+                        [subject("Group", "system:bootstrappers")]),
+        cluster_binding("k8py:node-autoapprove-bootstrap",
+                        "system:certificates.k8s.io:certificatesigningrequests:nodeclient",
+                        [subject("Group", "system:bootstrappers")]),
+        cluster_binding("k8py:node-autoapprove-certificate-rotation",
+                        "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
+                        [subject("Group", "system:nodes")]),
+    ]
+    for name in controller_roles():
+        # kube binds each controller role to its service account; k8py's controllers all run
+        # as the controller manager's own user, which is bound too
+        out.append(cluster_binding(CONTROLLER_PREFIX + name, CONTROLLER_PREFIX + name, [
+            subject("ServiceAccount", name, "kube-system"), subject("User", KCM_USER)]))
+    return out
+
+
+def roles() -> list[Obj]:
+    """Namespaced roles: kube's leader-election role for the controller manager and scheduler,
+    and read access to the cluster CA for joining nodes (kubeadm's cluster-info reader)."""
+    return [
+        {"apiVersion": RBAC_V1, "kind": "Role",
+         "metadata": _meta("system::leader-locking-kube-controller-manager", namespace="kube-system"),
+         "rules": [r("watch", CORE, "configmaps"),
+                   r(("get", "update"), CORE, "configmaps", ("kube-controller-manager",))]},
+        {"apiVersion": RBAC_V1, "kind": "Role",
+         "metadata": _meta("system::leader-locking-kube-scheduler", namespace="kube-system"),
+         "rules": [r("watch", CORE, "configmaps"), r(("get", "update"), CORE, "configmaps", ("kube-scheduler",))]},
+        {"apiVersion": RBAC_V1, "kind": "Role", "metadata": _meta("k8py:bootstrap-signer-clusterinfo",
+                                                                  namespace="kube-public"),
+         "rules": [r("get", CORE, "configmaps", ("kube-root-ca.crt",))]},
+    ]
+
+
+def role_bindings() -> list[Obj]:
+    def rb(name: str, ns: str, role: str, subjects: list[Obj]) -> Obj:
+        return {"apiVersion": RBAC_V1, "kind": "RoleBinding", "metadata": _meta(name, namespace=ns),
+                "roleRef": {"apiGroup": RBAC, "kind": "Role", "name": role}, "subjects": subjects}
+    return [
+        rb("system::leader-locking-kube-controller-manager", "kube-system",
+           "system::leader-locking-kube-controller-manager",
+           [subject("User", KCM_USER), subject("ServiceAccount", "kube-controller-manager", "kube-system")]),
+        rb("system::leader-locking-kube-scheduler", "kube-system", "system::leader-locking-kube-scheduler",
+           [subject("User", "system:kube-scheduler"), subject("ServiceAccount", "kube-scheduler", "kube-system")]),
+        rb("k8py:bootstrap-signer-clusterinfo", "kube-public", "k8py:bootstrap-signer-clusterinfo",
+           [subject("Group", "system:bootstrappers")]),
+    ]
+
+
+# --------------------------------------------------------------------------- reconcile
+
+
+def _merge_map(have: Any, want: dict[str, str]) -> dict[str, str]:
+    out = dict(have) if isinstance(have, dict) else {}
+    for k, v in want.items():
+        out.setdefault(k, v)
+    return out
+
+
+def reconciled(existing: Obj, expected: Obj) -> Obj | None:
+    """kube's ``computeReconciledRole`` / ``computeReconciledRoleBinding`` without removal: the
+    existing object with what ``expected`` adds, or None when nothing is missing."""
+    from k8py.apiserver.rbac.rules import covers, rule_from, rule_to_dict
+
+    new = copy.deepcopy(existing)
+    meta = new.setdefault("metadata", {})
+    meta["labels"] = _merge_map(meta.get("labels"), expected["metadata"].get("labels") or {})
+    meta["annotations"] = _merge_map(meta.get("annotations"), expected["metadata"].get("annotations") or {})
+    if expected["kind"] in ("Role", "ClusterRole"):
+        _, missing = covers([rule_from(x) for x in new.get("rules") or []],
+                            [rule_from(x) for x in expected.get("rules") or []])
+        if missing:
+            new["rules"] = [*(new.get("rules") or []), *(rule_to_dict(m) for m in missing)]
+        want_agg = expected.get("aggregationRule")
+        if want_agg:
+            have = new.get("aggregationRule") or {}
+            sels = list(have.get("clusterRoleSelectors") or [])
+            for s in want_agg["clusterRoleSelectors"]:
+                if s not in sels:
+                    sels.append(s)
+            new["aggregationRule"] = {**have, "clusterRoleSelectors": sels}
+    else:
+        subjects = list(new.get("subjects") or [])
+        for s in expected.get("subjects") or []:
+            if not any(x.get("kind") == s["kind"] and x.get("name") == s["name"]
+                       and (x.get("namespace") or "") == (s.get("namespace") or "") for x in subjects):
+                subjects.append(s)
+        new["subjects"] = subjects
+    return None if new == existing else new
+
+
+async def reconcile(api: ResourceAPI, objects: Objects, registry: Registry) -> None:
+    """Create the bootstrap policy's missing objects and complete existing ones (see the module)."""
+    kinds: dict[str, KindInfo] = {}
+    for kind_name, resource in (("ClusterRole", "clusterroles"), ("ClusterRoleBinding", "clusterrolebindings"),
+                                ("Role", "roles"), ("RoleBinding", "rolebindings")):
+        k = registry.by_resource(RBAC, "v1", resource)
+        assert k is not None
+        kinds[kind_name] = k
+    created = updated = 0
+    for obj in [*cluster_roles(), *cluster_role_bindings(), *roles(), *role_bindings()]:
+        kind = kinds[obj["kind"]]
+        ns = obj["metadata"].get("namespace") if kind.namespaced else None
+        name = obj["metadata"]["name"]
+        current = await objects.try_get(kind, ns, name)
+        if current is not None and (current.get("metadata", {}).get("annotations") or {}).get(AUTOUPDATE) == "false":
+            continue
+        if current is not None and "roleRef" in obj and current.get("roleRef") != obj["roleRef"]:
+            # a roleRef cannot change: kube's reconciler deletes the binding and makes it again
+            log.warning("RBAC bootstrap: %s %s refers to %s; recreating it to refer to %s", obj["kind"], name,
+                        current.get("roleRef"), obj["roleRef"])
+            await objects.delete(kind, ns, name, None)
+            current = None
+        if current is None:
+            try:
+                await api.create_object(None, kind, ns, copy.deepcopy(obj), False, "kube-apiserver")  # type: ignore[arg-type]
+                created += 1
+            except errors.StatusError as e:
+                if e.code != 409:
+                    raise
+            continue
+
+        async def try_update(cur: Obj, expected: Obj = obj) -> Obj | None:
+            return reconciled(cur, expected)
+
+        before = current["metadata"].get("resourceVersion")
+        _, after = await objects.guaranteed_update(kind, ns, name, try_update)
+        if after["metadata"].get("resourceVersion") != before:
+            updated += 1
+    log.info("RBAC bootstrap policy reconciled: %d created, %d updated", created, updated)
