@@ -219,14 +219,17 @@ def test_downward_api_labels_follow_the_pod(cluster: Server, ns: str) -> None:
     s.kubectl("delete", "pod", "labelled", "-n", ns, "--wait=true", timeout=90)
 
 
-def test_memory_empty_dir_is_a_tmpfs_of_its_size_limit(cluster: Server, ns: str) -> None:
+def test_memory_empty_dir_is_a_tmpfs_of_its_size_limit_released_when_the_pod_ends(cluster: Server, ns: str) -> None:
     s = cluster
-    apply(s, ns, pod("ram", "cat /proc/mounts; sleep 3600",
+    apply(s, ns, pod("ram", "cat /proc/mounts; sleep 2",
                      [{"name": "scratch", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}}],
-                     [{"name": "scratch", "mountPath": "/scratch"}]))
+                     [{"name": "scratch", "mountPath": "/scratch"}], restart="Never"))
     out = wait(lambda: output_with(s, ns, "ram", "/scratch"), 90, "the pod's mounts")
     line = next(x.split() for x in out.splitlines() if len(x.split()) > 3 and x.split()[1] == "/scratch")
     assert line[2] == "tmpfs" and "size=16384k" in line[3] and line[3].startswith("rw")
+    uid = get(s, ns, "ram")["metadata"]["uid"]
+    wait(lambda: get(s, ns, "ram")["status"]["phase"] == "Succeeded", 60, "the pod to finish")
+    wait(lambda: not mounts_under(volume_dir(s, uid)), 30, "the finished pod's tmpfs unmounted")
     delete_and_check_torn_down(s, ns, "ram")
 
 
@@ -239,4 +242,6 @@ def test_empty_dir_over_its_size_limit_is_evicted(cluster: Server, ns: str) -> N
     assert st["phase"] == "Failed"
     assert st["message"] == 'Usage of EmptyDir volume "data" exceeds the limit "1Mi". '
     assert any(e["reason"] == "Evicted" for e in _events(s, ns, "hog"))
+    uid = get(s, ns, "hog")["metadata"]["uid"]
+    wait(lambda: not os.path.exists(os.path.join(volume_dir(s, uid), "volumes")), 30, "the evicted pod's emptyDir removed")
     delete_and_check_torn_down(s, ns, "hog")

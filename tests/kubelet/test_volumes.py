@@ -315,6 +315,9 @@ async def test_update_path_waits_for_a_missing_configmap_then_follows_changes(tm
     r3 = await m.mount(p2)
     assert r3.ready and (root / "k").read_text() == "two"
     assert events[-1] == ("FailedMount", 'MountVolume.SetUp failed for volume "cfg" : configmap "cm" not found')
+    restarted = manager(tmp_path, api, events)  # the agent restarted while the ConfigMap was gone
+    assert (await restarted.mount(p2)).ready, "set up by the earlier run: its containers may start"
+    assert (root / "k").read_text() == "two"
     assert await m.teardown("u-1") == []
     assert not (tmp_path / "pods" / "u-1").exists()
 
@@ -392,6 +395,21 @@ async def test_orphans_are_removed_and_size_limits_evict(tmp_path: Path) -> None
     await m.check_limits()
     assert len(evicted) == 1, "evicted once"
     await m.teardown("u-4")
+
+
+@needs_root
+async def test_a_finished_pods_volumes_are_released(tmp_path: Path) -> None:
+    api = FakeAPI()
+    api.objects[("ConfigMap", "ns", "cm")] = {"data": {"k": "v"}}
+    m = manager(tmp_path, api)
+    p = vpod("u-5", [{"name": "mem", "emptyDir": {"medium": "Memory"}}, {"name": "cfg", "configMap": {"name": "cm"}}])
+    assert (await m.mount(p)).ready
+    pod_dir = tmp_path / "pods" / "u-5"
+    assert len(mounts_under(str(pod_dir))) == 1
+    await m.release(p)
+    assert mounts_under(str(pod_dir)) == [] and not (pod_dir / "volumes").exists() and pod_dir.exists()
+    assert (await m.mount(p)).ready and not (pod_dir / "volumes").exists(), "not set up again"
+    assert await m.teardown("u-5") == [] and not pod_dir.exists()
 
 
 def test_teardown_dir_of_plain_directories(tmp_path: Path) -> None:

@@ -641,6 +641,7 @@ def _dir_usage(path: str) -> int:
 class _PodVolumes:
     pod: Obj
     ready: set[str] = field(default_factory=set)  # volumes set up at least once
+    released: bool = False  # unmounted because the pod finished
     refs: set[tuple[str, str, str]] = field(default_factory=set)  # (kind, namespace, name) watched
     retry_at: float = 0.0
     delay: float = 0.0
@@ -755,6 +756,8 @@ class VolumeManager:
         """Set up (or refresh) every volume of ``pod``; a failure is a ``FailedMount`` event and
         is retried after kubelet's back-off (or when a watched object changes)."""
         st = self._state(pod)
+        if st.released:
+            return MountResult(True)  # a finished pod's volumes are not set up again
         vols = list((pod.get("spec") or {}).get("volumes") or ())
         now = time.time()
         names = {str(v.get("name", "")) for v in vols}
@@ -784,10 +787,13 @@ class VolumeManager:
                     raise VolumeError(_aggregate(errs))
                 await self._setup(pod, v, st, objects, facts)
                 st.ready.add(name)
-            except VolumeError as e:
+            except (VolumeError, OSError) as e:
                 failed.append((name, str(e)))
-            except OSError as e:
-                failed.append((name, str(e)))
+                path = volume_path(self.pods_dir, uid, v)
+                if path is not None and volume_kind(v) in ATOMIC_KINDS and os.path.islink(os.path.join(path, DATA_DIR)):
+                    # set up by an earlier run of the agent (kubelet reconstructs it from disk): the
+                    # pod's containers may (re)start with the files it has
+                    st.ready.add(name)
         if failed:
             st.delay = min(max(st.delay * 2, RETRY_INITIAL), RETRY_MAX)
             st.retry_at = time.time() + st.delay
@@ -934,6 +940,23 @@ class VolumeManager:
         return target
 
     # -- tear-down -------------------------------------------------------------------------------
+
+    async def release(self, pod: Obj) -> None:
+        """The pod finished (Succeeded or Failed, nothing runs): kubelet unmounts its volumes
+        then, and removes their directories; the pod's own directory goes when the pod does."""
+        st = self._state(pod)
+        if st.released:
+            return
+        st.released = True
+        st.ready.clear()
+        uid = str(pod["metadata"].get("uid", ""))
+        if self._watches is not None:
+            for ref in st.refs:
+                await self._watches.remove(ref, uid)
+        st.refs.clear()
+        for sub in ("volume-subpaths", "volumes"):  # the subPath binds first: they hold the volumes' files
+            for p in await asyncio.to_thread(teardown_dir, os.path.join(self.pods_dir, uid, sub)):
+                log.warning("pod uid %s: volume tear-down: %s", uid, p)
 
     async def teardown(self, uid: str) -> list[str]:
         """The pod is gone: unmount and remove its directory, stop watching what only it used."""
