@@ -8,6 +8,7 @@
   ``text/plain``; with ``follow`` until the container exits or the client goes.
 - ``GET|POST /exec/{namespace}/{pod}/{container}`` and ``/attach/...``: ``kubectl exec`` and
   ``kubectl attach`` over WebSocket (:mod:`.streaming`).
+- ``GET|POST /portForward/{namespace}/{pod}[/{uid}]``: port-forward into the pod (:mod:`.portforward`).
 - ``GET /stats/summary``: kubelet's Summary API (``stats/v1alpha1``): the node's CPU and memory,
   and per pod its containers' from ``Runtime.container_stats``.
 
@@ -42,6 +43,7 @@ from aiohttp import web
 from k8py.api.corev1 import format_epoch
 from k8py.kubelet import streaming
 from k8py.kubelet.logs import LogOptions, parse_timestamp, stream_logs
+from k8py.kubelet.portforward import PortForward
 from k8py.kubelet.runtime.types import ContainerState, ContainerStats, ContainerStatus, Runtime
 from k8py.pki import tls_server_context
 
@@ -190,6 +192,7 @@ class KubeletServer:
         r.add_get("/pods/", self.list_pods)
         r.add_get("/containerLogs/{namespace}/{pod}/{container}", self.container_logs)
         r.add_get("/stats/summary", self.stats_summary)
+        PortForward(self.runtime, self.find_pod).add_routes(r)  # /portForward/{namespace}/{pod}[/{uid}]
         for verb in ("exec", "attach"):
             for path in (f"/{verb}/{{namespace}}/{{pod}}/{{container}}", f"/{verb}/{{namespace}}/{{pod}}/{{uid}}/{{container}}"):
                 r.add_get(path, self.exec_attach)
