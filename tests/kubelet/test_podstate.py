@@ -13,6 +13,7 @@ from k8py.kubelet.podstate import (
     BACKOFF_MAX,
     Memory,
     Observed,
+    ProbeResults,
     compute_actions,
     go_duration,
     is_terminal,
@@ -455,3 +456,143 @@ def test_status_after_the_sandbox_was_recreated_keeps_counting() -> None:
 def test_a_container_created_but_never_started_is_started_again() -> None:
     acts = compute_actions(pod("app"), obs(ctr("app", CREATED)), Memory(), NOW)
     assert [k.name for k, _ in acts.kill] == ["app"] and started(acts) == [("app", False, 1)]
+
+
+# --------------------------------------------------------------------------- probes
+
+
+def probed(*names: str, restart: str = "Always", **probes: Any) -> dict[str, Any]:
+    """A pod whose containers all carry ``probes`` (livenessProbe=..., readinessProbe=...)."""
+    p = pod(*names, restart=restart)
+    for c in p["spec"]["containers"]:
+        c.update(probes)
+    return p
+
+
+EXEC = {"exec": {"command": ["true"]}, "periodSeconds": 1}
+
+
+def test_readiness_result_drives_ready_and_the_pods_conditions() -> None:
+    p = probed("app", readinessProbe=EXEC)
+    o = obs(ctr("app", RUNNING, cid="c1"))
+    # no result yet (kubelet's readiness starts at failure): running but not ready
+    st = pod_status(p, o, Memory(), {}, [], NOW)
+    (s,) = st["containerStatuses"]
+    assert s["started"] is True and s["ready"] is False
+    assert conds(st)["ContainersReady"]["status"] == "False"
+    assert conds(st)["Ready"]["message"] == "containers with unready status: [app]"
+    st = pod_status(p, o, Memory(), {}, [], NOW, probes=ProbeResults(readiness={"c1": True}))
+    assert st["containerStatuses"][0]["ready"] is True and conds(st)["Ready"]["status"] == "True"
+    # a result of an older container does not count for the new one
+    st = pod_status(p, obs(ctr("app", RUNNING, attempt=1, cid="c2")), Memory(), {}, [], NOW,
+                    probes=ProbeResults(readiness={"c1": True}))
+    assert st["containerStatuses"][0]["ready"] is False
+
+
+def test_a_startup_probe_holds_started_and_ready_back() -> None:
+    p = probed("app", startupProbe=EXEC)
+    o = obs(ctr("app", RUNNING, cid="c1"))
+    (s,) = pod_status(p, o, Memory(), {}, [], NOW)["containerStatuses"]
+    assert s["started"] is False and s["ready"] is False
+    (s,) = pod_status(p, o, Memory(), {}, [], NOW, probes=ProbeResults(startup={"c1": True}))["containerStatuses"]
+    assert s["started"] is True and s["ready"] is True
+
+
+def test_a_failed_liveness_probe_kills_and_restarts_the_container_at_once() -> None:
+    p = probed("app", livenessProbe={**EXEC, "terminationGracePeriodSeconds": 3})
+    running = ctr("app", RUNNING, attempt=2, cid="c1")
+    mem = Memory(backoff={"app": (NOW + 100, 40)})  # a back-off is for exited containers only
+    acts = compute_actions(p, obs(running), mem, NOW, ProbeResults(liveness={"c1": False}))
+    assert [(c.id, why) for c, why in acts.kill] == [("c1", "Container app failed liveness probe, will be restarted")]
+    assert acts.kill_grace == {"c1": 3.0}
+    assert started(acts) == [("app", False, 3)] and not acts.kill_pod
+    # passing (or no result): kept
+    assert compute_actions(p, obs(running), Memory(), NOW, ProbeResults(liveness={"c1": True})).idle()
+
+
+def test_a_failed_liveness_probe_under_never_kills_without_restart() -> None:
+    p = probed("app", restart="Never", livenessProbe=EXEC)
+    acts = compute_actions(p, obs(ctr("app", RUNNING, cid="c1")), Memory(), NOW, ProbeResults(liveness={"c1": False}))
+    assert [why for _, why in acts.kill] == ["Container app failed liveness probe"]
+    assert not acts.start and not acts.kill_grace
+
+
+def test_a_failed_startup_probe_kills_the_container() -> None:
+    p = probed("app", startupProbe=EXEC)
+    acts = compute_actions(p, obs(ctr("app", RUNNING, cid="c1")), Memory(), NOW, ProbeResults(startup={"c1": False}))
+    assert [why for _, why in acts.kill] == ["Container app failed startup probe, will be restarted"]
+    assert started(acts) == [("app", False, 1)]
+
+
+# --------------------------------------------------------------------------- sidecars
+
+
+def sidecar_pod(restart: str = "Always", init: tuple[str, ...] = ("side", "setup"),
+                sidecars: tuple[str, ...] = ("side",), **side: Any) -> dict[str, Any]:
+    p = pod("app", init=init, restart=restart)
+    for ic in p["spec"]["initContainers"]:
+        if ic["name"] in sidecars:
+            ic.update(restartPolicy="Always", **side)
+    return p
+
+
+def test_a_sidecar_starts_first_and_the_next_init_container_once_it_runs() -> None:
+    p = sidecar_pod()
+    acts = compute_actions(p, Observed(), Memory(), NOW)
+    assert acts.create_sandbox and started(acts) == [("side", True, 0)]
+    assert started(compute_actions(p, obs(ctr("side", RUNNING)), Memory(), NOW)) == [("setup", True, 0)]
+    # the regular init container runs to completion while the sidecar keeps running
+    assert compute_actions(p, obs(ctr("side", RUNNING), ctr("setup", RUNNING)), Memory(), NOW).idle()
+    assert started(compute_actions(p, obs(ctr("side", RUNNING), ctr("setup", EXITED)), Memory(), NOW)) == [
+        ("app", False, 0)]
+
+
+def test_a_sidecar_with_a_startup_probe_holds_the_next_until_it_passes() -> None:
+    p = sidecar_pod(startupProbe=EXEC)
+    o = obs(ctr("side", RUNNING, cid="s1"))
+    assert compute_actions(p, o, Memory(), NOW).idle()
+    assert started(compute_actions(p, o, Memory(), NOW, ProbeResults(startup={"s1": True}))) == [("setup", True, 0)]
+    acts = compute_actions(p, o, Memory(), NOW, ProbeResults(startup={"s1": False}))
+    assert [why for _, why in acts.kill] == ["Init container side failed startup probe"]
+    assert started(acts) == [("side", True, 1)]
+
+
+def test_a_sidecar_that_exits_is_restarted_with_back_off_even_under_never() -> None:
+    p = sidecar_pod(restart="Never", init=("side",))
+    o = obs(ctr("side", EXITED, code=1), ctr("app", RUNNING))
+    assert started(compute_actions(p, o, Memory(), NOW)) == [("side", True, 1)]
+    mem = Memory(backoff={"side": (NOW - 5 + 10, 10)})
+    acts = compute_actions(p, o, mem, NOW)
+    assert not acts.start and acts.waiting["side"][0] == "CrashLoopBackOff"
+    st = pod_status(p, o, mem, acts.waiting, [], NOW)
+    (side,) = st["initContainerStatuses"]
+    assert side["state"]["waiting"]["reason"] == "CrashLoopBackOff" and st["phase"] == "Running"
+
+
+def test_sidecars_do_not_keep_a_finished_pod_alive() -> None:
+    p = sidecar_pod(restart="Never", init=("side",))
+    o = obs(ctr("side", RUNNING), ctr("app", EXITED, code=0))
+    assert pod_phase(p, o, {}) == "Running"  # the sidecar still runs
+    acts = compute_actions(p, o, Memory(), NOW)
+    assert acts.kill_pod and not acts.start  # stopped, sidecar included, and not restarted
+    done = obs(ctr("side", EXITED, code=143), ctr("app", EXITED, code=0))
+    assert pod_phase(p, done, {}) == "Succeeded"  # an exited sidecar does not count
+    assert pod_phase(p, obs(ctr("side", EXITED, code=143), ctr("app", EXITED, code=1)), {}) == "Failed"
+
+
+def test_sidecar_statuses_conditions_and_phase() -> None:
+    p = sidecar_pod(init=("side",), readinessProbe=EXEC, startupProbe=EXEC)
+    o = obs(ctr("side", RUNNING, cid="s1"))
+    st = pod_status(p, o, Memory(), {}, [], NOW)
+    (side,) = st["initContainerStatuses"]
+    assert side["started"] is False and side["ready"] is False and st["phase"] == "Pending"
+    assert conds(st)["Initialized"]["message"] == "containers with incomplete status: [side]"
+    pr = ProbeResults(startup={"s1": True}, readiness={"s1": True})
+    o = obs(ctr("side", RUNNING, cid="s1"), ctr("app", RUNNING))
+    st = pod_status(p, o, Memory(), {}, [], NOW, probes=pr)
+    (side,) = st["initContainerStatuses"]
+    assert side["started"] is True and side["ready"] is True and st["phase"] == "Running"
+    assert conds(st)["Initialized"]["status"] == "True" and conds(st)["Ready"]["status"] == "True"
+    # an unready sidecar makes the pod unready
+    st = pod_status(p, o, Memory(), {}, [], NOW, probes=ProbeResults(startup={"s1": True}))
+    assert conds(st)["ContainersReady"]["message"] == "containers with unready status: [side]"

@@ -43,6 +43,7 @@ from k8py.client.leaderelection import format_micro_time
 from k8py.kubelet import node as nodeinfo
 from k8py.kubelet.podstate import BACKOFF_INITIAL, BACKOFF_MAX
 from k8py.kubelet.podworker import PodWorker
+from k8py.kubelet.prober import HTTPProber
 from k8py.kubelet.runtime.types import ContainerState, Runtime, RuntimeServiceError
 from k8py.kubelet.spec import NodeFacts
 from k8py.kubelet.volumes import VolumeManager
@@ -232,6 +233,7 @@ class Agent:
         self._sandbox_ids: dict[str, set[str]] = {}
         self.ready = asyncio.Event()
         self.lease_renewals = 0
+        self.probe_http = HTTPProber()  # the one HTTP client of every pod's probes and hooks
         # the pods' volumes; simulated nodes mount nothing and watch no ConfigMap or Secret
         self.volumes = VolumeManager(client, self.facts.pods_dir, facts=lambda: self.facts, record=self.record,
                                      wake=self._poke_pod, evict=self._evict_pod, watch=not config.fake_volumes)
@@ -286,6 +288,10 @@ class Agent:
             t.cancel()
         await asyncio.gather(*self._tasks, *workers, return_exceptions=True)
         self._tasks.clear()
+        for w in self.workers.values():
+            if w.probes is not None:
+                await w.probes.stop()
+        await self.probe_http.close()
         await self.volumes.stop()
         if self._own_recorder:
             await self.recorder.stop()

@@ -19,6 +19,14 @@ not run again. Init containers run again in a new sandbox (kubelet purges the ol
 
 The phase is kubelet's ``getPhase`` over the container statuses this module reports, so phase,
 conditions and statuses can never disagree.
+
+Probes are an input too (:class:`ProbeResults`, what the probe workers of ``prober.py`` last
+decided, by container id): readiness feeds ``ready``, a startup probe ``started``, and a failed
+liveness or startup probe is a kill (and a restart unless ``restartPolicy: Never``), as in
+kubelet's ``computePodActions``. Sidecars (init containers with ``restartPolicy: Always``) follow
+``computeInitContainerActions``: the next init container starts once a sidecar has started,
+sidecars are restarted whenever they exit, and a pod whose regular containers are all done is
+stopped, sidecars included.
 """
 
 from __future__ import annotations
@@ -38,9 +46,11 @@ __all__ = [
     "Actions",
     "Memory",
     "Observed",
+    "ProbeResults",
     "StartContainer",
     "compute_actions",
     "go_duration",
+    "is_restartable_init",
     "is_terminal",
     "next_backoff",
     "pod_phase",
@@ -152,6 +162,45 @@ class Memory:
 
 
 @dataclass(frozen=True, slots=True)
+class ProbeResults:
+    """What the probe workers last decided, by container id: True success, False failure; a
+    container without an entry has no result yet (kubelet's results managers: readiness starts
+    at failure, liveness at success, startup unknown)."""
+
+    liveness: Mapping[str, bool] = field(default_factory=dict)
+    readiness: Mapping[str, bool] = field(default_factory=dict)
+    startup: Mapping[str, bool] = field(default_factory=dict)
+
+
+NO_PROBES = ProbeResults()
+
+
+def is_restartable_init(c: Mapping[str, Any]) -> bool:
+    """A sidecar: an init container with ``restartPolicy: Always`` (``IsRestartableInitContainer``)."""
+    return c.get("restartPolicy") == "Always"
+
+
+def _started(c: Mapping[str, Any], st: ContainerStatus | None, probes: ProbeResults) -> bool:
+    """kubelet's prober manager ``UpdatePodStatus``: a running container has started when it has
+    no startup probe or its startup probe succeeded."""
+    if st is None or st.state != ContainerState.RUNNING:
+        return False
+    if c.get("startupProbe"):
+        return probes.startup.get(st.id) is True
+    return True
+
+
+def _ready(c: Mapping[str, Any], st: ContainerStatus | None, probes: ProbeResults) -> bool:
+    """Started, and its readiness probe (if it has one) succeeded last."""
+    if not _started(c, st, probes):
+        return False
+    if c.get("readinessProbe"):
+        assert st is not None
+        return probes.readiness.get(st.id) is True
+    return True
+
+
+@dataclass(frozen=True, slots=True)
 class StartContainer:
     spec: Mapping[str, Any]  # the container from the pod spec
     init: bool
@@ -165,6 +214,9 @@ class Actions:
     sandbox_attempt: int = 0
     start: list[StartContainer] = field(default_factory=list)
     kill: list[tuple[ContainerStatus, str]] = field(default_factory=list)  # (container, why)
+    # container id -> the grace period of its kill when it is not the pod's: a failed liveness
+    # or startup probe's ``terminationGracePeriodSeconds``
+    kill_grace: dict[str, float] = field(default_factory=dict)
     # container name -> (reason, message): shown as Waiting (back-off in progress)
     waiting: dict[str, tuple[str, str]] = field(default_factory=dict)
     wake_at: float | None = None  # when something here becomes due (back-off ends)
@@ -291,7 +343,13 @@ def _sandbox_actions(pod: Mapping[str, Any], obs: Observed, mem: Memory, now: fl
     return acts
 
 
-def compute_actions(pod: Mapping[str, Any], obs: Observed, mem: Memory, now: float) -> Actions:
+def _probe_grace(c: Mapping[str, Any], kind: str) -> float | None:
+    g = (c.get(kind) or {}).get("terminationGracePeriodSeconds")
+    return float(g) if g is not None else None
+
+
+def compute_actions(pod: Mapping[str, Any], obs: Observed, mem: Memory, now: float,
+                    probes: ProbeResults = NO_PROBES) -> Actions:
     """What to do now for a pod that is not being deleted (deletion is the worker's terminate
     path). Restarts wait out their back-off: such containers come back in ``waiting`` with
     kubelet's ``CrashLoopBackOff`` and ``wake_at`` says when to look again."""
@@ -333,40 +391,124 @@ def compute_actions(pod: Mapping[str, Any], obs: Observed, mem: Memory, now: flo
                 return
         acts.start.append(StartContainer(c, init, _next_attempt(obs, name)))
 
-    # init containers: one at a time, each to completion; a pod whose regular containers
-    # exist in this sandbox has been initialized (kubelet: their statuses may be gone)
-    if not any(c["name"] in cur for c in spec.get("containers") or ()):
-        for ic in spec.get("initContainers") or ():
-            st = cur.get(ic["name"])
-            if st is None:
-                restart(ic, None, True)
-                return acts
-            if st.state == ContainerState.RUNNING:
-                return acts
-            if st.state in (ContainerState.UNKNOWN, ContainerState.CREATED):
-                # created but never started (the agent stopped between the two): kubelet kills
-                # and starts it again, as it does an unknown one
-                acts.kill.append((st, f'Init container is in "{st.state.value}" state, try killing it before restart'))
-                restart(ic, st, True)
-                return acts
-            if st.exit_code == 0:
-                continue
-            if policy == "Never":
-                acts.kill_pod = True  # the pod has failed
-                return acts
-            restart(ic, st, True)
-            return acts
+    def kill(c: Mapping[str, Any], st: ContainerStatus, why: str, probe: str = "") -> None:
+        acts.kill.append((st, why))
+        grace = _probe_grace(c, probe) if probe else None
+        if grace is not None:
+            acts.kill_grace[st.id] = grace
 
+    initialized, init_start = _init_actions(pod, cur, probes, kill)
+    if init_start is None:  # an init container failed under restartPolicy Never: the pod has failed
+        acts.kill_pod = True
+        return acts
+    inits = list(spec.get("initContainers") or ())
+    for i in init_start:
+        restart(inits[i], cur.get(inits[i]["name"]), True)
+    if not initialized:
+        return acts
+
+    keep = 0
+    to_start = 0
     for c in spec.get("containers") or ():
-        st = regular.get(c["name"])
-        if st is None:
-            restart(c, None, False)
-        elif st.state in (ContainerState.UNKNOWN, ContainerState.CREATED):
-            acts.kill.append((st, f'Container is in "{st.state.value}" state, try killing it before restart'))
+        name = c["name"]
+        st = regular.get(name)
+        if st is None or st.state != ContainerState.RUNNING:
+            if st is None or st.state != ContainerState.EXITED or _should_restart(policy, st):
+                to_start += 1
+                if st is not None and st.state in (ContainerState.UNKNOWN, ContainerState.CREATED):
+                    kill(c, st, f'Container is in "{st.state.value}" state, try killing it before restart')
+                restart(c, st, False)
+            continue
+        # running: kept unless a probe says otherwise (kubelet's computePodActions)
+        if probes.liveness.get(st.id) is False:
+            why, probe = f"Container {name} failed liveness probe", "livenessProbe"
+        elif probes.startup.get(st.id) is False:
+            why, probe = f"Container {name} failed startup probe", "startupProbe"
+        else:
+            keep += 1
+            continue
+        if policy != "Never":
+            why += ", will be restarted"
+            to_start += 1
             restart(c, st, False)
-        elif st.state == ContainerState.EXITED and _should_restart(policy, st):
-            restart(c, st, False)
+        kill(c, st, why, probe)
+    if keep == 0 and to_start == 0:
+        # every regular container is done for good: the pod is stopped, its sidecars with it
+        # (kubelet does not restart them then)
+        acts.kill_pod = True
+        acts.start = [s for s in acts.start if not s.init]
+        acts.waiting = {k: v for k, v in acts.waiting.items() if k in {c["name"] for c in spec.get("containers") or ()}}
     return acts
+
+
+def _init_actions(pod: Mapping[str, Any], cur: Mapping[str, ContainerStatus], probes: ProbeResults,
+                  kill: Any) -> tuple[bool, list[int] | None]:
+    """kubelet's ``computeInitContainerActions``: (the pod has been initialized, the indexes of
+    the init containers to start, in spec order; None when the pod has failed). The init
+    containers are looked at newest first: the newest one that ran decides what comes next,
+    and every sidecar before it is kept running."""
+    spec = _spec(pod)
+    inits = list(spec.get("initContainers") or ())
+    if not inits:
+        return True, []
+    policy = _restart_policy(pod)
+    # a regular container in this sandbox: initialized before (the init containers' own
+    # statuses may be gone). kubelet counts only created or running ones because it cannot
+    # tell an older sandbox's exited containers apart; ``cur`` is the newest sandbox's only.
+    has_initialized = any(c["name"] in cur for c in spec.get("containers") or ())
+    previously = has_initialized
+    out: list[int] = []
+    for i in range(len(inits) - 1, -1, -1):
+        c = inits[i]
+        sidecar = is_restartable_init(c)
+        st = cur.get(c["name"])
+        if st is None:
+            if previously and sidecar:
+                out.append(i)  # a sidecar whose container is gone: start it again
+            continue
+        if previously and not sidecar:
+            continue  # after initialization only sidecars are kept running
+        last = i == len(inits) - 1
+        if st.state == ContainerState.CREATED:
+            # created but never started (the agent stopped between the two): kubelet kills
+            # and starts it again
+            kill(c, st, f'Init container is in "{st.state.value}" state, try killing it before restart')
+            out.append(i)
+        elif st.state == ContainerState.RUNNING:
+            if sidecar:
+                startup = probes.startup.get(st.id)
+                if c.get("startupProbe") and startup is not True:
+                    if startup is False:
+                        kill(c, st, f"Init container {c['name']} failed startup probe", "startupProbe")
+                        out.append(i)
+                else:
+                    if last:
+                        has_initialized = True
+                    elif not previously:
+                        out.append(i + 1)  # started: the next init container may start
+                    if c.get("livenessProbe") and probes.liveness.get(st.id) is False:
+                        kill(c, st, f"Init container {c['name']} failed liveness probe", "livenessProbe")
+                        out.append(i)
+        elif st.state == ContainerState.EXITED:
+            if sidecar:
+                out.append(i)
+            elif st.exit_code != 0:
+                if policy == "Never":
+                    return False, None
+                out.append(i)
+            elif last:
+                has_initialized = True
+            else:
+                out.append(i + 1)
+        else:  # unknown
+            if not sidecar and policy == "Never":
+                return False, None
+            kill(c, st, f'Init container is in "{st.state.value}" state, try killing it before restart')
+            out.append(i)
+        previously = True
+    if not previously:
+        out.append(0)  # no init container has run: the first one
+    return has_initialized, sorted(set(out))
 
 
 # --------------------------------------------------------------------------- status
@@ -387,7 +529,7 @@ def _terminated(c: ContainerStatus, scheme: str) -> Obj:
 
 def _container_status(pod: Mapping[str, Any], spec_c: Mapping[str, Any], st: ContainerStatus | None,
                       prev: ContainerStatus | None, waiting: tuple[str, str] | None, default_wait: str,
-                      scheme: str, old: Mapping[str, Any] | None) -> Obj:
+                      scheme: str, old: Mapping[str, Any] | None, probes: ProbeResults = NO_PROBES) -> Obj:
     """One ``ContainerStatus`` as kubelet's ``convertToAPIContainerStatuses`` makes it."""
     name = spec_c["name"]
     out: Obj
@@ -412,8 +554,8 @@ def _container_status(pod: Mapping[str, Any], spec_c: Mapping[str, Any], st: Con
                "lastState": {"terminated": _terminated(prev, scheme)} if prev is not None else {}}
         if st.state == ContainerState.RUNNING:
             out["state"] = {"running": {"startedAt": _ts(st.started_at)}}
-            out["started"] = True
-            out["ready"] = True  # no readiness probe yet: running means ready
+            out["started"] = _started(spec_c, st, probes)
+            out["ready"] = _ready(spec_c, st, probes)
         elif st.state == ContainerState.EXITED:
             out["state"] = {"terminated": _terminated(st, scheme)}
         elif st.state == ContainerState.UNKNOWN and old is not None and (old.get("state") or {}).get("running"):
@@ -424,7 +566,10 @@ def _container_status(pod: Mapping[str, Any], spec_c: Mapping[str, Any], st: Con
             out["restartCount"] = int(old.get("restartCount") or 0) + 1
         else:
             out["state"] = {"waiting": {}}  # created, not yet running (or unknown)
-    if waiting is not None and _should_be_restarted(pod, st):
+    restarts = _should_be_restarted(pod, st) or (
+        is_restartable_init(spec_c) and st is not None and st.state == ContainerState.EXITED
+        and not (pod.get("metadata") or {}).get("deletionTimestamp"))
+    if waiting is not None and restarts:
         reason, message = waiting
         if "terminated" in out["state"]:
             out["lastState"] = out["state"]  # the run that failed is the last state while waiting
@@ -433,7 +578,7 @@ def _container_status(pod: Mapping[str, Any], spec_c: Mapping[str, Any], st: Con
 
 
 def _statuses(pod: Mapping[str, Any], obs: Observed, waiting: Mapping[str, tuple[str, str]],
-              scheme: str) -> tuple[list[Obj], list[Obj]]:
+              scheme: str, probes: ProbeResults = NO_PROBES) -> tuple[list[Obj], list[Obj]]:
     """(initContainerStatuses in spec order, containerStatuses sorted by name), as kubelet
     reports them."""
     spec = _spec(pod)
@@ -450,10 +595,14 @@ def _statuses(pod: Mapping[str, Any], obs: Observed, waiting: Mapping[str, tuple
         name = ic["name"]
         st = cur.get(name)
         w = waiting.get(name)
-        if st is not None and st.state == ContainerState.EXITED and st.exit_code == 0:
+        sidecar = is_restartable_init(ic)
+        if st is not None and st.state == ContainerState.EXITED and st.exit_code == 0 and not sidecar:
             w = None  # a completed init container is not run again
         s = _container_status(pod, ic, st, obs.previous(name, st) if st is not None else None, w, default,
-                              scheme, old_init.get(name))
+                              scheme, old_init.get(name), probes)
+        if sidecar:
+            init_statuses.append(s)  # ready and started as a regular container's
+            continue
         if st is None and initialized_before and "waiting" in s["state"]:
             # kubelet: its containers exist, so it ran to completion; its status is gone
             s["state"] = {"terminated": {
@@ -468,22 +617,43 @@ def _statuses(pod: Mapping[str, Any], obs: Observed, waiting: Mapping[str, tuple
         name = c["name"]
         st = regular.get(name)
         statuses.append(_container_status(pod, c, st, obs.previous(name, st) if st is not None else None,
-                                          waiting.get(name), default, scheme, old_main.get(name)))
+                                          waiting.get(name), default, scheme, old_main.get(name), probes))
     statuses.sort(key=lambda s: str(s["name"]))
     return init_statuses, statuses
 
 
-def _get_phase(pod: Mapping[str, Any], init_statuses: Sequence[Obj], statuses: Sequence[Obj]) -> str:
-    """kubelet's ``getPhase`` over the API container statuses."""
+def _get_phase(pod: Mapping[str, Any], init_statuses: Sequence[Obj], statuses: Sequence[Obj],
+               initialized: bool = False) -> str:
+    """kubelet's ``getPhase`` over the API container statuses. ``initialized``: a regular
+    container of the newest sandbox has started (``HasAnyActiveRegularContainerStarted``)."""
     spec = _spec(pod)
     policy = _restart_policy(pod)
     by_init = {s["name"]: s for s in init_statuses}
     by_main = {s["name"]: s for s in statuses}
-    pending_init = failed_init = 0
+    pending_init = failed_init = pending_sidecars = 0
+    unknown = running = waiting = stopped = succeeded = 0
     for ic in spec.get("initContainers") or ():
         s = by_init.get(ic["name"])
         state = (s or {}).get("state") or {}
         last = ((s or {}).get("lastState") or {}).get("terminated")
+        if is_restartable_init(ic):
+            # a sidecar counts as running while it runs; exited, it does not count at all
+            if s is None:
+                unknown += 1
+            elif "running" in state:
+                if not s.get("started"):
+                    pending_sidecars += 1
+                running += 1
+            elif "terminated" in state:
+                pass
+            elif "waiting" in state:
+                if last is None:
+                    pending_sidecars += 1
+                    waiting += 1
+            else:
+                pending_sidecars += 1
+                unknown += 1
+            continue
         if s is None or "running" in state:
             pending_init += 1
         elif "terminated" in state:
@@ -496,7 +666,6 @@ def _get_phase(pod: Mapping[str, Any], init_statuses: Sequence[Obj], statuses: S
                 failed_init += 1
         else:
             pending_init += 1
-    unknown = running = waiting = stopped = succeeded = 0
     for c in spec.get("containers") or ():
         s = by_main.get(c["name"])
         state = (s or {}).get("state") or {}
@@ -517,7 +686,7 @@ def _get_phase(pod: Mapping[str, Any], init_statuses: Sequence[Obj], statuses: S
             unknown += 1
     if failed_init > 0 and policy == "Never":
         return "Failed"
-    if pending_init > 0 or waiting > 0:
+    if pending_init > 0 or (pending_sidecars > 0 and not initialized) or waiting > 0:
         return "Pending"
     if running > 0 and unknown == 0:
         return "Running"
@@ -532,17 +701,21 @@ def _get_phase(pod: Mapping[str, Any], init_statuses: Sequence[Obj], statuses: S
     return "Pending"
 
 
-def _phase(pod: Mapping[str, Any], init_statuses: Sequence[Obj], statuses: Sequence[Obj]) -> str:
+def _phase(pod: Mapping[str, Any], obs: Observed, init_statuses: Sequence[Obj], statuses: Sequence[Obj]) -> str:
     old = (pod.get("status") or {}).get("phase")
     if old in ("Succeeded", "Failed"):
         return str(old)  # a terminal phase never changes
-    return _get_phase(pod, init_statuses, statuses)
+    cur = obs.current()
+    initialized = any((st := cur.get(c["name"])) is not None and st.started_at > 0
+                      for c in _spec(pod).get("containers") or ())
+    return _get_phase(pod, init_statuses, statuses, initialized)
 
 
-def pod_phase(pod: Mapping[str, Any], obs: Observed, waiting: Mapping[str, tuple[str, str]]) -> str:
+def pod_phase(pod: Mapping[str, Any], obs: Observed, waiting: Mapping[str, tuple[str, str]],
+              probes: ProbeResults = NO_PROBES) -> str:
     """kubelet's ``getPhase`` on the statuses :func:`pod_status` would report."""
-    init_statuses, statuses = _statuses(pod, obs, waiting, "")
-    return _phase(pod, init_statuses, statuses)
+    init_statuses, statuses = _statuses(pod, obs, waiting, "", probes)
+    return _phase(pod, obs, init_statuses, statuses)
 
 
 def _sorted_ips(ips: Sequence[str], host_ips: Sequence[str]) -> list[str]:
@@ -583,8 +756,10 @@ def _conditions(pod: Mapping[str, Any], obs: Observed, phase: str, init_statuses
     sb = obs.sandbox
     ready_to_start = cond("PodReadyToStartContainers", sb is not None and sb.state == SandboxState.READY)
 
-    # Initialized
-    incomplete = [s["name"] for s in init_statuses if not s["ready"]]
+    # Initialized: a sidecar counts once it has started, an init container once it completed
+    sidecars = {c["name"] for c in spec.get("initContainers") or () if is_restartable_init(c)}
+    incomplete = [s["name"] for s in init_statuses
+                  if not (s.get("started") if s["name"] in sidecars else s["ready"])]
     started = any("running" in s["state"] or "terminated" in s["state"] for s in statuses)
     if phase == "Succeeded":
         initialized = cond("Initialized", True, POD_COMPLETED)
@@ -600,8 +775,9 @@ def _conditions(pod: Mapping[str, Any], obs: Observed, phase: str, init_statuses
         containers_ready = cond("ContainersReady", False, why)
         ready = cond("Ready", False, why)
     else:
-        unready = [s["name"] for c in spec.get("containers") or () for s in statuses
-                   if s["name"] == c["name"] and not s["ready"]]
+        unready = [s["name"] for s in init_statuses if s["name"] in sidecars and not s["ready"]]
+        unready += [s["name"] for c in spec.get("containers") or () for s in statuses
+                    if s["name"] == c["name"] and not s["ready"]]
         if unready:
             msg = f"containers with unready status: [{' '.join(unready)}]"
             containers_ready = cond("ContainersReady", False, CONTAINERS_NOT_READY, msg)
@@ -623,7 +799,7 @@ def _conditions(pod: Mapping[str, Any], obs: Observed, phase: str, init_statuses
 
 
 def pod_status(pod: Mapping[str, Any], obs: Observed, mem: Memory, waiting: Mapping[str, tuple[str, str]],
-               host_ips: Sequence[str], now: float, runtime: str = "runc") -> Obj:
+               host_ips: Sequence[str], now: float, runtime: str = "runc", probes: ProbeResults = NO_PROBES) -> Obj:
     """The status kubelet writes for ``pod``: phase, conditions, container statuses, IPs, start
     time; fields others own (nominatedNodeName, their conditions, qosClass set at create) are
     kept as the API has them."""
@@ -634,8 +810,8 @@ def pod_status(pod: Mapping[str, Any], obs: Observed, mem: Memory, waiting: Mapp
         return {**old, "phase": "Failed", "reason": reason, "message": f"Pod was rejected: {message}",
                 "startTime": old.get("startTime") or format_epoch(now)}
     sb = obs.sandbox
-    init_statuses, statuses = _statuses(pod, obs, {**mem.waiting, **waiting}, runtime)
-    phase = _phase(pod, init_statuses, statuses)
+    init_statuses, statuses = _statuses(pod, obs, {**mem.waiting, **waiting}, runtime, probes)
+    phase = _phase(pod, obs, init_statuses, statuses)
     if phase in ("Succeeded", "Failed"):
         for s in statuses:
             s["ready"] = False

@@ -25,7 +25,9 @@ from typing import TYPE_CHECKING, Any
 from k8py.client.errors import ApiError, NotFoundError
 from k8py.kubelet import podstate, spec
 from k8py.kubelet.admission import admit
+from k8py.kubelet.hooks import run_hook
 from k8py.kubelet.images import InvalidImageNameError, parse_reference
+from k8py.kubelet.prober import ProbeManager
 from k8py.kubelet.runtime.types import (
     ContainerState,
     CreateContainerError,
@@ -103,6 +105,8 @@ class PodWorker:
         self.finalized = False  # the final delete was sent
         self.evicted: str | None = None  # the eviction message, once the agent evicts the pod
         self._evict_done = False
+        self.probes: ProbeManager | None = None  # the pod's probe workers (prober.py), if it has probes
+        self._post_start: asyncio.Task[str | None] | None = None  # a postStart hook in progress
         self._wake = asyncio.Event()
         self._wake_at: float | None = None
         self.task: asyncio.Task[None] | None = None
@@ -114,6 +118,8 @@ class PodWorker:
 
     def update(self, pod: Obj) -> None:
         self.pod = pod
+        if (pod.get("metadata") or {}).get("deletionTimestamp") and self._post_start is not None:
+            self._post_start.cancel()  # kubelet cancels a postStart hook that holds a deleted pod
         self._wake.set()
 
     def remove(self) -> None:
@@ -172,13 +178,16 @@ class PodWorker:
         pod = self.pod
         meta = pod.get("metadata") or {}
         if self.gone:
+            await self._stop_probes()
             await self._kill_all(grace=self._grace(pod, deleting=True))
             await self._cleanup()
             return True
         if meta.get("deletionTimestamp"):
+            await self._stop_probes()  # kubelet stops liveness and startup probes of a deleted pod
             await self._terminate(pod)
             return False
         if self.evicted is not None:
+            await self._stop_probes()
             await self._evict(pod)
             return False
         obs = await self.observe()
@@ -204,7 +213,7 @@ class PodWorker:
                     self.admitted = True
         mounted = await self._mount_volumes(pod)
         now = time.time()
-        acts = podstate.compute_actions(pod, obs, self.mem, now)
+        acts = podstate.compute_actions(pod, obs, self.mem, now, self._probe_results())
         if not mounted.ready:
             # kubelet's WaitForAttachAndMount: no sandbox and no container before every volume
             # is set up; the pod shows ContainerCreating and FailedMount events meanwhile
@@ -215,7 +224,7 @@ class PodWorker:
         if not acts.idle():
             await self._carry_out(pod, obs, acts)
             obs = await self.observe()
-            acts2 = podstate.compute_actions(pod, obs, self.mem, time.time())
+            acts2 = podstate.compute_actions(pod, obs, self.mem, time.time(), self._probe_results())
             acts.waiting.update(acts2.waiting)
             if acts2.wake_at is not None:
                 acts.wake_at = acts2.wake_at if acts.wake_at is None else min(acts.wake_at, acts2.wake_at)
@@ -229,9 +238,28 @@ class PodWorker:
                 waiting.setdefault(name, ("ImagePullBackOff", f'Back-off pulling image "{image}"'))
         self._wake_at = acts.wake_at
         status = podstate.pod_status(pod, obs, self.mem, waiting, self.agent.host_ips, time.time(),
-                                     self.agent.runtime.name)
+                                     self.agent.runtime.name, self._probe_results())
         self.agent.statuses.set_status(pod, status)
+        self._update_probes(pod, status)
         return False
+
+    # -- probes --------------------------------------------------------------------------------
+
+    def _probe_results(self) -> podstate.ProbeResults:
+        return self.probes.results() if self.probes is not None else podstate.NO_PROBES
+
+    def _update_probes(self, pod: Obj, status: Obj) -> None:
+        """Hand the probe workers the status just computed (started the first time)."""
+        if self.probes is None:
+            if not ProbeManager.wanted(pod) or status.get("phase") in ("Succeeded", "Failed"):
+                return
+            self.probes = ProbeManager(self.agent.runtime, self.agent.probe_http, self.poke,
+                                       lambda type_, reason, msg: self.agent.record(self.pod, type_, reason, msg))
+        self.probes.update(pod, status)
+
+    async def _stop_probes(self) -> None:
+        if self.probes is not None:
+            await self.probes.stop()
 
     # -- actions -------------------------------------------------------------------------------
 
@@ -241,8 +269,8 @@ class PodWorker:
             await self._kill_all(grace=self._grace(pod, deleting=False))
         for c, why in acts.kill:
             log.info("pod %s: killing container %s: %s", self.key, c.name, why)
-            with contextlib.suppress(RuntimeServiceError):
-                await rt.stop_container(c.id, self._grace(pod, deleting=False))
+            self.agent.record(pod, "Normal", "Killing", why)
+            await self._stop_one(c, acts.kill_grace.get(c.id, self._grace(pod, deleting=False)))
         sandbox_id = obs.sandbox.id if obs.sandbox is not None and obs.sandbox.state == SandboxState.READY else None
         sb_config = spec.sandbox_config(pod, self.agent.facts, acts.sandbox_attempt if acts.create_sandbox else (
             obs.sandbox.attempt if obs.sandbox is not None else 0))
@@ -305,6 +333,35 @@ class PodWorker:
         self._note_restart(name, prev)
         self.agent.record(pod, "Normal", "Started", f"Started container {name}")
         log.debug("pod %s: started %s (%s, attempt %d)", self.key, name, img.id[:19], sc.attempt)
+        post_start = (c.get("lifecycle") or {}).get("postStart")
+        if post_start:
+            await self._run_post_start(pod, c, cid, post_start, list(sb.ips) if sb is not None else [])
+
+    async def _run_post_start(self, pod: Obj, c: Mapping[str, Any], cid: str, handler: Mapping[str, Any],
+                              ips: list[str]) -> None:
+        """kubelet's ``startContainer`` step 4: the postStart hook runs right after the start and
+        holds the pod's next step; when it fails the container is killed (and restarted per the
+        policy, after its back-off) and waits with ``PostStartHookError``."""
+        name = str(c.get("name"))
+        self._post_start = asyncio.create_task(run_hook(handler, pod, c, cid, ips[0] if ips else "",
+                                                        self.agent.runtime, self.agent.probe_http))
+        try:
+            msg = await self._post_start
+        except asyncio.CancelledError:
+            if not (self.pod.get("metadata") or {}).get("deletionTimestamp"):
+                raise
+            msg = f'postStart hook for Container "{name}" was cancelled: the pod is being deleted'
+        finally:
+            self._post_start = None
+        if msg is None:
+            return
+        log.info("pod %s: %s", self.key, msg)
+        self.agent.record(pod, "Warning", "FailedPostStartHook", "PostStartHook failed")
+        self.agent.record(pod, "Normal", "Killing", "FailedPostStartHook")
+        st = await self.agent.runtime.container_status(cid)
+        if st is not None:
+            await self._stop_one(st, self._grace(pod, deleting=False))
+        self.mem.waiting[name] = ("PostStartHookError", msg)
 
     def _note_restart(self, name: str, prev: Any) -> None:
         if prev is None:
@@ -413,22 +470,67 @@ class PodWorker:
         g = (pod.get("spec") or {}).get("terminationGracePeriodSeconds")
         return float(g if g is not None else 30)
 
+    async def _stop_one(self, c: Any, grace: float, turn: asyncio.Future[Any] | None = None) -> None:
+        """kubelet's ``killContainer``: the preStop hook first (it counts against ``grace``; a hook
+        still running when the grace period ends is left behind), then, once it is this
+        container's turn (a sidecar waits for the containers that stop before it), the stop
+        signal with what is left of the grace period (at least 2 s), SIGKILL after it."""
+        rt = self.agent.runtime
+        deadline = time.monotonic() + grace
+        spec_c = next((x for x in _containers(self.pod) if x.get("name") == c.name), {})
+        pre_stop = (spec_c.get("lifecycle") or {}).get("preStop")
+        if pre_stop and grace > 0 and c.state == ContainerState.RUNNING:
+            sb = await rt.pod_sandbox_status(c.sandbox_id)
+            ip = sb.ips[0] if sb is not None and sb.ips else ""
+            try:
+                msg = await asyncio.wait_for(run_hook(pre_stop, self.pod, spec_c, c.id, ip, rt, self.agent.probe_http),
+                                             grace)
+            except TimeoutError:
+                msg = None
+                log.info("pod %s: the preStop hook of %s did not complete in its grace period", self.key, c.name)
+            if msg is not None:
+                log.info("pod %s: %s", self.key, msg)
+                self.agent.record(self.pod, "Warning", "FailedPreStopHook", "PreStopHook failed")
+        if turn is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(turn), max(0.0, deadline - time.monotonic()))
+        left = max(deadline - time.monotonic(), 2.0) if grace > 0 else 0.0
+        try:
+            await rt.stop_container(c.id, left)
+        except RuntimeServiceError as e:
+            log.warning("pod %s: stopping container %s: %s", self.key, c.id[:12], e)
+
     async def _kill_all(self, grace: float) -> None:
-        """Stop every running container of the pod (in parallel, each with ``grace``), then its
-        sandboxes."""
+        """Stop every running container of the pod, then its sandboxes: the regular containers
+        in parallel, the sidecars after them in reverse order (kubelet's termination ordering),
+        every preStop hook at once at the start, all within ``grace``."""
         rt = self.agent.runtime
         obs = await self.observe()
         running = [c for c in obs.containers if c.state in (ContainerState.RUNNING, ContainerState.CREATED)]
         for c in running:
             self.agent.record(self.pod, "Normal", "Killing", f"Stopping container {c.name}")
+        sidecars = [str(ic.get("name")) for ic in (self.pod.get("spec") or {}).get("initContainers") or ()
+                    if podstate.is_restartable_init(ic)]
+        loop = asyncio.get_running_loop()
+        done: dict[str, asyncio.Future[None]] = {c.id: loop.create_future() for c in running}
 
-        async def stop(cid: str) -> None:
+        def after(names: set[str]) -> asyncio.Future[Any] | None:
+            """Done when every running container named in ``names`` has stopped."""
+            futs = [done[c.id] for c in running if c.name in names]
+            return asyncio.gather(*futs) if futs else None
+
+        async def stop(c: Any) -> None:
+            turn = None
+            if c.name in sidecars:
+                # a sidecar stops after the regular containers and the sidecars declared after it
+                later = set(sidecars[sidecars.index(c.name) + 1:])
+                turn = after({x.name for x in running if x.name not in sidecars} | later)
             try:
-                await rt.stop_container(cid, grace)
-            except RuntimeServiceError as e:
-                log.warning("pod %s: stopping container %s: %s", self.key, cid[:12], e)
+                await self._stop_one(c, grace, turn)
+            finally:
+                done[c.id].set_result(None)
 
-        await asyncio.gather(*(stop(c.id) for c in running))
+        await asyncio.gather(*(stop(c) for c in running))
         for sb in obs.sandboxes:
             if sb.state == SandboxState.READY:
                 try:
