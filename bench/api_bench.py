@@ -232,16 +232,46 @@ def summary(name: str, elapsed: float, lat: list[float]) -> dict[str, Any]:
     return r
 
 
-async def bench(cluster: Cluster, quick: bool, etcd_pid: int | None = None) -> dict[str, Any]:
+async def as_user(cluster: Cluster, admin: aiohttp.ClientSession, user: str) -> dict[str, str]:
+    """A bearer token for ``user`` (``k8py token create``, no groups) and a Role in the bench
+    namespace that lets it do what the bench does: the load then goes through authorization
+    proper (RBAC), not the system:masters shortcut the admin certificate takes."""
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "k8py.cli", "token", "create", "-d",
+                                                str(cluster.data), "--user", user, "--groups", "",
+                                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    out, _ = await proc.communicate()
+    assert proc.returncode == 0, "k8py token create failed"
+    token = out.decode().strip()
+    rbac = "/apis/rbac.authorization.k8s.io/v1/namespaces/bench"
+    r = await admin.post(f"{rbac}/roles", json={
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "bench"},
+        "rules": [{"apiGroups": [""], "resources": ["configmaps", "pods"],
+                   "verbs": ["get", "list", "watch", "create", "patch"]}]})
+    assert r.status == 201, await r.text()
+    r = await admin.post(f"{rbac}/rolebindings", json={
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "bench"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "bench"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}]})
+    assert r.status == 201, await r.text()
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def bench(cluster: Cluster, quick: bool, etcd_pid: int | None = None, user: str = "") -> dict[str, Any]:
     base = f"https://127.0.0.1:{cluster.port}"
     ctx = cluster.ssl_context()
     results: dict[str, Any] = {"idle_rss_mb": round(rss_mb(cluster.proc.pid), 1)}
     pids = {"server": cluster.proc.pid, **({"etcd": etcd_pid} if etcd_pid else {})}
     print(f"idle server RSS: {results['idle_rss_mb']} MB")
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx), base_url=base) as admin:
+        await (await admin.post("/api/v1/namespaces", json={"apiVersion": "v1", "kind": "Namespace",
+                                                             "metadata": {"name": "bench"}})).read()
+        headers = await as_user(cluster, admin, user) if user else {}
+    if user:
+        # the CA only: a client certificate would authenticate first and win
+        ctx = ssl.create_default_context(cafile=str(cluster.tmp / "certs" / "ca.crt"))
+        results["user"] = user
     conn = aiohttp.TCPConnector(ssl=ctx, limit=200)
-    async with aiohttp.ClientSession(connector=conn, base_url=base) as s:
-        await (await s.post("/api/v1/namespaces", json={"apiVersion": "v1", "kind": "Namespace",
-                                                         "metadata": {"name": "bench"}})).read()
+    async with aiohttp.ClientSession(connector=conn, base_url=base, headers=headers) as s:
         n_create = 2000 if quick else 10000
 
         async def create(i: int) -> None:
@@ -353,6 +383,9 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="smaller counts (a smoke run)")
     ap.add_argument("--json", help="write results as JSON to this file")
     ap.add_argument("--datastore-endpoint", default="", help="pass to k8py server (default: embedded SQLite)")
+    ap.add_argument("--as-user", metavar="NAME", default="",
+                    help="run the load as this user (a bearer token, a RoleBinding in the bench namespace) "
+                         "instead of the admin certificate, so every request is authorized by RBAC")
     ap.add_argument("--with-controllers", action="store_true",
                     help="run the controller manager and scheduler in the server too (k8py server's default)")
     ap.add_argument("--etcd", action="store_true",
@@ -377,7 +410,8 @@ def main() -> int:
         cluster = Cluster(tmp, endpoint, args.with_controllers)
         cluster.wait_ready()
         time.sleep(1.0)  # let start-up garbage settle before reading idle RSS
-        res.update(asyncio.run(bench(cluster, args.quick, etcd.proc.pid if etcd is not None else None)))
+        res.update(asyncio.run(bench(cluster, args.quick, etcd.proc.pid if etcd is not None else None,
+                                     args.as_user)))
         if etcd is not None and args.etcd_check_perf:
             # Last: its 60 s of writes leave etcd with a large database that would slow what follows.
             cluster.stop()
