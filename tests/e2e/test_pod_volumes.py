@@ -245,3 +245,54 @@ def test_empty_dir_over_its_size_limit_is_evicted(cluster: Server, ns: str) -> N
     uid = get(s, ns, "hog")["metadata"]["uid"]
     wait(lambda: not os.path.exists(os.path.join(volume_dir(s, uid), "volumes")), 30, "the evicted pod's emptyDir removed")
     delete_and_check_torn_down(s, ns, "hog")
+
+
+def test_fs_group_lets_a_non_root_user_read_a_secret(cluster: Server, ns: str) -> None:
+    s = cluster
+    s.kubectl("create", "secret", "generic", "key", "-n", ns, "--from-literal=tls.key=private")
+    p = pod("grouped", "id; ls -lnL /key/tls.key; cat /key/tls.key; echo; sleep 3600",
+            [{"name": "key", "secret": {"secretName": "key", "defaultMode": 0o400}}],
+            [{"name": "key", "mountPath": "/key"}])
+    p["spec"]["securityContext"] = {"runAsUser": 1000, "runAsGroup": 1000, "fsGroup": 2000}
+    apply(s, ns, p)
+    out = wait(lambda: output_with(s, ns, "grouped", "tls.key"), 90, "the pod's output")
+    assert "uid=1000" in out and "2000" in out.splitlines()[0], out
+    listing = next(line.split() for line in out.splitlines() if line.startswith("-"))
+    assert listing[0] == "-r--r-----" and listing[3] == "2000", "fsGroup owns the file, readable by the group"
+    assert "private" in out
+    s.kubectl("delete", "pod", "grouped", "-n", ns, "--wait=true", timeout=90)
+
+
+def test_host_path_types(cluster: Server, ns: str, tmp_path: Any) -> None:
+    s = cluster
+    made = tmp_path / "made"
+    apply(s, ns, pod("writer", "echo hi > /host/out; sleep 3600",
+                     [{"name": "host", "hostPath": {"path": str(made), "type": "DirectoryOrCreate"}}],
+                     [{"name": "host", "mountPath": "/host"}]))
+    wait(lambda: (made / "out").exists() and (made / "out").read_text() == "hi\n", 90, "the file on the host")
+    assert oct(os.stat(made).st_mode & 0o777) == "0o755"
+    apply(s, ns, pod("wrong", "sleep 3600", [{"name": "host", "hostPath": {"path": str(made), "type": "File"}}],
+                     [{"name": "host", "mountPath": "/host"}]))
+    msg = f'MountVolume.SetUp failed for volume "host" : hostPath type check failed: {made} is not a file, it\'s a Directory'
+    wait(lambda: any(e["reason"] == "FailedMount" and e["message"] == msg for e in _events(s, ns, "wrong")), 60,
+         "the FailedMount event")
+    assert get(s, ns, "wrong")["status"]["phase"] == "Pending"
+    s.kubectl("delete", "pod", "writer", "wrong", "-n", ns, "--wait=true", timeout=90)
+
+
+def test_projected_volume_and_a_service_account_token_that_cannot_be_issued(cluster: Server, ns: str) -> None:
+    s = cluster
+    s.kubectl("create", "configmap", "conf", "-n", ns, "--from-literal=mode=fast")
+    s.kubectl("create", "secret", "generic", "pw", "-n", ns, "--from-literal=pw=hunter2")
+    sources = [{"configMap": {"name": "conf"}}, {"secret": {"name": "pw", "items": [{"key": "pw", "path": "auth/pw"}]}},
+               {"downwardAPI": {"items": [{"path": "ns", "fieldRef": {"fieldPath": "metadata.namespace"}}]}}]
+    apply(s, ns, pod("all-in-one", "echo \"$(cat /all/mode) $(cat /all/auth/pw) $(cat /all/ns)\"; sleep 3600",
+                     [{"name": "all", "projected": {"sources": sources}}], [{"name": "all", "mountPath": "/all"}]))
+    wait(lambda: f"fast hunter2 {ns}" in logs(s, ns, "all-in-one"), 90, "the projected files")
+    apply(s, ns, pod("tokened", "sleep 3600", [{"name": "tok", "projected": {"sources": [
+        {"serviceAccountToken": {"path": "token", "audience": "vault", "expirationSeconds": 3600}}]}}],
+        [{"name": "tok", "mountPath": "/tok"}]))
+    wait(lambda: any(e["reason"] == "FailedMount" and "TokenRequest API" in e["message"]
+                     for e in _events(s, ns, "tokened")), 60, "the FailedMount event naming the TokenRequest API")
+    assert get(s, ns, "tokened")["status"]["phase"] == "Pending"
+    s.kubectl("delete", "pod", "all-in-one", "tokened", "-n", ns, "--wait=true", timeout=90)

@@ -322,6 +322,21 @@ async def test_update_path_waits_for_a_missing_configmap_then_follows_changes(tm
     assert not (tmp_path / "pods" / "u-1").exists()
 
 
+async def test_a_missing_key_waits_until_it_is_added(tmp_path: Path) -> None:
+    api = FakeAPI()
+    api.objects[("ConfigMap", "ns", "cm")] = {"data": {"other": "x"}}
+    events: list[tuple[str, str]] = []
+    m = manager(tmp_path, api, events)
+    p = vpod("u-6", [{"name": "cfg", "configMap": {"name": "cm", "items": [{"key": "want", "path": "w"}]}}])
+    assert not (await m.mount(p)).ready
+    assert events == [("FailedMount", ('MountVolume.SetUp failed for volume "cfg" : configmap references '
+                                      "non-existent config key: want"))]
+    api.objects[("ConfigMap", "ns", "cm")] = {"data": {"other": "x", "want": "y"}}
+    await mount_until_ready(m, p)
+    assert (Path(m.paths(p)["cfg"]) / "w").read_text() == "y"
+    await m.teardown("u-6")
+
+
 async def test_unsupported_kinds_and_bad_host_paths_fail_the_mount(tmp_path: Path) -> None:
     events: list[tuple[str, str]] = []
     m = manager(tmp_path, FakeAPI(), events)
