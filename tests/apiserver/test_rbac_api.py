@@ -241,3 +241,25 @@ async def test_bootstrap_reconcile_restores_and_respects_autoupdate(api: TestCli
     rv2 = (await (await api.get(f"{RBAC}/clusterroles/system:basic-user", headers=ADMIN)).json())["metadata"][
         "resourceVersion"]
     assert rv == rv2, "a second reconcile writes nothing"
+
+
+async def test_named_list_and_watch_are_authorized_by_name(api: TestClient) -> None:
+    r = await api.post(f"{RBAC}/namespaces/default/roles", headers=ADMIN, json={
+        "metadata": {"name": "one-cm"},
+        "rules": [{"verbs": ["get", "list", "watch"], "apiGroups": [""], "resources": ["configmaps"],
+                   "resourceNames": ["c1"]}]})
+    assert r.status == 201
+    r = await api.post(f"{RBAC}/namespaces/default/rolebindings", headers=ADMIN, json={
+        "metadata": {"name": "one-cm"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                                   "name": "one-cm"},
+        "subjects": [{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "alice"}]})
+    assert r.status == 201
+    cms = "/api/v1/namespaces/default/configmaps"
+    await eventually(lambda: _status(api, f"{cms}/c1", ALICE, 404))
+    assert (await api.get(f"{cms}?fieldSelector=metadata.name%3Dc1", headers=ALICE)).status == 200
+    r = await api.get(f"{cms}?fieldSelector=metadata.name%3Dc2", headers=ALICE)
+    assert r.status == 403
+    assert (await r.json())["message"] == ('configmaps "c2" is forbidden: User "alice" cannot list resource '
+                                           '"configmaps" in API group "" in the namespace "default"')
+    assert (await api.get(cms, headers=ALICE)).status == 403
+    assert (await api.get(f"{cms}?fieldSelector=metadata.namespace%3Ddefault", headers=ALICE)).status == 403

@@ -27,7 +27,7 @@ from k8py.apiserver.rest import ResourceAPI
 
 if TYPE_CHECKING:
     from k8py.apiserver.authn import Authenticator, UserInfo
-    from k8py.apiserver.authz import AuthorizerLike
+    from k8py.apiserver.authz import AuthorizerLike, RequestAttributes
 
 log = logging.getLogger("k8py.apiserver")
 
@@ -138,12 +138,31 @@ class APIServerApp:
 
         return impersonate(user, request.headers, self.authz)
 
+    @staticmethod
+    def named_list(ctx: Ctx, attrs: RequestAttributes) -> RequestAttributes:
+        """kube's RequestInfoFactory: a list or watch whose field selector requires one
+        ``metadata.name`` is authorized with that name (so a ``resourceNames`` rule allows
+        ``kubectl get cm x -w``). A malformed selector is left for the list handler to refuse."""
+        import dataclasses
+
+        from k8py.api.selectors import SelectorError, parse_field_selector
+
+        try:
+            name = parse_field_selector(ctx.q("fieldSelector")).requires_exact_match("metadata.name")
+        except SelectorError:
+            return attrs
+        if not name or "/" in name or name in (".", ".."):
+            return attrs
+        return dataclasses.replace(attrs, name=name)
+
     def authorize(self, ctx: Ctx) -> None:
         if self.authz is None or ctx.user is None:
             return
         from k8py.apiserver.authz import RequestAttributes, forbidden
 
         attrs = RequestAttributes.from_request_info(ctx.info)
+        if attrs.verb in ("list", "watch") and "fieldSelector" in ctx.request.query:
+            attrs = self.named_list(ctx, attrs)
         ok, reason = self.authz.authorize(ctx.user, attrs)
         if not ok:
             raise forbidden(ctx.user.name, attrs, reason)
