@@ -344,12 +344,13 @@ async def test_unsupported_kinds_and_bad_host_paths_fail_the_mount(tmp_path: Pat
     f.write_text("")
     p = vpod("u-2", [{"name": "claim", "persistentVolumeClaim": {"claimName": "data"}},
                      {"name": "host", "hostPath": {"path": str(f), "type": "Directory"}},
-                     {"name": "scratch", "emptyDir": {}}])
+                     {"name": "scratch", "emptyDir": {}}, {"name": "huge", "emptyDir": {"medium": "HugePages-2Mi"}}])
     assert not (await m.mount(p)).ready
     msgs = {m_.split('"')[1]: m_ for _, m_ in events}
     assert "persistentVolumeClaim volumes are not supported by this node yet" in msgs["claim"]
     assert msgs["host"] == (f'MountVolume.SetUp failed for volume "host" : hostPath type check failed: {f} is not a '
                             "directory, it's a File")
+    assert msgs["huge"].endswith('emptyDir medium HugePages-2Mi is not supported by this node ("" and Memory are)')
     scratch = Path(m.paths(p)["scratch"])
     assert scratch.is_dir() and mode(scratch) == 0o777  # the others are set up meanwhile
     assert volume_path(str(tmp_path), "u", {"name": "x", "nfs": {}}) is None

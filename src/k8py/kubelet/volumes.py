@@ -825,7 +825,10 @@ class VolumeManager:
         if kind == "emptyDir":
             if name in st.ready:
                 return
-            memory = (v.get("emptyDir") or {}).get("medium") == "Memory"
+            medium = str((v.get("emptyDir") or {}).get("medium") or "")
+            if medium not in ("", "Memory"):
+                raise VolumeError(f"emptyDir medium {medium} is not supported by this node (\"\" and Memory are)")
+            memory = medium == "Memory"
             size = empty_dir_memory_size(v, pod, facts.memory_allocatable) if memory else 0
             await self._make_dir(path, tmpfs=memory, size=size)
             await asyncio.to_thread(set_ownership, path, _fs_group(pod), False)
