@@ -1,7 +1,8 @@
-"""The volume manager's parts on temporary directories, no cluster: kubelet's atomic writer, the
-ConfigMap / Secret / downward API / projected payloads (items, modes, optional), hostPath types,
-fsGroup, tmpfs sizes, and the manager's update, wait and tear-down paths against a small fake
-API (root only where a tmpfs or a bind mount is made)."""
+"""The volume manager's parts on temporary directories: kubelet's atomic writer, the ConfigMap /
+Secret / downward API / projected payloads (items, modes, optional), hostPath types, fsGroup,
+tmpfs sizes, and the manager's update, wait and tear-down paths against a small fake API (root
+only where a tmpfs or a bind mount is made); last, the manager wired into the agent on the fake
+runtime against an in-process API server."""
 
 from __future__ import annotations
 
@@ -16,8 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.helpers.cluster import InProcessCluster
 
+from k8py.client.api import Client
+from k8py.client.config import ClientConfig
 from k8py.client.errors import NotFoundError
+from k8py.kubelet.agent import Agent, AgentConfig
+from k8py.kubelet.runtime.fake import FakeRuntime
 from k8py.kubelet.runtime.types import ContainerConfig, Mount
 from k8py.kubelet.spec import NodeFacts
 from k8py.kubelet.volumes import (
@@ -433,3 +439,56 @@ def test_teardown_dir_of_plain_directories(tmp_path: Path) -> None:
     d = tmp_path / "plain"
     (d / "x").mkdir(parents=True)
     assert teardown_dir(str(d)) == [] and not d.exists()
+
+
+# --------------------------------------------------------------------------- wired into the agent
+
+
+async def test_the_agent_waits_for_volumes_follows_changes_and_removes_orphans(tmp_path: Path) -> None:
+    """The agent on the fake runtime against a real API server: leftovers of a pod the node no
+    longer has are removed at start; a pod whose ConfigMap is missing waits in ContainerCreating
+    with FailedMount and starts once it is created; a change reaches the file through the watch;
+    the pod's directory goes with the pod."""
+    pods_dir = tmp_path / "n1" / "pods"
+    leftover = pods_dir / "dead-uid" / "volumes" / "kubernetes.io~empty-dir" / "x"
+    leftover.mkdir(parents=True)
+    async with InProcessCluster() as c:
+        client = Client(ClientConfig(server=c.url), component="kubelet")
+        a = Agent(client, FakeRuntime(), AgentConfig(node_name="n1", data_dir=str(tmp_path / "n1"), relist_interval=0.1,
+                                                     capacity={"cpu": "2", "memory": "4Gi", "pods": "10"}))
+        await a.start()
+        try:
+            assert not (pods_dir / "dead-uid").exists()
+            await c.client.create(("v1", "Pod"), {
+                "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+                "spec": {"nodeName": "n1", "terminationGracePeriodSeconds": 1,
+                         "volumes": [{"name": "cfg", "configMap": {"name": "cm"}}],
+                         "containers": [{"name": "app", "image": "busybox:1.36",
+                                         "volumeMounts": [{"name": "cfg", "mountPath": "/cfg"}]}]}}, "default")
+
+            async def failed_mount() -> Any:
+                evs = await c.client.list(("v1", "Event"), "default")
+                return [e for e in evs["items"] if e["reason"] == "FailedMount"]
+
+            (ev,) = await c.until(failed_mount, what="the FailedMount event")
+            assert ev["message"] == 'MountVolume.SetUp failed for volume "cfg" : configmap "cm" not found'
+            p = await c.client.get(("v1", "Pod"), "p", "default")
+            assert p["status"]["phase"] == "Pending"
+            assert p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == "ContainerCreating"
+            await c.client.create(("v1", "ConfigMap"), {"apiVersion": "v1", "kind": "ConfigMap",
+                                                        "metadata": {"name": "cm"}, "data": {"k": "one"}}, "default")
+
+            async def running() -> bool:
+                pod = await c.client.get(("v1", "Pod"), "p", "default")
+                return (pod.get("status") or {}).get("phase") == "Running"
+
+            await c.until(running, what="the pod Running once its ConfigMap exists")
+            f = pods_dir / p["metadata"]["uid"] / "volumes" / "kubernetes.io~configmap" / "cfg" / "k"
+            assert f.read_text() == "one"
+            await c.client.patch(("v1", "ConfigMap"), "cm", {"data": {"k": "two"}}, "default")
+            await c.until(lambda: f.read_text() == "two", what="the change in the file")
+            await c.client.delete(("v1", "Pod"), "p", "default")
+            await c.until(lambda: not (pods_dir / p["metadata"]["uid"]).exists(), what="the pod's directory removed")
+        finally:
+            await a.stop()
+            await client.close()
