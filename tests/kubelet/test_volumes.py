@@ -90,6 +90,10 @@ def test_atomic_writer_update_swaps_data_and_prunes(tmp_path: Path) -> None:
         held.close()
     assert w.write({"a": FileProjection(b"2", 0o400), "new": FileProjection(b"n")}), "a new mode is a change"
     assert mode(tmp_path / "a") == 0o400
+    (tmp_path / "..2020_01_01_00_00_00.123").mkdir()  # left by a write that was interrupted
+    (tmp_path / "..data_tmp").symlink_to("..2020_01_01_00_00_00.123")
+    assert w.write({"a": FileProjection(b"3")})
+    assert sorted(os.listdir(tmp_path)) == sorted(["..data", os.readlink(tmp_path / "..data"), "a"])
 
 
 @pytest.mark.parametrize(("path", "message"), [

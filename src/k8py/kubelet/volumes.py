@@ -405,6 +405,11 @@ class AtomicWriter:
                     os.unlink(os.path.join(self.target, p))
         if old_path:
             shutil.rmtree(old_path, ignore_errors=True)
+        current = os.path.basename(ts_dir)
+        for n in os.listdir(self.target):
+            # a timestamped directory an interrupted write left behind (never published)
+            if n.startswith("..") and n[2:3].isdigit() and n != current:
+                shutil.rmtree(os.path.join(self.target, n), ignore_errors=True)
         return True
 
     @staticmethod
