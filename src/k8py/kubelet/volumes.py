@@ -34,10 +34,12 @@ until every volume has been set up once.
 **emptyDir sizeLimit**: every 10 s (kubelet's eviction interval) the disk use of each emptyDir with
 a ``sizeLimit`` is measured; a pod over it is evicted with kubelet's message.
 
-**Tear-down**: every mount under the pod's directory is unmounted (deepest first) and the directory
-removed; a directory that still has a mount is left in place and reported (never removed through
-a mount). The start-up pass and a periodic pass do the same for pod directories of pods this node
-no longer has.
+**Tear-down**: when a pod finishes (Succeeded, Failed, evicted) its volumes are unmounted and
+their directories removed; when it is gone, every mount under its directory is unmounted
+(deepest first) and the directory removed. A directory that still has a mount is left in place
+and reported (never removed through a mount). The start-up pass and a periodic pass (every
+minute) do the same for the directories of pods this node no longer has; ``k8py killall`` for
+all of them.
 
 The file work (blocking) runs in threads; ``mount``/``umount`` through :mod:`k8py.kubelet.proc`.
 """
