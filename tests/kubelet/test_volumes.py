@@ -25,7 +25,7 @@ from k8py.client.errors import NotFoundError
 from k8py.kubelet.agent import Agent, AgentConfig
 from k8py.kubelet.runtime.fake import FakeRuntime
 from k8py.kubelet.runtime.types import ContainerConfig, Mount
-from k8py.kubelet.spec import NodeFacts
+from k8py.kubelet.spec import ConfigError, NodeFacts
 from k8py.kubelet.volumes import (
     AtomicWriter,
     FileProjection,
@@ -436,6 +436,27 @@ async def test_a_finished_pods_volumes_are_released(tmp_path: Path) -> None:
     assert mounts_under(str(pod_dir)) == [] and not (pod_dir / "volumes").exists() and pod_dir.exists()
     assert (await m.mount(p)).ready and not (pod_dir / "volumes").exists(), "not set up again"
     assert await m.teardown("u-5") == [] and not pod_dir.exists()
+
+
+async def test_sub_paths_are_made_inside_the_volume_only(tmp_path: Path) -> None:
+    m = manager(tmp_path, FakeAPI())
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    p = vpod("u-7", [{"name": "scratch", "emptyDir": {}}],
+             [{"name": "scratch", "mountPath": "/a", "subPath": "logs/web"},
+              {"name": "scratch", "mountPath": "/b", "subPath": "escape/made"}])
+    assert (await m.mount(p)).ready
+    root = Path(m.paths(p)["scratch"])
+    (root / "escape").symlink_to(outside)  # what a container could have put there
+    cfg = ContainerConfig(name="app", image="i", mounts=(Mount("/a", f"{root}/logs/web"),))
+    await m.prepare_mounts(p, {"name": "app", "volumeMounts": p["spec"]["containers"][0]["volumeMounts"][:1]}, cfg)
+    assert (root / "logs" / "web").is_dir(), "a missing subPath is made, as kubelet does"
+    bad = ContainerConfig(name="app", image="i", mounts=(Mount("/b", f"{root}/escape/made"),))
+    with pytest.raises(ConfigError, match="not within volume path"):
+        await m.prepare_mounts(p, {"name": "app", "volumeMounts": p["spec"]["containers"][0]["volumeMounts"][1:]},
+                               bad)
+    assert not (outside / "made").exists(), "nothing made outside the volume"
+    await m.teardown("u-7")
 
 
 def test_teardown_dir_of_plain_directories(tmp_path: Path) -> None:

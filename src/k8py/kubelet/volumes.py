@@ -618,6 +618,28 @@ def teardown_dir(path: str) -> list[str]:
     return problems
 
 
+def _within(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def _safe_make_dir(root: str, path: str) -> str:
+    """kubelet's ``doSafeMakeDir`` for a ``subPath``: ``path`` (under the volume ``root``) made as
+    a directory if missing, refusing one that resolves outside the volume (a symlink a container
+    put there) before anything is created; returns where ``path`` really is."""
+    real_root = os.path.realpath(root)
+    existing = path
+    while not os.path.lexists(existing) and existing != os.path.dirname(existing):
+        existing = os.path.dirname(existing)
+    if not _within(os.path.realpath(existing), real_root):
+        raise OSError(f"subpath {path!r} not within volume path {root!r}")
+    if not os.path.lexists(path):
+        os.makedirs(path, 0o755, exist_ok=True)
+    real = os.path.realpath(path)
+    if not _within(real, real_root):
+        raise OSError(f"subpath {path!r} not within volume path {root!r}")
+    return real
+
+
 def _dir_usage(path: str) -> int:
     """Bytes of disk used under ``path`` (``du``: allocated blocks; symlinks not followed, other
     file systems not entered)."""
@@ -921,23 +943,17 @@ class VolumeManager:
 
     @staticmethod
     def _make_subpath(root: str, path: str) -> None:
-        real_root = os.path.realpath(root)
-        if not os.path.lexists(path):
-            os.makedirs(path, 0o755, exist_ok=True)
-        if os.path.realpath(path) != real_root and not os.path.realpath(path).startswith(real_root + "/"):
-            raise OSError(f"subpath {path!r} not within volume path {root!r}")
+        _safe_make_dir(root, path)
 
     def _bind_subpath(self, uid: str, volume: str, container: str, index: int, root: str, path: str) -> str:
         target = os.path.join(self.pods_dir, uid, "volume-subpaths", volume, container, str(index))
         if os.path.ismount(target):
             return target  # a restarted container gets what the first one had, as in kubelet
-        real_root = os.path.realpath(root)
-        if not os.path.lexists(path):
-            os.makedirs(path, 0o755, exist_ok=True)
-        real = os.path.realpath(path)
-        if real != real_root and not real.startswith(real_root + "/"):
+        try:
+            real = _safe_make_dir(root, path)
+        except OSError as e:
             raise ConfigError(f"failed to prepare subPath for volumeMount \"{volume}\" of container \"{container}\": "
-                              f"subpath {path!r} not within volume path {root!r}")
+                              f"{e}") from None
         os.makedirs(os.path.dirname(target), 0o750, exist_ok=True)
         if os.path.isdir(real):
             os.makedirs(target, 0o750, exist_ok=True)
