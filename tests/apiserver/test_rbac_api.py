@@ -263,3 +263,41 @@ async def test_named_list_and_watch_are_authorized_by_name(api: TestClient) -> N
                                            '"configmaps" in API group "" in the namespace "default"')
     assert (await api.get(cms, headers=ALICE)).status == 403
     assert (await api.get(f"{cms}?fieldSelector=metadata.namespace%3Ddefault", headers=ALICE)).status == 403
+
+
+async def test_websocket_exec_needs_create(api: TestClient) -> None:
+    """kube 1.35+: a WebSocket upgrade (a GET) to pods/exec, attach or portforward must also be
+    allowed to create, as the SPDY POST is."""
+    async def grant(verbs: list[str]) -> None:
+        rules = [{"verbs": verbs, "apiGroups": [""], "resources": ["pods/exec", "pods/portforward"]}]
+        r = await api.get(f"{RBAC}/namespaces/default/roles/exec", headers=ADMIN)
+        if r.status == 404:
+            r = await api.post(f"{RBAC}/namespaces/default/roles", headers=ADMIN,
+                               json={"metadata": {"name": "exec"}, "rules": rules})
+        else:
+            r = await api.put(f"{RBAC}/namespaces/default/roles/exec", headers=ADMIN,
+                              json={**(await r.json()), "rules": rules})
+        assert r.status in (200, 201), await r.text()
+
+    await grant(["get"])
+    r = await api.post(f"{RBAC}/namespaces/default/rolebindings", headers=ADMIN, json={
+        "metadata": {"name": "exec"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                                 "name": "exec"},
+        "subjects": [{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "alice"}]})
+    assert r.status == 201
+    ws = {**ALICE, "Upgrade": "websocket", "Connection": "Upgrade"}
+    exec_path = "/api/v1/namespaces/default/pods/p/exec?command=true"
+
+    async def forbidden_text() -> str | None:
+        r = await api.get(exec_path, headers=ws)
+        return (await r.json())["message"] if r.status == 403 else None
+
+    msg = await eventually(forbidden_text)
+    assert msg == ('pods "p" is forbidden: User "alice" cannot create resource "pods/exec" in API group "" in the '
+                   'namespace "default"')
+    await grant(["get", "create"])
+
+    async def passes_authorization() -> bool:
+        return (await api.get(exec_path, headers=ws)).status != 403
+
+    await eventually(passes_authorization)
