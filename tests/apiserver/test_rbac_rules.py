@@ -378,3 +378,93 @@ def test_aggregation_collects_selected_roles_rules() -> None:
     other = cluster_role("other", {"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]})
     assert aggregated_rules(view, [view, a, b, other]) == [
         {"verbs": ["get"], "apiGroups": [""], "resources": ["configmaps"]}, POD_READER]
+
+
+def _bootstrap_authorizer() -> RBACAuthorizer:
+    from k8py.apiserver.rbac.bootstrap import role_bindings, roles
+
+    cache = PolicyCache()
+    for r in cluster_roles():
+        cache.put("clusterroles", "", r["metadata"]["name"], r)
+    for b in cluster_role_bindings():
+        cache.put("clusterrolebindings", "", b["metadata"]["name"], b)
+    for r in roles():
+        cache.put("roles", r["metadata"]["namespace"], r["metadata"]["name"], r)
+    for b in role_bindings():
+        cache.put("rolebindings", b["metadata"]["namespace"], b["metadata"]["name"], b)
+    return RBACAuthorizer(cache)
+
+
+@pytest.mark.parametrize(("user", "groups", "requests"), [
+    # what k8py's controllers do, all as the controller manager's one identity
+    ("system:kube-controller-manager", (), [
+        ("list", "", "pods", ""), ("watch", "apps", "deployments", ""), ("create", "", "pods", ""),
+        ("delete", "", "pods", ""), ("patch", "", "pods", ""), ("update", "", "pods", "status"),
+        ("patch", "", "pods", "status"), ("create", "apps", "replicasets", ""), ("update", "apps", "replicasets", ""),
+        ("update", "apps", "deployments", "status"), ("update", "apps", "statefulsets", "status"),
+        ("create", "", "persistentvolumeclaims", ""), ("create", "apps", "controllerrevisions", ""),
+        ("update", "apps", "daemonsets", "status"), ("create", "batch", "jobs", ""), ("delete", "batch", "jobs", ""),
+        ("update", "batch", "cronjobs", "status"), ("update", "batch", "jobs", "status"),
+        ("update", "policy", "poddisruptionbudgets", "status"), ("get", "apps", "deployments", "scale"),
+        ("create", "", "endpoints", ""), ("update", "", "endpoints", ""),
+        ("create", "discovery.k8s.io", "endpointslices", ""), ("delete", "discovery.k8s.io", "endpointslices", ""),
+        ("create", "", "serviceaccounts", ""), ("create", "", "configmaps", ""), ("update", "", "configmaps", ""),
+        ("update", "", "nodes", ""), ("patch", "", "nodes", ""), ("patch", "", "nodes", "status"),
+        ("delete", "", "namespaces", ""), ("update", "", "namespaces", "finalize"),
+        ("update", "", "namespaces", "status"), ("deletecollection", "apps", "deployments", ""),
+        ("patch", "rbac.authorization.k8s.io", "roles", ""), ("delete", "networking.k8s.io", "ingresses", ""),
+        ("update", "certificates.k8s.io", "certificatesigningrequests", "status"),
+        ("update", "certificates.k8s.io", "certificatesigningrequests", "approval"),
+        ("update", "rbac.authorization.k8s.io", "clusterroles", ""),
+        ("escalate", "rbac.authorization.k8s.io", "clusterroles", ""),
+        ("update", "apiregistration.k8s.io", "apiservices", "status"),
+        ("create", "", "events", ""), ("patch", "", "events", ""), ("create", "coordination.k8s.io", "leases", ""),
+    ]),
+    ("system:kube-scheduler", (), [
+        ("list", "", "pods", ""), ("watch", "", "nodes", ""), ("create", "", "pods", "binding"),
+        ("patch", "", "pods", "status"), ("delete", "", "pods", ""), ("list", "", "namespaces", ""),
+        ("list", "policy", "poddisruptionbudgets", ""), ("list", "", "persistentvolumeclaims", ""),
+        ("create", "", "events", ""), ("create", "coordination.k8s.io", "leases", ""),
+    ]),
+    # a node agent (the legacy binding until k8py has a Node authorizer)
+    ("system:node:n1", ("system:nodes",), [
+        ("create", "", "nodes", ""), ("patch", "", "nodes", "status"), ("update", "", "nodes", ""),
+        ("watch", "", "pods", ""), ("patch", "", "pods", "status"), ("delete", "", "pods", ""),
+        ("get", "", "secrets", ""), ("watch", "", "configmaps", ""), ("update", "coordination.k8s.io", "leases", ""),
+        ("create", "", "events", ""), ("create", "certificates.k8s.io", "certificatesigningrequests", ""),
+        ("create", "certificates.k8s.io", "certificatesigningrequests", "selfnodeclient"),
+    ]),
+    # a joining node's bootstrap token
+    ("system:bootstrap:abcdef", ("system:bootstrappers",), [
+        ("create", "certificates.k8s.io", "certificatesigningrequests", ""),
+        ("watch", "certificates.k8s.io", "certificatesigningrequests", ""),
+        ("create", "certificates.k8s.io", "certificatesigningrequests", "nodeclient"),
+    ]),
+])
+def test_components_may_do_their_work(user: str, groups: tuple[str, ...],
+                                      requests: list[tuple[str, str, str, str]]) -> None:
+    auth = _bootstrap_authorizer()
+    who = UserInfo(user, groups=(*groups, "system:authenticated"))
+    for verb, group, resource, sub in requests:
+        a = RequestAttributes(verb=verb, api_group=group, resource=resource, subresource=sub, namespace="ns",
+                              is_resource_request=True)
+        assert auth.authorize(who, a)[0], (user, verb, group, resource, sub)
+
+
+def test_components_hold_no_more_than_kube_gives() -> None:
+    auth = _bootstrap_authorizer()
+    sched = UserInfo("system:kube-scheduler", groups=("system:authenticated",))
+    node = UserInfo("system:node:n1", groups=("system:nodes", "system:authenticated"))
+    boot = UserInfo("system:bootstrap:abcdef", groups=("system:bootstrappers", "system:authenticated"))
+    for who, verb, group, resource in [(sched, "get", "", "secrets"), (sched, "create", "", "pods"),
+                                       (node, "create", "rbac.authorization.k8s.io", "clusterrolebindings"),
+                                       (node, "delete", "", "nodes"), (boot, "get", "", "secrets"),
+                                       (boot, "list", "", "pods")]:
+        a = RequestAttributes(verb=verb, api_group=group, resource=resource, namespace="ns", is_resource_request=True)
+        assert not auth.authorize(who, a)[0], (who.name, verb, resource)
+    # the bootstrap token reads only the cluster CA's ConfigMap, in kube-public
+    ca = RequestAttributes(verb="get", resource="configmaps", namespace="kube-public", name="kube-root-ca.crt",
+                           is_resource_request=True)
+    assert auth.authorize(boot, ca)[0]
+    assert not auth.authorize(boot, RequestAttributes(verb="get", resource="configmaps", namespace="kube-public",
+                                                      name="other", is_resource_request=True))[0]
