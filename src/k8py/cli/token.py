@@ -116,7 +116,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help=f"user name the token authenticates as (default: {DEFAULT_USER})")
     c.add_argument("--groups", type=_groups, default=_groups(DEFAULT_GROUPS), metavar="G1,G2",
                    help=f"comma-separated groups of that user (default: {DEFAULT_GROUPS}, "
-                   "cluster administrators once RBAC exists; pass '' for none)")
+                   "cluster administrators; pass '' for none, then RoleBindings say what the user may do)")
     c.add_argument("--join", action="store_true",
                    help="make a join token for a new node instead (a bootstrap token, created through the "
                    "running server's API), printed as K10<ca-hash>::<id>.<secret>")

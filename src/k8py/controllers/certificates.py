@@ -21,8 +21,9 @@ signers are someone else's.
   DNS and IP SANs (what k3s approves).
 
 Kube decides with a SubjectAccessReview against the RBAC bindings kubeadm and k3s create for
-exactly these groups; k8py has no RBAC yet (every authenticated user is allowed), so those bindings'
-meaning is checked here directly. The condition's reason and message are kube's.
+exactly these groups (k8py's server creates the same bindings, ``apiserver/rbac/bootstrap.py``);
+here those bindings' meaning is still checked directly, without asking the API. The condition's
+reason and message are kube's.
 """
 
 from __future__ import annotations
