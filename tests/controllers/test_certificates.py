@@ -279,3 +279,28 @@ async def test_approve_and_sign_through_the_api_server(pki: PKI) -> None:
         assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "alice"
         assert abs((cert.not_valid_after_utc - cert.not_valid_before_utc) - dt.timedelta(minutes=15)) < \
             dt.timedelta(seconds=5)  # 10 minutes asked, notBefore backdated 5 minutes
+
+
+async def test_approver_asks_a_subject_access_review_for_the_requester() -> None:
+    """As kube's approver: the requester must be allowed to create certificatesigningrequests/
+    nodeclient (selfnodeclient for a node renewing its own); RBAC answers (the bindings kubeadm
+    creates), so without them nothing is approved automatically."""
+    ctx, api = make({})
+    asked: list[dict[str, object]] = []
+
+    def deny(review: dict[str, object]) -> bool:
+        asked.append(review)
+        return False
+
+    api.review_allows = deny
+    approver = certs.CSRApprovingController(ctx)
+    api.put(CSR, csr_obj("boot", certs.KUBELET_CLIENT, CLIENT_USAGES, request(), username="system:bootstrap:abcdef",
+                         groups=BOOTSTRAP))
+    await approver.reconcile("boot")
+    boot = api.get_obj(CSR, "boot")
+    assert boot is not None and not (boot.get("status") or {}).get("conditions")
+    (review,) = asked
+    assert review["spec"] == {
+        "user": "system:bootstrap:abcdef", "groups": list(BOOTSTRAP), "uid": "", "extra": {},
+        "resourceAttributes": {"group": "certificates.k8s.io", "resource": "certificatesigningrequests",
+                               "verb": "create", "subresource": "nodeclient", "version": "*"}}

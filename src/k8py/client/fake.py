@@ -20,13 +20,13 @@ import copy
 import datetime as dt
 import itertools
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, Self
 
 from k8py.api import patch as patchlib
 from k8py.api import schema
 from k8py.api.corev1 import format_time
-from k8py.api.registry import KindInfo
+from k8py.api.registry import VIRTUAL_KINDS, KindInfo
 from k8py.client.api import Client, KindRef, WatchEvent
 from k8py.client.clock import Clock, RealClock
 from k8py.client.config import ClientConfig
@@ -71,6 +71,9 @@ class FakeClient(Client):
         self.deleted: list[tuple[str, str, str | None]] = []  # (kind, name, propagation policy)
         self.fail: dict[tuple[str, str], ApiError] = {}
         self.graceful_pods = False  # a pod delete sets deletionTimestamp (a node finishes it)
+        # review kinds (SubjectAccessReview, ...) are answered, never stored: allowed unless this
+        # says otherwise, as by an API server without an authorizer
+        self.review_allows: Callable[[Obj], bool] = lambda review: True
         self.factory: SharedInformerFactory | None = None
         self._subs: dict[tuple[str, str], list[asyncio.Queue[WatchEvent]]] = {}
         self._held: list[tuple[tuple[str, str], WatchEvent]] | None = None
@@ -209,6 +212,8 @@ class FakeClient(Client):
     async def create(self, kind: KindRef, obj: Obj, namespace: str | None = None, **kw: Any) -> Obj:
         k = self._key(kind)
         obj = copy.deepcopy(obj)
+        if self._info(k).kind in VIRTUAL_KINDS:
+            return {**obj, "status": {"allowed": self.review_allows(obj)}}
         md = obj.setdefault("metadata", {})
         if not md.get("name"):
             md["name"] = f"{md['generateName']}{next(self._suffix):05d}"

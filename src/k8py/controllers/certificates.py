@@ -20,10 +20,11 @@ signers are someone else's.
 - a serving certificate for ``kubelet-serving`` requested by the node its CN names, with only
   DNS and IP SANs (what k3s approves).
 
-Kube decides with a SubjectAccessReview against the RBAC bindings kubeadm and k3s create for
-exactly these groups (k8py's server creates the same bindings, ``apiserver/rbac/bootstrap.py``);
-here those bindings' meaning is still checked directly, without asking the API. The condition's
-reason and message are kube's.
+A kubelet client request is approved, as kube does, only after a SubjectAccessReview says its
+requester may ``create`` ``certificatesigningrequests/nodeclient`` (a bootstrap token) or
+``.../selfnodeclient`` (a node renewing its own): the RBAC bindings kubeadm creates, which
+k8py's server creates too (``apiserver/rbac/bootstrap.py``), so deleting them stops automatic
+approval. The condition's reason and message are kube's.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 
 CSR = ("certificates.k8s.io/v1", "CertificateSigningRequest")
+SAR = ("authorization.k8s.io/v1", "SubjectAccessReview")
 
 KUBE_APISERVER_CLIENT = "kubernetes.io/kube-apiserver-client"
 KUBELET_CLIENT = "kubernetes.io/kube-apiserver-client-kubelet"
@@ -374,8 +376,23 @@ def approval_for(csr: Obj, req: x509.CertificateSigningRequest) -> str | None:
     return None
 
 
+# kube's recognizers: the permission a requester must hold for each kind of request approved
+SAR_SUBRESOURCE = {APPROVED_SELF_NODE_CLIENT: "selfnodeclient", APPROVED_NODE_CLIENT: "nodeclient"}
+
+
 class CSRApprovingController:
     NAME = "csrapproving"
+
+    async def requester_may(self, csr: Obj, subresource: str) -> bool:
+        """A SubjectAccessReview for the CSR's requester (kube's ``sarApprover.authorize``)."""
+        spec = csr.get("spec") or {}
+        review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": {
+            "user": spec.get("username") or "", "groups": list(spec.get("groups") or []),
+            "uid": spec.get("uid") or "", "extra": spec.get("extra") or {},
+            "resourceAttributes": {"group": "certificates.k8s.io", "resource": "certificatesigningrequests",
+                                   "verb": "create", "subresource": subresource, "version": "*"}}}
+        got = await self.client.create(SAR, review)
+        return bool((got.get("status") or {}).get("allowed"))
 
     def __init__(self, ctx: ControllerContext) -> None:
         self.ctx = ctx
@@ -402,6 +419,11 @@ class CSRApprovingController:
         message = approval_for(csr, req)
         if message is None:
             return None  # not ours to approve: a person decides (kubectl certificate approve|deny)
+        permission = SAR_SUBRESOURCE.get(message)
+        if permission is not None and not await self.requester_may(csr, permission):
+            log.info("csrapproving: recognized %s as %s but subject access review was not approved", key,
+                     permission)
+            return None
         new = dict(csr)
         new["status"] = {**(csr.get("status") or {}), "conditions": [*conditions(csr), {
             "type": "Approved", "status": "True", "reason": "AutoApproved", "message": message,
