@@ -35,7 +35,6 @@ log = logging.getLogger("k8py.apiserver")
 MAX_HEADER_BYTES = 1 << 20
 CTX_KEY = web.RequestKey("k8py.ctx", Ctx)
 KUBE_VERSION = {"major": "1", "minor": "37", "gitVersion": "v1.37.0+k8py"}
-STREAMING_SUBRESOURCES = ("exec", "attach", "portforward")
 DISCOVERY_V2 = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 DISCOVERY_V2BETA1 = "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"
 
@@ -166,14 +165,6 @@ class APIServerApp:
         ok, reason = self.authz.authorize(ctx.user, attrs)
         if not ok:
             raise forbidden(ctx.user.name, attrs, reason)
-        if (attrs.verb == "get" and attrs.resource == "pods" and attrs.subresource in STREAMING_SUBRESOURCES
-                and ctx.request.headers.get("Upgrade", "").lower() == "websocket"):
-            # kube 1.35+ (AuthorizePodWebsocketUpgradeCreatePermission, on by default): a WebSocket
-            # upgrade, a GET, must also be allowed to create, as the SPDY POST is
-            attrs = dataclasses.replace(attrs, verb="create")
-            ok, reason = self.authz.authorize(ctx.user, attrs)
-            if not ok:
-                raise forbidden(ctx.user.name, attrs, reason)
 
     # -- non-resource paths -------------------------------------------------------
     async def non_resource(self, ctx: Ctx) -> web.StreamResponse:

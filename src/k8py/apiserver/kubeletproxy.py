@@ -58,7 +58,7 @@ from aiohttp import web
 
 from k8py.api import errors
 from k8py.api.registry import KindInfo
-from k8py.apiserver.authz import RequestAttributes
+from k8py.apiserver.authz import RequestAttributes, forbidden
 from k8py.apiserver.context import Ctx
 
 if TYPE_CHECKING:
@@ -370,13 +370,10 @@ def _authorize_create(api: ResourceAPI, ctx: Ctx, sub: str) -> None:
     requires ``create`` on the subresource (what the SPDY POST needs)."""
     if api.authorizer is None or ctx.user is None:
         return
-    info = dataclasses.replace(ctx.info, verb="create")
-    allowed, reason = api.authorizer.authorize(ctx.user, RequestAttributes.from_request_info(info))
-    if allowed:
-        return
-    msg = (f'pods "{info.name}" is forbidden: User "{ctx.user.name}" cannot create resource "pods/{sub}" in API '
-           f'group "" in the namespace "{info.namespace}"')
-    raise errors.forbidden_error(msg + (f": {reason}" if reason else ""), "pods", "", info.name)
+    attrs = RequestAttributes.from_request_info(dataclasses.replace(ctx.info, verb="create"))
+    allowed, reason = api.authorizer.authorize(ctx.user, attrs)
+    if not allowed:
+        raise forbidden(ctx.user.name, attrs, reason)
 
 
 async def serve_stream(api: ResourceAPI, ctx: Ctx, kind: KindInfo, ns: str | None, name: str,
