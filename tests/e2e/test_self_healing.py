@@ -202,12 +202,12 @@ def test_init_and_sidecar_containers_start_in_order_and_the_sidecar_stops_last(c
     s = cluster
     loop = "while true; do sleep 0.1; done"
     side = {"name": "side", "restartPolicy": "Always",
-            "command": ["sh", "-c", f"echo side-start >> /ctl/log; trap 'echo side-stop >> /ctl/log; exit 0' TERM; "
-                                    f"{loop}"]}
+            "command": ["sh", "-c", (f"echo side-start >> /ctl/log; trap 'echo side-stop >> /ctl/log; exit 0' TERM; "
+                                     f"{loop}")]}
     setup = {"name": "setup", "command": ["sh", "-c", "grep -q side-start /ctl/log && echo setup-done >> /ctl/log"]}
     main = {"name": "main",
-            "command": ["sh", "-c", f"echo app-start >> /ctl/log; trap 'echo app-stop >> /ctl/log; exit 0' TERM; "
-                                    f"{loop}"],
+            "command": ["sh", "-c", (f"echo app-start >> /ctl/log; trap 'echo app-stop >> /ctl/log; exit 0' TERM; "
+                                     f"{loop}")],
             "lifecycle": {"postStart": {"exec": {"command": ["sh", "-c", "echo post-start >> /ctl/log"]}},
                           "preStop": {"exec": {"command": ["sh", "-c", "echo pre-stop >> /ctl/log"]}}}}
     apply(s, ns, with_ctl(a_pod("sc", [main], initContainers=[side, setup], terminationGracePeriodSeconds=20), ctl))
