@@ -301,3 +301,25 @@ async def test_websocket_exec_needs_create(api: TestClient) -> None:
         return (await api.get(exec_path, headers=ws)).status != 403
 
     await eventually(passes_authorization)
+
+
+async def test_rules_review_reports_a_missing_role(api: TestClient) -> None:
+    r = await api.post(f"{RBAC}/namespaces/default/rolebindings", headers=ADMIN, json={
+        "metadata": {"name": "dangling"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                                     "name": "not-there"},
+        "subjects": [{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "alice"}]})
+    assert r.status == 201
+
+    async def review() -> dict[str, Any] | None:
+        r = await api.post(f"{AUTHZ}/selfsubjectrulesreviews", headers=ALICE, json={"spec": {"namespace": "default"}})
+        st: dict[str, Any] = (await r.json())["status"]
+        return st if "evaluationError" in st else None
+
+    st = await eventually(review)
+    assert st["evaluationError"] == 'role.rbac.authorization.k8s.io "not-there" not found'
+    assert st["incomplete"] is False, "kube's RBAC resolver reports the error, not incompleteness"
+    # and a request the missing role would decide says why in its 403, as kube-apiserver's does
+    r = await api.get("/api/v1/namespaces/default/pods", headers=ALICE)
+    assert (await r.json())["message"] == (
+        'pods is forbidden: User "alice" cannot list resource "pods" in API group "" in the namespace "default": '
+        'RBAC: role.rbac.authorization.k8s.io "not-there" not found')

@@ -6,8 +6,8 @@
   authorizer that guards requests;
 - authorization.k8s.io/v1 SelfSubjectRulesReview: what may I do in this namespace
   (``kubectl auth can-i --list``), from the authorizer's rule resolver (``rules_for``, RBAC's),
-  as kube's: every rule bound to the user, resource rules and non-resource rules apart,
-  ``incomplete`` with the ``evaluationError`` when a binding names a role that does not exist.
+  as kube's: every rule bound to the user, resource rules and non-resource rules apart, an
+  ``evaluationError`` when a binding names a role that does not exist.
 """
 
 from __future__ import annotations
@@ -92,8 +92,9 @@ def _rules_review(body: Obj, user: UserInfo, authorizer: AuthorizerLike | None) 
             resource_rules.append(rr)
         if r.non_resource_urls:
             non_resource_rules.append({"verbs": list(r.verbs), "nonResourceURLs": list(r.non_resource_urls)})
-    status: Obj = {"resourceRules": resource_rules, "nonResourceRules": non_resource_rules,
-                   "incomplete": bool(errs)}
+    # kube's RBAC rule resolver reports a binding to a missing role as an evaluation error but
+    # not as incomplete (its RulesFor returns incomplete=false with the error)
+    status: Obj = {"resourceRules": resource_rules, "nonResourceRules": non_resource_rules, "incomplete": False}
     if errs:
         status["evaluationError"] = errs[0] if len(errs) == 1 else "[" + ", ".join(errs) + "]"
     return status
