@@ -31,9 +31,10 @@ to the kubelet with the client's subprotocols; when the kubelet accepts, the cli
 accepted with the subprotocol the kubelet chose and every message is relayed both ways, unchanged,
 until either side closes (then the other is closed too). When the kubelet refuses the upgrade
 its answer (status, type, body: "container not found", "pod does not exist") goes back to the
-client as it is, as kube's proxy passes a failed upgrade through. A request that is no WebSocket
-(kubectl's SPDY fallback) is passed to the kubelet as a plain request and its answer returned:
-k8py does not speak SPDY, and says so.
+client as it is, as kube's proxy passes a failed upgrade through. kubectl's SPDY/3.1 fallback
+(``Upgrade: SPDY/3.1``) is passed through as bytes once the kubelet switched protocols
+(:mod:`.spdyproxy`); any other request is passed to the kubelet as a plain request and its
+answer returned.
 
 The connection settings (:class:`KubeletConnection`) come from the composition root
 (``cli/process.py``), which sets ``ResourceAPI.kubelet``; without them (an API server started
@@ -58,6 +59,7 @@ from aiohttp import web
 
 from k8py.api import errors
 from k8py.api.registry import KindInfo
+from k8py.apiserver import spdyproxy
 from k8py.apiserver.authz import RequestAttributes, forbidden
 from k8py.apiserver.context import Ctx
 
@@ -395,6 +397,9 @@ async def serve_stream(api: ResourceAPI, ctx: Ctx, kind: KindInfo, ns: str | Non
     pod_ns = pod["metadata"].get("namespace", ns or "")
     path = f"/{_KUBELET_PATH[sub]}/{pod_ns}/{name}" + (f"/{container}" if container else "")
     url = _url(host, port, path, urlencode(params))
+    if spdyproxy.is_spdy_upgrade(req):  # kubectl's SPDY/3.1 fallback: a byte pipe once the kubelet switched
+        target = path + (f"?{urlencode(params)}" if params else "")
+        return await spdyproxy.relay(req, conn.ssl_context(), host, port, target, conn.connect_timeout)
     async with conn.session() as session:
         if websocket:
             return await _websocket(ctx, session, url, sub, name)
