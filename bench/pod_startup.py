@@ -3,15 +3,18 @@
 Two runs, each on a fresh data directory with the busybox test image in the airgap folder:
 
 1. ``k8py server`` with its node agent in the same process: N pods (default 100) are created
-   C at a time (default 10) with the image present; for each, the time from just before its
-   create request to the moment a watch sees it Running (kube's pod startup SLI; the SLO is
-   p99 <= 5 s). Then the whole server's RSS with the N pods running.
+   C at a time (default 10) with the image present: in waves (the default: C pods are created,
+   and the next C once they all run) or, with ``--stream``, as a stream with C create requests
+   in flight (so all N are on the node at once, and the figure measures queueing on 2 cores as
+   much as startup). For each pod, the time from just before its create request to the moment
+   a watch sees it Running (kube's pod startup SLI; the SLO is p99 <= 5 s). Then the whole
+   server's RSS with the N pods running.
 2. ``k8py server --disable-agent`` and a separate ``k8py agent`` joined with a token: the
    agent's own RSS and CPU over an idle minute with the N pods running (kubelet's footprint;
    each container's conmon is a separate small process, like containerd's shims, and is
    reported apart).
 
-Run as root: ``.venv/bin/python bench/pod_startup.py [--pods 100] [--concurrency 10]``.
+Run as root: ``.venv/bin/python bench/pod_startup.py [--pods 100] [--concurrency 10] [--stream]``.
 Prints a JSON summary. Everything is removed at the end (``k8py killall``).
 """
 
@@ -94,8 +97,19 @@ def pod(i: int, node: str) -> dict[str, Any]:
                                      "command": ["sh", "-c", "trap 'exit 0' TERM; sleep 100000 & wait"]}]}}
 
 
-async def start_pods(kubeconfig: str, node: str, n: int, concurrency: int) -> list[float]:
-    """Create ``n`` pods, ``concurrency`` at a time; the create-to-Running latency of each."""
+async def start_pods(kubeconfig: str, node: str, n: int, concurrency: int, stream: bool = False) -> list[float]:
+    """Create ``n`` pods, ``concurrency`` at a time (in waves, or as a stream with
+    ``concurrency`` requests in flight); the create-to-Running latency of each, sorted."""
+    if not stream:
+        lat: list[float] = []
+        for first in range(0, n, concurrency):
+            lat += await _start_pods(kubeconfig, node, range(first, min(n, first + concurrency)), concurrency)
+        return sorted(lat)
+    return await _start_pods(kubeconfig, node, range(n), concurrency)
+
+
+async def _start_pods(kubeconfig: str, node: str, indexes: range, concurrency: int) -> list[float]:
+    n = len(indexes)
     async with Client(load_config(kubeconfig), component="bench") as client:
         sent: dict[str, float] = {}
         running: dict[str, float] = {}
@@ -106,7 +120,7 @@ async def start_pods(kubeconfig: str, node: str, n: int, concurrency: int) -> li
             async with client.watch(POD, "default", resource_version=lst["metadata"]["resourceVersion"]) as w:
                 async for ev in w:
                     name = ev.object["metadata"]["name"]
-                    if name not in running and (ev.object.get("status") or {}).get("phase") == "Running":
+                    if name in sent and name not in running and (ev.object.get("status") or {}).get("phase") == "Running":
                         running[name] = time.monotonic()
                         if len(running) == n:
                             done.set()
@@ -120,7 +134,7 @@ async def start_pods(kubeconfig: str, node: str, n: int, concurrency: int) -> li
                 sent[f"p{i:04d}"] = time.monotonic()
                 await client.create(POD, pod(i, node), "default")
 
-        await asyncio.gather(*(create(i) for i in range(n)))
+        await asyncio.gather(*(create(i) for i in indexes))
         await asyncio.wait_for(done.wait(), 300)
         watcher.cancel()
         return sorted(running[k] - sent[k] for k in running)
@@ -145,7 +159,8 @@ def conmon_rss() -> tuple[int, int]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    out: dict[str, Any] = {"pods": args.pods, "concurrency": args.concurrency}
+    out: dict[str, Any] = {"pods": args.pods, "concurrency": args.concurrency,
+                           "created": "as a stream" if args.stream else "in waves"}
     tmp = Path(tempfile.mkdtemp(prefix="k8py-bench-"))
     try:
         # 1: server with its agent in one process
@@ -160,7 +175,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         try:
             wait_ready(port)
             kubeconfig = str(data / "kubeconfig.yaml")
-            lat = asyncio.run(_wait_node_then_start(kubeconfig, "bench", args.pods, args.concurrency))
+            lat = asyncio.run(_wait_node_then_start(kubeconfig, "bench", args.pods, args.concurrency, args.stream))
             out["startup_seconds"] = {"p50": round(pct(lat, 50), 3), "p90": round(pct(lat, 90), 3),
                                       "p99": round(pct(lat, 99), 3), "max": round(lat[-1], 3),
                                       "mean": round(statistics.mean(lat), 3)}
@@ -191,7 +206,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                              "bench-agent", "--data-dir", str(agent_data), "--node-ip", "127.0.0.1",
                              "--kubelet-port", str(free_port()), stdout=log, stderr=subprocess.STDOUT)
             kubeconfig = str(data / "kubeconfig.yaml")
-            asyncio.run(_wait_node_then_start(kubeconfig, "bench-agent", args.pods, args.concurrency))
+            asyncio.run(_wait_node_then_start(kubeconfig, "bench-agent", args.pods, args.concurrency, args.stream))
             time.sleep(5)
             c0, t0 = cpu_seconds(agent.pid), time.monotonic()
             time.sleep(args.idle)
@@ -213,7 +228,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-async def _wait_node_then_start(kubeconfig: str, node: str, n: int, concurrency: int) -> list[float]:
+async def _wait_node_then_start(kubeconfig: str, node: str, n: int, concurrency: int, stream: bool = False
+                                ) -> list[float]:
     async with Client(load_config(kubeconfig), component="bench") as client:
         deadline = time.monotonic() + 120
         while True:
@@ -228,7 +244,7 @@ async def _wait_node_then_start(kubeconfig: str, node: str, n: int, concurrency:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"node {node} not ready")
             await asyncio.sleep(0.5)
-    return await start_pods(kubeconfig, node, n, concurrency)
+    return await start_pods(kubeconfig, node, n, concurrency, stream)
 
 
 def main() -> None:
@@ -236,6 +252,8 @@ def main() -> None:
     p.add_argument("--pods", type=int, default=100)
     p.add_argument("--concurrency", type=int, default=10)
     p.add_argument("--idle", type=float, default=60.0, help="seconds of idle CPU measurement")
+    p.add_argument("--stream", action="store_true",
+                   help="create the pods as a stream with --concurrency requests in flight, not in waves")
     if os.geteuid() != 0:
         sys.exit("run as root: the node agent makes namespaces, mounts and cgroups")
     print(json.dumps(run(p.parse_args()), indent=2))

@@ -11,7 +11,8 @@ from typing import Any
 import yaml
 
 from k8py.config import ServerConfig
-from k8py.pki import PKI, write_private_file
+from k8py.pki import PKI
+from k8py.tlsfiles import write_private_file
 
 __all__ = ["admin_kubeconfig", "server_url", "write_admin_kubeconfig"]
 

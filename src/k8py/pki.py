@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from k8py.config import ServerConfig
+from k8py.tlsfiles import tls_server_context, write_private_file
 
 __all__ = [
     "PKI",
@@ -79,27 +80,6 @@ class PKI:
 
 
 # --------------------------------------------------------------------------- files
-
-
-def write_private_file(path: str, data: bytes, mode: int = 0o600) -> None:
-    """Write ``data`` to ``path`` atomically (temp file + rename) with exactly ``mode``.
-
-    The temp file is created with the final mode, so the content is never readable by others,
-    not even for a moment; ``fchmod`` makes the mode independent of the umask.
-    """
-    tmp = f"{path}.tmp.{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    try:
-        os.fchmod(fd, mode)
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    try:
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def _ensure_private_dir(path: str) -> None:
@@ -335,20 +315,6 @@ def server_ssl_context(pki: PKI) -> ssl.SSLContext:
     ``request.transport.get_extra_info("peercert")``.
     """
     return tls_server_context(pki.serving_cert, pki.serving_key, pki.ca_cert, ssl.CERT_OPTIONAL)
-
-
-def tls_server_context(cert_file: str, key_file: str, client_ca_file: str, verify: ssl.VerifyMode) -> ssl.SSLContext:
-    """A TLS server context (TLS 1.2 or newer, HTTP/1.1) whose client certificates are checked
-    against ``client_ca_file``: ``CERT_OPTIONAL`` for the API server, ``CERT_REQUIRED`` for the
-    node agent's API (only the API server, with its client certificate, talks to it)."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.load_cert_chain(cert_file, key_file)
-    ctx.load_verify_locations(cafile=client_ca_file)
-    ctx.verify_mode = verify
-    # We speak HTTP/1.1 only; saying so lets Go clients (kubectl) skip offering h2 in vain.
-    ctx.set_alpn_protocols(["http/1.1"])
-    return ctx
 
 
 # --------------------------------------------------------------------------- kubelet certificates

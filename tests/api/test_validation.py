@@ -3,9 +3,9 @@
 import pytest
 from validation_cases import REGISTRY, VALID, errors, kind_of, prepared, status_errors, update_errors, with_
 
-from k8py.api import validation
 from k8py.api.errors import invalid_error
 from k8py.api.registry import BUILTIN_KINDS, VIRTUAL_KINDS
+from k8py.api.validation import kinds as validation
 
 SUBDOMAIN_MSG = (
     "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start "

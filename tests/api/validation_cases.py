@@ -6,9 +6,9 @@ import copy
 import json
 from typing import Any
 
-from k8py.api import validation
 from k8py.api.defaults import set_defaults
 from k8py.api.registry import Registry
+from k8py.api.validation import kinds as validation
 from k8py.apiserver.registry import build as build_strategies
 
 REGISTRY = Registry()

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import socket
+import subprocess
+import sys
 
 from k8py.cli.server import _path, cidr_pair, ip_list, node_name, port, reserved
 from k8py.config import default_data_dir
@@ -95,29 +98,59 @@ def _default_name() -> str:
 async def _main(args: argparse.Namespace, data_dir: str, name: str, stop: asyncio.Event) -> int:
     from k8py.client.api import Client
     from k8py.client.config import ClientConfig
-    from k8py.kubelet.bootstrap import BootstrapError, bootstrap, serving_certificate
     from k8py.kubelet.node import node_addresses
     from k8py.kubelet.run import NodeOptions, node_paths, run_node
 
     certs = os.path.join(node_paths(data_dir)["agent"], "tls")
-    try:
-        cert, key, ca = await bootstrap(args.server, args.token, name, certs)
-    except BootstrapError as e:
-        log.error("cannot join %s: %s", args.server, e)
-        return 1
-    client = Client(ClientConfig(server=args.server, ca_file=ca, cert_file=cert, key_file=key), component="kubelet")
     ips = tuple(a["address"] for a in node_addresses(name, args.node_ip) if a["type"] == "InternalIP")
-    try:
-        s_cert, s_key = await serving_certificate(client, name, ips, (name,), certs)
-    except BootstrapError as e:
-        log.error("no serving certificate for the agent's API: %s", e)
-        await client.close()
+    creds = await asyncio.to_thread(_credentials, args.server, args.token, name, certs, ips)
+    if creds is None:
         return 1
+    client = Client(ClientConfig(server=args.server, ca_file=creds["ca"], cert_file=creds["cert"],
+                                 key_file=creds["key"]), component="kubelet")
     opts = NodeOptions(node_name=name, data_dir=data_dir, node_ips=ips, cluster_cidrs=tuple(args.cluster_cidr.split(",")),
-                       kubelet_port=args.kubelet_port, system_reserved=args.system_reserved, serving_cert=s_cert, serving_key=s_key, client_ca=ca)
+                       kubelet_port=args.kubelet_port, system_reserved=args.system_reserved,
+                       serving_cert=creds["serving_cert"], serving_key=creds["serving_key"], client_ca=creds["ca"])
     log.info("joining %s as node %s", args.server, name)
     try:
         await run_node(client, opts, stop)
     finally:
         await client.close()
     return 0
+
+
+def _credentials(server: str, token: str, name: str, cert_dir: str, ips: tuple[str, ...]) -> dict[str, str] | None:
+    """The node's client and serving credentials (paths by role), from the TLS bootstrap run in a
+    child process (:func:`_credentials_child`: the agent itself never loads ``cryptography``,
+    which would cost it about 8 MB for good), or None after logging why they cannot be had."""
+    req = {"server": server, "token": token, "node_name": name, "cert_dir": cert_dir, "ips": list(ips),
+           "hostnames": [name]}
+    p = subprocess.run([sys.executable, "-m", "k8py.cli.agent", "credentials"], input=json.dumps(req), text=True,
+                       stdout=subprocess.PIPE, check=False)  # its log goes to our stderr
+    if p.returncode != 0:
+        log.error("cannot join %s: the TLS bootstrap failed (exit %d; see above)", server, p.returncode)
+        return None
+    return dict(json.loads(p.stdout))
+
+
+def _credentials_child() -> int:
+    """``python -m k8py.cli.agent credentials``: the TLS bootstrap alone, in a short-lived process.
+    Reads its request as JSON on stdin (so the join token never shows in a process list), logs
+    to stderr, prints the files' paths as JSON on stdout."""
+    from k8py.cli.logs import setup_logging
+    from k8py.kubelet.bootstrap import BootstrapError, node_credentials
+
+    setup_logging()
+    req = json.load(sys.stdin)
+    try:
+        out = asyncio.run(node_credentials(req["server"], req["token"], req["node_name"], req["cert_dir"],
+                                           req["ips"], req["hostnames"]))
+    except BootstrapError as e:
+        log.error("%s", e)
+        return 1
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["credentials"]:
+    raise SystemExit(_credentials_child())

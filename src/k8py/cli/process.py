@@ -136,6 +136,7 @@ def start_agent(config: ServerConfig, pki: Any, stop_ev: asyncio.Event) -> tuple
     control plane only (never half a node)."""
     from k8py import pki as pki_mod
     from k8py.kubelet.run import NodeOptions, missing_prerequisites, node_paths, run_node
+    from k8py.tlsfiles import write_private_file
 
     missing = missing_prerequisites(config.data_dir)
     if missing:
@@ -148,8 +149,8 @@ def start_agent(config: ServerConfig, pki: Any, stop_ev: asyncio.Event) -> tuple
     cert, key = pki_mod.issue_kubelet_serving_certificate(
         pki, name, ips=tuple(dict.fromkeys((*config.node_ips, "127.0.0.1"))), hostnames=(name, "localhost"))
     cert_file, key_file = os.path.join(tls, "kubelet.crt"), os.path.join(tls, "kubelet.key")
-    pki_mod.write_private_file(cert_file, cert, 0o644)
-    pki_mod.write_private_file(key_file, key)
+    write_private_file(cert_file, cert, 0o644)
+    write_private_file(key_file, key)
     client = loopback_client(config, pki, f"system:node:{name}", ("system:nodes",), "kubelet")
     opts = NodeOptions(node_name=name, data_dir=config.data_dir, node_ips=config.node_ips,
                        cluster_cidrs=tuple(config.cluster_cidr.split(",")), kubelet_port=config.kubelet_port,

@@ -9,9 +9,12 @@ import logging
 import os
 import re
 import socket
+from typing import TYPE_CHECKING
 
 from k8py.config import ServerConfig, default_data_dir
-from k8py.pki import PKI
+
+if TYPE_CHECKING:
+    from k8py.pki import PKI
 
 __all__ = ["add_parser", "build_config", "prepare_server", "run"]
 

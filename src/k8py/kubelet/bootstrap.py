@@ -49,7 +49,7 @@ from cryptography.x509.oid import NameOID
 from k8py.client.api import Client
 from k8py.client.config import ClientConfig
 from k8py.client.errors import AlreadyExistsError, ApiError, NotFoundError, UnauthorizedError
-from k8py.pki import write_private_file
+from k8py.tlsfiles import write_private_file
 
 __all__ = ["BootstrapError", "JoinToken", "bootstrap", "parse_join_token"]
 
@@ -339,3 +339,21 @@ async def serving_certificate(client: Client, node_name: str, ips: Sequence[str]
                                             serialization.NoEncryption()), 0o600)
     write_private_file(cert_file, cert_pem, 0o644)
     return cert_file, key_file
+
+
+# --------------------------------------------------------------------------- in a process of its own
+# Making keys and CSRs and checking certificates needs ``cryptography``, which costs a
+# long-running process about 8 MB for good. ``k8py agent`` therefore gets its credentials from a
+# short-lived child process that runs this (``k8py.cli.agent``).
+
+
+async def node_credentials(server_url: str, token: str, node_name: str, cert_dir: str, ips: Sequence[str],
+                           hostnames: Sequence[str]) -> dict[str, str]:
+    """The client credentials (:func:`bootstrap`) and then, with them, the serving certificate
+    (:func:`serving_certificate`): the paths, by role."""
+    cert, key, ca = await bootstrap(server_url, token, node_name, cert_dir)
+    async with Client(ClientConfig(server=server_url, ca_file=ca, cert_file=cert, key_file=key),
+                      component="kubelet") as client:
+        s_cert, s_key = await serving_certificate(client, node_name, ips, hostnames, cert_dir)
+    return {"cert": cert, "key": key, "ca": ca, "serving_cert": s_cert, "serving_key": s_key}
+

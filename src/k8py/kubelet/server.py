@@ -45,7 +45,7 @@ from k8py.kubelet import streaming
 from k8py.kubelet.logs import LogOptions, parse_timestamp, stream_logs
 from k8py.kubelet.portforward import PortForward
 from k8py.kubelet.runtime.types import ContainerState, ContainerStats, ContainerStatus, Runtime
-from k8py.pki import tls_server_context
+from k8py.tlsfiles import tls_server_context
 
 __all__ = ["KubeletServer", "PodsSource"]
 

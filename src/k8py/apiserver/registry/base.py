@@ -21,11 +21,12 @@ import secrets
 import uuid
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from k8py.api import tables, validation
+from k8py.api import tables
 from k8py.api.corev1 import now_rfc3339
 from k8py.api.errors import FieldError
 from k8py.api.registry import KindInfo
 from k8py.api.selectors import DEFAULT_FIELD_LABELS, FieldLabels, label_selector_string
+from k8py.api.validation import kinds as validation
 
 if TYPE_CHECKING:
     from k8py.apiserver.authn import UserInfo
