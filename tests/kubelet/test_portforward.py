@@ -307,6 +307,7 @@ class Target:
         self.open = 0
         self.accepted = 0
         self.closed = asyncio.Event()
+        self.go = asyncio.Event()  # "gated": echo only once this is set
 
     async def __aenter__(self) -> Self:
         self.server = await asyncio.start_server(self.serve, "127.0.0.1", 0)
@@ -322,7 +323,9 @@ class Target:
         self.open += 1
         self.accepted += 1
         try:
-            if self.mode == "echo":
+            if self.mode == "gated":
+                await self.go.wait()
+            if self.mode in ("echo", "gated"):
                 while data := await reader.read(65536):
                     writer.write(data)
                     await writer.drain()
@@ -432,6 +435,18 @@ async def test_spdy_upgrade_forwards_both_ways_in_order(app: App) -> None:
                 await client.changed.wait()
                 client.changed.clear()
         assert client.pings == [1]
+
+
+async def test_a_pod_that_reads_late_pauses_the_client_and_loses_nothing(app: App) -> None:
+    # past the session's input limit (1 MiB unread) the kubelet stops reading the connection
+    async with Target("gated") as t, upgraded(app.host, app.port, "/portForward/default/web") as (client, _):
+        _, data = await client.pair(t.port)
+        payload = os.urandom(8 * 1024 * 1024)
+        writing = asyncio.create_task(data.write(payload))
+        await asyncio.wait({writing}, timeout=2)  # sent, or held back by the paused server
+        t.go.set()
+        assert await data.read_at_least(len(payload), timeout=60) == payload
+        await writing
 
 
 async def test_closed_port_is_an_error_on_the_stream_and_the_tunnel_goes_on(app: App) -> None:

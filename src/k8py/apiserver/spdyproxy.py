@@ -53,7 +53,10 @@ class _ToKubelet:
         self.upstream.write(data)
         if not self.paused and self.upstream.transport.get_write_buffer_size() > PIPE_HIGH_WATER:
             self.paused = True
-            self.request.protocol.pause_reading()
+            # the transport itself: aiohttp's protocol would pause its HTTP parser, which this
+            # connection no longer uses (aiohttp does not know SPDY as an upgrade)
+            if self.request.transport is not None:
+                self.request.transport.pause_reading()
             asyncio.get_running_loop().create_task(self._resume())
         return False, b""
 
@@ -61,7 +64,9 @@ class _ToKubelet:
         with contextlib.suppress(ConnectionError, OSError):
             await self.upstream.drain()
         self.paused = False
-        self.request.protocol.resume_reading()
+        transport = self.request.transport
+        if transport is not None and not transport.is_closing():
+            transport.resume_reading()
 
     def feed_eof(self) -> None:
         self.ended.set()
@@ -80,7 +85,7 @@ def _parse_head(head: bytes) -> tuple[int, list[tuple[str, str]]]:
     return int(parts[1]), headers
 
 
-async def relay(req: web.Request, ssl_ctx: ssl.SSLContext, host: str, port: int, target: str,
+async def relay(req: web.Request, ssl_ctx: ssl.SSLContext | None, host: str, port: int, target: str,
                 connect_timeout: float) -> web.StreamResponse:
     """Send ``req``'s upgrade to the kubelet at ``host:port`` as ``target`` (path and query), and
     pipe the two connections together once it switched protocols."""

@@ -832,6 +832,13 @@ class _UpgradedReader:
         self.session.feed_eof()
 
 
+def _resumer(transport: asyncio.Transport) -> Callable[[], None]:
+    def resume() -> None:
+        if not transport.is_closing():
+            transport.resume_reading()
+    return resume
+
+
 async def serve_upgraded(request: web.Request, session_factory: Callable[..., Session],
                          headers: Mapping[str, str], run: Callable[[Session], Awaitable[None]]) -> web.StreamResponse:
     """Answer ``request`` (its ``Connection: Upgrade``, ``Upgrade: SPDY/3.1`` already checked)
@@ -844,7 +851,11 @@ async def serve_upgraded(request: web.Request, session_factory: Callable[..., Se
     writer = await resp.prepare(request)
     assert writer is not None
     protocol = request.protocol
-    session = session_factory(pause_reading=protocol.pause_reading, resume_reading=protocol.resume_reading)
+    transport = request.transport
+    assert transport is not None
+    # the transport itself: aiohttp's protocol would pause its HTTP parser, which this
+    # connection no longer uses (aiohttp does not know SPDY as an upgrade)
+    session = session_factory(pause_reading=transport.pause_reading, resume_reading=_resumer(transport))
     # aiohttp keeps what came after the request's head and hands it to this parser
     protocol.set_parser(_UpgradedReader(session))  # type: ignore[arg-type]
 
