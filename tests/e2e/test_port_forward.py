@@ -206,12 +206,55 @@ def test_kubectl_port_forward_to_a_closed_port_prints_the_error(cluster: Server)
         pf2.stop()
 
 
+def _pod_netns(s: Server) -> str:
+    """The network namespace holding the pod's address."""
+    ip = s.kjson("get", "pod", "web", "-n", NS)["status"]["podIP"]
+    for name in _netns():
+        out = subprocess.run(["ip", "-n", name, "-4", "-o", "addr"], capture_output=True, text=True, check=False)
+        if f" {ip}/" in out.stdout:
+            return name
+    raise AssertionError(f"no network namespace has {ip}")
+
+
+def _connections_to(netns: str, port: int) -> list[str]:
+    """TCP connections to ``port`` inside the pod (looked at with ss, no traffic)."""
+    out = subprocess.run(["ip", "netns", "exec", netns, "ss", "-Htn", f"( sport = :{port} )"],
+                         capture_output=True, text=True, check=True)
+    return [line for line in out.stdout.splitlines() if line.strip()]
+
+
+def test_kubectl_killed_mid_transfer_leaves_no_connection_in_the_pod(cluster: Server) -> None:
+    netns = _pod_netns(cluster)
+    assert _connections_to(netns, 9090) == []
+    big = free_port()
+    pf = PortForward(cluster, "pod/web", f"{big}:9090")
+    try:
+        pf.wait_for(f"Forwarding from 127.0.0.1:{big} -> 9090")
+        with socket.create_connection(("127.0.0.1", big), timeout=30) as c:
+            c.sendall(b"GET /big HTTP/1.0\r\n\r\n")
+            assert c.recv(65536)  # the transfer has begun ...
+            assert _connections_to(netns, 9090)
+            pf.proc.kill()  # ... and kubectl dies in the middle of it
+            pf.proc.wait(10)
+    finally:
+        pf.stop()
+    # the agent closes its end in the pod: no connection is left there
+    wait(lambda: _connections_to(netns, 9090) == [], 30, "the pod's connections closed")
+    page = free_port()
+    pf2 = PortForward(cluster, "pod/web", f"{page}:8080")
+    try:
+        pf2.wait_for(f"Forwarding from 127.0.0.1:{page} -> 8080")
+        assert get(page) == b"hello-from-web\n"
+    finally:
+        pf2.stop()
+
+
 def test_python_client_portforward(cluster: Server) -> None:
     from kubernetes import client
     from kubernetes.stream import portforward
 
     api = client.CoreV1Api(cluster.client())
-    pf: Any = portforward(api.connect_get_namespaced_pod_portforward, "web", NS, ports="8080,9090")
+    pf: Any = portforward(api.connect_get_namespaced_pod_portforward, "web", NS, ports="8080,9090,7777")
     try:
         for port, path in ((8080, "/"), (9090, "/big")):
             sock = pf.socket(port)
@@ -227,6 +270,9 @@ def test_python_client_portforward(cluster: Server) -> None:
         assert answers[8080].startswith(b"HTTP/1.1 200 OK") and answers[8080].endswith(b"\r\n\r\nhello-from-web\n")
         assert answers[9090].endswith(b"\r\n\r\n" + BIG)
         assert pf.error(8080) is None and pf.error(9090) is None
+        # nothing listens on 7777: the error channel says so, in kubelet's words
+        assert (pf.error(7777) or "").startswith("error forwarding port 7777 to pod "), pf.error(7777)
+        assert "failed to connect to localhost:7777 inside namespace" in pf.error(7777)
     finally:
         pf.close()
         deadline = time.monotonic() + 10
