@@ -4,9 +4,12 @@ An exec is ``runc exec`` in a child process, started in its own session:
 
 - without a TTY its stdin, stdout and stderr are pipes to the agent (runc hands its own stdio to
   the process it starts); a stream the client did not ask for is ``/dev/null``;
-- with a TTY ``runc exec -t --console-socket`` makes the pseudo-terminal inside the container
-  (its devpts) and sends the master side to a unix socket of ours (``SCM_RIGHTS``); stdin and
-  output then go through the master, and a resize is ``TIOCSWINSZ`` on it.
+- with a TTY ``runc exec -t`` makes the pseudo-terminal inside the container (its devpts) and,
+  in the foreground, copies between it and its own stdin/stdout, which are a pseudo-terminal of
+  ours (runc puts it in raw mode); stdin and output go through our master side. A resize sets
+  the size of ours (``TIOCSWINSZ``) and sends runc ``SIGWINCH``, on which runc copies it to the
+  container's terminal. (runc takes a ``--console-socket`` only when it detaches, and then
+  nobody could wait for the command's exit code.)
 
 The exec has started once runc wrote its ``--pid-file``; a runc that ends without writing it
 failed to start the command ("executable file not found") and the session is not made: the
@@ -29,10 +32,10 @@ import errno
 import fcntl
 import logging
 import os
-import shutil
+import pty
+import signal
 import socket
 import struct
-import tempfile
 import termios
 import time
 from collections.abc import Callable, Sequence
@@ -100,7 +103,6 @@ class RuncExec:
         self.opts = opts
         self.kill_tree = kill_tree
         self.master = -1  # the pty's master side (tty only)
-        self.tmpdir = ""  # the console socket's directory (tty only)
         self.out = _Output()
         self.readers: list[asyncio.Task[None]] = []
         self.monitor: asyncio.Task[None] | None = None
@@ -141,63 +143,35 @@ class RuncExec:
     @classmethod
     async def _start_tty(cls, runc_argv: Sequence[str], container_id: str, cmd: Sequence[str], pid_file: Path,
                          opts: StreamOptions, kill_tree: Callable[[int], None]) -> RuncExec:
-        # A short directory of our own: a unix socket's path must fit in 108 bytes.
-        tmpdir = tempfile.mkdtemp(prefix="k8py-tty-")
-        sock_path = os.path.join(tmpdir, "console.sock")
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self: RuncExec | None = None
+        # runc takes a console socket only when it detaches (and then nobody waits for the
+        # command's exit code); in the foreground it makes the container's terminal itself and
+        # copies between it and its own stdin/stdout, which must then be a terminal: ours.
+        master, slave = pty.openpty()
         try:
-            listener.bind(sock_path)
-            listener.listen(1)
-            listener.setblocking(False)
             proc = await asyncio.create_subprocess_exec(
-                *runc_argv, "exec", "-t", "--console-socket", sock_path, "--pid-file", str(pid_file),
-                container_id, *cmd,
-                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.PIPE, start_new_session=True,
+                *runc_argv, "exec", "-t", "--pid-file", str(pid_file), container_id, *cmd,
+                stdin=slave, stdout=slave,
+                stderr=asyncio.subprocess.PIPE,  # runc's own failure
+                start_new_session=True,
             )  # fmt: skip
-            self = cls(proc, pid_file, opts, kill_tree)
-            self.tmpdir = tmpdir
-            assert proc.stderr is not None
-            self.master = await self._receive_console(listener, proc.stderr)
+        except BaseException:
+            os.close(master)
+            raise
+        finally:
+            os.close(slave)  # runc holds it now: when runc ends, the master reads EIO
+        self = cls(proc, pid_file, opts, kill_tree)
+        self.master = master
+        try:
             os.set_blocking(self.master, False)
+            assert proc.stderr is not None
             await self._started(proc.stderr)
             self.readers.append(asyncio.create_task(self._read_master()))
             self.readers.append(asyncio.create_task(_discard(proc.stderr)))
             self.monitor = asyncio.create_task(self._watch())
         except BaseException:
-            if self is not None:
-                await self.close()
-            else:
-                shutil.rmtree(tmpdir, ignore_errors=True)
+            await self.close()
             raise
-        finally:
-            listener.close()
         return self
-
-    async def _receive_console(self, listener: socket.socket, stderr: asyncio.StreamReader) -> int:
-        loop = asyncio.get_running_loop()
-        accept = asyncio.ensure_future(loop.sock_accept(listener))
-        exited = asyncio.ensure_future(self.proc.wait())
-        try:
-            done, _ = await asyncio.wait({accept, exited}, timeout=START_TIMEOUT,
-                                         return_when=asyncio.FIRST_COMPLETED)
-            if accept not in done:
-                if exited in done:
-                    raise RuntimeServiceError(_runc_error(await stderr.read(), self.proc.returncode))
-                raise RuntimeServiceError(f"runc exec sent no terminal within {START_TIMEOUT:g}s")
-            conn, _ = accept.result()
-        finally:
-            for t in (accept, exited):
-                t.cancel()
-        with conn:
-            conn.settimeout(START_TIMEOUT)
-            _, fds, _, _ = await asyncio.to_thread(socket.recv_fds, conn, 4096, 1)
-        if not fds:
-            raise RuntimeServiceError("runc exec sent no terminal on its console socket")
-        for extra in fds[1:]:
-            os.close(extra)
-        return fds[0]
 
     async def _started(self, stderr: asyncio.StreamReader) -> None:
         """Wait (bounded) until runc wrote the pid file; a runc that ended without it failed."""
@@ -298,6 +272,10 @@ class RuncExec:
         if self.master >= 0 and not self.closed:
             with contextlib.suppress(OSError):
                 _set_winsize(self.master, width, height)
+            if self.proc.returncode is None:
+                # runc passes its terminal's size on to the container's when it gets SIGWINCH
+                with contextlib.suppress(ProcessLookupError):
+                    self.proc.send_signal(signal.SIGWINCH)
 
     # -- end ----------------------------------------------------------------------------
     async def wait(self) -> int | None:
@@ -330,8 +308,6 @@ class RuncExec:
             if self.master >= 0:
                 os.close(self.master)
                 self.master = -1
-            if self.tmpdir:
-                shutil.rmtree(self.tmpdir, ignore_errors=True)
             with contextlib.suppress(FileNotFoundError):
                 self.pid_file.unlink()
 

@@ -1,0 +1,386 @@
+"""kubectl exec, attach and cp, and the Python client's stream(), on real containers: `k8py
+server` with its node agent (runc, conmon), the busybox test image from the airgap folder.
+
+The API server relays the WebSocket (v5.channel.k8s.io for kubectl, v4.channel.k8s.io for the
+Python client) to the agent's /exec and /attach. An interactive `kubectl exec -it ... sh` is
+driven through a pseudo-terminal made here. Everything is removed at the end with `k8py
+killall`, and the test checks that nothing is left, no exec'd process either."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import pty
+import select
+import struct
+import subprocess
+import sys
+import termios
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.e2e.conftest import KUBECTL, Server, free_port, wait
+from tests.helpers.images import build_busybox_image
+from tests.helpers.nodelock import node_lock
+
+from k8py.kubelet.run import missing_prerequisites
+
+IMAGE = "k8py.test/busybox:1.0"
+NODE = "k8py-exec-node"
+NS = "default"
+
+pytestmark = pytest.mark.timeout(600)
+
+
+def _netns() -> set[str]:
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False).stdout
+    return {line.split()[0] for line in out.splitlines() if line.startswith("k8py-")}
+
+
+def _procs(marker: str) -> list[int]:
+    """Processes on this machine whose command line holds ``marker`` (containers' too)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                if marker.encode() in f.read():
+                    found.append(int(entry))
+        except OSError:
+            continue
+    return found
+
+
+def _pod(name: str, command: str, *, restart: str = "Never", containers: dict[str, str] | None = None,
+         stdin: bool = False, tty: bool = False) -> dict[str, Any]:
+    cs = containers or {"main": command}
+    spec_cs = [{"name": n, "image": IMAGE, "imagePullPolicy": "IfNotPresent", "command": ["sh", "-c", c],
+                "stdin": stdin, "tty": tty} for n, c in cs.items()]
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {"restartPolicy": restart, "terminationGracePeriodSeconds": 1, "containers": spec_cs}}
+
+
+IDLE = "trap 'exit 0' TERM; while true; do sleep 1; done"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    if not KUBECTL:
+        pytest.skip("kubectl is not installed")
+    tmp = tmp_path_factory.mktemp("exec")
+    data = tmp / "data"
+    missing = missing_prerequisites(str(data))
+    if missing:
+        pytest.skip("this machine cannot run pods: " + "; ".join(missing))
+    airgap = data / "agent" / "images"
+    airgap.mkdir(parents=True)
+    build_busybox_image(airgap, IMAGE)
+    home = tmp / "home"
+    home.mkdir()
+    s = Server(data, free_port(), None, tmp / "server.log", home,
+               ("--kubelet-port", str(free_port()), "--node-ip", "127.0.0.1", "--node-name", NODE), agent=True)
+    with node_lock():
+        before = _netns()
+        s.start()
+        try:
+            wait(lambda: _node_ready(s), 60, "the node Ready")
+            _apply(s, _pod("shell", IDLE))
+            _apply(s, _pod("done", "echo finished", restart="Never"))
+            _apply(s, _pod("duo", "", containers={"app": IDLE, "quick": "exit 0"}))
+            _apply(s, _pod("ticker", "i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.3; done"))
+            _apply(s, _pod("talker", "while read line; do echo got $line; done; echo stdin closed; sleep 3600",
+                           stdin=True))
+            for name in ("shell", "ticker", "talker"):
+                wait(lambda n=name: _phase(s, n) == "Running", 90, f"{name} Running")  # type: ignore[misc]
+            wait(lambda: _phase(s, "done") == "Succeeded", 90, "done Succeeded")
+            wait(lambda: _terminated(s, "duo", "quick"), 90, "duo's quick container exited")
+            yield s
+        finally:
+            s.stop()
+            p = subprocess.run([sys.executable, "-m", "k8py.cli", "killall", "--data-dir", str(data)],
+                               capture_output=True, text=True, timeout=120, check=False)
+            assert p.returncode == 0, p.stderr
+            assert _netns() <= before, f"network namespaces left: {_netns() - before}"
+            assert not list((data / "agent" / "containers" / "containers").iterdir())
+            with open("/proc/self/mounts") as f:
+                assert str(data) not in f.read(), "mounts left"
+            assert not _procs("k8py-exec-marker"), "exec'd processes left"
+
+
+def _apply(s: Server, manifest: dict[str, Any]) -> None:
+    s.kubectl("apply", "-n", NS, "-f", "-", input=json.dumps(manifest))
+
+
+def _node_ready(s: Server) -> bool:
+    p = s.kubectl("get", "node", NODE, "-o", "json", check=False)
+    if p.returncode != 0:
+        return False
+    node = json.loads(p.stdout)
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"].get("conditions") or ())
+
+
+def _pod_json(s: Server, name: str) -> Any:
+    p = s.kubectl("get", "pod", name, "-n", NS, "-o", "json", check=False)
+    return json.loads(p.stdout) if p.returncode == 0 else {}
+
+
+def _phase(s: Server, name: str) -> str:
+    return str(_pod_json(s, name).get("status", {}).get("phase", ""))
+
+
+def _terminated(s: Server, pod: str, container: str) -> bool:
+    for cs in _pod_json(s, pod).get("status", {}).get("containerStatuses") or ():
+        if cs["name"] == container and "terminated" in (cs.get("state") or {}):
+            return True
+    return False
+
+
+def _kenv(s: Server) -> dict[str, str]:
+    e = dict(os.environ)
+    e.update({"HOME": str(s.home), "KUBECONFIG": s.kubeconfig})
+    e.pop("KUBERNETES_SERVICE_HOST", None)
+    return e
+
+
+# --------------------------------------------------------------------------- kubectl exec
+
+
+def test_exec_output_and_exit_codes(cluster: Server) -> None:
+    s = cluster
+    assert s.kubectl("exec", "shell", "--", "echo", "hi").stdout == "hi\n"
+    p = s.kubectl("exec", "shell", "--", "sh", "-c", "echo out; echo err >&2")
+    assert p.stdout == "out\n" and "err\n" in p.stderr
+    p = s.kubectl("exec", "shell", "--", "false", check=False)
+    assert p.returncode == 1 and "command terminated with exit code 1" in p.stderr
+    p = s.kubectl("exec", "shell", "--", "sh", "-c", "exit 3", check=False)
+    assert p.returncode == 3 and "command terminated with exit code 3" in p.stderr
+    # a command the image does not have: runc's words, as an internal error
+    p = s.kubectl("exec", "shell", "--", "no-such-tool", check=False)
+    assert p.returncode != 0 and "executable file not found" in p.stderr, p.stderr
+    # the exec runs in the container: its hostname, its filesystem
+    assert s.kubectl("exec", "shell", "--", "hostname").stdout == "shell\n"
+
+
+def test_exec_with_stdin_piped(cluster: Server) -> None:
+    s = cluster
+    text = "".join(f"line {i}\n" for i in range(2000))  # more than one message
+    p = s.kubectl("exec", "-i", "shell", "--", "sh", "-c", "cat > /tmp/in && wc -l < /tmp/in && md5sum /tmp/in",
+                  input=text)
+    import hashlib
+
+    assert p.stdout.split()[:2] == ["2000", hashlib.md5(text.encode()).hexdigest()], p.stdout
+
+
+def test_exec_interactive_tty(cluster: Server) -> None:
+    s = cluster
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 111, 0, 0))  # rows, cols
+    proc = subprocess.Popen([KUBECTL, "exec", "-it", "shell", "--", "sh"], stdin=slave, stdout=slave, stderr=slave,
+                            env=_kenv(s), start_new_session=True)
+    os.close(slave)
+    got = b""
+
+    def read_until(marker: bytes, timeout: float = 20.0) -> bytes:
+        nonlocal got
+        deadline = time.monotonic() + timeout
+        while marker not in got:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"{marker!r} not seen within {timeout}s; got {got!r}")
+            r, _, _ = select.select([master], [], [], left)
+            if r:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:
+                    chunk = b""
+                if not chunk:
+                    raise AssertionError(f"kubectl ended before {marker!r}; got {got!r}")
+                got += chunk
+        return got
+
+    try:
+        os.write(master, b"echo $((6*7))\r")
+        read_until(b"42")
+        os.write(master, b"stty size; tty\r")
+        out = read_until(b"/dev/pts/")
+        assert b"33 111" in out, out  # the terminal's size came through the resize channel
+        os.write(master, b"exit 5\r")
+        assert proc.wait(30) == 5
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+
+
+def test_client_disconnecting_mid_stream_kills_the_command(cluster: Server) -> None:
+    s = cluster
+    proc = subprocess.Popen([KUBECTL, "exec", "shell", "--", "sh", "-c", "echo started; sleep 1000; echo k8py-exec-marker"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_kenv(s))
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == b"started\n"
+        wait(lambda: bool(_procs("sleep 1000; echo k8py-exec-marker")), 10, "the exec running")
+    finally:
+        _end(proc)
+    wait(lambda: not _procs("sleep 1000; echo k8py-exec-marker") and not _sleepers(), 20,
+         "the exec's processes killed")
+    # the agent goes on serving
+    assert s.kubectl("exec", "shell", "--", "echo", "still").stdout == "still\n"
+
+
+def _end(proc: subprocess.Popen[bytes]) -> None:
+    proc.kill()
+    proc.wait()
+    for f in (proc.stdin, proc.stdout, proc.stderr):
+        if f is not None:
+            f.close()
+
+
+def _sleepers() -> list[int]:
+    out = []
+    for pid in _procs("sleep"):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if f.read().split(b"\0")[:2] == [b"sleep", b"1000"]:
+                    out.append(pid)
+        except OSError:
+            continue
+    return out
+
+
+def test_exec_into_finished_containers(cluster: Server) -> None:
+    s = cluster
+    p = s.kubectl("exec", "done", "--", "echo", "x", check=False)
+    assert p.returncode != 0
+    assert "cannot exec into a container in a completed pod; current phase is Succeeded" in p.stderr
+    # a pod that runs, one of whose containers has exited: the kubelet's words
+    p = s.kubectl("exec", "duo", "-c", "quick", "--", "echo", "x", check=False)
+    assert p.returncode != 0 and 'container not found ("quick")' in p.stderr, p.stderr
+    assert s.kubectl("exec", "duo", "-c", "app", "--", "echo", "x").stdout == "x\n"
+
+
+def test_api_errors_in_kubes_form(cluster: Server) -> None:
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+
+    with cluster.client() as c:
+        _api_errors(client.CoreV1Api(c), ApiException)
+
+
+def _api_errors(api: Any, ApiException: Any) -> None:
+    for kw, status, words in (
+        ({"name": "shell", "container": "nope"}, 400, "container nope is not valid for pod shell"),
+        ({"name": "duo"}, 400, "a container name must be specified for pod duo, choose one of: [app quick]"),
+        ({"name": "absent"}, 404, 'pods "absent" not found'),
+    ):
+        with pytest.raises(ApiException) as e:
+            api.connect_post_namespaced_pod_exec(namespace=NS, command=["true"], stdout=True, **kw)
+        assert e.value.status == status and words in json.loads(e.value.body)["message"], (kw, e.value.body)
+    with pytest.raises(ApiException) as e:
+        api.connect_post_namespaced_pod_exec("shell", NS, command=["true"], stdout=False, stderr=False)
+    assert e.value.status == 400 and "you must specify at least 1 of stdin, stdout, stderr" in str(e.value.body)
+
+
+# --------------------------------------------------------------------------- the Python client
+
+
+def test_python_client_stream(cluster: Server) -> None:
+    from kubernetes import client
+    from kubernetes.stream import stream
+
+    with cluster.client() as c:
+        _stream(client.CoreV1Api(c), stream)
+
+
+def _close(resp: Any) -> None:
+    """WSClient.close() skips the socket when the server closed first (as the kubelet does after
+    the exit status, in Kubernetes too): close it as well, or it is left to the collector."""
+    resp.close()
+    resp.sock.shutdown()
+
+
+def _stream(api: Any, stream: Any) -> None:
+    # (with _preload_content=True the client would leave its socket to the garbage collector)
+    resp = stream(api.connect_get_namespaced_pod_exec, "shell", NS, command=["sh", "-c", "echo py; echo e >&2"],
+                  stdout=True, stderr=True, stdin=False, tty=False, _preload_content=False)
+    resp.run_forever(timeout=20)
+    assert (resp.read_stdout(), resp.read_stderr(), resp.returncode) == ("py\n", "e\n", 0)
+    _close(resp)
+    resp = stream(api.connect_get_namespaced_pod_exec, "shell", NS, command=["sh", "-c", "read x; echo got $x; exit 7"],
+                  stdout=True, stderr=True, stdin=True, tty=False, _preload_content=False)
+    resp.write_stdin("hello\n")
+    resp.run_forever(timeout=20)
+    assert resp.read_stdout() == "got hello\n"
+    assert resp.returncode == 7
+    _close(resp)
+
+
+# --------------------------------------------------------------------------- kubectl cp
+
+
+def test_kubectl_cp_both_ways(cluster: Server, tmp_path: Path) -> None:
+    s = cluster
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "a.txt").write_text("alpha\n")
+    (src / "sub" / "b.bin").write_bytes(bytes(range(256)) * 400)
+    cwd = os.getcwd()
+    os.chdir(tmp_path)  # kubectl cp wants relative local paths to keep its "no absolute paths" warning away
+    try:
+        s.kubectl("cp", "src", f"{NS}/shell:/tmp/copied")
+        assert s.kubectl("exec", "shell", "--", "cat", "/tmp/copied/a.txt").stdout == "alpha\n"
+        size = s.kubectl("exec", "shell", "--", "sh", "-c", "wc -c < /tmp/copied/sub/b.bin").stdout.strip()
+        assert size == str(256 * 400)
+        s.kubectl("cp", f"{NS}/shell:/tmp/copied", "back")
+    finally:
+        os.chdir(cwd)
+    assert (tmp_path / "back" / "a.txt").read_text() == "alpha\n"
+    assert (tmp_path / "back" / "sub" / "b.bin").read_bytes() == bytes(range(256)) * 400
+
+
+# --------------------------------------------------------------------------- kubectl attach
+
+
+def test_kubectl_attach_streams_output(cluster: Server) -> None:
+    s = cluster
+    proc = subprocess.Popen([KUBECTL, "attach", "ticker"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=_kenv(s))
+    try:
+        assert proc.stdout is not None
+        lines: list[bytes] = []
+        deadline = time.monotonic() + 20
+        while len(lines) < 3 and time.monotonic() < deadline:
+            r, _, _ = select.select([proc.stdout], [], [], 1)
+            if r:
+                lines.append(proc.stdout.readline())
+        assert len(lines) == 3 and all(line.startswith(b"tick ") for line in lines), lines
+        numbers = [int(line.split()[1]) for line in lines]
+        assert numbers == sorted(numbers) and len(set(numbers)) == 3
+    finally:
+        _end(proc)
+
+
+def test_kubectl_attach_with_stdin(cluster: Server) -> None:
+    s = cluster
+    proc = subprocess.Popen([KUBECTL, "attach", "-i", "talker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=_kenv(s))
+    try:
+        assert proc.stdin is not None and proc.stdout is not None
+        got = b""
+        deadline = time.monotonic() + 20
+        # kubectl attaches a moment after it starts: say it again until the container answers
+        while b"got hello" not in got and time.monotonic() < deadline:
+            proc.stdin.write(b"hello\n")
+            proc.stdin.flush()
+            r, _, _ = select.select([proc.stdout], [], [], 1)
+            if r:
+                got += os.read(proc.stdout.fileno(), 4096)
+        assert b"got hello" in got, (got, proc.stderr.read1() if proc.stderr else b"")  # type: ignore[union-attr]
+    finally:
+        _end(proc)
