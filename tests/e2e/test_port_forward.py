@@ -63,11 +63,16 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         try:
             wait(lambda: _node_ready(s), 60, "the node Ready")
             s.kubectl("create", "namespace", NS)
-            pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web"},
+            pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "labels": {"app": "web"}},
                    "spec": {"containers": [{"name": "web", "image": IMAGE, "imagePullPolicy": "IfNotPresent",
                                             "command": ["sh", "-c", WEB],
+                                            "ports": [{"name": "http", "containerPort": 8080},
+                                                      {"name": "big", "containerPort": 9090}],
                                             "readinessProbe": {"tcpSocket": {"port": 9090}, "periodSeconds": 1}}]}}
-            s.kubectl("apply", "-n", NS, "-f", "-", input=json.dumps(pod))
+            svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+                   "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}}
+            s.kubectl("apply", "-n", NS, "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
+                                                                       "items": [pod, svc]}))
             s.kubectl("wait", "-n", NS, "--for=condition=Ready", "pod/web", "--timeout=120s", timeout=150)
             yield s
         finally:
@@ -204,6 +209,18 @@ def test_kubectl_port_forward_to_a_closed_port_prints_the_error(cluster: Server)
         assert get(page) == b"hello-from-web\n"
     finally:
         pf2.stop()
+
+
+def test_kubectl_port_forward_to_a_service_port_and_a_random_local_port(cluster: Server) -> None:
+    """kubectl picks the Service's pod and maps port 80 to its named target port (8080)."""
+    pf = PortForward(cluster, "svc/web", ":80")
+    try:
+        out = pf.wait_for(" -> 8080")
+        m = re.search(r"Forwarding from 127\.0\.0\.1:(\d+) -> 8080", out)
+        assert m, out
+        assert get(int(m.group(1))) == b"hello-from-web\n"
+    finally:
+        pf.stop()
 
 
 def _pod_netns(s: Server) -> str:
