@@ -6,14 +6,21 @@ gating with its rounds driven by hand."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
+from tests.helpers.cluster import InProcessCluster
 
 from k8py.api.corev1 import format_epoch
+from k8py.client.api import Client
+from k8py.client.config import ClientConfig
+from k8py.client.errors import NotFoundError
+from k8py.kubelet.agent import Agent, AgentConfig
 from k8py.kubelet.hooks import run_hook
 from k8py.kubelet.prober import (
     LIVENESS,
@@ -27,7 +34,9 @@ from k8py.kubelet.prober import (
     run_probe,
 )
 from k8py.kubelet.runtime.fake import FakeRuntime
-from k8py.kubelet.runtime.types import ExecResult, RuntimeServiceError
+from k8py.kubelet.runtime.types import ContainerState, ExecResult, RuntimeServiceError
+
+CAPACITY = {"cpu": "2", "memory": "4Gi", "pods": "10", "ephemeral-storage": "10Gi"}
 
 
 class ScriptedRuntime(FakeRuntime):
@@ -333,3 +342,133 @@ async def test_hooks_exec_http_and_sleep(server: dict[str, Any]) -> None:
     assert msg is not None and msg.startswith('HTTP lifecycle hook (/x) for Container "app" in Pod "web_ns(u1)" '
                                               "failed - error: ")
     assert await run_hook({"sleep": {"seconds": 0}}, pod, c, "c1", "", FakeRuntime(), http) is None
+
+
+# --------------------------------------------------------------------------- the agent's shell
+
+
+class HealthRuntime(FakeRuntime):
+    """The fake runtime whose exec fails for the containers named in ``unhealthy`` and for any
+    command starting with ``fail``; the containers it stops are recorded in order."""
+
+    def __init__(self) -> None:
+        # an init container named "setup" runs to completion at once; the others keep running
+        super().__init__(exit_code=lambda _sb, cfg: 0 if cfg.name == "setup" else None)
+        self.unhealthy: set[str] = set()
+        self.stopped: list[str] = []
+        self.exec_log: list[tuple[str, str]] = []
+
+    async def exec_sync(self, container_id: str, cmd: Sequence[str], timeout: float = 0) -> ExecResult:
+        c = self.containers.get(container_id)
+        name = c.name if c is not None else "?"
+        self.exec_log.append((name, " ".join(cmd)))
+        if c is None or (cmd and cmd[0] == "fail") or name in self.unhealthy:
+            return BAD
+        return OK
+
+    async def stop_container(self, container_id: str, timeout: float) -> None:
+        c = self.containers.get(container_id)
+        if c is not None and c.state == ContainerState.RUNNING:
+            self.stopped.append(c.name)
+        await super().stop_container(container_id, timeout)
+
+
+@contextlib.asynccontextmanager
+async def fake_node(rt: FakeRuntime, tmp: Path) -> AsyncIterator[tuple[InProcessCluster, Agent]]:
+    async with InProcessCluster() as c:
+        client = Client(ClientConfig(server=c.url), component="kubelet")
+        a = Agent(client, rt, AgentConfig(node_name="n1", data_dir=str(tmp / "n1"), capacity=CAPACITY,
+                                          relist_interval=0.1, backoff=(0.5, 1.0)))
+        await a.start()
+        try:
+            yield c, a
+        finally:
+            await a.stop()
+            await client.close()
+
+
+def node_pod(name: str, containers: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
+    for x in [*containers, *spec.get("initContainers", ())]:
+        x.setdefault("image", "busybox:1.36")
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {"nodeName": "n1", "terminationGracePeriodSeconds": 5, "containers": containers, **spec}}
+
+
+async def event_messages(c: InProcessCluster, name: str, reason: str) -> list[str]:
+    evs = await c.client.list(("v1", "Event"), "default")
+    return [e["message"] for e in evs["items"] if e["involvedObject"]["name"] == name and e["reason"] == reason]
+
+
+async def container_status(c: InProcessCluster, name: str, key: str = "containerStatuses") -> dict[str, Any]:
+    p = await c.client.get(("v1", "Pod"), name, "default")
+    return ((p.get("status") or {}).get(key) or [{}])[0]  # type: ignore[no-any-return]
+
+
+async def test_the_agent_restarts_a_container_that_fails_its_liveness_probe(tmp_path: Path) -> None:
+    rt = HealthRuntime()
+    probe = {"exec": {"command": ["check"]}, "periodSeconds": 1, "failureThreshold": 1, "timeoutSeconds": 1,
+             "successThreshold": 1}
+    async with fake_node(rt, tmp_path) as (c, _):
+        await c.client.create(("v1", "Pod"), node_pod("live", [{"name": "app", "livenessProbe": probe,
+                                                                "readinessProbe": probe}]), "default")
+        await c.until(lambda: _ready(c, "live"), what="ready (the readiness probe passed)")
+        rt.unhealthy.add("app")
+        st = await c.until(lambda: _restarted(c, "live"), timeout=20, what="a restart")
+        assert st["lastState"]["terminated"]["exitCode"] == 143
+        rt.unhealthy.clear()
+        await c.until(lambda: _ready(c, "live"), what="ready again")
+        killing = await event_messages(c, "live", "Killing")
+        assert "Container app failed liveness probe, will be restarted" in killing
+        unhealthy = await event_messages(c, "live", "Unhealthy")
+        assert "Liveness probe failed: not healthy\n" in unhealthy
+        assert "Readiness probe failed: not healthy\n" in unhealthy
+
+
+async def _ready(c: InProcessCluster, name: str) -> bool:
+    return bool((await container_status(c, name)).get("ready"))
+
+
+async def _restarted(c: InProcessCluster, name: str) -> dict[str, Any] | None:
+    st = await container_status(c, name)
+    return st if st.get("restartCount", 0) >= 1 else None
+
+
+async def test_a_failed_post_start_hook_kills_the_container(tmp_path: Path) -> None:
+    rt = HealthRuntime()
+    hook = {"postStart": {"exec": {"command": ["fail", "now"]}}}
+    async with fake_node(rt, tmp_path) as (c, _):
+        await c.client.create(("v1", "Pod"), node_pod("post", [{"name": "app", "lifecycle": hook}]), "default")
+        await c.until(lambda: event_messages(c, "post", "FailedPostStartHook"), what="FailedPostStartHook")
+        assert await event_messages(c, "post", "FailedPostStartHook") == ["PostStartHook failed"]
+        st = await c.until(lambda: _restarted(c, "post"), what="started again after its back-off")
+        assert "FailedPostStartHook" in await event_messages(c, "post", "Killing")
+        assert st["lastState"]["terminated"]["exitCode"] == 143
+
+
+async def test_deletion_runs_pre_stop_and_stops_sidecars_after_the_app_in_reverse_order(tmp_path: Path) -> None:
+    rt = HealthRuntime()
+    inits = [{"name": "s1", "restartPolicy": "Always"}, {"name": "setup"}, {"name": "s2", "restartPolicy": "Always"}]
+    app = {"name": "app", "lifecycle": {"preStop": {"exec": {"command": ["fail", "pre-stop"]}}}}
+    async with fake_node(rt, tmp_path) as (c, _):
+        await c.client.create(("v1", "Pod"), node_pod("sc", [app], initContainers=inits), "default")
+
+        async def running() -> bool:
+            p = await c.client.get(("v1", "Pod"), "sc", "default")
+            return (p.get("status") or {}).get("phase") == "Running"
+
+        await c.until(running, what="Running")
+        created = [x.removeprefix("create_container ") for x in rt.calls if x.startswith("create_container")]
+        assert created == ["s1", "setup", "s2", "app"]
+        await c.client.delete(("v1", "Pod"), "sc", "default")
+
+        async def gone() -> bool:
+            try:
+                await c.client.get(("v1", "Pod"), "sc", "default")
+            except NotFoundError:
+                return True
+            return False
+
+        await c.until(gone, what="the pod gone")
+        assert rt.stopped == ["app", "s2", "s1"]
+        assert ("app", "fail pre-stop") in rt.exec_log
+        assert await event_messages(c, "sc", "FailedPreStopHook") == ["PreStopHook failed"]

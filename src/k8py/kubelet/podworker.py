@@ -106,6 +106,7 @@ class PodWorker:
         self.evicted: str | None = None  # the eviction message, once the agent evicts the pod
         self._evict_done = False
         self.probes: ProbeManager | None = None  # the pod's probe workers (prober.py), if it has probes
+        self._found_running = False  # the pod ran here before the agent started
         self._post_start: asyncio.Task[str | None] | None = None  # a postStart hook in progress
         self._wake = asyncio.Event()
         self._wake_at: float | None = None
@@ -194,6 +195,7 @@ class PodWorker:
         if not self.admitted:
             if obs.sandboxes or (pod.get("status") or {}).get("phase") in ("Running", "Succeeded", "Failed"):
                 self.admitted = True  # it ran here before (an agent restart): carry on
+                self._found_running = True
             else:
                 others = [w.pod for w in self.agent.workers.values()
                           if w is not self and w.admitted and not w.gone and w.mem.rejected is None
@@ -253,8 +255,11 @@ class PodWorker:
         if self.probes is None:
             if not ProbeManager.wanted(pod) or status.get("phase") in ("Succeeded", "Failed"):
                 return
+            # kubelet: the probes of pods found running after a restart of the agent start at a
+            # random point of their first period, not all at once
             self.probes = ProbeManager(self.agent.runtime, self.agent.probe_http, self.poke,
-                                       lambda type_, reason, msg: self.agent.record(self.pod, type_, reason, msg))
+                                       lambda type_, reason, msg: self.agent.record(self.pod, type_, reason, msg),
+                                       jitter=self._found_running)
         self.probes.update(pod, status)
 
     async def _stop_probes(self) -> None:
