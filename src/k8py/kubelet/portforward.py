@@ -217,7 +217,7 @@ async def connect_in_sandbox(sandbox: SandboxStatus, port: int) -> tuple[asyncio
         raise PortForwardError(f'network namespace for sandbox "{sandbox.id}" is closed')
     try:
         s4, s6 = await _sockets_in(netns)
-    except OSError as e:
+    except (OSError, RuntimeError) as e:  # RuntimeError: no thread could be started
         raise PortForwardError(f'failed to execute portforward in network namespace "{netns or "host"}": {e}') from None
     loop = asyncio.get_running_loop()
     errors: list[str] = []

@@ -921,7 +921,8 @@ async def _serve(session: Session, run: Callable[[Session], Awaitable[None]], pu
         try:
             # the queued frames and the GOAWAY, bounded: a peer that reads nothing is not waited for
             await asyncio.wait_for(asyncio.shield(pump_task), 5.0)
-        except (TimeoutError, asyncio.CancelledError):
+        except TimeoutError:
             pass
-        pump_task.cancel()
-        await asyncio.gather(pump_task, return_exceptions=True)
+        finally:  # also when cancelled: the pump never outlives the connection
+            pump_task.cancel()
+            await asyncio.gather(pump_task, return_exceptions=True)
