@@ -134,8 +134,8 @@ class HTTPProber:
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(force_close=True, limit=0, ssl=self._tls),
-                trust_env=False, auto_decompress=False)
+                connector=aiohttp.TCPConnector(force_close=True, limit=0, ssl=self._tls, happy_eyeballs_delay=None),
+                trust_env=False, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar())
         return self._session
 
     async def close(self) -> None:

@@ -1,0 +1,189 @@
+"""The node agent's CPU with probed pods: N pods (default 100), each with an ``httpGet``
+readiness probe and an ``exec`` liveness probe every second (issue 13's "probes are cheap").
+
+``k8py server --disable-agent`` and a separate ``k8py agent`` joined with a token (so the
+agent's own process is measured alone), the busybox test image in its airgap folder; the pods
+run ``httpd``. Once every pod is Ready, the agent's CPU is read from ``/proc`` over a window
+(default 60 s): its own (the event loop: probe workers, the HTTP client, status) and that of
+the processes it waits for (``runc exec`` for each exec probe: ``cutime``/``cstime``), and the
+whole machine's busy time from ``/proc/stat`` for comparison. A baseline window with the same
+pods and no probes comes first.
+
+Run as root: ``.venv/bin/python bench/probes.py [--pods 100] [--window 60]``. It holds the
+machine's real-node lock (``tests/helpers/nodelock.py``) for its whole run. Prints a JSON
+summary. Everything is removed at the end (``k8py killall``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from pod_startup import IMAGE, free_port, k8py, rss_kib, wait_ready
+from tests.helpers.images import build_busybox_image
+from tests.helpers.nodelock import node_lock
+
+from k8py.client.api import Client
+from k8py.client.config import load_config
+from k8py.client.errors import NotFoundError
+
+POD = ("v1", "Pod")
+NODE = "bench-probes"
+
+
+def cpu_times(pid: int) -> tuple[float, float]:
+    """(the process's own CPU seconds, its waited-for children's)."""
+    with open(f"/proc/{pid}/stat") as f:
+        parts = f.read().rsplit(")", 1)[1].split()
+    tck = os.sysconf("SC_CLK_TCK")
+    return (int(parts[11]) + int(parts[12])) / tck, (int(parts[13]) + int(parts[14])) / tck
+
+
+def machine_busy() -> float:
+    """Busy CPU seconds of the whole machine so far (all cores)."""
+    with open("/proc/stat") as f:
+        vals = [int(x) for x in f.readline().split()[1:]]
+    idle = vals[3] + vals[4]
+    return (sum(vals[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def pod(i: int, probes: bool, exec_probe: bool = True) -> dict[str, Any]:
+    c: dict[str, Any] = {"name": "web", "image": IMAGE, "imagePullPolicy": "IfNotPresent",
+                         "command": ["sh", "-c", "echo ok > /tmp/healthz; exec httpd -f -p 8080 -h /tmp"],
+                         "ports": [{"name": "http", "containerPort": 8080}]}
+    if probes:
+        c["readinessProbe"] = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 1}
+        if exec_probe:
+            c["livenessProbe"] = {"exec": {"command": ["true"]}, "periodSeconds": 1}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"{'p' if probes else 'n'}{i:04d}"},
+            "spec": {"nodeName": NODE, "terminationGracePeriodSeconds": 2, "containers": [c]}}
+
+
+async def wait_node(client: Client, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            nd = await client.get(("v1", "Node"), NODE)
+        except NotFoundError:
+            nd = {}
+        ready = any(c["type"] == "Ready" and c["status"] == "True"
+                    for c in (nd.get("status") or {}).get("conditions") or ())
+        if ready and (nd.get("spec") or {}).get("podCIDR"):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"node {NODE} not ready")
+        await asyncio.sleep(0.5)
+
+
+async def run_pods(kubeconfig: str, n: int, probes: bool, delete: list[str] | None = None,
+                   exec_probe: bool = True) -> float:
+    """Delete ``delete``, create ``n`` pods (10 at a time) and wait until all are Ready; the seconds."""
+    async with Client(load_config(kubeconfig), component="bench") as client:
+        await wait_node(client)
+        for name in delete or ():
+            await client.delete(POD, name, "default", grace_period_seconds=0)
+        t0 = time.monotonic()
+        sem = asyncio.Semaphore(10)
+
+        async def create(i: int) -> None:
+            async with sem:
+                await client.create(POD, pod(i, probes, exec_probe), "default")
+
+        await asyncio.gather(*(create(i) for i in range(n)))
+        prefix = "p" if probes else "n"
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            items = (await client.list(POD, "default"))["items"]
+            ready = [p for p in items if p["metadata"]["name"].startswith(prefix) and any(
+                c["type"] == "Ready" and c["status"] == "True" for c in (p.get("status") or {}).get("conditions") or ())]
+            gone = not any(p["metadata"]["name"] in (delete or ()) for p in items)
+            if len(ready) == n and gone:
+                return time.monotonic() - t0
+            await asyncio.sleep(1)
+        raise RuntimeError("the pods did not all become Ready")
+
+
+def window(pid: int, seconds: float) -> dict[str, float]:
+    own0, kids0 = cpu_times(pid)
+    m0, t0 = machine_busy(), time.monotonic()
+    time.sleep(seconds)
+    own1, kids1 = cpu_times(pid)
+    m1, t1 = machine_busy(), time.monotonic()
+    dt = t1 - t0
+    return {"seconds": round(dt, 1),
+            "agent_cpu_percent_of_a_core": round(100 * (own1 - own0) / dt, 2),
+            "agent_children_cpu_percent_of_a_core": round(100 * (kids1 - kids0) / dt, 2),
+            "machine_busy_percent_of_a_core": round(100 * (m1 - m0) / dt, 1),
+            "agent_rss_mib": round(rss_kib(pid) / 1024, 1)}
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {"pods": args.pods, "probes_per_pod": "httpGet readiness every 1 s" + (
+        "" if args.no_exec else " + exec liveness every 1 s")}
+    tmp = Path(tempfile.mkdtemp(prefix="k8py-bench-probes-"))
+    data, agent_data = tmp / "server", tmp / "agent"
+    data.mkdir()
+    (agent_data / "agent" / "images").mkdir(parents=True)
+    build_busybox_image(agent_data / "agent" / "images", IMAGE)
+    port = free_port()
+    agent = None
+    with node_lock():
+        with open(tmp / "server.log", "wb") as log:
+            server = k8py("server", "--data-dir", str(data), "--https-listen-port", str(port), "--bind-address",
+                          "127.0.0.1", "--disable-agent", stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_ready(port)
+            token = subprocess.run([sys.executable, "-m", "k8py.cli", "token", "create", "--join", "-d", str(data)],
+                                   capture_output=True, text=True, check=True).stdout.strip()
+            with open(tmp / "agent.log", "wb") as log:
+                agent = k8py("agent", "--server", f"https://127.0.0.1:{port}", "--token", token, "--node-name", NODE,
+                             "--data-dir", str(agent_data), "--node-ip", "127.0.0.1",
+                             "--kubelet-port", str(free_port()), stdout=log, stderr=subprocess.STDOUT)
+            kubeconfig = str(data / "kubeconfig.yaml")
+            asyncio.run(run_pods(kubeconfig, args.pods, probes=False))
+            time.sleep(10)  # statuses and events settle
+            out["without_probes"] = window(agent.pid, args.window)
+            took = asyncio.run(run_pods(kubeconfig, args.pods, probes=True,
+                                        delete=[f"n{i:04d}" for i in range(args.pods)], exec_probe=not args.no_exec))
+            out["seconds_until_all_ready"] = round(took, 1)
+            time.sleep(10)
+            out["with_probes"] = window(agent.pid, args.window)
+        finally:
+            if agent is not None:
+                agent.terminate()
+                agent.wait(60)
+            server.terminate()
+            server.wait(60)
+            subprocess.run([sys.executable, "-m", "k8py.cli", "killall", "--data-dir", str(agent_data)], check=False)
+            if not args.keep:
+                shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--pods", type=int, default=100)
+    p.add_argument("--window", type=float, default=60.0, help="seconds of CPU measurement")
+    p.add_argument("--keep", action="store_true", help="keep the data and logs")
+    p.add_argument("--no-exec", action="store_true", help="httpGet probes only (no exec liveness probe)")
+    if os.geteuid() != 0:
+        sys.exit("run as root: the node agent makes namespaces, mounts and cgroups")
+    print(json.dumps(run(p.parse_args()), indent=2))
+
+
+if __name__ == "__main__":
+    main()
