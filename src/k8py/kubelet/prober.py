@@ -267,6 +267,11 @@ def _parse_time(s: Any) -> float:
     return t.timestamp() if t is not None else 0.0
 
 
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
 class _Worker:
     """kubelet's probe ``worker``: one probe of one container, for the life of the pod."""
 
@@ -280,7 +285,8 @@ class _Worker:
         self.on_hold = False
         self.last: bool | None = None
         self.run_length = 0
-        self.trigger = asyncio.Event()
+        self._triggered = False  # kubelet's manualTriggerCh (a buffer of one)
+        self._waiter: asyncio.Future[None] | None = None
         self.task: asyncio.Task[None] | None = None
 
     async def run(self, jitter: bool) -> None:
@@ -297,10 +303,24 @@ class _Worker:
                 next_at = now + period - ((now - next_at) % period)
             await self._wait(next_at - now)
 
+    def trigger(self) -> None:
+        """Probe now (or right after the probe in progress)."""
+        self._triggered = True
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
     async def _wait(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.trigger.wait(), seconds)
-        self.trigger.clear()
+        """Until ``seconds`` have passed or :meth:`trigger`: a timer and a future, no task."""
+        if not self._triggered:
+            loop = asyncio.get_running_loop()
+            fut = self._waiter = loop.create_future()
+            timer = loop.call_later(seconds, _resolve, fut)
+            try:
+                await fut
+            finally:
+                timer.cancel()
+                self._waiter = None
+        self._triggered = False
 
     def _status(self) -> Mapping[str, Any] | None:
         status = self.mgr.status
@@ -429,7 +449,7 @@ class ProbeManager:
                         self.workers.append(w)
         for w in self.workers:
             if w.kind == READINESS and w.container_id and self._results[READINESS].get(w.container_id) is not True:
-                w.trigger.set()  # kubelet: an unready container's readiness probe runs at once
+                w.trigger()  # kubelet: an unready container's readiness probe runs at once
 
     def set(self, kind: str, container_id: str, value: bool | None) -> None:
         have = self._results[kind]
