@@ -362,6 +362,8 @@ class HealthRuntime(FakeRuntime):
         c = self.containers.get(container_id)
         name = c.name if c is not None else "?"
         self.exec_log.append((name, " ".join(cmd)))
+        if cmd and cmd[0] == "hang":
+            await asyncio.sleep(3600)  # a hook that never ends (cancelled by its caller)
         if c is None or (cmd and cmd[0] == "fail") or name in self.unhealthy:
             return BAD
         return OK
@@ -472,3 +474,36 @@ async def test_deletion_runs_pre_stop_and_stops_sidecars_after_the_app_in_revers
         assert rt.stopped == ["app", "s2", "s1"]
         assert ("app", "fail pre-stop") in rt.exec_log
         assert await event_messages(c, "sc", "FailedPreStopHook") == ["PreStopHook failed"]
+
+
+async def test_hooks_that_hang_do_not_hold_a_deleted_pod(tmp_path: Path) -> None:
+    rt = HealthRuntime()
+    hang = {"exec": {"command": ["hang"]}}
+    async with fake_node(rt, tmp_path) as (c, _):
+        await c.client.create(("v1", "Pod"), node_pod("post", [{"name": "app", "lifecycle": {"postStart": hang}}]),
+                              "default")
+        await c.client.create(("v1", "Pod"), node_pod("pre", [{"name": "app", "lifecycle": {"preStop": hang}}],
+                                                      terminationGracePeriodSeconds=1), "default")
+
+        async def running(name: str) -> bool:
+            p = await c.client.get(("v1", "Pod"), name, "default")
+            return (p.get("status") or {}).get("phase") == "Running"
+
+        await c.until(lambda: ("app", "hang") in rt.exec_log, what="the postStart hook running")
+        await c.until(lambda: running("pre"), what="the other pod Running")  # the agent serves other pods
+
+        async def gone(name: str) -> bool:
+            try:
+                await c.client.get(("v1", "Pod"), name, "default")
+            except NotFoundError:
+                return True
+            return False
+
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        await c.client.delete(("v1", "Pod"), "post", "default")
+        await c.client.delete(("v1", "Pod"), "pre", "default")
+        await c.until(lambda: gone("post"), what="the pod whose postStart hangs deleted")
+        await c.until(lambda: gone("pre"), what="the pod whose preStop hangs deleted")
+        # preStop is cut at the grace period (1 s), then the stop signal gets kubelet's minimum 2 s
+        assert loop.time() - t0 < 10

@@ -353,9 +353,12 @@ class PodWorker:
         try:
             msg = await self._post_start
         except asyncio.CancelledError:
-            if not (self.pod.get("metadata") or {}).get("deletionTimestamp"):
-                raise
-            msg = f'postStart hook for Container "{name}" was cancelled: the pod is being deleted'
+            me = asyncio.current_task()
+            if (me is not None and me.cancelling()) or not (self.pod.get("metadata") or {}).get("deletionTimestamp"):
+                raise  # the worker itself is being stopped
+            # the pod is being deleted (update() cancelled the hook): its termination kills it
+            log.info("pod %s: the postStart hook of %s was cancelled: the pod is being deleted", self.key, name)
+            return
         finally:
             self._post_start = None
         if msg is None:
