@@ -8,6 +8,7 @@ left."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import re
@@ -175,6 +176,10 @@ def test_kubectl_port_forward_carries_http_on_two_ports(cluster: Server, websock
             assert get(page) == b"hello-from-web\n"
         assert get(big, "/big") == BIG
         assert get(page, "/index.html") == b"hello-from-web\n"
+        # connections side by side over the one forward, as a browser opens them
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            got = list(pool.map(lambda i: get(big, "/big") if i % 4 == 0 else get(page), range(16)))
+        assert got == [BIG if i % 4 == 0 else b"hello-from-web\n" for i in range(16)]
         pf.wait_for(f"Handling connection for {page}")
         assert pf.proc.poll() is None
     finally:
