@@ -13,6 +13,7 @@ import json
 import os
 import pty
 import select
+import signal
 import struct
 import subprocess
 import sys
@@ -93,9 +94,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             _apply(s, _pod("done", "echo finished", restart="Never"))
             _apply(s, _pod("duo", "", containers={"app": IDLE, "quick": "exit 0"}))
             _apply(s, _pod("ticker", "i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.3; done"))
+            _apply(s, _pod("console", "exec sh", stdin=True, tty=True))
             _apply(s, _pod("talker", "while read line; do echo got $line; done; echo stdin closed; sleep 3600",
                            stdin=True))
-            for name in ("shell", "ticker", "talker"):
+            for name in ("shell", "ticker", "talker", "console"):
                 wait(lambda n=name: _phase(s, n) == "Running", 90, f"{name} Running")  # type: ignore[misc]
             wait(lambda: _phase(s, "done") == "Succeeded", 90, "done Succeeded")
             wait(lambda: _terminated(s, "duo", "quick"), 90, "duo's quick container exited")
@@ -176,46 +178,91 @@ def test_exec_with_stdin_piped(cluster: Server) -> None:
     assert p.stdout.split()[:2] == ["2000", hashlib.md5(text.encode()).hexdigest()], p.stdout
 
 
-def test_exec_interactive_tty(cluster: Server) -> None:
-    s = cluster
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 111, 0, 0))  # rows, cols
-    proc = subprocess.Popen([KUBECTL, "exec", "-it", "shell", "--", "sh"], stdin=slave, stdout=slave, stderr=slave,
-                            env=_kenv(s), start_new_session=True)
-    os.close(slave)
-    got = b""
+class Terminal:
+    """kubectl on a pseudo-terminal of ours, as a user's shell would run it."""
 
-    def read_until(marker: bytes, timeout: float = 20.0) -> bytes:
-        nonlocal got
+    def __init__(self, s: Server, *args: str, rows: int = 33, cols: int = 111) -> None:
+        self.master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        self.proc = subprocess.Popen([KUBECTL, *args], stdin=slave, stdout=slave, stderr=slave, env=_kenv(s),
+                                     start_new_session=True)
+        os.close(slave)
+        self.got = b""
+
+    def type(self, text: str) -> None:
+        os.write(self.master, text.encode())
+
+    def resize(self, rows: int, cols: int) -> None:
+        """What a terminal window does: a new size, and SIGWINCH to the program in it."""
+        fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        self.proc.send_signal(signal.SIGWINCH)
+
+    def read_until(self, marker: bytes, timeout: float = 20.0) -> bytes:
         deadline = time.monotonic() + timeout
-        while marker not in got:
+        while marker not in self.got:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise AssertionError(f"{marker!r} not seen within {timeout}s; got {got!r}")
-            r, _, _ = select.select([master], [], [], left)
+                raise AssertionError(f"{marker!r} not seen within {timeout}s; got {self.got!r}")
+            r, _, _ = select.select([self.master], [], [], left)
             if r:
                 try:
-                    chunk = os.read(master, 4096)
+                    chunk = os.read(self.master, 4096)
                 except OSError:
                     chunk = b""
                 if not chunk:
-                    raise AssertionError(f"kubectl ended before {marker!r}; got {got!r}")
-                got += chunk
-        return got
+                    raise AssertionError(f"kubectl ended before {marker!r}; got {self.got!r}")
+                self.got += chunk
+        return self.got
 
+    def size_seen(self, rows: int, cols: int, attempts: int = 10) -> None:
+        """The container's terminal reports rows x cols (asked again while a resize is on its way)."""
+        want = f"size={rows} {cols}".encode()
+        for _ in range(attempts):
+            self.type("echo size=$(stty size)\r")
+            try:
+                self.read_until(want, timeout=2)
+                return
+            except AssertionError:
+                continue
+        raise AssertionError(f"{want!r} never seen; got {self.got[-500:]!r}")
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        os.close(self.master)
+
+
+def test_exec_interactive_tty_and_a_resize_storm(cluster: Server) -> None:
+    t = Terminal(cluster, "exec", "-it", "shell", "--", "sh")
     try:
-        os.write(master, b"echo $((6*7))\r")
-        read_until(b"42")
-        os.write(master, b"stty size; tty\r")
-        out = read_until(b"/dev/pts/")
-        assert b"33 111" in out, out  # the terminal's size came through the resize channel
-        os.write(master, b"exit 5\r")
-        assert proc.wait(30) == 5
+        t.type("echo $((6*7))\r")
+        t.read_until(b"42")
+        t.size_seen(33, 111)  # the terminal's size came through the resize channel
+        t.type("tty\r")
+        t.read_until(b"/dev/pts/")
+        for i in range(60):
+            t.resize(20 + i, 70 + i)
+        t.size_seen(79, 129)
+        t.type("exit 5\r")
+        assert t.proc.wait(30) == 5
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        os.close(master)
+        t.close()
+    # the agent serves on
+    assert cluster.kubectl("exec", "shell", "--", "echo", "after").stdout == "after\n"
+
+
+def test_kubectl_attach_to_a_terminal(cluster: Server) -> None:
+    t = Terminal(cluster, "attach", "-it", "console", rows=40, cols=120)
+    try:
+        t.type("\r")  # kubectl: "If you don't see a command prompt, try pressing enter."
+        t.type("echo $((7*6))\r")
+        t.read_until(b"42")
+        t.size_seen(40, 120)  # through conmon's ctl fifo
+        t.resize(25, 90)
+        t.size_seen(25, 90)
+    finally:
+        t.close()
 
 
 def test_client_disconnecting_mid_stream_kills_the_command(cluster: Server) -> None:
