@@ -636,3 +636,26 @@ async def test_v4_base64_channels(app: App) -> None:
             await ws.send_str("0" + base64.b64encode(b"echo me").decode())
             msg = await ws.receive_str()
             assert msg[0] == "0" and base64.b64decode(msg[1:]) == b"echo me"
+
+
+async def test_idle_connections_are_closed(app: App) -> None:
+    # kubelet's --streaming-connection-idle-timeout (4 h by default; 0.3 s here)
+    app.handler.idle_timeout = 0.3
+    async with upgraded(app.host, app.port, "/portForward/default/web") as (client, _):
+        for i in range(5):  # activity (the client's pings) keeps it open past the timeout
+            await client.ping(2 * i + 1)
+            await asyncio.sleep(0.1)
+        assert not client.closed.is_set()
+        async with asyncio.timeout(5):
+            await client.closed.wait()  # then nothing for 0.3 s: GOAWAY, and the connection ends
+        assert client.goaway == spdy.GoAway(0, spdy.GOAWAY_OK)
+    async with Target() as t:
+        ws = await app.session.ws_connect(app.url + f"/portForward/default/web?port={t.port}",
+                                          protocols=("v4.channel.k8s.io",))
+        try:
+            async with asyncio.timeout(5):
+                while (await ws.receive()).type not in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
+                    pass
+                await t.closed.wait()  # the forward inside the pod is closed with it
+        finally:
+            await ws.close()

@@ -48,6 +48,7 @@ import os
 import socket
 import struct
 import threading
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
@@ -76,6 +77,7 @@ PORT = "port"
 REQUEST_ID = "requestID"
 
 STREAM_CREATION_TIMEOUT = 30.0  # kubelet's: both streams of a pair within this
+IDLE_TIMEOUT = 4 * 3600.0  # kubelet's --streaming-connection-idle-timeout: nothing either way this long
 LINGER = 1.0  # after one direction ends, the other's time to finish (containerd)
 DIAL_TIMEOUT = 5.0  # connecting to localhost in the pod (containerd's dial timeout)
 READ_CHUNK = 32 * 1024
@@ -288,10 +290,11 @@ class PortForward:
     """The kubelet API's port-forward endpoint over ``runtime``'s sandboxes."""
 
     def __init__(self, runtime: Runtime, find_pod: FindPod, *,
-                 stream_creation_timeout: float = STREAM_CREATION_TIMEOUT) -> None:
+                 stream_creation_timeout: float = STREAM_CREATION_TIMEOUT, idle_timeout: float = IDLE_TIMEOUT) -> None:
         self.runtime = runtime
         self.find_pod = find_pod
         self.stream_creation_timeout = stream_creation_timeout
+        self.idle_timeout = idle_timeout
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
         # kubelet's path is /portForward/; the lower-case spelling is taken too
@@ -334,14 +337,14 @@ class PortForward:
         if tunnel:
             ws = web.WebSocketResponse(protocols=(TUNNEL_PROTOCOL,), autoping=True)
             await ws.prepare(request)
-            pairs = _SpdyPairs(sandbox, self.stream_creation_timeout)
+            pairs = _SpdyPairs(sandbox, self.stream_creation_timeout, self.idle_timeout)
             session = spdy.Session(pairs.on_stream)
             await spdy.serve_websocket(request, ws, session, pairs.run)
             return ws
         if websocket:
             ws = web.WebSocketResponse(protocols=(WS_BINARY, WS_BASE64), autoping=True)
             await ws.prepare(request)
-            await _serve_channels(ws, ports, sandbox)
+            await _serve_channels(ws, ports, sandbox, self.idle_timeout)
             return ws
         return await self._spdy_upgrade(request, sandbox)
 
@@ -358,7 +361,7 @@ class PortForward:
         upgrade = request.headers.get("Upgrade", "").lower()
         if "upgrade" not in connection or spdy.UPGRADE_PROTOCOL.lower() not in upgrade:
             return _text(400, f"unable to upgrade: missing upgrade headers in request: {_go_header(request.headers)}")
-        pairs = _SpdyPairs(sandbox, self.stream_creation_timeout)
+        pairs = _SpdyPairs(sandbox, self.stream_creation_timeout, self.idle_timeout)
 
         def make_session(**kw: Any) -> spdy.Session:
             return spdy.Session(pairs.on_stream, **kw)
@@ -399,9 +402,10 @@ class _SpdyPairs:
     """kubelet's ``httpStreamHandler``: streams paired by request id, each pair one forwarded
     connection."""
 
-    def __init__(self, sandbox: SandboxStatus, creation_timeout: float) -> None:
+    def __init__(self, sandbox: SandboxStatus, creation_timeout: float, idle_timeout: float) -> None:
         self.sandbox = sandbox
         self.creation_timeout = creation_timeout
+        self.idle_timeout = idle_timeout
         self.pairs: dict[str, _Pair] = {}
         self.tasks: set[asyncio.Task[None]] = set()
 
@@ -476,9 +480,16 @@ class _SpdyPairs:
             await error.close()
 
     async def run(self, session: spdy.Session) -> None:
-        """Serve until the connection ends; then every forward it started is stopped."""
+        """Serve until the connection ends (or has been idle for the idle timeout: no frame
+        either way, as spdystream counts it); then every forward it started is stopped."""
         try:
-            await session.wait_closed()
+            while not session.closed:
+                left = session.last_activity + self.idle_timeout - time.monotonic()
+                if left <= 0:
+                    log.info("port-forward connection idle for %.0f s: closing it", self.idle_timeout)
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(session.wait_closed(), left)
         finally:
             for pair in self.pairs.values():
                 if pair.timer is not None:
@@ -496,7 +507,9 @@ class _SpdyPairs:
 class _Channel:
     """A port's data channel on the WebSocket, as a :class:`_Duplex`."""
 
-    def __init__(self, ws: web.WebSocketResponse, number: int, b64: bool, room: asyncio.Event) -> None:
+    def __init__(self, ws: web.WebSocketResponse, number: int, b64: bool, room: asyncio.Event,
+                 activity: _Activity) -> None:
+        self.activity = activity
         self.ws = ws
         self.number = number
         self.b64 = b64
@@ -528,10 +541,18 @@ class _Channel:
         return data
 
     async def write(self, data: bytes) -> None:
+        self.activity.last = time.monotonic()
         await _send(self.ws, self.number, data, self.b64)
 
     async def close(self) -> None:
         return None  # the v4 channel protocol has no way to close one channel
+
+
+class _Activity:
+    __slots__ = ("last",)
+
+    def __init__(self) -> None:
+        self.last = time.monotonic()  # a message either way
 
 
 async def _send(ws: web.WebSocketResponse, channel: int, data: bytes, b64: bool) -> None:
@@ -541,12 +562,15 @@ async def _send(ws: web.WebSocketResponse, channel: int, data: bytes, b64: bool)
         await ws.send_bytes(bytes((channel,)) + data)
 
 
-async def _serve_channels(ws: web.WebSocketResponse, ports: list[int], sandbox: SandboxStatus) -> None:
-    """kubelet's ``handleWebSocketStreams``: one forwarded connection per port, all at once."""
+async def _serve_channels(ws: web.WebSocketResponse, ports: list[int], sandbox: SandboxStatus,
+                          idle_timeout: float = IDLE_TIMEOUT) -> None:
+    """kubelet's ``handleWebSocketStreams``: one forwarded connection per port, all at once,
+    until all have ended or no message went either way for the idle timeout."""
     b64 = ws.ws_protocol == WS_BASE64
     room = asyncio.Event()
     room.set()
-    channels = [_Channel(ws, 2 * i, b64, room) for i in range(len(ports))]
+    activity = _Activity()
+    channels = [_Channel(ws, 2 * i, b64, room, activity) for i in range(len(ports))]
     for i, port in enumerate(ports):
         prefix = struct.pack("<H", port)
         await _send(ws, 2 * i, prefix, b64)
@@ -564,6 +588,7 @@ async def _serve_channels(ws: web.WebSocketResponse, ports: list[int], sandbox: 
     async def receive() -> None:
         try:
             async for msg in ws:
+                activity.last = time.monotonic()
                 if msg.type == WSMsgType.BINARY:
                     raw: bytes = msg.data
                     if not raw:
@@ -593,9 +618,17 @@ async def _serve_channels(ws: web.WebSocketResponse, ports: list[int], sandbox: 
                 ch.end()
 
     reader = asyncio.create_task(receive())
+    forwards = asyncio.ensure_future(asyncio.gather(*(one(i, p) for i, p in enumerate(ports))))
     try:
-        await asyncio.gather(*(one(i, p) for i, p in enumerate(ports)))
+        while not forwards.done():
+            left = activity.last + idle_timeout - time.monotonic()
+            if left <= 0:
+                log.info("port-forward WebSocket idle for %.0f s: closing it", idle_timeout)
+                break
+            await asyncio.wait({forwards}, timeout=left)
     finally:
+        forwards.cancel()
+        await asyncio.gather(forwards, return_exceptions=True)
         reader.cancel()
         await asyncio.gather(reader, return_exceptions=True)
         await ws.close()

@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
+import time
 import zlib
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -535,6 +536,7 @@ class Session:
         self._reader = FrameReader()
         self._writer = FrameWriter()
         self._last_remote_id = 0
+        self.last_activity = time.monotonic()  # a frame read or queued
         self._session_unacked = 0
         self._out: deque[bytes] = deque()
         self._out_bytes = 0
@@ -559,6 +561,7 @@ class Session:
         """Bytes from the peer, in order. A protocol error ends the session (GOAWAY)."""
         if self.closed:
             return
+        self.last_activity = time.monotonic()
         try:
             frames = self._reader.feed(data)
         except SpdyProtocolError as e:
@@ -708,6 +711,7 @@ class Session:
     def _queue(self, data: bytes) -> None:
         if self.closed:
             return
+        self.last_activity = time.monotonic()
         self._out.append(data)
         self._out_bytes += len(data)
         self._out_signal.notify()
