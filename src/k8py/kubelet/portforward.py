@@ -27,13 +27,15 @@ A failure is written on the error stream in kubelet's and containerd's words (``
 port 80 to pod <sandbox>, uid : failed to execute portforward in network namespace "...": failed
 to connect to localhost:80 inside namespace "<sandbox>", IPv4: dial tcp4 127.0.0.1:80: connect:
 connection refused IPv6 dial tcp6 [::1]:80: connect: connection refused ``), the streams are
-closed, and the connection to the client stays up for the next forwarded connection.
+closed, and the connection to the client stays up for the next forwarded connection (kubectl
+1.37 itself then ends its port-forward with "lost connection to pod", as against kubelet).
 
 Bytes are copied both ways as they come. When one direction ends, its end is passed on (FIN on
 the stream, a TCP half-close to the pod) and the other direction gets one second to finish
 (containerd's grace, after socat), then both are closed. Everything a connection started ends
 with it: a client that goes away mid-stream cancels the handler, which closes every pod socket
-and task it made.
+and task it made. A connection with nothing going either way for kubelet's streaming idle
+timeout (``--streaming-connection-idle-timeout``, 4 h) is closed.
 """
 
 from __future__ import annotations
