@@ -300,8 +300,9 @@ async def test_session_protocol_error_and_eof_end_every_stream() -> None:
 class Target:
     """A TCP server on 127.0.0.1 (the pod's localhost here): echo, or a fixed HTTP answer."""
 
-    def __init__(self, mode: str = "echo") -> None:
+    def __init__(self, mode: str = "echo", host: str = "127.0.0.1") -> None:
         self.mode = mode
+        self.host = host
         self.server: asyncio.Server | None = None
         self.port = 0
         self.open = 0
@@ -310,7 +311,7 @@ class Target:
         self.go = asyncio.Event()  # "gated": echo only once this is set
 
     async def __aenter__(self) -> Self:
-        self.server = await asyncio.start_server(self.serve, "127.0.0.1", 0)
+        self.server = await asyncio.start_server(self.serve, self.host, 0)
         self.port = self.server.sockets[0].getsockname()[1]
         return self
 
@@ -449,6 +450,18 @@ async def test_a_pod_that_reads_late_pauses_the_client_and_loses_nothing(app: Ap
         await writing
 
 
+@pytest.mark.skipif(not socket.has_ipv6, reason="no IPv6")
+async def test_a_pod_listening_on_ipv6_localhost_only_is_reached(app: App) -> None:
+    # containerd's order: 127.0.0.1 first, then ::1
+    async with Target(host="::1") as t, upgraded(app.host, app.port, "/portForward/default/web") as (client, _):
+        err, data = await client.pair(t.port)
+        await data.write(b"over ipv6")
+        assert await data.read_at_least(9) == b"over ipv6"
+        await data.close()
+        await data.read_all()
+        assert await err.read_all() == b""
+
+
 async def test_closed_port_is_an_error_on_the_stream_and_the_tunnel_goes_on(app: App) -> None:
     port = closed_port()
     async with Target("http") as t, upgraded(app.host, app.port, "/portForward/default/web") as (client, _):
@@ -540,6 +553,9 @@ async def test_refused_requests_in_kubelets_words(app: App) -> None:
         async with app.session.get(app.url + "/portForward/default/web" + query,
                                    headers={"Upgrade": "websocket", "Connection": "Upgrade"}) as r:
             assert (r.status, await r.text()) == (400, why)
+        if query:  # asked again without any upgrade (the API server's way to a refusal's words): the same
+            async with app.session.get(app.url + "/portForward/default/web" + query) as r:
+                assert (r.status, await r.text()) == (400, why)
 
 
 async def test_a_stopped_sandbox_is_an_error_on_the_stream(app: App) -> None:

@@ -322,9 +322,14 @@ class PortForward:
                             if p.strip()]
         tunnel = websocket and TUNNEL_PROTOCOL in client_protocols
         ports: list[int] = []
-        if websocket and not tunnel:
+        given = request.query.getall(PORT, []) or request.query.getall("ports", [])
+        # Ports are the WebSocket channels' (kubelet reads them only then); a request with no
+        # upgrade at all that names them is checked the same way, so that a proxy asking again
+        # without the upgrade, for the words of a refusal, gets the same words.
+        plain = not websocket and "upgrade" not in request.headers.get("Connection", "").lower()
+        if (websocket and not tunnel) or (plain and given):
             try:
-                ports = parse_ports(request.query.getall(PORT, []) or request.query.getall("ports", []))
+                ports = parse_ports(given)
             except ValueError as e:
                 return _text(400, str(e))
         pod = await self.find_pod(ns, name)
