@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -163,7 +163,7 @@ class SpdyClient:
 @contextlib.asynccontextmanager
 async def upgraded(host: str, port: int, path: str, *, ssl_ctx: ssl.SSLContext | None = None,
                    window: int | None = None, protocols: tuple[str, ...] = ("portforward.k8s.io",),
-                   extra: str = ""):  # type: ignore[no-untyped-def]
+                   extra: str = "") -> AsyncIterator[tuple[SpdyClient, str]]:
     """A raw ``Upgrade: SPDY/3.1`` connection (as client-go's SpdyRoundTripper): yields the
     client and the 101's head (the status line and headers)."""
     reader, writer = await asyncio.open_connection(host, port, ssl=ssl_ctx)
@@ -205,7 +205,8 @@ async def upgraded(host: str, port: int, path: str, *, ssl_ctx: ssl.SSLContext |
 
 
 @contextlib.asynccontextmanager
-async def tunnelled(session: aiohttp.ClientSession, url: str, *, window: int | None = None):  # type: ignore[no-untyped-def]
+async def tunnelled(session: aiohttp.ClientSession, url: str, *,
+                    window: int | None = None) -> AsyncIterator[tuple[SpdyClient, aiohttp.ClientWebSocketResponse]]:
     """SPDY in WebSocket binary messages, subprotocol ``SPDY/3.1+portforward.k8s.io`` (kubectl's
     default since 1.31)."""
     ws = await session.ws_connect(url, protocols=("SPDY/3.1+portforward.k8s.io",), max_msg_size=1 << 24)
