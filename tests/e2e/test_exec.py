@@ -431,3 +431,59 @@ def test_kubectl_attach_with_stdin(cluster: Server) -> None:
         assert b"got hello" in got, (got, proc.stderr.read1() if proc.stderr else b"")  # type: ignore[union-attr]
     finally:
         _end(proc)
+
+
+# --------------------------------------------------------------------------- kubectl debug
+
+
+def test_kubectl_debug_adds_an_ephemeral_container(cluster: Server) -> None:
+    s = cluster
+    t = Terminal(s, "debug", "-it", "shell", f"--image={IMAGE}", "--target=main", "--container=dbg", "--", "sh")
+    try:
+        t.type("\r")
+        t.type("echo $((3*14))\r")
+        t.read_until(b"42")
+        # --target: the debug container is in main's process namespace; its PID 1 is main's shell
+        t.type("cat /proc/1/cmdline; echo\r")
+        t.read_until(b"trap 'exit 0' TERM")
+        t.type("exit 0\r")
+        assert t.proc.wait(30) == 0
+    finally:
+        t.close()
+    pod = _pod_json(s, "shell")
+    ec = pod["spec"]["ephemeralContainers"][0]
+    assert (ec["name"], ec["targetContainerName"], ec["stdin"], ec["tty"]) == ("dbg", "main", True, True)
+    st = pod["status"]["ephemeralContainerStatuses"][0]
+    assert st["name"] == "dbg" and st["containerID"].startswith("runc://")
+    wait(lambda: "terminated" in _pod_json(s, "shell")["status"]["ephemeralContainerStatuses"][0]["state"], 30,
+         "the debug container ended with its shell")
+    # it is not started again, and the pod runs on
+    assert _phase(s, "shell") == "Running"
+    assert s.kubectl("exec", "shell", "--", "echo", "ok").stdout == "ok\n"
+
+
+def test_ephemeral_containers_api_errors(cluster: Server) -> None:
+    s = cluster
+    # kubectl debug without a terminal: the container runs its command; its log is there
+    s.kubectl("debug", "ticker", f"--image={IMAGE}", "--container=once", "--", "sh", "-c", "echo from debug")
+    wait(lambda: s.kubectl("logs", "ticker", "-c", "once", check=False).stdout == "from debug\n", 60,
+         "the ephemeral container's log")
+    # the same name twice, a missing image, a port: kube's field errors; an existing one may not change
+    base = _pod_json(s, "ticker")
+    ecs = base["spec"]["ephemeralContainers"]
+
+    def put(new_ecs: list[dict[str, Any]]) -> subprocess.CompletedProcess[str]:
+        body = {**base, "spec": {**base["spec"], "ephemeralContainers": new_ecs}}
+        return s.kubectl("replace", "--raw", f"/api/v1/namespaces/{NS}/pods/ticker/ephemeralcontainers", "-f", "-",
+                         input=json.dumps(body), check=False)
+
+    p = put([*ecs, {"name": "once", "image": IMAGE}])
+    assert p.returncode != 0 and 'spec.ephemeralContainers[1].name: Duplicate value: "once"' in p.stderr, p.stderr
+    p = put([*ecs, {"name": "bad", "ports": [{"containerPort": 80}]}])
+    assert "spec.ephemeralContainers[1].image: Required value" in p.stderr, p.stderr
+    assert "spec.ephemeralContainers[1].ports: Forbidden: cannot be set for an Ephemeral Container" in p.stderr
+    p = put([{**ecs[0], "image": "other:1"}])
+    assert 'existing ephemeral containers \\"once\\" may not be changed' in p.stderr or \
+        'existing ephemeral containers "once" may not be changed' in p.stderr, p.stderr
+    p = put([*ecs, {"name": "t", "image": IMAGE, "targetContainerName": "nope"}])
+    assert 'spec.ephemeralContainers[1].targetContainerName: Not found: "nope"' in p.stderr, p.stderr

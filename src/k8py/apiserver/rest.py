@@ -368,7 +368,7 @@ class ResourceAPI:
                 f'{errors.qualified(kind.resource, kind.group)} "{meta["name"]}" is forbidden: no new finalizers '
                 "can be added if the object is being deleted", kind.resource, kind.group, meta["name"])
         strat = self.strategies.for_kind(kind)
-        if subresource in ("status", "approval"):
+        if subresource in ("status", "approval", "ephemeralcontainers"):
             new = strat.prepare_for_subresource_update(kind, subresource, new, current)
             meta = new["metadata"]
             errs = strat.validate_subresource_update(kind, subresource, new, current)
@@ -621,7 +621,7 @@ class ResourceAPI:
         ns = i.namespace if kind.namespaced else None
         sub = i.subresource
         verb = i.verb
-        if sub in ("status", "scale", "approval"):
+        if sub in ("status", "scale", "approval") or (sub == "ephemeralcontainers" and kind.kind == "Pod"):
             if sub == "scale" and not self.strategies.for_kind(kind).scalable:
                 raise errors.StatusError(404, "NotFound", "the server could not find the requested resource")
             if verb == "get":

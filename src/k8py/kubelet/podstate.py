@@ -397,9 +397,15 @@ def compute_actions(pod: Mapping[str, Any], obs: Observed, mem: Memory, now: flo
         if grace is not None:
             acts.kill_grace[st.id] = grace
 
+    # ephemeral containers (kubectl debug) start first, once: never restarted (kubelet starts
+    # them before init containers, so that a pod whose init fails can still be debugged)
+    ephemeral = [StartContainer(ec, False, 0) for ec in spec.get("ephemeralContainers") or ()
+                 if obs.latest(ec["name"]) is None and mem.retry.get(ec["name"], (0.0, 0.0))[0] <= now]
+    acts.start.extend(ephemeral)
     initialized, init_start = _init_actions(pod, cur, probes, kill)
     if init_start is None:  # an init container failed under restartPolicy Never: the pod has failed
         acts.kill_pod = True
+        acts.start = []
         return acts
     inits = list(spec.get("initContainers") or ())
     for i in init_start:
@@ -436,7 +442,7 @@ def compute_actions(pod: Mapping[str, Any], obs: Observed, mem: Memory, now: flo
         # every regular container is done for good: the pod is stopped, its sidecars with it
         # (kubelet does not restart them then)
         acts.kill_pod = True
-        acts.start = [s for s in acts.start if not s.init]
+        acts.start = [s for s in acts.start if not s.init and s not in ephemeral]
         acts.waiting = {k: v for k, v in acts.waiting.items() if k in {c["name"] for c in spec.get("containers") or ()}}
     return acts
 
@@ -835,4 +841,25 @@ def pod_status(pod: Mapping[str, Any], obs: Observed, mem: Memory, waiting: Mapp
     status["containerStatuses"] = statuses
     if init_statuses:
         status["initContainerStatuses"] = init_statuses
+    if spec.get("ephemeralContainers"):
+        status["ephemeralContainerStatuses"] = _ephemeral_statuses(pod, obs, {**mem.waiting, **waiting}, runtime)
     return status
+
+
+def _ephemeral_statuses(pod: Mapping[str, Any], obs: Observed, waiting: Mapping[str, tuple[str, str]],
+                        scheme: str) -> list[Obj]:
+    """``ephemeralContainerStatuses`` in spec order: never ready (no probes, not counted in the
+    pod's readiness), never restarted."""
+    old = {s.get("name"): s for s in (pod.get("status") or {}).get("ephemeralContainerStatuses") or ()
+           if isinstance(s, dict)}
+    out = []
+    for ec in _spec(pod).get("ephemeralContainers") or ():
+        name = ec["name"]
+        st = obs.latest(name)
+        s = _container_status(pod, ec, st, None, None, "ContainerCreating", scheme, old.get(name))
+        if st is None and name in waiting:
+            reason, message = waiting[name]
+            s["state"] = {"waiting": {"reason": reason, "message": message} if message else {"reason": reason}}
+        s["ready"] = False
+        out.append(s)
+    return out

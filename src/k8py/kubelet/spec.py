@@ -502,5 +502,6 @@ def container_config(pod: Mapping[str, Any], c: Mapping[str, Any], attempt: int,
         annotations={"io.kubernetes.container.restartCount": str(attempt),
                      "io.kubernetes.pod.terminationGracePeriod": str(
                          (pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30))},
-        resources=_resources(pod, c, node), security=_security(pod, c, image_user))
+        resources=_resources(pod, c, node), security=_security(pod, c, image_user),
+        pid_namespace_of=str(c.get("targetContainerName") or ""))
 

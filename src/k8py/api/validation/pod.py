@@ -838,3 +838,51 @@ def validate_pod_template_spec(tmpl: Any, path: str, extra_volumes: tuple[str, .
         errs.append(forbidden(child(child(path, "spec"), "ephemeralContainers"),
                               "ephemeral containers not allowed in pod template"))
     return errs
+
+
+# Fields an ephemeral container may not have (kube's validateEphemeralContainers)
+_EPHEMERAL_FORBIDDEN = ("ports", "livenessProbe", "readinessProbe", "startupProbe", "lifecycle", "resources",
+                        "resizePolicy")
+
+
+def validate_ephemeral_containers_update(new: dict[str, Any], old: dict[str, Any]) -> Errs:
+    """kube's ValidatePodEphemeralContainersUpdate, for ``pods/ephemeralcontainers``: existing
+    ephemeral containers may be neither removed nor changed; added ones are containers with a
+    unique name, an image, none of the fields that make no sense for a one-off container, and a
+    ``targetContainerName`` that names one of the pod's containers."""
+    path = "spec.ephemeralContainers"
+    new_spec, old_spec = d_(new.get("spec")), d_(old.get("spec"))
+    new_ecs = [d_(c) for c in l_(new_spec.get("ephemeralContainers"))]
+    by_name = {s_(c.get("name")): c for c in new_ecs}
+    errs: Errs = []
+    old_names = set()
+    for oc in l_(old_spec.get("ephemeralContainers")):
+        oc = d_(oc)
+        name = s_(oc.get("name"))
+        old_names.add(name)
+        if name not in by_name:
+            errs.append(forbidden(path, f'existing ephemeral containers "{name}" may not be removed\n'))
+        elif by_name[name] != oc:
+            errs.append(forbidden(path, f'existing ephemeral containers "{name}" may not be changed\n'))
+    volumes, _ = validate_volumes(new_spec.get("volumes"), "spec.volumes")
+    others = {s_(d_(c).get("name")) for key in ("containers", "initContainers")
+              for c in l_(new_spec.get(key))}
+    seen: set[str] = set()
+    for i, c in enumerate(new_ecs):
+        cp = index(path, i)
+        name = s_(c.get("name"))
+        if name in others or name in seen:
+            errs.append(duplicate(child(cp, "name"), name))
+        seen.add(name)
+        if name in old_names:
+            continue
+        errs += _container_common(c, volumes, cp)
+        for f in _EPHEMERAL_FORBIDDEN:
+            if c.get(f):
+                errs.append(forbidden(child(cp, f), "cannot be set for an Ephemeral Container"))
+        if c.get("restartPolicy") is not None:
+            errs.append(forbidden(child(cp, "restartPolicy"), "cannot be set for an Ephemeral Container"))
+        target = s_(c.get("targetContainerName"))
+        if target and target not in others:
+            errs.append(not_found(child(cp, "targetContainerName"), target))
+    return errs

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from k8py.api import conversion, defaults, errors
 from k8py.api.corev1 import now_rfc3339
+from k8py.api.errors import FieldError
 from k8py.api.registry import KindInfo
 from k8py.api.selectors import FieldLabels, bool_field_path, field_path, format_labels, int_field_path
 from k8py.api.tables import (
@@ -40,6 +41,7 @@ from k8py.api.tables import (
     template_pod_spec,
     time_of,
 )
+from k8py.api.validation.pod import validate_ephemeral_containers_update
 from k8py.apiserver.registry.base import Strategy
 
 if TYPE_CHECKING:
@@ -279,6 +281,28 @@ class PodStrategy(Strategy):
         if spec.get("nodeName") and phase not in ("Succeeded", "Failed") and gp > 0:
             return int(gp)
         return 0
+
+    def prepare_for_subresource_update(self, kind: KindInfo, sub: str, new: Obj, old: Obj) -> Obj:
+        """``pods/ephemeralcontainers`` (kube's podEphemeralContainersStrategy): only
+        ``spec.ephemeralContainers`` changes, defaulted as a pod's containers are; a changed
+        spec bumps the generation."""
+        if sub != "ephemeralcontainers":
+            return super().prepare_for_subresource_update(kind, sub, new, old)
+        out = self.prepare_for_status_update(kind, {"metadata": new.get("metadata") or {},
+                                                    "status": old.get("status")}, old)
+        ecs = (new.get("spec") or {}).get("ephemeralContainers")
+        out.setdefault("spec", {})["ephemeralContainers"] = copy.deepcopy(ecs) if isinstance(ecs, list) else []
+        if not out["spec"]["ephemeralContainers"]:
+            del out["spec"]["ephemeralContainers"]
+        defaults.set_defaults(kind, out)
+        if out.get("spec") != old.get("spec"):
+            out["metadata"]["generation"] = int(old["metadata"].get("generation") or 1) + 1
+        return out
+
+    def validate_subresource_update(self, kind: KindInfo, sub: str, new: Obj, old: Obj) -> list[FieldError]:
+        if sub != "ephemeralcontainers":
+            return super().validate_subresource_update(kind, sub, new, old)
+        return validate_ephemeral_containers_update(new, old)
 
     def delete_on_update(self, kind: KindInfo, obj: Obj) -> bool:
         meta = obj.get("metadata") or {}

@@ -400,10 +400,13 @@ def build_spec(
     swap_accounting: bool = True,
     annotations: Mapping[str, str] | None = None,
     min_oom_score_adj: int | None = None,
+    pid_namespace_path: str = "",
 ) -> dict[str, Any]:
     """The ``config.json`` of the container's bundle (rootfs at ``rootfs`` beside it).
     ``min_oom_score_adj``: the lowest OOM score adjustment the node may give (without
-    CAP_SYS_RESOURCE a process cannot go below its own); kubelet's value is raised to it."""
+    CAP_SYS_RESOURCE a process cannot go below its own); kubelet's value is raised to it.
+    ``pid_namespace_path``: a PID namespace to join (``/proc/<pid>/ns/pid`` of a target
+    container) instead of a new one."""
     sec = config.security
     hostname = sandbox.hostname or sandbox.name
     args = process_args(config, image)
@@ -429,7 +432,8 @@ def build_spec(
     if not process["cwd"].startswith("/"):
         raise CreateContainerError(f"working directory {process['cwd']!r} must be absolute")
 
-    namespaces: list[dict[str, str]] = [{"type": "mount"}, {"type": "pid"}, {"type": "ipc"}]
+    pid_ns = {"type": "pid", "path": pid_namespace_path} if pid_namespace_path else {"type": "pid"}
+    namespaces: list[dict[str, str]] = [{"type": "mount"}, pid_ns, {"type": "ipc"}]
     if sandbox.host_network:
         pass  # the node's network and uts namespaces (its hostname), as kubelet does
     else:

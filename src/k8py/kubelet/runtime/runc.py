@@ -801,9 +801,12 @@ class RuncRuntime:
         if mnt.code != 0:
             raise CreateContainerError(f"mounting the container's root filesystem: {mnt.message}")
 
+        pid_ns = await asyncio.to_thread(self._pid_namespace_of, sandbox_id, config.pid_namespace_of)
+
         def spec() -> dict[str, Any]:
             rootfs = d / "rootfs"
             return oci.build_spec(
+                pid_namespace_path=pid_ns,
                 config=config,
                 image=image,
                 sandbox=sandbox,
@@ -833,6 +836,21 @@ class RuncRuntime:
         meta["pid_start"] = st[1] if st else 0
         del meta["creating"]
         await asyncio.to_thread(_write_json, d / "meta.json", meta)
+
+    def _pid_namespace_of(self, sandbox_id: str, target: str) -> str:
+        """``/proc/<pid>/ns/pid`` of the running container named ``target`` in the sandbox ("" for
+        no target); CreateContainerError when there is none."""
+        if not target:
+            return ""
+        running = [st for cid in self._container_ids(sandbox_id) if (st := self._status_sync(cid)) is not None
+                   and st.name == target and st.state == ContainerState.RUNNING]
+        if running:
+            newest = max(running, key=lambda st: st.attempt)
+            pid = _read_pid(self._container_dir(newest.id) / "pid")
+            if pid > 0 and os.path.exists(f"/proc/{pid}/ns/pid"):
+                return f"/proc/{pid}/ns/pid"
+        raise CreateContainerError(f'target container "{target}" is not running: its process namespace cannot '
+                                   "be shared")
 
     async def _conmon_create(self, container_id: str, d: Path, config: ContainerConfig, log_path: str) -> int:
         """Start conmon, which runs ``runc create``; the container's init pid, or

@@ -206,6 +206,9 @@ class ContainerConfig:
     resources: Resources = field(default_factory=Resources)
     security: Security = field(default_factory=Security)
     stop_signal: str = ""  # "" : the image's, else SIGTERM
+    # the name of a running container of the same sandbox whose PID namespace this one joins
+    # (an ephemeral container's ``targetContainerName``: ``kubectl debug --target``)
+    pid_namespace_of: str = ""
 
 
 @dataclass(slots=True)
