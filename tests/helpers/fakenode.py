@@ -101,7 +101,8 @@ class FakeNode:
             node_name=name, data_dir=self.data_dir, node_ips=("127.0.0.1",),
             labels={"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", **(labels or {})},
             capacity=capacity or {"cpu": "8", "memory": "32Gi", "pods": "110"},
-            lease_interval=lease_interval, own_loops=False, fake_volumes=True, **backoff))
+            lease_interval=lease_interval, own_loops=False, fake_volumes=True, fake_probes=True,
+            **backoff))
         self.agent.statuses = _Statuses(client, self)
         self._unscheduled: Informer | None = None
         self._binds: set[asyncio.Task[None]] = set()

@@ -507,3 +507,15 @@ async def test_hooks_that_hang_do_not_hold_a_deleted_pod(tmp_path: Path) -> None
         await c.until(lambda: gone("pre"), what="the pod whose preStop hangs deleted")
         # preStop is cut at the grace period (1 s), then the stop signal gets kubelet's minimum 2 s
         assert loop.time() - t0 < 10
+
+
+async def test_simulated_nodes_make_no_connections() -> None:
+    """A simulated node's pods (the fake runtime) have no network: their httpGet, tcpSocket and
+    grpc probes succeed without a connection; exec probes still go to the runtime."""
+    closed = free_port()
+    for probe in ({"httpGet": {"port": closed}}, {"tcpSocket": {"port": closed}}, {"grpc": {"port": closed}}):
+        out = await run_probe(probe, {}, "c1", "127.0.0.1", FakeRuntime(), HTTPProber(), simulated=True)
+        assert out.result == "success"
+    rt = ScriptedRuntime([BAD])
+    out = await run_probe({"exec": {"command": ["x"]}}, {}, "c1", "", rt, HTTPProber(), simulated=True)
+    assert out.result == "failure" and rt.execs

@@ -86,6 +86,9 @@ class AgentConfig:
     # every volume is an empty directory of the pod's (simulated nodes: the fake runtime mounts
     # nothing, as kubemark's fake mounter); False: kinds the node cannot mount fail the container
     fake_volumes: bool = False
+    # simulated nodes: httpGet, tcpSocket and grpc probes succeed without a connection (the fake
+    # runtime's pods have no network to connect to); exec probes still go to the runtime
+    fake_probes: bool = False
     # kubelet's --sync-frequency: every pod is synced at least this often even when nothing
     # woke it (a status another writer changed is put right); 0: only when woken
     resync_interval: float = 60.0

@@ -263,7 +263,7 @@ class HollowNodes:
         return AgentConfig(node_name=s.name, data_dir=os.path.join(self.data_dir, s.name), node_ips=(HOLLOW_IP,),
                            labels=dict(s.labels), taints=tuple(s.taints), capacity=dict(s.capacity),
                            lease_duration=self.lease_duration, lease_interval=self.lease_interval,
-                           status_update_interval=self.status_interval or 10.0, own_loops=False, fake_volumes=True,
+                           status_update_interval=self.status_interval or 10.0, own_loops=False, fake_volumes=True, fake_probes=True,
                            resync_interval=0.0,  # thousands of simulated pods: synced when something changes
                            **kw)
 

@@ -259,7 +259,7 @@ class PodWorker:
             # random point of their first period, not all at once
             self.probes = ProbeManager(self.agent.runtime, self.agent.probe_http, self.poke,
                                        lambda type_, reason, msg: self.agent.record(self.pod, type_, reason, msg),
-                                       jitter=self._found_running)
+                                       jitter=self._found_running, simulated=self.agent.config.fake_probes)
         self.probes.update(pod, status)
 
     async def _stop_probes(self) -> None:

@@ -232,12 +232,16 @@ async def _exec(runtime: Runtime, container_id: str, command: list[str], timeout
 
 
 async def run_probe(probe: Mapping[str, Any], container: Mapping[str, Any], container_id: str, pod_ip: str,
-                    runtime: Runtime, http: HTTPProber) -> ProbeOutcome:
-    """Run one probe once (kubelet's ``runProbe``); :class:`ProbeError` when it cannot be run."""
+                    runtime: Runtime, http: HTTPProber, *, simulated: bool = False) -> ProbeOutcome:
+    """Run one probe once (kubelet's ``runProbe``); :class:`ProbeError` when it cannot be run.
+    ``simulated``: a simulated node's pod, which has no network: only exec probes are run (by
+    the fake runtime), the others succeed without a connection."""
     timeout = float(probe.get("timeoutSeconds") or 1)
     if "exec" in probe:
         return await _exec(runtime, container_id, [str(a) for a in (probe["exec"] or {}).get("command") or ()],
                            timeout)
+    if simulated:
+        return ProbeOutcome("success")
     if "httpGet" in probe:
         g = probe["httpGet"] or {}
         port = resolve_port(g.get("port"), container)
@@ -387,7 +391,8 @@ class _Worker:
         err: Exception | None = None
         for _ in range(MAX_RETRIES):
             try:
-                out = await run_probe(self.spec, self.container, cid, mgr.pod_ip, mgr.runtime, mgr.http)
+                out = await run_probe(self.spec, self.container, cid, mgr.pod_ip, mgr.runtime, mgr.http,
+                                      simulated=mgr.simulated)
             except ProbeError as e:
                 err = e
                 continue
@@ -408,12 +413,13 @@ class ProbeManager:
     called when a container's result changes (the pod worker syncs again)."""
 
     def __init__(self, runtime: Runtime, http: HTTPProber, on_change: Callable[[], None],
-                 record: Callable[[str, str, str], None], *, jitter: bool = False) -> None:
+                 record: Callable[[str, str, str], None], *, jitter: bool = False, simulated: bool = False) -> None:
         self.runtime = runtime
         self.http = http
         self.on_change = on_change
         self.record = record
         self.jitter = jitter
+        self.simulated = simulated  # a simulated node: see run_probe
         self.status: Mapping[str, Any] = {}
         self.pod_ip = ""
         self.restart_policy = "Always"
