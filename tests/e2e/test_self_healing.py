@@ -236,3 +236,25 @@ def test_a_sidecar_does_not_keep_a_finished_pod_running(cluster: Server, ns: str
     st = pod_json(s, "job", ns)["status"]
     assert "terminated" in st["initContainerStatuses"][0]["state"], json.dumps(st)
     assert st["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 0
+
+
+def test_a_startup_probe_holds_the_others_back_and_restarts_a_container_that_never_starts(
+        cluster: Server, ns: str, ctl: Path) -> None:
+    s = cluster
+    check = {"exec": {"command": ["cat", "/ctl/started"]}, "periodSeconds": 1}
+    main = {"name": "main", "command": ["sh", "-c", "exec sleep 3600"],
+            "startupProbe": {**check, "failureThreshold": 3},
+            # would fail at once if it ran before the startup probe passed
+            "livenessProbe": {"exec": {"command": ["cat", "/ctl/alive"]}, "periodSeconds": 1, "failureThreshold": 1}}
+    apply(s, ns, with_ctl(a_pod("slow", [main]), ctl))
+    wait(lambda: "running" in (status_of(s, "slow", ns).get("state") or {}), 60, "the container running")
+    c = status_of(s, "slow", ns)
+    assert c["started"] is False and c["ready"] is False
+    wait(lambda: status_of(s, "slow", ns).get("restartCount", 0) >= 1, 60, "a restart after the startup probe failed")
+    killing = [e["message"] for e in events(s, "slow", ns) if e["reason"] == "Killing"]
+    assert "Container main failed startup probe, will be restarted" in killing, killing
+    assert not any("liveness" in m for m in killing), killing
+    (ctl / "alive").write_text("yes\n")
+    (ctl / "started").write_text("yes\n")
+    wait(lambda: status_of(s, "slow", ns).get("started") and status_of(s, "slow", ns).get("ready"), 60,
+         "started and ready once the startup probe passes")
