@@ -519,3 +519,31 @@ async def test_simulated_nodes_make_no_connections() -> None:
     rt = ScriptedRuntime([BAD])
     out = await run_probe({"exec": {"command": ["x"]}}, {}, "c1", "", rt, HTTPProber(), simulated=True)
     assert out.result == "failure" and rt.execs
+
+
+async def test_https_probe_does_not_verify_the_pods_certificate(tmp_path: Path) -> None:
+    """kubelet's HTTPS probes skip certificate verification (a pod's certificate is its own)."""
+    import ssl
+
+    from k8py.config import ServerConfig
+    from k8py.pki import ensure_pki
+    from k8py.tlsfiles import tls_server_context
+
+    pki = ensure_pki(ServerConfig(data_dir=str(tmp_path)))
+    ctx = tls_server_context(pki.serving_cert, pki.serving_key, pki.ca_cert, ssl.CERT_NONE)
+    async def healthz(_req: web.Request) -> web.Response:
+        return web.Response(text="tls ok")
+
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port, ssl_context=ctx).start()
+    http = HTTPProber()
+    try:
+        out = await http.get("HTTPS", "127.0.0.1", port, "/healthz", [], 2)
+        assert (out.result, out.output) == ("success", "tls ok")
+    finally:
+        await http.close()
+        await runner.cleanup()
