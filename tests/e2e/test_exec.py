@@ -301,6 +301,53 @@ def _sleepers() -> list[int]:
     return out
 
 
+def _runc_execs(parent: int) -> list[int]:
+    """``runc exec`` processes whose parent is ``parent``."""
+    out = []
+    for pid in _procs("exec"):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == parent and os.path.basename(argv[0]) == b"runc" and b"exec" in argv:
+            out.append(pid)
+    return out
+
+
+def test_execs_leave_no_descriptors_or_processes(cluster: Server) -> None:
+    s = cluster
+    assert s.proc is not None
+    server = s.proc.pid  # the API server and the node agent in one process
+
+    def fds() -> int:
+        return len(os.listdir(f"/proc/{server}/fd"))
+
+    s.kubectl("exec", "shell", "--", "true")
+    base = fds()
+    for i in range(10):
+        assert s.kubectl("exec", "shell", "--", "echo", str(i)).stdout == f"{i}\n"
+    assert s.kubectl("exec", "-i", "shell", "--", "cat", input="piped\n").stdout == "piped\n"
+    # a background child that let go of the output: the exec ends with the command, the child
+    # runs on in the container (one that keeps the output open holds the exec, as with CRI-O)
+    t0 = time.monotonic()
+    assert s.kubectl("exec", "shell", "--", "sh", "-c", "sleep 600 >/dev/null 2>&1 & echo bg").stdout == "bg\n"
+    assert time.monotonic() - t0 < 15
+    t = Terminal(s, "exec", "-it", "shell", "--", "sh")
+    try:
+        t.type("echo $((5*5))\r")
+        t.read_until(b"25")
+        t.type("exit\r")
+        assert t.proc.wait(30) == 0
+    finally:
+        t.close()
+    wait(lambda: fds() <= base + 2 and not _runc_execs(server), 20,
+         f"the agent's descriptors back to {base} (now {fds()}) and no runc exec left")
+    s.kubectl("exec", "shell", "--", "sh", "-c", "kill $(pidof sleep) 2>/dev/null; true")
+
+
 def test_exec_into_finished_containers(cluster: Server) -> None:
     s = cluster
     p = s.kubectl("exec", "done", "--", "echo", "x", check=False)

@@ -13,9 +13,11 @@ An exec is ``runc exec`` in a child process, started in its own session:
 
 The exec has started once runc wrote its ``--pid-file``; a runc that ends without writing it
 failed to start the command ("executable file not found") and the session is not made: the
-caller gets :class:`RuntimeServiceError` with runc's message. Output ends when every stream
-reached its end, or, when a background child keeps a stream open, :data:`DRAIN_TIMEOUT` after
-the command exited. :meth:`RuncExec.close` kills the command with everything it started (a
+caller gets :class:`RuntimeServiceError` with runc's message. runc in the foreground copies the
+command's output through pipes (or its terminal) of its own and reports the exit code once
+those reach their end: a background child that keeps the command's stdout open holds the exec
+until it lets go (as with CRI-O, which runs ``runc exec`` the same way; containerd's shim ends it
+shortly after the command). Output still open :data:`DRAIN_TIMEOUT` after runc ended is cut. :meth:`RuncExec.close` kills the command with everything it started (a
 client that went away leaves nothing behind) and releases every descriptor.
 
 An attach connects to the container's conmon: its attach socket (``SOCK_SEQPACKET``; each
@@ -280,7 +282,8 @@ class RuncExec:
     # -- end ----------------------------------------------------------------------------
     async def wait(self) -> int | None:
         code = await self.proc.wait()
-        return code
+        # runc reports a command killed by a signal as 128 + n; runc itself killed is -n here
+        return 128 - code if code < 0 else code
 
     async def close(self) -> None:
         if self.closed:
@@ -305,6 +308,12 @@ class RuncExec:
             await asyncio.gather(*self.readers, *([self.monitor] if self.monitor else []), return_exceptions=True)
             if self.proc.stdin is not None:
                 self.proc.stdin.close()
+            # A background child of the command may still hold our pipes' other ends: close our
+            # side now rather than when that child ends. asyncio's Process has no public close;
+            # its transport's close() releases every pipe (the process has exited by now).
+            transport = getattr(self.proc, "_transport", None)
+            if transport is not None:
+                transport.close()
             if self.master >= 0:
                 os.close(self.master)
                 self.master = -1
