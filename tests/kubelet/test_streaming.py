@@ -213,6 +213,14 @@ async def test_attach_streams_the_containers_process(env: Env) -> None:
         assert (await ws.receive()).data == b"\x01ping\n"
     await ws.close()
     await _until(lambda: env.rt.streams[-1].closed, "the attach closed")
+    # the terminal is the container's: a tty asked of a container without one is not given
+    assert env.rt.streams[-1].opts == StreamOptions(stdin=True, stdout=True, stderr=False, tty=False)
+    env.pods[-1]["spec"]["containers"][0]["tty"] = True
+    ws = await _ws(env, [("stdin", "1"), ("stdout", "1"), ("stderr", "1")], path="/attach/default/p/c")
+    assert (await ws.receive()).data == b"\x01"
+    await ws.close()
+    await _until(lambda: env.rt.streams[-1].closed, "the attach closed")
+    assert env.rt.streams[-1].opts == StreamOptions(stdin=True, stdout=True, stderr=False, tty=True)
 
 
 async def test_errors_before_the_upgrade(env: Env) -> None:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import json
 import logging
 from collections.abc import Mapping, Sequence
@@ -175,6 +176,11 @@ async def serve(server: KubeletServer, request: web.Request, attach: bool) -> we
     if not running:
         return _text(500, f'container not found ("{cname}")')
     container_id = max(running, key=lambda c: c.attempt).id
+    if attach:
+        # kubelet's GetAttach: whether there is a terminal is the container's, not the request's
+        tty = any(c.get("name") == cname and c.get("tty") for key in ("containers", "initContainers",
+                  "ephemeralContainers") for c in (pod.get("spec") or {}).get(key) or ())
+        opts = dataclasses.replace(opts, tty=tty, stderr=opts.stderr and not tty)
     if not attach and not cmd:
         return _text(400, "a command to run is required (query parameter \"command\")")
     if not _is_websocket(request):
