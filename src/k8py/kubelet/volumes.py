@@ -697,7 +697,10 @@ class _Watches:
         inf = Informer(self.client, ("v1", kind), ns, field_selector=f"metadata.name={name}")
 
         def hit(*_: Any) -> None:
-            self.changed(kind, ns, name)
+            # why: the first list's events are what the pod's set-up is waiting for right now;
+            # waking the pod for them would only sync it again
+            if inf.has_synced:
+                self.changed(kind, ns, name)
 
         inf.add_handler(hit, hit, hit)
         inf.start()
