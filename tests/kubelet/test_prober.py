@@ -547,3 +547,11 @@ async def test_https_probe_does_not_verify_the_pods_certificate(tmp_path: Path) 
     finally:
         await http.close()
         await runner.cleanup()
+
+
+async def test_a_container_in_back_off_gets_kubelets_back_off_event_whatever_its_exit_code(tmp_path: Path) -> None:
+    rt = HealthRuntime()  # "setup" exits 0 at once: under restartPolicy Always it is restarted, with back-off
+    async with fake_node(rt, tmp_path) as (c, _):
+        await c.client.create(("v1", "Pod"), node_pod("done", [{"name": "setup"}]), "default")
+        msgs = await c.until(lambda: event_messages(c, "done", "BackOff"), what="a BackOff event")
+        assert msgs[0].startswith("Back-off restarting failed container setup in pod done_default(")

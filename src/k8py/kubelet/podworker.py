@@ -238,6 +238,12 @@ class PodWorker:
             if not acts2.idle():
                 self._wake.set()  # more to do (the next init container, a restart): go again
         waiting = dict(acts.waiting)
+        for name, (reason, _) in waiting.items():
+            if reason == "CrashLoopBackOff":
+                # kubelet's doBackOff: each sync that finds a container waiting out its back-off
+                # says so (the event sink counts the repeats)
+                self.agent.record(pod, "Warning", "BackOff", f"Back-off restarting failed container {name} in pod "
+                                  f"{meta.get('name')}_{meta.get('namespace')}({self.uid})")
         now = time.time()
         for name, (until, _) in self.mem.retry.items():
             if until > now and self.mem.waiting.get(name, ("",))[0] == "ErrImagePull":
@@ -381,10 +387,6 @@ class PodWorker:
             return
         ran = (prev.finished_at - prev.started_at) if prev.started_at and prev.finished_at else 0.0
         self.mem.backoff[name] = self._next_backoff(self.mem.backoff.get(name), ran)
-        if prev.exit_code != 0:
-            meta = self.pod["metadata"]
-            self.agent.record(self.pod, "Warning", "BackOff", f"Back-off restarting failed container {name} in pod "
-                              f"{meta.get('name')}_{meta.get('namespace')}({self.uid})")
 
     def _fail(self, pod: Obj, name: str, reason: str, message: str, event: str | None = None) -> None:
         """A start failed: show ``reason`` while waiting, and try again after a back-off (10 s
