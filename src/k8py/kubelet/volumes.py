@@ -937,16 +937,12 @@ class VolumeManager:
                 continue
             if m.host_path != root and root:
                 try:
-                    await asyncio.to_thread(self._make_subpath, root, m.host_path)
+                    await asyncio.to_thread(_safe_make_dir, root, m.host_path)
                 except OSError as e:
                     raise ConfigError(f"failed to create subPath directory for volumeMount \"{vol}\" of container "
                                       f"\"{container.get('name')}\": {e}") from None
             mounts.append(m)
         return replace(config, mounts=tuple(mounts))
-
-    @staticmethod
-    def _make_subpath(root: str, path: str) -> None:
-        _safe_make_dir(root, path)
 
     def _bind_subpath(self, uid: str, volume: str, container: str, index: int, root: str, path: str) -> str:
         target = os.path.join(self.pods_dir, uid, "volume-subpaths", volume, container, str(index))
