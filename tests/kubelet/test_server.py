@@ -90,10 +90,11 @@ class FakeRuntime:
         return s
 
     async def attach(self, container_id: str, opts: StreamOptions) -> FakeStream:
-        async def echo_stdin(s: FakeStream) -> None:  # the container's process: its stdin back on stdout
-            while (data := await s.stdin()) is not None:
+        async def echo_stdin(s: FakeStream) -> None:  # the container's process: its stdin back on stdout,
+            while (data := await s.stdin()) is not None:  # and it ends with its stdin
                 s.emit(1, data)
-            await asyncio.Event().wait()
+            if not s.opts.stdin:
+                await asyncio.Event().wait()
 
         s = FakeStream(opts, echo_stdin)
         self.streams.append(s)

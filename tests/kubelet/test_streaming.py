@@ -213,6 +213,12 @@ async def test_attach_streams_the_containers_process(env: Env) -> None:
         assert (await ws.receive()).data == b"\x01ping\n"
     await ws.close()
     await _until(lambda: env.rt.streams[-1].closed, "the attach closed")
+    # the container's process ends: Success on the error channel, as kubelet's attach
+    ws = await _ws(env, [("stdin", "1"), ("stdout", "1")], path="/attach/default/p/c")
+    await ws.send_bytes(b"\x00last\n")
+    await ws.send_bytes(b"\xff\x00")
+    frames = await _collect(ws)
+    assert _joined(frames, 1) == b"last\n" and _status(frames) == {"metadata": {}, "status": "Success"}
     # the terminal is the container's: a tty asked of a container without one is not given
     assert env.rt.streams[-1].opts == StreamOptions(stdin=True, stdout=True, stderr=False, tty=False)
     env.pods[-1]["spec"]["containers"][0]["tty"] = True

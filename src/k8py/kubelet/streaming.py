@@ -19,8 +19,9 @@ out on the lowest channel the client reads (stdout, else stderr, else error), as
 streams announce they are ready. When the command ends its exit status goes on the error
 channel -- for v4 and v5 a ``metav1.Status`` in JSON (``Success``; or ``Failure`` with reason
 ``NonZeroExitCode`` and an ``ExitCode`` cause, so that ``kubectl exec -- false`` exits 1; or
-``InternalError`` when the command could not be started), for the older protocols the error's
-text -- and the connection is closed. A client that goes away ends the exec: the command and
+``InternalError`` when the command could not be started; an attach's ``Success`` when the
+container's output ends), for the older protocols the error's text -- and the connection is
+closed. A client that goes away ends the exec: the command and
 what it started are killed (:meth:`StreamSession.close`).
 """
 
@@ -243,9 +244,9 @@ async def _run(stream: _Stream, session: StreamSession, cmd: Sequence[str]) -> N
         done, _ = await asyncio.wait({output, client}, return_when=asyncio.FIRST_COMPLETED)
         if output in done:
             output.result()
+            # an attach ends when the container's process does: Success, as kubelet's ServeAttach
             code = await session.wait()
-            if code is not None:  # an attach has no exit status of its own
-                await stream.status(exit_status(cmd, code))
+            await stream.status(exit_status(cmd, code or 0))
     finally:
         for t in (output, client):
             t.cancel()
