@@ -39,7 +39,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     missing = missing_prerequisites(str(data))
     if missing:
         pytest.skip("this machine cannot run pods: " + "; ".join(missing))
-    before = _netns()
     airgap = data / "agent" / "images"
     airgap.mkdir(parents=True)
     build_busybox_image(airgap, IMAGE)
@@ -48,6 +47,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     s = Server(data, free_port(), None, tmp / "server.log", home,
                ("--kubelet-port", str(free_port()), "--node-ip", "127.0.0.1", "--node-name", NODE), agent=True)
     with node_lock():
+        before = _netns()  # inside the lock: another real node's namespaces come and go outside it
         s.start()
         try:
             wait(lambda: _node_ready(s), 60, "the node Ready")
