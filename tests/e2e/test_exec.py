@@ -214,10 +214,14 @@ class Terminal:
                 self.got += chunk
         return self.got
 
-    def size_seen(self, rows: int, cols: int, attempts: int = 10) -> None:
-        """The container's terminal reports rows x cols (asked again while a resize is on its way)."""
+    def size_seen(self, rows: int, cols: int, attempts: int = 10, resend: bool = False) -> None:
+        """The container's terminal reports rows x cols (asked again while a resize is on its way;
+        with ``resend`` the window says its size again each time: kubectl drops a resize that
+        comes while it is still sending the one before)."""
         want = f"size={rows} {cols}".encode()
         for _ in range(attempts):
+            if resend:
+                self.resize(rows, cols)
             self.type("echo size=$(stty size)\r")
             try:
                 self.read_until(want, timeout=2)
@@ -243,7 +247,7 @@ def test_exec_interactive_tty_and_a_resize_storm(cluster: Server) -> None:
         t.read_until(b"/dev/pts/")
         for i in range(60):
             t.resize(20 + i, 70 + i)
-        t.size_seen(79, 129)
+        t.size_seen(79, 129, resend=True)
         t.type("exit 5\r")
         assert t.proc.wait(30) == 5
     finally:

@@ -705,7 +705,10 @@ class RuncRuntime:
             facts["final"] = status
             return dataclasses.replace(status)
         if init_alive:
-            if _is_runc_init(pid):
+            # After `runc start` returned (the started file) the init may still be `runc init` for
+            # an instant, before its execve: runc calls that running, and so does this (seen as
+            # CREATED, the pod worker would kill it as a container that never started).
+            if _is_runc_init(pid) and not status.started_at:
                 status.state = ContainerState.CREATED
             else:
                 status.state = ContainerState.RUNNING

@@ -61,6 +61,7 @@ QUEUE_SIZE = 16  # output pieces held while the client is slow (then the pipes f
 CONMON_STDOUT = 2
 CONMON_STDERR = 3
 CONMON_BUF = 8192
+RESIZE_SETTLE = 0.05  # resizes to an attached terminal this close together are written as one
 
 
 def _set_winsize(fd: int, width: int, height: int) -> None:
@@ -330,6 +331,8 @@ class ConmonAttach:
         self.opts = opts
         self.out = _Output()
         self.closed = False
+        self._size: tuple[int, int] | None = None
+        self._resize_timer: asyncio.TimerHandle | None = None
         self.reader = asyncio.create_task(self._read())
 
     @classmethod
@@ -386,8 +389,19 @@ class ConmonAttach:
                 self.sock.shutdown(socket.SHUT_WR)
 
     def resize(self, width: int, height: int) -> None:
+        """Sizes that come close together are written as the last one alone: conmon (2.1) reads
+        its ctl fifo in pieces and, of several messages in one piece, applies the first."""
         if self.closed:
             return
+        self._size = (width, height)
+        if self._resize_timer is None:
+            self._resize_timer = asyncio.get_running_loop().call_later(RESIZE_SETTLE, self._write_size)
+
+    def _write_size(self) -> None:
+        self._resize_timer = None
+        if self.closed or self._size is None:
+            return
+        width, height = self._size
         try:
             fd = os.open(self.ctl_path, os.O_WRONLY | os.O_NONBLOCK)
         except OSError:
@@ -406,6 +420,8 @@ class ConmonAttach:
         if self.closed:
             return
         self.closed = True
+        if self._resize_timer is not None:
+            self._resize_timer.cancel()
         self.reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self.reader
