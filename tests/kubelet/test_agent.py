@@ -269,3 +269,31 @@ async def test_pods_are_resynced_on_a_timer(tmp_path: Path) -> None:
         finally:
             await a.stop()
             await client.close()
+
+
+async def test_a_sync_from_an_older_copy_of_the_pod_does_not_turn_its_status_back(tmp_path: Path) -> None:
+    """kubelet builds each status on the newest it knows (its status manager's), not on the
+    informer's copy: a sync that starts from an older copy (it waited on a mount or a pull while
+    the last write came back) must neither write again nor move startTime or transition times
+    back (two such statuses would overwrite each other on and on)."""
+    async with InProcessCluster() as c, agent(c, tmp_path) as a:
+        first = await c.client.create(POD, pod("web"), NS)  # the copy before any status write
+
+        async def ready() -> Any:
+            p = await c.client.get(POD, "web", NS)
+            conds = {x["type"]: x["status"] for x in (p.get("status") or {}).get("conditions") or ()}
+            return p if conds.get("Ready") == "True" else None
+
+        now = await c.until(ready, what="the pod Ready")
+        await c.until(lambda: not a.statuses.pending(), what="the status writes done")
+        writes = a.statuses.writes
+        (w,) = a.workers.values()
+        # as if the worker's copy were an old one, from before the agent's last writes
+        old = {**first, "status": {"phase": "Pending", "startTime": "2020-01-01T00:00:00Z"}}
+        w.pod = old
+        assert await w.sync() is False
+        assert not a.statuses.pending() and a.statuses.writes == writes
+        assert (await c.client.get(POD, "web", NS))["status"]["startTime"] == now["status"]["startTime"]
+        # an older copy arriving late does not replace the newer one the agent knows
+        a.statuses.seen(old)
+        assert a.statuses.latest(old) == now["status"]

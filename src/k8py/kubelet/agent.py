@@ -111,13 +111,29 @@ def _node_of(pod: Obj) -> str:
     return str((pod.get("spec") or {}).get("nodeName") or "")
 
 
+def _rv(obj: Obj) -> int:
+    """An object's resourceVersion as a number (k8py's stores, kine and etcd all count up), to
+    tell which of two copies of a pod is newer; 0 when it is not a number."""
+    try:
+        return int((obj.get("metadata") or {}).get("resourceVersion") or 0)
+    except ValueError:
+        return 0
+
+
 class StatusManager:
-    """kubelet's status manager: the newest status of each pod, written when it changed."""
+    """kubelet's status manager: the newest status of each pod, written when it changed.
+
+    It also answers what the pod's status is now (:meth:`latest`), which each sync builds the
+    next status on, as kubelet's ``statusManager.GetPodStatus``: the informer's copy can be
+    older than what this agent last wrote or means to write (a sync that waited on a mount or
+    a pull started from an older copy), and a status built on it would turn ``startTime`` and
+    the conditions' transition times back, and the two would overwrite each other on and on."""
 
     def __init__(self, client: Client, concurrency: int = 8) -> None:
         self.client = client
         self._want: dict[str, tuple[str, str, Obj]] = {}  # uid -> (namespace, name, status)
         self._sent: dict[str, Obj] = {}  # uid -> the status the API has (as far as we know)
+        self._sent_rv: dict[str, int] = {}  # uid -> the resourceVersion of the copy in _sent
         self._dirty: set[str] = set()
         self._wake = asyncio.Event()
         self._sem = asyncio.Semaphore(concurrency)
@@ -143,13 +159,30 @@ class StatusManager:
         return set(self._dirty) | set(self._inflight)
 
     def seen(self, pod: Obj) -> None:
-        """The API's copy of a pod (from the informer): what is sent is compared against it."""
+        """The API's copy of a pod (from the informer): what is sent is compared against it,
+        unless this agent's own write already returned a newer one."""
+        self._note_sent(str(pod["metadata"].get("uid", "")), pod)
+
+    def _note_sent(self, uid: str, pod: Obj) -> None:
+        rv = _rv(pod)
+        if uid not in self._sent or rv == 0 or rv >= self._sent_rv.get(uid, 0):
+            self._sent[uid] = pod.get("status") or {}
+            self._sent_rv[uid] = rv
+
+    def latest(self, pod: Obj) -> Obj:
+        """The pod's status as this agent knows it now: the one waiting to be written, else the
+        newest the API has, else the pod's own copy."""
         uid = str(pod["metadata"].get("uid", ""))
-        self._sent[uid] = pod.get("status") or {}
+        want = self._want.get(uid)
+        if want is not None:
+            return want[2]
+        sent = self._sent.get(uid)
+        return sent if sent is not None and self._sent_rv.get(uid, 0) >= _rv(pod) else (pod.get("status") or {})
 
     def forget(self, uid: str) -> None:
         self._want.pop(uid, None)
         self._sent.pop(uid, None)
+        self._sent_rv.pop(uid, None)
         self._dirty.discard(uid)
 
     async def flush(self, uid: str) -> None:
@@ -183,7 +216,7 @@ class StatusManager:
                 out = await self.client.patch(POD, name, {"metadata": {"uid": uid}, "status": status}, ns,
                                               type="merge", subresource="status")
                 self.writes += 1
-                self._sent[uid] = out.get("status") or status
+                self._note_sent(uid, out if out.get("status") else {**out, "status": status})
                 if self._want.get(uid, (None, None, None))[2] is status:
                     self._want.pop(uid, None)
             except NotFoundError:

@@ -173,6 +173,12 @@ class PodWorker:
         cs = [c for sb in sbs for c in await rt.list_containers(sb.id)]
         return podstate.Observed(tuple(sbs), tuple(cs))
 
+    def _status_base(self, pod: Obj) -> Obj:
+        """``pod`` with the status this agent knows to be newest (the status manager's), which
+        the next status is built on: not an older informer copy's (see ``StatusManager.latest``)."""
+        latest = self.agent.statuses.latest(pod)
+        return pod if latest is pod.get("status") else {**pod, "status": latest}
+
     async def sync(self) -> bool:
         """One pass; True when the worker is done (the pod is gone and cleaned up)."""
         self._wake_at = None
@@ -250,7 +256,7 @@ class PodWorker:
                 image = next((c.get("image", "") for c in _containers(pod) if c.get("name") == name), "")
                 waiting.setdefault(name, ("ImagePullBackOff", f'Back-off pulling image "{image}"'))
         self._wake_at = acts.wake_at
-        status = podstate.pod_status(pod, obs, self.mem, waiting, self.agent.host_ips, time.time(),
+        status = podstate.pod_status(self._status_base(pod), obs, self.mem, waiting, self.agent.host_ips, time.time(),
                                      self.agent.runtime.name, self._probe_results())
         self.agent.statuses.set_status(pod, status)
         self._update_probes(pod, status)
@@ -563,7 +569,7 @@ class PodWorker:
             await self.agent.volumes.release(pod)  # an evicted pod's emptyDirs go with it
             self._evict_done = True
         obs = await self.observe()
-        status = podstate.pod_status(pod, obs, self.mem, {}, self.agent.host_ips, time.time(),
+        status = podstate.pod_status(self._status_base(pod), obs, self.mem, {}, self.agent.host_ips, time.time(),
                                      self.agent.runtime.name)
         for s in status.get("containerStatuses") or ():
             s["ready"] = False
@@ -577,7 +583,7 @@ class PodWorker:
             await self._kill_all(grace=self._grace(pod, deleting=True))
             self.terminated = True
         obs = await self.observe()
-        status = podstate.pod_status(pod, obs, self.mem, {}, self.agent.host_ips, time.time(),
+        status = podstate.pod_status(self._status_base(pod), obs, self.mem, {}, self.agent.host_ips, time.time(),
                                      self.agent.runtime.name)
         for s in status.get("containerStatuses") or ():
             s["ready"] = False
