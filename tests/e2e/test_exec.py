@@ -367,6 +367,10 @@ def test_api_errors_in_kubes_form(cluster: Server) -> None:
     from kubernetes import client
     from kubernetes.client.rest import ApiException
 
+    # a pod no node can take stays unscheduled
+    _apply(cluster, {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "nowhere"},
+                     "spec": {"nodeSelector": {"k8py.test/none": "x"},
+                              "containers": [{"name": "c", "image": IMAGE, "imagePullPolicy": "IfNotPresent"}]}})
     with cluster.client() as c:
         _api_errors(client.CoreV1Api(c), ApiException)
 
@@ -376,6 +380,7 @@ def _api_errors(api: Any, ApiException: Any) -> None:
         ({"name": "shell", "container": "nope"}, 400, "container nope is not valid for pod shell"),
         ({"name": "duo"}, 400, "a container name must be specified for pod duo, choose one of: [app quick]"),
         ({"name": "absent"}, 404, 'pods "absent" not found'),
+        ({"name": "nowhere"}, 400, "pod nowhere does not have a host assigned"),
     ):
         with pytest.raises(ApiException) as e:
             api.connect_post_namespaced_pod_exec(namespace=NS, command=["true"], stdout=True, **kw)
