@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 START_TIMEOUT = 30.0  # runc to start the command (write its pid file, send the console)
 DRAIN_TIMEOUT = 2.0  # output still open this long after the command exited is cut
 KILL_TIMEOUT = 10.0  # runc to be gone after the command was killed
-POLL = 0.01
+POLL = 0.002  # how often the start looks for runc's pid file (10 ms cost 3.5 ms of exec latency)
 READ_SIZE = 65536
 QUEUE_SIZE = 16  # output pieces held while the client is slow (then the pipes fill: back-pressure)
 
