@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -116,6 +117,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             s.stop()
             subprocess.run([sys.executable, "-m", "k8py.cli", "killall", "--data-dir", str(data)],
                            capture_output=True, timeout=120, check=False)
+            shutil.rmtree(tmp, ignore_errors=True)
     out["cores"] = os.cpu_count()
     return out
 
