@@ -254,3 +254,35 @@ async def _until(cond: Any, what: str, timeout: float = 10.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {timeout}s: {what}")
         await asyncio.sleep(0.02)
+
+
+# --------------------------------------------------------------------------- the fake runtime's sessions
+
+
+async def test_fake_runtime_streams() -> None:
+    from k8py.kubelet.runtime.fake import FakeRuntime as SimRuntime
+    from k8py.kubelet.runtime.types import ContainerConfig, RuntimeServiceError, SandboxConfig
+
+    rt = SimRuntime()
+    await rt.pull_image("busybox")
+    sb = SandboxConfig("p", "default", "uid-p")
+    sid = await rt.run_pod_sandbox(sb)
+    cid = await rt.create_container(sid, ContainerConfig("c", "busybox"), sb)
+    with pytest.raises(RuntimeServiceError, match="is not running"):
+        await rt.exec_stream(cid, ["echo"], StreamOptions())
+    await rt.start_container(cid)
+    s = await rt.exec_stream(cid, ["echo", "a", "b"], StreamOptions())
+    assert await s.read() == (1, b"a b\n") and await s.read() is None and await s.wait() == 0
+    await s.close()
+    s = await rt.exec_stream(cid, ["cat"], StreamOptions(stdin=True, tty=True))
+    await s.write(b"x")
+    s.resize(100, 30)
+    await s.close_stdin()
+    assert await s.read() == (1, b"x") and await s.wait() == 0 and s.resizes == [(100, 30)]  # type: ignore[attr-defined]
+    with pytest.raises(RuntimeServiceError, match='"nope": executable file not found in \\$PATH'):
+        await rt.exec_stream(cid, ["nope"], StreamOptions())
+    a = await rt.attach(cid, StreamOptions())
+    await a.close()
+    rt.kill(cid)
+    with pytest.raises(RuntimeServiceError):
+        await rt.attach(cid, StreamOptions())
