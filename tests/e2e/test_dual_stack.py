@@ -6,76 +6,49 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import subprocess
-import sys
 import time
 import urllib.request
 
 import pytest
-from tests.e2e.conftest import KUBECTL, Server, free_port, wait
-from tests.helpers.images import build_busybox_image
-from tests.helpers.nodelock import node_lock
+from tests.e2e.conftest import wait
+from tests.helpers.realnode import IMAGE, real_cluster
 
-from k8py.kubelet.run import missing_prerequisites
-
-IMAGE = "k8py.test/busybox:1.0"
 NODE = "k8py-dual"
 
 pytestmark = pytest.mark.timeout(300)
 
 
 def test_pods_get_an_address_of_each_family(tmp_path_factory: pytest.TempPathFactory) -> None:
-    if not KUBECTL:
-        pytest.skip("kubectl is not installed")
-    tmp = tmp_path_factory.mktemp("dual")
-    data = tmp / "data"
-    missing = missing_prerequisites(str(data))
-    if missing:
-        pytest.skip("this machine cannot run pods: " + "; ".join(missing))
-    (data / "agent" / "images").mkdir(parents=True)
-    build_busybox_image(data / "agent" / "images", IMAGE)
-    home = tmp / "home"
-    home.mkdir()
-    s = Server(data, free_port(), None, tmp / "server.log", home,
-               ("--cluster-cidr", "10.46.0.0/16,fd46::/56", "--node-ip", "127.0.0.1", "--node-name", NODE,
-                "--kubelet-port", str(free_port())), agent=True)
-    with node_lock():
-        s.start()
-        try:
-            def node() -> dict | None:
-                p = s.kubectl("get", "node", NODE, "-o", "json", check=False)
-                n = json.loads(p.stdout) if p.returncode == 0 else None
-                return n if n and len(n["spec"].get("podCIDRs") or ()) == 2 else None
+    with real_cluster(tmp_path_factory.mktemp("dual"), NODE, "--cluster-cidr", "10.46.0.0/16,fd46::/56") as s:
+        def node() -> dict | None:
+            p = s.kubectl("get", "node", NODE, "-o", "json", check=False)
+            n = json.loads(p.stdout) if p.returncode == 0 else None
+            return n if n and len(n["spec"].get("podCIDRs") or ()) == 2 else None
 
-            n = wait(node, 60, "the node's two pod CIDRs")
-            v4, v6 = (ipaddress.ip_network(c) for c in n["spec"]["podCIDRs"])
-            assert (v4.version, v6.version) == (4, 6) and n["spec"]["podCIDR"] == str(v4)
-            s.kubectl("apply", "-f", "-", input=json.dumps({
-                "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "dual"},
-                "spec": {"containers": [{"name": "httpd", "image": IMAGE, "command": [
-                    "sh", "-c", "echo dual > /tmp/i; exec httpd -f -p 8080 -h /tmp"]}]}}))
+        n = wait(node, 60, "the node's two pod CIDRs")
+        v4, v6 = (ipaddress.ip_network(c) for c in n["spec"]["podCIDRs"])
+        assert (v4.version, v6.version) == (4, 6) and n["spec"]["podCIDR"] == str(v4)
+        s.kubectl("apply", "-f", "-", input=json.dumps({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "dual"},
+            "spec": {"containers": [{"name": "httpd", "image": IMAGE, "command": [
+                "sh", "-c", "echo dual > /tmp/i; exec httpd -f -p 8080 -h /tmp"]}]}}))
 
-            def running() -> dict | None:
-                p = json.loads(s.kubectl("get", "pod", "dual", "-o", "json").stdout)
-                return p["status"] if p["status"].get("phase") == "Running" else None
+        def running() -> dict | None:
+            p = json.loads(s.kubectl("get", "pod", "dual", "-o", "json").stdout)
+            return p["status"] if p["status"].get("phase") == "Running" else None
 
-            st = wait(running, 60, "the pod Running")
-            ips = [ipaddress.ip_address(x["ip"]) for x in st["podIPs"]]
-            assert [ip.version for ip in ips] == [4, 6] and st["podIP"] == str(ips[0])
-            assert ips[0] in v4 and ips[1] in v6
-            for ip in ips:
-                host = f"[{ip}]" if ip.version == 6 else str(ip)
-                body = ""
-                for _ in range(40):  # bounded: the IPv6 gateway address may still be in DAD
-                    try:
-                        with urllib.request.urlopen(f"http://{host}:8080/i", timeout=2) as r:
-                            body = r.read().decode()
-                        break
-                    except OSError:
-                        time.sleep(0.25)
-                assert body == "dual\n", ip
-        finally:
-            s.stop()
-            p = subprocess.run([sys.executable, "-m", "k8py.cli", "killall", "--data-dir", str(data)],
-                               capture_output=True, text=True, timeout=120, check=False)
-            assert p.returncode == 0, p.stderr
+        st = wait(running, 60, "the pod Running")
+        ips = [ipaddress.ip_address(x["ip"]) for x in st["podIPs"]]
+        assert [ip.version for ip in ips] == [4, 6] and st["podIP"] == str(ips[0])
+        assert ips[0] in v4 and ips[1] in v6
+        for ip in ips:
+            host = f"[{ip}]" if ip.version == 6 else str(ip)
+            body = ""
+            for _ in range(40):  # bounded: the IPv6 gateway address may still be in DAD
+                try:
+                    with urllib.request.urlopen(f"http://{host}:8080/i", timeout=2) as r:
+                        body = r.read().decode()
+                    break
+                except OSError:
+                    time.sleep(0.25)
+            assert body == "dual\n", ip

@@ -16,7 +16,6 @@ import select
 import signal
 import struct
 import subprocess
-import sys
 import termios
 import time
 from collections.abc import Iterator
@@ -24,22 +23,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.e2e.conftest import KUBECTL, Server, free_port, wait
-from tests.helpers.images import build_busybox_image
-from tests.helpers.nodelock import node_lock
+from tests.e2e.conftest import KUBECTL, Server, wait
+from tests.helpers.realnode import IMAGE, real_cluster
 
-from k8py.kubelet.run import missing_prerequisites
-
-IMAGE = "k8py.test/busybox:1.0"
 NODE = "k8py-exec-node"
 NS = "default"
 
 pytestmark = pytest.mark.timeout(600)
-
-
-def _netns() -> set[str]:
-    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False).stdout
-    return {line.split()[0] for line in out.splitlines() if line.startswith("k8py-")}
 
 
 def _procs(marker: str) -> list[int]:
@@ -71,59 +61,24 @@ IDLE = "trap 'exit 0' TERM; while true; do sleep 1; done"
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    if not KUBECTL:
-        pytest.skip("kubectl is not installed")
-    tmp = tmp_path_factory.mktemp("exec")
-    data = tmp / "data"
-    missing = missing_prerequisites(str(data))
-    if missing:
-        pytest.skip("this machine cannot run pods: " + "; ".join(missing))
-    airgap = data / "agent" / "images"
-    airgap.mkdir(parents=True)
-    build_busybox_image(airgap, IMAGE)
-    home = tmp / "home"
-    home.mkdir()
-    s = Server(data, free_port(), None, tmp / "server.log", home,
-               ("--kubelet-port", str(free_port()), "--node-ip", "127.0.0.1", "--node-name", NODE), agent=True)
-    with node_lock():
-        before = _netns()
-        s.start()
-        try:
-            wait(lambda: _node_ready(s), 60, "the node Ready")
-            _apply(s, _pod("shell", IDLE))
-            _apply(s, _pod("done", "echo finished", restart="Never"))
-            _apply(s, _pod("duo", "", containers={"app": IDLE, "quick": "exit 0"}))
-            _apply(s, _pod("ticker", "i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.3; done"))
-            _apply(s, _pod("console", "exec sh", stdin=True, tty=True))
-            _apply(s, _pod("talker", "while read line; do echo got $line; done; echo stdin closed; sleep 3600",
-                           stdin=True))
-            for name in ("shell", "ticker", "talker", "console"):
-                wait(lambda n=name: _phase(s, n) == "Running", 90, f"{name} Running")  # type: ignore[misc]
-            wait(lambda: _phase(s, "done") == "Succeeded", 90, "done Succeeded")
-            wait(lambda: _terminated(s, "duo", "quick"), 90, "duo's quick container exited")
-            yield s
-        finally:
-            s.stop()
-            p = subprocess.run([sys.executable, "-m", "k8py.cli", "killall", "--data-dir", str(data)],
-                               capture_output=True, text=True, timeout=120, check=False)
-            assert p.returncode == 0, p.stderr
-            assert _netns() <= before, f"network namespaces left: {_netns() - before}"
-            assert not list((data / "agent" / "containers" / "containers").iterdir())
-            with open("/proc/self/mounts") as f:
-                assert str(data) not in f.read(), "mounts left"
-            assert not _procs("k8py-exec-marker"), "exec'd processes left"
+    with real_cluster(tmp_path_factory.mktemp("exec"), NODE) as s:
+        _apply(s, _pod("shell", IDLE))
+        _apply(s, _pod("done", "echo finished", restart="Never"))
+        _apply(s, _pod("duo", "", containers={"app": IDLE, "quick": "exit 0"}))
+        _apply(s, _pod("ticker", "i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.3; done"))
+        _apply(s, _pod("console", "exec sh", stdin=True, tty=True))
+        _apply(s, _pod("talker", "while read line; do echo got $line; done; echo stdin closed; sleep 3600",
+                       stdin=True))
+        for name in ("shell", "ticker", "talker", "console"):
+            wait(lambda n=name: _phase(s, n) == "Running", 90, f"{name} Running")  # type: ignore[misc]
+        wait(lambda: _phase(s, "done") == "Succeeded", 90, "done Succeeded")
+        wait(lambda: _terminated(s, "duo", "quick"), 90, "duo's quick container exited")
+        yield s
+    assert not _procs("k8py-exec-marker"), "exec'd processes left"
 
 
 def _apply(s: Server, manifest: dict[str, Any]) -> None:
     s.kubectl("apply", "-n", NS, "-f", "-", input=json.dumps(manifest))
-
-
-def _node_ready(s: Server) -> bool:
-    p = s.kubectl("get", "node", NODE, "-o", "json", check=False)
-    if p.returncode != 0:
-        return False
-    node = json.loads(p.stdout)
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"].get("conditions") or ())
 
 
 def _pod_json(s: Server, name: str) -> Any:

