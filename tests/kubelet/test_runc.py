@@ -11,12 +11,14 @@ checks that ``cleanup_all`` left no mount, runc container, conmon, netns or cgro
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import re
 import secrets
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -798,3 +800,31 @@ async def test_tty_container(env: Env) -> None:
     assert st.exit_code == 0, (Path(st.log_path).read_text(), st)
     out = [m.strip() for m in _messages(st)]
     assert out == ["/dev/pts/0", "done"], _log_lines(st)
+
+
+async def test_a_running_containers_end_is_seen_through_one_pidfd(env: Env) -> None:
+    """Once a container runs, each status read polls a pidfd of its init (opened once) instead
+    of reading /proc: a kill from outside the runtime is still seen at once, and the pidfd is
+    closed when the container has ended."""
+
+    def pidfds() -> int:
+        n = 0
+        for fd in os.listdir("/proc/self/fd"):
+            with contextlib.suppress(OSError):
+                n += os.readlink(f"/proc/self/fd/{fd}") == "anon_inode:[pidfd]"
+        return n
+
+    pod = env.pod()
+    sid = await env.rt.run_pod_sandbox(pod)
+    before = pidfds()
+    cid = await env.run(sid, pod, "victim", ["sh", "-c", "echo ready; exec sleep 1000"])
+    await wait_for_output(env.rt, cid, "ready")
+    for _ in range(3):
+        st = await env.rt.container_status(cid)
+        assert st is not None and st.state == ContainerState.RUNNING
+    assert pidfds() == before + 1
+    pid = int((env.rt.root / "containers" / cid / "pid").read_text())
+    os.kill(pid, signal.SIGKILL)
+    st = await wait_for(env.rt, cid, ContainerState.EXITED, timeout=10)
+    assert st.exit_code == 137
+    assert pidfds() == before

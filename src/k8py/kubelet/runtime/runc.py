@@ -210,6 +210,38 @@ def _alive(pid: int, start_time: int = 0) -> bool:
     return not start_time or st[1] == start_time
 
 
+def _running_init_alive(facts: dict[str, Any], pid: int, start_time: int) -> bool:
+    """Whether the init of a container that is running for good still runs: through a pidfd
+    opened once (it becomes readable when the process exits; one poll instead of reading
+    ``/proc/<pid>/stat`` for every container at every relist), else :func:`_alive`."""
+    fd = facts.get("pidfd")
+    if fd is None:
+        if not _alive(pid, start_time):
+            return False
+        try:
+            fd = os.pidfd_open(pid)
+        except OSError:  # a kernel without pidfds (< 5.3): read /proc each time
+            facts["pidfd"] = -1
+            return True
+        if not _alive(pid, start_time):  # the pid ended (and was reused) before it was opened
+            os.close(fd)
+            return False
+        if facts.setdefault("pidfd", fd) != fd:  # another thread opened one first
+            os.close(fd)
+            fd = facts["pidfd"]
+    if fd < 0:
+        return _alive(pid, start_time)
+    p = select.poll()
+    p.register(fd, select.POLLIN)
+    return not p.poll(0)
+
+
+def _close_pidfd(facts: dict[str, Any]) -> None:
+    fd = facts.pop("pidfd", None)
+    if fd is not None and fd >= 0:
+        os.close(fd)
+
+
 def _is_runc_init(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
@@ -664,7 +696,10 @@ class RuncRuntime:
                 with contextlib.suppress(ValueError):
                     facts["started_at"] = float(started)
         status.started_at = facts.get("started_at", 0.0)
-        init_alive = _alive(pid, int(meta.get("pid_start", 0)))
+        if facts.get("running"):
+            init_alive = _running_init_alive(facts, pid, int(meta.get("pid_start", 0)))
+        else:
+            init_alive = _alive(pid, int(meta.get("pid_start", 0)))
         if init_alive and facts.get("running"):
             status.state = ContainerState.RUNNING
             return status
@@ -684,6 +719,7 @@ class RuncRuntime:
             status.message = start_error
             status.finished_at = (d / "start_error").stat().st_mtime
             facts["final"] = status
+            _close_pidfd(facts)
             return dataclasses.replace(status)
         if code_text is not None:
             try:
@@ -703,6 +739,7 @@ class RuncRuntime:
             else:
                 status.reason = "Error"
             facts["final"] = status
+            _close_pidfd(facts)
             return dataclasses.replace(status)
         if init_alive:
             # After `runc start` returned (the started file) the init may still be `runc init` for
@@ -1006,7 +1043,7 @@ class RuncRuntime:
         async with self._lock(container_id):
             await self._remove(container_id)
         self._locks.pop(container_id, None)
-        self._facts.pop(container_id, None)
+        _close_pidfd(self._facts.pop(container_id, {}))
 
     async def _remove(self, container_id: str) -> None:
         d = self._container_dir(container_id)
