@@ -394,6 +394,7 @@ class RuncRuntime:
         self._version: RuntimeVersion | None = None
         self._json = _JsonCache()
         self._facts: dict[str, dict[str, Any]] = {}  # container id -> what does not change
+        self._sandbox_configs: dict[str, tuple[Any, SandboxConfig]] = {}  # id -> (its JSON, parsed)
 
     # ------------------------------------------------------------------ plumbing
 
@@ -480,7 +481,12 @@ class RuncRuntime:
         status = self._json.read(d / "status.json", copy_=mutable)
         if config is None or status is None:
             return None
-        return _sandbox_config_from_json(config), status
+        # the file is written once; its parse (a frozen dataclass) is kept while the JSON cache
+        # hands out the same object: the agent lists every sandbox every second
+        parsed = self._sandbox_configs.get(sandbox_id)
+        if parsed is None or parsed[0] is not config:
+            parsed = self._sandbox_configs[sandbox_id] = (config, _sandbox_config_from_json(config))
+        return parsed[1], status
 
     def _sandbox_status_sync(self, sandbox_id: str) -> SandboxStatus | None:
         loaded = self._load_sandbox(sandbox_id, mutable=False)
@@ -603,6 +609,7 @@ class RuncRuntime:
                 await self.remove_container(cid)
             await asyncio.to_thread(shutil.rmtree, d, True)
         self._locks.pop(sandbox_id, None)
+        self._sandbox_configs.pop(sandbox_id, None)
         if loaded is not None and loaded[0].cgroup_parent:
             # the pod's own cgroup (kubepods/<qos>/pod<uid>), which runc made as its containers'
             # parent: nothing of a removed pod stays behind
