@@ -130,9 +130,10 @@ def _write_json(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
-def _read_json(path: Path) -> Any:
+def _read_json(path: str | Path) -> Any:
     try:
-        return json.loads(path.read_text())
+        with open(path, "rb") as f:
+            return json.loads(f.read())
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as e:
@@ -148,7 +149,7 @@ class _JsonCache:
     def __init__(self) -> None:
         self._items: dict[str, tuple[tuple[int, int, int], Any]] = {}
 
-    def read(self, path: Path, copy_: bool = True) -> Any:
+    def read(self, path: str | Path, copy_: bool = True) -> Any:
         """The parsed file (a private copy, unless ``copy_`` is false: then the caller must
         not change it), or None when it is not there."""
         key = str(path)
@@ -208,6 +209,14 @@ def _alive(pid: int, start_time: int = 0) -> bool:
     if st is None or st[0] in ("Z", "X"):
         return False
     return not start_time or st[1] == start_time
+
+
+def _names(directory: Path) -> list[str]:
+    """The entries of a state directory, sorted; none when it is not there."""
+    try:
+        return sorted(os.listdir(directory))
+    except FileNotFoundError:
+        return []
 
 
 def _running_init_alive(facts: dict[str, Any], pid: int, start_time: int) -> bool:
@@ -471,14 +480,19 @@ class RuncRuntime:
     # ------------------------------------------------------------------ sandboxes
 
     def _sandbox_dir(self, sandbox_id: str) -> Path:
+        return Path(self._sandbox_path(sandbox_id))
+
+    def _sandbox_path(self, sandbox_id: str, name: str = "") -> str:
+        """The sandbox's directory, or a file in it, as a string: the once-a-second relist reads
+        two files per sandbox, and building them with pathlib cost more than reading them."""
         if not sandbox_id or "/" in sandbox_id or sandbox_id in (".", ".."):
             raise SandboxNotFoundError(f"invalid sandbox id {sandbox_id!r}")
-        return self._sandboxes / sandbox_id
+        return f"{self._sandboxes}/{sandbox_id}/{name}" if name else f"{self._sandboxes}/{sandbox_id}"
 
     def _load_sandbox(self, sandbox_id: str, mutable: bool = True) -> tuple[SandboxConfig, dict[str, Any]] | None:
-        d = self._sandbox_dir(sandbox_id)
-        config = self._json.read(d / "config.json", copy_=False)  # only read: parsed into a dataclass
-        status = self._json.read(d / "status.json", copy_=mutable)
+        # only read: parsed into a dataclass
+        config = self._json.read(self._sandbox_path(sandbox_id, "config.json"), copy_=False)
+        status = self._json.read(self._sandbox_path(sandbox_id, "status.json"), copy_=mutable)
         if config is None or status is None:
             return None
         # the file is written once; its parse (a frozen dataclass) is kept while the JSON cache
@@ -626,8 +640,8 @@ class RuncRuntime:
     async def list_pod_sandboxes(self) -> list[SandboxStatus]:
         def scan() -> list[SandboxStatus]:
             out = []
-            for d in sorted(self._sandboxes.iterdir()) if self._sandboxes.is_dir() else ():
-                st = self._sandbox_status_sync(d.name)
+            for name in _names(self._sandboxes):
+                st = self._sandbox_status_sync(name)
                 if st is not None:
                     out.append(st)
             return out
@@ -637,23 +651,25 @@ class RuncRuntime:
     # ------------------------------------------------------------------ containers: files
 
     def _container_dir(self, container_id: str) -> Path:
+        return Path(self._container_path(container_id))
+
+    def _container_path(self, container_id: str, name: str = "") -> str:
+        """The container's directory, or a file in it, as a string (see :meth:`_sandbox_path`)."""
         if not container_id or "/" in container_id or container_id in (".", ".."):
             raise ContainerNotFoundError(f"invalid container id {container_id!r}")
-        return self._containers / container_id
+        return f"{self._containers}/{container_id}/{name}" if name else f"{self._containers}/{container_id}"
 
     def _meta(self, container_id: str) -> dict[str, Any] | None:
         # read-only: nothing changes a meta read here (create writes its own)
-        meta = self._json.read(self._container_dir(container_id) / "meta.json", copy_=False)
+        meta = self._json.read(self._container_path(container_id, "meta.json"), copy_=False)
         return meta if isinstance(meta, dict) else None
 
     def _container_ids(self, sandbox_id: str | None = None) -> list[str]:
-        if not self._containers.is_dir():
-            return []
         out = []
-        for d in sorted(self._containers.iterdir()):
-            meta = self._meta(d.name)
+        for name in _names(self._containers):
+            meta = self._meta(name)
             if meta is not None and (sandbox_id is None or meta.get("sandbox_id") == sandbox_id):
-                out.append(d.name)
+                out.append(name)
         return out
 
     def _exit_file(self, container_id: str) -> Path:
@@ -670,7 +686,6 @@ class RuncRuntime:
         )
 
     def _status_sync(self, container_id: str) -> ContainerStatus | None:
-        d = self._container_dir(container_id)
         meta = self._meta(container_id)
         if meta is None or meta.get("creating"):
             return None  # create_container has not returned it yet
@@ -694,11 +709,11 @@ class RuncRuntime:
             return dataclasses.replace(final, labels=dict(final.labels), annotations=dict(final.annotations))
         # What does not change once known (the pids, the start time) is read once: the agent
         # lists every container every second.
-        pid = facts.get("pid") or _read_pid(d / "pid")
+        pid = facts.get("pid") or _read_pid(Path(self._container_path(container_id, "pid")))
         if pid > 0:
             facts["pid"] = pid
         if "started_at" not in facts:
-            started = _read_text(d / "started")
+            started = _read_text(Path(self._container_path(container_id, "started")))
             if started:
                 with contextlib.suppress(ValueError):
                     facts["started_at"] = float(started)
@@ -710,6 +725,7 @@ class RuncRuntime:
         if init_alive and facts.get("running"):
             status.state = ContainerState.RUNNING
             return status
+        d = self._container_dir(container_id)
         start_error = None if facts.get("running") else _read_text(d / "start_error")
         exit_file = self._exit_file(container_id)
         code_text = _read_text(exit_file)
