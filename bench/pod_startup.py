@@ -228,22 +228,27 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+async def wait_node(client: Client, node: str, timeout: float = 120) -> None:
+    """Until ``node`` is Ready with its pod CIDR (pods can get addresses)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            nd = await client.get(("v1", "Node"), node)
+        except NotFoundError:
+            nd = {}  # not registered yet
+        ready = any(c["type"] == "Ready" and c["status"] == "True"
+                    for c in (nd.get("status") or {}).get("conditions") or ())
+        if ready and (nd.get("spec") or {}).get("podCIDR"):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"node {node} not ready")
+        await asyncio.sleep(0.5)
+
+
 async def _wait_node_then_start(kubeconfig: str, node: str, n: int, concurrency: int, stream: bool = False
                                 ) -> list[float]:
     async with Client(load_config(kubeconfig), component="bench") as client:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                nd = await client.get(("v1", "Node"), node)
-            except NotFoundError:
-                nd = {}  # not registered yet
-            ready = any(c["type"] == "Ready" and c["status"] == "True"
-                        for c in (nd.get("status") or {}).get("conditions") or ())
-            if ready and (nd.get("spec") or {}).get("podCIDR"):
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"node {node} not ready")
-            await asyncio.sleep(0.5)
+        await wait_node(client, node)
     return await start_pods(kubeconfig, node, n, concurrency, stream)
 
 

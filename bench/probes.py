@@ -33,13 +33,12 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from pod_startup import IMAGE, free_port, k8py, rss_kib, wait_ready
+from pod_startup import IMAGE, free_port, k8py, rss_kib, wait_node, wait_ready
 from tests.helpers.images import build_busybox_image
 from tests.helpers.nodelock import node_lock
 
 from k8py.client.api import Client
 from k8py.client.config import load_config
-from k8py.client.errors import NotFoundError
 
 POD = ("v1", "Pod")
 NODE = "bench-probes"
@@ -73,27 +72,11 @@ def pod(i: int, probes: bool, exec_probe: bool = True) -> dict[str, Any]:
             "spec": {"nodeName": NODE, "terminationGracePeriodSeconds": 2, "containers": [c]}}
 
 
-async def wait_node(client: Client, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            nd = await client.get(("v1", "Node"), NODE)
-        except NotFoundError:
-            nd = {}
-        ready = any(c["type"] == "Ready" and c["status"] == "True"
-                    for c in (nd.get("status") or {}).get("conditions") or ())
-        if ready and (nd.get("spec") or {}).get("podCIDR"):
-            return
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"node {NODE} not ready")
-        await asyncio.sleep(0.5)
-
-
 async def run_pods(kubeconfig: str, n: int, probes: bool, delete: list[str] | None = None,
                    exec_probe: bool = True) -> float:
     """Delete ``delete``, create ``n`` pods (10 at a time) and wait until all are Ready; the seconds."""
     async with Client(load_config(kubeconfig), component="bench") as client:
-        await wait_node(client)
+        await wait_node(client, NODE)
         for name in delete or ():
             await client.delete(POD, name, "default", grace_period_seconds=0)
         t0 = time.monotonic()

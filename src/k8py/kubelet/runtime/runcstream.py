@@ -191,17 +191,11 @@ class RuncExec:
 
     # -- output -------------------------------------------------------------------------
     async def _read_master(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             try:
                 chunk = os.read(self.master, READ_SIZE)
             except BlockingIOError:
-                ready: asyncio.Future[None] = loop.create_future()
-                loop.add_reader(self.master, _set_done, ready)
-                try:
-                    await ready
-                finally:
-                    loop.remove_reader(self.master)
+                await _fd_ready(self.master, write=False)
                 continue
             except OSError as e:
                 if e.errno == errno.EIO:  # every slave side closed: the command and its children are done
@@ -247,18 +241,12 @@ class RuncExec:
             pass  # the command closed its stdin or ended: what it did not read is dropped, as in kube
 
     async def _write_master(self, data: bytes) -> None:
-        loop = asyncio.get_running_loop()
         view = memoryview(data)
         while view and not self.closed:
             try:
                 n = os.write(self.master, view)
             except BlockingIOError:
-                ready: asyncio.Future[None] = loop.create_future()
-                loop.add_writer(self.master, _set_done, ready)
-                try:
-                    await ready
-                finally:
-                    loop.remove_writer(self.master)
+                await _fd_ready(self.master, write=True)
                 continue
             except OSError:
                 return  # the terminal is gone
@@ -431,6 +419,17 @@ class ConmonAttach:
 def _set_done(fut: asyncio.Future[None]) -> None:
     if not fut.done():
         fut.set_result(None)
+
+
+async def _fd_ready(fd: int, *, write: bool) -> None:
+    """Until the non-blocking ``fd`` (the terminal's master side) can be read, or written."""
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Future[None] = loop.create_future()
+    (loop.add_writer if write else loop.add_reader)(fd, _set_done, ready)
+    try:
+        await ready
+    finally:
+        (loop.remove_writer if write else loop.remove_reader)(fd)
 
 
 async def _discard(stream: asyncio.StreamReader) -> None:
