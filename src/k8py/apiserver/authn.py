@@ -239,7 +239,6 @@ BOOTSTRAP_USER_PREFIX = "system:bootstrap:"
 BOOTSTRAPPERS_GROUP = "system:bootstrappers"
 # kube's bootstrap group pattern: extra groups must stay under system:bootstrappers:
 BOOTSTRAP_GROUP_RE = re.compile(r"^system:bootstrappers:[a-z0-9:-]{0,255}[a-z0-9]$")
-_RELIST_DELAY = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,38 +332,22 @@ class BootstrapTokens:
             return None
         return entry.user
 
-    async def run(self, objects: Objects, registry: Registry) -> None:
-        """List, then watch, the Secrets of kube-system; list again when the watch ends."""
-        from k8py.storage.interface import CompactedError, EventType
+    def _apply(self, key: str, value: bytes | None) -> None:
+        if value is None:
+            self.remove(key)
+        else:
+            self.put(key, orjson.loads(value))
 
+    def _reset(self) -> None:
+        self._by_id.clear()
+        self._by_key.clear()
+
+    async def run(self, objects: Objects, registry: Registry) -> None:
+        """Mirror the Secrets of kube-system (:meth:`Objects.mirror`)."""
         kind = registry.by_resource("", "v1", "secrets")
         assert kind is not None
-        prefix = kind.key_prefix(BOOTSTRAP_NAMESPACE)
-        while True:
-            try:
-                res = await objects.raw_list(prefix)
-                self._by_id.clear()
-                self._by_key.clear()
-                for kv in res.kvs:
-                    self.put(kv.key, orjson.loads(kv.value))
-                self.synced.set()
-                w = objects.watch(prefix, res.revision + 1)
-                try:
-                    async for resp in w:
-                        for ev in resp.events:
-                            if ev.type is EventType.DELETE:
-                                self.remove(ev.kv.key)
-                            else:
-                                self.put(ev.kv.key, orjson.loads(ev.kv.value))
-                finally:
-                    await w.close()
-            except asyncio.CancelledError:
-                raise
-            except CompactedError:
-                log.info("bootstrap token watch fell behind compaction; listing again")
-            except Exception as e:  # noqa: BLE001 - the store may be briefly unavailable: keep trying
-                log.warning("bootstrap token watch failed: %s; retrying", e)
-                await asyncio.sleep(_RELIST_DELAY)
+        await objects.mirror(kind.key_prefix(BOOTSTRAP_NAMESPACE), reset=self._reset, apply=self._apply,
+                             synced=self.synced.set, what="bootstrap token")
 
 
 def bearer_token(header: str) -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,7 @@ from k8py.storage.interface import (
     CompactedError,
     ConflictError,
     DeleteResult,
+    EventType,
     FutureRevisionError,
     KeyExistsError,
     KeyNotFoundError,
@@ -32,6 +34,11 @@ from k8py.storage.interface import (
 )
 
 Obj = dict[str, Any]
+
+log = logging.getLogger("k8py.apiserver.objects")
+
+# How long a mirror (Objects.mirror) waits before listing again after its watch failed.
+MIRROR_RETRY_SECONDS = 1.0
 
 # How long a list/get with resourceVersion newer than ours waits before 504 (kube: 3 s).
 FRESHNESS_WAIT_SECONDS = 3.0
@@ -179,6 +186,34 @@ class Objects:
     def watch(self, prefix: str, start_revision: int, *, progress_notify: bool = False) -> Watch:
         """A watch on the store from ``start_revision`` (inclusive), for the watch handler."""
         return self.store.watch(prefix, start_revision, progress_notify=progress_notify)
+
+    async def mirror(self, prefix: str, *, reset: Callable[[], None], apply: Callable[[str, bytes | None], None],
+                     synced: Callable[[], None], what: str) -> None:
+        """Keep an in-process copy of the keys under ``prefix``: list them (``reset``, then
+        ``apply(key, value)`` for each, then ``synced``), follow the watch (``apply(key, None)``
+        for a delete), and list again when the watch falls behind compaction or fails. Runs
+        until cancelled; ``what`` names the copy in the log."""
+        while True:
+            try:
+                res = await self.raw_list(prefix)
+                reset()
+                for kv in res.kvs:
+                    apply(kv.key, kv.value)
+                synced()
+                w = self.watch(prefix, res.revision + 1)
+                try:
+                    async for resp in w:
+                        for ev in resp.events:
+                            apply(ev.kv.key, None if ev.type is EventType.DELETE else ev.kv.value)
+                finally:
+                    await w.close()
+            except asyncio.CancelledError:
+                raise
+            except CompactedError:
+                log.info("%s watch fell behind compaction; listing again", what)
+            except Exception as e:  # noqa: BLE001 - the store may be briefly unavailable: keep trying
+                log.warning("%s watch failed: %s; retrying", what, e)
+                await asyncio.sleep(MIRROR_RETRY_SECONDS)
 
     async def health(self, timeout: float) -> None:
         """Raise unless the store answers its own health check (``Store.health``) within

@@ -37,7 +37,6 @@ log = logging.getLogger(__name__)
 
 RBAC_GROUP = "rbac.authorization.k8s.io"
 SA_PREFIX = "system:serviceaccount:"
-_RELIST_DELAY = 1.0
 
 SubjectKey = tuple[str, str]  # ("u", user name) or ("g", group name)
 
@@ -218,36 +217,18 @@ class PolicyCache:
         self.put(resource, ns, name, orjson.loads(value) if value is not None else None)
 
     async def run(self, objects: Objects, registry: Registry) -> None:
-        """List, then watch, the rbac.authorization.k8s.io keys; list again when the watch ends."""
-        from k8py.storage.interface import CompactedError, EventType
-
+        """Mirror the rbac.authorization.k8s.io keys (:meth:`Objects.mirror`)."""
         for resource in ("roles", "clusterroles", "rolebindings", "clusterrolebindings"):
             kind = registry.by_resource(RBAC_GROUP, "v1", resource)
             assert kind is not None
             self._prefixes[kind.key_prefix(None)] = resource
         common = "/registry/" + RBAC_GROUP + "/"
         assert all(p.startswith(common) for p in self._prefixes)
-        while True:
-            try:
-                res = await objects.raw_list(common)
-                self.clear()
-                for kv in res.kvs:
-                    self._apply(kv.key, kv.value)
-                self.synced.set()
-                log.info("RBAC policy loaded: %d cluster roles, %d roles, %d cluster role bindings, "
-                         "%d role bindings", len(self.cluster_roles), len(self.roles), len(self.cluster_bindings),
-                         len(self.bindings))
-                w = objects.watch(common, res.revision + 1)
-                try:
-                    async for resp in w:
-                        for ev in resp.events:
-                            self._apply(ev.kv.key, None if ev.type is EventType.DELETE else ev.kv.value)
-                finally:
-                    await w.close()
-            except asyncio.CancelledError:
-                raise
-            except CompactedError:
-                log.info("RBAC watch fell behind compaction; listing again")
-            except Exception as e:  # noqa: BLE001 - the store may be briefly unavailable: keep trying
-                log.warning("RBAC watch failed: %s; retrying", e)
-                await asyncio.sleep(_RELIST_DELAY)
+
+        def synced() -> None:
+            self.synced.set()
+            log.info("RBAC policy loaded: %d cluster roles, %d roles, %d cluster role bindings, "
+                     "%d role bindings", len(self.cluster_roles), len(self.roles), len(self.cluster_bindings),
+                     len(self.bindings))
+
+        await objects.mirror(common, reset=self.clear, apply=self._apply, synced=synced, what="RBAC")
