@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from k8py.config import ServerConfig
-from k8py.tlsfiles import tls_server_context, write_private_file
+from k8py.tlsfiles import read_if_present, tls_server_context, write_private_file
 
 __all__ = [
     "PKI",
@@ -85,14 +85,6 @@ class PKI:
 def _ensure_private_dir(path: str) -> None:
     os.makedirs(path, mode=0o700, exist_ok=True)
     os.chmod(path, 0o700)
-
-
-def _read(path: str) -> bytes | None:
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except FileNotFoundError:
-        return None
 
 
 # --------------------------------------------------------------------------- certificates
@@ -216,7 +208,7 @@ def serving_sans(config: ServerConfig) -> tuple[tuple[str, ...], tuple[_IPAddres
 
 
 def _load_pair(cert_path: str, key_path: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None:
-    cert_pem, key_pem = _read(cert_path), _read(key_path)
+    cert_pem, key_pem = read_if_present(cert_path), read_if_present(key_path)
     if cert_pem is None or key_pem is None:
         return None
     try:

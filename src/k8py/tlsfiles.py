@@ -10,7 +10,16 @@ from __future__ import annotations
 import os
 import ssl
 
-__all__ = ["tls_server_context", "write_private_file"]
+__all__ = ["read_if_present", "tls_server_context", "write_private_file"]
+
+
+def read_if_present(path: str) -> bytes | None:
+    """A key or certificate file's bytes, or None when there is none (yet)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
 
 
 def write_private_file(path: str, data: bytes, mode: int = 0o600) -> None:

@@ -49,7 +49,7 @@ from cryptography.x509.oid import NameOID
 from k8py.client.api import Client
 from k8py.client.config import ClientConfig
 from k8py.client.errors import AlreadyExistsError, ApiError, NotFoundError, UnauthorizedError
-from k8py.tlsfiles import write_private_file
+from k8py.tlsfiles import read_if_present, write_private_file
 
 __all__ = ["BootstrapError", "JoinToken", "bootstrap", "parse_join_token"]
 
@@ -101,14 +101,6 @@ def node_user(node_name: str) -> str:
 # --------------------------------------------------------------------------- files
 
 
-def _read(path: str) -> bytes | None:
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except FileNotFoundError:
-        return None
-
-
 def _spki(key: object) -> bytes:
     """The DER SubjectPublicKeyInfo of any public key (b"" for something that is not one)."""
     public_bytes = getattr(key, "public_bytes", None)
@@ -121,7 +113,7 @@ def existing_credentials(cert_dir: str, node_name: str, pinned_hash: str,
                          now: dt.datetime | None = None) -> tuple[str, str, str] | None:
     """The paths of usable credentials already in ``cert_dir``, else None (with the reason logged)."""
     paths = (os.path.join(cert_dir, CERT_NAME), os.path.join(cert_dir, KEY_NAME), os.path.join(cert_dir, CA_NAME))
-    cert_pem, key_pem, ca_pem = (_read(p) for p in paths)
+    cert_pem, key_pem, ca_pem = (read_if_present(p) for p in paths)
     if cert_pem is None or key_pem is None or ca_pem is None:
         return None
     if not hmac.compare_digest(ca_hash(ca_pem), pinned_hash):
@@ -312,7 +304,7 @@ async def serving_certificate(client: Client, node_name: str, ips: Sequence[str]
     key_file)`` in ``cert_dir``. A valid one for the same addresses is reused."""
     cert_file = os.path.join(cert_dir, "kubelet-serving.crt")
     key_file = os.path.join(cert_dir, "kubelet-serving.key")
-    have_cert, have_key = _read(cert_file), _read(key_file)
+    have_cert, have_key = read_if_present(cert_file), read_if_present(key_file)
     if have_cert and have_key:
         try:
             cert = x509.load_pem_x509_certificate(have_cert)
