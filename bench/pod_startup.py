@@ -90,6 +90,16 @@ def wait_ready(port: int, timeout: float = 60) -> None:
     raise RuntimeError("server not ready")
 
 
+def stop_node(data: Path, *procs: subprocess.Popen[bytes] | None) -> None:
+    """Stop the ``k8py`` processes (the agent first), then remove the node's containers and
+    network set-up (``k8py killall`` on its data directory)."""
+    for p in procs:
+        if p is not None:
+            p.terminate()
+            p.wait(60)
+    subprocess.run([sys.executable, "-m", "k8py.cli", "killall", "--data-dir", str(data)], check=False)
+
+
 def pod(i: int, node: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"p{i:04d}"},
             "spec": {"nodeName": node, "terminationGracePeriodSeconds": 2,
@@ -182,9 +192,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             time.sleep(5)  # let the last status writes and events settle before reading RSS
             out["server_with_agent_rss_mib"] = round(rss_kib(server.pid) / 1024, 1)
         finally:
-            server.terminate()
-            server.wait(60)
-            subprocess.run([sys.executable, "-m", "k8py.cli", "killall", "--data-dir", str(data)], check=False)
+            stop_node(data, server)
 
         # 2: the agent on its own
         data = tmp / "two"
@@ -217,12 +225,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             n, kib = conmon_rss()
             out["conmon"] = {"processes": n, "rss_mib_total": round(kib / 1024, 1)}
         finally:
-            if agent is not None:
-                agent.terminate()
-                agent.wait(60)
-            server.terminate()
-            server.wait(60)
-            subprocess.run([sys.executable, "-m", "k8py.cli", "killall", "--data-dir", str(agent_data)], check=False)
+            stop_node(agent_data, agent, server)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out

@@ -34,11 +34,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
-from tests.e2e.conftest import KUBECTL, Server, free_port, wait
-from tests.helpers.images import build_busybox_image
-from tests.helpers.nodelock import node_lock
+from tests.e2e.conftest import KUBECTL, Server, free_port
+from tests.helpers.realnode import IMAGE, real_cluster
 
-IMAGE = "k8py.test/busybox:1.0"
 NODE = "k8py-bench-pf"
 SIZE_MIB = 32
 WEB = (f"mkdir -p /www && echo hello > /www/index.html && dd if=/dev/zero of=/www/z bs=1048576 count={SIZE_MIB} "
@@ -134,44 +132,30 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=100)
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="k8py-bench-pf-"))
-    data = tmp / "data"
-    airgap = data / "agent" / "images"
-    airgap.mkdir(parents=True)
-    build_busybox_image(airgap, IMAGE)
-    home = tmp / "home"
-    home.mkdir()
-    s = Server(data, free_port(), None, tmp / "server.log", home,
-               ("--kubelet-port", str(free_port()), "--node-ip", "127.0.0.1", "--node-name", NODE), agent=True)
     result: dict[str, Any] = {"size_mib": SIZE_MIB, "runs": args.runs}
-    with node_lock():
-        s.start()
-        try:
-            wait(lambda: s.kubectl("get", "node", NODE, check=False).returncode == 0, 60, "the node")
-            pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web"},
-                   "spec": {"containers": [{"name": "web", "image": IMAGE, "command": ["sh", "-c", WEB],
-                                            "readinessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1}}]}}
-            s.kubectl("apply", "-f", "-", input=json.dumps(pod))
-            s.kubectl("wait", "--for=condition=Ready", "pod/web", "--timeout=120s", timeout=150)
-            assert s.proc is not None
-            pid = s.proc.pid
-            for name, run in (("kubectl_websocket_tunnel", lambda: kubectl_runs(s, {}, args.runs)),
-                              ("kubectl_spdy", lambda: kubectl_runs(s, {"KUBECTL_PORT_FORWARD_WEBSOCKETS": "false"},
-                                                                    args.runs)),
-                              ("python_client_v4", lambda: python_client_runs(s, args.runs))):
-                c0 = cpu_seconds(pid)
-                rates = run()
-                cpu = cpu_seconds(pid) - c0
-                result[name] = {"mib_per_s_median": round(statistics.median(rates), 1),
-                                "mib_per_s": [round(r, 1) for r in rates],
-                                "server_cpu_ms_per_mib": round(cpu * 1000 / (SIZE_MIB * args.runs), 1)}
-            lat = sorted(latencies(s, args.requests))
-            result["kubectl_small_get_ms"] = {"p50": round(lat[len(lat) // 2], 1),
-                                              "p99": round(lat[max(0, int(len(lat) * 0.99) - 1)], 1),
-                                              "requests": len(lat)}
-        finally:
-            s.stop()
-            subprocess.run([sys.executable, "-m", "k8py.cli", "killall", "--data-dir", str(data)],
-                           capture_output=True, timeout=120, check=False)
+    # the test suite's real-node cluster: image, lock, server, node Ready, killall and its checks
+    with real_cluster(tmp, NODE) as s:
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web"},
+               "spec": {"containers": [{"name": "web", "image": IMAGE, "command": ["sh", "-c", WEB],
+                                        "readinessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1}}]}}
+        s.kubectl("apply", "-f", "-", input=json.dumps(pod))
+        s.kubectl("wait", "--for=condition=Ready", "pod/web", "--timeout=120s", timeout=150)
+        assert s.proc is not None
+        pid = s.proc.pid
+        for name, run in (("kubectl_websocket_tunnel", lambda: kubectl_runs(s, {}, args.runs)),
+                          ("kubectl_spdy", lambda: kubectl_runs(s, {"KUBECTL_PORT_FORWARD_WEBSOCKETS": "false"},
+                                                                args.runs)),
+                          ("python_client_v4", lambda: python_client_runs(s, args.runs))):
+            c0 = cpu_seconds(pid)
+            rates = run()
+            cpu = cpu_seconds(pid) - c0
+            result[name] = {"mib_per_s_median": round(statistics.median(rates), 1),
+                            "mib_per_s": [round(r, 1) for r in rates],
+                            "server_cpu_ms_per_mib": round(cpu * 1000 / (SIZE_MIB * args.runs), 1)}
+        lat = sorted(latencies(s, args.requests))
+        result["kubectl_small_get_ms"] = {"p50": round(lat[len(lat) // 2], 1),
+                                          "p99": round(lat[max(0, int(len(lat) * 0.99) - 1)], 1),
+                                          "requests": len(lat)}
     print(json.dumps(result, indent=2))
 
 

@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from pod_startup import IMAGE, free_port, k8py, rss_kib, wait_node, wait_ready
+from pod_startup import IMAGE, free_port, k8py, rss_kib, stop_node, wait_node, wait_ready
 from tests.helpers.images import build_busybox_image
 from tests.helpers.nodelock import node_lock
 
@@ -146,12 +146,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             time.sleep(10)
             out["with_probes"] = window(agent.pid, args.window)
         finally:
-            if agent is not None:
-                agent.terminate()
-                agent.wait(60)
-            server.terminate()
-            server.wait(60)
-            subprocess.run([sys.executable, "-m", "k8py.cli", "killall", "--data-dir", str(agent_data)], check=False)
+            stop_node(agent_data, agent, server)
             if not args.keep:
                 shutil.rmtree(tmp, ignore_errors=True)
     return out
