@@ -220,11 +220,6 @@ class PodWorker:
                 else:
                     self.admitted = True
         mounted = await self._mount_volumes(pod)
-        if self.pod is not pod:
-            # the pod changed while its volumes were set up (the status the last sync sent, say):
-            # a status built on the old copy would undo that write, so sync again with the new one
-            self._wake.set()
-            return False
         now = time.time()
         acts = podstate.compute_actions(pod, obs, self.mem, now, self._probe_results())
         if not mounted.ready:
