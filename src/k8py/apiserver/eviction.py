@@ -34,7 +34,6 @@ from k8py.api.corev1 import now_rfc3339
 from k8py.api.registry import KindInfo
 from k8py.api.selectors import SelectorError, from_label_selector
 from k8py.apiserver import options
-from k8py.apiserver.admission import Attributes
 from k8py.apiserver.context import Ctx
 from k8py.apiserver.objects import decode
 from k8py.storage.interface import ConflictError
@@ -269,8 +268,8 @@ async def evict(api: ResourceAPI, ctx: Ctx, kind: KindInfo, ns: str | None, name
     body = _decode_eviction(ctx, raw, ns, name)
     original = options.eviction_delete_options(ctx, body)
     dry = bool(original.get("dryRun"))
-    await api.admission.validate(Attributes("CREATE", kind, ns or "", name, subresource="eviction", dry_run=dry),
-                                 body)
+    await api.admission.validate(api.admission_attributes(ctx, "CREATE", kind, ns or "", name, dry, "eviction"),
+                                 body, None)
 
     # 1. Pods the budgets do not guard go at once.
     retry_conflicts = _rv_unset(original)  # a caller-pinned version is theirs to retry

@@ -276,7 +276,7 @@ class ResourceAPI:
             strat.prepare_for_create_by(kind, obj, ctx.user)
         defaults.set_defaults(kind, obj)
         strat.finish_create(kind, obj)
-        attrs = Attributes("CREATE", kind, meta.get("namespace", ""), meta.get("name", ""), dry_run=dry)
+        attrs = self.admission_attributes(ctx, "CREATE", kind, meta.get("namespace", ""), meta.get("name", ""), dry)
         await self.admission.mutate(attrs, obj, None)
         if ctx is not None:
             self.confirm_no_escalation(ctx, kind, obj, None)
@@ -284,7 +284,7 @@ class ResourceAPI:
         errs = strat.validate(kind, obj)
         if errs:
             raise errors.invalid_error(kind.kind, kind.group, meta.get("name", ""), errs)
-        await self.admission.validate(attrs, obj)
+        await self.admission.validate(attrs, obj, None)
         if not apply_managed:
             node = schema.for_kind(kind.group, kind.version, kind.kind)
             managedfields.update_managed_fields(None, obj, manager=manager, operation="Update",
@@ -293,6 +293,16 @@ class ResourceAPI:
             meta.pop("resourceVersion", None)
             return obj
         return await self.objects.create(kind, obj)
+
+    @staticmethod
+    def admission_attributes(ctx: Ctx | None, operation: str, kind: KindInfo, ns: str, name: str, dry: bool,
+                             subresource: str = "") -> Attributes:
+        """The request as admission sees it: who asks, and the request's warnings list, so that
+        what a plugin warns reaches the response's Warning: headers."""
+        if ctx is None:  # the API server's own writes (bootstrap objects)
+            return Attributes(operation, kind, ns, name, subresource=subresource, dry_run=dry)
+        return Attributes(operation, kind, ns, name, subresource=subresource, dry_run=dry, user=ctx.user,
+                          warnings=ctx.warnings)
 
     def confirm_no_escalation(self, ctx: Ctx | None, kind: KindInfo, obj: Obj, old: Obj | None) -> None:
         """RBAC's escalation check on Role/ClusterRole/binding writes (kube's policy-based RBAC
@@ -368,14 +378,16 @@ class ResourceAPI:
                 f'{errors.qualified(kind.resource, kind.group)} "{meta["name"]}" is forbidden: no new finalizers '
                 "can be added if the object is being deleted", kind.resource, kind.group, meta["name"])
         strat = self.strategies.for_kind(kind)
+        attrs = self.admission_attributes(ctx, "UPDATE", kind, meta.get("namespace", ""), meta["name"], dry,
+                                          subresource)
         if subresource in ("status", "approval", "ephemeralcontainers"):
             new = strat.prepare_for_subresource_update(kind, subresource, new, current)
             meta = new["metadata"]
+            await self.admission.mutate(attrs, new, current)
             errs = strat.validate_subresource_update(kind, subresource, new, current)
         else:
             strat.prepare_for_update(kind, new, current)
             defaults.set_defaults(kind, new)
-            attrs = Attributes("UPDATE", kind, meta.get("namespace", ""), meta["name"], dry_run=dry)
             await self.admission.mutate(attrs, new, current)
             if not subresource:
                 self.confirm_no_escalation(ctx, kind, new, current)
@@ -383,6 +395,7 @@ class ResourceAPI:
             errs = strat.validate_update(kind, new, current)
         if errs:
             raise errors.invalid_error(kind.kind, kind.group, meta["name"], errs)
+        await self.admission.validate(attrs, new, current)
         node = schema.for_kind(kind.group, kind.version, kind.kind)
         if operation == "Update":
             if "managedFields" not in meta and old_meta.get("managedFields") is not None:
@@ -501,8 +514,8 @@ class ResourceAPI:
         if opts is None:
             opts = await self.delete_options(ctx)
         dry = bool(opts.get("dryRun"))
-        attrs = Attributes("DELETE", kind, ns or "", name, dry_run=dry)
-        await self.admission.validate(attrs, None)
+        attrs = self.admission_attributes(ctx, "DELETE", kind, ns or "", name, dry)
+        await self.admission.validate(attrs, None, None)
         pre = opts.get("preconditions") or {}
         for _ in range(20):
             kv = await self.objects.get_kv(kind, ns, name)

@@ -1,0 +1,106 @@
+"""Admission: the chain of plugins run after authorization and before storage.
+
+As kube-apiserver: every write goes through the *mutating* phase (each plugin's ``admit``, in
+the chain's order), then the strategy's validation, then the *validating* phase (each plugin's
+``validate``, in the same order). A plugin refuses by raising a ``StatusError`` (kube's
+admission errors are 403 Forbidden, or 422 Invalid for field errors); it warns by appending to
+``Attributes.warnings`` (the response's ``Warning:`` headers, which kubectl prints).
+
+The chain's order is kube-apiserver's (``pkg/kubeapiserver/options/plugins.go``
+``AllOrderedPlugins``); a plugin lives in a module of this package named after it, and
+:func:`default_plugins` builds the chain. Status and other subresource writes go through the
+chain too (with ``Attributes.subresource`` set): plugins that only look at the main resource
+return early for them, as kube's do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from k8py.api.registry import KindInfo
+
+if TYPE_CHECKING:
+    from k8py.api.registry import Registry
+    from k8py.apiserver.authn import UserInfo
+    from k8py.apiserver.objects import Objects
+
+Obj = dict[str, Any]
+
+# kube-apiserver's AllOrderedPlugins, the ones k8py has or will have; a plugin's place in the
+# chain is its place here.
+ORDER = (
+    "NamespaceLifecycle",
+    "LimitRanger",
+    "ServiceAccount",
+    "NodeRestriction",
+    "PodSecurity",
+    "Priority",
+    "DefaultTolerationSeconds",
+    "K8pySeedPolicy",  # k8py's own: the seed's anti-patterns (warnings, or refusals where enforced)
+    "ResourceQuota",  # last, as in kube: it charges only what every other plugin let through
+)
+
+
+@dataclass(slots=True)
+class Attributes:
+    """What a plugin knows of the request (kube's ``admission.Attributes``)."""
+
+    operation: str  # CREATE, UPDATE, DELETE, CONNECT
+    kind: KindInfo
+    namespace: str
+    name: str
+    subresource: str = ""
+    dry_run: bool = False
+    user: UserInfo | None = None  # None: the API server itself (bootstrap objects)
+    # The request's warnings (``Ctx.warnings``): what a plugin appends is sent as Warning: headers.
+    warnings: list[str] = field(default_factory=list)
+
+
+class Plugin:
+    """One admission plugin. Override ``admit`` (mutating), ``validate`` (validating), or both."""
+
+    name = ""
+
+    async def admit(self, a: Attributes, obj: Obj, old: Obj | None) -> None:
+        """Mutate ``obj`` in place (CREATE, UPDATE)."""
+
+    async def validate(self, a: Attributes, obj: Obj | None, old: Obj | None) -> None:
+        """Refuse by raising a StatusError (CREATE, UPDATE, DELETE, CONNECT)."""
+
+
+def default_plugins(objects: Objects, registry: Registry) -> list[Plugin]:
+    """The chain kube-apiserver enables by default, as far as k8py has it."""
+    from k8py.apiserver.admission import builtin
+
+    return [
+        builtin.NamespaceLifecycle(objects, registry),
+        builtin.ServiceAccount(),
+        builtin.Priority(objects, registry),
+        builtin.DefaultTolerationSeconds(),
+    ]
+
+
+class Admission:
+    def __init__(self, objects: Objects, registry: Registry, plugins: list[Plugin] | None = None) -> None:
+        self.objects = objects
+        self.registry = registry
+        chain = default_plugins(objects, registry) if plugins is None else plugins
+        unknown = [p.name for p in chain if p.name not in ORDER]
+        if unknown:
+            raise ValueError(f"admission plugins without a place in the chain's order: {unknown}")
+        self.plugins = sorted(chain, key=lambda p: ORDER.index(p.name))
+
+    def plugin(self, name: str) -> Plugin | None:
+        return next((p for p in self.plugins if p.name == name), None)
+
+    async def mutate(self, a: Attributes, obj: Obj, old: Obj | None) -> None:
+        for p in self.plugins:
+            await p.admit(a, obj, old)
+
+    async def validate(self, a: Attributes, obj: Obj | None, old: Obj | None = None) -> None:
+        for p in self.plugins:
+            await p.validate(a, obj, old)
+
+
+__all__ = ["ORDER", "Admission", "Attributes", "Plugin", "default_plugins"]
