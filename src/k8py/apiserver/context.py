@@ -21,6 +21,7 @@ class Ctx:
     info: RequestInfo
     user: UserInfo | None
     warnings: list[str] = field(default_factory=list)
+    audit_annotations: dict[str, str] = field(default_factory=dict)  # for the audit log's event
     _output: Output | None = None
 
     @property

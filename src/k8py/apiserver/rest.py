@@ -302,7 +302,7 @@ class ResourceAPI:
         if ctx is None:  # the API server's own writes (bootstrap objects)
             return Attributes(operation, kind, ns, name, subresource=subresource, dry_run=dry)
         return Attributes(operation, kind, ns, name, subresource=subresource, dry_run=dry, user=ctx.user,
-                          warnings=ctx.warnings)
+                          warnings=ctx.warnings, audit_annotations=ctx.audit_annotations)
 
     def confirm_no_escalation(self, ctx: Ctx | None, kind: KindInfo, obj: Obj, old: Obj | None) -> None:
         """RBAC's escalation check on Role/ClusterRole/binding writes (kube's policy-based RBAC

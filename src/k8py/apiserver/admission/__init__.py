@@ -55,6 +55,9 @@ class Attributes:
     user: UserInfo | None = None  # None: the API server itself (bootstrap objects)
     # The request's warnings (``Ctx.warnings``): what a plugin appends is sent as Warning: headers.
     warnings: list[str] = field(default_factory=list)
+    # Annotations for the request's audit event (``Ctx.audit_annotations``), as kube's
+    # ``AddAnnotation`` (``pod-security.kubernetes.io/audit-violations``, ...).
+    audit_annotations: dict[str, str] = field(default_factory=dict)
 
 
 class Plugin:
