@@ -203,3 +203,41 @@ def test_auth_reconcile(cluster: Server, tmp_path: Path) -> None:
     assert names == ["erin", "frank"]
     wait(lambda: cluster.kubectl("auth", "can-i", "list", "secrets", "-n", "team-rec", "--as", "frank",
                                  check=False).stdout.strip() == "yes", 10, "frank may list secrets")
+
+
+def test_put_creates_a_missing_role_and_is_authorized_as_create(cluster: Server, tmp_path: Path) -> None:
+    """kube's AllowCreateOnUpdate for RBAC kinds: PUT of a Role that is not there creates it (201)
+    and is authorized as a create too; a kind without it (ConfigMap) answers 404."""
+    from kubernetes import client, config
+    from kubernetes.client.rest import ApiException
+
+    cluster.kubectl("create", "namespace", "team-put")
+    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": "upsert", "namespace": "team-put"},
+            "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]}
+    with cluster.client() as api_client:
+        rbac = client.RbacAuthorizationV1Api(api_client)
+        _, status, _ = rbac.replace_namespaced_role_with_http_info("upsert", "team-put", role)
+        assert status == 201
+        role["rules"][0]["verbs"] = ["get", "list"]
+        got, status, _ = rbac.replace_namespaced_role_with_http_info("upsert", "team-put", role)
+        assert status == 200 and got.rules[0].verbs == ["get", "list"]
+        with pytest.raises(ApiException) as e:
+            client.CoreV1Api(api_client).replace_namespaced_config_map(
+                "missing", "team-put", {"apiVersion": "v1", "kind": "ConfigMap",
+                                        "metadata": {"name": "missing", "namespace": "team-put"}})
+        assert e.value.status == 404
+    # a user who may update roles but not create them cannot create one with a PUT
+    cluster.kubectl("create", "role", "role-updater", "-n", "team-put", "--verb=get,update",
+                    "--resource=roles.rbac.authorization.k8s.io")
+    cluster.kubectl("create", "rolebinding", "gina-updates", "-n", "team-put", "--role=role-updater", "--user=gina")
+    gina = user_kubeconfig(cluster, "gina")
+    cfg = client.Configuration()
+    config.load_kube_config(config_file=gina, client_configuration=cfg)
+    other = {**role, "metadata": {"name": "other", "namespace": "team-put"}, "rules": []}
+    with client.ApiClient(cfg) as api_client, pytest.raises(ApiException) as e:
+        client.RbacAuthorizationV1Api(api_client).replace_namespaced_role("other", "team-put", other)
+    assert e.value.status == 403
+    assert yaml.safe_load(e.value.body)["message"] == (
+        'roles.rbac.authorization.k8s.io "other" is forbidden: User "gina" cannot create resource "roles" in API '
+        'group "rbac.authorization.k8s.io" in the namespace "team-put"')

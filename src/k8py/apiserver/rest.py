@@ -4,6 +4,7 @@ and the status, scale and binding subresources. Watch lives in ``watch.py``."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime as dt
 import re
 from typing import Any
@@ -304,6 +305,18 @@ class ResourceAPI:
         return Attributes(operation, kind, ns, name, subresource=subresource, dry_run=dry, user=ctx.user,
                           warnings=ctx.warnings, audit_annotations=ctx.audit_annotations)
 
+    def authorize_create(self, ctx: Ctx) -> None:
+        """An update that turns into a create is authorized as a create too (kube's update
+        handler wraps the create's admission in ``withAuthorization`` with verb create)."""
+        if self.authorizer is None or ctx.user is None:
+            return
+        from k8py.apiserver.authz import RequestAttributes, forbidden
+
+        attrs = RequestAttributes.from_request_info(dataclasses.replace(ctx.info, verb="create"))
+        ok, reason = self.authorizer.authorize(ctx.user, attrs)
+        if not ok:
+            raise forbidden(ctx.user.name, attrs, reason)
+
     def confirm_no_escalation(self, ctx: Ctx | None, kind: KindInfo, obj: Obj, old: Obj | None) -> None:
         """RBAC's escalation check on Role/ClusterRole/binding writes (kube's policy-based RBAC
         storage), when the authorizer has one (``RBACAuthorizer.confirm_no_escalation``)."""
@@ -333,7 +346,25 @@ class ResourceAPI:
                 raise errors.conflict(kind.resource, kind.group, name, errors.OPTIMISTIC_LOCK_MSG)
             return await self.prepare_update(ctx, kind, new, current, manager, dry)
 
-        return await self.run_update(ctx, kind, ns, name, try_update, dry)
+        if want_rv or not self.strategies.for_kind(kind).allow_create_on_update:
+            return await self.run_update(ctx, kind, ns, name, try_update, dry)
+        # kube's Store.Update with AllowCreateOnUpdate: a PUT without a resourceVersion of an
+        # object that is not there creates it (201); one that raced in meanwhile is updated.
+        for _ in range(3):
+            try:
+                return await self.run_update(ctx, kind, ns, name, try_update, dry)
+            except errors.StatusError as e:
+                if e.code != 404 or e.reason != "NotFound":
+                    raise
+            self.authorize_create(ctx)
+            try:
+                created = await self.create_object(ctx, kind, ns, copy.deepcopy(obj), dry, manager)
+            except errors.StatusError as e:
+                if e.code != 409 or e.reason != "AlreadyExists":
+                    raise
+                continue
+            return created, True
+        raise errors.conflict(kind.resource, kind.group, name, errors.OPTIMISTIC_LOCK_MSG)
 
     async def run_update(self, ctx: Ctx, kind: KindInfo, ns: str | None, name: str, try_update: Any,
                          dry: bool) -> tuple[Obj, bool]:

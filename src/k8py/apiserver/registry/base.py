@@ -57,6 +57,9 @@ class Strategy:
     reset_status_on_create: ClassVar[bool] = False  # status is the server's: a create starts it anew
     return_deleted_object: ClassVar[bool] = False  # DELETE answers with the object, not a Status
     scalable: ClassVar[bool] = False  # serves the scale subresource
+    # PUT of an object that does not exist creates it (kube's AllowCreateOnUpdate: RBAC kinds,
+    # Endpoints, Events, Leases, LimitRanges), so ``kubectl replace`` and reconcilers can upsert.
+    allow_create_on_update: ClassVar[bool] = False
     # what `kubectl get` prints (kube's default: Name, Created At)
     table: tables.Table = tables.DEFAULT_TABLE
     # the fieldSelector labels (kube's default: metadata.name and metadata.namespace)

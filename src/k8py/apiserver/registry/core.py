@@ -793,6 +793,7 @@ EVENT_FIELD_LABELS: Final = FieldLabels.of({
 
 class EventStrategy(Strategy):
     group, kind = "", "Event"
+    allow_create_on_update = True
     table = EVENT_TABLE
     field_labels = EVENT_FIELD_LABELS
 
@@ -836,6 +837,7 @@ def _format_endpoints(obj: Obj) -> str:
 
 class EndpointsStrategy(Strategy):
     group, kind = "", "Endpoints"
+    allow_create_on_update = True
     table = Table(
         NAME,
         Column("Endpoints", doc=(CORE + "Endpoints", "subsets"), cell=lambda r: _format_endpoints(r.obj)),

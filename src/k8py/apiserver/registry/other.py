@@ -441,13 +441,25 @@ def _binding_table(what: str, definition: str) -> Table:
     )
 
 
+class RoleStrategy(Strategy):
+    group, kind = "rbac.authorization.k8s.io", "Role"
+    allow_create_on_update = True
+
+
+class ClusterRoleStrategy(Strategy):
+    group, kind = "rbac.authorization.k8s.io", "ClusterRole"
+    allow_create_on_update = True
+
+
 class RoleBindingStrategy(Strategy):
     group, kind = "rbac.authorization.k8s.io", "RoleBinding"
+    allow_create_on_update = True
     table = _binding_table("roleBinding", "io.k8s.api.rbac.v1.RoleBinding")
 
 
 class ClusterRoleBindingStrategy(Strategy):
     group, kind = "rbac.authorization.k8s.io", "ClusterRoleBinding"
+    allow_create_on_update = True
     table = _binding_table("clusterRoleBinding", "io.k8s.api.rbac.v1.ClusterRoleBinding")
 
 
@@ -455,6 +467,7 @@ class ClusterRoleBindingStrategy(Strategy):
 
 class LeaseStrategy(Strategy):
     group, kind = "coordination.k8s.io", "Lease"
+    allow_create_on_update = True
     table = Table(
         NAME,
         Column("Holder", doc=("io.k8s.api.coordination.v1.LeaseSpec", "holderIdentity"),
@@ -514,6 +527,7 @@ class EventsEventStrategy(Strategy):
     (``regarding.name`` is matched as ``involvedObject.name``)."""
 
     group, kind = "events.k8s.io", "Event"
+    allow_create_on_update = True
     table = EVENT_TABLE
     field_labels = FieldLabels(
         accepted={
@@ -541,7 +555,8 @@ class EventsEventStrategy(Strategy):
 STRATEGIES: list[type[Strategy]] = [
     IngressStrategy, IngressClassStrategy, NetworkPolicyStrategy, HorizontalPodAutoscalerStrategy,
     PodDisruptionBudgetStrategy, EndpointSliceStrategy, APIServiceStrategy, StorageClassStrategy,
-    VolumeAttributesClassStrategy, VolumeAttachmentStrategy, CSINodeStrategy, CSIDriverStrategy, RoleBindingStrategy,
+    VolumeAttributesClassStrategy, VolumeAttachmentStrategy, CSINodeStrategy, CSIDriverStrategy, RoleStrategy,
+    ClusterRoleStrategy, RoleBindingStrategy,
     ClusterRoleBindingStrategy, LeaseStrategy, PriorityClassStrategy, RuntimeClassStrategy,
     MutatingWebhookConfigurationStrategy, ValidatingWebhookConfigurationStrategy, EventsEventStrategy,
 ]
