@@ -114,6 +114,8 @@ async def start(config: ServerConfig, *, store: Store | None = None, ssl_context
     if hasattr(authorizer, "start"):
         # RBAC: the bootstrap policy reconciled and the policy cache loaded before serving
         cp.tasks.append(await authorizer.start(cp))
+    # admission plugins that decide from a watched copy of objects load it before serving
+    cp.tasks.extend(await cp.api.admission.start())
     app = cp.http.build()
     # kube's httplog (one debug line per request, watches when they end) instead of aiohttp's
     # access log, which misses requests the client abandons. Installed only when its lines are

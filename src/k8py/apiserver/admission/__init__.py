@@ -15,6 +15,7 @@ return early for them, as kube's do.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -71,6 +72,12 @@ class Plugin:
     async def validate(self, a: Attributes, obj: Obj | None, old: Obj | None) -> None:
         """Refuse by raising a StatusError (CREATE, UPDATE, DELETE, CONNECT)."""
 
+    async def start(self) -> asyncio.Task[None] | None:
+        """Start what the plugin keeps current in the background (a store watch through
+        ``Objects.mirror``, as kube's plugins use informers) and return its task, for the server
+        to stop, once loaded; None when it needs nothing. The server calls it before serving."""
+        return None
+
 
 def default_plugins(objects: Objects, registry: Registry) -> list[Plugin]:
     """The chain kube-apiserver enables by default, as far as k8py has it."""
@@ -104,6 +111,15 @@ class Admission:
     async def validate(self, a: Attributes, obj: Obj | None, old: Obj | None = None) -> None:
         for p in self.plugins:
             await p.validate(a, obj, old)
+
+    async def start(self) -> list[asyncio.Task[None]]:
+        """Start every plugin's background work (:meth:`Plugin.start`); the tasks to stop."""
+        tasks = []
+        for p in self.plugins:
+            t = await p.start()
+            if t is not None:
+                tasks.append(t)
+        return tasks
 
 
 __all__ = ["ORDER", "Admission", "Attributes", "Plugin", "default_plugins"]
