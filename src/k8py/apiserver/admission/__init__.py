@@ -81,13 +81,14 @@ class Plugin:
 
 def default_plugins(objects: Objects, registry: Registry) -> list[Plugin]:
     """The chain kube-apiserver enables by default, as far as k8py has it."""
-    from k8py.apiserver.admission import builtin
+    from k8py.apiserver.admission import builtin, seedpolicy
 
     return [
         builtin.NamespaceLifecycle(objects, registry),
         builtin.ServiceAccount(),
         builtin.Priority(objects, registry),
         builtin.DefaultTolerationSeconds(),
+        seedpolicy.SeedPolicy(objects, registry),
     ]
 
 
