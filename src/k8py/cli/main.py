@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from k8py import __version__
-from k8py.cli import agent, controllermanager, datastore, server, token
+from k8py.cli import agent, controllermanager, datastore, lint, server, token
 from k8py.cli.logs import setup_logging
 
 __all__ = ["build_parser", "main"]
@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_scheduler_parser(sub)
     add_hollow_nodes_parser(sub)
+    lint.add_parser(sub)
     v = sub.add_parser("version", help="print the version", description="Print k8py's version.")
     v.set_defaults(func=_version, parser=v)
     return parser
