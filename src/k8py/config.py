@@ -37,6 +37,9 @@ class ServerConfig:
     compact_interval_seconds: float = 300.0
     compact_keep_revisions: int = 1000
     tls: bool = True  # plain HTTP only for tests/benchmarks that ask for it
+    tls_sans: tuple[str, ...] = ()  # --tls-san: extra DNS names / IPs of the serving certificate
+    cert_validity_seconds: float = 365 * 86400.0  # life of the certificates the server issues itself
+    cluster_signing_duration_seconds: float = 365 * 86400.0  # kube's --cluster-signing-duration (CSRs)
 
     @property
     def kubeconfig_path(self) -> str:

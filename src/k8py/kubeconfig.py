@@ -1,4 +1,5 @@
-"""The admin kubeconfig that ``k8py server`` writes, so kubectl works with no extra flags."""
+"""Kubeconfig documents: the admin kubeconfig that ``k8py server`` writes, so kubectl works with
+no extra flags, and a user's (``k8py kubeconfig create``), all with embedded certificates."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from k8py.config import ServerConfig
 from k8py.pki import PKI
 from k8py.tlsfiles import write_private_file
 
-__all__ = ["admin_kubeconfig", "server_url", "write_admin_kubeconfig"]
+__all__ = ["admin_kubeconfig", "server_url", "user_kubeconfig", "write_admin_kubeconfig"]
 
 log = logging.getLogger(__name__)
 
@@ -37,33 +38,37 @@ def server_url(config: ServerConfig) -> str:
     return f"{scheme}://{host}:{config.https_listen_port}"
 
 
-def _b64_file(path: str) -> str:
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def user_kubeconfig(server: str, ca_pem: bytes | None, cert_pem: bytes, key_pem: bytes, *, user: str = USER,
+                    cluster: str = CLUSTER, context: str = CONTEXT) -> dict[str, Any]:
+    """A kubeconfig document for ``server`` (its CA embedded, unless plain HTTP) and a client
+    certificate (embedded)."""
+    entry: dict[str, Any] = {"server": server}
+    if ca_pem is not None:
+        entry["certificate-authority-data"] = _b64(ca_pem)
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": cluster, "cluster": entry}],
+        "contexts": [{"name": context, "context": {"cluster": cluster, "user": user}}],
+        "current-context": context,
+        "preferences": {},
+        "users": [{"name": user, "user": {"client-certificate-data": _b64(cert_pem), "client-key-data": _b64(key_pem)}}],
+    }
+
+
+def _read(path: str) -> bytes:
     with open(path, "rb") as f:
-        return base64.b64encode(f.read()).decode("ascii")
+        return f.read()
 
 
 def admin_kubeconfig(config: ServerConfig, pki: PKI) -> dict[str, Any]:
     """The kubeconfig document for the cluster admin (client certificate, embedded)."""
-    cluster: dict[str, Any] = {"server": server_url(config)}
-    if config.tls:
-        cluster["certificate-authority-data"] = _b64_file(pki.ca_cert)
-    return {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": CLUSTER, "cluster": cluster}],
-        "contexts": [{"name": CONTEXT, "context": {"cluster": CLUSTER, "user": USER}}],
-        "current-context": CONTEXT,
-        "preferences": {},
-        "users": [
-            {
-                "name": USER,
-                "user": {
-                    "client-certificate-data": _b64_file(pki.admin_cert),
-                    "client-key-data": _b64_file(pki.admin_key),
-                },
-            }
-        ],
-    }
+    return user_kubeconfig(server_url(config), _read(pki.ca_cert) if config.tls else None, _read(pki.admin_cert),
+                           _read(pki.admin_key))
 
 
 def write_admin_kubeconfig(config: ServerConfig, pki: PKI) -> str:

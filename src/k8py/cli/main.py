@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from k8py import __version__
-from k8py.cli import agent, controllermanager, datastore, lint, server, token
+from k8py.cli import agent, certificate, controllermanager, datastore, kubeconfigcmd, lint, server, token
 from k8py.cli.logs import setup_logging
 
 __all__ = ["build_parser", "main"]
@@ -30,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     server.add_parser(sub)
     token.add_parser(sub)
+    kubeconfigcmd.add_parser(sub)
+    certificate.add_parser(sub)
     datastore.add_parser(sub)
     controllermanager.add_parser(sub)
     from k8py.kubelet.hollowcli import add_hollow_nodes_parser

@@ -6,6 +6,7 @@ together."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import gc
 import logging
 import os
@@ -49,7 +50,8 @@ async def _main(config: ServerConfig) -> int:
 
     t0 = time.monotonic()
     p = pki_mod.ensure_pki(config)
-    kubelet_cert, kubelet_key = pki_mod.ensure_kubelet_client_certificate(p)  # for pods/log, nodes/proxy
+    kubelet_cert, kubelet_key = pki_mod.ensure_kubelet_client_certificate(  # for pods/log, nodes/proxy
+        p, validity=dt.timedelta(seconds=config.cert_validity_seconds))
     ssl_ctx = pki_mod.server_ssl_context(p) if config.tls else None
     authn = Authenticator(config, p)
     authz = RBACAuthorizer()
@@ -69,6 +71,15 @@ async def _main(config: ServerConfig) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop_ev.set)
     components = start_components(config, p, stop_ev)
+    from k8py.cli.certificate import ServerCertificates
+
+    def new_kubelet_client(cert: str, key: str) -> None:
+        cp.api.kubelet = KubeletConnection(p.ca_cert, cert, key)
+
+    renewal = ServerCertificates(config, clients=[c for _, c in components], on_kubelet_client=new_kubelet_client,
+                                 kubelet_serving=_embedded_kubelet_names(config) if any(
+                                     t.get_name() == "node-agent" for t, _ in components) else None)
+    renewal_task = asyncio.create_task(renewal.run(stop_ev), name="certificate-renewal")
     scheme = "https" if config.tls else "http"
     log.info("k8py API server ready on %s://%s:%d (store %s, revision %d, kubeconfig %s) in %.2fs",
              scheme, config.bind_address, config.https_listen_port,
@@ -76,6 +87,7 @@ async def _main(config: ServerConfig) -> int:
              config.kubeconfig_path, time.monotonic() - t0)
     await stop_ev.wait()
     log.info("shutting down")
+    await renewal_task
     for task, client in components:
         try:
             await asyncio.wait_for(task, 15)
@@ -97,7 +109,8 @@ def loopback_client(config: ServerConfig, pki: Any, user: str, groups: tuple[str
     host = config.bind_address if config.bind_address not in ("0.0.0.0", "::", "") else "127.0.0.1"
     if ":" in host:
         host = f"[{host}]"
-    cert, key = pki_mod.issue_client_certificate(pki, user, groups)
+    cert, key = pki_mod.issue_client_certificate(pki, user, groups,
+                                                 validity=dt.timedelta(seconds=config.cert_validity_seconds))
     scheme = "https" if config.tls else "http"
     cc = ClientConfig(server=f"{scheme}://{host}:{config.https_listen_port}", ca_file=pki.ca_cert, cert_data=cert,
                       key_data=key)
@@ -115,7 +128,8 @@ def start_components(config: ServerConfig, pki: Any, stop_ev: asyncio.Event) -> 
                                 # kube's --root-ca-file, --cluster-cidr and --cluster-signing-{cert,key}-file
                                 options={"root_ca_file": pki.ca_cert, "cluster_cidr": config.cluster_cidr,
                                          "cluster_signing_cert_file": pki.ca_cert,
-                                         "cluster_signing_key_file": pki.ca_key})
+                                         "cluster_signing_key_file": pki.ca_key,
+                                         "cluster_signing_duration": config.cluster_signing_duration_seconds})
         out.append((asyncio.create_task(mgr.run(stop_ev), name="controller-manager"), client))
     if not config.disable_scheduler:
         from k8py.scheduler import Scheduler
@@ -128,6 +142,12 @@ def start_components(config: ServerConfig, pki: Any, stop_ev: asyncio.Event) -> 
         if node is not None:
             out.append(node)
     return out
+
+
+def _embedded_kubelet_names(config: ServerConfig) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+    """The embedded node agent's name, and the addresses and names of its serving certificate."""
+    name = config.node_name or socket.gethostname().lower()
+    return name, tuple(dict.fromkeys((*config.node_ips, "127.0.0.1"))), (name, "localhost")
 
 
 def start_agent(config: ServerConfig, pki: Any, stop_ev: asyncio.Event) -> tuple[asyncio.Task[Any], Any] | None:
@@ -143,12 +163,14 @@ def start_agent(config: ServerConfig, pki: Any, stop_ev: asyncio.Event) -> tuple
         log.error("this machine cannot run pods; running the control plane only (as with --disable-agent). "
                   "Missing:\n  - %s", "\n  - ".join(missing))
         return None
-    name = config.node_name or socket.gethostname().lower()
+    from k8py.cli.certificate import kubelet_serving_files
+
+    name, ips, hostnames = _embedded_kubelet_names(config)
     tls = os.path.join(node_paths(config.data_dir)["agent"], "tls")
     os.makedirs(tls, 0o700, exist_ok=True)
     cert, key = pki_mod.issue_kubelet_serving_certificate(
-        pki, name, ips=tuple(dict.fromkeys((*config.node_ips, "127.0.0.1"))), hostnames=(name, "localhost"))
-    cert_file, key_file = os.path.join(tls, "kubelet.crt"), os.path.join(tls, "kubelet.key")
+        pki, name, ips=ips, hostnames=hostnames, validity=dt.timedelta(seconds=config.cert_validity_seconds))
+    cert_file, key_file = kubelet_serving_files(config.data_dir)
     write_private_file(cert_file, cert, 0o644)
     write_private_file(key_file, key)
     client = loopback_client(config, pki, f"system:node:{name}", ("system:nodes",), "kubelet")

@@ -156,6 +156,19 @@ def duration(value: str) -> float:
     return seconds
 
 
+def tls_san(value: str) -> tuple[str, ...]:
+    """``--tls-san``: DNS names and IP addresses, comma-separated, the flag repeatable (k3s's)."""
+    from k8py.pki import parse_san
+
+    out = []
+    for part in filter(None, (p.strip() for p in value.split(","))):
+        try:
+            out.append(str(parse_san(part)))
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    return tuple(out)
+
+
 def revisions(value: str) -> int:
     try:
         n = int(value, 10)
@@ -266,6 +279,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help=f"service ClusterIP network (default: {DEFAULT_SERVICE_CIDR}); its first address is the "
         "`kubernetes` Service",
     )
+    p.add_argument(
+        "--tls-san", type=tls_san, action="append", default=[], metavar="NAME[,NAME]",
+        help="more host names or IP addresses for the API server's certificate (repeatable, comma-separated), "
+             "e.g. the name of a load balancer in front of several servers; a changed list reissues it on start",
+    )
+    p.add_argument(
+        "--certificate-validity", type=duration, default=365 * 86400.0, metavar="DURATION",
+        help="how long the certificates the server issues itself live (serving, admin, components; default "
+             "8760h); they are renewed, without a restart, 90 days before they expire or in the last quarter "
+             "of a shorter life",
+    )
+    p.add_argument(
+        "--cluster-signing-duration", type=duration, default=365 * 86400.0, metavar="DURATION",
+        help="the longest life of a certificate signed for a CertificateSigningRequest (kube-controller-"
+             "manager's flag; default 8760h); a request's spec.expirationSeconds can only shorten it",
+    )
     p.add_argument("--debug", action="store_true", help="log at debug level, including every HTTP request")
     p.set_defaults(func=run, parser=p)
     return p
@@ -308,6 +337,9 @@ def build_config(args: argparse.Namespace, parser: argparse.ArgumentParser | Non
         service_cidr=args.service_cidr,
         compact_interval_seconds=args.compaction_interval,
         compact_keep_revisions=args.compaction_retention,
+        tls_sans=tuple(dict.fromkeys(s for group in args.tls_san for s in group)),
+        cert_validity_seconds=args.certificate_validity,
+        cluster_signing_duration_seconds=args.cluster_signing_duration,
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from types import TracebackType
@@ -20,7 +21,7 @@ import orjson
 
 from k8py import __version__
 from k8py.api.registry import KindInfo, Registry
-from k8py.client.config import ClientConfig
+from k8py.client.config import ClientConfig, load_client_certificate
 from k8py.client.errors import GoneError, NotFoundError, api_error, error_from_response
 
 __all__ = ["Client", "KindRef", "PatchType", "Watch", "WatchEvent", "object_key"]
@@ -76,6 +77,7 @@ class Client:
         self.user_agent = f"k8py/{__version__} ({component})"
         self._base = config.server.rstrip("/")
         self._session: aiohttp.ClientSession | None = None
+        self._ssl_ctx: ssl.SSLContext | None = None
         self._discovered: dict[str, dict[tuple[str, str], KindInfo]] = {}
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -94,7 +96,7 @@ class Client:
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            ssl_ctx = self.config.ssl_context()
+            ssl_ctx = self._ssl_ctx = self.config.ssl_context()
             # No connection limit: every watch holds a connection for its whole life.
             conn = aiohttp.TCPConnector(limit=0, ssl=ssl_ctx if ssl_ctx is not None else True)
             auth = None
@@ -104,6 +106,13 @@ class Client:
                 connector=conn, auth=auth, json_serialize=lambda o: orjson.dumps(o).decode(),
                 headers={"User-Agent": self.user_agent, "Accept": "application/json"})
         return self._session
+
+    def reload_client_certificate(self) -> None:
+        """Load the config's client certificate (files or data, replaced by a rotation) into the
+        session's TLS context: new connections present it, open ones (watches) keep theirs, as
+        client-go's rotating transport. Without a session yet, the first one reads it anyway."""
+        if self._ssl_ctx is not None and (self.config.cert_data or self.config.cert_file):
+            load_client_certificate(self._ssl_ctx, self.config)
 
     def _headers(self, content_type: str | None = None) -> dict[str, str]:
         h: dict[str, str] = {}

@@ -24,6 +24,7 @@ __all__ = [
     "SERVICE_ACCOUNT_DIR",
     "ClientConfig",
     "ConfigError",
+    "load_client_certificate",
     "load_config",
     "load_incluster_config",
     "load_kubeconfig",
@@ -100,6 +101,12 @@ class ClientConfig:
         elif cert or key:
             raise ConfigError("client certificate and key must be given together")
         return ctx
+
+
+def load_client_certificate(ctx: ssl.SSLContext, config: ClientConfig) -> None:
+    """Load ``config``'s client certificate and key into ``ctx`` (again, after a rotation: a live
+    context presents the new one to new connections)."""
+    _load_cert_chain(ctx, config.cert_data, config.cert_file, config.key_data, config.key_file)
 
 
 def _load_cert_chain(ctx: ssl.SSLContext, cert_data: bytes | None, cert_file: str | None,

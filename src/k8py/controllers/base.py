@@ -64,6 +64,7 @@ class ControllerOptions:
     node_cidr_mask_size: int | None = None  # --node-cidr-mask-size (None: 24 for IPv4, 64 for IPv6)
     cluster_signing_cert_file: str | None = None  # --cluster-signing-cert-file (the CSR signer's CA)
     cluster_signing_key_file: str | None = None  # --cluster-signing-key-file
+    cluster_signing_duration: float | None = None  # --cluster-signing-duration, seconds (None: a year)
 
     @classmethod
     def of(cls, values: ControllerOptions | Mapping[str, Any] | None) -> ControllerOptions:

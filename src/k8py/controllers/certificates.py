@@ -66,6 +66,7 @@ BOOTSTRAPPERS_GROUP = "system:bootstrappers"
 
 MAX_DURATION = dt.timedelta(days=365)  # kube's --cluster-signing-duration default (8760h)
 BACKDATE = dt.timedelta(minutes=5)  # kube's signer backdates notBefore for clock skew
+SHORT = dt.timedelta(hours=8)  # kube's signer: a shorter life is "short" (its end is not backdated)
 
 APPROVED_NODE_CLIENT = "Auto approving kubelet client certificate after SubjectAccessReview."
 APPROVED_SELF_NODE_CLIENT = "Auto approving self kubelet client certificate after SubjectAccessReview."
@@ -230,13 +231,23 @@ class SigningCA:
         return cls(cert, key)
 
     def sign(self, req: x509.CertificateSigningRequest, usages: list[str], expiration_seconds: int | None,
-             now: dt.datetime | None = None) -> bytes:
-        """A certificate for ``req`` (its subject, public key and SANs) as PEM."""
+             now: dt.datetime | None = None, max_duration: dt.timedelta = MAX_DURATION) -> bytes:
+        """A certificate for ``req`` (its subject, public key and SANs) as PEM.
+
+        Its life is ``expiration_seconds`` capped by ``max_duration`` (kube's
+        ``--cluster-signing-duration``) and the CA's own end. As kube's signer: notBefore is
+        backdated for clock skew (5 minutes), and a long-lived certificate's end is brought
+        forward by as much, a short one's (under 8 hours) not. Unlike kube, a short certificate is
+        backdated by at most a tenth of its life: kubelet renews at 70-90 % of notBefore..notAfter,
+        which for a 10-minute certificate backdated by 5 minutes comes at once, again and again.
+        """
         now = now or dt.datetime.now(dt.UTC)
-        duration = MAX_DURATION
+        duration = max_duration
         if expiration_seconds is not None:
             duration = min(duration, dt.timedelta(seconds=expiration_seconds))
-        not_after = min(now + duration, self.cert.not_valid_after_utc)
+        backdate = BACKDATE if duration >= SHORT else min(BACKDATE, duration / 10)
+        not_after = now + duration if duration < SHORT else now + duration - backdate
+        not_after = min(not_after, self.cert.not_valid_after_utc)
         pub = req.public_key()
         if not isinstance(pub, ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey):
             raise TypeError("the request's public key is of an unsupported type")
@@ -247,18 +258,21 @@ class SigningCA:
             .issuer_name(self.cert.subject)
             .public_key(pub)
             .serial_number(x509.random_serial_number())
-            .not_valid_before(now - BACKDATE)
+            .not_valid_before(now - backdate)
             .not_valid_after(not_after)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
+                           critical=False)
+        )
+        if any(ku.values()):
+            # Without any key usage asked (usages: [client auth]) there is no KeyUsage extension at all, as
+            # Go writes none for 0: an empty one would forbid the key to sign the TLS handshake.
+            builder = builder.add_extension(x509.KeyUsage(
                 digital_signature=ku["digital signature"], content_commitment=ku["content commitment"],
                 key_encipherment=ku["key encipherment"], data_encipherment=ku["data encipherment"],
                 key_agreement=ku["key agreement"], key_cert_sign=False, crl_sign=ku["crl sign"],
                 encipher_only=ku["encipher only"] and ku["key agreement"],
                 decipher_only=ku["decipher only"] and ku["key agreement"]), critical=True)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
-                           critical=False)
-        )
         ekus = list(dict.fromkeys(_EXT_USAGES[u] for u in usages if u in _EXT_USAGES))
         if ekus:
             builder = builder.add_extension(x509.ExtendedKeyUsage(ekus), critical=False)
@@ -287,6 +301,8 @@ class CSRSigningController:
         self._ca_stamp: tuple[float, float] | None = None
         opts = ctx.options
         self.cert_file, self.key_file = opts.cluster_signing_cert_file, opts.cluster_signing_key_file
+        self.max_duration = (dt.timedelta(seconds=opts.cluster_signing_duration) if opts.cluster_signing_duration
+                             else MAX_DURATION)
         if not self.cert_file or not self.key_file:
             log.info("csrsigning: no cluster signing certificate and key given; CSRs are not signed here")
         self.csrs = ctx.factory.informer(CSR)
@@ -336,7 +352,7 @@ class CSRSigningController:
             log.info("csrsigning: %s cannot be signed by %s: %s", key, signer, why)
         else:
             exp = spec.get("expirationSeconds")
-            pem = ca.sign(req, usages, exp if isinstance(exp, int) else None)
+            pem = ca.sign(req, usages, exp if isinstance(exp, int) else None, max_duration=self.max_duration)
             status["certificate"] = base64.b64encode(pem).decode()
             new["status"] = status
         try:
