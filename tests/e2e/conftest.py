@@ -46,7 +46,11 @@ class Server:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "k8py.cli", "server", "--data-dir", str(self.data_dir),
                  "--https-listen-port", str(self.port), "--bind-address", "127.0.0.1",
-                 *(() if self.agent else ("--disable-agent",)), *self.extra_args],
+                 *(() if self.agent else ("--disable-agent",)),
+                 # the cluster DNS on a free loopback port unless a test says where (see test_cluster_dns)
+                 *(() if any(a.startswith("--cluster-dns-listen") for a in self.extra_args)
+                   else ("--cluster-dns-listen", "127.0.0.1:0")),
+                 *self.extra_args],
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.wait_ready(timeout)
 

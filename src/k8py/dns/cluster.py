@@ -69,8 +69,8 @@ class ClusterDNS:
                         on_delete=lambda o: z.delete_slice(*_key(o)))
 
     async def run(self, stop: asyncio.Event) -> None:
-        await self.server.start(self.listen)
         try:
+            await self.server.start(self.listen)
             self.factory.start()
             if not await self.factory.wait_for_cache_sync(timeout=60):
                 log.warning("cluster DNS: informers not synced after 60 s; answering from what is known")
@@ -86,14 +86,14 @@ class ClusterDNS:
         host, port = self.server.listening[0]
         addr = self.advertise or host
         family = "IPv6" if ":" in addr else "IPv4"
-        svc = {"apiVersion": "v1", "kind": "Service",
+        svc: Obj = {"apiVersion": "v1", "kind": "Service",
                "metadata": {"name": SERVICE_NAME, "namespace": "kube-system",
                             "labels": {"k8s-app": "kube-dns", "kubernetes.io/name": "CoreDNS",
                                        "kubernetes.io/cluster-service": "true"}},
                "spec": {"clusterIP": self.service_ip, "clusterIPs": [self.service_ip],
                         "ports": [{"name": "dns", "port": 53, "protocol": "UDP", "targetPort": port},
                                   {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": port}]}}
-        sl = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        sl: Obj = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
               "metadata": {"name": SLICE_NAME, "namespace": "kube-system",
                            "labels": {SERVICE_NAME_LABEL: SERVICE_NAME,
                                       "endpointslice.kubernetes.io/managed-by": MANAGED_BY}},

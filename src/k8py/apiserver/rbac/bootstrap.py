@@ -48,6 +48,7 @@ AUTOUPDATE = "rbac.authorization.kubernetes.io/autoupdate"
 LABELS = {"kubernetes.io/bootstrapping": "rbac-defaults"}
 CONTROLLER_PREFIX = "system:controller:"
 KCM_USER = "system:kube-controller-manager"
+DNS_USER = "system:k8py-dns"  # the cluster DNS (k8py.dns.cluster.USER)
 
 READ = ("get", "list", "watch")
 WRITE = ("create", "update", "patch", "delete", "deletecollection")
@@ -223,6 +224,11 @@ def cluster_roles() -> list[Obj]:
             r("create", AUTHZ, "subjectaccessreviews"),
             r(("list", "watch"), "*", "*"),
             r("create", CORE, "serviceaccounts/token"),
+        ]),
+        # the cluster DNS (k8py.dns), as CoreDNS's system:coredns: what it answers from
+        cluster_role(DNS_USER, [
+            r(("list", "watch"), CORE, ("namespaces", "services")),
+            r(("list", "watch"), DISCOVERY, "endpointslices"),
         ]),
         cluster_role("system:kube-scheduler", [
             events_rule(),
@@ -401,6 +407,7 @@ def cluster_role_bindings() -> list[Obj]:
         cluster_binding("system:kube-controller-manager", "system:kube-controller-manager",
                         [subject("User", KCM_USER)]),
         cluster_binding("system:kube-scheduler", "system:kube-scheduler", [subject("User", "system:kube-scheduler")]),
+        cluster_binding(DNS_USER, DNS_USER, [subject("User", DNS_USER)]),
         cluster_binding("system:volume-scheduler", "system:volume-scheduler",
                         [subject("User", "system:kube-scheduler")]),
         # kube keeps this binding with no subjects (its Node authorizer serves nodes); k8py has
@@ -437,6 +444,11 @@ def roles() -> list[Obj]:
         {"apiVersion": RBAC_V1, "kind": "Role",
          "metadata": _meta("system::leader-locking-kube-scheduler", namespace="kube-system"),
          "rules": [r("watch", CORE, "configmaps"), r(("get", "update"), CORE, "configmaps", ("kube-scheduler",))]},
+        # the cluster DNS publishes its Service (kube-dns) and the EndpointSlice naming where it listens
+        {"apiVersion": RBAC_V1, "kind": "Role", "metadata": _meta(DNS_USER, namespace="kube-system"),
+         "rules": [r("create", CORE, "services"), r(("get", "update"), CORE, "services", ("kube-dns",)),
+                   r("create", DISCOVERY, "endpointslices"),
+                   r(("get", "update"), DISCOVERY, "endpointslices", ("kube-dns-k8py",))]},
         {"apiVersion": RBAC_V1, "kind": "Role", "metadata": _meta("k8py:bootstrap-signer-clusterinfo",
                                                                   namespace="kube-public"),
          "rules": [r("get", CORE, "configmaps", ("kube-root-ca.crt",))]},
@@ -453,6 +465,7 @@ def role_bindings() -> list[Obj]:
            [subject("User", KCM_USER), subject("ServiceAccount", "kube-controller-manager", "kube-system")]),
         rb("system::leader-locking-kube-scheduler", "kube-system", "system::leader-locking-kube-scheduler",
            [subject("User", "system:kube-scheduler"), subject("ServiceAccount", "kube-scheduler", "kube-system")]),
+        rb(DNS_USER, "kube-system", DNS_USER, [subject("User", DNS_USER)]),
         rb("k8py:bootstrap-signer-clusterinfo", "kube-public", "k8py:bootstrap-signer-clusterinfo",
            [subject("Group", "system:bootstrappers")]),
     ]
