@@ -24,6 +24,14 @@ class ServerConfig:
     datastore_cafile: str | None = None
     datastore_certfile: str | None = None
     datastore_keyfile: str | None = None
+    # Encryption at rest and the audit log (kube-apiserver's flags). "" encryption config ->
+    # <data_dir>/cred/encryption-config.json, generated on first start (Secrets, aescbc).
+    encryption_provider_config: str = ""
+    audit_policy_file: str = ""  # "" -> no audit log
+    audit_log_path: str = ""  # "-" -> standard output
+    audit_log_maxsize: int = 0  # MB before the file is rotated; 0: never
+    audit_log_maxbackup: int = 0  # rotated files kept; 0: all
+    audit_log_maxage: int = 0  # days rotated files are kept; 0: no limit
     disable_agent: bool = False
     node_ips: tuple[str, ...] = ()  # --node-ip; empty: the default-route addresses
     kubelet_port: int = 10250  # the node agent's API
@@ -44,6 +52,11 @@ class ServerConfig:
     @property
     def kubeconfig_path(self) -> str:
         return self.write_kubeconfig or os.path.join(self.data_dir, "kubeconfig.yaml")
+
+    @property
+    def encryption_config_path(self) -> str:
+        """The EncryptionConfiguration in use: the flag's, or the one generated in the data dir."""
+        return self.encryption_provider_config or os.path.join(self.data_dir, "cred", "encryption-config.json")
 
     @property
     def tls_dir(self) -> str:

@@ -25,10 +25,13 @@ from k8py.apiserver import discovery, health, requestinfo
 from k8py.apiserver.context import Ctx
 from k8py.apiserver.negotiate import Output, encode, negotiate_output
 from k8py.apiserver.rest import ResourceAPI
+from k8py.apiserver.secretsencrypt import PATH_PREFIX as SECRETS_ENCRYPT_PATH
 
 if TYPE_CHECKING:
+    from k8py.apiserver.audit import AuditLog
     from k8py.apiserver.authn import Authenticator, UserInfo
     from k8py.apiserver.authz import AuthorizerLike, RequestAttributes
+    from k8py.apiserver.secretsencrypt import SecretsEncryption
 
 log = logging.getLogger("k8py.apiserver")
 
@@ -77,6 +80,8 @@ class APIServerApp:
         self.server_address = server_address
         self.discovery = discovery.DiscoveryCache(registry)
         self.ready = False
+        self.audit: AuditLog | None = None  # --audit-policy-file (apiserver/audit.py); set by server.start
+        self.secrets_encrypt: SecretsEncryption | None = None  # `k8py secrets-encrypt`'s endpoints
 
     def build(self) -> web.Application:
         # Request bodies are read by options.read_body with kube's 3 MiB limit. Request lines and
@@ -85,9 +90,16 @@ class APIServerApp:
         app = web.Application(client_max_size=4 * 1024 * 1024,
                               handler_args={"max_line_size": MAX_HEADER_BYTES, "max_field_size": MAX_HEADER_BYTES})
         app.router.add_route("*", "/{tail:.*}", self.dispatch)
+        if self.audit is not None:
+            self.audit.install(app)
         return app
 
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
+        if self.audit is not None:  # the audit log records the request around all of it
+            return await self.audit.serve(request, self._answer)
+        return await self._answer(request)
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
         try:
             return await self._dispatch(request)
         except errors.StatusError as e:
@@ -102,6 +114,8 @@ class APIServerApp:
             raise
         except Exception as e:  # noqa: BLE001 - an internal error must still answer in kube's form
             log.error("internal error on %s %s: %s\n%s", request.method, request.path, e, traceback.format_exc())
+            if self.audit is not None:  # kube's Panic stage
+                self.audit.panicked(request, e)
             return status_response(errors.internal_error(str(e) or type(e).__name__))
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
@@ -109,11 +123,14 @@ class APIServerApp:
         if path.startswith(requestinfo.PUBLIC_PATHS) and request.method in ("GET", "HEAD"):
             return await self.public(request)
         user = self.authenticate(request)
+        requester = user  # the audit log names who asked, and whom they impersonate
         if user is not None and any(h[:12].lower() == "impersonate-" for h in request.headers):
             user = self.impersonate(request, user)
         info = requestinfo.parse(path, request.method, request.query)  # type: ignore[arg-type]
         ctx = Ctx(request, info, user)
         request[CTX_KEY] = ctx
+        if self.audit is not None:
+            self.audit.received(ctx, requester)
         self.authorize(ctx)
         if info.is_resource_request:
             return await self.api.handle(ctx)
@@ -163,6 +180,9 @@ class APIServerApp:
         if attrs.verb in ("list", "watch") and "fieldSelector" in ctx.request.query:
             attrs = self.named_list(ctx, attrs)
         ok, reason = self.authz.authorize(ctx.user, attrs)
+        if self.audit is not None:  # kube's authorization filter annotates the audit event
+            ctx.audit_annotations["authorization.k8s.io/decision"] = "allow" if ok else "forbid"
+            ctx.audit_annotations["authorization.k8s.io/reason"] = reason
         if not ok:
             raise forbidden(ctx.user.name, attrs, reason)
 
@@ -170,6 +190,8 @@ class APIServerApp:
     async def non_resource(self, ctx: Ctx) -> web.StreamResponse:
         req = ctx.request
         path = req.path.rstrip("/") or "/"
+        if path.startswith(SECRETS_ENCRYPT_PATH) and self.secrets_encrypt is not None:
+            return await self.secrets_encrypt.handle(ctx)
         if req.method not in ("GET", "HEAD"):
             raise errors.method_not_allowed()
         if path == "/api" or path == "/apis":

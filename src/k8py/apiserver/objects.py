@@ -18,6 +18,7 @@ import orjson
 
 from k8py.api import errors
 from k8py.api.registry import KindInfo
+from k8py.storage.encryption import EncryptedStore, EncryptionConfig, StaleValue, UnreadableValue
 from k8py.storage.interface import (
     CompactedError,
     ConflictError,
@@ -71,7 +72,26 @@ def to_storage(obj: Obj, kind: KindInfo) -> Obj:
     return conversion.convert(obj, api_version)
 
 
+def unreadable_error(kv: KeyValue) -> errors.StatusError:
+    """kube's answer for an object whose stored value cannot be decrypted (a corrupt object)."""
+    reason = kv.reason if isinstance(kv, UnreadableValue) else "the stored value is encrypted"
+    return errors.internal_error(f"StorageError: corrupt object, Code: 7, Key: {kv.key}, ResourceVersion: 0, "
+                                 f"AdditionalErrorMsg: data from the storage is not transformable revision="
+                                 f"{kv.mod_revision}: {reason}")
+
+
+def unreadable_note(kind: KindInfo, kv: KeyValue) -> str:
+    """The per-object report of a LIST that left ``kv`` out."""
+    where = kv.key[len(kind.key_prefix(None)):].split("/")
+    name = f'"{where[-1]}" in namespace "{where[0]}"' if len(where) == 2 else f'"{where[-1]}"'
+    reason = kv.reason if isinstance(kv, UnreadableValue) else "the stored value is encrypted"
+    return (f"{kind.resource} {name} is left out of this list: data from the storage is not "
+            f"transformable: {reason}")
+
+
 def decode(kv: KeyValue, kind: KindInfo) -> Obj:
+    if kv.__class__ is UnreadableValue:
+        raise unreadable_error(kv)
     obj: Obj = orjson.loads(kv.value)
     obj.setdefault("metadata", {})["resourceVersion"] = str(kv.mod_revision)
     return convert_to(obj, kind)
@@ -154,13 +174,18 @@ class ListPage:
     resource_version: int
     continue_token: str = ""
     remaining: int | None = None
+    # Objects left out because their stored value cannot be decrypted: one message each, sent
+    # as warnings (a lost encryption key is reported per object, not as a 500 for the list).
+    unreadable: list[str] | None = None
 
 
 class Objects:
     """Typed access to objects of any registered kind."""
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    def __init__(self, store: Store, encryption: EncryptionConfig | None = None) -> None:
+        # Encryption at rest (k8py.storage.encryption) wraps the store: every reader below, the
+        # mirrors and the watches included, sees plain values.
+        self.store: Store = store if encryption is None else EncryptedStore(store, encryption)
 
     async def current_revision(self) -> int:
         return await self.store.current_revision()
@@ -198,13 +223,14 @@ class Objects:
                 res = await self.raw_list(prefix)
                 reset()
                 for kv in res.kvs:
-                    apply(kv.key, kv.value)
+                    apply(kv.key, None if kv.__class__ is UnreadableValue else kv.value)
                 synced()
                 w = self.watch(prefix, res.revision + 1)
                 try:
                     async for resp in w:
                         for ev in resp.events:
-                            apply(ev.kv.key, None if ev.type is EventType.DELETE else ev.kv.value)
+                            gone = ev.type is EventType.DELETE or ev.kv.__class__ is UnreadableValue
+                            apply(ev.kv.key, None if gone else ev.kv.value)
                 finally:
                     await w.close()
             except asyncio.CancelledError:
@@ -310,8 +336,9 @@ class Objects:
             if new is None:
                 return current, current
             data = encode(new, kind)
-            if data == kv.value:
-                # No-op update: kube does not write, the resourceVersion stays.
+            if data == kv.value and kv.__class__ is not StaleValue:
+                # No-op update: kube does not write, the resourceVersion stays (unless the value
+                # was read with an encryption key that no longer writes: then it is re-encrypted).
                 return current, current
             check_size(data)
             try:
@@ -390,6 +417,7 @@ class Objects:
         page_size = max(0, limit)
         count_needed = limit > 0 and match is None
         remaining: int | None = None
+        unreadable: list[str] = []
         while True:
             try:
                 res = await self.store.list(prefix, start_key=start_key, limit=page_size, revision=read_rev,
@@ -405,6 +433,9 @@ class Objects:
             read_rev = res.revision
             for kv in res.kvs:
                 last_key = kv.key
+                if kv.__class__ is UnreadableValue:
+                    unreadable.append(unreadable_note(kind, kv))
+                    continue
                 if raw:
                     items.append(splice_rv(kv) or orjson.dumps(decode(kv, kind)))
                     if limit and len(items) >= limit:
@@ -429,5 +460,5 @@ class Objects:
         token = ""
         if more:
             token = ContinueToken(read_rev, last_key[len(prefix):] + "\x00").encode()
-        return ListPage(items, read_rev, token, remaining if more else None)
+        return ListPage(items, read_rev, token, remaining if more else None, unreadable or None)
 

@@ -35,6 +35,9 @@ _PROPAGATION = ("Foreground", "Background", "Orphan")
 
 # -- the body ----------------------------------------------------------------------------------
 
+BODY_KEY = web.RequestKey("k8py.body", bytes)
+
+
 async def read_body(request: web.Request, limit: int = MAX_BODY) -> bytes:
     """The whole request body, however it arrives (Content-Length or chunked, one TLS record
     or many), or 413 as soon as more than ``limit`` bytes have been read.
@@ -53,7 +56,9 @@ async def read_body(request: web.Request, limit: int = MAX_BODY) -> bytes:
         if size > limit:
             raise errors.too_large(f"Request entity too large: limit is {limit}")
         chunks.append(chunk)
-    return b"".join(chunks)
+    body = b"".join(chunks)
+    request[BODY_KEY] = body  # for the audit log's requestObject
+    return body
 
 
 def body_media_type(ctx: Ctx) -> str:

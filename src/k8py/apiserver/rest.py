@@ -215,6 +215,8 @@ class ResourceAPI:
         page = await self.objects.list(kind, ns, match=match.matches if match else None, limit=max(limit, 0),
                                        continue_token=ctx.q("continue"), rv=ctx.q("resourceVersion"),
                                        rv_match=ctx.q("resourceVersionMatch"), raw=fast)
+        if page.unreadable:  # objects whose encryption key is lost: reported one by one
+            ctx.warnings.extend(page.unreadable)
         list_meta: Obj = {"resourceVersion": str(page.resource_version)}
         if page.continue_token:
             list_meta["continue"] = page.continue_token

@@ -14,13 +14,16 @@ from aiohttp import web
 
 from k8py.api import errors
 from k8py.api.registry import Registry
-from k8py.apiserver import httplog
+from k8py.apiserver import audit, httplog
 from k8py.apiserver.admission import Admission
 from k8py.apiserver.app import APIServerApp
 from k8py.apiserver.objects import Objects
 from k8py.apiserver.registry import build as build_strategies
 from k8py.apiserver.rest import ResourceAPI
+from k8py.apiserver.secretsencrypt import SecretsEncryption
 from k8py.config import ServerConfig
+from k8py.storage.encryption import EncryptionConfig
+from k8py.storage.encryption import load_config as load_encryption_config
 from k8py.storage.interface import Store
 
 log = logging.getLogger("k8py.server")
@@ -84,9 +87,10 @@ class ControlPlane:
                 raise
 
 
-def build(config: ServerConfig, store: Store, *, authenticator: Any = None, authorizer: Any = None) -> ControlPlane:
+def build(config: ServerConfig, store: Store, *, authenticator: Any = None, authorizer: Any = None,
+          encryption: EncryptionConfig | None = None) -> ControlPlane:
     registry = Registry()
-    objects = Objects(store)
+    objects = Objects(store, encryption)
     admission = Admission(objects, registry)
     strategies = build_strategies(objects, registry, config.service_cidr)
     api = ResourceAPI(objects, registry, admission, strategies, authorizer)
@@ -107,8 +111,15 @@ async def start(config: ServerConfig, *, store: Store | None = None, ssl_context
                            keyfile=config.datastore_keyfile,
                            compaction_interval=config.compact_interval_seconds,
                            compaction_retention=config.compact_keep_revisions)
+    # A malformed encryption config or audit policy refuses to start (ConfigFileError names the line).
+    encryption = load_encryption(config)
+    audit_log = audit.from_config(config)
     await store.start()
-    cp = build(config, store, authenticator=authenticator, authorizer=authorizer)
+    cp = build(config, store, authenticator=authenticator, authorizer=authorizer, encryption=encryption)
+    cp.http.secrets_encrypt = SecretsEncryption(cp.objects, config)
+    if audit_log is not None:
+        cp.http.audit = audit_log
+        audit_log.start()
     await cp.bootstrap()
     cp.tasks = [asyncio.create_task(_compactor(cp), name="compactor")]
     if hasattr(authorizer, "start"):
@@ -140,7 +151,18 @@ async def stop(cp: ControlPlane) -> None:
             await t
     if cp.runner is not None:
         await cp.runner.cleanup()
+    if cp.http.audit is not None:
+        await cp.http.audit.close()  # after the last request: its events are written
     await cp.store.close()
+
+
+def load_encryption(config: ServerConfig) -> EncryptionConfig | None:
+    """The EncryptionConfiguration: the flag's file, or the one generated in the data directory
+    (``k8py server`` makes it on first start); None when there is neither."""
+    path = config.encryption_config_path
+    if not config.encryption_provider_config and not os.path.exists(path):
+        return None
+    return load_encryption_config(path)
 
 
 async def _compactor(cp: ControlPlane) -> None:

@@ -200,7 +200,14 @@ async def serve_watch(api: ResourceAPI, ctx: Ctx, kind: KindInfo, ns: str | None
                     last_bookmark = loop.time()
                 continue
             # One write per batch: the client's reading paces how fast we take from the store.
-            await stream.write_lines([line for ev in wr.events if (line := _encode_event(stream, kind, ev, match))])
+            try:
+                lines = [line for ev in wr.events if (line := _encode_event(stream, kind, ev, match))]
+            except errors.StatusError as e:
+                # a value that cannot be decrypted (lost encryption key): kube's watcher sends the
+                # error and ends the watch; the client relists, where the object is reported alone
+                await stream.error(e)
+                break
+            await stream.write_lines(lines)
     except SlowClientError as e:
         slow = True
         log.info("ending watch on %s for %s: %s", prefix, ctx.request.remote, e)

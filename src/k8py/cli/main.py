@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     agent.add_parser(sub)
     agent.add_killall_parser(sub)
     add_images_parser(sub)
+    from k8py.cli import secretsencrypt
+
+    secretsencrypt.add_parser(sub)
 
     add_scheduler_parser(sub)
     add_hollow_nodes_parser(sub)

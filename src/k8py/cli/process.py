@@ -15,6 +15,7 @@ import socket
 import time
 from typing import Any
 
+from k8py.api.configfile import ConfigFileError
 from k8py.apiserver.server import start, stop
 from k8py.config import ServerConfig
 from k8py.runner import install_uvloop
@@ -59,6 +60,9 @@ async def _main(config: ServerConfig) -> int:
         cp = await start(config, ssl_context=ssl_ctx, authenticator=authn, authorizer=authz)
     except StoreError as e:
         log.error("cannot open the datastore: %s", e)
+        return 1
+    except ConfigFileError as e:  # a malformed encryption config or audit policy: the line at fault
+        log.error("cannot start: %s", e)
         return 1
     except OSError as e:
         log.error("cannot listen on %s:%d: %s", config.bind_address, config.https_listen_port, e)

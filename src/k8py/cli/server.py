@@ -228,6 +228,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--datastore-prefix", default="", metavar="PREFIX",
                    help="prefix for every key in etcd, to share one etcd between clusters (default: none; keys "
                         "are /registry/... as kube-apiserver's)")
+    p.add_argument("--encryption-provider-config", type=_path, metavar="FILE",
+                   help="an EncryptionConfiguration (kube-apiserver's format: aescbc, aesgcm, secretbox, "
+                        "identity) for encryption at rest (default: <data-dir>/cred/encryption-config.json, made "
+                        "on first start: Secrets with AES-CBC; see `k8py secrets-encrypt`)")
+    p.add_argument("--audit-policy-file", type=_path, metavar="FILE",
+                   help="an audit Policy (audit.k8s.io/v1): which requests the audit log records, at which level")
+    p.add_argument("--audit-log-path", metavar="PATH",
+                   help="where the audit log goes, one JSON event a line ('-': standard output)")
+    p.add_argument("--audit-log-maxsize", type=revisions, default=0, metavar="MB",
+                   help="rotate the audit log when it reaches this many megabytes (default: 0, never)")
+    p.add_argument("--audit-log-maxbackup", type=revisions, default=0, metavar="N",
+                   help="rotated audit log files kept (default: 0, all)")
+    p.add_argument("--audit-log-maxage", type=revisions, default=0, metavar="DAYS",
+                   help="days rotated audit log files are kept (default: 0, no limit)")
     p.add_argument(
         "--compaction-interval", type=duration, default=DEFAULT_COMPACTION_INTERVAL, metavar="DURATION",
         help=f"compact the store's history at least this often (default: {DEFAULT_COMPACTION_INTERVAL:g}s, as "
@@ -327,6 +341,12 @@ def build_config(args: argparse.Namespace, parser: argparse.ArgumentParser | Non
         datastore_cafile=args.datastore_cafile,
         datastore_certfile=args.datastore_certfile,
         datastore_keyfile=args.datastore_keyfile,
+        encryption_provider_config=args.encryption_provider_config or "",
+        audit_policy_file=args.audit_policy_file or "",
+        audit_log_path=audit_log_path(args, parser),
+        audit_log_maxsize=args.audit_log_maxsize,
+        audit_log_maxbackup=args.audit_log_maxbackup,
+        audit_log_maxage=args.audit_log_maxage,
         disable_controller_manager=args.disable_controller_manager,
         disable_scheduler=args.disable_scheduler,
         node_name=args.node_name or default_node,
@@ -343,6 +363,19 @@ def build_config(args: argparse.Namespace, parser: argparse.ArgumentParser | Non
     )
 
 
+def audit_log_path(args: argparse.Namespace, parser: argparse.ArgumentParser | None) -> str:
+    """``--audit-log-path`` made absolute; an audit flag without its partner is refused (kube
+    would silently log nothing)."""
+    path = args.audit_log_path or ""
+    if bool(path) != bool(args.audit_policy_file):
+        msg = ("--audit-policy-file needs --audit-log-path (a file, or - for standard output)" if not path else
+               "--audit-log-path needs --audit-policy-file (which requests to record, at which level)")
+        if parser is not None:
+            parser.error(msg)
+        raise ValueError(msg)
+    return path if path in ("", "-") else _path(path)
+
+
 def prepare_server(config: ServerConfig) -> PKI:
     """Everything the API server needs on disk: data dir, certificates, kubeconfig, token file.
 
@@ -357,6 +390,10 @@ def prepare_server(config: ServerConfig) -> PKI:
     os.makedirs(config.data_dir, mode=0o755, exist_ok=True)
     pki = ensure_pki(config)
     ensure_token_file(config.token_file)
+    if not config.encryption_provider_config:  # k3s: a generated key encrypts Secrets from the first start
+        from k8py.storage.encryption import ensure_default_config
+
+        ensure_default_config(config.encryption_config_path)
     write_admin_kubeconfig(config, pki)
     return pki
 
