@@ -253,3 +253,47 @@ def test_bootstrap_token_secrets_as_the_api_server_reads_them() -> None:
     for i, secret in enumerate(refused):
         tokens.put(f"/k/{i}", secret)
         assert tokens.lookup("abcdef.0123456789abcdef", now=dt.datetime(2029, 1, 1, tzinfo=dt.UTC)) is None, i
+
+
+@needs_hooks
+async def test_a_node_rotates_its_client_and_serving_certificates_through_csrs(plane: Plane, tmp_path: Path) -> None:
+    token = await plane.join_token()
+    cert_dir = str(tmp_path / "agent")
+    first = await bs.node_credentials(plane.url, token, "node-3", cert_dir, ["127.0.0.1"], ["node-3"])
+    old_client, old_serving = _cert(str(first["cert"])), _cert(str(first["serving_cert"]))
+    lifetimes = first["lifetimes"]
+    assert isinstance(lifetimes, dict)
+    assert lifetimes["client"] == [old_client.not_valid_before_utc.timestamp(),
+                                   old_client.not_valid_after_utc.timestamp()]
+
+    # the token is gone (bootstrap tokens expire): the rotation uses the node's own certificate
+    for s in (await plane.admin.list(("v1", "Secret"), "kube-system"))["items"]:
+        if s.get("type") == "bootstrap.kubernetes.io/token":
+            await plane.admin.delete(("v1", "Secret"), s["metadata"]["name"], "kube-system")
+    again = await bs.node_credentials(plane.url, "", "node-3", cert_dir, ["127.0.0.1"], ["node-3"], rotate=True)
+    assert (again["cert"], again["key"], again["serving_cert"]) == (first["cert"], first["key"], first["serving_cert"])
+    new_client, new_serving = _cert(str(again["cert"])), _cert(str(again["serving_cert"]))
+    assert new_client.serial_number != old_client.serial_number
+    assert new_client.subject == old_client.subject and new_client.public_key() != old_client.public_key()
+    assert new_serving.serial_number != old_serving.serial_number
+    new_client.verify_directly_issued_by(_cert(str(again["ca"])))
+
+    # asked by the node itself and approved as kube's selfnodeclient
+    csrs = (await plane.admin.list(CSR))["items"]
+    mine = [c for c in csrs if c["spec"]["username"] == "system:node:node-3"
+            and c["spec"]["signerName"] == "kubernetes.io/kube-apiserver-client-kubelet"]
+    assert len(mine) == 1
+    approved = next(c for c in mine[0]["status"]["conditions"] if c["type"] == "Approved")
+    assert approved["message"] == "Auto approving self kubelet client certificate after SubjectAccessReview."
+
+    # a live client loads the new certificate: new connections are the node, with the new one
+    async with Client(ClientConfig(server=plane.url, ca_file=str(again["ca"]), cert_file=str(again["cert"]),
+                                   key_file=str(again["key"])), component="node-3") as node:
+        await node.list(("v1", "Node"))
+        third = await bs.node_credentials(plane.url, "", "node-3", cert_dir, ["127.0.0.1"], ["node-3"], rotate=True)
+        node.reload_client_certificate()
+        await node.close()  # new connections only
+        review = await node.create(("authentication.k8s.io/v1", "SelfSubjectReview"),
+                                   {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})
+    assert review["status"]["userInfo"]["username"] == "system:node:node-3"
+    assert _cert(str(third["cert"])).serial_number != new_client.serial_number

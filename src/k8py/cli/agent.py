@@ -18,6 +18,7 @@ import os
 import socket
 import subprocess
 import sys
+from typing import Any
 
 from k8py.cli.server import _path, cidr_pair, ip_list, node_name, port, reserved
 from k8py.config import default_data_dir
@@ -112,19 +113,30 @@ async def _main(args: argparse.Namespace, data_dir: str, name: str, stop: asynci
                        kubelet_port=args.kubelet_port, system_reserved=args.system_reserved,
                        serving_cert=creds["serving_cert"], serving_key=creds["serving_key"], client_ca=creds["ca"])
     log.info("joining %s as node %s", args.server, name)
+    from k8py.kubelet.certmanager import CertificateManager
+
+    async def rotate() -> dict[str, Any] | None:
+        new = await asyncio.to_thread(_credentials, args.server, args.token, name, certs, ips, True)
+        return None if new is None else dict(new["lifetimes"])
+
+    # kubelet's certificate rotation: new client and serving certificates at 70-90 % of their life
+    certmgr = CertificateManager(creds["lifetimes"], rotate, client.reload_client_certificate)
+    certmgr_task = asyncio.create_task(certmgr.run(stop), name="certificate-manager")
     try:
         await run_node(client, opts, stop)
     finally:
+        certmgr_task.cancel()
         await client.close()
     return 0
 
 
-def _credentials(server: str, token: str, name: str, cert_dir: str, ips: tuple[str, ...]) -> dict[str, str] | None:
+def _credentials(server: str, token: str, name: str, cert_dir: str, ips: tuple[str, ...],
+                 rotate: bool = False) -> dict[str, Any] | None:
     """The node's client and serving credentials (paths by role), from the TLS bootstrap run in a
     child process (:func:`_credentials_child`: the agent itself never loads ``cryptography``,
     which would cost it about 8 MB for good), or None after logging why they cannot be had."""
     req = {"server": server, "token": token, "node_name": name, "cert_dir": cert_dir, "ips": list(ips),
-           "hostnames": [name]}
+           "hostnames": [name], "rotate": rotate}
     p = subprocess.run([sys.executable, "-m", "k8py.cli.agent", "credentials"], input=json.dumps(req), text=True,
                        stdout=subprocess.PIPE, check=False)  # its log goes to our stderr
     if p.returncode != 0:
@@ -144,7 +156,7 @@ def _credentials_child() -> int:
     req = json.load(sys.stdin)
     try:
         out = asyncio.run(node_credentials(req["server"], req["token"], req["node_name"], req["cert_dir"],
-                                           req["ips"], req["hostnames"]))
+                                           req["ips"], req["hostnames"], rotate=bool(req.get("rotate"))))
     except BootstrapError as e:
         log.error("%s", e)
         return 1

@@ -298,14 +298,14 @@ SERVING_USAGES = ["digital signature", "server auth"]
 
 
 async def serving_certificate(client: Client, node_name: str, ips: Sequence[str], hostnames: Sequence[str],
-                              cert_dir: str, *, timeout: float = 300.0) -> tuple[str, str]:
+                              cert_dir: str, *, timeout: float = 300.0, renew: bool = False) -> tuple[str, str]:
     """The kubelet API's serving certificate (``kubernetes.io/kubelet-serving``, asked for with
     the node's own credentials, as kubelet's server certificate rotation does): ``(cert_file,
-    key_file)`` in ``cert_dir``. A valid one for the same addresses is reused."""
+    key_file)`` in ``cert_dir``. A valid one for the same addresses is reused unless ``renew``."""
     cert_file = os.path.join(cert_dir, "kubelet-serving.crt")
     key_file = os.path.join(cert_dir, "kubelet-serving.key")
     have_cert, have_key = read_if_present(cert_file), read_if_present(key_file)
-    if have_cert and have_key:
+    if have_cert and have_key and not renew:
         try:
             cert = x509.load_pem_x509_certificate(have_cert)
             san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
@@ -339,13 +339,55 @@ async def serving_certificate(client: Client, node_name: str, ips: Sequence[str]
 # short-lived child process that runs this (``k8py.cli.agent``).
 
 
+async def renew_client_certificate(server_url: str, node_name: str, cert_dir: str, *,
+                                   timeout: float = 300.0) -> tuple[str, str, str]:
+    """kubelet's client certificate rotation: a new key, and a CSR sent with the current
+    certificate (approved as ``selfnodeclient``: the node renewing its own). The new pair replaces
+    the old in ``cert_dir`` (key first); returns ``(cert_file, key_file, ca_file)``."""
+    cert_file, key_file, ca_file = (os.path.join(cert_dir, n) for n in (CERT_NAME, KEY_NAME, CA_NAME))
+    key, csr_pem = new_key_and_csr(node_name)
+    name = csr_name(key.public_key(), node_name)
+    cfg = ClientConfig(server=server_url, ca_file=ca_file, cert_file=cert_file, key_file=key_file)
+    try:
+        async with Client(cfg, component="kubelet", timeout=min(timeout, 60.0)) as client:
+            cert_pem = await request_certificate(client, name, csr_pem, timeout)
+    except UnauthorizedError:
+        raise BootstrapError(f"the server {server_url} no longer accepts this node's certificate (401): "
+                             "join again with a new token") from None
+    try:
+        cert = x509.load_pem_x509_certificate(cert_pem)
+        cert.verify_directly_issued_by(x509.load_pem_x509_certificates(read_if_present(ca_file) or b"")[0])
+    except (ValueError, TypeError, InvalidSignature) as e:
+        raise BootstrapError(f"the certificate issued for {name} is not one of the cluster CA: {e}") from None
+    if _spki(cert.public_key()) != _spki(key.public_key()):
+        raise BootstrapError(f"the certificate issued for {name} is not for the key this node made")
+    write_private_file(key_file, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                            serialization.NoEncryption()), 0o600)
+    write_private_file(cert_file, cert_pem, 0o644)
+    log.info("node %s rotated its client certificate (valid until %s)", node_name, cert.not_valid_after_utc)
+    return cert_file, key_file, ca_file
+
+
+def _lifetime(path: str) -> list[float]:
+    """``[notBefore, notAfter]`` of a certificate file, in seconds since the epoch."""
+    with open(path, "rb") as f:
+        cert = x509.load_pem_x509_certificate(f.read())
+    return [cert.not_valid_before_utc.timestamp(), cert.not_valid_after_utc.timestamp()]
+
+
 async def node_credentials(server_url: str, token: str, node_name: str, cert_dir: str, ips: Sequence[str],
-                           hostnames: Sequence[str]) -> dict[str, str]:
-    """The client credentials (:func:`bootstrap`) and then, with them, the serving certificate
-    (:func:`serving_certificate`): the paths, by role."""
-    cert, key, ca = await bootstrap(server_url, token, node_name, cert_dir)
+                           hostnames: Sequence[str], *, rotate: bool = False) -> dict[str, object]:
+    """The client credentials (:func:`bootstrap`, or with ``rotate`` :func:`renew_client_certificate`)
+    and then, with them, the serving certificate (:func:`serving_certificate`, new with ``rotate``):
+    the paths by role, and ``lifetimes``: each certificate's ``[notBefore, notAfter]`` (epoch
+    seconds), for the agent's certificate manager, which does not load ``cryptography``."""
+    if rotate:
+        cert, key, ca = await renew_client_certificate(server_url, node_name, cert_dir)
+    else:
+        cert, key, ca = await bootstrap(server_url, token, node_name, cert_dir)
     async with Client(ClientConfig(server=server_url, ca_file=ca, cert_file=cert, key_file=key),
                       component="kubelet") as client:
-        s_cert, s_key = await serving_certificate(client, node_name, ips, hostnames, cert_dir)
-    return {"cert": cert, "key": key, "ca": ca, "serving_cert": s_cert, "serving_key": s_key}
+        s_cert, s_key = await serving_certificate(client, node_name, ips, hostnames, cert_dir, renew=rotate)
+    return {"cert": cert, "key": key, "ca": ca, "serving_cert": s_cert, "serving_key": s_key,
+            "lifetimes": {"client": _lifetime(cert), "serving": _lifetime(s_cert)}}
 
