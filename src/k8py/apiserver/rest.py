@@ -278,9 +278,11 @@ class ResourceAPI:
         if ctx is not None:
             strat.prepare_for_create_by(kind, obj, ctx.user)
         defaults.set_defaults(kind, obj)
-        strat.finish_create(kind, obj)
         attrs = self.admission_attributes(ctx, "CREATE", kind, meta.get("namespace", ""), meta.get("name", ""), dry)
         await self.admission.mutate(attrs, obj, None)
+        # after mutating admission, as kube's PrepareForCreate: a pod's QoS class counts the
+        # limits LimitRanger filled in
+        strat.finish_create(kind, obj)
         if ctx is not None:
             self.confirm_no_escalation(ctx, kind, obj, None)
         await strat.begin_write(kind, obj, None, dry)

@@ -48,6 +48,7 @@ CONTROLLERS: dict[str, str] = {
     "csrsigning": "k8py.controllers.certificates:CSRSigningController",
     "csrapproving": "k8py.controllers.certificates:CSRApprovingController",
     "clusterrole-aggregation": "k8py.controllers.clusterroleaggregation:ClusterRoleAggregationController",
+    "resourcequota": "k8py.controllers.resourcequota:ResourceQuotaController",
 }
 
 LEASE_NAME = "kube-controller-manager"

@@ -9,7 +9,7 @@ import json
 from typing import Any
 
 from k8py.api import quantity as q
-from k8py.api.errors import forbidden, invalid, not_supported, required, too_long
+from k8py.api.errors import duplicate, forbidden, invalid, not_supported, required, too_long
 from k8py.api.validation.meta import (
     Errs,
     GoRaw,
@@ -31,8 +31,8 @@ from k8py.api.validation.meta import (
 )
 from k8py.api.validation.pod import (
     STANDARD_RESOURCES,
-    is_extended_resource,
-    is_native_resource,
+    _overcommit_allowed,
+    validate_container_resource_name,
     validate_quantity_value,
     validate_resource_name,
 )
@@ -261,39 +261,49 @@ def validate_limit_range(obj: dict[str, Any]) -> Errs:
     return errs + _limit_range_body(obj)
 
 
+def _limit_type_errors(t: str, path: str) -> Errs:
+    """``validateLimitRangeTypeName``: a qualified name; without a prefix, one of kube's types."""
+    errs = [invalid(path, t, m) for m in is_qualified_name(t)]
+    if not errs and "/" not in t and t not in LIMIT_TYPES:
+        errs.append(invalid(path, t, "must be a standard limit type or fully qualified"))
+    return errs
+
+
 def _limit_range_body(obj: dict[str, Any]) -> Errs:
+    """kube's ValidateLimitRange (after the metadata)."""
     errs: Errs = []
     seen_types: set[str] = set()
     for i, item in enumerate(l_(d_(obj.get("spec")).get("limits"))):
         item = d_(item)
         ip = index("spec.limits", i)
         t = s_(item.get("type"))
+        errs += _limit_type_errors(t, child(ip, "type"))
         if t in seen_types:
-            errs.append(invalid(child(ip, "type"), t, f"only one limit type of {t} is allowed"))
+            errs.append(duplicate(child(ip, "type"), t))
         seen_types.add(t)
-        if t not in LIMIT_TYPES and not t:
-            errs.append(required(child(ip, "type"), ""))
+        fields = ["max", "min", "default", "defaultRequest", "maxLimitRequestRatio"]
         if t == "Pod":
             for f in ("default", "defaultRequest"):
                 if d_(item.get(f)):
                     errs.append(forbidden(child(ip, f), "may not be specified when `type` is 'Pod'"))
-        parsed: dict[str, dict[str, q.Quantity]] = {}
-        for f in ("max", "min", "default", "defaultRequest", "maxLimitRequestRatio"):
-            parsed[f] = {}
+            fields = ["max", "min", "maxLimitRequestRatio"]
+        parsed: dict[str, dict[str, q.Quantity]] = {f: {} for f in ("max", "min", "default", "defaultRequest",
+                                                                     "maxLimitRequestRatio")}
+        for f in fields:
             for name, value in d_(item.get(f)).items():
                 fp = key(child(ip, f), name)
-                rn = validate_resource_name(name, fp)
-                if not rn and t == "Container" and "/" not in name and name not in ("cpu", "memory", "ephemeral-storage") \
-                        and not name.startswith("hugepages-"):
-                    rn.append(invalid(fp, name, "must be a standard limit type or fully qualified"))
-                if not rn and "/" in name and not is_native_resource(name) and not is_extended_resource(name):
-                    rn.append(invalid(fp, name, "must be a standard limit type or fully qualified"))
-                errs += rn
+                # Pod and Container limits name container resources; others (claims) any resource
+                errs += validate_container_resource_name(name, fp) if t in ("Pod", "Container") \
+                    else validate_resource_name(name, fp)
                 qty, e = validate_quantity_value(name, value, fp)
                 errs += e
                 if qty is not None:
                     parsed[f][name] = qty
         mx, mn, df, dr, ratio = (parsed[f] for f in ("max", "min", "default", "defaultRequest", "maxLimitRequestRatio"))
+        if t == "PersistentVolumeClaim" and "storage" not in d_(item.get("min")) and \
+                "storage" not in d_(item.get("max")):
+            errs.append(required(child(ip, "limits"),
+                                 "either minimum or maximum storage value is required, but neither was provided"))
         for k in list(dict.fromkeys([*mx, *mn, *df, *dr, *ratio])):
             if k in mn and k in mx and mn[k] > mx[k]:
                 errs.append(invalid(key(child(ip, "min"), k), _qraw(mn[k]),
@@ -316,7 +326,26 @@ def _limit_range_body(obj: dict[str, Any]) -> Errs:
             if k in ratio and ratio[k] < q.parse_quantity("1"):
                 errs.append(invalid(key(child(ip, "maxLimitRequestRatio"), k), _qraw(ratio[k]),
                                     f"ratio {ratio[k]} is less than 1"))
+            if k in ratio and k in mn and k in mx:
+                errs += _ratio_within_bounds(ratio[k], mn[k], mx[k], key(child(ip, "maxLimitRequestRatio"), k))
+            if not _overcommit_allowed(k) and k in df and k in dr and df[k].cmp(dr[k]) != 0:
+                errs.append(invalid(key(child(ip, "defaultRequest"), k), _qraw(dr[k]),
+                                    f"default value {df[k]} must equal to defaultRequest value {dr[k]} in {k}"))
     return errs
+
+
+def _ratio_within_bounds(ratio: q.Quantity, mn: q.Quantity, mx: q.Quantity, path: str) -> Errs:
+    """The ratio may not exceed max/min (compared in milli-units unless that would overflow)."""
+    big = (2**63 - 1) // 1000
+    r, lo, hi = float(ratio.int_value()), mn.int_value(), mx.int_value()
+    if ratio.int_value() < big and lo < big and hi < big:
+        r, lo, hi = ratio.milli_value() / 1000, mn.milli_value(), mx.milli_value()
+    if lo == 0:
+        return []
+    bound = hi / lo
+    if r > bound:
+        return [invalid(path, _qraw(ratio), f"ratio {ratio} is greater than max/min = {bound:f}")]
+    return []
 
 
 def validate_limit_range_update(new: dict[str, Any], old: dict[str, Any]) -> Errs:
