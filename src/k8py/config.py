@@ -41,6 +41,12 @@ class ServerConfig:
     node_name: str = ""
     cluster_cidr: str = "10.42.0.0/16"
     service_cidr: str = "10.43.0.0/16"
+    # Cluster DNS (k3s's flags): the domain, the kube-dns Service address ("" -> the tenth address
+    # of the service range) and where the server listens ("" -> the node's addresses, port 53)
+    cluster_domain: str = "cluster.local"
+    cluster_dns: str = ""
+    cluster_dns_listen: tuple[str, ...] = ()  # HOST:PORT each
+    disable_cluster_dns: bool = False
     # Compaction: keep this many revisions of history (kube-apiserver compacts every 5 minutes).
     compact_interval_seconds: float = 300.0
     compact_keep_revisions: int = 1000

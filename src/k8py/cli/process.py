@@ -141,6 +141,8 @@ def start_components(config: ServerConfig, pki: Any, stop_ev: asyncio.Event) -> 
         client = loopback_client(config, pki, "system:kube-scheduler", (), "kube-scheduler")
         sched = Scheduler(client, None, identity=f"{config.node_name or socket.gethostname()}_{os.getpid()}")
         out.append((asyncio.create_task(sched.run(stop_ev), name="scheduler"), client))
+    if not config.disable_cluster_dns:
+        out.append(start_cluster_dns(config, pki, stop_ev))
     if not config.disable_agent:
         node = start_agent(config, pki, stop_ev)
         if node is not None:
@@ -152,6 +154,37 @@ def _embedded_kubelet_names(config: ServerConfig) -> tuple[str, tuple[str, ...],
     """The embedded node agent's name, and the addresses and names of its serving certificate."""
     name = config.node_name or socket.gethostname().lower()
     return name, tuple(dict.fromkeys((*config.node_ips, "127.0.0.1"))), (name, "localhost")
+
+
+def cluster_dns_listen(config: ServerConfig) -> list[tuple[str, int]]:
+    """``--cluster-dns-listen``, else port 53 on this node's addresses (the pods' route to it)."""
+    if config.cluster_dns_listen:
+        return [(h, int(p)) for h, _, p in (a.rpartition(":") for a in config.cluster_dns_listen)]
+    from k8py.kubelet.node import node_addresses
+
+    ips = [a["address"] for a in node_addresses(config.node_name or "node", config.node_ips)
+           if a["type"] == "InternalIP"]
+    return [(ip, 53) for ip in ips]
+
+
+def start_cluster_dns(config: ServerConfig, pki: Any, stop_ev: asyncio.Event) -> tuple[asyncio.Task[Any], Any]:
+    """The cluster DNS (CoreDNS's place in k3s) as its own API client, in this process."""
+    from k8py.dns.cluster import USER, ClusterDNS, cluster_dns_ip
+    from k8py.dns.server import upstreams_from_resolv_conf
+
+    client = loopback_client(config, pki, USER, (), "k8py-dns")
+    dns = ClusterDNS(client, domain=config.cluster_domain, listen=cluster_dns_listen(config),
+                     upstreams=upstreams_from_resolv_conf(),
+                     service_ip=config.cluster_dns or cluster_dns_ip(config.service_cidr))
+
+    async def run() -> None:
+        try:
+            await dns.run(stop_ev)
+        except OSError as e:  # port 53 taken: the cluster runs on, without its DNS, and says so
+            log.error("cluster DNS not started: cannot listen on %s: %s (set --cluster-dns-listen HOST:PORT, "
+                      "or --disable-cluster-dns)", ", ".join(f"{h}:{p}" for h, p in dns.listen), e)
+
+    return asyncio.create_task(run(), name="cluster-dns"), client
 
 
 def start_agent(config: ServerConfig, pki: Any, stop_ev: asyncio.Event) -> tuple[asyncio.Task[Any], Any] | None:

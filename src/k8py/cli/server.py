@@ -57,6 +57,28 @@ def ip_address(value: str) -> str:
         ) from None
 
 
+def host_port(value: str) -> str:
+    """``HOST:PORT`` (``[v6]:PORT`` for IPv6), port 0 for any free one; kept as written, checked."""
+    host, sep, p = value.rpartition(":")
+    if not sep or not host:
+        raise argparse.ArgumentTypeError(f"invalid address {value!r}: want HOST:PORT (examples: 127.0.0.1:53, "
+                                          "[::1]:5353)")
+    ip_address(host)
+    if p != "0":
+        port(p)
+    return f"{ipaddress.ip_address(host.strip('[]'))}:{int(p)}"
+
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+def dns_domain(value: str) -> str:
+    name = value.strip().rstrip(".").lower()
+    if not name or len(name) > 253 or not all(_DNS_LABEL.match(part) for part in name.split(".")):
+        raise argparse.ArgumentTypeError(f"invalid DNS domain {value!r} (example: cluster.local)")
+    return name
+
+
 def file_mode(value: str) -> int:
     try:
         mode = int(value, 8)
@@ -293,6 +315,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help=f"service ClusterIP network (default: {DEFAULT_SERVICE_CIDR}); its first address is the "
         "`kubernetes` Service",
     )
+    p.add_argument("--cluster-domain", type=dns_domain, default="cluster.local", metavar="DOMAIN",
+                   help="the cluster's DNS domain (default: cluster.local)")
+    p.add_argument("--cluster-dns", type=ip_address, default=None, metavar="IP",
+                   help="address of the kube-dns Service (default: the tenth address of --service-cidr, "
+                        "10.43.0.10)")
+    p.add_argument("--cluster-dns-listen", type=host_port, action="append", default=[], metavar="HOST:PORT",
+                   help="where the cluster DNS server listens, UDP and TCP (repeatable; default: this node's "
+                        "addresses, port 53)")
+    p.add_argument("--disable-cluster-dns", action="store_true",
+                   help="do not run the cluster DNS server (k3s: --disable coredns)")
     p.add_argument(
         "--tls-san", type=tls_san, action="append", default=[], metavar="NAME[,NAME]",
         help="more host names or IP addresses for the API server's certificate (repeatable, comma-separated), "
@@ -355,6 +387,10 @@ def build_config(args: argparse.Namespace, parser: argparse.ArgumentParser | Non
         system_reserved=tuple(sorted(args.system_reserved.items())),
         cluster_cidr=args.cluster_cidr,
         service_cidr=args.service_cidr,
+        cluster_domain=args.cluster_domain,
+        cluster_dns=args.cluster_dns or "",
+        cluster_dns_listen=tuple(args.cluster_dns_listen),
+        disable_cluster_dns=args.disable_cluster_dns,
         compact_interval_seconds=args.compaction_interval,
         compact_keep_revisions=args.compaction_retention,
         tls_sans=tuple(dict.fromkeys(s for group in args.tls_san for s in group)),
