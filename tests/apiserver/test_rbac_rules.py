@@ -341,7 +341,8 @@ def test_bootstrap_policy_is_kube_shaped() -> None:
         "clusterRoleSelectors": [{"matchLabels": {"rbac.authorization.k8s.io/aggregate-to-view": "true"}}]}
     bindings = {b["metadata"]["name"]: b for b in cluster_role_bindings()}
     assert bindings["cluster-admin"]["subjects"] == [{"kind": "Group", "apiGroup": RBAC, "name": "system:masters"}]
-    assert {"kind": "Group", "apiGroup": RBAC, "name": "system:nodes"} in bindings["system:node"]["subjects"]
+    # kube's binding for nodes is kept with no subjects: the Node authorizer serves them
+    assert "subjects" not in bindings["system:node"]
     for name, b in bindings.items():
         assert b["roleRef"]["name"] in roles, f"{name} refers to a role the policy has"
     # every controller role is held by the controller manager's single identity
@@ -426,12 +427,10 @@ def _bootstrap_authorizer() -> RBACAuthorizer:
         ("list", "policy", "poddisruptionbudgets", ""), ("list", "", "persistentvolumeclaims", ""),
         ("create", "", "events", ""), ("create", "coordination.k8s.io", "leases", ""),
     ]),
-    # a node agent (the legacy binding until k8py has a Node authorizer)
+    # a node agent: RBAC gives it only the routes' Node reads and its own client certificate's
+    # renewal; the Node authorizer gives the rest (tests/apiserver/test_node_authorizer.py)
     ("system:node:n1", ("system:nodes",), [
-        ("create", "", "nodes", ""), ("patch", "", "nodes", "status"), ("update", "", "nodes", ""),
-        ("watch", "", "pods", ""), ("patch", "", "pods", "status"), ("delete", "", "pods", ""),
-        ("get", "", "secrets", ""), ("watch", "", "configmaps", ""), ("update", "coordination.k8s.io", "leases", ""),
-        ("create", "", "events", ""), ("create", "certificates.k8s.io", "certificatesigningrequests", ""),
+        ("list", "", "nodes", ""), ("watch", "", "nodes", ""),
         ("create", "certificates.k8s.io", "certificatesigningrequests", "selfnodeclient"),
     ]),
     # a joining node's bootstrap token

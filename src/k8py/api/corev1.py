@@ -45,9 +45,12 @@ __all__ = [
     "milli_value",
     "now_rfc3339",
     "parse_time",
+    "pod_claim_names",
+    "pod_configmap_names",
     "pod_matches_node_selector_and_affinity",
     "pod_ready_condition",
     "pod_requests",
+    "pod_secret_names",
     "resource_amount",
     "tolerates",
     "tolerates_any",
@@ -380,6 +383,98 @@ def is_pod_ready(pod: Mapping[str, Any]) -> bool:
 def is_pod_terminal(pod: Mapping[str, Any]) -> bool:
     """Succeeded or Failed: the pod will not run again."""
     return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+
+
+# --------------------------------------------------------------------------- what a pod refers to
+# kube's ``pkg/api/v1/pod`` visitors (``VisitPodSecretNames``, ``VisitPodConfigmapNames``, over all
+# containers: init, regular and ephemeral) and the claims of its volumes: what the Node authorizer
+# lets a pod's node read, and what NodeRestriction refuses in a mirror pod.
+
+# volume sources whose secret a node reads: (source, field, True when the field is a reference
+# {"name": ...} rather than the secret's name itself)
+_VOLUME_SECRET_FIELDS = (
+    ("azureFile", "secretName", False), ("cephfs", "secretRef", True), ("cinder", "secretRef", True),
+    ("flexVolume", "secretRef", True), ("rbd", "secretRef", True), ("secret", "secretName", False),
+    ("scaleIO", "secretRef", True), ("iscsi", "secretRef", True), ("storageos", "secretRef", True),
+    ("csi", "nodePublishSecretRef", True),
+)
+
+
+def _all_containers(spec: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
+    for f in ("initContainers", "containers", "ephemeralContainers"):
+        for c in spec.get(f) or ():
+            if isinstance(c, Mapping):
+                yield c
+
+
+def _ref_name(v: Any) -> str:
+    return str(v.get("name") or "") if isinstance(v, Mapping) else ""
+
+
+def _container_refs(spec: Mapping[str, Any], key_ref: str, from_ref: str) -> Iterable[str]:
+    for c in _all_containers(spec):
+        for ef in c.get("envFrom") or ():
+            if isinstance(ef, Mapping):
+                yield _ref_name(ef.get(from_ref))
+        for e in c.get("env") or ():
+            if isinstance(e, Mapping) and isinstance(e.get("valueFrom"), Mapping):
+                yield _ref_name(e["valueFrom"].get(key_ref))
+
+
+def _projected(v: Mapping[str, Any], what: str) -> Iterable[str]:
+    proj = v.get("projected")
+    if isinstance(proj, Mapping):
+        for src in proj.get("sources") or ():
+            if isinstance(src, Mapping):
+                yield _ref_name(src.get(what))
+
+
+def _volumes(spec: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
+    return (v for v in spec.get("volumes") or () if isinstance(v, Mapping))
+
+
+def pod_secret_names(pod: Mapping[str, Any]) -> set[str]:
+    """The Secrets a pod refers to (``VisitPodSecretNames``): image pull secrets, env and envFrom
+    of every container, secret and projected volumes and the secret references of the volume
+    plugins (CSI's node-publish secret, ...)."""
+    spec = pod.get("spec") or {}
+    out = {_ref_name(r) for r in spec.get("imagePullSecrets") or ()}
+    out.update(_container_refs(spec, "secretKeyRef", "secretRef"))
+    for v in _volumes(spec):
+        out.update(_projected(v, "secret"))
+        for source, f, is_ref in _VOLUME_SECRET_FIELDS:
+            src = v.get(source)
+            if isinstance(src, Mapping):
+                out.add(_ref_name(src.get(f)) if is_ref else str(src.get(f) or ""))
+    out.discard("")
+    return out
+
+
+def pod_configmap_names(pod: Mapping[str, Any]) -> set[str]:
+    """The ConfigMaps a pod refers to (``VisitPodConfigmapNames``): env and envFrom of every
+    container, configMap and projected volumes."""
+    spec = pod.get("spec") or {}
+    out = set(_container_refs(spec, "configMapKeyRef", "configMapRef"))
+    for v in _volumes(spec):
+        out.update(_projected(v, "configMap"))
+        out.add(_ref_name(v.get("configMap")))
+    out.discard("")
+    return out
+
+
+def pod_claim_names(pod: Mapping[str, Any]) -> set[str]:
+    """The PersistentVolumeClaims of a pod's volumes: ``persistentVolumeClaim.claimName``, and
+    ``<pod>-<volume>`` for a generic ephemeral volume (``ephemeral.VolumeClaimName``)."""
+    pod_name = str((pod.get("metadata") or {}).get("name") or "")
+    out: set[str] = set()
+    for v in _volumes(pod.get("spec") or {}):
+        pvc = v.get("persistentVolumeClaim")
+        if isinstance(pvc, Mapping):
+            out.add(str(pvc.get("claimName") or ""))
+        elif isinstance(v.get("ephemeral"), Mapping):
+            out.add(f"{pod_name}-{v.get('name') or ''}")
+    out.discard("")
+    return out
 
 
 # --------------------------------------------------------------------------- namespaces

@@ -160,16 +160,19 @@ class APIServerApp:
     def named_list(ctx: Ctx, attrs: RequestAttributes) -> RequestAttributes:
         """kube's RequestInfoFactory: a list or watch whose field selector requires one
         ``metadata.name`` is authorized with that name (so a ``resourceNames`` rule allows
-        ``kubectl get cm x -w``). A malformed selector is left for the list handler to refuse."""
+        ``kubectl get cm x -w``), and the selector's terms go with the attributes (the Node
+        authorizer's ``spec.nodeName``). A malformed selector is left for the list handler to refuse."""
         from k8py.api.selectors import SelectorError, parse_field_selector
 
         try:
-            name = parse_field_selector(ctx.q("fieldSelector")).requires_exact_match("metadata.name")
+            sel = parse_field_selector(ctx.q("fieldSelector"))
         except SelectorError:
             return attrs
+        reqs = tuple((r.field, r.operator, r.value) for r in sel.requirements)
+        name = sel.requires_exact_match("metadata.name")
         if not name or "/" in name or name in (".", ".."):
-            return attrs
-        return dataclasses.replace(attrs, name=name)
+            return dataclasses.replace(attrs, field_requirements=reqs)
+        return dataclasses.replace(attrs, name=name, field_requirements=reqs)
 
     def authorize(self, ctx: Ctx) -> None:
         if self.authz is None or ctx.user is None:

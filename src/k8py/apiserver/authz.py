@@ -7,8 +7,9 @@ The request pipeline asks an ``AuthorizerLike`` with the user and the request's 
 cannot list resource "pods" in API group "" in the namespace "default"``, then ``: <reason>``
 when the authorizer gave one.
 
-The authorizer ``k8py server`` runs is RBAC (:mod:`k8py.apiserver.rbac`); the pipeline depends
-only on ``AuthorizerLike``.
+The authorizer ``k8py server`` runs is kube-apiserver's ``--authorization-mode=Node,RBAC``: a
+:class:`UnionAuthorizer` of the Node authorizer (:mod:`k8py.apiserver.rbac.node`) and RBAC
+(:mod:`k8py.apiserver.rbac`); the pipeline depends only on ``AuthorizerLike``.
 
 Impersonation (kube's ``WithImpersonation`` filter) lives here too, because it is authorization:
 :func:`impersonate` reads the ``Impersonate-User``, ``Impersonate-Group``, ``Impersonate-Uid``
@@ -22,8 +23,9 @@ group was asked for).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import unquote
 
@@ -33,6 +35,7 @@ from k8py.apiserver.authn import AUTHENTICATED_GROUP, UserInfo
 __all__ = [
     "AuthorizerLike",
     "RequestAttributes",
+    "UnionAuthorizer",
     "forbidden",
     "forbidden_message",
     "impersonate",
@@ -62,6 +65,10 @@ class RequestAttributes:
     path: str = ""
     is_resource_request: bool = False
     api_version: str = ""
+    # A list's or watch's field selector, as (field, operator, value) with operator "=" or "!="
+    # (kube's ``GetFieldSelector``): the Node authorizer lets a node list only its own pods.
+    # Not part of equality, so RBAC's decision cache (which ignores selectors) keys without it.
+    field_requirements: tuple[tuple[str, str, str], ...] = field(default=(), compare=False)
 
     @classmethod
     def from_request_info(cls, info: Any) -> RequestAttributes:
@@ -83,6 +90,61 @@ class AuthorizerLike(Protocol):
     def authorize(self, user: UserInfo, attrs: RequestAttributes) -> tuple[bool, str]:
         """Return ``(allowed, reason)``; the reason is shown to the user on denial."""
         ...
+
+
+class UnionAuthorizer:
+    """kube's ``authorization/union``: each authorizer in turn (``--authorization-mode=Node,RBAC``
+    is ``UnionAuthorizer(NodeAuthorizer(), RBACAuthorizer())``); the first that allows decides.
+    Every authorizer here only allows or has no opinion, so a denial's reason is the reasons
+    given, joined by newlines, as kube's union joins them.
+
+    It is what the server holds as its authorizer: the rule resolver (``rules_for``) is the union
+    of the members' rules, the escalation check and ``start`` go to the members that have them."""
+
+    def __init__(self, *authorizers: Any) -> None:
+        self.authorizers = authorizers
+
+    def authorize(self, user: UserInfo, attrs: RequestAttributes) -> tuple[bool, str]:
+        reasons: list[str] = []
+        for a in self.authorizers:
+            ok, reason = a.authorize(user, attrs)
+            if ok:
+                return True, reason
+            if reason:
+                reasons.append(reason)
+        return False, "\n".join(reasons)
+
+    def rules_for(self, user: UserInfo, namespace: str) -> tuple[list[Any], list[str]]:
+        rules: list[Any] = []
+        errs: list[str] = []
+        for a in self.authorizers:
+            resolve = getattr(a, "rules_for", None)
+            if resolve is not None:
+                got, e = resolve(user, namespace)
+                rules.extend(got)
+                errs.extend(e)
+        return rules, errs
+
+    def confirm_no_escalation(self, *args: Any) -> None:
+        for a in self.authorizers:
+            check = getattr(a, "confirm_no_escalation", None)
+            if check is not None:
+                check(*args)
+
+    async def start(self, cp: Any) -> asyncio.Task[None]:
+        """Start each member that keeps state (RBAC's policy, the Node authorizer's graph) and
+        return one task that runs them all."""
+        tasks = [await a.start(cp) for a in self.authorizers if hasattr(a, "start")]
+
+        async def run() -> None:
+            try:
+                await asyncio.gather(*tasks)
+            finally:
+                for t in tasks:
+                    t.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+        return asyncio.get_running_loop().create_task(run(), name="authorizers")
 
 
 def forbidden_message(user: str, attrs: RequestAttributes) -> str:

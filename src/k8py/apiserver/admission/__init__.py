@@ -81,12 +81,13 @@ class Plugin:
 
 def default_plugins(objects: Objects, registry: Registry) -> list[Plugin]:
     """The chain kube-apiserver enables by default, as far as k8py has it."""
-    from k8py.apiserver.admission import builtin, limitranger, resourcequota, seedpolicy
+    from k8py.apiserver.admission import builtin, limitranger, noderestriction, resourcequota, seedpolicy
 
     return [
         builtin.NamespaceLifecycle(objects, registry),
         limitranger.LimitRanger(objects, registry),
         builtin.ServiceAccount(),
+        noderestriction.NodeRestriction(objects, registry),
         builtin.Priority(objects, registry),
         builtin.DefaultTolerationSeconds(),
         resourcequota.ResourceQuota(objects, registry),

@@ -10,9 +10,14 @@ changed is deleted and made again (a roleRef cannot be updated).
 
 Where k8py differs from kube-apiserver, and why:
 
-- ``system:nodes`` is bound to ``system:node`` (kube's binding of that name is kept with no
-  subjects, because kube's Node authorizer serves nodes; k8py has no Node authorizer yet, so this
-  is the legacy binding kube had before 1.8).
+- Nodes are served by the Node authorizer (:mod:`k8py.apiserver.rbac.node`), so the
+  ``system:node`` binding has no subjects, as kube's; a data directory from before the Node
+  authorizer had ``system:nodes`` bound there, and :func:`reconcile` removes that one subject
+  (kube's reconciler removes nothing; this is k8py's own migration).
+- Nodes may list and watch every Node (``k8py:node-network``, bound to ``system:nodes``): k8py's
+  node agent routes to the other nodes' pod CIDRs itself (flannel's host-gw) with the node's own
+  credentials, where kube's Node authorizer lets a kubelet read only its own Node and a CNI
+  daemon reads the others with its own identity (k3s's ``system:k3s-controller``).
 - kube-controller-manager runs each controller with its own service account
   (``--use-service-account-credentials``); k8py runs every controller under the one
   ``system:kube-controller-manager`` identity, so that user is also a subject of each
@@ -48,6 +53,9 @@ AUTOUPDATE = "rbac.authorization.kubernetes.io/autoupdate"
 LABELS = {"kubernetes.io/bootstrapping": "rbac-defaults"}
 CONTROLLER_PREFIX = "system:controller:"
 KCM_USER = "system:kube-controller-manager"
+NODE_NETWORK = "k8py:node-network"  # nodes read every Node, for the routes to their pod CIDRs
+# subjects k8py once bound and no longer does: removed from the binding on reconcile
+RETIRED_SUBJECTS = {("ClusterRoleBinding", "system:node"): ({"kind": "Group", "name": "system:nodes"},)}
 DNS_USER = "system:k8py-dns"  # the cluster DNS (k8py.dns.cluster.USER)
 
 READ = ("get", "list", "watch")
@@ -109,8 +117,11 @@ def subject(kind: str, name: str, namespace: str = "") -> Obj:
 
 
 def cluster_binding(name: str, role: str, subjects: list[Obj]) -> Obj:
-    return {"apiVersion": RBAC_V1, "kind": "ClusterRoleBinding", "metadata": _meta(name),
-            "roleRef": {"apiGroup": RBAC, "kind": "ClusterRole", "name": role}, "subjects": subjects}
+    out: Obj = {"apiVersion": RBAC_V1, "kind": "ClusterRoleBinding", "metadata": _meta(name),
+                "roleRef": {"apiGroup": RBAC, "kind": "ClusterRole", "name": role}}
+    if subjects:  # omitempty, as kube writes a binding without subjects
+        out["subjects"] = subjects
+    return out
 
 
 def node_rules() -> list[Obj]:
@@ -210,6 +221,7 @@ def cluster_roles() -> list[Obj]:
             r("proxy", CORE, "nodes"),
             r("*", CORE, ("nodes/proxy", "nodes/metrics", "nodes/spec", "nodes/stats", "nodes/log")),
         ]),
+        cluster_role(NODE_NETWORK, [r(READ, CORE, "nodes")]),
         cluster_role("system:node-bootstrapper", [
             r(("create", "get", "list", "watch"), CERTS, "certificatesigningrequests")]),
         cluster_role("system:kube-controller-manager", [
@@ -410,9 +422,9 @@ def cluster_role_bindings() -> list[Obj]:
         cluster_binding(DNS_USER, DNS_USER, [subject("User", DNS_USER)]),
         cluster_binding("system:volume-scheduler", "system:volume-scheduler",
                         [subject("User", "system:kube-scheduler")]),
-        # kube keeps this binding with no subjects (its Node authorizer serves nodes); k8py has
-        # no Node authorizer yet, so system:nodes keeps the legacy binding
-        cluster_binding("system:node", "system:node", [subject("Group", "system:nodes")]),
+        # kept with no subjects, as kube's: the Node authorizer serves nodes
+        cluster_binding("system:node", "system:node", []),
+        cluster_binding(NODE_NETWORK, NODE_NETWORK, [subject("Group", "system:nodes")]),
         cluster_binding("system:service-account-issuer-discovery", "system:service-account-issuer-discovery",
                         [subject("Group", "system:serviceaccounts")]),
         # what kubeadm binds for joining nodes (k8py joins nodes itself)
@@ -509,8 +521,23 @@ def reconciled(existing: Obj, expected: Obj) -> Obj | None:
             if not any(x.get("kind") == s["kind"] and x.get("name") == s["name"]
                        and (x.get("namespace") or "") == (s.get("namespace") or "") for x in subjects):
                 subjects.append(s)
-        new["subjects"] = subjects
+        if subjects != list(new.get("subjects") or []):
+            new["subjects"] = subjects
     return None if new == existing else new
+
+
+def without_subjects(binding: Obj, retired: tuple[Obj, ...]) -> Obj:
+    """The binding without the retired subjects (:data:`RETIRED_SUBJECTS`)."""
+    if not retired:
+        return binding
+    keep = [s for s in binding.get("subjects") or []
+            if not any(s.get("kind") == x["kind"] and s.get("name") == x["name"] for x in retired)]
+    if len(keep) == len(binding.get("subjects") or []):
+        return binding
+    out = {k: v for k, v in binding.items() if k != "subjects"}
+    if keep:
+        out["subjects"] = keep
+    return out
 
 
 async def reconcile(api: ResourceAPI, objects: Objects, registry: Registry) -> None:
@@ -544,8 +571,15 @@ async def reconcile(api: ResourceAPI, objects: Objects, registry: Registry) -> N
                     raise
             continue
 
-        async def try_update(cur: Obj, expected: Obj = obj) -> Obj | None:
-            return reconciled(cur, expected)
+        retired = RETIRED_SUBJECTS.get((obj["kind"], name), ())
+
+        async def try_update(cur: Obj, expected: Obj = obj, retired: tuple[Obj, ...] = retired) -> Obj | None:
+            base = without_subjects(cur, retired)
+            new = reconciled(base, expected)
+            if new is not None:
+                return new
+            return base if base is not cur else None
+
 
         before = current["metadata"].get("resourceVersion")
         _, after = await objects.guaranteed_update(kind, ns, name, try_update)
