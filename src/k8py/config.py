@@ -51,6 +51,7 @@ class ServerConfig:
     compact_interval_seconds: float = 300.0
     compact_keep_revisions: int = 1000
     tls: bool = True  # plain HTTP only for tests/benchmarks that ask for it
+    admission_control_config_file: str = ""  # kube-apiserver's flag: admission plugins' configuration
     tls_sans: tuple[str, ...] = ()  # --tls-san: extra DNS names / IPs of the serving certificate
     cert_validity_seconds: float = 365 * 86400.0  # life of the certificates the server issues itself
     cluster_signing_duration_seconds: float = 365 * 86400.0  # kube's --cluster-signing-duration (CSRs)

@@ -16,6 +16,7 @@ from k8py.api import errors
 from k8py.api.registry import Registry
 from k8py.apiserver import audit, httplog
 from k8py.apiserver.admission import Admission
+from k8py.apiserver.admission import config as admission_config
 from k8py.apiserver.app import APIServerApp
 from k8py.apiserver.objects import Objects
 from k8py.apiserver.registry import build as build_strategies
@@ -91,7 +92,7 @@ def build(config: ServerConfig, store: Store, *, authenticator: Any = None, auth
           encryption: EncryptionConfig | None = None) -> ControlPlane:
     registry = Registry()
     objects = Objects(store, encryption)
-    admission = Admission(objects, registry)
+    admission = Admission(objects, registry, config=admission_config.from_file(config.admission_control_config_file))
     strategies = build_strategies(objects, registry, config.service_cidr)
     api = ResourceAPI(objects, registry, admission, strategies, authorizer)
     host = config.bind_address if config.bind_address not in ("0.0.0.0", "::", "") else "127.0.0.1"

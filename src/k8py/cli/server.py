@@ -205,6 +205,19 @@ def _path(value: str) -> str:
     return os.path.abspath(os.path.expanduser(value))
 
 
+def admission_config_file(value: str) -> str:
+    """``--admission-control-config-file``: read and checked now, so that a wrong file refuses to
+    start with the line at fault."""
+    from k8py.apiserver.admission import config as admission_config
+
+    path = _path(value)
+    try:
+        admission_config.from_file(path)
+    except admission_config.AdmissionConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return path
+
+
 # --------------------------------------------------------------------------- parser
 
 
@@ -341,6 +354,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="the longest life of a certificate signed for a CertificateSigningRequest (kube-controller-"
              "manager's flag; default 8760h); a request's spec.expirationSeconds can only shorten it",
     )
+    p.add_argument(
+        "--admission-control-config-file", type=admission_config_file, metavar="FILE",
+        help="an AdmissionConfiguration (apiserver.config.k8s.io/v1) configuring admission plugins, as "
+             "kube-apiserver's flag: PodSecurity's defaults and exemptions (PodSecurityConfiguration)",
+    )
     p.add_argument("--debug", action="store_true", help="log at debug level, including every HTTP request")
     p.set_defaults(func=run, parser=p)
     return p
@@ -396,6 +414,7 @@ def build_config(args: argparse.Namespace, parser: argparse.ArgumentParser | Non
         tls_sans=tuple(dict.fromkeys(s for group in args.tls_san for s in group)),
         cert_validity_seconds=args.certificate_validity,
         cluster_signing_duration_seconds=args.cluster_signing_duration,
+        admission_control_config_file=args.admission_control_config_file or "",
     )
 
 

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 from k8py.api.registry import KindInfo
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from k8py.api.registry import Registry
     from k8py.apiserver.authn import UserInfo
     from k8py.apiserver.objects import Objects
@@ -79,15 +81,16 @@ class Plugin:
         return None
 
 
-def default_plugins(objects: Objects, registry: Registry) -> list[Plugin]:
-    """The chain kube-apiserver enables by default, as far as k8py has it."""
-    from k8py.apiserver.admission import builtin, limitranger, noderestriction, resourcequota, seedpolicy
+def default_plugins(objects: Objects, registry: Registry, config: Mapping[str, Any] | None = None) -> list[Plugin]:
+    """The chain kube-apiserver enables by default, as far as k8py has it; ``config`` is each
+    plugin's parsed configuration (``--admission-control-config-file``, see ``config.py``)."""
+    from k8py.apiserver.admission import builtin, limitranger, podsecurity, resourcequota, seedpolicy
 
     return [
         builtin.NamespaceLifecycle(objects, registry),
         limitranger.LimitRanger(objects, registry),
         builtin.ServiceAccount(),
-        noderestriction.NodeRestriction(objects, registry),
+        podsecurity.PodSecurity(objects, registry, (config or {}).get("PodSecurity")),
         builtin.Priority(objects, registry),
         builtin.DefaultTolerationSeconds(),
         resourcequota.ResourceQuota(objects, registry),
@@ -96,10 +99,11 @@ def default_plugins(objects: Objects, registry: Registry) -> list[Plugin]:
 
 
 class Admission:
-    def __init__(self, objects: Objects, registry: Registry, plugins: list[Plugin] | None = None) -> None:
+    def __init__(self, objects: Objects, registry: Registry, plugins: list[Plugin] | None = None,
+                 config: Mapping[str, Any] | None = None) -> None:
         self.objects = objects
         self.registry = registry
-        chain = default_plugins(objects, registry) if plugins is None else plugins
+        chain = default_plugins(objects, registry, config) if plugins is None else plugins
         unknown = [p.name for p in chain if p.name not in ORDER]
         if unknown:
             raise ValueError(f"admission plugins without a place in the chain's order: {unknown}")
