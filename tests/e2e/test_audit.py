@@ -158,7 +158,7 @@ def test_a_malformed_policy_refuses_to_start_naming_the_line(tmp_path: Path) -> 
     bad.write_text("apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n  - level: Metadata\n  - level: Loud\n")
     p = subprocess.run([sys.executable, "-m", "k8py.cli", "server", "--data-dir", str(tmp_path / "data"),
                         "--https-listen-port", str(free_port()), "--bind-address", "127.0.0.1", "--disable-agent",
-                        "--audit-policy-file", str(bad), "--audit-log-path", str(tmp_path / "a.log")],
+                        "--audit-policy-file", str(bad), "--audit-log-path", str(tmp_path / "a.log")], check=False,
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 1
     assert (f'{bad}:5: rules[1].level: Unsupported value: "Loud": supported values: "None", "Metadata", "Request", '

@@ -172,7 +172,8 @@ def test_a_malformed_config_refuses_to_start_naming_the_line(tmp_path: Path) -> 
     bad.write_text(BAD_CONFIG)
     p = subprocess.run([sys.executable, "-m", "k8py.cli", "server", "--data-dir", str(tmp_path / "data"),
                         "--https-listen-port", str(free_port()), "--bind-address", "127.0.0.1", "--disable-agent",
-                        "--encryption-provider-config", str(bad)], capture_output=True, text=True, timeout=60)
+                        "--encryption-provider-config", str(bad)], capture_output=True, text=True, timeout=60,
+                       check=False)
     assert p.returncode == 1
     assert (f'{bad}:9: resources[0].providers[0].aesgcm.keys[0].secret: Invalid value: "REDACTED": secret is not of '
             "the expected length, got 8, expected one of [16, 24, 32]") in p.stderr
