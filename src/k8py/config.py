@@ -55,6 +55,14 @@ class ServerConfig:
     tls_sans: tuple[str, ...] = ()  # --tls-san: extra DNS names / IPs of the serving certificate
     cert_validity_seconds: float = 365 * 86400.0  # life of the certificates the server issues itself
     cluster_signing_duration_seconds: float = 365 * 86400.0  # kube's --cluster-signing-duration (CSRs)
+    # Service-account tokens (kube-apiserver's flags): the first issuer signs, all are accepted;
+    # "" signing key file -> <data_dir>/tls/service-account.key, made on first use
+    service_account_issuers: tuple[str, ...] = ()  # --service-account-issuer; () -> kube's default
+    service_account_signing_key_file: str = ""  # --service-account-signing-key-file
+    service_account_key_files: tuple[str, ...] = ()  # --service-account-key-file: more keys that verify
+    service_account_max_token_expiration: int = 0  # seconds; 0: no maximum
+    service_account_extend_token_expiration: bool = True
+    api_audiences: tuple[str, ...] = ()  # --api-audiences; () -> the issuers
 
     @property
     def kubeconfig_path(self) -> str:
@@ -72,6 +80,10 @@ class ServerConfig:
     @property
     def token_file(self) -> str:
         return os.path.join(self.data_dir, "token")
+
+    @property
+    def service_account_key_path(self) -> str:
+        return self.service_account_signing_key_file or os.path.join(self.tls_dir, "service-account.key")
 
     @property
     def db_path(self) -> str:

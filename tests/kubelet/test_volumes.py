@@ -187,9 +187,10 @@ def test_projected_payload_sources_modes_and_errors() -> None:
     with pytest.raises(VolumeError) as e:
         projected_payload(bad, POD, NODE, {("ConfigMap", "other"): None, ("Secret", "gone"): None})
     assert str(e.value) == '[configmap "other" not found, secret "gone" not found]'
-    with pytest.raises(VolumeError, match=r"TokenRequest API \(serviceaccounts/token\) is not served"):
-        projected_payload({"sources": [{"serviceAccountToken": {"path": "token", "expirationSeconds": 3600}}]},
-                          POD, NODE, {})
+    token_src = {"sources": [{"serviceAccountToken": {"path": "token", "expirationSeconds": 3600}}]}
+    assert projected_payload(token_src, POD, NODE, {}, {0: "jwt"}) == {"token": FileProjection(b"jwt", 0o644)}
+    with pytest.raises(VolumeError, match="failed to fetch token: no token was fetched"):
+        projected_payload(token_src, POD, NODE, {})
 
 
 # --------------------------------------------------------------------------- hostPath, fsGroup, sizes
@@ -486,7 +487,7 @@ async def test_the_agent_waits_for_volumes_follows_changes_and_removes_orphans(t
             assert not (pods_dir / "dead-uid").exists()
             await c.client.create(("v1", "Pod"), {
                 "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
-                "spec": {"nodeName": "n1", "terminationGracePeriodSeconds": 1,
+                "spec": {"nodeName": "n1", "terminationGracePeriodSeconds": 1, "automountServiceAccountToken": False,
                          "volumes": [{"name": "cfg", "configMap": {"name": "cm"}}],
                          "containers": [{"name": "app", "image": "busybox:1.36",
                                          "volumeMounts": [{"name": "cfg", "mountPath": "/cfg"}]}]}}, "default")

@@ -175,11 +175,12 @@ BUILTIN_KINDS: tuple[KindInfo, ...] = (
     _k("authorization.k8s.io", "v1", "LocalSubjectAccessReview", "localsubjectaccessreviews", verbs=("create",)),
     _k("authorization.k8s.io", "v1", "SelfSubjectRulesReview", "selfsubjectrulesreviews", False, verbs=("create",)),
     _k("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews", False, verbs=("create",)),
+    _k("authentication.k8s.io", "v1", "TokenReview", "tokenreviews", False, verbs=("create",)),
 )
 
 # Kinds whose "create" is a question to the server, answered in the response and not stored.
 VIRTUAL_KINDS = frozenset({"SelfSubjectAccessReview", "SubjectAccessReview", "LocalSubjectAccessReview",
-                           "SelfSubjectRulesReview", "SelfSubjectReview"})
+                           "SelfSubjectRulesReview", "SelfSubjectReview", "TokenReview"})
 
 # Preferred version per group, in the order /apis lists them.
 GROUP_ORDER: tuple[str, ...] = (

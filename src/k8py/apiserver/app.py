@@ -26,12 +26,14 @@ from k8py.apiserver.context import Ctx
 from k8py.apiserver.negotiate import Output, encode, negotiate_output
 from k8py.apiserver.rest import ResourceAPI
 from k8py.apiserver.secretsencrypt import PATH_PREFIX as SECRETS_ENCRYPT_PATH
+from k8py.apiserver.serviceaccounts import DISCOVERY_PATHS
 
 if TYPE_CHECKING:
     from k8py.apiserver.audit import AuditLog
     from k8py.apiserver.authn import Authenticator, UserInfo
     from k8py.apiserver.authz import AuthorizerLike, RequestAttributes
     from k8py.apiserver.secretsencrypt import SecretsEncryption
+    from k8py.apiserver.serviceaccounts import ServiceAccountTokens
 
 log = logging.getLogger("k8py.apiserver")
 
@@ -79,6 +81,7 @@ class APIServerApp:
         self.authz = authorizer
         self.server_address = server_address
         self.discovery = discovery.DiscoveryCache(registry)
+        self.sa_tokens: ServiceAccountTokens | None = None  # set by server.build
         self.ready = False
         self.audit: AuditLog | None = None  # --audit-policy-file (apiserver/audit.py); set by server.start
         self.secrets_encrypt: SecretsEncryption | None = None  # `k8py secrets-encrypt`'s endpoints
@@ -122,7 +125,7 @@ class APIServerApp:
         path = request.path
         if path.startswith(requestinfo.PUBLIC_PATHS) and request.method in ("GET", "HEAD"):
             return await self.public(request)
-        user = self.authenticate(request)
+        user = await self.authenticate(request)
         requester = user  # the audit log names who asked, and whom they impersonate
         if user is not None and any(h[:12].lower() == "impersonate-" for h in request.headers):
             user = self.impersonate(request, user)
@@ -142,10 +145,13 @@ class APIServerApp:
                                 content_type="application/json")
         return await health.serve_health(self, request)
 
-    def authenticate(self, request: web.Request) -> UserInfo | None:
+    async def authenticate(self, request: web.Request) -> UserInfo | None:
         if self.authn is None:
             return None
         user = self.authn.authenticate(request)
+        if user is None and hasattr(self.authn, "authenticate_async"):
+            # service-account JWTs: read the objects they are bound to (apiserver/serviceaccounts.py)
+            user = await self.authn.authenticate_async(request)
         if user is None:
             raise errors.unauthorized()
         return user
@@ -230,6 +236,8 @@ class APIServerApp:
             return self.openapi_v3(req, path)
         if path.startswith("/openapi/v2"):
             return self.openapi_v2(req)
+        if path in DISCOVERY_PATHS and self.sa_tokens is not None:  # OIDC discovery of the token issuer
+            return await self.sa_tokens.discovery(path)
         if path == "/":
             paths = sorted({"/api", "/api/v1", "/apis", "/healthz", "/livez", "/readyz", "/version", "/openapi/v3"}
                            | {f"/apis/{g}" for g in self.registry.groups() if g}

@@ -14,6 +14,9 @@ Like kube-apiserver's union authenticator, tried in order:
    ``auth-extra-groups``; an expired token, one without ``usage-bootstrap-authentication: true``
    or one being deleted proves nothing.
 
+4. a service-account JWT (``apiserver/serviceaccounts.py``), in :meth:`Authenticator.authenticate_async`
+   because it reads the objects the token is bound to.
+
 Every authenticated user also gets the group ``system:authenticated``. A request that proves
 nothing is anonymous: ``authenticate`` returns ``None`` and the pipeline answers 401 (except for
 the public health and version paths).
@@ -46,6 +49,7 @@ from k8py.pki import PKI
 if TYPE_CHECKING:
     from k8py.api.registry import Registry
     from k8py.apiserver.objects import Objects
+    from k8py.apiserver.serviceaccounts import ServiceAccountTokens
 
 __all__ = [
     "Authenticator",
@@ -372,6 +376,11 @@ class Authenticator:
         self.pki = pki
         self.tokens = TokenFile(config.token_file)
         self.bootstrap = BootstrapTokens()
+        # service-account JWTs (apiserver/serviceaccounts.py), set by the server that issues them
+        self.service_accounts: ServiceAccountTokens | None = None
+
+    def use_service_account_tokens(self, sa: ServiceAccountTokens) -> None:
+        self.service_accounts = sa
 
     def watch_bootstrap_tokens(self, objects: Objects, registry: Registry) -> asyncio.Task[None]:
         """Start keeping the bootstrap tokens current from the store (a task for the server to stop)."""
@@ -390,3 +399,42 @@ class Authenticator:
             if token is not None:
                 return self.bootstrap.lookup(token) or self.tokens.lookup(token)
         return None
+
+    async def authenticate_async(self, request: web.Request) -> UserInfo | None:
+        """:meth:`authenticate`, then service-account JWTs (which read the objects they are bound to)."""
+        user = self.authenticate(request)
+        if user is not None or self.service_accounts is None:
+            return user
+        token = bearer_token(request.headers.get("Authorization") or "")
+        if token is None:
+            return None
+        from k8py.satoken import TokenError
+
+        try:
+            got = await self.service_accounts.authenticate(token)
+        except TokenError as e:
+            log.info("Unable to authenticate the request: %s", e)
+            return None
+        return got.user if got is not None else None
+
+    async def authenticate_token(self, token: str, audiences: tuple[str, ...] = ()) -> tuple[
+            UserInfo | None, tuple[str, ...], str]:
+        """A bearer token as TokenReview asks about it: (user, audiences, error). The static and
+        bootstrap tokens know no audience: they count for the API's own (kube's
+        ``WrapAudienceAgnosticToken``)."""
+        from k8py.satoken import TokenError
+
+        api_auds = self.service_accounts.api_audiences if self.service_accounts is not None else ()
+        user = self.bootstrap.lookup(token) or self.tokens.lookup(token)
+        if user is not None:
+            auds = tuple(a for a in audiences if a in api_auds) if audiences else api_auds
+            if audiences and not auds:
+                return None, (), ""
+            return user, auds, ""
+        if self.service_accounts is None:
+            return None, (), ""
+        try:
+            got = await self.service_accounts.authenticate(token, audiences)
+        except TokenError as e:
+            return None, (), str(e)
+        return (got.user, got.audiences, "") if got is not None else (None, (), "")

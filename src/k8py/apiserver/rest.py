@@ -61,6 +61,9 @@ class ResourceAPI:
         self.strategies = strategies  # the per-kind behaviour (apiserver/registry)
         self.authorizer = authorizer  # answers SubjectAccessReviews
         self.kubelet: kubeletproxy.KubeletConnection | None = None  # set by the composition root (cli/process.py)
+        # serviceaccounts/token, and the authenticator TokenReview asks (both set by server.build)
+        self.sa_tokens: Any = None
+        self.authenticator: Any = None
 
     # -- helpers -----------------------------------------------------------------
     async def decode_object(self, ctx: Ctx, kind: KindInfo, raw: bytes, *, expect_kind: str | None = None) -> Obj:
@@ -170,6 +173,9 @@ class ResourceAPI:
             if verb != "create":
                 raise errors.method_not_allowed()
             body = await self.decode_object(ctx, kind, await options.read_body(ctx.request))
+            if kind.kind == "TokenReview":
+                return self.respond(ctx, await reviews.token_review(body, self.authenticator, self.sa_tokens,
+                                                                    i.namespace), 201)
             return self.respond(ctx, reviews.answer(kind.kind, body, ctx.user, self.authorizer,
                                                      i.namespace), 201)
         if kind.kind == "ComponentStatus":  # probed on each request, never stored
@@ -686,6 +692,8 @@ class ResourceAPI:
             raise errors.method_not_allowed()
         if sub == "binding" and verb == "create":
             return await self.bind(ctx, kind, ns, i.name)
+        if sub == "token" and kind.kind == "ServiceAccount" and verb == "create" and self.sa_tokens is not None:
+            return await self.sa_tokens.token_request(self, ctx, kind, i.namespace, i.name)
         if sub == "eviction" and verb == "create":
             return await eviction.evict(self, ctx, kind, ns, i.name)
         if sub == "finalize" and verb == "update" and kind.kind == "Namespace":

@@ -1,6 +1,10 @@
 """Review kinds: questions the API server answers on create and never stores.
 
 - authentication.k8s.io/v1 SelfSubjectReview: who am I (``kubectl auth whoami``);
+- authentication.k8s.io/v1 TokenReview: who does this bearer token prove to be, for these
+  audiences (kube's ``tokenreview`` REST): the API server's token authenticators (static and
+  bootstrap tokens, service-account JWTs) answer ``status.authenticated``, ``user``,
+  ``audiences`` and, for a token that proves nothing, ``error``;
 - authorization.k8s.io/v1 SelfSubjectAccessReview, SubjectAccessReview and (namespaced)
   LocalSubjectAccessReview: may this user do this (``kubectl auth can-i``), answered by the same
   authorizer that guards requests;
@@ -98,6 +102,46 @@ def _rules_review(body: Obj, user: UserInfo, authorizer: AuthorizerLike | None) 
     if errs:
         status["evaluationError"] = errs[0] if len(errs) == 1 else "[" + ", ".join(errs) + "]"
     return status
+
+
+async def token_review(body: Obj, authenticator: Any, sa_tokens: Any, namespace: str = "") -> Obj:
+    """A TokenReview's answer. ``authenticator`` is the API server's (``authenticate_token``);
+    with a test's authenticator that has none, service-account tokens are still reviewed."""
+    if namespace:
+        raise errors.bad_request(f"namespace is not allowed on this type: {namespace}")
+    spec = body.get("spec") or {}
+    token = spec.get("token") or ""
+    if not token:
+        raise errors.bad_request("token is required for TokenReview in authentication")
+    audiences = tuple(str(a) for a in spec.get("audiences") or ())
+    user: UserInfo | None = None
+    auds: tuple[str, ...] = ()
+    error = ""
+    if hasattr(authenticator, "authenticate_token"):
+        user, auds, error = await authenticator.authenticate_token(token, audiences)
+    elif sa_tokens is not None:
+        from k8py.satoken import TokenError
+
+        try:
+            got = await sa_tokens.authenticate(token, audiences)
+        except TokenError as e:
+            error = str(e)
+        else:
+            if got is not None:
+                user, auds = got.user, got.audiences
+    out = dict(body)
+    out["metadata"] = {**(body.get("metadata") or {})}
+    out["metadata"].setdefault("creationTimestamp", None)
+    # as kube's JSON: ``authenticated`` left out when false, ``user`` always there
+    status: Obj
+    if user is not None:
+        status = {"authenticated": True, "user": _user_info(user), "audiences": list(auds)}
+    else:
+        status = {"user": {}}
+        if error:
+            status["error"] = error
+    out["status"] = status
+    return out
 
 
 def answer(kind: str, body: Obj, user: UserInfo | None, authorizer: AuthorizerLike | None,

@@ -97,6 +97,14 @@ def build(config: ServerConfig, store: Store, *, authenticator: Any = None, auth
     api = ResourceAPI(objects, registry, admission, strategies, authorizer)
     host = config.bind_address if config.bind_address not in ("0.0.0.0", "::", "") else "127.0.0.1"
     http = APIServerApp(api, registry, authenticator, authorizer, f"{host}:{config.https_listen_port}")
+    # service-account tokens: TokenRequest, their authentication, TokenReview, OIDC discovery
+    from k8py.apiserver.serviceaccounts import ServiceAccountTokens
+
+    sa_tokens = ServiceAccountTokens(config, objects, registry, http.server_address)
+    api.sa_tokens = http.sa_tokens = sa_tokens
+    api.authenticator = authenticator
+    if hasattr(authenticator, "use_service_account_tokens"):
+        authenticator.use_service_account_tokens(sa_tokens)
     return ControlPlane(config, store, registry, objects, api, http)
 
 

@@ -9,7 +9,7 @@ import logging
 import os
 import re
 import socket
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from k8py.config import ServerConfig, default_data_dir
 
@@ -191,6 +191,60 @@ def tls_san(value: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+def add_service_account_flags(p: argparse.ArgumentParser) -> None:
+    """kube-apiserver's service-account token flags (docs/service-accounts.md)."""
+    p.add_argument("--service-account-issuer", action="append", default=[], metavar="URL",
+                   help="the iss of the tokens the server issues (default https://kubernetes.default.svc.cluster."
+                        "local); repeatable: the first signs, all are accepted (to move to a new issuer)")
+    p.add_argument("--service-account-signing-key-file", default="", metavar="FILE",
+                   help="PEM private key (RSA or ECDSA) that signs service-account tokens (default: "
+                        "<data-dir>/tls/service-account.key, made on first start)")
+    p.add_argument("--service-account-key-file", action="append", default=[], metavar="FILE",
+                   help="PEM file of more public keys (or private keys, certificates) that verify tokens, e.g. "
+                        "the previous signing key after a rotation; repeatable; all are published in the JWKS")
+    p.add_argument("--service-account-max-token-expiration", type=duration, default=0.0, metavar="DURATION",
+                   help="the longest life a TokenRequest may ask for (default: no maximum)")
+    p.add_argument("--service-account-extend-token-expiration", type=lambda v: v.lower() in ("true", "1", "yes"),
+                   default=True, metavar="BOOL",
+                   help="give kubelet's projected tokens (3607 s, bound to a pod) a year, with a warning time "
+                        "at 3607 s, as kube does (default true)")
+    p.add_argument("--api-audiences", default="", metavar="AUD[,AUD]",
+                   help="the audiences of the API (tokens for other audiences are refused; default: the issuers)")
+
+
+def service_account_config(args: argparse.Namespace, parser: argparse.ArgumentParser | None) -> dict[str, Any]:
+    """The service-account flags as ServerConfig fields; a key file that cannot be read, or a
+    maximum under an hour, refuses to start (naming the flag and file)."""
+    from k8py import satoken
+
+    def fail(msg: str) -> None:
+        if parser is not None:
+            parser.error(msg)
+        raise ValueError(msg)
+
+    max_exp = int(args.service_account_max_token_expiration or 0)
+    if max_exp and not 3600 <= max_exp <= satoken.MAX_EXPIRATION_SECONDS:
+        fail("--service-account-max-token-expiration must be between 1 hour and 2^32 seconds")
+    for f in args.service_account_key_file:
+        try:
+            satoken.load_public_keys(f)
+        except (OSError, ValueError) as e:
+            fail(f"--service-account-key-file {f}: {e}")
+    if args.service_account_signing_key_file and not os.path.exists(args.service_account_signing_key_file):
+        fail(f"--service-account-signing-key-file {args.service_account_signing_key_file}: no such file")
+    for iss in args.service_account_issuer:
+        if not iss or (":" in iss and not iss.startswith(("https://", "http://"))):
+            fail(f"--service-account-issuer {iss!r}: must be a URL (https://...) or a name without ':'")
+    return {
+        "service_account_issuers": tuple(dict.fromkeys(args.service_account_issuer)),
+        "service_account_signing_key_file": args.service_account_signing_key_file,
+        "service_account_key_files": tuple(args.service_account_key_file),
+        "service_account_max_token_expiration": max_exp,
+        "service_account_extend_token_expiration": bool(args.service_account_extend_token_expiration),
+        "api_audiences": tuple(a.strip() for a in args.api_audiences.split(",") if a.strip()),
+    }
+
+
 def revisions(value: str) -> int:
     try:
         n = int(value, 10)
@@ -359,6 +413,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="an AdmissionConfiguration (apiserver.config.k8s.io/v1) configuring admission plugins, as "
              "kube-apiserver's flag: PodSecurity's defaults and exemptions (PodSecurityConfiguration)",
     )
+    add_service_account_flags(p)
     p.add_argument("--debug", action="store_true", help="log at debug level, including every HTTP request")
     p.set_defaults(func=run, parser=p)
     return p
@@ -415,6 +470,7 @@ def build_config(args: argparse.Namespace, parser: argparse.ArgumentParser | Non
         cert_validity_seconds=args.certificate_validity,
         cluster_signing_duration_seconds=args.cluster_signing_duration,
         admission_control_config_file=args.admission_control_config_file or "",
+        **service_account_config(args, parser),
     )
 
 

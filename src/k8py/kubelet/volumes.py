@@ -25,6 +25,11 @@ workers, and each pod sync rewrites what changed. Downward API files follow the 
 annotations the same way (a pod update wakes its worker). A ``subPath`` of such a volume is a bind
 mount of the file as it was when the container started, so it does not change, as in Kubernetes.
 
+**Service-account tokens**: a projected volume's ``serviceAccountToken`` source is a token the
+agent asks the TokenRequest API for, bound to the pod (:mod:`k8py.kubelet.tokenmanager`), renewed
+at 80 % of its life or after 24 h; each pod sync (at least every minute) writes a renewed token
+through the atomic writer.
+
 **Waiting**: a volume that cannot be set up (a missing ConfigMap, a missing key, a wrong hostPath
 type, a kind this node does not have) is reported as kubelet's ``FailedMount`` event
 (``MountVolume.SetUp failed for volume "x" : ...``) and retried with kubelet's back-off (0.5 s
@@ -68,6 +73,7 @@ from k8py.client.informer import Informer
 from k8py.kubelet import proc
 from k8py.kubelet.runtime.types import ContainerConfig
 from k8py.kubelet.spec import ConfigError, NodeFacts, metadata_field, resource_field_value
+from k8py.kubelet.tokenmanager import TokenManager
 
 __all__ = [
     "ATOMIC_KINDS",
@@ -296,14 +302,18 @@ def downward_payload(items: Iterable[Mapping[str, Any]] | None, pod: Mapping[str
 
 
 def projected_payload(source: Mapping[str, Any], pod: Mapping[str, Any], node: NodeFacts,
-                      objects: Mapping[tuple[str, str], Obj | None]) -> dict[str, FileProjection]:
+                      objects: Mapping[tuple[str, str], Obj | None],
+                      tokens: Mapping[int, str | VolumeError] | None = None) -> dict[str, FileProjection]:
     """kubelet's projected ``collectData``: every source's files in one directory, with the
-    projected volume's ``defaultMode``; the errors of all sources together."""
+    projected volume's ``defaultMode``; the errors of all sources together. ``tokens`` holds the
+    service-account token (or why there is none) of each ``serviceAccountToken`` source, by its
+    index in ``sources`` (:class:`~k8py.kubelet.tokenmanager.TokenManager` fetches them); the
+    file's mode is 0600 when the pod has an ``fsGroup``, as kubelet's."""
     dmode = source.get("defaultMode")
     dmode = int(dmode) if dmode is not None else DEFAULT_MODE
     out: dict[str, FileProjection] = {}
     errors: list[str] = []
-    for src in source.get("sources") or ():
+    for i, src in enumerate(source.get("sources") or ()):
         try:
             if src.get("configMap"):
                 cm = src["configMap"]
@@ -315,10 +325,14 @@ def projected_payload(source: Mapping[str, Any], pod: Mapping[str, Any], node: N
             elif src.get("downwardAPI"):
                 out.update(downward_payload(src["downwardAPI"].get("items"), pod, node, dmode))
             elif src.get("serviceAccountToken"):
-                sat = src["serviceAccountToken"]
-                raise VolumeError(
-                    f"failed to fetch token: the TokenRequest API (serviceaccounts/token) is not served by this "
-                    f"cluster yet, so no token for path {sat.get('path', '')!r} can be issued")
+                got = (tokens or {}).get(i)
+                if got is None:
+                    raise VolumeError("failed to fetch token: no token was fetched for this source")
+                if isinstance(got, VolumeError):
+                    raise got
+                mode = 0o600 if _fs_group(pod) is not None else dmode
+                out[os.path.normpath(str(src["serviceAccountToken"].get("path", "")))] = FileProjection(
+                    got.encode(), mode)
             else:
                 kind = next(iter(src), "")
                 raise VolumeError(f"{kind} projections are not supported by this node")
@@ -751,6 +765,7 @@ class VolumeManager:
         self._evict = evict
         self._pods: dict[str, _PodVolumes] = {}
         self._watches = _Watches(client, self._object_changed) if watch else None
+        self.tokens = TokenManager(client)  # projected service-account tokens
         self._evicted: set[str] = set()
 
     # -- paths -----------------------------------------------------------------------------------
@@ -874,7 +889,8 @@ class VolumeManager:
             da = v.get("downwardAPI") or {}
             payload = downward_payload(da.get("items"), pod, facts, da.get("defaultMode"))
         else:
-            payload = projected_payload(v.get("projected") or {}, pod, facts, objects)
+            tokens = await self._service_account_tokens(pod, v.get("projected") or {})
+            payload = projected_payload(v.get("projected") or {}, pod, facts, objects, tokens)
         if name not in st.ready or not os.path.isdir(path):
             tmpfs = kind in TMPFS_KINDS
             await self._make_dir(path, tmpfs=tmpfs,
@@ -891,6 +907,25 @@ class VolumeManager:
         if changed and name in st.ready:
             log.info("pod %s/%s: volume %s updated", pod["metadata"].get("namespace"), pod["metadata"].get("name"),
                      name)
+
+    async def _service_account_tokens(self, pod: Obj, projected: Mapping[str, Any]) -> dict[int, str | VolumeError]:
+        """The token of each ``serviceAccountToken`` source (kubelet's projected plugin): for the
+        pod's account, bound to the pod, with the source's audience and expiry."""
+        out: dict[int, str | VolumeError] = {}
+        meta = pod.get("metadata") or {}
+        for i, src in enumerate(projected.get("sources") or ()):
+            sat = src.get("serviceAccountToken") if isinstance(src, dict) else None
+            if not sat:
+                continue
+            aud = str(sat.get("audience") or "")
+            try:
+                out[i] = await self.tokens.get(
+                    str(meta.get("namespace", "")), str((pod.get("spec") or {}).get("serviceAccountName") or "default"),
+                    [aud] if aud else [], int(sat.get("expirationSeconds") or 3600), str(meta.get("name", "")),
+                    str(meta.get("uid", "")))
+            except (ApiError, ValueError, OSError) as e:
+                out[i] = VolumeError(f"failed to fetch token: {e.message if isinstance(e, ApiError) else e}")
+        return out
 
     async def _make_dir(self, path: str, *, tmpfs: bool, size: int) -> None:
         """The volume's directory, mode 0777 as kubelet's emptyDir; on a tmpfs when asked (once)."""
@@ -974,6 +1009,7 @@ class VolumeManager:
             return
         st.released = True
         st.ready.clear()
+        self.tokens.forget(str(pod["metadata"].get("uid", "")))
         uid = str(pod["metadata"].get("uid", ""))
         if self._watches is not None:
             for ref in st.refs:
@@ -987,6 +1023,7 @@ class VolumeManager:
         """The pod is gone: unmount and remove its directory, stop watching what only it used."""
         st = self._pods.pop(uid, None)
         self._evicted.discard(uid)
+        self.tokens.forget(uid)
         if st is not None and self._watches is not None:
             for ref in st.refs:
                 await self._watches.remove(ref, uid)

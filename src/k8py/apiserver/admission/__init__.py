@@ -89,7 +89,7 @@ def default_plugins(objects: Objects, registry: Registry, config: Mapping[str, A
     return [
         builtin.NamespaceLifecycle(objects, registry),
         limitranger.LimitRanger(objects, registry),
-        builtin.ServiceAccount(),
+        builtin.ServiceAccount(objects, registry),
         podsecurity.PodSecurity(objects, registry, (config or {}).get("PodSecurity")),
         builtin.Priority(objects, registry),
         builtin.DefaultTolerationSeconds(),

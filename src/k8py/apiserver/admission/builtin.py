@@ -1,5 +1,5 @@
 """kube-apiserver's default admission plugins that need no configuration: NamespaceLifecycle,
-ServiceAccount (the default account's name), Priority and DefaultTolerationSeconds.
+ServiceAccount (the account's name, its token volume), Priority and DefaultTolerationSeconds.
 
 Service ClusterIP / NodePort allocation is the Service strategy's, as in kube's Service REST
 storage (``registry/serviceallocation.py``).
@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from k8py.api import errors
 from k8py.apiserver.admission import Attributes, Plugin
+from k8py.apiserver.registry.base import random_suffix
 
 if TYPE_CHECKING:
     from k8py.api.registry import Registry
@@ -67,18 +68,109 @@ class NamespaceLifecycle(Plugin):
                                      "field": "metadata.namespace"}]})
 
 
+TOKEN_MOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
+TOKEN_VOLUME_PREFIX = "kube-api-access-"
+TOKEN_EXPIRATION_SECONDS = 3607  # kube's WarnOnlyBoundTokenExpirationSeconds
+ROOT_CA_CONFIGMAP = "kube-root-ca.crt"
+MIRROR_POD_ANNOTATION = "kubernetes.io/config.mirror"
+DEFAULT_SERVICE_ACCOUNT = "default"
+
+
+def token_volume(name: str) -> Obj:
+    """kube's projected service-account volume: a token for the API, the cluster CA and the namespace."""
+    return {"name": name, "projected": {"defaultMode": 0o644, "sources": [
+        {"serviceAccountToken": {"expirationSeconds": TOKEN_EXPIRATION_SECONDS, "path": "token"}},
+        {"configMap": {"name": ROOT_CA_CONFIGMAP, "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+        {"downwardAPI": {"items": [{"path": "namespace",
+                                    "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}}]}}
+
+
+def _is_token_volume(v: Obj) -> bool:
+    """A volume this plugin made (kube's ``kube-api-access-`` projected volume with a token source)."""
+    return str(v.get("name", "")).startswith(TOKEN_VOLUME_PREFIX) and any(
+        isinstance(s, dict) and "serviceAccountToken" in s for s in (v.get("projected") or {}).get("sources") or ())
+
+
+def mount_token(spec: Obj, volume_name: str) -> None:
+    """kube's ``mountServiceAccountToken``: every init and app container without a mount at the
+    token path gets the volume there, read-only; the volume is added once if any container took it
+    (a pod that already has a ``kube-api-access-`` volume keeps it)."""
+    volumes: list[Any] = spec["volumes"] if isinstance(spec.get("volumes"), list) else []
+    existing = next((v for v in volumes if isinstance(v, dict) and _is_token_volume(v)), None)
+    name = str(existing["name"]) if existing is not None else volume_name
+    needed = False
+    for field in ("initContainers", "containers"):
+        for c in spec.get(field) or ():
+            if not isinstance(c, dict):
+                continue
+            mounts: list[Any] = c["volumeMounts"] if isinstance(c.get("volumeMounts"), list) else []
+            if any(isinstance(m, dict) and m.get("mountPath") == TOKEN_MOUNT_PATH for m in mounts):
+                continue
+            c["volumeMounts"] = [*mounts, {"name": name, "readOnly": True, "mountPath": TOKEN_MOUNT_PATH}]
+            needed = True
+    if needed and existing is None:
+        spec["volumes"] = [*volumes, token_volume(name)]
+
+
+def should_automount(sa: Obj | None, spec: Obj) -> bool:
+    """The pod's ``automountServiceAccountToken`` if set, else the account's, else true."""
+    if spec.get("automountServiceAccountToken") is not None:
+        return bool(spec["automountServiceAccountToken"])
+    if sa is not None and sa.get("automountServiceAccountToken") is not None:
+        return bool(sa["automountServiceAccountToken"])
+    return True
+
+
 class ServiceAccount(Plugin):
-    """A pod runs as the namespace's ``default`` service account unless it names one."""
+    """kube's ServiceAccount admission plugin, on pod creation:
+
+    - the pod runs as the namespace's ``default`` account unless it names one;
+    - a named account that does not exist refuses the pod with kube's message (``error looking
+      up service account NS/NAME: serviceaccount "NAME" not found``). The ``default`` account is
+      made asynchronously by the ServiceAccount controller; kube retries its look-up for about a
+      second and then refuses the pod. k8py admits such a pod without a token volume instead
+      (a pod made right after its namespace, or on an API server that runs no controller
+      manager, is neither refused nor left waiting for a token that cannot be issued);
+    - unless the pod or its account says ``automountServiceAccountToken: false``, the
+      ``kube-api-access-<5 random>`` projected volume (token of 3607 s, ``kube-root-ca.crt``'s
+      ``ca.crt``, the namespace) is mounted read-only at
+      ``/var/run/secrets/kubernetes.io/serviceaccount`` in every init and app container
+      (ephemeral containers are added by an update, which kube's plugin does not mutate);
+    - a pod without ``imagePullSecrets`` gets its account's.
+
+    Mirror pods (a node's static pods) are left alone, as in kube."""
 
     name = "ServiceAccount"
+
+    def __init__(self, objects: Objects | None = None, registry: Registry | None = None) -> None:
+        self.objects = objects
+        self._sa_kind = registry.by_resource("", "v1", "serviceaccounts") if registry is not None else None
 
     async def admit(self, a: Attributes, obj: Obj, old: Obj | None) -> None:
         if not (is_pod(a) and a.operation == "CREATE"):
             return
         spec = obj.setdefault("spec", {})
         if not spec.get("serviceAccountName"):
-            spec["serviceAccountName"] = spec.get("serviceAccount") or "default"
+            spec["serviceAccountName"] = spec.get("serviceAccount") or DEFAULT_SERVICE_ACCOUNT
         spec.setdefault("serviceAccount", spec["serviceAccountName"])
+        if MIRROR_POD_ANNOTATION in ((obj.get("metadata") or {}).get("annotations") or {}):
+            return
+        sa_name = str(spec["serviceAccountName"])
+        sa = None
+        if self.objects is not None and self._sa_kind is not None:
+            sa = await self.objects.try_get(self._sa_kind, a.namespace, sa_name)
+            if sa is None and sa_name != DEFAULT_SERVICE_ACCOUNT:
+                pod_name = (obj.get("metadata") or {}).get("name") or (obj.get("metadata") or {}).get(
+                    "generateName", "")
+                raise errors.forbidden_error(
+                    f'pods "{pod_name}" is forbidden: error looking up service account {a.namespace}/{sa_name}: '
+                    f'serviceaccount "{sa_name}" not found', "pods", "", str(pod_name))
+        # why "sa is not None or no store": no token can be issued for an account that is not there
+        if (sa is not None or self.objects is None) and should_automount(sa, spec):
+            mount_token(spec, TOKEN_VOLUME_PREFIX + random_suffix(5))
+        if not spec.get("imagePullSecrets") and sa is not None and sa.get("imagePullSecrets"):
+            spec["imagePullSecrets"] = [{"name": s.get("name", "")} for s in sa["imagePullSecrets"]
+                                        if isinstance(s, dict)]
 
 
 class Priority(Plugin):
