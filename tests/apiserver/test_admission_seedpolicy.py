@@ -289,3 +289,35 @@ async def test_the_policy_is_loaded_before_serving(tmp_path: Any) -> None:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
         await store.close()
+
+
+async def test_a_namespace_that_starts_enforcing_names_what_already_violates(api: TestClient) -> None:
+    await namespace(api, "team")
+    assert (await api.post(deps("team"), json=deployment("web"))).status == 201
+    clean = deployment("clean")
+    clean["spec"]["template"]["spec"]["containers"] = [GOOD]
+    assert (await api.post(deps("team"), json=clean)).status == 201
+    bare = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "bare"}, "spec": {"containers": [GOOD]}}
+    assert (await api.post(pods("team"), json=bare)).status == 201
+    owned = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "owned", "ownerReferences": [
+        {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs", "uid": "1", "controller": True}]},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+    assert (await api.post(pods("team"), json=owned)).status == 201
+    ns = await (await api.get(f"{NS}/team")).json()
+    ns["metadata"]["labels"]["k8py.io/policy"] = "enforce"
+    r = await api.put(f"{NS}/team", json=ns)
+    assert r.status == 200
+    assert [w[len('299 - "'):-1].replace('\\"', '"') for w in warnings(r)] == [
+        ('existing objects in namespace "team" violate the k8py policy it now enforces (their next changes and new '
+        "pods will be refused; kubectl apply --dry-run=server shows why)"),
+        'pods "bare": bare-pod',
+        'deployments.apps "web": latest-tag, no-limits, no-probes']
+    # no change of mode, no warnings; a relaxed mode neither
+    ns = await (await api.get(f"{NS}/team")).json()
+    ns["metadata"]["labels"]["other"] = "x"
+    r = await api.put(f"{NS}/team", json=ns)
+    assert r.status == 200 and warnings(r) == []
+    ns = await (await api.get(f"{NS}/team")).json()
+    ns["metadata"]["labels"]["k8py.io/policy"] = "warn"
+    r = await api.put(f"{NS}/team", json=ns)
+    assert r.status == 200 and warnings(r) == []

@@ -26,7 +26,9 @@ the default mode, the checks that are on, more secret-ish env names and the exem
 a store watch (``Objects.mirror``), never read per request. A malformed ConfigMap is reported by
 warnings on the write that makes it so and by a log line naming each key at fault when it is
 loaded; the wrong keys keep their defaults. A namespace label that names no mode is refused
-(422 Invalid), as Pod Security refuses its own labels' wrong values.
+(422 Invalid), as Pod Security refuses its own labels' wrong values; a namespace whose mode becomes
+``enforce`` gets warnings naming the objects already there that violate the policy, as Pod
+Security warns about existing pods when a namespace's enforce level tightens.
 """
 
 from __future__ import annotations
@@ -50,6 +52,9 @@ Obj = dict[str, Any]
 log = logging.getLogger(__name__)
 
 SYNC_TIMEOUT = 30.0
+# A namespace that starts enforcing is checked against at most this many existing objects (Pod
+# Security's namespaceMaxPodsToCheck is 3000; these checks are cheaper, the objects fewer).
+MAX_EXISTING_CHECKED = 3000
 
 
 class SeedPolicy(Plugin):
@@ -66,6 +71,9 @@ class SeedPolicy(Plugin):
         # that only build the API), the defaults: warn everywhere but kube-system.
         self.policy = sp.DEFAULT_POLICY
         self.modes: dict[str, str] = {}  # namespace -> its k8py.io/policy label, when it names a mode
+        # what runs pods, for a namespace that starts enforcing (a PodTemplate runs nothing)
+        self._workload_kinds = [k for k in registry.all()
+                                if (k.group, k.kind) in sp.POD_SPEC_PATHS and k.kind != "PodTemplate"]
         self.synced = asyncio.Event()
 
     # -- the watched copy ------------------------------------------------------------------------
@@ -152,6 +160,8 @@ class SeedPolicy(Plugin):
         if k.group == "":
             if k.kind == "Namespace":
                 _check_namespace_label(a, obj, old)
+                if a.operation == "UPDATE" and old is not None and self._starts_enforcing(a.name, obj, old):
+                    a.warnings.extend(await self.existing_violations(a.name))
                 return
             if k.kind == "ConfigMap":
                 if a.namespace == sp.CONFIGMAP_NAMESPACE and a.name == sp.CONFIGMAP_NAME:
@@ -179,6 +189,48 @@ class SeedPolicy(Plugin):
         if mode == "enforce":
             raise _refusal(a, meta, findings)
         a.warnings.extend(f.message for f in findings)
+
+
+    # -- a namespace that starts enforcing ------------------------------------------------------
+    def _starts_enforcing(self, namespace: str, obj: Obj, old: Obj) -> bool:
+        if namespace in self.policy.exempt_namespaces:
+            return False
+
+        def mode(o: Obj) -> str:
+            labels = (o.get("metadata") or {}).get("labels") or {}
+            m = labels.get(sp.LABEL) if isinstance(labels, dict) else None
+            return m if m in sp.MODES else self.policy.mode
+
+        return mode(obj) == "enforce" and mode(old) != "enforce"
+
+    async def existing_violations(self, namespace: str) -> list[str]:
+        """What Pod Security says when a namespace's enforce level tightens, for this policy: the
+        objects already there that the new mode would refuse (those a controller owns are
+        their owner's), at most :data:`MAX_EXISTING_CHECKED` of them."""
+        found: list[str] = []
+        checked = total = 0
+        for kind in self._workload_kinds:
+            page = await self.objects.list(kind, namespace)
+            for o in page.items:
+                if sp.controlled(o.get("metadata") or {}):
+                    continue
+                total += 1
+                if checked >= MAX_EXISTING_CHECKED:
+                    continue
+                checked += 1
+                ids = list(dict.fromkeys(f.check for f in sp.check(o, self.policy)))
+                if ids:
+                    name = (o.get("metadata") or {}).get("name", "")
+                    found.append(f'{errors.qualified(kind.resource, kind.group)} "{name}": {", ".join(ids)}')
+        out = []
+        if checked < total:
+            out.append(f"the new k8py policy mode was only checked against the first {checked} of {total} "
+                       "existing objects")
+        if found:
+            out.append(f'existing objects in namespace "{namespace}" violate the k8py policy it now enforces '
+                       "(their next changes and new pods will be refused; kubectl apply --dry-run=server shows "
+                       "why)")
+        return out + found
 
 
 def _refusal(a: Attributes, meta: Obj, findings: list[sp.Finding]) -> errors.StatusError:
