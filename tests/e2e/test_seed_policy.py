@@ -200,3 +200,15 @@ def test_k8py_lint_says_the_same_offline(cluster: Server, tmp_path: Path) -> Non
     online = [w.removeprefix("Warning: ") for w in warning_lines(cluster.kubectl(
         "apply", "--dry-run=server", "-n", "team-a", "-f", str(f)).stderr)]
     assert offline == online == [w.removeprefix("Warning: ") for w in (LATEST, LIMITS, PROBES)]
+
+
+def test_labelling_a_namespace_enforce_names_what_already_violates(cluster: Server) -> None:
+    # team-a holds what the first tests made: web (with a plain DB_PASSWORD), py, and a bare pod
+    p = cluster.kubectl("label", "namespace", "team-a", "k8py.io/policy=enforce")
+    assert p.stdout.strip() == "namespace/team-a labeled"
+    assert warning_lines(p.stderr) == [
+        ('Warning: existing objects in namespace "team-a" violate the k8py policy it now enforces (their next '
+        "changes and new pods will be refused; kubectl apply --dry-run=server shows why)"),
+        'Warning: pods "one-off": bare-pod, no-limits, no-probes',
+        'Warning: deployments.apps "py": latest-tag, no-limits, no-probes',
+        'Warning: deployments.apps "web": latest-tag, no-limits, no-probes, plain-env-secret'], p.stderr
