@@ -3,11 +3,20 @@ PersistentVolumeClaim bounds with kube's messages, through the API server in-pro
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from k8py.apiserver.admission.limitranger import ANNOTATION, aggregate, merge_defaults, pod_errors, pvc_errors
+from k8py.apiserver.admission import Attributes
+from k8py.apiserver.admission.limitranger import (
+    ANNOTATION,
+    LimitRanger,
+    aggregate,
+    merge_defaults,
+    pod_errors,
+    pvc_errors,
+)
 
 Obj = dict[str, Any]
 
@@ -164,3 +173,33 @@ async def test_api_validates_limit_ranges_as_kube(api: TestClient) -> None:
         ("spec.limits[4].max[foo]", 'Invalid value: "foo": must be a standard resource for containers'),
         ("spec.limits[5].maxLimitRequestRatio[cpu]", "Invalid value: 3: ratio 3 is greater than max/min = 2.000000"),
     ]
+
+
+async def test_limit_ranges_are_kept_from_a_store_watch(api: TestClient) -> None:
+    cp = api.cp  # type: ignore[attr-defined]
+    plugin = LimitRanger(cp.objects, cp.registry)
+    task = await plugin.start()
+    assert task is not None
+    kind = cp.registry.by_resource("", "v1", "pods")
+    try:
+        await _create_lr(api, {"limits": [{"type": "Container", "default": {"cpu": "300m"}}]})
+        for _ in range(200):  # the watch brings it within a few loop turns
+            p = pod(c("a"))
+            await plugin.admit(Attributes("CREATE", kind, "default", "p"), p, None)
+            if p["spec"]["containers"][0]["resources"].get("limits") == {"cpu": "300m"}:
+                break
+            await asyncio.sleep(0.01)
+        else:
+            raise AssertionError("the LimitRange created was never applied")
+        assert (await api.delete(f"{NS}/limitranges/limits")).status == 200
+        for _ in range(200):
+            p = pod(c("a"))
+            await plugin.admit(Attributes("CREATE", kind, "default", "p"), p, None)
+            if "limits" not in p["spec"]["containers"][0]["resources"]:
+                break
+            await asyncio.sleep(0.01)
+        else:
+            raise AssertionError("the LimitRange deleted is still applied")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

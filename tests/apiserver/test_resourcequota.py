@@ -268,3 +268,54 @@ async def test_two_servers_on_one_store_compare_and_swap(api: TestClient) -> Non
     assert objects.conflicts > 0  # the servers did race, and the store's compare-and-swap settled it
     assert await _used(api) == {"pods": "2"}
     assert parse_quantity((await _used(api))["pods"]).int_value() == 2
+
+
+async def test_namespaces_without_quotas_read_nothing_once_the_watch_has_synced(api: TestClient) -> None:
+    cp = api.cp  # type: ignore[attr-defined]
+
+    class Counting:
+        def __init__(self, objects: Any) -> None:
+            self.objects, self.lists = objects, 0
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.objects, name)
+
+        async def list(self, *a: Any, **kw: Any) -> Any:
+            self.lists += 1
+            return await self.objects.list(*a, **kw)
+
+    objects = Counting(cp.objects)
+    plugin = ResourceQuota(objects, cp.registry)  # type: ignore[arg-type]
+    kind = cp.registry.by_resource("", "v1", "pods")
+    task = await plugin.start()
+    assert task is not None
+    try:
+        await plugin.validate(Attributes("CREATE", kind, "default", "a"), pod("a"), None)
+        assert objects.lists == 0
+        await _quota(api, {"pods": "1"})
+
+        async def charged() -> bool:
+            try:
+                await plugin.validate(Attributes("CREATE", kind, "default", "b"), pod("b"), None)
+            except Exception as e:  # noqa: BLE001 - the refusal is what is awaited
+                return getattr(e, "code", None) == 403
+            return False
+
+        for _ in range(200):  # the watch brings the new quota within a few loop turns
+            if await charged():
+                break
+            await asyncio.sleep(0.01)
+        else:
+            raise AssertionError("the quota created was never applied")
+        assert objects.lists > 0
+        assert (await api.delete(f"{NS}/resourcequotas/q")).status == 200
+        for _ in range(200):
+            if "default" not in plugin._quotas_by_ns:
+                break
+            await asyncio.sleep(0.01)
+        seen = objects.lists
+        await plugin.validate(Attributes("CREATE", kind, "default", "c"), pod("c"), None)
+        assert objects.lists == seen
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

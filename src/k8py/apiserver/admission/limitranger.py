@@ -8,14 +8,19 @@ Container, per Pod, per PersistentVolumeClaim), with kube's messages::
 
 Pods are handled on create only (their containers' resources cannot change afterwards); claims
 on create and update. Objects being deleted are let through. The checks are pure functions
-(``merge_defaults``, ``pod_errors``, ``pvc_errors``); the plugin lists the namespace's
-LimitRanges and applies each in turn.
+(``merge_defaults``, ``pod_errors``, ``pvc_errors``); the plugin applies each LimitRange of the
+namespace in turn (by name). The LimitRanges are kept in memory from a store watch
+(``Objects.mirror``), as kube's plugin reads an informer: a pod create reads nothing.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from k8py.api import errors
 from k8py.api.quantity import Quantity, format_quantity
@@ -28,7 +33,10 @@ if TYPE_CHECKING:
 
 Obj = dict[str, Any]
 
+log = logging.getLogger(__name__)
+
 ANNOTATION = "kubernetes.io/limit-ranger"
+SYNC_TIMEOUT = 10.0
 # resource.MaxMilliValue: beyond it kube compares whole units rather than milli-units
 _MAX_MILLI = (2**63 - 1) // 1000
 
@@ -226,6 +234,9 @@ class LimitRanger(Plugin):
     def __init__(self, objects: Objects, registry: Registry) -> None:
         self.objects = objects
         self._lr_kind = registry.by_resource("", "v1", "limitranges")
+        # namespace -> name -> LimitRange, from the store watch
+        self._by_ns: dict[str, dict[str, Obj]] = {}
+        self._synced = asyncio.Event()
 
     @staticmethod
     def _applies(a: Attributes) -> str:
@@ -239,9 +250,49 @@ class LimitRanger(Plugin):
             return "pvc"
         return ""
 
+    # -- the LimitRanges, kept from a store watch --------------------------------------------------
+    def _reset(self) -> None:
+        self._by_ns.clear()
+
+    def _apply(self, key: str, value: bytes | None) -> None:
+        assert self._lr_kind is not None
+        ns, _, name = key[len(self._lr_kind.key_prefix(None)):].partition("/")
+        if value is None:
+            lrs = self._by_ns.get(ns)
+            if lrs is not None:
+                lrs.pop(name, None)
+                if not lrs:
+                    del self._by_ns[ns]
+            return
+        try:
+            obj = orjson.loads(value)
+        except orjson.JSONDecodeError as e:  # e.g. an object whose encryption key is lost
+            log.warning("LimitRanger: cannot read %s: %s; it is not applied", key, e)
+            return
+        if isinstance(obj, dict):
+            self._by_ns.setdefault(ns, {})[name] = obj
+
+    async def start(self) -> asyncio.Task[None] | None:
+        if self._lr_kind is None:
+            return None
+        task = asyncio.get_running_loop().create_task(
+            self.objects.mirror(self._lr_kind.key_prefix(None), reset=self._reset, apply=self._apply,
+                                synced=self._synced.set, what="LimitRanger"),
+            name="limitranger-admission")
+        try:
+            await asyncio.wait_for(self._synced.wait(), SYNC_TIMEOUT)
+        except TimeoutError:
+            log.error("LimitRanger: limit ranges not listed in %.0fs; reading them per request until they are",
+                      SYNC_TIMEOUT)
+        return task
+
     async def _limit_ranges(self, namespace: str) -> list[Obj]:
         if self._lr_kind is None or not namespace:
             return []
+        if self._synced.is_set():
+            lrs = self._by_ns.get(namespace) or {}
+            return [lrs[n] for n in sorted(lrs)]
+        # not started (or not synced yet): ask the store
         page = await self.objects.list(self._lr_kind, namespace)
         return [o for o in page.items if isinstance(o, dict)]
 

@@ -10,7 +10,9 @@ meanwhile (another request charged it, here or on another API server) is read ag
 request checked again, so two concurrent creates can never both take the last slot. Requests
 of one namespace are also taken one at a time on this server (as kube's per-namespace work
 queue), which keeps those conflicts for servers racing each other. Dry-run requests are checked
-but charge nothing. A charge whose object then fails to be stored stays until the quota
+but charge nothing. Which namespaces have quotas at all is kept in memory from a store watch
+(``Objects.mirror``), so a create where there is none (most, and every Event) reads nothing; the
+quotas themselves are read from the store when there are some, never from a copy that may lag. A charge whose object then fails to be stored stays until the quota
 controller recomputes the quota (as in kube); the arithmetic is ``k8py.api.quota``'s, shared
 with that controller.
 """
@@ -39,6 +41,7 @@ log = logging.getLogger(__name__)
 
 # kube: checkQuotas with 3 retries after the first attempt
 RETRIES = 4
+SYNC_TIMEOUT = 10.0
 
 
 class ResourceQuota(Plugin):
@@ -48,6 +51,43 @@ class ResourceQuota(Plugin):
         self.objects = objects
         self._rq_kind = registry.by_resource("", "v1", "resourcequotas")
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        # namespace -> names of its quotas, from the store watch; None until it has synced
+        self._quotas_by_ns: dict[str, set[str]] = {}
+        self._synced = asyncio.Event()
+
+    # -- which namespaces have quotas ----------------------------------------------------------
+    def _reset(self) -> None:
+        self._quotas_by_ns.clear()
+
+    def _apply(self, key: str, value: bytes | None) -> None:
+        assert self._rq_kind is not None
+        ns, _, name = key[len(self._rq_kind.key_prefix(None)):].partition("/")
+        if value is not None:
+            self._quotas_by_ns.setdefault(ns, set()).add(name)
+            return
+        names = self._quotas_by_ns.get(ns)
+        if names is not None:
+            names.discard(name)
+            if not names:
+                del self._quotas_by_ns[ns]
+
+    async def start(self) -> asyncio.Task[None] | None:
+        if self._rq_kind is None:
+            return None
+        task = asyncio.get_running_loop().create_task(
+            self.objects.mirror(self._rq_kind.key_prefix(None), reset=self._reset, apply=self._apply,
+                                synced=self._synced.set, what="resource quota admission"),
+            name="resourcequota-admission")
+        try:
+            await asyncio.wait_for(self._synced.wait(), SYNC_TIMEOUT)
+        except TimeoutError:
+            log.error("resource quota admission: quotas not listed in %.0fs; reading them per request until "
+                      "they are", SYNC_TIMEOUT)
+        return task
+
+    def _may_have_quotas(self, ns: str) -> bool:
+        # before the watch has synced (or when the plugin was not started), ask the store
+        return not self._synced.is_set() or ns in self._quotas_by_ns
 
     @asynccontextmanager
     async def _namespace_lock(self, ns: str) -> AsyncIterator[None]:
@@ -67,7 +107,7 @@ class ResourceQuota(Plugin):
         if obj is None or self._rq_kind is None or not a.kind.namespaced or not a.namespace:
             return
         ev = evaluator_for(a.kind.group, a.kind.resource)
-        if not ev.handles(a.operation, a.subresource, obj, old):
+        if not ev.handles(a.operation, a.subresource, obj, old) or not self._may_have_quotas(a.namespace):
             return
         async with self._namespace_lock(a.namespace):
             await self._charge(a, ev, obj, old)

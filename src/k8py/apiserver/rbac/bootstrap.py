@@ -371,6 +371,11 @@ def controller_roles() -> dict[str, list[Obj]]:
             r("update", CORE, "replicationcontrollers/finalizers"),
             r(("list", "watch", "patch", "create", "delete"), CORE, "pods"),
             events_rule()],
+        "resourcequota-controller": [
+            # quota can count anything (count/<resource>.<group>): it reads everything
+            r(("list", "watch"), "*", "*"),
+            r("update", CORE, "resourcequotas/status"),
+            events_rule()],
         "root-ca-cert-publisher": [
             r(("create", "update"), CORE, "configmaps"),
             events_rule()],
