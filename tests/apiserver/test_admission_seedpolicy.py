@@ -321,3 +321,48 @@ async def test_a_namespace_that_starts_enforcing_names_what_already_violates(api
     ns["metadata"]["labels"]["k8py.io/policy"] = "warn"
     r = await api.put(f"{NS}/team", json=ns)
     assert r.status == 200 and warnings(r) == []
+
+
+async def test_a_replicaset_made_before_the_namespace_enforced_gets_failed_creates() -> None:
+    """Pods a controller creates are checked in an enforcing namespace: a ReplicaSet written in
+    warn mode keeps its pods, but its new ones are refused and the refusal is a FailedCreate event."""
+    from tests.helpers.cluster import InProcessCluster
+
+    async with InProcessCluster(controllers=["replicaset"]) as c:
+        tasks = await c.cp.api.admission.start()
+        try:
+            await c.client.create(("v1", "Namespace"), {"apiVersion": "v1", "kind": "Namespace",
+                                                        "metadata": {"name": "team"}})
+            rs = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "web"},
+                  "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+                           "template": {"metadata": {"labels": {"app": "web"}},
+                                        "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}}
+            await c.client.create(("apps/v1", "ReplicaSet"), rs, "team")
+
+            async def pods() -> list[Any]:
+                return list((await c.client.list(("v1", "Pod"), "team"))["items"])
+
+            async def one_pod() -> bool:
+                return len(await pods()) == 1
+
+            await c.until(one_pod, what="the ReplicaSet's pod (warn mode: controllers' pods pass)")
+            await c.client.patch(("v1", "Namespace"), "team", {"metadata": {"labels": {"k8py.io/policy": "enforce"}}})
+            p = c.cp.api.admission.plugin("K8pySeedPolicy")
+            assert isinstance(p, SeedPolicy)
+            await until(lambda: p.mode_of("team") == "enforce", "the label")
+            await c.client.patch(("apps/v1", "ReplicaSet"), "web", {"spec": {"replicas": 2}}, "team")
+
+            async def failed_create() -> list[str]:
+                evs = (await c.client.list(("v1", "Event"), "team"))["items"]
+                return [e["message"] for e in evs if e["reason"] == "FailedCreate"]
+
+            msgs = await c.until(failed_create, what="a FailedCreate event")
+            assert msgs[0].startswith('Error creating: pods "web-'), msgs
+            assert ('is forbidden: violates k8py policy "enforce": spec.containers[0] (c): image "busybox" has no tag, '
+                    "so it means :latest") in msgs[0], msgs
+            assert "bare-pod" not in msgs[0] and len(await pods()) == 1
+        finally:
+            for t in tasks:
+                t.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await t
