@@ -1,0 +1,156 @@
+"""The service proxy on a node (``k8py proxy``; kube-proxy's nftables mode): watches Services and
+EndpointSlices and keeps the ``inet k8py-proxy`` table in step with them.
+
+Sync loop, as kube-proxy's ``BoundedFrequencyRunner``: a change marks its Service dirty and wakes
+the loop; a sync runs at once unless the last one was less than ``min_interval`` ago (then at
+that moment: changes in between coalesce). Each sync recomputes only the dirty Services' rules
+and applies only the difference (:func:`~k8py.proxy.rules.partial_sync`) in one nft transaction;
+the first sync, every ``full_interval`` and the sync after a failure rewrite the whole table
+(:func:`~k8py.proxy.rules.full_sync`). A failed transaction leaves the previous rules in force
+(nft applies all or nothing) and is retried with a full sync after a back-off. On a clean stop the
+table is deleted; rules of other tables are never touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from k8py.client.api import Client
+from k8py.client.informer import SharedInformerFactory
+from k8py.proxy.model import SERVICE_NAME_LABEL, service_ports, slice_endpoints
+from k8py.proxy.nft import Nft, NftError
+from k8py.proxy.rules import ProxyConfig, Unit, cleanup, full_sync, merge_endpoints, partial_sync, units
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+SLICE_INDEX = "k8py-proxy/service"
+
+
+def _service_key(sl: Obj) -> list[str]:
+    meta = sl.get("metadata") or {}
+    svc = (meta.get("labels") or {}).get(SERVICE_NAME_LABEL)
+    return [f"{meta.get('namespace', '')}/{svc}"] if svc else []
+
+
+class Proxier:
+    def __init__(self, client: Client, cfg: ProxyConfig, nft: Nft | None = None, *, min_interval: float = 0.25,
+                 full_interval: float = 3600.0, retry_interval: float = 5.0) -> None:
+        self.cfg = cfg
+        self.nft = nft or Nft()
+        self.min_interval = min_interval
+        self.full_interval = full_interval
+        self.retry_interval = retry_interval
+        self.factory = SharedInformerFactory(client)
+        self.services = self.factory.informer(("v1", "Service"))
+        self.slices = self.factory.informer(("discovery.k8s.io/v1", "EndpointSlice"))
+        self.slices.add_indexer(SLICE_INDEX, _service_key)
+        self.desired: dict[str, Unit] = {}
+        self.unit_keys: dict[str, list[str]] = {}  # "ns/name" -> its units' keys
+        self.applied: dict[str, Unit] | None = None  # what the table holds; None: unknown (full sync next)
+        self.dirty: set[str] = set()
+        self.wake = asyncio.Event()
+        self.last_sync = 0.0
+        self.last_full = 0.0
+        self.syncs = 0  # counters for tests and the benchmark
+        self.full_syncs = 0
+        self.last_error = ""
+        self.synced = asyncio.Event()  # set after every successful sync
+        self.services.add_handler(on_add=self._on_service, on_update=lambda _o, n: self._on_service(n),
+                                  on_delete=self._on_service)
+        self.slices.add_handler(on_add=self._on_slice, on_update=self._on_slice_update, on_delete=self._on_slice)
+
+    # -- change tracking ----------------------------------------------------------------------------
+    def _mark(self, key: str) -> None:
+        self.dirty.add(key)
+        self.wake.set()
+
+    def _on_service(self, svc: Obj) -> None:
+        meta = svc.get("metadata") or {}
+        self._mark(f"{meta.get('namespace', '')}/{meta.get('name', '')}")
+
+    def _on_slice(self, sl: Obj) -> None:
+        for k in _service_key(sl):
+            self._mark(k)
+
+    def _on_slice_update(self, old: Obj, new: Obj) -> None:
+        self._on_slice(old)
+        self._on_slice(new)
+
+    def _recompute(self, key: str) -> None:
+        for k in self.unit_keys.pop(key, ()):
+            self.desired.pop(k, None)
+        ns, _, name = key.partition("/")
+        svc = self.services.get(name, ns)
+        if svc is None:
+            return
+        sps = service_ports(svc)
+        if not sps:
+            return
+        eps = merge_endpoints((ns, name, slice_endpoints(sl)) for sl in self.slices.store.by_index(SLICE_INDEX, key))
+        got = units(sps, eps, self.cfg)
+        self.desired.update(got)
+        self.unit_keys[key] = list(got)
+
+    # -- the loop -------------------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        self.factory.start()
+        try:
+            await self.factory.wait_for_cache_sync()
+            for svc in self.services.list():
+                self._on_service(svc)
+            stopper = asyncio.ensure_future(stop.wait())
+            try:
+                while not stop.is_set():
+                    waiter = asyncio.ensure_future(self.wake.wait())
+                    timeout = max(0.0, self.last_full + self.full_interval - time.monotonic())
+                    await asyncio.wait({waiter, stopper}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                    waiter.cancel()
+                    if stop.is_set():
+                        break
+                    delay = self.last_sync + self.min_interval - time.monotonic()
+                    if delay > 0:  # bounded frequency: changes meanwhile coalesce into one sync
+                        await asyncio.wait({stopper}, timeout=delay)
+                        if stop.is_set():
+                            break
+                    self.wake.clear()
+                    if not await self.sync():
+                        await asyncio.wait({stopper}, timeout=self.retry_interval)
+                        self.wake.set()
+            finally:
+                stopper.cancel()
+        finally:
+            await self.factory.shutdown()
+            try:
+                await self.nft.apply_async(cleanup())
+            except NftError as e:
+                log.warning("service proxy: could not remove table on stop: %s", e)
+
+    async def sync(self) -> bool:
+        """One sync; True when the table now matches the Services."""
+        dirty, self.dirty = self.dirty, set()
+        for key in dirty:
+            self._recompute(key)
+        now = time.monotonic()
+        full = self.applied is None or now - self.last_full >= self.full_interval
+        script = full_sync(self.cfg, self.desired) if full else partial_sync(self.applied or {}, self.desired)
+        self.last_sync = now
+        if script:
+            try:
+                await self.nft.apply_async(script)
+            except NftError as e:
+                self.applied = None
+                self.last_error = str(e)
+                log.error("service proxy: nft transaction failed, the previous rules stay; retrying with a full "
+                          "sync: %s", e)
+                return False
+        self.applied = dict(self.desired)
+        self.syncs += 1
+        if full:
+            self.full_syncs += 1
+            self.last_full = now
+        self.synced.set()
+        return True
