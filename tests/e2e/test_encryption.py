@@ -150,6 +150,19 @@ def test_a_lost_key_is_reported_per_object(tmp_path: Path) -> None:
         assert secret_value(s, "kept") == kept
         status = secrets_encrypt(s, "status", check=False)
         assert status.returncode == 1 and "Unreadable: /registry/core/secrets/default/lost" in status.stdout
+        # kube's way out: an unsafe delete (the official client's DeleteOptions field)
+        from kubernetes import client as k8s
+        from kubernetes.client.rest import ApiException
+
+        with s.client() as api_client:
+            core = k8s.CoreV1Api(api_client)
+            with pytest.raises(ApiException) as info:
+                core.delete_namespaced_secret("lost", "default")
+            assert info.value.status == 500
+            core.delete_namespaced_secret("lost", "default", body=k8s.V1DeleteOptions(
+                ignore_store_read_error_with_cluster_breaking_potential=True))
+            assert [i.metadata.name for i in core.list_namespaced_secret("default").items] == ["kept"]
+        assert "left out" not in s.kubectl("get", "secrets", "-n", "default").stderr
     finally:
         s.stop()
 
