@@ -43,6 +43,7 @@ from k8py.apiserver.objects import Objects, decode, parse_rv
 from k8py.apiserver.registry import Strategies, random_suffix
 from k8py.apiserver.registry.core import NamespaceStrategy, bind_pod
 from k8py.apiserver.watch import serve_watch
+from k8py.storage.encryption import UnreadableValue
 from k8py.storage.interface import ConflictError
 
 Obj = dict[str, Any]
@@ -560,6 +561,11 @@ class ResourceAPI:
         pre = opts.get("preconditions") or {}
         for _ in range(20):
             kv = await self.objects.get_kv(kind, ns, name)
+            if kv.__class__ is UnreadableValue and opts.get("ignoreStoreReadErrorWithClusterBreakingPotential"):
+                if dry:
+                    raise errors.bad_request("ignoreStoreReadErrorWithClusterBreakingPotential: Invalid value: true: "
+                                             "can not be set together with dryRun")
+                return await self.unsafe_delete(ctx, kind, ns, name, kv.mod_revision), 200
             current = decode(kv, kind)
             cm = current["metadata"]
             if pre.get("uid") and pre["uid"] != cm.get("uid"):
@@ -592,6 +598,25 @@ class ResourceAPI:
             await self.strategies.for_kind(kind).after_delete(kind, current)
             return self.delete_result(kind, current), 200
         raise errors.conflict(kind.resource, kind.group, name, errors.OPTIMISTIC_LOCK_MSG)
+
+    async def unsafe_delete(self, ctx: Ctx, kind: KindInfo, ns: str | None, name: str, rev: int) -> Obj:
+        """kube's unsafe deletion of a corrupt object (DeleteOptions'
+        ``ignoreStoreReadErrorWithClusterBreakingPotential``; a value whose encryption key is lost):
+        it needs the ``unsafe-delete-ignore-read-errors`` verb too, and removes the key without
+        finalizers, preconditions or admission (the object cannot be read)."""
+        if self.authorizer is not None and ctx.user is not None:
+            from k8py.apiserver.authz import RequestAttributes
+
+            attrs = dataclasses.replace(RequestAttributes.from_request_info(ctx.info),
+                                        verb="unsafe-delete-ignore-read-errors")
+            ok, reason = self.authorizer.authorize(ctx.user, attrs)
+            if not ok:
+                raise errors.forbidden_error(
+                    f'{errors.qualified(kind.resource, kind.group)} "{name}" is forbidden: not permitted to do '
+                    f'"unsafe-delete-ignore-read-errors", reason: {reason}', kind.resource, kind.group, name)
+        await self.objects.delete_at(kind, ns, name, rev)
+        return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                "details": {"name": name, "group": kind.group, "kind": kind.resource}}
 
     def delete_result(self, kind: KindInfo, obj: Obj) -> Obj:
         if self.strategies.for_kind(kind).return_deleted_object:
