@@ -236,3 +236,17 @@ def test_stdin_through_the_real_command() -> None:
     assert p.stdout.splitlines()[0].startswith("<stdin>:1: warning: Deployment/nginx-deployment: ")
     assert p.stdout.splitlines()[-1].startswith("<stdin>:2: warning: Pod/nginx: ")
     assert p.stderr.strip() == "k8py lint: 0 errors, 5 warnings in 2 objects (1 file)"
+
+
+def test_yaml_errors_name_the_files_line_on_one_output_line() -> None:
+    stream = (b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\n"
+              b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  name: d\n---\n"
+              b"apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, image: x}]\n")
+    probs = lint_bytes(stream, "f.yaml")
+    assert [p.text() for p in probs] == [
+        ('f.yaml:2: error: ConfigMap/d: error converting YAML to JSON: yaml: unmarshal errors: line 9: key "name" '
+        "already set in map"),
+        ("f.yaml:3: error: ?/?: error converting YAML to JSON: yaml: line 15: expected ',' or '}', but got "
+        "'<stream end>'")]
+    assert probs[0].message == ('error converting YAML to JSON: yaml: unmarshal errors:\n  line 9: key "name" '
+                                "already set in map")  # -o json keeps kube's text

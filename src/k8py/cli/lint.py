@@ -42,6 +42,7 @@ __all__ = ["Problem", "add_parser", "lint_bytes", "run"]
 STDIN = "<stdin>"
 _SEPARATOR = re.compile(r"^---(\s.*)?$")  # apimachinery's YAML reader: "---", then only space or a comment
 _EXTENSIONS = (".yaml", ".yml", ".json")
+_YAML_LINE = re.compile(r"((?:yaml: |\n\s*)line )(\d+)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +60,8 @@ class Problem:
     def text(self) -> str:
         who = f"{self.kind or '?'}/{self.name or '?'}"
         tail = f" [{self.check}]" if self.severity == "warning" else ""
-        return f"{self.file}:{self.document}: {self.severity}: {who}: {self.message}{tail}"
+        message = re.sub(r"\n\s*", " ", self.message)  # one line per problem (YAML errors have several)
+        return f"{self.file}:{self.document}: {self.severity}: {who}: {message}{tail}"
 
 
 class Linter:
@@ -80,11 +82,11 @@ class Linter:
             try:
                 obj, dups = fieldcheck.decode_body(raw, "application/yaml", True)
             except StatusError as e:
-                out.append(Problem(file, str(doc), line, "error", "decode", "", "", "", e.message))
+                out.append(Problem(file, str(doc), line, "error", "decode", "", "", "", _file_lines(e.message, line)))
                 continue
             if not obj:
                 continue
-            self._lint(obj, dups, file, str(doc), line, out)
+            self._lint(obj, [_file_lines(d, line) for d in dups], file, str(doc), line, out)
         return out
 
     def _lint(self, obj: Any, dups: list[str], file: str, doc: str, line: int, out: list[Problem]) -> None:
@@ -156,6 +158,11 @@ class Linter:
         defaults.set_defaults(info, obj)
         strat.finish_create(info, obj)
         return obj
+
+
+def _file_lines(message: str, first: int) -> str:
+    """The YAML parser counts lines from the document's start; say them from the file's."""
+    return _YAML_LINE.sub(lambda m: f"{m.group(1)}{int(m.group(2)) + first - 1}", message)
 
 
 def split_documents(data: bytes) -> list[tuple[int, bytes]]:
