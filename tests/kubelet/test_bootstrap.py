@@ -23,7 +23,7 @@ from cryptography.x509.oid import NameOID
 
 from k8py.apiserver import server as srv
 from k8py.apiserver.authn import Authenticator
-from k8py.apiserver.rbac import RBACAuthorizer
+from k8py.apiserver.rbac.node import node_and_rbac
 from k8py.apiserver.registry.base import Strategy
 from k8py.cli.token import bootstrap_token_secret, join_token, new_bootstrap_token
 from k8py.client.api import Client
@@ -74,7 +74,7 @@ async def plane(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator
     pki = ensure_pki(config)
     authn = Authenticator(config, pki)
     cp = await srv.start(config, store=MemoryStore(progress_interval=0.1), ssl_context=server_ssl_context(pki),
-                         authenticator=authn, authorizer=RBACAuthorizer())
+                         authenticator=authn, authorizer=node_and_rbac())
     cp.tasks = [*(cp.tasks or []), authn.watch_bootstrap_tokens(cp.objects, cp.registry)]
     url = f"https://127.0.0.1:{config.https_listen_port}"
 

@@ -46,10 +46,8 @@ def tune_gc() -> None:
 async def _main(config: ServerConfig) -> int:
     from k8py import pki as pki_mod
     from k8py.apiserver.authn import Authenticator
-    from k8py.apiserver.authz import UnionAuthorizer
     from k8py.apiserver.kubeletproxy import KubeletConnection
-    from k8py.apiserver.rbac import RBACAuthorizer
-    from k8py.apiserver.rbac.node import NodeAuthorizer
+    from k8py.apiserver.rbac.node import node_and_rbac
 
     t0 = time.monotonic()
     p = pki_mod.ensure_pki(config)
@@ -57,7 +55,7 @@ async def _main(config: ServerConfig) -> int:
         p, validity=dt.timedelta(seconds=config.cert_validity_seconds))
     ssl_ctx = pki_mod.server_ssl_context(p) if config.tls else None
     authn = Authenticator(config, p)
-    authz = UnionAuthorizer(NodeAuthorizer(), RBACAuthorizer())  # --authorization-mode=Node,RBAC
+    authz = node_and_rbac()  # --authorization-mode=Node,RBAC
     try:
         cp = await start(config, ssl_context=ssl_ctx, authenticator=authn, authorizer=authz)
     except StoreError as e:

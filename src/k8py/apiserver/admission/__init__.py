@@ -84,12 +84,20 @@ class Plugin:
 def default_plugins(objects: Objects, registry: Registry, config: Mapping[str, Any] | None = None) -> list[Plugin]:
     """The chain kube-apiserver enables by default, as far as k8py has it; ``config`` is each
     plugin's parsed configuration (``--admission-control-config-file``, see ``config.py``)."""
-    from k8py.apiserver.admission import builtin, limitranger, podsecurity, resourcequota, seedpolicy
+    from k8py.apiserver.admission import (
+        builtin,
+        limitranger,
+        noderestriction,
+        podsecurity,
+        resourcequota,
+        seedpolicy,
+    )
 
     return [
         builtin.NamespaceLifecycle(objects, registry),
         limitranger.LimitRanger(objects, registry),
         builtin.ServiceAccount(objects, registry),
+        noderestriction.NodeRestriction(objects, registry),
         podsecurity.PodSecurity(objects, registry, (config or {}).get("PodSecurity")),
         builtin.Priority(objects, registry),
         builtin.DefaultTolerationSeconds(),

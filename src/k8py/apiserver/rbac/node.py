@@ -40,7 +40,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from k8py.api.corev1 import pod_claim_names, pod_configmap_names, pod_secret_names
-from k8py.apiserver.authz import RequestAttributes
+from k8py.apiserver.authz import RequestAttributes, UnionAuthorizer
+from k8py.apiserver.rbac.authorizer import RBACAuthorizer
 from k8py.apiserver.rbac.bootstrap import node_rules
 from k8py.apiserver.rbac.rules import Rule, rule_allows, rule_from
 
@@ -49,7 +50,7 @@ if TYPE_CHECKING:
     from k8py.apiserver.authn import UserInfo
     from k8py.apiserver.objects import Objects
 
-__all__ = ["NODES_GROUP", "NODE_USER_PREFIX", "NodeAuthorizer", "NodeGraph", "node_identity"]
+__all__ = ["NODES_GROUP", "NODE_USER_PREFIX", "NodeAuthorizer", "NodeGraph", "node_and_rbac", "node_identity"]
 
 log = logging.getLogger(__name__)
 
@@ -456,3 +457,9 @@ class NodeAuthorizer:
             log.error("the node authorizer's graph did not load in %.0fs; nodes are refused what it "
                       "would allow until it does", SYNC_TIMEOUT)
         return task
+
+
+def node_and_rbac() -> UnionAuthorizer:
+    """kube-apiserver's ``--authorization-mode=Node,RBAC``, the authorizer ``k8py server`` runs
+    (and tests that start a server as it does)."""
+    return UnionAuthorizer(NodeAuthorizer(), RBACAuthorizer())
