@@ -250,3 +250,17 @@ def test_yaml_errors_name_the_files_line_on_one_output_line() -> None:
         "'<stream end>'")]
     assert probs[0].message == ('error converting YAML to JSON: yaml: unmarshal errors:\n  line 9: key "name" '
                                 "already set in map")  # -o json keeps kube's text
+
+
+def test_the_policys_own_objects() -> None:
+    ns = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: prod\n  labels: {k8py.io/policy: enforcing}\n"
+    assert [p.text() for p in lint_bytes(ns.encode(), "ns.yaml")] == [
+        ('ns.yaml:1: error: Namespace/prod: metadata.labels[k8py.io/policy]: Unsupported value: "enforcing": '
+        'supported values: "enforce", "off", "warn"')]
+    cm = ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: k8py-policy, namespace: kube-system}\n"
+          "data: {mode: strict, checks: '*,-no-probes'}\n")
+    assert [p.text() for p in lint_bytes(cm.encode(), "cm.yaml")] == [
+        ('cm.yaml:1: warning: ConfigMap/k8py-policy: data[mode]: Unsupported value: "strict": supported values: '
+        '"enforce", "off", "warn" (this key keeps its default) [policy-config]')]
+    # the same ConfigMap elsewhere is just a ConfigMap
+    assert lint_bytes(cm.replace("kube-system", "default").encode(), "cm.yaml") == []

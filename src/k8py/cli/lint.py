@@ -12,7 +12,8 @@ through what a create does on the server, without one:
   and its validation (``k8py.api.validation``): ``spec.selector: Required value`` ...;
 - the seed's anti-patterns (``k8py.api.seedpolicy``, the checks the ``K8pySeedPolicy``
   admission plugin warns about), tuned by ``--checks`` or by the policy ConfigMap
-  (``--policy FILE``).
+  (``--policy FILE``); and what that plugin says of its own objects (a ``k8py.io/policy``
+  namespace label that names no mode, a malformed ``kube-system/k8py-policy`` ConfigMap).
 
 What the server would refuse is an *error*; an anti-pattern is a *warning* (an enforcing
 namespace refuses those too). Output: one line per problem, ``FILE:DOC: SEVERITY: Kind/name:
@@ -138,6 +139,17 @@ class Linter:
         created = self._create(info, obj)
         for e in self.strategies.for_kind(info).validate(info, created):
             problem("error", "invalid", str(e), e.field)
+        # what the K8pySeedPolicy plugin says of its own objects: a namespace label naming no mode
+        # is refused, a malformed policy ConfigMap warned about
+        cmeta = created["metadata"]
+        if info.group == "" and info.kind == "Namespace":
+            for e in sp.namespace_label_errors(cmeta.get("labels")):
+                problem("error", "invalid", str(e), e.field)
+        if (info.group == "" and info.kind == "ConfigMap" and cmeta.get("name") == sp.CONFIGMAP_NAME
+                and cmeta.get("namespace") == sp.CONFIGMAP_NAMESPACE):
+            data = created.get("data")
+            for e in sp.parse_policy(data if isinstance(data, dict) else {})[1]:
+                problem("warning", "policy-config", f"{e} (this key keeps its default)", e.field)
         for f in sp.check(created, self.policy):
             problem("warning", f.check, f.message, f.field)
 
