@@ -51,6 +51,9 @@ async def _main(config: ServerConfig) -> int:
 
     t0 = time.monotonic()
     p = pki_mod.ensure_pki(config)
+    from k8py.satoken import ensure_signing_key
+
+    ensure_signing_key(config.service_account_key_path)  # service-account tokens' key, made on first start
     kubelet_cert, kubelet_key = pki_mod.ensure_kubelet_client_certificate(  # for pods/log, nodes/proxy
         p, validity=dt.timedelta(seconds=config.cert_validity_seconds))
     ssl_ctx = pki_mod.server_ssl_context(p) if config.tls else None
@@ -133,7 +136,8 @@ def start_components(config: ServerConfig, pki: Any, stop_ev: asyncio.Event) -> 
                                 options={"root_ca_file": pki.ca_cert, "cluster_cidr": config.cluster_cidr,
                                          "cluster_signing_cert_file": pki.ca_cert,
                                          "cluster_signing_key_file": pki.ca_key,
-                                         "cluster_signing_duration": config.cluster_signing_duration_seconds})
+                                         "cluster_signing_duration": config.cluster_signing_duration_seconds,
+                                         "service_account_private_key_file": config.service_account_key_path})
         out.append((asyncio.create_task(mgr.run(stop_ev), name="controller-manager"), client))
     if not config.disable_scheduler:
         from k8py.scheduler import Scheduler

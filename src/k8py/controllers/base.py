@@ -65,6 +65,7 @@ class ControllerOptions:
     cluster_signing_cert_file: str | None = None  # --cluster-signing-cert-file (the CSR signer's CA)
     cluster_signing_key_file: str | None = None  # --cluster-signing-key-file
     cluster_signing_duration: float | None = None  # --cluster-signing-duration, seconds (None: a year)
+    service_account_private_key_file: str | None = None  # --service-account-private-key-file (token Secrets)
 
     @classmethod
     def of(cls, values: ControllerOptions | Mapping[str, Any] | None) -> ControllerOptions:

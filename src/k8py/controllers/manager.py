@@ -34,6 +34,7 @@ CONTROLLERS: dict[str, str] = {
     "endpoints": "k8py.controllers.endpoints:EndpointsController",
     "endpointslice": "k8py.controllers.endpointslice:EndpointSliceController",
     "serviceaccount": "k8py.controllers.serviceaccount:ServiceAccountController",
+    "serviceaccount-token": "k8py.controllers.serviceaccounttokens:ServiceAccountTokensController",
     "root-ca-cert-publisher": "k8py.controllers.rootcacert:RootCACertPublisher",
     "nodelifecycle": "k8py.controllers.nodelifecycle:NodeLifecycleController",
     "podgc": "k8py.controllers.podgc:PodGCController",
