@@ -3,7 +3,9 @@ the store wrapper, the API's per-object report of an unreadable object, and key 
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import json
 import os
 import uuid
@@ -416,3 +418,31 @@ def test_config_file_writes_are_atomic(tmp_path: Path) -> None:
     write_config_file(path, {"a": 2})
     assert read_json(path) == {"a": 2}
     assert os.listdir(tmp_path) == ["c.json"]
+
+
+async def test_mirrors_see_plain_values_and_skip_unreadable_ones(tmp_path: Path) -> None:
+    """The in-process copies of kube-system Secrets (bootstrap tokens, RBAC) read through the
+    wrapper: plain values, and an undecryptable one as absent instead of a failing loop."""
+    inner, store = await wrapped(tmp_path, aescbc(("old", K32)))
+    await store.create("/registry/core/secrets/kube-system/a", b'{"a":1}')
+    store.reconfigure(load_config(write(tmp_path, config_doc(aescbc(("new", K32B))), "m.json")))
+    await store.create("/registry/core/secrets/kube-system/b", b'{"b":2}')
+    objects = Objects(inner)
+    objects.store = store
+    seen: dict[str, bytes | None] = {}
+    synced = asyncio.Event()
+    task = asyncio.create_task(objects.mirror("/registry/core/secrets/kube-system/", reset=seen.clear,
+                                              apply=seen.__setitem__, synced=synced.set, what="test"))
+    try:
+        await asyncio.wait_for(synced.wait(), 5)
+        assert seen == {"/registry/core/secrets/kube-system/a": None, "/registry/core/secrets/kube-system/b": b'{"b":2}'}
+        await store.create("/registry/core/secrets/kube-system/c", b'{"c":3}')
+        async with asyncio.timeout(5):
+            while "/registry/core/secrets/kube-system/c" not in seen:
+                await asyncio.sleep(0.01)
+        assert seen["/registry/core/secrets/kube-system/c"] == b'{"c":3}'
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await inner.close()

@@ -56,6 +56,7 @@ LEVELS = ("None", "Metadata", "Request", "RequestResponse")
 STAGES = ("RequestReceived", "ResponseStarted", "ResponseComplete", "Panic")
 WHAT = "--audit-policy-file"
 FLUSH_SECONDS = 0.2  # the writer thread's longest wait before writing what is buffered
+WAKE_AT = 1000  # events that wake the writer before its next FLUSH_SECONDS tick
 MAX_BUFFERED = 100_000  # events kept when the disk cannot keep up; more are dropped (and counted)
 LONG_RUNNING_SUBRESOURCES = ("exec", "attach", "portforward", "proxy")
 
@@ -409,7 +410,9 @@ class BufferedWriter:
             self.dropped += 1
             return
         buf.append(line)
-        if len(buf) == 1:
+        # No wake-up per event (a thread switch and a write per request cost more than the event):
+        # the writer wakes every FLUSH_SECONDS, or at once when a large batch is waiting.
+        if len(buf) == WAKE_AT:
             with self._cond:
                 self._cond.notify()
 
@@ -417,7 +420,7 @@ class BufferedWriter:
         buf = self._buf
         while True:
             with self._cond:
-                if not buf and not self._closed:
+                if len(buf) < WAKE_AT and not self._closed:
                     self._cond.wait(FLUSH_SECONDS)
                 closed = self._closed
             lines = []
