@@ -5,6 +5,7 @@ warnings, a namespace labelled ``k8py.io/policy=enforce`` refuses it with every 
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -120,6 +121,21 @@ def test_an_enforcing_namespace_refuses(cluster: Server) -> None:
     assert p.returncode == 1
     assert ('Namespace "prod" is invalid: metadata.labels[k8py.io/policy]: Unsupported value: "enforcing": '
             'supported values: "enforce", "off", "warn"') in p.stderr
+
+
+def test_server_side_apply_and_replace(cluster: Server) -> None:
+    cluster.kubectl("create", "namespace", "ssa")
+    p = cluster.kubectl("apply", "--server-side", "-n", "ssa", "-f", "-", input=DEPLOYMENT.format(name="web"))
+    assert p.stdout.strip() == "deployment.apps/web serverside-applied"
+    assert warning_lines(p.stderr) == [LATEST, LIMITS, PROBES], p.stderr
+    p = cluster.kubectl("apply", "--server-side", "-n", "prod", "-f", "-", input=DEPLOYMENT.format(name="ssa"),
+                        check=False)
+    assert p.returncode == 1 and 'deployments.apps "ssa" is forbidden: violates k8py policy "enforce": ' in p.stderr
+    # a replace that changes the image only still warns about what is left
+    dep = cluster.kjson("get", "deploy", "web", "-n", "ssa")
+    dep["spec"]["template"]["spec"]["containers"][0]["image"] = "nginx:1.27"
+    p = cluster.kubectl("replace", "-f", "-", input=json.dumps(dep))
+    assert warning_lines(p.stderr) == [LIMITS, PROBES], p.stderr
 
 
 def test_off_silences(cluster: Server) -> None:
