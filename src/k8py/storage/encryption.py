@@ -42,7 +42,6 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -110,7 +109,7 @@ class KeyTransformer:
     """One named key of one provider (kube's PrefixTransformer): seals with its prefix, opens
     values that carry it."""
 
-    __slots__ = ("_aead", "_box", "_key", "kind", "name", "prefix")
+    __slots__ = ("_aead", "_aes", "_box", "_key", "kind", "name", "prefix")
 
     def __init__(self, kind: str, name: str, key: bytes) -> None:
         self.kind = kind
@@ -118,6 +117,7 @@ class KeyTransformer:
         self._key = key
         self.prefix = b"" if kind == "identity" else f"k8s:enc:{kind}:v1:{name}:".encode()
         self._aead = AESGCM(key) if kind == "aesgcm" else None
+        self._aes = algorithms.AES(key) if kind == "aescbc" else None  # made once: it costs more than a seal
         self._box: Any = None
         if kind == "secretbox":
             from nacl.secret import SecretBox
@@ -134,10 +134,9 @@ class KeyTransformer:
             return data
         if kind == "aescbc":
             iv = os.urandom(16)
-            padder = padding.PKCS7(128).padder()
-            enc = Cipher(algorithms.AES(self._key), modes.CBC(iv)).encryptor()
-            body = enc.update(padder.update(data) + padder.finalize()) + enc.finalize()
-            return self.prefix + iv + body
+            n = 16 - len(data) % 16  # PKCS#7: n bytes of value n, a whole block when already aligned
+            enc = Cipher(self._aes, modes.CBC(iv)).encryptor()  # type: ignore[arg-type]
+            return self.prefix + iv + enc.update(data + bytes((n,)) * n) + enc.finalize()
         if kind == "aesgcm":
             assert self._aead is not None
             nonce = os.urandom(12)
@@ -151,10 +150,12 @@ class KeyTransformer:
             if kind == "aescbc":
                 if len(body) < 32 or len(body) % 16:
                     raise DecryptError("the data is not a whole number of AES blocks")
-                dec = Cipher(algorithms.AES(self._key), modes.CBC(body[:16])).decryptor()
+                dec = Cipher(self._aes, modes.CBC(body[:16])).decryptor()  # type: ignore[arg-type]
                 padded = dec.update(body[16:]) + dec.finalize()
-                unpadder = padding.PKCS7(128).unpadder()
-                return unpadder.update(padded) + unpadder.finalize()
+                n = padded[-1]
+                if not 1 <= n <= 16 or padded[-n:] != bytes((n,)) * n:
+                    raise DecryptError("invalid padding")
+                return padded[:-n]
             if kind == "aesgcm":
                 assert self._aead is not None
                 if len(body) < 12 + 16:
