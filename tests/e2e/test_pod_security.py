@@ -7,6 +7,7 @@ pods, invalid labels are refused, and ``--admission-control-config-file`` exempt
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -46,7 +47,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         pytest.skip("kubectl is not installed")
     tmp = tmp_path_factory.mktemp("pss")
     (tmp / "admission.yaml").write_text(ADMISSION_CONFIG)
-    s = start_server(tmp, "--admission-control-config-file", str(tmp / "admission.yaml"))
+    # the audit log records pod writes, with the annotations Pod Security adds
+    (tmp / "audit-policy.yaml").write_text(
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n"
+        "- level: Metadata\n  resources: [{group: '', resources: [pods]}]\n  verbs: [create]\n- level: None\n")
+    s = start_server(tmp, "--admission-control-config-file", str(tmp / "admission.yaml"),
+                     "--audit-policy-file", str(tmp / "audit-policy.yaml"), "--audit-log-path", str(tmp / "audit.log"))
     yield s
     s.stop()
 
@@ -174,6 +180,44 @@ def test_an_exempt_namespace_from_the_admission_configuration_file(cluster: Serv
     assert warnings_of(p.stderr) == []
     p = cluster.kubectl("apply", "-n", "pss-exempt", "-f", "-", input=manifest(pod("priv", {"privileged": True})))
     assert p.stdout.strip() == "pod/priv created"
+
+
+def test_audit_mode_annotates_the_audit_log(cluster: Server) -> None:
+    cluster.kubectl("create", "namespace", "pss-audit")
+    cluster.kubectl("label", "namespace", "pss-audit", "pod-security.kubernetes.io/enforce=baseline",
+                    "pod-security.kubernetes.io/audit=restricted")
+    cluster.kubectl("apply", "-n", "pss-audit", "-f", "-", input=manifest(pod("audited")))
+    p = cluster.kubectl("apply", "-n", "pss-audit", "-f", "-", input=manifest(pod("refused", {"privileged": True})),
+                        check=False)
+    assert p.returncode == 1
+    log = cluster.data_dir.parent / "audit.log"
+
+    def events() -> dict[str, Any]:
+        out = {}
+        for line in log.read_text().splitlines() if log.exists() else []:
+            ev = json.loads(line)
+            ref = ev.get("objectRef") or {}
+            if ref.get("namespace") == "pss-audit" and ev.get("stage") == "ResponseComplete":
+                out[ref.get("name")] = ev
+        return out if {"audited", "refused"} <= out.keys() else {}
+
+    found = wait(events, 30, "the audit events of both pods")
+    detail = ('allowPrivilegeEscalation != false (container "app" must set securityContext.allowPrivilegeEscalation'
+              '=false), unrestricted capabilities (container "app" must set securityContext.capabilities.drop=["ALL"]'
+              '), runAsNonRoot != true (pod or container "app" must set securityContext.runAsNonRoot=true), '
+              'seccompProfile (pod or container "app" must set securityContext.seccompProfile.type to '
+              '"RuntimeDefault" or "Localhost")')
+    assert found["audited"]["responseStatus"]["code"] == 201
+    annotations = found["audited"]["annotations"]
+    assert annotations["pod-security.kubernetes.io/enforce-policy"] == "baseline:latest"
+    assert annotations["pod-security.kubernetes.io/audit-violations"] == \
+        f'would violate PodSecurity "restricted:latest": {detail}'
+    assert found["refused"]["responseStatus"]["code"] == 403
+    annotations = found["refused"]["annotations"]
+    assert annotations["pod-security.kubernetes.io/enforce-policy"] == "baseline:latest"
+    assert annotations["pod-security.kubernetes.io/audit-violations"].startswith(
+        'would violate PodSecurity "restricted:latest": privileged (container "app" must not set '
+        "securityContext.privileged=true), allowPrivilegeEscalation != false")
 
 
 def test_a_wrong_admission_configuration_file_stops_the_server(tmp_path: Path) -> None:

@@ -43,9 +43,11 @@ __all__ = [
     "Configuration",
     "Level",
     "LevelVersion",
+    "PodView",
     "Policy",
     "Version",
     "Violation",
+    "evaluate",
     "evaluate_pod",
     "forbidden_detail",
     "forbidden_reason",
@@ -265,23 +267,38 @@ def _setters(pod: bool, containers: list[str]) -> list[str]:
     return out
 
 
-CheckFn = Callable[[Obj, Obj], "Violation | None"]
+class PodView:
+    """A pod (or pod template) as the checks read it: its containers gathered once (init,
+    regular, ephemeral), and the results of the checks already run on it, so that evaluating
+    several levels (enforce, audit, warn) runs each check once."""
+
+    __slots__ = ("containers", "meta", "pod_sc", "results", "spec")
+
+    def __init__(self, meta: Mapping[str, Any] | None, spec: Mapping[str, Any] | None) -> None:
+        self.meta = _d(meta)
+        self.spec = _d(spec)
+        self.containers = tuple(_containers(self.spec))
+        self.pod_sc = _pod_sc(self.spec)
+        self.results: dict[CheckFn, Violation | None] = {}
+
+
+CheckFn = Callable[[PodView], "Violation | None"]
 
 # --------------------------------------------------------------------------- baseline checks
 
 
-def _app_armor_1_0(meta: Obj, spec: Obj) -> Violation | None:
+def _app_armor_1_0(p: PodView) -> Violation | None:
     allowed_types = ("RuntimeDefault", "Localhost")
     bad_values: set[str] = set()
     pod_bad = False
-    psc = _pod_sc(spec)
+    psc = p.pod_sc
     if psc is not None and isinstance(psc.get("appArmorProfile"), dict):
         t = str(psc["appArmorProfile"].get("type") or "")
         if t not in allowed_types:
             pod_bad = True
             bad_values.add(t)
     bad_containers = []
-    for c in _containers(spec):
+    for c in p.containers:
         sc = _sc(c)
         if sc is not None and isinstance(sc.get("appArmorProfile"), dict):
             t = str(sc["appArmorProfile"].get("type") or "")
@@ -290,7 +307,7 @@ def _app_armor_1_0(meta: Obj, spec: Obj) -> Violation | None:
                 bad_values.add(t)
     setters = _setters(pod_bad, bad_containers)
     prefix = "container.apparmor.security.beta.kubernetes.io/"
-    annotations = sorted(f"{k}={_go_quote(v)}" for k, v in _d(meta.get("annotations")).items()
+    annotations = sorted(f"{k}={_go_quote(v)}" for k, v in _d(p.meta.get("annotations")).items()
                          if k.startswith(prefix) and not _allowed_apparmor_annotation(str(v)))
     values = sorted(bad_values) + annotations
     if annotations:
@@ -315,10 +332,10 @@ _CAPABILITIES_BASELINE = frozenset({
     "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"})
 
 
-def _capabilities_baseline_1_0(meta: Obj, spec: Obj) -> Violation | None:
+def _capabilities_baseline_1_0(p: PodView) -> Violation | None:
     bad_containers = []
     caps: set[str] = set()
-    for c in _containers(spec):
+    for c in p.containers:
         sc = _sc(c)
         added = [str(x) for x in _l(_d(sc.get("capabilities")).get("add"))] if sc is not None else []
         bad = [x for x in added if x not in _CAPABILITIES_BASELINE]
@@ -332,23 +349,23 @@ def _capabilities_baseline_1_0(meta: Obj, spec: Obj) -> Violation | None:
                      f"must not include {_join_quote(sorted(caps))} in securityContext.capabilities.add")
 
 
-def _host_namespaces_1_0(meta: Obj, spec: Obj) -> Violation | None:
-    used = [f"{f}=true" for f in ("hostNetwork", "hostPID", "hostIPC") if spec.get(f) is True]
+def _host_namespaces_1_0(p: PodView) -> Violation | None:
+    used = [f"{f}=true" for f in ("hostNetwork", "hostPID", "hostIPC") if p.spec.get(f) is True]
     return Violation("host namespaces", ", ".join(used)) if used else None
 
 
-def _host_path_volumes_1_0(meta: Obj, spec: Obj) -> Violation | None:
-    names = [str(v.get("name") or "") for v in _l(spec.get("volumes"))
+def _host_path_volumes_1_0(p: PodView) -> Violation | None:
+    names = [str(v.get("name") or "") for v in _l(p.spec.get("volumes"))
              if isinstance(v, dict) and v.get("hostPath") is not None]
     if not names:
         return None
     return Violation("hostPath volumes", f"{_plural('volume', 'volumes', len(names))} {_join_quote(names)}")
 
 
-def _host_ports_1_0(meta: Obj, spec: Obj) -> Violation | None:
+def _host_ports_1_0(p: PodView) -> Violation | None:
     bad_containers = []
     ports: set[str] = set()
-    for c in _containers(spec):
+    for c in p.containers:
         found = [str(p["hostPort"]) for p in _l(c.get("ports")) if isinstance(p, dict) and p.get("hostPort")]
         if found:
             bad_containers.append(_name(c))
@@ -361,10 +378,10 @@ def _host_ports_1_0(meta: Obj, spec: Obj) -> Violation | None:
                                  f"{', '.join(sorted(ports))}")
 
 
-def _host_probes_and_lifecycle_1_34(meta: Obj, spec: Obj) -> Violation | None:
+def _host_probes_and_lifecycle_1_34(p: PodView) -> Violation | None:
     bad_containers: set[str] = set()
     hosts: set[str] = set()
-    for c in _containers(spec):
+    for c in p.containers:
         handlers = [_d(c.get(p)) for p in ("livenessProbe", "readinessProbe", "startupProbe")]
         lifecycle = _d(c.get("lifecycle"))
         handlers += [_d(lifecycle.get("postStart")), _d(lifecycle.get("preStop"))]
@@ -384,18 +401,18 @@ def _host_probes_and_lifecycle_1_34(meta: Obj, spec: Obj) -> Violation | None:
                      f"{_join_quote(sorted(hosts))}")
 
 
-def _privileged_1_0(meta: Obj, spec: Obj) -> Violation | None:
-    bad = [_name(c) for c in _containers(spec) if (_sc(c) or {}).get("privileged") is True]
+def _privileged_1_0(p: PodView) -> Violation | None:
+    bad = [_name(c) for c in p.containers if (_sc(c) or {}).get("privileged") is True]
     if not bad:
         return None
     return Violation("privileged", f"{_plural('container', 'containers', len(bad))} {_join_quote(bad)} "
                                    "must not set securityContext.privileged=true")
 
 
-def _proc_mount_1_0(meta: Obj, spec: Obj) -> Violation | None:
+def _proc_mount_1_0(p: PodView) -> Violation | None:
     bad_containers = []
     types: set[str] = set()
-    for c in _containers(spec):
+    for c in p.containers:
         pm = (_sc(c) or {}).get("procMount")
         if pm is not None and pm != "Default":
             bad_containers.append(_name(c))
@@ -407,9 +424,9 @@ def _proc_mount_1_0(meta: Obj, spec: Obj) -> Violation | None:
                      f"must not set securityContext.procMount to {_join_quote(sorted(types))}")
 
 
-def _proc_mount_1_35_baseline(meta: Obj, spec: Obj) -> Violation | None:
+def _proc_mount_1_35_baseline(p: PodView) -> Violation | None:
     # a pod in a user namespace may unmask /proc under baseline (not under restricted)
-    return None if _user_namespace(spec) else _proc_mount_1_0(meta, spec)
+    return None if _user_namespace(p.spec) else _proc_mount_1_0(p)
 
 
 _SELINUX_TYPES_1_0 = frozenset({"", "container_t", "container_init_t", "container_kvm_t"})
@@ -417,7 +434,7 @@ _SELINUX_TYPES_1_31 = _SELINUX_TYPES_1_0 | {"container_engine_t"}
 
 
 def _selinux(allowed: frozenset[str]) -> CheckFn:
-    def check(meta: Obj, spec: Obj) -> Violation | None:
+    def check(p: PodView) -> Violation | None:
         bad_types: set[str] = set()
         set_user = set_role = False
 
@@ -436,9 +453,9 @@ def _selinux(allowed: frozenset[str]) -> CheckFn:
                 ok = False
             return ok
 
-        psc = _pod_sc(spec)
+        psc = p.pod_sc
         pod_bad = psc is not None and isinstance(psc.get("seLinuxOptions"), dict) and not valid(psc["seLinuxOptions"])
-        bad_containers = [_name(c) for c in _containers(spec)
+        bad_containers = [_name(c) for c in p.containers
                           if isinstance((_sc(c) or {}).get("seLinuxOptions"), dict)
                           and not valid(_d(_sc(c)).get("seLinuxOptions") or {})]
         setters = _setters(pod_bad, bad_containers)
@@ -461,9 +478,9 @@ _SECCOMP_POD_ANNOTATION = "seccomp.security.alpha.kubernetes.io/pod"
 _SECCOMP_CONTAINER_ANNOTATION = "container.seccomp.security.alpha.kubernetes.io/"
 
 
-def _seccomp_baseline_1_0(meta: Obj, spec: Obj) -> Violation | None:
+def _seccomp_baseline_1_0(p: PodView) -> Violation | None:
     """Before policy 1.19 seccomp was set with the alpha annotations."""
-    annotations = _d(meta.get("annotations"))
+    annotations = _d(p.meta.get("annotations"))
 
     def ok(v: Any) -> bool:
         return v in ("runtime/default", "docker/default") or str(v).startswith("localhost/")
@@ -471,7 +488,7 @@ def _seccomp_baseline_1_0(meta: Obj, spec: Obj) -> Violation | None:
     bad: set[str] = set()
     if _SECCOMP_POD_ANNOTATION in annotations and not ok(annotations[_SECCOMP_POD_ANNOTATION]):
         bad.add(f"{_SECCOMP_POD_ANNOTATION}={_go_quote(annotations[_SECCOMP_POD_ANNOTATION])}")
-    for c in _containers(spec):
+    for c in p.containers:
         key = _SECCOMP_CONTAINER_ANNOTATION + _name(c)
         if key in annotations and not ok(annotations[key]):
             bad.add(f"{key}={_go_quote(annotations[key])}")
@@ -486,12 +503,12 @@ def _valid_seccomp(profile: Obj) -> bool:
 
 
 def _seccomp(restricted: bool, windows_exempt: bool) -> CheckFn:
-    def check(meta: Obj, spec: Obj) -> Violation | None:
-        if windows_exempt and _windows(spec):
+    def check(p: PodView) -> Violation | None:
+        if windows_exempt and _windows(p.spec):
             return None
         bad_values: set[str] = set()
         pod_bad = pod_set = False
-        psc = _pod_sc(spec)
+        psc = p.pod_sc
         if psc is not None and isinstance(psc.get("seccompProfile"), dict):
             if _valid_seccomp(psc["seccompProfile"]):
                 pod_set = True
@@ -499,7 +516,7 @@ def _seccomp(restricted: bool, windows_exempt: bool) -> CheckFn:
                 pod_bad = True
                 bad_values.add(str(psc["seccompProfile"].get("type") or ""))
         explicit, implicit = [], []
-        for c in _containers(spec):
+        for c in p.containers:
             profile = (_sc(c) or {}).get("seccompProfile")
             if isinstance(profile, dict):
                 if not _valid_seccomp(profile):
@@ -530,20 +547,20 @@ _SYSCTLS_1_37 = _SYSCTLS_1_32 | {"net.ipv4.tcp_slow_start_after_idle", "net.ipv4
 
 
 def _sysctls(allowed: frozenset[str]) -> CheckFn:
-    def check(meta: Obj, spec: Obj) -> Violation | None:
-        bad = [str(s.get("name") or "") for s in _l((_pod_sc(spec) or {}).get("sysctls"))
+    def check(p: PodView) -> Violation | None:
+        bad = [str(s.get("name") or "") for s in _l((p.pod_sc or {}).get("sysctls"))
                if isinstance(s, dict) and s.get("name") not in allowed]
         return Violation("forbidden sysctls", ", ".join(bad)) if bad else None
 
     return check
 
 
-def _windows_host_process_1_0(meta: Obj, spec: Obj) -> Violation | None:
+def _windows_host_process_1_0(p: PodView) -> Violation | None:
     def host_process(sc: Obj | None) -> bool:
         return sc is not None and _d(sc.get("windowsOptions")).get("hostProcess") is True
 
-    bad = [_name(c) for c in _containers(spec) if host_process(_sc(c))]
-    setters = _setters(host_process(_pod_sc(spec)), bad)
+    bad = [_name(c) for c in p.containers if host_process(_sc(c))]
+    setters = _setters(host_process(p.pod_sc), bad)
     if not setters:
         return None
     return Violation("hostProcess",
@@ -554,10 +571,10 @@ def _windows_host_process_1_0(meta: Obj, spec: Obj) -> Violation | None:
 
 
 def _allow_privilege_escalation(windows_exempt: bool) -> CheckFn:
-    def check(meta: Obj, spec: Obj) -> Violation | None:
-        if windows_exempt and _windows(spec):
+    def check(p: PodView) -> Violation | None:
+        if windows_exempt and _windows(p.spec):
             return None
-        bad = [_name(c) for c in _containers(spec) if (_sc(c) or {}).get("allowPrivilegeEscalation") is not False]
+        bad = [_name(c) for c in p.containers if (_sc(c) or {}).get("allowPrivilegeEscalation") is not False]
         if not bad:
             return None
         return Violation("allowPrivilegeEscalation != false",
@@ -568,12 +585,12 @@ def _allow_privilege_escalation(windows_exempt: bool) -> CheckFn:
 
 
 def _capabilities_restricted(windows_exempt: bool) -> CheckFn:
-    def check(meta: Obj, spec: Obj) -> Violation | None:
-        if windows_exempt and _windows(spec):
+    def check(p: PodView) -> Violation | None:
+        if windows_exempt and _windows(p.spec):
             return None
         missing_drop, adding = [], []
         forbidden: set[str] = set()
-        for c in _containers(spec):
+        for c in p.containers:
             sc = _sc(c)
             caps = sc.get("capabilities") if sc is not None else None
             if not isinstance(caps, dict):
@@ -597,8 +614,8 @@ def _capabilities_restricted(windows_exempt: bool) -> CheckFn:
     return check
 
 
-def _proc_mount_restricted_1_35(meta: Obj, spec: Obj) -> Violation | None:
-    return _proc_mount_1_0(meta, spec)  # no user-namespace relaxation under restricted
+def _proc_mount_restricted_1_35(p: PodView) -> Violation | None:
+    return _proc_mount_1_0(p)  # no user-namespace relaxation under restricted
 
 
 _ALLOWED_VOLUME_SOURCES = ("configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "image",
@@ -609,10 +626,10 @@ _RESTRICTED_VOLUME_SOURCES = ("hostPath", "gcePersistentDisk", "awsElasticBlockS
                               "scaleIO", "storageos")
 
 
-def _restricted_volumes_1_0(meta: Obj, spec: Obj) -> Violation | None:
+def _restricted_volumes_1_0(p: PodView) -> Violation | None:
     bad_volumes = []
     types: set[str] = set()
-    for v in _l(spec.get("volumes")):
+    for v in _l(p.spec.get("volumes")):
         if not isinstance(v, dict) or any(v.get(s) is not None for s in _ALLOWED_VOLUME_SOURCES):
             continue
         bad_volumes.append(str(v.get("name") or ""))
@@ -627,15 +644,15 @@ def _restricted_volumes_1_0(meta: Obj, spec: Obj) -> Violation | None:
 
 
 def _run_as_non_root(userns_relaxed: bool) -> CheckFn:
-    def check(meta: Obj, spec: Obj) -> Violation | None:
-        if userns_relaxed and _user_namespace(spec):
+    def check(p: PodView) -> Violation | None:
+        if userns_relaxed and _user_namespace(p.spec):
             return None
         pod_bad = pod_non_root = False
-        value = (_pod_sc(spec) or {}).get("runAsNonRoot")
+        value = (p.pod_sc or {}).get("runAsNonRoot")
         if value is not None:
             pod_bad, pod_non_root = value is False, value is not False
         explicit, implicit = [], []
-        for c in _containers(spec):
+        for c in p.containers:
             cv = (_sc(c) or {}).get("runAsNonRoot")
             if cv is not None:
                 if cv is False:
@@ -656,11 +673,11 @@ def _run_as_non_root(userns_relaxed: bool) -> CheckFn:
 
 
 def _run_as_user(userns_relaxed: bool) -> CheckFn:
-    def check(meta: Obj, spec: Obj) -> Violation | None:
-        if userns_relaxed and _user_namespace(spec):
+    def check(p: PodView) -> Violation | None:
+        if userns_relaxed and _user_namespace(p.spec):
             return None
-        pod_bad = (_pod_sc(spec) or {}).get("runAsUser") == 0
-        bad = [_name(c) for c in _containers(spec) if (_sc(c) or {}).get("runAsUser") == 0]
+        pod_bad = (p.pod_sc or {}).get("runAsUser") == 0
+        bad = [_name(c) for c in p.containers if (_sc(c) or {}).get("runAsUser") == 0]
         setters = _setters(pod_bad, bad)
         if not setters:
             return None
@@ -746,12 +763,20 @@ _TABLE: dict[tuple[Level, int], tuple[CheckFn, ...]] = {
 
 def evaluate_pod(lv: LevelVersion, meta: Mapping[str, Any] | None, spec: Mapping[str, Any] | None) -> list[Violation]:
     """The violations of the pod (metadata and spec) at a level and version, in kube's order."""
+    return evaluate(lv, PodView(meta, spec))
+
+
+def evaluate(lv: LevelVersion, pod: PodView) -> list[Violation]:
+    """:func:`evaluate_pod` on a :class:`PodView`; a check already run on it is not run again."""
     if lv.level is Level.PRIVILEGED:
         return []
-    m, s = _d(meta), _d(spec)
     out = []
+    results = pod.results
     for check in _TABLE[(lv.level, lv.version.effective())]:
-        v = check(m, s)
+        if check in results:
+            v = results[check]
+        else:
+            v = results[check] = check(pod)
         if v is not None:
             out.append(v if v.reason else Violation("unknown forbidden reason", v.detail))
     return out

@@ -114,8 +114,7 @@ class PodSecurity(Plugin):
 
     def _evaluate(self, a: Attributes, policy: ps.Policy, perrs: list[errors.FieldError], meta: Obj, spec: Obj,
                   *, enforce: bool) -> None:
-        """kube's EvaluatePod: enforce (pods only) refuses, audit annotates, warn warns; one
-        evaluation per distinct level:version."""
+        """kube's EvaluatePod: enforce (pods only) refuses, audit annotates, warn warns."""
         runtime_class = spec.get("runtimeClassName")
         if runtime_class and runtime_class in self.config.exempt_runtime_classes:
             a.audit_annotations[ps.EXEMPT_ANNOTATION] = "runtimeClass"
@@ -124,12 +123,10 @@ class PodSecurity(Plugin):
         if perrs:
             agg = str(perrs[0]) if len(perrs) == 1 else "[" + ", ".join(str(e) for e in perrs) + "]"
             annotations[ps.ERROR_ANNOTATION] = f"Failed to parse policy: {agg}"
-        results: dict[ps.LevelVersion, list[ps.Violation]] = {}
+        pod = ps.PodView(meta, spec)  # each check runs once, whatever the three modes ask
 
         def evaluate(lv: ps.LevelVersion) -> list[ps.Violation]:
-            if lv not in results:
-                results[lv] = ps.evaluate_pod(lv, meta, spec)
-            return results[lv]
+            return ps.evaluate(lv, pod)
 
         refusal: errors.StatusError | None = None
         if enforce:
