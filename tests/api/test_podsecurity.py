@@ -451,3 +451,14 @@ def test_configuration_errors() -> None:
         "exemptions.usernames[0]: Required value",
         'exemptions.usernames[2]: Duplicate value: "ci"']
     assert errs[-1].type is FieldErrorType.DUPLICATE
+
+
+def test_a_pod_view_runs_each_check_once_across_levels() -> None:
+    spec = {"hostPID": True, "containers": [c("a", {"privileged": True})]}
+    view = ps.PodView({}, spec)
+    assert ps.evaluate(lv(B), view) == ps.evaluate_pod(lv(B), {}, spec)
+    baseline_results = dict(view.results)
+    assert ps.evaluate(lv(R), view) == ps.evaluate_pod(lv(R), {}, spec)
+    # the baseline checks restricted keeps were not run again: their results are the same objects
+    assert all(view.results[f] is v for f, v in baseline_results.items())
+    assert len(view.results) > len(baseline_results)

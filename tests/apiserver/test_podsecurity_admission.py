@@ -358,3 +358,30 @@ def test_a_plugin_configuration_in_a_file_of_its_own(tmp_path: Path) -> None:
     conf = admission_config.from_file(str(path))["PodSecurity"]
     assert conf.defaults.audit == ps.LevelVersion(ps.Level.RESTRICTED, ps.Version(30))
     assert conf.exempt_usernames == {"ci"}
+
+
+async def test_existing_pods_are_checked_one_per_controller_first_and_at_most_the_limit(
+        api: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    from k8py.apiserver.admission import podsecurity as plugin_module
+
+    await namespace(api, "many", {})
+
+    def owned(name: str, uid: str) -> Obj:
+        p = pod(name, sc={"privileged": True})
+        p["metadata"]["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": f"rs-{uid}",
+                                             "uid": uid, "controller": True}]
+        return p
+
+    # listed in name order: two pods of one ReplicaSet, then one of another, then a host-network pod
+    for p in (owned("a-1", "u1"), owned("a-2", "u1"), owned("b-1", "u2"), pod("c", hostNetwork=True)):
+        assert (await api.post(f"{NS}/many/pods", json=p)).status == 201
+    monkeypatch.setattr(plugin_module, "NAMESPACE_MAX_PODS_TO_CHECK", 3)
+    r = await api.patch(f"{NS}/many", json={"metadata": {"labels": labels(enforce="baseline")}},
+                        headers={"Content-Type": "application/merge-patch+json"})
+    assert r.status == 200
+    # a-2 (the ReplicaSet's second pod) is the one left unchecked, not c
+    assert warnings(r) == [
+        "new PodSecurity enforce level only checked against the first 3 of 4 existing pods",
+        'existing pods in namespace "many" violate the new PodSecurity enforce level "baseline:latest"',
+        "a-1 (and 1 other pod): privileged",
+        "c: host namespaces"]
