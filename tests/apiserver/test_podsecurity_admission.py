@@ -385,3 +385,37 @@ async def test_existing_pods_are_checked_one_per_controller_first_and_at_most_th
         'existing pods in namespace "many" violate the new PodSecurity enforce level "baseline:latest"',
         "a-1 (and 1 other pod): privileged",
         "c: host namespaces"]
+
+
+async def test_invalid_labels_already_stored_fail_closed_for_enforce(api: TestClient) -> None:
+    cp = api.cp  # type: ignore[attr-defined]
+    ns_kind = cp.registry.by_resource("", "v1", "namespaces")
+    # labels stored before the plugin checked them (written past admission)
+    await cp.objects.create(ns_kind, {"apiVersion": "v1", "kind": "Namespace", "metadata": {
+        "name": "old", "labels": labels(enforce="strict", warn="nope")}, "spec": {}, "status": {"phase": "Active"}})
+    plugin = cp.api.admission.plugin("PodSecurity")
+    pods = cp.registry.by_resource("", "v1", "pods")
+    attrs = Attributes("CREATE", pods, "old", "p")
+    with pytest.raises(Exception, match='violates PodSecurity "restricted:latest"'):
+        await plugin.validate(attrs, pod(), None)
+    assert attrs.audit_annotations["pod-security.kubernetes.io/error"] == (
+        "Failed to parse policy: [metadata.labels[pod-security.kubernetes.io/enforce]: Invalid value: \"strict\": "
+        "must be one of privileged, baseline, restricted, metadata.labels[pod-security.kubernetes.io/warn]: Invalid "
+        'value: "nope": must be one of privileged, baseline, restricted]')
+    assert attrs.warnings == []  # an invalid warn level is privileged
+    # the namespace can still be updated while its bad labels stay as they were
+    r = await api.patch(f"{NS}/old", json={"metadata": {"annotations": {"a": "b"}}},
+                        headers={"Content-Type": "application/merge-patch+json"})
+    assert r.status == 200, await r.text()
+
+
+async def test_a_namespace_that_cannot_be_read(api: TestClient) -> None:
+    cp = api.cp  # type: ignore[attr-defined]
+    plugin = cp.api.admission.plugin("PodSecurity")
+    attrs = Attributes("CREATE", cp.registry.by_resource("", "v1", "pods"), "gone", "p")
+    with pytest.raises(Exception, match="failed to lookup namespace gone") as e:
+        await plugin.validate(attrs, pod(), None)
+    assert e.value.code == 500  # type: ignore[attr-defined]
+    attrs = Attributes("CREATE", cp.registry.by_resource("apps", "v1", "deployments"), "gone", "d")
+    await plugin.validate(attrs, deployment(sc={"privileged": True}), None)  # a workload is let through
+    assert attrs.audit_annotations == {"pod-security.kubernetes.io/error": "failed to lookup namespace gone"}

@@ -78,17 +78,22 @@ class PodSecurity(Plugin):
             return True
         return False
 
-    async def _namespace_policy(self, namespace: str) -> tuple[ps.Policy, list[errors.FieldError]]:
+    async def _namespace_policy(self, namespace: str) -> tuple[ps.Policy, list[errors.FieldError]] | None:
+        """The namespace's policy; None when the namespace cannot be read."""
         ns = await self.objects.try_get(self._ns_kind, None, namespace) if self._ns_kind is not None else None
         if ns is None:
-            raise errors.StatusError(500, "InternalError",
-                                     f"Internal error occurred: failed to lookup namespace {namespace}")
+            return None
         return ps.policy_to_evaluate((ns.get("metadata") or {}).get("labels"), self.config.defaults)
 
     async def _validate_pod(self, a: Attributes, pod: Obj, old: Obj | None) -> None:
         if a.subresource in IGNORED_POD_SUBRESOURCES or self._exempt(a):
             return
-        policy, perrs = await self._namespace_policy(a.namespace)
+        found = await self._namespace_policy(a.namespace)
+        if found is None:  # fail closed for pods, as kube
+            a.audit_annotations[ps.ERROR_ANNOTATION] = f"failed to lookup namespace {a.namespace}"
+            raise errors.StatusError(500, "InternalError",
+                                     f"Internal error occurred: failed to lookup namespace {a.namespace}")
+        policy, perrs = found
         privileged = ps.Level.PRIVILEGED
         if not perrs and policy.enforce.level is privileged and policy.warn.level is privileged \
                 and policy.audit.level is privileged:
@@ -103,7 +108,11 @@ class PodSecurity(Plugin):
     async def _validate_workload(self, a: Attributes, obj: Obj) -> None:
         if self._exempt(a):
             return
-        policy, perrs = await self._namespace_policy(a.namespace)
+        found = await self._namespace_policy(a.namespace)
+        if found is None:  # a workload is never refused: allowed, the audit event says why
+            a.audit_annotations[ps.ERROR_ANNOTATION] = f"failed to lookup namespace {a.namespace}"
+            return
+        policy, perrs = found
         privileged = ps.Level.PRIVILEGED
         if not perrs and policy.warn.level is privileged and policy.audit.level is privileged:
             return
