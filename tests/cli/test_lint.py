@@ -264,3 +264,20 @@ def test_the_policys_own_objects() -> None:
         '"enforce", "off", "warn" (this key keeps its default) [policy-config]')]
     # the same ConfigMap elsewhere is just a ConfigMap
     assert lint_bytes(cm.replace("kube-system", "default").encode(), "cm.yaml") == []
+
+
+def test_unknown_kinds_are_errors_unless_ignored(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cr = "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\nspec: {size: 3}\n"
+    (tmp_path / "all.yaml").write_text(cr + "---\n" + CLEAN)
+    assert main(["lint", str(tmp_path / "all.yaml")]) == 1
+    out, err = capsys.readouterr()
+    assert out.strip() == (f'{tmp_path / "all.yaml"}:1: error: Widget/w: no matches for kind "Widget" in version '
+                           '"example.com/v1"')
+    assert main(["lint", "--ignore-unknown-kinds", str(tmp_path / "all.yaml")]) == 0
+    out, err = capsys.readouterr()
+    assert out == "" and err.strip() == ("k8py lint: 0 errors, 0 warnings in 1 object (1 file), 1 of kinds k8py does "
+                                         "not serve skipped")
+    # a kind k8py serves, in a wrong version, is still an error
+    (tmp_path / "rs.yaml").write_text(SEED_REPLICASET)
+    assert main(["lint", "--ignore-unknown-kinds", "--warnings-ok", str(tmp_path / "rs.yaml")]) == 1
+    capsys.readouterr()

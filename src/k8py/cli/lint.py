@@ -66,10 +66,12 @@ class Problem:
 
 
 class Linter:
-    def __init__(self, policy: sp.Policy = sp.DEFAULT_POLICY) -> None:
+    def __init__(self, policy: sp.Policy = sp.DEFAULT_POLICY, *, ignore_unknown_kinds: bool = False) -> None:
         from k8py.apiserver.registry import build as build_strategies  # the kinds' create path, offline
 
         self.policy = policy
+        self.ignore_unknown_kinds = ignore_unknown_kinds
+        self.skipped = 0  # objects of kinds k8py does not serve, with ignore_unknown_kinds
         self.registry = Registry()
         self.strategies = build_strategies()
         self.objects = 0
@@ -115,10 +117,13 @@ class Linter:
         if not isinstance(kind, str) or not isinstance(api_version, str):
             problem("error", "kind", "apiVersion and kind must be strings")
             return
-        self.objects += 1
         info = self.registry.by_api_version(api_version, kind)
+        served = sorted({k.api_version for k in self.registry.all() if k.kind == kind}) if info is None else []
+        if info is None and not served and self.ignore_unknown_kinds:
+            self.skipped += 1  # a custom resource, say: nothing here knows its schema
+            return
+        self.objects += 1
         if info is None:
-            served = sorted({k.api_version for k in self.registry.all() if k.kind == kind})
             hint = f" ({kind} is served as {' and '.join(served)})" if served else ""
             problem("error", "kind", f'no matches for kind "{kind}" in version "{api_version}"{hint}',
                     "apiVersion")
@@ -238,7 +243,7 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as e:
         print(f"k8py lint: bad policy: {e}", file=sys.stderr)
         return 2
-    linter = Linter(policy)
+    linter = Linter(policy, ignore_unknown_kinds=args.ignore_unknown_kinds)
     problems: list[Problem] = []
     files = _files(args.files)
     for path in files:
@@ -257,13 +262,14 @@ def run(args: argparse.Namespace) -> int:
     warnings = len(problems) - errors
     if args.output == "json":
         json.dump({"problems": [asdict(p) for p in problems], "errors": errors, "warnings": warnings,
-                   "objects": linter.objects, "files": len(files)}, sys.stdout, indent=2)
+                   "objects": linter.objects, "skipped": linter.skipped, "files": len(files)}, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
         for p in problems:
             print(p.text())
         print(f"k8py lint: {errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)} in "
-              f"{linter.objects} object{'s' * (linter.objects != 1)} ({len(files)} file{'s' * (len(files) != 1)})",
+              f"{linter.objects} object{'s' * (linter.objects != 1)} ({len(files)} file{'s' * (len(files) != 1)})"
+              + (f", {linter.skipped} of kinds k8py does not serve skipped" if linter.skipped else ""),
               file=sys.stderr)
     return 1 if errors or (warnings and not args.warnings_ok) else 0
 
@@ -280,6 +286,8 @@ def add_parser(sub: Any) -> None:
                    help="exit 0 when only warnings (anti-patterns) were found, 1 only for errors")
     p.add_argument("--checks", metavar="LIST",
                    help="which anti-pattern checks run, as the policy ConfigMap's 'checks' ('*', 'id', '-id')")
+    p.add_argument("--ignore-unknown-kinds", action="store_true",
+                   help="skip objects of kinds k8py does not serve (custom resources) instead of reporting them")
     p.add_argument("--policy", metavar="FILE",
                    help="the kube-system/k8py-policy ConfigMap (or its data) to take the checks from")
     p.set_defaults(func=run, parser=p)
