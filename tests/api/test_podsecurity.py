@@ -462,3 +462,13 @@ def test_a_pod_view_runs_each_check_once_across_levels() -> None:
     # the baseline checks restricted keeps were not run again: their results are the same objects
     assert all(view.results[f] is v for f, v in baseline_results.items())
     assert len(view.results) > len(baseline_results)
+
+
+def test_configuration_values_of_the_wrong_type() -> None:
+    _, errs = ps.parse_configuration({
+        "apiVersion": "pod-security.admission.config.k8s.io/v1", "kind": "PodSecurityConfiguration",
+        "defaults": {"enforce": ["baseline"], "warn-version": 1.25}, "exemptions": {"namespaces": "kube-system"}})
+    assert [str(e) for e in errs] == [
+        'defaults.enforce: Invalid value: ["baseline"]: must be one of privileged, baseline, restricted',
+        'defaults.warn-version: Invalid value: 1.25: must be "latest" or "v1.x"',
+        'exemptions.namespaces: Invalid value: "kube-system": must be a list of strings']

@@ -135,18 +135,18 @@ class Policy:
 
 
 _VALID_LEVELS = "privileged, baseline, restricted"
+_LEVELS = {level.value: level for level in Level}
 _VERSION_RE = re.compile(r"^v1\.([0-9]|[1-9][0-9]*)$")
 
 
-def parse_level(value: str) -> tuple[Level, str]:
+def parse_level(value: Any) -> tuple[Level, str]:
     """The level, and an error detail ("" when valid); an invalid level means restricted."""
-    try:
-        return Level(value), ""
-    except ValueError:
-        return Level.RESTRICTED, f"must be one of {_VALID_LEVELS}"
+    if isinstance(value, str) and value in _LEVELS:
+        return _LEVELS[value], ""
+    return Level.RESTRICTED, f"must be one of {_VALID_LEVELS}"
 
 
-def parse_version(value: str) -> tuple[Version, str]:
+def parse_version(value: Any) -> tuple[Version, str]:
     """The version, and an error detail ("" when valid); an invalid version means latest."""
     if value == "latest":
         return LATEST, ""
@@ -866,7 +866,7 @@ def parse_configuration(doc: Any) -> tuple[Configuration, list[errors.FieldError
     kube-apiserver does (validation.ValidatePodSecurityConfiguration), unknown fields refused."""
     errs: list[errors.FieldError] = []
     if not isinstance(doc, dict):
-        return Configuration(), [errors.invalid("", _kind_repr(doc), "must be a PodSecurityConfiguration object")]
+        return Configuration(), [errors.invalid("", doc, "must be a PodSecurityConfiguration object")]
     api_version, kind = doc.get("apiVersion"), doc.get("kind")
     wanted = [f"{CONFIG_GROUP}/{v}" for v in CONFIG_VERSIONS]
     if api_version not in wanted:
@@ -876,7 +876,7 @@ def parse_configuration(doc: Any) -> tuple[Configuration, list[errors.FieldError
     errs += _unknown_fields(doc, ("apiVersion", "kind", "defaults", "exemptions"), "")
     defaults = doc.get("defaults") or {}
     if not isinstance(defaults, dict):
-        errs.append(errors.invalid("defaults", _kind_repr(defaults), "must be an object"))
+        errs.append(errors.invalid("defaults", defaults, "must be an object"))
         defaults = {}
     errs += _unknown_fields(defaults, ("enforce", "enforce-version", "audit", "audit-version", "warn",
                                        "warn-version"), "defaults")
@@ -884,16 +884,16 @@ def parse_configuration(doc: Any) -> tuple[Configuration, list[errors.FieldError
     for mode in ("enforce", "audit", "warn"):
         level_value = defaults.get(mode, "privileged")
         version_value = defaults.get(f"{mode}-version", "latest")
-        level, detail = parse_level(level_value) if isinstance(level_value, str) else (Level.RESTRICTED, "x")
+        level, detail = parse_level(level_value)
         if detail:
-            errs.append(errors.invalid(f"defaults.{mode}", level_value, f"must be one of {_VALID_LEVELS}"))
-        version, detail = parse_version(version_value) if isinstance(version_value, str) else (LATEST, "x")
+            errs.append(errors.invalid(f"defaults.{mode}", level_value, detail))
+        version, detail = parse_version(version_value)
         if detail:
-            errs.append(errors.invalid(f"defaults.{mode}-version", version_value, 'must be "latest" or "v1.x"'))
+            errs.append(errors.invalid(f"defaults.{mode}-version", version_value, detail))
         modes.append(LevelVersion(level, version))
     exemptions = doc.get("exemptions") or {}
     if not isinstance(exemptions, dict):
-        errs.append(errors.invalid("exemptions", _kind_repr(exemptions), "must be an object"))
+        errs.append(errors.invalid("exemptions", exemptions, "must be an object"))
         exemptions = {}
     errs += _unknown_fields(exemptions, ("usernames", "runtimeClasses", "namespaces"), "exemptions")
     lists: dict[str, frozenset[str]] = {}
@@ -902,7 +902,7 @@ def parse_configuration(doc: Any) -> tuple[Configuration, list[errors.FieldError
         values = exemptions.get(name) or []
         path = f"exemptions.{name}"
         if not isinstance(values, list):
-            errs.append(errors.invalid(path, _kind_repr(values), "must be a list of strings"))
+            errs.append(errors.invalid(path, values, "must be a list of strings"))
             values = []
         seen: set[str] = set()
         for i, v in enumerate(values):
@@ -921,10 +921,6 @@ def parse_configuration(doc: Any) -> tuple[Configuration, list[errors.FieldError
     conf = Configuration(Policy(*modes), exempt_usernames=lists["usernames"],
                          exempt_runtime_classes=lists["runtimeClasses"], exempt_namespaces=lists["namespaces"])
     return conf, errs
-
-
-def _kind_repr(x: Any) -> str:
-    return type(x).__name__ if not isinstance(x, str) else x
 
 
 def _unknown_fields(d: Mapping[str, Any], known: tuple[str, ...], path: str) -> list[errors.FieldError]:
