@@ -319,3 +319,36 @@ async def test_namespaces_without_quotas_read_nothing_once_the_watch_has_synced(
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_api_validates_quota_scopes_as_kube(api: TestClient) -> None:
+    async def causes(spec: Obj) -> list[tuple[str, str]]:
+        r = await api.post(f"{NS}/resourcequotas", json={"apiVersion": "v1", "kind": "ResourceQuota",
+                                                         "metadata": {"name": "bad"}, "spec": spec})
+        assert r.status == 422, await r.text()
+        return [(c["field"], c["message"]) for c in (await r.json())["details"]["causes"]]
+
+    shown = 'Invalid value: []core.ResourceQuotaScope{"BestEffort", "NotBestEffort"}: '
+    got = await causes({"hard": {"pods": "1", "cpu": "1", "services": "1"}, "scopes": ["BestEffort", "NotBestEffort"]})
+    assert got == [("spec.scopes", shown + "unsupported scope applied to resource"),  # three times, said once
+                   ("spec.scopes", shown + "conflicting scopes")]
+    only_exists = ("Invalid value: \"In\": must be 'Exist' only operator when scope is any of "
+                   "ResourceQuotaScopeTerminating, ResourceQuotaScopeNotTerminating, ResourceQuotaScopeBestEffort and "
+                   "ResourceQuotaScopeNotBestEffort")
+    no_values = ("Required value: must be at least one value when `operator` is 'In' or 'NotIn' for scope selector")
+    values = ("Invalid value: []string{\"a\"}: must be no value when `operator` is 'Exist' or 'DoesNotExist' for "
+              "scope selector")
+    assert await causes({"hard": {"pods": "1"}, "scopeSelector": {"matchExpressions": [
+        {"scopeName": "Terminating", "operator": "In", "values": ["x"]},
+        {"scopeName": "PriorityClass", "operator": "In"},
+        {"scopeName": "PriorityClass", "operator": "Exists", "values": ["a"]}]}}) == [
+        ("spec.scopeSelector.matchExpressions[0].operator", only_exists),
+        ("spec.scopeSelector.matchExpressions[1].values", no_values),
+        ("spec.scopeSelector.matchExpressions[2].values", values)]
+    ok = await api.post(f"{NS}/resourcequotas", json={"apiVersion": "v1", "kind": "ResourceQuota",
+                                                      "metadata": {"name": "good"}, "spec": {
+                                                          "hard": {"pods": "3", "requests.cpu": "1"},
+                                                          "scopeSelector": {"matchExpressions": [{
+                                                              "scopeName": "PriorityClass", "operator": "In",
+                                                              "values": ["high"]}]}}})
+    assert ok.status == 201, await ok.text()

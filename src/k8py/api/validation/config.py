@@ -214,21 +214,81 @@ def validate_resource_quota(obj: dict[str, Any]) -> Errs:
 def _quota_body(obj: dict[str, Any]) -> Errs:
     spec = d_(obj.get("spec"))
     errs = _quota_resources(spec.get("hard"), "spec.hard")
-    for i, s in enumerate(l_(spec.get("scopes"))):
+    hard = sorted(d_(spec.get("hard")))
+    scopes = [s_(x) for x in l_(spec.get("scopes"))]
+    for i, s in enumerate(scopes):
         if s not in QUOTA_SCOPES:
             errs.append(not_supported(index("spec.scopes", i), s, QUOTA_SCOPES))
-    for i, sc in enumerate(l_(d_(spec.get("scopeSelector")).get("matchExpressions"))):
-        sc = d_(sc)
-        p = index("spec.scopeSelector.matchExpressions", i)
-        if sc.get("scopeName") not in QUOTA_SCOPES:
-            errs.append(not_supported(child(p, "scopeName"), s_(sc.get("scopeName")), QUOTA_SCOPES))
+    shown = _go_scopes(scopes)
+    for s in scopes:
+        errs += [invalid("spec.scopes", shown, "unsupported scope applied to resource")
+                 for k in hard if _is_standard_quota_resource(k) and not _scope_valid_for(s, k)]
+    errs += [invalid("spec.scopes", shown, "conflicting scopes") for pair in _CONFLICTING if pair <= set(scopes)]
+    exprs = [d_(x) for x in l_(d_(spec.get("scopeSelector")).get("matchExpressions"))]
+    mp = "spec.scopeSelector.matchExpressions"
+    for i, sc in enumerate(exprs):
+        p = index(mp, i)
+        name = s_(sc.get("scopeName"))
+        if name not in QUOTA_SCOPES:
+            errs.append(not_supported(child(p, "scopeName"), name, QUOTA_SCOPES))
+        errs += [invalid(mp, _go_selector(exprs), "unsupported scope applied to resource")
+                 for k in hard if _is_standard_quota_resource(k) and not _scope_valid_for(name, k)]
         op = sc.get("operator")
-        if op not in ("In", "NotIn", "Exists", "DoesNotExist"):
+        values = l_(sc.get("values"))
+        if name in ("BestEffort", "NotBestEffort", "Terminating", "NotTerminating") and op != "Exists":
+            errs.append(invalid(child(p, "operator"), s_(op),
+                                "must be 'Exist' only operator when scope is any of ResourceQuotaScopeTerminating, "
+                                "ResourceQuotaScopeNotTerminating, ResourceQuotaScopeBestEffort and "
+                                "ResourceQuotaScopeNotBestEffort"))
+        if op in ("In", "NotIn"):
+            if not values:
+                errs.append(required(child(p, "values"),
+                                     "must be at least one value when `operator` is 'In' or 'NotIn' for scope selector"))
+        elif op in ("Exists", "DoesNotExist"):
+            if values:
+                errs.append(invalid(child(p, "values"), GoRaw(_go_strings(values)),
+                                    "must be no value when `operator` is 'Exist' or 'DoesNotExist' for scope selector"))
+        else:
             errs.append(not_supported(child(p, "operator"), s_(op), ("In", "NotIn", "Exists", "DoesNotExist")))
+    names = {s_(sc.get("scopeName")) for sc in exprs}
+    errs += [invalid(mp, shown, "conflicting scopes") for pair in _CONFLICTING if pair <= names]
     st = d_(obj.get("status"))
     errs += _quota_resources(st.get("hard"), "status.hard")
     errs += _quota_resources(st.get("used"), "status.used")
     return errs
+
+
+# scopes that cannot both be asked for, and the quota names each scope can limit
+_CONFLICTING = ({"BestEffort", "NotBestEffort"}, {"Terminating", "NotTerminating"})
+_POD_COUNT = frozenset(("pods",))
+_POD_COMPUTE = frozenset(("cpu", "memory", "limits.cpu", "limits.memory", "requests.cpu", "requests.memory"))
+
+
+def _scope_valid_for(scope: str, resource: str) -> bool:
+    """``IsResourceQuotaScopeValidForResource``: which standard quota names a scope can limit."""
+    if scope in ("Terminating", "NotTerminating", "NotBestEffort", "PriorityClass"):
+        return resource in _POD_COUNT or resource in _POD_COMPUTE
+    if scope == "BestEffort":
+        return resource in _POD_COUNT
+    return True
+
+
+def _go_strings(values: list[Any]) -> str:
+    return "[]string{" + ", ".join(json.dumps(s_(v)) for v in values) + "}" if values else "[]string(nil)"
+
+
+def _go_scopes(scopes: list[str]) -> GoRaw:
+    """``spec.scopes`` as Go's ``%#v`` prints it in kube's messages."""
+    if not scopes:
+        return GoRaw("[]core.ResourceQuotaScope(nil)")
+    return GoRaw("[]core.ResourceQuotaScope{" + ", ".join(json.dumps(x) for x in scopes) + "}")
+
+
+def _go_selector(exprs: list[dict[str, Any]]) -> GoRaw:
+    items = ", ".join(f'core.ScopedResourceSelectorRequirement{{ScopeName:{json.dumps(s_(e.get("scopeName")))}, '
+                      f'Operator:{json.dumps(s_(e.get("operator")))}, Values:{_go_strings(l_(e.get("values")))}}}'
+                      for e in exprs)
+    return GoRaw(f"&core.ScopeSelector{{MatchExpressions:[]core.ScopedResourceSelectorRequirement{{{items}}}}}")
 
 
 def validate_resource_quota_update(new: dict[str, Any], old: dict[str, Any]) -> Errs:
