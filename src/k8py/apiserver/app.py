@@ -13,6 +13,7 @@ import dataclasses
 import logging
 import platform
 import traceback
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import orjson
@@ -83,6 +84,8 @@ class APIServerApp:
         self.discovery = discovery.DiscoveryCache(registry)
         self.sa_tokens: ServiceAccountTokens | None = None  # set by server.build
         self.ready = False
+        # unauthenticated GET endpoints of k8py's own, by path (the sealed server bootstrap data: serverjoin.py)
+        self.extra_public: dict[str, Callable[[web.Request], Awaitable[web.StreamResponse]]] = {}
         self.audit: AuditLog | None = None  # --audit-policy-file (apiserver/audit.py); set by server.start
         self.secrets_encrypt: SecretsEncryption | None = None  # `k8py secrets-encrypt`'s endpoints
 
@@ -123,6 +126,9 @@ class APIServerApp:
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         path = request.path
+        extra = self.extra_public.get(path) if self.extra_public else None
+        if extra is not None and request.method == "GET":
+            return await extra(request)
         if path.startswith(requestinfo.PUBLIC_PATHS) and request.method in ("GET", "HEAD"):
             return await self.public(request)
         user = await self.authenticate(request)

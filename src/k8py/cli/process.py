@@ -71,6 +71,10 @@ async def _main(config: ServerConfig) -> int:
         log.error("cannot listen on %s:%d: %s", config.bind_address, config.https_listen_port, e)
         return 1
     cp.api.kubelet = KubeletConnection(p.ca_cert, kubelet_cert, kubelet_key)
+    from k8py.serverjoin import BOOTSTRAP_PATH, ServerBootstrap
+
+    # `k8py server --server URL --token TOKEN` elsewhere fetches the shared files here, sealed with the token
+    cp.http.extra_public[BOOTSTRAP_PATH] = ServerBootstrap(config.data_dir).handle  # type: ignore[assignment]
     # bootstrap tokens (kube-system Secrets) authenticate joining nodes: kept current by a store watch
     cp.tasks = [*(cp.tasks or []), authn.watch_bootstrap_tokens(cp.objects, cp.registry)]
     stop_ev = asyncio.Event()

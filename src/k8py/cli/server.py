@@ -414,6 +414,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
              "kube-apiserver's flag: PodSecurity's defaults and exemptions (PodSecurityConfiguration)",
     )
     add_service_account_flags(p)
+    p.add_argument("--server", metavar="URL",
+                   help="join the cluster of the server at URL as one more server (with --token, on the same "
+                        "--datastore-endpoint): the cluster CA and the other shared files are fetched from it")
+    p.add_argument("--token", metavar="TOKEN",
+                   help="the first server's server token (its <data-dir>/server-token, K10<ca-hash>::server:<secret>)")
     p.add_argument("--debug", action="store_true", help="log at debug level, including every HTTP request")
     p.set_defaults(func=run, parser=p)
     return p
@@ -501,6 +506,9 @@ def prepare_server(config: ServerConfig) -> PKI:
     os.makedirs(config.data_dir, mode=0o755, exist_ok=True)
     pki = ensure_pki(config)
     ensure_token_file(config.token_file)
+    from k8py.serverjoin import ensure_server_token
+
+    ensure_server_token(config.data_dir)  # what a second server joins with (`--server URL --token ...`)
     if not config.encryption_provider_config:  # k3s: a generated key encrypts Secrets from the first start
         from k8py.storage.encryption import ensure_default_config
 
@@ -509,8 +517,39 @@ def prepare_server(config: ServerConfig) -> PKI:
     return pki
 
 
+def join(args: argparse.Namespace, config: ServerConfig) -> int:
+    """``--server URL --token TOKEN``: the shared files from the first server, into our data dir."""
+    import asyncio
+
+    from k8py.serverjoin import JoinError, fetch_bootstrap, write_bootstrap_files
+
+    if not args.token:
+        args.parser.error("--server needs --token (the first server's <data-dir>/server-token)")
+    if not config.datastore_endpoint:
+        args.parser.error("joining a server needs the cluster's shared datastore: give the first server's "
+                          "--datastore-endpoint (an embedded SQLite store cannot be shared)")
+    try:
+        files = asyncio.run(fetch_bootstrap(args.server, args.token))
+        written = write_bootstrap_files(config.data_dir, files)
+    except JoinError as e:
+        log.error("cannot join %s: %s", args.server, e)
+        return 1
+    except OSError as e:
+        log.error("cannot write the data directory %s: %s", config.data_dir, e)
+        return 1
+    log.info("joined the cluster of %s: %s", args.server, ", ".join(os.path.relpath(w, config.data_dir)
+                                                                   for w in written))
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     config = build_config(args, args.parser)
+    if args.server:
+        rc = join(args, config)
+        if rc:
+            return rc
+    elif args.token:
+        args.parser.error("--token is for joining: give the first server's URL with --server too")
     try:
         prepare_server(config)
     except OSError as e:
