@@ -431,3 +431,26 @@ async def test_admission_without_the_default_account_yet(api: TestClient) -> Non
     pod = await make(api, f"/api/v1/namespaces/{NS}/pods", {"metadata": {"name": "later"}, "spec": {
         "containers": [{"name": "a", "image": "busybox:1.36"}]}})
     assert [v["name"][:16] for v in pod["spec"]["volumes"]] == ["kube-api-access-"]
+
+
+def test_parse_and_verify_refuse_tampering(tmp_path: Any) -> None:
+    for key_file, gen in (("rsa.pem", None), ("ec.pem", ec.SECP384R1())):
+        path = tmp_path / key_file
+        if gen is not None:
+            path.write_bytes(ec.generate_private_key(gen).private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+        keys = satoken.load_keyring(str(path))
+        token = satoken.sign({"sub": "system:serviceaccount:a:b", "n": 1}, keys)
+        parsed = satoken.parse(token)
+        assert parsed is not None and satoken.verify(parsed, keys) == {"sub": "system:serviceaccount:a:b", "n": 1}
+        # checked independently: PyJWT accepts what we sign
+        assert keys.signing is not None
+        assert jwt.decode(token, keys.signing.public, algorithms=[keys.signing.alg])["n"] == 1
+        head, _, sig = token.split(".")
+        other = base64.urlsafe_b64encode(b'{"sub":"system:serviceaccount:a:b","n":2}').rstrip(b"=").decode()
+        tampered = satoken.parse(f"{head}.{other}.{sig}")
+        assert tampered is not None
+        with pytest.raises(satoken.TokenError, match="token signature is invalid"):
+            satoken.verify(tampered, keys)
+    for junk in ("", "a.b", "a.b.c", "eyJ!.eyJ.x", "W10.W10.AA"):  # W10 is "[]": not an object
+        assert satoken.parse(junk) is None

@@ -43,9 +43,9 @@ async def test_token_secrets_filled_on_request_and_removed_with_their_account(tm
         assert data["namespace"] == "default" and data["ca.crt"] == Path(ca).read_text()
         assert s["metadata"]["annotations"]["kubernetes.io/service-account.uid"] == sa["metadata"]["uid"]
         token = data["token"]
-        parsed = satoken.unverified_claims(token)
+        parsed = satoken.parse(token)
         assert parsed is not None
-        claims = satoken.verify(token, parsed[0], satoken.load_keyring(key, generate=False))
+        claims = satoken.verify(parsed, satoken.load_keyring(key, generate=False))
         assert claims == {"iss": "kubernetes/serviceaccount", "sub": "system:serviceaccount:default:bot",
                           "kubernetes.io/serviceaccount/namespace": "default",
                           "kubernetes.io/serviceaccount/secret.name": "bot-token",

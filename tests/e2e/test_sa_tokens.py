@@ -137,3 +137,46 @@ def test_kubectl_create_token_and_an_external_verifier(cluster: Server, ns: str)
     assert whoami(s, bound) is not None
     s.kubectl("delete", "secret", "anchor", "-n", ns)
     assert whoami(s, bound) is None
+
+
+def test_python_client_token_review_and_legacy_secrets(cluster: Server, ns: str) -> None:
+    from kubernetes import client
+
+    s = cluster
+    s.kubectl("create", "serviceaccount", "worker", "-n", ns)
+    with s.client() as api:
+        core = client.CoreV1Api(api)
+        tr = core.create_namespaced_service_account_token("worker", ns, client.AuthenticationV1TokenRequest(
+            spec=client.V1TokenRequestSpec(audiences=["svc-a", ISSUER], expiration_seconds=1200)))
+        assert tr.spec.expiration_seconds == 1200 and tr.status.token and tr.status.expiration_timestamp
+        token = tr.status.token
+        # TokenReview from a manifest, as an outside service would check a token given to it
+        review = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+                  "spec": {"token": token, "audiences": ["svc-a"]}}
+        out = json.loads(s.kubectl("create", "-o", "json", "-f", "-", input=json.dumps(review)).stdout)
+        assert out["status"]["authenticated"] is True and out["status"]["audiences"] == ["svc-a"]
+        assert out["status"]["user"]["username"] == f"system:serviceaccount:{ns}:worker"
+        review["spec"]["audiences"] = ["svc-b"]
+        out = json.loads(s.kubectl("create", "-o", "json", "-f", "-", input=json.dumps(review)).stdout)
+        assert "authenticated" not in out["status"] and "is invalid for the target audiences" in out["status"]["error"]
+        # no token Secret is made unless asked for; asked for, it is filled and works
+        assert [x.metadata.name for x in core.list_namespaced_secret(ns).items] == []
+        core.create_namespaced_secret(ns, client.V1Secret(
+            metadata=client.V1ObjectMeta(name="worker-token",
+                                         annotations={"kubernetes.io/service-account.name": "worker"}),
+            type="kubernetes.io/service-account-token"))
+
+        def legacy_token() -> str:
+            sec = core.read_namespaced_secret("worker-token", ns)
+            return str((sec.data or {}).get("token") or "")
+
+        encoded = wait(legacy_token, 30, "the tokens controller to fill the Secret")
+        import base64
+
+        legacy = base64.b64decode(encoded).decode()
+        assert jwt.decode(legacy, options={"verify_signature": False})["iss"] == "kubernetes/serviceaccount"
+        user = whoami(s, legacy)
+        assert user is not None and user["username"] == f"system:serviceaccount:{ns}:worker"
+        s.kubectl("delete", "serviceaccount", "worker", "-n", ns)
+        assert whoami(s, legacy) is None
+        assert whoami(s, token) is None

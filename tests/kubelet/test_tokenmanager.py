@@ -78,3 +78,65 @@ def test_projected_payload_writes_tokens() -> None:
     assert projected_payload(src, pod, facts, {}, {0: "abc"})["token"].mode == 0o600
     with pytest.raises(VolumeError, match="failed to fetch token: nope"):
         projected_payload(src, pod, facts, {}, {0: VolumeError("failed to fetch token: nope")})
+
+
+class TokenAPI(FakeClient):
+    """Tokens for the accounts it knows; ConfigMaps from a dict (the volume manager's reads)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.accounts = {"robot"}
+        self.objects: dict[tuple[str, str], dict[str, Any]] = {}
+
+    async def create(self, kind: Any, obj: dict[str, Any], namespace: str, *, subresource: str, name: str) -> Any:
+        if name not in self.accounts:
+            from k8py.client.errors import NotFoundError
+
+            raise NotFoundError({"reason": "NotFound", "message": f'serviceaccounts "{name}" not found'}, 404)
+        return await super().create(kind, obj, namespace, subresource=subresource, name=name)
+
+    async def get(self, kind: Any, name: str, namespace: str | None = None) -> dict[str, Any]:
+        from k8py.client.errors import NotFoundError
+
+        obj = self.objects.get((kind[1], name))
+        if obj is None:
+            raise NotFoundError({"reason": "NotFound", "message": f"{name} not found"}, 404)
+        return obj
+
+
+async def test_volume_manager_writes_and_renews_the_pod_token(tmp_path: Any) -> None:
+    from pathlib import Path
+
+    from k8py.apiserver.admission.builtin import token_volume
+    from k8py.kubelet.volumes import VolumeManager
+
+    api = TokenAPI()
+    api.objects[("ConfigMap", "kube-root-ca.crt")] = {"data": {"ca.crt": "PEM"}}
+    events: list[tuple[str, str]] = []
+    facts = NodeFacts("n1", cpu_allocatable_milli=1000, memory_allocatable=1 << 30)
+    m = VolumeManager(api, str(tmp_path / "pods"), facts=lambda: facts,  # type: ignore[arg-type]
+                      record=lambda o, t, r, msg: events.append((r, msg)), wake=lambda uid: None, watch=False)
+    m.tokens.clock = lambda: api.now
+    pod = {"metadata": {"name": "web", "namespace": "ns", "uid": "u-9"},
+           "spec": {"serviceAccountName": "robot", "volumes": [token_volume("kube-api-access-abcde")],
+                    "containers": [{"name": "app"}]}}
+    try:
+        assert (await m.mount(pod)).ready
+        d = Path(m.paths(pod)["kube-api-access-abcde"])
+        assert (d / "token").read_text() == "tok1"
+        assert (d / "ca.crt").read_text() == "PEM" and (d / "namespace").read_text() == "ns"
+        assert api.calls[0][4] == {"expirationSeconds": 3607, "boundObjectRef": {
+            "apiVersion": "v1", "kind": "Pod", "name": "web", "uid": "u-9"}}
+        assert (await m.mount(pod)).ready and (d / "token").read_text() == "tok1"
+        api.now += 3607 * 0.8 + 1  # past 80 % of its life: the next sync writes a new one
+        assert (await m.mount(pod)).ready and (d / "token").read_text() == "tok2"
+        # an account that is not there: kubelet's FailedMount, and nothing starts
+        other = {"metadata": {"name": "x", "namespace": "ns", "uid": "u-10"},
+                 "spec": {"serviceAccountName": "ghost", "volumes": [token_volume("kube-api-access-fghij")],
+                          "containers": [{"name": "app"}]}}
+        assert not (await m.mount(other)).ready
+        assert events == [("FailedMount", ('MountVolume.SetUp failed for volume "kube-api-access-fghij" : '
+                                           'failed to fetch token: serviceaccounts "ghost" not found'))]
+    finally:
+        await m.teardown("u-9")
+        await m.teardown("u-10")

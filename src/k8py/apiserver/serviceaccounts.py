@@ -224,14 +224,13 @@ class ServiceAccountTokens:
         it is ours but proves nothing."""
         if not satoken.looks_like_jwt(token):
             return None
-        parsed = satoken.unverified_claims(token)
+        parsed = satoken.parse(token)
         if parsed is None:
             return None
-        header, unverified = parsed
-        iss = unverified.get("iss")
+        iss = parsed.claims.get("iss")
         if iss != satoken.LEGACY_ISSUER and iss not in self.issuers:
             return None  # not issued here
-        claims = satoken.verify(token, header, await self.keyring())
+        claims = satoken.verify(parsed, await self.keyring())
         wanted = tuple(audiences) or self.api_audiences
         if iss == satoken.LEGACY_ISSUER:
             return await self._legacy(token, claims, wanted)
