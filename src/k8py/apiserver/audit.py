@@ -32,9 +32,8 @@ import os
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -142,17 +141,25 @@ class Policy:
     omit_stages: tuple[str, ...] = ()
     omit_managed_fields: bool = False
 
-    def decide(self, a: Attributes) -> Decision:
+    # each rule's decision, made once (a request only picks one)
+    decisions: tuple[Decision, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        out = []
         for r in self.rules:
+            omf = self.omit_managed_fields if r.omit_managed_fields is None else r.omit_managed_fields
+            out.append(NO_AUDIT if r.level == "None" else
+                       Decision(r.level, frozenset(self.omit_stages) | frozenset(r.omit_stages), omf))
+        object.__setattr__(self, "decisions", tuple(out))
+
+    def decide(self, a: Attributes) -> Decision:
+        for r, d in zip(self.rules, self.decisions, strict=True):
             if r.matches(a):
-                if r.level == "None":
-                    return NO_AUDIT
-                omf = self.omit_managed_fields if r.omit_managed_fields is None else r.omit_managed_fields
-                return Decision(r.level, frozenset(self.omit_stages) | frozenset(r.omit_stages), omf)
+                return d
         return NO_AUDIT
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Attributes:
     """What the policy looks at, as kube's authorizer.Attributes."""
 
@@ -449,9 +456,31 @@ class BufferedWriter:
 # --------------------------------------------------------------------------- events
 
 
-def micro_time(t: float) -> str:
-    """metav1.MicroTime: ``2006-01-02T15:04:05.000000Z``."""
-    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+class MicroTime:
+    """metav1.MicroTime (``2006-01-02T15:04:05.000000Z``), the whole second formatted once:
+    strftime costs more than the rest of an event."""
+
+    __slots__ = ("_sec", "_text")
+
+    def __init__(self) -> None:
+        self._sec = -1
+        self._text = ""
+
+    def __call__(self, t: float) -> str:
+        sec = int(t)
+        if sec != self._sec:
+            self._text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+            self._sec = sec
+        return f"{self._text}.{int((t - sec) * 1_000_000):06d}Z"
+
+
+def new_audit_id() -> str:
+    """A random (version 4) UUID, as kube's, without uuid.UUID's cost."""
+    b = bytearray(os.urandom(16))
+    b[6] = (b[6] & 0x0F) | 0x40
+    b[8] = (b[8] & 0x3F) | 0x80
+    h = b.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def _user(u: Any) -> dict[str, Any]:
@@ -527,6 +556,7 @@ class AuditLog:
     def __init__(self, policy: Policy, writer: BufferedWriter) -> None:
         self.policy = policy
         self.writer = writer
+        self.micro_time = MicroTime()
 
     def start(self) -> None:
         self.writer.start()
@@ -541,7 +571,7 @@ class AuditLog:
     def _new(self, request: web.Request, ctx: Ctx | None, received: float, requester: Any = None) -> _Request:
         decision = self.policy.decide(attributes(ctx, request))
         ev: dict[str, Any] = {"kind": "Event", "apiVersion": API_VERSION, "level": decision.level,
-                              "auditID": request.headers.get("Audit-ID") or str(uuid.uuid4()), "stage": "",
+                              "auditID": request.headers.get("Audit-ID") or new_audit_id(), "stage": "",
                               "requestURI": request.path_qs}
         if ctx is not None:
             i = ctx.info
@@ -572,7 +602,7 @@ class AuditLog:
             if i.subresource:
                 ref["subresource"] = i.subresource
             ev["objectRef"] = ref
-        ev["requestReceivedTimestamp"] = micro_time(received)
+        ev["requestReceivedTimestamp"] = self.micro_time(received)
         state = _Request(decision, ev, received, ctx)
         request[AUDIT_KEY] = state
         return state
@@ -583,7 +613,7 @@ class AuditLog:
         ev = state.event | {"stage": stage}
         if extra:
             ev |= extra
-        ev["stageTimestamp"] = micro_time(time.time())
+        ev["stageTimestamp"] = self.micro_time(time.time())
         ctx = state.ctx
         if ctx is not None and ctx.audit_annotations:
             ev["annotations"] = dict(ctx.audit_annotations)
