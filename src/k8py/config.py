@@ -47,6 +47,7 @@ class ServerConfig:
     cluster_dns: str = ""
     cluster_dns_listen: tuple[str, ...] = ()  # HOST:PORT each
     disable_cluster_dns: bool = False
+    disable_kube_proxy: bool = False  # k3s's flag: no service proxy beside the node agent
     # Compaction: keep this many revisions of history (kube-apiserver compacts every 5 minutes).
     compact_interval_seconds: float = 300.0
     compact_keep_revisions: int = 1000

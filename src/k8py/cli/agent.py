@@ -72,9 +72,26 @@ def run_killall(args: argparse.Namespace) -> int:
         log.error("k8py killall must run as root")
         return 1
     problems = asyncio.run(teardown(args.data_dir or default_data_dir()))
+    problems += _remove_proxy_rules()
     for p in problems:
         log.error("killall: %s", p)
     return 1 if problems else 0
+
+
+def _remove_proxy_rules() -> list[str]:
+    """The service proxy's table (``inet k8py-proxy``): a proxy killed with -9 leaves it behind."""
+    import shutil
+
+    from k8py.proxy.nft import Nft, NftError
+    from k8py.proxy.rules import cleanup
+
+    if not shutil.which("nft"):
+        return []
+    try:
+        Nft().apply(cleanup())
+    except NftError as e:
+        return [f"cannot remove the service proxy's nft table: {e}"]
+    return []
 
 
 def run(args: argparse.Namespace) -> int:

@@ -151,6 +151,10 @@ def start_components(config: ServerConfig, pki: Any, stop_ev: asyncio.Event) -> 
         out.append((asyncio.create_task(sched.run(stop_ev), name="scheduler"), client))
     if not config.disable_cluster_dns:
         out.append(start_cluster_dns(config, pki, stop_ev))
+    if not config.disable_agent and not config.disable_kube_proxy:
+        proxy = start_proxy(config, pki, stop_ev)
+        if proxy is not None:
+            out.append(proxy)
     if not config.disable_agent:
         node = start_agent(config, pki, stop_ev)
         if node is not None:
@@ -164,6 +168,23 @@ def _embedded_kubelet_names(config: ServerConfig) -> tuple[str, tuple[str, ...],
     return name, tuple(dict.fromkeys((*config.node_ips, "127.0.0.1"))), (name, "localhost")
 
 
+def start_proxy(config: ServerConfig, pki: Any, stop_ev: asyncio.Event) -> tuple[asyncio.Task[Any], Any] | None:
+    """The service proxy for this machine (kube-proxy's place in k3s), as ``system:kube-proxy``."""
+    from k8py.cli.proxy import missing_prerequisites
+    from k8py.proxy.proxier import Proxier
+    from k8py.proxy.rules import ProxyConfig
+
+    missing = missing_prerequisites()
+    if missing:
+        log.error("the service proxy cannot run here (Services' addresses will not answer); missing: %s",
+                  "; ".join(missing))
+        return None
+    client = loopback_client(config, pki, "system:kube-proxy", (), "kube-proxy")
+    name = config.node_name or socket.gethostname().lower()
+    proxier = Proxier(client, ProxyConfig(name, tuple(c for c in config.cluster_cidr.split(",") if c)))
+    return asyncio.create_task(proxier.run(stop_ev), name="service-proxy"), client
+
+
 def cluster_dns_listen(config: ServerConfig) -> list[tuple[str, int]]:
     """``--cluster-dns-listen``, else port 53 on this node's addresses (the pods' route to it)."""
     if config.cluster_dns_listen:
@@ -173,6 +194,16 @@ def cluster_dns_listen(config: ServerConfig) -> list[tuple[str, int]]:
     ips = [a["address"] for a in node_addresses(config.node_name or "node", config.node_ips)
            if a["type"] == "InternalIP"]
     return [(ip, 53) for ip in ips]
+
+
+def agent_cluster_dns(config: ServerConfig) -> tuple[str, ...]:
+    """The nameserver pods get (kubelet's --cluster-dns): the kube-dns Service, which the service
+    proxy forwards to the DNS server; none without them (pods then use the node's resolvers)."""
+    if config.disable_cluster_dns or config.disable_kube_proxy:
+        return ()
+    from k8py.dns.cluster import cluster_dns_ip
+
+    return (config.cluster_dns or cluster_dns_ip(config.service_cidr),)
 
 
 def start_cluster_dns(config: ServerConfig, pki: Any, stop_ev: asyncio.Event) -> tuple[asyncio.Task[Any], Any]:
@@ -222,5 +253,6 @@ def start_agent(config: ServerConfig, pki: Any, stop_ev: asyncio.Event) -> tuple
     opts = NodeOptions(node_name=name, data_dir=config.data_dir, node_ips=config.node_ips,
                        cluster_cidrs=tuple(config.cluster_cidr.split(",")), kubelet_port=config.kubelet_port,
                        system_reserved=dict(config.system_reserved),
+                       cluster_dns=agent_cluster_dns(config),
                        serving_cert=cert_file, serving_key=key_file, client_ca=pki.ca_cert)
     return asyncio.create_task(run_node(client, opts, stop_ev), name="node-agent"), client

@@ -392,6 +392,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                         "addresses, port 53)")
     p.add_argument("--disable-cluster-dns", action="store_true",
                    help="do not run the cluster DNS server (k3s: --disable coredns)")
+    p.add_argument("--disable-kube-proxy", action="store_true",
+                   help="do not run the service proxy (nftables) beside the node agent (k3s's flag)")
     p.add_argument(
         "--tls-san", type=tls_san, action="append", default=[], metavar="NAME[,NAME]",
         help="more host names or IP addresses for the API server's certificate (repeatable, comma-separated), "
@@ -469,6 +471,7 @@ def build_config(args: argparse.Namespace, parser: argparse.ArgumentParser | Non
         cluster_dns=args.cluster_dns or "",
         cluster_dns_listen=tuple(args.cluster_dns_listen),
         disable_cluster_dns=args.disable_cluster_dns,
+        disable_kube_proxy=args.disable_kube_proxy,
         compact_interval_seconds=args.compaction_interval,
         compact_keep_revisions=args.compaction_retention,
         tls_sans=tuple(dict.fromkeys(s for group in args.tls_san for s in group)),

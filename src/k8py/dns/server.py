@@ -20,6 +20,7 @@ import contextlib
 import ipaddress
 import logging
 import os
+import socket
 import struct
 from collections.abc import Iterable
 from typing import Any
@@ -149,15 +150,17 @@ class DNSServer:
 
     # -- transports ---------------------------------------------------------------------------------
     async def start(self, listen: Iterable[Addr]) -> None:
+        """Listen on UDP and TCP at each address. Sockets are bound with ``IP_FREEBIND``, so an
+        address that appears later (the pod bridge's gateway, made with the first pod) works."""
         loop = asyncio.get_running_loop()
         for host, port in listen:
-            transport, _ = await loop.create_datagram_endpoint(lambda: _UDP(self), local_addr=(host, port),
-                                                               reuse_port=False)
+            udp = _bound_socket(host, port, socket.SOCK_DGRAM)
+            transport, _ = await loop.create_datagram_endpoint(lambda: _UDP(self), sock=udp)
             self._transports.append(transport)
-            bound = transport.get_extra_info("sockname")
-            tcp = await asyncio.start_server(self._serve_tcp, host, bound[1], reuse_address=True)
+            bound = int(udp.getsockname()[1])
+            tcp = await asyncio.start_server(self._serve_tcp, sock=_bound_socket(host, bound, socket.SOCK_STREAM))
             self._servers.append(tcp)
-            self.listening.append((host, int(bound[1])))
+            self.listening.append((host, bound))
         log.info("cluster DNS for %s listening on %s", self.zone.origin,
                  ", ".join(f"{h}:{p}" for h, p in self.listening))
 
@@ -226,6 +229,31 @@ class _UDP(asyncio.DatagramProtocol):
 
     def error_received(self, exc: Exception) -> None:
         log.debug("DNS socket error: %s", exc)
+
+
+IP_FREEBIND = getattr(socket, "IP_FREEBIND", 15)
+IPV6_FREEBIND = 78  # linux/in6.h
+
+
+def _bound_socket(host: str, port: int, kind: int) -> socket.socket:
+    v6 = ":" in host
+    s = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, kind)
+    try:
+        if kind == socket.SOCK_STREAM:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        with contextlib.suppress(OSError):
+            if v6:
+                s.setsockopt(socket.IPPROTO_IPV6, IPV6_FREEBIND, 1)
+            else:
+                s.setsockopt(socket.IPPROTO_IP, IP_FREEBIND, 1)
+        s.bind((host, port))
+        if kind == socket.SOCK_STREAM:
+            s.listen(128)
+        s.setblocking(False)
+    except OSError:
+        s.close()
+        raise
+    return s
 
 
 def _formerr(wire: bytes) -> bytes | None:

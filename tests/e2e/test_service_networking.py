@@ -1,0 +1,136 @@
+"""Service networking on a real node (runc pods, CNI, the nftables service proxy, the cluster DNS):
+what a client pod sees, through kubectl exec and busybox's wget and nslookup.
+
+Traffic goes only from pods to Service addresses the proxy forwards to other pods of this cluster
+(and to the DNS server on the pod bridge's gateway); each request is bounded by wget's timeout,
+each loop by a count. Before any request to a ClusterIP the test checks that the proxy's table
+holds that address, so nothing is ever sent towards the service range while it is not forwarded.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from tests.e2e.conftest import Server, manifest, wait
+from tests.helpers.realnode import IMAGE, namespace_for, real_cluster
+
+NODE = "svcnet-node"
+DNS_LISTEN = "10.42.0.1:53"  # the first node's pod bridge gateway (its pod CIDR is 10.42.0.0/24)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with real_cluster(tmp_path_factory.mktemp("svcnet"), NODE, "--cluster-dns-listen", DNS_LISTEN) as s:
+        yield s
+    assert "k8py-proxy" not in _nft_tables(), "the proxy's table is left after killall"
+
+
+@pytest.fixture
+def ns(cluster: Server, request: pytest.FixtureRequest) -> str:
+    return namespace_for(cluster, request, "svc")
+
+
+def _nft_tables() -> str:
+    return subprocess.run(["nft", "list", "tables"], capture_output=True, text=True, check=False).stdout
+
+
+def proxied(ip: str, port: int) -> bool:
+    """The proxy's table forwards (or rejects) ip:port."""
+    out = subprocess.run(["nft", "list", "table", "inet", "k8py-proxy"], capture_output=True, text=True,
+                         check=False).stdout
+    return f"{ip} . tcp . {port}" in out or f"{ip} . udp . {port}" in out
+
+
+def web(ns: str, replicas: int = 2) -> list[dict[str, Any]]:
+    labels = {"app": "web"}
+    deploy = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": ns},
+              "spec": {"replicas": replicas, "selector": {"matchLabels": labels},
+                       "template": {"metadata": {"labels": labels}, "spec": {
+                           "terminationGracePeriodSeconds": 1,
+                           "containers": [{"name": "httpd", "image": IMAGE, "command": ["sh", "-c", (
+                                           "mkdir -p /www && hostname > /www/index.html && "
+                                           "exec httpd -f -p 8080 -h /www")],
+                                           "ports": [{"containerPort": 8080, "name": "http"}],
+                                           "readinessProbe": {"httpGet": {"path": "/", "port": 8080},
+                                                              "periodSeconds": 1}}]}}}}
+    svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": ns},
+           "spec": {"type": "NodePort", "selector": labels,
+                    "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}}
+    client = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "client", "namespace": ns},
+              "spec": {"terminationGracePeriodSeconds": 0,
+                       "containers": [{"name": "c", "image": IMAGE, "command": ["sleep", "3600"]}]}}
+    return [deploy, svc, client]
+
+
+def ready_pods(s: Server, ns: str, n: int) -> list[str] | None:
+    pods = json.loads(s.kubectl("get", "pods", "-n", ns, "-l", "app=web", "-o", "json").stdout)["items"]
+    names = [p["metadata"]["name"] for p in pods if not p["metadata"].get("deletionTimestamp") and any(
+        c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions") or [])]
+    return names if len(names) == n else None
+
+
+def get(s: Server, ns: str, host: str, port: int = 80) -> subprocess.CompletedProcess[str]:
+    """An HTTP GET from the client pod with busybox's nc (its wget crashes on name lookups in the
+    static image), bounded by nc's 3 s timeout; stdout is the body's last line."""
+    script = f'printf "GET / HTTP/1.0\\r\\nHost: x\\r\\n\\r\\n" | nc -w 3 {host} {port} | tail -n 1'
+    return s.kubectl("exec", "-n", ns, "client", "--", "sh", "-c", script, check=False, timeout=30)
+
+
+def spread(s: Server, ns: str, host: str, port: int, want: set[str], attempts: int = 40) -> set[str]:
+    seen: set[str] = set()
+    for _ in range(attempts):
+        p = get(s, ns, host, port)
+        if p.returncode == 0 and p.stdout.strip():
+            seen.add(p.stdout.strip())
+        if seen >= want:
+            break
+    return seen
+
+
+def test_cluster_ip_dns_node_port_and_scaling(cluster: Server, ns: str) -> None:
+    cluster.kubectl("apply", "-f", "-", input=manifest(*web(ns)))
+    pods = wait(lambda: ready_pods(cluster, ns, 2), 90, "two ready web pods")
+    wait(lambda: cluster.kjson("get", "pod", "client", "-n", ns)["status"].get("phase") == "Running", 60,
+         "the client pod")
+    svc = cluster.kjson("get", "service", "web", "-n", ns)
+    ip, node_port = svc["spec"]["clusterIP"], svc["spec"]["ports"][0]["nodePort"]
+    wait(lambda: proxied(ip, 80), 10, "the proxy's rules for the Service")
+
+    # the ClusterIP spreads requests over both ready pods
+    assert spread(cluster, ns, ip, 80, set(pods)) == set(pods)
+    # by name, through the cluster DNS (search domains and ndots from the pod's resolv.conf)
+    resolv = cluster.kubectl("exec", "-n", ns, "client", "--", "cat", "/etc/resolv.conf").stdout
+    assert "nameserver 10.43.0.10" in resolv and f"search {ns}.svc.cluster.local" in resolv
+    assert "ndots:5" in resolv
+    assert spread(cluster, ns, f"web.{ns}.svc.cluster.local", 80, set(pods)) == set(pods)
+    assert get(cluster, ns, "web").stdout.strip() in pods  # the short name, through the search list
+    lookup = cluster.kubectl("exec", "-n", ns, "client", "--", "nslookup", f"web.{ns}.svc.cluster.local").stdout
+    assert f"Address: {ip}" in lookup
+    # the NodePort on the node's address (the pod bridge gateway is one of them)
+    assert spread(cluster, ns, "10.42.0.1", node_port, set(pods)) == set(pods)
+
+    # scaling up: the new pod gets traffic within seconds
+    cluster.kubectl("scale", "deployment", "web", "-n", ns, "--replicas=3")
+    pods3 = wait(lambda: ready_pods(cluster, ns, 3), 90, "three ready web pods")
+    assert spread(cluster, ns, ip, 80, set(pods3), attempts=60) == set(pods3)
+
+
+def test_service_without_endpoints_refuses_at_once(cluster: Server, ns: str) -> None:
+    client = web(ns)[2]
+    svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "nobody", "namespace": ns},
+           "spec": {"selector": {"app": "nobody"}, "ports": [{"port": 80}]}}
+    cluster.kubectl("apply", "-f", "-", input=manifest(client, svc))
+    wait(lambda: cluster.kjson("get", "pod", "client", "-n", ns)["status"].get("phase") == "Running", 60,
+         "the client pod")
+    ip = cluster.kjson("get", "service", "nobody", "-n", ns)["spec"]["clusterIP"]
+    wait(lambda: proxied(ip, 80), 10, "the proxy's reject rule")
+    t0 = time.monotonic()
+    p = cluster.kubectl("exec", "-n", ns, "client", "--", "nc", "-w", "3", ip, "80", check=False, timeout=30,
+                        input="")
+    assert p.returncode != 0 and "refused" in (p.stdout + p.stderr).lower(), p.stderr
+    assert time.monotonic() - t0 < 10
