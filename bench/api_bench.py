@@ -154,7 +154,8 @@ async def store_alone(tmp: Path, endpoint: str, n: int) -> dict[str, Any]:
 
 
 class Cluster:
-    def __init__(self, tmp: Path, datastore: str = "", controllers: bool = False) -> None:
+    def __init__(self, tmp: Path, datastore: str = "", controllers: bool = False,
+                 extra: tuple[str, ...] = ()) -> None:
         self.tmp = tmp
         self.port = free_port()
         self.data = tmp / "data"
@@ -167,6 +168,7 @@ class Cluster:
             args += ["--disable-controller-manager", "--disable-scheduler"]
         if datastore:
             args += ["--datastore-endpoint", datastore]
+        args += extra
         self.log = open(tmp / "server.log", "wb")  # noqa: SIM115 - open while the server runs
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -256,7 +258,8 @@ async def as_user(cluster: Cluster, admin: aiohttp.ClientSession, user: str) -> 
     return {"Authorization": f"Bearer {token}"}
 
 
-async def bench(cluster: Cluster, quick: bool, etcd_pid: int | None = None, user: str = "") -> dict[str, Any]:
+async def bench(cluster: Cluster, quick: bool, etcd_pid: int | None = None, user: str = "",
+                resource: str = "configmaps", create_get_only: bool = False) -> dict[str, Any]:
     base = f"https://127.0.0.1:{cluster.port}"
     ctx = cluster.ssl_context()
     results: dict[str, Any] = {"idle_rss_mb": round(rss_mb(cluster.proc.pid), 1)}
@@ -275,30 +278,36 @@ async def bench(cluster: Cluster, quick: bool, etcd_pid: int | None = None, user
         n_create = 2000 if quick else 10000
 
         async def create(i: int) -> None:
-            r = await s.post("/api/v1/namespaces/bench/configmaps",
-                             json={"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"cm-{i}"},
-                                   "data": {"k": "v" * 64}})
+            if resource == "secrets":  # the same 64 bytes of data, as a Secret (encrypted at rest by default)
+                body = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": f"cm-{i}"},
+                        "data": {"k": base64.b64encode(b"v" * 64).decode()}}
+            else:
+                body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"cm-{i}"},
+                        "data": {"k": "v" * 64}}
+            r = await s.post(f"/api/v1/namespaces/bench/{resource}", json=body)
             await r.read()
             assert r.status == 201, r.status
 
         cpu = CPU(pids)
         el, lat = await run_workers(CONCURRENCY, n_create, create)
-        results["create"] = summary("CREATE configmap", el, lat)
+        results["create"] = summary(f"CREATE {resource[:-1]}", el, lat)
         results["create"]["cpu_ms_per_op"] = cpu.per_op(n_create)
         print(f"  CPU ms per CREATE: {results['create']['cpu_ms_per_op']}")
 
         n_get = 5000 if quick else 20000
 
         async def get(i: int) -> None:
-            r = await s.get(f"/api/v1/namespaces/bench/configmaps/cm-{i % n_create}")
+            r = await s.get(f"/api/v1/namespaces/bench/{resource}/cm-{i % n_create}")
             await r.read()
             assert r.status == 200
 
         cpu = CPU(pids)
         el, lat = await run_workers(CONCURRENCY, n_get, get)
-        results["get"] = summary("GET configmap", el, lat)
+        results["get"] = summary(f"GET {resource[:-1]}", el, lat)
         results["get"]["cpu_ms_per_op"] = cpu.per_op(n_get)
         print(f"  CPU ms per GET: {results['get']['cpu_ms_per_op']}")
+        if create_get_only:
+            return results
 
         # 10,000 pods for the LIST
         n_pods = 10000
@@ -392,6 +401,13 @@ def main() -> int:
                     help=f"start one etcd member ({ETCD}) on loopback for the run, data in the temp dir")
     ap.add_argument("--etcd-check-perf", metavar="LOAD", choices=("s", "m", "l", "xl"),
                     help="with --etcd: also run etcdctl check perf --load=LOAD on it, after the rest (60 s)")
+    ap.add_argument("--resource", choices=("configmaps", "secrets"), default="configmaps",
+                    help="what CREATE and GET write and read (secrets: encrypted at rest with k8py's default key)")
+    ap.add_argument("--no-encryption", action="store_true",
+                    help="start the server with an identity-only EncryptionConfiguration (Secrets in the clear)")
+    ap.add_argument("--audit", choices=("Metadata", "Request", "RequestResponse"),
+                    help="start the server with an audit policy logging every request at this level to a file")
+    ap.add_argument("--create-get-only", action="store_true", help="stop after CREATE and GET")
     args = ap.parse_args()
     if args.etcd and args.datastore_endpoint:
         ap.error("--etcd starts its own etcd: drop --datastore-endpoint")
@@ -407,11 +423,25 @@ def main() -> int:
             etcd = Etcd(tmp)
             endpoint = etcd.endpoint
         res["store_alone"] = asyncio.run(store_alone(tmp, endpoint, 2000 if args.quick else 10000))
-        cluster = Cluster(tmp, endpoint, args.with_controllers)
+        extra: list[str] = []
+        if args.no_encryption:
+            (tmp / "identity.yaml").write_text(
+                "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n"
+                "  - resources: [secrets]\n    providers: [{identity: {}}]\n")
+            extra += ["--encryption-provider-config", str(tmp / "identity.yaml")]
+        if args.audit:
+            (tmp / "audit.yaml").write_text(f"apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n"
+                                            f"  - level: {args.audit}\n")
+            extra += ["--audit-policy-file", str(tmp / "audit.yaml"), "--audit-log-path", str(tmp / "audit.log")]
+        cluster = Cluster(tmp, endpoint, args.with_controllers, tuple(extra))
         cluster.wait_ready()
         time.sleep(1.0)  # let start-up garbage settle before reading idle RSS
         res.update(asyncio.run(bench(cluster, args.quick, etcd.proc.pid if etcd is not None else None,
-                                     args.as_user)))
+                                     args.as_user, args.resource, args.create_get_only)))
+        if args.audit:
+            res["audit"] = args.audit
+        res["resource"] = args.resource
+        res["encryption"] = not args.no_encryption
         if etcd is not None and args.etcd_check_perf:
             # Last: its 60 s of writes leave etcd with a large database that would slow what follows.
             cluster.stop()
