@@ -352,3 +352,77 @@ async def test_api_validates_quota_scopes_as_kube(api: TestClient) -> None:
                                                               "scopeName": "PriorityClass", "operator": "In",
                                                               "values": ["high"]}]}}})
     assert ok.status == 201, await ok.text()
+
+
+# --------------------------------------------------------------------------- limitedResources
+
+
+CRITICAL = {"scopeName": "PriorityClass", "operator": "In", "values": ["cluster-services", "critical"]}
+
+
+def test_limited_scopes_need_a_covering_quota() -> None:
+    limited = (q.LimitedResource("", "pods", (), (CRITICAL,)),)
+    ev = q.PodEvaluator()
+    critical = pod("c", priorityClassName="critical")
+    with pytest.raises(q.ScopesUncovered) as e:
+        q.check_request([], ev, "CREATE", critical, None, NOW, limited)
+    assert str(e.value) == "insufficient quota to match these scopes: [{PriorityClass In [cluster-services critical]}]"
+    # a pod of another class, or none, is not limited
+    assert q.check_request([], ev, "CREATE", pod("p", priorityClassName="low"), None, NOW, limited) == []
+    # a quota whose scope selector covers the class lets it in, and charges it
+    covering = quota({"pods": "10"}, scopeSelector={"matchExpressions": [
+        {"scopeName": "PriorityClass", "operator": "In", "values": ["critical"]}]})
+    out = q.check_request([covering], ev, "CREATE", critical, None, NOW, limited)
+    assert out[0]["status"]["used"] == {"pods": "1"}
+
+
+def test_limited_names_need_a_covering_quota() -> None:
+    gold = "gold.storageclass.storage.k8s.io/requests.storage"
+    limited = (q.LimitedResource("", "persistentvolumeclaims", (".storageclass.storage.k8s.io/requests.storage",)),)
+    claim = {"metadata": {"name": "d"}, "spec": {"storageClassName": "gold",
+                                                  "resources": {"requests": {"storage": "1Gi"}}}}
+    ev = q.PVCEvaluator()
+    with pytest.raises(q.QuotaRefused, match=f"^insufficient quota to consume: {gold}$"):
+        q.check_request([quota({"persistentvolumeclaims": "5"})], ev, "CREATE", claim, None, NOW, limited)
+    ok = q.check_request([quota({gold: "10Gi"})], ev, "CREATE", claim, None, NOW, limited)
+    assert ok[0]["status"]["used"] == {gold: "1Gi"}
+
+
+def test_configuration_is_parsed_and_checked(tmp_path: Any) -> None:
+    from k8py.apiserver.admission import config as admission_config
+
+    f = tmp_path / "admission.yaml"
+    f.write_text("""apiVersion: apiserver.config.k8s.io/v1
+kind: AdmissionConfiguration
+plugins:
+- name: ResourceQuota
+  configuration:
+    apiVersion: apiserver.config.k8s.io/v1
+    kind: ResourceQuotaConfiguration
+    limitedResources:
+    - resource: pods
+      matchScopes:
+      - scopeName: PriorityClass
+        operator: In
+        values: [cluster-services]
+""")
+    parsed = admission_config.from_file(str(f))
+    assert parsed["ResourceQuota"] == (q.LimitedResource("", "pods", (), (
+        {"scopeName": "PriorityClass", "operator": "In", "values": ["cluster-services"]},)),)
+    f.write_text(f.read_text().replace("- resource: pods", "- apiGroup: ''\n      matchContains: [x]"))
+    with pytest.raises(admission_config.AdmissionConfigError) as e:
+        admission_config.from_file(str(f))
+    assert str(e.value) == (f"admission plugin ResourceQuota: {f}:9: "
+                            "plugins[0].configuration.limitedResources[0].resource: Required value")
+
+
+async def test_api_limited_scope_is_kubes_bare_error(api: TestClient) -> None:
+    cp = api.cp  # type: ignore[attr-defined]
+    plugin = ResourceQuota(cp.objects, cp.registry, (q.LimitedResource("", "pods", (), (CRITICAL,)),))
+    kind = cp.registry.by_resource("", "v1", "pods")
+    with pytest.raises(Exception) as e:
+        await plugin.validate(Attributes("CREATE", kind, "default", "c"), pod("c", priorityClassName="critical"), None)
+    st = e.value.status()  # type: ignore[attr-defined]
+    assert st == {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "code": 500,
+                  "message": "insufficient quota to match these scopes: [{PriorityClass In [cluster-services critical]}]"}
+    await plugin.validate(Attributes("CREATE", kind, "default", "p"), pod("p"), None)  # not limited

@@ -41,6 +41,11 @@ class QuotaRefused(Exception):
     ``pods "x" is forbidden: <reason>``)."""
 
 
+class ScopesUncovered(QuotaRefused):
+    """A limited scope (``limitedResources[].matchScopes``) that no quota of the namespace covers.
+    kube returns this one as a plain error, not a Forbidden: a 500 with the bare message."""
+
+
 # --------------------------------------------------------------------------- resource lists
 
 
@@ -507,6 +512,75 @@ def tracked_kinds(hard_names: Iterable[str]) -> set[tuple[str, str]]:
     return out
 
 
+# --------------------------------------------------------------------------- configuration
+
+CONFIG_API_VERSIONS = ("apiserver.config.k8s.io/v1", "resourcequota.admission.k8s.io/v1beta1",
+                       "resourcequota.admission.k8s.io/v1alpha1")
+
+
+@dataclass(frozen=True, slots=True)
+class LimitedResource:
+    """``limitedResources[]`` of a ResourceQuotaConfiguration: objects of this kind may consume
+    the names containing one of ``match_contains``, and pods may be in the ``match_scopes``, only
+    where a quota covers them."""
+
+    api_group: str
+    resource: str
+    match_contains: tuple[str, ...] = ()
+    match_scopes: tuple[Obj, ...] = ()
+
+
+def parse_configuration(doc: Any) -> tuple[tuple[LimitedResource, ...], list[Any]]:
+    """The ResourceQuota admission plugin's configuration (kind ``ResourceQuotaConfiguration``),
+    checked as kube-apiserver does (each limited resource names its resource), unknown fields
+    refused; returns the limited resources and the field errors."""
+    from k8py.api import errors
+
+    if not isinstance(doc, dict):
+        return (), [errors.invalid("", type(doc).__name__, "must be a ResourceQuotaConfiguration object")]
+    errs: list[Any] = []
+    if doc.get("apiVersion") not in CONFIG_API_VERSIONS:
+        errs.append(errors.not_supported("apiVersion", doc.get("apiVersion"), CONFIG_API_VERSIONS))
+    if doc.get("kind") not in ("ResourceQuotaConfiguration", "Configuration"):
+        errs.append(errors.not_supported("kind", doc.get("kind"), ["ResourceQuotaConfiguration"]))
+    errs += [errors.forbidden(str(k), "unknown field") for k in doc if k not in ("apiVersion", "kind",
+                                                                              "limitedResources")]
+    items = doc.get("limitedResources") or []
+    if not isinstance(items, list):
+        return (), [*errs, errors.invalid("limitedResources", type(items).__name__, "must be a list")]
+    out = []
+    for i, item in enumerate(items):
+        path = f"limitedResources[{i}]"
+        if not isinstance(item, dict):
+            errs.append(errors.invalid(path, type(item).__name__, "must be an object"))
+            continue
+        errs += [errors.forbidden(f"{path}.{k}", "unknown field") for k in item
+                 if k not in ("apiGroup", "resource", "matchContains", "matchScopes")]
+        if not item.get("resource"):
+            errs.append(errors.required(f"{path}.resource", ""))
+        contains = item.get("matchContains") or []
+        scopes = item.get("matchScopes") or []
+        if not isinstance(contains, list) or not all(isinstance(c, str) for c in contains):
+            errs.append(errors.invalid(f"{path}.matchContains", type(contains).__name__, "must be a list of strings"))
+            contains = []
+        if not isinstance(scopes, list) or not all(isinstance(x, dict) for x in scopes):
+            errs.append(errors.invalid(f"{path}.matchScopes", type(scopes).__name__, "must be a list of objects"))
+            scopes = []
+        for j, sc in enumerate(scopes):
+            if sc.get("operator") not in ("In", "NotIn", "Exists", "DoesNotExist"):
+                errs.append(errors.not_supported(f"{path}.matchScopes[{j}].operator", sc.get("operator"),
+                                                 ("In", "NotIn", "Exists", "DoesNotExist")))
+        out.append(LimitedResource(str(item.get("apiGroup") or ""), str(item.get("resource") or ""),
+                                   tuple(contains), tuple(dict(x) for x in scopes)))
+    return tuple(out), errs
+
+
+def _go_selector(sel: Mapping[str, Any]) -> str:
+    """A ScopedResourceSelectorRequirement as Go's ``%v`` prints it: ``{PriorityClass In [a b]}``."""
+    values = " ".join(str(v) for v in sel.get("values") or ())
+    return f"{{{sel.get('scopeName', '')} {sel.get('operator', '')} [{values}]}}"
+
+
 # --------------------------------------------------------------------------- quotas
 
 
@@ -532,16 +606,27 @@ def _name(rq: Mapping[str, Any]) -> str:
 
 
 def check_request(quotas: Sequence[Obj], ev: Evaluator, operation: str, obj: Obj, old: Obj | None,
-                  now: dt.datetime) -> list[Obj]:
+                  now: dt.datetime, limited: Sequence[LimitedResource] = ()) -> list[Obj]:
     """kube's ``CheckRequest``: the quotas as they would be with this request charged (copies;
     the same objects where nothing changed), or :class:`QuotaRefused` with kube's reason.
 
     Each quota that matches the object must allow it: cpu/memory quotas want every container to
     say them; the quota must know its usage already; and the charge (on update, only what grew,
-    for quotas the old object was in too) must fit within ``status.hard``.
+    for quotas the old object was in too) must fit within ``status.hard``. With ``limited``
+    (the plugin's configuration), what it names may be consumed only under a covering quota.
     """
+    # what the configuration limits: names this object consumes, scopes it is in
+    limited_scopes = [sel for lr in limited for sel in lr.match_scopes if ev.matches_scope(sel, obj)]
+    limited_names: set[str] = set()
+    for lr in limited:
+        if (lr.api_group, lr.resource) == (ev.group, ev.resource):
+            limited_names.update(k for k, v in ev.usage(obj, now).items()
+                                 if v.value > 0 and any(m in k for m in lr.match_contains))
     interesting: list[int] = []
+    restricted_all: set[str] = set()
+    restricted_scopes: set[str] = set()  # scope names of every quota's selectors the object is in
     for i, rq in enumerate(quotas):
+        restricted_scopes.update(str(sel.get("scopeName")) for sel in scope_selectors(rq) if ev.matches_scope(sel, obj))
         if not quota_matches(rq, ev, obj):
             continue
         hard = parse_list((rq.get("status") or {}).get("hard"))
@@ -553,26 +638,38 @@ def check_request(quotas: Sequence[Obj], ev: Evaluator, operation: str, obj: Obj
         if any(r not in used for r in restricted):
             raise QuotaRefused(f"status unknown for quota: {_name(rq)}, resources: {','.join(sorted(restricted))}")
         interesting.append(i)
-    if not interesting:
+        restricted_all.update(restricted)
+    if not interesting and not limited:
         return list(quotas)
     usage = ev.usage(obj, now)
     neg = negative(usage)
     if neg:
         raise QuotaRefused(f"quota usage is negative for resource(s): {','.join(neg)}")
     delta_by_quota = dict.fromkeys(interesting, usage)
+    delta_alone: ResourceList = usage if operation == "CREATE" else {}  # the charge when no quota matches
     if operation == "UPDATE":
         if old is None:
             raise QuotaRefused("unable to get previous usage since prior version of object was not found")
         if (old.get("metadata") or {}).get("resourceVersion"):
             delta = subtract_non_negative(usage, ev.usage(old, now))
+            delta_alone = delta
             for i in interesting:
                 if quota_matches(quotas[i], ev, old):
                     delta_by_quota[i] = delta
+        else:
+            delta_alone = usage
+    charges = {i: d for i, d in ((i, remove_zeros(d)) for i, d in delta_by_quota.items()) if d}
+    if not (charges if interesting else remove_zeros(delta_alone)):
+        return list(quotas)  # nothing this request changes is counted
+    uncovered = limited_names - restricted_all
+    if uncovered:
+        raise QuotaRefused(f"insufficient quota to consume: {','.join(sorted(uncovered))}")
+    scopes_uncovered = [sel for sel in limited_scopes if sel.get("scopeName") not in restricted_scopes]
+    if scopes_uncovered:
+        raise ScopesUncovered("insufficient quota to match these scopes: "
+                              f"[{' '.join(_go_selector(x) for x in scopes_uncovered)}]")
     out = list(quotas)
-    for i in interesting:
-        requested_all = remove_zeros(delta_by_quota[i])
-        if not requested_all:
-            continue
+    for i, requested_all in charges.items():
         rq = quotas[i]
         status = rq.get("status") or {}
         hard = parse_list(status.get("hard"))

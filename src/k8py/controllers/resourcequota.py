@@ -82,9 +82,7 @@ class ResourceQuotaController:
 
     def _quota_updated(self, old: Obj, new: Obj) -> None:
         # spec changes only: status updates are admission's charges and this controller's writes
-        spec_old, spec_new = old.get("spec") or {}, new.get("spec") or {}
-        if parse_list(spec_old.get("hard")).keys() != parse_list(spec_new.get("hard")).keys() or \
-                spec_old != spec_new or not (new.get("status") or {}).get("hard"):
+        if (old.get("spec") or {}) != (new.get("spec") or {}) or not (new.get("status") or {}).get("hard"):
             self.controller.enqueue(new)
 
     def _follow(self, group: str, resource: str, inf: Informer) -> None:

@@ -101,7 +101,7 @@ def default_plugins(objects: Objects, registry: Registry, config: Mapping[str, A
         podsecurity.PodSecurity(objects, registry, (config or {}).get("PodSecurity")),
         builtin.Priority(objects, registry),
         builtin.DefaultTolerationSeconds(),
-        resourcequota.ResourceQuota(objects, registry),
+        resourcequota.ResourceQuota(objects, registry, (config or {}).get("ResourceQuota")),
         seedpolicy.SeedPolicy(objects, registry),
     ]
 

@@ -134,9 +134,19 @@ def _podsecurity(pc: PluginConfig) -> Any:
     return conf
 
 
+def _resourcequota(pc: PluginConfig) -> Any:
+    from k8py.api import quota
+
+    limited, errs = quota.parse_configuration(pc.config)
+    if errs:
+        raise pc.error(errs)
+    return limited
+
+
 # What each configurable plugin makes of its document (raising AdmissionConfigError when wrong).
 PARSERS: dict[str, Callable[[PluginConfig], Any]] = {
     "PodSecurity": _podsecurity,
+    "ResourceQuota": _resourcequota,
 }
 
 

@@ -27,7 +27,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from k8py.api import errors
-from k8py.api.quota import QuotaRefused, check_request, evaluator_for
+from k8py.api.quota import LimitedResource, QuotaRefused, ScopesUncovered, check_request, evaluator_for
 from k8py.apiserver.admission import Attributes, Plugin
 from k8py.storage.interface import ConflictError
 
@@ -47,9 +47,12 @@ SYNC_TIMEOUT = 10.0
 class ResourceQuota(Plugin):
     name = "ResourceQuota"
 
-    def __init__(self, objects: Objects, registry: Registry) -> None:
+    def __init__(self, objects: Objects, registry: Registry,
+                 limited: tuple[LimitedResource, ...] | None = None) -> None:
         self.objects = objects
         self._rq_kind = registry.by_resource("", "v1", "resourcequotas")
+        # ResourceQuotaConfiguration's limitedResources (--admission-control-config-file)
+        self.limited = limited or ()
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
         # namespace -> names of its quotas, from the store watch; None until it has synced
         self._quotas_by_ns: dict[str, set[str]] = {}
@@ -86,8 +89,9 @@ class ResourceQuota(Plugin):
         return task
 
     def _may_have_quotas(self, ns: str) -> bool:
-        # before the watch has synced (or when the plugin was not started), ask the store
-        return not self._synced.is_set() or ns in self._quotas_by_ns
+        # before the watch has synced (or when the plugin was not started), ask the store; with
+        # limited resources, a namespace without quotas is where they are refused
+        return bool(self.limited) or not self._synced.is_set() or ns in self._quotas_by_ns
 
     @asynccontextmanager
     async def _namespace_lock(self, ns: str) -> AsyncIterator[None]:
@@ -125,10 +129,13 @@ class ResourceQuota(Plugin):
             quotas = await self._quotas(a.namespace)
             if pending is not None:
                 quotas = [q for q in quotas if q["metadata"]["name"] in pending]
-            if not quotas:
+            if not quotas and not self.limited:
                 return
             try:
-                charged = check_request(quotas, ev, a.operation, obj, old, dt.datetime.now(dt.UTC))
+                charged = check_request(quotas, ev, a.operation, obj, old, dt.datetime.now(dt.UTC), self.limited)
+            except ScopesUncovered as e:
+                # kube returns this one unwrapped: a 500 with the bare message
+                raise errors.StatusError(500, "", str(e)) from None
             except QuotaRefused as e:
                 raise self._forbidden(a, obj, str(e)) from None
             if a.dry_run:
