@@ -468,14 +468,20 @@ def issue_kubelet_serving_certificate(pki: PKI, node_name: str, ips: tuple[str, 
 
 
 # --------------------------------------------------------------------------- rotate and check
-# The certificates in the TLS directory by the names `k8py certificate rotate --service` takes
-# (k3s's command; its service names where they mean the same thing).
+# The certificates a server issues itself, by the names `k8py certificate rotate --service` takes
+# (k3s's command; its service names where they mean the same thing): (certificate, key) in the
+# data directory, and whether it is a serving certificate.
 
 API_SERVER = "api-server"
 ADMIN = "admin"
 KUBELET_CLIENT = "apiserver-kubelet-client"
-SERVICES = {API_SERVER: ("serving.crt", "serving.key"), ADMIN: ("admin.crt", "admin.key"),
-            KUBELET_CLIENT: (KUBELET_CLIENT_CERT, KUBELET_CLIENT_KEY)}
+KUBELET = "kubelet"  # the embedded node agent's serving certificate (a joined agent's comes by CSR)
+SERVICES: dict[str, tuple[str, str, bool]] = {
+    API_SERVER: ("tls/serving.crt", "tls/serving.key", True),
+    ADMIN: ("tls/admin.crt", "tls/admin.key", False),
+    KUBELET_CLIENT: (f"tls/{KUBELET_CLIENT_CERT}", f"tls/{KUBELET_CLIENT_KEY}", False),
+    KUBELET: ("agent/tls/kubelet.crt", "agent/tls/kubelet.key", True),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -520,31 +526,35 @@ def inspect_certificate(path: str) -> CertificateInfo | None:
                            tuple(sorted(dns)) + tuple(sorted(map(str, ips))), is_ca)
 
 
-def rotate(tls_dir: str, services: Collection[str], validity: dt.timedelta = LEAF_VALIDITY) -> list[str]:
-    """Issue the named certificates of ``tls_dir`` again (new keys, signed by the cluster CA, for
-    the same subject and names), for ``k8py certificate rotate``. Returns the files written.
+def rotate(data_dir: str, services: Collection[str], validity: dt.timedelta = LEAF_VALIDITY, *,
+           missing_ok: bool = False) -> list[str]:
+    """Issue the named certificates of the server's ``data_dir`` again (new keys, signed by the
+    cluster CA, for the same subject and names), for ``k8py certificate rotate``. Returns the
+    files written; one that is not there is an error unless ``missing_ok`` (skipped).
 
     A running server presents a rotated serving certificate to new connections at once (its TLS
-    context reloads the files); it picks the other files up at its next renewal check. A name not
+    contexts reload the files); it picks the other files up at its next renewal check. A name not
     in :data:`SERVICES` is a ``ValueError``.
     """
     unknown = sorted(set(services) - set(SERVICES))
     if unknown:
         raise ValueError(f"unknown service(s) {', '.join(unknown)}: choose from {', '.join(SERVICES)}")
-    pki = PKI.in_dir(tls_dir)
-    ca_cert, ca_key = _load_ca(pki)
+    ca_cert, ca_key = _load_ca(PKI.in_dir(os.path.join(data_dir, "tls")))
     written = []
     for name in services:
-        cert_file, key_file = (os.path.join(tls_dir, f) for f in SERVICES[name])
+        rel_cert, rel_key, serving = SERVICES[name]
+        cert_file, key_file = os.path.join(data_dir, rel_cert), os.path.join(data_dir, rel_key)
         have = _load_pair(cert_file, key_file)
         if have is None:
-            raise FileNotFoundError(f"no {name} certificate in {tls_dir} ({cert_file}); start `k8py server` once")
+            if missing_ok:
+                continue
+            raise FileNotFoundError(f"no {name} certificate in {data_dir} ({cert_file}); start `k8py server` once")
         old = have[0]
         cn = old.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
         orgs = tuple(str(a.value) for a in old.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME))
         dns, ips = _sans_of(old)
         cert, key = _issue_leaf(ca_cert, ca_key, common_name=str(cn[0].value) if cn else name, organizations=orgs,
-                                server=name == API_SERVER, dns_names=tuple(sorted(dns)),
+                                server=serving, dns_names=tuple(sorted(dns)),
                                 ip_addresses=tuple(sorted(ips, key=str)), validity=validity)
         _store_pair(cert_file, key_file, cert, key)
         written.append(cert_file)

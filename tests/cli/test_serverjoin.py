@@ -66,3 +66,12 @@ def test_bootstrap_payload_carries_the_listed_files(config: ServerConfig, tmp_pa
         sj.write_bootstrap_files(str(dest), {**files, "etc/passwd": b"x"})
     with pytest.raises(sj.JoinError, match="already belongs to another cluster"):
         sj.write_bootstrap_files(str(dest), {**files, "tls/ca.crt": b"another CA"})
+
+
+def test_the_key_is_derived_once_per_server_and_every_answer_has_its_own_nonce(config: ServerConfig) -> None:
+    ensure_pki(config)
+    tok = sj.ensure_server_token(config.data_dir)
+    boot = sj.ServerBootstrap(config.data_dir)
+    one, two = json.loads(boot.payload()), json.loads(boot.payload())
+    assert one["salt"] == two["salt"] and one["nonce"] != two["nonce"]
+    assert sj.decrypt(tok.secret, json.dumps(two).encode())["tls/ca.crt"] == Path(config.tls_dir, "ca.crt").read_bytes()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import os
 import ssl
 import warnings
 from collections.abc import AsyncIterator
@@ -135,7 +136,7 @@ async def test_a_replaced_serving_certificate_is_presented_to_new_handshakes(pki
     client.check_hostname = False
     before = await _handshake(api_server, client)
     reader, writer = await asyncio.open_connection("127.0.0.1", api_server, ssl=client)  # stays open
-    pki_mod.rotate(pki.tls_dir, [pki_mod.API_SERVER])
+    pki_mod.rotate(str(Path(pki.tls_dir).parent), [pki_mod.API_SERVER])
     rotated = Path(pki.serving_cert).read_bytes()
     want = x509.load_pem_x509_certificate(rotated).public_bytes(serialization.Encoding.DER)
     assert want != before
@@ -192,3 +193,25 @@ def test_short_lived_certificates_are_renewed_in_their_last_quarter(config: Serv
     other = dataclasses.replace(config, data_dir=config.data_dir + "-year")
     year = x509.load_pem_x509_certificate(Path(pki_mod.ensure_pki(other).admin_cert).read_bytes())
     assert year.not_valid_after_utc - pki_mod.renewal_time(year) == dt.timedelta(days=90)
+
+
+def test_rotate_reissues_with_the_same_names_and_skips_what_is_not_there_only_when_asked_for_all(
+        config: ServerConfig) -> None:
+    p = pki_mod.ensure_pki(config)
+    data = config.data_dir
+    with pytest.raises(FileNotFoundError, match="no kubelet certificate"):
+        pki_mod.rotate(data, [pki_mod.KUBELET])  # no embedded agent yet
+    written = pki_mod.rotate(data, list(pki_mod.SERVICES), missing_ok=True)
+    assert [os.path.basename(w) for w in written] == ["serving.crt", "admin.crt"]  # no kubelet client one either
+    cert, key = pki_mod.issue_kubelet_serving_certificate(p, "node-a", ("127.0.0.1",), ("node-a",))
+    os.makedirs(os.path.join(data, "agent", "tls"))
+    Path(data, "agent/tls/kubelet.crt").write_bytes(cert)
+    Path(data, "agent/tls/kubelet.key").write_bytes(key)
+    old = x509.load_pem_x509_certificate(cert)
+    pki_mod.rotate(data, [pki_mod.KUBELET])
+    new = x509.load_pem_x509_certificate(Path(data, "agent/tls/kubelet.crt").read_bytes())
+    assert new.serial_number != old.serial_number and new.subject == old.subject
+    assert new.extensions.get_extension_for_class(x509.SubjectAlternativeName).value == \
+        old.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    with pytest.raises(ValueError, match="unknown service"):
+        pki_mod.rotate(data, ["etcd"])

@@ -297,3 +297,36 @@ async def test_a_node_rotates_its_client_and_serving_certificates_through_csrs(p
                                    {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})
     assert review["status"]["userInfo"]["username"] == "system:node:node-3"
     assert _cert(str(third["cert"])).serial_number != new_client.serial_number
+
+
+@needs_hooks
+async def test_a_start_with_a_certificate_due_for_renewal_renews_it_without_the_token(plane: Plane,
+                                                                                     tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    ca_key = serialization.load_pem_private_key(Path(plane.pki.ca_key).read_bytes(), password=None)
+    ca = _cert(plane.pki.ca_cert)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    old = (x509.CertificateBuilder()
+           .subject_name(x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:nodes"),
+                                    x509.NameAttribute(NameOID.COMMON_NAME, "system:node:node-4")]))
+           .issuer_name(ca.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+           .not_valid_before(now - dt.timedelta(seconds=100)).not_valid_after(now + dt.timedelta(seconds=15))
+           .sign(ca_key, hashes.SHA256()))  # type: ignore[arg-type]
+    cert_dir = tmp_path / "agent"
+    cert_dir.mkdir()
+    (cert_dir / "client.key").write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                                            serialization.PrivateFormat.PKCS8,
+                                                            serialization.NoEncryption()))
+    (cert_dir / "client.crt").write_bytes(old.public_bytes(serialization.Encoding.PEM))
+    (cert_dir / "ca.crt").write_bytes(plane.ca_pem)
+    # a token of this cluster that the server does not know (long expired and deleted)
+    unknown = f"K10{bs.ca_hash(plane.ca_pem)}::abcdef.0123456789abcdef"
+    cert_file, _, _ = await bs.bootstrap(plane.url, unknown, "node-4", str(cert_dir), timeout=30)
+    new = _cert(cert_file)
+    assert new.serial_number != old.serial_number
+    assert new.not_valid_after_utc - now > dt.timedelta(days=300)
+    (csr,) = [c for c in (await plane.admin.list(CSR))["items"] if c["spec"]["username"] == "system:node:node-4"]
+    assert csr["status"].get("certificate")

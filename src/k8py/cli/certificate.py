@@ -12,7 +12,8 @@ certificate into their live TLS context (``Client.reload_client_certificate``), 
 server reaches kubelets with a new connection object.
 
 **``k8py certificate rotate [--service NAME]...``** issues the named certificates of the data
-directory again, at once, with new keys (every one when no ``--service``). Unlike k3s, which
+directory again, at once, with new keys (every one when no ``--service``): ``api-server``,
+``admin``, ``apiserver-kubelet-client``, ``kubelet`` (the embedded node agent's serving one). Unlike k3s, which
 asks for the server to be stopped, it may run beside a running server: the server presents the
 new serving certificate to new connections within a second, rewrites nothing else, and keeps
 using its in-memory component certificates (still valid) until their own renewal. The admin
@@ -49,8 +50,10 @@ MIN_CHECK_INTERVAL = 1.0
 
 def kubelet_serving_files(data_dir: str) -> tuple[str, str]:
     """Where the embedded node agent's serving certificate and key live."""
-    tls = os.path.join(data_dir, "agent", "tls")
-    return os.path.join(tls, "kubelet.crt"), os.path.join(tls, "kubelet.key")
+    from k8py.pki import KUBELET, SERVICES
+
+    cert, key, _ = SERVICES[KUBELET]
+    return os.path.join(data_dir, cert), os.path.join(data_dir, key)
 
 
 # --------------------------------------------------------------------------- in a running server
@@ -268,7 +271,9 @@ def run_rotate(args: argparse.Namespace) -> int:
         return 1
     services = list(dict.fromkeys(args.service)) or list(pki.SERVICES)
     try:
-        written = pki.rotate(tls, services, dt.timedelta(seconds=args.certificate_validity))
+        # every certificate there is without --service (no kubelet one under --disable-agent); a named one must be
+        written = pki.rotate(os.path.dirname(tls), services, dt.timedelta(seconds=args.certificate_validity),
+                             missing_ok=not args.service)
     except ValueError as e:
         args.parser.error(str(e))
     except OSError as e:

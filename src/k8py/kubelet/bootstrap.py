@@ -110,8 +110,10 @@ def _spki(key: object) -> bytes:
 
 
 def existing_credentials(cert_dir: str, node_name: str, pinned_hash: str,
-                         now: dt.datetime | None = None) -> tuple[str, str, str] | None:
-    """The paths of usable credentials already in ``cert_dir``, else None (with the reason logged)."""
+                         now: dt.datetime | None = None, renew_fraction: float = RENEW_FRACTION,
+                         ) -> tuple[str, str, str] | None:
+    """The paths of usable credentials already in ``cert_dir``, else None (with the reason logged):
+    not in the last ``renew_fraction`` of their life (0: not expired)."""
     paths = (os.path.join(cert_dir, CERT_NAME), os.path.join(cert_dir, KEY_NAME), os.path.join(cert_dir, CA_NAME))
     cert_pem, key_pem, ca_pem = (read_if_present(p) for p in paths)
     if cert_pem is None or key_pem is None or ca_pem is None:
@@ -136,7 +138,7 @@ def existing_credentials(cert_dir: str, node_name: str, pinned_hash: str,
         return None
     now = now or dt.datetime.now(dt.UTC)
     lifetime = cert.not_valid_after_utc - cert.not_valid_before_utc
-    if cert.not_valid_after_utc - now < lifetime * RENEW_FRACTION:
+    if cert.not_valid_after_utc - now <= lifetime * renew_fraction:
         log.info("bootstrap: %s expires at %s; requesting a new certificate", paths[0], cert.not_valid_after_utc)
         return None
     return paths
@@ -264,6 +266,13 @@ async def bootstrap(server_url: str, token: str, node_name: str, cert_dir: str, 
     if have is not None:
         log.info("bootstrap: using the certificate already in %s", cert_dir)
         return have
+    if existing_credentials(cert_dir, node_name, join.ca_hash, renew_fraction=0.0) is not None:
+        # due for renewal but still valid: renewed with the node's own certificate, as kubelet does
+        # (the join token may be long expired)
+        try:
+            return await renew_client_certificate(server_url, node_name, cert_dir, timeout=timeout)
+        except (BootstrapError, ApiError, OSError) as e:
+            log.info("bootstrap: renewing with the current certificate failed (%s); using the join token", e)
     ca_pem = await fetch_ca(server_url, join, timeout)
     key, csr_pem = new_key_and_csr(node_name)
     name = csr_name(key.public_key(), node_name)
