@@ -59,13 +59,19 @@ def test_reservations_come_off_allocatable() -> None:
     assert alloc["memory"] == str(MEM_TOTAL - 500_000_000 - EVICTION_MEMORY_AVAILABLE)
 
 
+def test_allocatable_leaves_the_configured_hard_thresholds_free() -> None:
+    _, alloc = node_resources(readings(), eviction=(500 * 1024**2, 0))
+    assert alloc["memory"] == binary_si(MEM_TOTAL - 500 * 1024**2)
+    assert alloc["ephemeral-storage"] == binary_si(readings().disk_total)
+
+
 def test_allocatable_never_goes_below_zero() -> None:
     _, alloc = node_resources(readings(cpus=1, memory_total=50 * 1024**2), reserved={"cpu": "2"})
     assert alloc["cpu"] == "0" and alloc["memory"] == "0"
 
 
 def test_conditions_of_a_healthy_node() -> None:
-    got = node_conditions(readings(), (True, ""), [], T0)
+    got = node_conditions((), (True, ""), [], T0)
     assert got == [
         {"type": "MemoryPressure", "status": "False", "reason": "KubeletHasSufficientMemory",
          "message": "kubelet has sufficient memory available", "lastHeartbeatTime": T0, "lastTransitionTime": T0},
@@ -80,33 +86,33 @@ def test_conditions_of_a_healthy_node() -> None:
 
 def test_pressure_conditions() -> None:
     got = {c["type"]: c for c in node_conditions(
-        readings(memory_available=50 * 1024**2, disk_available=5 * GI, pids_in_use=32000), (True, ""), [], T0)}
+        ("MemoryPressure", "DiskPressure", "PIDPressure"), (True, ""), [], T0)}
     assert (got["MemoryPressure"]["status"], got["MemoryPressure"]["reason"], got["MemoryPressure"]["message"]) == (
         "True", "KubeletHasInsufficientMemory", "kubelet has insufficient memory available")
     assert (got["DiskPressure"]["status"], got["DiskPressure"]["reason"], got["DiskPressure"]["message"]) == (
         "True", "KubeletHasDiskPressure", "kubelet has disk pressure")
     assert (got["PIDPressure"]["status"], got["PIDPressure"]["reason"], got["PIDPressure"]["message"]) == (
         "True", "KubeletHasInsufficientPID", "kubelet has insufficient PID available")
-    inodes = {c["type"]: c for c in node_conditions(readings(inodes_free=10_000), (True, ""), [], T0)}
-    assert inodes["DiskPressure"]["status"] == "True"
+    only_disk = {c["type"]: c["status"] for c in node_conditions(("DiskPressure",), (True, ""), [], T0)}
+    assert only_disk == {"MemoryPressure": "False", "DiskPressure": "True", "PIDPressure": "False", "Ready": "True"}
 
 
 def test_not_ready_says_why() -> None:
     why = "container runtime network not ready: NetworkReady=false"
-    ready = node_conditions(readings(), (False, why), [], T0)[-1]
+    ready = node_conditions((), (False, why), [], T0)[-1]
     assert (ready["status"], ready["reason"], ready["message"]) == ("False", "KubeletNotReady", why)
 
 
 def test_transition_times_move_only_with_the_status() -> None:
-    first = node_conditions(readings(), (True, ""), [], T0)
-    same = node_conditions(readings(), (True, ""), first, T1)
+    first = node_conditions((), (True, ""), [], T0)
+    same = node_conditions((), (True, ""), first, T1)
     assert all(c["lastTransitionTime"] == T0 and c["lastHeartbeatTime"] == T1 for c in same)
-    changed = {c["type"]: c for c in node_conditions(readings(memory_available=1), (False, "down"), same, T1)}
+    changed = {c["type"]: c for c in node_conditions(("MemoryPressure",), (False, "down"), same, T1)}
     assert changed["MemoryPressure"]["lastTransitionTime"] == T1 and changed["Ready"]["lastTransitionTime"] == T1
     assert changed["DiskPressure"]["lastTransitionTime"] == T0
     # the node controller's Unknown: kubelet's next report is a transition
     unknown = [{**c, "status": "Unknown"} if c["type"] == "Ready" else c for c in same]
-    assert node_conditions(readings(), (True, ""), unknown, T1)[-1]["lastTransitionTime"] == T1
+    assert node_conditions((), (True, ""), unknown, T1)[-1]["lastTransitionTime"] == T1
 
 
 def test_images_biggest_first_digests_then_tags_at_most_five_names() -> None:

@@ -155,8 +155,8 @@ async def test_run_probe_resolves_named_ports_and_defaults_the_host(server: dict
     assert out.result == "success"
     with pytest.raises(ProbeError, match='strconv.Atoi: parsing "nope": invalid syntax'):
         await run_probe({"httpGet": {"port": "nope"}}, container, "c1", "127.0.0.1", FakeRuntime(), server["http"])
-    with pytest.raises(ProbeError, match="not supported"):
-        await run_probe({"grpc": {"port": 9000}}, container, "c1", "127.0.0.1", FakeRuntime(), server["http"])
+    with pytest.raises(ProbeError, match="invalid port number: 0"):
+        await run_probe({"grpc": {"port": 0}}, container, "c1", "127.0.0.1", FakeRuntime(), server["http"])
 
 
 def test_resolve_port() -> None:

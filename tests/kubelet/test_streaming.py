@@ -14,6 +14,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from tests.helpers.spdyclient import UpgradeRefused, upgraded
 from tests.kubelet.test_server import Env, make_pod, running_env
 
 from k8py.kubelet import streaming
@@ -239,13 +240,118 @@ async def test_errors_before_the_upgrade(env: Env) -> None:
     assert (await env.get("/exec/default/nope/c", **ok))[::2] == (404, "pod does not exist")
     assert (await env.get("/exec/default/p/gone", **ok))[::2] == (500, 'container not found ("gone")')
     assert (await env.get("/exec/default/p/other", **ok))[::2] == (500, 'container not found ("other")')
-    status, _, body = await env.get("/exec/default/p/c", **ok)  # no upgrade: kubectl's SPDY fallback
-    assert status == 400 and "WebSocket only" in body and "SPDY is not supported" in body
+    status, _, body = await env.get("/exec/default/p/c", **ok)  # neither WebSocket nor SPDY
+    assert status == 400 and body.startswith("unable to upgrade: missing upgrade headers in request: http.Header{")
     with pytest.raises(aiohttp.WSServerHandshakeError) as e:
         await _ws(env, [("command", "echo"), ("stdout", "1")], protocol="v9.channel.k8s.io")
     assert e.value.status == 400
     # the uid form of the path must name this pod's uid
     assert (await env.get("/exec/default/p/other-uid/c", **ok))[::2] == (404, "pod does not exist")
+
+
+# --------------------------------------------------------------------------- SPDY
+
+
+def _spdy_path(path: str, query: list[tuple[str, str]]) -> str:
+    from urllib.parse import urlencode
+
+    return f"{path}?{urlencode(query)}"
+
+
+async def _spdy_exec(env: Env, query: list[tuple[str, str]], kinds: tuple[str, ...], *,
+                     protocol: str = "v4.channel.k8s.io", path: str = "/exec/default/p/c",
+                     stdin: bytes | None = None) -> dict[str, bytes]:
+    """client-go's SPDY executor: one stream per kind (error first), stdin written and closed,
+    then everything each stream carried until the server closes them."""
+    async with upgraded("127.0.0.1", env.server.port, _spdy_path(path, query), ssl_ctx=env.certs.client_ssl(),
+                        protocols=(protocol,)) as (client, head):
+        assert f"X-Stream-Protocol-Version: {protocol}" in head
+        streams = {k: await client.open({"streamtype": [k]}) for k in kinds}
+        async with asyncio.timeout(10):
+            for st in streams.values():
+                await st.replied.wait()
+        if "stdin" in streams:
+            await streams["stdin"].write(stdin or b"", fin=True)
+        out = {k: await st.read_all() for k, st in streams.items() if k != "stdin"}
+        async with asyncio.timeout(10):
+            await client.closed.wait()  # GOAWAY and the end of the connection
+        assert client.goaway is not None
+        return out
+
+
+async def test_spdy_exec_v4_stdout_stderr_and_the_status(env: Env) -> None:
+    await _running(env)
+    out = await _spdy_exec(env, [("command", "echo"), ("command", "hi"), ("stdout", "1"), ("stderr", "1")],
+                           ("error", "stdout", "stderr"))
+    assert out["stdout"] == b"hi\n" and out["stderr"] == b""
+    assert json.loads(out["error"]) == {"metadata": {}, "status": "Success"}
+    out = await _spdy_exec(env, [("command", "exit"), ("command", "3"), ("stdout", "1")], ("error", "stdout"),
+                           protocol="v5.channel.k8s.io")  # v5 over SPDY is v4
+    st = json.loads(out["error"])
+    assert st["reason"] == "NonZeroExitCode" and st["details"]["causes"] == [{"reason": "ExitCode", "message": "3"}]
+
+
+async def test_spdy_exec_stdin_until_its_fin(env: Env) -> None:
+    await _running(env)
+    out = await _spdy_exec(env, [("command", "cat"), ("stdin", "1"), ("stdout", "1")], ("error", "stdin", "stdout"),
+                           stdin=b"one\ntwo\n")
+    assert out["stdout"] == b"one\ntwo\n" and json.loads(out["error"])["status"] == "Success"
+
+
+async def test_spdy_older_protocols_write_only_errors_as_text(env: Env) -> None:
+    await _running(env)
+    out = await _spdy_exec(env, [("command", "echo"), ("command", "x"), ("stdout", "1")], ("error", "stdout"),
+                           protocol="v3.channel.k8s.io")
+    assert out == {"error": b"", "stdout": b"x\n"}
+    out = await _spdy_exec(env, [("command", "exit"), ("command", "2"), ("stdout", "1")], ("error", "stdout"),
+                           protocol="v2.channel.k8s.io")
+    assert out["error"] == (b"command terminated with non-zero exit code: error executing command [exit 2], "
+                            b"exit code 2")
+
+
+async def test_spdy_tty_resize_and_attach(env: Env) -> None:
+    await _running(env)
+    query = [("command", "cat"), ("stdin", "1"), ("stdout", "1"), ("tty", "1")]
+    async with upgraded("127.0.0.1", env.server.port, _spdy_path("/exec/default/p/c", query),
+                        ssl_ctx=env.certs.client_ssl(), protocols=("v4.channel.k8s.io",)) as (client, _):
+        streams = {k: await client.open({"streamtype": [k]}) for k in ("error", "stdin", "stdout", "resize")}
+        for i in range(50):
+            await streams["resize"].write(json.dumps({"Width": 100 + i, "Height": 40}).encode())
+        await streams["stdin"].write(b"typed")
+        assert b"typed" in await streams["stdout"].read_at_least(5)
+    stream = env.rt.streams[-1]
+    await _until(lambda: stream.closed, "the exec ended when the client went")
+    assert len(stream.resizes) == 50 and stream.resizes[-1] == (149, 40)
+    # attach: the container's own process
+    out = await _spdy_exec(env, [("stdin", "1"), ("stdout", "1")], ("error", "stdin", "stdout"),
+                           path="/attach/default/p/c", stdin=b"ping\n")
+    assert out["stdout"] == b"ping\n" and json.loads(out["error"]) == {"metadata": {}, "status": "Success"}
+
+
+async def test_spdy_refusals_and_a_client_that_never_opens_its_streams(env: Env,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    await _running(env)
+    query = [("command", "echo"), ("stdout", "1")]
+    with pytest.raises(UpgradeRefused) as e:
+        async with upgraded("127.0.0.1", env.server.port, _spdy_path("/exec/default/p/c", query),
+                            ssl_ctx=env.certs.client_ssl(), protocols=("v9.channel.k8s.io",)):
+            pass
+    assert e.value.args[0].startswith("HTTP/1.1 403")
+    assert ("unable to upgrade: unable to negotiate protocol: client supports [v9.channel.k8s.io], server accepts "
+            "[v5.channel.k8s.io v4.channel.k8s.io v3.channel.k8s.io v2.channel.k8s.io channel.k8s.io]"
+            ) in e.value.args[0]
+    # an unknown command: InternalError on the error stream
+    out = await _spdy_exec(env, [("command", "nope"), ("stdout", "1")], ("error", "stdout"))
+    assert json.loads(out["error"])["reason"] == "InternalError"
+    # the streams never all come: the connection ends after the creation timeout, nothing ran
+    monkeypatch.setattr(streaming, "STREAM_CREATION_TIMEOUT", 0.5)
+    before = len(env.rt.streams)
+    async with upgraded("127.0.0.1", env.server.port, _spdy_path("/exec/default/p/c", query),
+                        ssl_ctx=env.certs.client_ssl(), protocols=("v4.channel.k8s.io",)) as (client, _):
+        await client.open({"streamtype": ["error"]})
+        async with asyncio.timeout(10):
+            await client.closed.wait()
+    assert len(env.rt.streams) == before
 
 
 async def _until(cond: Any, what: str, timeout: float = 10.0) -> None:

@@ -466,8 +466,8 @@ async def _plain(ctx: Ctx, session: aiohttp.ClientSession, url: str, sub: str, n
         body = await upstream.content.read(MAX_ERROR_BODY)
         if 200 <= upstream.status < 300:
             # The kubelet would have streamed: only an upgrade does that.
-            raise errors.bad_request(f"pods/{sub} needs a WebSocket upgrade (subprotocol v5.channel.k8s.io or "
-                                     "v4.channel.k8s.io); k8py does not serve SPDY")
+            raise errors.bad_request(f"pods/{sub} needs an upgrade: WebSocket (subprotocol v5.channel.k8s.io or "
+                                     "v4.channel.k8s.io) or SPDY/3.1")
         return web.Response(status=upstream.status, body=body,
                             content_type=upstream.content_type or "text/plain",
                             charset=upstream.charset or ("utf-8" if upstream.content_type.startswith("text/") else None))

@@ -20,6 +20,7 @@ import subprocess
 import sys
 from typing import Any
 
+from k8py.cli import nodepressure
 from k8py.cli.server import _path, cidr_pair, ip_list, node_name, port, reserved
 from k8py.config import default_data_dir
 from k8py.runner import run_until_signal
@@ -49,6 +50,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="the cluster's pod network, as the server's --cluster-cidr (default: 10.42.0.0/16); "
                         "traffic inside it is not masqueraded")
     p.add_argument("--debug", action="store_true", help="log at debug level")
+    nodepressure.add_flags(p)
     p.set_defaults(func=run, parser=p)
     return p
 
@@ -99,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
 
     data_dir = args.data_dir or default_data_dir()
     name = args.node_name or _default_name()
+    args.node_pressure = nodepressure.flags_of(args, args.parser)
     missing = missing_prerequisites(data_dir)
     if missing:
         log.error("this machine cannot run pods. Missing:\n  - %s", "\n  - ".join(missing))
@@ -128,6 +131,8 @@ async def _main(args: argparse.Namespace, data_dir: str, name: str, stop: asynci
                                  key_file=creds["key"]), component="kubelet")
     opts = NodeOptions(node_name=name, data_dir=data_dir, node_ips=ips, cluster_cidrs=tuple(args.cluster_cidr.split(",")),
                        kubelet_port=args.kubelet_port, system_reserved=args.system_reserved,
+                       eviction=nodepressure.eviction_config(args.node_pressure),
+                       pod_max_pids=nodepressure.pod_max_pids(args.node_pressure),
                        serving_cert=creds["serving_cert"], serving_key=creds["serving_key"], client_ca=creds["ca"])
     log.info("joining %s as node %s", args.server, name)
     from k8py.kubelet.certmanager import CertificateManager

@@ -17,6 +17,7 @@ from typing import Any
 
 from k8py.api.configfile import ConfigFileError
 from k8py.apiserver.server import start, stop
+from k8py.cli import nodepressure
 from k8py.config import ServerConfig
 from k8py.runner import install_uvloop
 from k8py.storage.interface import StoreError
@@ -253,6 +254,8 @@ def start_agent(config: ServerConfig, pki: Any, stop_ev: asyncio.Event) -> tuple
     opts = NodeOptions(node_name=name, data_dir=config.data_dir, node_ips=config.node_ips,
                        cluster_cidrs=tuple(config.cluster_cidr.split(",")), kubelet_port=config.kubelet_port,
                        system_reserved=dict(config.system_reserved),
+                       eviction=nodepressure.eviction_config(config.node_pressure),
+                       pod_max_pids=nodepressure.pod_max_pids(config.node_pressure),
                        cluster_dns=agent_cluster_dns(config),
                        serving_cert=cert_file, serving_key=key_file, client_ca=pki.ca_cert)
     return asyncio.create_task(run_node(client, opts, stop_ev), name="node-agent"), client

@@ -11,6 +11,7 @@ import re
 import socket
 from typing import TYPE_CHECKING, Any
 
+from k8py.cli import nodepressure
 from k8py.config import ServerConfig, default_data_dir
 
 if TYPE_CHECKING:
@@ -422,6 +423,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--token", metavar="TOKEN",
                    help="the first server's server token (its <data-dir>/server-token, K10<ca-hash>::server:<secret>)")
     p.add_argument("--debug", action="store_true", help="log at debug level, including every HTTP request")
+    nodepressure.add_flags(p)
     p.set_defaults(func=run, parser=p)
     return p
 
@@ -465,6 +467,7 @@ def build_config(args: argparse.Namespace, parser: argparse.ArgumentParser | Non
         node_ips=tuple(args.node_ip),
         kubelet_port=args.kubelet_port,
         system_reserved=tuple(sorted(args.system_reserved.items())),
+        node_pressure=nodepressure.flags_of(args, parser),
         cluster_cidr=args.cluster_cidr,
         service_cidr=args.service_cidr,
         cluster_domain=args.cluster_domain,

@@ -40,6 +40,7 @@ from k8py.client.errors import AlreadyExistsError, ApiError, ConflictError, NotF
 from k8py.client.events import EventSink
 from k8py.client.informer import Informer
 from k8py.client.leaderelection import format_micro_time
+from k8py.kubelet import eviction as evictionmod
 from k8py.kubelet import node as nodeinfo
 from k8py.kubelet.podstate import BACKOFF_INITIAL, BACKOFF_MAX
 from k8py.kubelet.podworker import PodWorker
@@ -92,6 +93,9 @@ class AgentConfig:
     # kubelet's --sync-frequency: every pod is synced at least this often even when nothing
     # woke it (a status another writer changed is put right); 0: only when woken
     resync_interval: float = 60.0
+    # the eviction manager's thresholds (kubelet's --eviction-* flags); None: no eviction manager
+    # and no pressure conditions (simulated nodes, and agents in tests that bring their own)
+    eviction: evictionmod.EvictionConfig | None = None
 
 
 class PodSource(Protocol):
@@ -273,6 +277,12 @@ class Agent:
         # the pods' volumes; simulated nodes mount nothing and watch no ConfigMap or Secret
         self.volumes = VolumeManager(client, self.facts.pods_dir, facts=lambda: self.facts, record=self.record,
                                      wake=self._poke_pod, evict=self._evict_pod, watch=not config.fake_volumes)
+        self.eviction: evictionmod.EvictionManager | None = None
+        if config.eviction is not None:
+            self.eviction = evictionmod.EvictionManager(
+                config.eviction, read=self._read, pods=self._active_pods, usage=self._pod_usage,
+                evict=self._evict_for_pressure, stopped=self._eviction_done, record=self.record,
+                node=self.node_object, conditions_changed=self._pressure_changed)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -309,6 +319,8 @@ class Agent:
                             asyncio.create_task(self._relist_loop(), name="kubelet-relist")]
         if not self.config.fake_volumes:
             self._tasks.append(asyncio.create_task(self.volumes.run(self._has_pod), name="kubelet-volumes"))
+        if self.eviction is not None and self.config.own_loops:
+            self._tasks.append(asyncio.create_task(self.eviction.run(), name="kubelet-eviction"))
         self._tasks.append(asyncio.create_task(self.statuses.run(), name="kubelet-pod-status"))
         self.ready.set()
         log.info("node agent for %s ready (runtime %s, %d pod(s))", self.config.node_name, self.runtime.name,
@@ -358,6 +370,44 @@ class Agent:
         if w is not None:
             w.evict(message)
 
+    # -- the eviction manager's view of the pods -------------------------------------------------
+
+    def _active_pods(self) -> list[Obj]:
+        """kubelet's active pods: admitted here, not finished, not being deleted or evicted."""
+        return [w.pod for w in self.workers.values()
+                if w.admitted and not w.gone and w.mem.rejected is None and w.evicted is None
+                and not (w.pod.get("metadata") or {}).get("deletionTimestamp")
+                and (w.pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
+
+    async def _pod_usage(self, pod: Obj, what: frozenset[str]) -> evictionmod.PodUsage:
+        uid = str(pod["metadata"].get("uid", ""))
+        return await evictionmod.measure(self.runtime, self.sandbox_ids(uid), self.volumes.paths(pod), pod, what)
+
+    def _evict_for_pressure(self, uid: str, message: str, grace: float, disruption: bool) -> bool:
+        w = self.workers.get(uid)
+        if w is None or w.evicted is not None:
+            return False
+        log.info("evicting pod %s: %s", w.key, message)
+        w.evict(message, grace, disruption)
+        return True
+
+    def _eviction_done(self, uid: str) -> bool:
+        w = self.workers.get(uid)
+        return w is None or w.evict_done
+
+    def _pressure_changed(self) -> None:
+        """A pressure condition came or went: post the node's status now, not in up to 10 s."""
+        if self.config.own_loops:
+            t = asyncio.ensure_future(self._post_status_now())
+            self._tasks.append(t)
+            t.add_done_callback(lambda _t: self._tasks.remove(_t) if _t in self._tasks else None)
+
+    async def _post_status_now(self) -> None:
+        try:
+            await self.update_node_status()
+        except Exception as e:  # noqa: BLE001 - the status loop posts it in its next round anyway
+            log.info("node status: %s", e)
+
     def record(self, obj: Obj, type_: str, reason: str, message: str) -> None:
         self.recorder.event(obj, type_, reason, message)
 
@@ -393,7 +443,8 @@ class Agent:
             cap = dict(cfg.capacity)
             alloc = dict(cfg.capacity)
         else:
-            cap, alloc = nodeinfo.node_resources(r, max_pods=cfg.max_pods, reserved=cfg.system_reserved)
+            cap, alloc = nodeinfo.node_resources(r, max_pods=cfg.max_pods, reserved=cfg.system_reserved,
+                                                 eviction=self._allocatable_thresholds(r))
         version = await self.runtime.version()
         ready = (True, "")
         try:
@@ -411,12 +462,22 @@ class Agent:
         prev = (self.node.get("status") or {}).get("conditions") or ()
         return {
             "capacity": cap, "allocatable": alloc,
-            "conditions": nodeinfo.node_conditions(r, ready, prev, now),
+            "conditions": nodeinfo.node_conditions(self.eviction.conditions if self.eviction else (), ready, prev,
+                                                   now),
             "addresses": addresses,
             "daemonEndpoints": {"kubeletEndpoint": {"Port": cfg.kubelet_port}},
             "nodeInfo": nodeinfo.system_info(f"{version.runtime_name}://{version.runtime_version}"),
             "images": nodeinfo.node_images(images),
         }
+
+    def _allocatable_thresholds(self, r: nodeinfo.Readings) -> tuple[int, int] | None:
+        """The hard memory.available and nodefs.available thresholds in bytes, which allocatable
+        leaves free (None: kube's defaults; 0 for one the flags leave out)."""
+        ev = self.config.eviction
+        if ev is None:
+            return None
+        mem, disk = ev.hard(evictionmod.MEMORY_AVAILABLE), ev.hard(evictionmod.NODEFS_AVAILABLE)
+        return (mem.amount(r.memory_total) if mem else 0, disk.amount(r.disk_total) if disk else 0)
 
     async def _register(self) -> None:
         cfg = self.config

@@ -1,7 +1,8 @@
 """The node as the agent reports it: capacity and allocatable from real readings, addresses,
 system info, the images it holds, and the pressure conditions (kubelet's ``nodestatus``
-setters). Readings are functions of the files they read (``/proc``, ``statvfs``), so the rules
-(reservations, eviction thresholds, condition transitions) are tested on given numbers.
+setters; whether there is pressure is the eviction manager's, ``eviction.py``). Readings are
+functions of the files they read (``/proc``, ``statvfs``), so the rules (reservations, condition
+transitions) are tested on given numbers.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import os
 import platform
 import socket
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,7 @@ __all__ = [
     "KUBELET_VERSION",
     "Readings",
     "binary_si",
+    "float32",
     "node_addresses",
     "node_conditions",
     "node_images",
@@ -35,11 +37,10 @@ Obj = dict[str, Any]
 KUBELET_VERSION = "v1.37.0+k8py"
 KUBELET_PORT = 10250
 DEFAULT_MAX_PODS = 110
-# kubelet's default hard eviction thresholds; allocatable leaves them free
+# kubelet's default hard eviction thresholds of memory and nodefs (eviction.py has them all);
+# allocatable leaves them free
 EVICTION_MEMORY_AVAILABLE = 100 * 1024 * 1024
 EVICTION_NODEFS_AVAILABLE = 0.10
-EVICTION_NODEFS_INODES_FREE = 0.05
-EVICTION_PID_AVAILABLE = 0.10  # of pid_max (kubelet has no default; k8py keeps 10% free)
 MAX_IMAGES = 50  # kubelet's --node-status-max-images
 MAX_NAMES_PER_IMAGE = 5  # kubelet's MaxNamesPerImageInNodeStatus
 
@@ -101,33 +102,37 @@ def binary_si(n: int) -> str:
     return f"{value}{('', 'Ki', 'Mi', 'Gi', 'Ti', 'Pi', 'Ei')[i]}"
 
 
-def _float32(x: float) -> float:
+def float32(x: float) -> float:
     """kubelet keeps eviction percentages as float32 (``ThresholdValue.Percentage``)."""
     return float(struct.unpack("f", struct.pack("f", x))[0])
 
 
 def node_resources(r: Readings, *, max_pods: int = DEFAULT_MAX_PODS,
-                   reserved: Mapping[str, str] | None = None) -> tuple[Obj, Obj]:
+                   reserved: Mapping[str, str] | None = None,
+                   eviction: tuple[int, int] | None = None) -> tuple[Obj, Obj]:
     """(capacity, allocatable): allocatable = capacity - reserved (``--system-reserved``) - the
-    hard eviction threshold (memory.available 100Mi, nodefs.available 10%), never below 0, as
-    kubelet's ``GetNodeAllocatableAbsolute``; quantities printed as kubelet's are."""
+    hard eviction thresholds of ``memory.available`` and ``nodefs.available`` (``eviction``, in
+    bytes; default kube's 100Mi and 10%), never below 0, as kubelet's
+    ``GetNodeAllocatableAbsolute``; quantities printed as kubelet's are."""
     cap = {"cpu": str(r.cpus), "memory": binary_si(r.memory_total), "ephemeral-storage": binary_si(r.disk_total),
            "pods": str(max_pods), "hugepages-1Gi": "0", "hugepages-2Mi": "0"}
     res = reserved or {}
+    evict_mem, evict_disk = eviction if eviction is not None else (
+        EVICTION_MEMORY_AVAILABLE, int(r.disk_total * float32(EVICTION_NODEFS_AVAILABLE)))
     cpu_m = max(0, r.cpus * 1000 - milli_value(res.get("cpu", "0")))
-    mem = max(0, r.memory_total - int_value(res.get("memory", "0")) - EVICTION_MEMORY_AVAILABLE)
-    eph = max(0, r.disk_total - int_value(res.get("ephemeral-storage", "0"))
-              - int(r.disk_total * _float32(EVICTION_NODEFS_AVAILABLE)))
+    mem = max(0, r.memory_total - int_value(res.get("memory", "0")) - evict_mem)
+    eph = max(0, r.disk_total - int_value(res.get("ephemeral-storage", "0")) - evict_disk)
     alloc = {"cpu": str(cpu_m // 1000) if cpu_m % 1000 == 0 else f"{cpu_m}m", "memory": binary_si(mem),
              "ephemeral-storage": binary_si(eph), "pods": str(max_pods), "hugepages-1Gi": "0",
              "hugepages-2Mi": "0"}
     return cap, alloc
 
 
-def node_conditions(r: Readings, ready: tuple[bool, str], previous: Sequence[Obj], now: str) -> list[Obj]:
+def node_conditions(pressure: Collection[str], ready: tuple[bool, str], previous: Sequence[Obj], now: str) -> list[Obj]:
     """MemoryPressure, DiskPressure, PIDPressure and Ready, with kubelet's reasons and messages;
-    a transition time moves only when the status does. ``ready`` is (ready, why not): kubelet
-    joins its runtime and network errors into the message of a Ready that is False."""
+    ``pressure``: the conditions the eviction manager holds True now. A transition time moves only
+    when the status does. ``ready`` is (ready, why not): kubelet joins its runtime and network
+    errors into the message of a Ready that is False."""
     prev = {c.get("type"): c for c in previous}
 
     def cond(t: str, status: bool, reason: str, message: str) -> Obj:
@@ -137,10 +142,9 @@ def node_conditions(r: Readings, ready: tuple[bool, str], previous: Sequence[Obj
         return {"type": t, "status": s, "reason": reason, "message": message, "lastHeartbeatTime": now,
                 "lastTransitionTime": now if moved or p is None else p.get("lastTransitionTime", now)}
 
-    mem_p = r.memory_available < EVICTION_MEMORY_AVAILABLE
-    disk_p = (r.disk_total > 0 and r.disk_available < r.disk_total * EVICTION_NODEFS_AVAILABLE) or (
-        r.inodes_total > 0 and r.inodes_free < r.inodes_total * EVICTION_NODEFS_INODES_FREE)
-    pid_p = r.pid_max > 0 and (r.pid_max - r.pids_in_use) < r.pid_max * EVICTION_PID_AVAILABLE
+    mem_p = "MemoryPressure" in pressure
+    disk_p = "DiskPressure" in pressure
+    pid_p = "PIDPressure" in pressure
     ok, why = ready
     return [
         cond("MemoryPressure", mem_p, "KubeletHasInsufficientMemory" if mem_p else "KubeletHasSufficientMemory",

@@ -22,6 +22,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from k8py.api.corev1 import format_epoch
 from k8py.client.errors import ApiError, NotFoundError
 from k8py.kubelet import podstate, spec
 from k8py.kubelet.admission import admit
@@ -104,6 +105,8 @@ class PodWorker:
         self.terminated = False  # every container stopped after deletion began
         self.finalized = False  # the final delete was sent
         self.evicted: str | None = None  # the eviction message, once the agent evicts the pod
+        self._evict_grace = 0.0
+        self._evict_disruption = False  # a node-pressure eviction: the DisruptionTarget condition
         self._evict_done = False
         self.probes: ProbeManager | None = None  # the pod's probe workers (prober.py), if it has probes
         self._found_running = False  # the pod ran here before the agent started
@@ -130,12 +133,21 @@ class PodWorker:
     def poke(self) -> None:
         self._wake.set()
 
-    def evict(self, message: str) -> None:
-        """The eviction manager evicts the pod (an emptyDir over its sizeLimit): it is killed at
-        once and ends Failed with reason ``Evicted`` and ``message``, as kubelet's ``evictPod``."""
+    def evict(self, message: str, grace: float = 0.0, disruption: bool = False) -> None:
+        """The eviction manager evicts the pod (an emptyDir over its sizeLimit, a container over
+        its ephemeral storage, node pressure): it is killed within ``grace`` and ends Failed with
+        reason ``Evicted`` and ``message`` (``disruption``: and kubelet's ``DisruptionTarget``
+        condition), as kubelet's ``evictPod``."""
         if self.evicted is None:
             self.evicted = message
+            self._evict_grace = grace
+            self._evict_disruption = disruption
             self._wake.set()
+
+    @property
+    def evict_done(self) -> bool:
+        """The evicted pod's containers have been stopped."""
+        return self._evict_done
 
     async def _run(self) -> None:
         while True:
@@ -214,6 +226,8 @@ class PodWorker:
                     with contextlib.suppress(ApiError):
                         self.agent.node = await self.agent.client.get(NODE, self.agent.config.node_name)
                         refused = admit(pod, self.agent.node_object(), others)
+                if refused is None and self.agent.eviction is not None:
+                    refused = self.agent.eviction.admit(pod)  # kubelet's eviction admit handler
                 if refused is not None:
                     self.mem.rejected = refused
                     self.agent.record(pod, "Warning", refused[0], refused[1])
@@ -560,7 +574,7 @@ class PodWorker:
         if not self._evict_done:
             assert self.evicted is not None
             self.agent.record(pod, "Warning", "Evicted", self.evicted)
-            await self._kill_all(grace=0)
+            await self._kill_all(grace=self._evict_grace)
             await self.agent.volumes.release(pod)  # an evicted pod's emptyDirs go with it
             self._evict_done = True
         obs = await self.observe()
@@ -568,6 +582,13 @@ class PodWorker:
                                      self.agent.runtime.name)
         for s in status.get("containerStatuses") or ():
             s["ready"] = False
+        if self._evict_disruption:
+            prev = next((c for c in status.get("conditions") or () if c.get("type") == "DisruptionTarget"), None)
+            cond = {"type": "DisruptionTarget", "status": "True", "reason": "TerminationByKubelet",
+                    "message": self.evicted, "lastTransitionTime": (prev or {}).get("lastTransitionTime")
+                    or format_epoch(time.time())}
+            status["conditions"] = [*(c for c in status.get("conditions") or () if c.get("type") != "DisruptionTarget"),
+                                    cond]
         self.agent.statuses.set_status(pod, {**status, "phase": "Failed", "reason": "Evicted",
                                              "message": self.evicted})
 

@@ -71,8 +71,8 @@ PROTOCOL_V1 = "portforward.k8s.io"  # the SPDY protocol (X-Stream-Protocol-Versi
 TUNNEL_PROTOCOL = spdy.WEBSOCKET_TUNNEL_PREFIX + PROTOCOL_V1
 WS_BINARY = "v4.channel.k8s.io"
 WS_BASE64 = "v4.base64.channel.k8s.io"
-HEADER_PROTOCOL_VERSION = "X-Stream-Protocol-Version"
-HEADER_ACCEPTED_PROTOCOLS = "X-Accepted-Stream-Protocol-Versions"
+HEADER_PROTOCOL_VERSION = spdy.HEADER_PROTOCOL_VERSION
+HEADER_ACCEPTED_PROTOCOLS = spdy.HEADER_ACCEPTED_PROTOCOLS
 
 STREAM_TYPE = "streamType"
 PORT = "port"
@@ -129,16 +129,6 @@ def _parse_port(p: str, whole: str) -> int:
     if port < 1:
         raise ValueError(f'port "{whole}" must be > 0')
     return port
-
-
-def _go_header(headers: Mapping[str, str]) -> str:
-    """A request's headers as Go's ``%#v`` of ``http.Header`` prints them (kubelet's upgrade error)."""
-    items: dict[str, list[str]] = {}
-    for k, v in headers.items():
-        canon = "-".join(part[:1].upper() + part[1:].lower() for part in k.split("-"))
-        items.setdefault(canon, []).append(v)
-    body = ", ".join(f'"{k}":[]string{{{", ".join(chr(34) + v + chr(34) for v in vs)}}}' for k, vs in items.items())
-    return "http.Header{" + body + "}"
 
 
 # --------------------------------------------------------------------------- into the pod
@@ -357,17 +347,14 @@ class PortForward:
 
     async def _spdy_upgrade(self, request: web.Request, sandbox: SandboxStatus) -> web.StreamResponse:
         """kubelet's ``httpstream.Handshake`` and ``UpgradeResponse``."""
-        offered = [p.strip() for v in request.headers.getall(HEADER_PROTOCOL_VERSION, []) for p in v.split(",")
-                   if p.strip()]
+        offered = spdy.offered_protocols(request)
         if not offered:
             return _text(400, f"unable to upgrade: {HEADER_PROTOCOL_VERSION} is required")
         if PROTOCOL_V1 not in offered:
             return _text(403, f"unable to upgrade: unable to negotiate protocol: client supports [{' '.join(offered)}], "
                               f"server accepts [{PROTOCOL_V1}]", {HEADER_ACCEPTED_PROTOCOLS: PROTOCOL_V1})
-        connection = request.headers.get("Connection", "").lower()
-        upgrade = request.headers.get("Upgrade", "").lower()
-        if "upgrade" not in connection or spdy.UPGRADE_PROTOCOL.lower() not in upgrade:
-            return _text(400, f"unable to upgrade: missing upgrade headers in request: {_go_header(request.headers)}")
+        if not spdy.is_upgrade(request.headers):
+            return _text(400, f"unable to upgrade: missing upgrade headers in request: {spdy.go_header(request.headers)}")
         pairs = _SpdyPairs(sandbox, self.stream_creation_timeout, self.idle_timeout)
 
         def make_session(**kw: Any) -> spdy.Session:

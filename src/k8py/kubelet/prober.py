@@ -5,7 +5,8 @@ owned by the pod's :class:`ProbeManager`. A worker reads the newest status the p
 computed (:meth:`ProbeManager.update`), and every ``periodSeconds`` (or at once when asked)
 probes the container it shows running: ``exec`` through the runtime's ``exec_sync`` with
 ``timeoutSeconds``, ``httpGet`` through one shared HTTP client that keeps no connection alive,
-``tcpSocket`` by connecting. A result counts after ``successThreshold`` (``failureThreshold``)
+``tcpSocket`` by connecting, ``grpc`` with the gRPC health protocol. A result counts after
+``successThreshold`` (``failureThreshold``)
 equal ones in a row; when the result of a container changes, the pod worker is woken, and the
 results reach the status and the actions only as an input of the pure state machine
 (:class:`k8py.kubelet.podstate.ProbeResults`).
@@ -18,9 +19,8 @@ sees a new container (the old one is being killed); probing stops when the pod i
 liveness and startup when it is being deleted. Each failure is an ``Unhealthy`` event
 ("Liveness probe failed: ..."); an error of the probe itself (a named port that does not exist,
 a runtime that cannot exec) is retried three times, reported ("... probe errored and resulted
-in unknown state: ...") and thrown away. ``grpc`` probes are not supported by this agent: they
-report that as a probe error, so a gRPC readiness probe keeps its container unready and a gRPC
-liveness probe never restarts it.
+in unknown state: ...") and thrown away. ``grpc`` probes call ``grpc.health.v1.Health/Check``
+on the pod IP (``grpcprobe.py``).
 
 The HTTP side (:class:`HTTPProber`) is also what ``httpGet`` lifecycle hooks use (``hooks.py``).
 """
@@ -258,8 +258,16 @@ async def run_probe(probe: Mapping[str, Any], container: Mapping[str, Any], cont
             raise ProbeError("the pod has no IP address yet")
         return await _tcp(host, port, timeout)
     if "grpc" in probe:
-        raise ProbeError("gRPC probes are not supported by the k8py node agent; use an exec, httpGet or "
-                         "tcpSocket probe")
+        g = probe["grpc"] or {}
+        grpc_port = g.get("port")
+        if not isinstance(grpc_port, int) or not 0 < grpc_port < 65536:
+            raise ProbeError(f"invalid port number: {grpc_port}")
+        if not pod_ip:
+            raise ProbeError("the pod has no IP address yet")
+        from k8py.kubelet import grpcprobe  # loads h2: only nodes with gRPC probes pay for it
+
+        ok, output = await grpcprobe.check(pod_ip, grpc_port, str(g.get("service") or ""), timeout, USER_AGENT)
+        return ProbeOutcome("success" if ok else "failure", output)
     raise ProbeError("missing probe handler")
 
 

@@ -24,6 +24,7 @@ from k8py.client.api import Client
 from k8py.client.informer import Informer
 from k8py.kubelet.agent import Agent, AgentConfig
 from k8py.kubelet.cni import CNINetwork
+from k8py.kubelet.eviction import EvictionConfig, config_from_flags
 from k8py.kubelet.images import ImageStore, airgap_dir, store_dir
 from k8py.kubelet.runtime.runc import RuncRuntime
 from k8py.kubelet.runtime.types import SandboxConfig, SandboxError
@@ -54,6 +55,8 @@ class NodeOptions:
     client_ca: str = ""  # verifies the API server's client certificate
     bridge: str = "k8py0"
     labels: Mapping[str, str] = field(default_factory=dict)
+    eviction: EvictionConfig = field(default_factory=config_from_flags)  # kubelet's --eviction-* flags
+    pod_max_pids: int = -1  # kubelet's --pod-max-pids
 
 
 def node_paths(data_dir: str) -> dict[str, str]:
@@ -173,7 +176,7 @@ async def run_node(client: Client, opts: NodeOptions, stop: asyncio.Event, *,
         return {c.image_ref for c in await runtime.list_containers()}
 
     images = ImageStore(paths["images"], in_use=images_in_use)
-    runtime = RuncRuntime(paths["containers"], images, network)
+    runtime = RuncRuntime(paths["containers"], images, network, pod_pids_limit=opts.pod_max_pids)
     # start-up cleanup: network namespaces of sandboxes the runtime no longer has (a crash
     # half-way through a sandbox), before any pod worker makes new ones
     keep = {sb.id for sb in await runtime.list_pod_sandboxes()}
@@ -189,7 +192,7 @@ async def run_node(client: Client, opts: NodeOptions, stop: asyncio.Event, *,
     agent = Agent(client, runtime, AgentConfig(
         node_name=opts.node_name, data_dir=paths["agent"], node_ips=opts.node_ips, max_pods=opts.max_pods,
         system_reserved=opts.system_reserved, labels=opts.labels, kubelet_port=opts.kubelet_port,
-        cluster_dns=opts.cluster_dns))
+        cluster_dns=opts.cluster_dns, eviction=opts.eviction))
     nodes = Informer(client, NODE)
 
     async def on_nodes() -> None:

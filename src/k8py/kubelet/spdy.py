@@ -69,6 +69,9 @@ __all__ = [
     "SynStream",
     "UnknownControl",
     "WindowUpdate",
+    "go_header",
+    "is_upgrade",
+    "offered_protocols",
     "serve_upgraded",
     "serve_websocket",
 ]
@@ -820,6 +823,32 @@ class Session:
 
 UPGRADE_PROTOCOL = "SPDY/3.1"
 WEBSOCKET_TUNNEL_PREFIX = "SPDY/3.1+"  # client-go's tunnelling subprotocol prefix
+HEADER_PROTOCOL_VERSION = "X-Stream-Protocol-Version"
+HEADER_ACCEPTED_PROTOCOLS = "X-Accepted-Stream-Protocol-Versions"
+
+
+def is_upgrade(headers: Mapping[str, str]) -> bool:
+    """``Connection: Upgrade`` with ``Upgrade: SPDY/3.1``."""
+    return ("upgrade" in headers.get("Connection", "").lower()
+            and UPGRADE_PROTOCOL.lower() in headers.get("Upgrade", "").lower())
+
+
+def offered_protocols(headers: web.Request | Mapping[str, str]) -> list[str]:
+    """The client's ``X-Stream-Protocol-Version`` values, in its order (httpstream's handshake)."""
+    h = headers.headers if isinstance(headers, web.Request) else headers
+    getall = getattr(h, "getall", None)
+    values = getall(HEADER_PROTOCOL_VERSION, []) if getall else [h.get(HEADER_PROTOCOL_VERSION, "")]
+    return [p.strip() for v in values for p in v.split(",") if p.strip()]
+
+
+def go_header(headers: Mapping[str, str]) -> str:
+    """A request's headers as Go's ``%#v`` of ``http.Header`` prints them (kubelet's upgrade error)."""
+    items: dict[str, list[str]] = {}
+    for k, v in headers.items():
+        canon = "-".join(part[:1].upper() + part[1:].lower() for part in k.split("-"))
+        items.setdefault(canon, []).append(v)
+    body = ", ".join(f'"{k}":[]string{{{", ".join(chr(34) + v + chr(34) for v in vs)}}}' for k, vs in items.items())
+    return f"http.Header{{{body}}}"
 
 
 class _UpgradedReader:

@@ -7,8 +7,19 @@ POST, with the options the API server passes on: ``command`` (repeated, exec onl
 ``stdout``, ``stderr``, ``tty`` (``1`` or ``true``). Before the upgrade, as kubelet checks them:
 no stream asked for is 400 "you must specify at least 1 of stdin, stdout, stderr"; an unknown
 pod 404 "pod does not exist"; a container that is not running 500 ``container not found ("c")``.
-A request that is no WebSocket upgrade (kubectl's SPDY fallback) gets 400 saying that SPDY is
-not served here.
+
+**SPDY** (kubectl with ``KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false``, and older clients): an
+``Upgrade: SPDY/3.1`` request names its protocols in ``X-Stream-Protocol-Version``
+(``v5.channel.k8s.io`` -- over SPDY the same as v4 --, ``v4``, ``v3``, ``v2``, ``channel.k8s.io``;
+none: the original one); the first of the client's that is served here is answered in the ``101``,
+else 403 with kubelet's "unable to negotiate protocol". The client then opens one SPDY stream per
+``streamType``: ``error``, and ``stdin``, ``stdout``, ``stderr`` as asked, ``resize`` with a TTY
+(v3 and later); once all have come (30 s at most, kubelet's stream creation timeout) the command
+runs: stdout and stderr go out on their streams, stdin comes in on its (its FIN closes the
+command's stdin), resize carries ``{"Width":..,"Height":..}`` documents, and at the end the
+error stream gets the exit status (v4, v5: the ``metav1.Status`` in JSON; older: the error's
+text, nothing on success), the streams are closed and the session says GOAWAY. The SPDY codec and
+session are :mod:`k8py.kubelet.spdy`, shared with port-forward.
 
 The WebSocket subprotocols (``k8s.io/apimachinery/pkg/util/httpstream/wsstream``): each binary
 message is one byte of channel then data; the ``base64`` variants send text messages with the
@@ -40,6 +51,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 from aiohttp import web
 
+from k8py.kubelet import spdy
 from k8py.kubelet.runtime.types import ContainerState, RuntimeServiceError, StreamOptions, StreamSession
 
 if TYPE_CHECKING:
@@ -60,6 +72,10 @@ log = logging.getLogger("k8py.kubelet.streaming")
 
 STDIN, STDOUT, STDERR, ERROR, RESIZE = 0, 1, 2, 3, 4
 CLOSE = 255  # v5: the client closes one of its streams (data: the channel)
+# the SPDY protocols, kubelet's SupportedStreamingProtocols: v5 is v4 over SPDY
+SPDY_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io", "v3.channel.k8s.io", "v2.channel.k8s.io",
+                  "channel.k8s.io")
+STREAM_CREATION_TIMEOUT = 30.0  # kubelet's DefaultStreamCreationTimeout
 MAX_MESSAGE = 16 * 1024 * 1024
 _TRUE = ("1", "true", "True", "TRUE", "t", "T")
 
@@ -185,8 +201,7 @@ async def serve(server: KubeletServer, request: web.Request, attach: bool) -> we
     if not attach and not cmd:
         return _text(400, "a command to run is required (query parameter \"command\")")
     if not _is_websocket(request):
-        return _text(400, "k8py's node agent serves exec and attach over WebSocket only (subprotocols "
-                          f"{', '.join(PROTOCOLS)}); SPDY is not supported")
+        return await _serve_spdy(server, request, container_id, cmd, opts, attach)
     proto = negotiate(request.headers.get("Sec-WebSocket-Protocol", ""))
     if proto is None:
         offered = request.headers.get("Sec-WebSocket-Protocol", "")
@@ -296,3 +311,149 @@ def _resize(session: StreamSession, buf: bytes) -> bytes:
         if isinstance(size, dict):
             with contextlib.suppress(TypeError, ValueError):
                 session.resize(int(size.get("Width", 0)), int(size.get("Height", 0)))
+
+
+# --------------------------------------------------------------------------- SPDY
+
+
+async def _serve_spdy(server: KubeletServer, request: web.Request, container_id: str, cmd: Sequence[str],
+                      opts: StreamOptions, attach: bool) -> web.StreamResponse:
+    """kubelet's ``createHTTPStreamStreams``: the handshake, the upgrade, the streams, the run."""
+    offered = spdy.offered_protocols(request)
+    if offered:
+        version = next((p for p in offered if p in SPDY_PROTOCOLS), None)
+        if version is None:
+            return web.Response(status=403, content_type="text/plain", charset="utf-8",
+                                headers={spdy.HEADER_ACCEPTED_PROTOCOLS: ", ".join(SPDY_PROTOCOLS)},
+                                text=f"unable to upgrade: unable to negotiate protocol: client supports "
+                                     f"[{' '.join(offered)}], server accepts [{' '.join(SPDY_PROTOCOLS)}]")
+    else:
+        version = "channel.k8s.io"  # no negotiation: the first protocol, as kubelet falls back
+    if not spdy.is_upgrade(request.headers):
+        return _text(400, f"unable to upgrade: missing upgrade headers in request: {spdy.go_header(request.headers)}")
+    streams = _SpdyStreams(opts, version)
+
+    async def run(session: spdy.Session) -> None:
+        await streams.run(session, server, container_id, cmd, opts, attach)
+
+    def make_session(**kw: Any) -> spdy.Session:
+        return spdy.Session(streams.on_stream, **kw)
+
+    headers = {spdy.HEADER_PROTOCOL_VERSION: version} if offered else {}
+    return await spdy.serve_upgraded(request, make_session, headers, run)
+
+
+def _level(version: str) -> int:
+    """1 for ``channel.k8s.io``, else the number of ``vN.channel.k8s.io``."""
+    return int(version[1]) if version.startswith("v") else 1
+
+
+class _SpdyStreams:
+    """The client's streams by ``streamType`` (kubelet's ``waitForStreams``), then the command."""
+
+    TYPES = ("error", "stdin", "stdout", "stderr", "resize")
+
+    def __init__(self, opts: StreamOptions, version: str) -> None:
+        self.version = version
+        self.level = _level(version)
+        self.expected = 1 + opts.stdin + opts.stdout + opts.stderr + (opts.tty and self.level >= 3)
+        self.streams: dict[str, spdy.Stream] = {}
+        self.all_here = asyncio.Event()
+
+    def on_stream(self, st: spdy.Stream) -> str | None:
+        kind = st.header("streamType")
+        if kind not in self.TYPES or (kind == "resize" and self.level < 3):
+            log.info("exec over SPDY: unexpected stream type: %q", kind)
+            return None  # answered, not used (kubelet's HandleError)
+        self.streams[kind] = st
+        if len(self.streams) >= self.expected:
+            self.all_here.set()
+        return None
+
+    async def run(self, session: spdy.Session, server: KubeletServer, container_id: str, cmd: Sequence[str],
+                  opts: StreamOptions, attach: bool) -> None:
+        try:
+            await asyncio.wait_for(self._wait(session), STREAM_CREATION_TIMEOUT)
+        except TimeoutError:
+            log.info("exec over SPDY: timed out waiting for client to create streams")
+            return
+        if session.closed:
+            return
+        if self.level == 1 and "stdin" in self.streams:
+            await self.streams["stdin"].close()  # what 1.0 kubelets did; v2 fixed it
+        try:
+            if attach:
+                rt_session = await server.runtime.attach(container_id, opts)
+            else:
+                rt_session = await server.runtime.exec_stream(container_id, cmd, opts)
+        except RuntimeServiceError as e:
+            await self._status(exit_status(cmd, None, str(e)))
+            return
+        try:
+            await self._pipe(session, rt_session, cmd)
+        finally:
+            await rt_session.close()
+
+    async def _wait(self, session: spdy.Session) -> None:
+        ended = asyncio.ensure_future(session.wait_closed())
+        here = asyncio.ensure_future(self.all_here.wait())
+        try:
+            await asyncio.wait({ended, here}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ended.cancel()
+            here.cancel()
+
+    async def _pipe(self, session: spdy.Session, rt: StreamSession, cmd: Sequence[str]) -> None:
+        tasks = [asyncio.create_task(self._output(rt))]
+        if "stdin" in self.streams and self.level > 1:
+            tasks.append(asyncio.create_task(self._input(rt, self.streams["stdin"])))
+        if "resize" in self.streams:
+            tasks.append(asyncio.create_task(self._resize(rt, self.streams["resize"])))
+        gone = asyncio.ensure_future(session.wait_closed())
+        try:
+            done, _ = await asyncio.wait({tasks[0], gone}, return_when=asyncio.FIRST_COMPLETED)
+            if tasks[0] in done and not session.closed:
+                tasks[0].result()
+                code = await rt.wait()
+                await self._status(exit_status(cmd, code or 0))
+                for kind in ("stdout", "stderr", "error"):
+                    if (st := self.streams.get(kind)) is not None:
+                        await st.close()
+        except spdy.StreamClosedError:
+            log.debug("exec over SPDY: the client went away")
+        finally:
+            gone.cancel()
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(gone, *tasks, return_exceptions=True)
+
+    async def _status(self, status: dict[str, Any]) -> None:
+        err = self.streams.get("error")
+        if err is None:
+            return
+        if self.level >= 4:
+            data = json.dumps(status, separators=(",", ":")).encode()
+        elif status.get("status") != "Success":
+            data = str(status.get("message", "")).encode()
+        else:
+            return
+        with contextlib.suppress(spdy.StreamClosedError):
+            await err.write(data)
+
+    async def _output(self, rt: StreamSession) -> None:
+        while (piece := await rt.read()) is not None:
+            st = self.streams.get("stdout" if piece[0] == STDOUT else "stderr")
+            if st is not None:
+                await st.write(piece[1])
+
+    @staticmethod
+    async def _input(rt: StreamSession, st: spdy.Stream) -> None:
+        while data := await st.read():
+            await rt.write(data)
+        await rt.close_stdin()
+
+    @staticmethod
+    async def _resize(rt: StreamSession, st: spdy.Stream) -> None:
+        buf = b""
+        while data := await st.read():
+            buf = _resize(rt, buf + data)

@@ -12,6 +12,7 @@ What is read, as kubelet's cAdvisor does:
 - memory: usage v1 ``memory.usage_in_bytes``, v2 ``memory.current``; working set = usage minus
   inactive file pages (v1 ``total_inactive_file``, v2 ``inactive_file`` in ``memory.stat``);
   rss v1 ``total_rss``, v2 ``anon``.
+- processes: ``pids.current`` (the pids controller; v1 has its own hierarchy).
 - OOM kills: v1 ``memory.oom_control``'s ``oom_kill`` counter, v2 ``memory.events``'
   ``oom_kill``. (``memory.failcnt`` is no witness: a kill often happens with it at 0.) conmon's
   ``oom`` file (see :mod:`.runc`) outlives the cgroup; this counter is what is left to read
@@ -163,6 +164,7 @@ class Cgroups:
                 memory_working_set_bytes=max(0, usage - mstat.get("inactive_file", 0)),
                 memory_usage_bytes=usage,
                 rss_bytes=mstat.get("anon", 0),
+                processes=_read_int(os.path.join(d, "pids.current")) or 0,
             )
         cpuacct = self.path("cpuacct", cgroups_path)
         memory = self.path("memory", cgroups_path)
@@ -172,12 +174,14 @@ class Cgroups:
             return None
         mstat = parse_flat_keyed((_read(os.path.join(memory, "memory.stat")) if memory else None) or "")
         usage = usage_v1 or 0
+        pids = self.path("pids", cgroups_path)
         return ContainerStats(
             timestamp=now,
             cpu_usage_core_nanoseconds=cpu_v1 or 0,
             memory_working_set_bytes=max(0, usage - mstat.get("total_inactive_file", 0)),
             memory_usage_bytes=usage,
             rss_bytes=mstat.get("total_rss", 0),
+            processes=(_read_int(os.path.join(pids, "pids.current")) if pids else None) or 0,
         )
 
     def oom_kills(self, cgroups_path: str) -> int:
@@ -194,7 +198,21 @@ class Cgroups:
         text = _read(os.path.join(d, filename)) if d else None
         return text.strip() if text is not None else None
 
-    # ---------------------------------------------------------------- moving in, removing
+    # ---------------------------------------------------------------- limits, moving in, removing
+
+    def set_pids_limit(self, cgroups_path: str, limit: int) -> str | None:
+        """Write ``pids.max`` of ``cgroups_path`` (made as needed: a pod's cgroup, before runc
+        makes its containers' under it); what failed, or None."""
+        d = self.path("pids", cgroups_path)
+        if d is None:
+            return "the pids cgroup controller is not mounted"
+        try:
+            os.makedirs(d, exist_ok=True)
+            with open(os.path.join(d, "pids.max"), "w", encoding="ascii") as f:
+                f.write(str(limit) if limit > 0 else "max")
+        except OSError as e:
+            return f"{d}: {e}"
+        return None
 
     def enter(self, cgroups_path: str, pid: int, skip: Iterable[str] = ("cpuset",)) -> list[str]:
         """Move process ``pid`` into ``cgroups_path`` in every hierarchy (made as needed) but

@@ -273,6 +273,9 @@ class FakeRuntime:
             return None
         return ContainerStats(time.time(), 0, 0)
 
+    async def writable_layer(self, container_id: str) -> str | None:
+        return None  # nothing is written anywhere
+
     def kill(self, container_id: str, code: int = 137, reason: str = "Error") -> None:
         """Make a running container exit (tests: a crash)."""
         self._exit(self.containers[container_id], code, reason)

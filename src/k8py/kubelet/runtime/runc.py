@@ -384,8 +384,11 @@ class RuncRuntime:
         log_size_max: int = DEFAULT_LOG_SIZE_MAX,
         resolv_conf: str = "/etc/resolv.conf",
         hosts: str = "/etc/hosts",
+        pod_pids_limit: int = -1,
     ) -> None:
         self.root = Path(root)
+        # kubelet's --pod-max-pids: the pids.max of each pod's cgroup (-1: unlimited)
+        self.pod_pids_limit = pod_pids_limit
         self.images = images
         self.network = network
         self.runc = shutil.which(runc) or runc
@@ -542,6 +545,12 @@ class RuncRuntime:
             _write_json(d / "status.json", status)
 
         await asyncio.to_thread(prepare)
+        if self.pod_pids_limit > 0 and config.cgroup_parent:
+            # kubelet's pod cgroup with its PIDs limit, before the containers' go under it
+            err = await asyncio.to_thread(self.cgroups.set_pids_limit, "/" + config.cgroup_parent.strip("/"),
+                                          self.pod_pids_limit)
+            if err is not None:
+                log.warning("pod %s/%s: cannot set its PIDs limit: %s", config.namespace, config.name, err)
         try:
             if not config.host_network:
                 try:
@@ -1180,6 +1189,11 @@ class RuncRuntime:
         if meta is None or not meta.get("cgroups_path"):
             return None
         return await asyncio.to_thread(self.cgroups.stats, meta["cgroups_path"])
+
+    async def writable_layer(self, container_id: str) -> str | None:
+        """The overlay's upper directory (what the container wrote to its root filesystem)."""
+        d = self._container_dir(container_id) / "upper"
+        return str(d) if await asyncio.to_thread(d.is_dir) else None
 
     # ------------------------------------------------------------------ images
 

@@ -277,6 +277,7 @@ class ContainerStats:
     memory_working_set_bytes: int
     memory_usage_bytes: int = 0
     rss_bytes: int = 0
+    processes: int = 0  # tasks in the cgroup (pids.current)
 
 
 # --------------------------------------------------------------------------- images
@@ -344,6 +345,9 @@ class Runtime(Protocol):
     async def exec_stream(self, container_id: str, cmd: Sequence[str], opts: StreamOptions) -> StreamSession: ...
     async def attach(self, container_id: str, opts: StreamOptions) -> StreamSession: ...
     async def container_stats(self, container_id: str) -> ContainerStats | None: ...
+    # the directory of the container's writable layer on the node (what it wrote to its root
+    # filesystem), None when it has none there (the eviction manager measures it)
+    async def writable_layer(self, container_id: str) -> str | None: ...
 
     # images
     async def pull_image(self, ref: str, auth: RegistryAuth | None = None) -> str: ...  # the image id

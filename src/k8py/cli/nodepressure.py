@@ -1,0 +1,75 @@
+"""The node agent's eviction and PID flags, shared by ``k8py server`` and ``k8py agent``: kubelet's
+``--eviction-hard``, ``--eviction-soft``, ``--eviction-soft-grace-period``,
+``--eviction-minimum-reclaim``, ``--eviction-pressure-transition-period``,
+``--eviction-max-pod-grace-period`` and ``--pod-max-pids``, checked when the command line is read
+(kubelet's messages) and kept as (flag, value) pairs until the node starts."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from k8py.kubelet.eviction import EvictionConfig
+
+__all__ = ["DEFAULT_HARD_TEXT", "add_flags", "eviction_config", "flags_of", "pod_max_pids"]
+
+# kubelet.eviction.DEFAULT_HARD as the flag is written (a test keeps the two equal); the node
+# agent's modules are loaded only when a node starts, not for every k8py command's parser
+DEFAULT_HARD_TEXT = "memory.available<100Mi,nodefs.available<10%,imagefs.available<15%,nodefs.inodesFree<5%"
+
+
+def add_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("node pressure (kubelet's eviction flags)")
+    g.add_argument("--eviction-hard", default=None, metavar="SIGNAL<Q,...",
+                   help=f"hard eviction thresholds (default: {DEFAULT_HARD_TEXT}); given, it replaces them all")
+    g.add_argument("--eviction-soft", default="", metavar="SIGNAL<Q,...",
+                   help="soft eviction thresholds, each acting after its --eviction-soft-grace-period")
+    g.add_argument("--eviction-soft-grace-period", default="", metavar="SIGNAL=DURATION,...",
+                   help="how long each soft threshold must hold before it evicts (e.g. memory.available=1m30s)")
+    g.add_argument("--eviction-minimum-reclaim", default="", metavar="SIGNAL=Q,...",
+                   help="how far beyond its threshold a signal must recover before the pressure ends")
+    g.add_argument("--eviction-pressure-transition-period", default="", metavar="DURATION",
+                   help="how long a pressure condition stays after its threshold was last met (default: 5m0s)")
+    g.add_argument("--eviction-max-pod-grace-period", type=int, default=0, metavar="SECONDS",
+                   help="the longest grace period of a soft eviction (0: the pod's own)")
+    g.add_argument("--pod-max-pids", type=int, default=-1, metavar="N",
+                   help="the most processes a pod may have (its cgroup's pids.max; default -1: unlimited)")
+
+
+# each flag's default: a flag left at it is not recorded
+_DEFAULTS: dict[str, object] = {"eviction_hard": None, "eviction_soft": "", "eviction_soft_grace_period": "",
+                                "eviction_minimum_reclaim": "", "eviction_pressure_transition_period": "",
+                                "eviction_max_pod_grace_period": 0, "pod_max_pids": -1}
+
+
+def flags_of(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None) -> tuple[tuple[str, str], ...]:
+    """The flags given, as (name, value) pairs, after checking them as kubelet does."""
+    from k8py.kubelet.eviction import EvictionError
+
+    out = tuple((k, str(v)) for k, d in _DEFAULTS.items() if (v := getattr(args, k, d)) != d)
+    try:
+        eviction_config(out)
+        if pod_max_pids(out) < -1 or pod_max_pids(out) == 0:
+            raise EvictionError(f"invalid --pod-max-pids {pod_max_pids(out)}: give a positive number, or -1")
+    except (EvictionError, ValueError) as e:
+        if parser is not None:
+            parser.error(f"invalid eviction flags: {e}")
+        raise
+    return out
+
+
+def eviction_config(flags: Iterable[tuple[str, str]]) -> EvictionConfig:
+    from k8py.kubelet.eviction import config_from_flags
+
+    f = dict(flags)
+    return config_from_flags(hard=f.get("eviction_hard"), soft=f.get("eviction_soft", ""),
+                             soft_grace=f.get("eviction_soft_grace_period", ""),
+                             min_reclaim=f.get("eviction_minimum_reclaim", ""),
+                             transition=f.get("eviction_pressure_transition_period", ""),
+                             max_pod_grace=int(f.get("eviction_max_pod_grace_period", "0")))
+
+
+def pod_max_pids(flags: Iterable[tuple[str, str]]) -> int:
+    return int(dict(flags).get("pod_max_pids", "-1"))

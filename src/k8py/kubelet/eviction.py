@@ -1,0 +1,692 @@
+"""The node agent's eviction manager: node pressure, its conditions, and evictions, as kubelet's
+``pkg/kubelet/eviction``.
+
+**Signals** (what is observed every 10 s, kubelet's ``evictionMonitoringPeriod``):
+``memory.available`` (the node's available memory), ``nodefs.available`` / ``nodefs.inodesFree``
+(the filesystem of the agent's data dir), ``imagefs.available`` / ``imagefs.inodesFree`` (the
+filesystem of the image store: here the same one, as on a node without a dedicated image disk),
+``pid.available`` (``pid_max`` less the processes that exist).
+
+**Thresholds** are kubelet's flags: ``--eviction-hard memory.available<100Mi,nodefs.available<10%``
+(kube's defaults: ``memory.available<100Mi, nodefs.available<10%, imagefs.available<15%,
+nodefs.inodesFree<5%``; a flag given replaces them all, as kubelet's flag does),
+``--eviction-soft`` with ``--eviction-soft-grace-period`` (each soft signal needs one),
+``--eviction-minimum-reclaim``, ``--eviction-pressure-transition-period`` (default 5m) and
+``--eviction-max-pod-grace-period``. Values and errors are kubelet's (``ParseThresholdConfig``).
+
+**Each round** (:func:`synchronize`, pure): the thresholds met now, plus those met before whose
+minimum reclaim is not yet satisfied; when each was first met (a soft one acts after its grace
+period); the node conditions they stand for (``MemoryPressure``, ``DiskPressure``,
+``PIDPressure``), which stay True until none was seen for the transition period. Then, as
+kubelet: pods over their ephemeral-storage limits are evicted (a container's writable layer and
+logs against its own ``limits.ephemeral-storage``; the pod's total with its local volumes against
+the sum of its containers'); else, when a threshold acts, the node gets an
+``EvictionThresholdMet`` event and one pod is evicted, chosen by kubelet's ranking (pods whose
+usage exceeds their requests first, then lower priority, then usage above requests; for PIDs:
+priority, then process count). A hard threshold evicts with a grace period of 1 s
+(kubelet's ``immediateEvictionGracePeriodSeconds``), a soft one with
+``--eviction-max-pod-grace-period`` (the pod's own when that is 0 or longer). Critical pods
+(system priority) are never evicted. The evicted pod ends ``Failed`` with reason ``Evicted``,
+kubelet's message and a ``DisruptionTarget`` condition; the next round waits until it has
+stopped (30 s at most).
+
+While the node has a pressure condition, new pods are refused on the node as kubelet's admit
+handler does (memory pressure alone refuses only BestEffort pods that do not tolerate the
+memory-pressure taint), with reason ``Evicted`` and ``The node had condition: [X]. ``.
+
+Not done here (kubelet does): reclaiming node-level resources (image and container garbage
+collection) before evicting; inode pressure ranks pods by bytes used, not inodes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from k8py.api.corev1 import int_value, tolerates
+from k8py.api.defaults import pod_qos_class
+from k8py.api.quantity import QuantityError, canonicalize, parse_quantity
+from k8py.kubelet.node import Readings, binary_si, float32
+from k8py.kubelet.runtime.types import ContainerState, Runtime
+
+__all__ = [
+    "DEFAULT_HARD",
+    "ContainerUsage",
+    "EvictionConfig",
+    "EvictionError",
+    "EvictionManager",
+    "EvictionState",
+    "Observation",
+    "PodUsage",
+    "Threshold",
+    "admit",
+    "config_from_flags",
+    "eviction_message",
+    "local_storage_violation",
+    "measure",
+    "observe",
+    "parse_duration",
+    "parse_map",
+    "parse_thresholds",
+    "rank",
+    "synchronize",
+]
+
+log = logging.getLogger("k8py.kubelet")
+Obj = dict[str, Any]
+
+MEMORY_AVAILABLE = "memory.available"
+NODEFS_AVAILABLE = "nodefs.available"
+NODEFS_INODES_FREE = "nodefs.inodesFree"
+IMAGEFS_AVAILABLE = "imagefs.available"
+IMAGEFS_INODES_FREE = "imagefs.inodesFree"
+PID_AVAILABLE = "pid.available"
+
+# signal -> (the resource it reclaims, the node condition it sets): kubelet's signalToResource
+# and signalToNodeCondition
+SIGNALS: dict[str, tuple[str, str]] = {
+    MEMORY_AVAILABLE: ("memory", "MemoryPressure"),
+    NODEFS_AVAILABLE: ("ephemeral-storage", "DiskPressure"),
+    NODEFS_INODES_FREE: ("inodes", "DiskPressure"),
+    IMAGEFS_AVAILABLE: ("ephemeral-storage", "DiskPressure"),
+    IMAGEFS_INODES_FREE: ("inodes", "DiskPressure"),
+    PID_AVAILABLE: ("pids", "PIDPressure"),
+}
+PRESSURE_CONDITIONS = ("MemoryPressure", "DiskPressure", "PIDPressure")
+# kubelet's DefaultEvictionHard (Linux)
+DEFAULT_HARD: dict[str, str] = {MEMORY_AVAILABLE: "100Mi", NODEFS_AVAILABLE: "10%", IMAGEFS_AVAILABLE: "15%",
+                                NODEFS_INODES_FREE: "5%"}
+DEFAULT_TRANSITION_PERIOD = 300.0  # --eviction-pressure-transition-period
+MONITORING_INTERVAL = 10.0  # kubelet's evictionMonitoringPeriod
+IMMEDIATE_GRACE = 1.0  # kubelet's immediateEvictionGracePeriodSeconds
+CLEANUP_TIMEOUT = 30.0  # kubelet's podCleanupTimeout
+CLEANUP_POLL = 1.0
+SYSTEM_CRITICAL_PRIORITY = 2_000_000_000
+REASON = "Evicted"
+TAINT_MEMORY_PRESSURE = {"key": "node.kubernetes.io/memory-pressure", "effect": "NoSchedule"}
+# ephemeral volumes kubelet counts against the pod's ephemeral storage (IsLocalEphemeralVolume)
+LOCAL_EPHEMERAL_KINDS = ("emptyDir", "configMap", "downwardAPI", "gitRepo")
+
+
+class EvictionError(ValueError):
+    """A flag value kubelet would refuse; ``str(e)`` is kubelet's message."""
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+@dataclass(frozen=True, slots=True)
+class Threshold:
+    """``signal < value``: a quantity (bytes, inodes or PIDs) or a fraction of capacity."""
+
+    signal: str
+    quantity: int | None = None
+    percentage: float | None = None  # float32, as kubelet keeps it
+    grace_period: float = 0.0  # seconds; 0: a hard threshold
+    min_reclaim: tuple[int | None, float | None] | None = None  # (quantity, percentage)
+    text: str = ""  # the value as given, for messages
+
+    @property
+    def hard(self) -> bool:
+        return self.grace_period == 0
+
+    def amount(self, capacity: int) -> int:
+        """kubelet's ``GetThresholdQuantity``: the threshold in units, given the capacity."""
+        if self.quantity is not None:
+            return self.quantity
+        return int(float(capacity) * float(self.percentage or 0.0))
+
+    def reclaim(self, capacity: int) -> int:
+        if self.min_reclaim is None:
+            return 0
+        q, p = self.min_reclaim
+        return q if q is not None else int(float(capacity) * float(p or 0.0))
+
+
+@dataclass(frozen=True, slots=True)
+class EvictionConfig:
+    thresholds: tuple[Threshold, ...] = ()
+    pressure_transition_period: float = DEFAULT_TRANSITION_PERIOD
+    max_pod_grace_period: int = 0  # --eviction-max-pod-grace-period
+    monitoring_interval: float = MONITORING_INTERVAL
+
+    def hard(self, signal: str) -> Threshold | None:
+        return next((t for t in self.thresholds if t.signal == signal and t.hard), None)
+
+
+def parse_map(text: str, sep: str) -> dict[str, str]:
+    """kubelet's map flags: ``a<1,b<2`` (``sep`` ``<``: --eviction-hard/-soft) or ``a=1,b=2``;
+    a repeated key keeps the last value."""
+    out: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        k, s, v = part.partition(sep)
+        if not s or not k.strip():
+            raise EvictionError(f"malformed pair, expect string{sep}string: {part!r}")
+        out[k.strip()] = v.strip()
+    return out
+
+
+_DUR_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(s: str) -> float:
+    """Go's ``time.ParseDuration`` (``1m30s``, ``500ms``), in seconds."""
+    orig, rest, total, sign = s, s, 0.0, 1.0
+    if rest in ("0", "+0", "-0"):
+        return 0.0
+    if rest[:1] in ("+", "-"):
+        sign = -1.0 if rest[0] == "-" else 1.0
+        rest = rest[1:]
+    if not rest:
+        raise EvictionError(f'time: invalid duration "{orig}"')
+    while rest:
+        i = 0
+        while i < len(rest) and (rest[i].isdigit() or rest[i] == "."):
+            i += 1
+        num, rest = rest[:i], rest[i:]
+        if not num or num == "." or num.count(".") > 1:
+            raise EvictionError(f'time: invalid duration "{orig}"')
+        j = 0
+        while j < len(rest) and not (rest[j].isdigit() or rest[j] == "."):
+            j += 1
+        unit, rest = rest[:j], rest[j:]
+        if not unit:
+            raise EvictionError(f'time: missing unit in duration "{orig}"')
+        if unit not in _DUR_UNITS:
+            raise EvictionError(f'time: unknown unit "{unit}" in duration "{orig}"')
+        total += float(num) * _DUR_UNITS[unit]
+    return sign * total
+
+
+def _valid(signal: str) -> None:
+    if signal not in SIGNALS:
+        raise EvictionError(f"unsupported eviction signal {signal}")
+
+
+def _percentage(signal: str, val: str) -> float:
+    try:
+        return float32(float(val.rstrip("%")) / 100)
+    except ValueError:
+        raise EvictionError(f'strconv.ParseFloat: parsing "{val.rstrip("%")}": invalid syntax') from None
+
+
+def _quantity(val: str) -> int:
+    try:
+        q = parse_quantity(val)
+    except (QuantityError, ValueError) as e:
+        raise EvictionError(str(e)) from None
+    return -1 if q.sign() < 0 else q.int_value()
+
+
+def _statement(signal: str, val: str) -> Threshold | None:
+    """kubelet's ``parseThresholdStatement``; None for ``0%`` and ``100%`` (ignored)."""
+    _valid(signal)
+    if val.endswith("%"):
+        if val in ("0%", "100%"):
+            return None
+        p = _percentage(signal, val)
+        if p < 0:
+            raise EvictionError(f"eviction percentage threshold {signal} must be >= 0%: {val}")
+        if p > 1:
+            raise EvictionError(f"eviction percentage threshold {signal} must be <= 100%: {val}")
+        return Threshold(signal, percentage=p, text=val)
+    q = _quantity(val)
+    if q <= 0:
+        raise EvictionError(f"eviction threshold {signal} must be positive: {canonicalize(val)}")
+    return Threshold(signal, quantity=q, text=str(canonicalize(val)))
+
+
+def parse_thresholds(hard: Mapping[str, str], soft: Mapping[str, str] | None = None,
+                     grace: Mapping[str, str] | None = None,
+                     min_reclaim: Mapping[str, str] | None = None) -> tuple[Threshold, ...]:
+    """kubelet's ``ParseThresholdConfig``: hard then soft thresholds, each soft one with its
+    grace period, minimum reclaims attached by signal."""
+    periods: dict[str, float] = {}
+    for sig, val in (grace or {}).items():
+        _valid(sig)
+        d = parse_duration(val)
+        if d < 0:
+            raise EvictionError(f"invalid eviction grace period specified: {val}, must be a positive value")
+        periods[sig] = d
+    reclaims: dict[str, tuple[int | None, float | None]] = {}
+    for sig, val in (min_reclaim or {}).items():
+        _valid(sig)
+        if val.endswith("%"):
+            p = _percentage(sig, val)
+            if p <= 0:
+                raise EvictionError(f"eviction percentage minimum reclaim {sig} must be positive: {val}")
+            reclaims[sig] = (None, p)
+        else:
+            q = _quantity(val)
+            if q < 0:
+                raise EvictionError(f"negative eviction minimum reclaim specified for {sig}")
+            reclaims[sig] = (q, None)
+    out: list[Threshold] = []
+    for sig, val in hard.items():
+        t = _statement(sig, val)
+        if t is not None:
+            out.append(t)
+    for sig, val in (soft or {}).items():
+        t = _statement(sig, val)
+        if t is None:
+            continue
+        if sig not in periods:
+            raise EvictionError(f"grace period must be specified for the soft eviction threshold {sig}")
+        out.append(Threshold(t.signal, t.quantity, t.percentage, periods[sig], text=t.text))
+    return tuple(Threshold(t.signal, t.quantity, t.percentage, t.grace_period, reclaims.get(t.signal), t.text)
+                 for t in out)
+
+
+def config_from_flags(*, hard: str | None = None, soft: str = "", soft_grace: str = "", min_reclaim: str = "",
+                      transition: str = "", max_pod_grace: int = 0) -> EvictionConfig:
+    """The eviction settings from kubelet's flag strings (``hard`` None: kube's defaults)."""
+    thresholds = parse_thresholds(DEFAULT_HARD if hard is None else parse_map(hard, "<"), parse_map(soft, "<"),
+                                  parse_map(soft_grace, "="), parse_map(min_reclaim, "="))
+    period = parse_duration(transition) if transition else DEFAULT_TRANSITION_PERIOD
+    if period < 0:
+        raise EvictionError(f"invalid eviction pressure transition period: {transition}, must not be negative")
+    if max_pod_grace < 0:
+        raise EvictionError(f"invalid eviction max pod grace period: {max_pod_grace}, must not be negative")
+    return EvictionConfig(thresholds, period, max_pod_grace)
+
+
+# --------------------------------------------------------------------------- observations
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    available: int
+    capacity: int
+
+
+def observe(r: Readings) -> dict[str, Observation]:
+    """The signals from one reading of the machine (kubelet's ``makeSignalObservations``); the
+    image store shares the data dir's filesystem, so imagefs is nodefs."""
+    out = {MEMORY_AVAILABLE: Observation(r.memory_available, r.memory_total)}
+    if r.disk_total > 0:
+        out[NODEFS_AVAILABLE] = out[IMAGEFS_AVAILABLE] = Observation(r.disk_available, r.disk_total)
+    if r.inodes_total > 0:
+        out[NODEFS_INODES_FREE] = out[IMAGEFS_INODES_FREE] = Observation(r.inodes_free, r.inodes_total)
+    if r.pid_max > 0:
+        out[PID_AVAILABLE] = Observation(r.pid_max - r.pids_in_use, r.pid_max)
+    return out
+
+
+def _met(thresholds: Iterable[Threshold], obs: Mapping[str, Observation], with_reclaim: bool) -> list[Threshold]:
+    """kubelet's ``thresholdsMet``: available below the threshold (plus its minimum reclaim)."""
+    out = []
+    for t in thresholds:
+        o = obs.get(t.signal)
+        if o is None:
+            continue
+        q = t.amount(o.capacity) + (t.reclaim(o.capacity) if with_reclaim else 0)
+        if q > o.available:
+            out.append(t)
+    return out
+
+
+@dataclass(slots=True)
+class EvictionState:
+    """What one round hands the next (kubelet's manager fields)."""
+
+    thresholds_met: list[Threshold] = field(default_factory=list)  # acting, not yet reclaimed
+    first_observed: dict[Threshold, float] = field(default_factory=dict)
+    condition_seen: dict[str, float] = field(default_factory=dict)  # condition -> last time met
+    conditions: tuple[str, ...] = ()  # the node's pressure conditions now
+
+
+def synchronize(config: EvictionConfig, state: EvictionState, obs: Mapping[str, Observation],
+                now: float) -> tuple[EvictionState, list[Threshold]]:
+    """One round of kubelet's ``synchronize`` up to the choice of what to reclaim: the new state
+    and the thresholds that act now (grace periods met), memory first."""
+    met = _met(config.thresholds, obs, with_reclaim=False)
+    for t in _met(state.thresholds_met, obs, with_reclaim=True):  # not yet reclaimed enough
+        if t not in met:
+            met.append(t)
+    first = {t: state.first_observed.get(t, now) for t in met}
+    seen = dict(state.condition_seen)
+    for t in met:
+        seen[SIGNALS[t.signal][1]] = now
+    conditions = tuple(c for c in PRESSURE_CONDITIONS
+                       if c in seen and now - seen[c] < config.pressure_transition_period)
+    acting = [t for t, at in first.items() if now - at >= t.grace_period]
+    new = EvictionState(thresholds_met=acting, first_observed=first, condition_seen=seen, conditions=conditions)
+    # kubelet's byEvictionPriority: memory before everything else
+    acting = sorted(acting, key=lambda t: t.signal != MEMORY_AVAILABLE)
+    return new, acting
+
+
+# --------------------------------------------------------------------------- pods' usage
+
+
+@dataclass(slots=True)
+class ContainerUsage:
+    name: str
+    memory: int | None = None  # working set bytes
+    rootfs: int | None = None  # writable layer bytes
+    logs: int | None = None
+    processes: int = 0
+
+
+@dataclass(slots=True)
+class PodUsage:
+    containers: list[ContainerUsage] = field(default_factory=list)
+    volumes: int = 0  # local ephemeral volumes (emptyDir on disk, configMap, downwardAPI)
+
+    @property
+    def memory(self) -> int:
+        return sum(c.memory or 0 for c in self.containers)
+
+    @property
+    def disk(self) -> int:
+        """The pod's ephemeral storage: writable layers, logs and local ephemeral volumes."""
+        return sum((c.rootfs or 0) + (c.logs or 0) for c in self.containers) + self.volumes
+
+    @property
+    def processes(self) -> int:
+        return sum(c.processes for c in self.containers)
+
+
+def _spec(pod: Mapping[str, Any]) -> Mapping[str, Any]:
+    return pod.get("spec") or {}
+
+
+def _request(pod: Mapping[str, Any], resource: str) -> int:
+    """kube's ``GetResourceRequestQuantity``: containers summed, init containers as their peak."""
+    spec = _spec(pod)
+
+    def req(c: Mapping[str, Any]) -> int:
+        return int_value(((c.get("resources") or {}).get("requests") or {}).get(resource, 0))
+
+    total = sum(req(c) for c in spec.get("containers") or ())
+    for c in spec.get("initContainers") or ():
+        total = max(total, req(c))
+    return total
+
+
+def pod_limit(pod: Mapping[str, Any], resource: str) -> int | None:
+    """kube's ``PodLimits`` for one resource: the containers' limits summed (None when no
+    container sets one), at least the largest init container's; sidecars add up."""
+    spec = _spec(pod)
+    found = False
+    total = 0
+    for c in spec.get("containers") or ():
+        v = ((c.get("resources") or {}).get("limits") or {}).get(resource)
+        if v is not None:
+            found = True
+            total += int_value(v)
+    peak = 0
+    for c in spec.get("initContainers") or ():
+        v = ((c.get("resources") or {}).get("limits") or {}).get(resource)
+        if v is None:
+            continue
+        found = True
+        if c.get("restartPolicy") == "Always":
+            total += int_value(v)
+        else:
+            peak = max(peak, int_value(v))
+    return max(total, peak) if found else None
+
+
+def _priority(pod: Mapping[str, Any]) -> int:
+    p = _spec(pod).get("priority")
+    return int(p) if p is not None else 0
+
+
+def is_critical(pod: Mapping[str, Any]) -> bool:
+    """kubelet's ``IsCriticalPod``: a static or mirror pod, or a system priority."""
+    ann = (pod.get("metadata") or {}).get("annotations") or {}
+    if ann.get("kubernetes.io/config.source", "api") != "api" or "kubernetes.io/config.mirror" in ann:
+        return True
+    return _priority(pod) >= SYSTEM_CRITICAL_PRIORITY
+
+
+def _uid(pod: Mapping[str, Any]) -> str:
+    return str((pod.get("metadata") or {}).get("uid", ""))
+
+
+def rank(pods: Sequence[Obj], usage: Mapping[str, PodUsage], signal: str) -> list[Obj]:
+    """The pods in eviction order for ``signal`` (kubelet's rankMemoryPressure,
+    rankDiskPressureFunc, rankPIDPressure): a pod without stats goes first."""
+
+    def key(pod: Obj) -> tuple[Any, ...]:
+        u = usage.get(_uid(pod))
+        if u is None:
+            return (0,)
+        if signal == PID_AVAILABLE:
+            return (1, _priority(pod), -u.processes)
+        if signal == MEMORY_AVAILABLE:
+            used, req = u.memory, _request(pod, "memory")
+        else:
+            used, req = u.disk, _request(pod, "ephemeral-storage")
+        return (1, 0 if used > req else 1, _priority(pod), -(used - req))
+
+    return sorted(pods, key=key)  # sorted() is stable: ties keep the given order
+
+
+# --------------------------------------------------------------------------- messages
+
+
+def _qty(n: int) -> str:
+    """A byte count as a BinarySI Quantity prints it."""
+    return binary_si(n) if n >= 1024 else str(n)
+
+
+def eviction_message(resource: str, pod: Mapping[str, Any], usage: PodUsage | None, threshold: Threshold,
+                     obs: Observation) -> str:
+    """kubelet's ``evictionMessage``: the starved resource, the threshold and what was
+    available, then each container using more than it requested."""
+    msg = (f"The node was low on resource: {resource}. "
+           f"Threshold quantity: {_fmt(threshold.amount(obs.capacity), resource)}, "
+           f"available: {_fmt(obs.available, resource)}. ")
+    if usage is None or resource not in ("memory", "ephemeral-storage"):
+        return msg
+    spec = _spec(pod)
+    declared = {str(c.get("name")): c for c in [*(spec.get("containers") or ()), *(spec.get("initContainers") or ())]}
+    for cu in usage.containers:
+        c = declared.get(cu.name)
+        if c is None:
+            continue
+        raw = ((c.get("resources") or {}).get("requests") or {}).get(resource)
+        req = int_value(raw) if raw is not None else 0
+        if resource == "memory":
+            used = cu.memory
+        else:
+            used = (cu.rootfs or 0) + (cu.logs or 0) if cu.rootfs is not None and cu.logs is not None else None
+        if used is not None and used > req:
+            msg += (f"Container {cu.name} was using {_qty(used)}, request is "
+                    f"{canonicalize(raw) if raw is not None else '0'}, has larger consumption of {resource}. ")
+    return msg
+
+
+def _fmt(n: int, resource: str) -> str:
+    return _qty(n) if resource in ("memory", "ephemeral-storage") else str(n)
+
+
+def local_storage_violation(pod: Mapping[str, Any], usage: PodUsage) -> str | None:
+    """kubelet's ``podEphemeralStorageLimitEviction`` and ``containerEphemeralStorageLimitEviction``:
+    the eviction message, or None (emptyDir ``sizeLimit`` is the volume manager's)."""
+    limit = pod_limit(pod, "ephemeral-storage")
+    if limit is not None and usage.disk > limit:
+        return ("Pod ephemeral local storage usage exceeds the total limit of containers "
+                f"{_pod_limit_text(pod, limit)}. ")
+    limits = {str(c.get("name")): ((c.get("resources") or {}).get("limits") or {}).get("ephemeral-storage")
+              for c in _spec(pod).get("containers") or ()}
+    for cu in usage.containers:
+        raw = limits.get(cu.name)
+        if raw is None or int_value(raw) == 0:
+            continue
+        if (cu.logs or 0) + (cu.rootfs or 0) > int_value(raw):
+            return f'Container {cu.name} exceeded its local ephemeral storage limit "{canonicalize(raw)}". '
+    return None
+
+
+def _pod_limit_text(pod: Mapping[str, Any], limit: int) -> str:
+    """The pod's ephemeral-storage limit as kube prints the summed Quantity: one container's
+    limit as written, a sum in the format of the first."""
+    raws = [((c.get("resources") or {}).get("limits") or {}).get("ephemeral-storage")
+            for c in [*(_spec(pod).get("containers") or ()), *(_spec(pod).get("initContainers") or ())]]
+    raws = [r for r in raws if r is not None]
+    if len(raws) == 1:
+        return str(canonicalize(raws[0]))
+    first = str(raws[0]) if raws else ""
+    binary = any(first.endswith(s) for s in ("Ki", "Mi", "Gi", "Ti", "Pi", "Ei"))
+    return binary_si(limit) if binary else str(canonicalize(str(limit)))
+
+
+def admit(pod: Mapping[str, Any], conditions: Collection[str]) -> tuple[str, str] | None:
+    """kubelet's eviction admit handler: (reason, message) when the node's pressure refuses
+    ``pod``, else None."""
+    if not conditions or is_critical(pod):
+        return None
+    if set(conditions) == {"MemoryPressure"}:
+        if pod_qos_class(dict(pod)) != "BestEffort":
+            return None
+        if any(tolerates(t, TAINT_MEMORY_PRESSURE) for t in _spec(pod).get("tolerations") or ()):
+            return None
+    return REASON, f"The node had condition: [{' '.join(conditions)}]. "
+
+
+# --------------------------------------------------------------------------- the manager
+
+
+class EvictionManager:
+    """The asyncio shell around :func:`synchronize`: reads the machine and the pods' usage,
+    evicts through ``evict(uid, message, grace, disruption)`` (``disruption``: a node-pressure
+    eviction, which gets the ``DisruptionTarget`` condition), and tells the node its conditions.
+
+    ``pods()`` gives the active pods (admitted, not finished, not being deleted); ``usage(pod,
+    what)`` measures one pod (``what``: the resources needed: ``memory``, ``disk``, ``pids``);
+    ``stopped(uid)`` says whether an evicted pod's containers have all stopped; ``record(obj,
+    type, reason, message)`` writes an event, ``node()`` the Node to write it on."""
+
+    def __init__(self, config: EvictionConfig, *, read: Callable[[], Awaitable[Readings]],
+                 pods: Callable[[], list[Obj]], usage: Callable[[Obj, frozenset[str]], Awaitable[PodUsage]],
+                 evict: Callable[[str, str, float, bool], bool], stopped: Callable[[str], bool],
+                 record: Callable[[Obj, str, str, str], None], node: Callable[[], Obj],
+                 conditions_changed: Callable[[], None] | None = None) -> None:
+        self.config = config
+        self.state = EvictionState()
+        self._read = read
+        self._pods = pods
+        self._usage = usage
+        self._evict = evict
+        self._stopped = stopped
+        self._record = record
+        self._node = node
+        self._changed = conditions_changed
+        self.evictions = 0
+
+    @property
+    def conditions(self) -> tuple[str, ...]:
+        return self.state.conditions
+
+    def admit(self, pod: Mapping[str, Any]) -> tuple[str, str] | None:
+        return admit(pod, self.state.conditions)
+
+    async def run(self) -> None:
+        while True:
+            evicted: list[str] = []
+            try:
+                evicted = await self.sync_once(time.monotonic())
+            except Exception as e:  # noqa: BLE001 - a failed round must not end the loop
+                log.warning("eviction manager: %s", e)
+            if evicted:
+                await self._wait_cleanup(evicted)
+            else:
+                await asyncio.sleep(self.config.monitoring_interval)
+
+    async def _wait_cleanup(self, uids: list[str]) -> None:
+        """kubelet's ``waitForPodsCleanup``: until the evicted pods have stopped, 30 s at most."""
+        deadline = time.monotonic() + CLEANUP_TIMEOUT
+        while time.monotonic() < deadline and not all(self._stopped(u) for u in uids):
+            await asyncio.sleep(CLEANUP_POLL)
+
+    async def sync_once(self, now: float) -> list[str]:
+        """One round; the uids of the pods evicted."""
+        readings = await self._read()
+        obs = observe(readings)
+        before = self.state.conditions
+        self.state, acting = synchronize(self.config, self.state, obs, now)
+        if self.state.conditions != before:
+            log.info("node pressure conditions: %s", ", ".join(self.state.conditions) or "none")
+            if self._changed is not None:
+                self._changed()
+        pods = [p for p in self._pods() if not is_critical(p)]
+        # local storage limits (kubelet's localStorageEviction) before any pressure
+        limited = [p for p in pods if pod_limit(p, "ephemeral-storage") is not None]
+        for pod in limited:
+            u = await self._usage(pod, frozenset({"disk"}))
+            msg = local_storage_violation(pod, u)
+            if msg is not None and self._evict(_uid(pod), msg, IMMEDIATE_GRACE, False):
+                self.evictions += 1
+                return [_uid(pod)]
+        if not acting or not pods:
+            return []
+        threshold = acting[0]
+        resource = SIGNALS[threshold.signal][0]
+        starved = "ephemeral-storage" if resource == "inodes" else resource
+        self._record(self._node(), "Warning", "EvictionThresholdMet", f"Attempting to reclaim {resource}")
+        what = frozenset({"memory"} if resource == "memory" else {"pids"} if resource == "pids" else {"disk"})
+        usage = {_uid(p): await self._usage(p, what) for p in pods}
+        grace = IMMEDIATE_GRACE if threshold.hard else float(self.config.max_pod_grace_period)
+        for pod in rank(pods, usage, threshold.signal):
+            msg = eviction_message(starved if resource != "pids" else "pids", pod, usage.get(_uid(pod)), threshold,
+                                   obs[threshold.signal])
+            g = grace
+            if not threshold.hard:
+                own = _spec(pod).get("terminationGracePeriodSeconds")
+                own_f = float(own) if own is not None else 30.0
+                g = own_f if grace <= 0 or grace > own_f else grace
+            if self._evict(_uid(pod), msg, g, True):
+                self.evictions += 1
+                return [_uid(pod)]
+        log.info("eviction manager: unable to evict any pods from the node")
+        return []
+
+
+# --------------------------------------------------------------------------- measuring
+
+
+async def measure(runtime: Runtime, sandbox_ids: Iterable[str], volume_paths: Mapping[str, str], pod: Mapping[str, Any],
+                  what: frozenset[str]) -> PodUsage:
+    """One pod's usage from its running containers (kubelet's summary leaves out ended ones):
+    ``memory`` and ``pids`` from their cgroups, ``disk`` from their writable layers, their log
+    directories and the pod's local ephemeral volumes (measured as the volume manager does)."""
+    u = PodUsage()
+    layers: list[tuple[ContainerUsage, str | None, str]] = []
+    for sid in sandbox_ids:
+        for c in await runtime.list_containers(sid):
+            if c.state != ContainerState.RUNNING:
+                continue
+            cu = ContainerUsage(c.name)
+            if what & {"memory", "pids"}:
+                st = await runtime.container_stats(c.id)
+                if st is not None:
+                    cu.memory = st.memory_working_set_bytes
+                    cu.processes = st.processes
+            if "disk" in what:
+                layers.append((cu, await runtime.writable_layer(c.id), os.path.dirname(c.log_path) if c.log_path else ""))
+            u.containers.append(cu)
+    if "disk" in what:
+        vols: list[str] = []
+        for v in _spec(pod).get("volumes") or ():
+            where = volume_paths.get(str(v.get("name", "")))
+            if where and any(k in v for k in LOCAL_EPHEMERAL_KINDS) and (v.get("emptyDir") or {}).get("medium") != "Memory":
+                vols.append(where)
+
+        from k8py.kubelet.volumes import _dir_usage  # the volume manager's measure (it loads the API client)
+
+        def du() -> None:
+            for cu, layer, logs in layers:
+                cu.rootfs = _dir_usage(layer) if layer else 0
+                cu.logs = _dir_usage(logs) if logs else 0
+            u.volumes = sum(_dir_usage(v) for v in vols)
+
+        await asyncio.to_thread(du)
+    return u

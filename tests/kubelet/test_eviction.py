@@ -1,0 +1,305 @@
+"""The eviction manager's rules (kubelet's pkg/kubelet/eviction), on given numbers."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import pytest
+
+from k8py.cli import nodepressure
+from k8py.kubelet.eviction import (
+    DEFAULT_HARD,
+    ContainerUsage,
+    EvictionConfig,
+    EvictionError,
+    EvictionManager,
+    EvictionState,
+    Observation,
+    PodUsage,
+    Threshold,
+    admit,
+    config_from_flags,
+    eviction_message,
+    local_storage_violation,
+    observe,
+    parse_duration,
+    parse_thresholds,
+    rank,
+    synchronize,
+)
+from k8py.kubelet.node import Readings
+
+MI = 1024 * 1024
+GI = 1024 * MI
+
+
+def readings(**kw: Any) -> Readings:
+    base = {"cpus": 2, "memory_total": 8 * GI, "memory_available": 4 * GI, "disk_total": 100 * GI,
+            "disk_available": 50 * GI, "inodes_total": 1_000_000, "inodes_free": 500_000, "pid_max": 32768,
+            "pids_in_use": 300}
+    return Readings(**{**base, **kw})
+
+
+def pod(name: str, *, uid: str | None = None, priority: int | None = None, containers: list[dict[str, Any]] | None = None,
+        **spec: Any) -> dict[str, Any]:
+    s: dict[str, Any] = {"containers": containers or [{"name": "c", "image": "i"}], **spec}
+    if priority is not None:
+        s["priority"] = priority
+    return {"metadata": {"name": name, "namespace": "default", "uid": uid or name}, "spec": s}
+
+
+def res(requests: dict[str, str] | None = None, limits: dict[str, str] | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if requests:
+        out["requests"] = requests
+    if limits:
+        out["limits"] = limits
+    return out
+
+
+# -- flags -----------------------------------------------------------------------------------------
+
+
+def test_defaults_are_kubes() -> None:
+    cfg = config_from_flags()
+    got = {t.signal: (t.quantity, t.percentage, t.hard) for t in cfg.thresholds}
+    assert got == {"memory.available": (100 * MI, None, True), "nodefs.available": (None, pytest.approx(0.1), True),
+                   "imagefs.available": (None, pytest.approx(0.15), True),
+                   "nodefs.inodesFree": (None, pytest.approx(0.05), True)}
+    assert cfg.pressure_transition_period == 300
+    assert nodepressure.DEFAULT_HARD_TEXT == ",".join(f"{k}<{v}" for k, v in DEFAULT_HARD.items())
+
+
+def test_flags_replace_the_defaults_and_soft_needs_a_grace_period() -> None:
+    cfg = config_from_flags(hard="memory.available<1Gi", soft="nodefs.available<20%",
+                            soft_grace="nodefs.available=1m30s", min_reclaim="memory.available=500Mi",
+                            transition="30s", max_pod_grace=20)
+    assert [t.signal for t in cfg.thresholds] == ["memory.available", "nodefs.available"]
+    mem, disk = cfg.thresholds
+    assert (mem.quantity, mem.min_reclaim, mem.hard) == (GI, (500 * MI, None), True)
+    assert (disk.grace_period, disk.hard) == (90.0, False)
+    assert (cfg.pressure_transition_period, cfg.max_pod_grace_period) == (30.0, 20)
+    # 0% and 100% are ignored, as kubelet does
+    assert parse_thresholds({"memory.available": "0%", "nodefs.available": "100%"}) == ()
+
+
+@pytest.mark.parametrize(("kw", "message"), [
+    ({"hard": "memory.free<1Gi"}, "unsupported eviction signal memory.free"),
+    ({"hard": "memory.available<0"}, "eviction threshold memory.available must be positive: 0"),
+    ({"hard": "nodefs.available<150%"}, "eviction percentage threshold nodefs.available must be <= 100%: 150%"),
+    ({"hard": "nodefs.available<-5%"}, "eviction percentage threshold nodefs.available must be >= 0%: -5%"),
+    ({"soft": "memory.available<1Gi"}, "grace period must be specified for the soft eviction threshold memory.available"),
+    ({"soft_grace": "memory.available=-1s"},
+     "invalid eviction grace period specified: -1s, must be a positive value"),
+    ({"min_reclaim": "memory.available=-1Mi"}, "negative eviction minimum reclaim specified for memory.available"),
+    ({"min_reclaim": "nodefs.available=0%"}, "eviction percentage minimum reclaim nodefs.available must be positive: 0%"),
+    ({"hard": "memory.available"}, "malformed pair, expect string<string: 'memory.available'"),
+    ({"soft_grace": "memory.available=10parsecs"}, 'time: unknown unit "parsecs" in duration "10parsecs"'),
+])
+def test_bad_flags_are_kubelets_errors(kw: dict[str, str], message: str) -> None:
+    with pytest.raises(EvictionError) as e:
+        config_from_flags(**kw)
+    assert str(e.value) == message
+
+
+def test_cli_checks_the_flags() -> None:
+    p = argparse.ArgumentParser(exit_on_error=False)
+    nodepressure.add_flags(p)
+    args = p.parse_args(["--eviction-hard", "memory.available<1Gi", "--pod-max-pids", "100"])
+    flags = nodepressure.flags_of(args)
+    assert dict(flags) == {"eviction_hard": "memory.available<1Gi", "pod_max_pids": "100"}
+    assert nodepressure.pod_max_pids(flags) == 100
+    assert [t.signal for t in nodepressure.eviction_config(flags).thresholds] == ["memory.available"]
+    assert nodepressure.flags_of(p.parse_args([])) == ()
+    with pytest.raises(EvictionError, match="unsupported eviction signal foo"):
+        nodepressure.flags_of(p.parse_args(["--eviction-hard", "foo<1"]))
+    with pytest.raises(EvictionError, match="pod-max-pids"):
+        nodepressure.flags_of(p.parse_args(["--pod-max-pids", "0"]))
+
+
+def test_go_durations() -> None:
+    assert parse_duration("1m30s") == 90.0
+    assert parse_duration("500ms") == 0.5
+    assert parse_duration("1h") == 3600.0
+    with pytest.raises(EvictionError, match="missing unit"):
+        parse_duration("10")
+
+
+# -- observations and the pure round ------------------------------------------------------------------
+
+
+def test_observations() -> None:
+    obs = observe(readings())
+    assert obs["memory.available"] == Observation(4 * GI, 8 * GI)
+    assert obs["nodefs.available"] == obs["imagefs.available"] == Observation(50 * GI, 100 * GI)
+    assert obs["nodefs.inodesFree"] == Observation(500_000, 1_000_000)
+    assert obs["pid.available"] == Observation(32768 - 300, 32768)
+
+
+def test_hard_threshold_acts_at_once_and_the_condition_outlasts_it_for_the_transition_period() -> None:
+    cfg = config_from_flags(hard="memory.available<1Gi", transition="60s")
+    st, acting = synchronize(cfg, EvictionState(), observe(readings()), 0.0)
+    assert (st.conditions, acting) == ((), [])
+    st, acting = synchronize(cfg, st, observe(readings(memory_available=512 * MI)), 10.0)
+    assert st.conditions == ("MemoryPressure",) and [t.signal for t in acting] == ["memory.available"]
+    st, acting = synchronize(cfg, st, observe(readings()), 20.0)
+    assert st.conditions == ("MemoryPressure",) and acting == []  # within the transition period
+    st, acting = synchronize(cfg, st, observe(readings()), 71.0)
+    assert st.conditions == ()
+
+
+def test_soft_threshold_waits_for_its_grace_period() -> None:
+    cfg = config_from_flags(hard="", soft="nodefs.available<60%", soft_grace="nodefs.available=30s")
+    st, acting = synchronize(cfg, EvictionState(), observe(readings()), 0.0)
+    assert st.conditions == ("DiskPressure",) and acting == []  # the condition at once
+    st, acting = synchronize(cfg, st, observe(readings()), 20.0)
+    assert acting == []
+    st, acting = synchronize(cfg, st, observe(readings()), 30.0)
+    assert [t.signal for t in acting] == ["nodefs.available"]
+
+
+def test_minimum_reclaim_holds_a_threshold_until_recovered_beyond_it() -> None:
+    cfg = config_from_flags(hard="memory.available<1Gi", min_reclaim="memory.available=1Gi")
+    st, acting = synchronize(cfg, EvictionState(), observe(readings(memory_available=512 * MI)), 0.0)
+    assert acting
+    st, acting = synchronize(cfg, st, observe(readings(memory_available=1536 * MI)), 10.0)
+    assert [t.signal for t in acting] == ["memory.available"]  # above 1Gi but not above 2Gi
+    st, acting = synchronize(cfg, st, observe(readings(memory_available=3 * GI)), 20.0)
+    assert acting == []
+
+
+def test_memory_is_reclaimed_first_and_pids_set_pid_pressure() -> None:
+    cfg = config_from_flags(hard="nodefs.available<60%,memory.available<5Gi,pid.available<32600")
+    st, acting = synchronize(cfg, EvictionState(), observe(readings()), 0.0)
+    assert acting[0].signal == "memory.available"
+    assert st.conditions == ("MemoryPressure", "DiskPressure", "PIDPressure")
+
+
+# -- ranking and messages -----------------------------------------------------------------------------
+
+
+def test_memory_ranking_over_requests_first_then_priority_then_usage_above_requests() -> None:
+    guaranteed = pod("guaranteed", containers=[{"name": "c", "resources": res({"memory": "1Gi"}, {"memory": "1Gi"})}])
+    besteffort = pod("besteffort")
+    burstable_hi = pod("burstable-hi", priority=1000, containers=[{"name": "c", "resources": res({"memory": "100Mi"})}])
+    small = pod("small-over")
+    usage = {"guaranteed": PodUsage([ContainerUsage("c", memory=900 * MI)]),
+             "besteffort": PodUsage([ContainerUsage("c", memory=50 * MI)]),
+             "burstable-hi": PodUsage([ContainerUsage("c", memory=800 * MI)]),
+             "small-over": PodUsage([ContainerUsage("c", memory=10 * MI)])}
+    got = [p["metadata"]["name"] for p in rank([guaranteed, burstable_hi, small, besteffort], usage, "memory.available")]
+    # over requests: besteffort, small-over (priority 0), burstable-hi (priority 1000); the
+    # Guaranteed one (under its request) last
+    assert got == ["besteffort", "small-over", "burstable-hi", "guaranteed"]
+    # a pod without stats goes first
+    assert rank([guaranteed, pod("nostats")], usage, "memory.available")[0]["metadata"]["name"] == "nostats"
+
+
+def test_pid_ranking_priority_then_processes() -> None:
+    a, b, c = pod("a", priority=10), pod("b"), pod("c")
+    usage = {"a": PodUsage([ContainerUsage("c", processes=500)]), "b": PodUsage([ContainerUsage("c", processes=5)]),
+             "c": PodUsage([ContainerUsage("c", processes=50)])}
+    assert [p["metadata"]["name"] for p in rank([a, b, c], usage, "pid.available")] == ["c", "b", "a"]
+
+
+def test_memory_eviction_message_is_kubelets() -> None:
+    p = pod("p", containers=[{"name": "app", "resources": res({"memory": "64Mi"})}, {"name": "side"}])
+    u = PodUsage([ContainerUsage("app", memory=200 * MI), ContainerUsage("side", memory=1024)])
+    t = Threshold("memory.available", quantity=100 * MI)
+    msg = eviction_message("memory", p, u, t, Observation(50 * MI, 8 * GI))
+    assert msg == ("The node was low on resource: memory. Threshold quantity: 100Mi, available: 50Mi. "
+                   "Container app was using 200Mi, request is 64Mi, has larger consumption of memory. "
+                   "Container side was using 1Ki, request is 0, has larger consumption of memory. ")
+
+
+def test_ephemeral_storage_limits() -> None:
+    one = pod("one", containers=[{"name": "c", "resources": res(limits={"ephemeral-storage": "10Mi"})}])
+    assert local_storage_violation(one, PodUsage([ContainerUsage("c", rootfs=5 * MI, logs=0)], volumes=6 * MI)) == (
+        "Pod ephemeral local storage usage exceeds the total limit of containers 10Mi. ")
+    assert local_storage_violation(one, PodUsage([ContainerUsage("c", rootfs=5 * MI, logs=MI)])) is None
+    two = pod("two", containers=[{"name": "a", "resources": res(limits={"ephemeral-storage": "10Mi"})},
+                                 {"name": "b", "resources": res(limits={"ephemeral-storage": "20Mi"})}])
+    assert local_storage_violation(two, PodUsage([ContainerUsage("a", rootfs=11 * MI, logs=0),
+                                                  ContainerUsage("b", rootfs=0, logs=0)])) == (
+        'Container a exceeded its local ephemeral storage limit "10Mi". ')
+    assert local_storage_violation(two, PodUsage([ContainerUsage("a", rootfs=5 * MI, logs=0)], volumes=40 * MI)) == (
+        "Pod ephemeral local storage usage exceeds the total limit of containers 30Mi. ")
+    assert local_storage_violation(pod("none"), PodUsage([ContainerUsage("c", rootfs=GI, logs=0)])) is None
+
+
+def test_admission_under_pressure() -> None:
+    be = pod("be")
+    burst = pod("burst", containers=[{"name": "c", "resources": res({"memory": "10Mi"})}])
+    tolerant = pod("tol", tolerations=[{"key": "node.kubernetes.io/memory-pressure", "operator": "Exists",
+                                        "effect": "NoSchedule"}])
+    critical = pod("crit", priority=2_000_001_000)
+    assert admit(be, ()) is None
+    assert admit(be, ("MemoryPressure",)) == ("Evicted", "The node had condition: [MemoryPressure]. ")
+    assert admit(burst, ("MemoryPressure",)) is None
+    assert admit(tolerant, ("MemoryPressure",)) is None
+    assert admit(burst, ("MemoryPressure", "DiskPressure")) == (
+        "Evicted", "The node had condition: [MemoryPressure DiskPressure]. ")
+    assert admit(critical, ("DiskPressure",)) is None
+
+
+# -- the manager --------------------------------------------------------------------------------------
+
+
+async def test_manager_evicts_one_pod_per_round_in_rank_order_and_records_the_node_event() -> None:
+    guaranteed = pod("g", containers=[{"name": "c", "resources": res({"memory": "1Gi"}, {"memory": "1Gi"})}])
+    besteffort = pod("be")
+    critical = pod("crit", priority=2_000_000_000)
+    usage = {"g": PodUsage([ContainerUsage("c", memory=10 * MI)]), "be": PodUsage([ContainerUsage("c", memory=MI)]),
+             "crit": PodUsage([ContainerUsage("c", memory=GI)])}
+    evicted: list[tuple[str, str, float, bool]] = []
+    events: list[tuple[str, str, str]] = []
+    avail = [4 * GI]
+    changed: list[bool] = []
+
+    async def read() -> Readings:
+        return readings(memory_available=avail[0])
+
+    async def measure(p: dict[str, Any], what: frozenset[str]) -> PodUsage:
+        assert what == frozenset({"memory"})
+        return usage[p["metadata"]["uid"]]
+
+    def evict(uid: str, msg: str, grace: float, disruption: bool) -> bool:
+        evicted.append((uid, msg, grace, disruption))
+        return True
+
+    pods = [guaranteed, besteffort, critical]
+    m = EvictionManager(EvictionConfig((Threshold("memory.available", quantity=GI),)), read=read,
+                        pods=lambda: [p for p in pods if p["metadata"]["uid"] not in {e[0] for e in evicted}],
+                        usage=measure, evict=evict, stopped=lambda uid: True,
+                        record=lambda obj, t, r, msg: events.append((t, r, msg)), node=lambda: {"kind": "Node"},
+                        conditions_changed=lambda: changed.append(True))
+    assert await m.sync_once(0.0) == [] and m.conditions == ()
+    avail[0] = 512 * MI
+    assert await m.sync_once(10.0) == ["be"]
+    assert m.conditions == ("MemoryPressure",) and changed == [True]
+    assert events == [("Warning", "EvictionThresholdMet", "Attempting to reclaim memory")]
+    _, msg, grace, disruption = evicted[0]
+    assert msg.startswith("The node was low on resource: memory. Threshold quantity: 1Gi, available: 512Mi. ")
+    assert (grace, disruption) == (1.0, True)
+    assert await m.sync_once(20.0) == ["g"]
+    assert await m.sync_once(30.0) == []  # only the critical pod is left: never evicted
+
+
+async def test_manager_local_storage_first_without_pressure() -> None:
+    limited = pod("lim", containers=[{"name": "c", "resources": res(limits={"ephemeral-storage": "10Mi"})}])
+    evicted: list[tuple[str, str, float, bool]] = []
+
+    async def read() -> Readings:
+        return readings()
+
+    async def measure(p: dict[str, Any], what: frozenset[str]) -> PodUsage:
+        assert what == frozenset({"disk"})
+        return PodUsage([ContainerUsage("c", rootfs=20 * MI, logs=0)])
+
+    m = EvictionManager(config_from_flags(), read=read, pods=lambda: [limited], usage=measure,
+                        evict=lambda *a: evicted.append(a) is None, stopped=lambda uid: True,
+                        record=lambda *a: None, node=dict)
+    assert await m.sync_once(0.0) == ["lim"]
+    assert evicted == [("lim", "Pod ephemeral local storage usage exceeds the total limit of containers 10Mi. ",
+                        1.0, False)]
