@@ -249,3 +249,12 @@ def test_namespace_label_errors() -> None:
     assert all(sp.namespace_label_errors({sp.LABEL: m}) == [] for m in sp.MODES)
     assert [str(e) for e in sp.namespace_label_errors({sp.LABEL: "enforcing"})] == [
         'metadata.labels[k8py.io/policy]: Unsupported value: "enforcing": supported values: "enforce", "off", "warn"']
+
+
+def test_a_job_without_a_restart_policy_is_still_not_asked_for_probes() -> None:
+    # validation refuses it on the server; k8py lint reports that, not missing probes
+    job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j"},
+           "spec": {"template": {"spec": {"containers": [container(probes=False)]}}}}
+    assert checks(job) == []
+    assert checks(pod(container(probes=False), owned=True)) == [
+        ("no-probes", "spec.containers[0].readinessProbe")]

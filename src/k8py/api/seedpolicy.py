@@ -172,7 +172,9 @@ def check(obj: Mapping[str, Any], policy: Policy = DEFAULT_POLICY) -> list[Findi
                                "from a Deployment, StatefulSet, DaemonSet or Job, which re-create it when it "
                                "or its node fails)"))
     pod_limits = _limits(spec.get("resources"))
-    long_running = spec.get("restartPolicy", "Always") in ("Always", None, "")
+    # a Job's pods run to completion (their restartPolicy must be OnFailure or Never)
+    long_running = spec.get("restartPolicy") == "Always" or (
+        not spec.get("restartPolicy") and (group, kind) not in (("batch", "Job"), ("batch", "CronJob")))
     for list_name in ("initContainers", "containers"):
         containers = spec.get(list_name)
         if not isinstance(containers, list):
