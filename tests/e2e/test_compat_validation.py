@@ -159,8 +159,12 @@ def test_replace_pod_with_a_bare_manifest_reports_only_what_kube_reports(server:
     assert "tolerations:" not in p.stderr and "priority:" not in p.stderr, p.stderr  # not in the diff
     assert 'The Pod "p" is invalid: spec: Forbidden: pod updates may not change fields other than' in p.stderr
     assert 'serviceAccountName: "default"' in p.stderr, p.stderr
-    # with the service account named, it is an image change like any other
+    # with the service account named and its token volume (both added on create, as kube's
+    # ServiceAccount plugin does), it is an image change like any other
+    created = server.kjson("get", "pod", "p", "-n", ns)["spec"]
     bare["spec"]["serviceAccountName"] = "default"
+    bare["spec"]["volumes"] = created["volumes"]
+    bare["spec"]["containers"][0]["volumeMounts"] = created["containers"][0]["volumeMounts"]
     server.kubectl("replace", "-n", ns, "-f", "-", input=manifest(bare))
     got = server.kjson("get", "pod", "p", "-n", ns)["spec"]
     assert got["containers"][0]["image"] == "nginx:2" and len(got["tolerations"]) == 2
