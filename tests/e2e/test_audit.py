@@ -163,3 +163,42 @@ def test_a_malformed_policy_refuses_to_start_naming_the_line(tmp_path: Path) -> 
     assert p.returncode == 1
     assert (f'{bad}:5: rules[1].level: Unsupported value: "Loud": supported values: "None", "Metadata", "Request", '
             '"RequestResponse"') in p.stderr
+
+
+def test_pod_security_audit_annotations_are_in_the_event(cluster: Server) -> None:
+    cluster.kubectl("create", "namespace", "audit-ps")
+    cluster.kubectl("label", "namespace", "audit-ps", "pod-security.kubernetes.io/audit=restricted")
+    cluster.kubectl("run", "priv", "-n", "audit-ps", "--image=busybox:1.36", "--restart=Never",
+                    '--overrides={"spec":{"containers":[{"name":"priv","image":"busybox:1.36",'
+                    '"securityContext":{"privileged":true}}]}}')
+    [ev] = find(cluster, "the pod's create", verb="create", **{"objectRef.resource": "pods", "objectRef.name": "priv"})
+    ann = ev["annotations"]
+    assert ann["pod-security.kubernetes.io/enforce-policy"] == "privileged:latest"
+    assert 'privileged (container "priv" must not set securityContext.privileged=true)' in \
+        ann["pod-security.kubernetes.io/audit-violations"]
+
+
+def test_impersonation_names_both_users(cluster: Server) -> None:
+    cluster.kubectl("--as", "bob", "--as-group", "ops", "get", "pods", "-n", "default", check=False)
+    [ev] = find(cluster, "bob's list", verb="list", **{"impersonatedUser.username": "bob"})
+    assert ev["user"]["username"] == "system:admin"
+    assert ev["impersonatedUser"] == {"username": "bob", "groups": ["ops", "system:authenticated"]}
+    assert ev["responseStatus"]["code"] == 403
+
+
+def test_an_unauthenticated_request_is_recorded(cluster: Server) -> None:
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(f"https://127.0.0.1:{cluster.port}/api/v1/namespaces/default/secrets?who=nobody",
+                               context=ctx, timeout=10)
+    assert info.value.code == 401
+    [ev] = find(cluster, "the 401", requestURI="/api/v1/namespaces/default/secrets?who=nobody")
+    assert ev["user"] == {} and ev["verb"] == "list"
+    assert ev["responseStatus"] == {"metadata": {}, "status": "Failure", "message": "Unauthorized",
+                                    "reason": "Unauthorized", "code": 401}

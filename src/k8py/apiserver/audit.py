@@ -40,7 +40,9 @@ import orjson
 from aiohttp import web
 
 from k8py.api.configfile import ConfigFileError, Located, load_located
+from k8py.apiserver import requestinfo
 from k8py.apiserver.options import BODY_KEY
+from k8py.apiserver.requestinfo import RequestInfo
 
 if TYPE_CHECKING:
     from k8py.apiserver.context import Ctx
@@ -539,11 +541,8 @@ class _Request:
 AUDIT_KEY = web.RequestKey("k8py.audit", _Request)
 
 
-def attributes(ctx: Ctx | None, request: web.Request) -> Attributes:
-    if ctx is None:
-        return Attributes(verb=request.method.lower(), path=request.path)
-    i = ctx.info
-    u = ctx.user
+def attributes(info: RequestInfo, user: Any) -> Attributes:
+    i, u = info, user
     return Attributes(user=u.name if u else "", groups=tuple(u.groups) if u else (), verb=i.verb,
                       is_resource=i.is_resource_request, group=i.group, resource=i.resource,
                       subresource=i.subresource, namespace=i.namespace, name=i.name, path=i.path)
@@ -569,27 +568,29 @@ class AuditLog:
 
     # -- stages ----------------------------------------------------------------------------------
     def _new(self, request: web.Request, ctx: Ctx | None, received: float, requester: Any = None) -> _Request:
-        decision = self.policy.decide(attributes(ctx, request))
+        # a request that never got its user (401, the public health paths) is judged by its path
+        # all the same, as kube's request info is made before authentication
+        info = ctx.info if ctx is not None else requestinfo.parse(request.path, request.method,
+                                                                  request.query)  # type: ignore[arg-type]
+        decision = self.policy.decide(attributes(info, ctx.user if ctx is not None else None))
         ev: dict[str, Any] = {"kind": "Event", "apiVersion": API_VERSION, "level": decision.level,
                               "auditID": request.headers.get("Audit-ID") or new_audit_id(), "stage": "",
                               "requestURI": request.path_qs}
+        ev["verb"] = info.verb
         if ctx is not None:
-            i = ctx.info
-            ev["verb"] = i.verb
             if requester is not None and ctx.user is not None and requester is not ctx.user:
                 ev["user"] = _user(requester)  # kube: the user who asked, and whom they act as
                 ev["impersonatedUser"] = _user(ctx.user)
             else:
                 ev["user"] = _user(ctx.user)
         else:
-            ev["verb"] = request.method.lower()
             ev["user"] = {}
         ev["sourceIPs"] = _source_ips(request)
         ua = request.headers.get("User-Agent")
         if ua:
             ev["userAgent"] = ua
-        if ctx is not None and ctx.info.is_resource_request:
-            i = ctx.info
+        if info.is_resource_request:
+            i = info
             ref: dict[str, Any] = {"resource": i.resource}
             if i.namespace:
                 ref["namespace"] = i.namespace
