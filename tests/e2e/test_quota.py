@@ -32,9 +32,12 @@ def used(cluster: Server, ns: str, name: str = "q") -> Any:
 def test_quota_of_two_pods_refuses_the_third_and_a_delete_frees_a_slot(cluster: Server) -> None:
     ns = "quota-pods"
     cluster.kubectl("create", "namespace", ns)
+    # the namespace's kube-root-ca.crt first, so that the quota's first measure counts it
+    wait(lambda: cluster.kubectl("get", "configmap", "kube-root-ca.crt", "-n", ns, check=False).returncode == 0, 30,
+         "the namespace's kube-root-ca.crt")
     cluster.kubectl("create", "quota", "q", "--hard=pods=2,count/configmaps=5", "-n", ns)
-    wait(lambda: (used(cluster, ns) or {}).get("pods") == "0", 30, "the quota controller to measure usage")
-    cms = int(used(cluster, ns)["count/configmaps"])
+    wait(lambda: used(cluster, ns) == {"pods": "0", "count/configmaps": "1"}, 30, "the quota controller to measure usage")
+    cms = 1
     cluster.kubectl("create", "configmap", "settings", "--from-literal=a=b", "-n", ns)
     assert int(used(cluster, ns)["count/configmaps"]) == cms + 1  # charged by admission
     for p in ("p1", "p2"):
@@ -133,3 +136,38 @@ def test_deployment_hitting_the_quota_gets_failed_create_events(cluster: Server)
     assert evs[0]["type"] == "Warning"
     pods = cluster.kjson("get", "pods", "-n", ns)["items"]
     assert len(pods) == 1
+
+
+def test_limited_priority_class_needs_a_covering_quota(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """kube-apiserver's ResourceQuotaConfiguration (as GKE sets it): pods of a critical priority
+    class only where a quota covers that class."""
+    if not KUBECTL:
+        pytest.skip("kubectl is not installed")
+    tmp = tmp_path_factory.mktemp("quota-limited")
+    conf = tmp / "admission.yaml"
+    conf.write_text(manifest({
+        "apiVersion": "apiserver.config.k8s.io/v1", "kind": "AdmissionConfiguration",
+        "plugins": [{"name": "ResourceQuota", "configuration": {
+            "apiVersion": "apiserver.config.k8s.io/v1", "kind": "ResourceQuotaConfiguration",
+            "limitedResources": [{"resource": "pods", "matchScopes": [
+                {"scopeName": "PriorityClass", "operator": "In", "values": ["system-cluster-critical"]}]}]}}]}))
+    s = start_server(tmp, "--admission-control-config-file", str(conf))
+    try:
+        s.kubectl("create", "namespace", "apps")
+        critical = ('{"spec":{"priorityClassName":"system-cluster-critical","containers":[{"name":"c",'
+                    '"image":"busybox:1.36"}]}}')
+        r = s.kubectl("run", "c", "--image=busybox:1.36", "--restart=Never", "-n", "apps", "--overrides", critical,
+                      check=False)
+        assert r.returncode == 1
+        assert r.stderr.strip().splitlines()[-1] == (
+            "Error from server: insufficient quota to match these scopes: [{PriorityClass In [system-cluster-critical]}]")
+        s.kubectl("run", "ordinary", "--image=busybox:1.36", "--restart=Never", "-n", "apps")
+        s.kubectl("apply", "-n", "apps", "-f", "-", input=manifest({
+            "apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "critical"},
+            "spec": {"hard": {"pods": "5"}, "scopeSelector": {"matchExpressions": [
+                {"scopeName": "PriorityClass", "operator": "In", "values": ["system-cluster-critical"]}]}}}))
+        wait(lambda: used(s, "apps", "critical") == {"pods": "0"}, 30, "the covering quota's status")
+        s.kubectl("run", "c", "--image=busybox:1.36", "--restart=Never", "-n", "apps", "--overrides", critical)
+        assert used(s, "apps", "critical") == {"pods": "1"}
+    finally:
+        s.stop()

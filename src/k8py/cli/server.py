@@ -414,7 +414,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument(
         "--admission-control-config-file", type=admission_config_file, metavar="FILE",
         help="an AdmissionConfiguration (apiserver.config.k8s.io/v1) configuring admission plugins, as "
-             "kube-apiserver's flag: PodSecurity's defaults and exemptions (PodSecurityConfiguration)",
+             "kube-apiserver's flag: PodSecurity's defaults and exemptions (PodSecurityConfiguration), "
+             "ResourceQuota's limited resources (ResourceQuotaConfiguration)",
     )
     add_service_account_flags(p)
     p.add_argument("--server", metavar="URL",
