@@ -123,6 +123,8 @@ async def test_token_request_bound_claims_and_status(api: TestClient) -> None:
     tr = await request_token(api)
     assert tr["kind"] == "TokenRequest" and tr["apiVersion"] == "authentication.k8s.io/v1"
     assert tr["spec"]["expirationSeconds"] == 3600 and tr["spec"]["audiences"] == [ISSUER]
+    assert tr["metadata"]["name"] == "robot" and tr["metadata"]["namespace"] == NS
+    assert tr["metadata"]["uid"] == sa["metadata"]["uid"] and tr["metadata"]["creationTimestamp"]
     c = claims_of(tr["status"]["token"])
     assert c["iss"] == ISSUER and c["aud"] == [ISSUER] and c["sub"] == "system:serviceaccount:default:robot"
     assert before <= c["iat"] == c["nbf"] and c["exp"] == c["iat"] + 3600 and c["jti"]
@@ -141,6 +143,12 @@ async def test_token_request_bad_input(api: TestClient) -> None:
     assert "may not specify a duration less than 10 minutes" in body["message"]
     body = await request_token(api, status=422, expirationSeconds=(1 << 32) + 1)
     assert "larger than 2^32 seconds" in body["message"]
+    r = await api.post(f"/api/v1/namespaces/{NS}/serviceaccounts/robot/token", headers=admin(api),
+                       json={"metadata": {"name": "other"}, "spec": {}})
+    assert r.status == 422
+    assert (await r.json())["message"] == ('TokenRequest.authentication.k8s.io "robot" is invalid: metadata.name: '
+                                           'Invalid value: "other": must match the service account name if '
+                                           'specified')
     body = await request_token(api, "ghost", status=404)
     assert body["message"] == 'serviceaccounts "ghost" not found'
     body = await request_token(api, status=404, boundObjectRef={"kind": "Pod", "apiVersion": "v1", "name": "nope"})
@@ -150,7 +158,8 @@ async def test_token_request_bad_input(api: TestClient) -> None:
     await make_sa(api, "other")
     await make_pod(api, "p1", sa="other")
     body = await request_token(api, status=400, boundObjectRef={"kind": "Pod", "apiVersion": "v1", "name": "p1"})
-    assert body["message"] == 'cannot bind token for serviceaccount "robot" to pod running with serviceaccount "other"'
+    assert body["message"] == ('cannot bind token for serviceaccount "robot" to pod running with different '
+                               'serviceaccount name.')
     body = await request_token(api, "other", status=409,
                                boundObjectRef={"kind": "Pod", "apiVersion": "v1", "name": "p1", "uid": "wrong"})
     assert body["reason"] == "Conflict" and "does not match the UID in record" in body["message"]
@@ -226,7 +235,11 @@ async def test_max_expiration_and_kubelet_extension(tmp_path: Any) -> None:
         c.admin = {"Authorization": "Bearer " + append_token(config.token_file, "root", "0",  # type: ignore[attr-defined]
                                                              ("system:masters",))}
         await make_sa(c)
-        tr = await request_token(c, expirationSeconds=86400)
+        r = await c.post(f"/api/v1/namespaces/{NS}/serviceaccounts/robot/token", headers=admin(c),
+                         json={"spec": {"expirationSeconds": 86400}})
+        assert r.status == 201
+        assert r.headers["Warning"] == '299 - "requested expiration of 86400 seconds shortened to 7200 seconds"'
+        tr = await r.json()
         assert tr["spec"]["expirationSeconds"] == 7200
         cl = claims_of(tr["status"]["token"])
         assert cl["exp"] - cl["iat"] == 7200

@@ -123,6 +123,9 @@ class ServiceAccountTokens:
     # -- TokenRequest ----------------------------------------------------------------------------
 
     async def token_request(self, api: ResourceAPI, ctx: Ctx, kind: KindInfo, ns: str, name: str) -> web.Response:
+        """kube's ``TokenREST.Create``, in its order: mutating admission, the account, the
+        request's defaults and validation, validating admission, the bound object, then the
+        maximum and the extension, and the token."""
         raw = await options.read_body(ctx.request)
         body = options.decode_plain(ctx, raw, options.field_validation(ctx) != "Ignore")
         dry = options.dry_run(ctx)
@@ -132,12 +135,28 @@ class ServiceAccountTokens:
                 (body.get("apiVersion") or TOKEN_REQUEST_VERSION) != TOKEN_REQUEST_VERSION:
             raise errors.bad_request(f"the kind in the data ({body.get('apiVersion')}, {body.get('kind')}) does not "
                                      f"match the expected kind ({TOKEN_REQUEST_VERSION}, TokenRequest)")
-        spec = body.get("spec") if isinstance(body.get("spec"), dict) else {}
-        assert isinstance(spec, dict)
-        exp = spec.get("expirationSeconds")
-        exp = satoken.DEFAULT_EXPIRATION_SECONDS if exp is None else exp
+        meta = body["metadata"] = dict(body["metadata"]) if isinstance(body.get("metadata"), dict) else {}
+        spec = body["spec"] = dict(body["spec"]) if isinstance(body.get("spec"), dict) else {}
+        if meta.get("name") and meta["name"] != name:
+            raise errors.invalid_error("TokenRequest", AUTHN_GROUP, name, [errors.invalid(
+                "metadata.name", meta["name"], "must match the service account name if specified")])
+        if meta.get("namespace") and meta["namespace"] != ns:
+            raise errors.invalid_error("TokenRequest", AUTHN_GROUP, name, [errors.invalid(
+                "metadata.namespace", meta["namespace"], "must match the service account namespace if specified")])
+        attrs = api.admission_attributes(ctx, "CREATE", kind, ns, name, dry, subresource="token")
+        await api.admission.mutate(attrs, body, None)
+        sa = await self._get("ServiceAccount", ns, name)
+        if sa is None:
+            raise errors.not_found_error("serviceaccounts", "", name)
+        if spec.get("expirationSeconds") is None:
+            spec["expirationSeconds"] = satoken.DEFAULT_EXPIRATION_SECONDS
+        exp = spec["expirationSeconds"]
         if not isinstance(exp, int) or isinstance(exp, bool):
             raise errors.bad_request(f"spec.expirationSeconds: expected an integer, got {exp!r}")
+        spec["audiences"] = [str(a) for a in spec.get("audiences") or ()] or list(self.api_audiences)
+        now = int(time.time())
+        meta.update(name=name, namespace=ns, uid=meta.get("uid") or _meta(sa).get("uid"),
+                    creationTimestamp=format_time(dt.datetime.fromtimestamp(now, dt.UTC)))
         field_errs = []
         if exp < satoken.MIN_EXPIRATION_SECONDS:
             field_errs.append(errors.invalid("spec.expirationSeconds", exp,
@@ -147,9 +166,7 @@ class ServiceAccountTokens:
                                              "may not specify a duration larger than 2^32 seconds"))
         if field_errs:
             raise errors.invalid_error("TokenRequest", AUTHN_GROUP, "", field_errs)
-        sa = await self._get("ServiceAccount", ns, name)
-        if sa is None:
-            raise errors.not_found_error("serviceaccounts", "", name)
+        await api.admission.validate(attrs, body, None)
         pod: Obj | None = None
         secret: Obj | None = None
         node: Obj | None = None
@@ -165,10 +182,9 @@ class ServiceAccountTokens:
                 pod = await self._get("Pod", ns, rname)
                 if pod is None:
                     raise errors.not_found_error("pods", "", rname)
-                pod_sa = (pod.get("spec") or {}).get("serviceAccountName") or ""
-                if name != pod_sa:
+                if name != (pod.get("spec") or {}).get("serviceAccountName"):
                     raise errors.bad_request(f'cannot bind token for serviceaccount "{name}" to pod running with '
-                                             f'serviceaccount "{pod_sa}"')
+                                             "different serviceaccount name.")
                 bound = pod
                 node_name = str((pod.get("spec") or {}).get("nodeName") or "")
                 if node_name:
@@ -185,33 +201,23 @@ class ServiceAccountTokens:
                 gvk = f"{group}/{av.rpartition('/')[2]}, Kind={rkind}" if group else f"/{av}, Kind={rkind}"
                 raise errors.bad_request(f"cannot bind token to object of type {gvk}")
             want_uid = str(ref.get("uid") or "")
-            have_uid = str(_meta(bound).get("uid") or "")
-            if want_uid and want_uid != have_uid:
+            if want_uid and want_uid != str(_meta(bound).get("uid") or ""):
                 raise errors.conflict(rkind, group, rname,
                                       f"the UID in the bound object reference ({want_uid}) does not match the UID in "
-                                      f"record ({have_uid}). The object might have been deleted and then recreated")
-        audiences = [str(a) for a in spec.get("audiences") or ()] or list(self.api_audiences)
-        attrs = api.admission_attributes(ctx, "CREATE", kind, ns, name, dry, subresource="token")
-        await api.admission.mutate(attrs, body, None)
-        await api.admission.validate(attrs, body, None)
+                                      "record. The object might have been deleted and then recreated")
         if self.max_expiration > 0 and exp > self.max_expiration:
-            exp = self.max_expiration
+            ctx.warnings.append(f"requested expiration of {exp} seconds shortened to {self.max_expiration} seconds")
+            exp = spec["expirationSeconds"] = self.max_expiration
         token_exp, warnafter = exp, 0
         if self.extend and pod is not None and exp == satoken.WARN_ONLY_EXPIRATION_SECONDS and \
-                set(audiences) <= set(self.api_audiences):
+                set(spec["audiences"]) <= set(self.api_audiences):
             token_exp = max(satoken.EXPIRATION_EXTENSION_SECONDS, self.max_expiration)
             warnafter = exp
-        now = int(time.time())
-        claims = satoken.bound_claims(issuer=self.issuer, audiences=audiences, now=now, expiration_seconds=token_exp,
-                                      sa=sa, jti=str(uuid.uuid4()), pod=pod, secret=secret, node=node,
-                                      node_name=node_name, warnafter=warnafter)
+        claims = satoken.bound_claims(issuer=self.issuer, audiences=spec["audiences"], now=now,
+                                      expiration_seconds=token_exp, sa=sa, jti=str(uuid.uuid4()), pod=pod,
+                                      secret=secret, node=node, node_name=node_name, warnafter=warnafter)
         token = satoken.sign(claims, await self.keyring())
-        out_spec: Obj = {"audiences": audiences, "expirationSeconds": exp,
-                         "boundObjectRef": ref or None}
-        out: Obj = {"kind": "TokenRequest", "apiVersion": TOKEN_REQUEST_VERSION,
-                    "metadata": {**_meta(body), "name": name, "namespace": ns,
-                                 "creationTimestamp": _meta(body).get("creationTimestamp")},
-                    "spec": out_spec,
+        out: Obj = {"kind": "TokenRequest", "apiVersion": TOKEN_REQUEST_VERSION, "metadata": meta, "spec": spec,
                     "status": {"token": token,
                                "expirationTimestamp": format_time(dt.datetime.fromtimestamp(now + exp, dt.UTC))}}
         return api.respond(ctx, out, 201)
