@@ -215,6 +215,8 @@ def share_cluster_ca(first: Any, second: Any) -> None:
     dst = Path(second.data_dir)
     dst.mkdir(parents=True, exist_ok=True)
     shutil.copytree(Path(first.data_dir) / "tls", dst / "tls", dirs_exist_ok=True)
+    if (Path(first.data_dir) / "cred").is_dir():  # the encryption-at-rest key: every server reads every Secret
+        shutil.copytree(Path(first.data_dir) / "cred", dst / "cred", dirs_exist_ok=True)
     token = Path(first.data_dir) / "token"
     if token.exists():
         shutil.copy2(token, dst / "token")
