@@ -190,7 +190,7 @@ async def test_pod_bound_token_follows_the_pod(api: TestClient) -> None:
     await make_pod(api, "web", node="n1")
     assert (await whoami(api, token))[0] == 401
     st = await review(api, token)
-    assert "authenticated" not in st and st["error"].startswith("pod UID (")
+    assert "authenticated" not in st and st["error"].startswith("[invalid bearer token, pod UID (")
 
 
 async def test_deleted_service_account_kills_its_tokens(api: TestClient) -> None:
@@ -200,7 +200,7 @@ async def test_deleted_service_account_kills_its_tokens(api: TestClient) -> None
     r = await api.delete(f"/api/v1/namespaces/{NS}/serviceaccounts/robot", headers=admin(api))
     assert r.status == 200
     assert (await whoami(api, token))[0] == 401
-    assert (await review(api, token))["error"] == 'serviceaccount "robot" not found'
+    assert (await review(api, token))["error"] == '[invalid bearer token, serviceaccount "robot" not found]'
 
 
 async def test_wrong_signature_expired_and_audiences(api: TestClient, config: ServerConfig) -> None:
@@ -211,18 +211,19 @@ async def test_wrong_signature_expired_and_audiences(api: TestClient, config: Se
     st = await review(api, token, ["vault"])
     assert st["authenticated"] is True and st["audiences"] == ["vault"]
     st = await review(api, token)
-    assert st["error"] == (f'token audiences ["vault"] is invalid for the target audiences ["{ISSUER}"]')
+    assert st["error"] == (f'[invalid bearer token, token audiences ["vault"] is invalid for the target audiences '
+                           f'["{ISSUER}"]]')
     # signed by a key the server does not know
     good = (await request_token(api))["status"]["token"]
     stranger = satoken.load_keyring(str(config.data_dir) + "/stranger.key")
     forged = satoken.sign(claims_of(good), stranger)
     assert (await whoami(api, forged))[0] == 401
-    assert (await review(api, forged))["error"] == "token signature is invalid"
+    assert (await review(api, forged))["error"] == "[invalid bearer token, token signature is invalid]"
     # expired (past the 60 s leeway), with the server's own key
     keys = satoken.load_keyring(config.service_account_key_path)
     old = {**claims_of(good), "exp": int(time.time()) - 120}
     assert (await whoami(api, satoken.sign(old, keys)))[0] == 401
-    assert (await review(api, satoken.sign(old, keys)))["error"] == "service account token has expired"
+    assert (await review(api, satoken.sign(old, keys)))["error"] == "[invalid bearer token, service account token has expired]"
     # a JWT from another issuer is not ours: just unauthorized
     assert (await whoami(api, satoken.sign({**claims_of(good), "iss": "https://elsewhere"}, keys)))[0] == 401
     assert (await whoami(api, good))[0] == 201
@@ -355,7 +356,7 @@ async def test_legacy_token_secret_authenticates(api: TestClient, config: Server
     token = satoken.sign(satoken.legacy_claims(sa, secret), keys)
     # not in the Secret yet (the tokens controller fills it): refused
     assert (await whoami(api, token))[0] == 401
-    assert (await review(api, token))["error"] == "token does not match server's copy"
+    assert (await review(api, token))["error"] == "[invalid bearer token, token does not match server's copy]"
     secret["data"] = {"token": base64.b64encode(token.encode()).decode()}
     r = await api.put(f"/api/v1/namespaces/{NS}/secrets/robot-token", json=secret, headers=admin(api))
     assert r.status == 200, await r.text()

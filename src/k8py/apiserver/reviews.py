@@ -139,7 +139,8 @@ async def token_review(body: Obj, authenticator: Any, sa_tokens: Any, namespace:
     else:
         status = {"user": {}}
         if error:
-            status["error"] = error
+            # as kube-apiserver's token authenticators aggregate their errors
+            status["error"] = f"[invalid bearer token, {error}]"
     out["status"] = status
     return out
 
