@@ -270,7 +270,8 @@ async def test_a_node_rotates_its_client_and_serving_certificates_through_csrs(p
     for s in (await plane.admin.list(("v1", "Secret"), "kube-system"))["items"]:
         if s.get("type") == "bootstrap.kubernetes.io/token":
             await plane.admin.delete(("v1", "Secret"), s["metadata"]["name"], "kube-system")
-    again = await bs.node_credentials(plane.url, "", "node-3", cert_dir, ["127.0.0.1"], ["node-3"], rotate=True)
+    again = await bs.node_credentials(plane.url, "", "node-3", cert_dir, ["127.0.0.1"], ["node-3"],
+                                    rotate=("client", "serving"))
     assert (again["cert"], again["key"], again["serving_cert"]) == (first["cert"], first["key"], first["serving_cert"])
     new_client, new_serving = _cert(str(again["cert"])), _cert(str(again["serving_cert"]))
     assert new_client.serial_number != old_client.serial_number
@@ -290,7 +291,10 @@ async def test_a_node_rotates_its_client_and_serving_certificates_through_csrs(p
     async with Client(ClientConfig(server=plane.url, ca_file=str(again["ca"]), cert_file=str(again["cert"]),
                                    key_file=str(again["key"])), component="node-3") as node:
         await node.list(("v1", "Node"))
-        third = await bs.node_credentials(plane.url, "", "node-3", cert_dir, ["127.0.0.1"], ["node-3"], rotate=True)
+        third = await bs.node_credentials(plane.url, "", "node-3", cert_dir, ["127.0.0.1"], ["node-3"],
+                                          rotate=("client",))
+        assert third["serving_cert"] == again["serving_cert"]
+        assert _cert(str(third["serving_cert"])).serial_number == new_serving.serial_number  # only the client one
         node.reload_client_certificate()
         await node.close()  # new connections only
         review = await node.create(("authentication.k8s.io/v1", "SelfSubjectReview"),

@@ -21,12 +21,12 @@ def test_rotation_deadline_is_70_to_90_percent_of_the_life() -> None:
 async def test_renews_at_the_deadline_retries_failures_and_reports(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(certmanager, "RETRY_FIRST", 0.05)
     now = time.time()
-    calls: list[float] = []
+    calls: list[list[str]] = []
     rotated: list[int] = []
-    results = [None, {"client": [now, now + 3600], "serving": [now, now + 7200]}]
+    results = [None, {"client": [now - 10, now + 3600], "serving": [now, now + 7200]}]
 
-    async def rotate() -> dict[str, list[float]] | None:
-        calls.append(time.time())
+    async def rotate(roles: list[str]) -> dict[str, list[float]] | None:
+        calls.append(roles)
         return results.pop(0)
 
     # the serving certificate lives 1 s and started 0.9 s ago: due at 0.7-0.9 of its life -> now
@@ -39,10 +39,12 @@ async def test_renews_at_the_deadline_retries_failures_and_reports(monkeypatch: 
     while not rotated:
         assert time.monotonic() < deadline, "no rotation within 5 s"
         await asyncio.sleep(0.01)
-    assert len(calls) == 2  # the first try failed, the retry succeeded
+    assert calls == [["serving"], ["serving"]]  # only the one due; the first try failed, the retry succeeded
     assert mgr.rotations == 1 and rotated == [1]
-    assert mgr.deadlines["client"] == pytest.approx(now + 3600 * 0.8)
-    assert 2800 < mgr.next_wait() <= 2880
+    assert mgr.deadlines["serving"] == pytest.approx(now + 7200 * 0.8)
+    # the client certificate keeps its own deadline (drawn when it was got)
+    assert mgr.deadlines["client"] == pytest.approx(now - 10 + 3610 * 0.8)
+    assert 2870 < mgr.next_wait() <= 2880
     stop.set()
     await asyncio.wait_for(task, 2)
     assert len(calls) == 2

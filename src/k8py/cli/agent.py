@@ -137,8 +137,8 @@ async def _main(args: argparse.Namespace, data_dir: str, name: str, stop: asynci
     log.info("joining %s as node %s", args.server, name)
     from k8py.kubelet.certmanager import CertificateManager
 
-    async def rotate() -> dict[str, Any] | None:
-        new = await asyncio.to_thread(_credentials, args.server, args.token, name, certs, ips, True)
+    async def rotate(roles: list[str]) -> dict[str, Any] | None:
+        new = await asyncio.to_thread(_credentials, args.server, args.token, name, certs, ips, roles)
         return None if new is None else dict(new["lifetimes"])
 
     # kubelet's certificate rotation: new client and serving certificates at 70-90 % of their life
@@ -153,12 +153,12 @@ async def _main(args: argparse.Namespace, data_dir: str, name: str, stop: asynci
 
 
 def _credentials(server: str, token: str, name: str, cert_dir: str, ips: tuple[str, ...],
-                 rotate: bool = False) -> dict[str, Any] | None:
+                 rotate: list[str] | None = None) -> dict[str, Any] | None:
     """The node's client and serving credentials (paths by role), from the TLS bootstrap run in a
     child process (:func:`_credentials_child`: the agent itself never loads ``cryptography``,
     which would cost it about 8 MB for good), or None after logging why they cannot be had."""
     req = {"server": server, "token": token, "node_name": name, "cert_dir": cert_dir, "ips": list(ips),
-           "hostnames": [name], "rotate": rotate}
+           "hostnames": [name], "rotate": rotate or []}
     p = subprocess.run([sys.executable, "-m", "k8py.cli.agent", "credentials"], input=json.dumps(req), text=True,
                        stdout=subprocess.PIPE, check=False)  # its log goes to our stderr
     if p.returncode != 0:
@@ -178,7 +178,7 @@ def _credentials_child() -> int:
     req = json.load(sys.stdin)
     try:
         out = asyncio.run(node_credentials(req["server"], req["token"], req["node_name"], req["cert_dir"],
-                                           req["ips"], req["hostnames"], rotate=bool(req.get("rotate"))))
+                                           req["ips"], req["hostnames"], rotate=req.get("rotate") or ()))
     except BootstrapError as e:
         log.error("%s", e)
         return 1

@@ -385,18 +385,20 @@ def _lifetime(path: str) -> list[float]:
 
 
 async def node_credentials(server_url: str, token: str, node_name: str, cert_dir: str, ips: Sequence[str],
-                           hostnames: Sequence[str], *, rotate: bool = False) -> dict[str, object]:
-    """The client credentials (:func:`bootstrap`, or with ``rotate`` :func:`renew_client_certificate`)
-    and then, with them, the serving certificate (:func:`serving_certificate`, new with ``rotate``):
-    the paths by role, and ``lifetimes``: each certificate's ``[notBefore, notAfter]`` (epoch
-    seconds), for the agent's certificate manager, which does not load ``cryptography``."""
-    if rotate:
+                           hostnames: Sequence[str], *, rotate: Sequence[str] = ()) -> dict[str, object]:
+    """The client credentials (:func:`bootstrap`, or :func:`renew_client_certificate` when
+    ``rotate`` has ``"client"``) and then, with them, the serving certificate
+    (:func:`serving_certificate`, a new one when ``rotate`` has ``"serving"``): the paths by role,
+    and ``lifetimes``: each certificate's ``[notBefore, notAfter]`` (epoch seconds), for the
+    agent's certificate manager, which does not load ``cryptography``."""
+    if "client" in rotate:
         cert, key, ca = await renew_client_certificate(server_url, node_name, cert_dir)
     else:
         cert, key, ca = await bootstrap(server_url, token, node_name, cert_dir)
     async with Client(ClientConfig(server=server_url, ca_file=ca, cert_file=cert, key_file=key),
                       component="kubelet") as client:
-        s_cert, s_key = await serving_certificate(client, node_name, ips, hostnames, cert_dir, renew=rotate)
+        s_cert, s_key = await serving_certificate(client, node_name, ips, hostnames, cert_dir,
+                                                  renew="serving" in rotate)
     return {"cert": cert, "key": key, "ca": ca, "serving_cert": s_cert, "serving_key": s_key,
             "lifetimes": {"client": _lifetime(cert), "serving": _lifetime(s_cert)}}
 

@@ -35,11 +35,11 @@ def rotation_deadline(not_before: float, not_after: float, r: float) -> float:
 
 
 class CertificateManager:
-    """Renews the certificates of ``lifetimes`` at their deadlines: ``rotate()`` makes new ones
-    and returns their lifetimes (or None when it failed); ``on_rotated()`` is called after each
-    success."""
+    """Renews the certificates of ``lifetimes`` at their deadlines, each on its own (kubelet has a
+    manager per certificate): ``rotate(roles)`` makes new ones for the roles due and returns the
+    lifetimes (or None when it failed); ``on_rotated()`` is called after each success."""
 
-    def __init__(self, lifetimes: Lifetimes, rotate: Callable[[], Awaitable[Lifetimes | None]],
+    def __init__(self, lifetimes: Lifetimes, rotate: Callable[[list[str]], Awaitable[Lifetimes | None]],
                  on_rotated: Callable[[], None], *, rand: Callable[[], float] = random.random,
                  clock: Callable[[], float] = time.time) -> None:
         self.rotate = rotate
@@ -50,13 +50,17 @@ class CertificateManager:
         self.rotations = 0
         self._set(lifetimes)
 
-    def _set(self, lifetimes: Lifetimes) -> None:
+    def _set(self, lifetimes: Lifetimes, roles: Sequence[str] | None = None) -> None:
         # the jitter is drawn once per certificate, as kubelet does when it gets one
-        self.deadlines = {role: rotation_deadline(float(nb), float(na), self.rand())
-                          for role, (nb, na) in lifetimes.items()}
-        for role, at in self.deadlines.items():
+        for role in lifetimes if roles is None else roles:
+            nb, na = lifetimes[role]
+            at = self.deadlines[role] = rotation_deadline(float(nb), float(na), self.rand())
             log.info("certificate manager: the %s certificate is renewed at %s", role,
                      time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(at)))
+
+    def due(self) -> list[str]:
+        now = self.clock()
+        return sorted(role for role, at in self.deadlines.items() if at <= now)
 
     def next_wait(self) -> float:
         return max(0.0, min(self.deadlines.values()) - self.clock()) if self.deadlines else float("inf")
@@ -66,8 +70,11 @@ class CertificateManager:
         while not stop.is_set():
             if await _stopped(stop, self.next_wait()):
                 return
+            roles = self.due()
+            if not roles:  # woken a little early (timer granularity)
+                continue
             try:
-                got = await self.rotate()
+                got = await self.rotate(roles)
             except Exception as e:  # noqa: BLE001 - keep the node running on its current certificates; retry
                 log.warning("certificate manager: renewal failed: %s", e)
                 got = None
@@ -78,7 +85,7 @@ class CertificateManager:
                 continue
             retry = RETRY_FIRST
             self.rotations += 1
-            self._set(got)
+            self._set(got, roles)
             self.on_rotated()
 
 
