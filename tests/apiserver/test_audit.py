@@ -297,3 +297,10 @@ async def test_audit_does_not_block_requests_when_the_disk_is_slow(tmp_path: Pat
     finally:
         await stop(cp, runner)
     assert len([e for e in events(log_path) if e["stage"] == "ResponseComplete"]) == 20
+
+
+def test_dash_writes_to_standard_output(capfd: pytest.CaptureFixture[str]) -> None:
+    w = RotatingWriter("-", max_bytes=10)  # no rotation on standard output
+    w.write(b'{"stage":"ResponseComplete"}\n' * 3)
+    w.close()
+    assert capfd.readouterr().out == '{"stage":"ResponseComplete"}\n' * 3

@@ -446,3 +446,47 @@ async def test_mirrors_see_plain_values_and_skip_unreadable_ones(tmp_path: Path)
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await inner.close()
+
+
+async def test_a_watch_meeting_an_unreadable_object_ends_with_kubes_error(tmp_path: Path) -> None:
+    """kube's watcher sends the decryption failure as an ERROR event and ends; the client lists
+    again, and the list reports the object on its own."""
+    import aiohttp
+    from aiohttp import web
+
+    from k8py.apiserver import server as srv
+
+    store = MemoryStore(progress_interval=0.2)
+    await store.start()
+    cfg = load_config(write(tmp_path, config_doc(aescbc(("k", K32)), {"identity": {}})))
+    cp = srv.build(ServerConfig(data_dir=str(tmp_path)), store, encryption=cfg)
+    await cp.bootstrap()
+    cp.http.ready = True
+    runner = web.AppRunner(cp.http.build(), handler_cancellation=True, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+    try:
+        async with aiohttp.ClientSession(url) as s:
+            secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "ok"}, "data": {"a": "Yg=="}}
+            async with s.post("/api/v1/namespaces/default/secrets", json=secret) as r:
+                assert r.status == 201
+                rv = (await r.json())["metadata"]["resourceVersion"]
+            async with s.get(f"/api/v1/namespaces/default/secrets?watch=1&resourceVersion={rv}"
+                             "&timeoutSeconds=10") as r:
+                # written by a server with a key this one does not have
+                other = KeyTransformer("aescbc", "elsewhere", b"e" * 32)
+                await store.create("/registry/core/secrets/default/bad", other.seal(PLAIN, b""))
+                lines = [json.loads(line) async for line in r.content if line.strip()]
+            assert [ev["type"] for ev in lines] == ["ERROR"]
+            status = lines[0]["object"]
+            assert status["code"] == 500 and status["reason"] == "InternalError"
+            assert "Key: /registry/core/secrets/default/bad" in status["message"]
+            async with s.get("/api/v1/namespaces/default/secrets") as r:
+                assert r.status == 200
+                assert [i["metadata"]["name"] for i in (await r.json())["items"]] == ["ok"]
+                assert 'secrets \\"bad\\" in namespace \\"default\\" is left out' in r.headers["Warning"]
+    finally:
+        await runner.cleanup()
+        await store.close()
