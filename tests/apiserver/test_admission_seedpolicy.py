@@ -366,3 +366,14 @@ async def test_a_replicaset_made_before_the_namespace_enforced_gets_failed_creat
                 t.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await t
+
+
+def test_warning_text_keeps_printable_warnings_and_cleans_the_rest() -> None:
+    from k8py.apiserver.rest import MAX_WARNING_LEN, warning_text
+
+    w = 'spec.containers[0] (c): image "nginx" has no tag \\ é'
+    assert warning_text(w) == 'spec.containers[0] (c): image \\"nginx\\" has no tag \\\\ é'
+    assert warning_text("a\x01b\nc\td") == "a b c d"
+    long = "é" * MAX_WARNING_LEN  # two bytes each: cut at 4 KiB of UTF-8, on a character boundary
+    assert len(warning_text(long).encode()) == MAX_WARNING_LEN and warning_text(long) == "é" * (MAX_WARNING_LEN // 2)
+    assert warning_text("x" * MAX_WARNING_LEN) == "x" * MAX_WARNING_LEN
