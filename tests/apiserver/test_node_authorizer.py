@@ -555,3 +555,34 @@ async def test_mirror_pods_of_its_own(tmp_path: Any) -> None:
             "node")
     finally:
         await store.close()
+
+
+async def test_reconcile_on_start_removes_the_legacy_subject(tmp_path: Any) -> None:
+    """A data directory from before the Node authorizer has system:nodes bound to system:node:
+    the start's reconcile takes that subject away and keeps what a user added."""
+    from k8py.apiserver.rbac.bootstrap import reconcile
+
+    store = MemoryStore()
+    await store.start()
+    try:
+        cp = srv.build(ServerConfig(data_dir=str(tmp_path)), store)
+        await cp.bootstrap()
+        kind = cp.registry.by_resource("rbac.authorization.k8s.io", "v1", "clusterrolebindings")
+        assert kind is not None
+        legacy = next(b for b in cluster_role_bindings() if b["metadata"]["name"] == "system:node")
+        legacy = {**copy.deepcopy(legacy), "subjects": [
+            {"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": "system:nodes"},
+            {"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "system:node:pinned"}]}
+        await cp.objects.create(kind, legacy)
+        await reconcile(cp.api, cp.objects, cp.registry)
+        got = await cp.objects.get(kind, None, "system:node")
+        assert got["subjects"] == [{"kind": "User", "apiGroup": "rbac.authorization.k8s.io",
+                                    "name": "system:node:pinned"}]
+        net = await cp.objects.get(kind, None, "k8py:node-network")
+        assert net["subjects"] == [{"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": "system:nodes"}]
+        rv = got["metadata"]["resourceVersion"]
+        await reconcile(cp.api, cp.objects, cp.registry)
+        assert (await cp.objects.get(kind, None, "system:node"))["metadata"]["resourceVersion"] == rv, \
+            "nothing to do the second time"
+    finally:
+        await store.close()
