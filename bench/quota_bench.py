@@ -63,13 +63,19 @@ async def main_async(n_pods: int, rounds: int) -> dict[str, Any]:
     await cp.objects.create(rq_kind, {"apiVersion": "v1", "kind": "ResourceQuota",
                                       "metadata": {"name": "q", "namespace": "quota"}, "spec": {"hard": hard},
                                       "status": {"hard": hard, "used": dict.fromkeys(hard, "0")}})
-    await asyncio.sleep(0.2)  # the plugins' watches see the two objects
+    # the plugins' store watches bring the two objects
+    lr_plugin, rq_plugin = cp.api.admission.plugin("LimitRanger"), cp.api.admission.plugin("ResourceQuota")
+    deadline = time.monotonic() + 10
+    while "limitrange" not in getattr(lr_plugin, "_by_ns", {}) or "quota" not in getattr(rq_plugin, "_quotas_by_ns", {}):
+        if time.monotonic() > deadline:
+            raise SystemExit("the admission plugins' watches did not bring the LimitRange and the quota in 10 s")
+        await asyncio.sleep(0.01)
     chain = cp.api.admission.plugins
     without = [p for p in chain if p.name not in PLUGINS]
     per_create: dict[str, list[float]] = {"plain": [], "limitrange": [], "quota": [], "plain, without the plugins": []}
     seq = 0
     for _ in range(rounds):
-        for variant in per_create:
+        for variant, times in per_create.items():
             ns = variant.split(",")[0]
             cp.api.admission.plugins = without if "without" in variant else chain
             t = time.process_time()
@@ -77,7 +83,7 @@ async def main_async(n_pods: int, rounds: int) -> dict[str, Any]:
                 seq += 1
                 await cp.api.create_object(None, pod_kind, ns, bench_pod(f"p-{seq}", ns), False,  # type: ignore[arg-type]
                                            "bench")
-            per_create[variant].append((time.process_time() - t) / n_pods * 1e6)
+            times.append((time.process_time() - t) / n_pods * 1e6)
     cp.api.admission.plugins = chain
     rq = await cp.objects.get(rq_kind, "quota", "q")
     # every create was charged ("5k" for 5000: quantities print canonically, as kube's)
