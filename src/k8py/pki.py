@@ -245,7 +245,7 @@ def serving_sans(config: ServerConfig) -> tuple[tuple[str, ...], tuple[_IPAddres
             dns.append(host)
     ips: list[_IPAddress] = [ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1")]
     # The first address of the service network is the ClusterIP of the `kubernetes` Service.
-    first = next(ipaddress.ip_network(config.service_cidr, strict=False).hosts())
+    first = next(ipaddress.ip_network(config.service_cidr.split(",")[0], strict=False).hosts())
     ips.append(ipaddress.ip_address(str(first)))
     if config.bind_address:
         bind = ipaddress.ip_address(config.bind_address)

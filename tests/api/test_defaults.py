@@ -156,7 +156,6 @@ def test_service_defaults():
         "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"},
                   {"name": "https", "port": 443, "targetPort": 8443, "protocol": "TCP"}],
         "type": "ClusterIP", "sessionAffinity": "None", "internalTrafficPolicy": "Cluster",
-        "ipFamilyPolicy": "SingleStack", "ipFamilies": ["IPv4"],
     }
     lb = defaulted({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "lb"}, "spec": {
         "type": "LoadBalancer", "clusterIP": "10.96.0.9", "sessionAffinity": "ClientIP", "ports": [{"port": 80}]}})

@@ -259,3 +259,99 @@ async def test_what_a_request_left_is_released_by_the_next_allocation(tmp_path: 
     finally:
         await c.close()
         await store.close()
+
+
+# -- dual-stack (kube's initIPFamilyFields) -------------------------------------------------------
+
+DUAL = "10.96.0.0/24,fd00:96::/112"
+
+
+async def _create(c: TestClient, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    r = await c.post("/api/v1/namespaces/default/services", data=orjson.dumps(body),
+                     headers={"Content-Type": "application/json"})
+    return r.status, orjson.loads(await r.read())
+
+
+def _spec(**kw: Any) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": kw.pop("name")},
+            "spec": {"selector": {"app": "x"}, "ports": [{"port": 80}], **kw}}
+
+
+async def test_dual_stack_policies_and_families(tmp_path: Path) -> None:
+    c = await _client(MemoryStore(), tmp_path, DUAL)
+    try:
+        code, s = await _create(c, _spec(name="single"))
+        assert code == 201 and s["spec"]["ipFamilyPolicy"] == "SingleStack" and s["spec"]["ipFamilies"] == ["IPv4"]
+        assert len(s["spec"]["clusterIPs"]) == 1 and s["spec"]["clusterIP"].startswith("10.96.0.")
+        code, s = await _create(c, _spec(name="prefer", ipFamilyPolicy="PreferDualStack"))
+        assert code == 201 and s["spec"]["ipFamilies"] == ["IPv4", "IPv6"]
+        v4, v6 = s["spec"]["clusterIPs"]
+        assert v4.startswith("10.96.0.") and v6.startswith("fd00:96::") and s["spec"]["clusterIP"] == v4
+        code, s = await _create(c, _spec(name="v6first", ipFamilyPolicy="RequireDualStack",
+                                         ipFamilies=["IPv6", "IPv4"]))
+        assert code == 201 and [":" in ip for ip in s["spec"]["clusterIPs"]] == [True, False]
+        code, s = await _create(c, _spec(name="v6only", ipFamilies=["IPv6"]))
+        assert code == 201 and s["spec"]["clusterIP"].startswith("fd00:96::")
+        # two addresses asked for: RequireDualStack is inferred... only when no policy says otherwise
+        code, s = await _create(c, _spec(name="two", clusterIP="10.96.0.77", clusterIPs=["10.96.0.77", "fd00:96::77"],
+                                         ipFamilyPolicy="RequireDualStack"))
+        assert code == 201 and s["spec"]["clusterIPs"] == ["10.96.0.77", "fd00:96::77"]
+        code, s = await _create(c, _spec(name="bad", clusterIP="10.96.0.78", clusterIPs=["10.96.0.78", "fd00:96::78"],
+                                         ipFamilyPolicy="SingleStack"))
+        assert code == 422
+        assert s["details"]["causes"][0] == {
+            "reason": "FieldValueInvalid", "field": "spec.ipFamilyPolicy",
+            "message": "Invalid value: \"SingleStack\": must be 'RequireDualStack' or 'PreferDualStack' when "
+                       "multiple cluster IPs are specified"}
+        # an address of the other family taken is refused as kube refuses it
+        code, s = await _create(c, _spec(name="taken", clusterIP="10.96.0.79", clusterIPs=["10.96.0.79", "fd00:96::77"],
+                                         ipFamilyPolicy="RequireDualStack"))
+        assert code == 422 and "provided IP is already allocated" in s["message"]
+    finally:
+        await c.close()
+
+
+async def test_single_stack_cluster_refuses_what_it_cannot_give(tmp_path: Path) -> None:
+    c = await _client(MemoryStore(), tmp_path, "10.96.0.0/24")
+    try:
+        code, s = await _create(c, _spec(name="req", ipFamilyPolicy="RequireDualStack"))
+        assert code == 422
+        assert s["details"]["causes"][0]["message"] == (
+            'Invalid value: "RequireDualStack": this cluster is not configured for dual-stack services')
+        code, s = await _create(c, _spec(name="v6", ipFamilies=["IPv6"]))
+        assert code == 422 and s["details"]["causes"][0]["field"] == "spec.ipFamilies[0]"
+        assert s["details"]["causes"][0]["message"] == 'Invalid value: "IPv6": not configured on this cluster'
+        # PreferDualStack on a single-stack cluster is single-stack
+        code, s = await _create(c, _spec(name="prefer", ipFamilyPolicy="PreferDualStack"))
+        assert code == 201 and s["spec"]["ipFamilies"] == ["IPv4"] and len(s["spec"]["clusterIPs"]) == 1
+        # headless without a selector defaults to RequireDualStack and keeps one family here
+        body = _spec(name="hl", clusterIP="None")
+        del body["spec"]["selector"]
+        code, s = await _create(c, body)
+        assert code == 201 and s["spec"]["ipFamilyPolicy"] == "RequireDualStack"
+        assert s["spec"]["ipFamilies"] == ["IPv4", "IPv6"] and s["spec"]["clusterIPs"] == ["None"]
+    finally:
+        await c.close()
+
+
+async def test_upgrade_to_dual_stack_and_back(tmp_path: Path) -> None:
+    c = await _client(MemoryStore(), tmp_path, DUAL)
+    try:
+        code, s = await _create(c, _spec(name="up"))
+        assert code == 201
+        v4 = s["spec"]["clusterIP"]
+        patch = {"spec": {"ipFamilyPolicy": "PreferDualStack"}}
+        r = await c.patch("/api/v1/namespaces/default/services/up", data=orjson.dumps(patch),
+                          headers={"Content-Type": "application/merge-patch+json"})
+        s = orjson.loads(await r.read())
+        assert r.status == 200, s
+        assert s["spec"]["clusterIPs"][0] == v4 and len(s["spec"]["clusterIPs"]) == 2
+        assert s["spec"]["ipFamilies"] == ["IPv4", "IPv6"]
+        patch = {"spec": {"ipFamilyPolicy": "SingleStack"}}
+        r = await c.patch("/api/v1/namespaces/default/services/up", data=orjson.dumps(patch),
+                          headers={"Content-Type": "application/merge-patch+json"})
+        s = orjson.loads(await r.read())
+        assert r.status == 200, s
+        assert s["spec"]["clusterIPs"] == [v4] and s["spec"]["ipFamilies"] == ["IPv4"]
+    finally:
+        await c.close()

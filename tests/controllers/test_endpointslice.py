@@ -204,7 +204,7 @@ async def test_slices_follow_pods() -> None:
 
 
 async def test_dual_stack_slices() -> None:
-    async with InProcessCluster(controllers=["endpointslice"]) as c:
+    async with InProcessCluster(controllers=["endpointslice"], service_cidr="10.43.0.0/16,fd00:43::/112") as c:
         await c.client.create(NODE, {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "manual"}})
         await c.client.create(SVC, {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "db"},
                                     "spec": {"clusterIP": "None", "ipFamilyPolicy": "RequireDualStack",

@@ -25,7 +25,8 @@ DNS_LISTEN = "10.42.0.1:53"  # the first node's pod bridge gateway (its pod CIDR
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with real_cluster(tmp_path_factory.mktemp("svcnet"), NODE, "--cluster-dns-listen", DNS_LISTEN) as s:
+    with real_cluster(tmp_path_factory.mktemp("svcnet"), NODE, "--cluster-dns-listen", DNS_LISTEN,
+                      "--cluster-cidr", "10.42.0.0/16,fd42::/56", "--service-cidr", "10.43.0.0/16,fd43::/112") as s:
         yield s
     assert "k8py-proxy" not in _nft_tables(), "the proxy's table is left after killall"
 
@@ -44,6 +45,26 @@ def proxied(ip: str, port: int) -> bool:
     out = subprocess.run(["nft", "list", "table", "inet", "k8py-proxy"], capture_output=True, text=True,
                          check=False).stdout
     return f"{ip} . tcp . {port}" in out or f"{ip} . udp . {port}" in out
+
+
+def test_dual_stack_service_answers_on_both_families(cluster: Server, ns: str) -> None:
+    deploy, svc, client = web(ns)
+    svc["spec"]["ipFamilyPolicy"] = "PreferDualStack"
+    cluster.kubectl("apply", "-f", "-", input=manifest(deploy, svc, client))
+    pods = wait(lambda: ready_pods(cluster, ns, 2), 90, "two ready web pods")
+    wait(lambda: cluster.kjson("get", "pod", "client", "-n", ns)["status"].get("phase") == "Running", 60,
+         "the client pod")
+    spec = cluster.kjson("get", "service", "web", "-n", ns)["spec"]
+    assert spec["ipFamilies"] == ["IPv4", "IPv6"]
+    v4, v6 = spec["clusterIPs"]
+    assert v6.startswith("fd43::")
+    wait(lambda: proxied(v4, 80) and proxied(v6, 80), 10, "the proxy's rules for both addresses")
+    assert spread(cluster, ns, v6, 80, set(pods)) == set(pods)
+    assert spread(cluster, ns, v4, 80, set(pods)) == set(pods)
+    # the cluster DNS answers AAAA with the IPv6 ClusterIP
+    lookup = cluster.kubectl("exec", "-n", ns, "client", "--", "nslookup", "-type=AAAA",
+                             f"web.{ns}.svc.cluster.local").stdout
+    assert f"Address: {v6}" in lookup
 
 
 def web(ns: str, replicas: int = 2) -> list[dict[str, Any]]:

@@ -28,7 +28,8 @@ from .fakenode import FakeNode
 
 class InProcessCluster:
     def __init__(self, *, controllers: Iterable[str] | None = (), progress_interval: float = 0.2,
-                 manager_options: dict[str, Any] | None = None) -> None:
+                 manager_options: dict[str, Any] | None = None, service_cidr: str = "") -> None:
+        self.service_cidr = service_cidr  # "" -> ServerConfig's default
         self.controller_names = list(controllers) if controllers is not None else None
         self.store = MemoryStore(progress_interval=progress_interval)
         self.manager_options = manager_options or {}
@@ -39,7 +40,8 @@ class InProcessCluster:
 
     async def __aenter__(self) -> Self:
         await self.store.start()
-        self.cp = srv.build(ServerConfig(), self.store)
+        self.cp = srv.build(ServerConfig(service_cidr=self.service_cidr) if self.service_cidr else ServerConfig(),
+                            self.store)
         await self.cp.bootstrap()
         self.cp.http.ready = True
         self.runner = web.AppRunner(self.cp.http.build(), handler_cancellation=True, access_log=None)

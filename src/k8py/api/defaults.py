@@ -312,19 +312,14 @@ def _service(obj: Obj, version: str) -> None:
                 ing["ipMode"] = "VIP"
     if t == "ExternalName":
         return
-    # What the service REST storage fills before validation on a single-stack
-    # IPv4 cluster: clusterIP <-> clusterIPs in step, one family, SingleStack.
+    # clusterIP <-> clusterIPs in step (kube's normalizeClusterIPs); the families and the policy
+    # are the Service REST storage's, which knows the cluster's ranges (the Service strategy).
     cip = spec.get("clusterIP")
     cips = spec.get("clusterIPs")
     if cip and not cips:
         spec["clusterIPs"] = [cip]
     elif cips and not cip and isinstance(cips, list) and cips and isinstance(cips[0], str):
         spec["clusterIP"] = cips[0]
-    if spec.get("ipFamilyPolicy") is None:
-        spec["ipFamilyPolicy"] = "SingleStack"
-    if not spec.get("ipFamilies"):
-        first = spec.get("clusterIP")
-        spec["ipFamilies"] = ["IPv6" if isinstance(first, str) and ":" in first else "IPv4"]
 
 
 def _namespace(obj: Obj, version: str) -> None:

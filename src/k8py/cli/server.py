@@ -379,9 +379,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="this node's address(es) (IPv4 and/or IPv6; default: the addresses of the default routes)",
     )
     p.add_argument(
-        "--service-cidr", type=cidr, default=DEFAULT_SERVICE_CIDR, metavar="CIDR",
-        help=f"service ClusterIP network (default: {DEFAULT_SERVICE_CIDR}); its first address is the "
-        "`kubernetes` Service",
+        "--service-cidr", type=cidr_pair, default=DEFAULT_SERVICE_CIDR, metavar="CIDR[,CIDR]",
+        help=f"service ClusterIP network (default: {DEFAULT_SERVICE_CIDR}), or an IPv4 and an IPv6 one for "
+        "dual-stack Services (ipFamilyPolicy PreferDualStack / RequireDualStack; the first is the default "
+        "family); the first address of the first is the `kubernetes` Service",
     )
     p.add_argument("--cluster-domain", type=dns_domain, default="cluster.local", metavar="DOMAIN",
                    help="the cluster's DNS domain (default: cluster.local)")
@@ -431,14 +432,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def build_config(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None) -> ServerConfig:
     """Resolve every default once, into the one config object the server runs with."""
-    service = ipaddress.ip_network(args.service_cidr)
-    for part in args.cluster_cidr.split(","):
-        cluster = ipaddress.ip_network(part)
-        if cluster.version == service.version and cluster.overlaps(service):  # type: ignore[arg-type]
-            msg = f"--cluster-cidr {cluster} and --service-cidr {service} overlap; pick two separate networks"
-            if parser is not None:
-                parser.error(msg)
-            raise ValueError(msg)
+    for spart in args.service_cidr.split(","):
+        service = ipaddress.ip_network(spart)
+        for part in args.cluster_cidr.split(","):
+            cluster = ipaddress.ip_network(part)
+            if cluster.version == service.version and cluster.overlaps(service):  # type: ignore[arg-type]
+                msg = f"--cluster-cidr {cluster} and --service-cidr {service} overlap; pick two separate networks"
+                if parser is not None:
+                    parser.error(msg)
+                raise ValueError(msg)
     default_node = socket.gethostname().lower()
     try:
         default_node = node_name(default_node)

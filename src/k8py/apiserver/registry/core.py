@@ -472,6 +472,14 @@ class ServiceStrategy(Strategy):
     async def begin_write(self, kind: KindInfo, obj: Obj, old: Obj | None, dry: bool) -> None:
         if self.allocation is not None:
             await self.allocation.allocate(obj, old, dry)
+            return
+        # no ranges (pure tests of create/update semantics): what a single-stack IPv4 cluster fills
+        spec = obj.setdefault("spec", {})
+        if spec.get("type") != "ExternalName":
+            spec.setdefault("ipFamilyPolicy", (old or {}).get("spec", {}).get("ipFamilyPolicy") or "SingleStack")
+            if not spec.get("ipFamilies"):
+                first = spec.get("clusterIP")
+                spec["ipFamilies"] = ["IPv6" if isinstance(first, str) and ":" in first else "IPv4"]
 
     async def after_delete(self, kind: KindInfo, obj: Obj) -> None:
         if self.allocation is not None:

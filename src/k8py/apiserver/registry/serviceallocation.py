@@ -63,6 +63,10 @@ REPAIR_INTERVAL_SECONDS = 600.0
 T = TypeVar("T", str, int)
 
 
+def _family(version: int) -> str:
+    return "IPv6" if version == 6 else "IPv4"
+
+
 def ip_key(ip: str) -> str:
     return IP_PREFIX + ip
 
@@ -321,8 +325,14 @@ class ServiceAllocation:
     """What a Service holds: its ClusterIP from the service CIDR and its NodePorts."""
 
     def __init__(self, objects: Objects, svc_kind: KindInfo, service_cidr: str) -> None:
+        """``service_cidr``: one range, or an IPv4 and an IPv6 one separated by a comma (a
+        dual-stack cluster; the first is the default family, as kube's
+        ``--service-cluster-ip-range``)."""
         self.objects = objects
-        self.service_net = ipaddress.ip_network(service_cidr, strict=False)
+        nets = [ipaddress.ip_network(c.strip(), strict=False) for c in service_cidr.split(",") if c.strip()]
+        self.nets: dict[str, ipaddress.IPv4Network | ipaddress.IPv6Network] = {_family(n.version): n for n in nets}
+        self.service_net = nets[0]
+        self.default_family = _family(nets[0].version)
         self.allocator = ServiceAllocator(objects, svc_kind)
 
     async def release(self, svc: Obj) -> None:
@@ -348,38 +358,7 @@ class ServiceAllocation:
     async def _allocate(self, svc: Obj, spec: Obj, stype: str, owner: Owner, old: Obj | None, old_spec: Obj,
                         dry: bool) -> None:
         if stype != "ExternalName":
-            # kube's patchAllocatedValues: an update that leaves clusterIP(s) out keeps the old ones.
-            want = spec.get("clusterIP") or old_spec.get("clusterIP")
-            had = old_spec.get("clusterIP") if old is not None and old_spec.get("type") != "ExternalName" else None
-            cips = spec.get("clusterIPs")
-            if want:
-                spec["clusterIP"] = want
-                if not cips or (had and want != had and cips == old_spec.get("clusterIPs")):
-                    # kube's normalizeClusterIPs: clusterIPs left out, or left as they were while
-                    # clusterIP changed, follow clusterIP. (Changing an assigned address is then
-                    # refused by validation: "may not change once set".)
-                    spec["clusterIPs"] = [want]
-                # kube's initIPFamilyFields: the clusterIP fields are checked before anything is
-                # allocated, and only they are reported if they are wrong.
-                if errs := validate_cluster_ips(spec):
-                    raise errors.invalid_error("Service", "", owner.name, errs)
-            if not want:
-                ip = await self._pick_ip(owner, dry)
-                spec["clusterIP"] = ip
-                spec["clusterIPs"] = [ip]
-            elif want == "None" or (had and want != had):
-                # Headless; or a change of an assigned address, which validation refuses: nothing
-                # is allocated, so the answer does not depend on whether the address is free.
-                pass
-            else:
-                if want != had:
-                    # A new Service, or one that had no address (it was ExternalName): the address
-                    # asked for must be in range and free.
-                    await self._check_ip(want, owner, claim=not dry)
-                spec["clusterIPs"] = [want]
-            fam = "IPv6" if spec["clusterIP"] not in ("None",) and ":" in spec["clusterIP"] else "IPv4"
-            spec.setdefault("ipFamilies", [fam])
-            spec.setdefault("ipFamilyPolicy", "SingleStack")
+            await self._allocate_ips(spec, owner, old, old_spec, dry)
         if stype in ("NodePort", "LoadBalancer"):
             old_ports = {(p.get("name"), p.get("port")): p.get("nodePort") for p in old_spec.get("ports") or []}
             held = {int(p["nodePort"]) for p in old_spec.get("ports") or [] if p.get("nodePort")}
@@ -402,6 +381,103 @@ class ServiceAllocation:
             for p in spec.get("ports") or []:
                 p.pop("nodePort", None) if not p.get("nodePort") else None
 
+    async def _allocate_ips(self, spec: Obj, owner: Owner, old: Obj | None, old_spec: Obj, dry: bool) -> None:
+        """kube's patchAllocatedValues, initIPFamilyFields and allocClusterIPs: a ClusterIP of each
+        of the Service's families, the ones asked for if they are in range and free."""
+        had_ips = [] if old is None or old_spec.get("type") == "ExternalName" else list(old_spec.get("clusterIPs") or (
+            [old_spec["clusterIP"]] if old_spec.get("clusterIP") else []))
+        had = had_ips[0] if had_ips else None
+        want = spec.get("clusterIP") or old_spec.get("clusterIP")
+        cips = spec.get("clusterIPs")
+        if want:
+            spec["clusterIP"] = want
+            if not cips or (had and want != had and cips == old_spec.get("clusterIPs")):
+                # kube's normalizeClusterIPs: clusterIPs left out, or left as they were while
+                # clusterIP changed, follow clusterIP; an update that leaves them out keeps the
+                # old ones (changing an assigned address is refused by validation).
+                spec["clusterIPs"] = had_ips if had_ips and want == had else [want]
+        elif cips:
+            spec["clusterIP"] = cips[0]
+        if old is not None and had_ips and not spec.get("ipFamilies") and old_spec.get("ipFamilies") and \
+                spec.get("clusterIPs") == had_ips:
+            spec["ipFamilies"] = list(old_spec["ipFamilies"])
+        self._init_ip_families(spec, owner, old_spec if old is not None else None)
+        ips = list(spec.get("clusterIPs") or [])
+        if ips and ips[0] == "None":
+            return  # headless: no address
+        if had and ips and ips[0] != had:
+            return  # a change of an assigned address: validation refuses it, nothing is allocated
+        fams = spec["ipFamilies"]
+        ips += [""] * (len(fams) - len(ips))
+        for i, fam in enumerate(fams):
+            if not ips[i]:
+                ips[i] = await self._pick_ip(owner, dry, fam)
+            elif ips[i] not in had_ips:
+                await self._check_ip(ips[i], owner, claim=not dry)
+        spec["clusterIPs"] = ips[: len(fams)]
+        spec["clusterIP"] = ips[0]
+
+    def _init_ip_families(self, spec: Obj, owner: Owner, old_spec: Obj | None) -> None:
+        """kube's initIPFamilyFields: the policy defaulted, the families inferred from the
+        addresses and the cluster's ranges, and what this cluster cannot give refused."""
+        headless_selectorless = spec.get("clusterIP") == "None" and not spec.get("selector")
+        if spec.get("ipFamilyPolicy") is None:
+            if old_spec is not None and old_spec.get("ipFamilyPolicy") is not None:
+                spec["ipFamilyPolicy"] = old_spec["ipFamilyPolicy"]
+            elif headless_selectorless:
+                spec["ipFamilyPolicy"] = "RequireDualStack"
+            else:
+                spec["ipFamilyPolicy"] = "SingleStack"
+        if errs := validate_cluster_ips(spec):
+            raise errors.invalid_error("Service", "", owner.name, errs)
+        policy = spec["ipFamilyPolicy"]
+        cips = list(spec.get("clusterIPs") or [])
+        fams = list(spec.get("ipFamilies") or [])
+        errs = []
+        if old_spec is not None and policy == "SingleStack":
+            # setting the policy to single-stack is clear intent: the secondary goes
+            if cips == list(old_spec.get("clusterIPs") or []) and len(cips) > 1:
+                cips = spec["clusterIPs"] = cips[:1]
+            if fams == list(old_spec.get("ipFamilies") or []) and len(fams) > 1:
+                fams = spec["ipFamilies"] = fams[:1]
+        if policy == "SingleStack":
+            if len(cips) == 2:
+                errs.append(errors.invalid("spec.ipFamilyPolicy", policy, "must be 'RequireDualStack' or "
+                                           "'PreferDualStack' when multiple cluster IPs are specified"))
+            if len(fams) == 2:
+                errs.append(errors.invalid("spec.ipFamilyPolicy", policy, "must be 'RequireDualStack' or "
+                                           "'PreferDualStack' when multiple IP families are specified"))
+        for i, ip in enumerate(cips):
+            if ip == "None":
+                break
+            fam = _family(6 if ":" in ip else 4)
+            if i >= len(fams):
+                if fam not in self.nets:
+                    errs.append(errors.invalid(f"spec.clusterIPs[{i}]", cips, f"{fam} is not configured on this "
+                                               "cluster"))
+                else:
+                    fams.append(fam)
+        if errs:
+            raise errors.invalid_error("Service", "", owner.name, errs)
+        if headless_selectorless:
+            fams = fams or [self.default_family]
+            if len(fams) < 2 and policy != "SingleStack":
+                fams.append("IPv6" if fams[0] == "IPv4" else "IPv4")
+            spec["ipFamilies"] = fams
+            return
+        if policy == "RequireDualStack" and len(self.nets) < 2:
+            errs.append(errors.invalid("spec.ipFamilyPolicy", policy,
+                                       "this cluster is not configured for dual-stack services"))
+        for i, fam in enumerate(fams):
+            if fam not in self.nets:
+                errs.append(errors.invalid(f"spec.ipFamilies[{i}]", fam, "not configured on this cluster"))
+        if errs:
+            raise errors.invalid_error("Service", "", owner.name, errs)
+        fams = fams or [self.default_family]
+        if policy != "SingleStack" and len(fams) == 1 and len(self.nets) == 2:
+            fams.append("IPv6" if fams[0] == "IPv4" else "IPv4")
+        spec["ipFamilies"] = fams
+
     @staticmethod
     def _port_taken(svc: Obj, i: int, np: int) -> errors.StatusError:
         return errors.invalid_error("Service", "", svc["metadata"].get("name", ""), [
@@ -410,15 +486,16 @@ class ServiceAllocation:
     def kubernetes_service_ip(self) -> str:
         return str(self.service_net.network_address + 1)
 
-    async def _pick_ip(self, owner: Owner, dry: bool) -> str:
-        if owner.name == "kubernetes" and owner.namespace == "default":
+    async def _pick_ip(self, owner: Owner, dry: bool, family: str = "") -> str:
+        net = self.nets.get(family) or self.service_net
+        if owner.name == "kubernetes" and owner.namespace == "default" and net is self.service_net:
             ip = self.kubernetes_service_ip()
             await self._check_ip(ip, owner, claim=not dry)
             return ip
-        size = self.service_net.num_addresses
+        size = net.num_addresses
         if size < 4:
             raise errors.internal_error("service CIDR too small")
-        base = self.service_net.network_address
+        base = net.network_address
 
         def candidates() -> Iterator[str]:
             for _ in range(64):
@@ -437,11 +514,13 @@ class ServiceAllocation:
         except ValueError:
             return  # validation reports the syntax
         name = owner.name
-        if addr not in self.service_net:
+        net = self.nets.get(_family(addr.version))
+        if net is None or addr not in net:
+            valid = net or self.service_net
             raise errors.invalid_error("Service", "", name, [errors.invalid(
                 "spec.clusterIPs", [want],
                 f"failed to allocate IP {want}: provided IP is not in the valid range. "
-                f"The range of valid IPs is {self.service_net}")])
+                f"The range of valid IPs is {valid}")])
         if not await self.allocator.claim(ip_key(str(addr)), owner, dry=not claim):
             raise errors.invalid_error("Service", "", name, [errors.invalid(
                 "spec.clusterIPs", [want], f"failed to allocate IP {want}: provided IP is already allocated")])
