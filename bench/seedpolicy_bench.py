@@ -14,7 +14,14 @@ Times are this process's CPU time (``time.process_time``), so other work on the 
 count. Over HTTPS a create costs the server more than this in-process path (TLS, HTTP, JSON in
 and out: api_bench), so the plugin's share there is smaller still.
 
-Usage:  python bench/seedpolicy_bench.py [--pods 2000] [--rounds 5] [--json out.json]
+With ``--https``, a third: a real ``k8py server`` on loopback (api_bench's Cluster, without the
+agent and controllers) and 16 concurrent clients creating api_bench's pods over HTTPS, in
+alternating rounds into a namespace in ``warn`` mode (three warnings each), one labelled
+``k8py.io/policy=off`` (the plugin returns after a dict lookup: as without it) and, in the
+``warn`` namespace, pods a ReplicaSet owns (the controllers' creates); the figure is the server
+process's CPU per create.
+
+Usage:  python bench/seedpolicy_bench.py [--pods 2000] [--rounds 5] [--https] [--json out.json]
 """
 
 from __future__ import annotations
@@ -102,13 +109,81 @@ async def main_async(n_pods: int, rounds: int) -> dict[str, Any]:
     return results
 
 
+async def https_async(n_pods: int, rounds: int) -> dict[str, Any]:
+    import os
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    import aiohttp
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from api_bench import CPU, Cluster, run_workers  # the same server start and worker pool
+
+    variants = {"warn, bare": ("warned", False), "off, bare": ("quiet", False), "warn, owned": ("warned", True),
+                "off, owned": ("quiet", True)}
+    cpu_us: dict[str, list[float]] = {v: [] for v in variants}
+    rate: dict[str, list[float]] = {v: [] for v in variants}
+    with tempfile.TemporaryDirectory(prefix="seedpolicy-bench-") as tmp:
+        cluster = Cluster(Path(tmp))
+        try:
+            cluster.wait_ready()
+            base = f"https://127.0.0.1:{cluster.port}"
+            conn = aiohttp.TCPConnector(ssl=cluster.ssl_context(), limit=200)
+            async with aiohttp.ClientSession(connector=conn, base_url=base) as s:
+                for ns, labels in (("warned", {}), ("quiet", {"k8py.io/policy": "off"})):
+                    r = await s.post("/api/v1/namespaces", json={"apiVersion": "v1", "kind": "Namespace",
+                                                                 "metadata": {"name": ns, "labels": labels}})
+                    assert r.status == 201, await r.text()
+                await asyncio.sleep(0.5)  # the label reaches the plugin through its watch
+                seq = 0
+                order = list(variants)
+                for r_i in range(rounds):
+                    # a different order each round: no variant always runs first or after another
+                    for variant in order[r_i % len(order):] + order[:r_i % len(order)]:
+                        ns, owned = variants[variant]
+                        base_seq = seq
+                        seq += n_pods
+                        warned: list[int] = []
+
+                        async def create(i: int, ns: str = ns, owned: bool = owned, base_seq: int = base_seq,
+                                         warned: list[int] = warned) -> None:
+                            body = bench_pod(f"p-{base_seq + i}", owned)
+                            body["metadata"]["namespace"] = ns
+                            r = await s.post(f"/api/v1/namespaces/{ns}/pods", json=body)
+                            await r.read()
+                            assert r.status == 201, r.status
+                            warned.append(len(r.headers.getall("Warning", [])))
+
+                        cpu = CPU({"server": cluster.proc.pid})
+                        elapsed, _ = await run_workers(16, n_pods, create)
+                        cpu_us[variant].append(cpu.per_op(n_pods)["server"] * 1000)
+                        rate[variant].append(n_pods / elapsed)
+                        want = 3 if variant == "warn, bare" else 0
+                        assert set(warned) == {want}, (variant, set(warned))
+        finally:
+            cluster.stop()
+    out: dict[str, Any] = {}
+    for v in variants:
+        out[f"https_server_cpu_us_per_create[{v}]"] = {"median": round(statistics.median(cpu_us[v]), 1),
+                                                       "min": round(min(cpu_us[v]), 1),
+                                                       "max": round(max(cpu_us[v]), 1)}
+        out[f"https_creates_per_s[{v}]"] = round(statistics.median(rate[v]), 1)
+        print(f"HTTPS pod create, {v}: server CPU {out[f'https_server_cpu_us_per_create[{v}]']} µs per create, "
+              f"{out[f'https_creates_per_s[{v}]']}/s (median of {rounds} rounds of {n_pods})")
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pods", type=int, default=2000, help="pods per round and variant")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--json", help="write the results to this file")
+    ap.add_argument("--https", action="store_true", help="also measure creates over HTTPS against a k8py server")
     args = ap.parse_args()
     res = asyncio.run(main_async(args.pods, args.rounds))
+    if args.https:
+        res.update(asyncio.run(https_async(args.pods, args.rounds)))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(res, f, indent=2)
