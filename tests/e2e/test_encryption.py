@@ -219,7 +219,9 @@ def test_secret_is_not_in_etcd_in_the_clear(tmp_path: Path) -> None:
         assert raw is not None and raw.startswith(b"k8s:enc:aescbc:v1:")
         assert value.encode() not in raw and base64.b64encode(value.encode()) not in raw
         assert secret_value(s, "in-etcd") == value
-        secrets_encrypt(s, "rotate")
+        refused = secrets_encrypt(s, "rotate", check=False)
+        assert refused.returncode == 1 and "other servers may share" in refused.stderr
+        secrets_encrypt(s, "rotate", "--single-server")
         assert secret_value(s, "in-etcd") == value
         raw2 = etcd_get(etcd.members[0].client_url, "/registry/core/secrets/default/in-etcd")
         assert raw2 is not None and raw2[:40] != raw[:40]  # sealed again, with the new key

@@ -19,7 +19,9 @@ A rotation, in one server (k3s's prepare, rotate and reencrypt in one command):
 The file on disk always holds every key a stored object may need: a ``kill -9`` at any point
 leaves every Secret readable after a restart, and running ``rotate`` (or ``reencrypt``) again
 finishes the job. History the store keeps for watches (until compaction) may still hold old
-ciphertexts; compaction drops them. A server started with ``--encryption-provider-config FILE``
+ciphertexts; compaction drops them. On an etcd datastore, which several servers may share, ``rotate`` needs ``--single-server``
+(each server reads its own copy of the generated file; k3s syncs its rotation stages through
+the datastore, which k8py does not yet). A server started with ``--encryption-provider-config FILE``
 has its keys managed by the operator, as kube-apiserver's: ``rotate`` is refused there, and
 ``reencrypt`` re-writes the objects without changing the file.
 """
@@ -79,7 +81,7 @@ class SecretsEncryption:
         if action == "status" and method in ("GET", "HEAD"):
             body = await self.status()
         elif action == "rotate" and method == "POST":
-            body = await self.rotate()
+            body = await self.rotate(single_server=ctx.q("singleServer") == "true")
         elif action == "reencrypt" and method == "POST":
             body = await self.reencrypt()
         elif action in ("status", "rotate", "reencrypt"):
@@ -209,8 +211,18 @@ class SecretsEncryption:
                      result["rewritten"], len(result["unreadable"]), retired or "no key")
             return {**result, "retired": retired}
 
-    async def rotate(self) -> dict[str, Any]:
+    async def rotate(self, single_server: bool = False) -> dict[str, Any]:
         store = self._require_store()
+        if self.config.datastore_endpoint.startswith(("http://", "https://")) and not single_server:
+            # Servers sharing an etcd each read their own copy of the generated file: a rotation on
+            # one would leave the others unable to read what it writes (k3s syncs its stages
+            # through the datastore; k8py does not yet).
+            raise errors.bad_request(
+                "the server stores its objects in etcd, which other servers may share: each of them reads its own "
+                "copy of the encryption config, so a rotation here would leave them unable to read the Secrets "
+                "written with the new key. With one server only, run `k8py secrets-encrypt rotate --single-server`; "
+                "with several, use your own --encryption-provider-config on every server and kube's order (new key "
+                "second everywhere, then first everywhere, then `reencrypt`, then remove the old one)")
         if not self.generated:
             raise errors.bad_request(
                 f"the server runs with --encryption-provider-config {store.config.file}: its keys are yours to "

@@ -53,6 +53,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         c.add_argument("--kubeconfig", type=_path, metavar="FILE",
                        help="a kubeconfig of a cluster admin (default: <data-dir>/kubeconfig.yaml)")
         c.add_argument("--output", "-o", choices=("text", "json"), default="text", help="output format")
+        if name == "rotate":
+            c.add_argument("--single-server", action="store_true",
+                           help="on an etcd datastore: this server is the only one (a rotation is refused there "
+                                "otherwise: other servers would not have the new key)")
         c.set_defaults(func=run, parser=c, action=name)
     p.set_defaults(func=lambda args: _missing(p), parser=p)
     return p
@@ -64,14 +68,15 @@ def _missing(p: argparse.ArgumentParser) -> int:
     return 2
 
 
-async def _call(kubeconfig: str, action: str) -> dict[str, Any]:
+async def _call(kubeconfig: str, action: str, single_server: bool = False) -> dict[str, Any]:
     from k8py.client.api import Client
     from k8py.client.config import load_kubeconfig
 
     async with Client(load_kubeconfig(kubeconfig), component="k8py-secrets-encrypt") as client:
         method = "GET" if action == "status" else "POST"
         # a rotation re-writes every encrypted object: give it time
-        return await client.request(method, PATH + action, timeout=None if action == "status" else 3600.0)
+        return await client.request(method, PATH + action, params={"singleServer": "true"} if single_server else None,
+                                    timeout=None if action == "status" else 3600.0)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -79,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
 
     kubeconfig = args.kubeconfig or ServerConfig(data_dir=args.data_dir or default_data_dir()).kubeconfig_path
     try:
-        result = asyncio.run(_call(kubeconfig, args.action))
+        result = asyncio.run(_call(kubeconfig, args.action, getattr(args, "single_server", False)))
     except ConfigError as e:
         log.error("cannot use the kubeconfig %s: %s", kubeconfig, e)
         return 1
