@@ -752,4 +752,7 @@ def from_config(config: ServerConfig) -> AuditLog | None:
                 pass
         except OSError as e:
             raise ConfigFileError(f"--audit-log-path {out.path}: cannot open it: {e.strerror or e}") from None
+    log.info("audit log: policy %s (%d rules) to %s%s", config.audit_policy_file, len(policy.rules),
+             "standard output" if out.path == "-" else out.path,
+             f", rotated at {config.audit_log_maxsize} MB" if config.audit_log_maxsize else "")
     return AuditLog(policy, BufferedWriter(out))

@@ -25,6 +25,7 @@ from k8py.apiserver.secretsencrypt import SecretsEncryption
 from k8py.config import ServerConfig
 from k8py.storage.encryption import EncryptionConfig
 from k8py.storage.encryption import load_config as load_encryption_config
+from k8py.storage.encryption import summary as encryption_summary
 from k8py.storage.interface import Store
 
 log = logging.getLogger("k8py.server")
@@ -171,7 +172,9 @@ def load_encryption(config: ServerConfig) -> EncryptionConfig | None:
     path = config.encryption_config_path
     if not config.encryption_provider_config and not os.path.exists(path):
         return None
-    return load_encryption_config(path)
+    encryption = load_encryption_config(path)
+    log.info("encryption at rest: %s", encryption_summary(encryption))
+    return encryption
 
 
 async def _compactor(cp: ControlPlane) -> None:

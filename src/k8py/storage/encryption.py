@@ -74,6 +74,7 @@ __all__ = [
     "load_config",
     "new_key",
     "parse_config",
+    "summary",
     "write_config_file",
 ]
 
@@ -363,6 +364,15 @@ def _pattern(gr: tuple[str, str]) -> str:
 def load_config(file: str) -> EncryptionConfig:
     """Read and validate an EncryptionConfiguration file; raises ConfigFileError naming the line."""
     return parse_config(load_located(file, WHAT))
+
+
+def summary(config: EncryptionConfig) -> str:
+    """One line for the server's log: which key writes each configured resource."""
+    parts = []
+    for d in config.describe():
+        active = next(k for k in d["keys"] if k["active"])
+        parts.append(f"{d['resources']}: {active['type']}" + (f" key {active['name']!r}" if active["name"] else ""))
+    return f"{'; '.join(parts)} ({config.file})"
 
 
 def new_key() -> str:
