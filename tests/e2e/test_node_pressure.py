@@ -139,6 +139,8 @@ def test_memory_pressure_evicts_besteffort_first_and_taints_the_node(cluster: Se
     node_events = events(cluster, "default", NODE)
     assert any(e["reason"] == "EvictionThresholdMet" and e["message"] == "Attempting to reclaim memory"
                for e in node_events), node_events
+    assert any(e["reason"] == "NodeHasInsufficientMemory"
+               and e["message"] == f"Node {NODE} status is now: NodeHasInsufficientMemory" for e in node_events)
     # the scheduler does not place a pod there while it is tainted
     apply(cluster, ns, pod("late", "sleep 3600"))
     wait(lambda: any(e["reason"] == "FailedScheduling" for e in events(cluster, ns, "late")), 30,
@@ -148,5 +150,6 @@ def test_memory_pressure_evicts_besteffort_first_and_taints_the_node(cluster: Se
     # once the memory is back and the transition period has passed: no condition, no taint,
     # and the waiting pod is placed and runs
     wait(lambda: not tainted(), 90, "the pressure gone")
+    assert any(e["reason"] == "NodeHasSufficientMemory" for e in events(cluster, "default", NODE))
     wait(lambda: status(cluster, "late", ns).get("phase") == "Running", 90, "the late pod running")
     assert status(cluster, "steady", ns).get("phase") == "Running"

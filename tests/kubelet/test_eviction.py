@@ -303,3 +303,54 @@ async def test_manager_local_storage_first_without_pressure() -> None:
     assert await m.sync_once(0.0) == ["lim"]
     assert evicted == [("lim", "Pod ephemeral local storage usage exceeds the total limit of containers 10Mi. ",
                         1.0, False)]
+
+
+# -- measuring ------------------------------------------------------------------------------------------
+
+
+async def test_measure_counts_writable_layers_logs_and_local_ephemeral_volumes(tmp_path: Any) -> None:
+    """A running container's writable layer and log directory, the pod's disk emptyDir and
+    configMap volumes; not a memory emptyDir, not an ended container."""
+    from k8py.kubelet.eviction import measure
+    from k8py.kubelet.runtime.fake import FakeRuntime
+    from k8py.kubelet.runtime.types import ContainerConfig, SandboxConfig
+
+    class Layered(FakeRuntime):
+        async def writable_layer(self, container_id: str) -> str | None:
+            d = tmp_path / "layers" / container_id
+            return str(d) if d.is_dir() else None
+
+    def fill(path: Any, n: int) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(b"x" * n)
+            f.flush()
+
+    rt = Layered()
+    await rt.pull_image("busybox")
+    sb = SandboxConfig("p", "default", "uid-p")
+    sid = await rt.run_pod_sandbox(sb)
+    app = await rt.create_container(sid, ContainerConfig("app", "busybox"), sb)
+    await rt.start_container(app)
+    done = await rt.create_container(sid, ContainerConfig("done", "busybox"), sb)
+    await rt.start_container(done)
+    rt.kill(done, 0)
+    rt.containers[app].log_path = str(tmp_path / "logs" / "app" / "0.log")
+    fill(tmp_path / "layers" / app / "big", 3 * MI)
+    fill(tmp_path / "layers" / done / "big", 7 * MI)  # ended: not counted
+    fill(tmp_path / "logs" / "app" / "0.log", MI)
+    fill(tmp_path / "vols" / "scratch" / "f", 2 * MI)
+    fill(tmp_path / "vols" / "cfg" / "f", MI)
+    fill(tmp_path / "vols" / "ram" / "f", 5 * MI)
+    p = pod("p", uid="uid-p", volumes=[{"name": "scratch", "emptyDir": {}}, {"name": "cfg", "configMap": {"name": "c"}},
+                                        {"name": "ram", "emptyDir": {"medium": "Memory"}}])
+    paths = {n: str(tmp_path / "vols" / n) for n in ("scratch", "cfg", "ram")}
+    u = await measure(rt, [sid], paths, p, frozenset({"disk"}))
+    assert [c.name for c in u.containers] == ["app"]
+    (c,) = u.containers
+    assert 3 * MI <= (c.rootfs or 0) < 3 * MI + 64 * 1024 and MI <= (c.logs or 0) < MI + 64 * 1024
+    assert 3 * MI <= u.volumes < 3 * MI + 64 * 1024
+    assert u.disk == (c.rootfs or 0) + (c.logs or 0) + u.volumes
+    # memory only: no disk walk
+    u = await measure(rt, [sid], paths, p, frozenset({"memory"}))
+    assert u.containers[0].rootfs is None and u.volumes == 0

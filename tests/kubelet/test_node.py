@@ -16,6 +16,7 @@ from k8py.kubelet.node import (
     node_conditions,
     node_images,
     node_resources,
+    pressure_events,
 )
 from k8py.kubelet.runtime.types import Image
 
@@ -95,6 +96,18 @@ def test_pressure_conditions() -> None:
         "True", "KubeletHasInsufficientPID", "kubelet has insufficient PID available")
     only_disk = {c["type"]: c["status"] for c in node_conditions(("DiskPressure",), (True, ""), [], T0)}
     assert only_disk == {"MemoryPressure": "False", "DiskPressure": "True", "PIDPressure": "False", "Ready": "True"}
+
+
+def test_pressure_events_on_transitions_only() -> None:
+    first = node_conditions((), (True, ""), [], T0)
+    assert pressure_events([], first) == []  # nothing to compare with
+    hot = node_conditions(("MemoryPressure", "PIDPressure"), (True, ""), first, T1)
+    assert pressure_events(first, hot) == ["NodeHasInsufficientMemory", "NodeHasInsufficientPID"]
+    assert pressure_events(hot, hot) == []
+    cool = node_conditions(("PIDPressure",), (True, ""), hot, T1)
+    assert pressure_events(hot, cool) == ["NodeHasSufficientMemory"]
+    assert pressure_events(cool, node_conditions(("DiskPressure",), (True, ""), cool, T1)) == [
+        "NodeHasDiskPressure", "NodeHasSufficientPID"]
 
 
 def test_not_ready_says_why() -> None:

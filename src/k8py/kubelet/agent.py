@@ -460,10 +460,13 @@ class Agent:
             cpu_allocatable_milli=milli_value(alloc.get("cpu", "0")), memory_allocatable=int_value(alloc.get("memory", "0")),
             pods_dir=self.facts.pods_dir, log_dir=self.facts.log_dir, cluster_dns=cfg.cluster_dns)
         prev = (self.node.get("status") or {}).get("conditions") or ()
+        conditions = nodeinfo.node_conditions(self.eviction.conditions if self.eviction else (), ready, prev, now)
+        if self.eviction is not None:
+            for event in nodeinfo.pressure_events(prev, conditions):
+                self.record(self.node, "Normal", event, f"Node {cfg.node_name} status is now: {event}")
         return {
             "capacity": cap, "allocatable": alloc,
-            "conditions": nodeinfo.node_conditions(self.eviction.conditions if self.eviction else (), ready, prev,
-                                                   now),
+            "conditions": conditions,
             "addresses": addresses,
             "daemonEndpoints": {"kubeletEndpoint": {"Port": cfg.kubelet_port}},
             "nodeInfo": nodeinfo.system_info(f"{version.runtime_name}://{version.runtime_version}"),

@@ -29,6 +29,7 @@ __all__ = [
     "node_images",
     "node_labels",
     "node_resources",
+    "pressure_events",
     "read",
     "system_info",
 ]
@@ -155,6 +156,25 @@ def node_conditions(pressure: Collection[str], ready: tuple[bool, str], previous
              "kubelet has insufficient PID available" if pid_p else "kubelet has sufficient PID available"),
         cond("Ready", ok, "KubeletReady" if ok else "KubeletNotReady", "kubelet is posting ready status" if ok else why),
     ]
+
+
+# kubelet's node status events when a pressure condition turns (status True, status False)
+PRESSURE_EVENTS = {"MemoryPressure": ("NodeHasInsufficientMemory", "NodeHasSufficientMemory"),
+                   "DiskPressure": ("NodeHasDiskPressure", "NodeHasNoDiskPressure"),
+                   "PIDPressure": ("NodeHasInsufficientPID", "NodeHasSufficientPID")}
+
+
+def pressure_events(previous: Sequence[Obj], current: Sequence[Obj]) -> list[str]:
+    """The events kubelet records (``Node X status is now: <event>``) for the pressure conditions
+    that changed from ``previous`` to ``current``."""
+    prev = {c.get("type"): c.get("status") for c in previous}
+    out = []
+    for c in current:
+        names = PRESSURE_EVENTS.get(str(c.get("type")))
+        was = prev.get(c.get("type"))
+        if names is not None and was is not None and was != c.get("status"):
+            out.append(names[0] if c.get("status") == "True" else names[1])
+    return out
 
 
 def _arch() -> str:
