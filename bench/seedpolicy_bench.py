@@ -135,7 +135,17 @@ async def https_async(n_pods: int, rounds: int) -> dict[str, Any]:
                     r = await s.post("/api/v1/namespaces", json={"apiVersion": "v1", "kind": "Namespace",
                                                                  "metadata": {"name": ns, "labels": labels}})
                     assert r.status == 201, await r.text()
-                await asyncio.sleep(0.5)  # the label reaches the plugin through its watch
+                # the label reaches the plugin through its watch: wait (bounded) until a dry run in
+                # the off namespace comes back without warnings
+                deadline = time.monotonic() + 10
+                while True:
+                    r = await s.post("/api/v1/namespaces/quiet/pods?dryRun=All", json=bench_pod("probe"))
+                    await r.read()
+                    if not r.headers.getall("Warning", []):
+                        break
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("the off label did not reach the plugin in 10 s")
+                    await asyncio.sleep(0.05)
                 seq = 0
                 order = list(variants)
                 for r_i in range(rounds):
