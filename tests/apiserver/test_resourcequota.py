@@ -426,3 +426,14 @@ async def test_api_limited_scope_is_kubes_bare_error(api: TestClient) -> None:
     assert st == {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "code": 500,
                   "message": "insufficient quota to match these scopes: [{PriorityClass In [cluster-services critical]}]"}
     await plugin.validate(Attributes("CREATE", kind, "default", "p"), pod("p"), None)  # not limited
+
+
+async def test_events_are_ignored_as_in_kube(api: TestClient) -> None:
+    await _quota(api, {"count/events": "0", "pods": "5"})
+    r = await api.post(f"{NS}/events", json={
+        "apiVersion": "v1", "kind": "Event", "metadata": {"name": "e1"}, "reason": "Test", "message": "m",
+        "involvedObject": {"kind": "Pod", "name": "p", "namespace": "default"}, "type": "Normal"})
+    assert r.status == 201, await r.text()
+    assert q.tracked_kinds(["count/events", "pods"]) == {("", "pods")}
+    used, unknown = q.calculate_usage(quota({"count/events": "0"}), lambda g, r: [{}] if r == "events" else [], NOW)
+    assert used == {} and unknown == set()

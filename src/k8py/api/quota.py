@@ -483,6 +483,10 @@ _BUILTIN: dict[tuple[str, str], Evaluator] = {
 }
 
 
+# kube's quota ignores these (``pkg/quota/v1/install``): neither charged nor counted
+IGNORED = frozenset({("", "events")})
+
+
 def evaluator_for(group: str, resource: str) -> Evaluator:
     """The evaluator of a kind: pods, services and claims have their own; every other kind is
     an object count (``count/<resource>.<group>``)."""
@@ -507,7 +511,7 @@ def tracked_kinds(hard_names: Iterable[str]) -> set[tuple[str, str]]:
     out = {(ev.group, ev.resource) for ev in _BUILTIN.values() if ev.matching_resources(names)}
     for n in names:
         gr = parse_count_name(n)
-        if gr is not None:
+        if gr is not None and gr not in IGNORED:
             out.add(gr)
     return out
 
@@ -695,7 +699,7 @@ def calculate_usage(rq: Mapping[str, Any], list_objects: Callable[[str, str], It
     evs: list[Evaluator] = [ev for ev in _BUILTIN.values() if ev.matching_resources(hard_names)]
     for n in hard_names:
         gr = parse_count_name(n)
-        if gr is not None and gr not in _BUILTIN:
+        if gr is not None and gr not in _BUILTIN and gr not in IGNORED:
             evs.append(Evaluator(*gr))
     used: ResourceList = {}
     unknown: set[str] = set()

@@ -27,7 +27,14 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from k8py.api import errors
-from k8py.api.quota import LimitedResource, QuotaRefused, ScopesUncovered, check_request, evaluator_for
+from k8py.api.quota import (
+    IGNORED,
+    LimitedResource,
+    QuotaRefused,
+    ScopesUncovered,
+    check_request,
+    evaluator_for,
+)
 from k8py.apiserver.admission import Attributes, Plugin
 from k8py.storage.interface import ConflictError
 
@@ -108,7 +115,8 @@ class ResourceQuota(Plugin):
                 self._locks[ns] = (lock, users - 1)
 
     async def validate(self, a: Attributes, obj: Obj | None, old: Obj | None) -> None:
-        if obj is None or self._rq_kind is None or not a.kind.namespaced or not a.namespace:
+        if obj is None or self._rq_kind is None or not a.kind.namespaced or not a.namespace or \
+                (a.kind.group, a.kind.resource) in IGNORED:
             return
         ev = evaluator_for(a.kind.group, a.kind.resource)
         if not ev.handles(a.operation, a.subresource, obj, old) or not self._may_have_quotas(a.namespace):
