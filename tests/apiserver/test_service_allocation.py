@@ -355,3 +355,22 @@ async def test_upgrade_to_dual_stack_and_back(tmp_path: Path) -> None:
         assert s["spec"]["clusterIPs"] == [v4] and s["spec"]["ipFamilies"] == ["IPv4"]
     finally:
         await c.close()
+
+
+async def test_kubernetes_service_endpoints_follow_the_advertised_address(tmp_path: Path) -> None:
+    """kube's endpoint reconciler: the `kubernetes` Service's Endpoints and EndpointSlice name the
+    server's address, and a server started with another address brings them up to date."""
+    store = MemoryStore()
+    for addr in ("127.0.0.1", "127.0.0.2"):
+        cp = srv.build(ServerConfig(data_dir=str(tmp_path), service_cidr="10.96.0.0/24", bind_address=addr,
+                                    https_listen_port=6443), store)
+        await cp.bootstrap()
+        slices = cp.registry.by_resource("discovery.k8s.io", "v1", "endpointslices")
+        eps = cp.registry.by_resource("", "v1", "endpoints")
+        assert slices is not None and eps is not None
+        sl = await cp.objects.get(slices, "default", "kubernetes")
+        assert sl["metadata"]["labels"]["kubernetes.io/service-name"] == "kubernetes"
+        assert sl["endpoints"] == [{"addresses": [addr], "conditions": {"ready": True}}]
+        assert sl["ports"] == [{"name": "https", "port": 6443, "protocol": "TCP"}]
+        ep = await cp.objects.get(eps, "default", "kubernetes")
+        assert ep["subsets"][0]["addresses"] == [{"ip": addr}]

@@ -71,13 +71,37 @@ class ControlPlane:
                          "labels": {"component": "apiserver", "provider": "kubernetes"}},
             "spec": {"type": "ClusterIP", "sessionAffinity": "None",
                      "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": port}]}})
-        addr = self.config.bind_address if self.config.bind_address not in ("0.0.0.0", "::", "") else "127.0.0.1"
-        await self._ensure(ep_kind, "default", {
+        # kube's endpoint reconciler: the `kubernetes` Service's Endpoints and EndpointSlice name this
+        # server's advertised address (what pods reach through the Service), kept current on start
+        addr = advertise_address(self.config)
+        await self._reconcile(ep_kind, "default", {
             "apiVersion": "v1", "kind": "Endpoints",
             "metadata": {"name": "kubernetes", "namespace": "default",
                          "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
             "subsets": [{"addresses": [{"ip": addr}],
-                         "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}]})
+                         "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}]}, ("subsets",))
+        slice_kind = reg.by_resource("discovery.k8s.io", "v1", "endpointslices")
+        assert slice_kind
+        await self._reconcile(slice_kind, "default", {
+            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": "kubernetes", "namespace": "default",
+                         "labels": {"kubernetes.io/service-name": "kubernetes"}},
+            "addressType": "IPv6" if ":" in addr else "IPv4",
+            "endpoints": [{"addresses": [addr], "conditions": {"ready": True}}],
+            "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}, ("addressType", "endpoints", "ports"))
+
+    async def _reconcile(self, kind: Any, ns: str | None, obj: dict[str, Any], fields: tuple[str, ...]) -> None:
+        """Create ``obj``, or bring ``fields`` of the stored one to it."""
+        if await self.objects.try_get(kind, ns, obj["metadata"]["name"]) is None:
+            await self._ensure(kind, ns, obj)
+            return
+
+        async def update(cur: dict[str, Any]) -> dict[str, Any] | None:
+            if all(cur.get(f) == obj[f] for f in fields):
+                return None
+            return {**cur, **{f: obj[f] for f in fields}}
+
+        await self.objects.guaranteed_update(kind, ns, obj["metadata"]["name"], update)
 
     async def _ensure(self, kind: Any, ns: str | None, obj: dict[str, Any]) -> None:
         if await self.objects.try_get(kind, ns, obj["metadata"]["name"]) is not None:
@@ -87,6 +111,19 @@ class ControlPlane:
         except errors.StatusError as e:
             if e.code != 409:
                 raise
+
+
+def advertise_address(config: ServerConfig) -> str:
+    """The address this server is reached at (kube-apiserver's --advertise-address): the bind
+    address when it is a specific one, else this node's first address (--node-ip), else the
+    address of the default route, else loopback."""
+    if config.bind_address not in ("0.0.0.0", "::", ""):
+        return config.bind_address
+    if config.node_ips:
+        return config.node_ips[0]
+    from k8py.hostnet import default_route_ip
+
+    return default_route_ip(socket.AF_INET) or default_route_ip(socket.AF_INET6) or "127.0.0.1"
 
 
 def build(config: ServerConfig, store: Store, *, authenticator: Any = None, authorizer: Any = None,

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from k8py.api.corev1 import int_value, milli_value
+from k8py.hostnet import default_route_ip
 from k8py.kubelet.runtime.types import Image
 
 __all__ = [
@@ -210,22 +211,10 @@ def node_labels(name: str) -> dict[str, str]:
             "beta.kubernetes.io/os": "linux", "beta.kubernetes.io/arch": arch}
 
 
-def _default_route_ip(family: int) -> str:
-    """The address the machine would use to reach the outside (no packet is sent: a UDP
-    socket's connect only picks a route)."""
-    target = "192.0.2.1" if family == socket.AF_INET else "2001:db8::1"  # documentation ranges
-    try:
-        with socket.socket(family, socket.SOCK_DGRAM) as s:
-            s.connect((target, 9))
-            return str(s.getsockname()[0])
-    except OSError:
-        return ""
-
-
 def node_addresses(name: str, node_ips: Sequence[str] = ()) -> list[Obj]:
     """InternalIP for each family (the given ``--node-ip`` addresses, else the default-route
     addresses), then Hostname."""
-    ips = list(node_ips) or [ip for ip in (_default_route_ip(socket.AF_INET), _default_route_ip(socket.AF_INET6))
+    ips = list(node_ips) or [ip for ip in (default_route_ip(socket.AF_INET), default_route_ip(socket.AF_INET6))
                              if ip and not ipaddress.ip_address(ip).is_link_local]
     ips = ips or ["127.0.0.1"]
     return [*({"type": "InternalIP", "address": ip} for ip in ips), {"type": "Hostname", "address": name}]
