@@ -49,6 +49,10 @@ class ServerConfig:
     cluster_dns_listen: tuple[str, ...] = ()  # HOST:PORT each
     disable_cluster_dns: bool = False
     disable_kube_proxy: bool = False  # k3s's flag: no service proxy beside the node agent
+    # The ingress controller (nginx) beside the node agent: its ports (moved aside when taken)
+    disable_ingress: bool = False
+    ingress_http_port: int = 80
+    ingress_https_port: int = 443
     # Compaction: keep this many revisions of history (kube-apiserver compacts every 5 minutes).
     compact_interval_seconds: float = 300.0
     compact_keep_revisions: int = 1000

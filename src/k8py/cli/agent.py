@@ -75,6 +75,9 @@ def run_killall(args: argparse.Namespace) -> int:
         return 1
     problems = asyncio.run(teardown(args.data_dir or default_data_dir()))
     problems += _remove_proxy_rules()
+    from k8py.ingress.nginx import killall as stop_ingress_nginx
+
+    stop_ingress_nginx(os.path.join(args.data_dir or default_data_dir(), "ingress"))  # a killed server's nginx
     for p in problems:
         log.error("killall: %s", p)
     return 1 if problems else 0

@@ -156,6 +156,10 @@ def start_components(config: ServerConfig, pki: Any, stop_ev: asyncio.Event) -> 
         proxy = start_proxy(config, pki, stop_ev)
         if proxy is not None:
             out.append(proxy)
+    if not config.disable_agent and not config.disable_ingress:
+        ingress = start_ingress(config, pki, stop_ev)
+        if ingress is not None:
+            out.append(ingress)
     if not config.disable_agent:
         node = start_agent(config, pki, stop_ev)
         if node is not None:
@@ -184,6 +188,31 @@ def start_proxy(config: ServerConfig, pki: Any, stop_ev: asyncio.Event) -> tuple
     name = config.node_name or socket.gethostname().lower()
     proxier = Proxier(client, ProxyConfig(name, tuple(c for c in config.cluster_cidr.split(",") if c)))
     return asyncio.create_task(proxier.run(stop_ev), name="service-proxy"), client
+
+
+def start_ingress(config: ServerConfig, pki: Any, stop_ev: asyncio.Event) -> tuple[asyncio.Task[Any], Any] | None:
+    """The ingress controller for this machine (k3s's bundled ingress), as ``system:k8py-ingress``,
+    its nginx's files in ``<data-dir>/ingress``."""
+    from k8py.cli.ingress import build_controller, missing_prerequisites
+    from k8py.ingress.controller import USER
+    from k8py.ingress.nginx import NginxError
+    from k8py.kubelet.node import node_addresses
+
+    missing = missing_prerequisites()
+    if missing:
+        log.error("the ingress controller cannot run here (Ingresses will not be served); missing: %s",
+                  "; ".join(missing))
+        return None
+    client = loopback_client(config, pki, USER, (), "k8py-ingress")
+    addresses = tuple(a["address"] for a in node_addresses(config.node_name or "node", config.node_ips)
+                      if a["type"] == "InternalIP")
+    try:
+        ctl = build_controller(client, os.path.join(config.data_dir, "ingress"), config.ingress_http_port,
+                               config.ingress_https_port, addresses)
+    except NginxError as e:
+        log.error("the ingress controller cannot run (Ingresses will not be served): %s", e)
+        return None
+    return asyncio.create_task(ctl.run(stop_ev), name="ingress-controller"), client
 
 
 def cluster_dns_listen(config: ServerConfig) -> list[tuple[str, int]]:

@@ -396,6 +396,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="do not run the cluster DNS server (k3s: --disable coredns)")
     p.add_argument("--disable-kube-proxy", action="store_true",
                    help="do not run the service proxy (nftables) beside the node agent (k3s's flag)")
+    p.add_argument("--disable-ingress", action="store_true",
+                   help="do not run the ingress controller (nginx) beside the node agent (k3s: --disable traefik)")
+    from k8py.cli.ingress import add_flags as add_ingress_flags
+
+    add_ingress_flags(p)
     p.add_argument(
         "--tls-san", type=tls_san, action="append", default=[], metavar="NAME[,NAME]",
         help="more host names or IP addresses for the API server's certificate (repeatable, comma-separated), "
@@ -478,6 +483,9 @@ def build_config(args: argparse.Namespace, parser: argparse.ArgumentParser | Non
         cluster_dns_listen=tuple(args.cluster_dns_listen),
         disable_cluster_dns=args.disable_cluster_dns,
         disable_kube_proxy=args.disable_kube_proxy,
+        disable_ingress=args.disable_ingress,
+        ingress_http_port=args.ingress_http_port,
+        ingress_https_port=args.ingress_https_port,
         compact_interval_seconds=args.compaction_interval,
         compact_keep_revisions=args.compaction_retention,
         tls_sans=tuple(dict.fromkeys(s for group in args.tls_san for s in group)),

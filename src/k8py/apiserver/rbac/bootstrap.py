@@ -57,6 +57,7 @@ NODE_NETWORK = "k8py:node-network"  # nodes read every Node, for the routes to t
 # subjects k8py once bound and no longer does: removed from the binding on reconcile
 RETIRED_SUBJECTS = {("ClusterRoleBinding", "system:node"): ({"kind": "Group", "name": "system:nodes"},)}
 DNS_USER = "system:k8py-dns"  # the cluster DNS (k8py.dns.cluster.USER)
+INGRESS_USER = "system:k8py-ingress"  # the ingress controller (k8py.ingress.controller.USER)
 
 READ = ("get", "list", "watch")
 WRITE = ("create", "update", "patch", "delete", "deletecollection")
@@ -242,6 +243,16 @@ def cluster_roles() -> list[Obj]:
             r(("list", "watch"), CORE, ("namespaces", "services")),
             r(("list", "watch"), DISCOVERY, "endpointslices"),
         ]),
+        # the ingress controller (k8py.ingress), as ingress-nginx's ClusterRole: what it serves from,
+        # its Ingresses' status, its events, and its IngressClass made on first start
+        cluster_role(INGRESS_USER, [
+            r(("list", "watch"), CORE, ("services", "secrets")),
+            r(("list", "watch"), DISCOVERY, "endpointslices"),
+            r(READ, NETWORKING, ("ingresses", "ingressclasses")),
+            r(("patch", "update"), NETWORKING, "ingresses/status"),
+            r("create", NETWORKING, "ingressclasses"),
+            events_rule(),
+        ]),
         cluster_role("system:kube-scheduler", [
             events_rule(),
             r("create", COORD, "leases"),
@@ -425,6 +436,7 @@ def cluster_role_bindings() -> list[Obj]:
                         [subject("User", KCM_USER)]),
         cluster_binding("system:kube-scheduler", "system:kube-scheduler", [subject("User", "system:kube-scheduler")]),
         cluster_binding(DNS_USER, DNS_USER, [subject("User", DNS_USER)]),
+        cluster_binding(INGRESS_USER, INGRESS_USER, [subject("User", INGRESS_USER)]),
         cluster_binding("system:volume-scheduler", "system:volume-scheduler",
                         [subject("User", "system:kube-scheduler")]),
         # kept with no subjects, as kube's: the Node authorizer serves nodes

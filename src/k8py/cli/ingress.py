@@ -1,0 +1,141 @@
+"""``k8py ingress-controller``: the ingress controller alone (ingress-nginx's place), against any
+API server; ``k8py server`` runs the same controller beside its node agent (``start_ingress`` in
+``cli/process.py``). It runs Debian's nginx as its child: see docs/ingress.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import socket
+from typing import Any
+
+from k8py.runner import run_until_signal
+
+__all__ = ["add_parser", "build_controller", "missing_prerequisites"]
+
+log = logging.getLogger("k8py.ingress")
+
+HTTP_ASIDE, HTTPS_ASIDE = 8080, 8443
+
+
+def missing_prerequisites() -> list[str]:
+    from k8py.ingress.nginx import find_nginx
+
+    return [] if find_nginx() else ["nginx (Debian package nginx)"]
+
+
+def _ipv6() -> bool:
+    """Whether nginx can listen on [::] here (IPv6 enabled in the kernel)."""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+def build_controller(client: Any, state_dir: str, http_port: int, https_port: int,
+                     addresses: tuple[str, ...]) -> Any:
+    """The controller with its nginx, on ``http_port``/``https_port`` or, when one is taken by
+    another program, on 8080/8443 or the next free port (with a log line that says so). Raises
+    :class:`~k8py.ingress.nginx.NginxError` when no port can be had."""
+    from k8py.ingress.controller import IngressController
+    from k8py.ingress.nginx import Nginx, choose_port, killall
+
+    killall(state_dir)  # an nginx of a previous run of this data dir (killed server) holds our ports
+    http, msg = choose_port(http_port, HTTP_ASIDE if http_port != HTTP_ASIDE else HTTP_ASIDE + 1, "HTTP")
+    if msg:
+        log.warning("%s", msg)
+    https, msg = choose_port(https_port, HTTPS_ASIDE if https_port != HTTPS_ASIDE else HTTPS_ASIDE + 1, "HTTPS",
+                             taken=(http,))
+    if msg:
+        log.warning("%s", msg)
+    worker_user = "nobody nogroup" if os.geteuid() == 0 else ""
+    return IngressController(client, Nginx(state_dir), http_port=http, https_port=https, status_addresses=addresses,
+                             ipv6=_ipv6(), worker_user=worker_user)
+
+
+def port(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if not 1 <= n <= 65535:
+        raise argparse.ArgumentTypeError(f"invalid port {value!r}: a number from 1 to 65535")
+    return n
+
+
+def add_flags(p: argparse.ArgumentParser) -> None:
+    """The port flags, shared by ``k8py server`` and ``k8py ingress-controller``."""
+    p.add_argument("--ingress-http-port", type=port, default=80, metavar="PORT",
+                   help="port nginx serves Ingresses on over HTTP (default 80; when taken, 8080 or the next free "
+                        "port, with a log line)")
+    p.add_argument("--ingress-https-port", type=port, default=443, metavar="PORT",
+                   help="port nginx serves Ingresses on over HTTPS (default 443; when taken, 8443 or the next free "
+                        "port, with a log line)")
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+    from k8py.config import default_data_dir
+
+    p = subparsers.add_parser(
+        "ingress-controller", help="run the ingress controller (nginx) against an API server",
+        description="Serve the Ingresses of the IngressClass k8py-nginx (created, as the default class, when "
+                    "missing) with Debian's nginx, run as this command's child: hosts, paths, TLS from Secrets, "
+                    "the default backend; status.loadBalancer is set to --publish-status-address.")
+    p.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig to reach the API server (default: "
+                   "$KUBECONFIG, ~/.kube/config, or in-cluster)")
+    p.add_argument("--context", metavar="NAME", help="kubeconfig context")
+    p.add_argument("--state-dir", metavar="DIR", default=None,
+                   help=f"where nginx's configuration, certificates and log live (default: "
+                        f"{os.path.join(default_data_dir(), 'ingress')})")
+    add_flags(p)
+    p.add_argument("--publish-status-address", metavar="IP[,IP]", default="",
+                   help="addresses written to the Ingresses' status.loadBalancer (default: this machine's "
+                        "default-route addresses)")
+    p.add_argument("--debug", action="store_true", help="log at debug level")
+    p.set_defaults(func=run, parser=p)
+    return p
+
+
+def status_addresses(value: str) -> tuple[str, ...]:
+    if value:
+        return tuple(a.strip() for a in value.split(",") if a.strip())
+    from k8py.kubelet.node import node_addresses
+
+    return tuple(a["address"] for a in node_addresses(socket.gethostname().lower(), ())
+                 if a["type"] == "InternalIP")
+
+
+def run(args: argparse.Namespace) -> int:
+    from k8py.client.api import Client
+    from k8py.client.config import ConfigError, load_config
+    from k8py.config import default_data_dir
+    from k8py.ingress.nginx import NginxError
+
+    missing = missing_prerequisites()
+    if missing:
+        log.error("cannot run the ingress controller; missing: %s", "; ".join(missing))
+        return 1
+    try:
+        cfg = load_config(args.kubeconfig, args.context)
+    except ConfigError as e:
+        log.error("%s", e)
+        return 1
+    state_dir = os.path.abspath(args.state_dir or os.path.join(default_data_dir(), "ingress"))
+    addresses = status_addresses(args.publish_status_address)
+
+    async def main(stop: asyncio.Event) -> int:
+        async with Client(cfg, component="k8py-ingress") as client:
+            try:
+                ctl = build_controller(client, state_dir, args.ingress_http_port, args.ingress_https_port, addresses)
+            except NginxError as e:
+                log.error("cannot run the ingress controller: %s", e)
+                return 1
+            await ctl.run(stop)
+        return 0
+
+    return run_until_signal(main)
