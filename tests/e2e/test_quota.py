@@ -136,6 +136,10 @@ def test_deployment_hitting_the_quota_gets_failed_create_events(cluster: Server)
     assert evs[0]["type"] == "Warning"
     pods = cluster.kjson("get", "pods", "-n", ns)["items"]
     assert len(pods) == 1
+    # more quota: the ReplicaSet's retries create the rest
+    cluster.kubectl("patch", "quota", "q", "-n", ns, "-p", '{"spec":{"hard":{"pods":"3"}}}')
+    wait(lambda: len(cluster.kjson("get", "pods", "-n", ns)["items"]) == 3, 60, "the other two pods once quota allows")
+    wait(lambda: used(cluster, ns) == {"pods": "3"}, 30, "the quota's usage")
 
 
 def test_limited_priority_class_needs_a_covering_quota(tmp_path_factory: pytest.TempPathFactory) -> None:
