@@ -50,6 +50,8 @@ class Server:
                  # the cluster DNS on a free loopback port unless a test says where (see test_cluster_dns)
                  *(() if any(a.startswith("--cluster-dns-listen") for a in self.extra_args)
                    else ("--cluster-dns-listen", "127.0.0.1:0")),
+                 # no ingress controller (nginx on the machine's ports 80/443) unless a test gives its ports
+                 *(() if any(a.startswith("--ingress-") for a in self.extra_args) else ("--disable-ingress",)),
                  *self.extra_args],
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.wait_ready(timeout)
