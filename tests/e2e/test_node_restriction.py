@@ -86,6 +86,22 @@ def test_the_agent_reads_its_pods_secret_and_another_node_does_not(cluster: tupl
         "this object")
     p = as_node(s, configs, NODE, "get", "secret", "s", "-n", NS, "-o", "jsonpath={.data.k}")
     assert p.returncode == 0, p.stderr
+    # the official Python client reads the same Status
+    from kubernetes import client, config
+    from kubernetes.client.rest import ApiException
+
+    for node, allowed in ((NODE, True), ("other", False)):
+        cfg = client.Configuration()
+        config.load_kube_config(config_file=configs[node], client_configuration=cfg)
+        with client.ApiClient(cfg) as api:
+            try:
+                secret = client.CoreV1Api(api).read_namespaced_secret("s", NS)
+                assert allowed and base64.b64decode(secret.data["k"]) == b"the-secret-value"
+            except ApiException as e:
+                assert not allowed and e.status == 403
+                status = json.loads(e.body)
+                assert status["reason"] == "Forbidden" and status["details"] == {"name": "s", "kind": "secrets"}
+                assert status["message"].endswith("no relationship found between node 'other' and this object")
     # a node lists only its own pods, and reads no other node's pod
     p = as_node(s, configs, NODE, "get", "pods", "-A")
     assert p.returncode == 1 and "can only list/watch pods with spec.nodeName field selector" in p.stderr
