@@ -247,3 +247,43 @@ def test_a_running_server_renews_its_certificates_before_they_expire(tmp_path: P
         assert "renewed certificates:" in log and "kube-controller-manager" in log
     finally:
         s.stop()
+
+
+def test_approving_needs_approve_on_the_signer_and_system_masters_is_refused(cluster: Server,
+                                                                             tmp_path: Path) -> None:
+    _, masters = _csr("wants-masters", "eve", ("system:masters",))
+    r = cluster.kubectl("create", "-f", "-", input=masters, check=False)
+    assert r.returncode != 0
+    assert ('certificatesigningrequests.certificates.k8s.io "wants-masters" is forbidden: use of '
+            "kubernetes.io/kube-apiserver-client signer with system:masters group is not allowed") in r.stderr
+
+    # frank may update approvals, but not approve for the signer until he may "approve" on signers
+    kc = tmp_path / "frank.kubeconfig"
+    k8py("kubeconfig", "create", "--data-dir", str(cluster.data_dir), "--user", "frank", "-o", str(kc))
+    cluster.kubectl("create", "clusterrole", "csr-approver", "--verb=get,list,watch,update",
+                    "--resource=certificatesigningrequests,certificatesigningrequests/approval")
+    cluster.kubectl("create", "clusterrolebinding", "frank-csr", "--clusterrole", "csr-approver", "--user", "frank")
+    _, pending = _csr("for-frank", "gina")
+    cluster.kubectl("create", "-f", "-", input=pending)
+
+    def approve() -> subprocess.CompletedProcess[str]:
+        return cluster.kubectl("certificate", "approve", "for-frank", check=False, env={"KUBECONFIG": str(kc)})
+
+    def refused() -> subprocess.CompletedProcess[str] | None:
+        p = approve()
+        return p if "forbidden" in p.stderr and "not permitted to approve" in p.stderr else None
+
+    r = wait_for(refused, 10, "the role to apply")
+    assert ('user not permitted to approve requests with signerName "kubernetes.io/kube-apiserver-client"'
+            in r.stderr)
+    # signers is a synthetic resource: kubectl create clusterrole cannot name it (as with kube), a manifest can
+    cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": "client-signer-approver"},
+        "rules": [{"apiGroups": ["certificates.k8s.io"], "resources": ["signers"], "verbs": ["approve"],
+                   "resourceNames": ["kubernetes.io/*"]}]}))
+    cluster.kubectl("create", "clusterrolebinding", "frank-signer", "--clusterrole", "client-signer-approver",
+                    "--user", "frank")
+    wait_for(lambda: approve().returncode == 0, 10, "frank's approval to be allowed")
+    wait_for(lambda: cluster.kjson("get", "csr", "for-frank").get("status", {}).get("certificate"), 30,
+             "the approved request to be signed")

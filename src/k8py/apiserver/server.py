@@ -131,6 +131,7 @@ def build(config: ServerConfig, store: Store, *, authenticator: Any = None, auth
     registry = Registry()
     objects = Objects(store, encryption)
     admission = Admission(objects, registry, config=admission_config.from_file(config.admission_control_config_file))
+    admission.set_authorizer(authorizer)  # CertificateApproval and CertificateSigning decide with it
     strategies = build_strategies(objects, registry, config.service_cidr)
     api = ResourceAPI(objects, registry, admission, strategies, authorizer)
     host = config.bind_address if config.bind_address not in ("0.0.0.0", "::", "") else "127.0.0.1"

@@ -40,6 +40,9 @@ ORDER = (
     "PodSecurity",
     "Priority",
     "DefaultTolerationSeconds",
+    "CertificateApproval",
+    "CertificateSigning",
+    "CertificateSubjectRestriction",
     "K8pySeedPolicy",  # k8py's own: the seed's anti-patterns (warnings, or refusals where enforced)
     "ResourceQuota",  # last, as in kube: it charges only what every other plugin let through
 )
@@ -86,6 +89,9 @@ def default_plugins(objects: Objects, registry: Registry, config: Mapping[str, A
     plugin's parsed configuration (``--admission-control-config-file``, see ``config.py``)."""
     from k8py.apiserver.admission import (
         builtin,
+        certapproval,
+        certsigning,
+        certsubjectrestriction,
         limitranger,
         noderestriction,
         podsecurity,
@@ -101,6 +107,9 @@ def default_plugins(objects: Objects, registry: Registry, config: Mapping[str, A
         podsecurity.PodSecurity(objects, registry, (config or {}).get("PodSecurity")),
         builtin.Priority(objects, registry),
         builtin.DefaultTolerationSeconds(),
+        certapproval.CertificateApproval(),
+        certsigning.CertificateSigning(),
+        certsubjectrestriction.CertificateSubjectRestriction(),
         resourcequota.ResourceQuota(objects, registry, (config or {}).get("ResourceQuota")),
         seedpolicy.SeedPolicy(objects, registry),
     ]
@@ -116,6 +125,13 @@ class Admission:
         if unknown:
             raise ValueError(f"admission plugins without a place in the chain's order: {unknown}")
         self.plugins = sorted(chain, key=lambda p: ORDER.index(p.name))
+
+    def set_authorizer(self, authorizer: Any) -> None:
+        """kube's ``WantsAuthorizer`` initializer: plugins that decide with the authorizer (an
+        ``authorizer`` attribute: the certificate plugins) get the server's."""
+        for p in self.plugins:
+            if hasattr(p, "authorizer"):
+                p.authorizer = authorizer
 
     def plugin(self, name: str) -> Plugin | None:
         return next((p for p in self.plugins if p.name == name), None)
