@@ -198,6 +198,7 @@ def test_an_unauthenticated_request_is_recorded(cluster: Server) -> None:
         urllib.request.urlopen(f"https://127.0.0.1:{cluster.port}/api/v1/namespaces/default/secrets?who=nobody",
                                context=ctx, timeout=10)
     assert info.value.code == 401
+    info.value.close()  # the error holds the response (and its socket) open
     [ev] = find(cluster, "the 401", requestURI="/api/v1/namespaces/default/secrets?who=nobody")
     assert ev["user"] == {} and ev["verb"] == "list"
     assert ev["responseStatus"] == {"metadata": {}, "status": "Failure", "message": "Unauthorized",
