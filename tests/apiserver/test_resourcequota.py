@@ -437,3 +437,46 @@ async def test_events_are_ignored_as_in_kube(api: TestClient) -> None:
     assert q.tracked_kinds(["count/events", "pods"]) == {("", "pods")}
     used, unknown = q.calculate_usage(quota({"count/events": "0"}), lambda g, r: [{}] if r == "events" else [], NOW)
     assert used == {} and unknown == set()
+
+
+def test_admission_charges_and_the_controller_measure_agree() -> None:
+    """Charging pods one by one from zero (admission) and measuring them all at once (the
+    controller) give the same status.used, whatever the pods ask (random, seeded)."""
+    import random
+
+    rnd = random.Random(12)
+    qty = ("100m", "250m", "1", "1500m", "64Mi", "128Mi", "1Gi", "0.5Gi", "2")
+
+    def container(name: str) -> Obj:
+        res: Obj = {}
+        for field in ("requests", "limits"):
+            if rnd.random() < 0.95:
+                res[field] = {r: rnd.choice(qty[:4] if r == "cpu" else qty[4:8]) for r in ("cpu", "memory")
+                              if rnd.random() < 0.95}
+        c: Obj = {"name": name, "image": "busybox", "resources": res}
+        if rnd.random() < 0.2:
+            c["restartPolicy"] = "Always"
+        return c
+
+    hard = {"pods": "1000", "requests.cpu": "1000", "limits.cpu": "1000", "requests.memory": "1000Gi",
+            "limits.memory": "1000Gi", "count/pods": "1000"}
+    for scopes in ([], ["NotBestEffort"], ["BestEffort"], ["Terminating"]):
+        rq = quota(hard if scopes != ["BestEffort"] else {"pods": "1000"}, scopes=scopes)
+        pods = []
+        for i in range(80):
+            spec: Obj = {}
+            if rnd.random() < 0.3:
+                spec["initContainers"] = [container(f"i{j}") for j in range(rnd.randint(1, 2))]
+            if rnd.random() < 0.3:
+                spec["activeDeadlineSeconds"] = 30
+            p = pod(f"p{i}", *(container(f"c{j}") for j in range(rnd.randint(1, 3))), **spec)
+            try:
+                rq = q.check_request([rq], q.PodEvaluator(), "CREATE", p, None, NOW)[0]
+            except q.QuotaRefused:
+                continue  # a container without the cpu/memory the quota wants: never stored
+            pods.append(p)
+        measured, unknown = q.calculate_usage(rq, lambda g, r, stored=pods: stored if r == "pods" else [], NOW)
+        assert not unknown
+        assert q.equals(measured, q.parse_list(rq["status"]["used"])), (scopes, q.to_wire(measured),
+                                                                       rq["status"]["used"])
+        assert len(pods) > 5, scopes  # the check is about something
