@@ -20,13 +20,15 @@ from tests.e2e.conftest import Server, manifest, wait
 from tests.helpers.realnode import IMAGE, namespace_for, real_cluster
 
 NODE = "svcnet-node"
-DNS_LISTEN = "10.42.0.1:53"  # the first node's pod bridge gateway (its pod CIDR is 10.42.0.0/24)
+DNS_LISTEN = "10.42.0.1:53"
+LB_POOL = "10.45.0.0/30"  # two addresses: 10.45.0.1 and 10.45.0.2  # the first node's pod bridge gateway (its pod CIDR is 10.42.0.0/24)
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     with real_cluster(tmp_path_factory.mktemp("svcnet"), NODE, "--cluster-dns-listen", DNS_LISTEN,
-                      "--cluster-cidr", "10.42.0.0/16,fd42::/56", "--service-cidr", "10.43.0.0/16,fd43::/112") as s:
+                      "--cluster-cidr", "10.42.0.0/16,fd42::/56", "--service-cidr", "10.43.0.0/16,fd43::/112",
+                      "--lb-pool", LB_POOL) as s:
         yield s
     assert "k8py-proxy" not in _nft_tables(), "the proxy's table is left after killall"
 
@@ -155,3 +157,39 @@ def test_service_without_endpoints_refuses_at_once(cluster: Server, ns: str) -> 
                         input="")
     assert p.returncode != 0 and "refused" in (p.stdout + p.stderr).lower(), p.stderr
     assert time.monotonic() - t0 < 10
+
+
+def events(s: Server, ns: str, name: str) -> list[dict[str, Any]]:
+    out = json.loads(s.kubectl("get", "events", "-n", ns, "--field-selector", f"involvedObject.name={name}",
+                               "-o", "json").stdout)["items"]
+    return [e for e in out if e["involvedObject"]["kind"] == "Service"]
+
+
+def test_load_balancer_addresses_from_the_pool(cluster: Server, ns: str) -> None:
+    deploy, svc, client = web(ns)
+    svc["spec"]["type"] = "LoadBalancer"
+    cluster.kubectl("apply", "-f", "-", input=manifest(deploy, svc, client))
+    pods = wait(lambda: ready_pods(cluster, ns, 2), 90, "two ready web pods")
+    wait(lambda: cluster.kjson("get", "pod", "client", "-n", ns)["status"].get("phase") == "Running", 60,
+         "the client pod")
+    ingress = wait(lambda: cluster.kjson("get", "service", "web", "-n", ns)["status"].get("loadBalancer", {})
+                   .get("ingress"), 30, "the load balancer's address")
+    lb = ingress[0]["ip"]
+    assert lb in ("10.45.0.1", "10.45.0.2")
+    assert "EXTERNAL-IP" in cluster.kubectl("get", "service", "web", "-n", ns).stdout
+    wait(lambda: proxied(lb, 80), 10, "the proxy's rules for the load balancer address")
+    assert spread(cluster, ns, lb, 80, set(pods)) == set(pods)
+    # the pool has two addresses: a third Service waits, with an event saying why
+    for name in ("lb2", "lb3"):
+        extra = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": ns},
+                 "spec": {"type": "LoadBalancer", "selector": {"app": "web"}, "ports": [{"port": 80}]}}
+        cluster.kubectl("apply", "-f", "-", input=manifest(extra))
+    wait(lambda: cluster.kjson("get", "service", "lb2", "-n", ns)["status"].get("loadBalancer", {}).get("ingress"),
+         30, "the second address")
+    failed = wait(lambda: [e for e in events(cluster, ns, "lb3") if e["reason"] == "SyncLoadBalancerFailed"], 30,
+                  "an event for the Service without an address")
+    assert "no IPv4 address left in the load balancer pool 10.45.0.0/30" in failed[0]["message"]
+    # deleting a Service gives its address to the one waiting
+    cluster.kubectl("delete", "service", "lb2", "-n", ns)
+    wait(lambda: cluster.kjson("get", "service", "lb3", "-n", ns)["status"].get("loadBalancer", {}).get("ingress"),
+         60, "the freed address for the waiting Service")

@@ -152,6 +152,13 @@ def start_components(config: ServerConfig, pki: Any, stop_ev: asyncio.Event) -> 
         out.append((asyncio.create_task(sched.run(stop_ev), name="scheduler"), client))
     if not config.disable_cluster_dns:
         out.append(start_cluster_dns(config, pki, stop_ev))
+    if not config.disable_cloud_controller:
+        from k8py.cloud.controller import USER, ServiceLBController
+        from k8py.cloud.provider import LocalProvider
+
+        client = loopback_client(config, pki, USER, (), "cloud-controller-manager")
+        ccm = ServiceLBController(client, LocalProvider(config.lb_pool))
+        out.append((asyncio.create_task(ccm.run(stop_ev), name="cloud-controller-manager"), client))
     if not config.disable_agent and not config.disable_kube_proxy:
         proxy = start_proxy(config, pki, stop_ev)
         if proxy is not None:

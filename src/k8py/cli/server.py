@@ -73,6 +73,17 @@ def host_port(value: str) -> str:
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
+def lb_pool(value: str) -> str:
+    from k8py.cloud.provider import parse_pool
+
+    try:
+        parse_pool(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"invalid --lb-pool {value!r}: {e} (example: 10.45.0.0/29,"
+                                         "192.0.2.10-192.0.2.20)") from None
+    return value.replace(" ", "")
+
+
 def dns_domain(value: str) -> str:
     name = value.strip().rstrip(".").lower()
     if not name or len(name) > 253 or not all(_DNS_LABEL.match(part) for part in name.split(".")):
@@ -396,6 +407,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="do not run the cluster DNS server (k3s: --disable coredns)")
     p.add_argument("--disable-kube-proxy", action="store_true",
                    help="do not run the service proxy (nftables) beside the node agent (k3s's flag)")
+    p.add_argument("--lb-pool", type=lb_pool, default="", metavar="CIDR|FIRST-LAST[,...]",
+                   help="addresses for LoadBalancer Services (IPv4 and/or IPv6 CIDRs or ranges), as MetalLB's "
+                        "layer-2 pools; default: the nodes' own addresses, one Service per port (as k3s's ServiceLB)")
+    p.add_argument("--disable-cloud-controller", action="store_true",
+                   help="do not run the cloud controller (LoadBalancer addresses) in this process (k3s's flag)")
     p.add_argument("--disable-ingress", action="store_true",
                    help="do not run the ingress controller (nginx) beside the node agent (k3s: --disable traefik)")
     from k8py.cli.ingress import add_flags as add_ingress_flags
@@ -483,6 +499,8 @@ def build_config(args: argparse.Namespace, parser: argparse.ArgumentParser | Non
         cluster_dns_listen=tuple(args.cluster_dns_listen),
         disable_cluster_dns=args.disable_cluster_dns,
         disable_kube_proxy=args.disable_kube_proxy,
+        lb_pool=args.lb_pool,
+        disable_cloud_controller=args.disable_cloud_controller,
         disable_ingress=args.disable_ingress,
         ingress_http_port=args.ingress_http_port,
         ingress_https_port=args.ingress_https_port,

@@ -57,6 +57,7 @@ NODE_NETWORK = "k8py:node-network"  # nodes read every Node, for the routes to t
 # subjects k8py once bound and no longer does: removed from the binding on reconcile
 RETIRED_SUBJECTS = {("ClusterRoleBinding", "system:node"): ({"kind": "Group", "name": "system:nodes"},)}
 DNS_USER = "system:k8py-dns"  # the cluster DNS (k8py.dns.cluster.USER)
+CCM_USER = "system:cloud-controller-manager"  # k8py.cloud.controller.USER
 INGRESS_USER = "system:k8py-ingress"  # the ingress controller (k8py.ingress.controller.USER)
 
 READ = ("get", "list", "watch")
@@ -239,6 +240,13 @@ def cluster_roles() -> list[Obj]:
             r("create", CORE, "serviceaccounts/token"),
         ]),
         # the cluster DNS (k8py.dns), as CoreDNS's system:coredns: what it answers from
+        # the cloud controller's service controller (k8py.cloud): LoadBalancer addresses
+        cluster_role(CCM_USER, [
+            events_rule(),
+            r(("get", "list", "watch", "update", "patch"), CORE, "services"),
+            r(("update", "patch"), CORE, "services/status"),
+            r(("list", "watch"), CORE, "nodes"),
+        ]),
         cluster_role(DNS_USER, [
             r(("list", "watch"), CORE, ("namespaces", "services")),
             r(("list", "watch"), DISCOVERY, "endpointslices"),
@@ -437,6 +445,7 @@ def cluster_role_bindings() -> list[Obj]:
                         [subject("User", KCM_USER)]),
         cluster_binding("system:kube-scheduler", "system:kube-scheduler", [subject("User", "system:kube-scheduler")]),
         cluster_binding(DNS_USER, DNS_USER, [subject("User", DNS_USER)]),
+        cluster_binding(CCM_USER, CCM_USER, [subject("User", CCM_USER)]),
         cluster_binding(INGRESS_USER, INGRESS_USER, [subject("User", INGRESS_USER)]),
         cluster_binding("system:volume-scheduler", "system:volume-scheduler",
                         [subject("User", "system:kube-scheduler")]),
