@@ -337,11 +337,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="an audit Policy (audit.k8s.io/v1): which requests the audit log records, at which level")
     p.add_argument("--audit-log-path", metavar="PATH",
                    help="where the audit log goes, one JSON event a line ('-': standard output)")
-    p.add_argument("--audit-log-maxsize", type=revisions, default=0, metavar="MB",
+    p.add_argument("--audit-log-maxsize", type=whole_number, default=0, metavar="MB",
                    help="rotate the audit log when it reaches this many megabytes (default: 0, never)")
-    p.add_argument("--audit-log-maxbackup", type=revisions, default=0, metavar="N",
+    p.add_argument("--audit-log-maxbackup", type=whole_number, default=0, metavar="N",
                    help="rotated audit log files kept (default: 0, all)")
-    p.add_argument("--audit-log-maxage", type=revisions, default=0, metavar="DAYS",
+    p.add_argument("--audit-log-maxage", type=whole_number, default=0, metavar="DAYS",
                    help="days rotated audit log files are kept (default: 0, no limit)")
     p.add_argument(
         "--compaction-interval", type=duration, default=DEFAULT_COMPACTION_INTERVAL, metavar="DURATION",
@@ -512,6 +512,17 @@ def build_config(args: argparse.Namespace, parser: argparse.ArgumentParser | Non
         admission_control_config_file=args.admission_control_config_file or "",
         **service_account_config(args, parser),
     )
+
+
+def whole_number(value: str) -> int:
+    """A count or size flag: a whole number, 0 or more."""
+    try:
+        n = int(value, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number {value!r}: give a whole number (0 or more)") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"invalid number {n}: must be 0 or more")
+    return n
 
 
 def audit_log_path(args: argparse.Namespace, parser: argparse.ArgumentParser | None) -> str:
