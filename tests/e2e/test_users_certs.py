@@ -111,6 +111,18 @@ def test_kubeconfig_create_gives_a_user_in_groups_that_rbac_sees(cluster: Server
                                      env={"KUBECONFIG": str(out)}).returncode == 0, 10, "the binding to apply")
     assert cluster.kubectl("auth", "can-i", "create", "pods", check=False,
                            env={"KUBECONFIG": str(out)}).stdout.strip() == "no"
+    # the official Python client takes the kubeconfig as it is
+    from kubernetes import client, config
+    from kubernetes.client.rest import ApiException
+
+    cfg = client.Configuration()
+    config.load_kube_config(config_file=str(out), client_configuration=cfg)
+    with client.ApiClient(cfg) as api:
+        core = client.CoreV1Api(api)
+        assert core.list_namespaced_pod("default").kind == "PodList"
+        with pytest.raises(ApiException) as denied:
+            core.list_namespaced_secret("kube-system")
+        assert denied.value.status == 403
 
     # printed to standard output without -o; bad input is refused
     printed = k8py("kubeconfig", "create", "--data-dir", str(cluster.data_dir), "--user", "carol").stdout
