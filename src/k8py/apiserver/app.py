@@ -155,9 +155,9 @@ class APIServerApp:
         if self.authn is None:
             return None
         user = self.authn.authenticate(request)
-        if user is None and hasattr(self.authn, "authenticate_async"):
+        if user is None and hasattr(self.authn, "authenticate_service_account"):
             # service-account JWTs: read the objects they are bound to (apiserver/serviceaccounts.py)
-            user = await self.authn.authenticate_async(request)
+            user = await self.authn.authenticate_service_account(request)
         if user is None:
             raise errors.unauthorized()
         return user

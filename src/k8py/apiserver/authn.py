@@ -14,8 +14,8 @@ Like kube-apiserver's union authenticator, tried in order:
    ``auth-extra-groups``; an expired token, one without ``usage-bootstrap-authentication: true``
    or one being deleted proves nothing.
 
-4. a service-account JWT (``apiserver/serviceaccounts.py``), in :meth:`Authenticator.authenticate_async`
-   because it reads the objects the token is bound to.
+4. a service-account JWT (``apiserver/serviceaccounts.py``), in
+   :meth:`Authenticator.authenticate_service_account` because it reads the objects the token is bound to.
 
 Every authenticated user also gets the group ``system:authenticated``. A request that proves
 nothing is anonymous: ``authenticate`` returns ``None`` and the pipeline answers 401 (except for
@@ -400,11 +400,11 @@ class Authenticator:
                 return self.bootstrap.lookup(token) or self.tokens.lookup(token)
         return None
 
-    async def authenticate_async(self, request: web.Request) -> UserInfo | None:
-        """:meth:`authenticate`, then service-account JWTs (which read the objects they are bound to)."""
-        user = self.authenticate(request)
-        if user is not None or self.service_accounts is None:
-            return user
+    async def authenticate_service_account(self, request: web.Request) -> UserInfo | None:
+        """A service-account JWT bearer token (asked after :meth:`authenticate` found nothing: it
+        reads the objects the token is bound to, so it is a coroutine)."""
+        if self.service_accounts is None:
+            return None
         token = bearer_token(request.headers.get("Authorization") or "")
         if token is None:
             return None
