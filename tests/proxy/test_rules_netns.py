@@ -244,3 +244,56 @@ def test_partial_syncs_end_where_a_full_sync_would(topo: Topology) -> None:
     nft.apply(full_sync(CFG, new_units))
     assert after_partial == _normalized(nft)
     assert partial_sync(new_units, new_units) == ""
+
+
+UDP_SERVER = r"""
+import socket, sys
+name, host = sys.argv[1], sys.argv[2]
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((host, 5353))
+while True:
+    data, addr = s.recvfrom(512)
+    s.sendto(name.encode(), addr)
+"""
+
+
+def test_stale_udp_flows_are_cleared_when_endpoints_change(topo: Topology) -> None:
+    """A UDP client sending from one port keeps its NAT binding; when its endpoint goes away the
+    proxy deletes the binding, so the next datagram reaches the new endpoint."""
+    import asyncio
+
+    from k8py.proxy.conntrack import Conntrack, cleanup_commands
+    from k8py.proxy.rules import full_sync, partial_sync, units
+
+    servers = [subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", UDP_SERVER, name, f"10.99.{i}.2"])
+               for i, (name, ns) in enumerate(topo.pods.items(), start=1)]
+    ask = ("import socket,sys\n"
+           "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.bind(('0.0.0.0', 40053)); s.settimeout(2)\n"
+           "s.sendto(b'q', ('10.43.0.60', 53))\n"
+           "try:\n  print(s.recvfrom(512)[0].decode())\nexcept OSError as e:\n  print('ERR', type(e).__name__)\n")
+
+    def query() -> str:
+        return subprocess.run(["ip", "netns", "exec", topo.node, sys.executable, "-c", ask], capture_output=True,
+                              text=True, timeout=20, check=True).stdout.strip()
+
+    try:
+        dns = ServicePort("kube-system", "dns", "dns", "udp", 53, ("10.43.0.60",))
+        key = ("kube-system", "dns", "dns", "udp")
+        a, b = Endpoint("10.99.1.2", 5353), Endpoint("10.99.2.2", 5353)
+        old = units([dns], {key: [a]}, CFG)
+        nft = topo.nft()
+        nft.apply(full_sync(CFG, old))
+        deadline = time.monotonic() + 10
+        while (got := query()) != "pod-a":
+            assert time.monotonic() < deadline, got
+        new = units([dns], {key: [b]}, CFG)
+        nft.apply(partial_sync(old, new))
+        assert query() == "pod-a"  # the old binding still holds: the rules alone do not move it
+        commands = cleanup_commands(old, new)
+        assert commands == [["-D", "-p", "udp", "--orig-dst", "10.43.0.60", "--dst-nat", "10.99.1.2"]]
+        asyncio.run(Conntrack(("ip", "netns", "exec", topo.node, "conntrack")).run(commands))
+        assert query() == "pod-b"
+    finally:
+        for p in servers:
+            p.kill()
+            p.wait()

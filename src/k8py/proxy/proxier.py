@@ -20,6 +20,7 @@ from typing import Any
 
 from k8py.client.api import Client
 from k8py.client.informer import SharedInformerFactory
+from k8py.proxy.conntrack import Conntrack, cleanup_commands
 from k8py.proxy.model import SERVICE_NAME_LABEL, service_ports, slice_endpoints
 from k8py.proxy.nft import Nft, NftError
 from k8py.proxy.rules import ProxyConfig, Unit, cleanup, full_sync, merge_endpoints, partial_sync, units
@@ -38,9 +39,11 @@ def _service_key(sl: Obj) -> list[str]:
 
 class Proxier:
     def __init__(self, client: Client, cfg: ProxyConfig, nft: Nft | None = None, *, min_interval: float = 0.25,
-                 full_interval: float = 3600.0, retry_interval: float = 5.0) -> None:
+                 full_interval: float = 3600.0, retry_interval: float = 5.0,
+                 conntrack: Conntrack | None = None) -> None:
         self.cfg = cfg
         self.nft = nft or Nft()
+        self.conntrack = conntrack or Conntrack()
         self.min_interval = min_interval
         self.full_interval = full_interval
         self.retry_interval = retry_interval
@@ -147,7 +150,9 @@ class Proxier:
                 log.error("service proxy: nft transaction failed, the previous rules stay; retrying with a full "
                           "sync: %s", e)
                 return False
+        stale = cleanup_commands(self.applied or {}, self.desired)
         self.applied = dict(self.desired)
+        await self.conntrack.run(stale)
         self.syncs += 1
         if full:
             self.full_syncs += 1

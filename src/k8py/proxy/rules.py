@@ -71,6 +71,10 @@ class Unit:
     comments: dict[str, str] = field(default_factory=dict)
     sets: dict[str, str] = field(default_factory=dict)
     elements: dict[tuple[str, str], str | None] = field(default_factory=dict)
+    # what the rules were made from: the Service port and the addresses its traffic may reach
+    # (for the stale-conntrack cleanup of UDP, k8py.proxy.conntrack)
+    service: ServicePort | None = None
+    endpoints: frozenset[str] = frozenset()
 
 
 def skeleton(cfg: ProxyConfig) -> list[str]:
@@ -239,7 +243,7 @@ def _pick(u: Unit, chain: str, sp: ServicePort, eps: Sequence[Endpoint]) -> None
 
 def _service_port(sp: ServicePort, cluster_eps: Sequence[Endpoint], external_eps: Sequence[Endpoint],
                   v4: list[str], v6: list[str]) -> Unit:
-    u = Unit()
+    u = Unit(service=sp, endpoints=frozenset(e.ip for e in (*cluster_eps, *external_eps)))
     svc, ext = service_chain(sp), external_chain(sp)
     proto, port = sp.protocol, sp.port
     has_external = bool(sp.node_port or sp.external_ips)
