@@ -246,6 +246,8 @@ def test_node_then_rbac() -> None:
     # for their routes (k8py:node-network), and renew their own client certificates
     ok, reason = union.authorize(NODE_A, ra("list", "nodes", ns=""))
     assert ok and "k8py:node-network" in reason
+    assert union.authorize(NODE_A, ra("get", "nodes", "b", ns="")) == (
+        False, "node 'a' cannot read 'b', only its own Node object")
     assert union.authorize(NODE_A, ra("create", "certificatesigningrequests", ns="", group="certificates.k8s.io",
                                       sub="selfnodeclient"))[0]
     # RBAC alone gives a node nothing of kube's node rules any more

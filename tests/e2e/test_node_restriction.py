@@ -107,6 +107,10 @@ def test_the_agent_reads_its_pods_secret_and_another_node_does_not(cluster: tupl
     assert p.returncode == 1 and "can only list/watch pods with spec.nodeName field selector" in p.stderr
     p = as_node(s, configs, NODE, "get", "pods", "-A", "--field-selector", f"spec.nodeName={NODE}", "-o", "name")
     assert p.returncode == 0 and p.stdout.split() == ["pod/reader"], p.stdout + p.stderr
+    p = as_node(s, configs, NODE, "get", "node", "b")
+    assert p.returncode == 1 and p.stderr.strip() == (
+        'Error from server (Forbidden): nodes "b" is forbidden: User "system:node:a" cannot get resource "nodes" in '
+        "API group \"\" at the cluster scope: node 'a' cannot read 'b', only its own Node object")
     p = as_node(s, configs, NODE, "get", "pod", "on-b", "-n", NS)
     assert p.returncode == 1 and "no relationship found between node 'a' and this object" in p.stderr
     # the admin's SubjectAccessReview gives the same answer (Node, then RBAC)

@@ -223,7 +223,7 @@ def cluster_roles() -> list[Obj]:
             r("proxy", CORE, "nodes"),
             r("*", CORE, ("nodes/proxy", "nodes/metrics", "nodes/spec", "nodes/stats", "nodes/log")),
         ]),
-        cluster_role(NODE_NETWORK, [r(READ, CORE, "nodes")]),
+        cluster_role(NODE_NETWORK, [r(("list", "watch"), CORE, "nodes")]),  # a get of another is kube's 403
         cluster_role("system:node-bootstrapper", [
             r(("create", "get", "list", "watch"), CERTS, "certificatesigningrequests")]),
         cluster_role("system:kube-controller-manager", [
