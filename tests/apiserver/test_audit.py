@@ -304,3 +304,24 @@ def test_dash_writes_to_standard_output(capfd: pytest.CaptureFixture[str]) -> No
     w.write(b'{"stage":"ResponseComplete"}\n' * 3)
     w.close()
     assert capfd.readouterr().out == '{"stage":"ResponseComplete"}\n' * 3
+
+
+async def test_an_internal_error_is_the_panic_stage(tmp_path: Path) -> None:
+    cp, runner, url, log_path = await serve_with_audit(tmp_path, "apiVersion: audit.k8s.io/v1\nkind: Policy\n"
+                                                                 "omitStages: [RequestReceived]\n"
+                                                                 "rules:\n  - level: Metadata\n")
+
+    async def broken(ctx: Any) -> web.StreamResponse:
+        raise RuntimeError("boom")
+
+    cp.http.api.handle = broken
+    try:
+        async with aiohttp.ClientSession(url) as s, s.get("/api/v1/namespaces/default/pods") as r:
+            assert r.status == 500  # kube's answer to a panic, in its Status form
+    finally:
+        await stop(cp, runner)
+    [ev] = events(log_path)
+    assert ev["stage"] == "Panic"
+    assert ev["responseStatus"] == {"metadata": {}, "status": "Failure",
+                                    "message": "APIServer panic'd: RuntimeError('boom')",
+                                    "reason": "InternalError", "code": 500}
