@@ -110,12 +110,11 @@ class KeyTransformer:
     """One named key of one provider (kube's PrefixTransformer): seals with its prefix, opens
     values that carry it."""
 
-    __slots__ = ("_aead", "_aes", "_box", "_key", "kind", "name", "prefix")
+    __slots__ = ("_aead", "_aes", "_box", "kind", "name", "prefix")
 
     def __init__(self, kind: str, name: str, key: bytes) -> None:
         self.kind = kind
         self.name = name
-        self._key = key
         self.prefix = b"" if kind == "identity" else f"k8s:enc:{kind}:v1:{name}:".encode()
         self._aead = AESGCM(key) if kind == "aesgcm" else None
         self._aes = algorithms.AES(key) if kind == "aescbc" else None  # made once: it costs more than a seal
