@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import datetime as dt
 import json
 import os
@@ -60,7 +59,6 @@ from aiohttp import web
 from k8py.api import errors
 from k8py.api.registry import KindInfo
 from k8py.apiserver import spdyproxy
-from k8py.apiserver.authz import RequestAttributes, forbidden
 from k8py.apiserver.context import Ctx
 
 if TYPE_CHECKING:
@@ -367,24 +365,15 @@ def _is_websocket(req: web.Request) -> bool:
             and "upgrade" in req.headers.get("Connection", "").lower())
 
 
-def _authorize_create(api: ResourceAPI, ctx: Ctx, sub: str) -> None:
-    """A WebSocket upgrade is a GET, authorized as ``get`` by the pipeline; kube-apiserver also
-    requires ``create`` on the subresource (what the SPDY POST needs)."""
-    if api.authorizer is None or ctx.user is None:
-        return
-    attrs = RequestAttributes.from_request_info(dataclasses.replace(ctx.info, verb="create"))
-    allowed, reason = api.authorizer.authorize(ctx.user, attrs)
-    if not allowed:
-        raise forbidden(ctx.user.name, attrs, reason)
-
-
 async def serve_stream(api: ResourceAPI, ctx: Ctx, kind: KindInfo, ns: str | None, name: str,
                        sub: str) -> web.StreamResponse:
     """``pods/{name}/exec``, ``attach``, ``portforward`` (GET or POST)."""
     req = ctx.request
     websocket = _is_websocket(req)
     if websocket and ctx.info.verb == "get":
-        _authorize_create(api, ctx, sub)
+        # a WebSocket upgrade is a GET, authorized as get by the pipeline; kube also requires
+        # create on the subresource (what the SPDY POST needs)
+        api.authorize_create(ctx)
     container, params = stream_params(sub, ctx.query)
     pod = await api.objects.get(kind, ns, name)
     if sub != "portforward":

@@ -317,8 +317,9 @@ class ResourceAPI:
                           warnings=ctx.warnings, audit_annotations=ctx.audit_annotations)
 
     def authorize_create(self, ctx: Ctx) -> None:
-        """An update that turns into a create is authorized as a create too (kube's update
-        handler wraps the create's admission in ``withAuthorization`` with verb create)."""
+        """The request authorized again as a ``create``: an update that turns into a create (kube's
+        update handler wraps the create's admission in ``withAuthorization``), and a streaming
+        upgrade that the pipeline authorized as a ``get``."""
         if self.authorizer is None or ctx.user is None:
             return
         from k8py.apiserver.authz import RequestAttributes, forbidden

@@ -25,7 +25,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig to reach the API server (default: "
                    "$KUBECONFIG, ~/.kube/config, or in-cluster)")
     p.add_argument("--context", metavar="NAME", help="kubeconfig context")
-    p.add_argument("--lb-pool", type=lb_pool, default="", metavar="CIDR|FIRST-LAST[,...]",
+    p.add_argument("--lb-pool", type=lb_pool, default=None, metavar="CIDR|FIRST-LAST[,...]",
                    help="addresses for LoadBalancer Services (default: the nodes' addresses)")
     p.add_argument("--debug", action="store_true", help="log at debug level")
     p.set_defaults(func=run, parser=p)
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
 
     async def main(stop: asyncio.Event) -> int:
         async with Client(cfg, component="cloud-controller-manager") as client:
-            await ServiceLBController(client, LocalProvider(args.lb_pool)).run(stop)
+            await ServiceLBController(client, LocalProvider(args.lb_pool or "")).run(stop)
         return 0
 
     return run_until_signal(main)
