@@ -490,3 +490,28 @@ async def test_a_watch_meeting_an_unreadable_object_ends_with_kubes_error(tmp_pa
     finally:
         await runner.cleanup()
         await store.close()
+
+
+async def test_a_resource_dropped_from_the_config_is_reported_per_object(tmp_path: Path) -> None:
+    """ConfigMaps encrypted, then the config no longer lists them: kube's identity check names
+    each object, and the plain ones still read (list, get and watch)."""
+    inner, store = await wrapped(tmp_path, aescbc(("k", K32)))
+    store.reconfigure(load_config(write(tmp_path, config_doc(aescbc(("k", K32)), resources=("secrets", "configmaps")),
+                                        "both.json")))
+    first = await store.create("/registry/core/configmaps/default/sealed", b'{"a":1}')
+    store.reconfigure(load_config(write(tmp_path, config_doc(aescbc(("k", K32))), "secrets.json")))
+    w = store.watch("/registry/core/configmaps/", first)
+    await store.create("/registry/core/configmaps/default/plain", b'{"b":2}')
+    res = await store.list("/registry/core/configmaps/")
+    good, bad = res.kvs  # in key order
+    assert isinstance(bad, UnreadableValue) and "identity transformer tried to read encrypted data" in bad.reason
+    assert good.value == b'{"b":2}' and type(good) is KeyValue
+    assert isinstance(await store.get("/registry/core/configmaps/default/sealed"), UnreadableValue)
+    seen: list[KeyValue] = []
+    async for resp in w:
+        seen += [ev.kv for ev in resp.events]
+        if len(seen) >= 2:
+            break
+    await w.close()
+    assert isinstance(seen[0], UnreadableValue) and seen[1].value == b"{\"b\":2}", seen
+    await inner.close()

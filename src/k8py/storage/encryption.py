@@ -467,11 +467,17 @@ class EncryptedStore:
             return True
         return self.chain(prefix)
 
-    def open_kv(self, kv: KeyValue, chain: Chain | None = None) -> KeyValue:
-        if chain is None:
+    def open_kv(self, kv: KeyValue, chain: Chain | None | bool = True) -> KeyValue:
+        """``kv`` with its value opened. ``chain``: the resource's providers, None for a resource
+        the config does not list, True to look it up by the key."""
+        if chain is True:
             chain = self.chain(kv.key)
-            if chain is None:
-                return kv
+        if not isinstance(chain, Chain):
+            if kv.value.startswith(ENC_PREFIX):  # kube's identity "encrypt check" transformer
+                return UnreadableValue(kv.key, kv.value, kv.create_revision, kv.mod_revision,
+                                       "identity transformer tried to read encrypted data (the encryption "
+                                       "configuration does not list this resource any more)")
+            return kv
         try:
             plain, stale = chain.open(kv.value, kv.key.encode())
         except DecryptError as e:
@@ -531,20 +537,14 @@ class EncryptedStore:
                    count: bool = False) -> ListResult:
         res = await self.inner.list(prefix, start_key=start_key, limit=limit, revision=revision, count=count)
         chain = self._prefix_chain(prefix)
-        if chain is None:
-            return res
-        if chain is True:
-            kvs = [self.open_kv(kv) for kv in res.kvs]
-        else:
-            assert isinstance(chain, Chain)
-            kvs = [self.open_kv(kv, chain) for kv in res.kvs]
-        return ListResult(kvs, res.revision, res.more, res.count)
+        if chain is None and not any(kv.value.startswith(ENC_PREFIX) for kv in res.kvs):
+            return res  # a resource not encrypted (the common case): nothing to open
+        return ListResult([self.open_kv(kv, chain) for kv in res.kvs], res.revision, res.more, res.count)
 
     def watch(self, prefix: str, start_revision: int, *, progress_notify: bool = False) -> Watch:
         w = self.inner.watch(prefix, start_revision, progress_notify=progress_notify)
-        if self._prefix_chain(prefix) is None:
-            return w
-        return _OpeningWatch(w, self.open_kv)
+        chain = self._prefix_chain(prefix)
+        return _OpeningWatch(w, lambda kv: self.open_kv(kv, chain))
 
     def __getattr__(self, name: str) -> Any:  # stats() and other optional extras of a backend
         return getattr(self.inner, name)
@@ -565,8 +565,18 @@ class _OpeningWatch:
         if not resp.events:
             return resp
         o = self.open_kv
-        return WatchResponse([Event(ev.type, o(ev.kv), None if ev.prev_kv is None else o(ev.prev_kv))
-                              for ev in resp.events], resp.revision)
+        events = resp.events
+        out: list[Event] | None = None  # new events only when a value changed (most watches: none)
+        for i, ev in enumerate(events):
+            kv = o(ev.kv)
+            prev = None if ev.prev_kv is None else o(ev.prev_kv)
+            if kv is not ev.kv or prev is not ev.prev_kv:
+                if out is None:
+                    out = list(events[:i])
+                out.append(Event(ev.type, kv, prev))
+            elif out is not None:
+                out.append(ev)
+        return resp if out is None else WatchResponse(out, resp.revision)
 
     async def close(self) -> None:
         await self.inner.close()
