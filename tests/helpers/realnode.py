@@ -13,6 +13,7 @@ Skips when kubectl is not installed or the machine cannot run pods (not root, no
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -33,6 +34,20 @@ def netns_names() -> set[str]:
     """The network namespaces k8py's agents made on this machine."""
     out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False).stdout
     return {line.split()[0] for line in out.splitlines() if line.startswith("k8py-")}
+
+
+def nginx_pids(data_dir: Path) -> list[int]:
+    """nginx processes (the ingress controller's master and workers) of this data directory."""
+    out = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if "nginx" in cmd and f"{data_dir}/ingress/" in cmd:
+            out.append(int(pid))
+    return out
 
 
 def node_ready(s: Server, node: str) -> bool:
@@ -80,6 +95,8 @@ def real_cluster(tmp: Path, node: str, *extra_args: str) -> Iterator[Server]:
                                capture_output=True, text=True, timeout=120, check=False)
             assert p.returncode == 0, p.stderr
             assert netns_names() <= before, f"network namespaces left: {netns_names() - before}"
+            assert not nginx_pids(data), "the ingress controller's nginx is left running"
+            assert not (data / "ingress" / "nginx.conf").exists(), "the ingress controller's files are left"
             assert not list((data / "agent" / "containers" / "containers").iterdir()), "containers left"
             left = subprocess.run(["ip", "link", "show", "k8py0"], capture_output=True, check=False)
             assert left.returncode != 0, "the bridge is left"

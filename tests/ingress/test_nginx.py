@@ -28,7 +28,7 @@ from tests.ingress.helpers import (
 )
 
 from k8py.ingress.model import build_plan
-from k8py.ingress.nginx import Nginx, NginxError, choose_port, find_nginx
+from k8py.ingress.nginx import Nginx, NginxError, choose_port, find_nginx, ipv6_available
 from k8py.ingress.render import RenderOptions, render
 
 pytestmark = pytest.mark.skipif(not find_nginx() or os.geteuid() != 0, reason="needs nginx (Debian) and root")
@@ -116,7 +116,7 @@ async def test_routing_tls_reload_refusal_restart_and_stop(tmp_path: Path, backe
                   default_backend=backend("web"))
     http, https = free_port(), free_port()
     n = Nginx(str(tmp_path / "ingress"))
-    opts = RenderOptions(state_dir=n.state_dir, http_port=http, https_port=https, ipv6=False,
+    opts = RenderOptions(state_dir=n.state_dir, http_port=http, https_port=https, ipv6=ipv6_available(),
                          status_socket=n.socket_path)
     p1 = build_plan([ing], services, slices, secrets)
     assert not p1.problems

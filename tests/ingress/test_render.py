@@ -224,7 +224,8 @@ def test_render_confines_nginx_to_its_state_dir() -> None:
     for temp in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
         assert f"{temp}_temp_path tmp/{temp};" in text
     assert "listen unix:/s/nginx.sock;" in text and 'return 200 "7\\n";' in text
-    assert "listen [::]:80 ipv6only=on;" in text
+    assert "listen [::]:80 default_server ipv6only=on;" in text
+    assert "listen [::]:80;" in text  # the option once per address (nginx refuses it twice)
     for h in ("X-Forwarded-For $proxy_add_x_forwarded_for", "X-Forwarded-Proto $scheme",
               "X-Forwarded-Host $host", "X-Forwarded-Port $server_port", "X-Real-IP $remote_addr"):
         assert f"proxy_set_header {h};" in text

@@ -27,23 +27,13 @@ def missing_prerequisites() -> list[str]:
     return [] if find_nginx() else ["nginx (Debian package nginx)"]
 
 
-def _ipv6() -> bool:
-    """Whether nginx can listen on [::] here (IPv6 enabled in the kernel)."""
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
-            s.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
-
-
 def build_controller(client: Any, state_dir: str, http_port: int, https_port: int,
                      addresses: tuple[str, ...]) -> Any:
     """The controller with its nginx, on ``http_port``/``https_port`` or, when one is taken by
     another program, on 8080/8443 or the next free port (with a log line that says so). Raises
     :class:`~k8py.ingress.nginx.NginxError` when no port can be had."""
     from k8py.ingress.controller import IngressController
-    from k8py.ingress.nginx import Nginx, choose_port, killall
+    from k8py.ingress.nginx import Nginx, choose_port, ipv6_available, killall
 
     killall(state_dir)  # an nginx of a previous run of this data dir (killed server) holds our ports
     http, msg = choose_port(http_port, HTTP_ASIDE if http_port != HTTP_ASIDE else HTTP_ASIDE + 1, "HTTP")
@@ -55,7 +45,7 @@ def build_controller(client: Any, state_dir: str, http_port: int, https_port: in
         log.warning("%s", msg)
     worker_user = "nobody nogroup" if os.geteuid() == 0 else ""
     return IngressController(client, Nginx(state_dir), http_port=http, https_port=https, status_addresses=addresses,
-                             ipv6=_ipv6(), worker_user=worker_user)
+                             ipv6=ipv6_available(), worker_user=worker_user)
 
 
 def port(value: str) -> int:

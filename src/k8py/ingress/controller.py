@@ -213,6 +213,9 @@ class IngressController:
         slices = {k: self.slices.store.by_index(SLICE_INDEX, f"{k[0]}/{k[1]}") for k in wanted}
         secrets = {(str(meta(s).get("namespace") or ""), str(meta(s).get("name") or "")): s
                    for s in self.secrets.list()}
+        live = {(*k, str(meta(s).get("resourceVersion") or "")) for k, s in secrets.items()}
+        for gone in [k for k in self.cert_cache if k not in live]:  # versions no longer current
+            del self.cert_cache[gone]
         return build_plan(ours, services, slices, secrets, cert_cache=self.cert_cache)
 
     async def sync(self) -> bool:
@@ -242,6 +245,21 @@ class IngressController:
         try:
             await self.nginx.apply(render(plan, replace(self.opts, generation=gen)), plan.certs, gen)
         except (NginxError, OSError) as e:
+            # a certificate nginx (OpenSSL) refuses though it parsed, e.g. a key below the security
+            # level: that Secret is bad, not the whole configuration; serve its hosts without TLS
+            # and report it on its Ingresses, rather than hold back everyone's changes
+            refused = [src for fname, src in plan.cert_sources.items() if fname in str(e)]
+            if refused and isinstance(e, NginxError):
+                for src in refused:
+                    self.cert_cache[src] = f"is refused by nginx: {e}"
+                    log.warning("ingress: nginx refuses the certificate of Secret %s/%s: %s", src[0], src[1], e)
+                plan = self.build(list(by_key.values()))
+                self.plan = plan
+                self._report_problems(plan, by_key)
+                text = render(plan, replace(self.opts, generation=0))
+                if text == self.applied_text:
+                    return True
+                return await self._apply(plan, text, by_key)
             self.failed_text = text
             self.last_error = str(e)
             changed = [k for k, i in by_key.items()

@@ -143,6 +143,7 @@ class Plan:
     servers: list[Server]  # the default server first, then by host
     upstreams: dict[str, tuple[str, ...]]  # name -> "ip:port" / "[ip6]:port"
     certs: dict[str, bytes]  # file name -> PEM (certificate chain then key)
+    cert_sources: dict[str, tuple[str, str, str]]  # file name -> the Secret's namespace, name, resourceVersion
     problems: dict[str, list[Problem]]  # ns/name of an Ingress -> what is wrong with it
     ingresses: list[str]  # the Ingresses served (ns/name), oldest first
 
@@ -262,6 +263,7 @@ class _Builder:
         self.cert_cache = cert_cache if cert_cache is not None else {}
         self.upstreams: dict[str, tuple[str, ...]] = {}
         self.certs: dict[str, bytes] = {}
+        self.cert_sources: dict[str, tuple[str, str, str]] = {}
         self.problems: dict[str, list[Problem]] = {}
 
     def problem(self, ing: str, reason: str, message: str) -> None:
@@ -324,6 +326,7 @@ class _Builder:
         pem = crt.rstrip(b"\n") + b"\n" + key.rstrip(b"\n") + b"\n"
         fname = cert_file_name(ns, secret_name, pem)
         self.certs[fname] = pem
+        self.cert_sources[fname] = (ns, secret_name, rv)
         return fname
 
 
@@ -332,7 +335,9 @@ def build_plan(ingresses: Iterable[Obj], services: Mapping[tuple[str, str], Obj]
                cert_cache: dict[tuple[str, str, str], str] | None = None) -> Plan:
     """What nginx serves for these (our) Ingresses. ``services`` and ``secrets`` by (namespace,
     name), ``slices`` by (namespace, service name); ``cert_cache`` remembers checked Secrets by
-    resourceVersion between calls (a certificate is parsed once per version)."""
+    (namespace, name, resourceVersion) between calls: "" for a good one, else why it is not (a
+    certificate is parsed once per version; the controller also records there the ones nginx
+    itself refused, e.g. a key too small for OpenSSL's security level)."""
     b = _Builder(services, slices, secrets, cert_cache)
     ordered = sorted(ingresses, key=_created)
     default = Server("")
@@ -401,4 +406,4 @@ def build_plan(ingresses: Iterable[Obj], services: Mapping[tuple[str, str], Obj]
         if srv.fallback is NOT_FOUND and default_fallback_from:
             srv.fallback = default.fallback
     return Plan(servers=[default, *(servers[h] for h in sorted(servers))], upstreams=b.upstreams, certs=b.certs,
-                problems=b.problems, ingresses=served)
+                cert_sources=b.cert_sources, problems=b.problems, ingresses=served)

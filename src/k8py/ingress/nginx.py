@@ -63,6 +63,16 @@ def port_free(port: int) -> bool:
     return True
 
 
+def ipv6_available() -> bool:
+    """Whether nginx can listen on [::] here (IPv6 enabled in the kernel)."""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
 def choose_port(wanted: int, aside: int, what: str, taken: tuple[int, ...] = ()) -> tuple[int, str]:
     """``wanted`` when it is free, else ``aside`` or the next free port after it; with the log
     line that says so ("" when ``wanted`` was free)."""

@@ -55,10 +55,10 @@ def _q(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _listen(opts: RenderOptions, port: int, extra: str) -> list[str]:
+def _listen(opts: RenderOptions, port: int, extra: str, default: bool) -> list[str]:
     out = [f"listen {port}{extra};"]
-    if opts.ipv6:
-        out.append(f"listen [::]:{port}{extra} ipv6only=on;")
+    if opts.ipv6:  # a socket option such as ipv6only may be given once per address: on the default server
+        out.append(f"listen [::]:{port}{extra}{' ipv6only=on' if default else ''};")
     return out
 
 
@@ -120,9 +120,9 @@ def _locations(srv: Server, opts: RenderOptions) -> list[str]:
 def _server(srv: Server, opts: RenderOptions) -> list[str]:
     default = not srv.host
     lines = [f"# host {srv.host}" if srv.host else "# the default server: rules without a host, the default backend"]
-    body = list(_listen(opts, opts.http_port, " default_server" if default else ""))
+    body = list(_listen(opts, opts.http_port, " default_server" if default else "", default))
     if srv.cert or default:
-        body += _listen(opts, opts.https_port, " ssl default_server" if default else " ssl")
+        body += _listen(opts, opts.https_port, " ssl default_server" if default else " ssl", default)
         if srv.cert:
             path = f"{opts.cert_dir}/{srv.cert}"
             body += [f"ssl_certificate {path};", f"ssl_certificate_key {path};"]
