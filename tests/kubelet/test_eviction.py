@@ -354,3 +354,55 @@ async def test_measure_counts_writable_layers_logs_and_local_ephemeral_volumes(t
     # memory only: no disk walk
     u = await measure(rt, [sid], paths, p, frozenset({"memory"}))
     assert u.containers[0].rootfs is None and u.volumes == 0
+
+
+async def test_disk_pressure_removes_unused_images_before_evicting_a_pod() -> None:
+    from k8py.kubelet.eviction import reclaim_images
+    from k8py.kubelet.runtime.fake import FakeRuntime
+    from k8py.kubelet.runtime.types import ContainerConfig, SandboxConfig
+
+    rt = FakeRuntime()
+    for ref in ("used", "old-a", "old-b"):
+        await rt.pull_image(ref)
+        rt.images[ref].size = 100 * MI
+    sb = SandboxConfig("p", "default", "uid-p")
+    sid = await rt.run_pod_sandbox(sb)
+    await rt.create_container(sid, ContainerConfig("c", "used"), sb)
+    assert await reclaim_images(rt) == 200 * MI
+    assert sorted(rt.images) == ["used"]  # a container's image stays, even a stopped one's
+    assert await reclaim_images(rt) == 0
+
+    # the manager: enough freed -> no pod evicted; not enough -> the pod goes
+    disk = [5 * GI]
+    evicted: list[str] = []
+    freed_by_reclaim = [0]
+
+    async def read() -> Readings:
+        return readings(disk_available=disk[0])
+
+    async def reclaim() -> int:
+        disk[0] += freed_by_reclaim[0]
+        return freed_by_reclaim[0]
+
+    async def measure(p: dict[str, Any], what: frozenset[str]) -> PodUsage:
+        return PodUsage([ContainerUsage("c", rootfs=MI, logs=0)])
+
+    m = EvictionManager(config_from_flags(hard="nodefs.available<10Gi"), read=read, pods=lambda: [pod("p")],
+                        usage=measure, evict=lambda uid, *a: evicted.append(uid) is None, stopped=lambda uid: True,
+                        record=lambda *a: None, node=dict, reclaim_disk=reclaim)
+    freed_by_reclaim[0] = 6 * GI
+    assert await m.sync_once(0.0) == [] and evicted == []
+    assert m.conditions == ("DiskPressure",)  # the condition was met this round
+    disk[0] = 5 * GI
+    freed_by_reclaim[0] = GI
+    assert await m.sync_once(10.0) == ["p"] and evicted == ["p"]
+
+
+def test_inode_and_pid_messages_name_their_resource_in_plain_numbers() -> None:
+    p = pod("p")
+    u = PodUsage([ContainerUsage("c", rootfs=MI, logs=0, processes=10)])
+    assert eviction_message("inodes", p, u, Threshold("nodefs.inodesFree", percentage=0.05),
+                            Observation(1000, 1_000_000)) == (
+        "The node was low on resource: inodes. Threshold quantity: 50000, available: 1000. ")
+    assert eviction_message("pids", p, u, Threshold("pid.available", quantity=500), Observation(100, 32768)) == (
+        "The node was low on resource: pids. Threshold quantity: 500, available: 100. ")

@@ -23,7 +23,8 @@ DEFAULT_HARD_TEXT = "memory.available<100Mi,nodefs.available<10%,imagefs.availab
 def add_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("node pressure (kubelet's eviction flags)")
     g.add_argument("--eviction-hard", default=None, metavar="SIGNAL<Q,...",
-                   help=f"hard eviction thresholds (default: {DEFAULT_HARD_TEXT}); given, it replaces them all")
+                   help=f"hard eviction thresholds (default: {DEFAULT_HARD_TEXT.replace('%', '%%')}); given, it replaces "
+                        "them all")
     g.add_argument("--eviction-soft", default="", metavar="SIGNAL<Q,...",
                    help="soft eviction thresholds, each acting after its --eviction-soft-grace-period")
     g.add_argument("--eviction-soft-grace-period", default="", metavar="SIGNAL=DURATION,...",

@@ -282,7 +282,8 @@ class Agent:
             self.eviction = evictionmod.EvictionManager(
                 config.eviction, read=self._read, pods=self._active_pods, usage=self._pod_usage,
                 evict=self._evict_for_pressure, stopped=self._eviction_done, record=self.record,
-                node=self.node_object, conditions_changed=self._pressure_changed)
+                node=self.node_object, conditions_changed=self._pressure_changed,
+                reclaim_disk=functools.partial(evictionmod.reclaim_images, runtime))
 
     # -- lifecycle -----------------------------------------------------------------------------
 

@@ -34,8 +34,9 @@ While the node has a pressure condition, new pods are refused on the node as kub
 handler does (memory pressure alone refuses only BestEffort pods that do not tolerate the
 memory-pressure taint), with reason ``Evicted`` and ``The node had condition: [X]. ``.
 
-Not done here (kubelet does): reclaiming node-level resources (image and container garbage
-collection) before evicting; inode pressure ranks pods by bytes used, not inodes.
+Under disk pressure, unused images are removed first (kubelet's node-level reclaim); when that
+clears every threshold no pod is evicted. Not done here (kubelet does): removing dead containers
+as part of that reclaim; inode pressure ranks pods by the bytes they use, not their inodes.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ from k8py.api.corev1 import int_value, tolerates
 from k8py.api.defaults import pod_qos_class
 from k8py.api.quantity import QuantityError, canonicalize, parse_quantity
 from k8py.kubelet.node import Readings, binary_si, float32
-from k8py.kubelet.runtime.types import ContainerState, Runtime
+from k8py.kubelet.runtime.types import ContainerState, Runtime, RuntimeServiceError
 
 __all__ = [
     "DEFAULT_HARD",
@@ -74,6 +75,7 @@ __all__ = [
     "parse_map",
     "parse_thresholds",
     "rank",
+    "reclaim_images",
     "synchronize",
 ]
 
@@ -563,13 +565,15 @@ class EvictionManager:
     ``pods()`` gives the active pods (admitted, not finished, not being deleted); ``usage(pod,
     what)`` measures one pod (``what``: the resources needed: ``memory``, ``disk``, ``pids``);
     ``stopped(uid)`` says whether an evicted pod's containers have all stopped; ``record(obj,
-    type, reason, message)`` writes an event, ``node()`` the Node to write it on."""
+    type, reason, message)`` writes an event, ``node()`` the Node to write it on;
+    ``reclaim_disk()`` frees what the node can without pods (unused images) and says how much."""
 
     def __init__(self, config: EvictionConfig, *, read: Callable[[], Awaitable[Readings]],
                  pods: Callable[[], list[Obj]], usage: Callable[[Obj, frozenset[str]], Awaitable[PodUsage]],
                  evict: Callable[[str, str, float, bool], bool], stopped: Callable[[str], bool],
                  record: Callable[[Obj, str, str, str], None], node: Callable[[], Obj],
-                 conditions_changed: Callable[[], None] | None = None) -> None:
+                 conditions_changed: Callable[[], None] | None = None,
+                 reclaim_disk: Callable[[], Awaitable[int]] | None = None) -> None:
         self.config = config
         self.state = EvictionState()
         self._read = read
@@ -580,6 +584,7 @@ class EvictionManager:
         self._record = record
         self._node = node
         self._changed = conditions_changed
+        self._reclaim_disk = reclaim_disk
         self.evictions = 0
 
     @property
@@ -630,14 +635,22 @@ class EvictionManager:
             return []
         threshold = acting[0]
         resource = SIGNALS[threshold.signal][0]
-        starved = "ephemeral-storage" if resource == "inodes" else resource
         self._record(self._node(), "Warning", "EvictionThresholdMet", f"Attempting to reclaim {resource}")
+        if resource in ("ephemeral-storage", "inodes") and self._reclaim_disk is not None:
+            # kubelet's reclaimNodeLevelResources: unused images go first; no pod is evicted when
+            # that was enough (every threshold clear, minimum reclaims included)
+            freed = await self._reclaim_disk()
+            if freed:
+                after = observe(await self._read())
+                if not _met(self.config.thresholds, after, with_reclaim=True):
+                    log.info("eviction manager: freed %d bytes of unused images, no pod evicted", freed)
+                    return []
+                obs = after
         what = frozenset({"memory"} if resource == "memory" else {"pids"} if resource == "pids" else {"disk"})
         usage = {_uid(p): await self._usage(p, what) for p in pods}
         grace = IMMEDIATE_GRACE if threshold.hard else float(self.config.max_pod_grace_period)
         for pod in rank(pods, usage, threshold.signal):
-            msg = eviction_message(starved if resource != "pids" else "pids", pod, usage.get(_uid(pod)), threshold,
-                                   obs[threshold.signal])
+            msg = eviction_message(resource, pod, usage.get(_uid(pod)), threshold, obs[threshold.signal])
             g = grace
             if not threshold.hard:
                 own = _spec(pod).get("terminationGracePeriodSeconds")
@@ -650,7 +663,26 @@ class EvictionManager:
         return []
 
 
-# --------------------------------------------------------------------------- measuring
+# --------------------------------------------------------------------------- measuring and reclaiming
+
+
+async def reclaim_images(runtime: Runtime) -> int:
+    """kubelet's ``DeleteUnusedImages`` under disk pressure: every image no container (running
+    or not) uses is removed; the bytes freed."""
+    used = {c.image_ref for c in await runtime.list_containers()}
+    freed = 0
+    for im in await runtime.list_images():
+        if im.id in used:
+            continue
+        try:
+            await runtime.remove_image(im.id)
+        except RuntimeServiceError as e:  # in use by now (a container made meanwhile): keep it
+            log.info("eviction manager: image %s stays: %s", im.id[:19], e)
+            continue
+        freed += im.size
+    if freed:
+        log.info("eviction manager: removed unused images (%d bytes) under disk pressure", freed)
+    return freed
 
 
 async def measure(runtime: Runtime, sandbox_ids: Iterable[str], volume_paths: Mapping[str, str], pod: Mapping[str, Any],

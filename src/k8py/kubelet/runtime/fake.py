@@ -298,4 +298,7 @@ class FakeRuntime:
         return list(self.images.values())
 
     async def remove_image(self, ref: str) -> None:
+        """By reference, or by id (every reference of it)."""
         self.images.pop(ref, None)
+        for k in [k for k, i in self.images.items() if i.id == ref]:
+            del self.images[k]
