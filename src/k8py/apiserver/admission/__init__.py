@@ -43,6 +43,7 @@ ORDER = (
     "CertificateApproval",
     "CertificateSigning",
     "CertificateSubjectRestriction",
+    "DefaultIngressClass",
     "K8pySeedPolicy",  # k8py's own: the seed's anti-patterns (warnings, or refusals where enforced)
     "ResourceQuota",  # last, as in kube: it charges only what every other plugin let through
 )
@@ -92,6 +93,7 @@ def default_plugins(objects: Objects, registry: Registry, config: Mapping[str, A
         certapproval,
         certsigning,
         certsubjectrestriction,
+        defaultingressclass,
         limitranger,
         noderestriction,
         podsecurity,
@@ -110,6 +112,7 @@ def default_plugins(objects: Objects, registry: Registry, config: Mapping[str, A
         certapproval.CertificateApproval(),
         certsigning.CertificateSigning(),
         certsubjectrestriction.CertificateSubjectRestriction(),
+        defaultingressclass.DefaultIngressClass(objects, registry),
         resourcequota.ResourceQuota(objects, registry, (config or {}).get("ResourceQuota")),
         seedpolicy.SeedPolicy(objects, registry),
     ]
