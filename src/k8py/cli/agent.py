@@ -75,6 +75,7 @@ def run_killall(args: argparse.Namespace) -> int:
         return 1
     problems = asyncio.run(teardown(args.data_dir or default_data_dir()))
     problems += _remove_proxy_rules()
+    problems += _remove_network_policy_rules()
     from k8py.ingress.nginx import killall as stop_ingress_nginx
 
     stop_ingress_nginx(os.path.join(args.data_dir or default_data_dir(), "ingress"))  # a killed server's nginx
@@ -96,6 +97,22 @@ def _remove_proxy_rules() -> list[str]:
         Nft().apply(cleanup())
     except NftError as e:
         return [f"cannot remove the service proxy's nft table: {e}"]
+    return []
+
+
+def _remove_network_policy_rules() -> list[str]:
+    """The NetworkPolicy agent's table (``inet k8py-netpol``): an agent killed with -9 leaves it behind."""
+    import shutil
+
+    from k8py.netpol.nft import Nft, NftError
+    from k8py.netpol.rules import cleanup
+
+    if not shutil.which("nft"):
+        return []
+    try:
+        Nft().apply(cleanup())
+    except NftError as e:
+        return [f"cannot remove the NetworkPolicy agent's nft table: {e}"]
     return []
 
 

@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     from k8py.cli import proxy
 
     proxy.add_parser(sub)
+    from k8py.cli import netpol
+
+    netpol.add_parser(sub)
     from k8py.cli import cloud
 
     cloud.add_parser(sub)

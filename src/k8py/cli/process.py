@@ -163,6 +163,10 @@ def start_components(config: ServerConfig, pki: Any, stop_ev: asyncio.Event) -> 
         proxy = start_proxy(config, pki, stop_ev)
         if proxy is not None:
             out.append(proxy)
+    if not config.disable_agent and not config.disable_network_policy:
+        netpol = start_netpol(config, pki, stop_ev)
+        if netpol is not None:
+            out.append(netpol)
     if not config.disable_agent and not config.disable_ingress:
         ingress = start_ingress(config, pki, stop_ev)
         if ingress is not None:
@@ -195,6 +199,22 @@ def start_proxy(config: ServerConfig, pki: Any, stop_ev: asyncio.Event) -> tuple
     name = config.node_name or socket.gethostname().lower()
     proxier = Proxier(client, ProxyConfig(name, tuple(c for c in config.cluster_cidr.split(",") if c)))
     return asyncio.create_task(proxier.run(stop_ev), name="service-proxy"), client
+
+
+def start_netpol(config: ServerConfig, pki: Any, stop_ev: asyncio.Event) -> tuple[asyncio.Task[Any], Any] | None:
+    """The NetworkPolicy agent for this machine's pods (k3s's embedded policy controller), as
+    ``system:k8py-network-policy``."""
+    from k8py.cli.netpol import missing_prerequisites
+    from k8py.netpol.controller import USER, PolicyAgent
+
+    missing = missing_prerequisites()
+    if missing:
+        log.error("the NetworkPolicy agent cannot run here (NetworkPolicies will not be enforced); missing: %s",
+                  "; ".join(missing))
+        return None
+    client = loopback_client(config, pki, USER, (), "k8py-network-policy")
+    agent = PolicyAgent(client, config.node_name or socket.gethostname().lower())
+    return asyncio.create_task(agent.run(stop_ev), name="network-policy"), client
 
 
 def start_ingress(config: ServerConfig, pki: Any, stop_ev: asyncio.Event) -> tuple[asyncio.Task[Any], Any] | None:

@@ -59,6 +59,7 @@ RETIRED_SUBJECTS = {("ClusterRoleBinding", "system:node"): ({"kind": "Group", "n
 DNS_USER = "system:k8py-dns"  # the cluster DNS (k8py.dns.cluster.USER)
 CCM_USER = "system:cloud-controller-manager"  # k8py.cloud.controller.USER
 INGRESS_USER = "system:k8py-ingress"  # the ingress controller (k8py.ingress.controller.USER)
+NETPOL_USER = "system:k8py-network-policy"  # the NetworkPolicy agent (k8py.netpol.controller.USER)
 
 READ = ("get", "list", "watch")
 WRITE = ("create", "update", "patch", "delete", "deletecollection")
@@ -246,6 +247,11 @@ def cluster_roles() -> list[Obj]:
             r(("get", "list", "watch", "update", "patch"), CORE, "services"),
             r(("update", "patch"), CORE, "services/status"),
             r(("list", "watch"), CORE, "nodes"),
+        ]),
+        # the NetworkPolicy agent (k8py.netpol), as Calico's calico-node: what policies select
+        cluster_role(NETPOL_USER, [
+            r(("list", "watch"), CORE, ("pods", "namespaces")),
+            r(("list", "watch"), NETWORKING, "networkpolicies"),
         ]),
         cluster_role(DNS_USER, [
             r(("list", "watch"), CORE, ("namespaces", "services")),
@@ -447,6 +453,7 @@ def cluster_role_bindings() -> list[Obj]:
         cluster_binding(DNS_USER, DNS_USER, [subject("User", DNS_USER)]),
         cluster_binding(CCM_USER, CCM_USER, [subject("User", CCM_USER)]),
         cluster_binding(INGRESS_USER, INGRESS_USER, [subject("User", INGRESS_USER)]),
+        cluster_binding(NETPOL_USER, NETPOL_USER, [subject("User", NETPOL_USER)]),
         cluster_binding("system:volume-scheduler", "system:volume-scheduler",
                         [subject("User", "system:kube-scheduler")]),
         # kept with no subjects, as kube's: the Node authorizer serves nodes

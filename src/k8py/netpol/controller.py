@@ -1,0 +1,167 @@
+"""The NetworkPolicy agent of a node (``k8py network-policy``; the place of Calico's Felix or
+kube-router's policy controller): informers on NetworkPolicies, Pods and Namespaces keep the
+``inet k8py-netpol`` table in step with them.
+
+Sync loop, bounded frequency as the service proxy's: any change wakes the loop; a sync runs at
+once unless the last one was less than ``min_interval`` ago (then at that moment: changes in
+between coalesce). A sync evaluates the whole plan from the caches (pure:
+:func:`~k8py.netpol.model.evaluate`) and applies only the difference from what the table holds
+(:func:`~k8py.netpol.rules.partial_sync`: a pod coming or going is one set element per rule that
+selects it) in one nft transaction; the first sync, every ``full_interval`` and the sync after a
+failure rewrite the whole table. A failed transaction leaves the previous rules in force and is
+retried with a full sync after a back-off. On a clean stop the table is deleted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from k8py.client.api import Client
+from k8py.client.informer import SharedInformerFactory
+from k8py.netpol.model import compile_policies, evaluate, pod_info
+from k8py.netpol.nft import Nft, NftError
+from k8py.netpol.rules import State, cleanup, describe, full_sync, partial_sync, render
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+USER = "system:k8py-network-policy"
+BRIDGE_NF = "/proc/sys/net/bridge/bridge-nf-call-iptables"
+
+
+def bridge_nf_problem() -> str:
+    """Why bridged pod-to-pod traffic on this node would not be filtered, or "" when it will be."""
+    try:
+        with open(BRIDGE_NF) as f:
+            on = f.read().strip() == "1"
+    except OSError:
+        return ("the br_netfilter module is not loaded: traffic between pods on the same node will not be "
+                "filtered (modprobe br_netfilter; sysctl -w net.bridge.bridge-nf-call-iptables=1 "
+                "net.bridge.bridge-nf-call-ip6tables=1)")
+    if not on:
+        return ("net.bridge.bridge-nf-call-iptables is 0: traffic between pods on the same node will not be "
+                "filtered (sysctl -w net.bridge.bridge-nf-call-iptables=1 net.bridge.bridge-nf-call-ip6tables=1)")
+    return ""
+
+
+class PolicyAgent:
+    def __init__(self, client: Client, node_name: str, nft: Nft | None = None, *, min_interval: float = 0.25,
+                 full_interval: float = 3600.0, retry_interval: float = 5.0) -> None:
+        self.node_name = node_name
+        self.nft = nft or Nft()
+        self.min_interval = min_interval
+        self.full_interval = full_interval
+        self.retry_interval = retry_interval
+        self.factory = SharedInformerFactory(client)
+        self.policies = self.factory.informer(("networking.k8s.io/v1", "NetworkPolicy"))
+        self.pods = self.factory.informer(("v1", "Pod"))
+        self.namespaces = self.factory.informer(("v1", "Namespace"))
+        self.applied: State | None = None  # what the table holds; None: unknown (full sync next)
+        self.wake = asyncio.Event()
+        self.last_sync = 0.0
+        self.last_full = 0.0
+        self.syncs = 0  # counters for tests
+        self.full_syncs = 0
+        self.last_error = ""
+        self.last_script = ""
+        self.synced = asyncio.Event()
+        self._reported: set[str] = set()
+        for inf in (self.policies, self.namespaces):
+            inf.add_handler(on_add=self._changed, on_update=lambda _o, _n: self.wake.set(), on_delete=self._changed)
+        self.pods.add_handler(on_add=self._changed, on_update=self._pod_updated, on_delete=self._changed)
+
+    def _changed(self, _obj: Obj) -> None:
+        self.wake.set()
+
+    def _pod_updated(self, old: Obj, new: Obj) -> None:
+        # a pod's status changes often (conditions, restarts): only what policies read wakes the loop
+        if _pod_view(old) != _pod_view(new):
+            self.wake.set()
+
+    def desired(self) -> State:
+        policies, errors = compile_policies(self.policies.list())
+        for e in errors:
+            if e not in self._reported:
+                self._reported.add(e)
+                log.error("network policy: skipped (it selects nothing here): %s", e)
+        pods = [p for p in (pod_info(o) for o in self.pods.list()) if p is not None]
+        namespaces = {(n.get("metadata") or {}).get("name", ""): (n.get("metadata") or {}).get("labels") or {}
+                      for n in self.namespaces.list()}
+        return render(evaluate(policies, pods, namespaces, self.node_name))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        problem = bridge_nf_problem()
+        if problem:
+            log.error("network policy: %s", problem)
+        self.factory.start()
+        try:
+            await self.factory.wait_for_cache_sync()
+            self.wake.set()
+            stopper = asyncio.ensure_future(stop.wait())
+            try:
+                while not stop.is_set():
+                    waiter = asyncio.ensure_future(self.wake.wait())
+                    timeout = max(0.0, self.last_full + self.full_interval - time.monotonic())
+                    await asyncio.wait({waiter, stopper}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                    waiter.cancel()
+                    if stop.is_set():
+                        break
+                    delay = self.last_sync + self.min_interval - time.monotonic()
+                    if delay > 0:  # bounded frequency: changes meanwhile coalesce into one sync
+                        await asyncio.wait({stopper}, timeout=delay)
+                        if stop.is_set():
+                            break
+                    self.wake.clear()
+                    if not await self.sync():
+                        await asyncio.wait({stopper}, timeout=self.retry_interval)
+                        self.wake.set()
+            finally:
+                stopper.cancel()
+        finally:
+            await self.factory.shutdown()
+            try:
+                await self.nft.apply_async(cleanup())
+            except NftError as e:
+                log.warning("network policy: could not remove table on stop: %s", e)
+
+    async def sync(self) -> bool:
+        """One sync; True when the table now matches the policies."""
+        want = self.desired()
+        now = time.monotonic()
+        full = self.applied is None or now - self.last_full >= self.full_interval
+        script = full_sync(want) if full else partial_sync(self.applied or State(), want)
+        self.last_sync = now
+        if script:
+            try:
+                await self.nft.apply_async(script)
+            except NftError as e:
+                self.applied = None
+                self.last_error = str(e)
+                log.error("network policy: nft transaction failed, the previous rules stay; retrying with a full "
+                          "sync: %s", e)
+                return False
+            self.last_script = script
+        first = self.syncs == 0
+        self.applied = want
+        self.syncs += 1
+        if full:
+            self.full_syncs += 1
+            self.last_full = now
+        if first:
+            c = describe(want)
+            log.info("network policy agent ready on node %s: %d isolated pod addresses, %d chains, %d peer sets",
+                     self.node_name, c["pods"], c["chains"], c["sets"])
+        self.synced.set()
+        return True
+
+
+def _pod_view(pod: Obj) -> tuple[Any, ...]:
+    """What of a pod the policies read (labels, node, addresses, ports, phase, host network)."""
+    meta, spec, status = pod.get("metadata") or {}, pod.get("spec") or {}, pod.get("status") or {}
+    return (meta.get("labels"), spec.get("nodeName"), spec.get("hostNetwork"), status.get("phase"),
+            status.get("podIP"), status.get("podIPs"),
+            [c.get("ports") for c in spec.get("containers") or () if isinstance(c, dict)],
+            [c.get("ports") for c in spec.get("initContainers") or () if isinstance(c, dict)])

@@ -1,0 +1,26 @@
+"""The NetworkPolicy agent's command and k8py server's flag."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from k8py.cli.main import build_parser
+from k8py.cli.server import build_config
+
+
+def test_network_policy_command_needs_a_node_name(capsys: pytest.CaptureFixture[str]) -> None:
+    parser = build_parser()
+    args = parser.parse_args(["network-policy", "--node-name", "n1", "--kubeconfig", "/x"])
+    assert args.node_name == "n1" and args.min_sync_period == 0.25
+    with pytest.raises(SystemExit):
+        parser.parse_args(["network-policy"])
+    assert "--node-name" in capsys.readouterr().err
+
+
+def test_server_disable_network_policy_flag(tmp_path: Path) -> None:
+    args = build_parser().parse_args(["server", "--disable-network-policy", "--data-dir", str(tmp_path)])
+    assert build_config(args).disable_network_policy is True
+    args = build_parser().parse_args(["server", "--data-dir", str(tmp_path)])
+    assert build_config(args).disable_network_policy is False
