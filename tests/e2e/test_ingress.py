@@ -128,10 +128,12 @@ def test_routes_by_host_and_path_with_tls_and_status(cluster: Server, ns: str) -
     cluster.kubectl("apply", "-f", "-", input=manifest(*app(ns, "alpha"), *app(ns, "beta"), secret, ing))
     ready(cluster, ns, "alpha", "beta")
 
-    # the default class: made by the controller, and taking this Ingress that names no class
+    # the default class, made by the controller: this Ingress that named no class got it on
+    # creation (the DefaultIngressClass admission plugin)
     ic = cluster.kjson("get", "ingressclass", "k8py-nginx")
     assert ic["spec"]["controller"] == "k8py.io/ingress-nginx"
     assert ic["metadata"]["annotations"]["ingressclass.kubernetes.io/is-default-class"] == "true"
+    assert cluster.kjson("get", "ingress", "routes", "-n", ns)["spec"]["ingressClassName"] == "k8py-nginx"
 
     wait(lambda: answers(f"alpha.{ns}.test", "/", "alpha-"), 30, "alpha through the Ingress")
     # by host and path: element-wise Prefix, Exact, longest path first
@@ -163,7 +165,7 @@ def test_routes_by_host_and_path_with_tls_and_status(cluster: Server, ns: str) -
               20, "status.loadBalancer")
     assert lb == [{"ip": "127.0.0.1"}]
     row = cluster.kubectl("get", "ingress", "routes", "-n", ns).stdout.splitlines()[1]
-    assert row.split()[1] == "<none>" and "   127.0.0.1   80, 443   " in row  # CLASS unset, ADDRESS, PORTS
+    assert row.split()[1] == "k8py-nginx" and "   127.0.0.1   80, 443   " in row  # CLASS, ADDRESS, PORTS
     assert any(e["reason"] == "Sync" for e in events(cluster, ns, "routes"))
 
 
