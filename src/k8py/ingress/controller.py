@@ -65,6 +65,15 @@ def _slice_service(sl: Obj) -> list[str]:
     return [f"{m.get('namespace', '')}/{svc}"] if svc else []
 
 
+def _spec_version(ing: Obj) -> str:
+    """What of an Ingress the configuration depends on: its generation (spec changes) and its
+    annotations; not the resourceVersion, which our own status writes move."""
+    import json
+
+    m = meta(ing)
+    return f"{m.get('generation')}:{json.dumps(m.get('annotations') or {}, sort_keys=True)}"
+
+
 def default_class() -> Obj:
     return {"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
             "metadata": {"name": CLASS_NAME, "annotations": {DEFAULT_CLASS_ANNOTATION: "true"},
@@ -112,7 +121,7 @@ class IngressController:
         self.generation = 0
         self.applied_text = ""  # the configuration in force (rendered at generation 0)
         self.failed_text = ""  # the last one nginx refused (not retried until something changes)
-        self.applied_versions: dict[str, str] = {}  # ns/name -> resourceVersion in the configuration in force
+        self.applied_versions: dict[str, str] = {}  # ns/name -> _spec_version in the configuration in force
         self.reported: dict[str, set[Problem]] = {}  # uid -> problems already told
         self.seen_generation: dict[str, int] = {}  # uid -> generation told as Sync
         self.cert_cache: dict[tuple[str, str, str], str] = {}
@@ -262,8 +271,7 @@ class IngressController:
                 return await self._apply(plan, text, by_key)
             self.failed_text = text
             self.last_error = str(e)
-            changed = [k for k, i in by_key.items()
-                       if self.applied_versions.get(k) != meta(i).get("resourceVersion")] or list(by_key)
+            changed = [k for k, i in by_key.items() if self.applied_versions.get(k) != _spec_version(i)] or list(by_key)
             log.error("ingress: nginx refused the new configuration, the previous one stays in force: %s", e)
             for k in changed:
                 self._event(by_key[k], "Warning", RELOAD_FAILED,
@@ -274,7 +282,7 @@ class IngressController:
         self.failed_text = ""
         self.last_error = ""
         self.reloads += 1
-        self.applied_versions = {k: str(meta(i).get("resourceVersion") or "") for k, i in by_key.items()}
+        self.applied_versions = {k: _spec_version(i) for k, i in by_key.items()}
         log.info("ingress: nginx configuration generation %d in force (%d Ingress(es), %d upstream(s))", gen,
                  len(plan.ingresses), len(plan.upstreams))
         return True

@@ -1,0 +1,157 @@
+"""The ingress controller's decisions against the fake API (no nginx: a stand-in records what it
+is asked to serve, and refuses when told): which Ingresses it serves, events once per problem,
+status written only when it changes, a refused configuration reported on the changed Ingresses
+and not retried until something changes, a certificate nginx refuses dropped instead."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+from tests.ingress.helpers import endpoint_slice, ingress, path, rule, self_signed, service, tls_secret
+
+from k8py.client.fake import FakeClient
+from k8py.ingress.controller import INGRESS, INGRESS_CLASS, IngressController
+from k8py.ingress.nginx import NginxError
+
+Obj = dict[str, Any]
+
+
+class FakeNginx:
+    state_dir = "/nonexistent/ingress"
+    socket_path = "/nonexistent/ingress/nginx.sock"
+
+    def __init__(self) -> None:
+        self.applied: list[str] = []
+        self.refuse: str = ""  # the next apply raises NginxError(refuse)
+        self.refuse_certs = False  # refuse any configuration naming a certificate file
+
+    async def apply(self, text: str, certs: Mapping[str, bytes], generation: int) -> None:
+        if self.refuse:
+            msg, self.refuse = self.refuse, ""
+            raise NginxError(msg)
+        if self.refuse_certs and certs:
+            raise NginxError(f'cannot load certificate "/s/certs/{next(iter(certs))}": ee key too small')
+        self.applied.append(text)
+
+    async def supervise(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+
+    async def stop(self) -> None:
+        pass
+
+
+async def controller(*objs: Obj) -> tuple[IngressController, FakeClient, FakeNginx]:
+    client = FakeClient()
+    nginx = FakeNginx()
+    ctl = IngressController(client, nginx, status_addresses=("192.0.2.1",))  # type: ignore[arg-type]
+    client.attach(ctl.factory)
+    ctl.events.start()
+    await ctl.ensure_class()
+    for o in objs:
+        client.seed(o)
+    return ctl, client, nginx
+
+
+def objects() -> list[Obj]:
+    return [{"apiVersion": "v1", "kind": "Service", **service("web")},
+            {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
+             **endpoint_slice("web", ["10.42.0.5"], 8080)}]
+
+
+async def events(ctl: IngressController, client: FakeClient) -> list[tuple[str, str, str]]:
+    await ctl.events.flush()
+    return [(e["involvedObject"]["name"], e["type"], e["reason"]) for e in client.all(("v1", "Event"))]
+
+
+def status_writes(client: FakeClient) -> list[tuple[str, str, str]]:
+    return [w for w in client.writes if w[0] == "patch" and w[1] == "Ingress"]
+
+
+async def test_serves_its_class_only_and_writes_status_once() -> None:
+    other = {"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass", "metadata": {"name": "other"},
+             "spec": {"controller": "example.com/other"}}
+    ctl, client, nginx = await controller(*objects(), other,
+                                          ingress("mine", rule("a.test", path("/", "web"))),
+                                          ingress("theirs", rule("b.test", path("/", "web")), cls="other"))
+    ic = client.get_obj(INGRESS_CLASS, "k8py-nginx")
+    assert ic["spec"] == {"controller": "k8py.io/ingress-nginx"}
+    assert ic["metadata"]["annotations"] == {"ingressclass.kubernetes.io/is-default-class": "true"}
+    assert await ctl.sync()
+    assert len(nginx.applied) == 1 and "server_name a.test;" in nginx.applied[0]
+    assert "b.test" not in nginx.applied[0]
+    assert client.get_obj(INGRESS, "mine", "default")["status"]["loadBalancer"]["ingress"] == [{"ip": "192.0.2.1"}]
+    assert "loadBalancer" not in (client.get_obj(INGRESS, "theirs", "default").get("status") or {})
+    # nothing changed: no reload, no status write
+    assert await ctl.sync()
+    assert len(nginx.applied) == 1 and len(status_writes(client)) == 1
+    assert await events(ctl, client) == [("mine", "Normal", "Sync")]
+    # an existing class of that name is left as the user made it
+    client.stored(INGRESS_CLASS, "k8py-nginx")["metadata"]["annotations"] = {}
+    await ctl.ensure_class()
+    assert client.get_obj(INGRESS_CLASS, "k8py-nginx")["metadata"]["annotations"] == {}
+
+
+async def test_problem_events_once_while_they_last() -> None:
+    ctl, client, nginx = await controller(*objects(), ingress("a", rule("a.test", path("/", "web"),
+                                                                         path("/x", "missing"))))
+    for _ in range(3):
+        await ctl.sync()
+    assert await events(ctl, client) == [("a", "Normal", "Sync"), ("a", "Warning", "BackendNotFound")]
+    # the Service appears: the path is served, no new event; it goes away again: told again
+    client.seed({"apiVersion": "v1", "kind": "Service", **service("missing")})
+    client.seed({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
+                 **endpoint_slice("missing", ["10.42.0.9"], 8080)})
+    await ctl.sync()
+    assert "proxy_pass http://default-missing-http;" in nginx.applied[-1].split('location "/x/"', 1)[1]
+    assert not ctl.plan.problems  # type: ignore[union-attr]
+    await client.delete(("v1", "Service"), "missing", "default")
+    await ctl.sync()
+    await ctl.events.flush()
+    # the same event again: the event's count goes up (kubectl describe: "x2"), no second object
+    counts = {e["reason"]: e["count"] for e in client.all(("v1", "Event"))}
+    assert counts == {"Sync": 1, "BackendNotFound": 2}
+
+
+async def test_refused_configuration_keeps_previous_and_reports_changed_ingresses() -> None:
+    ctl, client, nginx = await controller(*objects(), ingress("stable", rule("s.test", path("/", "web"))))
+    assert await ctl.sync()
+    ing = ingress("new", rule("n.test", path("/", "web")))
+    client.seed(ing)
+    nginx.refuse = 'invalid value "x" in nginx.conf.new:12'
+    assert not await ctl.sync()
+    assert len(nginx.applied) == 1 and ctl.generation == 1
+    evs = await events(ctl, client)
+    assert ("new", "Warning", "ReloadFailed") in evs and ("stable", "Warning", "ReloadFailed") not in evs
+    msg = next(e["message"] for e in client.all(("v1", "Event")) if e["reason"] == "ReloadFailed")
+    assert msg == ('Error reloading NGINX: invalid value "x" in nginx.conf.new:12; the previous configuration '
+                   "stays in force")
+    # the same configuration is not tried again; a change is
+    assert not await ctl.sync()
+    assert len(nginx.applied) == 1
+    stored = client.stored(INGRESS, "new", "default")
+    stored["spec"]["rules"][0]["host"] = "n2.test"
+    stored["metadata"]["generation"] += 1
+    client.touch(INGRESS, "new", "default")
+    assert await ctl.sync()
+    assert "server_name n2.test;" in nginx.applied[-1] and ctl.generation == 2
+
+
+async def test_certificate_nginx_refuses_is_dropped_and_reported() -> None:
+    crt, key = self_signed("t.test")
+    secret = {"apiVersion": "v1", "kind": "Secret", **tls_secret("cert", crt, key)}
+    ctl, client, nginx = await controller(*objects(), secret,
+                                          ingress("a", rule("t.test", path("/", "web")),
+                                                  tls=[{"hosts": ["t.test"], "secretName": "cert"}]))
+    nginx.refuse_certs = True
+    assert await ctl.sync()
+    assert "ssl_certificate" not in nginx.applied[-1] and "server_name t.test;" in nginx.applied[-1]
+    await ctl.events.flush()
+    evs = [e for e in client.all(("v1", "Event")) if e["reason"] == "InvalidSecret"]
+    assert len(evs) == 1 and "is refused by nginx" in evs[0]["message"] and "ee key too small" in evs[0]["message"]
+    # a new version of the Secret is checked again
+    nginx.refuse_certs = False
+    client.touch(("v1", "Secret"), "cert", "default")
+    assert await ctl.sync()
+    assert "ssl_certificate certs/default_cert_" in nginx.applied[-1]
