@@ -351,6 +351,10 @@ async def test_measure_counts_writable_layers_logs_and_local_ephemeral_volumes(t
     assert 3 * MI <= (c.rootfs or 0) < 3 * MI + 64 * 1024 and MI <= (c.logs or 0) < MI + 64 * 1024
     assert 3 * MI <= u.volumes < 3 * MI + 64 * 1024
     assert u.disk == (c.rootfs or 0) + (c.logs or 0) + u.volumes
+    assert c.inodes == 0 and u.volume_inodes == 0  # counted only when asked
+    u = await measure(rt, [sid], paths, p, frozenset({"disk", "inodes"}))
+    # the layer dir and its file, the log dir and its file; scratch and cfg: a dir and a file each
+    assert (u.containers[0].inodes, u.volume_inodes) == (4, 4)
     # memory only: no disk walk
     u = await measure(rt, [sid], paths, p, frozenset({"memory"}))
     assert u.containers[0].rootfs is None and u.volumes == 0
@@ -406,3 +410,15 @@ def test_inode_and_pid_messages_name_their_resource_in_plain_numbers() -> None:
         "The node was low on resource: inodes. Threshold quantity: 50000, available: 1000. ")
     assert eviction_message("pids", p, u, Threshold("pid.available", quantity=500), Observation(100, 32768)) == (
         "The node was low on resource: pids. Threshold quantity: 500, available: 100. ")
+
+
+def test_inode_pressure_ranks_by_inodes() -> None:
+    few_big = pod("few-big")
+    many_small = pod("many-small")
+    usage = {"few-big": PodUsage([ContainerUsage("c", rootfs=GI, logs=0, inodes=3)]),
+             "many-small": PodUsage([ContainerUsage("c", rootfs=MI, logs=0, inodes=50_000)], volume_inodes=10)}
+    assert usage["many-small"].inodes == 50_010
+    assert [p["metadata"]["name"] for p in rank([few_big, many_small], usage, "nodefs.inodesFree")] == [
+        "many-small", "few-big"]
+    assert [p["metadata"]["name"] for p in rank([few_big, many_small], usage, "nodefs.available")] == [
+        "few-big", "many-small"]

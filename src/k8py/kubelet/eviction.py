@@ -36,7 +36,7 @@ memory-pressure taint), with reason ``Evicted`` and ``The node had condition: [X
 
 Under disk pressure, unused images are removed first (kubelet's node-level reclaim); when that
 clears every threshold no pod is evicted. Not done here (kubelet does): removing dead containers
-as part of that reclaim; inode pressure ranks pods by the bytes they use, not their inodes.
+as part of that reclaim.
 """
 
 from __future__ import annotations
@@ -372,6 +372,7 @@ class ContainerUsage:
     memory: int | None = None  # working set bytes
     rootfs: int | None = None  # writable layer bytes
     logs: int | None = None
+    inodes: int = 0  # of its writable layer and logs
     processes: int = 0
 
 
@@ -379,6 +380,7 @@ class ContainerUsage:
 class PodUsage:
     containers: list[ContainerUsage] = field(default_factory=list)
     volumes: int = 0  # local ephemeral volumes (emptyDir on disk, configMap, downwardAPI)
+    volume_inodes: int = 0
 
     @property
     def memory(self) -> int:
@@ -388,6 +390,10 @@ class PodUsage:
     def disk(self) -> int:
         """The pod's ephemeral storage: writable layers, logs and local ephemeral volumes."""
         return sum((c.rootfs or 0) + (c.logs or 0) for c in self.containers) + self.volumes
+
+    @property
+    def inodes(self) -> int:
+        return sum(c.inodes for c in self.containers) + self.volume_inodes
 
     @property
     def processes(self) -> int:
@@ -464,6 +470,8 @@ def rank(pods: Sequence[Obj], usage: Mapping[str, PodUsage], signal: str) -> lis
             return (1, _priority(pod), -u.processes)
         if signal == MEMORY_AVAILABLE:
             used, req = u.memory, _request(pod, "memory")
+        elif signal in (NODEFS_INODES_FREE, IMAGEFS_INODES_FREE):
+            used, req = u.inodes, 0  # no pod requests inodes: every pod using some exceeds its request
         else:
             used, req = u.disk, _request(pod, "ephemeral-storage")
         return (1, 0 if used > req else 1, _priority(pod), -(used - req))
@@ -646,7 +654,8 @@ class EvictionManager:
                     log.info("eviction manager: freed %d bytes of unused images, no pod evicted", freed)
                     return []
                 obs = after
-        what = frozenset({"memory"} if resource == "memory" else {"pids"} if resource == "pids" else {"disk"})
+        what = frozenset({"memory"} if resource == "memory" else {"pids"} if resource == "pids"
+                         else {"disk", "inodes"} if resource == "inodes" else {"disk"})
         usage = {_uid(p): await self._usage(p, what) for p in pods}
         grace = IMMEDIATE_GRACE if threshold.hard else float(self.config.max_pod_grace_period)
         for pod in rank(pods, usage, threshold.signal):
@@ -664,6 +673,27 @@ class EvictionManager:
 
 
 # --------------------------------------------------------------------------- measuring and reclaiming
+
+
+def _inodes(path: str) -> int:
+    """The files and directories under ``path`` (itself included), not entering other
+    filesystems: what the pod holds of the node's inodes."""
+    try:
+        dev = os.lstat(path).st_dev
+    except OSError:
+        return 0
+    n = 1
+    for dirpath, dirs, files in os.walk(path):
+        n += len(files) + len(dirs)
+        keep = []
+        for d in dirs:
+            try:
+                if os.lstat(os.path.join(dirpath, d)).st_dev == dev:
+                    keep.append(d)
+            except OSError:
+                continue
+        dirs[:] = keep
+    return n
 
 
 async def reclaim_images(runtime: Runtime) -> int:
@@ -689,7 +719,8 @@ async def measure(runtime: Runtime, sandbox_ids: Iterable[str], volume_paths: Ma
                   what: frozenset[str]) -> PodUsage:
     """One pod's usage from its running containers (kubelet's summary leaves out ended ones):
     ``memory`` and ``pids`` from their cgroups, ``disk`` from their writable layers, their log
-    directories and the pod's local ephemeral volumes (measured as the volume manager does)."""
+    directories and the pod's local ephemeral volumes (measured as the volume manager does),
+    ``inodes`` (with ``disk``) the files and directories in those."""
     u = PodUsage()
     layers: list[tuple[ContainerUsage, str | None, str]] = []
     for sid in sandbox_ids:
@@ -714,11 +745,17 @@ async def measure(runtime: Runtime, sandbox_ids: Iterable[str], volume_paths: Ma
 
         from k8py.kubelet.volumes import _dir_usage  # the volume manager's measure (it loads the API client)
 
+        count = "inodes" in what
+
         def du() -> None:
             for cu, layer, logs in layers:
                 cu.rootfs = _dir_usage(layer) if layer else 0
                 cu.logs = _dir_usage(logs) if logs else 0
+                if count:
+                    cu.inodes = sum(_inodes(d) for d in (layer, logs) if d)
             u.volumes = sum(_dir_usage(v) for v in vols)
+            if count:
+                u.volume_inodes = sum(_inodes(v) for v in vols)
 
         await asyncio.to_thread(du)
     return u
