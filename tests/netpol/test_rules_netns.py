@@ -236,3 +236,56 @@ def test_a_bad_transaction_keeps_the_rules_and_cleanup_removes_only_our_table(to
     assert nft.list_table("inet", "someone-else")
     nft.apply("delete table inet someone-else\n")
     assert topo.connect("a", "10.77.0.3") == "b"
+
+
+def _normalized(nft: Nft) -> dict[str, object]:
+    """The table as sets of rules and elements (listing order and handles aside)."""
+    import json
+
+    p = subprocess.run([*nft.command, "-j", "list", "table", "inet", TABLE], capture_output=True, text=True,
+                       check=True, timeout=30)
+    chains: dict[str, list[str]] = {}
+    elems: dict[str, list[str]] = {}
+    for item in json.loads(p.stdout)["nftables"]:
+        if "rule" in item:
+            chains.setdefault(item["rule"]["chain"], []).append(json.dumps(item["rule"]["expr"], sort_keys=True))
+        elif "chain" in item:
+            chains.setdefault(item["chain"]["name"], [])
+        elif "map" in item or "set" in item:
+            s = item.get("map") or item.get("set")
+            elems[s["name"]] = sorted(json.dumps(e, sort_keys=True) for e in s.get("elem") or ())
+    return {"chains": chains, "elements": elems}
+
+
+def test_partial_syncs_end_where_a_full_sync_would(topo: Topology) -> None:
+    def state(policies: list[dict[str, Any]], pods: list[dict[str, Any]]) -> Any:
+        return render(evaluate([compile_policy(p) for p in policies],
+                               [p for p in (pod_info(o) for o in pods) if p is not None], {}, "n1"))
+
+    nft = topo.nft()
+    named = policy("default", "named", {"podSelector": {"matchLabels": {"app": "a"}}, "policyTypes": ["Egress"],
+                                        "egress": [{"to": [{"podSelector": {}}], "ports": [{"port": "http"}]}]})
+    allow = policy("default", "allow", {"podSelector": {"matchLabels": {"app": "b"}},
+                                        "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "a"}}}]}]})
+    old = state([DENY_B, named, allow], PODS)
+    nft.apply(full_sync(old))
+    # a policy goes, another changes its rules, one comes; a pod gets a label, another goes
+    changed = policy("default", "allow", {"podSelector": {"matchLabels": {"app": "b"}}, "ingress": [
+        {"from": [{"podSelector": {"matchLabels": {"role": "x"}}}], "ports": [{"port": 8081}]}]})
+    new_pol = policy("default", "c-egress", {"podSelector": {"matchLabels": {"app": "c"}}, "policyTypes": ["Egress"],
+                                             "egress": [{"to": [{"ipBlock": {"cidr": "10.78.0.0/16"}}]}]})
+    pods = [pod("default", "a", IPS["a"], {"app": "a2", "role": "x"}), *PODS[1:3]]
+    new = state([changed, new_pol], pods)
+    nft.apply(partial_sync(old, new))
+    after_partial = _normalized(nft)
+    assert topo.connect("a", "10.77.0.3", 8081) == "b"  # a now has role=x
+    assert topo.connect("a", "10.77.0.3", 8080) == "ERR TimeoutError"
+    assert topo.connect("c", "10.78.0.2") == "d"
+    assert topo.connect("c", "10.77.0.2") == "ERR TimeoutError"
+    nft.apply(full_sync(new))
+    assert after_partial == _normalized(nft)
+    # and back
+    nft.apply(partial_sync(new, old))
+    after_back = _normalized(nft)
+    nft.apply(full_sync(old))
+    assert after_back == _normalized(nft)
