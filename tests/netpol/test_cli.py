@@ -24,3 +24,22 @@ def test_server_disable_network_policy_flag(tmp_path: Path) -> None:
     assert build_config(args).disable_network_policy is True
     args = build_parser().parse_args(["server", "--data-dir", str(tmp_path)])
     assert build_config(args).disable_network_policy is False
+
+
+def test_killall_removes_the_network_policy_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    from k8py.cli import agent
+    from k8py.netpol.nft import Nft, NftError
+    from k8py.netpol.rules import cleanup
+
+    applied: list[str] = []
+    monkeypatch.setattr(Nft, "apply", lambda self, script, timeout=30.0: applied.append(script))
+    monkeypatch.setattr("shutil.which", lambda name: f"/usr/sbin/{name}")
+    assert agent._remove_network_policy_rules() == []
+    assert applied == [cleanup()]
+
+    def refuse(self: Nft, script: str, timeout: float = 30.0) -> None:
+        raise NftError("Error: Operation not permitted")
+
+    monkeypatch.setattr(Nft, "apply", refuse)
+    assert agent._remove_network_policy_rules() == [
+        "cannot remove the NetworkPolicy agent's nft table: Error: Operation not permitted"]

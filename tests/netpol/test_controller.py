@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from tests.netpol.test_model import pod, policy
@@ -87,3 +88,17 @@ async def test_syncs_full_then_partial_and_cleans_up(api: FakeClient) -> None:
         stop.set()
         await asyncio.wait_for(task, 5)
     assert nft.scripts[-1] == f"add table inet {TABLE}\ndelete table inet {TABLE}\n"
+
+
+def test_bridge_netfilter_check_says_what_is_not_filtered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from k8py.netpol import controller
+
+    f = tmp_path / "bridge-nf-call-iptables"
+    monkeypatch.setattr(controller, "BRIDGE_NF", str(f))
+    assert "br_netfilter module is not loaded" in controller.bridge_nf_problem()
+    f.write_text("0\n")
+    problem = controller.bridge_nf_problem()
+    assert "traffic between pods on the same node will not be filtered" in problem
+    assert "sysctl -w net.bridge.bridge-nf-call-iptables=1" in problem
+    f.write_text("1\n")
+    assert controller.bridge_nf_problem() == ""
