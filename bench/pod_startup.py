@@ -100,25 +100,30 @@ def stop_node(data: Path, *procs: subprocess.Popen[bytes] | None) -> None:
     subprocess.run([sys.executable, "-m", "k8py.cli", "killall", "--data-dir", str(data)], check=False)
 
 
-def pod(i: int, node: str) -> dict[str, Any]:
+def pod(i: int, node: str, token_volume: bool = True) -> dict[str, Any]:
+    # token_volume False: without the service-account token volume admission adds (for comparison)
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"p{i:04d}"},
             "spec": {"nodeName": node, "terminationGracePeriodSeconds": 2,
+                     **({} if token_volume else {"automountServiceAccountToken": False}),
                      "containers": [{"name": "c", "image": IMAGE, "imagePullPolicy": "IfNotPresent",
                                      "command": ["sh", "-c", "trap 'exit 0' TERM; sleep 100000 & wait"]}]}}
 
 
-async def start_pods(kubeconfig: str, node: str, n: int, concurrency: int, stream: bool = False) -> list[float]:
+async def start_pods(kubeconfig: str, node: str, n: int, concurrency: int, stream: bool = False,
+                     token_volume: bool = True) -> list[float]:
     """Create ``n`` pods, ``concurrency`` at a time (in waves, or as a stream with
     ``concurrency`` requests in flight); the create-to-Running latency of each, sorted."""
     if not stream:
         lat: list[float] = []
         for first in range(0, n, concurrency):
-            lat += await _start_pods(kubeconfig, node, range(first, min(n, first + concurrency)), concurrency)
+            lat += await _start_pods(kubeconfig, node, range(first, min(n, first + concurrency)), concurrency,
+                                     token_volume)
         return sorted(lat)
-    return await _start_pods(kubeconfig, node, range(n), concurrency)
+    return await _start_pods(kubeconfig, node, range(n), concurrency, token_volume)
 
 
-async def _start_pods(kubeconfig: str, node: str, indexes: range, concurrency: int) -> list[float]:
+async def _start_pods(kubeconfig: str, node: str, indexes: range, concurrency: int,
+                      token_volume: bool = True) -> list[float]:
     n = len(indexes)
     async with Client(load_config(kubeconfig), component="bench") as client:
         sent: dict[str, float] = {}
@@ -142,7 +147,7 @@ async def _start_pods(kubeconfig: str, node: str, indexes: range, concurrency: i
         async def create(i: int) -> None:
             async with sem:
                 sent[f"p{i:04d}"] = time.monotonic()
-                await client.create(POD, pod(i, node), "default")
+                await client.create(POD, pod(i, node, token_volume), "default")
 
         await asyncio.gather(*(create(i) for i in indexes))
         await asyncio.wait_for(done.wait(), 300)
@@ -170,7 +175,8 @@ def conmon_rss() -> tuple[int, int]:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {"pods": args.pods, "concurrency": args.concurrency,
-                           "created": "as a stream" if args.stream else "in waves"}
+                           "created": "as a stream" if args.stream else "in waves",
+                           "service-account token volume": not args.no_token_volume}
     tmp = Path(tempfile.mkdtemp(prefix="k8py-bench-"))
     try:
         # 1: server with its agent in one process
@@ -185,7 +191,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         try:
             wait_ready(port)
             kubeconfig = str(data / "kubeconfig.yaml")
-            lat = asyncio.run(_wait_node_then_start(kubeconfig, "bench", args.pods, args.concurrency, args.stream))
+            lat = asyncio.run(_wait_node_then_start(kubeconfig, "bench", args.pods, args.concurrency, args.stream,
+                                                    not args.no_token_volume))
             out["startup_seconds"] = {"p50": round(pct(lat, 50), 3), "p90": round(pct(lat, 90), 3),
                                       "p99": round(pct(lat, 99), 3), "max": round(lat[-1], 3),
                                       "mean": round(statistics.mean(lat), 3)}
@@ -214,7 +221,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                              "bench-agent", "--data-dir", str(agent_data), "--node-ip", "127.0.0.1",
                              "--kubelet-port", str(free_port()), stdout=log, stderr=subprocess.STDOUT)
             kubeconfig = str(data / "kubeconfig.yaml")
-            asyncio.run(_wait_node_then_start(kubeconfig, "bench-agent", args.pods, args.concurrency, args.stream))
+            asyncio.run(_wait_node_then_start(kubeconfig, "bench-agent", args.pods, args.concurrency, args.stream,
+                                              not args.no_token_volume))
             time.sleep(5)
             c0, t0 = cpu_seconds(agent.pid), time.monotonic()
             time.sleep(args.idle)
@@ -248,11 +256,11 @@ async def wait_node(client: Client, node: str, timeout: float = 120) -> None:
         await asyncio.sleep(0.5)
 
 
-async def _wait_node_then_start(kubeconfig: str, node: str, n: int, concurrency: int, stream: bool = False
-                                ) -> list[float]:
+async def _wait_node_then_start(kubeconfig: str, node: str, n: int, concurrency: int, stream: bool = False,
+                                token_volume: bool = True) -> list[float]:
     async with Client(load_config(kubeconfig), component="bench") as client:
         await wait_node(client, node)
-    return await start_pods(kubeconfig, node, n, concurrency, stream)
+    return await start_pods(kubeconfig, node, n, concurrency, stream, token_volume)
 
 
 def main() -> None:
@@ -260,6 +268,8 @@ def main() -> None:
     p.add_argument("--pods", type=int, default=100)
     p.add_argument("--concurrency", type=int, default=10)
     p.add_argument("--idle", type=float, default=60.0, help="seconds of idle CPU measurement")
+    p.add_argument("--no-token-volume", action="store_true",
+                   help="pods without the service-account token volume (automountServiceAccountToken: false)")
     p.add_argument("--stream", action="store_true",
                    help="create the pods as a stream with --concurrency requests in flight, not in waves")
     if os.geteuid() != 0:
