@@ -229,3 +229,20 @@ def test_secret_is_not_in_etcd_in_the_clear(tmp_path: Path) -> None:
         if s.proc is not None:
             s.stop()
         etcd.stop()
+
+
+def test_only_cluster_admins_may_use_secrets_encrypt(cluster: Server) -> None:
+    import yaml
+
+    token = subprocess.run([sys.executable, "-m", "k8py.cli", "token", "create", "-d", str(cluster.data_dir),
+                            "--user", "mallory", "--groups", "dev"], capture_output=True, text=True,
+                           check=True).stdout.strip()
+    admin = yaml.safe_load(Path(cluster.kubeconfig).read_text())
+    path = cluster.data_dir.parent / "mallory.kubeconfig"
+    path.write_text(yaml.safe_dump({**admin, "users": [{"name": "default", "user": {"token": token}}]}))
+    for action in ("status", "rotate"):
+        p = subprocess.run([sys.executable, "-m", "k8py.cli", "secrets-encrypt", action, "--kubeconfig", str(path)],
+                           capture_output=True, text=True, timeout=60, check=False)
+        assert p.returncode == 1
+        verb = "get" if action == "status" else "post"
+        assert (f'forbidden: User "mallory" cannot {verb} path "/k8py/v1/secrets-encrypt/{action}"') in p.stderr
