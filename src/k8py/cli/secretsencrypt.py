@@ -131,7 +131,7 @@ def format_status(r: dict[str, Any]) -> str:
     stage = "all objects use the active key" if not stale and not unreadable else (
         f"{stale} object(s) still written with another key or in the clear: run `k8py secrets-encrypt reencrypt`"
         if stale else "some objects cannot be decrypted")
-    lines.append(f"Objects: {objs.get('total', 0)} encrypted-resource objects: {objs.get('active', 0)} with the "
+    lines.append(f"Objects of the encrypted resources: {objs.get('total', 0)}: {objs.get('active', 0)} with the "
                  f"active key, {stale} with another key or not encrypted, {len(unreadable)} unreadable")
     lines.append(f"Current Rotation Stage: {stage}")
     for res in r.get("resources") or []:
@@ -140,7 +140,8 @@ def format_status(r: dict[str, Any]) -> str:
         lines.append("Active  Key Type           Name")
         lines.append("------  --------           ----")
         for k in res["keys"]:
-            lines.append(f" {'*' if k['active'] else ' ':<6} {TYPE_NAMES.get(k['type'], k['type']):<18} {k['name']}")
+            lines.append(f" {'*' if k['active'] else ' ':<6} {TYPE_NAMES.get(k['type'], k['type']):<18} {k['name']}"
+                         .rstrip())
     for u in unreadable:
         lines.append(f"Unreadable: {u}")
     return "\n".join(lines)
