@@ -434,10 +434,25 @@ async def test_a_node_writes_only_its_own(api: TestClient) -> None:
     bad["spec"]["volumes"] = [{"name": "s", "secret": {"secretName": "s1"}}]
     bad["spec"]["containers"][0]["volumeMounts"] = [{"name": "s", "mountPath": "/s"}]
     r = await api.post(f"{API}/pods", json=bad, headers=A)
-    # (which of the mirror pod's references is named first depends on the ServiceAccount plugin,
-    # which runs before: test_mirror_pods_of_its_own has the texts)
-    assert r.status == 403 and (await r.json())["message"].startswith('pods "static-a" is forbidden: ')
+    # the ServiceAccount plugin, before NodeRestriction in the chain, refuses it first (as kube's)
+    assert r.status == 403 and (await r.json())["message"] == (
+        'pods "static-a" is forbidden: a mirror pod may not reference secrets')
+    bad = copy.deepcopy(mirror)
+    bad["spec"]["volumes"] = [{"name": "m", "configMap": {"name": "cm1"}}]
+    r = await api.post(f"{API}/pods", json=bad, headers=A)
+    assert r.status == 403 and (await r.json())["message"] == (
+        'pods "static-a" is forbidden: node "a" can not create pods that reference configmaps')
     assert (await api.get(f"{API}/pods/static-a", headers=ADMIN)).status == 404
+    r = await api.post(f"{API}/pods", json=mirror, headers=A)
+    assert r.status == 201, await r.text()
+    made = await r.json()
+    assert "serviceAccountName" not in made["spec"], "a mirror pod's spec is left alone"
+    assert not any(v["name"].startswith("kube-api-access-") for v in made["spec"].get("volumes") or ())
+
+    async def mirror_in_graph() -> Any:
+        return api.node_authz.graph.pods.get(("default", "static-a"))  # type: ignore[attr-defined]
+    edges = await eventually(mirror_in_graph)
+    assert edges.node == "a" and edges.refs == frozenset(), "a mirror pod grants its node nothing"
     # its own lease only
     lease = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "b"}, "spec": {}}
     r = await api.post("/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases", json=lease, headers=A)
@@ -475,8 +490,8 @@ async def test_a_node_asks_certificates_for_itself_only(api: TestClient) -> None
 
 
 async def test_mirror_pods_of_its_own(tmp_path: Any) -> None:
-    """NodeRestriction's mirror-pod rules, the plugin alone (the chain's ServiceAccount plugin
-    would name the pod's account first)."""
+    """NodeRestriction's mirror-pod rules, the plugin alone (in the chain, the ServiceAccount
+    plugin refuses a mirror pod's account and secrets first, with its own words)."""
     from k8py.api.registry import Registry
     from k8py.apiserver.admission import Attributes
     from k8py.apiserver.admission.noderestriction import NodeRestriction

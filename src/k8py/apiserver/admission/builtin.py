@@ -11,6 +11,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from k8py.api import errors
+from k8py.api.corev1 import pod_secret_names
 from k8py.apiserver.admission import Attributes, Plugin
 from k8py.apiserver.registry.base import random_suffix
 
@@ -150,11 +151,14 @@ class ServiceAccount(Plugin):
         if not (is_pod(a) and a.operation == "CREATE"):
             return
         spec = obj.setdefault("spec", {})
+        if MIRROR_POD_ANNOTATION in ((obj.get("metadata") or {}).get("annotations") or {}):
+            # kube does not touch a mirror pod's spec (its node would delete a pod that differs
+            # from its static pod) and refuses one that refers to an account or secrets
+            self._refuse_mirror_references(obj)
+            return
         if not spec.get("serviceAccountName"):
             spec["serviceAccountName"] = spec.get("serviceAccount") or DEFAULT_SERVICE_ACCOUNT
         spec.setdefault("serviceAccount", spec["serviceAccountName"])
-        if MIRROR_POD_ANNOTATION in ((obj.get("metadata") or {}).get("annotations") or {}):
-            return
         sa_name = str(spec["serviceAccountName"])
         sa = None
         if self.objects is not None and self._sa_kind is not None:
@@ -171,6 +175,23 @@ class ServiceAccount(Plugin):
         if not spec.get("imagePullSecrets") and sa is not None and sa.get("imagePullSecrets"):
             spec["imagePullSecrets"] = [{"name": s.get("name", "")} for s in sa["imagePullSecrets"]
                                         if isinstance(s, dict)]
+
+
+    @staticmethod
+    def _refuse_mirror_references(pod: Obj) -> None:
+        spec = pod.get("spec") or {}
+        why = ""
+        if spec.get("serviceAccountName"):
+            why = "a mirror pod may not reference service accounts"
+        elif pod_secret_names(pod):
+            why = "a mirror pod may not reference secrets"
+        elif any(isinstance(src, dict) and src.get("serviceAccountToken") is not None
+                 for v in spec.get("volumes") or () if isinstance(v, dict)
+                 for src in (v.get("projected") or {}).get("sources") or ()):
+            why = "a mirror pod may not use ServiceAccountToken volume projections"
+        if why:
+            name = str((pod.get("metadata") or {}).get("name") or "")
+            raise errors.forbidden_error(f'pods "{name}" is forbidden: {why}', "pods", "", name)
 
 
 class Priority(Plugin):
