@@ -377,6 +377,22 @@ async def test_a_node_reads_only_its_pods_objects(api: TestClient) -> None:
     await eventually(forbidden_now)
 
 
+async def test_a_nodes_rules_review_is_incomplete(api: TestClient) -> None:
+    review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectRulesReview",
+              "spec": {"namespace": "default"}}
+    r = await api.post("/apis/authorization.k8s.io/v1/selfsubjectrulesreviews", json=review, headers=A)
+    assert r.status == 201
+    st = (await r.json())["status"]
+    assert st["incomplete"] is True
+    assert st["evaluationError"] == "node authorizer does not support user rule resolution"
+    # RBAC's rules are listed all the same (discovery, and the Node reads of k8py:node-network)
+    assert {"verbs": ["list", "watch"], "apiGroups": [""], "resources": ["nodes"]} in st["resourceRules"]
+    r = await api.post("/apis/authorization.k8s.io/v1/selfsubjectrulesreviews", json=review,
+                       headers=as_("alice", "dev"))
+    st = (await r.json())["status"]
+    assert st["incomplete"] is False and "evaluationError" not in st
+
+
 async def test_a_node_writes_only_its_own(api: TestClient) -> None:
     await _nodes_and_pods(api)
     # its own Node's status, not another's

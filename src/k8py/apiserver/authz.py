@@ -125,6 +125,12 @@ class UnionAuthorizer:
                 errs.extend(e)
         return rules, errs
 
+    def incomplete_for(self, user: UserInfo) -> bool:
+        """Whether ``rules_for`` cannot list all of this user's permissions (kube's ``incomplete``
+        of a rules review: a node's follow its pods)."""
+        return any(getattr(a, "incomplete_for", None) is not None and a.incomplete_for(user)
+                   for a in self.authorizers)
+
     def confirm_no_escalation(self, *args: Any) -> None:
         for a in self.authorizers:
             check = getattr(a, "confirm_no_escalation", None)

@@ -97,8 +97,11 @@ def _rules_review(body: Obj, user: UserInfo, authorizer: AuthorizerLike | None) 
         if r.non_resource_urls:
             non_resource_rules.append({"verbs": list(r.verbs), "nonResourceURLs": list(r.non_resource_urls)})
     # kube's RBAC rule resolver reports a binding to a missing role as an evaluation error but
-    # not as incomplete (its RulesFor returns incomplete=false with the error)
-    status: Obj = {"resourceRules": resource_rules, "nonResourceRules": non_resource_rules, "incomplete": False}
+    # not as incomplete (its RulesFor returns incomplete=false with the error); the Node
+    # authorizer says a node's rules are incomplete (they follow its pods)
+    incomplete = getattr(authorizer, "incomplete_for", None)
+    status: Obj = {"resourceRules": resource_rules, "nonResourceRules": non_resource_rules,
+                   "incomplete": bool(incomplete is not None and incomplete(user))}
     if errs:
         status["evaluationError"] = errs[0] if len(errs) == 1 else "[" + ", ".join(errs) + "]"
     return status

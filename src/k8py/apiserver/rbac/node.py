@@ -390,6 +390,11 @@ class NodeAuthorizer:
             return [], ["node authorizer does not support user rule resolution"]
         return [], []
 
+    @staticmethod
+    def incomplete_for(user: UserInfo) -> bool:
+        """A node's permissions are not fully enumerated (kube's ``RulesFor`` says incomplete)."""
+        return node_identity(user)[1]
+
     # -- keeping the graph current -------------------------------------------------------------
     @staticmethod
     def _parser(prefix: str) -> Any:
