@@ -25,7 +25,8 @@ DNS_LISTEN = "10.42.0.1:53"  # the node's pod bridge gateway (its pod CIDR is 10
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with real_cluster(tmp_path_factory.mktemp("netpol"), NODE, "--cluster-dns-listen", DNS_LISTEN) as s:
+    with real_cluster(tmp_path_factory.mktemp("netpol"), NODE, "--cluster-dns-listen", DNS_LISTEN,
+                      "--cluster-cidr", "10.42.0.0/16,fd42::/56", "--service-cidr", "10.43.0.0/16,fd43::/112") as s:
         yield s
     assert "k8py-netpol" not in _nft("list", "tables"), "the NetworkPolicy table is left after killall"
 
@@ -41,7 +42,8 @@ def _nft(*args: str) -> str:
 
 def isolated(ip: str, direction: str = "ingress") -> bool:
     """The agent's table sends traffic of the pod at ``ip`` through its chain."""
-    return f"{ip} : jump" in _nft("list", "map", "inet", "k8py-netpol", f"{direction}-pods")
+    name = f"{direction}-pods6" if ":" in ip else f"{direction}-pods"
+    return f"{ip} : jump" in _nft("list", "map", "inet", "k8py-netpol", name)
 
 
 def server_and_client(ns: str, client_labels: dict[str, str] | None = None) -> list[dict[str, Any]]:
@@ -100,12 +102,19 @@ def netpol(ns: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
 
 def start(s: Server, ns: str, client_labels: dict[str, str] | None = None) -> tuple[str, str]:
     """The web server and the client pod running, the web pod Ready; returns (web IP, Service IP)."""
+    web_ip, _, ip = start_dual(s, ns, client_labels)
+    return web_ip, ip
+
+
+def start_dual(s: Server, ns: str, client_labels: dict[str, str] | None = None) -> tuple[str, str, str]:
+    """As :func:`start`, with the web pod's IPv6 address: (IPv4, IPv6, Service IP)."""
     apply(s, *server_and_client(ns, client_labels))
     web = wait(lambda: running(s, ns, "web"), 90, "the web pod")
     wait(lambda: running(s, ns, "client"), 90, "the client pod")
     wait(lambda: ready(s, ns, "web"), 30, "the web pod Ready")
     ip = s.kjson("get", "service", "web", "-n", ns)["spec"]["clusterIP"]
-    return web["status"]["podIP"], ip
+    v4, v6 = (a["ip"] for a in web["status"]["podIPs"])
+    return v4, v6, ip
 
 
 def stays_ready(s: Server, ns: str, seconds: float) -> bool:
@@ -120,12 +129,15 @@ def stays_ready(s: Server, ns: str, seconds: float) -> bool:
 
 
 def test_default_deny_blocks_and_an_allow_by_pod_label_opens(cluster: Server, ns: str) -> None:
-    web_ip, svc_ip = start(cluster, ns)
+    web_ip, web_ip6, svc_ip = start_dual(cluster, ns)
+    assert web_ip6.startswith("fd42:")
     assert get(cluster, ns, "client", web_ip, 8080) == "hello-from-web"  # nothing isolated yet
+    assert get(cluster, ns, "client", web_ip6, 8080) == "hello-from-web"
 
     apply(cluster, netpol(ns, "default-deny", {"podSelector": {}, "policyTypes": ["Ingress"]}))
-    wait(lambda: isolated(web_ip), 15, "the web pod isolated in the agent's table")
+    wait(lambda: isolated(web_ip) and isolated(web_ip6), 15, "the web pod isolated in the agent's table")
     assert get(cluster, ns, "client", web_ip, 8080) == ""
+    assert get(cluster, ns, "client", web_ip6, 8080) == ""  # both families
     assert get(cluster, ns, "client", svc_ip, 80) == ""  # through the Service too: policies apply to endpoints
     # kubelet's probes (from the node) still reach it: it stays Ready and is not restarted
     assert stays_ready(cluster, ns, 4)
@@ -139,6 +151,7 @@ def test_default_deny_blocks_and_an_allow_by_pod_label_opens(cluster: Server, ns
     cluster.kubectl("label", "pod", "client", "-n", ns, "role=client")
     wait(lambda: get(cluster, ns, "client", web_ip, 8080) == "hello-from-web", 30, "the allowed client let in")
     assert get(cluster, ns, "client", svc_ip, 80) == "hello-from-web"
+    assert get(cluster, ns, "client", web_ip6, 8080) == "hello-from-web"
     # another pod without the label stays out
     apply(cluster, client_pod(ns, "stranger"))
     wait(lambda: running(cluster, ns, "stranger"), 90, "the stranger pod")
