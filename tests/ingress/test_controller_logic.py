@@ -45,7 +45,8 @@ class FakeNginx:
 async def controller(*objs: Obj) -> tuple[IngressController, FakeClient, FakeNginx]:
     client = FakeClient()
     nginx = FakeNginx()
-    ctl = IngressController(client, nginx, status_addresses=("192.0.2.1",))  # type: ignore[arg-type]
+    ctl = IngressController(client, nginx, status_addresses=("192.0.2.1",),  # type: ignore[arg-type]
+                            elect_status=False)
     client.attach(ctl.factory)
     ctl.events.start()
     await ctl.ensure_class()
@@ -155,3 +156,46 @@ async def test_certificate_nginx_refuses_is_dropped_and_reported() -> None:
     client.touch(("v1", "Secret"), "cert", "default")
     assert await ctl.sync()
     assert "ssl_certificate certs/default_cert_" in nginx.applied[-1]
+
+
+async def test_one_controller_writes_status() -> None:
+    """Two controllers (two servers with agents): both serve, only the Lease holder writes status,
+    so their addresses never undo each other's; when it stops, the other takes over."""
+    client = FakeClient()
+    ctls = []
+    for addr in ("192.0.2.1", "192.0.2.2"):
+        c = IngressController(client, FakeNginx(), status_addresses=(addr,))  # type: ignore[arg-type]
+        ctls.append(c)
+    client.attach(ctls[0].factory)
+    for o in objects():
+        client.seed(o)
+    await ctls[0].ensure_class()
+    client.seed(ingress("a", rule("a.test", path("/", "web"))))
+    stops = [asyncio.Event(), asyncio.Event()]
+    tasks = [asyncio.create_task(c._campaign(s)) for c, s in zip(ctls, stops, strict=True)]
+    for _ in range(100):
+        if any(c.status_leader for c in ctls):
+            break
+        await asyncio.sleep(0.05)  # poll interval of a bounded wait (5 s)
+    leader = next(i for i, c in enumerate(ctls) if c.status_leader)
+    other = 1 - leader
+    assert not ctls[other].status_leader
+    # both serve; the follower's sync writes no status
+    ctls[other].factory = ctls[0].factory  # the one cache the fake fills
+    for c in (ctls[other], ctls[leader]):
+        c.ingresses, c.classes, c.services, c.slices, c.secrets = (ctls[0].ingresses, ctls[0].classes,
+                                                                   ctls[0].services, ctls[0].slices, ctls[0].secrets)
+        assert await c.sync()
+    assert len(status_writes(client)) == 1
+    want = ctls[leader].status_addresses[0]
+    assert client.get_obj(INGRESS, "a", "default")["status"]["loadBalancer"]["ingress"] == [{"ip": want}]
+    # the leader stops: it releases the Lease and the other takes status over
+    stops[leader].set()
+    await tasks[leader]
+    for _ in range(100):
+        if ctls[other].status_leader:
+            break
+        await asyncio.sleep(0.05)  # poll interval of a bounded wait (5 s)
+    assert ctls[other].status_leader
+    stops[other].set()
+    await tasks[other]

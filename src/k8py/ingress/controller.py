@@ -31,6 +31,7 @@ from k8py.client.api import Client
 from k8py.client.errors import AlreadyExistsError, ApiError, NotFoundError
 from k8py.client.events import EventSink
 from k8py.client.informer import SharedInformerFactory
+from k8py.client.leaderelection import LeaderElectionConfig, LeaderElector
 from k8py.ingress.model import (
     CLASS_NAME,
     CONTROLLER,
@@ -57,6 +58,10 @@ INGRESS = ("networking.k8s.io/v1", "Ingress")
 INGRESS_CLASS = ("networking.k8s.io/v1", "IngressClass")
 SLICE_INDEX = "k8py-ingress/service"
 RELOAD_FAILED = "ReloadFailed"
+# Several controllers (one per server with a node agent) would each write their own addresses to
+# every Ingress's status and undo each other's writes forever: as ingress-nginx, only the holder
+# of this Lease (kube-system) writes status; every controller serves.
+STATUS_LEASE = "k8py-ingress-status"
 
 
 def _slice_service(sl: Obj) -> list[str]:
@@ -97,7 +102,7 @@ def load_balancer_status(addresses: tuple[str, ...]) -> list[Obj]:
 class IngressController:
     def __init__(self, client: Client, nginx: Nginx, *, http_port: int = 80, https_port: int = 443,
                  status_addresses: tuple[str, ...] = (), ipv6: bool = False, min_interval: float = 0.25,
-                 create_class: bool = True, worker_user: str = "nobody nogroup") -> None:
+                 create_class: bool = True, worker_user: str = "nobody nogroup", elect_status: bool = True) -> None:
         self.client = client
         self.nginx = nginx
         self.status_addresses = status_addresses
@@ -130,6 +135,8 @@ class IngressController:
         self.reloads = 0
         self.last_error = ""
         self.retry = False  # a status write failed (the API server away): sync again after a while
+        self.elect_status = elect_status
+        self.status_leader = not elect_status  # writes status.loadBalancer (see STATUS_LEASE)
         self.plan: Plan | None = None
 
     def _wake(self, _obj: Obj) -> None:
@@ -151,6 +158,7 @@ class IngressController:
     async def run(self, stop: asyncio.Event) -> None:
         self.events.start()
         supervisor: asyncio.Task[None] | None = None
+        campaign: asyncio.Task[None] | None = None
         try:
             if self.create_class:
                 await self._until_done(self.ensure_class, stop)
@@ -159,6 +167,8 @@ class IngressController:
                 log.warning("ingress: informers not synced after 60 s; serving what is known")
             await self.sync()
             supervisor = asyncio.create_task(self.nginx.supervise(stop), name="nginx-supervisor")
+            if self.elect_status:
+                campaign = asyncio.create_task(self._campaign(stop), name="ingress-status-election")
             log.info("ingress controller ready: nginx serves HTTP on port %d and HTTPS on port %d (class %s)",
                      self.opts.http_port, self.opts.https_port, CLASS_NAME)
             stopper = asyncio.ensure_future(stop.wait())
@@ -179,12 +189,32 @@ class IngressController:
             finally:
                 stopper.cancel()
         finally:
+            if campaign is not None:
+                await campaign  # releases the lease: another controller takes status over at once
             if supervisor is not None:
                 await supervisor
             await self.nginx.stop()
             await self.factory.shutdown()
             await self.events.stop()
             log.info("ingress controller stopped (nginx stopped, its files removed)")
+
+    async def _campaign(self, stop: asyncio.Event) -> None:
+        cfg = LeaderElectionConfig(name=STATUS_LEASE, namespace="kube-system")
+
+        async def lead() -> None:
+            self.status_leader = True
+            self.wake.set()  # write the status now
+            await asyncio.Event().wait()  # until leading ends (this task is cancelled)
+
+        def stopped() -> None:
+            self.status_leader = False
+
+        while not stop.is_set():
+            try:
+                await LeaderElector(self.client, cfg, on_started_leading=lead, on_stopped_leading=stopped).run(stop)
+            except Exception as e:  # noqa: BLE001 - the election goes on; serving never depended on it
+                log.warning("ingress: status leader election failed (%s); campaigning again", e)
+                await asyncio.wait({asyncio.ensure_future(stop.wait())}, timeout=cfg.retry_period)
 
     async def _until_done(self, fn: Any, stop: asyncio.Event) -> None:
         """Retry ``fn`` (an API call at start) until it succeeds or ``stop``: the API server
@@ -319,6 +349,8 @@ class IngressController:
 
     async def _update_status(self, ours: list[Obj]) -> None:
         """``status.loadBalancer.ingress``: this node's addresses, written only when they differ."""
+        if not self.status_leader:
+            return
         want = load_balancer_status(self.status_addresses)
         self.retry = False
         for ing in ours:

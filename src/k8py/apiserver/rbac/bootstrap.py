@@ -266,6 +266,9 @@ def cluster_roles() -> list[Obj]:
             r(("patch", "update"), NETWORKING, "ingresses/status"),
             r("create", NETWORKING, "ingressclasses"),
             events_rule(),
+            # the Lease whose holder alone writes status (k8py.ingress.controller.STATUS_LEASE)
+            r("create", COORD, "leases"),
+            r(("get", "update"), COORD, "leases", ("k8py-ingress-status",)),
         ]),
         cluster_role("system:kube-scheduler", [
             events_rule(),
