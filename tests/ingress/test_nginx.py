@@ -197,3 +197,70 @@ def test_ports_move_aside_when_taken() -> None:
                        f"{port} instead (choose with --ingress-http-port)")
     free = free_port()
     assert choose_port(free, aside, "HTTPS") == (free, "")
+
+
+CHILD = """
+import asyncio, sys
+from k8py.ingress.model import build_plan
+from k8py.ingress.nginx import Nginx
+from k8py.ingress.render import RenderOptions, render
+
+async def main():
+    n = Nginx(sys.argv[1])
+    opts = RenderOptions(state_dir=n.state_dir, http_port=int(sys.argv[2]), https_port=int(sys.argv[3]), ipv6=False,
+                         status_socket=n.socket_path, generation=1)
+    await n.apply(render(build_plan([], {}, {}, {}), opts), {}, 1)
+    print(n.proc.pid, flush=True)
+    await asyncio.sleep(3600)
+
+asyncio.run(main())
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def test_nginx_dies_with_its_controller_and_killall_cleans_up(tmp_path: Path) -> None:
+    """A controller killed with -9: its nginx gets SIGTERM (parent-death signal) and goes, with
+    its workers; ``killall`` removes what is left of the state directory, and stops an nginx that
+    outlived its controller (here: one started outside any controller)."""
+    import subprocess
+    import sys
+    import time
+
+    from k8py.ingress.nginx import killall
+
+    state = tmp_path / "ingress"
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(state), str(free_port()), str(free_port())],
+                             stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    master = int(child.stdout.readline())
+    assert _alive(master) and (state / "nginx.conf").exists()
+    child.kill()
+    child.wait()
+    child.stdout.close()
+    deadline = time.monotonic() + 10
+    while _alive(master) and time.monotonic() < deadline:
+        time.sleep(0.05)  # poll interval of a bounded wait
+    assert not _alive(master)
+    killall(str(state))
+    assert sorted(os.listdir(state)) == ["nginx.log"]
+    # an nginx of this state directory whose controller is gone (not our child): killall stops it
+    n = Nginx(str(state))
+    n.prepare()
+    opts = RenderOptions(state_dir=n.state_dir, http_port=free_port(), https_port=free_port(), ipv6=False,
+                         status_socket=n.socket_path, generation=1)
+    (state / "nginx.conf").write_text(render(build_plan([], {}, {}, {}), opts))
+    orphan = subprocess.Popen([n.binary, "-c", str(state / "nginx.conf"), "-p", f"{state}/", "-e", "stderr"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 10
+    while not (state / "nginx.pid").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)  # poll interval of a bounded wait for nginx to write its pid
+    assert killall(str(state)) == [f"stopped nginx (pid {orphan.pid})"]
+    assert orphan.wait(10) is not None
+    assert sorted(os.listdir(state)) == ["nginx.log"]
