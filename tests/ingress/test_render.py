@@ -224,6 +224,9 @@ def test_render_confines_nginx_to_its_state_dir() -> None:
     for temp in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
         assert f"{temp}_temp_path tmp/{temp};" in text
     assert "listen unix:/s/nginx.sock;" in text and 'return 200 "7\\n";' in text
+    assert "server_names_hash_max_size 512;" in text
+    many = plan(*(ingress(f"i{i}", rule(f"h{i}.test", path("/", "web"))) for i in range(3000)))
+    assert "server_names_hash_max_size 8192;" in render(many, RenderOptions(state_dir="/s"))
     assert "listen [::]:80 default_server ipv6only=on;" in text
     assert "listen [::]:80;" in text  # the option once per address (nginx refuses it twice)
     for h in ("X-Forwarded-For $proxy_add_x_forwarded_for", "X-Forwarded-Proto $scheme",
