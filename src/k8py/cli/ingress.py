@@ -33,8 +33,10 @@ def build_controller(client: Any, state_dir: str, http_port: int, https_port: in
     another program, on 8080/8443 or the next free port (with a log line that says so). Raises
     :class:`~k8py.ingress.nginx.NginxError` when no port can be had."""
     from k8py.ingress.controller import IngressController
-    from k8py.ingress.nginx import Nginx, choose_port, ipv6_available, killall
+    from k8py.ingress.nginx import Nginx, NginxError, choose_port, ipv6_available, killall
 
+    if http_port == https_port:
+        raise NginxError(f"--ingress-http-port and --ingress-https-port are both {http_port}: give two ports")
     killall(state_dir)  # an nginx of a previous run of this data dir (killed server) holds our ports
     http, msg = choose_port(http_port, HTTP_ASIDE if http_port != HTTP_ASIDE else HTTP_ASIDE + 1, "HTTP")
     if msg:
