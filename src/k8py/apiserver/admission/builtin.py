@@ -87,9 +87,8 @@ def token_volume(name: str) -> Obj:
 
 
 def _is_token_volume(v: Obj) -> bool:
-    """A volume this plugin made (kube's ``kube-api-access-`` projected volume with a token source)."""
-    return str(v.get("name", "")).startswith(TOKEN_VOLUME_PREFIX) and any(
-        isinstance(s, dict) and "serviceAccountToken" in s for s in (v.get("projected") or {}).get("sources") or ())
+    """The pod has its token volume already: kube goes by the ``kube-api-access-`` name alone."""
+    return str(v.get("name", "")).startswith(TOKEN_VOLUME_PREFIX)
 
 
 def mount_token(spec: Obj, volume_name: str) -> None:
