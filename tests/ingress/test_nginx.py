@@ -138,6 +138,13 @@ async def test_routing_tls_reload_refusal_restart_and_stop(tmp_path: Path, backe
         assert await fetch_tls(https, "secure.example.com", crt) == (200, "web / https|secure.example.com")
         status, _ = await fetch(http, "secure.example.com", "/a?b=1")
         assert status == 308
+        # HTTP/2 is offered (ALPN), as ingress-nginx's use-http2 default
+        ctx = ssl.create_default_context(cadata=crt.decode())
+        ctx.set_alpn_protocols(["h2", "http/1.1"])
+        _, writer = await asyncio.open_connection("127.0.0.1", https, ssl=ctx, server_hostname="secure.example.com")
+        assert writer.get_extra_info("ssl_object").selected_alpn_protocol() == "h2"
+        writer.close()
+        await writer.wait_closed()
         # a host without a certificate: the handshake is refused, never another host's certificate
         with pytest.raises(aiohttp.ClientError):
             await fetch_tls(https, "foo.example.com", crt)

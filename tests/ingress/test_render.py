@@ -168,7 +168,7 @@ def test_tls_from_secret_and_redirect() -> None:
     assert not server(p, "plain.example.com").cert
     text = render(p, RenderOptions(state_dir="/s", http_port=8080, https_port=8443))
     block = text.split("server_name secure.example.com;", 1)[0].rsplit("server {", 1)[1]
-    assert "listen 8443 ssl;" in block and f"ssl_certificate certs/{s.cert};" in block
+    assert "listen 8443 ssl http2;" in block and f"ssl_certificate certs/{s.cert};" in block
     assert "ssl_protocols TLSv1.2 TLSv1.3;" in text
     # HTTP to a TLS host is redirected (308, with the HTTPS port), as ingress-nginx's ssl-redirect default
     assert 'if ($scheme = "http") { return 308 https://$host:8443$request_uri; }' in text

@@ -122,7 +122,7 @@ def _server(srv: Server, opts: RenderOptions) -> list[str]:
     lines = [f"# host {srv.host}" if srv.host else "# the default server: rules without a host, the default backend"]
     body = list(_listen(opts, opts.http_port, " default_server" if default else "", default))
     if srv.cert or default:
-        body += _listen(opts, opts.https_port, " ssl default_server" if default else " ssl", default)
+        body += _listen(opts, opts.https_port, " ssl http2 default_server" if default else " ssl http2", default)
         if srv.cert:
             path = f"{opts.cert_dir}/{srv.cert}"
             body += [f"ssl_certificate {path};", f"ssl_certificate_key {path};"]
