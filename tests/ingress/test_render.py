@@ -229,6 +229,6 @@ def test_render_confines_nginx_to_its_state_dir() -> None:
     assert "server_names_hash_max_size 8192;" in render(many, RenderOptions(state_dir="/s"))
     assert "listen [::]:80 default_server ipv6only=on;" in text
     assert "listen [::]:80;" in text  # the option once per address (nginx refuses it twice)
-    for h in ("X-Forwarded-For $proxy_add_x_forwarded_for", "X-Forwarded-Proto $scheme",
+    for h in ("X-Forwarded-For $remote_addr", "X-Forwarded-Proto $scheme",
               "X-Forwarded-Host $host", "X-Forwarded-Port $server_port", "X-Real-IP $remote_addr"):
         assert f"proxy_set_header {h};" in text

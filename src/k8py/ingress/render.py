@@ -68,7 +68,9 @@ PROXY_HEADERS = (
     "proxy_set_header Upgrade $http_upgrade;",
     "proxy_set_header Connection $connection_upgrade;",
     "proxy_set_header X-Real-IP $remote_addr;",
-    "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
+    # the client as nginx sees it: incoming X-Forwarded-* are not trusted (ingress-nginx's default,
+    # use-forwarded-headers: false, for an nginx exposed directly to clients)
+    "proxy_set_header X-Forwarded-For $remote_addr;",
     "proxy_set_header X-Forwarded-Host $host;",
     "proxy_set_header X-Forwarded-Port $server_port;",
     "proxy_set_header X-Forwarded-Proto $scheme;",
