@@ -191,9 +191,12 @@ def test_egress_default_deny_blocks_dns_and_an_allow_for_its_port_opens_it(clust
     wait(lambda: isolated(client_ip, "egress"), 15, "the client isolated for egress")
     assert lookup(cluster, ns, "client", name) == ""  # DNS is blocked too
     assert get(cluster, ns, "client", web_ip, 8080) == ""
-    # allow DNS (UDP and TCP 53 to anywhere): names resolve again, the web pod stays out of reach
+    # allow DNS with the rule the Kubernetes documentation gives (kube-system pods labelled
+    # k8s-app=kube-dns, port 53): names resolve again, the web pod stays out of reach
     apply(cluster, netpol(ns, "allow-dns", {"podSelector": {}, "policyTypes": ["Egress"], "egress": [
-        {"ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}]}))
+        {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                 "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+         "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}]}))
     wait(lambda: svc_ip in lookup(cluster, ns, "client", name), 30, "DNS allowed again")
     assert get(cluster, ns, "client", web_ip, 8080) == ""
     # and an egress rule to the web pods by label and named port opens the rest

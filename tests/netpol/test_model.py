@@ -195,3 +195,29 @@ def test_full_sync_declares_maps_before_the_base_chains_use_them() -> None:
     first_vmap = next(i for i, ln in enumerate(script) if "vmap" in ln)
     assert first_map < first_vmap
     assert partial_sync(State(), State()) == ""
+
+
+def test_the_cluster_dns_slice_stands_for_coredns_pods() -> None:
+    from k8py.netpol.model import dns_stand_in
+
+    sl = {"metadata": {"namespace": "kube-system", "name": "kube-dns-k8py"},
+          "endpoints": [{"addresses": ["10.42.0.1"], "conditions": {"ready": True}}],
+          "ports": [{"name": "dns", "port": 53, "protocol": "UDP"}, {"name": "dns-tcp", "port": 53, "protocol": "TCP"}]}
+    dns = dns_stand_in(sl)
+    assert dns is not None and dns.ips == ("10.42.0.1",) and dns.node_name == ""
+    assert dns_stand_in({**sl, "endpoints": []}) is None
+    namespaces = {**NAMESPACES, "kube-system": {"kubernetes.io/metadata.name": "kube-system"}}
+    # the rule the Kubernetes documentation and most charts use to allow DNS
+    allow_dns = compile_policy(policy("default", "dns", {
+        "podSelector": {}, "policyTypes": ["Egress"],
+        "egress": [{"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+                    "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "UDP", "port": "dns"}]}]}))
+    infos = [p for p in (pod_info(o) for o in PODS) if p is not None]
+    p = evaluate([allow_dns], [*infos, dns], namespaces, NODE)
+    (a,) = p.pods["default/client"].egress or []
+    assert p.peer_sets[a.peer_set] == {"10.42.0.1"}
+    assert p.named_sets[a.named_set] == {("10.42.0.1", "udp", 53)}
+    # it is never a target: it has no node
+    deny_all = compile_policy(policy("kube-system", "deny", {"podSelector": {}}))
+    assert evaluate([deny_all], [dns], namespaces, "").pods == {}

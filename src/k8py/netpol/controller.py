@@ -1,6 +1,7 @@
 """The NetworkPolicy agent of a node (``k8py network-policy``; the place of Calico's Felix or
-kube-router's policy controller): informers on NetworkPolicies, Pods and Namespaces keep the
-``inet k8py-netpol`` table in step with them.
+kube-router's policy controller): informers on NetworkPolicies, Pods and Namespaces (and the
+cluster DNS's EndpointSlice, which stands for CoreDNS's pods: :func:`~k8py.netpol.model.dns_stand_in`)
+keep the ``inet k8py-netpol`` table in step with them.
 
 Sync loop, bounded frequency as the service proxy's: any change wakes the loop; a sync runs at
 once unless the last one was less than ``min_interval`` ago (then at that moment: changes in
@@ -21,7 +22,7 @@ from typing import Any
 
 from k8py.client.api import Client
 from k8py.client.informer import SharedInformerFactory
-from k8py.netpol.model import compile_policies, evaluate, pod_info
+from k8py.netpol.model import DNS_SLICE_SELECTOR, compile_policies, dns_stand_in, evaluate, pod_info
 from k8py.netpol.nft import Nft, NftError
 from k8py.netpol.rules import State, cleanup, describe, full_sync, partial_sync, render
 
@@ -59,6 +60,8 @@ class PolicyAgent:
         self.policies = self.factory.informer(("networking.k8s.io/v1", "NetworkPolicy"))
         self.pods = self.factory.informer(("v1", "Pod"))
         self.namespaces = self.factory.informer(("v1", "Namespace"))
+        self.dns_slices = self.factory.informer(("discovery.k8s.io/v1", "EndpointSlice"), "kube-system",
+                                                label_selector=DNS_SLICE_SELECTOR)
         self.applied: State | None = None  # what the table holds; None: unknown (full sync next)
         self.wake = asyncio.Event()
         self.last_sync = 0.0
@@ -69,7 +72,7 @@ class PolicyAgent:
         self.last_script = ""
         self.synced = asyncio.Event()
         self._reported: set[str] = set()
-        for inf in (self.policies, self.namespaces):
+        for inf in (self.policies, self.namespaces, self.dns_slices):
             inf.add_handler(on_add=self._changed, on_update=lambda _o, _n: self.wake.set(), on_delete=self._changed)
         self.pods.add_handler(on_add=self._changed, on_update=self._pod_updated, on_delete=self._changed)
 
@@ -88,6 +91,7 @@ class PolicyAgent:
                 self._reported.add(e)
                 log.error("network policy: skipped (it selects nothing here): %s", e)
         pods = [p for p in (pod_info(o) for o in self.pods.list()) if p is not None]
+        pods += [p for p in (dns_stand_in(sl) for sl in self.dns_slices.list()) if p is not None]
         namespaces = {(n.get("metadata") or {}).get("name", ""): (n.get("metadata") or {}).get("labels") or {}
                       for n in self.namespaces.list()}
         return render(evaluate(policies, pods, namespaces, self.node_name))

@@ -78,6 +78,29 @@ def pod_info(pod: Obj) -> PodInfo | None:
                    good, str(spec.get("nodeName") or ""), ports)
 
 
+# The cluster DNS runs in k8py server, not in pods; the EndpointSlice it publishes for the kube-dns
+# Service (managed by k8py-dns) stands for CoreDNS's pods: kube-system pods labelled
+# k8s-app=kube-dns, as kubeadm and k3s label them, so that the usual rule that allows DNS
+# (to: namespaceSelector kube-system + podSelector k8s-app=kube-dns, port 53) selects it.
+DNS_SLICE_SELECTOR = "endpointslice.kubernetes.io/managed-by=k8py-dns,kubernetes.io/service-name=kube-dns"
+DNS_POD_LABELS = {"k8s-app": "kube-dns"}
+
+
+def dns_stand_in(sl: Obj) -> PodInfo | None:
+    """The cluster DNS's EndpointSlice as the pod it stands for (no node: never isolated itself)."""
+    meta = sl.get("metadata") or {}
+    ips = tuple(dict.fromkeys(
+        str(a) for ep in sl.get("endpoints") or () if isinstance(ep, dict)
+        and (ep.get("conditions") or {}).get("ready") is not False for a in ep.get("addresses") or ()
+        if isinstance(a, str) and _is_ip(a)))
+    if not ips:
+        return None
+    ports = {(str(p.get("name") or ""), str(p.get("protocol") or "TCP").upper()): p["port"]
+             for p in sl.get("ports") or () if isinstance(p, dict) and isinstance(p.get("port"), int) and p.get("name")}
+    return PodInfo(str(meta.get("namespace") or "kube-system"), f"{meta.get('name', '')} (cluster DNS)",
+                   DNS_POD_LABELS, ips, "", ports)
+
+
 def _is_ip(s: str) -> bool:
     try:
         ipaddress.ip_address(s)
@@ -271,7 +294,7 @@ def evaluate(policies: Sequence[Policy], pods: Sequence[PodInfo], namespaces: Ma
     """What this node must enforce (see the module docstring)."""
     cluster = Cluster(pods, namespaces)
     plan = Plan()
-    local = {p.key: p for p in pods if p.node_name == node_name}
+    local = {p.key: p for p in pods if p.node_name and p.node_name == node_name}
     for pol in sorted(policies, key=lambda p: p.key):
         targets = [p for p in cluster.by_ns.get(pol.namespace, ()) if p.key in local and pol.selector.matches(p.labels)]
         if not targets:

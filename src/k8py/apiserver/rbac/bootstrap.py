@@ -498,6 +498,9 @@ def roles() -> list[Obj]:
          "rules": [r("create", CORE, "services"), r(("get", "update"), CORE, "services", ("kube-dns",)),
                    r("create", DISCOVERY, "endpointslices"),
                    r(("get", "update"), DISCOVERY, "endpointslices", ("kube-dns-k8py",))]},
+        # the NetworkPolicy agent reads where the cluster DNS answers (its stand-in for CoreDNS's pods)
+        {"apiVersion": RBAC_V1, "kind": "Role", "metadata": _meta(NETPOL_USER, namespace="kube-system"),
+         "rules": [r(("list", "watch"), DISCOVERY, "endpointslices")]},
         {"apiVersion": RBAC_V1, "kind": "Role", "metadata": _meta("k8py:bootstrap-signer-clusterinfo",
                                                                   namespace="kube-public"),
          "rules": [r("get", CORE, "configmaps", ("kube-root-ca.crt",))]},
@@ -515,6 +518,7 @@ def role_bindings() -> list[Obj]:
         rb("system::leader-locking-kube-scheduler", "kube-system", "system::leader-locking-kube-scheduler",
            [subject("User", "system:kube-scheduler"), subject("ServiceAccount", "kube-scheduler", "kube-system")]),
         rb(DNS_USER, "kube-system", DNS_USER, [subject("User", DNS_USER)]),
+        rb(NETPOL_USER, "kube-system", NETPOL_USER, [subject("User", NETPOL_USER)]),
         rb("k8py:bootstrap-signer-clusterinfo", "kube-public", "k8py:bootstrap-signer-clusterinfo",
            [subject("Group", "system:bootstrappers")]),
     ]
