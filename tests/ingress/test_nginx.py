@@ -124,6 +124,9 @@ async def test_routing_tls_reload_refusal_restart_and_stop(tmp_path: Path, backe
     p1 = build_plan([ing], services, slices, secrets)
     assert not p1.problems
     await n.apply(render(p1, _with_gen(opts, 1)), p1.certs, 1)
+    certs = tmp_path / "ingress" / "certs"
+    assert [f.name for f in certs.iterdir()] == list(p1.certs)
+    assert (certs.stat().st_mode & 0o777, next(certs.iterdir()).stat().st_mode & 0o777) == (0o700, 0o600)
     stop = asyncio.Event()
     supervisor = asyncio.create_task(n.supervise(stop))
     try:
