@@ -221,3 +221,13 @@ def test_the_cluster_dns_slice_stands_for_coredns_pods() -> None:
     # it is never a target: it has no node
     deny_all = compile_policy(policy("kube-system", "deny", {"podSelector": {}}))
     assert evaluate([deny_all], [dns], namespaces, "").pods == {}
+
+
+def test_a_policy_that_cannot_be_compiled_is_reported_and_the_others_apply() -> None:
+    from k8py.netpol.model import compile_policies
+
+    bad = policy("default", "bad", {"podSelector": {"matchExpressions": [{"key": "a", "operator": "Near"}]}})
+    good = policy("default", "good", {"podSelector": {}})
+    compiled, errors = compile_policies([bad, good])
+    assert [p.name for p in compiled] == ["good"]
+    assert errors == ['NetworkPolicy default/bad: "Near" is not a valid label selector operator']

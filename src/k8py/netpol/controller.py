@@ -89,7 +89,7 @@ class PolicyAgent:
         for e in errors:
             if e not in self._reported:
                 self._reported.add(e)
-                log.error("network policy: skipped (it selects nothing here): %s", e)
+                log.error("network policy: cannot enforce %s; it is skipped (its pods are not isolated by it)", e)
         pods = [p for p in (pod_info(o) for o in self.pods.list()) if p is not None]
         pods += [p for p in (dns_stand_in(sl) for sl in self.dns_slices.list()) if p is not None]
         namespaces = {(n.get("metadata") or {}).get("name", ""): (n.get("metadata") or {}).get("labels") or {}
