@@ -199,3 +199,13 @@ async def test_one_controller_writes_status() -> None:
     assert ctls[other].status_leader
     stops[other].set()
     await tasks[other]
+
+
+async def test_no_right_to_create_the_class_is_not_fatal() -> None:
+    from k8py.client.fake import status_error
+
+    client = FakeClient()
+    client.fail[("create", "IngressClass")] = status_error(403, "Forbidden", "ingressclasses is forbidden")
+    ctl = IngressController(client, FakeNginx(), elect_status=False)  # type: ignore[arg-type]
+    await ctl.ensure_class()
+    assert client.get_obj(INGRESS_CLASS, "k8py-nginx") is None

@@ -28,7 +28,7 @@ from dataclasses import replace
 from typing import Any
 
 from k8py.client.api import Client
-from k8py.client.errors import AlreadyExistsError, ApiError, NotFoundError
+from k8py.client.errors import AlreadyExistsError, ApiError, ForbiddenError, NotFoundError
 from k8py.client.events import EventSink
 from k8py.client.informer import SharedInformerFactory
 from k8py.client.leaderelection import LeaderElectionConfig, LeaderElector
@@ -154,6 +154,9 @@ class IngressController:
             log.info("ingress: created IngressClass %s (controller %s, the default class)", CLASS_NAME, CONTROLLER)
         except AlreadyExistsError:
             pass
+        except ForbiddenError as e:  # credentials without that right: serve what exists, say what to do
+            log.warning("ingress: cannot create the IngressClass %s (%s); create it (controller %s) or give the "
+                        "controller's user the right", CLASS_NAME, e, CONTROLLER)
 
     async def run(self, stop: asyncio.Event) -> None:
         self.events.start()

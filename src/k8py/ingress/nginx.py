@@ -255,7 +255,7 @@ class Nginx:
                 return False
             if await self.status_generation() == generation:
                 return True
-            await asyncio.sleep(0.05)  # poll interval of a bounded wait
+            await asyncio.sleep(0.02)  # poll interval of a bounded wait (a unix-socket request each)
         return False
 
     async def supervise(self, stop: asyncio.Event) -> None:
