@@ -149,7 +149,7 @@ def render(plan: Plan, opts: RenderOptions) -> str:
         "master_process on;",
         f"worker_processes {opts.worker_processes};",
         "pid nginx.pid;",
-        "error_log stderr notice;",
+        "error_log stderr warn;",  # nginx.log: problems only (notices are lines per reload and worker)
         *([f"user {opts.worker_user};"] if opts.worker_user else []),
         "events {",
         "    worker_connections 4096;",
