@@ -232,3 +232,19 @@ def test_render_confines_nginx_to_its_state_dir() -> None:
     for h in ("X-Forwarded-For $remote_addr", "X-Forwarded-Proto $scheme",
               "X-Forwarded-Host $host", "X-Forwarded-Port $server_port", "X-Real-IP $remote_addr"):
         assert f"proxy_set_header {h};" in text
+
+
+def test_two_certificates_for_one_host_the_older_wins() -> None:
+    crt1, key1 = self_signed("h.example.com")
+    crt2, key2 = self_signed("h.example.com")
+    secrets = {("default", "c1"): tls_secret("c1", crt1, key1), ("default", "c2"): tls_secret("c2", crt2, key2)}
+    old = ingress("old", rule("h.example.com", path("/", "web")), tls=[{"hosts": ["h.example.com"], "secretName": "c1"}],
+                  created="2024-01-01T00:00:00Z")
+    new = ingress("new", rule("h.example.com", path("/x", "web")), tls=[{"hosts": ["h.example.com"], "secretName": "c2"}],
+                  created="2024-02-01T00:00:00Z")
+    p = plan(new, old, secrets=secrets)
+    assert server(p, "h.example.com").cert.startswith("default_c1_")
+    assert [(x.reason, x.message) for x in p.problems["default/new"]] == [
+        (CONFLICT, ("spec.tls: host 'h.example.com' already has the certificate of the older Ingress default/old; "
+                   "this one's is ignored"))]
+    assert "default/old" not in p.problems

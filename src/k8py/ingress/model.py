@@ -126,6 +126,7 @@ class Server:
     fallback: Backend = NOT_FOUND  # requests no location matches
     cert: str = ""  # file name (in the certificate directory) of the PEM cert+key; "" = no TLS
     ssl_redirect: bool = True  # with a cert: the fallback redirects HTTP to HTTPS
+    cert_from: str = ""  # ns/name of the Ingress whose tls entry gave the cert
 
     @property
     def wildcard(self) -> bool:
@@ -389,8 +390,11 @@ def build_plan(ingresses: Iterable[Obj], services: Mapping[tuple[str, str], Obj]
         for host in hosts_here | (set(tls_hosts) - {""}):
             srv = default if not host else servers.setdefault(host, Server(host))
             if tls_hosts.get(host) and not srv.cert:
-                srv.cert = tls_hosts[host]
+                srv.cert, srv.cert_from = tls_hosts[host], ik
                 srv.ssl_redirect = redirect
+            elif tls_hosts.get(host) and srv.cert != tls_hosts[host]:
+                b.problem(ik, CONFLICT, f"spec.tls: host {host!r} already has the certificate of the older Ingress "
+                          f"{srv.cert_from}; this one's is ignored")
             if host and own_default is not None and srv.fallback is NOT_FOUND:
                 srv.fallback = own_default
         if "" in tls_hosts and tls_hosts[""] and not default.cert:
