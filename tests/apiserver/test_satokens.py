@@ -363,6 +363,16 @@ async def test_legacy_token_secret_authenticates(api: TestClient, config: Server
     status, body = await whoami(api, token)
     assert status == 201 and body["status"]["userInfo"]["username"] == "system:serviceaccount:default:robot"
     assert claims_of(token)["iss"] == "kubernetes/serviceaccount"
+    # kube's tracking: the day of the last use, and a Secret marked invalid refuses its token
+    r = await api.get(f"/api/v1/namespaces/{NS}/secrets/robot-token", headers=admin(api))
+    stored = await r.json()
+    assert stored["metadata"]["labels"]["kubernetes.io/legacy-token-last-used"] == time.strftime("%Y-%m-%d",
+                                                                                                  time.gmtime())
+    stored["metadata"]["labels"]["kubernetes.io/legacy-token-invalid-since"] = "2026-01-01"
+    r = await api.put(f"/api/v1/namespaces/{NS}/secrets/robot-token", json=stored, headers=admin(api))
+    assert r.status == 200, await r.text()
+    assert (await whoami(api, token))[0] == 401
+    assert "has been marked invalid" in (await review(api, token))["error"]
     await api.delete(f"/api/v1/namespaces/{NS}/secrets/robot-token", headers=admin(api))
     assert (await whoami(api, token))[0] == 401
 

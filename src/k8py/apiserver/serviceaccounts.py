@@ -68,6 +68,8 @@ OPENID_CONFIG_PATH = "/.well-known/openid-configuration"
 JWKS_PATH = "/openid/v1/jwks"
 DISCOVERY_PATHS = (OPENID_CONFIG_PATH, JWKS_PATH)
 EXTRA_PREFIX = "authentication.kubernetes.io/"
+LAST_USED_LABEL = "kubernetes.io/legacy-token-last-used"
+INVALID_SINCE_LABEL = "kubernetes.io/legacy-token-invalid-since"
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,6 +326,7 @@ class ServiceAccountTokens:
         secret = await self._get("Secret", ns, secret_name)
         if secret is None or _meta(secret).get("deletionTimestamp"):
             raise satoken.TokenError("token has been invalidated")
+        labels = _meta(secret).get("labels") or {}
         try:
             stored = base64.b64decode((secret.get("data") or {}).get("token") or "")
         except (ValueError, TypeError):
@@ -337,7 +340,34 @@ class ServiceAccountTokens:
             raise satoken.TokenError(f"service account {ns}/{sa_name} has been deleted")
         if str(_meta(sa).get("uid") or "") != sa_uid:
             raise satoken.TokenError(f"service account UID ({_meta(sa).get('uid')}) does not match claim ({sa_uid})")
+        # kube's legacy token tracking: the day of the last use on the Secret (written at most
+        # once a day), and a Secret marked invalid (by kube's cleaner, or by hand) refuses
+        await self._stamp_last_used(ns, secret_name, labels)
+        if labels.get(INVALID_SINCE_LABEL):
+            raise satoken.TokenError(
+                f"the token in secret {ns}/{secret_name} for service account {ns}/{sa_name} has been marked invalid. "
+                "Use tokens from the TokenRequest API or manually created secret-based tokens, or remove the "
+                f"'{INVALID_SINCE_LABEL}' label from the secret to temporarily allow use of this token")
         return Authenticated(self._user(ns, sa_name, sa_uid, {}), auds)
+
+    async def _stamp_last_used(self, ns: str, name: str, labels: dict[str, Any]) -> None:
+        today = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
+        if labels.get(LAST_USED_LABEL) == today:
+            return
+        kind = self._kinds["Secret"]
+        assert kind is not None
+
+        async def stamp(current: Obj) -> Obj | None:
+            meta = current.setdefault("metadata", {})
+            if (meta.get("labels") or {}).get(LAST_USED_LABEL) == today:
+                return None
+            meta["labels"] = {**(meta.get("labels") or {}), LAST_USED_LABEL: today}
+            return current
+
+        try:
+            await self.objects.guaranteed_update(kind, ns, name, stamp)
+        except errors.StatusError as e:  # gone meanwhile, or too contended: the next use tries again
+            log.info("could not record the use of legacy token secret %s/%s: %s", ns, name, e)
 
     @staticmethod
     def _user(ns: str, name: str, uid: str, extra: dict[str, tuple[str, ...]]) -> UserInfo:
