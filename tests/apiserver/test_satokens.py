@@ -478,3 +478,19 @@ def test_parse_and_verify_refuse_tampering(tmp_path: Any) -> None:
             satoken.verify(tampered, keys)
     for junk in ("", "a.b", "a.b.c", "eyJ!.eyJ.x", "W10.W10.AA"):  # W10 is "[]": not an object
         assert satoken.parse(junk) is None
+
+
+async def test_node_bound_token_lives_with_its_node(api: TestClient) -> None:
+    await make_sa(api)
+    node = await make(api, "/api/v1/nodes", {"metadata": {"name": "n2"}})
+    tr = await request_token(api, boundObjectRef={"kind": "Node", "apiVersion": "v1", "name": "n2"})
+    token = tr["status"]["token"]
+    assert claims_of(token)["kubernetes.io"]["node"] == {"name": "n2", "uid": node["metadata"]["uid"]}
+    status, body = await whoami(api, token)
+    assert status == 201
+    extra = body["status"]["userInfo"]["extra"]
+    assert extra["authentication.kubernetes.io/node-name"] == ["n2"]
+    assert extra["authentication.kubernetes.io/node-uid"] == [node["metadata"]["uid"]]
+    assert (await api.delete("/api/v1/nodes/n2", headers=admin(api))).status == 200
+    assert (await whoami(api, token))[0] == 401
+    assert (await review(api, token))["error"] == "[invalid bearer token, service account token has been invalidated]"
