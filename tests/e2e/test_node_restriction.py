@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -120,6 +121,10 @@ def test_the_agent_reads_its_pods_secret_and_another_node_does_not(cluster: tupl
     p = s.kubectl("auth", "can-i", "get", "secret/s", "-n", NS, "--as", f"system:node:{NODE}",
                   "--as-group", "system:nodes", check=False)
     assert p.stdout.strip() == "yes"
+    # a node's rules cannot all be listed (they follow its pods): kubectl says so
+    p = s.kubectl("auth", "can-i", "--list", "-n", NS, "--as", f"system:node:{NODE}", "--as-group", "system:nodes")
+    assert "Warning: the list may be incomplete: node authorizer does not support user rule resolution" in p.stderr
+    assert re.search(r"^nodes\s+\[\]\s+\[\]\s+\[list watch\]$", p.stdout, re.MULTILINE), p.stdout
 
 
 def test_a_node_writes_only_its_own(cluster: tuple[Server, dict[str, str]]) -> None:
