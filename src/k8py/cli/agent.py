@@ -78,7 +78,8 @@ def run_killall(args: argparse.Namespace) -> int:
     problems += _remove_network_policy_rules()
     from k8py.ingress.nginx import killall as stop_ingress_nginx
 
-    stop_ingress_nginx(os.path.join(args.data_dir or default_data_dir(), "ingress"))  # a killed server's nginx
+    for done in stop_ingress_nginx(os.path.join(args.data_dir or default_data_dir(), "ingress")):  # a killed server's
+        log.info("killall: %s", done)
     for p in problems:
         log.error("killall: %s", p)
     return 1 if problems else 0
