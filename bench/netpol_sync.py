@@ -24,8 +24,8 @@ from typing import Any
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
 
 from k8py.netpol.model import compile_policy, evaluate, pod_info
-from k8py.netpol.nft import Nft
 from k8py.netpol.rules import full_sync, partial_sync, render
+from k8py.nftables import Nft
 
 NAMESPACES = 50
 

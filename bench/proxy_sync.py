@@ -35,7 +35,7 @@ from api_bench import Cluster
 
 from k8py.client.api import Client
 from k8py.client.config import load_kubeconfig
-from k8py.proxy.nft import Nft
+from k8py.nftables import Nft
 from k8py.proxy.proxier import Proxier
 from k8py.proxy.rules import ProxyConfig
 

@@ -25,7 +25,7 @@ from tests.e2e.conftest import Server, start_server
 from k8py.client.api import Client
 from k8py.client.config import load_kubeconfig
 from k8py.dns.cluster import ClusterDNS
-from k8py.proxy.nft import Nft
+from k8py.nftables import Nft
 from k8py.proxy.proxier import Proxier
 from k8py.proxy.rules import TABLE, ProxyConfig
 

@@ -26,8 +26,8 @@ from tests.e2e.conftest import KUBECTL, Server, manifest, start_server
 from k8py.client.api import Client
 from k8py.client.config import load_config
 from k8py.netpol.controller import USER, PolicyAgent
-from k8py.netpol.nft import Nft
 from k8py.netpol.rules import TABLE
+from k8py.nftables import Nft
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("nft") or not KUBECTL,
                                 reason="needs root, nft and kubectl")

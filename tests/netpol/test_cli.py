@@ -26,20 +26,30 @@ def test_server_disable_network_policy_flag(tmp_path: Path) -> None:
     assert build_config(args).disable_network_policy is False
 
 
-def test_killall_removes_the_network_policy_table(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_killall_removes_the_network_policy_table(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import argparse
+
     from k8py.cli import agent
-    from k8py.netpol.nft import Nft, NftError
-    from k8py.netpol.rules import cleanup
+    from k8py.netpol.rules import cleanup as netpol_cleanup
+    from k8py.nftables import Nft, NftError, remove_table
+    from k8py.proxy.rules import cleanup as proxy_cleanup
 
     applied: list[str] = []
     monkeypatch.setattr(Nft, "apply", lambda self, script, timeout=30.0: applied.append(script))
     monkeypatch.setattr("shutil.which", lambda name: f"/usr/sbin/{name}")
-    assert agent._remove_network_policy_rules() == []
-    assert applied == [cleanup()]
+
+    async def no_pods(data_dir: str) -> list[str]:
+        return []
+
+    monkeypatch.setattr("k8py.kubelet.run.teardown", no_pods)
+    monkeypatch.setattr("k8py.ingress.nginx.killall", lambda state_dir: [])
+    monkeypatch.setattr("os.geteuid", lambda: 0)
+    assert agent.run_killall(argparse.Namespace(data_dir=str(tmp_path))) == 0
+    assert netpol_cleanup() in applied and proxy_cleanup() in applied
 
     def refuse(self: Nft, script: str, timeout: float = 30.0) -> None:
         raise NftError("Error: Operation not permitted")
 
     monkeypatch.setattr(Nft, "apply", refuse)
-    assert agent._remove_network_policy_rules() == [
-        "cannot remove the NetworkPolicy agent's nft table: Error: Operation not permitted"]
+    assert remove_table("inet", "k8py-netpol", "the NetworkPolicy agent") == [
+        "cannot remove the NetworkPolicy agent's nft table inet k8py-netpol: Error: Operation not permitted"]

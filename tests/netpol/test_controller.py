@@ -14,8 +14,8 @@ from tests.netpol.test_model import pod, policy
 
 from k8py.client.fake import FakeClient
 from k8py.netpol.controller import PolicyAgent
-from k8py.netpol.nft import NftError
 from k8py.netpol.rules import TABLE
+from k8py.nftables import NftError
 
 
 class RecordingNft:

@@ -28,8 +28,8 @@ import pytest
 from tests.netpol.test_model import pod, policy
 
 from k8py.netpol.model import compile_policy, evaluate, pod_info
-from k8py.netpol.nft import Nft, NftError
 from k8py.netpol.rules import TABLE, cleanup, full_sync, partial_sync, render
+from k8py.nftables import Nft, NftError
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("nft") or not shutil.which("ip"),
                                 reason="needs root, nft and ip")

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import pytest
 
+from k8py.nftables import Nft, NftError
 from k8py.proxy.model import Endpoint, ServicePort
-from k8py.proxy.nft import Nft, NftError
 from k8py.proxy.rules import TABLE, ProxyConfig, cleanup, ruleset
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("nft") or not shutil.which("ip"),

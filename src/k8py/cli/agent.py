@@ -74,8 +74,11 @@ def run_killall(args: argparse.Namespace) -> int:
         log.error("k8py killall must run as root")
         return 1
     problems = asyncio.run(teardown(args.data_dir or default_data_dir()))
-    problems += _remove_proxy_rules()
-    problems += _remove_network_policy_rules()
+    from k8py.nftables import remove_table
+
+    # the tables of the service proxy and the NetworkPolicy agent (left behind by a kill -9)
+    problems += remove_table("inet", "k8py-proxy", "the service proxy")
+    problems += remove_table("inet", "k8py-netpol", "the NetworkPolicy agent")
     from k8py.ingress.nginx import killall as stop_ingress_nginx
 
     for done in stop_ingress_nginx(os.path.join(args.data_dir or default_data_dir(), "ingress")):  # a killed server's
@@ -83,38 +86,6 @@ def run_killall(args: argparse.Namespace) -> int:
     for p in problems:
         log.error("killall: %s", p)
     return 1 if problems else 0
-
-
-def _remove_proxy_rules() -> list[str]:
-    """The service proxy's table (``inet k8py-proxy``): a proxy killed with -9 leaves it behind."""
-    import shutil
-
-    from k8py.proxy.nft import Nft, NftError
-    from k8py.proxy.rules import cleanup
-
-    if not shutil.which("nft"):
-        return []
-    try:
-        Nft().apply(cleanup())
-    except NftError as e:
-        return [f"cannot remove the service proxy's nft table: {e}"]
-    return []
-
-
-def _remove_network_policy_rules() -> list[str]:
-    """The NetworkPolicy agent's table (``inet k8py-netpol``): an agent killed with -9 leaves it behind."""
-    import shutil
-
-    from k8py.netpol.nft import Nft, NftError
-    from k8py.netpol.rules import cleanup
-
-    if not shutil.which("nft"):
-        return []
-    try:
-        Nft().apply(cleanup())
-    except NftError as e:
-        return [f"cannot remove the NetworkPolicy agent's nft table: {e}"]
-    return []
 
 
 def run(args: argparse.Namespace) -> int:

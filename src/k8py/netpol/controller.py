@@ -23,8 +23,8 @@ from typing import Any
 from k8py.client.api import Client
 from k8py.client.informer import SharedInformerFactory
 from k8py.netpol.model import DNS_SLICE_SELECTOR, compile_policies, dns_stand_in, evaluate, pod_info
-from k8py.netpol.nft import Nft, NftError
 from k8py.netpol.rules import State, cleanup, describe, full_sync, partial_sync, render
+from k8py.nftables import Nft, NftError
 
 log = logging.getLogger(__name__)
 

@@ -20,9 +20,9 @@ from typing import Any
 
 from k8py.client.api import Client
 from k8py.client.informer import SharedInformerFactory
+from k8py.nftables import Nft, NftError
 from k8py.proxy.conntrack import Conntrack, cleanup_commands
 from k8py.proxy.model import SERVICE_NAME_LABEL, service_ports, slice_endpoints
-from k8py.proxy.nft import Nft, NftError
 from k8py.proxy.rules import ProxyConfig, Unit, cleanup, full_sync, merge_endpoints, partial_sync, units
 
 log = logging.getLogger(__name__)

@@ -1,12 +1,12 @@
-"""Running ``nft`` for the NetworkPolicy table: one transaction per call, read from stdin (``nft -f
--``), so a ruleset is applied whole or not at all and a failure leaves the previous rules in force.
-
-(The service proxy has the same small runner, ``k8py.proxy.nft``; the import-layer contract keeps
-the two components from importing each other.)"""
+"""Running ``nft`` for the components that own an nftables table (the service proxy's ``inet
+k8py-proxy``, the NetworkPolicy agent's ``inet k8py-netpol``): one transaction per call, read from
+stdin (``nft -f -``), so a ruleset is applied whole or not at all and a failure leaves the previous
+rules in force."""
 
 from __future__ import annotations
 
 import asyncio
+import shutil
 import subprocess
 from collections.abc import Sequence
 
@@ -15,8 +15,21 @@ class NftError(Exception):
     pass
 
 
+def remove_table(family: str, table: str, what: str) -> list[str]:
+    """Delete one table if it is there (``k8py killall``: a component killed with -9 leaves its table
+    behind); the problems, as killall reports them."""
+    if not shutil.which("nft"):
+        return []
+    try:
+        Nft().apply(f"add table {family} {table}\ndelete table {family} {table}\n")
+    except NftError as e:
+        return [f"cannot remove {what}'s nft table {family} {table}: {e}"]
+    return []
+
+
 class Nft:
-    """``command`` is how to run nft (tests run it in a network namespace: ``ip netns exec NS nft``)."""
+    """``command`` is how to run nft (tests run it inside a network namespace with
+    ``ip netns exec NS nft``)."""
 
     def __init__(self, command: Sequence[str] = ("nft",)) -> None:
         self.command = tuple(command)
