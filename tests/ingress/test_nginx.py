@@ -112,6 +112,8 @@ async def test_routing_tls_reload_refusal_restart_and_stop(tmp_path: Path, backe
     services, slices = objects(backends)
     crt, key = self_signed("secure.example.com")
     secrets = {("default", "cert"): tls_secret("cert", crt, key)}
+    small = ingress("small", rule("small.example.com", path("/", "web")),
+                    annotations={"nginx.ingress.kubernetes.io/proxy-body-size": "1k"})
     ing = ingress("a", rule("foo.example.com", path("/", "web"), path("/api", "api"), path("/exact", "api", "Exact")),
                   rule("*.example.com", path("/", "api")),
                   rule("secure.example.com", path("/", "web")),
@@ -121,7 +123,7 @@ async def test_routing_tls_reload_refusal_restart_and_stop(tmp_path: Path, backe
     n = Nginx(str(tmp_path / "ingress"))
     opts = RenderOptions(state_dir=n.state_dir, http_port=http, https_port=https, ipv6=ipv6_available(),
                          status_socket=n.socket_path)
-    p1 = build_plan([ing], services, slices, secrets)
+    p1 = build_plan([ing, small], services, slices, secrets)
     assert not p1.problems
     await n.apply(render(p1, _with_gen(opts, 1)), p1.certs, 1)
     certs = tmp_path / "ingress" / "certs"
@@ -140,6 +142,12 @@ async def test_routing_tls_reload_refusal_restart_and_stop(tmp_path: Path, backe
         assert (await fetch(http, "bar.example.com", "/x"))[1].startswith("api /x")
         assert (await fetch(http, "a.bar.example.com", "/x"))[1].startswith("web /x")  # one label: default
         assert (await fetch(http, "unknown.test", "/"))[1].startswith("web /")  # the default backend
+        # proxy-body-size: a body over the Ingress's limit is refused by nginx (413), one under it passes
+        async with aiohttp.ClientSession() as s:
+            for size, want in ((2048, 413), (512, 200)):
+                async with s.post(f"http://127.0.0.1:{http}/", data=b"x" * size,
+                                  headers={"Host": "small.example.com"}) as r:
+                    assert r.status == want, size
         # X-Forwarded-For is the client nginx saw, not what the client claims
         assert await fetch(http, "foo.example.com", "/xff", headers={"X-Forwarded-For": "6.6.6.6"}) == (
             200, "web /xff 127.0.0.1")

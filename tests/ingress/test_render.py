@@ -248,3 +248,16 @@ def test_two_certificates_for_one_host_the_older_wins() -> None:
         (CONFLICT, ("spec.tls: host 'h.example.com' already has the certificate of the older Ingress default/old; "
                    "this one's is ignored"))]
     assert "default/old" not in p.problems
+
+
+def test_location_annotations() -> None:
+    ann = {"nginx.ingress.kubernetes.io/proxy-body-size": "8m", "nginx.ingress.kubernetes.io/proxy-read-timeout": "120",
+           "nginx.ingress.kubernetes.io/proxy-connect-timeout": "5s", "nginx.ingress.kubernetes.io/rewrite-target": "/"}
+    p = plan(ingress("a", rule("foo", path("/x", "web")), annotations=ann))
+    loc = server(p, "foo").locations[("/x", False)]
+    assert loc.settings == ("client_max_body_size 8m;", "proxy_read_timeout 120s;")
+    assert [(x.reason, x.message) for x in p.problems["default/a"]] == [
+        ("InvalidAnnotation", ("annotation nginx.ingress.kubernetes.io/proxy-connect-timeout: '5s' is not seconds, "
+                              "such as 10; nginx's default applies"))]
+    block = render(p, RenderOptions(state_dir="/s")).split('location "/x/" {', 1)[1].split("}", 1)[0]
+    assert "client_max_body_size 8m;" in block and "proxy_read_timeout 120s;" in block

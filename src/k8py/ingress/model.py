@@ -52,6 +52,16 @@ DEFAULT_CLASS_ANNOTATION = "ingressclass.kubernetes.io/is-default-class"
 LEGACY_CLASS_ANNOTATION = "kubernetes.io/ingress.class"
 SSL_REDIRECT = "nginx.ingress.kubernetes.io/ssl-redirect"
 FORCE_SSL_REDIRECT = "nginx.ingress.kubernetes.io/force-ssl-redirect"
+ANNOTATION_PREFIX = "nginx.ingress.kubernetes.io/"
+# ingress-nginx's per-location annotations k8py honours: name -> (nginx directive, value pattern,
+# unit appended, what a valid value looks like)
+LOCATION_ANNOTATIONS = {
+    "proxy-body-size": ("client_max_body_size", r"\d+[kKmMgG]?", "", "a size such as 8m, 512k or 0 (no limit)"),
+    "proxy-connect-timeout": ("proxy_connect_timeout", r"\d+", "s", "seconds, such as 10"),
+    "proxy-send-timeout": ("proxy_send_timeout", r"\d+", "s", "seconds, such as 60"),
+    "proxy-read-timeout": ("proxy_read_timeout", r"\d+", "s", "seconds, such as 60"),
+}
+INVALID_ANNOTATION = "InvalidAnnotation"
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 TLS_SECRET_TYPE = "kubernetes.io/tls"
 
@@ -117,6 +127,7 @@ class Location:
     backend: Backend
     ssl_redirect: bool = True  # its Ingress asks HTTP to be redirected when the host has TLS
     ingress: str = ""  # ns/name it came from
+    settings: tuple[str, ...] = ()  # nginx directives from its Ingress's annotations
 
 
 @dataclass(slots=True)
@@ -236,6 +247,24 @@ def _b64(v: Any) -> bytes:
         return base64.b64decode(str(v or ""), validate=True)
     except (binascii.Error, ValueError):
         return b""
+
+
+# --------------------------------------------------------------------------------- annotations
+def location_settings(annotations: Mapping[str, Any]) -> tuple[tuple[str, ...], list[str]]:
+    """nginx directives for the locations of an Ingress with these annotations (ingress-nginx's
+    ``proxy-body-size`` and ``proxy-{connect,send,read}-timeout``), and what is wrong with the
+    ones that cannot be used (the default applies to them)."""
+    out: list[str] = []
+    bad: list[str] = []
+    for name, (directive, pattern, unit, want) in LOCATION_ANNOTATIONS.items():
+        v = annotations.get(ANNOTATION_PREFIX + name)
+        if v is None:
+            continue
+        if not isinstance(v, str) or not re.fullmatch(pattern, v.strip()):
+            bad.append(f"annotation {ANNOTATION_PREFIX}{name}: {v!r} is not {want}; nginx's default applies")
+            continue
+        out.append(f"{directive} {v.strip()}{unit};")
+    return tuple(out), bad
 
 
 # --------------------------------------------------------------------------------------- build
@@ -360,6 +389,9 @@ def build_plan(ingresses: Iterable[Obj], services: Mapping[tuple[str, str], Obj]
             for h in t.get("hosts") or [""]:
                 tls_hosts.setdefault(str(h), fname)
         redirect = _true(annotations.get(SSL_REDIRECT), True) or _true(annotations.get(FORCE_SSL_REDIRECT), False)
+        settings, bad = location_settings(annotations)
+        for why in bad:
+            b.problem(ik, INVALID_ANNOTATION, why)
         own_default = (b.backend(ik, ns, spec["defaultBackend"], "spec.defaultBackend")
                        if isinstance(spec.get("defaultBackend"), dict) else None)
         hosts_here: set[str] = set()
@@ -386,7 +418,7 @@ def build_plan(ingresses: Iterable[Obj], services: Mapping[tuple[str, str], Obj]
                                   f"the older Ingress {owner.ingress}; this one is ignored")
                     continue
                 backend = b.backend(ik, ns, p.get("backend") or {}, where)
-                srv.locations[loc_key] = Location(norm, exact, backend, redirect, ik)
+                srv.locations[loc_key] = Location(norm, exact, backend, redirect, ik, settings)
         for host in hosts_here | (set(tls_hosts) - {""}):
             srv = default if not host else servers.setdefault(host, Server(host))
             if tls_hosts.get(host) and not srv.cert:

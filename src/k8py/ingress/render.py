@@ -89,11 +89,12 @@ def _redirect(opts: RenderOptions) -> str:
     return f'if ($scheme = "http") {{ return 308 https://$host{port}$request_uri; }}'
 
 
-def _location(srv: Server, opts: RenderOptions, match: str, backend: Backend, redirect: bool, who: str) -> list[str]:
+def _location(srv: Server, opts: RenderOptions, match: str, loc: Location, who: str) -> list[str]:
     body = [f"# {who}"] if who else []
-    if srv.cert and redirect:
+    if srv.cert and loc.ssl_redirect:
         body.append(_redirect(opts))
-    body += _action(backend)
+    body += loc.settings
+    body += _action(loc.backend)
     return [f"location {match} {{", *("    " + line for line in body), "}"]
 
 
@@ -104,18 +105,18 @@ def _locations(srv: Server, opts: RenderOptions) -> list[str]:
     # longest first only for the reader: nginx's own order (exact, then longest prefix) decides
     for loc in sorted(srv.locations.values(), key=lambda x: (-len(x.path), not x.exact, x.path)):
         if loc.exact:
-            out += _location(srv, opts, "= " + _q(loc.path), loc.backend, loc.ssl_redirect, f"{loc.ingress} Exact")
+            out += _location(srv, opts, "= " + _q(loc.path), loc, f"{loc.ingress} Exact")
             continue
         if loc.path == "/":
             root = loc
             continue
         if loc.path not in exact_paths:  # an Exact path of the same value wins that request
-            out += _location(srv, opts, "= " + _q(loc.path), loc.backend, loc.ssl_redirect, f"{loc.ingress} Prefix")
-        out += _location(srv, opts, _q(loc.path + "/"), loc.backend, loc.ssl_redirect, "")
+            out += _location(srv, opts, "= " + _q(loc.path), loc, f"{loc.ingress} Prefix")
+        out += _location(srv, opts, _q(loc.path + "/"), loc, "")
     if root is not None:
-        out += _location(srv, opts, "/", root.backend, root.ssl_redirect, f"{root.ingress} Prefix")
+        out += _location(srv, opts, "/", root, f"{root.ingress} Prefix")
     else:
-        out += _location(srv, opts, "/", srv.fallback, srv.ssl_redirect, "default backend")
+        out += _location(srv, opts, "/", Location("/", False, srv.fallback, srv.ssl_redirect), "default backend")
     return out
 
 
