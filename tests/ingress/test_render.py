@@ -258,6 +258,8 @@ def test_location_annotations() -> None:
     assert loc.settings == ("client_max_body_size 8m;", "proxy_read_timeout 120s;")
     assert [(x.reason, x.message) for x in p.problems["default/a"]] == [
         ("InvalidAnnotation", ("annotation nginx.ingress.kubernetes.io/proxy-connect-timeout: '5s' is not seconds, "
-                              "such as 10; nginx's default applies"))]
+                              "such as 10; nginx's default applies")),
+        ("UnsupportedAnnotation", ("annotation nginx.ingress.kubernetes.io/rewrite-target is not supported by the "
+                                   "k8py-nginx ingress controller; it is ignored"))]
     block = render(p, RenderOptions(state_dir="/s")).split('location "/x/" {', 1)[1].split("}", 1)[0]
     assert "client_max_body_size 8m;" in block and "proxy_read_timeout 120s;" in block

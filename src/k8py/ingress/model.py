@@ -62,6 +62,8 @@ LOCATION_ANNOTATIONS = {
     "proxy-read-timeout": ("proxy_read_timeout", r"\d+", "s", "seconds, such as 60"),
 }
 INVALID_ANNOTATION = "InvalidAnnotation"
+UNSUPPORTED_ANNOTATION = "UnsupportedAnnotation"
+HONOURED_ANNOTATIONS = {SSL_REDIRECT, FORCE_SSL_REDIRECT, *(ANNOTATION_PREFIX + n for n in LOCATION_ANNOTATIONS)}
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 TLS_SECRET_TYPE = "kubernetes.io/tls"
 
@@ -392,6 +394,11 @@ def build_plan(ingresses: Iterable[Obj], services: Mapping[tuple[str, str], Obj]
         settings, bad = location_settings(annotations)
         for why in bad:
             b.problem(ik, INVALID_ANNOTATION, why)
+        # an ingress-nginx annotation k8py does not implement would change nothing: say so rather
+        # than seem to honour it (rewrite-target, use-regex, backend-protocol, auth-*, canary, ...)
+        for name in sorted(k for k in annotations if k.startswith(ANNOTATION_PREFIX) and k not in HONOURED_ANNOTATIONS):
+            b.problem(ik, UNSUPPORTED_ANNOTATION, f"annotation {name} is not supported by the k8py-nginx ingress "
+                      "controller; it is ignored")
         own_default = (b.backend(ik, ns, spec["defaultBackend"], "spec.defaultBackend")
                        if isinstance(spec.get("defaultBackend"), dict) else None)
         hosts_here: set[str] = set()
