@@ -123,7 +123,10 @@ async def test_routing_tls_reload_refusal_restart_and_stop(tmp_path: Path, backe
     n = Nginx(str(tmp_path / "ingress"))
     opts = RenderOptions(state_dir=n.state_dir, http_port=http, https_port=https, ipv6=ipv6_available(),
                          status_socket=n.socket_path)
-    p1 = build_plan([ing, small], services, slices, secrets)
+    rewrite = ingress("rw", rule("rw.example.com", path("/something(/|$)(.*)", "api", "ImplementationSpecific"),
+                                 path("/v[0-9]+/", "web", "ImplementationSpecific")),
+                      annotations={"nginx.ingress.kubernetes.io/rewrite-target": "/$2"})
+    p1 = build_plan([ing, small, rewrite], services, slices, secrets)
     assert not p1.problems
     await n.apply(render(p1, _with_gen(opts, 1)), p1.certs, 1)
     certs = tmp_path / "ingress" / "certs"
@@ -148,6 +151,11 @@ async def test_routing_tls_reload_refusal_restart_and_stop(tmp_path: Path, backe
                 async with s.post(f"http://127.0.0.1:{http}/", data=b"x" * size,
                                   headers={"Host": "small.example.com"}) as r:
                     assert r.status == want, size
+        # rewrite-target: the backend gets the rewritten path; regex paths, case-insensitive
+        assert (await fetch(http, "rw.example.com", "/something/new/path?q=1"))[1].startswith("api /new/path ")
+        assert (await fetch(http, "rw.example.com", "/SOMETHING"))[1].startswith("api / ")
+        assert (await fetch(http, "rw.example.com", "/v2/x"))[1].startswith("web / ")  # no capture: $2 is empty
+        assert (await fetch(http, "rw.example.com", "/other"))[1].startswith("web /other ")  # default backend
         # X-Forwarded-For is the client nginx saw, not what the client claims
         assert await fetch(http, "foo.example.com", "/xff", headers={"X-Forwarded-For": "6.6.6.6"}) == (
             200, "web /xff 127.0.0.1")

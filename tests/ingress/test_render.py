@@ -252,14 +252,37 @@ def test_two_certificates_for_one_host_the_older_wins() -> None:
 
 def test_location_annotations() -> None:
     ann = {"nginx.ingress.kubernetes.io/proxy-body-size": "8m", "nginx.ingress.kubernetes.io/proxy-read-timeout": "120",
-           "nginx.ingress.kubernetes.io/proxy-connect-timeout": "5s", "nginx.ingress.kubernetes.io/rewrite-target": "/"}
+           "nginx.ingress.kubernetes.io/proxy-connect-timeout": "5s", "nginx.ingress.kubernetes.io/backend-protocol": "HTTPS"}
     p = plan(ingress("a", rule("foo", path("/x", "web")), annotations=ann))
     loc = server(p, "foo").locations[("/x", False)]
     assert loc.settings == ("client_max_body_size 8m;", "proxy_read_timeout 120s;")
     assert [(x.reason, x.message) for x in p.problems["default/a"]] == [
         ("InvalidAnnotation", ("annotation nginx.ingress.kubernetes.io/proxy-connect-timeout: '5s' is not seconds, "
                               "such as 10; nginx's default applies")),
-        ("UnsupportedAnnotation", ("annotation nginx.ingress.kubernetes.io/rewrite-target is not supported by the "
+        ("UnsupportedAnnotation", ("annotation nginx.ingress.kubernetes.io/backend-protocol is not supported by the "
                                    "k8py-nginx ingress controller; it is ignored"))]
     block = render(p, RenderOptions(state_dir="/s")).split('location "/x/" {', 1)[1].split("}", 1)[0]
     assert "client_max_body_size 8m;" in block and "proxy_read_timeout 120s;" in block
+
+
+def test_regex_paths_and_rewrite_target() -> None:
+    rw = {"nginx.ingress.kubernetes.io/rewrite-target": "/$2"}
+    p = plan(ingress("rw", rule("foo", path("/something(/|$)(.*)", "web", "ImplementationSpecific"),
+                                path("/exact", "web", "Exact")), annotations=rw),
+             ingress("re", rule("bar", path("/v[0-9]+/items", "web", "Prefix")),
+                     annotations={"nginx.ingress.kubernetes.io/use-regex": "true"}))
+    assert not p.problems
+    text = render(p, RenderOptions(state_dir="/s"))
+    foo = text.split("server_name foo;", 1)[1].split("\n    }\n", 1)[0]
+    assert 'location ~* "^/something(/|$)(.*)" {' in foo
+    assert 'rewrite "(?i)/something(/|$)(.*)" /$2 break;' in foo
+    assert 'location = "/exact" {' in foo  # Exact stays exact, and is not rewritten
+    assert foo.count("rewrite ") == 1
+    bar = text.split("server_name bar;", 1)[1].split("\n    }\n", 1)[0]
+    assert 'location ~* "^/v[0-9]+/items" {' in bar and "rewrite" not in bar
+    # a path that is no regular expression, a target that cannot be written: events, nothing broken
+    p = plan(ingress("bad", rule("foo", path("/a(b", "web", "ImplementationSpecific")),
+                     annotations={"nginx.ingress.kubernetes.io/rewrite-target": "/x; return 200",
+                                  "nginx.ingress.kubernetes.io/use-regex": "true"}))
+    assert [x.reason for x in p.problems["default/bad"]] == ["InvalidAnnotation", "InvalidPath"]
+    assert "missing ), unterminated subpattern" in p.problems["default/bad"][1].message

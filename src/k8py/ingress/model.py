@@ -14,8 +14,9 @@ Matching, as the Ingress API defines it:
   host, and ``spec.defaultBackend``, serve the requests no host matched (nginx's default server);
 - path types: ``Exact`` matches the path only; ``Prefix`` element by element (``/foo`` matches
   ``/foo`` and ``/foo/bar``, not ``/foobar``; a trailing ``/`` is ignored); ``ImplementationSpecific``
-  is treated as ``Prefix`` here (ingress-nginx would read it as a regex with its ``use-regex``
-  annotation: k8py has no such annotation);
+  is treated as ``Prefix``, unless the Ingress has ingress-nginx's ``use-regex`` or
+  ``rewrite-target`` annotation: then its non-Exact paths are case-insensitive regexes anchored at
+  the start (and ``rewrite-target`` rewrites the URI the backend gets);
 - precedence: the longest matching path wins, ``Exact`` before ``Prefix`` for the same path
   (nginx's own ``location =`` / longest-prefix order gives exactly that); when two Ingresses give
   the same host and path, the older Ingress wins (ingress-nginx's rule), the other gets an event;
@@ -61,9 +62,12 @@ LOCATION_ANNOTATIONS = {
     "proxy-send-timeout": ("proxy_send_timeout", r"\d+", "s", "seconds, such as 60"),
     "proxy-read-timeout": ("proxy_read_timeout", r"\d+", "s", "seconds, such as 60"),
 }
+USE_REGEX = ANNOTATION_PREFIX + "use-regex"
+REWRITE_TARGET = ANNOTATION_PREFIX + "rewrite-target"
 INVALID_ANNOTATION = "InvalidAnnotation"
 UNSUPPORTED_ANNOTATION = "UnsupportedAnnotation"
-HONOURED_ANNOTATIONS = {SSL_REDIRECT, FORCE_SSL_REDIRECT, *(ANNOTATION_PREFIX + n for n in LOCATION_ANNOTATIONS)}
+HONOURED_ANNOTATIONS = {SSL_REDIRECT, FORCE_SSL_REDIRECT, USE_REGEX, REWRITE_TARGET,
+                        *(ANNOTATION_PREFIX + n for n in LOCATION_ANNOTATIONS)}
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 TLS_SECRET_TYPE = "kubernetes.io/tls"
 
@@ -130,6 +134,8 @@ class Location:
     ssl_redirect: bool = True  # its Ingress asks HTTP to be redirected when the host has TLS
     ingress: str = ""  # ns/name it came from
     settings: tuple[str, ...] = ()  # nginx directives from its Ingress's annotations
+    regex: bool = False  # use-regex / rewrite-target: a case-insensitive regex anchored at the start
+    rewrite: str = ""  # rewrite-target: the URI the backend gets (captures of the path as $1, $2, ...)
 
 
 @dataclass(slots=True)
@@ -203,6 +209,24 @@ _BAD_PATH = re.compile(r'[\s{};"\\]|\$')
 
 def normalize_prefix(path: str) -> str:
     return path.rstrip("/") or "/"
+
+
+_BAD_REGEX_PATH = re.compile(r'[\s"]')
+_BAD_TARGET = re.compile(r'[\s"{};\\]')
+
+
+def regex_path_problem(path: str) -> str:
+    """Why nginx cannot be given this path as a regex ("" when it can): it must compile (Python's
+    ``re`` stands in for PCRE: nginx would refuse the whole configuration for a bad one)."""
+    if not path.startswith("/"):
+        return f"path {path!r} must begin with '/'"
+    if _BAD_REGEX_PATH.search(path):
+        return f"path {path!r} holds a space or a quote"
+    try:
+        re.compile(path)
+    except re.error as e:
+        return f"path {path!r} is not a regular expression: {e}"
+    return ""
 
 
 def path_problem(path: str) -> str:
@@ -394,6 +418,13 @@ def build_plan(ingresses: Iterable[Obj], services: Mapping[tuple[str, str], Obj]
         settings, bad = location_settings(annotations)
         for why in bad:
             b.problem(ik, INVALID_ANNOTATION, why)
+        rewrite = str(annotations.get(REWRITE_TARGET) or "").strip()
+        if rewrite and (not rewrite.startswith("/") or _BAD_TARGET.search(rewrite)):
+            b.problem(ik, INVALID_ANNOTATION, f"annotation {REWRITE_TARGET}: {rewrite!r} is not a path (captures "
+                      "as $1, $2; no spaces, quotes, braces, semicolons or backslashes); paths are not rewritten")
+            rewrite = ""
+        # ingress-nginx: rewrite-target implies regex paths
+        use_regex = _true(annotations.get(USE_REGEX), False) or bool(rewrite)
         # an ingress-nginx annotation k8py does not implement would change nothing: say so rather
         # than seem to honour it (rewrite-target, use-regex, backend-protocol, auth-*, canary, ...)
         for name in sorted(k for k in annotations if k.startswith(ANNOTATION_PREFIX) and k not in HONOURED_ANNOTATIONS):
@@ -411,13 +442,14 @@ def build_plan(ingresses: Iterable[Obj], services: Mapping[tuple[str, str], Obj]
             for j, p in enumerate(((rule.get("http") or {}).get("paths")) or ()):
                 where = f"spec.rules[{i}].http.paths[{j}]"
                 path = str(p.get("path") or "/")
-                why = path_problem(path)
+                exact = p.get("pathType") == "Exact"
+                regex = use_regex and not exact
+                why = regex_path_problem(path) if regex else path_problem(path)
                 if why:
                     b.problem(ik, INVALID_PATH, f"{where}: {why}; this path is not served")
                     continue
-                exact = p.get("pathType") == "Exact"
-                norm = path if exact else normalize_prefix(path)
-                loc_key = (norm, exact)
+                norm = path if exact or regex else normalize_prefix(path)
+                loc_key = ("~" + norm if regex else norm, exact)
                 owner = srv.locations.get(loc_key)
                 if owner is not None:
                     if owner.ingress != ik:
@@ -425,7 +457,8 @@ def build_plan(ingresses: Iterable[Obj], services: Mapping[tuple[str, str], Obj]
                                   f"the older Ingress {owner.ingress}; this one is ignored")
                     continue
                 backend = b.backend(ik, ns, p.get("backend") or {}, where)
-                srv.locations[loc_key] = Location(norm, exact, backend, redirect, ik, settings)
+                srv.locations[loc_key] = Location(norm, exact, backend, redirect, ik, settings, regex,
+                                                  rewrite if regex else "")
         for host in hosts_here | (set(tls_hosts) - {""}):
             srv = default if not host else servers.setdefault(host, Server(host))
             if tls_hosts.get(host) and not srv.cert:

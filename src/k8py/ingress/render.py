@@ -18,7 +18,9 @@ Layout of the generated file:
 - in each server one ``location = /p`` per Exact path, ``location = /p`` and ``location /p/``
   per Prefix path (element-wise: ``/p`` and ``/p/...``, never ``/px``), and ``location /`` for
   what nothing else matches (the default backend, or 404). nginx picks an exact location first,
-  else the longest prefix: the Ingress API's precedence.
+  else the longest prefix: the Ingress API's precedence. Regex paths (ingress-nginx's
+  ``use-regex``/``rewrite-target``) are ``location ~* "^path"``, longest first: nginx tries them
+  after the exact ones and lets the first match win over any prefix, as in ingress-nginx.
 """
 
 from __future__ import annotations
@@ -94,6 +96,8 @@ def _location(srv: Server, opts: RenderOptions, match: str, loc: Location, who: 
     if srv.cert and loc.ssl_redirect:
         body.append(_redirect(opts))
     body += loc.settings
+    if loc.rewrite:
+        body.append(f"rewrite {_q('(?i)' + loc.path)} {loc.rewrite} break;")
     body += _action(loc.backend)
     return [f"location {match} {{", *("    " + line for line in body), "}"]
 
@@ -106,6 +110,9 @@ def _locations(srv: Server, opts: RenderOptions) -> list[str]:
     for loc in sorted(srv.locations.values(), key=lambda x: (-len(x.path), not x.exact, x.path)):
         if loc.exact:
             out += _location(srv, opts, "= " + _q(loc.path), loc, f"{loc.ingress} Exact")
+            continue
+        if loc.regex:  # checked in this order (longest first) after the prefixes; the first match wins
+            out += _location(srv, opts, "~* " + _q("^" + loc.path), loc, f"{loc.ingress} regex")
             continue
         if loc.path == "/":
             root = loc
