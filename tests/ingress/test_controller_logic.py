@@ -209,3 +209,20 @@ async def test_no_right_to_create_the_class_is_not_fatal() -> None:
     ctl = IngressController(client, FakeNginx(), elect_status=False)  # type: ignore[arg-type]
     await ctl.ensure_class()
     assert client.get_obj(INGRESS_CLASS, "k8py-nginx") is None
+
+
+async def test_regex_nginx_refuses_is_dropped_and_reported() -> None:
+    """A regex path Python's re compiles but nginx's PCRE does not (nginx names it in its error,
+    here \\U, which PCRE2 lacks): that path is dropped with an event, the rest is served."""
+    rx = r"/a\U00000031"
+    ing = ingress("a", rule("r.test", path(rx, "web", "ImplementationSpecific"), path("/ok", "web")),
+                  annotations={"nginx.ingress.kubernetes.io/use-regex": "true"})
+    ctl, client, nginx = await controller(*objects(), ing)
+    nginx.refuse = (f'pcre2_compile() failed: PCRE2 does not support \\F, \\L, \\l, \\N{{name}}, \\U, or \\u in '
+                    f'"^{rx}" at "}}" in /s/nginx.conf.new:60')
+    assert await ctl.sync()
+    assert len(nginx.applied) == 1 and rx not in nginx.applied[0] and '"^/ok"' in nginx.applied[0]
+    await ctl.events.flush()
+    evs = [e["message"] for e in client.all(("v1", "Event")) if e["reason"] == "InvalidPath"]
+    assert len(evs) == 1 and evs[0].startswith(f"spec.rules[0].http.paths[0]: nginx refuses the regular expression "
+                                               f"'{rx}'".replace("\\", "\\\\"))

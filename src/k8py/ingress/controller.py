@@ -130,6 +130,7 @@ class IngressController:
         self.reported: dict[str, set[Problem]] = {}  # uid -> problems already told
         self.seen_generation: dict[str, int] = {}  # uid -> generation told as Sync
         self.cert_cache: dict[tuple[str, str, str], str] = {}
+        self.refused_regexes: dict[str, str] = {}  # regex path -> why nginx refused it (bounded below)
         self.last_sync = 0.0
         self.syncs = 0
         self.reloads = 0
@@ -258,7 +259,8 @@ class IngressController:
         live = {(*k, str(meta(s).get("resourceVersion") or "")) for k, s in secrets.items()}
         for gone in [k for k in self.cert_cache if k not in live]:  # versions no longer current
             del self.cert_cache[gone]
-        return build_plan(ours, services, slices, secrets, cert_cache=self.cert_cache)
+        return build_plan(ours, services, slices, secrets, cert_cache=self.cert_cache,
+                          refused_regexes=self.refused_regexes)
 
     async def sync(self) -> bool:
         """One sync; True when nginx serves the current Ingresses."""
@@ -291,10 +293,18 @@ class IngressController:
             # level: that Secret is bad, not the whole configuration; serve its hosts without TLS
             # and report it on its Ingresses, rather than hold back everyone's changes
             refused = [src for fname, src in plan.cert_sources.items() if fname in str(e)]
-            if refused and isinstance(e, NginxError):
+            # likewise a regex path Python's re compiled but nginx's PCRE does not (nginx names it)
+            regexes = [loc.path for srv in plan.servers for loc in srv.locations.values()
+                       if loc.regex and f'"^{loc.path}"' in str(e)]
+            if (refused or regexes) and isinstance(e, NginxError):
                 for src in refused:
                     self.cert_cache[src] = f"is refused by nginx: {e}"
                     log.warning("ingress: nginx refuses the certificate of Secret %s/%s: %s", src[0], src[1], e)
+                if len(self.refused_regexes) > 1000:
+                    self.refused_regexes.clear()
+                for path in regexes:
+                    self.refused_regexes[path] = str(e)
+                    log.warning("ingress: nginx refuses the regex path %r: %s", path, e)
                 plan = self.build(list(by_key.values()))
                 self.plan = plan
                 self._report_problems(plan, by_key)

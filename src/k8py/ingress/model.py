@@ -388,13 +388,15 @@ class _Builder:
 
 def build_plan(ingresses: Iterable[Obj], services: Mapping[tuple[str, str], Obj],
                slices: Mapping[tuple[str, str], list[Obj]], secrets: Mapping[tuple[str, str], Obj], *,
-               cert_cache: dict[tuple[str, str, str], str] | None = None) -> Plan:
+               cert_cache: dict[tuple[str, str, str], str] | None = None,
+               refused_regexes: Mapping[str, str] | None = None) -> Plan:
     """What nginx serves for these (our) Ingresses. ``services`` and ``secrets`` by (namespace,
     name), ``slices`` by (namespace, service name); ``cert_cache`` remembers checked Secrets by
     (namespace, name, resourceVersion) between calls: "" for a good one, else why it is not (a
     certificate is parsed once per version; the controller also records there the ones nginx
     itself refused, e.g. a key too small for OpenSSL's security level)."""
     b = _Builder(services, slices, secrets, cert_cache)
+    refused_regexes = refused_regexes or {}  # path -> nginx's (PCRE's) complaint, where Python's re was content
     ordered = sorted(ingresses, key=_created)
     default = Server("")
     servers: dict[str, Server] = {}
@@ -445,6 +447,8 @@ def build_plan(ingresses: Iterable[Obj], services: Mapping[tuple[str, str], Obj]
                 exact = p.get("pathType") == "Exact"
                 regex = use_regex and not exact
                 why = regex_path_problem(path) if regex else path_problem(path)
+                if regex and not why and path in refused_regexes:
+                    why = f"nginx refuses the regular expression {path!r}: {refused_regexes[path]}"
                 if why:
                     b.problem(ik, INVALID_PATH, f"{where}: {why}; this path is not served")
                     continue
