@@ -72,7 +72,7 @@ def node_ready(s: Server, name: str) -> bool:
 
 
 def pod(name: str, node: str, command: str, restart: str = "Never") -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": name}},
             "spec": {"nodeName": node, "restartPolicy": restart,
                      "containers": [{"name": "main", "image": IMAGE, "command": ["sh", "-c", command]}]}}
 
@@ -116,6 +116,12 @@ def test_a_second_node_joins_runs_pods_and_reaches_the_first(tmp_path: Path) -> 
             mine = [c for c in csrs if c["spec"]["username"].startswith("system:bootstrap:")]
             assert mine and all(c["status"].get("certificate") for c in mine)
             assert any(cond["type"] == "Approved" for cond in mine[0]["status"]["conditions"])
+            # and runs the service proxy as system:kube-proxy, with a certificate its own CSR got
+            proxy_csrs = [c for c in csrs if c["spec"]["signerName"] == "kubernetes.io/kube-apiserver-client"
+                          and c["spec"]["username"] == f"system:node:{NODE2}"]
+            assert proxy_csrs and proxy_csrs[0]["status"].get("certificate")
+            wait(lambda: "10.43.0.1 . tcp . 443" in sh("ip", "netns", "exec", NETNS, "nft", "list", "table", "inet",
+                                                       "k8py-proxy", check=False).stdout, 30, "node 2's proxy rules")
             n1 = s.kjson("get", "node", NODE1)["spec"]["podCIDR"]
             n2 = s.kjson("get", "node", NODE2)["spec"]["podCIDR"]
             assert n1 != n2
@@ -124,8 +130,13 @@ def test_a_second_node_joins_runs_pods_and_reaches_the_first(tmp_path: Path) -> 
                       "echo from node 1 > /tmp/i; exec httpd -f -p 8080 -h /tmp", restart="Always")))
             wait(lambda: pod_status(s, "server1").get("podIP") and pod_status(s, "server1").get("phase") == "Running",
                  60, "the pod on node 1 Running")
-            ip1 = pod_status(s, "server1")["podIP"]
-            s.kubectl("apply", "-f", "-", input=json.dumps(pod("client2", NODE2, f"wget -q -O- http://{ip1}:8080/i")))
+            # node 2's pod reaches node 1's through a Service: node 2's proxy, then the host-gw route
+            s.kubectl("expose", "pod", "server1", "--port=80", "--target-port=8080")
+            svc_ip = s.kjson("get", "service", "server1")["spec"]["clusterIP"]
+            wait(lambda: f"{svc_ip} . tcp . 80 : goto" in sh("ip", "netns", "exec", NETNS, "nft", "list", "table",
+                                                              "inet", "k8py-proxy", check=False).stdout, 30,
+                 "node 2's rules for the Service")
+            s.kubectl("apply", "-f", "-", input=json.dumps(pod("client2", NODE2, f"wget -q -O- http://{svc_ip}/i")))
             wait(lambda: pod_status(s, "client2").get("phase") in ("Succeeded", "Failed"), 90,
                  "the pod on node 2 done")
             st = pod_status(s, "client2")

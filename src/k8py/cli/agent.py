@@ -49,6 +49,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--cluster-cidr", type=cidr_pair, default="10.42.0.0/16", metavar="CIDR[,CIDR]",
                    help="the cluster's pod network, as the server's --cluster-cidr (default: 10.42.0.0/16); "
                         "traffic inside it is not masqueraded")
+    p.add_argument("--disable-kube-proxy", action="store_true",
+                   help="do not run the service proxy (nftables) beside the node agent (k3s's flag)")
     p.add_argument("--debug", action="store_true", help="log at debug level")
     nodepressure.add_flags(p)
     p.set_defaults(func=run, parser=p)
@@ -133,14 +135,41 @@ async def _main(args: argparse.Namespace, data_dir: str, name: str, stop: asynci
         new = await asyncio.to_thread(_credentials, args.server, args.token, name, certs, ips, roles)
         return None if new is None else dict(new["lifetimes"])
 
+    # the service proxy, as system:kube-proxy (k3s's agents run kube-proxy beside the kubelet)
+    proxy_client = proxy_task = None
+    if not args.disable_kube_proxy and creds.get("proxy_cert"):
+        from k8py.cli.proxy import missing_prerequisites as proxy_missing
+        from k8py.proxy.proxier import Proxier
+        from k8py.proxy.rules import ProxyConfig
+
+        missing = proxy_missing()
+        if missing:
+            log.error("the service proxy cannot run here (Services' addresses will not answer); missing: %s",
+                      "; ".join(missing))
+        else:
+            proxy_client = Client(ClientConfig(server=args.server, ca_file=creds["ca"], cert_file=creds["proxy_cert"],
+                                               key_file=creds["proxy_key"]), component="kube-proxy")
+            proxier = Proxier(proxy_client, ProxyConfig(name, tuple(c for c in args.cluster_cidr.split(",") if c)))
+            proxy_task = asyncio.create_task(proxier.run(stop), name="service-proxy")
+
+    def reloaded() -> None:
+        client.reload_client_certificate()
+        if proxy_client is not None:
+            proxy_client.reload_client_certificate()
+
     # kubelet's certificate rotation: new client and serving certificates at 70-90 % of their life
-    certmgr = CertificateManager(creds["lifetimes"], rotate, client.reload_client_certificate)
+    certmgr = CertificateManager(creds["lifetimes"], rotate, reloaded)
     certmgr_task = asyncio.create_task(certmgr.run(stop), name="certificate-manager")
     try:
         await run_node(client, opts, stop)
     finally:
         certmgr_task.cancel()
+        if proxy_task is not None:
+            stop.set()
+            await asyncio.gather(proxy_task, return_exceptions=True)
         await client.close()
+        if proxy_client is not None:
+            await proxy_client.close()
     return 0
 
 

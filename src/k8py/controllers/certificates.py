@@ -71,6 +71,8 @@ SHORT = dt.timedelta(hours=8)  # kube's signer: a shorter life is "short" (its e
 APPROVED_NODE_CLIENT = "Auto approving kubelet client certificate after SubjectAccessReview."
 APPROVED_SELF_NODE_CLIENT = "Auto approving self kubelet client certificate after SubjectAccessReview."
 APPROVED_NODE_SERVING = "Auto approving kubelet serving certificate after SubjectAccessReview."
+APPROVED_NODE_PROXY = "Auto approving the node's service proxy certificate (system:kube-proxy)."
+PROXY_USER = "system:kube-proxy"
 
 _KEY_USAGES = ("digital signature", "key encipherment", "content commitment", "data encipherment",
                "key agreement", "cert sign", "crl sign", "encipher only", "decipher only")
@@ -389,6 +391,12 @@ def approval_for(csr: Obj, req: x509.CertificateSigningRequest) -> str | None:
             return None
         if username == cn and NODES_GROUP in groups:
             return APPROVED_NODE_SERVING
+    if signer == KUBE_APISERVER_CLIENT and cn == PROXY_USER and not _orgs(req) and NODES_GROUP in groups and \
+            username.startswith(NODE_PREFIX) and usages <= {"digital signature", "key encipherment", "client auth"} \
+            and "client auth" in usages and sans_of(req) == SANs():
+        # k8py's own: a node's service proxy runs as system:kube-proxy (k3s's agents get that
+        # certificate from their server); nothing else is asked for with it
+        return APPROVED_NODE_PROXY
     return None
 
 
@@ -426,7 +434,7 @@ class CSRApprovingController:
             return None
         if has_condition(csr, "Approved") or has_condition(csr, "Denied"):
             return None
-        if (csr.get("spec") or {}).get("signerName") not in (KUBELET_CLIENT, KUBELET_SERVING):
+        if (csr.get("spec") or {}).get("signerName") not in (KUBELET_CLIENT, KUBELET_SERVING, KUBE_APISERVER_CLIENT):
             return None
         try:
             req = parse_request(csr)

@@ -342,6 +342,42 @@ async def serving_certificate(client: Client, node_name: str, ips: Sequence[str]
     return cert_file, key_file
 
 
+PROXY_USER = "system:kube-proxy"
+CLIENT_SIGNER = "kubernetes.io/kube-apiserver-client"
+
+
+async def proxy_certificate(client: Client, node_name: str, cert_dir: str, *, timeout: float = 300.0,
+                            renew: bool = False) -> tuple[str, str]:
+    """A client certificate for the node's service proxy (``CN=system:kube-proxy``, signer
+    ``kubernetes.io/kube-apiserver-client``), asked for with the node's own credentials as k3s's
+    agents get theirs from the server: the proxy then runs as ``system:kube-proxy`` with kube's
+    ``system:node-proxier`` role, not as the node. The CSR approving controller approves such a
+    request from a node on its own. ``(cert_file, key_file)``; a valid one is reused unless ``renew``."""
+    cert_file = os.path.join(cert_dir, "kube-proxy.crt")
+    key_file = os.path.join(cert_dir, "kube-proxy.key")
+    have_cert, have_key = read_if_present(cert_file), read_if_present(key_file)
+    if have_cert and have_key and not renew:
+        try:
+            cert = x509.load_pem_x509_certificate(have_cert)
+            left = cert.not_valid_after_utc - dt.datetime.now(dt.UTC)
+            if left > (cert.not_valid_after_utc - cert.not_valid_before_utc) * RENEW_FRACTION:
+                return cert_file, key_file
+        except ValueError:
+            pass
+    key = ec.generate_private_key(ec.SECP256R1())
+    req = (x509.CertificateSigningRequestBuilder()
+           .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, PROXY_USER)]))
+           .sign(key, hashes.SHA256()))
+    h = hashlib.sha256(_spki(key.public_key()) + b"|kube-proxy|" + node_name.encode())
+    name = "csr-" + base64.urlsafe_b64encode(h.digest()).decode().rstrip("=").lower().replace("_", "-")[:40]
+    cert_pem = await request_certificate(client, name, req.public_bytes(serialization.Encoding.PEM), timeout,
+                                         signer=CLIENT_SIGNER, usages=USAGES)
+    write_private_file(key_file, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                            serialization.NoEncryption()), 0o600)
+    write_private_file(cert_file, cert_pem, 0o644)
+    return cert_file, key_file
+
+
 # --------------------------------------------------------------------------- in a process of its own
 # Making keys and CSRs and checking certificates needs ``cryptography``, which costs a
 # long-running process about 8 MB for good. ``k8py agent`` therefore gets its credentials from a
@@ -399,6 +435,8 @@ async def node_credentials(server_url: str, token: str, node_name: str, cert_dir
                       component="kubelet") as client:
         s_cert, s_key = await serving_certificate(client, node_name, ips, hostnames, cert_dir,
                                                   renew="serving" in rotate)
+        p_cert, p_key = await proxy_certificate(client, node_name, cert_dir, renew="proxy" in rotate)
     return {"cert": cert, "key": key, "ca": ca, "serving_cert": s_cert, "serving_key": s_key,
-            "lifetimes": {"client": _lifetime(cert), "serving": _lifetime(s_cert)}}
+            "proxy_cert": p_cert, "proxy_key": p_key,
+            "lifetimes": {"client": _lifetime(cert), "serving": _lifetime(s_cert), "proxy": _lifetime(p_cert)}}
 

@@ -428,7 +428,8 @@ def controller_roles() -> dict[str, list[Obj]]:
             r(("get", "list", "watch", "delete"), CERTS, "certificatesigningrequests"),
             r("update", CERTS, ("certificatesigningrequests/status", "certificatesigningrequests/approval")),
             # k8py's approver approves kubelet serving certificates too (as k3s): CertificateApproval asks
-            r("approve", CERTS, "signers", (KUBELET_CLIENT_SIGNER, SERVING_SIGNER)),
+            # ... and a node's service-proxy certificate (kubelet/bootstrap.proxy_certificate)
+            r("approve", CERTS, "signers", (KUBELET_CLIENT_SIGNER, SERVING_SIGNER, CLIENT_SIGNER)),
             r("sign", CERTS, "signers", (LEGACY_SIGNER, CLIENT_SIGNER, KUBELET_CLIENT_SIGNER, SERVING_SIGNER)),
             r("create", AUTHZ, "subjectaccessreviews"),
             events_rule()],
