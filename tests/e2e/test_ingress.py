@@ -188,7 +188,8 @@ def test_missing_service_is_an_event_and_the_rest_serves(cluster: Server, ns: st
 
     got = wait(lambda: len(warned()) >= 2 and warned(), 20, "Warning events on the Ingress")
     assert got["BackendNotFound"] == (f'spec.rules[0].http.paths[1]: service "{ns}/later" not found; answering 503')
-    assert got["SecretNotFound"] == f'TLS secret "{ns}/nosuch" not found; its hosts are served without TLS'
+    assert got["SecretNotFound"] == (f'TLS secret "{ns}/nosuch" not found (Secrets of type kubernetes.io/tls only); '
+                                     "its hosts are served without TLS")
     described = cluster.kubectl("describe", "ingress", "partial", "-n", ns).stdout
     assert "BackendNotFound" in described
 

@@ -148,8 +148,8 @@ class IngressController:
         try:
             await self.client.get(INGRESS_CLASS, CLASS_NAME)
             return
-        except NotFoundError:
-            pass
+        except (NotFoundError, ForbiddenError):
+            pass  # missing, or not ours to read: try to create it
         try:
             await self.client.create(INGRESS_CLASS, default_class())
             log.info("ingress: created IngressClass %s (controller %s, the default class)", CLASS_NAME, CONTROLLER)
@@ -189,7 +189,11 @@ class IngressController:
                         await asyncio.wait({stopper}, timeout=delay)
                         if stop.is_set():
                             break
-                    await self.sync()
+                    try:
+                        await self.sync()
+                    except Exception:  # nginx keeps serving the last configuration meanwhile
+                        log.exception("ingress: sync failed; nginx keeps the configuration in force")
+                        self.retry = True
             finally:
                 stopper.cancel()
         finally:

@@ -360,8 +360,8 @@ class _Builder:
     def cert(self, ing: str, ns: str, secret_name: str) -> str:
         sec = self.secrets.get((ns, secret_name))
         if sec is None:
-            self.problem(ing, SECRET_NOT_FOUND, f"TLS secret \"{ns}/{secret_name}\" not found; its hosts are served "
-                         "without TLS")
+            self.problem(ing, SECRET_NOT_FOUND, f"TLS secret \"{ns}/{secret_name}\" not found (Secrets of type "
+                         f"{TLS_SECRET_TYPE} only); its hosts are served without TLS")
             return ""
         data = sec.get("data") or {}
         crt, key = _b64(data.get("tls.crt")), _b64(data.get("tls.key"))
