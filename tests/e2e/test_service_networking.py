@@ -193,3 +193,29 @@ def test_load_balancer_addresses_from_the_pool(cluster: Server, ns: str) -> None
     cluster.kubectl("delete", "service", "lb2", "-n", ns)
     wait(lambda: cluster.kjson("get", "service", "lb3", "-n", ns)["status"].get("loadBalancer", {}).get("ingress"),
          60, "the freed address for the waiting Service")
+
+
+def test_a_pod_failing_readiness_stops_receiving_traffic(cluster: Server, ns: str) -> None:
+    deploy, svc, client = web(ns)
+    c = deploy["spec"]["template"]["spec"]["containers"][0]
+    # ready while /www/ready exists: the test takes it away from one pod, then gives it back
+    c["command"] = ["sh", "-c", ("mkdir -p /www && hostname > /www/index.html && touch /www/ready && "
+                                 "exec httpd -f -p 8080 -h /www")]
+    c["readinessProbe"] = {"httpGet": {"path": "/ready", "port": 8080}, "periodSeconds": 1, "failureThreshold": 1}
+    cluster.kubectl("apply", "-f", "-", input=manifest(deploy, svc, client))
+    pods = wait(lambda: ready_pods(cluster, ns, 2), 90, "two ready web pods")
+    wait(lambda: cluster.kjson("get", "pod", "client", "-n", ns)["status"].get("phase") == "Running", 60,
+         "the client pod")
+    ip = cluster.kjson("get", "service", "web", "-n", ns)["spec"]["clusterIP"]
+    wait(lambda: proxied(ip, 80), 10, "the proxy's rules for the Service")
+    assert spread(cluster, ns, ip, 80, set(pods)) == set(pods)
+    sick, healthy = pods
+    cluster.kubectl("exec", "-n", ns, sick, "--", "rm", "/www/ready")
+    wait(lambda: ready_pods(cluster, ns, 1) == [healthy], 30, f"{sick} not ready")
+    # once the EndpointSlice and the proxy follow, every request goes to the healthy pod
+    wait(lambda: {get(cluster, ns, ip).stdout.strip() for _ in range(3)} == {healthy}, 30,
+         "traffic only to the ready pod")
+    assert {get(cluster, ns, ip).stdout.strip() for _ in range(10)} == {healthy}
+    cluster.kubectl("exec", "-n", ns, sick, "--", "touch", "/www/ready")
+    wait(lambda: ready_pods(cluster, ns, 2), 30, f"{sick} ready again")
+    assert spread(cluster, ns, ip, 80, set(pods)) == set(pods)
