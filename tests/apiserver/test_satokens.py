@@ -44,6 +44,8 @@ async def _client(config: ServerConfig) -> tuple[TestClient, Any, Any]:
     cp.http.ready = True
     c = TestClient(TestServer(cp.http.build()))
     await c.start_server()
+    c.sa = cp.api.sa_tokens  # type: ignore[attr-defined]
+    c.cp = cp  # type: ignore[attr-defined]
     return c, store, task
 
 
@@ -494,3 +496,64 @@ async def test_node_bound_token_lives_with_its_node(api: TestClient) -> None:
     assert (await api.delete("/api/v1/nodes/n2", headers=admin(api))).status == 200
     assert (await whoami(api, token))[0] == 401
     assert (await review(api, token))["error"] == "[invalid bearer token, service account token has been invalidated]"
+
+
+async def test_audit_annotations_for_stale_and_legacy_tokens(api: TestClient, config: ServerConfig) -> None:
+    sa = await make_sa(api)
+    await make_pod(api, "p")
+    tr = await request_token(api, expirationSeconds=3607, boundObjectRef={"kind": "Pod", "apiVersion": "v1",
+                                                                          "name": "p"})
+    sat = api.sa  # type: ignore[attr-defined]
+    got = await sat.authenticate(tr["status"]["token"])
+    assert got is not None and got.audit_annotations == {}
+    keys = satoken.load_keyring(config.service_account_key_path)
+    stale = claims_of(tr["status"]["token"])
+    stale["kubernetes.io"]["warnafter"] = int(time.time()) - 100
+    got = await sat.authenticate(satoken.sign(stale, keys))
+    assert got is not None
+    note = got.audit_annotations["authentication.k8s.io/stale-token"]
+    assert note.startswith("subject: system:serviceaccount:default:robot, seconds after warning threshold: 10")
+    secret = await make(api, f"/api/v1/namespaces/{NS}/secrets", {
+        "metadata": {"name": "robot-token", "annotations": {"kubernetes.io/service-account.name": "robot"}},
+        "type": "kubernetes.io/service-account-token"})
+    legacy = satoken.sign(satoken.legacy_claims(sa, secret), keys)
+    secret["data"] = {"token": base64.b64encode(legacy.encode()).decode()}
+    assert (await api.put(f"/api/v1/namespaces/{NS}/secrets/robot-token", json=secret, headers=admin(api))).status == 200
+    got = await sat.authenticate(legacy)
+    assert got is not None
+    assert got.audit_annotations == {"authentication.k8s.io/legacy-token": "system:serviceaccount:default:robot"}
+
+
+async def test_the_audit_event_carries_the_token_annotations(tmp_path: Any) -> None:
+    import json
+
+    from k8py.apiserver.audit import AuditLog, BufferedWriter, RotatingWriter, load_policy
+
+    config = ServerConfig(data_dir=str(tmp_path))
+    c, store, task = await _client(config)
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Metadata\n")
+    http = c.cp.http  # type: ignore[attr-defined]
+    http.audit = AuditLog(load_policy(str(policy)), BufferedWriter(RotatingWriter(str(tmp_path / "audit.log"))))
+    http.audit.start()
+    try:
+        c.admin = {"Authorization": "Bearer " + append_token(config.token_file, "root", "0",  # type: ignore[attr-defined]
+                                                             ("system:masters",))}
+        sa = await make_sa(c)
+        secret = await make(c, f"/api/v1/namespaces/{NS}/secrets", {
+            "metadata": {"name": "robot-token", "annotations": {"kubernetes.io/service-account.name": "robot"}},
+            "type": "kubernetes.io/service-account-token"})
+        legacy = satoken.sign(satoken.legacy_claims(sa, secret), satoken.load_keyring(config.service_account_key_path))
+        secret["data"] = {"token": base64.b64encode(legacy.encode()).decode()}
+        assert (await c.put(f"/api/v1/namespaces/{NS}/secrets/robot-token", json=secret, headers=admin(c))).status == 200
+        assert (await c.get(f"/api/v1/namespaces/{NS}/configmaps", headers=bearer(legacy))).status == 403
+    finally:
+        await http.audit.close()
+        await c.close()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await store.close()
+    evs = [json.loads(x) for x in (tmp_path / "audit.log").read_text().splitlines()]
+    mine = [e for e in evs if e["user"]["username"] == "system:serviceaccount:default:robot"]
+    assert mine and all(e["annotations"]["authentication.k8s.io/legacy-token"] ==
+                        "system:serviceaccount:default:robot" for e in mine)

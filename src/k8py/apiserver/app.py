@@ -23,6 +23,7 @@ from k8py import __version__
 from k8py.api import errors
 from k8py.api.registry import Registry
 from k8py.apiserver import discovery, health, requestinfo
+from k8py.apiserver.authn import AUTHN_AUDIT_ANNOTATIONS
 from k8py.apiserver.context import Ctx
 from k8py.apiserver.negotiate import Output, encode, negotiate_output
 from k8py.apiserver.rest import ResourceAPI
@@ -138,6 +139,9 @@ class APIServerApp:
         info = requestinfo.parse(path, request.method, request.query)  # type: ignore[arg-type]
         ctx = Ctx(request, info, user)
         request[CTX_KEY] = ctx
+        notes = request.get(AUTHN_AUDIT_ANNOTATIONS)
+        if notes:
+            ctx.audit_annotations.update(notes)
         if self.audit is not None:
             self.audit.received(ctx, requester)
         self.authorize(ctx)

@@ -66,6 +66,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 AUTHENTICATED_GROUP = "system:authenticated"
+# what authentication wants in the request's audit event (kube's stale-token, legacy-token)
+AUTHN_AUDIT_ANNOTATIONS = web.RequestKey("k8py.authn_audit_annotations", dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -415,7 +417,11 @@ class Authenticator:
         except TokenError as e:
             log.info("Unable to authenticate the request: %s", e)
             return None
-        return got.user if got is not None else None
+        if got is None:
+            return None
+        if got.audit_annotations:  # the request's audit event takes them (app.py)
+            request[AUTHN_AUDIT_ANNOTATIONS] = got.audit_annotations
+        return got.user
 
     async def authenticate_token(self, token: str, audiences: tuple[str, ...] = ()) -> tuple[
             UserInfo | None, tuple[str, ...], str]:

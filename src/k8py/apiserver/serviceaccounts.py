@@ -37,7 +37,7 @@ import logging
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -76,6 +76,8 @@ INVALID_SINCE_LABEL = "kubernetes.io/legacy-token-invalid-since"
 class Authenticated:
     user: UserInfo
     audiences: tuple[str, ...]
+    # for the request's audit event, as kube's validators add them (stale-token, legacy-token)
+    audit_annotations: dict[str, str] = field(default_factory=dict)
 
 
 def go_quote_list(items: Sequence[str]) -> str:
@@ -308,7 +310,13 @@ class ServiceAccountTokens:
                 extra[EXTRA_PREFIX + "node-uid"] = (str(noderef["uid"]),)
         if claims.get("jti"):
             extra[EXTRA_PREFIX + "credential-id"] = (f"JTI={claims['jti']}",)
-        return Authenticated(self._user(ns, sa_name, sa_uid, extra), auds)
+        notes: dict[str, str] = {}
+        warnafter = k8s.get("warnafter")
+        if isinstance(warnafter, int | float) and warnafter and now > warnafter:
+            # kubelet's extended token used past its requested life: kube's stale-token annotation
+            notes["authentication.k8s.io/stale-token"] = (f"subject: {claims.get('sub', '')}, seconds after warning "
+                                                          f"threshold: {int(now) - int(warnafter)}")
+        return Authenticated(self._user(ns, sa_name, sa_uid, extra), auds, notes)
 
     async def _legacy(self, token: str, claims: Obj, wanted: Sequence[str]) -> Authenticated:
         prefix = "kubernetes.io/serviceaccount/"
@@ -348,7 +356,8 @@ class ServiceAccountTokens:
                 f"the token in secret {ns}/{secret_name} for service account {ns}/{sa_name} has been marked invalid. "
                 "Use tokens from the TokenRequest API or manually created secret-based tokens, or remove the "
                 f"'{INVALID_SINCE_LABEL}' label from the secret to temporarily allow use of this token")
-        return Authenticated(self._user(ns, sa_name, sa_uid, {}), auds)
+        return Authenticated(self._user(ns, sa_name, sa_uid, {}), auds,
+                             {"authentication.k8s.io/legacy-token": str(claims.get("sub") or "")})
 
     async def _stamp_last_used(self, ns: str, name: str, labels: dict[str, Any]) -> None:
         today = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
