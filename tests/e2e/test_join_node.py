@@ -117,11 +117,14 @@ def test_a_second_node_joins_runs_pods_and_reaches_the_first(tmp_path: Path) -> 
             assert mine and all(c["status"].get("certificate") for c in mine)
             assert any(cond["type"] == "Approved" for cond in mine[0]["status"]["conditions"])
             # and runs the service proxy as system:kube-proxy, with a certificate its own CSR got
-            proxy_csrs = [c for c in csrs if c["spec"]["signerName"] == "kubernetes.io/kube-apiserver-client"
-                          and c["spec"]["username"] == f"system:node:{NODE2}"]
-            assert proxy_csrs and proxy_csrs[0]["status"].get("certificate")
+            # (and the NetworkPolicy agent as system:k8py-network-policy), with certificates its own CSRs got
+            own = [c for c in csrs if c["spec"]["signerName"] == "kubernetes.io/kube-apiserver-client"
+                   and c["spec"]["username"] == f"system:node:{NODE2}"]
+            assert len(own) == 2 and all(c["status"].get("certificate") for c in own)
             wait(lambda: "10.43.0.1 . tcp . 443" in sh("ip", "netns", "exec", NETNS, "nft", "list", "table", "inet",
                                                        "k8py-proxy", check=False).stdout, 30, "node 2's proxy rules")
+            wait(lambda: "k8py-netpol" in sh("ip", "netns", "exec", NETNS, "nft", "list", "tables").stdout, 30,
+                 "node 2's NetworkPolicy table")
             n1 = s.kjson("get", "node", NODE1)["spec"]["podCIDR"]
             n2 = s.kjson("get", "node", NODE2)["spec"]["podCIDR"]
             assert n1 != n2

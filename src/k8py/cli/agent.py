@@ -51,6 +51,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                         "traffic inside it is not masqueraded")
     p.add_argument("--disable-kube-proxy", action="store_true",
                    help="do not run the service proxy (nftables) beside the node agent (k3s's flag)")
+    p.add_argument("--disable-network-policy", action="store_true",
+                   help="do not enforce NetworkPolicies on this node (k3s's flag)")
     p.add_argument("--debug", action="store_true", help="log at debug level")
     nodepressure.add_flags(p)
     p.set_defaults(func=run, parser=p)
@@ -152,10 +154,27 @@ async def _main(args: argparse.Namespace, data_dir: str, name: str, stop: asynci
             proxier = Proxier(proxy_client, ProxyConfig(name, tuple(c for c in args.cluster_cidr.split(",") if c)))
             proxy_task = asyncio.create_task(proxier.run(stop), name="service-proxy")
 
+    # the NetworkPolicy agent, as system:k8py-network-policy (k3s's embedded policy controller)
+    netpol_client = netpol_task = None
+    if not args.disable_network_policy and creds.get("netpol_cert"):
+        from k8py.cli.netpol import missing_prerequisites as netpol_missing
+        from k8py.netpol.controller import PolicyAgent
+
+        missing = netpol_missing()
+        if missing:
+            log.error("the NetworkPolicy agent cannot run here (NetworkPolicies will not be enforced); missing: %s",
+                      "; ".join(missing))
+        else:
+            netpol_client = Client(ClientConfig(server=args.server, ca_file=creds["ca"],
+                                                cert_file=creds["netpol_cert"], key_file=creds["netpol_key"]),
+                                   component="k8py-network-policy")
+            netpol_task = asyncio.create_task(PolicyAgent(netpol_client, name).run(stop), name="network-policy")
+
     def reloaded() -> None:
         client.reload_client_certificate()
-        if proxy_client is not None:
-            proxy_client.reload_client_certificate()
+        for other in (proxy_client, netpol_client):
+            if other is not None:
+                other.reload_client_certificate()
 
     # kubelet's certificate rotation: new client and serving certificates at 70-90 % of their life
     certmgr = CertificateManager(creds["lifetimes"], rotate, reloaded)
@@ -164,12 +183,14 @@ async def _main(args: argparse.Namespace, data_dir: str, name: str, stop: asynci
         await run_node(client, opts, stop)
     finally:
         certmgr_task.cancel()
-        if proxy_task is not None:
+        tasks = [t for t in (proxy_task, netpol_task) if t is not None]
+        if tasks:
             stop.set()
-            await asyncio.gather(proxy_task, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
         await client.close()
-        if proxy_client is not None:
-            await proxy_client.close()
+        for other in (proxy_client, netpol_client):
+            if other is not None:
+                await other.close()
     return 0
 
 

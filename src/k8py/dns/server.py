@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import ipaddress
 import logging
 import os
@@ -153,14 +154,17 @@ class DNSServer:
         """Listen on UDP and TCP at each address. Sockets are bound with ``IP_FREEBIND``, so an
         address that appears later (the pod bridge's gateway, made with the first pod) works."""
         loop = asyncio.get_running_loop()
-        for host, port in listen:
-            udp = _bound_socket(host, port, socket.SOCK_DGRAM)
-            transport, _ = await loop.create_datagram_endpoint(lambda: _UDP(self), sock=udp)
-            self._transports.append(transport)
-            bound = int(udp.getsockname()[1])
-            tcp = await asyncio.start_server(self._serve_tcp, sock=_bound_socket(host, bound, socket.SOCK_STREAM))
-            self._servers.append(tcp)
-            self.listening.append((host, bound))
+        try:
+            for host, port in listen:
+                udp, tcp_sock = _bound_pair(host, port)
+                transport, _ = await loop.create_datagram_endpoint(lambda: _UDP(self), sock=udp)
+                self._transports.append(transport)
+                tcp = await asyncio.start_server(self._serve_tcp, sock=tcp_sock)
+                self._servers.append(tcp)
+                self.listening.append((host, int(udp.getsockname()[1])))
+        except BaseException:
+            await self.stop()  # what was opened before the failure is closed, not left to the collector
+            raise
         log.info("cluster DNS for %s listening on %s", self.zone.origin,
                  ", ".join(f"{h}:{p}" for h, p in self.listening))
 
@@ -254,6 +258,20 @@ def _bound_socket(host: str, port: int, kind: int) -> socket.socket:
         s.close()
         raise
     return s
+
+
+def _bound_pair(host: str, port: int, attempts: int = 20) -> tuple[socket.socket, socket.socket]:
+    """A UDP and a TCP socket on one port. Port 0 asks for any free one: the system picks it for
+    UDP, and when that number is taken for TCP another is tried (a bounded number of times)."""
+    for _ in range(attempts if port == 0 else 1):
+        udp = _bound_socket(host, port, socket.SOCK_DGRAM)
+        try:
+            return udp, _bound_socket(host, int(udp.getsockname()[1]), socket.SOCK_STREAM)
+        except OSError as e:
+            udp.close()
+            if port != 0 or e.errno != errno.EADDRINUSE:
+                raise
+    raise OSError(errno.EADDRINUSE, f"no port free for both UDP and TCP on {host} after {attempts} tries")
 
 
 def _formerr(wire: bytes) -> bytes | None:

@@ -343,18 +343,23 @@ async def serving_certificate(client: Client, node_name: str, ips: Sequence[str]
 
 
 PROXY_USER = "system:kube-proxy"
+NETPOL_USER = "system:k8py-network-policy"
 CLIENT_SIGNER = "kubernetes.io/kube-apiserver-client"
+# what a node's own components run as, and their files in the node's certificate directory
+COMPONENTS = {"proxy": (PROXY_USER, "kube-proxy"), "netpol": (NETPOL_USER, "network-policy")}
 
 
-async def proxy_certificate(client: Client, node_name: str, cert_dir: str, *, timeout: float = 300.0,
-                            renew: bool = False) -> tuple[str, str]:
-    """A client certificate for the node's service proxy (``CN=system:kube-proxy``, signer
-    ``kubernetes.io/kube-apiserver-client``), asked for with the node's own credentials as k3s's
-    agents get theirs from the server: the proxy then runs as ``system:kube-proxy`` with kube's
-    ``system:node-proxier`` role, not as the node. The CSR approving controller approves such a
-    request from a node on its own. ``(cert_file, key_file)``; a valid one is reused unless ``renew``."""
-    cert_file = os.path.join(cert_dir, "kube-proxy.crt")
-    key_file = os.path.join(cert_dir, "kube-proxy.key")
+async def component_certificate(client: Client, node_name: str, cert_dir: str, role: str, *,
+                                timeout: float = 300.0, renew: bool = False) -> tuple[str, str]:
+    """A client certificate for one of the node's components (``COMPONENTS``: the service proxy as
+    ``system:kube-proxy``, the NetworkPolicy agent as ``system:k8py-network-policy``; signer
+    ``kubernetes.io/kube-apiserver-client``), asked for with the node's own credentials, as k3s's
+    agents get theirs from the server: each component then runs with its own least-privilege role,
+    not as the node. The CSR approving controller approves such a request from a node on its own.
+    ``(cert_file, key_file)``; a valid one is reused unless ``renew``."""
+    user, base = COMPONENTS[role]
+    cert_file = os.path.join(cert_dir, f"{base}.crt")
+    key_file = os.path.join(cert_dir, f"{base}.key")
     have_cert, have_key = read_if_present(cert_file), read_if_present(key_file)
     if have_cert and have_key and not renew:
         try:
@@ -366,9 +371,9 @@ async def proxy_certificate(client: Client, node_name: str, cert_dir: str, *, ti
             pass
     key = ec.generate_private_key(ec.SECP256R1())
     req = (x509.CertificateSigningRequestBuilder()
-           .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, PROXY_USER)]))
+           .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, user)]))
            .sign(key, hashes.SHA256()))
-    h = hashlib.sha256(_spki(key.public_key()) + b"|kube-proxy|" + node_name.encode())
+    h = hashlib.sha256(_spki(key.public_key()) + f"|{role}|{node_name}".encode())
     name = "csr-" + base64.urlsafe_b64encode(h.digest()).decode().rstrip("=").lower().replace("_", "-")[:40]
     cert_pem = await request_certificate(client, name, req.public_bytes(serialization.Encoding.PEM), timeout,
                                          signer=CLIENT_SIGNER, usages=USAGES)
@@ -435,8 +440,11 @@ async def node_credentials(server_url: str, token: str, node_name: str, cert_dir
                       component="kubelet") as client:
         s_cert, s_key = await serving_certificate(client, node_name, ips, hostnames, cert_dir,
                                                   renew="serving" in rotate)
-        p_cert, p_key = await proxy_certificate(client, node_name, cert_dir, renew="proxy" in rotate)
+        components = {role: await component_certificate(client, node_name, cert_dir, role, renew=role in rotate)
+                      for role in COMPONENTS}
     return {"cert": cert, "key": key, "ca": ca, "serving_cert": s_cert, "serving_key": s_key,
-            "proxy_cert": p_cert, "proxy_key": p_key,
-            "lifetimes": {"client": _lifetime(cert), "serving": _lifetime(s_cert), "proxy": _lifetime(p_cert)}}
+            **{f"{role}_{kind}": path for role, pair in components.items() for kind, path in zip(("cert", "key"), pair,
+                                                                                                  strict=True)},
+            "lifetimes": {"client": _lifetime(cert), "serving": _lifetime(s_cert),
+                          **{role: _lifetime(pair[0]) for role, pair in components.items()}}}
 
