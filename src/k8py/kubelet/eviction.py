@@ -743,17 +743,17 @@ async def measure(runtime: Runtime, sandbox_ids: Iterable[str], volume_paths: Ma
             if where and any(k in v for k in LOCAL_EPHEMERAL_KINDS) and (v.get("emptyDir") or {}).get("medium") != "Memory":
                 vols.append(where)
 
-        from k8py.kubelet.volumes import _dir_usage  # the volume manager's measure (it loads the API client)
+        from k8py.kubelet.volumes import dir_usage  # the volume manager's measure (it loads the API client)
 
         count = "inodes" in what
 
         def du() -> None:
             for cu, layer, logs in layers:
-                cu.rootfs = _dir_usage(layer) if layer else 0
-                cu.logs = _dir_usage(logs) if logs else 0
+                cu.rootfs = dir_usage(layer) if layer else 0
+                cu.logs = dir_usage(logs) if logs else 0
                 if count:
                     cu.inodes = sum(_inodes(d) for d in (layer, logs) if d)
-            u.volumes = sum(_dir_usage(v) for v in vols)
+            u.volumes = sum(dir_usage(v) for v in vols)
             if count:
                 u.volume_inodes = sum(_inodes(v) for v in vols)
 

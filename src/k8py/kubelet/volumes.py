@@ -654,7 +654,7 @@ def _safe_make_dir(root: str, path: str) -> str:
     return real
 
 
-def _dir_usage(path: str) -> int:
+def dir_usage(path: str) -> int:
     """Bytes of disk used under ``path`` (``du``: allocated blocks; symlinks not followed, other
     file systems not entered)."""
     try:
@@ -1070,7 +1070,7 @@ class VolumeManager:
                 path = volume_path(self.pods_dir, uid, v)
                 if limit <= 0 or path is None or str(v.get("name", "")) not in st.ready:
                     continue
-                if _dir_usage(path) > limit:
+                if dir_usage(path) > limit:
                     out.append((uid, (f'Usage of EmptyDir volume "{v.get("name")}" exceeds the limit '
                                       f'"{canonicalize(ed["sizeLimit"])}". ')))
                     break
