@@ -3,7 +3,7 @@ kube-router's policy controller): informers on NetworkPolicies, Pods and Namespa
 cluster DNS's EndpointSlice, which stands for CoreDNS's pods: :func:`~k8py.netpol.model.dns_stand_in`)
 keep the ``inet k8py-netpol`` table in step with them.
 
-Sync loop, bounded frequency as the service proxy's: any change wakes the loop; a sync runs at
+Sync loop (:class:`~k8py.client.syncloop.SyncLoop`, shared with the service proxy): any change asks for a sync, which runs at
 once unless the last one was less than ``min_interval`` ago (then at that moment: changes in
 between coalesce). A sync evaluates the whole plan from the caches (pure:
 :func:`~k8py.netpol.model.evaluate`) and applies only the difference from what the table holds
@@ -22,6 +22,7 @@ from typing import Any
 
 from k8py.client.api import Client
 from k8py.client.informer import SharedInformerFactory
+from k8py.client.syncloop import SyncLoop
 from k8py.netpol.model import DNS_SLICE_SELECTOR, compile_policies, dns_stand_in, evaluate, pod_info
 from k8py.netpol.rules import State, cleanup, describe, full_sync, partial_sync, render
 from k8py.nftables import Nft, NftError
@@ -53,9 +54,9 @@ class PolicyAgent:
                  full_interval: float = 3600.0, retry_interval: float = 5.0) -> None:
         self.node_name = node_name
         self.nft = nft or Nft()
-        self.min_interval = min_interval
         self.full_interval = full_interval
-        self.retry_interval = retry_interval
+        self.loop = SyncLoop(self.sync, min_interval=min_interval, max_interval=full_interval,
+                             retry_interval=retry_interval)
         self.factory = SharedInformerFactory(client)
         self.policies = self.factory.informer(("networking.k8s.io/v1", "NetworkPolicy"))
         self.pods = self.factory.informer(("v1", "Pod"))
@@ -63,8 +64,6 @@ class PolicyAgent:
         self.dns_slices = self.factory.informer(("discovery.k8s.io/v1", "EndpointSlice"), "kube-system",
                                                 label_selector=DNS_SLICE_SELECTOR)
         self.applied: State | None = None  # what the table holds; None: unknown (full sync next)
-        self.wake = asyncio.Event()
-        self.last_sync = 0.0
         self.last_full = 0.0
         self.syncs = 0  # counters for tests
         self.full_syncs = 0
@@ -73,16 +72,16 @@ class PolicyAgent:
         self.synced = asyncio.Event()
         self._reported: set[str] = set()
         for inf in (self.policies, self.namespaces, self.dns_slices):
-            inf.add_handler(on_add=self._changed, on_update=lambda _o, _n: self.wake.set(), on_delete=self._changed)
+            inf.add_handler(on_add=self._changed, on_update=lambda _o, _n: self.loop.request(), on_delete=self._changed)
         self.pods.add_handler(on_add=self._changed, on_update=self._pod_updated, on_delete=self._changed)
 
     def _changed(self, _obj: Obj) -> None:
-        self.wake.set()
+        self.loop.request()
 
     def _pod_updated(self, old: Obj, new: Obj) -> None:
         # a pod's status changes often (conditions, restarts): only what policies read wakes the loop
         if _pod_view(old) != _pod_view(new):
-            self.wake.set()
+            self.loop.request()
 
     def desired(self) -> State:
         policies, errors = compile_policies(self.policies.list())
@@ -103,27 +102,7 @@ class PolicyAgent:
         self.factory.start()
         try:
             await self.factory.wait_for_cache_sync()
-            self.wake.set()
-            stopper = asyncio.ensure_future(stop.wait())
-            try:
-                while not stop.is_set():
-                    waiter = asyncio.ensure_future(self.wake.wait())
-                    timeout = max(0.0, self.last_full + self.full_interval - time.monotonic())
-                    await asyncio.wait({waiter, stopper}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-                    waiter.cancel()
-                    if stop.is_set():
-                        break
-                    delay = self.last_sync + self.min_interval - time.monotonic()
-                    if delay > 0:  # bounded frequency: changes meanwhile coalesce into one sync
-                        await asyncio.wait({stopper}, timeout=delay)
-                        if stop.is_set():
-                            break
-                    self.wake.clear()
-                    if not await self.sync():
-                        await asyncio.wait({stopper}, timeout=self.retry_interval)
-                        self.wake.set()
-            finally:
-                stopper.cancel()
+            await self.loop.run(stop)
         finally:
             await self.factory.shutdown()
             try:
@@ -137,7 +116,6 @@ class PolicyAgent:
         now = time.monotonic()
         full = self.applied is None or now - self.last_full >= self.full_interval
         script = full_sync(want) if full else partial_sync(self.applied or State(), want)
-        self.last_sync = now
         if script:
             try:
                 await self.nft.apply_async(script)

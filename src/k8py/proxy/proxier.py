@@ -1,9 +1,9 @@
 """The service proxy on a node (``k8py proxy``; kube-proxy's nftables mode): watches Services and
 EndpointSlices and keeps the ``inet k8py-proxy`` table in step with them.
 
-Sync loop, as kube-proxy's ``BoundedFrequencyRunner``: a change marks its Service dirty and wakes
-the loop; a sync runs at once unless the last one was less than ``min_interval`` ago (then at
-that moment: changes in between coalesce). Each sync recomputes only the dirty Services' rules
+Sync loop, as kube-proxy's ``BoundedFrequencyRunner`` (:class:`~k8py.client.syncloop.SyncLoop`): a
+change marks its Service dirty and asks for a sync; a sync runs at once unless the last one was
+less than ``min_interval`` ago (then at that moment: changes in between coalesce). Each sync recomputes only the dirty Services' rules
 and applies only the difference (:func:`~k8py.proxy.rules.partial_sync`) in one nft transaction;
 the first sync, every ``full_interval`` and the sync after a failure rewrite the whole table
 (:func:`~k8py.proxy.rules.full_sync`). A failed transaction leaves the previous rules in force
@@ -20,6 +20,7 @@ from typing import Any
 
 from k8py.client.api import Client
 from k8py.client.informer import SharedInformerFactory
+from k8py.client.syncloop import SyncLoop
 from k8py.nftables import Nft, NftError
 from k8py.proxy.conntrack import Conntrack, cleanup_commands
 from k8py.proxy.model import SERVICE_NAME_LABEL, service_ports, slice_endpoints
@@ -44,9 +45,9 @@ class Proxier:
         self.cfg = cfg
         self.nft = nft or Nft()
         self.conntrack = conntrack or Conntrack()
-        self.min_interval = min_interval
         self.full_interval = full_interval
-        self.retry_interval = retry_interval
+        self.loop = SyncLoop(self.sync, min_interval=min_interval, max_interval=full_interval,
+                             retry_interval=retry_interval)
         self.factory = SharedInformerFactory(client)
         self.services = self.factory.informer(("v1", "Service"))
         self.slices = self.factory.informer(("discovery.k8s.io/v1", "EndpointSlice"))
@@ -55,8 +56,6 @@ class Proxier:
         self.unit_keys: dict[str, list[str]] = {}  # "ns/name" -> its units' keys
         self.applied: dict[str, Unit] | None = None  # what the table holds; None: unknown (full sync next)
         self.dirty: set[str] = set()
-        self.wake = asyncio.Event()
-        self.last_sync = 0.0
         self.last_full = 0.0
         self.syncs = 0  # counters for tests and the benchmark
         self.full_syncs = 0
@@ -69,7 +68,7 @@ class Proxier:
     # -- change tracking ----------------------------------------------------------------------------
     def _mark(self, key: str) -> None:
         self.dirty.add(key)
-        self.wake.set()
+        self.loop.request()
 
     def _on_service(self, svc: Obj) -> None:
         meta = svc.get("metadata") or {}
@@ -105,26 +104,7 @@ class Proxier:
             await self.factory.wait_for_cache_sync()
             for svc in self.services.list():
                 self._on_service(svc)
-            stopper = asyncio.ensure_future(stop.wait())
-            try:
-                while not stop.is_set():
-                    waiter = asyncio.ensure_future(self.wake.wait())
-                    timeout = max(0.0, self.last_full + self.full_interval - time.monotonic())
-                    await asyncio.wait({waiter, stopper}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-                    waiter.cancel()
-                    if stop.is_set():
-                        break
-                    delay = self.last_sync + self.min_interval - time.monotonic()
-                    if delay > 0:  # bounded frequency: changes meanwhile coalesce into one sync
-                        await asyncio.wait({stopper}, timeout=delay)
-                        if stop.is_set():
-                            break
-                    self.wake.clear()
-                    if not await self.sync():
-                        await asyncio.wait({stopper}, timeout=self.retry_interval)
-                        self.wake.set()
-            finally:
-                stopper.cancel()
+            await self.loop.run(stop)
         finally:
             await self.factory.shutdown()
             try:
@@ -140,7 +120,6 @@ class Proxier:
         now = time.monotonic()
         full = self.applied is None or now - self.last_full >= self.full_interval
         script = full_sync(self.cfg, self.desired) if full else partial_sync(self.applied or {}, self.desired)
-        self.last_sync = now
         if script:
             try:
                 await self.nft.apply_async(script)
