@@ -31,8 +31,10 @@ BIG = "".join(f"{i}\n" for i in range(1, BIG_LINES + 1)).encode()
 
 pytestmark = pytest.mark.timeout(600)
 
-# two web servers in one pod: :8080 (a page) and :9090 (a 2 MB file), nothing on :7777
+# two web servers in one pod: :8080 (a page) and :9090 (a 2 MB file, and a 60 MB one that no
+# chain of socket buffers holds whole), nothing on :7777
 WEB = ("mkdir -p /www && echo hello-from-web > /www/index.html && seq 1 300000 > /www/big && "
+       "seq 1 8000000 > /www/huge && "
        "httpd -p 8080 -h /www && exec httpd -f -p 9090 -h /www")
 
 
@@ -212,8 +214,8 @@ def test_kubectl_killed_mid_transfer_leaves_no_connection_in_the_pod(cluster: Se
     try:
         pf.wait_for(f"Forwarding from 127.0.0.1:{big} -> 9090")
         with socket.create_connection(("127.0.0.1", big), timeout=30) as c:
-            c.sendall(b"GET /big HTTP/1.0\r\n\r\n")
-            assert c.recv(65536)  # the transfer has begun ...
+            c.sendall(b"GET /huge HTTP/1.0\r\n\r\n")
+            assert c.recv(65536)  # the transfer has begun (and cannot have ended: we read no more) ...
             assert _connections_to(netns, 9090)
             pf.proc.kill()  # ... and kubectl dies in the middle of it
             pf.proc.wait(10)
