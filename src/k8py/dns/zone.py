@@ -212,13 +212,6 @@ class ClusterZone:
             self._by_service = None
             self._changed()
 
-    def clear(self) -> None:
-        self.namespaces.clear()
-        self.services.clear()
-        self.slices.clear()
-        self._by_service = None
-        self._changed()
-
     # -- lookups ------------------------------------------------------------------------------------
     def _slices_of(self, namespace: str, service: str) -> list[Slice]:
         if self._by_service is None:
@@ -265,9 +258,6 @@ class ClusterZone:
         if not rrsets:
             return self._nodata()
         return Answer(dns.rcode.NOERROR, answer=rrsets, additional=additional or [])
-
-    def handles(self, qname: dns.name.Name) -> bool:
-        return qname.is_subdomain(self.origin)
 
     def resolve(self, qname: dns.name.Name, qtype: int) -> Answer | None:
         """The answer for one question, or None when the cluster does not know the name (forward
