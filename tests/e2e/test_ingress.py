@@ -135,7 +135,9 @@ def test_routes_by_host_and_path_with_tls_and_status(cluster: Server, ns: str) -
     assert ic["metadata"]["annotations"]["ingressclass.kubernetes.io/is-default-class"] == "true"
     assert cluster.kjson("get", "ingress", "routes", "-n", ns)["spec"]["ingressClassName"] == "k8py-nginx"
 
+    # both backends' endpoints reach nginx on their own schedules: wait for each
     wait(lambda: answers(f"alpha.{ns}.test", "/", "alpha-"), 30, "alpha through the Ingress")
+    wait(lambda: answers(f"both.{ns}.test", "/beta/", "beta-"), 30, "beta through the Ingress")
     # by host and path: element-wise Prefix, Exact, longest path first
     assert answers(f"both.{ns}.test", "/", "alpha-")
     assert answers(f"both.{ns}.test", "/beta/", "beta-")
