@@ -16,10 +16,13 @@ from k8py.kubelet.eviction import (
     EvictionManager,
     EvictionState,
     Observation,
+    PodsCgroup,
+    PodsMemory,
     PodUsage,
     Threshold,
     admit,
     config_from_flags,
+    container_fs_thresholds,
     eviction_message,
     local_storage_violation,
     observe,
@@ -64,9 +67,13 @@ def res(requests: dict[str, str] | None = None, limits: dict[str, str] | None = 
 def test_defaults_are_kubes() -> None:
     cfg = config_from_flags()
     got = {t.signal: (t.quantity, t.percentage, t.hard) for t in cfg.thresholds}
+    # kubelet 1.30+ adds imagefs.inodesFree; --enforce-node-allocatable=pods (the default) copies
+    # the hard memory threshold to allocatableMemory.available
     assert got == {"memory.available": (100 * MI, None, True), "nodefs.available": (None, pytest.approx(0.1), True),
                    "imagefs.available": (None, pytest.approx(0.15), True),
-                   "nodefs.inodesFree": (None, pytest.approx(0.05), True)}
+                   "nodefs.inodesFree": (None, pytest.approx(0.05), True),
+                   "imagefs.inodesFree": (None, pytest.approx(0.05), True),
+                   "allocatableMemory.available": (100 * MI, None, True)}
     assert cfg.pressure_transition_period == 300
     assert nodepressure.DEFAULT_HARD_TEXT == ",".join(f"{k}<{v}" for k, v in DEFAULT_HARD.items())
 
@@ -75,8 +82,9 @@ def test_flags_replace_the_defaults_and_soft_needs_a_grace_period() -> None:
     cfg = config_from_flags(hard="memory.available<1Gi", soft="nodefs.available<20%",
                             soft_grace="nodefs.available=1m30s", min_reclaim="memory.available=500Mi",
                             transition="30s", max_pod_grace=20)
-    assert [t.signal for t in cfg.thresholds] == ["memory.available", "nodefs.available"]
-    mem, disk = cfg.thresholds
+    assert [t.signal for t in cfg.thresholds] == ["memory.available", "nodefs.available", "allocatableMemory.available"]
+    mem, disk, alloc = cfg.thresholds
+    assert (alloc.quantity, alloc.min_reclaim, alloc.hard) == (GI, (500 * MI, None), True)
     assert (mem.quantity, mem.min_reclaim, mem.hard) == (GI, (500 * MI, None), True)
     assert (disk.grace_period, disk.hard) == (90.0, False)
     assert (cfg.pressure_transition_period, cfg.max_pod_grace_period) == (30.0, 20)
@@ -110,8 +118,13 @@ def test_cli_checks_the_flags() -> None:
     flags = nodepressure.flags_of(args)
     assert dict(flags) == {"eviction_hard": "memory.available<1Gi", "pod_max_pids": "100"}
     assert nodepressure.pod_max_pids(flags) == 100
-    assert [t.signal for t in nodepressure.eviction_config(flags).thresholds] == ["memory.available"]
+    assert [t.signal for t in nodepressure.eviction_config(flags).thresholds] == [
+        "memory.available", "allocatableMemory.available"]
     assert nodepressure.flags_of(p.parse_args([])) == ()
+    off = nodepressure.flags_of(p.parse_args(["--eviction-hard", "memory.available<1Gi", "--enforce-node-allocatable="]))
+    assert [t.signal for t in nodepressure.eviction_config(off).thresholds] == ["memory.available"]
+    with pytest.raises(EvictionError, match='option "cpus" specified for enforceNodeAllocatable'):
+        nodepressure.flags_of(p.parse_args(["--enforce-node-allocatable", "cpus"]))
     with pytest.raises(EvictionError, match="unsupported eviction signal foo"):
         nodepressure.flags_of(p.parse_args(["--eviction-hard", "foo<1"]))
     with pytest.raises(EvictionError, match="pod-max-pids"):
@@ -422,3 +435,197 @@ def test_inode_pressure_ranks_by_inodes() -> None:
         "many-small", "few-big"]
     assert [p["metadata"]["name"] for p in rank([few_big, many_small], usage, "nodefs.available")] == [
         "few-big", "many-small"]
+
+
+# -- allocatableMemory.available ------------------------------------------------------------------------
+
+
+def test_allocatable_thresholds_copy_the_hard_memory_ones_unless_pods_are_not_enforced() -> None:
+    ts = parse_thresholds({"memory.available": "5%", "nodefs.available": "10%"}, {"memory.available": "1Gi"},
+                          {"memory.available": "1m"}, {"memory.available": "200Mi"})
+    # the hard memory threshold again, with its minimum reclaim; not the soft one
+    assert [(t.signal, t.hard) for t in ts] == [("memory.available", True), ("nodefs.available", True),
+                                                ("memory.available", False), ("allocatableMemory.available", True)]
+    alloc = ts[-1]
+    assert (alloc.percentage, alloc.min_reclaim) == (pytest.approx(0.05), (200 * MI, None))
+    assert [t.signal for t in config_from_flags(hard="memory.available<1Gi", enforce="none").thresholds] == [
+        "memory.available"]
+    # given by name it is a signal of its own, soft ones included
+    cfg = config_from_flags(hard="allocatableMemory.available<500Mi", soft="allocatableMemory.available<1Gi",
+                            soft_grace="allocatableMemory.available=30s", enforce="")
+    assert [(t.signal, t.quantity, t.grace_period) for t in cfg.thresholds] == [
+        ("allocatableMemory.available", 500 * MI, 0.0), ("allocatableMemory.available", GI, 30.0)]
+
+
+@pytest.mark.parametrize(("enforce", "message"), [
+    ("pods,cpus", ('invalid configuration: option "cpus" specified for enforceNodeAllocatable '
+                   '(--enforce-node-allocatable). Valid options are "pods", "system-reserved", "kube-reserved", '
+                   'or "none"')),
+    ("none,pods", ('invalid configuration: enforceNodeAllocatable (--enforce-node-allocatable) may not contain '
+                   'additional enforcements when "none" is specified')),
+    ("pods,system-reserved", '--enforce-node-allocatable "system-reserved" is not supported by k8py'),
+])
+def test_enforce_node_allocatable_is_checked(enforce: str, message: str) -> None:
+    with pytest.raises(EvictionError) as e:
+        config_from_flags(enforce=enforce)
+    assert str(e.value).startswith(message)
+
+
+def test_allocatable_memory_is_observed_from_the_pods_cgroup() -> None:
+    assert "allocatableMemory.available" not in observe(readings())  # the pods' cgroup not read
+    obs = observe(readings(), PodsMemory(limit=2 * GI, working_set=512 * MI))
+    assert obs["allocatableMemory.available"] == Observation(1536 * MI, 2 * GI)
+    # the pods may use more than the limit kubelet would give them: less than nothing is left
+    assert observe(readings(), PodsMemory(GI, GI + 20 * MI))["allocatableMemory.available"] == Observation(
+        -20 * MI, GI)
+
+
+def test_pods_over_allocatable_set_memory_pressure_and_are_reclaimed_first() -> None:
+    cfg = config_from_flags(hard="memory.available<100Mi,nodefs.available<60%")
+    r = readings()  # plenty of memory on the node: memory.available is not met
+    st, acting = synchronize(cfg, EvictionState(), observe(r, PodsMemory(GI, 950 * MI)), 0.0)
+    assert st.conditions == ("MemoryPressure", "DiskPressure")
+    assert [t.signal for t in acting] == ["allocatableMemory.available", "nodefs.available"]
+    st, acting = synchronize(cfg, st, observe(r, PodsMemory(GI, 800 * MI)), 10.0)
+    assert [t.signal for t in acting] == ["nodefs.available"]
+
+
+def test_allocatable_memory_ranks_and_words_as_memory() -> None:
+    be = pod("be")
+    burst = pod("burst", containers=[{"name": "c", "resources": res({"memory": "500Mi"})}])
+    usage = {"be": PodUsage([ContainerUsage("c", memory=10 * MI)]), "burst": PodUsage([ContainerUsage("c", memory=GI)])}
+    assert [p["metadata"]["name"] for p in rank([burst, be], usage, "allocatableMemory.available")] == [
+        "burst", "be"]  # both over their requests, same priority: the most above its request first
+    msg = eviction_message("memory", burst, usage["burst"], Threshold("allocatableMemory.available", quantity=100 * MI),
+                           Observation(-20 * MI, GI))
+    assert msg == ("The node was low on resource: memory. Threshold quantity: 100Mi, available: -20Mi. "
+                   "Container c was using 1Gi, request is 500Mi, has larger consumption of memory. ")
+
+
+def test_pods_cgroup_reads_the_working_set_of_kubepods(tmp_path: Any) -> None:
+    from k8py.kubelet.runtime.cgroups import Cgroups
+
+    mem = tmp_path / "memory"
+    (mem / "kubepods").mkdir(parents=True)
+    (mem / "kubepods" / "memory.usage_in_bytes").write_text(str(300 * MI))
+    (mem / "kubepods" / "memory.stat").write_text(f"total_inactive_file {50 * MI}\ntotal_rss {200 * MI}\n")
+    cg = PodsCgroup(reserved=GI, cgroups=Cgroups(version=1, mounts={"memory": str(mem)}))
+    assert cg.working_set() == 250 * MI
+    empty = PodsCgroup(reserved=GI, cgroups=Cgroups(version=1, mounts={"memory": str(tmp_path / "none")}))
+    assert empty.working_set() == 0  # no pod made the cgroup yet
+    with pytest.raises(OSError, match="not mounted"):
+        PodsCgroup(reserved=0, cgroups=Cgroups(version=1, mounts={})).working_set()
+
+
+async def test_manager_evicts_when_the_pods_pass_allocatable() -> None:
+    be, burst = pod("be"), pod("burst", containers=[{"name": "c", "resources": res({"memory": "100Mi"})}])
+    usage = {"be": PodUsage([ContainerUsage("c", memory=20 * MI)]),
+             "burst": PodUsage([ContainerUsage("c", memory=300 * MI)])}
+    ws = [100 * MI]
+    evicted: list[tuple[str, str]] = []
+    events: list[str] = []
+    seen: list[Readings] = []
+
+    async def read() -> Readings:
+        return readings()
+
+    async def pods_memory(r: Readings) -> PodsMemory:
+        seen.append(r)
+        return PodsMemory(512 * MI, ws[0])
+
+    async def measure(p: dict[str, Any], what: frozenset[str]) -> PodUsage:
+        assert what == frozenset({"memory"})
+        return usage[p["metadata"]["uid"]]
+
+    m = EvictionManager(config_from_flags(hard="memory.available<100Mi"), read=read, pods=lambda: [be, burst],
+                        usage=measure, evict=lambda uid, msg, g, d: evicted.append((uid, msg)) is None,
+                        stopped=lambda uid: True, record=lambda obj, t, r, msg: events.append(msg), node=dict,
+                        pods_memory=pods_memory)
+    assert await m.sync_once(0.0) == [] and m.conditions == ()
+    assert seen and seen[0].memory_total == 8 * GI
+    ws[0] = 480 * MI  # 32Mi left of 512Mi: below the 100Mi threshold
+    assert await m.sync_once(10.0) == ["burst"]
+    assert m.conditions == ("MemoryPressure",) and events == ["Attempting to reclaim memory"]
+    assert evicted[0][1] == ("The node was low on resource: memory. Threshold quantity: 100Mi, available: 32Mi. "
+                             "Container c was using 300Mi, request is 100Mi, has larger consumption of memory. ")
+
+
+# -- containerfs ----------------------------------------------------------------------------------------
+
+
+def test_containerfs_thresholds_are_nodefs_ones_on_one_filesystem() -> None:
+    cfg = config_from_flags(hard="nodefs.available<10%,nodefs.inodesFree<5%,containerfs.available<1%",
+                            soft="nodefs.available<20%,containerfs.inodesFree<50%",
+                            soft_grace="nodefs.available=1m,containerfs.inodesFree=10s",
+                            min_reclaim="nodefs.available=1Gi")
+    ts, warnings = container_fs_thresholds(cfg.thresholds)
+    got = [(t.signal, t.percentage, t.grace_period, t.min_reclaim) for t in ts
+           if t.signal.startswith("containerfs.")]
+    assert got == [("containerfs.available", pytest.approx(0.1), 0.0, (GI, None)),
+                   ("containerfs.available", pytest.approx(0.2), 60.0, (GI, None)),
+                   ("containerfs.inodesFree", pytest.approx(0.05), 0.0, None)]
+    assert warnings == ["found containerfs.available for hard eviction. ignoring",
+                        "found containerfs.inodesFree for soft eviction. ignoring"]
+    # with an image disk holding the writable layers too, containerfs is imagefs
+    ts, _ = container_fs_thresholds(config_from_flags().thresholds, image_fs=True, split=False)
+    assert [(t.signal, t.percentage) for t in ts if t.signal.startswith("containerfs.")] == [
+        ("containerfs.available", pytest.approx(0.15)), ("containerfs.inodesFree", pytest.approx(0.05))]
+
+
+def test_containerfs_is_observed_as_the_node_filesystem_and_ranks_as_it() -> None:
+    obs = observe(readings())
+    assert obs["containerfs.available"] == obs["nodefs.available"] == Observation(50 * GI, 100 * GI)
+    assert obs["containerfs.inodesFree"] == obs["nodefs.inodesFree"]
+    big, small = pod("big"), pod("small", containers=[{"name": "c", "resources": res({"ephemeral-storage": "1Mi"})}])
+    usage = {"big": PodUsage([ContainerUsage("c", rootfs=GI, logs=0, inodes=10)]),
+             "small": PodUsage([ContainerUsage("c", rootfs=2 * MI, logs=0, inodes=10)])}
+    for signal in ("containerfs.available", "containerfs.inodesFree"):
+        assert [p["metadata"]["name"] for p in rank([small, big], usage, signal)] == ["big", "small"], signal
+
+
+def test_inode_ranking_subtracts_the_ephemeral_storage_request_as_kubelet() -> None:
+    # both use inodes (no pod requests any); kubelet's "usage above request" for inodes takes
+    # the ephemeral-storage request off the inode count, so the pod asking for storage ranks later
+    asks = pod("asks", containers=[{"name": "c", "resources": res({"ephemeral-storage": "1Mi"})}])
+    plain = pod("plain")
+    usage = {"asks": PodUsage([ContainerUsage("c", rootfs=0, logs=0, inodes=1000)]),
+             "plain": PodUsage([ContainerUsage("c", rootfs=0, logs=0, inodes=500)])}
+    assert [p["metadata"]["name"] for p in rank([asks, plain], usage, "nodefs.inodesFree")] == ["plain", "asks"]
+
+
+async def test_manager_replaces_containerfs_thresholds_and_reclaims_images_under_containerfs_pressure(
+        caplog: pytest.LogCaptureFixture) -> None:
+    disk = [5 * GI]
+    evicted: list[tuple[str, str]] = []
+    reclaims: list[int] = []
+
+    async def read() -> Readings:
+        return readings(disk_available=disk[0])
+
+    async def reclaim() -> int:
+        reclaims.append(1)
+        return 0
+
+    async def measure(p: dict[str, Any], what: frozenset[str]) -> PodUsage:
+        assert what == frozenset({"disk"})
+        return PodUsage([ContainerUsage("c", rootfs=MI, logs=0)])
+
+    # containerfs given alone: kubelet replaces it with nodefs' thresholds (none here)
+    cfg = config_from_flags(hard="containerfs.available<10Gi")
+    with caplog.at_level("WARNING", logger="k8py.kubelet"):
+        m = EvictionManager(cfg, read=read, pods=lambda: [pod("p")], usage=measure,
+                            evict=lambda uid, msg, *a: evicted.append((uid, msg)) is None, stopped=lambda uid: True,
+                            record=lambda *a: None, node=dict, reclaim_disk=reclaim)
+    assert "found containerfs.available for hard eviction. ignoring" in caplog.text
+    assert m.config.thresholds == ()
+    assert await m.sync_once(0.0) == [] and m.conditions == ()
+    # nodefs given: containerfs follows it, and acts as a disk signal (images first, then a pod)
+    m = EvictionManager(config_from_flags(hard="nodefs.available<10Gi"), read=read, pods=lambda: [pod("p")],
+                        usage=measure, evict=lambda uid, msg, *a: evicted.append((uid, msg)) is None,
+                        stopped=lambda uid: True, record=lambda *a: None, node=dict, reclaim_disk=reclaim)
+    assert [t.signal for t in m.config.thresholds] == ["nodefs.available", "containerfs.available"]
+    assert await m.sync_once(0.0) == ["p"] and reclaims == [1]
+    assert m.conditions == ("DiskPressure",)
+    assert [t.signal for t in m.state.thresholds_met] == ["nodefs.available", "containerfs.available"]
+    assert evicted[0][1].startswith("The node was low on resource: ephemeral-storage. Threshold quantity: 10Gi, "
+                                    "available: 5Gi. ")

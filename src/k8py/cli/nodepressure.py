@@ -1,8 +1,9 @@
 """The node agent's eviction and PID flags, shared by ``k8py server`` and ``k8py agent``: kubelet's
 ``--eviction-hard``, ``--eviction-soft``, ``--eviction-soft-grace-period``,
 ``--eviction-minimum-reclaim``, ``--eviction-pressure-transition-period``,
-``--eviction-max-pod-grace-period`` and ``--pod-max-pids``, checked when the command line is read
-(kubelet's messages) and kept as (flag, value) pairs until the node starts."""
+``--eviction-max-pod-grace-period``, ``--enforce-node-allocatable`` and ``--pod-max-pids``,
+checked when the command line is read (kubelet's messages) and kept as (flag, value) pairs until
+the node starts."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ __all__ = ["DEFAULT_HARD_TEXT", "add_flags", "eviction_config", "flags_of", "pod
 
 # kubelet.eviction.DEFAULT_HARD as the flag is written (a test keeps the two equal); the node
 # agent's modules are loaded only when a node starts, not for every k8py command's parser
-DEFAULT_HARD_TEXT = "memory.available<100Mi,nodefs.available<10%,imagefs.available<15%,nodefs.inodesFree<5%"
+DEFAULT_HARD_TEXT = ("memory.available<100Mi,nodefs.available<10%,imagefs.available<15%,nodefs.inodesFree<5%,"
+                     "imagefs.inodesFree<5%")
 
 
 def add_flags(p: argparse.ArgumentParser) -> None:
@@ -35,6 +37,10 @@ def add_flags(p: argparse.ArgumentParser) -> None:
                    help="how long a pressure condition stays after its threshold was last met (default: 5m0s)")
     g.add_argument("--eviction-max-pod-grace-period", type=int, default=0, metavar="SECONDS",
                    help="the longest grace period of a soft eviction (0: the pod's own)")
+    g.add_argument("--enforce-node-allocatable", default="pods", metavar="pods|none",
+                   help="pods (default): the pods as a whole are evicted when their memory passes allocatable "
+                        "(each hard memory.available threshold also applies to allocatableMemory.available); "
+                        "none or empty: not")
     g.add_argument("--pod-max-pids", type=int, default=-1, metavar="N",
                    help="the most processes a pod may have (its cgroup's pids.max; default -1: unlimited)")
 
@@ -42,7 +48,8 @@ def add_flags(p: argparse.ArgumentParser) -> None:
 # each flag's default: a flag left at it is not recorded
 _DEFAULTS: dict[str, object] = {"eviction_hard": None, "eviction_soft": "", "eviction_soft_grace_period": "",
                                 "eviction_minimum_reclaim": "", "eviction_pressure_transition_period": "",
-                                "eviction_max_pod_grace_period": 0, "pod_max_pids": -1}
+                                "eviction_max_pod_grace_period": 0, "pod_max_pids": -1,
+                                "enforce_node_allocatable": "pods"}
 
 
 def flags_of(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None) -> tuple[tuple[str, str], ...]:
@@ -69,7 +76,8 @@ def eviction_config(flags: Iterable[tuple[str, str]]) -> EvictionConfig:
                              soft_grace=f.get("eviction_soft_grace_period", ""),
                              min_reclaim=f.get("eviction_minimum_reclaim", ""),
                              transition=f.get("eviction_pressure_transition_period", ""),
-                             max_pod_grace=int(f.get("eviction_max_pod_grace_period", "0")))
+                             max_pod_grace=int(f.get("eviction_max_pod_grace_period", "0")),
+                             enforce=f.get("enforce_node_allocatable", "pods"))
 
 
 def pod_max_pids(flags: Iterable[tuple[str, str]]) -> int:

@@ -96,6 +96,9 @@ class AgentConfig:
     # the eviction manager's thresholds (kubelet's --eviction-* flags); None: no eviction manager
     # and no pressure conditions (simulated nodes, and agents in tests that bring their own)
     eviction: evictionmod.EvictionConfig | None = None
+    # the eviction manager reads the pods' cgroup (kubepods) for allocatableMemory.available:
+    # a real node's runtime puts the pods there; simulated nodes have none
+    read_pods_cgroup: bool = False
 
 
 class PodSource(Protocol):
@@ -283,7 +286,9 @@ class Agent:
                 config.eviction, read=self._read, pods=self._active_pods, usage=self._pod_usage,
                 evict=self._evict_for_pressure, stopped=self._eviction_done, record=self.record,
                 node=self.node_object, conditions_changed=self._pressure_changed,
-                reclaim_disk=functools.partial(evictionmod.reclaim_images, runtime))
+                reclaim_disk=functools.partial(evictionmod.reclaim_images, runtime),
+                pods_memory=evictionmod.PodsCgroup(int_value(config.system_reserved.get("memory", "0")))
+                if config.read_pods_cgroup else None)
 
     # -- lifecycle -----------------------------------------------------------------------------
 

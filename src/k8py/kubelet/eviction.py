@@ -2,29 +2,38 @@
 ``pkg/kubelet/eviction``.
 
 **Signals** (what is observed every 10 s, kubelet's ``evictionMonitoringPeriod``):
-``memory.available`` (the node's available memory), ``nodefs.available`` / ``nodefs.inodesFree``
-(the filesystem of the agent's data dir), ``imagefs.available`` / ``imagefs.inodesFree`` (the
-filesystem of the image store: here the same one, as on a node without a dedicated image disk),
-``pid.available`` (``pid_max`` less the processes that exist).
+``memory.available`` (the node's available memory), ``allocatableMemory.available`` (the memory
+the pods may still use: the pods' cgroup ``kubepods``' limit, capacity less ``--system-reserved``,
+less the working set of every pod in it), ``nodefs.available`` / ``nodefs.inodesFree`` (the
+filesystem of the agent's data dir), ``imagefs.available`` / ``imagefs.inodesFree`` (the filesystem
+of the image store) and ``containerfs.available`` / ``containerfs.inodesFree`` (the filesystem of
+the containers' writable layers): here both live in the data dir, so the three are one filesystem,
+as on a node without a dedicated image disk; ``pid.available`` (``pid_max`` less the processes
+that exist).
 
 **Thresholds** are kubelet's flags: ``--eviction-hard memory.available<100Mi,nodefs.available<10%``
 (kube's defaults: ``memory.available<100Mi, nodefs.available<10%, imagefs.available<15%,
-nodefs.inodesFree<5%``; a flag given replaces them all, as kubelet's flag does),
-``--eviction-soft`` with ``--eviction-soft-grace-period`` (each soft signal needs one),
+nodefs.inodesFree<5%, imagefs.inodesFree<5%``; a flag given replaces them all, as kubelet's flag
+does), ``--eviction-soft`` with ``--eviction-soft-grace-period`` (each soft signal needs one),
 ``--eviction-minimum-reclaim``, ``--eviction-pressure-transition-period`` (default 5m) and
-``--eviction-max-pod-grace-period``. Values and errors are kubelet's (``ParseThresholdConfig``).
+``--eviction-max-pod-grace-period``. Values and errors are kubelet's (``ParseThresholdConfig``). As
+kubelet with ``--enforce-node-allocatable=pods`` (its default), each hard ``memory.available``
+threshold is also one of ``allocatableMemory.available`` (with its minimum reclaim). As kubelet
+on a node whose images and containers share the node's filesystem
+(``UpdateContainerFsThresholds``), the ``containerfs`` thresholds are those of ``nodefs``: one
+given for ``containerfs`` is replaced (with a warning in the log).
 
 **Each round** (:func:`synchronize`, pure): the thresholds met now, plus those met before whose
 minimum reclaim is not yet satisfied; when each was first met (a soft one acts after its grace
-period); the node conditions they stand for (``MemoryPressure``, ``DiskPressure``,
-``PIDPressure``), which stay True until none was seen for the transition period. Then, as
-kubelet: pods over their ephemeral-storage limits are evicted (a container's writable layer and
-logs against its own ``limits.ephemeral-storage``; the pod's total with its local volumes against
-the sum of its containers'); else, when a threshold acts, the node gets an
-``EvictionThresholdMet`` event and one pod is evicted, chosen by kubelet's ranking (pods whose
-usage exceeds their requests first, then lower priority, then usage above requests; for PIDs:
-priority, then process count). A hard threshold evicts with a grace period of 1 s
-(kubelet's ``immediateEvictionGracePeriodSeconds``), a soft one with
+period); the node conditions they stand for (``MemoryPressure`` for both memory signals,
+``DiskPressure`` for the filesystems, ``PIDPressure``), which stay True until none was seen for
+the transition period. Then, as kubelet: pods over their ephemeral-storage limits are evicted (a
+container's writable layer and logs against its own ``limits.ephemeral-storage``; the pod's
+total with its local volumes against the sum of its containers'); else, when a threshold acts
+(memory ones first), the node gets an ``EvictionThresholdMet`` event and one pod is evicted,
+chosen by kubelet's ranking (pods whose usage exceeds their requests first, then lower priority,
+then usage above requests; for PIDs: priority, then process count). A hard threshold evicts with
+a grace period of 1 s (kubelet's ``immediateEvictionGracePeriodSeconds``), a soft one with
 ``--eviction-max-pod-grace-period`` (the pod's own when that is 0 or longer). Critical pods
 (system priority) are never evicted. The evicted pod ends ``Failed`` with reason ``Evicted``,
 kubelet's message and a ``DisruptionTarget`` condition; the next round waits until it has
@@ -34,14 +43,17 @@ While the node has a pressure condition, new pods are refused on the node as kub
 handler does (memory pressure alone refuses only BestEffort pods that do not tolerate the
 memory-pressure taint), with reason ``Evicted`` and ``The node had condition: [X]. ``.
 
-Under disk pressure, unused images are removed first (kubelet's node-level reclaim); when that
-clears every threshold no pod is evicted. Not done here (kubelet does): removing dead containers
-as part of that reclaim.
+Under disk pressure (any of the filesystem signals: they share one filesystem), unused images
+are removed first (kubelet's node-level reclaim); when that clears every threshold no pod is
+evicted. Not done here (kubelet does): removing dead containers as part of that reclaim; limiting
+the ``kubepods`` cgroup's memory to allocatable (the signal is measured against the limit kubelet
+would set); a dedicated image or container filesystem.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import time
@@ -53,7 +65,9 @@ from k8py.api.corev1 import int_value, tolerates
 from k8py.api.defaults import pod_qos_class
 from k8py.api.quantity import QuantityError, canonicalize, parse_quantity
 from k8py.kubelet.node import Readings, binary_si, float32
+from k8py.kubelet.runtime.cgroups import Cgroups
 from k8py.kubelet.runtime.types import ContainerState, Runtime, RuntimeServiceError
+from k8py.kubelet.spec import PODS_CGROUP
 
 __all__ = [
     "DEFAULT_HARD",
@@ -64,14 +78,18 @@ __all__ = [
     "EvictionState",
     "Observation",
     "PodUsage",
+    "PodsCgroup",
+    "PodsMemory",
     "Threshold",
     "admit",
     "config_from_flags",
+    "container_fs_thresholds",
     "eviction_message",
     "local_storage_violation",
     "measure",
     "observe",
     "parse_duration",
+    "parse_enforce",
     "parse_map",
     "parse_thresholds",
     "rank",
@@ -88,21 +106,33 @@ NODEFS_INODES_FREE = "nodefs.inodesFree"
 IMAGEFS_AVAILABLE = "imagefs.available"
 IMAGEFS_INODES_FREE = "imagefs.inodesFree"
 PID_AVAILABLE = "pid.available"
+ALLOCATABLE_MEMORY_AVAILABLE = "allocatableMemory.available"
+CONTAINERFS_AVAILABLE = "containerfs.available"
+CONTAINERFS_INODES_FREE = "containerfs.inodesFree"
+MEMORY_SIGNALS = (MEMORY_AVAILABLE, ALLOCATABLE_MEMORY_AVAILABLE)
 
 # signal -> (the resource it reclaims, the node condition it sets): kubelet's signalToResource
-# and signalToNodeCondition
+# and signalToNodeCondition (swap.available, named in kube's API types, is not one of them:
+# kubelet refuses it as an unsupported signal, and so does this)
 SIGNALS: dict[str, tuple[str, str]] = {
     MEMORY_AVAILABLE: ("memory", "MemoryPressure"),
+    ALLOCATABLE_MEMORY_AVAILABLE: ("memory", "MemoryPressure"),
     NODEFS_AVAILABLE: ("ephemeral-storage", "DiskPressure"),
     NODEFS_INODES_FREE: ("inodes", "DiskPressure"),
     IMAGEFS_AVAILABLE: ("ephemeral-storage", "DiskPressure"),
     IMAGEFS_INODES_FREE: ("inodes", "DiskPressure"),
+    CONTAINERFS_AVAILABLE: ("ephemeral-storage", "DiskPressure"),
+    CONTAINERFS_INODES_FREE: ("inodes", "DiskPressure"),
     PID_AVAILABLE: ("pids", "PIDPressure"),
 }
 PRESSURE_CONDITIONS = ("MemoryPressure", "DiskPressure", "PIDPressure")
-# kubelet's DefaultEvictionHard (Linux)
+# kubelet's DefaultEvictionHard (Linux; imagefs.inodesFree since 1.30)
 DEFAULT_HARD: dict[str, str] = {MEMORY_AVAILABLE: "100Mi", NODEFS_AVAILABLE: "10%", IMAGEFS_AVAILABLE: "15%",
-                                NODEFS_INODES_FREE: "5%"}
+                                NODEFS_INODES_FREE: "5%", IMAGEFS_INODES_FREE: "5%"}
+# kubelet's --enforce-node-allocatable: its default, and the values it knows
+ENFORCE_PODS = "pods"
+ENFORCE_NONE = "none"
+ENFORCE_OPTIONS = (ENFORCE_PODS, "system-reserved", "kube-reserved", ENFORCE_NONE)
 DEFAULT_TRANSITION_PERIOD = 300.0  # --eviction-pressure-transition-period
 MONITORING_INTERVAL = 10.0  # kubelet's evictionMonitoringPeriod
 IMMEDIATE_GRACE = 1.0  # kubelet's immediateEvictionGracePeriodSeconds
@@ -243,11 +273,35 @@ def _statement(signal: str, val: str) -> Threshold | None:
     return Threshold(signal, quantity=q, text=str(canonicalize(val)))
 
 
+def parse_enforce(text: str) -> tuple[str, ...]:
+    """kubelet's ``--enforce-node-allocatable`` (a comma-separated list; empty: nothing), checked
+    as kubelet's configuration validation does. k8py enforces ``pods`` (as eviction thresholds,
+    not as a cgroup limit) or nothing."""
+    values = tuple(v.strip() for v in text.split(",") if v.strip())
+    for v in values:
+        if v not in ENFORCE_OPTIONS:
+            raise EvictionError(
+                f'invalid configuration: option "{v}" specified for enforceNodeAllocatable '
+                f'(--enforce-node-allocatable). Valid options are "{ENFORCE_PODS}", "system-reserved", '
+                f'"kube-reserved", or "{ENFORCE_NONE}"')
+        if v == ENFORCE_NONE and len(values) > 1:
+            raise EvictionError(
+                "invalid configuration: enforceNodeAllocatable (--enforce-node-allocatable) may not contain "
+                f'additional enforcements when "{ENFORCE_NONE}" is specified')
+        if v not in (ENFORCE_PODS, ENFORCE_NONE):
+            raise EvictionError(f'--enforce-node-allocatable "{v}" is not supported by k8py (it has no reserved '
+                                f'cgroups to limit): give "{ENFORCE_PODS}" or "{ENFORCE_NONE}"')
+    return values
+
+
 def parse_thresholds(hard: Mapping[str, str], soft: Mapping[str, str] | None = None,
                      grace: Mapping[str, str] | None = None,
-                     min_reclaim: Mapping[str, str] | None = None) -> tuple[Threshold, ...]:
+                     min_reclaim: Mapping[str, str] | None = None,
+                     enforce: Collection[str] = (ENFORCE_PODS,)) -> tuple[Threshold, ...]:
     """kubelet's ``ParseThresholdConfig``: hard then soft thresholds, each soft one with its
-    grace period, minimum reclaims attached by signal."""
+    grace period, minimum reclaims attached by signal; with ``pods`` enforced (kubelet's
+    ``--enforce-node-allocatable`` default), each hard ``memory.available`` threshold again for
+    ``allocatableMemory.available`` (kubelet's ``addAllocatableThresholds``)."""
     periods: dict[str, float] = {}
     for sig, val in (grace or {}).items():
         _valid(sig)
@@ -280,15 +334,46 @@ def parse_thresholds(hard: Mapping[str, str], soft: Mapping[str, str] | None = N
         if sig not in periods:
             raise EvictionError(f"grace period must be specified for the soft eviction threshold {sig}")
         out.append(Threshold(t.signal, t.quantity, t.percentage, periods[sig], text=t.text))
-    return tuple(Threshold(t.signal, t.quantity, t.percentage, t.grace_period, reclaims.get(t.signal), t.text)
-                 for t in out)
+    out = [Threshold(t.signal, t.quantity, t.percentage, t.grace_period, reclaims.get(t.signal), t.text) for t in out]
+    if ENFORCE_PODS in enforce:
+        out += [Threshold(ALLOCATABLE_MEMORY_AVAILABLE, t.quantity, t.percentage, 0.0, t.min_reclaim, t.text)
+                for t in out if t.signal == MEMORY_AVAILABLE and t.hard]
+    return tuple(out)
+
+
+def container_fs_thresholds(thresholds: Sequence[Threshold], image_fs: bool = False,
+                            split: bool = False) -> tuple[tuple[Threshold, ...], list[str]]:
+    """kubelet's ``UpdateContainerFsThresholds``: the ``containerfs`` thresholds follow the
+    filesystem the writable layers are on, whatever was given for them (the warnings say what
+    was replaced). On one filesystem (``image_fs`` False), or with images and containers split
+    onto an image disk and the node's (both True), containerfs is nodefs; with one image disk
+    for both (``image_fs`` only), containerfs is imagefs. A threshold the source signal lacks is
+    left out (kubelet adds an empty one that is never met)."""
+    if image_fs == split:
+        source = (NODEFS_AVAILABLE, NODEFS_INODES_FREE)
+    elif image_fs:
+        source = (IMAGEFS_AVAILABLE, IMAGEFS_INODES_FREE)
+    else:  # containers apart from images without an image disk: kubelet knows no such layout
+        return tuple(thresholds), []
+    warnings = []
+    for t in thresholds:
+        if t.signal in (CONTAINERFS_AVAILABLE, CONTAINERFS_INODES_FREE):
+            warnings.append(f"found {t.signal} for {'hard' if t.hard else 'soft'} eviction. ignoring")
+    out = [t for t in thresholds if t.signal not in (CONTAINERFS_AVAILABLE, CONTAINERFS_INODES_FREE)]
+    for src, dst in zip(source, (CONTAINERFS_AVAILABLE, CONTAINERFS_INODES_FREE), strict=True):
+        for hard in (True, False):
+            f = next((t for t in thresholds if t.signal == src and t.hard == hard), None)
+            if f is not None:
+                out.append(Threshold(dst, f.quantity, f.percentage, f.grace_period, f.min_reclaim, f.text))
+    return tuple(out), warnings
 
 
 def config_from_flags(*, hard: str | None = None, soft: str = "", soft_grace: str = "", min_reclaim: str = "",
-                      transition: str = "", max_pod_grace: int = 0) -> EvictionConfig:
-    """The eviction settings from kubelet's flag strings (``hard`` None: kube's defaults)."""
+                      transition: str = "", max_pod_grace: int = 0, enforce: str = ENFORCE_PODS) -> EvictionConfig:
+    """The eviction settings from kubelet's flag strings (``hard`` None: kube's defaults;
+    ``enforce``: ``--enforce-node-allocatable``)."""
     thresholds = parse_thresholds(DEFAULT_HARD if hard is None else parse_map(hard, "<"), parse_map(soft, "<"),
-                                  parse_map(soft_grace, "="), parse_map(min_reclaim, "="))
+                                  parse_map(soft_grace, "="), parse_map(min_reclaim, "="), parse_enforce(enforce))
     period = parse_duration(transition) if transition else DEFAULT_TRANSITION_PERIOD
     if period < 0:
         raise EvictionError(f"invalid eviction pressure transition period: {transition}, must not be negative")
@@ -306,14 +391,30 @@ class Observation:
     capacity: int
 
 
-def observe(r: Readings) -> dict[str, Observation]:
+@dataclass(frozen=True, slots=True)
+class PodsMemory:
+    """The pods' cgroup (``kubepods``): the memory limit kubelet gives it (capacity less the
+    reservations) and the working set of everything in it."""
+
+    limit: int
+    working_set: int
+
+
+def observe(r: Readings, pods: PodsMemory | None = None) -> dict[str, Observation]:
     """The signals from one reading of the machine (kubelet's ``makeSignalObservations``); the
-    image store shares the data dir's filesystem, so imagefs is nodefs."""
+    image store and the writable layers share the data dir's filesystem, so imagefs and
+    containerfs are nodefs. ``allocatableMemory.available`` is observed when the pods' cgroup
+    was read: its limit less its working set (less than 0 when the pods use more), out of its
+    limit, as kubelet's summary has it."""
     out = {MEMORY_AVAILABLE: Observation(r.memory_available, r.memory_total)}
+    if pods is not None:
+        out[ALLOCATABLE_MEMORY_AVAILABLE] = Observation(pods.limit - pods.working_set, pods.limit)
     if r.disk_total > 0:
-        out[NODEFS_AVAILABLE] = out[IMAGEFS_AVAILABLE] = Observation(r.disk_available, r.disk_total)
+        out[NODEFS_AVAILABLE] = out[IMAGEFS_AVAILABLE] = out[CONTAINERFS_AVAILABLE] = Observation(
+            r.disk_available, r.disk_total)
     if r.inodes_total > 0:
-        out[NODEFS_INODES_FREE] = out[IMAGEFS_INODES_FREE] = Observation(r.inodes_free, r.inodes_total)
+        out[NODEFS_INODES_FREE] = out[IMAGEFS_INODES_FREE] = out[CONTAINERFS_INODES_FREE] = Observation(
+            r.inodes_free, r.inodes_total)
     if r.pid_max > 0:
         out[PID_AVAILABLE] = Observation(r.pid_max - r.pids_in_use, r.pid_max)
     return out
@@ -358,8 +459,8 @@ def synchronize(config: EvictionConfig, state: EvictionState, obs: Mapping[str, 
                        if c in seen and now - seen[c] < config.pressure_transition_period)
     acting = [t for t, at in first.items() if now - at >= t.grace_period]
     new = EvictionState(thresholds_met=acting, first_observed=first, condition_seen=seen, conditions=conditions)
-    # kubelet's byEvictionPriority: memory before everything else
-    acting = sorted(acting, key=lambda t: t.signal != MEMORY_AVAILABLE)
+    # kubelet's byEvictionPriority: memory (the node's and the pods') before everything else
+    acting = sorted(acting, key=lambda t: t.signal not in MEMORY_SIGNALS)
     return new, acting
 
 
@@ -468,13 +569,19 @@ def rank(pods: Sequence[Obj], usage: Mapping[str, PodUsage], signal: str) -> lis
             return (0,)
         if signal == PID_AVAILABLE:
             return (1, _priority(pod), -u.processes)
-        if signal == MEMORY_AVAILABLE:
-            used, req = u.memory, _request(pod, "memory")
-        elif signal in (NODEFS_INODES_FREE, IMAGEFS_INODES_FREE):
-            used, req = u.inodes, 0  # no pod requests inodes: every pod using some exceeds its request
+        if signal in MEMORY_SIGNALS:
+            used = u.memory
+            req = over = _request(pod, "memory")
+        elif SIGNALS[signal][0] == "inodes":
+            used = u.inodes
+            # no pod requests inodes: every pod using some exceeds its request. The usage above
+            # the request is kubelet's too: inodes less the ephemeral-storage request (its disk
+            # comparison subtracts that request whatever the resource)
+            req, over = 0, _request(pod, "ephemeral-storage")
         else:
-            used, req = u.disk, _request(pod, "ephemeral-storage")
-        return (1, 0 if used > req else 1, _priority(pod), -(used - req))
+            used = u.disk
+            req = over = _request(pod, "ephemeral-storage")
+        return (1, 0 if used > req else 1, _priority(pod), -(used - over))
 
     return sorted(pods, key=key)  # sorted() is stable: ties keep the given order
 
@@ -483,7 +590,9 @@ def rank(pods: Sequence[Obj], usage: Mapping[str, PodUsage], signal: str) -> lis
 
 
 def _qty(n: int) -> str:
-    """A byte count as a BinarySI Quantity prints it."""
+    """A byte count as a BinarySI Quantity prints it (a negative one with its sign)."""
+    if n < 0:
+        return "-" + _qty(-n)
     return binary_si(n) if n >= 1024 else str(n)
 
 
@@ -574,17 +683,26 @@ class EvictionManager:
     what)`` measures one pod (``what``: the resources needed: ``memory``, ``disk``, ``pids``);
     ``stopped(uid)`` says whether an evicted pod's containers have all stopped; ``record(obj,
     type, reason, message)`` writes an event, ``node()`` the Node to write it on;
-    ``reclaim_disk()`` frees what the node can without pods (unused images) and says how much."""
+    ``reclaim_disk()`` frees what the node can without pods (unused images) and says how much;
+    ``pods_memory(readings)`` reads the pods' cgroup (None: not known, e.g. simulated nodes, and
+    then ``allocatableMemory.available`` is not observed)."""
 
     def __init__(self, config: EvictionConfig, *, read: Callable[[], Awaitable[Readings]],
                  pods: Callable[[], list[Obj]], usage: Callable[[Obj, frozenset[str]], Awaitable[PodUsage]],
                  evict: Callable[[str, str, float, bool], bool], stopped: Callable[[str], bool],
                  record: Callable[[Obj, str, str, str], None], node: Callable[[], Obj],
                  conditions_changed: Callable[[], None] | None = None,
-                 reclaim_disk: Callable[[], Awaitable[int]] | None = None) -> None:
-        self.config = config
+                 reclaim_disk: Callable[[], Awaitable[int]] | None = None,
+                 pods_memory: Callable[[Readings], Awaitable[PodsMemory | None]] | None = None) -> None:
+        # images and writable layers are on the node's filesystem here (kubelet decides this on
+        # its first round, from the runtime's filesystems)
+        thresholds, warnings = container_fs_thresholds(config.thresholds, image_fs=False, split=False)
+        for w in warnings:
+            log.warning("eviction manager: %s (containerfs follows nodefs on this node)", w)
+        self.config = dataclasses.replace(config, thresholds=thresholds)
         self.state = EvictionState()
         self._read = read
+        self._pods_memory = pods_memory
         self._pods = pods
         self._usage = usage
         self._evict = evict
@@ -614,6 +732,16 @@ class EvictionManager:
             else:
                 await asyncio.sleep(self.config.monitoring_interval)
 
+    async def _observe(self) -> dict[str, Observation]:
+        r = await self._read()
+        pods = None
+        if self._pods_memory is not None:
+            try:
+                pods = await self._pods_memory(r)
+            except OSError as e:  # kubelet: the signal is not observed ("failed to construct signal")
+                log.info("eviction manager: the pods' memory: %s", e)
+        return observe(r, pods)
+
     async def _wait_cleanup(self, uids: list[str]) -> None:
         """kubelet's ``waitForPodsCleanup``: until the evicted pods have stopped, 30 s at most."""
         deadline = time.monotonic() + CLEANUP_TIMEOUT
@@ -622,8 +750,7 @@ class EvictionManager:
 
     async def sync_once(self, now: float) -> list[str]:
         """One round; the uids of the pods evicted."""
-        readings = await self._read()
-        obs = observe(readings)
+        obs = await self._observe()
         before = self.state.conditions
         self.state, acting = synchronize(self.config, self.state, obs, now)
         if self.state.conditions != before:
@@ -645,15 +772,14 @@ class EvictionManager:
         resource = SIGNALS[threshold.signal][0]
         self._record(self._node(), "Warning", "EvictionThresholdMet", f"Attempting to reclaim {resource}")
         if resource in ("ephemeral-storage", "inodes") and self._reclaim_disk is not None:
-            # kubelet's reclaimNodeLevelResources: unused images go first; no pod is evicted when
-            # that was enough (every threshold clear, minimum reclaims included)
+            # kubelet's reclaimNodeLevelResources (every filesystem signal: they share one
+            # filesystem here): unused images go first; no pod is evicted when that was enough
+            # (every threshold clear, minimum reclaims included). The eviction message keeps the
+            # round's observations, as kubelet's does.
             freed = await self._reclaim_disk()
-            if freed:
-                after = observe(await self._read())
-                if not _met(self.config.thresholds, after, with_reclaim=True):
-                    log.info("eviction manager: freed %d bytes of unused images, no pod evicted", freed)
-                    return []
-                obs = after
+            if freed and not _met(self.config.thresholds, await self._observe(), with_reclaim=True):
+                log.info("eviction manager: freed %d bytes of unused images, no pod evicted", freed)
+                return []
         what = frozenset({"memory"} if resource == "memory" else {"pids"} if resource == "pids"
                          else {"disk", "inodes"} if resource == "inodes" else {"disk"})
         usage = {_uid(p): await self._usage(p, what) for p in pods}
@@ -694,6 +820,33 @@ def _inodes(path: str) -> int:
                 continue
         dirs[:] = keep
     return n
+
+
+class PodsCgroup:
+    """The pods' cgroup as the eviction manager reads it (``pods_memory``): the limit kubelet
+    gives ``kubepods`` (capacity less ``reserved`` bytes, never below 0, kubelet's
+    ``getNodeAllocatableInternalAbsolute``) and the working set of everything in it (0 while no
+    pod has made the cgroup yet)."""
+
+    def __init__(self, reserved: int, path: str = "/" + PODS_CGROUP, cgroups: Cgroups | None = None) -> None:
+        self.reserved = reserved
+        self.path = path
+        self._cgroups = cgroups
+
+    def working_set(self) -> int:
+        """Blocking: a few small files."""
+        if self._cgroups is None:
+            self._cgroups = Cgroups.detect()
+        where = self._cgroups.path("memory", self.path)
+        if where is None:
+            raise OSError("the memory cgroup controller is not mounted")
+        if not os.path.isdir(where):
+            return 0
+        st = self._cgroups.stats(self.path)
+        return st.memory_working_set_bytes if st is not None else 0
+
+    async def __call__(self, r: Readings) -> PodsMemory:
+        return PodsMemory(max(0, r.memory_total - self.reserved), await asyncio.to_thread(self.working_set))
 
 
 async def reclaim_images(runtime: Runtime) -> int:

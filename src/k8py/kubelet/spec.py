@@ -147,11 +147,14 @@ def _resources(pod: Mapping[str, Any], c: Mapping[str, Any], node: NodeFacts) ->
     return Resources(cpu_shares=shares, cpu_period=period, cpu_quota=quota, memory_limit=mem, oom_score_adj=adj)
 
 
+PODS_CGROUP = "kubepods"  # kubelet's cgroup of all pods (the eviction manager reads its memory)
+
+
 def _cgroup_parent(pod: Mapping[str, Any]) -> str:
     """kubelet's cgroupfs layout: kubepods[/burstable|/besteffort]/pod<uid>."""
     uid = (pod.get("metadata") or {}).get("uid", "")
     qos = pod_qos(pod)
-    return f"kubepods/pod{uid}" if qos == "Guaranteed" else f"kubepods/{qos.lower()}/pod{uid}"
+    return f"{PODS_CGROUP}/pod{uid}" if qos == "Guaranteed" else f"{PODS_CGROUP}/{qos.lower()}/pod{uid}"
 
 
 # --------------------------------------------------------------------------- env
