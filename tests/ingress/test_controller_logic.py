@@ -6,9 +6,10 @@ and not retried until something changes, a certificate nginx refuses dropped ins
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
+import pytest
 from tests.ingress.helpers import endpoint_slice, ingress, path, rule, self_signed, service, tls_secret
 
 from k8py.client.fake import FakeClient
@@ -226,3 +227,54 @@ async def test_regex_nginx_refuses_is_dropped_and_reported() -> None:
     evs = [e["message"] for e in client.all(("v1", "Event")) if e["reason"] == "InvalidPath"]
     assert len(evs) == 1 and evs[0].startswith(f"spec.rules[0].http.paths[0]: nginx refuses the regular expression "
                                                f"'{rx}'".replace("\\", "\\\\"))
+
+
+async def until(cond: Callable[[], object], what: str, timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not cond():
+        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.01)
+
+
+async def test_the_loop_syncs_changes_retries_a_failed_sync_and_not_a_refused_one(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The controller's own loop (the shared bounded-frequency one): a change is synced; a sync
+    that raises is logged and tried again after retry_interval with nothing changing, while nginx
+    keeps what it serves; a configuration nginx refuses waits for the next change."""
+    client = FakeClient()
+    nginx = FakeNginx()
+    ctl = IngressController(client, nginx, status_addresses=("192.0.2.1",), min_interval=0.01,  # type: ignore[arg-type]
+                            retry_interval=0.1, elect_status=False)
+    for o in objects():
+        client.seed(o)
+    served = {"status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.1"}]}}}  # no status write to wake it
+    stop = asyncio.Event()
+    task = asyncio.create_task(ctl.run(stop))
+    try:
+        await until(lambda: ctl.syncs >= 1, "the first sync")
+        client.seed({**ingress("a", rule("a.test", path("/", "web"))), **served})
+        await until(lambda: nginx.applied and "a.test" in nginx.applied[-1], "Ingress a served")
+        build, failures = ctl.build, [RuntimeError("simulated")]
+
+        def flaky(ours: list[Obj]) -> Any:
+            if failures:
+                raise failures.pop()
+            return build(ours)
+
+        ctl.build = flaky  # type: ignore[method-assign]
+        client.seed({**ingress("b", rule("b.test", path("/", "web"))), **served})
+        await until(lambda: "b.test" in nginx.applied[-1], "Ingress b served after the retry")
+        assert "ingress: sync failed; nginx keeps the configuration in force" in caplog.text
+        assert "simulated" in caplog.text
+        nginx.refuse = "simulated refusal"
+        client.seed({**ingress("c", rule("c.test", path("/", "web"))), **served})
+        await until(lambda: ctl.last_error == "simulated refusal", "the refusal")
+        syncs = ctl.syncs
+        await asyncio.sleep(0.4)  # a window of several retry intervals: a refusal is not retried
+        assert ctl.syncs == syncs and "c.test" not in nginx.applied[-1]
+        client.seed({**ingress("d", rule("d.test", path("/", "web"))), **served})  # a change: a new configuration
+        await until(lambda: "d.test" in nginx.applied[-1], "Ingress d served")
+        assert "c.test" in nginx.applied[-1]
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)

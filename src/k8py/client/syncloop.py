@@ -5,7 +5,8 @@ NetworkPolicy agent's nftables tables, the ingress controller's nginx configurat
 :meth:`SyncLoop.request` asks for a sync. It runs at once unless the last one started less than
 ``min_interval`` ago; then it runs when that interval ends, and requests made meanwhile coalesce
 into it. With ``max_interval`` it also runs at least that often with no request. A sync that
-reports failure is retried after ``retry_interval``.
+reports failure is retried ``retry_interval`` after it ended, or sooner when a request comes
+meanwhile (kube's ``RetryAfter``: a retry only brings the next run forward).
 """
 
 from __future__ import annotations
@@ -14,30 +15,50 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
+__all__ = ["SyncLoop"]
+
+Sync = Callable[[], Awaitable[bool]]
+
 
 class SyncLoop:
-    def __init__(self, sync: Callable[[], Awaitable[bool]], *, min_interval: float,
-                 max_interval: float | None = None, retry_interval: float = 5.0) -> None:
+    def __init__(self, sync: Sync, *, min_interval: float, max_interval: float | None = None,
+                 retry_interval: float = 5.0) -> None:
         self.sync = sync  # one sync; False: failed, try again after retry_interval
         self.min_interval = min_interval
         self.max_interval = max_interval
         self.retry_interval = retry_interval
         self.wake = asyncio.Event()
-        self.last_sync = 0.0
+        self.last_sync = 0.0  # when the latest sync started (monotonic); 0: none yet
+        self.retry_at: float | None = None  # when a failed sync is tried again
 
     def request(self) -> None:
         self.wake.set()
 
+    async def sync_now(self, sync: Sync | None = None) -> bool:
+        """One sync at once, counted as the loop's latest (the next waits ``min_interval`` from its
+        start; a failure is retried). ``sync``: this time another callable than the loop's, e.g. a
+        component's first sync, whose exception should end the component rather than be retried."""
+        self.wake.clear()  # requests from here on come after what this sync reads: they wake the next
+        self.last_sync = time.monotonic()
+        ok = await (sync or self.sync)()
+        self.retry_at = None if ok else time.monotonic() + self.retry_interval
+        return ok
+
+    def _timeout(self) -> float | None:
+        """How long the loop may wait for a request: until a retry or the periodic sync is due."""
+        due = [t for t in (self.retry_at, None if self.max_interval is None else self.last_sync + self.max_interval)
+               if t is not None]
+        return max(0.0, min(due) - time.monotonic()) if due else None
+
     async def run(self, stop: asyncio.Event) -> None:
-        """Sync once at once, then on requests, until ``stop`` is set."""
-        self.wake.set()
+        """Sync at once (unless :meth:`sync_now` ran before), then on requests, until ``stop`` is set."""
+        if not self.last_sync:
+            self.wake.set()
         stopper = asyncio.ensure_future(stop.wait())
         try:
             while not stop.is_set():
                 waiter = asyncio.ensure_future(self.wake.wait())
-                timeout = (None if self.max_interval is None
-                           else max(0.0, self.last_sync + self.max_interval - time.monotonic()))
-                await asyncio.wait({waiter, stopper}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait({waiter, stopper}, timeout=self._timeout(), return_when=asyncio.FIRST_COMPLETED)
                 waiter.cancel()
                 if stop.is_set():
                     break
@@ -46,10 +67,6 @@ class SyncLoop:
                     await asyncio.wait({stopper}, timeout=delay)
                     if stop.is_set():
                         break
-                self.wake.clear()
-                self.last_sync = time.monotonic()
-                if not await self.sync():
-                    await asyncio.wait({stopper}, timeout=self.retry_interval)
-                    self.wake.set()
+                await self.sync_now()
         finally:
             stopper.cancel()

@@ -3,8 +3,10 @@ Services, EndpointSlices and TLS Secrets; a bounded-frequency sync that builds t
 :class:`~k8py.ingress.model.Plan`, renders nginx.conf and has :class:`~k8py.ingress.nginx.Nginx`
 take it; events and ``status.loadBalancer`` on the Ingresses it serves.
 
-Sync loop, as the service proxy's: any change wakes it; a sync runs at once unless the last one
-was less than ``min_interval`` ago (changes in between coalesce). A sync whose configuration is
+Sync loop (:class:`~k8py.client.syncloop.SyncLoop`, the service proxy's): any change asks for a
+sync, which runs at once unless the last one was less than ``min_interval`` ago (changes in
+between coalesce). A sync that fails unexpectedly, or whose status writes fail (the API server
+away), is tried again after ``retry_interval`` while nginx keeps serving. A sync whose configuration is
 the one in force changes nothing in nginx (endpoint churn that does not move an upstream costs
 no reload). A configuration nginx refuses leaves the previous one in force, is reported as a
 Warning ``ReloadFailed`` event on the Ingresses changed since the last good one, and is not
@@ -23,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from dataclasses import replace
 from typing import Any
 
@@ -32,6 +33,7 @@ from k8py.client.errors import AlreadyExistsError, ApiError, ForbiddenError, Not
 from k8py.client.events import EventSink
 from k8py.client.informer import SharedInformerFactory
 from k8py.client.leaderelection import LeaderElectionConfig, LeaderElector
+from k8py.client.syncloop import SyncLoop
 from k8py.ingress.model import (
     CLASS_NAME,
     CONTROLLER,
@@ -102,11 +104,12 @@ def load_balancer_status(addresses: tuple[str, ...]) -> list[Obj]:
 class IngressController:
     def __init__(self, client: Client, nginx: Nginx, *, http_port: int = 80, https_port: int = 443,
                  status_addresses: tuple[str, ...] = (), ipv6: bool = False, min_interval: float = 0.25,
-                 create_class: bool = True, worker_user: str = "nobody nogroup", elect_status: bool = True) -> None:
+                 retry_interval: float = 5.0, create_class: bool = True, worker_user: str = "nobody nogroup",
+                 elect_status: bool = True) -> None:
         self.client = client
         self.nginx = nginx
         self.status_addresses = status_addresses
-        self.min_interval = min_interval
+        self.loop = SyncLoop(self._sync_in_loop, min_interval=min_interval, retry_interval=retry_interval)
         self.create_class = create_class
         self.opts = RenderOptions(state_dir=nginx.state_dir, http_port=http_port, https_port=https_port, ipv6=ipv6,
                                   status_socket=nginx.socket_path, worker_user=worker_user)
@@ -119,9 +122,8 @@ class IngressController:
         # only TLS Secrets: a cluster's other Secrets (tokens, configs) are none of our business
         self.secrets = self.factory.informer(("v1", "Secret"), field_selector=f"type={TLS_SECRET_TYPE}")
         for inf in (self.ingresses, self.classes, self.services, self.slices, self.secrets):
-            inf.add_handler(on_add=self._wake, on_update=lambda _o, _n: self.wake.set(), on_delete=self._wake)
+            inf.add_handler(on_add=self._wake, on_update=lambda _o, _n: self.loop.request(), on_delete=self._wake)
         self.events = EventSink(client, COMPONENT)
-        self.wake = asyncio.Event()
         self.synced = asyncio.Event()  # set after every sync that left nginx serving the Ingresses
         self.generation = 0
         self.applied_text = ""  # the configuration in force (rendered at generation 0)
@@ -131,7 +133,6 @@ class IngressController:
         self.seen_generation: dict[str, int] = {}  # uid -> generation told as Sync
         self.cert_cache: dict[tuple[str, str, str], str] = {}
         self.refused_regexes: dict[str, str] = {}  # regex path -> why nginx refused it (bounded below)
-        self.last_sync = 0.0
         self.syncs = 0
         self.reloads = 0
         self.last_error = ""
@@ -141,7 +142,7 @@ class IngressController:
         self.plan: Plan | None = None
 
     def _wake(self, _obj: Obj) -> None:
-        self.wake.set()
+        self.loop.request()
 
     # -- start -----------------------------------------------------------------------------------
     async def ensure_class(self) -> None:
@@ -169,33 +170,14 @@ class IngressController:
             self.factory.start()
             if not await self.factory.wait_for_cache_sync(timeout=60):
                 log.warning("ingress: informers not synced after 60 s; serving what is known")
-            await self.sync()
+            # the first sync starts nginx, before it is supervised; its failure ends the controller
+            await self.loop.sync_now(self._sync_retry_status)
             supervisor = asyncio.create_task(self.nginx.supervise(stop), name="nginx-supervisor")
             if self.elect_status:
                 campaign = asyncio.create_task(self._campaign(stop), name="ingress-status-election")
             log.info("ingress controller ready: nginx serves HTTP on port %d and HTTPS on port %d (class %s)",
                      self.opts.http_port, self.opts.https_port, CLASS_NAME)
-            stopper = asyncio.ensure_future(stop.wait())
-            try:
-                while not stop.is_set():
-                    waiter = asyncio.ensure_future(self.wake.wait())
-                    await asyncio.wait({waiter, stopper}, timeout=5.0 if self.retry else None,
-                                       return_when=asyncio.FIRST_COMPLETED)
-                    waiter.cancel()
-                    if stop.is_set():
-                        break
-                    delay = self.last_sync + self.min_interval - time.monotonic()
-                    if delay > 0:  # bounded frequency: changes meanwhile coalesce into one sync
-                        await asyncio.wait({stopper}, timeout=delay)
-                        if stop.is_set():
-                            break
-                    try:
-                        await self.sync()
-                    except Exception:  # nginx keeps serving the last configuration meanwhile
-                        log.exception("ingress: sync failed; nginx keeps the configuration in force")
-                        self.retry = True
-            finally:
-                stopper.cancel()
+            await self.loop.run(stop)
         finally:
             if campaign is not None:
                 await campaign  # releases the lease: another controller takes status over at once
@@ -211,7 +193,7 @@ class IngressController:
 
         async def lead() -> None:
             self.status_leader = True
-            self.wake.set()  # write the status now
+            self.loop.request()  # write the status now
             await asyncio.Event().wait()  # until leading ends (this task is cancelled)
 
         def stopped() -> None:
@@ -266,10 +248,21 @@ class IngressController:
         return build_plan(ours, services, slices, secrets, cert_cache=self.cert_cache,
                           refused_regexes=self.refused_regexes)
 
+    async def _sync_retry_status(self) -> bool:
+        """One sync, for the loop: False (try again after ``retry_interval``) when a status write
+        failed. A configuration nginx refused is not retried until something changes."""
+        await self.sync()
+        return not self.retry
+
+    async def _sync_in_loop(self) -> bool:
+        try:
+            return await self._sync_retry_status()
+        except Exception:  # nginx keeps serving the last configuration meanwhile
+            log.exception("ingress: sync failed; nginx keeps the configuration in force")
+            return False
+
     async def sync(self) -> bool:
         """One sync; True when nginx serves the current Ingresses."""
-        self.wake.clear()
-        self.last_sync = time.monotonic()
         self.syncs += 1
         ours = self.ours()
         by_key = {key_of(i): i for i in ours}
