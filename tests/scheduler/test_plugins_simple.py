@@ -161,19 +161,10 @@ def test_scheduling_gates_pre_enqueue() -> None:
     assert env.fw.run_pre_enqueue(parse_pod(pod("q"))) is None
 
 
-def test_volume_binding_is_a_pass_through_hook_until_a_binder_is_set() -> None:
+def test_volume_binding_without_informers_lets_pods_through() -> None:
+    # a framework built without the scheduler's informers (as here) has no binder; the binder's
+    # answers are tested in test_volumebinding.py
     env = Env(only("VolumeBinding"), nodes=[node("n1")])
     p = pod("p", volumes=[{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}])
+    assert env.plugin("VolumeBinding").binder is None
     assert verdict(env.filter(p, "n1")) == "ok"
-    from k8py.scheduler.types import Status
-
-    class Refuse:
-        def pre_filter(self, pod: Any) -> None:
-            return None
-
-        def filter(self, pod: Any, ni: Any) -> Status:
-            return Status(Code.UNSCHEDULABLE_AND_UNRESOLVABLE, ("node(s) had volume node affinity conflict",))
-
-    env.plugin("VolumeBinding").binder = Refuse()
-    assert verdict(env.filter(p, "n1")) == "unresolvable: node(s) had volume node affinity conflict"
-    assert verdict(env.filter(pod("q"), "n1")) == "ok"  # no claims: skipped

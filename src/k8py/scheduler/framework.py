@@ -152,6 +152,9 @@ class Handle:
     spawn: Callable[[Coroutine[Any, Any, Any]], Any] | None = None
     framework: Framework | None = None
     rand: random.Random = field(default_factory=random.Random)
+    # the scheduler's SharedInformerFactory (kube's fh.SharedInformerFactory()): plugins that need
+    # more kinds than the cache holds (VolumeBinding: PVs, PVCs, StorageClasses) ask it for informers
+    informers: Any = None
 
     def ns_labels(self, namespace: str) -> Mapping[str, str] | None:
         return self.listers.namespace_labels(namespace)

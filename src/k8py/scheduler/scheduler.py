@@ -57,6 +57,8 @@ RC = ("v1", "ReplicationController")
 RS = ("apps/v1", "ReplicaSet")
 STS = ("apps/v1", "StatefulSet")
 PVC = ("v1", "PersistentVolumeClaim")
+PV = ("v1", "PersistentVolume")
+STORAGE_CLASS = ("storage.k8s.io/v1", "StorageClass")
 SCHEDULER_COMPONENT = "default-scheduler"
 # Pods that finished hold no resources: kube's scheduler does not watch them at all.
 ACTIVE_PODS = "status.phase!=Succeeded,status.phase!=Failed"
@@ -251,7 +253,8 @@ class Scheduler:
         rand = random.Random(self.seed)
         frameworks = {}
         for i, p in enumerate(self.config.profiles):
-            h = Handle(cache, queue, listers, client, self.recorder, self.clock, self._spawn, rand=rand)
+            h = Handle(cache, queue, listers, client, self.recorder, self.clock, self._spawn, rand=rand,
+                       informers=factory)
             frameworks[p.scheduler_name] = build_framework(
                 p, h, registry=self.registry, global_percentage=self.config.percentage_of_nodes_to_score,
                 path=f"profiles[{i}]")
@@ -260,7 +263,8 @@ class Scheduler:
         nodes.add_handler(self._on_node_add, self._on_node_update, self._on_node_delete)
         pods.add_handler(self._on_pod_add, self._on_pod_update, self._on_pod_delete)
         for inf, resource in ((listers._pdb, "PodDisruptionBudget"), (listers._svc, "Service"),
-                              (factory.informer(PVC), "PersistentVolumeClaim")):
+                              (factory.informer(PVC), "PersistentVolumeClaim"), (factory.informer(PV), "PersistentVolume"),
+                              (factory.informer(STORAGE_CLASS), "StorageClass")):
             self._forward_events(inf, resource)
         factory.start()
         loop_task: asyncio.Task[None] | None = None

@@ -1,32 +1,40 @@
-"""VolumeBinding: the hook where PersistentVolumeClaims meet scheduling. Until the storage work
-fills it, it only skips pods without claims and accepts every node; a ``binder`` (see
-:class:`VolumeBinder`) plugged in later takes over filtering, reserving and pre-binding."""
+"""VolumeBinding: pods' PersistentVolumeClaims in scheduling (kube's plugin of that name).
+
+PreFilter sorts the pod's claims (a missing, lost or deleted claim, or an unbound claim of an
+Immediate class, makes the pod unschedulable until the claim changes); Filter asks, per node,
+whether bound claims' PVs admit it and unbound WaitForFirstConsumer claims can get a PV there;
+Reserve assumes the choice; PreBind writes it and waits for the PV controller (and a
+provisioner) to bind the claims. The decisions live in :mod:`k8py.scheduler.volumebinder`.
+
+The plugin builds its binder from the handle's informers (PVs, PVCs, StorageClasses) when the
+scheduler gives it some; without them (a framework in a unit test) ``binder`` stays None and the
+plugin lets every pod through, which tests set up on purpose.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import Any
 
 from k8py.scheduler.framework import CycleState, Handle
 from k8py.scheduler.nodeinfo import NodeInfo
 from k8py.scheduler.queue import ActionType, ClusterEvent
-from k8py.scheduler.types import SKIP, PodInfo, Status
+from k8py.scheduler.types import SKIP, Code, PodInfo, Status
+from k8py.scheduler.volumebinder import BindError, ClaimsError, PodVolumeClaims, PodVolumes, VolumeBinder
 
 NAME = "VolumeBinding"
+UNBOUND_IMMEDIATE = "pod has unbound immediate PersistentVolumeClaims"
+PV = ("v1", "PersistentVolume")
+PVC = ("v1", "PersistentVolumeClaim")
+STORAGE_CLASS = ("storage.k8s.io/v1", "StorageClass")
 
 
-class VolumeBinder(Protocol):
-    """What the storage issue implements (kube's SchedulerVolumeBinder, reduced)."""
-
-    def pre_filter(self, pod: PodInfo) -> Status | None: ...
-
-    def filter(self, pod: PodInfo, ni: NodeInfo) -> Status | None: ...
-
-    def assume(self, pod: PodInfo, node: str) -> Status | None: ...
-
-    def revert(self, pod: PodInfo, node: str) -> None: ...
-
-    async def bind(self, pod: PodInfo, node: str) -> Status | None: ...
+@dataclass(slots=True)
+class _State:
+    claims: PodVolumeClaims
+    by_node: dict[str, PodVolumes] = field(default_factory=dict)
+    all_bound: bool = False
 
 
 class VolumeBinding:
@@ -34,36 +42,110 @@ class VolumeBinding:
 
     def __init__(self, args: Mapping[str, Any], handle: Handle) -> None:
         self.handle = handle
-        self.binder: VolumeBinder | None = None
         self.bind_timeout = float(args.get("bindTimeoutSeconds", 600))
+        self.binder: VolumeBinder | None = None
+        informers = getattr(handle, "informers", None)
+        if informers is not None and handle.client is not None:
+            self.binder = new_binder(handle, informers, self.bind_timeout)
 
     def pre_filter(self, state: CycleState, pod: PodInfo) -> Status | None:
         if not pod.pvcs or self.binder is None:
             return SKIP
-        return self.binder.pre_filter(pod)
+        try:
+            claims = self.binder.pod_volume_claims(pod.obj)
+        except ClaimsError as e:
+            return Status.unschedulable(str(e), unresolvable=True)
+        if claims.immediate:
+            # the PV controller binds those; the pod is tried again when a claim changes
+            return Status.unschedulable(UNBOUND_IMMEDIATE, unresolvable=True)
+        state.write(NAME, _State(claims))
+        return None
 
     def filter(self, state: CycleState, pod: PodInfo, ni: NodeInfo) -> Status | None:
-        return self.binder.filter(pod, ni) if self.binder is not None else None
+        s: _State | None = state.read(NAME)
+        if s is None or self.binder is None:
+            return None
+        try:
+            volumes, reasons = self.binder.find_pod_volumes(s.claims, ni.name, ni.labels)
+        except BindError as e:
+            return Status.error(str(e))
+        if reasons:
+            return Status(Code.UNSCHEDULABLE_AND_UNRESOLVABLE, tuple(reasons))
+        s.by_node[ni.name] = volumes
+        return None
 
     def reserve(self, state: CycleState, pod: PodInfo, node: str) -> Status | None:
-        if self.binder is None or not pod.pvcs:
+        s: _State | None = state.read(NAME)
+        if s is None or self.binder is None:
             return None
-        return self.binder.assume(pod, node)
+        volumes = s.by_node.get(node)
+        if volumes is None:
+            s.all_bound = True
+            return None
+        try:
+            s.all_bound = self.binder.assume_pod_volumes(pod.obj, node, volumes)
+        except BindError as e:
+            return Status.error(str(e))
+        return None
 
     def unreserve(self, state: CycleState, pod: PodInfo, node: str) -> None:
-        if self.binder is not None and pod.pvcs:
-            self.binder.revert(pod, node)
+        s: _State | None = state.read(NAME)
+        if s is None or self.binder is None:
+            return
+        volumes = s.by_node.get(node)
+        if volumes is not None:
+            self.binder.revert_pod_volumes(volumes)
 
     async def pre_bind(self, state: CycleState, pod: PodInfo, node: str) -> Status | None:
-        if self.binder is None or not pod.pvcs:
+        s: _State | None = state.read(NAME)
+        if s is None or self.binder is None or s.all_bound:
             return None
-        return await self.binder.bind(pod, node)
+        volumes = s.by_node.get(node)
+        if volumes is None:
+            return Status.error(f'no pod volumes found for node "{node}"')
+        try:
+            await self.binder.bind_pod_volumes(pod.obj, node, volumes)
+        except BindError as e:
+            return Status.error(str(e))
+        return None
 
     def events_to_register(self) -> list[tuple[ClusterEvent, Any]]:
-        return [(ClusterEvent("PersistentVolumeClaim", ActionType.ADD | ActionType.UPDATE_OTHER), None),
-                (ClusterEvent("PersistentVolume", ActionType.ADD | ActionType.UPDATE_OTHER), None),
-                (ClusterEvent("StorageClass", ActionType.ADD | ActionType.UPDATE_OTHER), None),
-                (ClusterEvent("Node", ActionType.ADD | ActionType.UPDATE_NODE_LABEL), None)]
+        return [(ClusterEvent("PersistentVolumeClaim", ActionType.ADD | ActionType.UPDATE), claim_of_pod),
+                (ClusterEvent("PersistentVolume", ActionType.ADD | ActionType.UPDATE), None),
+                (ClusterEvent("StorageClass", ActionType.ADD | ActionType.UPDATE), class_change_may_help),
+                (ClusterEvent("Node", ActionType.ADD | ActionType.UPDATE_NODE_LABEL | ActionType.UPDATE_NODE_TAINT),
+                 None)]
+
+
+def claim_of_pod(pod: PodInfo, old: Any, new: Any) -> bool:
+    """isSchedulableAfterPersistentVolumeClaimChange: a claim of this pod was added or changed."""
+    meta = (new or {}).get("metadata") or {}
+    return meta.get("namespace") == pod.namespace and meta.get("name") in pod.pvcs
+
+
+def class_change_may_help(pod: PodInfo, old: Any, new: Any) -> bool:
+    """A new StorageClass, or one whose allowedTopologies changed (the only field that may)."""
+    return old is None or (old or {}).get("allowedTopologies") != (new or {}).get("allowedTopologies")
+
+
+def new_binder(handle: Handle, informers: Any, bind_timeout: float) -> VolumeBinder:
+    """A binder over the scheduler's shared informers, woken by their events."""
+    pvcs, pvs, classes = informers.informer(PVC), informers.informer(PV), informers.informer(STORAGE_CLASS)
+    cache = handle.cache
+
+    def node_labels(name: str) -> Mapping[str, str] | None:
+        ni = cache.get_node(name)
+        return ni.labels if ni is not None and ni.node is not None else None
+
+    def pod_exists(namespace: str, name: str, uid: str) -> bool:
+        st = cache.pod_state(f"{namespace}/{name}")
+        return st is not None and st.info.uid == uid
+
+    binder = VolumeBinder(handle.client, pvcs, pvs, classes, node_labels=node_labels, pod_exists=pod_exists,
+                          bind_timeout=bind_timeout, clock=handle.clock)
+    pvcs.add_handler(binder.on_pvc, lambda o, n: binder.on_pvc(n), binder.on_pvc_deleted)
+    pvs.add_handler(binder.on_pv, lambda o, n: binder.on_pv(n), binder.on_pv_deleted)
+    return binder
 
 
 def new(args: Mapping[str, Any], handle: Handle) -> VolumeBinding:
