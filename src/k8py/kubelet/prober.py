@@ -4,10 +4,10 @@ One asyncio task per (container, probe type) that the pod declares (kubelet's ``
 owned by the pod's :class:`ProbeManager`. A worker reads the newest status the pod worker
 computed (:meth:`ProbeManager.update`), and every ``periodSeconds`` (or at once when asked)
 probes the container it shows running: ``exec`` through the runtime's ``exec_sync`` with
-``timeoutSeconds``, ``httpGet`` through one shared HTTP client that keeps no connection alive,
-``tcpSocket`` by connecting, ``grpc`` with the gRPC health protocol. A result counts after
-``successThreshold`` (``failureThreshold``)
-equal ones in a row; when the result of a container changes, the pod worker is woken, and the
+``timeoutSeconds``, ``httpGet`` through the node's HTTP client (``httpget.py``: a new connection
+per request, Go's request and redirect rules), ``tcpSocket`` by connecting, ``grpc`` with the
+gRPC health protocol. A result counts after ``successThreshold`` (``failureThreshold``) equal
+ones in a row; when the result of a container changes, the pod worker is woken, and the
 results reach the status and the actions only as an input of the pure state machine
 (:class:`k8py.kubelet.podstate.ProbeResults`).
 
@@ -18,8 +18,9 @@ probe stops once it has; after a failed liveness or startup probe the worker hol
 sees a new container (the old one is being killed); probing stops when the pod is terminal, and
 liveness and startup when it is being deleted. Each failure is an ``Unhealthy`` event
 ("Liveness probe failed: ..."); an error of the probe itself (a named port that does not exist,
-a runtime that cannot exec) is retried three times, reported ("... probe errored and resulted
-in unknown state: ...") and thrown away. ``grpc`` probes call ``grpc.health.v1.Health/Check``
+a runtime that cannot exec, an HTTP body cut short) is retried three times, reported ("...
+probe errored and resulted in unknown state: ...", "failure state" for a body) and thrown
+away. ``grpc`` probes call ``grpc.health.v1.Health/Check``
 on the pod IP (``grpcprobe.py``).
 
 The HTTP side (:class:`HTTPProber`) is also what ``httpGet`` lifecycle hooks use (``hooks.py``).
@@ -30,19 +31,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import ipaddress
 import logging
 import random
-import ssl
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urljoin, urlsplit
-
-import aiohttp
 
 from k8py.api.corev1 import parse_time
+from k8py.kubelet import httpget
 from k8py.kubelet.podstate import ProbeResults, is_restartable_init
 from k8py.kubelet.runtime.types import Runtime, RuntimeServiceError
 
@@ -67,13 +64,18 @@ _SPEC_KEY = {LIVENESS: "livenessProbe", READINESS: "readinessProbe", STARTUP: "s
 _INITIAL: dict[str, bool | None] = {LIVENESS: True, READINESS: False, STARTUP: None}
 
 USER_AGENT = "kube-probe/1.37"
-MAX_BODY = 10 * 1024  # kubelet reads at most 10 KiB of a probe's response or an exec's output
+MAX_BODY = httpget.MAX_BODY  # kubelet reads at most 10 KiB of a probe's response or an exec's output
 MAX_RETRIES = 3  # kubelet's maxProbeRetries: a probe that errors is tried again at once
-MAX_REDIRECTS = 10
 
 
 class ProbeError(Exception):
-    """The probe could not be run (not the container's answer): kubelet's probe error."""
+    """The probe could not be run (not the container's answer): kubelet's probe error.
+    ``state`` is the probe result it came with, as kubelet's event names it ("unknown" when
+    nothing was asked; "failure" when an HTTP response's body could not be read)."""
+
+    def __init__(self, message: str, state: str = "unknown") -> None:
+        super().__init__(message)
+        self.state = state
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,99 +108,42 @@ def resolve_port(port: Any, container: Mapping[str, Any]) -> int:
     raise ProbeError(f"invalid port number: {n}")
 
 
-def _host_port(host: str, port: int) -> str:
-    """Go's ``net.JoinHostPort``: an IPv6 address in brackets."""
-    try:
-        if ipaddress.ip_address(host).version == 6:
-            return f"[{host}]:{port}"
-    except ValueError:
-        pass
-    return f"{host}:{port}"
-
-
-def _refused(e: BaseException) -> bool:
-    os_err = getattr(e, "os_error", None) or e
-    return isinstance(os_err, OSError) and os_err.errno == errno.ECONNREFUSED
-
-
 class HTTPProber:
-    """The shared HTTP client of every probe and hook of the node (kubelet's: keep-alive off,
-    so a probe never holds a connection to the pod between runs; no proxy; TLS not verified)."""
+    """The HTTP client of every probe and hook of the node (:mod:`k8py.kubelet.httpget`: a new
+    connection per request, as kubelet's keep-alive-free transport; no proxy; TLS not
+    verified), and kubelet's reading of its answer."""
 
     def __init__(self) -> None:
-        self._session: aiohttp.ClientSession | None = None
-        self._tls = ssl.create_default_context()
-        self._tls.check_hostname = False
-        self._tls.verify_mode = ssl.CERT_NONE
-
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(force_close=True, limit=0, ssl=self._tls, happy_eyeballs_delay=None),
-                trust_env=False, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar())
-        return self._session
+        self._tls = httpget.insecure_tls()
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        """Nothing is kept between requests; here for the agent's shutdown."""
 
     async def get(self, scheme: str, host: str, port: int, path: str, headers: list[Mapping[str, Any]],
                   timeout: float, user_agent: str = USER_AGENT) -> ProbeOutcome:
-        """kubelet's ``DoHTTPProbe``: 2xx success, 3xx (a redirect not followed) a warning,
-        anything else a failure; redirects to the same host are followed (at most 10)."""
-        scheme = (scheme or "HTTP").lower()
-        if not path.startswith("/"):
-            path = "/" + path
-        url = f"{scheme}://{_host_port(host, port)}{path}"
-        hdrs: dict[str, str] = {}
-        for h in headers:
-            hdrs[str(h.get("name", ""))] = str(h.get("value", ""))
-        lower = {k.lower() for k in hdrs}
-        if "user-agent" not in lower:
-            hdrs["User-Agent"] = user_agent
-        if "accept" not in lower:
-            hdrs["Accept"] = "*/*"
-        elif not next(v for k, v in hdrs.items() if k.lower() == "accept"):
-            hdrs = {k: v for k, v in hdrs.items() if k.lower() != "accept"}
-        first_host = urlsplit(url).hostname
-        to = aiohttp.ClientTimeout(total=timeout if timeout > 0 else None)
-        current = url
+        """kubelet's ``DoHTTPProbe``: 200..399 a success (a 3xx, a redirect not followed, with a
+        warning), anything else a failure; redirects to the same host are followed (ten
+        requests at most). A response whose body cannot be read is a :class:`ProbeError`
+        (kubelet: the probe errored, with a failure state)."""
+        pairs = [(str(h.get("name", "")), str(h.get("value", ""))) for h in headers]
         try:
-            async with asyncio.timeout(timeout if timeout > 0 else None):
-                for _ in range(MAX_REDIRECTS + 1):
-                    async with self._client().get(current, headers=hdrs, allow_redirects=False, timeout=to) as r:
-                        body = b""
-                        while len(body) < MAX_BODY and (chunk := await r.content.read(MAX_BODY - len(body))):
-                            body += chunk
-                        location = r.headers.get("Location")
-                        if 300 <= r.status < 400 and location:
-                            nxt = urljoin(current, location)
-                            if urlsplit(nxt).hostname == first_host:
-                                current = nxt
-                                continue
-                        text = body.decode(errors="replace")
-                        if 200 <= r.status < 300:
-                            return ProbeOutcome("success", text)
-                        if 300 <= r.status < 400:
-                            return ProbeOutcome("warning", f"Probe terminated redirects, Response body: {text}")
-                        return ProbeOutcome("failure", f"HTTP probe failed with statuscode: {r.status}")
-                return ProbeOutcome("failure", f'Get "{current}": stopped after {MAX_REDIRECTS} redirects')
-        except TimeoutError:
-            return ProbeOutcome("failure", f'Get "{current}": context deadline exceeded '
-                                           "(Client.Timeout exceeded while awaiting headers)")
-        except aiohttp.ClientConnectorError as e:
-            if _refused(e):
-                return ProbeOutcome("failure", f'Get "{current}": dial tcp {_host_port(host, port)}: connect: '
-                                               "connection refused")
-            return ProbeOutcome("failure", f'Get "{current}": dial tcp {_host_port(host, port)}: {e.os_error}')
-        except (aiohttp.ClientError, OSError, ValueError) as e:
-            return ProbeOutcome("failure", f'Get "{current}": {e}')
+            r = await httpget.get(scheme, host, port, path if path.startswith("/") else "/" + path, pairs, timeout,
+                                  user_agent=user_agent, tls=self._tls)
+        except httpget.HTTPGetError as e:
+            if e.reading_body:
+                raise ProbeError(str(e), state="failure") from None
+            return ProbeOutcome("failure", str(e))
+        text = r.body.decode(errors="replace")
+        if 200 <= r.status < 300:
+            return ProbeOutcome("success", text)
+        if 300 <= r.status < 400:
+            return ProbeOutcome("warning", f"Probe terminated redirects, Response body: {text}")
+        return ProbeOutcome("failure", f"HTTP probe failed with statuscode: {r.status}")
 
 
 async def _tcp(host: str, port: int, timeout: float) -> ProbeOutcome:
     """kubelet's TCP probe: success when a connection opens (it is closed at once)."""
-    where = _host_port(host, port)
+    where = httpget.host_port(host, port)
     try:
         async with asyncio.timeout(timeout if timeout > 0 else None):
             _, writer = await asyncio.open_connection(host, port)
@@ -396,7 +341,7 @@ class _Worker:
         """kubelet's ``prober.probe``: True success, False failure, None an error (events
         recorded as kubelet writes them)."""
         mgr = self.mgr
-        err: Exception | None = None
+        err: ProbeError | None = None
         for _ in range(MAX_RETRIES):
             try:
                 out = await run_probe(self.spec, self.container, cid, mgr.pod_ip, mgr.runtime, mgr.http,
@@ -411,7 +356,8 @@ class _Worker:
                 return True
             mgr.event("Warning", "Unhealthy", f"{self.kind} probe failed: {out.output}")
             return False
-        mgr.event("Warning", "Unhealthy", f"{self.kind} probe errored and resulted in unknown state: {err}")
+        state = err.state if err is not None else "unknown"
+        mgr.event("Warning", "Unhealthy", f"{self.kind} probe errored and resulted in {state} state: {err}")
         return None
 
 
