@@ -23,13 +23,19 @@ __all__ = [
     "ANN_STORAGE_PROVISIONER",
     "DEFAULT_CLASS_ANNOTATIONS",
     "NOT_SUPPORTED_PROVISIONER",
+    "PVC_PROTECTION_FINALIZER",
+    "PV_PROTECTION_FINALIZER",
     "WAIT_FOR_FIRST_CONSUMER",
     "bind_volume_to_claim",
     "check_access_modes",
     "check_node_affinity",
     "claim_class",
+    "claim_has_class",
     "claim_reference",
     "claim_request",
+    "default_class",
+    "ephemeral_claim_name",
+    "ephemeral_claim_owner_error",
     "find_matching_volume",
     "is_fully_bound",
     "is_volume_bound_to_claim",
@@ -53,6 +59,9 @@ DEFAULT_CLASS_ANNOTATIONS = ("storageclass.kubernetes.io/is-default-class",
                              "storageclass.beta.kubernetes.io/is-default-class")
 NOT_SUPPORTED_PROVISIONER = "kubernetes.io/no-provisioner"
 WAIT_FOR_FIRST_CONSUMER = "WaitForFirstConsumer"
+# set at creation (StorageObjectInUseProtection), removed by the protection controllers
+PVC_PROTECTION_FINALIZER = "kubernetes.io/pvc-protection"
+PV_PROTECTION_FINALIZER = "kubernetes.io/pv-protection"
 
 
 def _meta(obj: Obj) -> Obj:
@@ -211,3 +220,37 @@ def bind_volume_to_claim(pv: Obj, pvc: Obj) -> tuple[dict[str, Any], bool]:
         ann[ANN_BOUND_BY_CONTROLLER] = "yes"
         dirty = True
     return new, dirty
+
+
+def claim_has_class(pvc: Obj) -> bool:
+    """PersistentVolumeClaimHasClass: the beta annotation or ``spec.storageClassName`` is set (an
+    explicit "" counts: the claim asked for no class)."""
+    return ANN_BETA_STORAGE_CLASS in (_meta(pvc).get("annotations") or {}) or \
+        _spec(pvc).get("storageClassName") is not None
+
+
+def default_class(classes: Iterable[Obj]) -> Obj | None:
+    """GetDefaultClass: of the StorageClasses annotated default (GA or beta annotation "true"), the
+    newest, then the first by name; None when there is none."""
+    defaults = [c for c in classes
+                if any((_meta(c).get("annotations") or {}).get(a) == "true" for a in DEFAULT_CLASS_ANNOTATIONS)]
+    if not defaults:
+        return None
+    defaults.sort(key=lambda c: str(_meta(c).get("name") or ""))
+    defaults.sort(key=lambda c: str(_meta(c).get("creationTimestamp") or ""), reverse=True)
+    return defaults[0]
+
+
+def ephemeral_claim_name(pod: Obj, volume: Obj) -> str:
+    """ephemeral.VolumeClaimName: the claim of a pod's generic ephemeral volume is ``<pod>-<volume>``."""
+    return f"{_meta(pod).get('name')}-{volume.get('name')}"
+
+
+def ephemeral_claim_owner_error(pvc: Obj, pod: Obj) -> str | None:
+    """ephemeral.VolumeIsForPod: None when the pod is the claim's controller owner, else kube's
+    error (the claim of that name was not made for this pod: it must not be used)."""
+    for ref in _meta(pvc).get("ownerReferences") or ():
+        if ref.get("controller") and ref.get("uid") == _meta(pod).get("uid"):
+            return None
+    return (f"PVC {_meta(pvc).get('namespace')}/{_meta(pvc).get('name')} was not created for pod "
+            f"{_meta(pod).get('namespace')}/{_meta(pod).get('name')} (pod is not owner)")

@@ -50,6 +50,9 @@ CONTROLLERS: dict[str, str] = {
     "csrapproving": "k8py.controllers.certificates:CSRApprovingController",
     "clusterrole-aggregation": "k8py.controllers.clusterroleaggregation:ClusterRoleAggregationController",
     "resourcequota": "k8py.controllers.resourcequota:ResourceQuotaController",
+    "persistentvolume-binder": "k8py.controllers.persistentvolume:PersistentVolumeController",
+    "pvc-protection": "k8py.controllers.pvcprotection:PVCProtectionController",
+    "pv-protection": "k8py.controllers.pvprotection:PVProtectionController",
 }
 
 LEASE_NAME = "kube-controller-manager"

@@ -40,6 +40,8 @@ ORDER = (
     "PodSecurity",
     "Priority",
     "DefaultTolerationSeconds",
+    "DefaultStorageClass",
+    "StorageObjectInUseProtection",
     "CertificateApproval",
     "CertificateSigning",
     "CertificateSubjectRestriction",
@@ -94,11 +96,13 @@ def default_plugins(objects: Objects, registry: Registry, config: Mapping[str, A
         certsigning,
         certsubjectrestriction,
         defaultingressclass,
+        defaultstorageclass,
         limitranger,
         noderestriction,
         podsecurity,
         resourcequota,
         seedpolicy,
+        storageobjectinuseprotection,
     )
 
     return [
@@ -109,6 +113,8 @@ def default_plugins(objects: Objects, registry: Registry, config: Mapping[str, A
         podsecurity.PodSecurity(objects, registry, (config or {}).get("PodSecurity")),
         builtin.Priority(objects, registry),
         builtin.DefaultTolerationSeconds(),
+        defaultstorageclass.DefaultStorageClass(objects, registry),
+        storageobjectinuseprotection.StorageObjectInUseProtection(),
         certapproval.CertificateApproval(),
         certsigning.CertificateSigning(),
         certsubjectrestriction.CertificateSubjectRestriction(),

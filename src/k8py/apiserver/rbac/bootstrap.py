@@ -60,6 +60,7 @@ DNS_USER = "system:k8py-dns"  # the cluster DNS (k8py.dns.cluster.USER)
 CCM_USER = "system:cloud-controller-manager"  # k8py.cloud.controller.USER
 INGRESS_USER = "system:k8py-ingress"  # the ingress controller (k8py.ingress.controller.USER)
 NETPOL_USER = "system:k8py-network-policy"  # the NetworkPolicy agent (k8py.netpol.controller.USER)
+LOCAL_PATH_USER = "system:k8py-local-path-provisioner"  # a node's provisioner (k8py.kubelet.localpath.USER)
 
 READ = ("get", "list", "watch")
 WRITE = ("create", "update", "patch", "delete", "deletecollection")
@@ -253,6 +254,14 @@ def cluster_roles() -> list[Obj]:
             r(("list", "watch"), CORE, ("pods", "namespaces")),
             r(("list", "watch"), NETWORKING, "networkpolicies"),
         ]),
+        # a node's local-path provisioner (k8py.kubelet.localpath), as rancher's: claims it provisions
+        # for, the volumes it makes and removes, its StorageClass made on first start, its events
+        cluster_role(LOCAL_PATH_USER, [
+            r(READ, CORE, "persistentvolumeclaims"),
+            r(READ + ("create", "delete"), CORE, "persistentvolumes"),
+            r(READ + ("create",), STORAGE, "storageclasses"),
+            events_rule(),
+        ]),
         cluster_role(DNS_USER, [
             r(("list", "watch"), CORE, ("namespaces", "services")),
             r(("list", "watch"), DISCOVERY, "endpointslices"),
@@ -383,6 +392,27 @@ def controller_roles() -> dict[str, list[Obj]]:
             r(("patch", "update"), CORE, "pods/status"),
             r(("list", "watch", "get", "delete"), CORE, "pods"),
             events_rule()],
+        "persistent-volume-binder": [
+            r(("get", "list", "watch", "update", "create", "delete"), CORE, "persistentvolumes"),
+            r("update", CORE, "persistentvolumes/status"),
+            r(("get", "list", "watch", "update"), CORE, "persistentvolumeclaims"),
+            r("update", CORE, "persistentvolumeclaims/status"),
+            r(("list", "watch", "get", "create", "delete"), CORE, "pods"),
+            r(READ, STORAGE, "storageclasses"),
+            r(("get", "list"), CORE, "nodes"),
+            events_rule()],
+        "pvc-protection-controller": [
+            r(("get", "list", "watch", "update"), CORE, "persistentvolumeclaims"),
+            r(("list", "watch", "get"), CORE, "pods"),
+            events_rule()],
+        "pv-protection-controller": [
+            r(("get", "list", "watch", "update"), CORE, "persistentvolumes"),
+            events_rule()],
+        "ephemeral-volume-controller": [
+            r(READ, CORE, "pods"),
+            r("update", CORE, "pods/finalizers"),
+            r(("get", "list", "watch", "create"), CORE, "persistentvolumeclaims"),
+            events_rule()],
         "pod-garbage-collector": [
             r(("list", "watch", "delete"), CORE, "pods"),
             r(READ, CORE, "nodes"),
@@ -458,6 +488,7 @@ def cluster_role_bindings() -> list[Obj]:
         cluster_binding(CCM_USER, CCM_USER, [subject("User", CCM_USER)]),
         cluster_binding(INGRESS_USER, INGRESS_USER, [subject("User", INGRESS_USER)]),
         cluster_binding(NETPOL_USER, NETPOL_USER, [subject("User", NETPOL_USER)]),
+        cluster_binding(LOCAL_PATH_USER, LOCAL_PATH_USER, [subject("User", LOCAL_PATH_USER)]),
         cluster_binding("system:volume-scheduler", "system:volume-scheduler",
                         [subject("User", "system:kube-scheduler")]),
         # kept with no subjects, as kube's: the Node authorizer serves nodes
