@@ -50,6 +50,7 @@ class ServerConfig:
     disable_cluster_dns: bool = False
     disable_kube_proxy: bool = False  # k3s's flag: no service proxy beside the node agent
     disable_network_policy: bool = False  # k3s's flag: no NetworkPolicy agent beside the node agent
+    disable_local_storage: bool = False  # k3s's --disable local-storage: no local-path provisioner
     lb_pool: str = ""  # --lb-pool: LoadBalancer addresses; "" -> the nodes' addresses (ServiceLB's way)
     disable_cloud_controller: bool = False  # k3s's flag
     # The ingress controller (nginx) beside the node agent: its ports (moved aside when taken)

@@ -53,6 +53,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="do not run the service proxy (nftables) beside the node agent (k3s's flag)")
     p.add_argument("--disable-network-policy", action="store_true",
                    help="do not enforce NetworkPolicies on this node (k3s's flag)")
+    p.add_argument("--disable-local-storage", action="store_true",
+                   help="do not provision local-path volumes on this node (k3s's --disable local-storage)")
     p.add_argument("--debug", action="store_true", help="log at debug level")
     nodepressure.add_flags(p)
     p.set_defaults(func=run, parser=p)
@@ -170,9 +172,20 @@ async def _main(args: argparse.Namespace, data_dir: str, name: str, stop: asynci
                                    component="k8py-network-policy")
             netpol_task = asyncio.create_task(PolicyAgent(netpol_client, name).run(stop), name="network-policy")
 
+    # the local-path provisioner, as system:k8py-local-path-provisioner (k3s's local-storage)
+    localpath_client = localpath_task = None
+    if not args.disable_local_storage and creds.get("localpath_cert"):
+        from k8py.kubelet.localpath import COMPONENT, LocalPathProvisioner
+
+        localpath_client = Client(ClientConfig(server=args.server, ca_file=creds["ca"],
+                                               cert_file=creds["localpath_cert"], key_file=creds["localpath_key"]),
+                                  component=COMPONENT)
+        localpath_task = asyncio.create_task(LocalPathProvisioner(localpath_client, name, data_dir).run(stop),
+                                             name=COMPONENT)
+
     def reloaded() -> None:
         client.reload_client_certificate()
-        for other in (proxy_client, netpol_client):
+        for other in (proxy_client, netpol_client, localpath_client):
             if other is not None:
                 other.reload_client_certificate()
 
@@ -183,12 +196,12 @@ async def _main(args: argparse.Namespace, data_dir: str, name: str, stop: asynci
         await run_node(client, opts, stop)
     finally:
         certmgr_task.cancel()
-        tasks = [t for t in (proxy_task, netpol_task) if t is not None]
+        tasks = [t for t in (proxy_task, netpol_task, localpath_task) if t is not None]
         if tasks:
             stop.set()
             await asyncio.gather(*tasks, return_exceptions=True)
         await client.close()
-        for other in (proxy_client, netpol_client):
+        for other in (proxy_client, netpol_client, localpath_client):
             if other is not None:
                 await other.close()
     return 0

@@ -167,6 +167,8 @@ def start_components(config: ServerConfig, pki: Any, stop_ev: asyncio.Event) -> 
         netpol = start_netpol(config, pki, stop_ev)
         if netpol is not None:
             out.append(netpol)
+    if not config.disable_agent and not config.disable_local_storage:
+        out.append(start_local_path(config, pki, stop_ev))
     if not config.disable_agent and not config.disable_ingress:
         ingress = start_ingress(config, pki, stop_ev)
         if ingress is not None:
@@ -215,6 +217,16 @@ def start_netpol(config: ServerConfig, pki: Any, stop_ev: asyncio.Event) -> tupl
     client = loopback_client(config, pki, USER, (), "k8py-network-policy")
     agent = PolicyAgent(client, config.node_name or socket.gethostname().lower())
     return asyncio.create_task(agent.run(stop_ev), name="network-policy"), client
+
+
+def start_local_path(config: ServerConfig, pki: Any, stop_ev: asyncio.Event) -> tuple[asyncio.Task[Any], Any]:
+    """This node's local-path provisioner (k3s's local-storage: the default StorageClass
+    ``local-path``), as ``system:k8py-local-path-provisioner``; its volumes in ``<data-dir>/storage``."""
+    from k8py.kubelet.localpath import COMPONENT, USER, LocalPathProvisioner
+
+    client = loopback_client(config, pki, USER, (), COMPONENT)
+    prov = LocalPathProvisioner(client, config.node_name or socket.gethostname().lower(), config.data_dir)
+    return asyncio.create_task(prov.run(stop_ev), name=COMPONENT), client
 
 
 def start_ingress(config: ServerConfig, pki: Any, stop_ev: asyncio.Event) -> tuple[asyncio.Task[Any], Any] | None:

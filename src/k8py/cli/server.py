@@ -409,6 +409,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="do not run the service proxy (nftables) beside the node agent (k3s's flag)")
     p.add_argument("--disable-network-policy", action="store_true",
                    help="do not enforce NetworkPolicies (nftables) on this node (k3s's flag)")
+    p.add_argument("--disable-local-storage", action="store_true",
+                   help="do not create the local-path StorageClass nor provision its volumes on this node "
+                        "(k3s: --disable local-storage)")
     p.add_argument("--lb-pool", type=lb_pool, default=None, metavar="CIDR|FIRST-LAST[,...]",
                    help="addresses for LoadBalancer Services (IPv4 and/or IPv6 CIDRs or ranges), as MetalLB's "
                         "layer-2 pools; default: the nodes' own addresses, one Service per port (as k3s's ServiceLB)")
@@ -502,6 +505,7 @@ def build_config(args: argparse.Namespace, parser: argparse.ArgumentParser | Non
         disable_cluster_dns=args.disable_cluster_dns,
         disable_kube_proxy=args.disable_kube_proxy,
         disable_network_policy=args.disable_network_policy,
+        disable_local_storage=args.disable_local_storage,
         lb_pool=args.lb_pool or "",
         disable_cloud_controller=args.disable_cloud_controller,
         disable_ingress=args.disable_ingress,
