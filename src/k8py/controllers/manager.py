@@ -53,6 +53,7 @@ CONTROLLERS: dict[str, str] = {
     "persistentvolume-binder": "k8py.controllers.persistentvolume:PersistentVolumeController",
     "pvc-protection": "k8py.controllers.pvcprotection:PVCProtectionController",
     "pv-protection": "k8py.controllers.pvprotection:PVProtectionController",
+    "ephemeral-volume": "k8py.controllers.ephemeral:EphemeralVolumeController",
 }
 
 LEASE_NAME = "kube-controller-manager"
