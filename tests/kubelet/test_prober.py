@@ -555,3 +555,54 @@ async def test_a_container_in_back_off_gets_kubelets_back_off_event_whatever_its
         await c.client.create(("v1", "Pod"), node_pod("done", [{"name": "setup"}]), "default")
         msgs = await c.until(lambda: event_messages(c, "done", "BackOff"), what="a BackOff event")
         assert msgs[0].startswith("Back-off restarting failed container setup in pod done_default(")
+
+
+class ReadyRuntime(HealthRuntime):
+    """The fake runtime whose ``ready`` command answers as ``self.ready`` says; every exec is
+    logged with its time (``exec_log``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ready = True
+
+    async def exec_sync(self, container_id: str, cmd: Sequence[str], timeout: float = 0) -> ExecResult:
+        if cmd and cmd[0] == "ready":
+            self.exec_log.append(("app", "ready"))
+            return OK if self.ready else BAD
+        return await super().exec_sync(container_id, cmd, timeout)
+
+
+async def test_readiness_is_probed_while_the_pod_terminates_and_liveness_is_not(tmp_path: Path) -> None:
+    """kubelet's worker: on deletion liveness and startup probes stop, readiness probes run on
+    until the containers are stopped, and what they find reaches the pod's status (so its
+    endpoints' ``serving``) while the pod terminates (a preStop hook holds it here)."""
+    rt = ReadyRuntime()
+    every_second = {"periodSeconds": 1, "failureThreshold": 1, "successThreshold": 1, "timeoutSeconds": 1}
+    app = {"name": "app", "readinessProbe": {"exec": {"command": ["ready"]}, **every_second},
+           "livenessProbe": {"exec": {"command": ["live"]}, **every_second},
+           "startupProbe": {"exec": {"command": ["started"]}, **every_second},
+           "lifecycle": {"preStop": {"exec": {"command": ["hang"]}}}}
+    async with fake_node(rt, tmp_path) as (c, _):
+        await c.client.create(("v1", "Pod"), node_pod("term", [app], terminationGracePeriodSeconds=20), "default")
+        await c.until(lambda: _ready(c, "term"), what="ready")
+        await c.client.delete(("v1", "Pod"), "term", "default")
+
+        async def terminating(ready: bool) -> bool:
+            p = await c.client.get(("v1", "Pod"), "term", "default")
+            st = (p.get("status") or {}).get("containerStatuses") or [{}]
+            cond = {x["type"]: x["status"] for x in (p.get("status") or {}).get("conditions") or ()}
+            want = "True" if ready else "False"
+            return (bool(p["metadata"].get("deletionTimestamp")) and st[0].get("ready") is ready
+                    and cond.get("Ready") == want and cond.get("ContainersReady") == want
+                    and "running" in st[0].get("state", {}))
+
+        await c.until(lambda: ("app", "hang") in rt.exec_log, what="the preStop hook running")
+        probed = len(rt.exec_log)
+        rt.ready = False
+        await c.until(lambda: terminating(False), timeout=8, what="unready while terminating")
+        rt.ready = True
+        await c.until(lambda: terminating(True), timeout=8, what="ready again while terminating")
+        after = [cmd for _, cmd in rt.exec_log[probed:]]
+        assert "ready" in after  # readiness went on
+        assert "live" not in after and "started" not in after  # liveness and startup did not
+        assert "Readiness probe failed: not healthy\n" in await event_messages(c, "term", "Unhealthy")

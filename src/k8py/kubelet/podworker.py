@@ -111,6 +111,9 @@ class PodWorker:
         self.probes: ProbeManager | None = None  # the pod's probe workers (prober.py), if it has probes
         self._found_running = False  # the pod ran here before the agent started
         self._post_start: asyncio.Task[str | None] | None = None  # a postStart hook in progress
+        self._killing = False  # _terminate waits for the containers to stop
+        self._readiness: asyncio.Task[None] | None = None  # readiness changes being written meanwhile
+        self._readiness_changed = False
         self._wake = asyncio.Event()
         self._wake_at: float | None = None
         self.task: asyncio.Task[None] | None = None
@@ -202,7 +205,10 @@ class PodWorker:
             await self._cleanup()
             return True
         if meta.get("deletionTimestamp"):
-            await self._stop_probes()  # kubelet stops liveness and startup probes of a deleted pod
+            if self.probes is not None:
+                # kubelet's SyncTerminatingPod: liveness and startup probes stop; readiness
+                # probes run on until the containers are stopped (see _probe_changed)
+                await self.probes.stop_liveness_and_startup()
             await self._terminate(pod)
             return False
         if self.evicted is not None:
@@ -283,7 +289,7 @@ class PodWorker:
                 return
             # kubelet: the probes of pods found running after a restart of the agent start at a
             # random point of their first period, not all at once
-            self.probes = ProbeManager(self.agent.runtime, self.agent.probe_http, self.poke,
+            self.probes = ProbeManager(self.agent.runtime, self.agent.probe_http, self._probe_changed,
                                        lambda type_, reason, msg: self.agent.record(self.pod, type_, reason, msg),
                                        jitter=self._found_running, simulated=self.agent.config.fake_probes)
         self.probes.update(pod, status)
@@ -291,6 +297,32 @@ class PodWorker:
     async def _stop_probes(self) -> None:
         if self.probes is not None:
             await self.probes.stop()
+
+    def _probe_changed(self) -> None:
+        """A probe result changed: sync again. While the pod terminates, the sync is held in the
+        kill for the grace period, so a readiness change is written apart meanwhile (kubelet's
+        ``SetContainerReadiness``): a terminating pod's ready (its endpoints' serving) follows
+        its readiness probe."""
+        self._wake.set()
+        if self._killing:
+            self._readiness_changed = True
+            if self._readiness is None or self._readiness.done():
+                self._readiness = asyncio.create_task(self._write_readiness(), name=f"readiness {self.key}")
+
+    async def _write_readiness(self) -> None:
+        while self._readiness_changed and self._killing:
+            self._readiness_changed = False
+            try:
+                obs = await self.observe()
+            except RuntimeServiceError as e:
+                log.info("pod %s: readiness while terminating: %s", self.key, e)
+                return
+            if not self._killing:
+                return  # the kill is over: _terminate writes the final status
+            pod = self.pod
+            status = podstate.pod_status(self._status_base(pod), obs, self.mem, {}, self.agent.host_ips, time.time(),
+                                         self.agent.runtime.name, self._probe_results())
+            self.agent.statuses.set_status(pod, status)
 
     # -- actions -------------------------------------------------------------------------------
 
@@ -596,7 +628,12 @@ class PodWorker:
         """The pod is being deleted: stop it within its grace period, report the final status,
         then delete it for good (grace 0, for this uid)."""
         if not self.terminated:
-            await self._kill_all(grace=self._grace(pod, deleting=True))
+            self._killing = True
+            try:
+                await self._kill_all(grace=self._grace(pod, deleting=True))
+            finally:
+                self._killing = False
+            await self._stop_probes()  # kubelet's RemovePod: the containers are stopped
             self.terminated = True
         obs = await self.observe()
         status = podstate.pod_status(self._status_base(pod), obs, self.mem, {}, self.agent.host_ips, time.time(),

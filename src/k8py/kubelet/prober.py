@@ -16,7 +16,9 @@ for each new container (by id); nothing is probed before ``initialDelaySeconds``
 container started, liveness and readiness wait until the startup probe has succeeded, a startup
 probe stops once it has; after a failed liveness or startup probe the worker holds until it
 sees a new container (the old one is being killed); probing stops when the pod is terminal, and
-liveness and startup when it is being deleted. Each failure is an ``Unhealthy`` event
+liveness and startup when it is being deleted (:meth:`ProbeManager.stop_liveness_and_startup`):
+readiness probes run on while the pod terminates, until its containers are stopped, and a
+change they find reaches the status then too (the pod worker's ``on_change``). Each failure is an ``Unhealthy`` event
 ("Liveness probe failed: ..."); an error of the probe itself (a named port that does not exist,
 a runtime that cannot exec, an HTTP body cut short) is retried three times, reported ("...
 probe errored and resulted in unknown state: ...", "failure state" for a body) and thrown
@@ -434,6 +436,26 @@ class ProbeManager:
 
     def event(self, type_: str, reason: str, message: str) -> None:
         self.record(type_, reason, message)
+
+    async def stop_liveness_and_startup(self) -> None:
+        """kubelet's ``StopLivenessAndStartup``: the pod is being deleted, so its liveness and
+        startup probes end (their results left at success: nothing is restarted any more), while
+        its readiness probes run on until its containers are stopped, so that a terminating
+        pod's ``ready`` (its endpoints' ``serving``) follows what they find."""
+        ending = [w for w in self.workers if w.kind in (LIVENESS, STARTUP)]
+        if not ending:
+            return
+        self.workers = [w for w in self.workers if w.kind not in (LIVENESS, STARTUP)]
+        tasks = [w.task for w in ending if w.task is not None]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for w in ending:
+            if w.container_id:
+                # kubelet's worker leaves success behind when it sees the deletion ("a quiet
+                # shutdown"), and a container without a startup worker counts as started
+                self._results[w.kind][w.container_id] = True
+                self._snapshot = None
 
     async def stop(self) -> None:
         tasks = [w.task for w in self.workers if w.task is not None]
