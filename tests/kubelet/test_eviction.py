@@ -29,7 +29,9 @@ from k8py.kubelet.eviction import (
     parse_duration,
     parse_thresholds,
     rank,
+    reclaim_containers,
     synchronize,
+    unused_containers,
 )
 from k8py.kubelet.node import Readings
 
@@ -629,3 +631,122 @@ async def test_manager_replaces_containerfs_thresholds_and_reclaims_images_under
     assert [t.signal for t in m.state.thresholds_met] == ["nodefs.available", "containerfs.available"]
     assert evicted[0][1].startswith("The node was low on resource: ephemeral-storage. Threshold quantity: 10Gi, "
                                     "available: 5Gi. ")
+
+
+# -- container GC under disk pressure -----------------------------------------------------------------
+
+
+def test_unused_containers_are_kubelets_container_gc() -> None:
+    from k8py.kubelet.runtime.types import ContainerState, ContainerStatus
+
+    def c(cid: str, sb: str, name: str, attempt: int, state: ContainerState = ContainerState.EXITED,
+          created: float = 0.0) -> ContainerStatus:
+        return ContainerStatus(cid, sb, name, attempt, "i", "sha256:i", state, created_at=created)
+
+    containers = [
+        c("run-0", "sb-a", "app", 0), c("run-1", "sb-a", "app", 1), c("run-2", "sb-a", "app", 2),
+        c("run-3", "sb-a", "app", 3, ContainerState.RUNNING),  # running: never
+        c("side-0", "sb-a", "side", 0), c("side-1", "sb-a2", "side", 0, created=5.0),  # same attempt: the newer stays
+        c("new", "sb-a", "init", 0, ContainerState.CREATED),  # about to start: left alone
+        c("done-0", "sb-done", "app", 0), c("done-1", "sb-done", "app", 1),
+        c("gone", "sb-unknown", "app", 0, ContainerState.UNKNOWN),
+    ]
+    pod_of = {"sb-a": "a", "sb-a2": "a", "sb-done": "done"}
+    out = {x.id for x in unused_containers(containers, pod_of, live={"a"})}
+    # a live pod keeps its newest dead container of each name; a finished one and one the node
+    # no longer has keep nothing
+    assert out == {"run-0", "run-1", "side-0", "done-0", "done-1", "gone"}
+
+
+async def test_reclaim_containers_removes_them_from_the_runtime() -> None:
+    from k8py.kubelet.runtime.fake import FakeRuntime
+    from k8py.kubelet.runtime.types import ContainerConfig, SandboxConfig
+
+    rt = FakeRuntime()
+    await rt.pull_image("busybox")
+    ids: dict[str, list[str]] = {}
+    for uid in ("live", "finished"):
+        sb = SandboxConfig(uid, "default", uid)
+        sid = await rt.run_pod_sandbox(sb)
+        for attempt in range(3):
+            cid = await rt.create_container(sid, ContainerConfig("c", "busybox", attempt=attempt), sb)
+            await rt.start_container(cid)
+            if attempt < 2 or uid == "finished":
+                rt.kill(cid, 1)
+            ids.setdefault(uid, []).append(cid)
+    assert await reclaim_containers(rt, live={"live"}) == 4
+    # the live pod: the running attempt and the newest dead one; the finished pod: nothing
+    assert sorted(c.id for c in await rt.list_containers()) == sorted(ids["live"][1:])
+    assert await reclaim_containers(rt, live={"live"}) == 0
+
+
+async def test_agent_disk_reclaim_keeps_what_its_pods_still_need(tmp_path: Any) -> None:
+    """The agent's disk reclaim on the fake runtime against a real API: a crash-looping pod
+    keeps its newest dead container (its restart count and last state stay), a failed pod loses
+    its containers and keeps its status, and neither is run again."""
+    from tests.helpers.cluster import InProcessCluster
+
+    from k8py.client.api import Client
+    from k8py.client.config import ClientConfig
+    from k8py.kubelet.agent import Agent, AgentConfig
+    from k8py.kubelet.runtime.fake import EXIT_CODE_ANNOTATION, FakeRuntime
+    from k8py.kubelet.runtime.types import ContainerState
+
+    def crashing(name: str, restart: str) -> dict[str, Any]:
+        return {"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": name, "annotations": {EXIT_CODE_ANNOTATION: "1"}},
+                "spec": {"nodeName": "n1", "restartPolicy": restart, "terminationGracePeriodSeconds": 1,
+                         "containers": [{"name": "app", "image": "busybox:1.36"}]}}
+
+    async with InProcessCluster() as c:
+        client = Client(ClientConfig(server=c.url), component="kubelet")
+        rt = FakeRuntime()
+        a = Agent(client, rt, AgentConfig(node_name="n1", data_dir=str(tmp_path / "n1"), relist_interval=0.1,
+                                          capacity={"cpu": "2", "memory": "4Gi", "pods": "10"}, backoff=(0.05, 0.1)))
+        await a.start()
+        try:
+            await c.client.create(("v1", "Pod"), crashing("loop", "Always"), "default")
+            await c.client.create(("v1", "Pod"), crashing("failed", "Never"), "default")
+
+            async def status(name: str) -> dict[str, Any]:
+                return dict((await c.client.get(("v1", "Pod"), name, "default")).get("status") or {})
+
+            async def restarted() -> bool:
+                cs = (await status("loop")).get("containerStatuses") or [{}]
+                return int(cs[0].get("restartCount") or 0) >= 3
+
+            await c.until(restarted, what="the looping pod restarted 3 times")
+            await c.until(lambda: _phase_is(status, "failed", "Failed"), what="the failed pod Failed")
+            failed_before = (await status("failed"))["containerStatuses"]
+            uids = {p: (await c.client.get(("v1", "Pod"), p, "default"))["metadata"]["uid"] for p in ("loop", "failed")}
+            await a.reclaim_disk()
+            by_pod: dict[str, list[Any]] = {}
+            sandboxes = {sb.id: sb.uid for sb in await rt.list_pod_sandboxes()}
+            for ct in await rt.list_containers():
+                by_pod.setdefault(sandboxes[ct.sandbox_id], []).append(ct)
+            assert uids["failed"] not in by_pod
+            loop_left = by_pod.get(uids["loop"], [])
+            dead = [ct for ct in loop_left if ct.state != ContainerState.RUNNING]
+            assert len(dead) == 1, loop_left  # the newest exited attempt (another may be running)
+            count = int((await status("loop"))["containerStatuses"][0]["restartCount"])
+
+            async def restarted_again() -> bool:
+                cs = (await status("loop")).get("containerStatuses") or [{}]
+                return int(cs[0].get("restartCount") or 0) > count
+
+            # the looping pod carries on counting from where it was (the agent relisted and
+            # synced meanwhile); the failed pod was not run again and its status stands
+            await c.until(restarted_again, what="the looping pod restarted once more")
+            st = await status("failed")
+            assert st["phase"] == "Failed" and st["containerStatuses"] == failed_before
+            now = {sb.id: sb.uid for sb in await rt.list_pod_sandboxes()}
+            assert uids["failed"] not in {now[ct.sandbox_id] for ct in await rt.list_containers()}
+            assert [i for i, u in now.items() if u == uids["failed"]] == [
+                i for i, u in sandboxes.items() if u == uids["failed"]]  # no new sandbox either
+        finally:
+            await a.stop()
+            await client.close()
+
+
+async def _phase_is(status: Any, name: str, phase: str) -> bool:
+    return bool((await status(name)).get("phase") == phase)

@@ -286,7 +286,7 @@ class Agent:
                 config.eviction, read=self._read, pods=self._active_pods, usage=self._pod_usage,
                 evict=self._evict_for_pressure, stopped=self._eviction_done, record=self.record,
                 node=self.node_object, conditions_changed=self._pressure_changed,
-                reclaim_disk=functools.partial(evictionmod.reclaim_images, runtime),
+                reclaim_disk=self.reclaim_disk,
                 pods_memory=evictionmod.PodsCgroup(int_value(config.system_reserved.get("memory", "0")))
                 if config.read_pods_cgroup else None)
 
@@ -396,6 +396,14 @@ class Agent:
         log.info("evicting pod %s: %s", w.key, message)
         w.evict(message, grace, disruption)
         return True
+
+    async def reclaim_disk(self) -> None:
+        """kubelet's node-level disk reclaim: dead containers (those of pods deleted or finished,
+        the older ones of the others'), then unused images."""
+        live = {uid for uid, w in self.workers.items()
+                if not w.gone and (w.pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")}
+        await evictionmod.reclaim_containers(self.runtime, live)
+        await evictionmod.reclaim_images(self.runtime)
 
     def _eviction_done(self, uid: str) -> bool:
         w = self.workers.get(uid)

@@ -43,11 +43,13 @@ While the node has a pressure condition, new pods are refused on the node as kub
 handler does (memory pressure alone refuses only BestEffort pods that do not tolerate the
 memory-pressure taint), with reason ``Evicted`` and ``The node had condition: [X]. ``.
 
-Under disk pressure (any of the filesystem signals: they share one filesystem), unused images
-are removed first (kubelet's node-level reclaim); when that clears every threshold no pod is
-evicted. Not done here (kubelet does): removing dead containers as part of that reclaim; limiting
-the ``kubepods`` cgroup's memory to allocatable (the signal is measured against the limit kubelet
-would set); a dedicated image or container filesystem.
+Under disk pressure (any of the filesystem signals: they share one filesystem), the node
+reclaims what it can without evicting a pod first (kubelet's node-level reclaim): dead
+containers (kubelet's container GC: every one of a deleted or finished pod, all but the newest
+of each name of a running pod), then every image no container uses; when that clears every
+threshold no pod is evicted. Not done here (kubelet does): removing dead sandboxes in that
+reclaim; limiting the ``kubepods`` cgroup's memory to allocatable (the signal is measured
+against the limit kubelet would set); a dedicated image or container filesystem.
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ from k8py.api.defaults import pod_qos_class
 from k8py.api.quantity import QuantityError, canonicalize, parse_quantity
 from k8py.kubelet.node import Readings, binary_si, float32
 from k8py.kubelet.runtime.cgroups import Cgroups
-from k8py.kubelet.runtime.types import ContainerState, Runtime, RuntimeServiceError
+from k8py.kubelet.runtime.types import ContainerState, ContainerStatus, Runtime, RuntimeServiceError
 from k8py.kubelet.spec import PODS_CGROUP
 
 __all__ = [
@@ -93,8 +95,10 @@ __all__ = [
     "parse_map",
     "parse_thresholds",
     "rank",
+    "reclaim_containers",
     "reclaim_images",
     "synchronize",
+    "unused_containers",
 ]
 
 log = logging.getLogger("k8py.kubelet")
@@ -683,7 +687,8 @@ class EvictionManager:
     what)`` measures one pod (``what``: the resources needed: ``memory``, ``disk``, ``pids``);
     ``stopped(uid)`` says whether an evicted pod's containers have all stopped; ``record(obj,
     type, reason, message)`` writes an event, ``node()`` the Node to write it on;
-    ``reclaim_disk()`` frees what the node can without pods (unused images) and says how much;
+    ``reclaim_disk()`` frees what the node can without evicting pods (dead containers, unused
+    images);
     ``pods_memory(readings)`` reads the pods' cgroup (None: not known, e.g. simulated nodes, and
     then ``allocatableMemory.available`` is not observed)."""
 
@@ -692,7 +697,7 @@ class EvictionManager:
                  evict: Callable[[str, str, float, bool], bool], stopped: Callable[[str], bool],
                  record: Callable[[Obj, str, str, str], None], node: Callable[[], Obj],
                  conditions_changed: Callable[[], None] | None = None,
-                 reclaim_disk: Callable[[], Awaitable[int]] | None = None,
+                 reclaim_disk: Callable[[], Awaitable[object]] | None = None,
                  pods_memory: Callable[[Readings], Awaitable[PodsMemory | None]] | None = None) -> None:
         # images and writable layers are on the node's filesystem here (kubelet decides this on
         # its first round, from the runtime's filesystems)
@@ -773,12 +778,12 @@ class EvictionManager:
         self._record(self._node(), "Warning", "EvictionThresholdMet", f"Attempting to reclaim {resource}")
         if resource in ("ephemeral-storage", "inodes") and self._reclaim_disk is not None:
             # kubelet's reclaimNodeLevelResources (every filesystem signal: they share one
-            # filesystem here): unused images go first; no pod is evicted when that was enough
-            # (every threshold clear, minimum reclaims included). The eviction message keeps the
-            # round's observations, as kubelet's does.
-            freed = await self._reclaim_disk()
-            if freed and not _met(self.config.thresholds, await self._observe(), with_reclaim=True):
-                log.info("eviction manager: freed %d bytes of unused images, no pod evicted", freed)
+            # filesystem here): dead containers, then unused images go first; no pod is evicted
+            # when that was enough (every threshold clear, minimum reclaims included). The
+            # eviction message keeps the round's observations, as kubelet's does.
+            await self._reclaim_disk()
+            if not _met(self.config.thresholds, await self._observe(), with_reclaim=True):
+                log.info("eviction manager: able to reduce disk pressure without evicting pods")
                 return []
         what = frozenset({"memory"} if resource == "memory" else {"pids"} if resource == "pids"
                          else {"disk", "inodes"} if resource == "inodes" else {"disk"})
@@ -847,6 +852,43 @@ class PodsCgroup:
 
     async def __call__(self, r: Readings) -> PodsMemory:
         return PodsMemory(max(0, r.memory_total - self.reserved), await asyncio.to_thread(self.working_set))
+
+
+def unused_containers(containers: Iterable[ContainerStatus], pod_of: Mapping[str, str],
+                      live: Collection[str]) -> list[ContainerStatus]:
+    """kubelet's container GC as the eviction manager runs it (``DeleteAllUnusedContainers``,
+    kubelet's default policy: no minimum age, one dead container kept per container name): the
+    containers that are not running, every one of a pod not in ``live`` (deleted or finished),
+    all but the newest of each name (by attempt, then creation) of a live pod. ``pod_of`` maps a
+    sandbox id to its pod's uid. A container created and not yet started is left alone (its pod
+    worker is about to start it)."""
+    units: dict[tuple[str, str], list[ContainerStatus]] = {}
+    for c in containers:
+        if c.state in (ContainerState.RUNNING, ContainerState.CREATED):
+            continue
+        units.setdefault((pod_of.get(c.sandbox_id, ""), c.name), []).append(c)
+    out: list[ContainerStatus] = []
+    for (uid, _), dead in units.items():
+        dead.sort(key=lambda c: (c.attempt, c.created_at), reverse=True)
+        out += dead[1:] if uid in live else dead
+    return out
+
+
+async def reclaim_containers(runtime: Runtime, live: Collection[str]) -> int:
+    """Remove :func:`unused_containers` (``live``: the pods whose newest dead container of each
+    name stays, for their restart count and ``kubectl logs --previous``); how many went."""
+    pod_of = {sb.id: sb.uid for sb in await runtime.list_pod_sandboxes()}
+    removed = 0
+    for c in unused_containers(await runtime.list_containers(), pod_of, live):
+        try:
+            await runtime.remove_container(c.id)
+        except RuntimeServiceError as e:  # gone or busy by now: the next round sees it again
+            log.info("eviction manager: container %s stays: %s", c.id[:12], e)
+            continue
+        removed += 1
+    if removed:
+        log.info("eviction manager: removed %d dead container(s) under disk pressure", removed)
+    return removed
 
 
 async def reclaim_images(runtime: Runtime) -> int:
