@@ -51,6 +51,7 @@ __all__ = [
     "pod_ready_condition",
     "pod_requests",
     "pod_secret_names",
+    "pod_volume_claims",
     "resource_amount",
     "tolerates",
     "tolerates_any",
@@ -465,15 +466,21 @@ def pod_configmap_names(pod: Mapping[str, Any]) -> set[str]:
 def pod_claim_names(pod: Mapping[str, Any]) -> set[str]:
     """The PersistentVolumeClaims of a pod's volumes: ``persistentVolumeClaim.claimName``, and
     ``<pod>-<volume>`` for a generic ephemeral volume (``ephemeral.VolumeClaimName``)."""
+    return {name for name, _ in pod_volume_claims(pod)}
+
+
+def pod_volume_claims(pod: Mapping[str, Any]) -> list[tuple[str, bool]]:
+    """``(claim name, is an ephemeral volume's claim)`` for each of the pod's volumes backed by a
+    claim, in the order of its volumes (as :func:`pod_claim_names`)."""
     pod_name = str((pod.get("metadata") or {}).get("name") or "")
-    out: set[str] = set()
+    out: list[tuple[str, bool]] = []
     for v in _volumes(pod.get("spec") or {}):
         pvc = v.get("persistentVolumeClaim")
         if isinstance(pvc, Mapping):
-            out.add(str(pvc.get("claimName") or ""))
+            if pvc.get("claimName"):
+                out.append((str(pvc["claimName"]), False))
         elif isinstance(v.get("ephemeral"), Mapping):
-            out.add(f"{pod_name}-{v.get('name') or ''}")
-    out.discard("")
+            out.append((f"{pod_name}-{v.get('name') or ''}", True))
     return out
 
 

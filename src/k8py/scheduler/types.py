@@ -21,6 +21,7 @@ from k8py.api.corev1 import (
     int_value,
     milli_value,
     pod_requests,
+    pod_volume_claims,
 )
 from k8py.api.selectors import (
     IN,
@@ -395,12 +396,5 @@ def parse_pod(obj: Obj) -> PodInfo:
     p.anti_required = _terms(anti.get("requiredDuringSchedulingIgnoredDuringExecution"), ns, labels)
     p.anti_preferred = _weighted(anti.get("preferredDuringSchedulingIgnoredDuringExecution"), ns, labels)
     p.spread_constraints = tuple(c for c in spec.get("topologySpreadConstraints") or () if isinstance(c, dict))
-    pvcs = []
-    for v in spec.get("volumes") or ():
-        claim = (v.get("persistentVolumeClaim") or {}).get("claimName") if isinstance(v, Mapping) else None
-        if claim:
-            pvcs.append(str(claim))
-        elif isinstance(v, Mapping) and v.get("ephemeral"):
-            pvcs.append(f"{name}-{v.get('name')}")
-    p.pvcs = tuple(pvcs)
+    p.pvcs = tuple(claim for claim, _ in pod_volume_claims(obj))
     return p

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from k8py.api.corev1 import pod_volume_claims
 from k8py.api.selectors import SelectorError
 from k8py.api.volume import (
     ANN_SELECTED_NODE,
@@ -172,22 +173,6 @@ class PodVolumes:
     dynamic_provisions: list[Obj] = field(default_factory=list)  # pvcs
 
 
-def pod_claim_names(pod_obj: Mapping[str, Any]) -> list[tuple[str, bool]]:
-    """(claim name, is an ephemeral volume's) for each volume backed by a claim; an ephemeral
-    volume's claim is ``<pod>-<volume>`` (ephemeral.VolumeClaimName)."""
-    name = str((pod_obj.get("metadata") or {}).get("name") or "")
-    out: list[tuple[str, bool]] = []
-    for vol in (pod_obj.get("spec") or {}).get("volumes") or ():
-        if not isinstance(vol, Mapping):
-            continue
-        claim = (vol.get("persistentVolumeClaim") or {}).get("claimName")
-        if claim:
-            out.append((str(claim), False))
-        elif vol.get("ephemeral"):
-            out.append((f"{name}-{vol.get('name')}", True))
-    return out
-
-
 def _volume_is_for_pod(pod_obj: Mapping[str, Any], pvc: Mapping[str, Any]) -> str | None:
     """ephemeral.VolumeIsForPod: the claim of an ephemeral volume must be controlled by the pod."""
     pm, cm = pod_obj.get("metadata") or {}, pvc.get("metadata") or {}
@@ -246,7 +231,7 @@ class VolumeBinder:
         GetPodVolumeClaims messages) when one is missing, lost, being deleted or not the pod's."""
         ns = str((pod_obj.get("metadata") or {}).get("namespace") or "")
         out = PodVolumeClaims()
-        for name, ephemeral in pod_claim_names(pod_obj):
+        for name, ephemeral in pod_volume_claims(pod_obj):
             pvc = self.pvc_cache.get(name, ns)
             if pvc is None:
                 if ephemeral:
@@ -370,7 +355,7 @@ class VolumeBinder:
 
     def all_bound(self, pod_obj: Mapping[str, Any]) -> bool:
         ns = str((pod_obj.get("metadata") or {}).get("namespace") or "")
-        for name, _ in pod_claim_names(pod_obj):
+        for name, _ in pod_volume_claims(pod_obj):
             pvc = self.pvc_cache.get(name, ns)
             if pvc is None or not is_fully_bound(pvc):
                 return False
