@@ -353,12 +353,14 @@ async def test_unsupported_kinds_and_bad_host_paths_fail_the_mount(tmp_path: Pat
     m = manager(tmp_path, FakeAPI(), events)
     f = tmp_path / "file"
     f.write_text("")
-    p = vpod("u-2", [{"name": "claim", "persistentVolumeClaim": {"claimName": "data"}},
+    p = vpod("u-2", [{"name": "claim", "nfs": {"server": "x", "path": "/"}},
                      {"name": "host", "hostPath": {"path": str(f), "type": "Directory"}},
                      {"name": "scratch", "emptyDir": {}}, {"name": "huge", "emptyDir": {"medium": "HugePages-2Mi"}}])
     assert not (await m.mount(p)).ready
     msgs = {m_.split('"')[1]: m_ for _, m_ in events}
-    assert "persistentVolumeClaim volumes are not supported by this node yet" in msgs["claim"]
+    assert msgs["claim"] == ('MountVolume.SetUp failed for volume "claim" : nfs volumes are not supported by this node '
+                             "(it mounts emptyDir, hostPath, configMap, secret, downwardAPI, projected, "
+                             "persistentVolumeClaim and ephemeral volumes)")
     assert msgs["host"] == (f'MountVolume.SetUp failed for volume "host" : hostPath type check failed: {f} is not a '
                             "directory, it's a File")
     assert msgs["huge"].endswith('emptyDir medium HugePages-2Mi is not supported by this node ("" and Memory are)')
@@ -458,6 +460,113 @@ async def test_sub_paths_are_made_inside_the_volume_only(tmp_path: Path) -> None
                                bad)
     assert not (outside / "made").exists(), "nothing made outside the volume"
     await m.teardown("u-7")
+
+
+def claim_obj(name: str, *, phase: str = "Bound", volume: str = "pv-1", uid: str = "c-1",
+              owner: str | None = None, deleting: bool = False) -> dict[str, Any]:
+    md: dict[str, Any] = {"name": name, "namespace": "ns", "uid": uid}
+    if owner:
+        md["ownerReferences"] = [{"apiVersion": "v1", "kind": "Pod", "name": "p", "uid": owner, "controller": True}]
+    if deleting:
+        md["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    return {"metadata": md, "spec": {"volumeName": volume} if volume else {}, "status": {"phase": phase}}
+
+
+def volume_obj(name: str, source: dict[str, Any], claim_uid: str | None = "c-1") -> dict[str, Any]:
+    spec: dict[str, Any] = {"capacity": {"storage": "1Gi"}, **source}
+    if claim_uid is not None:
+        spec["claimRef"] = {"namespace": "ns", "name": "data", "uid": claim_uid}
+    return {"metadata": {"name": name}, "spec": spec}
+
+
+async def test_claim_volumes_wait_for_a_bound_claim_then_use_its_volume_path(tmp_path: Path) -> None:
+    api = FakeAPI()
+    events: list[tuple[str, str]] = []
+    m = manager(tmp_path, api, events)
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    p = vpod("u-9", [{"name": "data", "persistentVolumeClaim": {"claimName": "data", "readOnly": True}},
+                     {"name": "scratch", "emptyDir": {}}],
+             [{"name": "data", "mountPath": "/data", "subPath": "sub"}])
+
+    def failed_to_process(why: str) -> str:
+        return ("Unable to attach or mount volumes: unmounted volumes=[data], unattached volumes=[], failed to "
+                f"process volumes=[data]: error processing PVC ns/data: {why}")
+
+    steps = [
+        (None, None, 'failed to fetch PVC from API server: persistentvolumeclaims "data" not found'),
+        (claim_obj("data", phase="Pending", volume=""), None, "PVC is not bound"),
+        (claim_obj("data", deleting=True), None, "PVC is being deleted"),
+        (claim_obj("data"), None, 'failed to fetch PV pv-1 from API server: persistentvolumes "pv-1" not found'),
+        (claim_obj("data"), volume_obj("pv-1", {"hostPath": {"path": str(disk)}}, claim_uid=None),
+         "found PV object pv-1 but it has a nil pv.Spec.ClaimRef indicating it is not yet bound to the claim"),
+    ]
+    for pvc, pv, why in steps:
+        api.objects.pop(("PersistentVolumeClaim", "ns", "data"), None)
+        api.objects.pop(("PersistentVolume", "", "pv-1"), None)
+        if pvc is not None:
+            api.objects[("PersistentVolumeClaim", "ns", "data")] = pvc
+        if pv is not None:
+            api.objects[("PersistentVolume", "", "pv-1")] = pv
+        events.clear()
+        if "u-9" in m._pods:
+            m._pods["u-9"].retry_at = 0.0
+        assert not (await m.mount(p)).ready
+        assert events == [("FailedMount", failed_to_process(why))]
+        assert Path(m.paths(p)["scratch"]).is_dir()  # the pod's other volumes are set up meanwhile
+        assert "data" not in m.paths(p)
+    api.objects[("PersistentVolume", "", "pv-1")] = volume_obj("pv-1", {"hostPath": {"path": str(disk),
+                                                                                     "type": "Directory"}})
+    m._pods["u-9"].retry_at = 0.0
+    assert (await m.mount(p)).ready
+    assert m.paths(p)["data"] == str(disk)
+    cfg = ContainerConfig(name="app", image="i", mounts=(Mount("/data", f"{disk}/sub"),))
+    out = await m.prepare_mounts(p, p["spec"]["containers"][0], cfg)
+    assert out.mounts[0].readonly and out.mounts[0].host_path == f"{disk}/sub"
+    assert (disk / "sub").is_dir()  # subPath made inside the volume, as for other volumes
+    await m.teardown("u-9")
+    assert disk.is_dir() and (disk / "sub").is_dir()  # a persistent volume's data stays
+
+
+async def test_claimed_volume_types_and_ephemeral_ownership(tmp_path: Path) -> None:
+    api = FakeAPI()
+    events: list[tuple[str, str]] = []
+    m = manager(tmp_path, api, events)
+    api.objects[("PersistentVolumeClaim", "ns", "data")] = claim_obj("data", volume="local-1")
+    api.objects[("PersistentVolume", "", "local-1")] = volume_obj(
+        "local-1", {"local": {"path": str(tmp_path / "missing")}})
+    p = vpod("u-10", [{"name": "d", "persistentVolumeClaim": {"claimName": "data"}}])
+    assert not (await m.mount(p)).ready
+    assert events == [("FailedMount", (f'MountVolume.NewMounter initialization failed for volume "local-1" : path '
+                                      f'"{tmp_path}/missing" does not exist'))]
+    (tmp_path / "missing").mkdir()
+    m._pods["u-10"].retry_at = 0.0
+    assert (await m.mount(p)).ready and m.paths(p)["d"] == str(tmp_path / "missing")
+    await m.teardown("u-10")
+
+    events.clear()
+    api.objects[("PersistentVolume", "", "local-1")] = volume_obj("local-1", {"nfs": {"server": "s", "path": "/"}})
+    p = vpod("u-11", [{"name": "d", "persistentVolumeClaim": {"claimName": "data"}}])
+    assert not (await m.mount(p)).ready
+    assert events == [("FailedMount", ("Unable to attach or mount volumes: unmounted volumes=[d], unattached "
+                                      "volumes=[], failed to process volumes=[d]: PersistentVolume \"local-1\" is "
+                                      "of type nfs, which this node cannot mount (it mounts hostPath and local "
+                                      "volumes)"))]
+    await m.teardown("u-11")
+
+    # an ephemeral volume's claim is <pod>-<volume> and must be the pod's own
+    events.clear()
+    api.objects[("PersistentVolumeClaim", "ns", "p-scratch")] = claim_obj("p-scratch", volume="pv-e", owner="other")
+    api.objects[("PersistentVolume", "", "pv-e")] = {"metadata": {"name": "pv-e"}, "spec": {
+        "hostPath": {"path": str(tmp_path)}, "claimRef": {"namespace": "ns", "name": "p-scratch", "uid": "c-1"}}}
+    p = vpod("u-12", [{"name": "scratch", "ephemeral": {"volumeClaimTemplate": {"spec": {}}}}])
+    assert not (await m.mount(p)).ready
+    assert events[0][1].endswith("error processing PVC ns/p-scratch: PVC ns/p-scratch was not created for pod ns/p "
+                                 "(pod is not owner)")
+    api.objects[("PersistentVolumeClaim", "ns", "p-scratch")] = claim_obj("p-scratch", volume="pv-e", owner="u-12")
+    m._pods["u-12"].retry_at = 0.0
+    assert (await m.mount(p)).ready and m.paths(p)["scratch"] == str(tmp_path)
+    await m.teardown("u-12")
 
 
 def test_teardown_dir_of_plain_directories(tmp_path: Path) -> None:

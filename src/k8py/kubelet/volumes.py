@@ -13,6 +13,16 @@ Where things are on the node (kubelet's layout, under the agent's ``pods`` direc
 
 A ``hostPath`` volume is its path on the node, checked (or made) per its ``type``.
 
+**Claims** (kubelet's desired-state populator): a ``persistentVolumeClaim`` volume, or an
+``ephemeral`` one (its claim ``<pod>-<volume>``, which the pod must own), is the path of the
+PersistentVolume its claim is bound to, read once per pod: the claim must exist, not be being
+deleted, be Bound with a ``volumeName``, and the volume must point back at it. Until then the pod
+waits with kubelet's ``FailedMount`` "Unable to attach or mount volumes: ... failed to process
+volumes=[x]: error processing PVC ns/x: PVC is not bound". The node mounts ``hostPath`` volumes
+(their ``type`` checked like a pod's hostPath) and ``local`` ones (the path must exist); the
+containers bind-mount the path, read-only when the claim volume says ``readOnly``. Other volume
+types are refused, naming the type. The data stays on the node when the pod goes.
+
 **Atomic writer** (kubelet's ``AtomicWriter``): the files of a ConfigMap, Secret, downward API or
 projected volume are written into a new hidden timestamped directory (``..2026_01_02_15_04_05.xyz``);
 the ``..data`` symlink is pointed at it by renaming a fresh ``..data_tmp`` symlink over it (one
@@ -118,6 +128,8 @@ MAX_PATH = 4096
 # kubelet's volume operation back-off (exponentialbackoff: 500 ms doubling to 2 min 2 s)
 RETRY_INITIAL = 0.5
 RETRY_MAX = 122.0
+# kubelet's pod worker tries a pod whose claim it could not use again after 10 s
+CLAIM_RETRY_MAX = 10.0
 # kubelet's eviction manager looks every 10 s
 LIMIT_CHECK_INTERVAL = 10.0
 ORPHAN_CHECK_INTERVAL = 60.0
@@ -161,11 +173,90 @@ def volume_path(pods_dir: str, uid: str, v: Mapping[str, Any]) -> str | None:
 
 
 def _unsupported(kind: str) -> str:
-    if kind in ("persistentVolumeClaim", "ephemeral"):
-        return (f"{kind} volumes are not supported by this node yet: k8py has no local persistent "
-                "volumes to bind them to (use emptyDir or hostPath for now)")
     return (f"{kind or 'this'} volumes are not supported by this node (it mounts emptyDir, hostPath, "
-            "configMap, secret, downwardAPI and projected volumes)")
+            "configMap, secret, downwardAPI, projected, persistentVolumeClaim and ephemeral volumes)")
+
+
+CLAIM_KINDS = ("persistentVolumeClaim", "ephemeral")
+# the PersistentVolume types this node mounts (both are a path on the node)
+PV_TYPES = ("hostPath", "local")
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedVolume:
+    """What a pod's claim volume resolved to: the bound PersistentVolume and its path here."""
+
+    claim: str
+    pv: str
+    type: str  # hostPath or local
+    path: str
+    host_path_type: str | None = None
+
+
+class MountMessageError(VolumeError):
+    """A volume error whose event message is kubelet's own whole text (not the SetUp form)."""
+
+
+def claim_name(pod: Mapping[str, Any], v: Mapping[str, Any]) -> str:
+    """The claim a claim volume uses: its ``claimName``, or ``<pod>-<volume>`` for an ephemeral one."""
+    if volume_kind(v) == "ephemeral":
+        return f"{(pod.get('metadata') or {}).get('name', '')}-{v.get('name', '')}"
+    return str((v.get("persistentVolumeClaim") or {}).get("claimName") or "")
+
+
+def check_claim(pod: Mapping[str, Any], v: Mapping[str, Any], pvc: Mapping[str, Any] | None) -> str | None:
+    """kubelet's ``getPVCExtractPV`` (and, for an ephemeral volume, ``VolumeIsForPod``): why the
+    claim cannot be used yet (None: it can)."""
+    name = claim_name(pod, v)
+    if pvc is None:
+        return f'failed to fetch PVC from API server: persistentvolumeclaims "{name}" not found'
+    meta = pvc.get("metadata") or {}
+    if volume_kind(v) == "ephemeral":
+        pod_meta = pod.get("metadata") or {}
+        if not any(r.get("controller") and r.get("uid") == pod_meta.get("uid") for r in meta.get("ownerReferences") or ()):
+            return (f"PVC {meta.get('namespace')}/{name} was not created for pod {pod_meta.get('namespace')}/"
+                    f"{pod_meta.get('name')} (pod is not owner)")
+    if meta.get("deletionTimestamp"):
+        return "PVC is being deleted"
+    if (pvc.get("status") or {}).get("phase") != "Bound":
+        return "PVC is not bound"
+    if not (pvc.get("spec") or {}).get("volumeName"):
+        return "PVC has empty pvc.Spec.VolumeName"
+    return None
+
+
+def check_claimed_volume(pvc: Mapping[str, Any], pv_name: str, pv: Mapping[str, Any] | None) -> str | None:
+    """kubelet's ``getPVSpec``: the volume must exist and point back at the claim."""
+    if pv is None:
+        return f'failed to fetch PV {pv_name} from API server: persistentvolumes "{pv_name}" not found'
+    ref = (pv.get("spec") or {}).get("claimRef")
+    if not ref:
+        return (f"found PV object {pv_name} but it has a nil pv.Spec.ClaimRef indicating it is not yet bound to "
+                "the claim")
+    uid = (pvc.get("metadata") or {}).get("uid")
+    if ref.get("uid") != uid:
+        return f"found PV object {pv_name} but its pv.Spec.ClaimRef.UID ({ref.get('uid', '')}) does not point to " \
+               f"claim.UID ({uid})"
+    return None
+
+
+def claimed_volume(claim: str, pv: Mapping[str, Any]) -> ClaimedVolume:
+    """The bound volume as this node mounts it; a type it cannot mount is a clear refusal."""
+    name = str((pv.get("metadata") or {}).get("name") or "")
+    spec = pv.get("spec") or {}
+    kind = next((t for t in PV_TYPES if isinstance(spec.get(t), Mapping)), None)
+    if kind is None:
+        other = next((k for k, val in spec.items() if isinstance(val, Mapping) and k not in
+                      ("capacity", "claimRef", "nodeAffinity")), "unknown")
+        raise VolumeError(f'PersistentVolume "{name}" is of type {other}, which this node cannot mount (it mounts '
+                          "hostPath and local volumes)")
+    src = spec[kind]
+    return ClaimedVolume(claim, name, kind, str(src.get("path") or ""),
+                         str(src.get("type")) if kind == "hostPath" and src.get("type") is not None else None)
+
+
+def _go_list(names: Iterable[str]) -> str:
+    return "[" + " ".join(names) + "]"
 
 
 def references(pod: Mapping[str, Any]) -> set[tuple[str, str]]:
@@ -688,6 +779,7 @@ class _PodVolumes:
     refs: set[tuple[str, str, str]] = field(default_factory=set)  # (kind, namespace, name) watched
     retry_at: float = 0.0
     delay: float = 0.0
+    claims: dict[str, ClaimedVolume] = field(default_factory=dict)  # volume -> its bound PersistentVolume
 
 
 class _Watches:
@@ -774,11 +866,15 @@ class VolumeManager:
         """Where each volume of ``pod`` is on the node (kinds this node cannot mount left out:
         their set-up failed already)."""
         uid = str((pod.get("metadata") or {}).get("uid", ""))
+        st = self._pods.get(uid)
         out = {}
         for v in (pod.get("spec") or {}).get("volumes") or ():
+            name = str(v.get("name", ""))
             p = volume_path(self.pods_dir, uid, v)
+            if p is None and st is not None and name in st.claims:
+                p = st.claims[name].path
             if p is not None:
-                out[str(v.get("name", ""))] = p
+                out[name] = p
         return out
 
     # -- set-up ----------------------------------------------------------------------------------
@@ -824,10 +920,20 @@ class VolumeManager:
                                                else self._get(kind, ns, name))
             except ApiError as e:
                 fetch_errors[(kind, name)] = f"failed to get {kind.lower()} {ns}/{name}: {e}"
+        claim_errors: dict[str, str] = {}
+        for v in vols:
+            name = str(v.get("name", ""))
+            if volume_kind(v) in CLAIM_KINDS and name not in st.claims:
+                try:
+                    st.claims[name] = await self._resolve_claim(pod, v)
+                except VolumeError as e:
+                    claim_errors[name] = str(e)
         failed: list[tuple[str, str]] = []
         facts = self._facts()
         for v in vols:
             name = str(v.get("name", ""))
+            if name in claim_errors:
+                continue
             try:
                 errs = [fetch_errors[r] for r in sorted(references({"spec": {"volumes": [v]}})) if r in fetch_errors]
                 if errs:
@@ -835,17 +941,27 @@ class VolumeManager:
                 await self._setup(pod, v, st, objects, facts)
                 st.ready.add(name)
             except (VolumeError, OSError) as e:
-                failed.append((name, str(e)))
+                failed.append((name, str(e) if isinstance(e, MountMessageError) else
+                               f'MountVolume.SetUp failed for volume "{name}" : {e}'))
                 path = volume_path(self.pods_dir, uid, v)
                 if path is not None and volume_kind(v) in ATOMIC_KINDS and os.path.islink(os.path.join(path, DATA_DIR)):
                     # set up by an earlier run of the agent (kubelet reconstructs it from disk): the
                     # pod's containers may (re)start with the files it has
                     st.ready.add(name)
-        if failed:
-            st.delay = min(max(st.delay * 2, RETRY_INITIAL), RETRY_MAX)
+        if failed or claim_errors:
+            # why the cap for claims: kubelet re-reads an unusable claim on each pod sync (its pod
+            # worker's 10 s back-off), so a claim bound meanwhile is mounted within seconds
+            st.delay = min(max(st.delay * 2, RETRY_INITIAL), CLAIM_RETRY_MAX if claim_errors else RETRY_MAX)
             st.retry_at = time.time() + st.delay
-            for name, msg in failed:
-                self._record(pod, "Warning", "FailedMount", f'MountVolume.SetUp failed for volume "{name}" : {msg}')
+            for _, msg in failed:
+                self._record(pod, "Warning", "FailedMount", msg)
+            if claim_errors:
+                order = [str(v.get("name", "")) for v in vols]
+                unmounted = [n for n in order if n not in st.ready]
+                self._record(pod, "Warning", "FailedMount", (
+                    f"Unable to attach or mount volumes: unmounted volumes={_go_list(unmounted)}, unattached "
+                    f"volumes=[], failed to process volumes={_go_list(n for n in order if n in claim_errors)}: "
+                    + "; ".join(claim_errors[n] for n in order if n in claim_errors)))
             return MountResult(names <= st.ready, st.retry_at)
         st.delay = 0.0
         st.retry_at = 0.0
@@ -857,11 +973,33 @@ class VolumeManager:
         except NotFoundError:
             return None
 
+    async def _resolve_claim(self, pod: Obj, v: Mapping[str, Any]) -> ClaimedVolume:
+        """The claim volume's bound PersistentVolume, checked as kubelet checks it before it adds
+        the volume to its desired state (errors in kubelet's "error processing PVC" form)."""
+        ns = str(pod["metadata"].get("namespace", ""))
+        claim = claim_name(pod, v)
+        try:
+            pvc = await self._get("PersistentVolumeClaim", ns, claim)
+            why = check_claim(pod, v, pvc)
+            if why is None and pvc is not None:
+                pv_name = str(pvc["spec"]["volumeName"])
+                pv = await self._get("PersistentVolume", "", pv_name)
+                why = check_claimed_volume(pvc, pv_name, pv)
+                if why is None and pv is not None:
+                    return claimed_volume(claim, pv)
+        except ApiError as e:
+            why = f"failed to fetch PVC from API server: {e.message}"
+        raise VolumeError(f"error processing PVC {ns}/{claim}: {why}")
+
     async def _setup(self, pod: Obj, v: Mapping[str, Any], st: _PodVolumes,
                      objects: Mapping[tuple[str, str], Obj | None], facts: NodeFacts) -> None:
         kind = volume_kind(v)
         name = str(v.get("name", ""))
         uid = str(pod["metadata"].get("uid", ""))
+        if kind in CLAIM_KINDS:
+            if name not in st.ready:
+                await self._check_claimed(st.claims[name])
+            return
         path = volume_path(self.pods_dir, uid, v)
         if path is None:
             raise VolumeError(_unsupported(kind))
@@ -907,6 +1045,19 @@ class VolumeManager:
         if changed and name in st.ready:
             log.info("pod %s/%s: volume %s updated", pod["metadata"].get("namespace"), pod["metadata"].get("name"),
                      name)
+
+    async def _check_claimed(self, cv: ClaimedVolume) -> None:
+        """The bound volume's path is usable here: a hostPath volume's per its ``type`` (as a
+        pod's hostPath), a local volume's must exist (kube's local plugin)."""
+        if cv.type == "local":
+            if not await asyncio.to_thread(os.path.exists, cv.path):
+                raise MountMessageError(f'MountVolume.NewMounter initialization failed for volume "{cv.pv}" : path '
+                                        f'"{cv.path}" does not exist')
+            return
+        try:
+            await asyncio.to_thread(check_host_path, cv.path, cv.host_path_type)
+        except VolumeError as e:
+            raise MountMessageError(f'MountVolume.SetUp failed for volume "{cv.pv}" : {e}') from None
 
     async def _service_account_tokens(self, pod: Obj, projected: Mapping[str, Any]) -> dict[int, str | VolumeError]:
         """The token of each ``serviceAccountToken`` source (kubelet's projected plugin): for the
@@ -954,6 +1105,9 @@ class VolumeManager:
         directory."""
         uid = str((pod.get("metadata") or {}).get("uid", ""))
         kinds = {str(v.get("name", "")): volume_kind(v) for v in (pod.get("spec") or {}).get("volumes") or ()}
+        # a claim volume marked readOnly is read-only in every container (kubelet's mounter)
+        readonly_claims = {str(v.get("name", "")) for v in (pod.get("spec") or {}).get("volumes") or ()
+                           if (v.get("persistentVolumeClaim") or {}).get("readOnly")}
         paths = self.paths(pod)
         specs = list(container.get("volumeMounts") or ())
         if len(specs) != len(config.mounts):
@@ -976,7 +1130,7 @@ class VolumeManager:
                 except OSError as e:
                     raise ConfigError(f"failed to create subPath directory for volumeMount \"{vol}\" of container "
                                       f"\"{container.get('name')}\": {e}") from None
-            mounts.append(m)
+            mounts.append(replace(m, readonly=True) if vol in readonly_claims else m)
         return replace(config, mounts=tuple(mounts))
 
     def _bind_subpath(self, uid: str, volume: str, container: str, index: int, root: str, path: str) -> str:
