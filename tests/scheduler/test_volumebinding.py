@@ -350,3 +350,17 @@ def test_queueing_hints() -> None:
     assert class_change_may_help(info, None, sc("x"))
     assert not class_change_may_help(info, sc("x"), sc("x"))
     assert class_change_may_help(info, sc("x"), sc("x", topologies=[]))
+
+
+def test_a_volume_reserved_for_one_pod_is_not_offered_to_the_next() -> None:
+    local = sc("local", provisioner="kubernetes.io/no-provisioner")
+    w = World(claims=(claim("one", "local"), claim("two", "local"), claim("three", "local")), classes=(local,),
+              volumes=(volume("pv-a", "1Gi", "local", host="a"), volume("pv-b", "1Gi", "local", host="b")))
+    _, first = w.run(claim_pod("p1", "one"))
+    state2, second = w.run(claim_pod("p2", "two"))
+    assert {first, second} == {"a", "b"}  # the assumed claimRef took the first PV out of the running
+    taken = [pv["metadata"]["name"] for pv, _ in state2.read("VolumeBinding").by_node[second].static_bindings]
+    assert taken == [f"pv-{second}"]
+    assert ERR_BIND_CONFLICT in w.fail_message(claim_pod("p3", "three"))  # both taken: nothing left
+    _, again = w.run(claim_pod("p4", "one"))  # another pod of claim one follows its (assumed) volume
+    assert again == first

@@ -162,6 +162,9 @@ class PodVolumeClaims:
 
     bound: list[Obj] = field(default_factory=list)
     to_bind: list[Obj] = field(default_factory=list)  # unbound, WaitForFirstConsumer: ours to bind
+    # the PVs of those claims' classes, listed once per cycle rather than once per node
+    # (kube's unboundVolumesDelayBinding)
+    volumes_by_class: dict[str, list[Obj]] = field(default_factory=dict)
     immediate: list[Obj] = field(default_factory=list)  # unbound, Immediate: the PV controller's
 
 
@@ -254,6 +257,12 @@ class VolumeBinder:
                 out.to_bind.append(pvc)
             else:
                 out.immediate.append(pvc)  # Immediate, or pre-bound by the user: the PV controller's
+        if out.to_bind:
+            wanted = {claim_class(c) for c in out.to_bind}
+            for pv in self.pv_cache.list():
+                cls = volume_class(pv)
+                if cls in wanted:
+                    out.volumes_by_class.setdefault(cls, []).append(pv)
         return out
 
     def delay_binding(self, pvc: Mapping[str, Any]) -> bool:
@@ -299,7 +308,8 @@ class VolumeBinder:
                 else:
                     to_match.append(pvc)
             if to_match:
-                unbound_ok, result.static_bindings, unmatched = self._find_matching(to_match, labels)
+                unbound_ok, result.static_bindings, unmatched = self._find_matching(
+                    to_match, claims.volumes_by_class, labels)
                 to_provision += unmatched
             if to_provision:
                 unbound_ok, result.dynamic_provisions = self._check_provisions(to_provision, labels)
@@ -312,14 +322,11 @@ class VolumeBinder:
             reasons.append(ERR_PV_NOT_EXIST)
         return result, reasons
 
-    def _find_matching(self, claims: list[Obj], labels: Mapping[str, str]
+    def _find_matching(self, claims: list[Obj], by_class: Mapping[str, list[Obj]], labels: Mapping[str, str]
                        ) -> tuple[bool, list[tuple[Obj, Obj]], list[Obj]]:
         chosen: set[str] = set()
         bindings: list[tuple[Obj, Obj]] = []
         unmatched: list[Obj] = []
-        by_class: dict[str, list[Obj]] = {}
-        for pv in self.pv_cache.list():
-            by_class.setdefault(volume_class(pv), []).append(pv)
         # smallest requests first, so each gets the smallest volume that fits it
         for pvc in sorted(claims, key=claim_request):
             try:
