@@ -3,9 +3,9 @@ kube-router's policy controller): informers on NetworkPolicies, Pods and Namespa
 cluster DNS's EndpointSlice, which stands for CoreDNS's pods: :func:`~k8py.netpol.model.dns_stand_in`)
 keep the ``inet k8py-netpol`` table in step with them.
 
-Sync loop (:class:`~k8py.client.syncloop.SyncLoop`, shared with the service proxy): any change asks for a sync, which runs at
-once unless the last one was less than ``min_interval`` ago (then at that moment: changes in
-between coalesce). A sync evaluates the whole plan from the caches (pure:
+Run and sync as the service proxy's (:class:`~k8py.nftsync.TableSync`): any change asks for a
+sync, which runs at once unless the last one was less than ``min_interval`` ago (then at that
+moment: changes in between coalesce). A sync evaluates the whole plan from the caches (pure:
 :func:`~k8py.netpol.model.evaluate`) and applies only the difference from what the table holds
 (:func:`~k8py.netpol.rules.partial_sync`: a pod coming or going is one set element per rule that
 selects it) in one nft transaction; the first sync, every ``full_interval`` and the sync after a
@@ -17,15 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Any
 
 from k8py.client.api import Client
-from k8py.client.informer import SharedInformerFactory
-from k8py.client.syncloop import SyncLoop
 from k8py.netpol.model import DNS_SLICE_SELECTOR, compile_policies, dns_stand_in, evaluate, pod_info
 from k8py.netpol.rules import State, cleanup, describe, full_sync, partial_sync, render
-from k8py.nftables import Nft, NftError
+from k8py.nftables import Nft
+from k8py.nftsync import TableSync
 
 log = logging.getLogger(__name__)
 
@@ -49,27 +47,20 @@ def bridge_nf_problem() -> str:
     return ""
 
 
-class PolicyAgent:
+class PolicyAgent(TableSync[State]):
+    what = "network policy"
+    log = log
+
     def __init__(self, client: Client, node_name: str, nft: Nft | None = None, *, min_interval: float = 0.25,
                  full_interval: float = 3600.0, retry_interval: float = 5.0) -> None:
+        super().__init__(client, nft, min_interval=min_interval, full_interval=full_interval,
+                         retry_interval=retry_interval)
         self.node_name = node_name
-        self.nft = nft or Nft()
-        self.full_interval = full_interval
-        self.loop = SyncLoop(self.sync, min_interval=min_interval, max_interval=full_interval,
-                             retry_interval=retry_interval)
-        self.factory = SharedInformerFactory(client)
         self.policies = self.factory.informer(("networking.k8s.io/v1", "NetworkPolicy"))
         self.pods = self.factory.informer(("v1", "Pod"))
         self.namespaces = self.factory.informer(("v1", "Namespace"))
         self.dns_slices = self.factory.informer(("discovery.k8s.io/v1", "EndpointSlice"), "kube-system",
                                                 label_selector=DNS_SLICE_SELECTOR)
-        self.applied: State | None = None  # what the table holds; None: unknown (full sync next)
-        self.last_full = 0.0
-        self.syncs = 0  # counters for tests
-        self.full_syncs = 0
-        self.last_error = ""
-        self.last_script = ""
-        self.synced = asyncio.Event()
         self._reported: set[str] = set()
         for inf in (self.policies, self.namespaces, self.dns_slices):
             inf.add_handler(on_add=self._changed, on_update=lambda _o, _n: self.loop.request(), on_delete=self._changed)
@@ -95,49 +86,26 @@ class PolicyAgent:
                       for n in self.namespaces.list()}
         return render(evaluate(policies, pods, namespaces, self.node_name))
 
+    def full_script(self, want: State) -> str:
+        return full_sync(want)
+
+    def partial_script(self, applied: State, want: State) -> str:
+        return partial_sync(applied, want)
+
+    def cleanup_script(self) -> str:
+        return cleanup()
+
     async def run(self, stop: asyncio.Event) -> None:
         problem = bridge_nf_problem()
         if problem:
             log.error("network policy: %s", problem)
-        self.factory.start()
-        try:
-            await self.factory.wait_for_cache_sync()
-            await self.loop.run(stop)
-        finally:
-            await self.factory.shutdown()
-            try:
-                await self.nft.apply_async(cleanup())
-            except NftError as e:
-                log.warning("network policy: could not remove table on stop: %s", e)
+        await super().run(stop)
 
-    async def sync(self) -> bool:
-        """One sync; True when the table now matches the policies."""
-        want = self.desired()
-        now = time.monotonic()
-        full = self.applied is None or now - self.last_full >= self.full_interval
-        script = full_sync(want) if full else partial_sync(self.applied or State(), want)
-        if script:
-            try:
-                await self.nft.apply_async(script)
-            except NftError as e:
-                self.applied = None
-                self.last_error = str(e)
-                log.error("network policy: nft transaction failed, the previous rules stay; retrying with a full "
-                          "sync: %s", e)
-                return False
-            self.last_script = script
-        first = self.syncs == 0
-        self.applied = want
-        self.syncs += 1
-        if full:
-            self.full_syncs += 1
-            self.last_full = now
-        if first:
+    async def after_sync(self, previous: State | None, want: State) -> None:
+        if self.syncs == 0:
             c = describe(want)
             log.info("network policy agent ready on node %s: %d isolated pod addresses, %d chains, %d peer sets",
                      self.node_name, c["pods"], c["chains"], c["sets"])
-        self.synced.set()
-        return True
 
 
 def _pod_view(pod: Obj) -> tuple[Any, ...]:

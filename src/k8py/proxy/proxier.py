@@ -1,27 +1,24 @@
 """The service proxy on a node (``k8py proxy``; kube-proxy's nftables mode): watches Services and
 EndpointSlices and keeps the ``inet k8py-proxy`` table in step with them.
 
-Sync loop, as kube-proxy's ``BoundedFrequencyRunner`` (:class:`~k8py.client.syncloop.SyncLoop`): a
-change marks its Service dirty and asks for a sync; a sync runs at once unless the last one was
-less than ``min_interval`` ago (then at that moment: changes in between coalesce). Each sync recomputes only the dirty Services' rules
-and applies only the difference (:func:`~k8py.proxy.rules.partial_sync`) in one nft transaction;
-the first sync, every ``full_interval`` and the sync after a failure rewrite the whole table
-(:func:`~k8py.proxy.rules.full_sync`). A failed transaction leaves the previous rules in force
-(nft applies all or nothing) and is retried with a full sync after a back-off. On a clean stop the
-table is deleted; rules of other tables are never touched.
+Run and sync as the NetworkPolicy agent's (:class:`~k8py.nftsync.TableSync`: kube-proxy's
+``BoundedFrequencyRunner``, full and partial nft transactions, retries, the table deleted on a clean
+stop): a change marks its Service dirty and asks for a sync; a sync runs at once unless the last
+one was less than ``min_interval`` ago (then at that moment: changes in between coalesce). Each
+sync recomputes only the dirty Services' rules and applies only the difference
+(:func:`~k8py.proxy.rules.partial_sync`); the first sync, every ``full_interval`` and the sync
+after a failure rewrite the whole table (:func:`~k8py.proxy.rules.full_sync`). After each sync the
+UDP conntrack entries it left stale are deleted. Rules of other tables are never touched.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from typing import Any
 
 from k8py.client.api import Client
-from k8py.client.informer import SharedInformerFactory
-from k8py.client.syncloop import SyncLoop
-from k8py.nftables import Nft, NftError
+from k8py.nftables import Nft
+from k8py.nftsync import TableSync
 from k8py.proxy.conntrack import Conntrack, cleanup_commands
 from k8py.proxy.model import SERVICE_NAME_LABEL, service_ports, slice_endpoints
 from k8py.proxy.rules import ProxyConfig, Unit, cleanup, full_sync, merge_endpoints, partial_sync, units
@@ -38,29 +35,23 @@ def _service_key(sl: Obj) -> list[str]:
     return [f"{meta.get('namespace', '')}/{svc}"] if svc else []
 
 
-class Proxier:
+class Proxier(TableSync[dict[str, Unit]]):
+    what = "service proxy"
+    log = log
+
     def __init__(self, client: Client, cfg: ProxyConfig, nft: Nft | None = None, *, min_interval: float = 0.25,
                  full_interval: float = 3600.0, retry_interval: float = 5.0,
                  conntrack: Conntrack | None = None) -> None:
+        super().__init__(client, nft, min_interval=min_interval, full_interval=full_interval,
+                         retry_interval=retry_interval)
         self.cfg = cfg
-        self.nft = nft or Nft()
         self.conntrack = conntrack or Conntrack()
-        self.full_interval = full_interval
-        self.loop = SyncLoop(self.sync, min_interval=min_interval, max_interval=full_interval,
-                             retry_interval=retry_interval)
-        self.factory = SharedInformerFactory(client)
         self.services = self.factory.informer(("v1", "Service"))
         self.slices = self.factory.informer(("discovery.k8s.io/v1", "EndpointSlice"))
         self.slices.add_indexer(SLICE_INDEX, _service_key)
-        self.desired: dict[str, Unit] = {}
+        self.wanted: dict[str, Unit] = {}  # the units of every Service, kept current for the dirty ones
         self.unit_keys: dict[str, list[str]] = {}  # "ns/name" -> its units' keys
-        self.applied: dict[str, Unit] | None = None  # what the table holds; None: unknown (full sync next)
         self.dirty: set[str] = set()
-        self.last_full = 0.0
-        self.syncs = 0  # counters for tests and the benchmark
-        self.full_syncs = 0
-        self.last_error = ""
-        self.synced = asyncio.Event()  # set after every successful sync
         self.services.add_handler(on_add=self._on_service, on_update=lambda _o, n: self._on_service(n),
                                   on_delete=self._on_service)
         self.slices.add_handler(on_add=self._on_slice, on_update=self._on_slice_update, on_delete=self._on_slice)
@@ -84,7 +75,7 @@ class Proxier:
 
     def _recompute(self, key: str) -> None:
         for k in self.unit_keys.pop(key, ()):
-            self.desired.pop(k, None)
+            self.wanted.pop(k, None)
         ns, _, name = key.partition("/")
         svc = self.services.get(name, ns)
         if svc is None:
@@ -94,47 +85,28 @@ class Proxier:
             return
         eps = merge_endpoints((ns, name, slice_endpoints(sl)) for sl in self.slices.store.by_index(SLICE_INDEX, key))
         got = units(sps, eps, self.cfg)
-        self.desired.update(got)
+        self.wanted.update(got)
         self.unit_keys[key] = list(got)
 
-    # -- the loop -------------------------------------------------------------------------------------
-    async def run(self, stop: asyncio.Event) -> None:
-        self.factory.start()
-        try:
-            await self.factory.wait_for_cache_sync()
-            for svc in self.services.list():
-                self._on_service(svc)
-            await self.loop.run(stop)
-        finally:
-            await self.factory.shutdown()
-            try:
-                await self.nft.apply_async(cleanup())
-            except NftError as e:
-                log.warning("service proxy: could not remove table on stop: %s", e)
+    # -- the sync (TableSync) -----------------------------------------------------------------------
+    def caches_synced(self) -> None:
+        for svc in self.services.list():
+            self._on_service(svc)
 
-    async def sync(self) -> bool:
-        """One sync; True when the table now matches the Services."""
+    def desired(self) -> dict[str, Unit]:
         dirty, self.dirty = self.dirty, set()
         for key in dirty:
             self._recompute(key)
-        now = time.monotonic()
-        full = self.applied is None or now - self.last_full >= self.full_interval
-        script = full_sync(self.cfg, self.desired) if full else partial_sync(self.applied or {}, self.desired)
-        if script:
-            try:
-                await self.nft.apply_async(script)
-            except NftError as e:
-                self.applied = None
-                self.last_error = str(e)
-                log.error("service proxy: nft transaction failed, the previous rules stay; retrying with a full "
-                          "sync: %s", e)
-                return False
-        stale = cleanup_commands(self.applied or {}, self.desired)
-        self.applied = dict(self.desired)
-        await self.conntrack.run(stale)
-        self.syncs += 1
-        if full:
-            self.full_syncs += 1
-            self.last_full = now
-        self.synced.set()
-        return True
+        return dict(self.wanted)
+
+    def full_script(self, want: dict[str, Unit]) -> str:
+        return full_sync(self.cfg, want)
+
+    def partial_script(self, applied: dict[str, Unit], want: dict[str, Unit]) -> str:
+        return partial_sync(applied, want)
+
+    def cleanup_script(self) -> str:
+        return cleanup()
+
+    async def after_sync(self, previous: dict[str, Unit] | None, want: dict[str, Unit]) -> None:
+        await self.conntrack.run(cleanup_commands(previous or {}, want))
