@@ -517,6 +517,20 @@ def test_pods_cgroup_reads_the_working_set_of_kubepods(tmp_path: Any) -> None:
     assert empty.working_set() == 0  # no pod made the cgroup yet
     with pytest.raises(OSError, match="not mounted"):
         PodsCgroup(reserved=0, cgroups=Cgroups(version=1, mounts={})).working_set()
+    # cgroup v2: one tree
+    v2 = tmp_path / "unified"
+    (v2 / "kubepods").mkdir(parents=True)
+    (v2 / "kubepods" / "memory.current").write_text(str(200 * MI))
+    (v2 / "kubepods" / "memory.stat").write_text(f"anon {150 * MI}\ninactive_file {20 * MI}\n")
+    assert PodsCgroup(reserved=0, cgroups=Cgroups(version=2, root=str(v2))).working_set() == 180 * MI
+
+
+async def test_pods_cgroup_limit_is_capacity_less_reserved(tmp_path: Any) -> None:
+    from k8py.kubelet.runtime.cgroups import Cgroups
+
+    cg = Cgroups(version=2, root=str(tmp_path))  # no kubepods yet: nothing used
+    assert await PodsCgroup(reserved=GI, cgroups=cg)(readings()) == PodsMemory(7 * GI, 0)
+    assert await PodsCgroup(reserved=9 * GI, cgroups=cg)(readings()) == PodsMemory(0, 0)  # never below 0
 
 
 async def test_manager_evicts_when_the_pods_pass_allocatable() -> None:
