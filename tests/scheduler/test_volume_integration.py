@@ -4,9 +4,15 @@ and wait. The test itself plays the PV controller and the provisioner."""
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
 from typing import Any
 
+from tests.helpers.cluster import InProcessCluster
+
 from k8py.api.volume import ANN_BIND_COMPLETED, ANN_SELECTED_NODE
+from k8py.client.errors import NotFoundError
+from k8py.kubelet.localpath import LocalPathProvisioner
 
 from .conftest import SchedCluster, specs
 from .test_integration import new_pod
@@ -97,3 +103,52 @@ async def test_bound_pv_on_another_node_keeps_the_pod_pending(cluster: SchedClus
     ev = await cluster.wait_event("stuck", "FailedScheduling")
     assert ev["message"] == ("0/1 nodes are available: 1 node(s) had volume node affinity conflict. preemption: "
                              "0/1 nodes are available: 1 Preemption is not helpful for scheduling..")
+
+
+async def test_local_path_end_to_end_on_hollow_nodes(tmp_path: Path) -> None:
+    """The whole protocol in one process, no containers: admission gives the default class, the PV
+    controller hands the claim to rancher.io/local-path once the scheduler selected a node, that
+    node's provisioner makes the directory and the PV, the PV controller binds, the scheduler binds
+    the pod; deleting the claim deletes the volume and its directory."""
+    async with InProcessCluster(controllers=["persistentvolume-binder", "pvc-protection", "pv-protection"]) as c:
+        sc = SchedCluster(c)
+        stop = asyncio.Event()
+        provs, tasks = [], []
+        try:
+            await sc.nodes(specs(("n1", "4", "8Gi"), ("n2", "4", "8Gi")))
+            for n in ("n1", "n2"):
+                p = LocalPathProvisioner(sc.new_client(f"local-path-{n}"), n, str(tmp_path / n))
+                provs.append(p)
+                tasks.append(asyncio.create_task(p.run(stop)))
+            for p in provs:
+                await asyncio.wait_for(p.ready.wait(), 10)
+            await sc.scheduler()
+            pvc = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
+                   "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}
+            made = await c.client.create(PVC, pvc, "default")
+            assert made["spec"]["storageClassName"] == "local-path"
+            web = with_claim("web", "data")
+            web["spec"]["nodeSelector"] = {"kubernetes.io/hostname": "n2"}
+            await sc.create(web)
+            assert await sc.wait_placed(1) == {"web": "n2"}
+            bound = await c.client.get(PVC, "data", "default")
+            assert bound["status"]["phase"] == "Bound"
+            pv = await c.client.get(PV, bound["spec"]["volumeName"])
+            path = tmp_path / "n2" / "storage" / f"{pv['metadata']['name']}_default_data"
+            assert pv["spec"]["hostPath"]["path"] == str(path) and path.is_dir()
+            await c.client.delete(("v1", "Pod"), "web", "default", grace_period_seconds=0)
+            await c.client.delete(PVC, "data", "default")
+
+            async def gone() -> bool:
+                try:
+                    await c.client.get(PV, pv["metadata"]["name"])
+                except NotFoundError:
+                    return True
+                return False
+
+            await c.until(gone, what="the released local-path volume deleted")
+            assert not path.exists()
+        finally:
+            stop.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await sc.close()
