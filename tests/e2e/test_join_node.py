@@ -117,10 +117,11 @@ def test_a_second_node_joins_runs_pods_and_reaches_the_first(tmp_path: Path) -> 
             assert mine and all(c["status"].get("certificate") for c in mine)
             assert any(cond["type"] == "Approved" for cond in mine[0]["status"]["conditions"])
             # and runs the service proxy as system:kube-proxy, with a certificate its own CSR got
-            # (and the NetworkPolicy agent as system:k8py-network-policy), with certificates its own CSRs got
+            # (and the NetworkPolicy agent as system:k8py-network-policy, the local-path provisioner as
+            # system:k8py-local-path-provisioner), with certificates its own CSRs got
             own = [c for c in csrs if c["spec"]["signerName"] == "kubernetes.io/kube-apiserver-client"
                    and c["spec"]["username"] == f"system:node:{NODE2}"]
-            assert len(own) == 2 and all(c["status"].get("certificate") for c in own)
+            assert len(own) == 3 and all(c["status"].get("certificate") for c in own)
             wait(lambda: "10.43.0.1 . tcp . 443" in sh("ip", "netns", "exec", NETNS, "nft", "list", "table", "inet",
                                                        "k8py-proxy", check=False).stdout, 30, "node 2's proxy rules")
             wait(lambda: "k8py-netpol" in sh("ip", "netns", "exec", NETNS, "nft", "list", "tables").stdout, 30,
@@ -147,6 +148,25 @@ def test_a_second_node_joins_runs_pods_and_reaches_the_first(tmp_path: Path) -> 
             assert st["hostIP"] == NODE2_IP
             # kubectl logs reaches node 2's kubelet API through the API server
             assert s.kubectl("logs", "client2").stdout == "from node 1\n"
+
+            # a local-path claim of a pod scheduled to node 2 is provisioned there, by node 2's provisioner
+            s.kubectl("apply", "-f", "-", input=json.dumps({
+                "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "on-node-2"},
+                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "8Mi"}}}}))
+            writer = pod("writer2", NODE2, "echo kept on node 2 > /data/f")
+            del writer["spec"]["nodeName"]
+            writer["spec"]["nodeSelector"] = {"kubernetes.io/hostname": NODE2}
+            writer["spec"]["containers"][0]["volumeMounts"] = [{"name": "data", "mountPath": "/data"}]
+            writer["spec"]["volumes"] = [{"name": "data", "persistentVolumeClaim": {"claimName": "on-node-2"}}]
+            s.kubectl("apply", "-f", "-", input=json.dumps(writer))
+            wait(lambda: pod_status(s, "writer2").get("phase") in ("Succeeded", "Failed"), 90,
+                 "the pod with a local-path volume on node 2 done")
+            assert pod_status(s, "writer2")["phase"] == "Succeeded", s.kubectl("describe", "pod", "writer2").stdout
+            pv = s.kjson("get", "pv", s.kjson("get", "pvc", "on-node-2")["spec"]["volumeName"])
+            assert pv["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"][0]["matchExpressions"][0]["values"] \
+                == [NODE2]
+            assert Path(pv["spec"]["hostPath"]["path"]).parent == data2 / "storage"
+            assert (Path(pv["spec"]["hostPath"]["path"]) / "f").read_text() == "kept on node 2\n"
 
             # drain node 2: a Deployment's pods move to node 1, for real
             s.kubectl("apply", "-f", "-", input=json.dumps({
