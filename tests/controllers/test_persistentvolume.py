@@ -365,3 +365,19 @@ async def test_default_storage_class_admission() -> None:
         # only at creation
         got = await c.client.get(PVC, "before", "default")
         assert "storageClassName" not in got["spec"]
+
+
+async def test_volume_phase_transition_time() -> None:
+    async with InProcessCluster(controllers=()) as c:
+        vol = pv("disk")
+        vol.pop("status")
+        made = await c.client.create(PV, vol)
+        assert made["status"]["phase"] == "Pending" and made["status"]["lastPhaseTransitionTime"]
+        made["status"] = {"phase": "Available", "lastPhaseTransitionTime": "2020-01-01T00:00:00Z"}
+        got = await c.client.update_status(PV, made)
+        assert got["status"]["lastPhaseTransitionTime"] == "2020-01-01T00:00:00Z"  # the writer's own time
+        got["status"]["phase"] = "Bound"
+        got = await c.client.update_status(PV, got)
+        assert got["status"]["lastPhaseTransitionTime"] > "2020-01-01T00:00:00Z"  # a new phase: now
+        again = await c.client.update_status(PV, {**got, "status": {**got["status"], "message": "x"}})
+        assert again["status"]["lastPhaseTransitionTime"] == got["status"]["lastPhaseTransitionTime"]

@@ -191,8 +191,10 @@ class PersistentVolumeController:
         keys = [f"volume:{_meta(pv).get('name')}"]
         if _spec(pv).get("claimRef"):
             keys.append(f"claim:{claimref_key(pv)}")
-        elif not _meta(pv).get("deletionTimestamp"):
-            self._wake_pending()  # an unclaimed volume: the claims still waiting may fit it
+        elif _phase(pv) == "Available" and not _meta(pv).get("deletionTimestamp"):
+            # an unclaimed volume (only an Available one is ever chosen): the claims still
+            # waiting may fit it now, rather than at the next resync
+            self._wake_pending()
         return keys
 
     def _wake_pending(self) -> None:

@@ -622,9 +622,23 @@ class PersistentVolumeClaimStrategy(Strategy):
 
 
 class PersistentVolumeStrategy(PersistentVolumeClaimStrategy):
+    """kube's PV strategy: ``status.lastPhaseTransitionTime`` is set at creation and whenever a
+    status write changes the phase without setting a new time of its own."""
+
     group, kind = "", "PersistentVolume"
     table = PV_TABLE
     generation = False
+
+    def initial_status(self, kind: KindInfo, obj: Obj) -> Obj | None:
+        return {"phase": "Pending", "lastPhaseTransitionTime": now_rfc3339()}
+
+    def prepare_for_status_update(self, kind: KindInfo, new: Obj, old: Obj) -> Obj:
+        out = super().prepare_for_status_update(kind, new, old)
+        st, was = out["status"], status_of(old)
+        if st.get("phase") != was.get("phase") and \
+                st.get("lastPhaseTransitionTime") in (None, was.get("lastPhaseTransitionTime")):
+            st["lastPhaseTransitionTime"] = now_rfc3339()
+        return out
 
 
 # --- ResourceQuota ---
