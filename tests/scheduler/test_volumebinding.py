@@ -364,3 +364,27 @@ def test_a_volume_reserved_for_one_pod_is_not_offered_to_the_next() -> None:
     assert ERR_BIND_CONFLICT in w.fail_message(claim_pod("p3", "three"))  # both taken: nothing left
     _, again = w.run(claim_pod("p4", "one"))  # another pod of claim one follows its (assumed) volume
     assert again == first
+
+
+def test_assume_cache_lays_decisions_over_the_informer_until_it_moves_on() -> None:
+    from k8py.scheduler.volumebinder import AssumeCache
+
+    src = Store(volume("pv-a"))
+    cache = AssumeCache(src)
+    taken = copy.deepcopy(volume("pv-a"))
+    taken["spec"]["claimRef"] = {"name": "data", "namespace": "default"}
+    cache.assume(taken)
+    assert cache.get("pv-a") is taken and cache.list() == [taken]
+    assert cache.get_api("pv-a") is src.get("pv-a")  # PreBind's checks read the informer's version
+    # the informer delivers a newer version (our write, or anyone's): it wins, the assumed one goes
+    newer = src.put({**volume("pv-a"), "metadata": {"name": "pv-a", "resourceVersion": "9"}})
+    cache.observed(newer)
+    assert cache.get("pv-a") is newer and len(cache) == 0
+    stale = copy.deepcopy(volume("pv-a"))  # resourceVersion 3: older than the cache's 9
+    with pytest.raises(BindError, match="out of sync"):
+        cache.assume(stale)
+    with pytest.raises(BindError, match='"pv-gone" not found'):
+        cache.assume({**volume("pv-gone")})
+    cache.assume(copy.deepcopy(newer))
+    cache.restore(newer)
+    assert cache.get("pv-a") is newer
