@@ -381,3 +381,29 @@ async def test_volume_phase_transition_time() -> None:
         assert got["status"]["lastPhaseTransitionTime"] > "2020-01-01T00:00:00Z"  # a new phase: now
         again = await c.client.update_status(PV, {**got, "status": {**got["status"], "message": "x"}})
         assert again["status"]["lastPhaseTransitionTime"] == got["status"]["lastPhaseTransitionTime"]
+
+
+async def test_a_volume_whose_claim_went_elsewhere_is_unbound() -> None:
+    ctl, api, _ = setup()
+    api.put(PV, pv("chosen"))
+    api.put(PVC, pvc("c"))
+    await settle(ctl, api)
+    uid = get(api, PVC, "c")["metadata"]["uid"]
+    ref = {"kind": "PersistentVolumeClaim", "apiVersion": "v1", "namespace": "default", "name": "c", "uid": uid}
+    # a second binder (another controller instance, the scheduler) bound the same claim to these
+    api.put(PV, {**pv("by-controller", claim=ref), "metadata": {
+        "name": "by-controller", "annotations": {"pv.kubernetes.io/bound-by-controller": "yes"}}})
+    api.put(PV, pv("by-user", claim=ref))
+    api.put(PV, pv("provisioned", claim=ref, policy="Delete",
+                   annotations={"pv.kubernetes.io/provisioned-by": "example.com/nfs"}))
+    for n in ("by-controller", "by-user", "provisioned"):
+        await ctl.reconcile(f"volume:{n}")
+    v = get(api, PV, "by-controller")
+    assert "claimRef" not in v["spec"] and v["status"]["phase"] == "Available"
+    assert not v["metadata"].get("annotations")
+    v = get(api, PV, "by-user")  # the user's pre-binding stays, without the uid
+    assert v["spec"]["claimRef"]["name"] == "c" and "uid" not in v["spec"]["claimRef"]
+    assert v["status"]["phase"] == "Available"
+    # a volume provisioned for it is not needed: Released, for its provisioner to delete
+    assert get(api, PV, "provisioned")["status"]["phase"] == "Released"
+    assert get(api, PVC, "c")["spec"]["volumeName"] == "chosen"
