@@ -1135,32 +1135,28 @@ class RuncRuntime:
         pid_file = self._container_dir(container_id) / f"exec-{secrets.token_hex(6)}.pid"
         argv = [self.runc, "--root", str(self.runc_root), "exec", "--pid-file", str(pid_file), container_id, *cmd]
 
-        def run() -> tuple[int, bytes, bytes, bool]:
-            # subprocess in a worker thread, as every node tool (kubelet.proc): spawning with
-            # vfork costs the agent a tenth of what uvloop's subprocess transport does, and exec
-            # probes run every period of every probed container
-            child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-            try:
-                out, err = child.communicate(timeout=timeout if timeout > 0 else None)
-                return child.returncode, out, err, False
-            except subprocess.TimeoutExpired:
-                # runc forwards signals but SIGKILL cannot be forwarded: kill the process (and
-                # what it started) ourselves; runc exec then reports 137. What came before stays.
-                exec_pid = _read_pid(pid_file)
-                if exec_pid > 0:
-                    _kill_tree(exec_pid)
-                else:
-                    child.kill()
-                out, err = child.communicate()
-                return child.returncode, out, err, True
-            finally:
-                with contextlib.suppress(FileNotFoundError):
-                    pid_file.unlink()
+        def kill(runc_pid: int) -> None:
+            # runc forwards signals but SIGKILL cannot be forwarded: kill the process (and what
+            # it started) ourselves; runc exec then reports 137. What came before stays.
+            exec_pid = _read_pid(pid_file)
+            if exec_pid > 0:
+                _kill_tree(exec_pid)
+            else:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(runc_pid, signal.SIGKILL)
 
-        code, out, err, timed_out = await asyncio.to_thread(run)
+        # proc.spawn (posix_spawn on the loop, exit through a pidfd): exec probes run every
+        # period of every probed container, and a worker thread per exec cost the agent more
+        # than the spawn itself
+        try:
+            r, timed_out = await proc.spawn(argv, timeout=timeout if timeout > 0 else None, on_timeout=kill)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                pid_file.unlink()
+        err = r.stderr
         if timed_out:
             err += f"\ncommand timed out after {timeout:g}s and was killed\n".encode()
-        return ExecResult(stdout=out, stderr=err, exit_code=code)
+        return ExecResult(stdout=r.stdout, stderr=err, exit_code=r.returncode)
 
     async def _running(self, container_id: str) -> ContainerStatus:
         status = await self.container_status(container_id)
