@@ -6,6 +6,7 @@ rules in force."""
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import subprocess
 from collections.abc import Sequence
@@ -13,6 +14,17 @@ from collections.abc import Sequence
 
 class NftError(Exception):
     pass
+
+
+def missing_prerequisites(component: str) -> list[str]:
+    """What this machine lacks to run ``component`` (named as a message's subject, "the proxy"),
+    which programs nftables: root and the ``nft`` command."""
+    out = []
+    if os.geteuid() != 0:
+        out.append(f"root ({component} programs nftables)")
+    if not shutil.which("nft"):
+        out.append("the nft command (Debian package nftables)")
+    return out
 
 
 def remove_table(family: str, table: str, what: str) -> list[str]:

@@ -1,17 +1,26 @@
 """How every k8py command runs its asyncio program: on uvloop, until SIGTERM or SIGINT.
 
 One home for the entry-point boilerplate the commands (server, agent, controller-manager,
-scheduler, hollow-nodes) share; it stands below all of them, so any part may use it.
+scheduler, hollow-nodes, and the components run alone: proxy, network-policy,
+ingress-controller, cloud-controller-manager) share; it stands below all of them, so any part may
+use it. A component command that talks to an API server takes :func:`add_kubeconfig_flags`,
+checks what it needs with :func:`component_config`, and runs with :func:`run_with_client`.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import logging
 import signal
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["install_uvloop", "run_until_signal"]
+if TYPE_CHECKING:
+    from k8py.client.api import Client
+    from k8py.client.config import ClientConfig
+
+__all__ = ["add_kubeconfig_flags", "component_config", "install_uvloop", "run_until_signal", "run_with_client"]
 
 
 def install_uvloop() -> None:
@@ -35,3 +44,41 @@ def run_until_signal(main: Callable[[asyncio.Event], Coroutine[Any, Any, int]]) 
 
     install_uvloop()
     return asyncio.run(wrapper())
+
+
+def add_kubeconfig_flags(p: argparse.ArgumentParser) -> None:
+    """``--kubeconfig`` and ``--context``: how a component command reaches its API server."""
+    p.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig to reach the API server (default: "
+                   "$KUBECONFIG, ~/.kube/config, or in-cluster)")
+    p.add_argument("--context", metavar="NAME", help="kubeconfig context")
+
+
+def component_config(args: argparse.Namespace, log: logging.Logger, *, what: str = "",
+                     missing: Sequence[str] = ()) -> ClientConfig | None:
+    """The client configuration of ``--kubeconfig`` and ``--context``, or None after logging on
+    ``log`` why the component cannot run: what this machine lacks (``missing``; ``what`` names the
+    component), or a kubeconfig that cannot be loaded."""
+    from k8py.client.config import ConfigError, load_config
+
+    if missing:
+        log.error("cannot run %s; missing: %s", what, "; ".join(missing))
+        return None
+    try:
+        return load_config(args.kubeconfig, args.context)
+    except ConfigError as e:
+        log.error("%s", e)
+        return None
+
+
+def run_with_client(cfg: ClientConfig, component: str, main: Callable[[Client, asyncio.Event], Awaitable[int | None]],
+                    *, field_manager: str | None = None) -> int:
+    """Run ``main(client, stop)`` with a client of ``cfg`` named ``component`` until SIGTERM or
+    SIGINT sets ``stop``; its result is the exit code (None: 0). The client is closed at the end."""
+    from k8py.client.api import Client
+
+    async def run(stop: asyncio.Event) -> int:
+        async with Client(cfg, component=component, field_manager=field_manager) as client:
+            rc = await main(client, stop)
+        return 0 if rc is None else rc
+
+    return run_until_signal(run)

@@ -5,36 +5,15 @@ transaction retried as a full sync, the table removed on stop."""
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from tests.helpers.nft import RecordingNft, until
 from tests.netpol.test_model import pod, policy
 
 from k8py.client.fake import FakeClient
 from k8py.netpol.controller import PolicyAgent
 from k8py.netpol.rules import TABLE
-from k8py.nftables import NftError
-
-
-class RecordingNft:
-    def __init__(self) -> None:
-        self.scripts: list[str] = []
-        self.fail_next = False
-
-    async def apply_async(self, script: str, timeout: float = 30.0) -> None:
-        if self.fail_next:
-            self.fail_next = False
-            raise NftError("Error: simulated")
-        self.scripts.append(script)
-
-
-async def until(cond: Callable[[], object], what: str, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.01)
 
 
 def kinded(obj: dict[str, object], api_version: str, kind: str) -> dict[str, object]:

@@ -6,28 +6,15 @@ transaction retried as a full sync, and the table deleted on stop."""
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 from typing import Any
 
+from tests.helpers.nft import RecordingNft, until
+
 from k8py.client.fake import FakeClient
-from k8py.nftables import NftError
 from k8py.proxy.proxier import Proxier
 from k8py.proxy.rules import TABLE, ProxyConfig
 
 Obj = dict[str, Any]
-
-
-class RecordingNft:
-    def __init__(self) -> None:
-        self.scripts: list[str] = []
-        self.fail_next = False
-
-    async def apply_async(self, script: str, timeout: float = 30.0) -> None:
-        if self.fail_next:
-            self.fail_next = False
-            raise NftError("Error: simulated")
-        self.scripts.append(script)
 
 
 class RecordingConntrack:
@@ -36,13 +23,6 @@ class RecordingConntrack:
 
     async def run(self, commands: list[list[str]]) -> None:
         self.runs.append(commands)
-
-
-async def until(cond: Callable[[], object], what: str, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.01)
 
 
 def service(name: str, ip: str, protocol: str = "TCP") -> Obj:

@@ -139,55 +139,36 @@ async def _main(args: argparse.Namespace, data_dir: str, name: str, stop: asynci
         new = await asyncio.to_thread(_credentials, args.server, args.token, name, certs, ips, roles)
         return None if new is None else dict(new["lifetimes"])
 
+    def role_client(role: str, component: str) -> Client:
+        """A client with the certificate of one of the node's components (``<role>_cert``)."""
+        return Client(ClientConfig(server=args.server, ca_file=creds["ca"], cert_file=creds[f"{role}_cert"],
+                                   key_file=creds[f"{role}_key"]), component=component)
+
+    beside: list[tuple[asyncio.Task[Any], Client] | None] = []  # the node's components, each with its client
     # the service proxy, as system:kube-proxy (k3s's agents run kube-proxy beside the kubelet)
-    proxy_client = proxy_task = None
     if not args.disable_kube_proxy and creds.get("proxy_cert"):
-        from k8py.cli.proxy import missing_prerequisites as proxy_missing
-        from k8py.proxy.proxier import Proxier
-        from k8py.proxy.rules import ProxyConfig
+        from k8py.cli import proxy
 
-        missing = proxy_missing()
-        if missing:
-            log.error("the service proxy cannot run here (Services' addresses will not answer); missing: %s",
-                      "; ".join(missing))
-        else:
-            proxy_client = Client(ClientConfig(server=args.server, ca_file=creds["ca"], cert_file=creds["proxy_cert"],
-                                               key_file=creds["proxy_key"]), component="kube-proxy")
-            proxier = Proxier(proxy_client, ProxyConfig(name, tuple(c for c in args.cluster_cidr.split(",") if c)))
-            proxy_task = asyncio.create_task(proxier.run(stop), name="service-proxy")
-
+        beside.append(proxy.start_beside_agent(lambda: role_client("proxy", "kube-proxy"), name, args.cluster_cidr,
+                                               stop, log))
     # the NetworkPolicy agent, as system:k8py-network-policy (k3s's embedded policy controller)
-    netpol_client = netpol_task = None
     if not args.disable_network_policy and creds.get("netpol_cert"):
-        from k8py.cli.netpol import missing_prerequisites as netpol_missing
-        from k8py.netpol.controller import PolicyAgent
+        from k8py.cli import netpol
 
-        missing = netpol_missing()
-        if missing:
-            log.error("the NetworkPolicy agent cannot run here (NetworkPolicies will not be enforced); missing: %s",
-                      "; ".join(missing))
-        else:
-            netpol_client = Client(ClientConfig(server=args.server, ca_file=creds["ca"],
-                                                cert_file=creds["netpol_cert"], key_file=creds["netpol_key"]),
-                                   component="k8py-network-policy")
-            netpol_task = asyncio.create_task(PolicyAgent(netpol_client, name).run(stop), name="network-policy")
-
+        beside.append(netpol.start_beside_agent(lambda: role_client("netpol", "k8py-network-policy"), name, stop, log))
     # the local-path provisioner, as system:k8py-local-path-provisioner (k3s's local-storage)
-    localpath_client = localpath_task = None
     if not args.disable_local_storage and creds.get("localpath_cert"):
         from k8py.kubelet.localpath import COMPONENT, LocalPathProvisioner
 
-        localpath_client = Client(ClientConfig(server=args.server, ca_file=creds["ca"],
-                                               cert_file=creds["localpath_cert"], key_file=creds["localpath_key"]),
-                                  component=COMPONENT)
-        localpath_task = asyncio.create_task(LocalPathProvisioner(localpath_client, name, data_dir).run(stop),
-                                             name=COMPONENT)
+        localpath_client = role_client("localpath", COMPONENT)
+        beside.append((asyncio.create_task(LocalPathProvisioner(localpath_client, name, data_dir).run(stop),
+                                           name=COMPONENT), localpath_client))
+    started = [b for b in beside if b is not None]
 
     def reloaded() -> None:
         client.reload_client_certificate()
-        for other in (proxy_client, netpol_client, localpath_client):
-            if other is not None:
-                other.reload_client_certificate()
+        for _, other in started:
+            other.reload_client_certificate()
 
     # kubelet's certificate rotation: new client and serving certificates at 70-90 % of their life
     certmgr = CertificateManager(creds["lifetimes"], rotate, reloaded)
@@ -196,14 +177,12 @@ async def _main(args: argparse.Namespace, data_dir: str, name: str, stop: asynci
         await run_node(client, opts, stop)
     finally:
         certmgr_task.cancel()
-        tasks = [t for t in (proxy_task, netpol_task, localpath_task) if t is not None]
-        if tasks:
+        if started:
             stop.set()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*(task for task, _ in started), return_exceptions=True)
         await client.close()
-        for other in (proxy_client, netpol_client, localpath_client):
-            if other is not None:
-                await other.close()
+        for _, other in started:
+            await other.close()
     return 0
 
 

@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+from typing import TYPE_CHECKING
 
-from k8py.runner import run_until_signal
+from k8py.runner import add_kubeconfig_flags, component_config, run_with_client
+
+if TYPE_CHECKING:
+    from k8py.client.api import Client
 
 __all__ = ["add_parser"]
 
@@ -19,9 +23,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         description="Run the controllers (ReplicaSet, Deployment, garbage collector, namespaces, endpoints, "
                     "nodes, ...) against an API server. With several running, a Lease in kube-system elects "
                     "the one that works; the others wait to take over.")
-    p.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig to reach the API server (default: "
-                   "$KUBECONFIG, ~/.kube/config, or in-cluster)")
-    p.add_argument("--context", metavar="NAME", help="kubeconfig context")
+    add_kubeconfig_flags(p)
     p.add_argument("--controllers", default="*", metavar="A,B",
                    help="controllers to run, comma-separated; '*' for all (default)")
     p.add_argument("--leader-elect", default="true", choices=("true", "false"),
@@ -36,14 +38,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
-    from k8py.client.api import Client
-    from k8py.client.config import ConfigError, load_config
     from k8py.controllers.manager import CONTROLLERS, ControllerManager
 
-    try:
-        cfg = load_config(args.kubeconfig, args.context)
-    except ConfigError as e:
-        log.error("%s", e)
+    cfg = component_config(args, log)
+    if cfg is None:
         return 1
     if args.root_ca_file:
         from k8py.controllers.rootcacert import RootCAError, read_root_ca
@@ -60,14 +58,12 @@ def run(args: argparse.Namespace) -> int:
             log.error("unknown controllers: %s (known: %s)", ", ".join(unknown), ", ".join(sorted(CONTROLLERS)))
             return 2
 
-    async def main(stop: asyncio.Event) -> int:
-        async with Client(cfg, component="kube-controller-manager") as client:
-            mgr = ControllerManager(client, controllers=names, leader_elect=args.leader_elect == "true",
-                                    workers=args.concurrent_syncs,
-                                    options={"root_ca_file": args.root_ca_file} if args.root_ca_file else None)
-            log.info("controller manager starting against %s (controllers: %s)", cfg.server,
-                     ", ".join(mgr.names) or "none built")
-            await mgr.run(stop)
-        return 0
+    async def main(client: Client, stop: asyncio.Event) -> None:
+        mgr = ControllerManager(client, controllers=names, leader_elect=args.leader_elect == "true",
+                                workers=args.concurrent_syncs,
+                                options={"root_ca_file": args.root_ca_file} if args.root_ca_file else None)
+        log.info("controller manager starting against %s (controllers: %s)", cfg.server,
+                 ", ".join(mgr.names) or "none built")
+        await mgr.run(stop)
 
-    return run_until_signal(main)
+    return run_with_client(cfg, "kube-controller-manager", main)

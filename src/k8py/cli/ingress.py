@@ -10,9 +10,12 @@ import asyncio
 import logging
 import os
 import socket
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from k8py.runner import run_until_signal
+from k8py.runner import add_kubeconfig_flags, component_config, run_with_client
+
+if TYPE_CHECKING:
+    from k8py.client.api import Client
 
 __all__ = ["add_parser", "build_controller", "missing_prerequisites"]
 
@@ -78,9 +81,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         description="Serve the Ingresses of the IngressClass k8py-nginx (created, as the default class, when "
                     "missing) with Debian's nginx, run as this command's child: hosts, paths, TLS from Secrets, "
                     "the default backend; status.loadBalancer is set to --publish-status-address.")
-    p.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig to reach the API server (default: "
-                   "$KUBECONFIG, ~/.kube/config, or in-cluster)")
-    p.add_argument("--context", metavar="NAME", help="kubeconfig context")
+    add_kubeconfig_flags(p)
     p.add_argument("--state-dir", metavar="DIR", default=None,
                    help=f"where nginx's configuration, certificates and log live (default: "
                         f"{os.path.join(default_data_dir(), 'ingress')})")
@@ -103,31 +104,22 @@ def status_addresses(value: str) -> tuple[str, ...]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from k8py.client.api import Client
-    from k8py.client.config import ConfigError, load_config
     from k8py.config import default_data_dir
     from k8py.ingress.nginx import NginxError
 
-    missing = missing_prerequisites()
-    if missing:
-        log.error("cannot run the ingress controller; missing: %s", "; ".join(missing))
-        return 1
-    try:
-        cfg = load_config(args.kubeconfig, args.context)
-    except ConfigError as e:
-        log.error("%s", e)
+    cfg = component_config(args, log, what="the ingress controller", missing=missing_prerequisites())
+    if cfg is None:
         return 1
     state_dir = os.path.abspath(args.state_dir or os.path.join(default_data_dir(), "ingress"))
     addresses = status_addresses(args.publish_status_address)
 
-    async def main(stop: asyncio.Event) -> int:
-        async with Client(cfg, component="k8py-ingress") as client:
-            try:
-                ctl = build_controller(client, state_dir, args.ingress_http_port, args.ingress_https_port, addresses)
-            except NginxError as e:
-                log.error("cannot run the ingress controller: %s", e)
-                return 1
-            await ctl.run(stop)
+    async def main(client: Client, stop: asyncio.Event) -> int:
+        try:
+            ctl = build_controller(client, state_dir, args.ingress_http_port, args.ingress_https_port, addresses)
+        except NginxError as e:
+            log.error("cannot run the ingress controller: %s", e)
+            return 1
+        await ctl.run(stop)
         return 0
 
-    return run_until_signal(main)
+    return run_with_client(cfg, "k8py-ingress", main)

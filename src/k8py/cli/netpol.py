@@ -11,26 +11,43 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
-import shutil
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from k8py.runner import run_until_signal
+from k8py.runner import add_kubeconfig_flags, component_config, run_with_client
 
-__all__ = ["add_parser", "missing_prerequisites"]
+if TYPE_CHECKING:
+    from k8py.client.api import Client
+
+__all__ = ["add_parser", "missing_prerequisites", "start_beside_agent"]
 
 log = logging.getLogger("k8py.netpol")
 
 
 def missing_prerequisites() -> list[str]:
-    out = []
-    if os.geteuid() != 0:
-        out.append("root (the NetworkPolicy agent programs nftables)")
-    if not shutil.which("nft"):
-        out.append("the nft command (Debian package nftables)")
-    return out
+    from k8py.nftables import missing_prerequisites as nft_missing
+
+    return nft_missing("the NetworkPolicy agent")
+
+
+def start_beside_agent(client_for: Callable[[], Client], node: str, stop: asyncio.Event,
+                       log: logging.Logger) -> tuple[asyncio.Task[None], Client] | None:
+    """The NetworkPolicy agent for the pods of ``node`` beside its node agent (``k8py server``'s,
+    a joined ``k8py agent``'s) as a task of this process, with the client ``client_for()`` makes;
+    None when this machine cannot run it, after saying on ``log`` what it lacks."""
+    from k8py.netpol.controller import PolicyAgent
+
+    missing = missing_prerequisites()
+    if missing:
+        log.error("the NetworkPolicy agent cannot run here (NetworkPolicies will not be enforced); missing: %s",
+                  "; ".join(missing))
+        return None
+    client = client_for()
+    return asyncio.create_task(PolicyAgent(client, node).run(stop), name="network-policy"), client
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+    from k8py.cli.proxy import add_min_sync_period_flag
     from k8py.cli.server import node_name
 
     p = subparsers.add_parser(
@@ -38,38 +55,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         description="Program this machine's nftables (table inet k8py-netpol) so that the pods of --node-name "
                     "get the traffic their NetworkPolicies allow and no other: ingress and egress rules with pod "
                     "and namespace selectors, ipBlocks and ports. Removes its table when stopped.")
-    p.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig to reach the API server (default: "
-                   "$KUBECONFIG, ~/.kube/config, or in-cluster)")
-    p.add_argument("--context", metavar="NAME", help="kubeconfig context")
+    add_kubeconfig_flags(p)
     p.add_argument("--node-name", type=node_name, required=True, metavar="NAME",
                    help="this node's name: the pods bound to it are the ones whose traffic is filtered here")
-    p.add_argument("--min-sync-period", type=float, default=0.25, metavar="SECONDS",
-                   help="shortest time between two syncs: changes meanwhile are applied together (default 0.25)")
+    add_min_sync_period_flag(p)
     p.add_argument("--debug", action="store_true", help="log at debug level")
     p.set_defaults(func=run, parser=p)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
-    from k8py.client.api import Client
-    from k8py.client.config import ConfigError, load_config
     from k8py.netpol.controller import PolicyAgent
 
-    if args.min_sync_period < 0:
-        args.parser.error(f"argument --min-sync-period: {args.min_sync_period:g} is negative")
-    missing = missing_prerequisites()
-    if missing:
-        log.error("cannot run the NetworkPolicy agent; missing: %s", "; ".join(missing))
+    cfg = component_config(args, log, what="the NetworkPolicy agent", missing=missing_prerequisites())
+    if cfg is None:
         return 1
-    try:
-        cfg = load_config(args.kubeconfig, args.context)
-    except ConfigError as e:
-        log.error("%s", e)
-        return 1
-
-    async def main(stop: asyncio.Event) -> int:
-        async with Client(cfg, component="k8py-network-policy") as client:
-            await PolicyAgent(client, args.node_name, min_interval=args.min_sync_period).run(stop)
-        return 0
-
-    return run_until_signal(main)
+    return run_with_client(cfg, "k8py-network-policy", lambda client, stop: PolicyAgent(
+        client, args.node_name, min_interval=args.min_sync_period).run(stop))

@@ -188,35 +188,20 @@ def _embedded_kubelet_names(config: ServerConfig) -> tuple[str, tuple[str, ...],
 
 def start_proxy(config: ServerConfig, pki: Any, stop_ev: asyncio.Event) -> tuple[asyncio.Task[Any], Any] | None:
     """The service proxy for this machine (kube-proxy's place in k3s), as ``system:kube-proxy``."""
-    from k8py.cli.proxy import missing_prerequisites
-    from k8py.proxy.proxier import Proxier
-    from k8py.proxy.rules import ProxyConfig
+    from k8py.cli.proxy import start_beside_agent
 
-    missing = missing_prerequisites()
-    if missing:
-        log.error("the service proxy cannot run here (Services' addresses will not answer); missing: %s",
-                  "; ".join(missing))
-        return None
-    client = loopback_client(config, pki, "system:kube-proxy", (), "kube-proxy")
-    name = config.node_name or socket.gethostname().lower()
-    proxier = Proxier(client, ProxyConfig(name, tuple(c for c in config.cluster_cidr.split(",") if c)))
-    return asyncio.create_task(proxier.run(stop_ev), name="service-proxy"), client
+    return start_beside_agent(lambda: loopback_client(config, pki, "system:kube-proxy", (), "kube-proxy"),
+                              config.node_name or socket.gethostname().lower(), config.cluster_cidr, stop_ev, log)
 
 
 def start_netpol(config: ServerConfig, pki: Any, stop_ev: asyncio.Event) -> tuple[asyncio.Task[Any], Any] | None:
     """The NetworkPolicy agent for this machine's pods (k3s's embedded policy controller), as
     ``system:k8py-network-policy``."""
-    from k8py.cli.netpol import missing_prerequisites
-    from k8py.netpol.controller import USER, PolicyAgent
+    from k8py.cli.netpol import start_beside_agent
+    from k8py.netpol.controller import USER
 
-    missing = missing_prerequisites()
-    if missing:
-        log.error("the NetworkPolicy agent cannot run here (NetworkPolicies will not be enforced); missing: %s",
-                  "; ".join(missing))
-        return None
-    client = loopback_client(config, pki, USER, (), "k8py-network-policy")
-    agent = PolicyAgent(client, config.node_name or socket.gethostname().lower())
-    return asyncio.create_task(agent.run(stop_ev), name="network-policy"), client
+    return start_beside_agent(lambda: loopback_client(config, pki, USER, (), "k8py-network-policy"),
+                              config.node_name or socket.gethostname().lower(), stop_ev, log)
 
 
 def start_local_path(config: ServerConfig, pki: Any, stop_ev: asyncio.Event) -> tuple[asyncio.Task[Any], Any]:

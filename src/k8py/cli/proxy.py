@@ -9,23 +9,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
-import shutil
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from k8py.runner import run_until_signal
+from k8py.runner import add_kubeconfig_flags, component_config, run_with_client
 
-__all__ = ["add_parser", "missing_prerequisites"]
+if TYPE_CHECKING:
+    from k8py.client.api import Client
+
+__all__ = ["add_min_sync_period_flag", "add_parser", "missing_prerequisites", "start_beside_agent"]
 
 log = logging.getLogger("k8py.proxy")
 
 
 def missing_prerequisites() -> list[str]:
-    out = []
-    if os.geteuid() != 0:
-        out.append("root (the proxy programs nftables)")
-    if not shutil.which("nft"):
-        out.append("the nft command (Debian package nftables)")
-    return out
+    from k8py.nftables import missing_prerequisites as nft_missing
+
+    return nft_missing("the proxy")
 
 
 def cidr_list(value: str) -> tuple[str, ...]:
@@ -37,6 +37,41 @@ def cidr_list(value: str) -> tuple[str, ...]:
         raise argparse.ArgumentTypeError(f"invalid CIDR list {value!r}: {e}") from None
 
 
+def start_beside_agent(client_for: Callable[[], Client], node: str, cluster_cidr: str, stop: asyncio.Event,
+                       log: logging.Logger) -> tuple[asyncio.Task[None], Client] | None:
+    """The service proxy beside a node agent (``k8py server``'s, a joined ``k8py agent``'s) as a
+    task of this process, with the client ``client_for()`` makes; None when this machine cannot
+    run it, after saying on ``log`` what it lacks."""
+    from k8py.proxy.proxier import Proxier
+    from k8py.proxy.rules import ProxyConfig
+
+    missing = missing_prerequisites()
+    if missing:
+        log.error("the service proxy cannot run here (Services' addresses will not answer); missing: %s",
+                  "; ".join(missing))
+        return None
+    client = client_for()
+    proxier = Proxier(client, ProxyConfig(node, tuple(c for c in cluster_cidr.split(",") if c)))
+    return asyncio.create_task(proxier.run(stop), name="service-proxy"), client
+
+
+def min_sync_period(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid float value: {value!r}") from None
+    if seconds < 0:  # kube-proxy: "must be greater than or equal to 0"
+        raise argparse.ArgumentTypeError(f"{seconds:g} is negative")
+    return seconds
+
+
+def add_min_sync_period_flag(p: argparse.ArgumentParser) -> None:
+    """``--min-sync-period``, of the components on the bounded-frequency sync loop (the service
+    proxy, the NetworkPolicy agent)."""
+    p.add_argument("--min-sync-period", type=min_sync_period, default=0.25, metavar="SECONDS",
+                   help="shortest time between two syncs: changes meanwhile are applied together (default 0.25)")
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
     from k8py.cli.server import cidr_pair, node_name
 
@@ -45,43 +80,27 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         description="Program this machine's nftables (table inet k8py-proxy) so that Service addresses "
                     "(ClusterIPs, NodePorts, external and load-balancer IPs) reach their ready endpoints, "
                     "as kube-proxy's nftables mode. Removes its table when stopped.")
-    p.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig to reach the API server (default: "
-                   "$KUBECONFIG, ~/.kube/config, or in-cluster)")
-    p.add_argument("--context", metavar="NAME", help="kubeconfig context")
+    add_kubeconfig_flags(p)
     p.add_argument("--node-name", type=node_name, required=True, metavar="NAME",
                    help="this node's name (for internal/externalTrafficPolicy: Local)")
     p.add_argument("--cluster-cidr", type=cidr_pair, default=None, metavar="CIDR[,CIDR]",
                    help="the pod network: traffic from elsewhere to a ClusterIP is masqueraded")
     p.add_argument("--nodeport-addresses", type=cidr_list, default=(), metavar="CIDR[,CIDR]",
                    help="addresses NodePorts answer on (default: every local address but loopback)")
-    p.add_argument("--min-sync-period", type=float, default=0.25, metavar="SECONDS",
-                   help="shortest time between two syncs: changes meanwhile are applied together (default 0.25)")
+    add_min_sync_period_flag(p)
     p.add_argument("--debug", action="store_true", help="log at debug level")
     p.set_defaults(func=run, parser=p)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
-    from k8py.client.api import Client
-    from k8py.client.config import ConfigError, load_config
     from k8py.proxy.proxier import Proxier
     from k8py.proxy.rules import ProxyConfig
 
-    missing = missing_prerequisites()
-    if missing:
-        log.error("cannot run the service proxy; missing: %s", "; ".join(missing))
-        return 1
-    try:
-        cfg = load_config(args.kubeconfig, args.context)
-    except ConfigError as e:
-        log.error("%s", e)
+    cfg = component_config(args, log, what="the service proxy", missing=missing_prerequisites())
+    if cfg is None:
         return 1
     pcfg = ProxyConfig(args.node_name, tuple(c for c in (args.cluster_cidr or "").split(",") if c),
                        tuple(args.nodeport_addresses))
-
-    async def main(stop: asyncio.Event) -> int:
-        async with Client(cfg, component="kube-proxy") as client:
-            await Proxier(client, pcfg, min_interval=args.min_sync_period).run(stop)
-        return 0
-
-    return run_until_signal(main)
+    return run_with_client(cfg, "kube-proxy",
+                           lambda client, stop: Proxier(client, pcfg, min_interval=args.min_sync_period).run(stop))

@@ -9,8 +9,12 @@ import argparse
 import asyncio
 import logging
 import re
+from typing import TYPE_CHECKING
 
-from k8py.runner import run_until_signal
+from k8py.runner import add_kubeconfig_flags, component_config, run_with_client
+
+if TYPE_CHECKING:
+    from k8py.client.api import Client
 
 __all__ = ["add_hollow_nodes_parser"]
 
@@ -102,37 +106,29 @@ def add_hollow_nodes_parser(subparsers: argparse._SubParsersAction) -> argparse.
     p.add_argument("--no-pods", action="store_true",
                    help="register nodes and leases only; do not run the pods bound to them")
     p.add_argument("--delete-on-exit", action="store_true", help="delete the nodes and their leases on exit")
-    p.add_argument("--kubeconfig", metavar="FILE",
-                   help="kubeconfig to reach the API server (default: $KUBECONFIG, ~/.kube/config, or in-cluster)")
-    p.add_argument("--context", metavar="NAME", help="kubeconfig context")
+    add_kubeconfig_flags(p)
     p.add_argument("--debug", action="store_true", help="log at debug level")
     p.set_defaults(func=run_hollow_nodes, parser=p)
     return p
 
 
 def run_hollow_nodes(args: argparse.Namespace) -> int:
-    from k8py.client.api import Client
-    from k8py.client.config import ConfigError, load_config
     from k8py.kubelet.hollow import HollowNodes, node_specs
 
-    try:
-        ccfg = load_config(args.kubeconfig, args.context)
-    except ConfigError as e:
-        log.error("%s", e)
+    ccfg = component_config(args, log)
+    if ccfg is None:
         return 1
     zones = [z.strip() for z in args.zones.split(",") if z.strip()]
     specs = node_specs(args.count, prefix=args.name_prefix, cpu=args.cpu, memory=args.memory, pods=args.pods,
                        ephemeral_storage=args.ephemeral_storage, extended=args.extended_resource,
                        labels=args.labels, zones=zones, taints=args.taints, start=args.start_index)
 
-    async def main(stop: asyncio.Event) -> int:
-        async with Client(ccfg, component="hollow-nodes", field_manager="kubelet") as client:
-            nodes = HollowNodes(client, specs, lease_interval=args.lease_interval,
-                                lease_duration=max(40, int(args.lease_interval * 4)),
-                                status_interval=args.status_interval, report_pods=not args.no_pods,
-                                delete_on_stop=args.delete_on_exit)
-            log.info("registering %d hollow node(s) with %s", len(specs), ccfg.server)
-            await nodes.run(stop)
-        return 0
+    async def main(client: Client, stop: asyncio.Event) -> None:
+        nodes = HollowNodes(client, specs, lease_interval=args.lease_interval,
+                            lease_duration=max(40, int(args.lease_interval * 4)),
+                            status_interval=args.status_interval, report_pods=not args.no_pods,
+                            delete_on_stop=args.delete_on_exit)
+        log.info("registering %d hollow node(s) with %s", len(specs), ccfg.server)
+        await nodes.run(stop)
 
-    return run_until_signal(main)
+    return run_with_client(ccfg, "hollow-nodes", main, field_manager="kubelet")
