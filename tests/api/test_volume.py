@@ -107,3 +107,27 @@ def test_bind_volume_to_claim() -> None:
     assert v.ANN_BOUND_BY_CONTROLLER not in user["metadata"].get("annotations", {})
     again, dirty = v.bind_volume_to_claim(new, pvc())
     assert not dirty and again == new
+
+
+def test_candidates_once_for_many_nodes() -> None:
+    # a local volume's hostname affinity (a set lookup) and any other affinity (a full match) agree
+    zoned = pv("zoned", "1Gi")
+    zoned["spec"]["nodeAffinity"] = {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+        {"key": "zone", "operator": "NotIn", "values": ["z9"]}]}]}}
+    two = pv("two", "2Gi")
+    two["spec"]["nodeAffinity"] = {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+        {"key": "kubernetes.io/hostname", "operator": "In", "values": ["a", "b"]}]}]}}
+    cands = v.VolumeCandidates.of(pvc(), [two, pv("on-c", "1Gi", host="c"), zoned], scheduler=True)
+    assert [c.name for c in cands.others] == ["on-c", "zoned", "two"]  # smallest first, stable among equals
+
+    def pick(labels: dict[str, str], excluded: tuple[str, ...] = ()) -> str | None:
+        got = cands.pick(labels, excluded)
+        return None if got is None else str(got["metadata"]["name"])
+    assert pick({"kubernetes.io/hostname": "c"}) == "on-c"
+    assert pick({"kubernetes.io/hostname": "a", "zone": "z9"}) == "two"
+    assert pick({"kubernetes.io/hostname": "a"}) == "zoned"
+    assert pick({"kubernetes.io/hostname": "c"}, ("on-c",)) == "zoned"
+    assert pick({"kubernetes.io/hostname": "d", "zone": "z9"}) is None
+    for labels in ({"kubernetes.io/hostname": h, "zone": z} for h in "abcd" for z in ("z1", "z9")):
+        whole = v.find_matching_volume(pvc(), [two, pv("on-c", "1Gi", host="c"), zoned], node_labels=labels)
+        assert pick(labels) == (whole["metadata"]["name"] if whole is not None else None)

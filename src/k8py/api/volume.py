@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from k8py.api.corev1 import NodeSelector, int_value
-from k8py.api.selectors import from_label_selector
+from k8py.api.selectors import IN, from_label_selector
 
 __all__ = [
     "ANN_BETA_STORAGE_CLASS",
@@ -26,6 +27,8 @@ __all__ = [
     "PVC_PROTECTION_FINALIZER",
     "PV_PROTECTION_FINALIZER",
     "WAIT_FOR_FIRST_CONSUMER",
+    "VolumeCandidates",
+    "affinity_admits",
     "bind_volume_to_claim",
     "check_access_modes",
     "check_node_affinity",
@@ -40,6 +43,7 @@ __all__ = [
     "is_fully_bound",
     "is_volume_bound_to_claim",
     "match_topology_terms",
+    "node_affinity",
     "volume_class",
     "volume_mode_mismatch",
 ]
@@ -59,6 +63,7 @@ DEFAULT_CLASS_ANNOTATIONS = ("storageclass.kubernetes.io/is-default-class",
                              "storageclass.beta.kubernetes.io/is-default-class")
 NOT_SUPPORTED_PROVISIONER = "kubernetes.io/no-provisioner"
 WAIT_FOR_FIRST_CONSUMER = "WaitForFirstConsumer"
+HOSTNAME_LABEL = "kubernetes.io/hostname"
 # set at creation (StorageObjectInUseProtection), removed by the protection controllers
 PVC_PROTECTION_FINALIZER = "kubernetes.io/pvc-protection"
 PV_PROTECTION_FINALIZER = "kubernetes.io/pv-protection"
@@ -122,14 +127,22 @@ def check_access_modes(pvc: Obj, pv: Obj) -> bool:
     return all(m in have for m in _spec(pvc).get("accessModes") or ())
 
 
-def check_node_affinity(pv: Obj, node_labels: Mapping[str, str]) -> bool:
-    """The PV's ``nodeAffinity.required`` admits a node with these labels (CheckNodeAffinity).
-    As kube's, only labels are matched: the node in the check has no name, so a ``matchFields``
-    term matches no node."""
+def node_affinity(pv: Obj) -> NodeSelector | None:
+    """The PV's ``nodeAffinity.required``, parsed; None when it has none (every node)."""
     required = (_spec(pv).get("nodeAffinity") or {}).get("required")
-    if required is None:
-        return True
-    return NodeSelector.parse(required).matches(node_labels, "")
+    return None if required is None else NodeSelector.parse(required)
+
+
+def check_node_affinity(pv: Obj, node_labels: Mapping[str, str]) -> bool:
+    """The PV's ``nodeAffinity.required`` admits a node with these labels (CheckNodeAffinity)."""
+    return affinity_admits(node_affinity(pv), node_labels)
+
+
+def affinity_admits(selector: NodeSelector | None, node_labels: Mapping[str, str]) -> bool:
+    """A parsed :func:`node_affinity` admits a node with these labels (for one PV checked against
+    many nodes). As kube's, only labels are matched: the node in the check has no name, so a
+    ``matchFields`` term matches no node."""
+    return selector is None or selector.matches(node_labels, "")
 
 
 def match_topology_terms(terms: Iterable[Any] | None, node_labels: Mapping[str, str]) -> bool:
@@ -157,42 +170,91 @@ def find_matching_volume(pvc: Obj, volumes: Iterable[Obj], *, node_labels: Mappi
     ``delay_binding`` is the PV controller's path for a WaitForFirstConsumer claim: only
     pre-bound volumes are returned (the scheduler binds the rest). ``excluded`` are volumes the
     scheduler already chose for the pod's other claims. Raises SelectorError when the claim's
-    selector is malformed."""
-    requested = claim_request(pvc)
-    requested_class = claim_class(pvc)
-    raw_sel = _spec(pvc).get("selector")
-    selector = from_label_selector(raw_sel) if raw_sel is not None else None
-    smallest: Obj | None = None
-    smallest_size = 0
-    for pv in volumes:
-        m = _meta(pv)
-        if m.get("name") in excluded:
-            continue
-        spec = _spec(pv)
-        bound_here = is_volume_bound_to_claim(pv, pvc)
-        if spec.get("claimRef") and not bound_here:
-            continue
-        size = int_value(((spec.get("capacity") or {}).get("storage")) or "0")
-        if size < requested or volume_mode_mismatch(pvc, pv) or m.get("deletionTimestamp"):
-            continue
-        affinity_ok = node_labels is None or check_node_affinity(pv, node_labels)
-        if bound_here:
-            # a pre-bound volume is the claim's answer, or (on a node it excludes) none
-            return pv if affinity_ok else None
-        if node_labels is None and delay_binding:
-            continue
-        if (pv.get("status") or {}).get("phase") != "Available":
-            continue  # binding one that is not Available yet would only meet conflicts
-        if selector is not None and not selector.matches(m.get("labels") or {}):
-            continue
-        if volume_class(pv) != requested_class or not affinity_ok:
-            continue
-        if node_labels is not None and not check_access_modes(pvc, pv):
-            continue
-        if smallest is None or size < smallest_size:
-            smallest, smallest_size = pv, size
-    return smallest
+    selector is malformed. The scheduler, which asks for one claim on many nodes, keeps the
+    :class:`VolumeCandidates` and calls :meth:`VolumeCandidates.pick` per node instead."""
+    found = VolumeCandidates.of(pvc, volumes, scheduler=node_labels is not None, delay_binding=delay_binding)
+    return found.pick(node_labels, excluded)
 
+
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    pv: Obj
+    name: str
+    affinity: NodeSelector | None
+    # the node names a local volume's affinity allows (one term, one ``kubernetes.io/hostname In``
+    # expression: local-path's and kube's local volumes), for a set lookup instead of a match
+    hostnames: frozenset[str] | None
+
+    @staticmethod
+    def of(pv: Obj, scheduler: bool) -> _Candidate:
+        affinity = node_affinity(pv) if scheduler else None
+        hostnames = None
+        if affinity is not None and len(affinity.terms) == 1:
+            term = affinity.terms[0]
+            if term.valid and not term.fields and len(term.expressions) == 1:
+                e = term.expressions[0]
+                if e.key == HOSTNAME_LABEL and e.operator == IN:
+                    hostnames = frozenset(e.values)
+        return _Candidate(pv, str(_meta(pv).get("name") or ""), affinity, hostnames)
+
+    def admits(self, node_labels: Mapping[str, str]) -> bool:
+        if self.hostnames is not None:
+            return node_labels.get(HOSTNAME_LABEL) in self.hostnames
+        return affinity_admits(self.affinity, node_labels)
+
+
+@dataclass(frozen=True, slots=True)
+class VolumeCandidates:
+    """What of FindMatchingVolume does not depend on the node: the volumes pre-bound to the claim
+    and, smallest first, the others that may bind it, each with its parsed node affinity."""
+
+    prebound: tuple[_Candidate, ...]
+    others: tuple[_Candidate, ...]
+
+    @staticmethod
+    def of(pvc: Obj, volumes: Iterable[Obj], *, scheduler: bool, delay_binding: bool = False) -> VolumeCandidates:
+        requested = claim_request(pvc)
+        requested_class = claim_class(pvc)
+        raw_sel = _spec(pvc).get("selector")
+        selector = from_label_selector(raw_sel) if raw_sel is not None else None
+        prebound: list[_Candidate] = []
+        others: list[tuple[int, int, _Candidate]] = []
+        for i, pv in enumerate(volumes):
+            m, spec = _meta(pv), _spec(pv)
+            bound_here = is_volume_bound_to_claim(pv, pvc)
+            if spec.get("claimRef") and not bound_here:
+                continue
+            size = int_value(((spec.get("capacity") or {}).get("storage")) or "0")
+            if size < requested or volume_mode_mismatch(pvc, pv) or m.get("deletionTimestamp"):
+                continue
+            if bound_here:
+                prebound.append(_Candidate.of(pv, scheduler))
+                continue
+            if not scheduler and delay_binding:
+                continue
+            if (pv.get("status") or {}).get("phase") != "Available":
+                continue  # binding one that is not Available yet would only meet conflicts
+            if selector is not None and not selector.matches(m.get("labels") or {}):
+                continue
+            if volume_class(pv) != requested_class:
+                continue
+            if scheduler and not check_access_modes(pvc, pv):
+                continue
+            others.append((size, i, _Candidate.of(pv, scheduler)))
+        others.sort(key=lambda t: (t[0], t[1]))  # smallest first; the first seen among equals
+        return VolumeCandidates(tuple(prebound), tuple(c for _, _, c in others))
+
+    def pick(self, node_labels: Mapping[str, str] | None = None, excluded: Collection[str] = ()) -> Obj | None:
+        """The match on a node with these labels (None: any node, the PV controller's path)."""
+        for c in self.prebound:
+            if c.name in excluded:
+                continue
+            # a pre-bound volume is the claim's answer, or (on a node it excludes) none
+            return c.pv if node_labels is None or c.admits(node_labels) else None
+        for c in self.others:
+            if c.name not in excluded and (node_labels is None or c.admits(node_labels)):
+                return c.pv
+        return None
 
 
 def claim_reference(pvc: Obj) -> dict[str, Any]:

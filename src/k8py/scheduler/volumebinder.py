@@ -26,19 +26,21 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from k8py.api.corev1 import pod_volume_claims
+from k8py.api.corev1 import NodeSelector, pod_volume_claims
 from k8py.api.selectors import SelectorError
 from k8py.api.volume import (
     ANN_SELECTED_NODE,
     NOT_SUPPORTED_PROVISIONER,
     WAIT_FOR_FIRST_CONSUMER,
+    VolumeCandidates,
+    affinity_admits,
     bind_volume_to_claim,
     check_node_affinity,
     claim_class,
     claim_request,
-    find_matching_volume,
     is_fully_bound,
     match_topology_terms,
+    node_affinity,
     volume_class,
 )
 from k8py.client.clock import Clock, RealClock
@@ -162,10 +164,13 @@ class PodVolumeClaims:
 
     bound: list[Obj] = field(default_factory=list)
     to_bind: list[Obj] = field(default_factory=list)  # unbound, WaitForFirstConsumer: ours to bind
-    # the PVs of those claims' classes, listed once per cycle rather than once per node
-    # (kube's unboundVolumesDelayBinding)
-    volumes_by_class: dict[str, list[Obj]] = field(default_factory=dict)
     immediate: list[Obj] = field(default_factory=list)  # unbound, Immediate: the PV controller's
+    # what does not depend on the node, worked out once per cycle rather than once per node (kube
+    # keeps the PVs of the claims' classes, unboundVolumesDelayBinding): the volumes that may bind
+    # each claim to bind (by namespace/name), and the node affinity of the bound claims' PVs (by PV
+    # name; None: no constraint; a PV missing from the cache is not there)
+    candidates: dict[tuple[str, str], VolumeCandidates] = field(default_factory=dict)
+    bound_affinities: dict[str, NodeSelector | None] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -257,12 +262,25 @@ class VolumeBinder:
                 out.to_bind.append(pvc)
             else:
                 out.immediate.append(pvc)  # Immediate, or pre-bound by the user: the PV controller's
+        for pvc in out.bound:
+            name = str((pvc.get("spec") or {}).get("volumeName"))
+            pv = self.pv_cache.get(name)
+            if pv is not None:
+                out.bound_affinities[name] = node_affinity(pv)
         if out.to_bind:
+            by_class: dict[str, list[Obj]] = {}
             wanted = {claim_class(c) for c in out.to_bind}
             for pv in self.pv_cache.list():
                 cls = volume_class(pv)
                 if cls in wanted:
-                    out.volumes_by_class.setdefault(cls, []).append(pv)
+                    by_class.setdefault(cls, []).append(pv)
+            for pvc in out.to_bind:
+                try:
+                    out.candidates[_key(pvc)] = VolumeCandidates.of(pvc, by_class.get(claim_class(pvc), ()),
+                                                                    scheduler=True)
+                except SelectorError as e:
+                    raise ClaimsError(f"error creating internal label selector for claim "
+                                      f"{_key(pvc)[0]}/{_key(pvc)[1]}: {e}") from None
         return out
 
     def delay_binding(self, pvc: Mapping[str, Any]) -> bool:
@@ -287,11 +305,11 @@ class VolumeBinder:
         pv_ok = affinity_ok = unbound_ok = True
         result = PodVolumes()
         for pvc in claims.bound:
-            pv = self.pv_cache.get(str((pvc.get("spec") or {}).get("volumeName")))
-            if pv is None:
-                pv_ok = False
+            name = str((pvc.get("spec") or {}).get("volumeName"))
+            if name not in claims.bound_affinities:
+                pv_ok = False  # the PV is not in the cache
                 break
-            if not check_node_affinity(pv, labels):
+            if not affinity_admits(claims.bound_affinities[name], labels):
                 affinity_ok = False
                 break
         if pv_ok and affinity_ok and claims.to_bind:
@@ -308,8 +326,7 @@ class VolumeBinder:
                 else:
                     to_match.append(pvc)
             if to_match:
-                unbound_ok, result.static_bindings, unmatched = self._find_matching(
-                    to_match, claims.volumes_by_class, labels)
+                unbound_ok, result.static_bindings, unmatched = self._find_matching(to_match, claims, labels)
                 to_provision += unmatched
             if to_provision:
                 unbound_ok, result.dynamic_provisions = self._check_provisions(to_provision, labels)
@@ -322,19 +339,14 @@ class VolumeBinder:
             reasons.append(ERR_PV_NOT_EXIST)
         return result, reasons
 
-    def _find_matching(self, claims: list[Obj], by_class: Mapping[str, list[Obj]], labels: Mapping[str, str]
+    def _find_matching(self, claims: list[Obj], pod_claims: PodVolumeClaims, labels: Mapping[str, str]
                        ) -> tuple[bool, list[tuple[Obj, Obj]], list[Obj]]:
         chosen: set[str] = set()
         bindings: list[tuple[Obj, Obj]] = []
         unmatched: list[Obj] = []
         # smallest requests first, so each gets the smallest volume that fits it
         for pvc in sorted(claims, key=claim_request):
-            try:
-                match = find_matching_volume(pvc, by_class.get(claim_class(pvc), ()), node_labels=labels,
-                                             excluded=chosen)
-            except SelectorError as e:
-                raise BindError(f"error creating internal label selector for claim "
-                                f"{_key(pvc)[0]}/{_key(pvc)[1]}: {e}") from None
+            match = pod_claims.candidates[_key(pvc)].pick(labels, chosen)
             if match is None:
                 unmatched.append(pvc)
                 continue
