@@ -69,7 +69,7 @@ async def test_claim_made_for_the_pod_and_collected_with_it() -> None:
             evs = (await c.client.list(EVENT, "default"))["items"]
             return any(e["involvedObject"].get("name") == "web-1" and e["reason"] == "FailedBinding" and
                        e["message"] == "PVC default/web-1-scratch was not created for pod default/web-1 (pod is not owner)"
-                       for e in evs)
+                       and e["source"]["component"] == "ephemeral_volume" for e in evs)
 
         await c.until(refused, timeout=20, what="FailedBinding event on web-1")
         assert "ownerReferences" not in (await c.client.get(PVC, "web-1-scratch", "default"))["metadata"]

@@ -28,7 +28,8 @@ class Events:
     def __init__(self) -> None:
         self.items: list[tuple[str, str, str, str]] = []
 
-    def event(self, obj: Obj, type_: str, reason: str, message: str) -> None:
+    def event(self, obj: Obj, type_: str, reason: str, message: str, component: str | None = None) -> None:
+        assert component == "persistentvolume-controller"  # kube's source of these events
         self.items.append((obj["metadata"]["name"], type_, reason, message))
 
     def reasons(self, name: str) -> list[str]:

@@ -175,6 +175,7 @@ def test_claim_in_use_stays_until_its_pod_is_gone_and_retain_keeps_the_data(clus
     ev = next(e for e in json.loads(s.kubectl("get", "events", "-n", ns, "-o", "json").stdout)["items"]
               if e["reason"] == "FailedBinding" and e["involvedObject"]["name"] == "again")
     assert ev["message"] == "no persistent volumes available for this claim and no storage class is set"
+    assert ev["source"]["component"] == "persistentvolume-controller"
     s.kubectl("delete", "pvc", "again", "-n", ns)
     s.kubectl("delete", "pv", "pv-retain")
     wait(lambda: get(s, "pv", "pv-retain") is None, 30, "the released volume deleted (not Bound: unprotected)")

@@ -46,7 +46,7 @@ class EventSink:
         self.max_series = max_series
         self.dropped = 0
         self.written = 0
-        self._queue: collections.deque[tuple[Obj, str, str, str, float]] = collections.deque()
+        self._queue: collections.deque[tuple[Obj, str, str, str, float, str]] = collections.deque()
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -76,14 +76,16 @@ class EventSink:
             self._idle.clear()
             await self._idle.wait()
 
-    def event(self, obj: Obj, type_: str, reason: str, message: str) -> None:
-        """Queue an event about ``obj`` (never raises, never waits)."""
+    def event(self, obj: Obj, type_: str, reason: str, message: str, component: str | None = None) -> None:
+        """Queue an event about ``obj`` (never raises, never waits). ``component`` is the source
+        it names when not the sink's own (kube's controllers each have their recorder: the PV
+        controller's events come from ``persistentvolume-controller``)."""
         if len(self._queue) >= self.max_queued:
             self.dropped += 1
             if self.dropped in (1, 100) or self.dropped % 10_000 == 0:
                 log.warning("event sink: queue full, %d event(s) dropped so far", self.dropped)
             return
-        self._queue.append((obj, type_, reason, message, self.clock.wall()))
+        self._queue.append((obj, type_, reason, message, self.clock.wall(), component or self.component))
         self._wake.set()
 
     async def _worker(self) -> None:
@@ -105,10 +107,10 @@ class EventSink:
             finally:
                 self._busy -= 1
 
-    async def _write(self, obj: Obj, type_: str, reason: str, message: str, when: float) -> None:
+    async def _write(self, obj: Obj, type_: str, reason: str, message: str, when: float, component: str) -> None:
         meta = obj.get("metadata") or {}
         ns = str(meta.get("namespace") or "default")
-        key = (ns, str(meta.get("uid") or ""), str(meta.get("name") or ""), type_, reason, message)
+        key = (ns, str(meta.get("uid") or ""), str(meta.get("name") or ""), type_, reason, message, component)
         now = format_epoch(when)
         prior = self._series.get(key)
         if prior is not None and when - prior[2] < self.series_window:
@@ -131,9 +133,9 @@ class EventSink:
               "metadata": {"generateName": f"{meta.get('name', 'object')}.", "namespace": ns},
               "involvedObject": {k: v for k, v in ref.items() if v},
               "reason": reason, "message": message, "type": type_,
-              "source": {"component": self.component, "host": self.host},
+              "source": {"component": component, "host": self.host},
               "firstTimestamp": now, "lastTimestamp": now, "count": 1,
-              "reportingComponent": self.component, "reportingInstance": self.host}
+              "reportingComponent": component, "reportingInstance": self.host}
         try:
             created = await self.client.create(EVENT, ev, ns)
         except ApiError as e:

@@ -95,9 +95,14 @@ class ControllerContext:
     def __post_init__(self) -> None:
         self.options = ControllerOptions.of(self.options)  # a mapping is accepted, and checked
 
-    def record(self, obj: Obj, type_: str, reason: str, message: str) -> None:
-        if self.recorder is not None:
+    def record(self, obj: Obj, type_: str, reason: str, message: str, component: str | None = None) -> None:
+        """Record an event; ``component``: the source it names, when kube's controller has its own."""
+        if self.recorder is None:
+            return
+        if component is None:
             self.recorder.event(obj, type_, reason, message)
+        else:
+            self.recorder.event(obj, type_, reason, message, component=component)
 
 
 class HasController(Protocol):

@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 
+EVENT_SOURCE = "ephemeral_volume"  # kube's recorder of this controller
+
 
 def _meta(o: Obj) -> Obj:
     return o.get("metadata") or {}
@@ -88,7 +90,8 @@ class EphemeralVolumeController:
             if existing is not None:
                 err = vh.ephemeral_claim_owner_error(existing, pod)
                 if err is not None:
-                    self.ctx.record(pod, "Warning", "FailedBinding", err)  # cannot be fixed here: no retry
+                    # cannot be fixed here: no retry
+                    self.ctx.record(pod, "Warning", "FailedBinding", err, component=EVENT_SOURCE)
                 continue
             try:
                 await self.client.create(PVC, claim_for(pod, v), ns)

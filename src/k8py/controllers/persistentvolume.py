@@ -59,6 +59,7 @@ PVC = ("v1", "PersistentVolumeClaim")
 POD = ("v1", "Pod")
 STORAGE_CLASS = ("storage.k8s.io/v1", "StorageClass")
 
+EVENT_SOURCE = "persistentvolume-controller"  # kube's recorder of this controller
 RESYNC_KEY = "resync"
 RESYNC_PERIOD = 15.0  # kube's --pvclaimbinder-sync-period
 POD_CLAIM_INDEX = "pvc"  # namespace/claim -> the pods whose volumes use it
@@ -181,6 +182,9 @@ class PersistentVolumeController:
 
     # -- events -------------------------------------------------------------------------------------
 
+    def _event(self, obj: Obj, type_: str, reason: str, message: str) -> None:
+        self.ctx.record(obj, type_, reason, message, component=EVENT_SOURCE)
+
     def _claim_keys(self, pvc: Obj) -> list[str]:
         keys = [f"claim:{claim_key(pvc)}"]
         if _spec(pvc).get("volumeName"):
@@ -291,7 +295,7 @@ class PersistentVolumeController:
                 await self._provision(pvc)
                 return
             else:
-                self.ctx.record(pvc, "Normal", "FailedBinding",
+                self._event(pvc, "Normal", "FailedBinding",
                                 "no persistent volumes available for this claim and no storage class is set")
             await self._update_claim_status(pvc, "Pending", None)
             return
@@ -304,7 +308,7 @@ class PersistentVolumeController:
         if not _spec(pv).get("claimRef"):
             why = check_volume_satisfies_claim(pv, pvc)
             if why is not None:
-                self.ctx.record(pvc, "Warning", "VolumeMismatch", f'Cannot bind to requested volume "{volume_name}": {why}')
+                self._event(pvc, "Warning", "VolumeMismatch", f'Cannot bind to requested volume "{volume_name}": {why}')
                 await self._update_claim_status(pvc, "Pending", None)
                 return
             await self._bind(pv, pvc)
@@ -312,7 +316,7 @@ class PersistentVolumeController:
         if vh.is_volume_bound_to_claim(pv, pvc):
             await self._bind(pv, pvc)  # pre-bound, or half done: finish it
             return
-        self.ctx.record(pvc, "Warning", "FailedBinding", f'volume "{volume_name}" already bound to a different claim.')
+        self._event(pvc, "Warning", "FailedBinding", f'volume "{volume_name}" already bound to a different claim.')
         if vh.ANN_BOUND_BY_CONTROLLER not in _ann(pvc):
             await self._update_claim_status(pvc, "Pending", None)  # the user's choice: wait for it
             return
@@ -341,7 +345,7 @@ class PersistentVolumeController:
         if _phase(pvc) == "Lost":
             return
         new = await self._update_claim_status(pvc, "Lost", None)
-        self.ctx.record(new, "Warning", reason, message)
+        self._event(new, "Warning", reason, message)
 
     def _event_for_delayed_claim(self, pvc: Obj) -> None:
         """emitEventForUnboundDelayBindingClaim: name the pods not scheduled yet, if any."""
@@ -349,12 +353,12 @@ class PersistentVolumeController:
                 if not is_pod_terminated(p) and not _spec(p).get("nodeName")]
         names = sorted(str(_meta(p).get("name")) for p in pods)
         if not names:
-            self.ctx.record(pvc, "Normal", "WaitForFirstConsumer",
+            self._event(pvc, "Normal", "WaitForFirstConsumer",
                             "waiting for first consumer to be created before binding")
         elif len(names) == 1:
-            self.ctx.record(pvc, "Normal", "WaitForPodScheduled", f"waiting for pod {names[0]} to be scheduled")
+            self._event(pvc, "Normal", "WaitForPodScheduled", f"waiting for pod {names[0]} to be scheduled")
         else:
-            self.ctx.record(pvc, "Normal", "WaitForPodScheduled", f"waiting for pods {','.join(names)} to be scheduled")
+            self._event(pvc, "Normal", "WaitForPodScheduled", f"waiting for pods {','.join(names)} to be scheduled")
 
     async def _assign_default_class(self, pvc: Obj) -> bool:
         """assignDefaultStorageClass: a claim that never asked for a class gets the default one."""
@@ -375,13 +379,13 @@ class PersistentVolumeController:
         name = vh.claim_class(pvc)
         sc = self.classes.get(name)
         if sc is None:
-            self.ctx.record(pvc, "Warning", "ProvisioningFailed", f'storageclass.storage.k8s.io "{name}" not found')
+            self._event(pvc, "Warning", "ProvisioningFailed", f'storageclass.storage.k8s.io "{name}" not found')
             await self._update_claim_status(pvc, "Pending", None)
             return
         provisioner = str(sc.get("provisioner") or "")
         if provisioner.startswith("kubernetes.io/"):
             # kube's in-tree provisioners; k8py has none of them
-            self.ctx.record(pvc, "Warning", "ProvisioningFailed", f"no volume plugin matched name: {provisioner}")
+            self._event(pvc, "Warning", "ProvisioningFailed", f"no volume plugin matched name: {provisioner}")
             await self._update_claim_status(pvc, "Pending", None)
             return
         ann = _ann(pvc)
@@ -391,7 +395,7 @@ class PersistentVolumeController:
             anns[vh.ANN_STORAGE_PROVISIONER] = provisioner
             anns[vh.ANN_BETA_STORAGE_PROVISIONER] = provisioner
             pvc = self._remember("claim", await self.client.update(PVC, new, _meta(pvc).get("namespace")))
-        self.ctx.record(pvc, "Normal", "ExternalProvisioning",
+        self._event(pvc, "Normal", "ExternalProvisioning",
                         f"Waiting for a volume to be created either by the external provisioner '{provisioner}' or "
                         "manually by the system administrator. If volume creation is delayed, please verify that the "
                         "provisioner is running and correctly registered.")
@@ -432,9 +436,9 @@ class PersistentVolumeController:
         name = str(_meta(pv).get("name"))
         if not claimed:
             if vh.volume_mode_mismatch(pvc, pv):
-                self.ctx.record(pv, "Warning", "VolumeMismatch", "Cannot bind PersistentVolume to requested "
+                self._event(pv, "Warning", "VolumeMismatch", "Cannot bind PersistentVolume to requested "
                                 f'PersistentVolumeClaim "{_meta(pvc).get("name")}" due to incompatible volumeMode.')
-                self.ctx.record(pvc, "Warning", "VolumeMismatch", f'Cannot bind PersistentVolume "{name}" to requested '
+                self._event(pvc, "Warning", "VolumeMismatch", f'Cannot bind PersistentVolume "{name}" to requested '
                                 "PersistentVolumeClaim due to incompatible volumeMode.")
                 return
             # the claim's sync finishes the binding (a provisioner's new PV lands here)
@@ -511,7 +515,7 @@ class PersistentVolumeController:
         if _phase(pv) == "Failed":
             return
         new = await self._update_volume_phase(pv, "Failed", message)
-        self.ctx.record(new, "Warning", reason, message)
+        self._event(new, "Warning", reason, message)
 
     # -- writes -------------------------------------------------------------------------------------
 
