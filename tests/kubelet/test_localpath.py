@@ -175,3 +175,13 @@ async def test_refusals_are_events_and_a_user_class_is_kept(tmp_path: Path) -> N
     finally:
         stop.set()
         await asyncio.wait_for(task, 10)
+
+
+async def test_a_node_that_cannot_hold_volumes_says_so_and_stops_nothing_else(tmp_path: Path,
+                                                                              caplog: pytest.LogCaptureFixture) -> None:
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("")
+    stop = asyncio.Event()
+    await asyncio.wait_for(LocalPathProvisioner(FakeClient(), "n1", str(not_a_dir)).run(stop), 5)
+    assert not stop.is_set()  # the process's other components run on
+    assert "provisions no volumes" in caplog.text

@@ -204,11 +204,18 @@ class LocalPathProvisioner:
         self.ready = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
-        os.makedirs(self.base, 0o755, exist_ok=True)
+        try:
+            os.makedirs(self.base, 0o755, exist_ok=True)
+        except OSError as e:
+            log.error("local-path: cannot make %s, so this node provisions no volumes: %s", self.base, e)
+            return
         self.events.start()
         self.factory.start()
-        tasks = [asyncio.create_task(self.claim_ctl.run(stop), name="local-path-claims"),
-                 asyncio.create_task(self.volume_ctl.run(stop), name="local-path-volumes")]
+        # why: the controllers get a stop of their own, so that this component ending (an error
+        # included) never sets the process-wide ``stop`` the other components run on
+        done = asyncio.Event()
+        tasks = [asyncio.create_task(self.claim_ctl.run(done), name="local-path-claims"),
+                 asyncio.create_task(self.volume_ctl.run(done), name="local-path-volumes")]
         try:
             if self.ensure_class:
                 await self._ensure_class()
@@ -217,7 +224,7 @@ class LocalPathProvisioner:
                 self.ready.set()
             await stop.wait()
         finally:
-            stop.set()
+            done.set()
             await asyncio.gather(*tasks, return_exceptions=True)
             await self.factory.shutdown()
             await self.events.stop()
