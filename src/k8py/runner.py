@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from k8py.client.api import Client
     from k8py.client.config import ClientConfig
 
-__all__ = ["add_kubeconfig_flags", "component_config", "install_uvloop", "run_until_signal", "run_with_client"]
+__all__ = ["add_kubeconfig_flags", "cannot_run_here", "component_config", "install_uvloop", "run_until_signal",
+           "run_with_client"]
 
 
 def install_uvloop() -> None:
@@ -68,6 +69,15 @@ def component_config(args: argparse.Namespace, log: logging.Logger, *, what: str
     except ConfigError as e:
         log.error("%s", e)
         return None
+
+
+def cannot_run_here(log: logging.Logger, what: str, consequence: str, missing: Sequence[str]) -> bool:
+    """For a component started beside a node agent (``k8py server``'s, a joined ``k8py agent``'s):
+    True when this machine lacks what ``what`` needs (``missing``), after saying on ``log`` what
+    the cluster goes without (``consequence``) and why; the node runs on without it."""
+    if missing:
+        log.error("%s cannot run here (%s); missing: %s", what, consequence, "; ".join(missing))
+    return bool(missing)
 
 
 def run_with_client(cfg: ClientConfig, component: str, main: Callable[[Client, asyncio.Event], Awaitable[int | None]],

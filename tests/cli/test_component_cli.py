@@ -85,3 +85,32 @@ def test_min_sync_period_is_one_flag_refusing_negatives(command: str, capsys: py
             build_parser().parse_args([command, "--node-name", "n1", "--min-sync-period", bad])
         err = capsys.readouterr().err
         assert message in err and f"k8py {command}: error:" in err
+
+
+def test_a_component_beside_the_agent_says_what_the_cluster_goes_without(caplog: pytest.LogCaptureFixture,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from k8py.cli import netpol, proxy
+    from k8py.runner import cannot_run_here
+
+    log = logging.getLogger("k8py.test")
+    assert not cannot_run_here(log, "the ingress controller", "Ingresses will not be served", [])
+    assert caplog.text == ""
+    assert cannot_run_here(log, "the ingress controller", "Ingresses will not be served", ["nginx (Debian package nginx)"])
+    assert ("the ingress controller cannot run here (Ingresses will not be served); missing: nginx (Debian package "
+            "nginx)") in caplog.text
+    made: list[str] = []
+
+    def client_for() -> Client:
+        made.append("client")
+        raise AssertionError("no client is made for a component that cannot run")
+
+    caplog.clear()
+    monkeypatch.setattr("os.geteuid", lambda: 1000)  # not root
+    stop = asyncio.Event()
+    assert proxy.start_beside_agent(client_for, "n1", "10.42.0.0/16", stop, log) is None
+    assert netpol.start_beside_agent(client_for, "n1", stop, log) is None
+    assert made == []
+    assert ("the service proxy cannot run here (Services' addresses will not answer); missing: root (the proxy "
+            "programs nftables)") in caplog.text
+    assert ("the NetworkPolicy agent cannot run here (NetworkPolicies will not be enforced); missing: root (the "
+            "NetworkPolicy agent programs nftables)") in caplog.text

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from k8py.runner import add_kubeconfig_flags, component_config, run_with_client
+from k8py.runner import add_kubeconfig_flags, cannot_run_here, component_config, run_with_client
 
 if TYPE_CHECKING:
     from k8py.client.api import Client
@@ -37,10 +37,7 @@ def start_beside_agent(client_for: Callable[[], Client], node: str, stop: asynci
     None when this machine cannot run it, after saying on ``log`` what it lacks."""
     from k8py.netpol.controller import PolicyAgent
 
-    missing = missing_prerequisites()
-    if missing:
-        log.error("the NetworkPolicy agent cannot run here (NetworkPolicies will not be enforced); missing: %s",
-                  "; ".join(missing))
+    if cannot_run_here(log, "the NetworkPolicy agent", "NetworkPolicies will not be enforced", missing_prerequisites()):
         return None
     client = client_for()
     return asyncio.create_task(PolicyAgent(client, node).run(stop), name="network-policy"), client

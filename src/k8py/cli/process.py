@@ -19,7 +19,7 @@ from k8py.api.configfile import ConfigFileError
 from k8py.apiserver.server import start, stop
 from k8py.cli import nodepressure
 from k8py.config import ServerConfig
-from k8py.runner import install_uvloop
+from k8py.runner import cannot_run_here, install_uvloop
 from k8py.storage.interface import StoreError
 
 log = logging.getLogger("k8py.server")
@@ -222,10 +222,7 @@ def start_ingress(config: ServerConfig, pki: Any, stop_ev: asyncio.Event) -> tup
     from k8py.ingress.nginx import NginxError
     from k8py.kubelet.node import node_addresses
 
-    missing = missing_prerequisites()
-    if missing:
-        log.error("the ingress controller cannot run here (Ingresses will not be served); missing: %s",
-                  "; ".join(missing))
+    if cannot_run_here(log, "the ingress controller", "Ingresses will not be served", missing_prerequisites()):
         return None
     client = loopback_client(config, pki, USER, (), "k8py-ingress")
     addresses = tuple(a["address"] for a in node_addresses(config.node_name or "node", config.node_ips)

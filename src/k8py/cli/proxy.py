@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from k8py.runner import add_kubeconfig_flags, component_config, run_with_client
+from k8py.runner import add_kubeconfig_flags, cannot_run_here, component_config, run_with_client
 
 if TYPE_CHECKING:
     from k8py.client.api import Client
@@ -45,10 +45,7 @@ def start_beside_agent(client_for: Callable[[], Client], node: str, cluster_cidr
     from k8py.proxy.proxier import Proxier
     from k8py.proxy.rules import ProxyConfig
 
-    missing = missing_prerequisites()
-    if missing:
-        log.error("the service proxy cannot run here (Services' addresses will not answer); missing: %s",
-                  "; ".join(missing))
+    if cannot_run_here(log, "the service proxy", "Services' addresses will not answer", missing_prerequisites()):
         return None
     client = client_for()
     proxier = Proxier(client, ProxyConfig(node, tuple(c for c in cluster_cidr.split(",") if c)))
