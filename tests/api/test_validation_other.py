@@ -248,14 +248,29 @@ def test_immutability_on_update():
         'type: Invalid value: "kubernetes.io/basic-auth": field is immutable']
 
     pvc = VALID["PersistentVolumeClaim"]
-    assert update_errors(with_(pvc, "spec.resources.requests.storage", "16Gi"), pvc) == []
+    immutable = ("spec: Forbidden: spec is immutable after creation except resources.requests and "
+                 "volumeAttributesClassName for bound claims\n")
     errs = update_errors(with_(pvc, "spec.accessModes", ["ReadWriteMany"]), pvc)
-    assert len(errs) == 1 and errs[0].startswith(
-        "spec: Forbidden: spec is immutable after creation except resources.requests and volumeAttributesClassName "
-        "for bound claims\n")
+    assert len(errs) == 1 and errs[0].startswith(immutable)
     assert update_errors(with_(pvc, "spec.volumeName", "pv-1"), pvc) == []
-    assert update_errors(with_(pvc, "spec.resources.requests.storage", "1Gi"), pvc) == [
-        "spec.resources.requests.storage: Forbidden: field can not be less than previous value"]
+    # only a bound claim's request may change (grow; or shrink, not to its capacity)
+    errs = update_errors(with_(pvc, "spec.resources.requests.storage", "16Gi"), pvc)
+    assert len(errs) == 1 and errs[0].startswith(immutable)
+    from k8py.api.validation.storage import validate_pvc_update
+
+    def bound_update(new_size: str, old_size: str) -> list[str]:
+        def claim(size: str) -> dict[str, object]:
+            c = with_(with_(pvc, "spec.volumeName", "pv-1"), "spec.resources.requests.storage", size)
+            c["metadata"] = {**c["metadata"], "resourceVersion": "7", "uid": "u"}
+            c["status"] = {"phase": "Bound", "capacity": {"storage": "8Gi"}}  # kept from the stored claim
+            return c
+
+        return [str(e) for e in validate_pvc_update(claim(new_size), claim(old_size))]
+
+    assert bound_update("16Gi", "8Gi") == []
+    assert bound_update("12Gi", "16Gi") == []  # back down after a failed expansion
+    assert bound_update("8Gi", "16Gi") == [
+        "spec.resources.requests.storage: Forbidden: field can not be less than status.capacity"]
 
     sc = VALID["StorageClass"]
     assert update_errors(with_(sc, "parameters", {"path": "/other"}), sc) == [

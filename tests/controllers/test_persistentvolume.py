@@ -408,3 +408,42 @@ async def test_a_volume_whose_claim_went_elsewhere_is_unbound() -> None:
     # a volume provisioned for it is not needed: Released, for its provisioner to delete
     assert get(api, PV, "provisioned")["status"]["phase"] == "Released"
     assert get(api, PVC, "c")["spec"]["volumeName"] == "chosen"
+
+
+async def test_claim_resize_admission() -> None:
+    from k8py.client.errors import ApiError
+
+    async with InProcessCluster(controllers=["persistentvolume-binder", "pvc-protection", "pv-protection"]) as c:
+        fast = storage_class("fast", "example.com/x")
+        fast["allowVolumeExpansion"] = True
+        await c.client.create(STORAGE_CLASS, fast)
+        for name, cls in (("plain", ""), ("quick", "fast")):
+            vol = pv(f"pv-{name}", "10Gi", cls=cls)
+            vol.pop("status")
+            await c.client.create(PV, vol)
+            made = pvc(name, "1Gi", cls=cls)
+            made.pop("status")
+            made["metadata"].pop("annotations")
+            await c.client.create(PVC, made, "default")
+
+        async def bound() -> bool:
+            phases = [((await c.client.get(PVC, n, "default")).get("status") or {}).get("phase")
+                      for n in ("plain", "quick")]
+            return phases == ["Bound", "Bound"]
+
+        await c.until(bound, what="both claims Bound")
+
+        async def grow(name: str) -> Obj:
+            claim = await c.client.get(PVC, name, "default")
+            claim["spec"]["resources"]["requests"]["storage"] = "2Gi"
+            return await c.client.update(PVC, claim, "default")
+
+        try:
+            await grow("plain")
+            raise AssertionError("a claim whose class does not allow expansion grew")
+        except ApiError as e:
+            assert e.code == 403
+            assert e.message == ('persistentvolumeclaims "plain" is forbidden: only dynamically provisioned pvc can be '
+                                 "resized and the storageclass that provisions the pvc must support resize")
+        grown = await grow("quick")
+        assert grown["spec"]["resources"]["requests"]["storage"] == "2Gi"

@@ -113,11 +113,13 @@ def validate_pvc_update(new: dict[str, Any], old: dict[str, Any]) -> Errs:
         b.pop("storageClassName", None)
     for d in (a, b):
         d.pop("volumeAttributesClassName", None)
-    # Only resources.requests may change (expansion).
-    ra, rb = dict(d_(a.get("resources"))), dict(d_(b.get("resources")))
-    ra.pop("requests", None)
-    rb.pop("requests", None)
-    a["resources"], b["resources"] = ra, rb
+    # Only a bound claim's resources.requests may change (expansion); the status an update
+    # carries is the stored one (the strategy keeps it)
+    if d_(new.get("status")).get("phase") == "Bound":
+        ra, rb = dict(d_(a.get("resources"))), dict(d_(b.get("resources")))
+        ra.pop("requests", None)
+        rb.pop("requests", None)
+        a["resources"], b["resources"] = ra, rb
     if semantic(a) != semantic(b):
         diff = "\n".join(["  core.PersistentVolumeClaimSpec{", *_pod_spec_diff(b, a), "  }"])
         errs.append(forbidden("spec", "spec is immutable after creation except resources.requests and "
@@ -128,11 +130,12 @@ def validate_pvc_update(new: dict[str, Any], old: dict[str, Any]) -> Errs:
         tmp: Errs = []
         nq, oq = parse_q(nsz, "", tmp), parse_q(osz, "", tmp)
         if nq is not None and oq is not None and nq < oq:
+            # RecoverVolumeExpansionFailure (GA): a request may go back down, but not to the
+            # capacity the claim has (none recorded: zero)
             status_cap = d_(d_(old.get("status")).get("capacity")).get("storage")
             sq = parse_q(status_cap, "", tmp) if status_cap is not None else None
-            if sq is None or nq <= sq:
-                errs.append(forbidden("spec.resources.requests.storage", "field can not be less than status.capacity"
-                                      if sq is not None else "field can not be less than previous value"))
+            if sq is not None and nq <= sq:
+                errs.append(forbidden("spec.resources.requests.storage", "field can not be less than status.capacity"))
     errs += immutable("volumeMode", ns.get("volumeMode"), os_.get("volumeMode"))
     return errs
 
