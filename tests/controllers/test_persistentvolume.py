@@ -447,3 +447,25 @@ async def test_claim_resize_admission() -> None:
                                  "resized and the storageclass that provisions the pvc must support resize")
         grown = await grow("quick")
         assert grown["spec"]["resources"]["requests"]["storage"] == "2Gi"
+
+
+async def test_own_writes_win_over_a_stale_cache_until_it_catches_up() -> None:
+    ctl, api, _ = setup()
+    api.put(PV, pv("v"))
+    api.put(PVC, pvc("c"))
+    await ctl.reconcile("volume:v")
+    before = get(api, PV, "v")
+    assert before["status"]["phase"] == "Available"
+    await ctl.reconcile("claim:default/c")  # binds: the volume's claimRef, then its phase
+    after = get(api, PV, "v")
+    assert after["status"]["phase"] == "Bound"
+    ctl.volumes.store.put(before)  # the watch has not delivered the controller's own writes yet
+    seen = ctl._volume("v")  # the own-writes cache is what is under test
+    assert seen is not None and seen["metadata"]["resourceVersion"] == after["metadata"]["resourceVersion"]
+    writes = len(api.writes)
+    await ctl.reconcile("volume:v")
+    await ctl.reconcile("claim:default/c")
+    assert len(api.writes) == writes  # nothing done again from the stale state
+    ctl.volumes.store.put(after)  # caught up
+    await ctl.reconcile("resync")
+    assert not ctl._written

@@ -242,6 +242,8 @@ class PersistentVolumeController:
 
     async def reconcile(self, key: str) -> Result | None:
         if key == RESYNC_KEY:
+            for kind, k in list(self._written):  # forget own writes the cache has caught up with
+                _ = self._volume(k) if kind == "volume" else self._claim(k)
             for pv in self.volumes.list():
                 self.controller.enqueue_key(f"volume:{_meta(pv).get('name')}")
             for c in self.claims.list():
