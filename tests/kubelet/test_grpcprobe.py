@@ -104,3 +104,13 @@ async def test_a_server_that_never_answers_times_out() -> None:
         s.bind(("127.0.0.1", 0))
         s.listen(1)  # accepts the connection (the backlog) but never speaks HTTP/2
         assert await probe(s.getsockname()[1]) == ("failure", "timeout: health rpc did not complete within 1s")
+
+
+@pytest.mark.parametrize(("msg", "why"), [(b"\x08", "truncated varint"), (b"\x0b", "field 1: unsupported wire type 3"),
+                                          (b"\x12\x09ab", "field 2: length 9 runs past the end of the message")])
+def test_a_response_that_does_not_parse_is_an_error(msg: bytes, why: str) -> None:
+    with pytest.raises(ValueError, match=f"^grpc: failed to unmarshal the received message: {why}$"):
+        decode_response(b"\x00" + len(msg).to_bytes(4, "big") + msg)
+    # fields it does not know are skipped; the last status wins, as protobuf's
+    ok = b"\x12\x02ab" + b"\x08\x01" + b"\x1d\x00\x00\x00\x00" + b"\x08\x03"
+    assert decode_response(b"\x00" + len(ok).to_bytes(4, "big") + ok) == 3

@@ -42,6 +42,7 @@ from typing import Any
 import orjson
 
 from k8py.api import openapi
+from k8py.api.protowire import I64, VARINT, encode_varint, key, length_delimited
 from k8py.api.registry import KindInfo, Registry
 from k8py.api.schema import K8S_SCHEMA_VERSION
 
@@ -220,63 +221,42 @@ def v2_document(registry: Registry) -> Obj:
 # --------------------------------------------------------------------------- protobuf wire format
 
 
-def _varint(n: int) -> bytes:
-    n &= (1 << 64) - 1  # negative int64 values take ten bytes, as protobuf's two's complement
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def _key(field: int, wire_type: int) -> bytes:
-    return _varint((field << 3) | wire_type)
-
-
-def _len(field: int, data: bytes) -> bytes:
-    return _key(field, 2) + _varint(len(data)) + data
-
-
 def _msg(field: int, data: bytes) -> bytes:
     """An embedded message (written even when empty: presence matters for oneofs)."""
-    return _len(field, data)
+    return length_delimited(field, data)
 
 
 def _str(field: int, s: Any) -> bytes:
     if not isinstance(s, str) or not s:
         return b""  # proto3: the empty string is the default and is not written
-    return _len(field, s.encode())
+    return length_delimited(field, s.encode())
 
 
 def _strs(field: int, values: Iterable[Any]) -> bytes:
-    return b"".join(_len(field, str(v).encode()) for v in values)
+    return b"".join(length_delimited(field, str(v).encode()) for v in values)
 
 
 def _bool(field: int, b: Any, *, always: bool = False) -> bytes:
     if not b and not always:
         return b""
-    return _key(field, 0) + (b"\x01" if b else b"\x00")
+    return key(field, VARINT) + (b"\x01" if b else b"\x00")
 
 
 def _int(field: int, n: Any) -> bytes:
     if not isinstance(n, int) or isinstance(n, bool) or n == 0:
         return b""
-    return _key(field, 0) + _varint(n)
+    return key(field, VARINT) + encode_varint(n)
 
 
 def _double(field: int, x: Any) -> bytes:
     if not isinstance(x, int | float) or isinstance(x, bool) or x == 0:
         return b""
-    return _key(field, 1) + struct.pack("<d", float(x))
+    return key(field, I64) + struct.pack("<d", float(x))
 
 
 def _any(field: int, value: Any) -> bytes:
     """``openapi.v2.Any`` with the value in ``yaml`` (field 2), written as JSON (a YAML subset)."""
-    return _msg(field, _len(2, orjson.dumps(value) + b"\n"))
+    return _msg(field, length_delimited(2, orjson.dumps(value) + b"\n"))
 
 
 def _named_any(field: int, name: str, value: Any) -> bytes:

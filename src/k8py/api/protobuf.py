@@ -35,14 +35,12 @@ import orjson
 
 from k8py.api import errors, fieldcheck
 from k8py.api.protobuf_tags import MESSAGES
+from k8py.api.protowire import LEN, VARINT, WireError, fields, read_varint
 
 MEDIA_TYPE = "application/vnd.kubernetes.protobuf"
 MAGIC = b"k8s\x00"
 
 Obj = dict[str, Any]
-
-# Wire types.
-_VARINT, _I64, _LEN, _I32 = 0, 1, 2, 5
 
 # apimachinery types with their own encoding (see protobuf_tags' docstring).
 SPECIAL_TYPES = frozenset({"Quantity", "Time", "MicroTime", "Duration", "FieldsV1", "IntOrString", "RawExtension"})
@@ -50,7 +48,7 @@ _SCALARS = frozenset({"s", "i", "b", "y"})
 _MISSING = object()
 
 
-class ProtobufError(ValueError):
+class ProtobufError(WireError):
     """The bytes are not a well-formed message of the expected type."""
 
 
@@ -128,53 +126,7 @@ def message_name(api_version: str, kind: str) -> str | None:
     return None
 
 
-# --- wire reading ----------------------------------------------------------------------------------
-
-
-def _varint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= end:
-            raise ProtobufError("truncated varint")
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if b < 0x80:
-            return result, pos
-        shift += 7
-        if shift >= 64:
-            raise ProtobufError("varint longer than 10 bytes")
-
-
-def _fields(buf: bytes) -> list[tuple[int, int, Any]]:
-    """``(number, wire type, value)`` for each field: an int for varint/fixed, bytes for length-delimited."""
-    out: list[tuple[int, int, Any]] = []
-    pos, end = 0, len(buf)
-    while pos < end:
-        key, pos = _varint(buf, pos, end)
-        num, wt = key >> 3, key & 7
-        val: int | bytes
-        if num == 0:
-            raise ProtobufError("field number 0")
-        if wt == _VARINT:
-            val, pos = _varint(buf, pos, end)
-        elif wt == _LEN:
-            n, pos = _varint(buf, pos, end)
-            if pos + n > end:
-                raise ProtobufError(f"field {num}: length {n} runs past the end of the message")
-            val, pos = buf[pos:pos + n], pos + n
-        elif wt == _I64:
-            if pos + 8 > end:
-                raise ProtobufError(f"field {num}: truncated fixed64")
-            val, pos = int.from_bytes(buf[pos:pos + 8], "little"), pos + 8
-        elif wt == _I32:
-            if pos + 4 > end:
-                raise ProtobufError(f"field {num}: truncated fixed32")
-            val, pos = int.from_bytes(buf[pos:pos + 4], "little"), pos + 4
-        else:
-            raise ProtobufError(f"field {num}: unsupported wire type {wt}")
-        out.append((num, wt, val))
-    return out
+# --- wire reading (k8py.api.protowire) --------------------------------------------------------------
 
 
 def _signed(v: int) -> int:
@@ -210,7 +162,7 @@ def _timestamp(b: bytes, micro: bool) -> str | None:
     if not b:
         return None
     seconds = nanos = 0
-    for num, _wt, v in _fields(b):
+    for num, _wt, v in fields(b):
         if num == 1 and isinstance(v, int):
             seconds = _signed(v)
         elif num == 2 and isinstance(v, int):
@@ -257,7 +209,7 @@ def _special(t: str, b: bytes) -> Any:
     """Decode one of apimachinery's specially-encoded messages from its bytes."""
     if t == "Quantity":  # {string 1}, already in canonical form
         s = ""
-        for num, _wt, v in _fields(b):
+        for num, _wt, v in fields(b):
             if num == 1 and isinstance(v, bytes):
                 s = _text(v)
         return s or "0"
@@ -267,7 +219,7 @@ def _special(t: str, b: bytes) -> Any:
         return _timestamp(b, micro=True)
     if t == "IntOrString":  # {type 1: 0 int, 1 string; intVal 2; strVal 3}
         kind, ival, sval = 0, 0, ""
-        for num, _wt, v in _fields(b):
+        for num, _wt, v in fields(b):
             if num == 1 and isinstance(v, int):
                 kind = v
             elif num == 2 and isinstance(v, int):
@@ -277,13 +229,13 @@ def _special(t: str, b: bytes) -> Any:
         return sval if kind == 1 else ival
     if t == "Duration":  # {duration 1: int64 nanoseconds}
         ns = 0
-        for num, _wt, v in _fields(b):
+        for num, _wt, v in fields(b):
             if num == 1 and isinstance(v, int):
                 ns = _signed(v)
         return _go_duration(ns)
     # RawExtension and FieldsV1: {raw 1: bytes of JSON}
     raw = b""
-    for num, _wt, v in _fields(b):
+    for num, _wt, v in fields(b):
         if num == 1 and isinstance(v, bytes):
             raw = v
     if not raw:
@@ -294,15 +246,15 @@ def _special(t: str, b: bytes) -> Any:
 def _value(f: Field, t: str, wt: int, v: Any) -> Any:
     """One (non-repeated) value of type ``t`` for field ``f``."""
     if t == "s":
-        _expect(f, wt, _LEN)
+        _expect(f, wt, LEN)
         return _text(v)
     if t == "i":
-        _expect(f, wt, _VARINT)
+        _expect(f, wt, VARINT)
         return _signed(v)
     if t == "b":
-        _expect(f, wt, _VARINT)
+        _expect(f, wt, VARINT)
         return v != 0
-    _expect(f, wt, _LEN)
+    _expect(f, wt, LEN)
     if t == "y":
         return base64.b64encode(v).decode("ascii")
     if t in SPECIAL_TYPES:
@@ -319,14 +271,14 @@ def _zero(t: str) -> Any:
 def _map_entry(f: Field, b: bytes) -> tuple[str, Any]:
     key = ""
     val: Any = _MISSING
-    for num, wt, v in _fields(b):
+    for num, wt, v in fields(b):
         if num == 1:
-            _expect(f, wt, _LEN)
+            _expect(f, wt, LEN)
             key = _text(v)
         elif num == 2:
             if f.map_of_lists:
-                _expect(f, wt, _LEN)
-                val = [_text(x) for n, w, x in _fields(v) if n == 1 and w == _LEN]
+                _expect(f, wt, LEN)
+                val = [_text(x) for n, w, x in fields(v) if n == 1 and w == LEN]
             else:
                 val = _value(f, f.type, wt, v)
     if val is _MISSING:
@@ -344,23 +296,23 @@ def _message(name: str, buf: bytes) -> Obj:
     if msg is None:  # only a broken table gets here
         raise ProtobufError(f"no field table for message {name}")
     out: Obj = {}
-    for num, wt, v in _fields(buf):
+    for num, wt, v in fields(buf):
         f = msg.get(num)
         if f is None:
             continue  # a field this server does not know: skip, as Go's unmarshal does
         if f.inline:
-            _expect(f, wt, _LEN)
+            _expect(f, wt, LEN)
             out.update(_message(f.type, v))
         elif f.map:
-            _expect(f, wt, _LEN)
+            _expect(f, wt, LEN)
             k, val = _map_entry(f, v)
             out.setdefault(f.json, {})[k] = val
         elif f.repeated:
             items = out.setdefault(f.json, [])
-            if wt == _LEN and f.type in ("i", "b"):  # packed
+            if wt == LEN and f.type in ("i", "b"):  # packed
                 pos, end = 0, len(v)
                 while pos < end:
-                    x, pos = _varint(v, pos, end)
+                    x, pos = read_varint(v, pos, end)
                     items.append(_signed(x) if f.type == "i" else x != 0)
             else:
                 items.append(_value(f, f.type, wt, v))
@@ -381,14 +333,14 @@ def _message(name: str, buf: bytes) -> Obj:
 def _envelope(raw: bytes) -> tuple[str, str, bytes]:
     api_version = kind = content_encoding = ""
     body = b""
-    for num, wt, v in _fields(raw):
-        if wt != _LEN:
+    for num, wt, v in fields(raw):
+        if wt != LEN:
             continue
         if num == 1:
-            for n, w, x in _fields(v):
-                if w == _LEN and n == 1:
+            for n, w, x in fields(v):
+                if w == LEN and n == 1:
                     api_version = _text(x)
-                elif w == _LEN and n == 2:
+                elif w == LEN and n == 2:
                     kind = _text(x)
         elif num == 2:
             body = v
@@ -423,7 +375,7 @@ def decode(raw: bytes) -> Obj:
         obj.update(_message(name, body))
         # the same depth limit as JSON and YAML bodies: what is walked later must not recurse too far
         fieldcheck.check_depth(obj)
-    except ProtobufError as e:
+    except WireError as e:
         raise errors.bad_request(f"the protobuf body is malformed: {e}") from e
     except RecursionError as e:
         raise errors.bad_request("the protobuf body is nested too deeply") from e

@@ -26,6 +26,8 @@ import time
 from typing import Any
 from urllib.parse import unquote
 
+from k8py.api.protowire import VARINT, WireError, fields, length_delimited
+
 __all__ = ["HEALTH_PATH", "check", "decode_response", "encode_request"]
 
 HEALTH_PATH = "/grpc.health.v1.Health/Check"
@@ -40,22 +42,10 @@ CONNECT_RETRY = 0.1  # between connection attempts within the probe's timeout
 MAX_MESSAGE = 4 * 1024 * 1024
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
 def encode_request(service: str) -> bytes:
     """A gRPC message (1-byte compressed flag, 4-byte length) holding ``HealthCheckRequest``."""
     raw = service.encode()
-    msg = b"\x0a" + _varint(len(raw)) + raw if raw else b""
+    msg = length_delimited(1, raw) if raw else b""  # HealthCheckRequest.service
     return b"\x00" + len(msg).to_bytes(4, "big") + msg
 
 
@@ -70,37 +60,15 @@ def decode_response(body: bytes) -> int:
     msg = body[5:5 + n]
     if len(msg) != n:
         raise ValueError("grpc: a truncated response message")
-    status, i = 0, 0
-    while i < len(msg):
-        key, i = _read_varint(msg, i)
-        field, wire = key >> 3, key & 7
-        if wire == 0:
-            v, i = _read_varint(msg, i)
-            if field == 1:
-                status = v
-        elif wire == 2:
-            ln, i = _read_varint(msg, i)
-            i += ln
-        elif wire == 1:
-            i += 8
-        elif wire == 5:
-            i += 4
-        else:
-            raise ValueError(f"grpc: protobuf wire type {wire} in the response")
+    try:
+        parsed = fields(msg)
+    except WireError as e:  # grpc-go's words for a message that does not parse
+        raise ValueError(f"grpc: failed to unmarshal the received message: {e}") from None
+    status = 0
+    for field, wire, v in parsed:
+        if field == 1 and wire == VARINT:  # HealthCheckResponse.status; the last one wins, as protobuf's
+            status = v
     return status
-
-
-def _read_varint(b: bytes, i: int) -> tuple[int, int]:
-    n = shift = 0
-    while True:
-        if i >= len(b):
-            raise ValueError("grpc: a truncated varint")
-        c = b[i]
-        i += 1
-        n |= (c & 0x7F) << shift
-        if not c & 0x80:
-            return n, i
-        shift += 7
 
 
 def _host_port(host: str, port: int) -> str:

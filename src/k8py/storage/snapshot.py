@@ -38,6 +38,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from k8py.api.protowire import LEN, WireError, iter_fields
 from k8py.storage.interface import StoreError, StoreUnavailableError
 
 __all__ = [
@@ -246,36 +247,12 @@ def _fnv1a64(data: bytes) -> int:
 
 
 def _pb_bytes_field(msg: bytes, field: int) -> bytes | None:
-    """The first length-delimited ``field`` of a protobuf message (mvccpb.KeyValue's key is field 1)."""
-    i, n = 0, len(msg)
-    while i < n:
-        tag, i = _varint(msg, i)
-        num, wire = tag >> 3, tag & 7
-        if wire == 0:
-            _, i = _varint(msg, i)
-        elif wire == 2:
-            size, i = _varint(msg, i)
-            if num == field:
-                return msg[i:i + size]
-            i += size
-        elif wire == 1:
-            i += 8
-        elif wire == 5:
-            i += 4
-        else:
-            return None
-    return None
-
-
-def _varint(buf: bytes, i: int) -> tuple[int, int]:
-    shift = result = 0
-    while True:
-        b = buf[i]
-        i += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return result, i
-        shift += 7
+    """The first length-delimited ``field`` of a protobuf message (mvccpb.KeyValue's key is field
+    1, its first), or None when it has none or does not parse up to it."""
+    try:
+        return next((v for num, wt, v in iter_fields(msg) if num == field and wt == LEN), None)
+    except WireError:
+        return None
 
 
 def _split_hash(data: bytes, what: str) -> bytes:
