@@ -469,3 +469,30 @@ async def test_own_writes_win_over_a_stale_cache_until_it_catches_up() -> None:
     ctl.volumes.store.put(after)  # caught up
     await ctl.reconcile("resync")
     assert not ctl._written
+
+
+async def test_a_new_available_volume_wakes_the_waiting_claims_once() -> None:
+    ctl, api, _ = setup()
+    api.put(PVC, pvc("waiting"))
+    done = pvc("done")
+    done["metadata"]["annotations"] = {"pv.kubernetes.io/bind-completed": "yes"}
+    api.put(PVC, done)
+
+    def drain() -> list[str]:
+        out = []
+        while (k := ctl.controller.queue.get_nowait()) is not None:
+            ctl.controller.queue.done(k)
+            out.append(k)
+        return out
+
+    drain()
+    for i in range(50):  # a burst of new volumes
+        v = pv(f"v{i}")
+        v["status"] = {"phase": "Available"}
+        ctl._volume_keys(v)  # the informer handler's mapping
+    assert drain() == ["wake"]
+    await ctl.reconcile("wake")
+    assert drain() == ["claim:default/waiting"]  # not the bound one
+    pending = pv("new")  # not Available yet (the controller has not looked at it): nothing to wake for
+    ctl._volume_keys(pending)
+    assert drain() == []

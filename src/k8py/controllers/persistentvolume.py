@@ -61,6 +61,7 @@ STORAGE_CLASS = ("storage.k8s.io/v1", "StorageClass")
 
 EVENT_SOURCE = "persistentvolume-controller"  # kube's recorder of this controller
 RESYNC_KEY = "resync"
+WAKE_KEY = "wake"  # enqueue the claims still waiting for a volume
 RESYNC_PERIOD = 15.0  # kube's --pvclaimbinder-sync-period
 POD_CLAIM_INDEX = "pvc"  # namespace/claim -> the pods whose volumes use it
 HOST_PATH_DELETABLE = re.compile(r"/tmp/.+")  # kube's hostPath deleter only removes these
@@ -202,6 +203,11 @@ class PersistentVolumeController:
         return keys
 
     def _wake_pending(self) -> None:
+        # one key for the whole pass: a burst of new volumes queues it once (the queue holds a
+        # key once), not once per volume and claim
+        self.controller.enqueue_key(WAKE_KEY)
+
+    def _enqueue_pending(self) -> None:
         for c in self.claims.list():
             if vh.ANN_BIND_COMPLETED not in _ann(c):
                 self.controller.enqueue_key(f"claim:{claim_key(c)}")
@@ -241,6 +247,9 @@ class PersistentVolumeController:
     # -- reconcile ----------------------------------------------------------------------------------
 
     async def reconcile(self, key: str) -> Result | None:
+        if key == WAKE_KEY:
+            self._enqueue_pending()
+            return None
         if key == RESYNC_KEY:
             for kind, k in list(self._written):  # forget own writes the cache has caught up with
                 _ = self._volume(k) if kind == "volume" else self._claim(k)
