@@ -15,6 +15,9 @@ from k8py.kubelet.eviction import (
     EvictionError,
     EvictionManager,
     EvictionState,
+    Filesystems,
+    FsLayout,
+    FsStats,
     Observation,
     PodsCgroup,
     PodsMemory,
@@ -23,6 +26,7 @@ from k8py.kubelet.eviction import (
     admit,
     config_from_flags,
     container_fs_thresholds,
+    disk_parts,
     eviction_message,
     local_storage_violation,
     observe,
@@ -30,6 +34,7 @@ from k8py.kubelet.eviction import (
     parse_thresholds,
     rank,
     reclaim_containers,
+    reclaim_steps,
     synchronize,
     unused_containers,
 )
@@ -408,7 +413,7 @@ async def test_disk_pressure_removes_unused_images_before_evicting_a_pod() -> No
 
     m = EvictionManager(config_from_flags(hard="nodefs.available<10Gi"), read=read, pods=lambda: [pod("p")],
                         usage=measure, evict=lambda uid, *a: evicted.append(uid) is None, stopped=lambda uid: True,
-                        record=lambda *a: None, node=dict, reclaim_disk=reclaim)
+                        record=lambda *a: None, node=dict, reclaim_images=reclaim)
     freed_by_reclaim[0] = 6 * GI
     assert await m.sync_once(0.0) == [] and evicted == []
     assert m.conditions == ("DiskPressure",)  # the condition was met this round
@@ -622,6 +627,10 @@ async def test_manager_replaces_containerfs_thresholds_and_reclaims_images_under
         reclaims.append(1)
         return 0
 
+    async def reclaim_images() -> int:
+        reclaims.append(2)
+        return 0
+
     async def measure(p: dict[str, Any], what: frozenset[str]) -> PodUsage:
         assert what == frozenset({"disk"})
         return PodUsage([ContainerUsage("c", rootfs=MI, logs=0)])
@@ -631,16 +640,17 @@ async def test_manager_replaces_containerfs_thresholds_and_reclaims_images_under
     with caplog.at_level("WARNING", logger="k8py.kubelet"):
         m = EvictionManager(cfg, read=read, pods=lambda: [pod("p")], usage=measure,
                             evict=lambda uid, msg, *a: evicted.append((uid, msg)) is None, stopped=lambda uid: True,
-                            record=lambda *a: None, node=dict, reclaim_disk=reclaim)
+                            record=lambda *a: None, node=dict, reclaim_containers=reclaim)
+        assert await m.sync_once(0.0) == [] and m.conditions == ()  # the first round decides
     assert "found containerfs.available for hard eviction. ignoring" in caplog.text
-    assert m.config.thresholds == ()
-    assert await m.sync_once(0.0) == [] and m.conditions == ()
+    assert m.config.thresholds == () and m.layout == FsLayout(False, False)
     # nodefs given: containerfs follows it, and acts as a disk signal (images first, then a pod)
     m = EvictionManager(config_from_flags(hard="nodefs.available<10Gi"), read=read, pods=lambda: [pod("p")],
                         usage=measure, evict=lambda uid, msg, *a: evicted.append((uid, msg)) is None,
-                        stopped=lambda uid: True, record=lambda *a: None, node=dict, reclaim_disk=reclaim)
+                        stopped=lambda uid: True, record=lambda *a: None, node=dict, reclaim_containers=reclaim,
+                        reclaim_images=reclaim_images)
+    assert await m.sync_once(0.0) == ["p"] and reclaims == [1, 2]  # dead containers, then images
     assert [t.signal for t in m.config.thresholds] == ["nodefs.available", "containerfs.available"]
-    assert await m.sync_once(0.0) == ["p"] and reclaims == [1]
     assert m.conditions == ("DiskPressure",)
     assert [t.signal for t in m.state.thresholds_met] == ["nodefs.available", "containerfs.available"]
     assert evicted[0][1].startswith("The node was low on resource: ephemeral-storage. Threshold quantity: 10Gi, "
@@ -733,7 +743,7 @@ async def test_agent_disk_reclaim_keeps_what_its_pods_still_need(tmp_path: Any) 
             await c.until(lambda: _phase_is(status, "failed", "Failed"), what="the failed pod Failed")
             failed_before = (await status("failed"))["containerStatuses"]
             uids = {p: (await c.client.get(("v1", "Pod"), p, "default"))["metadata"]["uid"] for p in ("loop", "failed")}
-            await a.reclaim_disk()
+            await a.reclaim_containers()
             by_pod: dict[str, list[Any]] = {}
             sandboxes = {sb.id: sb.uid for sb in await rt.list_pod_sandboxes()}
             for ct in await rt.list_containers():
@@ -764,3 +774,121 @@ async def test_agent_disk_reclaim_keeps_what_its_pods_still_need(tmp_path: Any) 
 
 async def _phase_is(status: Any, name: str, phase: str) -> bool:
     return bool((await status(name)).get("phase") == phase)
+
+
+# -- a dedicated image filesystem ------------------------------------------------------------------------
+
+
+def fs(dev: int, total: int = 100 * GI, avail: int = 50 * GI) -> FsStats:
+    return FsStats(dev, total, avail, 1_000_000, 500_000)
+
+
+def test_filesystem_layouts_are_kubelets() -> None:
+    assert Filesystems(fs(1), fs(1), fs(1)).layout() == FsLayout(False, False)  # one filesystem
+    assert Filesystems(fs(1), fs(2), fs(2)).layout() == FsLayout(True, False)  # an image disk for both
+    assert Filesystems(fs(1), fs(2), fs(1)).layout() == FsLayout(True, True)  # images apart, layers on the node's
+    obs = observe(readings(), fs=Filesystems(fs(1), fs(2, 20 * GI, GI), fs(3, 30 * GI, 2 * GI)))
+    assert obs["nodefs.available"] == Observation(50 * GI, 100 * GI)
+    assert obs["imagefs.available"] == Observation(GI, 20 * GI)
+    assert obs["containerfs.available"] == Observation(2 * GI, 30 * GI)
+    assert obs["imagefs.inodesFree"] == Observation(500_000, 1_000_000)
+
+
+def test_ranking_and_reclaim_follow_the_filesystems_as_kubelets() -> None:
+    one, dedicated, split = FsLayout(), FsLayout(True, False), FsLayout(True, True)
+    everything = {"rootfs", "logs", "volumes"}
+    for sig in ("nodefs.available", "imagefs.inodesFree", "containerfs.available"):
+        assert disk_parts(sig, one) == everything and reclaim_steps(sig, one) == ("containers", "images")
+    assert disk_parts("nodefs.available", dedicated) == {"logs", "volumes"}
+    assert disk_parts("imagefs.available", dedicated) == disk_parts("containerfs.inodesFree", dedicated) == {"rootfs"}
+    assert reclaim_steps("nodefs.inodesFree", dedicated) == ()
+    assert reclaim_steps("imagefs.available", dedicated) == reclaim_steps("containerfs.available", dedicated) == (
+        "containers", "images")
+    assert disk_parts("nodefs.available", split) == disk_parts("containerfs.available", split) == everything
+    assert disk_parts("imagefs.available", split) == frozenset()
+    assert reclaim_steps("imagefs.available", split) == ("images",)
+    assert reclaim_steps("nodefs.available", split) == reclaim_steps("containerfs.inodesFree", split) == (
+        "containers",)
+    # with an image disk, nodefs pressure ranks by logs and volumes, imagefs by writable layers
+    writer, logger = pod("writer"), pod("logger")
+    usage = {"writer": PodUsage([ContainerUsage("c", rootfs=GI, logs=MI, inodes=100, rootfs_inodes=90)]),
+             "logger": PodUsage([ContainerUsage("c", rootfs=MI, logs=500 * MI, inodes=1000, rootfs_inodes=10)])}
+    names = [p["metadata"]["name"] for p in rank([writer, logger], usage, "nodefs.available", dedicated)]
+    assert names == ["logger", "writer"]
+    names = [p["metadata"]["name"] for p in rank([logger, writer], usage, "imagefs.available", dedicated)]
+    assert names == ["writer", "logger"]
+    assert usage["writer"].inodes_of({"rootfs"}) == 90 and usage["writer"].inodes_of({"logs"}) == 10
+    names = [p["metadata"]["name"] for p in rank([logger, writer], usage, "imagefs.inodesFree", dedicated)]
+    assert names == ["writer", "logger"]
+
+
+def test_with_an_image_disk_a_containers_limit_counts_its_logs_only() -> None:
+    p = pod("p", containers=[{"name": "c", "resources": res(limits={"ephemeral-storage": "10Mi"})},
+                             {"name": "d", "resources": res(limits={"ephemeral-storage": "20Mi"})}])
+    u = PodUsage([ContainerUsage("c", rootfs=8 * MI, logs=4 * MI), ContainerUsage("d", rootfs=0, logs=0)])
+    assert local_storage_violation(p, u) == 'Container c exceeded its local ephemeral storage limit "10Mi". '
+    assert local_storage_violation(p, u, image_fs=True) is None
+
+
+async def test_manager_on_a_dedicated_image_disk(caplog: pytest.LogCaptureFixture) -> None:
+    image_avail = [50 * GI]
+    node_avail = [50 * GI]
+    steps: list[str] = []
+    evicted: list[tuple[str, str]] = []
+
+    async def read() -> Readings:
+        return readings(disk_available=node_avail[0])
+
+    async def filesystems() -> Filesystems:
+        disk = fs(2, 100 * GI, image_avail[0])
+        return Filesystems(fs(1, 100 * GI, node_avail[0]), disk, disk)
+
+    async def reclaim(what: str) -> None:
+        steps.append(what)
+
+    async def measure(p: dict[str, Any], what: frozenset[str]) -> PodUsage:
+        return PodUsage([ContainerUsage("c", rootfs=MI, logs=0)])
+
+    cfg = config_from_flags(hard="nodefs.available<10Gi,imagefs.available<20Gi")
+    with caplog.at_level("INFO", logger="k8py.kubelet"):
+        m = EvictionManager(cfg, read=read, pods=lambda: [pod("p")], usage=measure,
+                            evict=lambda uid, msg, *a: evicted.append((uid, msg)) is None, stopped=lambda uid: True,
+                            record=lambda *a: None, node=dict, reclaim_containers=lambda: reclaim("containers"),
+                            reclaim_images=lambda: reclaim("images"), filesystems=filesystems)
+        assert await m.sync_once(0.0) == []
+    assert m.layout == FsLayout(True, False)
+    assert "a dedicated image filesystem holding the writable layers too" in caplog.text
+    # containerfs follows imagefs here
+    assert [(t.signal, t.text) for t in m.config.thresholds if t.signal.startswith("containerfs")] == [
+        ("containerfs.available", "20Gi")]
+    # the image disk fills: dead containers and images go first, then a pod, named by imagefs
+    image_avail[0] = 10 * GI
+    assert await m.sync_once(10.0) == ["p"] and steps == ["containers", "images"]
+    assert evicted[-1][1].startswith("The node was low on resource: ephemeral-storage. Threshold quantity: 20Gi, "
+                                     "available: 10Gi. ")
+    # the node's filesystem fills: nothing to reclaim there (kubelet: logs only), a pod goes
+    image_avail[0], node_avail[0], steps[:] = 50 * GI, 5 * GI, []
+    assert await m.sync_once(20.0) == ["p"] and steps == []
+
+
+async def test_manager_waits_for_the_filesystems_before_deciding_the_layout() -> None:
+    calls = [0]
+
+    async def read() -> Readings:
+        return readings()
+
+    async def filesystems() -> Filesystems:
+        calls[0] += 1
+        if calls[0] == 1:
+            raise FileNotFoundError("no image store yet")
+        return Filesystems(fs(1), fs(2, 100 * GI, 10 * GI), fs(1))
+
+    async def measure(p: dict[str, Any], what: frozenset[str]) -> PodUsage:
+        return PodUsage([ContainerUsage("c", rootfs=MI, logs=0)])
+
+    m = EvictionManager(config_from_flags(hard="imagefs.available<20Gi"), read=read, pods=list, usage=measure,
+                        evict=lambda *a: True, stopped=lambda uid: True, record=lambda *a: None, node=dict,
+                        filesystems=filesystems)
+    assert await m.sync_once(0.0) == [] and m.layout is None and m.conditions == ()  # imagefs not observed
+    await m.sync_once(10.0)
+    assert m.layout == FsLayout(True, True) and m.conditions == ("DiskPressure",)

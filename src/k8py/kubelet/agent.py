@@ -99,6 +99,9 @@ class AgentConfig:
     # the eviction manager reads the pods' cgroup (kubepods) for allocatableMemory.available:
     # a real node's runtime puts the pods there; simulated nodes have none
     read_pods_cgroup: bool = False
+    # the image store's and the writable layers' directories, whose filesystems the eviction
+    # manager observes as imagefs and containerfs; empty: the data dir's
+    image_dirs: tuple[str, str] | tuple[()] = ()
 
 
 class PodSource(Protocol):
@@ -286,7 +289,9 @@ class Agent:
                 config.eviction, read=self._read, pods=self._active_pods, usage=self._pod_usage,
                 evict=self._evict_for_pressure, stopped=self._eviction_done, record=self.record,
                 node=self.node_object, conditions_changed=self._pressure_changed,
-                reclaim_disk=self.reclaim_disk,
+                reclaim_containers=self.reclaim_containers,
+                reclaim_images=functools.partial(evictionmod.reclaim_images, runtime),
+                filesystems=self._filesystems if config.image_dirs else None,
                 pods_memory=evictionmod.PodsCgroup(int_value(config.system_reserved.get("memory", "0")))
                 if config.read_pods_cgroup else None)
 
@@ -397,13 +402,17 @@ class Agent:
         w.evict(message, grace, disruption)
         return True
 
-    async def reclaim_disk(self) -> None:
-        """kubelet's node-level disk reclaim: dead containers (those of pods deleted or finished,
-        the older ones of the others'), then unused images."""
+    async def reclaim_containers(self) -> int:
+        """kubelet's container GC under disk pressure: the dead containers of pods deleted or
+        finished, the older dead ones of the others'."""
         live = {uid for uid, w in self.workers.items()
                 if not w.gone and (w.pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")}
-        await evictionmod.reclaim_containers(self.runtime, live)
-        await evictionmod.reclaim_images(self.runtime)
+        return await evictionmod.reclaim_containers(self.runtime, live)
+
+    async def _filesystems(self) -> evictionmod.Filesystems:
+        images, containers = self.config.image_dirs or (self.config.data_dir, self.config.data_dir)
+        return evictionmod.Filesystems(*await asyncio.gather(
+            *(asyncio.to_thread(evictionmod.FsStats.of, d) for d in (self.config.data_dir, images, containers))))
 
     def _eviction_done(self, uid: str) -> bool:
         w = self.workers.get(uid)

@@ -7,9 +7,10 @@ the pods may still use: the pods' cgroup ``kubepods``' limit, capacity less ``--
 less the working set of every pod in it), ``nodefs.available`` / ``nodefs.inodesFree`` (the
 filesystem of the agent's data dir), ``imagefs.available`` / ``imagefs.inodesFree`` (the filesystem
 of the image store) and ``containerfs.available`` / ``containerfs.inodesFree`` (the filesystem of
-the containers' writable layers): here both live in the data dir, so the three are one filesystem,
-as on a node without a dedicated image disk; ``pid.available`` (``pid_max`` less the processes
-that exist).
+the containers' writable layers): both live in the data dir, so the three are one filesystem
+unless a disk is mounted for the images (kubelet's dedicated image filesystem, which holds the
+writable layers too or not: :class:`FsLayout`, decided on the first round as kubelet does);
+``pid.available`` (``pid_max`` less the processes that exist).
 
 **Thresholds** are kubelet's flags: ``--eviction-hard memory.available<100Mi,nodefs.available<10%``
 (kube's defaults: ``memory.available<100Mi, nodefs.available<10%, imagefs.available<15%,
@@ -19,20 +20,22 @@ does), ``--eviction-soft`` with ``--eviction-soft-grace-period`` (each soft sign
 ``--eviction-max-pod-grace-period``. Values and errors are kubelet's (``ParseThresholdConfig``). As
 kubelet with ``--enforce-node-allocatable=pods`` (its default), each hard ``memory.available``
 threshold is also one of ``allocatableMemory.available`` (with its minimum reclaim). As kubelet
-on a node whose images and containers share the node's filesystem
-(``UpdateContainerFsThresholds``), the ``containerfs`` thresholds are those of ``nodefs``: one
-given for ``containerfs`` is replaced (with a warning in the log).
+(``UpdateContainerFsThresholds``), the ``containerfs`` thresholds are those of the filesystem the
+writable layers are on (``nodefs``, or ``imagefs`` when an image disk holds them): one given for
+``containerfs`` is replaced (with a warning in the log).
 
 **Each round** (:func:`synchronize`, pure): the thresholds met now, plus those met before whose
 minimum reclaim is not yet satisfied; when each was first met (a soft one acts after its grace
 period); the node conditions they stand for (``MemoryPressure`` for both memory signals,
 ``DiskPressure`` for the filesystems, ``PIDPressure``), which stay True until none was seen for
 the transition period. Then, as kubelet: pods over their ephemeral-storage limits are evicted (a
-container's writable layer and logs against its own ``limits.ephemeral-storage``; the pod's
+container's writable layer (unless on an image disk) and logs against its own
+``limits.ephemeral-storage``; the pod's
 total with its local volumes against the sum of its containers'); else, when a threshold acts
 (memory ones first), the node gets an ``EvictionThresholdMet`` event and one pod is evicted,
 chosen by kubelet's ranking (pods whose usage exceeds their requests first, then lower priority,
-then usage above requests; for PIDs: priority, then process count). A hard threshold evicts with
+then usage above requests, disk usage being what is on the filesystem under pressure: writable
+layers, logs, local volumes; for PIDs: priority, then process count). A hard threshold evicts with
 a grace period of 1 s (kubelet's ``immediateEvictionGracePeriodSeconds``), a soft one with
 ``--eviction-max-pod-grace-period`` (the pod's own when that is 0 or longer). Critical pods
 (system priority) are never evicted. The evicted pod ends ``Failed`` with reason ``Evicted``,
@@ -43,13 +46,13 @@ While the node has a pressure condition, new pods are refused on the node as kub
 handler does (memory pressure alone refuses only BestEffort pods that do not tolerate the
 memory-pressure taint), with reason ``Evicted`` and ``The node had condition: [X]. ``.
 
-Under disk pressure (any of the filesystem signals: they share one filesystem), the node
-reclaims what it can without evicting a pod first (kubelet's node-level reclaim): dead
-containers (kubelet's container GC: every one of a deleted or finished pod, all but the newest
-of each name of a running pod), then every image no container uses; when that clears every
+Under disk pressure the node reclaims what it can without evicting a pod first (kubelet's
+node-level reclaim, :func:`reclaim_steps`): dead containers (kubelet's container GC: every one of
+a deleted or finished pod, all but the newest of each name of a running pod), then every image
+no container uses, as far as they are on the filesystem under pressure; when that clears every
 threshold no pod is evicted. Not done here (kubelet does): removing dead sandboxes in that
 reclaim; limiting the ``kubepods`` cgroup's memory to allocatable (the signal is measured
-against the limit kubelet would set); a dedicated image or container filesystem.
+against the limit kubelet would set).
 """
 
 from __future__ import annotations
@@ -78,6 +81,9 @@ __all__ = [
     "EvictionError",
     "EvictionManager",
     "EvictionState",
+    "Filesystems",
+    "FsLayout",
+    "FsStats",
     "Observation",
     "PodUsage",
     "PodsCgroup",
@@ -86,6 +92,7 @@ __all__ = [
     "admit",
     "config_from_flags",
     "container_fs_thresholds",
+    "disk_parts",
     "eviction_message",
     "local_storage_violation",
     "measure",
@@ -97,6 +104,7 @@ __all__ = [
     "rank",
     "reclaim_containers",
     "reclaim_images",
+    "reclaim_steps",
     "synchronize",
     "unused_containers",
 ]
@@ -404,12 +412,56 @@ class PodsMemory:
     working_set: int
 
 
-def observe(r: Readings, pods: PodsMemory | None = None) -> dict[str, Observation]:
-    """The signals from one reading of the machine (kubelet's ``makeSignalObservations``); the
-    image store and the writable layers share the data dir's filesystem, so imagefs and
-    containerfs are nodefs. ``allocatableMemory.available`` is observed when the pods' cgroup
-    was read: its limit less its working set (less than 0 when the pods use more), out of its
-    limit, as kubelet's summary has it."""
+@dataclass(frozen=True, slots=True)
+class FsStats:
+    """One filesystem (``statvfs`` of a directory on it)."""
+
+    dev: int
+    bytes_total: int
+    bytes_available: int
+    inodes_total: int
+    inodes_free: int
+
+    @classmethod
+    def of(cls, path: str) -> FsStats:
+        """Blocking: one ``stat`` and one ``statvfs``."""
+        st = os.statvfs(path)
+        return cls(os.stat(path).st_dev, st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize, st.f_files,
+                   st.f_favail)
+
+
+@dataclass(frozen=True, slots=True)
+class Filesystems:
+    """The filesystems of the node's data dir, its image store and its containers' writable
+    layers (kubelet's nodefs, imagefs and containerfs)."""
+
+    node: FsStats
+    images: FsStats
+    containers: FsStats
+
+    def layout(self) -> FsLayout:
+        """kubelet's ``HasDedicatedImageFs`` (images apart from the node's filesystem) and
+        ``IsContainerFsSeparateFromImageFs`` (writable layers apart from the images)."""
+        image_fs = self.images.dev != self.node.dev
+        return FsLayout(image_fs, image_fs and self.containers.dev != self.images.dev)
+
+
+@dataclass(frozen=True, slots=True)
+class FsLayout:
+    image_fs: bool = False  # a dedicated image filesystem
+    split: bool = False  # the writable layers are not on it (they are on the node's)
+
+
+SINGLE_FS = FsLayout()
+
+
+def observe(r: Readings, pods: PodsMemory | None = None, fs: Filesystems | None = None) -> dict[str, Observation]:
+    """The signals from one reading of the machine (kubelet's ``makeSignalObservations``).
+    nodefs is the data dir's filesystem (``r``), imagefs the image store's and containerfs the
+    writable layers' (``fs``; None: both on the data dir's, as they are unless a disk is mounted
+    for them). ``allocatableMemory.available`` is observed when the pods' cgroup was read: its
+    limit less its working set (less than 0 when the pods use more), out of its limit, as
+    kubelet's summary has it."""
     out = {MEMORY_AVAILABLE: Observation(r.memory_available, r.memory_total)}
     if pods is not None:
         out[ALLOCATABLE_MEMORY_AVAILABLE] = Observation(pods.limit - pods.working_set, pods.limit)
@@ -419,6 +471,13 @@ def observe(r: Readings, pods: PodsMemory | None = None) -> dict[str, Observatio
     if r.inodes_total > 0:
         out[NODEFS_INODES_FREE] = out[IMAGEFS_INODES_FREE] = out[CONTAINERFS_INODES_FREE] = Observation(
             r.inodes_free, r.inodes_total)
+    if fs is not None:
+        for f, avail, inodes in ((fs.images, IMAGEFS_AVAILABLE, IMAGEFS_INODES_FREE),
+                                 (fs.containers, CONTAINERFS_AVAILABLE, CONTAINERFS_INODES_FREE)):
+            if f.bytes_total > 0:
+                out[avail] = Observation(f.bytes_available, f.bytes_total)
+            if f.inodes_total > 0:
+                out[inodes] = Observation(f.inodes_free, f.inodes_total)
     if r.pid_max > 0:
         out[PID_AVAILABLE] = Observation(r.pid_max - r.pids_in_use, r.pid_max)
     return out
@@ -479,6 +538,7 @@ class ContainerUsage:
     logs: int | None = None
     inodes: int = 0  # of its writable layer and logs
     processes: int = 0
+    rootfs_inodes: int | None = None  # of its writable layer alone (None: all of inodes)
 
 
 @dataclass(slots=True)
@@ -503,6 +563,20 @@ class PodUsage:
     @property
     def processes(self) -> int:
         return sum(c.processes for c in self.containers)
+
+    def disk_of(self, parts: Collection[str]) -> int:
+        """The bytes of some of the pod's storage (``rootfs``, ``logs``, ``volumes``): kubelet's
+        ``podDiskUsage`` with the fs stats one filesystem's signals measure."""
+        n = sum(c.rootfs or 0 for c in self.containers) if "rootfs" in parts else 0
+        n += sum(c.logs or 0 for c in self.containers) if "logs" in parts else 0
+        return n + (self.volumes if "volumes" in parts else 0)
+
+    def inodes_of(self, parts: Collection[str]) -> int:
+        n = 0
+        for c in self.containers:
+            root = c.inodes if c.rootfs_inodes is None else c.rootfs_inodes
+            n += (root if "rootfs" in parts else 0) + (c.inodes - root if "logs" in parts else 0)
+        return n + (self.volume_inodes if "volumes" in parts else 0)
 
 
 def _spec(pod: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -563,9 +637,40 @@ def _uid(pod: Mapping[str, Any]) -> str:
     return str((pod.get("metadata") or {}).get("uid", ""))
 
 
-def rank(pods: Sequence[Obj], usage: Mapping[str, PodUsage], signal: str) -> list[Obj]:
+ALL_PARTS = frozenset({"rootfs", "logs", "volumes"})
+
+
+def disk_parts(signal: str, layout: FsLayout = SINGLE_FS) -> frozenset[str]:
+    """What of a pod's storage a filesystem signal ranks it by (kubelet's
+    ``buildSignalToRankFunc``): on one filesystem everything; with a dedicated image
+    filesystem, nodefs the logs and local volumes, imagefs and containerfs the writable layers;
+    with the writable layers split from the image filesystem, nodefs and containerfs all of it,
+    imagefs nothing of the pods' (images only)."""
+    if not layout.image_fs:
+        return ALL_PARTS
+    node_side = signal in (NODEFS_AVAILABLE, NODEFS_INODES_FREE)
+    if not layout.split:
+        return frozenset({"logs", "volumes"}) if node_side else frozenset({"rootfs"})
+    return ALL_PARTS if node_side or signal in (CONTAINERFS_AVAILABLE, CONTAINERFS_INODES_FREE) else frozenset()
+
+
+def reclaim_steps(signal: str, layout: FsLayout = SINGLE_FS) -> tuple[str, ...]:
+    """What the node frees before evicting a pod for a filesystem signal (kubelet's
+    ``buildSignalToNodeReclaimFuncs``): dead containers then unused images on one filesystem;
+    with a dedicated image filesystem nothing for nodefs, both for imagefs and containerfs;
+    split, images for imagefs and dead containers for nodefs and containerfs."""
+    if not layout.image_fs:
+        return ("containers", "images")
+    image_side = signal in (IMAGEFS_AVAILABLE, IMAGEFS_INODES_FREE)
+    if not layout.split:
+        return () if signal in (NODEFS_AVAILABLE, NODEFS_INODES_FREE) else ("containers", "images")
+    return ("images",) if image_side else ("containers",)
+
+
+def rank(pods: Sequence[Obj], usage: Mapping[str, PodUsage], signal: str, layout: FsLayout = SINGLE_FS) -> list[Obj]:
     """The pods in eviction order for ``signal`` (kubelet's rankMemoryPressure,
     rankDiskPressureFunc, rankPIDPressure): a pod without stats goes first."""
+    parts = disk_parts(signal, layout)
 
     def key(pod: Obj) -> tuple[Any, ...]:
         u = usage.get(_uid(pod))
@@ -577,13 +682,13 @@ def rank(pods: Sequence[Obj], usage: Mapping[str, PodUsage], signal: str) -> lis
             used = u.memory
             req = over = _request(pod, "memory")
         elif SIGNALS[signal][0] == "inodes":
-            used = u.inodes
+            used = u.inodes_of(parts)
             # no pod requests inodes: every pod using some exceeds its request. The usage above
             # the request is kubelet's too: inodes less the ephemeral-storage request (its disk
             # comparison subtracts that request whatever the resource)
             req, over = 0, _request(pod, "ephemeral-storage")
         else:
-            used = u.disk
+            used = u.disk_of(parts)
             req = over = _request(pod, "ephemeral-storage")
         return (1, 0 if used > req else 1, _priority(pod), -(used - over))
 
@@ -631,9 +736,11 @@ def _fmt(n: int, resource: str) -> str:
     return _qty(n) if resource in ("memory", "ephemeral-storage") else str(n)
 
 
-def local_storage_violation(pod: Mapping[str, Any], usage: PodUsage) -> str | None:
+def local_storage_violation(pod: Mapping[str, Any], usage: PodUsage, image_fs: bool = False) -> str | None:
     """kubelet's ``podEphemeralStorageLimitEviction`` and ``containerEphemeralStorageLimitEviction``:
-    the eviction message, or None (emptyDir ``sizeLimit`` is the volume manager's)."""
+    the eviction message, or None (emptyDir ``sizeLimit`` is the volume manager's). With a
+    dedicated image filesystem (``image_fs``) a container's writable layer is not held against
+    its own limit, only its logs are, as kubelet's."""
     limit = pod_limit(pod, "ephemeral-storage")
     if limit is not None and usage.disk > limit:
         return ("Pod ephemeral local storage usage exceeds the total limit of containers "
@@ -644,7 +751,7 @@ def local_storage_violation(pod: Mapping[str, Any], usage: PodUsage) -> str | No
         raw = limits.get(cu.name)
         if raw is None or int_value(raw) == 0:
             continue
-        if (cu.logs or 0) + (cu.rootfs or 0) > int_value(raw):
+        if (cu.logs or 0) + (0 if image_fs else cu.rootfs or 0) > int_value(raw):
             return f'Container {cu.name} exceeded its local ephemeral storage limit "{canonicalize(raw)}". '
     return None
 
@@ -687,8 +794,9 @@ class EvictionManager:
     what)`` measures one pod (``what``: the resources needed: ``memory``, ``disk``, ``pids``);
     ``stopped(uid)`` says whether an evicted pod's containers have all stopped; ``record(obj,
     type, reason, message)`` writes an event, ``node()`` the Node to write it on;
-    ``reclaim_disk()`` frees what the node can without evicting pods (dead containers, unused
-    images);
+    ``reclaim_containers()`` and ``reclaim_images()`` free what the node can without evicting
+    pods (dead containers, unused images); ``filesystems()`` reads the node's, the image
+    store's and the writable layers' filesystems (None: all are the data dir's);
     ``pods_memory(readings)`` reads the pods' cgroup (None: not known, e.g. simulated nodes, and
     then ``allocatableMemory.available`` is not observed)."""
 
@@ -697,17 +805,16 @@ class EvictionManager:
                  evict: Callable[[str, str, float, bool], bool], stopped: Callable[[str], bool],
                  record: Callable[[Obj, str, str, str], None], node: Callable[[], Obj],
                  conditions_changed: Callable[[], None] | None = None,
-                 reclaim_disk: Callable[[], Awaitable[object]] | None = None,
+                 reclaim_containers: Callable[[], Awaitable[object]] | None = None,
+                 reclaim_images: Callable[[], Awaitable[object]] | None = None,
+                 filesystems: Callable[[], Awaitable[Filesystems]] | None = None,
                  pods_memory: Callable[[Readings], Awaitable[PodsMemory | None]] | None = None) -> None:
-        # images and writable layers are on the node's filesystem here (kubelet decides this on
-        # its first round, from the runtime's filesystems)
-        thresholds, warnings = container_fs_thresholds(config.thresholds, image_fs=False, split=False)
-        for w in warnings:
-            log.warning("eviction manager: %s (containerfs follows nodefs on this node)", w)
-        self.config = dataclasses.replace(config, thresholds=thresholds)
+        self.config = config
+        self.layout: FsLayout | None = None  # known after the first round (kubelet's too)
         self.state = EvictionState()
         self._read = read
         self._pods_memory = pods_memory
+        self._filesystems = filesystems
         self._pods = pods
         self._usage = usage
         self._evict = evict
@@ -715,7 +822,7 @@ class EvictionManager:
         self._record = record
         self._node = node
         self._changed = conditions_changed
-        self._reclaim_disk = reclaim_disk
+        self._reclaim = {"containers": reclaim_containers, "images": reclaim_images}
         self.evictions = 0
 
     @property
@@ -745,7 +852,32 @@ class EvictionManager:
                 pods = await self._pods_memory(r)
             except OSError as e:  # kubelet: the signal is not observed ("failed to construct signal")
                 log.info("eviction manager: the pods' memory: %s", e)
-        return observe(r, pods)
+        fs = None
+        if self._filesystems is not None:
+            try:
+                fs = await self._filesystems()
+            except OSError as e:  # kubelet: no layout yet, the next round asks again
+                log.info("eviction manager: the image and container filesystems: %s", e)
+        if self.layout is None and (fs is not None or self._filesystems is None):
+            self._set_layout(fs.layout() if fs is not None else SINGLE_FS)
+        obs = observe(r, pods, fs)
+        if fs is None and self._filesystems is not None:
+            # not read this time: the data dir's figures are not theirs (not observed, as kubelet)
+            for sig in (IMAGEFS_AVAILABLE, IMAGEFS_INODES_FREE, CONTAINERFS_AVAILABLE, CONTAINERFS_INODES_FREE):
+                obs.pop(sig, None)
+        return obs
+
+    def _set_layout(self, layout: FsLayout) -> None:
+        """kubelet's first round: which filesystems are apart decides the containerfs
+        thresholds (``UpdateContainerFsThresholds``), the ranking and the reclaim."""
+        self.layout = layout
+        thresholds, warnings = container_fs_thresholds(self.config.thresholds, layout.image_fs, layout.split)
+        for w in warnings:
+            log.warning("eviction manager: %s (its thresholds follow the filesystem the writable layers are on)", w)
+        self.config = dataclasses.replace(self.config, thresholds=thresholds)
+        log.info("eviction manager: %s", "images and writable layers on the node's filesystem" if not layout.image_fs
+                 else "a dedicated image filesystem holding the writable layers too" if not layout.split
+                 else "a dedicated image filesystem, writable layers on the node's")
 
     async def _wait_cleanup(self, uids: list[str]) -> None:
         """kubelet's ``waitForPodsCleanup``: until the evicted pods have stopped, 30 s at most."""
@@ -762,12 +894,13 @@ class EvictionManager:
             log.info("node pressure conditions: %s", ", ".join(self.state.conditions) or "none")
             if self._changed is not None:
                 self._changed()
+        layout = self.layout or SINGLE_FS
         pods = [p for p in self._pods() if not is_critical(p)]
         # local storage limits (kubelet's localStorageEviction) before any pressure
         limited = [p for p in pods if pod_limit(p, "ephemeral-storage") is not None]
         for pod in limited:
             u = await self._usage(pod, frozenset({"disk"}))
-            msg = local_storage_violation(pod, u)
+            msg = local_storage_violation(pod, u, layout.image_fs)
             if msg is not None and self._evict(_uid(pod), msg, IMMEDIATE_GRACE, False):
                 self.evictions += 1
                 return [_uid(pod)]
@@ -776,20 +909,25 @@ class EvictionManager:
         threshold = acting[0]
         resource = SIGNALS[threshold.signal][0]
         self._record(self._node(), "Warning", "EvictionThresholdMet", f"Attempting to reclaim {resource}")
-        if resource in ("ephemeral-storage", "inodes") and self._reclaim_disk is not None:
-            # kubelet's reclaimNodeLevelResources (every filesystem signal: they share one
-            # filesystem here): dead containers, then unused images go first; no pod is evicted
-            # when that was enough (every threshold clear, minimum reclaims included). The
-            # eviction message keeps the round's observations, as kubelet's does.
-            await self._reclaim_disk()
+        steps = [f for step in reclaim_steps(threshold.signal, layout) if (f := self._reclaim[step]) is not None]
+        if resource in ("ephemeral-storage", "inodes") and steps:
+            # kubelet's reclaimNodeLevelResources: dead containers, then unused images, as the
+            # filesystem under pressure holds them; no pod is evicted when that was enough
+            # (every threshold clear, minimum reclaims included). The eviction message keeps the
+            # round's observations, as kubelet's does.
+            for step in steps:
+                try:
+                    await step()
+                except RuntimeServiceError as e:  # kubelet logs it and looks again
+                    log.info("eviction manager: reclaiming %s: %s", resource, e)
             if not _met(self.config.thresholds, await self._observe(), with_reclaim=True):
-                log.info("eviction manager: able to reduce disk pressure without evicting pods")
+                log.info("eviction manager: able to reduce %s pressure without evicting pods", resource)
                 return []
         what = frozenset({"memory"} if resource == "memory" else {"pids"} if resource == "pids"
                          else {"disk", "inodes"} if resource == "inodes" else {"disk"})
         usage = {_uid(p): await self._usage(p, what) for p in pods}
         grace = IMMEDIATE_GRACE if threshold.hard else float(self.config.max_pod_grace_period)
-        for pod in rank(pods, usage, threshold.signal):
+        for pod in rank(pods, usage, threshold.signal, layout):
             msg = eviction_message(resource, pod, usage.get(_uid(pod)), threshold, obs[threshold.signal])
             g = grace
             if not threshold.hard:
@@ -947,7 +1085,8 @@ async def measure(runtime: Runtime, sandbox_ids: Iterable[str], volume_paths: Ma
                 cu.rootfs = dir_usage(layer) if layer else 0
                 cu.logs = dir_usage(logs) if logs else 0
                 if count:
-                    cu.inodes = sum(_inodes(d) for d in (layer, logs) if d)
+                    cu.rootfs_inodes = _inodes(layer) if layer else 0
+                    cu.inodes = cu.rootfs_inodes + (_inodes(logs) if logs else 0)
             u.volumes = sum(dir_usage(v) for v in vols)
             if count:
                 u.volume_inodes = sum(_inodes(v) for v in vols)

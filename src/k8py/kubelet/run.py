@@ -192,7 +192,8 @@ async def run_node(client: Client, opts: NodeOptions, stop: asyncio.Event, *,
     agent = Agent(client, runtime, AgentConfig(
         node_name=opts.node_name, data_dir=paths["agent"], node_ips=opts.node_ips, max_pods=opts.max_pods,
         system_reserved=opts.system_reserved, labels=opts.labels, kubelet_port=opts.kubelet_port,
-        cluster_dns=opts.cluster_dns, eviction=opts.eviction, read_pods_cgroup=True))
+        cluster_dns=opts.cluster_dns, eviction=opts.eviction, read_pods_cgroup=True,
+        image_dirs=(paths["images"], paths["containers"])))
     nodes = Informer(client, NODE)
 
     async def on_nodes() -> None:
