@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from tests.e2e.conftest import KUBECTL, free_port, manifest, start_server
+from tests.helpers.netns import namespaces
 
 NFT_OK = os.geteuid() == 0 and bool(shutil.which("nft")) and bool(shutil.which("ip"))
 
@@ -72,13 +73,8 @@ def test_cloud_controller_manager_alone(tmp_path: Path) -> None:
 @pytest.fixture
 def netns() -> Iterator[str]:
     name = f"k8pyt-cmd-{uuid.uuid4().hex[:6]}"  # not k8py-: real-node tests count those as theirs
-    subprocess.run(["ip", "netns", "add", name], check=True, timeout=30)
-    try:
-        subprocess.run(["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"], check=True, timeout=30)
+    with namespaces(name):
         yield name
-    finally:
-        subprocess.run(["ip", "netns", "delete", name], check=False, timeout=30)
-    assert not os.path.exists(f"/run/netns/{name}")
 
 
 @pytest.mark.skipif(not (KUBECTL and NFT_OK), reason="needs kubectl, root, nft and ip")

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from tests.helpers.netns import namespaces, sh
 from tests.netpol.test_model import pod, policy
 
 from k8py.netpol.model import compile_policy, evaluate, pod_info
@@ -62,10 +63,6 @@ IPS = {"a": ("10.77.0.2", "fd77::2"), "b": ("10.77.0.3", "fd77::3"), "c": ("10.7
        "d": ("10.78.0.2",)}
 
 
-def sh(*args: str) -> None:
-    subprocess.run(args, check=True, capture_output=True, timeout=30)
-
-
 @dataclass
 class Topology:
     node: str
@@ -99,13 +96,7 @@ def topo() -> Iterator[Topology]:
     tag = uuid.uuid4().hex[:6]
     node = f"k8pyt-npn-{tag}"
     pods = {n: f"k8pyt-np{n}-{tag}" for n in IPS}
-    made: list[str] = []
-    procs: list[subprocess.Popen[bytes]] = []
-    try:
-        for ns in (node, *pods.values()):
-            sh("ip", "netns", "add", ns)
-            made.append(ns)
-            sh("ip", "-n", ns, "link", "set", "lo", "up")
+    with namespaces(node, *pods.values()) as procs:
         sh("ip", "netns", "exec", node, "sysctl", "-qw", "net.ipv4.ip_forward=1")
         sh("ip", "netns", "exec", node, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
         sh("ip", "netns", "exec", node, "sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=1")
@@ -140,13 +131,6 @@ def topo() -> Iterator[Topology]:
             assert time.monotonic() < deadline, "the pod servers did not start"
             time.sleep(0.1)
         yield t
-    finally:
-        for p in procs:
-            p.kill()
-            p.wait()
-        for ns in made:
-            subprocess.run(["ip", "netns", "delete", ns], check=False, capture_output=True)
-    assert not [ns for ns in made if os.path.exists(f"/run/netns/{ns}")]
 
 
 DENY_B = policy("default", "deny", {"podSelector": {"matchLabels": {"app": "b"}}})

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from tests.helpers.netns import namespaces, sh
 
 from k8py.nftables import Nft, NftError
 from k8py.proxy.model import Endpoint, ServicePort
@@ -41,10 +42,6 @@ class S(http.server.ThreadingHTTPServer):
     address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
 S((host, 8080), H).serve_forever()
 """
-
-
-def sh(*args: str) -> None:
-    subprocess.run(args, check=True, capture_output=True, timeout=30)
 
 
 @dataclass
@@ -78,13 +75,7 @@ def topo() -> Iterator[Topology]:
     tag = uuid.uuid4().hex[:6]
     node = f"k8pyt-node-{tag}"
     pods = {"pod-a": f"k8pyt-a-{tag}", "pod-b": f"k8pyt-b-{tag}"}
-    made: list[str] = []
-    procs: list[subprocess.Popen[bytes]] = []
-    try:
-        for ns in (node, *pods.values()):
-            sh("ip", "netns", "add", ns)
-            made.append(ns)
-            sh("ip", "-n", ns, "link", "set", "lo", "up")
+    with namespaces(node, *pods.values()) as procs:
         sh("ip", "netns", "exec", node, "sysctl", "-qw", "net.ipv4.ip_forward=1")
         for i, (name, ns) in enumerate(pods.items(), start=1):
             host, peer = f"k8pyt{i}{tag}"[:15], "eth0"
@@ -104,13 +95,6 @@ def topo() -> Iterator[Topology]:
             assert time.monotonic() < deadline, "the pod servers did not start"
             time.sleep(0.1)
         yield t
-    finally:
-        for p in procs:
-            p.kill()
-            p.wait()
-        for ns in made:
-            subprocess.run(["ip", "netns", "delete", ns], check=False, capture_output=True)
-    assert not [ns for ns in made if os.path.exists(f"/run/netns/{ns}")]
 
 
 A = Endpoint("10.99.1.2", 8080, node_name="node")
