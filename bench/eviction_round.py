@@ -1,6 +1,8 @@
 """What one round of the node agent's eviction manager costs (every 10 s): a reading of the
-machine (``/proc/meminfo``, ``statvfs``, the process count) and the decisions over N pods (default
-100) without pressure and without ephemeral-storage limits, which is the steady state of a node.
+machine (``/proc/meminfo``, ``statvfs``, the process count), of the pods' cgroup (``kubepods``'
+memory, for ``allocatableMemory.available``) and of the image store's and writable layers'
+filesystems, as a real node's agent reads them, and the decisions over N pods (default 100)
+without pressure and without ephemeral-storage limits, which is the steady state of a node.
 
 Run: ``.venv/bin/python bench/eviction_round.py [--pods 100] [--rounds 200]``. Prints JSON."""
 
@@ -14,7 +16,14 @@ import time
 from typing import Any
 
 from k8py.kubelet import node as nodeinfo
-from k8py.kubelet.eviction import EvictionManager, PodUsage, config_from_flags
+from k8py.kubelet.eviction import (
+    EvictionManager,
+    Filesystems,
+    FsStats,
+    PodsCgroup,
+    PodUsage,
+    config_from_flags,
+)
 
 
 async def main(n_pods: int, rounds: int) -> dict[str, Any]:
@@ -32,8 +41,12 @@ async def _run(data_dir: str, n_pods: int, rounds: int) -> dict[str, Any]:
     async def usage(pod: dict[str, Any], what: frozenset[str]) -> PodUsage:
         raise AssertionError("no pod is measured without pressure or limits")
 
+    async def filesystems() -> Filesystems:
+        return await asyncio.to_thread(lambda: Filesystems(*(FsStats.of(data_dir) for _ in range(3))))
+
     m = EvictionManager(config_from_flags(), read=read, pods=lambda: pods, usage=usage, evict=lambda *a: False,
-                        stopped=lambda uid: True, record=lambda *a: None, node=dict)
+                        stopped=lambda uid: True, record=lambda *a: None, node=dict, filesystems=filesystems,
+                        pods_memory=PodsCgroup(0))
     c0, t0 = time.process_time(), time.perf_counter()
     for i in range(rounds):
         await m.sync_once(float(i))

@@ -410,9 +410,8 @@ class Agent:
         return await evictionmod.reclaim_containers(self.runtime, live)
 
     async def _filesystems(self) -> evictionmod.Filesystems:
-        images, containers = self.config.image_dirs or (self.config.data_dir, self.config.data_dir)
-        return evictionmod.Filesystems(*await asyncio.gather(
-            *(asyncio.to_thread(evictionmod.FsStats.of, d) for d in (self.config.data_dir, images, containers))))
+        dirs = (self.config.data_dir, *(self.config.image_dirs or (self.config.data_dir,) * 2))
+        return await asyncio.to_thread(lambda: evictionmod.Filesystems(*map(evictionmod.FsStats.of, dirs)))
 
     def _eviction_done(self, uid: str) -> bool:
         w = self.workers.get(uid)
