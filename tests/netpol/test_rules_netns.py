@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 from tests.helpers.netns import namespaces, sh
+from tests.helpers.nft import normalized_table
 from tests.netpol.test_model import pod, policy
 
 from k8py.netpol.model import compile_policy, evaluate, pod_info
@@ -222,25 +223,6 @@ def test_a_bad_transaction_keeps_the_rules_and_cleanup_removes_only_our_table(to
     assert topo.connect("a", "10.77.0.3") == "b"
 
 
-def _normalized(nft: Nft) -> dict[str, object]:
-    """The table as sets of rules and elements (listing order and handles aside)."""
-    import json
-
-    p = subprocess.run([*nft.command, "-j", "list", "table", "inet", TABLE], capture_output=True, text=True,
-                       check=True, timeout=30)
-    chains: dict[str, list[str]] = {}
-    elems: dict[str, list[str]] = {}
-    for item in json.loads(p.stdout)["nftables"]:
-        if "rule" in item:
-            chains.setdefault(item["rule"]["chain"], []).append(json.dumps(item["rule"]["expr"], sort_keys=True))
-        elif "chain" in item:
-            chains.setdefault(item["chain"]["name"], [])
-        elif "map" in item or "set" in item:
-            s = item.get("map") or item.get("set")
-            elems[s["name"]] = sorted(json.dumps(e, sort_keys=True) for e in s.get("elem") or ())
-    return {"chains": chains, "elements": elems}
-
-
 def test_partial_syncs_end_where_a_full_sync_would(topo: Topology) -> None:
     def state(policies: list[dict[str, Any]], pods: list[dict[str, Any]]) -> Any:
         return render(evaluate([compile_policy(p) for p in policies],
@@ -261,15 +243,15 @@ def test_partial_syncs_end_where_a_full_sync_would(topo: Topology) -> None:
     pods = [pod("default", "a", IPS["a"], {"app": "a2", "role": "x"}), *PODS[1:3]]
     new = state([changed, new_pol], pods)
     nft.apply(partial_sync(old, new))
-    after_partial = _normalized(nft)
+    after_partial = normalized_table(nft, TABLE)
     assert topo.connect("a", "10.77.0.3", 8081) == "b"  # a now has role=x
     assert topo.connect("a", "10.77.0.3", 8080) == "ERR TimeoutError"
     assert topo.connect("c", "10.78.0.2") == "d"
     assert topo.connect("c", "10.77.0.2") == "ERR TimeoutError"
     nft.apply(full_sync(new))
-    assert after_partial == _normalized(nft)
+    assert after_partial == normalized_table(nft, TABLE)
     # and back
     nft.apply(partial_sync(new, old))
-    after_back = _normalized(nft)
+    after_back = normalized_table(nft, TABLE)
     nft.apply(full_sync(old))
-    assert after_back == _normalized(nft)
+    assert after_back == normalized_table(nft, TABLE)

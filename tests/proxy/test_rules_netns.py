@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import pytest
 from tests.helpers.netns import namespaces, sh
+from tests.helpers.nft import normalized_table
 
 from k8py.nftables import Nft, NftError
 from k8py.proxy.model import Endpoint, ServicePort
@@ -181,27 +182,6 @@ def test_a_thousand_services_fit_in_one_transaction(topo: Topology) -> None:
     assert "10.43.7.250" in topo.nft().list_table("inet", TABLE)
 
 
-def _normalized(nft: Nft) -> dict[str, object]:
-    """The table as sets of rules and elements (listing order aside; handles dropped)."""
-    import json
-
-    p = subprocess.run([*nft.command, "-j", "list", "table", "inet", TABLE], capture_output=True, text=True,
-                       check=True, timeout=30)
-    chains: dict[str, list[str]] = {}
-    elems: dict[str, list[str]] = {}
-    for item in json.loads(p.stdout)["nftables"]:
-        if "rule" in item:
-            r = item["rule"]
-            chains.setdefault(r["chain"], []).append(json.dumps(r["expr"], sort_keys=True))
-        elif "chain" in item:
-            chains.setdefault(item["chain"]["name"], [])
-        elif "map" in item or "set" in item:
-            s = item.get("map") or item.get("set")
-            if not s["name"].endswith("-affinity"):  # what traffic put there, not rules
-                elems[s["name"]] = sorted(json.dumps(e, sort_keys=True) for e in s.get("elem") or ())
-    return {"chains": chains, "elements": elems}
-
-
 def test_partial_syncs_end_where_a_full_sync_would(topo: Topology) -> None:
     from k8py.proxy.rules import full_sync, partial_sync, units
 
@@ -224,9 +204,9 @@ def test_partial_syncs_end_where_a_full_sync_would(topo: Topology) -> None:
     nft.apply(script)
     assert {topo.get(topo.node, "10.43.0.50", 80).split()[0] for _ in range(5)} == {"pod-b"}
     assert topo.get(topo.node, "10.43.0.52", 80).startswith("pod-a")
-    after_partial = _normalized(nft)
+    after_partial = normalized_table(nft, TABLE, lambda name: name.endswith("-affinity"))
     nft.apply(full_sync(CFG, new_units))
-    assert after_partial == _normalized(nft)
+    assert after_partial == normalized_table(nft, TABLE, lambda name: name.endswith("-affinity"))
     assert partial_sync(new_units, new_units) == ""
 
 
