@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import time
+from collections.abc import AsyncIterator
 
 import pytest
 
 from k8py.client.syncloop import SyncLoop
+
+
+@contextlib.asynccontextmanager
+async def running(loop: SyncLoop) -> AsyncIterator[None]:
+    """``loop`` runs for the block; then it is stopped and must end."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(loop.run(stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)
 
 
 async def test_requests_coalesce_and_failures_are_retried() -> None:
@@ -23,9 +37,7 @@ async def test_requests_coalesce_and_failures_are_retried() -> None:
         return True
 
     loop = SyncLoop(sync, min_interval=0.2, retry_interval=0.1)
-    stop = asyncio.Event()
-    task = asyncio.create_task(loop.run(stop))
-    try:
+    async with running(loop):
         async with asyncio.timeout(5):
             while len(runs) < 2:  # the first sync (at start) and its retry
                 await asyncio.sleep(0.01)
@@ -36,9 +48,6 @@ async def test_requests_coalesce_and_failures_are_retried() -> None:
         await asyncio.sleep(0.3)  # a window in which no further sync may come
         assert len(runs) == 3
         assert all(b - a >= 0.09 for a, b in itertools.pairwise(runs))  # never closer than allowed
-    finally:
-        stop.set()
-        await task
 
 
 async def test_max_interval_syncs_without_requests() -> None:
@@ -50,15 +59,10 @@ async def test_max_interval_syncs_without_requests() -> None:
         return True
 
     loop = SyncLoop(sync, min_interval=0.01, max_interval=0.05)
-    stop = asyncio.Event()
-    task = asyncio.create_task(loop.run(stop))
-    try:
+    async with running(loop):
         async with asyncio.timeout(5):
             while runs < 3:
                 await asyncio.sleep(0.01)
-    finally:
-        stop.set()
-        await task
 
 
 async def test_a_request_during_the_retry_wait_runs_without_waiting_for_the_retry() -> None:
@@ -71,9 +75,7 @@ async def test_a_request_during_the_retry_wait_runs_without_waiting_for_the_retr
         return len(runs) > 1  # the first fails
 
     loop = SyncLoop(sync, min_interval=0.05, retry_interval=30.0)
-    stop = asyncio.Event()
-    task = asyncio.create_task(loop.run(stop))
-    try:
+    async with running(loop):
         async with asyncio.timeout(5):
             while not runs:
                 await asyncio.sleep(0.01)
@@ -83,9 +85,6 @@ async def test_a_request_during_the_retry_wait_runs_without_waiting_for_the_retr
                 await asyncio.sleep(0.01)
         assert runs[1] - runs[0] < 5  # long before the 30 s retry
         assert loop.retry_at is None  # it succeeded: no retry pending
-    finally:
-        stop.set()
-        await task
 
 
 async def test_sync_now_before_run_counts_as_the_first_sync() -> None:
@@ -102,9 +101,7 @@ async def test_sync_now_before_run_counts_as_the_first_sync() -> None:
     loop = SyncLoop(sync, min_interval=0.2)
     assert await loop.sync_now(first)
     started = loop.last_sync
-    stop = asyncio.Event()
-    task = asyncio.create_task(loop.run(stop))
-    try:
+    async with running(loop):
         await asyncio.sleep(0.3)  # a window in which the loop must not sync on its own
         assert calls == ["first"]
         loop.request()
@@ -112,9 +109,6 @@ async def test_sync_now_before_run_counts_as_the_first_sync() -> None:
             while len(calls) < 2:
                 await asyncio.sleep(0.01)
         assert calls == ["first", "loop"] and loop.last_sync - started >= 0.2
-    finally:
-        stop.set()
-        await task
 
 
 async def test_a_first_sync_that_raises_reaches_the_caller() -> None:
