@@ -185,3 +185,16 @@ async def test_a_node_that_cannot_hold_volumes_says_so_and_stops_nothing_else(tm
     await asyncio.wait_for(LocalPathProvisioner(FakeClient(), "n1", str(not_a_dir)).run(stop), 5)
     assert not stop.is_set()  # the process's other components run on
     assert "provisions no volumes" in caplog.text
+
+
+def test_disable_local_storage_flags(tmp_path: Path) -> None:
+    from k8py.cli.main import build_parser
+    from k8py.cli.server import build_config
+
+    parser = build_parser()
+    assert build_config(parser.parse_args(["server", "--disable-local-storage", "--data-dir", str(tmp_path)])) \
+        .disable_local_storage is True
+    assert build_config(parser.parse_args(["server", "--data-dir", str(tmp_path)])).disable_local_storage is False
+    agent = ["agent", "--server", "https://127.0.0.1:6443", "--token", "K10x::a.b"]
+    assert parser.parse_args([*agent, "--disable-local-storage"]).disable_local_storage is True
+    assert parser.parse_args(agent).disable_local_storage is False
