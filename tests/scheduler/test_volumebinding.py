@@ -290,7 +290,8 @@ async def test_pre_bind_fails_when_provisioning_gives_up_or_time_runs_out() -> N
     p = claim_pod("p", "data")
     state, n = w.run(p)
     st = await w.env.fw.run_pre_bind(state, parse_pod(p), n)  # nobody provisions: the timeout
-    assert st is not None and st.message == "binding volumes: timed out waiting for the condition"
+    assert st is not None and st.message == \
+        'running PreBind plugin "VolumeBinding": binding volumes: timed out waiting for the condition'
     # the provisioner removed selected-node: it could not provision there
     w2 = World(claims=(claim("data"),))
     state, n = w2.run(p)
@@ -303,7 +304,8 @@ async def test_pre_bind_fails_when_provisioning_gives_up_or_time_runs_out() -> N
     w2.pvcs.put(dropped)
     w2.binder.on_pvc(dropped)
     st = await asyncio.wait_for(task, 2)
-    assert st is not None and st.message == 'binding volumes: provisioning failed for PVC "data"'
+    assert st is not None and st.message == \
+        'running PreBind plugin "VolumeBinding": binding volumes: provisioning failed for PVC "data"'
 
 
 async def test_pre_bind_write_conflict_and_deleted_pod() -> None:
@@ -318,7 +320,8 @@ async def test_pre_bind_write_conflict_and_deleted_pod() -> None:
     state, n = w.run(claim_pod("p2", "data"))
     w.pods_gone.add("p2")
     st = await w.env.fw.run_pre_bind(state, parse_pod(claim_pod("p2", "data")), n)
-    assert st is not None and st.message == 'binding volumes: pod does not exist any more: pods "p2" not found'
+    assert st is not None and st.message == ('running PreBind plugin "VolumeBinding": binding volumes: pod does not '
+                                             'exist any more: pods "p2" not found')
 
 
 async def test_all_bound_pod_needs_no_pre_bind() -> None:

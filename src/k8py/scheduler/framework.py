@@ -583,7 +583,10 @@ class Framework:
         for name, fn in self.pre_bind:
             st = await _maybe_await(fn(state, pod, node))
             if st is not None and not st.success and st.code != Code.SKIP:
-                return st.with_plugin(name)
+                if st.rejected:
+                    return st.with_plugin(name)
+                # kube's RunPreBindPlugins: an error names the plugin (FailedScheduling shows it)
+                return Status(Code.ERROR, (f'running PreBind plugin "{name}": {st.message}',), name)
         return None
 
     async def run_bind(self, state: CycleState, pod: PodInfo, node: str) -> Status | None:
