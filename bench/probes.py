@@ -44,12 +44,28 @@ POD = ("v1", "Pod")
 NODE = "bench-probes"
 
 
-def cpu_times(pid: int) -> tuple[float, float]:
-    """(the process's own CPU seconds, its waited-for children's)."""
+def cpu_times(pid: int) -> tuple[float, float, float]:
+    """(the process's own CPU seconds, its waited-for children's, its own in the kernel)."""
     with open(f"/proc/{pid}/stat") as f:
         parts = f.read().rsplit(")", 1)[1].split()
     tck = os.sysconf("SC_CLK_TCK")
-    return (int(parts[11]) + int(parts[12])) / tck, (int(parts[13]) + int(parts[14])) / tck
+    return (int(parts[11]) + int(parts[12])) / tck, (int(parts[13]) + int(parts[14])) / tck, int(parts[12]) / tck
+
+
+def thread_times(pid: int) -> dict[str, float]:
+    """CPU seconds of each thread of ``pid`` by "tid name" (the event loop's is the main one)."""
+    out: dict[str, float] = {}
+    tck = os.sysconf("SC_CLK_TCK")
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                text = f.read()
+        except OSError:
+            continue
+        name = text[text.index("(") + 1:text.rindex(")")]
+        parts = text.rsplit(")", 1)[1].split()
+        out[f"{tid} {name}"] = (int(parts[11]) + int(parts[12])) / tck
+    return out
 
 
 def machine_busy() -> float:
@@ -60,12 +76,13 @@ def machine_busy() -> float:
     return (sum(vals[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
-def pod(i: int, probes: bool, exec_probe: bool = True) -> dict[str, Any]:
+def pod(i: int, probes: bool, exec_probe: bool = True, http_probe: bool = True) -> dict[str, Any]:
     c: dict[str, Any] = {"name": "web", "image": IMAGE, "imagePullPolicy": "IfNotPresent",
                          "command": ["sh", "-c", "echo ok > /tmp/healthz; exec httpd -f -p 8080 -h /tmp"],
                          "ports": [{"name": "http", "containerPort": 8080}]}
     if probes:
-        c["readinessProbe"] = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 1}
+        if http_probe:
+            c["readinessProbe"] = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 1}
         if exec_probe:
             c["livenessProbe"] = {"exec": {"command": ["true"]}, "periodSeconds": 1}
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"{'p' if probes else 'n'}{i:04d}"},
@@ -73,7 +90,7 @@ def pod(i: int, probes: bool, exec_probe: bool = True) -> dict[str, Any]:
 
 
 async def run_pods(kubeconfig: str, n: int, probes: bool, delete: list[str] | None = None,
-                   exec_probe: bool = True) -> float:
+                   exec_probe: bool = True, http_probe: bool = True) -> float:
     """Delete ``delete``, create ``n`` pods (10 at a time) and wait until all are Ready; the seconds."""
     async with Client(load_config(kubeconfig), component="bench") as client:
         await wait_node(client, NODE)
@@ -84,7 +101,7 @@ async def run_pods(kubeconfig: str, n: int, probes: bool, delete: list[str] | No
 
         async def create(i: int) -> None:
             async with sem:
-                await client.create(POD, pod(i, probes, exec_probe), "default")
+                await client.create(POD, pod(i, probes, exec_probe, http_probe), "default")
 
         await asyncio.gather(*(create(i) for i in range(n)))
         prefix = "p" if probes else "n"
@@ -101,22 +118,27 @@ async def run_pods(kubeconfig: str, n: int, probes: bool, delete: list[str] | No
 
 
 def window(pid: int, seconds: float) -> dict[str, float]:
-    own0, kids0 = cpu_times(pid)
+    own0, kids0, sys0 = cpu_times(pid)
+    th0 = thread_times(pid)
     m0, t0 = machine_busy(), time.monotonic()
     time.sleep(seconds)
-    own1, kids1 = cpu_times(pid)
+    own1, kids1, sys1 = cpu_times(pid)
+    th1 = thread_times(pid)
     m1, t1 = machine_busy(), time.monotonic()
     dt = t1 - t0
     return {"seconds": round(dt, 1),
             "agent_cpu_percent_of_a_core": round(100 * (own1 - own0) / dt, 2),
+            "of_which_in_the_kernel": round(100 * (sys1 - sys0) / dt, 2),
             "agent_children_cpu_percent_of_a_core": round(100 * (kids1 - kids0) / dt, 2),
             "machine_busy_percent_of_a_core": round(100 * (m1 - m0) / dt, 1),
-            "agent_rss_mib": round(rss_kib(pid) / 1024, 1)}
+            "agent_rss_mib": round(rss_kib(pid) / 1024, 1),
+            "busiest_threads_percent": dict(sorted(((k, round(100 * (v - th0.get(k, 0.0)) / dt, 2))
+                                                    for k, v in th1.items()), key=lambda kv: -kv[1])[:3])}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    out: dict[str, Any] = {"pods": args.pods, "probes_per_pod": "httpGet readiness every 1 s" + (
-        "" if args.no_exec else " + exec liveness every 1 s")}
+    kinds = [*(() if args.no_http else ("httpGet readiness",)), *(() if args.no_exec else ("exec liveness",))]
+    out: dict[str, Any] = {"pods": args.pods, "probes_per_pod": " + ".join(kinds) + ", every 1 s"}
     tmp = Path(tempfile.mkdtemp(prefix="k8py-bench-probes-"))
     data, agent_data = tmp / "server", tmp / "agent"
     data.mkdir()
@@ -141,10 +163,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             time.sleep(10)  # statuses and events settle
             out["without_probes"] = window(agent.pid, args.window)
             took = asyncio.run(run_pods(kubeconfig, args.pods, probes=True,
-                                        delete=[f"n{i:04d}" for i in range(args.pods)], exec_probe=not args.no_exec))
+                                        delete=[f"n{i:04d}" for i in range(args.pods)], exec_probe=not args.no_exec,
+                                        http_probe=not args.no_http))
             out["seconds_until_all_ready"] = round(took, 1)
             time.sleep(10)
             out["with_probes"] = window(agent.pid, args.window)
+            if args.py_spy:
+                # after the measurement (py-spy's sampling costs the agent too): where its time goes
+                py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+                subprocess.run([py_spy, "record", "--nonblocking", "--format", "raw", "--duration", "30",
+                                "--rate", "200", "--pid", str(agent.pid), "--output", args.py_spy],
+                               check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                out["py_spy_raw"] = args.py_spy
         finally:
             stop_node(agent_data, agent, server)
             if not args.keep:
@@ -158,6 +188,9 @@ def main() -> None:
     p.add_argument("--window", type=float, default=60.0, help="seconds of CPU measurement")
     p.add_argument("--keep", action="store_true", help="keep the data and logs")
     p.add_argument("--no-exec", action="store_true", help="httpGet probes only (no exec liveness probe)")
+    p.add_argument("--no-http", action="store_true", help="exec probes only (no httpGet readiness probe)")
+    p.add_argument("--py-spy", metavar="FILE", help="after the measurement, sample the agent 30 s with py-spy into "
+                   "FILE (collapsed stacks)")
     if os.geteuid() != 0:
         sys.exit("run as root: the node agent makes namespaces, mounts and cgroups")
     print(json.dumps(run(p.parse_args()), indent=2))

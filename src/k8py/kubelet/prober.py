@@ -315,7 +315,8 @@ class _Worker:
         if mgr.deleting and self.kind in (LIVENESS, STARTUP):
             mgr.set(self.kind, cid, True)
             return False
-        if time.time() - _parse_time(running.get("startedAt")) < float(self.spec.get("initialDelaySeconds") or 0):
+        delay = self.spec.get("initialDelaySeconds") or 0
+        if delay and time.time() - _parse_time(running.get("startedAt")) < float(delay):
             return True
         if c.get("started"):
             if self.kind == STARTUP:

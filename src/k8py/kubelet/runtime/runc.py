@@ -1129,34 +1129,52 @@ class RuncRuntime:
         return await asyncio.to_thread(scan)
 
     async def exec_sync(self, container_id: str, cmd: Sequence[str], timeout: float = 0) -> ExecResult:
-        await self._running(container_id)
+        self._exec_target(container_id)
         if not cmd:
             raise RuntimeServiceError("exec: no command given")
-        pid_file = self._container_dir(container_id) / f"exec-{secrets.token_hex(6)}.pid"
-        argv = [self.runc, "--root", str(self.runc_root), "exec", "--pid-file", str(pid_file), container_id, *cmd]
+        # No --pid-file (a file written and removed per probe): the command is runc's child
+        # (runc init's stages are cloned with CLONE_PARENT), found through /proc when it has to
+        # be killed.
+        argv = [self.runc, "--root", str(self.runc_root), "exec", container_id, *cmd]
 
-        def kill(runc_pid: int) -> None:
-            # runc forwards signals but SIGKILL cannot be forwarded: kill the process (and what
-            # it started) ourselves; runc exec then reports 137. What came before stays.
-            exec_pid = _read_pid(pid_file)
-            if exec_pid > 0:
-                _kill_tree(exec_pid)
-            else:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(runc_pid, signal.SIGKILL)
+        def kill_below(runc_pid: int) -> None:
+            # runc forwards signals but SIGKILL cannot be forwarded: kill the command (and what
+            # it started) ourselves and runc reports 137; what it wrote before stays. (A runc
+            # that has not started it yet, or waits on what it left, proc.spawn kills itself.)
+            for child in self._children(runc_pid):
+                _kill_tree(child)
 
         # proc.spawn (posix_spawn on the loop, exit through a pidfd): exec probes run every
         # period of every probed container, and a worker thread per exec cost the agent more
         # than the spawn itself
-        try:
-            r, timed_out = await proc.spawn(argv, timeout=timeout if timeout > 0 else None, on_timeout=kill)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                pid_file.unlink()
+        r, timed_out = await proc.spawn(argv, timeout=timeout if timeout > 0 else None, on_timeout=kill_below)
         err = r.stderr
         if timed_out:
             err += f"\ncommand timed out after {timeout:g}s and was killed\n".encode()
         return ExecResult(stdout=r.stdout, stderr=err, exit_code=r.returncode)
+
+    @staticmethod
+    def _children(pid: int) -> list[int]:
+        """The children of ``pid`` (``/proc/<pid>/task/*/children``)."""
+        out: list[int] = []
+        with contextlib.suppress(OSError):
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{tid}/children", encoding="ascii") as f:
+                    out.extend(int(x) for x in f.read().split())
+        return out
+
+    def _exec_target(self, container_id: str) -> None:
+        """:meth:`_running` on the loop's thread, for exec_sync: a running container's status is
+        a few cached reads and one poll, less than the hop to a worker thread, and exec probes
+        ask for it every period."""
+        try:
+            status = self._status_sync(container_id)
+        except ContainerNotFoundError:
+            status = None
+        if status is None:
+            raise ContainerNotFoundError(f"container {container_id} not found")
+        if status.state != ContainerState.RUNNING:
+            raise RuntimeServiceError(f"container {container_id[:12]} is not running ({status.state.value})")
 
     async def _running(self, container_id: str) -> ContainerStatus:
         status = await self.container_status(container_id)
