@@ -190,3 +190,32 @@ def test_pod_whose_volume_is_on_another_node_stays_pending(cluster: Server, ns: 
         s.kubectl("delete", "pod", "stuck", "-n", ns, "--wait=true", "--ignore-not-found", timeout=120)
         s.kubectl("delete", "pvc", "far", "-n", ns, "--wait=true", "--ignore-not-found", timeout=120)
         s.kubectl("delete", "pv", pv_name, "--wait=true", "--ignore-not-found", timeout=120)
+
+
+def test_statefulset_pods_each_get_their_own_local_path_volume(cluster: Server, ns: str) -> None:
+    s = cluster
+    apply(s, ns, {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db"},
+                  "spec": {"serviceName": "db", "replicas": 2, "selector": {"matchLabels": {"app": "db"}},
+                           "template": {"metadata": {"labels": {"app": "db"}},
+                                        "spec": {"terminationGracePeriodSeconds": 1, "containers": [{
+                                            "name": "main", "image": IMAGE, "imagePullPolicy": "IfNotPresent",
+                                            "command": ["sh", "-c", "hostname > /data/who; exec sleep 3600"],
+                                            "volumeMounts": [{"name": "data", "mountPath": "/data"}]}]}},
+                           "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {
+                               "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "8Mi"}}}}]}})
+    s.kubectl("rollout", "status", "statefulset/db", "-n", ns, "--timeout=120s", timeout=150)
+    paths = {}
+    for i in range(2):
+        pvc = get(s, "pvc", f"data-db-{i}", ns)
+        assert pvc["status"]["phase"] == "Bound" and pvc["spec"]["storageClassName"] == "local-path"
+        pv = get(s, "pv", pvc["spec"]["volumeName"])
+        paths[i] = Path(pv["spec"]["hostPath"]["path"])
+        wait(lambda i=i: (paths[i] / "who").exists(), 30, f"db-{i}'s file")
+        assert (paths[i] / "who").read_text() == f"db-{i}\n"
+    assert paths[0] != paths[1]
+    # the pods go; the claims stay (the StatefulSet's default retention), and so do the volumes
+    s.kubectl("delete", "statefulset", "db", "-n", ns, "--wait=true", timeout=120)
+    wait(lambda: not s.kjson("get", "pods", "-n", ns, "-l", "app=db")["items"], 60, "the StatefulSet's pods gone")
+    assert all(p.exists() for p in paths.values())
+    s.kubectl("delete", "pvc", "data-db-0", "data-db-1", "-n", ns, "--wait=true", timeout=120)
+    wait(lambda: not any(p.exists() for p in paths.values()), 60, "both volumes' directories removed")
