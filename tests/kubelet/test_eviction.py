@@ -892,3 +892,34 @@ async def test_manager_waits_for_the_filesystems_before_deciding_the_layout() ->
     assert await m.sync_once(0.0) == [] and m.layout is None and m.conditions == ()  # imagefs not observed
     await m.sync_once(10.0)
     assert m.layout == FsLayout(True, True) and m.conditions == ("DiskPressure",)
+
+
+def test_requests_rank_as_kubes_pod_requests() -> None:
+    """kube's GetResourceRequestQuantity: pod-level resources, sidecars added up, the overhead
+    only on a request that is not 0."""
+    pod_level = pod("pod-level", resources={"requests": {"memory": "1Gi"}})
+    sidecar = pod("sidecar", containers=[{"name": "c", "resources": res({"memory": "100Mi"})}],
+                  initContainers=[{"name": "s", "restartPolicy": "Always", "resources": res({"memory": "200Mi"})}])
+    overhead = pod("overhead", containers=[{"name": "c", "resources": res({"memory": "100Mi"})}],
+                   overhead={"memory": "50Mi"})
+    free_overhead = pod("free-overhead", overhead={"memory": "50Mi"})
+    usage = {"pod-level": PodUsage([ContainerUsage("c", memory=800 * MI)]),
+             "sidecar": PodUsage([ContainerUsage("c", memory=250 * MI)]),
+             "overhead": PodUsage([ContainerUsage("c", memory=120 * MI)]),
+             "free-overhead": PodUsage([ContainerUsage("c", memory=MI)])}
+    got = [p["metadata"]["name"] for p in rank([pod_level, sidecar, overhead, free_overhead], usage,
+                                                 "memory.available")]
+    # only the pod with no request exceeds it; the others by usage above their requests
+    # (-30Mi, -50Mi, -224Mi)
+    assert got == ["free-overhead", "overhead", "sidecar", "pod-level"]
+
+
+def test_memory_message_names_the_pod_with_pod_level_requests() -> None:
+    p = pod("web", resources={"requests": {"memory": "256Mi"}},
+            containers=[{"name": "app"}, {"name": "side"}])
+    u = PodUsage([ContainerUsage("app", memory=200 * MI), ContainerUsage("side", memory=100 * MI)])
+    msg = eviction_message("memory", p, u, Threshold("memory.available", quantity=100 * MI), Observation(MI, 8 * GI))
+    assert msg == ("The node was low on resource: memory. Threshold quantity: 100Mi, available: 1Mi. "
+                   "Pod web was using 300Mi, request is 256Mi, has larger consumption of memory. "
+                   "Container app was using 200Mi, request is 0, has larger consumption of memory. "
+                   "Container side was using 100Mi, request is 0, has larger consumption of memory. ")

@@ -66,7 +66,7 @@ from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, 
 from dataclasses import dataclass, field
 from typing import Any
 
-from k8py.api.corev1 import int_value, tolerates
+from k8py.api.corev1 import int_value, pod_requests, resource_amount, tolerates
 from k8py.api.defaults import pod_qos_class
 from k8py.api.quantity import QuantityError, canonicalize, parse_quantity
 from k8py.kubelet.node import Readings, binary_si, float32
@@ -584,16 +584,13 @@ def _spec(pod: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def _request(pod: Mapping[str, Any], resource: str) -> int:
-    """kube's ``GetResourceRequestQuantity``: containers summed, init containers as their peak."""
+    """kube's ``GetResourceRequestQuantity``: the pod's requests as the scheduler counts them
+    (containers summed, sidecars added, init containers as their peak, pod-level resources in
+    place of the containers'), then its overhead when that total is not 0."""
     spec = _spec(pod)
-
-    def req(c: Mapping[str, Any]) -> int:
-        return int_value(((c.get("resources") or {}).get("requests") or {}).get(resource, 0))
-
-    total = sum(req(c) for c in spec.get("containers") or ())
-    for c in spec.get("initContainers") or ():
-        total = max(total, req(c))
-    return total
+    total = pod_requests({k: v for k, v in spec.items() if k != "overhead"}).get(resource, 0)
+    overhead = (spec.get("overhead") or {}).get(resource)
+    return total + resource_amount(resource, overhead) if total and overhead is not None else total
 
 
 def pod_limit(pod: Mapping[str, Any], resource: str) -> int | None:
@@ -708,13 +705,19 @@ def _qty(n: int) -> str:
 def eviction_message(resource: str, pod: Mapping[str, Any], usage: PodUsage | None, threshold: Threshold,
                      obs: Observation) -> str:
     """kubelet's ``evictionMessage``: the starved resource, the threshold and what was
-    available, then each container using more than it requested."""
+    available, then (memory, a pod with pod-level memory requests) the pod's use and request,
+    then each container using more than it requested."""
     msg = (f"The node was low on resource: {resource}. "
            f"Threshold quantity: {_fmt(threshold.amount(obs.capacity), resource)}, "
            f"available: {_fmt(obs.available, resource)}. ")
     if usage is None or resource not in ("memory", "ephemeral-storage"):
         return msg
     spec = _spec(pod)
+    pod_level = ((spec.get("resources") or {}).get("requests") or {}).get(resource)
+    if resource == "memory" and pod_level is not None:
+        name = (pod.get("metadata") or {}).get("name", "")
+        msg += (f"Pod {name} was using {_qty(usage.memory)}, request is {canonicalize(pod_level)}, "
+                f"has larger consumption of {resource}. ")
     declared = {str(c.get("name")): c for c in [*(spec.get("containers") or ()), *(spec.get("initContainers") or ())]}
     for cu in usage.containers:
         c = declared.get(cu.name)
