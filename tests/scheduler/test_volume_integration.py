@@ -152,3 +152,22 @@ async def test_local_path_end_to_end_on_hollow_nodes(tmp_path: Path) -> None:
             stop.set()
             await asyncio.gather(*tasks, return_exceptions=True)
             await sc.close()
+
+
+async def test_read_write_once_pod_claim_waits_for_its_first_pod_to_go(cluster: SchedCluster) -> None:
+    await cluster.nodes(specs(("n1", "4", "8Gi"), ("n2", "4", "8Gi")))
+    await cluster.client.create(SC, wffc_class())
+    await cluster.scheduler()
+    solo = claim("solo")
+    solo["spec"]["accessModes"] = ["ReadWriteOncePod"]
+    await cluster.client.create(PVC, solo, "default")
+    await provision_and_bind(cluster, "solo", "n1")
+    await cluster.create(with_claim("first", "solo"))
+    assert await cluster.wait_placed(1) == {"first": "n1"}
+    await cluster.create(with_claim("second", "solo"))
+    ev = await cluster.wait_event("second", "FailedScheduling")
+    assert ev["message"] == ("0/2 nodes are available: 2 node has pod using PersistentVolumeClaim with the same "
+                             "name and ReadWriteOncePod access mode. preemption: 0/2 nodes are available: 2 No "
+                             "preemption victims found for incoming pod..")
+    await cluster.client.delete(("v1", "Pod"), "first", "default", grace_period_seconds=0)
+    assert (await cluster.wait_placed(1, prefix="second")) == {"second": "n1"}

@@ -391,3 +391,25 @@ def test_assume_cache_lays_decisions_over_the_informer_until_it_moves_on() -> No
     cache.assume(copy.deepcopy(newer))
     cache.restore(newer)
     assert cache.get("pv-a") is newer
+
+
+def test_read_write_once_pod_claim_is_one_pods_in_the_whole_cluster() -> None:
+    from k8py.scheduler.plugins.volumerestrictions import ERR_RWOP_CONFLICT, shares_a_claim
+
+    solo = claim("solo", volume="pv-a", bound=True)
+    solo["spec"]["accessModes"] = ["ReadWriteOncePod"]
+    shared = claim("shared", volume="pv-b", bound=True)
+    w = World(claims=(solo, shared), volumes=(volume("pv-a", phase="Bound"), volume("pv-b", phase="Bound")))
+    w.env.plugin("VolumeRestrictions").claims = w.pvcs
+    first = claim_pod("first", "solo")
+    w.env.schedule(first)  # assumed on a node: the claim is in use
+    assert w.fail_message(claim_pod("second", "solo")) == f"0/2 nodes are available: 2 {ERR_RWOP_CONFLICT}."
+    # a ReadWriteOnce claim may be shared; a claim that does not exist is kube's message
+    w.env.schedule(claim_pod("a", "shared"))
+    w.env.schedule(claim_pod("b", "shared"))
+    assert w.fail_message(claim_pod("c", "missing")) == \
+        '0/2 nodes are available: persistentvolumeclaim "missing" not found.'
+    # the first pod's deletion may help the second, another pod's not
+    second = parse_pod(claim_pod("second", "solo"))
+    assert shares_a_claim(second, parse_pod(first), None)
+    assert not shares_a_claim(second, parse_pod(claim_pod("a", "shared")), None)

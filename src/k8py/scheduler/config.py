@@ -66,6 +66,7 @@ DEFAULT_PLUGINS: tuple[PluginSpec, ...] = (
     PluginSpec("NodeAffinity", 2),
     PluginSpec("NodePorts"),
     PluginSpec("NodeResourcesFit", 1),
+    PluginSpec("VolumeRestrictions"),
     PluginSpec("VolumeBinding"),
     PluginSpec("PodTopologySpread", 2),
     PluginSpec("InterPodAffinity", 2),

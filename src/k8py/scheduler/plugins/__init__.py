@@ -24,6 +24,7 @@ from k8py.scheduler.plugins import (
     schedulinggates,
     tainttoleration,
     volumebinding,
+    volumerestrictions,
 )
 
 __all__ = ["REGISTRY", "VALIDATORS"]
@@ -37,6 +38,7 @@ REGISTRY: dict[str, PluginFactory] = {
     nodeaffinity.NAME: nodeaffinity.new,
     nodeports.NAME: nodeports.new,
     noderesourcesfit.NAME: noderesourcesfit.new,
+    volumerestrictions.NAME: volumerestrictions.new,
     volumebinding.NAME: volumebinding.new,
     podtopologyspread.NAME: podtopologyspread.new,
     interpodaffinity.NAME: interpodaffinity.new,
