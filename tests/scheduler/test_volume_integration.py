@@ -171,3 +171,20 @@ async def test_read_write_once_pod_claim_waits_for_its_first_pod_to_go(cluster: 
                              "preemption victims found for incoming pod..")
     await cluster.client.delete(("v1", "Pod"), "first", "default", grace_period_seconds=0)
     assert (await cluster.wait_placed(1, prefix="second")) == {"second": "n1"}
+
+
+async def test_a_pod_waiting_for_its_volume_does_not_hold_up_other_bindings(cluster: SchedCluster) -> None:
+    await cluster.nodes(specs(("n1", "4", "8Gi")))
+    await cluster.client.create(SC, wffc_class())
+    await cluster.scheduler(max_concurrent_binds=1)
+    await cluster.client.create(PVC, claim("slow"), "default")
+    await cluster.create(with_claim("waiting", "slow"))
+
+    async def selected() -> bool:
+        pvc = await cluster.client.get(PVC, "slow", "default")
+        return bool((pvc["metadata"].get("annotations") or {}).get(ANN_SELECTED_NODE))
+
+    await cluster.c.until(selected, what="the claim handed to its provisioner")  # PreBind waits from here
+    await cluster.create(new_pod("plain"))
+    assert await cluster.wait_placed(1, prefix="plain", timeout=5) == {"plain": "n1"}
+    assert "waiting" not in await cluster.placed()

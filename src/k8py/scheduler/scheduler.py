@@ -467,10 +467,12 @@ class Scheduler:
         try:
             st = await fw.wait_on_permit(pod, wait) if wait > 0 else None
             if st is None:
+                # why: PreBind may wait long (VolumeBinding waits up to bindTimeoutSeconds for a
+                # provisioner); holding a bind slot meanwhile would stall every other pod's binding
+                st = await fw.run_pre_bind(state, pod, node)
+            if st is None:
                 async with self._bind_slots:
-                    st = await fw.run_pre_bind(state, pod, node)
-                    if st is None:
-                        st = await fw.run_bind(state, pod, node)
+                    st = await fw.run_bind(state, pod, node)
         except asyncio.CancelledError:
             self.cache.forget(pod.key)
             raise
