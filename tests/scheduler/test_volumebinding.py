@@ -413,3 +413,22 @@ def test_read_write_once_pod_claim_is_one_pods_in_the_whole_cluster() -> None:
     second = parse_pod(claim_pod("second", "solo"))
     assert shares_a_claim(second, parse_pod(first), None)
     assert not shares_a_claim(second, parse_pod(claim_pod("a", "shared")), None)
+
+
+def test_volume_binding_args() -> None:
+    from k8py.scheduler.config import ConfigError, parse_config
+
+    def refused(args: Obj) -> list[str]:
+        with pytest.raises(ConfigError) as ei:
+            parse_config({"apiVersion": "kubescheduler.config.k8s.io/v1", "kind": "KubeSchedulerConfiguration",
+                          "profiles": [{"pluginConfig": [{"name": "VolumeBinding", "args": args}]}]})
+        return ei.value.errors
+
+    assert refused({"bindTimeoutSeconds": -1}) == [
+        ("profiles[0].pluginConfig[0].args.bindTimeoutSeconds: Invalid value: -1: invalid BindTimeoutSeconds, "
+         "should not be a negative value")]
+    assert refused({"shape": [{"utilization": 0, "score": 0}]})[0].startswith(
+        "profiles[0].pluginConfig[0].args.shape: Invalid value: ")
+    ok = parse_config({"apiVersion": "kubescheduler.config.k8s.io/v1", "kind": "KubeSchedulerConfiguration",
+                       "profiles": [{"pluginConfig": [{"name": "VolumeBinding", "args": {"bindTimeoutSeconds": 30}}]}]})
+    assert ok.profiles[0].plugin_args["VolumeBinding"]["bindTimeoutSeconds"] == 30

@@ -53,4 +53,5 @@ VALIDATORS: dict[str, Callable[[Mapping[str, Any], str], list[str]]] = {
     podtopologyspread.NAME: podtopologyspread.validate_args,
     interpodaffinity.NAME: interpodaffinity.validate_args,
     defaultpreemption.NAME: defaultpreemption.validate_args,
+    volumebinding.NAME: volumebinding.validate_args,
 }

@@ -148,5 +148,19 @@ def new_binder(handle: Handle, informers: Any, bind_timeout: float) -> VolumeBin
     return binder
 
 
+def validate_args(args: Mapping[str, Any], path: str) -> list[str]:
+    """ValidateVolumeBindingArgs: a non-negative bindTimeoutSeconds; no ``shape`` (capacity
+    scoring, kube's StorageCapacityScoring feature, is off here as by default in kube)."""
+    errs = []
+    timeout = args.get("bindTimeoutSeconds", 600)
+    if not isinstance(timeout, int) or isinstance(timeout, bool) or timeout < 0:
+        errs.append(f"{path}.bindTimeoutSeconds: Invalid value: {timeout}: invalid BindTimeoutSeconds, should not be "
+                    "a negative value")
+    if args.get("shape") is not None:
+        errs.append(f"{path}.shape: Invalid value: {args['shape']!r}: unsupported when `StorageCapacityScoring` "
+                    "feature is disabled")
+    return errs
+
+
 def new(args: Mapping[str, Any], handle: Handle) -> VolumeBinding:
     return VolumeBinding(args, handle)
