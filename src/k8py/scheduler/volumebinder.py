@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -49,6 +48,9 @@ __all__ = [
     "ERR_BIND_CONFLICT",
     "ERR_NODE_CONFLICT",
     "ERR_PV_NOT_EXIST",
+    "PV",
+    "PVC",
+    "UNBOUND_IMMEDIATE",
     "AssumeCache",
     "BindError",
     "ClaimsError",
@@ -56,8 +58,6 @@ __all__ = [
     "PodVolumes",
     "VolumeBinder",
 ]
-
-log = logging.getLogger("k8py.scheduler")
 
 Obj = dict[str, Any]
 PV = ("v1", "PersistentVolume")

@@ -21,12 +21,18 @@ from k8py.scheduler.framework import CycleState, Handle
 from k8py.scheduler.nodeinfo import NodeInfo
 from k8py.scheduler.queue import ActionType, ClusterEvent
 from k8py.scheduler.types import SKIP, Code, PodInfo, Status
-from k8py.scheduler.volumebinder import BindError, ClaimsError, PodVolumeClaims, PodVolumes, VolumeBinder
+from k8py.scheduler.volumebinder import (
+    PV,
+    PVC,
+    UNBOUND_IMMEDIATE,
+    BindError,
+    ClaimsError,
+    PodVolumeClaims,
+    PodVolumes,
+    VolumeBinder,
+)
 
 NAME = "VolumeBinding"
-UNBOUND_IMMEDIATE = "pod has unbound immediate PersistentVolumeClaims"
-PV = ("v1", "PersistentVolume")
-PVC = ("v1", "PersistentVolumeClaim")
 STORAGE_CLASS = ("storage.k8s.io/v1", "StorageClass")
 
 
