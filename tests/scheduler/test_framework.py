@@ -92,7 +92,7 @@ def test_multi_point_expansion_and_overrides() -> None:
     fw = env.fw
     assert [n for n, _ in fw.filter] == ["NodeUnschedulable", "NodeName", "TaintToleration", "NodeAffinity",
                                          "NodePorts", "NodeResourcesFit", "VolumeRestrictions", "VolumeBinding",
-                                         "PodTopologySpread", "InterPodAffinity"]
+                                         "VolumeZone", "PodTopologySpread", "InterPodAffinity"]
     assert [(n, w) for n, _, w in fw.score] == [("TaintToleration", 3), ("NodeAffinity", 2), ("NodeResourcesFit", 1),
                                                 ("PodTopologySpread", 2), ("InterPodAffinity", 2),
                                                 ("NodeResourcesBalancedAllocation", 1), ("ImageLocality", 1)]

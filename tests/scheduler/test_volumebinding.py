@@ -13,7 +13,7 @@ from k8py.api.volume import ANN_BIND_COMPLETED, ANN_BOUND_BY_CONTROLLER, ANN_SEL
 from k8py.client.errors import ConflictError
 from k8py.scheduler.framework import CycleState, FitError
 from k8py.scheduler.plugins.volumebinding import claim_of_pod, class_change_may_help
-from k8py.scheduler.types import parse_pod
+from k8py.scheduler.types import Code, parse_pod
 from k8py.scheduler.volumebinder import (
     ERR_BIND_CONFLICT,
     ERR_NODE_CONFLICT,
@@ -432,3 +432,42 @@ def test_volume_binding_args() -> None:
     ok = parse_config({"apiVersion": "kubescheduler.config.k8s.io/v1", "kind": "KubeSchedulerConfiguration",
                        "profiles": [{"pluginConfig": [{"name": "VolumeBinding", "args": {"bindTimeoutSeconds": 30}}]}]})
     assert ok.profiles[0].plugin_args["VolumeBinding"]["bindTimeoutSeconds"] == 30
+
+
+def test_volume_zone_keeps_pods_with_zonal_volumes_in_their_zone() -> None:
+    from k8py.scheduler.plugins.volumezone import ERR_CONFLICT, label_zones, topology_changed
+
+    env = Env(nodes=[node("a", labels={"topology.kubernetes.io/zone": "z1"}),
+                     node("b", labels={"topology.kubernetes.io/zone": "z2"}), node("plain")])
+    z2 = volume("pv-z2", phase="Bound")
+    z2["metadata"]["labels"] = {"failure-domain.beta.kubernetes.io/zone": "z2__z3"}  # beta label, two zones
+    far = volume("pv-far", phase="Bound")
+    far["metadata"]["labels"] = {"topology.kubernetes.io/zone": "z9"}
+    claims = Store(claim("data", volume="pv-z2", bound=True), claim("far", volume="pv-far", bound=True),
+                   claim("gone", volume="pv-gone", bound=True), claim("imm", "fast"), claim("none", ""),
+                   claim("later"))
+    plugin = env.plugin("VolumeZone")
+    plugin.claims, plugin.volumes = claims, Store(z2, far)
+    plugin.classes = Store(sc("local-path"), sc("fast", "Immediate", "example.com/fast"))
+
+    def fits(p: Obj) -> set[str]:
+        state = CycleState()
+        info = parse_pod(p)
+        st = plugin.pre_filter(state, info)
+        if st is not None and st.code != Code.SKIP:
+            return {st.message}
+        return {n for n in ("a", "b", "plain") if plugin.filter(state, info, env.cache.get_node(n)) is None}
+
+    assert fits(claim_pod("p", "data")) == {"b", "plain"}  # the node without zones fits too
+    far_nodes = fits(claim_pod("p", "far"))
+    assert far_nodes == {"plain"}
+    st = plugin.filter(CycleState(), parse_pod(claim_pod("p", "far")), env.cache.get_node("a"))
+    assert st is None  # no PreFilter state: nothing to check
+    assert fits(claim_pod("p", "later")) == {"a", "b", "plain"}  # WaitForFirstConsumer: VolumeBinding's
+    assert fits(claim_pod("p", "gone")) == {'persistentvolume "pv-gone" not found'}
+    assert fits(claim_pod("p", "imm")) == {"PersistentVolume had no name"}
+    assert fits(claim_pod("p", "none")) == {"PersistentVolumeClaim had no pv name and storageClass name"}
+    assert ERR_CONFLICT == "node(s) had no available volume zone"
+    assert label_zones("z1__z2") == {"z1", "z2"} and label_zones("z1__") is None
+    assert topology_changed(parse_pod(claim_pod("p", "far")), z2, far)
+    assert not topology_changed(parse_pod(claim_pod("p", "far")), far, copy.deepcopy(far))

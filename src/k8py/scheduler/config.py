@@ -68,6 +68,7 @@ DEFAULT_PLUGINS: tuple[PluginSpec, ...] = (
     PluginSpec("NodeResourcesFit", 1),
     PluginSpec("VolumeRestrictions"),
     PluginSpec("VolumeBinding"),
+    PluginSpec("VolumeZone"),
     PluginSpec("PodTopologySpread", 2),
     PluginSpec("InterPodAffinity", 2),
     PluginSpec("DefaultPreemption"),

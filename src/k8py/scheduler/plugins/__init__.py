@@ -25,6 +25,7 @@ from k8py.scheduler.plugins import (
     tainttoleration,
     volumebinding,
     volumerestrictions,
+    volumezone,
 )
 
 __all__ = ["REGISTRY", "VALIDATORS"]
@@ -40,6 +41,7 @@ REGISTRY: dict[str, PluginFactory] = {
     noderesourcesfit.NAME: noderesourcesfit.new,
     volumerestrictions.NAME: volumerestrictions.new,
     volumebinding.NAME: volumebinding.new,
+    volumezone.NAME: volumezone.new,
     podtopologyspread.NAME: podtopologyspread.new,
     interpodaffinity.NAME: interpodaffinity.new,
     defaultpreemption.NAME: defaultpreemption.new,
