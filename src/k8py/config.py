@@ -36,6 +36,7 @@ class ServerConfig:
     node_ips: tuple[str, ...] = ()  # --node-ip; empty: the default-route addresses
     kubelet_port: int = 10250  # the node agent's API
     system_reserved: tuple[tuple[str, str], ...] = ()  # --system-reserved
+    kube_reserved: tuple[tuple[str, str], ...] = ()  # --kube-reserved
     node_pressure: tuple[tuple[str, str], ...] = ()  # --eviction-* and --pod-max-pids (cli/nodepressure.py)
     disable_controller_manager: bool = False  # k3s's flag name
     disable_scheduler: bool = False  # k3s's flag name

@@ -125,6 +125,7 @@ def test_node_flags():
     assert cfg.node_ips == ("10.0.0.5", "fd00::5")
     assert dict(cfg.system_reserved) == {"cpu": "500m", "memory": "512Mi"}
     assert cfg.kubelet_port == 10251
+    assert dict(build_config(_server_args("--kube-reserved", "memory=1Gi")).kube_reserved) == {"memory": "1Gi"}
     # dual-stack pods: IPv4 first, whichever order the flag gives
     assert build_config(_server_args("--cluster-cidr", "fd42::/56,10.42.0.0/16")).cluster_cidr == \
         "10.42.0.0/16,fd42::/56"

@@ -3,8 +3,9 @@
 pods' cgroup ``kubepods`` as well, ``--enforce-node-allocatable=pods``).
 
 The memory threshold is set relative to what the machine has free when the module starts
-(``memory.available<(free - 2Gi)``, as in ``test_node_pressure``), and ``--system-reserved``
-keeps all of the machine's memory but 200Mi plus that threshold from the pods: the pods' limit
+(``memory.available<(free - 2Gi)``, as in ``test_node_pressure``), and ``--system-reserved`` with
+``--kube-reserved`` (half each) keep all of the machine's memory but 200Mi plus that threshold
+from the pods: the pods' limit
 is the threshold plus 200Mi, so the node's allocatable memory is 200Mi. A pod that fills 300Mi
 passes it and is evicted while the machine has memory to spare (``memory.available`` is not
 met). This needs a cluster of its own: in ``test_node_pressure``'s, whose pods may use up to
@@ -41,7 +42,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     # which also leaves the hard threshold out, is 200Mi
     reserved = machine.memory_total - (threshold + ALLOCATABLE_MI) * MI
     with real_cluster(tmp, NODE, "--eviction-hard", f"memory.available<{threshold}Mi,nodefs.available<1%",
-                      "--eviction-pressure-transition-period", "20s", "--system-reserved", f"memory={reserved}") as s:
+                      "--eviction-pressure-transition-period", "20s", "--system-reserved", f"memory={reserved // 2}",
+                      "--kube-reserved", f"memory={reserved - reserved // 2}") as s:
         yield s
 
 

@@ -17,6 +17,7 @@ from k8py.kubelet.node import (
     node_images,
     node_resources,
     pressure_events,
+    reservations,
 )
 from k8py.kubelet.runtime.types import Image
 
@@ -58,6 +59,15 @@ def test_reservations_come_off_allocatable() -> None:
     assert alloc["memory"] == binary_si(MEM_TOTAL - GI - EVICTION_MEMORY_AVAILABLE)
     _, alloc = node_resources(readings(), reserved={"memory": "500M"})  # decimal: not whole Ki any more
     assert alloc["memory"] == str(MEM_TOTAL - 500_000_000 - EVICTION_MEMORY_AVAILABLE)
+
+
+def test_system_and_kube_reserved_add_up() -> None:
+    total = reservations({"cpu": "500m", "memory": "1Gi"}, {"cpu": "1", "memory": "512Mi", "pid": "100"})
+    assert total == {"cpu": "1500m", "memory": str(GI + 512 * 1024 * 1024), "pid": "100"}
+    _, alloc = node_resources(readings(), reserved=total)
+    assert alloc["cpu"] == "2500m" and alloc["memory"] == binary_si(MEM_TOTAL - GI - 512 * 1024 * 1024 -
+                                                                      EVICTION_MEMORY_AVAILABLE)
+    assert reservations({}, {}) == {}
 
 
 def test_allocatable_leaves_the_configured_hard_thresholds_free() -> None:

@@ -46,6 +46,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="port of the agent's HTTPS API (default: 10250)")
     p.add_argument("--system-reserved", type=reserved, default={}, metavar="cpu=Q,memory=Q",
                    help="resources kept for the system (kubelet's --system-reserved)")
+    p.add_argument("--kube-reserved", type=reserved, default={}, metavar="cpu=Q,memory=Q",
+                   help="resources kept for Kubernetes' own daemons (kubelet's --kube-reserved)")
     p.add_argument("--cluster-cidr", type=cidr_pair, default="10.42.0.0/16", metavar="CIDR[,CIDR]",
                    help="the cluster's pod network, as the server's --cluster-cidr (default: 10.42.0.0/16); "
                         "traffic inside it is not masqueraded")
@@ -129,6 +131,7 @@ async def _main(args: argparse.Namespace, data_dir: str, name: str, stop: asynci
                                  key_file=creds["key"]), component="kubelet")
     opts = NodeOptions(node_name=name, data_dir=data_dir, node_ips=ips, cluster_cidrs=tuple(args.cluster_cidr.split(",")),
                        kubelet_port=args.kubelet_port, system_reserved=args.system_reserved,
+                       kube_reserved=args.kube_reserved,
                        eviction=nodepressure.eviction_config(args.node_pressure),
                        pod_max_pids=nodepressure.pod_max_pids(args.node_pressure),
                        serving_cert=creds["serving_cert"], serving_key=creds["serving_key"], client_ca=creds["ca"])

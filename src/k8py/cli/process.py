@@ -303,7 +303,7 @@ def start_agent(config: ServerConfig, pki: Any, stop_ev: asyncio.Event) -> tuple
     client = loopback_client(config, pki, f"system:node:{name}", ("system:nodes",), "kubelet")
     opts = NodeOptions(node_name=name, data_dir=config.data_dir, node_ips=config.node_ips,
                        cluster_cidrs=tuple(config.cluster_cidr.split(",")), kubelet_port=config.kubelet_port,
-                       system_reserved=dict(config.system_reserved),
+                       system_reserved=dict(config.system_reserved), kube_reserved=dict(config.kube_reserved),
                        eviction=nodepressure.eviction_config(config.node_pressure),
                        pod_max_pids=nodepressure.pod_max_pids(config.node_pressure),
                        cluster_dns=agent_cluster_dns(config),

@@ -382,6 +382,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
              "(and the eviction thresholds), as kubelet's --system-reserved",
     )
     p.add_argument(
+        "--kube-reserved", type=reserved, default={}, metavar="cpu=Q,memory=Q",
+        help="resources kept for Kubernetes' own daemons, as kubelet's --kube-reserved: taken from "
+             "allocatable like --system-reserved",
+    )
+    p.add_argument(
         "--kubelet-port", type=port, default=10250, metavar="PORT",
         help="port of the node agent's HTTPS API (logs, stats; default: 10250, as kubelet's)",
     )
@@ -496,6 +501,7 @@ def build_config(args: argparse.Namespace, parser: argparse.ArgumentParser | Non
         node_ips=tuple(args.node_ip),
         kubelet_port=args.kubelet_port,
         system_reserved=tuple(sorted(args.system_reserved.items())),
+        kube_reserved=tuple(sorted(args.kube_reserved.items())),
         node_pressure=nodepressure.flags_of(args, parser),
         cluster_cidr=args.cluster_cidr,
         service_cidr=args.service_cidr,

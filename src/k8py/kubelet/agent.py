@@ -67,6 +67,7 @@ class AgentConfig:
     node_ips: tuple[str, ...] = ()
     max_pods: int = nodeinfo.DEFAULT_MAX_PODS
     system_reserved: Mapping[str, str] = field(default_factory=dict)
+    kube_reserved: Mapping[str, str] = field(default_factory=dict)  # --kube-reserved, taken as --system-reserved
     labels: Mapping[str, str] = field(default_factory=dict)
     taints: tuple[Mapping[str, str], ...] = ()  # --register-with-taints
     kubelet_port: int = nodeinfo.KUBELET_PORT
@@ -283,6 +284,7 @@ class Agent:
         # the pods' volumes; simulated nodes mount nothing and watch no ConfigMap or Secret
         self.volumes = VolumeManager(client, self.facts.pods_dir, facts=lambda: self.facts, record=self.record,
                                      wake=self._poke_pod, evict=self._evict_pod, watch=not config.fake_volumes)
+        self.reserved = nodeinfo.reservations(config.system_reserved, config.kube_reserved)
         self.eviction: evictionmod.EvictionManager | None = None
         if config.eviction is not None:
             self.eviction = evictionmod.EvictionManager(
@@ -292,7 +294,7 @@ class Agent:
                 reclaim_containers=self.reclaim_containers,
                 reclaim_images=functools.partial(evictionmod.reclaim_images, runtime),
                 filesystems=self._filesystems if config.image_dirs else None,
-                pods_memory=evictionmod.PodsCgroup(int_value(config.system_reserved.get("memory", "0")))
+                pods_memory=evictionmod.PodsCgroup(int_value(self.reserved.get("memory", "0")))
                 if config.read_pods_cgroup else None)
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -465,7 +467,7 @@ class Agent:
             cap = dict(cfg.capacity)
             alloc = dict(cfg.capacity)
         else:
-            cap, alloc = nodeinfo.node_resources(r, max_pods=cfg.max_pods, reserved=cfg.system_reserved,
+            cap, alloc = nodeinfo.node_resources(r, max_pods=cfg.max_pods, reserved=self.reserved,
                                                  eviction=self._allocatable_thresholds(r))
         version = await self.runtime.version()
         ready = (True, "")

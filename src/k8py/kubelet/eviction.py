@@ -3,8 +3,8 @@
 
 **Signals** (what is observed every 10 s, kubelet's ``evictionMonitoringPeriod``):
 ``memory.available`` (the node's available memory), ``allocatableMemory.available`` (the memory
-the pods may still use: the pods' cgroup ``kubepods``' limit, capacity less ``--system-reserved``,
-less the working set of every pod in it), ``nodefs.available`` / ``nodefs.inodesFree`` (the
+the pods may still use: the pods' cgroup ``kubepods``' limit, capacity less ``--system-reserved``
+and ``--kube-reserved``, less the working set of every pod in it), ``nodefs.available`` / ``nodefs.inodesFree`` (the
 filesystem of the agent's data dir), ``imagefs.available`` / ``imagefs.inodesFree`` (the filesystem
 of the image store) and ``containerfs.available`` / ``containerfs.inodesFree`` (the filesystem of
 the containers' writable layers): both live in the data dir, so the three are one filesystem

@@ -32,6 +32,7 @@ __all__ = [
     "node_resources",
     "pressure_events",
     "read",
+    "reservations",
     "system_info",
 ]
 
@@ -128,6 +129,16 @@ def node_resources(r: Readings, *, max_pods: int = DEFAULT_MAX_PODS,
              "ephemeral-storage": binary_si(eph), "pods": str(max_pods), "hugepages-1Gi": "0",
              "hugepages-2Mi": "0"}
     return cap, alloc
+
+
+def reservations(*reserved: Mapping[str, str]) -> dict[str, str]:
+    """``--system-reserved`` and ``--kube-reserved`` together, as kubelet takes both from the
+    capacity (CPU in millicores, the rest in units)."""
+    total: dict[str, int] = {}
+    for m in reserved:
+        for k, v in m.items():
+            total[k] = total.get(k, 0) + (milli_value(v) if k == "cpu" else int_value(v))
+    return {k: f"{v}m" if k == "cpu" else str(v) for k, v in total.items()}
 
 
 def node_conditions(pressure: Collection[str], ready: tuple[bool, str], previous: Sequence[Obj], now: str) -> list[Obj]:

@@ -47,6 +47,7 @@ class NodeOptions:
     cluster_cidrs: tuple[str, ...] = ()
     cluster_dns: tuple[str, ...] = ()
     system_reserved: Mapping[str, str] = field(default_factory=dict)
+    kube_reserved: Mapping[str, str] = field(default_factory=dict)
     max_pods: int = 110
     kubelet_port: int = 10250
     kubelet_bind: str = "0.0.0.0"
@@ -191,7 +192,8 @@ async def run_node(client: Client, opts: NodeOptions, stop: asyncio.Event, *,
         log.warning("importing images from %s: %s", paths["airgap"], e)
     agent = Agent(client, runtime, AgentConfig(
         node_name=opts.node_name, data_dir=paths["agent"], node_ips=opts.node_ips, max_pods=opts.max_pods,
-        system_reserved=opts.system_reserved, labels=opts.labels, kubelet_port=opts.kubelet_port,
+        system_reserved=opts.system_reserved, kube_reserved=opts.kube_reserved, labels=opts.labels,
+        kubelet_port=opts.kubelet_port,
         cluster_dns=opts.cluster_dns, eviction=opts.eviction, read_pods_cgroup=True,
         image_dirs=(paths["images"], paths["containers"])))
     nodes = Informer(client, NODE)
