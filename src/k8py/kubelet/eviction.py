@@ -4,9 +4,9 @@
 **Signals** (what is observed every 10 s, kubelet's ``evictionMonitoringPeriod``):
 ``memory.available`` (the node's available memory), ``allocatableMemory.available`` (the memory
 the pods may still use: the pods' cgroup ``kubepods``' limit, capacity less ``--system-reserved``
-and ``--kube-reserved``, less the working set of every pod in it), ``nodefs.available`` / ``nodefs.inodesFree`` (the
-filesystem of the agent's data dir), ``imagefs.available`` / ``imagefs.inodesFree`` (the filesystem
-of the image store) and ``containerfs.available`` / ``containerfs.inodesFree`` (the filesystem of
+and ``--kube-reserved``, less the working set of every pod in it), ``nodefs.available`` /
+``nodefs.inodesFree`` (the filesystem of the agent's data dir), ``imagefs.available`` /
+``imagefs.inodesFree`` (the filesystem of the image store) and ``containerfs.available`` / ``containerfs.inodesFree`` (the filesystem of
 the containers' writable layers): both live in the data dir, so the three are one filesystem
 unless a disk is mounted for the images (kubelet's dedicated image filesystem, which holds the
 writable layers too or not: :class:`FsLayout`, decided on the first round as kubelet does);
@@ -30,8 +30,8 @@ period); the node conditions they stand for (``MemoryPressure`` for both memory 
 ``DiskPressure`` for the filesystems, ``PIDPressure``), which stay True until none was seen for
 the transition period. Then, as kubelet: pods over their ephemeral-storage limits are evicted (a
 container's writable layer (unless on an image disk) and logs against its own
-``limits.ephemeral-storage``; the pod's
-total with its local volumes against the sum of its containers'); else, when a threshold acts
+``limits.ephemeral-storage``; the pod's total with its local volumes against the sum of its
+containers'); else, when a threshold acts
 (memory ones first), the node gets an ``EvictionThresholdMet`` event and one pod is evicted,
 chosen by kubelet's ranking (pods whose usage exceeds their requests first, then lower priority,
 then usage above requests, disk usage being what is on the filesystem under pressure: writable
