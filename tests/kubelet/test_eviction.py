@@ -704,10 +704,12 @@ async def test_reclaim_containers_removes_them_from_the_runtime() -> None:
     assert await reclaim_containers(rt, live={"live"}) == 0
 
 
-async def test_agent_disk_reclaim_keeps_what_its_pods_still_need(tmp_path: Any) -> None:
-    """The agent's disk reclaim on the fake runtime against a real API: a crash-looping pod
-    keeps its newest dead container (its restart count and last state stay), a failed pod loses
-    its containers and keeps its status, and neither is run again."""
+@pytest.mark.parametrize("pressure", [True, False], ids=["under-disk-pressure", "periodic"])
+async def test_agent_container_gc_keeps_what_its_pods_still_need(tmp_path: Any, pressure: bool) -> None:
+    """The agent's container GC on the fake runtime against a real API: a crash-looping pod
+    keeps its newest dead container (its restart count and last state stay); a failed pod keeps
+    its status and is not run again, and loses its containers under disk pressure (kubelet's
+    ``DeleteAllUnusedContainers``) but not to the periodic GC."""
     from tests.helpers.cluster import InProcessCluster
 
     from k8py.client.api import Client
@@ -743,12 +745,12 @@ async def test_agent_disk_reclaim_keeps_what_its_pods_still_need(tmp_path: Any) 
             await c.until(lambda: _phase_is(status, "failed", "Failed"), what="the failed pod Failed")
             failed_before = (await status("failed"))["containerStatuses"]
             uids = {p: (await c.client.get(("v1", "Pod"), p, "default"))["metadata"]["uid"] for p in ("loop", "failed")}
-            await a.reclaim_containers()
+            await (a.reclaim_containers() if pressure else a.collect_containers())
             by_pod: dict[str, list[Any]] = {}
             sandboxes = {sb.id: sb.uid for sb in await rt.list_pod_sandboxes()}
             for ct in await rt.list_containers():
                 by_pod.setdefault(sandboxes[ct.sandbox_id], []).append(ct)
-            assert uids["failed"] not in by_pod
+            assert len(by_pod.get(uids["failed"], ())) == (0 if pressure else 1)
             loop_left = by_pod.get(uids["loop"], [])
             dead = [ct for ct in loop_left if ct.state != ContainerState.RUNNING]
             assert len(dead) == 1, loop_left  # the newest exited attempt (another may be running)
@@ -764,7 +766,8 @@ async def test_agent_disk_reclaim_keeps_what_its_pods_still_need(tmp_path: Any) 
             st = await status("failed")
             assert st["phase"] == "Failed" and st["containerStatuses"] == failed_before
             now = {sb.id: sb.uid for sb in await rt.list_pod_sandboxes()}
-            assert uids["failed"] not in {now[ct.sandbox_id] for ct in await rt.list_containers()}
+            assert [now[ct.sandbox_id] for ct in await rt.list_containers()].count(uids["failed"]) == (
+                0 if pressure else 1)
             assert [i for i, u in now.items() if u == uids["failed"]] == [
                 i for i, u in sandboxes.items() if u == uids["failed"]]  # no new sandbox either
         finally:

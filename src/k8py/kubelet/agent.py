@@ -57,6 +57,7 @@ POD = ("v1", "Pod")
 NODE = ("v1", "Node")
 LEASE = ("coordination.k8s.io/v1", "Lease")
 LEASE_NS = "kube-node-lease"
+CONTAINER_GC_PERIOD = 60.0  # kubelet's ContainerGCPeriod
 COMPONENT = "kubelet"
 
 
@@ -329,7 +330,8 @@ class Agent:
         if self.config.own_loops:
             self._tasks += [asyncio.create_task(self._lease_loop(), name="kubelet-lease"),
                             asyncio.create_task(self._status_loop(), name="kubelet-node-status"),
-                            asyncio.create_task(self._relist_loop(), name="kubelet-relist")]
+                            asyncio.create_task(self._relist_loop(), name="kubelet-relist"),
+                            asyncio.create_task(self._container_gc_loop(), name="kubelet-container-gc")]
         if not self.config.fake_volumes:
             self._tasks.append(asyncio.create_task(self.volumes.run(self._has_pod), name="kubelet-volumes"))
         if self.eviction is not None and self.config.own_loops:
@@ -410,6 +412,24 @@ class Agent:
         live = {uid for uid, w in self.workers.items()
                 if not w.gone and (w.pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")}
         return await evictionmod.reclaim_containers(self.runtime, live)
+
+    async def collect_containers(self) -> int:
+        """kubelet's periodic container GC (its default policy): of every pod the node has,
+        finished ones included, the dead containers but the newest of each name, which keeps
+        the restart count, the last state and ``kubectl logs --previous``; restarts otherwise
+        pile up on disk. What pods the node no longer has left is the relist's to remove."""
+        live = {uid for uid, w in self.workers.items() if not w.gone}
+        known = {sid for uid in live for sid in self.sandbox_ids(uid)}
+        containers = [c for c in await self.runtime.list_containers() if c.sandbox_id in known]
+        return await evictionmod.reclaim_containers(self.runtime, live, containers)
+
+    async def _container_gc_loop(self) -> None:
+        while True:
+            await asyncio.sleep(CONTAINER_GC_PERIOD)
+            try:
+                await self.collect_containers()
+            except Exception as e:  # noqa: BLE001 - a runtime hiccup: the next period tries again
+                log.info("container garbage collection: %s", e)
 
     async def _filesystems(self) -> evictionmod.Filesystems:
         dirs = (self.config.data_dir, *(self.config.image_dirs or (self.config.data_dir,) * 2))

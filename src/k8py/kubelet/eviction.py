@@ -1015,12 +1015,16 @@ def unused_containers(containers: Iterable[ContainerStatus], pod_of: Mapping[str
     return out
 
 
-async def reclaim_containers(runtime: Runtime, live: Collection[str]) -> int:
+async def reclaim_containers(runtime: Runtime, live: Collection[str],
+                             containers: Sequence[ContainerStatus] | None = None) -> int:
     """Remove :func:`unused_containers` (``live``: the pods whose newest dead container of each
-    name stays, for their restart count and ``kubectl logs --previous``); how many went."""
+    name stays, for their restart count and ``kubectl logs --previous``) of ``containers`` (None:
+    all the runtime has); how many went."""
     pod_of = {sb.id: sb.uid for sb in await runtime.list_pod_sandboxes()}
     removed = 0
-    for c in unused_containers(await runtime.list_containers(), pod_of, live):
+    if containers is None:
+        containers = await runtime.list_containers()
+    for c in unused_containers(containers, pod_of, live):
         try:
             await runtime.remove_container(c.id)
         except RuntimeServiceError as e:  # gone or busy by now: the next round sees it again
@@ -1028,7 +1032,7 @@ async def reclaim_containers(runtime: Runtime, live: Collection[str]) -> int:
             continue
         removed += 1
     if removed:
-        log.info("eviction manager: removed %d dead container(s) under disk pressure", removed)
+        log.info("removed %d dead container(s)", removed)
     return removed
 
 
