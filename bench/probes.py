@@ -117,7 +117,19 @@ async def run_pods(kubeconfig: str, n: int, probes: bool, delete: list[str] | No
         raise RuntimeError("the pods did not all become Ready")
 
 
-def window(pid: int, seconds: float) -> dict[str, float]:
+async def probe_trouble(kubeconfig: str) -> dict[str, int]:
+    """How the probes fared: failed probes (``Unhealthy`` events, counted with their repeats)
+    and container restarts; a machine too busy for its probes shows here (exec timeouts)."""
+    async with Client(load_config(kubeconfig), component="bench") as client:
+        events = (await client.list(("v1", "Event"), "default"))["items"]
+        pods = (await client.list(POD, "default"))["items"]
+    failed = sum(int(e.get("count") or 1) for e in events if e.get("reason") == "Unhealthy")
+    restarts = sum(int(c.get("restartCount") or 0) for p in pods for c in (p.get("status") or {}).get(
+        "containerStatuses") or ())
+    return {"failed_probes": failed, "restarts": restarts}
+
+
+def window(pid: int, seconds: float) -> dict[str, Any]:
     own0, kids0, sys0 = cpu_times(pid)
     th0 = thread_times(pid)
     m0, t0 = machine_busy(), time.monotonic()
@@ -167,7 +179,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                         http_probe=not args.no_http))
             out["seconds_until_all_ready"] = round(took, 1)
             time.sleep(10)
+            before = asyncio.run(probe_trouble(kubeconfig))
             out["with_probes"] = window(agent.pid, args.window)
+            after = asyncio.run(probe_trouble(kubeconfig))
+            out["with_probes"].update({f"{k}_in_window": after[k] - before[k] for k in after})
             if args.py_spy:
                 # after the measurement (py-spy's sampling costs the agent too): where its time goes
                 py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")

@@ -1141,8 +1141,16 @@ class RuncRuntime:
             # runc forwards signals but SIGKILL cannot be forwarded: kill the command (and what
             # it started) ourselves and runc reports 137; what it wrote before stays. (A runc
             # that has not started it yet, or waits on what it left, proc.spawn kills itself.)
-            for child in self._children(runc_pid):
-                _kill_tree(child)
+            # The tree is walked down from runc, not found by reading all of /proc: a timeout
+            # comes when the machine is busy.
+            todo, tree = self._children(runc_pid), []
+            while todo:
+                pid = todo.pop()
+                tree.append(pid)
+                todo.extend(self._children(pid))
+            for pid in tree:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
 
         # proc.spawn (posix_spawn on the loop, exit through a pidfd): exec probes run every
         # period of every probed container, and a worker thread per exec cost the agent more
