@@ -275,6 +275,22 @@ async def test_previous_and_restarted_containers(env: Env) -> None:
     assert first.attempt < second.attempt
 
 
+async def test_previous_of_a_container_waiting_to_restart_is_its_last_run(env: Env) -> None:
+    """kubelet answers ``--previous`` from the status' lastState: in a crash loop's back-off the
+    newest exited container (the one before it may be gone to the container GC)."""
+    pod = make_pod("p", "c")
+    pod["status"] = {"containerStatuses": [{"name": "c", "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}
+    env.pods.append(pod)
+    env.rt.add("default", "p", "uid-p", "c", 1, ContainerState.EXITED, (cri("attempt 1"),))
+    env.rt.add("default", "p", "uid-p", "c", 2, ContainerState.EXITED, (cri("attempt 2"),))
+    path = "/containerLogs/default/p/c"
+    assert (await env.get(path))[2] == "attempt 2\n"
+    assert (await env.get(path, previous="true"))[2] == "attempt 2\n"
+    # terminated for good: the previous one is the run before the last
+    pod["status"]["containerStatuses"][0]["state"] = {"terminated": {"exitCode": 1}}
+    assert (await env.get(path, previous="true"))[2] == "attempt 1\n"
+
+
 async def test_follow_streams_until_the_container_exits(env: Env) -> None:
     env.pods.append(make_pod("p", "c"))
     c = env.rt.add("default", "p", "uid-p", "c", lines=(cri("hello"),))

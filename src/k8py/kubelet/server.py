@@ -142,6 +142,17 @@ def _waiting_reason(pod: Pod, name: str) -> str:
     return "ContainerCreating"
 
 
+def _status_state(pod: Pod, name: str) -> str:
+    """``running``, ``terminated`` or ``waiting``: the state the pod's status gives the
+    container; "" when it has none yet."""
+    status = pod.get("status") or {}
+    for key in ("containerStatuses", "initContainerStatuses", "ephemeralContainerStatuses"):
+        for cs in status.get(key) or ():
+            if cs.get("name") == name:
+                return next(iter(cs.get("state") or {}), "")
+    return ""
+
+
 def choose_container(containers: Sequence[ContainerStatus], pod: Pod, name: str,
                      previous: bool) -> ContainerStatus:
     """The runtime container whose log a request means; :class:`LookupError` with kubelet's words."""
@@ -150,6 +161,10 @@ def choose_container(containers: Sequence[ContainerStatus], pod: Pod, name: str,
     exited = [c for c in ordered if c.state == ContainerState.EXITED]
     current = ordered[-1] if ordered else None
     if previous:
+        if current is not None and current.state == ContainerState.EXITED and _status_state(pod, name) == "waiting":
+            # kubelet's lastState: a container waiting to restart (crash loop back-off) has its
+            # last run as the previous one, the newest exited container
+            return current
         older = [c for c in exited if current is not None and c.attempt < current.attempt]
         if not older:
             raise LookupError(f'previous terminated container "{name}" in pod "{pod_name}" not found')
