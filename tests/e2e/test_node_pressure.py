@@ -1,5 +1,6 @@
 """Node pressure with real containers: kubelet's eviction manager, ephemeral-storage limits, the
-pods' PID limit, the MemoryPressure condition and taint, and the scheduler keeping pods away.
+pods' PID limit, the MemoryPressure condition and taint, the scheduler keeping pods away, and the
+container garbage collection that keeps a crash-looping pod's restarts from piling up on disk.
 
 The cluster's memory threshold is set relative to what the machine has free when the module
 starts (``memory.available<(free - 2Gi)``), so a BestEffort pod that fills a 4Gi memory-backed
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -153,3 +155,33 @@ def test_memory_pressure_evicts_besteffort_first_and_taints_the_node(cluster: Se
     assert any(e["reason"] == "NodeHasSufficientMemory" for e in events(cluster, "default", NODE))
     wait(lambda: status(cluster, "late", ns).get("phase") == "Running", 90, "the late pod running")
     assert status(cluster, "steady", ns).get("phase") == "Running"
+
+
+def test_dead_containers_of_a_crash_looping_pod_are_collected(cluster: Server, ns: str) -> None:
+    """kubelet's periodic container GC (every minute): of the pod's exited containers only the
+    newest stays, so its restart count and ``kubectl logs --previous`` are as they were."""
+    manifest = pod("crashy", "echo run; exit 1")
+    manifest["spec"]["restartPolicy"] = "Always"
+    apply(cluster, ns, manifest)
+
+    def restarts() -> int:
+        cs = status(cluster, "crashy", ns).get("containerStatuses") or [{}]
+        return int(cs[0].get("restartCount") or 0)
+
+    def containers() -> int:
+        """The runtime's containers of the pod (each a directory with its meta.json)."""
+        root = Path(cluster.data_dir) / "agent" / "containers" / "containers"
+        n = 0
+        for meta in root.glob("*/meta.json"):
+            try:
+                n += json.loads(meta.read_text()).get("name") == "crashy"
+            except (OSError, ValueError):
+                continue  # being written or removed
+        return n
+
+    # attempts 0, 1 and 2 made (kubelet's back-off: 10 s, then 20 s), then the next collection
+    wait(lambda: restarts() >= 2, 120, "two restarts")
+    wait(lambda: containers() <= 2, 90, "the older exited containers collected")
+    assert restarts() >= 2
+    assert "run" in cluster.kubectl("logs", "-n", ns, "crashy", "--previous").stdout
+    cluster.kubectl("delete", "pod", "-n", ns, "crashy", "--wait=true", "--timeout=60s")
