@@ -356,6 +356,63 @@ def test_python_client_stream(cluster: Server) -> None:
         _stream(client.CoreV1Api(c), stream)
 
 
+def test_python_client_status_channel_and_closing_stdin(cluster: Server) -> None:
+    """What the client's own suite checks: an interactive shell driven line by line, the exit
+    status read off the error channel (kube's Status: Success, or Failure with NonZeroExitCode
+    and the code as an ExitCode cause), and, on v5.channel.k8s.io, closing stdin alone."""
+    from kubernetes import client
+    from kubernetes.stream import stream
+    from kubernetes.stream.ws_client import ERROR_CHANNEL
+
+    api = client.CoreV1Api(cluster.client())
+
+    def shell() -> Any:
+        return stream(api.connect_post_namespaced_pod_exec, "shell", NS, command=["/bin/sh"], stderr=True,
+                      stdin=True, stdout=True, tty=False, _preload_content=False)
+
+    def status(resp: Any) -> Any:
+        deadline = time.monotonic() + 20
+        while not (line := resp.read_channel(ERROR_CHANNEL)):
+            assert time.monotonic() < deadline, "no status on the error channel"
+            resp.update(timeout=1)
+        return json.loads(line)
+
+    for code in (0, 3):
+        resp = shell()
+        resp.write_stdin("echo to stdout\n")
+        assert resp.readline_stdout(timeout=10) == "to stdout"
+        assert not resp.peek_stderr()
+        resp.write_stdin("echo to stderr >&2\n")
+        assert resp.readline_stderr(timeout=10) == "to stderr"
+        assert not resp.peek_stdout()
+        resp.write_stdin(f"exit {code}\n")
+        st = status(resp)
+        if code == 0:
+            assert st == {"metadata": {}, "status": "Success"}
+        else:
+            assert st["status"] == "Failure" and st["reason"] == "NonZeroExitCode", st
+            assert st["details"]["causes"] == [{"reason": "ExitCode", "message": "3"}]
+            assert st["message"] == "command terminated with non-zero exit code: error executing command " \
+                "[/bin/sh], exit code 3"
+        resp.update(timeout=5)
+        assert not resp.is_open()
+        _close(resp)
+
+    resp = stream(api.connect_post_namespaced_pod_exec, "shell", NS, command=["/bin/sh", "-c", "cat; echo after"],
+                  stderr=True, stdin=True, stdout=True, tty=False, _preload_content=False)
+    try:
+        assert resp.subprotocol == "v5.channel.k8s.io"
+        resp.write_stdin("echoed\n")
+        assert resp.readline_stdout(timeout=10) == "echoed"
+        resp.close_channel(0)  # cat sees the end of its input; the command goes on
+        resp.run_forever(timeout=20)
+        assert not resp.is_open()
+        assert resp.returncode == 0
+        assert resp.read_stdout() == "after\n"
+    finally:
+        _close(resp)
+
+
 def _close(resp: Any) -> None:
     """WSClient.close() skips the socket when the server closed first (as the kubelet does after
     the exit status, in Kubernetes too): close it as well, or it is left to the collector."""
