@@ -7,7 +7,7 @@ the best available volume. Nothing here does I/O; objects are API dicts.
 from __future__ import annotations
 
 import copy
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,6 +84,21 @@ def claim_class(pvc: Obj) -> str:
     if ann.get(ANN_BETA_STORAGE_CLASS):
         return str(ann[ANN_BETA_STORAGE_CLASS])
     return str(_spec(pvc).get("storageClassName") or "")
+
+
+def is_delay_binding(pvc: Obj, storage_class: Callable[[str], Obj | None]) -> bool:
+    """IsDelayBindingMode: the claim's class (looked up with ``storage_class``) exists and binds
+    WaitForFirstConsumer; a class without a binding mode is an error (ValueError), as kube's."""
+    name = claim_class(pvc)
+    if not name:
+        return False
+    sc = storage_class(name)
+    if sc is None:
+        return False
+    mode = sc.get("volumeBindingMode")
+    if not mode:
+        raise ValueError(f'VolumeBindingMode not set for StorageClass "{name}"')
+    return bool(mode == WAIT_FOR_FIRST_CONSUMER)
 
 
 def volume_class(pv: Obj) -> str:

@@ -278,17 +278,7 @@ class PersistentVolumeController:
             await self._sync_bound_claim(pvc)
 
     def _is_delay_binding(self, pvc: Obj) -> bool:
-        """IsDelayBindingMode: the claim's class binds WaitForFirstConsumer (a missing class: no)."""
-        name = vh.claim_class(pvc)
-        if not name:
-            return False
-        sc = self.classes.get(name)
-        if sc is None:
-            return False
-        mode = sc.get("volumeBindingMode")
-        if mode is None:
-            raise ValueError(f'VolumeBindingMode not set for StorageClass "{name}"')
-        return mode == vh.WAIT_FOR_FIRST_CONSUMER
+        return vh.is_delay_binding(pvc, self.classes.get)
 
     async def _sync_unbound_claim(self, pvc: Obj) -> None:
         volume_name = str(_spec(pvc).get("volumeName") or "")

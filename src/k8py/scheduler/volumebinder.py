@@ -30,13 +30,13 @@ from k8py.api.selectors import SelectorError
 from k8py.api.volume import (
     ANN_SELECTED_NODE,
     NOT_SUPPORTED_PROVISIONER,
-    WAIT_FOR_FIRST_CONSUMER,
     VolumeCandidates,
     affinity_admits,
     bind_volume_to_claim,
     check_node_affinity,
     claim_class,
     claim_request,
+    is_delay_binding,
     is_fully_bound,
     match_topology_terms,
     node_affinity,
@@ -284,17 +284,11 @@ class VolumeBinder:
         return out
 
     def delay_binding(self, pvc: Mapping[str, Any]) -> bool:
-        """IsDelayBindingMode: the claim's class exists and binds WaitForFirstConsumer."""
-        name = claim_class(pvc)
-        if not name:
-            return False
-        cls = self.classes.get(name)
-        if cls is None:
-            return False
-        mode = cls.get("volumeBindingMode")
-        if not mode:
-            raise ClaimsError(f'VolumeBindingMode not set for StorageClass "{name}"')
-        return bool(mode == WAIT_FOR_FIRST_CONSUMER)
+        """IsDelayBindingMode over the scheduler's classes."""
+        try:
+            return is_delay_binding(pvc, self.classes.get)
+        except ValueError as e:
+            raise ClaimsError(str(e)) from e
 
     # -- Filter ----------------------------------------------------------------------------------
 
