@@ -88,3 +88,15 @@ async def test_a_program_that_outlives_on_timeout_is_killed_after_the_grace() ->
     took = time.monotonic() - t0
     assert proc.KILL_GRACE <= took < proc.KILL_GRACE + 3
     assert (timed_out, r.returncode) == (True, -9)
+
+
+async def test_the_program_gets_the_environment_as_it_is_now(monkeypatch: pytest.MonkeyPatch) -> None:
+    # spawn hands posix_spawn a bytes copy of the environment taken at each call: a variable
+    # set or removed after start-up reaches (or leaves) the program, non-UTF-8 bytes intact
+    monkeypatch.setenv("K8PY_SPAWN_TEST", "one")
+    monkeypatch.setitem(os.environb, b"K8PY_SPAWN_RAW", b"\xff\xfe")
+    r, _ = await proc.spawn(["sh", "-c", 'printf "%s|" "$K8PY_SPAWN_TEST" "$K8PY_SPAWN_RAW"'])
+    assert r.stdout == b"one|\xff\xfe|"
+    monkeypatch.delenv("K8PY_SPAWN_TEST")
+    r, _ = await proc.spawn(["sh", "-c", 'printf "%s|" "${K8PY_SPAWN_TEST-unset}"'])
+    assert r.stdout == b"unset|"

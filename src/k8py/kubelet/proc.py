@@ -128,7 +128,9 @@ async def spawn(argv: Sequence[str], *, timeout: float | None = None,
     err_r, err_w = os.pipe()
     try:
         # posix_spawn returns once the child has called exec (vfork): it does not wait for the program
-        pid = os.posix_spawnp(argv[0], list(argv), os.environ, file_actions=[  # noqa: ASYNC221 - see above
+        # the environment as bytes: posix_spawn converting os.environ itself decodes and encodes
+        # every variable through Python calls, a third of what a spawn costs the loop
+        pid = os.posix_spawnp(argv[0], list(argv), dict(os.environb), file_actions=[  # noqa: ASYNC221 - see above
             (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
             (os.POSIX_SPAWN_DUP2, out_w, 1),
             (os.POSIX_SPAWN_DUP2, err_w, 2)])
