@@ -367,6 +367,15 @@ def _min_oom_score_adj() -> int | None:
         return None
 
 
+def _require_running(container_id: str, status: ContainerStatus | None) -> ContainerStatus:
+    """``status`` of a running container, else the runtime's error for exec and attach."""
+    if status is None:
+        raise ContainerNotFoundError(f"container {container_id} not found")
+    if status.state != ContainerState.RUNNING:
+        raise RuntimeServiceError(f"container {container_id[:12]} is not running ({status.state.value})")
+    return status
+
+
 class RuncRuntime:
     """The :class:`~k8py.kubelet.runtime.types.Runtime` that runs containers with runc + conmon."""
 
@@ -1179,18 +1188,10 @@ class RuncRuntime:
             status = self._status_sync(container_id)
         except ContainerNotFoundError:
             status = None
-        if status is None:
-            raise ContainerNotFoundError(f"container {container_id} not found")
-        if status.state != ContainerState.RUNNING:
-            raise RuntimeServiceError(f"container {container_id[:12]} is not running ({status.state.value})")
+        _require_running(container_id, status)
 
     async def _running(self, container_id: str) -> ContainerStatus:
-        status = await self.container_status(container_id)
-        if status is None:
-            raise ContainerNotFoundError(f"container {container_id} not found")
-        if status.state != ContainerState.RUNNING:
-            raise RuntimeServiceError(f"container {container_id[:12]} is not running ({status.state.value})")
-        return status
+        return _require_running(container_id, await self.container_status(container_id))
 
     async def exec_stream(self, container_id: str, cmd: Sequence[str], opts: StreamOptions) -> StreamSession:
         """``runc exec`` with its streams (:mod:`.runcstream`)."""
