@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from k8py.apiserver.rest import MAX_WARNING_HEADERS, warning_headers
+
 CM = "/api/v1/namespaces/default/configmaps"
 SVC = "/api/v1/namespaces/default/services"
 DEPS = "/apis/apps/v1/namespaces/default/deployments"
@@ -249,6 +251,36 @@ async def test_a_warning_with_a_control_character_does_not_lose_the_reply(api: T
     assert warnings and all("\x01" not in w and "\n" not in w for w in warnings)
     assert "unknown field" in warnings[0]
     assert (await api.get(f"{CM}/w")).status == 200
+
+
+async def test_many_warnings_stay_readable_by_python_clients(api: TestClient) -> None:
+    # 200 unknown fields: 200 "unknown field" warnings would be more header lines than Python's
+    # http.client (urllib3, the official client) accepts, and the client would drop the reply
+    body = cm("many-warnings")
+    body["metadata"].update({f"f{i}": "x" for i in range(200)})
+    r = await api.post(CM, json=body)
+    assert r.status == 201, await r.text()
+    warnings = r.headers.getall("Warning")
+    assert len(warnings) == MAX_WARNING_HEADERS
+    assert warnings[0] == '299 - "unknown field \\"metadata.f0\\""'
+    # long ones: cut to 256 characters each once they pass 4096 in all, as kube's recorder
+    body = cm("long-warnings")
+    body["metadata"].update({f"{i:02d}" + "x" * 400: "x" for i in range(30)})
+    r = await api.post(CM, json=body)
+    assert r.status == 201, await r.text()
+    texts = [w.removeprefix('299 - "').removesuffix('"').replace('\\"', '"') for w in r.headers.getall("Warning")]
+    assert all(len(t) <= 256 for t in texts) and 4096 <= sum(map(len, texts)) < 4096 + 256
+
+
+def test_warning_headers_as_kubes_recorder() -> None:
+    # each text once, empty ones skipped, kept whole while the total stays within 4096
+    assert warning_headers(["a" * 300, "", "b", "a" * 300, 'q"']) == ["a" * 300, "b", 'q\\"']
+    # past 4096 in all: every one cut to 256, and none after the 4096th character
+    got = warning_headers([str(i) * 1000 for i in range(1, 10)])
+    assert got == [str(i) * 256 for i in range(1, 10)][:16] and len(got) == 9
+    got = warning_headers([f"{i:03d}" + "y" * 500 for i in range(40)])
+    assert len(got) == 16 and all(len(t) == 256 for t in got)
+    assert len(warning_headers([f"w{i}" for i in range(1000)])) == MAX_WARNING_HEADERS
 
 
 async def test_server_side_apply_of_a_scale(api: TestClient) -> None:

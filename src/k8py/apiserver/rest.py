@@ -7,6 +7,7 @@ import copy
 import dataclasses
 import datetime as dt
 import re
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -51,7 +52,13 @@ Obj = dict[str, Any]
 # What one warning header may carry (kube truncates each warning to 4 KiB, and all of them
 # to 256 KiB, in its warning recorder).
 MAX_WARNING_LEN = 4 * 1024
-MAX_WARNINGS_LEN = 256 * 1024
+# kube's warning recorder: past 4096 characters of warnings in one response every warning is cut
+# to 256, and those after the 4096th character are left out
+WARNINGS_TRUNCATE_AT = 4 * 1024
+WARNING_TRUNCATED_LEN = 256
+# k8py's own bound: Python's http.client (under urllib3 and the official client) refuses a
+# response of more than 100 header lines, which 4096 characters of short warnings can reach
+MAX_WARNING_HEADERS = 64
 
 class ResourceAPI:
     def __init__(self, objects: Objects, registry: Registry, admission: Admission, strategies: Strategies,
@@ -130,12 +137,7 @@ class ResourceAPI:
 
     @staticmethod
     def add_warnings(ctx: Ctx, resp: web.StreamResponse) -> None:
-        total = 0
-        for w in ctx.warnings:
-            text = warning_text(w)
-            total += len(text)
-            if total > MAX_WARNINGS_LEN:
-                break
+        for text in warning_headers(ctx.warnings):
             resp.headers.add("Warning", f'299 - "{text}"')
 
     def kind_for(self, ctx: Ctx) -> KindInfo:
@@ -865,6 +867,23 @@ def go_map_string(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+def warning_headers(warnings: Iterable[str]) -> list[str]:
+    """The ``Warning`` header values for a response's warnings, as kube's recorder writes them:
+    each text once, empty ones skipped, truncated past :data:`WARNINGS_TRUNCATE_AT` characters,
+    then at most :data:`MAX_WARNING_HEADERS` (escaped with :func:`warning_text`)."""
+    texts = list(dict.fromkeys(w for w in warnings if w))
+    if sum(len(t) for t in texts) > WARNINGS_TRUNCATE_AT:
+        cut, written = [], 0
+        for t in texts:
+            if written >= WARNINGS_TRUNCATE_AT:
+                break
+            t = t[:WARNING_TRUNCATED_LEN]
+            cut.append(t)
+            written += len(t)
+        texts = cut
+    return [warning_text(t) for t in texts[:MAX_WARNING_HEADERS]]
 
 
 def warning_text(text: str) -> str:
