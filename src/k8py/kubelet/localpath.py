@@ -39,6 +39,7 @@ from k8py.api.volume import (
     ANN_SELECTED_NODE,
     ANN_STORAGE_PROVISIONER,
     DEFAULT_CLASS_ANNOTATIONS,
+    HOSTNAME_LABEL,
     WAIT_FOR_FIRST_CONSUMER,
     claim_class,
     claim_reference,
@@ -70,7 +71,6 @@ PROVISIONER = "rancher.io/local-path"
 CLASS_NAME = "local-path"
 USER = "system:k8py-local-path-provisioner"
 COMPONENT = "local-path-provisioner"
-HOSTNAME_LABEL = "kubernetes.io/hostname"
 PVC = ("v1", "PersistentVolumeClaim")
 PV = ("v1", "PersistentVolume")
 STORAGE_CLASS = ("storage.k8s.io/v1", "StorageClass")
