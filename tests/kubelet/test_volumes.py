@@ -528,6 +528,35 @@ async def test_claim_volumes_wait_for_a_bound_claim_then_use_its_volume_path(tmp
     assert disk.is_dir() and (disk / "sub").is_dir()  # a persistent volume's data stays
 
 
+async def test_a_claim_being_deleted_mounts_while_protected_as_for_the_pod_a_restarted_agent_finds(
+        tmp_path: Path) -> None:
+    """kubelet's getPVCExtractPV: a claim with a deletionTimestamp is refused only once it has lost
+    the pvc-protection finalizer; while a pod uses it (an agent restarted under its running pod
+    resolves the claim again) it keeps the finalizer and mounts as before."""
+    api = FakeAPI()
+    events: list[tuple[str, str]] = []
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    claim = claim_obj("data", deleting=True)
+    claim["metadata"]["finalizers"] = ["kubernetes.io/pvc-protection"]
+    api.objects[("PersistentVolumeClaim", "ns", "data")] = claim
+    api.objects[("PersistentVolume", "", "pv-1")] = volume_obj("pv-1", {"hostPath": {"path": str(disk)}})
+    p = vpod("u-11", [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}])
+    # a fresh manager: what a restarted agent has (nothing resolved yet)
+    m = manager(tmp_path, api, events)
+    assert (await m.mount(p)).ready and m.paths(p)["data"] == str(disk)
+    assert events == []
+    # the finalizer gone (no pod uses it any more): the claim is refused as being deleted
+    claim["metadata"]["finalizers"] = []
+    again = manager(tmp_path, api, events)
+    assert not (await again.mount(p)).ready
+    assert events == [("FailedMount", ("Unable to attach or mount volumes: unmounted volumes=[data], unattached "
+                                       "volumes=[], failed to process volumes=[data]: error processing PVC ns/data: "
+                                       "PVC is being deleted"))]
+    await m.teardown("u-11")
+    assert disk.is_dir()
+
+
 async def test_claimed_volume_types_and_ephemeral_ownership(tmp_path: Path) -> None:
     api = FakeAPI()
     events: list[tuple[str, str]] = []

@@ -16,7 +16,8 @@ A ``hostPath`` volume is its path on the node, checked (or made) per its ``type`
 **Claims** (kubelet's desired-state populator): a ``persistentVolumeClaim`` volume, or an
 ``ephemeral`` one (its claim ``<pod>-<volume>``, which the pod must own), is the path of the
 PersistentVolume its claim is bound to, read once per pod: the claim must exist, not be being
-deleted, be Bound with a ``volumeName``, and the volume must point back at it. Until then the pod
+deleted (unless it still has the ``kubernetes.io/pvc-protection`` finalizer: a pod uses it, as
+the pod an agent finds running after a restart does), be Bound with a ``volumeName``, and the volume must point back at it. Until then the pod
 waits with kubelet's ``FailedMount`` "Unable to attach or mount volumes: ... failed to process
 volumes=[x]: error processing PVC ns/x: PVC is not bound". The node mounts ``hostPath`` volumes
 (their ``type`` checked like a pod's hostPath) and ``local`` ones (the path must exist); the
@@ -77,6 +78,7 @@ from typing import Any
 
 from k8py.api.corev1 import int_value
 from k8py.api.quantity import canonicalize
+from k8py.api.volume import PVC_PROTECTION_FINALIZER
 from k8py.client.api import Client
 from k8py.client.errors import ApiError, NotFoundError
 from k8py.client.informer import Informer
@@ -216,7 +218,10 @@ def check_claim(pod: Mapping[str, Any], v: Mapping[str, Any], pvc: Mapping[str, 
         if not any(r.get("controller") and r.get("uid") == pod_meta.get("uid") for r in meta.get("ownerReferences") or ()):
             return (f"PVC {meta.get('namespace')}/{name} was not created for pod {pod_meta.get('namespace')}/"
                     f"{pod_meta.get('name')} (pod is not owner)")
-    if meta.get("deletionTimestamp"):
+    if meta.get("deletionTimestamp") and PVC_PROTECTION_FINALIZER not in (meta.get("finalizers") or ()):
+        # why the finalizer: a claim still protected is in use by a pod (the pvc-protection
+        # controller keeps it until none is), e.g. the pod an agent restarted under finds again
+        # with its claim being deleted; kubelet mounts it for it as before
         return "PVC is being deleted"
     if (pvc.get("status") or {}).get("phase") != "Bound":
         return "PVC is not bound"
