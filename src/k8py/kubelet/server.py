@@ -11,6 +11,8 @@
 - ``GET|POST /portForward/{namespace}/{pod}[/{uid}]``: port-forward into the pod (:mod:`.portforward`).
 - ``GET /stats/summary``: kubelet's Summary API (``stats/v1alpha1``): the node's CPU and memory,
   and per pod its containers' from ``Runtime.container_stats``.
+- ``GET /metrics/resource``: the same readings as kubelet's resource metrics, in the Prometheus
+  text format (:mod:`.resourcemetrics`), what metrics-server scrapes.
 
 Security as kubelet's with ``--client-ca-file`` and no anonymous access: TLS with the node's
 serving certificate, and a client certificate signed by the cluster CA is *required*
@@ -44,6 +46,8 @@ from k8py.api.corev1 import format_epoch
 from k8py.kubelet import streaming
 from k8py.kubelet.logs import LogOptions, parse_timestamp, stream_logs
 from k8py.kubelet.portforward import PortForward
+from k8py.kubelet.resourcemetrics import CONTENT_TYPE as RESOURCE_METRICS_CONTENT_TYPE
+from k8py.kubelet.resourcemetrics import NodeSample, ResourceSample, render
 from k8py.kubelet.runtime.types import ContainerState, ContainerStats, ContainerStatus, Runtime
 from k8py.tlsfiles import tls_server_context
 
@@ -207,6 +211,7 @@ class KubeletServer:
         r.add_get("/pods/", self.list_pods)
         r.add_get("/containerLogs/{namespace}/{pod}/{container}", self.container_logs)
         r.add_get("/stats/summary", self.stats_summary)
+        r.add_get("/metrics/resource", self.metrics_resource)
         PortForward(self.runtime, self.find_pod).add_routes(r)  # /portForward/{namespace}/{pod}[/{uid}]
         for verb in ("exec", "attach"):
             for path in (f"/{verb}/{{namespace}}/{{pod}}/{{container}}", f"/{verb}/{{namespace}}/{{pod}}/{{uid}}/{{container}}"):
@@ -315,8 +320,25 @@ class KubeletServer:
         return await streaming.serve(self, request, attach=request.path.startswith("/attach/"))
 
     async def stats_summary(self, request: web.Request) -> web.Response:
+        body, _node, _containers = await self.collect_stats()
+        return web.Response(body=orjson.dumps(body), content_type="application/json")
+
+    async def metrics_resource(self, request: web.Request) -> web.Response:
+        """kubelet's ``/metrics/resource`` (:mod:`.resourcemetrics`), from the summary's readings."""
+        try:
+            _body, node, containers = await self.collect_stats()
+            text = render(node, containers)
+        except Exception as e:  # noqa: BLE001 - kubelet's collector reports any failure as resource_scrape_error 1
+            log.warning("resource metrics: cannot read the stats: %s", e)
+            text = render(None, (), error=True)
+        return web.Response(body=text.encode(), headers={"Content-Type": RESOURCE_METRICS_CONTENT_TYPE})
+
+    async def collect_stats(self) -> tuple[dict[str, Any], NodeSample, list[ResourceSample]]:
+        """One reading of the node and its running containers: the Summary API's body, and the
+        same numbers (with their exact times) for ``/metrics/resource``."""
         now = time.time()
         pods_out = []
+        samples: list[ResourceSample] = []
         seen: set[str] = set()
         for pod in await self.pods():
             m = pod.get("metadata") or {}
@@ -334,6 +356,10 @@ class KubeletServer:
                 seen.add(c.id)
                 entry = self._container_stats(c, st)
                 containers.append(entry)
+                samples.append(ResourceSample(
+                    namespace=m.get("namespace", "default"), pod=m.get("name", ""), container=entry["name"],
+                    start_time=c.started_at or c.created_at or st.timestamp, time=st.timestamp,
+                    cpu_core_ns=st.cpu_usage_core_nanoseconds, working_set_bytes=st.memory_working_set_bytes))
                 pod_cpu += st.cpu_usage_core_nanoseconds
                 pod_ws += st.memory_working_set_bytes
                 rate = entry["cpu"].get("usageNanoCores")
@@ -356,8 +382,9 @@ class KubeletServer:
         # samples of containers that are gone would otherwise pile up with every restart
         for key in [k for k in self._cpu_samples if k != NODE_SAMPLE and k not in seen]:
             del self._cpu_samples[key]
-        body = {"node": node, "pods": pods_out}
-        return web.Response(body=orjson.dumps(body), content_type="application/json")
+        node_sample = NodeSample(time=now, cpu_core_ns=(node.get("cpu") or {}).get("usageCoreNanoSeconds"),
+                                 working_set_bytes=(node.get("memory") or {}).get("workingSetBytes"))
+        return {"node": node, "pods": pods_out}, node_sample, samples
 
     def _rate(self, key: str, when: float, cpu_ns: int) -> int | None:
         prev = self._cpu_samples.get(key)
