@@ -66,6 +66,11 @@ class ControllerOptions:
     cluster_signing_key_file: str | None = None  # --cluster-signing-key-file
     cluster_signing_duration: float | None = None  # --cluster-signing-duration, seconds (None: a year)
     service_account_private_key_file: str | None = None  # --service-account-private-key-file (token Secrets)
+    hpa_sync_period: float = 15.0  # --horizontal-pod-autoscaler-sync-period
+    hpa_tolerance: float = 0.1  # --horizontal-pod-autoscaler-tolerance
+    hpa_downscale_stabilization: float = 300.0  # --horizontal-pod-autoscaler-downscale-stabilization
+    hpa_cpu_initialization_period: float = 300.0  # --horizontal-pod-autoscaler-cpu-initialization-period
+    hpa_initial_readiness_delay: float = 30.0  # --horizontal-pod-autoscaler-initial-readiness-delay
 
     @classmethod
     def of(cls, values: ControllerOptions | Mapping[str, Any] | None) -> ControllerOptions:

@@ -54,6 +54,7 @@ CONTROLLERS: dict[str, str] = {
     "pvc-protection": "k8py.controllers.pvcprotection:PVCProtectionController",
     "pv-protection": "k8py.controllers.pvprotection:PVProtectionController",
     "ephemeral-volume": "k8py.controllers.ephemeral:EphemeralVolumeController",
+    "horizontalpodautoscaling": "k8py.controllers.horizontal:HorizontalController",
 }
 
 LEASE_NAME = "kube-controller-manager"

@@ -451,6 +451,15 @@ def controller_roles() -> dict[str, list[Obj]]:
             r(("update", "delete"), CORE, "persistentvolumeclaims"),
             r("update", CORE, "pods/finalizers"),
             events_rule()],
+        "horizontal-pod-autoscaler": [
+            r(("get", "list", "watch"), AUTOSCALING, "horizontalpodautoscalers"),
+            r("update", AUTOSCALING, "horizontalpodautoscalers/status"),
+            r(("get", "update"), "*", "*/scale"),
+            r(("list", "watch"), CORE, "pods"),
+            r("list", "metrics.k8s.io", "pods"),
+            r(("get", "list"), "custom.metrics.k8s.io", "*"),
+            r(("get", "list"), "external.metrics.k8s.io", "*"),
+            events_rule()],
         "ttl-after-finished-controller": [
             r(("get", "list", "watch", "delete"), BATCH, "jobs"),
             events_rule()],
