@@ -60,6 +60,31 @@ __all__ = [
 Obj = dict[str, Any]
 
 
+# --------------------------------------------------------------------------- nodes
+
+# kube-apiserver's --kubelet-preferred-address-types default: how the API server (and k8py's
+# metrics-server, as k3s configures metrics-server) picks the address a kubelet is reached at
+KUBELET_ADDRESS_TYPES = ("InternalIP", "InternalDNS", "ExternalIP", "ExternalDNS", "Hostname")
+DEFAULT_KUBELET_PORT = 10250
+
+
+def kubelet_address(node: Mapping[str, Any], types: Sequence[str] = KUBELET_ADDRESS_TYPES) -> str:
+    """The node's first address of the first preferred type (kube's ``GetPreferredNodeAddress``);
+    "" when it has none of them."""
+    addresses = [a for a in (node.get("status") or {}).get("addresses") or [] if isinstance(a, dict)]
+    for want in types:
+        for a in addresses:
+            if a.get("type") == want and a.get("address"):
+                return str(a["address"])
+    return ""
+
+
+def kubelet_port(node: Mapping[str, Any], default: int = DEFAULT_KUBELET_PORT) -> int:
+    """``status.daemonEndpoints.kubeletEndpoint.Port``, or ``default`` when unset."""
+    port = (((node.get("status") or {}).get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port")
+    return port if isinstance(port, int) and 0 < port < 65536 else default
+
+
 # --------------------------------------------------------------------------- times
 
 def format_time(t: dt.datetime) -> str:

@@ -57,6 +57,7 @@ import aiohttp
 from aiohttp import web
 
 from k8py.api import errors
+from k8py.api.corev1 import DEFAULT_KUBELET_PORT, KUBELET_ADDRESS_TYPES, kubelet_address, kubelet_port
 from k8py.api.registry import KindInfo
 from k8py.apiserver import spdyproxy
 from k8py.apiserver.context import Ctx
@@ -68,8 +69,7 @@ __all__ = ["STREAM_SUBRESOURCES", "KubeletConnection", "serve", "serve_stream"]
 
 Obj = dict[str, Any]
 
-DEFAULT_KUBELET_PORT = 10250
-PREFERRED_ADDRESS_TYPES = ("InternalIP", "InternalDNS", "ExternalIP", "ExternalDNS", "Hostname")
+PREFERRED_ADDRESS_TYPES = KUBELET_ADDRESS_TYPES
 # kube's GenericHttpResponseChecker reads at most this much of an error answer
 MAX_ERROR_BODY = 50000
 # headers not passed on by the node proxy: hop-by-hop ones, and the client's credentials (the
@@ -198,19 +198,12 @@ async def kubelet_location(api: ResourceAPI, node_name: str) -> tuple[str, int]:
     node_kind = api.registry.by_resource("", "v1", "nodes")
     assert node_kind is not None
     node = await api.objects.get(node_kind, None, node_name)
-    status = node.get("status") or {}
-    addresses = [a for a in status.get("addresses") or [] if isinstance(a, dict)]
-    host = ""
-    for want in PREFERRED_ADDRESS_TYPES:
-        host = next((str(a["address"]) for a in addresses if a.get("type") == want and a.get("address")), "")
-        if host:
-            break
+    host = kubelet_address(node, PREFERRED_ADDRESS_TYPES)
     if not host:
+        addresses = [a for a in (node.get("status") or {}).get("addresses") or [] if isinstance(a, dict)]
         raise errors.StatusError(500, "", f"no preferred addresses found; known addresses: {_go_addresses(addresses)}")
-    port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port") or 0
     conn = api.kubelet
-    default = conn.default_port if conn is not None else DEFAULT_KUBELET_PORT
-    return host, int(port) if isinstance(port, int) and port > 0 else default
+    return host, kubelet_port(node, conn.default_port if conn is not None else DEFAULT_KUBELET_PORT)
 
 
 def _url(host: str, port: int, path: str, query: str = "") -> str:

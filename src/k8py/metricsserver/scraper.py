@@ -1,0 +1,116 @@
+"""Scraping kubelets (metrics-server's ``pkg/scraper``): every node's ``/metrics/resource``, all
+at once, each within the scrape timeout.
+
+A kubelet is reached as k8py's API server reaches it (and as k3s configures metrics-server:
+``--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname --kubelet-use-node-status-port``):
+the node's address by preferred type and ``status.daemonEndpoints.kubeletEndpoint.Port``, over
+HTTPS with a client certificate the kubelet accepts, its serving certificate verified against the
+cluster CA. The annotation ``metrics.k8s.io/resource-metrics-path`` replaces the path, as
+metrics-server's. A node that fails is left out of the batch and logged (quietly when it is not
+Ready, as metrics-server does); the others still count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
+
+import aiohttp
+
+from k8py.api.corev1 import get_condition, kubelet_address, kubelet_port
+from k8py.metricsserver.decode import decode_batch
+from k8py.metricsserver.prometheus import ParseError
+from k8py.metricsserver.storage import MetricsBatch
+
+__all__ = ["KubeletClient", "MetricsGetter", "Scraper", "node_url"]
+
+log = logging.getLogger(__name__)
+
+PATH_ANNOTATION = "metrics.k8s.io/resource-metrics-path"
+MAX_BODY = 64 << 20
+
+
+def node_url(node: Mapping[str, Any], default_port: int = 10250) -> str:
+    """Where ``node``'s resource metrics are; :class:`ValueError` when it has no usable address."""
+    host = kubelet_address(node)
+    if not host:
+        raise ValueError("no preferred addresses found")
+    path = ((node.get("metadata") or {}).get("annotations") or {}).get(PATH_ANNOTATION) or "/metrics/resource"
+    h = f"[{host}]" if ":" in host else host
+    return f"https://{h}:{kubelet_port(node, default_port)}{path}"
+
+
+class MetricsGetter(Protocol):
+    async def get_metrics(self, node: Mapping[str, Any], timeout: float) -> MetricsBatch: ...
+
+
+class KubeletClient:
+    """HTTPS to kubelets with one TLS context and one connection pool."""
+
+    def __init__(self, ssl_context: ssl.SSLContext | None, default_port: int = 10250) -> None:
+        self.ssl_context = ssl_context
+        self.default_port = default_port
+        self._session: aiohttp.ClientSession | None = None
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=self.ssl_context if self.ssl_context is not None else True))
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def get_metrics(self, node: Mapping[str, Any], timeout: float) -> MetricsBatch:
+        url = node_url(node, self.default_port)
+        name = (node.get("metadata") or {}).get("name", "")
+        started = time.time()
+        async with self._get_session().get(url, timeout=aiohttp.ClientTimeout(total=timeout)) as r:
+            if r.status != 200:
+                raise ValueError(f'request failed, status: "{r.status} {r.reason or ""}"')
+            body = await r.content.read(MAX_BODY)
+        try:
+            return decode_batch(body.decode("utf-8", "replace"), started, name)
+        except ParseError as e:
+            raise ValueError(f"failed parsing metrics: {e}") from None
+
+
+def node_is_ready(node: Mapping[str, Any]) -> bool:
+    c = get_condition(node, "Ready")
+    return c is not None and c.get("status") == "True"
+
+
+class Scraper:
+    def __init__(self, client: MetricsGetter, timeout: float) -> None:
+        self.client = client
+        self.timeout = timeout
+
+    async def scrape(self, nodes: Iterable[Mapping[str, Any]]) -> MetricsBatch:
+        """One batch of every node's points; failures are logged and left out."""
+        nodes = list(nodes)
+        results = await asyncio.gather(*(self._one(n) for n in nodes))
+        out = MetricsBatch()
+        for b in results:
+            if b is not None:
+                out.merge(b)
+        log.debug("scrape finished: %d nodes, %d pods", len(out.nodes), len(out.pods))
+        return out
+
+    async def _one(self, node: Mapping[str, Any]) -> MetricsBatch | None:
+        name = (node.get("metadata") or {}).get("name", "")
+        try:
+            return await self.client.get_metrics(node, self.timeout)
+        except TimeoutError:
+            log.error("failed to scrape node %s: timeout (%gs) to access kubelet", name, self.timeout)
+        except (aiohttp.ClientError, OSError, ValueError) as e:
+            if node_is_ready(node):
+                log.error("failed to scrape node %s: %s", name, e)
+            else:
+                log.debug("failed to scrape node %s, node is not ready: %s", name, e)
+        return None
