@@ -324,3 +324,18 @@ def test_label_selector_as_go_prints_it() -> None:
     assert go_label_selector(sel) == (
         "&LabelSelector{MatchLabels:map[string]string{a: b,queue: worker,},MatchExpressions:[]"
         "LabelSelectorRequirement{LabelSelectorRequirement{Key:k,Operator:In,Values:[x y],},},}")
+
+
+def test_controller_manager_flags() -> None:
+    from k8py.cli.controllermanager import hpa_options
+    from k8py.cli.main import build_parser
+    from k8py.controllers.base import ControllerOptions
+
+    args = build_parser().parse_args(["controller-manager", "--horizontal-pod-autoscaler-sync-period=30s",
+                                      "--horizontal-pod-autoscaler-downscale-stabilization=1m0s",
+                                      "--horizontal-pod-autoscaler-tolerance=0.05"])
+    o = ControllerOptions.of(hpa_options(args))
+    assert (o.hpa_sync_period, o.hpa_downscale_stabilization, o.hpa_tolerance) == (30.0, 60.0, 0.05)
+    assert (o.hpa_cpu_initialization_period, o.hpa_initial_readiness_delay) == (300.0, 30.0)  # kube's defaults
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["controller-manager", "--horizontal-pod-autoscaler-sync-period=soon"])

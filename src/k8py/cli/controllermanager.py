@@ -32,9 +32,45 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="the cluster CA (PEM) published as kube-root-ca.crt in every namespace (default: the "
                    "certificate authority of the kubeconfig)")
     p.add_argument("--concurrent-syncs", type=int, default=2, metavar="N", help="workers per controller")
+    hpa = p.add_argument_group("horizontal pod autoscaler (kube-controller-manager's flags)")
+    hpa.add_argument("--horizontal-pod-autoscaler-sync-period", type=_duration, default=15.0, metavar="DURATION",
+                     help="how often each HPA is reconciled (default 15s)")
+    hpa.add_argument("--horizontal-pod-autoscaler-tolerance", type=float, default=0.1, metavar="RATIO",
+                     help="the usage ratio's distance from 1.0 under which nothing scales (default 0.1)")
+    hpa.add_argument("--horizontal-pod-autoscaler-downscale-stabilization", type=_duration, default=300.0,
+                     metavar="DURATION", help="how far back the highest recommendation holds a scale-down "
+                     "(default 5m0s)")
+    hpa.add_argument("--horizontal-pod-autoscaler-cpu-initialization-period", type=_duration, default=300.0,
+                     metavar="DURATION", help="after a pod starts, cpu samples are skipped until it is ready "
+                     "for a whole metric window (default 5m0s)")
+    hpa.add_argument("--horizontal-pod-autoscaler-initial-readiness-delay", type=_duration, default=30.0,
+                     metavar="DURATION", help="a pod not ready whose readiness changed this soon after its "
+                     "start never was ready (default 30s)")
     p.add_argument("--debug", action="store_true", help="log at debug level")
     p.set_defaults(func=run, parser=p)
     return p
+
+
+def _duration(value: str) -> float:
+    """A Go duration (``15s``, ``5m0s``) in seconds, as kube's flags take them."""
+    from k8py.api.validation.cron import CronError, parse_go_duration
+
+    try:
+        seconds = parse_go_duration(value)
+    except CronError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    if seconds < 0:
+        raise argparse.ArgumentTypeError(f"{value}: a duration may not be negative")
+    return seconds
+
+
+def hpa_options(args: argparse.Namespace) -> dict[str, object]:
+    """The ``--horizontal-pod-autoscaler-*`` flags as controller options."""
+    return {"hpa_sync_period": args.horizontal_pod_autoscaler_sync_period,
+            "hpa_tolerance": args.horizontal_pod_autoscaler_tolerance,
+            "hpa_downscale_stabilization": args.horizontal_pod_autoscaler_downscale_stabilization,
+            "hpa_cpu_initialization_period": args.horizontal_pod_autoscaler_cpu_initialization_period,
+            "hpa_initial_readiness_delay": args.horizontal_pod_autoscaler_initial_readiness_delay}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,6 +87,9 @@ def run(args: argparse.Namespace) -> int:
         except RootCAError as e:
             log.error("%s", e)
             return 1
+    if args.horizontal_pod_autoscaler_sync_period <= 0:
+        log.error("--horizontal-pod-autoscaler-sync-period must be greater than 0")
+        return 2
     names = None if args.controllers.strip() in ("*", "") else [n.strip() for n in args.controllers.split(",")]
     if names:
         unknown = [n for n in names if n not in CONTROLLERS]
@@ -59,9 +98,11 @@ def run(args: argparse.Namespace) -> int:
             return 2
 
     async def main(client: Client, stop: asyncio.Event) -> None:
+        options = hpa_options(args)
+        if args.root_ca_file:
+            options["root_ca_file"] = args.root_ca_file
         mgr = ControllerManager(client, controllers=names, leader_elect=args.leader_elect == "true",
-                                workers=args.concurrent_syncs,
-                                options={"root_ca_file": args.root_ca_file} if args.root_ca_file else None)
+                                workers=args.concurrent_syncs, options=options)
         log.info("controller manager starting against %s (controllers: %s)", cfg.server,
                  ", ".join(mgr.names) or "none built")
         await mgr.run(stop)
