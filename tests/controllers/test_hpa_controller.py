@@ -66,7 +66,7 @@ class FakeMetrics:
 @asynccontextmanager
 async def hpa_cluster(metrics: bool = True, **options: Any) -> AsyncIterator[tuple[InProcessCluster, FakeMetrics]]:
     """The cluster, a fake node, and the HPA controller (fake metrics unless ``metrics`` is False)."""
-    async with InProcessCluster(controllers=["replicaset", "deployment", "statefulset"]) as c:
+    async with InProcessCluster(controllers=["replicaset", "deployment", "statefulset", "replicationcontroller"]) as c:
         await c.add_node()
         client = Client(ClientConfig(server=c.url), component="kube-controller-manager")
         factory = SharedInformerFactory(client)
@@ -253,6 +253,12 @@ async def test_scale_targets_and_limits() -> None:
         # a Deployment above maxReplicas, brought down to it
         await c.client.create(DEPLOYMENT, deployment("big", replicas=4), NS)
         await c.client.create(HPA, hpa("big", ref("big"), max_replicas=2), NS)
+        # a ReplicationController (the core group: apiVersion v1), down to maxReplicas
+        rc = {"apiVersion": "v1", "kind": "ReplicationController", "metadata": {"name": "legacy"},
+              "spec": {"replicas": 3, "selector": {"app": "legacy"},
+                       "template": deployment("legacy")["spec"]["template"]}}
+        await c.client.create(("v1", "ReplicationController"), rc, NS)
+        await c.client.create(HPA, hpa("legacy", ref("legacy", "ReplicationController", "v1"), max_replicas=1), NS)
         # scaled to zero by hand: autoscaling is off
         await c.client.create(DEPLOYMENT, deployment("off", replicas=0), NS)
         await c.client.create(HPA, hpa("off", ref("off")), NS)
@@ -264,6 +270,7 @@ async def test_scale_targets_and_limits() -> None:
 
         await c.until(lambda: scaled(("apps/v1", "StatefulSet"), "db", 3), what="the StatefulSet scaled to 3")
         await c.until(lambda: scaled(DEPLOYMENT, "big", 2), what="big scaled down to 2")
+        await c.until(lambda: scaled(("v1", "ReplicationController"), "legacy", 1), what="the RC scaled to 1")
         await c.until(lambda: _has(c, "db", "SuccessfulRescale"), what="db rescale event")
         assert ("Normal", "SuccessfulRescale", "New size: 3; reason: Current number of replicas below Spec.MinReplicas"
                 ) in await events(c, "db")
