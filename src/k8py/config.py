@@ -58,6 +58,10 @@ class ServerConfig:
     disable_ingress: bool = False
     ingress_http_port: int = 80
     ingress_https_port: int = 443
+    # metrics-server (k3s bundles it): metrics.k8s.io through the aggregation layer, for kubectl top
+    disable_metrics_server: bool = False
+    metrics_server_port: int = 4443  # its HTTPS port (metrics-server's historic --secure-port); 0: any free one
+    metric_resolution: float = 15.0  # metrics-server's --metric-resolution, as k3s sets it
     # Compaction: keep this many revisions of history (kube-apiserver compacts every 5 minutes).
     compact_interval_seconds: float = 300.0
     compact_keep_revisions: int = 1000

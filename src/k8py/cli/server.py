@@ -49,6 +49,20 @@ def port(value: str) -> int:
     return n
 
 
+def port_or_zero(value: str) -> int:
+    """A port, or 0 for any free one."""
+    return 0 if value.strip() == "0" else port(value)
+
+
+def metric_resolution(value: str) -> float:
+    """metrics-server's ``--metric-resolution``: a duration of at least 10 s (its own check)."""
+    seconds = duration(value)
+    if seconds < 10:
+        raise argparse.ArgumentTypeError(f"metric-resolution should be a time duration at least 10s, but value "
+                                         f"{value} provided")
+    return seconds
+
+
 def ip_address(value: str) -> str:
     try:
         return str(ipaddress.ip_address(value.strip("[]")))
@@ -427,6 +441,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     from k8py.cli.ingress import add_flags as add_ingress_flags
 
     add_ingress_flags(p)
+    p.add_argument("--disable-metrics-server", action="store_true",
+                   help="do not run metrics-server (metrics.k8s.io for kubectl top and autoscaling; k3s: "
+                        "--disable metrics-server)")
+    p.add_argument("--metrics-server-port", type=port_or_zero, default=4443, metavar="PORT",
+                   help="HTTPS port of metrics-server, which the API server proxies metrics.k8s.io to "
+                        "(default: 4443; 0: any free port)")
+    p.add_argument("--metric-resolution", type=metric_resolution, default=15.0, metavar="DURATION",
+                   help="how often metrics-server scrapes the nodes (default: 15s, as k3s; at least 10s)")
     p.add_argument(
         "--tls-san", type=tls_san, action="append", default=[], metavar="NAME[,NAME]",
         help="more host names or IP addresses for the API server's certificate (repeatable, comma-separated), "
@@ -517,6 +539,9 @@ def build_config(args: argparse.Namespace, parser: argparse.ArgumentParser | Non
         disable_ingress=args.disable_ingress,
         ingress_http_port=args.ingress_http_port,
         ingress_https_port=args.ingress_https_port,
+        disable_metrics_server=args.disable_metrics_server,
+        metrics_server_port=args.metrics_server_port,
+        metric_resolution=args.metric_resolution,
         compact_interval_seconds=args.compaction_interval,
         compact_keep_revisions=args.compaction_retention,
         tls_sans=tuple(dict.fromkeys(s for group in args.tls_san for s in group)),

@@ -61,6 +61,8 @@ CCM_USER = "system:cloud-controller-manager"  # k8py.cloud.controller.USER
 INGRESS_USER = "system:k8py-ingress"  # the ingress controller (k8py.ingress.controller.USER)
 NETPOL_USER = "system:k8py-network-policy"  # the NetworkPolicy agent (k8py.netpol.controller.USER)
 LOCAL_PATH_USER = "system:k8py-local-path-provisioner"  # a node's provisioner (k8py.kubelet.localpath.USER)
+METRICS_USER = "system:metrics-server"  # k8py.metricsserver.component.USER
+METRICS_REGISTRATION = "k8py:metrics-server-registration"  # what it needs to register v1beta1.metrics.k8s.io
 
 READ = ("get", "list", "watch")
 WRITE = ("create", "update", "patch", "delete", "deletecollection")
@@ -266,6 +268,14 @@ def cluster_roles() -> list[Obj]:
             r(("list", "watch"), CORE, ("namespaces", "services")),
             r(("list", "watch"), DISCOVERY, "endpointslices"),
         ]),
+        # metrics-server, as its manifest (k3s's metrics-server add-on): who may read metrics.k8s.io
+        # (aggregated into view, edit and admin), and what it reads itself
+        cluster_role("system:aggregated-metrics-reader", [r(READ, "metrics.k8s.io", ("pods", "nodes"))],
+                     labels={f"{RBAC}/aggregate-to-{x}": "true" for x in ("view", "edit", "admin")}),
+        cluster_role(METRICS_USER, [r("get", CORE, "nodes/metrics"), r(READ, CORE, ("pods", "nodes"))]),
+        # k8py's metrics-server registers its APIService itself (k3s deploys it with the manifest)
+        cluster_role(METRICS_REGISTRATION, [r("create", APIREG, "apiservices"),
+                                            r(("get", "update"), APIREG, "apiservices", ("v1beta1.metrics.k8s.io",))]),
         # the ingress controller (k8py.ingress), as ingress-nginx's ClusterRole: what it serves from,
         # its Ingresses' status, its events, and its IngressClass made on first start
         cluster_role(INGRESS_USER, [
@@ -498,6 +508,10 @@ def cluster_role_bindings() -> list[Obj]:
         cluster_binding(INGRESS_USER, INGRESS_USER, [subject("User", INGRESS_USER)]),
         cluster_binding(NETPOL_USER, NETPOL_USER, [subject("User", NETPOL_USER)]),
         cluster_binding(LOCAL_PATH_USER, LOCAL_PATH_USER, [subject("User", LOCAL_PATH_USER)]),
+        cluster_binding(METRICS_USER, METRICS_USER, [subject("User", METRICS_USER)]),
+        cluster_binding("metrics-server:system:auth-delegator", "system:auth-delegator",
+                        [subject("User", METRICS_USER)]),
+        cluster_binding(METRICS_REGISTRATION, METRICS_REGISTRATION, [subject("User", METRICS_USER)]),
         cluster_binding("system:volume-scheduler", "system:volume-scheduler",
                         [subject("User", "system:kube-scheduler")]),
         # kept with no subjects, as kube's: the Node authorizer serves nodes
@@ -542,6 +556,11 @@ def roles() -> list[Obj]:
         # the NetworkPolicy agent reads where the cluster DNS answers (its stand-in for CoreDNS's pods)
         {"apiVersion": RBAC_V1, "kind": "Role", "metadata": _meta(NETPOL_USER, namespace="kube-system"),
          "rules": [r(("list", "watch"), DISCOVERY, "endpointslices")]},
+        # metrics-server publishes its Service and the EndpointSlice naming where it listens
+        {"apiVersion": RBAC_V1, "kind": "Role", "metadata": _meta(METRICS_REGISTRATION, namespace="kube-system"),
+         "rules": [r("create", CORE, "services"), r(("get", "update"), CORE, "services", ("metrics-server",)),
+                   r("create", DISCOVERY, "endpointslices"),
+                   r(("get", "update"), DISCOVERY, "endpointslices", ("metrics-server-k8py",))]},
         {"apiVersion": RBAC_V1, "kind": "Role", "metadata": _meta("k8py:bootstrap-signer-clusterinfo",
                                                                   namespace="kube-public"),
          "rules": [r("get", CORE, "configmaps", ("kube-root-ca.crt",))]},
@@ -560,6 +579,9 @@ def role_bindings() -> list[Obj]:
            [subject("User", "system:kube-scheduler"), subject("ServiceAccount", "kube-scheduler", "kube-system")]),
         rb(DNS_USER, "kube-system", DNS_USER, [subject("User", DNS_USER)]),
         rb(NETPOL_USER, "kube-system", NETPOL_USER, [subject("User", NETPOL_USER)]),
+        rb(METRICS_REGISTRATION, "kube-system", METRICS_REGISTRATION, [subject("User", METRICS_USER)]),
+        rb("metrics-server-auth-reader", "kube-system", "extension-apiserver-authentication-reader",
+           [subject("User", METRICS_USER)]),
         rb("k8py:bootstrap-signer-clusterinfo", "kube-public", "k8py:bootstrap-signer-clusterinfo",
            [subject("Group", "system:bootstrappers")]),
     ]
