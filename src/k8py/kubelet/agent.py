@@ -29,6 +29,7 @@ import datetime as dt
 import functools
 import logging
 import os
+import shutil
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -42,9 +43,11 @@ from k8py.client.informer import Informer
 from k8py.client.leaderelection import format_micro_time
 from k8py.kubelet import eviction as evictionmod
 from k8py.kubelet import node as nodeinfo
+from k8py.kubelet import podcgroups
 from k8py.kubelet.podstate import BACKOFF_INITIAL, BACKOFF_MAX
 from k8py.kubelet.podworker import PodWorker
 from k8py.kubelet.prober import HTTPProber
+from k8py.kubelet.runtime.cgroups import CgroupResources
 from k8py.kubelet.runtime.types import ContainerState, Runtime, RuntimeServiceError
 from k8py.kubelet.spec import NodeFacts
 from k8py.kubelet.volumes import VolumeManager
@@ -98,8 +101,9 @@ class AgentConfig:
     # the eviction manager's thresholds (kubelet's --eviction-* flags); None: no eviction manager
     # and no pressure conditions (simulated nodes, and agents in tests that bring their own)
     eviction: evictionmod.EvictionConfig | None = None
-    # the eviction manager reads the pods' cgroup (kubepods) for allocatableMemory.available:
-    # a real node's runtime puts the pods there; simulated nodes have none
+    # the eviction manager reads the pods' cgroup (kubepods) for allocatableMemory.available,
+    # and the agent sets its limits and its QoS cgroups' (k8py.kubelet.podcgroups): a real
+    # node's runtime puts the pods there; simulated nodes have none
     read_pods_cgroup: bool = False
     # the image store's and the writable layers' directories, whose filesystems the eviction
     # manager observes as imagefs and containerfs; empty: the data dir's
@@ -286,6 +290,7 @@ class Agent:
         self.volumes = VolumeManager(client, self.facts.pods_dir, facts=lambda: self.facts, record=self.record,
                                      wake=self._poke_pod, evict=self._evict_pod, watch=not config.fake_volumes)
         self.reserved = nodeinfo.reservations(config.system_reserved, config.kube_reserved)
+        self.pods_cgroups = podcgroups.PodsCgroups(self._node_event) if config.read_pods_cgroup else None
         self.eviction: evictionmod.EvictionManager | None = None
         if config.eviction is not None:
             self.eviction = evictionmod.EvictionManager(
@@ -311,6 +316,11 @@ class Agent:
         if self._own_recorder:
             self.recorder.start()
         await self._register()
+        # kubelet's container manager limits kubepods before any pod starts; a refusal (the pods
+        # use more than a lowered limit) is tried again every minute
+        if self.pods_cgroups is not None and not await self.pods_cgroups.enforce(self._pods_cgroup_limits()):
+            self._tasks.append(asyncio.create_task(
+                self.pods_cgroups.enforce_until_done(self._pods_cgroup_limits), name="kubelet-node-allocatable"))
         for sb in await self.runtime.list_pod_sandboxes():  # what runs here already (a restart)
             self.note_sandbox(sb.uid, sb.id)
         if self._shared is not None:
@@ -336,6 +346,9 @@ class Agent:
             self._tasks.append(asyncio.create_task(self.volumes.run(self._has_pod), name="kubelet-volumes"))
         if self.eviction is not None and self.config.own_loops:
             self._tasks.append(asyncio.create_task(self.eviction.run(), name="kubelet-eviction"))
+        if self.pods_cgroups is not None:
+            self.pods_cgroups.pods_changed()
+            self._tasks.append(asyncio.create_task(self.pods_cgroups.run_qos(self._qos_pods), name="kubelet-qos-cgroups"))
         self._tasks.append(asyncio.create_task(self.statuses.run(), name="kubelet-pod-status"))
         self.ready.set()
         log.info("node agent for %s ready (runtime %s, %d pod(s))", self.config.node_name, self.runtime.name,
@@ -375,6 +388,26 @@ class Agent:
     def _has_pod(self, uid: str) -> bool:
         return uid in self.workers
 
+    # -- the pods' cgroups (a real node) ---------------------------------------------------------
+
+    def _node_event(self, type_: str, reason: str, message: str) -> None:
+        self.record(self.node, type_, reason, message)
+
+    def _pods_cgroup_limits(self) -> CgroupResources:
+        r = self.readings
+        assert r is not None  # read when the node registered
+        ev = self.config.eviction
+        return podcgroups.node_allocatable_resources(
+            cpus=r.cpus, memory=r.memory_total, pids=podcgroups.pids_capacity(), reserved=self.reserved,
+            enforce_pods=ev is not None and evictionmod.ENFORCE_PODS in ev.enforce)
+
+    def _qos_pods(self) -> list[Obj]:
+        """kubelet's active pods as its QoS cgroups count them: not finished, not refused, not
+        done terminating (a pod being deleted counts until its containers stopped)."""
+        return [w.pod for w in self.workers.values()
+                if not w.gone and w.mem.rejected is None and not w.terminated and not w.evict_done
+                and (w.pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
+
     def _poke_pod(self, uid: str) -> None:
         w = self.workers.get(uid)
         if w is not None:
@@ -408,10 +441,13 @@ class Agent:
 
     async def reclaim_containers(self) -> int:
         """kubelet's container GC under disk pressure: the dead containers of pods deleted or
-        finished, the older dead ones of the others'."""
+        finished, the older dead ones of the others'; then the sandboxes left empty (all of a
+        finished pod's, the older ones of the others')."""
         live = {uid for uid, w in self.workers.items()
                 if not w.gone and (w.pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")}
-        return await evictionmod.reclaim_containers(self.runtime, live)
+        removed = await evictionmod.reclaim_containers(self.runtime, live)
+        await self._collect_sandboxes(live)
+        return removed
 
     async def collect_containers(self) -> int:
         """kubelet's periodic container GC (its default policy): of every pod the node has,
@@ -421,7 +457,31 @@ class Agent:
         live = {uid for uid, w in self.workers.items() if not w.gone}
         known = {sid for uid in live for sid in self.sandbox_ids(uid)}
         containers = [c for c in await self.runtime.list_containers() if c.sandbox_id in known]
-        return await evictionmod.reclaim_containers(self.runtime, live, containers)
+        removed = await evictionmod.reclaim_containers(self.runtime, live, containers)
+        # kubelet's evictSandboxes: dead sandboxes left without containers (a pod's older ones,
+        # a sandbox replaced after it died), then evictPodLogsDirectories
+        await self._collect_sandboxes(live)
+        await self._remove_orphan_logs()
+        return removed
+
+    async def _collect_sandboxes(self, keep_newest: set[str]) -> None:
+        for sb in await evictionmod.reclaim_sandboxes(self.runtime, keep_newest):
+            self.note_sandbox(sb.uid, sb.id, present=False)
+
+    async def _remove_orphan_logs(self) -> None:
+        """kubelet's ``evictPodLogsDirectories``: the log directories (``<namespace>_<name>_<uid>``)
+        of pods the node no longer has (a pod deleted while the agent was down); a pod's own are
+        removed with it."""
+        try:
+            names = await asyncio.to_thread(os.listdir, self.facts.log_dir)
+        except OSError:
+            return
+        # why the pods are looked at after the listing: a directory listed was made by a pod
+        # whose worker exists by now (a worker is made before anything of its pod)
+        for name in names:
+            if "_" in name and name.rsplit("_", 1)[-1] not in self.workers:
+                log.info("removing the log directory %s of a pod this node no longer has", name)
+                await asyncio.to_thread(shutil.rmtree, os.path.join(self.facts.log_dir, name), True)
 
     async def _container_gc_loop(self) -> None:
         while True:
@@ -614,6 +674,8 @@ class Agent:
             w.task.add_done_callback(functools.partial(self._worker_done, uid))
         else:
             w.update(pod)
+        if self.pods_cgroups is not None:
+            self.pods_cgroups.pods_changed()
 
     def _on_pod_gone(self, pod: Obj) -> None:
         w = self.workers.get(str(pod["metadata"].get("uid", "")))
@@ -625,6 +687,8 @@ class Agent:
         if w is not None and w.task is not None and w.task.done():
             del self.workers[uid]
             self._fingerprints.pop(uid, None)
+            if self.pods_cgroups is not None:
+                self.pods_cgroups.pods_changed()
 
     async def _relist_loop(self) -> None:
         while True:

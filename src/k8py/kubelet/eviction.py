@@ -50,9 +50,11 @@ Under disk pressure the node reclaims what it can without evicting a pod first (
 node-level reclaim, :func:`reclaim_steps`): dead containers (kubelet's container GC: every one of
 a deleted or finished pod, all but the newest of each name of a running pod), then every image
 no container uses, as far as they are on the filesystem under pressure; when that clears every
-threshold no pod is evicted. Not done here (kubelet does): removing dead sandboxes in that
-reclaim; limiting the ``kubepods`` cgroup's memory to allocatable (the signal is measured
-against the limit kubelet would set).
+threshold no pod is evicted. After the containers, dead sandboxes go as kubelet's
+``evictSandboxes`` removes them (:func:`dead_sandboxes`: not ready, holding no container, all
+but a pod's newest; all of a pod finished or gone); the agent's periodic collection does the same.
+The ``kubepods`` cgroup's limit that ``allocatableMemory.available`` is measured against is
+written by :mod:`k8py.kubelet.podcgroups`.
 """
 
 from __future__ import annotations
@@ -71,7 +73,14 @@ from k8py.api.defaults import pod_qos_class
 from k8py.api.quantity import QuantityError, canonicalize, parse_quantity
 from k8py.kubelet.node import Readings, binary_si, float32
 from k8py.kubelet.runtime.cgroups import Cgroups
-from k8py.kubelet.runtime.types import ContainerState, ContainerStatus, Runtime, RuntimeServiceError
+from k8py.kubelet.runtime.types import (
+    ContainerState,
+    ContainerStatus,
+    Runtime,
+    RuntimeServiceError,
+    SandboxState,
+    SandboxStatus,
+)
 from k8py.kubelet.spec import PODS_CGROUP
 
 __all__ = [
@@ -92,6 +101,7 @@ __all__ = [
     "admit",
     "config_from_flags",
     "container_fs_thresholds",
+    "dead_sandboxes",
     "disk_parts",
     "eviction_message",
     "local_storage_violation",
@@ -104,6 +114,7 @@ __all__ = [
     "rank",
     "reclaim_containers",
     "reclaim_images",
+    "reclaim_sandboxes",
     "reclaim_steps",
     "synchronize",
     "unused_containers",
@@ -198,6 +209,9 @@ class EvictionConfig:
     pressure_transition_period: float = DEFAULT_TRANSITION_PERIOD
     max_pod_grace_period: int = 0  # --eviction-max-pod-grace-period
     monitoring_interval: float = MONITORING_INTERVAL
+    # --enforce-node-allocatable: with "pods" the pods' cgroup is limited to allocatable
+    # (k8py.kubelet.podcgroups) as well as measured against it here
+    enforce: tuple[str, ...] = (ENFORCE_PODS,)
 
     def hard(self, signal: str) -> Threshold | None:
         return next((t for t in self.thresholds if t.signal == signal and t.hard), None)
@@ -287,8 +301,8 @@ def _statement(signal: str, val: str) -> Threshold | None:
 
 def parse_enforce(text: str) -> tuple[str, ...]:
     """kubelet's ``--enforce-node-allocatable`` (a comma-separated list; empty: nothing), checked
-    as kubelet's configuration validation does. k8py enforces ``pods`` (as eviction thresholds,
-    not as a cgroup limit) or nothing."""
+    as kubelet's configuration validation does. k8py enforces ``pods`` (the pods' cgroup's limits
+    and the ``allocatableMemory.available`` thresholds) or nothing."""
     values = tuple(v.strip() for v in text.split(",") if v.strip())
     for v in values:
         if v not in ENFORCE_OPTIONS:
@@ -384,14 +398,15 @@ def config_from_flags(*, hard: str | None = None, soft: str = "", soft_grace: st
                       transition: str = "", max_pod_grace: int = 0, enforce: str = ENFORCE_PODS) -> EvictionConfig:
     """The eviction settings from kubelet's flag strings (``hard`` None: kube's defaults;
     ``enforce``: ``--enforce-node-allocatable``)."""
+    enforced = parse_enforce(enforce)
     thresholds = parse_thresholds(DEFAULT_HARD if hard is None else parse_map(hard, "<"), parse_map(soft, "<"),
-                                  parse_map(soft_grace, "="), parse_map(min_reclaim, "="), parse_enforce(enforce))
+                                  parse_map(soft_grace, "="), parse_map(min_reclaim, "="), enforced)
     period = parse_duration(transition) if transition else DEFAULT_TRANSITION_PERIOD
     if period < 0:
         raise EvictionError(f"invalid eviction pressure transition period: {transition}, must not be negative")
     if max_pod_grace < 0:
         raise EvictionError(f"invalid eviction max pod grace period: {max_pod_grace}, must not be negative")
-    return EvictionConfig(thresholds, period, max_pod_grace)
+    return EvictionConfig(thresholds, period, max_pod_grace, enforce=enforced)
 
 
 # --------------------------------------------------------------------------- observations
@@ -1033,6 +1048,41 @@ async def reclaim_containers(runtime: Runtime, live: Collection[str],
         removed += 1
     if removed:
         log.info("removed %d dead container(s)", removed)
+    return removed
+
+
+def dead_sandboxes(sandboxes: Iterable[SandboxStatus], containers: Iterable[ContainerStatus],
+                   keep_newest: Collection[str]) -> list[SandboxStatus]:
+    """kubelet's ``evictSandboxes``: a sandbox is active while it is ready or still holds a
+    container (in any state); the inactive ones go, of a pod in ``keep_newest`` (one that exists
+    and whose content stays) all but its newest sandbox (by attempt, then creation; kept whatever
+    its state), of any other pod (gone from the node, or finished under disk pressure) all."""
+    holding = {c.sandbox_id for c in containers}
+    by_pod: dict[str, list[SandboxStatus]] = {}
+    for sb in sandboxes:
+        by_pod.setdefault(sb.uid, []).append(sb)
+    out: list[SandboxStatus] = []
+    for uid, sbs in by_pod.items():
+        sbs.sort(key=lambda sb: (sb.attempt, sb.created_at), reverse=True)
+        out += [sb for sb in (sbs[1:] if uid in keep_newest else sbs)
+                if sb.state != SandboxState.READY and sb.id not in holding]
+    return out
+
+
+async def reclaim_sandboxes(runtime: Runtime, keep_newest: Collection[str]) -> list[SandboxStatus]:
+    """Remove :func:`dead_sandboxes` (their network torn down, their directories and the pod's
+    cgroup gone); the ones removed. Run after the containers were collected: a sandbox goes
+    with its last container."""
+    removed: list[SandboxStatus] = []
+    for sb in dead_sandboxes(await runtime.list_pod_sandboxes(), await runtime.list_containers(), keep_newest):
+        try:
+            await runtime.remove_pod_sandbox(sb.id)
+        except RuntimeServiceError as e:  # busy or gone by now: the next round sees it again
+            log.info("sandbox %s stays: %s", sb.id[:12], e)
+            continue
+        removed.append(sb)
+    if removed:
+        log.info("removed %d dead sandbox(es)", len(removed))
     return removed
 
 

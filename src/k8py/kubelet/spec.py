@@ -36,6 +36,7 @@ __all__ = [
     "container_labels",
     "expand",
     "metadata_field",
+    "milli_cpu_to_shares",
     "pod_labels",
     "pod_qos",
     "referenced_objects",
@@ -107,6 +108,9 @@ def _shares(milli: int) -> int:
     if milli == 0:
         return MIN_SHARES
     return min(max(milli * SHARES_PER_CPU // 1000, MIN_SHARES), MAX_SHARES)
+
+
+milli_cpu_to_shares = _shares  # the public name: the pods' QoS and node-allocatable cgroups use it too
 
 
 def _node_critical(pod: Mapping[str, Any]) -> bool:

@@ -18,6 +18,11 @@ What is read, as kubelet's cAdvisor does:
   ``oom`` file (see :mod:`.runc`) outlives the cgroup; this counter is what is left to read
   while the cgroup exists.
 
+What is written (:meth:`Cgroups.update`, kubelet's cgroup manager for its own cgroups: the pods'
+``kubepods`` and its QoS children): memory v1 ``memory.limit_in_bytes`` / v2 ``memory.max``; CPU
+shares v1 ``cpu.shares`` / v2 ``cpu.weight`` (converted as runc/libcontainer does); processes
+``pids.max``.
+
 The parsers are pure functions; :class:`Cgroups` does the (small, synchronous) file reads and
 is meant to be called from a worker thread.
 """
@@ -33,9 +38,11 @@ from k8py.kubelet.runtime.types import ContainerStats
 
 __all__ = [
     "CGROUP_ROOT",
+    "CgroupResources",
     "Cgroups",
     "parse_flat_keyed",
     "parse_v1_mounts",
+    "shares_to_weight",
 ]
 
 CGROUP_ROOT = "/sys/fs/cgroup"
@@ -83,6 +90,23 @@ def parse_v1_mounts(mountinfo: str) -> dict[str, str]:
                 continue
             out.setdefault(opt, mount_point)
     return out
+
+
+def shares_to_weight(shares: int) -> int:
+    """cgroup v2's ``cpu.weight`` (1..10000) for v1 CPU shares (2..262144), as libcontainer's
+    ``ConvertCPUSharesToCgroupV2Value`` (which kubelet's cgroup manager uses on v2)."""
+    if shares <= 0:
+        return 0
+    return 1 + ((max(2, min(shares, 262144)) - 2) * 9999) // 262142
+
+
+@dataclass(frozen=True, slots=True)
+class CgroupResources:
+    """What kubelet's ``ResourceConfig`` sets on one of its own cgroups (None: left as it is)."""
+
+    memory: int | None = None  # bytes
+    cpu_shares: int | None = None
+    pids: int | None = None  # the most processes; -1 or 0: unlimited
 
 
 def _read(path: str) -> str | None:
@@ -213,6 +237,56 @@ class Cgroups:
         except OSError as e:
             return f"{d}: {e}"
         return None
+
+    def update(self, cgroups_path: str, res: CgroupResources) -> list[str]:
+        """Make ``cgroups_path`` (in the memory, cpu and pids hierarchies; on v2 with those
+        controllers enabled for it) and write ``res`` into it; what failed, one line per file
+        (e.g. a memory limit below what the cgroup uses now: the kernel refuses it with EBUSY)."""
+        writes: list[tuple[str, str, str]] = []  # (controller, file, value)
+        v2 = self.version == 2
+        if res.memory is not None:
+            writes.append(("memory", "memory.max" if v2 else "memory.limit_in_bytes",
+                           str(res.memory) if res.memory > 0 else ("max" if v2 else "-1")))
+        if res.cpu_shares is not None:
+            writes.append(("cpu", "cpu.weight", str(shares_to_weight(res.cpu_shares))) if v2
+                          else ("cpu", "cpu.shares", str(res.cpu_shares)))
+        if res.pids is not None:
+            writes.append(("pids", "pids.max", str(res.pids) if res.pids > 0 else "max"))
+        errors: list[str] = []
+        if v2 and writes:
+            errors += self._enable_v2_controllers(cgroups_path, {c for c, _, _ in writes})
+        for controller, name, value in writes:
+            d = self.path(controller, cgroups_path)
+            if d is None:
+                errors.append(f"the {controller} cgroup controller is not mounted")
+                continue
+            try:
+                os.makedirs(d, exist_ok=True)
+                with open(os.path.join(d, name), "w", encoding="ascii") as f:
+                    f.write(value)
+            except OSError as e:
+                errors.append(f"{os.path.join(d, name)}: {e}")
+        return errors
+
+    def _enable_v2_controllers(self, cgroups_path: str, controllers: set[str]) -> list[str]:
+        """v2: a controller's files exist in a cgroup only when its parent lists it in
+        ``cgroup.subtree_control``: enabled from the root down to ``cgroups_path``'s parent."""
+        parts = [p for p in cgroups_path.strip("/").split("/") if p]
+        errors: list[str] = []
+        d = self.root
+        for part in parts:
+            try:
+                with open(os.path.join(d, "cgroup.subtree_control"), "w", encoding="ascii") as f:
+                    f.write(" ".join(f"+{c}" for c in sorted(controllers)))
+            except OSError as e:
+                errors.append(f"{d}/cgroup.subtree_control: {e}")
+            d = os.path.join(d, part)
+            try:
+                os.makedirs(d, exist_ok=True)
+            except OSError as e:
+                errors.append(f"{d}: {e}")
+                break
+        return errors
 
     def enter(self, cgroups_path: str, pid: int, skip: Iterable[str] = ("cpuset",)) -> list[str]:
         """Move process ``pid`` into ``cgroups_path`` in every hierarchy (made as needed) but

@@ -85,6 +85,7 @@ from k8py.kubelet.runtime.types import (
     StreamOptions,
     StreamSession,
 )
+from k8py.kubelet.spec import PODS_CGROUP
 
 __all__ = ["RuncRuntime", "runc_message"]
 
@@ -1262,6 +1263,12 @@ class RuncRuntime:
         busy = await asyncio.to_thread(self.cgroups.remove, [self.conmon_cgroup, self.cgroup_root])
         if busy:
             log.warning("killall: cgroups still in use: %s", ", ".join(busy))
+        # the pods' cgroup and its QoS cgroups, with the limits the agent gave them, when no pod
+        # is left in them (another node's agent on this machine may still have some)
+        busy = await asyncio.to_thread(self.cgroups.remove, [f"/{PODS_CGROUP}/burstable", f"/{PODS_CGROUP}/besteffort",
+                                                             f"/{PODS_CGROUP}"])
+        if busy:
+            log.info("killall: the pods' cgroups stay, still in use: %s", ", ".join(busy))
 
     def _mounts_under_root(self) -> list[str]:
         root = os.path.realpath(self.root)
