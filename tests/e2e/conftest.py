@@ -52,6 +52,9 @@ class Server:
                    else ("--cluster-dns-listen", "127.0.0.1:0")),
                  # no ingress controller (nginx on the machine's ports 80/443) unless a test gives its ports
                  *(() if any(a.startswith("--ingress-") for a in self.extra_args) else ("--disable-ingress",)),
+                 # metrics-server on a free port (many test clusters run at once) unless a test says
+                 *(() if any(a.startswith(("--metrics-server-port", "--disable-metrics-server"))
+                             for a in self.extra_args) else ("--metrics-server-port", "0")),
                  *self.extra_args],
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.wait_ready(timeout)
@@ -223,3 +226,44 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     yield s
     node.stop()
     s.stop()
+
+
+@pytest.fixture(scope="session")
+def shared_real_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The real-node cluster modules share (``SharedRealNode`` of tests/helpers/realnode.py): a
+    module's fixture takes it with ``with shared_real_node.module() as s``."""
+    from tests.helpers.realnode import SharedRealNode
+
+    shared = SharedRealNode(tmp_path_factory)
+    _SHARED_REAL_NODE[:] = [shared]
+    yield shared
+    _SHARED_REAL_NODE.clear()
+    shared.close()
+
+
+_SHARED_REAL_NODE: list[Any] = []
+
+
+def _uses_shared_real_node(item: pytest.Item | None) -> bool:
+    return item is not None and "shared_real_node" in getattr(item, "fixturenames", ())
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests on the shared real node run one after the other (where the first of them was),
+    so that it starts once; the others keep their order."""
+    shared = [i for i in items if _uses_shared_real_node(i)]
+    if not shared:
+        return
+    first = items.index(shared[0])
+    rest = [i for i in items if not _uses_shared_real_node(i)]
+    items[:] = rest[:first] + shared + rest[first:]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """After the last test on the shared real node, stop it (its clean-up checks fail that test's
+    teardown), rather than hold the real-node lock until the session ends."""
+    result = yield
+    if _SHARED_REAL_NODE and _uses_shared_real_node(item) and not _uses_shared_real_node(nextitem):
+        _SHARED_REAL_NODE[0].close()
+    return result

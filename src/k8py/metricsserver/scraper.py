@@ -87,9 +87,16 @@ def node_is_ready(node: Mapping[str, Any]) -> bool:
 
 
 class Scraper:
-    def __init__(self, client: MetricsGetter, timeout: float) -> None:
+    """``concurrency`` kubelets are asked at once (metrics-server staggers its requests over up to
+    4 s instead, "to prevent network congestion"). A node's failure is logged as an error when it
+    starts failing, and at debug level while it goes on (metrics-server logs every one; a cluster
+    of hollow nodes without kubelet APIs would log thousands a minute)."""
+
+    def __init__(self, client: MetricsGetter, timeout: float, concurrency: int = 50) -> None:
         self.client = client
         self.timeout = timeout
+        self._slots = asyncio.Semaphore(concurrency)
+        self._failing: set[str] = set()
 
     async def scrape(self, nodes: Iterable[Mapping[str, Any]]) -> MetricsBatch:
         """One batch of every node's points; failures are logged and left out."""
@@ -99,18 +106,33 @@ class Scraper:
         for b in results:
             if b is not None:
                 out.merge(b)
+        names = {(n.get("metadata") or {}).get("name", "") for n in nodes}
+        self._failing &= names  # forget nodes that are gone
         log.debug("scrape finished: %d nodes, %d pods", len(out.nodes), len(out.pods))
         return out
 
     async def _one(self, node: Mapping[str, Any]) -> MetricsBatch | None:
         name = (node.get("metadata") or {}).get("name", "")
         try:
-            return await self.client.get_metrics(node, self.timeout)
+            async with self._slots:
+                batch = await self.client.get_metrics(node, self.timeout)
         except TimeoutError:
-            log.error("failed to scrape node %s: timeout (%gs) to access kubelet", name, self.timeout)
+            self._failed(node, f"timeout ({self.timeout:g}s) to access kubelet")
         except (aiohttp.ClientError, OSError, ValueError) as e:
-            if node_is_ready(node):
-                log.error("failed to scrape node %s: %s", name, e)
-            else:
-                log.debug("failed to scrape node %s, node is not ready: %s", name, e)
+            self._failed(node, str(e) or type(e).__name__)
+        else:
+            if name in self._failing:
+                self._failing.discard(name)
+                log.info("scraping node %s works again", name)
+            return batch
         return None
+
+    def _failed(self, node: Mapping[str, Any], why: str) -> None:
+        name = (node.get("metadata") or {}).get("name", "")
+        first = name not in self._failing
+        self._failing.add(name)
+        if first and node_is_ready(node):
+            log.error("failed to scrape node %s: %s", name, why)
+        else:
+            log.debug("failed to scrape node %s%s: %s", name, "" if node_is_ready(node) else ", node is not ready",
+                      why)

@@ -1,0 +1,65 @@
+"""The scraper: where a kubelet is reached, and one node's failure leaving the others' points."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from k8py.metricsserver.scraper import Scraper, node_url
+from k8py.metricsserver.storage import MetricsBatch, MetricsPoint
+
+
+def node(name: str, addresses: list[tuple[str, str]], port: int | None = None, ready: bool = True,
+         annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    status: dict[str, Any] = {"addresses": [{"type": t, "address": a} for t, a in addresses],
+                              "conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}
+    if port is not None:
+        status["daemonEndpoints"] = {"kubeletEndpoint": {"Port": port}}
+    return {"metadata": {"name": name, "annotations": annotations or {}}, "status": status}
+
+
+def test_node_url() -> None:
+    assert node_url(node("a", [("Hostname", "a"), ("InternalIP", "10.0.0.5")], 10250)) == \
+        "https://10.0.0.5:10250/metrics/resource"
+    assert node_url(node("a", [("ExternalIP", "192.0.2.1"), ("Hostname", "a")])) == \
+        "https://192.0.2.1:10250/metrics/resource"  # no port in the status: the default
+    assert node_url(node("a", [("InternalIP", "fd00::5")], 12345)) == "https://[fd00::5]:12345/metrics/resource"
+    assert node_url(node("a", [("InternalIP", "10.0.0.5")], 1,
+                         annotations={"metrics.k8s.io/resource-metrics-path": "/custom"})) == "https://10.0.0.5:1/custom"
+    with pytest.raises(ValueError, match="no preferred addresses"):
+        node_url(node("a", []))
+
+
+class Kubelets:
+    def __init__(self) -> None:
+        self.down: set[str] = set()
+
+    async def get_metrics(self, n: Mapping[str, Any], timeout: float) -> MetricsBatch:
+        name = n["metadata"]["name"]
+        if name in self.down:
+            raise OSError("connection refused")
+        return MetricsBatch(nodes={name: MetricsPoint(0, 1.0, 1, 1)},
+                            pods={("ns", f"pod-{name}"): {"c": MetricsPoint(0, 1.0, 1, 1)}})
+
+
+async def test_failures_leave_the_others_and_are_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    k = Kubelets()
+    s = Scraper(k, timeout=1.0)
+    nodes = [node("a", [("InternalIP", "10.0.0.1")]), node("b", [("InternalIP", "10.0.0.2")]),
+             node("c", [("InternalIP", "10.0.0.3")], ready=False)]
+    k.down = {"b", "c"}
+    with caplog.at_level(logging.DEBUG, "k8py.metricsserver.scraper"):
+        batch = await s.scrape(nodes)
+        assert set(batch.nodes) == {"a"} and set(batch.pods) == {("ns", "pod-a")}
+        errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+        assert [r.getMessage() for r in errors] == ["failed to scrape node b: connection refused"]  # not c: not Ready
+        caplog.clear()
+        await s.scrape(nodes)
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR]  # still failing: debug only
+        k.down = set()
+        batch = await s.scrape(nodes)
+        assert set(batch.nodes) == {"a", "b", "c"}
+        assert "scraping node b works again" in caplog.text
