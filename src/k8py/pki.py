@@ -42,6 +42,7 @@ __all__ = [
     "SERVICES",
     "CertificateInfo",
     "certificate_renewal_time",
+    "ensure_front_proxy_certificates",
     "ensure_kubelet_client_certificate",
     "ensure_pki",
     "inspect_certificate",
@@ -135,11 +136,11 @@ def _cert_pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
-def _generate_ca() -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+def _generate_ca(cn: str = "k8py-ca") -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     key = _new_key()
     now = _now()
     # A timestamp in the CN (as k3s does) makes a regenerated CA distinguishable from the old one.
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"k8py-ca@{int(now.timestamp())}")])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{cn}@{int(now.timestamp())}")])
     ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
     cert = (
         x509.CertificateBuilder()
@@ -465,6 +466,49 @@ def issue_kubelet_serving_certificate(pki: PKI, node_name: str, ips: tuple[str, 
                             server=True, dns_names=names, ip_addresses=tuple(dict.fromkeys(addrs)),
                             validity=validity)
     return _cert_pem(cert), _key_pem(key)
+
+
+# --------------------------------------------------------------------------- front proxy
+# The aggregation layer (apiserver/aggregator.py) presents a client certificate of its own to
+# extension API servers, signed by a CA of its own (kube's --requestheader-client-ca-file and
+# --proxy-client-cert-file; kubeadm's front-proxy-ca and front-proxy-client): an extension
+# server believes the X-Remote-User headers only from a certificate of that CA with that name.
+
+FRONT_PROXY_CA_CERT = "front-proxy-ca.crt"
+FRONT_PROXY_CA_KEY = "front-proxy-ca.key"
+FRONT_PROXY_CLIENT_CERT = "front-proxy-client.crt"
+FRONT_PROXY_CLIENT_KEY = "front-proxy-client.key"
+FRONT_PROXY_CLIENT_CN = "front-proxy-client"
+
+
+@dataclass(frozen=True, slots=True)
+class FrontProxyFiles:
+    ca_cert: str
+    client_cert: str
+    client_key: str
+
+
+def ensure_front_proxy_certificates(pki: PKI, *, validity: dt.timedelta = LEAF_VALIDITY) -> FrontProxyFiles:
+    """Create or reuse the front-proxy CA (10 years, made once, like the cluster CA) and the
+    proxy client certificate ``CN=front-proxy-client`` it signs (issued again when missing, due
+    for renewal or not signed by the current front-proxy CA); files 0600 in the TLS directory."""
+    j = os.path.join
+    ca_path, ca_key_path = j(pki.tls_dir, FRONT_PROXY_CA_CERT), j(pki.tls_dir, FRONT_PROXY_CA_KEY)
+    cert_path, key_path = j(pki.tls_dir, FRONT_PROXY_CLIENT_CERT), j(pki.tls_dir, FRONT_PROXY_CLIENT_KEY)
+    ca = _load_pair(ca_path, ca_key_path)
+    if ca is None:
+        ca = _generate_ca("k8py-front-proxy-ca")
+        _store_pair(ca_path, ca_key_path, *ca)
+        log.info("generated the front-proxy CA in %s", pki.tls_dir)
+    have = _load_pair(cert_path, key_path)
+    if have is None or not _leaf_still_good(have[0], ca[0]):
+        cert, key = _issue_leaf(ca[0], ca[1], common_name=FRONT_PROXY_CLIENT_CN, validity=validity)
+        _store_pair(cert_path, key_path, cert, key)
+        log.info("issued the front-proxy client certificate (%s)", FRONT_PROXY_CLIENT_CN)
+    for path in (ca_path, ca_key_path, cert_path, key_path):
+        if os.stat(path).st_mode & 0o777 != 0o600:
+            os.chmod(path, 0o600)
+    return FrontProxyFiles(ca_path, cert_path, key_path)
 
 
 # --------------------------------------------------------------------------- rotate and check

@@ -76,6 +76,8 @@ BOOTSTRAP_FILES = (
     BootstrapFile("cred/encryption-config.json", False),  # encryption at rest (the default config)
     BootstrapFile("token", False),  # static bearer tokens (k8py token create)
     BootstrapFile(SERVER_TOKEN_FILE, True),  # so the second server can let a third join
+    BootstrapFile("tls/front-proxy-ca.crt", False),  # the aggregation layer's front-proxy CA: extension
+    BootstrapFile("tls/front-proxy-ca.key", False),  # API servers trust one CA, whichever server proxies
 )
 
 _TOKEN = re.compile(r"^K10([0-9a-f]{64})::server:([A-Za-z0-9._-]{16,})$")

@@ -31,6 +31,7 @@ from k8py.apiserver.secretsencrypt import PATH_PREFIX as SECRETS_ENCRYPT_PATH
 from k8py.apiserver.serviceaccounts import DISCOVERY_PATHS
 
 if TYPE_CHECKING:
+    from k8py.apiserver.aggregator import Aggregator
     from k8py.apiserver.audit import AuditLog
     from k8py.apiserver.authn import Authenticator, UserInfo
     from k8py.apiserver.authz import AuthorizerLike, RequestAttributes
@@ -89,6 +90,7 @@ class APIServerApp:
         self.extra_public: dict[str, Callable[[web.Request], Awaitable[web.StreamResponse]]] = {}
         self.audit: AuditLog | None = None  # --audit-policy-file (apiserver/audit.py); set by server.start
         self.secrets_encrypt: SecretsEncryption | None = None  # `k8py secrets-encrypt`'s endpoints
+        self.aggregator: Aggregator | None = None  # APIServices backed by Services (apiserver/aggregator.py)
 
     def build(self) -> web.Application:
         # Request bodies are read by options.read_body with kube's 3 MiB limit. Request lines and
@@ -145,6 +147,11 @@ class APIServerApp:
         if self.audit is not None:
             self.audit.received(ctx, requester)
         self.authorize(ctx)
+        if self.aggregator is not None and info.version and info.api_prefix == "apis":
+            # kube-aggregator: a group-version of an APIService backed by a Service is its backend's
+            remote = self.aggregator.remote_for(info.group, info.version)
+            if remote is not None:
+                return await self.aggregator.proxy(ctx, remote)
         if info.is_resource_request:
             return await self.api.handle(ctx)
         return await self.non_resource(ctx)
@@ -220,14 +227,16 @@ class APIServerApp:
                 out = negotiate_output(accept)
                 if out.transform == "APIGroupDiscoveryList" and out.version in ("v2", "v2beta1"):
                     hit = self.discovery.get(("agg", legacy, out.version),
-                                             lambda: discovery.aggregated(self.registry, legacy, out.version))
+                                             lambda: discovery.aggregated(self.registry, legacy, out.version,
+                                                                          self.remote_versions()))
                     assert hit is not None
                     ct = DISCOVERY_V2 if out.version == "v2" else DISCOVERY_V2BETA1
                     return self.etag_response(req, hit, ct)
             if legacy:
                 return web.Response(body=orjson.dumps(discovery.api_versions(self.server_address)),
                                     content_type="application/json")
-            hit = self.discovery.get(("groups",), lambda: discovery.api_group_list(self.registry))
+            hit = self.discovery.get(("groups",), lambda: discovery.api_group_list(self.registry,
+                                                                                   self.remote_versions()))
             assert hit is not None
             return self.etag_response(req, hit, "application/json")
         info = ctx.info
@@ -237,7 +246,8 @@ class APIServerApp:
                                          lambda: discovery.api_resource_list(self.registry, info.group,
                                                                              info.version))
             else:
-                hit = self.discovery.get(("g", info.group), lambda: discovery.api_group(self.registry, info.group))
+                hit = self.discovery.get(("g", info.group), lambda: discovery.api_group(self.registry, info.group,
+                                                                                         self.remote_versions()))
             if hit is None:
                 raise errors.StatusError(404, "NotFound", "the server could not find the requested resource",
                                          details={})
@@ -254,6 +264,12 @@ class APIServerApp:
                            | {f"/apis/{g}/{v}" for g, vs in self.registry.groups().items() if g for v in vs})
             return web.Response(body=orjson.dumps({"paths": paths}), content_type="application/json")
         raise errors.StatusError(404, "NotFound", "the server could not find the requested resource", details={})
+
+    def remote_versions(self) -> discovery.Remote:
+        """The aggregated group-versions for the discovery documents (apiserver/aggregator_discovery.py)."""
+        if self.aggregator is None or self.aggregator.discovery is None:
+            return ()
+        return self.aggregator.discovery.snapshot()
 
     def etag_response(self, req: web.Request, hit: tuple[bytes, str], ct: str) -> web.Response:
         body, etag = hit

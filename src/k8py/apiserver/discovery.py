@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from k8py.api.registry import KindInfo, Registry
 
+if TYPE_CHECKING:
+    from k8py.apiserver.aggregator_discovery import RemoteVersion
+
 Obj = dict[str, Any]
+# The aggregated group-versions (apiserver/aggregator_discovery.py) in kube's order, with their
+# APIServices: listed after k8py's own groups (whose kube priorities, 15000 and more, are above
+# what extension servers register).
+Remote = Sequence[tuple[Obj, "RemoteVersion"]]
 
 # Subresource verbs and response kinds as kube publishes them.
 _SUB_VERBS: dict[str, tuple[str, ...]] = {
@@ -52,9 +60,20 @@ def api_versions(server_address: str) -> Obj:
             "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": server_address}]}
 
 
-def api_group_list(registry: Registry) -> Obj:
+def _all_groups(registry: Registry, remote: Remote) -> dict[str, list[str]]:
+    """group -> versions (preferred first): k8py's own, then the aggregated ones (kube's
+    ``convertToDiscoveryAPIGroup``: the first APIService of a group is its preferred version)."""
+    groups = {g: list(vs) for g, vs in registry.groups().items()}
+    for _, rv in remote:
+        vs = groups.setdefault(rv.group, [])
+        if rv.version not in vs:
+            vs.append(rv.version)
+    return groups
+
+
+def api_group_list(registry: Registry, remote: Remote = ()) -> Obj:
     groups = []
-    for g, versions in registry.groups().items():
+    for g, versions in _all_groups(registry, remote).items():
         if g == "":
             continue
         vs = [{"groupVersion": f"{g}/{v}", "version": v} for v in versions]
@@ -62,8 +81,8 @@ def api_group_list(registry: Registry) -> Obj:
     return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
 
 
-def api_group(registry: Registry, group: str) -> Obj | None:
-    versions = registry.groups().get(group)
+def api_group(registry: Registry, group: str, remote: Remote = ()) -> Obj | None:
+    versions = _all_groups(registry, remote).get(group)
     if not versions or group == "":
         return None
     vs = [{"groupVersion": f"{group}/{v}", "version": v} for v in versions]
@@ -124,13 +143,18 @@ def _discovery_resource(k: KindInfo) -> Obj:
     return r
 
 
-def aggregated(registry: Registry, legacy: bool, version: str = "v2") -> Obj:
+def aggregated(registry: Registry, legacy: bool, version: str = "v2", remote: Remote = ()) -> Obj:
     items = []
-    for g, versions in registry.groups().items():
+    fetched = {(rv.group, rv.version): rv for _, rv in remote}
+    for g, versions in _all_groups(registry, remote).items():
         if legacy != (g == ""):
             continue
         vs = []
         for v in versions:
+            rv = fetched.get((g, v))
+            if rv is not None:  # an aggregated group-version: what its backend last said
+                vs.append({"version": v, "resources": rv.resources, "freshness": "Stale" if rv.stale else "Current"})
+                continue
             kinds = sorted(registry.kinds_in(g, v), key=lambda k: k.resource)
             vs.append({"version": v, "resources": [_discovery_resource(k) for k in kinds], "freshness": "Current"})
         items.append({"metadata": {"name": g, "creationTimestamp": None}, "versions": vs})

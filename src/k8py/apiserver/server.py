@@ -144,6 +144,10 @@ def build(config: ServerConfig, store: Store, *, authenticator: Any = None, auth
     api.authenticator = authenticator
     if hasattr(authenticator, "use_service_account_tokens"):
         authenticator.use_service_account_tokens(sa_tokens)
+    # the aggregation layer; its proxy client certificate is set by the composition root (cli/process.py)
+    from k8py.apiserver.aggregator import Aggregator
+
+    http.aggregator = Aggregator(objects, registry, None, on_change=http.discovery.invalidate)
     return ControlPlane(config, store, registry, objects, api, http)
 
 
@@ -175,6 +179,8 @@ async def start(config: ServerConfig, *, store: Store | None = None, ssl_context
         cp.tasks.append(await authorizer.start(cp))
     # admission plugins that decide from a watched copy of objects load it before serving
     cp.tasks.extend(await cp.api.admission.start())
+    if cp.http.aggregator is not None:  # APIServices, Services and EndpointSlices loaded before serving
+        cp.tasks.extend(await cp.http.aggregator.start())
     app = cp.http.build()
     # kube's httplog (one debug line per request, watches when they end) instead of aiohttp's
     # access log, which misses requests the client abandons. Installed only when its lines are

@@ -82,6 +82,7 @@ class ServerCertificates:
         p = pki.PKI.in_dir(self.config.tls_dir)
         times: list[dt.datetime] = []
         for path in (p.serving_cert, p.admin_cert, os.path.join(p.tls_dir, pki.KUBELET_CLIENT_CERT),
+                     os.path.join(p.tls_dir, pki.FRONT_PROXY_CLIENT_CERT),
                      *([kubelet_serving_files(self.config.data_dir)[0]] if self.kubelet_serving else [])):
             info = pki.inspect_certificate(path)
             if info is not None:
@@ -118,6 +119,12 @@ class ServerCertificates:
         if _mtime(kc) != was:
             self.on_kubelet_client(cert, key)
             renewed.append(pki.KUBELET_CLIENT)
+        # the aggregation layer's proxy client certificate: its next connection uses the new file
+        fp = os.path.join(p.tls_dir, pki.FRONT_PROXY_CLIENT_CERT)
+        was = _mtime(fp)
+        pki.ensure_front_proxy_certificates(p, validity=validity)
+        if _mtime(fp) != was:
+            renewed.append(pki.FRONT_PROXY_CLIENT_CN)
         if self.kubelet_serving is not None:
             cert_file, key_file = kubelet_serving_files(self.config.data_dir)
             info = pki.inspect_certificate(cert_file)

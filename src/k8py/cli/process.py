@@ -57,6 +57,8 @@ async def _main(config: ServerConfig) -> int:
     ensure_signing_key(config.service_account_key_path)  # service-account tokens' key, made on first start
     kubelet_cert, kubelet_key = pki_mod.ensure_kubelet_client_certificate(  # for pods/log, nodes/proxy
         p, validity=dt.timedelta(seconds=config.cert_validity_seconds))
+    front_proxy = pki_mod.ensure_front_proxy_certificates(  # the aggregation layer's proxy client certificate
+        p, validity=dt.timedelta(seconds=config.cert_validity_seconds))
     ssl_ctx = pki_mod.server_ssl_context(p) if config.tls else None
     authn = Authenticator(config, p)
     authz = node_and_rbac()  # --authorization-mode=Node,RBAC
@@ -72,6 +74,16 @@ async def _main(config: ServerConfig) -> int:
         log.error("cannot listen on %s:%d: %s", config.bind_address, config.https_listen_port, e)
         return 1
     cp.api.kubelet = KubeletConnection(p.ca_cert, kubelet_cert, kubelet_key)
+    from k8py.apiserver.aggregator import (
+        ProxyClientCertificate,
+        authentication_info_from_files,
+        publish_authentication_info,
+    )
+
+    if cp.http.aggregator is not None:
+        cp.http.aggregator.proxy_cert = ProxyClientCertificate(front_proxy.client_cert, front_proxy.client_key)
+    # kube-system/extension-apiserver-authentication: how extension API servers trust callers and this proxy
+    await publish_authentication_info(cp, authentication_info_from_files(p.ca_cert, front_proxy.ca_cert))
     from k8py.serverjoin import BOOTSTRAP_PATH, ServerBootstrap
 
     # `k8py server --server URL --token TOKEN` elsewhere fetches the shared files here, sealed with the token
@@ -82,7 +94,7 @@ async def _main(config: ServerConfig) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop_ev.set)
-    components = start_components(config, p, stop_ev)
+    components = start_components(config, p, stop_ev, front_proxy)
     from k8py.cli.certificate import ServerCertificates
 
     def new_kubelet_client(cert: str, key: str) -> None:
@@ -129,7 +141,8 @@ def loopback_client(config: ServerConfig, pki: Any, user: str, groups: tuple[str
     return Client(cc, component=component)
 
 
-def start_components(config: ServerConfig, pki: Any, stop_ev: asyncio.Event) -> list[tuple[asyncio.Task[Any], Any]]:
+def start_components(config: ServerConfig, pki: Any, stop_ev: asyncio.Event,
+                     front_proxy: Any = None) -> list[tuple[asyncio.Task[Any], Any]]:
     """The controller manager and the scheduler in this process, as k3s runs them."""
     out: list[tuple[asyncio.Task[Any], Any]] = []
     if not config.disable_controller_manager:
@@ -142,7 +155,11 @@ def start_components(config: ServerConfig, pki: Any, stop_ev: asyncio.Event) -> 
                                          "cluster_signing_cert_file": pki.ca_cert,
                                          "cluster_signing_key_file": pki.ca_key,
                                          "cluster_signing_duration": config.cluster_signing_duration_seconds,
-                                         "service_account_private_key_file": config.service_account_key_path})
+                                         "service_account_private_key_file": config.service_account_key_path,
+                                         # the APIService availability check presents the front-proxy certificate
+                                         **({"proxy_client_cert_file": front_proxy.client_cert,
+                                             "proxy_client_key_file": front_proxy.client_key}
+                                            if front_proxy is not None else {})})
         out.append((asyncio.create_task(mgr.run(stop_ev), name="controller-manager"), client))
     if not config.disable_scheduler:
         from k8py.scheduler import Scheduler

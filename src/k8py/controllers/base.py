@@ -71,6 +71,10 @@ class ControllerOptions:
     hpa_downscale_stabilization: float = 300.0  # --horizontal-pod-autoscaler-downscale-stabilization
     hpa_cpu_initialization_period: float = 300.0  # --horizontal-pod-autoscaler-cpu-initialization-period
     hpa_initial_readiness_delay: float = 30.0  # --horizontal-pod-autoscaler-initial-readiness-delay
+    # kube-apiserver's --proxy-client-cert-file / --proxy-client-key-file: the APIService availability
+    # check presents them to extension API servers (controllers/apiservice.py)
+    proxy_client_cert_file: str | None = None
+    proxy_client_key_file: str | None = None
 
     @classmethod
     def of(cls, values: ControllerOptions | Mapping[str, Any] | None) -> ControllerOptions:

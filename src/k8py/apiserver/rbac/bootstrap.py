@@ -172,6 +172,9 @@ def cluster_roles() -> list[Obj]:
             r("create", AUTHN, "selfsubjectreviews")]),
         cluster_role("system:public-info-viewer", [urls("get", "/livez", "/readyz", "/healthz", "/version",
                                                         "/version/")]),
+        # what extension API servers (metrics-server ...) are bound to, to delegate authn and authz
+        cluster_role("system:auth-delegator", [r("create", AUTHN, "tokenreviews"),
+                                               r("create", AUTHZ, "subjectaccessreviews")]),
         cluster_role("admin", [], aggregate_from="admin"),
         cluster_role("edit", [], labels={agg + "admin": "true"}, aggregate_from="edit"),
         cluster_role("view", [], labels={agg + "edit": "true"}, aggregate_from="view"),
@@ -561,6 +564,10 @@ def roles() -> list[Obj]:
          "rules": [r("create", CORE, "services"), r(("get", "update"), CORE, "services", ("metrics-server",)),
                    r("create", DISCOVERY, "endpointslices"),
                    r(("get", "update"), DISCOVERY, "endpointslices", ("metrics-server-k8py",))]},
+        # extension API servers read how to trust callers and the aggregation layer's front proxy
+        {"apiVersion": RBAC_V1, "kind": "Role",
+         "metadata": _meta("extension-apiserver-authentication-reader", namespace="kube-system"),
+         "rules": [r(READ, CORE, "configmaps", ("extension-apiserver-authentication",))]},
         {"apiVersion": RBAC_V1, "kind": "Role", "metadata": _meta("k8py:bootstrap-signer-clusterinfo",
                                                                   namespace="kube-public"),
          "rules": [r("get", CORE, "configmaps", ("kube-root-ca.crt",))]},

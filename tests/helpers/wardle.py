@@ -1,0 +1,248 @@
+"""A small extension API server for the aggregation tests (kube's sample-apiserver, in aiohttp):
+``wardle.example.com/v1alpha1`` with a namespaced ``flunders`` resource (list, get, create,
+delete, watch), over HTTPS with a serving certificate for ``api.wardle.svc`` signed by a CA of
+the test's own (the APIService's ``caBundle``).
+
+As a real extension server it believes the ``X-Remote-*`` headers only from a client certificate
+signed by the request-header CA (``requestheader-client-ca-file``) whose name is allowed
+(``requestheader-allowed-names``); any other request is 401. It records what it saw (path,
+user, groups, the certificate's name) for the tests to check.
+
+    backend = WardleServer(requestheader_ca_pem, ("front-proxy-client",))
+    await backend.start()            # backend.port, backend.ca_pem
+    ...
+    await backend.stop()             # the port refuses connections until start() again
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import os
+import ssl
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+GROUP, VERSION = "wardle.example.com", "v1alpha1"
+GV = f"{GROUP}/{VERSION}"
+
+RESOURCES = {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": GV, "resources": [
+    {"name": "flunders", "singularName": "flunder", "namespaced": True, "kind": "Flunder",
+     "verbs": ["create", "delete", "get", "list", "watch"], "shortNames": ["fl"], "categories": ["wardle"]},
+    {"name": "flunders/status", "singularName": "", "namespaced": True, "kind": "Flunder",
+     "verbs": ["get", "update"]}]}
+
+
+def serving_tls(names: tuple[str, ...] = ("api.wardle.svc",)) -> tuple[str, bytes, bytes]:
+    """(CA PEM, serving certificate PEM, key PEM) for ``names``, made fresh."""
+    now = dt.datetime.now(dt.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "wardle-ca")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+          .not_valid_after(now + dt.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                                       data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                                       crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
+            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    return (ca.public_bytes(serialization.Encoding.PEM).decode(), cert.public_bytes(serialization.Encoding.PEM),
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption()))
+
+
+@dataclass
+class Seen:
+    method: str
+    path: str
+    user: str
+    groups: list[str]
+    cert_cn: str
+    extra: dict[str, list[str]] = field(default_factory=dict)
+
+
+class WardleServer:
+    def __init__(self, requestheader_ca_pem: str | None, allowed_names: tuple[str, ...] = ("front-proxy-client",),
+                 port: int = 0) -> None:
+        self.requestheader_ca_pem = requestheader_ca_pem
+        self.allowed_names = allowed_names
+        self.port = port
+        self.ca_pem, cert, key = serving_tls()
+        self._dir = tempfile.mkdtemp(prefix="wardle-")
+        self.cert_file, self.key_file = os.path.join(self._dir, "tls.crt"), os.path.join(self._dir, "tls.key")
+        with open(self.cert_file, "wb") as f:
+            f.write(cert)
+        with open(self.key_file, "wb") as f:
+            f.write(key)
+        self.seen: list[Seen] = []
+        self.objects: dict[tuple[str, str], dict[str, Any]] = {}
+        self.rv = 1
+        self._watchers: list[tuple[str | None, asyncio.Queue[dict[str, Any]]]] = []
+        self.runner: web.AppRunner | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def ssl_context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(self.cert_file, self.key_file)
+        if self.requestheader_ca_pem:
+            ctx.load_verify_locations(cadata=self.requestheader_ca_pem)
+            ctx.verify_mode = ssl.CERT_OPTIONAL
+        return ctx
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        self.runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=0.5)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", self.port, ssl_context=self.ssl_context(), reuse_address=True)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
+
+    # -- the API --------------------------------------------------------------------------------
+    def _caller(self, req: web.Request) -> Seen | None:
+        cert = req.transport.get_extra_info("peercert") if req.transport is not None else None
+        cn = ""
+        for rdn in (cert or {}).get("subject", ()):
+            for k, v in rdn:
+                if k == "commonName":
+                    cn = v
+        if not cert or cn not in self.allowed_names or not req.headers.get("X-Remote-User"):
+            return None
+        extra: dict[str, list[str]] = {}
+        for k, v in req.headers.items():
+            if k.lower().startswith("x-remote-extra-"):
+                extra.setdefault(k[len("x-remote-extra-"):].lower(), []).append(v)
+        return Seen(req.method, req.path_qs, req.headers["X-Remote-User"], req.headers.getall("X-Remote-Group", []),
+                    cn, extra)
+
+    async def handle(self, req: web.Request) -> web.StreamResponse:
+        who = self._caller(req)
+        if who is None:
+            return web.json_response({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 401,
+                                      "reason": "Unauthorized", "message": "Unauthorized"}, status=401)
+        self.seen.append(who)
+        parts = [p for p in req.path.split("/") if p]
+        if parts[:3] != ["apis", GROUP, VERSION]:
+            return web.json_response({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 404,
+                                      "reason": "NotFound", "message": "not found"}, status=404)
+        rest = parts[3:]
+        if not rest:
+            return web.json_response(RESOURCES)
+        ns: str | None = None
+        if rest[0] == "namespaces" and len(rest) >= 3:
+            ns, rest = rest[1], rest[2:]
+        if rest[0] != "flunders":
+            return web.json_response({"kind": "Status", "code": 404, "status": "Failure", "reason": "NotFound",
+                                      "message": "not found"}, status=404)
+        name = rest[1] if len(rest) > 1 else ""
+        if req.method == "GET" and not name and req.query.get("watch") in ("true", "1"):
+            return await self.watch(req, ns)
+        if req.method == "GET" and not name:
+            items = [o for (n, _), o in sorted(self.objects.items()) if ns is None or n == ns]
+            return web.json_response({"kind": "FlunderList", "apiVersion": GV,
+                                      "metadata": {"resourceVersion": str(self.rv)}, "items": items})
+        if req.method == "GET":
+            obj = self.objects.get((ns or "", name))
+            if obj is None:
+                return web.json_response({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 404,
+                                          "reason": "NotFound", "details": {"name": name, "group": GROUP,
+                                                                            "kind": "flunders"},
+                                          "message": f'flunders.{GROUP} "{name}" not found'}, status=404)
+            return web.json_response(obj)
+        if req.method == "POST" and ns:
+            obj = json.loads(await req.read())
+            n = obj["metadata"]["name"]
+            self.rv += 1
+            obj["metadata"].update({"namespace": ns, "resourceVersion": str(self.rv), "uid": f"uid-{self.rv}",
+                                    "creationTimestamp": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")})
+            obj.setdefault("apiVersion", GV)
+            obj.setdefault("kind", "Flunder")
+            self.objects[(ns, n)] = obj
+            for wns, q in self._watchers:
+                if wns is None or wns == ns:
+                    q.put_nowait({"type": "ADDED", "object": obj})
+            return web.json_response(obj, status=201)
+        if req.method == "DELETE" and ns and name:
+            obj = self.objects.pop((ns, name), None)
+            if obj is None:
+                return web.json_response({"kind": "Status", "code": 404, "status": "Failure",
+                                          "reason": "NotFound", "message": "not found"}, status=404)
+            for wns, q in self._watchers:
+                if wns is None or wns == ns:
+                    q.put_nowait({"type": "DELETED", "object": obj})
+            return web.json_response(obj)
+        return web.json_response({"kind": "Status", "code": 405, "status": "Failure", "reason": "MethodNotAllowed",
+                                  "message": "method not allowed"}, status=405)
+
+    async def watch(self, req: web.Request, ns: str | None) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+        resp.enable_chunked_encoding()
+        await resp.prepare(req)
+        q: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        entry = (ns, q)
+        self._watchers.append(entry)
+        try:
+            if not req.query.get("resourceVersion"):
+                for (n, _), o in sorted(self.objects.items()):
+                    if ns is None or n == ns:
+                        await resp.write(json.dumps({"type": "ADDED", "object": o}).encode() + b"\n")
+            timeout = float(req.query.get("timeoutSeconds") or 60)
+            loop = asyncio.get_running_loop()
+            end = loop.time() + timeout
+            while (left := end - loop.time()) > 0:
+                try:
+                    ev = await asyncio.wait_for(q.get(), left)
+                except TimeoutError:
+                    break
+                await resp.write(json.dumps(ev).encode() + b"\n")
+        finally:
+            self._watchers.remove(entry)
+        return resp
+
+
+class WardleThread:
+    """A :class:`WardleServer` on its own event loop in a thread (for tests that are not async)."""
+
+    def __init__(self, requestheader_ca_pem: str | None, allowed_names: tuple[str, ...] = ("front-proxy-client",)):
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="wardle", daemon=True)
+        self.server = WardleServer(requestheader_ca_pem, allowed_names)
+        self.thread.start()
+
+    def run(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(30)
+
+    def start(self) -> WardleThread:
+        self.run(self.server.start())
+        return self
+
+    def stop(self) -> None:
+        self.run(self.server.stop())
+
+    def close(self) -> None:
+        self.run(self.server.stop())
+        self.run(asyncio.sleep(0.25))  # let TLS transports finish closing (aiohttp's grace for SSL)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
