@@ -106,3 +106,69 @@ async def test_agent_collects_a_replaced_sandbox_and_leftovers_of_pods_it_no_lon
         finally:
             await a.stop()
             await client.close()
+
+
+async def test_an_evicted_pods_containers_and_sandbox_are_collected_and_its_status_stays(tmp_path: Path) -> None:
+    """kubelet's ``ShouldPodContentBeRemoved``: an evicted pod stays in the API (Failed, Evicted)
+    but its containers and sandbox are removed by the periodic collection; its container
+    statuses stay as they were."""
+    from tests.helpers.cluster import InProcessCluster
+
+    from k8py.client.api import Client
+    from k8py.client.config import ClientConfig
+    from k8py.kubelet.agent import Agent, AgentConfig
+    from k8py.kubelet.runtime.fake import FakeRuntime
+
+    body = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "hog"},
+            "spec": {"nodeName": "n1", "terminationGracePeriodSeconds": 1,
+                     "containers": [{"name": "app", "image": "busybox:1.36"}]}}
+    async with InProcessCluster() as c:
+        client = Client(ClientConfig(server=c.url), component="kubelet")
+        rt = FakeRuntime()
+        a = Agent(client, rt, AgentConfig(node_name="n1", data_dir=str(tmp_path / "n1"), relist_interval=0.1,
+                                          resync_interval=0.2, capacity={"cpu": "2", "memory": "4Gi", "pods": "10"}))
+        await a.start()
+        try:
+            uid = (await c.client.create(("v1", "Pod"), body, "default"))["metadata"]["uid"]
+
+            async def status() -> dict[str, Any]:
+                return dict((await c.client.get(("v1", "Pod"), "hog", "default")).get("status") or {})
+
+            async def running() -> bool:
+                return (await status()).get("phase") == "Running"
+
+            async def evicted() -> bool:
+                st = await status()
+                return st.get("reason") == "Evicted" and a.workers[uid].evict_done and not a.statuses.pending()
+
+            await c.until(running, what="the pod Running")
+            assert a._evict_for_pressure(uid, "The node was low on resource: memory. ", 0.1, True)
+            await c.until(evicted, what="the pod evicted")
+            before = await status()
+            assert [s for s in await rt.list_pod_sandboxes() if s.uid == uid]
+            await a.collect_containers()
+            assert not [s for s in await rt.list_pod_sandboxes() if s.uid == uid]
+            assert not await rt.list_containers()
+            assert a.sandbox_ids(uid) == set()
+            # the worker syncs on (every 0.2 s) without its containers: the status stands
+            w = a.workers[uid]
+            synced: list[bool] = []
+            sync = w.sync
+
+            async def counted() -> bool:
+                done = await sync()
+                synced.append(done)
+                return done
+
+            w.sync = counted  # type: ignore[method-assign]
+
+            async def synced_twice() -> bool:
+                return len(synced) >= 2 and not a.statuses.pending()
+
+            await c.until(synced_twice, what="the pod synced twice more")
+            after = await status()
+            assert (after["phase"], after["reason"]) == ("Failed", "Evicted")
+            assert after["containerStatuses"] == before["containerStatuses"]
+        finally:
+            await a.stop()
+            await client.close()

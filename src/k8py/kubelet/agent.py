@@ -453,9 +453,12 @@ class Agent:
         """kubelet's periodic container GC (its default policy): of every pod the node has,
         finished ones included, the dead containers but the newest of each name, which keeps
         the restart count, the last state and ``kubectl logs --previous``; restarts otherwise
-        pile up on disk. What pods the node no longer has left is the relist's to remove."""
-        live = {uid for uid, w in self.workers.items() if not w.gone}
-        known = {sid for uid in live for sid in self.sandbox_ids(uid)}
+        pile up on disk. An evicted pod's containers all go, and its sandboxes after them
+        (kubelet's ``ShouldPodContentBeRemoved``; the pod stays, Failed with its statuses). What
+        pods the node no longer has left is the relist's to remove."""
+        have = {uid for uid, w in self.workers.items() if not w.gone}
+        live = {uid for uid in have if not self.workers[uid].evict_done}
+        known = {sid for uid in have for sid in self.sandbox_ids(uid)}
         containers = [c for c in await self.runtime.list_containers() if c.sandbox_id in known]
         removed = await evictionmod.reclaim_containers(self.runtime, live, containers)
         # kubelet's evictSandboxes: dead sandboxes left without containers (a pod's older ones,
