@@ -234,6 +234,18 @@ async def test_no_metrics_api_conditions_and_events() -> None:
             "fetch metrics from custom metrics API: no custom metrics API (custom.metrics.k8s.io) registered")
         assert await replicas_of(c, "web") == 1  # nothing was scaled
 
+        external = {"type": "External", "external": {
+            "metric": {"name": "queue", "selector": {"matchLabels": {"q": "jobs"}}},
+            "target": {"type": "AverageValue", "averageValue": "30"}}}
+        await c.client.create(DEPLOYMENT, deployment("jobs"), NS)
+        await c.client.create(HPA, hpa("ext", ref("jobs"), metrics=[external]), NS)
+        h = await c.until(lambda: failing("ext", "FailedGetExternalMetric"), what="external-metric HPA failing")
+        assert condition(h, "ScalingActive")["message"] == (
+            "the HPA was unable to compute the replica count: unable to get external metric default/queue/"
+            "&LabelSelector{MatchLabels:map[string]string{q: jobs,},MatchExpressions:[]LabelSelectorRequirement{},}: "
+            "unable to fetch metrics from external metrics API: the server could not find the requested resource "
+            "(get queue.external.metrics.k8s.io)")
+
 
 async def _has(c: InProcessCluster, name: str, reason: str) -> list[tuple[str, str, str]] | None:
     evs = await events(c, name)
