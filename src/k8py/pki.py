@@ -493,6 +493,7 @@ def ensure_front_proxy_certificates(pki: PKI, *, validity: dt.timedelta = LEAF_V
     proxy client certificate ``CN=front-proxy-client`` it signs (issued again when missing, due
     for renewal or not signed by the current front-proxy CA); files 0600 in the TLS directory."""
     j = os.path.join
+    _ensure_private_dir(pki.tls_dir)
     ca_path, ca_key_path = j(pki.tls_dir, FRONT_PROXY_CA_CERT), j(pki.tls_dir, FRONT_PROXY_CA_KEY)
     cert_path, key_path = j(pki.tls_dir, FRONT_PROXY_CLIENT_CERT), j(pki.tls_dir, FRONT_PROXY_CLIENT_KEY)
     ca = _load_pair(ca_path, ca_key_path)

@@ -75,6 +75,7 @@ class Seen:
     groups: list[str]
     cert_cn: str
     extra: dict[str, list[str]] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)  # every header, as received (the last of a name)
 
 
 class WardleServer:
@@ -134,7 +135,7 @@ class WardleServer:
             if k.lower().startswith("x-remote-extra-"):
                 extra.setdefault(k[len("x-remote-extra-"):].lower(), []).append(v)
         return Seen(req.method, req.path_qs, req.headers["X-Remote-User"], req.headers.getall("X-Remote-Group", []),
-                    cn, extra)
+                    cn, extra, dict(req.headers))
 
     async def handle(self, req: web.Request) -> web.StreamResponse:
         who = self._caller(req)
