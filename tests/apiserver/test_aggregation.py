@@ -345,6 +345,8 @@ async def test_discovery_fetched_from_the_backend(env: tuple[TestClient, WardleS
     assert groups[-1]["name"] == GROUP
     g = await (await c.get(f"/apis/{GROUP}", headers=ADMIN)).json()
     assert g["preferredVersion"] == {"groupVersion": GV, "version": VERSION}
+    paths = (await (await c.get("/", headers=ADMIN)).json())["paths"]
+    assert f"/apis/{GROUP}" in paths and f"/apis/{GV}" in paths
     # the APIService deleted: gone from discovery, and its paths are k8py's 404 again
     r = await c.delete(f"/apis/apiregistration.k8s.io/v1/apiservices/{VERSION}.{GROUP}", headers=ADMIN)
     assert r.status == 200

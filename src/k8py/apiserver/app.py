@@ -261,7 +261,9 @@ class APIServerApp:
         if path == "/":
             paths = sorted({"/api", "/api/v1", "/apis", "/healthz", "/livez", "/readyz", "/version", "/openapi/v3"}
                            | {f"/apis/{g}" for g in self.registry.groups() if g}
-                           | {f"/apis/{g}/{v}" for g, vs in self.registry.groups().items() if g for v in vs})
+                           | {f"/apis/{g}/{v}" for g, vs in self.registry.groups().items() if g for v in vs}
+                           | {p for g, v in (self.aggregator.remote if self.aggregator else ())
+                              for p in (f"/apis/{g}", f"/apis/{g}/{v}")})
             return web.Response(body=orjson.dumps({"paths": paths}), content_type="application/json")
         raise errors.StatusError(404, "NotFound", "the server could not find the requested resource", details={})
 
