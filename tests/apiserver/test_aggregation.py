@@ -286,8 +286,8 @@ async def test_proxied_request_carries_the_user_not_the_client_s_credentials(
 
     obj = await eventually(created)
     assert obj["metadata"]["namespace"] == "wardle"
-    seen = backend.seen[-1]
-    assert (seen.method, seen.path, seen.user, seen.cert_cn) == ("POST", f"{FLUNDERS}", "root", "front-proxy-client")
+    seen = next(s for s in backend.seen if s.method == "POST")
+    assert (seen.path, seen.user, seen.cert_cn) == (f"{FLUNDERS}", "root", "front-proxy-client")
     assert seen.groups == ["system:masters", "system:authenticated"]
     assert seen.extra == {"example.com%2fteam": ["blue"]}
     assert seen.headers["X-Remote-Uid"] == "uid-root"
@@ -347,6 +347,19 @@ async def test_discovery_fetched_from_the_backend(env: tuple[TestClient, WardleS
     assert g["preferredVersion"] == {"groupVersion": GV, "version": VERSION}
     paths = (await (await c.get("/", headers=ADMIN)).json())["paths"]
     assert f"/apis/{GROUP}" in paths and f"/apis/{GV}" in paths
+
+    # OpenAPI v3: the backend's document of the group-version, listed in the index with its hash
+    async def openapi_listed() -> Any:
+        index = await (await c.get("/openapi/v3", headers=ADMIN)).json()
+        return index["paths"].get(f"apis/{GV}")
+
+    url = (await eventually(openapi_listed))["serverRelativeURL"]
+    assert url.startswith(f"/openapi/v3/apis/{GV}?hash=")
+    index = await (await c.get("/openapi/v3", headers=ADMIN)).json()
+    assert "apis/apps/v1" in index["paths"]  # k8py's own still there
+    r = await c.get(url, headers=ADMIN)
+    assert r.status == 200 and r.headers["Cache-Control"] == "public, immutable"
+    assert "com.example.wardle.v1alpha1.Flunder" in (await r.json())["components"]["schemas"]
     # the APIService deleted: gone from discovery, and its paths are k8py's 404 again
     r = await c.delete(f"/apis/apiregistration.k8s.io/v1/apiservices/{VERSION}.{GROUP}", headers=ADMIN)
     assert r.status == 200

@@ -102,6 +102,10 @@ def test_discovery_lists_the_group(cluster: Server, wardle: WardleThread) -> Non
                and "flunders" in p.stdout and p, 60, "flunders in kubectl api-resources")
     row = next(r.split() for r in out.stdout.splitlines() if r.startswith("flunders"))
     assert row == ["flunders", "fl", GV, "true", "Flunder"]
+    # kubectl explain reads the backend's OpenAPI v3 document through k8py's /openapi/v3
+    p = wait(lambda: (p := cluster.kubectl("explain", "flunders.spec", check=False)).returncode == 0 and p, 60,
+             "kubectl explain flunders")
+    assert "The name of another flunder." in p.stdout and "KIND:       Flunder" in p.stdout, p.stdout
 
 
 def test_create_get_list_through_the_proxy(cluster: Server, wardle: WardleThread) -> None:

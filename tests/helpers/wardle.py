@@ -42,6 +42,26 @@ RESOURCES = {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": GV, 
      "verbs": ["get", "update"]}]}
 
 
+_GVK = {"group": GROUP, "version": VERSION, "kind": "Flunder"}
+_OK = {"200": {"description": "OK", "content": {"application/json": {"schema": {
+    "$ref": "#/components/schemas/com.example.wardle.v1alpha1.Flunder"}}}}}
+OPENAPI = {"openapi": "3.0.0", "info": {"title": "wardle", "version": "v0.1"}, "paths": {
+    f"/apis/{GROUP}/{VERSION}/namespaces/{{namespace}}/flunders": {"get": {
+        "x-kubernetes-action": "list", "x-kubernetes-group-version-kind": _GVK, "responses": _OK}},
+    f"/apis/{GROUP}/{VERSION}/namespaces/{{namespace}}/flunders/{{name}}": {"get": {
+        "x-kubernetes-action": "get", "x-kubernetes-group-version-kind": _GVK, "responses": _OK}}},
+    "components": {"schemas": {
+    "com.example.wardle.v1alpha1.Flunder": {
+        "description": "A Flunder is a test object of the wardle sample API.", "type": "object",
+        "x-kubernetes-group-version-kind": [{"group": GROUP, "version": VERSION, "kind": "Flunder"}],
+        "properties": {
+            "apiVersion": {"description": "APIVersion of this object.", "type": "string"},
+            "kind": {"description": "Kind of this object.", "type": "string"},
+            "metadata": {"description": "Standard object's metadata.", "type": "object"},
+            "spec": {"description": "What the flunder refers to.", "type": "object", "properties": {
+                "reference": {"description": "The name of another flunder.", "type": "string"}}}}}}}}
+
+
 def serving_tls(names: tuple[str, ...] = ("api.wardle.svc",)) -> tuple[str, bytes, bytes]:
     """(CA PEM, serving certificate PEM, key PEM) for ``names``, made fresh."""
     now = dt.datetime.now(dt.UTC)
@@ -144,6 +164,10 @@ class WardleServer:
                                       "reason": "Unauthorized", "message": "Unauthorized"}, status=401)
         self.seen.append(who)
         parts = [p for p in req.path.split("/") if p]
+        if parts == ["openapi", "v3"]:
+            return web.json_response({"paths": {f"apis/{GV}": {"serverRelativeURL": f"/openapi/v3/apis/{GV}?hash=1"}}})
+        if parts == ["openapi", "v3", "apis", GROUP, VERSION]:
+            return web.json_response(OPENAPI)
         if parts[:3] != ["apis", GROUP, VERSION]:
             return web.json_response({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 404,
                                       "reason": "NotFound", "message": "not found"}, status=404)

@@ -16,6 +16,7 @@ that is not available, or whose backend does not answer, stays listed with what 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -48,6 +49,9 @@ class RemoteVersion:
     version: str
     resources: list[Obj] = field(default_factory=list)  # APIResourceDiscovery entries, as last fetched
     stale: bool = True
+    # the backend's OpenAPI v3 document of this group-version and its hash (kube's openapiv3
+    # aggregator), None while it has not been fetched or the backend serves none
+    openapi: tuple[bytes, str] | None = None
 
 
 def to_discovery_resources(resources: list[Obj]) -> list[Obj]:
@@ -151,6 +155,10 @@ class RemoteDiscovery:
         before = (rv.resources, rv.stale)
         if err is None and resources is not None:
             rv.resources, rv.stale = resources, False
+            openapi = await self.fetch_openapi(a)
+            if openapi is not None and openapi != rv.openapi:
+                rv.openapi = openapi
+                self.aggregator.on_change()
             self._due[name] = time.monotonic() + REFRESH_SECONDS
             self._retry.pop(name, None)
         else:
@@ -183,3 +191,24 @@ class RemoteDiscovery:
         if not isinstance(doc, dict) or not isinstance(doc.get("resources"), list):
             return None, "not an APIResourceList"
         return to_discovery_resources([r for r in doc["resources"] if isinstance(r, dict)]), None
+
+    async def fetch_openapi(self, apiservice: Obj) -> tuple[bytes, str] | None:
+        """The backend's ``/openapi/v3/apis/<group>/<version>`` (found through its ``/openapi/v3``
+        index, as kube's openapiv3 aggregator), with its SHA-512; None when it serves none or the
+        fetch fails (what was fetched before is kept)."""
+        group, version = agg.group_version(apiservice)
+        path = f"apis/{group}/{version}"
+        try:
+            status, body = await self.aggregator.get(apiservice, "/openapi/v3", FETCH_TIMEOUT)
+            if status != 200:
+                return None
+            url = ((orjson.loads(body).get("paths") or {}).get(path) or {}).get("serverRelativeURL")
+            if not isinstance(url, str) or not url.startswith("/"):
+                return None
+            status, doc = await self.aggregator.get(apiservice, url, FETCH_TIMEOUT)
+        except (agg.ResolveError, TimeoutError, aiohttp.ClientError, OSError, ValueError, AttributeError) as e:
+            log.info("aggregator: OpenAPI v3 of %s not fetched: %s", path, e or type(e).__name__)
+            return None
+        if status != 200:
+            return None
+        return doc, hashlib.sha512(doc).hexdigest().upper()

@@ -315,10 +315,18 @@ class APIServerApp:
         if accept and "json" not in accept and "*/*" not in accept:
             raise errors.not_acceptable("only application/json is served for OpenAPI v3")
         rest = path[len("/openapi/v3"):].strip("/")
+        # the aggregated group-versions' documents, as their backends serve them (aggregator_discovery.py)
+        remote = {f"apis/{rv.group}/{rv.version}": rv.openapi for _, rv in self.remote_versions() if rv.openapi}
         if not rest:
             body, etag = openapi.v3_index_bytes(self.registry)
+            if remote:
+                hit = self.discovery.get(("openapi-v3",), lambda: {"paths": {
+                    **orjson.loads(body)["paths"],
+                    **{p: {"serverRelativeURL": f"/openapi/v3/{p}?hash={e[1]}"} for p, e in remote.items()}}})
+                assert hit is not None
+                return self.etag_response(req, hit, "application/json")
             return self.etag_response(req, (body, f'"{etag}"'), "application/json")
-        entry = openapi.v3_entry(self.registry, rest)
+        entry = remote.get(rest) or openapi.v3_entry(self.registry, rest)
         if entry is None:
             raise errors.StatusError(404, "NotFound", "the server could not find the requested resource",
                                      details={})
