@@ -302,8 +302,8 @@ async def test_no_endpoints_or_upgrade(env: tuple[TestClient, WardleServer]) -> 
     c, _ = env
     await set_available(c, "True")
     await eventually(lambda: _status(c, FLUNDERS, 200))
-    r = await c.get(FLUNDERS, headers={**ADMIN, "Connection": "Upgrade", "Upgrade": "websocket"})
-    assert r.status == 501 and "does not proxy upgrade requests" in (await r.json())["message"]
+    r = await c.post(FLUNDERS, headers={**ADMIN, "Connection": "Upgrade", "Upgrade": "SPDY/3.1"})
+    assert r.status == 501 and "does not proxy upgrade requests (Upgrade: SPDY/3.1)" in (await r.json())["message"]
     r = await c.delete("/apis/discovery.k8s.io/v1/namespaces/wardle/endpointslices/api-1", headers=ADMIN)
     assert r.status == 200
     await eventually(lambda: _status(c, FLUNDERS, 503))
@@ -373,3 +373,20 @@ async def _status(c: TestClient, path: str, want: int) -> bool:
 
 async def _missing(entry: Any) -> bool:
     return await entry() is None
+
+
+async def test_websocket_relayed(env: tuple[TestClient, WardleServer]) -> None:
+    c, backend = env
+    await set_available(c, "True")
+    await eventually(lambda: _status(c, FLUNDERS, 200))
+    async with c.ws_connect(f"{FLUNDERS}/f/echo", headers=ADMIN, protocols=("v1.echo.wardle", "other")) as ws:
+        assert ws.protocol == "v1.echo.wardle"
+        await ws.send_str("hello")
+        assert (await ws.receive(timeout=5)).data == "HELLO"
+    seen = next(s for s in backend.seen if s.path.endswith("/f/echo"))
+    assert seen.user == "root" and "Authorization" not in seen.headers
+    # a backend that refuses the upgrade: its answer as it is
+    r = await c.get(f"{FLUNDERS}/nope/status", headers={
+        **ADMIN, "Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
+    assert r.status == 404 and (await r.json())["message"] == f'flunders.{GROUP} "nope" not found'

@@ -181,6 +181,15 @@ class WardleServer:
             return web.json_response({"kind": "Status", "code": 404, "status": "Failure", "reason": "NotFound",
                                       "message": "not found"}, status=404)
         name = rest[1] if len(rest) > 1 else ""
+        if rest[2:] == ["echo"]:  # an exec-like subresource: a WebSocket that answers in capitals
+            if req.headers.get("Upgrade", "").lower() != "websocket":
+                return web.json_response({"kind": "Status", "code": 400, "status": "Failure", "reason": "BadRequest",
+                                          "message": "echo needs a WebSocket"}, status=400)
+            ws = web.WebSocketResponse(protocols=("v1.echo.wardle",))
+            await ws.prepare(req)
+            async for msg in ws:
+                await ws.send_str(str(msg.data).upper())
+            return ws
         if req.method == "GET" and not name and req.query.get("watch") in ("true", "1"):
             return await self.watch(req, ns)
         if req.method == "GET" and not name:

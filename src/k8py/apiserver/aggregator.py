@@ -22,7 +22,9 @@ then, when its path is ``/apis/<group>/<version>[/...]`` of a remote APIService,
   its ``Authorization`` and ``Impersonate-*`` headers are not passed on);
 - the backend's answer goes back as it comes (status, headers, the body piece by piece, so a
   watch streams); a backend that cannot be reached is ``503`` with the dial error's text (kube's
-  ``responder.Error``). Upgrade requests (WebSocket, SPDY) are answered ``501`` for now.
+  ``responder.Error``). A WebSocket upgrade is opened to the backend with the same headers and
+  subprotocols and its messages relayed both ways (a refused upgrade's answer is passed back as
+  it is); other upgrades (SPDY) are answered ``501``.
 
 Discovery of the remote groups is :mod:`.aggregator_discovery`; the ``Available`` condition is set
 by ``controllers/apiservice.py``.
@@ -45,7 +47,7 @@ from k8py.api import aggregator as agg
 from k8py.api import errors
 from k8py.api.registry import KindInfo, Registry
 from k8py.apiserver.context import Ctx
-from k8py.apiserver.kubeletproxy import _describe, _pipe
+from k8py.apiserver.kubeletproxy import MAX_STREAM_MESSAGE, _describe, _is_websocket, _pipe, _relay
 
 if TYPE_CHECKING:
     from k8py.apiserver.aggregator_discovery import RemoteDiscovery
@@ -58,6 +60,9 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 
 SYNC_TIMEOUT = 10.0
+# A session whose TLS settings are no longer any APIService's (a new caBundle, a renewed proxy
+# certificate) takes no new requests and is closed after this long: its watches run out first.
+RETIRE_AFTER = 3600.0
 DIAL_TIMEOUT = 30.0  # kube's proxy dialer
 # not passed on: hop-by-hop headers, the client's credentials (the backend trusts the front-proxy
 # certificate and its headers, never the user's token), and what aiohttp writes itself
@@ -100,6 +105,7 @@ class Aggregator:
         self.services: dict[tuple[str, str], Obj] = {}
         self.slices: dict[tuple[str, str], Obj] = {}  # (namespace, slice name) -> EndpointSlice
         self._sessions: dict[tuple[Any, ...], aiohttp.ClientSession] = {}
+        self._retiring: set[asyncio.Task[None]] = set()
         self._synced: dict[str, asyncio.Event] = {k: asyncio.Event() for k in ("apiservices", "services", "slices")}
         self.discovery: RemoteDiscovery | None = None  # set by start
 
@@ -177,10 +183,36 @@ class Aggregator:
         try:
             await asyncio.Event().wait()
         finally:
+            for t in list(self._retiring):
+                t.cancel()
+            await asyncio.gather(*self._retiring, return_exceptions=True)
             for s in list(self._sessions.values()):
                 with contextlib.suppress(Exception):
                     await s.close()
             self._sessions.clear()
+
+    def _session_key(self, apiservice: Obj) -> tuple[Any, ...]:
+        spec = apiservice.get("spec") or {}
+        ref = agg.service_ref(apiservice)
+        assert ref is not None
+        version = self.proxy_cert.version() if self.proxy_cert is not None else 0
+        return spec.get("caBundle"), spec.get("insecureSkipTLSVerify") is True, agg.server_name(ref), version
+
+    def _retire_unused_sessions(self) -> None:
+        live = {self._session_key(a) for a in self.remote.values()}
+        for key in [k for k in self._sessions if k not in live]:
+            session = self._sessions.pop(key)
+
+            async def retire(s: aiohttp.ClientSession = session) -> None:
+                try:
+                    await asyncio.sleep(RETIRE_AFTER)
+                finally:
+                    with contextlib.suppress(Exception):
+                        await s.close()
+
+            task = asyncio.get_running_loop().create_task(retire(), name="aggregator-session-retire")
+            self._retiring.add(task)
+            task.add_done_callback(self._retiring.discard)
 
     # -- lookups -------------------------------------------------------------------------------
     def remote_for(self, group: str, version: str) -> Obj | None:
@@ -199,13 +231,10 @@ class Aggregator:
         """A pooled HTTPS session for the APIService's TLS settings (kept per caBundle,
         insecureSkipTLSVerify, server name and proxy certificate version). A caBundle that does
         not load is a ``ValueError`` (kube's transport building error)."""
-        spec = apiservice.get("spec") or {}
-        ref = agg.service_ref(apiservice)
-        assert ref is not None
-        version = self.proxy_cert.version() if self.proxy_cert is not None else 0
-        key = (spec.get("caBundle"), spec.get("insecureSkipTLSVerify") is True, agg.server_name(ref), version)
+        key = self._session_key(apiservice)
         s = self._sessions.get(key)
         if s is None or s.closed:
+            self._retire_unused_sessions()
             cert = self.proxy_cert
             ctx = agg.client_ssl_context(apiservice, cert.cert_file if cert else None, cert.key_file if cert else None)
             timeout = aiohttp.ClientTimeout(total=None, sock_connect=DIAL_TIMEOUT, sock_read=None)
@@ -234,7 +263,8 @@ class Aggregator:
         except agg.ResolveError as e:
             log.warning("aggregator: error resolving %s/%s: %s", ref.namespace, ref.name, e)
             return proxy_error("service unavailable", 503)
-        if req.headers.get("Upgrade"):
+        websocket = _is_websocket(req)
+        if req.headers.get("Upgrade") and not websocket:
             raise errors.not_implemented(
                 f"k8py does not proxy upgrade requests (Upgrade: {req.headers['Upgrade']}) to aggregated API "
                 f"servers yet ({name})")
@@ -251,6 +281,8 @@ class Aggregator:
             prior = req.headers.get("X-Forwarded-For")
             headers = [(k, v) for k, v in headers if k.lower() != "x-forwarded-for"]
             headers.append(("X-Forwarded-For", f"{prior}, {peer}" if prior else peer))
+        if websocket:
+            return await self._websocket(req, session, url, headers, ref)
         body = await req.read() if req.can_read_body else None
         try:
             upstream = await session.request(req.method, yarl_url(url), headers=headers, data=body,
@@ -267,6 +299,35 @@ class Aggregator:
             await resp.prepare(req)
             await _pipe(upstream, resp)
             return resp
+
+    async def _websocket(self, req: web.Request, session: aiohttp.ClientSession, url: str,
+                         headers: list[tuple[str, str]], ref: agg.ServiceRef) -> web.StreamResponse:
+        """A WebSocket upgrade: opened to the backend with the client's subprotocols, then every
+        message relayed both ways (kubeletproxy's relay); a backend that refuses the upgrade
+        answers the same request without it, and that answer goes back as it is."""
+        offered = [p.strip() for p in req.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
+        drop = {"sec-websocket-key", "sec-websocket-version", "sec-websocket-protocol", "sec-websocket-extensions"}
+        ws_headers = [(k, v) for k, v in headers if k.lower() not in drop]
+        try:
+            upstream = await session.ws_connect(yarl_url(url), protocols=offered, headers=ws_headers, autoping=True,
+                                                max_msg_size=MAX_STREAM_MESSAGE, server_hostname=agg.server_name(ref))
+        except aiohttp.WSServerHandshakeError:
+            try:
+                async with session.get(yarl_url(url), headers=ws_headers, allow_redirects=False,
+                                       server_hostname=agg.server_name(ref)) as r:
+                    return web.Response(status=r.status, body=await r.read(),
+                                        headers={k: v for k, v in r.headers.items()
+                                                 if k.lower() not in _DROP_RESPONSE})
+            except (aiohttp.ClientError, OSError) as e:
+                return proxy_error(_describe(e), 503)
+        except (aiohttp.ClientError, OSError) as e:
+            return proxy_error(_describe(e), 503)
+        async with upstream:
+            client = web.WebSocketResponse(protocols=(upstream.protocol,) if upstream.protocol else (),
+                                           max_msg_size=MAX_STREAM_MESSAGE, autoping=True)
+            await client.prepare(req)
+            await _relay(client, upstream)
+            return client
 
     async def get(self, apiservice: Obj, path: str, timeout: float) -> tuple[int, bytes]:
         """GET ``path`` from the APIService's backend as ``system:kube-aggregator`` (the
