@@ -390,3 +390,14 @@ async def test_websocket_relayed(env: tuple[TestClient, WardleServer]) -> None:
         **ADMIN, "Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
         "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
     assert r.status == 404 and (await r.json())["message"] == f'flunders.{GROUP} "nope" not found'
+
+
+def test_controller_manager_takes_the_proxy_client_certificate(caplog: pytest.LogCaptureFixture) -> None:
+    """``k8py controller-manager`` run alone: the availability check's certificate as flags."""
+    from k8py.cli.main import build_parser, main
+
+    args = build_parser().parse_args(["controller-manager", "--proxy-client-cert-file", "c.crt",
+                                      "--proxy-client-key-file", "c.key"])
+    assert (args.proxy_client_cert_file, args.proxy_client_key_file) == ("c.crt", "c.key")
+    assert main(["controller-manager", "--proxy-client-cert-file", "c.crt"]) == 2
+    assert "--proxy-client-cert-file and --proxy-client-key-file go together" in caplog.text

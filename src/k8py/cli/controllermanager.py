@@ -32,6 +32,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="the cluster CA (PEM) published as kube-root-ca.crt in every namespace (default: the "
                    "certificate authority of the kubeconfig)")
     p.add_argument("--concurrent-syncs", type=int, default=2, metavar="N", help="workers per controller")
+    p.add_argument("--proxy-client-cert-file", metavar="FILE",
+                   help="the front-proxy client certificate the APIService availability check presents to "
+                   "extension API servers (a k8py server's <data-dir>/tls/front-proxy-client.crt)")
+    p.add_argument("--proxy-client-key-file", metavar="FILE", help="its key")
     hpa = p.add_argument_group("horizontal pod autoscaler (kube-controller-manager's flags)")
     hpa.add_argument("--horizontal-pod-autoscaler-sync-period", type=_duration, default=15.0, metavar="DURATION",
                      help="how often each HPA is reconciled (default 15s)")
@@ -76,6 +80,9 @@ def hpa_options(args: argparse.Namespace) -> dict[str, object]:
 def run(args: argparse.Namespace) -> int:
     from k8py.controllers.manager import CONTROLLERS, ControllerManager
 
+    if bool(args.proxy_client_cert_file) != bool(args.proxy_client_key_file):
+        log.error("--proxy-client-cert-file and --proxy-client-key-file go together")
+        return 2
     cfg = component_config(args, log)
     if cfg is None:
         return 1
@@ -101,6 +108,9 @@ def run(args: argparse.Namespace) -> int:
         options = hpa_options(args)
         if args.root_ca_file:
             options["root_ca_file"] = args.root_ca_file
+        if args.proxy_client_cert_file:
+            options["proxy_client_cert_file"] = args.proxy_client_cert_file
+            options["proxy_client_key_file"] = args.proxy_client_key_file
         mgr = ControllerManager(client, controllers=names, leader_elect=args.leader_elect == "true",
                                 workers=args.concurrent_syncs, options=options)
         log.info("controller manager starting against %s (controllers: %s)", cfg.server,
