@@ -401,3 +401,17 @@ def test_controller_manager_takes_the_proxy_client_certificate(caplog: pytest.Lo
     assert (args.proxy_client_cert_file, args.proxy_client_key_file) == ("c.crt", "c.key")
     assert main(["controller-manager", "--proxy-client-cert-file", "c.crt"]) == 2
     assert "--proxy-client-cert-file and --proxy-client-key-file go together" in caplog.text
+
+
+def test_a_joining_server_gets_the_front_proxy_ca(tmp_path: Path) -> None:
+    """Every server of a cluster proxies with a certificate of the same front-proxy CA."""
+    from k8py import serverjoin as sj
+    from k8py.pki import ensure_pki
+
+    config = ServerConfig(data_dir=str(tmp_path / "first"))
+    pki = ensure_pki(config)
+    files = ensure_front_proxy_certificates(pki)
+    tok = sj.ensure_server_token(config.data_dir)
+    carried = sj.decrypt(tok.secret, sj.ServerBootstrap(config.data_dir).payload())
+    assert carried["tls/front-proxy-ca.crt"] == Path(files.ca_cert).read_bytes()
+    assert "tls/front-proxy-ca.key" in carried and "tls/front-proxy-client.crt" not in carried
