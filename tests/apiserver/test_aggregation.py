@@ -195,9 +195,15 @@ ADMIN = {"X-Test-User": "root", "X-Test-Groups": "system:masters"}
 
 
 @pytest.fixture
-async def env(tmp_path: Path) -> AsyncIterator[tuple[TestClient, WardleServer]]:
+def v2_backend() -> bool:
+    """Whether the backend serves aggregated discovery (apidiscovery.k8s.io/v2) at /apis."""
+    return False
+
+
+@pytest.fixture
+async def env(tmp_path: Path, v2_backend: bool) -> AsyncIterator[tuple[TestClient, WardleServer]]:
     files = ensure_front_proxy_certificates(PKI.in_dir(str(tmp_path / "tls")))
-    backend = WardleServer(Path(files.ca_cert).read_text())
+    backend = WardleServer(Path(files.ca_cert).read_text(), aggregated_discovery=v2_backend)
     await backend.start()
     store = MemoryStore(progress_interval=0.1)
     await store.start()
@@ -365,6 +371,26 @@ async def test_discovery_fetched_from_the_backend(env: tuple[TestClient, WardleS
     assert r.status == 200
     await eventually(lambda: _missing(entry))
     assert (await c.get(FLUNDERS, headers=ADMIN)).status == 404
+
+
+@pytest.mark.parametrize("v2_backend", [True])
+async def test_discovery_from_the_backend_s_aggregated_document(env: tuple[TestClient, WardleServer]) -> None:
+    """A backend serving apidiscovery.k8s.io/v2 at /apis is read from there, its entries as they are."""
+    c, backend = env
+    await set_available(c, "True")
+    accept = {"Accept": "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"}
+
+    async def fresh() -> Any:
+        doc = await (await c.get("/apis", headers={**ADMIN, **accept})).json()
+        e = next((i for i in doc["items"] if i["metadata"]["name"] == GROUP), None)
+        return e is not None and e["versions"][0]["freshness"] == "Current" and e
+
+    got = await eventually(fresh)
+    assert got["versions"][0]["resources"][0]["categories"] == ["from-v2"]
+    assert got["versions"][0]["resources"][0]["responseKind"] == {"group": GROUP, "version": VERSION,
+                                                                  "kind": "Flunder"}
+    asked = [s.path for s in backend.seen if s.user == "system:kube-aggregator"]
+    assert "/apis" in asked and f"/apis/{GV}" not in asked
 
 
 async def _status(c: TestClient, path: str, want: int) -> bool:

@@ -62,6 +62,15 @@ OPENAPI = {"openapi": "3.0.0", "info": {"title": "wardle", "version": "v0.1"}, "
                 "reference": {"description": "The name of another flunder.", "type": "string"}}}}}}}}
 
 
+DISCOVERY_V2_TYPE = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+# as a k8s.io/apiserver backend serves it; "from-v2" marks what came this way
+DISCOVERY_V2 = {"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {}, "items": [
+    {"metadata": {"name": GROUP}, "versions": [{"version": VERSION, "freshness": "Current", "resources": [
+        {"resource": "flunders", "responseKind": {"group": GROUP, "version": VERSION, "kind": "Flunder"},
+         "scope": "Namespaced", "singularResource": "flunder", "verbs": ["get", "list"],
+         "categories": ["from-v2"]}]}]}]}
+
+
 def serving_tls(names: tuple[str, ...] = ("api.wardle.svc",)) -> tuple[str, bytes, bytes]:
     """(CA PEM, serving certificate PEM, key PEM) for ``names``, made fresh."""
     now = dt.datetime.now(dt.UTC)
@@ -100,8 +109,9 @@ class Seen:
 
 class WardleServer:
     def __init__(self, requestheader_ca_pem: str | None, allowed_names: tuple[str, ...] = ("front-proxy-client",),
-                 port: int = 0) -> None:
+                 port: int = 0, aggregated_discovery: bool = False) -> None:
         self.requestheader_ca_pem = requestheader_ca_pem
+        self.aggregated_discovery = aggregated_discovery  # serve apidiscovery.k8s.io/v2 at /apis
         self.allowed_names = allowed_names
         self.port = port
         self.ca_pem, cert, key = serving_tls()
@@ -164,6 +174,8 @@ class WardleServer:
                                       "reason": "Unauthorized", "message": "Unauthorized"}, status=401)
         self.seen.append(who)
         parts = [p for p in req.path.split("/") if p]
+        if parts == ["apis"] and self.aggregated_discovery and "apidiscovery.k8s.io" in req.headers.get("Accept", ""):
+            return web.Response(body=json.dumps(DISCOVERY_V2).encode(), headers={"Content-Type": DISCOVERY_V2_TYPE})
         if parts == ["openapi", "v3"]:
             return web.json_response({"paths": {f"apis/{GV}": {"serverRelativeURL": f"/openapi/v3/apis/{GV}?hash=1"}}})
         if parts == ["openapi", "v3", "apis", GROUP, VERSION]:

@@ -329,19 +329,21 @@ class Aggregator:
             await _relay(client, upstream)
             return client
 
-    async def get(self, apiservice: Obj, path: str, timeout: float) -> tuple[int, bytes]:
+    async def get(self, apiservice: Obj, path: str, timeout: float,
+                  accept: str = "application/json") -> tuple[int, str, bytes]:
         """GET ``path`` from the APIService's backend as ``system:kube-aggregator`` (the
-        discovery fetch); raises ``ResolveError``, ``ValueError``, aiohttp and timeout errors."""
+        discovery fetch): (status, content type, body). Raises ``ResolveError``, ``ValueError``,
+        aiohttp and timeout errors."""
         ref = agg.service_ref(apiservice)
         assert ref is not None
         host, port = self.resolve(ref)
         session = self.session_for(apiservice)
         hostport = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        headers = [("Accept", "application/json"), *agg.auth_proxy_headers(agg.AGGREGATOR_USER, "", (), {})]
+        headers = [("Accept", accept), *agg.auth_proxy_headers(agg.AGGREGATOR_USER, "", (), {})]
         async with asyncio.timeout(timeout):
             async with session.get(f"https://{hostport}{path}", headers=headers, allow_redirects=False,
                                    server_hostname=agg.server_name(ref)) as r:
-                return r.status, await r.read()
+                return r.status, r.headers.get("Content-Type", ""), await r.read()
 
 
 def yarl_url(url: str) -> Any:

@@ -5,9 +5,11 @@ aggregated discovery document (``apidiscovery.k8s.io/v2``, what kubectl reads).
 
 Each APIService backed by a Service is fetched when it appears or changes (its ``Available``
 condition coming true is such a change) and again every minute, as kube's; a failure is retried
-sooner, with a doubling delay (1 s to 30 s). The fetch is ``GET /apis/<group>/<version>``
-(``APIResourceList``) from the backend, as ``system:kube-aggregator``, within 5 s, converted as
-kube's ``ConvertGroupVersionIntoToDiscovery`` (subresources under their resource). An APIService
+sooner, with a doubling delay (1 s to 30 s). The fetch asks the backend, as
+``system:kube-aggregator`` and within 5 s, for its aggregated discovery (``GET /apis`` with the
+``apidiscovery.k8s.io/v2`` type) and, when it serves none, for ``/apis/<group>/<version>``
+(``APIResourceList``), converted as kube's ``ConvertGroupVersionIntoToDiscovery`` (subresources
+under their resource). An APIService
 that is not available, or whose backend does not answer, stays listed with what was last fetched
 (nothing, the first time) and ``freshness: Stale``; kubectl then reports
 ``stale GroupVersion discovery: <group>/<version>`` for it alone, as against kube.
@@ -36,6 +38,8 @@ log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 
+ACCEPT_V2 = ("application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,"
+             "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json")
 FETCH_TIMEOUT = 5.0
 REFRESH_SECONDS = 60.0
 RETRY_MIN, RETRY_MAX = 1.0, 30.0
@@ -91,6 +95,18 @@ def to_discovery_resources(resources: list[Obj]) -> list[Obj]:
         parent.setdefault("subresources", []).append(
             {"subresource": sub, "responseKind": kind, "verbs": list(r.get("verbs") or [])})
     return out
+
+
+def _version_resources(doc: Any, group: str, version: str) -> list[Obj]:
+    """The resources of ``group/version`` in a backend's ``APIGroupDiscoveryList``; none when it
+    does not list that version (kube lists the APIService's version empty then)."""
+    for g in doc.get("items") or []:
+        if (g.get("metadata") or {}).get("name") != group:
+            continue
+        for v in g.get("versions") or []:
+            if v.get("version") == version:
+                return [r for r in v.get("resources") or [] if isinstance(r, dict)]
+    return []
 
 
 class RemoteDiscovery:
@@ -171,16 +187,22 @@ class RemoteDiscovery:
             self.aggregator.on_change()
 
     async def fetch(self, apiservice: Obj) -> tuple[list[Obj] | None, str | None]:
+        """(resources, None), or (None, why not)."""
         if not agg.is_available(apiservice):
             return None, "service unavailable"
         group, version = agg.group_version(apiservice)
         try:
-            status, body = await self.aggregator.get(apiservice, f"/apis/{group}/{version}", FETCH_TIMEOUT)
+            # the backend's aggregated discovery first (kube's discovery manager); a backend that
+            # does not serve it (404, 406, another type) is asked for the group-version's list
+            status, ctype, body = await self.aggregator.get(apiservice, "/apis", FETCH_TIMEOUT, accept=ACCEPT_V2)
+            if status == 200 and "apidiscovery.k8s.io" in ctype:
+                return _version_resources(orjson.loads(body), group, version), None
+            status, _, body = await self.aggregator.get(apiservice, f"/apis/{group}/{version}", FETCH_TIMEOUT)
         except agg.ResolveError as e:
             return None, str(e)
         except TimeoutError:
             return None, "request timed out"
-        except (aiohttp.ClientError, OSError, ValueError) as e:
+        except (aiohttp.ClientError, OSError, ValueError, AttributeError, TypeError) as e:
             return None, str(e) or type(e).__name__
         if status != 200:
             return None, f"failed to download discovery for /apis/{group}/{version}: ResponseCode: {status}"
@@ -199,13 +221,13 @@ class RemoteDiscovery:
         group, version = agg.group_version(apiservice)
         path = f"apis/{group}/{version}"
         try:
-            status, body = await self.aggregator.get(apiservice, "/openapi/v3", FETCH_TIMEOUT)
+            status, _, body = await self.aggregator.get(apiservice, "/openapi/v3", FETCH_TIMEOUT)
             if status != 200:
                 return None
             url = ((orjson.loads(body).get("paths") or {}).get(path) or {}).get("serverRelativeURL")
             if not isinstance(url, str) or not url.startswith("/"):
                 return None
-            status, doc = await self.aggregator.get(apiservice, url, FETCH_TIMEOUT)
+            status, _, doc = await self.aggregator.get(apiservice, url, FETCH_TIMEOUT)
         except (agg.ResolveError, TimeoutError, aiohttp.ClientError, OSError, ValueError, AttributeError) as e:
             log.info("aggregator: OpenAPI v3 of %s not fetched: %s", path, e or type(e).__name__)
             return None
