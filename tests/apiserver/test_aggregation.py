@@ -310,7 +310,14 @@ async def test_no_endpoints_or_upgrade(env: tuple[TestClient, WardleServer]) -> 
     await eventually(lambda: _status(c, FLUNDERS, 200))
     r = await c.post(FLUNDERS, headers={**ADMIN, "Connection": "Upgrade", "Upgrade": "SPDY/3.1"})
     assert r.status == 501 and "does not proxy upgrade requests (Upgrade: SPDY/3.1)" in (await r.json())["message"]
-    r = await c.delete("/apis/discovery.k8s.io/v1/namespaces/wardle/endpointslices/api-1", headers=ADMIN)
+    # the slice given to another Service, then back: the proxy follows its label
+    slice_path = "/apis/discovery.k8s.io/v1/namespaces/wardle/endpointslices/api-1"
+    for svc, want in (("other", 503), ("api", 200)):
+        es = await (await c.get(slice_path, headers=ADMIN)).json()
+        es["metadata"]["labels"]["kubernetes.io/service-name"] = svc
+        assert (await c.put(slice_path, json=es, headers=ADMIN)).status == 200
+        await eventually(lambda want=want: _status(c, FLUNDERS, want))  # type: ignore[misc]
+    r = await c.delete(slice_path, headers=ADMIN)
     assert r.status == 200
     await eventually(lambda: _status(c, FLUNDERS, 503))
     assert await (await c.get(FLUNDERS, headers=ADMIN)).text() == "service unavailable\n"

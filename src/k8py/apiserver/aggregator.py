@@ -104,6 +104,8 @@ class Aggregator:
         self.remote: dict[tuple[str, str], Obj] = {}  # (group, version) -> APIService with a service
         self.services: dict[tuple[str, str], Obj] = {}
         self.slices: dict[tuple[str, str], Obj] = {}  # (namespace, slice name) -> EndpointSlice
+        # (namespace, service) -> its EndpointSlices by name: a request reads only its Service's
+        self._slices_by_service: dict[tuple[str, str], dict[str, Obj]] = {}
         self._sessions: dict[tuple[Any, ...], aiohttp.ClientSession] = {}
         self._retiring: set[asyncio.Task[None]] = set()
         self._synced: dict[str, asyncio.Event] = {k: asyncio.Event() for k in ("apiservices", "services", "slices")}
@@ -139,19 +141,44 @@ class Aggregator:
         ns, _, name = key[len(prefix):].partition("/")
         return ns, name
 
-    def _mirror(self, group: str, resource: str, store: dict[tuple[str, str], Obj], what: str) -> Any:
+    def _mirror(self, group: str, resource: str, store: dict[tuple[str, str], Obj], what: str,
+                on_change: Callable[[tuple[str, str], Obj | None, Obj | None], None] | None = None) -> Any:
         prefix = self._kind(group, resource).key_prefix(None)
 
         def apply(key: str, value: bytes | None) -> None:
             k = self._ns_name(key, prefix)
             obj = _load(key, value) if value is not None else None
-            if obj is None:
-                store.pop(k, None)
-            else:
+            old = store.pop(k, None) if obj is None else store.get(k)
+            if obj is not None:
                 store[k] = obj
+            if on_change is not None:
+                on_change(k, old, obj)
 
-        return self.objects.mirror(prefix, reset=store.clear, apply=apply, synced=self._synced[what].set,
+        def reset() -> None:
+            for k in list(store):
+                apply_removed(k)
+
+        def apply_removed(k: tuple[str, str]) -> None:
+            old = store.pop(k, None)
+            if on_change is not None:
+                on_change(k, old, None)
+
+        return self.objects.mirror(prefix, reset=reset, apply=apply, synced=self._synced[what].set,
                                    what=f"aggregator {what}")
+
+    def _index_slice(self, key: tuple[str, str], old: Obj | None, new: Obj | None) -> None:
+        def service_of(s: Obj | None) -> tuple[str, str] | None:
+            name = (((s or {}).get("metadata") or {}).get("labels") or {}).get("kubernetes.io/service-name")
+            return (key[0], name) if s is not None and name else None
+
+        was, now = service_of(old), service_of(new)
+        if was is not None and was != now:
+            by_name = self._slices_by_service.get(was) or {}
+            by_name.pop(key[1], None)
+            if not by_name:
+                self._slices_by_service.pop(was, None)
+        if now is not None and new is not None:
+            self._slices_by_service.setdefault(now, {})[key[1]] = new
 
     async def start(self) -> list[asyncio.Task[Any]]:
         """Load the APIServices, Services and EndpointSlices, then follow them; start the
@@ -167,7 +194,8 @@ class Aggregator:
                                                  synced=self._synced["apiservices"].set,
                                                  what="aggregator apiservices"), name="aggregator-apiservices"),
             loop.create_task(self._mirror("", "services", self.services, "services"), name="aggregator-services"),
-            loop.create_task(self._mirror("discovery.k8s.io", "endpointslices", self.slices, "slices"),
+            loop.create_task(self._mirror("discovery.k8s.io", "endpointslices", self.slices, "slices",
+                                          self._index_slice),
                              name="aggregator-endpointslices"),
         ]
         try:
@@ -224,7 +252,8 @@ class Aggregator:
     def resolve(self, ref: agg.ServiceRef) -> tuple[str, int]:
         """One ready endpoint of the Service (:func:`k8py.api.aggregator.resolve_endpoint`)."""
         svc = self.services.get((ref.namespace, ref.name))
-        slices = agg.slices_of(self.slices.values(), ref.namespace, ref.name) if svc is not None else []
+        slices = list((self._slices_by_service.get((ref.namespace, ref.name)) or {}).values()) \
+            if svc is not None else []
         return agg.resolve_endpoint(svc, slices, ref)
 
     def session_for(self, apiservice: Obj) -> aiohttp.ClientSession:
