@@ -52,6 +52,7 @@ SLICE = "metrics-server-k8py"
 APISERVICE = "v1beta1.metrics.k8s.io"
 MANAGED_BY = "k8py-metrics-server"
 AUTH_POLL = 10.0
+REPUBLISH = 300.0
 
 SERVICE_KIND = ("v1", "Service")
 SLICE_KIND = ("discovery.k8s.io/v1", "EndpointSlice")
@@ -254,17 +255,14 @@ class MetricsServer:
         tasks: list[asyncio.Task[Any]] = []
         try:
             self.factory.start()
-            await self.refresh_auth_config()
+            tasks.append(asyncio.create_task(self._auth_loop(stop), name="metrics-server-auth"))
             if not await self.factory.wait_for_cache_sync(timeout=60):
                 log.warning("metrics-server: informers not synced after 60 s")
-            await self.publish()
             log.info("metrics-server serving metrics.k8s.io/v1beta1 on https://%s:%d (resolution %gs)",
                      self.opts.advertise, self.port, self.opts.resolution)
-            tasks = [asyncio.create_task(self._loop(stop), name="metrics-server-scrape"),
-                     asyncio.create_task(self._auth_loop(stop), name="metrics-server-auth")]
+            tasks += [asyncio.create_task(self._loop(stop), name="metrics-server-scrape"),
+                      asyncio.create_task(self._publish_loop(stop), name="metrics-server-publish")]
             await stop.wait()
-        except ApiError as e:
-            log.error("metrics-server stopped: %s", e)
         finally:
             for t in tasks:
                 t.cancel()
@@ -289,6 +287,21 @@ class MetricsServer:
 
     async def _loop(self, stop: asyncio.Event) -> None:
         await self._every(stop, self.opts.resolution, self.tick, "a scrape")
+
+    async def _publish_loop(self, stop: asyncio.Event) -> None:
+        """Register at once, again after a failure (5 s), and every 5 minutes to put back what was
+        changed or removed (as k3s's add-on controller re-applies its manifests)."""
+        while not stop.is_set():
+            try:
+                await self.publish()
+                period = REPUBLISH
+            except (ApiError, OSError) as e:
+                log.error("metrics-server: cannot register v1beta1.metrics.k8s.io: %s", e)
+                period = 5.0
+            try:
+                await asyncio.wait_for(stop.wait(), period)
+            except TimeoutError:
+                pass
 
     async def _auth_loop(self, stop: asyncio.Event) -> None:
         await self._every(stop, AUTH_POLL, self.refresh_auth_config, f"reading {NAMESPACE}/{CONFIGMAP}")
