@@ -9,6 +9,8 @@ on a real node (runc, CNI) with kubectl, in one cluster:
 - a sandbox that died under its pod (stopped as ``crictl stopp`` does) is replaced, and the
   periodic garbage collection removes the dead one once it holds no container: its network
   namespace, directory and containers gone;
+- ``/stats/summary`` reports a pod's local volumes (emptyDir on disk and in memory, configMap)
+  with their usage, as kubelet's volume stats;
 - a pod whose claim is being deleted (Terminating, still protected) keeps mounting it after the
   agent restarts: its container restarts with its data, no ``FailedMount``.
 
@@ -199,6 +201,34 @@ def test_a_dead_sandbox_is_replaced_and_then_collected(cluster: Server, ns: str)
     st = status(s, "crashy", ns)
     assert st["phase"] == "Running" and st["containerStatuses"][0]["restartCount"] >= 1
     s.kubectl("delete", "pod", "crashy", "-n", ns, "--wait=true", timeout=60)
+
+
+def test_the_summary_reports_the_pods_local_volumes(cluster: Server, ns: str) -> None:
+    """``/stats/summary`` (through the API server's node proxy, as ``kubectl get --raw`` reads
+    it): a pod's emptyDir volumes, on disk and in memory, and its configMap volume, with what is
+    used in them and their filesystem's size, as kubelet reports them."""
+    s = cluster
+    s.kubectl("create", "configmap", "conf", "-n", ns, "--from-literal=key=value")
+    apply(s, ns, pod("writer", "dd if=/dev/zero of=/disk/blob bs=1M count=5 && mkdir /disk/d && touch /disk/d/a "
+                               "/disk/d/b && dd if=/dev/zero of=/mem/blob bs=1M count=3 && echo written && "
+                               "sleep 3600", restart="Always",
+                     volumes=[{"name": "disk", "emptyDir": {}},
+                              {"name": "mem", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}},
+                              {"name": "conf", "configMap": {"name": "conf"}}]))
+    wait(lambda: "written" in s.kubectl("logs", "writer", "-n", ns, check=False).stdout, 60, "the files written")
+    uid = get(s, "pod", "writer", ns)["metadata"]["uid"]
+    summary = json.loads(s.kubectl("get", "--raw", f"/api/v1/nodes/{NODE}/proxy/stats/summary").stdout)
+    (mine,) = [p for p in summary["pods"] if p["podRef"]["uid"] == uid]
+    vols = {v["name"]: v for v in mine["volume"]}
+    assert set(vols) == {"disk", "mem", "conf"}, vols
+    disk, mem = vols["disk"], vols["mem"]
+    assert 5 * MI <= disk["usedBytes"] < 6 * MI and disk["inodesUsed"] == 5  # the dir, blob, d, d/a, d/b
+    machine = os.statvfs(DATA[0])
+    assert disk["capacityBytes"] == machine.f_blocks * machine.f_frsize  # the node's filesystem
+    assert 3 * MI <= mem["usedBytes"] < 4 * MI and mem["capacityBytes"] == 64 * MI  # its own tmpfs
+    for v in vols.values():
+        assert {"time", "availableBytes", "capacityBytes", "usedBytes", "inodesFree", "inodes", "inodesUsed"} <= set(v)
+    s.kubectl("delete", "pod", "writer", "-n", ns, "--wait=true", timeout=60)
 
 
 def test_a_claim_being_deleted_still_mounts_for_its_pod_after_the_agent_restarts(cluster: Server, ns: str) -> None:

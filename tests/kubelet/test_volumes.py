@@ -656,3 +656,50 @@ async def test_the_agent_waits_for_volumes_follows_changes_and_removes_orphans(t
         finally:
             await a.stop()
             await client.close()
+
+
+async def test_volume_stats_are_kubelets_summary_entries_measured_once_a_minute(tmp_path: Path) -> None:
+    """The Summary API's ``volume`` entries: emptyDir and configMap volumes with the bytes and
+    inodes used in them and their filesystem's capacity and free space; hostPath volumes and
+    claims report nothing (kubelet's plugins for them have no metrics); measured at most once
+    every minute; a claim bound to a local volume reports that volume's filesystem."""
+    api = FakeAPI()
+    api.objects[("ConfigMap", "ns", "cm")] = {"data": {"a": "x" * 100}}
+    m = manager(tmp_path, api)
+    host = tmp_path / "host"
+    host.mkdir()
+    api.objects[("PersistentVolumeClaim", "ns", "data")] = claim_obj("data", volume="local-1")
+    api.objects[("PersistentVolume", "", "local-1")] = volume_obj("local-1", {"local": {"path": str(host)}})
+    api.objects[("PersistentVolumeClaim", "ns", "hp")] = claim_obj("hp", volume="pv-1", uid="c-2")
+    api.objects[("PersistentVolume", "", "pv-1")] = volume_obj("pv-1", {"hostPath": {"path": str(host)}},
+                                                               claim_uid="c-2")
+    p = vpod("u-12", [{"name": "scratch", "emptyDir": {}}, {"name": "conf", "configMap": {"name": "cm"}},
+                      {"name": "host", "hostPath": {"path": str(host)}},
+                      {"name": "local", "persistentVolumeClaim": {"claimName": "data"}},
+                      {"name": "hostclaim", "persistentVolumeClaim": {"claimName": "hp"}}])
+    assert (await m.mount(p)).ready
+    scratch = Path(m.paths(p)["scratch"])
+    (scratch / "sub").mkdir()
+    (scratch / "sub" / "big").write_bytes(b"\1" * (1 << 20))
+    (scratch / "small").write_text("hi")
+    out = await m.stats(p, now=1000.0)
+    assert [e["name"] for e in out] == ["scratch", "conf", "local"]
+    e = out[0]
+    st = os.statvfs(scratch)
+    assert e["time"] == "1970-01-01T00:16:40Z"
+    assert (1 << 20) <= e["usedBytes"] < (1 << 20) + 64 * 1024  # du: blocks allocated
+    assert e["inodesUsed"] == 4  # the volume's directory, sub, big, small
+    assert e["capacityBytes"] == st.f_blocks * st.f_frsize and e["inodes"] == st.f_files
+    assert 0 < e["availableBytes"] <= e["capacityBytes"] and 0 < e["inodesFree"] <= e["inodes"]
+    assert out[1]["usedBytes"] > 0 and out[1]["inodesUsed"] >= 3  # the atomic writer's files and links
+    local = out[2]
+    assert local["pvcRef"] == {"name": "data", "namespace": "ns"}
+    assert 0 < local["usedBytes"] <= local["capacityBytes"] == st.f_blocks * st.f_frsize  # statfs: the whole disk
+    assert local["inodesUsed"] == local["inodes"] - local["inodesFree"]
+    # within the minute the last measurement answers; after it, a new one
+    (scratch / "more").write_bytes(b"\1" * (1 << 20))
+    assert await m.stats(p, now=1059.0) is out
+    later = await m.stats(p, now=1061.0)
+    assert later[0]["usedBytes"] >= 2 << 20 and later[0]["inodesUsed"] == 5
+    await m.teardown("u-12")
+    assert await m.stats(p, now=1062.0) == []  # gone with the pod's directory

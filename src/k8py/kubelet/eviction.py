@@ -962,27 +962,6 @@ class EvictionManager:
 # --------------------------------------------------------------------------- measuring and reclaiming
 
 
-def _inodes(path: str) -> int:
-    """The files and directories under ``path`` (itself included), not entering other
-    filesystems: what the pod holds of the node's inodes."""
-    try:
-        dev = os.lstat(path).st_dev
-    except OSError:
-        return 0
-    n = 1
-    for dirpath, dirs, files in os.walk(path):
-        n += len(files) + len(dirs)
-        keep = []
-        for d in dirs:
-            try:
-                if os.lstat(os.path.join(dirpath, d)).st_dev == dev:
-                    keep.append(d)
-            except OSError:
-                continue
-        dirs[:] = keep
-    return n
-
-
 class PodsCgroup:
     """The pods' cgroup as the eviction manager reads it (``pods_memory``): the limit kubelet
     gives ``kubepods`` (capacity less ``reserved`` bytes, never below 0, kubelet's
@@ -1133,7 +1112,8 @@ async def measure(runtime: Runtime, sandbox_ids: Iterable[str], volume_paths: Ma
             if where and any(k in v for k in LOCAL_EPHEMERAL_KINDS) and (v.get("emptyDir") or {}).get("medium") != "Memory":
                 vols.append(where)
 
-        from k8py.kubelet.volumes import dir_usage  # the volume manager's measure (it loads the API client)
+        # the volume manager's measures (it loads the API client)
+        from k8py.kubelet.volumes import dir_inodes, dir_usage
 
         count = "inodes" in what
 
@@ -1142,11 +1122,11 @@ async def measure(runtime: Runtime, sandbox_ids: Iterable[str], volume_paths: Ma
                 cu.rootfs = dir_usage(layer) if layer else 0
                 cu.logs = dir_usage(logs) if logs else 0
                 if count:
-                    cu.rootfs_inodes = _inodes(layer) if layer else 0
-                    cu.inodes = cu.rootfs_inodes + (_inodes(logs) if logs else 0)
+                    cu.rootfs_inodes = dir_inodes(layer) if layer else 0
+                    cu.inodes = cu.rootfs_inodes + (dir_inodes(logs) if logs else 0)
             u.volumes = sum(dir_usage(v) for v in vols)
             if count:
-                u.volume_inodes = sum(_inodes(v) for v in vols)
+                u.volume_inodes = sum(dir_inodes(v) for v in vols)
 
         await asyncio.to_thread(du)
     return u

@@ -209,7 +209,8 @@ async def run_node(client: Client, opts: NodeOptions, stop: asyncio.Event, *,
     if opts.serving_cert:
         server = KubeletServer(runtime, lambda: [w.pod for w in agent.workers.values()], node_name=opts.node_name,
                                host=opts.kubelet_bind, port=opts.kubelet_port, cert_file=opts.serving_cert,
-                               key_file=opts.serving_key, client_ca_file=opts.client_ca)
+                               key_file=opts.serving_key, client_ca_file=opts.client_ca,
+                               volume_stats=agent.volumes.stats)
         await server.start()
     node_task = nodes.start()
     gc_task = asyncio.create_task(_image_gc(images, images_in_use), name="image-gc")

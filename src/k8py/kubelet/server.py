@@ -10,7 +10,8 @@
   ``kubectl attach`` over WebSocket (:mod:`.streaming`).
 - ``GET|POST /portForward/{namespace}/{pod}[/{uid}]``: port-forward into the pod (:mod:`.portforward`).
 - ``GET /stats/summary``: kubelet's Summary API (``stats/v1alpha1``): the node's CPU and memory,
-  and per pod its containers' from ``Runtime.container_stats``.
+  and per pod its containers' from ``Runtime.container_stats`` and its local volumes' usage
+  (``volume``: emptyDir, configMap, secret, downwardAPI, projected; the volume manager's ``stats``).
 - ``GET /metrics/resource``: the same readings as kubelet's resource metrics, in the Prometheus
   text format (:mod:`.resourcemetrics`), what metrics-server scrapes.
 
@@ -186,8 +187,10 @@ class KubeletServer:
     """The agent's API on ``host:port`` over TLS with client certificates required."""
 
     def __init__(self, runtime: Runtime, pods: PodsSource, *, node_name: str, host: str, port: int,
-                 cert_file: str, key_file: str, client_ca_file: str, poll_interval: float = 0.1) -> None:
+                 cert_file: str, key_file: str, client_ca_file: str, poll_interval: float = 0.1,
+                 volume_stats: Callable[[Mapping[str, Any]], Awaitable[list[dict[str, Any]]]] | None = None) -> None:
         self.runtime = runtime
+        self.volume_stats = volume_stats  # a pod's ``volume`` entries of the summary (the volume manager's)
         self.pods_source = pods
         self.node_name = node_name
         self.host = host
@@ -320,7 +323,7 @@ class KubeletServer:
         return await streaming.serve(self, request, attach=request.path.startswith("/attach/"))
 
     async def stats_summary(self, request: web.Request) -> web.Response:
-        body, _node, _containers = await self.collect_stats()
+        body, _node, _containers = await self.collect_stats(volumes=True)
         return web.Response(body=orjson.dumps(body), content_type="application/json")
 
     async def metrics_resource(self, request: web.Request) -> web.Response:
@@ -333,9 +336,10 @@ class KubeletServer:
             text = render(None, (), error=True)
         return web.Response(body=text.encode(), headers={"Content-Type": RESOURCE_METRICS_CONTENT_TYPE})
 
-    async def collect_stats(self) -> tuple[dict[str, Any], NodeSample, list[ResourceSample]]:
+    async def collect_stats(self, volumes: bool = False) -> tuple[dict[str, Any], NodeSample, list[ResourceSample]]:
         """One reading of the node and its running containers: the Summary API's body, and the
-        same numbers (with their exact times) for ``/metrics/resource``."""
+        same numbers (with their exact times) for ``/metrics/resource``; with ``volumes`` the
+        pods' volume stats too (the summary's; the resource metrics have none)."""
         now = time.time()
         pods_out = []
         samples: list[ResourceSample] = []
@@ -377,6 +381,8 @@ class KubeletServer:
             }
             if have_rate and containers:
                 item["cpu"]["usageNanoCores"] = pod_cpu_rate
+            if volumes and self.volume_stats is not None and (vols := await self.volume_stats(pod)):
+                item["volume"] = vols
             pods_out.append(item)
         node = self._node_stats(now)
         # samples of containers that are gone would otherwise pile up with every restart

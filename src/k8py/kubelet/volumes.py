@@ -76,7 +76,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from k8py.api.corev1 import int_value
+from k8py.api.corev1 import format_epoch, int_value
 from k8py.api.quantity import canonicalize
 from k8py.api.volume import PVC_PROTECTION_FINALIZER
 from k8py.client.api import Client
@@ -773,6 +773,58 @@ def dir_usage(path: str) -> int:
     return total
 
 
+def dir_inodes(path: str) -> int:
+    """The files and directories under ``path`` (itself included), not entering other
+    filesystems: what it holds of the filesystem's inodes."""
+    try:
+        dev = os.lstat(path).st_dev
+    except OSError:
+        return 0
+    n = 1
+    for dirpath, dirs, files in os.walk(path):
+        n += len(files) + len(dirs)
+        keep = []
+        for d in dirs:
+            with contextlib.suppress(OSError):
+                if os.lstat(os.path.join(dirpath, d)).st_dev == dev:
+                    keep.append(d)
+        dirs[:] = keep
+    return n
+
+
+# the kinds whose usage kubelet reports in the Summary API (their plugins measure with du:
+# emptyDir, on disk or in memory, and the atomic-writer kinds; claims bound to a local volume
+# report its filesystem, statfs); hostPath, and claims bound to hostPath volumes, report
+# nothing, as kubelet's
+STATS_KINDS = ("emptyDir", *ATOMIC_KINDS)
+VOLUME_STATS_PERIOD = 60.0  # kubelet's volumeStatsAggPeriod: a pod's volumes measured once a minute
+
+
+def volume_stats(name: str, path: str, when: str) -> Obj | None:
+    """kubelet's ``MetricsDu`` of one volume as the Summary API's ``VolumeStats``: the bytes and
+    inodes used under ``path``, the capacity and what is free of its filesystem (None when the
+    path is not there). Blocking: a walk of the volume."""
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return None
+    return {"time": when, "availableBytes": st.f_bavail * st.f_frsize, "capacityBytes": st.f_blocks * st.f_frsize,
+            "usedBytes": dir_usage(path), "inodesFree": st.f_ffree, "inodes": st.f_files,
+            "inodesUsed": dir_inodes(path), "name": name}
+
+
+def volume_statfs(name: str, path: str, when: str) -> Obj | None:
+    """kubelet's ``MetricsStatFS`` (a ``local`` PersistentVolume's): the whole filesystem of
+    ``path``, its used bytes and inodes those not free (None when the path is not there)."""
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return None
+    return {"time": when, "availableBytes": st.f_bavail * st.f_frsize, "capacityBytes": st.f_blocks * st.f_frsize,
+            "usedBytes": (st.f_blocks - st.f_bfree) * st.f_frsize, "inodesFree": st.f_ffree, "inodes": st.f_files,
+            "inodesUsed": st.f_files - st.f_ffree, "name": name}
+
+
 # --------------------------------------------------------------------------- the manager
 
 
@@ -864,6 +916,7 @@ class VolumeManager:
         self._watches = _Watches(client, self._object_changed) if watch else None
         self.tokens = TokenManager(client)  # projected service-account tokens
         self._evicted: set[str] = set()
+        self._stats: dict[str, tuple[float, list[Obj]]] = {}  # uid -> (when measured, its volumes' stats)
 
     # -- paths -----------------------------------------------------------------------------------
 
@@ -880,6 +933,42 @@ class VolumeManager:
                 p = st.claims[name].path
             if p is not None:
                 out[name] = p
+        return out
+
+    async def stats(self, pod: Mapping[str, Any], now: float | None = None) -> list[Obj]:
+        """The Summary API's ``volume`` entries of ``pod`` (kubelet's volume stat calculator):
+        each emptyDir, configMap, secret, downwardAPI and projected volume set up here, and each
+        claim bound to a ``local`` volume (with its ``pvcRef``), in the pod's order, measured at
+        most once every :data:`VOLUME_STATS_PERIOD` (the last measurement in between, as
+        kubelet's cache answers)."""
+        uid = str((pod.get("metadata") or {}).get("uid", ""))
+        now = time.time() if now is None else now
+        cached = self._stats.get(uid)
+        if cached is not None and now - cached[0] < VOLUME_STATS_PERIOD:
+            return cached[1]
+        st = self._pods.get(uid)
+        ns = str((pod.get("metadata") or {}).get("namespace", ""))
+        wanted: list[tuple[str, str | None, ClaimedVolume | None]] = []
+        for v in (pod.get("spec") or {}).get("volumes") or ():
+            name = str(v.get("name", ""))
+            if volume_kind(v) in STATS_KINDS:
+                wanted.append((name, volume_path(self.pods_dir, uid, v), None))
+            elif st is not None and (cv := st.claims.get(name)) is not None and cv.type == "local":
+                wanted.append((name, cv.path, cv))
+        when = format_epoch(now)
+
+        def measure() -> list[Obj]:
+            out = []
+            for name, where, cv in wanted:
+                e = (volume_stats if cv is None else volume_statfs)(name, where, when) if where else None
+                if e is not None and cv is not None:
+                    e["pvcRef"] = {"name": cv.claim, "namespace": ns}
+                if e is not None:
+                    out.append(e)
+            return out
+
+        out = await asyncio.to_thread(measure)
+        self._stats[uid] = (now, out)
         return out
 
     # -- set-up ----------------------------------------------------------------------------------
@@ -1182,6 +1271,7 @@ class VolumeManager:
         """The pod is gone: unmount and remove its directory, stop watching what only it used."""
         st = self._pods.pop(uid, None)
         self._evicted.discard(uid)
+        self._stats.pop(uid, None)
         self.tokens.forget(uid)
         if st is not None and self._watches is not None:
             for ref in st.refs:
