@@ -358,3 +358,25 @@ def test_controller_manager_flags() -> None:
     assert (o.hpa_cpu_initialization_period, o.hpa_initial_readiness_delay) == (300.0, 30.0)  # kube's defaults
     with pytest.raises(SystemExit):
         build_parser().parse_args(["controller-manager", "--horizontal-pod-autoscaler-sync-period=soon"])
+
+
+async def test_autoscaling_v1_hpa() -> None:
+    async with hpa_cluster() as (c, metrics):
+        await c.client.create(DEPLOYMENT, deployment("web"), NS)
+        await c.until(lambda: running(c, "web", 1), what="web's pod running")
+        metrics.cpu = 80  # 80 % against 40 %: 2 replicas
+        v1 = {"apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "web"},
+              "spec": {"scaleTargetRef": ref("web"), "maxReplicas": 4, "targetCPUUtilizationPercentage": 40}}
+        await c.client.create(("autoscaling/v1", "HorizontalPodAutoscaler"), v1, NS)
+        async def two() -> bool:
+            return await replicas_of(c, "web") == 2
+
+        await c.until(two, what="web scaled to 2")
+
+        async def v1_status() -> Obj | None:
+            h = await c.client.get(("autoscaling/v1", "HorizontalPodAutoscaler"), "web", NS)
+            st = h.get("status") or {}
+            return h if st.get("currentReplicas") == 2 and st.get("currentCPUUtilizationPercentage") == 80 else None
+
+        h = await c.until(v1_status, what="the v1 view of the status")
+        assert h["status"]["desiredReplicas"] == 2 and h["status"]["lastScaleTime"]
