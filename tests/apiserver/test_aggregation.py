@@ -448,3 +448,17 @@ def test_a_joining_server_gets_the_front_proxy_ca(tmp_path: Path) -> None:
     carried = sj.decrypt(tok.secret, sj.ServerBootstrap(config.data_dir).payload())
     assert carried["tls/front-proxy-ca.crt"] == Path(files.ca_cert).read_bytes()
     assert "tls/front-proxy-ca.key" in carried and "tls/front-proxy-client.crt" not in carried
+
+
+async def test_a_ca_bundle_that_does_not_load_is_500(env: tuple[TestClient, WardleServer]) -> None:
+    """kube's transport building error: the request is answered 500 with its text."""
+    c, _ = env
+    await set_available(c, "True")
+    await eventually(lambda: _status(c, FLUNDERS, 200))
+    path = f"/apis/apiregistration.k8s.io/v1/apiservices/{VERSION}.{GROUP}"
+    a = await (await c.get(path, headers=ADMIN)).json()
+    a["spec"]["caBundle"] = base64.b64encode(b"not a certificate").decode()
+    assert (await c.put(path, json=a, headers=ADMIN)).status == 200
+    await eventually(lambda: _status(c, FLUNDERS, 500))
+    assert (await (await c.get(FLUNDERS, headers=ADMIN)).text()).startswith(
+        "unable to load root certificates: unable to parse bytes as PEM block")
