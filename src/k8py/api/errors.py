@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -225,6 +225,50 @@ def method_not_allowed(message: str = "the server does not allow this method on 
 
 def forbidden_error(message: str, resource: str = "", group: str = "", name: str = "") -> StatusError:
     return StatusError(403, "Forbidden", message, details=_details(name, group, resource))
+
+
+class RequestAttributes(Protocol):
+    """What a forbidden request wanted (the API server's ``authz.RequestAttributes``, and an
+    extension API server's own, such as metrics-server's)."""
+
+    @property
+    def verb(self) -> str: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def is_resource_request(self) -> bool: ...
+    @property
+    def api_group(self) -> str: ...
+    @property
+    def resource(self) -> str: ...
+    @property
+    def subresource(self) -> str: ...
+    @property
+    def namespace(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+
+
+def forbidden_message(user: str, attrs: RequestAttributes) -> str:
+    """kube's ``forbiddenMessage``: ``User "alice" cannot get resource "pods/log" in API group ""
+    in the namespace "default"`` / ``... at the cluster scope`` / ``... cannot get path "/x"``."""
+    if not attrs.is_resource_request:
+        return f'User "{user}" cannot {attrs.verb} path "{attrs.path}"'
+    resource = f"{attrs.resource}/{attrs.subresource}" if attrs.subresource else attrs.resource
+    scope = f' in the namespace "{attrs.namespace}"' if attrs.namespace else " at the cluster scope"
+    return f'User "{user}" cannot {attrs.verb} resource "{resource}" in API group "{attrs.api_group}"{scope}'
+
+
+def forbidden_request(user: str, attrs: RequestAttributes, reason: str = "") -> StatusError:
+    """The 403 of kube's ``responsewriters.Forbidden``: ``NewForbidden(resource.group, name, msg)``."""
+    msg = forbidden_message(user, attrs)
+    if reason:
+        msg += f": {reason}"
+    if not attrs.is_resource_request:
+        return forbidden_error(f"forbidden: {msg}")
+    res = qualified(attrs.resource, attrs.api_group)
+    prefix = f'{res} "{attrs.name}" is forbidden: ' if attrs.name else f"{res} is forbidden: "
+    return forbidden_error(prefix + msg, attrs.resource, attrs.api_group, attrs.name)
 
 
 def unauthorized() -> StatusError:

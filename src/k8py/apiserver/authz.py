@@ -154,25 +154,13 @@ class UnionAuthorizer:
 
 
 def forbidden_message(user: str, attrs: RequestAttributes) -> str:
-    """kube's ``forbiddenMessage``: ``User "alice" cannot get resource "pods/log" in API group ""
-    in the namespace "default"`` / ``... at the cluster scope`` / ``... cannot get path "/x"``."""
-    if not attrs.is_resource_request:
-        return f'User "{user}" cannot {attrs.verb} path "{attrs.path}"'
-    resource = f"{attrs.resource}/{attrs.subresource}" if attrs.subresource else attrs.resource
-    scope = f' in the namespace "{attrs.namespace}"' if attrs.namespace else " at the cluster scope"
-    return f'User "{user}" cannot {attrs.verb} resource "{resource}" in API group "{attrs.api_group}"{scope}'
+    """kube's ``forbiddenMessage`` (:func:`k8py.api.errors.forbidden_message`)."""
+    return errors.forbidden_message(user, attrs)
 
 
 def forbidden(user: str, attrs: RequestAttributes, reason: str = "") -> errors.StatusError:
-    """The 403 of kube's ``responsewriters.Forbidden``: ``NewForbidden(resource.group, name, msg)``."""
-    msg = forbidden_message(user, attrs)
-    if reason:
-        msg += f": {reason}"
-    if not attrs.is_resource_request:
-        return errors.forbidden_error(f"forbidden: {msg}")
-    res = errors.qualified(attrs.resource, attrs.api_group)
-    prefix = f'{res} "{attrs.name}" is forbidden: ' if attrs.name else f"{res} is forbidden: "
-    return errors.forbidden_error(prefix + msg, attrs.resource, attrs.api_group, attrs.name)
+    """The 403 of kube's ``responsewriters.Forbidden`` (:func:`k8py.api.errors.forbidden_request`)."""
+    return errors.forbidden_request(user, attrs, reason)
 
 
 # --------------------------------------------------------------------------- impersonation

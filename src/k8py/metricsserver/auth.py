@@ -39,7 +39,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.x509.oid import NameOID
 
-__all__ = ["AuthConfig", "Authorizer", "RequestAttributes", "UserInfo", "authenticate", "forbidden_message"]
+__all__ = ["AuthConfig", "Authorizer", "RequestAttributes", "UserInfo", "authenticate"]
 
 log = logging.getLogger(__name__)
 
@@ -224,12 +224,13 @@ async def authenticate(cfg: AuthConfig, peer_der: bytes | None, headers: Any,
 class RequestAttributes:
     verb: str
     path: str
-    resource_request: bool
+    is_resource_request: bool
     api_group: str = ""
     api_version: str = ""
     resource: str = ""
     namespace: str = ""
     name: str = ""
+    subresource: str = ""  # metrics.k8s.io has none
 
     def review_spec(self, user: UserInfo) -> dict[str, Any]:
         spec: dict[str, Any] = {"user": user.name, "groups": list(user.groups)}
@@ -237,7 +238,7 @@ class RequestAttributes:
             spec["uid"] = user.uid
         if user.extra:
             spec["extra"] = {k: list(v) for k, v in user.extra.items()}
-        if self.resource_request:
+        if self.is_resource_request:
             ra = {"verb": self.verb, "group": self.api_group, "version": self.api_version, "resource": self.resource}
             if self.namespace:
                 ra["namespace"] = self.namespace
@@ -248,18 +249,6 @@ class RequestAttributes:
             spec["nonResourceAttributes"] = {"path": self.path, "verb": self.verb}
         return spec
 
-
-def forbidden_message(user: str, a: RequestAttributes, reason: str = "") -> str:
-    """kube's 403 text (k8s.io/apiserver ``responsewriters.Forbidden``), the same words as
-    :func:`k8py.apiserver.authz.forbidden` writes for k8py's own API."""
-    if not a.resource_request:
-        msg = f'forbidden: User "{user}" cannot {a.verb} path "{a.path}"'
-    else:
-        scope = f' in the namespace "{a.namespace}"' if a.namespace else " at the cluster scope"
-        what = f"{a.resource}.{a.api_group}" + (f' "{a.name}"' if a.name else "")
-        msg = (f'{what} is forbidden: User "{user}" cannot {a.verb} resource "{a.resource}" in API group '
-               f'"{a.api_group}"{scope}')
-    return msg + (f": {reason}" if reason else "")
 
 
 Reviewer = Callable[[dict[str, Any]], Awaitable[tuple[bool, str]]]
@@ -276,7 +265,7 @@ class Authorizer:
 
     async def authorize(self, user: UserInfo, attrs: RequestAttributes) -> tuple[bool, str]:
         """(allowed, reason)."""
-        if not attrs.resource_request and attrs.path in ALWAYS_ALLOW_PATHS:
+        if not attrs.is_resource_request and attrs.path in ALWAYS_ALLOW_PATHS:
             return True, ""
         if any(g in ALWAYS_ALLOW_GROUPS for g in user.groups):
             return True, ""

@@ -39,7 +39,6 @@ from k8py.metricsserver.auth import (
     Unauthorized,
     UserInfo,
     authenticate,
-    forbidden_message,
 )
 from k8py.metricsserver.storage import Storage
 
@@ -133,9 +132,7 @@ class MetricsAPI:
             allowed, reason = await self.authorizer.authorize(user, attrs)
             if not allowed:
                 log.debug("forbidden: %s %s for %s: %s", attrs.verb, request.path, user.name, reason)
-                raise errors.forbidden_error(forbidden_message(user.name, attrs, reason),
-                                             attrs.resource if attrs.resource_request else "",
-                                             attrs.api_group if attrs.resource_request else "", attrs.name)
+                raise errors.forbidden_request(user.name, attrs, reason)
             return await self.serve(request, attrs)
         except errors.StatusError as e:
             return _status(e)
@@ -174,7 +171,7 @@ class MetricsAPI:
         return RequestAttributes(verb, path, True, api.GROUP, api.VERSION, resource, ns, name)
 
     async def serve(self, request: web.Request, a: RequestAttributes) -> web.StreamResponse:
-        if not a.resource_request:
+        if not a.is_resource_request:
             return self.non_resource(request)
         known = {"nodes": False, "pods": True}
         parts = [p for p in request.path[len(PREFIX) + 1:].split("/") if p]
