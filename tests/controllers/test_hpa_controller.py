@@ -380,3 +380,17 @@ async def test_autoscaling_v1_hpa() -> None:
 
         h = await c.until(v1_status, what="the v1 view of the status")
         assert h["status"]["desiredReplicas"] == 2 and h["status"]["lastScaleTime"]
+
+
+def test_condition_transition_time_moves_only_with_its_status() -> None:
+    from k8py.controllers.horizontal import set_condition
+
+    st: Obj = {}
+    set_condition(st, "AbleToScale", "True", "SucceededGetScale", "a", 1_700_000_000)
+    set_condition(st, "AbleToScale", "True", "ReadyForNewScale", "b", 1_700_000_100)
+    assert st["conditions"] == [{"type": "AbleToScale", "lastTransitionTime": "2023-11-14T22:13:20Z",
+                                 "status": "True", "reason": "ReadyForNewScale", "message": "b"}]
+    set_condition(st, "AbleToScale", "False", "FailedGetScale", "c", 1_700_000_200)
+    assert st["conditions"][0]["lastTransitionTime"] == "2023-11-14T22:16:40Z"
+    set_condition(st, "ScalingActive", "True", "ValidMetricFound", "d", 1_700_000_200)
+    assert [c["type"] for c in st["conditions"]] == ["AbleToScale", "ScalingActive"]
