@@ -24,7 +24,8 @@ then, when its path is ``/apis/<group>/<version>[/...]`` of a remote APIService,
   watch streams); a backend that cannot be reached is ``503`` with the dial error's text (kube's
   ``responder.Error``). A WebSocket upgrade is opened to the backend with the same headers and
   subprotocols and its messages relayed both ways (a refused upgrade's answer is passed back as
-  it is); other upgrades (SPDY) are answered ``501``.
+  it is); a SPDY/3.1 upgrade (kubectl's fallback) is sent on with the same headers and piped as
+  bytes once the backend switched protocols (``spdyproxy``); any other upgrade is ``501``.
 
 Discovery of the remote groups is :mod:`.aggregator_discovery`; the ``Available`` condition is set
 by ``controllers/apiservice.py``.
@@ -36,6 +37,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import ssl
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +48,7 @@ from aiohttp import web
 from k8py.api import aggregator as agg
 from k8py.api import errors
 from k8py.api.registry import KindInfo, Registry
+from k8py.apiserver import spdyproxy
 from k8py.apiserver.context import Ctx
 from k8py.apiserver.kubeletproxy import MAX_STREAM_MESSAGE, _describe, _is_websocket, _pipe, _relay
 
@@ -107,6 +110,7 @@ class Aggregator:
         # (namespace, service) -> its EndpointSlices by name: a request reads only its Service's
         self._slices_by_service: dict[tuple[str, str], dict[str, Obj]] = {}
         self._sessions: dict[tuple[Any, ...], aiohttp.ClientSession] = {}
+        self._tls: dict[tuple[Any, ...], ssl.SSLContext] = {}  # the sessions' TLS contexts (SPDY dials with them)
         self._retiring: set[asyncio.Task[None]] = set()
         self._synced: dict[str, asyncio.Event] = {k: asyncio.Event() for k in ("apiservices", "services", "slices")}
         self.discovery: RemoteDiscovery | None = None  # set by start
@@ -230,6 +234,7 @@ class Aggregator:
         live = {self._session_key(a) for a in self.remote.values()}
         for key in [k for k in self._sessions if k not in live]:
             session = self._sessions.pop(key)
+            self._tls.pop(key, None)
 
             async def retire(s: aiohttp.ClientSession = session) -> None:
                 try:
@@ -270,6 +275,7 @@ class Aggregator:
             s = aiohttp.ClientSession(timeout=timeout, auto_decompress=False, skip_auto_headers=(
                 "Accept-Encoding", "User-Agent", "Content-Type"), connector=aiohttp.TCPConnector(ssl=ctx, limit=0))
             self._sessions[key] = s
+            self._tls[key] = ctx
         return s
 
     # -- the proxy -----------------------------------------------------------------------------
@@ -293,7 +299,8 @@ class Aggregator:
             log.warning("aggregator: error resolving %s/%s: %s", ref.namespace, ref.name, e)
             return proxy_error("service unavailable", 503)
         websocket = _is_websocket(req)
-        if req.headers.get("Upgrade") and not websocket:
+        spdy = spdyproxy.is_spdy_upgrade(req)
+        if req.headers.get("Upgrade") and not websocket and not spdy:
             raise errors.not_implemented(
                 f"k8py does not proxy upgrade requests (Upgrade: {req.headers['Upgrade']}) to aggregated API "
                 f"servers yet ({name})")
@@ -312,6 +319,14 @@ class Aggregator:
             headers.append(("X-Forwarded-For", f"{prior}, {peer}" if prior else peer))
         if websocket:
             return await self._websocket(req, session, url, headers, ref)
+        if spdy:  # kubectl's SPDY/3.1 fallback: a byte pipe once the backend switched protocols
+            passed = [(k, v) for k, v in headers if k.lower() != spdyproxy.HEADER_PROTOCOL_VERSION.lower()]
+            try:
+                return await spdyproxy.relay(req, self._tls[self._session_key(apiservice)], host, port,
+                                             req.raw_path, DIAL_TIMEOUT, headers=passed,
+                                             server_hostname=agg.server_name(ref))
+            except errors.StatusError as e:  # the backend not reached: kube's responder answers 503
+                return proxy_error(str(e).removeprefix("error dialing backend: "), 503)
         body = await req.read() if req.can_read_body else None
         try:
             upstream = await session.request(req.method, yarl_url(url), headers=headers, data=body,

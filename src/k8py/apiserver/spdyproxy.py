@@ -16,6 +16,7 @@ import contextlib
 import logging
 import os
 import ssl
+from collections.abc import Sequence
 
 from aiohttp import web
 
@@ -86,13 +87,17 @@ def _parse_head(head: bytes) -> tuple[int, list[tuple[str, str]]]:
 
 
 async def relay(req: web.Request, ssl_ctx: ssl.SSLContext | None, host: str, port: int, target: str,
-                connect_timeout: float) -> web.StreamResponse:
+                connect_timeout: float, *, headers: Sequence[tuple[str, str]] = (),
+                server_hostname: str | None = None) -> web.StreamResponse:
     """Send ``req``'s upgrade to the kubelet at ``host:port`` as ``target`` (path and query), and
-    pipe the two connections together once it switched protocols."""
+    pipe the two connections together once it switched protocols. ``headers`` go with the
+    upgrade (the aggregation layer's front-proxy headers); ``server_hostname`` is the name the
+    backend's certificate is checked for (default: ``host``)."""
     hostport = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
         async with asyncio.timeout(connect_timeout):
-            up_r, up_w = await asyncio.open_connection(host, port, ssl=ssl_ctx, limit=MAX_HEAD)
+            up_r, up_w = await asyncio.open_connection(host, port, ssl=ssl_ctx, limit=MAX_HEAD,
+                                                       server_hostname=server_hostname if ssl_ctx else None)
     except TimeoutError:
         raise errors.StatusError(500, "", f"error dialing backend: dial tcp {hostport}: i/o timeout") from None
     except OSError as e:
@@ -102,6 +107,7 @@ async def relay(req: web.Request, ssl_ctx: ssl.SSLContext | None, host: str, por
         lines = [f"{req.method} {target} HTTP/1.1", f"Host: {hostport}", "Connection: Upgrade",
                  f"Upgrade: {req.headers['Upgrade']}"]
         lines += [f"{HEADER_PROTOCOL_VERSION}: {v}" for v in req.headers.getall(HEADER_PROTOCOL_VERSION, [])]
+        lines += [f"{k}: {v}" for k, v in headers]
         lines.append("Content-Length: 0")
         up_w.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
         try:
