@@ -190,6 +190,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                 "--rate", "200", "--pid", str(agent.pid), "--output", args.py_spy],
                                check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 out["py_spy_raw"] = args.py_spy
+            if args.then:
+                # after the measurement: any tool pointed at the agent (perf, strace -c ...)
+                subprocess.run(args.then, shell=True, check=False, env={**os.environ, "AGENT_PID": str(agent.pid)})
         finally:
             stop_node(agent_data, agent, server)
             if not args.keep:
@@ -204,6 +207,8 @@ def main() -> None:
     p.add_argument("--keep", action="store_true", help="keep the data and logs")
     p.add_argument("--no-exec", action="store_true", help="httpGet probes only (no exec liveness probe)")
     p.add_argument("--no-http", action="store_true", help="exec probes only (no httpGet readiness probe)")
+    p.add_argument("--then", metavar="COMMAND", help="after the measurement, run this shell command with the "
+                   "agent's pid in $AGENT_PID (e.g. 'strace -c -f -p $AGENT_PID' under timeout)")
     p.add_argument("--py-spy", metavar="FILE", help="after the measurement, sample the agent 30 s with py-spy into "
                    "FILE (collapsed stacks)")
     if os.geteuid() != 0:
