@@ -22,6 +22,7 @@ from tests.helpers.cluster import InProcessCluster
 from tests.kubelet.test_server import FakeRuntime, make_certs
 
 from k8py import pki as pki_mod
+from k8py.client.config import ClientConfig
 from k8py.client.errors import NotFoundError
 from k8py.config import ServerConfig
 from k8py.kubelet.runtime.types import ContainerStats
@@ -85,7 +86,7 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
     proxy_cert = _write(tmp_path, "proxy", pki_mod.issue_client_certificate(front, "front-proxy-client"))
     other = _write(tmp_path, "other", pki_mod.issue_client_certificate(front, "someone-else"))
     client_cert = _write(tmp_path, "carol", pki_mod.issue_client_certificate(kube.pki, "carol", ("team",)))
-    ms_cert = _write(tmp_path, "ms", pki_mod.issue_client_certificate(kube.pki, "system:metrics-server"))
+    ms_cert, ms_key = pki_mod.issue_client_certificate(kube.pki, "system:metrics-server")
     rt = FakeRuntime(tmp_path / "logs")
     pods: list[dict[str, Any]] = []
     kubelet = KubeletServer(cast(Any, rt), lambda: pods, node_name=NODE, host="127.0.0.1", port=0,
@@ -123,7 +124,8 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
         reviews: list[dict[str, Any]] = []
         ms = MetricsServer(c.client, Options(listen_host="127.0.0.1", port=0, advertise="127.0.0.1",
                                              cert_dir=str(tmp_path / "ms-tls"), resolution=1.0, scrape_timeout=0.9),
-                           kubelet_client(kube.pki.ca_cert, *ms_cert))
+                           kubelet_client(kube.pki.ca_cert, ClientConfig(server="https://unused", cert_data=ms_cert,
+                                                                         key_data=ms_key)))
         real_review = ms.api.authorizer.review
 
         async def recording(spec: dict[str, Any]) -> tuple[bool, str]:

@@ -256,28 +256,22 @@ def start_ingress(config: ServerConfig, pki: Any, stop_ev: asyncio.Event) -> tup
 
 
 def start_metrics_server(config: ServerConfig, pki: Any, stop_ev: asyncio.Event) -> tuple[asyncio.Task[Any], Any]:
-    """metrics-server (k3s bundles it) as ``system:metrics-server``: it scrapes the kubelets with a
+    """metrics-server (k3s bundles it) as ``system:metrics-server``: it scrapes the kubelets with its
     client certificate of the cluster CA (which k8py's kubelets require) and registers
-    ``v1beta1.metrics.k8s.io``; its files in ``<data-dir>/metrics-server``."""
-    from k8py import pki as pki_mod
+    ``v1beta1.metrics.k8s.io``; its serving certificate in ``<data-dir>/metrics-server/tls``."""
     from k8py.kubelet.node import node_addresses
     from k8py.metricsserver.component import USER, MetricsServer, Options, kubelet_client
-    from k8py.tlsfiles import write_private_file
 
     client = loopback_client(config, pki, USER, (), "metrics-server")
     home = os.path.join(config.data_dir, "metrics-server")
-    os.makedirs(home, 0o700, exist_ok=True)
-    cert, key = pki_mod.issue_client_certificate(pki, USER, validity=dt.timedelta(seconds=config.cert_validity_seconds))
-    cert_file, key_file = os.path.join(home, "kubelet-client.crt"), os.path.join(home, "kubelet-client.key")
-    write_private_file(cert_file, cert)
-    write_private_file(key_file, key)
     advertise = config.bind_address
     if advertise in ("0.0.0.0", "::", ""):  # listening everywhere: the API server reaches it at the node's address
         advertise = next((a["address"] for a in node_addresses(config.node_name or "node", config.node_ips)
                           if a["type"] == "InternalIP"), "127.0.0.1")
     opts = Options(listen_host=config.bind_address or "127.0.0.1", port=config.metrics_server_port,
                    advertise=advertise, cert_dir=os.path.join(home, "tls"), resolution=config.metric_resolution)
-    ms = MetricsServer(client, opts, kubelet_client(pki.ca_cert, cert_file, key_file))
+    # its API client's certificate (renewed in place by the server) is presented to kubelets too
+    ms = MetricsServer(client, opts, kubelet_client(pki.ca_cert, client.config))
     return asyncio.create_task(ms.run(stop_ev), name="metrics-server"), client
 
 

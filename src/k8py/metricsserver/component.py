@@ -31,6 +31,7 @@ from typing import Any
 from aiohttp import web
 
 from k8py.client.api import Client
+from k8py.client.config import ClientConfig
 from k8py.client.errors import AlreadyExistsError, ApiError, ConflictError, NotFoundError
 from k8py.client.informer import SharedInformerFactory
 from k8py.metricsserver.auth import CONFIGMAP, AuthConfig, Authorizer, TokenCache, UserInfo
@@ -307,9 +308,8 @@ class MetricsServer:
         await self._every(stop, AUTH_POLL, self.refresh_auth_config, f"reading {NAMESPACE}/{CONFIGMAP}")
 
 
-def kubelet_client(ca_file: str, cert_file: str, key_file: str) -> KubeletClient:
-    """A client for kubelets: their serving certificates verified against ``ca_file``, this
-    component's certificate (which a kubelet of k8py requires) presented."""
-    ctx = ssl.create_default_context(cafile=ca_file)
-    ctx.load_cert_chain(cert_file, key_file)
-    return KubeletClient(ctx)
+def kubelet_client(ca_file: str, credentials: ClientConfig) -> KubeletClient:
+    """A client for kubelets: their serving certificates verified against ``ca_file``, and the
+    client certificate of ``credentials`` (this component's API client, whose certificate the
+    server renews in place) presented, which a kubelet of k8py requires."""
+    return KubeletClient(ssl.create_default_context(cafile=ca_file), credentials=credentials)

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 import aiohttp
 
 from k8py.api.corev1 import get_condition, kubelet_address, kubelet_port
+from k8py.client.config import ClientConfig, load_client_certificate
 from k8py.metricsserver.decode import decode_batch
 from k8py.metricsserver.prometheus import ParseError
 from k8py.metricsserver.storage import MetricsBatch
@@ -49,12 +50,24 @@ class MetricsGetter(Protocol):
 
 
 class KubeletClient:
-    """HTTPS to kubelets with one TLS context and one connection pool."""
+    """HTTPS to kubelets with one TLS context and one connection pool. With ``credentials`` (an
+    API client's configuration), its client certificate is presented, and loaded again when a
+    renewal replaces it (new connections present the new one)."""
 
-    def __init__(self, ssl_context: ssl.SSLContext | None, default_port: int = 10250) -> None:
+    def __init__(self, ssl_context: ssl.SSLContext | None, default_port: int = 10250, *,
+                 credentials: ClientConfig | None = None) -> None:
         self.ssl_context = ssl_context
         self.default_port = default_port
+        self.credentials = credentials
+        self._loaded: bytes | None = None
         self._session: aiohttp.ClientSession | None = None
+
+    def _refresh_certificate(self) -> None:
+        c = self.credentials
+        if c is None or self.ssl_context is None or c.cert_data is None or c.cert_data is self._loaded:
+            return
+        load_client_certificate(self.ssl_context, c)
+        self._loaded = c.cert_data
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -68,6 +81,7 @@ class KubeletClient:
             self._session = None
 
     async def get_metrics(self, node: Mapping[str, Any], timeout: float) -> MetricsBatch:
+        self._refresh_certificate()
         url = node_url(node, self.default_port)
         name = (node.get("metadata") or {}).get("name", "")
         started = time.time()
