@@ -39,14 +39,17 @@ FAST = {"hpa_sync_period": 0.3, "hpa_downscale_stabilization": 1.0}
 
 
 class FakeMetrics:
-    """``metrics.k8s.io`` for the pods the API has: each running pod uses ``cpu`` millicores."""
+    """``metrics.k8s.io`` for the pods the API has: each running pod uses ``cpu`` millicores.
+    ``asked`` counts the calls (one per sync of an HPA with a Resource metric)."""
 
     def __init__(self, client: Client) -> None:
         self.client = client
         self.cpu = 0
+        self.asked = 0
 
     async def resource_metric(self, resource: str, namespace: str, selector: str,
                               container: str) -> tuple[dict[str, PodMetric], float]:
+        self.asked += 1
         pods = (await self.client.list(POD, namespace, label_selector=selector))["items"]
         now = time.time()
         # a 1 s window: a pod Ready for a second has a whole sample (the cpu initialization rule)
@@ -274,6 +277,8 @@ async def test_scale_targets_and_limits() -> None:
         # scaled to zero by hand: autoscaling is off
         await c.client.create(DEPLOYMENT, deployment("off", replicas=0), NS)
         await c.client.create(HPA, hpa("off", ref("off")), NS)
+        # a Deployment that is not there
+        await c.client.create(HPA, hpa("ghost", ref("ghost")), NS)
         # a kind that does not exist
         await c.client.create(HPA, hpa("nokind", ref("x", "Widget")), NS)
 
@@ -301,6 +306,10 @@ async def test_scale_targets_and_limits() -> None:
         assert condition(h, "AbleToScale")["message"] == \
             'the HPA controller was unable to get the target\'s current scale: no matches for kind "Widget" in ' \
             'group "apps"'
+        h = await c.until(lambda: cond("ghost", "AbleToScale", "FailedGetScale"), what="ghost FailedGetScale")
+        assert condition(h, "AbleToScale")["message"] == \
+            'the HPA controller was unable to get the target\'s current scale: deployments.apps "ghost" not found'
+        assert ("Warning", "FailedGetScale", 'deployments.apps "ghost" not found') in await events(c, "ghost")
         h = await c.until(lambda: cond("db", "ScalingActive", "ValidMetricFound"), what="db settled")
         assert h["status"]["currentReplicas"] == 3
 
@@ -318,7 +327,9 @@ async def test_behavior_policy_and_ambiguous_selector() -> None:
                                                   "reason": "ScaleUpLimit", "message":
                                                   "the desired replica count is increasing faster than the maximum "
                                                   "scale rate"}
-        await asyncio.sleep(1.5)  # several sync periods (0.3 s) within the policy's minute: no second step
+        # several more syncs (0.3 s apart) within the policy's minute: no second step
+        seen = metrics.asked
+        await c.until(lambda: metrics.asked >= seen + 4, what="four more syncs")
         assert await replicas_of(c, "web") == 2
 
         # a second HPA over the same pods: both are ambiguous and scale nothing
