@@ -45,6 +45,7 @@ class FakeMetrics:
     def __init__(self, client: Client) -> None:
         self.client = client
         self.cpu = 0
+        self.memory = 0  # bytes
         self.asked = 0
 
     async def resource_metric(self, resource: str, namespace: str, selector: str,
@@ -53,7 +54,8 @@ class FakeMetrics:
         pods = (await self.client.list(POD, namespace, label_selector=selector))["items"]
         now = time.time()
         # a 1 s window: a pod Ready for a second has a whole sample (the cpu initialization rule)
-        return {p["metadata"]["name"]: PodMetric(self.cpu, now, 1.0) for p in pods
+        value = self.cpu if resource == "cpu" else self.memory * 1000
+        return {p["metadata"]["name"]: PodMetric(value, now, 1.0) for p in pods
                 if p.get("status", {}).get("phase") == "Running"}, now
 
     async def raw_metric(self, *a: Any) -> tuple[dict[str, PodMetric], float]:
@@ -405,3 +407,31 @@ def test_condition_transition_time_moves_only_with_its_status() -> None:
     assert st["conditions"][0]["lastTransitionTime"] == "2023-11-14T22:16:40Z"
     set_condition(st, "ScalingActive", "True", "ValidMetricFound", "d", 1_700_000_200)
     assert [c["type"] for c in st["conditions"]] == ["AbleToScale", "ScalingActive"]
+
+
+async def test_memory_average_value_and_container_cpu() -> None:
+    async with hpa_cluster() as (c, metrics):
+        d = deployment("mem")
+        d["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["memory"] = "64Mi"
+        await c.client.create(DEPLOYMENT, d, NS)
+        await c.until(lambda: running(c, "mem", 1), what="mem's pod running")
+        metrics.cpu, metrics.memory = 25, 48 * 1024 * 1024  # cpu at half its target; memory 1.5 x its target
+        mem = {"type": "Resource", "resource": {"name": "memory", "target": {"type": "AverageValue",
+                                                                             "averageValue": "32Mi"}}}
+        cpu = {"type": "ContainerResource", "containerResource": {
+            "name": "cpu", "container": "app", "target": {"type": "Utilization", "averageUtilization": 50}}}
+        await c.client.create(HPA, hpa("mem", ref("mem"), metrics=[mem, cpu]), NS)
+        await c.until(lambda: _has(c, "mem", "SuccessfulRescale"), what="the rescale")
+        assert ("Normal", "SuccessfulRescale", "New size: 2; reason: memory resource above target") in \
+            await events(c, "mem")
+
+        async def both() -> Obj | None:
+            # a pod Ready for less than a metric window has no cpu sample yet (kube's cpu initialization rule)
+            h = await get_hpa(c, "mem")
+            return h if all(m["type"] for m in h["status"].get("currentMetrics") or [{"type": ""}]) else None
+
+        h = await c.until(both, what="both metrics in the status")
+        assert h["status"]["currentMetrics"] == [
+            {"type": "Resource", "resource": {"name": "memory", "current": {"averageValue": "50331648"}}},
+            {"type": "ContainerResource", "containerResource": {
+                "name": "cpu", "container": "app", "current": {"averageUtilization": 25, "averageValue": "25m"}}}]
