@@ -435,3 +435,15 @@ async def test_memory_average_value_and_container_cpu() -> None:
             {"type": "Resource", "resource": {"name": "memory", "current": {"averageValue": "50331648"}}},
             {"type": "ContainerResource", "containerResource": {
                 "name": "cpu", "container": "app", "current": {"averageUtilization": 25, "averageValue": "25m"}}}]
+
+
+def test_tolerances_of_an_hpa() -> None:
+    from k8py.client.fake import FakeClient
+    from k8py.controllers.horizontalcalc import Tolerances
+
+    fake = FakeClient()
+    hc = HorizontalController(ControllerContext(fake, SharedInformerFactory(fake), options={"hpa_tolerance": 0.2}),
+                              metrics=FakeMetrics(fake))
+    assert hc._tolerances({}) == Tolerances(0.2, 0.2)  # the flag's
+    assert hc._tolerances({"behavior": {"scaleUp": {"tolerance": "50m"}, "scaleDown": {"tolerance": "0"}}}) == \
+        Tolerances(0.0, 0.05)
