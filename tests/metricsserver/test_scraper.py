@@ -63,3 +63,21 @@ async def test_failures_leave_the_others_and_are_logged_once(caplog: pytest.LogC
         batch = await s.scrape(nodes)
         assert set(batch.nodes) == {"a", "b", "c"}
         assert "scraping node b works again" in caplog.text
+
+
+async def test_nodes_sharing_a_kubelet_endpoint_are_scraped_once(caplog: pytest.LogCaptureFixture) -> None:
+    calls: list[str] = []
+
+    class Counting(Kubelets):
+        async def get_metrics(self, n: Mapping[str, Any], timeout: float) -> MetricsBatch:
+            calls.append(n["metadata"]["name"])
+            return await super().get_metrics(n, timeout)
+
+    s = Scraper(Counting(), timeout=1.0)
+    hollow = [node(f"hollow-{i}", [("InternalIP", "127.0.0.1")], 10250) for i in range(5)]
+    real = node("real", [("InternalIP", "10.0.0.9")], 10250)
+    batch = await s.scrape([*hollow, real])
+    assert sorted(calls) == ["hollow-0", "real"]  # one request for the five
+    assert set(batch.nodes) == {"real"}  # the shared endpoint's node point belongs to no one for sure
+    assert ("ns", "pod-hollow-0") in batch.pods  # its pods count
+    assert "nodes share kubelet endpoints (https://127.0.0.1:10250/metrics/resource: 5 nodes)" in caplog.text

@@ -111,14 +111,33 @@ class Scraper:
         self.timeout = timeout
         self._slots = asyncio.Semaphore(concurrency)
         self._failing: set[str] = set()
+        self._shared: set[str] = set()  # kubelet URLs several nodes name (warned about once)
 
     async def scrape(self, nodes: Iterable[Mapping[str, Any]]) -> MetricsBatch:
-        """One batch of every node's points; failures are logged and left out."""
+        """One batch of every node's points; failures are logged and left out.
+
+        Nodes that name the same kubelet endpoint (hollow nodes all say 127.0.0.1:10250, where
+        a real agent may listen) are scraped once, not once each: its pods count, and no node
+        gets its node point, which belongs to none of them for sure."""
         nodes = list(nodes)
-        results = await asyncio.gather(*(self._one(n) for n in nodes))
+        groups: dict[str, list[Mapping[str, Any]]] = {}
+        for i, n in enumerate(nodes):
+            try:
+                key = node_url(n)
+            except ValueError:
+                key = f"#{i}"  # no address: scraped alone, to fail and say so
+            groups.setdefault(key, []).append(n)
+        shared = {url for url, g in groups.items() if len(g) > 1}
+        if shared - self._shared:
+            log.warning("nodes share kubelet endpoints (%s): each is scraped once, without node metrics",
+                        ", ".join(f"{u}: {len(groups[u])} nodes" for u in sorted(shared - self._shared)))
+        self._shared = shared
+        results = await asyncio.gather(*(self._one(g[0]) for g in groups.values()))
         out = MetricsBatch()
-        for b in results:
+        for url, b in zip(groups, results, strict=True):
             if b is not None:
+                if url in shared:
+                    b.nodes.clear()
                 out.merge(b)
         names = {(n.get("metadata") or {}).get("name", "") for n in nodes}
         self._failing &= names  # forget nodes that are gone
