@@ -50,7 +50,13 @@ from k8py.api import errors
 from k8py.api.registry import KindInfo, Registry
 from k8py.apiserver import spdyproxy
 from k8py.apiserver.context import Ctx
-from k8py.apiserver.kubeletproxy import MAX_STREAM_MESSAGE, _describe, _is_websocket, _pipe, _relay
+from k8py.apiserver.kubeletproxy import (
+    MAX_STREAM_MESSAGE,
+    describe_error,
+    is_websocket,
+    relay_response,
+    relay_websocket,
+)
 
 if TYPE_CHECKING:
     from k8py.apiserver.aggregator_discovery import RemoteDiscovery
@@ -298,7 +304,7 @@ class Aggregator:
         except agg.ResolveError as e:
             log.warning("aggregator: error resolving %s/%s: %s", ref.namespace, ref.name, e)
             return proxy_error("service unavailable", 503)
-        websocket = _is_websocket(req)
+        websocket = is_websocket(req)
         spdy = spdyproxy.is_spdy_upgrade(req)
         if req.headers.get("Upgrade") and not websocket and not spdy:
             raise errors.not_implemented(
@@ -332,17 +338,11 @@ class Aggregator:
             upstream = await session.request(req.method, yarl_url(url), headers=headers, data=body,
                                              allow_redirects=False, server_hostname=agg.server_name(ref))
         except (aiohttp.ClientError, OSError) as e:
-            why = _describe(e)
+            why = describe_error(e)
             log.warning("aggregator: error proxying %s %s to %s: %s", req.method, req.path, name, why)
             return proxy_error(why, 503)
         async with upstream:
-            resp = web.StreamResponse(status=upstream.status, reason=upstream.reason)
-            for k, v in upstream.headers.items():
-                if k.lower() not in _DROP_RESPONSE:
-                    resp.headers.add(k, v)
-            await resp.prepare(req)
-            await _pipe(upstream, resp)
-            return resp
+            return await relay_response(req, upstream, _DROP_RESPONSE)
 
     async def _websocket(self, req: web.Request, session: aiohttp.ClientSession, url: str,
                          headers: list[tuple[str, str]], ref: agg.ServiceRef) -> web.StreamResponse:
@@ -363,14 +363,14 @@ class Aggregator:
                                         headers={k: v for k, v in r.headers.items()
                                                  if k.lower() not in _DROP_RESPONSE})
             except (aiohttp.ClientError, OSError) as e:
-                return proxy_error(_describe(e), 503)
+                return proxy_error(describe_error(e), 503)
         except (aiohttp.ClientError, OSError) as e:
-            return proxy_error(_describe(e), 503)
+            return proxy_error(describe_error(e), 503)
         async with upstream:
             client = web.WebSocketResponse(protocols=(upstream.protocol,) if upstream.protocol else (),
                                            max_msg_size=MAX_STREAM_MESSAGE, autoping=True)
             await client.prepare(req)
-            await _relay(client, upstream)
+            await relay_websocket(client, upstream)
             return client
 
     async def get(self, apiservice: Obj, path: str, timeout: float,

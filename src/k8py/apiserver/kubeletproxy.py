@@ -277,13 +277,13 @@ async def pod_log(api: ResourceAPI, ctx: Ctx, kind: KindInfo, ns: str | None, na
         try:
             upstream = await session.get(url)
         except (aiohttp.ClientError, OSError) as e:
-            raise errors.StatusError(500, "", f'Get "{url}": {_describe(e)}') from None
+            raise errors.StatusError(500, "", f'Get "{url}": {describe_error(e)}') from None
         async with upstream:
             if not 200 <= upstream.status <= 206:
                 raise _checked(upstream.status, await upstream.content.read(MAX_ERROR_BODY), "pods/log", name)
             resp = web.StreamResponse(status=200, headers={"Content-Type": "text/plain"})
             await resp.prepare(ctx.request)
-            await _pipe(upstream, resp)
+            await pipe(upstream, resp)
             return resp
 
 
@@ -314,16 +314,10 @@ async def node_proxy(api: ResourceAPI, ctx: Ctx, name: str) -> web.StreamRespons
         try:
             upstream = await session.request(req.method, url, headers=headers, data=body, allow_redirects=False)
         except (aiohttp.ClientError, OSError) as e:
-            raise errors.StatusError(503, "ServiceUnavailable", f"error trying to reach service: {_describe(e)}") \
+            raise errors.StatusError(503, "ServiceUnavailable", f"error trying to reach service: {describe_error(e)}") \
                 from None
         async with upstream:
-            resp = web.StreamResponse(status=upstream.status, reason=upstream.reason)
-            for k, v in upstream.headers.items():
-                if k.lower() not in _DROP_RESPONSE:
-                    resp.headers.add(k, v)
-            await resp.prepare(req)
-            await _pipe(upstream, resp)
-            return resp
+            return await relay_response(req, upstream, _DROP_RESPONSE)
 
 
 # --------------------------------------------------------------------------- exec, attach, portforward
@@ -353,7 +347,7 @@ def stream_params(sub: str, query: Any) -> tuple[str, list[tuple[str, str]]]:
     return query.get("container", ""), params
 
 
-def _is_websocket(req: web.Request) -> bool:
+def is_websocket(req: web.Request) -> bool:
     return (req.headers.get("Upgrade", "").lower() == "websocket"
             and "upgrade" in req.headers.get("Connection", "").lower())
 
@@ -362,7 +356,7 @@ async def serve_stream(api: ResourceAPI, ctx: Ctx, kind: KindInfo, ns: str | Non
                        sub: str) -> web.StreamResponse:
     """``pods/{name}/exec``, ``attach``, ``portforward`` (GET or POST)."""
     req = ctx.request
-    websocket = _is_websocket(req)
+    websocket = is_websocket(req)
     if websocket and ctx.info.verb == "get":
         # a WebSocket upgrade is a GET, authorized as get by the pipeline; kube also requires
         # create on the subresource (what the SPDY POST needs)
@@ -398,16 +392,16 @@ async def _websocket(ctx: Ctx, session: aiohttp.ClientSession, url: str, sub: st
         # request without the upgrade fetches the kubelet's words (its checks come first).
         return await _plain(ctx, session, url, sub, name)
     except (aiohttp.ClientError, OSError) as e:
-        raise errors.StatusError(500, "", f'error dialing backend: {_describe(e)}') from None
+        raise errors.StatusError(500, "", f'error dialing backend: {describe_error(e)}') from None
     async with upstream:
         client = web.WebSocketResponse(protocols=(upstream.protocol,) if upstream.protocol else (),
                                        max_msg_size=MAX_STREAM_MESSAGE, autoping=True)
         await client.prepare(req)
-        await _relay(client, upstream)
+        await relay_websocket(client, upstream)
         return client
 
 
-async def _relay(client: web.WebSocketResponse, upstream: aiohttp.ClientWebSocketResponse) -> None:
+async def relay_websocket(client: web.WebSocketResponse, upstream: aiohttp.ClientWebSocketResponse) -> None:
     """Messages both ways, unchanged and in order, until one side closes; then the other is
     closed with the same code (a kubelet's final status message is sent before its close)."""
 
@@ -443,7 +437,7 @@ async def _plain(ctx: Ctx, session: aiohttp.ClientSession, url: str, sub: str, n
     try:
         upstream = await session.request(req.method, url, allow_redirects=False)
     except (aiohttp.ClientError, OSError) as e:
-        raise errors.StatusError(500, "", f'error dialing backend: {_describe(e)}') from None
+        raise errors.StatusError(500, "", f'error dialing backend: {describe_error(e)}') from None
     async with upstream:
         body = await upstream.content.read(MAX_ERROR_BODY)
         if 200 <= upstream.status < 300:
@@ -455,7 +449,20 @@ async def _plain(ctx: Ctx, session: aiohttp.ClientSession, url: str, sub: str, n
                             charset=upstream.charset or ("utf-8" if upstream.content_type.startswith("text/") else None))
 
 
-async def _pipe(upstream: aiohttp.ClientResponse, resp: web.StreamResponse) -> None:
+async def relay_response(req: web.Request, upstream: aiohttp.ClientResponse, drop: frozenset[str]) -> web.StreamResponse:
+    """``upstream``'s answer to ``req`` as it comes: its status, its headers but those in ``drop``
+    (lower case: hop-by-hop ones, and what aiohttp's own framing replaces), its body streamed
+    (the node proxy here; the aggregation layer's proxy to extension API servers)."""
+    resp = web.StreamResponse(status=upstream.status, reason=upstream.reason)
+    for k, v in upstream.headers.items():
+        if k.lower() not in drop:
+            resp.headers.add(k, v)
+    await resp.prepare(req)
+    await pipe(upstream, resp)
+    return resp
+
+
+async def pipe(upstream: aiohttp.ClientResponse, resp: web.StreamResponse) -> None:
     """The kubelet's body to the client as it comes (each piece flushed: a follow shows lines as
     they are written). A kubelet that goes away mid-stream ends the answer; a client that goes
     away cancels this handler, which closes the kubelet connection (and so its follower)."""
@@ -467,7 +474,7 @@ async def _pipe(upstream: aiohttp.ClientResponse, resp: web.StreamResponse) -> N
     await resp.write_eof()
 
 
-def _describe(e: BaseException) -> str:
+def describe_error(e: BaseException) -> str:
     if isinstance(e, aiohttp.ClientConnectorCertificateError):
         return f"tls: failed to verify certificate: {e.certificate_error}"
     if isinstance(e, aiohttp.ClientConnectorError):
