@@ -81,3 +81,50 @@ async def test_nodes_sharing_a_kubelet_endpoint_are_scraped_once(caplog: pytest.
     assert set(batch.nodes) == {"real"}  # the shared endpoint's node point belongs to no one for sure
     assert ("ns", "pod-hollow-0") in batch.pods  # its pods count
     assert "nodes share kubelet endpoints (https://127.0.0.1:10250/metrics/resource: 5 nodes)" in caplog.text
+
+
+async def test_kubelet_client_presents_a_renewed_certificate(tmp_path: Any) -> None:
+    """The API client's certificate, renewed in place (as k8py server's renewal does), is the one
+    new connections to kubelets present."""
+    import ssl
+
+    from aiohttp import web
+    from tests.kubelet.test_server import make_certs
+
+    from k8py import pki as pki_mod
+    from k8py.client.config import ClientConfig
+    from k8py.kubelet.resourcemetrics import NodeSample, render
+    from k8py.metricsserver.scraper import KubeletClient
+
+    certs = make_certs(tmp_path)
+    seen: list[str] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        peer = request.transport.get_extra_info("peercert") if request.transport else None
+        seen.append(dict(x[0] for x in peer["subject"])["commonName"] if peer else "")
+        return web.Response(text=render(NodeSample(1.0, 1_000_000_000, 1024), []))
+
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=certs.pki.ca_cert)
+    ctx.load_cert_chain(certs.serving_cert, certs.serving_key)
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    app = web.Application()
+    app.router.add_get("/metrics/resource", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ctx)
+    await site.start()
+    port = runner.addresses[0][1]
+    cert, key = pki_mod.issue_client_certificate(certs.pki, "first")
+    creds = ClientConfig(server="https://unused", cert_data=cert, key_data=key)
+    client = KubeletClient(ssl.create_default_context(cafile=certs.pki.ca_cert), credentials=creds)
+    n = node("n", [("InternalIP", "127.0.0.1")], port)
+    try:
+        b = await client.get_metrics(n, 5.0)
+        assert b.nodes["n"].memory_bytes == 1024
+        creds.cert_data, creds.key_data = pki_mod.issue_client_certificate(certs.pki, "renewed")
+        await client.close()  # (a new connection: pooled ones keep the certificate they were made with)
+        await client.get_metrics(n, 5.0)
+        assert seen == ["first", "renewed"]
+    finally:
+        await client.close()
+        await runner.cleanup()
