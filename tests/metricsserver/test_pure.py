@@ -74,7 +74,9 @@ def test_decode_without_timestamps_and_incomplete_node() -> None:
     assert b.nodes == {}
     assert b.pods[("n", "p")]["c"] == MetricsPoint(0.0, 42.0, 2_000_000_000, 1024)
     with pytest.raises(ParseError):
-        decode_batch("garbage{", 1.0, "n1")
+        decode_batch('container_cpu_usage_seconds_total{container="c" 1', 1.0, "n1")
+    # families metrics-server does not read are not read past their name
+    assert decode_batch("other_family{ garbage\n", 1.0, "n1").pods == {}
 
 
 # --------------------------------------------------------------------------- storage

@@ -29,7 +29,7 @@ NODE_MEMORY = "node_memory_working_set_bytes"
 CONTAINER_CPU = "container_cpu_usage_seconds_total"
 CONTAINER_MEMORY = "container_memory_working_set_bytes"
 CONTAINER_START = "container_start_time_seconds"
-_CONTAINER = (CONTAINER_CPU, CONTAINER_MEMORY, CONTAINER_START)
+_WANTED = frozenset((NODE_CPU, NODE_MEMORY, CONTAINER_CPU, CONTAINER_MEMORY, CONTAINER_START))
 
 
 def decode_batch(text: str, default_time: float, node_name: str) -> MetricsBatch:
@@ -38,9 +38,7 @@ def decode_batch(text: str, default_time: float, node_name: str) -> MetricsBatch
     node: dict[str, float] = {}
     containers: dict[tuple[str, str], dict[str, dict[str, float]]] = {}
     default_ms = round(default_time * 1000)
-    for s in parse(text):
-        if s.name not in (NODE_CPU, NODE_MEMORY) and s.name not in _CONTAINER:
-            continue
+    for s in parse(text, _WANTED):
         ts = (s.timestamp_ms if s.timestamp_ms is not None else default_ms) / 1000
         if s.name == NODE_CPU:
             node["cpu"], node["time"] = s.value, ts
