@@ -326,3 +326,37 @@ def test_auth_config_from_configmap() -> None:
     assert cfg.allowed_names == ("a", "b") and cfg.username_headers == ()
     assert AuthConfig.from_configmap(None) == AuthConfig()
     assert UserInfo("x").groups == ()
+
+
+async def test_bearer_tokens_are_reviewed(env: Env) -> None:
+    c = env.cluster.client
+    await c.create(("v1", "ServiceAccount"), {"apiVersion": "v1", "kind": "ServiceAccount",
+                                              "metadata": {"name": "reader"}}, "default")
+    tr = await c.request("POST", "/api/v1/namespaces/default/serviceaccounts/reader/token",
+                         body={"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {}})
+    token = tr["status"]["token"]
+    env.reviews.clear()
+    st, body = await env.get("/apis/metrics.k8s.io/v1beta1", headers={"Authorization": f"Bearer {token}"})
+    assert st == 200 and body["kind"] == "APIResourceList"
+    assert env.reviews[-1]["user"] == "system:serviceaccount:default:reader"
+    assert "system:authenticated" in env.reviews[-1]["groups"]
+    st, body = await env.get("/apis/metrics.k8s.io/v1beta1", headers={"Authorization": "Bearer not-a-token"})
+    assert st == 401 and body["reason"] == "Unauthorized"
+
+
+async def test_a_new_front_proxy_ca_is_trusted_once_published(env: Env, tmp_path: Path) -> None:
+    c = env.cluster.client
+    new = pki_mod.ensure_pki(ServerConfig(data_dir=str(tmp_path / "front2")))
+    cert = _write(tmp_path, "proxy2", pki_mod.issue_client_certificate(new, "front-proxy-client"))
+    # not yet published: the handshake fails (the certificate's CA is unknown)
+    with pytest.raises(aiohttp.ClientError):
+        await env.get("/apis/metrics.k8s.io/v1beta1", cert, {"X-Remote-User": "alice"})
+    cm = await c.get(("v1", "ConfigMap"), "extension-apiserver-authentication", "kube-system")
+    cm["data"]["requestheader-client-ca-file"] = Path(new.ca_cert).read_text()
+    await c.update(("v1", "ConfigMap"), cm, "kube-system")
+    await env.ms.refresh_auth_config()  # (its loop reads the ConfigMap every 10 s)
+    st, _ = await env.get("/apis/metrics.k8s.io/v1beta1", cert, {"X-Remote-User": "alice"})
+    assert st == 200 and env.reviews[-1]["user"] == "alice"
+    # and the old front proxy's certificate is no longer believed
+    with pytest.raises(aiohttp.ClientError):
+        await env.get("/apis/metrics.k8s.io/v1beta1", env.front_proxy, {"X-Remote-User": "alice"})
