@@ -97,7 +97,8 @@ def test_only_swagger_2_constructs_and_every_ref_resolves() -> None:
             if isinstance(node.get("$ref"), str):
                 refs.add(node["$ref"])
             for k in ("oneOf", "anyOf", "requestBody", "content", "components", "nullable"):
-                if k in node:
+                # a property of that name (JSONSchemaProps' own "oneOf", "nullable") is a schema, not the keyword
+                if k in node and not (k in ("oneOf", "anyOf", "nullable") and isinstance(node[k], dict)):
                     bad.append((k, node))
 
     walk(d, check)

@@ -167,6 +167,8 @@ def test_table_types_agree_with_openapi() -> None:
 
 def test_every_registry_kind_and_body_kind_has_a_message() -> None:
     for k in BUILTIN_KINDS:
+        if k.group == "apiextensions.k8s.io":  # k8py has no apiextensions messages: JSON only (a clear 400)
+            continue
         assert message_name(k.api_version, k.kind) == f"{k.group.split('.')[0] or 'core'}/{k.version}.{k.kind}"
     assert message_name("autoscaling/v1", "Scale") == "autoscaling/v1.Scale"
     assert message_name("policy/v1", "Eviction") == "policy/v1.Eviction"

@@ -302,6 +302,15 @@ VALID: dict[str, dict[str, Any]] = {
                  "versionPriority": 15, "insecureSkipTLSVerify": True,
                  "service": {"namespace": "wardle", "name": "api", "port": 443}},
     },
+    "CustomResourceDefinition": {
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "crontabs.stable.example.com"},
+        "spec": {"group": "stable.example.com", "scope": "Namespaced",
+                 "names": {"plural": "crontabs", "singular": "crontab", "kind": "CronTab", "listKind": "CronTabList"},
+                 "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+                     "type": "object", "properties": {"spec": {"type": "object", "properties": {
+                         "replicas": {"type": "integer"}}}}}}}]},
+    },
     "CertificateSigningRequest": {
         "apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest",
         "metadata": {"name": "node-csr-1"},

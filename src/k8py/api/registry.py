@@ -33,6 +33,9 @@ class KindInfo:
     # Version objects are stored in (the "storage version"); others are converted.
     storage_version: str = ""
     list_kind: str = field(default="")
+    # a custom resource served for a CustomResourceDefinition (api/crd.py): its versions differ
+    # only in apiVersion (conversion strategy None)
+    custom: bool = False
 
     @property
     def api_version(self) -> str:
@@ -161,6 +164,9 @@ BUILTIN_KINDS: tuple[KindInfo, ...] = (
     _k("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", False),
     # scheduling.k8s.io/v1
     _k("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", False, ("pc",)),
+    # apiextensions.k8s.io/v1 (custom resources are served from them: apiserver/crd.py)
+    _k("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", False, ("crd", "crds"),
+       cats=("api-extensions",), sub=ST),
     # apiregistration.k8s.io/v1 (stored and reported; k8py does not proxy aggregated APIs yet)
     _k("apiregistration.k8s.io", "v1", "APIService", "apiservices", False, sub=ST, cats=("api-extensions",)),
     # policy/v1

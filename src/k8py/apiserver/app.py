@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from k8py.apiserver.audit import AuditLog
     from k8py.apiserver.authn import Authenticator, UserInfo
     from k8py.apiserver.authz import AuthorizerLike, RequestAttributes
+    from k8py.apiserver.crd_controller import CRDController
     from k8py.apiserver.secretsencrypt import SecretsEncryption
     from k8py.apiserver.serviceaccounts import ServiceAccountTokens
 
@@ -91,6 +92,7 @@ class APIServerApp:
         self.audit: AuditLog | None = None  # --audit-policy-file (apiserver/audit.py); set by server.start
         self.secrets_encrypt: SecretsEncryption | None = None  # `k8py secrets-encrypt`'s endpoints
         self.aggregator: Aggregator | None = None  # APIServices backed by Services (apiserver/aggregator.py)
+        self.crds: CRDController | None = None  # CustomResourceDefinitions (apiserver/crd_controller.py)
 
     def build(self) -> web.Application:
         # Request bodies are read by options.read_body with kube's 3 MiB limit. Request lines and

@@ -58,6 +58,8 @@ def convert_to(obj: Obj, kind: KindInfo) -> Obj:
     """Convert a decoded stored object to the served version of ``kind``."""
     if kind.version == kind.storage_version and obj.get("apiVersion") == kind.api_version:
         return obj
+    if kind.custom:  # a CRD's versions differ only in apiVersion (conversion strategy None)
+        return {**obj, "apiVersion": kind.api_version}
     from k8py.api import conversion
 
     return conversion.convert(obj, kind.api_version)
@@ -67,6 +69,8 @@ def to_storage(obj: Obj, kind: KindInfo) -> Obj:
     api_version = f"{kind.group}/{kind.storage_version}" if kind.group else kind.storage_version
     if obj.get("apiVersion") == api_version:
         return obj
+    if kind.custom:
+        return {**obj, "apiVersion": api_version}
     from k8py.api import conversion
 
     return conversion.convert(obj, api_version)

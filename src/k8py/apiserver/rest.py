@@ -114,6 +114,8 @@ class ResourceAPI:
     def check_fields(self, ctx: Ctx, kind: KindInfo, obj: Obj, mode: str, dups: list[str]) -> None:
         node = schema.for_kind(kind.group, kind.version, kind.kind)
         if node is None:
+            if kind.custom:
+                self.check_custom_fields(ctx, kind, obj, mode, dups)
             return
         av = str(obj.get("apiVersion") or kind.api_version)
         warnings = fieldcheck.check(obj, node, mode, dups, kind=kind.kind, version=av.rpartition("/")[2])
@@ -122,6 +124,21 @@ class ResourceAPI:
             # kube's decoder drops fields its types do not have
             for path in fieldcheck.unknown_field_paths(obj, node):
                 _prune(obj, path)
+
+    def check_custom_fields(self, ctx: Ctx, kind: KindInfo, obj: Obj, mode: str, dups: list[str]) -> None:
+        """A custom resource's body: fields its schema does not declare are pruned (kube's
+        structural pruning at decode), reported as the field validation ``mode`` asks."""
+        normalize = getattr(self.strategies.for_kind(kind), "normalize", None)
+        dropped = normalize(kind, obj) if normalize is not None else []
+        if mode == "Ignore":
+            return
+        errs = [*dups, *(f'unknown field "{p}"' for p in dropped)]
+        if not errs:
+            return
+        if mode == "Strict":
+            raise errors.bad_request(f'{kind.kind} in version "{kind.version}" cannot be handled as a {kind.kind}: '
+                                     "strict decoding error: " + ", ".join(errs))
+        ctx.warnings.extend(errs)
 
     def respond(self, ctx: Ctx, obj: Any, status: int = 200, kind: KindInfo | None = None) -> web.Response:
         out = ctx.output()
@@ -458,6 +475,12 @@ class ResourceAPI:
         ct = content_type_of(ctx.request.headers.get("Content-Type", ""))
         if ct not in (PATCH_JSON, PATCH_MERGE, PATCH_STRATEGIC, PATCH_APPLY):
             raise errors.unsupported_media_type(ct)
+        if ct == PATCH_STRATEGIC and kind.custom:
+            # kube: custom resources have no Go types to merge strategically
+            raise errors.StatusError(415, "UnsupportedMediaType",
+                                     "the body of the request was in an unknown format - accepted media types "
+                                     "include: application/json-patch+json, application/merge-patch+json, "
+                                     "application/apply-patch+yaml")
         raw = await options.read_body(ctx.request)
         mode = options.field_validation(ctx)
         dry = options.dry_run(ctx)
@@ -766,15 +789,15 @@ class ResourceAPI:
 
     def to_scale(self, kind: KindInfo, obj: Obj) -> Obj:
         meta = obj["metadata"]
-        spec = obj.get("spec") or {}
-        status = obj.get("status") or {}
-        sel_s = self.strategies.for_kind(kind).scale_selector(obj)
+        strat = self.strategies.for_kind(kind)
+        spec_replicas, status_replicas = strat.scale_replicas(kind, obj)
+        sel_s = strat.scale_selector_of(kind, obj)
         return {
             "kind": "Scale", "apiVersion": "autoscaling/v1",
             "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
                          if k in meta},
-            "spec": {"replicas": spec.get("replicas", 0)},
-            "status": {"replicas": status.get("replicas", 0), "selector": sel_s},
+            "spec": {"replicas": spec_replicas},
+            "status": {"replicas": status_replicas, "selector": sel_s},
         }
 
     def scale_to_parent(self, kind: KindInfo, scale: Obj, name: str) -> Obj:
@@ -818,7 +841,7 @@ class ResourceAPI:
             raise errors.invalid_error("Scale", "autoscaling", current["metadata"]["name"], [
                 errors.invalid("spec.replicas", replicas, "must be greater than or equal to 0")])
         new = copy.deepcopy(current)
-        new.setdefault("spec", {})["replicas"] = replicas
+        self.strategies.for_kind(kind).set_spec_replicas(kind, new, replicas)
         return await self.prepare_update(ctx, kind, new, current, manager, dry, subresource="scale")
 
     async def bind(self, ctx: Ctx, kind: KindInfo, ns: str | None, name: str) -> web.Response:

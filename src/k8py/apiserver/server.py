@@ -148,6 +148,10 @@ def build(config: ServerConfig, store: Store, *, authenticator: Any = None, auth
     from k8py.apiserver.aggregator import Aggregator
 
     http.aggregator = Aggregator(objects, registry, None, on_change=http.discovery.invalidate)
+    # CustomResourceDefinitions: their controllers, and their custom resources served
+    from k8py.apiserver.crd_controller import CRDController
+
+    http.crds = CRDController(api, objects, registry, on_change=http.discovery.invalidate)
     return ControlPlane(config, store, registry, objects, api, http)
 
 
@@ -181,6 +185,8 @@ async def start(config: ServerConfig, *, store: Store | None = None, ssl_context
     cp.tasks.extend(await cp.api.admission.start())
     if cp.http.aggregator is not None:  # APIServices, Services and EndpointSlices loaded before serving
         cp.tasks.extend(await cp.http.aggregator.start())
+    if cp.http.crds is not None:  # the CRDs listed (their custom resources served) before serving
+        cp.tasks.extend(await cp.http.crds.start())
     app = cp.http.build()
     # kube's httplog (one debug line per request, watches when they end) instead of aiohttp's
     # access log, which misses requests the client abandons. Installed only when its lines are

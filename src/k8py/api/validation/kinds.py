@@ -8,6 +8,7 @@ from typing import Any
 from k8py.api.errors import FieldError
 from k8py.api.registry import KindInfo
 from k8py.api.validation import (
+    apiextensions,
     apiregistration,
     apps,
     batch,
@@ -99,6 +100,9 @@ _TABLE: dict[tuple[str, str], tuple[Create, Update, Update]] = {
                                              _meta_update),
     ("storage.k8s.io", "StorageClass"): (storage.validate_storage_class, storage.validate_storage_class_update,
                                          _meta_update),
+    ("apiextensions.k8s.io", "CustomResourceDefinition"): (apiextensions.validate_crd,
+                                                           apiextensions.validate_crd_update,
+                                                           apiextensions.validate_crd_status_update),
     ("apiregistration.k8s.io", "APIService"): (apiregistration.validate_api_service,
                                                apiregistration.validate_api_service_update,
                                                apiregistration.validate_api_service_status),

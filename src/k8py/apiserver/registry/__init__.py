@@ -27,4 +27,7 @@ def build(objects: Objects | None = None, registry: Registry | None = None, serv
         allocation = ServiceAllocation(objects, svc, service_cidr)
     strategies: list[Strategy] = [cls() for mod in (core, apps, batch, other, certificates) for cls in mod.STRATEGIES]
     strategies.append(ServiceStrategy(allocation))
+    from k8py.apiserver.crd import CRDStrategy  # the custom resources' strategies come with their CRDs
+
+    strategies.append(CRDStrategy())
     return Strategies(strategies)

