@@ -237,3 +237,29 @@ def test_delete_crd_removes_crs_and_discovery(server: Server) -> None:
     assert "ops.example.com" not in groups
     p = server.kubectl("get", "--raw", "/apis/ops.example.com/v1/namespaces/cr3/backups", check=False)
     assert p.returncode != 0
+
+
+def test_garbage_collection_across_custom_resources(server: Server) -> None:
+    """ownerReferences work as for built-in kinds: a ConfigMap owned by a CronTab goes with it,
+    and a CronTab owned by a ConfigMap goes with that (the GC watches custom resources once its
+    discovery resync, every 30s as kube's, has seen them)."""
+    server.kubectl("create", "namespace", "cr4")
+    server.kubectl("apply", "-n", "cr4", "-f", "-", input=CR.format(name="owner", replicas=1))
+    uid = server.kjson("get", "-n", "cr4", "crontab", "owner")["metadata"]["uid"]
+    server.kubectl("apply", "-n", "cr4", "-f", "-", input=f"""\
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: dep
+  ownerReferences:
+  - {{apiVersion: stable.example.com/v1, kind: CronTab, name: owner, uid: {uid}}}
+""")
+    cm_uid = server.kjson("get", "-n", "cr4", "configmap", "dep")["metadata"]["uid"]
+    server.kubectl("apply", "-n", "cr4", "-f", "-", input=CR.format(name="child", replicas=1).replace(
+        "  name: child\n", f"  name: child\n  ownerReferences:\n  - {{apiVersion: v1, kind: ConfigMap, name: dep, "
+        f"uid: {cm_uid}}}\n"))
+    server.kubectl("delete", "-n", "cr4", "crontab", "owner", "--wait=false")
+    wait(lambda: server.kubectl("get", "-n", "cr4", "configmap", "dep", check=False).returncode != 0, 75,
+         "the ConfigMap owned by a deleted CronTab collected")
+    wait(lambda: server.kubectl("get", "-n", "cr4", "crontab", "child", check=False).returncode != 0, 75,
+         "the CronTab owned by the collected ConfigMap collected")

@@ -55,6 +55,7 @@ ORPHAN = "orphan"
 # kube's GC ignores events: they are many, short-lived, and never own anything.
 IGNORED_RESOURCES = frozenset({("", "events"), ("events.k8s.io", "events")})
 REQUIRED_VERBS = ("list", "watch", "delete")
+RESYNC_PERIOD = 30.0  # seconds between discovery resyncs (kube-controller-manager's GC: 30s)
 # Fields of metadata the graph needs; the informers keep nothing else (memory).
 _KEEP_META = ("name", "namespace", "uid", "resourceVersion", "ownerReferences", "finalizers",
               "deletionTimestamp")
@@ -367,10 +368,15 @@ class _Runner(Controller):
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         stop = stop or asyncio.Event()
+        resync: asyncio.Task[None] | None = None
         try:
             if await self._gc.start_informers(stop):
+                resync = asyncio.create_task(self._gc.resync_kinds(stop), name="gc-resync-kinds")
                 await super().run(stop)
         finally:
+            if resync is not None:
+                resync.cancel()
+                await asyncio.gather(resync, return_exceptions=True)
             await self._gc.stop_informers()
 
 
@@ -391,6 +397,10 @@ class GarbageCollector:
         workers = ctx.options.gc_workers or max(4, ctx.options.workers or 2)
         self.controller: Controller = _Runner(self, workers=workers, clock=ctx.clock)
         self.sync_timeout = ctx.options.gc_sync_timeout
+        # kube's GC looks at discovery again this often for resources to watch (custom resources)
+        self.resync_period = RESYNC_PERIOD
+        self._dynamic: dict[tuple[str, str], tuple[KindInfo, MetadataInformer]] = {}
+        self._started = False
         self._parallel = asyncio.Semaphore(16)  # writes in flight for one owner's dependents
         self._warned: set[str] = set()
 
@@ -437,6 +447,10 @@ class GarbageCollector:
         kube's GC does: nothing is deleted on the cache's word, every absence is confirmed by a
         live lookup, so a partial graph only delays collection, it never causes a wrong one.
         """
+        try:
+            await self.sync_kinds()  # the custom resources served now join the built-in kinds
+        except ApiError as e:
+            log.warning("garbage collector: discovery of custom resources failed: %s", e)
         for inf in self.informers:
             inf.start()
         synced: asyncio.Future[Any] = asyncio.ensure_future(
@@ -461,6 +475,68 @@ class GarbageCollector:
 
     async def stop_informers(self) -> None:
         await asyncio.gather(*(i.stop() for i in self.informers))
+
+    # -- kinds beyond the built-in ones (custom resources) ----------------------------------------
+
+    async def discover_kinds(self) -> list[KindInfo]:
+        """The deletable kinds the server's discovery lists in groups k8py does not build in (a
+        CRD's custom resources), in each group's preferred version."""
+        builtin = set(self.client.registry.groups())
+        doc = await self.client.request("GET", "/apis")
+        out: list[KindInfo] = []
+        for g in doc.get("groups") or []:
+            group = str(g.get("name") or "")
+            gv = str((g.get("preferredVersion") or {}).get("groupVersion") or "")
+            if not group or group in builtin or not gv:
+                continue
+            try:
+                rl = await self.client.request("GET", f"/apis/{gv}")
+            except ApiError:
+                continue  # an aggregated API that does not answer: nothing of it is collected
+            version = gv.rpartition("/")[2]
+            for r in rl.get("resources") or []:
+                name = str(r.get("name") or "")
+                verbs = tuple(r.get("verbs") or ())
+                if not name or "/" in name or not all(v in verbs for v in REQUIRED_VERBS):
+                    continue
+                out.append(KindInfo(group, version, str(r.get("kind") or ""), name, str(r.get("singularName") or ""),
+                                    bool(r.get("namespaced")), verbs=verbs))
+        return out
+
+    async def sync_kinds(self) -> None:
+        """kube's GC resync: informers started for kinds discovery now lists, stopped for those
+        it no longer does (a deleted CRD)."""
+        found = {(k.group, k.resource): k for k in await self.discover_kinds()}
+        for key, (kind, inf) in list(self._dynamic.items()):
+            if found.get(key) != kind:
+                del self._dynamic[key]
+                self.informers.remove(inf)
+                self.kinds.remove(kind)
+                await inf.stop()
+        for key, k in found.items():
+            if key in self._dynamic:
+                continue
+            inf = MetadataInformer(self.client, k, clock=self.ctx.clock)
+            self._add_handlers(inf, k)
+            self._dynamic[key] = (k, inf)
+            self.informers.append(inf)
+            self.kinds.append(k)
+            if self._started:
+                inf.start()
+                log.info("garbage collector: now watching %s.%s", k.resource, k.group)
+
+    async def resync_kinds(self, stop: asyncio.Event) -> None:
+        self._started = True
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), self.resync_period)
+                return
+            except TimeoutError:
+                pass
+            try:
+                await self.sync_kinds()
+            except ApiError as e:
+                log.warning("garbage collector: discovery failed: %s; again in %.0fs", e, self.resync_period)
 
     # -- reconcile -----------------------------------------------------------------------------
 
