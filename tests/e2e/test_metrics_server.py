@@ -284,6 +284,10 @@ def test_kubectl_top_with_known_readings(fake_cluster: tuple[Server, FakeKubelet
     # the APIService is available through the aggregation layer
     a = s.kjson("get", "apiservice", "v1beta1.metrics.k8s.io")
     assert any(c["type"] == "Available" and c["status"] == "True" for c in a["status"]["conditions"])
+    # kubectl explain, from metrics-server's OpenAPI through the aggregation layer
+    out = s.kubectl("explain", "pods.containers", "--api-version=metrics.k8s.io/v1beta1").stdout
+    assert "KIND:       PodMetrics" in out and "FIELD: containers <[]ContainerMetrics>" in out
+    assert "Container name corresponding to the one from pod.spec.containers." in out
     # the kubelet's own endpoint, through nodes/proxy: kubelet's resource metrics
     text = s.kubectl("get", "--raw", f"/api/v1/nodes/{FAKE_NODE}/proxy/metrics/resource").stdout
     assert 'container_cpu_usage_seconds_total{container="main",namespace="fake-top",pod="busy"}' in text

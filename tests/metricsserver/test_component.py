@@ -360,3 +360,19 @@ async def test_a_new_front_proxy_ca_is_trusted_once_published(env: Env, tmp_path
     # and the old front proxy's certificate is no longer believed
     with pytest.raises(aiohttp.ClientError):
         await env.get("/apis/metrics.k8s.io/v1beta1", env.front_proxy, {"X-Remote-User": "alice"})
+
+
+async def test_openapi_v3(env: Env) -> None:
+    st, index = await env.as_user("/openapi/v3", "alice", "system:masters")
+    url = index["paths"]["apis/metrics.k8s.io/v1beta1"]["serverRelativeURL"]
+    assert st == 200 and url.startswith("/openapi/v3/apis/metrics.k8s.io/v1beta1?hash=")
+    st, doc = await env.as_user(url, "alice", "system:masters")
+    assert st == 200 and doc["openapi"] == "3.0.0"
+    schemas = doc["components"]["schemas"]
+    nm = schemas["io.k8s.metrics.pkg.apis.metrics.v1beta1.NodeMetrics"]
+    assert nm["x-kubernetes-group-version-kind"] == [{"group": "metrics.k8s.io", "kind": "NodeMetrics",
+                                                      "version": "v1beta1"}]
+    assert nm["required"] == ["timestamp", "window", "usage"]
+    assert "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta" in schemas  # what the kinds refer to comes along
+    op = doc["paths"]["/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods/{name}"]["get"]
+    assert op["x-kubernetes-action"] == "get" and op["x-kubernetes-group-version-kind"]["kind"] == "PodMetrics"

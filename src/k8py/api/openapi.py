@@ -41,6 +41,7 @@ from k8py.api.schema import K8S_SCHEMA_VERSION, definitions, gvk_index, ref_name
 
 __all__ = [
     "OpenAPIV3",
+    "extension_document",
     "gv_path",
     "v3_document",
     "v3_entry",
@@ -662,6 +663,15 @@ def _build_root(registry: Registry, path: str) -> dict[str, Any] | None:
     ref = _META + name
     return _finish({p: {"get": {"tags": [tag], "description": desc, "operationId": op_id,
                                 "responses": _ok(_schema_ref(ref))}}}, {ref})
+
+
+def extension_document(paths: dict[str, Any], schemas: dict[str, dict[str, Any]], refs: set[str]) -> dict[str, Any]:
+    """An OpenAPI v3 document as kube-openapi writes one, for an extension API server (k8py's
+    metrics-server): its ``paths``, its own ``schemas``, and the Kubernetes schemas they refer to
+    (``refs``: ObjectMeta, Quantity ...) with everything those refer to."""
+    doc = _finish(dict(sorted(paths.items())), refs)
+    doc["components"]["schemas"].update(schemas)
+    return doc
 
 
 def gv_path(group: str, version: str) -> str:

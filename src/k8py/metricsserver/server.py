@@ -2,7 +2,8 @@
 the delegated authentication accepts, :mod:`.auth`).
 
 - ``GET /apis``, ``/apis/metrics.k8s.io``, ``/apis/metrics.k8s.io/v1beta1``: discovery (``/apis``
-  also as the aggregated ``APIGroupDiscoveryList`` when asked for it by ``Accept``);
+  also as the aggregated ``APIGroupDiscoveryList`` when asked for it by ``Accept``), and
+  ``/openapi/v3[/apis/metrics.k8s.io/v1beta1]`` (:mod:`.openapi`);
 - ``GET /apis/metrics.k8s.io/v1beta1/nodes[/{name}]``: NodeMetrics of the nodes (``labelSelector``
   and ``fieldSelector`` on ``metadata.name``); a node without two points yet is left out of a list
   and is 404 ``nodemetrics.metrics.k8s.io "<name>" not found`` alone; an unknown node is
@@ -31,7 +32,7 @@ from aiohttp import web
 
 from k8py.api import errors
 from k8py.api.selectors import FieldSelector, LabelSelector, parse_field_selector, parse_label_selector
-from k8py.metricsserver import api
+from k8py.metricsserver import api, openapi
 from k8py.metricsserver.auth import (
     AuthConfig,
     Authorizer,
@@ -257,6 +258,13 @@ class MetricsAPI:
             return _json(api.api_group())
         if path == PREFIX:
             return _json(api.api_resource_list())
+        if path == "/openapi/v3":
+            return _json(openapi.index())
+        if path == f"/openapi/v3/{openapi.PATH}":
+            body, etag = openapi.document()
+            r = web.Response(body=body, content_type="application/json")
+            r.headers["Etag"] = f'"{etag}"'
+            return r
         raise _not_found()
 
     def checks(self, path: str) -> list[tuple[str, str]]:
