@@ -24,9 +24,9 @@ from typing import Any
 
 import pytest
 from tests.e2e.conftest import KUBECTL, Server, wait
-from tests.helpers.realnode import IMAGE, real_cluster
+from tests.helpers.realnode import IMAGE, SHARED_NODE, SharedRealNode
 
-NODE = "k8py-exec-node"
+NODE = SHARED_NODE
 NS = "default"
 
 pytestmark = pytest.mark.timeout(600)
@@ -60,8 +60,8 @@ IDLE = "trap 'exit 0' TERM; while true; do sleep 1; done"
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with real_cluster(tmp_path_factory.mktemp("exec"), NODE) as s:
+def cluster(shared_real_node: SharedRealNode) -> Iterator[Server]:
+    with shared_real_node.module() as s:
         _apply(s, _pod("shell", IDLE))
         _apply(s, _pod("done", "echo finished", restart="Never"))
         _apply(s, _pod("duo", "", containers={"app": IDLE, "quick": "exit 0"}))

@@ -14,17 +14,17 @@ from collections.abc import Iterator
 import pytest
 from tests.e2e.conftest import KUBECTL, Server, wait
 from tests.e2e.test_exec import IDLE, Terminal, _apply, _end, _kenv, _phase, _pod
-from tests.helpers.realnode import real_cluster
+from tests.helpers.realnode import SHARED_NODE, SharedRealNode
 
-NODE = "k8py-spdy-node"
+NODE = SHARED_NODE
 SPDY = {"KUBECTL_REMOTE_COMMAND_WEBSOCKETS": "false"}
 
 pytestmark = pytest.mark.timeout(600)
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with real_cluster(tmp_path_factory.mktemp("spdy"), NODE) as s:
+def cluster(shared_real_node: SharedRealNode) -> Iterator[Server]:
+    with shared_real_node.module() as s:
         _apply(s, _pod("shell", IDLE))
         _apply(s, _pod("console", "exec sh", stdin=True, tty=True))
         _apply(s, _pod("talker", "while read line; do echo got $line; done; echo stdin closed; sleep 3600",

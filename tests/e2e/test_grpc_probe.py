@@ -11,14 +11,14 @@ from typing import Any
 
 import pytest
 from tests.e2e.conftest import Server, wait
-from tests.helpers.realnode import IMAGE, namespace_for, real_cluster
+from tests.helpers.realnode import IMAGE, SHARED_NODE, SharedRealNode, namespace_for
 
 grpc = pytest.importorskip("grpc")
 health = pytest.importorskip("grpc_health.v1.health")
 health_pb2 = pytest.importorskip("grpc_health.v1.health_pb2")
 health_pb2_grpc = pytest.importorskip("grpc_health.v1.health_pb2_grpc")
 
-NODE = "k8py-e2e-grpc"
+NODE = SHARED_NODE
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
@@ -26,8 +26,8 @@ pytestmark = pytest.mark.timeout(600)
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with real_cluster(tmp_path_factory.mktemp("grpc"), NODE) as s:
+def cluster(shared_real_node: SharedRealNode) -> Iterator[Server]:
+    with shared_real_node.module() as s:
         yield s
 
 

@@ -18,16 +18,16 @@ from typing import Any
 import pytest
 from tests.e2e.conftest import Server, wait
 from tests.helpers.images import build_busybox_image, running_registry
-from tests.helpers.realnode import IMAGE, namespace_for, node_ready, real_cluster
+from tests.helpers.realnode import IMAGE, SHARED_NODE, SharedRealNode, namespace_for, node_ready
 
-NODE = "k8py-e2e-node"
+NODE = SHARED_NODE
 
 pytestmark = pytest.mark.timeout(600)
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with real_cluster(tmp_path_factory.mktemp("node"), NODE) as s:
+def cluster(shared_real_node: SharedRealNode) -> Iterator[Server]:
+    with shared_real_node.module() as s:
         yield s
 
 

@@ -1,5 +1,5 @@
 """A joined node agent rotates its certificates while its pods run: `k8py server` (no agent of
-its own) signs CSRs for 60 s (``--cluster-signing-duration``); `k8py agent` joins with a token and,
+its own) signs CSRs for 30 s (``--cluster-signing-duration``); `k8py agent` joins with a token and,
 at 70-90 % of each certificate's life, asks for a new client certificate (with its current one:
 ``selfnodeclient``) and a new serving certificate. Its kubelet API presents the new serving
 certificate to new handshakes, the node stays Ready past the first certificates' end, `kubectl
@@ -62,7 +62,7 @@ def test_a_joined_agent_rotates_its_certificates_without_restarting_pods(tmp_pat
     kubelet_port = free_port()
     with node_lock():
         before_netns = netns_names()
-        s = Server(data1, free_port(), None, tmp_path / "server.log", home, ("--cluster-signing-duration", "60s"))
+        s = Server(data1, free_port(), None, tmp_path / "server.log", home, ("--cluster-signing-duration", "30s"))
         agent: subprocess.Popen[bytes] | None = None
         try:
             s.start()
@@ -79,7 +79,7 @@ def test_a_joined_agent_rotates_its_certificates_without_restarting_pods(tmp_pat
             first_serving = kubelet_certificate(kubelet_port)
             first_client = x509.load_pem_x509_certificate((data2 / "agent" / "tls" / "client.crt").read_bytes())
             life = first_client.not_valid_after_utc - first_client.not_valid_before_utc
-            assert life <= dt.timedelta(seconds=70)  # the server's signing duration, backdated a tenth
+            assert life <= dt.timedelta(seconds=35)  # the server's signing duration, backdated a tenth
 
             s.kubectl("run", "web", "--image", IMAGE, "--restart", "Always", "--overrides", json.dumps(
                 {"spec": {"nodeName": NODE}}), "--command", "--", "sh", "-c", "echo up; exec httpd -f -p 8080")

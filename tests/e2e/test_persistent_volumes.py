@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 from tests.e2e.conftest import Server, wait
-from tests.helpers.realnode import IMAGE, namespace_for, real_cluster
+from tests.helpers.realnode import IMAGE, SHARED_NODE, SharedRealNode, namespace_for
 
-NODE = "k8py-pv-node"
+NODE = SHARED_NODE
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -29,8 +29,8 @@ def tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp: Path) -> Iterator[Server]:
-    with real_cluster(tmp, NODE) as s:
+def cluster(shared_real_node: SharedRealNode) -> Iterator[Server]:
+    with shared_real_node.module() as s:
         yield s
 
 

@@ -22,9 +22,9 @@ from typing import Any
 
 import pytest
 from tests.e2e.conftest import KUBECTL, Server, free_port, wait
-from tests.helpers.realnode import IMAGE, netns_names, real_cluster
+from tests.helpers.realnode import IMAGE, SHARED_NODE, SharedRealNode, netns_names
 
-NODE = "k8py-pf-node"
+NODE = SHARED_NODE
 NS = "pf"
 BIG_LINES = 300_000  # `seq 1 300000`: about 2 MB
 BIG = "".join(f"{i}\n" for i in range(1, BIG_LINES + 1)).encode()
@@ -39,8 +39,8 @@ WEB = ("mkdir -p /www && echo hello-from-web > /www/index.html && seq 1 300000 >
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with real_cluster(tmp_path_factory.mktemp("pf"), NODE) as s:
+def cluster(shared_real_node: SharedRealNode) -> Iterator[Server]:
+    with shared_real_node.module() as s:
         s.kubectl("create", "namespace", NS)
         pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "labels": {"app": "web"}},
                "spec": {"containers": [{"name": "web", "image": IMAGE, "imagePullPolicy": "IfNotPresent",
@@ -192,11 +192,13 @@ def test_kubectl_port_forward_to_a_service_port_and_a_random_local_port(cluster:
 def _pod_netns(s: Server) -> str:
     """The network namespace holding the pod's address."""
     ip = s.kjson("get", "pod", "web", "-n", NS)["status"]["podIP"]
-    for name in netns_names():
+    holders = []
+    for name in sorted(netns_names()):
         out = subprocess.run(["ip", "-n", name, "-4", "-o", "addr"], capture_output=True, text=True, check=False)
         if f" {ip}/" in out.stdout:
-            return name
-    raise AssertionError(f"no network namespace has {ip}")
+            holders.append(name)
+    assert len(holders) == 1, f"network namespaces with {ip}: {holders}"
+    return holders[0]
 
 
 def _connections_to(netns: str, port: int) -> list[str]:

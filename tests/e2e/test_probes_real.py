@@ -12,16 +12,16 @@ from typing import Any
 
 import pytest
 from tests.e2e.conftest import Server, wait
-from tests.helpers.realnode import IMAGE, namespace_for, real_cluster
+from tests.helpers.realnode import IMAGE, SHARED_NODE, SharedRealNode, namespace_for
 
-NODE = "k8py-e2e-probes"
+NODE = SHARED_NODE
 
 pytestmark = pytest.mark.timeout(600)
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with real_cluster(tmp_path_factory.mktemp("probes"), NODE) as s:
+def cluster(shared_real_node: SharedRealNode) -> Iterator[Server]:
+    with shared_real_node.module() as s:
         yield s
 
 
@@ -35,12 +35,17 @@ def _pod(ns: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": ns, "labels": {"app": "web"}},
             "spec": {"terminationGracePeriodSeconds": 60, "containers": [{
                 "name": "web", "image": IMAGE, "imagePullPolicy": "IfNotPresent",
-                "command": ["sh", "-c", "mkdir -p /www && touch /www/ready /www/alive && exec httpd -f -p 8080 -h /www"],
+                # PID 1 is the shell, which ends on SIGTERM (httpd as PID 1 would not: the
+                # container would wait for SIGKILL at the end of the grace period)
+                "command": ["sh", "-c", ("mkdir -p /www && touch /www/ready /www/alive; trap 'exit 0' TERM; "
+                                         "httpd -f -p 8080 -h /www & wait")],
                 "ports": [{"name": "http", "containerPort": 8080}],
                 "readinessProbe": {"httpGet": {"path": "/ready", "port": "http"}, **every_second},
                 "livenessProbe": {"exec": {"command": ["cat", "/www/alive"]}, **every_second},
-                # holds the pod in its termination (and the web server up) for the test
-                "lifecycle": {"preStop": {"exec": {"command": ["sleep", "45"]}}}}]}}
+                # holds the pod in its termination (and the web server up) until the test has seen
+                # what it looks for and creates /www/release (at most 50 s)
+                "lifecycle": {"preStop": {"exec": {"command": ["sh", "-c", (
+                    "i=0; while [ ! -e /www/release ] && [ $i -lt 500 ]; do sleep 0.1; i=$((i+1)); done")]}}}}]}}
 
 
 def _service(ns: str) -> dict[str, Any]:
@@ -95,5 +100,6 @@ def test_a_terminating_pods_readiness_and_serving_follow_its_readiness_probe(clu
     assert not [m for m in _events(cluster, ns, "Unhealthy") if m.startswith("Liveness")]
     cs = cluster.kjson("get", "pod", "web", "-n", ns)["status"]["containerStatuses"][0]
     assert cs["restartCount"] == 0 and "running" in cs["state"]
+    cluster.kubectl("exec", "-n", ns, "web", "--", "touch", "/www/release")  # the preStop hook ends
     cluster.kubectl("delete", "pod", "web", "-n", ns, "--grace-period=1", "--wait=false")
     wait(lambda: cluster.kubectl("get", "pod", "web", "-n", ns, check=False).returncode != 0, 120, "the pod gone")

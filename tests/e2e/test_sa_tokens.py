@@ -18,9 +18,9 @@ from typing import Any
 import jwt
 import pytest
 from tests.e2e.conftest import Server, wait
-from tests.helpers.realnode import IMAGE, namespace_for, real_cluster
+from tests.helpers.realnode import IMAGE, SHARED_NODE, SharedRealNode, namespace_for
 
-NODE = "k8py-e2e-satokens"
+NODE = SHARED_NODE
 ISSUER = "https://kubernetes.default.svc.cluster.local"
 MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
 
@@ -28,8 +28,8 @@ pytestmark = pytest.mark.timeout(600)
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with real_cluster(tmp_path_factory.mktemp("satokens"), NODE) as s:
+def cluster(shared_real_node: SharedRealNode) -> Iterator[Server]:
+    with shared_real_node.module() as s:
         yield s
 
 

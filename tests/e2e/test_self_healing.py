@@ -18,16 +18,16 @@ from typing import Any
 import pytest
 from tests.e2e.conftest import Server, wait
 from tests.e2e.test_node_agent import apply, phase, pod_json
-from tests.helpers.realnode import IMAGE, namespace_for, real_cluster
+from tests.helpers.realnode import IMAGE, SHARED_NODE, SharedRealNode, namespace_for
 
-NODE = "k8py-heal-node"
+NODE = SHARED_NODE
 
 pytestmark = pytest.mark.timeout(600)
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with real_cluster(tmp_path_factory.mktemp("heal"), NODE) as s:
+def cluster(shared_real_node: SharedRealNode) -> Iterator[Server]:
+    with shared_real_node.module() as s:
         yield s
 
 
@@ -200,7 +200,9 @@ def test_a_startup_probe_holds_the_others_back_and_restarts_a_container_that_nev
     s = cluster
     check = {"exec": {"command": ["cat", "/ctl/started"]}, "periodSeconds": 1}
     main = {"name": "main", "command": ["sh", "-c", "exec sleep 3600"],
-            "startupProbe": {**check, "failureThreshold": 3},
+            # the probe's own grace period: `sleep`, PID 1 of its container, does not die of SIGTERM,
+            # so with the pod's (30 s) the restart would wait that long for SIGKILL
+            "startupProbe": {**check, "failureThreshold": 3, "terminationGracePeriodSeconds": 1},
             # would fail at once if it ran before the startup probe passed
             "livenessProbe": {"exec": {"command": ["cat", "/ctl/alive"]}, "periodSeconds": 1, "failureThreshold": 1}}
     apply(s, ns, with_ctl(a_pod("slow", [main]), ctl))

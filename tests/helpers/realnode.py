@@ -8,6 +8,14 @@ killall`` and checks that nothing of the cluster is left: network namespaces, co
 bridge, mounts under its data directory.
 
 Skips when kubectl is not installed or the machine cannot run pods (not root, no runc, ...).
+
+Modules that need nothing but a plain real node (no server flags of their own) share one:
+:class:`SharedRealNode` (the ``shared_real_node`` fixture of ``tests/e2e/conftest.py``) starts
+``real_cluster(..., SHARED_NODE)`` for the first of them and keeps it for the next; pytest runs
+them one after the other, and the cluster is stopped (with ``real_cluster``'s clean-up checks)
+when the last of them is done, or as soon as anything in this process asks for the real-node
+lock. Each module leaves it as it found it: its namespaces, and its pods in ``default``, are
+deleted when it ends.
 """
 
 from __future__ import annotations
@@ -17,17 +25,18 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
 from tests.e2e.conftest import KUBECTL, Server, free_port, wait
 from tests.helpers.images import build_busybox_image
-from tests.helpers.nodelock import node_lock
+from tests.helpers.nodelock import node_lock, release_before_locking
 
 from k8py.kubelet.run import missing_prerequisites
 
 IMAGE = "k8py.test/busybox:1.0"
+SHARED_NODE = "k8py-e2e-shared"  # the node of the shared cluster (SharedRealNode)
 
 
 def netns_names() -> set[str]:
@@ -103,3 +112,51 @@ def real_cluster(tmp: Path, node: str, *extra_args: str) -> Iterator[Server]:
             with open("/proc/self/mounts") as f:
                 assert str(data) not in f.read(), "mounts left"
 
+
+
+def _namespaces(s: Server) -> set[str]:
+    return set(s.kubectl("get", "namespaces", "-o", "name").stdout.split())
+
+
+class SharedRealNode:
+    """One ``real_cluster`` for every module that asks for a plain real node: started by the
+    first, kept while the next ones run, closed by :meth:`close` (the e2e conftest calls it when
+    the last of them is done) or when this process takes the real-node lock for something else
+    (another cluster would wait for a lock this process holds)."""
+
+    def __init__(self, tmp_path_factory: pytest.TempPathFactory) -> None:
+        self.tmp_path_factory = tmp_path_factory
+        self.server: Server | None = None
+        self._stack: ExitStack | None = None
+
+    def start(self) -> Server:
+        if self.server is not None and self.server.proc is not None and self.server.proc.poll() is not None:
+            self.close()  # its server died (a test failed half-way through a restart): a fresh one
+        if self.server is None:
+            stack = ExitStack()
+            self.server = stack.enter_context(real_cluster(self.tmp_path_factory.mktemp("shared"), SHARED_NODE))
+            self._stack = stack
+            release_before_locking(self.close)
+        return self.server
+
+    def close(self) -> None:
+        """Stop the cluster (if it runs) and check that nothing of it is left."""
+        stack, self._stack, self.server = self._stack, None, None
+        release_before_locking(None)
+        if stack is not None:
+            stack.close()
+
+    @contextmanager
+    def module(self) -> Iterator[Server]:
+        """The cluster for one module; what the module made in namespaces goes when it ends:
+        its namespaces are deleted without waiting (their pods stop while the next module runs)
+        and its pods in ``default`` are waited for (the next module may reuse their names)."""
+        s = self.start()
+        before = _namespaces(s)
+        yield s
+        if self.server is not s or s.proc is None or s.proc.poll() is not None:
+            return
+        made = sorted(n.removeprefix("namespace/") for n in _namespaces(s) - before)
+        if made:
+            s.kubectl("delete", "namespace", *made, "--wait=false")
+        s.kubectl("delete", "pods", "--all", "-n", "default", "--wait=true", "--timeout=120s", timeout=150)
