@@ -263,3 +263,9 @@ metadata:
          "the ConfigMap owned by a deleted CronTab collected")
     wait(lambda: server.kubectl("get", "-n", "cr4", "crontab", "child", check=False).returncode != 0, 75,
          "the CronTab owned by the collected ConfigMap collected")
+
+
+def test_kubectl_explain_from_the_crd_schema(server: Server) -> None:
+    out = server.kubectl("explain", "crontab.spec").stdout
+    assert "cronSpec\t<string> -required-" in out and "enum: fast, slow" in out
+    assert "Name must be unique within a namespace" in server.kubectl("explain", "ct.metadata.name").stdout

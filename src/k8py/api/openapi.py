@@ -28,6 +28,7 @@ cache is rebuilt when the registry's set of kinds changes.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import weakref
 from collections.abc import Callable
@@ -590,21 +591,46 @@ class _DocBuilder:
                 self.paths[path + "/{path}"] = sub_path
 
 
-def _custom_schema(group: str, version: str, kind: str) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "x-kubernetes-preserve-unknown-fields": True,
-        "x-kubernetes-group-version-kind": [_gvk(group, version, kind)],
-    }
+def _custom_schema(group: str, version: str, kind: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A custom resource's schema: its CRD's openAPIV3Schema with apiVersion, kind and metadata
+    as kube publishes them (``builder.BuildOpenAPIV3``); without one, any object."""
+    if schema is None:
+        return {
+            "type": "object",
+            "x-kubernetes-preserve-unknown-fields": True,
+            "x-kubernetes-group-version-kind": [_gvk(group, version, kind)],
+        }
+    out = copy.deepcopy(schema)
+    props = out.setdefault("properties", {})
+    props["apiVersion"] = {"type": "string", "description": _API_VERSION_DOC}
+    props["kind"] = {"type": "string", "description": _KIND_DOC}
+    props["metadata"] = {"allOf": [{"$ref": "#/components/schemas/" + OBJECT_META}],
+                         "description": "Standard object's metadata. More info: "
+                         "https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata"}
+    out["x-kubernetes-group-version-kind"] = [_gvk(group, version, kind)]
+    return out
+
+
+_API_VERSION_DOC = ("APIVersion defines the versioned schema of this representation of an object. Servers should "
+                    "convert recognized schemas to the latest internal value, and may reject unrecognized values. "
+                    "More info: https://git.k8s.io/community/contributors/devel/sig-architecture/"
+                    "api-conventions.md#resources")
+_KIND_DOC = ("Kind is a string value representing the REST resource this object represents. Servers may infer this "
+             "from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: "
+             "https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds")
+OBJECT_META = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
 
 
 def _finish(title_paths: dict[str, Any], roots: set[str],
-            custom: dict[str, tuple[str, str, str]] | None = None) -> dict[str, Any]:
+            custom: dict[str, tuple[str, str, str]] | None = None,
+            custom_schemas: dict[tuple[str, str, str], Any] | None = None) -> dict[str, Any]:
     schemas: dict[str, Any] = {}
+    if custom and custom_schemas:
+        roots = roots | {OBJECT_META}
     for name in _SCHEMAS.closure(roots):
         schemas[name] = _SCHEMAS.get(name)
     for name, gvk in (custom or {}).items():
-        schemas.setdefault(name, _custom_schema(*gvk))
+        schemas.setdefault(name, _custom_schema(*gvk, schema=(custom_schemas or {}).get(gvk)))
     return {
         "openapi": "3.0.0",
         "info": {"title": "Kubernetes", "version": K8S_SCHEMA_VERSION},
@@ -636,7 +662,7 @@ def _build_gv(registry: Registry, group: str, version: str) -> dict[str, Any] | 
     }
     for k in sorted(kinds, key=lambda x: x.resource):
         b.add_resource(k)
-    return _finish(dict(sorted(b.paths.items())), b.roots, b.custom)
+    return _finish(dict(sorted(b.paths.items())), b.roots, b.custom, registry.custom_schemas)
 
 
 def _build_root(registry: Registry, path: str) -> dict[str, Any] | None:
@@ -691,12 +717,12 @@ class OpenAPIV3:
 
     def __init__(self, registry: Registry) -> None:
         self._registry = registry
-        self._fingerprint: tuple[KindInfo, ...] = ()
+        self._fingerprint: tuple[object, ...] = ()
         self._docs: dict[str, tuple[bytes, str] | None] = {}
         self._index: bytes | None = None
 
     def _check(self) -> None:
-        fp = tuple(self._registry.all())
+        fp = (*self._registry.all(), self._registry.custom_schemas_version)
         if fp != self._fingerprint:
             self._fingerprint = fp
             self._docs = {}

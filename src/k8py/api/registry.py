@@ -215,6 +215,10 @@ class Registry:
         self._kinds: list[KindInfo] = []
         self._by_gvr: dict[tuple[str, str, str], KindInfo] = {}
         self._by_gvk: dict[tuple[str, str, str], KindInfo] = {}
+        # (group, version, kind) -> the OpenAPI v3 schema of a custom resource (its CRD's
+        # openAPIV3Schema, set while the CRD is served); published in /openapi/v3
+        self.custom_schemas: dict[tuple[str, str, str], dict[str, object]] = {}
+        self.custom_schemas_version = 0  # counts changes of custom_schemas (documents built again)
         for k in kinds:
             self.add(k)
 

@@ -171,8 +171,24 @@ class CRDController:
         for name, crd in self.crds.items():
             if crdschema.is_established(crd):
                 changed |= self._serve(name, crd)
+        changed |= self._publish_schemas()
         if changed:
             self.on_change()
+
+    def _publish_schemas(self) -> bool:
+        """The served versions' schemas for /openapi/v3 (``kubectl explain``)."""
+        schemas: dict[tuple[str, str, str], dict[str, object]] = {}
+        for name, kinds in self.served.items():
+            crd = self.crds.get(name)
+            if crd is None:
+                continue
+            for k in kinds:
+                schemas[(k.group, k.version, k.kind)] = crdschema.schema_of(crd, k.version)
+        if schemas == self.registry.custom_schemas:
+            return False
+        self.registry.custom_schemas = schemas
+        self.registry.custom_schemas_version += 1
+        return True
 
     def _unserve(self, name: str) -> bool:
         kinds = self.served.pop(name, [])
