@@ -41,6 +41,7 @@ from k8py.client.errors import ApiError, ConflictError, NotFoundError
 from k8py.client.informer import Informer
 from k8py.client.store import Store
 from k8py.controllers.base import ControllerContext
+from k8py.controllers.namespace import discover_kinds
 
 __all__ = ["FOREGROUND", "ORPHAN", "GarbageCollector", "Graph", "Instructions", "Node", "OwnerRef",
            "deletable_kinds"]
@@ -481,34 +482,21 @@ class GarbageCollector:
     async def discover_kinds(self) -> list[KindInfo]:
         """The deletable kinds the server's discovery lists in groups k8py does not build in (a
         CRD's custom resources), in each group's preferred version."""
-        builtin = set(self.client.registry.groups())
-        doc = await self.client.request("GET", "/apis")
-        out: list[KindInfo] = []
-        for g in doc.get("groups") or []:
-            group = str(g.get("name") or "")
-            gv = str((g.get("preferredVersion") or {}).get("groupVersion") or "")
-            if not group or group in builtin or not gv:
-                continue
-            try:
-                rl = await self.client.request("GET", f"/apis/{gv}")
-            except ApiError:
-                continue  # an aggregated API that does not answer: nothing of it is collected
-            version = gv.rpartition("/")[2]
-            for r in rl.get("resources") or []:
-                name = str(r.get("name") or "")
-                verbs = tuple(r.get("verbs") or ())
-                if not name or "/" in name or not all(v in verbs for v in REQUIRED_VERBS):
-                    continue
-                out.append(KindInfo(group, version, str(r.get("kind") or ""), name, str(r.get("singularName") or ""),
-                                    bool(r.get("namespaced")), verbs=verbs))
-        return out
+        kinds, errs, _ = await discover_kinds(self.client, lambda r: True, REQUIRED_VERBS,
+                                              frozenset(self.client.registry.groups()))
+        if errs:  # an aggregated API that does not answer: nothing of it is collected
+            log.debug("garbage collector: discovery: %s", "; ".join(errs))
+        return kinds
 
     async def sync_kinds(self) -> None:
         """kube's GC resync: informers started for kinds discovery now lists, stopped for those
         it no longer does (a deleted CRD)."""
         found = {(k.group, k.resource): k for k in await self.discover_kinds()}
+        def ident(k: KindInfo | None) -> tuple[str, str, bool] | None:
+            return (k.version, k.kind, k.namespaced) if k is not None else None
+
         for key, (kind, inf) in list(self._dynamic.items()):
-            if found.get(key) != kind:
+            if ident(found.get(key)) != ident(kind):
                 del self._dynamic[key]
                 self.informers.remove(inf)
                 self.kinds.remove(kind)

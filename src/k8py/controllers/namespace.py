@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -128,19 +129,30 @@ async def discover_namespaced_kinds(client: Client) -> tuple[list[KindInfo], lis
     Returns (kinds, discovery errors, group-version parsing errors); whatever could be
     discovered is returned even when some groups failed, as kube's discovery does.
     """
+    return await discover_kinds(client, lambda r: bool(r.get("namespaced")), ("delete", "list"))
+
+
+async def discover_kinds(client: Client, keep: Callable[[dict[str, Any]], bool], verbs_needed: tuple[str, ...],
+                         skip_groups: frozenset[str] = frozenset()) -> tuple[list[KindInfo], list[str], list[str]]:
+    """The resources (``keep`` given each discovery entry) with ``verbs_needed``, in each group's
+    preferred version, asking the server (groups in ``skip_groups`` are not asked);
+    (kinds, discovery errors, group-version parsing errors) as :func:`discover_namespaced_kinds`."""
     kinds: list[KindInfo] = []
     disc_errs: list[str] = []
     gv_errs: list[str] = []
     gvs: list[str] = []
     try:
-        core = await client.request("GET", "/api")
-        gvs.extend(str(v) for v in core.get("versions") or ["v1"])
+        if "" not in skip_groups:
+            core = await client.request("GET", "/api")
+            gvs.extend(str(v) for v in core.get("versions") or ["v1"])
     except (ApiError, OSError, TimeoutError) as e:
         disc_errs.append(f"/api: {e}")
     try:
         groups = await client.request("GET", "/apis")
         for g in groups.get("groups") or []:
             pv = (g.get("preferredVersion") or {}).get("groupVersion") or ""
+            if g.get("name") in skip_groups:
+                continue
             if pv.count("/") != 1 or not all(pv.split("/")):
                 gv_errs.append(f'unexpected GroupVersion string: "{pv}" in group {g.get("name")}')
                 continue
@@ -158,11 +170,11 @@ async def discover_namespaced_kinds(client: Client) -> tuple[list[KindInfo], lis
         for r in doc.get("resources") or []:
             name = str(r.get("name") or "")
             verbs = tuple(r.get("verbs") or ())
-            if not name or "/" in name or not r.get("namespaced") or "delete" not in verbs or "list" not in verbs:
+            if not name or "/" in name or not keep(r) or not all(v in verbs for v in verbs_needed):
                 continue
             info = client.kind_info((group, version, name)) or KindInfo(
-                group, version, str(r.get("kind") or ""), name, str(r.get("singularName") or ""), True,
-                verbs=verbs)
+                group, version, str(r.get("kind") or ""), name, str(r.get("singularName") or ""),
+                bool(r.get("namespaced")), verbs=verbs)
             if info.kind in VIRTUAL_KINDS:
                 continue
             kinds.append(info)
