@@ -26,17 +26,17 @@ from typing import Any
 
 import pytest
 from tests.e2e.conftest import Server, wait
-from tests.helpers.realnode import IMAGE, real_cluster
+from tests.helpers.realnode import IMAGE, SHARED_NODE, SharedRealNode
 
-NODE = "k8py-e2e-metrics"
+NODE = SHARED_NODE
 
-pytestmark = pytest.mark.timeout(1500)  # waiting for the machine-wide real-node lock included
+pytestmark = pytest.mark.timeout(900)  # waiting for the machine-wide real-node lock included
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    # the shortest resolution metrics-server takes, so the two points a rate needs come sooner
-    with real_cluster(tmp_path_factory.mktemp("metrics"), NODE, "--metric-resolution", "10s") as s:
+def cluster(shared_real_node: SharedRealNode) -> Iterator[Server]:
+    # the real node the e2e modules share (its metrics-server at the default 15 s resolution)
+    with shared_real_node.module() as s:
         yield s
 
 
@@ -72,7 +72,7 @@ def top_pods(s: Server, ns: str, *args: str) -> dict[str, list[str]] | None:
 
 def test_kubectl_top_pod(cluster: Server, ns: str) -> None:
     # both pods once each has two points (metrics-server needs two scrapes for a rate)
-    rows = wait(lambda: (r := top_pods(cluster, ns)) and {"burner", "idle"} <= set(r) and r, 90,
+    rows = wait(lambda: (r := top_pods(cluster, ns)) and {"burner", "idle"} <= set(r) and r, 120,
                 "kubectl top pod to show both pods")
     burner, idle = milli(rows["burner"][1]), milli(rows["idle"][1])
     assert burner >= 200 and idle <= 50 and burner > 10 * max(idle, 1), rows
