@@ -269,3 +269,43 @@ def test_kubectl_explain_from_the_crd_schema(server: Server) -> None:
     out = server.kubectl("explain", "crontab.spec").stdout
     assert "cronSpec\t<string> -required-" in out and "enum: fast, slow" in out
     assert "Name must be unique within a namespace" in server.kubectl("explain", "ct.metadata.name").stdout
+
+
+def test_cluster_scoped_crd_and_deletecollection(server: Server) -> None:
+    from kubernetes import client
+
+    crd = """\
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: regions.geo.example.com}
+spec:
+  group: geo.example.com
+  scope: Cluster
+  names: {plural: regions, kind: Region}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            x-kubernetes-preserve-unknown-fields: true
+"""
+    server.kubectl("apply", "-f", "-", input=crd)
+    server.kubectl("wait", "--for=condition=Established", "crd/regions.geo.example.com", "--timeout=30s")
+    api = client.CustomObjectsApi(server.client())
+    for name, zone in (("eu", "a"), ("us", "b"), ("ap", "a")):
+        api.create_cluster_custom_object("geo.example.com", "v1", "regions", {
+            "apiVersion": "geo.example.com/v1", "kind": "Region",
+            "metadata": {"name": name, "labels": {"zone": zone}}, "spec": {"anything": {"goes": [1, 2]}}})
+    got = api.get_cluster_custom_object("geo.example.com", "v1", "regions", "eu")
+    assert got["spec"] == {"anything": {"goes": [1, 2]}} and "namespace" not in got["metadata"]
+    listed = api.list_cluster_custom_object("geo.example.com", "v1", "regions", label_selector="zone=a")
+    assert sorted(i["metadata"]["name"] for i in listed["items"]) == ["ap", "eu"]
+    api.delete_collection_cluster_custom_object("geo.example.com", "v1", "regions", label_selector="zone=a")
+    left = api.list_cluster_custom_object("geo.example.com", "v1", "regions")["items"]
+    assert [i["metadata"]["name"] for i in left] == ["us"]
+    assert "us" in server.kubectl("get", "regions").stdout
