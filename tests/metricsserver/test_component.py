@@ -43,6 +43,9 @@ class Env:
     other_client: tuple[str, str]  # signed by the front-proxy CA but named otherwise
     ca_file: str
     reviews: list[dict[str, Any]]
+    stop: asyncio.Event
+    task: asyncio.Task[None]
+    kubelet_ca: str
 
     @property
     def base(self) -> str:
@@ -137,7 +140,7 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
         ms.api.authorizer = Authorizer(recording)
         stop = asyncio.Event()
         task = asyncio.create_task(ms.run(stop))
-        env = Env(c, ms, rt, proxy_cert, client_cert, other, "", reviews)
+        env = Env(c, ms, rt, proxy_cert, client_cert, other, "", reviews, stop, task, kube.pki.ca_cert)
         try:
             await c.until(lambda: ms.files is not None and ms.port, what="metrics-server listening")
             assert ms.files is not None
@@ -376,3 +379,50 @@ async def test_openapi_v3(env: Env) -> None:
     assert "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta" in schemas  # what the kinds refer to comes along
     op = doc["paths"]["/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods/{name}"]["get"]
     assert op["x-kubernetes-action"] == "get" and op["x-kubernetes-group-version-kind"]["kind"] == "PodMetrics"
+
+
+async def test_one_registration_stands_with_two_servers(env: Env, tmp_path: Path) -> None:
+    """Two metrics-servers (two k8py servers): the Lease holder's Service, slice and CA stand; when
+    it stops, the other registers its own."""
+    c = env.cluster.client
+
+    async def slice_port() -> int:
+        try:
+            sl = await c.get(("discovery.k8s.io/v1", "EndpointSlice"), SLICE, "kube-system")
+        except NotFoundError:
+            return 0
+        return int(sl["ports"][0]["port"])
+
+    async def ca_bundle() -> bytes:
+        a = await c.get(("apiregistration.k8s.io/v1", "APIService"), APISERVICE)
+        return base64.b64decode(a["spec"]["caBundle"])
+
+    await env.cluster.until(lambda: _is(slice_port(), env.ms.port), what="the first server's slice")
+    second = MetricsServer(c, Options(listen_host="127.0.0.1", port=0, advertise="127.0.0.1",
+                                      cert_dir=str(tmp_path / "second"), resolution=1.0, scrape_timeout=0.9),
+                           kubelet_client(env.kubelet_ca, ClientConfig(server="https://unused")))
+    stop2 = asyncio.Event()
+    task2 = asyncio.create_task(second.run(stop2))
+    try:
+        await env.cluster.until(lambda: second.files is not None and second.port, what="the second listening")
+        lease = await c.get(("coordination.k8s.io/v1", "Lease"), "metrics-server-k8py", "kube-system")
+        assert lease["spec"]["holderIdentity"] == env.ms.identity
+        # the second campaigns (every 2 s) and does not take over while the first holds the lease
+        deadline = asyncio.get_running_loop().time() + 3
+        while asyncio.get_running_loop().time() < deadline:
+            assert await slice_port() == env.ms.port
+            await asyncio.sleep(0.2)
+        assert second.files is not None
+        # the first stops (releasing its lease): the second's registration replaces it
+        env.stop.set()
+        await asyncio.wait_for(env.task, 20)
+        await env.cluster.until(lambda: _is(slice_port(), second.port), timeout=15, what="the second's slice")
+        await env.cluster.until(lambda: _is(ca_bundle(), Path(second.files.ca_file).read_bytes()), timeout=15,
+                                what="the second's CA as caBundle")
+    finally:
+        stop2.set()
+        await asyncio.wait_for(task2, 20)
+
+
+async def _is(value: Any, want: Any) -> bool:
+    return bool(await value == want)

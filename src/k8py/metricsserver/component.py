@@ -15,7 +15,8 @@ Deployment of k3s does:
   ``kube-system/metrics-server`` (no selector, port 443 ``https``), an EndpointSlice
   ``metrics-server-k8py`` naming the address and port it listens on (as the cluster DNS publishes
   itself), and the APIService ``v1beta1.metrics.k8s.io`` with its CA as ``caBundle``. They are
-  written again when they differ (a new port, a new CA).
+  written again when they differ (a new port, a new CA). With several servers, only the holder of
+  the Lease ``kube-system/metrics-server-k8py`` registers, so one registration stands.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from k8py.client.api import Client
 from k8py.client.config import ClientConfig
 from k8py.client.errors import AlreadyExistsError, ApiError, ConflictError, NotFoundError
 from k8py.client.informer import SharedInformerFactory
+from k8py.client.leaderelection import LeaderElectionConfig, LeaderElector, default_identity
 from k8py.metricsserver.auth import CONFIGMAP, AuthConfig, Authorizer, TokenCache, UserInfo
 from k8py.metricsserver.certs import ServingFiles, ensure_serving_certificate, service_names
 from k8py.metricsserver.scraper import KubeletClient, MetricsGetter, Scraper
@@ -53,6 +55,7 @@ SLICE = "metrics-server-k8py"
 APISERVICE = "v1beta1.metrics.k8s.io"
 MANAGED_BY = "k8py-metrics-server"
 AUTH_POLL = 10.0
+LEASE_NAME = "metrics-server-k8py"  # held by the metrics-server whose registration stands
 REPUBLISH = 300.0
 
 SERVICE_KIND = ("v1", "Service")
@@ -117,6 +120,7 @@ class MetricsServer:
                               tokens=TokenCache(self._token_review), synced=self._synced,
                               last_tick=lambda: self.last_tick, resolution=opts.resolution)
         self._runner: web.AppRunner | None = None
+        self.identity = default_identity()
 
     def _synced(self) -> bool:
         return self.nodes.has_synced and self.pods.has_synced
@@ -262,7 +266,7 @@ class MetricsServer:
             log.info("metrics-server serving metrics.k8s.io/v1beta1 on https://%s:%d (resolution %gs)",
                      self.opts.advertise, self.port, self.opts.resolution)
             tasks += [asyncio.create_task(self._loop(stop), name="metrics-server-scrape"),
-                      asyncio.create_task(self._publish_loop(stop), name="metrics-server-publish")]
+                      asyncio.create_task(self._campaign(stop), name="metrics-server-publish")]
             await stop.wait()
         finally:
             for t in tasks:
@@ -288,6 +292,22 @@ class MetricsServer:
 
     async def _loop(self, stop: asyncio.Event) -> None:
         await self._every(stop, self.opts.resolution, self.tick, "a scrape")
+
+    async def _campaign(self, stop: asyncio.Event) -> None:
+        """Register while holding the Lease ``kube-system/metrics-server-k8py``: with several
+        servers (each running its own metrics-server, with its own CA) one registration stands,
+        the leader's, and another server's takes over when it goes (as one replica of kube's
+        metrics-server Deployment is the Service's endpoint)."""
+        cfg = LeaderElectionConfig(name=LEASE_NAME, namespace=NAMESPACE, identity=self.identity)
+        while not stop.is_set():
+            try:
+                await LeaderElector(self.client, cfg, on_started_leading=lambda: self._publish_loop(stop)).run(stop)
+            except Exception as e:  # noqa: BLE001 - the election goes on; serving never depended on it
+                log.warning("metrics-server: registration leader election failed (%s); campaigning again", e)
+            try:
+                await asyncio.wait_for(stop.wait(), cfg.retry_period)
+            except TimeoutError:
+                pass
 
     async def _publish_loop(self, stop: asyncio.Event) -> None:
         """Register at once, again after a failure (5 s), and every 5 minutes to put back what was

@@ -563,7 +563,10 @@ def roles() -> list[Obj]:
         {"apiVersion": RBAC_V1, "kind": "Role", "metadata": _meta(METRICS_REGISTRATION, namespace="kube-system"),
          "rules": [r("create", CORE, "services"), r(("get", "update"), CORE, "services", ("metrics-server",)),
                    r("create", DISCOVERY, "endpointslices"),
-                   r(("get", "update"), DISCOVERY, "endpointslices", ("metrics-server-k8py",))]},
+                   r(("get", "update"), DISCOVERY, "endpointslices", ("metrics-server-k8py",)),
+                   # the Lease whose holder alone registers (k8py.metricsserver.component.LEASE_NAME)
+                   r("create", COORD, "leases"),
+                   r(("get", "update"), COORD, "leases", ("metrics-server-k8py",))]},
         # extension API servers read how to trust callers and the aggregation layer's front proxy
         {"apiVersion": RBAC_V1, "kind": "Role",
          "metadata": _meta("extension-apiserver-authentication-reader", namespace="kube-system"),
