@@ -176,6 +176,13 @@ def test_cr_lifecycle_with_kubectl(server: Server) -> None:
     # scale subresource
     server.kubectl("scale", "-n", "cr1", "crontab", "a", "--replicas=5")
     assert server.kjson("get", "-n", "cr1", "crontab", "a")["spec"]["replicas"] == 5
+    # what the HPA controller reads: the Scale from the version's replica and selector paths
+    server.kubectl("patch", "-n", "cr1", "crontab", "a", "--subresource=status", "--type", "merge",
+                   "-p", '{"status":{"replicas":4,"labelSelector":"app=cron"}}')
+    scale = json.loads(server.kubectl("get", "--raw",
+                                      "/apis/stable.example.com/v1/namespaces/cr1/crontabs/a/scale").stdout)
+    assert scale["kind"] == "Scale" and scale["apiVersion"] == "autoscaling/v1"
+    assert scale["spec"] == {"replicas": 5} and scale["status"] == {"replicas": 4, "selector": "app=cron"}
     # the other served version: the same object under apiVersion v1beta1
     raw = json.loads(server.kubectl("get", "--raw", "/apis/stable.example.com/v1beta1/namespaces/cr1/crontabs/a").stdout)
     assert raw["apiVersion"] == "stable.example.com/v1beta1" and raw["spec"]["replicas"] == 5
