@@ -42,7 +42,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     # which also leaves the hard threshold out, is 200Mi
     reserved = machine.memory_total - (threshold + ALLOCATABLE_MI) * MI
     with real_cluster(tmp, NODE, "--eviction-hard", f"memory.available<{threshold}Mi,nodefs.available<1%",
-                      "--eviction-pressure-transition-period", "20s", "--system-reserved", f"memory={reserved // 2}",
+                      "--eviction-pressure-transition-period", "10s", "--system-reserved", f"memory={reserved // 2}",
                       "--kube-reserved", f"memory={reserved - reserved // 2}") as s:
         yield s
 
@@ -80,7 +80,7 @@ def test_pods_over_allocatable_memory_are_evicted_while_the_node_has_memory(
     assert (disruption["status"], disruption["reason"]) == ("True", "TerminationByKubelet")
     evs = [e for e in events(cluster, ns, "greedy") if e["reason"] == "Evicted"]
     assert evs and evs[0]["message"] == st["message"]
-    # MemoryPressure while the pods were over allocatable (it outlasts the eviction for the 20 s
+    # MemoryPressure while the pods were over allocatable (it outlasts the eviction for the 10 s
     # transition period), then gone
     wait(lambda: condition(get(cluster, "node", NODE), "MemoryPressure") == "True", 10, "MemoryPressure")
     wait(lambda: threshold_met(cluster) > met_before, 30, "the node's EvictionThresholdMet event")

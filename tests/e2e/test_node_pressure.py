@@ -33,7 +33,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     free = read(str(tmp)).memory_available
     threshold = (free - 2048 * MI) // MI
     with real_cluster(tmp, NODE, "--eviction-hard", f"memory.available<{threshold}Mi,nodefs.available<1%",
-                      "--eviction-pressure-transition-period", "20s", "--pod-max-pids", str(PIDS)) as s:
+                      "--eviction-pressure-transition-period", "10s", "--pod-max-pids", str(PIDS)) as s:
         yield s
 
 
