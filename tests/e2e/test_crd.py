@@ -186,6 +186,9 @@ def test_cr_lifecycle_with_kubectl(server: Server) -> None:
     # the other served version: the same object under apiVersion v1beta1
     raw = json.loads(server.kubectl("get", "--raw", "/apis/stable.example.com/v1beta1/namespaces/cr1/crontabs/a").stdout)
     assert raw["apiVersion"] == "stable.example.com/v1beta1" and raw["spec"]["replicas"] == 5
+    # each version prints its own columns: v1beta1 declares none, so Name and Age
+    header = server.kubectl("get", "-n", "cr1", "crontabs.v1beta1.stable.example.com").stdout.splitlines()[0]
+    assert header.split() == ["NAME", "AGE"]
     server.kubectl("delete", "-n", "cr1", "crontab", "a")
     assert server.kubectl("get", "-n", "cr1", "crontabs", "-o", "name").stdout.strip() == ""
 

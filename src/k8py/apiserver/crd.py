@@ -155,9 +155,12 @@ class CustomResourceStrategy(Strategy):
         names = (crd.get("status") or {}).get("acceptedNames") or spec.get("names") or {}
         self.kind = str(names.get("kind") or "")  # type: ignore[misc]
         self.terminating_crd = bool((crd.get("metadata") or {}).get("deletionTimestamp"))
-        # kube prints each version's columns; k8py prints the storage version's for all of them
+        self._tables = {str(v.get("name")): printer_table(v) for v in spec.get("versions") or []}
         stored = crdschema.storage_version(crd)
-        self.table = printer_table(crdschema.version_of(crd, stored))  # type: ignore[misc]
+        self.table = self._tables.get(stored) or printer_table({})  # type: ignore[misc]
+
+    def table_for(self, kind: KindInfo) -> tables.Table:
+        return self._tables.get(kind.version, self.table)
 
     def _schema(self, kind: KindInfo) -> Obj:
         return crdschema.schema_of(self.crd, kind.version)

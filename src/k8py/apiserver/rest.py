@@ -143,7 +143,7 @@ class ResourceAPI:
     def respond(self, ctx: Ctx, obj: Any, status: int = 200, kind: KindInfo | None = None) -> web.Response:
         out = ctx.output()
         if kind is not None and out.transform == "Table" and isinstance(obj, dict) and obj.get("kind") != "Status":
-            obj = tables.table(self.strategies.for_kind(kind).table, [obj],
+            obj = tables.table(self.strategies.for_kind(kind).table_for(kind), [obj],
                                include_object=ctx.q("includeObject", "Metadata") or "Metadata")
         elif kind is not None and out.transform == "PartialObjectMetadata" and isinstance(obj, dict):
             obj = tables.partial_object_metadata(kind, obj)
@@ -256,7 +256,7 @@ class ResourceAPI:
             self.add_warnings(ctx, resp)
             return resp
         if out.transform == "Table":
-            body_obj: Obj = tables.table(self.strategies.for_kind(kind).table, page.items,
+            body_obj: Obj = tables.table(self.strategies.for_kind(kind).table_for(kind), page.items,
                                          include_object=ctx.q("includeObject", "Metadata") or "Metadata",
                                          list_meta=list_meta)
         elif out.transform in ("PartialObjectMetadataList", "PartialObjectMetadata"):

@@ -162,7 +162,7 @@ async def serve_watch(api: ResourceAPI, ctx: Ctx, kind: KindInfo, ns: str | None
     resp.enable_chunked_encoding()
     await resp.prepare(ctx.request)
     stream = WatchStream(resp, kind, out.transform, q.get("includeObject", "Metadata") or "Metadata",
-                         api.strategies.for_kind(kind).table)
+                         api.strategies.for_kind(kind).table_for(kind))
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     w = api.objects.watch(prefix, start, progress_notify=bookmarks or True)

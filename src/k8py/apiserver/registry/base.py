@@ -65,6 +65,10 @@ class Strategy:
     # the fieldSelector labels (kube's default: metadata.name and metadata.namespace)
     field_labels: FieldLabels = DEFAULT_FIELD_LABELS
 
+    def table_for(self, kind: KindInfo) -> tables.Table:
+        """The columns of ``kind``'s version (a CRD declares them per version)."""
+        return self.table
+
     # -- create ------------------------------------------------------------------------------------
     def initial_status(self, kind: KindInfo, obj: Obj) -> Obj | None:
         """The status a created object starts with (None: leave what the create left)."""
