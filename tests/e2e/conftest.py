@@ -250,11 +250,15 @@ def _uses_shared_real_node(item: pytest.Item | None) -> bool:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The tests on the shared real node run one after the other (where the first of them was),
-    so that it starts once; the others keep their order."""
+    grouped by the server flags their modules want, so that each cluster starts once; the others
+    keep their order."""
+    from tests.helpers.realnode import shared_args
+
     shared = [i for i in items if _uses_shared_real_node(i)]
     if not shared:
         return
     first = items.index(shared[0])
+    shared.sort(key=lambda i: shared_args(getattr(i, "module", None)))  # stable: modules stay in order
     rest = [i for i in items if not _uses_shared_real_node(i)]
     items[:] = rest[:first] + shared + rest[first:]
 

@@ -60,8 +60,8 @@ IDLE = "trap 'exit 0' TERM; while true; do sleep 1; done"
 
 
 @pytest.fixture(scope="module")
-def cluster(shared_real_node: SharedRealNode) -> Iterator[Server]:
-    with shared_real_node.module() as s:
+def cluster(shared_real_node: SharedRealNode, request: pytest.FixtureRequest) -> Iterator[Server]:
+    with shared_real_node.module(request) as s:
         _apply(s, _pod("shell", IDLE))
         _apply(s, _pod("done", "echo finished", restart="Never"))
         _apply(s, _pod("duo", "", containers={"app": IDLE, "quick": "exit 0"}))

@@ -23,8 +23,8 @@ pytestmark = pytest.mark.timeout(600)
 
 
 @pytest.fixture(scope="module")
-def cluster(shared_real_node: SharedRealNode) -> Iterator[Server]:
-    with shared_real_node.module() as s:
+def cluster(shared_real_node: SharedRealNode, request: pytest.FixtureRequest) -> Iterator[Server]:
+    with shared_real_node.module(request) as s:
         _apply(s, _pod("shell", IDLE))
         _apply(s, _pod("console", "exec sh", stdin=True, tty=True))
         _apply(s, _pod("talker", "while read line; do echo got $line; done; echo stdin closed; sleep 3600",

@@ -17,18 +17,17 @@ from typing import Any
 
 import pytest
 from tests.e2e.conftest import Server, manifest, wait
-from tests.helpers.realnode import IMAGE, namespace_for, real_cluster
+from tests.helpers.realnode import IMAGE, NETWORKING_ARGS, SharedRealNode, namespace_for
 
-NODE = "netpol-node"
-DNS_LISTEN = "10.42.0.1:53"  # the node's pod bridge gateway (its pod CIDR is 10.42.0.0/24)
+# the dual-stack cluster the networking modules share (real_cluster checks that killall removes
+# the NetworkPolicy table)
+SHARED_REAL_NODE_ARGS = NETWORKING_ARGS
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with real_cluster(tmp_path_factory.mktemp("netpol"), NODE, "--cluster-dns-listen", DNS_LISTEN,
-                      "--cluster-cidr", "10.42.0.0/16,fd42::/56", "--service-cidr", "10.43.0.0/16,fd43::/112") as s:
+def cluster(shared_real_node: SharedRealNode, request: pytest.FixtureRequest) -> Iterator[Server]:
+    with shared_real_node.module(request) as s:
         yield s
-    assert "k8py-netpol" not in _nft("list", "tables"), "the NetworkPolicy table is left after killall"
 
 
 @pytest.fixture

@@ -28,8 +28,8 @@ pytestmark = pytest.mark.timeout(600)
 
 
 @pytest.fixture(scope="module")
-def cluster(shared_real_node: SharedRealNode) -> Iterator[Server]:
-    with shared_real_node.module() as s:
+def cluster(shared_real_node: SharedRealNode, request: pytest.FixtureRequest) -> Iterator[Server]:
+    with shared_real_node.module(request) as s:
         yield s
 
 

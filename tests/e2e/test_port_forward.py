@@ -39,8 +39,8 @@ WEB = ("mkdir -p /www && echo hello-from-web > /www/index.html && seq 1 300000 >
 
 
 @pytest.fixture(scope="module")
-def cluster(shared_real_node: SharedRealNode) -> Iterator[Server]:
-    with shared_real_node.module() as s:
+def cluster(shared_real_node: SharedRealNode, request: pytest.FixtureRequest) -> Iterator[Server]:
+    with shared_real_node.module(request) as s:
         s.kubectl("create", "namespace", NS)
         pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "labels": {"app": "web"}},
                "spec": {"containers": [{"name": "web", "image": IMAGE, "imagePullPolicy": "IfNotPresent",

@@ -17,29 +17,22 @@ from typing import Any
 
 import pytest
 from tests.e2e.conftest import Server, manifest, wait
-from tests.helpers.realnode import IMAGE, namespace_for, real_cluster
+from tests.helpers.realnode import IMAGE, NETWORKING_ARGS, SharedRealNode, namespace_for
 
-NODE = "svcnet-node"
-DNS_LISTEN = "10.42.0.1:53"
-LB_POOL = "10.45.0.0/30"  # two addresses: 10.45.0.1 and 10.45.0.2  # the first node's pod bridge gateway (its pod CIDR is 10.42.0.0/24)
+# the dual-stack cluster the networking modules share: its load balancer pool 10.45.0.0/30 has
+# two addresses (real_cluster checks that killall removes the proxy's table)
+SHARED_REAL_NODE_ARGS = NETWORKING_ARGS
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with real_cluster(tmp_path_factory.mktemp("svcnet"), NODE, "--cluster-dns-listen", DNS_LISTEN,
-                      "--cluster-cidr", "10.42.0.0/16,fd42::/56", "--service-cidr", "10.43.0.0/16,fd43::/112",
-                      "--lb-pool", LB_POOL) as s:
+def cluster(shared_real_node: SharedRealNode, request: pytest.FixtureRequest) -> Iterator[Server]:
+    with shared_real_node.module(request) as s:
         yield s
-    assert "k8py-proxy" not in _nft_tables(), "the proxy's table is left after killall"
 
 
 @pytest.fixture
 def ns(cluster: Server, request: pytest.FixtureRequest) -> str:
     return namespace_for(cluster, request, "svc")
-
-
-def _nft_tables() -> str:
-    return subprocess.run(["nft", "list", "tables"], capture_output=True, text=True, check=False).stdout
 
 
 def proxied(ip: str, port: int) -> bool:

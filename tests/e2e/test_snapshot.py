@@ -37,8 +37,10 @@ def new_server(tmp: Path) -> Server:
 def fill(s: Server) -> list[Any]:
     """Objects in namespace keep; returns (kind, name, resourceVersion) of each."""
     s.kubectl("create", "namespace", "keep")
-    for i in range(20):
-        s.kubectl("create", "configmap", f"c{i}", "-n", "keep", f"--from-literal=i={i}")
+    # twenty ConfigMaps with one kubectl (it creates them one by one; twenty kubectl processes took seconds)
+    s.kubectl("create", "-f", "-", input=manifest(*(
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"c{i}", "namespace": "keep"},
+         "data": {"i": str(i)}} for i in range(20))))
     s.kubectl("apply", "-f", "-", input=manifest({
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "keep"},
         "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},

@@ -9,13 +9,14 @@ bridge, mounts under its data directory.
 
 Skips when kubectl is not installed or the machine cannot run pods (not root, no runc, ...).
 
-Modules that need nothing but a plain real node (no server flags of their own) share one:
-:class:`SharedRealNode` (the ``shared_real_node`` fixture of ``tests/e2e/conftest.py``) starts
-``real_cluster(..., SHARED_NODE)`` for the first of them and keeps it for the next; pytest runs
-them one after the other, and the cluster is stopped (with ``real_cluster``'s clean-up checks)
-when the last of them is done, or as soon as anything in this process asks for the real-node
-lock. Each module leaves it as it found it: its namespaces, and its pods in ``default``, are
-deleted when it ends.
+Modules whose cluster differs only by its server flags share one: :class:`SharedRealNode` (the
+``shared_real_node`` fixture of ``tests/e2e/conftest.py``) starts ``real_cluster(...,
+SHARED_NODE, *flags)`` for the first of them and keeps it for the next with the same flags (a
+module's ``SHARED_REAL_NODE_ARGS``, none by default); pytest runs them one after the other,
+grouped by their flags, and the cluster is stopped (with ``real_cluster``'s clean-up checks)
+when the last of them is done, when a module wants other flags, or as soon as anything in this
+process asks for the real-node lock. Each module leaves it as it found it: its namespaces, and
+its pods in ``default``, are deleted when it ends.
 """
 
 from __future__ import annotations
@@ -37,6 +38,15 @@ from k8py.kubelet.run import missing_prerequisites
 
 IMAGE = "k8py.test/busybox:1.0"
 SHARED_NODE = "k8py-e2e-shared"  # the node of the shared cluster (SharedRealNode)
+# the dual-stack cluster of the networking modules (their SHARED_REAL_NODE_ARGS): the cluster DNS
+# on the node's pod bridge gateway (its pod CIDR is 10.42.0.0/24), a pool of two load balancer
+# addresses (10.45.0.1 and 10.45.0.2)
+NETWORKING_ARGS = ("--cluster-dns-listen", "10.42.0.1:53", "--cluster-cidr", "10.42.0.0/16,fd42::/56",
+                   "--service-cidr", "10.43.0.0/16,fd43::/112", "--lb-pool", "10.45.0.0/30")
+
+
+def nft_tables() -> str:
+    return subprocess.run(["nft", "list", "tables"], capture_output=True, text=True, check=False).stdout
 
 
 def netns_names() -> set[str]:
@@ -109,9 +119,16 @@ def real_cluster(tmp: Path, node: str, *extra_args: str) -> Iterator[Server]:
             assert not list((data / "agent" / "containers" / "containers").iterdir()), "containers left"
             left = subprocess.run(["ip", "link", "show", "k8py0"], capture_output=True, check=False)
             assert left.returncode != 0, "the bridge is left"
+            for table in ("k8py-proxy", "k8py-netpol"):
+                assert table not in nft_tables(), f"the nft table {table} is left after killall"
             with open("/proc/self/mounts") as f:
                 assert str(data) not in f.read(), "mounts left"
 
+
+
+def shared_args(module: object) -> tuple[str, ...]:
+    """The server flags a module wants of the shared cluster: its ``SHARED_REAL_NODE_ARGS``."""
+    return tuple(getattr(module, "SHARED_REAL_NODE_ARGS", ()))
 
 
 def _namespaces(s: Server) -> set[str]:
@@ -127,14 +144,18 @@ class SharedRealNode:
     def __init__(self, tmp_path_factory: pytest.TempPathFactory) -> None:
         self.tmp_path_factory = tmp_path_factory
         self.server: Server | None = None
+        self.args: tuple[str, ...] = ()
         self._stack: ExitStack | None = None
 
-    def start(self) -> Server:
-        if self.server is not None and self.server.proc is not None and self.server.proc.poll() is not None:
-            self.close()  # its server died (a test failed half-way through a restart): a fresh one
+    def start(self, *args: str) -> Server:
+        if self.server is not None and (args != self.args or (
+                self.server.proc is not None and self.server.proc.poll() is not None)):
+            self.close()  # other flags, or its server died (a test failed half-way through a restart)
         if self.server is None:
             stack = ExitStack()
-            self.server = stack.enter_context(real_cluster(self.tmp_path_factory.mktemp("shared"), SHARED_NODE))
+            self.server = stack.enter_context(real_cluster(self.tmp_path_factory.mktemp("shared"), SHARED_NODE,
+                                                           *args))
+            self.args = args
             self._stack = stack
             release_before_locking(self.close)
         return self.server
@@ -147,11 +168,12 @@ class SharedRealNode:
             stack.close()
 
     @contextmanager
-    def module(self) -> Iterator[Server]:
-        """The cluster for one module; what the module made in namespaces goes when it ends:
-        its namespaces are deleted without waiting (their pods stop while the next module runs)
-        and its pods in ``default`` are waited for (the next module may reuse their names)."""
-        s = self.start()
+    def module(self, request: pytest.FixtureRequest | None = None) -> Iterator[Server]:
+        """The cluster for the requesting module (with its :func:`shared_args`; no flags without
+        ``request``); what the module made in namespaces goes when it ends: its namespaces are
+        deleted without waiting (their pods stop while the next module runs) and its pods in
+        ``default`` are waited for (the next module may reuse their names)."""
+        s = self.start(*(shared_args(request.module) if request is not None else ()))
         before = _namespaces(s)
         yield s
         if self.server is not s or s.proc is None or s.proc.poll() is not None:
