@@ -66,6 +66,16 @@ spec:
               mode:
                 type: string
                 enum: [fast, slow]
+              ports:
+                type: array
+                x-kubernetes-list-type: map
+                x-kubernetes-list-map-keys: [name]
+                items:
+                  type: object
+                  required: [name]
+                  properties:
+                    name: {type: string}
+                    port: {type: integer}
           status:
             type: object
             properties:
@@ -319,3 +329,23 @@ spec:
     left = api.list_cluster_custom_object("geo.example.com", "v1", "regions")["items"]
     assert [i["metadata"]["name"] for i in left] == ["us"]
     assert "us" in server.kubectl("get", "regions").stdout
+
+
+def test_server_side_apply_merges_list_maps_of_the_schema(server: Server) -> None:
+    """Two managers own one entry each of a list with x-kubernetes-list-type: map: both entries
+    stay (an atomic list would conflict), and each manager's fields are its own."""
+    server.kubectl("create", "namespace", "cr5")
+    base = CR.format(name="ssa", replicas=1)
+    server.kubectl("apply", "--server-side", "--field-manager=one", "-n", "cr5", "-f", "-",
+                   input=base + "  ports:\n  - {name: http, port: 80}\n")
+    server.kubectl("apply", "--server-side", "--field-manager=two", "-n", "cr5", "-f", "-",
+                   input=base.replace("  replicas: 1\n", "") .replace('  cronSpec: "* * * * */5"\n', "")
+                   + "  ports:\n  - {name: metrics, port: 9090}\n")
+    obj = server.kjson("get", "-n", "cr5", "crontab", "ssa", "--show-managed-fields")
+    assert sorted((p["name"], p["port"]) for p in obj["spec"]["ports"]) == [("http", 80), ("metrics", 9090)]
+    owners = {m["manager"]: json.dumps(m["fieldsV1"]) for m in obj["metadata"]["managedFields"]}
+    assert '"k:{\\"name\\":\\"metrics\\"}"' in owners["two"] and "metrics" not in owners["one"]
+    # the first manager drops its entry: only that one goes
+    server.kubectl("apply", "--server-side", "--field-manager=one", "-n", "cr5", "-f", "-", input=base)
+    obj = server.kjson("get", "-n", "cr5", "crontab", "ssa")
+    assert [(p["name"], p["port"]) for p in obj["spec"]["ports"]] == [("metrics", 9090)]

@@ -16,11 +16,13 @@ from k8py.api import errors, tables
 from k8py.api.corev1 import now_rfc3339
 from k8py.api.errors import FieldError
 from k8py.api.registry import KindInfo
+from k8py.api.schema import SchemaNode
 from k8py.api.validation import apiextensions
 from k8py.api.validation.meta import name_is_dns_subdomain, validate_object_meta, validate_object_meta_update
 from k8py.apiserver.registry.base import Strategy, spec_part
 
 Obj = dict[str, Any]
+OBJECT_META = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
 
 
 def _age(row: tables.Row) -> tables.Cell:
@@ -161,6 +163,17 @@ class CustomResourceStrategy(Strategy):
 
     def table_for(self, kind: KindInfo) -> tables.Table:
         return self._tables.get(kind.version, self.table)
+
+    def fields_schema(self, kind: KindInfo) -> SchemaNode | None:
+        """The version's schema, metadata as ObjectMeta: server-side apply merges lists by their
+        ``x-kubernetes-list-type``/``list-map-keys`` (kube builds its typed schema the same way)."""
+        s = copy.deepcopy(self._schema(kind))
+        if not s:
+            return None
+        props = s.setdefault("properties", {})
+        props["metadata"] = {"$ref": "#/definitions/" + OBJECT_META}
+        props["apiVersion"] = props["kind"] = {"type": "string"}
+        return SchemaNode(s, "")
 
     def _schema(self, kind: KindInfo) -> Obj:
         return crdschema.schema_of(self.crd, kind.version)

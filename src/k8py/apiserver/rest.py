@@ -317,7 +317,7 @@ class ResourceAPI:
             raise errors.invalid_error(kind.kind, kind.group, meta.get("name", ""), errs)
         await self.admission.validate(attrs, obj, None)
         if not apply_managed:
-            node = schema.for_kind(kind.group, kind.version, kind.kind)
+            node = strat.fields_schema(kind)
             managedfields.update_managed_fields(None, obj, manager=manager, operation="Update",
                                                 api_version=kind.api_version, now=now_rfc3339(), node=node)
         if dry:
@@ -458,7 +458,7 @@ class ResourceAPI:
         if errs:
             raise errors.invalid_error(kind.kind, kind.group, meta["name"], errs)
         await self.admission.validate(attrs, new, current)
-        node = schema.for_kind(kind.group, kind.version, kind.kind)
+        node = strat.fields_schema(kind)
         if operation == "Update":
             if "managedFields" not in meta and old_meta.get("managedFields") is not None:
                 # kube: an update that omits managedFields keeps the existing ones
@@ -489,6 +489,7 @@ class ResourceAPI:
             raise errors.bad_request("force is only allowed for apply patches")
         manager = options.field_manager(ctx)
         node = schema.for_kind(kind.group, kind.version, kind.kind)
+        fields_node = self.strategies.for_kind(kind).fields_schema(kind)  # what managedFields track
         if ct == PATCH_APPLY:
             if not ctx.q("fieldManager"):
                 raise errors.bad_request("PATCH requests with apply patch type require a field manager")
@@ -511,7 +512,8 @@ class ResourceAPI:
             current = await self.objects.try_get(kind, ns, name) if not subresource else None
             if current is None and not subresource:
                 created = managedfields.server_side_apply(None, applied, manager=manager, force=force,
-                                                          api_version=kind.api_version, now=now_rfc3339(), node=node)
+                                                          api_version=kind.api_version, now=now_rfc3339(),
+                                                          node=fields_node)
                 created.setdefault("metadata", {})["name"] = name
                 obj = await self.create_object(ctx, kind, ns, created, dry, manager, apply_managed=True)
                 return obj, True
@@ -532,7 +534,8 @@ class ResourceAPI:
                 base = self.to_scale(kind, current)
             if ct == PATCH_APPLY:
                 patched = managedfields.server_side_apply(current, applied, manager=manager, force=force,
-                                                          api_version=kind.api_version, now=now_rfc3339(), node=node,
+                                                          api_version=kind.api_version, now=now_rfc3339(),
+                                                          node=fields_node,
                                                           subresource=subresource)
             elif ct == PATCH_JSON:
                 patched = patch.json_patch(base, patch_doc)

@@ -21,10 +21,11 @@ import secrets
 import uuid
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from k8py.api import tables
+from k8py.api import schema, tables
 from k8py.api.corev1 import now_rfc3339
 from k8py.api.errors import FieldError
 from k8py.api.registry import KindInfo
+from k8py.api.schema import SchemaNode
 from k8py.api.selectors import DEFAULT_FIELD_LABELS, FieldLabels, label_selector_string
 from k8py.api.validation import kinds as validation
 
@@ -64,6 +65,10 @@ class Strategy:
     table: tables.Table = tables.DEFAULT_TABLE
     # the fieldSelector labels (kube's default: metadata.name and metadata.namespace)
     field_labels: FieldLabels = DEFAULT_FIELD_LABELS
+
+    def fields_schema(self, kind: KindInfo) -> SchemaNode | None:
+        """The schema managedFields and server-side apply follow (list types, map keys)."""
+        return schema.for_kind(kind.group, kind.version, kind.kind)
 
     def table_for(self, kind: KindInfo) -> tables.Table:
         """The columns of ``kind``'s version (a CRD declares them per version)."""
