@@ -186,3 +186,25 @@ def test_custom_resource_generation_and_status() -> None:
     st = s.prepare_for_status_update(kind, {**copy.deepcopy(obj), "spec": {"cronSpec": "x"},
                                             "status": {"replicas": 4}}, old)
     assert st["spec"] == old["spec"] and st["status"] == {"replicas": 4}
+
+
+def test_list_type_rules() -> None:
+    good = {"type": "object", "properties": {"ports": {
+        "type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"],
+        "items": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}}}}}
+    assert crd.structural_errors(good, "s") == []
+    bad = copy.deepcopy(good)
+    bad["properties"]["ports"]["items"]["required"] = []
+    assert strs(crd.structural_errors(bad, "s")) == [
+        ("s.properties[ports].items.properties[name].default: Required value: this property is in "
+         "x-kubernetes-list-map-keys, so it must have a default or be a required property")]
+    bad["properties"]["ports"]["x-kubernetes-list-type"] = "list"
+    got = strs(crd.structural_errors(bad, "s"))
+    assert 's.properties[ports].x-kubernetes-list-type: Unsupported value: "list": supported values: "atomic", ' \
+        '"set", "map"' in got
+    assert ("s.properties[ports].x-kubernetes-list-map-keys: Forbidden: must only be set if "
+            "x-kubernetes-list-type is map") in got
+    del bad["properties"]["ports"]["x-kubernetes-list-map-keys"]
+    bad["properties"]["ports"]["x-kubernetes-list-type"] = "map"
+    assert ("s.properties[ports].x-kubernetes-list-map-keys: Required value: must not be empty if "
+            "x-kubernetes-list-type is map") in strs(crd.structural_errors(bad, "s"))

@@ -284,6 +284,43 @@ def validate(obj: Any, s: Obj, path: str = "", root: bool = True) -> list[FieldE
     return errs
 
 
+def _list_type_errors(s: Obj, path: str) -> list[FieldError]:
+    """kube's rules for ``x-kubernetes-list-type`` and ``x-kubernetes-list-map-keys``."""
+    errs: list[FieldError] = []
+    lt = s.get("x-kubernetes-list-type")
+    keys = s.get("x-kubernetes-list-map-keys")
+    if lt is not None:
+        if lt not in ("atomic", "set", "map"):
+            errs.append(errors.not_supported(f"{path}.x-kubernetes-list-type", lt, ("atomic", "set", "map")))
+        if s.get("type") != "array":
+            errs.append(errors.invalid(f"{path}.type", s.get("type"),
+                                       "must be array if x-kubernetes-list-type is specified"))
+    if keys and lt != "map":
+        errs.append(errors.forbidden(f"{path}.x-kubernetes-list-map-keys",
+                                     "must only be set if x-kubernetes-list-type is map"))
+    if lt == "map":
+        if not keys:
+            errs.append(errors.required(f"{path}.x-kubernetes-list-map-keys",
+                                        "must not be empty if x-kubernetes-list-type is map"))
+        it = _items(s) or {}
+        if it.get("type") != "object":
+            errs.append(errors.invalid(f"{path}.items.type", it.get("type"),
+                                       "must be object if parent array's x-kubernetes-list-type is map"))
+        else:
+            required = set(it.get("required") or [])
+            for k in keys or []:
+                prop = _props(it).get(k)
+                if prop is None:
+                    errs.append(errors.required(f"{path}.items.properties[{k}]",
+                                                "entries in x-kubernetes-list-map-keys must be properties of the "
+                                                "items"))
+                elif k not in required and "default" not in prop:
+                    errs.append(errors.required(f"{path}.items.properties[{k}].default",
+                                                "this property is in x-kubernetes-list-map-keys, so it must have a "
+                                                "default or be a required property"))
+    return errs
+
+
 # -- the schemas a CRD may declare (kube's structural schema rules) ------------------------------
 
 _ALLOWED_TYPES = ("array", "boolean", "integer", "number", "object", "string")
@@ -322,6 +359,7 @@ def structural_errors(s: Any, path: str, root: bool = True) -> list[FieldError]:
                                      "additionalProperties and properties are mutual exclusive"))
     if t == "array" and _items(s) is None:
         errs.append(errors.required(f"{path}.items", "must be specified"))
+    errs += _list_type_errors(s, path)
     for k, v in _props(s).items():
         errs += structural_errors(v, f"{path}.properties[{k}]", False)
     it = _items(s)
