@@ -349,3 +349,15 @@ def test_server_side_apply_merges_list_maps_of_the_schema(server: Server) -> Non
     server.kubectl("apply", "--server-side", "--field-manager=one", "-n", "cr5", "-f", "-", input=base)
     obj = server.kjson("get", "-n", "cr5", "crontab", "ssa")
     assert [(p["name"], p["port"]) for p in obj["spec"]["ports"]] == [("metrics", 9090)]
+
+
+def test_zz_served_again_after_a_restart(server: Server) -> None:
+    """Last in the module (it restarts the server): the CRDs in the store are served again
+    before the restarted server reports ready, their objects intact."""
+    server.kubectl("create", "namespace", "cr6")
+    server.kubectl("apply", "-n", "cr6", "-f", "-", input=CR.format(name="kept", replicas=3))
+    server.stop()
+    server.start()
+    obj = server.kjson("get", "-n", "cr6", "ct", "kept")
+    assert obj["spec"]["replicas"] == 3 and obj["spec"]["image"] == "busybox"
+    assert "crontabs" in server.kubectl("api-resources", "--api-group=stable.example.com").stdout
