@@ -16,7 +16,6 @@ import orjson
 import pytest
 from aiohttp import web
 
-from k8py.api import protobuf
 from k8py.api.errors import StatusError
 from k8py.api.protobuf import MAGIC, SPECIAL_TYPES, Field, decode, is_protobuf, message_name, schema
 from k8py.api.protobuf_tags import MESSAGES
@@ -336,12 +335,6 @@ def test_delete_options_alone_and_inside_an_eviction() -> None:
     ev = decode(envelope("policy/v1", "Eviction", meta("p", f_str(3, "ns")), f_msg(2, f_int(1, 30))))
     assert ev == {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "p", "namespace": "ns"},
                   "deleteOptions": {"gracePeriodSeconds": 30}}
-
-
-def test_go_duration_strings() -> None:
-    d = protobuf._go_duration
-    assert [d(0), d(1), d(1500), d(1_500_000), d(2_000_000_000), d(90 * 10**9), d(3_723_500_000_000),
-            d(-5 * 10**9)] == ["0s", "1ns", "1.5µs", "1.5ms", "2s", "1m30s", "1h2m3.5s", "-5s"]
 
 
 @pytest.mark.parametrize("body, fragment", [

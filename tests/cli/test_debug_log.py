@@ -144,11 +144,3 @@ async def test_middleware_verbs_and_statuses(caplog: pytest.LogCaptureFixture) -
                    ("WATCH", "200")]
     assert r'userAgent="ua \"quoted\""' in caplog.messages[0]
     assert 'URI="/api/v1/pods?watch=1"' in caplog.messages[-1]
-
-
-@pytest.mark.parametrize(("seconds", "text"), [
-    (0, "0s"), (5e-7, "500ns"), (1.5e-6, "1.5µs"), (0.0012345678, "1.234568ms"), (0.85, "850ms"), (2.5, "2.5s"),
-    (90, "1m30s"), (3600, "1h0m0s"), (3723.5, "1h2m3.5s"),
-])
-def test_go_duration(seconds: float, text: str) -> None:
-    assert httplog.go_duration(seconds) == text

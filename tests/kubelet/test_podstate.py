@@ -15,7 +15,6 @@ from k8py.kubelet.podstate import (
     Observed,
     ProbeResults,
     compute_actions,
-    go_duration,
     is_terminal,
     next_backoff,
     pod_phase,
@@ -66,11 +65,6 @@ def conds(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 # --------------------------------------------------------------------------- back-off
-
-
-def test_go_duration_is_what_kubelet_prints() -> None:
-    assert [go_duration(s) for s in (0, 10, 40, 80, 160, 300, 3700)] == [
-        "0s", "10s", "40s", "1m20s", "2m40s", "5m0s", "1h1m40s"]
 
 
 def test_next_backoff_doubles_to_five_minutes_and_resets_after_a_long_run() -> None:

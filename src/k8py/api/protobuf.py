@@ -34,6 +34,7 @@ from typing import Any
 import orjson
 
 from k8py.api import errors, fieldcheck
+from k8py.api.gotext import go_duration_ns
 from k8py.api.protobuf_tags import MESSAGES
 from k8py.api.protowire import LEN, VARINT, WireError, fields, read_varint
 
@@ -171,31 +172,6 @@ def _timestamp(b: bytes, micro: bool) -> str | None:
     return _rfc3339(seconds, nanos // 1000 if micro else None)
 
 
-def _go_duration(ns: int) -> str:
-    """Go's time.Duration.String(): ``1h2m3.5s``, ``150ms``, ``0s``."""
-    if ns == 0:
-        return "0s"
-    sign = "-" if ns < 0 else ""
-    ns = abs(ns)
-    if ns < 1_000_000_000:
-        for unit, size in (("ms", 1_000_000), ("µs", 1_000), ("ns", 1)):
-            if ns >= size:
-                whole, frac = divmod(ns, size)
-                digits = len(str(size)) - 1
-                f = f"{frac:0{digits}d}".rstrip("0") if digits else ""
-                return f"{sign}{whole}{'.' + f if f else ''}{unit}"
-    secs, frac_ns = divmod(ns, 1_000_000_000)
-    h, rem = divmod(secs, 3600)
-    m, s = divmod(rem, 60)
-    fs = f"{frac_ns:09d}".rstrip("0")
-    out = f"{s}{'.' + fs if fs else ''}s"
-    if h:
-        out = f"{h}h{m}m{out}"
-    elif m:
-        out = f"{m}m{out}"
-    return sign + out
-
-
 def _raw_json(b: bytes, what: str) -> Any:
     if b.startswith(MAGIC):
         return decode(b)
@@ -232,7 +208,7 @@ def _special(t: str, b: bytes) -> Any:
         for num, _wt, v in fields(b):
             if num == 1 and isinstance(v, int):
                 ns = _signed(v)
-        return _go_duration(ns)
+        return go_duration_ns(ns)
     # RawExtension and FieldsV1: {raw 1: bytes of JSON}
     raw = b""
     for num, _wt, v in fields(b):

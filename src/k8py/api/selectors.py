@@ -45,13 +45,8 @@ class SelectorError(StatusError, ValueError):
 
 # ---------------------------------------------------------------------------
 # label key / value validation: the same rules (and words) as object validation uses
+from k8py.api.validation.meta import go_quote, is_qualified_name
 from k8py.api.validation.meta import is_label_value as is_valid_label_value
-from k8py.api.validation.meta import is_qualified_name
-
-
-def go_quote(s: str) -> str:
-    """Go's ``%q`` for the ASCII strings selectors are made of."""
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _field_invalid(path: str, value: str, detail: str) -> str:

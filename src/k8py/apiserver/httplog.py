@@ -22,9 +22,10 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from k8py.api.gotext import go_duration
 from k8py.apiserver import requestinfo
 
-__all__ = ["go_duration", "install", "log", "middleware", "normalized_verb"]
+__all__ = ["install", "log", "middleware", "normalized_verb"]
 
 log = logging.getLogger("k8py.httplog")
 
@@ -104,30 +105,3 @@ def _q(s: str) -> str:
     return f'"{out}"'
 
 
-def go_duration(seconds: float) -> str:
-    """Go's time.Duration.String(): ``850ns``, ``1.234567ms``, ``2.5s``, ``1m30s``, ``1h2m3.5s``."""
-    ns = round(seconds * 1e9)
-    if ns == 0:
-        return "0s"
-    sign = "-" if ns < 0 else ""
-    ns = abs(ns)
-    if ns < 1_000:
-        return f"{sign}{ns}ns"
-    if ns < 1_000_000:
-        return f"{sign}{_frac(ns, 1_000)}µs"
-    if ns < 1_000_000_000:
-        return f"{sign}{_frac(ns, 1_000_000)}ms"
-    h, rest = divmod(ns, 3_600 * 10**9)
-    m, rest = divmod(rest, 60 * 10**9)
-    out = f"{h}h" if h else ""
-    if h or m:
-        out += f"{m}m"
-    return f"{sign}{out}{_frac(rest, 10**9)}s"
-
-
-def _frac(n: int, unit: int) -> str:
-    whole, part = divmod(n, unit)
-    if not part:
-        return str(whole)
-    digits = len(str(unit)) - 1
-    return f"{whole}.{part:0{digits}d}".rstrip("0")

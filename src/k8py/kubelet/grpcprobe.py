@@ -26,6 +26,7 @@ import time
 from typing import Any
 from urllib.parse import unquote
 
+from k8py.api.gotext import go_duration
 from k8py.api.protowire import VARINT, WireError, fields, length_delimited
 
 __all__ = ["HEALTH_PATH", "check", "decode_response", "encode_request"]
@@ -78,16 +79,6 @@ def _host_port(host: str, port: int) -> str:
     return f"{host}:{port}"
 
 
-def _go_duration(seconds: float) -> str:
-    """Go's ``time.Duration`` String for the probe's timeout (whole or fractional seconds)."""
-    if seconds == int(seconds):
-        s = int(seconds)
-        h, rest = divmod(s, 3600)
-        m, sec = divmod(rest, 60)
-        return f"{h}h{m}m{sec}s" if h else f"{m}m{sec}s" if m else f"{sec}s"
-    return f"{seconds:g}s"
-
-
 class _RPCError(Exception):
     def __init__(self, code: int, message: str) -> None:
         super().__init__(message)
@@ -111,7 +102,7 @@ async def _connect(host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.
 async def check(host: str, port: int, service: str, timeout: float, user_agent: str) -> tuple[bool, str]:
     """One health check: (healthy, kubelet's output)."""
     addr = _host_port(host, port)
-    dur = _go_duration(timeout)
+    dur = go_duration(timeout)
     deadline = time.monotonic() + timeout
     try:
         async with asyncio.timeout(timeout):

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from k8py.api.corev1 import format_epoch
+from k8py.api.gotext import go_duration
 from k8py.kubelet.runtime.types import ContainerState, ContainerStatus, SandboxState, SandboxStatus
 
 __all__ = [
@@ -49,7 +50,6 @@ __all__ = [
     "ProbeResults",
     "StartContainer",
     "compute_actions",
-    "go_duration",
     "is_restartable_init",
     "is_terminal",
     "next_backoff",
@@ -76,18 +76,6 @@ CONTAINERS_NOT_READY = "ContainersNotReady"
 CONTAINERS_NOT_INITIALIZED = "ContainersNotInitialized"
 READINESS_GATES_NOT_READY = "ReadinessGatesNotReady"
 STATUS_UNKNOWN = "ContainerStatusUnknown"
-
-
-def go_duration(seconds: float) -> str:
-    """Whole seconds as Go's ``time.Duration.String()`` writes them: ``10s``, ``1m20s``, ``5m0s``."""
-    s = int(seconds)
-    h, rest = divmod(s, 3600)
-    m, sec = divmod(rest, 60)
-    if h:
-        return f"{h}h{m}m{sec}s"
-    if m:
-        return f"{m}m{sec}s"
-    return f"{sec}s"
 
 
 def _newer(a: ContainerStatus, b: ContainerStatus) -> bool:

@@ -19,7 +19,7 @@ from fractions import Fraction
 from typing import Any
 
 from k8py.api.corev1 import format_epoch
-from k8py.api.protobuf import _go_duration
+from k8py.api.gotext import go_duration
 from k8py.api.quantity import Format, Quantity, format_quantity
 from k8py.metricsserver.storage import NodeUsage, PodUsage
 
@@ -42,11 +42,6 @@ def cpu_quantity(nanocores: int) -> str:
 def memory_quantity(n: int) -> str:
     """Bytes as a BinarySI quantity: ``622040Ki``, ``12345678``."""
     return format_quantity(Quantity(Fraction(n), Format.BINARY_SI))
-
-
-def go_duration(seconds: float) -> str:
-    """A ``metav1.Duration`` as JSON writes it (Go's ``Duration.String``): ``15.012s``."""
-    return _go_duration(round(seconds * 1e9))
 
 
 def _time(t: float) -> str | None:
