@@ -351,6 +351,15 @@ def test_server_side_apply_merges_list_maps_of_the_schema(server: Server) -> Non
     assert [(p["name"], p["port"]) for p in obj["spec"]["ports"]] == [("metrics", 9090)]
 
 
+def test_namespace_deletion_removes_its_custom_resources(server: Server) -> None:
+    server.kubectl("create", "namespace", "cr7")
+    server.kubectl("apply", "-n", "cr7", "-f", "-", input=CR.format(name="inside", replicas=1))
+    server.kubectl("delete", "namespace", "cr7", "--wait=false")
+    wait(lambda: server.kubectl("get", "namespace", "cr7", check=False).returncode != 0, 60,
+         "the namespace and its CronTab gone")
+    raw = server.kubectl("get", "--raw", "/apis/stable.example.com/v1/crontabs").stdout
+    assert '"inside"' not in raw
+
 def test_zz_served_again_after_a_restart(server: Server) -> None:
     """Last in the module (it restarts the server): the CRDs in the store are served again
     before the restarted server reports ready, their objects intact."""
