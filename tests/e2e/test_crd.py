@@ -85,6 +85,7 @@ spec:
   - name: v1beta1
     served: true
     storage: false
+    deprecated: true
     schema:
       openAPIV3Schema:
         type: object
@@ -197,8 +198,10 @@ def test_cr_lifecycle_with_kubectl(server: Server) -> None:
     raw = json.loads(server.kubectl("get", "--raw", "/apis/stable.example.com/v1beta1/namespaces/cr1/crontabs/a").stdout)
     assert raw["apiVersion"] == "stable.example.com/v1beta1" and raw["spec"]["replicas"] == 5
     # each version prints its own columns: v1beta1 declares none, so Name and Age
-    header = server.kubectl("get", "-n", "cr1", "crontabs.v1beta1.stable.example.com").stdout.splitlines()[0]
-    assert header.split() == ["NAME", "AGE"]
+    got = server.kubectl("get", "-n", "cr1", "crontabs.v1beta1.stable.example.com")
+    assert got.stdout.splitlines()[0].split() == ["NAME", "AGE"]
+    # a deprecated version warns on every request
+    assert "Warning: stable.example.com/v1beta1 CronTab is deprecated; use stable.example.com/v1 CronTab" in got.stderr
     server.kubectl("delete", "-n", "cr1", "crontab", "a")
     assert server.kubectl("get", "-n", "cr1", "crontabs", "-o", "name").stdout.strip() == ""
 

@@ -161,6 +161,22 @@ class CustomResourceStrategy(Strategy):
         stored = crdschema.storage_version(crd)
         self.table = self._tables.get(stored) or printer_table({})  # type: ignore[misc]
 
+    def request_warnings(self, kind: KindInfo) -> list[str]:
+        v = crdschema.version_of(self.crd, kind.version)
+        if not v.get("deprecated"):
+            return []
+        if v.get("deprecationWarning"):
+            return [str(v["deprecationWarning"])]
+        # kube's defaultDeprecationWarning: the newest served, not deprecated, newer version named
+        msg = f"{kind.group}/{kind.version} {kind.kind} is deprecated"
+        mine = crdschema.version_priority(kind.version)
+        newer = [str(o.get("name")) for o in (self.crd.get("spec") or {}).get("versions") or []
+                 if o.get("served") and not o.get("deprecated")
+                 and crdschema.version_priority(str(o.get("name"))) < mine]
+        if newer:
+            msg += f"; use {kind.group}/{min(newer, key=crdschema.version_priority)} {kind.kind}"
+        return [msg]
+
     def table_for(self, kind: KindInfo) -> tables.Table:
         return self._tables.get(kind.version, self.table)
 

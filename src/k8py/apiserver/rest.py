@@ -179,6 +179,8 @@ class ResourceAPI:
         kind = self.kind_for(ctx)
         i = ctx.info
         verb = i.verb
+        if kind.custom:  # a deprecated CRD version says so on every request (kube's crdHandler)
+            ctx.warnings.extend(self.strategies.for_kind(kind).request_warnings(kind))
         if verb not in kind.verbs and not i.subresource and verb != "watch":
             raise errors.method_not_allowed()
         # kube serves POST only on collections and PUT/PATCH only on items: anything else is

@@ -70,6 +70,10 @@ class Strategy:
         """The schema managedFields and server-side apply follow (list types, map keys)."""
         return schema.for_kind(kind.group, kind.version, kind.kind)
 
+    def request_warnings(self, kind: KindInfo) -> list[str]:
+        """Warnings every request to ``kind`` carries (a deprecated custom resource version)."""
+        return []
+
     def table_for(self, kind: KindInfo) -> tables.Table:
         """The columns of ``kind``'s version (a CRD declares them per version)."""
         return self.table
