@@ -208,3 +208,14 @@ def test_list_type_rules() -> None:
     bad["properties"]["ports"]["x-kubernetes-list-type"] = "map"
     assert ("s.properties[ports].x-kubernetes-list-map-keys: Required value: must not be empty if "
             "x-kubernetes-list-type is map") in strs(crd.structural_errors(bad, "s"))
+
+
+def test_root_metadata_may_only_restrict_names() -> None:
+    ok = {"type": "object", "properties": {"metadata": {"type": "object", "properties": {
+        "name": {"type": "string", "maxLength": 10}}}}}
+    assert crd.structural_errors(ok, "s") == []
+    bad = {"type": "object", "properties": {"metadata": {"type": "object", "properties": {
+        "labels": {"type": "object"}}}}}
+    assert strs(crd.structural_errors(bad, "s")) == [
+        ("s.properties[metadata]: Forbidden: must not specify anything other than name and generateName, but "
+         "metadata is implicitly specified")]

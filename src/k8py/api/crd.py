@@ -340,6 +340,13 @@ def structural_errors(s: Any, path: str, root: bool = True) -> list[FieldError]:
             errs.append(errors.required(f"{path}.type", "must not be empty at the root"))
         elif t != "object":
             errs.append(errors.invalid(f"{path}.type", t, "must be object at the root"))
+    meta = _props(s).get("metadata") if root else None
+    if isinstance(meta, dict):
+        extra = set(_props(meta)) - {"name", "generateName"}
+        if extra or set(meta) - {"type", "properties", "description"}:
+            errs.append(errors.forbidden(f"{path}.properties[metadata]",
+                                         "must not specify anything other than name and generateName, but "
+                                         "metadata is implicitly specified"))
     if t and t not in _ALLOWED_TYPES:
         errs.append(errors.not_supported(f"{path}.type", t, _ALLOWED_TYPES))
     if not t and not s.get(INT_OR_STRING) and not s.get(PRESERVE) and not root:
