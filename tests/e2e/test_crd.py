@@ -363,6 +363,29 @@ def test_namespace_deletion_removes_its_custom_resources(server: Server) -> None
     raw = server.kubectl("get", "--raw", "/apis/stable.example.com/v1/crontabs").stdout
     assert '"inside"' not in raw
 
+def test_hpa_scales_a_custom_resource_through_its_scale_subresource(server: Server) -> None:
+    """The HPA controller finds the CronTab through discovery and writes minReplicas through
+    /scale (no pod metrics here: it says so, as for a Deployment)."""
+    server.kubectl("create", "namespace", "cr8")
+    server.kubectl("apply", "-n", "cr8", "-f", "-", input=CR.format(name="auto", replicas=1))
+    server.kubectl("apply", "-n", "cr8", "-f", "-", input="""\
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: auto}
+spec:
+  scaleTargetRef: {apiVersion: stable.example.com/v1, kind: CronTab, name: auto}
+  minReplicas: 2
+  maxReplicas: 5
+  metrics:
+  - type: Resource
+    resource: {name: cpu, target: {type: Utilization, averageUtilization: 50}}
+""")
+    wait(lambda: server.kjson("get", "-n", "cr8", "crontab", "auto")["spec"]["replicas"] == 2, 60,
+         "the CronTab scaled to minReplicas by the HPA")
+    hpa = server.kjson("get", "-n", "cr8", "hpa", "auto")
+    able = next(c for c in hpa["status"]["conditions"] if c["type"] == "AbleToScale")
+    assert able["status"] == "True" and able["reason"] in ("SucceededRescale", "SucceededGetScale")
+
 def test_zz_served_again_after_a_restart(server: Server) -> None:
     """Last in the module (it restarts the server): the CRDs in the store are served again
     before the restarted server reports ready, their objects intact."""
