@@ -126,6 +126,8 @@ def test_crd_status_and_get(server: Server) -> None:
     assert crd["status"]["storedVersions"] == ["v1"]
     assert crd["spec"]["names"]["listKind"] == "CronTabList"
     assert "crontabs.stable.example.com" in server.kubectl("get", "crds").stdout
+    as_yaml = server.kubectl("get", "crd", "crontabs.stable.example.com", "-o", "yaml").stdout
+    assert "kind: CustomResourceDefinition" in as_yaml and "storedVersions:\n  - v1" in as_yaml
     res = server.kubectl("api-resources", "--api-group=stable.example.com").stdout
     assert "crontabs" in res and "ct" in res and "CronTab" in res
 
