@@ -215,19 +215,20 @@ def test_python_client_custom_objects(server: Server) -> None:
     server.kubectl("create", "namespace", "cr2")
     g, v, p = "stable.example.com", "v1", "crontabs"
     seen: list[tuple[str, str]] = []
-    ready = threading.Event()
+    # the watch starts from the list's resourceVersion: it sees every change after it, whenever
+    # its connection is made
+    rv = api.list_namespaced_custom_object(g, v, "cr2", p)["metadata"]["resourceVersion"]
 
     def follow() -> None:
         w = watch.Watch()
-        ready.set()
-        for ev in w.stream(api.list_namespaced_custom_object, g, v, "cr2", p, timeout_seconds=20):
+        for ev in w.stream(api.list_namespaced_custom_object, g, v, "cr2", p, resource_version=rv,
+                           timeout_seconds=20):
             seen.append((ev["type"], ev["object"]["metadata"]["name"]))
             if len(seen) >= 2:
                 w.stop()
 
     t = threading.Thread(target=follow, daemon=True)
     t.start()
-    ready.wait(5)
     body = {"apiVersion": "stable.example.com/v1", "kind": "CronTab", "metadata": {"name": "py"},
             "spec": {"cronSpec": "*/5 * * * *", "replicas": 1}}
     made = api.create_namespaced_custom_object(g, v, "cr2", p, body)
