@@ -18,16 +18,17 @@ from typing import Any
 import pytest
 from tests.e2e.conftest import Server, wait
 from tests.helpers.images import build_busybox_image, running_registry
-from tests.helpers.realnode import IMAGE, SHARED_NODE, SharedRealNode, namespace_for, node_ready
+from tests.helpers.realnode import IMAGE, namespace_for, node_ready, real_cluster
 
-NODE = SHARED_NODE
+NODE = "k8py-e2e-node"
 
 pytestmark = pytest.mark.timeout(600)
 
 
 @pytest.fixture(scope="module")
-def cluster(shared_real_node: SharedRealNode, request: pytest.FixtureRequest) -> Iterator[Server]:
-    with shared_real_node.module(request) as s:
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    # a cluster of its own, not the shared one: a test here stops and restarts the server
+    with real_cluster(tmp_path_factory.mktemp("node"), NODE) as s:
         yield s
 
 

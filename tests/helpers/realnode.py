@@ -9,14 +9,15 @@ bridge, mounts under its data directory.
 
 Skips when kubectl is not installed or the machine cannot run pods (not root, no runc, ...).
 
-Modules whose cluster differs only by its server flags share one: :class:`SharedRealNode` (the
-``shared_real_node`` fixture of ``tests/e2e/conftest.py``) starts ``real_cluster(...,
-SHARED_NODE, *flags)`` for the first of them and keeps it for the next with the same flags (a
-module's ``SHARED_REAL_NODE_ARGS``, none by default); pytest runs them one after the other,
-grouped by their flags, and the cluster is stopped (with ``real_cluster``'s clean-up checks)
-when the last of them is done, when a module wants other flags, or as soon as anything in this
-process asks for the real-node lock. Each module leaves it as it found it: its namespaces, and
-its pods in ``default``, are deleted when it ends.
+Modules whose cluster differs only by its server flags, and that never stop its server, share
+one: :class:`SharedRealNode` (the ``shared_real_node`` fixture of ``tests/e2e/conftest.py``)
+starts ``real_cluster(..., SHARED_NODE, *flags)`` for the first of them and keeps it for the
+next with the same flags (a module's ``SHARED_REAL_NODE_ARGS``, none by default) while its node
+is Ready; pytest runs them one after the other, grouped by their flags, and the cluster is
+stopped (with ``real_cluster``'s clean-up checks) when the last of them is done, when a module
+wants other flags, or as soon as anything in this process asks for the real-node lock. Each
+module leaves it as it found it: its namespaces, and its pods in ``default``, are deleted when
+it ends.
 """
 
 from __future__ import annotations
@@ -148,9 +149,8 @@ class SharedRealNode:
         self._stack: ExitStack | None = None
 
     def start(self, *args: str) -> Server:
-        if self.server is not None and (args != self.args or (
-                self.server.proc is not None and self.server.proc.poll() is not None)):
-            self.close()  # other flags, or its server died (a test failed half-way through a restart)
+        if self.server is not None and (args != self.args or not self._healthy(self.server)):
+            self.close()  # other flags, or a module before left it broken: the next gets a fresh one
         if self.server is None:
             stack = ExitStack()
             self.server = stack.enter_context(real_cluster(self.tmp_path_factory.mktemp("shared"), SHARED_NODE,
@@ -159,6 +159,17 @@ class SharedRealNode:
             self._stack = stack
             release_before_locking(self.close)
         return self.server
+
+    @staticmethod
+    def _healthy(s: Server) -> bool:
+        """Its server runs and its node is Ready (within a bounded wait)."""
+        if s.proc is None or s.proc.poll() is not None:
+            return False
+        try:
+            wait(lambda: node_ready(s, SHARED_NODE), 30, "the shared node Ready")
+        except AssertionError:
+            return False
+        return True
 
     def close(self) -> None:
         """Stop the cluster (if it runs) and check that nothing of it is left."""
