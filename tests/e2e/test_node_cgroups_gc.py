@@ -134,6 +134,15 @@ def test_kubepods_and_qos_cgroups_hold_kubelets_limits(cluster: Server, ns: str)
 def test_a_pod_cannot_push_the_pods_memory_over_their_limit(cluster: Server, ns: str) -> None:
     s = cluster
     assert read("/").memory_available > 2 * PODS_LIMIT_MI * MI, "the machine itself is short of memory"
+    cg = Cgroups.detect()
+    if cg.version == 1:
+        # the kubepods cgroup outlives clusters (machine-wide, as kubelet's): its high-water mark
+        # and failure count start from this test (writing 0 resets both, cgroup v1)
+        base = cg.path("memory", "/kubepods")
+        assert base is not None
+        for name in ("memory.max_usage_in_bytes", "memory.failcnt"):
+            with open(f"{base}/{name}", "w") as f:
+                f.write("0")
     # dd's buffer is one block: 500Mi of touched memory, more than the pods may have together
     # (dd is the container's process: the OOM killer's victim ends the container)
     apply(s, ns, pod("hog", "exec dd if=/dev/zero of=/dev/null bs=500M count=1"))
@@ -142,7 +151,6 @@ def test_a_pod_cannot_push_the_pods_memory_over_their_limit(cluster: Server, ns:
     term = st["containerStatuses"][0]["state"]["terminated"]
     assert st["phase"] == "Failed", st
     assert (term["reason"], term["exitCode"]) == ("OOMKilled", 137), term
-    cg = Cgroups.detect()
     if cg.version == 1:
         # the pods' cgroup met its limit and never went past it
         assert int(cg.read("memory", "/kubepods", "memory.failcnt") or 0) > 0
