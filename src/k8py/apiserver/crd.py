@@ -216,21 +216,14 @@ class CustomResourceStrategy(Strategy):
         self.normalize(kind, obj)
 
     def prepare_for_update(self, kind: KindInfo, new: Obj, old: Obj) -> None:
-        meta = new.setdefault("metadata", {})
-        old_meta = old.get("metadata") or {}
-        for k in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds"):
-            if k in old_meta:
-                meta[k] = old_meta[k]
-            else:
-                meta.pop(k, None)
-        self.keep_status(kind, new, old)
-        self.normalize(kind, new)
-        gen = int(old_meta.get("generation") or 1)
+        self.normalize(kind, new)  # pruned and defaulted before the generation compares it
+        super().prepare_for_update(kind, new, old)
+
+    def generation_part(self, kind: KindInfo, obj: Obj) -> Obj:
         if kind.has_status:
-            changed = spec_part(new) != spec_part(old)
-        else:  # without a status subresource, status is part of what a generation counts
-            changed = {**spec_part(new), "status": new.get("status")} != {**spec_part(old), "status": old.get("status")}
-        meta["generation"] = gen + 1 if changed else gen
+            return spec_part(obj)
+        # without a status subresource, status is part of what a generation counts
+        return {**spec_part(obj), "status": obj.get("status")}
 
     def prepare_for_status_update(self, kind: KindInfo, new: Obj, old: Obj) -> Obj:
         out = super().prepare_for_status_update(kind, new, old)

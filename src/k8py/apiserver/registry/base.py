@@ -121,9 +121,13 @@ class Strategy:
         self.keep_status(kind, new, old)
         if self.generation:
             gen = int(old_meta.get("generation") or 1)
-            meta["generation"] = gen + 1 if spec_part(new) != spec_part(old) else gen
+            meta["generation"] = gen + 1 if self.generation_part(kind, new) != self.generation_part(kind, old) else gen
         else:
             meta.pop("generation", None)
+
+    def generation_part(self, kind: KindInfo, obj: Obj) -> Obj:
+        """What a change of bumps ``metadata.generation``: the spec (all but metadata and status)."""
+        return spec_part(obj)
 
     def keep_status(self, kind: KindInfo, new: Obj, old: Obj) -> None:
         if kind.has_status:
