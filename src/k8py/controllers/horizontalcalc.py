@@ -217,20 +217,29 @@ def _ceil32(x: float) -> int:
     return MAX_INT32 if x > MAX_INT32 else math.ceil(x)
 
 
+def _counted(pods: Sequence[Mapping[str, Any]], metrics: Mapping[str, PodMetric], resource: str,
+             cpu_initialization_period: float, initial_readiness_delay: float,
+             now: float) -> tuple[dict[str, PodMetric], PodGroups]:
+    """The metrics that count (ignored and unready pods' left out) and the pods' groups; kube's
+    errors when the selector found no pods or no pod that counts has a metric."""
+    if not pods:
+        raise MetricError("no pods returned by selector while calculating replica count")
+    counted = dict(metrics)
+    g = group_pods(pods, counted, resource, cpu_initialization_period, initial_readiness_delay, now)
+    for name in g.ignored | g.unready:
+        counted.pop(name, None)
+    if not counted:
+        raise MetricError("did not receive metrics for targeted pods (pods might be unready)")
+    return counted, g
+
+
 def resource_replicas(current_replicas: int, target_utilization: int, resource: str, tolerances: Tolerances,
                       pods: Sequence[Mapping[str, Any]], metrics: Mapping[str, PodMetric], container: str,
                       cpu_initialization_period: float, initial_readiness_delay: float,
                       now: float) -> tuple[int, int, int]:
     """``(replicas, utilization %, average raw value)`` for a Utilization target (kube's
     ``GetResourceReplicas`` after the metrics were fetched)."""
-    if not pods:
-        raise MetricError("no pods returned by selector while calculating replica count")
-    metrics = dict(metrics)
-    g = group_pods(pods, metrics, resource, cpu_initialization_period, initial_readiness_delay, now)
-    for name in g.ignored | g.unready:
-        metrics.pop(name, None)
-    if not metrics:
-        raise MetricError("did not receive metrics for targeted pods (pods might be unready)")
+    metrics, g = _counted(pods, metrics, resource, cpu_initialization_period, initial_readiness_delay, now)
     requests = calculate_requests(pods, container, resource)
     ratio, utilization, raw = resource_utilization_ratio(metrics, requests, target_utilization)
     scale_up_with_unready = bool(g.unready) and ratio > 1.0
@@ -270,14 +279,7 @@ def plain_metric_replicas(current_replicas: int, target_usage: int, resource: st
                           now: float) -> tuple[int, int]:
     """``(replicas, average usage)`` for an AverageValue target of a resource or a pods metric
     (kube's ``calcPlainMetricReplicas``); ``resource`` is "" for pods metrics."""
-    if not pods:
-        raise MetricError("no pods returned by selector while calculating replica count")
-    metrics = dict(metrics)
-    g = group_pods(pods, metrics, resource, cpu_initialization_period, initial_readiness_delay, now)
-    for name in g.ignored | g.unready:
-        metrics.pop(name, None)
-    if not metrics:
-        raise MetricError("did not receive metrics for targeted pods (pods might be unready)")
+    metrics, g = _counted(pods, metrics, resource, cpu_initialization_period, initial_readiness_delay, now)
     ratio, usage = metric_usage_ratio(metrics, target_usage)
     scale_up_with_unready = bool(g.unready) and ratio > 1.0
     if not scale_up_with_unready and not g.missing:
