@@ -92,7 +92,8 @@ async def test_discovery_check_with_the_front_proxy_certificate(tmp_path: Path) 
     files = ensure_front_proxy_certificates(PKI.in_dir(str(tmp_path)))
     backend = WardleServer(Path(files.ca_cert).read_text())
     await backend.start()
-    opts = {"proxy_client_cert_file": files.client_cert, "proxy_client_key_file": files.client_key}
+    opts = {"proxy_client_cert_file": files.client_cert, "proxy_client_key_file": files.client_key,
+            "apiservice_resync_period": 1.0}
     try:
         async with InProcessCluster(controllers=["apiservice-availability"], manager_options=opts) as c:
             await c.client.create(SVC, {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "api"},
@@ -116,7 +117,7 @@ async def test_discovery_check_with_the_front_proxy_certificate(tmp_path: Path) 
             assert seen[0].cert_cn == "front-proxy-client"
 
             await backend.stop()
-            await c.until(lambda: status_is("False"), timeout=45, what="the backend gone")
+            await c.until(lambda: status_is("False"), timeout=15, what="the backend gone")
             got = await cond()
             assert got is not None and got["reason"] == "FailedDiscoveryCheck"
             assert "connect: connection refused" in got["message"]

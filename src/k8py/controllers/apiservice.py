@@ -44,7 +44,6 @@ API_SERVICE = ("apiregistration.k8s.io/v1", "APIService")
 SERVICE = ("v1", "Service")
 ENDPOINT_SLICE = ("discovery.k8s.io/v1", "EndpointSlice")
 
-RESYNC_SECONDS = 30.0  # kube's resync of the APIService informer for this controller
 RETRY_SECONDS = 5.0  # after a failed check
 DISCOVERY_TIMEOUT = 5.0
 DISCOVERY_ATTEMPTS = 5
@@ -94,6 +93,7 @@ class APIServiceAvailabilityController:
         self.client = ctx.client
         self.cert_file = ctx.options.proxy_client_cert_file
         self.key_file = ctx.options.proxy_client_key_file
+        self.resync = ctx.options.apiservice_resync_period  # kube's resync of this controller's informer
         self.apiservices = ctx.factory.informer(API_SERVICE)
         self.services = ctx.factory.informer(SERVICE)
         self.slices = ctx.factory.informer(ENDPOINT_SLICE)
@@ -136,7 +136,7 @@ class APIServiceAvailabilityController:
         await self._write(a, want)
         if ref is None:
             return None
-        return Result(requeue_after=RESYNC_SECONDS if want["status"] == "True" else RETRY_SECONDS)
+        return Result(requeue_after=self.resync if want["status"] == "True" else RETRY_SECONDS)
 
     async def discovery_check(self, apiservice: Obj, service: Obj | None, slices: list[Obj]) -> str | None:
         """None when the backend answered discovery with a 2xx, else the last error."""

@@ -75,6 +75,7 @@ class ControllerOptions:
     # check presents them to extension API servers (controllers/apiservice.py)
     proxy_client_cert_file: str | None = None
     proxy_client_key_file: str | None = None
+    apiservice_resync_period: float = 30.0  # how often an available APIService is checked again (kube: 30 s)
 
     @classmethod
     def of(cls, values: ControllerOptions | Mapping[str, Any] | None) -> ControllerOptions:
