@@ -185,7 +185,7 @@ def test_load_balancer_addresses_from_the_pool(cluster: Server, ns: str) -> None
     # deleting a Service gives its address to the one waiting
     cluster.kubectl("delete", "service", "lb2", "-n", ns)
     wait(lambda: cluster.kjson("get", "service", "lb3", "-n", ns)["status"].get("loadBalancer", {}).get("ingress"),
-         60, "the freed address for the waiting Service")
+         15, "the freed address for the waiting Service")  # at once, not at the end of its back-off
 
 
 def test_a_pod_failing_readiness_stops_receiving_traffic(cluster: Server, ns: str) -> None:

@@ -1,7 +1,8 @@
 """The cloud controller's service controller (kube's cloud-controller-manager ``service``
 controller): LoadBalancer Services get addresses from the cloud provider, written to
 ``status.loadBalancer.ingress``; a Service that cannot get one gets a Warning event saying why
-(never a silent ``<pending>``) and is retried with back-off; addresses are given back when the
+(never a silent ``<pending>``) and is retried with back-off (kube's per-Service 5 s doubling to
+5 min), and at once when another Service gives its address back; addresses are given back when the
 Service goes or stops being a LoadBalancer (kube's ``service.kubernetes.io/load-balancer-cleanup``
 finalizer keeps a deleted Service until then).
 
@@ -21,6 +22,7 @@ from k8py.client.controller import Controller, Result
 from k8py.client.errors import ConflictError, NotFoundError
 from k8py.client.events import EventSink
 from k8py.client.informer import SharedInformerFactory
+from k8py.client.workqueue import ItemExponentialRateLimiter, WorkQueue
 from k8py.cloud.provider import CloudProvider, LoadBalancerError
 
 log = logging.getLogger(__name__)
@@ -30,6 +32,9 @@ SERVICE = ("v1", "Service")
 NODE = ("v1", "Node")
 FINALIZER = "service.kubernetes.io/load-balancer-cleanup"
 USER = "system:cloud-controller-manager"
+# kube's service controller retries a Service it could not serve after 5 s, doubling up to 5 min
+MIN_RETRY_DELAY = 5.0
+MAX_RETRY_DELAY = 300.0
 
 
 def wants_lb(svc: Obj) -> bool:
@@ -39,14 +44,17 @@ def wants_lb(svc: Obj) -> bool:
 
 
 class ServiceLBController:
-    def __init__(self, client: Client, provider: CloudProvider, *, workers: int = 2) -> None:
+    def __init__(self, client: Client, provider: CloudProvider, *, workers: int = 2,
+                 retry_delays: tuple[float, float] = (MIN_RETRY_DELAY, MAX_RETRY_DELAY)) -> None:
         self.client = client
         self.provider = provider
         self.factory = SharedInformerFactory(client)
         self.services = self.factory.informer(SERVICE)
         self.nodes = self.factory.informer(NODE)
         self.events = EventSink(client, "service-controller")
-        self.controller = Controller("service-lb-controller", self.reconcile, workers=workers,
+        queue: WorkQueue[str] = WorkQueue("service-lb-controller",
+                                          rate_limiter=ItemExponentialRateLimiter(*retry_delays))
+        self.controller = Controller("service-lb-controller", self.reconcile, queue, workers=workers,
                                      wait_for=(self.services, self.nodes))
         self.controller.watch(self.services, skip_unchanged=True)
         # without a pool the addresses are the nodes': a node change may change every Service's
@@ -66,6 +74,13 @@ class ServiceLBController:
 
         if facts(old) != facts(new):
             self._nodes_changed(new)
+
+    def _wake_waiting(self) -> None:
+        """An address went back to the pool: the Services still waiting for one try again now
+        rather than at the end of their back-off."""
+        for svc in self.services.list():
+            if wants_lb(svc) and not ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress"):
+                self.controller.enqueue(svc)
 
     async def run(self, stop: asyncio.Event) -> None:
         self.events.start()
@@ -90,6 +105,7 @@ class ServiceLBController:
         if not wants_lb(svc):
             if has_finalizer or ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress"):
                 self.provider.delete_load_balancer(svc)
+                self._wake_waiting()
                 if not (svc.get("spec") or {}).get("loadBalancerClass"):
                     await self._write(svc, ingress=[], finalizer=False)
                     if not meta.get("deletionTimestamp"):
@@ -104,7 +120,7 @@ class ServiceLBController:
         except LoadBalancerError as e:
             self.events.event(svc, "Warning", "SyncLoadBalancerFailed", f"Error syncing load balancer: {e}")
             log.info("service %s: no load balancer: %s", key, e)
-            return Result(requeue_after=30.0)
+            return Result(requeue=True)
         current = ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
         if current != ingress:
             await self._write(svc, ingress=ingress)
