@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 
 def default_data_dir() -> str:
@@ -54,6 +55,8 @@ class ServerConfig:
     disable_local_storage: bool = False  # k3s's --disable local-storage: no local-path provisioner
     lb_pool: str = ""  # --lb-pool: LoadBalancer addresses; "" -> the nodes' addresses (ServiceLB's way)
     disable_cloud_controller: bool = False  # k3s's flag
+    # --kube-controller-manager-arg (k3s's flag): options of the in-process controller manager
+    controller_manager_options: tuple[tuple[str, Any], ...] = ()
     # The ingress controller (nginx) beside the node agent: its ports (moved aside when taken)
     disable_ingress: bool = False
     ingress_http_port: int = 80

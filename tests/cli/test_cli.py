@@ -267,3 +267,23 @@ def test_server_says_what_the_agent_is_missing(tmp_path):
     assert f"wrote kubeconfig {data / 'kubeconfig.yaml'}" in text
     # Timestamped lines: ISO date, time with milliseconds, level, logger.
     assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d (INFO|WARNING) k8py\.", lines[0])
+
+
+def test_kube_controller_manager_arg():
+    cfg = build_config(_server_args("--kube-controller-manager-arg", "horizontal-pod-autoscaler-sync-period=2s",
+                                    "--kube-controller-manager-arg=--horizontal-pod-autoscaler-tolerance=0.2"))
+    opts = dict(cfg.controller_manager_options)
+    assert (opts["hpa_sync_period"], opts["hpa_tolerance"], opts["hpa_downscale_stabilization"]) == (2.0, 0.2, 300.0)
+    assert build_config(_server_args()).controller_manager_options == tuple(sorted({
+        "hpa_sync_period": 15.0, "hpa_tolerance": 0.1, "hpa_downscale_stabilization": 300.0,
+        "hpa_cpu_initialization_period": 300.0, "hpa_initial_readiness_delay": 30.0}.items()))
+    for bad, msg in [("node-monitor-period=5s", "does not take --node-monitor-period=5s"),
+                     ("horizontal-pod-autoscaler-sync-period", "give FLAG=VALUE"),
+                     ("horizontal-pod-autoscaler-sync-period=soon", "horizontal-pod-autoscaler-sync-period"),
+                     ("horizontal-pod-autoscaler-sync-period=0s", "must be greater than 0"),
+                     ("horizontal-pod-autoscaler-sync=2s", "does not take")]:
+        with pytest.raises(ValueError, match=msg):
+            build_config(_server_args("--kube-controller-manager-arg", bad))
+    r = k8py("server", "--kube-controller-manager-arg", "node-monitor-period=5s", "--data-dir", "/nonexistent/x")
+    assert r.returncode == 2 and "--kube-controller-manager-arg: the in-process controller manager does not take" \
+        in r.stderr

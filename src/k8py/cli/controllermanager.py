@@ -36,6 +36,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="the front-proxy client certificate the APIService availability check presents to "
                    "extension API servers (a k8py server's <data-dir>/tls/front-proxy-client.crt)")
     p.add_argument("--proxy-client-key-file", metavar="FILE", help="its key")
+    add_hpa_flags(p)
+    p.add_argument("--debug", action="store_true", help="log at debug level")
+    p.set_defaults(func=run, parser=p)
+    return p
+
+
+def add_hpa_flags(p: argparse.ArgumentParser) -> None:
+    """kube-controller-manager's ``--horizontal-pod-autoscaler-*`` flags."""
     hpa = p.add_argument_group("horizontal pod autoscaler (kube-controller-manager's flags)")
     hpa.add_argument("--horizontal-pod-autoscaler-sync-period", type=_duration, default=15.0, metavar="DURATION",
                      help="how often each HPA is reconciled (default 15s)")
@@ -50,9 +58,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     hpa.add_argument("--horizontal-pod-autoscaler-initial-readiness-delay", type=_duration, default=30.0,
                      metavar="DURATION", help="a pod not ready whose readiness changed this soon after its "
                      "start never was ready (default 30s)")
-    p.add_argument("--debug", action="store_true", help="log at debug level")
-    p.set_defaults(func=run, parser=p)
-    return p
 
 
 def _duration(value: str) -> float:
@@ -75,6 +80,32 @@ def hpa_options(args: argparse.Namespace) -> dict[str, object]:
             "hpa_downscale_stabilization": args.horizontal_pod_autoscaler_downscale_stabilization,
             "hpa_cpu_initialization_period": args.horizontal_pod_autoscaler_cpu_initialization_period,
             "hpa_initial_readiness_delay": args.horizontal_pod_autoscaler_initial_readiness_delay}
+
+
+def server_arg_options(values: list[str]) -> dict[str, object]:
+    """``k8py server --kube-controller-manager-arg FLAG=VALUE`` (k3s's flag, repeatable) as controller
+    options: the controller manager's own flags that a server's in-process controller manager takes
+    (the ``--horizontal-pod-autoscaler-*`` ones). Raises ValueError naming a flag it does not take."""
+    parser = argparse.ArgumentParser(prog="--kube-controller-manager-arg", add_help=False, exit_on_error=False,
+                                     allow_abbrev=False)
+    add_hpa_flags(parser)
+    argv = []
+    for v in values:
+        flag, eq, value = v.lstrip("-").partition("=")
+        if not eq:
+            raise ValueError(f"{v!r}: give FLAG=VALUE, e.g. horizontal-pod-autoscaler-sync-period=5s")
+        argv.append(f"--{flag}={value}")
+    try:
+        args, rest = parser.parse_known_args(argv)
+    except argparse.ArgumentError as e:
+        raise ValueError(str(e)) from None
+    if rest:
+        known = sorted(a.option_strings[0].lstrip("-") for a in parser._actions if a.option_strings)
+        raise ValueError(f"the in-process controller manager does not take {', '.join(rest)} (it takes: "
+                         f"{', '.join(known)})")
+    if args.horizontal_pod_autoscaler_sync_period <= 0:
+        raise ValueError("horizontal-pod-autoscaler-sync-period must be greater than 0")
+    return hpa_options(args)
 
 
 def run(args: argparse.Namespace) -> int:

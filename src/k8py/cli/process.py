@@ -114,7 +114,8 @@ async def _main(config: ServerConfig) -> int:
     await renewal_task
     for task, client in components:
         try:
-            await asyncio.wait_for(task, 15)
+            async with asyncio.timeout(15):
+                await task  # a timeout cancels it (awaiting a task passes the cancel on) and waits for its end
         except (TimeoutError, asyncio.CancelledError, Exception) as e:  # noqa: BLE001 - stop the rest regardless
             log.warning("component %s did not stop cleanly: %s", task.get_name(), e or type(e).__name__)
         await client.close()
@@ -156,6 +157,7 @@ def start_components(config: ServerConfig, pki: Any, stop_ev: asyncio.Event,
                                          "cluster_signing_key_file": pki.ca_key,
                                          "cluster_signing_duration": config.cluster_signing_duration_seconds,
                                          "service_account_private_key_file": config.service_account_key_path,
+                                         **dict(config.controller_manager_options),
                                          # the APIService availability check presents the front-proxy certificate
                                          **({"proxy_client_cert_file": front_proxy.client_cert,
                                              "proxy_client_key_file": front_proxy.client_key}

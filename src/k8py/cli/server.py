@@ -434,6 +434,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--lb-pool", type=lb_pool, default=None, metavar="CIDR|FIRST-LAST[,...]",
                    help="addresses for LoadBalancer Services (IPv4 and/or IPv6 CIDRs or ranges), as MetalLB's "
                         "layer-2 pools; default: the nodes' own addresses, one Service per port (as k3s's ServiceLB)")
+    p.add_argument("--kube-controller-manager-arg", action="append", default=[], metavar="FLAG=VALUE",
+                   help="a flag for the controller manager this server runs, repeatable (k3s's flag), e.g. "
+                        "horizontal-pod-autoscaler-sync-period=5s")
     p.add_argument("--disable-cloud-controller", action="store_true",
                    help="do not run the cloud controller (LoadBalancer addresses) in this process (k3s's flag)")
     p.add_argument("--disable-ingress", action="store_true",
@@ -536,6 +539,7 @@ def build_config(args: argparse.Namespace, parser: argparse.ArgumentParser | Non
         disable_local_storage=args.disable_local_storage,
         lb_pool=args.lb_pool or "",
         disable_cloud_controller=args.disable_cloud_controller,
+        controller_manager_options=controller_manager_options(args, parser),
         disable_ingress=args.disable_ingress,
         ingress_http_port=args.ingress_http_port,
         ingress_https_port=args.ingress_https_port,
@@ -561,6 +565,21 @@ def whole_number(value: str) -> int:
     if n < 0:
         raise argparse.ArgumentTypeError(f"invalid number {n}: must be 0 or more")
     return n
+
+
+def controller_manager_options(args: argparse.Namespace,
+                               parser: argparse.ArgumentParser | None) -> tuple[tuple[str, Any], ...]:
+    """``--kube-controller-manager-arg`` as the in-process controller manager's options; a flag it
+    does not take is refused rather than ignored."""
+    from k8py.cli.controllermanager import server_arg_options
+
+    try:
+        return tuple(sorted(server_arg_options(args.kube_controller_manager_arg).items()))
+    except ValueError as e:
+        msg = f"--kube-controller-manager-arg: {e}"
+        if parser is not None:
+            parser.error(msg)
+        raise ValueError(msg) from None
 
 
 def audit_log_path(args: argparse.Namespace, parser: argparse.ArgumentParser | None) -> str:
