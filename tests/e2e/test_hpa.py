@@ -30,7 +30,7 @@ def test_kubectl_autoscale_without_pod_metrics(cluster: Server) -> None:
     cluster.kubectl("set", "resources", "deployment", "web", "--requests=cpu=100m", "-n", ns)
     out = cluster.kubectl("autoscale", "deployment", "web", "--min=2", "--max=5", "--cpu-percent=50", "-n", ns)
     assert out.stdout.strip() == "horizontalpodautoscaler.autoscaling/web autoscaled"
-    # the first sync (one 15 s period after the HPA appears) brings the Deployment up to minReplicas
+    # the first sync (one period after the HPA appears) brings the Deployment up to minReplicas
     wait(lambda: cluster.kjson("get", "deployment", "web", "-n", ns)["spec"]["replicas"] == 2, timeout=60,
          what="web scaled to minReplicas")
 
