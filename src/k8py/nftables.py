@@ -56,7 +56,8 @@ class Nft:
         proc = await asyncio.create_subprocess_exec(*self.command, "-f", "-", stdin=subprocess.PIPE,
                                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
-            _, err = await asyncio.wait_for(proc.communicate(script.encode()), timeout)
+            async with asyncio.timeout(timeout):
+                _, err = await proc.communicate(script.encode())
         except TimeoutError:
             proc.kill()
             await proc.wait()

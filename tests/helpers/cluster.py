@@ -56,7 +56,8 @@ class InProcessCluster:
                                              controllers=self.controller_names, leader_elect=False,
                                              options=self.manager_options)
             self._tasks.append(asyncio.create_task(self.manager.run(self._stop)))
-            await asyncio.wait_for(self.manager.ready.wait(), 30)
+            async with asyncio.timeout(30):
+                await self.manager.ready.wait()
         return self
 
     async def add_node(self, name: str = "node-1", **kw: Any) -> FakeNode:
@@ -86,7 +87,8 @@ class InProcessCluster:
             await n.stop()
         for t in self._tasks:
             try:
-                await asyncio.wait_for(t, 10)
+                async with asyncio.timeout(10):
+                    await t
             except (TimeoutError, asyncio.CancelledError):
                 t.cancel()
         if self.manager is not None:

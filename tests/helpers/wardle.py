@@ -258,7 +258,8 @@ class WardleServer:
             end = loop.time() + timeout
             while (left := end - loop.time()) > 0:
                 try:
-                    ev = await asyncio.wait_for(q.get(), left)
+                    async with asyncio.timeout(left):
+                        ev = await q.get()
                 except TimeoutError:
                     break
                 await resp.write(json.dumps(ev).encode() + b"\n")

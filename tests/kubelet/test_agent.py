@@ -4,17 +4,21 @@ image pull policies, an agent restart that leaves containers alone."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from tests.helpers.cluster import InProcessCluster
 
 from k8py.client.api import Client
 from k8py.client.config import ClientConfig
 from k8py.client.errors import NotFoundError
 from k8py.kubelet.agent import Agent, AgentConfig
+from k8py.kubelet.podworker import PodWorker
 from k8py.kubelet.runtime.fake import EXIT_CODE_ANNOTATION, FakeRuntime
 from k8py.kubelet.runtime.types import ContainerState, SandboxConfig, SandboxError
 
@@ -297,3 +301,54 @@ async def test_a_sync_from_an_older_copy_of_the_pod_does_not_turn_its_status_bac
         # an older copy arriving late does not replace the newer one the agent knows
         a.statuses.seen(old)
         assert a.statuses.latest(old) == now["status"]
+
+
+class _IdleWorker(PodWorker):
+    """A pod worker whose every sync finds nothing to do: what runs is its real wait-and-sync loop."""
+
+    def __init__(self, agent: Agent, pod: dict[str, Any]) -> None:
+        super().__init__(agent, pod)
+        self.syncs = 0
+        self.synced = asyncio.Event()
+
+    async def sync(self) -> bool:
+        self.syncs += 1
+        self.synced.set()
+        return False
+
+
+@pytest.mark.parametrize("resync", [60.0, 0.0])
+async def test_agent_stop_ends_a_pod_worker_woken_as_it_is_cancelled(tmp_path: Path, resync: float) -> None:
+    """agent.stop() cancels the pod workers and waits for them: a worker whose wait completes (a
+    wake) in the very loop iteration of the cancel ends too. CPython 3.11's asyncio.wait_for
+    returned the wait's result and dropped that cancel: the worker looped on and stop() never
+    returned (a CI teardown hung 300 s)."""
+    client = Client(ClientConfig(server="http://127.0.0.1:9"), component="kubelet")  # never called
+    a = Agent(client, FakeRuntime(), AgentConfig(node_name="n1", data_dir=str(tmp_path / "n1"), capacity=CAPACITY,
+                                                 resync_interval=resync))
+    p = pod("idle")
+    p["metadata"].update(namespace=NS, uid="uid-idle")
+    w = _IdleWorker(a, p)
+    if not resync:
+        w._wake_at = time.time() + 60  # the worker's own timer instead of the resync
+    a.workers[w.uid] = w
+    w.start()
+    assert w.task is not None
+    try:
+        async with asyncio.timeout(10):
+            await w.synced.wait()
+        for _ in range(3):  # a few loop iterations: the worker settles into its wait
+            await asyncio.sleep(0)
+        w.poke()
+        await asyncio.sleep(0)  # one iteration: the wait completes...
+        try:
+            async with asyncio.timeout(10):
+                await a.stop()  # ...and in this same iteration stop() cancels the worker
+        except TimeoutError:
+            pytest.fail(f"agent.stop() did not return in 10 s: the pod worker went on after its cancel "
+                        f"({w.syncs} syncs)")
+        assert w.task.cancelled()
+    finally:
+        w.task.cancel()
+        await asyncio.gather(w.task, return_exceptions=True)
+        await client.close()

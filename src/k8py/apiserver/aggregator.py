@@ -209,7 +209,8 @@ class Aggregator:
                              name="aggregator-endpointslices"),
         ]
         try:
-            await asyncio.wait_for(asyncio.gather(*(e.wait() for e in self._synced.values())), SYNC_TIMEOUT)
+            async with asyncio.timeout(SYNC_TIMEOUT):
+                await asyncio.gather(*(e.wait() for e in self._synced.values()))
         except TimeoutError:
             log.error("aggregator: APIServices, Services or EndpointSlices not listed in %.0fs; aggregated APIs "
                       "answer 503 until they are", SYNC_TIMEOUT)

@@ -155,7 +155,8 @@ class RemoteDiscovery:
             nxt = min(self._due.values(), default=now + REFRESH_SECONDS)
             self._wake.clear()
             try:
-                await asyncio.wait_for(self._wake.wait(), max(0.0, nxt - time.monotonic()))
+                async with asyncio.timeout(max(0.0, nxt - time.monotonic())):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
 

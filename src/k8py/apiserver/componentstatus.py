@@ -75,8 +75,8 @@ def _lease_probe(lease_name: str, what: str) -> ProbeFn:
         kind = registry.by_kind("coordination.k8s.io", "v1", "Lease")
         where = f"Lease {LEASE_NAMESPACE}/{lease_name}"
         try:
-            lease = await asyncio.wait_for(objects.try_get(kind, LEASE_NAMESPACE, lease_name),
-                                           STORE_PROBE_TIMEOUT)
+            async with asyncio.timeout(STORE_PROBE_TIMEOUT):
+                lease = await objects.try_get(kind, LEASE_NAMESPACE, lease_name)
         except TimeoutError:
             return Probe(False, error=f"reading {where} timed out after {STORE_PROBE_TIMEOUT:g}s")
         except Exception as e:  # noqa: BLE001 - a store failure: this component's health is unknown, say why

@@ -132,7 +132,8 @@ class CRDController:
                                                       apply=self._apply, synced=self._synced.set,
                                                       what="customresourcedefinitions"), name="crd-mirror")]
         try:
-            await asyncio.wait_for(self._synced.wait(), SYNC_TIMEOUT)
+            async with asyncio.timeout(SYNC_TIMEOUT):
+                await self._synced.wait()
         except TimeoutError:
             log.error("CRDs not listed in %.0fs; custom resources are served once they are", SYNC_TIMEOUT)
         self.serve()

@@ -267,7 +267,8 @@ class Objects:
         try:
             while loop.time() < deadline:
                 try:
-                    resp = await asyncio.wait_for(w.__anext__(), deadline - loop.time())
+                    async with asyncio.timeout_at(deadline):
+                        resp = await w.__anext__()
                 except (TimeoutError, StopAsyncIteration):
                     break
                 if resp.revision >= rv:

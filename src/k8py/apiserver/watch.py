@@ -181,7 +181,8 @@ async def serve_watch(api: ResourceAPI, ctx: Ctx, kind: KindInfo, ns: str | None
             if transport is None or transport.is_closing():
                 break
             try:
-                wr = await asyncio.wait_for(it.__anext__(), min(remaining, 5.0))
+                async with asyncio.timeout(min(remaining, 5.0)):
+                    wr = await it.__anext__()
             except TimeoutError:
                 continue
             except StopAsyncIteration:

@@ -149,7 +149,8 @@ class ServerCertificates:
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
-                await asyncio.wait_for(stop.wait(), self.next_check())
+                async with asyncio.timeout(self.next_check()):
+                    await stop.wait()
                 return
             except TimeoutError:
                 pass
@@ -165,7 +166,8 @@ class ServerCertificates:
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:
     try:
-        await asyncio.wait_for(stop.wait(), seconds)
+        async with asyncio.timeout(seconds):
+            await stop.wait()
     except TimeoutError:
         pass
 

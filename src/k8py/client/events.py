@@ -63,7 +63,8 @@ class EventSink:
         """Write what is queued (for up to ``flush`` seconds), then end the workers."""
         if self._tasks and flush > 0:
             try:
-                await asyncio.wait_for(self.flush(), flush)
+                async with asyncio.timeout(flush):
+                    await self.flush()
             except TimeoutError:
                 log.debug("event sink: %d event(s) not written at stop", len(self._queue))
         for t in self._tasks:

@@ -90,7 +90,8 @@ class Informer:
 
     async def wait_for_sync(self, timeout: float | None = None) -> bool:
         try:
-            await asyncio.wait_for(self._synced.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._synced.wait()
         except TimeoutError:
             return False
         return True
@@ -331,7 +332,8 @@ class SharedInformerFactory:
         """True when every informer has synced (False on timeout)."""
         infs = list(self._informers.values())
         try:
-            await asyncio.wait_for(asyncio.gather(*(i.wait_for_sync() for i in infs)), timeout)
+            async with asyncio.timeout(timeout):
+                await asyncio.gather(*(i.wait_for_sync() for i in infs))
         except TimeoutError:
             return False
         return True

@@ -187,7 +187,8 @@ class LeaderElector:
         try:
             # why: a request stuck past the renew deadline must not keep us "leader" while
             # others already see the lease expire
-            return await asyncio.wait_for(self.try_acquire_or_renew(), self.config.renew_deadline)
+            async with asyncio.timeout(self.config.renew_deadline):
+                return await self.try_acquire_or_renew()
         except asyncio.CancelledError:
             raise
         except Exception as e:  # noqa: BLE001 -- a failed attempt is retried next period

@@ -517,7 +517,8 @@ class GarbageCollector:
         self._started = True
         while not stop.is_set():
             try:
-                await asyncio.wait_for(stop.wait(), self.resync_period)
+                async with asyncio.timeout(self.resync_period):
+                    await stop.wait()
                 return
             except TimeoutError:
                 pass

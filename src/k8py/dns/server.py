@@ -187,8 +187,10 @@ class DNSServer:
         try:
             while True:
                 try:
-                    head = await asyncio.wait_for(reader.readexactly(2), timeout=10.0)
-                    wire = await asyncio.wait_for(reader.readexactly(struct.unpack("!H", head)[0]), timeout=10.0)
+                    async with asyncio.timeout(10.0):
+                        head = await reader.readexactly(2)
+                    async with asyncio.timeout(10.0):
+                        wire = await reader.readexactly(struct.unpack("!H", head)[0])
                 except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
                     return
                 out, q = self.answer_local(wire, None)

@@ -168,7 +168,8 @@ class Nginx:
         proc = await asyncio.create_subprocess_exec(*self._cmd(conf, "-t", "-q"), stdout=asyncio.subprocess.PIPE,
                                                     stderr=asyncio.subprocess.STDOUT)
         try:
-            out, _ = await asyncio.wait_for(proc.communicate(), self.check_timeout)
+            async with asyncio.timeout(self.check_timeout):
+                out, _ = await proc.communicate()
         except TimeoutError:
             proc.kill()
             await proc.wait()
@@ -228,12 +229,14 @@ class Nginx:
 
     async def status_generation(self) -> int | None:
         try:
-            reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(self.socket_path), 2)
+            async with asyncio.timeout(2):
+                reader, writer = await asyncio.open_unix_connection(self.socket_path)
         except (OSError, TimeoutError):
             return None
         try:
             writer.write(b"GET /generation HTTP/1.0\r\nHost: status\r\n\r\n")
-            data = await asyncio.wait_for(reader.read(4096), 2)
+            async with asyncio.timeout(2):
+                data = await reader.read(4096)
         except (OSError, TimeoutError):
             return None
         finally:
@@ -300,7 +303,8 @@ class Nginx:
         if proc is not None and proc.returncode is None:
             proc.send_signal(signal.SIGQUIT)
             try:
-                await asyncio.wait_for(proc.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await proc.wait()
             except TimeoutError:
                 proc.kill()
                 await proc.wait()

@@ -95,7 +95,8 @@ async def _stopped(stop: asyncio.Event, seconds: float) -> bool:
         await stop.wait()
         return True
     try:
-        await asyncio.wait_for(stop.wait(), seconds)
-        return True
+        async with asyncio.timeout(seconds):
+            await stop.wait()
     except TimeoutError:
         return False
+    return True

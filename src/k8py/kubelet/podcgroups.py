@@ -162,7 +162,8 @@ class PodsCgroups:
         seconds (what was changed under it is put back)."""
         while True:
             try:
-                await asyncio.wait_for(self._qos_wake.wait(), period)
+                async with asyncio.timeout(period):
+                    await self._qos_wake.wait()
             except TimeoutError:
                 self._qos_written.clear()  # the periodic pass writes all again
             self._qos_wake.clear()

@@ -170,8 +170,11 @@ class PodWorker:
             if self._wake_at is not None:
                 due = max(0.0, self._wake_at - time.time())
                 timeout = due if timeout is None else min(due, timeout)
+            # asyncio.timeout, not wait_for: 3.11's wait_for drops a cancel that comes as the wake
+            # does (agent.stop() then waits on this loop forever)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
 
     # -- one sync ------------------------------------------------------------------------------
 
@@ -545,8 +548,8 @@ class PodWorker:
             sb = await rt.pod_sandbox_status(c.sandbox_id)
             ip = sb.ips[0] if sb is not None and sb.ips else ""
             try:
-                msg = await asyncio.wait_for(run_hook(pre_stop, self.pod, spec_c, c.id, ip, rt, self.agent.probe_http),
-                                             grace)
+                async with asyncio.timeout(grace):
+                    msg = await run_hook(pre_stop, self.pod, spec_c, c.id, ip, rt, self.agent.probe_http)
             except TimeoutError:
                 msg = None
                 log.info("pod %s: the preStop hook of %s did not complete in its grace period", self.key, c.name)
@@ -555,7 +558,8 @@ class PodWorker:
                 self.agent.record(self.pod, "Warning", "FailedPreStopHook", "PreStopHook failed")
         if turn is not None:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(turn), max(0.0, deadline - time.monotonic()))
+                async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                    await asyncio.shield(turn)
         left = max(deadline - time.monotonic(), 2.0) if grace > 0 else 0.0
         try:
             await rt.stop_container(c.id, left)

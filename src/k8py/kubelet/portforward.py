@@ -483,7 +483,8 @@ class _SpdyPairs:
                     log.info("port-forward connection idle for %.0f s: closing it", self.idle_timeout)
                     break
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(session.wait_closed(), left)
+                    async with asyncio.timeout(left):
+                        await session.wait_closed()
         finally:
             for pair in self.pairs.values():
                 if pair.timer is not None:

@@ -92,7 +92,8 @@ class NodeNetwork:
         if config.host_network:
             return "", ()
         try:
-            await asyncio.wait_for(self._ready.wait(), NETWORK_WAIT)
+            async with asyncio.timeout(NETWORK_WAIT):
+                await self._ready.wait()
         except TimeoutError:
             raise SandboxError("network is not ready: the node has no pod CIDR yet (node IPAM in the "
                                "controller manager assigns one; is it running with --cluster-cidr?)") from None

@@ -953,7 +953,8 @@ async def _serve(session: Session, run: Callable[[Session], Awaitable[None]], pu
         session.close()
         try:
             # the queued frames and the GOAWAY, bounded: a peer that reads nothing is not waited for
-            await asyncio.wait_for(asyncio.shield(pump_task), 5.0)
+            async with asyncio.timeout(5.0):
+                await asyncio.shield(pump_task)
         except TimeoutError:
             pass
         finally:  # also when cancelled: the pump never outlives the connection

@@ -373,7 +373,8 @@ class _SpdyStreams:
     async def run(self, session: spdy.Session, server: KubeletServer, container_id: str, cmd: Sequence[str],
                   opts: StreamOptions, attach: bool) -> None:
         try:
-            await asyncio.wait_for(self._wait(session), STREAM_CREATION_TIMEOUT)
+            async with asyncio.timeout(STREAM_CREATION_TIMEOUT):
+                await self._wait(session)
         except TimeoutError:
             log.info("exec over SPDY: timed out waiting for client to create streams")
             return

@@ -205,7 +205,8 @@ class MetricsServer:
         started = time.time()
         self.last_tick = started
         try:
-            batch = await asyncio.wait_for(self.scraper.scrape(self.nodes.list()), self.opts.resolution)
+            async with asyncio.timeout(self.opts.resolution):
+                batch = await self.scraper.scrape(self.nodes.list())
         except TimeoutError:
             log.error("metrics-server: the scrape took more than %gs", self.opts.resolution)
             return
@@ -286,7 +287,8 @@ class MetricsServer:
             except Exception as e:  # noqa: BLE001 - one failed round must not end the loop; the next retries
                 log.error("metrics-server: %s failed: %s", what, e)
             try:
-                await asyncio.wait_for(stop.wait(), max(0.0, period - (time.monotonic() - t0)))
+                async with asyncio.timeout(max(0.0, period - (time.monotonic() - t0))):
+                    await stop.wait()
             except TimeoutError:
                 pass
 
@@ -305,7 +307,8 @@ class MetricsServer:
             except Exception as e:  # noqa: BLE001 - the election goes on; serving never depended on it
                 log.warning("metrics-server: registration leader election failed (%s); campaigning again", e)
             try:
-                await asyncio.wait_for(stop.wait(), cfg.retry_period)
+                async with asyncio.timeout(cfg.retry_period):
+                    await stop.wait()
             except TimeoutError:
                 pass
 
@@ -320,7 +323,8 @@ class MetricsServer:
                 log.error("metrics-server: cannot register v1beta1.metrics.k8s.io: %s", e)
                 period = 5.0
             try:
-                await asyncio.wait_for(stop.wait(), period)
+                async with asyncio.timeout(period):
+                    await stop.wait()
             except TimeoutError:
                 pass
 

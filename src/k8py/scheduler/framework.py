@@ -571,7 +571,8 @@ class Framework:
         if w is None:
             return None
         try:
-            return await asyncio.wait_for(asyncio.shield(w.done), timeout)  # type: ignore[no-any-return]
+            async with asyncio.timeout(timeout):
+                return await asyncio.shield(w.done)  # type: ignore[no-any-return]
         except TimeoutError:
             plugin = ", ".join(sorted(w.pending))
             return Status(Code.UNSCHEDULABLE, ((f"rejected due to timeout after waiting {timeout:g}s at plugin "

@@ -441,7 +441,8 @@ class VolumeBinder:
                 # why: an informer event about a PV or claim wakes us; the bounded wait also
                 # re-checks what no event announces (the node's labels)
                 try:
-                    await asyncio.wait_for(ev.wait(), min(self.poll_interval, left))
+                    async with asyncio.timeout(min(self.poll_interval, left)):
+                        await ev.wait()
                 except TimeoutError:
                     pass
         finally:

@@ -66,7 +66,8 @@ class _MemWatch:
             raise StopAsyncIteration
         if self.progress:
             try:
-                item = await asyncio.wait_for(self.queue.get(), self.store.progress_interval)
+                async with asyncio.timeout(self.store.progress_interval):
+                    item = await self.queue.get()
             except TimeoutError:
                 return WatchResponse([], self.store._rev)
         else:

@@ -280,7 +280,8 @@ class LimitRanger(Plugin):
                                 synced=self._synced.set, what="LimitRanger"),
             name="limitranger-admission")
         try:
-            await asyncio.wait_for(self._synced.wait(), SYNC_TIMEOUT)
+            async with asyncio.timeout(SYNC_TIMEOUT):
+                await self._synced.wait()
         except TimeoutError:
             log.error("LimitRanger: limit ranges not listed in %.0fs; reading them per request until they are",
                       SYNC_TIMEOUT)

@@ -89,7 +89,8 @@ class ResourceQuota(Plugin):
                                 synced=self._synced.set, what="resource quota admission"),
             name="resourcequota-admission")
         try:
-            await asyncio.wait_for(self._synced.wait(), SYNC_TIMEOUT)
+            async with asyncio.timeout(SYNC_TIMEOUT):
+                await self._synced.wait()
         except TimeoutError:
             log.error("resource quota admission: quotas not listed in %.0fs; reading them per request until "
                       "they are", SYNC_TIMEOUT)

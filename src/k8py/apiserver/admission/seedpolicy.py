@@ -141,7 +141,8 @@ class SeedPolicy(Plugin):
     async def start(self) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(self._run(), name="k8py-seed-policy")
         try:
-            await asyncio.wait_for(self.synced.wait(), SYNC_TIMEOUT)
+            async with asyncio.timeout(SYNC_TIMEOUT):
+                await self.synced.wait()
         except TimeoutError:
             log.error("the k8py policy did not load in %.0fs; the defaults are in force until it does",
                       SYNC_TIMEOUT)

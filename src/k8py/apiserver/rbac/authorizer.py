@@ -133,7 +133,8 @@ class RBACAuthorizer:
         await reconcile(cp.api, cp.objects, cp.registry)
         task = asyncio.get_running_loop().create_task(self.cache.run(cp.objects, cp.registry), name="rbac-policy")
         try:
-            await asyncio.wait_for(self.cache.synced.wait(), SYNC_TIMEOUT)
+            async with asyncio.timeout(SYNC_TIMEOUT):
+                await self.cache.synced.wait()
         except TimeoutError:
             log.error("the RBAC policy did not load in %.0fs; requests are refused until it does", SYNC_TIMEOUT)
         return task

@@ -457,7 +457,8 @@ class NodeAuthorizer:
         """Load the graph, then keep it current; returns the task (for the server to stop)."""
         task = asyncio.get_running_loop().create_task(self.run(cp.objects, cp.registry), name="node-authorizer")
         try:
-            await asyncio.wait_for(self.synced.wait(), SYNC_TIMEOUT)
+            async with asyncio.timeout(SYNC_TIMEOUT):
+                await self.synced.wait()
         except TimeoutError:
             log.error("the node authorizer's graph did not load in %.0fs; nodes are refused what it "
                       "would allow until it does", SYNC_TIMEOUT)

@@ -187,7 +187,8 @@ class RuncExec:
             if time.monotonic() > deadline:
                 raise RuntimeServiceError(f"runc exec did not start the command within {START_TIMEOUT:g}s")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self.proc.wait()), POLL)
+                async with asyncio.timeout(POLL):
+                    await asyncio.shield(self.proc.wait())
 
     # -- output -------------------------------------------------------------------------
     async def _read_master(self) -> None:
@@ -286,7 +287,8 @@ class RuncExec:
                 with contextlib.suppress(ProcessLookupError):
                     self.proc.kill()
                 try:
-                    await asyncio.wait_for(self.proc.wait(), KILL_TIMEOUT)
+                    async with asyncio.timeout(KILL_TIMEOUT):
+                        await self.proc.wait()
                 except TimeoutError:
                     log.warning("runc exec %d still there %gs after it was killed", self.proc.pid, KILL_TIMEOUT)
         finally:
