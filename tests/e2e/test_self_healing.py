@@ -217,3 +217,24 @@ def test_a_startup_probe_holds_the_others_back_and_restarts_a_container_that_nev
     (ctl / "started").write_text("yes\n")
     wait(lambda: status_of(s, "slow", ns).get("started") and status_of(s, "slow", ns).get("ready"), 60,
          "started and ready once the startup probe passes")
+
+
+def test_a_second_delete_with_a_shorter_grace_period_cuts_the_termination_short(cluster: Server, ns: str,
+                                                                                  ctl: Path) -> None:
+    # the container ignores SIGTERM and may take 5 minutes to stop; its preStop hook runs once
+    s = cluster
+    apply(s, ns, with_ctl(a_pod("slow", [{
+        "name": "main", "command": ["sh", "-c", "trap '' TERM; while true; do sleep 1; done"],
+        "lifecycle": {"preStop": {"exec": {"command": ["sh", "-c", "echo prestop >> /ctl/log"]}}}}],
+        terminationGracePeriodSeconds=300), ctl))
+    wait(lambda: phase(s, "slow", ns) == "Running", 60, "slow running")
+    s.kubectl("delete", "pod", "slow", "-n", ns, "--wait=false")
+    wait(lambda: any(e["reason"] == "Killing" for e in events(s, "slow", ns)), 30, "the agent stopping slow")
+    wait(lambda: (ctl / "log").exists(), 30, "the preStop hook run")
+    assert (pod_json(s, "slow", ns) or {})["metadata"]["deletionGracePeriodSeconds"] == 300
+    # kubelet's pod workers take the shorter period at once: the stop signal again, SIGKILL
+    # 2 s later, rather than after the 300 s of the first delete
+    out = s.kubectl("delete", "pod", "slow", "-n", ns, "--grace-period=1", "--wait=false")
+    assert 'pod "slow" deleted' in out.stdout
+    wait(lambda: pod_json(s, "slow", ns) is None, 60, "slow gone within the shorter grace period")
+    assert (ctl / "log").read_text() == "prestop\n"  # the hook was not run again

@@ -683,7 +683,7 @@ class Agent:
     def _on_pod_gone(self, pod: Obj) -> None:
         w = self.workers.get(str(pod["metadata"].get("uid", "")))
         if w is not None:
-            w.remove()
+            w.remove(pod)
 
     def _worker_done(self, uid: str, _task: object = None) -> None:
         w = self.workers.get(uid)

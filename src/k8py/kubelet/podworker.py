@@ -112,6 +112,12 @@ class PodWorker:
         self._found_running = False  # the pod ran here before the agent started
         self._post_start: asyncio.Task[str | None] | None = None  # a postStart hook in progress
         self._killing = False  # _terminate waits for the containers to stop
+        # the deletion's kill in progress (_kill_within_grace), its grace period, and a shorter one
+        # that came meanwhile (kubelet's podWorkers: a grace period only ever shrinks)
+        self._kill_task: asyncio.Task[None] | None = None
+        self._kill_grace = 0.0
+        self._cut_to: float | None = None
+        self._pre_stopped: set[str] = set()  # containers whose preStop hook has run
         self._readiness: asyncio.Task[None] | None = None  # readiness changes being written meanwhile
         self._readiness_changed = False
         self._wake = asyncio.Event()
@@ -125,13 +131,30 @@ class PodWorker:
 
     def update(self, pod: Obj) -> None:
         self.pod = pod
-        if (pod.get("metadata") or {}).get("deletionTimestamp") and self._post_start is not None:
-            self._post_start.cancel()  # kubelet cancels a postStart hook that holds a deleted pod
+        if (pod.get("metadata") or {}).get("deletionTimestamp"):
+            if self._post_start is not None:
+                self._post_start.cancel()  # kubelet cancels a postStart hook that holds a deleted pod
+            self._shorten_kill(pod)
         self._wake.set()
 
-    def remove(self) -> None:
+    def remove(self, pod: Obj | None = None) -> None:
+        """The pod left the API (``pod``: its last state, which a forced delete left with a
+        grace period of 0)."""
         self.gone = True
+        if pod is not None and (pod.get("metadata") or {}).get("deletionTimestamp"):
+            self._shorten_kill(pod)
         self._wake.set()
+
+    def _shorten_kill(self, pod: Obj) -> None:
+        """A deletion with a shorter grace period than the kill in progress (``kubectl delete``
+        again with a smaller ``--grace-period``, or ``--force``): the kill starts over with it, as
+        kubelet's pod workers cut a terminating pod's grace period short."""
+        grace = self._grace(pod, deleting=True)
+        task = self._kill_task
+        now = self._kill_grace if self._cut_to is None else self._cut_to
+        if task is not None and not task.done() and grace < now:
+            self._cut_to = grace
+            task.cancel()
 
     def poke(self) -> None:
         self._wake.set()
@@ -544,7 +567,8 @@ class PodWorker:
         deadline = time.monotonic() + grace
         spec_c = next((x for x in _containers(self.pod) if x.get("name") == c.name), {})
         pre_stop = (spec_c.get("lifecycle") or {}).get("preStop")
-        if pre_stop and grace > 0 and c.state == ContainerState.RUNNING:
+        if pre_stop and grace > 0 and c.state == ContainerState.RUNNING and c.id not in self._pre_stopped:
+            self._pre_stopped.add(c.id)
             sb = await rt.pod_sandbox_status(c.sandbox_id)
             ip = sb.ips[0] if sb is not None and sb.ips else ""
             try:
@@ -604,6 +628,26 @@ class PodWorker:
                 except RuntimeServiceError as e:
                     log.warning("pod %s: stopping sandbox %s: %s", self.key, sb.id[:12], e)
 
+    async def _kill_within_grace(self, pod: Obj) -> None:
+        """:meth:`_kill_all` within the deletion's grace period; when :meth:`_shorten_kill` cuts
+        it short, again with the shorter period, from now (preStop hooks that ran are not run
+        again: the containers get the stop signal and what is left of the new period)."""
+        grace = self._grace(pod, deleting=True)
+        while True:
+            self._kill_grace, self._cut_to = grace, None
+            task = self._kill_task = asyncio.create_task(self._kill_all(grace), name=f"kill {self.key}")
+            try:
+                await task
+                return
+            except asyncio.CancelledError:
+                me = asyncio.current_task()
+                if (me is not None and me.cancelling()) or self._cut_to is None:
+                    raise  # the worker itself is being stopped
+                log.info("pod %s: grace period shortened from %gs to %gs", self.key, grace, self._cut_to)
+                grace = self._cut_to
+            finally:
+                self._kill_task = None
+
     async def _evict(self, pod: Obj) -> None:
         """kubelet's ``evictPod`` (local storage: no grace period): the containers killed, the
         ``Evicted`` event, and the status Failed with the eviction's reason and message."""
@@ -634,7 +678,7 @@ class PodWorker:
         if not self.terminated:
             self._killing = True
             try:
-                await self._kill_all(grace=self._grace(pod, deleting=True))
+                await self._kill_within_grace(pod)
             finally:
                 self._killing = False
             await self._stop_probes()  # kubelet's RemovePod: the containers are stopped
