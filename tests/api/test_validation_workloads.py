@@ -5,7 +5,7 @@ import datetime as dt
 import pytest
 from validation_cases import VALID, errors, status_errors, update_errors, with_
 
-from k8py.api.validation.cron import CronError, parse_go_duration, parse_schedule
+from k8py.api.validation.cron import CronError, parse_schedule
 
 DEP = VALID["Deployment"]
 RS = VALID["ReplicaSet"]
@@ -214,7 +214,7 @@ def test_cron_next():
     nxt = berlin.next(dt.datetime(2024, 1, 1, 12, 0, tzinfo=utc), default_tz=__import__("zoneinfo").ZoneInfo(
         "Europe/Berlin"))
     assert nxt == dt.datetime(2024, 1, 2, 8, 0, tzinfo=utc)
-    assert parse_go_duration("1h30m") == 5400
+    assert parse_schedule("@every 1h30m").every == 5400
 
 
 @pytest.mark.parametrize(

@@ -62,11 +62,11 @@ def add_hpa_flags(p: argparse.ArgumentParser) -> None:
 
 def _duration(value: str) -> float:
     """A Go duration (``15s``, ``5m0s``) in seconds, as kube's flags take them."""
-    from k8py.api.validation.cron import CronError, parse_go_duration
+    from k8py.api.gotext import DurationError, parse_duration
 
     try:
-        seconds = parse_go_duration(value)
-    except CronError as e:
+        seconds = parse_duration(value)
+    except DurationError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
     if seconds < 0:
         raise argparse.ArgumentTypeError(f"{value}: a duration may not be negative")

@@ -178,24 +178,17 @@ def node_name(value: str) -> str:
     return name
 
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(h|m|s|ms)")
-_DURATION_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
-
-
 def duration(value: str) -> float:
     """A positive duration, as kube's flags take them (``5m``, ``1h30m``, ``90s``), or plain seconds."""
+    from k8py.api.gotext import DurationError, parse_duration
+
     text = value.strip()
     try:
         seconds = float(text)
     except ValueError:
-        seconds = 0.0
-        pos = 0
-        for m in _DURATION_PART.finditer(text):
-            if m.start() != pos:
-                break
-            seconds += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
-            pos = m.end()
-        if pos != len(text) or not text:
+        try:
+            seconds = parse_duration(text)
+        except DurationError:
             raise argparse.ArgumentTypeError(
                 f"invalid duration {value!r}: give seconds or a duration like 5m, 90s, 1h30m"
             ) from None

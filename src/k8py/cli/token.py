@@ -15,7 +15,6 @@ import datetime as dt
 import hashlib
 import logging
 import os
-import re
 import secrets
 import sys
 import uuid
@@ -33,26 +32,19 @@ DEFAULT_TTL = "24h"
 # kubeadm's default-node-token group, under k8py's name
 JOIN_EXTRA_GROUP = "system:bootstrappers:k8py:default-node-token"
 _TOKEN_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789"
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(h|m|s|ms)")
-
-
 def parse_duration(value: str) -> dt.timedelta:
     """A Go duration as kubeadm's ``--ttl`` takes it (``24h``, ``1h30m``, ``90s``; ``0``: never)."""
-    v = value.strip()
-    if v == "0":
-        return dt.timedelta(0)
-    pos, total = 0, 0.0
-    scale = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
-    while pos < len(v):
-        m = _DURATION_PART.match(v, pos)
-        if m is None:
-            raise argparse.ArgumentTypeError(f"invalid duration {value!r}: use Go's form, e.g. 24h, 1h30m, 90s "
-                                             "(0: never expires)")
-        total += float(m.group(1)) * scale[m.group(2)]
-        pos = m.end()
-    if not v:
-        raise argparse.ArgumentTypeError("invalid duration '': use Go's form, e.g. 24h")
-    return dt.timedelta(seconds=total)
+    from k8py.api.gotext import DurationError
+    from k8py.api.gotext import parse_duration as go_parse
+
+    try:
+        seconds = go_parse(value.strip())
+    except DurationError:
+        raise argparse.ArgumentTypeError(f"invalid duration {value!r}: use Go's form, e.g. 24h, 1h30m, 90s "
+                                         "(0: never expires)") from None
+    if seconds < 0:
+        raise argparse.ArgumentTypeError(f"invalid duration {value!r}: may not be negative")
+    return dt.timedelta(seconds=seconds)
 
 
 def new_bootstrap_token() -> tuple[str, str]:

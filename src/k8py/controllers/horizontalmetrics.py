@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from k8py.api.corev1 import milli_value, parse_time
-from k8py.api.validation.cron import parse_go_duration
+from k8py.api.gotext import parse_duration
 from k8py.client.api import Client
 from k8py.client.errors import ApiError
 from k8py.controllers.horizontalcalc import MetricError, PodMetric
@@ -81,7 +81,7 @@ def _epoch(s: Any) -> float:
 def _window(s: Any) -> float:
     if isinstance(s, str) and s:
         try:
-            return parse_go_duration(s)
+            return parse_duration(s)
         except ValueError:
             return DEFAULT_WINDOW
     return DEFAULT_WINDOW

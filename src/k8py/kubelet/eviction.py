@@ -68,6 +68,7 @@ from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, 
 from dataclasses import dataclass, field
 from typing import Any
 
+from k8py.api import gotext
 from k8py.api.corev1 import int_value, pod_requests, resource_amount, tolerates
 from k8py.api.defaults import pod_qos_class
 from k8py.api.quantity import QuantityError, canonicalize, parse_quantity
@@ -229,36 +230,12 @@ def parse_map(text: str, sep: str) -> dict[str, str]:
     return out
 
 
-_DUR_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
 def parse_duration(s: str) -> float:
-    """Go's ``time.ParseDuration`` (``1m30s``, ``500ms``), in seconds."""
-    orig, rest, total, sign = s, s, 0.0, 1.0
-    if rest in ("0", "+0", "-0"):
-        return 0.0
-    if rest[:1] in ("+", "-"):
-        sign = -1.0 if rest[0] == "-" else 1.0
-        rest = rest[1:]
-    if not rest:
-        raise EvictionError(f'time: invalid duration "{orig}"')
-    while rest:
-        i = 0
-        while i < len(rest) and (rest[i].isdigit() or rest[i] == "."):
-            i += 1
-        num, rest = rest[:i], rest[i:]
-        if not num or num == "." or num.count(".") > 1:
-            raise EvictionError(f'time: invalid duration "{orig}"')
-        j = 0
-        while j < len(rest) and not (rest[j].isdigit() or rest[j] == "."):
-            j += 1
-        unit, rest = rest[:j], rest[j:]
-        if not unit:
-            raise EvictionError(f'time: missing unit in duration "{orig}"')
-        if unit not in _DUR_UNITS:
-            raise EvictionError(f'time: unknown unit "{unit}" in duration "{orig}"')
-        total += float(num) * _DUR_UNITS[unit]
-    return sign * total
+    """Go's ``time.ParseDuration`` (``1m30s``, ``500ms``), in seconds (its errors as EvictionError)."""
+    try:
+        return gotext.parse_duration(s)
+    except gotext.DurationError as e:
+        raise EvictionError(str(e)) from None
 
 
 def _valid(signal: str) -> None:

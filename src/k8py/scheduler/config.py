@@ -10,13 +10,13 @@ change that; a plugin named at a specific extension point overrides its multiPoi
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
+from k8py.api import gotext
 from k8py.scheduler.framework import Framework, Handle, PluginFactory, PluginSpec
 from k8py.scheduler.plugins import REGISTRY, VALIDATORS
 
@@ -146,27 +146,18 @@ class SchedulerConfiguration:
 
 # --------------------------------------------------------------------------- parsing
 
-_DUR = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-_DUR_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 def parse_duration(v: Any) -> float | None:
-    """A Go duration (``15s``, ``1m30s``, ``250ms``) in seconds; None when malformed."""
+    """A Go duration (``15s``, ``1m30s``, ``250ms``) or a number, in seconds; None when malformed."""
     if isinstance(v, int | float) and not isinstance(v, bool):
         return float(v)
     if not isinstance(v, str) or not v:
         return None
-    s = v.strip()
-    if s == "0":
-        return 0.0
-    pos = 0
-    total = 0.0
-    for m in _DUR.finditer(s):
-        if m.start() != pos:
-            return None
-        total += float(m.group(1)) * _DUR_UNITS[m.group(2)]
-        pos = m.end()
-    return total if pos == len(s) and pos > 0 else None
+    try:
+        return gotext.parse_duration(v.strip())
+    except gotext.DurationError:
+        return None
 
 
 def _unknown(obj: Mapping[str, Any], allowed: set[str], path: str, errs: list[str]) -> None:

@@ -13,6 +13,8 @@ import re
 import zoneinfo
 from dataclasses import dataclass
 
+from k8py.api.gotext import DurationError, parse_duration
+
 _MINUTES = (0, 59, None)
 _HOURS = (0, 23, None)
 _DOM = (1, 31, None)
@@ -100,40 +102,6 @@ def _field(text: str, bounds: tuple[int, int, dict[str, int] | None]) -> int:
     for expr in (p for p in text.split(",") if p):
         bits |= _range(expr, bounds)
     return bits
-
-
-_DUR_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_go_duration(s: str) -> float:
-    """Go's time.ParseDuration, in seconds."""
-    orig = s
-    if s in ("0", "+0", "-0"):
-        return 0.0
-    if not s:
-        raise CronError(f'time: invalid duration "{orig}"')
-    sign = 1.0
-    if s[0] in "+-":
-        sign = -1.0 if s[0] == "-" else 1.0
-        s = s[1:]
-    total = 0.0
-    if not s:
-        raise CronError(f'time: invalid duration "{orig}"')
-    while s:
-        m = re.match(r"([0-9]*)(\.[0-9]*)?", s)
-        num = m.group(0) if m else ""
-        if not num or num == ".":
-            raise CronError(f'time: invalid duration "{orig}"')
-        s = s[len(num):]
-        u = re.match(r"[^0-9.]*", s)
-        unit = u.group(0) if u else ""
-        if not unit:
-            raise CronError(f'time: missing unit in duration "{orig}"')
-        if unit not in _DUR_UNITS:
-            raise CronError(f'time: unknown unit "{unit}" in duration "{orig}"')
-        s = s[len(unit):]
-        total += float(num) * _DUR_UNITS[unit]
-    return sign * total
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,8 +206,8 @@ def parse_schedule(spec: str) -> CronSchedule:
             return _parse_fields(_DESCRIPTORS[spec].split(), tz)
         if spec.startswith("@every "):
             try:
-                secs = parse_go_duration(spec[len("@every "):])
-            except CronError as e:
+                secs = parse_duration(spec[len("@every "):])
+            except DurationError as e:
                 raise CronError(f"failed to parse duration {spec}: {e}") from None
             return CronSchedule(tz=tz, every=secs)
         raise CronError(f"unrecognized descriptor: {spec}")
