@@ -188,6 +188,11 @@ def test_rbac_is_k8py_s_before_the_backend(cluster: Server, wardle: WardleThread
 def test_backend_down_is_503_and_recovers(cluster: Server, wardle: WardleThread) -> None:
     cluster.kubectl("create", "namespace", "agg-down")
     wardle.stop()
+    # A backend that dies is no API event: the availability controller sees it at its next recheck
+    # of the APIService (kube's 30 s resync; tests/controllers/test_apiservice.py shows that one with
+    # a 1 s period). A change to the Service rechecks the APIServices that name it at once, as in
+    # kube (the controller watches Services and EndpointSlices): that stands for the 30 s here.
+    cluster.kubectl("annotate", "service", "api", "-n", "wardle", "--overwrite", "example.com/poked=backend-down")
     try:
         cond = wait(lambda: (c := available(cluster)).get("status") == "False" and c, 60,
                     "the APIService unavailable")
