@@ -20,7 +20,13 @@ from k8py.api import aggregator as agg
 from k8py.api.registry import Registry
 from k8py.apiserver import discovery
 from k8py.apiserver import server as srv
-from k8py.apiserver.aggregator import ProxyClientCertificate, authentication_info
+from k8py.apiserver.aggregator import (
+    ProxyClientCertificate,
+    authentication_info,
+    authentication_info_from_files,
+    keep_authentication_info,
+    publish_authentication_info,
+)
 from k8py.apiserver.aggregator_discovery import RemoteVersion, to_discovery_resources
 from k8py.apiserver.authn import UserInfo
 from k8py.config import ServerConfig
@@ -158,6 +164,52 @@ def test_authentication_configmap_data() -> None:
                           "requestheader-uid-headers": '["X-Remote-Uid"]',
                           "requestheader-group-headers": '["X-Remote-Group"]',
                           "requestheader-extra-headers-prefix": '["X-Remote-Extra-"]'}
+
+
+async def test_the_authentication_configmap_is_kept_as_it_should_be(tmp_path: Path) -> None:
+    """Changed or deleted, it is written again at once; a rotated CA file reaches it at the next
+    resync (kube's ClusterAuthenticationTrustController)."""
+    from tests.helpers.cluster import InProcessCluster
+
+    from k8py.client.errors import NotFoundError
+
+    client_ca, front_ca = tmp_path / "ca.crt", tmp_path / "front-proxy-ca.crt"
+    client_ca.write_text("CLIENT-CA")
+    front_ca.write_text("FRONT-CA")
+    cm_kind = ("v1", "ConfigMap")
+    async with InProcessCluster() as c:
+        await publish_authentication_info(c.cp, authentication_info_from_files(str(client_ca), str(front_ca)))
+        # an hour between resyncs: only the watch can write it back within the test's waits
+        keeper = asyncio.create_task(keep_authentication_info(c.cp, str(client_ca), str(front_ca), resync=3600))
+        try:
+            async def data() -> Obj | None:
+                try:
+                    return (await c.client.get(cm_kind, "extension-apiserver-authentication", "kube-system"))["data"]
+                except NotFoundError:
+                    return None
+
+            want = authentication_info("CLIENT-CA", "FRONT-CA")["data"]
+            assert await data() == want
+            await c.client.patch(cm_kind, "extension-apiserver-authentication",
+                                 {"data": {"requestheader-allowed-names": '["mallory"]'}}, "kube-system")
+            await c.until(lambda: _eq(data(), want), timeout=10, what="the changed ConfigMap written back")
+            await c.client.delete(cm_kind, "extension-apiserver-authentication", "kube-system")
+            await c.until(lambda: _eq(data(), want), timeout=10, what="the deleted ConfigMap written again")
+        finally:
+            keeper.cancel()
+            await asyncio.gather(keeper, return_exceptions=True)
+        keeper = asyncio.create_task(keep_authentication_info(c.cp, str(client_ca), str(front_ca), resync=0.5))
+        try:
+            client_ca.write_text("ROTATED-CA")
+            rotated = authentication_info("ROTATED-CA", "FRONT-CA")["data"]
+            await c.until(lambda: _eq(data(), rotated), timeout=10, what="the rotated CA published")
+        finally:
+            keeper.cancel()
+            await asyncio.gather(keeper, return_exceptions=True)
+
+
+async def _eq(got: Any, want: Any) -> bool:
+    return bool(await got == want)
 
 
 def test_front_proxy_certificates(tmp_path: Path) -> None:

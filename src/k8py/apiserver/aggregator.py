@@ -444,3 +444,38 @@ async def publish_authentication_info(cp: Any, configmap: Obj) -> None:
     """Create the ConfigMap, or bring its data up to date (``cp`` is the ``ControlPlane``)."""
     kind = cp.registry.by_resource("", "v1", "configmaps")
     await cp._reconcile(kind, AUTH_CONFIGMAP_NAMESPACE, configmap, ("data",))
+
+
+AUTH_RESYNC_SECONDS = 60.0  # kube's ClusterAuthenticationTrustController looks again every minute
+
+
+async def keep_authentication_info(cp: Any, client_ca_file: str, requestheader_ca_file: str, *,
+                                   resync: float = AUTH_RESYNC_SECONDS) -> None:
+    """kube-apiserver's ``ClusterAuthenticationTrustController``: the ConfigMap is written again
+    as soon as somebody changes or deletes it (a watch on its key), and every ``resync`` seconds
+    from the CA files, so a rotated CA reaches the extension API servers. Runs until cancelled;
+    the first write is the caller's (:func:`publish_authentication_info`, before serving)."""
+    kind = cp.registry.by_resource("", "v1", "configmaps")
+    key = kind.key(AUTH_CONFIGMAP_NAMESPACE, AUTH_CONFIGMAP_NAME)
+    changed = asyncio.Event()
+
+    def seen(k: str, _value: bytes | None) -> None:
+        if k == key:
+            changed.set()
+
+    mirror = asyncio.create_task(cp.objects.mirror(key, reset=changed.set, apply=seen, synced=lambda: None,
+                                                   what=AUTH_CONFIGMAP_NAME), name="authentication-info watch")
+    try:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(resync):
+                    await changed.wait()
+            changed.clear()
+            try:
+                await publish_authentication_info(cp, authentication_info_from_files(client_ca_file,
+                                                                                      requestheader_ca_file))
+            except Exception as e:  # noqa: BLE001 - the store or a file briefly unavailable: next round
+                log.warning("cannot update %s/%s: %s", AUTH_CONFIGMAP_NAMESPACE, AUTH_CONFIGMAP_NAME, e)
+    finally:
+        mirror.cancel()
+        await asyncio.gather(mirror, return_exceptions=True)

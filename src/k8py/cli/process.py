@@ -77,6 +77,7 @@ async def _main(config: ServerConfig) -> int:
     from k8py.apiserver.aggregator import (
         ProxyClientCertificate,
         authentication_info_from_files,
+        keep_authentication_info,
         publish_authentication_info,
     )
 
@@ -84,6 +85,9 @@ async def _main(config: ServerConfig) -> int:
         cp.http.aggregator.proxy_cert = ProxyClientCertificate(front_proxy.client_cert, front_proxy.client_key)
     # kube-system/extension-apiserver-authentication: how extension API servers trust callers and this proxy
     await publish_authentication_info(cp, authentication_info_from_files(p.ca_cert, front_proxy.ca_cert))
+    # ... and kept so: rewritten when changed or deleted, and from the CA files every minute
+    cp.tasks = [*(cp.tasks or []), asyncio.create_task(keep_authentication_info(cp, p.ca_cert, front_proxy.ca_cert),
+                                                       name="authentication-info")]
     from k8py.serverjoin import BOOTSTRAP_PATH, ServerBootstrap
 
     # `k8py server --server URL --token TOKEN` elsewhere fetches the shared files here, sealed with the token
