@@ -3,6 +3,7 @@ dangling and invalid references; and its pure dependency graph."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -313,3 +314,48 @@ async def test_an_owner_the_cache_still_holds_but_that_is_gone_lets_the_dependen
     gc.graph.observe("v1", "ConfigMap", dep["metadata"])
     assert await gc.reconcile("d1") is None
     assert api.deleted == [("ConfigMap", "dep", "Background")]
+
+
+CRD = ("apiextensions.k8s.io/v1", "CustomResourceDefinition")
+WIDGET = ("example.com/v1", "Widget")
+
+
+async def test_custom_resources_of_a_crd_made_after_the_start_are_collected_after_a_resync() -> None:
+    """A CRD created while the GC runs: its kind joins the graph at the GC's next discovery resync
+    (kube's 30 s, 0.5 s here), after which a Widget owned by a deleted ConfigMap is collected, as
+    is a ConfigMap owned by a deleted Widget."""
+
+    async with InProcessCluster(controllers=["garbagecollector"], manager_options={"gc_resync_period": 0.5}) as c:
+        assert c.cp.http.crds is not None
+        crds = await c.cp.http.crds.start()  # the API server's CRD controllers (the helper runs none)
+        try:
+            await widgets_collected(c)
+        finally:
+            for t in crds:
+                t.cancel()
+            await asyncio.gather(*crds, return_exceptions=True)
+
+
+async def widgets_collected(c: InProcessCluster) -> None:
+    await c.client.create(CRD, {
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced",
+                 "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
+                 "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+                     "type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]}})
+
+    async def established() -> bool:
+        conds = ((await c.client.get(CRD, "widgets.example.com")).get("status") or {}).get("conditions") or []
+        return any(x["type"] == "Established" and x["status"] == "True" for x in conds)
+
+    await c.until(established, what="the CRD Established")
+    owner = await make_owner(c, "owner")
+    widget = await c.client.create(WIDGET, {"apiVersion": "example.com/v1", "kind": "Widget",
+                                            "metadata": {"name": "child", "ownerReferences": [ref(owner)]}},
+                                   "default")
+    await c.client.create(CM, cm("grandchild", ref(widget)), "default")
+    await c.client.delete(CM, "owner", "default", propagation_policy="Background")
+    # the Widget is known to the GC only through a watch of its kind: the resync starts one
+    await c.until(lambda: gone(c, WIDGET, "child"), what="the Widget of a deleted ConfigMap collected")
+    await c.until(lambda: gone(c, CM, "grandchild"), what="the ConfigMap of a collected Widget collected")

