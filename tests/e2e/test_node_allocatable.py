@@ -43,7 +43,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     reserved = machine.memory_total - (threshold + ALLOCATABLE_MI) * MI
     with real_cluster(tmp, NODE, "--eviction-hard", f"memory.available<{threshold}Mi,nodefs.available<1%",
                       "--eviction-pressure-transition-period", "10s", "--system-reserved", f"memory={reserved // 2}",
-                      "--kube-reserved", f"memory={reserved - reserved // 2}") as s:
+                      "--kube-reserved", f"memory={reserved - reserved // 2}",
+                      # the eviction manager observes every second (kubelet: every 10 s), so the
+                      # pod is evicted as soon as it passes allocatable
+                      "--eviction-monitoring-period", "1s") as s:
         yield s
 
 

@@ -8,7 +8,8 @@ on a real node (runc, CNI) with kubectl, in one cluster:
   plenty free);
 - a sandbox that died under its pod (stopped as ``crictl stopp`` does) is replaced, and the
   periodic garbage collection removes the dead one once it holds no container: its network
-  namespace, directory and containers gone;
+  namespace, directory and containers gone (the collection runs every 2 s here,
+  ``--container-gc-period``, instead of kubelet's minute);
 - ``/stats/summary`` reports a pod's local volumes (emptyDir on disk and in memory, configMap)
   with their usage, as kubelet's volume stats;
 - a pod whose claim is being deleted (Terminating, still protected) keeps mounting it after the
@@ -52,10 +53,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     reserved = machine.memory_total - PODS_LIMIT_MI * MI
     DATA[:] = [tmp / "data"]
     # split between the two flags, as kubelet sums them; the eviction thresholds are set far
-    # below anything these tests reach, so the kernel's limit is what stops the pods
+    # below anything these tests reach, so the kernel's limit is what stops the pods; dead
+    # containers and sandboxes are collected every 2 s (kubelet: every minute)
     with real_cluster(tmp, NODE, "--system-reserved", f"cpu=500m,memory={reserved // 2},pid={PID_RESERVED}",
                       "--kube-reserved", f"memory={reserved - reserved // 2}",
-                      "--eviction-hard", "memory.available<1Mi,nodefs.available<1%") as s:
+                      "--eviction-hard", "memory.available<1Mi,nodefs.available<1%",
+                      "--container-gc-period", "2s") as s:
         yield s
 
 
@@ -184,7 +187,9 @@ def netns_list() -> str:
 
 def test_a_dead_sandbox_is_replaced_and_then_collected(cluster: Server, ns: str) -> None:
     s = cluster
-    apply(s, ns, pod("crashy", "sleep 2; exit 1", restart="Always"))
+    # each run lasts 3 s: the new sandbox's first container outlives a collection (every 2 s),
+    # so the test sees the two sandboxes side by side before the old one goes
+    apply(s, ns, pod("crashy", "sleep 3; exit 1", restart="Always"))
     uid = get(s, "pod", "crashy", ns)["metadata"]["uid"]
     wait(lambda: len(sandboxes_of(uid)) == 1 and status(s, "crashy", ns).get("podIP"), 60, "the pod's sandbox")
     old = sandboxes_of(uid)[0]
@@ -199,8 +204,8 @@ def test_a_dead_sandbox_is_replaced_and_then_collected(cluster: Server, ns: str)
     new = sandboxes_of(uid)[1]
     assert new.attempt == 1
     # once the new sandbox's container has run and died, the old one's are no longer the newest
-    # dead containers of their name: the next collection (every minute) removes them and the sandbox
-    wait(lambda: [sb.id for sb in sandboxes_of(uid)] == [new.id], 150, "the dead sandbox collected")
+    # dead containers of their name: the next collection removes them and the sandbox
+    wait(lambda: [sb.id for sb in sandboxes_of(uid)] == [new.id], 60, "the dead sandbox collected")
     assert not sandbox_dir.exists()
     assert netns not in netns_list()
     rt = runtime_of(DATA[0])

@@ -10,6 +10,7 @@ import pytest
 from k8py.cli import nodepressure
 from k8py.kubelet.eviction import (
     DEFAULT_HARD,
+    MONITORING_INTERVAL,
     ContainerUsage,
     EvictionConfig,
     EvictionError,
@@ -136,6 +137,27 @@ def test_cli_checks_the_flags() -> None:
         nodepressure.flags_of(p.parse_args(["--eviction-hard", "foo<1"]))
     with pytest.raises(EvictionError, match="pod-max-pids"):
         nodepressure.flags_of(p.parse_args(["--pod-max-pids", "0"]))
+
+
+def test_the_periods_kubelet_fixes_are_kubelets_unless_shortened() -> None:
+    """``--eviction-monitoring-period`` and ``--container-gc-period`` (k8py's own): kubelet's
+    10 s and minute when not given; a Go duration above 0 otherwise."""
+    p = argparse.ArgumentParser(exit_on_error=False)
+    nodepressure.add_flags(p)
+    plain = nodepressure.flags_of(p.parse_args([]))
+    assert nodepressure.eviction_config(plain).monitoring_interval == MONITORING_INTERVAL == 10.0
+    assert nodepressure.container_gc_period(plain) == 60.0
+    flags = nodepressure.flags_of(p.parse_args(["--eviction-monitoring-period", "1s", "--container-gc-period",
+                                                "1500ms", "--eviction-hard", "memory.available<1Gi"]))
+    config = nodepressure.eviction_config(flags)
+    assert config.monitoring_interval == 1.0
+    assert [t.signal for t in config.thresholds] == ["memory.available", "allocatableMemory.available"]
+    assert nodepressure.container_gc_period(flags) == 1.5
+    for flag in ("--eviction-monitoring-period", "--container-gc-period"):
+        with pytest.raises(EvictionError, match=f"invalid {flag} 0s: must be greater than 0"):
+            nodepressure.flags_of(p.parse_args([flag, "0s"]))
+        with pytest.raises(EvictionError, match="invalid duration"):
+            nodepressure.flags_of(p.parse_args([flag, "soon"]))
 
 
 def test_go_durations() -> None:

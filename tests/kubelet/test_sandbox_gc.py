@@ -172,3 +172,40 @@ async def test_an_evicted_pods_containers_and_sandbox_are_collected_and_its_stat
         finally:
             await a.stop()
             await client.close()
+
+
+async def test_the_collection_runs_every_container_gc_period(tmp_path: Path) -> None:
+    """The periodic collection runs on its own every ``container_gc_period`` (kubelet's fixed
+    minute by default; k8py's ``--container-gc-period`` shortens it): a stopped sandbox of a pod
+    the node does not have, and its log directory, go without anyone calling for a collection,
+    once per period; the default stays kubelet's minute."""
+    from tests.helpers.cluster import InProcessCluster
+
+    from k8py.client.api import Client
+    from k8py.client.config import ClientConfig
+    from k8py.kubelet.agent import CONTAINER_GC_PERIOD, Agent, AgentConfig
+    from k8py.kubelet.runtime.fake import FakeRuntime
+    from k8py.kubelet.runtime.types import SandboxConfig
+
+    assert AgentConfig(node_name="n", data_dir="/d").container_gc_period == CONTAINER_GC_PERIOD == 60.0
+    async with InProcessCluster() as c:
+        client = Client(ClientConfig(server=c.url), component="kubelet")
+        rt = FakeRuntime()
+        a = Agent(client, rt, AgentConfig(node_name="n1", data_dir=str(tmp_path / "n1"), relist_interval=0.1,
+                                          capacity={"cpu": "2", "memory": "4Gi", "pods": "10"},
+                                          container_gc_period=0.2))
+        await a.start()
+        try:
+            for round_ in range(2):  # each period collects what is left since the last one
+                orphan = await rt.run_pod_sandbox(SandboxConfig(f"old{round_}", "default", f"uid-gone{round_}"))
+                await rt.stop_pod_sandbox(orphan)
+                logs = os.path.join(a.facts.log_dir, f"default_old{round_}_uid-gone{round_}", "app")
+                os.makedirs(logs)
+
+                async def collected(orphan: str = orphan, logs: str = logs) -> bool:
+                    return orphan not in {s.id for s in await rt.list_pod_sandboxes()} and not os.path.exists(logs)
+
+                await c.until(collected, timeout=10, what=f"the periodic collection (round {round_})")
+        finally:
+            await a.stop()
+            await client.close()

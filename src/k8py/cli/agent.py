@@ -134,6 +134,7 @@ async def _main(args: argparse.Namespace, data_dir: str, name: str, stop: asynci
                        kube_reserved=args.kube_reserved,
                        eviction=nodepressure.eviction_config(args.node_pressure),
                        pod_max_pids=nodepressure.pod_max_pids(args.node_pressure),
+                       container_gc_period=nodepressure.container_gc_period(args.node_pressure),
                        serving_cert=creds["serving_cert"], serving_key=creds["serving_key"], client_ca=creds["ca"])
     log.info("joining %s as node %s", args.server, name)
     from k8py.kubelet.certmanager import CertificateManager

@@ -3,18 +3,24 @@
 ``--eviction-minimum-reclaim``, ``--eviction-pressure-transition-period``,
 ``--eviction-max-pod-grace-period``, ``--enforce-node-allocatable`` and ``--pod-max-pids``,
 checked when the command line is read (kubelet's messages) and kept as (flag, value) pairs until
-the node starts."""
+the node starts.
+
+Two more are k8py's own: ``--eviction-monitoring-period`` and ``--container-gc-period`` set
+periods that kubelet fixes in its code (``evictionMonitoringPeriod``, 10 s, and
+``ContainerGCPeriod``, 1 minute). Their defaults are kubelet's; test clusters shorten them so
+that what waits for the next round does not wait 10 s or a minute."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from k8py.kubelet.eviction import EvictionConfig
 
-__all__ = ["DEFAULT_HARD_TEXT", "add_flags", "eviction_config", "flags_of", "pod_max_pids"]
+__all__ = ["DEFAULT_HARD_TEXT", "add_flags", "container_gc_period", "eviction_config", "flags_of", "pod_max_pids"]
 
 # kubelet.eviction.DEFAULT_HARD as the flag is written (a test keeps the two equal); the node
 # agent's modules are loaded only when a node starts, not for every k8py command's parser
@@ -43,13 +49,20 @@ def add_flags(p: argparse.ArgumentParser) -> None:
                         "none or empty: not")
     g.add_argument("--pod-max-pids", type=int, default=-1, metavar="N",
                    help="the most processes a pod may have (its cgroup's pids.max; default -1: unlimited)")
+    g.add_argument("--eviction-monitoring-period", default="", metavar="DURATION",
+                   help="how often the eviction manager observes the node and its pods (default: 10s, kubelet's "
+                        "fixed evictionMonitoringPeriod; k8py's own flag, e.g. for test clusters)")
+    g.add_argument("--container-gc-period", default="", metavar="DURATION",
+                   help="how often dead containers, sandboxes and pod log directories are collected (default: "
+                        "1m, kubelet's fixed ContainerGCPeriod; k8py's own flag, e.g. for test clusters)")
 
 
 # each flag's default: a flag left at it is not recorded
 _DEFAULTS: dict[str, object] = {"eviction_hard": None, "eviction_soft": "", "eviction_soft_grace_period": "",
                                 "eviction_minimum_reclaim": "", "eviction_pressure_transition_period": "",
                                 "eviction_max_pod_grace_period": 0, "pod_max_pids": -1,
-                                "enforce_node_allocatable": "pods"}
+                                "enforce_node_allocatable": "pods", "eviction_monitoring_period": "",
+                                "container_gc_period": ""}
 
 
 def flags_of(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None) -> tuple[tuple[str, str], ...]:
@@ -61,6 +74,7 @@ def flags_of(args: argparse.Namespace, parser: argparse.ArgumentParser | None = 
         eviction_config(out)
         if pod_max_pids(out) < -1 or pod_max_pids(out) == 0:
             raise EvictionError(f"invalid --pod-max-pids {pod_max_pids(out)}: give a positive number, or -1")
+        container_gc_period(out)
     except (EvictionError, ValueError) as e:
         if parser is not None:
             parser.error(f"invalid eviction flags: {e}")
@@ -72,12 +86,34 @@ def eviction_config(flags: Iterable[tuple[str, str]]) -> EvictionConfig:
     from k8py.kubelet.eviction import config_from_flags
 
     f = dict(flags)
-    return config_from_flags(hard=f.get("eviction_hard"), soft=f.get("eviction_soft", ""),
-                             soft_grace=f.get("eviction_soft_grace_period", ""),
-                             min_reclaim=f.get("eviction_minimum_reclaim", ""),
-                             transition=f.get("eviction_pressure_transition_period", ""),
-                             max_pod_grace=int(f.get("eviction_max_pod_grace_period", "0")),
-                             enforce=f.get("enforce_node_allocatable", "pods"))
+    config = config_from_flags(hard=f.get("eviction_hard"), soft=f.get("eviction_soft", ""),
+                               soft_grace=f.get("eviction_soft_grace_period", ""),
+                               min_reclaim=f.get("eviction_minimum_reclaim", ""),
+                               transition=f.get("eviction_pressure_transition_period", ""),
+                               max_pod_grace=int(f.get("eviction_max_pod_grace_period", "0")),
+                               enforce=f.get("enforce_node_allocatable", "pods"))
+    monitoring = f.get("eviction_monitoring_period", "")
+    if monitoring:
+        config = dataclasses.replace(config, monitoring_interval=_period("--eviction-monitoring-period", monitoring))
+    return config
+
+
+def container_gc_period(flags: Iterable[tuple[str, str]]) -> float:
+    """``--container-gc-period`` in seconds (kubelet's ContainerGCPeriod when not given)."""
+    from k8py.kubelet.agent import CONTAINER_GC_PERIOD
+
+    text = dict(flags).get("container_gc_period", "")
+    return _period("--container-gc-period", text) if text else CONTAINER_GC_PERIOD
+
+
+def _period(flag: str, text: str) -> float:
+    """A period flag's Go duration in seconds; it must be more than 0 (a loop's period)."""
+    from k8py.kubelet.eviction import EvictionError, parse_duration
+
+    seconds = parse_duration(text)
+    if seconds <= 0:
+        raise EvictionError(f"invalid {flag} {text}: must be greater than 0")
+    return seconds
 
 
 def pod_max_pids(flags: Iterable[tuple[str, str]]) -> int:

@@ -353,6 +353,7 @@ def start_agent(config: ServerConfig, pki: Any, stop_ev: asyncio.Event) -> tuple
                        system_reserved=dict(config.system_reserved), kube_reserved=dict(config.kube_reserved),
                        eviction=nodepressure.eviction_config(config.node_pressure),
                        pod_max_pids=nodepressure.pod_max_pids(config.node_pressure),
+                       container_gc_period=nodepressure.container_gc_period(config.node_pressure),
                        cluster_dns=agent_cluster_dns(config),
                        serving_cert=cert_file, serving_key=key_file, client_ca=pki.ca_cert)
     return asyncio.create_task(run_node(client, opts, stop_ev), name="node-agent"), client

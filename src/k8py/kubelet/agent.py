@@ -98,6 +98,9 @@ class AgentConfig:
     # kubelet's --sync-frequency: every pod is synced at least this often even when nothing
     # woke it (a status another writer changed is put right); 0: only when woken
     resync_interval: float = 60.0
+    # how often dead containers and sandboxes are collected: kubelet's ContainerGCPeriod (fixed
+    # there; k8py's --container-gc-period shortens it for test clusters)
+    container_gc_period: float = CONTAINER_GC_PERIOD
     # the eviction manager's thresholds (kubelet's --eviction-* flags); None: no eviction manager
     # and no pressure conditions (simulated nodes, and agents in tests that bring their own)
     eviction: evictionmod.EvictionConfig | None = None
@@ -488,7 +491,7 @@ class Agent:
 
     async def _container_gc_loop(self) -> None:
         while True:
-            await asyncio.sleep(CONTAINER_GC_PERIOD)
+            await asyncio.sleep(self.config.container_gc_period)
             try:
                 await self.collect_containers()
             except Exception as e:  # noqa: BLE001 - a runtime hiccup: the next period tries again

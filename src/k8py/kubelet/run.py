@@ -22,7 +22,7 @@ from typing import Any
 
 from k8py.client.api import Client
 from k8py.client.informer import Informer
-from k8py.kubelet.agent import Agent, AgentConfig
+from k8py.kubelet.agent import CONTAINER_GC_PERIOD, Agent, AgentConfig
 from k8py.kubelet.cni import CNINetwork
 from k8py.kubelet.eviction import EvictionConfig, config_from_flags
 from k8py.kubelet.images import ImageStore, airgap_dir, store_dir
@@ -58,6 +58,7 @@ class NodeOptions:
     labels: Mapping[str, str] = field(default_factory=dict)
     eviction: EvictionConfig = field(default_factory=config_from_flags)  # kubelet's --eviction-* flags
     pod_max_pids: int = -1  # kubelet's --pod-max-pids
+    container_gc_period: float = CONTAINER_GC_PERIOD  # k8py's --container-gc-period (kubelet: fixed at 1m)
 
 
 def node_paths(data_dir: str) -> dict[str, str]:
@@ -196,6 +197,7 @@ async def run_node(client: Client, opts: NodeOptions, stop: asyncio.Event, *,
         system_reserved=opts.system_reserved, kube_reserved=opts.kube_reserved, labels=opts.labels,
         kubelet_port=opts.kubelet_port,
         cluster_dns=opts.cluster_dns, eviction=opts.eviction, read_pods_cgroup=True,
+        container_gc_period=opts.container_gc_period,
         image_dirs=(paths["images"], paths["containers"])))
     nodes = Informer(client, NODE)
 
