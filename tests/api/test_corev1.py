@@ -92,3 +92,24 @@ def test_times() -> None:
         "2026-12-06T10:00:00Z"
     assert corev1.parse_time("2026-12-06T10:00:00.123456+00:00") is not None
     assert corev1.parse_time("nonsense") is None and corev1.parse_time(None) is None
+
+
+def _lim(name: str, cpu: str | None = None, memory: str | None = None, **kw: object) -> dict[str, object]:
+    lim = {k: v for k, v in (("cpu", cpu), ("memory", memory)) if v}
+    return {"name": name, "resources": {"limits": lim}, **kw}
+
+
+@pytest.mark.parametrize(("spec", "want"), [
+    # containers add up; a resource no container limits is absent
+    ({"containers": [_lim("a", "100m", "1Mi"), _lim("b", "200m")]}, {"cpu": 300, "memory": 1024**2}),
+    # an init container bigger than the sum wins; a sidecar adds up and runs beside later init containers
+    ({"containers": [_lim("a", "100m")], "initContainers": [_lim("i", "1")]}, {"cpu": 1000}),
+    ({"containers": [_lim("a", "100m")], "initContainers": [
+        _lim("s", "200m", restartPolicy="Always"), _lim("i", "250m")]}, {"cpu": 450}),
+    # overhead only on the limits there are
+    ({"containers": [_lim("a", "100m")], "overhead": {"cpu": "10m", "memory": "1Mi"}}, {"cpu": 110}),
+    # pod-level limits override the containers' sum
+    ({"containers": [_lim("a", "100m")], "resources": {"limits": {"cpu": "2"}}}, {"cpu": 2000}),
+])
+def test_pod_limits_are_kubes(spec: dict[str, object], want: dict[str, int]) -> None:
+    assert corev1.pod_limits(spec) == want

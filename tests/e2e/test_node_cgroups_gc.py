@@ -285,3 +285,23 @@ def test_a_claim_being_deleted_still_mounts_for_its_pod_after_the_agent_restarts
     # the pod gone, the claim is released and goes
     s.kubectl("delete", "pod", "user", "-n", ns, "--wait=true", timeout=60)
     wait(lambda: get(s, "pvc", "data", ns) is None, 60, "the claim deleted")
+
+
+def test_a_pods_own_cgroup_holds_its_limits(cluster: Server, ns: str) -> None:
+    # kubelet's ResourceConfigForPod: a Guaranteed pod's cgroup (kubepods/pod<uid>) gets the CPU
+    # shares of its requests, the CPU quota and memory limit of its limits
+    s = cluster
+    cg = Cgroups.detect()
+    apply(s, ns, pod("fixed", "sleep 3600", restart="Always",
+                     resources={"limits": {"cpu": "250m", "memory": "48Mi"}}))
+    wait(lambda: status(s, "fixed", ns).get("phase") == "Running", 60, "the guaranteed pod Running")
+    p = get(s, "pod", "fixed", ns)
+    assert p["status"]["qosClass"] == "Guaranteed"
+    path = f"/kubepods/pod{p['metadata']['uid']}"
+    assert cgroup_file("memory", path, "memory.limit_in_bytes", "memory.max") == str(48 * MI)
+    if cg.version == 1:
+        assert [cg.read("cpu", path, f) for f in ("cpu.shares", "cpu.cfs_quota_us", "cpu.cfs_period_us")] == \
+            ["256", "25000", "100000"]
+    else:
+        assert cg.read("cpu", path, "cpu.max") == "25000 100000"
+    s.kubectl("delete", "pod", "fixed", "-n", ns, "--wait=true", timeout=60)

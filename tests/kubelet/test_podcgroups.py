@@ -102,6 +102,20 @@ def test_update_on_v2_enables_the_controllers_down_to_the_cgroup(tmp_path: Path)
     assert (d / "pids.max").read_text() == "max"
 
 
+def test_update_writes_the_cpu_quota_with_its_period(tmp_path: Path) -> None:
+    cg = v1_layout(tmp_path)
+    assert cg.update("/kubepods/pod1", CgroupResources(cpu_shares=512, cpu_quota=50_000, cpu_period=100_000)) == []
+    d = tmp_path / "cpu/kubepods/pod1"
+    assert [(d / f).read_text() for f in ("cpu.shares", "cpu.cfs_period_us", "cpu.cfs_quota_us")] == \
+        ["512", "100000", "50000"]
+    assert cg.update("/kubepods/pod1", CgroupResources(cpu_quota=None, cpu_period=100_000)) == []
+    assert (d / "cpu.cfs_quota_us").read_text() == "-1"  # a period without a quota: unlimited
+    v2 = Cgroups(version=2, root=str(tmp_path / "v2"))
+    (tmp_path / "v2").mkdir()
+    assert v2.update("/kubepods/pod1", CgroupResources(cpu_quota=20_000, cpu_period=100_000)) == []
+    assert (tmp_path / "v2/kubepods/pod1/cpu.max").read_text() == "20000 100000"
+
+
 async def test_enforcement_records_kubelets_events_and_retries_until_the_kernel_takes_it(tmp_path: Path) -> None:
     cg = v1_layout(tmp_path)
     events: list[tuple[str, str, str]] = []

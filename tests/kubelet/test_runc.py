@@ -29,6 +29,7 @@ import pytest
 
 from k8py.kubelet.runtime.runc import RuncRuntime, runc_message
 from k8py.kubelet.runtime.types import (
+    CgroupResources,
     ContainerConfig,
     ContainerState,
     ContainerStatus,
@@ -828,3 +829,26 @@ async def test_a_running_containers_end_is_seen_through_one_pidfd(env: Env) -> N
     st = await wait_for(env.rt, cid, ContainerState.EXITED, timeout=10)
     assert st.exit_code == 137
     assert pidfds() == before
+
+
+async def test_the_pod_cgroup_gets_its_own_limits(env: Env) -> None:
+    # kubelet's ResourceConfigForPod on the pod's cgroup, made before its containers go under it
+    parent = f"{env.cgroup_root}/podlimits"
+    res = CgroupResources(cpu_shares=768, cpu_quota=75_000, cpu_period=100_000, memory=96 * 1024 * 1024)
+    pod = env.pod("limits", cgroup_parent=parent, resources=res)
+    sid = await env.rt.run_pod_sandbox(pod)
+    cid = await env.run(sid, pod, "main", ["sleep", "1000"])
+    await wait_for(env.rt, cid, ContainerState.RUNNING)
+    cg, cgroups = "/" + parent, env.rt.cgroups
+    if cgroups.version == 1:
+        assert [cgroups.read("cpu", cg, f) for f in ("cpu.shares", "cpu.cfs_quota_us", "cpu.cfs_period_us")] == \
+            ["768", "75000", "100000"]
+        assert cgroups.read("memory", cg, "memory.limit_in_bytes") == str(96 * 1024 * 1024)
+    else:
+        assert cgroups.read("cpu", cg, "cpu.max") == "75000 100000"
+        assert cgroups.read("memory", cg, "memory.max") == str(96 * 1024 * 1024)
+    # the container sits under it, and the sandbox read back from disk keeps what it asked for
+    pid = (env.root / "containers" / cid / "pid").read_text().strip()
+    assert pid in (cgroups.read("memory", f"{cg}/{cid}", "cgroup.procs") or "").split()
+    again = await env.new_runtime().pod_sandbox_status(sid)
+    assert again is not None

@@ -10,12 +10,13 @@ from typing import Any
 
 import pytest
 
-from k8py.kubelet.runtime.types import DNSConfig, Mount, PortMapping
+from k8py.kubelet.runtime.types import CgroupResources, DNSConfig, Mount, PortMapping
 from k8py.kubelet.spec import (
     ConfigError,
     NodeFacts,
     container_config,
     expand,
+    pod_cgroup_resources,
     pod_qos,
     referenced_objects,
     sandbox_config,
@@ -359,6 +360,44 @@ def test_cgroup_parent_per_qos() -> None:
     assert sandbox_config(g, NODE).cgroup_parent == "kubepods/podu-1"
     b = pod(c(resources={"requests": {"cpu": "1"}}))
     assert sandbox_config(b, NODE).cgroup_parent == "kubepods/burstable/podu-1"
+
+
+def _res(requests: dict[str, str] | None = None, limits: dict[str, str] | None = None, name: str = "app",
+         **kw: Any) -> dict[str, Any]:
+    r: dict[str, Any] = {}
+    if requests:
+        r["requests"] = requests
+    if limits:
+        r["limits"] = limits
+    return c(name=name, resources=r, **kw)
+
+
+def test_pod_cgroup_resources_are_kubelets_resource_config_for_pod() -> None:
+    # Guaranteed: shares, quota and memory limit of the sum
+    g = pod(_res(limits={"cpu": "500m", "memory": "128Mi"}), _res(limits={"cpu": "250m", "memory": "64Mi"}, name="b"))
+    assert pod_cgroup_resources(g) == CgroupResources(cpu_shares=768, cpu_quota=75_000, cpu_period=100_000,
+                                                      memory=192 * 1024**2)
+    assert sandbox_config(g, NODE).resources == pod_cgroup_resources(g)
+    # Burstable with every limit declared: the same limits
+    b = pod(_res({"cpu": "100m", "memory": "32Mi"}, {"cpu": "200m", "memory": "64Mi"}))
+    assert pod_cgroup_resources(b) == CgroupResources(cpu_shares=102, cpu_quota=20_000, cpu_period=100_000,
+                                                      memory=64 * 1024**2)
+    # a container without a memory limit: no memory limit for the pod, the CPU quota still
+    b2 = pod(_res({"cpu": "100m"}, {"cpu": "200m"}), _res({"memory": "10Mi"}, {"cpu": "100m"}, name="b"))
+    # (b's cpu request defaults to its limit, as the API server defaults it)
+    assert pod_cgroup_resources(b2) == CgroupResources(cpu_shares=204, cpu_quota=30_000, cpu_period=100_000)
+    # requests only: shares alone
+    assert pod_cgroup_resources(pod(_res({"cpu": "1"}))) == CgroupResources(cpu_shares=1024)
+    # BestEffort: the minimum shares, nothing else
+    assert pod_cgroup_resources(pod(c())) == CgroupResources(cpu_shares=2)
+    # init containers count as their peak; overhead is added to the limits there are
+    i = pod(_res(limits={"cpu": "100m", "memory": "32Mi"}),
+            initContainers=[_res(limits={"cpu": "1", "memory": "16Mi"}, name="init")],
+            overhead={"cpu": "10m", "memory": "1Mi"})
+    assert pod_cgroup_resources(i) == CgroupResources(cpu_shares=1034, cpu_quota=101_000, cpu_period=100_000,
+                                                      memory=33 * 1024**2)
+    # a tiny limit still gets kubelet's 1 ms quota
+    assert pod_cgroup_resources(pod(_res(limits={"cpu": "1m", "memory": "8Mi"}))).cpu_quota == 1000
 
 
 def test_hostname_is_cut_to_63_characters() -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +33,7 @@ __all__ = [
     "NodeSelectorTerm",
     "Taint",
     "Toleration",
+    "container_limits",
     "container_requests",
     "find_untolerated_taint",
     "format_epoch",
@@ -47,6 +48,7 @@ __all__ = [
     "parse_time",
     "pod_claim_names",
     "pod_configmap_names",
+    "pod_limits",
     "pod_matches_node_selector_and_affinity",
     "pod_ready_condition",
     "pod_requests",
@@ -341,30 +343,25 @@ def container_requests(c: Mapping[str, Any]) -> dict[str, int]:
     return out
 
 
-def pod_requests(spec: Mapping[str, Any], nonzero: Mapping[str, int] | None = None) -> dict[str, int]:
-    """``resourcehelper.PodRequests``: containers summed; init containers as their peak (restartable
-    "sidecar" init containers run alongside and add up); then overhead. With ``nonzero`` (the
-    scheduler's defaults), a container missing a cpu or memory request counts those instead."""
-    pod_level = (spec.get("resources") or {}).get("requests")
+def container_limits(c: Mapping[str, Any]) -> dict[str, int]:
+    """The container's limits, each as a whole amount (cpu in millicores)."""
+    return {k: resource_amount(k, v) for k, v in ((c.get("resources") or {}).get("limits") or {}).items()}
 
-    def creq(c: Mapping[str, Any]) -> dict[str, int]:
-        r = container_requests(c)
-        if nonzero:
-            for k, v in nonzero.items():
-                r.setdefault(k, v)
-        return r
 
-    reqs: dict[str, int] = {}
+def _pod_total(spec: Mapping[str, Any], of: Callable[[Mapping[str, Any]], dict[str, int]]) -> dict[str, int]:
+    """kube's sum over a pod (resourcehelper's PodRequests and PodLimits): containers summed; init
+    containers as their peak (restartable "sidecar" init containers run alongside and add up)."""
+    total: dict[str, int] = {}
     for c in spec.get("containers") or ():
-        for k, v in creq(c).items():
-            _add(reqs, k, v)
+        for k, v in of(c).items():
+            _add(total, k, v)
     sidecars: dict[str, int] = {}
     init_peak: dict[str, int] = {}
     for c in spec.get("initContainers") or ():
-        r = creq(c)
+        r = of(c)
         if c.get("restartPolicy") == "Always":
             for k, v in r.items():
-                _add(reqs, k, v)
+                _add(total, k, v)
                 _add(sidecars, k, v)
             cur = dict(sidecars)
         else:
@@ -375,14 +372,45 @@ def pod_requests(spec: Mapping[str, Any], nonzero: Mapping[str, int] | None = No
             if v > init_peak.get(k, 0):
                 init_peak[k] = v
     for k, v in init_peak.items():
-        if v > reqs.get(k, 0):
-            reqs[k] = v
+        if v > total.get(k, 0):
+            total[k] = v
+    return total
+
+
+def pod_requests(spec: Mapping[str, Any], nonzero: Mapping[str, int] | None = None) -> dict[str, int]:
+    """``resourcehelper.PodRequests``: :func:`_pod_total` of the containers' requests, pod-level
+    requests overriding what they name, then overhead. With ``nonzero`` (the scheduler's
+    defaults), a container missing a cpu or memory request counts those instead."""
+
+    def creq(c: Mapping[str, Any]) -> dict[str, int]:
+        r = container_requests(c)
+        if nonzero:
+            for k, v in nonzero.items():
+                r.setdefault(k, v)
+        return r
+
+    reqs = _pod_total(spec, creq)
+    pod_level = (spec.get("resources") or {}).get("requests")
     if pod_level:  # pod-level resources override the containers' sum for what they name
         for k, v in pod_level.items():
             reqs[k] = resource_amount(k, v)
     for k, v in ((spec.get("overhead") or {}).items()):
         _add(reqs, k, resource_amount(k, v))
     return reqs
+
+
+def pod_limits(spec: Mapping[str, Any]) -> dict[str, int]:
+    """``resourcehelper.PodLimits``: :func:`_pod_total` of the containers' limits, pod-level limits
+    overriding what they name, then overhead added to the limits there are."""
+    limits = _pod_total(spec, container_limits)
+    pod_level = (spec.get("resources") or {}).get("limits")
+    if pod_level:
+        for k, v in pod_level.items():
+            limits[k] = resource_amount(k, v)
+    for k, v in ((spec.get("overhead") or {}).items()):
+        if k in limits:
+            _add(limits, k, resource_amount(k, v))
+    return limits
 
 
 # --------------------------------------------------------------------------- pods

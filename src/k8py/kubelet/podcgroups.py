@@ -23,10 +23,12 @@ minimum CPU shares (2), so BestEffort pods get CPU only when the others leave so
 agent starts, when the node's pods change, and every minute. Guaranteed pods sit directly in
 ``kubepods`` with their own shares.
 
-Not here (kubelet does them): the pod-level cgroup's own limits (CPU shares and quota, memory
-limit from the pod's containers; k8py's pod cgroup gets only ``--pod-max-pids``), the QoS
-memory reservations of the ``QOSReserved`` alpha feature, ``system-reserved`` and
-``kube-reserved`` cgroups, huge pages.
+Each pod's own cgroup (``kubepods[/<qos>]/pod<uid>``) gets kubelet's ``ResourceConfigForPod``
+when its sandbox is made (``spec.pod_cgroup_resources``: CPU shares from its requests, CPU quota
+and memory limit from its limits, ``--pod-max-pids``).
+
+Not here (kubelet does them): the QoS memory reservations of the ``QOSReserved`` alpha feature,
+``system-reserved`` and ``kube-reserved`` cgroups, huge pages, resizing a pod's cgroup in place.
 """
 
 from __future__ import annotations

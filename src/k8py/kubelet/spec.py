@@ -17,9 +17,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from k8py.api.corev1 import int_value, milli_value
+from k8py.api.corev1 import int_value, milli_value, pod_limits, pod_requests
 from k8py.api.defaults import pod_qos_class
 from k8py.kubelet.runtime.types import (
+    CgroupResources,
     ContainerConfig,
     DNSConfig,
     Mount,
@@ -37,6 +38,7 @@ __all__ = [
     "expand",
     "metadata_field",
     "milli_cpu_to_shares",
+    "pod_cgroup_resources",
     "pod_labels",
     "pod_qos",
     "referenced_objects",
@@ -132,7 +134,7 @@ def _resources(pod: Mapping[str, Any], c: Mapping[str, Any], node: NodeFacts) ->
     quota = period = None
     if cpu_lim > 0:
         period = QUOTA_PERIOD
-        quota = max(MIN_QUOTA, cpu_lim * QUOTA_PERIOD // 1000)
+        quota = _quota(cpu_lim)
     mem = int_value(lim["memory"]) if "memory" in lim and int_value(lim["memory"]) > 0 else None
     qos = pod_qos(pod)
     if qos == "Guaranteed" or _node_critical(pod):
@@ -159,6 +161,38 @@ def _cgroup_parent(pod: Mapping[str, Any]) -> str:
     uid = (pod.get("metadata") or {}).get("uid", "")
     qos = pod_qos(pod)
     return f"{PODS_CGROUP}/pod{uid}" if qos == "Guaranteed" else f"{PODS_CGROUP}/{qos.lower()}/pod{uid}"
+
+
+def _quota(milli: int) -> int:
+    """kubelet's ``MilliCPUToQuota`` (with its 100 ms period): at least 1 ms."""
+    return max(MIN_QUOTA, milli * QUOTA_PERIOD // 1000)
+
+
+def pod_cgroup_resources(pod: Mapping[str, Any]) -> CgroupResources:
+    """kubelet's ``ResourceConfigForPod``: the pod cgroup's CPU shares from the pod's requests
+    (2 for BestEffort); its CPU quota and memory limit from the pod's limits, for a Guaranteed pod,
+    and for a Burstable one when every container declares that limit (one without would make the
+    sum meaningless); nothing more for BestEffort. Init containers count as kube's ``PodRequests``
+    and ``PodLimits`` count them (their peak), so the pod cgroup never holds its own containers
+    below their limits."""
+    spec = pod.get("spec") or {}
+    qos = pod_qos(pod)
+    if qos == "BestEffort":
+        return CgroupResources(cpu_shares=MIN_SHARES)
+    reqs, limits = pod_requests(spec), pod_limits(spec)
+    shares = _shares(reqs.get("cpu", 0))
+    cpu_limit, mem_limit = limits.get("cpu", 0), limits.get("memory", 0)
+    containers = spec.get("containers") or ()
+    cpu_declared = all(milli_value(((c.get("resources") or {}).get("limits") or {}).get("cpu", 0)) > 0
+                       for c in containers)
+    mem_declared = all(int_value(((c.get("resources") or {}).get("limits") or {}).get("memory", 0)) > 0
+                       for c in containers)
+    quota = period = memory = None
+    if cpu_limit > 0 and (qos == "Guaranteed" or cpu_declared):
+        quota, period = _quota(cpu_limit), QUOTA_PERIOD
+    if mem_limit > 0 and (qos == "Guaranteed" or mem_declared):
+        memory = mem_limit
+    return CgroupResources(cpu_shares=shares, cpu_quota=quota, cpu_period=period, memory=memory)
 
 
 # --------------------------------------------------------------------------- env
@@ -485,7 +519,7 @@ def sandbox_config(pod: Mapping[str, Any], node: NodeFacts, attempt: int = 0) ->
         annotations=dict(meta.get("annotations") or {}),
         log_directory=os.path.join(node.log_dir, f"{ns}_{meta.get('name', '')}_{meta.get('uid', '')}"),
         dns=_dns(pod, node), port_mappings=tuple(ports), host_network=host_net, host_aliases=aliases,
-        cgroup_parent=_cgroup_parent(pod), sysctls=sysctls)
+        cgroup_parent=_cgroup_parent(pod), resources=pod_cgroup_resources(pod), sysctls=sysctls)
 
 
 def container_config(pod: Mapping[str, Any], c: Mapping[str, Any], attempt: int, node: NodeFacts,

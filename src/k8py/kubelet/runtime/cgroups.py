@@ -34,7 +34,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from k8py.kubelet.runtime.types import ContainerStats
+from k8py.kubelet.runtime.types import CgroupResources, ContainerStats
 
 __all__ = [
     "CGROUP_ROOT",
@@ -98,15 +98,6 @@ def shares_to_weight(shares: int) -> int:
     if shares <= 0:
         return 0
     return 1 + ((max(2, min(shares, 262144)) - 2) * 9999) // 262142
-
-
-@dataclass(frozen=True, slots=True)
-class CgroupResources:
-    """What kubelet's ``ResourceConfig`` sets on one of its own cgroups (None: left as it is)."""
-
-    memory: int | None = None  # bytes
-    cpu_shares: int | None = None
-    pids: int | None = None  # the most processes; -1 or 0: unlimited
 
 
 def _read(path: str) -> str | None:
@@ -224,20 +215,6 @@ class Cgroups:
 
     # ---------------------------------------------------------------- limits, moving in, removing
 
-    def set_pids_limit(self, cgroups_path: str, limit: int) -> str | None:
-        """Write ``pids.max`` of ``cgroups_path`` (made as needed: a pod's cgroup, before runc
-        makes its containers' under it); what failed, or None."""
-        d = self.path("pids", cgroups_path)
-        if d is None:
-            return "the pids cgroup controller is not mounted"
-        try:
-            os.makedirs(d, exist_ok=True)
-            with open(os.path.join(d, "pids.max"), "w", encoding="ascii") as f:
-                f.write(str(limit) if limit > 0 else "max")
-        except OSError as e:
-            return f"{d}: {e}"
-        return None
-
     def update(self, cgroups_path: str, res: CgroupResources) -> list[str]:
         """Make ``cgroups_path`` (in the memory, cpu and pids hierarchies; on v2 with those
         controllers enabled for it) and write ``res`` into it; what failed, one line per file
@@ -250,6 +227,14 @@ class Cgroups:
         if res.cpu_shares is not None:
             writes.append(("cpu", "cpu.weight", str(shares_to_weight(res.cpu_shares))) if v2
                           else ("cpu", "cpu.shares", str(res.cpu_shares)))
+        if res.cpu_period is not None:
+            if v2:
+                quota = str(res.cpu_quota) if res.cpu_quota is not None and res.cpu_quota > 0 else "max"
+                writes.append(("cpu", "cpu.max", f"{quota} {res.cpu_period}"))
+            else:  # the period first: the kernel checks the quota against it
+                writes.append(("cpu", "cpu.cfs_period_us", str(res.cpu_period)))
+                writes.append(("cpu", "cpu.cfs_quota_us", str(res.cpu_quota if res.cpu_quota is not None
+                                                               and res.cpu_quota > 0 else -1)))
         if res.pids is not None:
             writes.append(("pids", "pids.max", str(res.pids) if res.pids > 0 else "max"))
         errors: list[str] = []

@@ -60,6 +60,7 @@ from k8py.kubelet.runtime import oci
 from k8py.kubelet.runtime.cgroups import Cgroups
 from k8py.kubelet.runtime.runcstream import ConmonAttach, RuncExec
 from k8py.kubelet.runtime.types import (
+    CgroupResources,
     ContainerConfig,
     ContainerNotFoundError,
     ContainerState,
@@ -323,6 +324,7 @@ def _sandbox_config_from_json(d: Mapping[str, Any]) -> SandboxConfig:
         host_network=bool(d.get("host_network", False)),
         host_aliases=tuple((ip, tuple(names)) for ip, names in d.get("host_aliases") or ()),
         cgroup_parent=d.get("cgroup_parent", ""),
+        resources=CgroupResources(**d["resources"]) if d.get("resources") else None,
         sysctls=dict(d.get("sysctls") or {}),
     )
 
@@ -555,12 +557,16 @@ class RuncRuntime:
             _write_json(d / "status.json", status)
 
         await asyncio.to_thread(prepare)
-        if self.pod_pids_limit > 0 and config.cgroup_parent:
-            # kubelet's pod cgroup with its PIDs limit, before the containers' go under it
-            err = await asyncio.to_thread(self.cgroups.set_pids_limit, "/" + config.cgroup_parent.strip("/"),
-                                          self.pod_pids_limit)
-            if err is not None:
-                log.warning("pod %s/%s: cannot set its PIDs limit: %s", config.namespace, config.name, err)
+        res = config.resources or CgroupResources()
+        if self.pod_pids_limit > 0:
+            res = dataclasses.replace(res, pids=self.pod_pids_limit)
+        if config.cgroup_parent and res != CgroupResources():
+            # kubelet's pod cgroup with its own limits (ResourceConfigForPod, --pod-max-pids), made
+            # before the containers' go under it
+            errs = await asyncio.to_thread(self.cgroups.update, "/" + config.cgroup_parent.strip("/"), res)
+            if errs:
+                log.warning("pod %s/%s: cannot set its cgroup's limits: %s", config.namespace, config.name,
+                            "; ".join(errs))
         try:
             if not config.host_network:
                 try:

@@ -113,6 +113,18 @@ class DNSConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class CgroupResources:
+    """What kubelet's ``ResourceConfig`` sets on one of its own cgroups, a pod's or the pods' (None:
+    left as it is)."""
+
+    memory: int | None = None  # bytes; 0 or less: unlimited
+    cpu_shares: int | None = None
+    cpu_quota: int | None = None  # microseconds a period; None or 0 or less with a period: unlimited
+    cpu_period: int | None = None  # microseconds
+    pids: int | None = None  # the most processes; -1 or 0: unlimited
+
+
+@dataclass(frozen=True, slots=True)
 class SandboxConfig:
     name: str  # the pod's name
     namespace: str
@@ -127,6 +139,8 @@ class SandboxConfig:
     host_network: bool = False
     host_aliases: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (ip, hostnames) for /etc/hosts
     cgroup_parent: str = ""  # e.g. "kubepods/burstable/pod<uid>"
+    # the pod cgroup's own limits (kubelet's ResourceConfigForPod; CRI's LinuxPodSandboxConfig.resources)
+    resources: CgroupResources | None = None
     sysctls: Mapping[str, str] = field(default_factory=dict)
 
 
