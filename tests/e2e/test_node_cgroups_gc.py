@@ -42,6 +42,10 @@ MI = 1 << 20
 PODS_LIMIT_MI = 400  # the kubepods memory limit this node gets
 PID_RESERVED = 1000
 DATA: list[Path] = []  # the cluster's data dir (set by the fixture)
+# sh as a container's first process ignores SIGTERM unless it traps it: a pod deleted while it
+# waits would stop only when killed, after kubelet's minimum grace period (2 s); with the trap it
+# ends at once (``wait`` returns for a trapped signal; a foreground ``sleep`` ends first)
+ON_TERM_EXIT = "trap 'exit 0' TERM; "
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -126,7 +130,8 @@ def test_kubepods_and_qos_cgroups_hold_kubelets_limits(cluster: Server, ns: str)
     assert any(e["reason"] == "NodeAllocatableEnforced" and e["message"] == "Updated Node Allocatable limit across pods"
                and e["type"] == "Normal" for e in events), [(e["reason"], e["message"]) for e in events]
     # a Burstable pod's CPU request becomes the burstable cgroup's shares, and goes with the pod
-    apply(s, ns, pod("burst", "sleep 3600", restart="Always", resources={"requests": {"cpu": "300m"}}))
+    apply(s, ns, pod("burst", ON_TERM_EXIT + "sleep 3600 & wait", restart="Always",
+                     resources={"requests": {"cpu": "300m"}}))
     wait(lambda: status(s, "burst", ns).get("phase") == "Running", 60, "the burstable pod Running")
     expect = 307 if cg.version == 1 else 1 + (307 - 2) * 9999 // 262142
     wait(lambda: shares("/kubepods/burstable") == expect, 30, f"burstable cpu shares {expect}")
@@ -189,7 +194,7 @@ def test_a_dead_sandbox_is_replaced_and_then_collected(cluster: Server, ns: str)
     s = cluster
     # each run lasts 3 s: the new sandbox's first container outlives a collection (every 2 s),
     # so the test sees the two sandboxes side by side before the old one goes
-    apply(s, ns, pod("crashy", "sleep 3; exit 1", restart="Always"))
+    apply(s, ns, pod("crashy", ON_TERM_EXIT + "sleep 3 & wait; exit 1", restart="Always"))
     uid = get(s, "pod", "crashy", ns)["metadata"]["uid"]
     wait(lambda: len(sandboxes_of(uid)) == 1 and status(s, "crashy", ns).get("podIP"), 60, "the pod's sandbox")
     old = sandboxes_of(uid)[0]
@@ -222,9 +227,9 @@ def test_the_summary_reports_the_pods_local_volumes(cluster: Server, ns: str) ->
     used in them and their filesystem's size, as kubelet reports them."""
     s = cluster
     s.kubectl("create", "configmap", "conf", "-n", ns, "--from-literal=key=value")
-    apply(s, ns, pod("writer", "dd if=/dev/zero of=/disk/blob bs=1M count=5 && mkdir /disk/d && touch /disk/d/a "
-                               "/disk/d/b && dd if=/dev/zero of=/mem/blob bs=1M count=3 && echo written && "
-                               "sleep 3600", restart="Always",
+    apply(s, ns, pod("writer", ON_TERM_EXIT + "dd if=/dev/zero of=/disk/blob bs=1M count=5 && mkdir /disk/d && "
+                               "touch /disk/d/a /disk/d/b && dd if=/dev/zero of=/mem/blob bs=1M count=3 && "
+                               "echo written && sleep 3600 & wait", restart="Always",
                      volumes=[{"name": "disk", "emptyDir": {}},
                               {"name": "mem", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}},
                               {"name": "conf", "configMap": {"name": "conf"}}]))
@@ -252,8 +257,8 @@ def test_a_claim_being_deleted_still_mounts_for_its_pod_after_the_agent_restarts
              "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "16Mi"}}}}
     apply(s, ns, claim)
     # each run of the container records itself on the claim and ends when told (a file there)
-    apply(s, ns, pod("user", "rm -f /data/stop; echo run >> /data/runs; while [ ! -f /data/stop ]; do sleep 1; done; "
-                             "exit 1", restart="Always",
+    apply(s, ns, pod("user", ON_TERM_EXIT + "rm -f /data/stop; echo run >> /data/runs; "
+                             "while [ ! -f /data/stop ]; do sleep 1; done; exit 1", restart="Always",
                      volumes=[{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}]))
     wait(lambda: status(s, "user", ns).get("phase") == "Running", 120, "the pod with the claim Running")
     s.kubectl("delete", "pvc", "data", "-n", ns, "--wait=false")
