@@ -644,6 +644,29 @@ def _api_service(obj: Obj) -> None:
         svc["port"] = 443
 
 
+def _webhook_configuration(obj: Obj, mutating: bool) -> None:
+    # admissionregistration/v1's SetDefaults_ValidatingWebhook / _MutatingWebhook, _Rule and
+    # _ServiceReference
+    for hook in _dicts(obj.get("webhooks")):
+        hook.setdefault("failurePolicy", "Fail")
+        hook.setdefault("matchPolicy", "Equivalent")
+        if hook.get("namespaceSelector") is None:
+            hook["namespaceSelector"] = {}
+        if hook.get("objectSelector") is None:
+            hook["objectSelector"] = {}
+        if hook.get("timeoutSeconds") is None:
+            hook["timeoutSeconds"] = 10
+        if mutating and hook.get("reinvocationPolicy") is None:
+            hook["reinvocationPolicy"] = "Never"
+        for rule in _dicts(hook.get("rules")):
+            if rule.get("scope") is None:
+                rule["scope"] = "*"
+        cc = hook.get("clientConfig")
+        svc = cc.get("service") if isinstance(cc, dict) else None
+        if isinstance(svc, dict) and svc.get("port") is None:
+            svc["port"] = 443
+
+
 _DEFAULTERS: dict[tuple[str, str], Callable[[Obj, str], None]] = {
     ("", "Pod"): _pod,
     ("", "PodTemplate"): _pod_template,
@@ -672,6 +695,9 @@ _DEFAULTERS: dict[tuple[str, str], Callable[[Obj, str], None]] = {
     ("scheduling.k8s.io", "PriorityClass"): _priority_class,
     ("storage.k8s.io", "StorageClass"): _storage_class,
     ("apiregistration.k8s.io", "APIService"): lambda obj, _v: _api_service(obj),
+    ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration"):
+        lambda obj, _v: _webhook_configuration(obj, False),
+    ("admissionregistration.k8s.io", "MutatingWebhookConfiguration"): lambda obj, _v: _webhook_configuration(obj, True),
 }
 
 

@@ -169,6 +169,11 @@ BUILTIN_KINDS: tuple[KindInfo, ...] = (
        cats=("api-extensions",), sub=ST),
     # apiregistration.k8s.io/v1 (stored and reported; k8py does not proxy aggregated APIs yet)
     _k("apiregistration.k8s.io", "v1", "APIService", "apiservices", False, sub=ST, cats=("api-extensions",)),
+    # admissionregistration.k8s.io/v1: the webhooks admission calls (apiserver/admission/webhook.py)
+    _k("admissionregistration.k8s.io", "v1", "ValidatingWebhookConfiguration", "validatingwebhookconfigurations",
+       False, cats=("api-extensions",)),
+    _k("admissionregistration.k8s.io", "v1", "MutatingWebhookConfiguration", "mutatingwebhookconfigurations",
+       False, cats=("api-extensions",)),
     # policy/v1
     _k("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", short=("pdb",), sub=ST),
     # certificates.k8s.io/v1

@@ -8,6 +8,7 @@ from typing import Any
 from k8py.api.errors import FieldError
 from k8py.api.registry import KindInfo
 from k8py.api.validation import (
+    admissionregistration,
     apiextensions,
     apiregistration,
     apps,
@@ -108,6 +109,12 @@ _TABLE: dict[tuple[str, str], tuple[Create, Update, Update]] = {
                                                apiregistration.validate_api_service_status),
     ("certificates.k8s.io", "CertificateSigningRequest"): (certificates.validate_csr, certificates.validate_csr_update,
                                                            certificates.validate_csr_status_update),
+    ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration"): (
+        admissionregistration.validate_validating_webhook_configuration,
+        admissionregistration.validate_validating_webhook_configuration_update, _meta_update),
+    ("admissionregistration.k8s.io", "MutatingWebhookConfiguration"): (
+        admissionregistration.validate_mutating_webhook_configuration,
+        admissionregistration.validate_mutating_webhook_configuration_update, _meta_update),
 }
 
 
