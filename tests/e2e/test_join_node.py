@@ -9,6 +9,7 @@ traffic stays between them and the pods' own namespaces."""
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import subprocess
 import sys
@@ -118,10 +119,11 @@ def test_a_second_node_joins_runs_pods_and_reaches_the_first(tmp_path: Path) -> 
             assert any(cond["type"] == "Approved" for cond in mine[0]["status"]["conditions"])
             # and runs the service proxy as system:kube-proxy, with a certificate its own CSR got
             # (and the NetworkPolicy agent as system:k8py-network-policy, the local-path provisioner as
-            # system:k8py-local-path-provisioner), with certificates its own CSRs got
+            # system:k8py-local-path-provisioner, the ingress controller as system:k8py-ingress), with
+            # certificates its own CSRs got
             own = [c for c in csrs if c["spec"]["signerName"] == "kubernetes.io/kube-apiserver-client"
                    and c["spec"]["username"] == f"system:node:{NODE2}"]
-            assert len(own) == 3 and all(c["status"].get("certificate") for c in own)
+            assert len(own) == 4 and all(c["status"].get("certificate") for c in own)
             wait(lambda: "10.43.0.1 . tcp . 443" in sh("ip", "netns", "exec", NETNS, "nft", "list", "table", "inet",
                                                        "k8py-proxy", check=False).stdout, 30, "node 2's proxy rules")
             wait(lambda: "k8py-netpol" in sh("ip", "netns", "exec", NETNS, "nft", "list", "tables").stdout, 30,
@@ -148,6 +150,27 @@ def test_a_second_node_joins_runs_pods_and_reaches_the_first(tmp_path: Path) -> 
             assert st["hostIP"] == NODE2_IP
             # kubectl logs reaches node 2's kubelet API through the API server
             assert s.kubectl("logs", "client2").stdout == "from node 1\n"
+
+            # node 2's own ingress controller (nginx in its namespace, port 80) serves an Ingress
+            # whose backend runs on node 1, as k3s's bundled ingress answers on every node
+            s.kubectl("apply", "-f", "-", input=json.dumps({
+                "apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "web"},
+                "spec": {"rules": [{"host": "join.test", "http": {"paths": [{
+                    "path": "/", "pathType": "Prefix",
+                    "backend": {"service": {"name": "server1", "port": {"number": 80}}}}]}}]}}))
+
+            def through_node2() -> str:
+                c = http.client.HTTPConnection(NODE2_IP, 80, timeout=3)
+                try:
+                    c.request("GET", "/i", headers={"Host": "join.test"})
+                    r = c.getresponse()
+                    return r.read().decode() if r.status == 200 else ""
+                except OSError:
+                    return ""
+                finally:
+                    c.close()
+
+            wait(lambda: through_node2() == "from node 1\n", 60, "the Ingress served by node 2's nginx")
 
             # a local-path claim of a pod scheduled to node 2 is provisioned there, by node 2's provisioner
             s.kubectl("apply", "-f", "-", input=json.dumps({

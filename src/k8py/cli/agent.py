@@ -57,6 +57,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="do not enforce NetworkPolicies on this node (k3s's flag)")
     p.add_argument("--disable-local-storage", action="store_true",
                    help="do not provision local-path volumes on this node (k3s's --disable local-storage)")
+    p.add_argument("--disable-ingress", action="store_true",
+                   help="do not run the ingress controller (nginx) beside the node agent (k3s: --disable traefik)")
+    from k8py.cli.ingress import add_flags as add_ingress_flags
+
+    add_ingress_flags(p)
     p.add_argument("--debug", action="store_true", help="log at debug level")
     nodepressure.add_flags(p)
     p.set_defaults(func=run, parser=p)
@@ -167,6 +172,13 @@ async def _main(args: argparse.Namespace, data_dir: str, name: str, stop: asynci
         localpath_client = role_client("localpath", COMPONENT)
         beside.append((asyncio.create_task(LocalPathProvisioner(localpath_client, name, data_dir).run(stop),
                                            name=COMPONENT), localpath_client))
+    # the ingress controller, as system:k8py-ingress (k3s's bundled ingress answers on every node)
+    if not args.disable_ingress and creds.get("ingress_cert"):
+        from k8py.cli import ingress
+
+        beside.append(ingress.start_beside_agent(lambda: role_client("ingress", "k8py-ingress"),
+                                                 os.path.join(data_dir, "ingress"), args.ingress_http_port,
+                                                 args.ingress_https_port, ips, stop, log))
     started = [b for b in beside if b is not None]
 
     def reloaded() -> None:

@@ -1,6 +1,6 @@
 """``k8py ingress-controller``: the ingress controller alone (ingress-nginx's place), against any
-API server; ``k8py server`` runs the same controller beside its node agent (``start_ingress`` in
-``cli/process.py``). It runs Debian's nginx as its child: see docs/ingress.md.
+API server; ``k8py server`` and a joined ``k8py agent`` run the same controller beside their node
+agent (:func:`start_beside_agent`). It runs Debian's nginx as its child: see docs/ingress.md.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from k8py.runner import add_kubeconfig_flags, component_config, run_with_client
 if TYPE_CHECKING:
     from k8py.client.api import Client
 
-__all__ = ["add_parser", "build_controller", "missing_prerequisites"]
+__all__ = ["add_parser", "build_controller", "missing_prerequisites", "start_beside_agent"]
 
 log = logging.getLogger("k8py.ingress")
 
@@ -51,6 +51,26 @@ def build_controller(client: Any, state_dir: str, http_port: int, https_port: in
     worker_user = "nobody nogroup" if os.geteuid() == 0 else ""
     return IngressController(client, Nginx(state_dir), http_port=http, https_port=https, status_addresses=addresses,
                              ipv6=ipv6_available(), worker_user=worker_user)
+
+
+def start_beside_agent(client_for: Any, state_dir: str, http_port: int, https_port: int,
+                       addresses: tuple[str, ...], stop: asyncio.Event,
+                       out: logging.Logger) -> tuple[asyncio.Task[Any], Any] | None:
+    """The ingress controller of this machine beside its node agent (k3s's bundled ingress on every
+    node), as ``system:k8py-ingress`` with the client ``client_for()`` makes, its nginx's files in
+    ``state_dir``; None when it cannot run here, after saying why on ``out``."""
+    from k8py.ingress.nginx import NginxError
+    from k8py.runner import cannot_run_here
+
+    if cannot_run_here(out, "the ingress controller", "Ingresses will not be served", missing_prerequisites()):
+        return None
+    client = client_for()
+    try:
+        ctl = build_controller(client, state_dir, http_port, https_port, addresses)
+    except NginxError as e:
+        out.error("the ingress controller cannot run (Ingresses will not be served): %s", e)
+        return None
+    return asyncio.create_task(ctl.run(stop), name="ingress-controller"), client
 
 
 def port(value: str) -> int:

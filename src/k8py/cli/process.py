@@ -19,7 +19,7 @@ from k8py.api.configfile import ConfigFileError
 from k8py.apiserver.server import start, stop
 from k8py.cli import nodepressure
 from k8py.config import ServerConfig
-from k8py.runner import cannot_run_here, install_uvloop
+from k8py.runner import install_uvloop
 from k8py.storage.interface import StoreError
 
 log = logging.getLogger("k8py.server")
@@ -242,23 +242,15 @@ def start_local_path(config: ServerConfig, pki: Any, stop_ev: asyncio.Event) -> 
 def start_ingress(config: ServerConfig, pki: Any, stop_ev: asyncio.Event) -> tuple[asyncio.Task[Any], Any] | None:
     """The ingress controller for this machine (k3s's bundled ingress), as ``system:k8py-ingress``,
     its nginx's files in ``<data-dir>/ingress``."""
-    from k8py.cli.ingress import build_controller, missing_prerequisites
+    from k8py.cli.ingress import start_beside_agent
     from k8py.ingress.controller import USER
-    from k8py.ingress.nginx import NginxError
     from k8py.kubelet.node import node_addresses
 
-    if cannot_run_here(log, "the ingress controller", "Ingresses will not be served", missing_prerequisites()):
-        return None
-    client = loopback_client(config, pki, USER, (), "k8py-ingress")
     addresses = tuple(a["address"] for a in node_addresses(config.node_name or "node", config.node_ips)
                       if a["type"] == "InternalIP")
-    try:
-        ctl = build_controller(client, os.path.join(config.data_dir, "ingress"), config.ingress_http_port,
-                               config.ingress_https_port, addresses)
-    except NginxError as e:
-        log.error("the ingress controller cannot run (Ingresses will not be served): %s", e)
-        return None
-    return asyncio.create_task(ctl.run(stop_ev), name="ingress-controller"), client
+    return start_beside_agent(lambda: loopback_client(config, pki, USER, (), "k8py-ingress"),
+                              os.path.join(config.data_dir, "ingress"), config.ingress_http_port,
+                              config.ingress_https_port, addresses, stop_ev, log)
 
 
 def start_metrics_server(config: ServerConfig, pki: Any, stop_ev: asyncio.Event) -> tuple[asyncio.Task[Any], Any]:

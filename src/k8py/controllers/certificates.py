@@ -72,9 +72,10 @@ APPROVED_NODE_CLIENT = "Auto approving kubelet client certificate after SubjectA
 APPROVED_SELF_NODE_CLIENT = "Auto approving self kubelet client certificate after SubjectAccessReview."
 APPROVED_NODE_SERVING = "Auto approving kubelet serving certificate after SubjectAccessReview."
 APPROVED_NODE_PROXY = ("Auto approving the certificate of a node's own component (service proxy, NetworkPolicy agent, "
-                       "local-path provisioner).")
+                       "local-path provisioner, ingress controller).")
 PROXY_USER = "system:kube-proxy"
-NODE_COMPONENT_USERS = (PROXY_USER, "system:k8py-network-policy", "system:k8py-local-path-provisioner")
+NODE_COMPONENT_USERS = (PROXY_USER, "system:k8py-network-policy", "system:k8py-local-path-provisioner",
+                        "system:k8py-ingress")
 
 _KEY_USAGES = ("digital signature", "key encipherment", "content commitment", "data encipherment",
                "key agreement", "cert sign", "crl sign", "encipher only", "decipher only")
@@ -397,8 +398,9 @@ def approval_for(csr: Obj, req: x509.CertificateSigningRequest) -> str | None:
             username.startswith(NODE_PREFIX) and usages <= {"digital signature", "key encipherment", "client auth"} \
             and "client auth" in usages and sans_of(req) == SANs():
         # k8py's own: a node's service proxy runs as system:kube-proxy, its NetworkPolicy agent
-        # as system:k8py-network-policy and its local-path provisioner as
-        # system:k8py-local-path-provisioner (k3s's agents get such certificates from their server);
+        # as system:k8py-network-policy, its local-path provisioner as
+        # system:k8py-local-path-provisioner and its ingress controller as system:k8py-ingress (k3s's
+        # agents get such certificates from their server);
         # nothing else is asked for with them
         return APPROVED_NODE_PROXY
     return None

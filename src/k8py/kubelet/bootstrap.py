@@ -345,17 +345,18 @@ async def serving_certificate(client: Client, node_name: str, ips: Sequence[str]
 PROXY_USER = "system:kube-proxy"
 NETPOL_USER = "system:k8py-network-policy"
 LOCAL_PATH_USER = "system:k8py-local-path-provisioner"
+INGRESS_USER = "system:k8py-ingress"
 CLIENT_SIGNER = "kubernetes.io/kube-apiserver-client"
 # what a node's own components run as, and their files in the node's certificate directory
 COMPONENTS = {"proxy": (PROXY_USER, "kube-proxy"), "netpol": (NETPOL_USER, "network-policy"),
-              "localpath": (LOCAL_PATH_USER, "local-path-provisioner")}
+              "localpath": (LOCAL_PATH_USER, "local-path-provisioner"), "ingress": (INGRESS_USER, "ingress")}
 
 
 async def component_certificate(client: Client, node_name: str, cert_dir: str, role: str, *,
                                 timeout: float = 300.0, renew: bool = False) -> tuple[str, str]:
     """A client certificate for one of the node's components (``COMPONENTS``: the service proxy as
     ``system:kube-proxy``, the NetworkPolicy agent as ``system:k8py-network-policy``, the local-path
-    provisioner as ``system:k8py-local-path-provisioner``; signer
+    provisioner as ``system:k8py-local-path-provisioner``, the ingress controller as ``system:k8py-ingress``; signer
     ``kubernetes.io/kube-apiserver-client``), asked for with the node's own credentials, as k3s's
     agents get theirs from the server: each component then runs with its own least-privilege role,
     not as the node. The CSR approving controller approves such a request from a node on its own.
