@@ -5,6 +5,7 @@ the front-proxy certificate)."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +122,13 @@ async def test_discovery_check_with_the_front_proxy_certificate(tmp_path: Path) 
             got = await cond()
             assert got is not None and got["reason"] == "FailedDiscoveryCheck"
             assert "connect: connection refused" in got["message"]
+
+            # back on the same port: seen again soon, by kube's back-off after a failed check
+            # (5 ms doubling: about as long as the backend was away), not at a fixed period
+            await backend.start()
+            t0 = time.monotonic()
+            await c.until(lambda: status_is("True"), timeout=15, what="the backend back")
+            assert time.monotonic() - t0 < 3.0
     finally:
         await backend.stop()
 

@@ -18,8 +18,10 @@ and message:
 - then ``Passed``, "all checks passed".
 
 Every remote APIService is checked again every 30 s (kube's resync: a backend that dies is not an
-API event), and sooner after a failure; Service and EndpointSlice changes recheck the APIServices
-that name them at once. The status is written only when it changed.
+API event); one whose backend failed the discovery check is checked again with kube's back-off for
+this controller (5 ms doubling to 30 s), so a backend that comes back is seen within about as long
+as it was away. Service and EndpointSlice changes recheck the APIServices that name them at once.
+The status is written only when it changed.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import aiohttp
 from k8py.api import aggregator as agg
 from k8py.api.corev1 import get_condition, now_rfc3339
 from k8py.client.controller import Controller, Result
+from k8py.client.workqueue import ItemExponentialRateLimiter, WorkQueue
 from k8py.controllers.base import ControllerContext
 
 log = logging.getLogger(__name__)
@@ -44,7 +47,9 @@ API_SERVICE = ("apiregistration.k8s.io/v1", "APIService")
 SERVICE = ("v1", "Service")
 ENDPOINT_SLICE = ("discovery.k8s.io/v1", "EndpointSlice")
 
-RETRY_SECONDS = 5.0  # after a failed check
+# after a failed discovery check: kube's per-item back-off for this controller, tight so that a
+# backend that comes back is seen soon, capped at the resync period
+RETRY_BASE, RETRY_MAX = 0.005, 30.0
 DISCOVERY_TIMEOUT = 5.0
 DISCOVERY_ATTEMPTS = 5
 
@@ -97,8 +102,10 @@ class APIServiceAvailabilityController:
         self.apiservices = ctx.factory.informer(API_SERVICE)
         self.services = ctx.factory.informer(SERVICE)
         self.slices = ctx.factory.informer(ENDPOINT_SLICE)
-        self.controller = Controller("apiservice-availability-controller", self.reconcile,
-                                     workers=ctx.options.workers or 2, clock=ctx.clock)
+        name = "apiservice-availability-controller"
+        queue: WorkQueue[str] = WorkQueue(name, rate_limiter=ItemExponentialRateLimiter(RETRY_BASE, RETRY_MAX),
+                                          clock=ctx.clock)
+        self.controller = Controller(name, self.reconcile, queue, workers=ctx.options.workers or 2, clock=ctx.clock)
         self.controller.watch(self.apiservices, skip_unchanged=True)
         # a Service or its EndpointSlices changing changes the APIServices that name it
         self.controller.watch(self.services, self._apiservices_of, skip_unchanged=True)
@@ -129,6 +136,7 @@ class APIServiceAvailabilityController:
         svc = self.services.get(ref.name, ref.namespace) if ref is not None else None
         slices = agg.slices_of(self.slices.list(ref.namespace), ref.namespace, ref.name) if ref is not None else []
         want = service_condition(a, svc, slices)
+        err = None
         if want is None:
             err = await self.discovery_check(a, svc, slices)
             want = _cond("True", "Passed", "all checks passed") if err is None else \
@@ -136,7 +144,10 @@ class APIServiceAvailabilityController:
         await self._write(a, want)
         if ref is None:
             return None
-        return Result(requeue_after=self.resync if want["status"] == "True" else RETRY_SECONDS)
+        if err is not None:
+            return Result(requeue=True)  # the back-off (kube returns the error: AddRateLimited)
+        # (the Service checks depend on API objects only: their changes recheck at once)
+        return Result(requeue_after=self.resync)
 
     async def discovery_check(self, apiservice: Obj, service: Obj | None, slices: list[Obj]) -> str | None:
         """None when the backend answered discovery with a 2xx, else the last error."""
