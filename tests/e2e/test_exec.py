@@ -555,3 +555,20 @@ def test_ephemeral_containers_api_errors(cluster: Server) -> None:
         'existing ephemeral containers "once" may not be changed' in p.stderr, p.stderr
     p = put([*ecs, {"name": "t", "image": IMAGE, "targetContainerName": "nope"}])
     assert 'spec.ephemeralContainers[1].targetContainerName: Not found: "nope"' in p.stderr, p.stderr
+
+
+def test_kubectl_debug_node_runs_in_the_nodes_namespaces(cluster: Server) -> None:
+    # `kubectl debug node/...`: a pod with hostPID, hostIPC and hostNetwork, the node's / at /host;
+    # its shell sees the node's PID and IPC namespaces (those this test runs in)
+    s = cluster
+    out = s.kubectl("debug", f"node/{NODE}", "-n", NS, f"--image={IMAGE}", "--", "sh", "-c",
+                    "for n in pid ipc net; do readlink /proc/self/ns/$n; done; test -d /host/proc && echo host")
+    name = next(w for w in out.stdout.split() if w.startswith(f"node-debugger-{NODE}-"))
+    try:
+        pod = _pod_json(s, name)
+        assert all(pod["spec"].get(f) is True for f in ("hostPID", "hostIPC", "hostNetwork")), pod["spec"]
+        wait(lambda: _phase(s, name) == "Succeeded", 60, "the node debugger done")
+        got = s.kubectl("logs", name, "-n", NS).stdout.split()
+        assert got == [os.readlink(f"/proc/self/ns/{n}") for n in ("pid", "ipc", "net")] + ["host"], got
+    finally:
+        s.kubectl("delete", "pod", name, "-n", NS, "--wait=true", check=False)

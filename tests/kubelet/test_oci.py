@@ -240,6 +240,13 @@ def test_host_network_shares_the_nodes_network_and_hostname() -> None:
         _spec(netns_path="")
 
 
+def test_host_pid_and_ipc_share_the_nodes_namespaces() -> None:
+    pod = SandboxConfig(name="web", namespace="default", uid="u1", host_pid=True, host_ipc=True)
+    assert [n["type"] for n in _spec(pod=pod)["linux"]["namespaces"]] == ["mount", "uts", "network"]
+    pod = SandboxConfig(name="web", namespace="default", uid="u1", host_pid=True)
+    assert [n["type"] for n in _spec(pod=pod)["linux"]["namespaces"]] == ["mount", "ipc", "uts", "network"]
+
+
 def test_standard_and_sandbox_mounts() -> None:
     mounts = {m["destination"]: m for m in _spec()["mounts"]}
     assert list(mounts) == [

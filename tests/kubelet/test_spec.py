@@ -351,7 +351,9 @@ def test_sandbox_config() -> None:
     assert sb.host_aliases == (("10.1.1.1", ("a", "b")),)
     assert sb.sysctls == {"net.core.somaxconn": "1024"}
     assert sb.cgroup_parent == "kubepods/besteffort/podu-1"
-    assert not sb.host_network
+    assert not (sb.host_network or sb.host_pid or sb.host_ipc)
+    host = sandbox_config(pod(c(), hostPID=True, hostIPC=True), NODE)
+    assert (host.host_pid, host.host_ipc) == (True, True)
 
 
 def test_cgroup_parent_per_qos() -> None:

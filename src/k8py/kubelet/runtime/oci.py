@@ -18,7 +18,8 @@ What the spec holds, and why:
 - capabilities: containerd's default set, ``ALL`` and single adds and drops in containerd's order;
   privileged gets every capability, every device, writable ``/sys`` and no masked paths.
 - namespaces: a new mount, pid, ipc and uts namespace per container; the network namespace is
-  the sandbox's (none for host network, which also shares the node's uts namespace).
+  the sandbox's (none for host network, which also shares the node's uts namespace); ``hostPID``
+  and ``hostIPC`` leave out the pid and ipc namespaces (the node's, as kubelet's NODE mode).
 - the standard mounts, the sandbox's ``/etc/hosts``, ``/etc/resolv.conf`` and ``/etc/hostname``
   and the container's own mounts (which win over a standard one at the same place).
 - ``linux.resources`` from :class:`Resources`, ``cgroupsPath`` in cgroupfs style.
@@ -432,8 +433,11 @@ def build_spec(
     if not process["cwd"].startswith("/"):
         raise CreateContainerError(f"working directory {process['cwd']!r} must be absolute")
 
-    pid_ns = {"type": "pid", "path": pid_namespace_path} if pid_namespace_path else {"type": "pid"}
-    namespaces: list[dict[str, str]] = [{"type": "mount"}, pid_ns, {"type": "ipc"}]
+    namespaces: list[dict[str, str]] = [{"type": "mount"}]
+    if not sandbox.host_pid:
+        namespaces.append({"type": "pid", "path": pid_namespace_path} if pid_namespace_path else {"type": "pid"})
+    if not sandbox.host_ipc:
+        namespaces.append({"type": "ipc"})
     if sandbox.host_network:
         pass  # the node's network and uts namespaces (its hostname), as kubelet does
     else:

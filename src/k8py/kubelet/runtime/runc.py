@@ -322,6 +322,8 @@ def _sandbox_config_from_json(d: Mapping[str, Any]) -> SandboxConfig:
         else None,
         port_mappings=tuple(PortMapping(**p) for p in d.get("port_mappings") or ()),
         host_network=bool(d.get("host_network", False)),
+        host_pid=bool(d.get("host_pid", False)),
+        host_ipc=bool(d.get("host_ipc", False)),
         host_aliases=tuple((ip, tuple(names)) for ip, names in d.get("host_aliases") or ()),
         cgroup_parent=d.get("cgroup_parent", ""),
         resources=CgroupResources(**d["resources"]) if d.get("resources") else None,

@@ -137,6 +137,8 @@ class SandboxConfig:
     dns: DNSConfig | None = None  # None: the node's resolv.conf
     port_mappings: tuple[PortMapping, ...] = ()
     host_network: bool = False
+    host_pid: bool = False  # the node's PID namespace for every container (hostPID)
+    host_ipc: bool = False  # the node's IPC namespace (hostIPC)
     host_aliases: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (ip, hostnames) for /etc/hosts
     cgroup_parent: str = ""  # e.g. "kubepods/burstable/pod<uid>"
     # the pod cgroup's own limits (kubelet's ResourceConfigForPod; CRI's LinuxPodSandboxConfig.resources)
