@@ -148,6 +148,7 @@ def build(config: ServerConfig, store: Store, *, authenticator: Any = None, auth
     from k8py.apiserver.aggregator import Aggregator
 
     http.aggregator = Aggregator(objects, registry, None, on_change=http.discovery.invalidate)
+    admission.set_service_resolver(http.aggregator)  # admission webhooks of Services dial their endpoints
     # CustomResourceDefinitions: their controllers, and their custom resources served
     from k8py.apiserver.crd_controller import CRDController
 

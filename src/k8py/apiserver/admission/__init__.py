@@ -48,6 +48,8 @@ ORDER = (
     "CertificateSubjectRestriction",
     "DefaultIngressClass",
     "K8pySeedPolicy",  # k8py's own: the seed's anti-patterns (warnings, or refusals where enforced)
+    "MutatingAdmissionWebhook",  # after the built-in mutating plugins, as in kube
+    "ValidatingAdmissionWebhook",  # after the built-in validating plugins, as in kube
     "ResourceQuota",  # last, as in kube: it charges only what every other plugin let through
 )
 
@@ -105,6 +107,7 @@ def default_plugins(objects: Objects, registry: Registry, config: Mapping[str, A
         resourcequota,
         seedpolicy,
         storageobjectinuseprotection,
+        webhook,
     )
 
     return [
@@ -124,6 +127,8 @@ def default_plugins(objects: Objects, registry: Registry, config: Mapping[str, A
         defaultingressclass.DefaultIngressClass(objects, registry),
         resourcequota.ResourceQuota(objects, registry, (config or {}).get("ResourceQuota")),
         seedpolicy.SeedPolicy(objects, registry),
+        webhook.MutatingAdmissionWebhook(objects, registry),
+        webhook.ValidatingAdmissionWebhook(objects, registry),
     ]
 
 
@@ -144,6 +149,13 @@ class Admission:
         for p in self.plugins:
             if hasattr(p, "authorizer"):
                 p.authorizer = authorizer
+
+    def set_service_resolver(self, resolver: Any) -> None:
+        """kube's ``WantsServiceResolver``: plugins that call Services (a ``service_resolver``
+        attribute: the admission webhooks) resolve them with the aggregation layer's resolver."""
+        for p in self.plugins:
+            if hasattr(p, "service_resolver"):
+                p.service_resolver = resolver
 
     def plugin(self, name: str) -> Plugin | None:
         return next((p for p in self.plugins if p.name == name), None)

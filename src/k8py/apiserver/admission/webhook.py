@@ -1,0 +1,353 @@
+"""kube-apiserver's ``MutatingAdmissionWebhook`` and ``ValidatingAdmissionWebhook`` plugins: the
+webhooks of MutatingWebhookConfigurations and ValidatingWebhookConfigurations are sent an
+``admission.k8s.io`` AdmissionReview for each request they match, and answer allowed, denied,
+or (mutating ones) with a JSON patch.
+
+- Which webhooks, the review and kube's errors are pure (:mod:`k8py.api.admissionwebhook`); this
+  module calls. The configurations are kept in memory from a store watch (``Objects.mirror``),
+  as kube's plugins read an informer; a request that matches no webhook costs a scan of the
+  configurations' rules and nothing else.
+- Where: ``clientConfig.url`` as given, or ``clientConfig.service`` resolved to one ready
+  endpoint of the Service's EndpointSlices by the aggregation layer's resolver
+  (``Aggregator.resolve``, kube's ``--enable-aggregator-routing``), over HTTPS verified against
+  ``caBundle`` (the system's roots without one) with server name ``<service>.<namespace>.svc``.
+  Each call is bounded by the webhook's ``timeoutSeconds`` (sent as ``?timeout=Ns``, as kube).
+- Validating webhooks are called in parallel after every built-in validation; the first denial
+  (in the webhooks' order) is the answer. Mutating webhooks are called one after the other after
+  the built-in mutating plugins; a patch is applied with k8py's JSON Patch
+  (:func:`k8py.api.patch.json_patch`) and the object defaulted again, as kube decodes it; the
+  strategy's validation follows, as for any write. ``reinvocationPolicy: IfNeeded`` webhooks are
+  called once more when a later webhook changed the object.
+- A call that fails (unreachable, timeout, TLS, a malformed answer) obeys ``failurePolicy``:
+  ``Fail`` refuses the request with kube's 500 ``failed calling webhook "<name>": ...``,
+  ``Ignore`` lets it through (logged). A dry run meets a webhook whose ``sideEffects`` is neither
+  None nor NoneOnDryRun with kube's 400 ``does not support dry run``.
+- ``response.warnings`` go out as ``Warning:`` headers; ``response.auditAnnotations`` go into the
+  request's audit event as ``<webhook name>/<key>``.
+- Never called for the webhook and policy configurations themselves (kube's exemption), and not
+  for the review kinds (TokenReview, SubjectAccessReview...), which do not pass admission.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+import orjson
+
+from k8py.api import admissionwebhook as aw
+from k8py.api import aggregator as agg
+from k8py.api import defaults, errors, patch
+from k8py.apiserver.admission import Attributes, Plugin
+
+if TYPE_CHECKING:
+    from k8py.api.registry import KindInfo, Registry
+    from k8py.apiserver.objects import Objects
+
+Obj = dict[str, Any]
+
+log = logging.getLogger(__name__)
+
+SYNC_TIMEOUT = 10.0
+GROUP = "admissionregistration.k8s.io"
+MAX_RESPONSE_BYTES = 3 * 1024 * 1024  # kube reads at most this much of a webhook's answer
+
+
+class _Webhooks(Plugin):
+    """What both plugins share: the configurations' mirror, matching, and the call."""
+
+    resource = ""
+    mutating = False
+
+    def __init__(self, objects: Objects, registry: Registry) -> None:
+        self.objects = objects
+        self.registry = registry
+        # set by Admission.set_service_resolver: the aggregation layer's Service -> endpoint
+        self.service_resolver: Any = None
+        self._kind = registry.by_resource(GROUP, "v1", self.resource)
+        self._ns_kind = registry.by_resource("", "v1", "namespaces")
+        self._configs: dict[str, Obj] = {}
+        self._hooks: list[aw.Hook] = []
+        self._synced = asyncio.Event()
+        self._sessions: dict[str, aiohttp.ClientSession] = {}
+
+    # -- the configurations, kept from a store watch ---------------------------------------------
+    def _reset(self) -> None:
+        self._configs.clear()
+        self._hooks = []
+
+    def _apply(self, key: str, value: bytes | None) -> None:
+        name = key.rsplit("/", 1)[-1]
+        if value is None:
+            self._configs.pop(name, None)
+        else:
+            try:
+                obj = orjson.loads(value)
+            except orjson.JSONDecodeError as e:  # e.g. an object whose encryption key is lost
+                log.warning("%s: cannot read %s: %s; its webhooks are not called", self.name, key, e)
+                return
+            if isinstance(obj, dict):
+                self._configs[name] = obj
+        self._hooks = aw.hooks_of(self._configs, self.mutating)
+
+    async def start(self) -> asyncio.Task[None] | None:
+        if self._kind is None:
+            return None
+        task = asyncio.get_running_loop().create_task(self._run(self._kind), name=f"{self.name}-admission")
+        try:
+            async with asyncio.timeout(SYNC_TIMEOUT):
+                await self._synced.wait()
+        except TimeoutError:
+            log.error("%s: configurations not listed in %.0fs; reading them per request until they are",
+                      self.name, SYNC_TIMEOUT)
+        return task
+
+    async def _run(self, kind: KindInfo) -> None:
+        try:
+            await self.objects.mirror(kind.key_prefix(None), reset=self._reset, apply=self._apply,
+                                      synced=self._synced.set, what=self.name)
+        finally:
+            for s in list(self._sessions.values()):
+                with contextlib.suppress(Exception):
+                    await s.close()
+            self._sessions.clear()
+
+    async def _current_hooks(self) -> list[aw.Hook]:
+        if self._synced.is_set() or self._kind is None:
+            return self._hooks
+        # not started (or not synced yet): ask the store
+        page = await self.objects.list(self._kind, None)
+        return aw.hooks_of({o["metadata"]["name"]: o for o in page.items if isinstance(o, dict)}, self.mutating)
+
+    # -- matching --------------------------------------------------------------------------------
+    @staticmethod
+    def _request(a: Attributes) -> aw.Request:
+        k = a.kind
+        ns = a.name if (k.group == "" and k.resource == "namespaces") else a.namespace
+        return aw.Request(a.operation, k.group, k.version, k.resource, a.subresource, ns)
+
+    async def _namespace_labels(self, a: Attributes, req: aw.Request, obj: Obj | None) -> Any:
+        """kube's ``GetNamespaceLabels``: a Namespace being written is judged by its own labels."""
+        if req.is_namespace and not req.subresource and req.operation in ("CREATE", "UPDATE") and obj is not None:
+            return (obj.get("metadata") or {}).get("labels") or {}
+        if self._ns_kind is None:
+            return {}
+        ns = await self.objects.try_get(self._ns_kind, None, req.namespace)
+        if ns is None:
+            raise errors.not_found_error("namespaces", "", req.namespace)
+        return (ns.get("metadata") or {}).get("labels") or {}
+
+    async def _matching(self, hooks: list[aw.Hook], a: Attributes, req: aw.Request, obj: Obj | None,
+                        old: Obj | None, labels: list[Any]) -> list[aw.Hook]:
+        """The hooks the request goes to; ``labels`` caches the namespace's labels (one read)."""
+        out = []
+        for h in hooks:
+            if not aw.rules_match(h, req):
+                continue
+            if aw.needs_namespace_labels(h, req):
+                if not labels:
+                    labels.append(await self._namespace_labels(a, req, obj))
+                if not aw.namespace_selector_matches(h, labels[0]):
+                    continue
+            if aw.object_selector_matches(h, obj, old):
+                out.append(h)
+        return out
+
+    # -- the call ----------------------------------------------------------------------------------
+    def _session(self, ca_bundle: str) -> aiohttp.ClientSession:
+        s = self._sessions.get(ca_bundle)
+        if s is None or s.closed:
+            # the aggregation layer's TLS client: caBundle, else the system's roots
+            ctx = agg.client_ssl_context({"spec": {"caBundle": ca_bundle}}, None, None)
+            s = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx, limit=0),
+                                      skip_auto_headers=("User-Agent",))
+            self._sessions[ca_bundle] = s
+        return s
+
+    def _target(self, hook: aw.Hook, timeout: int) -> tuple[str, str, str | None]:
+        """(URL to dial, URL as kube names it in errors, TLS server name)."""
+        cc = hook.webhook.get("clientConfig") or {}
+        if cc.get("url"):
+            url = f"{cc['url']}?timeout={timeout}s"
+            return url, url, None
+        svc = cc.get("service") or {}
+        ref = agg.ServiceRef(str(svc.get("namespace") or ""), str(svc.get("name") or ""),
+                             int(svc.get("port") or 443))
+        path = str(svc.get("path") or "")
+        shown = f"https://{agg.server_name(ref)}:{ref.port}{path}?timeout={timeout}s"
+        if self.service_resolver is None:
+            raise aw.CallError(f'Post "{shown}": no service resolver: webhooks of Services need the aggregation '
+                               "layer")
+        try:
+            host, port = self.service_resolver.resolve(ref)
+        except agg.ResolveError as e:
+            raise aw.CallError(f'Post "{shown}": {e}') from None
+        hostport = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        return f"https://{hostport}{path}?timeout={timeout}s", shown, agg.server_name(ref)
+
+    async def _call(self, hook: aw.Hook, a: Attributes, req: aw.Request, obj: Obj | None,
+                    old: Obj | None) -> aw.Result:
+        """One call; raises ``aw.CallError`` when it fails (the failurePolicy decides)."""
+        uid = str(uuid.uuid4())
+        kind = aw.SUBRESOURCE_KINDS.get(a.subresource, (a.kind.group, a.kind.version, a.kind.kind))
+        review = aw.review_request(hook, uid, req, kind, a.name, a.user, obj, old, a.dry_run)
+        timeout = int(hook.timeout)
+        url, shown, server_name = self._target(hook, timeout)
+        ca = str((hook.webhook.get("clientConfig") or {}).get("caBundle") or "")
+        try:
+            session = self._session(ca)
+        except ValueError as e:
+            raise aw.CallError(f"could not get REST client: {e}") from None
+        extra: dict[str, Any] = {"server_hostname": server_name} if server_name else {}
+        try:
+            async with asyncio.timeout(hook.timeout):
+                async with session.post(url, data=orjson.dumps(review), allow_redirects=False,
+                                        headers={"Content-Type": "application/json", "Accept": "application/json"},
+                                        **extra) as r:
+                    body = await r.content.read(MAX_RESPONSE_BYTES + 1)
+                    status = r.status
+        except TimeoutError:
+            raise aw.CallError(f'Post "{shown}": context deadline exceeded') from None
+        except (aiohttp.ClientError, OSError, ssl.SSLError) as e:
+            raise aw.CallError(f'Post "{shown}": {_describe(e)}') from None
+        if len(body) > MAX_RESPONSE_BYTES:
+            raise aw.CallError(f"the webhook's response is larger than {MAX_RESPONSE_BYTES} bytes")
+        if not 200 <= status < 300:
+            raise aw.CallError(_http_error(status, body))
+        try:
+            answer = orjson.loads(body)
+        except orjson.JSONDecodeError as e:
+            raise aw.CallError(f"the server responded with a body that is not JSON: {e}") from None
+        result = aw.verify_response(uid, hook, answer)
+        a.warnings.extend(result.warnings)
+        resp = answer.get("response") or {}
+        for k, v in (resp.get("auditAnnotations") or {}).items():
+            a.audit_annotations[f"{hook.name}/{k}"] = str(v)
+        return result
+
+    async def _decide(self, hook: aw.Hook, a: Attributes, req: aw.Request, obj: Obj | None,
+                      old: Obj | None) -> aw.Result | None:
+        """The webhook's answer, None when its call failed under failurePolicy Ignore; a denial
+        or a failure under Fail raises kube's error."""
+        if a.dry_run and not aw.supports_dry_run(hook):
+            raise aw.dry_run_unsupported(hook.name)
+        try:
+            result = await self._call(hook, a, req, obj, old)
+        except aw.CallError as e:
+            if hook.failure_policy == "Ignore":
+                log.warning("Failed calling webhook, failing open %s: %s", hook.name, e)
+                return None
+            log.warning("Failed calling webhook, failing closed %s: %s", hook.name, e)
+            raise aw.call_failed(hook.name, str(e)) from None
+        if not result.allowed:
+            raise aw.denied(hook.name, result.status)
+        return result
+
+    async def _old_for_delete(self, a: Attributes, old: Obj | None) -> Obj | None:
+        """A DELETE's oldObject: the object as stored (the chain is called before it is read)."""
+        if old is not None or a.operation != "DELETE" or a.subresource:
+            return old
+        return await self.objects.try_get(a.kind, a.namespace or None, a.name)
+
+
+def _describe(e: BaseException) -> str:
+    """A transport error as Go's net/http words the usual ones."""
+    os_err = getattr(e, "os_error", None)
+    cause = os_err if isinstance(os_err, OSError) else e
+    host = getattr(e, "host", None)
+    port = getattr(e, "port", None)
+    if isinstance(cause, ConnectionRefusedError) and host is not None:
+        return f"dial tcp {host}:{port}: connect: connection refused"
+    if isinstance(e, aiohttp.ClientConnectorCertificateError):
+        return f"tls: failed to verify certificate: {e.certificate_error}"
+    return str(e) or type(e).__name__
+
+
+def _http_error(status: int, body: bytes) -> str:
+    """client-go's error for an answer that is not 2xx (a Status body speaks for itself)."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        doc = None
+    if isinstance(doc, dict) and doc.get("kind") == "Status" and doc.get("message"):
+        return str(doc["message"])
+    text = body.decode("utf-8", "replace").strip()
+    if text:
+        return f'an error on the server ("{text[:1024]}") has prevented the request from succeeding'
+    return f"the server responded with the status code {status} but did not return more information"
+
+
+class ValidatingAdmissionWebhook(_Webhooks):
+    name = "ValidatingAdmissionWebhook"
+    resource = "validatingwebhookconfigurations"
+    mutating = False
+
+    async def validate(self, a: Attributes, obj: Obj | None, old: Obj | None) -> None:
+        hooks = await self._current_hooks()
+        if not hooks or aw.exempt(a.kind.group, a.kind.resource):
+            return
+        req = self._request(a)
+        old = await self._old_for_delete(a, old)
+        relevant = await self._matching(hooks, a, req, obj, old, [])
+        if not relevant:
+            return
+        # in parallel, as kube; the first refusal in the webhooks' order is the answer
+        results = await asyncio.gather(*(self._decide(h, a, req, obj, old) for h in relevant),
+                                       return_exceptions=True)
+        for r in results:
+            if isinstance(r, BaseException):
+                raise r
+
+
+class MutatingAdmissionWebhook(_Webhooks):
+    name = "MutatingAdmissionWebhook"
+    resource = "mutatingwebhookconfigurations"
+    mutating = True
+
+    async def admit(self, a: Attributes, obj: Obj, old: Obj | None) -> None:
+        hooks = await self._current_hooks()
+        if not hooks or aw.exempt(a.kind.group, a.kind.resource):
+            return
+        req = self._request(a)
+        labels: list[Any] = []
+        called_if_needed: list[aw.Hook] = []
+        reinvoke: list[aw.Hook] = []
+        for h in hooks:
+            if not await self._matching([h], a, req, obj, old, labels):
+                continue
+            changed = await self._mutate(h, a, req, obj, old)
+            if changed:
+                # kube: a change asks the IfNeeded webhooks called before it to look again
+                reinvoke.extend(x for x in called_if_needed if x not in reinvoke)
+            if h.reinvoke_if_needed:
+                called_if_needed.append(h)
+        # one more round at most, in the webhooks' order
+        for h in reinvoke:
+            if await self._matching([h], a, req, obj, old, labels):
+                await self._mutate(h, a, req, obj, old)
+
+    async def _mutate(self, h: aw.Hook, a: Attributes, req: aw.Request, obj: Obj, old: Obj | None) -> bool:
+        """Call ``h`` and apply its patch to ``obj`` in place; whether the object changed."""
+        result = await self._decide(h, a, req, obj, old)
+        if result is None or result.patch is None:
+            return False
+        try:
+            patched = patch.json_patch(obj, result.patch)
+        except errors.StatusError as e:
+            raise errors.internal_error(e.message) from None
+        if not a.subresource or a.subresource not in aw.SUBRESOURCE_KINDS:
+            # kube decodes the patched object into its type and defaults it
+            defaults.set_defaults(a.kind, patched)
+        if patched == obj:
+            return False
+        obj.clear()
+        obj.update(patched)
+        return True
+
+
+__all__ = ["MutatingAdmissionWebhook", "ValidatingAdmissionWebhook"]

@@ -1,0 +1,106 @@
+"""The mutating webhooks' order, reinvocation (``reinvocationPolicy: IfNeeded``) and the
+validation that follows a patch, through the API server in-process. The one seam is the
+plugin's ``_call`` (the HTTPS call; the e2e test drives the real one): each webhook here is a
+function of the object it is sent."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+
+from k8py.api import admissionwebhook as aw
+from k8py.apiserver.admission import Attributes
+from k8py.apiserver.admission.webhook import MutatingAdmissionWebhook
+
+Obj = dict[str, Any]
+NS = "/api/v1/namespaces/default"
+MWC = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations"
+
+
+def _config(name: str, hook: str, reinvocation: str = "Never") -> Obj:
+    return {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+            "metadata": {"name": name}, "webhooks": [{
+                "name": hook, "clientConfig": {"url": "https://hooks.example.com/m"},
+                "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"],
+                           "resources": ["configmaps"]}],
+                "sideEffects": "None", "admissionReviewVersions": ["v1"], "reinvocationPolicy": reinvocation}]}
+
+
+def _fake(api: TestClient, answers: dict[str, Callable[[Obj], list[Obj]]]) -> list[str]:
+    """Replace the plugin's call with ``answers`` (webhook name -> JSON patch for the object);
+    returns the list of the calls made, by webhook name."""
+    plugin = api.cp.api.admission.plugin("MutatingAdmissionWebhook")  # type: ignore[attr-defined]
+    assert isinstance(plugin, MutatingAdmissionWebhook)
+    calls: list[str] = []
+
+    async def call(hook: aw.Hook, a: Attributes, req: aw.Request, obj: Obj | None, old: Obj | None) -> aw.Result:
+        calls.append(hook.name)
+        assert obj is not None
+        ops = answers[hook.name](obj)
+        doc = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": {
+            "uid": "u", "allowed": True,
+            **({"patchType": "JSONPatch", "patch": base64.b64encode(json.dumps(ops).encode()).decode()}
+               if ops else {})}}
+        return aw.verify_response("u", hook, doc)
+
+    plugin._call = call  # type: ignore[method-assign]
+    return calls
+
+
+def _add_label(key: str) -> Callable[[Obj], list[Obj]]:
+    def fn(obj: Obj) -> list[Obj]:
+        labels = obj["metadata"].get("labels")
+        if labels is None:
+            return [{"op": "add", "path": "/metadata/labels", "value": {key: "1"}}]
+        return [] if key in labels else [{"op": "add", "path": f"/metadata/labels/{key}", "value": "1"}]
+    return fn
+
+
+async def _create_cm(api: TestClient, name: str) -> Any:
+    return await api.post(f"{NS}/configmaps", json={"apiVersion": "v1", "kind": "ConfigMap",
+                                                    "metadata": {"name": name}})
+
+
+async def test_webhooks_in_order_and_an_if_needed_one_called_again_after_a_change(api: TestClient) -> None:
+    for conf in (_config("1-first", "first.example.com", "IfNeeded"), _config("2-second", "second.example.com")):
+        assert (await api.post(MWC, json=conf)).status == 201
+    calls = _fake(api, {"first.example.com": _add_label("first"), "second.example.com": _add_label("second")})
+    r = await _create_cm(api, "a")
+    assert r.status == 201, await r.text()
+    assert (await r.json())["metadata"]["labels"] == {"first": "1", "second": "1"}
+    # the second changed the object after the first (IfNeeded) ran: the first is called once more
+    assert calls == ["first.example.com", "second.example.com", "first.example.com"]
+
+
+async def test_no_reinvocation_without_a_later_change_or_with_never(api: TestClient) -> None:
+    for conf in (_config("1-first", "first.example.com", "IfNeeded"), _config("2-second", "second.example.com")):
+        assert (await api.post(MWC, json=conf)).status == 201
+    calls = _fake(api, {"first.example.com": _add_label("first"), "second.example.com": lambda obj: []})
+    assert (await _create_cm(api, "b")).status == 201
+    assert calls == ["first.example.com", "second.example.com"]
+    calls.clear()
+    conf = (await (await api.get(f"{MWC}/1-first")).json())
+    conf["webhooks"][0]["reinvocationPolicy"] = "Never"
+    assert (await api.put(f"{MWC}/1-first", json=conf)).status == 200
+    calls = _fake(api, {"first.example.com": _add_label("first"), "second.example.com": _add_label("second")})
+    assert (await _create_cm(api, "c")).status == 201
+    assert calls == ["first.example.com", "second.example.com"]
+
+
+async def test_a_patched_object_is_validated_and_a_bad_patch_is_an_internal_error(api: TestClient) -> None:
+    assert (await api.post(MWC, json=_config("bad", "bad.example.com"))).status == 201
+    _fake(api, {"bad.example.com": lambda obj: [{"op": "add", "path": "/data", "value": {"not a key": "v"}}]})
+    r = await _create_cm(api, "d")
+    body = await r.json()
+    assert r.status == 422 and body["reason"] == "Invalid"
+    assert body["details"]["causes"][0]["field"] == "data[not a key]"
+    _fake(api, {"bad.example.com": lambda obj: [{"op": "remove", "path": "/nothing/there"}]})
+    r = await _create_cm(api, "e")
+    body = await r.json()
+    assert r.status == 500 and body["reason"] == "InternalError"
+    assert body["message"].startswith("Internal error occurred: ")
+    assert (await api.get(f"{NS}/configmaps/e")).status == 404

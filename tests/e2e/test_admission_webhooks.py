@@ -1,0 +1,240 @@
+"""Admission webhooks on a real ``k8py server``, with real kubectl and the official Python client:
+a webhook backend (``tests/helpers/webhookserver.py``) on a loopback port behind a Service
+without a selector and a hand-made EndpointSlice naming 127.0.0.1:<port>, verified against the
+configuration's ``caBundle`` as ``hooks.webhooks.svc``.
+
+- ``deny.k8py.test`` (validating) refuses ConfigMaps named ``forbidden-*`` in namespaces labelled
+  ``webhooks=on`` and the deletion of ConfigMaps labelled ``protected=yes``; it warns otherwise;
+- ``label.k8py.test`` (mutating) adds ``added-by=webhook`` to ConfigMaps created there;
+- ``ignore.k8py.test`` / ``fail.k8py.test`` point at a Service whose endpoint refuses
+  connections, for objects labelled ``probe=ignore`` / ``probe=fail``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from tests.e2e.conftest import KUBECTL, Server, free_port, manifest, start_server, wait
+from tests.helpers.webhookserver import Review, WebhookThread, allow, deny, json_patch
+
+NS_ON, NS_OFF = "guarded", "unguarded"
+
+
+def _validate(review: Review) -> Review:
+    r = review["request"]
+    obj = r.get("object") or {}
+    if r["operation"] == "CREATE" and obj["metadata"]["name"].startswith("forbidden"):
+        return deny(review, "configmaps named forbidden-* are not allowed here")
+    if r["operation"] == "DELETE" and (r["oldObject"]["metadata"].get("labels") or {}).get("protected") == "yes":
+        return deny(review, "protected configmaps cannot be deleted", 422, "Invalid")
+    return allow(review, warnings=["checked by deny.k8py.test"])
+
+
+def _mutate(review: Review) -> Review:
+    labels = review["request"]["object"]["metadata"].get("labels")
+    if labels is None:
+        return json_patch(review, [{"op": "add", "path": "/metadata/labels", "value": {"added-by": "webhook"}}])
+    return json_patch(review, [{"op": "add", "path": "/metadata/labels/added-by", "value": "webhook"}])
+
+
+def _hook(name: str, service: str, path: str, ca: str, **extra: Any) -> dict[str, Any]:
+    return {"name": name, "clientConfig": {"service": {"namespace": "webhooks", "name": service, "path": path},
+                                           "caBundle": ca},
+            "rules": [{"operations": ["*"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["configmaps"]}],
+            "sideEffects": "None", "admissionReviewVersions": ["v1"], "timeoutSeconds": 5, **extra}
+
+
+def _endpoint(name: str, port: int) -> list[dict[str, Any]]:
+    return [
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": "webhooks"},
+         "spec": {"ports": [{"name": "https", "port": 443, "targetPort": port}]}},
+        {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+         "metadata": {"name": f"{name}-1", "namespace": "webhooks", "labels": {"kubernetes.io/service-name": name}},
+         "addressType": "IPv4", "endpoints": [{"addresses": ["127.0.0.1"], "conditions": {"ready": True}}],
+         "ports": [{"name": "https", "port": port, "protocol": "TCP"}]},
+    ]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, WebhookThread, int]]:
+    if not KUBECTL:
+        pytest.skip("kubectl is not installed")
+    s = start_server(tmp_path_factory.mktemp("webhooks"))
+    hooks = WebhookThread(("hooks.webhooks.svc", "gone.webhooks.svc"), {"/validate": _validate,
+                                                                        "/mutate": _mutate}).start()
+    dead_port = free_port()  # nothing listens there: calls are refused
+    on = {"namespaceSelector": {"matchLabels": {"webhooks": "on"}}}
+    ca = hooks.ca_bundle
+    try:
+        s.kubectl("apply", "-f", "-", input=manifest(
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "webhooks"}},
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS_ON, "labels": {"webhooks": "on"}}},
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS_OFF}},
+            *_endpoint("hooks", hooks.port), *_endpoint("gone", dead_port),
+            {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+             "metadata": {"name": "deny"}, "webhooks": [_hook("deny.k8py.test", "hooks", "/validate", ca, **on)]},
+            {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+             "metadata": {"name": "label"}, "webhooks": [_hook("label.k8py.test", "hooks", "/mutate", ca, **on)]},
+            {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+             "metadata": {"name": "down"}, "webhooks": [
+                 _hook("ignore.k8py.test", "gone", "/x", ca, failurePolicy="Ignore",
+                       objectSelector={"matchLabels": {"probe": "ignore"}}),
+                 _hook("fail.k8py.test", "gone", "/x", ca, failurePolicy="Fail",
+                       objectSelector={"matchLabels": {"probe": "fail"}})]}))
+        # the configurations reach the API server's cache through its watch: wait for the webhook to act
+        wait(lambda: s.kubectl("create", "configmap", "forbidden-probe", "-n", NS_ON, "--dry-run=server",
+                               check=False).returncode != 0, 30, "the validating webhook called")
+        yield s, hooks, dead_port
+    finally:
+        hooks.close()
+        s.stop()
+
+
+def _reviews(hooks: WebhookThread, path: str, name: str) -> list[dict[str, Any]]:
+    out = []
+    for p, r in hooks.seen:
+        req = r["request"]
+        if p.startswith(path) and name in (req.get("name"), ((req.get("object") or {}).get("metadata") or {}).get("name")):
+            out.append(r)
+    return out
+
+
+def test_a_denied_create_prints_kubes_message(cluster: tuple[Server, WebhookThread, int]) -> None:
+    s, _, _ = cluster
+    p = s.kubectl("create", "configmap", "forbidden-a", "-n", NS_ON, check=False)
+    assert p.returncode != 0
+    assert p.stderr == ('error: failed to create configmap: admission webhook "deny.k8py.test" denied the request: '
+                        "configmaps named forbidden-* are not allowed here\n")
+    p = s.kubectl("create", "-f", "-", check=False, input=manifest(
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "forbidden-b", "namespace": NS_ON}}))
+    assert ('Error from server (Forbidden): error when creating "STDIN": admission webhook "deny.k8py.test" denied '
+            "the request: configmaps named forbidden-* are not allowed here") in p.stderr
+    assert s.kubectl("get", "configmap", "forbidden-a", "-n", NS_ON, check=False).returncode != 0
+
+
+def test_the_review_and_the_warning(cluster: tuple[Server, WebhookThread, int]) -> None:
+    s, hooks, _ = cluster
+    p = s.kubectl("create", "configmap", "seen", "-n", NS_ON, "--from-literal=k=v")
+    assert "Warning: checked by deny.k8py.test" in p.stderr
+    path, review = next((p, r) for p, r in hooks.seen
+                        if p.startswith("/validate") and r["request"].get("name") == "seen")
+    assert path == "/validate?timeout=5s"
+    assert review["apiVersion"] == "admission.k8s.io/v1" and review["kind"] == "AdmissionReview"
+    req = review["request"]
+    assert req["kind"] == req["requestKind"] == {"group": "", "version": "v1", "kind": "ConfigMap"}
+    assert req["resource"] == req["requestResource"] == {"group": "", "version": "v1", "resource": "configmaps"}
+    assert (req["operation"], req["namespace"], req["dryRun"]) == ("CREATE", NS_ON, False)
+    assert req["userInfo"]["username"] and "system:authenticated" in req["userInfo"]["groups"]
+    assert req["object"]["data"] == {"k": "v"} and "oldObject" not in req
+    assert req["options"]["kind"] == "CreateOptions"
+    # the mutating webhook ran first: the validating one saw its label
+    assert req["object"]["metadata"]["labels"] == {"added-by": "webhook"}
+
+
+def test_a_mutating_webhook_adds_a_label_kubectl_shows(cluster: tuple[Server, WebhookThread, int]) -> None:
+    s, _, _ = cluster
+    s.kubectl("create", "configmap", "mutated", "-n", NS_ON)
+    out = s.kubectl("get", "configmap", "mutated", "-n", NS_ON, "--show-labels").stdout
+    assert "added-by=webhook" in out
+    s.kubectl("apply", "-f", "-", input=manifest(
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "applied", "namespace": NS_ON,
+                                                                "labels": {"app": "x"}}}))
+    assert s.kjson("get", "configmap", "applied", "-n", NS_ON)["metadata"]["labels"] == {
+        "app": "x", "added-by": "webhook"}
+
+
+def test_a_namespace_selector_skips_other_namespaces(cluster: tuple[Server, WebhookThread, int]) -> None:
+    s, hooks, _ = cluster
+    s.kubectl("create", "configmap", "forbidden-elsewhere", "-n", NS_OFF)
+    assert "labels" not in s.kjson("get", "configmap", "forbidden-elsewhere", "-n", NS_OFF)["metadata"]
+    assert _reviews(hooks, "/", "forbidden-elsewhere") == []
+
+
+def test_update_and_delete_carry_the_old_object(cluster: tuple[Server, WebhookThread, int]) -> None:
+    s, hooks, _ = cluster
+    s.kubectl("create", "configmap", "keep", "-n", NS_ON)
+    s.kubectl("label", "configmap", "keep", "-n", NS_ON, "protected=yes")
+    upd = [r["request"] for r in _reviews(hooks, "/validate", "keep") if r["request"]["operation"] == "UPDATE"]
+    assert upd and upd[-1]["object"]["metadata"]["labels"]["protected"] == "yes"
+    assert "protected" not in upd[-1]["oldObject"]["metadata"]["labels"]
+    assert upd[-1]["options"]["kind"] == "UpdateOptions"
+    p = s.kubectl("delete", "configmap", "keep", "-n", NS_ON, check=False)
+    assert p.returncode != 0
+    # kubectl's words for a 422 Invalid without details
+    assert p.stderr == ('The request is invalid: admission webhook "deny.k8py.test" denied the request: protected '
+                        "configmaps cannot be deleted\n")
+    s.kubectl("label", "configmap", "keep", "-n", NS_ON, "protected-")
+    s.kubectl("delete", "configmap", "keep", "-n", NS_ON)
+
+
+def test_failure_policy_with_the_backend_down(cluster: tuple[Server, WebhookThread, int]) -> None:
+    s, _, dead_port = cluster
+    s.kubectl("apply", "-f", "-", input=manifest(
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "lenient", "namespace": NS_OFF,
+                                                                "labels": {"probe": "ignore"}}}))
+    assert s.kjson("get", "configmap", "lenient", "-n", NS_OFF)["metadata"]["name"] == "lenient"
+    p = s.kubectl("apply", "-f", "-", check=False, input=manifest(
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "strict", "namespace": NS_OFF,
+                                                                "labels": {"probe": "fail"}}}))
+    assert p.returncode != 0
+    assert ('Internal error occurred: failed calling webhook "fail.k8py.test": Post '
+            f'"https://gone.webhooks.svc:443/x?timeout=5s": dial tcp 127.0.0.1:{dead_port}: connect: connection '
+            "refused") in p.stderr
+    assert "(InternalError)" in p.stderr
+    assert s.kubectl("get", "configmap", "strict", "-n", NS_OFF, check=False).returncode != 0
+
+
+def test_a_server_dry_run_is_reviewed_as_one(cluster: tuple[Server, WebhookThread, int]) -> None:
+    s, hooks, _ = cluster
+    p = s.kubectl("create", "configmap", "forbidden-dry", "-n", NS_ON, "--dry-run=server", check=False)
+    assert 'admission webhook "deny.k8py.test" denied the request' in p.stderr
+    s.kubectl("create", "configmap", "dry", "-n", NS_ON, "--dry-run=server")
+    req = _reviews(hooks, "/validate", "dry")[-1]["request"]
+    assert req["dryRun"] is True and req["options"]["dryRun"] == ["All"]
+
+
+def test_webhook_configurations_are_never_sent_to_webhooks(cluster: tuple[Server, WebhookThread, int]) -> None:
+    """A webhook for every admissionregistration resource, failing closed on a dead backend, must
+    not lock its own configuration in (kube's exemption)."""
+    s, hooks, _ = cluster
+    catch_all = _hook("all.k8py.test", "gone", "/x", hooks.ca_bundle, failurePolicy="Fail")
+    catch_all["rules"] = [{"operations": ["*"], "apiGroups": ["admissionregistration.k8s.io"],
+                           "apiVersions": ["*"], "resources": ["*"]}]
+    doc = {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+           "metadata": {"name": "catch-all"}, "webhooks": [catch_all]}
+    s.kubectl("apply", "-f", "-", input=manifest(doc))
+    doc["metadata"]["labels"] = {"changed": "yes"}
+    s.kubectl("apply", "-f", "-", input=manifest(doc))
+    s.kubectl("delete", "validatingwebhookconfiguration", "catch-all")
+
+
+def test_match_conditions_are_refused(cluster: tuple[Server, WebhookThread, int]) -> None:
+    s, hooks, _ = cluster
+    hook = _hook("cel.k8py.test", "hooks", "/validate", hooks.ca_bundle,
+                 matchConditions=[{"name": "not-me", "expression": "request.userInfo.username != 'me'"}])
+    p = s.kubectl("create", "-f", "-", check=False, input=manifest(
+        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+         "metadata": {"name": "cel"}, "webhooks": [hook]}))
+    assert p.returncode != 0
+    assert ('The ValidatingWebhookConfiguration "cel" is invalid: webhooks[0].matchConditions: Invalid value: '
+            '"CEL expressions": CEL match conditions are not supported by k8py') in p.stderr
+    assert s.kubectl("get", "validatingwebhookconfiguration", "cel", check=False).returncode != 0
+
+
+def test_the_python_client_sees_the_denial(cluster: tuple[Server, WebhookThread, int]) -> None:
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+
+    s, _, _ = cluster
+    api = client.CoreV1Api(s.client())
+    with pytest.raises(ApiException) as e:
+        api.create_namespaced_config_map(NS_ON, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="forbidden-py")))
+    assert e.value.status == 403
+    body = json.loads(e.value.body)
+    assert body["message"] == ('admission webhook "deny.k8py.test" denied the request: configmaps named '
+                               "forbidden-* are not allowed here")
+    made = api.create_namespaced_config_map(NS_ON, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="py")))
+    assert made.metadata.labels == {"added-by": "webhook"}
