@@ -572,3 +572,23 @@ def test_kubectl_debug_node_runs_in_the_nodes_namespaces(cluster: Server) -> Non
         assert got == [os.readlink(f"/proc/self/ns/{n}") for n in ("pid", "ipc", "net")] + ["host"], got
     finally:
         s.kubectl("delete", "pod", name, "-n", NS, "--wait=true", check=False)
+
+
+def test_containers_sharing_the_pods_process_namespace_see_each_other(cluster: Server) -> None:
+    # shareProcessNamespace: one PID namespace for the pod, a pause (catatonit) as its PID 1, as
+    # kube's pause container; one container sees (and could signal) the other's processes
+    s = cluster
+    p = _pod("shared", "", restart="Always", containers={"a": IDLE, "b": "exec sleep 3601"})
+    p["spec"]["shareProcessNamespace"] = True
+    _apply(s, p)
+    try:
+        wait(lambda: _phase(s, "shared") == "Running", 60, "shared Running")
+        out = s.kubectl("exec", "shared", "-n", NS, "-c", "a", "--", "sh", "-c",
+                        "tr '\\0' ' ' < /proc/1/cmdline; echo; ps -o args").stdout.splitlines()
+        assert "catatonit" in out[0], out
+        assert "sleep 3601" in out[1:], out
+        assert _procs("catatonit")
+    finally:
+        s.kubectl("delete", "pod", "shared", "-n", NS, "--wait=true", check=False)
+    # the pause goes with the pod, and its namespace with it
+    wait(lambda: not _procs("catatonit"), 30, "the pod's pause gone")

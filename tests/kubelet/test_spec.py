@@ -354,6 +354,8 @@ def test_sandbox_config() -> None:
     assert not (sb.host_network or sb.host_pid or sb.host_ipc)
     host = sandbox_config(pod(c(), hostPID=True, hostIPC=True), NODE)
     assert (host.host_pid, host.host_ipc) == (True, True)
+    assert sandbox_config(pod(c(), shareProcessNamespace=True), NODE).share_pid
+    assert not sandbox_config(pod(c(), shareProcessNamespace=True, hostPID=True), NODE).share_pid  # the node's
 
 
 def test_cgroup_parent_per_qos() -> None:

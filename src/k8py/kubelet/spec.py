@@ -520,6 +520,7 @@ def sandbox_config(pod: Mapping[str, Any], node: NodeFacts, attempt: int = 0) ->
         log_directory=os.path.join(node.log_dir, f"{ns}_{meta.get('name', '')}_{meta.get('uid', '')}"),
         dns=_dns(pod, node), port_mappings=tuple(ports), host_network=host_net, host_aliases=aliases,
         host_pid=bool(spec.get("hostPID")), host_ipc=bool(spec.get("hostIPC")),
+        share_pid=bool(spec.get("shareProcessNamespace")) and not spec.get("hostPID"),
         cgroup_parent=_cgroup_parent(pod), resources=pod_cgroup_resources(pod), sysctls=sysctls)
 
 

@@ -324,6 +324,7 @@ def _sandbox_config_from_json(d: Mapping[str, Any]) -> SandboxConfig:
         host_network=bool(d.get("host_network", False)),
         host_pid=bool(d.get("host_pid", False)),
         host_ipc=bool(d.get("host_ipc", False)),
+        share_pid=bool(d.get("share_pid", False)),
         host_aliases=tuple((ip, tuple(names)) for ip, names in d.get("host_aliases") or ()),
         cgroup_parent=d.get("cgroup_parent", ""),
         resources=CgroupResources(**d["resources"]) if d.get("resources") else None,
@@ -416,6 +417,7 @@ class RuncRuntime:
         self._sandboxes = self.root / "sandboxes"
         self._containers = self.root / "containers"
         self._cgroups: Cgroups | None = None
+        self._pauses: dict[str, subprocess.Popen[bytes]] = {}  # sandbox id -> its pause (unshare), ours to reap
         self._locks: dict[str, asyncio.Lock] = {}
         self._version: RuntimeVersion | None = None
         self._json = _JsonCache()
@@ -570,6 +572,9 @@ class RuncRuntime:
                 log.warning("pod %s/%s: cannot set its cgroup's limits: %s", config.namespace, config.name,
                             "; ".join(errs))
         try:
+            if config.share_pid:
+                status.update(await self._start_pause(sandbox_id, config))
+                await asyncio.to_thread(_write_json, d / "status.json", status)
             if not config.host_network:
                 try:
                     netns, ips = await self.network.create(sandbox_id, config)
@@ -596,6 +601,7 @@ class RuncRuntime:
         return sandbox_id
 
     async def _undo_sandbox(self, sandbox_id: str, config: SandboxConfig, status: Mapping[str, Any]) -> None:
+        await self._stop_pause(sandbox_id, status)
         if status.get("network_up"):
             try:
                 await self.network.destroy(sandbox_id, status["netns_path"], config)
@@ -631,6 +637,7 @@ class RuncRuntime:
                 *(self.stop_container(cid, 0) for cid in ids), return_exceptions=True
             )
             status["state"] = SandboxState.NOTREADY.value
+            await self._stop_pause(sandbox_id, status)
             if status.get("network_up"):
                 await self.network.destroy(sandbox_id, status.get("netns_path", ""), config)
                 status["network_up"] = False
@@ -928,10 +935,17 @@ class RuncRuntime:
         await asyncio.to_thread(_write_json, d / "meta.json", meta)
 
     def _pid_namespace_of(self, sandbox_id: str, target: str) -> str:
-        """``/proc/<pid>/ns/pid`` of the running container named ``target`` in the sandbox ("" for
-        no target); CreateContainerError when there is none."""
+        """``/proc/<pid>/ns/pid`` of the running container named ``target`` in the sandbox, else of
+        the sandbox's pause when its containers share one ("" for neither); CreateContainerError
+        when there is none."""
         if not target:
-            return ""
+            loaded = self._load_sandbox(sandbox_id, mutable=False)
+            if loaded is None or not loaded[0].share_pid:
+                return ""
+            pid, start = int(loaded[1].get("pause_pid") or 0), int(loaded[1].get("pause_start") or 0)
+            if _alive(pid, start):
+                return f"/proc/{pid}/ns/pid"
+            raise CreateContainerError("the pod's shared process namespace is gone (its pause process ended)")
         running = [st for cid in self._container_ids(sandbox_id) if (st := self._status_sync(cid)) is not None
                    and st.name == target and st.state == ContainerState.RUNNING]
         if running:
@@ -941,6 +955,56 @@ class RuncRuntime:
                 return f"/proc/{pid}/ns/pid"
         raise CreateContainerError(f'target container "{target}" is not running: its process namespace cannot '
                                    "be shared")
+
+    async def _start_pause(self, sandbox_id: str, config: SandboxConfig) -> dict[str, int]:
+        """kubelet's pause for a pod whose containers share one process namespace
+        (``shareProcessNamespace``): ``catatonit -P`` (the pause of podman) as PID 1 of a new PID
+        namespace, started by ``unshare --pid --fork``; it reaps what is orphaned there, and the
+        pod's containers join its namespace, as kube's join the pause container's. It sits in the
+        pod's cgroup (else the agent's), outside the agent's session. Its pid and start time go
+        into the sandbox's status."""
+        catatonit, unshare = shutil.which("catatonit"), shutil.which("unshare")
+        if catatonit is None or unshare is None:
+            raise SandboxError("shareProcessNamespace needs catatonit (Debian package catatonit) and unshare "
+                               "(util-linux) on the node")
+        p = subprocess.Popen(  # noqa: ASYNC220 - returns once started; the pause outlives this call
+            [unshare, "--pid", "--fork", "--kill-child", catatonit, "-P"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        self._pauses[sandbox_id] = p
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10.0
+        pause = 0
+        while not pause:
+            children = self._children(p.pid)
+            if children:
+                pause = children[0]
+            elif p.poll() is not None or loop.time() > deadline:
+                await self._stop_pause(sandbox_id, {})
+                raise SandboxError(f"the pod's pause (catatonit) did not start (unshare exit {p.returncode})")
+            else:
+                await asyncio.sleep(0.01)  # unshare forks at once: a few polls
+        if config.cgroup_parent:
+            errs = await asyncio.to_thread(
+                lambda: [e for pid in (p.pid, pause) for e in self.cgroups.enter("/" + config.cgroup_parent.strip("/"),
+                                                                                 pid)])
+            if errs:
+                log.warning("pod %s/%s: its pause stays out of the pod's cgroup: %s", config.namespace, config.name,
+                            "; ".join(errs))
+        st = _proc_stat(pause)
+        return {"pause_pid": pause, "pause_start": st[1] if st is not None else 0, "pause_parent": p.pid}
+
+    async def _stop_pause(self, sandbox_id: str, status: Mapping[str, Any]) -> None:
+        """The pod's pause killed (its PID namespace goes with it) and, when this agent started it,
+        reaped."""
+        pid, start = int(status.get("pause_pid") or 0), int(status.get("pause_start") or 0)
+        if pid and _alive(pid, start):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        p = self._pauses.pop(sandbox_id, None)
+        if p is not None:
+            with contextlib.suppress(ProcessLookupError):
+                p.kill()
+            await asyncio.to_thread(p.wait)
 
     async def _conmon_create(self, container_id: str, d: Path, config: ContainerConfig, log_path: str) -> int:
         """Start conmon, which runs ``runc create``; the container's init pid, or

@@ -139,6 +139,7 @@ class SandboxConfig:
     host_network: bool = False
     host_pid: bool = False  # the node's PID namespace for every container (hostPID)
     host_ipc: bool = False  # the node's IPC namespace (hostIPC)
+    share_pid: bool = False  # one PID namespace for the pod's containers (shareProcessNamespace)
     host_aliases: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (ip, hostnames) for /etc/hosts
     cgroup_parent: str = ""  # e.g. "kubepods/burstable/pod<uid>"
     # the pod cgroup's own limits (kubelet's ResourceConfigForPod; CRI's LinuxPodSandboxConfig.resources)
