@@ -211,6 +211,18 @@ def test_webhook_configurations_are_never_sent_to_webhooks(cluster: tuple[Server
     s.kubectl("delete", "validatingwebhookconfiguration", "catch-all")
 
 
+def test_kubectl_get_prints_the_configurations(cluster: tuple[Server, WebhookThread, int]) -> None:
+    s, _, _ = cluster
+    out = s.kubectl("get", "validatingwebhookconfigurations").stdout.splitlines()
+    assert out[0].split() == ["NAME", "WEBHOOKS", "AGE"]
+    assert [line.split()[:2] for line in out[1:]] == [["deny", "1"], ["down", "2"]]
+    got = s.kjson("get", "mutatingwebhookconfiguration", "label")["webhooks"][0]
+    # kube's v1 defaults
+    assert (got["failurePolicy"], got["matchPolicy"], got["reinvocationPolicy"], got["objectSelector"]) == (
+        "Fail", "Equivalent", "Never", {})
+    assert got["clientConfig"]["service"]["port"] == 443 and got["rules"][0]["scope"] == "*"
+
+
 def test_match_conditions_are_refused(cluster: tuple[Server, WebhookThread, int]) -> None:
     s, hooks, _ = cluster
     hook = _hook("cel.k8py.test", "hooks", "/validate", hooks.ca_bundle,

@@ -42,6 +42,31 @@ OpenAPI definitions by ``tests/api/test_protobuf.py``.
 from __future__ import annotations
 
 MESSAGES: dict[str, str] = {
+    # admissionregistration/v1: from the v1.37 Go types' protobuf tags (generated.proto)
+    "admissionregistration/v1.MatchCondition": "1:name:s 2:expression:s",
+    "admissionregistration/v1.MutatingWebhook": (
+        "1:name:s 2:clientConfig:WebhookClientConfig 3:rules:[]RuleWithOperations:e 4:failurePolicy:s:*e "
+        "9:matchPolicy:s:*e 5:namespaceSelector:meta/v1.LabelSelector:*e 11:objectSelector:meta/v1.LabelSelector:*e "
+        "6:sideEffects:s:* 7:timeoutSeconds:i:*e 8:admissionReviewVersions:[]s 10:reinvocationPolicy:s:*e "
+        "12:matchConditions:[]MatchCondition:e"
+    ),
+    "admissionregistration/v1.MutatingWebhookConfiguration": (
+        "1:metadata:meta/v1.ObjectMeta:e 2:webhooks:[]MutatingWebhook:e"
+    ),
+    "admissionregistration/v1.Rule": (
+        "1:apiGroups:[]s:e 2:apiVersions:[]s:e 3:resources:[]s:e 4:scope:s:*e"
+    ),
+    "admissionregistration/v1.RuleWithOperations": "1:operations:[]s:e 2::Rule:-",
+    "admissionregistration/v1.ServiceReference": "1:namespace:s 2:name:s 3:path:s:*e 4:port:i:*e",
+    "admissionregistration/v1.ValidatingWebhook": (
+        "1:name:s 2:clientConfig:WebhookClientConfig 3:rules:[]RuleWithOperations:e 4:failurePolicy:s:*e "
+        "9:matchPolicy:s:*e 5:namespaceSelector:meta/v1.LabelSelector:*e 10:objectSelector:meta/v1.LabelSelector:*e "
+        "6:sideEffects:s:* 7:timeoutSeconds:i:*e 8:admissionReviewVersions:[]s 11:matchConditions:[]MatchCondition:e"
+    ),
+    "admissionregistration/v1.ValidatingWebhookConfiguration": (
+        "1:metadata:meta/v1.ObjectMeta:e 2:webhooks:[]ValidatingWebhook:e"
+    ),
+    "admissionregistration/v1.WebhookClientConfig": "3:url:s:*e 1:service:ServiceReference:*e 2:caBundle:y:e",
     # apiregistration/v1 is kube-aggregator's, not in kubectl's binary: from its generated.proto
     "apiregistration/v1.APIService": (
         "1:metadata:meta/v1.ObjectMeta:e 2:spec:APIServiceSpec:e 3:status:APIServiceStatus:e"
