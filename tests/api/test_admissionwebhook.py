@@ -95,6 +95,19 @@ def test_the_review():
                              "extra": {"scopes": ["a"]}}
     assert (q["object"], q["oldObject"], q["dryRun"]) == ({"o": 1}, {"o": 0}, True)
     assert q["options"] == {"kind": "UpdateOptions", "apiVersion": "meta.k8s.io/v1", "dryRun": ["All"]}
+    # matched through an equivalent version: requestKind/requestResource are what the client sent
+    r = aw.review_request(hook(), "u", req(group="autoscaling", resource="horizontalpodautoscalers"),
+                          ("autoscaling", "v1", "HorizontalPodAutoscaler"), "h", None, None, None, False,
+                          request_kind=("autoscaling", "v2", "HorizontalPodAutoscaler"),
+                          request=req(group="autoscaling", version="v2", resource="horizontalpodautoscalers"))
+    q = r["request"]
+    assert q["kind"]["version"] == q["resource"]["version"] == "v1"
+    assert q["requestKind"]["version"] == q["requestResource"]["version"] == "v2"
+    eq = hook(rules=[rule(groups=("autoscaling",), versions=("v1",), resources=("horizontalpodautoscalers",))])
+    v2 = req(group="autoscaling", version="v2", resource="horizontalpodautoscalers")
+    assert not aw.rules_match(eq, v2) and aw.may_match_equivalent(eq, v2)
+    assert not aw.may_match_equivalent(aw.Hook("c", {**eq.webhook, "matchPolicy": "Exact"}, False), v2)
+    assert not aw.may_match_equivalent(eq, req(resource="pods"))
     old_style = aw.Hook("c", {"name": "h", "admissionReviewVersions": ["v2", "v1beta1"]}, False)
     assert aw.review_request(old_style, "u", req(), ("", "v1", "Pod"), "", None, None, None, False)[
         "apiVersion"] == "admission.k8s.io/v1beta1"

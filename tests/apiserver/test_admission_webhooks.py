@@ -30,15 +30,22 @@ def _config(name: str, hook: str, reinvocation: str = "Never") -> Obj:
                 "sideEffects": "None", "admissionReviewVersions": ["v1"], "reinvocationPolicy": reinvocation}]}
 
 
+# (the request as the webhook's rules matched it, the object it was sent) of the fake's calls
+seen: list[tuple[aw.Request, Obj | None]] = []
+
+
 def _fake(api: TestClient, answers: dict[str, Callable[[Obj], list[Obj]]]) -> list[str]:
     """Replace the plugin's call with ``answers`` (webhook name -> JSON patch for the object);
     returns the list of the calls made, by webhook name."""
     plugin = api.cp.api.admission.plugin("MutatingAdmissionWebhook")  # type: ignore[attr-defined]
     assert isinstance(plugin, MutatingAdmissionWebhook)
     calls: list[str] = []
+    seen.clear()
 
-    async def call(hook: aw.Hook, a: Attributes, req: aw.Request, obj: Obj | None, old: Obj | None) -> aw.Result:
+    async def call(hook: aw.Hook, a: Attributes, req: aw.Request, obj: Obj | None, old: Obj | None,
+                   via: Any = None) -> aw.Result:
         calls.append(hook.name)
+        seen.append((req, obj))
         assert obj is not None
         ops = answers[hook.name](obj)
         doc = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": {
@@ -104,3 +111,36 @@ async def test_a_patched_object_is_validated_and_a_bad_patch_is_an_internal_erro
     assert r.status == 500 and body["reason"] == "InternalError"
     assert body["message"].startswith("Internal error occurred: ")
     assert (await api.get(f"{NS}/configmaps/e")).status == 404
+
+
+HPA_V2 = "/apis/autoscaling/v2/namespaces/default/horizontalpodautoscalers"
+
+
+async def test_an_equivalent_version_is_matched_and_sent_in_the_rules_version(api: TestClient) -> None:
+    """matchPolicy Equivalent (kube's default): a webhook for autoscaling/v1 HPAs sees one
+    created through autoscaling/v2, converted to v1; its patch comes back into v2."""
+    conf = _config("hpa", "hpa.example.com")
+    conf["webhooks"][0]["rules"] = [{"operations": ["CREATE"], "apiGroups": ["autoscaling"], "apiVersions": ["v1"],
+                                     "resources": ["horizontalpodautoscalers"]}]
+    assert (await api.post(MWC, json=conf)).status == 201
+    calls = _fake(api, {"hpa.example.com": _add_label("seen-as-v1")})
+    hpa = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "h"},
+           "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "d"},
+                    "minReplicas": 1, "maxReplicas": 3}}
+    r = await api.post(HPA_V2, json=hpa)
+    assert r.status == 201, await r.text()
+    got = await r.json()
+    assert got["apiVersion"] == "autoscaling/v2" and got["metadata"]["labels"] == {"seen-as-v1": "1"}
+    assert calls == ["hpa.example.com"]
+    req, sent = seen[0]
+    assert (req.group, req.version, req.resource) == ("autoscaling", "v1", "horizontalpodautoscalers")
+    assert sent is not None and sent["apiVersion"] == "autoscaling/v1"
+    # Exact: the v2 request is not the webhook's
+    conf = await (await api.get(f"{MWC}/hpa")).json()
+    conf["webhooks"][0]["matchPolicy"] = "Exact"
+    assert (await api.put(f"{MWC}/hpa", json=conf)).status == 200
+    calls = _fake(api, {"hpa.example.com": _add_label("seen-as-v1")})
+    hpa["metadata"]["name"] = "h2"
+    r = await api.post(HPA_V2, json=hpa)
+    assert r.status == 201 and "labels" not in (await r.json())["metadata"]
+    assert calls == []

@@ -147,6 +147,17 @@ def rules_match(hook: Hook, req: Request) -> bool:
     return any(isinstance(r, dict) and rule_matches(r, req) for r in hook.webhook.get("rules") or ())
 
 
+def may_match_equivalent(hook: Hook, req: Request) -> bool:
+    """Whether an equivalent resource (the same stored objects through another group/version)
+    could match: ``matchPolicy`` is not Exact and a rule takes the operation and the resource's
+    name, whatever the group and version. A cheap test before looking for equivalents."""
+    if hook.webhook.get("matchPolicy") == "Exact":
+        return False
+    return any(isinstance(r, dict) and _one(r.get("operations"), req.operation)
+               and _resource_matches(r.get("resources"), req.resource, req.subresource)
+               for r in hook.webhook.get("rules") or ())
+
+
 def needs_namespace_labels(hook: Hook, req: Request) -> bool:
     """Whether the ``namespaceSelector`` has to be judged against a namespace's labels: never for
     cluster-scoped objects other than Namespaces, nor for an empty selector."""
@@ -175,16 +186,20 @@ def object_selector_matches(hook: Hook, obj: Obj | None, old: Obj | None) -> boo
 
 def review_request(hook: Hook, uid: str, req: Request, kind: tuple[str, str, str], name: str,
                    user: Any, obj: Obj | None, old: Obj | None, dry_run: bool,
-                   options: Obj | None = None) -> Obj:
-    """The AdmissionReview for ``hook`` (in the version it takes), kube's ``CreateAdmissionObjects``."""
+                   options: Obj | None = None, *, request_kind: tuple[str, str, str] | None = None,
+                   request: Request | None = None) -> Obj:
+    """The AdmissionReview for ``hook`` (in the version it takes), kube's ``CreateAdmissionObjects``:
+    ``req``/``kind`` are what the webhook's rules matched, ``request``/``request_kind`` what the
+    client sent when that differs (``matchPolicy: Equivalent`` through another version)."""
     group, version, kind_name = kind
     gvk = {"group": group, "version": version, "kind": kind_name}
     gvr = {"group": req.group, "version": req.version, "resource": req.resource}
     r: Obj = {"uid": uid, "kind": gvk, "resource": gvr}
     if req.subresource:
         r["subResource"] = req.subresource
-    r["requestKind"] = dict(gvk)
-    r["requestResource"] = dict(gvr)
+    rk, rr = request_kind or kind, request or req
+    r["requestKind"] = {"group": rk[0], "version": rk[1], "kind": rk[2]}
+    r["requestResource"] = {"group": rr.group, "version": rr.version, "resource": rr.resource}
     if req.subresource:
         r["requestSubResource"] = req.subresource
     if name:

@@ -42,8 +42,9 @@ import orjson
 
 from k8py.api import admissionwebhook as aw
 from k8py.api import aggregator as agg
-from k8py.api import defaults, errors, patch
+from k8py.api import conversion, defaults, errors, patch
 from k8py.apiserver.admission import Attributes, Plugin
+from k8py.apiserver.objects import convert_to
 
 if TYPE_CHECKING:
     from k8py.api.registry import KindInfo, Registry
@@ -142,12 +143,33 @@ class _Webhooks(Plugin):
             raise errors.not_found_error("namespaces", "", req.namespace)
         return (ns.get("metadata") or {}).get("labels") or {}
 
+    def _via(self, h: aw.Hook, kind: KindInfo, req: aw.Request) -> KindInfo | None:
+        """The version of the resource through which ``h``'s rules take the request: the
+        request's own, else (``matchPolicy: Equivalent``, kube's default) another served version
+        of the same stored objects (autoscaling/v1 and v2 HPAs, core and events.k8s.io Events,
+        a CRD's versions); None when neither."""
+        if aw.rules_match(h, req):
+            return kind
+        if not aw.may_match_equivalent(h, req):
+            return None
+        for k in self.registry.versions_of_storage(kind.storage_name):
+            if (k.group, k.version) == (kind.group, kind.version):
+                continue
+            if not (k.custom or conversion.can_convert(kind.kind, kind.api_version, k.api_version)):
+                continue
+            if aw.rules_match(h, aw.Request(req.operation, k.group, k.version, k.resource, req.subresource,
+                                            req.namespace)):
+                return k
+        return None
+
     async def _matching(self, hooks: list[aw.Hook], a: Attributes, req: aw.Request, obj: Obj | None,
-                        old: Obj | None, labels: list[Any]) -> list[aw.Hook]:
-        """The hooks the request goes to; ``labels`` caches the namespace's labels (one read)."""
+                        old: Obj | None, labels: list[Any]) -> list[tuple[aw.Hook, KindInfo]]:
+        """The hooks the request goes to, each with the version it is sent in; ``labels`` caches
+        the namespace's labels (one read)."""
         out = []
         for h in hooks:
-            if not aw.rules_match(h, req):
+            via = self._via(h, a.kind, req)
+            if via is None:
                 continue
             if aw.needs_namespace_labels(h, req):
                 if not labels:
@@ -155,7 +177,7 @@ class _Webhooks(Plugin):
                 if not aw.namespace_selector_matches(h, labels[0]):
                     continue
             if aw.object_selector_matches(h, obj, old):
-                out.append(h)
+                out.append((h, via))
         return out
 
     # -- the call ----------------------------------------------------------------------------------
@@ -191,11 +213,14 @@ class _Webhooks(Plugin):
         return f"https://{hostport}{path}?timeout={timeout}s", shown, agg.server_name(ref)
 
     async def _call(self, hook: aw.Hook, a: Attributes, req: aw.Request, obj: Obj | None,
-                    old: Obj | None) -> aw.Result:
-        """One call; raises ``aw.CallError`` when it fails (the failurePolicy decides)."""
+                    old: Obj | None, *, via: KindInfo | None = None) -> aw.Result:
+        """One call; raises ``aw.CallError`` when it fails (the failurePolicy decides). ``via``:
+        the equivalent version the rules matched (``obj``, ``old`` and ``req`` are in it)."""
         uid = str(uuid.uuid4())
-        kind = aw.SUBRESOURCE_KINDS.get(a.subresource, (a.kind.group, a.kind.version, a.kind.kind))
-        review = aw.review_request(hook, uid, req, kind, a.name, a.user, obj, old, a.dry_run)
+        asked = aw.SUBRESOURCE_KINDS.get(a.subresource, (a.kind.group, a.kind.version, a.kind.kind))
+        kind = asked if via is None else aw.SUBRESOURCE_KINDS.get(a.subresource, (via.group, via.version, via.kind))
+        review = aw.review_request(hook, uid, req, kind, a.name, a.user, obj, old, a.dry_run,
+                                   request_kind=asked, request=self._request(a))
         timeout = int(hook.timeout)
         url, shown, server_name = self._target(hook, timeout)
         ca = str((hook.webhook.get("clientConfig") or {}).get("caBundle") or "")
@@ -230,14 +255,19 @@ class _Webhooks(Plugin):
             a.audit_annotations[f"{hook.name}/{k}"] = str(v)
         return result
 
-    async def _decide(self, hook: aw.Hook, a: Attributes, req: aw.Request, obj: Obj | None,
+    async def _decide(self, hook: aw.Hook, via: KindInfo, a: Attributes, req: aw.Request, obj: Obj | None,
                       old: Obj | None) -> aw.Result | None:
         """The webhook's answer, None when its call failed under failurePolicy Ignore; a denial
-        or a failure under Fail raises kube's error."""
+        or a failure under Fail raises kube's error. ``obj`` and ``old`` are in ``via``'s version."""
         if a.dry_run and not aw.supports_dry_run(hook):
             raise aw.dry_run_unsupported(hook.name)
         try:
-            result = await self._call(hook, a, req, obj, old)
+            if (via.group, via.version) == (a.kind.group, a.kind.version):
+                result = await self._call(hook, a, req, obj, old)
+            else:
+                vreq = aw.Request(req.operation, via.group, via.version, via.resource, req.subresource,
+                                  req.namespace)
+                result = await self._call(hook, a, vreq, obj, old, via=via)
         except aw.CallError as e:
             if hook.failure_policy == "Ignore":
                 log.warning("Failed calling webhook, failing open %s: %s", hook.name, e)
@@ -247,6 +277,14 @@ class _Webhooks(Plugin):
         if not result.allowed:
             raise aw.denied(hook.name, result.status)
         return result
+
+    @staticmethod
+    def _in(via: KindInfo, a: Attributes, obj: Obj | None, old: Obj | None) -> tuple[Obj | None, Obj | None]:
+        """``obj`` and ``old`` as the webhook takes them: converted to ``via``'s version when the
+        rules matched another version than the request's (not for subresources of another kind)."""
+        if (via.group, via.version) == (a.kind.group, a.kind.version) or a.subresource in aw.SUBRESOURCE_KINDS:
+            return obj, old
+        return (convert_to(obj, via) if obj is not None else None), (convert_to(old, via) if old is not None else None)
 
     async def _old_for_delete(self, a: Attributes, old: Obj | None) -> Obj | None:
         """A DELETE's oldObject: the object as stored (the chain is called before it is read)."""
@@ -292,13 +330,16 @@ class ValidatingAdmissionWebhook(_Webhooks):
         if not hooks or aw.exempt(a.kind.group, a.kind.resource):
             return
         req = self._request(a)
-        old = await self._old_for_delete(a, old)
+        hooks = [h for h in hooks if aw.rules_match(h, req) or aw.may_match_equivalent(h, req)]
+        if not hooks:
+            return
+        old = await self._old_for_delete(a, old)  # read only when a webhook's rules match
         relevant = await self._matching(hooks, a, req, obj, old, [])
         if not relevant:
             return
         # in parallel, as kube; the first refusal in the webhooks' order is the answer
-        results = await asyncio.gather(*(self._decide(h, a, req, obj, old) for h in relevant),
-                                       return_exceptions=True)
+        results = await asyncio.gather(*(self._decide(h, via, a, req, *self._in(via, a, obj, old))
+                                         for h, via in relevant), return_exceptions=True)
         for r in results:
             if isinstance(r, BaseException):
                 raise r
@@ -318,9 +359,10 @@ class MutatingAdmissionWebhook(_Webhooks):
         called_if_needed: list[aw.Hook] = []
         reinvoke: list[aw.Hook] = []
         for h in hooks:
-            if not await self._matching([h], a, req, obj, old, labels):
+            matched = await self._matching([h], a, req, obj, old, labels)
+            if not matched:
                 continue
-            changed = await self._mutate(h, a, req, obj, old)
+            changed = await self._mutate(h, matched[0][1], a, req, obj, old)
             if changed:
                 # kube: a change asks the IfNeeded webhooks called before it to look again
                 reinvoke.extend(x for x in called_if_needed if x not in reinvoke)
@@ -328,18 +370,26 @@ class MutatingAdmissionWebhook(_Webhooks):
                 called_if_needed.append(h)
         # one more round at most, in the webhooks' order
         for h in reinvoke:
-            if await self._matching([h], a, req, obj, old, labels):
-                await self._mutate(h, a, req, obj, old)
+            matched = await self._matching([h], a, req, obj, old, labels)
+            if matched:
+                await self._mutate(h, matched[0][1], a, req, obj, old)
 
-    async def _mutate(self, h: aw.Hook, a: Attributes, req: aw.Request, obj: Obj, old: Obj | None) -> bool:
+    async def _mutate(self, h: aw.Hook, via: KindInfo, a: Attributes, req: aw.Request, obj: Obj,
+                      old: Obj | None) -> bool:
         """Call ``h`` and apply its patch to ``obj`` in place; whether the object changed."""
-        result = await self._decide(h, a, req, obj, old)
+        sent, sent_old = self._in(via, a, obj, old)
+        assert sent is not None
+        result = await self._decide(h, via, a, req, sent, sent_old)
         if result is None or result.patch is None:
             return False
         try:
-            patched = patch.json_patch(obj, result.patch)
+            patched = patch.json_patch(sent, result.patch)
+            if sent is not obj:  # patched in the webhook's version: back to the request's
+                patched = convert_to(patched, a.kind)
         except errors.StatusError as e:
             raise errors.internal_error(e.message) from None
+        except conversion.ConversionError as e:
+            raise errors.internal_error(str(e)) from None
         if not a.subresource or a.subresource not in aw.SUBRESOURCE_KINDS:
             # kube decodes the patched object into its type and defaults it
             defaults.set_defaults(a.kind, patched)
