@@ -7,17 +7,22 @@ configuration's ``caBundle`` as ``hooks.webhooks.svc``.
   ``webhooks=on`` and the deletion of ConfigMaps labelled ``protected=yes``; it warns otherwise;
 - ``label.k8py.test`` (mutating) adds ``added-by=webhook`` to ConfigMaps created there;
 - ``ignore.k8py.test`` / ``fail.k8py.test`` point at a Service whose endpoint refuses
-  connections, for objects labelled ``probe=ignore`` / ``probe=fail``.
+  connections, for objects labelled ``probe=ignore`` / ``probe=fail``; ``badca.k8py.test`` trusts
+  another CA (``probe=badca``), ``slow.k8py.test`` answers after its 1 s timeout
+  (``probe=slow``), ``url.k8py.test`` is the validating webhook by URL (``probe=url``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from tests.e2e.conftest import KUBECTL, Server, free_port, manifest, start_server, wait
+from tests.helpers.wardle import serving_tls
 from tests.helpers.webhookserver import Review, WebhookThread, allow, deny, json_patch
 
 NS_ON, NS_OFF = "guarded", "unguarded"
@@ -38,6 +43,11 @@ def _mutate(review: Review) -> Review:
     if labels is None:
         return json_patch(review, [{"op": "add", "path": "/metadata/labels", "value": {"added-by": "webhook"}}])
     return json_patch(review, [{"op": "add", "path": "/metadata/labels/added-by", "value": "webhook"}])
+
+
+async def _slow(review: Review) -> Review:
+    await asyncio.sleep(3)  # past the webhook's 1 s timeoutSeconds
+    return allow(review)
 
 
 def _hook(name: str, service: str, path: str, ca: str, **extra: Any) -> dict[str, Any]:
@@ -63,8 +73,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, 
     if not KUBECTL:
         pytest.skip("kubectl is not installed")
     s = start_server(tmp_path_factory.mktemp("webhooks"))
-    hooks = WebhookThread(("hooks.webhooks.svc", "gone.webhooks.svc"), {"/validate": _validate,
-                                                                        "/mutate": _mutate}).start()
+    hooks = WebhookThread(("hooks.webhooks.svc", "gone.webhooks.svc", "localhost"),
+                          {"/validate": _validate, "/mutate": _mutate, "/slow": _slow}).start()
+    # a CA that did not sign the backend's certificate
+    other_ca = base64.b64encode(serving_tls(("elsewhere.invalid",))[0].encode()).decode()
     dead_port = free_port()  # nothing listens there: calls are refused
     on = {"namespaceSelector": {"matchLabels": {"webhooks": "on"}}}
     ca = hooks.ca_bundle
@@ -83,7 +95,14 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, 
                  _hook("ignore.k8py.test", "gone", "/x", ca, failurePolicy="Ignore",
                        objectSelector={"matchLabels": {"probe": "ignore"}}),
                  _hook("fail.k8py.test", "gone", "/x", ca, failurePolicy="Fail",
-                       objectSelector={"matchLabels": {"probe": "fail"}})]}))
+                       objectSelector={"matchLabels": {"probe": "fail"}}),
+                 _hook("badca.k8py.test", "hooks", "/validate", other_ca,
+                       objectSelector={"matchLabels": {"probe": "badca"}}),
+                 _hook("slow.k8py.test", "hooks", "/slow", ca, timeoutSeconds=1,
+                       objectSelector={"matchLabels": {"probe": "slow"}}),
+                 {**_hook("url.k8py.test", "hooks", "/validate", ca,
+                          objectSelector={"matchLabels": {"probe": "url"}}),
+                  "clientConfig": {"url": f"https://localhost:{hooks.port}/validate", "caBundle": ca}}]}))
         # the configurations reach the API server's cache through its watch: wait for the webhook to act
         wait(lambda: s.kubectl("create", "configmap", "forbidden-probe", "-n", NS_ON, "--dry-run=server",
                                check=False).returncode != 0, 30, "the validating webhook called")
@@ -187,6 +206,35 @@ def test_failure_policy_with_the_backend_down(cluster: tuple[Server, WebhookThre
     assert s.kubectl("get", "configmap", "strict", "-n", NS_OFF, check=False).returncode != 0
 
 
+def _create_labelled(s: Server, name: str, probe: str) -> Any:
+    return s.kubectl("apply", "-f", "-", check=False, input=manifest(
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": NS_OFF,
+                                                                "labels": {"probe": probe}}}))
+
+
+def test_the_certificate_must_be_signed_by_the_ca_bundle(cluster: tuple[Server, WebhookThread, int]) -> None:
+    s, _, _ = cluster
+    p = _create_labelled(s, "forbidden-ca", "badca")
+    assert p.returncode != 0
+    assert ('Internal error occurred: failed calling webhook "badca.k8py.test": Post '
+            '"https://hooks.webhooks.svc:443/validate?timeout=5s": tls: failed to verify certificate') in p.stderr
+
+
+def test_a_webhook_past_its_timeout_fails_the_call(cluster: tuple[Server, WebhookThread, int]) -> None:
+    s, _, _ = cluster
+    p = _create_labelled(s, "slowpoke", "slow")
+    assert p.returncode != 0
+    assert ('failed calling webhook "slow.k8py.test": Post "https://hooks.webhooks.svc:443/slow?timeout=1s": '
+            "context deadline exceeded") in p.stderr
+
+
+def test_a_url_webhook(cluster: tuple[Server, WebhookThread, int]) -> None:
+    s, hooks, _ = cluster
+    p = _create_labelled(s, "forbidden-url", "url")
+    assert 'admission webhook "url.k8py.test" denied the request: configmaps named forbidden-*' in p.stderr
+    assert ("/validate?timeout=5s", "forbidden-url") in [(path, r["request"]["name"]) for path, r in hooks.seen]
+
+
 def test_a_server_dry_run_is_reviewed_as_one(cluster: tuple[Server, WebhookThread, int]) -> None:
     s, hooks, _ = cluster
     p = s.kubectl("create", "configmap", "forbidden-dry", "-n", NS_ON, "--dry-run=server", check=False)
@@ -215,7 +263,7 @@ def test_kubectl_get_prints_the_configurations(cluster: tuple[Server, WebhookThr
     s, _, _ = cluster
     out = s.kubectl("get", "validatingwebhookconfigurations").stdout.splitlines()
     assert out[0].split() == ["NAME", "WEBHOOKS", "AGE"]
-    assert [line.split()[:2] for line in out[1:]] == [["deny", "1"], ["down", "2"]]
+    assert [line.split()[:2] for line in out[1:]] == [["deny", "1"], ["down", "5"]]
     got = s.kjson("get", "mutatingwebhookconfiguration", "label")["webhooks"][0]
     # kube's v1 defaults
     assert (got["failurePolicy"], got["matchPolicy"], got["reinvocationPolicy"], got["objectSelector"]) == (

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import inspect
 import json
 import os
 import ssl
@@ -45,7 +46,7 @@ def json_patch(review: Review, ops: list[dict[str, Any]], **extra: Any) -> Revie
 
 
 class WebhookThread:
-    def __init__(self, names: tuple[str, ...], handlers: dict[str, Callable[[Review], Review]]) -> None:
+    def __init__(self, names: tuple[str, ...], handlers: dict[str, Callable[[Review], Any]]) -> None:
         self.handlers = handlers
         ca, cert, key = serving_tls(names)
         self.ca_bundle = base64.b64encode(ca.encode()).decode()
@@ -71,7 +72,10 @@ class WebhookThread:
         fn = self.handlers.get(req.path)
         if fn is None:
             return web.Response(status=404, text="no such webhook")
-        return web.json_response(fn(review))
+        answer = fn(review)
+        if inspect.isawaitable(answer):  # a handler may take its time (timeouts)
+            answer = await answer
+        return web.json_response(answer)
 
     async def _start(self) -> None:
         app = web.Application()
