@@ -287,3 +287,16 @@ def test_kube_controller_manager_arg():
     r = k8py("server", "--kube-controller-manager-arg", "node-monitor-period=5s", "--data-dir", "/nonexistent/x")
     assert r.returncode == 2 and "--kube-controller-manager-arg: the in-process controller manager does not take" \
         in r.stderr
+
+
+def test_a_command_imports_only_its_own_module():
+    # `k8py version` or `k8py killall --help` do not pay for the scheduler, the API client or
+    # cryptography (about a second of imports); `k8py --help` still lists every command
+    code = ("import sys; from k8py.cli.main import main\n"
+            "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('aiohttp', 'k8py.scheduler', 'cryptography', 'k8py.cli.lint') if m in sys.modules))")
+    for argv in (["version"], ["killall", "--help"], ["token", "--help"]):
+        r = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, check=True)
+        assert r.stdout.splitlines()[-1] == "[]", (argv, r.stdout)
+    listed = k8py("--help").stdout
+    assert all(f"    {name} " in listed or f"    {name}\n" in listed for name in ("server", "scheduler", "lint", "version"))
