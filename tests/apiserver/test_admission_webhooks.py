@@ -144,3 +144,31 @@ async def test_an_equivalent_version_is_matched_and_sent_in_the_rules_version(ap
     r = await api.post(HPA_V2, json=hpa)
     assert r.status == 201 and "labels" not in (await r.json())["metadata"]
     assert calls == []
+
+
+async def test_a_webhooks_change_runs_the_built_in_plugins_again(api: TestClient) -> None:
+    """kube's reinvocation: a sidecar a webhook adds gets LimitRanger's defaults as the app does."""
+    r = await api.post(f"{NS}/limitranges", json={"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "lr"},
+                                                   "spec": {"limits": [{"type": "Container",
+                                                                        "default": {"cpu": "200m"}}]}})
+    assert r.status == 201, await r.text()
+    conf = _config("inject", "inject.example.com")
+    conf["webhooks"][0]["rules"][0]["resources"] = ["pods"]
+    assert (await api.post(MWC, json=conf)).status == 201
+
+    def sidecar(pod: Obj) -> list[Obj]:
+        if any(c["name"] == "sidecar" for c in pod["spec"]["containers"]):
+            return []
+        return [{"op": "add", "path": "/spec/containers/-", "value": {"name": "sidecar", "image": "busybox"}}]
+
+    calls = _fake(api, {"inject.example.com": sidecar})
+    r = await api.post(f"{NS}/pods", json={"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+                                           "spec": {"containers": [{"name": "app", "image": "nginx"}]}})
+    assert r.status == 201, await r.text()
+    containers = (await r.json())["spec"]["containers"]
+    assert [c["name"] for c in containers] == ["app", "sidecar"]
+    assert [c["resources"]["limits"] for c in containers] == [{"cpu": "200m"}, {"cpu": "200m"}]
+    # the webhook (Never) is not called again in the second run
+    assert calls == ["inject.example.com"]
+    # defaulted as any container (the patch is decoded and defaulted, as kube does)
+    assert containers[1]["imagePullPolicy"] == "Always" and containers[1]["terminationMessagePath"]

@@ -70,6 +70,12 @@ class Attributes:
     # Annotations for the request's audit event (``Ctx.audit_annotations``), as kube's
     # ``AddAnnotation`` (``pod-security.kubernetes.io/audit-violations``, ...).
     audit_annotations: dict[str, str] = field(default_factory=dict)
+    # kube's reinvocation: a plugin that changed the object in a way earlier plugins should see
+    # (a mutating webhook's patch) sets ``reinvoke``; the chain then runs the mutating phase once
+    # more with ``reinvoking`` set. ``plugin_state`` keeps a plugin's notes between the two runs.
+    reinvoke: bool = False
+    reinvoking: bool = False
+    plugin_state: dict[str, Any] = field(default_factory=dict)
 
 
 class Plugin:
@@ -163,6 +169,12 @@ class Admission:
     async def mutate(self, a: Attributes, obj: Obj, old: Obj | None) -> None:
         for p in self.plugins:
             await p.admit(a, obj, old)
+        if a.reinvoke and not a.reinvoking:
+            # kube's reinvoker: once more, so that the built-in plugins see what a webhook added
+            # (a sidecar container gets LimitRanger's defaults and the token mount)
+            a.reinvoking = True
+            for p in self.plugins:
+                await p.admit(a, obj, old)
 
     async def validate(self, a: Attributes, obj: Obj | None, old: Obj | None = None) -> None:
         for p in self.plugins:

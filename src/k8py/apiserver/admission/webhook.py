@@ -16,8 +16,10 @@ or (mutating ones) with a JSON patch.
   (in the webhooks' order) is the answer. Mutating webhooks are called one after the other after
   the built-in mutating plugins; a patch is applied with k8py's JSON Patch
   (:func:`k8py.api.patch.json_patch`) and the object defaulted again, as kube decodes it; the
-  strategy's validation follows, as for any write. ``reinvocationPolicy: IfNeeded`` webhooks are
-  called once more when a later webhook changed the object.
+  strategy's validation follows, as for any write. A webhook that changed the object makes the
+  chain run its mutating phase once more (kube's reinvocation: the built-in plugins see what it
+  added), in which the ``reinvocationPolicy: IfNeeded`` webhooks called before the change are
+  called again.
 - A call that fails (unreachable, timeout, TLS, a malformed answer) obeys ``failurePolicy``:
   ``Fail`` refuses the request with kube's 500 ``failed calling webhook "<name>": ...``,
   ``Ignore`` lets it through (logged). A dry run meets a webhook whose ``sideEffects`` is neither
@@ -356,23 +358,23 @@ class MutatingAdmissionWebhook(_Webhooks):
             return
         req = self._request(a)
         labels: list[Any] = []
-        called_if_needed: list[aw.Hook] = []
-        reinvoke: list[aw.Hook] = []
+        # kube's webhookReinvokeContext: the IfNeeded webhooks called since the last change, and
+        # those a later change asks to look again (called in the chain's second run)
+        state = a.plugin_state.setdefault(self.name, {"invoked": [], "reinvoke": set()})
         for h in hooks:
+            key = (h.configuration, h.name)
+            if a.reinvoking and key not in state["reinvoke"]:
+                continue
             matched = await self._matching([h], a, req, obj, old, labels)
             if not matched:
                 continue
             changed = await self._mutate(h, matched[0][1], a, req, obj, old)
-            if changed:
-                # kube: a change asks the IfNeeded webhooks called before it to look again
-                reinvoke.extend(x for x in called_if_needed if x not in reinvoke)
-            if h.reinvoke_if_needed:
-                called_if_needed.append(h)
-        # one more round at most, in the webhooks' order
-        for h in reinvoke:
-            matched = await self._matching([h], a, req, obj, old, labels)
-            if matched:
-                await self._mutate(h, matched[0][1], a, req, obj, old)
+            if changed and not a.reinvoking:
+                state["reinvoke"].update(state["invoked"])
+                state["invoked"] = []
+                a.reinvoke = True  # the whole mutating phase runs once more
+            if h.reinvoke_if_needed and not a.reinvoking:
+                state["invoked"].append(key)
 
     async def _mutate(self, h: aw.Hook, via: KindInfo, a: Attributes, req: aw.Request, obj: Obj,
                       old: Obj | None) -> bool:
