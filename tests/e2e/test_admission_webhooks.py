@@ -45,6 +45,13 @@ def _mutate(review: Review) -> Review:
     return json_patch(review, [{"op": "add", "path": "/metadata/labels/added-by", "value": "webhook"}])
 
 
+BIG = "x" * 600_000  # an answer of ~800 kB (base64): read whole, however the bytes arrive
+
+
+def _big(review: Review) -> Review:
+    return json_patch(review, [{"op": "add", "path": "/data", "value": {"big": BIG}}])
+
+
 async def _slow(review: Review) -> Review:
     await asyncio.sleep(3)  # past the webhook's 1 s timeoutSeconds
     return allow(review)
@@ -74,7 +81,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, 
         pytest.skip("kubectl is not installed")
     s = start_server(tmp_path_factory.mktemp("webhooks"))
     hooks = WebhookThread(("hooks.webhooks.svc", "gone.webhooks.svc", "localhost"),
-                          {"/validate": _validate, "/mutate": _mutate, "/slow": _slow}).start()
+                          {"/validate": _validate, "/mutate": _mutate, "/slow": _slow, "/big": _big}).start()
     # a CA that did not sign the backend's certificate
     other_ca = base64.b64encode(serving_tls(("elsewhere.invalid",))[0].encode()).decode()
     dead_port = free_port()  # nothing listens there: calls are refused
@@ -90,6 +97,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, 
              "metadata": {"name": "deny"}, "webhooks": [_hook("deny.k8py.test", "hooks", "/validate", ca, **on)]},
             {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
              "metadata": {"name": "label"}, "webhooks": [_hook("label.k8py.test", "hooks", "/mutate", ca, **on)]},
+            {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+             "metadata": {"name": "big"}, "webhooks": [_hook("big.k8py.test", "hooks", "/big", ca,
+                                                             objectSelector={"matchLabels": {"probe": "big"}})]},
             {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
              "metadata": {"name": "down"}, "webhooks": [
                  _hook("ignore.k8py.test", "gone", "/x", ca, failurePolicy="Ignore",
@@ -226,6 +236,13 @@ def test_a_webhook_past_its_timeout_fails_the_call(cluster: tuple[Server, Webhoo
     assert p.returncode != 0
     assert ('failed calling webhook "slow.k8py.test": Post "https://hooks.webhooks.svc:443/slow?timeout=1s": '
             "context deadline exceeded") in p.stderr
+
+
+def test_a_large_patch_is_read_whole(cluster: tuple[Server, WebhookThread, int]) -> None:
+    s, _, _ = cluster
+    p = _create_labelled(s, "big", "big")
+    assert p.returncode == 0, p.stderr
+    assert s.kjson("get", "configmap", "big", "-n", NS_OFF)["data"]["big"] == BIG
 
 
 def test_a_url_webhook(cluster: tuple[Server, WebhookThread, int]) -> None:

@@ -236,8 +236,13 @@ class _Webhooks(Plugin):
                 async with session.post(url, data=orjson.dumps(review), allow_redirects=False,
                                         headers={"Content-Type": "application/json", "Accept": "application/json"},
                                         **extra) as r:
-                    body = await r.content.read(MAX_RESPONSE_BYTES + 1)
                     status = r.status
+                    body = bytearray()
+                    while len(body) <= MAX_RESPONSE_BYTES:  # read() may return less than asked
+                        chunk = await r.content.read(MAX_RESPONSE_BYTES + 1 - len(body))
+                        if not chunk:
+                            break
+                        body += chunk
         except TimeoutError:
             raise aw.CallError(f'Post "{shown}": context deadline exceeded') from None
         except (aiohttp.ClientError, OSError, ssl.SSLError) as e:
@@ -245,9 +250,9 @@ class _Webhooks(Plugin):
         if len(body) > MAX_RESPONSE_BYTES:
             raise aw.CallError(f"the webhook's response is larger than {MAX_RESPONSE_BYTES} bytes")
         if not 200 <= status < 300:
-            raise aw.CallError(_http_error(status, body))
+            raise aw.CallError(_http_error(status, bytes(body)))
         try:
-            answer = orjson.loads(body)
+            answer = orjson.loads(bytes(body))
         except orjson.JSONDecodeError as e:
             raise aw.CallError(f"the server responded with a body that is not JSON: {e}") from None
         result = aw.verify_response(uid, hook, answer)
