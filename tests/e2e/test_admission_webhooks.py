@@ -286,6 +286,8 @@ def test_kubectl_get_prints_the_configurations(cluster: tuple[Server, WebhookThr
     assert (got["failurePolicy"], got["matchPolicy"], got["reinvocationPolicy"], got["objectSelector"]) == (
         "Fail", "Equivalent", "Never", {})
     assert got["clientConfig"]["service"]["port"] == 443 and got["rules"][0]["scope"] == "*"
+    explained = s.kubectl("explain", "validatingwebhookconfigurations.webhooks.sideEffects").stdout
+    assert "GROUP:      admissionregistration.k8s.io" in explained and "FIELD: sideEffects <string>" in explained
 
 
 def test_match_conditions_are_refused(cluster: tuple[Server, WebhookThread, int]) -> None:
