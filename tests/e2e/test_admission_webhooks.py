@@ -197,6 +197,11 @@ def test_update_and_delete_carry_the_old_object(cluster: tuple[Server, WebhookTh
                         "configmaps cannot be deleted\n")
     s.kubectl("label", "configmap", "keep", "-n", NS_ON, "protected-")
     s.kubectl("delete", "configmap", "keep", "-n", NS_ON)
+    # nothing to delete: 404, the webhook is not asked
+    before = len(hooks.seen)
+    p = s.kubectl("delete", "configmap", "keep", "-n", NS_ON, check=False)
+    assert 'Error from server (NotFound): configmaps "keep" not found' in p.stderr
+    assert len(hooks.seen) == before
 
 
 def test_failure_policy_with_the_backend_down(cluster: tuple[Server, WebhookThread, int]) -> None:

@@ -341,6 +341,8 @@ class ValidatingAdmissionWebhook(_Webhooks):
         if not hooks:
             return
         old = await self._old_for_delete(a, old)  # read only when a webhook's rules match
+        if a.operation == "DELETE" and old is None and not a.subresource:
+            return  # nothing to delete: the request answers 404 (kube validates after reading it)
         relevant = await self._matching(hooks, a, req, obj, old, [])
         if not relevant:
             return
