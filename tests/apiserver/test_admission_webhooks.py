@@ -172,3 +172,22 @@ async def test_a_webhooks_change_runs_the_built_in_plugins_again(api: TestClient
     assert calls == ["inject.example.com"]
     # defaulted as any container (the patch is decoded and defaulted, as kube does)
     assert containers[1]["imagePullPolicy"] == "Always" and containers[1]["terminationMessagePath"]
+
+
+async def test_sessions_of_ca_bundles_no_webhook_names_are_retired(api: TestClient) -> None:
+    from tests.helpers.wardle import serving_tls
+
+    from k8py.apiserver.admission.webhook import ValidatingAdmissionWebhook
+
+    plugin = api.cp.api.admission.plugin("ValidatingAdmissionWebhook")  # type: ignore[attr-defined]
+    assert isinstance(plugin, ValidatingAdmissionWebhook)
+    ca_a, ca_b, ca_c = (base64.b64encode(serving_tls()[0].encode()).decode() for _ in range(3))
+    plugin._hooks = [aw.Hook("c", {"name": "a", "clientConfig": {"caBundle": ca_a}}, False),
+                     aw.Hook("c", {"name": "c", "clientConfig": {"caBundle": ca_c}}, False)]
+    a, b = plugin._session(ca_a), plugin._session(ca_b)
+    assert plugin._session(ca_a) is a  # pooled
+    plugin._session(ca_c)  # a new session: b's CA is named by no webhook any more
+    assert set(plugin._sessions) == {ca_a, ca_c} and list(plugin._retiring.values()) == [b] and not b.closed
+    kept = list(plugin._sessions.values())
+    await plugin._close_all()  # the plugin's end: retired sessions closed too, their tasks cancelled
+    assert b.closed and all(s.closed for s in kept) and not plugin._retiring

@@ -59,6 +59,7 @@ log = logging.getLogger(__name__)
 SYNC_TIMEOUT = 10.0
 GROUP = "admissionregistration.k8s.io"
 MAX_RESPONSE_BYTES = 3 * 1024 * 1024  # kube reads at most this much of a webhook's answer
+RETIRE_AFTER = 35.0  # a retired session closes after the longest call (timeoutSeconds <= 30) could end
 
 
 class _Webhooks(Plugin):
@@ -77,7 +78,9 @@ class _Webhooks(Plugin):
         self._configs: dict[str, Obj] = {}
         self._hooks: list[aw.Hook] = []
         self._synced = asyncio.Event()
-        self._sessions: dict[str, aiohttp.ClientSession] = {}
+        self._sessions: dict[str, aiohttp.ClientSession] = {}  # by caBundle
+        # retired sessions, each closed by its task after a grace period (or at the end)
+        self._retiring: dict[asyncio.Task[None], aiohttp.ClientSession] = {}
 
     # -- the configurations, kept from a store watch ---------------------------------------------
     def _reset(self) -> None:
@@ -115,10 +118,19 @@ class _Webhooks(Plugin):
             await self.objects.mirror(kind.key_prefix(None), reset=self._reset, apply=self._apply,
                                       synced=self._synced.set, what=self.name)
         finally:
-            for s in list(self._sessions.values()):
-                with contextlib.suppress(Exception):
-                    await s.close()
-            self._sessions.clear()
+            await self._close_all()
+
+    async def _close_all(self) -> None:
+        retiring = dict(self._retiring)
+        for t in retiring:
+            t.cancel()
+        await asyncio.gather(*retiring, return_exceptions=True)
+        # a task cancelled before it ran never closed its session: close them all here
+        for s in [*retiring.values(), *self._sessions.values()]:
+            with contextlib.suppress(Exception):
+                await s.close()
+        self._retiring.clear()
+        self._sessions.clear()
 
     async def _current_hooks(self) -> list[aw.Hook]:
         if self._synced.is_set() or self._kind is None:
@@ -186,12 +198,31 @@ class _Webhooks(Plugin):
     def _session(self, ca_bundle: str) -> aiohttp.ClientSession:
         s = self._sessions.get(ca_bundle)
         if s is None or s.closed:
+            self._retire_unused_sessions(ca_bundle)
             # the aggregation layer's TLS client: caBundle, else the system's roots
             ctx = agg.client_ssl_context({"spec": {"caBundle": ca_bundle}}, None, None)
             s = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx, limit=0),
                                       skip_auto_headers=("User-Agent",))
             self._sessions[ca_bundle] = s
         return s
+
+    def _retire_unused_sessions(self, keep: str) -> None:
+        """Close the sessions of CA bundles no webhook names any more (cert-manager rotates them),
+        after the longest call that may still be using one."""
+        live = {str((h.webhook.get("clientConfig") or {}).get("caBundle") or "") for h in self._hooks}
+        for ca in [c for c in self._sessions if c not in live and c != keep]:
+            session = self._sessions.pop(ca)
+
+            async def retire(s: aiohttp.ClientSession = session) -> None:
+                try:
+                    await asyncio.sleep(RETIRE_AFTER)
+                finally:
+                    with contextlib.suppress(Exception):
+                        await s.close()
+
+            task = asyncio.get_running_loop().create_task(retire(), name=f"{self.name}-session-retire")
+            self._retiring[task] = session
+            task.add_done_callback(lambda t: self._retiring.pop(t, None))
 
     def _target(self, hook: aw.Hook, timeout: int) -> tuple[str, str, str | None]:
         """(URL to dial, URL as kube names it in errors, TLS server name)."""
