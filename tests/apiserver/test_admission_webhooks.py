@@ -187,7 +187,7 @@ async def test_sessions_of_ca_bundles_no_webhook_names_are_retired(api: TestClie
     a, b = plugin._session(ca_a), plugin._session(ca_b)
     assert plugin._session(ca_a) is a  # pooled
     plugin._session(ca_c)  # a new session: b's CA is named by no webhook any more
-    assert set(plugin._sessions) == {ca_a, ca_c} and list(plugin._retiring.values()) == [b] and not b.closed
+    assert set(plugin._sessions) == {ca_a, ca_c} and plugin._retiring.sessions() == [b] and not b.closed
     kept = list(plugin._sessions.values())
     await plugin._close_all()  # the plugin's end: retired sessions closed too, their tasks cancelled
     assert b.closed and all(s.closed for s in kept) and not plugin._retiring

@@ -57,6 +57,7 @@ from k8py.apiserver.kubeletproxy import (
     relay_response,
     relay_websocket,
 )
+from k8py.apiserver.sessions import RetiredSessions
 
 if TYPE_CHECKING:
     from k8py.apiserver.aggregator_discovery import RemoteDiscovery
@@ -117,7 +118,7 @@ class Aggregator:
         self._slices_by_service: dict[tuple[str, str], dict[str, Obj]] = {}
         self._sessions: dict[tuple[Any, ...], aiohttp.ClientSession] = {}
         self._tls: dict[tuple[Any, ...], ssl.SSLContext] = {}  # the sessions' TLS contexts (SPDY dials with them)
-        self._retiring: set[asyncio.Task[None]] = set()
+        self._retiring = RetiredSessions("aggregator", RETIRE_AFTER)
         self._synced: dict[str, asyncio.Event] = {k: asyncio.Event() for k in ("apiservices", "services", "slices")}
         self.discovery: RemoteDiscovery | None = None  # set by start
 
@@ -222,9 +223,7 @@ class Aggregator:
         try:
             await asyncio.Event().wait()
         finally:
-            for t in list(self._retiring):
-                t.cancel()
-            await asyncio.gather(*self._retiring, return_exceptions=True)
+            await self._retiring.close_all()
             for s in list(self._sessions.values()):
                 with contextlib.suppress(Exception):
                     await s.close()
@@ -240,19 +239,8 @@ class Aggregator:
     def _retire_unused_sessions(self) -> None:
         live = {self._session_key(a) for a in self.remote.values()}
         for key in [k for k in self._sessions if k not in live]:
-            session = self._sessions.pop(key)
+            self._retiring.retire(self._sessions.pop(key))
             self._tls.pop(key, None)
-
-            async def retire(s: aiohttp.ClientSession = session) -> None:
-                try:
-                    await asyncio.sleep(RETIRE_AFTER)
-                finally:
-                    with contextlib.suppress(Exception):
-                        await s.close()
-
-            task = asyncio.get_running_loop().create_task(retire(), name="aggregator-session-retire")
-            self._retiring.add(task)
-            task.add_done_callback(self._retiring.discard)
 
     # -- lookups -------------------------------------------------------------------------------
     def remote_for(self, group: str, version: str) -> Obj | None:

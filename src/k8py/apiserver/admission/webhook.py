@@ -47,6 +47,7 @@ from k8py.api import aggregator as agg
 from k8py.api import conversion, defaults, errors, patch
 from k8py.apiserver.admission import Attributes, Plugin
 from k8py.apiserver.objects import convert_to
+from k8py.apiserver.sessions import RetiredSessions
 
 if TYPE_CHECKING:
     from k8py.api.registry import KindInfo, Registry
@@ -80,7 +81,7 @@ class _Webhooks(Plugin):
         self._synced = asyncio.Event()
         self._sessions: dict[str, aiohttp.ClientSession] = {}  # by caBundle
         # retired sessions, each closed by its task after a grace period (or at the end)
-        self._retiring: dict[asyncio.Task[None], aiohttp.ClientSession] = {}
+        self._retiring = RetiredSessions(self.name, RETIRE_AFTER)
 
     # -- the configurations, kept from a store watch ---------------------------------------------
     def _reset(self) -> None:
@@ -121,15 +122,10 @@ class _Webhooks(Plugin):
             await self._close_all()
 
     async def _close_all(self) -> None:
-        retiring = dict(self._retiring)
-        for t in retiring:
-            t.cancel()
-        await asyncio.gather(*retiring, return_exceptions=True)
-        # a task cancelled before it ran never closed its session: close them all here
-        for s in [*retiring.values(), *self._sessions.values()]:
+        await self._retiring.close_all()
+        for s in self._sessions.values():
             with contextlib.suppress(Exception):
                 await s.close()
-        self._retiring.clear()
         self._sessions.clear()
 
     async def _current_hooks(self) -> list[aw.Hook]:
@@ -211,18 +207,7 @@ class _Webhooks(Plugin):
         after the longest call that may still be using one."""
         live = {str((h.webhook.get("clientConfig") or {}).get("caBundle") or "") for h in self._hooks}
         for ca in [c for c in self._sessions if c not in live and c != keep]:
-            session = self._sessions.pop(ca)
-
-            async def retire(s: aiohttp.ClientSession = session) -> None:
-                try:
-                    await asyncio.sleep(RETIRE_AFTER)
-                finally:
-                    with contextlib.suppress(Exception):
-                        await s.close()
-
-            task = asyncio.get_running_loop().create_task(retire(), name=f"{self.name}-session-retire")
-            self._retiring[task] = session
-            task.add_done_callback(lambda t: self._retiring.pop(t, None))
+            self._retiring.retire(self._sessions.pop(ca))
 
     def _target(self, hook: aw.Hook, timeout: int) -> tuple[str, str, str | None]:
         """(URL to dial, URL as kube names it in errors, TLS server name)."""
