@@ -207,16 +207,7 @@ def review_request(hook: Hook, uid: str, req: Request, kind: tuple[str, str, str
     if req.namespace:
         r["namespace"] = req.namespace
     r["operation"] = req.operation
-    info: Obj = {}
-    if user is not None:
-        info["username"] = user.name
-        if user.uid:
-            info["uid"] = user.uid
-        if user.groups:
-            info["groups"] = list(user.groups)
-        if user.extra:
-            info["extra"] = {k: list(v) for k, v in user.extra.items()}
-    r["userInfo"] = info
+    r["userInfo"] = user.to_api() if user is not None else {}
     if obj is not None:
         r["object"] = obj
     if old is not None:

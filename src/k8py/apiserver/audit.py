@@ -486,16 +486,7 @@ def new_audit_id() -> str:
 
 
 def _user(u: Any) -> dict[str, Any]:
-    if u is None:
-        return {}
-    out: dict[str, Any] = {"username": u.name}
-    if u.uid:
-        out["uid"] = u.uid
-    if u.groups:
-        out["groups"] = list(u.groups)
-    if u.extra:
-        out["extra"] = {k: list(v) for k, v in u.extra.items()}
-    return out
+    return {} if u is None else u.to_api()  # type: ignore[no-any-return]
 
 
 def _parse_body(raw: bytes, content_type: str) -> Any:

@@ -78,6 +78,19 @@ class UserInfo:
     # Not part of hash/eq: a dict is unhashable and two infos for the same user are the same user.
     extra: Mapping[str, tuple[str, ...]] = field(default_factory=dict, hash=False, compare=False)
 
+    def to_api(self) -> dict[str, Any]:
+        """As the API writes a user (``authentication.k8s.io/v1`` UserInfo: in TokenReviews,
+        SelfSubjectReviews, audit events, AdmissionReviews; a CSR's spec has the same fields),
+        empty fields left out."""
+        out: dict[str, Any] = {"username": self.name}
+        if self.uid:
+            out["uid"] = self.uid
+        if self.groups:
+            out["groups"] = list(self.groups)
+        if self.extra:
+            out["extra"] = {k: list(v) if isinstance(v, list | tuple) else [v] for k, v in self.extra.items()}
+        return out
+
 
 def _with_authenticated(groups: tuple[str, ...]) -> tuple[str, ...]:
     return groups if AUTHENTICATED_GROUP in groups else (*groups, AUTHENTICATED_GROUP)

@@ -30,12 +30,7 @@ AUTHZ_GROUP = "authorization.k8s.io"
 
 
 def _user_info(u: UserInfo) -> Obj:
-    out: Obj = {"username": u.name, "groups": list(u.groups)}
-    if u.uid:
-        out["uid"] = u.uid
-    if u.extra:
-        out["extra"] = {k: list(v) if isinstance(v, list | tuple) else [v] for k, v in u.extra.items()}
-    return out
+    return u.to_api()
 
 
 def _subject(kind: str, spec: Obj) -> UserInfo:

@@ -122,13 +122,7 @@ class CSRStrategy(Strategy):
             spec.pop(k, None)
         if user is None:
             return
-        spec["username"] = user.name
-        if user.uid:
-            spec["uid"] = user.uid
-        if user.groups:
-            spec["groups"] = list(user.groups)
-        if user.extra:
-            spec["extra"] = {k: list(v) for k, v in user.extra.items()}
+        spec.update(user.to_api())
 
     # -- update of the main resource ---------------------------------------------------------------
     def prepare_for_update(self, kind: KindInfo, new: Obj, old: Obj) -> None:
