@@ -11,8 +11,6 @@ import asyncio
 import base64
 import datetime as dt
 import json
-import os
-import tempfile
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -20,7 +18,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from tests.e2e.conftest import KUBECTL, NodeThread, Server, manifest, start_server, wait
-from tests.helpers.wardle import serving_tls
+from tests.helpers.wardle import ServingFiles, serve_tls
 
 from k8py.client.api import Client
 from k8py.client.config import load_kubeconfig
@@ -38,13 +36,8 @@ class MetricsBackend:
     def __init__(self, kubeconfig: str) -> None:
         self.kubeconfig = kubeconfig
         self.cpu = 0
-        self.ca_pem, cert, key = serving_tls(("api.hpa-metrics.svc",))
-        self.dir = tempfile.mkdtemp(prefix="k8py-hpa-metrics-")
-        self.cert_file, self.key_file = os.path.join(self.dir, "tls.crt"), os.path.join(self.dir, "tls.key")
-        with open(self.cert_file, "wb") as f:
-            f.write(cert)
-        with open(self.key_file, "wb") as f:
-            f.write(key)
+        self.tls = ServingFiles(("api.hpa-metrics.svc",), "k8py-hpa-metrics-")
+        self.ca_pem = self.tls.ca_pem
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="hpa-metrics", daemon=True)
         self.port = 0
@@ -53,7 +46,6 @@ class MetricsBackend:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(30)
 
     def start(self) -> MetricsBackend:
-        import ssl
 
         self.thread.start()
 
@@ -64,11 +56,7 @@ class MetricsBackend:
             app.router.add_get(f"/apis/{GV}/namespaces/{{ns}}/pods", self.pods)
             self.runner = web.AppRunner(app, access_log=None)
             await self.runner.setup()
-            ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            ctx.load_cert_chain(self.cert_file, self.key_file)
-            site = web.TCPSite(self.runner, "127.0.0.1", 0, ssl_context=ctx)
-            await site.start()
-            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            self.port = await serve_tls(self.runner, 0, self.tls.server_context())
 
         self._run(go())
         return self
@@ -99,9 +87,7 @@ class MetricsBackend:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
         self.loop.close()
-        for f in (self.cert_file, self.key_file):
-            os.unlink(f)
-        os.rmdir(self.dir)
+        self.tls.remove()
 
 
 @pytest.fixture(scope="module")

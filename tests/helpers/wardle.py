@@ -96,6 +96,37 @@ def serving_tls(names: tuple[str, ...] = ("api.wardle.svc",)) -> tuple[str, byte
                               serialization.NoEncryption()))
 
 
+class ServingFiles:
+    """A fresh serving certificate for ``names`` and its key (:func:`serving_tls`) in files of a
+    temporary directory, for a TLS backend on loopback; ``ca_pem`` is what trusts it."""
+
+    def __init__(self, names: tuple[str, ...], prefix: str) -> None:
+        self.ca_pem, cert, key = serving_tls(names)
+        self.dir = tempfile.mkdtemp(prefix=prefix)
+        self.cert_file, self.key_file = os.path.join(self.dir, "tls.crt"), os.path.join(self.dir, "tls.key")
+        with open(self.cert_file, "wb") as f:
+            f.write(cert)
+        with open(self.key_file, "wb") as f:
+            f.write(key)
+
+    def server_context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(self.cert_file, self.key_file)
+        return ctx
+
+    def remove(self) -> None:
+        for f in (self.cert_file, self.key_file):
+            os.unlink(f)
+        os.rmdir(self.dir)
+
+
+async def serve_tls(runner: web.AppRunner, port: int, ctx: ssl.SSLContext) -> int:
+    """Serve ``runner`` (set up) over TLS on 127.0.0.1:``port`` (0: any); the port it got."""
+    site = web.TCPSite(runner, "127.0.0.1", port, ssl_context=ctx, reuse_address=True)
+    await site.start()
+    return int(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+
+
 @dataclass
 class Seen:
     method: str
@@ -114,13 +145,8 @@ class WardleServer:
         self.aggregated_discovery = aggregated_discovery  # serve apidiscovery.k8s.io/v2 at /apis
         self.allowed_names = allowed_names
         self.port = port
-        self.ca_pem, cert, key = serving_tls()
-        self._dir = tempfile.mkdtemp(prefix="wardle-")
-        self.cert_file, self.key_file = os.path.join(self._dir, "tls.crt"), os.path.join(self._dir, "tls.key")
-        with open(self.cert_file, "wb") as f:
-            f.write(cert)
-        with open(self.key_file, "wb") as f:
-            f.write(key)
+        self.tls = ServingFiles(("api.wardle.svc",), "wardle-")
+        self.ca_pem = self.tls.ca_pem
         self.seen: list[Seen] = []
         self.objects: dict[tuple[str, str], dict[str, Any]] = {}
         self.rv = 1
@@ -129,8 +155,7 @@ class WardleServer:
 
     # -- lifecycle ------------------------------------------------------------------------------
     def ssl_context(self) -> ssl.SSLContext:
-        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ctx.load_cert_chain(self.cert_file, self.key_file)
+        ctx = self.tls.server_context()
         if self.requestheader_ca_pem:
             ctx.load_verify_locations(cadata=self.requestheader_ca_pem)
             ctx.verify_mode = ssl.CERT_OPTIONAL
@@ -141,9 +166,7 @@ class WardleServer:
         app.router.add_route("*", "/{tail:.*}", self.handle)
         self.runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=0.5)
         await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", self.port, ssl_context=self.ssl_context(), reuse_address=True)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.port = await serve_tls(self.runner, self.port, self.ssl_context())
 
     async def stop(self) -> None:
         if self.runner is not None:
@@ -293,3 +316,4 @@ class WardleThread:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
         self.loop.close()
+        self.server.tls.remove()

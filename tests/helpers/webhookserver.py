@@ -15,15 +15,12 @@ import asyncio
 import base64
 import inspect
 import json
-import os
-import ssl
-import tempfile
 import threading
 from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
-from tests.helpers.wardle import serving_tls
+from tests.helpers.wardle import ServingFiles, serve_tls
 
 Review = dict[str, Any]
 
@@ -48,14 +45,8 @@ def json_patch(review: Review, ops: list[dict[str, Any]], **extra: Any) -> Revie
 class WebhookThread:
     def __init__(self, names: tuple[str, ...], handlers: dict[str, Callable[[Review], Any]]) -> None:
         self.handlers = handlers
-        ca, cert, key = serving_tls(names)
-        self.ca_bundle = base64.b64encode(ca.encode()).decode()
-        self._dir = tempfile.mkdtemp(prefix="webhooks-")
-        self.cert_file, self.key_file = os.path.join(self._dir, "tls.crt"), os.path.join(self._dir, "tls.key")
-        with open(self.cert_file, "wb") as f:
-            f.write(cert)
-        with open(self.key_file, "wb") as f:
-            f.write(key)
+        self.tls = ServingFiles(names, "webhooks-")
+        self.ca_bundle = base64.b64encode(self.tls.ca_pem.encode()).decode()
         self.port = 0
         self.seen: list[tuple[str, Review]] = []  # (path with query, review)
         self.runner: web.AppRunner | None = None
@@ -82,11 +73,7 @@ class WebhookThread:
         app.router.add_post("/{tail:.*}", self._handle)
         self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self.runner.setup()
-        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ctx.load_cert_chain(self.cert_file, self.key_file)
-        site = web.TCPSite(self.runner, "127.0.0.1", self.port, ssl_context=ctx, reuse_address=True)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.port = await serve_tls(self.runner, self.port, self.tls.server_context())
 
     async def _stop(self) -> None:
         if self.runner is not None:
@@ -106,6 +93,4 @@ class WebhookThread:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
         self.loop.close()
-        for f in (self.cert_file, self.key_file):
-            os.unlink(f)
-        os.rmdir(self._dir)
+        self.tls.remove()
