@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from k8py.api.corev1 import int_value, milli_value, pod_limits, pod_requests
+from k8py.api.corev1 import container_limits, int_value, milli_value, pod_limits, pod_requests
 from k8py.api.defaults import pod_qos_class
 from k8py.kubelet.runtime.types import (
     CgroupResources,
@@ -183,10 +183,9 @@ def pod_cgroup_resources(pod: Mapping[str, Any]) -> CgroupResources:
     shares = _shares(reqs.get("cpu", 0))
     cpu_limit, mem_limit = limits.get("cpu", 0), limits.get("memory", 0)
     containers = spec.get("containers") or ()
-    cpu_declared = all(milli_value(((c.get("resources") or {}).get("limits") or {}).get("cpu", 0)) > 0
-                       for c in containers)
-    mem_declared = all(int_value(((c.get("resources") or {}).get("limits") or {}).get("memory", 0)) > 0
-                       for c in containers)
+    declared = [container_limits(c) for c in containers]
+    cpu_declared = all(lim.get("cpu", 0) > 0 for lim in declared)
+    mem_declared = all(lim.get("memory", 0) > 0 for lim in declared)
     quota = period = memory = None
     if cpu_limit > 0 and (qos == "Guaranteed" or cpu_declared):
         quota, period = _quota(cpu_limit), QUOTA_PERIOD
