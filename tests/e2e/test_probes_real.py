@@ -101,5 +101,6 @@ def test_a_terminating_pods_readiness_and_serving_follow_its_readiness_probe(clu
     cs = cluster.kjson("get", "pod", "web", "-n", ns)["status"]["containerStatuses"][0]
     assert cs["restartCount"] == 0 and "running" in cs["state"]
     cluster.kubectl("exec", "-n", ns, "web", "--", "touch", "/www/release")  # the preStop hook ends
-    cluster.kubectl("delete", "pod", "web", "-n", ns, "--grace-period=1", "--wait=false")
+    cluster.kubectl("delete", "pod", "web", "-n", ns, "--grace-period=1", "--wait=false",
+                    "--ignore-not-found")  # the hook released, the pod may already be gone
     wait(lambda: cluster.kubectl("get", "pod", "web", "-n", ns, check=False).returncode != 0, 120, "the pod gone")
