@@ -219,6 +219,8 @@ def test_stop_signal() -> None:
 
 
 def test_namespaces_join_the_sandbox_network() -> None:
+    # no ipc/uts paths (a sandbox made before the runtime kept them): the container's own ipc and
+    # uts namespaces, given the pod's hostname
     spec = _spec()
     assert spec["linux"]["namespaces"] == [
         {"type": "mount"},
@@ -229,6 +231,44 @@ def test_namespaces_join_the_sandbox_network() -> None:
     ]
     assert spec["hostname"] == "web-0"
     assert spec["ociVersion"] == oci.OCI_VERSION
+
+
+IPC_NS, UTS_NS, SHM = "/state/sandboxes/s1/ipcns", "/state/sandboxes/s1/utsns", "/state/sandboxes/s1/shm"
+
+
+def test_containers_join_the_pods_ipc_and_uts_namespaces_and_shm() -> None:
+    # as kube's containers join the pause container's: by path; the hostname is the namespace's
+    # own (set when the runtime made it), so a container's start does not set it again
+    spec = _spec(ipc_namespace_path=IPC_NS, uts_namespace_path=UTS_NS, shm_path=SHM)
+    assert spec["linux"]["namespaces"] == [
+        {"type": "mount"},
+        {"type": "pid"},
+        {"type": "ipc", "path": IPC_NS},
+        {"type": "uts", "path": UTS_NS},
+        {"type": "network", "path": "/run/netns/pod1"},
+    ]
+    assert "hostname" not in spec
+    assert "HOSTNAME=web-0" in spec["process"]["env"]
+    mounts = [m for m in spec["mounts"] if m["destination"] == "/dev/shm"]
+    assert mounts == [{"destination": "/dev/shm", "type": "bind", "source": SHM, "options": ["rbind", "rprivate", "rw"]}]
+    # where the standard one stood, and a container's own mount there still wins
+    assert [m["destination"] for m in spec["mounts"]][:5] == ["/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue"]
+    own = _spec(_config(mounts=(Mount("/dev/shm", "/var/lib/pods/u1/volumes/dshm"),)), shm_path=SHM)
+    assert [m["source"] for m in own["mounts"] if m["destination"] == "/dev/shm"] == ["/var/lib/pods/u1/volumes/dshm"]
+
+
+def test_host_ipc_and_host_network_keep_the_nodes_namespaces_whatever_the_paths() -> None:
+    kw = {"ipc_namespace_path": IPC_NS, "uts_namespace_path": UTS_NS, "shm_path": "/dev/shm"}
+    pod = SandboxConfig(name="web", namespace="default", uid="u1", host_ipc=True)
+    spec = _spec(pod=pod, **kw)
+    assert spec["linux"]["namespaces"] == [
+        {"type": "mount"}, {"type": "pid"}, {"type": "uts", "path": UTS_NS}, {"type": "network", "path": "/run/netns/pod1"},
+    ]  # fmt: skip
+    assert [m["source"] for m in spec["mounts"] if m["destination"] == "/dev/shm"] == ["/dev/shm"]
+    pod = SandboxConfig(name="web", namespace="default", uid="u1", host_network=True)
+    spec = _spec(pod=pod, **kw)
+    assert spec["linux"]["namespaces"] == [{"type": "mount"}, {"type": "pid"}, {"type": "ipc", "path": IPC_NS}]
+    assert "hostname" not in spec
 
 
 def test_host_network_shares_the_nodes_network_and_hostname() -> None:

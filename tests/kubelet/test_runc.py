@@ -494,9 +494,10 @@ async def test_missing_executable_is_named(env: Env) -> None:
     with pytest.raises((CreateContainerError, RunContainerError), match="no-such-binary"):
         cid = await env.rt.create_container(sid, config, pod)
         await env.rt.start_container(cid)
-    # a failed create leaves no container, mount or runc state behind
+    # a failed create leaves no container, mount or runc state behind (the sandbox keeps its own)
     assert await env.rt.list_containers() == []
-    assert not [m for m in Path("/proc/self/mounts").read_text().split() if m.startswith(str(env.root))]
+    assert _mount_points_under(env.root / "containers") == []
+    assert _mount_points_under(env.root) == _mount_points_under(env.root / "sandboxes" / sid)
 
 
 async def test_exec_format_error_is_the_containers_own_failure(env: Env) -> None:
@@ -579,6 +580,79 @@ async def test_containers_of_a_pod_share_its_network(env: Env) -> None:
     assert POD_IP in " ".join(_messages(st))
 
 
+PROBE_NS = "readlink /proc/self/ns/ipc; readlink /proc/self/ns/uts; hostname"
+
+
+def _mount_points_under(path: Path) -> list[str]:
+    """Mount points at or under ``path``, from ``/proc/self/mountinfo`` (bind mounts of nsfs too)."""
+    lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    return sorted(p for p in (line.split()[4] for line in lines) if p == str(path) or p.startswith(f"{path}/"))
+
+
+async def test_containers_of_a_pod_share_its_ipc_and_uts_namespaces(env: Env) -> None:
+    # kube's containers join the pause container's IPC and UTS namespaces and share its /dev/shm
+    pod = env.pod(hostname="box")
+    sid = await env.rt.run_pod_sandbox(pod)
+    sb = env.root / "sandboxes" / sid
+    assert _mount_points_under(sb) == [str(sb / "ipcns"), str(sb / "shm"), str(sb / "utsns")]
+    own = [os.readlink(f"/proc/self/ns/{n}") for n in ("ipc", "uts")]
+    probe = PROBE_NS
+    a = await env.run(sid, pod, "a", [
+        "sh", "-c", f"{probe}; touch /dev/mqueue/k8py-q && echo shared > /dev/shm/note && echo ready; sleep 1000",
+    ])  # fmt: skip
+    await wait_for_output(env.rt, a, "ready")
+    st = await env.rt.container_status(a)
+    assert st is not None
+    ipc, uts, hostname, _ = _messages(st)
+    assert ipc.startswith("ipc:[") and uts.startswith("uts:[") and [ipc, uts] != own and ipc != own[0]
+    assert uts != own[1] and hostname == "box"
+    # another container sees the same namespaces, the POSIX message queue and the /dev/shm file; with
+    # CAP_SYS_ADMIN it may change the pod's hostname
+    b = await env.run(sid, pod, "b", [
+        "sh", "-c", f"{probe}; ls /dev/mqueue; cat /dev/shm/note; hostname changed",
+    ], security=Security(capabilities_add=("SYS_ADMIN",)))  # fmt: skip
+    st = await wait_for(env.rt, b, ContainerState.EXITED)
+    assert st.exit_code == 0, _messages(st, "stderr")
+    assert _messages(st) == [ipc, uts, "box", "k8py-q", "shared"]
+    # a container started later does not set the hostname again (containerd sets it on the pause only)
+    c = await env.run(sid, pod, "c", ["sh", "-c", probe])
+    assert _messages(await wait_for(env.rt, c, ContainerState.EXITED)) == [ipc, uts, "changed"]
+    # an agent restart keeps them: a new container joins the same ones
+    env.rt = env.new_runtime()
+    d = await env.run(sid, pod, "d", ["sh", "-c", probe])
+    assert _messages(await wait_for(env.rt, d, ContainerState.EXITED)) == [ipc, uts, "changed"]
+    # one that is gone (unmounted under the runtime) is an error, not a namespace of the container's own
+    await _sh("umount", str(sb / "ipcns"))
+    with pytest.raises(CreateContainerError, match=r"the pod's IPC namespace is gone \(.*ipcns is no longer mounted"):
+        await env.rt.create_container(sid, ContainerConfig(name="late", image=IMAGE, command=("true",)), pod)
+    # stopping the sandbox releases them: nothing mounted, no files
+    await env.rt.stop_pod_sandbox(sid)
+    assert _mount_points_under(sb) == []
+    assert not any((sb / f).exists() for f in ("ipcns", "utsns", "shm"))
+    await env.rt.remove_pod_sandbox(sid)
+    assert not sb.exists()
+
+
+async def test_host_ipc_and_host_network_pods_keep_the_nodes_namespaces(env: Env) -> None:
+    pod = env.pod(host_ipc=True, host_network=True)
+    sid = await env.rt.run_pod_sandbox(pod)
+    sb = env.root / "sandboxes" / sid
+    assert _mount_points_under(sb) == [] and not (sb / "ipcns").exists() and not (sb / "utsns").exists()
+    cid = await env.run(sid, pod, "host", ["sh", "-c", PROBE_NS])
+    assert _messages(await wait_for(env.rt, cid, ContainerState.EXITED)) == [
+        os.readlink("/proc/self/ns/ipc"), os.readlink("/proc/self/ns/uts"), os.uname().nodename,
+    ]  # fmt: skip
+    # host network alone: the pod's own IPC namespace, the node's UTS namespace
+    pod = env.pod("hostnet", host_network=True)
+    sid = await env.rt.run_pod_sandbox(pod)
+    sb = env.root / "sandboxes" / sid
+    assert _mount_points_under(sb) == [str(sb / "ipcns"), str(sb / "shm")]
+    cid = await env.run(sid, pod, "host", ["sh", "-c", PROBE_NS])
+    out = _messages(await wait_for(env.rt, cid, ContainerState.EXITED))
+    assert out[0] != os.readlink("/proc/self/ns/ipc")
+    assert out[1:] == [os.readlink("/proc/self/ns/uts"), os.uname().nodename]
+
+
 async def test_sandbox_files_state_and_teardown(env: Env) -> None:
     pod = env.pod(
         hostname="box",
@@ -653,6 +727,8 @@ async def test_network_failure_propagates_and_leaves_nothing(env: Env) -> None:
     with pytest.raises(SandboxError, match="no IP addresses"):
         await env.rt.run_pod_sandbox(env.pod())
     assert await env.rt.list_pod_sandboxes() == []
+    # the pod's IPC and UTS namespaces and its /dev/shm, made before the network, are released
+    assert _mount_points_under(env.root) == [] and list((env.root / "sandboxes").iterdir()) == []
 
 
 async def test_agent_restart_keeps_running_containers(env: Env) -> None:

@@ -17,11 +17,18 @@ What the spec holds, and why:
   groups and the groups ``/etc/group`` lists the user in.
 - capabilities: containerd's default set, ``ALL`` and single adds and drops in containerd's order;
   privileged gets every capability, every device, writable ``/sys`` and no masked paths.
-- namespaces: a new mount, pid, ipc and uts namespace per container; the network namespace is
-  the sandbox's (none for host network, which also shares the node's uts namespace); ``hostPID``
-  and ``hostIPC`` leave out the pid and ipc namespaces (the node's, as kubelet's NODE mode).
-- the standard mounts, the sandbox's ``/etc/hosts``, ``/etc/resolv.conf`` and ``/etc/hostname``
-  and the container's own mounts (which win over a standard one at the same place).
+- namespaces: a new mount and pid namespace per container; the network, ipc and uts namespaces
+  are the sandbox's, joined by path, as kube's containers join the pause container's (the
+  runtime keeps the ipc and uts ones as bind-mounted files; the uts one was given the pod's
+  hostname when it was made, so the spec sets none: a container's start does not reset a
+  hostname changed in the pod, as with containerd). Host network leaves out the network and uts
+  namespaces (the node's, and its hostname); ``hostPID`` and ``hostIPC`` leave out the pid and
+  ipc namespaces (the node's, as kubelet's NODE mode). Without a path (a sandbox made before the
+  runtime kept them) a container gets its own ipc and uts namespace with the pod's hostname.
+- the standard mounts, the sandbox's ``/etc/hosts``, ``/etc/resolv.conf`` and ``/etc/hostname``,
+  the pod's ``/dev/shm`` (one tmpfs shared by its containers, the node's for ``hostIPC``, as
+  containerd's sandbox shm) and the container's own mounts (which win over a standard one at the
+  same place).
 - ``linux.resources`` from :class:`Resources`, ``cgroupsPath`` in cgroupfs style.
 """
 
@@ -57,6 +64,7 @@ __all__ = [
     "cgroups_path",
     "hosts_file",
     "merge_env",
+    "pod_hostname",
     "process_args",
     "resolv_conf",
     "resolve_user",
@@ -257,14 +265,19 @@ def stop_signal(config: ContainerConfig, image: Image) -> str:
 
 
 class SandboxFiles:
-    """Where the sandbox's ``hosts``, ``resolv.conf`` and ``hostname`` files are on the node."""
+    """Where the sandbox's ``hosts``, ``resolv.conf`` and ``hostname`` files are on the node, and
+    where the runtime mounts the pod's IPC and UTS namespaces (``ipcns``, ``utsns``: bind mounts
+    of ``nsfs``) and its ``/dev/shm`` (``shm``: a tmpfs)."""
 
-    __slots__ = ("hostname", "hosts", "resolv_conf")
+    __slots__ = ("hostname", "hosts", "ipc_ns", "resolv_conf", "shm", "uts_ns")
 
     def __init__(self, directory: str) -> None:
         self.hosts = os.path.join(directory, "hosts")
         self.resolv_conf = os.path.join(directory, "resolv.conf")
         self.hostname = os.path.join(directory, "hostname")
+        self.ipc_ns = os.path.join(directory, "ipcns")
+        self.uts_ns = os.path.join(directory, "utsns")
+        self.shm = os.path.join(directory, "shm")
 
 
 def _standard_mounts(privileged: bool) -> list[dict[str, Any]]:
@@ -323,7 +336,7 @@ def _bind(destination: str, source: str, readonly: bool, propagation: str = "") 
     }
 
 
-def _mounts(config: ContainerConfig, files: SandboxFiles) -> list[dict[str, Any]]:
+def _mounts(config: ContainerConfig, files: SandboxFiles, shm_path: str = "") -> list[dict[str, Any]]:
     user: list[dict[str, Any]] = []
     for m in config.mounts:
         _check_mount(m)
@@ -335,9 +348,11 @@ def _mounts(config: ContainerConfig, files: SandboxFiles) -> list[dict[str, Any]
         _bind("/etc/resolv.conf", files.resolv_conf, ro),
         _bind("/etc/hostname", files.hostname, ro),
     ]
-    defaults = [
-        m for m in (*_standard_mounts(config.security.privileged), *sandbox) if m["destination"] not in taken
-    ]
+    standard = _standard_mounts(config.security.privileged)
+    if shm_path:
+        # the pod's /dev/shm in place of the container's own, where the standard one stood
+        standard = [_bind("/dev/shm", shm_path, False) if m["destination"] == "/dev/shm" else m for m in standard]
+    defaults = [m for m in (*standard, *sandbox) if m["destination"] not in taken]
     # The container's mounts go last, shallow ones first, so that a mount inside another lands
     # on top of it (containerd sorts them the same way).
     user.sort(key=lambda m: len([p for p in m["destination"].split("/") if p]))
@@ -402,14 +417,20 @@ def build_spec(
     annotations: Mapping[str, str] | None = None,
     min_oom_score_adj: int | None = None,
     pid_namespace_path: str = "",
+    ipc_namespace_path: str = "",
+    uts_namespace_path: str = "",
+    shm_path: str = "",
 ) -> dict[str, Any]:
     """The ``config.json`` of the container's bundle (rootfs at ``rootfs`` beside it).
     ``min_oom_score_adj``: the lowest OOM score adjustment the node may give (without
     CAP_SYS_RESOURCE a process cannot go below its own); kubelet's value is raised to it.
     ``pid_namespace_path``: a PID namespace to join (``/proc/<pid>/ns/pid`` of a target
-    container) instead of a new one."""
+    container) instead of a new one. ``ipc_namespace_path``, ``uts_namespace_path``: the pod's
+    IPC and UTS namespaces to join (ignored for ``hostIPC``, resp. host network, which keep the
+    node's); "" gives the container its own. ``shm_path``: the pod's ``/dev/shm`` to bind
+    instead of a tmpfs of the container's own."""
     sec = config.security
-    hostname = sandbox.hostname or sandbox.name
+    hostname = pod_hostname(sandbox)
     args = process_args(config, image)
     env = merge_env(
         [("PATH", DEFAULT_PATH), ("HOSTNAME", hostname)],
@@ -437,11 +458,11 @@ def build_spec(
     if not sandbox.host_pid:
         namespaces.append({"type": "pid", "path": pid_namespace_path} if pid_namespace_path else {"type": "pid"})
     if not sandbox.host_ipc:
-        namespaces.append({"type": "ipc"})
+        namespaces.append({"type": "ipc", "path": ipc_namespace_path} if ipc_namespace_path else {"type": "ipc"})
     if sandbox.host_network:
         pass  # the node's network and uts namespaces (its hostname), as kubelet does
     else:
-        namespaces.append({"type": "uts"})
+        namespaces.append({"type": "uts", "path": uts_namespace_path} if uts_namespace_path else {"type": "uts"})
         if not netns_path:
             raise CreateContainerError("the sandbox has no network namespace")
         namespaces.append({"type": "network", "path": netns_path})
@@ -465,13 +486,22 @@ def build_spec(
         "ociVersion": OCI_VERSION,
         "process": process,
         "root": {"path": "rootfs", "readonly": sec.readonly_rootfs},
-        "mounts": _mounts(config, SandboxFiles(sandbox_dir)),
+        "mounts": _mounts(config, SandboxFiles(sandbox_dir), shm_path),
         "linux": linux,
         "annotations": dict(annotations or {}),
     }
-    if not sandbox.host_network:
+    if not sandbox.host_network and not uts_namespace_path:
+        # A container of its own UTS namespace is given the pod's hostname; one that joins the
+        # pod's finds it there (set once when the namespace was made, as containerd sets it on
+        # the pause only), so its start does not undo a change made in the pod.
         spec["hostname"] = hostname
     return spec
+
+
+def pod_hostname(sandbox: SandboxConfig) -> str:
+    """The hostname of the pod's containers (kubelet's, cut to 63 characters already): the
+    sandbox's ``hostname``, else the pod's name. A host-network pod has the node's instead."""
+    return sandbox.hostname or sandbox.name
 
 
 # --------------------------------------------------------------------------- sandbox files
@@ -490,7 +520,7 @@ _HOSTS_LOCAL = (
 def hosts_file(config: SandboxConfig, ips: Sequence[str], node_hosts: str = "") -> str:
     """The pod's ``/etc/hosts`` as kubelet writes it: localhost lines and the pod's addresses
     with its hostname (a host-network pod gets the node's file instead), then the host aliases."""
-    hostname = config.hostname or config.name
+    hostname = pod_hostname(config)
     if config.host_network:
         text = "# Kubernetes-managed hosts file (host network).\n" + node_hosts
         if text and not text.endswith("\n"):

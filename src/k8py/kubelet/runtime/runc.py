@@ -3,8 +3,11 @@
 Layout under ``root`` (the agent's ``<data-dir>/agent/containers``)::
 
     sandboxes/<id>/config.json   the SandboxConfig
-                   status.json   state, created_at, netns path, ips, whether the network is up
+                   status.json   state, created_at, netns path, ips, whether the network is up,
+                                 the paths below that the pod's containers join, the pause's pid
                    hosts resolv.conf hostname     bind-mounted into every container of the pod
+                   ipcns utsns   the pod's IPC and UTS namespaces (bind mounts of nsfs)
+                   shm/          the pod's /dev/shm (a tmpfs), bind-mounted into its containers
     containers/<id>/config.json  the OCI bundle's spec (:mod:`.oci`); rootfs/ is an overlayfs of
                                  the image's unpacked tree (lower) and upper/ + work/ here
                    meta.json     the container's identity and ContainerConfig, written at create
@@ -15,15 +18,20 @@ Layout under ``root`` (the agent's ``<data-dir>/agent/containers``)::
                    start_error   why ``runc start`` failed (the container is ContainerCannotRun)
     runc/                        ``runc --root``: runc's own state
 
-A sandbox is a network namespace (made by the :class:`PodNetwork`) plus those three files;
-there is no pause container. Each container is created by ``conmon``, which runs
-``runc create``, reports the result on its sync pipe (``_OCI_SYNCPIPE``: ``{"data": pid}`` or
-``{"data": -1, "message": runc's stderr}``), then holds the container's stdout and stderr,
-writes them to the CRI log file (``k8s-file``: ``<RFC3339Nano> stdout F line``), and writes the
-exit code when the container ends. conmon double-forks into its own session and is moved into
-the cgroup ``/<cgroup_root>/conmon`` before it forks (it waits on ``_OCI_STARTPIPE`` for that), so
-it outlives the agent, its signals and its cgroup: an agent restart (a new :class:`RuncRuntime`
-on the same ``root``) finds every container where it was, running ones still running.
+A sandbox is a network namespace (made by the :class:`PodNetwork`), an IPC namespace (unless
+``hostIPC``) and a UTS namespace holding the pod's hostname (unless host network), each kept by
+a bind mount as ``ip netns add`` keeps a network namespace, a ``/dev/shm`` tmpfs, plus those three
+files; every container of the pod joins them, as kube's join the pause container's. There is no
+pause container (a ``catatonit`` pause only for a pod whose containers share one PID namespace).
+
+Each container is created by ``conmon``, which runs ``runc create``, reports the result on its
+sync pipe (``_OCI_SYNCPIPE``: ``{"data": pid}`` or ``{"data": -1, "message": runc's stderr}``),
+then holds the container's stdout and stderr, writes them to the CRI log file (``k8s-file``:
+``<RFC3339Nano> stdout F line``), and writes the exit code when the container ends. conmon
+double-forks into its own session and is moved into the cgroup ``/<cgroup_root>/conmon`` before
+it forks (it waits on ``_OCI_STARTPIPE`` for that), so it outlives the agent, its signals and
+its cgroup: an agent restart (a new :class:`RuncRuntime` on the same ``root``) finds every
+container where it was, running ones still running, and each sandbox's namespaces with them.
 Containers' cgroups are ``/<cgroup_parent or cgroup_root>/<container id>`` (cgroupfs style).
 
 A container's state comes from files and ``/proc``, not from ``runc state`` (a relist must not
@@ -296,6 +304,16 @@ def _conmon_alive(d: Path, container_id: str) -> bool:
             return container_id.encode() in f.read().split(b"\0")
     except OSError:
         return False
+
+
+def _check_pod_namespaces(sb_status: Mapping[str, Any]) -> None:
+    """CreateContainerError when a namespace or the ``/dev/shm`` of the pod that its containers
+    join is no longer mounted (the node restarted, or someone unmounted it): a container there
+    would not share them, as one cannot join a dead pause container in kube."""
+    for key, what in (("ipc_ns_path", "IPC namespace"), ("uts_ns_path", "UTS namespace"), ("shm_path", "/dev/shm")):
+        path = sb_status.get(key) or ""
+        if path and path != "/dev/shm" and not os.path.ismount(path):
+            raise CreateContainerError(f"the pod's {what} is gone ({path} is no longer mounted)")
 
 
 def _sandbox_config_to_json(config: SandboxConfig) -> dict[str, Any]:
@@ -575,6 +593,8 @@ class RuncRuntime:
             if config.share_pid:
                 status.update(await self._start_pause(sandbox_id, config))
                 await asyncio.to_thread(_write_json, d / "status.json", status)
+            status.update(await self._make_pod_namespaces(d, config))
+            await asyncio.to_thread(_write_json, d / "status.json", status)
             if not config.host_network:
                 try:
                     netns, ips = await self.network.create(sandbox_id, config)
@@ -602,6 +622,10 @@ class RuncRuntime:
 
     async def _undo_sandbox(self, sandbox_id: str, config: SandboxConfig, status: Mapping[str, Any]) -> None:
         await self._stop_pause(sandbox_id, status)
+        try:
+            await self._release_pod_namespaces(self._sandbox_dir(sandbox_id))
+        except Exception as e:  # noqa: BLE001 - the original error is what the caller must see
+            log.warning("sandbox %s: releasing its namespaces after a failed start: %s", sandbox_id[:12], e)
         if status.get("network_up"):
             try:
                 await self.network.destroy(sandbox_id, status["netns_path"], config)
@@ -620,10 +644,70 @@ class RuncRuntime:
         if warning:
             log.warning("pod %s/%s: %s", config.namespace, config.name, warning)
         (d / "resolv.conf").write_text(resolv)
-        hostname = config.hostname or config.name
+        hostname = oci.pod_hostname(config)
         if config.host_network:
             hostname = os.uname().nodename
         (d / "hostname").write_text(hostname + "\n")
+
+    async def _make_pod_namespaces(self, d: Path, config: SandboxConfig) -> dict[str, str]:
+        """What kube's pause container holds for the pod's containers to join: an IPC namespace
+        (unless ``hostIPC``) and a UTS namespace given the pod's hostname (unless host network),
+        made by util-linux's ``unshare --ipc=FILE --uts=FILE hostname NAME``, which bind-mounts
+        each onto a file in the sandbox's directory: they need no process to live, and outlive an
+        agent restart. Also the pod's ``/dev/shm``: a tmpfs there (the node's for ``hostIPC``), as
+        containerd mounts one per sandbox. Their paths, for the sandbox's status."""
+        files = oci.SandboxFiles(str(d))
+        out: dict[str, str] = {}
+        flags: list[str] = []
+        if not config.host_ipc:
+            flags.append(f"--ipc={files.ipc_ns}")
+            out["ipc_ns_path"] = files.ipc_ns
+        if not config.host_network:
+            flags.append(f"--uts={files.uts_ns}")
+            out["uts_ns_path"] = files.uts_ns
+        if flags:
+            unshare, hostname, true = shutil.which("unshare"), shutil.which("hostname"), shutil.which("true")
+            if unshare is None or hostname is None or true is None:
+                raise SandboxError("the pod's IPC and UTS namespaces need unshare (util-linux), hostname (Debian "
+                                   "package hostname) and true (coreutils) on the node")
+
+            def touch() -> None:  # unshare mounts onto files that exist
+                for path in out.values():
+                    Path(path).touch(exist_ok=False)
+
+            await asyncio.to_thread(touch)
+            # the uts namespace gets the pod's hostname once, here (containerd sets it on the pause)
+            cmd = [hostname, oci.pod_hostname(config)] if not config.host_network else [true]
+            p = await self._run(unshare, *flags, "--", *cmd)
+            if p.code != 0:
+                raise SandboxError(f"making the pod's namespaces (unshare {' '.join(flags)}): {p.message}")
+        if config.host_ipc:
+            out["shm_path"] = "/dev/shm"
+        else:
+            await asyncio.to_thread(os.mkdir, files.shm)
+            # containerd's sandbox shm: 64 MiB, what a container's own /dev/shm had
+            p = await self._run("mount", "-t", "tmpfs", "-o", "nosuid,nodev,noexec,mode=1777,size=65536k", "shm",
+                                files.shm)
+            if p.code != 0:
+                raise SandboxError(f"mounting the pod's /dev/shm: {p.message}")
+            out["shm_path"] = files.shm
+        return out
+
+    async def _release_pod_namespaces(self, d: Path) -> None:
+        """The pod's namespaces and ``/dev/shm`` (:meth:`_make_pod_namespaces`) unmounted and their
+        files removed: a namespace ends with its last process. Nothing there is fine."""
+        files = oci.SandboxFiles(str(d))
+        for path in (Path(files.ipc_ns), Path(files.uts_ns), Path(files.shm)):
+            await self._unmount(path)
+
+            def remove(path: Path = path) -> None:
+                with contextlib.suppress(FileNotFoundError):
+                    if path.is_dir():
+                        path.rmdir()
+                    else:
+                        path.unlink()
+
+            await asyncio.to_thread(remove)
 
     async def stop_pod_sandbox(self, sandbox_id: str) -> None:
         async with self._lock(sandbox_id):
@@ -638,6 +722,7 @@ class RuncRuntime:
             )
             status["state"] = SandboxState.NOTREADY.value
             await self._stop_pause(sandbox_id, status)
+            await self._release_pod_namespaces(self._sandbox_dir(sandbox_id))
             if status.get("network_up"):
                 await self.network.destroy(sandbox_id, status.get("netns_path", ""), config)
                 status["network_up"] = False
@@ -655,6 +740,8 @@ class RuncRuntime:
         async with self._lock(sandbox_id):
             for cid in await asyncio.to_thread(self._container_ids, sandbox_id):
                 await self.remove_container(cid)
+            # stop released them; again for a sandbox an agent left half made (no status to stop)
+            await self._release_pod_namespaces(d)
             await asyncio.to_thread(shutil.rmtree, d, True)
         self._locks.pop(sandbox_id, None)
         self._sandbox_configs.pop(sandbox_id, None)
@@ -899,11 +986,15 @@ class RuncRuntime:
             raise CreateContainerError(f"mounting the container's root filesystem: {mnt.message}")
 
         pid_ns = await asyncio.to_thread(self._pid_namespace_of, sandbox_id, config.pid_namespace_of)
+        await asyncio.to_thread(_check_pod_namespaces, sb_status)
 
         def spec() -> dict[str, Any]:
             rootfs = d / "rootfs"
             return oci.build_spec(
                 pid_namespace_path=pid_ns,
+                ipc_namespace_path=sb_status.get("ipc_ns_path", ""),
+                uts_namespace_path=sb_status.get("uts_ns_path", ""),
+                shm_path=sb_status.get("shm_path", ""),
                 config=config,
                 image=image,
                 sandbox=sandbox,
