@@ -559,17 +559,17 @@ def test_ephemeral_containers_api_errors(cluster: Server) -> None:
 
 def test_kubectl_debug_node_runs_in_the_nodes_namespaces(cluster: Server) -> None:
     # `kubectl debug node/...`: a pod with hostPID, hostIPC and hostNetwork, the node's / at /host;
-    # its shell sees the node's PID and IPC namespaces (those this test runs in)
+    # its shell sees the node's PID, IPC, network and UTS namespaces (those this test runs in)
     s = cluster
     out = s.kubectl("debug", f"node/{NODE}", "-n", NS, f"--image={IMAGE}", "--", "sh", "-c",
-                    "for n in pid ipc net; do readlink /proc/self/ns/$n; done; test -d /host/proc && echo host")
+                    "for n in pid ipc net uts; do readlink /proc/self/ns/$n; done; test -d /host/proc && echo host")
     name = next(w for w in out.stdout.split() if w.startswith(f"node-debugger-{NODE}-"))
     try:
         pod = _pod_json(s, name)
         assert all(pod["spec"].get(f) is True for f in ("hostPID", "hostIPC", "hostNetwork")), pod["spec"]
         wait(lambda: _phase(s, name) == "Succeeded", 60, "the node debugger done")
         got = s.kubectl("logs", name, "-n", NS).stdout.split()
-        assert got == [os.readlink(f"/proc/self/ns/{n}") for n in ("pid", "ipc", "net")] + ["host"], got
+        assert got == [os.readlink(f"/proc/self/ns/{n}") for n in ("pid", "ipc", "net", "uts")] + ["host"], got
     finally:
         s.kubectl("delete", "pod", name, "-n", NS, "--wait=true", check=False)
 
@@ -592,3 +592,62 @@ def test_containers_sharing_the_pods_process_namespace_see_each_other(cluster: S
         s.kubectl("delete", "pod", "shared", "-n", NS, "--wait=true", check=False)
     # the pause goes with the pod, and its namespace with it
     wait(lambda: not _procs("catatonit"), 30, "the pod's pause gone")
+
+
+def _pod_namespaces(s: Server, pod: str, container: str) -> list[str]:
+    """The IPC and UTS namespaces (``ipc:[N]``, ``uts:[N]``) and the hostname a container sees."""
+    return s.kubectl("exec", pod, "-n", NS, "-c", container, "--", "sh", "-c",
+                     "readlink /proc/self/ns/ipc; readlink /proc/self/ns/uts; hostname").stdout.split()
+
+
+def _mounts_of(ns: str) -> list[str]:
+    """Where the namespace ``ns`` (``ipc:[N]``) is bind-mounted, from this process's mountinfo
+    (the agent's mount namespace): the root of a bind mount of nsfs names the namespace."""
+    with open("/proc/self/mountinfo") as f:
+        return [fields[4] for fields in (line.split() for line in f) if fields[3] == ns]
+
+
+def _restarts(s: Server, pod: str, container: str) -> int:
+    for cs in _pod_json(s, pod).get("status", {}).get("containerStatuses") or ():
+        if cs["name"] == container and "running" in (cs.get("state") or {}):
+            return int(cs.get("restartCount", 0))
+    return -1
+
+
+def test_containers_of_a_pod_share_its_ipc_and_uts_namespaces(cluster: Server) -> None:
+    # as kube's containers join the pause container's: one IPC namespace (System V and POSIX IPC
+    # objects, and one /dev/shm) and one UTS namespace with the pod's hostname for the pod
+    s = cluster
+    p = _pod("twins", "", restart="Always", containers={"app": IDLE, "sidecar": IDLE})
+    p["spec"]["hostname"] = "twin-host"
+    _apply(s, p)
+    app: list[str] = []
+    try:
+        wait(lambda: _phase(s, "twins") == "Running", 60, "twins Running")
+        app = _pod_namespaces(s, "twins", "app")
+        assert _pod_namespaces(s, "twins", "sidecar") == app and app[2] == "twin-host", app
+        assert app[0] != os.readlink("/proc/self/ns/ipc") and app[1] != os.readlink("/proc/self/ns/uts"), app
+        # without spec.hostname: the pod's name
+        assert s.kubectl("exec", "shell", "-n", NS, "--", "hostname").stdout.split() == ["shell"]
+        # a POSIX message queue and a /dev/shm file the app makes, the sidecar sees
+        s.kubectl("exec", "twins", "-n", NS, "-c", "app", "--", "sh", "-c",
+                  "touch /dev/mqueue/k8py-q && echo from-app > /dev/shm/note")
+        out = s.kubectl("exec", "twins", "-n", NS, "-c", "sidecar", "--", "sh", "-c",
+                        "ls /dev/mqueue; cat /dev/shm/note").stdout.split()
+        assert out == ["k8py-q", "from-app"], out
+        # the agent keeps each as a bind mount in the sandbox's directory
+        data = str(s.data_dir)
+        assert [m.startswith(data) and m.endswith("/ipcns") for m in _mounts_of(app[0])] == [True]
+        assert [m.startswith(data) and m.endswith("/utsns") for m in _mounts_of(app[1])] == [True]
+        # the app's shell ends (SIGTERM to its PID 1) and is restarted: in the same namespaces,
+        # where the queue still is
+        s.kubectl("exec", "twins", "-n", NS, "-c", "app", "--", "kill", "1")
+        wait(lambda: _restarts(s, "twins", "app") >= 1, 60, "the app restarted")
+        assert _pod_namespaces(s, "twins", "app") == app
+        assert s.kubectl("exec", "twins", "-n", NS, "-c", "app", "--", "ls", "/dev/mqueue").stdout.split() == [
+            "k8py-q"]
+    finally:
+        s.kubectl("delete", "pod", "twins", "-n", NS, "--wait=true", check=False)
+    # the pod is gone: nothing of its namespaces stays mounted
+    if app:
+        wait(lambda: not _mounts_of(app[0]) and not _mounts_of(app[1]), 30, "the pod's namespaces unmounted")
