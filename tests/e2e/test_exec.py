@@ -646,6 +646,11 @@ def test_containers_of_a_pod_share_its_ipc_and_uts_namespaces(cluster: Server) -
         assert _pod_namespaces(s, "twins", "app") == app
         assert s.kubectl("exec", "twins", "-n", NS, "-c", "app", "--", "ls", "/dev/mqueue").stdout.split() == [
             "k8py-q"]
+        # an ephemeral container (kubectl debug) joins them too
+        s.kubectl("debug", "twins", "-n", NS, f"--image={IMAGE}", "--container=dbg", "--", "sh", "-c",
+                  "readlink /proc/self/ns/ipc; readlink /proc/self/ns/uts; hostname; ls /dev/mqueue")
+        wait(lambda: s.kubectl("logs", "twins", "-n", NS, "-c", "dbg", check=False).stdout.split() == [*app, "k8py-q"],
+             60, "the debug container's namespaces in its log")
     finally:
         s.kubectl("delete", "pod", "twins", "-n", NS, "--wait=true", check=False)
     # the pod is gone: nothing of its namespaces stays mounted
