@@ -207,6 +207,8 @@ def test_restarting_the_server_leaves_running_pods_alone(cluster: Server, ns: st
     wait(lambda: phase(s, "steady", ns) == "Running", 60, "Running")
     before = pod_json(s, "steady", ns)["status"]["containerStatuses"][0]
     ip = pod_json(s, "steady", ns)["status"]["podIP"]
+    namespaces = s.kubectl("exec", "steady", "-n", ns, "--", "sh", "-c",
+                           "readlink /proc/self/ns/ipc; readlink /proc/self/ns/uts").stdout.split()
     s.stop()
     # while the agent is down, the container keeps serving
     assert http_get(f"http://{ip}:8080/index.html") == "hello from steady\n"
@@ -218,6 +220,11 @@ def test_restarting_the_server_leaves_running_pods_alone(cluster: Server, ns: st
     assert after["containerID"] == before["containerID"]
     assert after["restartCount"] == 0 and after["state"] == before["state"]
     assert http_get(f"http://{ip}:8080/index.html") == "hello from steady\n"
+    # a container the restarted agent adds to the pod joins the pod's IPC and UTS namespaces
+    s.kubectl("debug", "steady", "-n", ns, f"--image={IMAGE}", "--container=dbg", "--", "sh", "-c",
+              "readlink /proc/self/ns/ipc; readlink /proc/self/ns/uts; hostname")
+    wait(lambda: s.kubectl("logs", "steady", "-n", ns, "-c", "dbg", check=False).stdout.split() == [
+        *namespaces, "steady"], 60, "the debug container's namespaces in its log")
 
 
 
