@@ -12,7 +12,7 @@ import copy
 import re
 from typing import Any
 
-from k8py.api import errors
+from k8py.api import cel, errors
 from k8py.api.errors import FieldError
 from k8py.api.registry import KindInfo
 
@@ -326,11 +326,13 @@ def _list_type_errors(s: Obj, path: str) -> list[FieldError]:
 _ALLOWED_TYPES = ("array", "boolean", "integer", "number", "object", "string")
 
 
-def structural_errors(s: Any, path: str, root: bool = True) -> list[FieldError]:
+def structural_errors(s: Any, path: str, root: bool = True, uncorrelatable: str | None = None) -> list[FieldError]:
     """kube's ``structuralschema.ValidateStructural`` for the parts users meet: a type at every
     level (unless int-or-string or preserve-unknown-fields), object root, no ``uniqueItems``, no
     ``additionalProperties`` beside ``properties``, x-kubernetes-preserve-unknown-fields only true;
-    and CEL rules, which k8py does not evaluate, refused."""
+    and the CEL rules (``x-kubernetes-validations``) of each node, compiled when the node and
+    everything under it is otherwise valid (api/cel.py). ``uncorrelatable`` is the outermost list
+    above whose items cannot be matched to old ones (where ``oldSelf`` is refused)."""
     errs: list[FieldError] = []
     if not isinstance(s, dict):
         return [errors.invalid(path, s, "must be an object")]
@@ -358,9 +360,6 @@ def structural_errors(s: Any, path: str, root: bool = True) -> list[FieldError]:
     if s.get("uniqueItems") is True:
         errs.append(errors.forbidden(f"{path}.uniqueItems", "uniqueItems cannot be set to true since the runtime "
                                      "complexity becomes quadratic"))
-    if s.get("x-kubernetes-validations"):
-        errs.append(errors.forbidden(f"{path}.x-kubernetes-validations",
-                                     "CEL validation rules are not supported by k8py"))
     if "properties" in s and "additionalProperties" in s and s["additionalProperties"] is not False:
         errs.append(errors.forbidden(f"{path}.additionalProperties",
                                      "additionalProperties and properties are mutual exclusive"))
@@ -368,13 +367,15 @@ def structural_errors(s: Any, path: str, root: bool = True) -> list[FieldError]:
         errs.append(errors.required(f"{path}.items", "must be specified"))
     errs += _list_type_errors(s, path)
     for k, v in _props(s).items():
-        errs += structural_errors(v, f"{path}.properties[{k}]", False)
+        errs += structural_errors(v, f"{path}.properties[{k}]", False, uncorrelatable)
     it = _items(s)
     if it is not None:
-        errs += structural_errors(it, f"{path}.items", False)
+        # only the items of map lists are matched to old ones (kube's withForbidOldSelfValidations)
+        below = uncorrelatable if s.get("x-kubernetes-list-type") == "map" else (uncorrelatable or path)
+        errs += structural_errors(it, f"{path}.items", False, below)
     add = _additional(s)
     if add is not None:
-        errs += structural_errors(add, f"{path}.additionalProperties", False)
+        errs += structural_errors(add, f"{path}.additionalProperties", False, uncorrelatable)
     for k in ("allOf", "anyOf", "oneOf"):
         for i, sub in enumerate(s.get(k) or []):
             if isinstance(sub, dict) and sub.get("type"):
@@ -382,4 +383,29 @@ def structural_errors(s: Any, path: str, root: bool = True) -> list[FieldError]:
     if "default" in s and not root:
         for e in validate(copy.deepcopy(s["default"]), s, "", False):
             errs.append(errors.invalid(f"{path}.default", s["default"], e.message_body()))
+    errs += cel.rule_errors(s, path, uncorrelatable, schema_errors=bool(errs))
     return errs
+
+
+# -- CEL rules on custom resources ----------------------------------------------------------------
+
+_BLOCKING = "some validation rules were not checked because the object was invalid; correct the existing errors to " \
+    "complete validation"
+
+
+def rules_validator(s: Obj) -> cel.Validator | None:
+    """The compiled rules of a version's schema, or None when it has none (then the CEL binding
+    is never loaded)."""
+    return cel.Validator.build(s) if cel.has_rules(s) else None
+
+
+def rule_errors(validator: cel.Validator | None, obj: Obj, old: Obj | None, schema_errs: list[FieldError]) -> list[FieldError]:
+    """The rules evaluated on a custom resource after its schema validation, as kube's
+    customResourceStrategy: not when the schema found a wrong type or value (``hasBlockingErr``),
+    then one error says so."""
+    if validator is None:
+        return []
+    if any(e.type in (errors.FieldErrorType.NOT_SUPPORTED, errors.FieldErrorType.TYPE_INVALID)
+           or "in body must be of type" in e.detail for e in schema_errs):
+        return [errors.invalid("", None, _BLOCKING)]
+    return validator.validate(obj, old)

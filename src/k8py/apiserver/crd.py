@@ -11,8 +11,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from k8py.api import cel, errors, tables
 from k8py.api import crd as crdschema
-from k8py.api import errors, tables
 from k8py.api.corev1 import now_rfc3339
 from k8py.api.errors import FieldError
 from k8py.api.registry import KindInfo
@@ -160,6 +160,7 @@ class CustomResourceStrategy(Strategy):
         self._tables = {str(v.get("name")): printer_table(v) for v in spec.get("versions") or []}
         stored = crdschema.storage_version(crd)
         self.table = self._tables.get(stored) or printer_table({})  # type: ignore[misc]
+        self._rules: dict[str, cel.Validator | None] = {}
 
     def request_warnings(self, kind: KindInfo) -> list[str]:
         v = crdschema.version_of(self.crd, kind.version)
@@ -230,15 +231,20 @@ class CustomResourceStrategy(Strategy):
         self.normalize(kind, out)
         return out
 
-    def _validate(self, kind: KindInfo, obj: Obj) -> list[FieldError]:
-        return crdschema.validate(obj, self._schema(kind))
+    def _validate(self, kind: KindInfo, obj: Obj, old: Obj | None = None) -> list[FieldError]:
+        """The schema's validation, then its CEL rules (``old`` on updates, for transition rules)."""
+        s = self._schema(kind)
+        errs = crdschema.validate(obj, s)
+        if kind.version not in self._rules:
+            self._rules[kind.version] = crdschema.rules_validator(s)  # compiled once per CRD version
+        return errs + crdschema.rule_errors(self._rules[kind.version], obj, old, errs)
 
     def validate(self, kind: KindInfo, obj: Obj) -> list[FieldError]:
         name_rule = name_is_dns_subdomain
         return validate_object_meta(obj.get("metadata"), kind.namespaced, name_rule) + self._validate(kind, obj)
 
     def validate_update(self, kind: KindInfo, new: Obj, old: Obj) -> list[FieldError]:
-        return validate_object_meta_update(new.get("metadata"), old.get("metadata")) + self._validate(kind, new)
+        return validate_object_meta_update(new.get("metadata"), old.get("metadata")) + self._validate(kind, new, old)
 
     def validate_status_update(self, kind: KindInfo, new: Obj, old: Obj) -> list[FieldError]:
         return self.validate_update(kind, new, old)

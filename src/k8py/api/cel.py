@@ -1,0 +1,848 @@
+"""CEL validation rules of CustomResourceDefinitions (``x-kubernetes-validations``): kube's
+apiextensions-apiserver ``pkg/apiserver/schema/cel`` (compilation when a CRD is written,
+evaluation on every write of a custom resource) on Google's cel-cpp, through its Python
+binding ``cel-expr-python`` (docs/crd.md says why that one).
+
+The binding is imported only when a schema carries rules (``_lib``), so an API server whose CRDs
+have none never loads it.
+
+Types. ``self`` is typed from the schema node as far as the binding allows without protobuf
+messages: strings (``format: byte`` as bytes, as kube; ``duration`` and ``date-time`` stay
+strings, where kube has durations and timestamps), integers, numbers (double), booleans, lists of the items' type, maps
+(``additionalProperties``) of the values' type. Objects with ``properties`` are string-keyed maps
+of ``dyn`` values, so ``self.field`` selects, ``has(self.field)`` tests presence and an absent
+field is kube's ``no such key`` error; int-or-string, preserve-unknown-fields and nullable nodes
+are ``dyn``. Property names are escaped as kube does (``__namespace__``, ``a__dash__b``).
+
+Libraries: CEL's standard functions and macros, ``cel.bind``, ``math.greatest/least``, optional
+values (``self.?x``, ``optional.of``), kube's strings (``charAt``, ``indexOf``, ``lastIndexOf``,
+``lowerAscii``, ``upperAscii``, ``replace``, ``split``, ``substring``, ``trim``, ``join``,
+``reverse``), lists (``isSorted``, ``sum``, ``min``, ``max``, ``indexOf``, ``lastIndexOf``),
+regex (``find``, ``findAll``), ``url()``/``isURL`` and ``quantity()``/``isQuantity`` with their
+accessors. Anything else fails compilation with cel's ``undeclared reference``.
+
+Not done (docs/crd.md): kube's cost estimation and runtime cost budget, typed field checking at
+compile time (an unknown field is found when the rule runs), order-insensitive equality of
+``set``/``map`` lists, ``format``, ip/cidr/semver libraries, validation ratcheting.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import urllib.parse
+from dataclasses import dataclass, field
+from typing import Any
+
+from k8py.api import errors
+from k8py.api.errors import FieldError
+from k8py.api.quantity import QuantityError, format_quantity, parse_quantity
+
+Obj = dict[str, Any]
+
+VALIDATIONS = "x-kubernetes-validations"
+REASONS = ("FieldValueDuplicate", "FieldValueForbidden", "FieldValueInvalid", "FieldValueRequired")
+_PRESERVE = "x-kubernetes-preserve-unknown-fields"
+_INT_OR_STRING = "x-kubernetes-int-or-string"
+_EMBEDDED = "x-kubernetes-embedded-resource"
+_OLD = "__k8py_old"
+_HAS_OLD = "__k8py_has_old"
+
+# -- property names (kube's apiserver/pkg/cel escaping) --------------------------------------------
+
+_RESERVED = frozenset({"true", "false", "null", "in", "as", "break", "const", "continue", "else", "for", "function",
+                       "if", "import", "let", "loop", "package", "namespace", "return", "var", "void", "while"})
+_ESCAPABLE = re.compile(r"^[a-zA-Z_.\-/][a-zA-Z0-9_.\-/]*$")
+
+
+def escape(name: str) -> str | None:
+    """The name a property has in CEL, or None when it cannot be reached from CEL."""
+    if name in _RESERVED:
+        return f"__{name}__"
+    if not _ESCAPABLE.match(name):
+        return None
+    return (name.replace("__", "__underscores__").replace(".", "__dot__").replace("-", "__dash__")
+            .replace("/", "__slash__"))
+
+
+# -- the binding, loaded on first use --------------------------------------------------------------
+
+_lib: Any = None
+
+
+def _load() -> Any:
+    global _lib
+    if _lib is None:
+        from cel_expr_python import cel  # type: ignore[import-untyped]
+        from cel_expr_python.ext import ext_bindings, ext_math, ext_optional  # type: ignore[import-untyped]
+        _lib = (cel, [ext_bindings.ExtBindings(), ext_math.ExtMath(), ext_optional.ExtOptional()], _functions(cel))
+    return _lib
+
+
+def _strict_str(v: Any) -> str:
+    if not isinstance(v, str):
+        raise TypeError("no such overload")
+    return v
+
+
+def _index_of(s: Any, sub: Any, start: int = 0) -> int:
+    if isinstance(s, list):
+        for i in range(start, len(s)):
+            if s[i] == sub:
+                return i
+        return -1
+    if start < 0 or start > len(s):
+        raise ValueError(f"index out of range: {start}")
+    return int(s.find(sub, start))
+
+
+def _last_index_of(s: Any, sub: Any, end: int | None = None) -> int:
+    if isinstance(s, list):
+        for i in range(len(s) - 1, -1, -1):
+            if s[i] == sub:
+                return i
+        return -1
+    if end is None:
+        return int(s.rfind(sub))
+    if end < 0 or end >= len(s) + (1 if not s else 0):
+        raise ValueError(f"index out of range: {end}")
+    return int(s.rfind(sub, 0, end + len(sub)))
+
+
+def _substring(s: str, start: int, end: int | None = None) -> str:
+    end = len(s) if end is None else end
+    if start < 0 or start > len(s):
+        raise ValueError(f"index out of range: {start}")
+    if end < start or end > len(s):
+        raise ValueError(f"index out of range: {end}")
+    return s[start:end]
+
+
+def _char_at(s: str, i: int) -> str:
+    if i < 0 or i > len(s):
+        raise ValueError(f"index out of range: {i}")
+    return s[i:i + 1]
+
+
+def _split(s: str, sep: str, n: int = -1) -> list[str]:
+    if n == 0:
+        return []
+    if sep == "":
+        parts = list(s)
+        if n > 0 and len(parts) > n:
+            parts = [*parts[:n - 1], "".join(parts[n - 1:])]
+        return parts
+    return s.split(sep, n - 1) if n > 0 else s.split(sep)
+
+
+def _replace(s: str, old: str, new: str, n: int = -1) -> str:
+    return s.replace(old, new, n if n >= 0 else -1)
+
+
+def _is_sorted(xs: list[Any]) -> bool:
+    return all(not (xs[i + 1] < xs[i]) for i in range(len(xs) - 1))
+
+
+def _min(xs: list[Any]) -> Any:
+    if not xs:
+        raise ValueError("min called on empty list")
+    return min(xs)
+
+
+def _max(xs: list[Any]) -> Any:
+    if not xs:
+        raise ValueError("max called on empty list")
+    return max(xs)
+
+
+def _re(pattern: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern)
+    except re.error as e:
+        raise ValueError(f"invalid regular expression: {e}") from None
+
+
+def _find(s: str, pattern: str) -> str:
+    m = _re(pattern).search(s)
+    return m.group(0) if m else ""
+
+
+def _find_all(s: str, pattern: str, n: int = -1) -> list[str]:
+    if n == 0:
+        return []
+    out = [m.group(0) for m in _re(pattern).finditer(s)]
+    return out[:n] if n > 0 else out
+
+
+# url(): kube's library accepts absolute URIs and absolute paths (Go's url.ParseRequestURI)
+_URL_KEY = "__k8py_url__"
+_QUANTITY_KEY = "__k8py_quantity__"
+
+
+def _parse_url(s: str) -> urllib.parse.SplitResult | None:
+    if not s or any(c in s for c in " \t\n"):
+        return None
+    try:
+        u = urllib.parse.urlsplit(s)
+        _ = u.port
+    except ValueError:
+        return None
+    if u.fragment or "#" in s:
+        return None
+    if u.scheme:
+        return u if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*$", u.scheme) else None
+    return u if s.startswith("/") else None
+
+
+def _url(s: str) -> dict[str, str]:
+    if _parse_url(s) is None:
+        raise ValueError(f"URL parse error during conversion from string: parse {s!r}: invalid URI for request")
+    return {_URL_KEY: s}
+
+
+def _url_part(part: str) -> Any:
+    def get(u: dict[str, str]) -> Any:
+        p = _parse_url(u.get(_URL_KEY, ""))
+        if p is None:
+            raise ValueError("no such overload")
+        if part == "scheme":
+            return p.scheme
+        if part == "host":
+            return p.netloc.rsplit("@", 1)[-1]
+        if part == "hostname":
+            return p.hostname or ""
+        if part == "port":
+            return str(p.port) if p.port is not None else ""
+        if part == "path":
+            return p.path
+        return {k: v for k, v in urllib.parse.parse_qs(p.query, keep_blank_values=True).items()}
+    return get
+
+
+def _quantity(s: str) -> dict[str, str]:
+    try:
+        parse_quantity(s)
+    except QuantityError:
+        raise ValueError("quantities must match the regular expression "
+                         "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'") from None
+    return {_QUANTITY_KEY: s}
+
+
+def _q(v: dict[str, str]) -> Any:
+    return parse_quantity(v.get(_QUANTITY_KEY, ""))
+
+
+def _is_quantity(s: str) -> bool:
+    try:
+        parse_quantity(s)
+    except QuantityError:
+        return False
+    return True
+
+
+def _q_as_integer(v: dict[str, str]) -> int:
+    q = _q(v)
+    if q.value.denominator != 1 or not (-(2 ** 63) <= q.value <= 2 ** 63 - 1):
+        raise ValueError("cannot convert value to integer")
+    return int(q.value)
+
+
+def _q_add(a: dict[str, str], b: Any) -> dict[str, str]:
+    other = _q(b) if isinstance(b, dict) else parse_quantity(str(b))
+    return {_QUANTITY_KEY: format_quantity(_q(a) + other)}
+
+
+def _q_sub(a: dict[str, str], b: Any) -> dict[str, str]:
+    other = _q(b) if isinstance(b, dict) else parse_quantity(str(b))
+    return {_QUANTITY_KEY: format_quantity(_q(a) - other)}
+
+
+def _functions(cel: Any) -> list[Any]:
+    """kube's CEL libraries (strings, lists, regex, url, quantity) as function declarations with
+    Python implementations. URLs and quantities are carried as one-key maps."""
+    T = cel.Type
+    S, I, B, D, DYN = T.STRING, T.INT, T.BOOL, T.DOUBLE, T.DYN
+    LD, LS = T.List(DYN), T.List(S)
+    URL = T.Map(S, S)
+    Q = T.Map(S, S)
+    # the binding dispatches a dyn parameter by no runtime type: one overload per element type
+    scalars = [("string", S), ("int", I), ("double", D), ("bool", B), ("uint", T.UINT), ("bytes", T.BYTES),
+               ("list", LD), ("map", T.Map(DYN, DYN))]
+
+    def fn(name: str, *overloads: tuple[str, Any, list[Any], bool, Any]) -> Any:
+        return cel.FunctionDecl(name, [cel.Overload(oid, ret, params, is_member=member, impl=impl)
+                                       for oid, ret, params, member, impl in overloads])
+
+    return [
+        fn("charAt", ("string_char_at_int", S, [S, I], True, _char_at)),
+        fn("indexOf", ("string_index_of_string", I, [S, S], True, _index_of),
+           ("string_index_of_string_int", I, [S, S, I], True, _index_of),
+           *[(f"list_{n}_index_of", I, [LD, t], True, _index_of) for n, t in scalars]),
+        fn("lastIndexOf", ("string_last_index_of_string", I, [S, S], True, _last_index_of),
+           ("string_last_index_of_string_int", I, [S, S, I], True, _last_index_of),
+           *[(f"list_{n}_last_index_of", I, [LD, t], True, _last_index_of) for n, t in scalars]),
+        fn("lowerAscii", ("string_lower_ascii", S, [S], True,
+                          lambda s: "".join(c.lower() if c.isascii() else c for c in s))),
+        fn("upperAscii", ("string_upper_ascii", S, [S], True,
+                          lambda s: "".join(c.upper() if c.isascii() else c for c in s))),
+        fn("replace", ("string_replace_string_string", S, [S, S, S], True, _replace),
+           ("string_replace_string_string_int", S, [S, S, S, I], True, _replace)),
+        fn("split", ("string_split_string", LS, [S, S], True, _split),
+           ("string_split_string_int", LS, [S, S, I], True, _split)),
+        fn("substring", ("string_substring_int", S, [S, I], True, _substring),
+           ("string_substring_int_int", S, [S, I, I], True, _substring)),
+        fn("trim", ("string_trim", S, [S], True, lambda s: s.strip(" \t\n\r\v\f\u0085\u00a0"))),
+        fn("join", ("list_join", S, [LS], True, lambda xs: "".join(_strict_str(x) for x in xs)),
+           ("list_join_string", S, [LS, S], True, lambda xs, sep: sep.join(_strict_str(x) for x in xs))),
+        fn("reverse", ("string_reverse", S, [S], True, lambda s: s[::-1])),
+        fn("isSorted", ("list_is_sorted", B, [LD], True, _is_sorted)),
+        fn("sum", ("list_sum", DYN, [LD], True, lambda xs: sum(xs) if xs else 0)),
+        fn("min", ("list_min", DYN, [LD], True, _min)),
+        fn("max", ("list_max", DYN, [LD], True, _max)),
+        fn("find", ("string_find_string", S, [S, S], True, _find)),
+        fn("findAll", ("string_find_all_string", LS, [S, S], True, _find_all),
+           ("string_find_all_string_int", LS, [S, S, I], True, _find_all)),
+        fn("url", ("string_to_url", URL, [S], False, _url)),
+        fn("isURL", ("is_url_string", B, [S], False, lambda s: _parse_url(s) is not None)),
+        fn("getScheme", ("url_get_scheme", S, [URL], True, _url_part("scheme"))),
+        fn("getHost", ("url_get_host", S, [URL], True, _url_part("host"))),
+        fn("getHostname", ("url_get_hostname", S, [URL], True, _url_part("hostname"))),
+        fn("getPort", ("url_get_port", S, [URL], True, _url_part("port"))),
+        fn("getEscapedPath", ("url_get_escaped_path", S, [URL], True, _url_part("path"))),
+        fn("getQuery", ("url_get_query", T.Map(S, LS), [URL], True, _url_part("query"))),
+        fn("quantity", ("string_to_quantity", Q, [S], False, _quantity)),
+        fn("isQuantity", ("is_quantity_string", B, [S], False, _is_quantity)),
+        fn("isInteger", ("quantity_is_integer", B, [Q], True, lambda v: _q(v).value.denominator == 1)),
+        fn("asInteger", ("quantity_as_integer", I, [Q], True, _q_as_integer)),
+        fn("asApproximateFloat", ("quantity_as_float", D, [Q], True, lambda v: float(_q(v).value))),
+        fn("sign", ("quantity_sign", I, [Q], True, lambda v: _q(v).sign())),
+        fn("compareTo", ("quantity_compare_to", I, [Q, Q], True, lambda a, b: _q(a).cmp(_q(b)))),
+        fn("isGreaterThan", ("quantity_is_greater_than", B, [Q, Q], True, lambda a, b: _q(a) > _q(b))),
+        fn("isLessThan", ("quantity_is_less_than", B, [Q, Q], True, lambda a, b: _q(a) < _q(b))),
+        fn("add", ("quantity_add", Q, [Q, Q], True, _q_add), ("quantity_add_int", Q, [Q, I], True, _q_add)),
+        fn("sub", ("quantity_sub", Q, [Q, Q], True, _q_sub), ("quantity_sub_int", Q, [Q, I], True, _q_sub)),
+    ]
+
+
+# -- types and values ------------------------------------------------------------------------------
+
+
+def _props(s: Obj) -> dict[str, Obj]:
+    p = s.get("properties")
+    return p if isinstance(p, dict) else {}
+
+
+def _sub(s: Obj, key: str) -> Obj | None:
+    v = s.get(key)
+    return v if isinstance(v, dict) else None
+
+
+def type_name(s: Obj) -> str:
+    """The schema's type as kube's errors name it (``Invalid value: "object"``)."""
+    return str(s.get("type") or "")
+
+
+def _is_dyn(s: Obj) -> bool:
+    return bool(s.get(_INT_OR_STRING) or s.get("nullable") or not s.get("type")
+                or (s.get(_PRESERVE) and not _props(s) and _sub(s, "additionalProperties") is None
+                    and s.get("type") == "object"))
+
+
+def _decl(cel: Any, s: Obj) -> Any:
+    T = cel.Type
+    if _is_dyn(s):
+        return T.DYN
+    t = s.get("type")
+    if t == "object":
+        add = _sub(s, "additionalProperties")
+        if add is not None and not _props(s):
+            return T.Map(T.STRING, _decl(cel, add))
+        return T.Map(T.STRING, T.DYN)
+    if t == "array":
+        it = _sub(s, "items")
+        return T.List(_decl(cel, it) if it is not None else T.DYN)
+    if t == "string":
+        # kube types format duration/date/date-time as duration/timestamp; the binding takes no
+        # such values inside maps and lists, so they stay strings here (docs/crd.md)
+        return T.BYTES if s.get("format") == "byte" else T.STRING
+    return {"integer": T.INT, "number": T.DOUBLE, "boolean": T.BOOL}.get(str(t), T.DYN)
+
+
+def to_cel(v: Any, s: Obj, root: bool = False) -> Any:
+    """A value of the object as CEL sees it under schema ``s``."""
+    if v is None:
+        return None
+    if isinstance(v, dict):
+        props = _props(s)
+        add = _sub(s, "additionalProperties")
+        if add is not None and not props:
+            return {k: to_cel(x, add) for k, x in v.items()}
+        out: dict[str, Any] = {}
+        for k, x in v.items():
+            name = escape(k)
+            if name is None:
+                continue
+            if (root or s.get(_EMBEDDED)) and k == "metadata" and isinstance(x, dict):
+                out[k] = {m: x[m] for m in ("name", "generateName") if m in x}
+            elif k in props:
+                out[name] = to_cel(x, props[k])
+            else:
+                out[name] = x
+        return out
+    if isinstance(v, list):
+        it = _sub(s, "items") or {}
+        return [to_cel(x, it) for x in v]
+    if s.get(_INT_OR_STRING):
+        return v
+    t = s.get("type")
+    if t == "integer" and isinstance(v, float) and v.is_integer():
+        return int(v)
+    if t == "number" and isinstance(v, int) and not isinstance(v, bool):
+        return float(v)
+    if t == "string" and isinstance(v, str) and s.get("format") == "byte":
+        try:
+            return base64.b64decode(v, validate=True)
+        except ValueError:
+            return v
+    return v
+
+
+# -- compilation -----------------------------------------------------------------------------------
+
+_STRING_LIT = re.compile(r"""(?:[rR]?[bB]?|[bB]?[rR]?)(?:'''.*?'''|\"\"\".*?\"\"\"|'(?:\\.|[^'\\\n])*'|"(?:\\.|[^"\\\n])*")""",
+                         re.DOTALL)
+_OLD_SELF = re.compile(r"(?<![\w.])oldSelf\b")
+
+
+def uses_old_self(expr: str) -> bool:
+    """Whether the expression refers to ``oldSelf`` (outside string literals)."""
+    return bool(_OLD_SELF.search(_STRING_LIT.sub("''", expr)))
+
+
+def _cel_error(e: Exception, line_shift: int = 0) -> str:
+    """cel-cpp's compile error as cel-go prints it: ``ERROR: <input>:1:6: ...`` with the source line
+    and a caret (the binding's status code prefix and suffix removed)."""
+    text = str(e)
+    text = re.sub(r"^[A-Z_]+: ", "", text)
+    text = re.sub(r" \[[A-Z_]+\]$", "", text)
+    if line_shift:
+        text = re.sub(r"<input>:(\d+):", lambda m: f"<input>:{int(m.group(1)) - line_shift}:", text)
+    return text
+
+
+@dataclass(slots=True)
+class Compiled:
+    """One rule of a schema node, compiled (or the reasons it did not)."""
+
+    rule: Obj
+    program: Any = None
+    message_program: Any = None
+    uses_old_self: bool = False
+    optional_old_self: bool = False
+    field_path: str = ""
+    error: str = ""
+    message_error: str = ""
+
+
+def _env(cel: Any, exts: list[Any], funcs: list[Any], self_type: Any, optional_old: bool) -> Any:
+    variables = {"self": self_type}
+    if optional_old:
+        variables[_OLD] = self_type
+        variables[_HAS_OLD] = cel.Type.BOOL
+    else:
+        variables["oldSelf"] = self_type
+    return cel.NewEnv(variables=variables, extensions=exts, functions=funcs)
+
+
+def _wrap_optional_old(expr: str) -> str:
+    # oldSelf as an optional value (kube's optionalOldSelf): the binding takes no optional values
+    # as inputs, so the rule is compiled inside a cel.bind that makes one; the rule starts on the
+    # second line so error positions can be shifted back to the user's text
+    return f"cel.bind(oldSelf, {_HAS_OLD} ? optional.of({_OLD}) : optional.none(),\n{expr}\n)"
+
+
+def compile_rules(s: Obj) -> list[Compiled]:
+    """Compile the rules of one schema node (kube's ``cel.Compile``)."""
+    rules = s.get(VALIDATIONS) or []
+    if not rules:
+        return []
+    cel, exts, funcs = _load()
+    self_type = _decl(cel, s)
+    envs: dict[bool, Any] = {}
+    out: list[Compiled] = []
+    for r in rules:
+        r = r if isinstance(r, dict) else {}
+        c = Compiled(rule=r, optional_old_self=r.get("optionalOldSelf") is True)
+        expr = str(r.get("rule") or "")
+        out.append(c)
+        if not expr.strip():
+            continue
+        env = envs.get(c.optional_old_self)
+        if env is None:
+            env = envs[c.optional_old_self] = _env(cel, exts, funcs, self_type, c.optional_old_self)
+        c.uses_old_self = uses_old_self(expr)
+        try:
+            if c.optional_old_self:
+                prog = env.compile(_wrap_optional_old(expr))
+            else:
+                prog = env.compile(expr)
+        except RuntimeError as e:
+            c.error = "compilation failed: " + _cel_error(e, 1 if c.optional_old_self else 0)
+            continue
+        if prog.return_type() not in (cel.Type.BOOL, cel.Type.DYN):
+            c.error = "cel expression must evaluate to a bool"
+            continue
+        c.program = prog
+        mexpr = str(r.get("messageExpression") or "")
+        if mexpr.strip():
+            menv = envs.get(False)
+            if menv is None:
+                menv = envs[False] = _env(cel, exts, funcs, self_type, False)
+            try:
+                mprog = menv.compile(mexpr)
+            except RuntimeError as e:
+                c.message_error = "messageExpression compilation failed: " + _cel_error(e)
+                continue
+            if mprog.return_type() not in (cel.Type.STRING, cel.Type.DYN):
+                c.message_error = "messageExpression must evaluate to a string"
+                continue
+            c.message_program = mprog
+        fp = str(r.get("fieldPath") or "")
+        if fp.strip():
+            try:
+                c.field_path = valid_field_path(fp, s)
+            except ValueError:
+                c.field_path = ""
+    return out
+
+
+# -- fieldPath (kube's ValidFieldPath) -------------------------------------------------------------
+
+_FP_TOKEN = re.compile(r"'(?:\\.|[^'\\])*'|[.\[\]]|[^.\[\]']+")
+
+
+def _unescape_single(s: str) -> str:
+    table = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", "'": "'", "\\": "\\"}
+
+    def one(m: re.Match[str]) -> str:
+        c = m.group(0)[1]
+        if c not in table:
+            raise ValueError(f"invalid escape char \\{c}")
+        return table[c]
+    return re.sub(r"\\.", one, s)
+
+
+def valid_field_path(path: str, s: Obj) -> str:
+    """The field path (``.a.b``, ``.m['key']``) as a field error path under ``s`` (``a.b``,
+    ``m[key]``); ValueError when it does not name a field of the schema."""
+    toks = _FP_TOKEN.findall(path)
+    out = ""
+    cur = s
+    i = 0
+
+    def step(name: str, named: bool) -> None:
+        nonlocal out, cur
+        if named:
+            nxt = _props(cur).get(name)
+            if nxt is None:
+                raise ValueError("does not refer to a valid field")
+            out = f"{out}.{name}" if out else name
+            cur = nxt
+        else:
+            out = f"{out}[{name}]"
+            cur = _sub(cur, "additionalProperties") or {}
+
+    while i < len(toks):
+        tok = toks[i]
+        if tok == "[":
+            if i + 2 >= len(toks) or toks[i + 2] != "]":
+                raise ValueError("unexpected end of JSON path")
+            q = toks[i + 1]
+            if len(q) < 2 or q[0] != "'" or q[-1] != "'":
+                raise ValueError(f"expected single quoted string but got {q}")
+            name = _unescape_single(q[1:-1])
+            if _props(cur):
+                step(name, True)
+            elif _sub(cur, "additionalProperties") is not None:
+                step(name, False)
+            else:
+                raise ValueError("does not refer to a valid field")
+            i += 3
+        elif tok == ".":
+            if i + 1 >= len(toks):
+                raise ValueError("unexpected end of JSON path")
+            name = toks[i + 1]
+            if _props(cur):
+                step(name, True)
+            elif _sub(cur, "additionalProperties") is not None:
+                step(name, False)
+            else:
+                raise ValueError("does not refer to a valid field")
+            i += 2
+        else:
+            raise ValueError(f"expected [ or . but got: {tok}")
+    return out
+
+
+# -- the CRD's rules checked when it is written ----------------------------------------------------
+
+
+class RuleValue:
+    """A rule as kube prints it in a field error (``%#v`` of ``apiextensions.ValidationRule``)."""
+
+    def __init__(self, r: Obj) -> None:
+        self.r = r
+
+    def go_repr(self) -> str:
+        r = self.r
+
+        def q(k: str) -> str:
+            return errors.go_repr(str(r.get(k) or ""))
+        reason = ("(*apiextensions.FieldValueErrorReason)(nil)" if r.get("reason") is None
+                  else f'"{r.get("reason")}"')
+        opt = "(*bool)(nil)" if r.get("optionalOldSelf") is None else str(bool(r.get("optionalOldSelf"))).lower()
+        return (f"apiextensions.ValidationRule{{Rule:{q('rule')}, Message:{q('message')}, "
+                f"MessageExpression:{q('messageExpression')}, Reason:{reason}, FieldPath:{q('fieldPath')}, "
+                f"OptionalOldSelf:{opt}}}")
+
+
+_NEWLINES = re.compile(r"[\n\r]+")
+
+
+def rule_errors(s: Obj, path: str, uncorrelatable: str | None, schema_errors: bool) -> list[FieldError]:
+    """kube's checks of a schema node's ``x-kubernetes-validations`` (ValidateCustomResource-
+    DefinitionOpenAPISchema): the fields of each rule, then (only when the schema itself is
+    valid, as kube) each rule compiled. ``uncorrelatable`` is the path of the outermost list
+    whose items cannot be matched to old ones (not ``x-kubernetes-list-type: map``), where
+    ``oldSelf`` is refused."""
+    rules = s.get(VALIDATIONS)
+    if not rules:
+        return []
+    vp = f"{path}.{VALIDATIONS}"
+    if not isinstance(rules, list):
+        return [errors.invalid(vp, rules, "must be a list of rules")]
+    errs: list[FieldError] = []
+    for i, r in enumerate(rules):
+        rp = f"{vp}[{i}]"
+        if not isinstance(r, dict):
+            errs.append(errors.invalid(rp, r, "must be an object"))
+            continue
+        rule = str(r.get("rule") or "")
+        msg = r.get("message")
+        msg = msg if isinstance(msg, str) else ""
+        if not rule.strip():
+            errs.append(errors.required(f"{rp}.rule", "rule is not specified"))
+        elif msg and not msg.strip():
+            errs.append(errors.invalid(f"{rp}.message", msg, "must be non-empty if specified"))
+        elif _NEWLINES.search(msg.strip()):
+            errs.append(errors.invalid(f"{rp}.message", msg, "must not contain line breaks"))
+        elif _NEWLINES.search(rule.strip()) and not msg.strip():
+            errs.append(errors.required(f"{rp}.message", "message must be specified if rule contains line breaks"))
+        mexpr = r.get("messageExpression")
+        if isinstance(mexpr, str) and mexpr and not mexpr.strip():
+            errs.append(errors.required(f"{rp}.messageExpression", "messageExpression must be non-empty if specified"))
+        reason = r.get("reason")
+        if reason is not None and reason not in REASONS:
+            errs.append(errors.not_supported(f"{rp}.reason", reason, REASONS))
+        fp = r.get("fieldPath")
+        if isinstance(fp, str) and fp:
+            if not fp.strip():
+                errs.append(errors.invalid(f"{rp}.fieldPath", fp, "must be non-empty if specified"))
+            if _NEWLINES.search(fp):
+                errs.append(errors.invalid(f"{rp}.fieldPath", fp, "must not contain line breaks"))
+            try:
+                valid_field_path(fp, s)
+            except ValueError:
+                errs.append(errors.invalid(f"{rp}.fieldPath", fp, "must be a valid path"))
+    if errs or schema_errors:
+        return errs
+    for i, c in enumerate(compile_rules(s)):
+        rp = f"{vp}[{i}]"
+        if c.error:
+            errs.append(errors.invalid(f"{rp}.rule", RuleValue(c.rule), c.error))
+        if c.message_error:
+            errs.append(errors.invalid(f"{rp}.messageExpression", RuleValue(c.rule), c.message_error))
+        if c.uses_old_self:
+            if uncorrelatable is not None:
+                errs.append(errors.invalid(f"{rp}.rule", str(c.rule.get("rule") or ""),
+                                           f"oldSelf cannot be used on the uncorrelatable portion of the schema "
+                                           f"within {uncorrelatable}"))
+        elif c.rule.get("optionalOldSelf") is not None:
+            errs.append(errors.invalid(f"{rp}.optionalOldSelf", bool(c.rule.get("optionalOldSelf")),
+                                       "may not be set if oldSelf is not used in rule"))
+    return errs
+
+
+def has_rules(s: Any) -> bool:
+    """Whether a schema has rules anywhere (so the binding is needed)."""
+    if not isinstance(s, dict):
+        return False
+    if s.get(VALIDATIONS):
+        return True
+    return (any(has_rules(v) for v in _props(s).values()) or has_rules(s.get("items"))
+            or has_rules(s.get("additionalProperties")))
+
+
+# -- evaluation ------------------------------------------------------------------------------------
+
+
+def _runtime_error(text: str) -> str:
+    """cel-cpp's evaluation error in cel-go's words (the ones kube's users see)."""
+    text = re.sub(r"^[A-Z_]+: ", "", text)
+    m = re.match(r'Key not found in map : "?(.*?)"?$', text)
+    if m:
+        return f"no such key: {m.group(1)}"
+    m = re.match(r"Index error: index=(-?\d+) size=\d+", text)
+    if m:
+        return f"index out of bounds: {m.group(1)}"
+    if text == "divide by zero":
+        return "division by zero"
+    if text.startswith(("No matching overloads", "no such overload")):
+        return "no such overload"
+    return text
+
+
+@dataclass(slots=True)
+class Validator:
+    """The rules of a schema and of everything under it, compiled once (kube's
+    ``cel.Validator``)."""
+
+    schema: Obj
+    root: bool = False
+    rules: list[Compiled] = field(default_factory=list)
+    properties: dict[str, Validator] = field(default_factory=dict)
+    items: Validator | None = None
+    additional: Validator | None = None
+
+    @staticmethod
+    def build(s: Obj, root: bool = True) -> Validator | None:
+        if not has_rules(s):
+            return None
+        v = Validator(schema=s, root=root, rules=compile_rules(s))
+        for k, ps in _props(s).items():
+            child = Validator.build(ps, False)
+            if child is not None:
+                v.properties[k] = child
+        it = _sub(s, "items")
+        if it is not None:
+            v.items = Validator.build(it, False)
+        add = _sub(s, "additionalProperties")
+        if add is not None:
+            v.additional = Validator.build(add, False)
+        return v
+
+    def validate(self, obj: Any, old: Any, path: str = "") -> list[FieldError]:
+        """Evaluate every rule at every node of ``obj``; ``old`` is the object before an update
+        (None on create): transition rules run only where it has a corresponding value."""
+        if obj is None:
+            return []
+        errs = self._expressions(obj, old, path)
+        s = self.schema
+        if isinstance(obj, dict):
+            old_map = old if isinstance(old, dict) else {}
+            if self.additional is not None and not _props(s):
+                for k, v in obj.items():
+                    errs += self.additional.validate(v, old_map.get(k), f"{path}[{k}]")
+            for k, v in obj.items():
+                sub = self.properties.get(k)
+                if sub is not None and not (self.root and k in ("apiVersion", "kind", "metadata")):
+                    errs += sub.validate(v, old_map.get(k), f"{path}.{k}" if path else k)
+        elif isinstance(obj, list) and self.items is not None:
+            keys = s.get("x-kubernetes-list-map-keys") if s.get("x-kubernetes-list-type") == "map" else None
+            olds: dict[tuple[Any, ...], Any] = {}
+            if keys and isinstance(old, list):
+                for o in old:
+                    if isinstance(o, dict):
+                        olds[tuple(o.get(k) for k in keys)] = o
+            for i, v in enumerate(obj):
+                ov = olds.get(tuple(v.get(k) for k in keys)) if keys and isinstance(v, dict) else None
+                errs += self.items.validate(v, ov, f"{path}[{i}]")
+        return errs
+
+    def _expressions(self, obj: Any, old: Any, path: str) -> list[FieldError]:
+        if not self.rules:
+            return []
+        s = self.schema
+        tname = type_name(s)
+        errs: list[FieldError] = []
+        value: Any = None
+        old_value: Any = None
+        for c in self.rules:
+            if c.error or c.message_error:
+                errs.append(errors.invalid(path, tname, f"rule compile error: {c.error or c.message_error}"))
+                continue
+            if c.program is None:
+                continue
+            if c.uses_old_self and old is None and not c.optional_old_self:
+                continue
+            if value is None:
+                value = to_cel(obj, s, self.root)
+                old_value = to_cel(old, s, self.root) if old is not None else None
+            data: Obj = {"self": value}
+            if c.optional_old_self:
+                data[_OLD] = old_value if old is not None else value
+                data[_HAS_OLD] = old is not None
+            else:
+                data["oldSelf"] = old_value if old is not None else value
+            text = _rule_text(c.rule)
+            try:
+                result = c.program.eval(data=data)
+            except Exception as e:  # noqa: BLE001 - an error raised inside a library function is the rule's error
+                errs.append(errors.invalid(path, tname, f"{_runtime_error(str(e))} evaluating rule: {text}"))
+                continue
+            kind = result.type().name().lower()
+            if kind == "error":
+                msg = _runtime_error(str(result.value()))
+                if msg == "no such overload":
+                    errs.append(errors.invalid(path, tname, f"'{msg}': call arguments did not match a supported "
+                                                            f"operator, function or macro signature for rule: {text}"))
+                else:
+                    errs.append(errors.invalid(path, tname, f"{msg} evaluating rule: {text}"))
+                continue
+            if kind == "bool" and result.value() is True:
+                continue
+            where = path
+            if c.field_path:
+                where = f"{path}.{c.field_path}" if path and not c.field_path.startswith("[") else path + c.field_path
+            detail = ""
+            if c.message_program is not None:
+                detail = self._message(c, data)
+            if not detail:
+                m = str(c.rule.get("message") or "").strip()
+                detail = m or f"failed rule: {text}"
+            errs.append(_error_for_reason(where, tname, detail, c.rule.get("reason")))
+        return errs
+
+    @staticmethod
+    def _message(c: Compiled, data: Obj) -> str:
+        """The messageExpression's string, or "" (then kube falls back to message or the rule)."""
+        d = dict(data)
+        if c.optional_old_self:
+            d.pop(_OLD, None)
+            d.pop(_HAS_OLD, None)
+            d["oldSelf"] = data["self"]
+        try:
+            r = c.message_program.eval(data=d)
+        except Exception:  # noqa: BLE001 - a failing messageExpression falls back to the message, as kube
+            return ""
+        if r.type().name().lower() != "string":
+            return ""
+        out = str(r.value()).strip()
+        if not out or _NEWLINES.search(out) or len(out) > 5 * 1024:
+            return ""
+        return out
+
+
+def _rule_text(r: Obj) -> str:
+    m = str(r.get("message") or "").strip()
+    return m or str(r.get("rule") or "").strip()
+
+
+def _error_for_reason(path: str, tname: str, detail: str, reason: Any) -> FieldError:
+    if reason == "FieldValueForbidden":
+        return errors.forbidden(path, detail)
+    if reason == "FieldValueRequired":
+        return errors.required(path, detail)
+    if reason == "FieldValueDuplicate":
+        return errors.duplicate(path, tname)
+    return errors.invalid(path, tname, detail)

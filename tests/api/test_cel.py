@@ -1,0 +1,244 @@
+"""CRD validation rules (``x-kubernetes-validations``, CEL): compiled when the CRD is written
+(kube's texts), evaluated on custom resources at every node, transition rules on updates only."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from k8py.api import cel, crd
+from k8py.api.errors import FieldError
+
+Obj = dict[str, Any]
+ROOT = "spec.validation.openAPIV3Schema"
+
+
+def strs(errs: list[FieldError]) -> list[str]:
+    return [str(e) for e in errs]
+
+
+def node(*rules: Obj, **props: Obj) -> Obj:
+    return {"type": "object", "properties": props, "x-kubernetes-validations": list(rules)}
+
+
+def compile_errors(*rules: Obj, **props: Obj) -> list[str]:
+    return strs(cel.rule_errors(node(*rules, **props), ROOT, None, False))
+
+
+INT: Obj = {"type": "integer"}
+STR: Obj = {"type": "string"}
+
+
+# -- when the CRD is written -----------------------------------------------------------------------
+
+
+def test_a_rule_that_does_not_compile_makes_the_crd_invalid_with_kubes_text() -> None:
+    got = compile_errors({"rule": "self.a +"}, a=INT)
+    assert got == [
+        (f"{ROOT}.x-kubernetes-validations[0].rule: Invalid value: apiextensions.ValidationRule{{Rule:\"self.a +\", "
+        'Message:"", MessageExpression:"", Reason:(*apiextensions.FieldValueErrorReason)(nil), FieldPath:"", '
+        "OptionalOldSelf:(*bool)(nil)}: compilation failed: ERROR: <input>:1:9: Syntax error: mismatched input "
+        "'<EOF>' expecting {'[', '{', '(', '.', '-', '!', 'true', 'false', 'null', NUM_FLOAT, NUM_INT, NUM_UINT, "
+        "STRING, BYTES, IDENTIFIER}\n | self.a +\n | ........^")]
+    got = compile_errors({"rule": "self.a.frobnicate()"}, a=INT)
+    assert len(got) == 1 and "compilation failed: ERROR: <input>:1:18: undeclared reference to 'frobnicate'" in got[0]
+    assert compile_errors({"rule": "self.a"}, a=INT) == []  # a dyn field may be a bool: checked when it runs
+    got = compile_errors({"rule": "self.size()"}, a=INT)
+    assert got[0].endswith("}: cel expression must evaluate to a bool")
+    got = compile_errors({"rule": "true", "messageExpression": "1 + 1"})
+    assert got[0].startswith(f"{ROOT}.x-kubernetes-validations[0].messageExpression: Invalid value: ")
+    assert got[0].endswith(": messageExpression must evaluate to a string")
+    got = compile_errors({"rule": "true", "messageExpression": "'a' +"})
+    assert "messageExpression compilation failed: ERROR: <input>:1:6:" in got[0]
+
+
+def test_rule_fields_are_checked() -> None:
+    p = f"{ROOT}.x-kubernetes-validations[0]"
+    assert compile_errors({"rule": " "}) == [f"{p}.rule: Required value: rule is not specified"]
+    assert compile_errors({"rule": "true", "reason": "Nope"}) == [
+        (f'{p}.reason: Unsupported value: "Nope": supported values: "FieldValueDuplicate", "FieldValueForbidden", '
+        '"FieldValueInvalid", "FieldValueRequired"')]
+    assert compile_errors({"rule": "true", "fieldPath": ".b"}, a=INT) == [
+        f'{p}.fieldPath: Invalid value: ".b": must be a valid path']
+    assert compile_errors({"rule": "true", "fieldPath": ".a"}, a=INT) == []
+    assert compile_errors({"rule": "true\n&& true"}) == [
+        f"{p}.message: Required value: message must be specified if rule contains line breaks"]
+    assert compile_errors({"rule": "true", "message": "a\nb"}) == [
+        f'{p}.message: Invalid value: "a\\nb": must not contain line breaks']
+    assert compile_errors({"rule": "true", "optionalOldSelf": True}) == [
+        f"{p}.optionalOldSelf: Invalid value: true: may not be set if oldSelf is not used in rule"]
+
+
+def test_old_self_is_refused_under_lists_whose_items_cannot_be_matched() -> None:
+    schema = {"type": "object", "properties": {
+        "atomic": {"type": "array", "items": {"type": "object", "properties": {"k": STR},
+                                              "x-kubernetes-validations": [{"rule": "self.k == oldSelf.k"}]}},
+        "keyed": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["k"],
+                  "items": {"type": "object", "required": ["k"], "properties": {"k": STR, "v": STR},
+                            "x-kubernetes-validations": [{"rule": "self.v == oldSelf.v"}]}}}}
+    got = strs(crd.structural_errors(schema, ROOT))
+    assert got == [(f'{ROOT}.properties[atomic].items.x-kubernetes-validations[0].rule: Invalid value: '
+                   f'"self.k == oldSelf.k": oldSelf cannot be used on the uncorrelatable portion of the schema '
+                   f"within {ROOT}.properties[atomic]")]
+
+
+def test_rules_compile_only_when_the_schema_under_them_is_valid() -> None:
+    # kube skips compiling where the schema itself has errors (their messages would not help)
+    schema = {"type": "object", "properties": {"a": {"type": "array"}},
+              "x-kubernetes-validations": [{"rule": "self.a +"}]}
+    assert strs(crd.structural_errors(schema, ROOT)) == [f"{ROOT}.properties[a].items: Required value: must be specified"]
+
+
+def test_field_paths() -> None:
+    s = {"type": "object", "properties": {"m": {"type": "object", "additionalProperties": {
+        "type": "object", "properties": {"x": STR}}}, "a": {"type": "object", "properties": {"b": STR}}}}
+    assert cel.valid_field_path(".a.b", s) == "a.b"
+    assert cel.valid_field_path(".m['k.1'].x", s) == "m[k.1].x"
+    assert cel.valid_field_path("['a'].b", s) == "a.b"
+    for bad in (".a.c", "a.b", ".a[", ".a.b.c"):
+        with pytest.raises(ValueError):
+            cel.valid_field_path(bad, s)
+
+
+# -- on custom resources ---------------------------------------------------------------------------
+
+SCHEMA: Obj = {"type": "object", "properties": {"spec": {
+    "type": "object",
+    "x-kubernetes-validations": [
+        {"rule": "self.replicas <= self.maxReplicas", "message": "replicas must not exceed maxReplicas"},
+        {"rule": "self.name == oldSelf.name", "message": "name is immutable", "reason": "FieldValueForbidden",
+         "fieldPath": ".name"},
+        {"rule": "!has(self.mode) || self.mode in ['a', 'b']",
+         "messageExpression": "'mode ' + self.mode + ' is not one of a, b'"},
+        {"rule": "self.maxReplicas >= 1"},
+    ],
+    "properties": {
+        "replicas": INT, "maxReplicas": INT, "name": STR, "mode": STR, "ratio": {"type": "number"},
+        "tags": {"type": "array", "items": {"type": "string", "x-kubernetes-validations": [
+            {"rule": "self.lowerAscii() == self", "message": "must be lower case"}]}},
+        "limits": {"type": "object", "additionalProperties": {"type": "string", "x-kubernetes-validations": [
+            {"rule": "isQuantity(self) && quantity(self).isLessThan(quantity('1Gi'))"}]}},
+        "ports": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"],
+                  "items": {"type": "object", "required": ["name"],
+                            "properties": {"name": STR, "port": {"x-kubernetes-int-or-string": True}},
+                            "x-kubernetes-validations": [
+                                {"rule": "self.port == oldSelf.port", "message": "port is immutable"},
+                                {"rule": "self.port > 0"}]}},
+    }}}}
+
+
+def run(obj: Obj, old: Obj | None = None, schema: Obj = SCHEMA) -> list[str]:
+    v = crd.rules_validator(schema)
+    assert v is not None
+    return strs(crd.rule_errors(v, obj, old, crd.validate(obj, schema)))
+
+
+def spec(**kw: Any) -> Obj:
+    return {"apiVersion": "x/v1", "kind": "K", "metadata": {"name": "n"},
+            "spec": {"replicas": 1, "maxReplicas": 2, "name": "n", **kw}}
+
+
+def test_rules_pass_and_fail_with_their_messages() -> None:
+    assert run(spec()) == []
+    assert run(spec(replicas=3)) == ['spec: Invalid value: "object": replicas must not exceed maxReplicas']
+    assert run(spec(mode="c")) == ['spec: Invalid value: "object": mode c is not one of a, b']
+    assert run(spec(maxReplicas=0, replicas=0)) == ['spec: Invalid value: "object": failed rule: self.maxReplicas >= 1']
+
+
+def test_rules_under_items_and_additional_properties_run_per_element() -> None:
+    assert run(spec(tags=["a", "B", "c", "D"])) == ['spec.tags[1]: Invalid value: "string": must be lower case',
+                                                    'spec.tags[3]: Invalid value: "string": must be lower case']
+    got = run(spec(limits={"small": "10Mi", "big": "2Gi", "junk": "x"}))
+    assert got == [('spec.limits[big]: Invalid value: "string": failed rule: '
+                   "isQuantity(self) && quantity(self).isLessThan(quantity('1Gi'))"),
+                   ('spec.limits[junk]: Invalid value: "string": failed rule: '
+                   "isQuantity(self) && quantity(self).isLessThan(quantity('1Gi'))")]
+
+
+def test_transition_rules_run_on_updates_where_an_old_value_corresponds() -> None:
+    assert run(spec(name="other")) == []  # a create: no oldSelf
+    assert run(spec(name="other"), spec()) == ["spec.name: Forbidden: name is immutable"]
+    old = spec(ports=[{"name": "http", "port": 80}])
+    # the item with the same key is compared; a new item has no old value
+    assert run(spec(ports=[{"name": "http", "port": 81}, {"name": "dns", "port": 53}]), old) == [
+        'spec.ports[0]: Invalid value: "object": port is immutable']
+    assert run(spec(ports=[{"name": "dns", "port": 53}, {"name": "http", "port": 80}]), old) == []
+
+
+def test_runtime_errors_are_field_errors() -> None:
+    # an int-or-string compared with an int: no such overload when it is a string
+    got = run(spec(ports=[{"name": "http", "port": "web"}]))
+    assert got == [('spec.ports[0]: Invalid value: "object": \'no such overload\': call arguments did not match a '
+                   "supported operator, function or macro signature for rule: self.port > 0")]
+    schema = {"type": "object", "properties": {"spec": {"type": "object", "properties": {"a": INT, "b": INT},
+                                                        "x-kubernetes-validations": [{"rule": "self.a == self.b"}]}}}
+    assert run({"spec": {"a": 1}}, schema=schema) == [
+        'spec: Invalid value: "object": no such key: b evaluating rule: self.a == self.b']
+
+
+def test_rules_do_not_run_on_an_object_of_the_wrong_types() -> None:
+    got = run(spec(replicas="three"))
+    assert got[-1] == ("Invalid value: null: some validation rules were not checked because the object was invalid; "
+                       "correct the existing errors to complete validation")
+
+
+def test_optional_old_self() -> None:
+    schema = {"type": "object", "properties": {"spec": {"type": "object", "properties": {"v": INT},
+                                                        "x-kubernetes-validations": [{
+                                                            "rule": "!oldSelf.hasValue() || self.v >= oldSelf.value().v",
+                                                            "optionalOldSelf": True, "message": "v may only grow"}]}}}
+    assert run({"spec": {"v": 1}}, schema=schema) == []
+    assert run({"spec": {"v": 1}}, {"spec": {"v": 2}}, schema=schema) == ['spec: Invalid value: "object": v may only grow']
+    assert run({"spec": {"v": 3}}, {"spec": {"v": 2}}, schema=schema) == []
+
+
+@pytest.mark.parametrize("rule", [
+    "self.s.startsWith('ab') && self.s.endsWith('yz') && self.s.contains('m') && self.s.matches('^a.*z$')",
+    "self.l.all(x, x > 0) && self.l.exists(x, x == 2) && self.l.exists_one(x, x == 3)",
+    "self.l.map(x, x * 2) == [2, 4, 6] && self.l.filter(x, x > 1).size() == 2 && size(self.l) == 3",
+    "self.l.isSorted() && self.l.indexOf(2) == 1 && self.l.lastIndexOf(9) == -1 && self.l.sum() == 6",
+    "self.l.min() == 1 && self.l.max() == 3",
+    "self.s.split('m') == ['abcdefghijkl', 'nopqrstuvwxyz'] && ['a', 'b'].join('-') == 'a-b'",
+    "self.s.indexOf('c') == 2 && self.s.substring(0, 3).upperAscii() == 'ABC' && self.s.charAt(1) == 'b'",
+    "' x '.trim() == 'x' && 'aXa'.replace('a', 'b') == 'bXb' && 'ABC'.lowerAscii() == 'abc'",
+    "int('12') == 12 && string(12) == '12' && double(self.r) == 1.0 && self.r == 1.0",
+    "self.s.find('[d-f]+') == 'def' && 'a1b22'.findAll('[0-9]+') == ['1', '22']",
+    "isURL('https://example.com:8443/p?q=1') && url('https://example.com:8443/p').getHost() == 'example.com:8443'",
+    "url('https://example.com:8443/p').getScheme() == 'https' && url('https://example.com/p').getEscapedPath() == '/p'",
+    "!isURL('not a url') && quantity('1500m').isGreaterThan(quantity('1')) && quantity('2').asInteger() == 2",
+    "quantity('1Ki').compareTo(quantity('1024')) == 0 && quantity('1').add(quantity('2')).asInteger() == 3",
+    "has(self.__namespace__) && self.__namespace__ == 'ns' && self.dashed__dash__name == 'd'",
+    "cel.bind(x, self.l, x.size() == 3) && math.greatest(1, 5) == 5 && self.?missing.orValue(7) == 7",
+    "duration('1h') > duration('30m') && timestamp('2024-01-01T00:00:00Z') < timestamp('2025-01-01T00:00:00Z')",
+    "duration(self.d) > duration('1m') && timestamp(self.t) > timestamp('2020-01-01T00:00:00Z')",
+    "self.metadata.name == 'n' && !has(self.metadata.labels) && self.kind == 'K'",
+])
+def test_the_library_kube_offers(rule: str) -> None:
+    schema = {"type": "object", "x-kubernetes-validations": [{"rule": rule}], "properties": {
+        "s": STR, "l": {"type": "array", "items": INT}, "r": {"type": "number"}, "namespace": STR,
+        "dashed-name": STR, "d": {"type": "string", "format": "duration"},
+        "t": {"type": "string", "format": "date-time"}}}
+    assert cel.rule_errors(schema, ROOT, None, False) == []
+    obj = {"apiVersion": "x/v1", "kind": "K", "metadata": {"name": "n", "labels": {"a": "b"}},
+           "s": "abcdefghijklmnopqrstuvwxyz", "l": [1, 2, 3], "r": 1, "namespace": "ns", "dashed-name": "d",
+           "d": "1h30m", "t": "2024-05-01T10:00:00Z"}
+    assert run(obj, schema=schema) == []
+
+
+def test_an_unknown_function_fails_compilation() -> None:
+    got = compile_errors({"rule": "self.s.format(['x']) == 'x'"}, s=STR)
+    assert "undeclared reference to 'format'" in got[0]
+
+
+def test_the_binding_is_loaded_only_for_schemas_with_rules() -> None:
+    code = ("import sys\n"
+            "from k8py.api import crd\n"
+            "s = {'type': 'object', 'properties': {'a': {'type': 'integer'}}}\n"
+            "assert crd.structural_errors(s, 'x') == [] and crd.rules_validator(s) is None\n"
+            "assert 'cel_expr_python' not in sys.modules, 'loaded'\n"
+            "s['x-kubernetes-validations'] = [{'rule': 'self.a > 0'}]\n"
+            "assert crd.rules_validator(s) is not None and 'cel_expr_python' in sys.modules\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
