@@ -590,8 +590,9 @@ def _mount_points_under(path: Path) -> list[str]:
 
 
 async def test_containers_of_a_pod_share_its_ipc_and_uts_namespaces(env: Env) -> None:
-    # kube's containers join the pause container's IPC and UTS namespaces and share its /dev/shm
-    pod = env.pod(hostname="box")
+    # kube's containers join the pause container's IPC and UTS namespaces and share its /dev/shm;
+    # the pod's IPC sysctls are set in the namespace they share
+    pod = env.pod(hostname="box", sysctls={"kernel.shm_rmid_forced": "1"})
     sid = await env.rt.run_pod_sandbox(pod)
     sb = env.root / "sandboxes" / sid
     assert _mount_points_under(sb) == [str(sb / "ipcns"), str(sb / "shm"), str(sb / "utsns")]
@@ -615,8 +616,8 @@ async def test_containers_of_a_pod_share_its_ipc_and_uts_namespaces(env: Env) ->
     assert st.exit_code == 0, _messages(st, "stderr")
     assert _messages(st) == [ipc, uts, "box", "k8py-q", "shared"]
     # a container started later does not set the hostname again (containerd sets it on the pause only)
-    c = await env.run(sid, pod, "c", ["sh", "-c", probe])
-    assert _messages(await wait_for(env.rt, c, ContainerState.EXITED)) == [ipc, uts, "changed"]
+    c = await env.run(sid, pod, "c", ["sh", "-c", f"{probe}; cat /proc/sys/kernel/shm_rmid_forced"])
+    assert _messages(await wait_for(env.rt, c, ContainerState.EXITED)) == [ipc, uts, "changed", "1"]
     # an agent restart keeps them: a new container joins the same ones
     env.rt = env.new_runtime()
     d = await env.run(sid, pod, "d", ["sh", "-c", probe])
@@ -638,10 +639,16 @@ async def test_host_ipc_and_host_network_pods_keep_the_nodes_namespaces(env: Env
     sid = await env.rt.run_pod_sandbox(pod)
     sb = env.root / "sandboxes" / sid
     assert _mount_points_under(sb) == [] and not (sb / "ipcns").exists() and not (sb / "utsns").exists()
-    cid = await env.run(sid, pod, "host", ["sh", "-c", PROBE_NS])
-    assert _messages(await wait_for(env.rt, cid, ContainerState.EXITED)) == [
-        os.readlink("/proc/self/ns/ipc"), os.readlink("/proc/self/ns/uts"), os.uname().nodename,
-    ]  # fmt: skip
+    # hostIPC: the node's /dev/shm too, as containerd binds it
+    marker = Path(f"/dev/shm/k8py-test-{secrets.token_hex(4)}")
+    marker.write_text("node\n")
+    try:
+        cid = await env.run(sid, pod, "host", ["sh", "-c", f"{PROBE_NS}; cat {marker}"])
+        assert _messages(await wait_for(env.rt, cid, ContainerState.EXITED)) == [
+            os.readlink("/proc/self/ns/ipc"), os.readlink("/proc/self/ns/uts"), os.uname().nodename, "node",
+        ]  # fmt: skip
+    finally:
+        marker.unlink()
     # host network alone: the pod's own IPC namespace, the node's UTS namespace
     pod = env.pod("hostnet", host_network=True)
     sid = await env.rt.run_pod_sandbox(pod)

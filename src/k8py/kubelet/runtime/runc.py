@@ -682,7 +682,9 @@ class RuncRuntime:
             if p.code != 0:
                 raise SandboxError(f"making the pod's namespaces (unshare {' '.join(flags)}): {p.message}")
         if config.host_ipc:
-            out["shm_path"] = "/dev/shm"
+            # the node's (a node without one leaves each container its own tmpfs)
+            if await asyncio.to_thread(os.path.isdir, "/dev/shm"):
+                out["shm_path"] = "/dev/shm"
         else:
             await asyncio.to_thread(os.mkdir, files.shm)
             # containerd's sandbox shm: 64 MiB, what a container's own /dev/shm had
