@@ -634,6 +634,28 @@ async def test_containers_of_a_pod_share_its_ipc_and_uts_namespaces(env: Env) ->
     assert not sb.exists()
 
 
+async def test_a_sandbox_of_an_earlier_boot_is_not_ready(env: Env) -> None:
+    # its namespaces (and network) went with that boot, as a pause container would: NOTREADY, so
+    # the pod worker makes the pod a new sandbox rather than start containers in this one
+    pod = env.pod()
+    sid = await env.rt.run_pod_sandbox(pod)
+    status_file = env.root / "sandboxes" / sid / "status.json"
+    status = json.loads(status_file.read_text())
+    assert status["boot_id"] == Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    status_file.write_text(json.dumps({**status, "boot_id": "an-earlier-boot"}))
+    st = await env.rt.pod_sandbox_status(sid)
+    assert st is not None and st.state == SandboxState.NOTREADY
+    assert [s.state for s in await env.new_runtime().list_pod_sandboxes()] == [SandboxState.NOTREADY]
+    with pytest.raises(CreateContainerError, match="not ready"):
+        await env.rt.create_container(sid, ContainerConfig(name="late", image=IMAGE, command=("true",)), pod)
+    # a status from before boot ids were kept is this boot's
+    del status["boot_id"]
+    status_file.write_text(json.dumps(status))
+    assert (await env.rt.pod_sandbox_status(sid)).state == SandboxState.READY  # type: ignore[union-attr]
+    await env.rt.remove_pod_sandbox(sid)
+    assert _mount_points_under(env.root) == []
+
+
 async def test_host_ipc_and_host_network_pods_keep_the_nodes_namespaces(env: Env) -> None:
     pod = env.pod(host_ipc=True, host_network=True)
     sid = await env.rt.run_pod_sandbox(pod)

@@ -441,6 +441,8 @@ class RuncRuntime:
         self._json = _JsonCache()
         self._facts: dict[str, dict[str, Any]] = {}  # container id -> what does not change
         self._sandbox_configs: dict[str, tuple[Any, SandboxConfig]] = {}  # id -> (its JSON, parsed)
+        # this boot of the machine: a sandbox made in another is NOTREADY (see _sandbox_state)
+        self._boot_id = (_read_text(Path("/proc/sys/kernel/random/boot_id")) or "").strip()
 
     # ------------------------------------------------------------------ plumbing
 
@@ -552,13 +554,23 @@ class RuncRuntime:
             namespace=config.namespace,
             uid=config.uid,
             attempt=config.attempt,
-            state=SandboxState(st.get("state", SandboxState.NOTREADY)),
+            state=self._sandbox_state(st),
             created_at=float(st.get("created_at", 0.0)),
             ips=tuple(st.get("ips") or ()),
             labels=dict(config.labels),
             annotations=dict(config.annotations),
             netns_path=st.get("netns_path", ""),
         )
+
+    def _sandbox_state(self, st: Mapping[str, Any]) -> SandboxState:
+        """The state in the sandbox's status, but NOTREADY for one made before the machine last
+        booted: its namespaces, network and pause went with that boot, as a pause container dies
+        with it in kube, and the pod worker makes the pod a new sandbox. (A status without a boot
+        id, from before it was recorded, is taken as this boot's.)"""
+        state = SandboxState(st.get("state", SandboxState.NOTREADY))
+        if state == SandboxState.READY and st.get("boot_id", self._boot_id) != self._boot_id:
+            return SandboxState.NOTREADY
+        return state
 
     async def run_pod_sandbox(self, config: SandboxConfig) -> str:
         sandbox_id = secrets.token_hex(32)
@@ -570,6 +582,7 @@ class RuncRuntime:
             "ips": [],
             "network_up": False,
             "creating": True,
+            "boot_id": self._boot_id,
         }
 
         def prepare() -> None:
@@ -915,7 +928,7 @@ class RuncRuntime:
         if sb is None:
             raise SandboxNotFoundError(f"pod sandbox {sandbox_id} not found")
         sb_status = sb[1]
-        if sb_status.get("state") != SandboxState.READY.value:
+        if self._sandbox_state(sb_status) != SandboxState.READY:
             raise CreateContainerError(f"pod sandbox {sandbox_id[:12]} is not ready")
         image = await self.images.image_status(config.image)
         if image is None:
