@@ -181,7 +181,7 @@ def test_runtime_errors_are_field_errors() -> None:
 
 def test_rules_do_not_run_on_an_object_of_the_wrong_types() -> None:
     got = run(spec(replicas="three"))
-    assert got[-1] == ("Invalid value: null: some validation rules were not checked because the object was invalid; "
+    assert got[-1] == ('Invalid value: "null": some validation rules were not checked because the object was invalid; '
                        "correct the existing errors to complete validation")
 
 

@@ -366,6 +366,178 @@ spec:
     assert able["status"] == "True" and able["reason"] in ("SucceededRescale", "SucceededGetScale")
 
 
+WIDGETS = """\
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.cel.example.com
+spec:
+  group: cel.example.com
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources: {status: {}}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            x-kubernetes-validations:
+            - rule: "self.replicas <= self.maxReplicas"
+              message: replicas must not exceed maxReplicas
+            - rule: "!has(self.mode) || self.mode in ['fast', 'slow']"
+              messageExpression: "'mode ' + self.mode + ' is not fast or slow'"
+              reason: FieldValueForbidden
+              fieldPath: .mode
+            properties:
+              replicas: {type: integer}
+              maxReplicas: {type: integer, default: 3}
+              mode: {type: string}
+              name:
+                type: string
+                x-kubernetes-validations:
+                - {rule: "self == oldSelf", message: name is immutable}
+              tags:
+                type: array
+                items:
+                  type: string
+                  x-kubernetes-validations:
+                  - rule: "self.lowerAscii() == self"
+          status:
+            type: object
+            properties:
+              phase:
+                type: string
+                x-kubernetes-validations:
+                - {rule: "self != 'Broken'", message: a widget is never Broken}
+"""
+
+WIDGET = """\
+apiVersion: cel.example.com/v1
+kind: Widget
+metadata: {{name: {name}}}
+spec: {{replicas: {replicas}, name: {wname}, tags: [{tags}]}}
+"""
+
+
+def test_crd_validation_rules_compiled_and_enforced(server: Server) -> None:
+    """x-kubernetes-validations (CEL): a rule that does not compile makes the CRD Invalid; rules
+    run on every create and update of a custom resource, at every element of lists, transition
+    rules (oldSelf) on updates only, and under status on /status writes, with kube's texts."""
+    broken = WIDGETS.replace('"self.replicas <= self.maxReplicas"', '"self.replicas <="')
+    p = server.kubectl("apply", "-f", "-", input=broken, check=False)
+    assert p.returncode != 0
+    assert ('The CustomResourceDefinition "widgets.cel.example.com" is invalid: '
+            "spec.validation.openAPIV3Schema.properties[spec].x-kubernetes-validations[0].rule: Invalid value: "
+            'apiextensions.ValidationRule{Rule:"self.replicas <=", Message:"replicas must not exceed maxReplicas", '
+            'MessageExpression:"", Reason:(*apiextensions.FieldValueErrorReason)(nil), FieldPath:"", '
+            "OptionalOldSelf:(*bool)(nil)}: compilation failed: ERROR: <input>:1:17: Syntax error: ") in p.stderr
+    unknown = WIDGETS.replace('"self.lowerAscii() == self"', '"self.frobnicate()"')
+    p = server.kubectl("apply", "-f", "-", input=unknown, check=False)
+    assert ("spec.validation.openAPIV3Schema.properties[spec].properties[tags].items.x-kubernetes-validations[0]"
+            ".rule: Invalid value: ") in p.stderr
+    assert "undeclared reference to 'frobnicate'" in p.stderr
+    assert server.kubectl("get", "crd", "widgets.cel.example.com", check=False).returncode != 0
+
+    server.kubectl("apply", "-f", "-", input=WIDGETS)
+    server.kubectl("wait", "--for=condition=Established", "crd/widgets.cel.example.com", "--timeout=30s")
+    server.kubectl("create", "namespace", "cel1")
+    server.kubectl("apply", "-n", "cel1", "-f", "-", input=WIDGET.format(name="ok", replicas=2, wname="a", tags="x"))
+    p = server.kubectl("apply", "-n", "cel1", "-f", "-", check=False,
+                       input=WIDGET.format(name="big", replicas=5, wname="a", tags="x, Big, z, Wide"))
+    assert p.returncode != 0
+    assert p.stderr.strip() == (
+        'The Widget "big" is invalid: \n'
+        '* spec: Invalid value: "object": replicas must not exceed maxReplicas\n'
+        '* spec.tags[1]: Invalid value: "string": failed rule: self.lowerAscii() == self\n'
+        '* spec.tags[3]: Invalid value: "string": failed rule: self.lowerAscii() == self')
+    p = server.kubectl("patch", "-n", "cel1", "widget", "ok", "--type=merge", "-p", '{"spec":{"mode":"turbo"}}',
+                       check=False)
+    assert 'The Widget "ok" is invalid: spec.mode: Forbidden: mode turbo is not fast or slow' in p.stderr
+    # the transition rule: name may not change, everything else may
+    p = server.kubectl("apply", "-n", "cel1", "-f", "-", check=False,
+                       input=WIDGET.format(name="ok", replicas=2, wname="b", tags="x"))
+    assert 'The Widget "ok" is invalid: spec.name: Invalid value: "string": name is immutable' in p.stderr
+    server.kubectl("apply", "-n", "cel1", "-f", "-", input=WIDGET.format(name="ok", replicas=3, wname="a", tags="x"))
+    assert server.kjson("get", "-n", "cel1", "widget", "ok")["spec"]["replicas"] == 3
+    # rules under status run on /status writes
+    server.kubectl("patch", "-n", "cel1", "widget", "ok", "--subresource=status", "--type=merge",
+                   "-p", '{"status":{"phase":"Running"}}')
+    p = server.kubectl("patch", "-n", "cel1", "widget", "ok", "--subresource=status", "--type=merge",
+                       "-p", '{"status":{"phase":"Broken"}}', check=False)
+    assert 'The Widget "ok" is invalid: status.phase: Invalid value: "string": a widget is never Broken' in p.stderr
+    assert server.kjson("get", "-n", "cel1", "widget", "ok")["status"]["phase"] == "Running"
+
+
+GATEWAY_API = Path(__file__).parent / "testdata" / "gateway-api"
+
+
+def test_gateway_api_crds_install_and_their_rules_hold(server: Server) -> None:
+    """Gateway API's standard CRDs (full of CEL rules) install as they are, and their rules accept
+    a sound Gateway and HTTPRoute and refuse broken ones with the CRDs' own messages."""
+    for f in ("gateway.networking.k8s.io_gateways.yaml", "gateway.networking.k8s.io_httproutes.yaml"):
+        # server-side, as Gateway API's install instructions: the HTTPRoute CRD is too large for
+        # client-side apply's last-applied annotation
+        server.kubectl("apply", "--server-side", "-f", str(GATEWAY_API / f))
+    for crd in ("gateways", "httproutes"):
+        server.kubectl("wait", "--for=condition=Established", f"crd/{crd}.gateway.networking.k8s.io",
+                       "--timeout=30s")
+    server.kubectl("create", "namespace", "gw")
+    gateway = """\
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: web}
+spec:
+  gatewayClassName: k8py
+  listeners:
+  - {name: http, protocol: HTTP, port: 80}
+  - name: https
+    protocol: HTTPS
+    port: 443
+    hostname: a.example.com
+    tls: {mode: Terminate, certificateRefs: [{name: cert}]}
+"""
+    server.kubectl("apply", "-n", "gw", "-f", "-", input=gateway)
+    bad = gateway.replace("name: https", "name: http").replace("{name: http, protocol: HTTP, port: 80}",
+                                                                "{name: http, protocol: HTTP, port: 80, tls: {}}")
+    p = server.kubectl("apply", "-n", "gw", "-f", "-", input=bad.replace("name: web", "name: bad"), check=False)
+    assert p.returncode != 0
+    assert ('spec.listeners: Invalid value: "array": tls must not be specified for protocols '
+            "['HTTP', 'TCP', 'UDP']") in p.stderr
+    assert 'spec.listeners: Invalid value: "array": Listener name must be unique within the Gateway' in p.stderr
+    route = """\
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: api}
+spec:
+  parentRefs: [{name: web}]
+  hostnames: [a.example.com]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /api}}]
+    filters:
+    - type: RequestHeaderModifier
+      requestHeaderModifier: {add: [{name: X-From, value: k8py}]}
+    backendRefs: [{name: api, port: 8080}]
+"""
+    server.kubectl("apply", "-n", "gw", "-f", "-", input=route)
+    got = server.kjson("get", "-n", "gw", "httproute", "api")
+    assert got["spec"]["rules"][0]["backendRefs"][0]["kind"] == "Service"  # the schema's defaults applied
+    bad = route.replace("name: api}", "name: bad}").replace("value: /api", "value: api")
+    p = server.kubectl("apply", "-n", "gw", "-f", "-", input=bad, check=False)
+    assert ('The HTTPRoute "bad" is invalid: spec.rules[0].matches[0].path: Invalid value: "object": value must '
+            "be an absolute path and start with '/' when type one of ['Exact', 'PathPrefix']") in p.stderr
+    bad = route.replace("name: api}", "name: bad}").replace("type: RequestHeaderModifier", "type: URLRewrite")
+    p = server.kubectl("apply", "-n", "gw", "-f", "-", input=bad, check=False)
+    assert ('spec.rules[0].filters[0]: Invalid value: "object": filter.requestHeaderModifier must be nil if the '
+            "filter.type is not RequestHeaderModifier") in p.stderr
+    assert ('spec.rules[0].filters[0]: Invalid value: "object": filter.urlRewrite must be specified for URLRewrite '
+            "filter.type") in p.stderr
+
+
 def test_zz_served_again_after_a_restart(server: Server) -> None:
     """Late in the module (it restarts the server; the tests after it run on the restarted one):
     the CRDs in the store are served again before the restarted server reports ready, their

@@ -407,5 +407,5 @@ def rule_errors(validator: cel.Validator | None, obj: Obj, old: Obj | None, sche
         return []
     if any(e.type in (errors.FieldErrorType.NOT_SUPPORTED, errors.FieldErrorType.TYPE_INVALID)
            or "in body must be of type" in e.detail for e in schema_errs):
-        return [errors.invalid("", None, _BLOCKING)]
+        return [errors.invalid("", "null", _BLOCKING)]  # kube: field.Invalid(nil, nil, ...), printed "null"
     return validator.validate(obj, old)

@@ -76,6 +76,12 @@ def _versions(spec: dict[str, Any], path: str) -> Errs:
         return [required(path, "must have exactly one version marked as storage version")]
     seen: set[str] = set()
     storage = served = 0
+    # kube's internal form moves a schema that every version shares to spec.validation (v1's
+    # conversion), so its errors are reported there
+    schemas = [d_(d_(v).get("schema")).get("openAPIV3Schema") for v in versions]
+    shared = schemas[0] if schemas[0] is not None and all(s == schemas[0] for s in schemas) else None
+    if shared is not None:
+        errs += crdschema.structural_errors(shared, f"{path.rsplit('.', 1)[0]}.validation.openAPIV3Schema")
     for i, v in enumerate(versions):
         vp = f"{path}[{i}]"
         v = d_(v)
@@ -94,7 +100,7 @@ def _versions(spec: dict[str, Any], path: str) -> Errs:
         sch = d_(v.get("schema")).get("openAPIV3Schema")
         if sch is None:
             errs.append(required(f"{vp}.schema.openAPIV3Schema", "schemas are required"))
-        else:
+        elif shared is None:
             errs += crdschema.structural_errors(sch, f"{vp}.schema.openAPIV3Schema")
         subs = d_(v.get("subresources"))
         if "scale" in subs:
