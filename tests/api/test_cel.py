@@ -55,6 +55,30 @@ def test_a_rule_that_does_not_compile_makes_the_crd_invalid_with_kubes_text() ->
     assert "messageExpression compilation failed: ERROR: <input>:1:6:" in got[0]
 
 
+def test_fields_the_schema_does_not_have_fail_compilation() -> None:
+    props = {"a": INT, "items": {"type": "array", "items": {"type": "object", "properties": {"x": STR}}},
+             "m": {"type": "object", "additionalProperties": {"type": "object", "properties": {"y": STR}}},
+             "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}
+    got = compile_errors({"rule": "self.a == 1 && has(self.b)"}, **props)
+    assert got[0].endswith("}: compilation failed: ERROR: <input>:1:19: undefined field 'b'\n"
+                           " | self.a == 1 && has(self.b)\n | ..................^")
+    got = compile_errors({"rule": "self.items.all(i, i.x == 'a') &&\n self.m.all(k, self.m[k].z == '')",
+                          "message": "m"}, **props)
+    assert got[0].endswith("compilation failed: ERROR: <input>:2:25: undefined field 'z'\n"
+                           " |  self.m.all(k, self.m[k].z == '')\n | ........................^")
+    got = compile_errors({"rule": "true", "messageExpression": "self.nope"}, **props)
+    assert "messageExpression compilation failed: ERROR: <input>:1:5: undefined field 'nope'" in got[0]
+    # what the schema leaves open is not checked; the root has apiVersion, kind and metadata
+    # (name and generateName only, as kube's)
+    assert compile_errors({"rule": "self.free.anything == 1 && self.m['k'].y == ''"}, **props) == []
+    root = {"type": "object", "properties": props}
+    assert cel.rule_errors({**root, "x-kubernetes-validations": [{"rule": "self.metadata.name != self.kind"}]},
+                           ROOT, None, False, root=True) == []
+    got = strs(cel.rule_errors({**root, "x-kubernetes-validations": [{"rule": "has(self.metadata.labels)"}]},
+                               ROOT, None, False, root=True))
+    assert "undefined field 'labels'" in got[0]
+
+
 def test_rule_fields_are_checked() -> None:
     p = f"{ROOT}.x-kubernetes-validations[0]"
     assert compile_errors({"rule": " "}) == [f"{p}.rule: Required value: rule is not specified"]
@@ -181,8 +205,18 @@ def test_runtime_errors_are_field_errors() -> None:
 
 def test_rules_do_not_run_on_an_object_of_the_wrong_types() -> None:
     got = run(spec(replicas="three"))
-    assert got[-1] == ('Invalid value: "null": some validation rules were not checked because the object was invalid; '
+    assert got[-1] == ('<nil>: Invalid value: "null": some validation rules were not checked because the object was invalid; '
                        "correct the existing errors to complete validation")
+
+
+def test_a_rule_at_the_root_fails_at_kubes_nil_path() -> None:
+    schema = {"type": "object", "x-kubernetes-validations": [{"rule": "self.metadata.name.startsWith('w-')"},
+                                                             {"rule": "has(self.spec)", "fieldPath": ".spec",
+                                                              "reason": "FieldValueRequired"}],
+              "properties": {"spec": {"type": "object", "properties": {"a": INT}}}}
+    assert run({"metadata": {"name": "x"}}, schema=schema) == [
+        "<nil>: Invalid value: \"object\": failed rule: self.metadata.name.startsWith('w-')",
+        "spec: Required value: failed rule: has(self.spec)"]
 
 
 def test_optional_old_self() -> None:
@@ -214,14 +248,14 @@ def test_optional_old_self() -> None:
     "cel.bind(x, self.l, x.size() == 3) && math.greatest(1, 5) == 5 && self.?missing.orValue(7) == 7",
     "duration('1h') > duration('30m') && timestamp('2024-01-01T00:00:00Z') < timestamp('2025-01-01T00:00:00Z')",
     "duration(self.d) > duration('1m') && timestamp(self.t) > timestamp('2020-01-01T00:00:00Z')",
-    "self.metadata.name == 'n' && !has(self.metadata.labels) && self.kind == 'K'",
+    "self.metadata.name == 'n' && has(self.metadata.generateName) == false && self.kind == 'K'",
 ])
 def test_the_library_kube_offers(rule: str) -> None:
     schema = {"type": "object", "x-kubernetes-validations": [{"rule": rule}], "properties": {
         "s": STR, "l": {"type": "array", "items": INT}, "r": {"type": "number"}, "namespace": STR,
         "dashed-name": STR, "d": {"type": "string", "format": "duration"},
         "t": {"type": "string", "format": "date-time"}}}
-    assert cel.rule_errors(schema, ROOT, None, False) == []
+    assert cel.rule_errors(schema, ROOT, None, False, root=True) == []
     obj = {"apiVersion": "x/v1", "kind": "K", "metadata": {"name": "n", "labels": {"a": "b"}},
            "s": "abcdefghijklmnopqrstuvwxyz", "l": [1, 2, 3], "r": 1, "namespace": "ns", "dashed-name": "d",
            "d": "1h30m", "t": "2024-05-01T10:00:00Z"}

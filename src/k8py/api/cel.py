@@ -8,11 +8,13 @@ have none never loads it.
 
 Types. ``self`` is typed from the schema node as far as the binding allows without protobuf
 messages: strings (``format: byte`` as bytes, as kube; ``duration`` and ``date-time`` stay
-strings, where kube has durations and timestamps), integers, numbers (double), booleans, lists of the items' type, maps
-(``additionalProperties``) of the values' type. Objects with ``properties`` are string-keyed maps
-of ``dyn`` values, so ``self.field`` selects, ``has(self.field)`` tests presence and an absent
-field is kube's ``no such key`` error; int-or-string, preserve-unknown-fields and nullable nodes
-are ``dyn``. Property names are escaped as kube does (``__namespace__``, ``a__dash__b``).
+strings, where kube has durations and timestamps), integers, numbers (double), booleans, lists
+of the items' type, maps (``additionalProperties``) of the values' type. Objects with
+``properties`` are string-keyed maps of ``dyn`` values, so ``self.field`` selects,
+``has(self.field)`` tests presence and an absent field is kube's ``no such key`` error; a field
+the schema does not have is kube's compile error ``undefined field`` (``_undefined_fields`` walks
+the checked expression with the schema). int-or-string, preserve-unknown-fields and nullable
+nodes are ``dyn``. Property names are escaped as kube does (``__namespace__``, ``a__dash__b``).
 
 Libraries: CEL's standard functions and macros, ``cel.bind``, ``math.greatest/least``, optional
 values (``self.?x``, ``optional.of``), kube's strings (``charAt``, ``indexOf``, ``lastIndexOf``,
@@ -21,8 +23,8 @@ values (``self.?x``, ``optional.of``), kube's strings (``charAt``, ``indexOf``, 
 regex (``find``, ``findAll``), ``url()``/``isURL`` and ``quantity()``/``isQuantity`` with their
 accessors. Anything else fails compilation with cel's ``undeclared reference``.
 
-Not done (docs/crd.md): kube's cost estimation and runtime cost budget, typed field checking at
-compile time (an unknown field is found when the rule runs), order-insensitive equality of
+Not done (docs/crd.md): kube's cost estimation and runtime cost budget, type errors on scalar
+fields at compile time (``self.count.x`` fails when it runs), order-insensitive equality of
 ``set``/``map`` lists, ``format``, ip/cidr/semver libraries, validation ratcheting.
 """
 
@@ -35,12 +37,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from k8py.api import errors
+from k8py.api import protowire as pw
 from k8py.api.errors import FieldError
 from k8py.api.quantity import QuantityError, format_quantity, parse_quantity
 
 Obj = dict[str, Any]
 
 VALIDATIONS = "x-kubernetes-validations"
+NIL_PATH = "<nil>"
 REASONS = ("FieldValueDuplicate", "FieldValueForbidden", "FieldValueInvalid", "FieldValueRequired")
 _PRESERVE = "x-kubernetes-preserve-unknown-fields"
 _INT_OR_STRING = "x-kubernetes-int-or-string"
@@ -461,8 +465,9 @@ def _wrap_optional_old(expr: str) -> str:
     return f"cel.bind(oldSelf, {_HAS_OLD} ? optional.of({_OLD}) : optional.none(),\n{expr}\n)"
 
 
-def compile_rules(s: Obj) -> list[Compiled]:
-    """Compile the rules of one schema node (kube's ``cel.Compile``)."""
+def compile_rules(s: Obj, root: bool = False) -> list[Compiled]:
+    """Compile the rules of one schema node (kube's ``cel.Compile``); ``root`` for the object's
+    root schema (it has apiVersion, kind and metadata)."""
     rules = s.get(VALIDATIONS) or []
     if not rules:
         return []
@@ -489,6 +494,10 @@ def compile_rules(s: Obj) -> list[Compiled]:
         except RuntimeError as e:
             c.error = "compilation failed: " + _cel_error(e, 1 if c.optional_old_self else 0)
             continue
+        undefined = _undefined_fields(prog, s, root, expr, 1 if c.optional_old_self else 0)
+        if undefined:
+            c.error = "compilation failed: " + undefined
+            continue
         if prog.return_type() not in (cel.Type.BOOL, cel.Type.DYN):
             c.error = "cel expression must evaluate to a bool"
             continue
@@ -503,6 +512,10 @@ def compile_rules(s: Obj) -> list[Compiled]:
             except RuntimeError as e:
                 c.message_error = "messageExpression compilation failed: " + _cel_error(e)
                 continue
+            undefined = _undefined_fields(mprog, s, root, mexpr, 0)
+            if undefined:
+                c.message_error = "messageExpression compilation failed: " + undefined
+                continue
             if mprog.return_type() not in (cel.Type.STRING, cel.Type.DYN):
                 c.message_error = "messageExpression must evaluate to a string"
                 continue
@@ -514,6 +527,188 @@ def compile_rules(s: Obj) -> list[Compiled]:
             except ValueError:
                 c.field_path = ""
     return out
+
+
+# -- fields of the schema checked at compile time ----------------------------------------------------
+#
+# ``self`` is a map of dyn values to the binding, so a misspelt field would only be found when the
+# rule runs. kube's typed ``self`` makes it a compile error (``undefined field 'x'``): the checked
+# expression (cel.expr.CheckedExpr, read with protowire) is walked with the schema of each
+# subexpression, and a field selected on an object whose fields are all known, that is not one
+# of them, is that error.
+
+_META_OBJ: Obj = {"type": "object", "properties": {"name": {"type": "string"}, "generateName": {"type": "string"}}}
+
+
+def _closed_fields(s: Obj, root: bool) -> dict[str, Obj] | None:
+    """The CEL names of an object schema's fields when they are all known, else None."""
+    if (s.get("type") != "object" or s.get(_PRESERVE) or _sub(s, "additionalProperties") is not None
+            or s.get("additionalProperties") is True):
+        return None
+    props = dict(_props(s))
+    if root or s.get(_EMBEDDED):
+        props.update(apiVersion={"type": "string"}, kind={"type": "string"}, metadata=_META_OBJ)
+    elif not props:
+        return None
+    out: dict[str, Obj] = {}
+    for k, v in props.items():
+        name = escape(k)
+        if name is not None:
+            out[name] = v if isinstance(v, dict) else {}
+    return out
+
+
+class _Walk:
+    def __init__(self, s: Obj, root: bool, positions: dict[int, int]) -> None:
+        self.self_schema = s
+        self.root = root
+        self.positions = positions
+        self.found: list[tuple[int, str]] = []  # (offset, field)
+
+    def expr(self, buf: bytes, scope: dict[str, tuple[Obj | None, bool]]) -> tuple[Obj | None, bool]:
+        """The schema of an expression's value (None: unknown) and whether it is an object's root."""
+        eid = 0
+        for num, _, val in pw.iter_fields(buf):
+            if num == 2:
+                eid = int(val)
+            elif num == 4:  # ident
+                name = next((v.decode() for n, _, v in pw.iter_fields(val) if n == 1), "")
+                if name in scope:
+                    return scope[name]
+                if name in ("self", "oldSelf"):
+                    return self.self_schema, self.root
+                return None, False
+            elif num == 5:  # select
+                operand, fname = b"", ""
+                for n, _, v in pw.iter_fields(val):
+                    if n == 1:
+                        operand = v
+                    elif n == 2:
+                        fname = v.decode()
+                sch, root = self.expr(operand, scope)
+                return self._select(sch, root, fname, eid)
+            elif num == 6:  # call
+                target, args, fn = b"", [], ""
+                for n, _, v in pw.iter_fields(val):
+                    if n == 1:
+                        target = v
+                    elif n == 2:
+                        fn = v.decode()
+                    elif n == 3:
+                        args.append(v)
+                if target:
+                    self.expr(target, scope)
+                got = [self.expr(a, scope) for a in args]
+                if fn == "_[_]" and got and got[0][0] is not None:
+                    return self._index(got[0][0])
+                return None, False
+            elif num == 7:  # list
+                for n, _, v in pw.iter_fields(val):
+                    if n == 1:
+                        self.expr(v, scope)
+                return None, False
+            elif num == 8:  # map or message literal
+                for n, _, v in pw.iter_fields(val):
+                    if n == 2:
+                        for en, _, ev in pw.iter_fields(v):
+                            if en in (3, 4):
+                                self.expr(ev, scope)
+                return None, False
+            elif num == 9:  # comprehension (the macros, cel.bind)
+                return self._comprehension(val, scope)
+        return None, False
+
+    def _select(self, sch: Obj | None, root: bool, fname: str, eid: int) -> tuple[Obj | None, bool]:
+        if sch is None:
+            return None, False
+        fields = _closed_fields(sch, root)
+        if fields is not None:
+            if fname not in fields:
+                self.found.append((self.positions.get(eid, 0), fname))
+                return None, False
+            return fields[fname], False
+        add = _sub(sch, "additionalProperties")
+        if add is not None:
+            return add, False
+        return None, False
+
+    @staticmethod
+    def _index(sch: Obj) -> tuple[Obj | None, bool]:
+        if sch.get("type") == "array":
+            return _sub(sch, "items"), False
+        add = _sub(sch, "additionalProperties")
+        return (add, False) if add is not None else (None, False)
+
+    def _comprehension(self, buf: bytes, scope: dict[str, tuple[Obj | None, bool]]) -> tuple[Obj | None, bool]:
+        parts: dict[int, Any] = {}
+        for n, _, v in pw.iter_fields(buf):
+            parts[n] = v
+        iter_var = parts.get(1, b"").decode()
+        iter_var2 = parts.get(8, b"").decode()
+        accu_var = parts.get(3, b"").decode()
+        rng, _ = self.expr(parts.get(2, b""), scope) if 2 in parts else (None, False)
+        init = self.expr(parts[4], scope) if 4 in parts else (None, False)
+        elem: Obj | None = None
+        if rng is not None:
+            if rng.get("type") == "array":
+                elem = _sub(rng, "items")
+            elif rng.get("type") == "object":
+                elem = {"type": "string"}  # a map's keys
+        inner = dict(scope)
+        inner[iter_var] = (elem, False)
+        if iter_var2:
+            inner[iter_var2] = (None, False)
+        inner[accu_var] = init
+        for n in (5, 6, 7):
+            if n in parts:
+                out = self.expr(parts[n], inner)
+        return out if 7 in parts else (None, False)
+
+
+def _undefined_fields(prog: Any, s: Obj, root: bool, source: str, line_shift: int) -> str:
+    """cel-go's ``undefined field`` errors of a compiled expression, in its format, or ""."""
+    try:
+        anyb = prog.serialize()
+        checked = next(v for n, _, v in pw.iter_fields(anyb) if n == 2)
+        expr, info = b"", b""
+        for n, _, v in pw.iter_fields(checked):
+            if n == 4:
+                expr = v
+            elif n == 5:
+                info = v
+        positions: dict[int, int] = {}
+        line_offsets: list[int] = []
+        for n, wt, v in pw.iter_fields(info):
+            if n == 4:
+                k = p = 0
+                for en, _, ev in pw.iter_fields(v):
+                    if en == 1:
+                        k = int(ev)
+                    elif en == 2:
+                        p = int(ev)
+                positions[k] = p
+            elif n == 3:
+                if wt == pw.LEN:
+                    pos = 0
+                    while pos < len(v):
+                        x, pos = pw.read_varint(v, pos)
+                        line_offsets.append(x)
+                else:
+                    line_offsets.append(int(v))
+        walk = _Walk(s, root, positions)
+        walk.expr(expr, {})
+    except (pw.WireError, StopIteration, UnicodeDecodeError, RecursionError):
+        return ""  # nothing to say rather than a wrong error: the rule still runs
+    starts = [0, *line_offsets]
+    lines = source.split("\n")
+    out = []
+    for offset, fname in walk.found:
+        line = max(i for i, st in enumerate(starts) if st <= offset) if starts else 0
+        col = offset - starts[line]
+        line -= line_shift
+        text = lines[line] if 0 <= line < len(lines) else ""
+        out.append(f"ERROR: <input>:{line + 1}:{col + 1}: undefined field '{fname}'\n | {text}\n | {'.' * col}^")
+    return "\n".join(out)
 
 
 # -- fieldPath (kube's ValidFieldPath) -------------------------------------------------------------
@@ -609,7 +804,8 @@ class RuleValue:
 _NEWLINES = re.compile(r"[\n\r]+")
 
 
-def rule_errors(s: Obj, path: str, uncorrelatable: str | None, schema_errors: bool) -> list[FieldError]:
+def rule_errors(s: Obj, path: str, uncorrelatable: str | None, schema_errors: bool,
+                root: bool = False) -> list[FieldError]:
     """kube's checks of a schema node's ``x-kubernetes-validations`` (ValidateCustomResource-
     DefinitionOpenAPISchema): the fields of each rule, then (only when the schema itself is
     valid, as kube) each rule compiled. ``uncorrelatable`` is the path of the outermost list
@@ -656,7 +852,7 @@ def rule_errors(s: Obj, path: str, uncorrelatable: str | None, schema_errors: bo
                 errs.append(errors.invalid(f"{rp}.fieldPath", fp, "must be a valid path"))
     if errs or schema_errors:
         return errs
-    for i, c in enumerate(compile_rules(s)):
+    for i, c in enumerate(compile_rules(s, root)):
         rp = f"{vp}[{i}]"
         if c.error:
             errs.append(errors.invalid(f"{rp}.rule", RuleValue(c.rule), c.error))
@@ -718,7 +914,7 @@ class Validator:
     def build(s: Obj, root: bool = True) -> Validator | None:
         if not has_rules(s):
             return None
-        v = Validator(schema=s, root=root, rules=compile_rules(s))
+        v = Validator(schema=s, root=root, rules=compile_rules(s, root))
         for k, ps in _props(s).items():
             child = Validator.build(ps, False)
             if child is not None:
@@ -759,9 +955,11 @@ class Validator:
                 errs += self.items.validate(v, ov, f"{path}[{i}]")
         return errs
 
-    def _expressions(self, obj: Any, old: Any, path: str) -> list[FieldError]:
+    def _expressions(self, obj: Any, old: Any, rel: str) -> list[FieldError]:
         if not self.rules:
             return []
+        # kube's path of the object's root is a nil field.Path, printed "<nil>"
+        path = rel or NIL_PATH
         s = self.schema
         tname = type_name(s)
         errs: list[FieldError] = []
@@ -803,7 +1001,7 @@ class Validator:
                 continue
             where = path
             if c.field_path:
-                where = f"{path}.{c.field_path}" if path and not c.field_path.startswith("[") else path + c.field_path
+                where = f"{rel}.{c.field_path}" if rel and not c.field_path.startswith("[") else rel + c.field_path
             detail = ""
             if c.message_program is not None:
                 detail = self._message(c, data)

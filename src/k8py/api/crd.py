@@ -383,7 +383,7 @@ def structural_errors(s: Any, path: str, root: bool = True, uncorrelatable: str 
     if "default" in s and not root:
         for e in validate(copy.deepcopy(s["default"]), s, "", False):
             errs.append(errors.invalid(f"{path}.default", s["default"], e.message_body()))
-    errs += cel.rule_errors(s, path, uncorrelatable, schema_errors=bool(errs))
+    errs += cel.rule_errors(s, path, uncorrelatable, schema_errors=bool(errs), root=root)
     return errs
 
 
@@ -407,5 +407,5 @@ def rule_errors(validator: cel.Validator | None, obj: Obj, old: Obj | None, sche
         return []
     if any(e.type in (errors.FieldErrorType.NOT_SUPPORTED, errors.FieldErrorType.TYPE_INVALID)
            or "in body must be of type" in e.detail for e in schema_errs):
-        return [errors.invalid("", "null", _BLOCKING)]  # kube: field.Invalid(nil, nil, ...), printed "null"
+        return [errors.invalid(cel.NIL_PATH, "null", _BLOCKING)]  # kube: field.Invalid(nil, nil, ...), printed "null"
     return validator.validate(obj, old)
