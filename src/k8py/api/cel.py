@@ -20,17 +20,18 @@ Libraries: CEL's standard functions and macros, ``cel.bind``, ``math.greatest/le
 values (``self.?x``, ``optional.of``), kube's strings (``charAt``, ``indexOf``, ``lastIndexOf``,
 ``lowerAscii``, ``upperAscii``, ``replace``, ``split``, ``substring``, ``trim``, ``join``,
 ``reverse``), lists (``isSorted``, ``sum``, ``min``, ``max``, ``indexOf``, ``lastIndexOf``),
-regex (``find``, ``findAll``), ``url()``/``isURL`` and ``quantity()``/``isQuantity`` with their
-accessors. Anything else fails compilation with cel's ``undeclared reference``.
+regex (``find``, ``findAll``), ``url()``/``isURL``, ``quantity()``/``isQuantity``, ``ip()``/``isIP``
+and ``cidr()``/``isCIDR`` with their accessors. Anything else fails compilation with cel's ``undeclared reference``.
 
 Not done (docs/crd.md): kube's cost estimation and runtime cost budget, type errors on scalar
 fields at compile time (``self.count.x`` fails when it runs), order-insensitive equality of
-``set``/``map`` lists, ``format``, ip/cidr/semver libraries, validation ratcheting.
+``set``/``map`` lists, ``format``, the format/semver/authz libraries, validation ratcheting.
 """
 
 from __future__ import annotations
 
 import base64
+import ipaddress
 import re
 import urllib.parse
 from dataclasses import dataclass, field
@@ -261,14 +262,84 @@ def _q_sub(a: dict[str, str], b: Any) -> dict[str, str]:
     return {_QUANTITY_KEY: format_quantity(_q(a) - other)}
 
 
+# ip() and cidr(): kube's ip/cidr libraries (netip parsing: no zones, no IPv4-mapped IPv6, no
+# leading zeros in IPv4), the values carried as one-key maps like urls and quantities
+_IP_KEY = "__k8py_ip__"
+_CIDR_KEY = "__k8py_cidr__"
+IPAddr = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNet = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _parse_ip(s: str) -> IPAddr:
+    if "%" in s:
+        raise ValueError(f"IP address with zone value is not allowed: {s}")
+    try:
+        a = ipaddress.ip_address(s)
+    except ValueError:
+        raise ValueError(f"IP Address {s!r} parse error during conversion from string: ParseAddr({s!r}): "
+                         "unable to parse IP") from None
+    if isinstance(a, ipaddress.IPv6Address) and a.ipv4_mapped is not None:
+        raise ValueError(f"IPv4-mapped IPv6 address is not allowed: {s}")
+    return a
+
+
+def _parse_cidr(s: str) -> tuple[IPAddr, int]:
+    addr, sep, bits = s.partition("/")
+    if not sep or not bits.isdigit() or (len(bits) > 1 and bits[0] == "0"):
+        raise ValueError(f"network address parse error during conversion from string: netip.ParsePrefix({s!r}): "
+                         "bad bits after slash")
+    a = _parse_ip(addr)
+    n = int(bits)
+    if n > a.max_prefixlen:
+        raise ValueError(f"network address parse error during conversion from string: netip.ParsePrefix({s!r}): "
+                         "prefix length out of range")
+    return a, n
+
+
+def _valid(parse: Any, s: str) -> bool:
+    try:
+        parse(s)
+    except ValueError:
+        return False
+    return True
+
+
+def _ip_of(v: Any) -> IPAddr:
+    return _parse_ip(v[_IP_KEY] if isinstance(v, dict) else str(v))
+
+
+def _net(v: dict[str, str]) -> IPNet:
+    a, n = _parse_cidr(v[_CIDR_KEY])
+    return ipaddress.ip_network((a, n), strict=False)
+
+
+def _is_link_local_multicast(a: IPAddr) -> bool:
+    if a.version == 4:
+        return a in ipaddress.ip_network("224.0.0.0/24")
+    return a in ipaddress.ip_network("ff02::/16")
+
+
+def _is_global_unicast(a: IPAddr) -> bool:
+    # Go's netip.Addr.IsGlobalUnicast: private addresses count as global unicast
+    if a.is_unspecified or a.is_loopback or a.is_multicast or a.is_link_local:
+        return False
+    return not (a.version == 4 and a == ipaddress.IPv4Address("255.255.255.255"))
+
+
+def _contains_cidr(c: dict[str, str], other: Any) -> bool:
+    net = _net(c)
+    o = _net(other) if isinstance(other, dict) else _net({_CIDR_KEY: str(other)})
+    return o.version == net.version and o.prefixlen >= net.prefixlen and o.network_address in net
+
+
 def _functions(cel: Any) -> list[Any]:
-    """kube's CEL libraries (strings, lists, regex, url, quantity) as function declarations with
-    Python implementations. URLs and quantities are carried as one-key maps."""
+    """kube's CEL libraries (strings, lists, regex, url, quantity, ip, cidr) as function
+    declarations with Python implementations. URLs, quantities, IPs and CIDRs are carried as
+    one-key maps."""
     T = cel.Type
     S, I, B, D, DYN = T.STRING, T.INT, T.BOOL, T.DOUBLE, T.DYN
     LD, LS = T.List(DYN), T.List(S)
-    URL = T.Map(S, S)
-    Q = T.Map(S, S)
+    URL = Q = IP = CIDR = T.Map(S, S)
     # the binding dispatches a dyn parameter by no runtime type: one overload per element type
     scalars = [("string", S), ("int", I), ("double", D), ("bool", B), ("uint", T.UINT), ("bytes", T.BYTES),
                ("list", LD), ("map", T.Map(DYN, DYN))]
@@ -325,6 +396,27 @@ def _functions(cel: Any) -> list[Any]:
         fn("isLessThan", ("quantity_is_less_than", B, [Q, Q], True, lambda a, b: _q(a) < _q(b))),
         fn("add", ("quantity_add", Q, [Q, Q], True, _q_add), ("quantity_add_int", Q, [Q, I], True, _q_add)),
         fn("sub", ("quantity_sub", Q, [Q, Q], True, _q_sub), ("quantity_sub_int", Q, [Q, I], True, _q_sub)),
+        fn("isIP", ("is_ip", B, [S], False, lambda s: _valid(_parse_ip, s))),
+        fn("ip", ("string_to_ip", IP, [S], False, lambda s: {_IP_KEY: str(_parse_ip(s))}),
+           ("cidr_ip", IP, [CIDR], True, lambda c: {_IP_KEY: str(_parse_cidr(c[_CIDR_KEY])[0])})),
+        fn("ip.isCanonical", ("ip_is_canonical", B, [S], False, lambda s: str(_parse_ip(s)) == s)),
+        fn("family", ("ip_family", I, [IP], True, lambda v: _ip_of(v).version)),
+        fn("isUnspecified", ("ip_is_unspecified", B, [IP], True, lambda v: _ip_of(v).is_unspecified)),
+        fn("isLoopback", ("ip_is_loopback", B, [IP], True, lambda v: _ip_of(v).is_loopback)),
+        fn("isLinkLocalMulticast", ("ip_is_link_local_multicast", B, [IP], True,
+                                    lambda v: _is_link_local_multicast(_ip_of(v)))),
+        fn("isLinkLocalUnicast", ("ip_is_link_local_unicast", B, [IP], True,
+                                  lambda v: _ip_of(v).is_link_local and not _ip_of(v).is_multicast)),
+        fn("isGlobalUnicast", ("ip_is_global_unicast", B, [IP], True, lambda v: _is_global_unicast(_ip_of(v)))),
+        fn("isCIDR", ("is_cidr", B, [S], False, lambda s: _valid(_parse_cidr, s))),
+        fn("cidr", ("string_to_cidr", CIDR, [S], False,
+                    lambda s: {_CIDR_KEY: "{}/{}".format(*_parse_cidr(s))})),
+        fn("containsIP", ("cidr_contains_ip_ip", B, [CIDR, IP], True, lambda c, v: _ip_of(v) in _net(c)),
+           ("cidr_contains_ip_string", B, [CIDR, S], True, lambda c, v: _ip_of(v) in _net(c))),
+        fn("containsCIDR", ("cidr_contains_cidr", B, [CIDR, CIDR], True, _contains_cidr),
+           ("cidr_contains_cidr_string", B, [CIDR, S], True, _contains_cidr)),
+        fn("masked", ("cidr_masked", CIDR, [CIDR], True, lambda c: {_CIDR_KEY: str(_net(c))})),
+        fn("prefixLength", ("cidr_prefix_length", I, [CIDR], True, lambda c: _parse_cidr(c[_CIDR_KEY])[1])),
     ]
 
 
