@@ -272,8 +272,20 @@ def test_the_library_kube_offers(rule: str) -> None:
 
 
 def test_an_unknown_function_fails_compilation() -> None:
-    got = compile_errors({"rule": "self.s.format(['x']) == 'x'"}, s=STR)
-    assert "undeclared reference to 'format'" in got[0]
+    got = compile_errors({"rule": "self.s.semver().major() == 1"}, s=STR)
+    assert "undeclared reference to 'semver'" in got[0]
+
+
+@pytest.mark.parametrize(("template", "args", "want"), [
+    ("%s has %d items", "['list', 3]", "list has 3 items"),
+    ("%.2f / %f / %e", "[3.14159, 2, 1052.032911275]", "3.14 / 2.000000 / 1.052033e+03"),
+    ("%x %X %o %b %%", "[255, 'hi', 8, 5]", "ff 6869 10 101 %"),
+    ("%s %s %s", "[[1, 'a'], true, null]", '[1, "a"] true null'),
+])
+def test_string_format(template: str, args: str, want: str) -> None:
+    schema = {"type": "object", "properties": {"s": STR}, "x-kubernetes-validations": [
+        {"rule": "false", "messageExpression": f"'{template}'.format({args})"}]}
+    assert run({"s": "x"}, schema=schema) == [f'<nil>: Invalid value: "object": {want}']
 
 
 def test_the_binding_is_loaded_only_for_schemas_with_rules() -> None:

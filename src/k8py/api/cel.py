@@ -19,13 +19,13 @@ nodes are ``dyn``. Property names are escaped as kube does (``__namespace__``, `
 Libraries: CEL's standard functions and macros, ``cel.bind``, ``math.greatest/least``, optional
 values (``self.?x``, ``optional.of``), kube's strings (``charAt``, ``indexOf``, ``lastIndexOf``,
 ``lowerAscii``, ``upperAscii``, ``replace``, ``split``, ``substring``, ``trim``, ``join``,
-``reverse``), lists (``isSorted``, ``sum``, ``min``, ``max``, ``indexOf``, ``lastIndexOf``),
+``reverse``, ``format``), lists (``isSorted``, ``sum``, ``min``, ``max``, ``indexOf``, ``lastIndexOf``),
 regex (``find``, ``findAll``), ``url()``/``isURL``, ``quantity()``/``isQuantity``, ``ip()``/``isIP``
 and ``cidr()``/``isCIDR`` with their accessors. Anything else fails compilation with cel's ``undeclared reference``.
 
 Not done (docs/crd.md): kube's cost estimation and runtime cost budget, type errors on scalar
 fields at compile time (``self.count.x`` fails when it runs), order-insensitive equality of
-``set``/``map`` lists, ``format``, the format/semver/authz libraries, validation ratcheting.
+``set``/``map`` lists, the format/semver/authz libraries, validation ratcheting.
 """
 
 from __future__ import annotations
@@ -142,6 +142,66 @@ def _split(s: str, sep: str, n: int = -1) -> list[str]:
 
 def _replace(s: str, old: str, new: str, n: int = -1) -> str:
     return s.replace(old, new, n if n >= 0 else -1)
+
+
+def _fmt_s(v: Any, nested: bool = False) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' if nested else v
+    if isinstance(v, bytes):
+        return v.decode("utf-8", "replace")
+    if isinstance(v, float):
+        return repr(v) if not v.is_integer() or abs(v) >= 1e21 else str(int(v))
+    if isinstance(v, list):
+        return "[" + ", ".join(_fmt_s(x, True) for x in v) + "]"
+    if isinstance(v, dict):
+        items = sorted(v.items(), key=lambda kv: str(kv[0]))
+        return "{" + ", ".join(f"{_fmt_s(k, True)}: {_fmt_s(x, True)}" for k, x in items) + "}"
+    return str(v)
+
+
+_FORMAT_VERB = re.compile(r"%(?:\.(\d+))?([sdfexXob%])|%")
+
+
+def _format(template: str, args: list[Any]) -> str:
+    """ext strings' ``format``: %s, %d, %f/%.Nf, %e, %x/%X, %o, %b and %%."""
+    out: list[str] = []
+    pos = 0
+    n = 0
+    for m in _FORMAT_VERB.finditer(template):
+        out.append(template[pos:m.start()])
+        pos = m.end()
+        verb, prec = m.group(2), m.group(1)
+        if verb is None:
+            raise ValueError(f"could not parse formatting clause: unrecognized formatting clause at {m.start()}")
+        if verb == "%":
+            out.append("%")
+            continue
+        if n >= len(args):
+            raise ValueError(f"index {n} out of range")
+        v = args[n]
+        n += 1
+        if verb == "s":
+            out.append(_fmt_s(v))
+        elif verb == "d" and isinstance(v, int) and not isinstance(v, bool):
+            out.append(str(v))
+        elif verb in "fe" and isinstance(v, int | float) and not isinstance(v, bool):
+            out.append(f"{float(v):.{int(prec) if prec else 6}{verb}}")
+        elif verb in "xX" and isinstance(v, int | str | bytes) and not isinstance(v, bool):
+            h = (format(v, "x") if isinstance(v, int)
+                 else (v.encode() if isinstance(v, str) else v).hex())
+            out.append(h.upper() if verb == "X" else h)
+        elif verb == "o" and isinstance(v, int) and not isinstance(v, bool):
+            out.append(format(v, "o"))
+        elif verb == "b" and isinstance(v, int | bool):
+            out.append(format(int(v), "b"))
+        else:
+            raise ValueError(f"error during formatting: no such overload for %{verb}")
+    out.append(template[pos:])
+    return "".join(out)
 
 
 def _is_sorted(xs: list[Any]) -> bool:
@@ -370,6 +430,7 @@ def _functions(cel: Any) -> list[Any]:
         fn("join", ("list_join", S, [LS], True, lambda xs: "".join(_strict_str(x) for x in xs)),
            ("list_join_string", S, [LS, S], True, lambda xs, sep: sep.join(_strict_str(x) for x in xs))),
         fn("reverse", ("string_reverse", S, [S], True, lambda s: s[::-1])),
+        fn("format", ("string_format", S, [S, LD], True, _format)),
         fn("isSorted", ("list_is_sorted", B, [LD], True, _is_sorted)),
         fn("sum", ("list_sum", DYN, [LD], True, lambda xs: sum(xs) if xs else 0)),
         fn("min", ("list_min", DYN, [LD], True, _min)),
