@@ -11,6 +11,7 @@ import pytest
 
 from k8py.api import cel, crd
 from k8py.api.errors import FieldError
+from k8py.api.validation import apiextensions
 
 Obj = dict[str, Any]
 ROOT = "spec.validation.openAPIV3Schema"
@@ -297,3 +298,28 @@ def test_the_binding_is_loaded_only_for_schemas_with_rules() -> None:
             "s['x-kubernetes-validations'] = [{'rule': 'self.a > 0'}]\n"
             "assert crd.rules_validator(s) is not None and 'cel_expr_python' in sys.modules\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_where_a_crd_reports_rule_errors() -> None:
+    """kube validates a schema every version shares once, as spec.validation (its internal form);
+    versions with their own schemas are reported per version."""
+
+    def crd_with(*schemas: Obj) -> Obj:
+        obj: Obj = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+                    "metadata": {"name": "widgets.example.com"},
+                    "spec": {"group": "example.com", "scope": "Namespaced",
+                             "names": {"plural": "widgets", "kind": "Widget"},
+                             "versions": [{"name": f"v{i + 1}", "served": True, "storage": i == 0,
+                                           "schema": {"openAPIV3Schema": s}} for i, s in enumerate(schemas)]}}
+        apiextensions.set_defaults(obj)
+        return obj
+
+    bad = {"type": "object", "properties": {"a": INT}, "x-kubernetes-validations": [{"rule": "self.b == 1"}]}
+    good = {"type": "object", "properties": {"a": INT}}
+    got = strs(apiextensions.validate_crd(crd_with(bad, bad)))
+    assert len(got) == 1 and got[0].startswith(
+        "spec.validation.openAPIV3Schema.x-kubernetes-validations[0].rule: Invalid value: ")
+    got = strs(apiextensions.validate_crd(crd_with(good, bad)))
+    assert len(got) == 1 and got[0].startswith(
+        "spec.versions[1].schema.openAPIV3Schema.x-kubernetes-validations[0].rule: Invalid value: ")
+    assert "undefined field 'b'" in got[0]
