@@ -193,6 +193,24 @@ def test_transition_rules_run_on_updates_where_an_old_value_corresponds() -> Non
     assert run(spec(ports=[{"name": "dns", "port": 53}, {"name": "http", "port": 80}]), old) == []
 
 
+def test_set_and_map_lists_compare_regardless_of_order() -> None:
+    keyed = {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["k"],
+             "items": {"type": "object", "required": ["k"], "properties": {"k": STR, "v": INT}}}
+    schema = {"type": "object", "properties": {"spec": {"type": "object", "properties": {
+        "set": {"type": "array", "x-kubernetes-list-type": "set", "items": STR,
+                "x-kubernetes-validations": [{"rule": "self == oldSelf", "message": "set is immutable"}]},
+        "atomic": {"type": "array", "items": STR,
+                   "x-kubernetes-validations": [{"rule": "self == oldSelf", "message": "atomic is immutable"}]},
+        "keyed": {**keyed, "x-kubernetes-validations": [{"rule": "self == oldSelf", "message": "keyed is immutable"}]},
+    }}}}
+    old = {"spec": {"set": ["a", "b"], "atomic": ["a", "b"], "keyed": [{"k": "x", "v": 1}, {"k": "y", "v": 2}]}}
+    new = {"spec": {"set": ["b", "a"], "atomic": ["b", "a"], "keyed": [{"k": "y", "v": 2}, {"k": "x", "v": 1}]}}
+    assert run(new, old, schema=schema) == ['spec.atomic: Invalid value: "array": atomic is immutable']
+    new = {"spec": {"set": ["b", "c"], "atomic": ["a", "b"], "keyed": [{"k": "y", "v": 2}, {"k": "x", "v": 3}]}}
+    assert run(new, old, schema=schema) == ['spec.set: Invalid value: "array": set is immutable',
+                                            'spec.keyed: Invalid value: "array": keyed is immutable']
+
+
 def test_runtime_errors_are_field_errors() -> None:
     # an int-or-string compared with an int: no such overload when it is a string
     got = run(spec(ports=[{"name": "http", "port": "web"}]))

@@ -24,8 +24,9 @@ regex (``find``, ``findAll``), ``url()``/``isURL``, ``quantity()``/``isQuantity`
 and ``cidr()``/``isCIDR`` with their accessors. Anything else fails compilation with cel's ``undeclared reference``.
 
 Not done (docs/crd.md): kube's cost estimation and runtime cost budget, type errors on scalar
-fields at compile time (``self.count.x`` fails when it runs), order-insensitive equality of
-``set``/``map`` lists, the format/semver/authz libraries, validation ratcheting.
+fields at compile time (``self.count.x`` fails when it runs), the format/semver/authz
+libraries, validation ratcheting. ``set`` and ``map`` lists compare regardless of order as
+kube's only because ``oldSelf``'s are put in ``self``'s order (``_aligned``).
 """
 
 from __future__ import annotations
@@ -525,15 +526,39 @@ def _decl(cel: Any, s: Obj) -> Any:
     return {"integer": T.INT, "number": T.DOUBLE, "boolean": T.BOOL}.get(str(t), T.DYN)
 
 
-def to_cel(v: Any, s: Obj, root: bool = False) -> Any:
-    """A value of the object as CEL sees it under schema ``s``."""
+def _aligned(old: list[Any], new: Any, s: Obj) -> list[Any]:
+    """``old`` (a ``set`` or ``map`` list) in the order of the matching elements of ``new``, the
+    rest after: kube's equality of such lists ignores order, the binding's does not, so
+    ``self == oldSelf`` holds for a reordered list."""
+    lt = s.get("x-kubernetes-list-type")
+    if lt not in ("set", "map") or not isinstance(new, list):
+        return old
+    keys = s.get("x-kubernetes-list-map-keys") or []
+
+    def ident(x: Any) -> Any:
+        if lt == "map" and isinstance(x, dict):
+            return tuple(repr(x.get(k)) for k in keys)
+        return repr(x)
+    rest = list(old)
+    out: list[Any] = []
+    for n in new:
+        i = next((j for j, o in enumerate(rest) if ident(o) == ident(n)), None)
+        if i is not None:
+            out.append(rest.pop(i))
+    return out + rest
+
+
+def to_cel(v: Any, s: Obj, root: bool = False, like: Any = None) -> Any:
+    """A value of the object as CEL sees it under schema ``s``; ``like`` is the new value when
+    ``v`` is the old one (set and map lists are put in its order)."""
     if v is None:
         return None
     if isinstance(v, dict):
         props = _props(s)
         add = _sub(s, "additionalProperties")
+        other = like if isinstance(like, dict) else {}
         if add is not None and not props:
-            return {k: to_cel(x, add) for k, x in v.items()}
+            return {k: to_cel(x, add, like=other.get(k)) for k, x in v.items()}
         out: dict[str, Any] = {}
         for k, x in v.items():
             name = escape(k)
@@ -542,13 +567,17 @@ def to_cel(v: Any, s: Obj, root: bool = False) -> Any:
             if (root or s.get(_EMBEDDED)) and k == "metadata" and isinstance(x, dict):
                 out[k] = {m: x[m] for m in ("name", "generateName") if m in x}
             elif k in props:
-                out[name] = to_cel(x, props[k])
+                out[name] = to_cel(x, props[k], like=other.get(k))
             else:
                 out[name] = x
         return out
     if isinstance(v, list):
         it = _sub(s, "items") or {}
-        return [to_cel(x, it) for x in v]
+        if like is None:
+            return [to_cel(x, it) for x in v]
+        ordered = _aligned(v, like, s)
+        news = like if isinstance(like, list) else []
+        return [to_cel(x, it, like=news[i] if i < len(news) else None) for i, x in enumerate(ordered)]
     if s.get(_INT_OR_STRING):
         return v
     t = s.get("type")
@@ -1128,7 +1157,7 @@ class Validator:
                 continue
             if value is None:
                 value = to_cel(obj, s, self.root)
-                old_value = to_cel(old, s, self.root) if old is not None else None
+                old_value = to_cel(old, s, self.root, like=obj) if old is not None else None
             data: Obj = {"self": value}
             if c.optional_old_self:
                 data[_OLD] = old_value if old is not None else value
