@@ -634,6 +634,21 @@ async def test_containers_of_a_pod_share_its_ipc_and_uts_namespaces(env: Env) ->
     assert not sb.exists()
 
 
+async def test_a_sandbox_cancelled_while_its_namespaces_are_made_leaves_nothing(env: Env) -> None:
+    # the agent stopping mid-way: what unshare and mount were making is there before the clean-up
+    # runs, so it is unmounted and the sandbox's directory removed
+    for _ in range(3):
+        task = asyncio.ensure_future(env.rt.run_pod_sandbox(env.pod(host_network=True)))
+        deadline = time.monotonic() + 10
+        while not list((env.root / "sandboxes").glob("*/ipcns")):  # made just before unshare runs
+            assert not task.done() and time.monotonic() < deadline, "the namespaces' files never appeared"
+            await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert _mount_points_under(env.root) == [] and list((env.root / "sandboxes").iterdir()) == []
+
+
 async def test_a_sandbox_of_an_earlier_boot_is_not_ready(env: Env) -> None:
     # its namespaces (and network) went with that boot, as a pause container would: NOTREADY, so
     # the pod worker makes the pod a new sandbox rather than start containers in this one

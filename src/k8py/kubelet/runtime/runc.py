@@ -59,9 +59,9 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from k8py.kubelet import proc
 from k8py.kubelet.runtime import oci
@@ -97,6 +97,8 @@ from k8py.kubelet.runtime.types import (
 from k8py.kubelet.spec import PODS_CGROUP
 
 __all__ = ["RuncRuntime", "runc_message"]
+
+_T = TypeVar("_T")
 
 log = logging.getLogger(__name__)
 
@@ -304,6 +306,18 @@ def _conmon_alive(d: Path, container_id: str) -> bool:
             return container_id.encode() in f.read().split(b"\0")
     except OSError:
         return False
+
+
+async def _finished(aw: Awaitable[_T]) -> _T:
+    """``await aw``, which goes on to its end when the caller is cancelled (the cancellation is
+    raised after): a mount it makes is there when the caller's clean-up looks for it."""
+    task = asyncio.ensure_future(aw)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await task
+        raise
 
 
 def _check_pod_namespaces(sb_status: Mapping[str, Any]) -> None:
@@ -691,7 +705,7 @@ class RuncRuntime:
             await asyncio.to_thread(touch)
             # the uts namespace gets the pod's hostname once, here (containerd sets it on the pause)
             cmd = [hostname, oci.pod_hostname(config)] if not config.host_network else [true]
-            p = await self._run(unshare, *flags, "--", *cmd)
+            p = await _finished(self._run(unshare, *flags, "--", *cmd))
             if p.code != 0:
                 raise SandboxError(f"making the pod's namespaces (unshare {' '.join(flags)}): {p.message}")
         if config.host_ipc:
@@ -701,8 +715,8 @@ class RuncRuntime:
         else:
             await asyncio.to_thread(os.mkdir, files.shm)
             # containerd's sandbox shm: 64 MiB, what a container's own /dev/shm had
-            p = await self._run("mount", "-t", "tmpfs", "-o", "nosuid,nodev,noexec,mode=1777,size=65536k", "shm",
-                                files.shm)
+            p = await _finished(self._run("mount", "-t", "tmpfs", "-o", "nosuid,nodev,noexec,mode=1777,size=65536k",
+                                          "shm", files.shm))
             if p.code != 0:
                 raise SandboxError(f"mounting the pod's /dev/shm: {p.message}")
             out["shm_path"] = files.shm
