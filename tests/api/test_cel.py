@@ -211,6 +211,39 @@ def test_set_and_map_lists_compare_regardless_of_order() -> None:
                                             'spec.keyed: Invalid value: "array": keyed is immutable']
 
 
+def test_rules_ratchet_on_values_an_update_leaves_unchanged() -> None:
+    """kube's validation ratcheting: a rule (added after the object was written) that fails on a
+    value the update does not change is a warning, not an error; transition rules always run."""
+    schema = {"type": "object", "properties": {"spec": {"type": "object", "properties": {
+        "a": {"type": "string", "x-kubernetes-validations": [{"rule": "self.size() < 3", "message": "a too long"}]},
+        "b": INT,
+        "items": {"type": "array", "items": {"type": "string", "x-kubernetes-validations": [
+            {"rule": "self != 'bad'", "message": "bad item"}]}},
+        "c": {"type": "string", "x-kubernetes-validations": [{"rule": "self == oldSelf", "message": "c is immutable"},
+                                                             {"rule": "self != 'x'", "message": "not x"}]},
+    }}}}
+    old = {"spec": {"a": "long", "b": 1, "items": ["bad", "ok"], "c": "x"}}
+
+    def update(new: Obj) -> tuple[list[str], list[str]]:
+        ratcheted: list[FieldError] = []
+        v = crd.rules_validator(schema)
+        errs = crd.rule_errors(v, new, old, crd.validate(new, schema), ratcheted)
+        return strs(errs), strs(ratcheted)
+
+    # only b changes: what fails elsewhere is unchanged
+    assert update({"spec": {"a": "long", "b": 2, "items": ["bad", "ok"], "c": "x"}}) == (
+        [], ['spec.a: Invalid value: "string": a too long', 'spec.items[0]: Invalid value: "string": bad item',
+             'spec.c: Invalid value: "string": not x'])
+    # a changed (still too long): an error; items of an atomic list changed: the list is the
+    # nearest value with an old one, so a failing item is an error too
+    errs, warned = update({"spec": {"a": "longer", "b": 1, "items": ["bad", "ok", "new"], "c": "x"}})
+    assert errs == ['spec.a: Invalid value: "string": a too long', 'spec.items[0]: Invalid value: "string": bad item']
+    assert warned == ['spec.c: Invalid value: "string": not x']
+    # nothing ratchets on a create
+    v = crd.rules_validator(schema)
+    assert len(crd.rule_errors(v, old, None, [], [])) == 3
+
+
 def test_runtime_errors_are_field_errors() -> None:
     # an int-or-string compared with an int: no such overload when it is a string
     got = run(spec(ports=[{"name": "http", "port": "web"}]))

@@ -472,6 +472,23 @@ def test_crd_validation_rules_compiled_and_enforced(server: Server) -> None:
     assert 'The Widget "ok" is invalid: status.phase: Invalid value: "string": a widget is never Broken' in p.stderr
     assert server.kjson("get", "-n", "cel1", "widget", "ok")["status"]["phase"] == "Running"
 
+    # ratcheting: a rule added later fails on the stored widget (3 replicas), whose updates that
+    # leave replicas as they are pass with kube's warning; changing them must satisfy it
+    stricter = WIDGETS.replace("              replicas: {type: integer}\n", (
+        "              replicas:\n"
+        "                type: integer\n"
+        "                x-kubernetes-validations: [{rule: 'self <= 2', message: at most 2 replicas}]\n"))
+    server.kubectl("apply", "-f", "-", input=stricter)
+    big = WIDGET.format(name="probe", replicas=3, wname="a", tags="x")
+    wait(lambda: server.kubectl("apply", "-n", "cel1", "--dry-run=server", "-f", "-", input=big,
+                                check=False).returncode != 0, 30, "the added rule in force")
+    p = server.kubectl("patch", "-n", "cel1", "widget", "ok", "--type=merge", "-p", '{"spec":{"tags":["y"]}}')
+    assert 'Warning: spec.replicas: Invalid value: "integer": at most 2 replicas' in p.stderr
+    p = server.kubectl("patch", "-n", "cel1", "widget", "ok", "--type=merge", "-p", '{"spec":{"replicas":4}}',
+                       check=False)
+    assert '* spec.replicas: Invalid value: "integer": at most 2 replicas' in p.stderr
+    server.kubectl("patch", "-n", "cel1", "widget", "ok", "--type=merge", "-p", '{"spec":{"replicas":2}}')
+
 
 GATEWAY_API = Path(__file__).parent / "testdata" / "gateway-api"
 

@@ -25,7 +25,7 @@ and ``cidr()``/``isCIDR`` with their accessors. Anything else fails compilation 
 
 Not done (docs/crd.md): kube's cost estimation and runtime cost budget, type errors on scalar
 fields at compile time (``self.count.x`` fails when it runs), the format/semver/authz
-libraries, validation ratcheting. ``set`` and ``map`` lists compare regardless of order as
+libraries. ``set`` and ``map`` lists compare regardless of order as
 kube's only because ``oldSelf``'s are put in ``self``'s order (``_aligned``).
 """
 
@@ -1136,22 +1136,30 @@ class Validator:
             v.additional = Validator.build(add, False)
         return v
 
-    def validate(self, obj: Any, old: Any, path: str = "") -> list[FieldError]:
+    def validate(self, obj: Any, old: Any, path: str = "", ratcheted: list[FieldError] | None = None,
+                 near_equal: bool = False) -> list[FieldError]:
         """Evaluate every rule at every node of ``obj``; ``old`` is the object before an update
-        (None on create): transition rules run only where it has a corresponding value."""
+        (None on create): transition rules run only where it has a corresponding value.
+
+        kube's validation ratcheting (GA in 1.33): on an update, a rule that does not use
+        ``oldSelf`` and fails on a value equal to its old one (or, where there is no
+        corresponding old value, under an unchanged nearest ancestor that has one) gives no
+        error; its error goes to ``ratcheted`` (kube sends it as a warning). ``near_equal`` is
+        that ancestor's equality."""
         if obj is None:
             return []
-        errs = self._expressions(obj, old, path)
+        equal = (obj == old) if old is not None else near_equal
+        errs = self._expressions(obj, old, path, equal, ratcheted)
         s = self.schema
         if isinstance(obj, dict):
             old_map = old if isinstance(old, dict) else {}
             if self.additional is not None and not _props(s):
                 for k, v in obj.items():
-                    errs += self.additional.validate(v, old_map.get(k), f"{path}[{k}]")
+                    errs += self.additional.validate(v, old_map.get(k), f"{path}[{k}]", ratcheted, equal)
             for k, v in obj.items():
                 sub = self.properties.get(k)
                 if sub is not None and not (self.root and k in ("apiVersion", "kind", "metadata")):
-                    errs += sub.validate(v, old_map.get(k), f"{path}.{k}" if path else k)
+                    errs += sub.validate(v, old_map.get(k), f"{path}.{k}" if path else k, ratcheted, equal)
         elif isinstance(obj, list) and self.items is not None:
             keys = s.get("x-kubernetes-list-map-keys") if s.get("x-kubernetes-list-type") == "map" else None
             olds: dict[tuple[Any, ...], Any] = {}
@@ -1161,10 +1169,11 @@ class Validator:
                         olds[tuple(o.get(k) for k in keys)] = o
             for i, v in enumerate(obj):
                 ov = olds.get(tuple(v.get(k) for k in keys)) if keys and isinstance(v, dict) else None
-                errs += self.items.validate(v, ov, f"{path}[{i}]")
+                errs += self.items.validate(v, ov, f"{path}[{i}]", ratcheted, equal)
         return errs
 
-    def _expressions(self, obj: Any, old: Any, rel: str) -> list[FieldError]:
+    def _expressions(self, obj: Any, old: Any, rel: str, unchanged: bool,
+                     ratcheted: list[FieldError] | None) -> list[FieldError]:
         if not self.rules:
             return []
         # kube's path of the object's root is a nil field.Path, printed "<nil>"
@@ -1218,7 +1227,12 @@ class Validator:
             if not detail:
                 m = str(c.rule.get("message") or "").strip()
                 detail = m or f"failed rule: {text}"
-            errs.append(_error_for_reason(where, tname, detail, c.rule.get("reason")))
+            err = _error_for_reason(where, tname, detail, c.rule.get("reason"))
+            if unchanged and not c.uses_old_self:
+                if ratcheted is not None:
+                    ratcheted.append(err)
+            else:
+                errs.append(err)
         return errs
 
     @staticmethod

@@ -399,13 +399,15 @@ def rules_validator(s: Obj) -> cel.Validator | None:
     return cel.Validator.build(s) if cel.has_rules(s) else None
 
 
-def rule_errors(validator: cel.Validator | None, obj: Obj, old: Obj | None, schema_errs: list[FieldError]) -> list[FieldError]:
+def rule_errors(validator: cel.Validator | None, obj: Obj, old: Obj | None, schema_errs: list[FieldError],
+                ratcheted: list[FieldError] | None = None) -> list[FieldError]:
     """The rules evaluated on a custom resource after its schema validation, as kube's
     customResourceStrategy: not when the schema found a wrong type or value (``hasBlockingErr``),
-    then one error says so."""
+    then one error says so. On updates, errors of unchanged values go to ``ratcheted``
+    (cel.Validator.validate)."""
     if validator is None:
         return []
     if any(e.type in (errors.FieldErrorType.NOT_SUPPORTED, errors.FieldErrorType.TYPE_INVALID)
            or "in body must be of type" in e.detail for e in schema_errs):
         return [errors.invalid(cel.NIL_PATH, "null", _BLOCKING)]  # kube: field.Invalid(nil, nil, ...), printed "null"
-    return validator.validate(obj, old)
+    return validator.validate(obj, old, ratcheted=ratcheted)

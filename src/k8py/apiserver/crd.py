@@ -161,6 +161,7 @@ class CustomResourceStrategy(Strategy):
         stored = crdschema.storage_version(crd)
         self.table = self._tables.get(stored) or printer_table({})  # type: ignore[misc]
         self._rules: dict[str, cel.Validator | None] = {}
+        self._ratcheted: dict[int, list[str]] = {}  # id of an object just validated -> its warnings
 
     def request_warnings(self, kind: KindInfo) -> list[str]:
         v = crdschema.version_of(self.crd, kind.version)
@@ -232,12 +233,23 @@ class CustomResourceStrategy(Strategy):
         return out
 
     def _validate(self, kind: KindInfo, obj: Obj, old: Obj | None = None) -> list[FieldError]:
-        """The schema's validation, then its CEL rules (``old`` on updates, for transition rules)."""
+        """The schema's validation, then its CEL rules (``old`` on updates, for transition rules
+        and ratcheting)."""
         s = self._schema(kind)
         errs = crdschema.validate(obj, s)
         if kind.version not in self._rules:
             self._rules[kind.version] = crdschema.rules_validator(s)  # compiled once per CRD version
-        return errs + crdschema.rule_errors(self._rules[kind.version], obj, old, errs)
+        ratcheted: list[FieldError] = []
+        errs += crdschema.rule_errors(self._rules[kind.version], obj, old, errs, ratcheted)
+        if ratcheted:
+            # read by validation_warnings right after this validation (no await between them)
+            if len(self._ratcheted) >= 64:
+                self._ratcheted.clear()
+            self._ratcheted[id(obj)] = [str(e) for e in ratcheted]
+        return errs
+
+    def validation_warnings(self, kind: KindInfo, obj: Obj) -> list[str]:
+        return self._ratcheted.pop(id(obj), [])
 
     def validate(self, kind: KindInfo, obj: Obj) -> list[FieldError]:
         name_rule = name_is_dns_subdomain

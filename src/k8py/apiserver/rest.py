@@ -457,6 +457,7 @@ class ResourceAPI:
                 self.confirm_no_escalation(ctx, kind, new, current)
                 await strat.begin_write(kind, new, current, dry)
             errs = strat.validate_update(kind, new, current)
+        ctx.warnings.extend(strat.validation_warnings(kind, new))
         if errs:
             raise errors.invalid_error(kind.kind, kind.group, meta["name"], errs)
         await self.admission.validate(attrs, new, current)

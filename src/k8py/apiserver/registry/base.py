@@ -163,6 +163,11 @@ class Strategy:
     def validate_status_update(self, kind: KindInfo, new: Obj, old: Obj) -> list[FieldError]:
         return validation.validate_status_update(kind, new, old)
 
+    def validation_warnings(self, kind: KindInfo, obj: Obj) -> list[str]:
+        """Warnings the update validation of ``obj`` just gave instead of errors (kube's
+        ratcheting of CRD validation rules); the REST handler reads them right after it."""
+        return []
+
     # -- hooks -------------------------------------------------------------------------------------
     async def begin_write(self, kind: KindInfo, obj: Obj, old: Obj | None, dry: bool) -> None:
         """kube's BeginCreate/BeginUpdate: after mutating admission, before validation, for a
