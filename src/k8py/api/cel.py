@@ -264,7 +264,7 @@ def _parse_url(s: str) -> urllib.parse.SplitResult | None:
 
 def _url(s: str) -> dict[str, str]:
     if _parse_url(s) is None:
-        raise ValueError(f"URL parse error during conversion from string: parse {s!r}: invalid URI for request")
+        raise ValueError(f"URL parse error during conversion from string: parse {errors.go_repr(s)}: invalid URI for request")
     return {_URL_KEY: s}
 
 
@@ -339,7 +339,7 @@ def _parse_ip(s: str) -> IPAddr:
     try:
         a = ipaddress.ip_address(s)
     except ValueError:
-        raise ValueError(f"IP Address {s!r} parse error during conversion from string: ParseAddr({s!r}): "
+        raise ValueError(f"IP Address {errors.go_repr(s)} parse error during conversion from string: ParseAddr({errors.go_repr(s)}): "
                          "unable to parse IP") from None
     if isinstance(a, ipaddress.IPv6Address) and a.ipv4_mapped is not None:
         raise ValueError(f"IPv4-mapped IPv6 address is not allowed: {s}")
@@ -349,12 +349,12 @@ def _parse_ip(s: str) -> IPAddr:
 def _parse_cidr(s: str) -> tuple[IPAddr, int]:
     addr, sep, bits = s.partition("/")
     if not sep or not bits.isdigit() or (len(bits) > 1 and bits[0] == "0"):
-        raise ValueError(f"network address parse error during conversion from string: netip.ParsePrefix({s!r}): "
+        raise ValueError(f"network address parse error during conversion from string: netip.ParsePrefix({errors.go_repr(s)}): "
                          "bad bits after slash")
     a = _parse_ip(addr)
     n = int(bits)
     if n > a.max_prefixlen:
-        raise ValueError(f"network address parse error during conversion from string: netip.ParsePrefix({s!r}): "
+        raise ValueError(f"network address parse error during conversion from string: netip.ParsePrefix({errors.go_repr(s)}): "
                          "prefix length out of range")
     return a, n
 
