@@ -287,6 +287,8 @@ def test_optional_old_self() -> None:
     "self.l.map(x, x * 2) == [2, 4, 6] && self.l.filter(x, x > 1).size() == 2 && size(self.l) == 3",
     "self.l.isSorted() && self.l.indexOf(2) == 1 && self.l.lastIndexOf(9) == -1 && self.l.sum() == 6",
     "self.l.min() == 1 && self.l.max() == 3",
+    "sets.contains(self.l, [1, 3]) && !sets.contains(self.l, [4]) && sets.equivalent(self.l, [3, 2, 1, 1])",
+    "sets.intersects(self.l, [0, 2]) && !sets.intersects(self.l, [5])",
     "self.s.split('m') == ['abcdefghijkl', 'nopqrstuvwxyz'] && ['a', 'b'].join('-') == 'a-b'",
     "self.s.indexOf('c') == 2 && self.s.substring(0, 3).upperAscii() == 'ABC' && self.s.charAt(1) == 'b'",
     "' x '.trim() == 'x' && 'aXa'.replace('a', 'b') == 'bXb' && 'ABC'.lowerAscii() == 'abc'",

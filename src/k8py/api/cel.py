@@ -20,6 +20,7 @@ Libraries: CEL's standard functions and macros, ``cel.bind``, ``math.greatest/le
 values (``self.?x``, ``optional.of``), kube's strings (``charAt``, ``indexOf``, ``lastIndexOf``,
 ``lowerAscii``, ``upperAscii``, ``replace``, ``split``, ``substring``, ``trim``, ``join``,
 ``reverse``, ``format``), lists (``isSorted``, ``sum``, ``min``, ``max``, ``indexOf``, ``lastIndexOf``),
+sets (``sets.contains``, ``sets.equivalent``, ``sets.intersects``),
 regex (``find``, ``findAll``), ``url()``/``isURL``, ``quantity()``/``isQuantity``, ``ip()``/``isIP``
 and ``cidr()``/``isCIDR`` with their accessors. Anything else fails compilation with cel's ``undeclared reference``.
 
@@ -435,6 +436,11 @@ def _functions(cel: Any) -> list[Any]:
         fn("reverse", ("string_reverse", S, [S], True, lambda s: s[::-1])),
         fn("format", ("string_format", S, [S, LD], True, _format)),
         fn("isSorted", ("list_is_sorted", B, [LD], True, _is_sorted)),
+        # cel-go's ext.Sets, in kube's environment since 1.28
+        fn("sets.contains", ("list_sets_contains_list", B, [LD, LD], False, lambda a, b: all(x in a for x in b))),
+        fn("sets.equivalent", ("list_sets_equivalent_list", B, [LD, LD], False,
+                               lambda a, b: all(x in a for x in b) and all(x in b for x in a))),
+        fn("sets.intersects", ("list_sets_intersects_list", B, [LD, LD], False, lambda a, b: any(x in a for x in b))),
         fn("sum", ("list_sum", DYN, [LD], True, lambda xs: sum(xs) if xs else 0)),
         fn("min", ("list_min", DYN, [LD], True, _min)),
         fn("max", ("list_max", DYN, [LD], True, _max)),
