@@ -80,6 +80,8 @@ _lib: Any = None
 
 
 def _load() -> Any:
+    """The binding, its extensions and kube's functions: imported on the first rule compiled, once
+    per process (a module-level cache, as the import itself would be)."""
     global _lib
     if _lib is None:
         from cel_expr_python import cel  # type: ignore[import-untyped]
