@@ -325,6 +325,26 @@ def test_the_library_kube_offers(rule: str) -> None:
     assert run(obj, schema=schema) == []
 
 
+def test_temporal_formats_are_durations_and_timestamps_as_self() -> None:
+    schema = {"type": "object", "properties": {
+        "timeout": {"type": "string", "format": "duration", "x-kubernetes-validations": [
+            {"rule": "self <= duration('1h')", "message": "at most an hour"}]},
+        "at": {"type": "string", "format": "date-time", "x-kubernetes-validations": [
+            {"rule": "self > timestamp('2020-01-01T00:00:00Z')", "message": "after 2020"}]},
+        "day": {"type": "string", "format": "date", "x-kubernetes-validations": [
+            {"rule": "self.getFullYear() >= 2020", "message": "2020 or later"}]}},
+        # inside the object they are strings (the binding's limit): duration() reads them
+        "x-kubernetes-validations": [{"rule": "!has(self.timeout) || duration(self.timeout) > duration('0s')"}]}
+    assert cel.rule_errors(schema, ROOT, None, False, root=True) == []
+    assert run({"timeout": "1h", "at": "2024-05-01T10:00:00Z", "day": "2021-02-03"}, schema=schema) == []
+    assert run({"timeout": "1h30m", "at": "2019-05-01T10:00:00+02:00", "day": "2019-12-31"}, schema=schema) == [
+        'timeout: Invalid value: "string": at most an hour', 'at: Invalid value: "string": after 2020',
+        'day: Invalid value: "string": 2020 or later']
+    got = run({"timeout": "soon"}, schema=schema)
+    assert got[0].startswith('<nil>: Invalid value: "object": ') and len(got) == 2  # not a duration
+    assert got[1].startswith('timeout: Invalid value: "string": ')
+
+
 def test_an_unknown_function_fails_compilation() -> None:
     got = compile_errors({"rule": "self.s.semver().major() == 1"}, s=STR)
     assert "undeclared reference to 'semver'" in got[0]

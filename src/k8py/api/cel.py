@@ -7,8 +7,9 @@ The binding is imported only when a schema carries rules (``_lib``), so an API s
 have none never loads it.
 
 Types. ``self`` is typed from the schema node as far as the binding allows without protobuf
-messages: strings (``format: byte`` as bytes, as kube; ``duration`` and ``date-time`` stay
-strings, where kube has durations and timestamps), integers, numbers (double), booleans, lists
+messages: strings (``format: byte`` as bytes, as kube; ``duration``, ``date`` and
+``date-time`` as durations and timestamps where ``self`` is the string itself, strings inside
+objects and lists, where kube has durations and timestamps too), integers, numbers (double), booleans, lists
 of the items' type, maps (``additionalProperties``) of the values' type. Objects with
 ``properties`` are string-keyed maps of ``dyn`` values, so ``self.field`` selects,
 ``has(self.field)`` tests presence and an absent field is kube's ``no such key`` error; a field
@@ -33,6 +34,7 @@ kube's only because ``oldSelf``'s are put in ``self``'s order (``_aligned``).
 from __future__ import annotations
 
 import base64
+import datetime
 import functools
 import ipaddress
 import re
@@ -534,9 +536,53 @@ def _decl(s: Obj) -> Decl:
         return ("list", _decl(it) if it is not None else ("dyn",))
     if t == "string":
         # kube types format duration/date/date-time as duration/timestamp; the binding takes no
-        # such values inside maps and lists, so they stay strings here (docs/crd.md)
+        # such values inside maps and lists, so they stay strings here but as self
+        # (_self_decl; docs/crd.md)
         return ("bytes",) if s.get("format") == "byte" else ("string",)
     return ({"integer": ("int",), "number": ("double",), "boolean": ("bool",)}).get(str(t), ("dyn",))
+
+
+_TEMPORAL = {"duration": ("duration",), "date": ("timestamp",), "date-time": ("timestamp",)}
+
+
+def _self_decl(s: Obj) -> Decl:
+    """``self``'s type: as ``_decl``, and a string of format duration, date or date-time is a
+    duration or timestamp as kube's (the binding takes those only as a variable's own value,
+    not inside maps or lists, so nested ones stay strings)."""
+    if not _is_dyn(s) and s.get("type") == "string" and s.get("format") in _TEMPORAL:
+        return _TEMPORAL[str(s["format"])]
+    return _decl(s)
+
+
+_GO_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def _self_value(v: Any, s: Obj, root: bool, like: Any = None) -> Any:
+    """``self`` (or ``oldSelf``) for a node: ``to_cel``, with the temporal strings of
+    ``_self_decl`` parsed (left as they are when they do not parse: the rule then fails)."""
+    if isinstance(v, str) and _self_decl(s) == ("duration",):
+        text = v.strip()
+        sign = -1 if text.startswith("-") else 1
+        text = text.lstrip("+-")
+        if text == "0":
+            return datetime.timedelta(0)
+        pos, total = 0, 0.0
+        for m in _GO_DURATION.finditer(text):
+            if m.start() != pos:
+                return v
+            total += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+            pos = m.end()
+        return datetime.timedelta(seconds=sign * total) if text and pos == len(text) else v
+    if isinstance(v, str) and _self_decl(s) == ("timestamp",):
+        try:
+            if s.get("format") == "date":
+                return datetime.datetime.strptime(v, "%Y-%m-%d").replace(tzinfo=datetime.UTC)
+            ts = datetime.datetime.fromisoformat(v.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            return v
+        return ts if ts.tzinfo else ts.replace(tzinfo=datetime.UTC)
+    return to_cel(v, s, root, like)
 
 
 def _cel_type(cel: Any, d: Decl) -> Any:
@@ -546,7 +592,7 @@ def _cel_type(cel: Any, d: Decl) -> Any:
     if d[0] == "list":
         return T.List(_cel_type(cel, d[1]))
     return {"dyn": T.DYN, "bytes": T.BYTES, "string": T.STRING, "int": T.INT, "double": T.DOUBLE,
-            "bool": T.BOOL}[d[0]]
+            "bool": T.BOOL, "duration": T.DURATION, "timestamp": T.TIMESTAMP}[d[0]]
 
 
 def _aligned(old: list[Any], new: Any, s: Obj) -> list[Any]:
@@ -692,7 +738,7 @@ def compile_rules(s: Obj, root: bool = False, check_fields: bool = True) -> list
     if not rules:
         return []
     cel, _, _ = _load()
-    self_decl = _decl(s)
+    self_decl = _self_decl(s)
     out: list[Compiled] = []
     for r in rules:
         r = r if isinstance(r, dict) else {}
@@ -1200,8 +1246,8 @@ class Validator:
             if c.uses_old_self and old is None and not c.optional_old_self:
                 continue
             if value is None:
-                value = to_cel(obj, s, self.root)
-                old_value = to_cel(old, s, self.root, like=obj) if old is not None else None
+                value = _self_value(obj, s, self.root)
+                old_value = _self_value(old, s, self.root, like=obj) if old is not None else None
             data: Obj = {"self": value}
             if c.optional_old_self:
                 data[_OLD] = old_value if old is not None else value
