@@ -129,12 +129,30 @@ async def probe_trouble(kubeconfig: str) -> dict[str, int]:
     return {"failed_probes": failed, "restarts": restarts}
 
 
+def exec_service(agent: int) -> int:
+    """The pid of the agent's exec service (``runtime/execd.py``, the process that starts
+    ``runc exec`` for exec probes), 0 when it has none."""
+    for tid in os.listdir(f"/proc/{agent}/task"):
+        with open(f"/proc/{agent}/task/{tid}/children") as f:
+            for child in f.read().split():
+                try:
+                    with open(f"/proc/{child}/cmdline", "rb") as c:
+                        if b"k8py.kubelet.runtime.execd" in c.read():
+                            return int(child)
+                except OSError:
+                    continue
+    return 0
+
+
 def window(pid: int, seconds: float) -> dict[str, Any]:
+    svc = exec_service(pid)
     own0, kids0, sys0 = cpu_times(pid)
+    svc0 = cpu_times(svc) if svc else (0.0, 0.0, 0.0)
     th0 = thread_times(pid)
     m0, t0 = machine_busy(), time.monotonic()
     time.sleep(seconds)
     own1, kids1, sys1 = cpu_times(pid)
+    svc1 = cpu_times(svc) if svc else (0.0, 0.0, 0.0)
     th1 = thread_times(pid)
     m1, t1 = machine_busy(), time.monotonic()
     dt = t1 - t0
@@ -142,6 +160,11 @@ def window(pid: int, seconds: float) -> dict[str, Any]:
             "agent_cpu_percent_of_a_core": round(100 * (own1 - own0) / dt, 2),
             "of_which_in_the_kernel": round(100 * (sys1 - sys0) / dt, 2),
             "agent_children_cpu_percent_of_a_core": round(100 * (kids1 - kids0) / dt, 2),
+            # the runtime's exec service: its own CPU (starting and reaping runc exec) and that
+            # of the runc exec processes it waited for
+            "exec_service_cpu_percent_of_a_core": round(100 * (svc1[0] - svc0[0]) / dt, 2),
+            "exec_service_children_cpu_percent_of_a_core": round(100 * (svc1[1] - svc0[1]) / dt, 2),
+            "exec_service_rss_mib": round(rss_kib(svc) / 1024, 1) if svc else 0,
             "machine_busy_percent_of_a_core": round(100 * (m1 - m0) / dt, 1),
             "agent_rss_mib": round(rss_kib(pid) / 1024, 1),
             "busiest_threads_percent": dict(sorted(((k, round(100 * (v - th0.get(k, 0.0)) / dt, 2))

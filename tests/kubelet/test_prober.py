@@ -295,6 +295,18 @@ async def test_a_probe_error_is_retried_reported_and_thrown_away() -> None:
                                                   "exec failed: no such process"))]
 
 
+async def test_an_unexpected_error_is_an_errored_probe_and_the_worker_goes_on() -> None:
+    # kubelet's doProbe recovers from a panic and keeps probing; a worker whose task ended on an
+    # exception would leave the container unprobed for the pod's life
+    h = Harness([*[AssertionError("a bug in the runtime")] * 3, OK], failureThreshold=1)
+    w = h.worker(LIVENESS)
+    h.status()
+    assert await w.do_probe()
+    assert h.events == [("Warning", "Unhealthy", ("Liveness probe errored and resulted in unknown state: "
+                                                  "AssertionError: a bug in the runtime"))]
+    assert await w.do_probe() and h.mgr.results().liveness == {"c1": True}
+
+
 async def test_the_manager_runs_one_task_per_probe_and_wakes_the_pod_on_change() -> None:
     rt = ScriptedRuntime([OK])
     woken = asyncio.Event()

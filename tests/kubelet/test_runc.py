@@ -270,6 +270,7 @@ async def env(tmp_path: Path, busybox_rootfs: Path) -> AsyncIterator[Env]:
     try:
         yield e
     finally:
+        await rt.close()
         await rt.cleanup_all()
         left = _leftovers(e)
         # clean by hand whatever cleanup_all missed, then fail

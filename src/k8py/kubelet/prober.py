@@ -352,6 +352,10 @@ class _Worker:
             except ProbeError as e:
                 err = e
                 continue
+            except Exception as e:  # kubelet's doProbe recovers from a panic and keeps probing
+                log.exception("%s probe of container %s: unexpected error", self.kind, self.name)
+                err = ProbeError(f"{type(e).__name__}: {e}")
+                continue
             if out.result == "warning":
                 mgr.event("Warning", "ProbeWarning", f"{self.kind} probe warning: {out.output}")
                 return True

@@ -232,6 +232,7 @@ async def run_node(client: Client, opts: NodeOptions, stop: asyncio.Event, *,
             await node_task
         if server is not None:
             await server.stop()
+        await runtime.close()
 
 
 IMAGE_GC_PERIOD = 300.0  # kubelet's ImageGCPeriod

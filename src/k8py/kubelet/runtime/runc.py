@@ -64,7 +64,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from k8py.kubelet import proc
-from k8py.kubelet.runtime import oci
+from k8py.kubelet.runtime import execd, oci
 from k8py.kubelet.runtime.cgroups import Cgroups
 from k8py.kubelet.runtime.runcstream import ConmonAttach, RuncExec
 from k8py.kubelet.runtime.types import (
@@ -450,6 +450,7 @@ class RuncRuntime:
         self._containers = self.root / "containers"
         self._cgroups: Cgroups | None = None
         self._pauses: dict[str, subprocess.Popen[bytes]] = {}  # sandbox id -> its pause (unshare), ours to reap
+        self._execd = execd.ExecService()  # runs exec_sync's runc exec (exec probes and hooks)
         self._locks: dict[str, asyncio.Lock] = {}
         self._version: RuntimeVersion | None = None
         self._json = _JsonCache()
@@ -1336,42 +1337,24 @@ class RuncRuntime:
             raise RuntimeServiceError("exec: no command given")
         # No --pid-file (a file written and removed per probe): the command is runc's child
         # (runc init's stages are cloned with CLONE_PARENT), found through /proc when it has to
-        # be killed.
+        # be killed (execd.kill_below).
         argv = [self.runc, "--root", str(self.runc_root), "exec", container_id, *cmd]
-
-        def kill_below(runc_pid: int) -> None:
-            # runc forwards signals but SIGKILL cannot be forwarded: kill the command (and what
-            # it started) ourselves and runc reports 137; what it wrote before stays. (A runc
-            # that has not started it yet, or waits on what it left, proc.spawn kills itself.)
-            # The tree is walked down from runc, not found by reading all of /proc: a timeout
-            # comes when the machine is busy.
-            todo, tree = self._children(runc_pid), []
-            while todo:
-                pid = todo.pop()
-                tree.append(pid)
-                todo.extend(self._children(pid))
-            for pid in tree:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-
-        # proc.spawn (posix_spawn on the loop, exit through a pidfd): exec probes run every
-        # period of every probed container, and a worker thread per exec cost the agent more
-        # than the spawn itself
-        r, timed_out = await proc.spawn(argv, timeout=timeout if timeout > 0 else None, on_timeout=kill_below)
+        # started by the runtime's exec service, not by the agent (containerd's shim starts
+        # kubelet's ExecSync): exec probes run every period of every probed container
+        try:
+            r, timed_out = await self._execd.run(argv, timeout if timeout > 0 else None)
+        except execd.ExecServiceError as e:
+            raise RuntimeServiceError(f"exec in container {container_id}: {e}") from e
         err = r.stderr
         if timed_out:
             err += f"\ncommand timed out after {timeout:g}s and was killed\n".encode()
         return ExecResult(stdout=r.stdout, stderr=err, exit_code=r.returncode)
 
-    @staticmethod
-    def _children(pid: int) -> list[int]:
-        """The children of ``pid`` (``/proc/<pid>/task/*/children``)."""
-        out: list[int] = []
-        with contextlib.suppress(OSError):
-            for tid in os.listdir(f"/proc/{pid}/task"):
-                with open(f"/proc/{pid}/task/{tid}/children", encoding="ascii") as f:
-                    out.extend(int(x) for x in f.read().split())
-        return out
+    _children = staticmethod(execd.children)
+
+    async def close(self) -> None:
+        """End what the runtime runs for this process (its exec service); the containers stay."""
+        await self._execd.close()
 
     def _exec_target(self, container_id: str) -> None:
         """:meth:`_running` on the loop's thread, for exec_sync: a running container's status is
