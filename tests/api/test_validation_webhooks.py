@@ -102,9 +102,17 @@ def test_a_valid_configuration_passes_and_gets_kubes_defaults():
       "subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an "
       "alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?"
       "(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')")]),
-    ({"matchConditions": [{"name": "x", "expression": "true"}]},
-     [('webhooks[0].matchConditions: Invalid value: "CEL expressions": CEL match conditions are not supported by '
-      "k8py; select requests with rules, namespaceSelector and objectSelector")]),
+    ({"matchConditions": [{"name": "x", "expression": "params.x"}, {"name": "Bad Name!", "expression": "true"},
+                          {"name": "x", "expression": " "}]},
+     [('webhooks[0].matchConditions[0].expression: Invalid value: "params.x": compilation failed: ERROR: '
+       "<input>:1:7: undeclared reference to 'params.x' (in container '')\n | params.x\n | ......^"),
+      ('webhooks[0].matchConditions[1].name: Invalid value: "Bad Name!": name part must consist of alphanumeric '
+       "characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or "
+       "'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"),
+      "webhooks[0].matchConditions[2].expression: Required value",
+      'webhooks[0].matchConditions[2].name: Duplicate value: "x"']),
+    ({"matchConditions": [{"name": f"c{i}", "expression": "true"} for i in range(65)]},
+     ["webhooks[0].matchConditions: Too many: 65: must have at most 64 items"]),
     ({"rules": [{"operations": ["CREATE", "*"], "apiGroups": ["*", "apps"], "apiVersions": [],
                  "resources": ["*", "pods"], "scope": "Everywhere"}]},
      [('webhooks[0].rules[0].operations: Invalid value: []admissionregistration.OperationType{"CREATE", "*"}: if \'*\' is present, must not '
@@ -157,3 +165,21 @@ def test_an_update_keeps_what_the_old_object_already_had():
     bad["webhooks"][0]["sideEffects"] = "Some"
     assert [str(e) for e in kinds.validate_update(VWC, bad, fresh)] == [
         'webhooks[0].sideEffects: Unsupported value: "Some": supported values: "None", "NoneOnDryRun"']
+
+
+def test_match_conditions_that_compile_are_accepted_and_kept_on_update():
+    ok = conf(matchConditions=[{"name": "not-me", "expression": "request.userInfo.username != 'me'"},
+                               {"name": "new", "expression": "object != null && oldObject == null"}])
+    assert errs(ok) == []
+    # an update that leaves the conditions as they were does not compile them again (kube's
+    # ignoreMatchConditions); one that changes them does
+    old = conf(matchConditions=[{"name": "x", "expression": "params.x"}])
+    new = copy.deepcopy(old)
+    new["metadata"]["labels"] = {"a": "b"}
+    defaults.set_defaults(VWC, old)
+    defaults.set_defaults(VWC, new)
+    old["metadata"]["resourceVersion"] = new["metadata"]["resourceVersion"] = "1"
+    assert [str(e) for e in kinds.validate_update(VWC, new, old)] == []
+    new["webhooks"][0]["matchConditions"][0]["expression"] = "params.y"
+    assert [str(e).split(":")[0] for e in kinds.validate_update(VWC, new, old)] == [
+        "webhooks[0].matchConditions[0].expression"]

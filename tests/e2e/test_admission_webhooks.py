@@ -295,17 +295,135 @@ def test_kubectl_get_prints_the_configurations(cluster: tuple[Server, WebhookThr
     assert "GROUP:      admissionregistration.k8s.io" in explained and "FIELD: sideEffects <string>" in explained
 
 
-def test_match_conditions_are_refused(cluster: tuple[Server, WebhookThread, int]) -> None:
+def test_match_conditions_skip_the_webhook(cluster: tuple[Server, WebhookThread, int]) -> None:
     s, hooks, _ = cluster
-    hook = _hook("cel.k8py.test", "hooks", "/validate", hooks.ca_bundle,
-                 matchConditions=[{"name": "not-me", "expression": "request.userInfo.username != 'me'"}])
-    p = s.kubectl("create", "-f", "-", check=False, input=manifest(
+    # deny.k8py.test's backend refuses forbidden-* names; this webhook (every namespace) is called
+    # only for names starting forbidden-cel that are not labelled skip
+    conditions = [{"name": "cel-names", "expression": "object.metadata.name.startsWith('forbidden-cel')"},
+                  {"name": "not-skipped",
+                   "expression": "!has(object.metadata.labels) || !('skip' in object.metadata.labels)"}]
+    hook = _hook("cel.k8py.test", "hooks", "/validate", hooks.ca_bundle, matchConditions=conditions)
+    s.kubectl("create", "-f", "-", input=manifest(
         {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
          "metadata": {"name": "cel"}, "webhooks": [hook]}))
+    try:
+        wait(lambda: s.kubectl("create", "configmap", "forbidden-cel-probe", "-n", NS_OFF, "--dry-run=server",
+                               check=False).returncode != 0, 30, "the webhook with match conditions called")
+        p = s.kubectl("create", "configmap", "forbidden-cel-1", "-n", NS_OFF, check=False)
+        assert p.stderr == ('error: failed to create configmap: admission webhook "cel.k8py.test" denied the '
+                            "request: configmaps named forbidden-* are not allowed here\n")
+        skipped = {"apiVersion": "v1", "kind": "ConfigMap",
+                   "metadata": {"name": "forbidden-cel-2", "namespace": NS_OFF, "labels": {"skip": "yes"}}}
+        s.kubectl("create", "-f", "-", input=manifest(skipped))
+        s.kubectl("create", "configmap", "forbidden-other", "-n", NS_OFF)  # the first condition is false
+        assert not _reviews(hooks, "/validate", "forbidden-cel-2")
+        # an expression that does not compile is refused when the configuration is written
+        bad = _hook("bad.k8py.test", "hooks", "/validate", hooks.ca_bundle,
+                    matchConditions=[{"name": "p", "expression": "params.x == 1"}])
+        p = s.kubectl("create", "-f", "-", check=False, input=manifest(
+            {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+             "metadata": {"name": "cel-bad"}, "webhooks": [bad]}))
+        assert p.returncode != 0
+        assert ('The ValidatingWebhookConfiguration "cel-bad" is invalid: webhooks[0].matchConditions[0].expression: '
+                "Invalid value: \"params.x == 1\": compilation failed: ERROR: <input>:1:7: undeclared reference to "
+                "'params.x'") in p.stderr
+    finally:
+        s.kubectl("delete", "validatingwebhookconfiguration", "cel", "--ignore-not-found")
+        s.kubectl("delete", "configmap", "forbidden-cel-2", "forbidden-other", "-n", NS_OFF, "--ignore-not-found")
+
+
+# -- ValidatingAdmissionPolicy (kube's documentation examples) -----------------------------------------
+
+VAP = "admissionregistration.k8s.io/v1"
+DEPLOYMENTS = [{"apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
+                "resources": ["deployments"]}]
+
+
+def test_validating_admission_policy_deny_and_warn(cluster: tuple[Server, WebhookThread, int]) -> None:
+    s, _, _ = cluster
+    s.kubectl("apply", "-f", "-", input=manifest(
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "vap-test", "labels": {"environment": "test"}}},
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "vap-warn", "labels": {"environment": "warn"}}},
+        {"apiVersion": VAP, "kind": "ValidatingAdmissionPolicy", "metadata": {"name": "demo-policy.example.com"},
+         "spec": {"failurePolicy": "Fail", "matchConstraints": {"resourceRules": DEPLOYMENTS},
+                  "validations": [{"expression": "object.spec.replicas <= 5"}]}},
+        {"apiVersion": VAP, "kind": "ValidatingAdmissionPolicyBinding",
+         "metadata": {"name": "demo-binding-test.example.com"},
+         "spec": {"policyName": "demo-policy.example.com", "validationActions": ["Deny"],
+                  "matchResources": {"namespaceSelector": {"matchLabels": {"environment": "test"}}}}},
+        {"apiVersion": VAP, "kind": "ValidatingAdmissionPolicyBinding",
+         "metadata": {"name": "demo-binding-warn.example.com"},
+         "spec": {"policyName": "demo-policy.example.com", "validationActions": ["Warn"],
+                  "matchResources": {"namespaceSelector": {"matchLabels": {"environment": "warn"}}}}}))
+    wait(lambda: s.kubectl("create", "deployment", "probe", "--image=nginx:1.27", "--replicas=7", "-n", "vap-test",
+                           "--dry-run=server", check=False).returncode != 0, 30, "the policy applied")
+    p = s.kubectl("create", "deployment", "nginx", "--image=nginx:1.27", "--replicas=7", "-n", "vap-test", check=False)
     assert p.returncode != 0
-    assert ('The ValidatingWebhookConfiguration "cel" is invalid: webhooks[0].matchConditions: Invalid value: '
-            '"CEL expressions": CEL match conditions are not supported by k8py') in p.stderr
-    assert s.kubectl("get", "validatingwebhookconfiguration", "cel", check=False).returncode != 0
+    # (the lines before are k8py's seed-policy warnings about the pod template)
+    assert p.stderr.splitlines()[-1] == (
+        'error: failed to create deployment: deployments.apps "nginx" is forbidden: ValidatingAdmissionPolicy '
+        "'demo-policy.example.com' with binding 'demo-binding-test.example.com' denied request: failed expression: "
+        "object.spec.replicas <= 5")
+    s.kubectl("create", "deployment", "nginx", "--image=nginx:1.27", "--replicas=3", "-n", "vap-test")
+    p = s.kubectl("scale", "deployment", "nginx", "--replicas=6", "-n", "vap-test", check=False)
+    assert p.returncode == 0  # the scale subresource is not in the policy's rules, as in kube
+    p = s.kubectl("create", "deployment", "nginx", "--image=nginx:1.27", "--replicas=7", "-n", "vap-warn")
+    assert ("Warning: Validation failed for ValidatingAdmissionPolicy 'demo-policy.example.com' with binding "
+            "'demo-binding-warn.example.com': failed expression: object.spec.replicas <= 5") in p.stderr
+    out = s.kubectl("get", "validatingadmissionpolicies").stdout.splitlines()
+    assert out[0].split() == ["NAME", "VALIDATIONS", "PARAMKIND", "AGE"]
+    assert out[1].split()[:3] == ["demo-policy.example.com", "1", "<unset>"]
+    out = s.kubectl("get", "validatingadmissionpolicybindings", "demo-binding-test.example.com").stdout.splitlines()
+    assert out[0].split() == ["NAME", "POLICYNAME", "PARAMREF", "AGE"]
+    assert out[1].split()[:3] == ["demo-binding-test.example.com", "demo-policy.example.com", "<unset>"]
+
+
+def test_validating_admission_policy_with_params(cluster: tuple[Server, WebhookThread, int]) -> None:
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+
+    s, _, _ = cluster
+    s.kubectl("apply", "-f", "-", input=manifest(
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "vap-params", "labels": {"limits": "on"}}},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "replica-limit", "namespace": "vap-params"},
+         "data": {"maxReplicas": "3"}},
+        {"apiVersion": VAP, "kind": "ValidatingAdmissionPolicy", "metadata": {"name": "replica-limit.example.com"},
+         "spec": {"paramKind": {"apiVersion": "v1", "kind": "ConfigMap"},
+                  "matchConstraints": {"resourceRules": DEPLOYMENTS},
+                  "validations": [{"expression": "object.spec.replicas <= int(params.data.maxReplicas)",
+                                   "messageExpression": "'object.spec.replicas must be no greater than ' + "
+                                                        "params.data.maxReplicas",
+                                   "reason": "Forbidden"}]}},
+        {"apiVersion": VAP, "kind": "ValidatingAdmissionPolicyBinding", "metadata": {"name": "replica-limit-binding"},
+         "spec": {"policyName": "replica-limit.example.com", "validationActions": ["Deny"],
+                  "paramRef": {"name": "replica-limit", "parameterNotFoundAction": "Deny"},
+                  "matchResources": {"namespaceSelector": {"matchLabels": {"limits": "on"}}}}}))
+    wait(lambda: s.kubectl("create", "deployment", "probe", "--image=nginx:1.27", "--replicas=4", "-n", "vap-params",
+                           "--dry-run=server", check=False).returncode != 0, 30, "the policy applied")
+    p = s.kubectl("create", "deployment", "four", "--image=nginx:1.27", "--replicas=4", "-n", "vap-params",
+                  check=False)
+    assert p.stderr.splitlines()[-1] == (
+        'error: failed to create deployment: deployments.apps "four" is forbidden: ValidatingAdmissionPolicy '
+        "'replica-limit.example.com' with binding 'replica-limit-binding' denied request: object.spec.replicas must "
+        "be no greater than 3")
+    out = s.kubectl("get", "validatingadmissionpolicybinding", "replica-limit-binding").stdout.splitlines()
+    assert out[1].split()[:3] == ["replica-limit-binding", "replica-limit.example.com", "*/replica-limit"]
+    # the official Python client: the kinds, and the refusal's Status (403: the validation's reason)
+    api = client.ApiClient(s.client().configuration)
+    names = [p.metadata.name for p in client.AdmissionregistrationV1Api(api).list_validating_admission_policy().items]
+    assert "replica-limit.example.com" in names
+    dep = client.V1Deployment(
+        metadata=client.V1ObjectMeta(name="py"),
+        spec=client.V1DeploymentSpec(replicas=5, selector=client.V1LabelSelector(match_labels={"app": "py"}),
+                                     template=client.V1PodTemplateSpec(
+                                         metadata=client.V1ObjectMeta(labels={"app": "py"}),
+                                         spec=client.V1PodSpec(containers=[client.V1Container(name="c",
+                                                                                              image="nginx:1.27")]))))
+    with pytest.raises(ApiException) as e:
+        client.AppsV1Api(api).create_namespaced_deployment("vap-params", dep)
+    assert e.value.status == 403
+    body = json.loads(e.value.body)
+    assert body["reason"] == "Forbidden" and body["message"].endswith("must be no greater than 3")
 
 
 def test_the_python_client_sees_the_denial(cluster: tuple[Server, WebhookThread, int]) -> None:

@@ -1322,3 +1322,74 @@ def _error_for_reason(path: str, tname: str, detail: str, reason: Any) -> FieldE
     if reason == "FieldValueDuplicate":
         return errors.duplicate(path, tname)
     return errors.invalid(path, tname, detail)
+
+
+# -- admission expressions (ValidatingAdmissionPolicy, webhook matchConditions) -----------------------
+#
+# kube's ``k8s.io/apiserver/pkg/admission/plugin/cel``: the same libraries as the rules above, with
+# the request's variables (``object``, ``oldObject``, ``request``, ``params``, ``namespaceObject``,
+# ``variables``) in place of ``self``. They are ``dyn`` (kube types native objects from their
+# OpenAPI schemas; here a misspelt field is found when the expression runs, as for a CRD without
+# a schema), ``variables`` a map of them. kube's ``authorizer`` is not declared: an expression
+# using it fails to compile with cel's ``undeclared reference to 'authorizer...'``.
+
+_ADMISSION_ENVS: dict[tuple[str, ...], Any] = {}
+
+
+def _admission_env(names: tuple[str, ...]) -> Any:
+    env = _ADMISSION_ENVS.get(names)
+    if env is None:
+        cel, exts, funcs = _load()
+        T = cel.Type
+        decls = {n: (T.Map(T.STRING, T.DYN) if n == "variables" else T.DYN) for n in names}
+        env = _ADMISSION_ENVS[names] = cel.NewEnv(variables=decls, extensions=exts, functions=funcs)
+    return env
+
+
+def compile_admission(expr: str, names: tuple[str, ...], returns: tuple[str, ...]) -> tuple[Any, str]:
+    """Compile an admission expression with the variables ``names`` (kube's ``CompileCELExpression``):
+    ``(program, "")``, or ``(None, detail)`` with kube's detail (``compilation failed: ERROR: ...``,
+    ``must evaluate to bool``). ``returns`` are the accepted result types (``bool``, ``string``,
+    ``null_type``; ``dyn`` results are accepted and checked when they run)."""
+    cel, _, _ = _load()
+    try:
+        prog = _admission_env(names).compile(expr)
+    except RuntimeError as e:
+        return None, "compilation failed: " + _cel_error(e)
+    types = {"bool": cel.Type.BOOL, "string": cel.Type.STRING, "null_type": cel.Type.NULL}
+    rt = prog.return_type()
+    if returns and rt != cel.Type.DYN and all(rt != types[r] for r in returns):
+        want = returns[0] if len(returns) == 1 else "one of [" + " ".join(returns) + "]"
+        return None, f"must evaluate to {want}"
+    return prog, ""
+
+
+class EvalError(Exception):
+    """An admission expression failed when it ran; the text is cel-go's."""
+
+
+def run_admission(program: Any, data: Obj) -> Any:
+    """Run a compiled admission expression: its value (bool, str, None, ...) or ``EvalError``."""
+    try:
+        r = program.eval(data=data)
+    except Exception as e:  # noqa: BLE001 - an error raised inside a library function is the expression's error
+        raise EvalError(_runtime_error(str(e))) from None
+    kind = r.type().name().lower()
+    if kind == "error":
+        raise EvalError(_runtime_error(str(r.value())))
+    if kind in ("null_type", "null"):
+        return None
+    return _plain(r.value())
+
+
+def _plain(v: Any) -> Any:
+    """A result as plain Python values: the binding hands maps' and lists' items back as accessors,
+    which it does not take as inputs (a policy's variable is the input of later expressions)."""
+    if isinstance(v, dict):
+        return {_plain(k): _plain(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_plain(x) for x in v]
+    plain = getattr(v, "plain_value", None)
+    if callable(plain):
+        return _plain(plain())
+    return v

@@ -667,6 +667,35 @@ def _webhook_configuration(obj: Obj, mutating: bool) -> None:
             svc["port"] = 443
 
 
+def _match_resources(mr: Any) -> None:
+    # admissionregistration/v1's SetDefaults_MatchResources and _Rule (for each named rule)
+    if not isinstance(mr, dict):
+        return
+    mr.setdefault("matchPolicy", "Equivalent")
+    if mr.get("namespaceSelector") is None:
+        mr["namespaceSelector"] = {}
+    if mr.get("objectSelector") is None:
+        mr["objectSelector"] = {}
+    for k in ("resourceRules", "excludeResourceRules"):
+        for rule in _dicts(mr.get(k)):
+            if rule.get("scope") is None:
+                rule["scope"] = "*"
+
+
+def _validating_admission_policy(obj: Obj) -> None:
+    # SetDefaults_ValidatingAdmissionPolicySpec: failurePolicy Fail
+    spec = obj.get("spec")
+    if isinstance(spec, dict):
+        spec.setdefault("failurePolicy", "Fail")
+        _match_resources(spec.get("matchConstraints"))
+
+
+def _validating_admission_policy_binding(obj: Obj) -> None:
+    spec = obj.get("spec")
+    if isinstance(spec, dict):
+        _match_resources(spec.get("matchResources"))
+
+
 _DEFAULTERS: dict[tuple[str, str], Callable[[Obj, str], None]] = {
     ("", "Pod"): _pod,
     ("", "PodTemplate"): _pod_template,
@@ -698,6 +727,9 @@ _DEFAULTERS: dict[tuple[str, str], Callable[[Obj, str], None]] = {
     ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration"):
         lambda obj, _v: _webhook_configuration(obj, False),
     ("admissionregistration.k8s.io", "MutatingWebhookConfiguration"): lambda obj, _v: _webhook_configuration(obj, True),
+    ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy"): lambda obj, _v: _validating_admission_policy(obj),
+    ("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding"):
+        lambda obj, _v: _validating_admission_policy_binding(obj),
 }
 
 

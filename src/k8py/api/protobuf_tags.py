@@ -43,7 +43,14 @@ from __future__ import annotations
 
 MESSAGES: dict[str, str] = {
     # admissionregistration/v1: from the v1.37 Go types' protobuf tags (generated.proto)
+    "admissionregistration/v1.AuditAnnotation": "1:key:s 2:valueExpression:s",
+    "admissionregistration/v1.ExpressionWarning": "2:fieldRef:s 3:warning:s",
     "admissionregistration/v1.MatchCondition": "1:name:s 2:expression:s",
+    "admissionregistration/v1.MatchResources": (
+        "1:namespaceSelector:meta/v1.LabelSelector:*e 2:objectSelector:meta/v1.LabelSelector:*e "
+        "3:resourceRules:[]NamedRuleWithOperations:e 4:excludeResourceRules:[]NamedRuleWithOperations:e "
+        "7:matchPolicy:s:*e"
+    ),
     "admissionregistration/v1.MutatingWebhook": (
         "1:name:s 2:clientConfig:WebhookClientConfig 3:rules:[]RuleWithOperations:e 4:failurePolicy:s:*e "
         "9:matchPolicy:s:*e 5:namespaceSelector:meta/v1.LabelSelector:*e 11:objectSelector:meta/v1.LabelSelector:*e "
@@ -53,11 +60,35 @@ MESSAGES: dict[str, str] = {
     "admissionregistration/v1.MutatingWebhookConfiguration": (
         "1:metadata:meta/v1.ObjectMeta:e 2:webhooks:[]MutatingWebhook:e"
     ),
+    "admissionregistration/v1.NamedRuleWithOperations": "1:resourceNames:[]s:e 2::RuleWithOperations:-",
+    "admissionregistration/v1.ParamKind": "1:apiVersion:s:e 2:kind:s:e",
+    "admissionregistration/v1.ParamRef": (
+        "1:name:s:e 2:namespace:s:e 3:selector:meta/v1.LabelSelector:*e 4:parameterNotFoundAction:s:*e"
+    ),
     "admissionregistration/v1.Rule": (
         "1:apiGroups:[]s:e 2:apiVersions:[]s:e 3:resources:[]s:e 4:scope:s:*e"
     ),
     "admissionregistration/v1.RuleWithOperations": "1:operations:[]s:e 2::Rule:-",
     "admissionregistration/v1.ServiceReference": "1:namespace:s 2:name:s 3:path:s:*e 4:port:i:*e",
+    "admissionregistration/v1.TypeChecking": "1:expressionWarnings:[]ExpressionWarning:e",
+    "admissionregistration/v1.ValidatingAdmissionPolicy": (
+        "1:metadata:meta/v1.ObjectMeta:e 2:spec:ValidatingAdmissionPolicySpec:e "
+        "3:status:ValidatingAdmissionPolicyStatus:e"
+    ),
+    "admissionregistration/v1.ValidatingAdmissionPolicyBinding": (
+        "1:metadata:meta/v1.ObjectMeta:e 2:spec:ValidatingAdmissionPolicyBindingSpec:e"
+    ),
+    "admissionregistration/v1.ValidatingAdmissionPolicyBindingSpec": (
+        "1:policyName:s:e 2:paramRef:ParamRef:*e 3:matchResources:MatchResources:*e 4:validationActions:[]s:e"
+    ),
+    "admissionregistration/v1.ValidatingAdmissionPolicySpec": (
+        "1:paramKind:ParamKind:*e 2:matchConstraints:MatchResources:*e 3:validations:[]Validation:e "
+        "4:failurePolicy:s:*e 5:auditAnnotations:[]AuditAnnotation:e 6:matchConditions:[]MatchCondition:e "
+        "7:variables:[]Variable:e"
+    ),
+    "admissionregistration/v1.ValidatingAdmissionPolicyStatus": (
+        "1:observedGeneration:i:e 2:typeChecking:TypeChecking:*e 3:conditions:[]meta/v1.Condition:e"
+    ),
     "admissionregistration/v1.ValidatingWebhook": (
         "1:name:s 2:clientConfig:WebhookClientConfig 3:rules:[]RuleWithOperations:e 4:failurePolicy:s:*e "
         "9:matchPolicy:s:*e 5:namespaceSelector:meta/v1.LabelSelector:*e 10:objectSelector:meta/v1.LabelSelector:*e "
@@ -66,6 +97,10 @@ MESSAGES: dict[str, str] = {
     "admissionregistration/v1.ValidatingWebhookConfiguration": (
         "1:metadata:meta/v1.ObjectMeta:e 2:webhooks:[]ValidatingWebhook:e"
     ),
+    "admissionregistration/v1.Validation": (
+        "1:expression:s 2:message:s:e 3:reason:s:*e 4:messageExpression:s:e"
+    ),
+    "admissionregistration/v1.Variable": "1:name:s 2:expression:s",
     "admissionregistration/v1.WebhookClientConfig": "3:url:s:*e 1:service:ServiceReference:*e 2:caBundle:y:e",
     # apiregistration/v1 is kube-aggregator's, not in kubectl's binary: from its generated.proto
     "apiregistration/v1.APIService": (

@@ -174,6 +174,11 @@ BUILTIN_KINDS: tuple[KindInfo, ...] = (
        False, cats=("api-extensions",)),
     _k("admissionregistration.k8s.io", "v1", "MutatingWebhookConfiguration", "mutatingwebhookconfigurations",
        False, cats=("api-extensions",)),
+    # the CEL policies the ValidatingAdmissionPolicy plugin evaluates (apiserver/admission/policy.py)
+    _k("admissionregistration.k8s.io", "v1", "ValidatingAdmissionPolicy", "validatingadmissionpolicies", False,
+       cats=("api-extensions",), sub=ST),
+    _k("admissionregistration.k8s.io", "v1", "ValidatingAdmissionPolicyBinding", "validatingadmissionpolicybindings",
+       False, cats=("api-extensions",)),
     # policy/v1
     _k("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", short=("pdb",), sub=ST),
     # certificates.k8s.io/v1

@@ -6,17 +6,25 @@ the webhook client's ``ValidateWebhookURL`` / ``ValidateWebhookService``
 
 An update is held to the create rules except where the old object already broke one of the
 rules kube relaxed later (side effects, admission review versions, unique names, label values in
-selectors): such an object stays updatable, as in kube. ``matchConditions`` (CEL) is refused:
-k8py has no CEL, and a condition stored but never evaluated would call the webhook for requests
-its author meant to exclude.
+selectors): such an object stays updatable, as in kube. ``matchConditions`` are compiled as kube
+does (``compilation failed: ERROR: ...``); an update that leaves them as they were does not
+compile them again (kube's ``ignoreMatchConditions``).
+
+ValidatingAdmissionPolicy and ValidatingAdmissionPolicyBinding as kube's
+``ValidateValidatingAdmissionPolicy`` / ``...Binding``: every expression (match conditions,
+variables, validations, messageExpressions, audit annotations) is compiled with the variables it
+may use (``params`` only with a ``paramKind``), through :mod:`k8py.api.cel`.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
-from k8py.api.errors import duplicate, invalid, not_supported, required
+from k8py.api import admissionpolicy as ap
+from k8py.api import cel
+from k8py.api.errors import duplicate, forbidden, invalid, not_supported, required, too_many
 from k8py.api.validation.meta import (
     Errs,
     GoRaw,
@@ -24,6 +32,8 @@ from k8py.api.validation.meta import (
     go_strings,
     is_dns1035_label,
     is_dns1123_subdomain,
+    is_qualified_name,
+    is_valid_path_segment_name,
     is_valid_port_num,
     l_,
     name_is_dns_subdomain,
@@ -36,6 +46,11 @@ from k8py.api.validation.meta import (
 __all__ = [
     "validate_mutating_webhook_configuration",
     "validate_mutating_webhook_configuration_update",
+    "validate_validating_admission_policy",
+    "validate_validating_admission_policy_binding",
+    "validate_validating_admission_policy_binding_update",
+    "validate_validating_admission_policy_status",
+    "validate_validating_admission_policy_update",
     "validate_validating_webhook_configuration",
     "validate_validating_webhook_configuration_update",
 ]
@@ -48,8 +63,14 @@ SIDE_EFFECTS_NONE = ("None", "NoneOnDryRun")
 OPERATIONS = ("*", "CONNECT", "CREATE", "DELETE", "UPDATE")
 REINVOCATION_POLICIES = ("IfNeeded", "Never")
 SCOPES = ("*", "Cluster", "Namespaced")
-CEL_UNSUPPORTED = ("CEL match conditions are not supported by k8py; select requests with rules, namespaceSelector "
-                   "and objectSelector")
+VALIDATION_ACTIONS = ("Audit", "Deny", "Warn")
+PARAMETER_NOT_FOUND_ACTIONS = ("Deny", "Allow")
+POLICY_REASONS = ("Forbidden", "Invalid", "RequestEntityTooLarge", "Unauthorized")
+MAX_AUDIT_ANNOTATIONS = 20
+MAX_VALUE_EXPRESSION_BYTES = 5 * 1024
+_CEL_RESERVED = frozenset({"true", "false", "null", "in", "as", "break", "const", "continue", "else", "for", "function",
+                           "if", "import", "let", "loop", "package", "namespace", "return", "var", "void", "while"})
+_CEL_IDENT = re.compile(r"^[_a-zA-Z][_a-zA-Z0-9]*$")
 
 
 def is_fully_qualified_name(path: str, name: str) -> Errs:
@@ -207,10 +228,16 @@ def validate_review_versions(versions: list[str], require_known: bool, path: str
 class _Options:
     """kube's ``validationOptions``: what an update of an old object may keep."""
 
-    __slots__ = ("allow_invalid_label_values", "require_known_review_version", "require_no_side_effects",
-                 "require_unique_names")
+    __slots__ = ("allow_invalid_label_values", "ignore_match_conditions", "require_known_review_version",
+                 "require_no_side_effects", "require_unique_names")
 
-    def __init__(self, old_hooks: list[dict[str, Any]] | None = None) -> None:
+    def __init__(self, old_hooks: list[dict[str, Any]] | None = None,
+                 new_hooks: list[dict[str, Any]] | None = None) -> None:
+        # kube's ignoreMatchConditions: an update that keeps every webhook's conditions as they
+        # were does not compile them again
+        self.ignore_match_conditions = (
+            old_hooks is not None and new_hooks is not None and len(old_hooks) == len(new_hooks)
+            and all(n.get("matchConditions") == o.get("matchConditions") for n, o in zip(new_hooks, old_hooks)))
         if old_hooks is None:
             self.require_no_side_effects = self.require_known_review_version = self.require_unique_names = True
             self.allow_invalid_label_values = False
@@ -261,8 +288,9 @@ def _validate_webhook(hook: dict[str, Any], mutating: bool, opts: _Options, path
         errs += validate_webhook_url(f"{path}.clientConfig.url", s_(url))
     else:
         errs += validate_webhook_service(f"{path}.clientConfig.service", d_(svc))
-    if l_(hook.get("matchConditions")):
-        errs.append(invalid(f"{path}.matchConditions", "CEL expressions", CEL_UNSUPPORTED))
+    if not opts.ignore_match_conditions:
+        errs += validate_match_conditions(hook.get("matchConditions"), ap.MATCH_CONDITION_VARS,
+                                          f"{path}.matchConditions")
     return errs
 
 
@@ -284,7 +312,7 @@ def _validate(obj: dict[str, Any], mutating: bool, opts: _Options) -> Errs:
 
 
 def _update(new: dict[str, Any], old: dict[str, Any], mutating: bool) -> Errs:
-    opts = _Options([d_(h) for h in l_(old.get("webhooks"))])
+    opts = _Options([d_(h) for h in l_(old.get("webhooks"))], [d_(h) for h in l_(new.get("webhooks"))])
     return validate_object_meta_update(new.get("metadata"), old.get("metadata")) + _validate(new, mutating, opts)
 
 
@@ -303,3 +331,296 @@ def validate_mutating_webhook_configuration(obj: dict[str, Any]) -> Errs:
 def validate_mutating_webhook_configuration_update(new: dict[str, Any], old: dict[str, Any]) -> Errs:
     return _update(new, old, True)
 
+
+
+# --------------------------------------------------------------------------- CEL expressions
+
+
+def validate_qualified_name(name: str, path: str) -> Errs:
+    return [invalid(path, name, m) for m in is_qualified_name(name)]
+
+
+def _cel(path: str, expr: str, names: tuple[str, ...], returns: tuple[str, ...], known: set[str] | None = None,
+         shown: str | None = None) -> Errs:
+    """Compile one expression; kube's Invalid with the compiler's detail when it does not."""
+    _, err = cel.compile_admission(expr, names, returns)
+    if not err and known is not None:
+        err = ap.undefined_variable(expr, known)
+    return [invalid(path, expr if shown is None else shown, err)] if err else []
+
+
+def validate_match_conditions(conds: Any, names: tuple[str, ...], path: str) -> Errs:
+    """kube's ``validateMatchConditions``: at most 64, names unique qualified names, expressions
+    that compile to a bool."""
+    items = l_(conds)
+    errs: Errs = []
+    if len(items) > ap.MAX_MATCH_CONDITIONS:
+        errs.append(too_many(path, len(items), ap.MAX_MATCH_CONDITIONS))
+    seen: set[str] = set()
+    for i, raw in enumerate(items):
+        c = d_(raw)
+        p = f"{path}[{i}]"
+        expr = s_(c.get("expression")).strip()
+        if not expr:
+            errs.append(required(f"{p}.expression"))
+        else:
+            errs += _cel(f"{p}.expression", expr, names, ("bool",))
+        name = s_(c.get("name"))
+        if not name:
+            errs.append(required(f"{p}.name"))
+        else:
+            errs += validate_qualified_name(name, f"{p}.name")
+            if name in seen:
+                errs.append(duplicate(f"{p}.name", name))
+            seen.add(name)
+    return errs
+
+
+def _parse_group_version(gv: str) -> tuple[str, str] | None:
+    if gv in ("", "/"):
+        return "", ""
+    n = gv.count("/")
+    if n == 0:
+        return "", gv
+    if n == 1:
+        g, v = gv.split("/")
+        return g, v
+    return None
+
+
+def validate_param_kind(pk: dict[str, Any], path: str) -> Errs:
+    errs: Errs = []
+    api_version = s_(pk.get("apiVersion"))
+    if not api_version:
+        errs.append(required(f"{path}.apiVersion"))
+    else:
+        gv = _parse_group_version(api_version)
+        if gv is None:
+            errs.append(invalid(f"{path}.apiVersion", api_version, f"unexpected GroupVersion string: {api_version}"))
+        else:
+            group, version = gv
+            if group and is_dns1123_subdomain(group):
+                errs.append(invalid(f"{path}.apiVersion", group, ",".join(is_dns1123_subdomain(group))))
+            if not version:
+                errs.append(invalid(f"{path}.apiVersion", api_version, "version must be specified"))
+            elif is_dns1035_label(version):
+                errs.append(invalid(f"{path}.apiVersion", version, ",".join(is_dns1035_label(version))))
+    kind = s_(pk.get("kind"))
+    if not kind:
+        errs.append(required(f"{path}.kind"))
+    elif is_dns1035_label(kind.lower()):
+        errs.append(invalid(f"{path}.kind", kind, "may have mixed case, but should otherwise match: "
+                            + ",".join(is_dns1035_label(kind.lower()))))
+    return errs
+
+
+def validate_match_resources(mr: Any, path: str) -> Errs:
+    """kube's ``validateMatchResources`` (selectors validated strictly)."""
+    if mr is None:
+        return []
+    m = d_(mr)
+    errs: Errs = []
+    mp = m.get("matchPolicy")
+    if mp is None:
+        errs.append(required(f"{path}.matchPolicy"))
+    elif mp not in MATCH_POLICIES:
+        errs.append(not_supported(f"{path}.matchPolicy", mp, MATCH_POLICIES))
+    for k in ("namespaceSelector", "objectSelector"):
+        if m.get(k) is None:
+            errs.append(required(f"{path}.{k}"))
+        else:
+            errs += validate_label_selector(m[k], f"{path}.{k}")
+    for k in ("resourceRules", "excludeResourceRules"):
+        for i, raw in enumerate(l_(m.get(k))):
+            rule = d_(raw)
+            p = f"{path}.{k}[{i}]"
+            seen: set[str] = set()
+            for j, rn in enumerate(_strings(rule.get("resourceNames"))):
+                errs += [invalid(f"{p}.resourceNames[{j}]", rn, msg) for msg in is_valid_path_segment_name(rn)]
+                if rn in seen:
+                    errs.append(duplicate(f"{p}.resourceNames[{j}]", rn))
+                seen.add(rn)
+            errs += validate_rule_with_operations(rule, p)
+    return errs
+
+
+def _has_newlines(s: str) -> bool:
+    return "\n" in s or "\r" in s
+
+
+def _validate_policy_spec(meta: dict[str, Any], spec: dict[str, Any], old_spec: dict[str, Any] | None) -> Errs:
+    path = "spec"
+    errs: Errs = []
+    fp = spec.get("failurePolicy")
+    if fp is None:
+        errs.append(required(f"{path}.failurePolicy"))
+    elif fp not in FAILURE_POLICIES:
+        errs.append(not_supported(f"{path}.failurePolicy", fp, FAILURE_POLICIES))
+    pk = spec.get("paramKind")
+    if pk is not None:
+        errs += validate_param_kind(d_(pk), f"{path}.paramKind")
+    names = ap.policy_names(pk is not None)
+    mc = spec.get("matchConstraints")
+    if mc is None:
+        errs.append(required(f"{path}.matchConstraints"))
+    else:
+        errs += validate_match_resources(mc, f"{path}.matchConstraints")
+        if not l_(d_(mc).get("resourceRules")):
+            # at least one resource rule gives the expressions their types
+            errs.append(required(f"{path}.matchConstraints.resourceRules"))
+    if old_spec is None or spec.get("matchConditions") != old_spec.get("matchConditions"):
+        errs += validate_match_conditions(spec.get("matchConditions"), names, f"{path}.matchConditions")
+    known: set[str] = set()
+    for i, raw in enumerate(l_(spec.get("variables"))):
+        v = d_(raw)
+        p = f"{path}.variables[{i}]"
+        name = s_(v.get("name"))
+        if not name.strip():
+            errs.append(required(f"{p}.name", "name is not specified"))
+        elif not _CEL_IDENT.match(name) or name in _CEL_RESERVED:
+            errs.append(invalid(f"{p}.name", name, "name is not a valid CEL identifier"))
+        expr = s_(v.get("expression"))
+        if not expr.strip():
+            errs.append(required(f"{p}.expression", "expression is not specified"))
+        else:
+            errs += _cel(f"{p}.expression", expr, names, (), known)
+        known.add(name)
+    validations = l_(spec.get("validations"))
+    annotations = l_(spec.get("auditAnnotations"))
+    if not validations and not annotations:
+        msg = "validations or auditAnnotations must contain at least one item"
+        return [*errs, required(f"{path}.validations", msg), required(f"{path}.auditAnnotations", msg)]
+    for i, raw in enumerate(validations):
+        v = d_(raw)
+        p = f"{path}.validations[{i}]"
+        expr = s_(v.get("expression"))
+        if not expr.strip():
+            errs.append(required(f"{p}.expression", "expression is not specified"))
+        else:
+            errs += _cel(f"{p}.expression", expr, names, ("bool",), known)
+        mexpr = s_(v.get("messageExpression"))
+        if mexpr and not mexpr.strip():
+            errs.append(invalid(f"{p}.messageExpression", mexpr, "must be non-empty if specified"))
+        elif mexpr.strip():
+            errs += _cel(f"{p}.messageExpression", mexpr, names, ("string",), known)
+        msg = s_(v.get("message"))
+        if msg and not msg.strip():
+            errs.append(invalid(f"{p}.message", msg, "message must be non-empty if specified"))
+        elif _has_newlines(msg.strip()):
+            errs.append(invalid(f"{p}.message", msg, "message must not contain line breaks"))
+        reason = v.get("reason")
+        if reason is not None and reason not in POLICY_REASONS:
+            errs.append(not_supported(f"{p}.reason", reason, POLICY_REASONS))
+    if len(annotations) > MAX_AUDIT_ANNOTATIONS:
+        errs.append(invalid(f"{path}.auditAnnotations", GoRaw("[...]"),
+                            f"must not have more than {MAX_AUDIT_ANNOTATIONS} auditAnnotations"))
+    keys: set[str] = set()
+    policy_name = s_(meta.get("name"))
+    for i, raw in enumerate(annotations):
+        a = d_(raw)
+        p = f"{path}.auditAnnotations[{i}]"
+        key = s_(a.get("key"))
+        if policy_name:
+            errs += validate_qualified_name(f"{policy_name}/{key}", f"{p}.key")
+        else:
+            errs.append(invalid(f"{p}.key", key, "requires metadata.name be non-empty"))
+        expr = s_(a.get("valueExpression"))
+        if not expr.strip():
+            errs.append(required(f"{p}.valueExpression", "valueExpression is not specified"))
+        elif len(expr.strip().encode()) > MAX_VALUE_EXPRESSION_BYTES:
+            errs.append(required(f"{p}.valueExpression", f"must not exceed {MAX_VALUE_EXPRESSION_BYTES} bytes in length"))
+        else:
+            errs += _cel(f"{p}.valueExpression", expr.strip(), names, ("string", "null_type"), known, shown=expr)
+        if key in keys:
+            errs.append(duplicate(f"{p}.key", key))
+        keys.add(key)
+    return errs
+
+
+def validate_validating_admission_policy(obj: dict[str, Any]) -> Errs:
+    meta = d_(obj.get("metadata"))
+    return (validate_object_meta(obj.get("metadata"), False, name_is_dns_subdomain)
+            + _validate_policy_spec(meta, d_(obj.get("spec")), None))
+
+
+def validate_validating_admission_policy_update(new: dict[str, Any], old: dict[str, Any]) -> Errs:
+    meta = d_(new.get("metadata"))
+    return (validate_object_meta_update(new.get("metadata"), old.get("metadata"))
+            + validate_object_meta(new.get("metadata"), False, name_is_dns_subdomain)
+            + _validate_policy_spec(meta, d_(new.get("spec")), d_(old.get("spec"))))
+
+
+def validate_validating_admission_policy_status(new: dict[str, Any], old: dict[str, Any]) -> Errs:
+    errs = validate_object_meta_update(new.get("metadata"), old.get("metadata"))
+    tc = d_(d_(new.get("status")).get("typeChecking"))
+    for i, raw in enumerate(l_(tc.get("expressionWarnings"))):
+        w = d_(raw)
+        p = f"status.typeChecking.expressionWarnings[{i}]"
+        if not s_(w.get("warning")):
+            errs.append(required(f"{p}.warning"))
+        if not s_(w.get("fieldRef")).strip():
+            errs.append(required(f"{p}.fieldRef"))
+    return errs
+
+
+def validate_param_ref(pr: Any, path: str) -> Errs:
+    if pr is None:
+        return []
+    p = d_(pr)
+    errs: Errs = []
+    name, sel = s_(p.get("name")), p.get("selector")
+    if name:
+        errs += [invalid(f"{path}.name", name, m) for m in is_valid_path_segment_name(name)]
+        if sel is not None:
+            errs.append(forbidden(f"{path}.name", "name and selector are mutually exclusive"))
+    if sel is not None:
+        errs += validate_label_selector(sel, f"{path}.selector")
+        if name:
+            errs.append(forbidden(f"{path}.selector", "name and selector are mutually exclusive"))
+    if not name and sel is None:
+        errs.append(required(path, "one of name or selector must be specified"))
+    action = p.get("parameterNotFoundAction")
+    if not action:
+        errs.append(required(f"{path}.parameterNotFoundAction"))
+    elif action not in PARAMETER_NOT_FOUND_ACTIONS:
+        errs.append(not_supported(f"{path}.parameterNotFoundAction", action, PARAMETER_NOT_FOUND_ACTIONS))
+    return errs
+
+
+def validate_validation_actions(actions: Any, path: str) -> Errs:
+    errs: Errs = []
+    seen: set[str] = set()
+    items = _strings(actions)
+    for i, a in enumerate(items):
+        if a not in VALIDATION_ACTIONS:
+            errs.append(not_supported(f"{path}[{i}]", a, VALIDATION_ACTIONS))
+        if a in seen:
+            errs.append(duplicate(f"{path}[{i}]", a))
+        seen.add(a)
+    if "Deny" in seen and "Warn" in seen:
+        errs.append(invalid(path, GoRaw(go_strings(items).replace("[]string", "[]admissionregistration.ValidationAction", 1)),
+                            "must not contain both Deny and Warn (repeating the same validation failure information "
+                            "in the API response and headers serves no purpose)"))
+    if not seen:
+        errs.append(required(path, "at least one validation action is required"))
+    return errs
+
+
+def validate_validating_admission_policy_binding(obj: dict[str, Any]) -> Errs:
+    spec = d_(obj.get("spec"))
+    errs = validate_object_meta(obj.get("metadata"), False, name_is_dns_subdomain)
+    policy = s_(spec.get("policyName"))
+    if not policy:
+        errs.append(required("spec.policyName"))
+    else:
+        errs += [invalid("spec.policyName", policy, m) for m in name_is_dns_subdomain(policy, False)]
+    errs += validate_param_ref(spec.get("paramRef"), "spec.paramRef")
+    # kube's path has this spelling ("matchResouces")
+    errs += validate_match_resources(spec.get("matchResources"), "spec.matchResouces")
+    errs += validate_validation_actions(spec.get("validationActions"), "spec.validationActions")
+    return errs
+
+
+def validate_validating_admission_policy_binding_update(new: dict[str, Any], old: dict[str, Any]) -> Errs:
+    return validate_object_meta_update(new.get("metadata"), old.get("metadata")) + \
+        validate_validating_admission_policy_binding(new)

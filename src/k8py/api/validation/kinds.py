@@ -115,6 +115,13 @@ _TABLE: dict[tuple[str, str], tuple[Create, Update, Update]] = {
     ("admissionregistration.k8s.io", "MutatingWebhookConfiguration"): (
         admissionregistration.validate_mutating_webhook_configuration,
         admissionregistration.validate_mutating_webhook_configuration_update, _meta_update),
+    ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy"): (
+        admissionregistration.validate_validating_admission_policy,
+        admissionregistration.validate_validating_admission_policy_update,
+        admissionregistration.validate_validating_admission_policy_status),
+    ("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding"): (
+        admissionregistration.validate_validating_admission_policy_binding,
+        admissionregistration.validate_validating_admission_policy_binding_update, _meta_update),
 }
 
 

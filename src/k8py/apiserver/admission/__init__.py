@@ -49,6 +49,7 @@ ORDER = (
     "DefaultIngressClass",
     "K8pySeedPolicy",  # k8py's own: the seed's anti-patterns (warnings, or refusals where enforced)
     "MutatingAdmissionWebhook",  # after the built-in mutating plugins, as in kube
+    "ValidatingAdmissionPolicy",  # CEL policies, between the two webhook plugins as in kube
     "ValidatingAdmissionWebhook",  # after the built-in validating plugins, as in kube
     "ResourceQuota",  # last, as in kube: it charges only what every other plugin let through
 )
@@ -110,6 +111,7 @@ def default_plugins(objects: Objects, registry: Registry, config: Mapping[str, A
         noderestriction,
         persistentvolumeclaimresize,
         podsecurity,
+        policy,
         resourcequota,
         seedpolicy,
         storageobjectinuseprotection,
@@ -135,6 +137,7 @@ def default_plugins(objects: Objects, registry: Registry, config: Mapping[str, A
         seedpolicy.SeedPolicy(objects, registry),
         webhook.MutatingAdmissionWebhook(objects, registry),
         webhook.ValidatingAdmissionWebhook(objects, registry),
+        policy.ValidatingAdmissionPolicy(objects, registry),
     ]
 
 

@@ -26,6 +26,10 @@ or (mutating ones) with a JSON patch.
   None nor NoneOnDryRun with kube's 400 ``does not support dry run``.
 - ``response.warnings`` go out as ``Warning:`` headers; ``response.auditAnnotations`` go into the
   request's audit event as ``<webhook name>/<key>``.
+- ``matchConditions`` (CEL, :mod:`k8py.api.admissionpolicy`) are run after the rules and selectors
+  match, with ``object``, ``oldObject`` and ``request`` in the version the rules matched: a false
+  condition skips the webhook; errors follow ``failurePolicy`` (``Fail``: kube's 403
+  ``... is forbidden: expression '...' resulted in error: ...``; ``Ignore``: skipped).
 - Never called for the webhook and policy configurations themselves (kube's exemption), and not
   for the review kinds (TokenReview, SubjectAccessReview...), which do not pass admission.
 """
@@ -42,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import orjson
 
+from k8py.api import admissionpolicy as ap
 from k8py.api import admissionwebhook as aw
 from k8py.api import aggregator as agg
 from k8py.api import conversion, defaults, errors, patch
@@ -63,7 +68,129 @@ MAX_RESPONSE_BYTES = 3 * 1024 * 1024  # kube reads at most this much of a webhoo
 RETIRE_AFTER = 35.0  # a retired session closes after the longest call (timeoutSeconds <= 30) could end
 
 
-class _Webhooks(Plugin):
+class RequestMatching:
+    """Which webhooks a request goes to, and through which version of its resource (kube's
+    ``webhook/generic`` matching); the ValidatingAdmissionPolicy plugin matches its policies and
+    bindings with it too (as webhook-shaped hooks)."""
+
+    objects: Objects
+    registry: Registry
+    _ns_kind: KindInfo | None
+
+    # -- matching --------------------------------------------------------------------------------
+    @staticmethod
+    def _request(a: Attributes) -> aw.Request:
+        k = a.kind
+        ns = a.name if (k.group == "" and k.resource == "namespaces") else a.namespace
+        return aw.Request(a.operation, k.group, k.version, k.resource, a.subresource, ns)
+
+    async def _namespace_labels(self, a: Attributes, req: aw.Request, obj: Obj | None) -> Any:
+        """kube's ``GetNamespaceLabels``: a Namespace being written is judged by its own labels."""
+        if req.is_namespace and not req.subresource and req.operation in ("CREATE", "UPDATE") and obj is not None:
+            return (obj.get("metadata") or {}).get("labels") or {}
+        if self._ns_kind is None:
+            return {}
+        ns = await self.objects.try_get(self._ns_kind, None, req.namespace)
+        if ns is None:
+            raise errors.not_found_error("namespaces", "", req.namespace)
+        return (ns.get("metadata") or {}).get("labels") or {}
+
+    def _via(self, h: aw.Hook, kind: KindInfo, req: aw.Request) -> KindInfo | None:
+        """The version of the resource through which ``h``'s rules take the request: the
+        request's own, else (``matchPolicy: Equivalent``, kube's default) another served version
+        of the same stored objects (autoscaling/v1 and v2 HPAs, core and events.k8s.io Events,
+        a CRD's versions); None when neither."""
+        if aw.rules_match(h, req):
+            return kind
+        if not aw.may_match_equivalent(h, req):
+            return None
+        for k in self.registry.versions_of_storage(kind.storage_name):
+            if (k.group, k.version) == (kind.group, kind.version):
+                continue
+            if not (k.custom or conversion.can_convert(kind.kind, kind.api_version, k.api_version)):
+                continue
+            if aw.rules_match(h, aw.Request(req.operation, k.group, k.version, k.resource, req.subresource,
+                                            req.namespace)):
+                return k
+        return None
+
+    async def _matching(self, hooks: list[aw.Hook], a: Attributes, req: aw.Request, obj: Obj | None,
+                        old: Obj | None, labels: list[Any]) -> list[tuple[aw.Hook, KindInfo]]:
+        """The hooks the request goes to, each with the version it is sent in; ``labels`` caches
+        the namespace's labels (one read). A webhook's ``matchConditions`` are run last, as in
+        kube's ``ShouldCallHook``: a false one skips it; errors (none false) follow its
+        failurePolicy: ``Fail`` refuses the request with kube's 403, ``Ignore`` skips it."""
+        out = []
+        for h in hooks:
+            via = self._via(h, a.kind, req)
+            if via is None:
+                continue
+            if aw.needs_namespace_labels(h, req):
+                if not labels:
+                    labels.append(await self._namespace_labels(a, req, obj))
+                if not aw.namespace_selector_matches(h, labels[0]):
+                    continue
+            if not aw.object_selector_matches(h, obj, old):
+                continue
+            if h.webhook.get("matchConditions") and not self._conditions_match(h, via, a, req, obj, old):
+                continue
+            out.append((h, via))
+        return out
+
+    def variables(self, via: KindInfo, a: Attributes, req: aw.Request, obj: Obj | None,
+                  old: Obj | None) -> Obj:
+        """``object``, ``oldObject`` and ``request`` of an admission expression, in the version
+        ``via`` through which the rules took the request (kube's VersionedAttributes)."""
+        asked = aw.SUBRESOURCE_KINDS.get(a.subresource, (a.kind.group, a.kind.version, a.kind.kind))
+        if (via.group, via.version) == (a.kind.group, a.kind.version) or a.subresource in aw.SUBRESOURCE_KINDS:
+            vreq, kind = req, asked
+        else:
+            vreq = aw.Request(req.operation, via.group, via.version, via.resource, req.subresource, req.namespace)
+            kind = (via.group, via.version, via.kind)
+            obj = convert_to(obj, via) if obj is not None else None
+            old = convert_to(old, via) if old is not None else None
+        request = ap.admission_request(vreq, kind, a.name, a.user, a.dry_run, a.plugin_state.setdefault(
+            "admission-uid", str(uuid.uuid4())), request_kind=asked, request=req)
+        return {"object": obj, "oldObject": old, "request": request}
+
+    def _conditions_match(self, h: aw.Hook, via: KindInfo, a: Attributes, req: aw.Request, obj: Obj | None,
+                          old: Obj | None) -> bool:
+        conds = _compiled_conditions(h.webhook.get("matchConditions"))
+        result = ap.match_conditions(conds, self.variables(via, a, req, obj, old))
+        if not result.error:
+            return result.matches
+        if h.failure_policy == "Ignore":
+            log.warning("Failed evaluating match conditions, failing open %s: %s", h.name, result.error)
+            return False
+        log.warning("Failed evaluating match conditions, failing closed %s: %s", h.name, result.error)
+        raise forbidden(a, result.error)
+
+
+
+_CONDITIONS: dict[bytes, list[ap.Condition]] = {}
+_MAX_CONDITIONS = 1024
+
+
+def _compiled_conditions(raw: Any) -> list[ap.Condition]:
+    """A webhook's matchConditions compiled, shared by every webhook that has the same ones (a
+    bounded cache: configurations are few, requests many)."""
+    key = orjson.dumps(raw)
+    got = _CONDITIONS.get(key)
+    if got is None:
+        if len(_CONDITIONS) >= _MAX_CONDITIONS:
+            _CONDITIONS.clear()
+        got = _CONDITIONS[key] = ap.compile_conditions(raw)
+    return got
+
+
+def forbidden(a: Attributes, why: str) -> errors.StatusError:
+    """kube's ``admission.NewForbidden``: ``<resource> "<name>" is forbidden: <why>``."""
+    res = errors.qualified(a.kind.resource, a.kind.group)
+    msg = f'{res} "{a.name}" is forbidden: {why}' if a.name else f"{res} is forbidden: {why}"
+    return errors.forbidden_error(msg, a.kind.resource, a.kind.group, a.name)
+
+
+class _Webhooks(RequestMatching, Plugin):
     """What both plugins share: the configurations' mirror, matching, and the call."""
 
     resource = ""
@@ -134,61 +261,6 @@ class _Webhooks(Plugin):
         # not started (or not synced yet): ask the store
         page = await self.objects.list(self._kind, None)
         return aw.hooks_of({o["metadata"]["name"]: o for o in page.items if isinstance(o, dict)}, self.mutating)
-
-    # -- matching --------------------------------------------------------------------------------
-    @staticmethod
-    def _request(a: Attributes) -> aw.Request:
-        k = a.kind
-        ns = a.name if (k.group == "" and k.resource == "namespaces") else a.namespace
-        return aw.Request(a.operation, k.group, k.version, k.resource, a.subresource, ns)
-
-    async def _namespace_labels(self, a: Attributes, req: aw.Request, obj: Obj | None) -> Any:
-        """kube's ``GetNamespaceLabels``: a Namespace being written is judged by its own labels."""
-        if req.is_namespace and not req.subresource and req.operation in ("CREATE", "UPDATE") and obj is not None:
-            return (obj.get("metadata") or {}).get("labels") or {}
-        if self._ns_kind is None:
-            return {}
-        ns = await self.objects.try_get(self._ns_kind, None, req.namespace)
-        if ns is None:
-            raise errors.not_found_error("namespaces", "", req.namespace)
-        return (ns.get("metadata") or {}).get("labels") or {}
-
-    def _via(self, h: aw.Hook, kind: KindInfo, req: aw.Request) -> KindInfo | None:
-        """The version of the resource through which ``h``'s rules take the request: the
-        request's own, else (``matchPolicy: Equivalent``, kube's default) another served version
-        of the same stored objects (autoscaling/v1 and v2 HPAs, core and events.k8s.io Events,
-        a CRD's versions); None when neither."""
-        if aw.rules_match(h, req):
-            return kind
-        if not aw.may_match_equivalent(h, req):
-            return None
-        for k in self.registry.versions_of_storage(kind.storage_name):
-            if (k.group, k.version) == (kind.group, kind.version):
-                continue
-            if not (k.custom or conversion.can_convert(kind.kind, kind.api_version, k.api_version)):
-                continue
-            if aw.rules_match(h, aw.Request(req.operation, k.group, k.version, k.resource, req.subresource,
-                                            req.namespace)):
-                return k
-        return None
-
-    async def _matching(self, hooks: list[aw.Hook], a: Attributes, req: aw.Request, obj: Obj | None,
-                        old: Obj | None, labels: list[Any]) -> list[tuple[aw.Hook, KindInfo]]:
-        """The hooks the request goes to, each with the version it is sent in; ``labels`` caches
-        the namespace's labels (one read)."""
-        out = []
-        for h in hooks:
-            via = self._via(h, a.kind, req)
-            if via is None:
-                continue
-            if aw.needs_namespace_labels(h, req):
-                if not labels:
-                    labels.append(await self._namespace_labels(a, req, obj))
-                if not aw.namespace_selector_matches(h, labels[0]):
-                    continue
-            if aw.object_selector_matches(h, obj, old):
-                out.append((h, via))
-        return out
 
     # -- the call ----------------------------------------------------------------------------------
     def _session(self, ca_bundle: str) -> aiohttp.ClientSession:
@@ -425,4 +497,4 @@ class MutatingAdmissionWebhook(_Webhooks):
         return True
 
 
-__all__ = ["MutatingAdmissionWebhook", "ValidatingAdmissionWebhook"]
+__all__ = ["MutatingAdmissionWebhook", "RequestMatching", "ValidatingAdmissionWebhook", "forbidden"]

@@ -519,6 +519,51 @@ class ValidatingWebhookConfigurationStrategy(Strategy):
     table = WEBHOOKS_TABLE
 
 
+def _param_kind(r: Any) -> str:
+    pk = spec_of(r.obj).get("paramKind")
+    if not isinstance(pk, dict):
+        return "<unset>"
+    return f"{pk.get('apiVersion') or ''}/{pk.get('kind') or ''}"
+
+
+def _param_ref(r: Any) -> str:
+    """kube's printer: ``namespace/name``, ``*/name`` without a namespace, or the selector."""
+    pr = spec_of(r.obj).get("paramRef")
+    if not isinstance(pr, dict):
+        return "<unset>"
+    if pr.get("name"):
+        return f"{pr.get('namespace') or '*'}/{pr['name']}"
+    if isinstance(pr.get("selector"), dict):
+        return format_label_selector(pr["selector"])
+    return "<unset>"
+
+
+class ValidatingAdmissionPolicyStrategy(Strategy):
+    group, kind = "admissionregistration.k8s.io", "ValidatingAdmissionPolicy"
+    reset_status_on_create = True
+    table = Table(
+        NAME,
+        Column("Validations", "integer",
+               doc="Validations indicates the number of validation rules defined in this configuration",
+               cell=lambda r: len(spec_of(r.obj).get("validations") or [])),
+        Column("ParamKind", doc="ParamKind specifies the kind of resources used to parameterize this policy",
+               cell=_param_kind),
+        AGE,
+    )
+
+
+class ValidatingAdmissionPolicyBindingStrategy(Strategy):
+    group, kind = "admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding"
+    table = Table(
+        NAME,
+        Column("PolicyName", doc="PolicyName indicates the policy definition which the policy binding binded to",
+               cell=lambda r: spec_of(r.obj).get("policyName") or ""),
+        Column("ParamRef", doc="ParamRef indicates the param resource which sets the configration param",
+               cell=_param_ref),
+        AGE,
+    )
+
+
 # --- events.k8s.io ---
 
 class EventsEventStrategy(Strategy):
@@ -559,4 +604,5 @@ STRATEGIES: list[type[Strategy]] = [
     ClusterRoleStrategy, RoleBindingStrategy,
     ClusterRoleBindingStrategy, LeaseStrategy, PriorityClassStrategy, RuntimeClassStrategy,
     MutatingWebhookConfigurationStrategy, ValidatingWebhookConfigurationStrategy, EventsEventStrategy,
+    ValidatingAdmissionPolicyStrategy, ValidatingAdmissionPolicyBindingStrategy,
 ]

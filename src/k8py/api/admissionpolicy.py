@@ -1,0 +1,442 @@
+"""What the ValidatingAdmissionPolicy plugin (``apiserver/admission/policy.py``) and the webhooks'
+``matchConditions`` (``apiserver/admission/webhook.py``) decide without I/O, as kube's
+``k8s.io/apiserver/pkg/admission/plugin/cel``, ``.../webhook/matchconditions`` and
+``.../policy/validating``:
+
+- the variables an admission expression sees: ``object`` and ``oldObject`` (null where there is
+  none), ``request`` (kube's ``CreateAdmissionRequest``: the AdmissionRequest without the objects),
+  and for policies ``params``, ``namespaceObject`` and ``variables``;
+- match conditions (kube's ``matchconditions.Matcher``): every condition is run; a false one
+  means "does not match", whatever errors the others had; errors without a false one are the
+  caller's failure policy's to decide;
+- a policy compiled once per version of it (:class:`CompiledPolicy`), its variables evaluated
+  lazily (only those an expression names, each at most once per evaluation, as kube's lazy
+  ``variables``), and its validations turned into decisions with kube's messages
+  (``failed expression: <expression>``, ``message``, ``messageExpression``) and reasons;
+- which policy and binding a request matches: ``matchConstraints`` / ``matchResources`` with
+  their resource rules (``resourceNames`` too) and exclusions, through the webhooks' rule matching
+  (:mod:`k8py.api.admissionwebhook`), so both plugins match requests the same way.
+
+The expressions run on cel-expr-python through :mod:`k8py.api.cel` (one home for CEL).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from k8py.api import admissionwebhook as aw
+from k8py.api import cel
+
+Obj = dict[str, Any]
+
+# the variables of each kind of expression (kube's OptionalVariableDeclarations)
+MATCH_CONDITION_VARS = ("object", "oldObject", "request")
+POLICY_VARS = ("object", "oldObject", "request", "namespaceObject", "variables")
+POLICY_PARAM_VARS = (*POLICY_VARS, "params")
+MAX_MATCH_CONDITIONS = 64
+MAX_MESSAGE_BYTES = 5 * 1024  # kube's MaxEvaluatedMessageExpressionSizeBytes
+REASON_CODES = {"Unauthorized": 401, "Forbidden": 403, "Invalid": 422, "RequestEntityTooLarge": 413}
+
+_VARIABLE_REF = re.compile(r"(?<![\w.])variables\s*\.\s*([_a-zA-Z][_a-zA-Z0-9]*)")
+_STRING_LIT = re.compile(r"""(?:[rR]?[bB]?|[bB]?[rR]?)(?:'''.*?'''|\"\"\".*?\"\"\"|'(?:\\.|[^'\\\n])*'|"(?:\\.|[^"\\\n])*")""",
+                         re.DOTALL)
+
+
+def variable_refs(expr: str) -> list[tuple[str, int]]:
+    """The ``variables.<name>`` an expression names (outside string literals), with the offset of
+    the ``.`` (where cel-go reports a field it does not know)."""
+    # string literals blanked with the same length, so offsets stay the user's
+    blank = _STRING_LIT.sub(lambda m: "'" + " " * (len(m.group(0)) - 2) + "'", expr)
+    return [(m.group(1), m.start() + blank[m.start():].index(".")) for m in _VARIABLE_REF.finditer(blank)]
+
+
+def undefined_variable(expr: str, known: set[str]) -> str:
+    """cel-go's compile error for ``variables.x`` where no variable ``x`` is declared (before it)."""
+    for name, dot in variable_refs(expr):
+        if name not in known:
+            line = expr.count("\n", 0, dot) + 1
+            col = dot - (expr.rfind("\n", 0, dot) + 1)
+            src = expr.splitlines()[line - 1] if expr else ""
+            return (f"compilation failed: ERROR: <input>:{line}:{col + 1}: undefined field '{name}'\n"
+                    f" | {src}\n | {'.' * col}^")
+    return ""
+
+
+# --------------------------------------------------------------------------- the variables
+
+
+def admission_request(req: aw.Request, kind: tuple[str, str, str], name: str, user: Any, dry_run: bool,
+                      uid: str, *, request_kind: tuple[str, str, str] | None = None,
+                      request: aw.Request | None = None) -> Obj:
+    """kube's ``CreateAdmissionRequest``: the AdmissionRequest an AdmissionReview would carry,
+    without ``object`` and ``oldObject`` (they are variables of their own)."""
+    review = aw.review_request(aw.Hook("", {}, False), uid, req, kind, name, user, None, None, dry_run,
+                               request_kind=request_kind, request=request)
+    out: Obj = review["request"]
+    return out
+
+
+def namespace_object(ns: Obj | None) -> Obj | None:
+    """kube's ``CreateNamespaceObject``: the namespace's name, metadata, spec and status as a
+    policy may read them (without managedFields)."""
+    if ns is None:
+        return None
+    meta = {k: v for k, v in (ns.get("metadata") or {}).items() if k != "managedFields"}
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": meta, "spec": ns.get("spec") or {},
+            "status": ns.get("status") or {}}
+
+
+# --------------------------------------------------------------------------- match conditions
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    name: str
+    expression: str
+    program: Any = None
+    error: str = ""  # a compile error (only for objects stored before validation caught it)
+
+
+def compile_conditions(raw: Any, names: tuple[str, ...] = MATCH_CONDITION_VARS) -> list[Condition]:
+    out = []
+    for c in raw or ():
+        if not isinstance(c, dict):
+            continue
+        expr = str(c.get("expression") or "").strip()
+        prog, err = cel.compile_admission(expr, names, ("bool",)) if expr else (None, "expression is required")
+        out.append(Condition(str(c.get("name") or ""), expr, prog, err))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class MatchResult:
+    matches: bool
+    error: str = ""  # errors of conditions when none was false (the failure policy decides)
+    failed: str = ""  # the name of the false condition
+
+
+def _expression_error(expr: str, why: str) -> str:
+    return f"expression '{expr}' resulted in error: {why}"
+
+
+def match_conditions(conds: list[Condition], data: Obj) -> MatchResult:
+    """kube's ``matchconditions.Matcher.Match`` (without the failure policy, which the caller
+    applies to ``error``)."""
+    errs: list[str] = []
+    for c in conds:
+        if c.program is None:
+            errs.append(_expression_error(c.expression, c.error))
+            continue
+        try:
+            v = cel.run_admission(c.program, data)
+        except cel.EvalError as e:
+            errs.append(_expression_error(c.expression, str(e)))
+            continue
+        if v is False:
+            return MatchResult(False, failed=c.name)
+        if v is not True:
+            errs.append(_expression_error(c.expression, "no such overload"))
+    if errs:
+        return MatchResult(False, error=errs[0] if len(errs) == 1 else "[" + ", ".join(errs) + "]")
+    return MatchResult(True)
+
+
+# --------------------------------------------------------------------------- policies
+
+
+@dataclass(slots=True)
+class Validation:
+    expression: str
+    message: str
+    reason: str
+    program: Any
+    message_program: Any
+    refs: tuple[str, ...]
+    message_refs: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class Variable:
+    name: str
+    expression: str
+    program: Any
+    refs: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class AuditAnnotation:
+    key: str
+    expression: str
+    program: Any
+    refs: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class CompiledPolicy:
+    """A ValidatingAdmissionPolicy compiled once (per resourceVersion)."""
+
+    name: str
+    policy: Obj
+    conditions: list[Condition] = field(default_factory=list)
+    variables: dict[str, Variable] = field(default_factory=dict)
+    validations: list[Validation] = field(default_factory=list)
+    audit_annotations: list[AuditAnnotation] = field(default_factory=list)
+    # an expression that does not compile (an object stored before this server validated it):
+    # every request the policy matches meets its failure policy, as kube's ConfigurationError
+    error: str = ""
+
+    @property
+    def spec(self) -> Obj:
+        s = self.policy.get("spec")
+        return s if isinstance(s, dict) else {}
+
+    @property
+    def failure_policy(self) -> str:
+        return str(self.spec.get("failurePolicy") or "Fail")
+
+    @property
+    def param_kind(self) -> Obj | None:
+        pk = self.spec.get("paramKind")
+        return pk if isinstance(pk, dict) else None
+
+
+def policy_names(has_params: bool) -> tuple[str, ...]:
+    return POLICY_PARAM_VARS if has_params else POLICY_VARS
+
+
+def compile_policy(policy: Obj) -> CompiledPolicy:
+    name = str((policy.get("metadata") or {}).get("name") or "")
+    cp = CompiledPolicy(name, policy)
+    spec = cp.spec
+    names = policy_names(cp.param_kind is not None)
+    errors: list[str] = []
+    cp.conditions = compile_conditions(spec.get("matchConditions"), names)
+    errors += [c.error for c in cp.conditions if c.error]
+    known: set[str] = set()
+    for v in spec.get("variables") or ():
+        if not isinstance(v, dict):
+            continue
+        vname, expr = str(v.get("name") or ""), str(v.get("expression") or "")
+        prog, err = cel.compile_admission(expr, names, ())
+        err = err or undefined_variable(expr, known)
+        if err:
+            errors.append(err)
+        cp.variables[vname] = Variable(vname, expr, prog, tuple(n for n, _ in variable_refs(expr)))
+        known.add(vname)
+    for v in spec.get("validations") or ():
+        if not isinstance(v, dict):
+            continue
+        expr = str(v.get("expression") or "")
+        prog, err = cel.compile_admission(expr, names, ("bool",))
+        err = err or undefined_variable(expr, known)
+        mexpr = str(v.get("messageExpression") or "")
+        mprog = None
+        if mexpr.strip():
+            mprog, merr = cel.compile_admission(mexpr, names, ("string",))
+            err = err or merr or undefined_variable(mexpr, known)
+        if err:
+            errors.append(err)
+        cp.validations.append(Validation(expr, str(v.get("message") or ""), str(v.get("reason") or ""), prog, mprog,
+                                         tuple(n for n, _ in variable_refs(expr)),
+                                         tuple(n for n, _ in variable_refs(mexpr))))
+    for a in spec.get("auditAnnotations") or ():
+        if not isinstance(a, dict):
+            continue
+        expr = str(a.get("valueExpression") or "")
+        prog, err = cel.compile_admission(expr, names, ("string", "null_type"))
+        err = err or undefined_variable(expr, known)
+        if err:
+            errors.append(err)
+        cp.audit_annotations.append(AuditAnnotation(str(a.get("key") or ""), expr, prog,
+                                                    tuple(n for n, _ in variable_refs(expr))))
+    if errors:
+        cp.error = errors[0]
+    return cp
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """One validation's outcome that is not "admit" (kube's PolicyDecision)."""
+
+    index: int
+    message: str
+    reason: str = ""  # for a false validation: its reason (Invalid when unset)
+    error: bool = False  # an evaluation error (the failure policy decides)
+
+
+class _Activation:
+    """The data of one evaluation, with ``variables`` filled in on demand (kube's lazy variables)."""
+
+    def __init__(self, cp: CompiledPolicy, data: Obj) -> None:
+        self.cp = cp
+        self.data = data
+        self.values: dict[str, Any] = {}
+        self.errors: dict[str, str] = {}
+        data["variables"] = self.values
+
+    def need(self, refs: tuple[str, ...], seen: frozenset[str] = frozenset()) -> str:
+        """Evaluate the variables ``refs`` (and those they name); the first error, or ""."""
+        for n in refs:
+            if n in self.values:
+                continue
+            if n in self.errors:
+                return self.errors[n]
+            v = self.cp.variables.get(n)
+            if v is None or v.program is None or n in seen:
+                continue  # undeclared: the expression's own "no such key" error says so
+            err = self.need(v.refs, seen | {n})
+            if not err:
+                try:
+                    self.values[n] = cel.run_admission(v.program, self.data)
+                    continue
+                except cel.EvalError as e:
+                    err = _expression_error(v.expression, str(e))
+            self.errors[n] = err
+            return err
+        return ""
+
+    def run(self, program: Any, expr: str, refs: tuple[str, ...]) -> Any:
+        err = self.need(refs)
+        if err:
+            raise cel.EvalError(err)
+        try:
+            return cel.run_admission(program, self.data)
+        except cel.EvalError as e:
+            raise cel.EvalError(_expression_error(expr, str(e))) from None
+
+
+@dataclass(slots=True)
+class Outcome:
+    """A policy's evaluation for one binding (and one param)."""
+
+    matched: bool = True  # False: a match condition was false (nothing else ran)
+    decisions: list[Decision] = field(default_factory=list)
+    annotations: dict[str, str] = field(default_factory=dict)
+    annotation_errors: list[str] = field(default_factory=list)
+
+
+def evaluate(cp: CompiledPolicy, data: Obj) -> Outcome:
+    """Run the policy's match conditions, validations and audit annotations on ``data``
+    (``object``, ``oldObject``, ``request``, ``namespaceObject``, and ``params`` when the policy
+    has a paramKind). Errors are decisions with ``error`` set, for the failure policy."""
+    act = _Activation(cp, data)
+    out = Outcome()
+    if cp.conditions:
+        m = match_conditions(cp.conditions, data)
+        if m.error:
+            out.decisions.append(Decision(-1, m.error, error=True))
+            return out
+        if not m.matches:
+            out.matched = False
+            return out
+    for i, v in enumerate(cp.validations):
+        try:
+            ok = act.run(v.program, v.expression, v.refs)
+        except cel.EvalError as e:
+            out.decisions.append(Decision(i, str(e), error=True))
+            continue
+        if ok is True:
+            continue
+        if ok is not False:
+            out.decisions.append(Decision(i, _expression_error(v.expression, "no such overload"), error=True))
+            continue
+        out.decisions.append(Decision(i, _message(act, v), v.reason or "Invalid"))
+    for a in cp.audit_annotations:
+        try:
+            value = act.run(a.program, a.expression, a.refs)
+        except cel.EvalError as e:
+            out.annotation_errors.append(str(e))
+            continue
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            out.annotation_errors.append(f"valueExpression '{a.expression}' resulted in unsupported return type: "
+                                         f"{type(value).__name__}. Return type must be either string or null.")
+            continue
+        value = value.strip()
+        if value:
+            out.annotations[a.key] = value[:10 * 1024]
+    return out
+
+
+def _message(act: _Activation, v: Validation) -> str:
+    """kube's message of a false validation: messageExpression's string, else message, else
+    ``failed expression: <expression>``."""
+    msg = ""
+    if v.message_program is not None:
+        try:
+            r = act.run(v.message_program, "", v.message_refs)
+        except cel.EvalError:
+            r = None
+        if isinstance(r, str):
+            msg = r.strip()
+            if len(msg.encode()) > MAX_MESSAGE_BYTES or "\n" in msg:
+                msg = ""
+    if not msg and v.message.strip():
+        msg = v.message.strip()
+    return msg or f"failed expression: {v.expression.strip()}"
+
+
+# --------------------------------------------------------------------------- matching
+
+
+ALL_RULE: Obj = {"operations": ["*"], "apiGroups": ["*"], "apiVersions": ["*"], "resources": ["*/*"], "scope": "*"}
+
+
+def as_hook(name: str, mr: Obj | None, exclude: bool = False) -> aw.Hook:
+    """A policy's ``matchConstraints`` or a binding's ``matchResources`` as a webhook-shaped
+    matcher (rules, selectors, matchPolicy), so the webhooks' matching serves both."""
+    mr = mr or {}
+    rules = mr.get("excludeResourceRules" if exclude else "resourceRules") or []
+    if not rules and not exclude:
+        # kube's matcher: no resource rules (a binding's matchResources) takes every request
+        rules = [ALL_RULE]
+    return aw.Hook(name, {"rules": rules, "namespaceSelector": mr.get("namespaceSelector") or {},
+                          "objectSelector": mr.get("objectSelector") or {},
+                          "matchPolicy": mr.get("matchPolicy") or "Equivalent"}, False)
+
+
+def names_match(rules: Any, req: aw.Request, name: str) -> bool:
+    """Whether a rule that matches ``req`` also takes ``name`` (``resourceNames``; empty: any)."""
+    for r in rules or ():
+        if isinstance(r, dict) and aw.rule_matches(r, req):
+            names = r.get("resourceNames") or []
+            if not names or name in names:
+                return True
+    return False
+
+
+def validation_failure_annotation(policy: str, binding: str, index: int, message: str, actions: list[str]) -> str:
+    """kube's ``validation.policy.admission.k8s.io/validation_failure`` audit annotation value."""
+    return orjson.dumps([{"message": message, "policy": policy, "binding": binding, "expressionIndex": index,
+                          "validationActions": actions}]).decode()
+
+
+VALIDATION_FAILURE_KEY = "validation.policy.admission.k8s.io/validation_failure"
+
+__all__ = [
+    "MATCH_CONDITION_VARS",
+    "POLICY_VARS",
+    "VALIDATION_FAILURE_KEY",
+    "CompiledPolicy",
+    "Condition",
+    "Decision",
+    "MatchResult",
+    "Outcome",
+    "admission_request",
+    "as_hook",
+    "compile_conditions",
+    "compile_policy",
+    "evaluate",
+    "match_conditions",
+    "names_match",
+    "namespace_object",
+    "policy_names",
+    "undefined_variable",
+    "validation_failure_annotation",
+    "variable_refs",
+]
