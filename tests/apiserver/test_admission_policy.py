@@ -266,3 +266,38 @@ async def test_webhook_match_conditions_are_compiled_when_written(api: TestClien
          ("Invalid value: \"params.x\": compilation failed: ERROR: <input>:1:7: undeclared reference to 'params.x' "
          "(in container '')")),
         ("webhooks[0].matchConditions[1].name", 'Duplicate value: "bad"')]
+
+
+async def test_audit_action_and_audit_annotations_reach_the_audit_log(tmp_path: Any) -> None:
+    import json
+
+    import aiohttp
+    from tests.apiserver.test_audit import events, serve_with_audit, stop
+
+    cp, runner, url, log_path = await serve_with_audit(tmp_path, """\
+apiVersion: audit.k8s.io/v1
+kind: Policy
+rules:
+  - level: Metadata
+""")
+    try:
+        async with aiohttp.ClientSession(url) as s:
+            for o in (policy("audited", [{"expression": "object.spec.replicas <= 5", "message": "too many"}],
+                             auditAnnotations=[{"key": "replicas",
+                                                "valueExpression": "string(object.spec.replicas)"}]),
+                      binding("audited", "audited", ["Audit"])):
+                plural = "validatingadmissionpolicies" if o["kind"] == "ValidatingAdmissionPolicy" else \
+                    "validatingadmissionpolicybindings"
+                async with s.post(f"{AR}/{plural}", json=o) as r:
+                    assert r.status == 201
+            async with s.post(_deploys("default"), json=deployment("audited", 7)) as r:
+                assert r.status == 201  # Audit only records
+    finally:
+        await stop(cp, runner)
+    done = [e for e in events(log_path) if e.get("verb") == "create" and e["stage"] == "ResponseComplete"
+            and e.get("objectRef", {}).get("resource") == "deployments"]
+    notes = done[-1]["annotations"]
+    assert notes["audited/replicas"] == "7"
+    assert json.loads(notes["validation.policy.admission.k8s.io/validation_failure"]) == [
+        {"message": "too many", "policy": "audited", "binding": "audited", "expressionIndex": 0,
+         "validationActions": ["Audit"]}]
