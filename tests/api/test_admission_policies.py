@@ -79,6 +79,13 @@ def test_defaults_are_kubes() -> None:
      [("spec.variables[0].expression: Invalid value: \"variables.second\": compilation failed: ERROR: <input>:1:10: "
       "undefined field 'second'"),
       'spec.variables[2].name: Invalid value: "in": name is not a valid CEL identifier']),
+    # request and namespaceObject are typed in kube: a field they lack fails to compile
+    ({"validations": [{"expression": "request.userInfo.username != 'request.x' && request.usr == 'a'"},
+                      {"expression": "namespaceObject.metadata.name != '' && namespaceObject.labels == {}"}]},
+     [("spec.validations[0].expression: Invalid value: \"request.userInfo.username != 'request.x' && request.usr "
+       "== 'a'\": compilation failed: ERROR: <input>:1:52: undefined field 'usr'"),
+      ("spec.validations[1].expression: Invalid value: \"namespaceObject.metadata.name != '' && "
+       "namespaceObject.labels == {}\": compilation failed: ERROR: <input>:1:55: undefined field 'labels'")]),
     ({"paramKind": {"apiVersion": "a/b/c", "kind": "Not_Valid"}},
      ['spec.paramKind.apiVersion: Invalid value: "a/b/c": unexpected GroupVersion string: a/b/c',
       ('spec.paramKind.kind: Invalid value: "Not_Valid": may have mixed case, but should otherwise match: a DNS-1035 '

@@ -41,28 +41,44 @@ MAX_MATCH_CONDITIONS = 64
 MAX_MESSAGE_BYTES = 5 * 1024  # kube's MaxEvaluatedMessageExpressionSizeBytes
 REASON_CODES = {"Unauthorized": 401, "Forbidden": 403, "Invalid": 422, "RequestEntityTooLarge": 413}
 
-_VARIABLE_REF = re.compile(r"(?<![\w.])variables\s*\.\s*([_a-zA-Z][_a-zA-Z0-9]*)")
-_STRING_LIT = re.compile(r"""(?:[rR]?[bB]?|[bB]?[rR]?)(?:'''.*?'''|\"\"\".*?\"\"\"|'(?:\\.|[^'\\\n])*'|"(?:\\.|[^"\\\n])*")""",
-                         re.DOTALL)
+_FIELD_REF = re.compile(r"(?<![\w.])(variables|request|namespaceObject)\s*\.\s*([_a-zA-Z][_a-zA-Z0-9]*)")
+# the fields of kube's typed variables (``request`` is an AdmissionRequest, ``namespaceObject`` a
+# Namespace with only these); ``object``, ``oldObject`` and ``params`` are dyn in kube too
+TYPED_FIELDS = {
+    "request": frozenset({"uid", "kind", "resource", "subResource", "requestKind", "requestResource",
+                          "requestSubResource", "name", "namespace", "operation", "userInfo", "dryRun", "options"}),
+    "namespaceObject": frozenset({"metadata", "spec", "status"}),
+}
+
+
+def _field_refs(expr: str) -> list[tuple[str, str, int]]:
+    """``(variable, field, offset of the '.')`` of each ``variables.x``, ``request.x`` and
+    ``namespaceObject.x`` in the expression (outside string literals)."""
+    blank = cel.blank_string_literals(expr)
+    return [(m.group(1), m.group(2), m.start() + blank[m.start():].index("."))
+            for m in _FIELD_REF.finditer(blank)]
 
 
 def variable_refs(expr: str) -> list[tuple[str, int]]:
-    """The ``variables.<name>`` an expression names (outside string literals), with the offset of
-    the ``.`` (where cel-go reports a field it does not know)."""
-    # string literals blanked with the same length, so offsets stay the user's
-    blank = _STRING_LIT.sub(lambda m: "'" + " " * (len(m.group(0)) - 2) + "'", expr)
-    return [(m.group(1), m.start() + blank[m.start():].index(".")) for m in _VARIABLE_REF.finditer(blank)]
+    """The ``variables.<name>`` an expression names, with the offset of the ``.``."""
+    return [(f, dot) for v, f, dot in _field_refs(expr) if v == "variables"]
 
 
-def undefined_variable(expr: str, known: set[str]) -> str:
-    """cel-go's compile error for ``variables.x`` where no variable ``x`` is declared (before it)."""
-    for name, dot in variable_refs(expr):
-        if name not in known:
-            line = expr.count("\n", 0, dot) + 1
-            col = dot - (expr.rfind("\n", 0, dot) + 1)
-            src = expr.splitlines()[line - 1] if expr else ""
-            return (f"compilation failed: ERROR: <input>:{line}:{col + 1}: undefined field '{name}'\n"
-                    f" | {src}\n | {'.' * col}^")
+def undefined_field(expr: str, variables: set[str] | None) -> str:
+    """cel-go's compile error for a field that kube's types do not have: ``variables.x`` where no
+    variable ``x`` is declared before (``variables`` None: not checked), or a field that
+    ``request`` / ``namespaceObject`` lack."""
+    for var, name, dot in _field_refs(expr):
+        if var == "variables":
+            if variables is None or name in variables:
+                continue
+        elif name in TYPED_FIELDS[var]:
+            continue
+        line = expr.count("\n", 0, dot) + 1
+        col = dot - (expr.rfind("\n", 0, dot) + 1)
+        src = expr.splitlines()[line - 1] if expr else ""
+        return (f"compilation failed: ERROR: <input>:{line}:{col + 1}: undefined field '{name}'\n"
+                f" | {src}\n | {'.' * col}^")
     return ""
 
 
@@ -108,6 +124,9 @@ def compile_conditions(raw: Any, names: tuple[str, ...] = MATCH_CONDITION_VARS) 
             continue
         expr = str(c.get("expression") or "").strip()
         prog, err = cel.compile_admission(expr, names, ("bool",)) if expr else (None, "expression is required")
+        err = err or undefined_field(expr, None)
+        if err:
+            prog = None
         out.append(Condition(str(c.get("name") or ""), expr, prog, err))
     return out
 
@@ -222,7 +241,7 @@ def compile_policy(policy: Obj) -> CompiledPolicy:
             continue
         vname, expr = str(v.get("name") or ""), str(v.get("expression") or "")
         prog, err = cel.compile_admission(expr, names, ())
-        err = err or undefined_variable(expr, known)
+        err = err or undefined_field(expr, known)
         if err:
             errors.append(err)
         cp.variables[vname] = Variable(vname, expr, prog, tuple(n for n, _ in variable_refs(expr)))
@@ -232,12 +251,12 @@ def compile_policy(policy: Obj) -> CompiledPolicy:
             continue
         expr = str(v.get("expression") or "")
         prog, err = cel.compile_admission(expr, names, ("bool",))
-        err = err or undefined_variable(expr, known)
+        err = err or undefined_field(expr, known)
         mexpr = str(v.get("messageExpression") or "")
         mprog = None
         if mexpr.strip():
             mprog, merr = cel.compile_admission(mexpr, names, ("string",))
-            err = err or merr or undefined_variable(mexpr, known)
+            err = err or merr or undefined_field(mexpr, known)
         if err:
             errors.append(err)
         cp.validations.append(Validation(expr, str(v.get("message") or ""), str(v.get("reason") or ""), prog, mprog,
@@ -248,7 +267,7 @@ def compile_policy(policy: Obj) -> CompiledPolicy:
             continue
         expr = str(a.get("valueExpression") or "")
         prog, err = cel.compile_admission(expr, names, ("string", "null_type"))
-        err = err or undefined_variable(expr, known)
+        err = err or undefined_field(expr, known)
         if err:
             errors.append(err)
         cp.audit_annotations.append(AuditAnnotation(str(a.get("key") or ""), expr, prog,
@@ -436,7 +455,7 @@ __all__ = [
     "names_match",
     "namespace_object",
     "policy_names",
-    "undefined_variable",
+    "undefined_field",
     "validation_failure_annotation",
     "variable_refs",
 ]

@@ -669,6 +669,12 @@ _STRING_LIT = re.compile(r"""(?:[rR]?[bB]?|[bB]?[rR]?)(?:'''.*?'''|\"\"\".*?\"\"
 _OLD_SELF = re.compile(r"(?<![\w.])oldSelf\b")
 
 
+def blank_string_literals(expr: str) -> str:
+    """``expr`` with the inside of every string literal blanked, offsets kept (so that a scan for
+    names finds none inside strings and reports the user's positions)."""
+    return _STRING_LIT.sub(lambda m: "'" + " " * (len(m.group(0)) - 2) + "'", expr)
+
+
 def uses_old_self(expr: str) -> bool:
     """Whether the expression refers to ``oldSelf`` (outside string literals)."""
     return bool(_OLD_SELF.search(_STRING_LIT.sub("''", expr)))

@@ -344,8 +344,8 @@ def _cel(path: str, expr: str, names: tuple[str, ...], returns: tuple[str, ...],
          shown: str | None = None) -> Errs:
     """Compile one expression; kube's Invalid with the compiler's detail when it does not."""
     _, err = cel.compile_admission(expr, names, returns)
-    if not err and known is not None:
-        err = ap.undefined_variable(expr, known)
+    if not err:
+        err = ap.undefined_field(expr, known)
     return [invalid(path, expr if shown is None else shown, err)] if err else []
 
 
