@@ -204,3 +204,50 @@ def test_request_variable_is_kubes_admission_request() -> None:
     assert r["kind"] == {"group": "apps", "version": "v1", "kind": "Deployment"}
     assert r["resource"] == {"group": "apps", "version": "v1", "resource": "deployments"}
     assert r["dryRun"] is True and "object" not in r and "oldObject" not in r
+
+
+def test_authz_library_checks_ask_the_authorizer_as_the_principal() -> None:
+    from k8py.api import cel
+
+    asked: list[tuple[dict[str, Any], dict[str, Any]]] = []
+
+    def authorize(user: dict[str, Any], attrs: dict[str, Any]) -> tuple[bool, str]:
+        asked.append((user, attrs))
+        return attrs["verb"] == "get", "RBAC: allowed by test" if attrs["verb"] == "get" else ""
+
+    conds = ap.compile_conditions([
+        {"name": "rr", "expression": "authorizer.requestResource.subresource('scale').check('get').allowed()"},
+        {"name": "sa", "expression": "!authorizer.serviceAccount('ns', 'sa').group('apps').resource('deployments')"
+                                     ".namespace('ns').name('d').check('delete').allowed()"},
+        {"name": "path", "expression": "authorizer.path('/healthz').check('get').reason() == 'RBAC: allowed by test'"},
+    ])
+    assert all(c.error == "" for c in conds)
+    authz = cel.authorizer_value({"username": "jane", "groups": ["dev"]},
+                                 {"group": "apps", "resource": "deployments", "namespace": "ns", "name": "d"})
+    with cel.authorizing(authorize):
+        assert ap.match_conditions(conds, {**data(None), "authorizer": authz}) == ap.MatchResult(True)
+    assert asked == [
+        ({"username": "jane", "groups": ["dev"]},
+         {"verb": "get", "resourceRequest": True, "group": "apps", "resource": "deployments", "subresource": "scale",
+          "namespace": "ns", "name": "d"}),
+        ({"username": "system:serviceaccount:ns:sa",
+          "groups": ["system:serviceaccounts", "system:serviceaccounts:ns", "system:authenticated"]},
+         {"verb": "delete", "resourceRequest": True, "group": "apps", "resource": "deployments", "subresource": "",
+          "namespace": "ns", "name": "d"}),
+        ({"username": "jane", "groups": ["dev"]}, {"verb": "get", "path": "/healthz"}),
+    ]
+    # without an authorizer a decision is an error; a bad service account name fails the expression
+    errored = ap.compile_conditions([{"name": "e", "expression": "authorizer.path('/x').check('get').errored()"}])
+    assert ap.match_conditions(errored, {**data(None), "authorizer": authz}) == ap.MatchResult(True)
+    bad = ap.compile_conditions([{"name": "b", "expression": "authorizer.serviceAccount('NS', 'x').path('/')"
+                                                             ".check('get').allowed()"}])
+    got = ap.match_conditions(bad, {**data(None), "authorizer": authz})
+    assert got.error.endswith("resulted in error: Invalid service account namespace")
+
+
+def test_message_expressions_have_no_authorizer() -> None:
+    p = vap(validations=[{"expression": "authorizer.path('/').check('get').allowed()",
+                          "messageExpression": "authorizer.path('/').check('get').reason()"}])
+    assert errs(p) == [("spec.validations[0].messageExpression: Invalid value: \"authorizer.path('/').check('get')"
+                       ".reason()\": compilation failed: ERROR: <input>:1:1: undeclared reference to 'authorizer' "
+                       "(in container '')")]

@@ -426,6 +426,31 @@ def test_validating_admission_policy_with_params(cluster: tuple[Server, WebhookT
     assert body["reason"] == "Forbidden" and body["message"].endswith("must be no greater than 3")
 
 
+def test_validating_admission_policy_authorizer_asks_rbac(cluster: tuple[Server, WebhookThread, int]) -> None:
+    s, _, _ = cluster
+    s.kubectl("apply", "-f", "-", input=manifest(
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "vap-authz", "labels": {"authz": "on"}}},
+        {"apiVersion": VAP, "kind": "ValidatingAdmissionPolicy", "metadata": {"name": "deployer-may-create"},
+         "spec": {"matchConstraints": {"resourceRules": DEPLOYMENTS}, "validations": [{
+             "expression": "authorizer.serviceAccount(object.metadata.namespace, 'deployer').group('apps')"
+                           ".resource('deployments').namespace(object.metadata.namespace).check('create').allowed()",
+             "message": "the deployer service account may not create deployments here"}]}},
+        {"apiVersion": VAP, "kind": "ValidatingAdmissionPolicyBinding", "metadata": {"name": "deployer-may-create"},
+         "spec": {"policyName": "deployer-may-create", "validationActions": ["Deny"],
+                  "matchResources": {"namespaceSelector": {"matchLabels": {"authz": "on"}}}}}))
+    wait(lambda: s.kubectl("create", "deployment", "probe", "--image=nginx:1.27", "-n", "vap-authz",
+                           "--dry-run=server", check=False).returncode != 0, 30, "the policy applied")
+    p = s.kubectl("create", "deployment", "d", "--image=nginx:1.27", "-n", "vap-authz", check=False)
+    assert p.stderr.splitlines()[-1].endswith("denied request: the deployer service account may not create "
+                                              "deployments here")
+    # RBAC grants it: the policy's check sees the grant (the authorizer's cache follows its watch)
+    s.kubectl("create", "role", "deploy", "--verb=create", "--resource=deployments.apps", "-n", "vap-authz")
+    s.kubectl("create", "rolebinding", "deploy", "--role=deploy", "--serviceaccount=vap-authz:deployer",
+              "-n", "vap-authz")
+    wait(lambda: s.kubectl("create", "deployment", "d", "--image=nginx:1.27", "-n", "vap-authz",
+                           check=False).returncode == 0, 30, "the deployment created once RBAC allows it")
+
+
 def test_the_python_client_sees_the_denial(cluster: tuple[Server, WebhookThread, int]) -> None:
     from kubernetes import client
     from kubernetes.client.rest import ApiException

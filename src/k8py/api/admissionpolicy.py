@@ -5,7 +5,8 @@
 
 - the variables an admission expression sees: ``object`` and ``oldObject`` (null where there is
   none), ``request`` (kube's ``CreateAdmissionRequest``: the AdmissionRequest without the objects),
-  and for policies ``params``, ``namespaceObject`` and ``variables``;
+  ``authorizer`` (kube's authz library, :func:`k8py.api.cel.authorizer_value`), and for policies
+  ``params``, ``namespaceObject`` and ``variables``;
 - match conditions (kube's ``matchconditions.Matcher``): every condition is run; a false one
   means "does not match", whatever errors the others had; errors without a false one are the
   caller's failure policy's to decide;
@@ -34,8 +35,8 @@ from k8py.api import cel
 Obj = dict[str, Any]
 
 # the variables of each kind of expression (kube's OptionalVariableDeclarations)
-MATCH_CONDITION_VARS = ("object", "oldObject", "request")
-POLICY_VARS = ("object", "oldObject", "request", "namespaceObject", "variables")
+MATCH_CONDITION_VARS = ("object", "oldObject", "request", "authorizer")
+POLICY_VARS = ("object", "oldObject", "request", "authorizer", "namespaceObject", "variables")
 POLICY_PARAM_VARS = (*POLICY_VARS, "params")
 MAX_MATCH_CONDITIONS = 64
 MAX_MESSAGE_BYTES = 5 * 1024  # kube's MaxEvaluatedMessageExpressionSizeBytes
@@ -227,6 +228,11 @@ def policy_names(has_params: bool) -> tuple[str, ...]:
     return POLICY_PARAM_VARS if has_params else POLICY_VARS
 
 
+def message_names(names: tuple[str, ...]) -> tuple[str, ...]:
+    """A messageExpression's variables: the validation's, without ``authorizer`` (kube's)."""
+    return tuple(n for n in names if n != "authorizer")
+
+
 def compile_policy(policy: Obj) -> CompiledPolicy:
     name = str((policy.get("metadata") or {}).get("name") or "")
     cp = CompiledPolicy(name, policy)
@@ -255,7 +261,7 @@ def compile_policy(policy: Obj) -> CompiledPolicy:
         mexpr = str(v.get("messageExpression") or "")
         mprog = None
         if mexpr.strip():
-            mprog, merr = cel.compile_admission(mexpr, names, ("string",))
+            mprog, merr = cel.compile_admission(mexpr, message_names(names), ("string",))
             err = err or merr or undefined_field(mexpr, known)
         if err:
             errors.append(err)
@@ -452,6 +458,7 @@ __all__ = [
     "compile_policy",
     "evaluate",
     "match_conditions",
+    "message_names",
     "names_match",
     "namespace_object",
     "policy_names",

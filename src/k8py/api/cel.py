@@ -34,13 +34,18 @@ kube's only because ``oldSelf``'s are put in ``self``'s order (``_aligned``).
 from __future__ import annotations
 
 import base64
+import contextlib
+import contextvars
 import datetime
 import functools
 import ipaddress
 import re
 import urllib.parse
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from k8py.api import errors
 from k8py.api import protowire as pw
@@ -491,6 +496,124 @@ def _functions(cel: Any) -> list[Any]:
            ("cidr_contains_cidr_string", B, [CIDR, S], True, _contains_cidr)),
         fn("masked", ("cidr_masked", CIDR, [CIDR], True, lambda c: {_CIDR_KEY: str(_net(c))})),
         fn("prefixLength", ("cidr_prefix_length", I, [CIDR], True, lambda c: _parse_cidr(c[_CIDR_KEY])[1])),
+        *_authz_functions(fn, T),
+    ]
+
+
+# -- kube's authz library (admission expressions' ``authorizer``) -----------------------------------
+#
+# ``k8s.io/apiserver/pkg/cel/library/authz.go``: ``authorizer.group(g).resource(r).subresource(s)
+# .namespace(ns).name(n).check(verb)``, ``authorizer.path(p).check(httpVerb)``,
+# ``authorizer.serviceAccount(ns, name)`` (checks as that service account),
+# ``authorizer.requestResource`` (the request's own resource), and the decision's ``allowed()``,
+# ``reason()``, ``errored()``, ``error()``. The values are string maps carrying the principal
+# (``_AUTHZ``, the user as JSON); a check asks the function set for the evaluation with
+# :func:`authorizing` (the API server's authorizer; none: the decision is an error).
+
+_AUTHZ = "__k8py_authz__"
+AuthorizeFn = Callable[[Obj, Obj], tuple[bool, str]]
+_AUTHORIZE: contextvars.ContextVar[AuthorizeFn | None] = contextvars.ContextVar("k8py_cel_authorize", default=None)
+
+
+@contextlib.contextmanager
+def authorizing(fn: AuthorizeFn | None) -> Iterator[None]:
+    """Checks made while evaluating inside this block ask ``fn(user, attributes)``: ``user`` as
+    the API writes a UserInfo, ``attributes`` ``{verb, path}`` or ``{verb, resourceRequest: True,
+    group, resource, subresource, namespace, name}``."""
+    token = _AUTHORIZE.set(fn)
+    try:
+        yield
+    finally:
+        _AUTHORIZE.reset(token)
+
+
+def authorizer_value(user: Obj, request_resource: Obj | None = None) -> Obj:
+    """The ``authorizer`` variable for ``user``; ``request_resource`` (group, resource,
+    subresource, namespace, name) is what ``authorizer.requestResource`` checks."""
+    principal = orjson.dumps(user).decode()
+    out: Obj = {_AUTHZ: principal}
+    if request_resource is not None:
+        out["requestResource"] = {_AUTHZ: principal, "kind": "resource",
+                                  **{k: str(request_resource.get(k) or "") for k in
+                                     ("group", "resource", "subresource", "namespace", "name")}}
+    return out
+
+
+def _not_empty(what: str, value: str) -> str:
+    if not value.strip():
+        raise ValueError(f"{what} must not be empty")
+    return value
+
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def _service_account(a: Obj, namespace: str, name: str) -> Obj:
+    if not (_DNS_SUBDOMAIN.match(name) and len(name) <= 253):
+        raise ValueError("Invalid service account name")
+    if not (_DNS_LABEL.match(namespace) and len(namespace) <= 63):
+        raise ValueError("Invalid service account namespace")
+    return authorizer_value({"username": f"system:serviceaccount:{namespace}:{name}",
+                             "groups": ["system:serviceaccounts", f"system:serviceaccounts:{namespace}",
+                                        "system:authenticated"]})
+
+
+def _check(c: Obj, verb: str) -> Obj:
+    kind = c.get("kind")
+    if kind == "path":
+        attrs: Obj = {"verb": verb, "path": c.get("path", "")}
+    elif kind == "resource":
+        attrs = {"verb": verb, "resourceRequest": True,
+                 **{k: c.get(k, "") for k in ("group", "resource", "subresource", "namespace", "name")}}
+    else:
+        raise TypeError("no such overload")
+    fn = _AUTHORIZE.get()
+    if fn is None:
+        return {"kind": "decision", "allowed": "false", "reason": "", "error": "no authorizer is configured"}
+    try:
+        ok, reason = fn(orjson.loads(c[_AUTHZ]), attrs)
+    except Exception as e:  # noqa: BLE001 - an authorizer's failure is the decision's error, as kube's
+        return {"kind": "decision", "allowed": "false", "reason": "", "error": str(e) or type(e).__name__}
+    return {"kind": "decision", "allowed": "true" if ok else "false", "reason": reason, "error": ""}
+
+
+def _with(key: str) -> Callable[[Obj, str], Obj]:
+    def set_field(c: Obj, value: str) -> Obj:
+        if c.get("kind") != "resource":
+            raise TypeError("no such overload")
+        return {**c, key: value}
+    return set_field
+
+
+def _decision(field_name: str) -> Callable[[Obj], Any]:
+    def get(d: Obj) -> Any:
+        if d.get("kind") != "decision":
+            raise TypeError("no such overload")
+        v = d.get(field_name, "")
+        return v == "true" if field_name == "allowed" else v
+    return get
+
+
+def _authz_functions(fn: Callable[..., Any], T: Any) -> list[Any]:
+    S, B = T.STRING, T.BOOL
+    AZ, C = T.Map(S, T.DYN), T.Map(S, S)
+    return [
+        fn("path", ("authorizer_path", C, [AZ, S], True,
+                    lambda a, p: {_AUTHZ: a[_AUTHZ], "kind": "path", "path": _not_empty("path", p)})),
+        fn("group", ("authorizer_group", C, [AZ, S], True, lambda a, g: {_AUTHZ: a[_AUTHZ], "kind": "group", "group": g})),
+        fn("serviceAccount", ("authorizer_serviceaccount", AZ, [AZ, S, S], True, _service_account)),
+        fn("resource", ("groupcheck_resource", C, [C, S], True,
+                        lambda g, r: {_AUTHZ: g[_AUTHZ], "kind": "resource", "group": g.get("group", ""),
+                                      "resource": _not_empty("resource", r)})),
+        fn("subresource", ("resourcecheck_subresource", C, [C, S], True, _with("subresource"))),
+        fn("namespace", ("resourcecheck_namespace", C, [C, S], True, _with("namespace"))),
+        fn("name", ("resourcecheck_name", C, [C, S], True, _with("name"))),
+        fn("check", ("resourcecheck_check", C, [C, S], True, _check)),
+        fn("allowed", ("decision_allowed", B, [C], True, _decision("allowed"))),
+        fn("reason", ("decision_reason", S, [C], True, _decision("reason"))),
+        fn("errored", ("decision_errored", B, [C], True, lambda d: bool(_decision("error")(d)))),
+        fn("error", ("decision_error", S, [C], True, _decision("error"))),
     ]
 
 
@@ -1334,10 +1457,8 @@ def _error_for_reason(path: str, tname: str, detail: str, reason: Any) -> FieldE
 #
 # kube's ``k8s.io/apiserver/pkg/admission/plugin/cel``: the same libraries as the rules above, with
 # the request's variables (``object``, ``oldObject``, ``request``, ``params``, ``namespaceObject``,
-# ``variables``) in place of ``self``. They are ``dyn`` (kube types native objects from their
-# OpenAPI schemas; here a misspelt field is found when the expression runs, as for a CRD without
-# a schema), ``variables`` a map of them. kube's ``authorizer`` is not declared: an expression
-# using it fails to compile with cel's ``undeclared reference to 'authorizer...'``.
+# ``variables``, ``authorizer``) in place of ``self``. They are ``dyn``, as kube compiles them when
+# a policy is written (``variables`` a map of them, ``authorizer`` the authz library's value).
 
 _ADMISSION_ENVS: dict[tuple[str, ...], Any] = {}
 
@@ -1347,7 +1468,7 @@ def _admission_env(names: tuple[str, ...]) -> Any:
     if env is None:
         cel, exts, funcs = _load()
         T = cel.Type
-        decls = {n: (T.Map(T.STRING, T.DYN) if n == "variables" else T.DYN) for n in names}
+        decls = {n: (T.Map(T.STRING, T.DYN) if n in ("variables", "authorizer") else T.DYN) for n in names}
         env = _ADMISSION_ENVS[names] = cel.NewEnv(variables=decls, extensions=exts, functions=funcs)
     return env
 

@@ -502,7 +502,7 @@ def _validate_policy_spec(meta: dict[str, Any], spec: dict[str, Any], old_spec: 
         if mexpr and not mexpr.strip():
             errs.append(invalid(f"{p}.messageExpression", mexpr, "must be non-empty if specified"))
         elif mexpr.strip():
-            errs += _cel(f"{p}.messageExpression", mexpr, names, ("string",), known)
+            errs += _cel(f"{p}.messageExpression", mexpr, ap.message_names(names), ("string",), known)
         msg = s_(v.get("message"))
         if msg and not msg.strip():
             errs.append(invalid(f"{p}.message", msg, "message must be non-empty if specified"))

@@ -154,7 +154,8 @@ class Admission:
 
     def set_authorizer(self, authorizer: Any) -> None:
         """kube's ``WantsAuthorizer`` initializer: plugins that decide with the authorizer (an
-        ``authorizer`` attribute: the certificate plugins) get the server's."""
+        ``authorizer`` attribute: the certificate plugins; the webhooks' and policies' CEL
+        ``authorizer``) get the server's."""
         for p in self.plugins:
             if hasattr(p, "authorizer"):
                 p.authorizer = authorizer

@@ -24,9 +24,10 @@ ValidatingAdmissionPolicies, applied through their ValidatingAdmissionPolicyBind
   failed validation with the error as its message; ``Ignore``: as if it had passed).
 - Policies have no side effects: a dry run is judged as the real request.
 
+``authorizer`` checks (kube's authz library) ask the server's authorizer as the requesting user.
+
 Not done: ``status.typeChecking`` (kube's warnings about fields the expressions' types lack) is
-never written, and the ``authorizer`` variable is not declared (an expression that uses it fails
-to compile).
+never written; no CEL cost budget.
 """
 
 from __future__ import annotations
@@ -91,6 +92,7 @@ class ValidatingAdmissionPolicy(RequestMatching, Plugin):
         self._bindings: dict[str, Obj] = {}
         self._policies_synced = asyncio.Event()
         self._bindings_synced = asyncio.Event()
+        self.authorizer: Any = None  # set by Admission.set_authorizer, for the expressions' ``authorizer``
 
     # -- the policies and bindings, kept from store watches -----------------------------------------
     def _apply_policy(self, key: str, value: bytes | None) -> None:
@@ -278,7 +280,8 @@ class ValidatingAdmissionPolicy(RequestMatching, Plugin):
                 if cp.param_kind is not None:
                     data["params"] = param
                 try:
-                    outcome = ap.evaluate(cp, data)
+                    with self.authorizing():
+                        outcome = ap.evaluate(cp, data)
                 except Exception as e:  # a bug evaluating one binding fails it (its failurePolicy), not the server
                     log.exception("%s: evaluating policy %s with binding %s", self.name, cp.name, bname)
                     outcome = ap.Outcome(decisions=[ap.Decision(-1, f"internal error: {e}", error=True)])

@@ -27,7 +27,8 @@ or (mutating ones) with a JSON patch.
 - ``response.warnings`` go out as ``Warning:`` headers; ``response.auditAnnotations`` go into the
   request's audit event as ``<webhook name>/<key>``.
 - ``matchConditions`` (CEL, :mod:`k8py.api.admissionpolicy`) are run after the rules and selectors
-  match, with ``object``, ``oldObject`` and ``request`` in the version the rules matched: a false
+  match, with ``object``, ``oldObject`` and ``request`` in the version the rules matched, and
+  ``authorizer`` (checks asked of the server's authorizer as the requesting user): a false
   condition skips the webhook; errors follow ``failurePolicy`` (``Fail``: kube's 403
   ``... is forbidden: expression '...' resulted in error: ...``; ``Ignore``: skipped).
 - Never called for the webhook and policy configurations themselves (kube's exemption), and not
@@ -49,7 +50,7 @@ import orjson
 from k8py.api import admissionpolicy as ap
 from k8py.api import admissionwebhook as aw
 from k8py.api import aggregator as agg
-from k8py.api import conversion, defaults, errors, patch
+from k8py.api import cel, conversion, defaults, errors, patch
 from k8py.apiserver.admission import Attributes, Plugin
 from k8py.apiserver.objects import convert_to
 from k8py.apiserver.sessions import RetiredSessions
@@ -63,6 +64,8 @@ Obj = dict[str, Any]
 log = logging.getLogger(__name__)
 
 SYNC_TIMEOUT = 10.0
+# the user of requests the API server makes itself (bootstrap objects), as expressions see it
+SERVER_USER: Obj = {"username": "system:apiserver", "groups": ["system:masters", "system:authenticated"]}
 GROUP = "admissionregistration.k8s.io"
 MAX_RESPONSE_BYTES = 3 * 1024 * 1024  # kube reads at most this much of a webhook's answer
 RETIRE_AFTER = 35.0  # a retired session closes after the longest call (timeoutSeconds <= 30) could end
@@ -76,6 +79,7 @@ class RequestMatching:
     objects: Objects
     registry: Registry
     _ns_kind: KindInfo | None
+    authorizer: Any  # set by Admission.set_authorizer: the server's, for expressions' ``authorizer``
 
     # -- matching --------------------------------------------------------------------------------
     @staticmethod
@@ -151,12 +155,38 @@ class RequestMatching:
             old = convert_to(old, via) if old is not None else None
         request = ap.admission_request(vreq, kind, a.name, a.user, a.dry_run, a.plugin_state.setdefault(
             "admission-uid", str(uuid.uuid4())), request_kind=asked, request=req)
-        return {"object": obj, "oldObject": old, "request": request}
+        user = a.user.to_api() if a.user is not None else SERVER_USER
+        authz = cel.authorizer_value(user, {"group": vreq.group, "resource": vreq.resource,
+                                            "subresource": a.subresource, "namespace": a.namespace, "name": a.name})
+        return {"object": obj, "oldObject": old, "request": request, "authorizer": authz}
+
+    def _authorize(self, user: Obj, attrs: Obj) -> tuple[bool, str]:
+        """An ``authorizer`` check of an admission expression, by the server's authorizer."""
+        from k8py.apiserver.authn import UserInfo
+        from k8py.apiserver.authz import RequestAttributes
+
+        extra = {k: tuple(v) for k, v in (user.get("extra") or {}).items()}
+        who = UserInfo(str(user.get("username") or ""), str(user.get("uid") or ""), tuple(user.get("groups") or ()),
+                       extra)
+        if attrs.get("resourceRequest"):
+            ra = RequestAttributes(verb=attrs["verb"], api_group=attrs["group"], resource=attrs["resource"],
+                                   subresource=attrs["subresource"], namespace=attrs["namespace"],
+                                   name=attrs["name"], is_resource_request=True, api_version="*")
+        else:
+            ra = RequestAttributes(verb=attrs["verb"], path=attrs["path"])
+        ok, reason = self.authorizer.authorize(who, ra)
+        return bool(ok), str(reason or "")
+
+    def authorizing(self) -> contextlib.AbstractContextManager[None]:
+        """The block in which admission expressions' ``authorizer`` checks ask the server's
+        authorizer (none set: their decisions are errors)."""
+        return cel.authorizing(self._authorize if self.authorizer is not None else None)
 
     def _conditions_match(self, h: aw.Hook, via: KindInfo, a: Attributes, req: aw.Request, obj: Obj | None,
                           old: Obj | None) -> bool:
         conds = _compiled_conditions(h.webhook.get("matchConditions"))
-        result = ap.match_conditions(conds, self.variables(via, a, req, obj, old))
+        with self.authorizing():
+            result = ap.match_conditions(conds, self.variables(via, a, req, obj, old))
         if not result.error:
             return result.matches
         if h.failure_policy == "Ignore":
@@ -201,6 +231,7 @@ class _Webhooks(RequestMatching, Plugin):
         self.registry = registry
         # set by Admission.set_service_resolver: the aggregation layer's Service -> endpoint
         self.service_resolver: Any = None
+        self.authorizer: Any = None  # set by Admission.set_authorizer
         self._kind = registry.by_resource(GROUP, "v1", self.resource)
         self._ns_kind = registry.by_resource("", "v1", "namespaces")
         self._configs: dict[str, Obj] = {}
