@@ -301,3 +301,35 @@ rules:
     assert json.loads(notes["validation.policy.admission.k8s.io/validation_failure"]) == [
         {"message": "too many", "policy": "audited", "binding": "audited", "expressionIndex": 0,
          "validationActions": ["Audit"]}]
+
+
+async def test_delete_sees_the_old_object_and_subresources_their_own_kind(api: TestClient) -> None:
+    await _setup(
+        api,
+        {"apiVersion": V, "kind": "ValidatingAdmissionPolicy", "metadata": {"name": "keep-protected"},
+         "spec": {"matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
+                                                          "operations": ["DELETE"], "resources": ["configmaps"]}]},
+                  "validations": [{"expression": "object == null && oldObject.metadata.labels.protected != 'yes'",
+                                   "messageExpression": "'configmap ' + oldObject.metadata.name + ' is protected'"}]}},
+        binding("keep-protected", "keep-protected", ["Deny"]),
+        {"apiVersion": V, "kind": "ValidatingAdmissionPolicy", "metadata": {"name": "scale-limit"},
+         "spec": {"matchConstraints": {"resourceRules": [{"apiGroups": ["apps"], "apiVersions": ["v1"],
+                                                          "operations": ["UPDATE"],
+                                                          "resources": ["deployments/scale"]}]},
+                  "validations": [{"expression": "request.subResource == 'scale' && object.spec.replicas <= 4"}]}},
+        binding("scale-limit", "scale-limit", ["Deny"]),
+    )
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "p", "labels": {"protected": "yes"}}}
+    assert (await _post(api, "/api/v1/namespaces/default/configmaps", cm))[0] == 201
+    r = await api.delete("/api/v1/namespaces/default/configmaps/p")
+    body = await r.json()
+    assert r.status == 422 and body["message"].endswith("denied request: configmap p is protected")
+    assert (await api.delete("/api/v1/namespaces/default/configmaps/absent")).status == 404
+    assert (await _post(api, _deploys("default"), deployment("s", 1)))[0] == 201
+    scale = {"apiVersion": "autoscaling/v1", "kind": "Scale", "metadata": {"name": "s", "namespace": "default"},
+             "spec": {"replicas": 9}}
+    r = await api.put(f"{_deploys('default')}/s/scale", json=scale)
+    assert r.status == 422 and "denied request: failed expression: request.subResource" in (await r.json())["message"]
+    scale["spec"]["replicas"] = 3
+    r = await api.put(f"{_deploys('default')}/s/scale", json=scale)
+    assert r.status == 200, await r.text()

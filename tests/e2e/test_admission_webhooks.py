@@ -376,6 +376,16 @@ def test_validating_admission_policy_deny_and_warn(cluster: tuple[Server, Webhoo
     out = s.kubectl("get", "validatingadmissionpolicybindings", "demo-binding-test.example.com").stdout.splitlines()
     assert out[0].split() == ["NAME", "POLICYNAME", "PARAMREF", "AGE"]
     assert out[1].split()[:3] == ["demo-binding-test.example.com", "demo-policy.example.com", "<unset>"]
+    explained = s.kubectl("explain", "validatingadmissionpolicy.spec.validations").stdout
+    assert "GROUP:      admissionregistration.k8s.io" in explained and "FIELD: validations <[]Validation>" in explained
+    # server-side apply of a binding, and its defaults as kubectl reads them back
+    s.kubectl("apply", "--server-side", "-f", "-", input=manifest(
+        {"apiVersion": VAP, "kind": "ValidatingAdmissionPolicyBinding", "metadata": {"name": "ssa-binding"},
+         "spec": {"policyName": "demo-policy.example.com", "validationActions": ["Audit"],
+                  "matchResources": {"objectSelector": {"matchLabels": {"never": "matched"}}}}}))
+    got = s.kjson("get", "validatingadmissionpolicybinding", "ssa-binding")["spec"]["matchResources"]
+    assert (got["matchPolicy"], got["namespaceSelector"]) == ("Equivalent", {})
+    s.kubectl("delete", "validatingadmissionpolicybinding", "ssa-binding")
 
 
 def test_validating_admission_policy_with_params(cluster: tuple[Server, WebhookThread, int]) -> None:
