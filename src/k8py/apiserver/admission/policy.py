@@ -239,14 +239,16 @@ class ValidatingAdmissionPolicy(RequestMatching, Plugin):
         labels: list[Any] = []
         denials: list[_Denial] = []
         namespace: list[Obj | None] = []
+        # the expressions' variables per matched version, built once per request
+        bases: dict[tuple[str, str], Obj] = {}
         for cp in candidates:
-            await self._policy(cp, by_policy[cp.name], a, req, obj, old, labels, namespace, denials)
+            await self._policy(cp, by_policy[cp.name], a, req, obj, old, labels, namespace, denials, bases)
         if denials:
             raise denials[0].error(a)
 
     async def _policy(self, cp: ap.CompiledPolicy, bindings: list[Obj], a: Attributes, req: aw.Request,
                       obj: Obj | None, old: Obj | None, labels: list[Any], namespace: list[Obj | None],
-                      denials: list[_Denial]) -> None:
+                      denials: list[_Denial], bases: dict[tuple[str, str], Obj]) -> None:
         fail = cp.failure_policy != "Ignore"
         via = await self._matches(cp_constraints(cp), cp.name, a, req, obj, old, labels)
         if via is None:
@@ -275,7 +277,10 @@ class ValidatingAdmissionPolicy(RequestMatching, Plugin):
             if not namespace:
                 namespace.append(await self._namespace_object(a))
             for param in params:
-                data = self.variables(via, a, req, obj, old)
+                base = bases.get((via.group, via.version))
+                if base is None:
+                    base = bases[(via.group, via.version)] = self.variables(via, a, req, obj, old)
+                data = dict(base)  # each evaluation adds its own params and variables
                 data["namespaceObject"] = namespace[0]
                 if cp.param_kind is not None:
                     data["params"] = param
