@@ -209,7 +209,8 @@ class ValidatingAdmissionPolicy(RequestMatching, Plugin):
         kind = str(pk.get("kind") or "")
         k = self.registry.by_kind(group, version, kind)
         if k is None:
-            return None, f"failed to find resource referenced by paramKind: '{api_version}, Kind={kind}'"
+            # Go's GroupVersionKind.String(): "/v1, Kind=X" for the core group
+            return None, f"failed to find resource referenced by paramKind: '{group}/{version}, Kind={kind}'"
         return k, ""
 
     # -- the plugin --------------------------------------------------------------------------------------
