@@ -376,6 +376,21 @@ def test_validating_admission_policy_deny_and_warn(cluster: tuple[Server, Webhoo
     out = s.kubectl("get", "validatingadmissionpolicybindings", "demo-binding-test.example.com").stdout.splitlines()
     assert out[0].split() == ["NAME", "POLICYNAME", "PARAMREF", "AGE"]
     assert out[1].split()[:3] == ["demo-binding-test.example.com", "demo-policy.example.com", "<unset>"]
+    # the status controller's type checking (kube's validatingadmissionpolicy-status-controller)
+    wait(lambda: (s.kjson("get", "validatingadmissionpolicy", "demo-policy.example.com").get("status") or {}).get("observedGeneration") == 1,
+         30, "the policy's status written")
+    assert s.kjson("get", "validatingadmissionpolicy", "demo-policy.example.com")["status"]["typeChecking"] == {}
+    s.kubectl("apply", "-f", "-", input=manifest(
+        {"apiVersion": VAP, "kind": "ValidatingAdmissionPolicy", "metadata": {"name": "typo.example.com"},
+         "spec": {"matchConstraints": {"resourceRules": DEPLOYMENTS},
+                  "validations": [{"expression": "object.spec.replicass <= 5"}]}}))
+    wait(lambda: bool((s.kjson("get", "validatingadmissionpolicy", "typo.example.com").get("status") or {}).get("typeChecking")),
+         30, "the typo reported")
+    assert s.kjson("get", "validatingadmissionpolicy", "typo.example.com")["status"]["typeChecking"]["expressionWarnings"] == [
+        {"fieldRef": "spec.validations[0].expression",
+         "warning": ("apps/v1, Kind=Deployment: ERROR: <input>:1:12: undefined field 'replicass'\n"
+                     " | object.spec.replicass <= 5\n | ...........^")}]
+    s.kubectl("delete", "validatingadmissionpolicy", "typo.example.com")
     explained = s.kubectl("explain", "validatingadmissionpolicy.spec.validations").stdout
     assert "GROUP:      admissionregistration.k8s.io" in explained and "FIELD: validations <[]Validation>" in explained
     # server-side apply of a binding, and its defaults as kubectl reads them back

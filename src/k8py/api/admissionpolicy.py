@@ -30,7 +30,7 @@ from typing import Any
 import orjson
 
 from k8py.api import admissionwebhook as aw
-from k8py.api import cel
+from k8py.api import cel, schema
 
 Obj = dict[str, Any]
 
@@ -406,6 +406,128 @@ def _message(act: _Activation, v: Validation) -> str:
     return msg or f"failed expression: {v.expression.strip()}"
 
 
+# --------------------------------------------------------------------------- type checking
+#
+# kube's ``validatingadmissionpolicy-status-controller`` (``policy/validating/typechecking.go``):
+# the expressions are compiled again with ``object`` and ``oldObject`` typed by the schema of each
+# kind the policy's resource rules name (rules with a ``*`` group, version or resource, and
+# subresources, name none), ``params`` by its paramKind's; what does not check is a warning in
+# ``status.typeChecking``. Here the check finds fields a schema does not have (cel-go's
+# ``undefined field``), on the built-in kinds (kube's OpenAPI definitions); custom resources are
+# not checked.
+
+
+def _structural(raw: Obj, depth: int, stack: tuple[str, ...], memo: dict[str, Obj]) -> Obj:
+    """A definition of kube's OpenAPI (``$ref`` resolved) as the structural schema the CEL field
+    walk reads: objects with their properties, maps, arrays; anything else open (``{}``)."""
+    node = schema.SchemaNode.of(raw)
+    if node.name:
+        if node.name in memo:
+            return memo[node.name]
+        if node.name in stack or depth > 32:
+            return {}  # a recursive type: open below
+        stack = (*stack, node.name)
+    out: Obj = {}
+    if node.properties:
+        out = {"type": "object", "properties": {k: _structural(v, depth + 1, stack, memo)
+                                                for k, v in node.properties.items() if isinstance(v, dict)}}
+    elif node.type in ("object", "") and isinstance(node.raw.get("additionalProperties"), dict):
+        out = {"type": "object",
+               "additionalProperties": _structural(node.raw["additionalProperties"], depth + 1, stack, memo)}
+    elif node.type == "array" and isinstance(node.raw.get("items"), dict):
+        out = {"type": "array", "items": _structural(node.raw["items"], depth + 1, stack, memo)}
+    elif node.type and node.type != "object":
+        out = {"type": node.type}
+    if node.name:
+        memo[node.name] = out
+    return out
+
+
+_KIND_SCHEMAS: dict[tuple[str, str, str], Obj | None] = {}
+
+
+def kind_schema(group: str, version: str, kind: str) -> Obj | None:
+    """The structural schema of a built-in kind, None for one kube's definitions do not have."""
+    key = (group, version, kind)
+    if key not in _KIND_SCHEMAS:
+        name = schema.gvk_index().get(key)
+        _KIND_SCHEMAS[key] = _structural({"$ref": f"#/$defs/{name}"}, 0, (), {}) if name else None
+    return _KIND_SCHEMAS[key]
+
+
+def gvk_string(group: str, version: str, kind: str) -> str:
+    """Go's ``GroupVersionKind.String()``."""
+    return f"{group}/{version}, Kind={kind}"
+
+
+def kinds_to_check(policy: Obj, kind_of: Any) -> list[tuple[str, str, str]]:
+    """kube's ``typesToCheck``: the (group, version, kind) each resource rule names without
+    wildcards; ``kind_of(group, version, resource)`` gives a resource's kind (None: unknown)."""
+    mc = ((policy.get("spec") or {}).get("matchConstraints")) or {}
+    out: set[tuple[str, str, str]] = set()
+    for rule in mc.get("resourceRules") or ():
+        if not isinstance(rule, dict):
+            continue
+        groups, versions = rule.get("apiGroups") or [], rule.get("apiVersions") or []
+        resources = [r for r in rule.get("resources") or [] if r != "*" and "/" not in str(r)]
+        if "*" in groups or "*" in versions or "*" in (rule.get("resources") or []):
+            continue
+        for g in groups:
+            for v in versions:
+                for r in resources:
+                    k = kind_of(str(g), str(v), str(r))
+                    if k:
+                        out.add((str(g), str(v), str(k)))
+    return sorted(out)
+
+
+def type_check(policy: Obj, kind_of: Any) -> list[Obj]:
+    """The ``status.typeChecking.expressionWarnings`` of a policy (kube's fieldRef and text:
+    ``apps/v1, Kind=Deployment: ERROR: <input>:1:8: undefined field 'replicass'...``)."""
+    spec = policy.get("spec") or {}
+    kinds = [(gvk_string(*k), sch) for k in kinds_to_check(policy, kind_of) if (sch := kind_schema(*k)) is not None]
+    if not kinds:
+        return []
+    pk = spec.get("paramKind") if isinstance(spec.get("paramKind"), dict) else None
+    params_schema: Obj | None = None
+    if pk is not None:
+        group, _, version = str(pk.get("apiVersion") or "").rpartition("/")
+        params_schema = kind_schema(group, version, str(pk.get("kind") or ""))
+    names = policy_names(pk is not None)
+    exprs: list[tuple[str, str, tuple[str, ...]]] = []
+    for i, v in enumerate(spec.get("validations") or ()):
+        if isinstance(v, dict):
+            exprs.append((f"spec.validations[{i}].expression", str(v.get("expression") or ""), names))
+            if str(v.get("messageExpression") or "").strip():
+                exprs.append((f"spec.validations[{i}].messageExpression", str(v["messageExpression"]),
+                              message_names(names)))
+    for i, a in enumerate(spec.get("auditAnnotations") or ()):
+        if isinstance(a, dict):
+            exprs.append((f"spec.auditAnnotations[{i}].valueExpression", str(a.get("valueExpression") or ""), names))
+    for i, c in enumerate(spec.get("matchConditions") or ()):
+        if isinstance(c, dict):
+            exprs.append((f"spec.matchConditions[{i}].expression", str(c.get("expression") or ""), names))
+    for i, v in enumerate(spec.get("variables") or ()):
+        if isinstance(v, dict):
+            exprs.append((f"spec.variables[{i}].expression", str(v.get("expression") or ""), names))
+    warnings = []
+    for ref, expr, expr_names in exprs:
+        prog, err = cel.compile_admission(expr, expr_names, ())
+        if prog is None or err:
+            continue  # refused when the policy was written
+        issues = []
+        for gvk, sch in kinds:
+            typed = {"object": sch, "oldObject": sch}
+            if params_schema is not None:
+                typed["params"] = params_schema
+            found = cel.undefined_fields(prog, expr, typed)
+            if found:
+                issues.append(f"{gvk}: {found}")
+        if issues:
+            warnings.append({"fieldRef": ref, "warning": "\n".join(issues)})
+    return warnings
+
+
 # --------------------------------------------------------------------------- matching
 
 
@@ -457,11 +579,14 @@ __all__ = [
     "compile_conditions",
     "compile_policy",
     "evaluate",
+    "kind_schema",
+    "kinds_to_check",
     "match_conditions",
     "message_names",
     "names_match",
     "namespace_object",
     "policy_names",
+    "type_check",
     "undefined_field",
     "validation_failure_annotation",
     "variable_refs",

@@ -1054,8 +1054,10 @@ class _Walk:
         return out if 7 in parts else (None, False)
 
 
-def _undefined_fields(prog: Any, s: Obj, root: bool, source: str, line_shift: int) -> str:
-    """cel-go's ``undefined field`` errors of a compiled expression, in its format, or ""."""
+def _undefined_fields(prog: Any, s: Obj, root: bool, source: str, line_shift: int,
+                      scope: dict[str, tuple[Obj | None, bool]] | None = None) -> str:
+    """cel-go's ``undefined field`` errors of a compiled expression, in its format, or "";
+    ``scope`` types other variables than ``self`` by their schemas."""
     try:
         anyb = prog.serialize()
         checked = next(v for n, _, v in pw.iter_fields(anyb) if n == 2)
@@ -1066,7 +1068,7 @@ def _undefined_fields(prog: Any, s: Obj, root: bool, source: str, line_shift: in
             elif n == 5:
                 info = v
         walk = _Walk(s, root)
-        walk.expr(expr, {})
+        walk.expr(expr, dict(scope or {}))
         if not walk.found:
             return ""
         positions: dict[int, int] = {}
@@ -1471,6 +1473,13 @@ def _admission_env(names: tuple[str, ...]) -> Any:
         decls = {n: (T.Map(T.STRING, T.DYN) if n in ("variables", "authorizer") else T.DYN) for n in names}
         env = _ADMISSION_ENVS[names] = cel.NewEnv(variables=decls, extensions=exts, functions=funcs)
     return env
+
+
+def undefined_fields(program: Any, source: str, schemas: dict[str, Obj]) -> str:
+    """cel-go's ``undefined field`` errors of a compiled admission expression whose variables
+    ``schemas`` names are typed by those (structural) schemas, or "" (kube's type checking of
+    policies against the kinds they match)."""
+    return _undefined_fields(program, {}, False, source, 0, {n: (sch, False) for n, sch in schemas.items()})
 
 
 def compile_admission(expr: str, names: tuple[str, ...], returns: tuple[str, ...]) -> tuple[Any, str]:

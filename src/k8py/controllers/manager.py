@@ -55,6 +55,8 @@ CONTROLLERS: dict[str, str] = {
     "pv-protection": "k8py.controllers.pvprotection:PVProtectionController",
     "ephemeral-volume": "k8py.controllers.ephemeral:EphemeralVolumeController",
     "horizontalpodautoscaling": "k8py.controllers.horizontal:HorizontalController",
+    "validatingadmissionpolicy-status-controller":
+        "k8py.controllers.admissionpolicystatus:ValidatingAdmissionPolicyStatusController",
 }
 
 LEASE_NAME = "kube-controller-manager"

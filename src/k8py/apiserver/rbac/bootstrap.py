@@ -485,6 +485,10 @@ def controller_roles() -> dict[str, list[Obj]]:
             r("sign", CERTS, "signers", (LEGACY_SIGNER, CLIENT_SIGNER, KUBELET_CLIENT_SIGNER, SERVING_SIGNER)),
             r("create", AUTHZ, "subjectaccessreviews"),
             events_rule()],
+        "validatingadmissionpolicy-status-controller": [
+            r(READ, "admissionregistration.k8s.io", "validatingadmissionpolicies"),
+            r(("get", "patch", "update"), "admissionregistration.k8s.io", "validatingadmissionpolicies/status"),
+            events_rule()],
         "apiservice-availability-controller": [
             r(READ, APIREG, "apiservices"),
             r(("update", "patch"), APIREG, "apiservices/status"),

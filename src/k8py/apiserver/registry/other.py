@@ -540,6 +540,7 @@ def _param_ref(r: Any) -> str:
 
 class ValidatingAdmissionPolicyStrategy(Strategy):
     group, kind = "admissionregistration.k8s.io", "ValidatingAdmissionPolicy"
+    generation = True  # the status controller's observedGeneration follows it
     reset_status_on_create = True
     table = Table(
         NAME,
@@ -554,6 +555,7 @@ class ValidatingAdmissionPolicyStrategy(Strategy):
 
 class ValidatingAdmissionPolicyBindingStrategy(Strategy):
     group, kind = "admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding"
+    generation = True
     table = Table(
         NAME,
         Column("PolicyName", doc="PolicyName indicates the policy definition which the policy binding binded to",
