@@ -333,3 +333,30 @@ async def test_delete_sees_the_old_object_and_subresources_their_own_kind(api: T
     scale["spec"]["replicas"] = 3
     r = await api.put(f"{_deploys('default')}/s/scale", json=scale)
     assert r.status == 200, await r.text()
+
+
+async def test_match_policy_equivalent_converts_to_the_rules_version(api: TestClient) -> None:
+    rules = [{"apiGroups": ["autoscaling"], "apiVersions": ["v2"], "operations": ["CREATE"],
+              "resources": ["horizontalpodautoscalers"]}]
+    check = ("request.kind.version == 'v2' && request.requestKind.version == 'v1' && "
+             "object.spec.metrics.all(m, m.resource.target.averageUtilization <= 80)")
+    await _setup(api,
+                 {"apiVersion": V, "kind": "ValidatingAdmissionPolicy", "metadata": {"name": "hpa-target"},
+                  "spec": {"matchConstraints": {"resourceRules": rules},
+                           "validations": [{"expression": check, "message": "target at most 80%"}]}},
+                 binding("hpa-target", "hpa-target", ["Deny"]),
+                 {"apiVersion": V, "kind": "ValidatingAdmissionPolicy", "metadata": {"name": "hpa-exact"},
+                  "spec": {"matchConstraints": {"resourceRules": rules, "matchPolicy": "Exact"},
+                           "validations": [{"expression": "false"}]}},
+                 binding("hpa-exact", "hpa-exact", ["Deny"]))
+
+    def hpa(name: str, cpu: int) -> Obj:
+        return {"apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler", "metadata": {"name": name},
+                "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "d"},
+                         "minReplicas": 1, "maxReplicas": 3, "targetCPUUtilizationPercentage": cpu}}
+
+    path = "/apis/autoscaling/v1/namespaces/default/horizontalpodautoscalers"
+    status, body, _ = await _post(api, path, hpa("high", 90))
+    assert status == 422 and body["message"].endswith("with binding 'hpa-target' denied request: target at most 80%")
+    status, body, _ = await _post(api, path, hpa("low", 50))
+    assert status == 201, body["message"]

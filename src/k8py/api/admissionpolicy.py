@@ -443,16 +443,19 @@ def _structural(raw: Obj, depth: int, stack: tuple[str, ...], memo: dict[str, Ob
     return out
 
 
-_KIND_SCHEMAS: dict[tuple[str, str, str], Obj | None] = {}
+_KIND_SCHEMAS: dict[tuple[str, str, str], Obj] = {}  # kube's kinds only: bounded
 
 
 def kind_schema(group: str, version: str, kind: str) -> Obj | None:
     """The structural schema of a built-in kind, None for one kube's definitions do not have."""
     key = (group, version, kind)
-    if key not in _KIND_SCHEMAS:
+    got = _KIND_SCHEMAS.get(key)
+    if got is None:
         name = schema.gvk_index().get(key)
-        _KIND_SCHEMAS[key] = _structural({"$ref": f"#/$defs/{name}"}, 0, (), {}) if name else None
-    return _KIND_SCHEMAS[key]
+        if name is None:
+            return None  # not cached: the keys would be whatever policies name
+        got = _KIND_SCHEMAS[key] = _structural({"$ref": f"#/$defs/{name}"}, 0, (), {})
+    return got
 
 
 def gvk_string(group: str, version: str, kind: str) -> str:
