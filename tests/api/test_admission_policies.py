@@ -220,6 +220,8 @@ def test_authz_library_checks_ask_the_authorizer_as_the_principal() -> None:
         {"name": "sa", "expression": "!authorizer.serviceAccount('ns', 'sa').group('apps').resource('deployments')"
                                      ".namespace('ns').name('d').check('delete').allowed()"},
         {"name": "path", "expression": "authorizer.path('/healthz').check('get').reason() == 'RBAC: allowed by test'"},
+        {"name": "sel", "expression": "authorizer.group('').resource('pods').fieldSelector('spec.nodeName=n1')"
+                                      ".labelSelector('app=a').check('get').allowed()"},
     ])
     assert all(c.error == "" for c in conds)
     authz = cel.authorizer_value({"username": "jane", "groups": ["dev"]},
@@ -235,6 +237,9 @@ def test_authz_library_checks_ask_the_authorizer_as_the_principal() -> None:
          {"verb": "delete", "resourceRequest": True, "group": "apps", "resource": "deployments", "subresource": "",
           "namespace": "ns", "name": "d"}),
         ({"username": "jane", "groups": ["dev"]}, {"verb": "get", "path": "/healthz"}),
+        ({"username": "jane", "groups": ["dev"]},
+         {"verb": "get", "resourceRequest": True, "group": "", "resource": "pods", "subresource": "", "namespace": "",
+          "name": "", "fieldSelector": "spec.nodeName=n1", "labelSelector": "app=a"}),
     ]
     # without an authorizer a decision is an error; a bad service account name fails the expression
     errored = ap.compile_conditions([{"name": "e", "expression": "authorizer.path('/x').check('get').errored()"}])

@@ -360,3 +360,33 @@ async def test_match_policy_equivalent_converts_to_the_rules_version(api: TestCl
     assert status == 422 and body["message"].endswith("with binding 'hpa-target' denied request: target at most 80%")
     status, body, _ = await _post(api, path, hpa("low", 50))
     assert status == 201, body["message"]
+
+
+def test_authorizer_checks_reach_the_servers_authorizer_as_request_attributes() -> None:
+    from k8py.api import admissionpolicy as ap
+    from k8py.api import cel
+    from k8py.api.registry import Registry
+    from k8py.apiserver.admission.policy import ValidatingAdmissionPolicy
+
+    seen: list[Any] = []
+
+    class Authorizer:
+        def authorize(self, user: Any, attrs: Any) -> tuple[bool, str]:
+            seen.append((user, attrs))
+            return attrs.verb == "list", ""
+
+    plugin = ValidatingAdmissionPolicy(None, Registry())  # type: ignore[arg-type]
+    plugin.authorizer = Authorizer()
+    conds = ap.compile_conditions([{"name": "a", "expression": (
+        "authorizer.serviceAccount('kube-system', 'node-reader').group('').resource('pods')"
+        ".fieldSelector('spec.nodeName=n1').check('list').allowed()")}])
+    authz = cel.authorizer_value({"username": "jane"})
+    with plugin.authorizing():
+        assert ap.match_conditions(conds, {"object": None, "oldObject": None, "request": {},
+                                           "authorizer": authz}).matches
+    user, attrs = seen[0]
+    assert (user.name, user.groups) == ("system:serviceaccount:kube-system:node-reader",
+                                        ("system:serviceaccounts", "system:serviceaccounts:kube-system",
+                                         "system:authenticated"))
+    assert (attrs.verb, attrs.resource, attrs.is_resource_request, attrs.api_version, attrs.field_requirements) == (
+        "list", "pods", True, "*", (("spec.nodeName", "=", "n1"),))

@@ -503,7 +503,7 @@ def _functions(cel: Any) -> list[Any]:
 # -- kube's authz library (admission expressions' ``authorizer``) -----------------------------------
 #
 # ``k8s.io/apiserver/pkg/cel/library/authz.go``: ``authorizer.group(g).resource(r).subresource(s)
-# .namespace(ns).name(n).check(verb)``, ``authorizer.path(p).check(httpVerb)``,
+# .namespace(ns).name(n).fieldSelector(f).labelSelector(l).check(verb)``, ``authorizer.path(p).check(httpVerb)``,
 # ``authorizer.serviceAccount(ns, name)`` (checks as that service account),
 # ``authorizer.requestResource`` (the request's own resource), and the decision's ``allowed()``,
 # ``reason()``, ``errored()``, ``error()``. The values are string maps carrying the principal
@@ -519,7 +519,8 @@ _AUTHORIZE: contextvars.ContextVar[AuthorizeFn | None] = contextvars.ContextVar(
 def authorizing(fn: AuthorizeFn | None) -> Iterator[None]:
     """Checks made while evaluating inside this block ask ``fn(user, attributes)``: ``user`` as
     the API writes a UserInfo, ``attributes`` ``{verb, path}`` or ``{verb, resourceRequest: True,
-    group, resource, subresource, namespace, name}``."""
+    group, resource, subresource, namespace, name}`` and the ``fieldSelector`` / ``labelSelector``
+    strings when the check has them."""
     token = _AUTHORIZE.set(fn)
     try:
         yield
@@ -566,6 +567,9 @@ def _check(c: Obj, verb: str) -> Obj:
     elif kind == "resource":
         attrs = {"verb": verb, "resourceRequest": True,
                  **{k: c.get(k, "") for k in ("group", "resource", "subresource", "namespace", "name")}}
+        for k in ("fieldSelector", "labelSelector"):
+            if c.get(k):
+                attrs[k] = c[k]
     else:
         raise TypeError("no such overload")
     fn = _AUTHORIZE.get()
@@ -609,6 +613,9 @@ def _authz_functions(fn: Callable[..., Any], T: Any) -> list[Any]:
         fn("subresource", ("resourcecheck_subresource", C, [C, S], True, _with("subresource"))),
         fn("namespace", ("resourcecheck_namespace", C, [C, S], True, _with("namespace"))),
         fn("name", ("resourcecheck_name", C, [C, S], True, _with("name"))),
+        # kube 1.31+ (AuthorizeWithSelectors): the selectors go with the check's attributes
+        fn("fieldSelector", ("authorizer_fieldselector", C, [C, S], True, _with("fieldSelector"))),
+        fn("labelSelector", ("authorizer_labelselector", C, [C, S], True, _with("labelSelector"))),
         fn("check", ("resourcecheck_check", C, [C, S], True, _check)),
         fn("allowed", ("decision_allowed", B, [C], True, _decision("allowed"))),
         fn("reason", ("decision_reason", S, [C], True, _decision("reason"))),

@@ -171,7 +171,8 @@ class RequestMatching:
         if attrs.get("resourceRequest"):
             ra = RequestAttributes(verb=attrs["verb"], api_group=attrs["group"], resource=attrs["resource"],
                                    subresource=attrs["subresource"], namespace=attrs["namespace"],
-                                   name=attrs["name"], is_resource_request=True, api_version="*")
+                                   name=attrs["name"], is_resource_request=True, api_version="*",
+                                   field_requirements=_field_requirements(attrs.get("fieldSelector")))
         else:
             ra = RequestAttributes(verb=attrs["verb"], path=attrs["path"])
         ok, reason = self.authorizer.authorize(who, ra)
@@ -211,6 +212,20 @@ def _compiled_conditions(raw: Any) -> list[ap.Condition]:
             _CONDITIONS.clear()
         got = _CONDITIONS[key] = ap.compile_conditions(raw)
     return got
+
+
+def _field_requirements(selector: Any) -> tuple[tuple[str, str, str], ...]:
+    """A check's field selector as the authorizers take it; one that does not parse adds none
+    (kube's). Label selectors: k8py's authorizers (RBAC, Node) do not look at them, as kube's."""
+    from k8py.api.selectors import SelectorError, parse_field_selector
+
+    if not selector:
+        return ()
+    try:
+        sel = parse_field_selector(str(selector))
+    except SelectorError:
+        return ()
+    return tuple((r.field, r.operator, r.value) for r in sel.requirements)
 
 
 def forbidden(a: Attributes, why: str) -> errors.StatusError:
