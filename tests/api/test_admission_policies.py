@@ -95,6 +95,10 @@ def test_defaults_are_kubes() -> None:
     ({"auditAnnotations": [{"key": "k", "valueExpression": "1"}, {"key": "k", "valueExpression": "'v'"}]},
      ['spec.auditAnnotations[0].valueExpression: Invalid value: "1": must evaluate to one of [string null_type]',
       'spec.auditAnnotations[1].key: Duplicate value: "k"']),
+    ({"variables": [{"name": "v", "expression": "1"}],
+      "matchConditions": [{"name": "c", "expression": "variables.v == 1"}]},
+     [("spec.matchConditions[0].expression: Invalid value: \"variables.v == 1\": compilation failed: ERROR: "
+      "<input>:1:10: undeclared reference to 'variables.v' (in container '')")]),
     ({"matchConditions": [{"name": "c", "expression": "params == null"}], "paramKind": {"apiVersion": "v1",
                                                                                          "kind": "ConfigMap"}},
      []),

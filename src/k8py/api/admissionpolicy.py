@@ -228,6 +228,12 @@ def policy_names(has_params: bool) -> tuple[str, ...]:
     return POLICY_PARAM_VARS if has_params else POLICY_VARS
 
 
+def condition_names(names: tuple[str, ...]) -> tuple[str, ...]:
+    """A policy's matchConditions' variables: the validations', without ``variables`` (kube
+    compiles them without composition)."""
+    return tuple(n for n in names if n != "variables")
+
+
 def message_names(names: tuple[str, ...]) -> tuple[str, ...]:
     """A messageExpression's variables: the validation's, without ``authorizer`` (kube's)."""
     return tuple(n for n in names if n != "authorizer")
@@ -239,7 +245,7 @@ def compile_policy(policy: Obj) -> CompiledPolicy:
     spec = cp.spec
     names = policy_names(cp.param_kind is not None)
     errors: list[str] = []
-    cp.conditions = compile_conditions(spec.get("matchConditions"), names)
+    cp.conditions = compile_conditions(spec.get("matchConditions"), condition_names(names))
     errors += [c.error for c in cp.conditions if c.error]
     known: set[str] = set()
     for v in spec.get("variables") or ():
@@ -509,7 +515,8 @@ def type_check(policy: Obj, kind_of: Any) -> list[Obj]:
             exprs.append((f"spec.auditAnnotations[{i}].valueExpression", str(a.get("valueExpression") or ""), names))
     for i, c in enumerate(spec.get("matchConditions") or ()):
         if isinstance(c, dict):
-            exprs.append((f"spec.matchConditions[{i}].expression", str(c.get("expression") or ""), names))
+            exprs.append((f"spec.matchConditions[{i}].expression", str(c.get("expression") or ""),
+                          condition_names(names)))
     for i, v in enumerate(spec.get("variables") or ()):
         if isinstance(v, dict):
             exprs.append((f"spec.variables[{i}].expression", str(v.get("expression") or ""), names))
@@ -581,6 +588,7 @@ __all__ = [
     "as_hook",
     "compile_conditions",
     "compile_policy",
+    "condition_names",
     "evaluate",
     "kind_schema",
     "kinds_to_check",

@@ -469,7 +469,8 @@ def _validate_policy_spec(meta: dict[str, Any], spec: dict[str, Any], old_spec: 
             # at least one resource rule gives the expressions their types
             errs.append(required(f"{path}.matchConstraints.resourceRules"))
     if old_spec is None or spec.get("matchConditions") != old_spec.get("matchConditions"):
-        errs += validate_match_conditions(spec.get("matchConditions"), names, f"{path}.matchConditions")
+        errs += validate_match_conditions(spec.get("matchConditions"), ap.condition_names(names),
+                                          f"{path}.matchConditions")
     known: set[str] = set()
     for i, raw in enumerate(l_(spec.get("variables"))):
         v = d_(raw)
