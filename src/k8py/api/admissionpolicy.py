@@ -35,7 +35,8 @@ from k8py.api import cel, schema
 Obj = dict[str, Any]
 
 # the variables of each kind of expression (kube's OptionalVariableDeclarations)
-MATCH_CONDITION_VARS = ("object", "oldObject", "request", "authorizer")
+# (kube declares namespaceObject for webhooks' conditions too; it is null there)
+MATCH_CONDITION_VARS = ("object", "oldObject", "request", "authorizer", "namespaceObject")
 POLICY_VARS = ("object", "oldObject", "request", "authorizer", "namespaceObject", "variables")
 POLICY_PARAM_VARS = (*POLICY_VARS, "params")
 MAX_MATCH_CONDITIONS = 64

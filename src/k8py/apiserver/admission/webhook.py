@@ -158,7 +158,8 @@ class RequestMatching:
         user = a.user.to_api() if a.user is not None else SERVER_USER
         authz = cel.authorizer_value(user, {"group": vreq.group, "resource": vreq.resource,
                                             "subresource": a.subresource, "namespace": a.namespace, "name": a.name})
-        return {"object": obj, "oldObject": old, "request": request, "authorizer": authz}
+        # namespaceObject: null for webhooks' conditions, as kube's; the policy plugin fills it in
+        return {"object": obj, "oldObject": old, "request": request, "authorizer": authz, "namespaceObject": None}
 
     def _authorize(self, user: Obj, attrs: Obj) -> tuple[bool, str]:
         """An ``authorizer`` check of an admission expression, by the server's authorizer."""
