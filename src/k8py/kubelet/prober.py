@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from k8py.api.corev1 import parse_time
-from k8py.kubelet import httpget
+from k8py.kubelet import httpget, ticks
 from k8py.kubelet.podstate import ProbeResults, is_restartable_init
 from k8py.kubelet.runtime.types import Runtime, RuntimeServiceError
 
@@ -269,11 +269,13 @@ class _Worker:
             self._waiter.set_result(None)
 
     async def _wait(self, seconds: float) -> None:
-        """Until ``seconds`` have passed or :meth:`trigger`: a timer and a future, no task."""
+        """Until ``seconds`` have passed (at the tick then) or :meth:`trigger`: a timer and a
+        future, no task."""
         if not self._triggered:
             loop = asyncio.get_running_loop()
             fut = self._waiter = loop.create_future()
-            timer = loop.call_later(seconds, _resolve, fut)
+            # due on a tick (kubelet/ticks.py): the probes of a tick wake the loop once
+            timer = loop.call_at(ticks.at_or_after(loop.time() + seconds), _resolve, fut)
             try:
                 await fut
             finally:

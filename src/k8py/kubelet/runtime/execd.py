@@ -36,7 +36,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 
-from k8py.kubelet import proc
+from k8py.kubelet import proc, ticks
 
 __all__ = ["ExecService", "ExecServiceError", "children", "kill_below"]
 
@@ -154,6 +154,8 @@ class _Answers(asyncio.Protocol):
         self.svc = svc
         self.buf = bytearray()
         self.transport: asyncio.WriteTransport | None = None
+        self.paused = False
+        self.resume: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment] # a stream's (uvloop's is no asyncio.Transport)
@@ -175,8 +177,29 @@ class _Answers(asyncio.Protocol):
                 fut.set_exception(ExecServiceError(err.decode(errors="replace")))
             else:
                 fut.set_result((code, out, err, bool(flags & TIMED_OUT)))
+        if not buf and self.transport is not None:
+            # between answers: the next ones are read at the next tick, with the probes of that
+            # tick (kubelet/ticks.py), not each as it comes
+            self.transport.pause_reading()  # type: ignore[attr-defined]
+            self.paused = True
+            self.expect()
+
+    def expect(self) -> None:
+        """An answer is awaited: read at the next tick if reading is paused."""
+        if self.paused and self.resume is None and self.svc.waiting:
+            self.resume = asyncio.get_running_loop().call_at(ticks.next_tick(asyncio.get_running_loop()),
+                                                             self._resume)
+
+    def _resume(self) -> None:
+        self.resume = None
+        self.paused = False
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()  # type: ignore[attr-defined]
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.resume is not None:
+            self.resume.cancel()
+            self.resume = None
         self.svc.ended(self, exc)
 
 
@@ -240,6 +263,7 @@ class ExecService:
         body = b"\0".join(args)
         ms = max(1, int(timeout * 1000)) if timeout is not None and timeout > 0 else 0
         conn.transport.write(_REQ.pack(RUN, rid, ms, len(body)) + body)
+        conn.expect()
         try:
             code, out, err, timed_out = await fut
         except asyncio.CancelledError:
