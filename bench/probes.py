@@ -4,10 +4,12 @@ readiness probe and an ``exec`` liveness probe every second (issue 13's "probes 
 ``k8py server --disable-agent`` and a separate ``k8py agent`` joined with a token (so the
 agent's own process is measured alone), the busybox test image in its airgap folder; the pods
 run ``httpd``. Once every pod is Ready, the agent's CPU is read from ``/proc`` over a window
-(default 60 s): its own (the event loop: probe workers, the HTTP client, status) and that of
-the processes it waits for (``runc exec`` for each exec probe: ``cutime``/``cstime``), and the
-whole machine's busy time from ``/proc/stat`` for comparison. A baseline window with the same
-pods and no probes comes first.
+(default 60 s): its own (the event loop: probe workers, the HTTP client, status), that of the
+runtime's exec service (``runtime/execd.py``, the agent's child that starts ``runc exec`` for
+each exec probe) and of the ``runc exec`` processes it waited for (``cutime``/``cstime``), and
+the whole machine's busy time from ``/proc/stat`` for comparison. A baseline window with the
+same pods and no probes comes first; the probed pods replace them, and the window waits until
+the container GC (every 5 s here) has removed the replaced pods' containers and sandboxes.
 
 Run as root: ``.venv/bin/python bench/probes.py [--pods 100] [--window 60]``. It holds the
 machine's real-node lock (``tests/helpers/nodelock.py``) for its whole run. Prints a JSON
@@ -144,6 +146,19 @@ def exec_service(agent: int) -> int:
     return 0
 
 
+def collected(agent_data: Path, pods: int, timeout: float = 300) -> None:
+    """Until the node holds only the running pods' sandboxes and containers (the replaced
+    pods' have been removed by the container GC)."""
+    root = agent_data / "agent" / "containers"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        counts = [len(os.listdir(root / d)) if (root / d).is_dir() else 0 for d in ("sandboxes", "containers")]
+        if counts == [pods, pods]:
+            return
+        time.sleep(1)
+    raise RuntimeError(f"the replaced pods were not removed within {timeout:g}s: {counts}")
+
+
 def window(pid: int, seconds: float) -> dict[str, Any]:
     svc = exec_service(pid)
     own0, kids0, sys0 = cpu_times(pid)
@@ -192,16 +207,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             with open(tmp / "agent.log", "wb") as log:
                 agent = k8py("agent", "--server", f"https://127.0.0.1:{port}", "--token", token, "--node-name", NODE,
                              "--data-dir", str(agent_data), "--node-ip", "127.0.0.1",
-                             "--kubelet-port", str(free_port()), stdout=log, stderr=subprocess.STDOUT)
+                             "--kubelet-port", str(free_port()),
+                             # the replaced pods' containers and sandboxes are removed by the GC
+                             # before the measurement, not in the middle of it
+                             "--container-gc-period", "5s", stdout=log, stderr=subprocess.STDOUT)
             kubeconfig = str(data / "kubeconfig.yaml")
             asyncio.run(run_pods(kubeconfig, args.pods, probes=False))
-            time.sleep(10)  # statuses and events settle
+            time.sleep(60)  # statuses and events settle (an agent that has just started 100 pods is busy for a while)
             out["without_probes"] = window(agent.pid, args.window)
             took = asyncio.run(run_pods(kubeconfig, args.pods, probes=True,
                                         delete=[f"n{i:04d}" for i in range(args.pods)], exec_probe=not args.no_exec,
                                         http_probe=not args.no_http))
             out["seconds_until_all_ready"] = round(took, 1)
-            time.sleep(10)
+            collected(agent_data, args.pods)
+            time.sleep(60)
             before = asyncio.run(probe_trouble(kubeconfig))
             out["with_probes"] = window(agent.pid, args.window)
             after = asyncio.run(probe_trouble(kubeconfig))

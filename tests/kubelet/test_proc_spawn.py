@@ -100,3 +100,33 @@ async def test_the_program_gets_the_environment_as_it_is_now(monkeypatch: pytest
     monkeypatch.delenv("K8PY_SPAWN_TEST")
     r, _ = await proc.spawn(["sh", "-c", 'printf "%s|" "${K8PY_SPAWN_TEST-unset}"'])
     assert r.stdout == b"unset|"
+
+
+async def test_at_ticks_an_exit_is_seen_at_the_next_tick() -> None:
+    # the exec service's mode: programs that end within a tick are reaped in one wake-up
+    from k8py.kubelet import ticks
+
+    loop = asyncio.get_running_loop()
+    before, kids = _fds(), _children()
+    whens: list[float] = []
+    call_at = loop.call_at
+
+    def record(when: float, *args: object, **kw: object) -> asyncio.TimerHandle:
+        whens.append(when)
+        return call_at(when, *args, **kw)  # type: ignore[arg-type]
+
+    loop.call_at = record  # type: ignore[assignment]
+    try:
+        r, timed_out = await proc.spawn(["sh", "-c", "echo out; echo err >&2; exit 3"], at_ticks=True)
+        done = loop.time()
+    finally:
+        del loop.call_at
+    assert (r.returncode, r.stdout, r.stderr, timed_out) == (3, b"out\n", b"err\n", False)
+    tick = [w for w in whens if abs(w / ticks.TICK - round(w / ticks.TICK)) < 1e-6]
+    assert tick and done >= tick[0], (whens, done)  # seen when the tick came, not as it exited
+    assert _fds() == before and _children() == kids  # pipes and pidfd closed, the child reaped
+    start = time.monotonic()
+    r, timed_out = await proc.spawn(["sh", "-c", "echo started; exec sleep 60"], timeout=0.3, at_ticks=True)
+    assert timed_out and r.returncode == -9 and r.stdout == b"started\n"
+    assert time.monotonic() - start < 5
+    assert _fds() == before and _children() == kids

@@ -26,6 +26,8 @@ import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from k8py.kubelet import ticks
+
 __all__ = ["OUTPUT_LIMIT", "Result", "run", "spawn"]
 
 OUTPUT_LIMIT = 16 << 20  # what :func:`spawn` keeps of each stream (CRI-O's exec sync limit); the rest is read and dropped
@@ -66,11 +68,11 @@ class _Spawned:
     well made a spawn cost the agent twice as much (measured with ``/bin/true``: 0.27 against
     0.48 ms of the loop's CPU, ``runc --version``: 0.52 against 0.91 ms)."""
 
-    __slots__ = ("bufs", "deadline", "done", "err", "exited", "kill", "limit", "loop", "out", "pid", "pidfd", "reading",
-                 "timed_out", "timer")
+    __slots__ = ("bufs", "check", "deadline", "done", "err", "exited", "kill", "limit", "loop", "out", "pid",
+                 "pidfd", "reading", "timed_out", "timer")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, pid: int, pidfd: int, out: int, err: int, limit: int,
-                 timeout: float | None, kill: Callable[[int], None]) -> None:
+                 timeout: float | None, kill: Callable[[int], None], at_ticks: bool = False) -> None:
         self.loop = loop
         self.pid = pid
         self.pidfd = pidfd
@@ -82,10 +84,14 @@ class _Spawned:
         self.exited = False  # reaped (set in the callback that reaps it)
         self.kill = kill
         self.done: asyncio.Future[int] = loop.create_future()
-        loop.add_reader(pidfd, self._exited)
+        self.check: asyncio.TimerHandle | None = None
         self.deadline = loop.time() + timeout if timeout is not None and timeout > 0 else None
         first = DRAIN_AFTER if timeout is None or timeout <= 0 else min(DRAIN_AFTER, timeout)
         self.timer: asyncio.TimerHandle | None = loop.call_later(first, self._tick)
+        if at_ticks:
+            self.check = loop.call_at(ticks.next_tick(loop), self._poll)
+        else:
+            loop.add_reader(pidfd, self._exited)
 
     def _tick(self) -> None:
         """The timer: start reading the pipes, and end the program at its deadline."""
@@ -143,15 +149,36 @@ class _Spawned:
                 self.err = -1
             os.close(fd)
 
+    def _poll(self) -> None:
+        """At a tick (``at_ticks``): reaped if it has exited, else looked at again next tick."""
+        self.check = None
+        if self.exited:
+            return
+        try:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+        except ChildProcessError:  # reaped by someone else: its code is lost
+            self._reaped(-1)
+            return
+        if pid == 0:
+            self.check = self.loop.call_at(ticks.next_tick(self.loop), self._poll)
+        else:
+            self._reaped(os.waitstatus_to_exitcode(status))
+
     def _exited(self) -> None:
-        loop = self.loop
-        loop.remove_reader(self.pidfd)
-        self.exited = True
+        self.loop.remove_reader(self.pidfd)
         try:
             _, status = os.waitpid(self.pid, 0)
             code = os.waitstatus_to_exitcode(status)
         except ChildProcessError:  # reaped by someone else: its code is lost
             code = -1
+        self._reaped(code)
+
+    def _reaped(self, code: int) -> None:
+        loop = self.loop
+        self.exited = True
+        if self.check is not None:
+            self.check.cancel()
+            self.check = None
         os.close(self.pidfd)
         if self.timer is not None:
             self.timer.cancel()
@@ -168,13 +195,16 @@ class _Spawned:
 
 
 async def spawn(argv: Sequence[str], *, timeout: float | None = None,
-                on_timeout: Callable[[int], None] | None = None, limit: int = OUTPUT_LIMIT) -> tuple[Result, bool]:
+                on_timeout: Callable[[int], None] | None = None, limit: int = OUTPUT_LIMIT,
+                at_ticks: bool = False) -> tuple[Result, bool]:
     """Run ``argv`` (stdin ``/dev/null``) until it exits; ``(result, timed_out)``. After
     ``timeout`` seconds ``on_timeout(pid)`` is called (default: SIGKILL to the program), and the
     program itself is killed if it has not exited ``KILL_GRACE`` seconds later (``runc exec``
     waits for the output of whatever the command left running). Each stream keeps its first
     ``limit`` bytes. Cancelled, the program is stopped the same way and reaped when it exits.
-    A missing program raises :class:`OSError`."""
+    A missing program raises :class:`OSError`. ``at_ticks``: its exit is looked for at the
+    agent's ticks (:mod:`k8py.kubelet.ticks`) instead of as it comes, so that the programs that
+    end within a tick are reaped in one wake-up of the loop."""
     loop = asyncio.get_running_loop()
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
@@ -202,7 +232,7 @@ async def spawn(argv: Sequence[str], *, timeout: float | None = None,
     # only the read ends: the program's own stdout and stderr stay blocking
     os.set_blocking(out_r, False)
     os.set_blocking(err_r, False)
-    child = _Spawned(loop, pid, pidfd, out_r, err_r, limit, timeout, on_timeout or _sigkill)
+    child = _Spawned(loop, pid, pidfd, out_r, err_r, limit, timeout, on_timeout or _sigkill, at_ticks)
     try:
         # not shielded: a cancelled wait cancels ``done``, and _exited still reaps the program
         code = await child.done

@@ -96,7 +96,9 @@ async def _serve(sock: socket.socket) -> None:
 
     async def run(rid: int, argv: list[str], timeout: float) -> None:
         try:
-            r, timed_out = await proc.spawn(argv, timeout=timeout or None, on_timeout=kill_below)
+            # exits looked for at ticks: the commands that end within a tick are reaped in one
+            # wake-up (their answers are read by the agent at its next tick anyway)
+            r, timed_out = await proc.spawn(argv, timeout=timeout or None, on_timeout=kill_below, at_ticks=True)
         except OSError as e:
             answer = _ANS.pack(rid, -1, NOT_STARTED, 0, len(msg := str(e).encode())) + msg
         else:
