@@ -359,6 +359,28 @@ async def test_stats_summary(env: Env) -> None:
     assert d.id not in env.server._cpu_samples and c.id in env.server._cpu_samples
 
 
+async def test_a_scrape_lists_the_nodes_containers_once(env: Env) -> None:
+    # every listing reads every container's state: once per pod made a scrape of 100 pods read
+    # 10,000 container states (the metrics pipeline scrapes every node every 15 s)
+    for i in range(5):
+        env.pods.append(make_pod(f"p{i}", "c"))
+        c = env.rt.add("default", f"p{i}", f"uid-p{i}", "c")
+        env.rt.stats[c.id] = ContainerStats(time.time(), 1_000_000, 1 << 20)
+    listed = env.rt.list_containers
+    calls = 0
+
+    async def counting(sandbox_id: str | None = None) -> list[ContainerStatus]:
+        nonlocal calls
+        calls += 1
+        return await listed(sandbox_id)
+
+    env.rt.list_containers = counting  # type: ignore[method-assign]
+    body, _node, samples = await env.server.collect_stats()
+    assert calls == 1
+    assert sorted(p["podRef"]["name"] for p in body["pods"]) == [f"p{i}" for i in range(5)]
+    assert sorted(s.pod for s in samples) == [f"p{i}" for i in range(5)]
+
+
 def test_log_options_decoding() -> None:
     opts, prev = log_options({"tailLines": "3", "timestamps": "1", "previous": "True"}, now=1000.0)
     assert (opts.tail_lines, opts.timestamps, prev, opts.since) == (3, True, True, None)

@@ -37,7 +37,7 @@ import logging
 import os
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -259,19 +259,7 @@ class KubeletServer:
         return None
 
     async def containers_of(self, pod: Pod, container: str | None = None) -> list[ContainerStatus]:
-        m = pod.get("metadata") or {}
-        ns, name, uid = m.get("namespace", "default"), m.get("name"), m.get("uid")
-        out = []
-        for c in await self.runtime.list_containers():
-            lb = c.labels
-            if lb.get(LABEL_NS) != ns or lb.get(LABEL_NAME) != name:
-                continue
-            if uid and lb.get(LABEL_UID) and lb[LABEL_UID] != uid:
-                continue  # an older pod of the same name
-            if container is not None and lb.get(LABEL_CONTAINER, c.name) != container:
-                continue
-            out.append(c)
-        return out
+        return _of_pod(await self.runtime.list_containers(), pod, container)
 
     # -- handlers -----------------------------------------------------------------------
     async def healthz(self, request: web.Request) -> web.Response:
@@ -344,6 +332,8 @@ class KubeletServer:
         pods_out = []
         samples: list[ResourceSample] = []
         seen: set[str] = set()
+        # the node's containers listed once, not once per pod (each listing reads them all)
+        listed = await self.runtime.list_containers()
         for pod in await self.pods():
             m = pod.get("metadata") or {}
             containers = []
@@ -351,7 +341,7 @@ class KubeletServer:
             pod_cpu_rate = 0
             pod_ws = 0
             have_rate = True
-            for c in await self.containers_of(pod):
+            for c in _of_pod(listed, pod):
                 if c.state != ContainerState.RUNNING:
                     continue
                 st = await self.runtime.container_stats(c.id)
@@ -446,3 +436,21 @@ class KubeletServer:
         except (OSError, ValueError, KeyError) as e:
             log.debug("no node memory stats: %s", e)
         return node
+
+
+def _of_pod(containers: Iterable[ContainerStatus], pod: Pod, container: str | None = None) -> list[ContainerStatus]:
+    """The containers (of ``containers``) that belong to ``pod`` (by their labels), or only its
+    ``container``."""
+    m = pod.get("metadata") or {}
+    ns, name, uid = m.get("namespace", "default"), m.get("name"), m.get("uid")
+    out = []
+    for c in containers:
+        lb = c.labels
+        if lb.get(LABEL_NS) != ns or lb.get(LABEL_NAME) != name:
+            continue
+        if uid and lb.get(LABEL_UID) and lb[LABEL_UID] != uid:
+            continue  # an older pod of the same name
+        if container is not None and lb.get(LABEL_CONTAINER, c.name) != container:
+            continue
+        out.append(c)
+    return out

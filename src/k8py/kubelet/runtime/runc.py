@@ -1384,10 +1384,14 @@ class RuncRuntime:
         return await ConmonAttach.connect(self._container_dir(container_id), opts)
 
     async def container_stats(self, container_id: str) -> ContainerStats | None:
-        meta = await asyncio.to_thread(self._meta, container_id)
-        if meta is None or not meta.get("cgroups_path"):
-            return None
-        return await asyncio.to_thread(self.cgroups.stats, meta["cgroups_path"])
+        def read() -> ContainerStats | None:
+            meta = self._meta(container_id)
+            if meta is None or not meta.get("cgroups_path"):
+                return None
+            return self.cgroups.stats(meta["cgroups_path"])
+
+        # one hop to a thread, not two: the stats of every container are read every scrape
+        return await asyncio.to_thread(read)
 
     async def writable_layer(self, container_id: str) -> str | None:
         """The overlay's upper directory (what the container wrote to its root filesystem)."""
