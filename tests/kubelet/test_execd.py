@@ -12,16 +12,12 @@ from collections.abc import Awaitable, Callable
 import pytest
 import uvloop
 
-from k8py.kubelet.runtime.execd import ExecService, ExecServiceError, descendants
+from k8py.kubelet.runtime.execd import ExecService, ExecServiceError, children, descendants
 
 
-def _children() -> set[str]:
+def _children() -> set[int]:
     """This process's children (zombies included)."""
-    out: set[str] = set()
-    for tid in os.listdir("/proc/self/task"):
-        with open(f"/proc/self/task/{tid}/children") as f:
-            out.update(f.read().split())
-    return out
+    return set(children(os.getpid()))
 
 
 def _gone(pid: int) -> bool:
