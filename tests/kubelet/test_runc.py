@@ -849,6 +849,8 @@ async def test_stats_of_a_busy_container(env: Env) -> None:
     assert stats.memory_usage_bytes >= stats.memory_working_set_bytes > 0
     assert abs(stats.timestamp - time.time()) < 5
     assert await env.rt.container_stats("f" * 64) is None
+    together = await env.rt.list_container_stats([cid, "f" * 64])  # CRI's ListContainerStats
+    assert list(together) == [cid] and together[cid].cpu_usage_core_nanoseconds >= stats.cpu_usage_core_nanoseconds
 
 
 async def test_readonly_rootfs_mounts_and_capabilities(env: Env, tmp_path: Path) -> None:

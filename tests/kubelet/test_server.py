@@ -81,6 +81,9 @@ class FakeRuntime:
     async def container_stats(self, container_id: str) -> ContainerStats | None:
         return self.stats.get(container_id)
 
+    async def list_container_stats(self, container_ids: Sequence[str]) -> dict[str, ContainerStats]:
+        return {cid: self.stats[cid] for cid in container_ids if cid in self.stats}
+
     async def exec_stream(self, container_id: str, cmd: Sequence[str], opts: StreamOptions) -> FakeStream:
         program = fake_command(cmd)
         if program is None:
@@ -375,7 +378,14 @@ async def test_a_scrape_lists_the_nodes_containers_once(env: Env) -> None:
         return await listed(sandbox_id)
 
     env.rt.list_containers = counting  # type: ignore[method-assign]
+    one_by_one = env.rt.container_stats
+
+    async def not_one_by_one(container_id: str) -> ContainerStats | None:
+        raise AssertionError("a scrape reads the stats together (list_container_stats)")
+
+    env.rt.container_stats = not_one_by_one  # type: ignore[method-assign]
     body, _node, samples = await env.server.collect_stats()
+    env.rt.container_stats = one_by_one  # type: ignore[method-assign]
     assert calls == 1
     assert sorted(p["podRef"]["name"] for p in body["pods"]) == [f"p{i}" for i in range(5)]
     assert sorted(s.pod for s in samples) == [f"p{i}" for i in range(5)]

@@ -332,8 +332,10 @@ class KubeletServer:
         pods_out = []
         samples: list[ResourceSample] = []
         seen: set[str] = set()
-        # the node's containers listed once, not once per pod (each listing reads them all)
+        # the node's containers listed once, not once per pod (each listing reads them all), and
+        # their stats read together (CRI's ListContainerStats)
         listed = await self.runtime.list_containers()
+        stats = await self.runtime.list_container_stats([c.id for c in listed if c.state == ContainerState.RUNNING])
         for pod in await self.pods():
             m = pod.get("metadata") or {}
             containers = []
@@ -344,7 +346,7 @@ class KubeletServer:
             for c in _of_pod(listed, pod):
                 if c.state != ContainerState.RUNNING:
                     continue
-                st = await self.runtime.container_stats(c.id)
+                st = stats.get(c.id)
                 if st is None:
                     continue
                 seen.add(c.id)

@@ -273,6 +273,9 @@ class FakeRuntime:
             return None
         return ContainerStats(time.time(), 0, 0)
 
+    async def list_container_stats(self, container_ids: Sequence[str]) -> dict[str, ContainerStats]:
+        return {cid: st for cid in container_ids if (st := await self.container_stats(cid)) is not None}
+
     async def writable_layer(self, container_id: str) -> str | None:
         return None  # nothing is written anywhere
 

@@ -1383,14 +1383,20 @@ class RuncRuntime:
         await self._running(container_id)
         return await ConmonAttach.connect(self._container_dir(container_id), opts)
 
-    async def container_stats(self, container_id: str) -> ContainerStats | None:
-        def read() -> ContainerStats | None:
-            meta = self._meta(container_id)
-            if meta is None or not meta.get("cgroups_path"):
-                return None
-            return self.cgroups.stats(meta["cgroups_path"])
+    def _stats_sync(self, container_id: str) -> ContainerStats | None:
+        meta = self._meta(container_id)
+        if meta is None or not meta.get("cgroups_path"):
+            return None
+        return self.cgroups.stats(meta["cgroups_path"])
 
-        # one hop to a thread, not two: the stats of every container are read every scrape
+    async def container_stats(self, container_id: str) -> ContainerStats | None:
+        return await asyncio.to_thread(self._stats_sync, container_id)
+
+    async def list_container_stats(self, container_ids: Sequence[str]) -> dict[str, ContainerStats]:
+        def read() -> dict[str, ContainerStats]:
+            return {cid: st for cid in container_ids if (st := self._stats_sync(cid)) is not None}
+
+        # one hop to a thread for them all: every container's stats are read every scrape
         return await asyncio.to_thread(read)
 
     async def writable_layer(self, container_id: str) -> str | None:
