@@ -82,7 +82,7 @@ class FakeRuntime:
         return self.stats.get(container_id)
 
     async def list_container_stats(self, container_ids: Sequence[str]) -> dict[str, ContainerStats]:
-        return {cid: self.stats[cid] for cid in container_ids if cid in self.stats}
+        return {cid: st for cid in container_ids if (st := self.stats.get(cid)) is not None}
 
     async def exec_stream(self, container_id: str, cmd: Sequence[str], opts: StreamOptions) -> FakeStream:
         program = fake_command(cmd)
