@@ -8,6 +8,7 @@ import os
 import signal
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import pytest
 import uvloop
@@ -151,3 +152,20 @@ async def _closing_ends_the_service_and_what_it_runs(svc: ExecService) -> None:
     await _until(lambda: all(_gone(p) for p in below), "what the service ran is gone")
     with pytest.raises(ExecServiceError, match="closed"):
         await svc.run(["true"])
+
+
+def test_closing_lets_a_program_end_on_its_own_once_its_command_is_killed(
+        run: Callable[[Scenario], None], tmp_path: Path) -> None:
+    # runc exec stands between the service and the command: killed outright in the middle of its
+    # work it leaves mounts behind, so on close the command is killed first and runc may end
+    done = tmp_path / "ended-on-its-own"
+
+    async def scenario(svc: ExecService) -> None:
+        task = asyncio.ensure_future(svc.run(["sh", "-c", f"sleep 300 & wait; echo yes > {done}"]))
+        await _until(lambda: svc.pid and len(descendants(svc.pid)) == 2, "sh and its sleep run")
+        await svc.close()
+        with pytest.raises(ExecServiceError, match="ended"):
+            await task
+
+    run(scenario)
+    assert done.read_text() == "yes\n"

@@ -121,14 +121,33 @@ async def _serve(sock: socket.socket) -> None:
             elif kind == CANCEL and (t := running.pop(rid, None)) is not None:
                 t.cancel()  # proc.spawn stops the command; no answer is sent
     finally:
-        # everything this service started goes with it: killed outright, not given a grace
-        # period the loop would no longer be there to end
+        # everything this service started goes with it. The commands are killed first and each
+        # runc given proc.KILL_GRACE to end on its own: a runc exec killed outright in the
+        # middle of its work leaves its mounts behind (the bind mount of its own binary in its
+        # state directory); then whatever is left is killed.
         for t in running.values():
-            t.cancel()
-        for p in descendants(os.getpid()):
+            t.cancel()  # proc.spawn stops each: kill_below, runc then reports and exits
+        await asyncio.sleep(0)
+        left = children(os.getpid())
+        for pid in left:
+            kill_below(pid)
+        deadline = loop.time() + proc.KILL_GRACE
+        while left and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+            left = [pid for pid in left if not _reaped(pid)]
+        for pid in [*left, *descendants(os.getpid())]:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(p, signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
         writer.close()
+
+
+def _reaped(pid: int) -> bool:
+    """Whether ``pid`` (a child) has ended, reaping it if so."""
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return True  # reaped already (by proc.spawn's own wait)
+    return done != 0
 
 
 def main(argv: Sequence[str]) -> None:
