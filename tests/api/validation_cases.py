@@ -341,6 +341,26 @@ VALID: dict[str, dict[str, Any]] = {
                  "paramRef": {"name": "limits", "namespace": "default", "parameterNotFoundAction": "Deny"},
                  "matchResources": {"namespaceSelector": {"matchLabels": {"environment": "test"}}}},
     },
+    "MutatingAdmissionPolicy": {
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingAdmissionPolicy",
+        "metadata": {"name": "sidecar-policy.example.com"},
+        "spec": {"failurePolicy": "Fail", "reinvocationPolicy": "IfNeeded",
+                 "matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
+                                                         "operations": ["CREATE"], "resources": ["pods"]}]},
+                 "matchConditions": [{"name": "no-sidecar", "expression": "!has(object.spec.initContainers)"}],
+                 "variables": [{"name": "image", "expression": "'mesh/proxy:v1.0.0'"}],
+                 "mutations": [{"patchType": "ApplyConfiguration", "applyConfiguration": {"expression": (
+                     'Object{spec: Object.spec{initContainers: [Object.spec.initContainers{name: "mesh-proxy", '
+                     'image: variables.image, restartPolicy: "Always"}]}}')}},
+                               {"patchType": "JSONPatch", "jsonPatch": {"expression": (
+                                   '[JSONPatch{op: "add", path: "/metadata/labels", value: {"mesh": "on"}}]')}}]},
+    },
+    "MutatingAdmissionPolicyBinding": {
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingAdmissionPolicyBinding",
+        "metadata": {"name": "sidecar-binding-test.example.com"},
+        "spec": {"policyName": "sidecar-policy.example.com",
+                 "matchResources": {"namespaceSelector": {"matchLabels": {"environment": "test"}}}},
+    },
     "CustomResourceDefinition": {
         "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
         "metadata": {"name": "crontabs.stable.example.com"},

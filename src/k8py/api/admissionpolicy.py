@@ -300,8 +300,9 @@ class Decision:
     error: bool = False  # an evaluation error (the failure policy decides)
 
 
-class _Activation:
-    """The data of one evaluation, with ``variables`` filled in on demand (kube's lazy variables)."""
+class Activation:
+    """The data of one evaluation, with ``variables`` filled in on demand (kube's lazy variables);
+    a MutatingAdmissionPolicy's mutations run in one too (:mod:`k8py.api.mutatingpolicy`)."""
 
     def __init__(self, cp: CompiledPolicy, data: Obj) -> None:
         self.cp = cp
@@ -355,7 +356,7 @@ def evaluate(cp: CompiledPolicy, data: Obj) -> Outcome:
     """Run the policy's match conditions, validations and audit annotations on ``data``
     (``object``, ``oldObject``, ``request``, ``namespaceObject``, and ``params`` when the policy
     has a paramKind). Errors are decisions with ``error`` set, for the failure policy."""
-    act = _Activation(cp, data)
+    act = Activation(cp, data)
     out = Outcome()
     if cp.conditions:
         m = match_conditions(cp.conditions, data)
@@ -395,7 +396,7 @@ def evaluate(cp: CompiledPolicy, data: Obj) -> Outcome:
     return out
 
 
-def _message(act: _Activation, v: Validation) -> str:
+def _message(act: Activation, v: Validation) -> str:
     """kube's message of a false validation: messageExpression's string, else message, else
     ``failed expression: <expression>``."""
     msg = ""
@@ -580,6 +581,7 @@ __all__ = [
     "MATCH_CONDITION_VARS",
     "POLICY_VARS",
     "VALIDATION_FAILURE_KEY",
+    "Activation",
     "CompiledPolicy",
     "Condition",
     "Decision",

@@ -730,6 +730,10 @@ _DEFAULTERS: dict[tuple[str, str], Callable[[Obj, str], None]] = {
     ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy"): lambda obj, _v: _validating_admission_policy(obj),
     ("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding"):
         lambda obj, _v: _validating_admission_policy_binding(obj),
+    # SetDefaults_MutatingAdmissionPolicySpec is the same: failurePolicy Fail (no reinvocationPolicy default)
+    ("admissionregistration.k8s.io", "MutatingAdmissionPolicy"): lambda obj, _v: _validating_admission_policy(obj),
+    ("admissionregistration.k8s.io", "MutatingAdmissionPolicyBinding"):
+        lambda obj, _v: _validating_admission_policy_binding(obj),
 }
 
 

@@ -42,6 +42,7 @@ __all__ = [
     "compare",
     "field_set",
     "fields_to_set",
+    "merge_apply_configuration",
     "path_string",
     "server_side_apply",
     "set_to_fields",
@@ -1286,6 +1287,44 @@ def _allowed_from_last_applied(ctx: _Ctx, live: dict[str, Any] | None) -> set[Pa
     cmp = Comparison()
     _cmp(last, live, ctx.root, (), cmp)
     return owned - cmp.modified - cmp.added - cmp.removed
+
+
+def _atomics(v: Any, t: _Type, path: str, out: list[str]) -> None:
+    """structured-merge-diff's walk for atomic lists, maps and structs a configuration sets
+    (kube's MutatingAdmissionPolicy ``findAtomics``); list items are named by index."""
+    a = _atom(t, v)
+    if a == _MAP and isinstance(v, dict):
+        if t.atomic and t.kind in (_STRUCT, _MAP):
+            out.append(path)
+        for k, val in v.items():
+            ft, declared = t.field(k)
+            if declared or t.kind in (_MAP, _DEDUCED):
+                _atomics(val, ft, f"{path}.{k}", out)
+    elif a == _LIST and isinstance(v, list):
+        if _list_atomic(t):
+            out.append(path)
+        for i, item in enumerate(v):
+            _atomics(item, t.elem(), f"{path}[{i}]", out)
+
+
+def merge_apply_configuration(live: dict[str, Any], config: dict[str, Any], node: SchemaNode | None) -> dict[str, Any]:
+    """``live`` with apply configuration ``config`` merged in by the schema's merge rules, owning
+    nothing (kube's MutatingAdmissionPolicy ``ApplyStructuredMergeDiff``): a new object. Raises
+    ValueError with kube's text for a configuration that does not fit the schema or sets an
+    atomic list, map or struct."""
+    root = _resolve(node)
+    try:
+        _validate(config, root, "")
+    except _TypedError as e:
+        raise ValueError(f"failed to convert patch object to typed object: {e}") from None
+    atomics: list[str] = []
+    _atomics(config, root, "", atomics)
+    if atomics:
+        raise ValueError(f"invalid ApplyConfiguration: may not mutate atomic arrays, maps or structs: "
+                         f"{', '.join(atomics)}")
+    out = copy.deepcopy(_merge(live, config, root))
+    _drop_nulls(out)
+    return out if isinstance(out, dict) else live
 
 
 def server_side_apply(live: dict[str, Any] | None, applied: dict[str, Any], *, manager: str, force: bool,

@@ -43,13 +43,32 @@ from __future__ import annotations
 
 MESSAGES: dict[str, str] = {
     # admissionregistration/v1: from the v1.37 Go types' protobuf tags (generated.proto)
+    "admissionregistration/v1.ApplyConfiguration": "1:expression:s:e",
     "admissionregistration/v1.AuditAnnotation": "1:key:s 2:valueExpression:s",
     "admissionregistration/v1.ExpressionWarning": "2:fieldRef:s 3:warning:s",
+    "admissionregistration/v1.JSONPatch": "1:expression:s:e",
     "admissionregistration/v1.MatchCondition": "1:name:s 2:expression:s",
     "admissionregistration/v1.MatchResources": (
         "1:namespaceSelector:meta/v1.LabelSelector:*e 2:objectSelector:meta/v1.LabelSelector:*e "
         "3:resourceRules:[]NamedRuleWithOperations:e 4:excludeResourceRules:[]NamedRuleWithOperations:e "
         "7:matchPolicy:s:*e"
+    ),
+    "admissionregistration/v1.MutatingAdmissionPolicy": (
+        "1:metadata:meta/v1.ObjectMeta:e 2:spec:MutatingAdmissionPolicySpec:e"
+    ),
+    "admissionregistration/v1.MutatingAdmissionPolicyBinding": (
+        "1:metadata:meta/v1.ObjectMeta:e 2:spec:MutatingAdmissionPolicyBindingSpec:e"
+    ),
+    "admissionregistration/v1.MutatingAdmissionPolicyBindingSpec": (
+        "1:policyName:s:e 2:paramRef:ParamRef:*e 3:matchResources:MatchResources:*e"
+    ),
+    "admissionregistration/v1.MutatingAdmissionPolicySpec": (
+        "1:paramKind:ParamKind:*e 2:matchConstraints:MatchResources:*e 3:variables:[]Variable:e "
+        "4:mutations:[]Mutation:e 5:failurePolicy:s:*e 6:matchConditions:[]MatchCondition:e "
+        "7:reinvocationPolicy:s:e"
+    ),
+    "admissionregistration/v1.Mutation": (
+        "2:patchType:s 3:applyConfiguration:ApplyConfiguration:*e 4:jsonPatch:JSONPatch:*e"
     ),
     "admissionregistration/v1.MutatingWebhook": (
         "1:name:s 2:clientConfig:WebhookClientConfig 3:rules:[]RuleWithOperations:e 4:failurePolicy:s:*e "

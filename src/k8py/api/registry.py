@@ -179,6 +179,11 @@ BUILTIN_KINDS: tuple[KindInfo, ...] = (
        cats=("api-extensions",), sub=ST),
     _k("admissionregistration.k8s.io", "v1", "ValidatingAdmissionPolicyBinding", "validatingadmissionpolicybindings",
        False, cats=("api-extensions",)),
+    # the CEL mutations the MutatingAdmissionPolicy plugin applies (apiserver/admission/mutatingpolicy.py)
+    _k("admissionregistration.k8s.io", "v1", "MutatingAdmissionPolicy", "mutatingadmissionpolicies", False,
+       cats=("api-extensions",)),
+    _k("admissionregistration.k8s.io", "v1", "MutatingAdmissionPolicyBinding", "mutatingadmissionpolicybindings",
+       False, cats=("api-extensions",)),
     # policy/v1
     _k("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", short=("pdb",), sub=ST),
     # certificates.k8s.io/v1

@@ -13,7 +13,9 @@ compile them again (kube's ``ignoreMatchConditions``).
 ValidatingAdmissionPolicy and ValidatingAdmissionPolicyBinding as kube's
 ``ValidateValidatingAdmissionPolicy`` / ``...Binding``: every expression (match conditions,
 variables, validations, messageExpressions, audit annotations) is compiled with the variables it
-may use (``params`` only with a ``paramKind``), through :mod:`k8py.api.cel`.
+may use (``params`` only with a ``paramKind``), through :mod:`k8py.api.cel`. MutatingAdmissionPolicy
+and its binding likewise (``ValidateMutatingAdmissionPolicy``): mutations' expressions through
+:mod:`k8py.api.mutatingpolicy`, and only CREATE, UPDATE and CONNECT may be matched.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from urllib.parse import urlsplit
 
 from k8py.api import admissionpolicy as ap
 from k8py.api import cel
+from k8py.api import mutatingpolicy as mp
 from k8py.api.errors import duplicate, forbidden, invalid, not_supported, required, too_many
 from k8py.api.validation.meta import (
     Errs,
@@ -44,6 +47,10 @@ from k8py.api.validation.meta import (
 )
 
 __all__ = [
+    "validate_mutating_admission_policy",
+    "validate_mutating_admission_policy_binding",
+    "validate_mutating_admission_policy_binding_update",
+    "validate_mutating_admission_policy_update",
     "validate_mutating_webhook_configuration",
     "validate_mutating_webhook_configuration_update",
     "validate_validating_admission_policy",
@@ -448,6 +455,27 @@ def _has_newlines(s: str) -> bool:
     return "\n" in s or "\r" in s
 
 
+def _validate_variables(spec: dict[str, Any], names: tuple[str, ...], path: str) -> tuple[Errs, set[str]]:
+    """A policy's ``variables`` (kube's ``validateVariable``); the errors and the names declared."""
+    errs: Errs = []
+    known: set[str] = set()
+    for i, raw in enumerate(l_(spec.get("variables"))):
+        v = d_(raw)
+        p = f"{path}[{i}]"
+        name = s_(v.get("name"))
+        if not name.strip():
+            errs.append(required(f"{p}.name", "name is not specified"))
+        elif not _CEL_IDENT.match(name) or name in _CEL_RESERVED:
+            errs.append(invalid(f"{p}.name", name, "name is not a valid CEL identifier"))
+        expr = s_(v.get("expression"))
+        if not expr.strip():
+            errs.append(required(f"{p}.expression", "expression is not specified"))
+        else:
+            errs += _cel(f"{p}.expression", expr, names, (), known)
+        known.add(name)
+    return errs, known
+
+
 def _validate_policy_spec(meta: dict[str, Any], spec: dict[str, Any], old_spec: dict[str, Any] | None) -> Errs:
     path = "spec"
     errs: Errs = []
@@ -471,21 +499,8 @@ def _validate_policy_spec(meta: dict[str, Any], spec: dict[str, Any], old_spec: 
     if old_spec is None or spec.get("matchConditions") != old_spec.get("matchConditions"):
         errs += validate_match_conditions(spec.get("matchConditions"), ap.condition_names(names),
                                           f"{path}.matchConditions")
-    known: set[str] = set()
-    for i, raw in enumerate(l_(spec.get("variables"))):
-        v = d_(raw)
-        p = f"{path}.variables[{i}]"
-        name = s_(v.get("name"))
-        if not name.strip():
-            errs.append(required(f"{p}.name", "name is not specified"))
-        elif not _CEL_IDENT.match(name) or name in _CEL_RESERVED:
-            errs.append(invalid(f"{p}.name", name, "name is not a valid CEL identifier"))
-        expr = s_(v.get("expression"))
-        if not expr.strip():
-            errs.append(required(f"{p}.expression", "expression is not specified"))
-        else:
-            errs += _cel(f"{p}.expression", expr, names, (), known)
-        known.add(name)
+    var_errs, known = _validate_variables(spec, names, f"{path}.variables")
+    errs += var_errs
     validations = l_(spec.get("validations"))
     annotations = l_(spec.get("auditAnnotations"))
     if not validations and not annotations:
@@ -625,3 +640,115 @@ def validate_validating_admission_policy_binding(obj: dict[str, Any]) -> Errs:
 def validate_validating_admission_policy_binding_update(new: dict[str, Any], old: dict[str, Any]) -> Errs:
     return validate_object_meta_update(new.get("metadata"), old.get("metadata")) + \
         validate_validating_admission_policy_binding(new)
+
+
+# --------------------------------------------------------------------------- MutatingAdmissionPolicy
+
+MUTATING_OPERATIONS = ("*", "CONNECT", "CREATE", "UPDATE")  # kube's supportedMutatingOperations
+
+
+def _mutable_operations(mr: Any, path: str) -> Errs:
+    """Only CREATE, UPDATE and CONNECT can be mutated (kube's path has no index)."""
+    return [not_supported(path, op, MUTATING_OPERATIONS)
+            for raw in l_(d_(mr).get("resourceRules")) for op in _strings(d_(raw).get("operations"))
+            if op not in MUTATING_OPERATIONS]
+
+
+def _validate_mutation(raw: Any, names: tuple[str, ...], known: set[str], path: str) -> Errs:
+    """kube's ``validateMutation``: the patch type's body is set (the other is not) and its
+    expression compiles to what the patch type takes."""
+    m = d_(raw)
+    pt = m.get("patchType")
+    if not pt:
+        return [required(f"{path}.patchType")]
+    if pt not in mp.PATCH_TYPES:
+        return [not_supported(f"{path}.patchType", pt, mp.PATCH_TYPES)]
+    body, other = ("applyConfiguration", "jsonPatch") if pt == mp.APPLY_CONFIGURATION else ("jsonPatch", "applyConfiguration")
+    errs: Errs = []
+    if m.get(body) is None:
+        errs.append(required(f"{path}.{body}", f"must be specified when patchType is {pt}"))
+    else:
+        expr = s_(d_(m[body]).get("expression")).strip()
+        p = f"{path}.{body}.expression"
+        if not expr:
+            errs.append(required(p))
+        else:
+            _, err = mp.compile_mutation(expr, pt, names)
+            err = err or ap.undefined_field(expr, known)
+            if err:
+                errs.append(invalid(p, expr, err))
+    if m.get(other) is not None:
+        errs.append(invalid(f"{path}.{other}", GoRaw("{" + other + "}"), f"must not be specified when patchType is {pt}"))
+    return errs
+
+
+def _validate_mutating_policy_spec(spec: dict[str, Any], old_spec: dict[str, Any] | None) -> Errs:
+    """kube's ``validateMutatingAdmissionPolicySpec``."""
+    path = "spec"
+    errs: Errs = []
+    fp = spec.get("failurePolicy")
+    if fp is None:
+        errs.append(required(f"{path}.failurePolicy"))
+    elif fp not in FAILURE_POLICIES:
+        errs.append(not_supported(f"{path}.failurePolicy", fp, FAILURE_POLICIES))
+    pk = spec.get("paramKind")
+    if pk is not None:
+        errs += validate_param_kind(d_(pk), f"{path}.paramKind")
+    names = ap.policy_names(pk is not None)
+    mc = spec.get("matchConstraints")
+    if mc is None:
+        errs.append(required(f"{path}.matchConstraints"))
+    else:
+        errs += validate_match_resources(mc, f"{path}.matchConstraints")
+        if not l_(d_(mc).get("resourceRules")):
+            errs.append(required(f"{path}.matchConstraints.resourceRules"))
+        errs += _mutable_operations(mc, f"{path}.matchConstraints.resourceRules.operations")
+    if old_spec is None or spec.get("matchConditions") != old_spec.get("matchConditions"):
+        errs += validate_match_conditions(spec.get("matchConditions"), ap.condition_names(names),
+                                          f"{path}.matchConditions")
+    var_errs, known = _validate_variables(spec, names, f"{path}.variables")
+    errs += var_errs
+    mutations = l_(spec.get("mutations"))
+    if not mutations:
+        errs.append(required(f"{path}.mutations", "mutations must contain at least one item"))
+    for i, raw in enumerate(mutations):
+        errs += _validate_mutation(raw, names, known, f"{path}.mutations[{i}]")
+    rp = spec.get("reinvocationPolicy")
+    if not rp:
+        errs.append(required(f"{path}.reinvocationPolicy"))
+    elif rp not in mp.REINVOCATION_POLICIES:
+        errs.append(not_supported(f"{path}.reinvocationPolicy", rp, mp.REINVOCATION_POLICIES))
+    return errs
+
+
+def validate_mutating_admission_policy(obj: dict[str, Any]) -> Errs:
+    return (validate_object_meta(obj.get("metadata"), False, name_is_dns_subdomain)
+            + _validate_mutating_policy_spec(d_(obj.get("spec")), None))
+
+
+def validate_mutating_admission_policy_update(new: dict[str, Any], old: dict[str, Any]) -> Errs:
+    return (validate_object_meta_update(new.get("metadata"), old.get("metadata"))
+            + validate_object_meta(new.get("metadata"), False, name_is_dns_subdomain)
+            + _validate_mutating_policy_spec(d_(new.get("spec")), d_(old.get("spec"))))
+
+
+def validate_mutating_admission_policy_binding(obj: dict[str, Any]) -> Errs:
+    """kube's ``validateMutatingAdmissionPolicyBindingSpec``."""
+    spec = d_(obj.get("spec"))
+    errs = validate_object_meta(obj.get("metadata"), False, name_is_dns_subdomain)
+    policy = s_(spec.get("policyName"))
+    if not policy:
+        errs.append(required("spec.policyName"))
+    else:
+        errs += [invalid("spec.policyName", policy, m) for m in name_is_dns_subdomain(policy, False)]
+    errs += validate_param_ref(spec.get("paramRef"), "spec.paramRef")
+    mr = spec.get("matchResources")
+    if mr is not None:
+        errs += validate_match_resources(mr, "spec.matchResources")
+        errs += _mutable_operations(mr, "spec.matchResources.resourceRules.operations")
+    return errs
+
+
+def validate_mutating_admission_policy_binding_update(new: dict[str, Any], old: dict[str, Any]) -> Errs:
+    return validate_object_meta_update(new.get("metadata"), old.get("metadata")) + \
+        validate_mutating_admission_policy_binding(new)

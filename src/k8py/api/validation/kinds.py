@@ -122,6 +122,12 @@ _TABLE: dict[tuple[str, str], tuple[Create, Update, Update]] = {
     ("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding"): (
         admissionregistration.validate_validating_admission_policy_binding,
         admissionregistration.validate_validating_admission_policy_binding_update, _meta_update),
+    ("admissionregistration.k8s.io", "MutatingAdmissionPolicy"): (
+        admissionregistration.validate_mutating_admission_policy,
+        admissionregistration.validate_mutating_admission_policy_update, _meta_update),
+    ("admissionregistration.k8s.io", "MutatingAdmissionPolicyBinding"): (
+        admissionregistration.validate_mutating_admission_policy_binding,
+        admissionregistration.validate_mutating_admission_policy_binding_update, _meta_update),
 }
 
 

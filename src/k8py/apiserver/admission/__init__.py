@@ -48,6 +48,7 @@ ORDER = (
     "CertificateSubjectRestriction",
     "DefaultIngressClass",
     "K8pySeedPolicy",  # k8py's own: the seed's anti-patterns (warnings, or refusals where enforced)
+    "MutatingAdmissionPolicy",  # CEL mutations, before the mutating webhooks as in kube
     "MutatingAdmissionWebhook",  # after the built-in mutating plugins, as in kube
     "ValidatingAdmissionPolicy",  # CEL policies, between the two webhook plugins as in kube
     "ValidatingAdmissionWebhook",  # after the built-in validating plugins, as in kube
@@ -108,6 +109,7 @@ def default_plugins(objects: Objects, registry: Registry, config: Mapping[str, A
         defaultingressclass,
         defaultstorageclass,
         limitranger,
+        mutatingpolicy,
         noderestriction,
         persistentvolumeclaimresize,
         podsecurity,
@@ -135,6 +137,7 @@ def default_plugins(objects: Objects, registry: Registry, config: Mapping[str, A
         defaultingressclass.DefaultIngressClass(objects, registry),
         resourcequota.ResourceQuota(objects, registry, (config or {}).get("ResourceQuota")),
         seedpolicy.SeedPolicy(objects, registry),
+        mutatingpolicy.MutatingAdmissionPolicy(objects, registry),
         webhook.MutatingAdmissionWebhook(objects, registry),
         webhook.ValidatingAdmissionWebhook(objects, registry),
         policy.ValidatingAdmissionPolicy(objects, registry),

@@ -79,15 +79,21 @@ class _Denial:
         return e
 
 
-class ValidatingAdmissionPolicy(RequestMatching, Plugin):
-    name = "ValidatingAdmissionPolicy"
+class PolicyPlugin(RequestMatching, Plugin):
+    """What the ValidatingAdmissionPolicy and MutatingAdmissionPolicy plugins share (kube's
+    ``policy/generic``): the policies and bindings kept from store watches, matching through
+    matchConstraints and matchResources, params, the request's Namespace. A subclass names its
+    kinds' resources and compiles its policies."""
+
+    policy_resource = ""
+    binding_resource = ""
 
     def __init__(self, objects: Objects, registry: Registry) -> None:
         self.objects = objects
         self.registry = registry
         self._ns_kind = registry.by_resource("", "v1", "namespaces")
-        self._policy_kind = registry.by_resource(GROUP, "v1", "validatingadmissionpolicies")
-        self._binding_kind = registry.by_resource(GROUP, "v1", "validatingadmissionpolicybindings")
+        self._policy_kind = registry.by_resource(GROUP, "v1", self.policy_resource)
+        self._binding_kind = registry.by_resource(GROUP, "v1", self.binding_resource)
         self._policies: dict[str, ap.CompiledPolicy] = {}
         self._bindings: dict[str, Obj] = {}
         self._policies_synced = asyncio.Event()
@@ -101,7 +107,7 @@ class ValidatingAdmissionPolicy(RequestMatching, Plugin):
         if obj is None:
             self._policies.pop(name, None)
         else:
-            self._policies[name] = _compile(obj)
+            self._policies[name] = self.compile(obj)
 
     def _apply_binding(self, key: str, value: bytes | None) -> None:
         name = key.rsplit("/", 1)[-1]
@@ -149,7 +155,7 @@ class ValidatingAdmissionPolicy(RequestMatching, Plugin):
         # not started (or not synced yet): ask the store
         policies = await self.objects.list(self._policy_kind, None)
         bindings = await self.objects.list(self._binding_kind, None)
-        return ({o["metadata"]["name"]: _compile(o) for o in policies.items if isinstance(o, dict)},
+        return ({o["metadata"]["name"]: self.compile(o) for o in policies.items if isinstance(o, dict)},
                 {o["metadata"]["name"]: o for o in bindings.items if isinstance(o, dict)})
 
     # -- matching ------------------------------------------------------------------------------------
@@ -213,11 +219,15 @@ class ValidatingAdmissionPolicy(RequestMatching, Plugin):
             return None, f"failed to find resource referenced by paramKind: '{group}/{version}, Kind={kind}'"
         return k, ""
 
-    # -- the plugin --------------------------------------------------------------------------------------
-    async def validate(self, a: Attributes, obj: Obj | None, old: Obj | None) -> None:
+    def compile(self, obj: Obj) -> ap.CompiledPolicy:
+        raise NotImplementedError
+
+    async def _candidates(self, a: Attributes) -> tuple[list[ap.CompiledPolicy], dict[str, list[Obj]]]:
+        """The policies some binding applies whose rules may take the request (a cheap test before
+        reading anything), and each policy's bindings in their names' order."""
         policies, bindings = await self._current()
         if not policies or not bindings or aw.exempt(a.kind.group, a.kind.resource):
-            return
+            return [], {}
         by_policy: dict[str, list[Obj]] = {}
         for bname in sorted(bindings):
             b = bindings[bname]
@@ -225,14 +235,34 @@ class ValidatingAdmissionPolicy(RequestMatching, Plugin):
             if pname in policies:
                 by_policy.setdefault(pname, []).append(b)
         if not by_policy:
-            return
+            return [], {}
         req = self._request(a)
-        # a cheap test before reading anything: some policy's rules take the operation and resource
         candidates = [policies[p] for p in sorted(by_policy)
                       if aw.rules_match(ap.as_hook(p, cp_constraints(policies[p])), req)
                       or aw.may_match_equivalent(ap.as_hook(p, cp_constraints(policies[p])), req)]
+        return candidates, by_policy
+
+    async def _namespace_object(self, a: Attributes) -> Obj | None:
+        """The request's Namespace (none for cluster-scoped objects and for Namespaces themselves)."""
+        if not a.namespace or (a.kind.group == "" and a.kind.resource == "namespaces") or self._ns_kind is None:
+            return None
+        return ap.namespace_object(await self.objects.try_get(self._ns_kind, None, a.namespace))
+
+
+class ValidatingAdmissionPolicy(PolicyPlugin):
+    name = "ValidatingAdmissionPolicy"
+    policy_resource = "validatingadmissionpolicies"
+    binding_resource = "validatingadmissionpolicybindings"
+
+    def compile(self, obj: Obj) -> ap.CompiledPolicy:
+        return _compile(obj)
+
+    # -- the plugin --------------------------------------------------------------------------------------
+    async def validate(self, a: Attributes, obj: Obj | None, old: Obj | None) -> None:
+        candidates, by_policy = await self._candidates(a)
         if not candidates:
             return
+        req = self._request(a)
         if a.operation == "DELETE" and old is None and not a.subresource:
             old = await self.objects.try_get(a.kind, a.namespace or None, a.name)
             if old is None:
@@ -318,12 +348,6 @@ class ValidatingAdmissionPolicy(RequestMatching, Plugin):
             for err in outcome.annotation_errors:
                 denials.append(_Denial(cp.name, bname, err))
 
-    async def _namespace_object(self, a: Attributes) -> Obj | None:
-        """The request's Namespace (none for cluster-scoped objects and for Namespaces themselves)."""
-        if not a.namespace or (a.kind.group == "" and a.kind.resource == "namespaces") or self._ns_kind is None:
-            return None
-        return ap.namespace_object(await self.objects.try_get(self._ns_kind, None, a.namespace))
-
 
 def cp_constraints(cp: ap.CompiledPolicy) -> Obj | None:
     mc = cp.spec.get("matchConstraints")
@@ -340,4 +364,4 @@ def _compile(obj: Obj) -> ap.CompiledPolicy:
         return cp
 
 
-__all__ = ["ValidatingAdmissionPolicy"]
+__all__ = ["PolicyPlugin", "ValidatingAdmissionPolicy", "cp_constraints"]

@@ -566,6 +566,26 @@ class ValidatingAdmissionPolicyBindingStrategy(Strategy):
     )
 
 
+class MutatingAdmissionPolicyStrategy(Strategy):
+    group, kind = "admissionregistration.k8s.io", "MutatingAdmissionPolicy"
+    generation = True
+    table = Table(
+        NAME,
+        Column("Mutations", "integer",
+               doc="Mutation indicates the number of mutations rules defined in this configuration",
+               cell=lambda r: len(spec_of(r.obj).get("mutations") or [])),
+        Column("ParamKind", doc="ParamKind specifies the kind of resources used to parameterize this policy",
+               cell=_param_kind),
+        AGE,
+    )
+
+
+class MutatingAdmissionPolicyBindingStrategy(Strategy):
+    group, kind = "admissionregistration.k8s.io", "MutatingAdmissionPolicyBinding"
+    generation = True
+    table = ValidatingAdmissionPolicyBindingStrategy.table
+
+
 # --- events.k8s.io ---
 
 class EventsEventStrategy(Strategy):
@@ -607,4 +627,5 @@ STRATEGIES: list[type[Strategy]] = [
     ClusterRoleBindingStrategy, LeaseStrategy, PriorityClassStrategy, RuntimeClassStrategy,
     MutatingWebhookConfigurationStrategy, ValidatingWebhookConfigurationStrategy, EventsEventStrategy,
     ValidatingAdmissionPolicyStrategy, ValidatingAdmissionPolicyBindingStrategy,
+    MutatingAdmissionPolicyStrategy, MutatingAdmissionPolicyBindingStrategy,
 ]
