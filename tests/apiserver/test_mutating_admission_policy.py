@@ -30,6 +30,11 @@ SIDECAR = """Object{
     ]
   }
 }"""
+# (docs/admission-policies.md)
+ANNOTATE = """has(object.metadata.annotations)
+? [JSONPatch{op: "add", path: "/metadata/annotations/" + jsonpatch.escapeKey("mesh.example.com/injected"),
+             value: "true"}]
+: [JSONPatch{op: "add", path: "/metadata/annotations", value: {"mesh.example.com/injected": "true"}}]"""
 
 
 def apply_configuration(expr: str) -> Obj:
@@ -92,7 +97,8 @@ def _deploys(ns: str) -> str:
 
 async def test_apply_configuration_sets_a_label_and_adds_a_sidecar(api: TestClient) -> None:
     # kube's documentation example (the sidecar), with a label, bound to one namespace
-    await _setup(api, policy("sidecar-policy.example.com", [apply_configuration(LABEL), apply_configuration(SIDECAR)],
+    await _setup(api, policy("sidecar-policy.example.com", [apply_configuration(LABEL), apply_configuration(SIDECAR),
+                                                            json_patch(ANNOTATE)],
                              matchConditions=[{"name": "does-not-already-have-sidecar",
                                                "expression": "!has(object.spec.initContainers) || "
                                                              "!object.spec.initContainers.exists(ic, "
@@ -103,6 +109,7 @@ async def test_apply_configuration_sets_a_label_and_adds_a_sidecar(api: TestClie
     status, body = await _post(api, _pods("test"), pod("web", {"app": "web"}))
     assert status == 201, body
     assert body["metadata"]["labels"] == {"app": "web", "mutated": "true"}
+    assert body["metadata"]["annotations"] == {"mesh.example.com/injected": "true"}
     [sidecar] = body["spec"]["initContainers"]
     assert (sidecar["name"], sidecar["image"], sidecar["restartPolicy"]) == ("mesh-proxy", "mesh/proxy:v1.0.0", "Always")
     # the mutated pod is defaulted and validated as any write
@@ -282,6 +289,8 @@ def test_kubectl_and_the_python_client(tmp_path: Any) -> None:
         p = server.kubectl("get", "mutatingadmissionpolicies")
         assert p.stdout.split("\n")[0].split() == ["NAME", "MUTATIONS", "PARAMKIND", "AGE"]
         assert p.stdout.split("\n")[1].split()[:3] == ["label.example.com", "1", "<unset>"]
+        p = server.kubectl("explain", "mutatingadmissionpolicies.spec.reinvocationPolicy")
+        assert "FIELD: reinvocationPolicy <string>" in p.stdout
         with server.client() as c:
             admission = client.AdmissionregistrationV1Api(c)
             got = admission.read_mutating_admission_policy("label.example.com")
