@@ -80,6 +80,8 @@ class MutatingAdmissionPolicy(PolicyPlugin):
         if a.operation not in ("CREATE", "UPDATE", "CONNECT") or not obj:
             return
         candidates, by_policy = await self._candidates(a)
+        if not candidates:
+            return
         # kube's policyReinvokeContext: the IfNeeded invocations run since the object last changed,
         # those to run again in the chain's second run, and the object as this plugin left it
         state = a.plugin_state.setdefault(self.name, {"invoked": set(), "reinvoke": set(), "last": None})
@@ -87,8 +89,7 @@ class MutatingAdmissionPolicy(PolicyPlugin):
             # a later plugin (a webhook, or a built-in plugin's second run) changed it
             _require_reinvoke(state)
         try:
-            if candidates:
-                await self._admit(a, candidates, by_policy, obj, old, state)
+            await self._admit(a, candidates, by_policy, obj, old, state)
         finally:
             state["last"] = copy.deepcopy(obj)
 
