@@ -45,7 +45,25 @@ SUBRESOURCE_KINDS: dict[str, tuple[str, str, str]] = {
     "scale": ("autoscaling", "v1", "Scale"),
     "binding": ("", "v1", "Binding"),
 }
+# the options object a CONNECT request carries (the connecters' ``NewConnectOptions``: kube's
+# request scope takes its kind from them), by parent resource and subresource
+CONNECT_KINDS: dict[tuple[str, str, str], tuple[str, str, str]] = {
+    ("", "pods", "exec"): ("", "v1", "PodExecOptions"),
+    ("", "pods", "attach"): ("", "v1", "PodAttachOptions"),
+    ("", "pods", "portforward"): ("", "v1", "PodPortForwardOptions"),
+    ("", "pods", "proxy"): ("", "v1", "PodProxyOptions"),
+    ("", "services", "proxy"): ("", "v1", "ServiceProxyOptions"),
+    ("", "nodes", "proxy"): ("", "v1", "NodeProxyOptions"),
+}
 OPTIONS_KINDS = {"CREATE": "CreateOptions", "UPDATE": "UpdateOptions", "DELETE": "DeleteOptions"}
+
+
+def subresource_kind(group: str, resource: str, subresource: str) -> tuple[str, str, str] | None:
+    """(group, version, kind) of the object a request on ``resource/subresource`` carries where it
+    is not the parent's (a Scale, an Eviction, a CONNECT's options); None for the parent's own."""
+    if not subresource:
+        return None
+    return CONNECT_KINDS.get((group, resource, subresource)) or SUBRESOURCE_KINDS.get(subresource)
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,8 +195,10 @@ def object_selector_matches(hook: Hook, obj: Obj | None, old: Obj | None) -> boo
     sel = hook.webhook.get("objectSelector")
     if selector_is_empty(sel):
         return True
-    return any(o is not None and selector_matches(sel, (o.get("metadata") or {}).get("labels") or {})
-               for o in (obj, old))
+    # an object without metadata (a CONNECT's options) has no labels to match: kube's
+    # meta.Accessor fails on it and the selector does not match
+    return any(o is not None and isinstance(o.get("metadata"), dict)
+               and selector_matches(sel, o["metadata"].get("labels") or {}) for o in (obj, old))
 
 
 # --------------------------------------------------------------------------- the review

@@ -36,6 +36,12 @@ client as it is, as kube's proxy passes a failed upgrade through. kubectl's SPDY
 (:mod:`.spdyproxy`); any other request is passed to the kubelet as a plain request and its
 answer returned.
 
+``exec``, ``attach``, ``portforward`` and ``nodes/proxy`` are CONNECT requests: as kube's
+``ConnectResource``, a ``dryRun`` parameter is a 400, then the options object (``PodExecOptions``,
+..., ``NodeProxyOptions``) passes admission (mutating, then validating; :func:`admit_connect`)
+before the pod or node is read, and what mutating admission left in it is what is used.
+``pods/log`` is a read, without admission.
+
 The connection settings (:class:`KubeletConnection`) come from the composition root
 (``cli/process.py``), which sets ``ResourceAPI.kubelet``; without them (an API server started
 without its PKI, as in-process tests do) these requests are ``503 ServiceUnavailable``.
@@ -252,7 +258,7 @@ async def serve(api: ResourceAPI, ctx: Ctx, kind: KindInfo, ns: str | None, name
     """``pods/{name}/log`` (GET) and ``nodes/{name}/proxy/...`` (any method)."""
     if kind.kind == "Pod":
         return await pod_log(api, ctx, kind, ns, name)
-    return await node_proxy(api, ctx, name)
+    return await node_proxy(api, ctx, kind, name)
 
 
 async def pod_log(api: ResourceAPI, ctx: Ctx, kind: KindInfo, ns: str | None, name: str) -> web.StreamResponse:
@@ -287,8 +293,21 @@ async def pod_log(api: ResourceAPI, ctx: Ctx, kind: KindInfo, ns: str | None, na
             return resp
 
 
-async def node_proxy(api: ResourceAPI, ctx: Ctx, name: str) -> web.StreamResponse:
+async def node_proxy(api: ResourceAPI, ctx: Ctx, kind: KindInfo, name: str) -> web.StreamResponse:
     req = ctx.request
+    refuse_dry_run(ctx)
+    raw = req.raw_path.split("?", 1)[0]
+    marker = f"/nodes/{name}/proxy"
+    idx = raw.find(marker)
+    sub_path = raw[idx + len(marker):] if idx >= 0 else ""
+    # kube's NodeProxyOptions: the path after .../proxy, with a leading slash when not empty
+    opts: Obj = {"kind": "NodeProxyOptions", "apiVersion": "v1"}
+    if sub_path.strip("/") or sub_path == "/":
+        opts["path"] = sub_path if sub_path.startswith("/") else "/" + sub_path
+    await admit_connect(api, ctx, kind, "", name, "proxy", opts)
+    path = opts.get("path")
+    if path is not None and not isinstance(path, str):
+        raise _options_error(opts, "path", "string")
     node_name, port_req = name, ""
     if ":" in name:  # kube accepts "name:port" and "scheme:name:port"
         parts = name.split(":")
@@ -301,10 +320,7 @@ async def node_proxy(api: ResourceAPI, ctx: Ctx, name: str) -> web.StreamRespons
     if port_req and port_req != str(port):
         raise errors.service_unavailable(f"k8py proxies nodes/proxy to the kubelet's port ({port}) only, not to "
                                          f"port {port_req}")
-    raw = req.raw_path.split("?", 1)[0]
-    marker = f"/nodes/{name}/proxy"
-    idx = raw.find(marker)
-    path = raw[idx + len(marker):] if idx >= 0 else "/"
+    path = path or "/"
     if not path.startswith("/"):
         path = "/" + path
     url = _url(host, port, path, req.query_string)
@@ -328,23 +344,89 @@ MAX_STREAM_MESSAGE = 16 * 1024 * 1024
 _KUBELET_PATH = {"exec": "exec", "attach": "attach", "portforward": "portForward"}
 
 
-def stream_params(sub: str, query: Any) -> tuple[str, list[tuple[str, str]]]:
-    """(container, the kubelet's query) from a streaming request's options, as kube's
-    ``streamParams``: the streams asked for as ``=1``, the command's words, the ports."""
-    params: list[tuple[str, str]] = []
+_OPTIONS_KINDS = {"exec": "PodExecOptions", "attach": "PodAttachOptions", "portforward": "PodPortForwardOptions"}
+
+
+def connect_options(sub: str, query: Any) -> Obj:
+    """The v1 options object of a streaming request, decoded from its query as kube's parameter
+    codec decodes it (``PodExecOptions``: the streams -- stdout and stderr true unless the query
+    says otherwise --, ``tty``, ``container``, ``command``; ``PodAttachOptions`` the same without
+    a command; ``PodPortForwardOptions``' ``ports``, each a number: else 400). This is the object
+    admission sees (and a mutating webhook may change) before the kubelet is called."""
+    opts: Obj = {"kind": _OPTIONS_KINDS[sub], "apiVersion": "v1"}
     if sub == "portforward":
-        ports = [p for v in query.getall("ports", []) for p in v.split(",") if p.strip()]
-        for p in ports:
-            _go_int64(p.strip())  # kube decodes []int32: a word that is no number is a 400
+        ports = [p.strip() for v in query.getall("ports", []) for p in v.split(",") if p.strip()]
         if ports:
-            params.append(("port", ",".join(p.strip() for p in ports)))  # kube's api.PortHeader
-        return "", params
+            opts["ports"] = [_go_int64(p) for p in ports]  # kube decodes []int32: a word is a 400
+        return opts
     for p, default in (("stdin", False), ("stdout", True), ("stderr", True), ("tty", False)):
         if _query_bool(query, p, default):
-            params.append((p, "1"))
+            opts[p] = True  # Go's omitempty: false is left out
+    if query.get("container"):
+        opts["container"] = query["container"]
     if sub == "exec":
-        params.extend(("command", c) for c in query.getall("command", []))
-    return query.get("container", ""), params
+        opts["command"] = list(query.getall("command", [])) or None  # `json:"command"`: null when empty
+    return opts
+
+
+def _options_error(opts: Obj, field: str, go_type: str) -> errors.StatusError:
+    value = opts.get(field)
+    what = {bool: "bool", str: "string", int: "number", float: "number", list: "array", dict: "object"}.get(
+        type(value), "value")
+    return errors.internal_error(f"json: cannot unmarshal {what} into Go struct field {opts.get('kind')}.{field} of "
+                                 f"type {go_type}")
+
+
+def options_params(sub: str, opts: Obj) -> tuple[str, list[tuple[str, str]]]:
+    """(container, the kubelet's query) from the options as admission left them, as kube's
+    ``streamParams``: the streams asked for as ``=1``, the command's words, the ports. A field
+    of the wrong type (a webhook's patch) is the 500 kube answers when it cannot decode it."""
+    params: list[tuple[str, str]] = []
+    if sub == "portforward":
+        ports = opts.get("ports")
+        if ports is not None and (not isinstance(ports, list) or any(
+                not isinstance(p, int) or isinstance(p, bool) or not -(1 << 31) <= p < (1 << 31) for p in ports)):
+            raise _options_error(opts, "ports", "[]int32")
+        if ports:
+            params.append(("port", ",".join(str(p) for p in ports)))  # kube's api.PortHeader
+        return "", params
+    for p in ("stdin", "stdout", "stderr", "tty"):
+        v = opts.get(p)
+        if v is not None and not isinstance(v, bool):
+            raise _options_error(opts, p, "bool")
+        if v:
+            params.append((p, "1"))
+    container = opts.get("container")
+    if container is not None and not isinstance(container, str):
+        raise _options_error(opts, "container", "string")
+    if sub == "exec":
+        command = opts.get("command")
+        if command is not None and (not isinstance(command, list) or not all(isinstance(c, str) for c in command)):
+            raise _options_error(opts, "command", "[]string")
+        params.extend(("command", c) for c in command or ())
+    return container or "", params
+
+
+def stream_params(sub: str, query: Any) -> tuple[str, list[tuple[str, str]]]:
+    """(container, the kubelet's query) straight from a streaming request's query."""
+    return options_params(sub, connect_options(sub, query))
+
+
+async def admit_connect(api: ResourceAPI, ctx: Ctx, kind: KindInfo, ns: str, name: str, sub: str,
+                        opts: Obj) -> None:
+    """Admission of a CONNECT (kube's ``ConnectResource``): the mutating phase, then the
+    validating one, with ``opts`` (the options object) as the request's object and no old one,
+    before anything else is read or dialled; a plugin's refusal is the answer. What a mutating
+    webhook changes in ``opts`` is what the request goes on with, as in kube."""
+    a = api.admission_attributes(ctx, "CONNECT", kind, ns, name, False, sub)
+    await api.admission.mutate(a, opts, None)
+    await api.admission.validate(a, opts, None)
+
+
+def refuse_dry_run(ctx: Ctx) -> None:
+    """kube's ConnectResource answers any ``dryRun`` parameter with a 400 before it looks further."""
+    if "dryRun" in ctx.query:
+        raise errors.bad_request("dryRun is not supported")
 
 
 def is_websocket(req: web.Request) -> bool:
@@ -356,12 +438,15 @@ async def serve_stream(api: ResourceAPI, ctx: Ctx, kind: KindInfo, ns: str | Non
                        sub: str) -> web.StreamResponse:
     """``pods/{name}/exec``, ``attach``, ``portforward`` (GET or POST)."""
     req = ctx.request
+    refuse_dry_run(ctx)
+    opts = connect_options(sub, ctx.query)
+    await admit_connect(api, ctx, kind, ns or "", name, sub, opts)
     websocket = is_websocket(req)
     if websocket and ctx.info.verb == "get":
         # a WebSocket upgrade is a GET, authorized as get by the pipeline; kube also requires
-        # create on the subresource (what the SPDY POST needs)
+        # create on the subresource (what the SPDY POST needs), in its Connect: after admission
         api.authorize_create(ctx)
-    container, params = stream_params(sub, ctx.query)
+    container, params = options_params(sub, opts)
     pod = await api.objects.get(kind, ns, name)
     if sub != "portforward":
         container = choose_container(pod, container)

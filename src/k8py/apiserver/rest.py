@@ -425,7 +425,8 @@ class ResourceAPI:
             await strat.after_delete(kind, obj)
 
     async def prepare_update(self, ctx: Ctx, kind: KindInfo, new: Obj, current: Obj, manager: str,
-                             dry: bool, *, operation: str = "Update", subresource: str = "") -> Obj:
+                             dry: bool, *, operation: str = "Update", subresource: str = "",
+                             scale: Obj | None = None) -> Obj:
         new["apiVersion"], new["kind"] = kind.api_version, kind.kind
         meta = new.setdefault("metadata", {})
         if kind.namespaced:
@@ -450,9 +451,12 @@ class ResourceAPI:
             await self.admission.mutate(attrs, new, current)
             errs = strat.validate_subresource_update(kind, subresource, new, current)
         else:
+            if subresource == "scale":
+                await self.admit_scale(attrs, kind, new, current, scale)
             strat.prepare_for_update(kind, new, current)
             defaults.set_defaults(kind, new)
-            await self.admission.mutate(attrs, new, current)
+            if subresource != "scale":
+                await self.admission.mutate(attrs, new, current)
             if not subresource:
                 self.confirm_no_escalation(ctx, kind, new, current)
                 await strat.begin_write(kind, new, current, dry)
@@ -460,7 +464,12 @@ class ResourceAPI:
         ctx.warnings.extend(strat.validation_warnings(kind, new))
         if errs:
             raise errors.invalid_error(kind.kind, kind.group, meta["name"], errs)
-        await self.admission.validate(attrs, new, current)
+        if subresource == "scale":
+            # kube's toScaleUpdateValidation: the validating phase sees the Scales of the parent
+            # as it will be written and as it is
+            await self.admission.validate(attrs, self.to_scale(kind, new), self.to_scale(kind, current))
+        else:
+            await self.admission.validate(attrs, new, current)
         node = strat.fields_schema(kind)
         if operation == "Update":
             if "managedFields" not in meta and old_meta.get("managedFields") is not None:
@@ -837,18 +846,37 @@ class ResourceAPI:
 
     async def apply_scale(self, ctx: Ctx, kind: KindInfo, current: Obj, scale: Obj, manager: str,
                           dry: bool) -> Obj:
+        """An update or patch of ``/scale``: ``scale`` is the new Scale (the body, or the current
+        Scale patched); admission and its checks follow in :meth:`prepare_update`."""
         replicas = (scale.get("spec") or {}).get("replicas")
+        if replicas is not None and (not isinstance(replicas, int) or isinstance(replicas, bool)):
+            raise errors.bad_request("json: cannot unmarshal into Go struct field ScaleSpec.spec.replicas of "
+                                     "type int32")
+        # the Scale as kube decodes it into its type (other fields are dropped)
+        decoded: Obj = {k: copy.deepcopy(scale[k]) for k in ("metadata", "spec", "status")
+                        if isinstance(scale.get(k), dict)}
+        decoded["kind"], decoded["apiVersion"] = "Scale", "autoscaling/v1"
+        return await self.prepare_update(ctx, kind, copy.deepcopy(current), current, manager, dry,
+                                         subresource="scale", scale=decoded)
+
+    async def admit_scale(self, attrs: Attributes, kind: KindInfo, new: Obj, current: Obj, scale: Obj | None) -> None:
+        """The mutating phase of a ``/scale`` write, as kube's ``scaleUpdatedObjectInfo``: admission
+        sees the new Scale (``scale``, else the one of ``new``) and the current one (kind
+        ``autoscaling/v1 Scale``); the Scale it leaves is validated (``ValidateScale``) and its
+        replicas are set on ``new``, the parent to be written."""
+        new_scale = scale if scale is not None else self.to_scale(kind, new)
+        await self.admission.mutate(attrs, new_scale, self.to_scale(kind, current))
+        replicas = (new_scale.get("spec") or {}).get("replicas")
         if replicas is None:
             replicas = 0
         if not isinstance(replicas, int) or isinstance(replicas, bool):
-            raise errors.bad_request("json: cannot unmarshal into Go struct field ScaleSpec.spec.replicas of "
-                                     "type int32")
+            # a webhook's patch that does not decode into a Scale: kube's internal error
+            raise errors.internal_error("json: cannot unmarshal into Go struct field ScaleSpec.spec.replicas of "
+                                        "type int32")
         if replicas < 0:
             raise errors.invalid_error("Scale", "autoscaling", current["metadata"]["name"], [
                 errors.invalid("spec.replicas", replicas, "must be greater than or equal to 0")])
-        new = copy.deepcopy(current)
         self.strategies.for_kind(kind).set_spec_replicas(kind, new, replicas)
-        return await self.prepare_update(ctx, kind, new, current, manager, dry, subresource="scale")
 
     async def bind(self, ctx: Ctx, kind: KindInfo, ns: str | None, name: str) -> web.Response:
         raw = await options.read_body(ctx.request)

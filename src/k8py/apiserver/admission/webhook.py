@@ -31,6 +31,9 @@ or (mutating ones) with a JSON patch.
   ``authorizer`` (checks asked of the server's authorizer as the requesting user): a false
   condition skips the webhook; errors follow ``failurePolicy`` (``Fail``: kube's 403
   ``... is forbidden: expression '...' resulted in error: ...``; ``Ignore``: skipped).
+- A subresource whose object is of another kind is sent as that kind, never converted nor
+  defaulted as the parent: a ``/scale`` write's Scales (``autoscaling/v1``), an Eviction, a
+  CONNECT's options (``PodExecOptions``...; :func:`k8py.api.admissionwebhook.subresource_kind`).
 - Never called for the webhook and policy configurations themselves (kube's exemption), and not
   for the review kinds (TokenReview, SubjectAccessReview...), which do not pass admission.
 """
@@ -145,8 +148,9 @@ class RequestMatching:
                   old: Obj | None) -> Obj:
         """``object``, ``oldObject`` and ``request`` of an admission expression, in the version
         ``via`` through which the rules took the request (kube's VersionedAttributes)."""
-        asked = aw.SUBRESOURCE_KINDS.get(a.subresource, (a.kind.group, a.kind.version, a.kind.kind))
-        if (via.group, via.version) == (a.kind.group, a.kind.version) or a.subresource in aw.SUBRESOURCE_KINDS:
+        own = _object_kind(a)
+        asked = own or (a.kind.group, a.kind.version, a.kind.kind)
+        if (via.group, via.version) == (a.kind.group, a.kind.version) or own is not None:
             vreq, kind = req, asked
         else:
             vreq = aw.Request(req.operation, via.group, via.version, via.resource, req.subresource, req.namespace)
@@ -227,6 +231,13 @@ def _field_requirements(selector: Any) -> tuple[tuple[str, str, str], ...]:
     except SelectorError:
         return ()
     return tuple((r.field, r.operator, r.value) for r in sel.requirements)
+
+
+def _object_kind(a: Attributes) -> tuple[str, str, str] | None:
+    """The kind of the request's object where it is not the resource's: a Scale, an Eviction, a
+    CONNECT's options (``PodExecOptions``...); such an object is sent as it is, never converted
+    to another version of the parent nor defaulted as the parent."""
+    return aw.subresource_kind(a.kind.group, a.kind.resource, a.subresource)
 
 
 def forbidden(a: Attributes, why: str) -> errors.StatusError:
@@ -354,8 +365,9 @@ class _Webhooks(RequestMatching, Plugin):
         """One call; raises ``aw.CallError`` when it fails (the failurePolicy decides). ``via``:
         the equivalent version the rules matched (``obj``, ``old`` and ``req`` are in it)."""
         uid = str(uuid.uuid4())
-        asked = aw.SUBRESOURCE_KINDS.get(a.subresource, (a.kind.group, a.kind.version, a.kind.kind))
-        kind = asked if via is None else aw.SUBRESOURCE_KINDS.get(a.subresource, (via.group, via.version, via.kind))
+        own = _object_kind(a)
+        asked = own or (a.kind.group, a.kind.version, a.kind.kind)
+        kind = asked if via is None else own or (via.group, via.version, via.kind)
         review = aw.review_request(hook, uid, req, kind, a.name, a.user, obj, old, a.dry_run,
                                    request_kind=asked, request=self._request(a))
         timeout = int(hook.timeout)
@@ -424,7 +436,7 @@ class _Webhooks(RequestMatching, Plugin):
     def _in(via: KindInfo, a: Attributes, obj: Obj | None, old: Obj | None) -> tuple[Obj | None, Obj | None]:
         """``obj`` and ``old`` as the webhook takes them: converted to ``via``'s version when the
         rules matched another version than the request's (not for subresources of another kind)."""
-        if (via.group, via.version) == (a.kind.group, a.kind.version) or a.subresource in aw.SUBRESOURCE_KINDS:
+        if (via.group, via.version) == (a.kind.group, a.kind.version) or _object_kind(a) is not None:
             return obj, old
         return (convert_to(obj, via) if obj is not None else None), (convert_to(old, via) if old is not None else None)
 
@@ -534,7 +546,7 @@ class MutatingAdmissionWebhook(_Webhooks):
             raise errors.internal_error(e.message) from None
         except conversion.ConversionError as e:
             raise errors.internal_error(str(e)) from None
-        if not a.subresource or a.subresource not in aw.SUBRESOURCE_KINDS:
+        if _object_kind(a) is None:
             # kube decodes the patched object into its type and defaults it
             defaults.set_defaults(a.kind, patched)
         if patched == obj:
