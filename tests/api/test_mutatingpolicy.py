@@ -144,6 +144,33 @@ def test_json_patch_operations_and_their_errors() -> None:
                             '"Object.spec.selector", which matches field name path from root Object type')
 
 
+def test_initializers_fields_are_read_tested_and_compared() -> None:
+    # kube's "JSONPatch patch type has field access / testing / equality"
+    out = run("""[JSONPatch{op: "add", path: "/metadata/labels", value: {
+        "op": JSONPatch{op: "opValue"}.op, "path": JSONPatch{path: "pathValue"}.path,
+        "value": string(JSONPatch{value: "valueValue"}.value),
+        "op-set": string(has(JSONPatch{op: "x"}.op)), "op-unset": string(has(JSONPatch{}.op)),
+        "same": string(JSONPatch{op: "add", value: 1} == JSONPatch{op: "add", value: 1}),
+        "different": string(JSONPatch{op: "add"} == JSONPatch{op: "remove"})}}]""", "JSONPatch", deployment())
+    assert out["metadata"]["labels"] == {"op": "opValue", "path": "pathValue", "value": "valueValue",
+                                         "op-set": "true", "op-unset": "false", "same": "true", "different": "false"}
+
+
+def test_a_json_patch_result_is_decoded_strictly() -> None:
+    from k8py.api import errors
+
+    with pytest.raises(errors.StatusError) as e:
+        run('[JSONPatch{op: "add", path: "/spec/template/spec/containers/-", value: '
+            'Object.spec.template.spec.containers{name: "x", ports: '
+            '[Object.spec.template.spec.containers.ports{containerPortZ: 8080}]}}]', "JSONPatch", deployment())
+    assert (e.value.code, e.value.message) == (500, ('Internal error occurred: strict decoding error: unknown field '
+                                                    '"spec.template.spec.containers[1].ports[0].containerPortZ"'))
+    with pytest.raises(errors.StatusError) as e:
+        run('[JSONPatch{op: "replace", path: "/spec/replicas", value: "three"}]', "JSONPatch", deployment())
+    assert e.value.message == ("Internal error occurred: json: cannot unmarshal string into Go struct field "
+                               "DeploymentSpec.spec.replicas of type int32")
+
+
 def test_a_failing_expression_is_kubes_runtime_error() -> None:
     from k8py.api import cel
 

@@ -18,7 +18,9 @@ package) and the mutation library of its CEL environment (``k8s.io/apiserver/pkg
   server-side apply's merge rules (:func:`k8py.api.managedfields.merge_apply_configuration`: a
   field the schema lacks and an atomic list, map or struct in the configuration are kube's
   errors), a JSON patch applied with k8py's JSON patch (:func:`k8py.api.patch.json_patch`; a
-  failed ``test`` leaves the object as it was, as kube's).
+  failed ``test`` leaves the object as it was, as kube's) and its result decoded strictly into
+  the kind (:mod:`k8py.api.fieldcheck`: a field the kind lacks is kube's 500 ``strict decoding
+  error: unknown field "..."``).
 
 Not done: the CEL cost budget; an initializer's fields are not checked against the kind's schema
 when the policy is written (kube neither: they fail when the configuration is merged).
@@ -31,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from k8py.api import admissionpolicy as ap
-from k8py.api import cel, errors, managedfields, patch
+from k8py.api import cel, errors, fieldcheck, managedfields, patch
 from k8py.api.schema import SchemaNode
 
 Obj = dict[str, Any]
@@ -167,6 +169,11 @@ def _rewrite(expr: str, toks: list[_Tok], for_check: bool, names: list[str]) -> 
     pos = 0  # next offset of the user's text to copy
     length = 0
     name_at = {j: i for i, (j, _) in opens.items()}  # first token of a name -> its "{"
+    close_of = {at: i for i, at in closes.items()}
+    # an initializer whose field is read (``JSONPatch{op: "add"}.op``): to check, it is dyn (an
+    # abstract type has no fields), as the run's map has them
+    selected = {i for i, c in close_of.items() if for_check and c + 1 < len(toks) and toks[c + 1].text == "."}
+    wrapped_closes = {close_of[i] for i in selected}
 
     def emit(orig_start: int, text: str, orig_end: int) -> None:
         nonlocal pos, length
@@ -186,13 +193,13 @@ def _rewrite(expr: str, toks: list[_Tok], for_check: bool, names: list[str]) -> 
             brace = name_at[i]
             name = opens[brace][1]
             call = f"__k8py_t{names.index(name)}({{" if for_check else f"{_RUN_FN}({_quote(name)}, {{"
-            emit(t.start, call, toks[brace].end)
+            emit(t.start, ("dyn(" + call) if brace in selected else call, toks[brace].end)
             i = brace + 1
             continue
         if i in field_toks:
             emit(t.start, _quote(t.text), t.end)
         elif i in closes:
-            emit(t.start, "})", t.end)
+            emit(t.start, "}))" if i in wrapped_closes else "})", t.end)
         i += 1
     segments.append((length, length + len(expr) - pos, pos, False))
     out.append(expr[pos:])
@@ -502,13 +509,16 @@ def apply_mutation(m: Mutation, value: Any, obj: Obj, node: SchemaNode | None) -
     if m.patch_type == JSON_PATCH:
         ops = json_patch_operations(value)
         try:
-            return patch.json_patch(obj, ops)
+            patched = patch.json_patch(obj, ops)
         except errors.StatusError as e:
             causes = (e.details or {}).get("causes") or []
             why = str(causes[0].get("message") or "") if causes else e.message
             if why.endswith(": test failed"):
                 return obj  # a failed test: the patch is not applied, and that is no error
             raise MutationError(f"JSON Patch: {why}") from None
+        if node is not None:
+            _decode_strictly(patched, obj, node)
+        return patched
     if not isinstance(value, dict) or value.get(TYPE_KEY) != "Object":
         raise MutationError(f"unsupported return type from ApplyConfiguration expression: {type(value).__name__}")
     err = type_mismatch(value)
@@ -521,6 +531,18 @@ def apply_mutation(m: Mutation, value: Any, obj: Obj, node: SchemaNode | None) -
         return managedfields.merge_apply_configuration(obj, config, node)
     except ValueError as e:
         raise MutationError(f"error applying patch: {e}") from None
+
+
+def _decode_strictly(patched: Obj, before: Obj, node: SchemaNode) -> None:
+    """kube decodes a JSON patch's result strictly into the kind's type: a value the type cannot
+    hold, or a field it lacks (one the patch added), is a 500 whatever the failure policy."""
+    bad = fieldcheck.type_errors(patched, node)
+    if bad:
+        raise errors.internal_error(bad[0])
+    had = set(fieldcheck.unknown_fields(before, node))
+    unknown = [u for u in fieldcheck.unknown_fields(patched, node) if u not in had]
+    if unknown:
+        raise errors.internal_error("strict decoding error: " + ", ".join(unknown))
 
 
 __all__ = [
