@@ -282,3 +282,42 @@ async def test_a_scale_write_is_reviewed_as_a_scale(api: TestClient, hooks: Webh
     assert (r.status, body["reason"]) == (422, "Invalid"), body
     assert body["message"] == ('Scale.autoscaling "d" is invalid: spec.replicas: Invalid value: -1: must be greater '
                                "than or equal to 0")
+
+
+async def test_a_mutating_admission_policy_changes_exec_options_and_scales(
+        api: TestClient, hooks: WebhookThread) -> None:
+    """A MutatingAdmissionPolicy (CONNECT may be mutated, as kube's) patches the options and a
+    Scale as they are: no field of the parent kind is added to them."""
+    await _configure(api, hooks, [*CONNECT_RULES, *SCALE_RULES], mutating=False)
+    for plural, obj in (
+            ("mutatingadmissionpolicies", {
+                "apiVersion": V, "kind": "MutatingAdmissionPolicy", "metadata": {"name": "tame"},
+                "spec": {"matchConstraints": {"resourceRules": [
+                    {"operations": ["CONNECT"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods/exec"]},
+                    {"operations": ["UPDATE"], "apiGroups": ["apps"], "apiVersions": ["v1"],
+                     "resources": ["deployments/scale"]}]},
+                    "reinvocationPolicy": "Never",
+                    "mutations": [{"patchType": "JSONPatch", "jsonPatch": {"expression": (
+                        "request.subResource == 'exec' ? [JSONPatch{op: 'replace', path: '/command', "
+                        "value: ['echo', 'policy']}] : [JSONPatch{op: 'replace', path: '/spec/replicas', "
+                        "value: 2}]")}}]}}),
+            ("mutatingadmissionpolicybindings", {
+                "apiVersion": V, "kind": "MutatingAdmissionPolicyBinding", "metadata": {"name": "tame"},
+                "spec": {"policyName": "tame"}})):
+        r = await api.post(f"{AR}/{plural}", json=obj)
+        assert r.status == 201, await r.text()
+    await _pod(api)
+    r = await api.post(f"{PODS}/p/exec?command=rm&stdout=true")
+    assert r.status == 400, await r.text()  # admitted: the validating webhook saw no rm
+    assert _reviews(hooks, "/validate")[-1]["object"] == {"kind": "PodExecOptions", "apiVersion": "v1",
+                                                          "stdout": True, "stderr": True,
+                                                          "command": ["echo", "policy"]}
+    r = await api.post(DEPLOYS, json=_deployment("m", 1))
+    assert r.status == 201, await r.text()
+    r = await api.patch(f"{DEPLOYS}/m/scale", data=b'{"spec":{"replicas":8}}',
+                        headers={"Content-Type": "application/merge-patch+json"})
+    body = await r.json()
+    assert (r.status, body["spec"]["replicas"]) == (200, 2), body
+    seen = _reviews(hooks, "/validate")[-1]["object"]
+    assert (seen["kind"], seen["spec"], sorted(seen)) == ("Scale", {"replicas": 2},
+                                                          ["apiVersion", "kind", "metadata", "spec", "status"])

@@ -214,9 +214,9 @@ def _param_key(param: Obj | None) -> str:
 
 
 def _in_version(via: KindInfo, a: Attributes) -> KindInfo | None:
-    """The kind the mutated object is in (None: a subresource of another kind, a Scale, which is
-    not defaulted)."""
-    if a.subresource in aw.SUBRESOURCE_KINDS:
+    """The kind the mutated object is in (None: a subresource of another kind, a Scale or a
+    CONNECT's options, which is not defaulted)."""
+    if aw.subresource_kind(a.kind.group, a.kind.resource, a.subresource) is not None:
         return None
     if (via.group, via.version) == (a.kind.group, a.kind.version):
         return a.kind
