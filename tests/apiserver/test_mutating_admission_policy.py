@@ -6,10 +6,16 @@ kinds served to kubectl and the official Python client."""
 
 from __future__ import annotations
 
+import base64
+import json
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+
+from k8py.api import admissionwebhook as aw
+from k8py.apiserver.admission import Attributes
+from k8py.apiserver.admission.webhook import MutatingAdmissionWebhook
 
 Obj = dict[str, Any]
 AR = "/apis/admissionregistration.k8s.io/v1"
@@ -78,7 +84,7 @@ async def _setup(api: TestClient, *objs: Obj) -> None:
         plural = "mutatingadmissionpolicies" if o["kind"] == "MutatingAdmissionPolicy" else \
             "mutatingadmissionpolicybindings"
         status, body = await _post(api, f"{AR}/{plural}", o)
-        assert status == 201, body
+        assert status == 201, body["message"]
 
 
 async def _namespace(api: TestClient, name: str, labels: dict[str, str]) -> None:
@@ -177,6 +183,42 @@ async def test_params_variables_and_a_later_policy_reinvoking_an_earlier_one(api
     assert (status, body["reason"]) == (403, "Forbidden")
     assert body["message"] == ("policy 'b-team' with binding 'b-team' denied request: failed to configure binding: "
                                "no params found for policy binding with `Deny` parameterNotFoundAction")
+
+
+async def test_a_webhook_changing_the_object_reinvokes_if_needed_policies_only(api: TestClient) -> None:
+    # the webhook runs after the policies and sets the label; "copy-if-needed" runs again in the
+    # mutating phase's second run and sees it, "copy-never" does not
+    plugin = api.cp.api.admission.plugin("MutatingAdmissionWebhook")  # type: ignore[attr-defined]
+    assert isinstance(plugin, MutatingAdmissionWebhook)
+
+    async def call(hook: aw.Hook, a: Attributes, req: aw.Request, obj: Obj | None, old: Obj | None,
+                   via: Any = None) -> aw.Result:
+        labels = (obj or {}).get("metadata", {}).get("labels") or {}
+        ops = [] if "team" in labels else [{"op": "add", "path": "/metadata/labels", "value": {"team": "blue"}}]
+        doc = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": {
+            "uid": "u", "allowed": True,
+            **({"patchType": "JSONPatch", "patch": base64.b64encode(json.dumps(ops).encode()).decode()} if ops else {})}}
+        return aw.verify_response("u", hook, doc)
+
+    plugin._call = call  # type: ignore[method-assign]
+    hook = {"apiVersion": V, "kind": "MutatingWebhookConfiguration", "metadata": {"name": "team"}, "webhooks": [{
+        "name": "team.example.com", "clientConfig": {"url": "https://hooks.example.com/m"}, "rules": POD_RULES,
+        "sideEffects": "None", "admissionReviewVersions": ["v1"]}]}
+    status, body = await _post(api, f"{AR}/mutatingwebhookconfigurations", hook)
+    assert status == 201, body["message"]
+
+    def copy(key: str) -> Obj:
+        return apply_configuration(f'Object{{metadata: Object.metadata{{annotations: {{"{key}": '
+                                   "has(object.metadata.labels) && 'team' in object.metadata.labels ? "
+                                   "object.metadata.labels['team'] : 'none'}}}")
+
+    await _setup(api, policy("copy-if-needed", [copy("if-needed")], reinvocationPolicy="IfNeeded"),
+                 binding("copy-if-needed", "copy-if-needed"),
+                 policy("copy-never", [copy("never")]), binding("copy-never", "copy-never"))
+    status, body = await _post(api, _pods("default"), pod("p"))
+    assert status == 201, body
+    assert body["metadata"]["labels"] == {"team": "blue"}
+    assert body["metadata"]["annotations"] == {"if-needed": "blue", "never": "none"}
 
 
 async def test_failure_policy_fail_refuses_and_ignore_admits_unmutated(api: TestClient) -> None:
