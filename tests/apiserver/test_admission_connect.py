@@ -321,3 +321,21 @@ async def test_a_mutating_admission_policy_changes_exec_options_and_scales(
     seen = _reviews(hooks, "/validate")[-1]["object"]
     assert (seen["kind"], seen["spec"], sorted(seen)) == ("Scale", {"replicas": 2},
                                                           ["apiVersion", "kind", "metadata", "spec", "status"])
+
+
+async def test_a_scale_with_another_uid_is_a_conflict(api: TestClient) -> None:
+    """kube's scaleUpdatedObjectInfo: a uid in the Scale is a precondition."""
+    r = await api.post(DEPLOYS, json=_deployment("u", 1))
+    assert r.status == 201, await r.text()
+    scale = await (await api.get(f"{DEPLOYS}/u/scale")).json()
+    uid = scale["metadata"]["uid"]
+    scale["metadata"]["uid"] = "00000000-0000-0000-0000-000000000000"
+    scale["spec"]["replicas"] = 2
+    r = await api.put(f"{DEPLOYS}/u/scale", json=scale)
+    body = await r.json()
+    assert (r.status, body["reason"]) == (409, "Conflict"), body
+    assert body["message"] == ('Operation cannot be fulfilled on deployments/scale.apps "u": Precondition failed: '
+                               f"UID in precondition: 00000000-0000-0000-0000-000000000000, UID in object meta: {uid}")
+    assert (await (await api.get(f"{DEPLOYS}/u")).json())["spec"]["replicas"] == 1
+    scale["metadata"]["uid"] = uid
+    assert (await api.put(f"{DEPLOYS}/u/scale", json=scale)).status == 200

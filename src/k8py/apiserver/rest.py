@@ -873,9 +873,14 @@ class ResourceAPI:
             # a webhook's patch that does not decode into a Scale: kube's internal error
             raise errors.internal_error("json: cannot unmarshal into Go struct field ScaleSpec.spec.replicas of "
                                         "type int32")
+        name = current["metadata"]["name"]
         if replicas < 0:
-            raise errors.invalid_error("Scale", "autoscaling", current["metadata"]["name"], [
+            raise errors.invalid_error("Scale", "autoscaling", name, [
                 errors.invalid("spec.replicas", replicas, "must be greater than or equal to 0")])
+        uid, have = (new_scale.get("metadata") or {}).get("uid"), current["metadata"].get("uid")
+        if uid and uid != have:  # a precondition: the Scale of an object since deleted and made again
+            raise errors.conflict(f"{kind.resource}/scale", kind.group, name,
+                                  f"Precondition failed: UID in precondition: {uid}, UID in object meta: {have}")
         self.strategies.for_kind(kind).set_spec_replicas(kind, new, replicas)
 
     async def bind(self, ctx: Ctx, kind: KindInfo, ns: str | None, name: str) -> web.Response:
