@@ -221,6 +221,22 @@ async def test_a_webhook_changing_the_object_reinvokes_if_needed_policies_only(a
     assert body["metadata"]["annotations"] == {"if-needed": "blue", "never": "none"}
 
 
+async def test_match_policy_equivalent_mutates_in_the_rules_version(api: TestClient) -> None:
+    # the policy names autoscaling/v2; a v1 HPA is mutated as a v2 one and converted back
+    rules = [{"apiGroups": ["autoscaling"], "apiVersions": ["v2"], "operations": ["CREATE"],
+              "resources": ["horizontalpodautoscalers"]}]
+    # (metrics is an atomic list: kube takes no apply configuration for it, a JSON patch does)
+    target = ("[JSONPatch{op: 'replace', path: '/spec/metrics/0/resource/target/averageUtilization', "
+              "value: request.kind.version == 'v2' && request.requestKind.version == 'v1' ? 60 : 70}]")
+    await _setup(api, policy("hpa", [json_patch(target)], rules), binding("hpa", "hpa"))
+    hpa = {"apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "h"},
+           "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "d"},
+                    "minReplicas": 1, "maxReplicas": 3, "targetCPUUtilizationPercentage": 90}}
+    status, body = await _post(api, "/apis/autoscaling/v1/namespaces/default/horizontalpodautoscalers", hpa)
+    assert status == 201, body["message"]
+    assert body["apiVersion"] == "autoscaling/v1" and body["spec"]["targetCPUUtilizationPercentage"] == 60
+
+
 async def test_failure_policy_fail_refuses_and_ignore_admits_unmutated(api: TestClient) -> None:
     broken = 'Object{metadata: Object.metadata{labels: {"x": object.metadata.annotations["missing"]}}}'
     await _setup(api, policy("fails", [apply_configuration(broken)]), binding("fails", "fails",
