@@ -1,9 +1,9 @@
 """Admission webhooks for CONNECT and ``/scale`` on a real ``k8py server`` with real kubectl and
 the official Python client: a validating webhook (tests/helpers/webhookserver.py, by URL on
 ``localhost``) that refuses ``kubectl exec`` of ``rm`` and ``kubectl scale`` past 5 replicas, and
-a mutating one that turns an exec of ``danger`` into ``echo tamed``. kubectl shows the webhook's
-words; the webhooks are sent what kube sends (``PodExecOptions`` for an exec, an
-``autoscaling/v1 Scale`` for a scale).
+a mutating one that turns an exec of ``danger`` into ``echo tamed``; ``kubectl port-forward`` is
+refused. kubectl shows the webhook's words; the webhooks are sent what kube sends
+(``PodExecOptions`` for an exec, an ``autoscaling/v1 Scale`` for a scale).
 
 Pod ``p`` has no node: an admitted exec goes on to kube's "does not have a host assigned". Pod
 ``run`` is on a kubelet on loopback (k8py's KubeletServer over a fake runtime whose ``echo``
@@ -32,6 +32,8 @@ def _validate(review: Review) -> Review:
     obj = req.get("object") or {}
     if req.get("subResource") == "exec" and "rm" in (obj.get("command") or []):
         return deny(review, "rm is not run in pods here")
+    if req.get("subResource") == "portforward":
+        return deny(review, "no port-forward here")
     if req.get("subResource") == "scale" and obj["spec"]["replicas"] > 5:
         return deny(review, f"at most 5 replicas, not {obj['spec']['replicas']}")
     return allow(review)
@@ -92,7 +94,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, 
     s = start_server(tmp)
     hooks = WebhookThread(("localhost",), {"/validate": _validate, "/mutate": _mutate}).start()
     kt: KubeletThread | None = None
-    rules = [{"operations": ["CONNECT"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods/exec"]},
+    rules = [{"operations": ["CONNECT"], "apiGroups": [""], "apiVersions": ["v1"],
+              "resources": ["pods/exec", "pods/portforward"]},
              {"operations": ["UPDATE"], "apiGroups": ["apps", "k8py.test"], "apiVersions": ["v1"],
               "resources": ["deployments/scale", "gadgets/scale"]}]
 
@@ -221,3 +224,19 @@ def test_what_runs_is_the_mutated_command(cluster: tuple[Server, WebhookThread])
     # the mutating webhook was sent what kubectl asked for; the validating one, and the kubelet, the patched one
     assert [r["object"]["command"] for r in _reviews(hooks, "exec")] == [["danger"], ["echo", "tamed"]]
     assert s.kubectl("exec", "run", "-n", NS, "--", "echo", "as", "asked").stdout == "as asked\n"
+
+
+def test_kubectl_port_forward_is_refused(cluster: tuple[Server, WebhookThread]) -> None:
+    s, hooks = cluster
+    # kubectl forwards only to a running pod: say so for the pod on the loopback kubelet
+    s.kubectl("patch", "pod", "run", "-n", NS, "--subresource=status", "--type=merge",
+              "-p", '{"status":{"phase":"Running"}}')
+    hooks.seen.clear()
+    p = s.kubectl("port-forward", "-n", NS, "pod/run", ":22", check=False, timeout=30)
+    assert p.returncode != 0
+    assert p.stderr == ('error: error upgrading connection: unable to upgrade connection: admission webhook '
+                        '"connect.k8py.test" denied the request: no port-forward here\n')
+    req = _reviews(hooks, "portforward")[-1]
+    assert (req["operation"], req["name"], req["kind"]["kind"]) == ("CONNECT", "run", "PodPortForwardOptions")
+    # kubectl names the ports in its streams' headers, not in the request: the options have none
+    assert req["object"] == {"kind": "PodPortForwardOptions", "apiVersion": "v1"}
