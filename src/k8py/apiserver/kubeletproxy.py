@@ -20,8 +20,8 @@ and answers with the kubelet's status, type and body unchanged, as kube's proxy 
 
 ``pods/{name}/exec``, ``attach`` and ``portforward`` are kube's ``UpgradeAwareHandler`` for
 WebSockets (``pkg/registry/core/pod/rest/subresources.go``, ``strategy.go``'s ``streamLocation``):
-the options (``PodExecOptions``: ``command``, ``container``, ``stdin``, ``stdout`` and ``stderr``
--- both true by default --, ``tty``; ``PodAttachOptions`` the same without a command;
+the options (``PodExecOptions``: ``command``, ``container``, ``stdin``, ``stdout``, ``stderr``
+(none by default), ``tty``; ``PodAttachOptions`` the same without a command;
 ``PodPortForwardOptions``' ``ports``) are decoded, the container is chosen as for logs, a pod on
 no node is 400 "pod p does not have a host assigned", and the request goes on to the kubelet's
 ``/exec/{ns}/{pod}/{container}``, ``/attach/...`` or ``/portForward/{ns}/{pod}`` with kube's
@@ -349,18 +349,19 @@ _OPTIONS_KINDS = {"exec": "PodExecOptions", "attach": "PodAttachOptions", "portf
 
 def connect_options(sub: str, query: Any) -> Obj:
     """The v1 options object of a streaming request, decoded from its query as kube's parameter
-    codec decodes it (``PodExecOptions``: the streams -- stdout and stderr true unless the query
-    says otherwise --, ``tty``, ``container``, ``command``; ``PodAttachOptions`` the same without
-    a command; ``PodPortForwardOptions``' ``ports``, each a number: else 400). This is the object
-    admission sees (and a mutating webhook may change) before the kubelet is called."""
+    codec decodes it (``PodExecOptions``: the streams, ``tty``, ``container``, ``command``;
+    ``PodAttachOptions`` the same without a command; ``PodPortForwardOptions``' ``ports``, each a
+    number: else 400). A stream not asked for is false: kube has not defaulted stdout and stderr
+    to true since 1.7, whatever old API docs say (kubectl and the clients name them). This is the
+    object admission sees (and a mutating webhook may change) before the kubelet is called."""
     opts: Obj = {"kind": _OPTIONS_KINDS[sub], "apiVersion": "v1"}
     if sub == "portforward":
         ports = [p.strip() for v in query.getall("ports", []) for p in v.split(",") if p.strip()]
         if ports:
             opts["ports"] = [_go_int64(p) for p in ports]  # kube decodes []int32: a word is a 400
         return opts
-    for p, default in (("stdin", False), ("stdout", True), ("stderr", True), ("tty", False)):
-        if _query_bool(query, p, default):
+    for p in ("stdin", "stdout", "stderr", "tty"):
+        if _query_bool(query, p):
             opts[p] = True  # Go's omitempty: false is left out
     if query.get("container"):
         opts["container"] = query["container"]
