@@ -23,6 +23,7 @@ import asyncio
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -186,9 +187,40 @@ def window(pid: int, seconds: float) -> dict[str, Any]:
                                                     for k, v in th1.items()), key=lambda kv: -kv[1])[:3])}
 
 
+def machine_yardstick() -> dict[str, float]:
+    """What this machine's CPU does in a fixed task, so that figures of different machines
+    (sessions get different ones) can be compared: ms of CPU for a pure-Python loop, and us
+    of CPU (most of it the kernel's) for a loopback TCP connection opened, written to and
+    closed. The best of five rounds each."""
+    def loop() -> float:
+        t = time.process_time()
+        s = 0
+        for i in range(1_000_000):
+            s += i
+        return (time.process_time() - t) * 1000
+
+    def tcp(n: int = 300) -> float:
+        srv = socket.create_server(("127.0.0.1", 0))
+        port = srv.getsockname()[1]
+        t = time.process_time()
+        for _ in range(n):
+            c = socket.create_connection(("127.0.0.1", port))
+            a, _ = srv.accept()
+            c.sendall(b"x")
+            a.recv(1)
+            c.close()
+            a.close()
+        srv.close()
+        return (time.process_time() - t) * 1e6 / n
+
+    return {"python_loop_ms": round(min(loop() for _ in range(5)), 1),
+            "loopback_tcp_connection_us": round(min(tcp() for _ in range(5)), 1)}
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     kinds = [*(() if args.no_http else ("httpGet readiness",)), *(() if args.no_exec else ("exec liveness",))]
-    out: dict[str, Any] = {"pods": args.pods, "probes_per_pod": " + ".join(kinds) + ", every 1 s"}
+    out: dict[str, Any] = {"pods": args.pods, "probes_per_pod": " + ".join(kinds) + ", every 1 s",
+                           "machine": machine_yardstick()}
     tmp = Path(tempfile.mkdtemp(prefix="k8py-bench-probes-"))
     data, agent_data = tmp / "server", tmp / "agent"
     data.mkdir()
