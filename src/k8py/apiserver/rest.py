@@ -26,7 +26,7 @@ from k8py.api import (
 )
 from k8py.api.corev1 import format_time, now_rfc3339
 from k8py.api.registry import VIRTUAL_KINDS, KindInfo, Registry
-from k8py.apiserver import componentstatus, eviction, kubeletproxy, options, reviews
+from k8py.apiserver import componentstatus, eviction, kubeletproxy, options, proxy_subresource, reviews
 from k8py.apiserver.admission import Admission, Attributes
 from k8py.apiserver.context import Ctx
 from k8py.apiserver.negotiate import (
@@ -69,6 +69,9 @@ class ResourceAPI:
         self.strategies = strategies  # the per-kind behaviour (apiserver/registry)
         self.authorizer = authorizer  # answers SubjectAccessReviews
         self.kubelet: kubeletproxy.KubeletConnection | None = None  # set by the composition root (cli/process.py)
+        # pods/proxy, services/proxy: where to connect for a pod or endpoint address (None: the address
+        # itself, as kube-apiserver in the cluster network); tests map pod addresses to loopback
+        self.proxy_dial: proxy_subresource.ProxyDial | None = None
         # serviceaccounts/token, and the authenticator TokenReview asks (both set by server.build)
         self.sa_tokens: Any = None
         self.authenticator: Any = None
@@ -766,6 +769,8 @@ class ResourceAPI:
             return await self.finalize_namespace(ctx, kind, i.name)
         if (sub == "log" and kind.kind == "Pod" and verb == "get") or (sub == "proxy" and kind.kind == "Node"):
             return await kubeletproxy.serve(self, ctx, kind, ns, i.name)
+        if sub == "proxy" and kind.kind in ("Pod", "Service"):
+            return await proxy_subresource.serve(self, ctx, kind, ns, i.name)
         if sub in kubeletproxy.STREAM_SUBRESOURCES and kind.kind == "Pod" and verb in ("get", "create"):
             return await kubeletproxy.serve_stream(self, ctx, kind, ns, i.name, sub)
         raise errors.StatusError(
