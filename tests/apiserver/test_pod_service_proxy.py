@@ -70,6 +70,8 @@ class Backend:
             return web.Response(text=PAGE, content_type="text/html")
         if req.path == "/cors":
             return web.Response(text="cors", headers={"Access-Control-Allow-Origin": "*", "X-Kept": "yes"})
+        if req.path == "/nows":
+            return web.Response(status=403, text="no websockets here")
         if req.path == "/ws":
             ws = web.WebSocketResponse(protocols=("echo.k8py",))
             await ws.prepare(req)
@@ -120,17 +122,13 @@ async def api(tmp_path: Any, backends: tuple[Backend, Backend]) -> AsyncIterator
     cp = srv.build(ServerConfig(data_dir=str(tmp_path)), store, authenticator=HeaderAuthn(), authorizer=authz)
     await cp.bootstrap()
     task = await authz.start(cp)
-    closed = _closed_port()
-    a = backends[0]
-
-    def dial(ip: str, port: int) -> tuple[str, int]:
-        # the pods' addresses are where the backend on loopback stands in for them
-        return {POD_IP: ("127.0.0.1", a.port), CLOSED_PORT_POD_IP: ("127.0.0.1", closed)}.get(ip, (ip, port))
-
-    cp.api.proxy_dial = dial
+    # the pods' addresses are where the backends on loopback stand in for them
+    pods = {POD_IP: ("127.0.0.1", backends[0].port), CLOSED_PORT_POD_IP: ("127.0.0.1", _closed_port())}
+    cp.api.proxy_dial = lambda ip, port: pods.get(ip, (ip, port))
     cp.http.ready = True
     async with TestClient(TestServer(cp.http.build())) as c:
         c.cp = cp  # type: ignore[attr-defined]
+        c.pods = pods  # type: ignore[attr-defined]
         yield c
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
@@ -289,6 +287,47 @@ async def test_websocket_through_the_pod_proxy(api: TestClient) -> None:
         assert ws.protocol == "echo.k8py"
         await ws.send_str("hello")
         assert (await ws.receive(timeout=10)).data == "a:hello"
+
+
+async def test_a_refused_websocket_upgrade_is_passed_back(api: TestClient) -> None:
+    await _pod(api, "web", POD_IP, [{"containerPort": 8080}])
+    r = await api.get(f"{NS}/pods/web/proxy/nows", headers={**ADMIN, "Connection": "Upgrade", "Upgrade": "websocket",
+                                                            "Sec-WebSocket-Version": "13",
+                                                            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
+    assert (r.status, await r.text()) == (403, "no websockets here")
+
+
+async def test_other_upgrades_are_piped_as_bytes(api: TestClient) -> None:
+    """An upgrade that is no WebSocket (kubectl's SPDY/3.1) goes to the backend with the
+    client's headers and, once it switched protocols, the two connections are one pipe."""
+    heads: list[bytes] = []
+
+    async def tunnel(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        heads.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n\r\n")
+        while data := await reader.read(65536):
+            writer.write(data.upper())
+            await writer.drain()
+        writer.close()
+
+    backend = await asyncio.start_server(tunnel, "127.0.0.1", 0)
+    api.pods["10.244.0.9"] = ("127.0.0.1", backend.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
+    await _pod(api, "spdy", "10.244.0.9", [{"containerPort": 8080}])
+    reader, writer = await asyncio.open_connection("127.0.0.1", api.port)
+    try:
+        writer.write((f"POST {NS}/pods/spdy/proxy/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Test-User: root\r\n"
+                      "X-Test-Groups: system:masters\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n"
+                      "X-Stream-Protocol-Version: portforward.k8s.io\r\nContent-Length: 0\r\n\r\n").encode())
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        assert head.startswith(b"HTTP/1.1 101"), head
+        writer.write(b"ping")
+        assert await asyncio.wait_for(reader.readexactly(4), 10) == b"PING"
+        assert heads[0].startswith(b"POST /stream HTTP/1.1\r\n")
+        assert b"X-Stream-Protocol-Version: portforward.k8s.io" in heads[0]
+    finally:
+        writer.close()
+        backend.close()
+        await backend.wait_closed()
 
 
 # --------------------------------------------------------------------------- services
