@@ -424,6 +424,11 @@ async def test_rbac_on_the_proxy_subresources(api: TestClient) -> None:
               'namespace "default"'))
     r = await api.get(f"{NS}/services/web/proxy/", headers=ALICE)
     assert r.status == 403
+    # OPTIONS is no verb of kube's (the empty one): only a rule for every verb allows it
+    r = await api.options(f"{NS}/pods/web/proxy/", headers=ALICE)
+    assert (r.status, (await _status(r))["message"]) == (
+        403, ('pods "web" is forbidden: User "alice" cannot  resource "pods/proxy" in API group "" in the '
+              'namespace "default"'))
 
 
 def _review(review: Review) -> Review:

@@ -84,7 +84,8 @@ def parse(path: str, method: str, query: dict[str, str] | None = None) -> Reques
         if len(rest) > 2:
             info.subresource = rest[2]
     info.parts = rest
-    verb = _METHOD_VERB.get(method, method.lower())
+    # kube's RequestInfoFactory: any other method (OPTIONS on a proxy) is the empty verb
+    verb = _METHOD_VERB.get(method, "")
     q = query or {}
     if verb == "get" and not info.name:
         verb = "list"
