@@ -16,6 +16,7 @@ import io
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestClient, TestServer
@@ -24,7 +25,13 @@ from tests.helpers.webhookserver import Review, WebhookThread, allow, deny
 from k8py.apiserver import server as srv
 from k8py.apiserver.admission.webhook import MutatingAdmissionWebhook, ValidatingAdmissionWebhook
 from k8py.apiserver.authn import UserInfo
-from k8py.apiserver.proxy_subresource import rewrite_html, rewrite_url, split_scheme_name_port
+from k8py.apiserver.proxy_subresource import (
+    Location,
+    dial_error,
+    rewrite_html,
+    rewrite_url,
+    split_scheme_name_port,
+)
 from k8py.apiserver.rbac import RBACAuthorizer
 from k8py.config import ServerConfig
 from k8py.storage.memory import MemoryStore
@@ -209,6 +216,14 @@ def test_redirects_and_links_are_rewritten_only_when_they_point_at_the_backend()
     assert rewrite_url("http://elsewhere/x", be, host, prepend) == "http://elsewhere/x"
     out = rewrite_html('<A HREF="/a" class=x>t</A><img src="b.png"><br/>&lt;', lambda u: "P" + u)
     assert out == '<a href="P/a" class="x">t</a><img src="Pb.png"><br/>&lt;'
+
+
+def test_an_unanswered_dial_is_gos_timeout_for_the_pod_address() -> None:
+    # a pod network this server has no route to: Go's words, for the pod's address
+    loc = Location("", "10.42.1.5", "8080")
+    assert dial_error(loc, aiohttp.ConnectionTimeoutError("Connection timeout to host")) == \
+        "dial tcp 10.42.1.5:8080: i/o timeout"
+    assert dial_error(Location("", "fd00::5", "80"), TimeoutError()) == "dial tcp [fd00::5]:80: i/o timeout"
 
 
 # --------------------------------------------------------------------------- pods

@@ -463,14 +463,17 @@ async def _proxy(api: ResourceAPI, ctx: Ctx, loc: Location, location_path: str) 
         data = req.content if req.body_exists else None
         try:
             upstream = await session.request(req.method, url, headers=headers, data=data, allow_redirects=False)
-        except (aiohttp.ClientError, OSError) as e:
-            raise errors.service_unavailable(f"error trying to reach service: {_dial_error(loc, e)}") from None
+        except (aiohttp.ClientError, OSError, TimeoutError) as e:
+            raise errors.service_unavailable(f"error trying to reach service: {dial_error(loc, e)}") from None
         async with upstream:
             return await _respond(req, upstream, loc, prepend)
 
 
-def _dial_error(loc: Location, e: BaseException) -> str:
-    """Go's dial error for the backend's own address (not where a test maps it)."""
+def dial_error(loc: Location, e: BaseException) -> str:
+    """Go's dial error for the backend's own address (not where a test maps it): a pod network
+    this server has no route to is ``no route to host`` or, unanswered, ``i/o timeout``."""
+    if isinstance(e, aiohttp.ConnectionTimeoutError | TimeoutError):
+        return f"dial tcp {loc.netloc}: i/o timeout"
     if isinstance(e, aiohttp.ClientConnectorError):
         err = e.os_error
         why = os.strerror(err.errno).lower() if err.errno else (err.strerror or str(err))
@@ -532,12 +535,12 @@ async def _upgrade(ctx: Ctx, loc: Location, url: yarl.URL, host: str, port: int,
             try:
                 answer = await session.request(req.method, url, headers=plain, allow_redirects=False)
             except (aiohttp.ClientError, OSError) as e:
-                raise errors.service_unavailable(f"error trying to reach service: {_dial_error(loc, e)}") from None
+                raise errors.service_unavailable(f"error trying to reach service: {dial_error(loc, e)}") from None
             async with answer:
                 return web.Response(status=answer.status, body=await answer.read(),
                                     headers={"Content-Type": answer.headers.get("Content-Type", "text/plain")})
         except (aiohttp.ClientError, OSError) as e:
-            raise errors.StatusError(500, "", f"error dialing backend: {_dial_error(loc, e)}") from None
+            raise errors.StatusError(500, "", f"error dialing backend: {dial_error(loc, e)}") from None
         async with upstream:
             client = web.WebSocketResponse(protocols=(upstream.protocol,) if upstream.protocol else (),
                                            max_msg_size=MAX_STREAM_MESSAGE, autoping=True)
