@@ -3,9 +3,10 @@
 
 The service's backend is an HTTP server on loopback named by an EndpointSlice of a Service
 without a selector (k8py's EndpointSlice validation allows loopback addresses; the service proxy
-dials them as kube does). A pod's address must be global unicast (kube refuses loopback), so the
-pod path is driven here to kube's answers for a pod with no address; the pod proxy's traffic is
-covered in-process (tests/apiserver/test_pod_service_proxy.py). Traffic goes only to loopback."""
+dials them as kube does). A pod's address must be global unicast (kube refuses loopback), so
+against the `k8py server` process the pod proxy is driven to kube's answers for a pod with no
+address, and its traffic goes through the API server run in a thread (plain HTTP on loopback)
+whose ``proxy_dial`` maps the pod's address to the backend. Traffic goes only to loopback."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import threading
 import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -158,3 +160,92 @@ def test_python_client_connect_proxy_calls(server: Server, ns: str, backend: int
     with pytest.raises(client.ApiException) as e:
         api.connect_get_namespaced_service_proxy_with_path("empty:80", ns, "x")
     assert e.value.status == 503 and json.loads(e.value.body)["reason"] == "ServiceUnavailable"
+
+
+POD_IP = "10.244.3.3"
+
+
+class APIThread:
+    """k8py's API server on the memory store, served over plain HTTP on a loopback port from its
+    own event loop in a thread, with its pods/proxy dialling the backend for ``POD_IP``."""
+
+    def __init__(self, data_dir: Path, backend: int) -> None:
+        import asyncio
+
+        self.data_dir = data_dir
+        self.backend = backend
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="k8py-api", daemon=True)
+        self.port = 0
+
+    async def _start(self) -> None:
+        from aiohttp import web
+
+        from k8py.apiserver import server as srv
+        from k8py.config import ServerConfig
+        from k8py.storage.memory import MemoryStore
+
+        self.store = MemoryStore()
+        await self.store.start()
+        cp = srv.build(ServerConfig(data_dir=str(self.data_dir)), self.store)
+        await cp.bootstrap()
+        cp.api.proxy_dial = lambda ip, port: ("127.0.0.1", self.backend) if ip == POD_IP else (ip, port)
+        cp.http.ready = True
+        self.runner = web.AppRunner(cp.http.build(), handler_cancellation=True, access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def _stop(self) -> None:
+        await self.runner.cleanup()
+        await self.store.close()
+
+    def start(self) -> APIThread:
+        import asyncio
+
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(30)
+        return self
+
+    def stop(self) -> None:
+        import asyncio
+
+        asyncio.run_coroutine_threadsafe(self._stop(), self.loop).result(30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+@pytest.fixture(scope="module")
+def api_thread(tmp_path_factory: pytest.TempPathFactory, backend: int) -> Iterator[APIThread]:
+    if not KUBECTL:
+        pytest.skip("kubectl is not installed")
+    t = APIThread(tmp_path_factory.mktemp("proxy-api"), backend).start()
+    yield t
+    t.stop()
+
+
+def test_pod_proxy_with_kubectl_and_the_python_client(api_thread: APIThread, tmp_path: Path) -> None:
+    from kubernetes import client
+
+    cfg = client.Configuration()
+    cfg.host = f"http://127.0.0.1:{api_thread.port}"
+    api = client.CoreV1Api(client.ApiClient(cfg))
+    api.create_namespaced_pod("default", {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web"},
+                                          "spec": {"containers": [{"name": "c", "image": "busybox",
+                                                                   "ports": [{"containerPort": 8080}]}]}})
+    api.patch_namespaced_pod_status("web", "default", {"status": {"podIP": POD_IP, "podIPs": [{"ip": POD_IP}]}})
+    assert KUBECTL
+    env = dict(os.environ, HOME=str(tmp_path), KUBECONFIG=str(tmp_path / "none"))
+    p = subprocess.run([KUBECTL, "--server", cfg.host, "get", "--raw",
+                        "/api/v1/namespaces/default/pods/web:8080/proxy/healthz?verbose=1"],
+                       capture_output=True, text=True, env=env, timeout=60, check=False)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["path"] == "/healthz?verbose=1"
+    got = ast.literal_eval(api.connect_get_namespaced_pod_proxy_with_path("web:8080", "default", "metrics"))
+    assert (got["method"], got["path"]) == ("GET", "/metrics")
+    got = ast.literal_eval(api.connect_put_namespaced_pod_proxy_with_path("web", "default", "config"))
+    assert (got["method"], got["path"]) == ("PUT", "/config")
+    got = ast.literal_eval(api.connect_get_namespaced_pod_proxy("web", "default"))
+    assert got["path"] == "/"
