@@ -1,11 +1,10 @@
 """pods/proxy and services/proxy through the API server in-process, with RBAC and a backend HTTP
 server on loopback standing in for the pods.
 
-A pod's address must be a global unicast one (kube refuses loopback: "address not allowed"), so
-the pods here have addresses in 10.244.0.0/16 and the API server's ``proxy_dial`` maps them to
-the backend's loopback port (``ResourceAPI.proxy_dial``); EndpointSlices point at 127.0.0.1
-itself (k8py's EndpointSlice validation allows loopback), which the service proxy dials as
-they are. Traffic goes only to loopback."""
+A pod's or endpoint's address must be a global unicast one (kube refuses loopback: "address not
+allowed"), so the pods and EndpointSlices here have addresses in 10.244.0.0/16 and the API
+server's ``proxy_dial`` (``ResourceAPI.proxy_dial``) maps them to the backends' loopback ports.
+Traffic goes only to loopback."""
 
 from __future__ import annotations
 
@@ -59,6 +58,7 @@ ALICE = as_("alice", "dev")
 NS = "/api/v1/namespaces/default"
 POD_IP = "10.244.0.7"
 CLOSED_PORT_POD_IP = "10.244.0.8"
+EP_A, EP_B, EP_DOWN = "10.244.1.1", "10.244.1.2", "10.244.1.3"  # endpoints: backends a, b, none
 BIG = 6 * 1024 * 1024
 PAGE = ('<!DOCTYPE html><html><head><link rel="stylesheet" href="/static/site.css"></head>'
         '<body><a href="/next/">next</a> <a href="rel/page">rel</a> <a href="http://example.com/x">out</a>'
@@ -147,7 +147,9 @@ async def api(tmp_path: Any, backends: tuple[Backend, Backend]) -> AsyncIterator
     await cp.bootstrap()
     task = await authz.start(cp)
     # the pods' addresses are where the backends on loopback stand in for them
-    pods = {POD_IP: ("127.0.0.1", backends[0].port), CLOSED_PORT_POD_IP: ("127.0.0.1", _closed_port())}
+    pods = {POD_IP: ("127.0.0.1", backends[0].port), CLOSED_PORT_POD_IP: ("127.0.0.1", _closed_port()),
+            EP_A: ("127.0.0.1", backends[0].port), EP_B: ("127.0.0.1", backends[1].port),
+            EP_DOWN: ("127.0.0.1", _closed_port())}
     cp.api.proxy_dial = lambda ip, port: pods.get(ip, (ip, port))
     cp.http.ready = True
     async with TestClient(TestServer(cp.http.build())) as c:
@@ -365,13 +367,11 @@ async def test_other_upgrades_are_piped_as_bytes(api: TestClient) -> None:
 # --------------------------------------------------------------------------- services
 
 
-async def test_service_proxy_picks_a_ready_endpoint_by_port_number_or_name(
-        api: TestClient, backends: tuple[Backend, Backend]) -> None:
-    a, b = backends
+async def test_service_proxy_picks_a_ready_endpoint_by_port_number_or_name(api: TestClient) -> None:
     await _service(api, "web", [{"name": "http", "port": 80, "targetPort": 8080}],
-                   [(a.port, [{"addresses": ["127.0.0.1"], "conditions": {"ready": True}}]),
-                    (b.port, [{"addresses": ["127.0.0.1"]}]),  # no conditions: ready
-                    (_closed_port(), [{"addresses": ["127.0.0.1"], "conditions": {"ready": False}}])])
+                   [(8080, [{"addresses": [EP_A], "conditions": {"ready": True}}]),
+                    (8080, [{"addresses": [EP_B]}]),  # no conditions: ready
+                    (8080, [{"addresses": [EP_DOWN], "conditions": {"ready": False}}])])
     tags: set[str] = set()
     for _ in range(60):  # random among the ready endpoints, as kube: both answer sooner or later
         r = await api.get(f"{NS}/services/web:80/proxy/echo?q=1", headers=ADMIN)
@@ -390,9 +390,11 @@ async def test_service_proxy_picks_a_ready_endpoint_by_port_number_or_name(
 async def test_service_errors_in_kubes_words(api: TestClient, backends: tuple[Backend, Backend]) -> None:
     a = backends[0]
     await _service(api, "none", [{"port": 80}], None)
-    await _service(api, "unready", [{"port": 80}], [(a.port, [{"addresses": ["127.0.0.1"],
-                                                                "conditions": {"ready": False}}])])
+    await _service(api, "unready", [{"port": 80}], [(8080, [{"addresses": [EP_A], "conditions": {"ready": False}}])])
     await _service(api, "ext", [{"port": 80}], None, type="ExternalName", externalName="example.com")
+    # k8py's EndpointSlices may name loopback (kube's may not): never proxied to, the API
+    # server's own machine is not reachable through it
+    await _service(api, "local", [{"port": 80}], [(a.port, [{"addresses": ["127.0.0.1"]}])])
     cases = [
         ("none:80", 503, "ServiceUnavailable", 'no endpoints available for service "none"'),
         ("none:81", 503, "ServiceUnavailable", 'no service port 81 found for service "none"'),
@@ -400,6 +402,7 @@ async def test_service_errors_in_kubes_words(api: TestClient, backends: tuple[Ba
         ("ext:80", 503, "ServiceUnavailable", 'no endpoints available for service "ext"'),
         ("ghost:80", 404, "NotFound", 'services "ghost" not found'),
         ("x:y:z:w", 400, "BadRequest", 'invalid service request "x:y:z:w"'),
+        ("local:80", 400, "BadRequest", "address not allowed"),
     ]
     for name, code, reason, message in cases:
         r = await api.get(f"{NS}/services/{name}/proxy/", headers=ADMIN)

@@ -19,7 +19,10 @@ Where a request goes:
   ``kubernetes.io/service-name``; none at all: 503 ``no endpoints available for service "web"``)
   every ready endpoint with a port of that name is a candidate, and one is picked at random
   (none: 503 ``no endpoints available for service "web:80"``). An ExternalName service has no
-  slices, so it answers the same 503. The addresses are not checked further, as kube.
+  slices, so it answers the same 503. Endpoints at loopback or link-local addresses are not
+  proxied to (400 ``address not allowed`` when only such are ready): kube's EndpointSlice
+  validation refuses them, k8py's allows loopback for its own ``kubernetes`` Service, and the
+  proxy must not reach the API server's machine.
 
 What is sent (``UpgradeAwareHandler.ServeHTTP``, Go's ``ReverseProxy``): any of GET, POST, PUT,
 PATCH, DELETE, HEAD and OPTIONS, to the path after ``/proxy`` (kube's ``PodProxyOptions`` /
@@ -91,7 +94,7 @@ from k8py.apiserver.kubeletproxy import (
 if TYPE_CHECKING:
     from k8py.apiserver.rest import ResourceAPI
 
-__all__ = ["PROXY_METHODS", "Location", "ProxyDial", "rewrite_html", "rewrite_url", "serve",
+__all__ = ["PROXY_METHODS", "Location", "ProxyDial", "dial_error", "rewrite_html", "rewrite_url", "serve",
            "split_scheme_name_port"]
 
 Obj = dict[str, Any]
@@ -239,6 +242,13 @@ async def service_location(api: ResourceAPI, kind: KindInfo, ns: str | None, id_
                            if _ready(e) and e.get("addresses")]
     if not candidates:
         raise errors.service_unavailable(f"no endpoints available for service {go_quote(id_)}")
+    # Deviation, for kube's guarantee: kube's EndpointSlice validation refuses loopback and
+    # link-local addresses so that this proxy never reaches the API server's own machine (an
+    # etcd on loopback); k8py's allows loopback (its "kubernetes" Service), so the proxy refuses
+    # them here, with the pod proxy's words.
+    candidates = [c for c in candidates if _is_global_unicast(c[0])]
+    if not candidates:
+        raise errors.bad_request("address not allowed")
     host, port = random.choice(candidates)  # kube spreads requests over the ready endpoints
     return Location(scheme, host, port)
 
