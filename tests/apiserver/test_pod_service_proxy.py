@@ -28,6 +28,7 @@ from k8py.apiserver.proxy_subresource import (
     Location,
     dial_error,
     rewrite_html,
+    rewrite_html_body,
     rewrite_url,
     split_scheme_name_port,
 )
@@ -218,6 +219,10 @@ def test_redirects_and_links_are_rewritten_only_when_they_point_at_the_backend()
     assert rewrite_url("http://elsewhere/x", be, host, prepend) == "http://elsewhere/x"
     out = rewrite_html('<A HREF="/a" class=x>t</A><img src="b.png"><br/>&lt;', lambda u: "P" + u)
     assert out == '<a href="P/a" class="x">t</a><img src="Pb.png"><br/>&lt;'
+    zipped = rewrite_html_body(gzip.compress(b'<a href="/a">'), "gzip", lambda u: "P" + u)
+    assert zipped is not None and gzip.decompress(zipped) == b'<a href="P/a">'
+    assert rewrite_html_body(b"not gzip", "gzip", lambda u: u) is None
+    assert rewrite_html_body(b"<a>", "br", lambda u: u) is None
 
 
 def test_an_unanswered_dial_is_gos_timeout_for_the_pod_address() -> None:

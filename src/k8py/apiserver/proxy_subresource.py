@@ -362,15 +362,19 @@ def rewrite_html(body: str, rewrite: Callable[[str], str]) -> str:
 
 def rewrite_html_body(body: bytes, encoding: str, rewrite: Callable[[str], str]) -> bytes | None:
     """A ``text/html`` body with its links rewritten, encoded as it came (``gzip``, ``deflate``
-    (raw DEFLATE, as Go's compress/flate) or none); None for another encoding (left alone)."""
-    if encoding == "gzip":
-        raw = gzip.decompress(body)
-    elif encoding == "deflate":
-        raw = zlib.decompress(body, -15)
-    elif encoding == "":
-        raw = body
-    else:
-        return None
+    (raw DEFLATE, as Go's compress/flate) or none); None for another encoding, or a body that
+    does not decode (left alone)."""
+    try:
+        if encoding == "gzip":
+            raw = gzip.decompress(body)
+        elif encoding == "deflate":
+            raw = zlib.decompress(body, -15)
+        elif encoding == "":
+            raw = body
+        else:
+            return None
+    except (OSError, EOFError, zlib.error):
+        return None  # a body that does not decode as it says is passed on as it is
     out = rewrite_html(raw.decode("utf-8", "surrogateescape"), rewrite).encode("utf-8", "surrogateescape")
     if encoding == "gzip":
         return gzip.compress(out)
