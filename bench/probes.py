@@ -217,6 +217,14 @@ def machine_yardstick() -> dict[str, float]:
             "loopback_tcp_connection_us": round(min(tcp() for _ in range(5)), 1)}
 
 
+def py_spy(pid: int, output: str) -> None:
+    """Where the agent's time goes: 30 s of py-spy samples (collapsed stacks) into ``output``."""
+    exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    subprocess.run([exe, "record", "--nonblocking", "--format", "raw", "--duration", "30", "--rate", "200",
+                    "--pid", str(pid), "--output", output], check=False, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     kinds = [*(() if args.no_http else ("httpGet readiness",)), *(() if args.no_exec else ("exec liveness",))]
     out: dict[str, Any] = {"pods": args.pods, "probes_per_pod": " + ".join(kinds) + ", every 1 s",
@@ -247,6 +255,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             asyncio.run(run_pods(kubeconfig, args.pods, probes=False))
             time.sleep(60)  # statuses and events settle (an agent that has just started 100 pods is busy for a while)
             out["without_probes"] = window(agent.pid, args.window)
+            if args.py_spy:
+                py_spy(agent.pid, args.py_spy + ".idle")  # after the window: sampling costs the agent too
             took = asyncio.run(run_pods(kubeconfig, args.pods, probes=True,
                                         delete=[f"n{i:04d}" for i in range(args.pods)], exec_probe=not args.no_exec,
                                         http_probe=not args.no_http))
@@ -258,12 +268,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             after = asyncio.run(probe_trouble(kubeconfig))
             out["with_probes"].update({f"{k}_in_window": after[k] - before[k] for k in after})
             if args.py_spy:
-                # after the measurement (py-spy's sampling costs the agent too): where its time goes
-                py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-                subprocess.run([py_spy, "record", "--nonblocking", "--format", "raw", "--duration", "30",
-                                "--rate", "200", "--pid", str(agent.pid), "--output", args.py_spy],
-                               check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                out["py_spy_raw"] = args.py_spy
+                py_spy(agent.pid, args.py_spy)  # after the measurement, as above
+                out["py_spy_raw"] = [args.py_spy + ".idle", args.py_spy]
             if args.then:
                 # after the measurement: any tool pointed at the agent (perf, strace -c ...)
                 subprocess.run(args.then, shell=True, check=False, env={**os.environ, "AGENT_PID": str(agent.pid)})
@@ -283,8 +289,8 @@ def main() -> None:
     p.add_argument("--no-http", action="store_true", help="exec probes only (no httpGet readiness probe)")
     p.add_argument("--then", metavar="COMMAND", help="after the measurement, run this shell command with the "
                    "agent's pid in $AGENT_PID (e.g. 'strace -c -f -p $AGENT_PID' under timeout)")
-    p.add_argument("--py-spy", metavar="FILE", help="after the measurement, sample the agent 30 s with py-spy into "
-                   "FILE (collapsed stacks)")
+    p.add_argument("--py-spy", metavar="FILE", help="after each measurement, sample the agent 30 s with py-spy "
+                   "into FILE.idle and FILE (collapsed stacks)")
     if os.geteuid() != 0:
         sys.exit("run as root: the node agent makes namespaces, mounts and cgroups")
     print(json.dumps(run(p.parse_args()), indent=2))
