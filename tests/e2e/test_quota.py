@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,12 +16,10 @@ from tests.e2e.conftest import KUBECTL, Server, manifest, start_server, wait
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    if not KUBECTL:
-        pytest.skip("kubectl is not installed")
-    s = start_server(tmp_path_factory.mktemp("quota"))
-    yield s
-    s.stop()
+def cluster(server: Server) -> Server:
+    """The session's server (tests/conftest.py): each test works in a namespace of its own (the
+    test that needs an admission configuration starts a server of its own)."""
+    return server
 
 
 def used(cluster: Server, ns: str, name: str = "q") -> Any:

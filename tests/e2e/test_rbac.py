@@ -8,22 +8,19 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from tests.e2e.conftest import KUBECTL, Server, manifest, start_server, wait
+from tests.e2e.conftest import Server, manifest, wait
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    if not KUBECTL:
-        pytest.skip("kubectl is not installed")
-    s = start_server(tmp_path_factory.mktemp("rbac"))
-    yield s
-    s.stop()
+def cluster(server: Server) -> Server:
+    """The session's server (tests/conftest.py): each test works in namespaces of its own, and the
+    cluster-wide objects it makes have names of this module's."""
+    return server
 
 
 def user_kubeconfig(cluster: Server, user: str, groups: str = "") -> str:
