@@ -212,3 +212,37 @@ def test_a_pod_failing_readiness_stops_receiving_traffic(cluster: Server, ns: st
     cluster.kubectl("exec", "-n", ns, sick, "--", "touch", "/www/ready")
     wait(lambda: ready_pods(cluster, ns, 2), 30, f"{sick} ready again")
     assert spread(cluster, ns, ip, 80, set(pods)) == set(pods)
+
+
+def test_api_server_proxies_to_pods_and_services(cluster: Server, ns: str) -> None:
+    """``pods/proxy`` and ``services/proxy`` on a real node: the API server reaches the pods on
+    their addresses in the pod network, as kube-apiserver does (``kubectl get --raw``, the official
+    client's ``connect_get_*_proxy``)."""
+    deploy, svc, _ = web(ns)
+    cluster.kubectl("apply", "-f", "-", input=manifest(deploy, svc))
+    pods = wait(lambda: ready_pods(cluster, ns, 2), 90, "two ready web pods")
+
+    def raw(path: str) -> str:
+        return cluster.kubectl("get", "--raw", f"/api/v1/namespaces/{ns}/{path}").stdout.strip()
+
+    # a service by its port's name or number: a ready endpoint chosen at random each time
+    seen = {raw("services/web:http/proxy/") for _ in range(30)}
+    assert seen == set(pods)
+    assert raw("services/http:web:80/proxy/index.html") in pods
+    # a pod by name and port: that pod
+    for name in pods:
+        assert raw(f"pods/{name}:8080/proxy/") == name
+    api = cluster.client()
+    from kubernetes import client as k8s
+
+    core = k8s.CoreV1Api(api)
+    assert core.connect_get_namespaced_pod_proxy_with_path(f"{pods[0]}:8080", ns, "index.html").strip() == pods[0]
+    assert core.connect_get_namespaced_service_proxy_with_path("web:http", ns, "index.html").strip() in pods
+    # no ready endpoint: kube's 503
+    cluster.kubectl("scale", "deployment", "web", "-n", ns, "--replicas=0")
+
+    def refused() -> bool:
+        p = cluster.kubectl("get", "--raw", f"/api/v1/namespaces/{ns}/services/web:http/proxy/", check=False)
+        return p.returncode != 0 and 'no endpoints available for service "web' in p.stderr
+
+    wait(refused, 60, "the service proxy's 503 once no endpoint is ready")
