@@ -18,6 +18,7 @@ from k8py.api import (
     errors,
     fieldcheck,
     managedfields,
+    omitempty,
     patch,
     protobuf,
     schema,
@@ -302,6 +303,10 @@ class ResourceAPI:
         else:
             meta.pop("namespace", None)
         obj["apiVersion"], obj["kind"] = kind.api_version, kind.kind
+        if not kind.custom:
+            # as kube's decode into the Go type, before defaulting and validation: zero values
+            # of omitempty fields are gone (an empty labels map is no labels)
+            omitempty.normalize(obj)
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = str(meta["generateName"]) + random_suffix()
         strat = self.strategies.for_kind(kind)
@@ -431,6 +436,8 @@ class ResourceAPI:
                              dry: bool, *, operation: str = "Update", subresource: str = "",
                              scale: Obj | None = None) -> Obj:
         new["apiVersion"], new["kind"] = kind.api_version, kind.kind
+        if not kind.custom:
+            omitempty.normalize(new)  # the patched or sent object as its Go type holds it (see create_object)
         meta = new.setdefault("metadata", {})
         if kind.namespaced:
             meta["namespace"] = current["metadata"].get("namespace")
