@@ -51,6 +51,11 @@ def test_create_returns_and_stores_no_empty_maps(srv: Server) -> None:
         assert "annotations" not in out["metadata"] and "labels" not in out["metadata"]
     stored = json.loads(kubectl(srv, "get", "configmap", "c2", "-o", "json"))
     assert "data" not in stored and not {"annotations", "labels"} & stored["metadata"].keys()
+    # a JSON null decodes to the Go zero value: nil maps, left out (not stored as null)
+    body = json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "data": None,
+                       "metadata": {"name": "c5", "labels": None, "annotations": None}})
+    out = json.loads(kubectl(srv, "create", "-f", "-", "-o", "json", input=body))
+    assert "data" not in out and not {"annotations", "labels"} & out["metadata"].keys()
 
 
 def test_strategic_patch_of_an_empty_list_leaves_no_empty_list(srv: Server) -> None:
