@@ -476,8 +476,11 @@ def _validate_variables(spec: dict[str, Any], names: tuple[str, ...], path: str)
     return errs, known
 
 
-def _validate_policy_spec(meta: dict[str, Any], spec: dict[str, Any], old_spec: dict[str, Any] | None) -> Errs:
-    path = "spec"
+def _validate_policy_head(spec: dict[str, Any], old_spec: dict[str, Any] | None, path: str,
+                          mutating: bool) -> tuple[Errs, tuple[str, ...], set[str]]:
+    """What a validating and a mutating policy's spec share (failurePolicy, paramKind,
+    matchConstraints, matchConditions, variables): the errors, the expressions' variable names
+    and the names of the declared variables."""
     errs: Errs = []
     fp = spec.get("failurePolicy")
     if fp is None:
@@ -496,11 +499,18 @@ def _validate_policy_spec(meta: dict[str, Any], spec: dict[str, Any], old_spec: 
         if not l_(d_(mc).get("resourceRules")):
             # at least one resource rule gives the expressions their types
             errs.append(required(f"{path}.matchConstraints.resourceRules"))
+        if mutating:
+            errs += _mutable_operations(mc, f"{path}.matchConstraints.resourceRules.operations")
     if old_spec is None or spec.get("matchConditions") != old_spec.get("matchConditions"):
         errs += validate_match_conditions(spec.get("matchConditions"), ap.condition_names(names),
                                           f"{path}.matchConditions")
     var_errs, known = _validate_variables(spec, names, f"{path}.variables")
-    errs += var_errs
+    return errs + var_errs, names, known
+
+
+def _validate_policy_spec(meta: dict[str, Any], spec: dict[str, Any], old_spec: dict[str, Any] | None) -> Errs:
+    path = "spec"
+    errs, names, known = _validate_policy_head(spec, old_spec, path, mutating=False)
     validations = l_(spec.get("validations"))
     annotations = l_(spec.get("auditAnnotations"))
     if not validations and not annotations:
@@ -685,29 +695,7 @@ def _validate_mutation(raw: Any, names: tuple[str, ...], known: set[str], path: 
 def _validate_mutating_policy_spec(spec: dict[str, Any], old_spec: dict[str, Any] | None) -> Errs:
     """kube's ``validateMutatingAdmissionPolicySpec``."""
     path = "spec"
-    errs: Errs = []
-    fp = spec.get("failurePolicy")
-    if fp is None:
-        errs.append(required(f"{path}.failurePolicy"))
-    elif fp not in FAILURE_POLICIES:
-        errs.append(not_supported(f"{path}.failurePolicy", fp, FAILURE_POLICIES))
-    pk = spec.get("paramKind")
-    if pk is not None:
-        errs += validate_param_kind(d_(pk), f"{path}.paramKind")
-    names = ap.policy_names(pk is not None)
-    mc = spec.get("matchConstraints")
-    if mc is None:
-        errs.append(required(f"{path}.matchConstraints"))
-    else:
-        errs += validate_match_resources(mc, f"{path}.matchConstraints")
-        if not l_(d_(mc).get("resourceRules")):
-            errs.append(required(f"{path}.matchConstraints.resourceRules"))
-        errs += _mutable_operations(mc, f"{path}.matchConstraints.resourceRules.operations")
-    if old_spec is None or spec.get("matchConditions") != old_spec.get("matchConditions"):
-        errs += validate_match_conditions(spec.get("matchConditions"), ap.condition_names(names),
-                                          f"{path}.matchConditions")
-    var_errs, known = _validate_variables(spec, names, f"{path}.variables")
-    errs += var_errs
+    errs, names, known = _validate_policy_head(spec, old_spec, path, mutating=True)
     mutations = l_(spec.get("mutations"))
     if not mutations:
         errs.append(required(f"{path}.mutations", "mutations must contain at least one item"))
