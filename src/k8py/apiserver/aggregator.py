@@ -52,10 +52,10 @@ from k8py.apiserver import spdyproxy
 from k8py.apiserver.context import Ctx
 from k8py.apiserver.kubeletproxy import (
     MAX_STREAM_MESSAGE,
+    answer_websocket,
     describe_error,
     is_websocket,
     relay_response,
-    relay_websocket,
 )
 from k8py.apiserver.sessions import RetiredSessions
 
@@ -355,12 +355,7 @@ class Aggregator:
                 return proxy_error(describe_error(e), 503)
         except (aiohttp.ClientError, OSError) as e:
             return proxy_error(describe_error(e), 503)
-        async with upstream:
-            client = web.WebSocketResponse(protocols=(upstream.protocol,) if upstream.protocol else (),
-                                           max_msg_size=MAX_STREAM_MESSAGE, autoping=True)
-            await client.prepare(req)
-            await relay_websocket(client, upstream)
-            return client
+        return await answer_websocket(req, upstream)
 
     async def get(self, apiservice: Obj, path: str, timeout: float,
                   accept: str = "application/json") -> tuple[int, str, bytes]:

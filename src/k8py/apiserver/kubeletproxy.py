@@ -479,6 +479,12 @@ async def _websocket(ctx: Ctx, session: aiohttp.ClientSession, url: str, sub: st
         return await _plain(ctx, session, url, sub, name)
     except (aiohttp.ClientError, OSError) as e:
         raise errors.StatusError(500, "", f'error dialing backend: {describe_error(e)}') from None
+    return await answer_websocket(req, upstream)
+
+
+async def answer_websocket(req: web.Request, upstream: aiohttp.ClientWebSocketResponse) -> web.WebSocketResponse:
+    """Answer ``req``'s WebSocket upgrade with ``upstream``'s subprotocol and relay the two
+    until one closes (:func:`relay_websocket`); ``upstream`` is closed at the end."""
     async with upstream:
         client = web.WebSocketResponse(protocols=(upstream.protocol,) if upstream.protocol else (),
                                        max_msg_size=MAX_STREAM_MESSAGE, autoping=True)

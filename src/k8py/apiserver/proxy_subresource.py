@@ -85,10 +85,10 @@ from k8py.apiserver.context import Ctx
 from k8py.apiserver.kubeletproxy import (
     MAX_STREAM_MESSAGE,
     admit_connect,
+    answer_websocket,
     is_websocket,
     pipe,
     refuse_dry_run,
-    relay_websocket,
 )
 
 if TYPE_CHECKING:
@@ -555,12 +555,7 @@ async def _upgrade(ctx: Ctx, loc: Location, url: yarl.URL, host: str, port: int,
                                     headers={"Content-Type": answer.headers.get("Content-Type", "text/plain")})
         except (aiohttp.ClientError, OSError) as e:
             raise errors.StatusError(500, "", f"error dialing backend: {dial_error(loc, e)}") from None
-        async with upstream:
-            client = web.WebSocketResponse(protocols=(upstream.protocol,) if upstream.protocol else (),
-                                           max_msg_size=MAX_STREAM_MESSAGE, autoping=True)
-            await client.prepare(req)
-            await relay_websocket(client, upstream)
-            return client
+        return await answer_websocket(req, upstream)
 
 
 def _insecure_tls() -> ssl.SSLContext:
