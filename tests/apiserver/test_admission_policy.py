@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 
 from k8py.api import admissionwebhook as aw
@@ -390,3 +391,27 @@ def test_authorizer_checks_reach_the_servers_authorizer_as_request_attributes() 
                                          "system:authenticated"))
     assert (attrs.verb, attrs.resource, attrs.is_resource_request, attrs.api_version, attrs.field_requirements) == (
         "list", "pods", True, "*", (("spec.nodeName", "=", "n1"),))
+
+
+@pytest.mark.parametrize("plugin_cls", ["validating", "mutating"])
+def test_a_policy_that_cannot_be_compiled_fails_its_requests_not_the_server(plugin_cls: str,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from k8py.api import admissionpolicy as ap
+    from k8py.api import mutatingpolicy as mp
+    from k8py.apiserver.admission.mutatingpolicy import MutatingAdmissionPolicy
+    from k8py.apiserver.admission.policy import ValidatingAdmissionPolicy
+
+    def broken(obj: dict[str, object]) -> ap.CompiledPolicy:
+        raise RuntimeError("boom")
+
+    cls: type[ValidatingAdmissionPolicy | MutatingAdmissionPolicy]
+    if plugin_cls == "validating":
+        monkeypatch.setattr(ap, "compile_policy", broken)
+        cls, want = ValidatingAdmissionPolicy, ap.CompiledPolicy
+    else:
+        monkeypatch.setattr(mp, "compile_policy", broken)
+        cls, want = MutatingAdmissionPolicy, mp.CompiledMutatingPolicy
+    plugin = object.__new__(cls)  # compile() needs no running plugin
+    cp = plugin.compile({"metadata": {"name": "p1"}, "spec": {}})
+    assert type(cp) is want and cp.name == "p1"
+    assert cp.error == "internal error compiling the policy: boom"

@@ -25,7 +25,6 @@ Not done: a CEL cost budget.
 from __future__ import annotations
 
 import copy
-import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -42,8 +41,6 @@ if TYPE_CHECKING:
     from k8py.api.registry import KindInfo
 
 Obj = dict[str, Any]
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,14 +64,11 @@ class MutatingAdmissionPolicy(PolicyPlugin):
     policy_resource = "mutatingadmissionpolicies"
     binding_resource = "mutatingadmissionpolicybindings"
 
-    def compile(self, obj: Obj) -> ap.CompiledPolicy:
-        try:
-            return mp.compile_policy(obj)
-        except Exception as e:  # a policy that cannot be compiled fails the requests it matches, not the server
-            log.exception("compiling MutatingAdmissionPolicy %s", (obj.get("metadata") or {}).get("name"))
-            cp = mp.CompiledMutatingPolicy(str((obj.get("metadata") or {}).get("name") or ""), obj)
-            cp.error = f"internal error compiling the policy: {e}"
-            return cp
+    def compile_policy(self, obj: Obj) -> ap.CompiledPolicy:
+        return mp.compile_policy(obj)
+
+    def failed_policy(self, name: str, obj: Obj) -> ap.CompiledPolicy:
+        return mp.CompiledMutatingPolicy(name, obj)
 
     async def admit(self, a: Attributes, obj: Obj, old: Obj | None) -> None:
         if a.operation not in ("CREATE", "UPDATE", "CONNECT") or not obj:

@@ -219,8 +219,23 @@ class PolicyPlugin(RequestMatching, Plugin):
             return None, f"failed to find resource referenced by paramKind: '{group}/{version}, Kind={kind}'"
         return k, ""
 
-    def compile(self, obj: Obj) -> ap.CompiledPolicy:
+    def compile_policy(self, obj: Obj) -> ap.CompiledPolicy:
+        """The subclass's compiler (raises on a policy it cannot compile)."""
         raise NotImplementedError
+
+    def failed_policy(self, name: str, obj: Obj) -> ap.CompiledPolicy:
+        """The compiled form of a policy that could not be compiled (its ``error`` set by :meth:`compile`)."""
+        return ap.CompiledPolicy(name, obj)
+
+    def compile(self, obj: Obj) -> ap.CompiledPolicy:
+        name = str((obj.get("metadata") or {}).get("name") or "")
+        try:
+            return self.compile_policy(obj)
+        except Exception as e:  # a policy that cannot be compiled fails the requests it matches, not the server
+            log.exception("compiling %s %s", self.name, name)
+            cp = self.failed_policy(name, obj)
+            cp.error = f"internal error compiling the policy: {e}"
+            return cp
 
     async def _candidates(self, a: Attributes) -> tuple[list[ap.CompiledPolicy], dict[str, list[Obj]]]:
         """The policies some binding applies whose rules may take the request (a cheap test before
@@ -254,8 +269,8 @@ class ValidatingAdmissionPolicy(PolicyPlugin):
     policy_resource = "validatingadmissionpolicies"
     binding_resource = "validatingadmissionpolicybindings"
 
-    def compile(self, obj: Obj) -> ap.CompiledPolicy:
-        return _compile(obj)
+    def compile_policy(self, obj: Obj) -> ap.CompiledPolicy:
+        return ap.compile_policy(obj)
 
     # -- the plugin --------------------------------------------------------------------------------------
     async def validate(self, a: Attributes, obj: Obj | None, old: Obj | None) -> None:
@@ -352,16 +367,6 @@ class ValidatingAdmissionPolicy(PolicyPlugin):
 def cp_constraints(cp: ap.CompiledPolicy) -> Obj | None:
     mc = cp.spec.get("matchConstraints")
     return mc if isinstance(mc, dict) else None
-
-
-def _compile(obj: Obj) -> ap.CompiledPolicy:
-    try:
-        return ap.compile_policy(obj)
-    except Exception as e:  # a policy that cannot be compiled fails the requests it matches, not the server
-        log.exception("compiling ValidatingAdmissionPolicy %s", (obj.get("metadata") or {}).get("name"))
-        cp = ap.CompiledPolicy(str((obj.get("metadata") or {}).get("name") or ""), obj)
-        cp.error = f"internal error compiling the policy: {e}"
-        return cp
 
 
 __all__ = ["PolicyPlugin", "ValidatingAdmissionPolicy", "cp_constraints"]
