@@ -9,7 +9,6 @@ for the whole test) so CI neither flakes nor drags.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ schemathesis = pytest.importorskip("schemathesis")
 requests = pytest.importorskip("requests")
 hypothesis = pytest.importorskip("hypothesis")
 
-from tests.e2e.conftest import Server, start_server
+from tests.e2e.conftest import Server
 
 NS = "fuzz"
 EXAMPLES = 12  # per operation
@@ -41,16 +40,15 @@ TARGETS: list[tuple[str, str, tuple[str, ...]]] = [
 KNOWN_5XX: dict[tuple[str, str], str] = {}
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    s = start_server(tmp_path_factory.mktemp("fuzz"))
-    s.kubectl("create", "namespace", NS)
+@pytest.fixture(scope="module", autouse=True)
+def fuzz_objects(server: Server) -> None:
+    """On the session's server (tests/conftest.py): the namespace the fuzzing writes in, and the
+    objects its by-name operations address."""
+    server.kubectl("create", "namespace", NS)
     for name in ("c", "s"):
-        s.kubectl("create", "configmap", name, "-n", NS, "--from-literal=a=b")
-    s.kubectl("create", "secret", "generic", "s", "-n", NS, "--from-literal=a=x")
-    s.kubectl("create", "deployment", "d", "-n", NS, "--image=nginx")
-    yield s
-    s.stop()
+        server.kubectl("create", "configmap", name, "-n", NS, "--from-literal=a=b")
+    server.kubectl("create", "secret", "generic", "s", "-n", NS, "--from-literal=a=x")
+    server.kubectl("create", "deployment", "d", "-n", NS, "--image=nginx")
 
 
 def _session(server: Server) -> Any:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from tests.e2e.conftest import KUBECTL, Server, manifest, start_server
+from tests.e2e.conftest import KUBECTL, Server, manifest
 
 from k8py.client.api import Client
 from k8py.client.config import load_config
@@ -31,15 +31,6 @@ from k8py.nftables import Nft
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("nft") or not KUBECTL,
                                 reason="needs root, nft and kubectl")
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    s = start_server(tmp_path_factory.mktemp("netpol-api"))
-    try:
-        yield s
-    finally:
-        s.stop()
 
 
 @pytest.fixture
