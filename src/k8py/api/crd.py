@@ -12,6 +12,8 @@ import copy
 import re
 from typing import Any
 
+import orjson
+
 from k8py.api import cel, errors
 from k8py.api.errors import FieldError
 from k8py.api.registry import KindInfo
@@ -71,6 +73,9 @@ def kinds_for(crd: Obj) -> list[KindInfo]:
     if not plural or not group:
         return []
     stored = storage_version(crd)
+    conv = spec.get("conversion") or {}
+    webhook = orjson.dumps(conv.get("webhook") or {}, option=orjson.OPT_SORT_KEYS).decode() \
+        if conv.get("strategy") == "Webhook" else ""
     out = []
     versions = [v for v in spec.get("versions") or [] if v.get("served")]
     for v in sorted(versions, key=lambda v: version_priority(str(v.get("name")))):
@@ -82,7 +87,8 @@ def kinds_for(crd: Obj) -> list[KindInfo]:
             namespaced=spec.get("scope") == "Namespaced",
             short_names=tuple(names.get("shortNames") or ()), categories=tuple(names.get("categories") or ()),
             subresources=sub, storage=f"{group}/{plural}", storage_version=stored,
-            list_kind=str(names.get("listKind") or ""), custom=True))
+            list_kind=str(names.get("listKind") or ""), custom=True,
+            conversion_webhook=webhook))
     return out
 
 

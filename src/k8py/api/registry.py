@@ -36,6 +36,9 @@ class KindInfo:
     # a custom resource served for a CustomResourceDefinition (api/crd.py): its versions differ
     # only in apiVersion (conversion strategy None)
     custom: bool = False
+    # a custom resource whose CRD converts with a webhook (``spec.conversion.strategy: Webhook``):
+    # its ``spec.conversion.webhook`` as canonical JSON (k8py.apiserver.conversionwebhook calls it)
+    conversion_webhook: str = ""
 
     @property
     def api_version(self) -> str:

@@ -10,9 +10,9 @@ import asyncio
 import base64
 import binascii
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -58,22 +58,50 @@ def convert_to(obj: Obj, kind: KindInfo) -> Obj:
     """Convert a decoded stored object to the served version of ``kind``."""
     if kind.version == kind.storage_version and obj.get("apiVersion") == kind.api_version:
         return obj
-    if kind.custom:  # a CRD's versions differ only in apiVersion (conversion strategy None)
-        return {**obj, "apiVersion": kind.api_version}
+    if kind.custom:
+        if obj.get("apiVersion") == kind.api_version:
+            return obj
+        if kind.conversion_webhook:
+            raise _needs_webhook(kind)
+        return {**obj, "apiVersion": kind.api_version}  # conversion strategy None: only apiVersion differs
     from k8py.api import conversion
 
     return conversion.convert(obj, kind.api_version)
 
 
+def storage_api_version(kind: KindInfo) -> str:
+    return f"{kind.group}/{kind.storage_version}" if kind.group else kind.storage_version
+
+
 def to_storage(obj: Obj, kind: KindInfo) -> Obj:
-    api_version = f"{kind.group}/{kind.storage_version}" if kind.group else kind.storage_version
+    api_version = storage_api_version(kind)
     if obj.get("apiVersion") == api_version:
         return obj
     if kind.custom:
+        if kind.conversion_webhook:
+            raise _needs_webhook(kind)
         return {**obj, "apiVersion": api_version}
     from k8py.api import conversion
 
     return conversion.convert(obj, api_version)
+
+
+def _needs_webhook(kind: KindInfo) -> errors.StatusError:
+    # The synchronous converters cannot call a webhook: a caller that needs one must go through
+    # Objects.read / Objects.to_version (which await it); this is the guard that no path forgets.
+    return errors.internal_error(f"{kind.resource}.{kind.group}: converting to another version needs the CRD's "
+                                 "conversion webhook, which this path cannot call")
+
+
+class Converter(Protocol):
+    """Converts custom resources with their CRD's conversion webhook
+    (:class:`k8py.apiserver.conversionwebhook.ConversionWebhooks`)."""
+
+    async def convert(self, kind: KindInfo, objs: list[Obj], desired: str, *, as_list: bool = False) -> list[Obj]:
+        ...
+
+    async def close(self) -> None:
+        ...
 
 
 def unreadable_error(kv: KeyValue) -> errors.StatusError:
@@ -93,12 +121,17 @@ def unreadable_note(kind: KindInfo, kv: KeyValue) -> str:
             f"transformable: {reason}")
 
 
-def decode(kv: KeyValue, kind: KindInfo) -> Obj:
+def decode_stored(kv: KeyValue) -> Obj:
+    """The object as stored (in the version it was written in), with its resourceVersion."""
     if kv.__class__ is UnreadableValue:
         raise unreadable_error(kv)
     obj: Obj = orjson.loads(kv.value)
     obj.setdefault("metadata", {})["resourceVersion"] = str(kv.mod_revision)
-    return convert_to(obj, kind)
+    return obj
+
+
+def decode(kv: KeyValue, kind: KindInfo) -> Obj:
+    return convert_to(decode_stored(kv), kind)
 
 
 def encode(obj: Obj, kind: KindInfo) -> bytes:
@@ -190,9 +223,38 @@ class Objects:
         # Encryption at rest (k8py.storage.encryption) wraps the store: every reader below, the
         # mirrors and the watches included, sees plain values.
         self.store: Store = store if encryption is None else EncryptedStore(store, encryption)
+        # the CRD conversion webhooks' caller (set by the server); without one, a custom resource
+        # of a Webhook-converting CRD is served only in the version it is stored in
+        self.converter: Converter | None = None
 
     async def current_revision(self) -> int:
         return await self.store.current_revision()
+
+    # -- conversion (a CRD's conversion webhook is an HTTP call: these await it) ------------------
+    async def to_version(self, kind: KindInfo, objs: list[Obj], desired: str, *, as_list: bool = False) -> list[Obj]:
+        """``objs`` in apiVersion ``desired`` (``kind``'s served or storage version); a list's
+        items go to a conversion webhook in one review, as kube's converter sends them."""
+        if not kind.conversion_webhook:
+            if desired == kind.api_version:
+                return [convert_to(o, kind) for o in objs]
+            return [to_storage(o, kind) for o in objs]
+        if all(o.get("apiVersion") == desired for o in objs):
+            return objs
+        if self.converter is None:
+            raise _needs_webhook(kind)
+        return await self.converter.convert(kind, objs, desired, as_list=as_list)
+
+    async def read(self, kv: KeyValue, kind: KindInfo) -> Obj:
+        """A stored value decoded in ``kind``'s version (:func:`decode`, a webhook awaited)."""
+        if not kind.conversion_webhook:
+            return decode(kv, kind)
+        return (await self.to_version(kind, [decode_stored(kv)], kind.api_version))[0]
+
+    async def stored_form(self, obj: Obj, kind: KindInfo) -> bytes:
+        """The stored form of ``obj`` (:func:`encode`, converted by a webhook when it must be)."""
+        if kind.conversion_webhook:
+            obj = (await self.to_version(kind, [obj], storage_api_version(kind)))[0]
+        return encode(obj, kind)
 
     # -- raw keys -----------------------------------------------------------------------------
     # Bookkeeping that is not an API object (the Service allocator's reservations) goes through
@@ -289,17 +351,17 @@ class Objects:
     async def get(self, kind: KindInfo, namespace: str | None, name: str, rv: int = 0) -> Obj:
         if rv:
             await self.wait_for_revision(rv)
-        return decode(await self.get_kv(kind, namespace, name), kind)
+        return await self.read(await self.get_kv(kind, namespace, name), kind)
 
     async def try_get(self, kind: KindInfo, namespace: str | None, name: str) -> Obj | None:
         kv = await self.store.get(kind.key(namespace, name))
-        return decode(kv, kind) if kv is not None else None
+        return await self.read(kv, kind) if kv is not None else None
 
     async def create(self, kind: KindInfo, obj: Obj) -> Obj:
         meta = obj["metadata"]
         key = kind.key(meta.get("namespace"), meta["name"])
         try:
-            rev = await self.store.create(key, check_size(encode(obj, kind)))
+            rev = await self.store.create(key, check_size(await self.stored_form(obj, kind)))
         except KeyExistsError:
             raise errors.already_exists(kind.resource, kind.group, meta["name"]) from None
         meta["resourceVersion"] = str(rev)
@@ -310,7 +372,7 @@ class Objects:
         meta = obj["metadata"]
         key = kind.key(meta.get("namespace"), meta["name"])
         try:
-            rev = await self.store.update(key, check_size(encode(obj, kind)), expected_rev)
+            rev = await self.store.update(key, check_size(await self.stored_form(obj, kind)), expected_rev)
         except KeyNotFoundError:
             raise errors.not_found_error(kind.resource, kind.group, meta["name"]) from None
         meta["resourceVersion"] = str(rev)
@@ -336,11 +398,11 @@ class Objects:
         for _ in range(retries):
             if kv is None:
                 raise errors.not_found_error(kind.resource, kind.group, name)
-            current = decode(kv, kind)
+            current = await self.read(kv, kind)
             new = await try_update(orjson.loads(orjson.dumps(current)))
             if new is None:
                 return current, current
-            data = encode(new, kind)
+            data = await self.stored_form(new, kind)
             if data == kv.value and kv.__class__ is not StaleValue:
                 # No-op update: kube does not write, the resourceVersion stays (unless the value
                 # was read with an encryption key that no longer writes: then it is re-encrypted).
@@ -374,7 +436,7 @@ class Objects:
             raise errors.not_found_error(kind.resource, kind.group, name) from None
         except ConflictError:
             raise errors.conflict(kind.resource, kind.group, name, errors.OPTIMISTIC_LOCK_MSG) from None
-        obj = decode(res.prev_kv, kind)
+        obj = await self.read(res.prev_kv, kind)
         obj["metadata"]["resourceVersion"] = str(res.revision)
         return obj
 
@@ -393,7 +455,7 @@ class Objects:
         """A page of objects. ``raw`` (only without ``match``, for kinds served in their storage
         version) returns each item as its JSON bytes, spliced rather than decoded: the fast path
         for plain JSON lists."""
-        raw = raw and match is None and kind.version == kind.storage_version
+        raw = raw and match is None and kind.version == kind.storage_version and not kind.conversion_webhook
         prefix = kind.key_prefix(namespace)
         start_key: str | None = None
         read_rev = 0
@@ -436,6 +498,7 @@ class Objects:
                 raise errors.StatusError(504, "Timeout", f"Too large resource version: {e.requested}, "
                                          f"current: {e.current}") from None
             read_rev = res.revision
+            converted = await self._converted_page(res.kvs, kind) if kind.conversion_webhook else None
             for kv in res.kvs:
                 last_key = kv.key
                 if kv.__class__ is UnreadableValue:
@@ -446,7 +509,7 @@ class Objects:
                     if limit and len(items) >= limit:
                         break
                     continue
-                obj = decode(kv, kind)
+                obj = converted[kv.key] if converted is not None else decode(kv, kind)
                 if match is None or match(obj):
                     items.append(obj)
                     if limit and len(items) >= limit:
@@ -466,4 +529,10 @@ class Objects:
         if more:
             token = ContinueToken(read_rev, last_key[len(prefix):] + "\x00").encode()
         return ListPage(items, read_rev, token, remaining if more else None, unreadable or None)
+
+    async def _converted_page(self, kvs: Iterable[KeyValue], kind: KindInfo) -> dict[str, Obj]:
+        """A store page's readable objects in ``kind``'s version by key: one conversion review."""
+        readable = [kv for kv in kvs if kv.__class__ is not UnreadableValue]
+        objs = await self.to_version(kind, [decode_stored(kv) for kv in readable], kind.api_version, as_list=True)
+        return {kv.key: o for kv, o in zip(readable, objs, strict=True)}
 

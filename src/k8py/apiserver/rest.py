@@ -41,7 +41,7 @@ from k8py.apiserver.negotiate import (
     content_type_of,
     encode,
 )
-from k8py.apiserver.objects import Objects, decode, parse_rv
+from k8py.apiserver.objects import Objects, parse_rv
 from k8py.apiserver.registry import Strategies, random_suffix
 from k8py.apiserver.registry.core import NamespaceStrategy, bind_pod
 from k8py.apiserver.watch import serve_watch
@@ -617,7 +617,7 @@ class ResourceAPI:
                     raise errors.bad_request("ignoreStoreReadErrorWithClusterBreakingPotential: Invalid value: true: "
                                              "can not be set together with dryRun")
                 return await self.unsafe_delete(ctx, kind, ns, name, kv.mod_revision), 200
-            current = decode(kv, kind)
+            current = await self.objects.read(kv, kind)
             cm = current["metadata"]
             if pre.get("uid") and pre["uid"] != cm.get("uid"):
                 raise errors.conflict(kind.resource, kind.group, name,

@@ -149,6 +149,11 @@ def build(config: ServerConfig, store: Store, *, authenticator: Any = None, auth
 
     http.aggregator = Aggregator(objects, registry, None, on_change=http.discovery.invalidate)
     admission.set_service_resolver(http.aggregator)  # admission webhooks of Services dial their endpoints
+    # CRD conversion webhooks: Objects awaits them when a custom resource changes version
+    from k8py.apiserver.conversionwebhook import ConversionWebhooks
+
+    objects.converter = ConversionWebhooks(registry.all)
+    objects.converter.service_resolver = http.aggregator
     # CustomResourceDefinitions: their controllers, and their custom resources served
     from k8py.apiserver.crd_controller import CRDController
 
@@ -214,6 +219,8 @@ async def stop(cp: ControlPlane) -> None:
         await cp.runner.cleanup()
     if cp.http.audit is not None:
         await cp.http.audit.close()  # after the last request: its events are written
+    if cp.objects.converter is not None:
+        await cp.objects.converter.close()
     await cp.store.close()
 
 

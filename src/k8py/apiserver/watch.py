@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -32,7 +32,7 @@ from k8py.api import errors, tables
 from k8py.api.registry import KindInfo
 from k8py.apiserver import options
 from k8py.apiserver.context import Ctx
-from k8py.apiserver.objects import decode, parse_rv
+from k8py.apiserver.objects import Objects, decode, parse_rv
 from k8py.storage.interface import CompactedError, EventType, StoreUnavailableError
 
 if TYPE_CHECKING:
@@ -202,7 +202,11 @@ async def serve_watch(api: ResourceAPI, ctx: Ctx, kind: KindInfo, ns: str | None
                 continue
             # One write per batch: the client's reading paces how fast we take from the store.
             try:
-                lines = [line for ev in wr.events if (line := _encode_event(stream, kind, ev, match))]
+                if kind.conversion_webhook:
+                    lines = [line for ev in wr.events
+                             if (line := await _encode_converted_event(api.objects, stream, kind, ev, match))]
+                else:
+                    lines = [line for ev in wr.events if (line := _encode_event(stream, kind, ev, match))]
             except errors.StatusError as e:
                 # a value that cannot be decrypted (lost encryption key): kube's watcher sends the
                 # error and ends the watch; the client relists, where the object is reported alone
@@ -231,19 +235,31 @@ async def serve_watch(api: ResourceAPI, ctx: Ctx, kind: KindInfo, ns: str | None
 
 def _encode_event(stream: WatchStream, kind: KindInfo, ev: Any, match: Any) -> bytes | None:
     """The line for one store event, or None when the selector filters it out."""
+    return _event_line(stream, ev, match, decode(ev.kv, kind), lambda: decode(ev.prev_kv, kind))
+
+
+async def _encode_converted_event(objects: Objects, stream: WatchStream, kind: KindInfo, ev: Any,
+                                  match: Any) -> bytes | None:
+    """:func:`_encode_event` for a kind whose CRD converts with a webhook: each object is
+    converted to the watched version (kube converts every event)."""
+    obj = await objects.read(ev.kv, kind)
+    old = None
+    if ev.type is not EventType.DELETE and ev.prev_kv is not None and match is not None:
+        old = await objects.read(ev.prev_kv, kind)
+    return _event_line(stream, ev, match, obj, lambda: old)
+
+
+def _event_line(stream: WatchStream, ev: Any, match: Any, obj: Obj, old_obj: Callable[[], Obj | None]) -> bytes | None:
     if ev.type is EventType.DELETE:
-        obj = decode(ev.kv, kind)
         if match is None or match.matches(obj):
             return stream.encode("DELETED", obj)
         return None
-    obj = decode(ev.kv, kind)
     new_ok = match is None or match.matches(obj)
     if ev.prev_kv is None:
         return stream.encode("ADDED", obj) if new_ok else None
     if match is None:
         return stream.encode("MODIFIED", obj)
-    old = decode(ev.prev_kv, kind)
-    old_ok = match.matches(old)
+    old_ok = match.matches(old_obj())
     if new_ok and old_ok:
         return stream.encode("MODIFIED", obj)
     if new_ok:

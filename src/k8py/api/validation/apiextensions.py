@@ -8,6 +8,11 @@ from typing import Any
 
 from k8py.api import crd as crdschema
 from k8py.api.errors import FieldError, duplicate, forbidden, invalid, not_supported, required
+from k8py.api.validation.admissionregistration import (
+    validate_review_versions,
+    validate_webhook_service,
+    validate_webhook_url,
+)
 from k8py.api.validation.meta import (
     Errs,
     GoRaw,
@@ -38,6 +43,9 @@ def set_defaults(obj: dict[str, Any]) -> None:
         spec["conversion"] = {"strategy": "None"}
     else:
         conv.setdefault("strategy", "None")
+        svc = d_(d_(d_(conv.get("webhook")).get("clientConfig")).get("service"))
+        if svc:
+            svc.setdefault("port", 443)  # kube's SetDefaults_ServiceReference
 
 
 def _names(names: dict[str, Any], path: str) -> Errs:
@@ -125,7 +133,46 @@ def _versions(spec: dict[str, Any], path: str) -> Errs:
     return errs
 
 
-def validate_crd(obj: dict[str, Any]) -> Errs:
+def _conversion(conv: dict[str, Any], require_known_review_version: bool) -> Errs:
+    """kube's ``validateCustomResourceConversion``, on the internal form v1 converts to: the
+    errors name ``spec.conversion.webhookClientConfig`` and ``spec.conversion.conversionReviewVersions``
+    (v1's ``webhook.clientConfig`` and ``webhook.conversionReviewVersions``)."""
+    path = "spec.conversion"
+    strategy = conv.get("strategy")
+    webhook = d_(conv.get("webhook"))
+    cc, versions = webhook.get("clientConfig"), webhook.get("conversionReviewVersions")
+    errs: Errs = []
+    if not strategy:
+        errs.append(required(f"{path}.strategy"))
+    elif strategy not in ("None", "Webhook"):
+        errs.append(not_supported(f"{path}.strategy", strategy, ("None", "Webhook")))
+    if strategy != "Webhook":
+        if cc is not None:
+            errs.append(forbidden(f"{path}.webhookClientConfig", "should not be set when strategy is not set to Webhook"))
+        if versions:
+            errs.append(forbidden(f"{path}.conversionReviewVersions",
+                                  "should not be set when strategy is not set to Webhook"))
+        return errs
+    if cc is None:
+        errs.append(required(f"{path}.webhookClientConfig", "required when strategy is set to Webhook"))
+    else:
+        cc = d_(cc)
+        url, svc = cc.get("url"), cc.get("service")
+        if (url is None) == (svc is None):
+            errs.append(required(f"{path}.webhookClientConfig", "exactly one of url or service is required"))
+        elif url is not None:
+            errs += validate_webhook_url(f"{path}.webhookClientConfig.url", s_(url))
+        else:
+            errs += validate_webhook_service(f"{path}.webhookClientConfig.service", d_(svc))
+    listed = [s_(v) for v in l_(versions)]
+    if not listed:
+        errs.append(required(f"{path}.conversionReviewVersions"))
+    else:
+        errs += validate_review_versions(listed, require_known_review_version, f"{path}.conversionReviewVersions")
+    return errs
+
+
+def validate_crd(obj: dict[str, Any], require_known_review_version: bool = True) -> Errs:
     meta = d_(obj.get("metadata"))
     errs: Errs = validate_object_meta(obj.get("metadata"), False, name_is_dns_subdomain)
     spec = d_(obj.get("spec"))
@@ -149,13 +196,10 @@ def validate_crd(obj: dict[str, Any]) -> Errs:
         errs.append(not_supported("spec.scope", scope, SCOPES))
     errs += _names(names, "spec.names")
     errs += _versions(spec, "spec.versions")
-    conv = d_(spec.get("conversion"))
-    strategy = conv.get("strategy")
-    if strategy == "Webhook":
-        errs.append(forbidden("spec.conversion.strategy", "Webhook conversion is not supported by k8py; "
-                              "use strategy None"))
-    elif strategy not in (None, "None"):
-        errs.append(not_supported("spec.conversion.strategy", strategy, ("None", "Webhook")))
+    errs += _conversion(d_(spec.get("conversion")), require_known_review_version)
+    strategy = d_(spec.get("conversion")).get("strategy")
+    if strategy and strategy != "None" and spec.get("preserveUnknownFields") is True:
+        errs.append(invalid("spec.conversion.strategy", strategy, "must be None if spec.preserveUnknownFields is true"))
     if spec.get("preserveUnknownFields") is True:
         errs.append(invalid("spec.preserveUnknownFields", True,
                             "cannot set to true, set x-kubernetes-preserve-unknown-fields to true in "
@@ -165,7 +209,10 @@ def validate_crd(obj: dict[str, Any]) -> Errs:
 
 def validate_crd_update(new: dict[str, Any], old: dict[str, Any]) -> Errs:
     errs = validate_object_meta_update(new.get("metadata"), old.get("metadata"))
-    errs += validate_crd(new)
+    # kube: an update need not name a known review version if the old CRD did not either
+    old_versions = [s_(v) for v in l_(d_(d_(d_(old.get("spec")).get("conversion")).get("webhook"))
+                                      .get("conversionReviewVersions"))]
+    errs += validate_crd(new, not old_versions or any(v in ("v1", "v1beta1") for v in old_versions))
     ns, os_ = d_(new.get("spec")), d_(old.get("spec"))
     if ns.get("group") != os_.get("group"):
         errs.append(invalid("spec.group", ns.get("group"), "field is immutable"))

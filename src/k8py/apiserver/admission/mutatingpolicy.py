@@ -35,7 +35,6 @@ from k8py.api import mutatingpolicy as mp
 from k8py.apiserver.admission import Attributes
 from k8py.apiserver.admission.policy import PolicyPlugin, cp_constraints
 from k8py.apiserver.admission.webhook import forbidden
-from k8py.apiserver.objects import convert_to
 
 if TYPE_CHECKING:
     from k8py.api.registry import KindInfo
@@ -141,7 +140,7 @@ class MutatingAdmissionPolicy(PolicyPlugin):
         def failed(message: str) -> None:
             failures.append(PolicyError(cp.name, bname, message, fail, "Invalid"))
 
-        data = self.variables(via, a, req, obj, old)
+        data = await self.variables(via, a, req, obj, old)
         data["namespaceObject"] = namespace
         if cp.param_kind is not None:
             data["params"] = param
@@ -180,7 +179,7 @@ class MutatingAdmissionPolicy(PolicyPlugin):
             changed = False
         else:
             try:
-                back = convert_to(current, a.kind) if versioned is not None and versioned is not a.kind else current
+                back = await self._to(a.kind, current) if versioned is not None and versioned is not a.kind else current
             except conversion.ConversionError as e:
                 raise errors.internal_error(f"failed to convert object: {e}") from None
             changed = back != obj

@@ -325,7 +325,7 @@ class ValidatingAdmissionPolicy(PolicyPlugin):
             for param in params:
                 base = bases.get((via.group, via.version))
                 if base is None:
-                    base = bases[(via.group, via.version)] = self.variables(via, a, req, obj, old)
+                    base = bases[(via.group, via.version)] = await self.variables(via, a, req, obj, old)
                 data = dict(base)  # each evaluation adds its own params and variables
                 data["namespaceObject"] = namespace[0]
                 if cp.param_kind is not None:

@@ -43,7 +43,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import ssl
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -52,10 +51,9 @@ import orjson
 
 from k8py.api import admissionpolicy as ap
 from k8py.api import admissionwebhook as aw
-from k8py.api import aggregator as agg
 from k8py.api import cel, conversion, defaults, errors, patch
+from k8py.apiserver import webhookclient
 from k8py.apiserver.admission import Attributes, Plugin
-from k8py.apiserver.objects import convert_to
 from k8py.apiserver.sessions import RetiredSessions
 
 if TYPE_CHECKING:
@@ -70,8 +68,6 @@ SYNC_TIMEOUT = 10.0
 # the user of requests the API server makes itself (bootstrap objects), as expressions see it
 SERVER_USER: Obj = {"username": "system:apiserver", "groups": ["system:masters", "system:authenticated"]}
 GROUP = "admissionregistration.k8s.io"
-MAX_RESPONSE_BYTES = 3 * 1024 * 1024  # kube reads at most this much of a webhook's answer
-RETIRE_AFTER = 35.0  # a retired session closes after the longest call (timeoutSeconds <= 30) could end
 
 
 class RequestMatching:
@@ -139,13 +135,13 @@ class RequestMatching:
                     continue
             if not aw.object_selector_matches(h, obj, old):
                 continue
-            if h.webhook.get("matchConditions") and not self._conditions_match(h, via, a, req, obj, old):
+            if h.webhook.get("matchConditions") and not await self._conditions_match(h, via, a, req, obj, old):
                 continue
             out.append((h, via))
         return out
 
-    def variables(self, via: KindInfo, a: Attributes, req: aw.Request, obj: Obj | None,
-                  old: Obj | None) -> Obj:
+    async def variables(self, via: KindInfo, a: Attributes, req: aw.Request, obj: Obj | None,
+                        old: Obj | None) -> Obj:
         """``object``, ``oldObject`` and ``request`` of an admission expression, in the version
         ``via`` through which the rules took the request (kube's VersionedAttributes)."""
         own = _object_kind(a)
@@ -155,8 +151,7 @@ class RequestMatching:
         else:
             vreq = aw.Request(req.operation, via.group, via.version, via.resource, req.subresource, req.namespace)
             kind = (via.group, via.version, via.kind)
-            obj = convert_to(obj, via) if obj is not None else None
-            old = convert_to(old, via) if old is not None else None
+            obj, old = await self._in(via, a, obj, old)
         request = ap.admission_request(vreq, kind, a.name, a.user, a.dry_run, a.plugin_state.setdefault(
             "admission-uid", str(uuid.uuid4())), request_kind=asked, request=req)
         user = a.user.to_api() if a.user is not None else SERVER_USER
@@ -164,6 +159,22 @@ class RequestMatching:
                                             "subresource": a.subresource, "namespace": a.namespace, "name": a.name})
         # namespaceObject: null for webhooks' conditions, as kube's; the policy plugin fills it in
         return {"object": obj, "oldObject": old, "request": request, "authorizer": authz, "namespaceObject": None}
+
+    async def _in(self, via: KindInfo, a: Attributes, obj: Obj | None, old: Obj | None) -> tuple[Obj | None, Obj | None]:
+        """``obj`` and ``old`` as the webhook or policy takes them: converted to ``via``'s version
+        when the rules matched another version than the request's (not for subresources of another
+        kind); a custom resource through its CRD's conversion webhook when it has one."""
+        if (via.group, via.version) == (a.kind.group, a.kind.version) or _object_kind(a) is not None:
+            return obj, old
+        try:
+            return (await self._to(via, obj) if obj is not None else None), \
+                (await self._to(via, old) if old is not None else None)
+        except errors.StatusError as e:  # a conversion webhook failed: kube's NewInternalError of it
+            raise errors.internal_error(e.message) from None
+
+    async def _to(self, kind: KindInfo, obj: Obj) -> Obj:
+        """``obj`` in ``kind``'s version."""
+        return (await self.objects.to_version(kind, [obj], kind.api_version))[0]
 
     def _authorize(self, user: Obj, attrs: Obj) -> tuple[bool, str]:
         """An ``authorizer`` check of an admission expression, by the server's authorizer."""
@@ -188,11 +199,12 @@ class RequestMatching:
         authorizer (none set: their decisions are errors)."""
         return cel.authorizing(self._authorize if self.authorizer is not None else None)
 
-    def _conditions_match(self, h: aw.Hook, via: KindInfo, a: Attributes, req: aw.Request, obj: Obj | None,
-                          old: Obj | None) -> bool:
+    async def _conditions_match(self, h: aw.Hook, via: KindInfo, a: Attributes, req: aw.Request, obj: Obj | None,
+                                old: Obj | None) -> bool:
         conds = _compiled_conditions(h.webhook.get("matchConditions"))
+        data = await self.variables(via, a, req, obj, old)
         with self.authorizing():
-            result = ap.match_conditions(conds, self.variables(via, a, req, obj, old))
+            result = ap.match_conditions(conds, data)
         if not result.error:
             return result.matches
         if h.failure_policy == "Ignore":
@@ -264,9 +276,7 @@ class _Webhooks(RequestMatching, Plugin):
         self._configs: dict[str, Obj] = {}
         self._hooks: list[aw.Hook] = []
         self._synced = asyncio.Event()
-        self._sessions: dict[str, aiohttp.ClientSession] = {}  # by caBundle
-        # retired sessions, each closed by its task after a grace period (or at the end)
-        self._retiring = RetiredSessions(self.name, RETIRE_AFTER)
+        self._pool = webhookclient.Sessions(self.name, self._live_cas)
 
     # -- the configurations, kept from a store watch ---------------------------------------------
     def _reset(self) -> None:
@@ -307,11 +317,7 @@ class _Webhooks(RequestMatching, Plugin):
             await self._close_all()
 
     async def _close_all(self) -> None:
-        await self._retiring.close_all()
-        for s in self._sessions.values():
-            with contextlib.suppress(Exception):
-                await s.close()
-        self._sessions.clear()
+        await self._pool.close_all()
 
     async def _current_hooks(self) -> list[aw.Hook]:
         if self._synced.is_set() or self._kind is None:
@@ -320,45 +326,20 @@ class _Webhooks(RequestMatching, Plugin):
         page = await self.objects.list(self._kind, None)
         return aw.hooks_of({o["metadata"]["name"]: o for o in page.items if isinstance(o, dict)}, self.mutating)
 
-    # -- the call ----------------------------------------------------------------------------------
+    # -- the call (the shared webhook client, :mod:`k8py.apiserver.webhookclient`) -----------------
+    def _live_cas(self) -> list[str]:
+        return [str((h.webhook.get("clientConfig") or {}).get("caBundle") or "") for h in self._hooks]
+
     def _session(self, ca_bundle: str) -> aiohttp.ClientSession:
-        s = self._sessions.get(ca_bundle)
-        if s is None or s.closed:
-            self._retire_unused_sessions(ca_bundle)
-            # the aggregation layer's TLS client: caBundle, else the system's roots
-            ctx = agg.client_ssl_context({"spec": {"caBundle": ca_bundle}}, None, None)
-            s = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx, limit=0),
-                                      skip_auto_headers=("User-Agent",))
-            self._sessions[ca_bundle] = s
-        return s
+        return self._pool.get(ca_bundle)
 
-    def _retire_unused_sessions(self, keep: str) -> None:
-        """Close the sessions of CA bundles no webhook names any more (cert-manager rotates them),
-        after the longest call that may still be using one."""
-        live = {str((h.webhook.get("clientConfig") or {}).get("caBundle") or "") for h in self._hooks}
-        for ca in [c for c in self._sessions if c not in live and c != keep]:
-            self._retiring.retire(self._sessions.pop(ca))
+    @property
+    def _sessions(self) -> dict[str, aiohttp.ClientSession]:
+        return self._pool.by_ca
 
-    def _target(self, hook: aw.Hook, timeout: int) -> tuple[str, str, str | None]:
-        """(URL to dial, URL as kube names it in errors, TLS server name)."""
-        cc = hook.webhook.get("clientConfig") or {}
-        if cc.get("url"):
-            url = f"{cc['url']}?timeout={timeout}s"
-            return url, url, None
-        svc = cc.get("service") or {}
-        ref = agg.ServiceRef(str(svc.get("namespace") or ""), str(svc.get("name") or ""),
-                             int(svc.get("port") or 443))
-        path = str(svc.get("path") or "")
-        shown = f"https://{agg.server_name(ref)}:{ref.port}{path}?timeout={timeout}s"
-        if self.service_resolver is None:
-            raise aw.CallError(f'Post "{shown}": no service resolver: webhooks of Services need the aggregation '
-                               "layer")
-        try:
-            host, port = self.service_resolver.resolve(ref)
-        except agg.ResolveError as e:
-            raise aw.CallError(f'Post "{shown}": {e}') from None
-        hostport = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        return f"https://{hostport}{path}?timeout={timeout}s", shown, agg.server_name(ref)
+    @property
+    def _retiring(self) -> RetiredSessions:
+        return self._pool.retiring
 
     async def _call(self, hook: aw.Hook, a: Attributes, req: aw.Request, obj: Obj | None,
                     old: Obj | None, *, via: KindInfo | None = None) -> aw.Result:
@@ -370,38 +351,8 @@ class _Webhooks(RequestMatching, Plugin):
         kind = asked if via is None else own or (via.group, via.version, via.kind)
         review = aw.review_request(hook, uid, req, kind, a.name, a.user, obj, old, a.dry_run,
                                    request_kind=asked, request=self._request(a))
-        timeout = int(hook.timeout)
-        url, shown, server_name = self._target(hook, timeout)
-        ca = str((hook.webhook.get("clientConfig") or {}).get("caBundle") or "")
-        try:
-            session = self._session(ca)
-        except ValueError as e:
-            raise aw.CallError(f"could not get REST client: {e}") from None
-        extra: dict[str, Any] = {"server_hostname": server_name} if server_name else {}
-        try:
-            async with asyncio.timeout(hook.timeout):
-                async with session.post(url, data=orjson.dumps(review), allow_redirects=False,
-                                        headers={"Content-Type": "application/json", "Accept": "application/json"},
-                                        **extra) as r:
-                    status = r.status
-                    body = bytearray()
-                    while len(body) <= MAX_RESPONSE_BYTES:  # read() may return less than asked
-                        chunk = await r.content.read(MAX_RESPONSE_BYTES + 1 - len(body))
-                        if not chunk:
-                            break
-                        body += chunk
-        except TimeoutError:
-            raise aw.CallError(f'Post "{shown}": context deadline exceeded') from None
-        except (aiohttp.ClientError, OSError, ssl.SSLError) as e:
-            raise aw.CallError(f'Post "{shown}": {_describe(e)}') from None
-        if len(body) > MAX_RESPONSE_BYTES:
-            raise aw.CallError(f"the webhook's response is larger than {MAX_RESPONSE_BYTES} bytes")
-        if not 200 <= status < 300:
-            raise aw.CallError(_http_error(status, bytes(body)))
-        try:
-            answer = orjson.loads(bytes(body))
-        except orjson.JSONDecodeError as e:
-            raise aw.CallError(f"the server responded with a body that is not JSON: {e}") from None
+        answer = await webhookclient.post(self._pool, hook.webhook.get("clientConfig") or {}, self.service_resolver,
+                                          review, hook.timeout, f"?timeout={int(hook.timeout)}s")
         result = aw.verify_response(uid, hook, answer)
         a.warnings.extend(result.warnings)
         resp = answer.get("response") or {}
@@ -432,46 +383,11 @@ class _Webhooks(RequestMatching, Plugin):
             raise aw.denied(hook.name, result.status)
         return result
 
-    @staticmethod
-    def _in(via: KindInfo, a: Attributes, obj: Obj | None, old: Obj | None) -> tuple[Obj | None, Obj | None]:
-        """``obj`` and ``old`` as the webhook takes them: converted to ``via``'s version when the
-        rules matched another version than the request's (not for subresources of another kind)."""
-        if (via.group, via.version) == (a.kind.group, a.kind.version) or _object_kind(a) is not None:
-            return obj, old
-        return (convert_to(obj, via) if obj is not None else None), (convert_to(old, via) if old is not None else None)
-
     async def _old_for_delete(self, a: Attributes, old: Obj | None) -> Obj | None:
         """A DELETE's oldObject: the object as stored (the chain is called before it is read)."""
         if old is not None or a.operation != "DELETE" or a.subresource:
             return old
         return await self.objects.try_get(a.kind, a.namespace or None, a.name)
-
-
-def _describe(e: BaseException) -> str:
-    """A transport error as Go's net/http words the usual ones."""
-    os_err = getattr(e, "os_error", None)
-    cause = os_err if isinstance(os_err, OSError) else e
-    host = getattr(e, "host", None)
-    port = getattr(e, "port", None)
-    if isinstance(cause, ConnectionRefusedError) and host is not None:
-        return f"dial tcp {host}:{port}: connect: connection refused"
-    if isinstance(e, aiohttp.ClientConnectorCertificateError):
-        return f"tls: failed to verify certificate: {e.certificate_error}"
-    return str(e) or type(e).__name__
-
-
-def _http_error(status: int, body: bytes) -> str:
-    """client-go's error for an answer that is not 2xx (a Status body speaks for itself)."""
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        doc = None
-    if isinstance(doc, dict) and doc.get("kind") == "Status" and doc.get("message"):
-        return str(doc["message"])
-    text = body.decode("utf-8", "replace").strip()
-    if text:
-        return f'an error on the server ("{text[:1024]}") has prevented the request from succeeding'
-    return f"the server responded with the status code {status} but did not return more information"
 
 
 class ValidatingAdmissionWebhook(_Webhooks):
@@ -494,8 +410,10 @@ class ValidatingAdmissionWebhook(_Webhooks):
         if not relevant:
             return
         # in parallel, as kube; the first refusal in the webhooks' order is the answer
-        results = await asyncio.gather(*(self._decide(h, via, a, req, *self._in(via, a, obj, old))
-                                         for h, via in relevant), return_exceptions=True)
+        sent = [await self._in(via, a, obj, old) for _, via in relevant]
+        results = await asyncio.gather(*(self._decide(h, via, a, req, *objs)
+                                         for (h, via), objs in zip(relevant, sent, strict=True)),
+                                       return_exceptions=True)
         for r in results:
             if isinstance(r, BaseException):
                 raise r
@@ -533,7 +451,7 @@ class MutatingAdmissionWebhook(_Webhooks):
     async def _mutate(self, h: aw.Hook, via: KindInfo, a: Attributes, req: aw.Request, obj: Obj,
                       old: Obj | None) -> bool:
         """Call ``h`` and apply its patch to ``obj`` in place; whether the object changed."""
-        sent, sent_old = self._in(via, a, obj, old)
+        sent, sent_old = await self._in(via, a, obj, old)
         assert sent is not None
         result = await self._decide(h, via, a, req, sent, sent_old)
         if result is None or result.patch is None:
@@ -541,7 +459,7 @@ class MutatingAdmissionWebhook(_Webhooks):
         try:
             patched = patch.json_patch(sent, result.patch)
             if sent is not obj:  # patched in the webhook's version: back to the request's
-                patched = convert_to(patched, a.kind)
+                patched = await self._to(a.kind, patched)
         except errors.StatusError as e:
             raise errors.internal_error(e.message) from None
         except conversion.ConversionError as e:
