@@ -326,3 +326,27 @@ async def test_an_admission_webhook_for_v1_is_sent_a_v2_write_converted(widgets:
         plugin = api.cp.api.admission.plugin("ValidatingAdmissionWebhook")  # type: ignore[attr-defined]
         assert isinstance(plugin, ValidatingAdmissionWebhook)
         await plugin._close_all()
+
+
+async def test_an_established_crd_keeps_a_valid_ca_bundle(widgets: TestClient, hooks: WebhookThread) -> None:
+    """kube's allowInvalidCABundle: any caBundle at create (not Established yet); an update of an
+    Established CRD whose bundle is valid must keep a valid one."""
+    api = widgets
+    current = await (await api.get(f"{CRDS}/widgets.example.com")).json()
+    current["metadata"].setdefault("labels", {})["touched"] = "yes"
+    r = await api.put(f"{CRDS}/widgets.example.com", json=current)  # the valid bundle kept
+    assert r.status == 200, await r.text()
+    current = await r.json()
+    current["spec"]["conversion"]["webhook"]["clientConfig"]["caBundle"] = "bm90IGEgY2VydA=="  # "not a cert"
+    r = await api.put(f"{CRDS}/widgets.example.com", json=current)
+    body = await r.json()
+    assert r.status == 422, body
+    assert body["details"]["causes"] == [{
+        "reason": "FieldValueInvalid", "field": "spec.conversion.webhookClientConfig.caBundle",
+        "message": "Invalid value: []byte{0x6e, 0x6f, 0x74, 0x20, 0x61, 0x20, 0x63, 0x65, 0x72, 0x74}: "
+                   "data does not contain any valid RSA or ECDSA certificates"}]
+    other = crd(hooks)
+    other["metadata"]["name"] = "gadgets.example.com"
+    other["spec"]["names"] = {"plural": "gadgets", "kind": "Gadget"}
+    other["spec"]["conversion"]["webhook"]["clientConfig"]["caBundle"] = "bm90IGEgY2VydA=="
+    assert (await api.post(CRDS, json=other)).status == 201

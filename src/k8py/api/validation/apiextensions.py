@@ -4,7 +4,12 @@ kube's ``SetDefaults_CustomResourceDefinition*`` fill in."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
 from typing import Any
+
+from cryptography import x509
 
 from k8py.api import crd as crdschema
 from k8py.api.errors import FieldError, duplicate, forbidden, invalid, not_supported, required
@@ -133,7 +138,31 @@ def _versions(spec: dict[str, Any], path: str) -> Errs:
     return errs
 
 
-def _conversion(conv: dict[str, Any], require_known_review_version: bool) -> Errs:
+_PEM_BLOCK = re.compile(rb"-----BEGIN ([^-\r\n]*)-----\r?\n(.*?)-----END \1-----", re.DOTALL)
+
+
+def ca_bundle_error(ca_bundle: str) -> str:
+    """client-go's ``cert.NewPoolFromBytes`` of a caBundle (base64 in JSON): '' when it holds a
+    certificate, else its error."""
+    try:
+        data = base64.b64decode(ca_bundle, validate=True)
+    except (binascii.Error, ValueError) as e:
+        return f"illegal base64 data: {e}"
+    found = False
+    for m in _PEM_BLOCK.finditer(data):
+        body = m.group(2)
+        head, blank, _ = body.partition(b"\n\n")
+        if m.group(1) != b"CERTIFICATE" or (blank and b":" in head):
+            continue  # only CERTIFICATE blocks without headers count
+        try:
+            x509.load_der_x509_certificate(base64.b64decode(b"".join(body.split())))
+        except ValueError:
+            return "x509: malformed certificate"
+        found = True
+    return "" if found else "data does not contain any valid RSA or ECDSA certificates"
+
+
+def _conversion(conv: dict[str, Any], require_known_review_version: bool, check_ca_bundle: bool) -> Errs:
     """kube's ``validateCustomResourceConversion``, on the internal form v1 converts to: the
     errors name ``spec.conversion.webhookClientConfig`` and ``spec.conversion.conversionReviewVersions``
     (v1's ``webhook.clientConfig`` and ``webhook.conversionReviewVersions``)."""
@@ -164,6 +193,12 @@ def _conversion(conv: dict[str, Any], require_known_review_version: bool) -> Err
             errs += validate_webhook_url(f"{path}.webhookClientConfig.url", s_(url))
         else:
             errs += validate_webhook_service(f"{path}.webhookClientConfig.service", d_(svc))
+        ca = s_(cc.get("caBundle"))
+        bad = ca_bundle_error(ca) if ca and check_ca_bundle else ""
+        if bad:
+            raw = base64.b64decode(ca, validate=False) if not bad.startswith("illegal base64") else ca.encode()
+            shown = GoRaw("[]byte{" + ", ".join(f"0x{b:x}" for b in raw) + "}")
+            errs.append(invalid(f"{path}.webhookClientConfig.caBundle", shown, bad))
     listed = [s_(v) for v in l_(versions)]
     if not listed:
         errs.append(required(f"{path}.conversionReviewVersions"))
@@ -172,7 +207,9 @@ def _conversion(conv: dict[str, Any], require_known_review_version: bool) -> Err
     return errs
 
 
-def validate_crd(obj: dict[str, Any], require_known_review_version: bool = True) -> Errs:
+def validate_crd(obj: dict[str, Any], require_known_review_version: bool = True, check_ca_bundle: bool = False) -> Errs:
+    """kube's ``ValidateCustomResourceDefinition`` (a created CRD may carry any caBundle: it is
+    not Established yet)."""
     meta = d_(obj.get("metadata"))
     errs: Errs = validate_object_meta(obj.get("metadata"), False, name_is_dns_subdomain)
     spec = d_(obj.get("spec"))
@@ -196,7 +233,7 @@ def validate_crd(obj: dict[str, Any], require_known_review_version: bool = True)
         errs.append(not_supported("spec.scope", scope, SCOPES))
     errs += _names(names, "spec.names")
     errs += _versions(spec, "spec.versions")
-    errs += _conversion(d_(spec.get("conversion")), require_known_review_version)
+    errs += _conversion(d_(spec.get("conversion")), require_known_review_version, check_ca_bundle)
     strategy = d_(spec.get("conversion")).get("strategy")
     if strategy and strategy != "None" and spec.get("preserveUnknownFields") is True:
         errs.append(invalid("spec.conversion.strategy", strategy, "must be None if spec.preserveUnknownFields is true"))
@@ -212,7 +249,10 @@ def validate_crd_update(new: dict[str, Any], old: dict[str, Any]) -> Errs:
     # kube: an update need not name a known review version if the old CRD did not either
     old_versions = [s_(v) for v in l_(d_(d_(d_(old.get("spec")).get("conversion")).get("webhook"))
                                       .get("conversionReviewVersions"))]
-    errs += validate_crd(new, not old_versions or any(v in ("v1", "v1beta1") for v in old_versions))
+    # kube's allowInvalidCABundle: only an Established CRD whose bundle was valid (or empty) must keep a valid one
+    old_ca = s_(d_(d_(d_(d_(old.get("spec")).get("conversion")).get("webhook")).get("clientConfig")).get("caBundle"))
+    check_ca = crdschema.is_established(old) and not (old_ca and ca_bundle_error(old_ca))
+    errs += validate_crd(new, not old_versions or any(v in ("v1", "v1beta1") for v in old_versions), check_ca)
     ns, os_ = d_(new.get("spec")), d_(old.get("spec"))
     if ns.get("group") != os_.get("group"):
         errs.append(invalid("spec.group", ns.get("group"), "field is immutable"))
