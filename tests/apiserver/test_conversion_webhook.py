@@ -350,3 +350,36 @@ async def test_an_established_crd_keeps_a_valid_ca_bundle(widgets: TestClient, h
     other["spec"]["names"] = {"plural": "gadgets", "kind": "Gadget"}
     other["spec"]["conversion"]["webhook"]["clientConfig"]["caBundle"] = "bm90IGEgY2VydA=="
     assert (await api.post(CRDS, json=other)).status == 201
+
+
+async def test_a_new_storage_version_reads_the_old_objects_and_rewrites_them(widgets: TestClient,
+                                                                              hooks: WebhookThread) -> None:
+    """The storage version moved from v1 to v2: objects stored in v1 stay there until written
+    (what a storage version migration does, a no-op update), read in v2 through the webhook and in
+    v1 as they are."""
+    api = widgets
+    assert (await api.post(V1, json=_widget("mig", "v1", hostPort="old:1"))).status == 201
+    current = await (await api.get(f"{CRDS}/widgets.example.com")).json()
+    for v in current["spec"]["versions"]:
+        v["storage"] = v["name"] == "v2"
+    r = await api.put(f"{CRDS}/widgets.example.com", json=current)
+    assert r.status == 200, await r.text()
+    assert (await r.json())["status"]["storedVersions"] == ["v1", "v2"]
+
+    async def v2_stores() -> bool:
+        kinds = [k for k in api.cp.registry.all() if k.resource == "widgets"]  # type: ignore[attr-defined]
+        return bool(kinds) and all(k.storage_version == "v2" for k in kinds)
+
+    await _until(api, v2_stores)
+    hooks.seen.clear()
+    got = await (await api.get(f"{V2}/mig")).json()
+    assert got["spec"] == {"host": "old", "port": 1}
+    assert [r["desiredAPIVersion"] for r in _reviews(hooks)] == ["example.com/v2"]
+    assert (await _stored(api, "mig"))["apiVersion"] == "example.com/v1"  # reading moves nothing
+    hooks.seen.clear()
+    assert (await (await api.get(f"{V1}/mig")).json())["spec"] == {"hostPort": "old:1"}
+    assert hooks.seen == []  # stored in v1: read in v1 as it is
+    r = await api.put(f"{V2}/mig", json=got)  # the migration's no-op update
+    assert r.status == 200, await r.text()
+    stored = await _stored(api, "mig")
+    assert stored["apiVersion"] == "example.com/v2" and stored["spec"] == {"host": "old", "port": 1}
