@@ -10,7 +10,9 @@ or (mutating ones) with a JSON patch.
 - Where: ``clientConfig.url`` as given, or ``clientConfig.service`` resolved to one ready
   endpoint of the Service's EndpointSlices by the aggregation layer's resolver
   (``Aggregator.resolve``, kube's ``--enable-aggregator-routing``), over HTTPS verified against
-  ``caBundle`` (the system's roots without one) with server name ``<service>.<namespace>.svc``.
+  ``caBundle`` (the system's roots without one) with server name ``<service>.<namespace>.svc``:
+  the API server's webhook client (:mod:`k8py.apiserver.webhookclient`), which the CRD conversion
+  webhooks use too.
   Each call is bounded by the webhook's ``timeoutSeconds`` (sent as ``?timeout=Ns``, as kube).
 - Validating webhooks are called in parallel after every built-in validation; the first denial
   (in the webhooks' order) is the answer. Mutating webhooks are called one after the other after
