@@ -171,9 +171,9 @@ def _conversion(conv: dict[str, Any], require_known_review_version: bool, check_
     webhook = d_(conv.get("webhook"))
     cc, versions = webhook.get("clientConfig"), webhook.get("conversionReviewVersions")
     errs: Errs = []
-    if not strategy:
+    if strategy == "":  # (absent, it is defaulted to None)
         errs.append(required(f"{path}.strategy"))
-    elif strategy not in ("None", "Webhook"):
+    elif strategy is not None and strategy not in ("None", "Webhook"):
         errs.append(not_supported(f"{path}.strategy", strategy, ("None", "Webhook")))
     if strategy != "Webhook":
         if cc is not None:
