@@ -9,6 +9,7 @@ for the whole test) so CI neither flakes nor drags.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,14 +42,17 @@ KNOWN_5XX: dict[tuple[str, str], str] = {}
 
 
 @pytest.fixture(scope="module", autouse=True)
-def fuzz_objects(server: Server) -> None:
+def fuzz_objects(server: Server) -> Iterator[None]:
     """On the session's server (tests/conftest.py): the namespace the fuzzing writes in, and the
-    objects its by-name operations address."""
+    objects its by-name operations address; the namespace, with whatever the fuzzing made in it,
+    is deleted at the end."""
     server.kubectl("create", "namespace", NS)
     for name in ("c", "s"):
         server.kubectl("create", "configmap", name, "-n", NS, "--from-literal=a=b")
     server.kubectl("create", "secret", "generic", "s", "-n", NS, "--from-literal=a=x")
     server.kubectl("create", "deployment", "d", "-n", NS, "--image=nginx")
+    yield
+    server.kubectl("delete", "namespace", NS, "--wait=false")
 
 
 def _session(server: Server) -> Any:
