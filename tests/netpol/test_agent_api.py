@@ -68,6 +68,16 @@ async def until(cond: Callable[[], object], what: str, timeout: float = 15.0) ->
         await asyncio.sleep(0.05)
 
 
+@pytest.fixture
+def leaves_nothing(server: Server) -> Iterator[None]:
+    """What the test makes on the session's server (tests/conftest.py) goes when it ends: its
+    namespace and its node."""
+    yield
+    server.kubectl("delete", "namespace", "shop", "--wait=false", check=False)
+    server.kubectl("delete", "node", "n1", "--ignore-not-found", check=False)
+
+
+@pytest.mark.usefixtures("leaves_nothing")
 async def test_agent_with_its_own_identity_follows_kubectl(server: Server, netns: str, tmp_path: Path) -> None:
     s = server
     kubeconfig = agent_kubeconfig(s, tmp_path)
