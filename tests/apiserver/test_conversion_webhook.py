@@ -383,3 +383,23 @@ async def test_a_new_storage_version_reads_the_old_objects_and_rewrites_them(wid
     assert r.status == 200, await r.text()
     stored = await _stored(api, "mig")
     assert stored["apiVersion"] == "example.com/v2" and stored["spec"] == {"host": "old", "port": 1}
+
+
+async def test_the_first_review_version_the_crd_names_is_sent(widgets: TestClient, hooks: WebhookThread) -> None:
+    """conversionReviewVersions [v1beta1, v1]: the review goes as v1beta1, whose answers kube
+    never checked for their kind or uid."""
+    api = widgets
+    assert (await api.post(V1, json=_widget("rv", "v1"))).status == 201
+    current = await (await api.get(f"{CRDS}/widgets.example.com")).json()
+    current["spec"]["conversion"]["webhook"]["conversionReviewVersions"] = ["v1beta1", "v1"]
+    assert (await api.put(f"{CRDS}/widgets.example.com", json=current)).status == 200
+
+    async def updated() -> bool:
+        return any('"v1beta1"' in k.conversion_webhook for k in api.cp.registry.all())  # type: ignore[attr-defined]
+
+    await _until(api, updated)
+    hooks.seen.clear()
+    fault["kind"] = "uid"
+    got = await (await api.get(f"{V2}/rv")).json()
+    assert got["spec"] == {"host": "db", "port": 5432}, got
+    assert [r["apiVersion"] for _, r in hooks.seen] == ["apiextensions.k8s.io/v1beta1"]
