@@ -243,15 +243,25 @@ async def test_a_wrong_answer_is_refused_in_kubes_words(widgets: TestClient, kin
     assert body["message"].startswith(message), body["message"]
 
 
-async def test_list_items_are_counted_from_one_in_kubes_errors(widgets: TestClient) -> None:
+async def test_a_list_in_one_review_words_an_items_error_as_kube_does_for_it(widgets: TestClient,
+                                                                              hooks: WebhookThread) -> None:
+    """kube converts each item as it decodes it: a list page's review failing on an item says
+    what kube says for that item alone (the transport error too)."""
     api = widgets
     for name in ("b1", "b2"):
         assert (await api.post(V1, json=_widget(name, "v1"))).status == 201
     fault["kind"] = "version"
     body = await (await api.get(V2)).json()
-    assert body["message"] == ("conversion webhook for example.com/v1, Kind=WidgetList returned invalid converted "
-                               "object at index 1: invalid groupVersion (expected example.com/v2, received "
-                               "example.com/v3)")
+    assert body["message"] == (f"conversion webhook for {GVK} returned invalid object at index 0: invalid groupVersion "
+                               "(expected example.com/v2, received example.com/v3)")
+    fault.clear()
+    hooks.stop()
+    try:
+        r = await api.get(V2)
+        assert r.status == 500
+        assert (await r.json())["message"].startswith(f"conversion webhook for {GVK} failed: Post ")
+    finally:
+        hooks.start()
 
 
 async def test_labels_are_the_webhooks_and_the_rest_of_metadata_is_kept(widgets: TestClient) -> None:

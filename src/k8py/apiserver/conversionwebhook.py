@@ -6,7 +6,8 @@ version other than the storage version, written in one, listed, watched), :class
 (``k8py.apiserver.objects``) asks :meth:`ConversionWebhooks.convert`, which POSTs one
 ``ConversionReview`` (``apiextensions.k8s.io/v1`` or ``v1beta1``, the first the CRD's
 ``conversionReviewVersions`` names) with every object not yet in the desired version (a list's
-items in one review) and takes ``response.convertedObjects`` back:
+items in one review: kube converts each object as it decodes it, the webhook answers the same)
+and takes ``response.convertedObjects`` back:
 
 - the answer must be a ConversionReview of the version sent, for the request's ``uid``, with
   ``result.status: Success`` (else its ``result.message`` is the error), and as many objects as
@@ -153,36 +154,36 @@ def _go_type(v: Any) -> str:
     return "map[string]interface {}"
 
 
-def check_converted(what: str, desired: str, originals: list[Obj], converted: list[Any], *, as_list: bool) -> list[Obj]:
-    """The webhook's objects checked and their metadata restored as kube's ``Convert`` does;
-    ``what`` is the input's GroupVersionKind, ``as_list`` whether it was a list (kube words the
-    errors of a single object and of a list's items differently)."""
+def check_converted(desired: str, originals: list[Obj], converted: list[Any]) -> list[Obj]:
+    """The webhook's objects checked and their metadata restored as kube's ``Convert`` does.
+
+    kube converts each object as it is decoded (each served version has its own storage and
+    watch cache), so its errors name one object's kind and ``index 0``; k8py sends a list page in
+    one review, and words what is wrong with an item as kube would have for that item alone."""
     if len(converted) != len(originals):
+        what = gvk(str(originals[0].get("apiVersion") or ""), str(originals[0].get("kind") or ""))
         raise ConversionFailed(f"conversion webhook for {what} returned {len(converted)} objects, "
                                f"expected {len(originals)}")
     out = []
-    for i, (orig, conv) in enumerate(zip(originals, converted, strict=True)):
-        # kube counts a list's items from 1 in these errors (its index moved on before it words them)
-        where = f"invalid converted object at index {i + 1}" if as_list else "invalid object at index 0"
+    for orig, conv in zip(originals, converted, strict=True):
+        what = gvk(str(orig.get("apiVersion") or ""), str(orig.get("kind") or ""))
         if not isinstance(conv, dict):
-            raise ConversionFailed(f"conversion webhook for {what} returned invalid converted object at index {i}: "
-                                   "Object 'Kind' is missing in unstructured object")
+            raise ConversionFailed(f"conversion webhook for {what} returned invalid object at index 0: "
+                                   f"cannot unmarshal {_go_type(conv)} into an object")
         got = _group_version(conv.get("apiVersion"))
         if got != desired:
-            raise ConversionFailed(f"conversion webhook for {what} returned {where}: invalid groupVersion "
-                                   f"(expected {desired}, received {got})")
+            raise ConversionFailed(f"conversion webhook for {what} returned invalid object at index 0: invalid "
+                                   f"groupVersion (expected {desired}, received {got})")
         if conv.get("kind") != orig.get("kind"):
-            raise ConversionFailed(f"conversion webhook for {what} returned {where}: invalid kind "
+            raise ConversionFailed(f"conversion webhook for {what} returned invalid object at index 0: invalid kind "
                                    f"(expected {orig.get('kind')}, received {conv.get('kind') or ''})")
         bad = _same_identity(orig, conv)
         if bad:
-            shown = where if as_list else "invalid object"
-            raise ConversionFailed(f"conversion webhook for {what} returned {shown}: {bad}")
+            raise ConversionFailed(f"conversion webhook for {what} returned invalid object: {bad}")
         try:
             out.append(_restore_metadata(orig, conv))
         except ConversionFailed as e:
-            shown = f"invalid metadata in object at index {i + 1}" if as_list else "invalid metadata"
-            raise ConversionFailed(f"conversion webhook for {what} returned {shown}: {e}") from None
+            raise ConversionFailed(f"conversion webhook for {what} returned invalid metadata: {e}") from None
     return out
 
 
@@ -202,17 +203,15 @@ class ConversionWebhooks:
     async def close(self) -> None:
         await self._pool.close_all()
 
-    async def convert(self, kind: KindInfo, objs: list[Obj], desired: str, *, as_list: bool = False) -> list[Obj]:
-        """``objs`` in the ``desired`` apiVersion (those already in it are not sent); raises
-        kube's 500 Status when the webhook fails or answers wrong."""
+    async def convert(self, kind: KindInfo, objs: list[Obj], desired: str) -> list[Obj]:
+        """``objs`` in the ``desired`` apiVersion, in one review (those already in it are not
+        sent); raises kube's 500 Status when the webhook fails or answers wrong."""
         todo = [i for i, o in enumerate(objs) if o.get("apiVersion") != desired]
         if not todo:
             return objs
-        first = objs[todo[0]]
-        what = gvk(str(first.get("apiVersion") or ""), kind.list_kind_name if as_list else kind.kind)
         sent = [objs[i] for i in todo]
         try:
-            converted = await self._call(kind, what, desired, sent, as_list)
+            converted = await self._call(kind, desired, sent)
         except ConversionFailed as e:
             raise errors.StatusError(500, "", str(e)) from None
         out = list(objs)
@@ -220,7 +219,7 @@ class ConversionWebhooks:
             out[i] = c
         return out
 
-    async def _call(self, kind: KindInfo, what: str, desired: str, sent: list[Obj], as_list: bool) -> list[Obj]:
+    async def _call(self, kind: KindInfo, desired: str, sent: list[Obj]) -> list[Obj]:
         webhook = orjson.loads(kind.conversion_webhook or "{}")
         uid = str(uuid.uuid4())
         review = review_request(webhook.get("conversionReviewVersions") or (), uid, desired, sent)
@@ -230,5 +229,6 @@ class ConversionWebhooks:
             converted = converted_objects(review, uid, answer)
         except (CallError, ConversionFailed) as e:
             log.warning("conversion webhook for %s/%s failed: %s", kind.group, kind.resource, e)
+            what = gvk(str(sent[0].get("apiVersion") or ""), str(sent[0].get("kind") or kind.kind))
             raise ConversionFailed(f"conversion webhook for {what} failed: {e}") from None
-        return check_converted(what, desired, sent, converted, as_list=as_list)
+        return check_converted(desired, sent, converted)

@@ -97,7 +97,7 @@ class Converter(Protocol):
     """Converts custom resources with their CRD's conversion webhook
     (:class:`k8py.apiserver.conversionwebhook.ConversionWebhooks`)."""
 
-    async def convert(self, kind: KindInfo, objs: list[Obj], desired: str, *, as_list: bool = False) -> list[Obj]:
+    async def convert(self, kind: KindInfo, objs: list[Obj], desired: str) -> list[Obj]:
         ...
 
     async def close(self) -> None:
@@ -231,7 +231,7 @@ class Objects:
         return await self.store.current_revision()
 
     # -- conversion (a CRD's conversion webhook is an HTTP call: these await it) ------------------
-    async def to_version(self, kind: KindInfo, objs: list[Obj], desired: str, *, as_list: bool = False) -> list[Obj]:
+    async def to_version(self, kind: KindInfo, objs: list[Obj], desired: str) -> list[Obj]:
         """``objs`` in apiVersion ``desired`` (``kind``'s served or storage version); a list's
         items go to a conversion webhook in one review, as kube's converter sends them."""
         if not kind.conversion_webhook:
@@ -242,7 +242,7 @@ class Objects:
             return objs
         if self.converter is None:
             raise _needs_webhook(kind)
-        return await self.converter.convert(kind, objs, desired, as_list=as_list)
+        return await self.converter.convert(kind, objs, desired)
 
     async def read(self, kv: KeyValue, kind: KindInfo) -> Obj:
         """A stored value decoded in ``kind``'s version (:func:`decode`, a webhook awaited)."""
@@ -533,6 +533,6 @@ class Objects:
     async def _converted_page(self, kvs: Iterable[KeyValue], kind: KindInfo) -> dict[str, Obj]:
         """A store page's readable objects in ``kind``'s version by key: one conversion review."""
         readable = [kv for kv in kvs if kv.__class__ is not UnreadableValue]
-        objs = await self.to_version(kind, [decode_stored(kv) for kv in readable], kind.api_version, as_list=True)
+        objs = await self.to_version(kind, [decode_stored(kv) for kv in readable], kind.api_version)
         return {kv.key: o for kv, o in zip(readable, objs, strict=True)}
 
