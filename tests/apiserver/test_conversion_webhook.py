@@ -68,8 +68,12 @@ def _convert(review: Review) -> Review:
 
 def _schema(props: Obj) -> Obj:
     return {"openAPIV3Schema": {"type": "object", "properties": {
-        "spec": {"type": "object", "properties": props},
-        "status": {"type": "object", "properties": {"ready": {"type": "boolean"}}}}}}
+        "spec": {"type": "object", "properties": {**props, "replicas": {"type": "integer"}}},
+        "status": {"type": "object", "properties": {"ready": {"type": "boolean"},
+                                                 "replicas": {"type": "integer"}}}}}}
+
+
+SUBRESOURCES = {"status": {}, "scale": {"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas"}}
 
 
 def crd(hooks: WebhookThread, **conversion: Any) -> Obj:
@@ -81,9 +85,9 @@ def crd(hooks: WebhookThread, **conversion: Any) -> Obj:
                      "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
                      "conversion": conversion or {"strategy": "Webhook", "webhook": webhook},
                      "versions": [
-                         {"name": "v1", "served": True, "storage": True, "subresources": {"status": {}},
+                         {"name": "v1", "served": True, "storage": True, "subresources": SUBRESOURCES,
                           "schema": _schema({"hostPort": {"type": "string"}})},
-                         {"name": "v2", "served": True, "storage": False, "subresources": {"status": {}},
+                         {"name": "v2", "served": True, "storage": False, "subresources": SUBRESOURCES,
                           "schema": _schema({"host": {"type": "string"}, "port": {"type": "integer"}})}]}}
 
 
@@ -413,3 +417,15 @@ async def test_the_first_review_version_the_crd_names_is_sent(widgets: TestClien
     got = await (await api.get(f"{V2}/rv")).json()
     assert got["spec"] == {"host": "db", "port": 5432}, got
     assert [r["apiVersion"] for _, r in hooks.seen] == ["apiextensions.k8s.io/v1beta1"]
+
+
+async def test_the_scale_subresource_in_the_other_version(widgets: TestClient) -> None:
+    api = widgets
+    assert (await api.post(V1, json=_widget("sc", "v1", hostPort="h:1", replicas=2))).status == 201
+    scale = await (await api.get(f"{V2}/sc/scale")).json()
+    assert scale["kind"] == "Scale" and scale["spec"] == {"replicas": 2}
+    scale["spec"]["replicas"] = 5
+    r = await api.put(f"{V2}/sc/scale", json=scale)
+    assert r.status == 200, await r.text()
+    stored = await _stored(api, "sc")
+    assert stored["apiVersion"] == "example.com/v1" and stored["spec"] == {"hostPort": "h:1", "replicas": 5}
