@@ -18,6 +18,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from tests.helpers.webhookserver import Review, WebhookThread, allow
 
+from k8py.apiserver import conversionwebhook as cw
 from k8py.apiserver.admission.webhook import ValidatingAdmissionWebhook
 
 Obj = dict[str, Any]
@@ -429,3 +430,40 @@ async def test_the_scale_subresource_in_the_other_version(widgets: TestClient) -
     assert r.status == 200, await r.text()
     stored = await _stored(api, "sc")
     assert stored["apiVersion"] == "example.com/v1" and stored["spec"] == {"hostPort": "h:1", "replicas": 5}
+
+
+def test_the_checks_of_an_answer_word_errors_as_kube() -> None:
+    """The pure part (no webhook): kube's getConvertedObjectsFromResponse and restoreObjectMeta."""
+    sent = cw.review_request(["v9", "v1"], "u1", "example.com/v2", [])
+    assert sent["apiVersion"] == "apiextensions.k8s.io/v1" and sent["request"]["uid"] == "u1"
+    with pytest.raises(cw.ConversionFailed, match="^no supported conversion review versions$"):
+        cw.review_request(["v9"], "u1", "example.com/v2", [])
+    cases: list[tuple[Any, str]] = [
+        ({"apiVersion": "v1", "kind": "Status"},
+         "expected webhook response of apiextensions.k8s.io/v1, Kind=ConversionReview, got /v1, Kind=Status"),
+        ({"apiVersion": "apiextensions.k8s.io/v1", "kind": "ConversionReview"}, "no response provided"),
+        ({"apiVersion": "apiextensions.k8s.io/v1", "kind": "ConversionReview",
+          "response": {"uid": "u1", "result": {"status": "Failure"}}},
+         "response.result.status was 'Failure', not 'Success'"),
+    ]
+    for answer, message in cases:
+        with pytest.raises(cw.ConversionFailed) as e:
+            cw.converted_objects(sent, "u1", answer)
+        assert str(e.value) == message
+    orig = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "a", "annotations": {"k": "v"}}}
+
+    def check(meta: Any) -> str:
+        conv = {"apiVersion": "example.com/v2", "kind": "Widget", **({"metadata": meta} if meta is not None else {})}
+        with pytest.raises(cw.ConversionFailed) as e:
+            cw.check_converted("example.com/v2", [orig], [conv])
+        return str(e.value)
+
+    head = "conversion webhook for example.com/v1, Kind=Widget returned invalid"
+    assert check(None) == f"{head} object: must have the same name: a != "
+    assert check({"name": "a", "labels": {"n": 1}}) == (
+        f"{head} metadata: metadata.labels[n] must be a string, but is int64 in converted object")
+    assert check({"name": "a", "annotations": {"": "x"}}).startswith(
+        f"{head} metadata: [metadata.annotation: Invalid value: \"\": name part must be non-empty, ")  # an aggregate
+    kept = cw.check_converted("example.com/v2", [orig], [{"apiVersion": "example.com/v2", "kind": "Widget",
+                                                          "metadata": {"name": "a", "generation": 7}}])
+    assert kept[0]["metadata"] == {"name": "a"}  # annotations the webhook dropped are dropped, the rest restored
