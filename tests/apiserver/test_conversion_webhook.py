@@ -467,3 +467,21 @@ def test_the_checks_of_an_answer_word_errors_as_kube() -> None:
     kept = cw.check_converted("example.com/v2", [orig], [{"apiVersion": "example.com/v2", "kind": "Widget",
                                                           "metadata": {"name": "a", "generation": 7}}])
     assert kept[0]["metadata"] == {"name": "a"}  # annotations the webhook dropped are dropped, the rest restored
+
+
+async def test_a_crd_is_deleted_with_its_objects_while_its_webhook_is_down(widgets: TestClient,
+                                                                           hooks: WebhookThread) -> None:
+    """kube's finalizer deletes the custom resources through the storage version: no conversion."""
+    api = widgets
+    assert (await api.post(V1, json=_widget("gone", "v1"))).status == 201
+    hooks.stop()
+    try:
+        assert (await api.delete(f"{CRDS}/widgets.example.com")).status == 202  # its finalizer runs
+
+        async def crd_gone() -> bool:
+            return (await api.get(f"{CRDS}/widgets.example.com")).status == 404
+
+        await _until(api, crd_gone)
+        assert await api.cp.objects.store.get("/registry/example.com/widgets/default/gone") is None  # type: ignore[attr-defined]
+    finally:
+        hooks.start()

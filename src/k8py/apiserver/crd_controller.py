@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import dataclasses
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -266,7 +267,8 @@ class CRDController:
         kinds = self.served.get(name) or crdschema.kinds_for(crd)
         remaining = 0
         if kinds:
-            kind = kinds[0]
+            # through the storage version, as kube's finalizer: no conversion (webhook) needed
+            kind = dataclasses.replace(kinds[0], version=kinds[0].storage_version or kinds[0].version)
             set_status = copy.deepcopy(crd)
             if set_condition(set_status, "Terminating", "True", "InstanceDeletionInProgress",
                              "CustomResource deletion is in progress"):
