@@ -154,6 +154,7 @@ async def test_written_in_v2_stored_in_v1_and_read_in_both(widgets: TestClient, 
     review = _reviews(hooks)[0]
     assert review["desiredAPIVersion"] == "example.com/v1" and review["uid"]
     assert [o["spec"] for o in review["objects"]] == [{"host": "db", "port": 5432}]
+    assert hooks.seen[0][0] == "/convert?timeout=30s"  # kube's client's timeout, as it sends it
     assert hooks.seen[0][1]["apiVersion"] == "apiextensions.k8s.io/v1"
     assert hooks.seen[0][1]["kind"] == "ConversionReview"
 
@@ -217,7 +218,7 @@ async def test_the_webhook_down_is_kubes_error_and_nothing_is_written(widgets: T
         body = await r.json()
         assert r.status == 500 and body.get("reason", "") == ""  # kube's ErrorToAPIStatus of a plain error
         assert body["message"].startswith(f'conversion webhook for {GVK} failed: Post "https://localhost:{hooks.port}'
-                                          '/convert": ')
+                                          '/convert?timeout=30s": ')
         assert "connection refused" in body["message"]
         r = await api.post(V2, json=_widget("e"))
         assert r.status == 500

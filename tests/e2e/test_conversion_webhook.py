@@ -152,7 +152,7 @@ def test_the_webhook_down_is_kubes_error(cluster: tuple[Server, WebhookThread]) 
         p = s.kubectl("get", "widgets.v2.example.com", "down", check=False)
         assert p.returncode != 0
         assert p.stderr.startswith('Error from server: conversion webhook for example.com/v1, Kind=Widget failed: '
-                                   'Post "https://conv.webhooks.svc:443/convert": '), p.stderr
+                                   'Post "https://conv.webhooks.svc:443/convert?timeout=30s": '), p.stderr
         assert "connection refused" in p.stderr
         # the storage version is served without the webhook
         assert json.loads(s.kubectl("get", "widgets.v1.example.com", "down", "-o", "json").stdout)["spec"] == {

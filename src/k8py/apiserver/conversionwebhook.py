@@ -43,9 +43,8 @@ Obj = dict[str, Any]
 log = logging.getLogger(__name__)
 
 GROUP = "apiextensions.k8s.io"
-# kube sets no deadline of its own on a conversion call (a TODO in webhook_converter.go); k8py
-# bounds it at 30 s, the longest an admission webhook may take
-CALL_TIMEOUT = 30.0
+# kube's webhook client's request timeout (its calls carry it: ``...?timeout=30s``)
+CALL_TIMEOUT = 30
 
 __all__ = ["ConversionFailed", "ConversionWebhooks", "check_converted", "converted_objects", "review_request"]
 
@@ -225,7 +224,7 @@ class ConversionWebhooks:
         review = review_request(webhook.get("conversionReviewVersions") or (), uid, desired, sent)
         try:
             answer = await webhookclient.post(self._pool, webhook.get("clientConfig") or {}, self.service_resolver,
-                                              review, CALL_TIMEOUT)
+                                              review, CALL_TIMEOUT, f"?timeout={CALL_TIMEOUT}s")
             converted = converted_objects(review, uid, answer)
         except (CallError, ConversionFailed) as e:
             log.warning("conversion webhook for %s/%s failed: %s", kind.group, kind.resource, e)
