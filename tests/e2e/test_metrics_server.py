@@ -35,7 +35,7 @@ pytestmark = pytest.mark.timeout(900)  # waiting for the machine-wide real-node 
 
 @pytest.fixture(scope="module")
 def cluster(shared_real_node: SharedRealNode) -> Iterator[Server]:
-    # the real node the e2e modules share (its metrics-server at the default 15 s resolution)
+    # the real node the e2e modules share (its metrics-server at a 10 s resolution: real_cluster's)
     with shared_real_node.module() as s:
         yield s
 

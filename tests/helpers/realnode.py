@@ -100,9 +100,14 @@ def real_cluster(tmp: Path, node: str, *extra_args: str) -> Iterator[Server]:
     build_busybox_image(airgap, IMAGE)
     home = tmp / "home"
     home.mkdir()
+    # metrics-server scrapes every 10 s (the least it allows) rather than its default 15 s, unless
+    # the module says: a test reading metrics waits for two scrapes of its pods
+    resolution: tuple[str, ...] = ("--metric-resolution", "10s")
+    if any(a.startswith("--metric-resolution") for a in extra_args):
+        resolution = ()
     s = Server(data, free_port(), None, tmp / "server.log", home,
-               ("--kubelet-port", str(free_port()), "--node-ip", "127.0.0.1", "--node-name", node, *extra_args),
-               agent=True)
+               ("--kubelet-port", str(free_port()), "--node-ip", "127.0.0.1", "--node-name", node, *resolution,
+                *extra_args), agent=True)
     with node_lock():
         before = netns_names()  # inside the lock: another real node's namespaces come and go outside it
         s.start()
