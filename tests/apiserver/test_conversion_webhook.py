@@ -486,3 +486,18 @@ async def test_a_crd_is_deleted_with_its_objects_while_its_webhook_is_down(widge
         assert await api.cp.objects.store.get("/registry/example.com/widgets/default/gone") is None  # type: ignore[attr-defined]
     finally:
         hooks.start()
+
+
+async def test_a_selective_watch_converts_the_old_object_too(widgets: TestClient) -> None:
+    """A watch with a selector judges an update by the new and the old object, both converted."""
+    api = widgets
+    assert (await api.post(V1, json={**_widget("sel", "v1"), "metadata": {"name": "sel", "labels": {"a": "1"}}}))\
+        .status == 201
+    rv = (await (await api.get(V2)).json())["metadata"]["resourceVersion"]
+    async with api.get(f"{V2}?watch=1&resourceVersion={rv}&labelSelector=a%3D1&timeoutSeconds=10") as w:
+        assert (await api.patch(f"{V1}/sel", data=b'{"metadata":{"labels":{"a":"2"}}}',
+                                headers={"Content-Type": "application/merge-patch+json"})).status == 200
+        event = orjson.loads(await w.content.readline())
+    # left the selection: DELETED, with the new state, in v2
+    assert event["type"] == "DELETED" and event["object"]["apiVersion"] == "example.com/v2"
+    assert event["object"]["metadata"]["labels"] == {"a": "2"} and event["object"]["spec"]["host"] == "db"
