@@ -11,19 +11,17 @@ from typing import Any
 
 import pytest
 from tests.e2e.conftest import Server, wait
-from tests.helpers.realnode import IMAGE, namespace_for, real_cluster
-
-NODE = "k8py-e2e-hpa"
+from tests.helpers.realnode import IMAGE, SharedRealNode, namespace_for
 
 pytestmark = pytest.mark.timeout(900)
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    # metrics-server's shortest resolution: the two points a rate needs come sooner; the HPA
-    # syncs every 2 s (kube's default: 15 s), so it acts as soon as they are there
-    with real_cluster(tmp_path_factory.mktemp("hpa"), NODE, "--metric-resolution", "10s",
-                      "--kube-controller-manager-arg", "horizontal-pod-autoscaler-sync-period=2s") as s:
+def cluster(shared_real_node: SharedRealNode) -> Iterator[Server]:
+    # the real node the e2e modules share: metrics-server's shortest resolution (10 s), so the two
+    # points a rate needs come sooner, and the HPA synced every 2 s (kube's default: 15 s), so it
+    # acts as soon as they are there (real_cluster's flags)
+    with shared_real_node.module() as s:
         yield s
 
 

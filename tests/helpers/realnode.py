@@ -100,13 +100,17 @@ def real_cluster(tmp: Path, node: str, *extra_args: str) -> Iterator[Server]:
     build_busybox_image(airgap, IMAGE)
     home = tmp / "home"
     home.mkdir()
-    # metrics-server scrapes every 10 s (the least it allows) rather than its default 15 s, unless
-    # the module says: a test reading metrics waits for two scrapes of its pods
-    resolution: tuple[str, ...] = ("--metric-resolution", "10s")
-    if any(a.startswith("--metric-resolution") for a in extra_args):
-        resolution = ()
+    # unless the module says otherwise: metrics-server scrapes every 10 s (the least it allows)
+    # rather than its default 15 s, as a test reading metrics waits for two scrapes of its pods; and
+    # the HPAs are synced every 2 s (kube: 15 s, the flag as k3s passes it), as a test of an HPA waits
+    # for it to act on them
+    tuned: list[str] = []
+    if not any(a.startswith("--metric-resolution") for a in extra_args):
+        tuned += ["--metric-resolution", "10s"]
+    if not any("horizontal-pod-autoscaler-sync-period" in a for a in extra_args):
+        tuned += ["--kube-controller-manager-arg", "horizontal-pod-autoscaler-sync-period=2s"]
     s = Server(data, free_port(), None, tmp / "server.log", home,
-               ("--kubelet-port", str(free_port()), "--node-ip", "127.0.0.1", "--node-name", node, *resolution,
+               ("--kubelet-port", str(free_port()), "--node-ip", "127.0.0.1", "--node-name", node, *tuned,
                 *extra_args), agent=True)
     with node_lock():
         before = netns_names()  # inside the lock: another real node's namespaces come and go outside it
