@@ -93,8 +93,9 @@ def test_python_client_pointer_zero_kept_omitempty_zero_dropped(srv: Server) -> 
                     metadata=client.V1ObjectMeta(labels=labels),
                     spec=client.V1PodSpec(host_network=False, containers=[
                         client.V1Container(name="c", image="busybox", ports=[], args=[])]))))
-        apps.create_namespaced_deployment(NS, dep)
-        resp = apps.read_namespaced_deployment("d0", NS, _preload_content=False)
+        # the create's answer: what was stored, before the deployment controller annotates it
+        # with its revision
+        resp = apps.create_namespaced_deployment(NS, dep, _preload_content=False)
         raw: dict[str, Any] = json.loads(resp.data)
         assert raw["spec"]["replicas"] == 0  # a pointer: the explicit zero stays
         assert "paused" not in raw["spec"] and "annotations" not in raw["metadata"]
