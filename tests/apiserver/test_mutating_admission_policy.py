@@ -367,3 +367,39 @@ def test_kubectl_and_the_python_client(tmp_path: Any) -> None:
             wait(mutated, 30, "a pod mutated by the policy")
     finally:
         server.stop()
+
+
+async def test_a_mutated_object_is_decoded_as_its_go_type(api: TestClient) -> None:
+    # kube decodes what a policy or a webhook made into the Go type: an empty omitempty map or
+    # list they add is not stored (labels {}, a container's args [])
+    plugin = api.cp.api.admission.plugin("MutatingAdmissionWebhook")  # type: ignore[attr-defined]
+    assert isinstance(plugin, MutatingAdmissionWebhook)
+
+    async def call(hook: aw.Hook, a: Attributes, req: aw.Request, obj: Obj | None, old: Obj | None,
+                   via: Any = None) -> aw.Result:
+        ops = [{"op": "add", "path": "/metadata/annotations", "value": {}},
+               {"op": "add", "path": "/spec/containers/0/command", "value": []}]
+        doc = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": {
+            "uid": "u", "allowed": True, "patchType": "JSONPatch",
+            "patch": base64.b64encode(json.dumps(ops).encode()).decode()}}
+        return aw.verify_response("u", hook, doc)
+
+    plugin._call = call  # type: ignore[method-assign]
+    hook = {"apiVersion": V, "kind": "MutatingWebhookConfiguration", "metadata": {"name": "empty"}, "webhooks": [{
+        "name": "empty.example.com", "clientConfig": {"url": "https://hooks.example.com/m"}, "rules": POD_RULES,
+        "sideEffects": "None", "admissionReviewVersions": ["v1"]}]}
+    status, body = await _post(api, f"{AR}/mutatingwebhookconfigurations", hook)
+    assert status == 201, body["message"]
+    empty = '[JSONPatch{op: "add", path: "/metadata/labels", value: {}}, ' \
+            'JSONPatch{op: "add", path: "/spec/containers/0/args", value: []}]'
+    await _setup(api, policy("empty", [json_patch(empty)]), binding("empty", "empty"))
+    p = pod("decoded")
+    del p["metadata"]["labels"]
+    status, body = await _post(api, _pods("default"), p)
+    assert status == 201, body
+    assert "labels" not in body["metadata"] and "annotations" not in body["metadata"]
+    c = body["spec"]["containers"][0]
+    assert "args" not in c and "command" not in c
+    r = await api.get(f"{_pods('default')}/decoded")
+    stored = await r.json()
+    assert "labels" not in stored["metadata"] and "args" not in stored["spec"]["containers"][0]

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from k8py.api import admissionpolicy as ap
 from k8py.api import admissionwebhook as aw
-from k8py.api import cel, conversion, defaults, errors, schema
+from k8py.api import cel, conversion, defaults, errors, omitempty, schema
 from k8py.api import mutatingpolicy as mp
 from k8py.apiserver.admission import Attributes
 from k8py.apiserver.admission.policy import PolicyPlugin, cp_constraints
@@ -172,6 +172,9 @@ class MutatingAdmissionPolicy(PolicyPlugin):
                     failed(str(e))
                     continue
                 if versioned is not None:
+                    # decoded into the Go type (omitempty) and defaulted, as kube
+                    if not versioned.custom:
+                        omitempty.normalize(patched)
                     defaults.set_defaults(versioned, patched)
                 current = patched
                 data["object"] = current

@@ -53,7 +53,7 @@ import orjson
 
 from k8py.api import admissionpolicy as ap
 from k8py.api import admissionwebhook as aw
-from k8py.api import cel, conversion, defaults, errors, patch
+from k8py.api import cel, conversion, defaults, errors, omitempty, patch
 from k8py.apiserver import webhookclient
 from k8py.apiserver.admission import Attributes, Plugin
 from k8py.apiserver.sessions import RetiredSessions
@@ -467,7 +467,10 @@ class MutatingAdmissionWebhook(_Webhooks):
         except conversion.ConversionError as e:
             raise errors.internal_error(str(e)) from None
         if _object_kind(a) is None:
-            # kube decodes the patched object into its type and defaults it
+            # kube decodes the patched object into its type (a built-in kind's empty omitempty
+            # fields are gone) and defaults it
+            if not a.kind.custom:
+                omitempty.normalize(patched)
             defaults.set_defaults(a.kind, patched)
         if patched == obj:
             return False
