@@ -114,3 +114,27 @@ async def test_a_watcher_that_never_reads_is_bounded_and_ended(tmp_path: Path,
         raw.close()
         await client.close()
         await store.close()
+
+
+async def test_open_watches_end_when_the_server_shuts_down(tmp_path: Path) -> None:
+    # kube-apiserver ends its watches when it shuts down: the stream ends cleanly (the client
+    # watches again), instead of the shutdown waiting for it to time out
+    store = SQLiteStore(str(tmp_path / "db" / "state.db"), progress_interval=0.2)
+    await store.start()
+    cp = srv.build(ServerConfig(data_dir=str(tmp_path)), store)
+    await cp.bootstrap()
+    cp.http.ready = True
+    client = TestClient(TestServer(cp.http.build()))
+    await client.start_server()
+    try:
+        async with client.get(f"{CM}?watch=1&timeoutSeconds=3600") as r:
+            assert r.status == 200
+            await until(lambda: len(cp.http.api.open_watches) == 1, "the watch to open")
+            await client.app.shutdown()  # what aiohttp's runner calls once its listeners are closed
+            # the stream ends (a clean end of the chunked body, not a reset), long before its hour
+            body = await asyncio.wait_for(r.content.read(), DEADLINE)
+            assert body == b"" and r.content.at_eof()
+        await until(lambda: not cp.http.api.open_watches, "the watch to be forgotten")
+    finally:
+        await client.close()
+        await store.close()

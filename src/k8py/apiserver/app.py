@@ -22,7 +22,7 @@ from aiohttp import web
 from k8py import __version__
 from k8py.api import errors
 from k8py.api.registry import Registry
-from k8py.apiserver import discovery, health, requestinfo
+from k8py.apiserver import discovery, health, requestinfo, watch
 from k8py.apiserver.authn import AUTHN_AUDIT_ANNOTATIONS
 from k8py.apiserver.context import Ctx
 from k8py.apiserver.negotiate import Output, encode, negotiate_output
@@ -101,9 +101,15 @@ class APIServerApp:
         app = web.Application(client_max_size=4 * 1024 * 1024,
                               handler_args={"max_line_size": MAX_HEADER_BYTES, "max_field_size": MAX_HEADER_BYTES})
         app.router.add_route("*", "/{tail:.*}", self.dispatch)
+        # aiohttp's shutdown signal comes once the listeners are closed, before it waits for
+        # the requests in progress: open watches end then instead of holding the shutdown
+        app.on_shutdown.append(self._end_watches)
         if self.audit is not None:
             self.audit.install(app)
         return app
+
+    async def _end_watches(self, _app: web.Application) -> None:
+        watch.end_watches(self.api)
 
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
         if self.audit is not None:  # the audit log records the request around all of it

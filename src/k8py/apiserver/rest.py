@@ -3,6 +3,7 @@ and the status, scale and binding subresources. Watch lives in ``watch.py``."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import dataclasses
 import datetime as dt
@@ -76,6 +77,8 @@ class ResourceAPI:
         # serviceaccounts/token, and the authenticator TokenReview asks (both set by server.build)
         self.sa_tokens: Any = None
         self.authenticator: Any = None
+        # the requests serving a watch now (apiserver/watch.py): ended when the server shuts down
+        self.open_watches: set[asyncio.Task[Any]] = set()
 
     # -- helpers -----------------------------------------------------------------
     async def decode_object(self, ctx: Ctx, kind: KindInfo, raw: bytes, *, expect_kind: str | None = None) -> Obj:

@@ -167,6 +167,9 @@ async def serve_watch(api: ResourceAPI, ctx: Ctx, kind: KindInfo, ns: str | None
     deadline = loop.time() + timeout
     w = api.objects.watch(prefix, start, progress_notify=bookmarks or True)
     slow = False
+    task = asyncio.current_task()
+    if task is not None:
+        api.open_watches.add(task)  # end_watches() ends it when the server shuts down
     try:
         await stream.write_lines(stream.encode("ADDED", obj) for obj in initial)
         if send_initial is True:
@@ -219,6 +222,8 @@ async def serve_watch(api: ResourceAPI, ctx: Ctx, kind: KindInfo, ns: str | None
     except (ConnectionResetError, asyncio.CancelledError):
         pass
     finally:
+        if task is not None:
+            api.open_watches.discard(task)
         await w.close()
     if slow:
         # What is buffered cannot be delivered in order any more; the client re-watches.
@@ -231,6 +236,14 @@ async def serve_watch(api: ResourceAPI, ctx: Ctx, kind: KindInfo, ns: str | None
     except (ConnectionResetError, RuntimeError):
         pass
     return resp
+
+
+def end_watches(api: ResourceAPI) -> None:
+    """The server is shutting down: every open watch ends now, its stream closed as a watch's
+    end (a client watches again, elsewhere or once the server is back), as kube-apiserver ends
+    its watches when it shuts down instead of keeping them until its shutdown times out."""
+    for task in list(api.open_watches):
+        task.cancel()
 
 
 def _encode_event(stream: WatchStream, kind: KindInfo, ev: Any, match: Any) -> bytes | None:
