@@ -300,3 +300,18 @@ def test_a_command_imports_only_its_own_module():
         assert r.stdout.splitlines()[-1] == "[]", (argv, r.stdout)
     listed = k8py("--help").stdout
     assert all(f"    {name} " in listed or f"    {name}\n" in listed for name in ("server", "scheduler", "lint", "version"))
+
+
+def test_a_server_without_its_agent_does_not_import_the_node_agent():
+    # its config (the node-pressure flags checked as kubelet does) is resolved before the server's
+    # clock starts; the node agent's module is imported only by a server that runs it
+    code = ("import sys; from k8py.cli.main import build_parser; from k8py.cli.server import build_config\n"
+            "p = build_parser(); args = p.parse_args(['server', *sys.argv[1:]])\n"
+            "c = build_config(args, args.parser)\n"
+            "print('k8py.kubelet.agent' in sys.modules, c.node_pressure)")
+    for argv, flags in ((["--disable-agent"], "()"),
+                        (["--disable-agent", "--container-gc-period", "2s"], "(('container_gc_period', '2s'),)")):
+        r = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, check=True)
+        assert r.stdout.splitlines()[-1] == f"False {flags}", (argv, r.stdout)
+    r = k8py("server", "--disable-agent", "--container-gc-period", "0s", "--data-dir", "/nonexistent/x")
+    assert r.returncode == 2 and "invalid --container-gc-period 0s: must be greater than 0" in r.stderr

@@ -74,7 +74,8 @@ def flags_of(args: argparse.Namespace, parser: argparse.ArgumentParser | None = 
         eviction_config(out)
         if pod_max_pids(out) < -1 or pod_max_pids(out) == 0:
             raise EvictionError(f"invalid --pod-max-pids {pod_max_pids(out)}: give a positive number, or -1")
-        container_gc_period(out)
+        if "container_gc_period" in dict(out):  # checked when given; its default needs neither a check
+            container_gc_period(out)             # nor the node agent's module (not imported with --disable-agent)
     except (EvictionError, ValueError) as e:
         if parser is not None:
             parser.error(f"invalid eviction flags: {e}")
@@ -100,10 +101,12 @@ def eviction_config(flags: Iterable[tuple[str, str]]) -> EvictionConfig:
 
 def container_gc_period(flags: Iterable[tuple[str, str]]) -> float:
     """``--container-gc-period`` in seconds (kubelet's ContainerGCPeriod when not given)."""
+    text = dict(flags).get("container_gc_period", "")
+    if text:
+        return _period("--container-gc-period", text)
     from k8py.kubelet.agent import CONTAINER_GC_PERIOD
 
-    text = dict(flags).get("container_gc_period", "")
-    return _period("--container-gc-period", text) if text else CONTAINER_GC_PERIOD
+    return CONTAINER_GC_PERIOD
 
 
 def _period(flag: str, text: str) -> float:

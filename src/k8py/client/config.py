@@ -83,17 +83,21 @@ class ClientConfig:
         """A client TLS context for an ``https://`` server (``None`` for plain HTTP)."""
         if not self.is_https:
             return None
-        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
         if self.insecure_skip_tls_verify:
+            ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
         elif self.ca_data:
             # Only the cluster CA: a kubeconfig's CA replaces the system roots, as in client-go.
+            # (The system roots are not loaded first only to be dropped: ~20 ms of CPU a context,
+            # one per in-process component at server start; docs/benchmarks.md, "Server start".)
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
             ctx.load_verify_locations(cadata=self.ca_data.decode("ascii"))
         elif self.ca_file:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
             ctx.load_verify_locations(cafile=self.ca_file)
+        else:
+            ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
         cert = self.cert_data or self.cert_file
         key = self.key_data or self.key_file
         if cert and key:
