@@ -10,6 +10,7 @@ OpenAPI serving, unknown-field detection and strategic merge patch.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -20,9 +21,13 @@ K8S_SCHEMA_VERSION = "v1.37.0"
 
 
 def _definitions_path() -> str:
-    import kubernetes_validate  # type: ignore[import-untyped]
-
-    base = os.path.dirname(kubernetes_validate.__file__)
+    # Only the package's data file is read: the package is found, not imported (importing it
+    # imports jsonschema, ~0.15 s of a server's start; docs/benchmarks.md, "Server start").
+    spec = importlib.util.find_spec("kubernetes_validate")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("kubernetes-validate, whose data holds Kubernetes' OpenAPI definitions, "
+                                  "is not installed", name="kubernetes_validate")
+    base = next(iter(spec.submodule_search_locations))
     return os.path.join(base, "kubernetes-json-schema", f"{K8S_SCHEMA_VERSION}-local", "_definitions.json")
 
 
