@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -117,6 +119,19 @@ def claims_of(token: str) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- TokenRequest
+
+
+def test_keys_load_and_tokens_are_checked_without_pyjwt(tmp_path: Any) -> None:
+    # a server's start makes or loads its keys and checks tokens with this module's own code:
+    # PyJWT, which only signing uses, is imported at the first token signed
+    code = ("import sys; from k8py import satoken\n"
+            "ring = satoken.load_keyring(sys.argv[1])\n"
+            "before = 'jwt' in sys.modules\n"
+            "token = satoken.sign({'iss': 'x', 'sub': 'y'}, ring)\n"
+            "print(before, satoken.verify(satoken.parse(token), ring)['sub'], 'jwt' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "sa.key")], capture_output=True, text=True,
+                       check=True)
+    assert r.stdout.splitlines()[-1] == "False y True", r.stdout
 
 
 async def test_token_request_bound_claims_and_status(api: TestClient) -> None:
