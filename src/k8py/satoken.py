@@ -59,6 +59,7 @@ __all__ = [
     "load_keyring",
     "load_public_keys",
     "looks_like_jwt",
+    "make_signing_key",
     "parse",
     "sign",
     "split_username",
@@ -210,12 +211,12 @@ def load_public_keys(path: str) -> list[PublicKey]:
     return keys
 
 
-def _load_private(path: str) -> PrivateKey:
+def _load_private(path: str, *, check_rsa: bool = True) -> PrivateKey:
     with open(path, "rb") as f:
         data = f.read()
     for block in _pem_blocks(data):
         if b"PRIVATE KEY-----" in block.split(b"\n", 1)[0]:
-            key = serialization.load_pem_private_key(block, password=None)
+            key = serialization.load_pem_private_key(block, password=None, unsafe_skip_rsa_key_validation=not check_rsa)
             if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
                 raise ValueError(f"{path}: unsupported key type {type(key).__name__} (RSA and ECDSA keys are)")
             return key
@@ -226,6 +227,14 @@ def ensure_signing_key(path: str) -> PrivateKey:
     """The signing key in ``path``, made (RSA 2048, mode 0600) if the file does not exist. Two
     processes making it at once end up with the same key: the file is published by ``link``,
     which fails if another got there first (then that one is read)."""
+    make_signing_key(path)
+    return _load_private(path)
+
+
+def make_signing_key(path: str) -> None:
+    """:func:`ensure_signing_key` for a server's start: the file made if missing, and read as a
+    private key of a supported type, but RSA's consistency check (~50 ms of CPU) is left to the
+    key's use, which loads it in full (:func:`load_keyring`)."""
     if not os.path.exists(path):
         key = rsa.generate_private_key(public_exponent=65537, key_size=RSA_BITS)
         pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
@@ -244,7 +253,7 @@ def ensure_signing_key(path: str) -> PrivateKey:
                 pass  # another process made it first: use theirs
         finally:
             os.unlink(tmp)
-    return _load_private(path)
+    _load_private(path, check_rsa=False)
 
 
 def load_keyring(signing_key_file: str, key_files: Sequence[str] = (), *, generate: bool = True) -> Keyring:

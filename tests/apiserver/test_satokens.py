@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import os
 import subprocess
 import sys
 import time
@@ -17,7 +18,7 @@ import jwt
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from k8py import satoken
 from k8py.apiserver import server as srv
@@ -132,6 +133,24 @@ def test_keys_load_and_tokens_are_checked_without_pyjwt(tmp_path: Any) -> None:
     r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "sa.key")], capture_output=True, text=True,
                        check=True)
     assert r.stdout.splitlines()[-1] == "False y True", r.stdout
+
+
+def test_a_server_start_makes_the_signing_key_and_checks_what_the_file_holds(tmp_path: Any) -> None:
+    path = str(tmp_path / "cred" / "sa.key")
+    satoken.make_signing_key(path)  # made on the first start: RSA 2048, readable by its owner only
+    key = satoken.ensure_signing_key(path)
+    assert isinstance(key, rsa.RSAPrivateKey) and key.key_size == 2048
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    satoken.make_signing_key(path)  # a restart keeps it
+    assert satoken.key_id(satoken.ensure_signing_key(path).public_key()) == satoken.key_id(key.public_key())
+    for content, message in ((b"not a key\n", "no private key found"),
+                             (ed25519.Ed25519PrivateKey.generate().private_bytes(
+                                 serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                 serialization.NoEncryption()), "unsupported key type Ed25519")):
+        bad = tmp_path / "bad.key"
+        bad.write_bytes(content)
+        with pytest.raises(ValueError, match=message):  # the start fails on it, as kube-apiserver's
+            satoken.make_signing_key(str(bad))
 
 
 async def test_token_request_bound_claims_and_status(api: TestClient) -> None:

@@ -52,9 +52,9 @@ async def _main(config: ServerConfig) -> int:
 
     t0 = time.monotonic()
     p = pki_mod.ensure_pki(config)
-    from k8py.satoken import ensure_signing_key
+    from k8py.satoken import make_signing_key
 
-    ensure_signing_key(config.service_account_key_path)  # service-account tokens' key, made on first start
+    make_signing_key(config.service_account_key_path)  # service-account tokens' key, made on first start
     kubelet_cert, kubelet_key = pki_mod.ensure_kubelet_client_certificate(  # for pods/log, nodes/proxy
         p, validity=dt.timedelta(seconds=config.cert_validity_seconds))
     front_proxy = pki_mod.ensure_front_proxy_certificates(  # the aggregation layer's proxy client certificate
