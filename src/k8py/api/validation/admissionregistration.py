@@ -632,7 +632,9 @@ def validate_validation_actions(actions: Any, path: str) -> Errs:
     return errs
 
 
-def validate_validating_admission_policy_binding(obj: dict[str, Any]) -> Errs:
+def _validate_binding_head(obj: dict[str, Any]) -> tuple[Errs, dict[str, Any]]:
+    """What a validating and a mutating policy binding share (metadata, policyName, paramRef):
+    the errors and the spec."""
     spec = d_(obj.get("spec"))
     errs = validate_object_meta(obj.get("metadata"), False, name_is_dns_subdomain)
     policy = s_(spec.get("policyName"))
@@ -641,6 +643,11 @@ def validate_validating_admission_policy_binding(obj: dict[str, Any]) -> Errs:
     else:
         errs += [invalid("spec.policyName", policy, m) for m in name_is_dns_subdomain(policy, False)]
     errs += validate_param_ref(spec.get("paramRef"), "spec.paramRef")
+    return errs, spec
+
+
+def validate_validating_admission_policy_binding(obj: dict[str, Any]) -> Errs:
+    errs, spec = _validate_binding_head(obj)
     # kube's path has this spelling ("matchResouces")
     errs += validate_match_resources(spec.get("matchResources"), "spec.matchResouces")
     errs += validate_validation_actions(spec.get("validationActions"), "spec.validationActions")
@@ -722,14 +729,7 @@ def validate_mutating_admission_policy_update(new: dict[str, Any], old: dict[str
 
 def validate_mutating_admission_policy_binding(obj: dict[str, Any]) -> Errs:
     """kube's ``validateMutatingAdmissionPolicyBindingSpec``."""
-    spec = d_(obj.get("spec"))
-    errs = validate_object_meta(obj.get("metadata"), False, name_is_dns_subdomain)
-    policy = s_(spec.get("policyName"))
-    if not policy:
-        errs.append(required("spec.policyName"))
-    else:
-        errs += [invalid("spec.policyName", policy, m) for m in name_is_dns_subdomain(policy, False)]
-    errs += validate_param_ref(spec.get("paramRef"), "spec.paramRef")
+    errs, spec = _validate_binding_head(obj)
     mr = spec.get("matchResources")
     if mr is not None:
         errs += validate_match_resources(mr, "spec.matchResources")
