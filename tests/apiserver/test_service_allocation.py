@@ -159,24 +159,27 @@ async def test_failed_writes_and_type_changes_leave_nothing_blocking(two: tuple[
     del good["spec"]["externalTrafficPolicy"]
     r = await a.put(f"{SVCS}/good", json=good)
     assert r.status == 200, await r.text()
-    st, o = await _create(a, svc("takes-port", node_port=30600))
+    # (its address given: a random one from this small range could be the dry run's below)
+    st, o = await _create(a, svc("takes-port", ip="10.96.0.24", node_port=30600))
     assert st == 201, o
     # ... and back: the port it had is someone else's now; it gets another.
     good = await (await a.get(f"{SVCS}/good")).json()
     good["spec"]["type"] = "NodePort"
     r = await a.put(f"{SVCS}/good", json=good)
     assert r.status == 200
-    assert (await r.json())["spec"]["ports"][0]["nodePort"] not in (30600, None)
+    good_port = (await r.json())["spec"]["ports"][0]["nodePort"]
+    assert good_port not in (30600, None)
     # Keeping what one has across updates needs nothing new.
     r = await a.get(f"{SVCS}/takes-port")
     o = await r.json()
     o["metadata"]["labels"] = {"x": "y"}
     r = await a.put(f"{SVCS}/takes-port", json=o)
     assert r.status == 200 and (await r.json())["spec"]["ports"][0]["nodePort"] == 30600
-    # Dry runs reserve nothing.
-    r = await a.post(f"{SVCS}?dryRun=All", json=svc("dry", ip="10.96.0.23", node_port=30601))
-    assert r.status == 201
-    st, _ = await _create(b, svc("wet", ip="10.96.0.23", node_port=30601))
+    # Dry runs reserve nothing (a port "good" was not given at random).
+    port = 30601 if good_port != 30601 else 30602
+    r = await a.post(f"{SVCS}?dryRun=All", json=svc("dry", ip="10.96.0.23", node_port=port))
+    assert r.status == 201, await r.text()
+    st, _ = await _create(b, svc("wet", ip="10.96.0.23", node_port=port))
     assert st == 201
 
 
