@@ -19,11 +19,11 @@ import aiohttp
 import pytest
 from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestClient, TestServer
+from tests.helpers.headerauthn import HeaderAuthn, as_
 from tests.helpers.webhookserver import Review, WebhookThread, allow, deny
 
 from k8py.apiserver import server as srv
 from k8py.apiserver.admission.webhook import MutatingAdmissionWebhook, ValidatingAdmissionWebhook
-from k8py.apiserver.authn import UserInfo
 from k8py.apiserver.proxy_subresource import (
     Location,
     dial_error,
@@ -37,21 +37,6 @@ from k8py.config import ServerConfig
 from k8py.storage.memory import MemoryStore
 
 Obj = dict[str, Any]
-
-
-class HeaderAuthn:
-    """Whoever the test says (X-Test-User, X-Test-Groups): RBAC is real, the identity given."""
-
-    def authenticate(self, request: web.Request) -> UserInfo | None:
-        name = request.headers.get("X-Test-User")
-        if not name:
-            return None
-        groups = tuple(g for g in request.headers.get("X-Test-Groups", "").split(",") if g)
-        return UserInfo(name, groups=(*groups, "system:authenticated"))
-
-
-def as_(user: str, *groups: str) -> dict[str, str]:
-    return {"X-Test-User": user, "X-Test-Groups": ",".join(groups)}
 
 
 ADMIN = as_("root", "system:masters")

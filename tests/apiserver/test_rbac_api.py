@@ -9,11 +9,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from tests.helpers.headerauthn import HeaderAuthn, as_
 
 from k8py.apiserver import server as srv
-from k8py.apiserver.authn import UserInfo
 from k8py.apiserver.rbac import RBACAuthorizer
 from k8py.apiserver.rbac.rules import covers, rule_from
 from k8py.config import ServerConfig
@@ -21,22 +20,6 @@ from k8py.storage.memory import MemoryStore
 
 RBAC = "/apis/rbac.authorization.k8s.io/v1"
 AUTHZ = "/apis/authorization.k8s.io/v1"
-
-
-class HeaderAuthn:
-    """Authenticates whoever the test says (X-Test-User, X-Test-Groups): the authorizer under
-    test is real, the identity is given."""
-
-    def authenticate(self, request: web.Request) -> UserInfo | None:
-        name = request.headers.get("X-Test-User")
-        if not name:
-            return None
-        groups = tuple(g for g in request.headers.get("X-Test-Groups", "").split(",") if g)
-        return UserInfo(name, groups=(*groups, "system:authenticated"))
-
-
-def as_(user: str, *groups: str) -> dict[str, str]:
-    return {"X-Test-User": user, "X-Test-Groups": ",".join(groups)}
 
 
 ADMIN = as_("root", "system:masters")
