@@ -9,14 +9,13 @@ answers checked with kube's words; the webhook down or answering wrong is kube's
 from __future__ import annotations
 
 import asyncio
-import copy
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import orjson
 import pytest
 from aiohttp.test_utils import TestClient
-from tests.helpers.webhookserver import Review, WebhookThread, allow
+from tests.helpers.webhookserver import Review, WebhookThread, allow, convert_widget
 
 from k8py.apiserver import conversionwebhook as cw
 from k8py.apiserver.admission.webhook import ValidatingAdmissionWebhook
@@ -31,21 +30,9 @@ GVK = "example.com/v1, Kind=Widget"
 fault: dict[str, Any] = {}
 
 
-def _to(obj: Obj, desired: str) -> Obj:
-    out = copy.deepcopy(obj)
-    out["apiVersion"] = desired
-    spec = out.setdefault("spec", {})
-    if desired.endswith("/v2") and "hostPort" in spec:
-        host, _, port = spec.pop("hostPort").rpartition(":")
-        spec["host"], spec["port"] = host, int(port)
-    elif desired.endswith("/v1") and "host" in spec:
-        spec["hostPort"] = f"{spec.pop('host')}:{spec.pop('port')}"
-    return out
-
-
 def _convert(review: Review) -> Review:
     req = review["request"]
-    objs = [_to(o, req["desiredAPIVersion"]) for o in req["objects"]]
+    objs = [convert_widget(o, req["desiredAPIVersion"]) for o in req["objects"]]
     result: Obj = {"status": "Success"}
     kind = fault.get("kind")
     if kind == "count":

@@ -10,35 +10,22 @@ kube's error."""
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from tests.e2e.conftest import KUBECTL, Server, manifest, start_server, wait
-from tests.helpers.webhookserver import Review, WebhookThread
+from tests.helpers.webhookserver import Review, WebhookThread, convert_widget
 
 Obj = dict[str, Any]
-
-
-def _to(obj: Obj, desired: str) -> Obj:
-    out = copy.deepcopy(obj)
-    out["apiVersion"] = desired
-    spec = out.setdefault("spec", {})
-    if desired.endswith("/v2") and "hostPort" in spec:
-        host, _, port = spec.pop("hostPort").rpartition(":")
-        spec["host"], spec["port"] = host, int(port)
-    elif desired.endswith("/v1") and "host" in spec:
-        spec["hostPort"] = f"{spec.pop('host')}:{spec.pop('port')}"
-    return out
 
 
 def _convert(review: Review) -> Review:
     req = review["request"]
     return {"apiVersion": "apiextensions.k8s.io/v1", "kind": "ConversionReview",
             "response": {"uid": req["uid"], "result": {"status": "Success"},
-                         "convertedObjects": [_to(o, req["desiredAPIVersion"]) for o in req["objects"]]}}
+                         "convertedObjects": [convert_widget(o, req["desiredAPIVersion"]) for o in req["objects"]]}}
 
 
 def _schema(props: Obj) -> Obj:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import copy
 import inspect
 import json
 import threading
@@ -94,3 +95,17 @@ class WebhookThread:
         self.thread.join(10)
         self.loop.close()
         self.tls.remove()
+
+
+def convert_widget(obj: dict[str, Any], desired: str) -> dict[str, Any]:
+    """The conversion-webhook tests' conversion of their Widget CRD: v1's ``spec.hostPort``
+    ("host:port") is v2's ``spec.host`` and ``spec.port``."""
+    out = copy.deepcopy(obj)
+    out["apiVersion"] = desired
+    spec = out.setdefault("spec", {})
+    if desired.endswith("/v2") and "hostPort" in spec:
+        host, _, port = spec.pop("hostPort").rpartition(":")
+        spec["host"], spec["port"] = host, int(port)
+    elif desired.endswith("/v1") and "host" in spec:
+        spec["hostPort"] = f"{spec.pop('host')}:{spec.pop('port')}"
+    return out
